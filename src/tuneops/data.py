@@ -1,0 +1,232 @@
+"""Data sources, task detection and the data fingerprint.
+
+Sources:
+
+* ``sklearn:NAME`` - a dataset bundled with scikit-learn (``breast_cancer``, ``iris``, ``wine``,
+  ``digits``, ``diabetes``).
+* ``pmlb:NAME`` - a Penn ML Benchmark dataset read from a local PMLB directory: the
+  ``TUNEOPS_PMLB_DIR`` environment variable, else ``../shared/datasets/pmlb`` when it exists.
+* a ``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz`` or ``.parquet`` path with a target column.
+* a pandas DataFrame (Python API) with a target column.
+
+Missing values and categorical columns are kept as they are: the model pipeline imputes and
+encodes them inside each CV fold, so no information leaks between folds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuneops.errors import DataError, unknown_name
+
+__all__ = ["Dataset", "load_dataset", "pmlb_dir", "fingerprint", "SKLEARN_DATASETS"]
+
+SKLEARN_DATASETS = {
+    "breast_cancer": "load_breast_cancer",
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "digits": "load_digits",
+    "diabetes": "load_diabetes",
+}
+_MIN_ROWS = 10
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features, target, task type and a content fingerprint."""
+
+    name: str
+    X: pd.DataFrame
+    y: pd.Series
+    task: str
+    fingerprint: str
+    categorical: tuple[str, ...] = field(default=())
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(c for c in self.X.columns if c not in self.categorical)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.y.nunique()) if self.task == "classification" else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rows": int(len(self.X)),
+            "columns": int(self.X.shape[1]),
+            "task": self.task,
+            "n_classes": self.n_classes,
+            "categorical": list(self.categorical),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def pmlb_dir() -> Path:
+    """The local PMLB directory: ``$TUNEOPS_PMLB_DIR``, else ``../shared/datasets/pmlb``."""
+    env = os.environ.get("TUNEOPS_PMLB_DIR")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[3]):
+        candidate = base / ".." / "shared" / "datasets" / "pmlb"
+        if candidate.is_dir():
+            return candidate.resolve()
+    return Path("../shared/datasets/pmlb")
+
+
+def fingerprint(X: pd.DataFrame, y: pd.Series) -> str:
+    """SHA-256 of the content (values, column names, dtypes, order), not of a file path."""
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in X.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(X, index=False).values.tobytes())
+    digest.update(pd.util.hash_pandas_object(y.rename("target"), index=False).values.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def detect_task(y: pd.Series) -> str:
+    """Classification for text, boolean, categorical, or integer targets with few values."""
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    values = y.dropna()
+    is_integral = bool(np.all(np.mod(values, 1) == 0))
+    if is_integral and values.nunique() <= max(2, min(30, int(0.05 * len(values)) + 2)):
+        return "classification"
+    return "regression"
+
+
+def load_dataset(
+    source: str | pd.DataFrame, *, target: str | None = None, task: str = "auto", name: str | None = None
+) -> Dataset:
+    """Load a data source into a :class:`Dataset`.
+
+    Raises:
+        DataError: the source is unknown, missing, empty, or has no such target column.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, default_target, name = source, "target", name or "dataframe"
+    elif not isinstance(source, str):
+        raise DataError(f"data.source: expected a string or a DataFrame, received {type(source).__name__}.")
+    elif source.startswith("sklearn:"):
+        frame, default_target = _sklearn(source.removeprefix("sklearn:")), "target"
+    elif source.startswith("pmlb:"):
+        frame, default_target = _pmlb(source.removeprefix("pmlb:")), "target"
+    else:
+        frame, default_target = _file(Path(source)), None
+    target = target or default_target
+    if target is None:
+        raise DataError(
+            f"data.target: {source!r} is a file, so the spec must name its target column; "
+            f"columns: {', '.join(map(str, frame.columns[:20]))}."
+        )
+    if target not in frame.columns:
+        raise DataError(
+            f"data.target: column {target!r} does not exist in {name or source!r}; columns: "
+            f"{', '.join(map(str, frame.columns[:30]))}. Set data.target to one of them."
+        )
+    frame = frame[frame[target].notna()]
+    if len(frame) < _MIN_ROWS:
+        raise DataError(
+            f"data: {name or source!r} has {len(frame)} rows with a target; at least {_MIN_ROWS} "
+            "are needed to cross-validate."
+        )
+    X = frame.drop(columns=[target]).reset_index(drop=True)
+    if X.shape[1] == 0:
+        raise DataError(f"data: {name or source!r} has no feature columns besides {target!r}.")
+    X.columns = [str(c) for c in X.columns]
+    y = frame[target].reset_index(drop=True)
+    detected = detect_task(y)
+    if task == "auto":
+        task = detected
+    elif task == "classification" and detected == "regression" and y.nunique() > 100:
+        raise DataError(
+            f"data.task: classification was requested but target {target!r} has {y.nunique()} "
+            "distinct numeric values; set data.task to regression or auto."
+        )
+    if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+        raise DataError(
+            f"data.task: regression needs a numeric target, but {target!r} is {y.dtype}; set "
+            "data.task to classification or auto."
+        )
+    if task == "classification" and y.nunique() < 2:
+        raise DataError(f"data: target {target!r} has a single class; there is nothing to learn.")
+    categorical = tuple(
+        c for c in X.columns
+        if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])
+    )
+    for c in categorical:  # one representation for text and categories, robust to NaN
+        X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
+    return Dataset(
+        name=name or source,
+        X=X,
+        y=y,
+        task=task,
+        fingerprint=fingerprint(X, y),
+        categorical=categorical,
+    )
+
+
+def _sklearn(name: str) -> pd.DataFrame:
+    if name not in SKLEARN_DATASETS:
+        raise DataError(unknown_name("scikit-learn dataset", name, SKLEARN_DATASETS, field="data.source"))
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, SKLEARN_DATASETS[name])(as_frame=True)
+    frame = bunch.frame.copy()
+    return frame
+
+
+def _pmlb(name: str) -> pd.DataFrame:
+    root = pmlb_dir()
+    path = root / name / f"{name}.tsv.gz"
+    if not path.is_file():
+        if not root.is_dir():
+            raise DataError(
+                f"data.source: PMLB directory {str(root)!r} does not exist; set TUNEOPS_PMLB_DIR "
+                "to a folder holding NAME/NAME.tsv.gz files."
+            )
+        import difflib
+
+        names = sorted(p.name for p in root.iterdir() if p.is_dir())
+        close = difflib.get_close_matches(name, names, n=3)
+        raise DataError(
+            f"data.source: PMLB dataset {name!r} is not in {str(root)!r} ({len(names)} datasets)"
+            + (f"; closest: {', '.join(close)}." if close else "; list the folder to see the names.")
+        )
+    return pd.read_csv(path, sep="\t")
+
+
+def _file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(
+            f"data.source: {str(path)!r} does not exist; expected sklearn:NAME, pmlb:NAME, or the "
+            "path of a CSV/TSV/Parquet file."
+        )
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if path.suffix.lower() == ".parquet":
+            frame = pd.read_parquet(path)
+        elif ".tsv" in suffixes:
+            frame = pd.read_csv(path, sep="\t")
+        elif ".csv" in suffixes:
+            frame = pd.read_csv(path)
+        else:
+            raise DataError(
+                f"data.source: {str(path)!r} has an unsupported type {path.suffix!r}; expected "
+                ".csv, .tsv (optionally .gz) or .parquet."
+            )
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data.source: {str(path)!r} is empty; expected a header row and data rows.") from None
+    except Exception as exc:
+        raise DataError(f"data.source: cannot read {str(path)!r}: {exc}") from exc
+    if frame.empty:
+        raise DataError(f"data.source: {str(path)!r} has no rows.")
+    return frame

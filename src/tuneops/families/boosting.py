@@ -1,0 +1,58 @@
+"""Gradient-boosting libraries as optional extras: LightGBM and XGBoost."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tuneops.errors import require
+from tuneops.families._base import Family, float_param, int_param
+from tuneops.space import Param
+
+__all__ = ["LightGBM", "XGBoost"]
+
+
+class LightGBM(Family):
+    name = "lightgbm"
+    extra = "lightgbm"
+    description = "LightGBM LGBM{Classifier,Regressor} (extra: lightgbm)"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        params = [
+            int_param("n_estimators", 20, 500, log=True),
+            float_param("learning_rate", 0.01, 0.3, log=True),
+            int_param("num_leaves", 7, 127, log=True),
+            int_param("min_child_samples", 5, 100, log=True),
+            float_param("subsample", 0.5, 1.0),
+            float_param("colsample_bytree", 0.3, 1.0),
+            float_param("reg_lambda", 1e-8, 10.0, log=True),
+        ]
+        return {p.name: p for p in params}
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        lgb = require("lightgbm", "lightgbm", "The lightgbm family")
+        cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+        return cls(**params, subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1)
+
+
+class XGBoost(Family):
+    name = "xgboost"
+    extra = "xgboost"
+    description = "XGBoost XGB{Classifier,Regressor} (extra: xgboost)"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        params = [
+            int_param("n_estimators", 20, 500, log=True),
+            float_param("learning_rate", 0.01, 0.3, log=True),
+            int_param("max_depth", 2, 10),
+            float_param("min_child_weight", 0.5, 20.0, log=True),
+            float_param("subsample", 0.5, 1.0),
+            float_param("colsample_bytree", 0.3, 1.0),
+            float_param("reg_lambda", 1e-8, 10.0, log=True),
+        ]
+        return {p.name: p for p in params}
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        xgb = require("xgboost", "xgboost", "The xgboost family")
+        cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
+        return cls(**params, random_state=seed, n_jobs=1, tree_method="hist", verbosity=0)

@@ -1,0 +1,165 @@
+"""The scikit-learn families: forests, histogram gradient boosting, linear, SVM, k-NN, MLP.
+
+Default spaces follow common practice: log scales for regularisation strengths, learning
+rates, counts spanning orders of magnitude; linear scales for fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tuneops.families._base import Family, choice, float_param, int_param
+from tuneops.space import Param
+
+__all__ = [
+    "RandomForest",
+    "ExtraTrees",
+    "HistGradientBoosting",
+    "Linear",
+    "SVM",
+    "KNN",
+    "MLP",
+]
+
+
+def _space(*params: Param) -> dict[str, Param]:
+    return {p.name: p for p in params}
+
+
+class RandomForest(Family):
+    name = "random_forest"
+    description = "scikit-learn RandomForest{Classifier,Regressor}"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        return _space(
+            int_param("n_estimators", 10, 300, log=True),
+            int_param("max_depth", 2, 32, log=True),
+            int_param("min_samples_leaf", 1, 20, log=True),
+            float_param("max_features", 0.05, 1.0),
+        )
+
+    def _cls(self, task: str) -> type:
+        from sklearn import ensemble
+
+        return ensemble.RandomForestClassifier if task == "classification" else ensemble.RandomForestRegressor
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        return self._cls(task)(**params, random_state=seed, n_jobs=1)
+
+
+class ExtraTrees(RandomForest):
+    name = "extra_trees"
+    description = "scikit-learn ExtraTrees{Classifier,Regressor}"
+
+    def _cls(self, task: str) -> type:
+        from sklearn import ensemble
+
+        return ensemble.ExtraTreesClassifier if task == "classification" else ensemble.ExtraTreesRegressor
+
+
+class HistGradientBoosting(Family):
+    name = "hist_gradient_boosting"
+    description = "scikit-learn HistGradientBoosting{Classifier,Regressor}"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        return _space(
+            float_param("learning_rate", 0.01, 0.3, log=True),
+            int_param("max_iter", 20, 500, log=True),
+            int_param("max_leaf_nodes", 7, 127, log=True),
+            int_param("min_samples_leaf", 2, 100, log=True),
+            float_param("l2_regularization", 1e-8, 10.0, log=True),
+        )
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        from sklearn import ensemble
+
+        cls = (
+            ensemble.HistGradientBoostingClassifier
+            if task == "classification"
+            else ensemble.HistGradientBoostingRegressor
+        )
+        return cls(**params, early_stopping=False, random_state=seed)
+
+
+class Linear(Family):
+    name = "linear"
+    scale = True
+    description = "LogisticRegression (classification) or Ridge (regression)"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        if task == "classification":
+            return _space(float_param("C", 1e-4, 1e3, log=True))
+        return _space(float_param("alpha", 1e-4, 1e3, log=True))
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if task == "classification":
+            return LogisticRegression(**{"max_iter": 500, **params}, random_state=seed)
+        return Ridge(**params, random_state=seed)
+
+
+class SVM(Family):
+    name = "svm"
+    scale = True
+    description = "SVC / SVR with an RBF kernel"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        space = _space(
+            float_param("C", 1e-3, 1e3, log=True),
+            float_param("gamma", 1e-4, 1.0, log=True),
+        )
+        if task == "regression":
+            space["epsilon"] = float_param("epsilon", 1e-3, 1.0, log=True)
+        return space
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        from sklearn.svm import SVC, SVR
+
+        if task == "classification":
+            # probability=True costs an internal 5-fold CV; roc_auc uses decision_function instead.
+            return SVC(**params, random_state=seed)
+        return SVR(**params)
+
+
+class KNN(Family):
+    name = "knn"
+    scale = True
+    description = "k-nearest neighbours"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        return _space(
+            int_param("n_neighbors", 1, 50, log=True),
+            choice("weights", "uniform", "distance"),
+            choice("p", 1, 2),
+        )
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+        cls = KNeighborsClassifier if task == "classification" else KNeighborsRegressor
+        return cls(**params, n_jobs=1)
+
+
+class MLP(Family):
+    name = "mlp"
+    scale = True
+    description = "multi-layer perceptron (scikit-learn)"
+
+    def default_space(self, task: str) -> dict[str, Param]:
+        return _space(
+            int_param("n_layers", 1, 3),
+            int_param("width", 16, 256, log=True),
+            float_param("alpha", 1e-6, 1e-1, log=True),
+            float_param("learning_rate_init", 1e-4, 1e-1, log=True),
+            int_param("max_iter", 20, 300, log=True),
+        )
+
+    def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        params = dict(params)
+        layers = (params.pop("width", 64),) * params.pop("n_layers", 1)
+        cls = MLPClassifier if task == "classification" else MLPRegressor
+        return cls(hidden_layer_sizes=layers, **params, random_state=seed)

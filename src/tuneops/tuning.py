@@ -1,0 +1,456 @@
+"""The tuning job end to end: spec -> data -> study -> workers -> selection -> model -> results.
+
+:func:`run` takes a spec; :func:`tune` takes your own Optuna-style objective and gives it the
+same storage, budget, parallel workers, constraint-aware selection and outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuneops import runner
+from tuneops.errors import SpecError, StudyNotFound, UsageError
+from tuneops.selection import Choice, candidates_from_trials, select_trial
+from tuneops.spec import Constraint, Objective, Selection, Spec, load_spec, parse_constraint
+from tuneops.storage import get_storage, mask_url, resolve_url
+
+__all__ = ["run", "tune", "RunResult", "open_study", "load_study", "study_spec", "reselect", "export_model"]
+
+SPEC_ATTR = "tuneops:spec"
+OBJECTIVES_ATTR = "tuneops:objectives"
+DATA_ATTR = "tuneops:data"
+CONSTRAINTS_ATTR = "tuneops:constraints"
+SELECTION_ATTR = "tuneops:selection"
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``choice`` is None when no trial met the constraints."""
+
+    study: optuna.Study
+    choice: Choice | None
+    results: dict[str, Any]
+    output_dir: Path
+    model_path: Path | None = None
+    results_path: Path | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selected_trial(self) -> optuna.trial.FrozenTrial | None:
+        if self.choice is None:
+            return None
+        return self.study.trials[self.choice.selected.number]
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        trial = self.selected_trial
+        return dict(trial.params) if trial is not None else None
+
+
+# -- studies ------------------------------------------------------------------------------------
+_IDENTITY_KEYS = ("data", "model", "objectives")
+
+
+def open_study(
+    name: str,
+    storage: optuna.storages.BaseStorage,
+    directions: Sequence[str],
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
+) -> optuna.Study:
+    """Create the study, or resume it when one of that name exists with the same definition.
+
+    Raises:
+        SpecError: a study of that name exists with different objectives, data or space.
+    """
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        stored = existing.user_attrs.get(SPEC_ATTR)
+        if [d.name.lower() for d in existing.directions] != list(directions):
+            raise SpecError(
+                f"study {name!r} exists with directions "
+                f"{[d.name.lower() for d in existing.directions]}, but this run has {list(directions)}; "
+                "give the run another study name (spec field 'study')."
+            )
+        if identity is not None and stored is not None:
+            changed = [k for k in _IDENTITY_KEYS if stored.get(k) != identity.get(k)]
+            if changed:
+                raise SpecError(
+                    f"study {name!r} exists with a different {', '.join(changed)}; resuming would "
+                    "mix incomparable trials. Give the run another study name (spec field "
+                    "'study'), or restore the original spec."
+                )
+        if attrs and DATA_ATTR in attrs and DATA_ATTR in existing.user_attrs:
+            old = existing.user_attrs[DATA_ATTR].get("fingerprint")
+            new = attrs[DATA_ATTR].get("fingerprint")
+            if old != new:
+                raise SpecError(
+                    f"study {name!r} was tuned on data {old}, but the data now has fingerprint "
+                    f"{new}; the data changed. Use a new study name for the new data."
+                )
+        return existing
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
+    )
+    for key, value in (attrs or {}).items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def load_study(name: str, storage_url: str | None = None) -> optuna.Study:
+    """Load an existing study by name.
+
+    Raises:
+        StudyNotFound: no such study; the message lists the studies that exist.
+    """
+    storage = get_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise StudyNotFound(
+            f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "
+            f"{', '.join(names) or 'none'}. Pass --storage if the study lives elsewhere."
+        ) from None
+
+
+def study_objectives(study: optuna.Study) -> list[Objective]:
+    stored = study.user_attrs.get(OBJECTIVES_ATTR)
+    if stored:
+        return [Objective(o["metric"], o["direction"]) for o in stored]
+    return [Objective(f"value_{i}" if len(study.directions) > 1 else "value", d.name.lower())
+            for i, d in enumerate(study.directions)]
+
+
+def study_spec(study: optuna.Study) -> Spec | None:
+    """The spec a study was run with, if it was run from a spec."""
+    raw = study.user_attrs.get(SPEC_ATTR)
+    return load_spec(raw) if raw else None
+
+
+# -- run a spec ---------------------------------------------------------------------------------
+def run(
+    spec: Spec | Mapping[str, Any] | str | Path,
+    *,
+    progress: bool = False,
+    dataset: Any = None,
+    **overrides: Any,
+) -> RunResult:
+    """Tune the spec: run its trials, select under its constraints, refit and save the model.
+
+    Args:
+        spec: a Spec, a dict, or the path of a YAML/TOML spec.
+        progress: show a progress bar.
+        dataset: a pandas DataFrame to use instead of ``data.source`` (target column from
+            ``data.target``, default ``target``).
+        **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ...).
+
+    Returns:
+        a :class:`RunResult` with the study, the selection, and the output paths.
+
+    Example::
+
+        >>> result = run("examples/quickstart.yaml", n_trials=5)   # doctest: +SKIP
+        >>> result.model_path                                        # doctest: +SKIP
+        PosixPath('tuneops-out/quickstart/model.joblib')
+    """
+    from tuneops.data import load_dataset
+    from tuneops.objective import SpecObjective
+    from tuneops.pruning import make_pruner
+
+    spec = load_spec(spec, **overrides)
+    if dataset is not None:
+        data = load_dataset(dataset, target=spec.data.target, task=spec.data.task, name=spec.data.source)
+    else:
+        data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    objective = SpecObjective(spec, data)  # validates metrics against the task
+    storage = get_storage(spec.storage, n_workers=spec.n_workers)
+    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
+    sampler_factory = functools.partial(_sampler_for, spec, conditional)
+    pruner_factory = functools.partial(make_pruner, spec.pruner.name, spec.pruner.kwargs)
+    pruner_factory()  # fail on bad pruner parameters before anything is written
+    spec_dict = spec.to_dict()
+    study = open_study(
+        spec.study, storage, spec.directions,
+        sampler=sampler_factory(0), pruner=pruner_factory(),
+        attrs={
+            SPEC_ATTR: spec_dict,
+            OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
+            DATA_ATTR: data.summary(),
+        },
+        identity=spec_dict,
+    )
+    study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    setup = runner.WorkerSetup(
+        spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
+    )
+    started = time.time()
+    _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress)
+    elapsed = time.time() - started
+    return _finish(study, spec, objective, elapsed)
+
+
+def _sampler_for(spec: Spec, conditional: bool, index: int) -> optuna.samplers.BaseSampler:
+    seed = spec.seed + 7919 * index  # distinct streams per worker, reproducible per index
+    return runner.make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional)
+
+
+def _drive(
+    study: optuna.Study,
+    setup: runner.WorkerSetup,
+    n_trials: int | None,
+    timeout_s: float | None,
+    n_workers: int,
+    progress: bool,
+) -> None:
+    from tuneops.progress import StudyProgress
+
+    deadline = time.time() + timeout_s if timeout_s else None
+    runner.recover_abandoned(study)
+    if n_trials is not None:
+        runner.ensure_slots(study, n_trials)
+    with StudyProgress(study, n_trials, enabled=progress) as bar:
+        # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
+        for _ in range(3):
+            runner.execute(
+                setup, n_workers=n_workers, deadline=deadline, unlimited=n_trials is None,
+                study=study, on_progress=bar.refresh,
+            )
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if not waiting or (deadline is not None and time.time() >= deadline):
+                break
+
+
+def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
+    from tuneops.errors import NoFeasibleTrial
+    from tuneops.export import save_model, write_json
+    from tuneops.results import study_results
+
+    out_dir = Path(spec.output_dir or Path("tuneops-out") / spec.study)
+    objectives = list(spec.objectives)
+    message = None
+    choice: Choice | None
+    try:
+        choice = select_trial(
+            candidates_from_trials(study.get_trials(deepcopy=False), spec.metric_names),
+            objectives, spec.constraints, spec.selection,
+        )
+    except NoFeasibleTrial as exc:
+        choice, message = None, str(exc)
+    model_path = None
+    if choice is not None:
+        study.set_user_attr(SELECTION_ATTR, choice.to_dict())
+        model_path = export_trial(study, choice.selected.number, objective, out_dir, spec=spec)
+    results = study_results(study, choice=choice, elapsed_s=elapsed, message=message)
+    results["outputs"] = {"model": str(model_path) if model_path else None, "results": str(out_dir / "results.json")}
+    results_path = write_json(out_dir / "results.json", results)
+    return RunResult(study, choice, results, out_dir, model_path, results_path, message)
+
+
+def export_trial(
+    study: optuna.Study, number: int, objective: Any, out_dir: Path, *, spec: Spec
+) -> Path:
+    """Refit trial ``number``'s configuration on all data and save it with metadata."""
+    from tuneops.export import save_model
+
+    trial = study.trials[number]
+    family, params, model = objective.refit(trial.params)
+    metadata = {
+        "study": study.study_name,
+        "trial": number,
+        "family": family,
+        "params": params,
+        "metrics": trial.user_attrs.get("metrics", {}),
+        "objectives": [o.to_dict() for o in spec.objectives],
+        "constraints": [str(c) for c in spec.constraints],
+        "spec": spec.to_dict(),
+        "data": study.user_attrs.get(DATA_ATTR, {}),
+        "features": list(objective.dataset.X.columns),
+        "task": objective.task,
+    }
+    return save_model(model, metadata, out_dir)
+
+
+# -- re-selection and export of an existing study -----------------------------------------------
+def reselect(
+    study: optuna.Study,
+    *,
+    constraints: Sequence[str] | None = None,
+    policy: str | Selection | None = None,
+) -> Choice:
+    """Select again from a finished study with other constraints or policy; nothing re-runs.
+
+    Raises:
+        SpecError: malformed constraint or a metric the study did not measure.
+        NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
+    """
+    objectives = study_objectives(study)
+    spec = study_spec(study)
+    if constraints is None:
+        parsed = list(spec.constraints) if spec else [
+            parse_constraint(c) for c in study.user_attrs.get(CONSTRAINTS_ATTR, [])
+        ]
+    else:
+        parsed = [parse_constraint(c, "--constraint") if isinstance(c, str) else c for c in constraints]
+    if isinstance(policy, Selection):
+        selection = policy
+    elif policy is not None:
+        from tuneops.spec import _selection
+
+        selection = _selection(policy, tuple(objectives))
+    else:
+        selection = spec.selection if spec else Selection()
+    return select_trial(
+        candidates_from_trials(study.get_trials(deepcopy=False), [o.metric for o in objectives]),
+        objectives, parsed, selection,
+    )
+
+
+def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str | Path | None = None) -> Path:
+    """Refit and save a study's selected (or given) trial again, from its stored spec.
+
+    Raises:
+        UsageError: the study was not run from a spec, the trial is not complete, or the data
+            changed since the study ran.
+    """
+    from tuneops.data import load_dataset
+    from tuneops.objective import SpecObjective
+
+    spec = study_spec(study)
+    if spec is None:
+        raise UsageError(
+            f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so "
+            "tuneops cannot rebuild its model; refit it from the selected params in results.json."
+        )
+    if trial is None:
+        trial = reselect(study).selected.number
+    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
+        raise UsageError(f"--trial: trial {trial} of study {study.study_name!r} is not a complete trial.")
+    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
+    if stored and stored != data.fingerprint:
+        raise UsageError(
+            f"data {spec.data.source!r} changed since study {study.study_name!r} ran "
+            f"(fingerprint {stored} -> {data.fingerprint}); the model would not be the one tuned."
+        )
+    out = Path(out_dir or Path("tuneops-out") / study.study_name)
+    return export_trial(study, trial, SpecObjective(spec, data), out, spec=spec)
+
+
+# -- a custom objective -------------------------------------------------------------------------
+class _Constrained:
+    """Wraps a user objective: records constraint violations so the sampler learns feasibility."""
+
+    def __init__(self, fn: Callable[[optuna.Trial], Any], names: Sequence[str], constraints: Sequence[Constraint]):
+        self.fn, self.names, self.constraints = fn, list(names), list(constraints)
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        result = self.fn(trial)
+        if self.constraints:
+            values = list(result) if isinstance(result, (list, tuple)) else [result]
+            metrics = {**dict(zip(self.names, values)), **trial.user_attrs.get("metrics", {})}
+            trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+            for c in self.constraints:
+                if c.metric not in metrics:
+                    raise ValueError(
+                        f"constraint '{c}' needs {c.metric!r}; return it as an objective or set "
+                        "trial.set_user_attr('metrics', {...}) in the objective"
+                    )
+                trial.set_constraint(str(c), c.violation(metrics))
+        return result
+
+
+def tune(
+    objective: Callable[[optuna.Trial], Any],
+    *,
+    objectives: Sequence[str] = ("value",),
+    directions: Sequence[str] | None = None,
+    constraints: Sequence[str] = (),
+    selection: str | Mapping[str, Any] = "knee",
+    n_trials: int | None = 20,
+    timeout_s: float | None = None,
+    n_workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    sampler: str = "auto",
+    pruner: str = "none",
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Tune your own objective with tuneops' storage, budget, workers and selection.
+
+    Args:
+        objective: ``trial -> float`` or a tuple of floats, using ``trial.suggest_*``.
+        objectives: a name per returned value (used by constraints and reports).
+        directions: ``maximize``/``minimize`` per objective; defaults from built-in metric
+            names, else ``maximize``.
+        constraints: expressions on objective names or on metrics the objective records with
+            ``trial.set_user_attr("metrics", {...})``.
+        n_workers: local worker processes (forked: the objective need not be importable).
+
+    Example::
+
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", -5, 5)
+        ...     return -(x - 1) ** 2
+        >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
+    """
+    from tuneops.export import write_json
+    from tuneops.metrics import METRICS
+    from tuneops.pruning import make_pruner
+    from tuneops.results import study_results
+    from tuneops.spec import _selection
+
+    names = list(objectives)
+    if directions is None:
+        directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
+    directions = list(directions)
+    if len(directions) != len(names) or any(d not in ("maximize", "minimize") for d in directions):
+        raise SpecError(
+            f"directions: expected one of maximize/minimize per objective {names}, received {directions}."
+        )
+    objs = tuple(Objective(n, d) for n, d in zip(names, directions))
+    parsed = [parse_constraint(c) if isinstance(c, str) else c for c in constraints]
+    chosen_selection = _selection(selection, objs)
+    name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
+    store = get_storage(storage, n_workers=n_workers)
+    sampler_factory = lambda i: runner.make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
+    pruner_factory = functools.partial(make_pruner, pruner, None)
+    opened = open_study(
+        name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
+        attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
+    )
+    opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])
+    wrapped = _Constrained(objective, names, parsed)
+    setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
+    started = time.time()
+    _drive(opened, setup, n_trials, timeout_s, n_workers, progress)
+    from tuneops.errors import NoFeasibleTrial
+
+    message = None
+    try:
+        choice: Choice | None = select_trial(
+            candidates_from_trials(opened.get_trials(deepcopy=False), names), objs, parsed, chosen_selection
+        )
+        opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
+    except NoFeasibleTrial as exc:
+        choice, message = None, str(exc)
+    results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)
+    out_dir = Path(output_dir or Path("tuneops-out") / name)
+    results_path = write_json(out_dir / "results.json", results)
+    return RunResult(opened, choice, results, out_dir, None, results_path, message)
