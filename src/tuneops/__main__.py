@@ -1,0 +1,7 @@
+"""``python -m tuneops`` runs the CLI."""
+
+import sys
+
+from tuneops.cli import main
+
+sys.exit(main())
