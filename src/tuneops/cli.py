@@ -198,6 +198,43 @@ def metrics() -> None:
     console.print(table)
 
 
+# -- reports (issue 6): the HTML/PNG report and optuna-dashboard ---------------------------------
+@app.command()
+def report(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file, or the directory for --format png (default: tuneops-out/STUDY/report.html or .../figures).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html (one self-contained file) or png (one file per figure).")] = "html",
+) -> None:
+    """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
+    from tuneops.report import get_renderer, write_report
+    from tuneops.tuning import load_study
+
+    get_renderer(fmt)  # a bad --format fails before the study is read
+    paths = write_report(load_study(study, storage), out, fmt=fmt)
+    console.print(f"Report: {paths[0] if fmt == 'html' else paths[0].parent} ({len(paths)} file(s))", soft_wrap=True)
+
+
+@app.command()
+def dashboard(
+    study: Annotated[Optional[str], typer.Argument(help="Open this study (default: the study list).")] = None,
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind. The dashboard has no login: keep loopback unless a proxy guards it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the study's storage (needs the extra: pip install 'tuneops[dashboard]')."""
+    from tuneops.report.dashboard import start_dashboard
+
+    board = start_dashboard(storage, study=study, host=host, port=port)
+    console.print(f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        pass
+# -- end reports ----------------------------------------------------------------------------------
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
     import click
