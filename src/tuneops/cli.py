@@ -83,6 +83,7 @@ def run(
     study: Annotated[Optional[str], typer.Option(help="Override the study name.")] = None,
     output_dir: Annotated[Optional[str], typer.Option("--out", help="Output directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html next to results.json (needs the extra 'report').")] = True,
 ) -> None:
     """Tune SPEC: run the trials, select under the constraints, refit and save the model."""
     from tuneops.tuning import run as run_spec
@@ -96,6 +97,8 @@ def run(
         err.print("[yellow]Interrupted: finished trials are kept; run the same command to resume.[/]")
         raise typer.Exit(130) from None
     print_summary(result.results)
+    if report:
+        write_run_report(result.study, result.output_dir)
     if result.model_path:
         console.print(f"Model: {result.model_path}\nResults: {result.results_path}")
     else:
@@ -232,6 +235,24 @@ def dashboard(
         board.serve_forever()
     except KeyboardInterrupt:
         pass
+def write_run_report(study: Any, output_dir: Path) -> None:
+    """After `tuneops run`: report.html next to results.json; skipped (never failing the run)
+    when the report extra is missing or the report cannot be written."""
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        err.print("No report.html: install the extra for it: pip install 'tuneops[report]'", highlight=False)
+        return
+    from tuneops.report import write_report
+
+    try:
+        path = write_report(study, Path(output_dir) / "report.html")[0]
+    except Exception as exc:  # the run's results are already saved; a report problem is not a failed run
+        err.print(f"[yellow]report.html not written:[/] {type(exc).__name__}: {exc}", highlight=False)
+        return
+    console.print(f"Report: {path}", soft_wrap=True, highlight=False)
+
+
 # -- end reports ----------------------------------------------------------------------------------
 
 

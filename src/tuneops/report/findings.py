@@ -121,7 +121,7 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     spent = sum(t.duration.total_seconds() for t in pruned if t.duration)
     full = [t.duration.total_seconds() for t in complete if t.duration]
     saved = ""
-    if full:
+    if full and float(np.median(full)) > 0:
         est = len(pruned) * float(np.median(full)) - spent
         saved = f" Pruning saved about {est:.1f} s of {est + spent + sum(full):.1f} s (pruned trials at the median full-trial time)."
     if share > PRUNED_TOO_MANY:
@@ -190,9 +190,13 @@ def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         return []
     best = set(best_numbers(view))
     hits = [t.number for t in warm if t.number in best]
-    where = "the best trial" if not view.multi else "the feasible Pareto front"
-    text = (f"{len(warm)} warm-start trials; {len(hits)} of them are on {where}"
-            + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else "."))
+    if not view.multi:
+        text = (f"{len(warm)} warm-start trials; the best trial ({', '.join(map(str, best)) or 'none yet'}) "
+                + ("is one of them: warm start found it." if hits else "came from the search, not from warm start."))
+    else:
+        text = (f"{len(warm)} warm-start trials; {len(hits)} of the {len(best)} trials on the feasible "
+                "Pareto front came from warm start"
+                + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else "."))
     return [Finding("info", "warm start", text)]
 
 
