@@ -146,3 +146,14 @@ def test_empty_study_and_only_failed_trials_do_not_crash():
     report = build_report(study)
     assert any("MemoryError: big" in f.text for f in report.findings)
     assert report.selected is None
+
+
+def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypatch):
+    def broken(*args, **kwargs):
+        raise FloatingPointError("singular matrix")
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", broken)
+    panel = panels(build(12, states=False))[0]["importances"]
+    assert panel.data is None
+    assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "
+                             "FloatingPointError: singular matrix")

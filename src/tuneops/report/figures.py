@@ -245,7 +245,11 @@ def importances(view: StudyView, ctx: dict[str, Any]) -> Importances:
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        values = optuna.importance.get_param_importances(view.study, evaluator=evaluator)
+        try:
+            values = optuna.importance.get_param_importances(view.study, evaluator=evaluator)
+        except Exception as exc:  # a third-party algorithm failing must not take the report down
+            raise Missing(f"Optuna's {type(evaluator).__name__} failed on this study: "
+                          f"{type(exc).__name__}: {exc}") from None
     notes = tuple(dict.fromkeys(str(w.message) for w in caught))
     target = "reaching the Pareto front" if view.multi else view.objectives[0]
     return Importances(target, type(evaluator).__name__, dict(values), notes)
