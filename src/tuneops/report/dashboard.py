@@ -56,10 +56,10 @@ def start_dashboard(
     from tuneops.tuning import load_study
 
     path = "/dashboard"
-    if study is not None:
-        loaded = load_study(study, storage_url)
-        path += f"/studies/{loaded._study_id}"
     storage = get_storage(storage_url)
+    if study is not None:
+        load_study(study, storage_url)  # StudyNotFound lists the studies there
+        path += f"/studies/{storage.get_study_id_from_name(study)}"
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # one line per request is noise
