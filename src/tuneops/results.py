@@ -85,4 +85,6 @@ def _sections() -> list[tuple[str, Any]]:
 
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
-    return []
+    from tuneops.report.findings import findings_section
+
+    return [("findings", findings_section)]

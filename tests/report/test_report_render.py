@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -70,7 +71,10 @@ def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
     assert code == 0, err
     run_report = workdir / "tuneops-out" / "mo" / "report.html"
     assert run_report.exists() and "Report: " in out  # `tuneops run` writes it next to results.json
-    assert (workdir / "tuneops-out" / "mo" / "results.json").exists()
+    results = json.loads((workdir / "tuneops-out" / "mo" / "results.json").read_text())
+    assert {"level": "info", "topic": "convergence",
+            "text": "5 completed trials are too few to tell whether the search converged (need 10)."
+            } in results["findings"]  # the findings are also in results.json
 
     code, out, err = cli("report", "mo", "--out", workdir / "r.html")
     assert code == 0, err

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from tuneops.report.figures import History, best_numbers
 from tuneops.report.view import StudyView, feasible, is_warm_start
 
-__all__ = ["Finding", "CHECKS", "compute_findings"]
+__all__ = ["Finding", "CHECKS", "compute_findings", "findings_section"]
 
 # Thresholds, named so the text and the tests agree.
 IMPROVING_TOL = 0.01      # improvement in the last window, as a share of the value range
@@ -219,3 +219,17 @@ def compute_findings(view: StudyView, panels: Mapping[str, Any]) -> list[Finding
     found = [f for check in CHECKS for f in check(view, panels)]
     order = {"warning": 0, "info": 1, "ok": 2}
     return sorted(found, key=lambda f: order.get(f.level, 3))
+
+
+def findings_section(study: Any, trials: Any) -> list[dict[str, str]] | None:
+    """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances."""
+    from dataclasses import asdict
+
+    from tuneops.report.figures import compute_panels
+    from tuneops.report.view import view_of
+
+    view = view_of(study, trials)
+    if not view.trials:
+        return None
+    panels = {p.key: p.data for p in compute_panels(view, keys=("history",))}
+    return [asdict(f) for f in compute_findings(view, panels)]

@@ -104,7 +104,7 @@ def _slices(d: F.Slices):
     plt = _plt()
     names = list(d.objectives)
     fig, axes = plt.subplots(len(names), len(d.params), figsize=(2.6 * len(d.params) + 1, 2.6 * len(names)),
-                             squeeze=False, sharey="row")
+                             squeeze=False, sharey="row", layout="constrained")
     for r, obj in enumerate(names):
         for c, a in enumerate(d.params):
             ax = axes[r, c]
@@ -113,7 +113,6 @@ def _slices(d: F.Slices):
             _style_axis(ax, a, "x")
             if c == 0:
                 ax.set_ylabel(obj)
-    fig.tight_layout()
     return fig
 
 

@@ -136,9 +136,9 @@ def _selected(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
         return None
 
 
-def view_of(study: optuna.Study) -> StudyView:
-    """Read ``study`` once into a :class:`StudyView`."""
-    trials = tuple(study.get_trials(deepcopy=False))
+def view_of(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> StudyView:
+    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again)."""
+    trials = tuple(study.get_trials(deepcopy=False) if trials is None else trials)
     return StudyView(
         name=study.study_name,
         objectives=_objectives(study),
