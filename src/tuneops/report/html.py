@@ -128,10 +128,12 @@ def _slices(d: F.Slices):
                 x=[xs[i] for i in idx], y=[d.objectives[obj][i] for i in idx], mode="markers",
                 text=[f"trial {d.numbers[i]}" for i in idx], showlegend=False,
                 marker=dict(color=[d.numbers[i] for i in idx], colorscale="Blues", size=6,
-                            showscale=r == 1 and c == len(d.params), colorbar=dict(title=dict(text="trial"))),
+                            showscale=r == 1 and c == len(d.params),
+                            colorbar=dict(title=dict(text="trial"), x=1.06)),
             ), row=r, col=c)
             fig.update_xaxes(row=r, col=c, **axis)
-    fig.update_layout(height=max(300, 260 * len(names)), width=max(700, 230 * len(d.params)))
+    # A wide grid keeps its own width (the page scrolls); a narrow one follows the page.
+    fig.update_layout(height=max(300, 260 * len(names)), width=230 * len(d.params) if len(d.params) > 5 else None)
     return fig
 
 
