@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tuneops.errors import TuneOpsError, UsageError
@@ -238,17 +239,16 @@ def dashboard(
 def write_run_report(study: Any, output_dir: Path) -> None:
     """After `tuneops run`: report.html next to results.json; skipped (never failing the run)
     when the report extra is missing or the report cannot be written."""
-    import importlib.util
-
-    if importlib.util.find_spec("plotly") is None:
-        err.print("No report.html: install the extra for it: pip install 'tuneops[report]'", highlight=False)
-        return
+    from tuneops.errors import MissingExtra
     from tuneops.report import write_report
 
     try:
         path = write_report(study, Path(output_dir) / "report.html")[0]
+    except MissingExtra as exc:
+        err.print(f"No report.html: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return
     except Exception as exc:  # the run's results are already saved; a report problem is not a failed run
-        err.print(f"[yellow]report.html not written:[/] {type(exc).__name__}: {exc}", highlight=False)
+        err.print(f"report.html not written: {type(exc).__name__}: {exc}", highlight=False, markup=False)
         return
     console.print(f"Report: {path}", soft_wrap=True, highlight=False)
 
@@ -273,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return 2
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except TuneOpsError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import optuna
-import pytest
 from optuna.trial import TrialState
 
 from report_studies import add, build

@@ -115,3 +115,16 @@ def test_importing_the_report_package_loads_no_plotting_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]"
+
+
+def test_without_the_report_extra_the_command_says_what_to_install(workdir, cli, monkeypatch):
+    spec = _write_spec(workdir / "s.yaml", n_trials=2)
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if plotly were not installed
+    code, out, err = cli("run", spec, "--no-progress")
+    assert code == 0  # the run itself succeeds
+    assert "No report.html" in err and "pip install 'tuneops[report]'" in err
+    assert not (workdir / "tuneops-out" / "tiny" / "report.html").exists()
+    code, out, err = cli("report", "tiny")
+    err = " ".join(err.split())
+    assert code == 1 and "the HTML report needs the optional package 'plotly'" in err
+    assert "pip install 'tuneops[report]'" in err  # not eaten as console markup

@@ -336,7 +336,7 @@ def _spec_block(report: Report) -> str:
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (about 5 MB: plotly.js is embedded once)."""
-    go = _go()  # noqa: F841  (fails with the install command when plotly is missing)
+    _go()  # fails with the install command when plotly is missing
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
