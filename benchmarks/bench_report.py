@@ -79,7 +79,7 @@ def make_study(storage_url: str, n: int, seed: int = 0) -> None:
             state, curve = TrialState.PRUNED, dict(list(curve.items())[:3])
         elif i % 33 == 32:
             state, attrs["fail_reason"] = TrialState.FAIL, "ValueError: Input contains NaN"
-        attrs["intermediate_values"] = curve
+        attrs["tuneops:intermediate"] = {k: [v, None, None] for k, v in curve.items()}
         t = create_trial(state=state, values=[acc, lat, size] if state == TrialState.COMPLETE else None,
                          params=p, distributions=DISTS, user_attrs=attrs,
                          system_attrs={"constraints": [0.9 - acc]})

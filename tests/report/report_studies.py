@@ -64,11 +64,11 @@ def build(n: int = 40, *, multi: bool = True, seed: int = 0, states: bool = True
             state, attrs["fail_reason"] = TrialState.FAIL, "ValueError: solver did not converge"
         elif states and i % 10 == 5:
             state, curve = TrialState.PRUNED, {0: curve[0], 1: curve[1]}
-        if multi:  # Optuna's trial.report is single-objective only (#3450): a user-attr record
-            attrs["intermediate_values"] = {str(k): v for k, v in curve.items()}
+        if multi:  # Optuna's trial.report is single-objective only (#3450): tuneops' pruning record
+            attrs["tuneops:intermediate"] = {str(k): [v, None] for k, v in curve.items()}
             curve = {}
         add(study, i, params, [acc, lat] if multi else [acc], state=state, attrs=attrs,
             intermediate=curve, constraint=(lat - 9.0) if states else None)
     if states:
-        add(study, n, {"lr": 0.01}, state=TrialState.RUNNING, attrs={"worker": {"host": "hostA", "pid": 1000}})
+        add(study, n, {"lr": 0.01}, state=TrialState.RUNNING, attrs={"worker": {"host": "hostA", "pid": 1000, "id": "w0"}})
     return study

@@ -112,17 +112,30 @@ def test_intermediate_values_from_optuna_and_from_user_attrs():
     assert {"COMPLETE", "PRUNED"} <= states
     pruned = next(c for c in single.curves if c.state == "PRUNED")
     assert pruned.steps == (0, 1)
-    multi = panels(build(20))[0]["intermediate_values"].data  # recorded in user attrs
-    assert multi.curves and all(c.steps == (0, 1, 2, 3) for c in multi.curves if c.state == "COMPLETE")
+    multi = panels(build(20))[0]["intermediate_values"].data  # tuneops' multi-objective record
+    complete = [c for c in multi.curves if c.state == "COMPLETE"]
+    assert complete and all(c.steps == (0, 1, 2, 3) for c in complete)
+    trial = next(t for t in build(20).trials if t.number == complete[0].number)
+    assert complete[0].values[-1] == trial.user_attrs["tuneops:intermediate"]["3"][0]
+    assert {"PRUNED"} <= {c.state for c in multi.curves}
 
 
 def test_workers_count_trials_per_process():
     data = panels(build(20))[0]["workers"].data
     rows = {r.worker: r for r in data.rows}
-    assert set(rows) == {"hostA:1000", "hostA:1001"}
+    assert set(rows) == {"w0", "w1"}
     assert sum(sum(r.counts.values()) for r in rows.values()) == 21  # 20 finished + 1 running
-    assert rows["hostA:1000"].counts.get("RUNNING") == 1
-    assert rows["hostA:1000"].busy_s > 0
+    assert rows["w0"].counts.get("RUNNING") == 1
+    assert rows["w0"].busy_s > 0
+
+
+def test_worker_label_falls_back_to_host_and_pid():
+    from optuna.trial import create_trial
+
+    from tuneops.report.view import worker_label
+
+    assert worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}})) == "h:7"
+    assert worker_label(create_trial(value=1.0)) is None
 
 
 def test_panels_that_a_study_cannot_fill_say_why():

@@ -135,6 +135,7 @@ class Curve:
 
 @dataclass(frozen=True)
 class IntermediateValues:
+    objective: str  # the curves are of the first objective
     curves: tuple[Curve, ...]
 
 
@@ -350,7 +351,7 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
     if not curves:
         raise Missing("no trial reported intermediate values (the objective did not report "
                       "learning-curve steps, so nothing could be pruned).")
-    return IntermediateValues(tuple(curves))
+    return IntermediateValues(view.objectives[0], tuple(curves))
 
 
 def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:

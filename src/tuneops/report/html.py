@@ -202,7 +202,7 @@ def _intermediate(d: F.IntermediateValues):
                 line=dict(color=STATE_COLORS[state], width=1), marker=dict(size=4),
                 opacity=0.6 if state == "PRUNED" else 0.85,
             ))
-    fig.update_layout(xaxis_title="step", yaxis_title="intermediate value", height=420)
+    fig.update_layout(xaxis_title="step", yaxis_title=f"{d.objective} (intermediate)", height=420)
     return fig
 
 

@@ -161,7 +161,7 @@ def _intermediate(d: F.IntermediateValues):
                 alpha=0.7, label=None if c.state in seen else c.state.lower())
         seen.add(c.state)
     ax.set_xlabel("step")
-    ax.set_ylabel("intermediate value")
+    ax.set_ylabel(f"{d.objective} (intermediate)")
     ax.legend(fontsize=8)
     return fig
 

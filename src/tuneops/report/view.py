@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
 
 # Where a multi-objective pruning record may live (Optuna's trial.report raises there, #3450).
-_INTERMEDIATE_ATTRS = ("intermediate_values", "intermediate", "tuneops:intermediate")
+_INTERMEDIATE_ATTRS = ("tuneops:intermediate", "intermediate_values")
 
 
 @dataclass(frozen=True)
@@ -74,33 +74,44 @@ def is_warm_start(t: FrozenTrial) -> bool:
 
 
 def worker_label(t: FrozenTrial) -> str | None:
-    """``host:pid`` (or the worker id) of the process that ran the trial, if recorded."""
+    """The worker that ran the trial: its ``id`` (by default ``host:pid``), if recorded."""
     w = t.user_attrs.get("worker")
     if isinstance(w, Mapping):
-        if w.get("host") is not None or w.get("pid") is not None:
-            return f"{w.get('host', '?')}:{w.get('pid', '?')}"
         if w.get("id") is not None:
             return str(w["id"])
+        if w.get("host") is not None or w.get("pid") is not None:
+            return f"{w.get('host', '?')}:{w.get('pid', '?')}"
         return None
     return str(w) if w else None
 
 
-def intermediate_curve(t: FrozenTrial) -> tuple[list[int], list[float]] | None:
-    """A trial's learning curve: Optuna's intermediate values, else a pruning record in user attrs.
+def _first(value: Any) -> float:
+    """A recorded value: a number, or a vector with one value per objective (the first is drawn)."""
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return float(value)
 
-    A user-attr record may be ``{step: value}``, ``{metric: {step: value}}`` (the first metric
-    is taken) or ``[[step, value], ...]``; anything else is ignored.
+
+def intermediate_curve(t: FrozenTrial) -> tuple[list[int], list[float]] | None:
+    """A trial's learning curve of the first objective.
+
+    Read from tuneops' multi-objective pruning record (user attr ``tuneops:intermediate``,
+    ``{step: [value per objective]}``; Optuna's ``trial.report`` is single-objective, #3450),
+    else Optuna's intermediate values. Other shapes -- ``{step: value}``, ``{metric: {step:
+    value}}`` (first metric), ``[[step, value], ...]`` -- are read too; anything else is ignored.
     """
-    raw: Any = dict(t.intermediate_values) or None
+    raw: Any = next((t.user_attrs[k] for k in _INTERMEDIATE_ATTRS if t.user_attrs.get(k)), None)
     if raw is None:
-        raw = next((t.user_attrs[k] for k in _INTERMEDIATE_ATTRS if t.user_attrs.get(k)), None)
+        raw = dict(t.intermediate_values) or None
     if isinstance(raw, Mapping) and raw and all(isinstance(v, Mapping) for v in raw.values()):
         raw = next(iter(raw.values()))
     pairs: list[tuple[int, float]] = []
     try:
         items = raw.items() if isinstance(raw, Mapping) else (raw or [])
         for step, value in items:
-            value = float(value)
+            if value is None or (isinstance(value, (list, tuple)) and (not value or value[0] is None)):
+                continue
+            value = _first(value)
             if math.isfinite(value):
                 pairs.append((int(step), value))
     except (TypeError, ValueError):
