@@ -107,7 +107,7 @@ def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                     "warning", "boundary",
                     f"{name}: {sum(at)} of the {len(positions)} best trials sit at the {side} bound "
                     f"{_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]; widen the range beyond "
-                    f"{_fmt(bound)} (spec model.space.{name.split('.')[-1]}).",
+                    f"{_fmt(bound)} (spec model.space.{name}).",
                 ))
     return out
 
