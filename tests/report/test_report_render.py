@@ -103,9 +103,9 @@ def test_report_command_refuses_bad_input(workdir, cli):
     code, out, err = cli("report", "nope")
     assert code == 2 and "no study 'nope'" in err and "tiny" in err
     # one trial: a short report that says why panels are missing
-    code, out, err = cli("report", "tiny")
+    code, out, err = cli("report", "tiny", "--storage", workdir / "tuneops.journal", "--out", workdir)
     assert code == 0, err
-    text = (workdir / "tuneops-out" / "tiny" / "report.html").read_text()
+    text = (workdir / "report.html").read_text()  # --out DIR: DIR/report.html
     assert "1 completed trial(s)" in text and "Not shown: " in text
 
 
