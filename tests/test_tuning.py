@@ -142,7 +142,8 @@ def test_a_dead_worker_loses_nothing(workdir):
 
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     spec = workdir / "slow.yaml"
-    spec.write_text(json.dumps(tiny_spec(n_trials=8, model={"family": "random_forest"}, cv_folds=3)))
+    spec.write_text(json.dumps(tiny_spec(n_trials=8, model={
+        "family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 5, "high": 30}}})))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tuneops", "run", str(spec), "--no-progress"],

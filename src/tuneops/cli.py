@@ -259,6 +259,10 @@ def write_run_report(study: Any, output_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
     import click
+    import optuna
+
+    # tuneops prints its own progress and summary; Optuna's per-trial INFO lines would bury them.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of raising it.

@@ -49,8 +49,13 @@ FAIL_REASON = "fail_reason"
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
     # Optuna 5 defaults: multivariate and constant_liar (pending trials penalised, so parallel
-    # workers spread out). `group` handles conditional spaces (several families).
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
+    # workers spread out). `group` handles conditional spaces (several families); it is marked
+    # experimental, and using it is a deliberate choice, so its warning is not the user's.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
 
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
