@@ -16,6 +16,7 @@ DISTS = {
     "lr": FloatDistribution(1e-4, 1.0, log=True),
     "depth": IntDistribution(1, 10),
     "criterion": CategoricalDistribution(["gini", "entropy"]),
+    "width": FloatDistribution(0.0, 1.0),
 }
 
 

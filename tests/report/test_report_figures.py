@@ -169,3 +169,18 @@ def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypa
     assert panel.data is None
     assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "
                              "FloatingPointError: singular matrix")
+
+
+def test_contour_takes_the_top_parameters_that_trials_set_together():
+    # conditional space: lr only with gini, depth only with entropy, width always
+    study = optuna.create_study()
+    for i in range(16):
+        gini = i % 2 == 0
+        params = {"criterion": "gini" if gini else "entropy", "width": (i * 7 % 16) / 16}
+        params.update({"lr": 10 ** -(i % 4 + 1)} if gini else {"depth": 1 + i % 9})
+        add(study, i, params, [float(i % 5) + params["width"]])
+    ranked = F.Importances("value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1})
+    contour = F.contour(view_of(study), {"importances": ranked})
+    # lr and depth are never set together; criterion is constant where lr is set
+    assert {contour.x.name, contour.y.name} == {"lr", "width"}
+    assert None not in contour.x.values and len(contour.x.values) == 8

@@ -292,10 +292,19 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     names = _ranked_params(view, ctx)
     if len(names) < 2:
         raise Missing(f"a contour needs two tuned parameters; this study has one ({names[0]}).")
-    x_name, y_name = names[:2]
+    # The two most important parameters that trials set together (conditional spaces: the top
+    # two may belong to different model families and never meet).
+    def spans(a: str, b: str) -> bool:
+        together = [t for t in complete if a in t.params and b in t.params]
+        return (len(together) >= 3 and len({repr(t.params[a]) for t in together}) > 1
+                and len({repr(t.params[b]) for t in together}) > 1)
+
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    chosen = next(((a, b) for a, b in pairs if spans(a, b)), None)
+    if chosen is None:
+        raise Missing("no two parameters vary together in 3 or more completed trials.")
+    x_name, y_name = chosen
     both = [t for t in complete if x_name in t.params and y_name in t.params]
-    if len(both) < 3:
-        raise Missing(f"fewer than 3 completed trials set both {x_name} and {y_name}.")
     x, y = _axis(x_name, dists[x_name], both), _axis(y_name, dists[y_name], both)
     z = np.array([t.values[0] for t in both])
 
