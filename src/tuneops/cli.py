@@ -230,6 +230,9 @@ def dashboard(
     from tuneops.report.dashboard import start_dashboard
 
     board = start_dashboard(storage, study=study, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
+                  "reaches this address can read and edit the studies.", highlight=False, markup=False)
     console.print(f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     try:
