@@ -164,7 +164,9 @@ def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypa
     def broken(*args, **kwargs):
         raise FloatingPointError("singular matrix")
 
-    monkeypatch.setattr(optuna.importance, "get_param_importances", broken)
+    import optuna.importance as importance
+
+    monkeypatch.setattr(importance, "get_param_importances", broken)
     panel = panels(build(12, states=False))[0]["importances"]
     assert panel.data is None
     assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "

@@ -237,17 +237,17 @@ def _hypervolume_history(view: StudyView, complete: list[FrozenTrial]) -> tuple[
 
 def importances(view: StudyView, ctx: dict[str, Any]) -> Importances:
     """Optuna's default evaluator (PED-ANOVA in Optuna 5; fANOVA is far slower at 1k trials)."""
-    import optuna
+    import optuna.importance as importance  # the module itself, not Optuna's lazy attribute
 
     _need_params(view)
     _need_complete(view, 2, "parameter importances")
     if view.study is None:
         raise Missing("importances need the study itself, not only its trials.")
-    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    evaluator = importance.PedAnovaImportanceEvaluator()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            values = optuna.importance.get_param_importances(view.study, evaluator=evaluator)
+            values = importance.get_param_importances(view.study, evaluator=evaluator)
         except Exception as exc:  # a third-party algorithm failing must not take the report down
             raise Missing(f"Optuna's {type(evaluator).__name__} failed on this study: "
                           f"{type(exc).__name__}: {exc}") from None
