@@ -21,7 +21,7 @@ from tuneops.data import Dataset
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
 from tuneops.measure import LatencyConfig, make_folds, mean_metrics, measure_latency, model_size_kb, score
 from tuneops.metrics import METRICS
-from tuneops.pruning import FIDELITY_ATTR, report, should_prune
+from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
 from tuneops.space import Param, suggest_params
 from tuneops.spec import Spec
 
@@ -143,10 +143,14 @@ class SpecObjective:
             fold["fit_time_s"] = seconds
         mean, spread = mean_metrics(per_fold)
         model = models[-1]
+        start = time.perf_counter()
         if any(METRICS[m].kind == "latency" for m in wanted):
             mean.update(measure_latency(model, X.iloc[self.folds[-1][1]], self.latency))
         if "model_size_kb" in wanted:
             mean["model_size_kb"] = model_size_kb(model)
+        if trial is not None and FIDELITY_ATTR in trial.user_attrs:
+            record = dict(trial.user_attrs[FIDELITY_ATTR], measure_s=time.perf_counter() - start)
+            trial.set_user_attr(FIDELITY_ATTR, record)
         return mean, spread
 
     def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:
@@ -169,8 +173,8 @@ class SpecObjective:
             fam.fit_steps(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
             for model, (train, _) in zip(models, self.folds)
         ]
-        multi = len(self.spec.objectives) > 1
         done: list[int] = []
+        fit_by_step: list[float] = []
         per_fold: list[dict[str, float]] = []
         for step in FIDELITY_STEPS:
             for i, run in enumerate(runs):
@@ -178,18 +182,17 @@ class SpecObjective:
                 next(run)
                 fit_s[i] += time.perf_counter() - start
             done.append(step)
+            fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
             for model, (_, test) in zip(models, self.folds):
                 start = time.perf_counter()
                 per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
                 predict_s += time.perf_counter() - start
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
-            # At the last step training is over: pruning then saves only the cost measurement,
-            # which a single-objective study does not make.
-            if (step != FIDELITY_STEPS[-1] or multi) and should_prune(trial):
-                self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], sum(fit_s), pruned=True)
+            if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
+                self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True)
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
-        self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], sum(fit_s))
+        self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step)
         return per_fold
 
     def _intermediate(
@@ -222,11 +225,18 @@ class SpecObjective:
         return vector
 
     @staticmethod
-    def _record(trial: Any, steps: list[int], n_steps: int, max_step: int, fit_s: float, *, pruned: bool = False) -> None:
-        trial.set_user_attr(
-            FIDELITY_ATTR,
-            {"steps": steps, "n_steps": n_steps, "max_step": max_step, "fit_s": fit_s, "pruned": pruned},
-        )
+    def _record(
+        trial: Any, steps: list[int], n_steps: int, max_step: int, fit_s: float | list[float], *, pruned: bool = False
+    ) -> None:
+        """Keep what the trial trained: steps run, fit seconds (cumulative per step when known)."""
+        by_step = list(fit_s) if isinstance(fit_s, list) else None
+        record = {
+            "steps": steps, "n_steps": n_steps, "max_step": max_step,
+            "fit_s": by_step[-1] if by_step else float(fit_s), "pruned": pruned,
+        }
+        if by_step:
+            record["fit_s_steps"] = by_step
+        trial.set_user_attr(FIDELITY_ATTR, record)
 
     def refit(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], Any]:
         """Fit the configuration of recorded trial ``params`` on all the data."""

@@ -36,6 +36,7 @@ __all__ = [
     "ParetoPruner",
     "report",
     "should_prune",
+    "consult_at",
     "intermediate_values",
     "pruning_savings",
     "INTERMEDIATE_ATTR",
@@ -415,6 +416,14 @@ def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None]
         return  # a step is reported once, as Optuna does
     record[str(step)] = [None if v is None else float(v) for v in vector]
     trial.set_user_attr(INTERMEDIATE_ATTR, record)
+
+
+def consult_at(step: int, n_objectives: int, last_step: int | None = None) -> bool:
+    """Whether to ask the pruner after ``step``: always before the last step; at the last step
+    only with several objectives, where pruning still skips the serving-cost measurement."""
+    from tuneops.families import FIDELITY_STEPS
+
+    return step != (last_step if last_step is not None else FIDELITY_STEPS[-1]) or n_objectives > 1
 
 
 def should_prune(trial: optuna.trial.BaseTrial) -> bool:

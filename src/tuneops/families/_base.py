@@ -86,6 +86,12 @@ class Family:
             state["order"] = _interleaved_order(np.asarray(y), state.get("seed", 0), is_classifier(estimator))
         n_rows = len(state["order"])
         n = min(n_rows, max(math.ceil(fraction * n_rows), self.min_rows(estimator)))
+        if n == state.get("rows"):
+            return  # the same rows as the previous step: nothing more to learn
+        state["rows"] = n
+        if n == n_rows:
+            estimator.fit(X, y)
+            return
         rows = np.sort(state["order"][:n])
         estimator.fit(X[rows], y.iloc[rows] if hasattr(y, "iloc") else y[rows])
 

@@ -38,8 +38,10 @@ class RandomForest(Family):
         # warm_start adds trees to the fitted ones; new trees draw their seeds after the
         # existing ones', so the forest equals one fitted with all trees at once.
         total = state.setdefault("total", estimator.n_estimators)
-        estimator.set_params(n_estimators=budget(total, fraction), warm_start=True)
-        estimator.fit(X, y)
+        if budget(total, fraction) > state.get("trees", 0):
+            state["trees"] = budget(total, fraction)
+            estimator.set_params(n_estimators=state["trees"], warm_start=True)
+            estimator.fit(X, y)
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
@@ -75,8 +77,10 @@ class HistGradientBoosting(Family):
 
     def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
         total = state.setdefault("total", estimator.max_iter)
-        estimator.set_params(max_iter=budget(total, fraction), warm_start=True)
-        estimator.fit(X, y)
+        if budget(total, fraction) > state.get("rounds", 0):
+            state["rounds"] = budget(total, fraction)
+            estimator.set_params(max_iter=state["rounds"], warm_start=True)
+            estimator.fit(X, y)
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
