@@ -19,6 +19,7 @@ import optuna
 
 from tuneops.data import Dataset
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
+from tuneops.families._base import single_threaded
 from tuneops.measure import LatencyConfig, make_folds, mean_metrics, measure_latency, model_size_kb, score
 from tuneops.metrics import METRICS
 from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
@@ -113,6 +114,12 @@ class SpecObjective:
         Wilcoxon pruner the steps are the CV folds instead. Latency and size are measured on
         the final model only, after the last step.
         """
+        with single_threaded():
+            return self._evaluate(family, params, trial)
+
+    def _evaluate(
+        self, family: str, params: Mapping[str, Any], trial: optuna.trial.BaseTrial | None
+    ) -> tuple[dict[str, float], dict[str, float]]:
         wanted = set(self.spec.measured_metrics)
         quality = [m for m in self.spec.measured_metrics if METRICS[m].kind == "quality"]
         mode = self._mode(trial)
