@@ -213,7 +213,7 @@ def print_pruning(results: dict[str, Any]) -> None:
     )
     if p.get("time_to_best_s") is not None:
         line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
-    console.print(line + ".", highlight=False)
+    console.print(line + ".", highlight=False, soft_wrap=True)
 
 
 bench_app = typer.Typer(help="Compare configurations on the same spec, seeds and budget.", no_args_is_help=True)
