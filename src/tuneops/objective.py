@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from sklearn.exceptions import ConvergenceWarning
 
 from tuneops.data import Dataset
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
@@ -114,7 +116,10 @@ class SpecObjective:
         Wilcoxon pruner the steps are the CV folds instead. Latency and size are measured on
         the final model only, after the last step.
         """
-        with single_threaded():
+        with single_threaded(), warnings.catch_warnings():
+            # A tuned iteration budget that stops before convergence is a legitimate
+            # configuration; its score tells the sampler what it needs to know.
+            warnings.simplefilter("ignore", ConvergenceWarning)
             return self._evaluate(family, params, trial)
 
     def _evaluate(
