@@ -161,7 +161,7 @@ def test_savings_section_in_results_and_show(workdir, cli):
 # -- bench pruners ------------------------------------------------------------------------------------
 def test_bench_pruners_end_to_end(workdir, cli):
     spec = workdir / "spec.yaml"
-    spec.write_text(json.dumps(tiny_spec(n_trials=6)))
+    spec.write_text(json.dumps(tiny_spec(n_trials=4)))
     code, out, err = cli("bench", "pruners", spec, "--pruners", "none,median", "--seeds", "0,1", "--out", "b")
     assert code == 0, err
     assert "none" in out and "median" in out and "pruning rate" in out
@@ -169,7 +169,7 @@ def test_bench_pruners_end_to_end(workdir, cli):
     assert [p["pruner"] for p in bench["pruners"]] == ["none", "median"]
     for entry in bench["pruners"]:
         assert [r["seed"] for r in entry["runs"]] == [0, 1]
-        assert all(r["n_trials"] == 6 and 0 < r["best"] <= 1 and r["compute_s"] > 0 for r in entry["runs"])
+        assert all(r["n_trials"] == 4 and 0 < r["best"] <= 1 and r["compute_s"] > 0 for r in entry["runs"])
         assert entry["mean"]["best"] is not None and entry["std"]["best"] is not None
     assert bench["pruners"][0]["mean"]["pruning_rate"] == 0
     assert (workdir / "b" / "bench.png").stat().st_size > 0

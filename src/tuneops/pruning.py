@@ -278,20 +278,17 @@ def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
 
 
 # -- multi-objective pruning ----------------------------------------------------------------------
-def _intermediate_of(trial: FrozenTrial, n_objectives: int) -> dict[int, tuple[float | None, ...]]:
-    """A trial's intermediate vectors by step, from Optuna's record or tuneops' user attr."""
+def intermediate_values(trial: FrozenTrial, n_objectives: int) -> dict[int, tuple[float | None, ...]]:
+    """The intermediate objective vectors a trial reported, ``{step: (value per objective)}``.
+
+    Read from tuneops' user attribute (any study), else from Optuna's own record (one objective).
+    """
     stored = trial.user_attrs.get(INTERMEDIATE_ATTR)
     if stored:
         return {int(k): tuple(v) for k, v in stored.items()}
     if n_objectives == 1:
         return {step: (value,) for step, value in trial.intermediate_values.items()}
     return {}
-
-
-def intermediate_values(trial: FrozenTrial, n_objectives: int | None = None) -> dict[int, tuple[float | None, ...]]:
-    """The intermediate objective vectors a trial reported, ``{step: (value per objective)}``."""
-    n = n_objectives if n_objectives is not None else (1 if INTERMEDIATE_ATTR not in trial.user_attrs else 0)
-    return _intermediate_of(trial, n)
 
 
 def dominates(a: Sequence[float | None], b: Sequence[float | None], directions: Sequence[StudyDirection]) -> bool:
@@ -377,7 +374,7 @@ class ParetoPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         directions = study.directions
-        mine = _intermediate_of(trial, len(directions))
+        mine = intermediate_values(trial, len(directions))
         if not mine:
             return False
         step = max(mine)
@@ -385,7 +382,7 @@ class ParetoPruner(optuna.pruners.BasePruner):
             return False
         peers = []
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            vector = _intermediate_of(other, len(directions)).get(step)
+            vector = intermediate_values(other, len(directions)).get(step)
             if vector is not None:
                 peers.append(vector)
         if len(peers) < self.n_startup_trials:
