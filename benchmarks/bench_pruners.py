@@ -243,13 +243,39 @@ def write_doc(result: dict, command: str) -> None:
             f"{s['hv_per_compute_s_ratio_gmean']:.2f}x | {s['pruning_rate']:.0%} | "
             f"{s['front_members_pruned_total']} of {s['runs']} runs' fronts |"
         )
-    lines += ["", result.get("conclusion", "")]
+    lines += ["", conclusion(result)]
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text()
     head = "## Pruning (issue 3)\n"
     start = text.index(head) + len(head)
     end = text.index("\n## ", start)
     doc.write_text(text[:start] + "\n" + "\n".join(lines).rstrip() + "\n\n" + text[end:])
+
+
+def conclusion(result: dict) -> str:
+    """The reading of the figures, computed from them (so it cannot drift from the table)."""
+    so = result["single_objective"]["pruners"]
+    auto, seed = so["auto"], so[SEED_MEDIAN[0]]
+    mo = result["multi_objective"]["pruners"]
+    pareto = mo["pareto (auto)"]
+    target = "met" if auto["saving_to_target_gmean"] >= 3 and auto["final_gap_max_pct"] <= 0.5 else "**not met**"
+    return (
+        f"**Reading.** Single objective: `auto` reached the no-pruning best within 0.5 % in "
+        f"{auto['reached_target']:.0%} of the runs (seed median: {seed['reached_target']:.0%}), with a mean "
+        f"final gap of {auto['final_gap_mean_pct']:.2f} % (seed: {seed['final_gap_mean_pct']:.2f} %, worst "
+        f"{seed['final_gap_max_pct']:.2f} %), pruning {auto['pruning_rate']:.0%} of the trials and spending "
+        f"{auto['total_compute_ratio_gmean']:.2f}x less fit time for the same trials (seed: "
+        f"{seed['total_compute_ratio_gmean']:.2f}x, at the price of lost optima). The issue's target of >= 3x "
+        f"less compute to reach the best at equal quality is {target} here: with "
+        f"{result['n_configs']}-trial runs the best is usually found within the first trials, of which the "
+        f"first 5 are never pruned (startup), so compute-to-target can barely shrink "
+        f"(`auto` {auto['saving_to_target_gmean']:.2f}x, seed {seed['saving_to_target_gmean']:.2f}x); the "
+        f"savings a run sees are the total-compute column, and they grow with longer runs. "
+        f"Multi-objective: Pareto pruning reached {pareto['hv_ratio_gmean']:.3f} of the hypervolume of no "
+        f"pruning with {pareto['compute_ratio_gmean']:.2f}x less compute, i.e. "
+        f"{pareto['hv_per_compute_s_ratio_gmean']:.2f}x the hypervolume per compute second, and pruned "
+        f"{pareto['front_members_pruned_total']} final-front members over {pareto['runs']} runs."
+    )
 
 
 def main() -> None:

@@ -197,9 +197,11 @@ class SpecObjective:
             fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
             for model, (_, test) in zip(models, self.folds):
-                start = time.perf_counter()
+                # CPU time of this thread: a cost proxy that a busy machine does not distort
+                # (wall time would count the moments the worker waits for a core).
+                start = time.thread_time()
                 per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
-                predict_s += time.perf_counter() - start
+                predict_s += time.thread_time() - start
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
                 self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True)
@@ -213,7 +215,7 @@ class SpecObjective:
         """The objective vector at a step, from what the step measured anyway.
 
         Quality: the mean CV score. Costs (multi-objective only), of the partially trained
-        model: validation predict time per row for latency and throughput objectives, the
+        model: validation predict CPU time per row for latency and throughput objectives, the
         pickled size for size, fit seconds so far for fit time. Comparable across trials at
         the same step; the objective values themselves are measured on the final model.
         """
