@@ -132,8 +132,9 @@ class SpecObjective:
         X, y = self.dataset.X, self.dataset.y
         models = [self.pipeline(family, params) for _ in self.folds]
         fit_s = [0.0] * len(self.folds)
+        record: dict[str, Any] | None = None
         if mode == "steps":
-            per_fold = self._by_steps(fam, models, fit_s, quality, trial)
+            per_fold, record = self._by_steps(fam, models, fit_s, quality, trial)
         else:
             per_fold = []
             for i, (model, (train, test)) in enumerate(zip(models, self.folds)):
@@ -145,12 +146,12 @@ class SpecObjective:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
                     report(trial, per_fold[-1][self.spec.metric_names[0]], i)
                     if i < len(self.folds) - 1 and should_prune(trial):
-                        self._record(trial, list(range(1, i + 2)), len(self.folds), len(self.folds), sum(fit_s), pruned=True)
+                        trial.set_user_attr(FIDELITY_ATTR, _fidelity(list(range(1, i + 2)), len(self.folds), len(self.folds), sum(fit_s), pruned=True))
                         raise optuna.TrialPruned(f"pruned after fold {i + 1} of {len(self.folds)}")
             if mode == "folds":
-                self._record(trial, list(range(1, len(self.folds) + 1)), len(self.folds), len(self.folds), sum(fit_s))
+                record = _fidelity(list(range(1, len(self.folds) + 1)), len(self.folds), len(self.folds), sum(fit_s))
             elif getattr(trial, "study", None) is not None:  # trained straight through: one step
-                self._record(trial, [FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
+                record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
         for fold, seconds in zip(per_fold, fit_s):
             fold["fit_time_s"] = seconds
         mean, spread = mean_metrics(per_fold)
@@ -160,8 +161,8 @@ class SpecObjective:
             mean.update(measure_latency(model, X.iloc[self.folds[-1][1]], self.latency))
         if "model_size_kb" in wanted:
             mean["model_size_kb"] = model_size_kb(model)
-        if trial is not None and FIDELITY_ATTR in trial.user_attrs:
-            record = dict(trial.user_attrs[FIDELITY_ATTR], measure_s=time.perf_counter() - start)
+        if record is not None:  # one write per trial: what it trained and what measuring cost
+            record["measure_s"] = time.perf_counter() - start
             trial.set_user_attr(FIDELITY_ATTR, record)
         return mean, spread
 
@@ -178,7 +179,7 @@ class SpecObjective:
 
     def _by_steps(
         self, fam: Any, models: list[Any], fit_s: list[float], quality: list[str], trial: Any
-    ) -> list[dict[str, float]]:
+    ) -> tuple[list[dict[str, float]], dict[str, Any]]:
         """Train all folds in lockstep over the fidelity steps, reporting after each step."""
         X, y = self.dataset.X, self.dataset.y
         runs = [
@@ -204,10 +205,9 @@ class SpecObjective:
                 predict_s += time.thread_time() - start
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
-                self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True)
+                trial.set_user_attr(FIDELITY_ATTR, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True))
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
-        self._record(trial, done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step)
-        return per_fold
+        return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step)
 
     def _intermediate(
         self, per_fold: list[dict[str, float]], fit_s: list[float], predict_s: float, model: Any
@@ -238,23 +238,23 @@ class SpecObjective:
                 vector.append(None)
         return vector
 
-    @staticmethod
-    def _record(
-        trial: Any, steps: list[int], n_steps: int, max_step: int, fit_s: float | list[float], *, pruned: bool = False
-    ) -> None:
-        """Keep what the trial trained: steps run, fit seconds (cumulative per step when known)."""
-        by_step = list(fit_s) if isinstance(fit_s, list) else None
-        record = {
-            "steps": steps, "n_steps": n_steps, "max_step": max_step,
-            "fit_s": by_step[-1] if by_step else float(fit_s), "pruned": pruned,
-        }
-        if by_step:
-            record["fit_s_steps"] = by_step
-        trial.set_user_attr(FIDELITY_ATTR, record)
-
     def refit(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], Any]:
         """Fit the configuration of recorded trial ``params`` on all the data."""
         family, estimator_params = self.config_of(params)
         model = self.pipeline(family, estimator_params)
         get_family(family).fit(model, self.dataset.X, self.dataset.y, seed=self.spec.seed)
         return family, estimator_params, model
+
+
+def _fidelity(
+    steps: list[int], n_steps: int, max_step: int, fit_s: float | list[float], *, pruned: bool = False
+) -> dict[str, Any]:
+    """What a trial trained (user attr ``tuneops:fidelity``): the steps it ran (of ``n_steps``,
+    the last being ``max_step``) and its fit seconds summed over folds (cumulative per step
+    when trained step by step)."""
+    record: dict[str, Any] = {"steps": steps, "n_steps": n_steps, "max_step": max_step, "pruned": pruned}
+    if isinstance(fit_s, list):
+        record["fit_s"], record["fit_s_steps"] = fit_s[-1], list(fit_s)
+    else:
+        record["fit_s"] = float(fit_s)
+    return record
