@@ -58,9 +58,10 @@ def test_every_pruner_builds_with_defaults():
     assert isinstance(patient, optuna.pruners.PatientPruner)
 
 
-def test_wilcoxon_refused_for_multi_objective():
-    with pytest.raises(SpecError, match="'wilcoxon' compares one objective.*received a study with 2 objectives"):
-        make_pruner("wilcoxon", n_objectives=2)
+@pytest.mark.parametrize("name", ["wilcoxon", "median"])
+def test_single_objective_pruners_refused_for_multi_objective(name):
+    with pytest.raises(SpecError, match=f"'{name}' compares one objective, received a study with 2 objectives; use one of auto, none, pareto"):
+        make_pruner(name, n_objectives=2)
 
 
 def test_spec_with_bad_pruner_parameter_is_refused_before_anything_is_written(workdir, cli):

@@ -197,12 +197,8 @@ def _wilcoxon(**kw: Any) -> optuna.pruners.BasePruner:
         return optuna.pruners.WilcoxonPruner(**kw)
 
 
-def _auto(**kw: Any) -> optuna.pruners.BasePruner:
-    return auto_pruner()
-
-
 PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
-    "auto": _auto,
+    "auto": lambda **kw: auto_pruner(**kw),
     "none": _nop,
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
@@ -213,6 +209,10 @@ PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "patience": _patience,
     "pareto": lambda **kw: ParetoPruner(**kw),
 }
+
+
+#: Pruners that decide in multi-objective studies (Optuna's own read one objective only).
+MULTI_OBJECTIVE = ("auto", "none", "pareto")
 
 
 def make_pruner(
@@ -238,10 +238,10 @@ def make_pruner(
     check_pruner(name, params)
     if name == "auto":
         return auto_pruner(n_objectives=n_objectives, n_trials=n_trials)
-    if name == "wilcoxon" and n_objectives > 1:
+    if n_objectives > 1 and name not in MULTI_OBJECTIVE:
         raise SpecError(
-            "search.pruner: 'wilcoxon' compares one objective across CV folds, received a study "
-            f"with {n_objectives} objectives; use 'pareto' (or 'auto') for multi-objective studies."
+            f"search.pruner: {name!r} compares one objective, received a study with {n_objectives} "
+            f"objectives; use one of {', '.join(MULTI_OBJECTIVE)} for multi-objective studies."
         )
     return PRUNERS[name](**dict(params or {}))
 
