@@ -71,8 +71,9 @@ SO_PRUNERS = [
 MO_PRUNERS = [
     ("none", lambda: optuna.pruners.NopPruner()),
     ("pareto (auto)", lambda: make_pruner("auto", n_objectives=2, n_trials=50)),
+    ("pareto(n_warmup_steps=2) [cuts at a quarter]", lambda: ParetoPruner(n_warmup_steps=2)),
     ("pareto(dominated_fraction=0.3)", lambda: ParetoPruner(dominated_fraction=0.3)),
-    ("pareto(n_warmup_steps=4)", lambda: ParetoPruner(n_warmup_steps=4)),
+    ("pareto(n_warmup_steps=8) [only skips measurement]", lambda: ParetoPruner(n_warmup_steps=8)),
 ]
 N_ORDERS = 10
 
