@@ -437,7 +437,7 @@ def tune(
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
     sampler_factory = lambda i: runner.make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
-    pruner_factory = functools.partial(make_pruner, pruner, None)
+    pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     opened = open_study(
         name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
