@@ -85,6 +85,7 @@ def _sections() -> list[tuple[str, Any]]:
 
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
+    from tuneops.pruning import pruning_savings
     from tuneops.report.findings import findings_section
 
-    return [("findings", findings_section)]
+    return [("pruning", pruning_savings), ("findings", findings_section)]

@@ -105,3 +105,15 @@ def test_warm_start_running_and_constraints():
 def test_warnings_come_first():
     levels = [f.level for f in build_report(build(40)).findings]
     assert levels == sorted(levels, key=["warning", "info", "ok"].index)
+
+
+def test_pruning_savings_come_from_the_pruning_features_record():
+    from tuneops.pruning import FIDELITY_ATTR
+
+    full = {"steps": list(range(1, 11)), "n_steps": 10, "max_step": 10, "fit_s": 10.0, "pruned": False}
+    cut = {"steps": [1, 2], "n_steps": 10, "max_step": 10, "fit_s": 2.0, "pruned": True}
+    study = series([0.5] * 4, states={1: TrialState.PRUNED},
+                   attrs=lambda i: {FIDELITY_ATTR: cut if i == 1 else full})
+    (f,) = topics(study, "pruning")
+    # the pruned trial ran 2 of 10 steps in 2 s: 8 s saved; 32 s were spent fitting, 40 s without pruning
+    assert "Pruning saved 8.0 s of fitting (20% of what full training would have taken)." in f.text

@@ -354,7 +354,7 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
 def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateValues:
     curves = []
     for t in view.trials:
-        curve = intermediate_curve(t)
+        curve = intermediate_curve(t, len(view.directions))
         if curve is not None:
             curves.append(Curve(t.number, t.state.name, tuple(curve[0]), tuple(curve[1])))
     if not curves:

@@ -118,12 +118,18 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     if not pruned:
         return []
     share = len(pruned) / (len(pruned) + len(complete))
-    spent = sum(t.duration.total_seconds() for t in pruned if t.duration)
-    full = [t.duration.total_seconds() for t in complete if t.duration]
     saved = ""
-    if full and float(np.median(full)) > 0:
-        est = len(pruned) * float(np.median(full)) - spent
-        saved = f" Pruning saved about {est:.1f} s of {est + spent + sum(full):.1f} s (pruned trials at the median full-trial time)."
+    savings = _pruning_savings(view)
+    if savings and savings.get("fit_s_saved") is not None:
+        saved = (f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
+                 f"({savings['fit_saved_fraction']:.0%} of what full training would have taken).")
+    else:  # no step-by-step record: estimate pruned trials at the median full-trial time
+        spent = sum(t.duration.total_seconds() for t in pruned if t.duration)
+        full = [t.duration.total_seconds() for t in complete if t.duration]
+        if full and float(np.median(full)) > 0:
+            est = len(pruned) * float(np.median(full)) - spent
+            saved = (f" Pruning saved about {est:.1f} s of {est + spent + sum(full):.1f} s "
+                     "(pruned trials counted at the median full-trial time).")
     if share > PRUNED_TOO_MANY:
         return [Finding("warning", "pruning",
                         f"Too much pruning: {len(pruned)} of {len(pruned) + len(complete)} finished trials "
@@ -131,6 +137,15 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                         "pruner culls at random: raise its warm-up (n_warmup_steps / min_resource) or "
                         f"check the learning curves.{saved}")]
     return [Finding("info", "pruning", f"{len(pruned)} trials ({share:.0%} of finished) were pruned.{saved}")]
+
+
+def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
+    """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
+    if view.study is None:
+        return None
+    from tuneops.pruning import pruning_savings
+
+    return pruning_savings(view.study, list(view.trials))
 
 
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:

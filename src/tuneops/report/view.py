@@ -19,9 +19,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
 
-# Where a multi-objective pruning record may live (Optuna's trial.report raises there, #3450).
-_INTERMEDIATE_ATTRS = ("tuneops:intermediate", "intermediate_values")
-
 
 @dataclass(frozen=True)
 class StudyView:
@@ -85,40 +82,21 @@ def worker_label(t: FrozenTrial) -> str | None:
     return str(w) if w else None
 
 
-def _first(value: Any) -> float:
-    """A recorded value: a number, or a vector with one value per objective (the first is drawn)."""
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    return float(value)
+def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int], list[float]] | None:
+    """A trial's learning curve of the first objective, through the pruning feature's reader
+    (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
+    from tuneops.pruning import intermediate_values
 
-
-def intermediate_curve(t: FrozenTrial) -> tuple[list[int], list[float]] | None:
-    """A trial's learning curve of the first objective.
-
-    Read from tuneops' multi-objective pruning record (user attr ``tuneops:intermediate``,
-    ``{step: [value per objective]}``; Optuna's ``trial.report`` is single-objective, #3450),
-    else Optuna's intermediate values. Other shapes -- ``{step: value}``, ``{metric: {step:
-    value}}`` (first metric), ``[[step, value], ...]`` -- are read too; anything else is ignored.
-    """
-    raw: Any = next((t.user_attrs[k] for k in _INTERMEDIATE_ATTRS if t.user_attrs.get(k)), None)
-    if raw is None:
-        raw = dict(t.intermediate_values) or None
-    if isinstance(raw, Mapping) and raw and all(isinstance(v, Mapping) for v in raw.values()):
-        raw = next(iter(raw.values()))
-    pairs: list[tuple[int, float]] = []
+    pairs = []
     try:
-        items = raw.items() if isinstance(raw, Mapping) else (raw or [])
-        for step, value in items:
-            if value is None or (isinstance(value, (list, tuple)) and (not value or value[0] is None)):
-                continue
-            value = _first(value)
-            if math.isfinite(value):
-                pairs.append((int(step), value))
-    except (TypeError, ValueError):
+        for step, vector in sorted(intermediate_values(t, n_objectives).items()):
+            value = vector[0] if vector else None
+            if value is not None and math.isfinite(float(value)):
+                pairs.append((int(step), float(value)))
+    except (TypeError, ValueError, AttributeError):  # a record of another shape is no curve
         return None
     if not pairs:
         return None
-    pairs.sort()
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
