@@ -128,3 +128,20 @@ def test_without_the_report_extra_the_command_says_what_to_install(workdir, cli,
     err = " ".join(err.split())
     assert code == 1 and "the HTML report needs the optional package 'plotly'" in err
     assert "pip install 'tuneops[report]'" in err  # not eaten as console markup
+
+
+def test_learning_curves_of_a_real_multi_objective_pruned_run(workdir):
+    from tuneops.tuning import run
+
+    spec = tiny_spec(n_trials=8, pruner="pareto", objectives=["accuracy", "latency_p95_ms"])
+    spec["model"] = {"family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 8, "high": 16}}}
+    study = run(spec).study
+    report = build_report(study)
+    curves = report.panel("intermediate_values").data.curves  # from the pruning feature's record
+    assert [c.number for c in curves] == [t.number for t in study.trials]
+    assert {c.state for c in curves} == {t.state.name for t in study.trials}
+    assert all(c.steps[0] == 1 and len(c.steps) >= 1 for c in curves)
+    n_pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+    pruning = [f.text for f in report.findings if f.topic == "pruning"]
+    assert bool(pruning) == (n_pruned > 0)
+    assert all(str(n_pruned) in text and "of fitting" in text for text in pruning)
