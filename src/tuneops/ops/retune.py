@@ -214,3 +214,53 @@ def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str
         return
     for source, params in configs:
         study.enqueue_trial(dict(params), user_attrs={"warm_start": source})
+
+
+# -- monitor, then re-tune when it says so --------------------------------------------------------
+def monitor_batch(
+    registry: Registry,
+    batch: pd.DataFrame | str | Path,
+    *,
+    auto_retune: bool = False,
+    recent: pd.DataFrame | None = None,
+    config: MonitorConfig | None = None,
+    source: str | None = None,
+    seed: int = 0,
+) -> tuple[Any, RetuneOutcome | None, str | None]:
+    """Check a batch; with ``auto_retune``, re-tune when the decision is ``retune``.
+
+    Re-tuning uses ``recent`` (default: the batch itself, which then needs labels) and is
+    skipped for ``config.cooldown`` batches after the previous re-tuning, so a drift the
+    champion survives does not re-tune on every batch. Returns ``(assessment, outcome or None,
+    note or None)``; the note says why a wanted re-tuning did not run.
+
+    Raises:
+        DataError: the batch is malformed (nothing is recorded).
+    """
+    from tuneops.ops.monitor import check_batch, read_batch
+
+    frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
+    label = source or (str(batch) if isinstance(batch, (str, Path)) else None)
+    config = config or registry.config(registry.version(registry.require_champion()))
+    assessment = check_batch(registry, frame, config=config, source=label)
+    if not auto_retune or assessment.decision != "retune":
+        return assessment, None, None
+    events = registry.events()
+    last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
+    if last is not None:
+        since = sum(e["kind"] == "monitor" for e in events[last + 1:])
+        if since <= config.cooldown:
+            return assessment, None, (
+                f"re-tuning skipped: the last one was {since} batch(es) ago, within monitor.cooldown "
+                f"{config.cooldown}"
+            )
+    data = recent if recent is not None else frame
+    target = registry.version(registry.require_champion())["target"]
+    if target not in data.columns or data[target].isna().all():
+        return assessment, None, (
+            f"re-tuning skipped: the batch has no label column {target!r}; run `tuneops retune "
+            "--data FILE` with labelled recent data"
+        )
+    outcome = retune(registry, data, config=config, seed=seed,
+                     trigger="; ".join(assessment.reasons[:3]))
+    return assessment, outcome, None
