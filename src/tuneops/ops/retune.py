@@ -29,7 +29,7 @@ from tuneops.errors import NoFeasibleTrial
 from tuneops.ops.monitor import PERFORMANCE_METRICS, MonitorConfig, metric_value, validate_batch
 from tuneops.ops.registry import Registry, register_trial
 
-__all__ = ["RetuneOutcome", "retune", "warm_start_configs", "WARM_START_SOURCES", "compare"]
+__all__ = ["RetuneOutcome", "retune", "monitor_batch", "warm_start_configs", "WARM_START_SOURCES", "compare"]
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pandas as pd
 
 from tuneops.errors import UsageError, unknown_name
 
-__all__ = ["Shift", "Stream", "SHIFTS", "make_stream", "simulate", "recovery", "timeline_figure"]
+__all__ = ["Shift", "Stream", "SHIFTS", "make_stream", "parse_shift", "simulate", "recovery", "timeline_figure"]
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,17 @@ def simulate(
     from tuneops.ops.retune import monitor_batch
     from tuneops.spec import load_spec
 
+    from tuneops.ops.registry import list_models
+
+    name = model or f"simulate-{source.split(':')[-1]}"
+    if name in list_models(storage):
+        raise UsageError(
+            f"simulate: model {name!r} is already registered in this storage; pass another --model "
+            "name or another --storage (or --out for the default storage)."
+        )
     data = load_dataset(source)
     if shifts is None:
         shifts = (Shift("covariate", n_batches // 3), Shift("concept", 2 * n_batches // 3))
-    name = model or f"simulate-{source.split(':')[-1]}"
     monitor_raw = {"retune_trials": retune_trials or n_trials, **dict(monitor or {})}
     config = MonitorConfig.from_raw(monitor_raw)
     frame = data.X.assign(target=data.y.to_numpy())
@@ -195,11 +202,6 @@ def simulate(
         raise UsageError(f"simulate: the initial tuning found no model: {result.message}")
     train = load_dataset(stream.train, target="target", task=data.task, name=source)
     registry = Registry.open(name, storage, create=True)
-    if registry.versions():
-        raise UsageError(
-            f"simulate: model {name!r} already has versions in this storage; pass another --model "
-            "name or a fresh --storage."
-        )
     register_trial(registry, result.study, result.choice.selected.number, train, spec,
                    source={"kind": "simulate"}, promote=True,
                    reason="initial model of the simulation")
@@ -340,3 +342,23 @@ def timeline_figure(timeline: Mapping[str, Any]) -> Any:
     bottom.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def parse_shift(text: str) -> Shift:
+    """``KIND@BATCH`` or ``KIND@BATCH:STRENGTH`` (e.g. ``concept@16``, ``covariate@8:2``).
+
+    Raises:
+        UsageError: malformed text or unknown kind.
+    """
+    kind, _, rest = text.partition("@")
+    at, _, strength = rest.partition(":")
+    try:
+        shift = Shift(kind.strip(), int(at), float(strength) if strength else 3.0)
+    except ValueError:
+        raise UsageError(
+            f"--shift: malformed {text!r}; expected KIND@BATCH[:STRENGTH] with KIND one of "
+            f"{', '.join(SHIFTS)}, e.g. concept@16."
+        ) from None
+    if shift.kind not in SHIFTS:
+        raise UsageError(unknown_name("shift", shift.kind, SHIFTS, field="--shift"))
+    return shift
