@@ -29,7 +29,7 @@ from tuneops.errors import NoFeasibleTrial
 from tuneops.ops.monitor import PERFORMANCE_METRICS, MonitorConfig, metric_value, validate_batch
 from tuneops.ops.registry import Registry, register_trial
 
-__all__ = ["RetuneOutcome", "retune", "monitor_batch", "warm_start_configs", "WARM_START_SOURCES", "compare"]
+__all__ = ["RetuneOutcome", "retune", "monitor_batch", "performance_dropped", "warm_start_configs", "WARM_START_SOURCES", "compare"]
 
 
 @dataclass
@@ -216,22 +216,30 @@ def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str
         study.enqueue_trial(dict(params), user_attrs={"warm_start": source})
 
 
+def performance_dropped(assessment: Any, config: MonitorConfig) -> bool:
+    """The batch's labels show, with confidence, a drop beyond ``max_metric_drop``."""
+    performance = assessment.performance
+    return performance is not None and performance["confident_drop"] > config.max_metric_drop
+
+
 # -- monitor, then re-tune when it says so --------------------------------------------------------
 def monitor_batch(
     registry: Registry,
     batch: pd.DataFrame | str | Path,
     *,
     auto_retune: bool = False,
-    recent: pd.DataFrame | None = None,
+    recent: pd.DataFrame | Callable[[Any], pd.DataFrame] | None = None,
     config: MonitorConfig | None = None,
     source: str | None = None,
     seed: int = 0,
 ) -> tuple[Any, RetuneOutcome | None, str | None]:
     """Check a batch; with ``auto_retune``, re-tune when the decision is ``retune``.
 
-    Re-tuning uses ``recent`` (default: the batch itself, which then needs labels) and is
+    Re-tuning uses ``recent`` (a frame, or a function of the assessment that returns one;
+    default: the batch itself, which then needs labels) and is
     skipped for ``config.cooldown`` batches after the previous re-tuning, so a drift the
-    champion survives does not re-tune on every batch. Returns ``(assessment, outcome or None,
+    champion survives does not re-tune on every batch - unless the labels show the champion's
+    metric dropped (:func:`performance_dropped`): a model that got worse is never left alone. Returns ``(assessment, outcome or None,
     note or None)``; the note says why a wanted re-tuning did not run.
 
     Raises:
@@ -247,14 +255,14 @@ def monitor_batch(
         return assessment, None, None
     events = registry.events()
     last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
-    if last is not None:
+    if last is not None and not performance_dropped(assessment, config):
         since = sum(e["kind"] == "monitor" for e in events[last + 1:])
         if since <= config.cooldown:
             return assessment, None, (
                 f"re-tuning skipped: the last one was {since} batch(es) ago, within monitor.cooldown "
                 f"{config.cooldown}"
             )
-    data = recent if recent is not None else frame
+    data = recent(assessment) if callable(recent) else recent if recent is not None else frame
     target = registry.version(registry.require_champion())["target"]
     if target not in data.columns or data[target].isna().all():
         return assessment, None, (

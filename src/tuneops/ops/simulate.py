@@ -164,7 +164,7 @@ def simulate(
     from tuneops.export import write_json
     from tuneops.ops.monitor import MonitorConfig, metric_value
     from tuneops.ops.registry import Registry, register_trial
-    from tuneops.ops.retune import monitor_batch
+    from tuneops.ops.retune import monitor_batch, performance_dropped
     from tuneops.spec import load_spec
 
     from tuneops.ops.registry import list_models
@@ -207,21 +207,30 @@ def simulate(
                    reason="initial model of the simulation")
     baseline, _ = registry.load_model(1)
     rows: list[dict[str, Any]] = []
-    flagged: list[pd.DataFrame] = []
+    flagged: list[tuple[pd.DataFrame, str]] = []
     for t, batch in enumerate(stream.batches):
         champion = registry.require_champion()
         model_now, _ = registry.load_model(champion)
         X, y = batch.drop(columns=["target"]), batch["target"].to_numpy()
         champion_score = metric_value(metric, y, model_now.predict(X))
         baseline_score = metric_value(metric, y, baseline.predict(X))
-        window = [*flagged, batch][-config.recent_batches:]
+        def window(assessment: Any, batch: pd.DataFrame = batch) -> list[tuple[pd.DataFrame, str]]:
+            # The trailing batches flagged for the same kind of alarm (a metric drop, or drift
+            # only), so data from before a change is not mixed into the re-tuning.
+            kind = "performance" if performance_dropped(assessment, config) else "drift"
+            trail: list[tuple[pd.DataFrame, str]] = []
+            for b, k in reversed(flagged):
+                if k != kind:
+                    break
+                trail.insert(0, (b, k))
+            return [*trail, (batch, kind)][-config.recent_batches:]
+
         assessment, outcome, note = monitor_batch(
-            registry, batch, recent=pd.concat(window, ignore_index=True), auto_retune=True,
-            config=config, source=f"simulate batch {t}", seed=seed + t,
+            registry, batch, recent=lambda a: pd.concat([b for b, _ in window(a)], ignore_index=True),
+            auto_retune=True, config=config, source=f"simulate batch {t}", seed=seed + t,
         )
-        flagged = window if assessment.decision != "ok" else []
-        if outcome is not None and outcome.decision == "promote":
-            flagged = []
+        promoted = outcome is not None and outcome.decision == "promote"
+        flagged = [] if assessment.decision == "ok" or promoted else window(assessment)
         row = {
             "t": t,
             "phase": stream.phases[t],
