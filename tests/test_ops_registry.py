@@ -148,3 +148,26 @@ def test_cli_production_loop(deployed, cli) -> None:
     assert code == 2 and "no model 'nope'" in err
     code, _, err = cli("deploy", "nope")
     assert code == 2 and "no study 'nope'" in err
+
+
+def test_readme_production_example(workdir: Path, cli) -> None:
+    """The README's commands on examples/production.yaml (fewer trials), two objectives."""
+    from tuneops.spec import load_spec
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "production.yaml"
+    assert MonitorConfig.from_spec(load_spec(example)) == MonitorConfig()  # it lists the defaults
+    code, _, err = cli("run", str(example), "--n-trials", "3", "--no-progress")
+    assert code == 0, err
+    code, out, err = cli("deploy", "production")
+    assert code == 0 and "version 1 is the champion" in out, err
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(target=data.y).sample(n=600, random_state=1)
+    frame.iloc[:300].to_csv("batch.csv", index=False)
+    code, out, _ = cli("monitor", "--batch", "batch.csv", "--auto-retune")
+    assert code == 0 and ": ok" in out or ": warn" in out
+    flipped(frame.iloc[300:]).to_csv("recent.csv", index=False)
+    code, out, _ = cli("monitor", "--batch", "recent.csv", "--auto-retune")
+    assert code == 0 and ": retune" in out and "Re-tuning study production.retune-v2" in out, out
+    assert "challenger v2, promote" in out and "meets the constraints" in out
+    code, out, err = cli("registry", "show", "2")
+    assert code == 0 and "retune" in out, (out, err)
