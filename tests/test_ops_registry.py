@@ -69,16 +69,21 @@ def test_concept_drift_retunes_and_promotes_then_rollback(deployed) -> None:
     assert registry.champion() == 2
     kinds = [e["kind"] for e in registry.events()]
     assert kinds[-4:] == ["monitor", "register", "retune", "promote"]
-    # Within the cooldown a further alarm does not re-tune again.
-    _, again, note = monitor_batch(registry, pool.iloc[300:600], auto_retune=True)
-    assert again is None and (note is None or "cooldown" in note)
+    # Within the cooldown, drift alone does not re-tune again ...
+    shifted = pool.iloc[300:600].drop(columns=["target"]).assign(Aa=lambda f: f["Aa"] + 3)
+    assessment, again, note = monitor_batch(registry, shifted, auto_retune=True)
+    assert assessment.decision == "retune" and again is None
+    assert "within monitor.cooldown 2" in note
+    # ... but a measured drop of the metric does (the old labelling rule is back).
+    assessment, again, note = monitor_batch(registry, pool.iloc[300:600], auto_retune=True)
+    assert assessment.performance["drop"] > 0.3 and again is not None and note is None
+    current = registry.champion()  # 3 when the second re-tuning promoted, else still 2
+    expected = 2 if current == 3 else 1
     event = registry.rollback()
-    assert (event["version"], event["previous"], registry.champion()) == (1, 2, 1)
-    with pytest.raises(UsageError, match="no previous champion to roll back to"):
-        registry.rollback()
-    with pytest.raises(UsageError, match="model 'phon' has no version 9; versions: 1, 2"):
+    assert (event["version"], event["previous"], registry.champion()) == (expected, current, expected)
+    with pytest.raises(UsageError, match=r"model 'phon' has no version 9; versions: 1, 2"):
         registry.rollback(to=9)
-    assert registry.champion() == 1
+    assert registry.champion() == expected
 
 
 def test_keep_when_the_challenger_is_not_better_by_the_margin(deployed) -> None:
@@ -89,6 +94,8 @@ def test_keep_when_the_challenger_is_not_better_by_the_margin(deployed) -> None:
     assert registry.champion() == 1
     assert len(registry.versions()) == 2  # the challenger is kept as a version, not promoted
     assert registry.events("retune")[-1]["decision"] == "keep"
+    with pytest.raises(UsageError, match="no previous champion to roll back to; name a version with --to"):
+        registry.rollback()
 
 
 def test_compare_requires_margin_and_constraints() -> None:
