@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))

@@ -41,6 +41,8 @@ from tuneops.ops import drift
 __all__ = [
     "MonitorConfig",
     "PERFORMANCE_METRICS",
+    "monitored_metric",
+    "metric_value",
     "Assessment",
     "read_batch",
     "validate_batch",
