@@ -67,6 +67,7 @@ def print_summary(results: dict[str, Any]) -> None:
     if sel:
         console.print(f"Selected trial [bold]{sel['number']}[/] by {results['selection']['policy']}: "
                       + ", ".join(f"{k}={_fmt(v)}" for k, v in sel.get("metrics", {}).items()))
+    print_pruning(results)
     if results.get("message"):
         err.print(f"[yellow]{results['message']}[/]")
     for f in results.get("failures", [])[:5]:
@@ -196,6 +197,65 @@ def metrics() -> None:
     for m in METRICS.values():
         table.add_row(m.name, m.direction, m.kind, ", ".join(m.tasks), m.description)
     console.print(table)
+
+# -- Pruning (issue 3): savings in `show`/`run`, `tuneops bench pruners` ---------------------------
+def print_pruning(results: dict[str, Any]) -> None:
+    """One paragraph of what pruning saved (the results' ``pruning`` section)."""
+    p = results.get("pruning")
+    if not p:
+        return
+    line = (
+        f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
+        f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
+        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
+        f"{p['fit_s_saved']:.1f} of {p['fit_s'] + p['fit_s_saved']:.1f} fit seconds saved "
+        f"({p['fit_saved_fraction']:.0%})"
+    )
+    if p.get("time_to_best_s") is not None:
+        line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
+    console.print(line + ".", highlight=False, soft_wrap=True)
+
+
+bench_app = typer.Typer(help="Compare configurations on the same spec, seeds and budget.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pruners")
+def bench_pruners_cmd(
+    spec: Annotated[Path, typer.Argument(help="Spec file (YAML or TOML).")],
+    pruners: Annotated[str, typer.Option(help="Comma-separated pruner names.")] = "none,median,auto",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several give a spread.")] = "0,1,2",
+    n_trials: Annotated[Optional[int], typer.Option(help="Override search.n_trials.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Local worker processes.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the journal, bench.json and bench.png.")] = Path("tuneops-bench"),
+) -> None:
+    """Run SPEC once per pruner and seed; compare pruning rate, best result, compute and time to best."""
+    import json
+
+    from tuneops.bench import bench_pruners, plot_bench, render_table
+    from tuneops.export import write_json
+    from tuneops.pruning import check_pruner
+
+    names = [p.strip() for p in pruners.split(",") if p.strip()]
+    for name in names:
+        check_pruner(name, field="--pruners")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers, received {seeds!r}.") from None
+    if not names or not seed_list:
+        raise UsageError("--pruners and --seeds: expected at least one of each.")
+    result = bench_pruners(spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials, n_workers=workers)
+    rows = render_table(result)
+    table = Table(title=f"pruners on {result['spec']} (seeds {seeds})")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows[1:]:
+        table.add_row(*row)
+    console.print(table)
+    json_path = write_json(out / "bench.json", json.loads(json.dumps(result, default=str)))
+    png = plot_bench(result, out / "bench.png")
+    console.print(f"JSON: {json_path}\nPlot: {png}")
 
 
 # == Production loop: registry, monitoring, re-tuning, simulation (issue 7) =====================
