@@ -146,7 +146,12 @@ def recovery(name: str, n_batches: int, batch_size: int, n_trials: int, seed: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test (no docs update)")
+    parser.add_argument("--render", action="store_true",
+                        help="only re-write the docs section from the last full run's results.json")
     args = parser.parse_args()
+    if args.render:
+        write_section(render(json.loads((OUT / "results.json").read_text()), quick=False))
+        return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_stationary, n_streams = (100, 4) if args.quick else (1000, 20)
     sim = (8, 300, 4) if args.quick else (14, 500, 8)
@@ -180,7 +185,23 @@ def _pct(v) -> str:
 
 def render(results: dict, *, quick: bool) -> str:
     ds = results["datasets"]
+    total = sum(e["false_alarms"]["n_batches"] for e in ds.values())
+    alarms = sum(e["false_alarms"]["retune_rate"] * e["false_alarms"]["n_batches"] for e in ds.values())
+    major = [lv for e in ds.values() for lv in e["detection"]["levels"] if lv["psi"] >= 0.25]
+    at_025 = {name: lv["within_1"] for name, e in ds.items() for lv in e["detection"]["levels"] if lv["psi"] == 0.25}
+    recovered = [e["recovery"]["recovered_share"] for e in ds.values()]
     lines = [
+        f"Summary on {len(ds)} PMLB datasets: **false alarms {_pct(alarms / total)}** of {total} stationary "
+        "batches (target <= 1%); **detection within 1 batch** in "
+        f"{_pct(min(lv['within_1'] for lv in major))}-{_pct(max(lv['within_1'] for lv in major))} of the "
+        f"streams with PSI >= 0.25 (at exactly 0.25: {', '.join(f'{k} {_pct(v)}' for k, v in at_025.items())}; "
+        "median delay 0, no stream undetected over its 10 shifted batches; the target asks for all of "
+        "them within 1 batch, so at exactly 0.25 it is missed in a few streams: a 200-row batch's PSI "
+        "scatters around the population value and the rule needs it >= 0.25); "
+        f"**recovered {_pct(min(recovered))}-{_pct(max(recovered))}** of the accuracy lost to concept drift "
+        "(target >= 90%).",
+        "",
+
         "Reproduce: `nice -n 10 python benchmarks/bench_monitor.py`" + (" --quick" if quick else "")
         + f" ({results['elapsed_s'] / 60:.1f} min on 2 shared cores). Default thresholds "
         "(`monitor` section absent): alpha 0.05 with Benjamini-Hochberg, drift_share 0.5, "
@@ -197,8 +218,6 @@ def render(results: dict, *, quick: bool) -> str:
         f = e["false_alarms"]
         lines.append(f"| {name} | {e['rows']} x {e['features']} | {f['n_batches']} | {_pct(f['retune_rate'])} | "
                      f"{_pct(f['warn_rate'])} | {_pct(f['naive_ks_rate'])} | {_pct(f['naive_psi_rate'])} |")
-    total = sum(e["false_alarms"]["n_batches"] for e in ds.values())
-    alarms = sum(e["false_alarms"]["retune_rate"] * e["false_alarms"]["n_batches"] for e in ds.values())
     lines += [f"| **all** | | {total} | **{_pct(alarms / total)}** | | | |", ""]
     lines += [
         "**Detection delay** after one numeric feature is offset so that its population PSI is 0.1 / "
