@@ -183,6 +183,9 @@ def run(
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
     pruner_factory = functools.partial(make_pruner, spec.pruner.name, spec.pruner.kwargs)
     pruner_factory()  # fail on bad pruner parameters before anything is written
+    from tuneops.knowledge.warm_start import plan as warm_start_plan
+
+    warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     spec_dict = spec.to_dict()
     study = open_study(
         spec.study, storage, spec.directions,
@@ -195,6 +198,9 @@ def run(
         identity=spec_dict,
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    # Meta-features are stored once; warm-start trials are enqueued before the budget's empty
+    # slots (in _drive), so they count in n_trials.
+    warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
     )

@@ -1,0 +1,148 @@
+"""``tuneops kb build``: the prebuilt knowledge base, from cold tuning runs on PMLB datasets.
+
+For every (dataset, family) the build runs an ordinary tuneops study (``tuning.run``, cold
+multivariate TPE, the family's default space, fixed folds and seed) in an in-memory storage,
+and keeps what the study recorded: its meta-features, its best configurations and the score of
+every trial in the order they ran (the cold learning curve that ``benchmarks/bench_warmstart.py``
+reuses). Finished jobs are appended to a checkpoint file, so an interrupted build resumes.
+
+The asset records what it was built from (``built_with``: datasets, families, trials, folds,
+seed, library versions, the command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuneops.knowledge.base import Entry, KnowledgeBase, entries_of_study
+
+__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "build", "build_one"]
+
+#: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
+#: wdbc but not breast_cancer_wisconsin, pima but not diabetes), so leave-one-out is honest.
+DEFAULT_DATASETS: tuple[str, ...] = (
+    # classification
+    "analcatdata_boxing1", "analcatdata_dmft", "analcatdata_germangss", "analcatdata_lawsuit",
+    "appendicitis", "auto", "backache", "balance_scale", "biomed", "calendarDOW", "collins",
+    "corral", "credit_g", "crx", "dermatology", "ecoli", "glass", "glass2", "hayes_roth", "heart_c",
+    "heart_h", "heart_statlog", "horse_colic", "ionosphere", "iris", "irish", "lymphography",
+    "monk1", "monk2", "monk3", "mux6", "new_thyroid", "penguins", "pima", "prnn_crabs",
+    "prnn_synth", "profb", "promoters", "saheart", "schizo", "solar_flare_1", "sonar", "spect",
+    "spectf", "tae", "threeOf9", "vote", "wdbc", "wine_recognition",
+    # regression
+    "195_auto_price", "210_cloud", "229_pwLinear", "230_machine_cpu", "519_vinnie", "522_pm10",
+    "560_bodyfat", "579_fri_c0_250_5", "602_fri_c3_250_10", "663_rabe_266",
+    "665_sleuth_case2002", "690_visualizing_galaxy",
+)
+DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
+QUALITY = {"classification": "accuracy", "regression": "r2"}
+
+
+def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
+    """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields."""
+    import optuna
+    from threadpoolctl import threadpool_limits
+
+    from tuneops.data import load_dataset
+    from tuneops.tuning import run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_dataset(f"pmlb:{dataset}")
+    spec = {
+        "study": f"kb-build.{dataset}.{family}",
+        "data": {"source": f"pmlb:{dataset}"},
+        "model": {"family": family},
+        "objectives": [QUALITY[data.task]],
+        "search": {"n_trials": n_trials, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe"},
+        "storage": ":memory:",
+    }
+    with tempfile.TemporaryDirectory() as out, threadpool_limits(1):
+        result = run(spec, dataset=None, output_dir=out)
+        entries = entries_of_study(result.study)
+    return [dict(e.to_dict(), source="shipped") for e in entries]
+
+
+def _job(args: tuple[str, str, int, int, int]) -> tuple[str, str, list[dict[str, Any]], float, str | None]:
+    dataset, family, n_trials, cv_folds, seed = args
+    started = time.time()
+    try:
+        return dataset, family, build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed), time.time() - started, None
+    except Exception as exc:  # one bad dataset must not lose the others
+        return dataset, family, [], time.time() - started, f"{type(exc).__name__}: {exc}"
+
+
+def build(
+    datasets: Sequence[str] = DEFAULT_DATASETS,
+    families: Sequence[str] = DEFAULT_FAMILIES,
+    *,
+    n_trials: int = 30,
+    cv_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> KnowledgeBase:
+    """Run the cold studies and collect their entries; resumes from ``checkpoint`` (JSON lines).
+
+    Jobs run cheapest family first so a partial build covers every dataset for some families.
+    """
+    from tuneops.export import library_versions
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
+    done: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if checkpoint and Path(checkpoint).is_file():
+        for line in Path(checkpoint).read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[(rec["dataset"], rec["family"])] = rec["entries"]
+    jobs = [(d, f, n_trials, cv_folds, seed) for f in families for d in datasets if (d, f) not in done]
+    log(f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)")
+    started = time.time()
+
+    def record(result: tuple[str, str, list[dict[str, Any]], float, str | None]) -> None:
+        dataset, family, entries, seconds, error = result
+        if error:
+            log(f"  {dataset}/{family}: FAILED {error}")
+            return
+        done[(dataset, family)] = entries
+        if checkpoint:
+            with open(checkpoint, "a") as fh:
+                fh.write(json.dumps({"dataset": dataset, "family": family, "entries": entries}) + "\n")
+        best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
+        log(f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, {time.time() - started:.0f}s)")
+
+    if n_jobs <= 1:
+        for job in jobs:
+            record(_job(job))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            for result in pool.map(_job, jobs):
+                record(result)
+    entries = tuple(
+        Entry.from_dict(e, "shipped")
+        for f in families for d in datasets for e in done.get((d, f), [])
+    )
+    built_with = {
+        "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
+        "datasets": [d for d in datasets if any((d, f) in done for f in families)],
+        "families": list(families),
+        "n_trials": n_trials,
+        "cv_folds": cv_folds,
+        "seed": seed,
+        "sampler": "tpe (multivariate, Optuna 5 defaults)",
+        "metrics": QUALITY,
+        "source": "PMLB (Penn Machine Learning Benchmark, MIT), local copy",
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": library_versions(),
+    }
+    return KnowledgeBase(entries, built_with)
