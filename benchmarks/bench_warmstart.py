@@ -39,7 +39,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped  # noqa: E402
 from tuneops.knowledge.portfolio import nearest, param_distance, seed_recipe  # noqa: E402
@@ -83,7 +82,7 @@ def warm_curve(entry: Entry, kb_path: str | None, params: list[dict], thr: float
     warm: dict[str, Any] = {"auto": {"sources": [kb_path], "max_trials": 5, "max_share": 1.0}} if kb_path else {"params": params}
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         spec = {
-            "study": f"bench.{entry.dataset}.{entry.family}",
+            "study": f"bench.{entry.dataset.replace(':', '_')}.{entry.family}",
             "data": {"source": entry.dataset},
             "model": {"family": entry.family},
             "objectives": [entry.metric],
@@ -167,7 +166,7 @@ def summarise(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
             loss += 1
         slowdown = (t / r["t_cold"])
         if worst is None or slowdown > worst[0]:
-            worst = (slowdown, r["dataset"], r["family"], r["t_cold"], r[key])
+            worst = (slowdown, r["dataset"], r["family"], r["t_cold"], r[key] if r[key] is not None else f">{r['cap']}")
     over = sum(1 for r in rows if (r[key] if r[key] is not None else math.inf) > 1.1 * r["t_cold"])
     return {
         "n": len(rows), "median_speedup": statistics.median(ratios) if ratios else None,
@@ -188,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart.json"))
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
     kb = load_file(args.kb) if args.kb else load_shipped()
     built = kb.built_with or {}
     families = args.family or (["random_forest", "knn"] if args.quick else list(built.get("families") or sorted({e.family for e in kb})))
@@ -262,7 +262,7 @@ def render(report: dict[str, Any]) -> str:
         for name, key in (("tuneops warm start", "warm"), ("seed recipe (raw cosine, top-3)", "seed_recipe")):
             s = f[key]
             w = s["worst"]
-            worst = f"{w['dataset']}/{w['family']}: {w['t'] if w['t'] is not None else '>' + str(w['t_cold'])} vs {w['t_cold']} cold" if w else "-"
+            worst = f"{w['dataset']}/{w['family']}: {w['t']} vs {w['t_cold']} cold" if w else "-"
             lines.append(f"| {family} | {s['n']} | {name} | {s['median_speedup']:.2f}x | {s['median_trials']} | "
                          f"{s['win']}/{s['tie']}/{s['loss']} | {s['worse_than_1.1x']} ({s['censored']}) | {worst} |")
     lines += ["", "Neighbour quality (the nearest neighbour's best configuration as the first trial):", "",

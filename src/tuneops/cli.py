@@ -278,6 +278,7 @@ def kb_build(
     seed: Annotated[int, typer.Option(help="Seed of folds and sampler.")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
     checkpoint: Annotated[Optional[Path], typer.Option(help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
 ) -> None:
     """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE)."""
     from tuneops.families import get_family
@@ -287,7 +288,8 @@ def kb_build(
     for f in families:
         get_family(f)
     kb = build(dataset or list(DEFAULT_DATASETS), families, n_trials=n_trials, cv_folds=cv_folds,
-               seed=seed, n_jobs=jobs, checkpoint=checkpoint, log=console.print)
+               seed=seed, n_jobs=jobs, checkpoint=checkpoint, max_minutes=max_minutes,
+               log=console.print)
     path = kb.save(out)
     console.print(f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)")
 

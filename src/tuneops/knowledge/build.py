@@ -43,6 +43,7 @@ DEFAULT_DATASETS: tuple[str, ...] = (
 )
 DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
 QUALITY = {"classification": "accuracy", "regression": "r2"}
+_CHEAP = frozenset({"knn", "linear"})
 
 
 def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
@@ -87,11 +88,14 @@ def build(
     seed: int = 0,
     n_jobs: int = 1,
     checkpoint: str | Path | None = None,
+    max_minutes: float | None = None,
     log: Callable[[str], None] = print,
 ) -> KnowledgeBase:
     """Run the cold studies and collect their entries; resumes from ``checkpoint`` (JSON lines).
 
-    Jobs run cheapest family first so a partial build covers every dataset for some families.
+    Cheap families (k-NN, linear) run first, then the others family by family in the order
+    given, so a time-boxed build (``max_minutes``: no job starts after that) covers whole
+    families first. The asset lists what was built (``built_with.built``).
     """
     from tuneops.export import library_versions
 
@@ -102,7 +106,10 @@ def build(
             if line.strip():
                 rec = json.loads(line)
                 done[(rec["dataset"], rec["family"])] = rec["entries"]
-    jobs = [(d, f, n_trials, cv_folds, seed) for f in families for d in datasets if (d, f) not in done]
+    cheap = [f for f in families if f in _CHEAP]
+    order = [(d, f) for f in cheap for d in datasets]
+    order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
+    jobs = [(d, f, n_trials, cv_folds, seed) for d, f in order if (d, f) not in done]
     log(f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)")
     started = time.time()
 
@@ -118,16 +125,22 @@ def build(
         best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
         log(f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, {time.time() - started:.0f}s)")
 
-    if n_jobs <= 1:
-        for job in jobs:
-            record(_job(job))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    deadline = started + 60 * max_minutes if max_minutes is not None else None
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for result in pool.map(_job, jobs):
-                record(result)
+    with ProcessPoolExecutor(max(1, n_jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        pending: set[Any] = set()
+        queue = list(jobs)
+        while queue or pending:
+            while queue and len(pending) < max(1, n_jobs) and (deadline is None or time.time() < deadline):
+                pending.add(pool.submit(_job, queue.pop(0)))
+            if not pending:
+                log(f"kb build: time is up; {len(queue)} jobs not started (rerun with the checkpoint to resume)")
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record(future.result())
     entries = tuple(
         Entry.from_dict(e, "shipped")
         for f in families for d in datasets for e in done.get((d, f), [])
@@ -135,6 +148,7 @@ def build(
     built_with = {
         "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],
+        "built": {f: sum((d, f) in done for d in datasets) for f in families},
         "families": list(families),
         "n_trials": n_trials,
         "cv_folds": cv_folds,

@@ -152,16 +152,24 @@ def _entropy(labels: np.ndarray) -> float:
     return float(-(freq * np.log(freq)).sum())
 
 
-def _information(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str, float]:
-    from sklearn.metrics import mutual_info_score
+def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    """Mutual information (nats) of two label arrays, from their contingency table."""
+    table = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(table, (a, b), 1.0)
+    joint = table / table.sum()
+    outer = joint.sum(axis=1, keepdims=True) @ joint.sum(axis=0, keepdims=True)
+    nz = joint > 0
+    return float(max(0.0, (joint[nz] * np.log(joint[nz] / outer[nz])).sum()))
 
+
+def _information(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str, float]:
     if X.shape[1] == 0:
         return {}
     target = y.to_numpy()
     target = np.unique(target, return_inverse=True)[1] if task == "classification" else _discretize(target.astype(float))
     discrete = [_discretize(X[:, j]) for j in range(X.shape[1])]
     entropies = np.array([_entropy(d) for d in discrete])
-    mi = np.array([mutual_info_score(target, d) for d in discrete])
+    mi = np.array([_mutual_information(target, d) for d in discrete])
     mean_mi = float(mi.mean())
     return {
         "mean_feature_entropy": float(entropies.mean()),
