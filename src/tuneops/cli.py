@@ -219,8 +219,10 @@ def kb_list(storage: StorageOpt = None, source: KBSourceOpt = None,
     """List the entries: dataset, family, task, best score, where they come from."""
     kb = _kb(source, storage).select(family=family)
     table = Table(title=f"knowledge base: {len(kb)} entries")
-    for col in ("dataset", "family", "task", "metric", "best", "configs", "source"):
+    table.add_column("dataset", no_wrap=True)
+    for col in ("family", "task", "metric", "best", "configs"):
         table.add_column(col)
+    table.add_column("source", overflow="fold")
     for e in kb:
         table.add_row(e.dataset, e.family, e.task, e.metric, _fmt(e.best_score), str(len(e.configs)), e.source)
     console.print(table)
