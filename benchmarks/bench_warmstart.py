@@ -186,7 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart.json"))
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--from-results", nargs="+", metavar="JSON",
+                        help="summarise earlier --out files (runs split by family) instead of running")
     args = parser.parse_args(argv)
+    if args.from_results:
+        parts = [json.loads(Path(p).read_text()) for p in args.from_results]
+        rows = [r for part in parts for r in part["rows"]]
+        commands = "; ".join(f"`{part['command'].strip()}`" for part in parts)
+        report = summarise_report(rows, list(dict.fromkeys(r["family"] for r in rows)),
+                                  commands, parts[0]["n_cold_trials"], sum(p["elapsed_s"] for p in parts))
+        return _emit(report, args)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
     kb = load_file(args.kb) if args.kb else load_shipped()
     built = kb.built_with or {}
@@ -217,8 +226,24 @@ def main(argv: list[str] | None = None) -> int:
             for job in jobs:
                 rows.append(bench_one(job))
                 _print_row(rows[-1])
-    report = {"command": command, "n_cold_trials": built.get("n_trials"), "tolerance": TOL,
-              "elapsed_s": time.time() - started, "families": {}, "rows": rows}
+    report = summarise_report(rows, families, command, built.get("n_trials"), time.time() - started)
+    return _emit(report, args)
+
+
+def _emit(report: dict[str, Any], args: argparse.Namespace) -> int:
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+    text = render(report)
+    print(text)
+    if not args.no_docs:
+        write_docs(text)
+    return 0
+
+
+def summarise_report(rows: list[dict[str, Any]], families: list[str], command: str,
+                     n_cold: int | None, elapsed_s: float) -> dict[str, Any]:
+    report: dict[str, Any] = {"command": command, "n_cold_trials": n_cold, "tolerance": TOL,
+                              "elapsed_s": elapsed_s, "families": {}, "rows": rows}
     for family in families + ["all"]:
         sub = [r for r in rows if family == "all" or r["family"] == family]
         if not sub:
@@ -235,13 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_param_gap": {"scaled": statistics.median(r["param_gap_scaled"] for r in pg) if pg else None,
                                  "raw_cosine": statistics.median(r["param_gap_raw"] for r in pg) if pg else None},
         }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
-    text = render(report)
-    print(text)
-    if not args.no_docs:
-        write_docs(text)
-    return 0
+    return report
 
 
 def _print_row(r: dict[str, Any]) -> None:
@@ -249,9 +268,13 @@ def _print_row(r: dict[str, Any]) -> None:
           f"({r['seconds']:.0f}s)", flush=True)
 
 
+def _commands(text: str) -> str:
+    return text if text.startswith("`") else f"`{text.strip()}`"
+
+
 def render(report: dict[str, Any]) -> str:
     lines = [
-        f"Command: `{report['command'].strip()}` (leave-one-dataset-out; cold curves = the "
+        f"Command: {_commands(report['command'])} (leave-one-dataset-out; cold curves = the "
         f"{report['n_cold_trials']}-trial cold TPE runs of `tuneops kb build`; target = within "
         f"{report['tolerance']:.1%} of their best; {report['elapsed_s'] / 60:.0f} min on 2 shared cores).",
         "",
