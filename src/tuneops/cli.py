@@ -322,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     import click
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -337,7 +339,6 @@ def main(argv: list[str] | None = None) -> int:
     except TuneOpsError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
