@@ -298,3 +298,20 @@ def test_kb_commands(workdir, cli):
     code, out, _ = cli("kb", "list")  # shipped + storage
     assert code == 0 and "pmlb:iris" in out
     assert json.loads(__import__("gzip").decompress((workdir / "team.json.gz").read_bytes()))["entries"][0]["family"] == "knn"
+
+
+def test_kb_build_records_entries_and_provenance(workdir, cli):
+    code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
+                       "--cv-folds", "2", "--out", "kb.json.gz", "--checkpoint", "kb.jsonl")
+    assert code == 0, out
+    kb = load_file(workdir / "kb.json.gz")
+    (entry,) = kb.entries
+    assert (entry.dataset, entry.family, entry.metric) == ("pmlb:iris", "knn", "accuracy")
+    assert len(entry.history) == 3 and entry.best_score == max(entry.history)
+    assert entry.meta_features["n_rows"] == 150.0
+    assert kb.built_with["datasets"] == ["iris"] and kb.built_with["n_trials"] == 3
+    assert kb.built_with["built"] == {"knn": 1}
+    # a rerun resumes from the checkpoint instead of tuning again
+    code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
+                       "--cv-folds", "2", "--out", "kb2.json.gz", "--checkpoint", "kb.jsonl")
+    assert code == 0 and "0 jobs to run (1 from the checkpoint)" in out
