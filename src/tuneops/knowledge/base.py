@@ -64,7 +64,6 @@ class Entry:
     fingerprint: str | None = None
     source: str = ""
     history: tuple[float, ...] = field(default=())
-    history_params: tuple[Mapping[str, Any], ...] = field(default=())
 
     @property
     def key(self) -> str:
@@ -87,8 +86,6 @@ class Entry:
         }
         if history and self.history:
             out["history"] = list(self.history)
-            if self.history_params:
-                out["history_params"] = [dict(p) for p in self.history_params]
         return out
 
     @classmethod
@@ -105,7 +102,6 @@ class Entry:
                 fingerprint=raw.get("fingerprint"),
                 source=source or str(raw.get("source", "")),
                 history=tuple(float(v) for v in raw.get("history", ())),
-                history_params=tuple(dict(p) for p in raw.get("history_params", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
