@@ -112,7 +112,7 @@ def bench_one(args: tuple) -> dict[str, Any]:
     assert not any(e.dataset == entry.dataset or (entry.fingerprint and e.fingerprint == entry.fingerprint)
                    for e in loo), "leave-one-out leaked the target"
     kb_path = str(Path(tmpdir) / f"loo-{entry.dataset.replace(':', '_')}-{entry.family}.json")
-    loo.save(kb_path)
+    loo.save(kb_path, history=False)
     started = time.time()
     history = list(entry.history)
     best = max(history)

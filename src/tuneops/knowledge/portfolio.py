@@ -1,8 +1,9 @@
 """Nearest past tasks and a small, diverse portfolio of their best configurations (pure).
 
 :func:`nearest` ranks the entries of one family and task by the distance of their scaled
-meta-features to the query's; :func:`portfolio` builds, greedily, the few configurations that
-together score well on as many of those neighbours as possible (weighted by nearness), so a
+meta-features to the query's; :func:`portfolio` walks the neighbours round-robin (the best
+configuration of the nearest, then of the second nearest, ..., then their second-best, ...)
+and keeps a configuration only if it is not a near-duplicate of one already kept, so a
 handful of trials covers several good regions instead of one. :func:`fit_to_space` puts a
 configuration into the current search space (clip numbers, drop unknown parameters).
 """
@@ -140,62 +141,30 @@ def fit_to_space(params: Mapping[str, Any], space: Mapping[str, Param]) -> tuple
     return out, changes
 
 
-def _normalised(entry: Entry) -> list[tuple[Mapping[str, Any], float]]:
-    """An entry's configurations with scores on [0, 1]: 1 = its best, 0 = its worst trial."""
-    scores = [s for _, s in entry.configs]
-    sign = 1.0 if entry.direction == "maximize" else -1.0
-    values = [sign * s for s in scores] + [sign * s for s in entry.history]
-    hi, lo = max(values), min(values)
-    span = hi - lo
-    return [(p, 1.0 if span <= 0 else (sign * s - lo) / span) for p, s in entry.configs]
-
-
 def portfolio(
     neighbours: Sequence[Neighbour],
     space: Mapping[str, Param],
     *,
     size: int = 5,
-    radius: float = 0.15,
+    per_neighbour: int = 3,
     min_distance: float = 0.1,
 ) -> list[Recommendation]:
-    """Up to ``size`` configurations that together do well on as many neighbours as possible.
+    """Up to ``size`` diverse configurations from the neighbours' best, nearest first.
 
-    Greedy portfolio construction over the neighbours' recorded configurations: a
-    configuration's quality on neighbour *j* is the normalised score (1 = *j*'s best, 0 = its
-    worst trial) of *j*'s recorded configuration nearest to it within ``radius`` (unit-scale RMS,
-    see :func:`param_distance`), else 0. Each step adds the candidate with the largest gain in
-    ``sum_j w_j * max(quality on j over the portfolio)``, with ``w_j`` larger for nearer
-    neighbours, so the portfolio covers several good regions rather than one. Candidates within
-    ``min_distance`` of a chosen one are skipped; ties go to the nearer neighbour's better rank.
+    Round-robin over ranks then neighbours: every neighbour's best comes before anyone's
+    second best. A configuration within ``min_distance`` (unit-scale RMS, see
+    :func:`param_distance`) of one already chosen is skipped.
     """
-    if not neighbours or size <= 0:
-        return []
-    scale = float(np.median([n.distance for n in neighbours])) or 1.0
-    weights = [1.0 / (1.0 + n.distance / scale) for n in neighbours]
-    recorded = [[(fit_to_space(p, space)[0], q) for p, q in _normalised(n.entry)] for n in neighbours]
-    candidates: list[tuple[int, int, dict[str, Any], float]] = []  # (rank, neighbour, params, score)
-    for j, n in enumerate(neighbours):
-        for rank, (raw, score) in enumerate(n.entry.configs):
-            candidates.append((rank, j, fit_to_space(raw, space)[0], score))
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    quality = [
-        [max((q for p, q in recorded[j] if param_distance(params, p, space) <= radius), default=0.0)
-         for j in range(len(neighbours))]
-        for _, _, params, _ in candidates
-    ]
-    covered = [0.0] * len(neighbours)
     chosen: list[Recommendation] = []
-    while len(chosen) < size:
-        best, best_gain = None, -1.0
-        for i, (rank, j, params, score) in enumerate(candidates):
+    for rank in range(per_neighbour):
+        for n in neighbours:
+            if len(chosen) >= size:
+                return chosen
+            if rank >= len(n.entry.configs):
+                continue
+            raw, score = n.entry.configs[rank]
+            params, _ = fit_to_space(raw, space)
             if any(param_distance(params, c.params, space) < min_distance for c in chosen):
                 continue
-            gain = sum(w * max(0.0, q - c) for w, q, c in zip(weights, quality[i], covered))
-            if gain > best_gain + 1e-12:
-                best, best_gain = i, gain
-        if best is None:
-            break
-        rank, j, params, score = candidates[best]
-        covered = [max(c, q) for c, q in zip(covered, quality[best])]
-        chosen.append(Recommendation(params, neighbours[j].entry.dataset, neighbours[j].distance, score, rank))
+            chosen.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
     return chosen
