@@ -142,6 +142,37 @@ def bench_one(args: tuple) -> dict[str, Any]:
     }
 
 
+def retrieval_check(kb: KnowledgeBase, families: list[str]) -> dict[str, Any]:
+    """No tuning: for every entry, leave it out and compare its nearest neighbour under the
+    scaled distance and under the seed's raw cosine: how far apart their best scores are, and how
+    far the neighbour's best configuration is from the entry's own best (unit-scale RMS)."""
+    from tuneops.families import get_family
+
+    out: dict[str, Any] = {}
+    for family in families:
+        gaps: dict[str, list[float]] = {"scaled": [], "raw": []}
+        params: dict[str, list[float]] = {"scaled": [], "raw": []}
+        entries = list(kb.select(family=family))
+        for e in entries:
+            loo = kb.without(dataset=e.dataset, fingerprint=e.fingerprint)
+            space = get_family(family).space(e.task)
+            scaled = nearest(loo, e.meta_features, family=family, task=e.task, k=1)
+            raw = seed_recipe(loo, e.meta_features, family=family, task=e.task, size=1)
+            if not scaled or not raw:
+                continue
+            picks = {"scaled": scaled[0].entry, "raw": next(x for x in loo if x.dataset == raw[0].dataset and x.family == family)}
+            for key, n in picks.items():
+                gaps[key].append(abs(n.best_score - e.best_score))
+                params[key].append(param_distance(n.configs[0][0], e.configs[0][0], space))
+        n = len(gaps["scaled"])
+        out[family] = {
+            "n": n,
+            "median_best_score_gap": {k: statistics.median(v) if v else None for k, v in gaps.items()},
+            "median_param_gap": {k: statistics.median(v) if v else None for k, v in params.items()},
+        }
+    return out
+
+
 def ratio(t_cold: int, t: int | None, cap: int) -> tuple[float, bool]:
     """Speed-up T_cold / T_warm (> 1 = fewer trials); censored runs count at the cap."""
     if t is None:
@@ -195,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = "; ".join(f"`{part['command'].strip()}`" for part in parts)
         report = summarise_report(rows, list(dict.fromkeys(r["family"] for r in rows)),
                                   commands, parts[0]["n_cold_trials"], sum(p["elapsed_s"] for p in parts))
+        report["retrieval"] = retrieval_check(load_file(args.kb) if args.kb else load_shipped(),
+                                              list(report["families"].keys() - {"all"}))
         return _emit(report, args)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
     kb = load_file(args.kb) if args.kb else load_shipped()
@@ -227,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(bench_one(job))
                 _print_row(rows[-1])
     report = summarise_report(rows, families, command, built.get("n_trials"), time.time() - started)
+    report["retrieval"] = retrieval_check(kb, families)
     return _emit(report, args)
 
 
@@ -296,6 +330,13 @@ def render(report: dict[str, Any]) -> str:
         fmt = lambda v: f"{v:.4f}" if v is not None else "-"  # noqa: E731
         lines.append(f"| {family} | {fmt(r['scaled'])} | {fmt(r['raw_cosine'])} | {b['scaled']} / {b['raw_cosine']} | "
                      f"{fmt(g['scaled'])} | {fmt(g['raw_cosine'])} |")
+    if report.get("retrieval"):
+        lines += ["", "Retrieval check without tuning (every entry of the base left out in turn; its nearest neighbour):", "",
+                  "| family | entries | median gap in best score, scaled / raw cosine | median param gap of best configs, scaled / raw |",
+                  "|---|---|---|---|"]
+        for family, c in sorted(report["retrieval"].items()):
+            g, p = c["median_best_score_gap"], c["median_param_gap"]
+            lines.append(f"| {family} | {c['n']} | {g['scaled']:.4f} / {g['raw']:.4f} | {p['scaled']:.3f} / {p['raw']:.3f} |")
     return "\n".join(lines)
 
 
