@@ -220,11 +220,12 @@ def kb_list(storage: StorageOpt = None, source: KBSourceOpt = None,
     kb = _kb(source, storage).select(family=family)
     table = Table(title=f"knowledge base: {len(kb)} entries")
     table.add_column("dataset", no_wrap=True)
-    for col in ("family", "task", "metric", "best", "configs"):
-        table.add_column(col)
-    table.add_column("source", overflow="fold")
+    table.add_column("family", no_wrap=True)
+    table.add_column("task")
+    table.add_column("best", no_wrap=True)
+    table.add_column("source", no_wrap=True)
     for e in kb:
-        table.add_row(e.dataset, e.family, e.task, e.metric, _fmt(e.best_score), str(len(e.configs)), e.source)
+        table.add_row(e.dataset, e.family, e.task, f"{e.metric} {_fmt(e.best_score)}", e.source)
     console.print(table)
 
 
