@@ -86,5 +86,6 @@ def _sections() -> list[tuple[str, Any]]:
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
     from tuneops.knowledge.warm_start import warm_start_section
+    from tuneops.pruning import pruning_savings
 
-    return [("warm_start", warm_start_section)]
+    return [("pruning", pruning_savings), ("warm_start", warm_start_section)]

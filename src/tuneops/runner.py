@@ -49,8 +49,13 @@ FAIL_REASON = "fail_reason"
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
     # Optuna 5 defaults: multivariate and constant_liar (pending trials penalised, so parallel
-    # workers spread out). `group` handles conditional spaces (several families).
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
+    # workers spread out). `group` handles conditional spaces (several families); it is marked
+    # experimental, and using it is a deliberate choice, so its warning is not the user's.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
 
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
@@ -280,10 +285,16 @@ def load(setup: WorkerSetup, index: int) -> optuna.Study:
 
 
 def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bool) -> None:
+    from threadpoolctl import threadpool_limits
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = load(setup, index)
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited)
+        # One thread per forked worker: the workers already fill the cores, and an OpenMP pool
+        # inherited from the parent (e.g. after a k-NN predict there) deadlocks GNU libgomp in
+        # the child unless parallel regions stay single-threaded.
+        with threadpool_limits(limits=1):
+            work(study, setup.objective, deadline=deadline, unlimited=unlimited)
     except KeyboardInterrupt:
         pass
     finally:
