@@ -178,6 +178,9 @@ def run(
     else:
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective = SpecObjective(spec, data)  # validates metrics against the task
+    from tuneops.knowledge.warm_start import plan as warm_start_plan
+
+    warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
@@ -186,9 +189,6 @@ def run(
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
     )
     pruner = pruner_factory()  # fail on bad pruner parameters before anything is written
-    from tuneops.knowledge.warm_start import plan as warm_start_plan
-
-    warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     spec_dict = spec.to_dict()
     study = open_study(
         spec.study, storage, spec.directions,
