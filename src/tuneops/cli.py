@@ -512,6 +512,8 @@ def dashboard(
         board.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
 def write_run_report(study: Any, output_dir: Path) -> None:
     """After `tuneops run`: report.html next to results.json; skipped (never failing the run)
     when the report extra is missing or the report cannot be written."""
@@ -530,6 +532,126 @@ def write_run_report(study: Any, output_dir: Path) -> None:
 
 
 # -- end reports ----------------------------------------------------------------------------------
+
+
+# -- knowledge base (warm start and meta-learning, issue 5) -----------------------------------------
+kb_app = typer.Typer(help="The knowledge base of past tuning that warm-starts new studies.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+KBSourceOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--source", help="shipped, storage, or a file from `kb export`; repeat (default: shipped and storage)."),
+]
+
+
+def _kb(sources: Optional[list[str]], storage: Optional[str]):
+    from tuneops.knowledge.base import load_sources
+
+    return load_sources(sources or ["shipped", "storage"], storage)
+
+
+@kb_app.command("list")
+def kb_list(storage: StorageOpt = None, source: KBSourceOpt = None,
+            family: Annotated[Optional[str], typer.Option(help="Only this family.")] = None) -> None:
+    """List the entries: dataset, family, task, best score, where they come from."""
+    kb = _kb(source, storage).select(family=family)
+    table = Table(title=f"knowledge base: {len(kb)} entries")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("task")
+    table.add_column("best", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    for e in kb:
+        table.add_row(e.dataset, e.family, e.task, f"{e.metric} {_fmt(e.best_score)}", e.source)
+    console.print(table)
+
+
+@kb_app.command("show")
+def kb_show(dataset: Annotated[str, typer.Argument(help="Dataset name (pmlb: optional) or DATASET/FAMILY.")],
+            storage: StorageOpt = None, source: KBSourceOpt = None) -> None:
+    """Show an entry's meta-features and best configurations."""
+    kb = _kb(source, storage)
+    found = kb.find(dataset)
+    if not found:
+        raise UsageError(f"kb show: no entry for {dataset!r}; `tuneops kb list` shows the {len(kb)} entries.")
+    for e in found:
+        console.print(f"[bold]{e.dataset}[/] / {e.family} ({e.task}, {e.metric}, source {e.source})")
+        console.print("meta-features: " + ", ".join(f"{k}={_fmt(v)}" for k, v in e.meta_features.items()))
+        for i, (params, score) in enumerate(e.configs[:5]):
+            console.print(f"  #{i + 1} {e.metric}={_fmt(score)}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()))
+    if kb.built_with and any(e.source == "shipped" for e in found):
+        console.print(f"built with: {kb.built_with.get('command')} ({kb.built_with.get('built_at')})")
+
+
+@kb_app.command("recommend")
+def kb_recommend(
+    data: Annotated[str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
+    family: Annotated[str, typer.Option("--family", help="Model family.")],
+    target: Annotated[Optional[str], typer.Option(help="Target column (files).")] = None,
+    size: Annotated[int, typer.Option(help="How many configurations.")] = 5,
+    storage: StorageOpt = None, source: KBSourceOpt = None,
+) -> None:
+    """Configurations to try first for FAMILY on DATA, from the nearest past tasks."""
+    from tuneops.families import get_family
+    from tuneops.knowledge import recommend
+
+    get_family(family)
+    recs, neighbours = recommend(data, family, kb=_kb(source, storage), size=size, target=target)
+    if not recs:
+        raise UsageError(f"kb recommend: the knowledge base has no entry for family {family!r} and this task.")
+    console.print("nearest: " + ", ".join(f"{n.entry.dataset} ({n.distance:.3g})" for n in neighbours[:5]))
+    table = Table(title=f"warm-start portfolio for {family} on {data}")
+    for col in ("from", "score there", "params"):
+        table.add_column(col)
+    for r in recs:
+        table.add_row(f"{r.dataset} #{r.rank + 1}", _fmt(r.score), ", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()))
+    console.print(table)
+
+
+@kb_app.command("build")
+def kb_build(
+    out: Annotated[Path, typer.Option(help="Where to write the base.")] = Path("src/tuneops/knowledge/prebuilt.json.gz"),
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="PMLB dataset; repeat (default: the curated list).")] = None,
+    family: Annotated[Optional[list[str]], typer.Option("--family", help="Family; repeat (default: knn, linear, random_forest, hist_gradient_boosting).")] = None,
+    n_trials: Annotated[int, typer.Option(help="Cold TPE trials per dataset and family.")] = 30,
+    cv_folds: Annotated[int, typer.Option(help="CV folds.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of folds and sampler.")] = 0,
+    jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
+) -> None:
+    """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE)."""
+    from tuneops.families import get_family
+    from tuneops.knowledge.build import DEFAULT_DATASETS, DEFAULT_FAMILIES, build
+
+    families = family or list(DEFAULT_FAMILIES)
+    for f in families:
+        get_family(f)
+    kb = build(dataset or list(DEFAULT_DATASETS), families, n_trials=n_trials, cv_folds=cv_folds,
+               seed=seed, n_jobs=jobs, checkpoint=checkpoint, max_minutes=max_minutes,
+               log=console.print)
+    path = kb.save(out)
+    console.print(f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+@kb_app.command("export")
+def kb_export(path: Annotated[Path, typer.Argument(help="File to write (.json or .json.gz).")],
+              storage: StorageOpt = None, source: KBSourceOpt = None) -> None:
+    """Write the knowledge base (default: the studies in the storage) to a file."""
+    kb = _kb(source or ["storage"], storage)
+    kb.save(path)
+    console.print(f"Wrote {len(kb)} entries to {path}")
+
+
+@kb_app.command("import")
+def kb_import(path: Annotated[Path, typer.Argument(help="A file from `kb export`.")],
+              storage: StorageOpt = None,
+              prefix: Annotated[str, typer.Option(help="Name prefix of the studies that hold the entries.")] = "kb") -> None:
+    """Store a file's entries in the storage, where every run's warm start finds them."""
+    from tuneops.knowledge.base import import_entries, load_file
+
+    names = import_entries(load_file(path), storage, prefix=prefix)
+    console.print(f"Imported {len(names)} entries into the storage (studies {prefix}.*)")
+# -- end knowledge base --------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -85,7 +85,12 @@ def _sections() -> list[tuple[str, Any]]:
 
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
+    from tuneops.knowledge.warm_start import warm_start_section
     from tuneops.pruning import pruning_savings
     from tuneops.report.findings import findings_section
 
-    return [("pruning", pruning_savings), ("findings", findings_section)]
+    return [
+        ("pruning", pruning_savings),
+        ("warm_start", warm_start_section),
+        ("findings", findings_section),
+    ]

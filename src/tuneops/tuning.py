@@ -178,6 +178,9 @@ def run(
     else:
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective = SpecObjective(spec, data)  # validates metrics against the task
+    from tuneops.knowledge.warm_start import plan as warm_start_plan
+
+    warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
@@ -199,6 +202,9 @@ def run(
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
+    # Meta-features are stored once; warm-start trials are enqueued before the budget's empty
+    # slots (in _drive), so they count in n_trials.
+    warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
     )
