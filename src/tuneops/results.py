@@ -85,4 +85,8 @@ def _sections() -> list[tuple[str, Any]]:
 
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
-    return []
+    from tuneops.contribution import contribution_section
+
+    return [
+        ("workers", contribution_section),
+    ]

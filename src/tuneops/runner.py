@@ -86,19 +86,10 @@ def make_sampler(
 
 
 # -- identity ---------------------------------------------------------------------------------
-def worker_identity(worker_id: str | None = None) -> dict[str, Any]:
+def worker_identity(worker_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Who runs a trial: host, pid, an id (``host:pid`` unless given), and ``extra`` (Ray node)."""
     host, pid = socket.gethostname(), os.getpid()
-    return {"host": host, "pid": pid, "id": worker_id or f"{host}:{pid}"}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return {"host": host, "pid": pid, "id": worker_id or f"{host}:{pid}", **extra}
 
 
 # -- budget -------------------------------------------------------------------------------------
@@ -122,8 +113,7 @@ def ensure_slots(study: optuna.Study, n_trials: int) -> int:
 def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:
     """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``."""
     storage = study._storage
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for waiting in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    for waiting in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
                 return optuna.trial.Trial(study, waiting._trial_id)
@@ -136,8 +126,10 @@ def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params
             user_attrs: Mapping[str, Any]) -> None:
     """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once."""
     storage = study._storage
-    storage.set_trial_user_attr(trial_id, ABANDONED, reason)
     try:
+        storage.set_trial_user_attr(trial_id, ABANDONED, reason)
+        # The storage makes this transition atomic: of several workers recovering the same
+        # trial, one succeeds and re-queues it; the others get UpdateFinishedTrialError.
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
@@ -148,29 +140,19 @@ def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params
     _log.warning("trial %d abandoned (%s); its configuration is queued again", number, reason)
 
 
-def recover_abandoned(study: optuna.Study, *, stale_after_s: float = 120.0) -> int:
+def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None) -> int:
     """Abandon RUNNING trials whose worker is gone; returns how many were recovered.
 
-    A worker on this host is gone when its pid no longer exists. Trials of other hosts are
-    left to heartbeats (remote workers).
+    A worker is gone when it ran on this host under a pid that no longer exists, or when its
+    trial has shown no sign of life (heartbeat) for ``grace_s`` seconds (see tuneops.heartbeat).
     """
-    host = socket.gethostname()
-    now = time.time()
-    recovered = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get(WORKER)
-        if worker is None:
-            started = t.datetime_start.timestamp() if t.datetime_start else now
-            if now - started < stale_after_s:
-                continue
-            reason = "its worker stopped before recording itself"
-        elif worker.get("host") == host and not _pid_alive(int(worker.get("pid", -1))):
-            reason = f"worker {worker.get('id')} is no longer running"
-        else:
-            continue
+    from tuneops.heartbeat import GRACE_S, stale_trials
+
+    running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    stale = stale_trials(running, now=time.time(), grace_s=GRACE_S if grace_s is None else grace_s)
+    for t, reason in stale:
         abandon(study, t._trial_id, t.number, reason, t.params, t.user_attrs)
-        recovered += 1
-    return recovered
+    return len(stale)
 
 
 # -- one trial ----------------------------------------------------------------------------------
@@ -196,26 +178,36 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     try:
         result = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return _tell(study, trial, TrialState.PRUNED)
     except KeyboardInterrupt:
         frozen = study._storage.get_trial(trial._trial_id)
         abandon(study, trial._trial_id, trial.number, "interrupted (Ctrl-C)", frozen.params, frozen.user_attrs)
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
-        trial.set_user_attr(FAIL_REASON, reason[:2000])
-        study.tell(trial, state=TrialState.FAIL)
         _log.warning("trial %d failed: %s", trial.number, reason)
-        return TrialState.FAIL
+        return _tell(study, trial, TrialState.FAIL, reason=reason[:2000])
     values = _as_values(result, len(study.directions))
     if isinstance(values, str):
-        trial.set_user_attr(FAIL_REASON, values)
-        study.tell(trial, state=TrialState.FAIL)
         _log.warning("trial %d failed: %s", trial.number, values)
+        return _tell(study, trial, TrialState.FAIL, reason=values)
+    return _tell(study, trial, TrialState.COMPLETE, values=values)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
+          values: list[float] | None = None, reason: str | None = None) -> TrialState:
+    """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
+    try:
+        if reason is not None:
+            trial.set_user_attr(FAIL_REASON, reason)
+        told = study.tell(trial, values, state=state, skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        told = None
+    if told is None or ABANDONED in told.user_attrs:
+        _log.warning("trial %d was abandoned while it ran (no heartbeat within the grace period); "
+                     "its result is dropped and its configuration runs again", trial.number)
         return TrialState.FAIL
-    study.tell(trial, values)
-    return TrialState.COMPLETE
+    return state
 
 
 def work(
@@ -225,23 +217,48 @@ def work(
     deadline: float | None = None,
     unlimited: bool = False,
     worker_id: str | None = None,
+    identity: Mapping[str, Any] | None = None,
     on_trial: Callable[[], None] | None = None,
+    heartbeat_s: float | None = None,
+    grace_s: float | None = None,
+    poll_s: float = 0.5,
 ) -> int:
-    """The worker loop: claim a trial, run it, repeat until no slot is left or time is up.
+    """The worker loop: claim a trial, run it with a heartbeat, repeat.
 
-    Returns the number of trials this worker ran.
+    The worker stops when the deadline passes, or when no trial is waiting and none is running
+    anywhere: while others still run trials it stays, recovers the trials of workers that died
+    (their configurations are queued again) and runs those. Returns the number of trials it ran.
     """
-    identity = worker_identity(worker_id)
+    from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat
+
+    grace_s = GRACE_S if grace_s is None else grace_s
+    identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
-    while deadline is None or time.time() < deadline:
-        trial = next_trial(study, unlimited=unlimited)
-        if trial is None:
-            break
-        trial.set_user_attr(WORKER, identity)
-        run_trial(study, trial, objective)
-        n += 1
-        if on_trial is not None:
-            on_trial()
+    last_scan = time.monotonic()
+    with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
+        while deadline is None or time.time() < deadline:
+            if time.monotonic() - last_scan > grace_s / 4:
+                recover_abandoned(study, grace_s=grace_s)
+                last_scan = time.monotonic()
+            trial = next_trial(study, unlimited=unlimited)
+            if trial is None:
+                if recover_abandoned(study, grace_s=grace_s):
+                    continue
+                if not study._storage.get_all_trials(
+                    study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+                ):
+                    break
+                time.sleep(poll_s)
+                continue
+            trial.set_user_attr(WORKER, identity)
+            beat.trial_id = trial._trial_id
+            try:
+                run_trial(study, trial, objective)
+            finally:
+                beat.trial_id = None
+            n += 1
+            if on_trial is not None:
+                on_trial()
     return n
 
 
@@ -256,6 +273,8 @@ class WorkerSetup:
     pruner: Callable[[], optuna.pruners.BasePruner]
     objective: Callable[[optuna.Trial], Any]
     n_workers: int = 1
+    heartbeat_s: float | None = None  # None: tuneops.heartbeat.INTERVAL_S
+    grace_s: float | None = None  # None: tuneops.heartbeat.GRACE_S
 
 
 def load(setup: WorkerSetup, index: int) -> optuna.Study:
@@ -273,7 +292,8 @@ def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bo
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = load(setup, index)
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited)
+        work(study, setup.objective, deadline=deadline, unlimited=unlimited,
+             heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
     except KeyboardInterrupt:
         pass
     finally:
@@ -292,10 +312,11 @@ def execute(
     """Run the study with ``n_workers`` local workers until the budget or deadline is spent.
 
     One worker runs in this process; more are forked processes that each open the storage
-    themselves. Ctrl-C abandons running trials cleanly and keeps the finished ones.
+    themselves (so each has its own connection pool). Ctrl-C abandons running trials cleanly and keeps the finished ones.
     """
     if n_workers <= 1:
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress)
+        work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
+             heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
         return
     import multiprocessing
 
@@ -322,4 +343,4 @@ def execute(
                 p.terminate()
         raise
     finally:
-        recover_abandoned(study)
+        recover_abandoned(study, grace_s=setup.grace_s)
