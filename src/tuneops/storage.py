@@ -25,6 +25,7 @@ import importlib.util
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,12 @@ def mask_url(url: str) -> str:
     >>> mask_url("postgresql://ann:s3cret@db:5432/tune")
     'postgresql://ann:***@db:5432/tune'
     """
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    # Greedy to the last "@": a password may hold an unescaped "@".
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 def _password(url: str) -> str | None:
-    match = re.search(r"://[^:/@]*:([^@]*)@", url)
+    match = re.search(r"://[^:/@]*:(.*)@", url)
     return match.group(1) if match and match.group(1) else None
 
 
@@ -211,6 +213,8 @@ def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     elif target.startswith("mysql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 5}
     rdb = optuna.storages.RDBStorage(target, engine_kwargs=engine_kwargs)
+    # Optuna never disposes the engine; close the pooled connections when the storage goes.
+    weakref.finalize(rdb, rdb.engine.dispose)
     if n_workers > 1 and target.startswith("postgresql"):
         _check_connection_limit(rdb, url, n_workers)
     return RetryingStorage(optuna.storages._CachedStorage(rdb), url)
