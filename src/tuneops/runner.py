@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import signal
 import socket
 import time
@@ -113,10 +114,16 @@ def ensure_slots(study: optuna.Study, n_trials: int) -> int:
 def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:
     """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``."""
     storage = study._storage
-    for waiting in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    # Workers that all try the oldest slot first collide on it (one wins, the others wait on
+    # its row lock and retry); trying the oldest few in random order spreads them out.
+    # (SystemRandom: forked workers share the state of the random module.)
+    head = list(waiting[:8])
+    random.SystemRandom().shuffle(head)
+    for slot in [*head, *waiting[8:]]:
         try:
-            if storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
-                return optuna.trial.Trial(study, waiting._trial_id)
+            if storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
+                return optuna.trial.Trial(study, slot._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return study.ask() if unlimited else None
@@ -140,15 +147,18 @@ def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params
     _log.warning("trial %d abandoned (%s); its configuration is queued again", number, reason)
 
 
-def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None) -> int:
+def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
+                      running: Sequence[FrozenTrial] | None = None) -> int:
     """Abandon RUNNING trials whose worker is gone; returns how many were recovered.
 
     A worker is gone when it ran on this host under a pid that no longer exists, or when its
     trial has shown no sign of life (heartbeat) for ``grace_s`` seconds (see tuneops.heartbeat).
+    ``running``: the study's RUNNING trials when the caller has just read them.
     """
     from tuneops.heartbeat import GRACE_S, stale_trials
 
-    running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    if running is None:
+        running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     stale = stale_trials(running, now=time.time(), grace_s=GRACE_S if grace_s is None else grace_s)
     for t, reason in stale:
         abandon(study, t._trial_id, t.number, reason, t.params, t.user_attrs)
@@ -234,6 +244,7 @@ def work(
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
+    idle_s = poll_s
     last_scan = time.monotonic()
     with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
         while deadline is None or time.time() < deadline:
@@ -242,14 +253,17 @@ def work(
                 last_scan = time.monotonic()
             trial = next_trial(study, unlimited=unlimited)
             if trial is None:
-                if recover_abandoned(study, grace_s=grace_s):
-                    continue
-                if not study._storage.get_all_trials(
+                running = study._storage.get_all_trials(
                     study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-                ):
+                )
+                if not running:
                     break
-                time.sleep(poll_s)
+                if recover_abandoned(study, grace_s=grace_s, running=running):
+                    continue
+                time.sleep(idle_s)
+                idle_s = min(idle_s * 2, 4 * poll_s)  # others are busy: ask the storage less often
                 continue
+            idle_s = poll_s
             trial.set_user_attr(WORKER, identity)
             beat.trial_id = trial._trial_id
             try:
@@ -280,9 +294,10 @@ class WorkerSetup:
 def load(setup: WorkerSetup, index: int) -> optuna.Study:
     from tuneops.storage import get_storage
 
+    # The owner checked the server's connection limit for all workers; one worker needs no check.
     return optuna.load_study(
         study_name=setup.study_name,
-        storage=get_storage(setup.storage_url, n_workers=setup.n_workers),
+        storage=get_storage(setup.storage_url),
         sampler=setup.sampler(index),
         pruner=setup.pruner(),
     )
