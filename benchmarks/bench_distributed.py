@@ -30,6 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+for _pmlb in (ROOT.parent / "shared" / "datasets" / "pmlb", Path("/work/shared/datasets/pmlb")):
+    if _pmlb.is_dir():
+        os.environ.setdefault("TUNEOPS_PMLB_DIR", str(_pmlb))
+        break
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
@@ -361,16 +365,16 @@ def main() -> None:
     try:
         urls = {"journal file": str(tmp / "bench.journal"), "PostgreSQL": pg.url, "Redis": rd.url}
         print(f"servers: {mask_url(pg.url)}, {rd.url}", flush=True)
-        res["throughput_trials"] = 48 if q else 160
+        res["throughput_trials"] = 48 if q else 64
         res["repeats"] = 1 if q else 2
         res["throughput"] = bench_throughput(urls, [1, 4, 16] if q else [1, 2, 4, 8, 16],
                                              res["throughput_trials"], res["repeats"])
         res["efficiency"] = bench_efficiency(pg.url, 40 if q else 160, 0.25 if q else 1.0, 8)
-        res["liar_workers"], res["liar_trials"], res["liar_seeds"] = 8, (48 if q else 96), (2 if q else 4)
+        res["liar_workers"], res["liar_trials"], res["liar_seeds"] = 8, (48 if q else 64), (2 if q else 3)
         res["constant_liar"] = bench_constant_liar(lambda tag: str(tmp / f"{tag}.journal"), res["liar_trials"],
                                                    res["liar_workers"], 0.1, res["liar_seeds"])
         res["contribution"] = bench_contribution(pg.url, 30 if q else 150)
-        res["kill_every_s"], res["kill_sleep_s"] = (3.0, 0.3) if q else (10.0, 1.0)
+        res["kill_every_s"], res["kill_sleep_s"] = (8.0, 0.3) if q else (10.0, 1.0)
         res["sigkill"] = bench_sigkill(pg.url, 60 if q else 200, res["kill_sleep_s"], res["kill_every_s"])
     finally:
         pg.stop()

@@ -8,7 +8,8 @@ when
 
 * its worker ran on this host under a pid that no longer exists (found at once), or
 * its last sign of life (the latest heartbeat, else the trial's start) is older than the grace
-  period (a worker on another machine that died, lost its network, or was SIGKILLed).
+  period (a worker on another machine that died, lost its network, or was SIGKILLed), or
+* no worker recorded itself on it within two heartbeat intervals (it died right after claiming).
 
 Any worker, and the process that owns the run, abandons stale trials through
 :func:`tuneops.runner.recover_abandoned`, which queues their configuration again once. Clocks of
@@ -122,7 +123,10 @@ def stale_trials(
             stale.append((t, f"worker {worker.get('id')} is no longer running"))
             continue
         seen = last_seen(t)
-        if seen is not None and now - seen > grace_s:
+        # A worker records itself right after it claims a trial; one that has not after two
+        # heartbeat intervals died in between, so it need not wait out the whole grace period.
+        limit = grace_s if worker else min(grace_s, 2 * INTERVAL_S)
+        if seen is not None and now - seen > limit:
             who = f"worker {worker['id']}" if worker.get("id") else "its worker (never recorded)"
-            stale.append((t, f"no heartbeat from {who} for {now - seen:.0f} s (grace {grace_s:g} s)"))
+            stale.append((t, f"no heartbeat from {who} for {now - seen:.0f} s (grace {limit:g} s)"))
     return stale
