@@ -90,6 +90,16 @@ def test_postgres_url_uses_the_installed_driver() -> None:
     assert engine_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
 
 
+def test_mysql_url_gets_an_installed_driver_or_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneops.storage as storage
+
+    monkeypatch.setattr(storage, "_has", lambda module: module == "pymysql")
+    assert engine_url("mysql://u:p@h/db") == "mysql+pymysql://u:p@h/db"
+    monkeypatch.setattr(storage, "_has", lambda module: False)
+    with pytest.raises(MissingExtra, match=r"mysql://u:\*\*\*@h/db.*pip install pymysql"):
+        engine_url("mysql://u:p@h/db")
+
+
 def test_unknown_scheme_lists_the_valid_ones() -> None:
     with pytest.raises(StorageUnavailable, match=r"unknown scheme 'mongodb'.*postgresql://.*redis://"):
         get_storage("mongodb://u:secret@h/db")
