@@ -234,12 +234,14 @@ def worker(
     def _terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM like Ctrl-C: the running trial is abandoned cleanly
 
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         n = join(study, storage, timeout_s=timeout_s, grace_s=grace_s, heartbeat_s=heartbeat_s)
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted: the running trial was abandoned and queued again.[/]")
         raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(f"worker done: ran {n} trial(s) of study {study}")
 
 
