@@ -200,13 +200,14 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
 
 
 def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
-        engine_kwargs["connect_args"] = {"timeout": 30}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
     # Each worker is its own process with its own pool: the worker loop and its heartbeat
-    # thread hold one connection each; the overflow covers a recovery scan.
-    engine_kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_recycle=1800)
+    # thread hold one connection each; the overflow covers a recovery scan. No pool_pre_ping:
+    # Optuna checks a connection out for every storage call, so a ping would double the round
+    # trips; a connection found dead on use is invalidated and RetryingStorage retries the call.
+    engine_kwargs: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW,
+                                     "pool_recycle": 1800}
     target = engine_url(url)
     if target.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 5}
