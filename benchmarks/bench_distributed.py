@@ -279,8 +279,11 @@ def bench_sigkill(url: str, n_trials: int, seconds: float, every_s: float, worke
 
 # -- report ---------------------------------------------------------------------------------------
 def markdown(res: dict, command: str) -> str:
-    lines = [f"Command: `{command}` (machine: 2 cores shared with other jobs; started "
-             f"{res['started']}). PostgreSQL 15 and redis-server on loopback, started by the script.",
+    run_at = res.get("run_at", {})
+    when = "; ".join(f"{part}: {at}" for part, at in run_at.items()) or res.get("started", "")
+    lines = [f"Command: `{command}` (machine: 2 cores shared with about six other jobs, load average "
+             f"10-20 during the run). PostgreSQL 15 and redis-server on loopback, started by the script. "
+             f"Figures measured at: {when}.",
              "",
              "This machine has 2 cores. Up to 16 workers share them, so the trivial objective measures "
              "what a trial costs in storage and sampler work (CPU-bound for both contenders alike), and "
@@ -349,37 +352,61 @@ def write_section(text: str) -> None:
     doc.write_text(content[:start] + "\n\n" + text.strip() + "\n\n\n" + content[end:].lstrip("\n"))
 
 
+PARTS = ("throughput", "efficiency", "liar", "contribution", "sigkill")
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:  # noqa: BLE001 - not a git checkout
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
+    parser.add_argument("--reuse", help="results.json of an earlier run: keep its figures for parts not run")
     args = parser.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
     command = "python benchmarks/bench_distributed.py" + (" --quick" if args.quick else "")
     from servers import PostgresServer, RedisServer
 
     q = args.quick
-    res: dict = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    res: dict = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
+    stamp = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {_commit()}"
+    res.setdefault("run_at", {})
     pg, rd = PostgresServer().start(), RedisServer().start()
     tmp = Path(f"/tmp/tuneops-bench-{os.getpid()}")
     tmp.mkdir(exist_ok=True)
     try:
         urls = {"journal file": str(tmp / "bench.journal"), "PostgreSQL": pg.url, "Redis": rd.url}
         print(f"servers: {mask_url(pg.url)}, {rd.url}", flush=True)
-        res["throughput_trials"] = 48 if q else 64
-        res["repeats"] = 1 if q else 2
-        res["throughput"] = bench_throughput(urls, [1, 4, 16] if q else [1, 2, 4, 8, 16],
-                                             res["throughput_trials"], res["repeats"])
-        res["efficiency"] = bench_efficiency(pg.url, 40 if q else 160, 0.25 if q else 1.0, 8)
-        res["liar_workers"], res["liar_trials"], res["liar_seeds"] = 8, (48 if q else 64), (2 if q else 3)
-        res["constant_liar"] = bench_constant_liar(lambda tag: str(tmp / f"{tag}.journal"), res["liar_trials"],
-                                                   res["liar_workers"], 0.1, res["liar_seeds"])
-        res["contribution"] = bench_contribution(pg.url, 30 if q else 150)
-        res["kill_every_s"], res["kill_sleep_s"] = (8.0, 0.3) if q else (10.0, 1.0)
-        res["sigkill"] = bench_sigkill(pg.url, 60 if q else 200, res["kill_sleep_s"], res["kill_every_s"])
+        if "throughput" in parts:
+            res["throughput_trials"] = 48 if q else 64
+            res["repeats"] = 1 if q else 2
+            res["throughput"] = bench_throughput(urls, [1, 4, 16] if q else [1, 2, 4, 8, 16],
+                                                 res["throughput_trials"], res["repeats"])
+        if "efficiency" in parts:
+            res["efficiency"] = bench_efficiency(pg.url, 40 if q else 160, 0.25 if q else 1.0, 8)
+        if "liar" in parts:
+            res["liar_workers"], res["liar_trials"], res["liar_seeds"] = 8, (48 if q else 64), (2 if q else 3)
+            res["constant_liar"] = bench_constant_liar(lambda tag: str(tmp / f"{tag}.journal"), res["liar_trials"],
+                                                       res["liar_workers"], 0.1, res["liar_seeds"])
+        if "contribution" in parts:
+            res["contribution"] = bench_contribution(pg.url, 30 if q else 150)
+        if "sigkill" in parts:
+            res["kill_every_s"], res["kill_sleep_s"] = (8.0, 0.3) if q else (10.0, 1.0)
+            res["sigkill"] = bench_sigkill(pg.url, 60 if q else 200, res["kill_sleep_s"], res["kill_every_s"])
+        for part in parts:
+            res["run_at"][part] = stamp
     finally:
         pg.stop()
         rd.stop()
     (tmp / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    print(f"results: {tmp / 'results.json'}")
     text = markdown(res, command)
     print("\n" + text)
     if not args.no_write:

@@ -259,7 +259,7 @@ def work(
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
-    idle_s = poll_s
+    idle_s = min(0.05, poll_s)
     last_scan = time.monotonic()
     with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
         while deadline is None or time.time() < deadline:
@@ -276,9 +276,9 @@ def work(
                 if recover_abandoned(study, grace_s=grace_s, running=running):
                     continue
                 time.sleep(idle_s)
-                idle_s = min(idle_s * 2, 4 * poll_s)  # others are busy: ask the storage less often
+                idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
                 continue
-            idle_s = poll_s
+            idle_s = min(0.05, poll_s)
             trial.set_user_attr(WORKER, identity)
             beat.trial_id = trial._trial_id
             try:
