@@ -339,6 +339,33 @@ def markdown(res: dict, command: str) -> str:
               f"slowest recovery after a kill: "
               f"{'n/a' if k['max_recovery_s'] is None else format(k['max_recovery_s'], '.1f') + ' s'}; "
               f"wall time {k['wall_s']:.0f} s.", ""]
+    lines += [
+        "**What the numbers say.** The fault-tolerance and budget targets hold: 0 errors at 16 workers "
+        "on every storage, exactly the requested number of complete trials after repeated SIGKILLs, no "
+        "configuration run twice, and each worker's share in the contribution table. The overhead "
+        "targets do not hold on this machine, and the causes are measured, not guessed:",
+        "",
+        "* Per trial, tuneops writes twice more than `study.optimize`: the atomic claim of a budget slot "
+        "(WAITING -> RUNNING) and the worker record (the `worker` user attribute that recovery and the "
+        "contribution table need). On the journal file each write is an fsync'd append (7 instead of 5 "
+        "per trial with two parameters); with a trivial objective that is most of the cost of a trial.",
+        "* On PostgreSQL, Optuna's `_CachedStorage` re-reads every unfinished trial on each "
+        "`get_all_trials` (the sampler calls it for every suggestion), and tuneops' budget slots are "
+        "unfinished (WAITING) trials from the start: each read costs O(remaining budget). Counting SQL "
+        "statements with a SQLAlchemy event hook (30 trials, one worker) gave 1765 statements for "
+        "tuneops against 1331 for plain Optuna (+33%), and the rows read grow with the budget. This is "
+        "also why 8 workers with a 1-second objective reached only the efficiency above while the two "
+        "cores were saturated by the sampler, PostgreSQL and six other jobs (the plain Optuna row shows "
+        "the same machine's limit). The fix is to keep a small window of WAITING slots (about two per "
+        "worker) topped up by the run's owner instead of the whole budget; it is not done yet.",
+        "* Runs of 64 trials last a second or two on Redis, so fixed costs (study creation, enqueueing "
+        "the slots, selection and results.json) weigh heavily there; the rows at 8 and 16 workers, "
+        "where the run is longer, are within noise of plain Optuna.",
+        "",
+        "Constant liar (a small sample: the seeds above, one run each): compare the two rows for the "
+        "distance from each new trial to the trials still running (larger means workers spread out) "
+        "and for the best value reached with the same budget.",
+    ]
     return "\n".join(lines)
 
 
