@@ -86,7 +86,9 @@ def _sections() -> list[tuple[str, Any]]:
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
     from tuneops.contribution import contribution_section
+    from tuneops.pruning import pruning_savings
 
     return [
+        ("pruning", pruning_savings),
         ("workers", contribution_section),
     ]

@@ -319,11 +319,17 @@ def load(setup: WorkerSetup, index: int) -> optuna.Study:
 
 
 def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bool) -> None:
+    from threadpoolctl import threadpool_limits
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = load(setup, index)
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited,
-             heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
+        # One thread per forked worker: the workers already fill the cores, and an OpenMP pool
+        # inherited from the parent (e.g. after a k-NN predict there) deadlocks GNU libgomp in
+        # the child unless parallel regions stay single-threaded.
+        with threadpool_limits(limits=1):
+            work(study, setup.objective, deadline=deadline, unlimited=unlimited,
+                 heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
     except KeyboardInterrupt:
         pass
     finally:

@@ -172,6 +172,7 @@ def run(
         PosixPath('tuneops-out/quickstart/model.joblib')
     """
     from tuneops.data import load_dataset
+    from tuneops.pruning import PRUNER_ATTR, describe_pruner
 
     spec = load_spec(spec, **overrides)
     backend = _backend_for(spec, address)
@@ -181,10 +182,11 @@ def run(
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective, sampler_factory, pruner_factory = _components(spec, data)
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
+    pruner = pruner_factory()
     spec_dict = spec.to_dict()
     study = open_study(
         spec.study, storage, spec.directions,
-        sampler=sampler_factory(0), pruner=pruner_factory(),
+        sampler=sampler_factory(0), pruner=pruner,
         attrs={
             SPEC_ATTR: spec_dict,
             OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
@@ -193,6 +195,7 @@ def run(
         identity=spec_dict,
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
     )
@@ -228,7 +231,10 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Calla
     objective = SpecObjective(spec, data)  # validates metrics against the task
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
-    pruner_factory = functools.partial(make_pruner, spec.pruner.name, spec.pruner.kwargs)
+    pruner_factory = functools.partial(
+        make_pruner, spec.pruner.name, spec.pruner.kwargs,
+        n_objectives=len(spec.objectives), n_trials=spec.n_trials,
+    )
     sampler_factory(0)  # fail on bad sampler or pruner parameters before anything is written
     pruner_factory()
     return objective, sampler_factory, pruner_factory
@@ -526,7 +532,7 @@ def tune(
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
     sampler_factory = lambda i: runner.make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
-    pruner_factory = functools.partial(make_pruner, pruner, None)
+    pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     opened = open_study(
         name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
