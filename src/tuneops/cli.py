@@ -86,6 +86,8 @@ def run(
     output_dir: Annotated[Optional[str], typer.Option("--out", help="Output directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html next to results.json (needs the extra 'report').")] = True,
+    backend: Annotated[Optional[str], typer.Option(help="Where workers run: local or ray.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (with --backend ray).")] = None,
 ) -> None:
     """Tune SPEC: run the trials, select under the constraints, refit and save the model."""
     from tuneops.tuning import run as run_spec
@@ -93,7 +95,7 @@ def run(
     try:
         result = run_spec(
             spec, progress=progress, n_trials=n_trials, n_workers=workers, timeout_s=timeout_s,
-            storage=storage, study=study, output_dir=output_dir,
+            storage=storage, study=study, output_dir=output_dir, backend=backend, address=address,
         )
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted: finished trials are kept; run the same command to resume.[/]")
@@ -131,6 +133,7 @@ def show(
         console.print_json(json.dumps(results, default=str))
         return
     print_summary(results)
+    print_workers(results)
     if trials:
         table = Table(title="trials")
         for col in ("trial", "state", "values", "duration_s", "params / reason"):
@@ -652,6 +655,50 @@ def kb_import(path: Annotated[Path, typer.Argument(help="A file from `kb export`
     names = import_entries(load_file(path), storage, prefix=prefix)
     console.print(f"Imported {len(names)} entries into the storage (studies {prefix}.*)")
 # -- end knowledge base --------------------------------------------------------------------------
+
+
+# -- distributed tuning: remote workers and worker contributions (issue 4) ----------------------
+def print_workers(results: dict[str, Any]) -> None:
+    """The workers section as a table (only when more than one worker ran trials)."""
+    section = results.get("workers")
+    if not section or section["n_workers"] < 2:
+        return
+    table = Table(title=f"workers ({section['n_workers']} on {len(section['hosts'])} host(s))")
+    for col in ("worker", "complete", "pruned", "failed", "abandoned", "best", "busy_s", "Pareto share"):
+        table.add_column(col, justify="left" if col == "worker" else "right")
+    for r in section["workers"]:
+        best = _fmt(r["best"]) + (" ★" if r["has_best"] else "") if r["best"] is not None else "-"
+        table.add_row(r["worker"], str(r["complete"]), str(r["pruned"]), str(r["failed"]),
+                      str(r["abandoned"]), best, f"{r['busy_s']:.1f}",
+                      f"{r['pareto']} ({r['pareto_share']:.0%})")
+    console.print(table)
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Option("--study", help="Name of the study to join.")],
+    storage: Annotated[str, typer.Option("--storage", "-s", help="The study's storage URL.")],
+    timeout_s: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    grace_s: Annotated[Optional[float], typer.Option(help="Seconds without heartbeat before a trial counts as dead (default 60).")] = None,
+    heartbeat_s: Annotated[Optional[float], typer.Option(help="Seconds between heartbeats (default 10).")] = None,
+) -> None:
+    """Join STUDY from this machine: run its trials until the global budget is spent."""
+    import signal
+
+    from tuneops.tuning import join
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM like Ctrl-C: the running trial is abandoned cleanly
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        n = join(study, storage, timeout_s=timeout_s, grace_s=grace_s, heartbeat_s=heartbeat_s)
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted: the running trial was abandoned and queued again.[/]")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print(f"worker done: ran {n} trial(s) of study {study}")
 
 
 def main(argv: list[str] | None = None) -> int:
