@@ -272,22 +272,8 @@ def join(
     """
     import zlib
 
-    from tuneops.data import load_dataset
-
     study = load_study(name, storage_url)
-    spec = study_spec(study)
-    if spec is None:
-        raise UsageError(
-            f"study {name!r} was run with a custom objective (tuneops.tune), so a worker cannot "
-            "rebuild it; start more workers with tune(..., n_workers=N) from your own code."
-        )
-    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
-    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
-    if stored and stored != data.fingerprint:
-        raise UsageError(
-            f"data {spec.data.source!r} on this machine has fingerprint {data.fingerprint}, but "
-            f"study {name!r} was tuned on {stored}; give this worker the same data."
-        )
+    spec, data = rebuild(study, "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own code")
     objective, sampler_factory, pruner_factory = _components(spec, data)
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
@@ -427,6 +413,47 @@ def reselect(
     )
 
 
+def rebuild(study: optuna.Study, why_not: str) -> tuple[Spec, Any]:
+    """The spec a study ran with and its data, read again and checked against the fingerprint.
+
+    Raises:
+        UsageError: the study was run with a custom objective (``why_not`` says what that
+            prevents), or the data changed since the study ran.
+    """
+    from tuneops.data import load_dataset
+
+    spec = study_spec(study)
+    if spec is None:
+        raise UsageError(
+            f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so {why_not}."
+        )
+    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
+    if stored and stored != data.fingerprint:
+        raise UsageError(
+            f"data {spec.data.source!r} here has fingerprint {data.fingerprint}, but study "
+            f"{study.study_name!r} was tuned on {stored}: the data changed (or differs on this "
+            "machine). Use the same data, or run a new study on the new data."
+        )
+    return spec, data
+
+
+def complete_trial(study: optuna.Study, trial: int | None) -> int:
+    """``trial`` if it is a complete trial of ``study``; None means the selected trial.
+
+    Raises:
+        UsageError: the trial does not exist or is not complete. NoFeasibleTrial: nothing to select.
+    """
+    if trial is None:
+        return reselect(study).selected.number
+    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
+        raise UsageError(
+            f"--trial: trial {trial} of study {study.study_name!r} is not a complete trial; "
+            "`tuneops show STUDY --trials` lists them."
+        )
+    return trial
+
+
 def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str | Path | None = None) -> Path:
     """Refit and save a study's selected (or given) trial again, from its stored spec.
 
@@ -434,26 +461,10 @@ def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str 
         UsageError: the study was not run from a spec, the trial is not complete, or the data
             changed since the study ran.
     """
-    from tuneops.data import load_dataset
     from tuneops.objective import SpecObjective
 
-    spec = study_spec(study)
-    if spec is None:
-        raise UsageError(
-            f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so "
-            "tuneops cannot rebuild its model; refit it from the selected params in results.json."
-        )
-    if trial is None:
-        trial = reselect(study).selected.number
-    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
-        raise UsageError(f"--trial: trial {trial} of study {study.study_name!r} is not a complete trial.")
-    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
-    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
-    if stored and stored != data.fingerprint:
-        raise UsageError(
-            f"data {spec.data.source!r} changed since study {study.study_name!r} ran "
-            f"(fingerprint {stored} -> {data.fingerprint}); the model would not be the one tuned."
-        )
+    trial = complete_trial(study, trial)
+    spec, data = rebuild(study, "tuneops cannot refit its model; refit it from the selected params in results.json")
     out = Path(out_dir or Path("tuneops-out") / study.study_name)
     return export_trial(study, trial, SpecObjective(spec, data), out, spec=spec)
 

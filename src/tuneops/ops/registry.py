@@ -348,27 +348,11 @@ def deploy(
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
             is not complete, or the data changed since the study ran.
     """
-    from tuneops.data import load_dataset
-    from tuneops.tuning import DATA_ATTR, load_study, reselect, study_spec
+    from tuneops.tuning import complete_trial, load_study, rebuild
 
     study = load_study(study_name, storage)
-    spec = study_spec(study)
-    if spec is None:
-        raise UsageError(
-            f"study {study_name!r} was run with a custom objective (tuneops.tune); tuneops cannot "
-            "rebuild or monitor its model. Deploy a study run from a spec."
-        )
-    if trial is None:
-        trial = reselect(study).selected.number
-    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
-        raise UsageError(f"--trial: trial {trial} of study {study_name!r} is not a complete trial.")
-    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
-    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
-    if stored and stored != data.fingerprint:
-        raise UsageError(
-            f"data {spec.data.source!r} changed since study {study_name!r} ran (fingerprint {stored} -> "
-            f"{data.fingerprint}); the deployed model would not be the one tuned. Re-run the study."
-        )
+    trial = complete_trial(study, trial)
+    spec, data = rebuild(study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec")
     MonitorConfig.from_spec(spec)  # a malformed monitor section fails before anything is written
     registry = Registry.open(model or study_name, storage, create=True)
     return register_trial(
