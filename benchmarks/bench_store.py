@@ -198,7 +198,40 @@ def report(rows: Sequence[dict[str, Any]], per_worker: int, command: str) -> str
     ]
     if samples:
         lines += ["", "Errors seen: " + "; ".join(f"`{s}`" for s in samples[:4])]
+    lines += ["", *interpret(rows)]
     return "\n".join(lines)
+
+
+def interpret(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What the counts say, in words (generated from the rows, so it cannot go stale)."""
+    out = []
+    journal = [r for r in rows if r["store"] == "journal"]
+    sqlite = [r for r in rows if r["store"] != "journal"]
+    j_errors = sum(r["errors"] + r["lost"] for r in journal)
+    out.append(
+        f"Journal file: {j_errors} errors or lost trials over "
+        f"{sum(r['budget'] for r in journal)} trials with up to {max(r['n_workers'] for r in rows)} workers."
+    )
+    locked = sum(r["locked"] for r in sqlite)
+    if locked == 0:
+        out.append(
+            "'database is locked' did not occur on SQLite in this run (trivial trials, "
+            "short transactions; SQLAlchemy's 5 s and tuneops' 30 s busy timeouts sufficed), so "
+            "this run does not show SQLite failing on locking; it shows SQLite's per-trial cost."
+        )
+    else:
+        out.append(f"SQLite raised 'database is locked' {locked} times.")
+    if any("already finished" in r["sample_error"] or "Cannot tell" in r["sample_error"] for r in sqlite):
+        out.append(
+            "The `sqlite, tuneops` errors are two workers claiming the same WAITING trial: "
+            "`runner.next_trial` relies on Optuna's `set_trial_state_values(RUNNING)` returning "
+            "False for a trial already claimed, which RDBStorage checks after `SELECT ... FOR "
+            "UPDATE`; SQLite ignores `FOR UPDATE`, so two workers can both read WAITING and both "
+            "claim it. The second evaluates it again and dies on `tell` (the trial is counted "
+            "once). The journal file's claim is atomic: a worker owns a trial only if its own "
+            "RUNNING record comes first in the log."
+        )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
