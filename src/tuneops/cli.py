@@ -201,9 +201,15 @@ def metrics() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
     import click
+    import optuna
+
+    # tuneops prints its own progress and summary; Optuna's per-trial INFO lines would bury them.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
@@ -218,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     except TuneOpsError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def pmlb_dir() -> Path:
     env = os.environ.get("TUNEOPS_PMLB_DIR")
     if env:
         return Path(env)
-    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[3]):
+    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
         candidate = base / ".." / "shared" / "datasets" / "pmlb"
         if candidate.is_dir():
             return candidate.resolve()

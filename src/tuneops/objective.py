@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from sklearn.exceptions import ConvergenceWarning
 
 from tuneops.data import Dataset
 from tuneops.families import build_pipeline, get_family
@@ -105,6 +107,20 @@ class SpecObjective:
         """Cross-validate one configuration; returns (mean metrics, std over folds)."""
         wanted = set(self.spec.measured_metrics)
         quality = [m for m in wanted if METRICS[m].kind == "quality"]
+        with warnings.catch_warnings():
+            # A tuned iteration budget that stops before convergence is a legitimate
+            # configuration; its score tells the sampler what it needs to know.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            per_fold, model = self._cross_validate(family, params, quality)
+        mean, spread = mean_metrics(per_fold)
+        if any(METRICS[m].kind == "latency" for m in wanted):
+            rows = self.dataset.X.iloc[self.folds[-1][1]]
+            mean.update(measure_latency(model, rows, self.latency))
+        if "model_size_kb" in wanted:
+            mean["model_size_kb"] = model_size_kb(model)
+        return mean, spread
+
+    def _cross_validate(self, family: str, params: Mapping[str, Any], quality: list[str]) -> tuple[list[dict[str, float]], Any]:
         X, y = self.dataset.X, self.dataset.y
         per_fold: list[dict[str, float]] = []
         model = None
@@ -116,12 +132,7 @@ class SpecObjective:
             fold = score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels)
             fold["fit_time_s"] = fit_s
             per_fold.append(fold)
-        mean, spread = mean_metrics(per_fold)
-        if any(METRICS[m].kind == "latency" for m in wanted):
-            mean.update(measure_latency(model, X.iloc[self.folds[-1][1]], self.latency))
-        if "model_size_kb" in wanted:
-            mean["model_size_kb"] = model_size_kb(model)
-        return mean, spread
+        return per_fold, model
 
     def refit(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], Any]:
         """Fit the configuration of recorded trial ``params`` on all the data."""

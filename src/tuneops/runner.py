@@ -49,8 +49,13 @@ FAIL_REASON = "fail_reason"
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
     # Optuna 5 defaults: multivariate and constant_liar (pending trials penalised, so parallel
-    # workers spread out). `group` handles conditional spaces (several families).
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
+    # workers spread out). `group` handles conditional spaces (several families); it is marked
+    # experimental, and using it is a deliberate choice, so its warning is not the user's.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
 
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
@@ -108,15 +113,25 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def ensure_slots(study: optuna.Study, n_trials: int) -> int:
-    """Enqueue empty WAITING trials until ``n_trials`` counted trials exist; returns how many.
+    """Make the budget exactly ``n_trials`` counted trials; returns the change in slots.
 
-    Only the process that owns a run calls this (Optuna's enqueue is not atomic across
-    processes); workers only pop.
+    Enqueues empty WAITING trials when too few exist; when the budget was lowered (a resume
+    with a smaller ``n_trials``), retires surplus WAITING trials as abandoned. Only the process
+    that owns a run calls this (Optuna's enqueue is not atomic across processes); workers only
+    claim.
     """
-    missing = n_trials - len(counted(study.get_trials(deepcopy=False)))
+    trials = study.get_trials(deepcopy=False)
+    missing = n_trials - len(counted(trials))
     for _ in range(max(0, missing)):
         study.enqueue_trial({})
-    return max(0, missing)
+    if missing < 0:
+        storage = study._storage
+        surplus = [t for t in trials if t.state == TrialState.WAITING][missing:]
+        for t in surplus:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                storage.set_trial_user_attr(t._trial_id, ABANDONED, f"budget lowered to {n_trials}")
+                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+    return missing
 
 
 def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:

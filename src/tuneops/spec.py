@@ -90,8 +90,11 @@ class Constraint:
         return f"{self.metric} {self.op} {self.threshold:g}"
 
 
-def parse_constraint(text: Any, field: str = "constraints") -> Constraint:
+def parse_constraint(text: Any, field: str = "constraints", *, builtin_only: bool = True) -> Constraint:
     """Parse ``"accuracy >= 0.9"``.
+
+    With ``builtin_only=False`` any metric name is accepted (custom objectives name their own
+    metrics; selection checks later that the trials measured it).
 
     Raises:
         SpecError: the text is not ``metric op number`` or the metric is unknown.
@@ -103,7 +106,8 @@ def parse_constraint(text: Any, field: str = "constraints") -> Constraint:
             "of >=, <=, >, < (for example 'accuracy >= 0.90' or 'latency_p95_ms <= 50')."
         )
     metric, op, number = match.groups()
-    get_metric(metric, field=field)
+    if builtin_only:
+        get_metric(metric, field=field)
     try:
         threshold = float(number)
     except ValueError:

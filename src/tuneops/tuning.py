@@ -302,10 +302,13 @@ def reselect(
     spec = study_spec(study)
     if constraints is None:
         parsed = list(spec.constraints) if spec else [
-            parse_constraint(c) for c in study.user_attrs.get(CONSTRAINTS_ATTR, [])
+            parse_constraint(c, builtin_only=False) for c in study.user_attrs.get(CONSTRAINTS_ATTR, [])
         ]
     else:
-        parsed = [parse_constraint(c, "--constraint") if isinstance(c, str) else c for c in constraints]
+        parsed = [
+            parse_constraint(c, "--constraint", builtin_only=False) if isinstance(c, str) else c
+            for c in constraints
+        ]
     if isinstance(policy, Selection):
         selection = policy
     elif policy is not None:
@@ -425,7 +428,7 @@ def tune(
             f"directions: expected one of maximize/minimize per objective {names}, received {directions}."
         )
     objs = tuple(Objective(n, d) for n, d in zip(names, directions))
-    parsed = [parse_constraint(c) if isinstance(c, str) else c for c in constraints]
+    parsed = [parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints]
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)

@@ -1,0 +1,119 @@
+"""The command line through its real entry point: outputs, exit codes, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import EXAMPLES, ROOT, tiny_spec
+
+
+def write_spec(path, **changes):
+    path.write_text(json.dumps(tiny_spec(**changes)))  # JSON is valid YAML
+    return path
+
+
+def test_run_show_select_export(workdir, cli):
+    spec = write_spec(workdir / "s.yaml", objectives=["accuracy", "fit_time_s"], n_trials=4)
+    code, out, err = cli("run", spec, "--no-progress")
+    assert code == 0, err
+    assert "Pareto front of tiny" in out and "★" in out
+    assert (workdir / "tuneops-out/tiny/model.joblib").is_file()
+
+    code, out, _ = cli("show", "tiny", "--trials")
+    assert code == 0 and "4 complete" in out and "trials" in out
+
+    code, out, _ = cli("show", "tiny", "--json")
+    assert json.loads(out)["n_trials"] == {"complete": 4}
+
+    code, out, err = cli("select", "tiny", "--constraint", "accuracy >= 0.99")
+    assert code == 1 and "no trial meets the constraints" in err and "closest is trial" in err
+    code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0.5", "--policy", "lexicographic")
+    assert code == 0 and "Selected trial" in out
+
+    code, out, _ = cli("export", "tiny", "--trial", "0", "--out", "exported")
+    assert code == 0 and (workdir / "exported/model.joblib").is_file()
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"objectives": ["acuracy"]}, "unknown metric 'acuracy'"),
+        ({"model": {"family": "forest"}}, "unknown model family 'forest'"),
+        ({"sampler": "bayes"}, "unknown sampler 'bayes'"),
+        ({"constraints": ["accuracy = 0.9"]}, "malformed constraint"),
+        ({"data": {"source": "sklearn:nope"}}, "unknown scikit-learn dataset 'nope'"),
+        ({"data": {"source": "missing.csv", "target": "y"}}, "'missing.csv' does not exist"),
+        ({"data": {"source": "sklearn:iris", "task": "regression"}}, "metric 'accuracy' applies to classification"),
+        ({"objectives": ["r2"]}, "metric 'r2' applies to regression"),
+        ({"storage": "postgresql://u:secret@127.0.0.1:1/db"}, r"'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be opened"),
+        ({"storage": "ftp://host/x"}, "unknown scheme 'ftp'"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(workdir, cli, changes, message):
+    spec = write_spec(workdir / "bad.yaml", **changes)
+    code, out, err = cli("run", spec, "--no-progress")
+    assert code == 2, (out, err)
+    assert re.search(message, " ".join(err.split())), err
+    assert "secret" not in err
+    assert sorted(p.name for p in workdir.iterdir()) == ["bad.yaml"]
+
+
+def test_empty_data_and_missing_target_column(workdir, cli):
+    (workdir / "empty.csv").write_text("")
+    spec = write_spec(workdir / "a.yaml", data={"source": "empty.csv", "target": "y"})
+    code, _, err = cli("run", spec)
+    assert code == 2 and "is empty" in err
+    (workdir / "d.csv").write_text("a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(20)))
+    spec = write_spec(workdir / "b.yaml", data={"source": "d.csv", "target": "label"})
+    code, _, err = cli("run", spec)
+    assert code == 2 and "column 'label' does not exist" in " ".join(err.split())
+    assert not (workdir / "tuneops.journal").exists()
+
+
+def test_unknown_study_lists_what_exists(workdir, cli):
+    cli("run", write_spec(workdir / "s.yaml", n_trials=1), "--no-progress")
+    code, _, err = cli("show", "nope")
+    assert code == 2 and "no study 'nope'" in err and "studies there: tiny" in err
+
+
+def test_listing_commands(cli):
+    code, out, _ = cli("families")
+    assert code == 0 and "hist_gradient_boosting" in out
+    code, out, _ = cli("metrics")
+    assert code == 0 and "latency_p95_ms" in out
+
+
+def test_examples_run(workdir, cli):
+    """Every example spec runs end to end (with a tiny budget)."""
+    from tuneops.spec import load_spec
+
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        study = load_spec(path).study
+        code, out, err = cli("run", path, "--n-trials", "2", "--no-progress")
+        # 1 is allowed: two trials may not meet an example's business constraints, and the
+        # run then says which trial came closest instead of saving a model.
+        assert code in (0, 1), err
+        results = json.loads((workdir / "tuneops-out" / study / "results.json").read_text())
+        assert results["n_trials"] == {"complete": 2}
+        assert (code == 0) == (workdir / "tuneops-out" / study / "model.joblib").is_file()
+
+
+def test_readme_set_up_command_runs_the_quickstart(workdir):
+    """The README's first command, run as written (minus the install, already done)."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"pip install -e \. && (tuneops run examples/quickstart.yaml)", readme).group(1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    args = [sys.executable, "-m", "tuneops", *command.split()[1:], "--n-trials", "4", "--no-progress"]
+    args[4] = str(ROOT / args[4])
+    proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Selected trial" in proc.stdout
+    assert (workdir / "tuneops-out/quickstart/model.joblib").is_file()
+    assert (workdir / "tuneops.journal").is_file()

@@ -1,0 +1,48 @@
+"""The family contract, run against every registered family."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from tuneops.data import load_dataset
+from tuneops.families import FAMILIES, build_pipeline, get_family
+from tuneops.errors import SpecError
+from tuneops.space import suggest_params
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return {
+        "classification": load_dataset("sklearn:iris"),
+        "regression": load_dataset("pmlb:485_analcatdata_vehicle"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_every_family_fits_a_sampled_configuration(name, task, datasets):
+    family = get_family(name)
+    ds = datasets[task]
+    space = family.space(task)
+    assert space, "a family declares a default space"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    params = suggest_params(study.ask(), space)
+    # keep the fit small: the contract is what is tested, not the model's quality
+    for key in ("n_estimators", "max_iter"):
+        if key in params:
+            params[key] = min(params[key], 20)
+    model = build_pipeline(family, params, task, 0, numeric=ds.numeric, categorical=ds.categorical)
+    model.fit(ds.X, ds.y)
+    assert len(model.predict(ds.X.iloc[:5])) == 5
+
+
+def test_log_scales_where_they_belong():
+    assert get_family("svm").default_space("classification")["C"].log
+    assert get_family("hist_gradient_boosting").default_space("regression")["learning_rate"].log
+    assert not get_family("random_forest").default_space("classification")["max_features"].log
+
+
+def test_unknown_family_lists_the_valid_ones():
+    with pytest.raises(SpecError, match="unknown model family 'rf'; expected one of extra_trees"):
+        get_family("rf")

@@ -1,0 +1,178 @@
+"""End-to-end runs with tiny budgets: outputs, resume, parallel workers, failures, interrupts."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import tuneops
+from tuneops import runner
+from tuneops.errors import SpecError
+from tuneops.storage import get_storage
+from conftest import ROOT, tiny_spec
+
+
+def finished(study):
+    return [t for t in study.trials if t.state.is_finished() and "abandoned" not in t.user_attrs]
+
+
+def test_run_writes_model_results_and_study(workdir):
+    spec = tiny_spec(objectives=["accuracy", "model_size_kb"], constraints=["accuracy >= 0.8"])
+    result = tuneops.run(spec)
+    assert result.model_path.is_file() and result.results_path.is_file()
+    model, meta = tuneops.load_model(result.model_path)
+    ds = tuneops.load_dataset("sklearn:iris")
+    assert (model.predict(ds.X) == ds.y).mean() > 0.8
+    assert meta["trial"] == result.choice.selected.number
+    assert meta["data"]["fingerprint"] == ds.fingerprint
+    assert {"optuna", "scikit-learn", "python"} <= set(meta["versions"])
+    results = json.loads(result.results_path.read_text())
+    assert results["n_trials"] == {"complete": 4}
+    assert results["selected"]["number"] == meta["trial"]
+    assert {t["number"] for t in results["pareto_front"]} == {c.number for c in result.choice.front}
+    stored = optuna.load_study(study_name="tiny", storage=get_storage(None))
+    assert stored.user_attrs["tuneops:spec"]["study"] == "tiny"
+    assert stored.user_attrs["tuneops:data"]["fingerprint"] == ds.fingerprint
+    assert (workdir / "tuneops.journal").is_file()
+
+
+def test_rerunning_the_same_spec_resumes(workdir):
+    first = tuneops.run(tiny_spec(n_trials=3))
+    params = [t.params for t in first.study.trials]
+    second = tuneops.run(tiny_spec(n_trials=5))
+    assert len(second.study.trials) == 5
+    assert [t.params for t in second.study.trials[:3]] == params
+    third = tuneops.run(tiny_spec(n_trials=5))
+    assert len(third.study.trials) == 5  # nothing left to run
+
+
+def test_resume_refuses_a_different_definition(workdir):
+    tuneops.run(tiny_spec(n_trials=2))
+    with pytest.raises(SpecError, match="exists with a different model"):
+        tuneops.run(tiny_spec(n_trials=2, model={"family": "linear"}))
+
+
+def test_parallel_workers_run_exactly_n_trials(workdir):
+    result = tuneops.run(tiny_spec(n_trials=9, n_workers=3))
+    trials = result.study.trials
+    assert len(trials) == 9
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    workers = Counter(t.user_attrs["worker"]["pid"] for t in trials)
+    assert sum(workers.values()) == 9 and os.getpid() not in workers
+
+
+def test_failures_are_recorded_and_the_study_goes_on(workdir):
+    def objective(trial):
+        x = trial.suggest_int("x", 0, 9)
+        if x % 3 == 0:
+            raise RuntimeError(f"boom at {x}")
+        if x % 3 == 1:
+            return float("nan")
+        return float(x)
+
+    result = tuneops.tune(objective, n_trials=12, sampler="random", storage=":memory:", output_dir=workdir / "out")
+    trials = result.study.trials
+    assert len(trials) == 12
+    for t in trials:
+        if t.params["x"] % 3 == 2:
+            assert t.state == TrialState.COMPLETE
+        else:
+            assert t.state == TrialState.FAIL
+            assert ("boom at" if t.params["x"] % 3 == 0 else "non-finite") in t.user_attrs["fail_reason"]
+    assert result.choice.selected.values == (8.0,) or max(t.value for t in trials if t.value) == result.choice.selected.values[0]
+
+
+def test_tune_multi_objective_with_constraints_and_workers(workdir):
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        return x, (1 - x) ** 2 + 0.1
+
+    result = tuneops.tune(
+        objective, objectives=["score", "cost"], directions=["maximize", "minimize"],
+        constraints=["score >= 0.5"], n_trials=8, n_workers=2, study="mo",
+    )
+    assert len(result.study.trials) == 8
+    assert result.choice.selected.values[0] >= 0.5
+    assert all(c.values[0] >= 0.5 for c in result.choice.front)
+    assert all(t.constraints for t in result.study.trials)
+
+
+def _claim_and_die(url: str) -> None:
+    study = optuna.load_study(study_name="tiny", storage=get_storage(url))
+    trial = runner.next_trial(study)
+    trial.suggest_int("n_neighbors", 1, 50, log=True)
+    trial.set_user_attr(runner.WORKER, runner.worker_identity())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_dead_worker_loses_nothing(workdir):
+    import multiprocessing
+
+    url = str(workdir / "store.journal")
+    spec = tiny_spec(n_trials=4, storage=url)
+    tuneops.run(tiny_spec(n_trials=2, storage=url))
+    study = optuna.load_study(study_name="tiny", storage=get_storage(url))
+    runner.ensure_slots(study, 4)
+    proc = multiprocessing.get_context("fork").Process(target=_claim_and_die, args=(url,))
+    proc.start()
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
+    running = optuna.load_study(study_name="tiny", storage=get_storage(url)).get_trials(states=(TrialState.RUNNING,))
+    assert len(running) == 1
+    result = tuneops.run(spec)
+    trials = result.study.trials
+    abandoned = [t for t in trials if "abandoned" in t.user_attrs]
+    assert len(abandoned) == 1 and abandoned[0].state == TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == abandoned[0].number]
+    assert len(retry) == 1 and retry[0].params["n_neighbors"] == abandoned[0].params["n_neighbors"]
+    assert len(finished(result.study)) == 4
+    assert all(t.state == TrialState.COMPLETE for t in finished(result.study))
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
+    spec = workdir / "slow.yaml"
+    spec.write_text(json.dumps(tiny_spec(n_trials=8, model={
+        "family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 5, "high": 30}}})))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuneops", "run", str(spec), "--no-progress"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 60
+    storage_file = workdir / "tuneops.journal"
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if storage_file.exists():
+            study = optuna.load_study(study_name="tiny", storage=get_storage(str(storage_file)))
+            if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2:
+                break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    study = optuna.load_study(study_name="tiny", storage=get_storage(str(storage_file)))
+    done_before = len(study.get_trials(states=(TrialState.COMPLETE,)))
+    assert done_before >= 2
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    result = tuneops.run(spec)  # the same spec resumes
+    assert len(finished(result.study)) == 8
+    assert all(t.state == TrialState.COMPLETE for t in finished(result.study))
+
+
+def test_a_lower_budget_on_resume_retires_surplus_slots(workdir):
+    study = optuna.create_study(study_name="s", storage=get_storage(None))
+    runner.ensure_slots(study, 6)
+    assert runner.ensure_slots(study, 4) == -2
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 4 and len(runner.counted(study.trials)) == 4
