@@ -10,6 +10,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
+# tuneops reads PMLB from $TUNEOPS_PMLB_DIR, else ../shared/datasets/pmlb. A clone that does
+# not sit next to `shared/` (CI clones, worktrees) finds the image's copy here.
+if not os.environ.get("TUNEOPS_PMLB_DIR"):
+    for candidate in (ROOT.parent / "shared/datasets/pmlb", Path("/work/shared/datasets/pmlb")):
+        if candidate.is_dir():
+            os.environ["TUNEOPS_PMLB_DIR"] = str(candidate)
+            break
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

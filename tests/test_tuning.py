@@ -142,7 +142,7 @@ def test_a_dead_worker_loses_nothing(workdir):
 
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     spec = workdir / "slow.yaml"
-    spec.write_text(json.dumps(tiny_spec(n_trials=8, model={
+    spec.write_text(json.dumps(tiny_spec(n_trials=40, model={
         "family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 5, "high": 30}}})))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
@@ -165,8 +165,9 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     done_before = len(study.get_trials(states=(TrialState.COMPLETE,)))
     assert done_before >= 2
     assert not study.get_trials(states=(TrialState.RUNNING,))
-    result = tuneops.run(spec)  # the same spec resumes
-    assert len(finished(result.study)) == 8
+    # Resume with a budget of two more trials: surplus slots are retired, not run.
+    result = tuneops.run(spec, n_trials=done_before + 2)
+    assert len(finished(result.study)) == done_before + 2
     assert all(t.state == TrialState.COMPLETE for t in finished(result.study))
 
 

@@ -67,6 +67,7 @@ def print_summary(results: dict[str, Any]) -> None:
     if sel:
         console.print(f"Selected trial [bold]{sel['number']}[/] by {results['selection']['policy']}: "
                       + ", ".join(f"{k}={_fmt(v)}" for k, v in sel.get("metrics", {}).items()))
+    print_pruning(results)
     if results.get("message"):
         err.print(f"[yellow]{results['message']}[/]")
     for f in results.get("failures", [])[:5]:
@@ -196,6 +197,278 @@ def metrics() -> None:
     for m in METRICS.values():
         table.add_row(m.name, m.direction, m.kind, ", ".join(m.tasks), m.description)
     console.print(table)
+
+# -- Pruning (issue 3): savings in `show`/`run`, `tuneops bench pruners` ---------------------------
+def print_pruning(results: dict[str, Any]) -> None:
+    """One paragraph of what pruning saved (the results' ``pruning`` section)."""
+    p = results.get("pruning")
+    if not p:
+        return
+    line = (
+        f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
+        f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
+        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
+        f"{p['fit_s_saved']:.1f} of {p['fit_s'] + p['fit_s_saved']:.1f} fit seconds saved "
+        f"({p['fit_saved_fraction']:.0%})"
+    )
+    if p.get("time_to_best_s") is not None:
+        line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
+    console.print(line + ".", highlight=False, soft_wrap=True)
+
+
+bench_app = typer.Typer(help="Compare configurations on the same spec, seeds and budget.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pruners")
+def bench_pruners_cmd(
+    spec: Annotated[Path, typer.Argument(help="Spec file (YAML or TOML).")],
+    pruners: Annotated[str, typer.Option(help="Comma-separated pruner names.")] = "none,median,auto",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds; several give a spread.")] = "0,1,2",
+    n_trials: Annotated[Optional[int], typer.Option(help="Override search.n_trials.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Local worker processes.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the journal, bench.json and bench.png.")] = Path("tuneops-bench"),
+) -> None:
+    """Run SPEC once per pruner and seed; compare pruning rate, best result, compute and time to best."""
+    import json
+
+    from tuneops.bench import bench_pruners, plot_bench, render_table
+    from tuneops.export import write_json
+    from tuneops.pruning import check_pruner
+
+    names = [p.strip() for p in pruners.split(",") if p.strip()]
+    for name in names:
+        check_pruner(name, field="--pruners")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers, received {seeds!r}.") from None
+    if not names or not seed_list:
+        raise UsageError("--pruners and --seeds: expected at least one of each.")
+    result = bench_pruners(spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials, n_workers=workers)
+    rows = render_table(result)
+    table = Table(title=f"pruners on {result['spec']} (seeds {seeds})")
+    for col in rows[0]:
+        table.add_column(col)
+    for row in rows[1:]:
+        table.add_row(*row)
+    console.print(table)
+    json_path = write_json(out / "bench.json", json.loads(json.dumps(result, default=str)))
+    png = plot_bench(result, out / "bench.png")
+    console.print(f"JSON: {json_path}\nPlot: {png}")
+
+
+# == Production loop: registry, monitoring, re-tuning, simulation (issue 7) =====================
+registry_app = typer.Typer(help="Model versions, the champion, promotion and rollback.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+ModelOpt = Annotated[
+    Optional[str], typer.Option("--model", "-m", help="Registered model name (default: the only one).")
+]
+
+
+def _print_outcome(outcome: Any) -> None:
+    color = "green" if outcome.decision == "promote" else "yellow"
+    console.print(f"Re-tuning study [bold]{outcome.study}[/]: challenger v{outcome.challenger}, "
+                  f"[{color}]{outcome.decision}[/]")
+    for reason in outcome.reasons:
+        console.print(f"  - {reason}", highlight=False)
+
+
+@app.command()
+def deploy(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    trial: Annotated[Optional[int], typer.Option(help="Trial number (default: the selected trial).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (default: the study name).")] = None,
+    artifacts: Annotated[Optional[str], typer.Option(help="Artifact directory (default: monitor.artifact_dir).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Register a study's selected (or given) trial as a new model version and make it champion."""
+    from tuneops.ops.registry import deploy as deploy_trial
+
+    record = deploy_trial(study, storage=storage, trial=trial, model=model, artifact_dir=artifacts)
+    console.print(
+        f"Model [bold]{model or study}[/] version {record['version']} is the champion "
+        f"({record['family']}, trial {record['source']['trial']}); artifact {record['artifact']['path']} "
+        f"{record['artifact']['sha256'][:19]}...", highlight=False,
+    )
+
+
+@registry_app.command("list")
+def registry_list(model: ModelOpt = None, storage: StorageOpt = None) -> None:
+    """List the versions of every registered model (or of --model)."""
+    from tuneops.ops.registry import Registry, list_models
+
+    names = [model] if model else list_models(storage)
+    if not names:
+        console.print("No model is registered; register one with `tuneops deploy STUDY`.")
+    for name in names:
+        reg = Registry.open(name, storage)
+        champion = reg.champion()
+        table = Table(title=f"model {name}")
+        for col in ("version", "created", "source", "family", "metric (reference)", "artifact"):
+            table.add_column(col)
+        for v in reg.versions():
+            mark = "★ " if v["version"] == champion else ""
+            src = v["source"]
+            table.add_row(f"{mark}{v['version']}", v["created"], f"{src['kind']}: {src['study']} #{src['trial']}",
+                          v["family"], f"{v['profile']['metric']} {_fmt(v['profile']['reference'])}",
+                          v["artifact"]["sha256"][:19])
+        console.print(table)
+
+
+@registry_app.command("show")
+def registry_show(
+    version: Annotated[Optional[int], typer.Argument(help="Version (default: the champion).")] = None,
+    model: ModelOpt = None,
+    events: Annotated[int, typer.Option(help="How many recent events to list.")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the version record and events as JSON.")] = False,
+    storage: StorageOpt = None,
+) -> None:
+    """Show a version (params, metrics, data, artifact) and the model's recent events."""
+    import json
+
+    from tuneops.ops.registry import Registry
+
+    reg = Registry.open(model, storage)
+    record = reg.version(version if version is not None else reg.require_champion())
+    log = reg.events()[-events:] if events > 0 else []
+    if json_out:
+        console.print_json(json.dumps({"version": record, "champion": reg.champion(), "events": log}, default=str))
+        return
+    console.print(f"[bold]{reg.name}[/] version {record['version']}"
+                  + (" ★ champion" if record["version"] == reg.champion() else ""))
+    for key in ("created", "source", "family", "params", "metrics", "artifact"):
+        console.print(f"  {key}: {record[key]}", highlight=False)
+    console.print(f"  data: {record['data'].get('name')} ({record['data'].get('rows')} rows, "
+                  f"{record['data'].get('fingerprint')})", highlight=False)
+    console.print(f"  reference: {record['profile']['metric']} {_fmt(record['profile']['reference'])} "
+                  f"(out-of-fold), {len(record['features'])} feature profiles", highlight=False)
+    for e in log:
+        detail = e.get("decision") or e.get("reason") or ""
+        console.print(f"  {e['time']} {e['kind']:<8} v{e.get('version', e.get('challenger', '-'))} {detail}",
+                      highlight=False)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[int, typer.Argument(help="Version to make the champion.")],
+    model: ModelOpt = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "promoted by hand",
+    storage: StorageOpt = None,
+) -> None:
+    """Make VERSION the champion."""
+    from tuneops.ops.registry import Registry
+
+    event = Registry.open(model, storage).promote(version, reason)
+    console.print(f"Version {version} is the champion (was {event['previous']}).")
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    to: Annotated[Optional[int], typer.Option(help="Version to restore (default: the previous champion).")] = None,
+    model: ModelOpt = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Restore the previous champion (or version --to)."""
+    from tuneops.ops.registry import Registry
+
+    event = Registry.open(model, storage).rollback(to)
+    console.print(f"Rolled back: version {event['version']} is the champion (was {event['previous']}).")
+
+
+@app.command()
+def monitor(
+    batch: Annotated[Path, typer.Option("--batch", "-b", help="Batch file: feature columns, optionally the label column.")],
+    model: ModelOpt = None,
+    auto_retune: Annotated[bool, typer.Option("--auto-retune", help="Re-tune on the batch when the decision is retune.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
+    storage: StorageOpt = None,
+) -> None:
+    """Check a batch against the champion: drift, prediction drift, performance; one decision."""
+    import json
+
+    from tuneops.ops.registry import Registry
+    from tuneops.ops.retune import monitor_batch
+
+    reg = Registry.open(model, storage)
+    assessment, outcome, note = monitor_batch(reg, batch, auto_retune=auto_retune)
+    if json_out:
+        console.print_json(json.dumps({"assessment": assessment.to_dict(),
+                                       "retune": outcome.to_dict() if outcome else None, "note": note}))
+        return
+    color = {"ok": "green", "warn": "yellow", "retune": "red"}[assessment.decision]
+    console.print(f"[bold]{reg.name}[/] v{reg.version(reg.require_champion())['version']} on {batch} "
+                  f"({assessment.n_rows} rows): [{color}]{assessment.decision}[/]")
+    for reason in assessment.reasons:
+        console.print(f"  - {reason}", highlight=False)
+    table = Table(title="drift per feature (top 10 by PSI)")
+    for col in ("feature", "test", "p (adjusted)", "PSI", "drifted"):
+        table.add_column(col)
+    for f in sorted(assessment.features, key=lambda f: -f["psi"])[:10]:
+        table.add_row(f["column"], f["test"], f"{f['p_adjusted']:.3g}", f"{f['psi']:.3f}", "yes" if f["drifted"] else "")
+    console.print(table)
+    if note:
+        err.print(f"[yellow]{note}[/]")
+    if outcome is not None:
+        _print_outcome(outcome)
+
+
+@app.command()
+def retune(
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Recent labelled data file; repeat for more.")],
+    model: ModelOpt = None,
+    n_trials: Annotated[Optional[int], typer.Option(help="Trials (default: monitor.retune_trials).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
+    storage: StorageOpt = None,
+) -> None:
+    """Tune a challenger on recent data, compare it with the champion, promote or keep."""
+    import pandas as pd
+
+    from tuneops.ops.monitor import read_batch
+    from tuneops.ops.registry import Registry
+    from tuneops.ops.retune import retune as retune_model
+
+    frames = [read_batch(path) for path in data]
+    reg = Registry.open(model, storage)
+    _print_outcome(retune_model(reg, pd.concat(frames, ignore_index=True), n_trials=n_trials, seed=seed,
+                                trigger="tuneops retune"))
+
+
+@app.command()
+def simulate(
+    dataset: Annotated[str, typer.Option(help="Dataset source (pmlb:NAME, sklearn:NAME, file).")] = "pmlb:phoneme",
+    family: Annotated[str, typer.Option(help="Model family.")] = "knn",
+    batches: Annotated[int, typer.Option(help="Number of batches.")] = 24,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 300,
+    shift: Annotated[Optional[list[str]], typer.Option(help="KIND@BATCH, e.g. covariate@8, concept@16; repeat. Default: covariate at 1/3, concept at 2/3.")] = None,
+    n_trials: Annotated[int, typer.Option(help="Trials of the initial tuning and of each re-tuning.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the stream and the searches.")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="Model name (default: simulate-DATASET).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory for timeline.json, timeline.png, models.")] = Path("tuneops-out/simulate"),
+    storage: Annotated[Optional[str], typer.Option("--storage", "-s", help="Storage URL (default: OUT/simulate.journal).")] = None,
+) -> None:
+    """Simulate a drifting stream from a real dataset: monitor -> re-tune -> promote, with a timeline."""
+    from tuneops.ops.simulate import parse_shift, simulate as run_simulation
+
+    shifts = [parse_shift(s) for s in shift] if shift else None
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+        storage = str(out / "simulate.journal")
+
+    def show(row: dict[str, Any]) -> None:
+        retuned = f" re-tuned: {row['retune']['decision']}" if row["retune"] else ""
+        console.print(f"batch {row['t']:>3} {row['phase']:<18} {row['decision']:<6} max PSI {row['max_psi']:.2f} "
+                      f"champion v{row['champion']} {_fmt(row['champion_score'])} never-updated "
+                      f"{_fmt(row['baseline_score'])}{retuned}", highlight=False)
+
+    timeline = run_simulation(dataset, family=family, n_batches=batches, batch_size=batch_size, shifts=shifts,
+                              n_trials=n_trials, storage=storage, model=model, out_dir=out, seed=seed,
+                              progress=show)
+    summary = timeline["summary"]
+    console.print(f"Re-tunings: {summary['n_retunes']}, promotions: {summary.get('n_promotions', 0)}; "
+                  f"share of the loss recovered after the last shift: {_fmt(summary.get('recovered_share'))}")
+    console.print(f"Timeline: {out / 'timeline.json'}, {out / 'timeline.png'}")
+# == end of production loop (issue 7) ===========================================================
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,9 +20,11 @@ import optuna
 from sklearn.exceptions import ConvergenceWarning
 
 from tuneops.data import Dataset
-from tuneops.families import build_pipeline, get_family
+from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
+from tuneops.families._base import single_threaded
 from tuneops.measure import LatencyConfig, make_folds, mean_metrics, measure_latency, model_size_kb, score
 from tuneops.metrics import METRICS
+from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
 from tuneops.space import Param, suggest_params
 from tuneops.spec import Spec
 
@@ -92,7 +94,7 @@ class SpecObjective:
     def __call__(self, trial: optuna.trial.BaseTrial) -> tuple[float, ...]:
         family, params = self.suggest(trial)
         trial.set_user_attr("family", family)
-        metrics, spread = self.evaluate(family, params)
+        metrics, spread = self.evaluate(family, params, trial=trial)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("metrics_std", spread)
         for constraint in self.spec.constraints:
@@ -103,41 +105,157 @@ class SpecObjective:
             raise TrialFailed(f"objective {', '.join(bad)} is not finite for {family} {params}")
         return values
 
-    def evaluate(self, family: str, params: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
-        """Cross-validate one configuration; returns (mean metrics, std over folds)."""
-        wanted = set(self.spec.measured_metrics)
-        quality = [m for m in wanted if METRICS[m].kind == "quality"]
-        with warnings.catch_warnings():
+    def evaluate(
+        self, family: str, params: Mapping[str, Any], *, trial: optuna.trial.BaseTrial | None = None
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Cross-validate one configuration; returns (mean metrics, std over folds).
+
+        With a ``trial`` whose study has a pruner, training goes step by step (the family's
+        fidelity): after each step the CV score is reported once and the pruner consulted; a
+        pruned trial stops training and raises :class:`optuna.TrialPruned`. With the
+        Wilcoxon pruner the steps are the CV folds instead. Latency and size are measured on
+        the final model only, after the last step.
+        """
+        with single_threaded(), warnings.catch_warnings():
             # A tuned iteration budget that stops before convergence is a legitimate
             # configuration; its score tells the sampler what it needs to know.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            per_fold, model = self._cross_validate(family, params, quality)
+            return self._evaluate(family, params, trial)
+
+    def _evaluate(
+        self, family: str, params: Mapping[str, Any], trial: optuna.trial.BaseTrial | None
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        wanted = set(self.spec.measured_metrics)
+        quality = [m for m in self.spec.measured_metrics if METRICS[m].kind == "quality"]
+        mode = self._mode(trial)
+        fam = get_family(family)
+        X, y = self.dataset.X, self.dataset.y
+        models = [self.pipeline(family, params) for _ in self.folds]
+        fit_s = [0.0] * len(self.folds)
+        record: dict[str, Any] | None = None
+        if mode == "steps":
+            per_fold, record = self._by_steps(fam, models, fit_s, quality, trial)
+        else:
+            per_fold = []
+            for i, (model, (train, test)) in enumerate(zip(models, self.folds)):
+                start = time.perf_counter()
+                fam.fit(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
+                fit_s[i] = time.perf_counter() - start
+                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
+                if mode == "folds" and trial is not None:
+                    # Wilcoxon compares trials instance by instance: here, fold by fold.
+                    report(trial, per_fold[-1][self.spec.metric_names[0]], i)
+                    if i < len(self.folds) - 1 and should_prune(trial):
+                        trial.set_user_attr(FIDELITY_ATTR, _fidelity(list(range(1, i + 2)), len(self.folds), len(self.folds), sum(fit_s), pruned=True))
+                        raise optuna.TrialPruned(f"pruned after fold {i + 1} of {len(self.folds)}")
+            if mode == "folds":
+                record = _fidelity(list(range(1, len(self.folds) + 1)), len(self.folds), len(self.folds), sum(fit_s))
+            elif getattr(trial, "study", None) is not None:  # trained straight through: one step
+                record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
+        for fold, seconds in zip(per_fold, fit_s):
+            fold["fit_time_s"] = seconds
         mean, spread = mean_metrics(per_fold)
+        model = models[-1]
+        start = time.perf_counter()
         latency = [m for m in wanted if METRICS[m].kind == "latency"]
         if latency:
-            rows = self.dataset.X.iloc[self.folds[-1][1]]
-            mean.update(measure_latency(model, rows, self.latency, metrics=latency))
+            mean.update(measure_latency(model, X.iloc[self.folds[-1][1]], self.latency, metrics=latency))
         if "model_size_kb" in wanted:
             mean["model_size_kb"] = model_size_kb(model)
+        if record is not None:  # one write per trial: what it trained and what measuring cost
+            record["measure_s"] = time.perf_counter() - start
+            trial.set_user_attr(FIDELITY_ATTR, record)
         return mean, spread
 
-    def _cross_validate(self, family: str, params: Mapping[str, Any], quality: list[str]) -> tuple[list[dict[str, float]], Any]:
+    def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:
+        """How to train: ``final`` (straight to the end), ``steps`` (fidelity) or ``folds``."""
+        study = getattr(trial, "study", None)
+        if study is None or isinstance(study.pruner, optuna.pruners.NopPruner):
+            return "final"
+        if isinstance(study.pruner, optuna.pruners.WilcoxonPruner):
+            return "folds" if len(study.directions) == 1 else "final"
+        if len(study.directions) == 1 and METRICS[self.spec.metric_names[0]].kind != "quality":
+            return "final"  # a cost objective has no intermediate value worth comparing
+        return "steps"
+
+    def _by_steps(
+        self, fam: Any, models: list[Any], fit_s: list[float], quality: list[str], trial: Any
+    ) -> tuple[list[dict[str, float]], dict[str, Any]]:
+        """Train all folds in lockstep over the fidelity steps, reporting after each step."""
         X, y = self.dataset.X, self.dataset.y
+        runs = [
+            fam.fit_steps(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
+            for model, (train, _) in zip(models, self.folds)
+        ]
+        done: list[int] = []
+        fit_by_step: list[float] = []
         per_fold: list[dict[str, float]] = []
-        model = None
-        for train, test in self.folds:
-            model = self.pipeline(family, params)
-            start = time.perf_counter()
-            model.fit(X.iloc[train], y.iloc[train])
-            fit_s = time.perf_counter() - start
-            fold = score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels)
-            fold["fit_time_s"] = fit_s
-            per_fold.append(fold)
-        return per_fold, model
+        for step in FIDELITY_STEPS:
+            for i, run in enumerate(runs):
+                start = time.perf_counter()
+                next(run)
+                fit_s[i] += time.perf_counter() - start
+            done.append(step)
+            fit_by_step.append(sum(fit_s))
+            per_fold, predict_s = [], 0.0
+            for model, (_, test) in zip(models, self.folds):
+                # CPU time of this thread: a cost proxy that a busy machine does not distort
+                # (wall time would count the moments the worker waits for a core).
+                start = time.thread_time()
+                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
+                predict_s += time.thread_time() - start
+            report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
+            if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
+                trial.set_user_attr(FIDELITY_ATTR, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True))
+                raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
+        return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step)
+
+    def _intermediate(
+        self, per_fold: list[dict[str, float]], fit_s: list[float], predict_s: float, model: Any
+    ) -> list[float | None]:
+        """The objective vector at a step, from what the step measured anyway.
+
+        Quality: the mean CV score. Costs (multi-objective only), of the partially trained
+        model: validation predict CPU time per row for latency and throughput objectives, the
+        pickled size for size, fit seconds so far for fit time. Comparable across trials at
+        the same step; the objective values themselves are measured on the final model.
+        """
+        n_rows = sum(len(test) for _, test in self.folds)
+        per_row_ms = 1e3 * predict_s / max(n_rows, 1)
+        vector: list[float | None] = []
+        for name in self.spec.metric_names:
+            kind = METRICS[name].kind
+            if kind == "quality":
+                vector.append(float(sum(f[name] for f in per_fold) / len(per_fold)))
+            elif name == "throughput_rows_per_s":
+                vector.append(1e3 / per_row_ms if per_row_ms > 0 else None)
+            elif kind == "latency":
+                vector.append(per_row_ms)
+            elif kind == "size":
+                vector.append(model_size_kb(model))
+            elif kind == "time":
+                vector.append(sum(fit_s) / len(fit_s))
+            else:
+                vector.append(None)
+        return vector
 
     def refit(self, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], Any]:
         """Fit the configuration of recorded trial ``params`` on all the data."""
         family, estimator_params = self.config_of(params)
         model = self.pipeline(family, estimator_params)
-        model.fit(self.dataset.X, self.dataset.y)
+        get_family(family).fit(model, self.dataset.X, self.dataset.y, seed=self.spec.seed)
         return family, estimator_params, model
+
+
+def _fidelity(
+    steps: list[int], n_steps: int, max_step: int, fit_s: float | list[float], *, pruned: bool = False
+) -> dict[str, Any]:
+    """What a trial trained (user attr ``tuneops:fidelity``): the steps it ran (of ``n_steps``,
+    the last being ``max_step``) and its fit seconds summed over folds (cumulative per step
+    when trained step by step)."""
+    record: dict[str, Any] = {"steps": steps, "n_steps": n_steps, "max_step": max_step, "pruned": pruned}
+    if isinstance(fit_s, list):
+        record["fit_s"], record["fit_s_steps"] = fit_s[-1], list(fit_s)
+    else:
+        record["fit_s"] = float(fit_s)
+    return record

@@ -285,10 +285,16 @@ def load(setup: WorkerSetup, index: int) -> optuna.Study:
 
 
 def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bool) -> None:
+    from threadpoolctl import threadpool_limits
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = load(setup, index)
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited)
+        # One thread per forked worker: the workers already fill the cores, and an OpenMP pool
+        # inherited from the parent (e.g. after a k-NN predict there) deadlocks GNU libgomp in
+        # the child unless parallel regions stay single-threaded.
+        with threadpool_limits(limits=1):
+            work(study, setup.objective, deadline=deadline, unlimited=unlimited)
     except KeyboardInterrupt:
         pass
     finally:

@@ -523,13 +523,14 @@ def _validate(raw: dict[str, Any], default_name: str) -> Spec:
 
 def _check_names(spec: Spec) -> None:
     """Resolve sampler and pruner names now, so a typo fails before anything is written."""
-    from tuneops.pruning import PRUNERS
+    from tuneops.pruning import PRUNERS, check_pruner
     from tuneops.runner import SAMPLERS
 
     if spec.sampler.name not in SAMPLERS:
         raise SpecError(unknown_name("sampler", spec.sampler.name, SAMPLERS, field="search.sampler"))
     if spec.pruner.name not in PRUNERS:
         raise SpecError(unknown_name("pruner", spec.pruner.name, PRUNERS, field="search.pruner"))
+    check_pruner(spec.pruner.name, spec.pruner.kwargs)
 
 
 def dump_spec(spec: Spec, path: str | Path) -> Path:

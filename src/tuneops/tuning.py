@@ -170,7 +170,7 @@ def run(
     """
     from tuneops.data import load_dataset
     from tuneops.objective import SpecObjective
-    from tuneops.pruning import make_pruner
+    from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
 
     spec = load_spec(spec, **overrides)
     if dataset is not None:
@@ -181,12 +181,15 @@ def run(
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
-    pruner_factory = functools.partial(make_pruner, spec.pruner.name, spec.pruner.kwargs)
-    pruner_factory()  # fail on bad pruner parameters before anything is written
+    pruner_factory = functools.partial(
+        make_pruner, spec.pruner.name, spec.pruner.kwargs,
+        n_objectives=len(spec.objectives), n_trials=spec.n_trials,
+    )
+    pruner = pruner_factory()  # fail on bad pruner parameters before anything is written
     spec_dict = spec.to_dict()
     study = open_study(
         spec.study, storage, spec.directions,
-        sampler=sampler_factory(0), pruner=pruner_factory(),
+        sampler=sampler_factory(0), pruner=pruner,
         attrs={
             SPEC_ATTR: spec_dict,
             OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
@@ -195,6 +198,7 @@ def run(
         identity=spec_dict,
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
     )
@@ -433,7 +437,7 @@ def tune(
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
     sampler_factory = lambda i: runner.make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
-    pruner_factory = functools.partial(make_pruner, pruner, None)
+    pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     opened = open_study(
         name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuneops.errors import require
-from tuneops.families._base import Family, float_param, int_param
+from tuneops.families._base import Family, budget, float_param, int_param
 from tuneops.space import Param
 
 __all__ = ["LightGBM", "XGBoost"]
@@ -16,6 +16,19 @@ class LightGBM(Family):
     name = "lightgbm"
     extra = "lightgbm"
     description = "LightGBM LGBM{Classifier,Regressor} (extra: lightgbm)"
+    fidelity = "rounds"
+
+    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+        # Continue training from the booster so far: `init_model` adds the new rounds to it.
+        total = state.setdefault("total", estimator.n_estimators)
+        done, target = state.get("rounds", 0), budget(total, fraction)
+        if target <= done:
+            return
+        estimator.set_params(n_estimators=target - done)
+        estimator.fit(X, y, init_model=estimator.booster_ if done else None)
+        state["rounds"] = target
+        if fraction >= 1.0:
+            estimator.set_params(n_estimators=total)
 
     def default_space(self, task: str) -> dict[str, Param]:
         params = [
@@ -39,6 +52,19 @@ class XGBoost(Family):
     name = "xgboost"
     extra = "xgboost"
     description = "XGBoost XGB{Classifier,Regressor} (extra: xgboost)"
+    fidelity = "rounds"
+
+    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+        # Continue training from the booster so far: `xgb_model` adds the new rounds to it.
+        total = state.setdefault("total", estimator.n_estimators)
+        done, target = state.get("rounds", 0), budget(total, fraction)
+        if target <= done:
+            return
+        estimator.set_params(n_estimators=target - done)
+        estimator.fit(X, y, xgb_model=estimator.get_booster() if done else None)
+        state["rounds"] = target
+        if fraction >= 1.0:
+            estimator.set_params(n_estimators=total)
 
     def default_space(self, task: str) -> dict[str, Param]:
         params = [

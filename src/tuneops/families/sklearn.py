@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tuneops.families._base import Family, choice, float_param, int_param
+import numpy as np
+
+from tuneops.families._base import Family, budget, choice, float_param, int_param
 from tuneops.space import Param
 
 __all__ = [
@@ -30,6 +32,16 @@ def _space(*params: Param) -> dict[str, Param]:
 class RandomForest(Family):
     name = "random_forest"
     description = "scikit-learn RandomForest{Classifier,Regressor}"
+    fidelity = "trees"
+
+    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+        # warm_start adds trees to the fitted ones; new trees draw their seeds after the
+        # existing ones', so the forest equals one fitted with all trees at once.
+        total = state.setdefault("total", estimator.n_estimators)
+        if budget(total, fraction) > state.get("trees", 0):
+            state["trees"] = budget(total, fraction)
+            estimator.set_params(n_estimators=state["trees"], warm_start=True)
+            estimator.fit(X, y)
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
@@ -61,6 +73,14 @@ class ExtraTrees(RandomForest):
 class HistGradientBoosting(Family):
     name = "hist_gradient_boosting"
     description = "scikit-learn HistGradientBoosting{Classifier,Regressor}"
+    fidelity = "rounds"
+
+    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+        total = state.setdefault("total", estimator.max_iter)
+        if budget(total, fraction) > state.get("rounds", 0):
+            state["rounds"] = budget(total, fraction)
+            estimator.set_params(max_iter=state["rounds"], warm_start=True)
+            estimator.fit(X, y)
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
@@ -128,6 +148,9 @@ class KNN(Family):
     scale = True
     description = "k-nearest neighbours"
 
+    def min_rows(self, estimator: Any) -> int:
+        return max(30, estimator.n_neighbors)
+
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
             int_param("n_neighbors", 1, 50, log=True),
@@ -146,6 +169,19 @@ class MLP(Family):
     name = "mlp"
     scale = True
     description = "multi-layer perceptron (scikit-learn)"
+    fidelity = "epochs"
+
+    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+        # One partial_fit call is one epoch; the full budget is max_iter epochs, run to the
+        # end (no tolerance-based stop, which would make the budget depend on the curve).
+        from sklearn.base import is_classifier
+
+        total = state.setdefault("total", estimator.max_iter)
+        done = state.get("epochs", 0)
+        extra = {"classes": np.unique(y)} if is_classifier(estimator) else {}
+        for _ in range(done, budget(total, fraction)):
+            estimator.partial_fit(X, y, **extra)
+        state["epochs"] = max(done, budget(total, fraction))
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(

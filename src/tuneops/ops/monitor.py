@@ -1,0 +1,451 @@
+"""Monitoring: is the champion still fit for the data that arrives? One decision per batch.
+
+A batch (features, optionally the labels) is checked against the champion's reference profile:
+
+* every feature: Kolmogorov-Smirnov (numeric) or chi-squared (categorical) p-value, corrected
+  for testing all features at once (Benjamini-Hochberg by default), and its PSI;
+* the champion's predictions on the batch against its out-of-fold predictions on the training
+  data (chi-squared on predicted classes, KS on regression outputs), and their PSI;
+* when the batch has labels: the monitored metric on the batch against the reference, with a
+  bootstrap confidence bound.
+
+Decision (:func:`decide`), thresholds from the spec's ``monitor`` section (:class:`MonitorConfig`):
+
+* ``retune`` when the metric dropped by more than ``max_metric_drop`` with confidence
+  ``1 - alpha`` (the batch's upper bound is below ``reference - max_metric_drop``), or at least
+  ``drift_share`` of the features drifted (Evidently's dataset-drift rule: 50% of columns at
+  p < 0.05), or a drifted feature or the predictions shifted with PSI >= ``psi_retune`` (0.25,
+  the "major shift" line of PSI practice);
+* ``warn`` when some feature or the predictions drifted (corrected p < ``alpha``) but not enough
+  to act, or the metric dropped by more than ``max_metric_drop`` without confidence;
+* ``ok`` otherwise.
+
+:func:`check_batch` applies this to the registry's champion and records the result as an event;
+a malformed batch is refused before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuneops.errors import DataError, SpecError, unknown_name
+from tuneops.ops import drift
+
+__all__ = [
+    "MonitorConfig",
+    "PERFORMANCE_METRICS",
+    "monitored_metric",
+    "metric_value",
+    "Assessment",
+    "read_batch",
+    "validate_batch",
+    "assess",
+    "decide",
+    "check_batch",
+]
+
+
+# -- configuration: the spec's `monitor` section -------------------------------------------------
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds of monitoring and re-tuning; the spec's ``monitor`` section.
+
+    Defaults and their anchors:
+
+    * ``alpha: 0.05`` - p-value threshold of each drift test after correction (Evidently's
+      default per-column tests use p < 0.05).
+    * ``correction: bh`` - Benjamini-Hochberg over the features; ``bonferroni`` or ``none``.
+    * ``drift_share: 0.5`` - share of drifted features that means the dataset drifted
+      (Evidently's DatasetDriftMetric default).
+    * ``psi_warn: 0.1``, ``psi_retune: 0.25`` - PSI practice: < 0.1 stable, 0.1-0.25 moderate,
+      >= 0.25 major.
+    * ``metric: null`` - the monitored metric (default: the spec's first objective that can be
+      computed from predictions alone, else accuracy / r2).
+    * ``max_metric_drop: 0.05`` - tolerated drop of the metric, in its units.
+    * ``min_rows: 50`` - smaller batches are refused (PSI over 10 bins is noise below that).
+    * ``retune_trials: 12`` - trials of a re-tuning study; ``holdout: 0.3`` - share of the recent
+      data kept aside to compare challenger and champion; ``margin: 0.01`` - how much better the
+      challenger must be on that data; ``recent_batches: 3`` - batches a simulation re-tunes on;
+      ``cooldown: 2`` - batches after a re-tuning before ``--auto-retune`` re-tunes again.
+    * ``artifact_dir: tuneops-out/registry`` - where model versions are saved (path + sha256
+      are recorded in the registry).
+    """
+
+    alpha: float = 0.05
+    correction: str = "bh"
+    drift_share: float = 0.5
+    psi_warn: float = 0.1
+    psi_retune: float = 0.25
+    metric: str | None = None
+    max_metric_drop: float = 0.05
+    min_rows: int = 50
+    retune_trials: int = 12
+    holdout: float = 0.3
+    margin: float = 0.01
+    recent_batches: int = 3
+    cooldown: int = 2
+    artifact_dir: str = "tuneops-out/registry"
+
+    @classmethod
+    def from_raw(cls, raw: Any, field_name: str = "monitor") -> MonitorConfig:
+        """Validate a ``monitor`` mapping (None gives the defaults).
+
+        Raises:
+            SpecError: an unknown key, a value of the wrong type, or out of range.
+        """
+        if raw is None:
+            return cls()
+        if isinstance(raw, MonitorConfig):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{field_name}: expected a mapping of thresholds, received {type(raw).__name__}.")
+        valid = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in valid:
+                raise SpecError(unknown_name("monitor setting", key, valid, field=field_name))
+            values[key] = _check(f"{field_name}.{key}", key, value)
+        return cls(**values)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> MonitorConfig:
+        return cls.from_raw(getattr(spec, "monitor", None))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PROBABILITIES = ("alpha", "drift_share", "holdout")
+_NON_NEGATIVE = ("psi_warn", "psi_retune", "max_metric_drop", "margin")
+_COUNTS = {"min_rows": 10, "retune_trials": 1, "recent_batches": 1, "cooldown": 0}
+
+
+def _check(where: str, key: str, value: Any) -> Any:
+    if key in _PROBABILITIES or key in _NON_NEGATIVE:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpecError(f"{where}: expected a number, received {value!r}.")
+        if key in _PROBABILITIES and not 0 < value < 1:
+            raise SpecError(f"{where}: expected a number strictly between 0 and 1, received {value!r}.")
+        if key in _NON_NEGATIVE and value < 0:
+            raise SpecError(f"{where}: expected a number >= 0, received {value!r}.")
+        return float(value)
+    if key in _COUNTS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < _COUNTS[key]:
+            raise SpecError(f"{where}: expected an integer >= {_COUNTS[key]}, received {value!r}.")
+        return value
+    if key == "correction":
+        if value not in drift.CORRECTIONS:
+            raise SpecError(unknown_name("correction", value, drift.CORRECTIONS, field=where))
+        return value
+    if key == "metric":
+        if value is not None and value not in PERFORMANCE_METRICS:
+            raise SpecError(unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where))
+        return value
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{where}: expected a path, received {value!r}.")
+    return value
+
+
+# -- performance from predictions -----------------------------------------------------------------
+def _accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(y == pred))
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    classes = np.unique(y)
+    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - pred) ** 2)) / total if total > 0 else 0.0
+
+
+# name -> (fn(y, pred), direction, task). Metrics that need scores (roc_auc, log_loss) are not
+# monitored: a batch's labels and predictions are all a production log usually holds.
+PERFORMANCE_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], str, str]] = {
+    "accuracy": (_accuracy, "maximize", "classification"),
+    "balanced_accuracy": (_balanced_accuracy, "maximize", "classification"),
+    "r2": (_r2, "maximize", "regression"),
+    "rmse": (lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))), "minimize", "regression"),
+    "mae": (lambda y, p: float(np.mean(np.abs(y - p))), "minimize", "regression"),
+}
+
+
+def monitored_metric(config: MonitorConfig, objectives: Sequence[str], task: str) -> str:
+    """The metric monitoring watches: configured, else the first objective it can compute."""
+    if config.metric is not None:
+        if PERFORMANCE_METRICS[config.metric][2] != task:
+            raise SpecError(
+                f"monitor.metric: {config.metric!r} applies to {PERFORMANCE_METRICS[config.metric][2]}, "
+                f"but the model is {task}; use one of "
+                f"{', '.join(m for m, v in PERFORMANCE_METRICS.items() if v[2] == task)}."
+            )
+        return config.metric
+    for name in objectives:
+        if name in PERFORMANCE_METRICS and PERFORMANCE_METRICS[name][2] == task:
+            return name
+    return "accuracy" if task == "classification" else "r2"
+
+
+def metric_value(name: str, y: Any, pred: Any) -> float:
+    fn = PERFORMANCE_METRICS[name][0]
+    return fn(*_aligned(y, pred))
+
+
+def _aligned(y: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_arr, p_arr = np.asarray(y), np.asarray(pred)
+    if y_arr.dtype.kind in "iufb" and p_arr.dtype.kind in "iufb":
+        return y_arr.astype(float), p_arr.astype(float)
+    return y_arr.astype(str), p_arr.astype(str)
+
+
+def _upper_bound(name: str, y: Any, pred: Any, alpha: float, seed: int = 0, n_boot: int = 200) -> float:
+    """One-sided (1 - alpha) bootstrap bound of the metric in its 'good' direction."""
+    fn, direction, _ = PERFORMANCE_METRICS[name]
+    y_arr, p_arr = _aligned(y, pred)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y_arr), size=(n_boot, len(y_arr)))
+    values = np.array([fn(y_arr[i], p_arr[i]) for i in idx])
+    return float(np.quantile(values, 1 - alpha if direction == "maximize" else alpha))
+
+
+# -- batches ------------------------------------------------------------------------------------
+def read_batch(path: str | Path) -> pd.DataFrame:
+    """Read a batch file (CSV, TSV, optionally gzipped, or Parquet).
+
+    Raises:
+        DataError: the file does not exist, cannot be read, or is empty.
+    """
+    from tuneops.data import _file
+
+    try:
+        return _file(Path(path))
+    except DataError as exc:
+        raise DataError(str(exc).replace("data.source", "--batch", 1)) from None
+
+
+def validate_batch(
+    frame: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    target: str,
+    min_rows: int,
+    require_labels: bool = False,
+    what: str = "batch",
+) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Check a batch against the model's features; returns ``(X, y or None)``.
+
+    Raises:
+        DataError: missing or extra columns, a numeric feature holding text, too few rows, or
+            (``require_labels``) no label column; the message names the columns.
+    """
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    missing = [c for c in features if c not in columns]
+    extra = [c for c in columns if c not in features and c != target]
+    problems = []
+    if missing:
+        problems.append(f"missing feature column(s) {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected column(s) {', '.join(extra)}")
+    if problems:
+        raise DataError(
+            f"{what}: {'; '.join(problems)}. The model expects exactly the features "
+            f"{', '.join(features)}" + f" and optionally the label column {target!r}. Fix the "
+            "batch's header; nothing was recorded."
+        )
+    wrong = []
+    for c in features:
+        if c in categorical or pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            continue
+        converted = pd.to_numeric(frame[c], errors="coerce")
+        bad = frame[c][converted.isna() & frame[c].notna()]
+        if len(bad):
+            wrong.append(f"{c} (expected numbers, received {frame[c].dtype} such as {bad.iloc[0]!r})")
+    if wrong:
+        raise DataError(
+            f"{what}: wrong type in column(s) {'; '.join(wrong)}. Send numeric values for these "
+            "features; nothing was recorded."
+        )
+    if len(frame) < min_rows:
+        raise DataError(
+            f"{what}: {len(frame)} rows, but at least {min_rows} are needed for drift tests "
+            "(monitor.min_rows); send a larger batch. Nothing was recorded."
+        )
+    if require_labels and target not in columns:
+        raise DataError(
+            f"{what}: no label column {target!r}; re-tuning needs labelled recent data. Add the "
+            "labels to the batch."
+        )
+    X = frame[list(features)].copy()
+    for c in features:
+        if c in categorical:
+            X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
+        else:
+            X[c] = pd.to_numeric(X[c], errors="coerce")
+    y = frame[target] if target in columns else None
+    if y is not None and y.isna().all():
+        y = None
+    return X, y
+
+
+# -- the assessment -----------------------------------------------------------------------------
+@dataclass
+class Assessment:
+    """One batch's drift, prediction drift, performance, and the decision with its reasons."""
+
+    decision: str
+    reasons: list[str]
+    features: list[dict[str, Any]]
+    prediction: dict[str, Any]
+    performance: dict[str, Any] | None
+    n_rows: int
+    share_drifted: float
+    max_psi: float
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess(
+    profile: Mapping[str, Any],
+    X: pd.DataFrame,
+    predictions: Any,
+    y: Any = None,
+    *,
+    config: MonitorConfig = MonitorConfig(),
+) -> Assessment:
+    """Compare a validated batch with a reference profile and decide (pure: no I/O).
+
+    Args:
+        profile: the version's reference profile (``features``, ``prediction``, ``metric``,
+            ``reference``).
+        X: the batch's features; predictions: the model's predictions on X; y: labels or None.
+    """
+    tests = [drift.column_drift(c, profile["features"][c], X[c]) for c in X.columns]
+    adjusted = drift.adjust_pvalues([t.p_value for t in tests], config.correction)
+    features = [
+        {**t.to_dict(), "p_adjusted": p, "drifted": p < config.alpha} for t, p in zip(tests, adjusted)
+    ]
+    pred_test = drift.column_drift("prediction", profile["prediction"], pd.Series(np.asarray(predictions)))
+    prediction = {**pred_test.to_dict(), "drifted": pred_test.p_value < config.alpha}
+    performance = None
+    if y is not None:
+        labelled = pd.Series(np.asarray(y)).notna().to_numpy()
+        if labelled.sum() >= 2:
+            name = profile["metric"]
+            y_l, p_l = np.asarray(y)[labelled], np.asarray(predictions)[labelled]
+            value = metric_value(name, y_l, p_l)
+            direction = PERFORMANCE_METRICS[name][1]
+            reference = float(profile["reference"])
+            drop = reference - value if direction == "maximize" else value - reference
+            bound = _upper_bound(name, y_l, p_l, config.alpha)
+            bound_drop = reference - bound if direction == "maximize" else bound - reference
+            performance = {
+                "metric": name, "value": value, "reference": reference, "drop": drop,
+                "confident_drop": bound_drop, "n_labelled": int(labelled.sum()),
+            }
+    decision, reasons = decide(features, prediction, performance, config)
+    n_drifted = sum(f["drifted"] for f in features)
+    return Assessment(
+        decision=decision,
+        reasons=reasons,
+        features=features,
+        prediction=prediction,
+        performance=performance,
+        n_rows=int(len(X)),
+        share_drifted=n_drifted / len(features) if features else 0.0,
+        max_psi=max((f["psi"] for f in features), default=0.0),
+        thresholds=config.to_dict(),
+    )
+
+
+def decide(
+    features: Sequence[Mapping[str, Any]],
+    prediction: Mapping[str, Any],
+    performance: Mapping[str, Any] | None,
+    config: MonitorConfig,
+) -> tuple[str, list[str]]:
+    """The decision rule (see the module docstring); returns ``(decision, reasons)``.
+
+    ``features`` items need ``column``, ``test``, ``p_adjusted``, ``psi``, ``drifted``;
+    ``prediction`` needs ``test``, ``p_value``, ``psi``, ``drifted``; ``performance`` needs
+    ``metric``, ``value``, ``reference``, ``drop``, ``confident_drop``.
+    """
+    retune: list[str] = []
+    warn: list[str] = []
+    if performance is not None:
+        p = performance
+        text = (f"{p['metric']} {p['value']:.4g} on this batch vs {p['reference']:.4g} reference "
+                f"(drop {p['drop']:.3g})")
+        if p["confident_drop"] > config.max_metric_drop:
+            retune.append(f"{text}: dropped by more than max_metric_drop {config.max_metric_drop:g} "
+                          f"with {1 - config.alpha:.0%} confidence")
+        elif p["drop"] > config.max_metric_drop:
+            warn.append(f"{text}: more than max_metric_drop {config.max_metric_drop:g}, not yet "
+                        "with confidence")
+    drifted = [f for f in features if f["drifted"]]
+    if features and len(drifted) / len(features) >= config.drift_share:
+        retune.append(f"{len(drifted)} of {len(features)} features drifted "
+                      f"({len(drifted) / len(features):.0%} >= drift_share {config.drift_share:.0%})")
+    for f in sorted(drifted, key=lambda f: -f["psi"]):
+        text = (f"feature {f['column']!r} drifted ({f['test'].upper()} p_adj={f['p_adjusted']:.2g} "
+                f"< {config.alpha:g}, PSI {f['psi']:.3f})")
+        if f["psi"] >= config.psi_retune:
+            retune.append(f"{text}: PSI >= psi_retune {config.psi_retune:g}")
+        else:
+            warn.append(text + (f": moderate shift (PSI >= {config.psi_warn:g})" if f["psi"] >= config.psi_warn else ""))
+    if prediction["drifted"]:
+        text = (f"predictions drifted ({prediction['test'].upper()} p={prediction['p_value']:.2g} "
+                f"< {config.alpha:g}, PSI {prediction['psi']:.3f})")
+        (retune if prediction["psi"] >= config.psi_retune else warn).append(text)
+    if retune:
+        return "retune", retune + warn
+    if warn:
+        return "warn", warn
+    max_psi = max((f["psi"] for f in features), default=0.0)
+    reason = (f"no feature drifted at alpha {config.alpha:g} ({config.correction}-corrected); "
+              f"max PSI {max_psi:.3f}; predictions stable")
+    if performance is not None:
+        reason += f"; {performance['metric']} {performance['value']:.4g} vs {performance['reference']:.4g} reference"
+    return "ok", [reason]
+
+
+# -- the champion on a batch ----------------------------------------------------------------------
+def check_batch(
+    registry: Any,
+    batch: pd.DataFrame | str | Path,
+    *,
+    config: MonitorConfig | None = None,
+    record: bool = True,
+    source: str | None = None,
+) -> Assessment:
+    """Assess a batch against the registry's champion and record the result as an event.
+
+    Raises:
+        DataError: the batch is malformed (nothing is recorded).
+        UsageError: the registry has no champion.
+    """
+    version = registry.version(registry.require_champion())
+    config = config or registry.config(version)
+    frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
+    X, y = validate_batch(
+        frame, features=version["features"], categorical=version["categorical"],
+        target=version["target"], min_rows=config.min_rows,
+    )
+    model, _ = registry.load_model(version["version"])
+    result = assess(version["profile"], X, model.predict(X), y, config=config)
+    if record:
+        registry.record("monitor", version=version["version"], source=source or (str(batch) if isinstance(batch, (str, Path)) else "dataframe"),
+                        **{k: v for k, v in result.to_dict().items() if k != "thresholds"})
+    return result

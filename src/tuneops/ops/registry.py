@@ -1,0 +1,377 @@
+"""The model registry: versions, the champion, and the event log, in the study storage.
+
+A registry is an Optuna study named ``tuneops-registry:<model>`` in the same storage as the
+tuning studies (journal file, SQLite, PostgreSQL, Redis: any storage Optuna offers), so every
+machine that sees the studies sees the champion. Its study user attributes hold:
+
+* ``tuneops:version:<n>`` - one record per version: the artifact (path and sha256 of the
+  ``model.joblib`` written by :func:`tuneops.export.save_model`), source study and trial, family,
+  params, CV metrics, spec, data fingerprint, features, and the reference profile of the
+  training data (per-feature distributions, out-of-fold prediction distribution, reference
+  metric) that monitoring compares batches with;
+* ``tuneops:champion`` - the current champion and the history of champions (for rollback);
+* ``tuneops:event:<time>`` - one record per event (``register``, ``promote``, ``rollback``,
+  ``monitor``, ``retune``), appended, never rewritten.
+
+Each record is its own key, so writers append instead of rewriting one growing document.
+The model file is verified against its sha256 before it is loaded.
+
+Example::
+
+    >>> from tuneops.ops.registry import deploy                  # doctest: +SKIP
+    >>> record = deploy("quickstart")                            # doctest: +SKIP
+    >>> Registry.open("quickstart").champion()                   # doctest: +SKIP
+    1
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from tuneops.errors import StudyNotFound, UsageError
+from tuneops.ops.drift import profile_column, profile_frame
+from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
+from tuneops.storage import get_storage, mask_url, resolve_url
+
+__all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile"]
+
+PREFIX = "tuneops-registry:"
+_VERSION = "tuneops:version:"
+_EVENT = "tuneops:event:"
+_CHAMPION = "tuneops:champion"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def list_models(storage: str | None = None) -> list[str]:
+    """Names of the models registered in a storage."""
+    summaries = optuna.get_all_study_summaries(get_storage(storage), include_best_trial=False)
+    return sorted(s.study_name.removeprefix(PREFIX) for s in summaries if s.study_name.startswith(PREFIX))
+
+
+class Registry:
+    """One model's versions, champion and events, stored in a study's user attributes.
+
+    Not a lock manager: several monitors may append events at once (each event is its own
+    key), but promote/rollback/version numbering assume one writer at a time.
+    """
+
+    def __init__(self, study: optuna.Study, storage_url: str | None):
+        self.study = study
+        self.storage_url = storage_url
+        self.name = study.study_name.removeprefix(PREFIX)
+
+    @classmethod
+    def open(cls, name: str | None = None, storage: str | None = None, *, create: bool = False) -> Registry:
+        """Open the registry of model ``name`` (the only model, when ``name`` is None).
+
+        Raises:
+            StudyNotFound: no such model (the message lists the registered ones).
+        """
+        store = get_storage(storage)
+        if name is None:
+            names = list_models(storage)
+            if len(names) != 1:
+                raise UsageError(
+                    f"--model: {'no model is' if not names else f'{len(names)} models are'} registered in "
+                    f"{mask_url(resolve_url(storage))!r}"
+                    + (f" ({', '.join(names)}); name one with --model." if names else
+                       "; register one with `tuneops deploy STUDY` first.")
+                )
+            name = names[0]
+        try:
+            study = optuna.load_study(study_name=PREFIX + name, storage=store)
+        except KeyError:
+            if not create:
+                names = list_models(storage)
+                raise StudyNotFound(
+                    f"no model {name!r} in the registry of {mask_url(resolve_url(storage))!r}; registered: "
+                    f"{', '.join(names) or 'none'}. Register it with `tuneops deploy STUDY`."
+                ) from None
+            study = optuna.create_study(study_name=PREFIX + name, storage=store, directions=["maximize"])
+            study.set_user_attr("tuneops:registry", {"model": name, "created": _now()})
+        return cls(study, storage)
+
+    # -- reading ----------------------------------------------------------------------------
+    def _attrs(self) -> dict[str, Any]:
+        return self.study.user_attrs  # read from the storage on every access
+
+    def versions(self) -> list[dict[str, Any]]:
+        attrs = self._attrs()
+        return sorted((v for k, v in attrs.items() if k.startswith(_VERSION)), key=lambda v: v["version"])
+
+    def version(self, number: int) -> dict[str, Any]:
+        """The record of version ``number``.
+
+        Raises:
+            UsageError: no such version; the message lists the versions that exist.
+        """
+        record = self._attrs().get(f"{_VERSION}{number}")
+        if record is None:
+            existing = [str(v["version"]) for v in self.versions()]
+            raise UsageError(
+                f"model {self.name!r} has no version {number}; versions: {', '.join(existing) or 'none'}."
+            )
+        return record
+
+    def champion(self) -> int | None:
+        return (self._attrs().get(_CHAMPION) or {}).get("version")
+
+    def require_champion(self) -> int:
+        champion = self.champion()
+        if champion is None:
+            raise UsageError(
+                f"model {self.name!r} has no champion; promote a version with "
+                "`tuneops registry promote VERSION`."
+            )
+        return champion
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        attrs = self._attrs()
+        keys = sorted(k for k in attrs if k.startswith(_EVENT))
+        return [attrs[k] for k in keys if kind is None or attrs[k]["kind"] == kind]
+
+    def config(self, version: Mapping[str, Any]) -> MonitorConfig:
+        """The monitoring thresholds of a version (its spec's ``monitor`` section)."""
+        return MonitorConfig.from_raw((version.get("spec") or {}).get("monitor"))
+
+    def load_model(self, number: int) -> tuple[Any, dict[str, Any]]:
+        """Load version ``number``'s model after checking its sha256.
+
+        Raises:
+            UsageError: the artifact is missing or its content changed.
+        """
+        from tuneops.export import load_model
+
+        artifact = self.version(number)["artifact"]
+        path = Path(artifact["path"])
+        if not path.is_file():
+            raise UsageError(
+                f"model {self.name!r} version {number}: artifact {str(path)!r} does not exist on this "
+                "machine; copy the artifact directory here or set monitor.artifact_dir to shared storage."
+            )
+        digest = sha256_file(path)
+        if digest != artifact["sha256"]:
+            raise UsageError(
+                f"model {self.name!r} version {number}: artifact {str(path)!r} has sha256 {digest}, but "
+                f"{artifact['sha256']} was registered; the file was modified. Restore it or register again."
+            )
+        return load_model(path)
+
+    # -- writing ----------------------------------------------------------------------------
+    def next_version(self) -> int:
+        return max((v["version"] for v in self.versions()), default=0) + 1
+
+    def record(self, kind: str, **payload: Any) -> dict[str, Any]:
+        """Append an event; returns it."""
+        event = {"kind": kind, "time": _now(), **payload}
+        key = f"{_EVENT}{time.time_ns():020d}"
+        self.study.set_user_attr(key, _plain(event))
+        return event
+
+    def add_version(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        record = _plain({**record, "created": _now()})
+        self.study.set_user_attr(f"{_VERSION}{record['version']}", record)
+        self.record("register", version=record["version"], source=record["source"])
+        return record
+
+    def promote(self, number: int, reason: str = "promoted by hand") -> dict[str, Any]:
+        """Make version ``number`` the champion.
+
+        Raises:
+            UsageError: no such version.
+        """
+        self.version(number)
+        state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
+        previous = state.get("version")
+        history = list(state.get("history", []))
+        if previous is not None and previous != number:
+            history.append(previous)
+        self.study.set_user_attr(_CHAMPION, {"version": number, "since": _now(), "history": history})
+        return self.record("promote", version=number, previous=previous, reason=reason)
+
+    def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
+        """Restore a previous champion (the one before the current, or version ``to``).
+
+        Raises:
+            UsageError: ``to`` does not exist, or there is no previous champion.
+        """
+        state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
+        history = list(state.get("history", []))
+        if to is None:
+            if not history:
+                raise UsageError(
+                    f"model {self.name!r}: no previous champion to roll back to; name a version with --to."
+                )
+            to = history.pop()
+        else:
+            self.version(to)
+            if to in history:
+                history.remove(to)
+        current = state.get("version")
+        if to == current:
+            raise UsageError(f"model {self.name!r}: version {to} is already the champion.")
+        self.study.set_user_attr(_CHAMPION, {"version": to, "since": _now(), "history": history})
+        return self.record("rollback", version=to, previous=current,
+                           reason=reason or f"rolled back from version {current} to {to}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy (numpy scalars, tuples) for storage in user attributes."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+# -- reference profile --------------------------------------------------------------------------
+def reference_profile(objective: Any, params: Mapping[str, Any], metric: str, *, seed: int = 0) -> dict[str, Any]:
+    """Per-feature distributions of the training data and the out-of-fold prediction distribution.
+
+    Predictions come from the study's own CV folds (each row predicted by a model that did not
+    see it), so they match what the model does on new data rather than its training fit; the
+    reference metric is computed on them too.
+    """
+    dataset = objective.dataset
+    family, estimator_params = objective.config_of(params)
+    X, y = dataset.X, dataset.y
+    predictions = np.empty(len(y), dtype=object)
+    for train, test in objective.folds:
+        model = objective.pipeline(family, estimator_params)
+        model.fit(X.iloc[train], y.iloc[train])
+        predictions[test] = list(model.predict(X.iloc[test]))
+    if dataset.task == "regression":
+        predictions = predictions.astype(float)
+    kind = "categorical" if dataset.task == "classification" else "numeric"
+    return {
+        "features": profile_frame(X, dataset.categorical, seed=seed),
+        "prediction": profile_column(predictions, kind, seed=seed),
+        "metric": metric,
+        "reference": metric_value(metric, y.to_numpy(), predictions),
+        "n_rows": int(len(y)),
+    }
+
+
+def register_trial(
+    registry: Registry,
+    study: optuna.Study,
+    number: int,
+    dataset: Any,
+    spec: Any,
+    *,
+    source: Mapping[str, Any],
+    artifact_dir: str | Path | None = None,
+    promote: bool = False,
+    reason: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version."""
+    from tuneops.objective import SpecObjective
+    from tuneops.tuning import DATA_ATTR, export_trial
+
+    objective = SpecObjective(spec, dataset)
+    config = MonitorConfig.from_spec(spec)
+    metric = monitored_metric(config, spec.metric_names, dataset.task)
+    number_v = registry.next_version()
+    out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
+    path = export_trial(study, number, objective, out, spec=spec).resolve()
+    trial = study.trials[number]
+    family, params = objective.config_of(trial.params)
+    record = {
+        "version": number_v,
+        "source": {"study": study.study_name, "trial": number, **source},
+        "artifact": {"path": str(path), "sha256": sha256_file(path)},
+        "family": family,
+        "params": params,
+        "trial_params": dict(trial.params),
+        "metrics": trial.user_attrs.get("metrics", {}),
+        "spec": spec.to_dict(),
+        "data": study.user_attrs.get(DATA_ATTR) or dataset.summary(),
+        "features": [str(c) for c in dataset.X.columns],
+        "categorical": list(dataset.categorical),
+        "target": spec.data.target or "target",
+        "task": dataset.task,
+        "profile": reference_profile(objective, trial.params, metric, seed=spec.seed),
+        **(extra or {}),
+    }
+    record = registry.add_version(record)
+    if promote:
+        registry.promote(number_v, reason or f"deployed from study {study.study_name!r} trial {number}")
+    return record
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
+
+
+def deploy(
+    study_name: str,
+    *,
+    storage: str | None = None,
+    trial: int | None = None,
+    model: str | None = None,
+    artifact_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Register a study's selected (or given) trial as a new version and make it the champion.
+
+    The model is refitted on the study's data (checked against the stored fingerprint), saved
+    under ``artifact_dir/<model>/v<N>/``, profiled, and recorded in the registry of model
+    ``model`` (default: the study's name) in the study's storage.
+
+    Raises:
+        StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
+            is not complete, or the data changed since the study ran.
+    """
+    from tuneops.data import load_dataset
+    from tuneops.tuning import DATA_ATTR, load_study, reselect, study_spec
+
+    study = load_study(study_name, storage)
+    spec = study_spec(study)
+    if spec is None:
+        raise UsageError(
+            f"study {study_name!r} was run with a custom objective (tuneops.tune); tuneops cannot "
+            "rebuild or monitor its model. Deploy a study run from a spec."
+        )
+    if trial is None:
+        trial = reselect(study).selected.number
+    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
+        raise UsageError(f"--trial: trial {trial} of study {study_name!r} is not a complete trial.")
+    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
+    if stored and stored != data.fingerprint:
+        raise UsageError(
+            f"data {spec.data.source!r} changed since study {study_name!r} ran (fingerprint {stored} -> "
+            f"{data.fingerprint}); the deployed model would not be the one tuned. Re-run the study."
+        )
+    MonitorConfig.from_spec(spec)  # a malformed monitor section fails before anything is written
+    registry = Registry.open(model or study_name, storage, create=True)
+    return register_trial(
+        registry, study, trial, data, spec, source={"kind": "deploy"},
+        artifact_dir=artifact_dir, promote=True,
+    )

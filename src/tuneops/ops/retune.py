@@ -1,0 +1,274 @@
+"""Re-tuning: a challenger tuned on recent data, compared with the champion, promoted or not.
+
+1. The recent labelled data is split (stratified for classification) into a tuning part and a
+   held-out part (``monitor.holdout``).
+2. A new study ``<model>.retune-v<N>`` in the registry's storage tunes the champion's spec on
+   the tuning part with ``monitor.retune_trials`` trials, warm-started: the configurations of
+   :func:`warm_start_configs` (the champion's own trial and its study's Pareto set) are
+   enqueued first, each with user attr ``warm_start`` naming its source.
+3. The selected trial is refitted, profiled and registered as a new version (a challenger).
+4. Challenger and champion are scored on the same held-out part. The challenger is promoted
+   only when it is better on the monitored metric by at least ``monitor.margin`` and meets the
+   spec's constraints (quality metrics from the held-out part, serving costs as measured by
+   its trial); otherwise the champion stays and the reasons are recorded.
+
+Every outcome is a ``retune`` event in the registry.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tuneops.errors import NoFeasibleTrial
+from tuneops.ops.monitor import PERFORMANCE_METRICS, MonitorConfig, metric_value, validate_batch
+from tuneops.ops.registry import Registry, register_trial
+
+__all__ = ["RetuneOutcome", "retune", "monitor_batch", "performance_dropped", "warm_start_configs", "WARM_START_SOURCES", "compare"]
+
+
+@dataclass
+class RetuneOutcome:
+    """What a re-tuning decided, with the scores on the shared held-out data."""
+
+    decision: str  # "promote" | "keep"
+    reasons: list[str]
+    champion: int
+    challenger: int | None
+    study: str
+    metric: str
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    holdout_rows: int = 0
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- warm start ---------------------------------------------------------------------------------
+def _champion_configs(registry: Registry, champion: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The champion's trial params, then its source study's feasible Pareto set."""
+    from tuneops.tuning import load_study, reselect
+
+    configs = [dict(champion["trial_params"])]
+    try:
+        study = load_study(champion["source"]["study"], registry.storage_url)
+        front = reselect(study).front
+    except (KeyError, NoFeasibleTrial, ValueError):
+        front = ()
+    configs += [dict(c.params) for c in front]
+    return configs
+
+
+# Sources of warm-start configurations, tried in order: name -> fn(registry, champion record).
+# The knowledge base (tuneops.knowledge) adds its recommendations for the recent data here, as
+# one more entry, when it is available.
+WARM_START_SOURCES: dict[str, Callable[[Registry, Mapping[str, Any]], list[dict[str, Any]]]] = {
+    "champion": _champion_configs,
+}
+
+
+def warm_start_configs(
+    registry: Registry, champion: Mapping[str, Any], limit: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Distinct configurations to evaluate first, ``(source, params)``, at most ``limit``."""
+    seen: list[dict[str, Any]] = []
+    out: list[tuple[str, dict[str, Any]]] = []
+    for source, fn in WARM_START_SOURCES.items():
+        for params in fn(registry, champion):
+            if params not in seen and len(out) < limit:
+                seen.append(params)
+                out.append((source, params))
+    return out
+
+
+# -- comparison ---------------------------------------------------------------------------------
+def compare(
+    metric: str,
+    champion_score: float,
+    challenger_score: float,
+    margin: float,
+    violations: Mapping[str, float],
+) -> tuple[str, list[str]]:
+    """Promote when the challenger is better by ``margin`` and meets every constraint (pure)."""
+    direction = PERFORMANCE_METRICS[metric][1]
+    gain = challenger_score - champion_score if direction == "maximize" else champion_score - challenger_score
+    text = (f"{metric} on held-out recent data: challenger {challenger_score:.4g} vs champion "
+            f"{champion_score:.4g} (gain {gain:+.4g}, margin {margin:g})")
+    missed = [f"challenger misses constraint '{c}' by {v:.4g}" for c, v in violations.items() if v > 0]
+    if gain < margin:
+        return "keep", [f"{text}: not better by the margin; the champion stays"] + missed
+    if missed:
+        return "keep", [f"{text}: better, but the champion stays"] + missed
+    return "promote", [f"{text}: better by the margin and meets the constraints"]
+
+
+def _study_name(model: str, version: int) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.\-]", "_", model).lstrip("_.-") or "model"
+    return f"{base[:100]}.retune-v{version}"
+
+
+def retune(
+    registry: Registry,
+    recent: pd.DataFrame,
+    *,
+    config: MonitorConfig | None = None,
+    n_trials: int | None = None,
+    seed: int = 0,
+    trigger: str | None = None,
+) -> RetuneOutcome:
+    """Tune a challenger on ``recent`` (features and labels), compare, promote or keep.
+
+    Args:
+        registry: the model's registry; its champion is the starting point.
+        recent: recent labelled data with the champion's feature columns and label column.
+        config: thresholds (default: the champion spec's ``monitor`` section).
+        n_trials: trials of the re-tuning study (default ``config.retune_trials``).
+        trigger: why this re-tuning runs (recorded with the event).
+
+    Raises:
+        DataError: ``recent`` lacks columns or labels, or is too small.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from tuneops import tuning
+    from tuneops.data import load_dataset
+    from tuneops.measure import score
+    from tuneops.spec import load_spec
+    from tuneops.storage import resolve_url
+    champion_version = registry.require_champion()
+    champion = registry.version(champion_version)
+    config = config or registry.config(champion)
+    target, task = champion["target"], champion["task"]
+    X, y = validate_batch(
+        recent, features=champion["features"], categorical=champion["categorical"], target=target,
+        min_rows=max(config.min_rows, 20), require_labels=True, what="recent data",
+    )
+    frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
+    stratify = frame[target] if task == "classification" and frame[target].value_counts().min() >= 2 else None
+    tune_part, holdout = train_test_split(frame, test_size=config.holdout, random_state=seed, stratify=stratify)
+    number = registry.next_version()
+    spec = load_spec(
+        champion["spec"], study=_study_name(registry.name, number), n_trials=n_trials or config.retune_trials,
+        n_workers=1, storage=resolve_url(registry.storage_url), seed=seed,
+        output_dir=str(Path("tuneops-out") / _study_name(registry.name, number)),
+    )
+    metric = champion["profile"]["metric"]
+    dataset = load_dataset(tune_part.reset_index(drop=True), target=target, task=task,
+                           name=f"recent data of {registry.name}")
+    configs = warm_start_configs(registry, champion, limit=max(1, spec.n_trials // 2))
+    _open_warm(spec, dataset, configs)
+    result = tuning.run(spec, dataset=tune_part.reset_index(drop=True))
+    outcome = RetuneOutcome("keep", [], champion_version, None, spec.study, metric,
+                            holdout_rows=len(holdout),
+                            warm_start=[{"source": s, "params": p} for s, p in configs])
+    if result.choice is None:
+        outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
+    else:
+        challenger = register_trial(
+            registry, result.study, result.choice.selected.number, dataset, spec,
+            source={"kind": "retune", "champion": champion_version}, artifact_dir=config.artifact_dir,
+        )
+        outcome.challenger = challenger["version"]
+        X_h, y_h = holdout.drop(columns=[target]), holdout[target]
+        champion_model, _ = registry.load_model(champion_version)
+        challenger_model, _ = registry.load_model(challenger["version"])
+        outcome.champion_score = metric_value(metric, y_h.to_numpy(), champion_model.predict(X_h))
+        outcome.challenger_score = metric_value(metric, y_h.to_numpy(), challenger_model.predict(X_h))
+        holdout_quality = score(challenger_model, X_h, y_h, spec.measured_metrics)
+        measured = {**challenger["metrics"], **holdout_quality}
+        violations = {str(c): c.violation(measured) for c in spec.constraints if c.metric in measured}
+        outcome.decision, outcome.reasons = compare(
+            metric, outcome.champion_score, outcome.challenger_score, config.margin, violations
+        )
+    registry.record("retune", trigger=trigger, **outcome.to_dict())
+    if outcome.decision == "promote":
+        registry.promote(outcome.challenger, outcome.reasons[0])
+    return outcome
+
+
+def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued first.
+
+    ``tuning.run`` then resumes it: the queued trials count against ``n_trials`` and run first.
+    """
+    from tuneops import tuning
+    from tuneops.storage import get_storage
+
+    study = tuning.open_study(
+        spec.study, get_storage(spec.storage), spec.directions,
+        attrs={
+            tuning.SPEC_ATTR: spec.to_dict(),
+            tuning.OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
+            tuning.DATA_ATTR: dataset.summary(),
+        },
+        identity=spec.to_dict(),
+    )
+    if study.trials:  # resumed: the warm start was queued when the study was created
+        return
+    for source, params in configs:
+        study.enqueue_trial(dict(params), user_attrs={"warm_start": source})
+
+
+def performance_dropped(assessment: Any, config: MonitorConfig) -> bool:
+    """The batch's labels show, with confidence, a drop beyond ``max_metric_drop``."""
+    performance = assessment.performance
+    return performance is not None and performance["confident_drop"] > config.max_metric_drop
+
+
+# -- monitor, then re-tune when it says so --------------------------------------------------------
+def monitor_batch(
+    registry: Registry,
+    batch: pd.DataFrame | str | Path,
+    *,
+    auto_retune: bool = False,
+    recent: pd.DataFrame | Callable[[Any], pd.DataFrame] | None = None,
+    config: MonitorConfig | None = None,
+    source: str | None = None,
+    seed: int = 0,
+) -> tuple[Any, RetuneOutcome | None, str | None]:
+    """Check a batch; with ``auto_retune``, re-tune when the decision is ``retune``.
+
+    Re-tuning uses ``recent`` (a frame, or a function of the assessment that returns one;
+    default: the batch itself, which then needs labels) and is
+    skipped for ``config.cooldown`` batches after the previous re-tuning, so a drift the
+    champion survives does not re-tune on every batch - unless the labels show the champion's
+    metric dropped (:func:`performance_dropped`): a model that got worse is never left alone. Returns ``(assessment, outcome or None,
+    note or None)``; the note says why a wanted re-tuning did not run.
+
+    Raises:
+        DataError: the batch is malformed (nothing is recorded).
+    """
+    from tuneops.ops.monitor import check_batch, read_batch
+
+    frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
+    label = source or (str(batch) if isinstance(batch, (str, Path)) else None)
+    config = config or registry.config(registry.version(registry.require_champion()))
+    assessment = check_batch(registry, frame, config=config, source=label)
+    if not auto_retune or assessment.decision != "retune":
+        return assessment, None, None
+    events = registry.events()
+    last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
+    if last is not None and not performance_dropped(assessment, config):
+        since = sum(e["kind"] == "monitor" for e in events[last + 1:])
+        if since <= config.cooldown:
+            return assessment, None, (
+                f"re-tuning skipped: the last one was {since} batch(es) ago, within monitor.cooldown "
+                f"{config.cooldown}"
+            )
+    data = recent(assessment) if callable(recent) else recent if recent is not None else frame
+    target = registry.version(registry.require_champion())["target"]
+    if target not in data.columns or data[target].isna().all():
+        return assessment, None, (
+            f"re-tuning skipped: the batch has no label column {target!r}; run `tuneops retune "
+            "--data FILE` with labelled recent data"
+        )
+    outcome = retune(registry, data, config=config, seed=seed,
+                     trigger="; ".join(assessment.reasons[:3]))
+    return assessment, outcome, None

@@ -1,0 +1,139 @@
+"""The fidelity contract, run against every model family: monotone steps, pruned trials stop."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from tuneops.data import load_dataset
+from tuneops.families import FAMILIES, FIDELITY_STEPS, build_pipeline, get_family
+from tuneops.objective import SpecObjective
+from tuneops.pruning import FIDELITY_ATTR
+from tuneops.spec import load_spec
+
+# Small but real budgets: enough trees/rounds/epochs that every step adds some.
+SMALL = {"n_estimators": 24, "max_iter": 24, "width": 8, "n_layers": 1, "n_neighbors": 5}
+
+
+class Never(optuna.pruners.BasePruner):
+    """Prunes nothing; makes the objective train and report step by step."""
+
+    def prune(self, study, trial):
+        return False
+
+
+def _params(name: str) -> dict:
+    params = {}
+    for p in get_family(name).default_space("classification").values():
+        if p.name in SMALL:
+            params[p.name] = min(max(SMALL[p.name], p.low), p.high)
+        elif p.kind == "categorical":
+            params[p.name] = p.choices[0]
+        elif p.log:
+            params[p.name] = type(p.low)(np.sqrt(p.low * p.high))
+        else:
+            params[p.name] = type(p.low)((p.low + p.high) / 2)
+    return params
+
+
+def _trained(estimator, state) -> int:
+    """How much the estimator has trained: trees, rounds, epochs or rows."""
+    if hasattr(estimator, "estimators_"):
+        return len(estimator.estimators_)
+    if hasattr(estimator, "booster_"):
+        return estimator.booster_.current_iteration()
+    if hasattr(estimator, "get_booster"):
+        return estimator.get_booster().num_boosted_rounds()
+    if hasattr(estimator, "loss_curve_"):  # MLP: one entry per epoch, across partial_fit calls
+        return len(estimator.loss_curve_)
+    if hasattr(estimator, "n_iter_") and estimator.__class__.__name__.startswith("Hist"):
+        return int(estimator.n_iter_)
+    return state.get("rows", 0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("sklearn:breast_cancer")
+
+
+def _objective(name: str, data, **search):
+    spec = load_spec({
+        "study": f"fid-{name}", "data": {"source": "sklearn:breast_cancer"}, "model": {"family": name},
+        "objectives": ["accuracy"], "search": {"cv_folds": 2, "n_trials": 1, **search},
+    })
+    return SpecObjective(spec, data)
+
+
+def _spy(monkeypatch, name: str) -> list[tuple[float, int]]:
+    calls: list[tuple[float, int]] = []
+    cls = FAMILIES[name]
+    original = cls.advance
+
+    def advance(self, estimator, X, y, fraction, state):
+        original(self, estimator, X, y, fraction, state)
+        calls.append((fraction, _trained(estimator, state) or len(X)))
+
+    monkeypatch.setattr(cls, "advance", advance)
+    return calls
+
+
+def _run(objective, name: str, pruner) -> optuna.trial.FrozenTrial:
+    study = optuna.create_study(direction="maximize", pruner=pruner, study_name=f"fid-{name}")
+    study.enqueue_trial(_params(name))
+    study.optimize(objective, n_trials=1)
+    return study.trials[0]
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_reports_monotone_steps(name, data, monkeypatch):
+    pytest.importorskip({"lightgbm": "lightgbm", "xgboost": "xgboost"}.get(name, "sklearn"))
+    calls = _spy(monkeypatch, name)
+    trial = _run(_objective(name, data), name, Never())
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == list(FIDELITY_STEPS)  # each step reported once
+    fractions = [f for f, _ in calls]
+    n_folds = 2
+    assert fractions == [s / FIDELITY_STEPS[-1] for s in FIDELITY_STEPS for _ in range(n_folds)]
+    per_fold = [[amount for (_, amount) in calls[i::n_folds]] for i in range(n_folds)]
+    for amounts in per_fold:
+        assert amounts == sorted(amounts) and amounts[0] < amounts[-1], (name, amounts)
+    assert get_family(name).fidelity in ("rounds", "trees", "epochs", "fraction")
+    assert trial.user_attrs[FIDELITY_ATTR]["steps"] == list(FIDELITY_STEPS)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_pruned_trial_stops_training(name, data, monkeypatch):
+    pytest.importorskip({"lightgbm": "lightgbm", "xgboost": "xgboost"}.get(name, "sklearn"))
+    calls = _spy(monkeypatch, name)
+    # accuracy is always below 2: pruned at the first step the pruner may act on (step 2)
+    trial = _run(_objective(name, data), name, optuna.pruners.ThresholdPruner(lower=2.0, n_warmup_steps=2))
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert list(trial.intermediate_values) == [1, 2]
+    assert max(f for f, _ in calls) == 2 / FIDELITY_STEPS[-1]  # nothing trained past step 2
+    assert trial.user_attrs[FIDELITY_ATTR]["steps"] == [1, 2]
+    assert trial.user_attrs[FIDELITY_ATTR]["pruned"] is True
+
+
+def test_final_model_does_not_depend_on_step_wise_training(data):
+    """The last step is the fully trained model: same metrics with and without pruning."""
+    objective = _objective("random_forest", data)
+    stepped = _run(objective, "random_forest", Never())
+    straight = _run(objective, "random_forest", optuna.pruners.NopPruner())
+    assert stepped.value == straight.value
+    assert straight.user_attrs[FIDELITY_ATTR]["n_steps"] == 1  # trained straight through
+    # and the forest grown by warm start equals one fitted at once
+    fam = get_family("random_forest")
+    X, y = data.X, data.y
+    grown = fam.fit(build_pipeline(fam, _params("random_forest"), "classification", 0, numeric=data.numeric, categorical=()), X, y)
+    once = build_pipeline(fam, _params("random_forest"), "classification", 0, numeric=data.numeric, categorical=()).fit(X, y)
+    assert np.array_equal(grown.predict_proba(X), once.predict_proba(X))
+
+
+def test_wilcoxon_steps_are_folds(data):
+    from tuneops.pruning import make_pruner
+
+    objective = _objective("knn", data, pruner="wilcoxon")
+    trial = _run(objective, "knn", make_pruner("wilcoxon"))
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert list(trial.intermediate_values) == [0, 1]  # one per CV fold

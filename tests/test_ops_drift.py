@@ -1,0 +1,92 @@
+"""Drift tests against scipy and against known distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from tuneops.ops import drift
+
+
+def test_ks_matches_scipy_and_separates_known_distributions() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 800)
+    same, shifted = rng.normal(0, 1, 300), rng.normal(0.5, 1, 300)
+    profile = drift.profile_column(reference, "numeric")
+    for batch in (same, shifted):
+        ours = drift.column_drift("x", profile, batch)
+        expected = stats.ks_2samp(reference, batch)
+        assert ours.test == "ks"
+        assert ours.statistic == pytest.approx(expected.statistic)
+        assert ours.p_value == pytest.approx(expected.pvalue)
+    assert drift.column_drift("x", profile, shifted).p_value < 1e-6
+    assert drift.column_drift("x", profile, same).p_value > 0.05
+
+
+def test_ks_p_values_are_calibrated_under_no_drift() -> None:
+    rng = np.random.default_rng(1)
+    profile = drift.profile_column(rng.exponential(1, 5000), "numeric")
+    p = [drift.ks_test(profile["sample"], rng.exponential(1, 200))[1] for _ in range(300)]
+    # Same distribution: about 5% of p-values under 0.05 (binomial sd ~1.3%).
+    assert 0.01 <= np.mean(np.array(p) < 0.05) <= 0.10
+
+
+def test_psi_matches_the_analytic_value_for_a_normal_shift() -> None:
+    rng = np.random.default_rng(2)
+    profile = drift.profile_column(rng.normal(0, 1, 200_000), "numeric")
+    batch = rng.normal(0.5, 1, 2_000_000)
+    # The profile's bins are the reference deciles (close to N(0,1)'s); over those bins the
+    # shifted distribution's shares are known exactly.
+    assert np.allclose(profile["edges"], stats.norm.ppf(np.linspace(0, 1, 11)[1:-1]), atol=0.02)
+    ref = np.array(profile["shares"])
+    cur = np.diff(np.concatenate([[0], stats.norm.cdf(profile["edges"], loc=0.5), [1]]))
+    analytic = float(np.sum((cur - ref) * np.log(cur / ref)))
+    assert 0.2 < analytic < 0.3  # a 0.5 sd mean shift is a "major" shift by PSI practice
+    assert drift.psi_numeric(profile, batch) == pytest.approx(analytic, rel=0.02)
+    assert drift.psi_numeric(profile, rng.normal(0, 1, 200_000)) < 0.001
+
+
+def test_chi2_matches_scipy_contingency_and_counts_unseen_categories() -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.choice(["a", "b", "c"], 1000, p=[0.5, 0.3, 0.2])
+    profile = drift.profile_column(reference, "categorical")
+    batch = np.concatenate([rng.choice(["a", "b", "c"], 190, p=[0.2, 0.3, 0.5]), ["zz"] * 10])
+    ours = drift.column_drift("c", profile, batch)
+    table = np.array([
+        [np.sum(reference == k) for k in ("a", "b", "c")] + [0],
+        [np.sum(batch == k) for k in ("a", "b", "c")] + [10],
+    ])
+    order = list(profile["counts"])  # profile order: by frequency
+    cols = [("a", "b", "c").index(k) for k in order] + [3]
+    expected = stats.chi2_contingency(table[:, cols], correction=False)
+    assert ours.test == "chi2"
+    assert ours.statistic == pytest.approx(expected.statistic)
+    assert ours.p_value == pytest.approx(expected.pvalue)
+    assert ours.p_value < 1e-10
+    same = drift.column_drift("c", profile, rng.choice(["a", "b", "c"], 200, p=[0.5, 0.3, 0.2]))
+    assert same.p_value > 0.01 and same.psi < 0.1
+
+
+def test_psi_categorical_by_hand() -> None:
+    profile = drift.profile_column(["a"] * 50 + ["b"] * 50, "categorical")
+    value = drift.psi_categorical(profile, ["a"] * 80 + ["b"] * 20)
+    assert value == pytest.approx((0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5))
+
+
+def test_corrections_match_scipy() -> None:
+    p = [0.001, 0.01, 0.02, 0.04, 0.3, 0.9]
+    assert drift.adjust_pvalues(p, "bh") == pytest.approx(list(stats.false_discovery_control(p, method="bh")))
+    assert drift.adjust_pvalues(p, "bonferroni") == pytest.approx([min(1, v * 6) for v in p])
+    assert drift.adjust_pvalues(p, "none") == pytest.approx(p)
+
+
+def test_profile_is_json_and_ignores_missing_values() -> None:
+    import json
+
+    values = pd.Series([1.0, np.nan, 2.0, 3.0] * 30)
+    profile = drift.profile_column(values, "numeric")
+    assert profile["n"] == 90
+    assert json.loads(json.dumps(profile)) == profile
+    assert drift.column_drift("x", profile, values).p_value == pytest.approx(1.0)

@@ -1,0 +1,132 @@
+"""The decision rule, the monitor section's schema, and batch validation (pure: no storage)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuneops.errors import DataError, SpecError
+from tuneops.ops import drift
+from tuneops.ops.monitor import MonitorConfig, assess, decide, validate_batch
+
+CONFIG = MonitorConfig()
+
+
+def feature(name: str, p: float, psi: float) -> dict:
+    return {"column": name, "test": "ks", "p_adjusted": p, "psi": psi, "drifted": p < CONFIG.alpha}
+
+
+STABLE_PREDICTION = {"test": "chi2", "p_value": 0.5, "psi": 0.01, "drifted": False}
+
+
+def test_no_drift_is_ok() -> None:
+    decision, reasons = decide([feature("a", 0.6, 0.02), feature("b", 0.3, 0.05)], STABLE_PREDICTION, None, CONFIG)
+    assert decision == "ok"
+    assert "no feature drifted" in reasons[0]
+
+
+def test_one_moderate_drift_warns() -> None:
+    decision, reasons = decide([feature("a", 0.001, 0.15), feature("b", 0.3, 0.05), feature("c", 0.9, 0.0)],
+                               STABLE_PREDICTION, None, CONFIG)
+    assert decision == "warn"
+    assert "feature 'a' drifted" in reasons[0] and "moderate shift" in reasons[0]
+
+
+def test_one_major_drift_retunes() -> None:
+    decision, reasons = decide([feature("a", 1e-9, 0.4), feature("b", 0.3, 0.05), feature("c", 0.9, 0.0)],
+                               STABLE_PREDICTION, None, CONFIG)
+    assert decision == "retune"
+    assert "PSI >= psi_retune 0.25" in reasons[0]
+
+
+def test_large_psi_without_significance_is_not_drift() -> None:
+    # Small batches give noisy PSI; the corrected test must agree before anything happens.
+    decision, _ = decide([feature("a", 0.2, 0.4)], STABLE_PREDICTION, None, CONFIG)
+    assert decision == "ok"
+
+
+def test_share_of_drifted_features_retunes() -> None:
+    features = [feature("a", 0.01, 0.12), feature("b", 0.02, 0.11), feature("c", 0.5, 0.01), feature("d", 0.7, 0.0)]
+    decision, reasons = decide(features, STABLE_PREDICTION, None, CONFIG)
+    assert decision == "retune"
+    assert "2 of 4 features drifted (50% >= drift_share 50%)" in reasons[0]
+    decision, _ = decide(features, STABLE_PREDICTION, None, MonitorConfig(drift_share=0.75))
+    assert decision == "warn"
+
+
+def test_prediction_drift() -> None:
+    shifted = {"test": "chi2", "p_value": 1e-6, "psi": 0.3, "drifted": True}
+    assert decide([feature("a", 0.6, 0.0)], shifted, None, CONFIG)[0] == "retune"
+    assert decide([feature("a", 0.6, 0.0)], {**shifted, "psi": 0.05}, None, CONFIG)[0] == "warn"
+
+
+def test_performance_drop_needs_confidence() -> None:
+    perf = {"metric": "accuracy", "value": 0.7, "reference": 0.9, "drop": 0.2, "confident_drop": 0.12}
+    decision, reasons = decide([feature("a", 0.6, 0.0)], STABLE_PREDICTION, perf, CONFIG)
+    assert decision == "retune" and "dropped by more than max_metric_drop 0.05" in reasons[0]
+    unsure = {**perf, "value": 0.84, "drop": 0.06, "confident_drop": 0.01}
+    decision, reasons = decide([feature("a", 0.6, 0.0)], STABLE_PREDICTION, unsure, CONFIG)
+    assert decision == "warn" and "not yet with confidence" in reasons[0]
+
+
+def _profile(rng: np.random.Generator) -> dict:
+    X = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.uniform(0, 1, 2000), "c": rng.choice(["x", "y"], 2000)})
+    return {
+        "features": drift.profile_frame(X, ["c"]),
+        "prediction": drift.profile_column(rng.choice([0, 1], 2000), "categorical"),
+        "metric": "accuracy",
+        "reference": 0.9,
+    }
+
+
+def test_assess_end_to_end_on_known_distributions() -> None:
+    rng = np.random.default_rng(0)
+    profile = _profile(rng)
+    batch = pd.DataFrame({"a": rng.normal(0, 1, 300), "b": rng.uniform(0, 1, 300), "c": rng.choice(["x", "y"], 300)})
+    preds = rng.choice([0, 1], 300)
+    labels = np.where(rng.uniform(size=300) < 0.9, preds, 1 - preds)
+    stationary = assess(profile, batch, preds, labels)
+    assert stationary.decision == "ok", stationary.reasons
+    assert stationary.performance["value"] == pytest.approx(np.mean(labels == preds))
+    shifted = assess(profile, batch.assign(a=batch["a"] + 1.0), preds, labels)
+    assert shifted.decision == "retune"
+    assert any("'a'" in r for r in shifted.reasons)
+    concept = assess(profile, batch, preds, 1 - labels)
+    assert concept.decision == "retune" and "accuracy" in concept.reasons[0]
+
+
+def test_monitor_section_schema() -> None:
+    config = MonitorConfig.from_raw({"alpha": 0.01, "correction": "bonferroni", "min_rows": 100})
+    assert (config.alpha, config.correction, config.min_rows) == (0.01, "bonferroni", 100)
+    with pytest.raises(SpecError, match="monitor: unknown monitor setting 'alpah'.*Did you mean 'alpha'"):
+        MonitorConfig.from_raw({"alpah": 0.01})
+    with pytest.raises(SpecError, match=r"monitor.alpha: expected a number strictly between 0 and 1, received 2"):
+        MonitorConfig.from_raw({"alpha": 2})
+    with pytest.raises(SpecError, match="monitor.correction: unknown correction 'holm'; expected one of bh, bonferroni, none"):
+        MonitorConfig.from_raw({"correction": "holm"})
+    with pytest.raises(SpecError, match="monitor.min_rows: expected an integer >= 10, received 'many'"):
+        MonitorConfig.from_raw({"min_rows": "many"})
+    with pytest.raises(SpecError, match="monitor: expected a mapping"):
+        MonitorConfig.from_raw([1, 2])
+
+
+def _validate(frame: pd.DataFrame, min_rows: int = 10):
+    return validate_batch(frame, features=["a", "b", "c"], categorical=["c"], target="target", min_rows=min_rows)
+
+
+def test_malformed_batches_name_the_columns() -> None:
+    good = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20), "c": ["x"] * 20, "target": [0, 1] * 10})
+    X, y = _validate(good)
+    assert list(X.columns) == ["a", "b", "c"] and y is not None
+    X, y = _validate(good.drop(columns=["target"]))
+    assert y is None
+    with pytest.raises(DataError, match=r"missing feature column\(s\) b; unexpected column\(s\) extra.*nothing was recorded"):
+        _validate(good.drop(columns=["b"]).assign(extra=1))
+    bad_type = good.assign(a=["1.5"] * 19 + ["oops"])
+    with pytest.raises(DataError, match=r"wrong type in column\(s\) a \(expected numbers, received .* such as 'oops'\)"):
+        _validate(bad_type)
+    with pytest.raises(DataError, match="batch: 20 rows, but at least 50 are needed"):
+        _validate(good, min_rows=50)
+    numeric_text = good.assign(a=[str(v) for v in good["a"]])  # numbers written as text are fine
+    assert _validate(numeric_text)[0]["a"].dtype.kind == "f"

@@ -1,0 +1,180 @@
+"""Registry, monitoring and re-tuning on a real (tiny) study: deploy, promote, keep, rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from tuneops.data import load_dataset
+from tuneops.errors import DataError, UsageError
+from tuneops.ops.monitor import MonitorConfig
+from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
+from tuneops.ops.retune import compare, monitor_batch, retune
+from tuneops.storage import get_storage
+
+
+@pytest.fixture
+def deployed(workdir: Path):
+    """phoneme (PMLB) split into a training file and a pool of later rows; a tiny knn study."""
+    from tuneops import tuning
+
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(target=data.y).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    frame.iloc[:800].to_csv("train.csv", index=False)
+    spec = {
+        "study": "phon", "data": {"source": "train.csv", "target": "target"}, "model": {"family": "knn"},
+        "objectives": ["accuracy"], "search": {"n_trials": 3, "cv_folds": 2, "seed": 0},
+        "monitor": {"retune_trials": 3, "min_rows": 50},
+    }
+    tuning.run(spec)
+    record = deploy("phon")
+    return Registry.open("phon"), record, frame.iloc[800:].reset_index(drop=True)
+
+
+def flipped(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(target=1 - frame["target"])
+
+
+def test_deploy_records_a_versioned_champion_in_the_study_storage(deployed) -> None:
+    registry, record, _ = deployed
+    assert list_models() == ["phon"]
+    names = [s.study_name for s in optuna.get_all_study_summaries(get_storage(None), include_best_trial=False)]
+    assert PREFIX + "phon" in names  # same journal file as the study
+    assert registry.champion() == 1
+    assert record["source"] == {"study": "phon", "trial": record["source"]["trial"], "kind": "deploy"}
+    assert record["artifact"]["sha256"].startswith("sha256:") and Path(record["artifact"]["path"]).is_file()
+    assert record["data"]["fingerprint"] == load_dataset("train.csv", target="target").fingerprint
+    profile = record["profile"]
+    assert set(profile["features"]) == set(record["features"])
+    assert profile["prediction"]["kind"] == "categorical" and profile["metric"] == "accuracy"
+    assert 0.6 < profile["reference"] <= 1.0
+    assert [e["kind"] for e in registry.events()] == ["register", "promote"]
+
+
+def test_concept_drift_retunes_and_promotes_then_rollback(deployed) -> None:
+    registry, _, pool = deployed
+    batch = flipped(pool.iloc[:300])
+    assessment, outcome, note = monitor_batch(registry, batch, auto_retune=True)
+    assert assessment.decision == "retune" and note is None
+    assert outcome.decision == "promote", outcome.reasons
+    assert outcome.challenger_score > outcome.champion_score + 0.3
+    assert outcome.warm_start and outcome.warm_start[0]["source"] == "champion"
+    study = optuna.load_study(study_name=outcome.study, storage=get_storage(None))
+    assert study.trials[0].user_attrs["warm_start"] == "champion"
+    assert study.trials[0].params == registry.version(1)["trial_params"]
+    assert registry.champion() == 2
+    kinds = [e["kind"] for e in registry.events()]
+    assert kinds[-4:] == ["monitor", "register", "retune", "promote"]
+    # Within the cooldown, drift alone does not re-tune again ...
+    shifted = pool.iloc[300:600].drop(columns=["target"]).assign(Aa=lambda f: f["Aa"] + 3)
+    assessment, again, note = monitor_batch(registry, shifted, auto_retune=True)
+    assert assessment.decision == "retune" and again is None
+    assert "within monitor.cooldown 2" in note
+    # ... but a measured drop of the metric does (the old labelling rule is back).
+    assessment, again, note = monitor_batch(registry, pool.iloc[300:600], auto_retune=True)
+    assert assessment.performance["drop"] > 0.3 and again is not None and note is None
+    current = registry.champion()  # 3 when the second re-tuning promoted, else still 2
+    expected = 2 if current == 3 else 1
+    event = registry.rollback()
+    assert (event["version"], event["previous"], registry.champion()) == (expected, current, expected)
+    with pytest.raises(UsageError, match=r"model 'phon' has no version 9; versions: 1, 2"):
+        registry.rollback(to=9)
+    assert registry.champion() == expected
+
+
+def test_keep_when_the_challenger_is_not_better_by_the_margin(deployed) -> None:
+    registry, _, pool = deployed
+    outcome = retune(registry, pool.iloc[:300], config=MonitorConfig(margin=0.5, retune_trials=3))
+    assert outcome.decision == "keep"
+    assert "not better by the margin; the champion stays" in outcome.reasons[0]
+    assert registry.champion() == 1
+    assert len(registry.versions()) == 2  # the challenger is kept as a version, not promoted
+    assert registry.events("retune")[-1]["decision"] == "keep"
+    with pytest.raises(UsageError, match="no previous champion to roll back to; name a version with --to"):
+        registry.rollback()
+
+
+def test_compare_requires_margin_and_constraints() -> None:
+    assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
+    assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"
+    decision, reasons = compare("accuracy", 0.80, 0.90, 0.01, {"latency_p95_ms <= 5": 2.5})
+    assert decision == "keep" and "misses constraint 'latency_p95_ms <= 5' by 2.5" in reasons[1]
+    assert compare("rmse", 3.0, 2.0, 0.5, {})[0] == "promote"  # lower is better
+
+
+def test_malformed_batch_records_nothing(deployed, cli) -> None:
+    registry, _, pool = deployed
+    before = len(registry.events())
+    pool.iloc[:100].drop(columns=["Aa"]).assign(extra=1).to_csv("bad.csv", index=False)
+    code, _, err = cli("monitor", "--batch", "bad.csv")
+    assert code == 2
+    assert "missing feature column(s) Aa" in err and "unexpected column(s) extra" in err
+    pool.iloc[:20].to_csv("small.csv", index=False)
+    code, _, err = cli("monitor", "--batch", "small.csv")
+    assert code == 2 and "20 rows, but at least 50" in err
+    pool.iloc[:100].assign(Ao="abc").to_csv("text.csv", index=False)
+    code, _, err = cli("monitor", "--batch", "text.csv")
+    assert code == 2 and "wrong type in column(s) Ao" in err
+    assert len(registry.events()) == before
+    with pytest.raises(DataError, match="re-tuning needs labelled recent data"):
+        retune(registry, pool.iloc[:300].drop(columns=["target"]))
+    assert len(registry.events()) == before
+
+
+def test_tampered_artifact_is_refused(deployed) -> None:
+    registry, record, pool = deployed
+    Path(record["artifact"]["path"]).write_bytes(b"not the model")
+    with pytest.raises(UsageError, match="the file was modified"):
+        monitor_batch(registry, pool.iloc[:100])
+
+
+def test_cli_production_loop(deployed, cli) -> None:
+    registry, _, pool = deployed
+    pool.iloc[:200].to_csv("ok.csv", index=False)
+    code, out, _ = cli("monitor", "--batch", "ok.csv", "--json")
+    assert code == 0
+    assert json.loads(out)["assessment"]["decision"] in ("ok", "warn")
+    flipped(pool.iloc[200:500]).to_csv("recent.csv", index=False)
+    code, out, _ = cli("retune", "--data", "recent.csv", "--model", "phon")
+    assert code == 0 and "promote" in out
+    code, out, _ = cli("registry", "list")
+    assert code == 0 and "★ 2" in out
+    code, out, _ = cli("registry", "show", "1")
+    assert code == 0 and "version 1" in out and "retune" in out
+    code, out, _ = cli("registry", "rollback", "--to", "7")
+    assert code == 2
+    code, out, _ = cli("registry", "rollback")
+    assert code == 0 and "version 1 is the champion (was 2)" in out
+    code, out, _ = cli("registry", "promote", "2")
+    assert code == 0 and registry.champion() == 2
+    code, _, err = cli("registry", "list", "--model", "nope")
+    assert code == 2 and "no model 'nope'" in err
+    code, _, err = cli("deploy", "nope")
+    assert code == 2 and "no study 'nope'" in err
+
+
+def test_readme_production_example(workdir: Path, cli) -> None:
+    """The README's commands on examples/production.yaml (fewer trials), two objectives."""
+    from tuneops.spec import load_spec
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "production.yaml"
+    assert MonitorConfig.from_spec(load_spec(example)) == MonitorConfig()  # it lists the defaults
+    code, _, err = cli("run", str(example), "--n-trials", "3", "--no-progress")
+    assert code == 0, err
+    code, out, err = cli("deploy", "production")
+    assert code == 0 and "version 1 is the champion" in out, err
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(target=data.y).sample(n=600, random_state=1)
+    frame.iloc[:300].to_csv("batch.csv", index=False)
+    code, out, _ = cli("monitor", "--batch", "batch.csv", "--auto-retune")
+    assert code == 0 and ": ok" in out or ": warn" in out
+    flipped(frame.iloc[300:]).to_csv("recent.csv", index=False)
+    code, out, _ = cli("monitor", "--batch", "recent.csv", "--auto-retune")
+    assert code == 0 and ": retune" in out and "Re-tuning study production.retune-v2" in out, out
+    assert "challenger v2, promote" in out and "meets the constraints" in out
+    code, out, err = cli("registry", "show", "2")
+    assert code == 0 and "retune" in out, (out, err)
