@@ -67,7 +67,15 @@ def instrument(ledger: Ledger) -> None:
     import tuneops.tuning
     from optuna.storages.journal import JournalStorage
 
+    from tuneops.families import FAMILIES
+    from tuneops.families._base import Family
+
     ledger.wrap(sklearn.pipeline.Pipeline, "fit", "fit (CV folds + final refit)")
+    # With a pruner, trials train step by step through Family.advance (Family.fit_steps).
+    classes = {Family, *(f if isinstance(f, type) else type(f) for f in FAMILIES.values())}
+    for cls in classes:
+        if "advance" in vars(cls):
+            ledger.wrap(cls, "advance", "fit (CV folds + final refit)")
     ledger.wrap(tuneops.objective, "score", "quality scoring (predict on the fold)")
     ledger.wrap(tuneops.objective, "measure_latency", "latency measurement")
     for name in ("sample_relative", "sample_independent", "infer_relative_search_space",
