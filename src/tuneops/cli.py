@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tuneops.errors import TuneOpsError, UsageError
@@ -84,6 +85,9 @@ def run(
     study: Annotated[Optional[str], typer.Option(help="Override the study name.")] = None,
     output_dir: Annotated[Optional[str], typer.Option("--out", help="Output directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html next to results.json (needs the extra 'report').")] = True,
+    backend: Annotated[Optional[str], typer.Option(help="Where workers run: local or ray.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (with --backend ray).")] = None,
 ) -> None:
     """Tune SPEC: run the trials, select under the constraints, refit and save the model."""
     from tuneops.tuning import run as run_spec
@@ -91,12 +95,14 @@ def run(
     try:
         result = run_spec(
             spec, progress=progress, n_trials=n_trials, n_workers=workers, timeout_s=timeout_s,
-            storage=storage, study=study, output_dir=output_dir,
+            storage=storage, study=study, output_dir=output_dir, backend=backend, address=address,
         )
     except KeyboardInterrupt:
         err.print("[yellow]Interrupted: finished trials are kept; run the same command to resume.[/]")
         raise typer.Exit(130) from None
     print_summary(result.results)
+    if report:
+        write_run_report(result.study, result.output_dir)
     if result.model_path:
         console.print(f"Model: {result.model_path}\nResults: {result.results_path}")
     else:
@@ -127,6 +133,7 @@ def show(
         console.print_json(json.dumps(results, default=str))
         return
     print_summary(results)
+    print_workers(results)
     if trials:
         table = Table(title="trials")
         for col in ("trial", "state", "values", "duration_s", "params / reason"):
@@ -471,6 +478,229 @@ def simulate(
 # == end of production loop (issue 7) ===========================================================
 
 
+# -- reports (issue 6): the HTML/PNG report and optuna-dashboard ---------------------------------
+@app.command()
+def report(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file, or the directory for --format png (default: tuneops-out/STUDY/report.html or .../figures).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html (one self-contained file) or png (one file per figure).")] = "html",
+) -> None:
+    """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
+    from tuneops.report import get_renderer, write_report
+    from tuneops.tuning import load_study
+
+    get_renderer(fmt)  # a bad --format fails before the study is read
+    paths = write_report(load_study(study, storage), out, fmt=fmt)
+    console.print(f"Report: {paths[0] if fmt == 'html' else paths[0].parent} ({len(paths)} file(s))", soft_wrap=True)
+
+
+@app.command()
+def dashboard(
+    study: Annotated[Optional[str], typer.Argument(help="Open this study (default: the study list).")] = None,
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind. The dashboard has no login: keep loopback unless a proxy guards it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the study's storage (needs the extra: pip install 'tuneops[dashboard]')."""
+    from tuneops.report.dashboard import start_dashboard
+
+    board = start_dashboard(storage, study=study, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
+                  "reaches this address can read and edit the studies.", highlight=False, markup=False)
+    console.print(f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def write_run_report(study: Any, output_dir: Path) -> None:
+    """After `tuneops run`: report.html next to results.json; skipped (never failing the run)
+    when the report extra is missing or the report cannot be written."""
+    from tuneops.errors import MissingExtra
+    from tuneops.report import write_report
+
+    try:
+        path = write_report(study, Path(output_dir) / "report.html")[0]
+    except MissingExtra as exc:
+        err.print(f"No report.html: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return
+    except Exception as exc:  # the run's results are already saved; a report problem is not a failed run
+        err.print(f"report.html not written: {type(exc).__name__}: {exc}", highlight=False, markup=False)
+        return
+    console.print(f"Report: {path}", soft_wrap=True, highlight=False)
+
+
+# -- end reports ----------------------------------------------------------------------------------
+
+
+# -- knowledge base (warm start and meta-learning, issue 5) -----------------------------------------
+kb_app = typer.Typer(help="The knowledge base of past tuning that warm-starts new studies.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+KBSourceOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--source", help="shipped, storage, or a file from `kb export`; repeat (default: shipped and storage)."),
+]
+
+
+def _kb(sources: Optional[list[str]], storage: Optional[str]):
+    from tuneops.knowledge.base import load_sources
+
+    return load_sources(sources or ["shipped", "storage"], storage)
+
+
+@kb_app.command("list")
+def kb_list(storage: StorageOpt = None, source: KBSourceOpt = None,
+            family: Annotated[Optional[str], typer.Option(help="Only this family.")] = None) -> None:
+    """List the entries: dataset, family, task, best score, where they come from."""
+    kb = _kb(source, storage).select(family=family)
+    table = Table(title=f"knowledge base: {len(kb)} entries")
+    table.add_column("dataset", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("task")
+    table.add_column("best", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    for e in kb:
+        table.add_row(e.dataset, e.family, e.task, f"{e.metric} {_fmt(e.best_score)}", e.source)
+    console.print(table)
+
+
+@kb_app.command("show")
+def kb_show(dataset: Annotated[str, typer.Argument(help="Dataset name (pmlb: optional) or DATASET/FAMILY.")],
+            storage: StorageOpt = None, source: KBSourceOpt = None) -> None:
+    """Show an entry's meta-features and best configurations."""
+    kb = _kb(source, storage)
+    found = kb.find(dataset)
+    if not found:
+        raise UsageError(f"kb show: no entry for {dataset!r}; `tuneops kb list` shows the {len(kb)} entries.")
+    for e in found:
+        console.print(f"[bold]{e.dataset}[/] / {e.family} ({e.task}, {e.metric}, source {e.source})")
+        console.print("meta-features: " + ", ".join(f"{k}={_fmt(v)}" for k, v in e.meta_features.items()))
+        for i, (params, score) in enumerate(e.configs[:5]):
+            console.print(f"  #{i + 1} {e.metric}={_fmt(score)}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()))
+    if kb.built_with and any(e.source == "shipped" for e in found):
+        console.print(f"built with: {kb.built_with.get('command')} ({kb.built_with.get('built_at')})")
+
+
+@kb_app.command("recommend")
+def kb_recommend(
+    data: Annotated[str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
+    family: Annotated[str, typer.Option("--family", help="Model family.")],
+    target: Annotated[Optional[str], typer.Option(help="Target column (files).")] = None,
+    size: Annotated[int, typer.Option(help="How many configurations.")] = 5,
+    storage: StorageOpt = None, source: KBSourceOpt = None,
+) -> None:
+    """Configurations to try first for FAMILY on DATA, from the nearest past tasks."""
+    from tuneops.families import get_family
+    from tuneops.knowledge import recommend
+
+    get_family(family)
+    recs, neighbours = recommend(data, family, kb=_kb(source, storage), size=size, target=target)
+    if not recs:
+        raise UsageError(f"kb recommend: the knowledge base has no entry for family {family!r} and this task.")
+    console.print("nearest: " + ", ".join(f"{n.entry.dataset} ({n.distance:.3g})" for n in neighbours[:5]))
+    table = Table(title=f"warm-start portfolio for {family} on {data}")
+    for col in ("from", "score there", "params"):
+        table.add_column(col)
+    for r in recs:
+        table.add_row(f"{r.dataset} #{r.rank + 1}", _fmt(r.score), ", ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()))
+    console.print(table)
+
+
+@kb_app.command("build")
+def kb_build(
+    out: Annotated[Path, typer.Option(help="Where to write the base.")] = Path("src/tuneops/knowledge/prebuilt.json.gz"),
+    dataset: Annotated[Optional[list[str]], typer.Option("--dataset", help="PMLB dataset; repeat (default: the curated list).")] = None,
+    family: Annotated[Optional[list[str]], typer.Option("--family", help="Family; repeat (default: knn, linear, random_forest, hist_gradient_boosting).")] = None,
+    n_trials: Annotated[int, typer.Option(help="Cold TPE trials per dataset and family.")] = 30,
+    cv_folds: Annotated[int, typer.Option(help="CV folds.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of folds and sampler.")] = 0,
+    jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
+) -> None:
+    """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE)."""
+    from tuneops.families import get_family
+    from tuneops.knowledge.build import DEFAULT_DATASETS, DEFAULT_FAMILIES, build
+
+    families = family or list(DEFAULT_FAMILIES)
+    for f in families:
+        get_family(f)
+    kb = build(dataset or list(DEFAULT_DATASETS), families, n_trials=n_trials, cv_folds=cv_folds,
+               seed=seed, n_jobs=jobs, checkpoint=checkpoint, max_minutes=max_minutes,
+               log=console.print)
+    path = kb.save(out)
+    console.print(f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+@kb_app.command("export")
+def kb_export(path: Annotated[Path, typer.Argument(help="File to write (.json or .json.gz).")],
+              storage: StorageOpt = None, source: KBSourceOpt = None) -> None:
+    """Write the knowledge base (default: the studies in the storage) to a file."""
+    kb = _kb(source or ["storage"], storage)
+    kb.save(path)
+    console.print(f"Wrote {len(kb)} entries to {path}")
+
+
+@kb_app.command("import")
+def kb_import(path: Annotated[Path, typer.Argument(help="A file from `kb export`.")],
+              storage: StorageOpt = None,
+              prefix: Annotated[str, typer.Option(help="Name prefix of the studies that hold the entries.")] = "kb") -> None:
+    """Store a file's entries in the storage, where every run's warm start finds them."""
+    from tuneops.knowledge.base import import_entries, load_file
+
+    names = import_entries(load_file(path), storage, prefix=prefix)
+    console.print(f"Imported {len(names)} entries into the storage (studies {prefix}.*)")
+# -- end knowledge base --------------------------------------------------------------------------
+
+
+# -- distributed tuning: remote workers and worker contributions (issue 4) ----------------------
+def print_workers(results: dict[str, Any]) -> None:
+    """The workers section as a table (only when more than one worker ran trials)."""
+    section = results.get("workers")
+    if not section or section["n_workers"] < 2:
+        return
+    table = Table(title=f"workers ({section['n_workers']} on {len(section['hosts'])} host(s))")
+    for col in ("worker", "complete", "pruned", "failed", "abandoned", "best", "busy_s", "Pareto share"):
+        table.add_column(col, justify="left" if col == "worker" else "right")
+    for r in section["workers"]:
+        best = _fmt(r["best"]) + (" ★" if r["has_best"] else "") if r["best"] is not None else "-"
+        table.add_row(r["worker"], str(r["complete"]), str(r["pruned"]), str(r["failed"]),
+                      str(r["abandoned"]), best, f"{r['busy_s']:.1f}",
+                      f"{r['pareto']} ({r['pareto_share']:.0%})")
+    console.print(table)
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Option("--study", help="Name of the study to join.")],
+    storage: Annotated[str, typer.Option("--storage", "-s", help="The study's storage URL.")],
+    timeout_s: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    grace_s: Annotated[Optional[float], typer.Option(help="Seconds without heartbeat before a trial counts as dead (default 60).")] = None,
+    heartbeat_s: Annotated[Optional[float], typer.Option(help="Seconds between heartbeats (default 10).")] = None,
+) -> None:
+    """Join STUDY from this machine: run its trials until the global budget is spent."""
+    import signal
+
+    from tuneops.tuning import join
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM like Ctrl-C: the running trial is abandoned cleanly
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        n = join(study, storage, timeout_s=timeout_s, grace_s=grace_s, heartbeat_s=heartbeat_s)
+    except KeyboardInterrupt:
+        err.print("[yellow]Interrupted: the running trial was abandoned and queued again.[/]")
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    console.print(f"worker done: ran {n} trial(s) of study {study}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
     import click
@@ -492,10 +722,10 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return 2
     except UsageError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except TuneOpsError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
 
 

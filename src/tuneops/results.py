@@ -85,6 +85,14 @@ def _sections() -> list[tuple[str, Any]]:
 
     Imported here, explicitly, so a reader sees every section of the document in one place.
     """
+    from tuneops.contribution import contribution_section
+    from tuneops.knowledge.warm_start import warm_start_section
     from tuneops.pruning import pruning_savings
+    from tuneops.report.findings import findings_section
 
-    return [("pruning", pruning_savings)]
+    return [
+        ("pruning", pruning_savings),
+        ("warm_start", warm_start_section),
+        ("workers", contribution_section),
+        ("findings", findings_section),
+    ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import signal
 import socket
 import time
@@ -91,19 +92,10 @@ def make_sampler(
 
 
 # -- identity ---------------------------------------------------------------------------------
-def worker_identity(worker_id: str | None = None) -> dict[str, Any]:
+def worker_identity(worker_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Who runs a trial: host, pid, an id (``host:pid`` unless given), and ``extra`` (Ray node)."""
     host, pid = socket.gethostname(), os.getpid()
-    return {"host": host, "pid": pid, "id": worker_id or f"{host}:{pid}"}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return {"host": host, "pid": pid, "id": worker_id or f"{host}:{pid}", **extra}
 
 
 # -- budget -------------------------------------------------------------------------------------
@@ -137,11 +129,16 @@ def ensure_slots(study: optuna.Study, n_trials: int) -> int:
 def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:
     """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``."""
     storage = study._storage
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for waiting in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    # Workers that all try the oldest slot first collide on it (one wins, the others wait on
+    # its row lock and retry); trying the oldest few in random order spreads them out.
+    # (SystemRandom: forked workers share the state of the random module.)
+    head = list(waiting[:8])
+    random.SystemRandom().shuffle(head)
+    for slot in [*head, *waiting[8:]]:
         try:
-            if storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
-                return optuna.trial.Trial(study, waiting._trial_id)
+            if storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
+                return optuna.trial.Trial(study, slot._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return study.ask() if unlimited else None
@@ -151,8 +148,10 @@ def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params
             user_attrs: Mapping[str, Any]) -> None:
     """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once."""
     storage = study._storage
-    storage.set_trial_user_attr(trial_id, ABANDONED, reason)
     try:
+        storage.set_trial_user_attr(trial_id, ABANDONED, reason)
+        # The storage makes this transition atomic: of several workers recovering the same
+        # trial, one succeeds and re-queues it; the others get UpdateFinishedTrialError.
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
@@ -163,29 +162,22 @@ def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params
     _log.warning("trial %d abandoned (%s); its configuration is queued again", number, reason)
 
 
-def recover_abandoned(study: optuna.Study, *, stale_after_s: float = 120.0) -> int:
+def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
+                      running: Sequence[FrozenTrial] | None = None) -> int:
     """Abandon RUNNING trials whose worker is gone; returns how many were recovered.
 
-    A worker on this host is gone when its pid no longer exists. Trials of other hosts are
-    left to heartbeats (remote workers).
+    A worker is gone when it ran on this host under a pid that no longer exists, or when its
+    trial has shown no sign of life (heartbeat) for ``grace_s`` seconds (see tuneops.heartbeat).
+    ``running``: the study's RUNNING trials when the caller has just read them.
     """
-    host = socket.gethostname()
-    now = time.time()
-    recovered = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.user_attrs.get(WORKER)
-        if worker is None:
-            started = t.datetime_start.timestamp() if t.datetime_start else now
-            if now - started < stale_after_s:
-                continue
-            reason = "its worker stopped before recording itself"
-        elif worker.get("host") == host and not _pid_alive(int(worker.get("pid", -1))):
-            reason = f"worker {worker.get('id')} is no longer running"
-        else:
-            continue
+    from tuneops.heartbeat import GRACE_S, stale_trials
+
+    if running is None:
+        running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    stale = stale_trials(running, now=time.time(), grace_s=GRACE_S if grace_s is None else grace_s)
+    for t, reason in stale:
         abandon(study, t._trial_id, t.number, reason, t.params, t.user_attrs)
-        recovered += 1
-    return recovered
+    return len(stale)
 
 
 # -- one trial ----------------------------------------------------------------------------------
@@ -211,26 +203,36 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     try:
         result = objective(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
-        return TrialState.PRUNED
+        return _tell(study, trial, TrialState.PRUNED)
     except KeyboardInterrupt:
         frozen = study._storage.get_trial(trial._trial_id)
         abandon(study, trial._trial_id, trial.number, "interrupted (Ctrl-C)", frozen.params, frozen.user_attrs)
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
-        trial.set_user_attr(FAIL_REASON, reason[:2000])
-        study.tell(trial, state=TrialState.FAIL)
         _log.warning("trial %d failed: %s", trial.number, reason)
-        return TrialState.FAIL
+        return _tell(study, trial, TrialState.FAIL, reason=reason[:2000])
     values = _as_values(result, len(study.directions))
     if isinstance(values, str):
-        trial.set_user_attr(FAIL_REASON, values)
-        study.tell(trial, state=TrialState.FAIL)
         _log.warning("trial %d failed: %s", trial.number, values)
+        return _tell(study, trial, TrialState.FAIL, reason=values)
+    return _tell(study, trial, TrialState.COMPLETE, values=values)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
+          values: list[float] | None = None, reason: str | None = None) -> TrialState:
+    """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
+    try:
+        if reason is not None:
+            trial.set_user_attr(FAIL_REASON, reason)
+        told = study.tell(trial, values, state=state, skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        told = None
+    if told is None or ABANDONED in told.user_attrs:
+        _log.warning("trial %d was abandoned while it ran (no heartbeat within the grace period); "
+                     "its result is dropped and its configuration runs again", trial.number)
         return TrialState.FAIL
-    study.tell(trial, values)
-    return TrialState.COMPLETE
+    return state
 
 
 def work(
@@ -240,23 +242,52 @@ def work(
     deadline: float | None = None,
     unlimited: bool = False,
     worker_id: str | None = None,
+    identity: Mapping[str, Any] | None = None,
     on_trial: Callable[[], None] | None = None,
+    heartbeat_s: float | None = None,
+    grace_s: float | None = None,
+    poll_s: float = 0.5,
 ) -> int:
-    """The worker loop: claim a trial, run it, repeat until no slot is left or time is up.
+    """The worker loop: claim a trial, run it with a heartbeat, repeat.
 
-    Returns the number of trials this worker ran.
+    The worker stops when the deadline passes, or when no trial is waiting and none is running
+    anywhere: while others still run trials it stays, recovers the trials of workers that died
+    (their configurations are queued again) and runs those. Returns the number of trials it ran.
     """
-    identity = worker_identity(worker_id)
+    from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat
+
+    grace_s = GRACE_S if grace_s is None else grace_s
+    identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
-    while deadline is None or time.time() < deadline:
-        trial = next_trial(study, unlimited=unlimited)
-        if trial is None:
-            break
-        trial.set_user_attr(WORKER, identity)
-        run_trial(study, trial, objective)
-        n += 1
-        if on_trial is not None:
-            on_trial()
+    idle_s = min(0.05, poll_s)
+    last_scan = time.monotonic()
+    with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
+        while deadline is None or time.time() < deadline:
+            if time.monotonic() - last_scan > grace_s / 4:
+                recover_abandoned(study, grace_s=grace_s)
+                last_scan = time.monotonic()
+            trial = next_trial(study, unlimited=unlimited)
+            if trial is None:
+                running = study._storage.get_all_trials(
+                    study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+                )
+                if not running:
+                    break
+                if recover_abandoned(study, grace_s=grace_s, running=running):
+                    continue
+                time.sleep(idle_s)
+                idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
+                continue
+            idle_s = min(0.05, poll_s)
+            trial.set_user_attr(WORKER, identity)
+            beat.trial_id = trial._trial_id
+            try:
+                run_trial(study, trial, objective)
+            finally:
+                beat.trial_id = None
+            n += 1
+            if on_trial is not None:
+                on_trial()
     return n
 
 
@@ -271,14 +302,17 @@ class WorkerSetup:
     pruner: Callable[[], optuna.pruners.BasePruner]
     objective: Callable[[optuna.Trial], Any]
     n_workers: int = 1
+    heartbeat_s: float | None = None  # None: tuneops.heartbeat.INTERVAL_S
+    grace_s: float | None = None  # None: tuneops.heartbeat.GRACE_S
 
 
 def load(setup: WorkerSetup, index: int) -> optuna.Study:
     from tuneops.storage import get_storage
 
+    # The owner checked the server's connection limit for all workers; one worker needs no check.
     return optuna.load_study(
         study_name=setup.study_name,
-        storage=get_storage(setup.storage_url, n_workers=setup.n_workers),
+        storage=get_storage(setup.storage_url),
         sampler=setup.sampler(index),
         pruner=setup.pruner(),
     )
@@ -294,7 +328,8 @@ def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bo
         # inherited from the parent (e.g. after a k-NN predict there) deadlocks GNU libgomp in
         # the child unless parallel regions stay single-threaded.
         with threadpool_limits(limits=1):
-            work(study, setup.objective, deadline=deadline, unlimited=unlimited)
+            work(study, setup.objective, deadline=deadline, unlimited=unlimited,
+                 heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
     except KeyboardInterrupt:
         pass
     finally:
@@ -313,10 +348,11 @@ def execute(
     """Run the study with ``n_workers`` local workers until the budget or deadline is spent.
 
     One worker runs in this process; more are forked processes that each open the storage
-    themselves. Ctrl-C abandons running trials cleanly and keeps the finished ones.
+    themselves (so each has its own connection pool). Ctrl-C abandons running trials cleanly and keeps the finished ones.
     """
     if n_workers <= 1:
-        work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress)
+        work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
+             heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
         return
     import multiprocessing
 
@@ -343,4 +379,4 @@ def execute(
                 p.terminate()
         raise
     finally:
-        recover_abandoned(study)
+        recover_abandoned(study, grace_s=setup.grace_s)

@@ -21,7 +21,8 @@ from tuneops.selection import Choice, candidates_from_trials, select_trial
 from tuneops.spec import Constraint, Objective, Selection, Spec, load_spec, parse_constraint
 from tuneops.storage import get_storage, mask_url, resolve_url
 
-__all__ = ["run", "tune", "RunResult", "open_study", "load_study", "study_spec", "reselect", "export_model"]
+__all__ = ["run", "tune", "join", "RunResult", "open_study", "load_study", "study_spec", "reselect",
+           "export_model"]
 
 SPEC_ATTR = "tuneops:spec"
 OBJECTIVES_ATTR = "tuneops:objectives"
@@ -148,6 +149,7 @@ def run(
     *,
     progress: bool = False,
     dataset: Any = None,
+    address: str | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Tune the spec: run its trials, select under its constraints, refit and save the model.
@@ -157,7 +159,8 @@ def run(
         progress: show a progress bar.
         dataset: a pandas DataFrame to use instead of ``data.source`` (target column from
             ``data.target``, default ``target``).
-        **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ...).
+        address: the Ray cluster to run on (``search.backend: ray``); None starts a local Ray.
+        **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ``backend``, ...).
 
     Returns:
         a :class:`RunResult` with the study, the selection, and the output paths.
@@ -169,23 +172,19 @@ def run(
         PosixPath('tuneops-out/quickstart/model.joblib')
     """
     from tuneops.data import load_dataset
-    from tuneops.objective import SpecObjective
-    from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
+    from tuneops.knowledge.warm_start import plan as warm_start_plan
+    from tuneops.pruning import PRUNER_ATTR, describe_pruner
 
     spec = load_spec(spec, **overrides)
+    backend = _backend_for(spec, address)
     if dataset is not None:
         data = load_dataset(dataset, target=spec.data.target, task=spec.data.task, name=spec.data.source)
     else:
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
-    objective = SpecObjective(spec, data)  # validates metrics against the task
+    objective, sampler_factory, pruner_factory = _components(spec, data)
+    warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
-    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
-    sampler_factory = functools.partial(_sampler_for, spec, conditional)
-    pruner_factory = functools.partial(
-        make_pruner, spec.pruner.name, spec.pruner.kwargs,
-        n_objectives=len(spec.objectives), n_trials=spec.n_trials,
-    )
-    pruner = pruner_factory()  # fail on bad pruner parameters before anything is written
+    pruner = pruner_factory()
     spec_dict = spec.to_dict()
     study = open_study(
         spec.study, storage, spec.directions,
@@ -199,13 +198,111 @@ def run(
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
+    # Meta-features are stored once; warm-start trials are enqueued before the budget's empty
+    # slots (in _drive), so they count in n_trials.
+    warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
     )
     started = time.time()
-    _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress)
+    _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend)
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
+
+
+def _backend_for(spec: Spec, address: str | None) -> Any:
+    from tuneops.backends import get_backend
+
+    options: dict[str, Any] = {"resources": dict(spec.resources)}
+    if address is not None:
+        if spec.backend != "ray":
+            raise UsageError(
+                f"--address {address!r} names a Ray cluster, but the backend is {spec.backend!r}; "
+                "add --backend ray (or search.backend: ray in the spec)."
+            )
+        options["address"] = address
+    return get_backend(spec.backend, **options)
+
+
+def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Callable[[], Any]]:
+    """The objective, sampler factory (worker index -> sampler) and pruner factory of a spec.
+
+    Raises:
+        SpecError: metrics that do not fit the task, or bad sampler/pruner parameters.
+    """
+    from tuneops.objective import SpecObjective
+    from tuneops.pruning import make_pruner
+
+    objective = SpecObjective(spec, data)  # validates metrics against the task
+    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
+    sampler_factory = functools.partial(_sampler_for, spec, conditional)
+    pruner_factory = functools.partial(
+        make_pruner, spec.pruner.name, spec.pruner.kwargs,
+        n_objectives=len(spec.objectives), n_trials=spec.n_trials,
+    )
+    sampler_factory(0)  # fail on bad sampler or pruner parameters before anything is written
+    pruner_factory()
+    return objective, sampler_factory, pruner_factory
+
+
+def join(
+    name: str,
+    storage_url: str | None = None,
+    *,
+    timeout_s: float | None = None,
+    identity: Mapping[str, Any] | None = None,
+    heartbeat_s: float | None = None,
+    grace_s: float | None = None,
+) -> int:
+    """Work on an existing study as one more worker, from any machine; returns trials run.
+
+    The objective is rebuilt from the spec stored with the study (its data source must be
+    readable here and give the same data fingerprint). The worker claims trials of the global
+    budget until none is waiting or running; with a time-only budget (no ``n_trials``) it runs
+    new trials for ``timeout_s`` (default: the spec's ``timeout_s``).
+
+    Raises:
+        StudyNotFound: no such study in the storage.
+        UsageError: the study was run with a custom objective, or the data here differs.
+
+    Example::
+
+        >>> join("quickstart", "postgresql://tune:***@db:5432/tune")   # doctest: +SKIP
+        17
+    """
+    import zlib
+
+    from tuneops.data import load_dataset
+
+    study = load_study(name, storage_url)
+    spec = study_spec(study)
+    if spec is None:
+        raise UsageError(
+            f"study {name!r} was run with a custom objective (tuneops.tune), so a worker cannot "
+            "rebuild it; start more workers with tune(..., n_workers=N) from your own code."
+        )
+    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
+    if stored and stored != data.fingerprint:
+        raise UsageError(
+            f"data {spec.data.source!r} on this machine has fingerprint {data.fingerprint}, but "
+            f"study {name!r} was tuned on {stored}; give this worker the same data."
+        )
+    objective, sampler_factory, pruner_factory = _components(spec, data)
+    who = dict(identity) if identity is not None else runner.worker_identity()
+    index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
+    study = optuna.load_study(
+        study_name=name, storage=study._storage, sampler=sampler_factory(index), pruner=pruner_factory()
+    )
+    timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
+    deadline = time.time() + timeout_s if timeout_s else None
+    unlimited = spec.n_trials is None
+    if unlimited and deadline is None:
+        raise UsageError(
+            f"study {name!r} has no n_trials budget and no timeout; give the worker --timeout-s."
+        )
+    return runner.work(study, objective, deadline=deadline, unlimited=unlimited, identity=who,
+                       heartbeat_s=heartbeat_s, grace_s=grace_s)
 
 
 def _sampler_for(spec: Spec, conditional: bool, index: int) -> optuna.samplers.BaseSampler:
@@ -220,19 +317,22 @@ def _drive(
     timeout_s: float | None,
     n_workers: int,
     progress: bool,
+    backend: Any = None,
 ) -> None:
+    from tuneops.backends import get_backend
     from tuneops.progress import StudyProgress
 
+    backend = get_backend(backend or "local")
     deadline = time.time() + timeout_s if timeout_s else None
-    runner.recover_abandoned(study)
+    runner.recover_abandoned(study, grace_s=setup.grace_s)
     if n_trials is not None:
         runner.ensure_slots(study, n_trials)
     with StudyProgress(study, n_trials, enabled=progress) as bar:
         # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
         for _ in range(3):
-            runner.execute(
-                setup, n_workers=n_workers, deadline=deadline, unlimited=n_trials is None,
-                study=study, on_progress=bar.refresh,
+            backend.execute(
+                setup, study=study, n_workers=n_workers, deadline=deadline,
+                unlimited=n_trials is None, on_progress=bar.refresh,
             )
             waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
             if not waiting or (deadline is not None and time.time() >= deadline):

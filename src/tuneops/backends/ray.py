@@ -1,0 +1,172 @@
+"""Ray: the workers of a study run as Ray tasks on a Ray cluster (a local Ray by default).
+
+Each task is one worker, :func:`tuneops.tuning.join` — the same loop ``tuneops worker`` runs
+on any machine: it rebuilds the objective from the spec stored with the study, and claims
+trials from the shared storage. Ray places the tasks with the per-trial resources of the
+spec's ``search.resources`` (``cpu``, ``gpu``, ``memory`` in bytes, or custom Ray resources);
+the storage, not Ray, hands out trials, so tasks that die lose nothing (their trials are
+recovered through the heartbeat and re-queued). Needs the ``[ray]`` extra; on a real cluster
+the storage must be a database or Redis every node reaches, and the data source readable on
+every node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuneops import runner
+from tuneops.backends._base import Backend
+from tuneops.errors import StorageUnavailable, TuneOpsError, require
+from tuneops.storage import mask_url, resolve_url
+
+__all__ = ["RayBackend", "ray_options"]
+
+_log = logging.getLogger("tuneops")
+
+_NAMED = {"cpu": "num_cpus", "cpus": "num_cpus", "num_cpus": "num_cpus", "gpu": "num_gpus",
+          "gpus": "num_gpus", "num_gpus": "num_gpus", "memory": "memory"}
+
+
+def ray_options(resources: Mapping[str, float]) -> dict[str, Any]:
+    """Ray task options for per-trial ``resources``; one CPU when none is given.
+
+    >>> ray_options({"cpu": 2, "gpu": 0.5, "accelerator_x": 1})
+    {'num_cpus': 2.0, 'num_gpus': 0.5, 'resources': {'accelerator_x': 1.0}}
+    """
+    options: dict[str, Any] = {"num_cpus": 1.0}
+    custom: dict[str, float] = {}
+    for key, value in resources.items():
+        if key.lower() in _NAMED:
+            options[_NAMED[key.lower()]] = int(value) if key.lower() == "memory" else float(value)
+        else:
+            custom[key] = float(value)
+    if custom:
+        options["resources"] = custom
+    return options
+
+
+def _shared_url(url: str | None) -> str:
+    """The storage URL as every Ray worker must see it (a journal file by absolute path)."""
+    url = resolve_url(url)
+    if url == ":memory:":
+        raise StorageUnavailable(
+            "storage ':memory:' lives in one process; the Ray backend needs a storage its workers "
+            "share (a journal file on one machine, PostgreSQL or Redis on a cluster)."
+        )
+    if "://" not in url:
+        return str(Path(url).resolve())
+    if url.startswith(("journal://", "file://")):
+        return f"{url.split('://', 1)[0]}://{Path(url.split('://', 1)[1]).resolve()}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return f"sqlite:///{Path(url[len('sqlite:///'):]).resolve()}"
+    return url
+
+
+def _worker(study_name: str, url: str, timeout_s: float | None, heartbeat_s: float | None,
+            grace_s: float | None) -> int:
+    """One Ray task: a tuneops worker identified by its Ray node."""
+    import ray
+
+    from tuneops.tuning import join
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    node = ray.get_runtime_context().get_node_id()
+    identity = runner.worker_identity(f"ray:{node[:8]}:{os.getpid()}", node=node)
+    return join(study_name, url, timeout_s=timeout_s, identity=identity, heartbeat_s=heartbeat_s,
+                grace_s=grace_s)
+
+
+class RayBackend(Backend):
+    """Workers as Ray tasks.
+
+    Args:
+        address: the Ray cluster (``ray://HOST:10001``, ``HOST:6379`` or ``auto``); None joins
+            the Ray this process already initialised, else starts a local one.
+        resources: per-worker (per-trial) resources, see :func:`ray_options`.
+        init_kwargs: more arguments for ``ray.init`` when this backend starts Ray.
+    """
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, resources: Mapping[str, float] | None = None,
+                 init_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.address = address
+        self.resources = dict(resources or {})
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def _connect(self) -> bool:
+        """Initialise Ray unless it is; True when this call started it (and must stop it)."""
+        ray = require("ray", "ray", "the Ray backend")
+        if ray.is_initialized():
+            return False
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+        if self.address is None:
+            # A local Ray: its workers import the same tuneops as this process.
+            src = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+            kwargs.setdefault("runtime_env", {"env_vars": {"PYTHONPATH": path}})
+        try:
+            ray.init(address=self.address, **kwargs)
+        except Exception as exc:
+            raise TuneOpsError(
+                f"Ray: cannot connect to {self.address or 'a new local instance'}: {exc}. Check the "
+                "address (ray://HOST:10001 for Ray Client, HOST:6379 on a cluster node) and that "
+                "the cluster runs the same Ray and Python versions."
+            ) from exc
+        return True
+
+    def execute(
+        self,
+        setup: runner.WorkerSetup,
+        *,
+        study: optuna.Study,
+        n_workers: int,
+        deadline: float | None,
+        unlimited: bool,
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        url = _shared_url(setup.storage_url)
+        started = self._connect()
+        import ray
+
+        task = ray.remote(_worker).options(**ray_options(self.resources), max_retries=0)
+        timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
+        refs = [task.remote(setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s)
+                for _ in range(max(1, n_workers))]
+        _log.info("Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url))
+        try:
+            pending = refs
+            while pending:
+                done, pending = ray.wait(pending, timeout=0.5)
+                for ref in done:
+                    self._collect(ray, ref)
+                if on_progress is not None:
+                    on_progress()
+        except KeyboardInterrupt:
+            for ref in refs:
+                ray.cancel(ref)  # KeyboardInterrupt in the task: its trial is abandoned
+            ray.wait(refs, num_returns=len(refs), timeout=30)
+            raise
+        finally:
+            runner.recover_abandoned(study, grace_s=setup.grace_s)
+            if started:
+                ray.shutdown()
+
+    @staticmethod
+    def _collect(ray: Any, ref: Any) -> None:
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # tuneops' own error in the worker
+            cause = exc.as_instanceof_cause()
+            if isinstance(cause, TuneOpsError):
+                raise cause from None
+            raise TuneOpsError(f"Ray worker failed: {exc}") from exc
+        except ray.exceptions.RayError as exc:  # the worker or its node died: trials recover
+            _log.warning("Ray worker lost (%s); its trial is recovered and queued again", type(exc).__name__)

@@ -1,0 +1,85 @@
+"""What each worker contributed to a study: trials by state, best value, busy time, Pareto share.
+
+Computed from the trials alone (every trial records the worker that ran it in its user
+attribute ``worker``: host, pid, id and, on Ray, the node), so the answer is the same on any
+machine that reads the storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneops.selection import pareto_mask
+
+__all__ = ["worker_contributions", "contribution_section"]
+
+
+def _feasible(t: FrozenTrial) -> bool:
+    return all(v <= 0 for v in (t.constraints or {}).values())
+
+
+def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per worker, in order of first trial (a pure function of the trials).
+
+    Each row: ``worker`` (id), ``host``, ``pid``, ``node`` (Ray, else None), ``complete``,
+    ``pruned``, ``failed``, ``abandoned`` (trials it left when it died or was interrupted),
+    ``busy_s`` (time spent in its trials), ``best`` (its best value, single objective only),
+    ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
+    the Pareto front of feasible complete trials, and their fraction of that front).
+    """
+    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING]
+    complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
+    pool = [t for t in complete if _feasible(t)] or complete
+    front: set[int] = set()
+    if pool:
+        mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)
+        front = {t.number for t, m in zip(pool, mask) if m}
+    in_pool = {t.number for t in pool}
+    single = len(directions) == 1
+    sign = -1.0 if single and directions[0] == "maximize" else 1.0
+    best_overall = min((sign * t.values[0] for t in pool), default=None) if single else None
+
+    rows: dict[str, dict[str, Any]] = {}
+    for t in sorted(ran, key=lambda t: t.number):
+        w = t.user_attrs["worker"]
+        row = rows.setdefault(str(w.get("id")), {
+            "worker": str(w.get("id")), "host": w.get("host"), "pid": w.get("pid"), "node": w.get("node"),
+            "complete": 0, "pruned": 0, "failed": 0, "abandoned": 0, "busy_s": 0.0,
+            "best": None, "has_best": False, "pareto": 0, "pareto_share": 0.0,
+        })
+        if "abandoned" in t.user_attrs:
+            row["abandoned"] += 1
+        elif t.state == TrialState.COMPLETE:
+            row["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            row["pruned"] += 1
+        elif t.state == TrialState.FAIL:
+            row["failed"] += 1
+        if t.datetime_start and t.datetime_complete:
+            row["busy_s"] += (t.datetime_complete - t.datetime_start).total_seconds()
+        if t.number in front:
+            row["pareto"] += 1
+        if single and t.number in in_pool:
+            value = t.values[0]
+            if row["best"] is None or sign * value < sign * row["best"]:
+                row["best"] = value
+            if best_overall is not None and sign * value == best_overall:
+                row["has_best"] = True
+    for row in rows.values():
+        row["busy_s"] = round(row["busy_s"], 3)
+        row["pareto_share"] = row["pareto"] / len(front) if front else 0.0
+    return list(rows.values())
+
+
+def contribution_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+    """The ``workers`` section of results.json; None when no trial recorded its worker."""
+    directions = [d.name.lower() for d in study.directions]
+    rows = worker_contributions(trials, directions)
+    if not rows:
+        return None
+    return {"n_workers": len(rows), "hosts": sorted({str(r["host"]) for r in rows}), "workers": rows}

@@ -1,0 +1,331 @@
+"""The knowledge base: past tuning results, one :class:`Entry` per (dataset, family).
+
+An entry holds a dataset's meta-features, the task, the family, the quality metric and the
+configurations tried there with their scores (best first). The knowledge base a run sees is
+the union of
+
+* the **shipped** base (``prebuilt.json.gz`` next to this module, built by ``tuneops kb build``),
+* the **storage**: every finished tuneops study records its meta-features (study user attr
+  ``tuneops:meta_features``), family, space and trials, so it becomes an entry as it is; and
+  ``tuneops kb import`` stores imported entries as trial-less studies holding the entry,
+* any **file** written by ``tuneops kb export``.
+
+Entries are plain data (``to_dict``/``from_dict``), so a base round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneops.errors import DataError, UsageError
+
+__all__ = [
+    "Entry",
+    "KnowledgeBase",
+    "SHIPPED_PATH",
+    "META_ATTR",
+    "ENTRY_ATTR",
+    "load_shipped",
+    "load_file",
+    "from_storage",
+    "load_sources",
+    "entries_of_study",
+]
+
+SHIPPED_PATH = Path(__file__).with_name("prebuilt.json.gz")
+META_ATTR = "tuneops:meta_features"  # study user attr: {"features": {...}, "task": ...}
+ENTRY_ATTR = "tuneops:kb_entry"  # study user attr of an imported entry (a study without trials)
+FORMAT = 1
+_KEEP_TOP = 10
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What tuning one family on one dataset learned.
+
+    ``configs`` are ``(params, score)`` pairs, best first, with estimator parameter names
+    (no ``family.`` prefix); ``score`` is ``metric`` in its ``direction``.
+    ``history`` is the order the trials ran in (scores only), kept for benchmarks.
+    """
+
+    dataset: str
+    task: str
+    family: str
+    metric: str
+    direction: str
+    meta_features: Mapping[str, float]
+    configs: tuple[tuple[Mapping[str, Any], float], ...]
+    fingerprint: str | None = None
+    source: str = ""
+    history: tuple[float, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.family}"
+
+    @property
+    def best_score(self) -> float | None:
+        return self.configs[0][1] if self.configs else None
+
+    def to_dict(self, *, history: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "dataset": self.dataset,
+            "fingerprint": self.fingerprint,
+            "task": self.task,
+            "family": self.family,
+            "metric": self.metric,
+            "direction": self.direction,
+            "meta_features": dict(self.meta_features),
+            "configs": [{"params": dict(p), "score": s} for p, s in self.configs],
+        }
+        if history and self.history:
+            out["history"] = list(self.history)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "") -> Entry:
+        try:
+            return cls(
+                dataset=str(raw["dataset"]),
+                task=str(raw["task"]),
+                family=str(raw["family"]),
+                metric=str(raw["metric"]),
+                direction=str(raw.get("direction", "maximize")),
+                meta_features={k: float(v) for k, v in raw["meta_features"].items()},
+                configs=tuple((dict(c["params"]), float(c["score"])) for c in raw["configs"]),
+                fingerprint=raw.get("fingerprint"),
+                source=source or str(raw.get("source", "")),
+                history=tuple(float(v) for v in raw.get("history", ())),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(
+                f"knowledge base entry {raw.get('dataset', '?') if isinstance(raw, Mapping) else raw!r}: "
+                f"expected keys dataset, task, family, metric, meta_features, configs; {exc!r}."
+            ) from exc
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """An immutable collection of entries, with provenance of the shipped/built base."""
+
+    entries: tuple[Entry, ...] = ()
+    built_with: Mapping[str, Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __add__(self, other: KnowledgeBase) -> KnowledgeBase:
+        return KnowledgeBase(self.entries + other.entries, self.built_with or other.built_with)
+
+    def select(self, *, family: str | None = None, task: str | None = None) -> KnowledgeBase:
+        return KnowledgeBase(tuple(
+            e for e in self.entries
+            if (family is None or e.family == family) and (task is None or e.task == task)
+        ), self.built_with)
+
+    def without(self, dataset: str | None = None, fingerprint: str | None = None) -> KnowledgeBase:
+        """The base without any entry of ``dataset`` (by name or fingerprint): leave-one-out."""
+        return KnowledgeBase(tuple(
+            e for e in self.entries
+            if not ((dataset is not None and e.dataset == dataset)
+                    or (fingerprint is not None and e.fingerprint == fingerprint))
+        ), self.built_with)
+
+    def find(self, name: str) -> list[Entry]:
+        """Entries whose dataset is ``name`` (``pmlb:`` prefix optional) or whose key is ``name``."""
+        wanted = {name, f"pmlb:{name}"}
+        return [e for e in self.entries if e.dataset in wanted or e.key in wanted]
+
+    def to_dict(self, *, history: bool = True) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "built_with": dict(self.built_with) if self.built_with else None,
+            "entries": [e.to_dict(history=history) for e in self.entries],
+        }
+
+    def save(self, path: str | Path, *, history: bool = True) -> Path:
+        """Write the base as JSON (gzip when the name ends in .gz), atomically."""
+        import os
+        import tempfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(self.to_dict(history=history), separators=(",", ":"), default=_jsonable).encode()
+        if path.suffix == ".gz":
+            data = gzip.compress(data, mtime=0)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a base is meant to be shared
+        os.replace(tmp, path)
+        return path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
+    """Read a base written by :meth:`KnowledgeBase.save` (``.json`` or ``.json.gz``).
+
+    Raises:
+        DataError: the file is missing or is not a knowledge base.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"knowledge base {str(path)!r} does not exist; write one with `tuneops kb export PATH`.")
+    try:
+        raw_bytes = path.read_bytes()
+        if raw_bytes[:2] == b"\x1f\x8b":
+            raw_bytes = gzip.decompress(raw_bytes)
+        raw = json.loads(raw_bytes)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"knowledge base {str(path)!r} is not readable JSON: {exc}") from exc
+    if not isinstance(raw, Mapping) or "entries" not in raw:
+        raise DataError(
+            f"knowledge base {str(path)!r}: expected an object with 'entries' (from `tuneops kb "
+            f"export`), received {type(raw).__name__} with keys {list(raw)[:5] if isinstance(raw, Mapping) else '-'}."
+        )
+    label = source or f"file:{path.name}"
+    return KnowledgeBase(tuple(Entry.from_dict(e, label) for e in raw["entries"]), raw.get("built_with"))
+
+
+def load_shipped() -> KnowledgeBase:
+    """The prebuilt base shipped in the package (empty if the asset is absent)."""
+    if not SHIPPED_PATH.is_file():
+        return KnowledgeBase()
+    return load_file(SHIPPED_PATH, source="shipped")
+
+
+def entries_of_study(study: Any) -> list[Entry]:
+    """The entries a finished tuneops study contributes (one per family it tried).
+
+    A study contributes when it recorded meta-features; the score of a trial is the first
+    quality objective (from its ``metrics`` user attr). An imported entry (a trial-less study
+    with ``tuneops:kb_entry``) is returned as it is.
+    """
+    from optuna.trial import TrialState
+
+    from tuneops.metrics import METRICS
+
+    attrs = study.user_attrs
+    if ENTRY_ATTR in attrs:
+        return [Entry.from_dict(attrs[ENTRY_ATTR], f"storage:{study.study_name}")]
+    meta = attrs.get(META_ATTR)
+    objectives = attrs.get("tuneops:objectives") or []
+    data = attrs.get("tuneops:data") or {}
+    quality = [o for o in objectives if o.get("metric") in METRICS and METRICS[o["metric"]].kind == "quality"]
+    if not meta or not quality:
+        return []
+    metric, direction = quality[0]["metric"], quality[0]["direction"]
+    by_family: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    order: dict[str, list[float]] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        score = t.user_attrs.get("metrics", {}).get(metric)
+        family = t.user_attrs.get("family")
+        if family is None or score is None or not math.isfinite(score):
+            continue
+        params = strip_prefix(t.params, family)
+        by_family.setdefault(family, []).append((params, float(score)))
+        order.setdefault(family, []).append(float(score))
+    sign = -1.0 if direction == "maximize" else 1.0
+    out = []
+    for family, configs in by_family.items():
+        configs.sort(key=lambda c: sign * c[1])
+        out.append(Entry(
+            dataset=str(data.get("name", study.study_name)),
+            task=str(meta.get("task", data.get("task", ""))),
+            family=family,
+            metric=metric,
+            direction=direction,
+            meta_features=dict(meta["features"]),
+            configs=tuple(configs[:_KEEP_TOP]),
+            fingerprint=data.get("fingerprint"),
+            source=f"storage:{study.study_name}",
+            history=tuple(order[family]),
+        ))
+    return out
+
+
+def strip_prefix(params: Mapping[str, Any], family: str) -> dict[str, Any]:
+    """Estimator parameters of a trial's ``params`` (drops ``family`` and the ``family.`` prefix)."""
+    prefix = f"{family}."
+    if "family" in params:
+        return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    return dict(params)
+
+
+def from_storage(storage_url: str | None, *, exclude: Iterable[str] = ()) -> KnowledgeBase:
+    """Entries of every study in the storage that recorded meta-features (or was imported)."""
+    import optuna
+
+    from tuneops.storage import get_storage
+
+    storage = get_storage(storage_url)
+    skip = set(exclude)
+    entries: list[Entry] = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name in skip:
+            continue
+        if META_ATTR not in summary.user_attrs and ENTRY_ATTR not in summary.user_attrs:
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        entries.extend(entries_of_study(study))
+    return KnowledgeBase(tuple(entries))
+
+
+SOURCES_DOC = "'shipped', 'storage', or the path of a file from `tuneops kb export`"
+
+
+def load_sources(sources: Sequence[str], storage_url: str | None, *, exclude_study: str | None = None) -> KnowledgeBase:
+    """The union of the named sources (see :data:`SOURCES_DOC`)."""
+    kb = KnowledgeBase()
+    for source in sources:
+        if source == "shipped":
+            kb = kb + load_shipped()
+        elif source == "storage":
+            kb = kb + from_storage(storage_url, exclude=[exclude_study] if exclude_study else [])
+        else:
+            kb = kb + load_file(source)
+    return kb
+
+
+def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = "kb") -> list[str]:
+    """Store each entry as a trial-less study ``{prefix}.{dataset}.{family}``; returns the names.
+
+    Raises:
+        UsageError: a study of that name already exists holding something else.
+    """
+    import optuna
+
+    from tuneops.storage import get_storage
+
+    storage = get_storage(storage_url)
+    names = []
+    for entry in kb:
+        safe = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in entry.dataset)
+        name = f"{prefix}.{safe}.{entry.family}"[:128]
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+        existing = study.user_attrs.get(ENTRY_ATTR)
+        if existing is None and (study.trials or study.user_attrs):
+            raise UsageError(
+                f"kb import: study {name!r} already exists and is not an imported entry; "
+                "import with another --prefix."
+            )
+        study.set_user_attr(ENTRY_ATTR, entry.to_dict(history=False))
+        names.append(name)
+    return names

@@ -1,0 +1,163 @@
+"""``tuneops kb build``: the prebuilt knowledge base, from cold tuning runs on PMLB datasets.
+
+For every (dataset, family) the build runs an ordinary tuneops study (``tuning.run``, cold
+multivariate TPE, the family's default space, fixed folds and seed) in an in-memory storage,
+and keeps what the study recorded: its meta-features, its best configurations and the score of
+every trial in the order they ran (the cold learning curve that ``benchmarks/bench_warmstart.py``
+reuses). Finished jobs are appended to a checkpoint file, so an interrupted build resumes.
+
+The asset records what it was built from (``built_with``: datasets, families, trials, folds,
+seed, library versions, the command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuneops.knowledge.base import Entry, KnowledgeBase, entries_of_study
+
+__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "build", "build_one"]
+
+#: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
+#: wdbc but not breast_cancer_wisconsin, pima but not diabetes), so leave-one-out is honest;
+#: cheapest first, so a time-boxed build covers as many datasets as it can.
+DEFAULT_DATASETS: tuple[str, ...] = (
+    # classification, smallest first (rows x sqrt(columns))
+    "analcatdata_boxing1", "appendicitis", "iris", "mux6", "hayes_roth", "tae", "prnn_synth",
+    "corral", "new_thyroid", "glass2", "analcatdata_lawsuit", "prnn_crabs", "biomed", "glass",
+    "lymphography", "wine_recognition", "promoters", "penguins", "ecoli", "analcatdata_germangss",
+    "heart_statlog", "auto", "backache", "heart_h", "solar_flare_1", "heart_c", "irish",
+    "balance_scale", "spect", "schizo", "monk3", "monk1", "saheart", "monk2", "threeOf9",
+    "analcatdata_dmft", "sonar", "horse_colic", "vote", "profb", "ionosphere", "dermatology",
+    "pima", "calendarDOW", "spectf", "collins", "crx", "wdbc", "credit_g",
+    # regression, smallest first
+    "663_rabe_266", "210_cloud", "665_sleuth_case2002", "230_machine_cpu", "519_vinnie",
+    "579_fri_c0_250_5", "195_auto_price", "229_pwLinear", "690_visualizing_galaxy",
+    "602_fri_c3_250_10", "560_bodyfat", "522_pm10",
+)
+DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
+QUALITY = {"classification": "accuracy", "regression": "r2"}
+_CHEAP = frozenset({"knn", "linear"})
+
+
+def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
+    """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields."""
+    import optuna
+    from threadpoolctl import threadpool_limits
+
+    from tuneops.data import load_dataset
+    from tuneops.tuning import run
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_dataset(f"pmlb:{dataset}")
+    spec = {
+        "study": f"kb-build.{dataset}.{family}",
+        "data": {"source": f"pmlb:{dataset}"},
+        "model": {"family": family},
+        "objectives": [QUALITY[data.task]],
+        "search": {"n_trials": n_trials, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe"},
+        "storage": ":memory:",
+    }
+    with tempfile.TemporaryDirectory() as out, threadpool_limits(1):
+        result = run(spec, dataset=None, output_dir=out)
+        entries = entries_of_study(result.study)
+    return [dict(e.to_dict(), source="shipped") for e in entries]
+
+
+def _job(args: tuple[str, str, int, int, int]) -> tuple[str, str, list[dict[str, Any]], float, str | None]:
+    dataset, family, n_trials, cv_folds, seed = args
+    started = time.time()
+    try:
+        return dataset, family, build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed), time.time() - started, None
+    except Exception as exc:  # one bad dataset must not lose the others
+        return dataset, family, [], time.time() - started, f"{type(exc).__name__}: {exc}"
+
+
+def build(
+    datasets: Sequence[str] = DEFAULT_DATASETS,
+    families: Sequence[str] = DEFAULT_FAMILIES,
+    *,
+    n_trials: int = 30,
+    cv_folds: int = 3,
+    seed: int = 0,
+    n_jobs: int = 1,
+    checkpoint: str | Path | None = None,
+    max_minutes: float | None = None,
+    log: Callable[[str], None] = print,
+) -> KnowledgeBase:
+    """Run the cold studies and collect their entries; resumes from ``checkpoint`` (JSON lines).
+
+    Cheap families (k-NN, linear) run first, then the others family by family in the order
+    given, so a time-boxed build (``max_minutes``: no job starts after that) covers whole
+    families first. The asset lists what was built (``built_with.built``).
+    """
+    from tuneops.export import library_versions
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
+    done: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if checkpoint and Path(checkpoint).is_file():
+        for line in Path(checkpoint).read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                done[(rec["dataset"], rec["family"])] = rec["entries"]
+    cheap = [f for f in families if f in _CHEAP]
+    order = [(d, f) for f in cheap for d in datasets]
+    order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
+    jobs = [(d, f, n_trials, cv_folds, seed) for d, f in order if (d, f) not in done]
+    log(f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)")
+    started = time.time()
+
+    def record(result: tuple[str, str, list[dict[str, Any]], float, str | None]) -> None:
+        dataset, family, entries, seconds, error = result
+        if error:
+            log(f"  {dataset}/{family}: FAILED {error}")
+            return
+        done[(dataset, family)] = entries
+        if checkpoint:
+            with open(checkpoint, "a") as fh:
+                fh.write(json.dumps({"dataset": dataset, "family": family, "entries": entries}) + "\n")
+        best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
+        log(f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, {time.time() - started:.0f}s)")
+
+    deadline = started + 60 * max_minutes if max_minutes is not None else None
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max(1, n_jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+        pending: set[Any] = set()
+        queue = list(jobs)
+        while queue or pending:
+            while queue and len(pending) < max(1, n_jobs) and (deadline is None or time.time() < deadline):
+                pending.add(pool.submit(_job, queue.pop(0)))
+            if not pending:
+                log(f"kb build: time is up; {len(queue)} jobs not started (rerun with the checkpoint to resume)")
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record(future.result())
+    entries = tuple(
+        Entry.from_dict(e, "shipped")
+        for f in families for d in datasets for e in done.get((d, f), [])
+    )
+    built_with = {
+        "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
+        "datasets": [d for d in datasets if any((d, f) in done for f in families)],
+        "built": {f: sum((d, f) in done for d in datasets) for f in families},
+        "families": list(families),
+        "n_trials": n_trials,
+        "cv_folds": cv_folds,
+        "seed": seed,
+        "sampler": "tpe (multivariate, Optuna 5 defaults)",
+        "metrics": QUALITY,
+        "source": "PMLB (Penn Machine Learning Benchmark, MIT), local copy",
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": library_versions(),
+    }
+    return KnowledgeBase(entries, built_with)

@@ -1,0 +1,170 @@
+"""Nearest past tasks and a small, diverse portfolio of their best configurations (pure).
+
+:func:`nearest` ranks the entries of one family and task by the distance of their scaled
+meta-features to the query's; :func:`portfolio` walks the neighbours round-robin (the best
+configuration of the nearest, then of the second nearest, ..., then their second-best, ...)
+and keeps a configuration only if it is not a near-duplicate of one already kept, so a
+handful of trials covers several good regions instead of one. :func:`fit_to_space` puts a
+configuration into the current search space (clip numbers, drop unknown parameters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tuneops.knowledge.base import Entry, KnowledgeBase
+from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
+from tuneops.space import Param
+
+__all__ = ["Neighbour", "Recommendation", "nearest", "portfolio", "fit_to_space", "param_distance", "seed_recipe"]
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    entry: Entry
+    distance: float
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One configuration to try, where it came from, and how it scored there."""
+
+    params: Mapping[str, Any]
+    dataset: str
+    distance: float
+    score: float
+    rank: int  # 0 = that dataset's best configuration
+
+    @property
+    def source(self) -> str:
+        return f"kb:{self.dataset}#{self.rank + 1} (distance {self.distance:.3g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "dataset": self.dataset, "distance": self.distance,
+                "score": self.score, "rank": self.rank}
+
+
+def nearest(
+    kb: KnowledgeBase, meta: Mapping[str, float], *, family: str, task: str, k: int = 8
+) -> list[Neighbour]:
+    """The ``k`` entries of ``family`` and ``task`` closest to ``meta``, nearest first.
+
+    Meta-features are scaled against the candidates themselves (see
+    :func:`~tuneops.knowledge.metafeatures.scale_features`), so no feature dominates.
+    """
+    candidates = [e for e in kb.select(family=family, task=task) if e.configs]
+    if not candidates:
+        return []
+    population = [e.meta_features for e in candidates] + [meta]
+    scaled = scale_features(population)
+    query = scaled[-1]
+    ranked = sorted(
+        (Neighbour(e, distance(scaled[i], query)) for i, e in enumerate(candidates)),
+        key=lambda n: (n.distance, n.entry.dataset),
+    )
+    return ranked[:k]
+
+
+def seed_recipe(
+    kb: KnowledgeBase, meta: Mapping[str, float], *, family: str, task: str, size: int = 3
+) -> list[Recommendation]:
+    """The seed's baseline: the raw-cosine nearest entry's top ``size`` configurations."""
+    candidates = [e for e in kb.select(family=family, task=task) if e.configs]
+    if not candidates:
+        return []
+    best = min(candidates, key=lambda e: (raw_cosine_distance(e.meta_features, meta), e.dataset))
+    d = raw_cosine_distance(best.meta_features, meta)
+    return [Recommendation(p, best.dataset, d, s, i) for i, (p, s) in enumerate(best.configs[:size])]
+
+
+def _unit(param: Param, value: Any) -> float | None:
+    """A parameter value on [0, 1] of its range (log ranges on log scale); None if categorical."""
+    if param.kind not in ("int", "float") or not isinstance(value, (int, float)):
+        return None
+    low, high = float(param.low), float(param.high)
+    if param.log:
+        low, high, value = math.log(low), math.log(high), math.log(max(float(value), 1e-300))
+    return 0.0 if high <= low else float(np.clip((float(value) - low) / (high - low), 0.0, 1.0))
+
+
+def param_distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[str, Param]) -> float:
+    """Root-mean-square difference of two configurations on the unit scale of ``space``."""
+    diffs = []
+    for name, param in space.items():
+        if param.kind == "fixed":
+            continue
+        if name not in a or name not in b:
+            diffs.append(1.0 if (name in a) != (name in b) else 0.0)
+            continue
+        ua, ub = _unit(param, a[name]), _unit(param, b[name])
+        diffs.append(abs(ua - ub) if ua is not None and ub is not None else float(a[name] != b[name]))
+    return float(np.sqrt(np.mean(np.square(diffs)))) if diffs else 0.0
+
+
+def fit_to_space(params: Mapping[str, Any], space: Mapping[str, Param]) -> tuple[dict[str, Any], list[str]]:
+    """Clip a configuration into ``space``; returns (params, what was changed).
+
+    Numbers are clipped to [low, high] (ints rounded, steps snapped); a categorical value not
+    among the choices and a parameter the space does not search are dropped, so the sampler
+    fills them in.
+    """
+    out: dict[str, Any] = {}
+    changes: list[str] = []
+    for name, value in params.items():
+        param = space.get(name)
+        if param is None or param.kind == "fixed":
+            changes.append(f"{name}: not searched in this space, dropped")
+            continue
+        if param.kind == "categorical":
+            if value in param.choices:
+                out[name] = value
+            else:
+                changes.append(f"{name}={value!r}: not among {list(param.choices)}, dropped")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            changes.append(f"{name}={value!r}: not a number, dropped")
+            continue
+        clipped = min(max(float(value), float(param.low)), float(param.high))
+        if param.step:
+            clipped = float(param.low) + round((clipped - float(param.low)) / param.step) * param.step
+            clipped = min(clipped, float(param.high))
+        if param.kind == "int":
+            clipped = int(round(clipped))
+        if clipped != value:
+            changes.append(f"{name}={value!r}: outside [{param.low}, {param.high}], clipped to {clipped!r}")
+        out[name] = clipped
+    return out, changes
+
+
+def portfolio(
+    neighbours: Sequence[Neighbour],
+    space: Mapping[str, Param],
+    *,
+    size: int = 5,
+    per_neighbour: int = 3,
+    min_distance: float = 0.1,
+) -> list[Recommendation]:
+    """Up to ``size`` diverse configurations from the neighbours' best, nearest first.
+
+    Round-robin over ranks then neighbours: every neighbour's best comes before anyone's
+    second best. A configuration within ``min_distance`` (unit-scale RMS, see
+    :func:`param_distance`) of one already chosen is skipped.
+    """
+    chosen: list[Recommendation] = []
+    for rank in range(per_neighbour):
+        for n in neighbours:
+            if len(chosen) >= size:
+                return chosen
+            if rank >= len(n.entry.configs):
+                continue
+            raw, score = n.entry.configs[rank]
+            params, _ = fit_to_space(raw, space)
+            if any(param_distance(params, c.params, space) < min_distance for c in chosen):
+                continue
+            chosen.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
+    return chosen

@@ -1,0 +1,348 @@
+"""The ``warm_start`` spec field: which configurations a new study tries first.
+
+Schema (every key optional)::
+
+    warm_start: auto                     # shorthand for {auto: true}
+    warm_start:
+      params:                            # known-good configurations, tried first, in order
+        - {n_estimators: 200, max_depth: 12}    # partial: the sampler fills the rest
+        - {family: svm, C: 10}           # several families: name the family
+      studies: [churn-v1, {study: churn-v2, take: pareto}]   # their best (or Pareto) trials
+      auto: true                         # or {neighbors: 8, max_trials: 5, max_share: 0.25,
+                                         #     sources: [shipped, storage, PATH]}
+      out_of_space: error                # or clip: clip numbers, drop the rest, with a warning
+
+``auto`` retrieves the nearest past tasks of the same family and task type from the knowledge
+base (see :mod:`tuneops.knowledge.base`) and enqueues a diverse portfolio of their best
+configurations: at most ``max_trials`` and at most ``max_share`` of ``n_trials``. Explicit
+configurations and studies are what you asked for, so they are all enqueued, but together
+they must fit in ``n_trials``.
+
+Every warm-start trial is an ordinary WAITING trial enqueued before the budget's empty slots,
+so it counts in ``n_trials``; its user attr ``warm_start`` names its source
+(``params[0]``, ``study:churn-v1#17``, ``kb:pmlb:iris#1 (distance 0.12)``), and the results
+document has a ``warm_start`` section saying how those trials did.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneops.errors import SpecError, StudyNotFound
+from tuneops.knowledge.base import META_ATTR, load_sources, strip_prefix
+from tuneops.space import Param
+
+__all__ = ["WarmStart", "AutoSettings", "parse_warm_start", "plan", "WarmStartPlan", "warm_start_section", "TAG"]
+
+_log = logging.getLogger("tuneops")
+TAG = "warm_start"  # trial user attr: where the configuration came from
+_KEYS = ("params", "studies", "auto", "out_of_space")
+_AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources")
+_TAKE = ("best", "pareto")
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    neighbors: int = 8
+    max_trials: int = 5
+    max_share: float = 0.25
+    sources: tuple[str, ...] = ("shipped", "storage")
+
+    def size(self, n_trials: int | None) -> int:
+        if n_trials is None:
+            return self.max_trials
+        return max(0, min(self.max_trials, math.floor(self.max_share * n_trials)))
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The parsed ``warm_start`` field."""
+
+    params: tuple[Mapping[str, Any], ...] = ()
+    studies: tuple[tuple[str, str], ...] = ()  # (name, take)
+    auto: AutoSettings | None = None
+    out_of_space: str = "error"
+
+    @property
+    def empty(self) -> bool:
+        return not self.params and not self.studies and self.auto is None
+
+
+def _int(raw: Any, where: str, low: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < low:
+        raise SpecError(f"{where}: expected an integer >= {low}, received {raw!r}.")
+    return raw
+
+
+def parse_warm_start(raw: Any) -> WarmStart:
+    """Validate the raw ``warm_start`` field of a spec.
+
+    Raises:
+        SpecError: naming the sub-field, what was expected and what was received.
+    """
+    if raw is None or raw is False:
+        return WarmStart()
+    if raw == "auto" or raw is True:
+        return WarmStart(auto=AutoSettings())
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            f"warm_start: expected 'auto' or a mapping with keys {', '.join(_KEYS)}, received {raw!r}."
+        )
+    unknown = set(raw) - set(_KEYS)
+    if unknown:
+        raise SpecError(f"warm_start: unknown key(s) {sorted(unknown)}; expected {', '.join(_KEYS)}.")
+    params_raw = raw.get("params") or []
+    if isinstance(params_raw, Mapping):
+        params_raw = [params_raw]
+    if not isinstance(params_raw, (list, tuple)) or not all(isinstance(p, Mapping) for p in params_raw):
+        raise SpecError(
+            f"warm_start.params: expected a list of {{param: value}} mappings, received {params_raw!r}."
+        )
+    studies_raw = raw.get("studies") or []
+    if isinstance(studies_raw, str):
+        studies_raw = [studies_raw]
+    if not isinstance(studies_raw, (list, tuple)):
+        raise SpecError(f"warm_start.studies: expected a list of study names, received {studies_raw!r}.")
+    studies = []
+    for i, s in enumerate(studies_raw):
+        if isinstance(s, str):
+            studies.append((s, "pareto"))
+        elif isinstance(s, Mapping) and isinstance(s.get("study"), str) and set(s) <= {"study", "take"}:
+            take = s.get("take", "pareto")
+            if take not in _TAKE:
+                raise SpecError(f"warm_start.studies[{i}].take: expected best or pareto, received {take!r}.")
+            studies.append((s["study"], take))
+        else:
+            raise SpecError(
+                f"warm_start.studies[{i}]: expected a study name or {{study: NAME, take: best|pareto}}, "
+                f"received {s!r}."
+            )
+    out_of_space = raw.get("out_of_space", "error")
+    if out_of_space not in ("error", "clip"):
+        raise SpecError(f"warm_start.out_of_space: expected error or clip, received {out_of_space!r}.")
+    return WarmStart(
+        params=tuple(dict(p) for p in params_raw),
+        studies=tuple(studies),
+        auto=_auto(raw.get("auto")),
+        out_of_space=out_of_space,
+    )
+
+
+def _auto(raw: Any) -> AutoSettings | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True or raw == "auto":
+        return AutoSettings()
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"warm_start.auto: expected true, false or a mapping, received {raw!r}.")
+    unknown = set(raw) - set(_AUTO_KEYS)
+    if unknown:
+        raise SpecError(f"warm_start.auto: unknown key(s) {sorted(unknown)}; expected {', '.join(_AUTO_KEYS)}.")
+    share = raw.get("max_share", AutoSettings.max_share)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise SpecError(f"warm_start.auto.max_share: expected a fraction in (0, 1], received {share!r}.")
+    sources = raw.get("sources", list(AutoSettings.sources))
+    if isinstance(sources, str):
+        sources = [sources]
+    if not isinstance(sources, (list, tuple)) or not sources or not all(isinstance(s, str) for s in sources):
+        raise SpecError(
+            "warm_start.auto.sources: expected a list of 'shipped', 'storage' or knowledge-base file "
+            f"paths, received {sources!r}."
+        )
+    return AutoSettings(
+        neighbors=_int(raw.get("neighbors", AutoSettings.neighbors), "warm_start.auto.neighbors", 1),
+        max_trials=_int(raw.get("max_trials", AutoSettings.max_trials), "warm_start.auto.max_trials", 0),
+        max_share=float(share),
+        sources=tuple(sources),
+    )
+
+
+# -- the plan -----------------------------------------------------------------------------------
+@dataclass
+class WarmStartPlan:
+    """The configurations to enqueue: explicit ones resolved up front, auto ones at apply."""
+
+    settings: WarmStart
+    spaces: Mapping[str, Mapping[str, Param]]
+    task: str
+    n_trials: int | None
+    storage_url: str | None
+    explicit: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def apply(self, study: optuna.Study, dataset: Any, *, seed: int = 0) -> list[str]:
+        """Record meta-features once; on a study without trials, enqueue the warm start.
+
+        Returns the sources of the enqueued trials (empty when the study already ran).
+        """
+        meta = study.user_attrs.get(META_ATTR)
+        if meta is None:
+            from tuneops.knowledge.metafeatures import meta_features
+
+            meta = {"task": dataset.task, "features": meta_features(dataset.X, dataset.y, dataset.task, seed=seed)}
+            study.set_user_attr(META_ATTR, meta)
+        if study.get_trials(deepcopy=False):
+            return []  # resuming: the warm start was enqueued when the study began
+        queue = list(self.explicit)
+        if self.settings.auto is not None:
+            queue += self._auto(study.study_name, meta["features"], len(queue))
+        for params, source in queue:
+            study.enqueue_trial(params, user_attrs={TAG: source})
+        return [s for _, s in queue]
+
+    def _auto(self, study_name: str, meta: Mapping[str, float], n_explicit: int) -> list[tuple[dict[str, Any], str]]:
+        from tuneops.knowledge.portfolio import nearest, portfolio
+
+        auto = self.settings.auto
+        assert auto is not None
+        size = auto.size(self.n_trials)
+        if self.n_trials is not None:
+            size = min(size, self.n_trials - n_explicit)
+        if size <= 0:
+            return []
+        kb = load_sources(auto.sources, self.storage_url, exclude_study=study_name)
+        families = list(self.spaces)
+        out: list[tuple[dict[str, Any], str]] = []
+        # Several families: share the portfolio out, family by family, nearest first.
+        per_family = {f: portfolio(nearest(kb, meta, family=f, task=self.task, k=auto.neighbors),
+                                   self.spaces[f], size=size) for f in families}
+        for i in range(size):
+            for family in families:
+                recs = per_family[family]
+                if i < len(recs) and len(out) < size:
+                    out.append((_to_trial_params(recs[i].params, family, families), recs[i].source))
+        if not out:
+            _log.warning(
+                "warm_start.auto: the knowledge base (%s) has no %s entries for %s; starting cold",
+                ", ".join(auto.sources), self.task, ", ".join(families),
+            )
+        return out
+
+
+def _to_trial_params(params: Mapping[str, Any], family: str, families: Sequence[str]) -> dict[str, Any]:
+    if len(families) == 1:
+        return dict(params)
+    return {"family": family, **{f"{family}.{k}": v for k, v in params.items()}}
+
+
+def _check(params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str) -> dict[str, Any]:
+    from tuneops.knowledge.portfolio import fit_to_space
+
+    fitted, changes = fit_to_space(params, space)
+    if changes and policy == "error":
+        raise SpecError(
+            f"{where}: {'; '.join(changes)} (the search space is "
+            f"{', '.join(f'{n}' for n, p in space.items() if p.kind != 'fixed')}). Fix the values, or set "
+            "warm_start.out_of_space: clip to clip them with a warning."
+        )
+    for change in changes:
+        _log.warning("%s: %s", where, change)
+    return fitted
+
+
+def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> WarmStartPlan:
+    """Validate ``spec.warm_start`` against the search spaces and resolve explicit sources.
+
+    Runs before the study is created, so a bad warm start refuses the run with nothing
+    written.
+
+    Raises:
+        SpecError: malformed field, a value outside the space (with ``out_of_space: error``),
+            an unknown family, or more explicit configurations than ``n_trials``.
+        StudyNotFound: a study named in ``warm_start.studies`` does not exist.
+    """
+    settings = parse_warm_start(spec.warm_start)
+    result = WarmStartPlan(settings, spaces, task, spec.n_trials, spec.storage)
+    families = list(spaces)
+    for i, raw in enumerate(settings.params):
+        where = f"warm_start.params[{i}]"
+        params = dict(raw)
+        family = params.pop("family", families[0] if len(families) == 1 else None)
+        if family not in spaces:
+            raise SpecError(
+                f"{where}.family: expected one of the spec's families {families}, received {family!r}"
+                + ("; with several families, name the family of each configuration." if family is None else ".")
+            )
+        fitted = _check(params, spaces[family], where, settings.out_of_space)
+        result.explicit.append((_to_trial_params(fitted, family, families), f"params[{i}]"))
+    for name, take in settings.studies:
+        for trial, family, params in _study_configs(name, take, spec.storage):
+            where = f"warm_start.studies {name!r} trial {trial}"
+            if family not in spaces:
+                _log.warning("%s: family %s is not searched by this spec; skipped", where, family)
+                continue
+            fitted = _check(params, spaces[family], where, settings.out_of_space)
+            result.explicit.append((_to_trial_params(fitted, family, families), f"study:{name}#{trial}"))
+    if spec.n_trials is not None and len(result.explicit) > spec.n_trials:
+        raise SpecError(
+            f"warm_start: {len(result.explicit)} configurations from params and studies, but "
+            f"search.n_trials is {spec.n_trials}; raise n_trials or list fewer."
+        )
+    return result
+
+
+def _study_configs(name: str, take: str, storage_url: str | None) -> list[tuple[int, str, dict[str, Any]]]:
+    from tuneops.tuning import load_study, study_objectives
+
+    try:
+        study = load_study(name, storage_url)
+    except StudyNotFound as exc:
+        raise StudyNotFound(f"warm_start.studies: {exc}") from None
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not done:
+        raise SpecError(f"warm_start.studies: study {name!r} has no complete trial to start from.")
+    if take == "best" or len(study.directions) == 1:
+        sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        chosen = [max(done, key=lambda t: sign * t.values[0])]
+        if take == "pareto" and len(study.directions) == 1:
+            chosen = chosen[:1]
+    else:
+        chosen = study.best_trials
+    out = []
+    for t in sorted(chosen, key=lambda t: t.number):
+        family = t.user_attrs.get("family") or _single_family(study, name)
+        out.append((t.number, family, strip_prefix(t.params, family)))
+    return out
+
+
+def _single_family(study: optuna.Study, name: str) -> str:
+    spec = study.user_attrs.get("tuneops:spec") or {}
+    family = (spec.get("model") or {}).get("family")
+    if not isinstance(family, str):
+        raise SpecError(
+            f"warm_start.studies: study {name!r} does not record its model family (not a tuneops "
+            "study); list its configurations under warm_start.params instead."
+        )
+    return family
+
+
+# -- results ------------------------------------------------------------------------------------
+def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+    """How the warm-start trials did: each one's source, value and rank among complete trials."""
+    warm = [t for t in trials if TAG in t.user_attrs]
+    if not warm:
+        return None
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    ranked = sorted(complete, key=lambda t: sign * t.values[0])
+    rank = {t.number: i + 1 for i, t in enumerate(ranked)}
+    best_warm = min((rank[t.number] for t in warm if t.number in rank), default=None)
+    cold = [t for t in complete if TAG not in t.user_attrs]
+    return {
+        "n_enqueued": len(warm),
+        "n_complete": sum(t.number in rank for t in warm),
+        "best_rank": best_warm,  # 1 = a warm-start trial is the best of the study (first objective)
+        "best_warm_value": ranked[best_warm - 1].values[0] if best_warm else None,
+        "best_cold_value": (min(cold, key=lambda t: sign * t.values[0]).values[0] if cold else None),
+        "trials": [
+            {"number": t.number, "source": t.user_attrs[TAG], "state": t.state.name,
+             "values": list(t.values) if t.values else None, "rank": rank.get(t.number)}
+            for t in warm
+        ],
+    }

@@ -1,0 +1,73 @@
+"""Reports a person reads at a glance: figures computed as data, rendered to HTML and PNG.
+
+* :func:`build_report` reads a study once and computes a :class:`Report` (panels as data,
+  findings in words, the trial table, the spec and data fingerprint).
+* :data:`RENDERERS` maps a format name to its renderer; :func:`write_report` does both steps.
+* :mod:`tuneops.report.dashboard` serves optuna-dashboard on the same storage.
+
+Example::
+
+    >>> from tuneops.report import write_report
+    >>> write_report(study, "report.html")          # doctest: +SKIP
+    [PosixPath('report.html')]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneops.errors import UsageError, unknown_name
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuneops.report._base import Renderer
+    from tuneops.report.document import Report
+
+__all__ = ["RENDERERS", "build_report", "get_renderer", "write_report"]
+
+# format -> "module:class"; resolved on use so `import tuneops.report` loads neither plotly nor
+# matplotlib.
+RENDERERS: dict[str, str] = {
+    "html": "tuneops.report.html:HtmlRenderer",
+    "png": "tuneops.report.png:PngRenderer",
+}
+
+
+def get_renderer(fmt: str) -> Renderer:
+    """The renderer for ``fmt`` (``html`` or ``png``).
+
+    Raises:
+        UsageError: unknown format (the message lists the valid ones).
+    """
+    import importlib
+
+    if fmt not in RENDERERS:
+        raise UsageError(unknown_name("report format", fmt, RENDERERS, field="--format"))
+    module, cls = RENDERERS[fmt].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def build_report(study: Any) -> Report:
+    """Compute the report of an Optuna study (see :func:`tuneops.report.document.build_report`)."""
+    from tuneops.report.document import build_report as build
+
+    return build(study)
+
+
+def write_report(study: optuna.Study | Report, out: str | Path | None = None, *, fmt: str = "html") -> list[Path]:
+    """Compute and render the report of ``study`` to ``out`` (a file for html, a directory for png).
+
+    ``out`` defaults to ``tuneops-out/<study>/report.html`` (html) or ``tuneops-out/<study>/figures``
+    (png), next to ``results.json``. Returns the paths written. The format is checked before any
+    work is done.
+    """
+    from tuneops.report.document import Report
+
+    renderer = get_renderer(fmt)
+    report = study if isinstance(study, Report) else build_report(study)
+    target = Path(out) if out is not None else Path("tuneops-out") / report.study / renderer.default_name
+    if renderer.single_file and target.is_dir():
+        target = target / renderer.default_name
+    return renderer.render(report, target)

@@ -1,0 +1,117 @@
+"""The report of a study as one data object: summary, findings, panels, trial table, spec.
+
+:func:`build_report` reads the study once and computes everything; renderers draw the result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from tuneops.report.figures import Panel, compute_panels
+from tuneops.report.findings import Finding, compute_findings
+from tuneops.report.view import StudyView, feasible, is_warm_start, view_of, worker_label
+
+__all__ = ["Report", "TrialTable", "build_report"]
+
+
+@dataclass(frozen=True)
+class TrialTable:
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    study: str
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    counts: dict[str, int]
+    selected: int | None
+    findings: tuple[Finding, ...]
+    panels: tuple[Panel, ...]
+    table: TrialTable
+    spec: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    constraints: tuple[str, ...] = ()
+    selection: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+
+    def panel(self, key: str) -> Panel:
+        return next(p for p in self.panels if p.key == key)
+
+
+def trial_table(view: StudyView) -> TrialTable:
+    """Every trial as a row: number, state, objectives, feasibility, marks, params, duration."""
+    params = list(view.distributions())
+    columns = ("trial", "state", *view.objectives, "feasible", "family", "worker", "warm start",
+               "duration s", *params, "fail reason")
+    rows = []
+    for t in view.trials:
+        values = list(t.values) if t.values is not None else [None] * len(view.objectives)
+        state = t.state.name + (" (abandoned)" if "abandoned" in t.user_attrs else "")
+        if t.number == view.selected:
+            state += " ★"
+        rows.append((
+            t.number, state, *values,
+            feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
+            t.user_attrs.get("family"), worker_label(t), is_warm_start(t) or None,
+            round(t.duration.total_seconds(), 3) if t.duration else None,
+            *[t.params.get(p) for p in params],
+            (str(t.user_attrs.get("fail_reason"))[:300] if t.user_attrs.get("fail_reason") else None),
+        ))
+    return TrialTable(columns, tuple(rows))
+
+
+def build_report(study: optuna.Study | StudyView) -> Report:
+    """Compute the report of ``study``: every panel that its trials allow, findings, the table.
+
+    Example::
+
+        >>> report = build_report(tuneops.load_study("quickstart"))   # doctest: +SKIP
+        >>> [p.key for p in report.panels if p.missing]                # doctest: +SKIP
+        ['pareto_front', 'intermediate_values']
+    """
+    view = study if isinstance(study, StudyView) else view_of(study)
+    panels = compute_panels(view)
+    findings = compute_findings(view, {p.key: p.data for p in panels})
+    counts = Counter(t.state.name.lower() for t in view.trials)
+    notes = []
+    if len(view.complete) < 2:
+        notes.append(
+            f"This study has {len(view.complete)} completed trial(s): most panels need at least two "
+            "(importances, parallel coordinates, slices) or three (contour). Run more trials and "
+            "report again."
+        )
+    attrs = view.attrs
+    selection = attrs.get("tuneops:selection")
+    return Report(
+        study=view.name,
+        objectives=view.objectives,
+        directions=view.directions,
+        counts=dict(counts),
+        selected=view.selected,
+        findings=tuple(findings),
+        panels=tuple(panels),
+        table=trial_table(view),
+        spec=attrs.get("tuneops:spec"),
+        data=attrs.get("tuneops:data"),
+        constraints=tuple(attrs.get("tuneops:constraints") or ()),
+        selection=selection if isinstance(selection, dict) else None,
+        notes=tuple(notes),
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """Values for embedding in a document: NaN/inf become None, others stay or become str."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)

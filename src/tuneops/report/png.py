@@ -1,0 +1,223 @@
+"""Each panel as a PNG (matplotlib, Agg backend) for documents: ``DIR/<panel>.png``.
+
+Panels a study cannot fill are listed in ``DIR/README.txt`` with the reason, with the findings.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuneops.errors import require
+from tuneops.report import figures as F
+from tuneops.report._base import (
+    BEST_COLOR, KIND_COLORS, STATE_COLORS, WARM_COLOR, Renderer, write_atomic,
+)
+from tuneops.report.document import Report
+
+__all__ = ["PngRenderer"]
+
+
+def _plt():
+    require("matplotlib", "report", "PNG figures")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _positions(a: F.Axis) -> tuple[list[int], list[float]]:
+    idx = [i for i, v in enumerate(a.values) if v is not None]
+    return idx, [a.values[i] for i in idx]
+
+
+def _style_axis(ax: Any, a: F.Axis, which: str) -> None:
+    if a.labels is not None:
+        getattr(ax, f"set_{which}ticks")(range(len(a.labels)))
+        getattr(ax, f"set_{which}ticklabels")(a.labels, rotation=30 if which == "x" else 0, fontsize=7)
+    elif a.log:
+        getattr(ax, f"set_{which}scale")("log")
+    getattr(ax, f"set_{which}label")(a.name)
+
+
+def _history(d: F.History):
+    plt = _plt()
+    rows = len(d.series) + (d.hypervolume is not None)
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 2.8 * rows), sharex=True, squeeze=False)
+    for ax, s in zip(axes[:, 0], d.series):
+        for label, pick, kw in (
+            ("trial", lambda i: s.feasible[i] and not s.warm_start[i], dict(c=STATE_COLORS["COMPLETE"], s=12)),
+            ("infeasible", lambda i: not s.feasible[i] and not s.warm_start[i], dict(c=KIND_COLORS["infeasible"], s=14, marker="x")),
+            ("warm start", lambda i: s.warm_start[i], dict(c=WARM_COLOR, s=30, marker="D")),
+        ):
+            idx = [i for i in range(len(s.numbers)) if pick(i)]
+            if idx:
+                ax.scatter([s.numbers[i] for i in idx], [s.values[i] for i in idx], label=label, **kw)
+        ax.step(s.numbers, [math.nan if b is None else b for b in s.best], where="post",
+                color=BEST_COLOR, label="best so far")
+        ax.set_ylabel(f"{s.name} ({s.direction})")
+        ax.legend(fontsize=7, loc="best")
+    if d.hypervolume is not None:
+        ax = axes[-1, 0]
+        ax.step(d.hypervolume[0], d.hypervolume[1], where="post", color=BEST_COLOR)
+        ax.set_ylabel("hypervolume")
+    axes[-1, 0].set_xlabel("trial")
+    return fig
+
+
+def _importances(d: F.Importances):
+    plt = _plt()
+    items = list(d.values.items())[::-1]
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.4 * len(items) + 1)))
+    ax.barh([k for k, _ in items], [v for _, v in items], color=STATE_COLORS["COMPLETE"])
+    ax.set_xlabel(f"importance for {d.target} ({d.evaluator})")
+    return fig
+
+
+def _parallel(d: F.ParallelCoordinates):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(d.axes)), 4.5))
+    scaled = []
+    for a in d.axes:
+        vals = [None if v is None else (math.log10(v) if a.log and v > 0 else v) for v in a.values]
+        present = [v for v in vals if v is not None]
+        lo, hi = (min(present), max(present)) if present else (0.0, 1.0)
+        scaled.append([math.nan if v is None else (v - lo) / ((hi - lo) or 1.0) for v in vals])
+    cmap = plt.get_cmap("viridis")
+    lo, hi = min(d.color), max(d.color)
+    for i in range(len(d.numbers)):
+        ax.plot(range(len(d.axes)), [col[i] for col in scaled], color=cmap((d.color[i] - lo) / ((hi - lo) or 1.0)),
+                alpha=0.5, linewidth=0.8)
+    ax.set_xticks(range(len(d.axes)))
+    ax.set_xticklabels([a.name for a in d.axes], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks([])
+    ax.set_title(f"color: {d.color_name}", fontsize=9)
+    return fig
+
+
+def _slices(d: F.Slices):
+    plt = _plt()
+    names = list(d.objectives)
+    fig, axes = plt.subplots(len(names), len(d.params), figsize=(2.6 * len(d.params) + 1, 2.6 * len(names)),
+                             squeeze=False, sharey="row", layout="constrained")
+    for r, obj in enumerate(names):
+        for c, a in enumerate(d.params):
+            ax = axes[r, c]
+            idx, xs = _positions(a)
+            ax.scatter(xs, [d.objectives[obj][i] for i in idx], c=[d.numbers[i] for i in idx], cmap="Blues", s=10)
+            _style_axis(ax, a, "x")
+            if c == 0:
+                ax.set_ylabel(obj)
+    return fig
+
+
+def _contour(d: F.Contour):
+    plt = _plt()
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    if d.x.labels is None and d.y.labels is None:
+        z = np.array([[math.nan if v is None else v for v in row] for row in d.grid_z])
+        cs = ax.contourf(d.grid_x, d.grid_y, np.ma.masked_invalid(z), levels=15, cmap="viridis")
+        fig.colorbar(cs, ax=ax, label=d.objective)
+    ax.scatter([v for v in d.x.values], [v for v in d.y.values], c="black", s=8)
+    _style_axis(ax, d.x, "x")
+    _style_axis(ax, d.y, "y")
+    return fig
+
+
+def _pareto(d: F.ParetoFront):
+    plt = _plt()
+    three = len(d.objectives) == 3
+    fig = plt.figure(figsize=(7, 5.5))
+    ax = fig.add_subplot(projection="3d" if three else None)
+    markers = {"dominated": "o", "pareto": "o", "infeasible": "x", "selected": "*"}
+    sizes = {"dominated": 12, "pareto": 24, "infeasible": 16, "selected": 160}
+    for kind in ("dominated", "infeasible", "pareto", "selected"):
+        idx = [i for i, k in enumerate(d.kinds) if k == kind]
+        if idx:
+            cols = [[d.values[i][j] for i in idx] for j in range(len(d.objectives))]
+            ax.scatter(*cols, c=KIND_COLORS[kind], marker=markers[kind], s=sizes[kind], label=kind)
+    labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions)]
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    if three:
+        ax.set_zlabel(labels[2])
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _intermediate(d: F.IntermediateValues):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    seen: set[str] = set()
+    for c in d.curves:
+        ax.plot(c.steps, c.values, color=STATE_COLORS.get(c.state, "#333"), linewidth=0.8, marker=".",
+                alpha=0.7, label=None if c.state in seen else c.state.lower())
+        seen.add(c.state)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{d.objective} (intermediate)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _workers(d: F.Workers):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(d.rows) + 2), 4))
+    names = [r.worker for r in d.rows]
+    bottom = [0] * len(names)
+    for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
+        counts = [r.counts.get(state, 0) for r in d.rows]
+        if any(counts):
+            ax.bar(names, counts, bottom=bottom, color=STATE_COLORS[state], label=state.lower())
+            bottom = [b + c for b, c in zip(bottom, counts)]
+    for i, r in enumerate(d.rows):
+        ax.annotate(f"{r.busy_s:.0f}s, {r.n_best} best", (i, bottom[i]), ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel("trials")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=7)
+    ax.legend(fontsize=8)
+    return fig
+
+
+FIGURES: dict[str, Callable[[Any], Any]] = {
+    "history": _history,
+    "importances": _importances,
+    "pareto_front": _pareto,
+    "parallel_coordinates": _parallel,
+    "slices": _slices,
+    "contour": _contour,
+    "intermediate_values": _intermediate,
+    "workers": _workers,
+}
+
+
+class PngRenderer(Renderer):
+    single_file = False
+    default_name = "figures"
+
+    def render(self, report: Report, out: Path) -> list[Path]:
+        plt = _plt()
+        out = Path(out)
+        written = []
+        for p in report.panels:
+            if p.data is None:
+                continue
+            fig = FIGURES[p.key](p.data)
+            fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
+            buf = io.BytesIO()
+            try:
+                fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            finally:
+                plt.close(fig)
+            written.append(write_atomic(out / f"{p.key}.png", buf.getvalue()))
+        lines = [f"Figures of study {report.study}.", ""]
+        lines += [f"{p.key}.png: {p.title}" for p in report.panels if p.data is not None]
+        lines += [f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None]
+        lines += ["", "Findings:"] + [f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings]
+        written.append(write_atomic(out / "README.txt", ("\n".join(lines) + "\n").encode()))
+        return written

@@ -1,0 +1,145 @@
+"""A snapshot of a study as the report sees it: trials, objectives, selection, attributes.
+
+Read once from the storage; every figure and finding is computed from this snapshot, so one
+report is consistent even while workers keep writing. Attributes written by other features
+(``worker``, ``warm_start``, ``fail_reason``, ``metrics_std``, pruning records) are read
+defensively: a study that lacks them simply has no such marks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """What a report needs from a study. ``study`` is kept for Optuna's importance evaluators."""
+
+    name: str
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    trials: tuple[FrozenTrial, ...]
+    selected: int | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    study: optuna.Study | None = None
+
+    @property
+    def multi(self) -> bool:
+        return len(self.directions) > 1
+
+    def of_state(self, *states: TrialState) -> list[FrozenTrial]:
+        return [t for t in self.trials if t.state in states]
+
+    @property
+    def complete(self) -> list[FrozenTrial]:
+        """Completed trials with finite values, in trial order."""
+        return [
+            t for t in self.trials
+            if t.state == TrialState.COMPLETE and t.values is not None
+            and all(math.isfinite(v) for v in t.values)
+        ]
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """Each parameter's search-space distribution, as recorded by the trials (first seen)."""
+        out: dict[str, BaseDistribution] = {}
+        for t in self.trials:
+            for name, dist in t.distributions.items():
+                out.setdefault(name, dist)
+        return out
+
+
+def feasible(t: FrozenTrial) -> bool:
+    """True unless a recorded constraint is violated (``trial.set_constraint``)."""
+    try:
+        constraints = t.constraints
+    except Exception:  # a constraint record that does not parse is no verdict
+        return True
+    return all(v <= 0 for v in (constraints or {}).values())
+
+
+def is_warm_start(t: FrozenTrial) -> bool:
+    return bool(t.user_attrs.get("warm_start"))
+
+
+def worker_label(t: FrozenTrial) -> str | None:
+    """The worker that ran the trial: its ``id`` (by default ``host:pid``), if recorded."""
+    w = t.user_attrs.get("worker")
+    if isinstance(w, Mapping):
+        if w.get("id") is not None:
+            return str(w["id"])
+        if w.get("host") is not None or w.get("pid") is not None:
+            return f"{w.get('host', '?')}:{w.get('pid', '?')}"
+        return None
+    return str(w) if w else None
+
+
+def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int], list[float]] | None:
+    """A trial's learning curve of the first objective, through the pruning feature's reader
+    (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
+    from tuneops.pruning import intermediate_values
+
+    pairs = []
+    try:
+        for step, vector in sorted(intermediate_values(t, n_objectives).items()):
+            value = vector[0] if vector else None
+            if value is not None and math.isfinite(float(value)):
+                pairs.append((int(step), float(value)))
+    except (TypeError, ValueError, AttributeError):  # a record of another shape is no curve
+        return None
+    if not pairs:
+        return None
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _objectives(study: optuna.Study) -> tuple[str, ...]:
+    stored = study.user_attrs.get("tuneops:objectives")
+    if isinstance(stored, Sequence) and len(stored) == len(study.directions):
+        return tuple(str(o.get("metric", f"value_{i}")) for i, o in enumerate(stored))
+    if len(study.directions) == 1:
+        return ("value",)
+    return tuple(f"value_{i}" for i in range(len(study.directions)))
+
+
+def _selected(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
+    """The selected trial: as stored by the run, else selected again from the trials now."""
+    stored = study.user_attrs.get("tuneops:selection")
+    if isinstance(stored, Mapping) and isinstance(stored.get("selected_trial"), int):
+        return stored["selected_trial"]
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        return None
+    from tuneops.errors import TuneOpsError
+    from tuneops.tuning import reselect
+
+    try:
+        return reselect(study).selected.number
+    except (TuneOpsError, ValueError, KeyError):
+        return None
+
+
+def view_of(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> StudyView:
+    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again)."""
+    trials = tuple(study.get_trials(deepcopy=False) if trials is None else trials)
+    return StudyView(
+        name=study.study_name,
+        objectives=_objectives(study),
+        directions=tuple(d.name.lower() for d in study.directions),
+        trials=trials,
+        selected=_selected(study, trials),
+        attrs=dict(study.user_attrs),
+        study=study,
+    )
+
+
+def categorical_labels(dist: BaseDistribution) -> list[str] | None:
+    if isinstance(dist, CategoricalDistribution):
+        return [str(c) for c in dist.choices]
+    return None

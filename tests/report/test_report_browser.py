@@ -1,0 +1,136 @@
+"""The HTML report in a real browser: headless Chromium opens it from disk (no network), no
+JavaScript error occurs, every panel renders, the table sorts; a screenshot is kept.
+
+Under CI=true a missing Chromium fails the test; elsewhere it skips."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from report_studies import add, build
+
+from conftest import IN_CI
+from tuneops.report import build_report, write_report
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+# Installed before any page script runs: every uncaught error and rejected promise is kept.
+_CATCH_ERRORS = """
+window.__errors = [];
+window.addEventListener('error', function(e){ window.__errors.push(String(e.message || e)); });
+window.addEventListener('unhandledrejection', function(e){ window.__errors.push('rejection: ' + String(e.reason)); });
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        message = "headless Chromium is not installed (Debian packages chromium, chromium-driver)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="tuneops-chromium-")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-dev-shm-usage", "--window-size=1300,1000", f"--user-data-dir={profile}",
+                # WebGL (3D Pareto front, parallel coordinates) in software; the page is our own file.
+                "--enable-unsafe-swiftshader"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _CATCH_ERRORS})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_report(browser, path: Path) -> dict:
+    browser.get(path.resolve().as_uri())
+    browser.get_log("browser")  # drop what an earlier page logged
+    return browser.execute_script("""
+        return {
+          errors: window.__errors,
+          panels: Array.from(document.querySelectorAll('section.panel')).map(function(s){
+            return {key: s.dataset.panel, drawn: s.dataset.drawn === '1',
+                    svg: s.querySelectorAll('.js-plotly-plot .main-svg').length,
+                    traces: s.querySelectorAll('.js-plotly-plot').length ?
+                            s.querySelector('.js-plotly-plot').data.length : 0};
+          }),
+          rows: document.querySelectorAll('#trial-table tbody tr').length
+        };""")
+
+
+def check(browser, path: Path, shot: Path) -> dict:
+    state = open_report(browser, path)
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    browser.save_screenshot(str(shot))
+    assert state["errors"] == [], state["errors"]
+    assert severe == []
+    for panel in state["panels"]:
+        if panel["drawn"]:
+            assert panel["svg"] >= 1 and panel["traces"] >= 1, panel
+    assert shot.stat().st_size > 10_000
+    return state
+
+
+def sort_by(browser, index: int) -> list[float]:
+    header = browser.find_elements("css selector", "#trial-table th")[index]
+    browser.execute_script("arguments[0].scrollIntoView()", header)
+    header.click()
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#trial-table tbody tr'))"
+        f".map(r => r.cells[{index}].dataset.v).filter(v => v !== '').map(parseFloat)")
+
+
+# Each page load parses ~5 MB of plotly.js: three pages cover the cases.
+def test_multi_objective_report_renders_and_its_table_sorts(browser, tmp_path):
+    study = build(60)  # pruned, failed, infeasible, running, warm-start trials, two workers
+    path = write_report(study, tmp_path / "multi.html")[0]
+    state = check(browser, path, tmp_path / "multi.png")
+    drawn = {p["key"] for p in state["panels"] if p["drawn"]}
+    assert drawn == {"history", "importances", "pareto_front", "parallel_coordinates", "slices",
+                     "contour", "intermediate_values", "workers"}
+    assert state["rows"] == len(study.trials)
+    assert browser.find_elements("css selector", "#trial-table th")[2].text == "accuracy"
+    ascending = sort_by(browser, 2)
+    assert len(ascending) == 48 and ascending == sorted(ascending)  # complete trials have values
+    assert sort_by(browser, 2) == sorted(ascending, reverse=True)
+
+
+def test_three_objective_front_in_3d(browser, tmp_path):
+    import optuna
+
+    three = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for i in range(12):
+        add(three, i, {"lr": 10 ** -(i % 4), "depth": 1 + i % 10},
+            [float(i % 5), float((i * 7) % 11), float(12 - i)])
+    state = check(browser, write_report(three, tmp_path / "three.html")[0], tmp_path / "three.png")
+    assert {p["key"]: p["drawn"] for p in state["panels"]}["pareto_front"]
+    assert browser.execute_script(
+        "return document.querySelector('#panel-pareto_front').data[0].type") == "scatter3d"
+
+
+def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_path):
+    import optuna
+
+    study = optuna.create_study()
+    add(study, 0, {"lr": 0.1}, [1.0])
+    state = check(browser, write_report(build_report(study), tmp_path / "one.html")[0], tmp_path / "one.png")
+    assert [p["key"] for p in state["panels"] if p["drawn"]] == ["history"]
+    text = browser.find_element("tag name", "body").text
+    assert "Not shown: parameter importances needs at least 2 completed trials" in text
+    assert "single-objective study has no trade-off" in text

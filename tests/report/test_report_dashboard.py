@@ -1,0 +1,80 @@
+"""`tuneops dashboard`: optuna-dashboard on the study's storage, on loopback, saying where."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+from report_studies import build
+
+from conftest import ROOT
+from tuneops.errors import StudyNotFound, UsageError
+from tuneops.report.dashboard import start_dashboard
+from tuneops.storage import get_storage
+
+
+def fetch(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback only)
+        return response.status, response.read().decode("utf-8", "replace")
+
+
+@pytest.fixture
+def journal(tmp_path):
+    url = str(tmp_path / "studies.journal")
+    build(12, name="dash", storage=get_storage(url))
+    return url
+
+
+def test_dashboard_serves_the_study_on_loopback(journal):
+    board = start_dashboard(journal, study="dash", port=0)
+    thread = threading.Thread(target=board.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert board.host == "127.0.0.1" and board.server.server_address[0] == "127.0.0.1"
+        assert board.url == f"http://127.0.0.1:{board.port}/dashboard/studies/0"
+        status, page = fetch(board.url)
+        assert status == 200 and "<html" in page.lower()
+        status, body = fetch(f"http://127.0.0.1:{board.port}/api/studies")
+        studies = json.loads(body)["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["dash"]
+    finally:
+        board.shutdown()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_dashboard_refuses_unknown_study_and_busy_port(journal):
+    with pytest.raises(StudyNotFound, match="no study 'nope'.*dash"):
+        start_dashboard(journal, study="nope", port=0)
+    first = start_dashboard(journal, port=0)
+    try:
+        with pytest.raises(UsageError, match=rf"--port: cannot listen on 127.0.0.1:{first.port}"):
+            start_dashboard(journal, port=first.port)
+    finally:
+        first.server.server_close()
+
+
+def test_dashboard_command_prints_where_it_listens(journal):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "tuneops", "dashboard", "dash", "--storage", journal, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    ) as proc:
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("optuna-dashboard listening on http://127.0.0.1:"), (line, proc.poll())
+            url = line.split(" on ", 1)[1].split()[0]
+            assert url.endswith("/dashboard/studies/0")
+            status, page = fetch(url)
+            assert status == 200 and "<html" in page.lower()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

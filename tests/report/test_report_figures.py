@@ -1,0 +1,188 @@
+"""Each panel's data, checked on studies with every trial state (not pixels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from report_studies import add, build
+from tuneops.report import build_report
+from tuneops.report import figures as F
+from tuneops.report.view import view_of
+from tuneops.selection import pareto_mask
+
+
+def panels(study, selected=None):
+    view = view_of(study)
+    if selected is not None:
+        view = type(view)(**{**view.__dict__, "selected": selected})
+    return {p.key: p for p in F.compute_panels(view)}, view
+
+
+def test_history_best_so_far_counts_only_feasible_trials():
+    study = optuna.create_study(direction="maximize")
+    for i, (v, c) in enumerate([(0.5, 0), (0.9, 1.0), (0.7, -1), (0.6, 0), (0.8, 0)]):
+        add(study, i, {"lr": 0.1}, [v], constraint=c, attrs={"warm_start": True} if i == 0 else {})
+    hist = panels(study)[0]["history"].data
+    s = hist.series[0]
+    assert s.values == (0.5, 0.9, 0.7, 0.6, 0.8)
+    assert s.best == (0.5, 0.5, 0.7, 0.7, 0.8)  # 0.9 violates its constraint
+    assert s.feasible == (True, False, True, True, True)
+    assert s.warm_start == (True, False, False, False, False)
+    assert hist.hypervolume is None
+
+
+def test_history_of_multi_objective_has_monotone_hypervolume():
+    hist = panels(build(40))[0]["history"].data
+    assert [s.name for s in hist.series] == ["accuracy", "latency_p95_ms"]
+    numbers, hv = hist.hypervolume
+    assert len(numbers) == len(hv) > 10
+    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:]))
+    assert 0 < hv[-1] <= 1.1 ** 2
+
+
+def test_importances_use_ped_anova_on_every_parameter():
+    single = panels(build(40, multi=False))[0]["importances"].data
+    assert single.evaluator == "PedAnovaImportanceEvaluator"
+    assert set(single.values) == {"lr", "depth", "criterion"}
+    assert single.target == "accuracy"
+    # accuracy depends on lr most in build(): the importance ranks it first
+    assert next(iter(single.values)) == "lr"
+    multi = panels(build(40))[0]["importances"].data
+    assert multi.target == "reaching the Pareto front"
+
+
+def test_pareto_front_marks_selected_infeasible_and_front():
+    study = build(40)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
+    mask = pareto_mask(np.array([t.values for t in feasible]), ["maximize", "minimize"])
+    front = {t.number for t, m in zip(feasible, mask) if m}
+    chosen = min(front)
+    data = panels(study, selected=chosen)[0]["pareto_front"].data
+    kinds = dict(zip(data.numbers, data.kinds))
+    assert kinds[chosen] == "selected"
+    assert {n for n, k in kinds.items() if k == "pareto"} == front - {chosen}
+    infeasible = {t.number for t in complete if t not in feasible}
+    assert infeasible and {n for n, k in kinds.items() if k == "infeasible"} == infeasible
+    assert set(data.numbers) == {t.number for t in complete}  # no pruned/failed/running points
+    assert data.objectives == ("accuracy", "latency_p95_ms")
+
+
+def test_pareto_front_in_3d_and_missing_for_one_objective():
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for i in range(6):
+        add(study, i, {"lr": 10 ** -(i % 4)}, [i, i * 2.0, 6 - i])
+    data = panels(study)[0]["pareto_front"].data
+    assert len(data.objectives) == 3 and all(len(v) == 3 for v in data.values)
+    missing = panels(build(20, multi=False))[0]["pareto_front"]
+    assert missing.data is None and "single-objective" in missing.missing
+
+
+def test_parallel_coordinates_categorical_and_inactive_params():
+    study = optuna.create_study()
+    add(study, 0, {"lr": 0.1, "criterion": "gini"}, [1.0])
+    add(study, 1, {"lr": 0.01, "criterion": "entropy", "depth": 3}, [2.0])
+    add(study, 2, {"lr": 0.001, "criterion": "gini", "depth": 5}, [3.0])
+    data = panels(study)[0]["parallel_coordinates"].data
+    axes = {a.name: a for a in data.axes}
+    assert axes["criterion"].labels == ("gini", "entropy")
+    assert axes["criterion"].values == (0.0, 1.0, 0.0)
+    assert axes["depth"].values == (None, 3.0, 5.0)  # conditional: inactive in trial 0
+    assert axes["lr"].log and axes["lr"].low == 1e-4
+    assert axes["value"].values == (1.0, 2.0, 3.0)
+
+
+def test_slices_and_contour_follow_importance():
+    ps, _ = panels(build(40, multi=False))
+    order = list(ps["importances"].data.values)
+    assert [a.name for a in ps["slices"].data.params] == order
+    contour = ps["contour"].data
+    assert (contour.x.name, contour.y.name) == tuple(order[:2])
+    assert len(contour.grid_z) == len(contour.grid_y) == 40
+    assert all(len(row) == len(contour.grid_x) for row in contour.grid_z)
+    inside = [v for row in contour.grid_z for v in row if v is not None]
+    assert inside and min(contour.z) - 1e-9 <= min(inside) <= max(inside) <= max(contour.z) + 1e-9
+
+
+def test_intermediate_values_from_optuna_and_from_user_attrs():
+    single = panels(build(20, multi=False))[0]["intermediate_values"].data
+    states = {c.state for c in single.curves}
+    assert {"COMPLETE", "PRUNED"} <= states
+    pruned = next(c for c in single.curves if c.state == "PRUNED")
+    assert pruned.steps == (0, 1)
+    multi = panels(build(20))[0]["intermediate_values"].data  # tuneops' multi-objective record
+    complete = [c for c in multi.curves if c.state == "COMPLETE"]
+    assert complete and all(c.steps == (0, 1, 2, 3) for c in complete)
+    trial = next(t for t in build(20).trials if t.number == complete[0].number)
+    assert complete[0].values[-1] == trial.user_attrs["tuneops:intermediate"]["3"][0]
+    assert {"PRUNED"} <= {c.state for c in multi.curves}
+
+
+def test_workers_count_trials_per_process():
+    data = panels(build(20))[0]["workers"].data
+    rows = {r.worker: r for r in data.rows}
+    assert set(rows) == {"w0", "w1"}
+    assert sum(sum(r.counts.values()) for r in rows.values()) == 21  # 20 finished + 1 running
+    assert rows["w0"].counts.get("RUNNING") == 1
+    assert rows["w0"].busy_s > 0
+
+
+def test_worker_label_falls_back_to_host_and_pid():
+    from optuna.trial import create_trial
+
+    from tuneops.report.view import worker_label
+
+    assert worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}})) == "h:7"
+    assert worker_label(create_trial(value=1.0)) is None
+
+
+def test_panels_that_a_study_cannot_fill_say_why():
+    study = optuna.create_study(direction="minimize")
+    add(study, 0, {"lr": 0.1}, [1.0])
+    report = build_report(study)
+    reasons = {p.key: p.missing for p in report.panels}
+    assert reasons["history"] is None  # one point is still a history
+    assert "at least 2 completed trials" in reasons["importances"]
+    assert "at least 3 completed trials" in reasons["contour"]
+    assert "worker" in reasons["workers"]
+    assert "intermediate" in reasons["intermediate_values"]
+    assert report.notes and "1 completed trial" in report.notes[0]
+
+
+def test_empty_study_and_only_failed_trials_do_not_crash():
+    study = optuna.create_study()
+    assert all(p.data is None for p in build_report(study).panels)
+    add(study, 0, {"lr": 0.1}, state=TrialState.FAIL, attrs={"fail_reason": "MemoryError: big"})
+    report = build_report(study)
+    assert any("MemoryError: big" in f.text for f in report.findings)
+    assert report.selected is None
+
+
+def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypatch):
+    def broken(*args, **kwargs):
+        raise FloatingPointError("singular matrix")
+
+    import optuna.importance as importance
+
+    monkeypatch.setattr(importance, "get_param_importances", broken)
+    panel = panels(build(12, states=False))[0]["importances"]
+    assert panel.data is None
+    assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "
+                             "FloatingPointError: singular matrix")
+
+
+def test_contour_takes_the_top_parameters_that_trials_set_together():
+    # conditional space: lr only with gini, depth only with entropy, width always
+    study = optuna.create_study()
+    for i in range(16):
+        gini = i % 2 == 0
+        params = {"criterion": "gini" if gini else "entropy", "width": (i * 7 % 16) / 16}
+        params.update({"lr": 10 ** -(i % 4 + 1)} if gini else {"depth": 1 + i % 9})
+        add(study, i, params, [float(i % 5) + params["width"]])
+    ranked = F.Importances("value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1})
+    contour = F.contour(view_of(study), {"importances": ranked})
+    # lr and depth are never set together; criterion is constant where lr is set
+    assert {contour.x.name, contour.y.name} == {"lr", "width"}
+    assert None not in contour.x.values and len(contour.x.values) == 8

@@ -1,0 +1,147 @@
+"""Renderers and commands: one self-contained HTML file, PNGs per panel, `tuneops report`,
+`tuneops run` writing report.html, on real tuneops runs with tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from report_studies import build
+
+from conftest import ROOT, tiny_spec
+from tuneops.report import RENDERERS, build_report, get_renderer, write_report
+from tuneops.report.figures import PANELS
+from tuneops.errors import UsageError
+
+
+def test_html_is_one_offline_file_with_every_panel_and_trial(tmp_path):
+    study = build(40)
+    report = build_report(study)
+    (path,) = write_report(report, tmp_path / "r.html")
+    text = path.read_text()
+    assert path.stat().st_size < 10 * 2**20
+    # nothing fetched at view time: no external scripts, styles or fonts
+    assert not re.search(r"<script[^>]+src=", text)
+    assert not re.search(r"<link[^>]+href=", text)
+    assert "Plotly.newPlot" in text and len(text) > 3_000_000  # plotly.js is inlined
+    for key in PANELS:
+        assert f'data-panel="{key}"' in text
+    assert text.count('data-drawn="1"') == sum(p.data is not None for p in report.panels)
+    assert 'id="panel-pareto_front"' in text
+    table = text[text.index('<table class="trials"'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr") == len(study.trials) + 1  # a header and a row per trial
+    assert "abc123" in text and "sklearn:iris" in text  # data fingerprint and spec
+    assert "Still improving" in text or "Converged" in text
+
+
+def test_png_writes_a_figure_per_drawn_panel(tmp_path):
+    report = build_report(build(30, multi=False))
+    paths = write_report(report, tmp_path / "figs", fmt="png")
+    drawn = [p.key for p in report.panels if p.data is not None]
+    assert sorted(p.name for p in paths if p.suffix == ".png") == sorted(f"{k}.png" for k in drawn)
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+    readme = (tmp_path / "figs" / "README.txt").read_text()
+    assert "(not drawn) Pareto front: a single-objective study" in readme
+    assert "Findings:" in readme
+
+
+def test_unknown_format_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(UsageError, match=r"--format: unknown report format 'pdf'; expected one of html, png"):
+        get_renderer("pdf")
+    assert set(RENDERERS) == {"html", "png"}
+
+
+def _write_spec(path: Path, **changes) -> Path:
+    path.write_text(yaml.safe_dump(tiny_spec(**changes)))
+    return path
+
+
+def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
+    spec = _write_spec(workdir / "mo.yaml", study="mo", n_trials=5,
+                       objectives=["accuracy", "latency_p95_ms"], constraints=["accuracy >= 0.5"])
+    code, out, err = cli("run", spec, "--no-progress")
+    assert code == 0, err
+    run_report = workdir / "tuneops-out" / "mo" / "report.html"
+    assert run_report.exists() and "Report: " in out  # `tuneops run` writes it next to results.json
+    results = json.loads((workdir / "tuneops-out" / "mo" / "results.json").read_text())
+    assert {"level": "info", "topic": "convergence",
+            "text": "5 completed trials are too few to tell whether the search converged (need 10)."
+            } in results["findings"]  # the findings are also in results.json
+
+    code, out, err = cli("report", "mo", "--out", workdir / "r.html")
+    assert code == 0, err
+    text = (workdir / "r.html").read_text()
+    assert 'data-panel="pareto_front" data-drawn="1"' in text
+    assert "latency_p95_ms" in text and "★" in text
+
+    from tuneops.tuning import load_study
+
+    report = build_report(load_study("mo"))
+    front = report.panel("pareto_front").data
+    assert front.kinds.count("selected") == 1
+    assert front.numbers[front.kinds.index("selected")] == report.selected
+    assert report.panel("workers").data.rows  # the core runner records the worker
+    code, out, err = cli("report", "mo", "--format", "png", "--out", workdir / "png")
+    assert code == 0, err
+    assert (workdir / "png" / "pareto_front.png").exists()
+
+
+def test_report_command_refuses_bad_input(workdir, cli):
+    spec = _write_spec(workdir / "s.yaml", n_trials=1)
+    assert cli("run", spec, "--no-progress", "--no-report")[0] == 0
+    assert not (workdir / "tuneops-out" / "tiny" / "report.html").exists()
+    code, out, err = cli("report", "tiny", "--format", "pdf", "--out", workdir / "x")
+    assert code == 2 and "unknown report format 'pdf'" in err and not (workdir / "x").exists()
+    code, out, err = cli("report", "nope")
+    assert code == 2 and "no study 'nope'" in err and "tiny" in err
+    # one trial: a short report that says why panels are missing
+    code, out, err = cli("report", "tiny", "--storage", workdir / "tuneops.journal", "--out", workdir)
+    assert code == 0, err
+    text = (workdir / "report.html").read_text()  # --out DIR: DIR/report.html
+    assert "1 completed trial(s)" in text and "Not shown: " in text
+
+
+def test_importing_the_report_package_loads_no_plotting_library():
+    code = ("import sys, tuneops.report, tuneops.report.document; "
+            "print([m for m in ('plotly', 'matplotlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_the_report_extra_the_command_says_what_to_install(workdir, cli, monkeypatch):
+    spec = _write_spec(workdir / "s.yaml", n_trials=2)
+    monkeypatch.setitem(sys.modules, "plotly", None)  # as if plotly were not installed
+    code, out, err = cli("run", spec, "--no-progress")
+    assert code == 0  # the run itself succeeds
+    assert "No report.html" in err and "pip install 'tuneops[report]'" in err
+    assert not (workdir / "tuneops-out" / "tiny" / "report.html").exists()
+    code, out, err = cli("report", "tiny")
+    err = " ".join(err.split())
+    assert code == 1 and "the HTML report needs the optional package 'plotly'" in err
+    assert "pip install 'tuneops[report]'" in err  # not eaten as console markup
+
+
+def test_learning_curves_of_a_real_multi_objective_pruned_run(workdir):
+    from tuneops.tuning import run
+
+    spec = tiny_spec(n_trials=8, pruner="pareto", objectives=["accuracy", "latency_p95_ms"])
+    spec["model"] = {"family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 8, "high": 16}}}
+    study = run(spec).study
+    report = build_report(study)
+    curves = report.panel("intermediate_values").data.curves  # from the pruning feature's record
+    assert [c.number for c in curves] == [t.number for t in study.trials]
+    assert {c.state for c in curves} == {t.state.name for t in study.trials}
+    assert all(c.steps[0] == 1 and len(c.steps) >= 1 for c in curves)
+    n_pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+    pruning = [f.text for f in report.findings if f.topic == "pruning"]
+    assert bool(pruning) == (n_pruned > 0)
+    assert all(str(n_pruned) in text and "of fitting" in text for text in pruning)

@@ -1,0 +1,58 @@
+"""Worker contribution analysis: a pure function of the trials."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import optuna
+from optuna.trial import TrialState
+
+from tuneops.contribution import contribution_section, worker_contributions
+
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+
+
+def _trial(number: int, worker: str, state: TrialState, values=None, seconds: float = 1.0, **attrs):
+    t = optuna.trial.create_trial(
+        state=state, values=values,
+        user_attrs={"worker": {"host": worker.split(":")[0], "pid": int(worker.split(":")[1]), "id": worker}, **attrs},
+    )
+    t.number = number
+    t.datetime_start, t.datetime_complete = T0, T0 + timedelta(seconds=seconds)
+    return t
+
+
+def test_single_objective_counts_best_and_busy_time() -> None:
+    trials = [
+        _trial(0, "a:1", TrialState.COMPLETE, [0.8], seconds=2),
+        _trial(1, "b:2", TrialState.COMPLETE, [0.9], seconds=3),
+        _trial(2, "a:1", TrialState.PRUNED, seconds=0.5),
+        _trial(3, "b:2", TrialState.FAIL, seconds=1, fail_reason="boom"),
+        _trial(4, "a:1", TrialState.FAIL, seconds=4, abandoned="worker a:1 is no longer running"),
+    ]
+    rows = {r["worker"]: r for r in worker_contributions(trials, ["maximize"])}
+    a, b = rows["a:1"], rows["b:2"]
+    assert (a["complete"], a["pruned"], a["failed"], a["abandoned"]) == (1, 1, 0, 1)
+    assert (b["complete"], b["pruned"], b["failed"], b["abandoned"]) == (1, 0, 1, 0)
+    assert a["busy_s"] == 6.5 and b["busy_s"] == 4.0
+    assert (a["best"], a["has_best"], b["best"], b["has_best"]) == (0.8, False, 0.9, True)
+    assert (a["pareto_share"], b["pareto_share"]) == (0.0, 1.0)
+
+
+def test_pareto_share_on_two_objectives_prefers_feasible_trials() -> None:
+    trials = [
+        _trial(0, "a:1", TrialState.COMPLETE, [0.9, 5.0]),  # front
+        _trial(1, "b:2", TrialState.COMPLETE, [0.8, 1.0]),  # front
+        _trial(2, "b:2", TrialState.COMPLETE, [0.7, 2.0]),  # dominated by 1
+        _trial(3, "c:3", TrialState.COMPLETE, [0.95, 9.0]),  # front
+    ]
+    rows = {r["worker"]: r for r in worker_contributions(trials, ["maximize", "minimize"])}
+    assert {w: r["pareto"] for w, r in rows.items()} == {"a:1": 1, "b:2": 1, "c:3": 1}
+    assert all(r["best"] is None for r in rows.values())  # no single best with two objectives
+    assert abs(sum(r["pareto_share"] for r in rows.values()) - 1) < 1e-12
+
+
+def test_section_is_absent_without_worker_records() -> None:
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert contribution_section(study, study.get_trials()) is None

@@ -1,0 +1,223 @@
+"""Workers that die, lose their heartbeat, or are interrupted lose nothing; remote workers join.
+
+Victim workers are real processes (killed with real signals) on real storages.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import tuneops
+from conftest import ROOT, tiny_spec
+from servers import postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
+from tuneops import runner
+from tuneops.heartbeat import HEARTBEAT, stale_trials
+from tuneops.storage import get_storage
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+# A worker with a slow objective, in its own process: argv = url study sleep_s host heartbeat_s.
+# host "-" records the real host and pid; another name makes it look like a remote machine.
+VICTIM = """
+import sys, time, optuna
+from tuneops import runner
+from tuneops.storage import get_storage
+url, name, sleep_s, host, beat = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+study = optuna.load_study(study_name=name, storage=get_storage(url))
+def objective(trial):
+    x = trial.suggest_float("x", -3, 3)
+    time.sleep(sleep_s)
+    return x
+who = runner.worker_identity() if host == "-" else {"host": host, "pid": 1, "id": host + ":1"}
+try:
+    runner.work(study, objective, identity=who, heartbeat_s=beat, grace_s=600)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def fast(trial: optuna.Trial) -> float:
+    return trial.suggest_float("x", -3, 3)
+
+
+def _study(url: str, n_slots: int) -> optuna.Study:
+    study = optuna.create_study(study_name=f"ft-{uuid.uuid4().hex[:8]}", storage=get_storage(url))
+    runner.ensure_slots(study, n_slots)
+    return study
+
+
+def _start_victim(url: str, study: optuna.Study, sleep_s: float, host: str = "-", beat: float = 10.0):
+    return subprocess.Popen(
+        [sys.executable, "-c", VICTIM, url, study.study_name, str(sleep_s), host, str(beat)],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _wait_running(study: optuna.Study, proc: subprocess.Popen, timeout_s: float = 60) -> optuna.trial.FrozenTrial:
+    end = time.time() + timeout_s
+    while time.time() < end:
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "x" in t.params]
+        if running:
+            return running[0]
+        if proc.poll() is not None:
+            pytest.fail(f"the victim worker exited early: {proc.communicate()[1].decode()[-2000:]}")
+        time.sleep(0.1)
+    proc.kill()
+    proc.communicate()
+    pytest.fail("the victim worker never started a trial")
+
+
+@pytest.fixture(params=["journal", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("redis", marks=pytest.mark.redis)])
+def url(request: pytest.FixtureRequest, workdir: Path) -> str:
+    return storage_url_for(request.param, request, workdir)
+
+
+def test_sigkilled_worker_trial_is_failed_and_its_configuration_retried(url: str) -> None:
+    study = _study(url, 4)
+    victim = _start_victim(url, study, sleep_s=120)
+    killed = _wait_running(study, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert study.trials[killed.number].state == TrialState.RUNNING  # nobody told the storage
+
+    ran = runner.work(study, fast, grace_s=600)  # a surviving worker recovers it at once
+
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4 and ran == 4
+    dead = trials[killed.number]
+    assert dead.state == TrialState.FAIL and "no longer running" in dead.user_attrs["abandoned"]
+    retry = [t for t in complete if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params  # the same configuration, once
+
+
+def test_trial_of_a_silent_remote_worker_is_recovered_after_the_grace_period(workdir: Path) -> None:
+    url = str(workdir / "s.journal")
+    study = _study(url, 2)
+    lost = runner.next_trial(study)  # a worker on another machine claims a trial, then vanishes
+    lost.set_user_attr("worker", {"host": "elsewhere", "pid": 1, "id": "elsewhere:1"})
+    lost.suggest_float("x", -3, 3)
+    started = time.time()
+
+    runner.work(study, fast, grace_s=1.0, poll_s=0.1)
+
+    waited = time.time() - started
+    trials = study.get_trials()
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert "no heartbeat from worker elsewhere:1" in trials[lost.number].user_attrs["abandoned"]
+    assert 1.0 <= waited < 30
+
+
+def test_heartbeat_keeps_a_long_trial_of_a_remote_worker_alive(workdir: Path) -> None:
+    url = str(workdir / "s.journal")
+    study = _study(url, 2)
+    remote = _start_victim(url, study, sleep_s=4.0, host="elsewhere", beat=0.3)
+    slow = _wait_running(study, remote)
+
+    runner.work(study, fast, grace_s=1.5, poll_s=0.1)  # waits for the remote trial, keeps it
+    remote.communicate(timeout=60)
+    assert remote.returncode == 0
+
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert not any("abandoned" in t.user_attrs for t in trials)
+    assert trials[slow.number].user_attrs[HEARTBEAT] > trials[slow.number].datetime_start.timestamp()
+
+
+def test_ctrl_c_abandons_the_running_trial_and_queues_it_again(workdir: Path) -> None:
+    url = str(workdir / "s.journal")
+    study = _study(url, 2)
+    worker = _start_victim(url, study, sleep_s=120)
+    running = _wait_running(study, worker)
+    worker.send_signal(signal.SIGINT)
+    worker.communicate(timeout=30)
+    assert worker.returncode == 130
+
+    trials = study.get_trials()
+    assert trials[running.number].user_attrs["abandoned"] == "interrupted (Ctrl-C)"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+    runner.work(study, fast)
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 2
+
+
+def test_stale_trials_is_pure() -> None:
+    from datetime import datetime
+
+    def running(number: int, worker: dict, beat: float | None, start: float) -> optuna.trial.FrozenTrial:
+        attrs = {"worker": worker} | ({HEARTBEAT: beat} if beat is not None else {})
+        t = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs=attrs)
+        t.number, t.datetime_start = number, datetime.fromtimestamp(start)
+        return t
+
+    now = 1_000_000.0
+    trials = [
+        running(0, {"host": "here", "pid": 5, "id": "a"}, None, now - 1),  # dead local pid
+        running(1, {"host": "here", "pid": 6, "id": "b"}, None, now - 1),  # live local pid
+        running(2, {"host": "far", "pid": 5, "id": "c"}, now - 100, now - 500),  # silent too long
+        running(3, {"host": "far", "pid": 5, "id": "d"}, now - 10, now - 500),  # beating
+        running(4, {}, None, now - 100),  # never recorded its worker
+    ]
+    stale = stale_trials(trials, now=now, grace_s=60, host="here", alive=lambda pid: pid == 6)
+    assert [(t.number, reason.split(" ")[0]) for t, reason in stale] == [(0, "worker"), (2, "no"), (4, "no")]
+
+
+# -- remote workers -------------------------------------------------------------------------------
+@pytest.mark.postgres
+def test_tuneops_worker_joins_a_study_from_another_process(postgres_server, workdir: Path, cli) -> None:
+    url = postgres_server.url
+    name = f"join-{uuid.uuid4().hex[:6]}"
+    tuneops.run(tiny_spec(study=name, n_trials=2), storage=url)
+    study = optuna.load_study(study_name=name, storage=get_storage(url))
+    runner.ensure_slots(study, 8)  # the owner raises the global budget; workers only claim
+
+    other = subprocess.Popen(
+        [sys.executable, "-m", "tuneops", "worker", "--study", name, "--storage", url],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,
+    )
+    code, out, _err = cli("worker", "--study", name, "--storage", url)
+    stdout, stderr = other.communicate(timeout=120)
+    assert code == 0 and other.returncode == 0, stderr.decode()[-2000:]
+
+    ran_here = int(out.split("ran ")[1].split(" ")[0])
+    ran_there = int(stdout.decode().split("ran ")[1].split(" ")[0])
+    assert ran_here + ran_there == 6
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    assert all(t.user_attrs.get("metrics", {}).get("accuracy") for t in trials)
+
+
+def test_worker_on_a_custom_objective_study_is_refused(workdir: Path, cli) -> None:
+    url = str(workdir / "s.journal")
+    tuneops.tune(fast, n_trials=1, storage=url, study="custom")
+    code, _out, err = cli("worker", "--study", "custom", "--storage", url)
+    assert code == 2 and "custom objective" in err
+    code, _out, err = cli("worker", "--study", "nope", "--storage", url)
+    assert code == 2 and "no study 'nope'" in err and "custom" in err
+
+
+def test_show_prints_each_workers_contribution(workdir: Path, cli) -> None:
+    def slow(trial: optuna.Trial) -> float:
+        time.sleep(0.3)
+        return trial.suggest_float("x", -3, 3)
+
+    url = str(workdir / "s.journal")
+    result = tuneops.tune(slow, n_trials=6, n_workers=2, storage=url, study="two")
+    section = result.results["workers"]
+    assert section["n_workers"] == 2
+    code, out, _err = cli("show", "two", "--storage", url)
+    assert code == 0
+    assert "workers (2 on 1 host(s))" in out
+    for row in section["workers"]:
+        assert row["worker"] in out

@@ -1,0 +1,317 @@
+"""Warm start and meta-learning: meta-features, retrieval, the knowledge base, warm-start runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from conftest import tiny_spec
+from tuneops.errors import SpecError, StudyNotFound
+from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped
+from tuneops.knowledge.metafeatures import FEATURES, meta_features, raw_cosine_distance, scale_features
+from tuneops.knowledge.portfolio import fit_to_space, nearest, portfolio
+from tuneops.knowledge.warm_start import parse_warm_start
+from tuneops.families import get_family
+
+
+# -- meta-features ------------------------------------------------------------------------------
+def test_meta_features_of_iris_are_the_known_values():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    mf = meta_features(X, y, "classification")
+    assert list(mf) == list(FEATURES)
+    assert (mf["n_rows"], mf["n_features"], mf["n_classes"]) == (150.0, 4.0, 3.0)
+    assert mf["class_entropy"] == pytest.approx(1.0) and mf["minority_ratio"] == 1.0
+    assert mf["majority_fraction"] == pytest.approx(1 / 3)
+    assert mf["categorical_ratio"] == 0.0 and mf["missing_ratio"] == 0.0
+    assert mf["dimensionality"] == pytest.approx(4 / 150)
+    # iris is easy for 1-NN and a linear model, hard for a stump (it separates one class of three)
+    assert mf["landmark_1nn"] > 0.9 and mf["landmark_linear"] > 0.9
+    assert 0.5 < mf["landmark_stump"] < 0.75
+    assert mf["max_mutual_information"] > mf["mean_mutual_information"] > 0
+    assert meta_features(X, y, "classification") == mf  # pure and deterministic
+
+
+def test_meta_features_count_categories_missing_values_and_imbalance():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({
+        "a": rng.normal(size=100),
+        "b": [np.nan] * 10 + list(rng.normal(size=90)),
+        "colour": ["red", "blue"] * 50,
+        "size": ["s", "m", "l", "xl"] * 25,
+    })
+    y = pd.Series([0] * 80 + [1] * 20)
+    before = X.copy()
+    mf = meta_features(X, y, "classification")
+    pd.testing.assert_frame_equal(X, before)  # the input is not modified
+    assert mf["categorical_ratio"] == 0.5
+    assert mf["missing_ratio"] == pytest.approx(10 / 400)
+    assert mf["rows_with_missing_ratio"] == pytest.approx(0.1)
+    assert mf["binary_feature_ratio"] == 0.25
+    assert mf["minority_ratio"] == pytest.approx(0.25) and mf["majority_fraction"] == pytest.approx(0.8)
+
+
+def test_meta_features_of_a_regression_task():
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    mf = meta_features(X, y, "regression")
+    assert mf["n_classes"] == 0.0 and mf["class_entropy"] == 0.0
+    assert mf["target_skewness"] > 0.2  # the diabetes target is right-skewed
+    assert 0.3 < mf["landmark_linear"] < 0.6  # Ridge r2 on diabetes is about 0.48
+    assert all(np.isfinite(v) for v in mf.values())
+
+
+def _meta(**values: float) -> dict[str, float]:
+    base = {f: 0.5 for f in FEATURES}
+    base.update(values)
+    return base
+
+
+def test_scaling_stops_the_row_count_from_deciding_the_neighbour():
+    # Query: 1000 rows, an easy, balanced problem. "same_size" has 1000 rows but is a hard,
+    # imbalanced problem; "alike" is the same kind of problem with 300 rows.
+    query = _meta(n_rows=1000, landmark_1nn=0.95, landmark_linear=0.95, minority_ratio=1.0, class_entropy=1.0)
+    same_size = _meta(n_rows=1000, landmark_1nn=0.55, landmark_linear=0.5, minority_ratio=0.1, class_entropy=0.4)
+    alike = _meta(n_rows=300, landmark_1nn=0.94, landmark_linear=0.96, minority_ratio=0.95, class_entropy=0.99)
+    others = [_meta(n_rows=n, landmark_1nn=a, landmark_linear=a, minority_ratio=m, class_entropy=m)
+              for n, a, m in ((150, 0.7, 0.5), (5000, 0.8, 0.3), (600, 0.6, 0.7))]
+    # The seed's raw cosine picks the dataset of the same size ...
+    assert raw_cosine_distance(query, same_size) < raw_cosine_distance(query, alike)
+    # ... the scaled distance picks the similar problem.
+    entries = [_entry(f"d{i}", m) for i, m in enumerate([same_size, alike, *others])]
+    found = nearest(KnowledgeBase(tuple(entries)), query, family="knn", task="classification", k=2)
+    assert found[0].entry.dataset == "d1"
+    scaled = scale_features([query, same_size, alike, *others])
+    assert np.abs(scaled).max() <= 3.0  # no feature can dominate
+
+
+def _entry(name: str, meta, family="knn", task="classification", configs=None, fingerprint=None) -> Entry:
+    configs = configs or ((({"n_neighbors": 5, "weights": "uniform", "p": 2}), 0.9),)
+    return Entry(name, task, family, "accuracy", "maximize", meta, tuple(configs), fingerprint=fingerprint)
+
+
+def test_retrieval_finds_an_identical_dataset_first():
+    shipped = load_shipped()
+    from tuneops.data import load_dataset
+
+    data = load_dataset("sklearn:wine")
+    meta = meta_features(data.X, data.y, data.task)
+    kb = shipped + KnowledgeBase((_entry("sklearn:wine", meta),))
+    found = nearest(kb, meta, family="knn", task="classification", k=5)
+    assert found[0].entry.dataset == "sklearn:wine" and found[0].distance == 0.0
+    assert found[1].distance > 0
+
+
+def test_portfolio_is_diverse_and_inside_the_space():
+    space = get_family("knn").space("classification")
+    same = {"n_neighbors": 5, "weights": "uniform", "p": 2}
+    neighbours = nearest(KnowledgeBase((
+        _entry("a", _meta(n_rows=100), configs=((same, 0.9), ({"n_neighbors": 40, "weights": "distance", "p": 1}, 0.8))),
+        _entry("b", _meta(n_rows=110), configs=((dict(same), 0.95),)),  # a duplicate of a's best
+        _entry("c", _meta(n_rows=5000), configs=(({"n_neighbors": 500, "weights": "uniform", "p": 2}, 0.7),)),
+    )), _meta(n_rows=100), family="knn", task="classification")
+    recs = portfolio(neighbours, space, size=5)
+    params = [dict(r.params) for r in recs]
+    assert params.count(same) == 1  # the duplicate is skipped
+    assert {"n_neighbors": 50, "weights": "uniform", "p": 2} in params  # 500 clipped to the space
+    assert recs[0].dataset == "a" and recs[0].rank == 0
+
+
+def test_fit_to_space_clips_and_drops():
+    space = get_family("random_forest").space("classification")
+    fitted, changes = fit_to_space({"n_estimators": 1000, "max_features": 0.5, "criterion": "gini"}, space)
+    assert fitted == {"n_estimators": 300, "max_features": 0.5}
+    assert any("criterion" in c for c in changes) and any("clipped to 300" in c for c in changes)
+
+
+# -- the shipped base and leave-one-out ---------------------------------------------------------
+def test_the_shipped_base_loads_records_its_build_and_recommends():
+    from tuneops.knowledge import recommend
+    from tuneops.knowledge.base import SHIPPED_PATH
+
+    kb = load_shipped()
+    assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
+    assert len(kb) >= 60 and {"random_forest", "knn"} <= {e.family for e in kb}
+    assert kb.built_with["n_trials"] >= 10 and "pmlb" in kb.built_with["source"].lower()
+    assert set(kb.built_with["datasets"]) >= {e.dataset.removeprefix("pmlb:") for e in kb}
+    recs, neighbours = recommend("sklearn:breast_cancer", "random_forest", kb=kb, size=4)
+    assert 1 <= len(recs) <= 4 and neighbours
+    space = get_family("random_forest").space("classification")
+    for r in recs:
+        assert fit_to_space(r.params, space) == (dict(r.params), [])
+
+
+def test_leave_one_out_never_returns_the_target():
+    kb = load_shipped().select(family="knn")
+    assert len(kb) >= 30
+    for entry in kb:
+        loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
+        assert len(loo) == len(kb) - 1
+        found = nearest(loo, entry.meta_features, family="knn", task=entry.task, k=len(kb))
+        assert found and entry.dataset not in {n.entry.dataset for n in found}
+    # by fingerprint too: the same data under another name
+    twin = _entry("renamed", kb.entries[0].meta_features, fingerprint=kb.entries[0].fingerprint)
+    assert "renamed" not in {e.dataset for e in (kb + KnowledgeBase((twin,))).without(fingerprint=twin.fingerprint)}
+
+
+def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_warmstart.py"
+    spec = importlib.util.spec_from_file_location("bench_warmstart", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    kb = load_shipped().select(family="knn")
+    target = kb.entries[0]
+    seen = {}
+
+    def fake_curve(entry, kb_path, params, thr, cap, cv_folds, seed, first):
+        if kb_path:
+            seen["kb"] = load_file(kb_path)
+        return {"scores": [entry.best_score], "t": 1, "n_warm": 1, "first_source": None}
+
+    bench.warm_curve = fake_curve  # no tuning here: only what the warm run would be given
+    row = bench.bench_one((target.to_dict(), kb.to_dict(history=False), str(tmp_path), 3, 0))
+    assert target.dataset not in {e.dataset for e in seen["kb"]}
+    assert len(seen["kb"]) == len(kb) - 1
+    assert row["neighbour_scaled"] != target.dataset and row["neighbour_raw"] != target.dataset
+
+
+# -- the warm_start field -----------------------------------------------------------------------
+@pytest.mark.parametrize("raw, match", [
+    ({"params": 3}, r"warm_start.params: expected a list"),
+    ({"auto": {"max_share": 2}}, r"warm_start.auto.max_share: expected a fraction"),
+    ({"paramz": []}, r"unknown key\(s\) \['paramz'\]"),
+    ({"out_of_space": "ignore"}, r"warm_start.out_of_space: expected error or clip"),
+    ({"studies": [{"study": "a", "take": "worst"}]}, r"take: expected best or pareto"),
+    (42, r"warm_start: expected 'auto' or a mapping"),
+])
+def test_warm_start_schema_errors(raw, match):
+    with pytest.raises(SpecError, match=match):
+        parse_warm_start(raw)
+
+
+def test_auto_shorthand_and_budget_share():
+    auto = parse_warm_start("auto").auto
+    assert auto.size(40) == 5 and auto.size(8) == 2 and auto.size(None) == 5
+
+
+def _trials(study):
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def test_warm_start_trials_are_tagged_completed_and_counted_in_the_budget(workdir):
+    from tuneops.tuning import run
+
+    spec = tiny_spec(n_trials=4, warm_start={"params": [{"n_neighbors": 7, "weights": "distance", "p": 1},
+                                                        {"n_neighbors": 3}]})
+    result = run(spec)
+    trials = _trials(result.study)
+    assert len(trials) == 4  # the two warm-start trials are part of n_trials, not extra
+    assert [t.user_attrs.get("warm_start") for t in trials] == ["params[0]", "params[1]", None, None]
+    assert trials[0].params == {"n_neighbors": 7, "weights": "distance", "p": 1}
+    assert trials[1].params["n_neighbors"] == 3 and set(trials[1].params) == {"n_neighbors", "weights", "p"}
+    section = result.results["warm_start"]
+    assert section["n_enqueued"] == 2 and section["n_complete"] == 2
+    assert [t["source"] for t in section["trials"]] == ["params[0]", "params[1]"]
+    assert section["best_rank"] >= 1
+    assert result.study.user_attrs["tuneops:meta_features"]["features"]["n_rows"] == 150.0
+    # resuming with a bigger budget does not enqueue the warm start again
+    again = run(spec, n_trials=5)
+    assert sum("warm_start" in t.user_attrs for t in again.study.trials) == 2 and len(again.study.trials) == 5
+
+
+def test_out_of_space_is_an_error_with_nothing_written(workdir):
+    from tuneops.tuning import run
+
+    with pytest.raises(SpecError, match=r"warm_start.params\[0\]: n_neighbors=500: outside \[1, 50\].*out_of_space: clip"):
+        run(tiny_spec(warm_start={"params": [{"n_neighbors": 500}]}))
+    assert not (workdir / "tuneops.journal").exists() or not optuna.get_all_study_summaries(
+        optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workdir / "tuneops.journal"))))
+
+
+def test_out_of_space_clip_warns_and_clips(workdir, caplog):
+    from tuneops.tuning import run
+
+    with caplog.at_level(logging.WARNING, logger="tuneops"):
+        result = run(tiny_spec(n_trials=2, warm_start={"params": [{"n_neighbors": 500, "leaf_size": 3}],
+                                                        "out_of_space": "clip"}))
+    assert _trials(result.study)[0].params["n_neighbors"] == 50
+    assert "clipped to 50" in caplog.text and "leaf_size: not searched" in caplog.text
+
+
+def test_warm_start_from_an_earlier_study_and_several_families(workdir):
+    from tuneops.tuning import run
+
+    first = run(tiny_spec(study="first", n_trials=3))
+    best = max(first.study.best_trials, key=lambda t: t.values[0])
+    spec = tiny_spec(study="second", n_trials=3, model={"family": ["knn", "linear"]},
+                     warm_start={"studies": ["first"], "params": [{"family": "linear", "C": 1.0}]})
+    trials = _trials(run(spec).study)
+    assert trials[0].user_attrs["warm_start"] == "params[0]"
+    assert trials[0].params == {"family": "linear", "linear.C": 1.0}
+    assert trials[1].user_attrs["warm_start"] == f"study:first#{best.number}"
+    assert trials[1].params == {"family": "knn", **{f"knn.{k}": v for k, v in best.params.items()}}
+    with pytest.raises(StudyNotFound, match="warm_start.studies: no study 'nope'"):
+        run(tiny_spec(study="third", warm_start={"studies": ["nope"]}))
+    with pytest.raises(SpecError, match=r"name the family of each configuration"):
+        run(tiny_spec(study="fourth", model={"family": ["knn", "linear"]}, warm_start={"params": [{"C": 1.0}]}))
+
+
+def test_auto_warm_start_uses_past_studies_in_the_storage(workdir):
+    from tuneops.tuning import run
+
+    run(tiny_spec(study="past", n_trials=4))  # iris, knn: now part of the knowledge base
+    spec = tiny_spec(study="new", n_trials=8, data={"source": "sklearn:wine"},
+                     warm_start={"auto": {"sources": ["storage"], "max_share": 0.25}})
+    result = run(spec)
+    tags = [t.user_attrs.get("warm_start") for t in _trials(result.study)]
+    assert tags[0].startswith("kb:sklearn:iris#1") and len(result.study.trials) == 8
+    assert sum(t is not None for t in tags) <= 2  # at most 25% of 8
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def test_kb_commands(workdir, cli):
+    from tuneops.tuning import run
+
+    run(tiny_spec(study="mine", n_trials=3))
+    code, out, _ = cli("kb", "list", "--source", "storage")
+    assert code == 0 and "sklearn:iris" in out and "knn" in out
+    code, out, _ = cli("kb", "export", "team.json.gz")
+    assert code == 0 and "1 entries" in out
+    code, out, _ = cli("kb", "import", "team.json.gz", "--storage", "other.journal")
+    assert code == 0
+    code, out, _ = cli("kb", "show", "sklearn:iris", "--storage", "other.journal", "--source", "storage")
+    assert code == 0 and "n_rows=150" in out and "#1 accuracy=" in out
+    code, out, _ = cli("kb", "recommend", "--data", "sklearn:wine", "--family", "knn", "--source", "team.json.gz", "--size", "2")
+    assert code == 0 and "sklearn:iris #1" in out
+    code, out, err = cli("kb", "show", "no_such_data", "--source", "team.json.gz")
+    assert code == 2 and "no entry for 'no_such_data'" in err
+    code, out, _ = cli("kb", "list")  # shipped + storage
+    assert code == 0 and "pmlb:iris" in out
+    assert json.loads(__import__("gzip").decompress((workdir / "team.json.gz").read_bytes()))["entries"][0]["family"] == "knn"
+
+
+def test_kb_build_records_entries_and_provenance(workdir, cli):
+    code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
+                       "--cv-folds", "2", "--out", "kb.json.gz", "--checkpoint", "kb.jsonl")
+    assert code == 0, out
+    kb = load_file(workdir / "kb.json.gz")
+    (entry,) = kb.entries
+    assert (entry.dataset, entry.family, entry.metric) == ("pmlb:iris", "knn", "accuracy")
+    assert len(entry.history) == 3 and entry.best_score == max(entry.history)
+    assert entry.meta_features["n_rows"] == 150.0
+    assert kb.built_with["datasets"] == ["iris"] and kb.built_with["n_trials"] == 3
+    assert kb.built_with["built"] == {"knn": 1}
+    # a rerun resumes from the checkpoint instead of tuning again
+    code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
+                       "--cv-folds", "2", "--out", "kb2.json.gz", "--checkpoint", "kb.jsonl")
+    assert code == 0 and "0 jobs to run (1 from the checkpoint)" in out

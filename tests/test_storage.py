@@ -1,0 +1,207 @@
+"""The storage contract on every storage tuneops offers, against real servers; bad URLs; retry."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import tuneops
+from servers import STORAGE_KINDS, postgres_server, redis_server, storage_url_for  # noqa: F401
+from tuneops.errors import MissingExtra, StorageUnavailable
+from tuneops.storage import RetryingStorage, engine_url, get_storage, mask_url
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_url(request: pytest.FixtureRequest, workdir) -> str:
+    """One URL per storage backend; the same contract runs against each."""
+    return storage_url_for(request.param, request, workdir)
+
+
+def quadratic(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -3, 3)
+    time.sleep(0.02)  # long enough that parallel workers overlap
+    return -((x - 1) ** 2)
+
+
+def _name() -> str:
+    return f"contract-{uuid.uuid4().hex[:8]}"
+
+
+def _complete(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=get_storage(url))
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+# -- the contract ---------------------------------------------------------------------------------
+def test_create_and_exact_count(storage_url: str) -> None:
+    name = _name()
+    result = tuneops.tune(quadratic, n_trials=5, storage=storage_url, study=name)
+    assert result.results["n_trials"] == {"complete": 5}
+    assert len(_complete(storage_url, name)) == 5
+    # The study is in the storage, readable by name from a new connection.
+    assert name in [s.study_name for s in optuna.get_all_study_summaries(get_storage(storage_url))]
+
+
+def test_resume_adds_only_the_missing_trials(storage_url: str) -> None:
+    name = _name()
+    tuneops.tune(quadratic, n_trials=3, storage=storage_url, study=name)
+    first = {t.number: t.params for t in _complete(storage_url, name)}
+    tuneops.tune(quadratic, n_trials=7, storage=storage_url, study=name)
+    trials = _complete(storage_url, name)
+    assert len(trials) == 7
+    assert {t.number: t.params for t in trials if t.number in first} == first
+
+
+def test_parallel_workers_run_exactly_n_trials(storage_url: str) -> None:
+    name = _name()
+    result = tuneops.tune(quadratic, n_trials=12, n_workers=3, storage=storage_url, study=name)
+    trials = _complete(storage_url, name)
+    assert len(trials) == 12
+    assert len({t.number for t in trials}) == 12
+    study = optuna.load_study(study_name=name, storage=get_storage(storage_url))
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING, TrialState.FAIL))
+    # Every trial names the worker process that ran it; the contribution table adds up.
+    workers = result.results["workers"]["workers"]
+    assert all(t.user_attrs["worker"]["pid"] for t in trials)
+    assert sum(w["complete"] for w in workers) == 12
+    assert abs(sum(w["pareto_share"] for w in workers) - 1.0) < 1e-9
+
+
+# -- URLs ------------------------------------------------------------------------------------------
+def test_mask_url_hides_the_password() -> None:
+    assert mask_url("postgresql://ann:s3cr@t@db:5432/x") == "postgresql://ann:***@db:5432/x"
+    assert mask_url("redis://:pw@host:6379/0") == "redis://:***@host:6379/0"
+    assert mask_url("sqlite:///a.db") == "sqlite:///a.db"
+
+
+def test_postgres_url_uses_the_installed_driver() -> None:
+    import importlib.util
+
+    url = engine_url("postgres://u:p@h:5/db")
+    if importlib.util.find_spec("psycopg2"):
+        assert url == "postgresql://u:p@h:5/db"
+    else:
+        assert url == "postgresql+psycopg://u:p@h:5/db"
+    assert engine_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_mysql_url_gets_an_installed_driver_or_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneops.storage as storage
+
+    monkeypatch.setattr(storage, "_has", lambda module: module == "pymysql")
+    assert engine_url("mysql://u:p@h/db") == "mysql+pymysql://u:p@h/db"
+    monkeypatch.setattr(storage, "_has", lambda module: False)
+    with pytest.raises(MissingExtra, match=r"mysql://u:\*\*\*@h/db.*pip install pymysql"):
+        engine_url("mysql://u:p@h/db")
+
+
+def test_unknown_scheme_lists_the_valid_ones() -> None:
+    with pytest.raises(StorageUnavailable, match=r"unknown scheme 'mongodb'.*postgresql://.*redis://"):
+        get_storage("mongodb://u:secret@h/db")
+
+
+def test_refused_postgres_names_url_masked_and_what_to_check() -> None:
+    from servers import free_port
+
+    url = f"postgresql://tuner:hunter2@127.0.0.1:{free_port()}/tune"
+    with pytest.raises(StorageUnavailable) as info:
+        get_storage(url)
+    message = str(info.value)
+    assert "hunter2" not in message
+    assert "postgresql://tuner:***@127.0.0.1" in message
+    assert "Connection refused" in message
+    assert "server is running" in message
+
+
+@pytest.mark.postgres
+def test_missing_database_says_create_it(postgres_server) -> None:
+    url = postgres_server.url.replace("postgres@", "postgres:pw@").rsplit("/", 1)[0] + "/no_such_db"
+    with pytest.raises(StorageUnavailable, match=r"no_such_db.*does not exist.*createdb") as info:
+        get_storage(url)
+    assert ":pw@" not in str(info.value)
+
+
+def test_refused_redis_names_url_and_what_to_check() -> None:
+    from servers import free_port
+
+    with pytest.raises(StorageUnavailable, match=r"redis://:\*\*\*@127\.0\.0\.1.*server is running"):
+        get_storage(f"redis://:topsecret@127.0.0.1:{free_port()}/0")
+
+
+def test_journal_in_missing_directory(workdir) -> None:
+    with pytest.raises(StorageUnavailable, match="does not exist; create it first"):
+        get_storage(str(workdir / "nope" / "x.journal"))
+
+
+def test_memory_storage_refuses_several_workers() -> None:
+    with pytest.raises(StorageUnavailable, match="lives in one process.*n_workers is 2"):
+        get_storage(":memory:", n_workers=2)
+
+
+def test_cli_bad_url_exits_2_with_masked_password(cli) -> None:
+    from servers import free_port
+
+    code, _out, err = cli("show", "s", "--storage", f"postgresql://u:pa55@127.0.0.1:{free_port()}/d")
+    assert code == 2
+    assert "pa55" not in err and "***" in err and "cannot be opened" in err
+
+
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tuneops.storage as storage
+
+    monkeypatch.setattr(storage, "_has", lambda module: False)
+    with pytest.raises(MissingExtra, match=r"pip install 'tuneops\[postgres\]'"):
+        get_storage("postgresql://u:p@127.0.0.1/db")
+
+
+# -- dropped connections ----------------------------------------------------------------------
+@pytest.mark.postgres
+def test_dropped_postgres_connection_is_retried(postgres_server) -> None:
+    storage = get_storage(postgres_server.url)
+    study = optuna.create_study(study_name=_name(), storage=storage)
+    assert isinstance(study._storage, RetryingStorage)
+    postgres_server.restart_after(1.5)  # the server is down now, back in 1.5 s
+    try:
+        study.enqueue_trial({"x": 1.0})  # fails at first, succeeds on a retry after the restart
+    finally:
+        postgres_server.wait_ready()
+    assert len(study.get_trials()) == 1
+
+
+def test_retry_gives_up_on_errors_that_are_not_connections() -> None:
+    calls = []
+
+    class Inner(optuna.storages.InMemoryStorage):
+        def get_all_studies(self):
+            calls.append(1)
+            if len(calls) < 3:
+                raise ConnectionResetError("reset by peer")
+            return []
+
+        def get_study_id_from_name(self, name):
+            calls.append(1)
+            raise KeyError(name)
+
+    storage = RetryingStorage(Inner(), "redis://h/0", first_delay_s=0.01)
+    assert storage.get_all_studies() == [] and len(calls) == 3
+    calls.clear()
+    with pytest.raises(KeyError):
+        storage.get_study_id_from_name("x")
+    assert len(calls) == 1
+
+
+def test_retrying_storage_is_thread_safe_to_share(workdir) -> None:
+    storage = RetryingStorage(get_storage(str(workdir / "s.journal")), "x", first_delay_s=0.01)
+    study = optuna.create_study(storage=storage)
+    threads = [threading.Thread(target=study.optimize, args=(quadratic,), kwargs={"n_trials": 3})
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
