@@ -227,9 +227,9 @@ def interpret(rows: Sequence[dict[str, Any]]) -> list[str]:
             "`runner.next_trial` relies on Optuna's `set_trial_state_values(RUNNING)` returning "
             "False for a trial already claimed, which RDBStorage checks after `SELECT ... FOR "
             "UPDATE`; SQLite ignores `FOR UPDATE`, so two workers can both read WAITING and both "
-            "claim it. The second runs it again and dies when it writes to the trial the first "
+            "claim it. The second runs it again and fails when it writes to the trial the first "
             "finished (`UpdateFinishedTrialError`, 'Cannot tell a COMPLETE trial'); the trial "
-            "is counted once, the work is wasted and the worker process is lost. The journal file's claim is atomic: a worker owns a trial only if its own "
+            "is counted once and the second run's work is wasted. The journal file's claim is atomic: a worker owns a trial only if its own "
             "RUNNING record comes first in the log."
         )
     return out
