@@ -201,7 +201,7 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
 
 def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
+        return _sqlite(url)
     # Each worker is its own process with its own pool: the worker loop and its heartbeat
     # thread hold one connection each; the overflow covers a recovery scan. No pool_pre_ping:
     # Optuna checks a connection out for every storage call, so a ping would double the round
@@ -219,6 +219,31 @@ def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     if n_workers > 1 and target.startswith("postgresql"):
         _check_connection_limit(rdb, url, n_workers)
     return RetryingStorage(optuna.storages._CachedStorage(rdb), url)
+
+
+def _sqlite(url: str) -> optuna.storages.BaseStorage:
+    """SQLite with write-locking transactions.
+
+    Optuna claims a waiting trial with ``SELECT ... FOR UPDATE``, which SQLite ignores, so two
+    processes could both claim one trial (measured: up to 8 double claims in 560 trials with 8
+    workers, docs/benchmarks.md). ``BEGIN IMMEDIATE`` takes SQLite's write lock when a
+    transaction starts, which serialises claims (SQLAlchemy's documented pysqlite recipe).
+    """
+    import sqlalchemy
+
+    rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
+
+    @sqlalchemy.event.listens_for(rdb.engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver must not issue its own BEGIN
+
+    @sqlalchemy.event.listens_for(rdb.engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    rdb.engine.dispose()  # connections opened while creating the tables predate the hooks
+    weakref.finalize(rdb, rdb.engine.dispose)
+    return rdb
 
 
 def _check_connection_limit(rdb: optuna.storages.RDBStorage, url: str, n_workers: int) -> None:
