@@ -117,3 +117,12 @@ def test_readme_set_up_command_runs_the_quickstart(workdir):
     assert "Selected trial" in proc.stdout
     assert (workdir / "tuneops-out/quickstart/model.joblib").is_file()
     assert (workdir / "tuneops.journal").is_file()
+
+
+def test_bad_usage_exits_2(cli):
+    code, _, err = cli("run")
+    assert code == 2 and "Missing argument" in err
+    code, _, err = cli("show", "x", "--no-such-option")
+    assert code == 2 and "No such option" in err
+    code, out, _ = cli("--help")
+    assert code == 0 and "run" in out

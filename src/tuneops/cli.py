@@ -703,30 +703,27 @@ def worker(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
-    import click
     import optuna
 
     # tuneops prints its own progress and summary; Optuna's per-trial INFO lines would bury them.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     try:
-        # Without standalone mode click returns the code of a typer.Exit instead of raising it.
-        code = app(args=argv, standalone_mode=False)
-        return code if isinstance(code, int) else 0
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("[yellow]Aborted.[/]")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return 2
+        # Standalone mode: typer prints usage errors itself and exits 2, and turns typer.Exit
+        # into SystemExit; tuneops' own errors propagate to the handlers below. (Typer vendors
+        # its click, so only its public surface is used here.)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
     except UsageError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except TuneOpsError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
+    return 0
 
 
 if __name__ == "__main__":
