@@ -108,7 +108,7 @@ def test_examples_run(workdir, cli):
 def test_readme_set_up_command_runs_the_quickstart(workdir):
     """The README's first command, run as written (minus the install, already done)."""
     readme = (ROOT / "README.md").read_text()
-    command = re.search(r"pip install -e \. && (tuneops run examples/quickstart.yaml)", readme).group(1)
+    command = re.search(r"pip install -e \"\.\[report\]\" && (tuneops run examples/quickstart.yaml)", readme).group(1)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     args = [sys.executable, "-m", "tuneops", *command.split()[1:], "--n-trials", "4", "--no-progress"]
     args[4] = str(ROOT / args[4])
