@@ -180,15 +180,28 @@ def measure_latency(
 
 
 def _timed_calls(fn: Callable[[Any], Any], args: Sequence[Any], budget_s: float) -> list[float]:
-    """Time ``fn(a)`` for each ``a``; stop early past the budget but keep at least 5 timings."""
+    """Time ``fn(a)`` for each ``a``; stop early past the budget but keep at least 5 timings.
+
+    The garbage collector is paused while timing, as ``timeit`` does: a collection triggered
+    by earlier allocations would land in whichever call happens to run then.
+    """
+    import gc
+
     times: list[float] = []
-    start = time.perf_counter()
-    for i, arg in enumerate(args):
-        t0 = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - t0)
-        if i >= 4 and time.perf_counter() - start > budget_s:
-            break
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for i, arg in enumerate(args):
+            t0 = time.perf_counter()
+            fn(arg)
+            times.append(time.perf_counter() - t0)
+            if i >= 4 and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        if was_enabled:
+            gc.enable()
     return times
 
 
