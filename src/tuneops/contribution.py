@@ -28,6 +28,7 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
 
     Each row: ``worker`` (id), ``host``, ``pid``, ``node`` (Ray, else None), ``complete``,
     ``pruned``, ``failed``, ``abandoned`` (trials it left when it died or was interrupted),
+    ``running`` (trials it is running now),
     ``busy_s`` (time spent in its trials), ``best`` (its best value, single objective only),
     ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
     the Pareto front of feasible complete trials, and their fraction of that front).
@@ -49,7 +50,7 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
         w = t.user_attrs["worker"]
         row = rows.setdefault(str(w.get("id")), {
             "worker": str(w.get("id")), "host": w.get("host"), "pid": w.get("pid"), "node": w.get("node"),
-            "complete": 0, "pruned": 0, "failed": 0, "abandoned": 0, "busy_s": 0.0,
+            "complete": 0, "pruned": 0, "failed": 0, "abandoned": 0, "running": 0, "busy_s": 0.0,
             "best": None, "has_best": False, "pareto": 0, "pareto_share": 0.0,
         })
         if "abandoned" in t.user_attrs:
@@ -60,6 +61,8 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
             row["pruned"] += 1
         elif t.state == TrialState.FAIL:
             row["failed"] += 1
+        elif t.state == TrialState.RUNNING:
+            row["running"] += 1
         if t.datetime_start and t.datetime_complete:
             row["busy_s"] += (t.datetime_complete - t.datetime_start).total_seconds()
         if t.number in front:

@@ -327,7 +327,7 @@ def _drive(
 
 def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
     from tuneops.errors import NoFeasibleTrial
-    from tuneops.export import save_model, write_json
+    from tuneops.export import write_json
     from tuneops.results import study_results
 
     out_dir = Path(spec.output_dir or Path("tuneops-out") / spec.study)

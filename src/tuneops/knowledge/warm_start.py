@@ -288,7 +288,7 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
 
 
 def _study_configs(name: str, take: str, storage_url: str | None) -> list[tuple[int, str, dict[str, Any]]]:
-    from tuneops.tuning import load_study, study_objectives
+    from tuneops.tuning import load_study
 
     try:
         study = load_study(name, storage_url)

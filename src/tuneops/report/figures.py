@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops.report.view import (
-    StudyView, categorical_labels, feasible, intermediate_curve, is_warm_start, worker_label,
+    StudyView, categorical_labels, feasible, intermediate_curve, is_warm_start,
 )
 
 __all__ = [
@@ -364,24 +363,26 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
 
 
 def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
-    best = set(best_numbers(view))
-    counts: dict[str, Counter] = defaultdict(Counter)
-    busy: dict[str, float] = defaultdict(float)
-    n_best: Counter = Counter()
-    unattributed = 0
-    for t in view.trials:
-        if t.state == TrialState.WAITING:
-            continue
-        label = worker_label(t)
-        if label is None:
-            unattributed += 1
-            continue
-        counts[label][t.state.name] += 1
-        busy[label] += t.duration.total_seconds() if t.duration else 0.0
-        n_best[label] += t.number in best
-    if not counts:
+    """Per worker: trials by state, busy time, members of the best/front; the counting is
+    ``tuneops.contribution``'s (the same as results.json and ``tuneops show``)."""
+    from tuneops.contribution import worker_contributions
+
+    contributions = worker_contributions(view.trials, view.directions)
+    if not contributions:
         raise Missing("no trial recorded which worker ran it (user attr 'worker').")
-    rows = tuple(WorkerRow(w, dict(counts[w]), busy[w], n_best[w]) for w in sorted(counts))
+    rows = tuple(
+        WorkerRow(
+            r["worker"],
+            {"COMPLETE": r["complete"], "PRUNED": r["pruned"],
+             "FAIL": r["failed"] + r["abandoned"], "RUNNING": r["running"]},
+            r["busy_s"],
+            r["pareto"] if view.multi else int(r["has_best"]),
+        )
+        for r in contributions
+    )
+    unattributed = sum(
+        1 for t in view.trials if t.state != TrialState.WAITING and not t.user_attrs.get("worker")
+    )
     return Workers(rows, unattributed)
 
 
