@@ -87,7 +87,6 @@ def _run(objective, name: str, pruner) -> optuna.trial.FrozenTrial:
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_family_reports_monotone_steps(name, data, monkeypatch):
-    pytest.importorskip({"lightgbm": "lightgbm", "xgboost": "xgboost"}.get(name, "sklearn"))
     calls = _spy(monkeypatch, name)
     trial = _run(_objective(name, data), name, Never())
     assert trial.state == optuna.trial.TrialState.COMPLETE
@@ -104,7 +103,6 @@ def test_family_reports_monotone_steps(name, data, monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_pruned_trial_stops_training(name, data, monkeypatch):
-    pytest.importorskip({"lightgbm": "lightgbm", "xgboost": "xgboost"}.get(name, "sklearn"))
     calls = _spy(monkeypatch, name)
     # accuracy is always below 2: pruned at the first step the pruner may act on (step 2)
     trial = _run(_objective(name, data), name, optuna.pruners.ThresholdPruner(lower=2.0, n_warmup_steps=2))

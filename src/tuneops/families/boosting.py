@@ -12,23 +12,34 @@ from tuneops.space import Param
 __all__ = ["LightGBM", "XGBoost"]
 
 
-class LightGBM(Family):
-    name = "lightgbm"
-    extra = "lightgbm"
-    description = "LightGBM LGBM{Classifier,Regressor} (extra: lightgbm)"
+class _Boosting(Family):
+    """A boosting library whose fit can continue from the booster trained so far."""
+
     fidelity = "rounds"
 
+    def continue_from(self, estimator: Any) -> dict[str, Any]:
+        """The ``fit`` keyword that adds new rounds to ``estimator``'s booster."""
+        raise NotImplementedError
+
     def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
-        # Continue training from the booster so far: `init_model` adds the new rounds to it.
         total = state.setdefault("total", estimator.n_estimators)
         done, target = state.get("rounds", 0), budget(total, fraction)
         if target <= done:
             return
         estimator.set_params(n_estimators=target - done)
-        estimator.fit(X, y, init_model=estimator.booster_ if done else None)
+        estimator.fit(X, y, **(self.continue_from(estimator) if done else {}))
         state["rounds"] = target
         if fraction >= 1.0:
             estimator.set_params(n_estimators=total)
+
+
+class LightGBM(_Boosting):
+    name = "lightgbm"
+    extra = "lightgbm"
+    description = "LightGBM LGBM{Classifier,Regressor} (extra: lightgbm)"
+
+    def continue_from(self, estimator: Any) -> dict[str, Any]:
+        return {"init_model": estimator.booster_}
 
     def default_space(self, task: str) -> dict[str, Param]:
         params = [
@@ -48,23 +59,13 @@ class LightGBM(Family):
         return cls(**params, subsample_freq=1, random_state=seed, n_jobs=1, verbose=-1)
 
 
-class XGBoost(Family):
+class XGBoost(_Boosting):
     name = "xgboost"
     extra = "xgboost"
     description = "XGBoost XGB{Classifier,Regressor} (extra: xgboost)"
-    fidelity = "rounds"
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
-        # Continue training from the booster so far: `xgb_model` adds the new rounds to it.
-        total = state.setdefault("total", estimator.n_estimators)
-        done, target = state.get("rounds", 0), budget(total, fraction)
-        if target <= done:
-            return
-        estimator.set_params(n_estimators=target - done)
-        estimator.fit(X, y, xgb_model=estimator.get_booster() if done else None)
-        state["rounds"] = target
-        if fraction >= 1.0:
-            estimator.set_params(n_estimators=total)
+    def continue_from(self, estimator: Any) -> dict[str, Any]:
+        return {"xgb_model": estimator.get_booster()}
 
     def default_space(self, task: str) -> dict[str, Param]:
         params = [
