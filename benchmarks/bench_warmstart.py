@@ -68,29 +68,24 @@ def _scores(study: Any, metric: str) -> list[float | None]:
     return out
 
 
-def warm_curve(entry: Entry, kb_path: str | None, params: list[dict], thr: float, cap: int,
+def warm_curve(entry: Entry, warm: dict[str, Any], thr: float, cap: int,
                cv_folds: int, seed: int, first: int) -> dict[str, Any]:
-    """Run the warm-started study until it reaches ``thr`` or ``cap`` trials."""
+    """Run the warm-started study (D's cold spec plus ``warm``) until it reaches ``thr`` or ``cap`` trials.
+
+    The run is cut in two (the ``first`` trials, i.e. the portfolio, then on to the cap) so it
+    stops early when the portfolio alone reaches the target; the study resumes in between.
+    """
     import optuna
     from threadpoolctl import threadpool_limits
 
+    from tuneops.knowledge.build import cold_spec
     from tuneops.tuning import run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # max_share 1.0: the run is cut into steps (5 trials, then the cap) to stop early, and the
-    # portfolio must be the 5 trials a user's budget of >= 20 trials gets at the default 0.25.
-    warm: dict[str, Any] = {"auto": {"sources": [kb_path], "max_trials": 5, "max_share": 1.0}} if kb_path else {"params": params}
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        spec = {
-            "study": f"bench.{entry.dataset.replace(':', '_')}.{entry.family}",
-            "data": {"source": entry.dataset},
-            "model": {"family": entry.family},
-            "objectives": [entry.metric],
-            "search": {"n_trials": first, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe"},
-            "storage": str(Path(tmp) / "s.journal"),
-            "output_dir": str(Path(tmp) / "out"),
-            "warm_start": warm,
-        }
+        spec = cold_spec(entry.dataset, entry.family, entry.task, n_trials=first, cv_folds=cv_folds, seed=seed)
+        spec.update(study=f"bench.{entry.dataset.replace(':', '_')}.{entry.family}",
+                    storage=str(Path(tmp) / "s.journal"), output_dir=str(Path(tmp) / "out"), warm_start=warm)
         steps = sorted({min(first, cap), cap})
         scores: list[float | None] = []
         for n in steps:
@@ -104,13 +99,24 @@ def warm_curve(entry: Entry, kb_path: str | None, params: list[dict], thr: float
             "first_source": sources[0] if sources else None}
 
 
+def leave_out(kb: KnowledgeBase, entry: Entry) -> KnowledgeBase:
+    """The base for target ``entry``: without its dataset, near-duplicates and fingerprint (checked)."""
+    from tuneops.knowledge.build import related
+
+    loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
+    drop = related(entry.dataset)
+    assert not any(e.dataset in drop or (entry.fingerprint and e.fingerprint == entry.fingerprint)
+                   for e in loo), "leave-one-out leaked the target"
+    return loo
+
+
 def bench_one(args: tuple) -> dict[str, Any]:
-    entry_dict, kb_dict, tmpdir, cv_folds, seed = args
+    entry_dict, kb_dict, tmpdir, cv_folds, seed, budget = args
+    from tuneops.knowledge.warm_start import AutoSettings
+
     entry = Entry.from_dict(entry_dict)
     kb = KnowledgeBase(tuple(Entry.from_dict(e) for e in kb_dict["entries"]))
-    loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
-    assert not any(e.dataset == entry.dataset or (entry.fingerprint and e.fingerprint == entry.fingerprint)
-                   for e in loo), "leave-one-out leaked the target"
+    loo = leave_out(kb, entry)
     kb_path = str(Path(tmpdir) / f"loo-{entry.dataset.replace(':', '_')}-{entry.family}.json")
     loo.save(kb_path, history=False)
     started = time.time()
@@ -119,9 +125,13 @@ def bench_one(args: tuple) -> dict[str, Any]:
     thr = threshold(best)
     t_cold = trials_to(history, thr)
     cap = min(len(history), math.ceil(1.1 * t_cold)) + 1
-    ours = warm_curve(entry, kb_path, [], thr, cap, cv_folds, seed, first=5)
+    # The portfolio a user's budget of ``budget`` trials gets with the default settings; the
+    # run itself is cut into steps, so the size is passed explicitly (max_share 1).
+    size = AutoSettings().size(budget)
+    ours = warm_curve(entry, {"auto": {"sources": [kb_path], "max_trials": size, "max_share": 1.0}},
+                      thr, cap, cv_folds, seed, first=size)
     baseline = seed_recipe(loo, entry.meta_features, family=entry.family, task=entry.task, size=3)
-    seed_run = warm_curve(entry, None, [dict(r.params) for r in baseline], thr, cap, cv_folds, seed, first=3)
+    seed_run = warm_curve(entry, {"params": [dict(r.params) for r in baseline]}, thr, cap, cv_folds, seed, first=3)
     scaled_nn = nearest(loo, entry.meta_features, family=entry.family, task=entry.task, k=1)
     from tuneops.families import get_family
 
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=int, help="at most this many datasets per family")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart.json"))
+    parser.add_argument("--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--from-results", nargs="+", metavar="JSON",
                         help="summarise earlier --out files (runs split by family) instead of running")
@@ -243,22 +254,31 @@ def main(argv: list[str] | None = None) -> int:
           f"cold curves of {built.get('n_trials')} trials")
     kb_dict = kb.to_dict(history=False)
     rows: list[dict[str, Any]] = []
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    if args.checkpoint and Path(args.checkpoint).is_file():  # rows of an interrupted run
+        for line in Path(args.checkpoint).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[(r["dataset"], r["family"])] = r
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(e.to_dict(), kb_dict, tmp, built.get("cv_folds", 3), built.get("seed", 0)) for e in targets]
-        if args.jobs > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        jobs = [(e.to_dict(), kb_dict, tmp, built.get("cv_folds", 3), built.get("seed", 0), len(e.history))
+                for e in targets if (e.dataset, e.family) not in done]
+        rows += [done[(e.dataset, e.family)] for e in targets if (e.dataset, e.family) in done]
+        print(f"{len(rows)} rows from the checkpoint, {len(jobs)} to run")
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-            with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                results = pool.map(bench_one, jobs)
-                for r in results:
-                    rows.append(r)
-                    _print_row(r)
-        else:
-            for job in jobs:
-                rows.append(bench_one(job))
-                _print_row(rows[-1])
+        with ProcessPoolExecutor(max(1, args.jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+            for future in as_completed([pool.submit(bench_one, job) for job in jobs]):
+                r = future.result()
+                rows.append(r)
+                _print_row(r)
+                if args.checkpoint:
+                    with open(args.checkpoint, "a") as fh:
+                        fh.write(json.dumps(r, default=str) + "\n")
+    order = {(e.dataset, e.family): i for i, e in enumerate(targets)}
+    rows.sort(key=lambda r: order[(r["dataset"], r["family"])])
     report = summarise_report(rows, families, command, built.get("n_trials"), time.time() - started)
     report["retrieval"] = retrieval_check(kb, families)
     return _emit(report, args)

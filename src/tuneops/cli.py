@@ -621,16 +621,19 @@ def kb_build(
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
     checkpoint: Annotated[Optional[Path], typer.Option(help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option(help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
+    extend: Annotated[Optional[Path], typer.Option(help="An earlier base to add to: entries built now replace its entries for the same dataset and family.")] = None,
 ) -> None:
     """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE)."""
     from tuneops.families import get_family
+    from tuneops.knowledge.base import load_file
     from tuneops.knowledge.build import DEFAULT_DATASETS, DEFAULT_FAMILIES, build
 
     families = family or list(DEFAULT_FAMILIES)
     for f in families:
         get_family(f)
+    base = load_file(extend) if extend is not None else None  # read before `out` may overwrite it
     kb = build(dataset or list(DEFAULT_DATASETS), families, n_trials=n_trials, cv_folds=cv_folds,
-               seed=seed, n_jobs=jobs, checkpoint=checkpoint, max_minutes=max_minutes,
+               seed=seed, n_jobs=jobs, checkpoint=checkpoint, max_minutes=max_minutes, extend=base,
                log=console.print)
     path = kb.save(out)
     console.print(f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)")

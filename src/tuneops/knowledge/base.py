@@ -133,11 +133,14 @@ class KnowledgeBase:
         ), self.built_with)
 
     def without(self, dataset: str | None = None, fingerprint: str | None = None) -> KnowledgeBase:
-        """The base without any entry of ``dataset`` (by name or fingerprint): leave-one-out."""
+        """The base without any entry of ``dataset`` (by name or fingerprint) or of a known
+        near-duplicate of it (:data:`tuneops.knowledge.build.RELATED`): leave-one-out."""
+        from tuneops.knowledge.build import related
+
+        names = related(dataset) if dataset is not None else set()
         return KnowledgeBase(tuple(
             e for e in self.entries
-            if not ((dataset is not None and e.dataset == dataset)
-                    or (fingerprint is not None and e.fingerprint == fingerprint))
+            if not (e.dataset in names or (fingerprint is not None and e.fingerprint == fingerprint))
         ), self.built_with)
 
     def find(self, name: str) -> list[Entry]:
@@ -211,12 +214,13 @@ def load_shipped() -> KnowledgeBase:
     return load_file(SHIPPED_PATH, source="shipped")
 
 
-def entries_of_study(study: Any) -> list[Entry]:
+def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]:
     """The entries a finished tuneops study contributes (one per family it tried).
 
     A study contributes when it recorded meta-features; the score of a trial is the first
-    quality objective (from its ``metrics`` user attr). An imported entry (a trial-less study
-    with ``tuneops:kb_entry``) is returned as it is.
+    quality objective (from its ``metrics`` user attr). An entry keeps the ``keep`` best
+    configurations (None: all). An imported entry (a trial-less study with
+    ``tuneops:kb_entry``) is returned as it is.
     """
     from optuna.trial import TrialState
 
@@ -253,7 +257,7 @@ def entries_of_study(study: Any) -> list[Entry]:
             metric=metric,
             direction=direction,
             meta_features=dict(meta["features"]),
-            configs=tuple(configs[:_KEEP_TOP]),
+            configs=tuple(configs if keep is None else configs[:keep]),
             fingerprint=data.get("fingerprint"),
             source=f"storage:{study.study_name}",
             history=tuple(order[family]),

@@ -23,7 +23,7 @@ from typing import Any
 
 from tuneops.knowledge.base import Entry, KnowledgeBase, entries_of_study
 
-__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "build", "build_one"]
+__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "RELATED", "build", "build_one", "cold_spec", "related"]
 
 #: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
 #: wdbc but not breast_cancer_wisconsin, pima but not diabetes), so leave-one-out is honest;
@@ -42,9 +42,37 @@ DEFAULT_DATASETS: tuple[str, ...] = (
     "579_fri_c0_250_5", "195_auto_price", "229_pwLinear", "690_visualizing_galaxy",
     "602_fri_c3_250_10", "560_bodyfat", "522_pm10",
 )
+#: Datasets sharing their rows or their source with each other (the UCI heart-disease
+#: collections; the three MONK's problems share one feature table): leave-one-out drops the
+#: whole group, so a benchmark never learns from a near-copy of its target.
+RELATED: tuple[frozenset[str], ...] = (
+    frozenset({"heart_statlog", "heart_c", "heart_h"}),
+    frozenset({"monk1", "monk2", "monk3"}),
+)
 DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
 QUALITY = {"classification": "accuracy", "regression": "r2"}
 _CHEAP = frozenset({"knn", "linear"})
+
+
+def related(dataset: str) -> set[str]:
+    """``dataset`` and its near-duplicates (see :data:`RELATED`), with and without ``pmlb:``."""
+    name = dataset.removeprefix("pmlb:")
+    group = next((g for g in RELATED if name in g), frozenset({name}))
+    return set(group) | {f"pmlb:{d}" for d in group}
+
+
+def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: int, seed: int) -> dict[str, Any]:
+    """The spec of the build's cold study (also what a benchmark compares warm runs against)."""
+    source = dataset if dataset.startswith("pmlb:") else f"pmlb:{dataset}"
+    return {
+        "study": f"kb-build.{source.removeprefix('pmlb:')}.{family}",
+        "data": {"source": source},
+        "model": {"family": family},
+        "objectives": [QUALITY[task]],
+        "search": {"n_trials": n_trials, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe",
+                   "pruner": "none"},  # every trial at full fidelity: the curve counts trials
+        "storage": ":memory:",
+    }
 
 
 def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
@@ -57,17 +85,10 @@ def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(f"pmlb:{dataset}")
-    spec = {
-        "study": f"kb-build.{dataset}.{family}",
-        "data": {"source": f"pmlb:{dataset}"},
-        "model": {"family": family},
-        "objectives": [QUALITY[data.task]],
-        "search": {"n_trials": n_trials, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe"},
-        "storage": ":memory:",
-    }
+    spec = cold_spec(dataset, family, data.task, n_trials=n_trials, cv_folds=cv_folds, seed=seed)
     with tempfile.TemporaryDirectory() as out, threadpool_limits(1):
         result = run(spec, dataset=None, output_dir=out)
-        entries = entries_of_study(result.study)
+        entries = entries_of_study(result.study, keep=None)
     return [dict(e.to_dict(), source="shipped") for e in entries]
 
 
@@ -90,6 +111,7 @@ def build(
     n_jobs: int = 1,
     checkpoint: str | Path | None = None,
     max_minutes: float | None = None,
+    extend: KnowledgeBase | None = None,
     log: Callable[[str], None] = print,
 ) -> KnowledgeBase:
     """Run the cold studies and collect their entries; resumes from ``checkpoint`` (JSON lines).
@@ -97,6 +119,10 @@ def build(
     Cheap families (k-NN, linear) run first, then the others family by family in the order
     given, so a time-boxed build (``max_minutes``: no job starts after that) covers whole
     families first. The asset lists what was built (``built_with.built``).
+
+    ``extend``: an earlier base to add to; its entries for a (dataset, family) built now are
+    replaced, the others kept, and its ``built_with`` is kept under ``built_with.extends``, so
+    the asset still says how every entry was made.
     """
     from tuneops.export import library_versions
 
@@ -122,7 +148,8 @@ def build(
         done[(dataset, family)] = entries
         if checkpoint:
             with open(checkpoint, "a") as fh:
-                fh.write(json.dumps({"dataset": dataset, "family": family, "entries": entries}) + "\n")
+                fh.write(json.dumps({"dataset": dataset, "family": family, "n_trials": n_trials,
+                                     "entries": entries}) + "\n")
         best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
         log(f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, {time.time() - started:.0f}s)")
 
@@ -146,6 +173,9 @@ def build(
         Entry.from_dict(e, "shipped")
         for f in families for d in datasets for e in done.get((d, f), [])
     )
+    if extend is not None:
+        fresh = {(e.dataset, e.family) for e in entries}
+        entries = tuple(e for e in extend if (e.dataset, e.family) not in fresh) + entries
     built_with = {
         "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],
@@ -160,4 +190,7 @@ def build(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": library_versions(),
     }
+    if extend is not None:
+        built_with["extends"] = dict(extend.built_with or {})
+        built_with["datasets"] = sorted(set(built_with["datasets"]) | set(built_with["extends"].get("datasets", [])))
     return KnowledgeBase(entries, built_with)

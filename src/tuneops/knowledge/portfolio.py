@@ -21,7 +21,7 @@ from tuneops.knowledge.base import Entry, KnowledgeBase
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
 
-__all__ = ["Neighbour", "Recommendation", "nearest", "portfolio", "fit_to_space", "param_distance", "seed_recipe"]
+__all__ = ["Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space", "param_distance", "seed_recipe"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,55 @@ def fit_to_space(params: Mapping[str, Any], space: Mapping[str, Param]) -> tuple
     return out, changes
 
 
+def _unit_matrix(configs: Sequence[Mapping[str, Any]], space: Mapping[str, Param]) -> tuple[np.ndarray, np.ndarray]:
+    """Configurations as rows on the unit scale of ``space`` (NaN = not set) and which columns are categorical."""
+    names = [n for n, p in space.items() if p.kind != "fixed"]
+    out = np.full((len(configs), len(names)), np.nan)
+    categorical = np.array([space[n].kind == "categorical" for n in names], dtype=bool)
+    for j, name in enumerate(names):
+        param = space[name]
+        for i, c in enumerate(configs):
+            if name not in c:
+                continue
+            if param.kind == "categorical":
+                choices = list(param.choices)
+                out[i, j] = float(choices.index(c[name])) if c[name] in choices else -1.0
+            else:
+                u = _unit(param, c[name])
+                out[i, j] = np.nan if u is None else u
+    return out, categorical
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """RMS unit-scale distances between the rows of ``a`` and ``b`` (as :func:`param_distance`)."""
+    if a.shape[1] == 0:
+        return np.zeros((len(a), len(b)))
+    x, y = a[:, None, :], b[None, :, :]
+    diff = np.where(categorical, (x != y).astype(float), np.abs(x - y))
+    nan_x, nan_y = np.isnan(x), np.isnan(y)
+    diff = np.where(nan_x & nan_y, 0.0, np.where(nan_x | nan_y, 1.0, diff))
+    return np.sqrt(np.mean(diff ** 2, axis=2))
+
+
+def _regrets(neighbours: Sequence[Neighbour], candidates: np.ndarray, space: Mapping[str, Param],
+             categorical: np.ndarray) -> np.ndarray:
+    """Estimated relative regret of each candidate on each neighbour, shape (neighbours, candidates).
+
+    A candidate's score on a past task is that of the nearest configuration tried there (the
+    entry keeps every trial of its cold run), and its regret is the shortfall from that task's
+    best, relative to the best: 0 = as good as the best found there.
+    """
+    out = np.zeros((len(neighbours), len(candidates)))
+    for i, n in enumerate(neighbours):
+        tried, _ = _unit_matrix([p for p, _ in n.entry.configs], space)
+        scores = np.array([s for _, s in n.entry.configs])
+        sign = 1.0 if n.entry.direction == "maximize" else -1.0
+        best = float(np.max(sign * scores))
+        nearest_tried = np.argmin(_pairwise(candidates, tried, categorical), axis=1)
+        out[i] = (best - sign * scores[nearest_tried]) / max(abs(best), 1e-12)
+    return out
+
+
 def portfolio(
     neighbours: Sequence[Neighbour],
     space: Mapping[str, Param],
@@ -148,23 +197,54 @@ def portfolio(
     size: int = 5,
     per_neighbour: int = 3,
     min_distance: float = 0.1,
+    strategy: str = "round_robin",
 ) -> list[Recommendation]:
-    """Up to ``size`` diverse configurations from the neighbours' best, nearest first.
+    """Up to ``size`` diverse configurations from the neighbours' best, best bet first.
 
-    Round-robin over ranks then neighbours: every neighbour's best comes before anyone's
-    second best. A configuration within ``min_distance`` (unit-scale RMS, see
-    :func:`param_distance`) of one already chosen is skipped.
+    Candidates are the ``per_neighbour`` best configurations of every neighbour, put into
+    ``space``; one within ``min_distance`` (unit-scale RMS, see :func:`param_distance`) of a
+    candidate already kept is skipped. ``strategy`` orders them (see :data:`STRATEGIES`):
+
+    * ``round_robin``: every neighbour's best, nearest neighbour first, then their second best, ...
+    * ``consensus``: by the mean estimated regret over all the neighbours (weighted by
+      nearness, 1/rank), so a configuration good on many similar tasks comes before one that
+      is best on a single task.
+    * ``coverage``: greedily the configuration that most lowers the weighted sum over the
+      neighbours of the best regret any chosen configuration reaches there (a portfolio whose
+      members are good on different tasks).
     """
-    chosen: list[Recommendation] = []
+    if strategy not in STRATEGIES:
+        from tuneops.errors import UsageError, unknown_name
+
+        raise UsageError(unknown_name("portfolio strategy", strategy, STRATEGIES))
+    pool: list[Recommendation] = []
     for rank in range(per_neighbour):
         for n in neighbours:
-            if len(chosen) >= size:
-                return chosen
             if rank >= len(n.entry.configs):
                 continue
             raw, score = n.entry.configs[rank]
             params, _ = fit_to_space(raw, space)
-            if any(param_distance(params, c.params, space) < min_distance for c in chosen):
+            if any(param_distance(params, c.params, space) < min_distance for c in pool):
                 continue
-            chosen.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
-    return chosen
+            pool.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
+    if strategy == "round_robin" or len(pool) <= 1:
+        return pool[:size]
+    candidates, categorical = _unit_matrix([c.params for c in pool], space)
+    regret = _regrets(neighbours, candidates, space, categorical)
+    weights = 1.0 / np.arange(1, len(neighbours) + 1)
+    weights = weights / weights.sum()
+    if strategy == "consensus":
+        order = np.argsort(weights @ regret, kind="stable")
+        return [pool[i] for i in order[:size]]
+    chosen: list[int] = []
+    reached = np.full(len(neighbours), np.inf)
+    while len(chosen) < min(size, len(pool)):
+        gain = [(weights @ np.minimum(reached, regret[:, j]) if j not in chosen else np.inf) for j in range(len(pool))]
+        j = int(np.argmin(gain))
+        chosen.append(j)
+        reached = np.minimum(reached, regret[:, j])
+    return [pool[i] for i in chosen]
+
+
+#: How :func:`portfolio` orders its candidates (names documented there).
+STRATEGIES = ("round_robin", "consensus", "coverage")

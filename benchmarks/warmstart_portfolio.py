@@ -1,0 +1,154 @@
+"""Which warm-start portfolio? A leave-one-dataset-out study of the portfolio alone (no TPE).
+
+For every target (dataset D, family F) of a knowledge base built from long cold runs
+(``tuneops kb build --n-trials 200``), and every portfolio variant (strategy, neighbours,
+candidates per neighbour), the portfolio is built from the base *without D and its
+near-duplicates*, and its configurations are evaluated on D in order, with the same spec
+(folds, seed) as D's cold run. ``T_port`` = the position of the first configuration within
+0.5% of the best score of D's cold run (None if none is). Since a warm-started study runs its
+portfolio first, ``T_warm = T_port`` whenever the portfolio reaches the target; otherwise TPE
+has to, which only ``bench_warmstart.py`` measures. So this study picks the portfolio by what
+it can show: how often, and how early, the portfolio alone reaches the target, against
+``T_cold``. Evaluations are cached (``--cache``), so variants share them.
+
+    python benchmarks/warmstart_portfolio.py --kb .kbbuild/cold200.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from tuneops.knowledge.base import Entry, KnowledgeBase, load_file  # noqa: E402
+from tuneops.knowledge.build import related  # noqa: E402
+from tuneops.knowledge.portfolio import nearest, portfolio, seed_recipe  # noqa: E402
+
+TOL = 0.005
+
+
+def leave_out(kb: KnowledgeBase, entry: Entry) -> KnowledgeBase:
+    """The base without ``entry``'s dataset, its near-duplicates and anything of its fingerprint."""
+    drop = related(entry.dataset)
+    loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
+    assert not any(e.dataset in drop or (entry.fingerprint and e.fingerprint == entry.fingerprint)
+                   for e in loo), "leave-one-out leaked the target"
+    return loo
+
+
+class Evaluator:
+    """Scores of configurations on a target, with D's cold-run spec; cached in a JSON-lines file."""
+
+    def __init__(self, cache: Path):
+        self.cache_path = cache
+        self.cache: dict[str, float] = {}
+        if cache.is_file():
+            for line in cache.read_text().splitlines():
+                if line.strip():
+                    k, v = json.loads(line)
+                    self.cache[k] = v
+        self.objectives: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, entry: Entry, params: dict[str, Any], cv_folds: int, seed: int) -> float:
+        key = json.dumps([entry.dataset, entry.family, sorted(params.items())], default=str)
+        if key in self.cache:
+            return self.cache[key]
+        if (entry.dataset, entry.family) not in self.objectives:
+            from tuneops.data import load_dataset
+            from tuneops.knowledge.build import cold_spec
+            from tuneops.objective import SpecObjective
+            from tuneops.spec import load_spec
+
+            spec = load_spec(cold_spec(entry.dataset, entry.family, entry.task, n_trials=1, cv_folds=cv_folds, seed=seed))
+            data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+            self.objectives[(entry.dataset, entry.family)] = SpecObjective(spec, data)
+        metrics, _ = self.objectives[(entry.dataset, entry.family)].evaluate(entry.family, params)
+        value = float(metrics[entry.metric])
+        self.cache[key] = value
+        with open(self.cache_path, "a") as fh:
+            fh.write(json.dumps([key, value]) + "\n")
+        return value
+
+
+def first_hit(scores: list[float], thr: float) -> int | None:
+    return next((i + 1 for i, s in enumerate(scores) if s >= thr), None)
+
+
+def study(kb: KnowledgeBase, variants: list[dict[str, Any]], size: int, evaluate: Evaluator,
+          families: list[str], limit: int | None) -> dict[str, Any]:
+    from tuneops.families import get_family
+
+    built = kb.built_with or {}
+    cv_folds, seed = built.get("cv_folds", 3), built.get("seed", 0)
+    rows = []
+    for family in families:
+        targets = [e for e in kb.select(family=family) if len(e.history) >= 100]
+        for entry in targets[:limit]:
+            loo = leave_out(kb, entry)
+            space = get_family(family).space(entry.task)
+            best = max(entry.history)
+            thr = best - TOL * abs(best)
+            t_cold = first_hit(list(entry.history), thr)
+            row: dict[str, Any] = {"dataset": entry.dataset, "family": family, "t_cold": t_cold, "hits": {}}
+            seed_recs = seed_recipe(loo, entry.meta_features, family=family, task=entry.task, size=3)
+            row["hits"]["seed"] = first_hit([evaluate(entry, dict(r.params), cv_folds, seed) for r in seed_recs], thr)
+            for v in variants:
+                neigh = nearest(loo, entry.meta_features, family=family, task=entry.task, k=v["k"])
+                recs = portfolio(neigh, space, size=size, per_neighbour=v["per"], strategy=v["strategy"],
+                                 min_distance=v.get("min_distance", 0.1))
+                row["hits"][v["name"]] = first_hit([evaluate(entry, dict(r.params), cv_folds, seed) for r in recs], thr)
+            rows.append(row)
+            print(f"  {entry.dataset:<30} {family:<6} cold {t_cold:>3} " +
+                  " ".join(f"{k}={h}" for k, h in row["hits"].items()), flush=True)
+    return {"rows": rows}
+
+
+def summary(rows: list[dict[str, Any]], name: str, sizes: tuple[int, ...]) -> str:
+    out = []
+    for p in sizes:
+        # within a portfolio of p, T_warm = hit when hit <= p; a speed-up of >= 4 needs hit <= t_cold / 4
+        hit = [r for r in rows if r["hits"][name] is not None and r["hits"][name] <= p]
+        four = sum(1 for r in hit if r["t_cold"] / r["hits"][name] >= 4)
+        notworse = sum(1 for r in hit if r["hits"][name] <= 1.1 * r["t_cold"])
+        out.append(f"P={p}: hit {len(hit)}/{len(rows)}, >=4x {four}, not worse {notworse}")
+    ratios = [r["t_cold"] / r["hits"][name] if r["hits"][name] else 0.0 for r in rows]
+    return f"{name:<28} median speed-up if hit else 0: {statistics.median(ratios):.2f}  | " + "; ".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kb", required=True)
+    parser.add_argument("--family", action="append")
+    parser.add_argument("--size", type=int, default=20)
+    parser.add_argument("--datasets", type=int)
+    parser.add_argument("--cache", default=str(ROOT / ".kbbuild" / "evals.jsonl"))
+    parser.add_argument("--out", default=str(ROOT / ".kbbuild" / "portfolio_study.json"))
+    args = parser.parse_args(argv)
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kb = load_file(args.kb)
+    families = args.family or sorted({e.family for e in kb})
+    variants = [
+        {"name": f"{s}-k{k}-per{per}", "strategy": s, "k": k, "per": per}
+        for s, k, per in [("round_robin", 8, 3), ("round_robin", 4, 5), ("consensus", 8, 5), ("consensus", 16, 5),
+                          ("coverage", 8, 5), ("consensus", 8, 10)]
+    ]
+    result = study(kb, variants, args.size, Evaluator(Path(args.cache)), families, args.datasets)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    for family in families + ["all"]:
+        rows = [r for r in result["rows"] if family in ("all", r["family"])]
+        print(f"\n{family}: {len(rows)} targets, median T_cold {statistics.median(r['t_cold'] for r in rows)}")
+        for name in ["seed"] + [v["name"] for v in variants]:
+            print("  " + summary(rows, name, (3, 5, 10, 20)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
