@@ -151,9 +151,11 @@ def test_the_shipped_base_loads_records_its_build_and_recommends():
 def test_leave_one_out_never_returns_the_target():
     kb = load_shipped().select(family="knn")
     assert len(kb) >= 30
+    from tuneops.knowledge.build import related
+
     for entry in kb:
         loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
-        assert len(loo) == len(kb) - 1
+        assert len(loo) == len(kb) - sum(e.dataset in related(entry.dataset) for e in kb)
         found = nearest(loo, entry.meta_features, family="knn", task=entry.task, k=len(kb))
         assert found and entry.dataset not in {n.entry.dataset for n in found}
     # by fingerprint too: the same data under another name
@@ -173,13 +175,14 @@ def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
     target = kb.entries[0]
     seen = {}
 
-    def fake_curve(entry, kb_path, params, thr, cap, cv_folds, seed, first):
-        if kb_path:
-            seen["kb"] = load_file(kb_path)
+    def fake_curve(entry, warm, thr, cap, cv_folds, seed, first):
+        if "auto" in warm:
+            (path,) = warm["auto"]["sources"]
+            seen["kb"] = load_file(path)
         return {"scores": [entry.best_score], "t": 1, "n_warm": 1, "first_source": None}
 
     bench.warm_curve = fake_curve  # no tuning here: only what the warm run would be given
-    row = bench.bench_one((target.to_dict(), kb.to_dict(history=False), str(tmp_path), 3, 0))
+    row = bench.bench_one((target.to_dict(), kb.to_dict(history=False), str(tmp_path), 3, 0, 200))
     assert target.dataset not in {e.dataset for e in seen["kb"]}
     assert len(seen["kb"]) == len(kb) - 1
     assert row["neighbour_scaled"] != target.dataset and row["neighbour_raw"] != target.dataset
@@ -192,6 +195,7 @@ def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
     ({"paramz": []}, r"unknown key\(s\) \['paramz'\]"),
     ({"out_of_space": "ignore"}, r"warm_start.out_of_space: expected error or clip"),
     ({"studies": [{"study": "a", "take": "worst"}]}, r"take: expected best or pareto"),
+    ({"auto": {"strategy": "best"}}, r"warm_start.auto.strategy: expected one of round_robin, consensus, coverage"),
     (42, r"warm_start: expected 'auto' or a mapping"),
 ])
 def test_warm_start_schema_errors(raw, match):
@@ -201,7 +205,8 @@ def test_warm_start_schema_errors(raw, match):
 
 def test_auto_shorthand_and_budget_share():
     auto = parse_warm_start("auto").auto
-    assert auto.size(40) == 5 and auto.size(8) == 2 and auto.size(None) == 5
+    assert auto.size(200) == 10 and auto.size(40) == 10 and auto.size(8) == 2 and auto.size(None) == 10
+    assert auto.strategy == "consensus" and auto.neighbors == 16
 
 
 def _trials(study):

@@ -590,7 +590,7 @@ def kb_recommend(
     data: Annotated[str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
     family: Annotated[str, typer.Option("--family", help="Model family.")],
     target: Annotated[Optional[str], typer.Option(help="Target column (files).")] = None,
-    size: Annotated[int, typer.Option(help="How many configurations.")] = 5,
+    size: Annotated[Optional[int], typer.Option(help="How many configurations (default: what warm_start: auto enqueues).")] = None,
     storage: StorageOpt = None, source: KBSourceOpt = None,
 ) -> None:
     """Configurations to try first for FAMILY on DATA, from the nearest past tasks."""

@@ -28,19 +28,25 @@ __all__ = [
 
 
 def recommend(
-    source: str, family: str, *, kb: KnowledgeBase | None = None, size: int = 5, neighbors: int = 8,
-    target: str | None = None, task: str = "auto",
+    source: str, family: str, *, kb: KnowledgeBase | None = None, size: int | None = None,
+    neighbors: int | None = None, target: str | None = None, task: str = "auto",
 ) -> tuple[list[Recommendation], list]:
     """Configurations to try first for ``family`` on the data at ``source``.
 
-    Returns (recommendations, neighbours). ``kb`` defaults to the shipped base.
+    Returns (recommendations, neighbours): what ``warm_start: auto`` enqueues with its default
+    settings (size and neighbours default to those). ``kb`` defaults to the shipped base.
     """
     from tuneops.data import load_dataset
     from tuneops.families import get_family
+    from tuneops.knowledge.warm_start import AutoSettings
+
+    defaults = AutoSettings()
+    size = defaults.max_trials if size is None else size
+    neighbors = defaults.neighbors if neighbors is None else neighbors
 
     data = load_dataset(source, target=target, task=task)
     kb = load_shipped() if kb is None else kb
     meta = meta_features(data.X, data.y, data.task)
     neighbours = nearest(kb, meta, family=family, task=data.task, k=neighbors)
     space = get_family(family).space(data.task)
-    return portfolio(neighbours, space, size=size), neighbours
+    return portfolio(neighbours, space, size=size, strategy=defaults.strategy), neighbours

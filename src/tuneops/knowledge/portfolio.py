@@ -194,10 +194,10 @@ def portfolio(
     neighbours: Sequence[Neighbour],
     space: Mapping[str, Param],
     *,
-    size: int = 5,
-    per_neighbour: int = 3,
+    size: int = 10,
+    per_neighbour: int = 5,
     min_distance: float = 0.1,
-    strategy: str = "round_robin",
+    strategy: str = "consensus",
 ) -> list[Recommendation]:
     """Up to ``size`` diverse configurations from the neighbours' best, best bet first.
 

@@ -8,8 +8,9 @@ Schema (every key optional)::
         - {n_estimators: 200, max_depth: 12}    # partial: the sampler fills the rest
         - {family: svm, C: 10}           # several families: name the family
       studies: [churn-v1, {study: churn-v2, take: pareto}]   # their best (or Pareto) trials
-      auto: true                         # or {neighbors: 8, max_trials: 5, max_share: 0.25,
-                                         #     sources: [shipped, storage, PATH]}
+      auto: true                         # or {neighbors: 16, max_trials: 10, max_share: 0.25,
+                                         #     sources: [shipped, storage, PATH],
+                                         #     strategy: consensus | coverage | round_robin}
       out_of_space: error                # or clip: clip numbers, drop the rest, with a warning
 
 ``auto`` retrieves the nearest past tasks of the same family and task type from the knowledge
@@ -44,16 +45,18 @@ __all__ = ["WarmStart", "AutoSettings", "parse_warm_start", "plan", "WarmStartPl
 _log = logging.getLogger("tuneops")
 TAG = "warm_start"  # trial user attr: where the configuration came from
 _KEYS = ("params", "studies", "auto", "out_of_space")
-_AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources")
+_AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources", "strategy")
 _TAKE = ("best", "pareto")
 
 
 @dataclass(frozen=True)
 class AutoSettings:
-    neighbors: int = 8
-    max_trials: int = 5
+    # Defaults chosen by the leave-one-dataset-out study in docs/benchmarks.md (issue 5).
+    neighbors: int = 16
+    max_trials: int = 10
     max_share: float = 0.25
     sources: tuple[str, ...] = ("shipped", "storage")
+    strategy: str = "consensus"  # how the portfolio is ordered: see tuneops.knowledge.portfolio
 
     def size(self, n_trials: int | None) -> int:
         if n_trials is None:
@@ -156,7 +159,13 @@ def _auto(raw: Any) -> AutoSettings | None:
             "warm_start.auto.sources: expected a list of 'shipped', 'storage' or knowledge-base file "
             f"paths, received {sources!r}."
         )
+    from tuneops.knowledge.portfolio import STRATEGIES
+
+    strategy = raw.get("strategy", AutoSettings.strategy)
+    if strategy not in STRATEGIES:
+        raise SpecError(f"warm_start.auto.strategy: expected one of {', '.join(STRATEGIES)}, received {strategy!r}.")
     return AutoSettings(
+        strategy=strategy,
         neighbors=_int(raw.get("neighbors", AutoSettings.neighbors), "warm_start.auto.neighbors", 1),
         max_trials=_int(raw.get("max_trials", AutoSettings.max_trials), "warm_start.auto.max_trials", 0),
         max_share=float(share),
@@ -211,7 +220,7 @@ class WarmStartPlan:
         out: list[tuple[dict[str, Any], str]] = []
         # Several families: share the portfolio out, family by family, nearest first.
         per_family = {f: portfolio(nearest(kb, meta, family=f, task=self.task, k=auto.neighbors),
-                                   self.spaces[f], size=size) for f in families}
+                                   self.spaces[f], size=size, strategy=auto.strategy) for f in families}
         for i in range(size):
             for family in families:
                 recs = per_family[family]
