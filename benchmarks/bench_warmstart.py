@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", type=int, help="at most this many datasets per family")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart.json"))
+    parser.add_argument("--shard", metavar="I/N", help="run only every N-th target from the I-th (0-based); "
+                        "combine the shards' --out files with --from-results")
     parser.add_argument("--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--from-results", nargs="+", metavar="JSON",
@@ -249,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:
         entries = [e for e in kb.select(family=family) if e.history]
         targets += entries[:limit] if limit else entries
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        targets = targets[i::n]
     command = "python benchmarks/bench_warmstart.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"{command}\n{len(targets)} (dataset, family) targets; knowledge base: {len(kb)} entries, "
           f"cold curves of {built.get('n_trials')} trials")

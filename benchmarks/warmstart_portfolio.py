@@ -122,15 +122,37 @@ def summary(rows: list[dict[str, Any]], name: str, sizes: tuple[int, ...]) -> st
     return f"{name:<28} median speed-up if hit else 0: {statistics.median(ratios):.2f}  | " + "; ".join(out)
 
 
+def table(rows: list[dict[str, Any]], size: int = 10) -> str:
+    """Markdown: per family and variant, how the first ``size`` configurations did."""
+    lines = [f"| family | variant | reaches the target within {size} | at trial 1 | >= 4x fewer trials than cold | "
+             "not worse than 1.1x cold |", "|---|---|---|---|---|---|"]
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    for family in families:
+        sub = [r for r in rows if r["family"] == family]
+        for name in sub[0]["hits"]:
+            hits = [r for r in sub if r["hits"][name] is not None and r["hits"][name] <= size]
+            label = "seed recipe (raw cosine, top-3)" if name == "seed" else name
+            lines.append(
+                f"| {family} ({len(sub)}, median T_cold {statistics.median(r['t_cold'] for r in sub):g}) | {label} | "
+                f"{len(hits)} | {sum(r['hits'][name] == 1 for r in hits)} | "
+                f"{sum(r['t_cold'] / r['hits'][name] >= 4 for r in hits)} | "
+                f"{sum(r['hits'][name] <= 1.1 * r['t_cold'] for r in hits)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kb", required=True)
+    parser.add_argument("--kb")
     parser.add_argument("--family", action="append")
     parser.add_argument("--size", type=int, default=20)
     parser.add_argument("--datasets", type=int)
     parser.add_argument("--cache", default=str(ROOT / ".kbbuild" / "evals.jsonl"))
     parser.add_argument("--out", default=str(ROOT / ".kbbuild" / "portfolio_study.json"))
+    parser.add_argument("--from-results", nargs="+", metavar="JSON", help="print the table of earlier --out files")
     args = parser.parse_args(argv)
+    if args.from_results:
+        print(table([r for p in args.from_results for r in json.loads(Path(p).read_text())["rows"]]))
+        return 0
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kb = load_file(args.kb)
