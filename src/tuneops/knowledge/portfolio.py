@@ -1,10 +1,10 @@
 """Nearest past tasks and a small, diverse portfolio of their best configurations (pure).
 
 :func:`nearest` ranks the entries of one family and task by the distance of their scaled
-meta-features to the query's; :func:`portfolio` walks the neighbours round-robin (the best
-configuration of the nearest, then of the second nearest, ..., then their second-best, ...)
-and keeps a configuration only if it is not a near-duplicate of one already kept, so a
-handful of trials covers several good regions instead of one. :func:`fit_to_space` puts a
+meta-features to the query's; :func:`portfolio` pools the best configurations of those
+neighbours (skipping near-duplicates, so a handful of trials covers several good regions) and
+orders them by one of :data:`STRATEGIES`: by default ``consensus``, the configurations with
+the lowest mean estimated regret across the neighbours first. :func:`fit_to_space` puts a
 configuration into the current search space (clip numbers, drop unknown parameters).
 """
 
