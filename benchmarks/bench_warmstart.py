@@ -113,7 +113,8 @@ def leave_out(kb: KnowledgeBase, entry: Entry) -> KnowledgeBase:
 
 
 def bench_one(args: tuple) -> dict[str, Any]:
-    entry_dict, kb_dict, tmpdir, cv_folds, seed, budget = args
+    entry_dict, kb_dict, tmpdir, cv_folds, seed, budget, *rest = args
+    overrides = rest[0] if rest else {}  # warm_start.auto settings to try instead of the defaults
     from tuneops.knowledge.warm_start import AutoSettings
 
     entry = Entry.from_dict(entry_dict)
@@ -129,8 +130,8 @@ def bench_one(args: tuple) -> dict[str, Any]:
     cap = min(len(history), math.ceil(1.1 * t_cold)) + 1
     # The portfolio a user's budget of ``budget`` trials gets with the default settings; the
     # run itself is cut into steps, so the size is passed explicitly (max_share 1).
-    size = AutoSettings().size(budget)
-    ours = warm_curve(entry, {"auto": {"sources": [kb_path], "max_trials": size, "max_share": 1.0}},
+    size = int(overrides.get("max_trials", AutoSettings().size(budget)))
+    ours = warm_curve(entry, {"auto": {**overrides, "sources": [kb_path], "max_trials": size, "max_share": 1.0}},
                       thr, cap, cv_folds, seed, first=size)
     baseline = seed_recipe(loo, entry.meta_features, family=entry.family, task=entry.task, size=3)
     seed_run = warm_curve(entry, {"params": [dict(r.params) for r in baseline]}, thr, cap, cv_folds, seed, first=3)
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart.json"))
     parser.add_argument("--shard", metavar="I/N", help="run only every N-th target from the I-th (0-based); "
                         "combine the shards' --out files with --from-results")
+    parser.add_argument("--auto", action="append", metavar="KEY=VALUE",
+                        help="a warm_start.auto setting instead of its default (ablations), e.g. max_trials=5")
     parser.add_argument("--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--from-results", nargs="+", metavar="JSON",
@@ -271,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                 done[(r["dataset"], r["family"])] = r
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(e.to_dict(), kb_dict, tmp, built.get("cv_folds", 3), built.get("seed", 0), len(e.history))
+        overrides = {k: (int(v) if v.isdigit() else v) for k, v in (a.split("=", 1) for a in args.auto or [])}
+        jobs = [(e.to_dict(), kb_dict, tmp, built.get("cv_folds", 3), built.get("seed", 0), len(e.history), overrides)
                 for e in targets if (e.dataset, e.family) not in done]
         rows += [done[(e.dataset, e.family)] for e in targets if (e.dataset, e.family) in done]
         print(f"{len(rows)} rows from the checkpoint, {len(jobs)} to run")
