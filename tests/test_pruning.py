@@ -73,15 +73,66 @@ def test_spec_with_bad_pruner_parameter_is_refused_before_anything_is_written(wo
     assert not (workdir / "tuneops.journal").exists()
 
 
-def test_auto_depends_on_objectives_and_budget():
-    assert isinstance(make_pruner("auto", n_objectives=2, n_trials=50), ParetoPruner)
-    single = make_pruner("auto", n_objectives=1, n_trials=50)
-    assert isinstance(single, optuna.pruners.PercentilePruner)
-    assert single._n_warmup_steps >= 2  # never cut on the first quarter of training
-    assert isinstance(make_pruner("auto", n_objectives=2, n_trials=5), optuna.pruners.NopPruner)
+@pytest.mark.parametrize(
+    ("n_objectives", "n_trials", "expected", "first_rung"),
+    [
+        (1, 5, optuna.pruners.NopPruner, None),  # too few trials to compare
+        (2, 5, optuna.pruners.NopPruner, None),
+        (2, 50, ParetoPruner, None),
+        (1, 10, optuna.pruners.SuccessiveHalvingPruner, 2),  # small study: first rung at step 2
+        (1, 49, optuna.pruners.SuccessiveHalvingPruner, 2),
+        (1, 50, optuna.pruners.SuccessiveHalvingPruner, 1),  # large study: cheap first rung
+        (1, 500, optuna.pruners.SuccessiveHalvingPruner, 1),
+        (1, None, optuna.pruners.SuccessiveHalvingPruner, 1),  # a timeout, no trial budget
+    ],
+)
+def test_auto_chooses_by_objectives_and_budget(n_objectives, n_trials, expected, first_rung):
+    from tuneops.pruning import LARGE_BUDGET, SMALL_BUDGET
+
+    assert (SMALL_BUDGET, LARGE_BUDGET) == (10, 50)
+    pruner = make_pruner("auto", n_objectives=n_objectives, n_trials=n_trials)
+    assert type(pruner) is expected
+    if first_rung is not None:
+        assert pruner._min_resource == first_rung and pruner._reduction_factor == 2
 
 
-# -- multi-objective pruning ------------------------------------------------------------------------
+def test_auto_first_rungs_fall_on_fidelity_steps():
+    """Rungs at min_resource * 2**k must be steps the objective reports, before the last one."""
+    from tuneops.families import FIDELITY_STEPS
+
+    for n_trials in (20, 100):
+        pruner = make_pruner("auto", n_trials=n_trials)
+        rungs = [pruner._min_resource * pruner._reduction_factor**k for k in range(4)]
+        assert [r for r in rungs if r < FIDELITY_STEPS[-1]] == [s for s in FIDELITY_STEPS[:-1] if s >= pruner._min_resource]
+
+
+def test_auto_takes_no_parameters():
+    with pytest.raises(SpecError, match=r"search\.pruner\.percentile: pruner 'auto' has no parameter 'percentile'; it accepts: none"):
+        make_pruner("auto", {"percentile": 25})
+
+
+def test_auto_cuts_a_large_study_from_the_first_step_and_keeps_the_best():
+    """A plain Optuna study of 60 trials whose curves keep their order: ``auto`` prunes from
+    step 1 and from the second trial on, and never the trial with the best final value."""
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("auto", n_trials=60))
+    rng = np.random.default_rng(0)
+    quality = rng.uniform(0, 1, 60)
+    stopped_at = {}
+    for q in quality:
+        trial = study.ask()
+        for step in (1, 2, 4):
+            trial.report(q * step / 8, step)
+            if trial.should_prune():
+                stopped_at[trial.number] = step
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, q)
+    assert 1 in stopped_at.values() and min(stopped_at) == 1
+    assert int(np.argmax(quality)) not in stopped_at
+    assert len(stopped_at) > 30
+
+
 def test_dominates_ignores_unknown_components():
     mx, mn = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
     assert dominates([0.9, 1.0], [0.8, 2.0], [mx, mn])
