@@ -227,3 +227,23 @@ def test_bench_pruners_end_to_end(workdir, cli):
     assert (workdir / "b" / "bench.png").stat().st_size > 0
     code, _, err = cli("bench", "pruners", spec, "--pruners", "mediun")
     assert code == 2 and "Did you mean 'median'" in err
+
+
+def test_record_curves_keeps_each_trial_once_with_cpu_seconds_per_step():
+    """The benchmark's recording: every configuration once (slots are claimed out of number
+    order), cumulative CPU seconds of fitting and scoring per step, and a replay can use them."""
+    from tuneops.bench import record_curves, replay
+
+    spec = tiny_spec(model={"family": "hist_gradient_boosting",
+                            "space": {"max_iter": {"type": "int", "low": 8, "high": 16}}})
+    seen = []
+    curves = record_curves(spec, n_configs=4, seed=0, on_trial=seen.append)
+    assert len(curves["trials"]) == 4 and seen == curves["trials"]
+    assert len({json.dumps(t["params"], sort_keys=True) for t in curves["trials"]}) == 4
+    for t in curves["trials"]:
+        for key in ("fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps"):
+            assert len(t[key]) == 4 and all(b >= a for a, b in zip(t[key], t[key][1:])), key
+        assert t["fit_cpu_s_steps"][0] > 0
+    out = replay(curves, "none", cost="fit_cpu_s_steps")
+    assert [o["compute_s"] - curves["trials"][o["index"]]["measure_s"] for o in out] == [
+        t["fit_cpu_s_steps"][-1] for t in curves["trials"]]
