@@ -246,8 +246,6 @@ def make_pruner(
     return PRUNERS[name](**dict(params or {}))
 
 
-#: ``auto``: studies of at least this many trials cut from the first step (see :func:`auto_pruner`).
-LARGE_BUDGET = 50
 #: ``auto``: studies of fewer trials are not pruned.
 SMALL_BUDGET = 10
 
@@ -256,39 +254,38 @@ def auto_pruner(*, n_objectives: int = 1, n_trials: int | None = None) -> optuna
     """The pruner ``auto`` resolves to, by budget (``n_trials``) and number of objectives.
 
     * Fewer than ``SMALL_BUDGET`` (10) trials: no pruning (every trial would be compared with
-      too few others, and a pruner's first trials always train to the end).
+      too few others).
     * Several objectives: :class:`ParetoPruner` with its defaults (decides from step 4, half
-      the budget, on; in the benchmark's replays it kept every member of the final Pareto
+      the budget, on: in the benchmark's replays it kept every member of the final Pareto
       front and the full hypervolume with less compute; deciding from step 2 saved more but
       pruned final-front members).
-    * One objective, at least ``LARGE_BUDGET`` (50) trials or no trial budget (a timeout):
-      successive halving with a cheap first rung, ``SuccessiveHalvingPruner(min_resource=1,
-      reduction_factor=2)``: at steps 1, 2 and 4 (1/8, 1/4, 1/2 of each configuration's
-      training budget) a trial continues only if it is in the top half of the trials that
-      reached that step, from the second trial on (no startup trials).
-    * One objective, 10 to 49 trials: the same with the first rung at step 2,
-      ``SuccessiveHalvingPruner(min_resource=2, reduction_factor=2)``.
+    * One objective, 10 trials or more, or no trial budget (a timeout): successive halving
+      with one rung at step 2, ``SuccessiveHalvingPruner(min_resource=2,
+      reduction_factor=4)``: after a quarter of its training budget (trees, rounds, epochs)
+      a trial goes on only if it is in the top quarter of the trials that reached that step;
+      from the second trial on, with no startup trials.
 
-    Why (benchmarks/bench_pruners.py, real curves of histogram gradient boosting, random
-    forests and MLPs on 10 PMLB datasets of 2-4k rows, studies of 20-100 trials, 10 orders
-    each; figures in docs/benchmarks.md): successive halving spends the least compute to
-    reach the no-pruning study's best (within 0.5 %) of the rules that keep it, because it
-    has no startup trials and its first rung costs an eighth of a full training, where
-    percentile and median rules train their first 5 trials to the end; the best often
-    arrives within the first few trials, so startup trials are most of the compute to the
-    best. Cutting at step 1 is safe only in large studies: its rank correlation with the
-    final accuracy was as low as -0.1 on one dataset, so the first rung sometimes cuts a
-    near-best configuration; a study of 50+ trials holds several others and still reached
-    the best in every replay, while in studies of 20-30 trials a first rung at step 1 lost
-    the best in a few runs and one at step 2 in none. Both save more compute, to the best
-    and in total, than the seed recipe ``MedianPruner(n_startup_trials=5, n_warmup_steps=2)``.
+    Why (benchmarks/bench_pruners.py: real curves of histogram gradient boosting, random
+    forests and MLPs on 10 PMLB datasets of 2-4k rows, studies of 20, 30, 50 and 100 trials,
+    10 orders each; figures in docs/benchmarks.md): of the 18 rules replayed, it is one of
+    those that reached the no-pruning study's best (within 0.5 %) in every run at every
+    budget; it needed 1.15-1.23x less fit compute to get there (no such rule saved more than
+    0.04x above it at any budget; the seed's ``MedianPruner(n_startup_trials=5,
+    n_warmup_steps=2)``: 1.02-1.07x) and 1.95-2.05x less for the whole study (seed
+    1.45-2.08x: it catches up only at 100 trials). Percentile and median rules train their
+    first 5 trials to the end, and the best often arrives within the first few trials, so
+    startup trials are most of the compute to the best. Successive halving, percentile and
+    median rules that cut from step 1 saved more in total (up to 4x) but lost the best in
+    2-10 % of the runs at every budget, 100 trials included (at step 1 the rank correlation
+    with the final accuracy was 0.28 on one dataset); Hyperband (factor 2) kept it but saved
+    only 1.03-1.06x to the best. No budget measured favoured another rule that kept the best, so
+    the budget only decides whether to prune at all.
     """
     if n_trials is not None and n_trials < SMALL_BUDGET:
         return optuna.pruners.NopPruner()
     if n_objectives > 1:
         return ParetoPruner()
-    first_rung = 2 if n_trials is not None and n_trials < LARGE_BUDGET else 1
-    return _successive_halving(min_resource=first_rung)
+    return _successive_halving(min_resource=2, reduction_factor=4)
 
 
 def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
