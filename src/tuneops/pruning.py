@@ -267,12 +267,12 @@ def auto_pruner(*, n_objectives: int = 1, n_trials: int | None = None) -> optuna
 
     Why (benchmarks/bench_pruners.py: real curves of histogram gradient boosting, random
     forests and MLPs on 10 PMLB datasets of 2-4k rows, studies of 20, 30, 50 and 100 trials,
-    10 orders each; figures in docs/benchmarks.md): of the 18 rules replayed, it is one of
+    10 orders each; figures in docs/benchmarks.md): of the 16 rules replayed, it is one of
     those that reached the no-pruning study's best (within 0.5 %) in every run at every
     budget; it needed 1.15-1.23x less fit compute to get there (no such rule saved more than
     0.04x above it at any budget; the seed's ``MedianPruner(n_startup_trials=5,
     n_warmup_steps=2)``: 1.02-1.07x) and 1.95-2.05x less for the whole study (seed
-    1.45-2.08x: it catches up only at 100 trials). Percentile and median rules train their
+    1.45-2.08x: ahead only at 100 trials). Percentile and median rules train their
     first 5 trials to the end, and the best often arrives within the first few trials, so
     startup trials are most of the compute to the best. Successive halving, percentile and
     median rules that cut from step 1 saved more in total (up to 4x) but lost the best in
