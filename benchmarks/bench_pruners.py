@@ -316,6 +316,8 @@ def write_doc(result: dict, command: str) -> None:
             f"{s['hv_per_compute_s_ratio_gmean']:.2f}x | {s['pruning_rate']:.0%} | "
             f"{s['front_members_pruned_total']} (in {s['runs']} runs) |"
         )
+    if result.get("live"):
+        lines += ["", _live_text(result["live"])]
     lines += ["", conclusion(result)]
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text()
@@ -392,10 +394,56 @@ def conclusion(result: dict) -> str:
     ])
 
 
+LIVE_SPEC = {
+    "study": "live-churn", "data": {"source": "pmlb:churn"},
+    "model": {"family": "hist_gradient_boosting",
+              "space": {"hist_gradient_boosting": {"max_iter": {"type": "int", "low": 20, "high": 300, "log": True}}}},
+    "objectives": ["accuracy"], "search": {"cv_folds": 3},
+}
+LIVE_PRUNERS = ["none", {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 2}, "auto"]
+
+
+def live() -> dict:
+    """Live runs (TPE, real pruning) of one spec: none, the seed median and auto, 2 seeds x 30
+    trials (``tuneops bench pruners`` on LIVE_SPEC); cached in benchmarks/out/live.json."""
+    from tuneops.bench import bench_pruners
+
+    path = OUT / "live.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = bench_pruners(LIVE_SPEC, LIVE_PRUNERS, seeds=[0, 1], out_dir=OUT / "live", n_trials=30, n_workers=1)
+    path.write_text(json.dumps(result, default=str))
+    return result
+
+
+def _live_text(result: dict) -> str:
+    by = {p["pruner"]: p for p in result["pruners"]}
+    none = by["none"]
+    parts = []
+    for label, entry in by.items():
+        if label == "none":
+            continue
+        fit_to_best = [r["fit_s_to_best"] for r in entry["runs"]]
+        base_to_best = [r["fit_s_to_best"] for r in none["runs"]]
+        parts.append(
+            f"`{label}`: pruned {entry['mean']['pruning_rate']:.0%}, best accuracy {entry['mean']['best']:.4f} "
+            f"(none {none['mean']['best']:.4f}), {none['mean']['compute_s'] / entry['mean']['compute_s']:.2f}x less "
+            f"compute in total, fit seconds to its best {sum(fit_to_best) / len(fit_to_best):.0f} "
+            f"(none {sum(base_to_best) / len(base_to_best):.0f})"
+        )
+    return (
+        "**Live check** (TPE, real pruning, wall-clock fit seconds on the loaded machine, so noisier than the "
+        "replays): `tuneops bench pruners` on PMLB churn (all 5,000 rows, histogram gradient boosting), 30 trials, "
+        "seeds 0 and 1 (`python benchmarks/bench_pruners.py --live`): " + "; ".join(parts) + ". With a sampler "
+        "the best of each run is a different configuration, so these compare runs, not the same trials."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the quick cache: 3 small datasets, 12 configurations")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--live", action="store_true", help="also live runs with TPE (about 10 minutes)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -404,10 +452,12 @@ def main() -> None:
     if not cache:
         sys.exit(f"no recorded curves in {path}; run benchmarks/record_pruner_curves.py{' --quick' if args.quick else ''} first")
     budgets = (10,) if args.quick else BUDGETS
-    command = "python benchmarks/bench_pruners.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/bench_pruners.py" + (" --quick" if args.quick else "") + (" --live" if args.live else "")
     print(f"$ {command}", flush=True)
     result = {"cache": str(path.relative_to(ROOT)), "cost": COST, "tolerance": TOLERANCE, "n_orders": N_ORDERS,
               "single_objective": single_objective(cache, budgets), "multi_objective": multi_objective(cache)}
+    if args.live:
+        result["live"] = live()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_pruners.json").write_text(json.dumps(result, indent=2))
     for budget, pruners in result["single_objective"]["budgets"].items():

@@ -244,3 +244,13 @@ def test_record_curves_keeps_each_trial_once_with_cpu_seconds_per_step():
     out = replay(curves, "none", cost="fit_cpu_s_steps")
     assert [o["compute_s"] - curves["trials"][o["index"]]["measure_s"] for o in out] == [
         t["fit_cpu_s_steps"][-1] for t in curves["trials"]]
+
+
+def test_bench_pruners_accepts_a_pruner_with_parameters(workdir):
+    """A pruner given as {name, params} is labelled with its parameters; its study name stays valid."""
+    from tuneops.bench import bench_pruners
+
+    bench = bench_pruners(tiny_spec(n_trials=2), [{"name": "median", "n_warmup_steps": 1}], seeds=[0], out_dir="b")
+    (entry,) = bench["pruners"]
+    assert entry["pruner"] == "median(n_warmup_steps=1)"
+    assert entry["runs"][0]["study"] == "tiny-median_n_warmup_steps_1-s0" and entry["runs"][0]["n_trials"] == 2

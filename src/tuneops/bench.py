@@ -16,6 +16,7 @@ The data is computed first (plain dicts); :func:`render_table` and :func:`plot_b
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -121,7 +122,7 @@ def bench_pruners(
         label = pruner if isinstance(pruner, str) else _label(pruner)
         runs = []
         for seed in seeds:
-            name = f"{base.study}-{label}-s{seed}"
+            name = f"{base.study}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label).strip('_')}-s{seed}"  # a valid study name
             result = run(
                 base, study=name, seed=seed, pruner=pruner, storage=storage,
                 output_dir=str(out / "runs" / name), **overrides,
