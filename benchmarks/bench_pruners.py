@@ -274,7 +274,7 @@ def write_doc(result: dict, command: str) -> None:
     lines = [
         "Commands: `nice -n 10 python benchmarks/record_pruner_curves.py --configs 100` (phase 1: real training, "
         "once, cached in `benchmarks/results/pruner_curves.json.gz`), then "
-        f"`{command}` (phase 2: replays, a few minutes). " + MACHINE,
+        f"`{command}` (phase 2: replays, about a minute; `--live` adds TPE runs, ~15 minutes). " + MACHINE,
         "",
         f"**Protocol.** {len(ds)} PMLB classification datasets ({', '.join(ds)}), "
         f"{'/'.join(map(str, n_trials))} random configurations each of histogram gradient boosting (rounds), random "
@@ -427,13 +427,13 @@ def _live_text(result: dict) -> str:
         base_to_best = [r["fit_s_to_best"] for r in none["runs"]]
         parts.append(
             f"`{label}`: pruned {entry['mean']['pruning_rate']:.0%}, best accuracy {entry['mean']['best']:.4f} "
-            f"(none {none['mean']['best']:.4f}), {none['mean']['compute_s'] / entry['mean']['compute_s']:.2f}x less "
-            f"compute in total, fit seconds to its best {sum(fit_to_best) / len(fit_to_best):.0f} "
+            f"(none {none['mean']['best']:.4f}), total compute ratio none / pruner "
+            f"{none['mean']['compute_s'] / entry['mean']['compute_s']:.2f}, fit seconds to its best {sum(fit_to_best) / len(fit_to_best):.0f} "
             f"(none {sum(base_to_best) / len(base_to_best):.0f})"
         )
     return (
-        "**Live check** (TPE, real pruning, wall-clock fit seconds on the loaded machine, so noisier than the "
-        "replays): `tuneops bench pruners` on PMLB churn (all 5,000 rows, histogram gradient boosting), 30 trials, "
+        "**Live check** (TPE, real pruning; wall-clock fit seconds measured at a load average of 7-12 on 2 cores, "
+        "so far noisier than the replays' CPU seconds; means of 2 seeds): `tuneops bench pruners` on PMLB churn (all 5,000 rows, histogram gradient boosting), 30 trials, "
         "seeds 0 and 1 (`python benchmarks/bench_pruners.py --live`): " + "; ".join(parts) + ". With a sampler "
         "the best of each run is a different configuration, so these compare runs, not the same trials."
     )
