@@ -1,13 +1,20 @@
 """Run a study: samplers by name, the global trial budget, and the worker loop.
 
-The budget is *slots*: the process that owns a run enqueues exactly ``n_trials`` WAITING
-trials (fewer if some already exist), and every worker, local or remote, only ever pops a
-WAITING trial, atomically, through the storage. So exactly ``n_trials`` trials run across all
-workers, however many join or leave, and none is run twice. Optuna's ``n_trials`` counts per
-process and its ``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
+The budget is *slots*: WAITING trials that every worker, local or remote, pops atomically through
+the storage, so exactly ``n_trials`` trials run across all workers, however many join or leave,
+and none is run twice. Optuna's ``n_trials`` counts per process and its
+``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
+
+Only a small *window* of slots is queued at any time (two per worker): Optuna's RDB cache
+re-reads every unfinished trial on each sampler call, so a whole budget queued up front would make
+every trial cost O(remaining budget). The owner of a run records the budget in the study
+(``tuneops:budget``: slot indices ``base .. base + slots - 1``, window ``W``) and queues slots
+``base .. base + W - 1``; whoever claims slot ``i`` queues slot ``i + W`` while it is in the
+budget. The claim is atomic, so each slot index is queued exactly once, by one worker, with no
+further coordination: the budget keeps going when the owner has finished or died.
 
 A trial whose worker died or was interrupted is *abandoned*: marked FAIL with the reason,
-excluded from the budget, and its configuration is queued again once.
+excluded from the budget, and its configuration (with its slot index) is queued again once.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ __all__ = [
     "SAMPLERS",
     "make_sampler",
     "ensure_slots",
+    "window",
     "next_trial",
     "run_trial",
     "work",
@@ -46,6 +54,9 @@ ABANDONED = "abandoned"  # user attr: reason a trial was abandoned (not counted 
 RETRY_OF = "retry_of"  # user attr: number of the abandoned trial this slot re-runs
 WORKER = "worker"  # user attr: {"host", "pid", "id"} of the worker that ran the trial
 FAIL_REASON = "fail_reason"
+RETIRED = "retired"  # how the ABANDONED reason of a slot that was retired unrun begins
+SLOT = "tuneops:slot"  # trial system attr: the index of the budget slot the trial fills
+BUDGET = "tuneops:budget"  # study system attr: {"n_trials", "base", "slots", "window"}
 
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
@@ -104,62 +115,163 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if ABANDONED not in t.user_attrs]
 
 
-def ensure_slots(study: optuna.Study, n_trials: int) -> int:
-    """Make the budget exactly ``n_trials`` counted trials; returns the change in slots.
+def retired(trial: FrozenTrial) -> bool:
+    """True for a slot that was retired without running (budget lowered, or a duplicate)."""
+    return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
 
-    Enqueues empty WAITING trials when too few exist; when the budget was lowered (a resume
-    with a smaller ``n_trials``), retires surplus WAITING trials as abandoned. Only the process
-    that owns a run calls this (Optuna's enqueue is not atomic across processes); workers only
-    claim.
+
+def window(n_workers: int) -> int:
+    """How many budget slots stay queued for ``n_workers`` workers: two each."""
+    return 2 * max(1, n_workers)
+
+
+def ensure_slots(study: optuna.Study, n_trials: int, *, n_workers: int = 1) -> int:
+    """Make the budget exactly ``n_trials`` counted trials; returns the change in the budget.
+
+    Trials that exist keep their place (finished, running, or queued, such as warm-start
+    configurations); the rest of the budget gets fresh slot indices, of which the first
+    :func:`window` are queued now and the others by the workers' claims. When the budget was
+    lowered (a resume with a smaller ``n_trials``), surplus WAITING trials are retired as
+    abandoned. Only the process that owns a run calls this; workers only claim.
     """
-    trials = study.get_trials(deepcopy=False)
-    missing = n_trials - len(counted(trials))
-    for _ in range(max(0, missing)):
-        study.enqueue_trial({})
-    if missing < 0:
-        storage = study._storage
-        surplus = [t for t in trials if t.state == TrialState.WAITING][missing:]
-        for t in surplus:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                storage.set_trial_user_attr(t._trial_id, ABANDONED, f"budget lowered to {n_trials}")
-                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-    return missing
-
-
-def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:
-    """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``."""
     storage = study._storage
-    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
-    # Workers that all try the oldest slot first collide on it (one wins, the others wait on
-    # its row lock and retry); trying the oldest few in random order spreads them out.
-    # (SystemRandom: forked workers share the state of the random module.)
-    head = list(waiting[:8])
-    random.SystemRandom().shuffle(head)
-    for slot in [*head, *waiting[8:]]:
-        try:
-            if storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
-                return optuna.trial.Trial(study, slot._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return study.ask() if unlimited else None
+    trials = study.get_trials(deepcopy=False)
+    live = counted(trials)
+    previous = storage.get_study_system_attrs(study._study_id).get(BUDGET)
+    missing = n_trials - len(live)
+    if missing < 0:
+        for t in [t for t in live if t.state == TrialState.WAITING][missing:]:
+            _retire(study, t, f"budget lowered to {n_trials}")
+    w = window(n_workers)
+    base = 1 + max((t.system_attrs[SLOT] for t in trials if SLOT in t.system_attrs), default=-1)
+    slots = max(0, missing)
+    # Recorded before the first slot is queued, so every claim of a new slot sees it.
+    storage.set_study_system_attr(study._study_id, BUDGET,
+                                  {"n_trials": n_trials, "base": base, "slots": slots, "window": w})
+    for index in range(base, base + min(slots, w)):
+        _enqueue(study, slot=index)
+    return n_trials - (previous["n_trials"] if previous else len(live))
 
 
-def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params: Mapping[str, Any],
-            user_attrs: Mapping[str, Any]) -> None:
+def _enqueue(study: optuna.Study, *, slot: int | None = None, params: Mapping[str, Any] | None = None,
+             user_attrs: Mapping[str, Any] | None = None) -> None:
+    """Queue a WAITING trial: budget slot ``slot`` (if any), with fixed ``params`` (if any)."""
+    system_attrs: dict[str, Any] = {} if slot is None else {SLOT: slot}
+    if params:
+        system_attrs["fixed_params"] = dict(params)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs,
+                                              user_attrs=dict(user_attrs or {})))
+
+
+def _retire(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Take a WAITING trial out of the budget unrun (FAIL, abandoned); False if it was claimed."""
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
+            return False
+        storage.set_trial_user_attr(trial._trial_id, ABANDONED, f"{RETIRED}: {reason}")
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def _claim_order(waiting: Sequence[FrozenTrial], identity: Mapping[str, Any] | None) -> list[FrozenTrial]:
+    """Configurations first (warm start, retries), then the worker's own slots, then the others.
+
+    Workers that all try the same slot first collide on it (one wins, the others wait on its
+    row lock and retry), so each group's oldest few are tried in random order; the slots a worker
+    queued carry its record and it prefers them. (SystemRandom: forked workers share the state of
+    the random module.)
+    """
+    rng = random.SystemRandom()
+    groups: list[list[FrozenTrial]] = [[], [], []]
+    for t in waiting:
+        own = identity is not None and t.user_attrs.get(WORKER) == identity
+        groups[0 if t.system_attrs.get("fixed_params") else 1 if own else 2].append(t)
+    order = []
+    for group in groups:
+        head = group[:8]
+        rng.shuffle(head)
+        order += [*head, *group[8:]]
+    return order
+
+
+def next_trial(study: optuna.Study, *, unlimited: bool = False,
+               identity: Mapping[str, Any] | None = None) -> optuna.Trial | None:
+    """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``.
+
+    ``identity``: the worker's record, stored on the trial it claims (a slot this worker queued
+    carries it already). Claiming budget slot ``i`` queues slot ``i + window`` while that is in
+    the budget, labelled with ``identity``.
+    """
+    storage = study._storage
+    for _ in range(3):  # another round when others took every slot seen: theirs queued new ones
+        trials = storage.get_all_trials(study._study_id, deepcopy=False)
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        if not waiting:
+            break
+        for slot in _claim_order(waiting, identity):
+            try:
+                if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            index = slot.system_attrs.get(SLOT)
+            if index is not None and any(
+                t.system_attrs.get(SLOT) == index and t.number < slot.number for t in counted(trials)
+            ):  # queued twice (a worker stalled past the grace period): the older one counts
+                storage.set_trial_user_attr(slot._trial_id, ABANDONED, f"{RETIRED}: duplicate slot {index}")
+                storage.set_trial_state_values(slot._trial_id, state=TrialState.FAIL)
+                continue
+            try:
+                trial = optuna.trial.Trial(study, slot._trial_id)
+                if identity is not None and slot.user_attrs.get(WORKER) != identity:
+                    trial.set_user_attr(WORKER, dict(identity))
+                if index is not None:
+                    _queue_successor(study, index, trials, identity)
+            except KeyboardInterrupt:  # the slot is ours: give it back (its retry queues the successor)
+                abandon(study, storage.get_trial(slot._trial_id), "interrupted (Ctrl-C)")
+                raise
+            return trial
+    if not unlimited:
+        return None
+    trial = study.ask()
+    if identity is not None:
+        trial.set_user_attr(WORKER, dict(identity))
+    return trial
+
+
+def _queue_successor(study: optuna.Study, index: int, trials: Sequence[FrozenTrial],
+                     identity: Mapping[str, Any] | None) -> None:
+    """Queue slot ``index + window`` of the current budget, unless it exists (``index`` is a retry)."""
+    budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
+    if not budget or index < budget["base"]:
+        return  # a slot of an earlier budget: the current one was counted with it
+    successor = index + budget["window"]
+    if successor >= budget["base"] + budget["slots"]:
+        return
+    if any(t.system_attrs.get(SLOT) == successor for t in counted(trials)):
+        return
+    _enqueue(study, slot=successor, user_attrs={WORKER: dict(identity)} if identity is not None else None)
+
+
+def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once."""
     storage = study._storage
     try:
-        storage.set_trial_user_attr(trial_id, ABANDONED, reason)
+        storage.set_trial_user_attr(trial._trial_id, ABANDONED, reason)
         # The storage makes this transition atomic: of several workers recovering the same
         # trial, one succeeds and re-queues it; the others get UpdateFinishedTrialError.
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
-    if RETRY_OF in user_attrs:  # already a retry: run a fresh configuration instead
-        study.enqueue_trial({}, user_attrs={RETRY_OF: number, "retry_params": dict(params)})
+    slot = trial.system_attrs.get(SLOT)  # the retry fills the same budget slot
+    if RETRY_OF in trial.user_attrs:  # already a retry: run a fresh configuration instead
+        _enqueue(study, slot=slot, user_attrs={RETRY_OF: trial.number, "retry_params": dict(trial.params)})
     else:
-        study.enqueue_trial(dict(params), user_attrs={RETRY_OF: number})
-    _log.warning("trial %d abandoned (%s); its configuration is queued again", number, reason)
+        _enqueue(study, slot=slot, params=trial.params, user_attrs={RETRY_OF: trial.number})
+    _log.warning("trial %d abandoned (%s); its configuration is queued again", trial.number, reason)
 
 
 def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
@@ -176,7 +288,7 @@ def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
         running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     stale = stale_trials(running, now=time.time(), grace_s=GRACE_S if grace_s is None else grace_s)
     for t, reason in stale:
-        abandon(study, t._trial_id, t.number, reason, t.params, t.user_attrs)
+        abandon(study, t, reason)
     return len(stale)
 
 
@@ -205,8 +317,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     except optuna.TrialPruned:
         return _tell(study, trial, TrialState.PRUNED)
     except KeyboardInterrupt:
-        frozen = study._storage.get_trial(trial._trial_id)
-        abandon(study, trial._trial_id, trial.number, "interrupted (Ctrl-C)", frozen.params, frozen.user_attrs)
+        abandon(study, study._storage.get_trial(trial._trial_id), "interrupted (Ctrl-C)")
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -266,7 +377,7 @@ def work(
             if time.monotonic() - last_scan > grace_s / 4:
                 recover_abandoned(study, grace_s=grace_s)
                 last_scan = time.monotonic()
-            trial = next_trial(study, unlimited=unlimited)
+            trial = next_trial(study, unlimited=unlimited, identity=identity)
             if trial is None:
                 running = study._storage.get_all_trials(
                     study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
@@ -279,7 +390,6 @@ def work(
                 idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
                 continue
             idle_s = min(0.05, poll_s)
-            trial.set_user_attr(WORKER, identity)
             beat.trial_id = trial._trial_id
             try:
                 run_trial(study, trial, objective)
