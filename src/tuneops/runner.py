@@ -225,6 +225,9 @@ def next_trial(study: optuna.Study, *, unlimited: bool = False,
                 storage.set_trial_state_values(slot._trial_id, state=TrialState.FAIL)
                 continue
             try:
+                # The trials just read serve the sampler for this trial, as the read in
+                # study.ask() does (it re-reads on the first suggestion otherwise).
+                study._thread_local.cached_all_trials = trials
                 trial = optuna.trial.Trial(study, slot._trial_id)
                 if identity is not None and slot.user_attrs.get(WORKER) != identity:
                     trial.set_user_attr(WORKER, dict(identity))
@@ -333,13 +336,18 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
           values: list[float] | None = None, reason: str | None = None) -> TrialState:
     """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
+    from optuna.study._tell import _tell_with_warning
+
     try:
         if reason is not None:
             trial.set_user_attr(FAIL_REASON, reason)
-        told = study.tell(trial, values, state=state, skip_if_finished=True)
+        # Optuna's own tell of study.optimize: study.tell would read the trial back once more.
+        # An abandoned trial is already FAIL, so it is skipped and keeps that state.
+        told, _, _ = _tell_with_warning(study, trial, values, state, skip_if_finished=True,
+                                        suppress_warning=True)
     except optuna.exceptions.UpdateFinishedTrialError:
         told = None
-    if told is None or ABANDONED in told.user_attrs:
+    if told != state:
         _log.warning("trial %d was abandoned while it ran (no heartbeat within the grace period); "
                      "its result is dropped and its configuration runs again", trial.number)
         return TrialState.FAIL
