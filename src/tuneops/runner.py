@@ -5,13 +5,14 @@ the storage, so exactly ``n_trials`` trials run across all workers, however many
 and none is run twice. Optuna's ``n_trials`` counts per process and its
 ``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
 
-Only a small *window* of slots is queued at any time (two per worker): Optuna's RDB cache
-re-reads every unfinished trial on each sampler call, so a whole budget queued up front would make
-every trial cost O(remaining budget). The owner of a run records the budget in the study
-(``tuneops:budget``: slot indices ``base .. base + slots - 1``, window ``W``) and queues slots
-``base .. base + W - 1``; whoever claims slot ``i`` queues slot ``i + W`` while it is in the
-budget. The claim is atomic, so each slot index is queued exactly once, by one worker, with no
-further coordination: the budget keeps going when the owner has finished or died.
+Only a small *window* of slots is queued at any time (one per worker and two spare):
+Optuna's RDB cache re-reads every unfinished trial on each sampler call, so a whole budget
+queued up front would make every trial cost O(remaining budget). The owner of a run records the
+budget in the study (``tuneops:budget``: slot indices ``base .. base + slots - 1``, window
+``W``) and queues slots ``base .. base + W - 1``; whoever claims slot ``i`` queues slot
+``i + W`` while it is in the budget. The claim is atomic, so each slot index is queued exactly
+once, by one worker, with no further coordination: the budget keeps going when the owner has
+finished or died.
 
 A trial whose worker died or was interrupted is *abandoned*: marked FAIL with the reason,
 excluded from the budget, and its configuration (with its slot index) is queued again once.
@@ -26,6 +27,7 @@ import random
 import signal
 import socket
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,30 +123,42 @@ def retired(trial: FrozenTrial) -> bool:
 
 
 def window(n_workers: int) -> int:
-    """How many budget slots stay queued for ``n_workers`` workers: two each."""
-    return 2 * max(1, n_workers)
+    """How many budget slots stay queued for ``n_workers`` workers: one each and two spare.
+
+    Each claim queues the next slot at once, so a worker rarely finds none; every queued slot
+    is re-read by Optuna's RDB cache on each sampler call, so the window stays small.
+    """
+    return max(1, n_workers) + 2
 
 
 def ensure_slots(study: optuna.Study, n_trials: int, *, n_workers: int = 1) -> int:
     """Make the budget exactly ``n_trials`` counted trials; returns the change in the budget.
 
     Trials that exist keep their place (finished, running, or queued, such as warm-start
-    configurations); the rest of the budget gets fresh slot indices, of which the first
-    :func:`window` are queued now and the others by the workers' claims. When the budget was
-    lowered (a resume with a smaller ``n_trials``), surplus WAITING trials are retired as
-    abandoned. Only the process that owns a run calls this; workers only claim.
+    configurations, or slots of an earlier budget, which no longer queue successors); the rest
+    of the budget gets fresh slot indices, of which the first :func:`window` are queued now and
+    the others by the workers' claims. When the budget was lowered (a resume with a smaller
+    ``n_trials``), surplus WAITING trials are retired as abandoned. Only the process that owns a
+    run calls this; workers only claim.
     """
     storage = study._storage
     trials = study.get_trials(deepcopy=False)
     live = counted(trials)
     previous = storage.get_study_system_attrs(study._study_id).get(BUDGET)
     missing = n_trials - len(live)
+    for t in live:  # slots of the earlier budget stay in it as they are, without successors
+        if not t.state.is_finished() and t.system_attrs.get(SLOT) is not None:
+            try:
+                storage.set_trial_system_attr(t._trial_id, SLOT, None)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # it finished meanwhile (a worker of the earlier run is still going)
     if missing < 0:
         for t in [t for t in live if t.state == TrialState.WAITING][missing:]:
             _retire(study, t, f"budget lowered to {n_trials}")
-    w = window(n_workers)
-    base = 1 + max((t.system_attrs[SLOT] for t in trials if SLOT in t.system_attrs), default=-1)
-    slots = max(0, missing)
+    # Indices never repeat: the new budget starts above every index queued or promised before.
+    base = max([1 + t.system_attrs[SLOT] for t in trials if t.system_attrs.get(SLOT) is not None]
+               + ([previous["base"] + previous["slots"]] if previous else [0]))
+    slots, w = max(0, missing), window(n_workers)
     # Recorded before the first slot is queued, so every claim of a new slot sees it.
     storage.set_study_system_attr(study._study_id, BUDGET,
                                   {"n_trials": n_trials, "base": base, "slots": slots, "window": w})
@@ -245,14 +259,22 @@ def next_trial(study: optuna.Study, *, unlimited: bool = False,
     return trial
 
 
+# The budget each process last read, per study: a claim needs it, and reading it each time
+# would cost a query per trial. It is read again when a slot lies outside it (a new budget).
+_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
 def _queue_successor(study: optuna.Study, index: int, trials: Sequence[FrozenTrial],
                      identity: Mapping[str, Any] | None) -> None:
-    """Queue slot ``index + window`` of the current budget, unless it exists (``index`` is a retry)."""
-    budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
-    if not budget or index < budget["base"]:
-        return  # a slot of an earlier budget: the current one was counted with it
+    """Queue slot ``index + window`` of the budget, unless it exists (``index`` is a retry)."""
+    budget = _BUDGETS.get(study)
+    if budget is None or not budget["base"] <= index < budget["base"] + budget["slots"]:
+        budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
+        if budget is None:
+            return
+        _BUDGETS[study] = budget
     successor = index + budget["window"]
-    if successor >= budget["base"] + budget["slots"]:
+    if not budget["base"] <= index < successor < budget["base"] + budget["slots"]:
         return
     if any(t.system_attrs.get(SLOT) == successor for t in counted(trials)):
         return
