@@ -5,7 +5,7 @@ the storage, so exactly ``n_trials`` trials run across all workers, however many
 and none is run twice. Optuna's ``n_trials`` counts per process and its
 ``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
 
-Only a small *window* of slots is queued at any time (one per worker and two spare):
+Only a small *window* of slots is queued at any time (one per worker and one spare):
 Optuna's RDB cache re-reads every unfinished trial on each sampler call, so a whole budget
 queued up front would make every trial cost O(remaining budget). The owner of a run records the
 budget in the study (``tuneops:budget``: slot indices ``base .. base + slots - 1``, window
@@ -123,12 +123,13 @@ def retired(trial: FrozenTrial) -> bool:
 
 
 def window(n_workers: int) -> int:
-    """How many budget slots stay queued for ``n_workers`` workers: one each and two spare.
+    """How many budget slots stay queued for ``n_workers`` workers: one each and one spare.
 
-    Each claim queues the next slot at once, so a worker rarely finds none; every queued slot
-    is re-read by Optuna's RDB cache on each sampler call, so the window stays small.
+    Each claim queues the next slot at once, labelled for the worker that claimed, and workers
+    claim their own first, so they rarely collide; every queued slot is re-read by Optuna's RDB
+    cache on each sampler call, so the window stays small.
     """
-    return max(1, n_workers) + 2
+    return max(1, n_workers) + 1
 
 
 def ensure_slots(study: optuna.Study, n_trials: int, *, n_workers: int = 1) -> int:
@@ -219,12 +220,28 @@ def next_trial(study: optuna.Study, *, unlimited: bool = False,
     carries it already). Claiming budget slot ``i`` queues slot ``i + window`` while that is in
     the budget, labelled with ``identity``.
     """
+    trial = _claim(study, study._storage.get_all_trials(study._study_id, deepcopy=False), identity)
+    if trial is None and unlimited:
+        trial = _new(study, identity)
+    return trial
+
+
+def _new(study: optuna.Study, identity: Mapping[str, Any] | None) -> optuna.Trial:
+    """A new trial outside any budget (time-only budgets)."""
+    trial = study.ask()
+    if identity is not None:
+        trial.set_user_attr(WORKER, dict(identity))
+    return trial
+
+
+def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
+           identity: Mapping[str, Any] | None) -> optuna.Trial | None:
+    """:func:`next_trial` on the study's ``trials`` just read; None when none is waiting."""
     storage = study._storage
     for _ in range(3):  # another round when others took every slot seen: theirs queued new ones
-        trials = storage.get_all_trials(study._study_id, deepcopy=False)
         waiting = [t for t in trials if t.state == TrialState.WAITING]
         if not waiting:
-            break
+            return None
         for slot in _claim_order(waiting, identity):
             try:
                 if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
@@ -251,12 +268,8 @@ def next_trial(study: optuna.Study, *, unlimited: bool = False,
                 abandon(study, storage.get_trial(slot._trial_id), "interrupted (Ctrl-C)")
                 raise
             return trial
-    if not unlimited:
-        return None
-    trial = study.ask()
-    if identity is not None:
-        trial.set_user_attr(WORKER, dict(identity))
-    return trial
+        trials = storage.get_all_trials(study._study_id, deepcopy=False)
+    return None
 
 
 # The budget each process last read, per study: a claim needs it, and reading it each time
@@ -400,18 +413,21 @@ def work(
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
-    idle_s = min(0.05, poll_s)
+    idle_s = min(0.1, poll_s)
     last_scan = time.monotonic()
     with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
         while deadline is None or time.time() < deadline:
             if time.monotonic() - last_scan > grace_s / 4:
                 recover_abandoned(study, grace_s=grace_s)
                 last_scan = time.monotonic()
-            trial = next_trial(study, unlimited=unlimited, identity=identity)
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            trial = _claim(study, trials, identity)
+            if trial is None and unlimited:
+                trial = _new(study, identity)
             if trial is None:
-                running = study._storage.get_all_trials(
-                    study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-                )
+                if any(t.state == TrialState.WAITING for t in trials):
+                    continue  # others took the slots seen; their claims queued new ones
+                running = [t for t in trials if t.state == TrialState.RUNNING]
                 if not running:
                     break
                 if recover_abandoned(study, grace_s=grace_s, running=running):
@@ -419,7 +435,7 @@ def work(
                 time.sleep(idle_s)
                 idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
                 continue
-            idle_s = min(0.05, poll_s)
+            idle_s = min(0.1, poll_s)
             beat.trial_id = trial._trial_id
             try:
                 run_trial(study, trial, objective)
