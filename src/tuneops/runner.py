@@ -243,17 +243,16 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
         if not waiting:
             return None
         for slot in _claim_order(waiting, identity):
-            try:
-                if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
             index = slot.system_attrs.get(SLOT)
             if index is not None and any(
                 t.system_attrs.get(SLOT) == index and t.number < slot.number for t in counted(trials)
             ):  # queued twice (a worker stalled past the grace period): the older one counts
-                storage.set_trial_user_attr(slot._trial_id, ABANDONED, f"{RETIRED}: duplicate slot {index}")
-                storage.set_trial_state_values(slot._trial_id, state=TrialState.FAIL)
+                _retire(study, slot, f"duplicate slot {index}")
+                continue
+            try:
+                if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
                 continue
             try:
                 # The trials just read serve the sampler for this trial, as the read in
@@ -264,6 +263,10 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
                     trial.set_user_attr(WORKER, dict(identity))
                 if index is not None:
                     _queue_successor(study, index, trials, identity)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Declared dead before this worker's record replaced the label of the (dead)
+                # worker that queued the slot: it is re-queued, and its retry queues the successor.
+                continue
             except KeyboardInterrupt:  # the slot is ours: give it back (its retry queues the successor)
                 abandon(study, storage.get_trial(slot._trial_id), "interrupted (Ctrl-C)")
                 raise
