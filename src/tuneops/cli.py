@@ -389,19 +389,28 @@ def monitor(
     model: ModelOpt = None,
     auto_retune: Annotated[bool, typer.Option("--auto-retune", help="Re-tune on the batch when the decision is retune.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", help="Exit 3 when the decision is this level or worse: warn or retune (for cron and CI).")] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Check a batch against the champion: drift, prediction drift, performance; one decision."""
     import json
 
+    from tuneops.ops.monitor import DECISIONS
     from tuneops.ops.registry import Registry
     from tuneops.ops.retune import monitor_batch
 
+    if fail_on is not None and fail_on not in DECISIONS[1:]:
+        raise UsageError(f"--fail-on: expected one of {', '.join(DECISIONS[1:])}, received {fail_on!r}; "
+                         "leave it out to always exit 0 after a check")
     reg = Registry.open(model, storage)
     assessment, outcome, note = monitor_batch(reg, batch, auto_retune=auto_retune)
+    failed = fail_on is not None and DECISIONS.index(assessment.decision) >= DECISIONS.index(fail_on)
     if json_out:
         console.print_json(json.dumps({"assessment": assessment.to_dict(),
                                        "retune": outcome.to_dict() if outcome else None, "note": note}))
+        if failed:
+            raise typer.Exit(3)
         return
     color = {"ok": "green", "warn": "yellow", "retune": "red"}[assessment.decision]
     console.print(f"[bold]{reg.name}[/] v{reg.version(reg.require_champion())['version']} on {batch} "
@@ -418,6 +427,8 @@ def monitor(
         err.print(f"[yellow]{note}[/]")
     if outcome is not None:
         _print_outcome(outcome)
+    if failed:
+        raise typer.Exit(3)
 
 
 @app.command()

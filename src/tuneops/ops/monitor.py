@@ -38,6 +38,9 @@ import pandas as pd
 from tuneops.errors import DataError, SpecError, unknown_name
 from tuneops.ops import drift
 
+#: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by this order).
+DECISIONS = ("ok", "warn", "retune")
+
 __all__ = [
     "MonitorConfig",
     "PERFORMANCE_METRICS",
