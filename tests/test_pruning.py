@@ -73,15 +73,63 @@ def test_spec_with_bad_pruner_parameter_is_refused_before_anything_is_written(wo
     assert not (workdir / "tuneops.journal").exists()
 
 
-def test_auto_depends_on_objectives_and_budget():
-    assert isinstance(make_pruner("auto", n_objectives=2, n_trials=50), ParetoPruner)
-    single = make_pruner("auto", n_objectives=1, n_trials=50)
-    assert isinstance(single, optuna.pruners.PercentilePruner)
-    assert single._n_warmup_steps >= 2  # never cut on the first quarter of training
-    assert isinstance(make_pruner("auto", n_objectives=2, n_trials=5), optuna.pruners.NopPruner)
+@pytest.mark.parametrize(
+    ("n_objectives", "n_trials", "expected"),
+    [
+        (1, 5, optuna.pruners.NopPruner),  # too few trials to compare
+        (1, 9, optuna.pruners.NopPruner),
+        (2, 5, optuna.pruners.NopPruner),
+        (2, 50, ParetoPruner),
+        (1, 10, optuna.pruners.SuccessiveHalvingPruner),
+        (1, 100, optuna.pruners.SuccessiveHalvingPruner),
+        (1, None, optuna.pruners.SuccessiveHalvingPruner),  # a timeout, no trial budget
+    ],
+)
+def test_auto_chooses_by_objectives_and_budget(n_objectives, n_trials, expected):
+    from tuneops.pruning import SMALL_BUDGET
+
+    assert SMALL_BUDGET == 10
+    pruner = make_pruner("auto", n_objectives=n_objectives, n_trials=n_trials)
+    assert type(pruner) is expected
 
 
-# -- multi-objective pruning ------------------------------------------------------------------------
+def test_auto_single_objective_has_one_rung_at_a_quarter_of_training():
+    """min_resource 2, reduction factor 4: the only rung before the last step is step 2."""
+    from tuneops.families import FIDELITY_STEPS
+
+    pruner = make_pruner("auto", n_trials=100)
+    assert (pruner._min_resource, pruner._reduction_factor, pruner._bootstrap_count) == (2, 4, 0)
+    rungs = [pruner._min_resource * pruner._reduction_factor**k for k in range(3)]
+    assert [r for r in rungs if r < FIDELITY_STEPS[-1]] == [2]
+
+
+def test_auto_takes_no_parameters():
+    with pytest.raises(SpecError, match=r"search\.pruner\.percentile: pruner 'auto' has no parameter 'percentile'; it accepts: none"):
+        make_pruner("auto", {"percentile": 25})
+
+
+def test_auto_cuts_at_step_2_keeps_a_quarter_and_the_best():
+    """A plain Optuna study of 60 trials: ``auto`` never cuts at step 1, cuts at step 2 from
+    the second trial on, about three quarters of the trials, never the best one."""
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("auto", n_trials=60))
+    rng = np.random.default_rng(0)
+    quality = rng.uniform(0, 1, 60)
+    stopped_at = {}
+    for q in quality:
+        trial = study.ask()
+        for step in (1, 2, 4):
+            trial.report(q * step / 8, step)
+            if trial.should_prune():
+                stopped_at[trial.number] = step
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, q)
+    assert set(stopped_at.values()) == {2}
+    assert int(np.argmax(quality)) not in stopped_at
+    assert 0.6 < len(stopped_at) / 60 < 0.9
+
+
 def test_dominates_ignores_unknown_components():
     mx, mn = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
     assert dominates([0.9, 1.0], [0.8, 2.0], [mx, mn])
@@ -176,3 +224,33 @@ def test_bench_pruners_end_to_end(workdir, cli):
     assert (workdir / "b" / "bench.png").stat().st_size > 0
     code, _, err = cli("bench", "pruners", spec, "--pruners", "mediun")
     assert code == 2 and "Did you mean 'median'" in err
+
+
+def test_record_curves_keeps_each_trial_once_with_cpu_seconds_per_step():
+    """The benchmark's recording: every configuration once (slots are claimed out of number
+    order), cumulative CPU seconds of fitting and scoring per step, and a replay can use them."""
+    from tuneops.bench import record_curves, replay
+
+    spec = tiny_spec(model={"family": "hist_gradient_boosting",
+                            "space": {"max_iter": {"type": "int", "low": 8, "high": 16}}})
+    seen = []
+    curves = record_curves(spec, n_configs=4, seed=0, on_trial=seen.append)
+    assert len(curves["trials"]) == 4 and seen == curves["trials"]
+    assert len({json.dumps(t["params"], sort_keys=True) for t in curves["trials"]}) == 4
+    for t in curves["trials"]:
+        for key in ("fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps"):
+            assert len(t[key]) == 4 and all(b >= a for a, b in zip(t[key], t[key][1:])), key
+        assert t["fit_cpu_s_steps"][0] > 0
+    out = replay(curves, "none", cost="fit_cpu_s_steps")
+    assert [o["compute_s"] - curves["trials"][o["index"]]["measure_s"] for o in out] == [
+        t["fit_cpu_s_steps"][-1] for t in curves["trials"]]
+
+
+def test_bench_pruners_accepts_a_pruner_with_parameters(workdir):
+    """A pruner given as {name, params} is labelled with its parameters; its study name stays valid."""
+    from tuneops.bench import bench_pruners
+
+    bench = bench_pruners(tiny_spec(n_trials=2), [{"name": "median", "n_warmup_steps": 1}], seeds=[0], out_dir="b")
+    (entry,) = bench["pruners"]
+    assert entry["pruner"] == "median(n_warmup_steps=1)"
+    assert entry["runs"][0]["study"] == "tiny-median_n_warmup_steps_1-s0" and entry["runs"][0]["n_trials"] == 2

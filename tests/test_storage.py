@@ -72,6 +72,32 @@ def test_parallel_workers_run_exactly_n_trials(storage_url: str) -> None:
     assert abs(sum(w["pareto_share"] for w in workers) - 1.0) < 1e-9
 
 
+class WindowWatcher:
+    """An objective that records how many slots were queued while it ran, and its process."""
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import os
+
+        waiting = trial.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        trial.set_user_attr("seen_waiting", len(waiting))
+        trial.set_user_attr("ran_in", os.getpid())
+        return quadratic(trial)
+
+
+def test_many_workers_keep_a_small_window_and_the_exact_count(storage_url: str) -> None:
+    from tuneops import runner
+
+    name = _name()
+    tuneops.tune(WindowWatcher(), n_trials=24, n_workers=4, storage=storage_url, study=name)
+    study = optuna.load_study(study_name=name, storage=get_storage(storage_url))
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 24  # nothing retired, failed or left
+    assert max(t.user_attrs["seen_waiting"] for t in trials) <= runner.window(4)
+    assert sorted(t.system_attrs[runner.SLOT] for t in trials) == list(range(24))
+    # the worker record (written when the slot was queued, or at the claim) names the runner
+    assert all(t.user_attrs["worker"]["pid"] == t.user_attrs["ran_in"] for t in trials)
+
+
 # -- URLs ------------------------------------------------------------------------------------------
 def test_mask_url_hides_the_password() -> None:
     assert mask_url("postgresql://ann:s3cr@t@db:5432/x") == "postgresql://ann:***@db:5432/x"

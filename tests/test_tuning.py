@@ -142,7 +142,8 @@ def test_a_dead_worker_loses_nothing(workdir):
 
 def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     spec = workdir / "slow.yaml"
-    spec.write_text(json.dumps(tiny_spec(n_trials=40, model={
+    # pruner none: this is about interruption, and auto prunes a 40-trial study from trial 2 on
+    spec.write_text(json.dumps(tiny_spec(n_trials=40, pruner="none", model={
         "family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 5, "high": 30}}})))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(

@@ -16,8 +16,9 @@ The data is computed first (plain dicts); :func:`render_table` and :func:`plot_b
 from __future__ import annotations
 
 import math
+import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ def bench_pruners(
         label = pruner if isinstance(pruner, str) else _label(pruner)
         runs = []
         for seed in seeds:
-            name = f"{base.study}-{label}-s{seed}"
+            name = f"{base.study}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label).strip('_')}-s{seed}"  # a valid study name
             result = run(
                 base, study=name, seed=seed, pruner=pruner, storage=storage,
                 output_dir=str(out / "runs" / name), **overrides,
@@ -222,11 +223,20 @@ class _Never(optuna.pruners.BasePruner):
         return False
 
 
-def record_curves(spec: Any, *, n_configs: int, seed: int = 0, dataset: Any = None) -> dict[str, Any]:
+def record_curves(
+    spec: Any,
+    *,
+    n_configs: int,
+    seed: int = 0,
+    dataset: Any = None,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Train ``n_configs`` random configurations of ``spec`` to the end, keeping their curves.
 
     Returns ``{"directions", "metrics", "trials": [{"params", "curve": {step: vector},
-    "fit_s_steps", "measure_s", "values"}]}`` (real training; nothing is simulated).
+    "fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps", "measure_s", "values"}]}`` (real
+    training; nothing is simulated; the step lists are cumulative). ``on_trial`` receives each
+    trial's record as soon as it is trained (to save progress).
     """
     from tuneops import runner
     from tuneops.data import load_dataset
@@ -240,29 +250,43 @@ def record_curves(spec: Any, *, n_configs: int, seed: int = 0, dataset: Any = No
         directions=spec.directions, sampler=optuna.samplers.RandomSampler(seed), pruner=_Never(),
         study_name=f"{spec.study}-curves",
     )
+    trials: list[dict[str, Any]] = []
+    kept: set[int] = set()
+
+    def keep() -> None:  # slots are not claimed in trial-number order: keep each trial once
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.number in kept:
+                continue
+            kept.add(t.number)
+            record = t.user_attrs[FIDELITY_ATTR]
+            trials.append({
+                "params": dict(t.params),
+                "curve": {str(k): list(v) for k, v in intermediate_values(t, len(spec.directions)).items()},
+                **{key: record[key] for key in ("fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps")},
+                "measure_s": record.get("measure_s", 0.0),
+                "values": list(t.values),
+            })
+            if on_trial is not None:
+                on_trial(trials[-1])
+
     runner.ensure_slots(study, n_configs)
-    runner.work(study, objective)
-    trials = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        record = t.user_attrs[FIDELITY_ATTR]
-        trials.append({
-            "params": dict(t.params),
-            "curve": {str(k): list(v) for k, v in intermediate_values(t, len(spec.directions)).items()},
-            "fit_s_steps": record["fit_s_steps"],
-            "measure_s": record.get("measure_s", 0.0),
-            "values": list(t.values),
-        })
+    runner.work(study, objective, on_trial=keep)
     return {"study": spec.study, "directions": list(spec.directions), "metrics": spec.metric_names, "trials": trials}
 
 
 def replay(
-    curves: Mapping[str, Any], pruner: optuna.pruners.BasePruner | str, order: Sequence[int] | None = None
+    curves: Mapping[str, Any],
+    pruner: optuna.pruners.BasePruner | str,
+    order: Sequence[int] | None = None,
+    *,
+    cost: str = "fit_s_steps",
 ) -> list[dict[str, Any]]:
     """Run ``pruner`` over recorded ``curves`` in ``order``, as the objective would have.
 
     Returns per trial, in order: ``{"index", "pruned_at" (step or None), "compute_s",
-    "values" (None when pruned)}``; compute is the fit seconds up to the step the trial
-    reached, plus the measurement seconds for a completed trial.
+    "values" (None when pruned)}``; compute is the cumulative ``cost`` (``fit_s_steps``: fit
+    seconds; ``fit_cpu_s_steps``: fit CPU seconds) up to the step the trial reached, plus the
+    measurement seconds for a completed trial.
     """
     directions = curves["directions"]
     if isinstance(pruner, str):
@@ -279,11 +303,11 @@ def replay(
         for k, step in enumerate(FIDELITY_STEPS):
             report(trial, rec["curve"][str(step)], step)
             if consult_at(step, len(directions)) and should_prune(trial):
-                pruned_at, spent = step, rec["fit_s_steps"][k]
+                pruned_at, spent = step, rec[cost][k]
                 break
         if pruned_at is None:
             study.tell(trial, rec["values"])
-            spent = rec["fit_s_steps"][-1] + rec["measure_s"]
+            spent = rec[cost][-1] + rec["measure_s"]
         else:
             study.tell(trial, state=TrialState.PRUNED)
         out.append({

@@ -33,7 +33,10 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
     the Pareto front of feasible complete trials, and their fraction of that front).
     """
-    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING]
+    from tuneops.runner import retired
+
+    # A queued slot carries the record of the worker that queued it; one retired unrun is no one's.
+    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not retired(t)]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     pool = [t for t in complete if _feasible(t)] or complete
     front: set[int] = set()

@@ -189,26 +189,33 @@ class SpecObjective:
         ]
         done: list[int] = []
         fit_by_step: list[float] = []
+        # CPU seconds of this thread (training runs single-threaded): the compute a busy
+        # machine does not distort (wall time also counts the moments the worker waits for a
+        # core); cumulative per step, for fitting and for scoring the step.
+        cpu: dict[str, list[float]] = {"fit_cpu_s_steps": [], "score_cpu_s_steps": []}
+        fit_cpu = score_cpu = 0.0
         per_fold: list[dict[str, float]] = []
         for step in FIDELITY_STEPS:
             for i, run in enumerate(runs):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 next(run)
                 fit_s[i] += time.perf_counter() - start
+                fit_cpu += time.thread_time() - start_cpu
             done.append(step)
             fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
             for model, (_, test) in zip(models, self.folds):
-                # CPU time of this thread: a cost proxy that a busy machine does not distort
-                # (wall time would count the moments the worker waits for a core).
                 start = time.thread_time()
                 per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
                 predict_s += time.thread_time() - start
+            score_cpu += predict_s
+            cpu["fit_cpu_s_steps"].append(fit_cpu)
+            cpu["score_cpu_s_steps"].append(score_cpu)
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
-                trial.set_user_attr(FIDELITY_ATTR, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True))
+                trial.set_user_attr(FIDELITY_ATTR, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True) | cpu)
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
-        return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step)
+        return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step) | cpu
 
     def _intermediate(
         self, per_fold: list[dict[str, float]], fit_s: list[float], predict_s: float, model: Any
@@ -252,7 +259,8 @@ def _fidelity(
 ) -> dict[str, Any]:
     """What a trial trained (user attr ``tuneops:fidelity``): the steps it ran (of ``n_steps``,
     the last being ``max_step``) and its fit seconds summed over folds (cumulative per step
-    when trained step by step)."""
+    when trained step by step; the step-wise path adds the CPU seconds of fitting and scoring,
+    ``fit_cpu_s_steps`` and ``score_cpu_s_steps``)."""
     record: dict[str, Any] = {"steps": steps, "n_steps": n_steps, "max_step": max_step, "pruned": pruned}
     if isinstance(fit_s, list):
         record["fit_s"], record["fit_s_steps"] = fit_s[-1], list(fit_s)

@@ -1,13 +1,21 @@
 """Run a study: samplers by name, the global trial budget, and the worker loop.
 
-The budget is *slots*: the process that owns a run enqueues exactly ``n_trials`` WAITING
-trials (fewer if some already exist), and every worker, local or remote, only ever pops a
-WAITING trial, atomically, through the storage. So exactly ``n_trials`` trials run across all
-workers, however many join or leave, and none is run twice. Optuna's ``n_trials`` counts per
-process and its ``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
+The budget is *slots*: WAITING trials that every worker, local or remote, pops atomically through
+the storage, so exactly ``n_trials`` trials run across all workers, however many join or leave,
+and none is run twice. Optuna's ``n_trials`` counts per process and its
+``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
+
+Only a small *window* of slots is queued at any time (one per worker and one spare):
+Optuna's RDB cache re-reads every unfinished trial on each sampler call, so a whole budget
+queued up front would make every trial cost O(remaining budget). The owner of a run records the
+budget in the study (``tuneops:budget``: slot indices ``base .. base + slots - 1``, window
+``W``) and queues slots ``base .. base + W - 1``; whoever claims slot ``i`` queues slot
+``i + W`` while it is in the budget. The claim is atomic, so each slot index is queued exactly
+once, by one worker, with no further coordination: the budget keeps going when the owner has
+finished or died.
 
 A trial whose worker died or was interrupted is *abandoned*: marked FAIL with the reason,
-excluded from the budget, and its configuration is queued again once.
+excluded from the budget, and its configuration (with its slot index) is queued again once.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import random
 import signal
 import socket
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +41,7 @@ __all__ = [
     "SAMPLERS",
     "make_sampler",
     "ensure_slots",
+    "window",
     "next_trial",
     "run_trial",
     "work",
@@ -46,6 +56,9 @@ ABANDONED = "abandoned"  # user attr: reason a trial was abandoned (not counted 
 RETRY_OF = "retry_of"  # user attr: number of the abandoned trial this slot re-runs
 WORKER = "worker"  # user attr: {"host", "pid", "id"} of the worker that ran the trial
 FAIL_REASON = "fail_reason"
+RETIRED = "retired"  # how the ABANDONED reason of a slot that was retired unrun begins
+SLOT = "tuneops:slot"  # trial system attr: the index of the budget slot the trial fills
+BUDGET = "tuneops:budget"  # study system attr: {"n_trials", "base", "slots", "window"}
 
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
@@ -104,62 +117,202 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if ABANDONED not in t.user_attrs]
 
 
-def ensure_slots(study: optuna.Study, n_trials: int) -> int:
-    """Make the budget exactly ``n_trials`` counted trials; returns the change in slots.
+def retired(trial: FrozenTrial) -> bool:
+    """True for a slot that was retired without running (budget lowered, or a duplicate)."""
+    return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
 
-    Enqueues empty WAITING trials when too few exist; when the budget was lowered (a resume
-    with a smaller ``n_trials``), retires surplus WAITING trials as abandoned. Only the process
-    that owns a run calls this (Optuna's enqueue is not atomic across processes); workers only
-    claim.
+
+def window(n_workers: int) -> int:
+    """How many budget slots stay queued for ``n_workers`` workers: one each and one spare.
+
+    Each claim queues the next slot at once, labelled for the worker that claimed, and workers
+    claim their own first, so they rarely collide; every queued slot is re-read by Optuna's RDB
+    cache on each sampler call, so the window stays small.
     """
-    trials = study.get_trials(deepcopy=False)
-    missing = n_trials - len(counted(trials))
-    for _ in range(max(0, missing)):
-        study.enqueue_trial({})
-    if missing < 0:
-        storage = study._storage
-        surplus = [t for t in trials if t.state == TrialState.WAITING][missing:]
-        for t in surplus:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                storage.set_trial_user_attr(t._trial_id, ABANDONED, f"budget lowered to {n_trials}")
-                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-    return missing
+    return max(1, n_workers) + 1
 
 
-def next_trial(study: optuna.Study, *, unlimited: bool = False) -> optuna.Trial | None:
-    """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``."""
+def ensure_slots(study: optuna.Study, n_trials: int, *, n_workers: int = 1) -> int:
+    """Make the budget exactly ``n_trials`` counted trials; returns the change in the budget.
+
+    Trials that exist keep their place (finished, running, or queued, such as warm-start
+    configurations, or slots of an earlier budget, which no longer queue successors); the rest
+    of the budget gets fresh slot indices, of which the first :func:`window` are queued now and
+    the others by the workers' claims. When the budget was lowered (a resume with a smaller
+    ``n_trials``), surplus WAITING trials are retired as abandoned. Only the process that owns a
+    run calls this; workers only claim.
+    """
     storage = study._storage
-    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
-    # Workers that all try the oldest slot first collide on it (one wins, the others wait on
-    # its row lock and retry); trying the oldest few in random order spreads them out.
-    # (SystemRandom: forked workers share the state of the random module.)
-    head = list(waiting[:8])
-    random.SystemRandom().shuffle(head)
-    for slot in [*head, *waiting[8:]]:
-        try:
-            if storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
-                return optuna.trial.Trial(study, slot._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return study.ask() if unlimited else None
+    trials = study.get_trials(deepcopy=False)
+    live = counted(trials)
+    previous = storage.get_study_system_attrs(study._study_id).get(BUDGET)
+    missing = n_trials - len(live)
+    for t in live:  # slots of the earlier budget stay in it as they are, without successors
+        if not t.state.is_finished() and t.system_attrs.get(SLOT) is not None:
+            try:
+                storage.set_trial_system_attr(t._trial_id, SLOT, None)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # it finished meanwhile (a worker of the earlier run is still going)
+    if missing < 0:
+        for t in [t for t in live if t.state == TrialState.WAITING][missing:]:
+            _retire(study, t, f"budget lowered to {n_trials}")
+    # Indices never repeat: the new budget starts above every index queued or promised before.
+    base = max([1 + t.system_attrs[SLOT] for t in trials if t.system_attrs.get(SLOT) is not None]
+               + ([previous["base"] + previous["slots"]] if previous else [0]))
+    slots, w = max(0, missing), window(n_workers)
+    # Recorded before the first slot is queued, so every claim of a new slot sees it.
+    storage.set_study_system_attr(study._study_id, BUDGET,
+                                  {"n_trials": n_trials, "base": base, "slots": slots, "window": w})
+    for index in range(base, base + min(slots, w)):
+        _enqueue(study, slot=index)
+    return n_trials - (previous["n_trials"] if previous else len(live))
 
 
-def abandon(study: optuna.Study, trial_id: int, number: int, reason: str, params: Mapping[str, Any],
-            user_attrs: Mapping[str, Any]) -> None:
+def _enqueue(study: optuna.Study, *, slot: int | None = None, params: Mapping[str, Any] | None = None,
+             user_attrs: Mapping[str, Any] | None = None) -> None:
+    """Queue a WAITING trial: budget slot ``slot`` (if any), with fixed ``params`` (if any)."""
+    system_attrs: dict[str, Any] = {} if slot is None else {SLOT: slot}
+    if params:
+        system_attrs["fixed_params"] = dict(params)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs,
+                                              user_attrs=dict(user_attrs or {})))
+
+
+def _retire(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Take a WAITING trial out of the budget unrun (FAIL, abandoned); False if it was claimed."""
+    storage = study._storage
+    try:
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
+            return False
+        storage.set_trial_user_attr(trial._trial_id, ABANDONED, f"{RETIRED}: {reason}")
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def _claim_order(waiting: Sequence[FrozenTrial], identity: Mapping[str, Any] | None) -> list[FrozenTrial]:
+    """Configurations first (warm start, retries), then the worker's own slots, then the others.
+
+    Workers that all try the same slot first collide on it (one wins, the others wait on its
+    row lock and retry), so each group's oldest few are tried in random order; the slots a worker
+    queued carry its record and it prefers them. (SystemRandom: forked workers share the state of
+    the random module.)
+    """
+    rng = random.SystemRandom()
+    groups: list[list[FrozenTrial]] = [[], [], []]
+    for t in waiting:
+        own = identity is not None and t.user_attrs.get(WORKER) == identity
+        groups[0 if t.system_attrs.get("fixed_params") else 1 if own else 2].append(t)
+    order = []
+    for group in groups:
+        head = group[:8]
+        rng.shuffle(head)
+        order += [*head, *group[8:]]
+    return order
+
+
+def next_trial(study: optuna.Study, *, unlimited: bool = False,
+               identity: Mapping[str, Any] | None = None) -> optuna.Trial | None:
+    """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``.
+
+    ``identity``: the worker's record, stored on the trial it claims (a slot this worker queued
+    carries it already). Claiming budget slot ``i`` queues slot ``i + window`` while that is in
+    the budget, labelled with ``identity``.
+    """
+    trial = _claim(study, study._storage.get_all_trials(study._study_id, deepcopy=False), identity)
+    if trial is None and unlimited:
+        trial = _new(study, identity)
+    return trial
+
+
+def _new(study: optuna.Study, identity: Mapping[str, Any] | None) -> optuna.Trial:
+    """A new trial outside any budget (time-only budgets)."""
+    trial = study.ask()
+    if identity is not None:
+        trial.set_user_attr(WORKER, dict(identity))
+    return trial
+
+
+def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
+           identity: Mapping[str, Any] | None) -> optuna.Trial | None:
+    """:func:`next_trial` on the study's ``trials`` just read; None when none is waiting."""
+    storage = study._storage
+    for _ in range(3):  # another round when others took every slot seen: theirs queued new ones
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        if not waiting:
+            return None
+        for slot in _claim_order(waiting, identity):
+            index = slot.system_attrs.get(SLOT)
+            if index is not None and any(
+                t.system_attrs.get(SLOT) == index and t.number < slot.number for t in counted(trials)
+            ):  # queued twice (a worker stalled past the grace period): the older one counts
+                _retire(study, slot, f"duplicate slot {index}")
+                continue
+            try:
+                if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            try:
+                # The trials just read serve the sampler for this trial, as the read in
+                # study.ask() does (it re-reads on the first suggestion otherwise).
+                study._thread_local.cached_all_trials = trials
+                trial = optuna.trial.Trial(study, slot._trial_id)
+                if identity is not None and slot.user_attrs.get(WORKER) != identity:
+                    trial.set_user_attr(WORKER, dict(identity))
+                if index is not None:
+                    _queue_successor(study, index, trials, identity)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Declared dead before this worker's record replaced the label of the (dead)
+                # worker that queued the slot: it is re-queued, and its retry queues the successor.
+                continue
+            except KeyboardInterrupt:  # the slot is ours: give it back (its retry queues the successor)
+                abandon(study, storage.get_trial(slot._trial_id), "interrupted (Ctrl-C)")
+                raise
+            return trial
+        trials = storage.get_all_trials(study._study_id, deepcopy=False)
+    return None
+
+
+# The budget each process last read, per study: a claim needs it, and reading it each time
+# would cost a query per trial. It is read again when a slot lies outside it (a new budget).
+_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, dict[str, int]] = weakref.WeakKeyDictionary()
+
+
+def _queue_successor(study: optuna.Study, index: int, trials: Sequence[FrozenTrial],
+                     identity: Mapping[str, Any] | None) -> None:
+    """Queue slot ``index + window`` of the budget, unless it exists (``index`` is a retry)."""
+    budget = _BUDGETS.get(study)
+    if budget is None or not budget["base"] <= index < budget["base"] + budget["slots"]:
+        budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
+        if budget is None:
+            return
+        _BUDGETS[study] = budget
+    successor = index + budget["window"]
+    if not budget["base"] <= index < successor < budget["base"] + budget["slots"]:
+        return
+    if any(t.system_attrs.get(SLOT) == successor for t in counted(trials)):
+        return
+    _enqueue(study, slot=successor, user_attrs={WORKER: dict(identity)} if identity is not None else None)
+
+
+def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once."""
     storage = study._storage
     try:
-        storage.set_trial_user_attr(trial_id, ABANDONED, reason)
+        storage.set_trial_user_attr(trial._trial_id, ABANDONED, reason)
         # The storage makes this transition atomic: of several workers recovering the same
         # trial, one succeeds and re-queues it; the others get UpdateFinishedTrialError.
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
-    if RETRY_OF in user_attrs:  # already a retry: run a fresh configuration instead
-        study.enqueue_trial({}, user_attrs={RETRY_OF: number, "retry_params": dict(params)})
+    slot = trial.system_attrs.get(SLOT)  # the retry fills the same budget slot
+    if RETRY_OF in trial.user_attrs:  # already a retry: run a fresh configuration instead
+        _enqueue(study, slot=slot, user_attrs={RETRY_OF: trial.number, "retry_params": dict(trial.params)})
     else:
-        study.enqueue_trial(dict(params), user_attrs={RETRY_OF: number})
-    _log.warning("trial %d abandoned (%s); its configuration is queued again", number, reason)
+        _enqueue(study, slot=slot, params=trial.params, user_attrs={RETRY_OF: trial.number})
+    _log.warning("trial %d abandoned (%s); its configuration is queued again", trial.number, reason)
 
 
 def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
@@ -176,7 +329,7 @@ def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
         running = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     stale = stale_trials(running, now=time.time(), grace_s=GRACE_S if grace_s is None else grace_s)
     for t, reason in stale:
-        abandon(study, t._trial_id, t.number, reason, t.params, t.user_attrs)
+        abandon(study, t, reason)
     return len(stale)
 
 
@@ -205,8 +358,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     except optuna.TrialPruned:
         return _tell(study, trial, TrialState.PRUNED)
     except KeyboardInterrupt:
-        frozen = study._storage.get_trial(trial._trial_id)
-        abandon(study, trial._trial_id, trial.number, "interrupted (Ctrl-C)", frozen.params, frozen.user_attrs)
+        abandon(study, study._storage.get_trial(trial._trial_id), "interrupted (Ctrl-C)")
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -222,13 +374,18 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
           values: list[float] | None = None, reason: str | None = None) -> TrialState:
     """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
+    from optuna.study._tell import _tell_with_warning
+
     try:
         if reason is not None:
             trial.set_user_attr(FAIL_REASON, reason)
-        told = study.tell(trial, values, state=state, skip_if_finished=True)
+        # Optuna's own tell of study.optimize: study.tell would read the trial back once more.
+        # An abandoned trial is already FAIL, so it is skipped and keeps that state.
+        told, _, _ = _tell_with_warning(study, trial, values, state, skip_if_finished=True,
+                                        suppress_warning=True)
     except optuna.exceptions.UpdateFinishedTrialError:
         told = None
-    if told is None or ABANDONED in told.user_attrs:
+    if told != state:
         _log.warning("trial %d was abandoned while it ran (no heartbeat within the grace period); "
                      "its result is dropped and its configuration runs again", trial.number)
         return TrialState.FAIL
@@ -259,18 +416,21 @@ def work(
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
-    idle_s = min(0.05, poll_s)
+    idle_s = min(0.1, poll_s)
     last_scan = time.monotonic()
     with Heartbeat(study._storage, INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
         while deadline is None or time.time() < deadline:
             if time.monotonic() - last_scan > grace_s / 4:
                 recover_abandoned(study, grace_s=grace_s)
                 last_scan = time.monotonic()
-            trial = next_trial(study, unlimited=unlimited)
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            trial = _claim(study, trials, identity)
+            if trial is None and unlimited:
+                trial = _new(study, identity)
             if trial is None:
-                running = study._storage.get_all_trials(
-                    study._study_id, deepcopy=False, states=(TrialState.RUNNING,)
-                )
+                if any(t.state == TrialState.WAITING for t in trials):
+                    continue  # others took the slots seen; their claims queued new ones
+                running = [t for t in trials if t.state == TrialState.RUNNING]
                 if not running:
                     break
                 if recover_abandoned(study, grace_s=grace_s, running=running):
@@ -278,8 +438,7 @@ def work(
                 time.sleep(idle_s)
                 idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
                 continue
-            idle_s = min(0.05, poll_s)
-            trial.set_user_attr(WORKER, identity)
+            idle_s = min(0.1, poll_s)
             beat.trial_id = trial._trial_id
             try:
                 run_trial(study, trial, objective)
