@@ -116,3 +116,25 @@ def test_a_new_budget_replaces_the_earlier_one(workdir: Path) -> None:
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
     runner.work(study, fast)
     assert _state_counts(study) == {"COMPLETE": 7}
+
+
+def test_one_worker_replays_the_same_study_for_the_same_seed(workdir: Path) -> None:
+    """Warm-start configurations are claimed in their queued order and slots in number order, so a
+    seeded single-worker run, resumed with a larger budget, is the same study every time."""
+    from tuneops.tuning import run
+
+    def params_by_number(name: str) -> list[dict]:
+        spec = {"study": name, "data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                "objectives": ["accuracy"], "storage": str(workdir / f"{name}.journal"),
+                "output_dir": str(workdir / name),
+                "warm_start": {"params": [{"n_neighbors": 25}, {"n_neighbors": 3}, {"n_neighbors": 9}]},
+                "search": {"n_trials": 3, "seed": 5, "pruner": "none", "sampler": "tpe"}}
+        run(spec, progress=False)
+        spec["search"]["n_trials"] = 9
+        study = run(spec, progress=False).study
+        trials = sorted(study.trials, key=lambda t: t.datetime_start)
+        assert [t.params["n_neighbors"] for t in trials[:3]] == [25, 3, 9]  # in the order given
+        return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+    first = params_by_number("a")
+    assert len(first) == 9 and first == params_by_number("b")

@@ -194,10 +194,12 @@ def _retire(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
 def _claim_order(waiting: Sequence[FrozenTrial], identity: Mapping[str, Any] | None) -> list[FrozenTrial]:
     """Configurations first (warm start, retries), then the worker's own slots, then the others.
 
-    Workers that all try the same slot first collide on it (one wins, the others wait on its
-    row lock and retry), so each group's oldest few are tried in random order; the slots a worker
-    queued carry its record and it prefers them. (SystemRandom: forked workers share the state of
-    the random module.)
+    The first choice is the oldest of the first non-empty group, so one worker claims in queue
+    order: warm-start configurations in their priority order, and the same seed replays the same
+    study. Workers that lose that first choice to another would collide again on the next oldest
+    (one wins, the others wait on its row lock and retry), so after it each group's oldest few are
+    tried in random order; the slots a worker queued carry its record and it prefers them, which
+    keeps collisions rare. (SystemRandom: forked workers share the state of the random module.)
     """
     rng = random.SystemRandom()
     groups: list[list[FrozenTrial]] = [[], [], []]
@@ -209,7 +211,8 @@ def _claim_order(waiting: Sequence[FrozenTrial], identity: Mapping[str, Any] | N
         head = group[:8]
         rng.shuffle(head)
         order += [*head, *group[8:]]
-    return order
+    first = next(group[0] for group in groups if group)
+    return [first, *(t for t in order if t is not first)]
 
 
 def next_trial(study: optuna.Study, *, unlimited: bool = False,
