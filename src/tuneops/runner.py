@@ -245,11 +245,15 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
         waiting = [t for t in trials if t.state == TrialState.WAITING]
         if not waiting:
             return None
+        first_of_slot: dict[int, int] = {}  # slot index -> number of the oldest counted trial in it
+        for t in counted(trials):
+            if SLOT in t.system_attrs:
+                i = t.system_attrs[SLOT]
+                first_of_slot[i] = min(first_of_slot.get(i, t.number), t.number)
         for slot in _claim_order(waiting, identity):
             index = slot.system_attrs.get(SLOT)
-            if index is not None and any(
-                t.system_attrs.get(SLOT) == index and t.number < slot.number for t in counted(trials)
-            ):  # queued twice (a worker stalled past the grace period): the older one counts
+            if index is not None and first_of_slot.get(index, slot.number) < slot.number:
+                # queued twice (a worker stalled past the grace period): the older one counts
                 _retire(study, slot, f"duplicate slot {index}")
                 continue
             try:
