@@ -226,7 +226,7 @@ def bench_constant_liar(url_for, n_trials: int, workers: int, seconds: float, se
             url = url_for(f"liar-{liar}-{seed}")
             name = f"liar-{uuid.uuid4().hex[:6]}"
             study = optuna.create_study(study_name=name, storage=get_storage(url), sampler=_sampler(seed, liar))
-            runner.ensure_slots(study, n_trials, n_workers=workers)
+            runner.set_budget(study, n_trials)
             setup = runner.WorkerSetup(name, url, lambda i, s=seed, l=liar: _sampler(1000 * s + i, l),
                                        optuna.pruners.NopPruner, Sleep(seconds), workers)
             runner.execute(setup, n_workers=workers, deadline=None, unlimited=False, study=study)
@@ -280,7 +280,7 @@ runner.work(study, Sleep(seconds))
 def bench_sigkill(url: str, n_trials: int, seconds: float, every_s: float, workers: int = 4) -> dict:
     name = f"sigkill-{uuid.uuid4().hex[:6]}"
     study = optuna.create_study(study_name=name, storage=get_storage(url))
-    runner.ensure_slots(study, n_trials, n_workers=workers)
+    runner.set_budget(study, n_trials)
     code = WORKER.format(bench=str(Path(__file__).parent))
 
     def spawn() -> subprocess.Popen:

@@ -52,7 +52,7 @@ def fast(trial: optuna.Trial) -> float:
 
 def _study(url: str, n_slots: int) -> optuna.Study:
     study = optuna.create_study(study_name=f"ft-{uuid.uuid4().hex[:8]}", storage=get_storage(url))
-    runner.ensure_slots(study, n_slots)
+    runner.set_budget(study, n_slots)
     return study
 
 
@@ -180,7 +180,7 @@ def test_tuneops_worker_joins_a_study_from_another_process(postgres_server, work
     name = f"join-{uuid.uuid4().hex[:6]}"
     tuneops.run(tiny_spec(study=name, n_trials=2), storage=url)
     study = optuna.load_study(study_name=name, storage=get_storage(url))
-    runner.ensure_slots(study, 8)  # the owner raises the global budget; workers only claim
+    runner.set_budget(study, 8)  # the owner raises the global budget; workers only claim
 
     other = subprocess.Popen(
         [sys.executable, "-m", "tuneops", "worker", "--study", name, "--storage", url],

@@ -1,6 +1,6 @@
-"""The global budget as a rolling window of slots: exact counts, no owner needed, repairs.
+"""The global budget by place: exact counts, no owner needed, overshoot retired, repairs.
 
-The window's contract on every storage (PostgreSQL and Redis included) runs in test_storage.py
+The budget's contract on every storage (PostgreSQL and Redis included) runs in test_storage.py
 through its parametrized fixture; these tests take the corner cases on a journal file.
 """
 
@@ -38,20 +38,16 @@ def _state_counts(study: optuna.Study) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def test_only_a_window_of_the_budget_is_queued(workdir: Path) -> None:
+def test_the_budget_is_recorded_and_trials_are_created_on_demand(workdir: Path) -> None:
     study = _study(workdir)
-    assert runner.ensure_slots(study, 50, n_workers=3) == 50
-    waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert len(waiting) == runner.window(3) == 4
-    assert [t.system_attrs[runner.SLOT] for t in waiting] == [0, 1, 2, 3]
-    assert _budget(study) == {"n_trials": 50, "base": 0, "slots": 50, "window": 4}
+    assert runner.set_budget(study, 50) == 50
+    assert _budget(study) == {"n_trials": 50}
+    assert not study.get_trials()  # nothing is queued up front
 
     trial = runner.next_trial(study, identity=runner.worker_identity())
-    queued = study.get_trials(states=(TrialState.WAITING,))
-    claimed = trial._cached_frozen_trial.system_attrs[runner.SLOT]
-    assert len(queued) == 4  # the claim queued its successor, labelled for this worker
-    successor = [t for t in queued if t.system_attrs[runner.SLOT] == claimed + 4]
-    assert len(successor) == 1 and successor[0].user_attrs["worker"] == runner.worker_identity()
+    created = study.get_trials()
+    assert [(t.number, t.state) for t in created] == [(trial.number, TrialState.RUNNING)]
+    assert created[0].user_attrs["worker"] == runner.worker_identity()  # written with the trial
 
 
 def _work(url: str, name: str) -> None:
@@ -62,58 +58,68 @@ def _work(url: str, name: str) -> None:
 def test_workers_finish_the_budget_without_its_owner(workdir: Path) -> None:
     url = str(workdir / "s.journal")
     study = optuna.create_study(study_name="ownerless", storage=get_storage(url))
-    runner.ensure_slots(study, 15)  # the owner queues a window of 2 and is gone
+    runner.set_budget(study, 15)  # the owner records the budget and is gone
     procs = [multiprocessing.get_context("fork").Process(target=_work, args=(url, "ownerless")) for _ in range(3)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert _state_counts(study) == {"COMPLETE": 15}
-    slots = sorted(t.system_attrs[runner.SLOT] for t in study.get_trials())
-    assert slots == list(range(15))  # every slot queued once, none skipped
+    assert _state_counts(study).get("COMPLETE") == 15
+    assert all(runner.retired(t) and not t.params for t in study.get_trials() if t.state != TrialState.COMPLETE)
 
 
-def test_a_claim_that_died_before_queueing_its_successor_loses_nothing(workdir: Path) -> None:
+def test_a_trial_created_beyond_the_budget_is_retired_unrun(workdir: Path) -> None:
     study = _study(workdir)
-    runner.ensure_slots(study, 6)  # slots 0 and 1; each claim queues the slot two further
+    runner.set_budget(study, 3)
+    for _ in range(2):
+        runner.run_trial(study, runner.next_trial(study), fast)
+    stale = study._storage.get_all_trials(study._study_id)  # two counted: one place left
+    runner.run_trial(study, runner.next_trial(study), fast)  # another worker takes it meanwhile
+
+    assert runner._claim(study, stale, runner.worker_identity()) is None  # created, found beyond, retired
+
+    assert _state_counts(study) == {"COMPLETE": 3, "abandoned": 1}
+    extra = study.get_trials()[-1]
+    assert extra.user_attrs["abandoned"].startswith("retired: beyond the budget of 3") and not extra.params
+    runner.work(study, fast)  # nothing left to run
+    assert _state_counts(study) == {"COMPLETE": 3, "abandoned": 1}
+
+
+def test_queued_configurations_beyond_the_budget_are_retired(workdir: Path) -> None:
+    study = _study(workdir)
+    for x in (0.5, 1.5, 2.5):
+        study.enqueue_trial({"x": x})
+    runner.set_budget(study, 2)
+
+    runner.work(study, fast)
+
+    assert _state_counts(study) == {"COMPLETE": 2, "abandoned": 1}
+    assert [t.params["x"] for t in study.get_trials(states=(TrialState.COMPLETE,))] == [0.5, 1.5]
+    assert study.get_trials()[2].user_attrs["abandoned"] == "retired: budget lowered to 2"
+
+
+def test_a_worker_that_died_right_after_creating_its_trial_loses_nothing(workdir: Path) -> None:
+    study = _study(workdir)
+    runner.set_budget(study, 6)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    lost = study.get_trials(states=(TrialState.WAITING,))[0]
-    # A worker claims slot 0 and is killed before it queues slot 2.
-    assert study._storage.set_trial_state_values(lost._trial_id, state=TrialState.RUNNING)
-    study._storage.set_trial_user_attr(lost._trial_id, runner.WORKER, runner.worker_identity() | {"pid": int(dead.stdout)})
+    lost = runner.next_trial(study, identity=runner.worker_identity() | {"pid": int(dead.stdout)})
 
     runner.work(study, fast)
 
     assert _state_counts(study) == {"COMPLETE": 6, "abandoned": 1}
     retry = [t for t in study.get_trials() if t.user_attrs.get(runner.RETRY_OF) == lost.number]
-    assert len(retry) == 1 and retry[0].system_attrs[runner.SLOT] == 0  # the retry queued slot 2
-
-
-def test_a_slot_queued_twice_runs_once(workdir: Path) -> None:
-    study = _study(workdir)
-    runner.ensure_slots(study, 4)
-    runner._enqueue(study, slot=1)  # as a worker stalled past the grace period would
-
-    runner.work(study, fast)
-
-    assert _state_counts(study) == {"COMPLETE": 4, "abandoned": 1}
-    duplicate = [t for t in study.get_trials() if runner.retired(t)]
-    assert len(duplicate) == 1 and duplicate[0].user_attrs["abandoned"] == "retired: duplicate slot 1"
-    assert not duplicate[0].params
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
 
 
 def test_a_new_budget_replaces_the_earlier_one(workdir: Path) -> None:
     study = _study(workdir)
-    runner.ensure_slots(study, 10)
+    runner.set_budget(study, 10)
     runner.work(study, fast, deadline=0)  # nothing runs: the deadline has passed
-    assert runner.ensure_slots(study, 3) == -7  # lowered on resume: slots 0, 1 stay, 1 more
-    budget = _budget(study)
-    assert (budget["base"], budget["slots"]) == (10, 1)
+    assert runner.set_budget(study, 3) == -7  # lowered on resume
     runner.work(study, fast)
     assert _state_counts(study) == {"COMPLETE": 3}
-    assert runner.ensure_slots(study, 7, n_workers=2) == 4  # raised: four more, window of three
-    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
+    assert runner.set_budget(study, 7) == 4  # raised
     runner.work(study, fast)
     assert _state_counts(study) == {"COMPLETE": 7}
 

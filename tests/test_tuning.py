@@ -123,7 +123,7 @@ def test_a_dead_worker_loses_nothing(workdir):
     spec = tiny_spec(n_trials=4, storage=url)
     tuneops.run(tiny_spec(n_trials=2, storage=url))
     study = optuna.load_study(study_name="tiny", storage=get_storage(url))
-    runner.ensure_slots(study, 4)
+    runner.set_budget(study, 4)
     proc = multiprocessing.get_context("fork").Process(target=_claim_and_die, args=(url,))
     proc.start()
     proc.join()
@@ -172,9 +172,11 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     assert all(t.state == TrialState.COMPLETE for t in finished(result.study))
 
 
-def test_a_lower_budget_on_resume_retires_surplus_slots(workdir):
+def test_a_lower_budget_on_resume_retires_surplus_queued_trials(workdir):
     study = optuna.create_study(study_name="s", storage=get_storage(None))
-    runner.ensure_slots(study, 6)
-    assert runner.ensure_slots(study, 4) == -2
+    for n in range(6):
+        study.enqueue_trial({"n_neighbors": n + 1})
+    runner.set_budget(study, 6)
+    assert runner.set_budget(study, 4) == -2
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 4 and len(runner.counted(study.trials)) == 4

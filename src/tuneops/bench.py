@@ -269,7 +269,7 @@ def record_curves(
             if on_trial is not None:
                 on_trial(trials[-1])
 
-    runner.ensure_slots(study, n_configs)
+    runner.set_budget(study, n_configs)
     runner.work(study, objective, on_trial=keep)
     return {"study": spec.study, "directions": list(spec.directions), "metrics": spec.metric_names, "trials": trials}
 

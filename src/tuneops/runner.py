@@ -1,25 +1,23 @@
 """Run a study: samplers by name, the global trial budget, and the worker loop.
 
-The budget is *slots*: WAITING trials that every worker, local or remote, pops atomically through
-the storage, so exactly ``n_trials`` trials run across all workers, however many join or leave,
-and none is run twice. Optuna's ``n_trials`` counts per process and its
-``enqueue_trial(skip_if_exists=True)`` is not atomic, so neither gives this.
-
-Only a small *window* of slots is queued at any time (one per worker and one spare):
-Optuna's RDB cache re-reads every unfinished trial on each sampler call, so a whole budget
-queued up front would make every trial cost O(remaining budget). The owner of a run records the
-budget in the study (``tuneops:budget``: slot indices ``base .. base + slots - 1``, window
-``W``) and queues slots ``base .. base + W - 1``; whoever claims slot ``i`` queues slot
-``i + W`` while it is in the budget. The claim is atomic, so each slot index is queued exactly
-once, by one worker, with no further coordination: the budget keeps going when the owner has
-finished or died.
+The budget is global: exactly ``n_trials`` trials count across all workers, local or remote,
+however many join or leave, and none runs twice. Optuna's ``n_trials`` counts per process and
+its storages have no conditional create ("a new trial if fewer than n exist"), so the budget
+is kept by *place*: the owner of a run records ``n_trials`` in the study (``tuneops:budget``),
+and a trial's place is the number of counted trials older than it (trial numbers are assigned
+atomically by every storage). A worker creates a trial while fewer than ``n_trials`` are
+counted, as ``study.ask()`` would, with one write; when workers create at the same moment near
+the end, the ones whose place is beyond the budget retire their trial unrun. Queued trials
+(warm-start configurations, retries) are claimed atomically (WAITING -> RUNNING), oldest
+first, and retired unrun when their place is beyond the budget.
 
 A trial whose worker died or was interrupted is *abandoned*: marked FAIL with the reason,
-excluded from the budget, and its configuration (with its slot index) is queued again once.
+excluded from the budget, and its configuration is queued again once.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -40,8 +38,7 @@ from tuneops.errors import SpecError, unknown_name
 __all__ = [
     "SAMPLERS",
     "make_sampler",
-    "ensure_slots",
-    "window",
+    "set_budget",
     "next_trial",
     "run_trial",
     "work",
@@ -56,9 +53,8 @@ ABANDONED = "abandoned"  # user attr: reason a trial was abandoned (not counted 
 RETRY_OF = "retry_of"  # user attr: number of the abandoned trial this slot re-runs
 WORKER = "worker"  # user attr: {"host", "pid", "id"} of the worker that ran the trial
 FAIL_REASON = "fail_reason"
-RETIRED = "retired"  # how the ABANDONED reason of a slot that was retired unrun begins
-SLOT = "tuneops:slot"  # trial system attr: the index of the budget slot the trial fills
-BUDGET = "tuneops:budget"  # study system attr: {"n_trials", "base", "slots", "window"}
+RETIRED = "retired"  # how the ABANDONED reason of a trial that was retired unrun begins
+BUDGET = "tuneops:budget"  # study system attr: {"n_trials": the global budget}
 
 
 def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
@@ -118,71 +114,64 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def retired(trial: FrozenTrial) -> bool:
-    """True for a slot that was retired without running (budget lowered, or a duplicate)."""
+    """True for a trial that was retired without running (over the budget)."""
     return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
 
 
-def window(n_workers: int) -> int:
-    """How many budget slots stay queued for ``n_workers`` workers: one each and one spare.
-
-    Each claim queues the next slot at once, labelled for the worker that claimed, and workers
-    claim their own first, so they rarely collide; every queued slot is re-read by Optuna's RDB
-    cache on each sampler call, so the window stays small.
-    """
-    return max(1, n_workers) + 1
-
-
-def ensure_slots(study: optuna.Study, n_trials: int, *, n_workers: int = 1) -> int:
+def set_budget(study: optuna.Study, n_trials: int) -> int:
     """Make the budget exactly ``n_trials`` counted trials; returns the change in the budget.
 
     Trials that exist keep their place (finished, running, or queued, such as warm-start
-    configurations, or slots of an earlier budget, which no longer queue successors); the rest
-    of the budget gets fresh slot indices, of which the first :func:`window` are queued now and
-    the others by the workers' claims. When the budget was lowered (a resume with a smaller
-    ``n_trials``), surplus WAITING trials are retired as abandoned. Only the process that owns a
-    run calls this; workers only claim.
+    configurations); workers create the rest. When the budget was lowered (a resume with a
+    smaller ``n_trials``), queued trials beyond it are retired as abandoned. Only the process
+    that owns a run calls this; workers read the budget from the study.
     """
     storage = study._storage
-    trials = study.get_trials(deepcopy=False)
-    live = counted(trials)
     previous = storage.get_study_system_attrs(study._study_id).get(BUDGET)
-    missing = n_trials - len(live)
-    for t in live:  # slots of the earlier budget stay in it as they are, without successors
-        if not t.state.is_finished() and t.system_attrs.get(SLOT) is not None:
-            try:
-                storage.set_trial_system_attr(t._trial_id, SLOT, None)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # it finished meanwhile (a worker of the earlier run is still going)
-    if missing < 0:
-        for t in [t for t in live if t.state == TrialState.WAITING][missing:]:
+    trials = study.get_trials(deepcopy=False)
+    storage.set_study_system_attr(study._study_id, BUDGET, {"n_trials": n_trials})
+    rank = _ranks(trials)
+    for t in trials:
+        if t.state == TrialState.WAITING and ABANDONED not in t.user_attrs and rank(t) >= n_trials:
             _retire(study, t, f"budget lowered to {n_trials}")
-    # Indices never repeat: the new budget starts above every index queued or promised before.
-    base = max([1 + t.system_attrs[SLOT] for t in trials if t.system_attrs.get(SLOT) is not None]
-               + ([previous["base"] + previous["slots"]] if previous else [0]))
-    slots, w = max(0, missing), window(n_workers)
-    # Recorded before the first slot is queued, so every claim of a new slot sees it.
-    storage.set_study_system_attr(study._study_id, BUDGET,
-                                  {"n_trials": n_trials, "base": base, "slots": slots, "window": w})
-    for index in range(base, base + min(slots, w)):
-        _enqueue(study, slot=index)
-    return n_trials - (previous["n_trials"] if previous else len(live))
+    return n_trials - (previous["n_trials"] if previous else len(counted(trials)))
 
 
-def _enqueue(study: optuna.Study, *, slot: int | None = None, params: Mapping[str, Any] | None = None,
+def _ranks(trials: Sequence[FrozenTrial]) -> Callable[[FrozenTrial], int]:
+    """``trial -> its place in the budget``: how many counted trials are older (by number)."""
+    numbers = sorted(t.number for t in counted(trials))
+    return lambda trial: bisect.bisect_left(numbers, trial.number)
+
+
+def _budget(study: optuna.Study, *, fresh: bool = False) -> int | None:
+    """The study's budget (``n_trials``), or None without one; read once per process unless ``fresh``."""
+    if fresh or study not in _BUDGETS:
+        record = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
+        _BUDGETS[study] = None if record is None else int(record["n_trials"])
+    return _BUDGETS[study]
+
+
+# The budget each process last read, per study: reading it for every trial would cost a query
+# per trial. It is read again before a trial is refused for lack of budget (a raised budget).
+_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, int | None] = weakref.WeakKeyDictionary()
+
+
+def _enqueue(study: optuna.Study, *, params: Mapping[str, Any] | None = None,
              user_attrs: Mapping[str, Any] | None = None) -> None:
-    """Queue a WAITING trial: budget slot ``slot`` (if any), with fixed ``params`` (if any)."""
-    system_attrs: dict[str, Any] = {} if slot is None else {SLOT: slot}
-    if params:
-        system_attrs["fixed_params"] = dict(params)
+    """Queue a WAITING trial with fixed ``params`` (if any)."""
+    system_attrs = {"fixed_params": dict(params)} if params else {}
     study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs,
                                               user_attrs=dict(user_attrs or {})))
 
 
-def _retire(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Take a WAITING trial out of the budget unrun (FAIL, abandoned); False if it was claimed."""
+def _retire(study: optuna.Study, trial: FrozenTrial, reason: str, *, claimed: bool = False) -> bool:
+    """Take a trial out of the budget unrun (FAIL, abandoned); False if another worker claimed it.
+
+    ``claimed``: the trial is this worker's (RUNNING); otherwise it is WAITING and claimed first.
+    """
     storage = study._storage
     try:
-        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
+        if not claimed and not storage.set_trial_state_values(trial._trial_id, state=TrialState.RUNNING):
             return False
         storage.set_trial_user_attr(trial._trial_id, ABANDONED, f"{RETIRED}: {reason}")
         storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -191,117 +180,118 @@ def _retire(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     return True
 
 
-def _claim_order(waiting: Sequence[FrozenTrial], identity: Mapping[str, Any] | None) -> list[FrozenTrial]:
-    """Configurations first (warm start, retries), then the worker's own slots, then the others.
+def _claim_order(waiting: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The oldest queued trial first, then the next few in random order, then the rest.
 
-    The first choice is the oldest of the first non-empty group, so one worker claims in queue
-    order: warm-start configurations in their priority order, and the same seed replays the same
-    study. Workers that lose that first choice to another would collide again on the next oldest
-    (one wins, the others wait on its row lock and retry), so after it each group's oldest few are
-    tried in random order; the slots a worker queued carry its record and it prefers them, which
-    keeps collisions rare. (SystemRandom: forked workers share the state of the random module.)
+    One worker thus claims in queue order: warm-start configurations in their priority order,
+    and the same seed replays the same study. Workers that lose that first choice to another
+    would collide again on the next oldest (one wins, the others wait on its row lock and
+    retry), so after it the next few are tried in random order. (SystemRandom: forked workers
+    share the state of the random module.)
     """
-    rng = random.SystemRandom()
-    groups: list[list[FrozenTrial]] = [[], [], []]
-    for t in waiting:
-        own = identity is not None and t.user_attrs.get(WORKER) == identity
-        groups[0 if t.system_attrs.get("fixed_params") else 1 if own else 2].append(t)
-    order = []
-    for group in groups:
-        head = group[:8]
-        rng.shuffle(head)
-        order += [*head, *group[8:]]
-    first = next(group[0] for group in groups if group)
-    return [first, *(t for t in order if t is not first)]
+    first, *rest = sorted(waiting, key=lambda t: t.number)
+    head = rest[:8]
+    random.SystemRandom().shuffle(head)
+    return [first, *head, *rest[8:]]
 
 
 def next_trial(study: optuna.Study, *, unlimited: bool = False,
                identity: Mapping[str, Any] | None = None) -> optuna.Trial | None:
-    """Atomically claim a WAITING trial; without one, a new trial only if ``unlimited``.
+    """Atomically claim a queued trial, or create one while the budget allows; None otherwise.
 
-    ``identity``: the worker's record, stored on the trial it claims (a slot this worker queued
-    carries it already). Claiming budget slot ``i`` queues slot ``i + window`` while that is in
-    the budget, labelled with ``identity``.
+    ``unlimited``: create trials without a budget (time-only runs). ``identity``: the worker's
+    record, stored on the trial.
     """
-    trial = _claim(study, study._storage.get_all_trials(study._study_id, deepcopy=False), identity)
-    if trial is None and unlimited:
-        trial = _new(study, identity)
-    return trial
+    return _claim(study, study._storage.get_all_trials(study._study_id, deepcopy=False), identity,
+                  unlimited=unlimited)
 
 
-def _new(study: optuna.Study, identity: Mapping[str, Any] | None) -> optuna.Trial:
-    """A new trial outside any budget (time-only budgets)."""
-    trial = study.ask()
-    if identity is not None:
-        trial.set_user_attr(WORKER, dict(identity))
-    return trial
+def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping[str, Any] | None,
+           *, unlimited: bool = False) -> optuna.Trial | None:
+    """:func:`next_trial` on the study's ``trials`` just read.
 
-
-def _claim(study: optuna.Study, trials: Sequence[FrozenTrial],
-           identity: Mapping[str, Any] | None) -> optuna.Trial | None:
-    """:func:`next_trial` on the study's ``trials`` just read; None when none is waiting."""
+    A queued trial runs when it is within the budget (its :func:`_ranks` place is below
+    ``n_trials``) and is retired otherwise. A new trial is created when fewer than ``n_trials``
+    counted trials exist; workers that create at the same moment can overshoot, so a new trial
+    checks its place (its number is final once created) and retires itself when it is beyond
+    the budget. A trial within the budget stays within it: older trials can only leave it.
+    """
     storage = study._storage
-    for _ in range(3):  # another round when others took every slot seen: theirs queued new ones
-        waiting = [t for t in trials if t.state == TrialState.WAITING]
-        if not waiting:
-            return None
-        first_of_slot: dict[int, int] = {}  # slot index -> number of the oldest counted trial in it
-        for t in counted(trials):
-            if SLOT in t.system_attrs:
-                i = t.system_attrs[SLOT]
-                first_of_slot[i] = min(first_of_slot.get(i, t.number), t.number)
-        for slot in _claim_order(waiting, identity):
-            index = slot.system_attrs.get(SLOT)
-            if index is not None and first_of_slot.get(index, slot.number) < slot.number:
-                # queued twice (a worker stalled past the grace period): the older one counts
-                _retire(study, slot, f"duplicate slot {index}")
+    rank = _ranks(trials)
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    # The trials just read serve the sampler for this trial, as the read in study.ask() does.
+    study._thread_local.cached_all_trials = trials
+    for t in _claim_order(waiting) if waiting else ():
+        if not unlimited and _budget(study) is not None and _beyond(study, rank(t)):
+            _retire(study, t, f"beyond the budget of {_budget(study)}")
+            continue
+        try:
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
                 continue
-            try:
-                if not storage.set_trial_state_values(slot._trial_id, state=TrialState.RUNNING):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            try:
-                # The trials just read serve the sampler for this trial, as the read in
-                # study.ask() does (it re-reads on the first suggestion otherwise).
-                study._thread_local.cached_all_trials = trials
-                trial = optuna.trial.Trial(study, slot._trial_id)
-                if identity is not None and slot.user_attrs.get(WORKER) != identity:
-                    trial.set_user_attr(WORKER, dict(identity))
-                if index is not None:
-                    _queue_successor(study, index, trials, identity)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                # Declared dead before this worker's record replaced the label of the (dead)
-                # worker that queued the slot: it is re-queued, and its retry queues the successor.
-                continue
-            except KeyboardInterrupt:  # the slot is ours: give it back (its retry queues the successor)
-                abandon(study, storage.get_trial(slot._trial_id), "interrupted (Ctrl-C)")
-                raise
-            return trial
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        try:
+            trial = optuna.trial.Trial(study, t._trial_id)
+            if identity is not None:
+                trial.set_user_attr(WORKER, dict(identity))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # declared dead (no heartbeat) before the record was written: it is re-queued
+        except KeyboardInterrupt:  # the trial is ours: give it back
+            abandon(study, storage.get_trial(t._trial_id), "interrupted (Ctrl-C)")
+            raise
+        return trial
+    if unlimited:
+        return _new(study, identity, trials, None)
+    live = counted(trials)
+    if _beyond(study, len(live)):
+        return None
+    if _budget(study) - len(live) <= sum(t.state == TrialState.RUNNING for t in live):
+        # The last places, which the workers now running may be taking too: read again, so that
+        # workers rarely create a trial beyond the budget (it would be retired unrun).
         trials = storage.get_all_trials(study._study_id, deepcopy=False)
+        study._thread_local.cached_all_trials = trials
+        if _beyond(study, len(counted(trials))):
+            return None
+    return _new(study, identity, trials, _budget(study))
+
+
+def _beyond(study: optuna.Study, place: int) -> bool:
+    """True when ``place`` is beyond the study's budget (or it has none).
+
+    The budget is read again before saying so: the owner of a resumed run may have raised it.
+    """
+    budget = _budget(study)
+    if budget is not None and place < budget:
+        return False
+    budget = _budget(study, fresh=True)
+    return budget is None or place >= budget
+
+
+def _new(study: optuna.Study, identity: Mapping[str, Any] | None, trials: Sequence[FrozenTrial],
+         budget: int | None) -> optuna.Trial | None:
+    """A new RUNNING trial carrying the worker's record (one write); None when beyond the budget."""
+    from datetime import datetime
+
+    template = FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
+        params={}, distributions={}, user_attrs={} if identity is None else {WORKER: dict(identity)},
+        system_attrs={}, intermediate_values={}, trial_id=-1,
+    )
+    trial = optuna.trial.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
+    if budget is None:
+        return trial
+    # Older trials than this one: every number below it. Those abandoned in the read above are
+    # known not to count; any others might. Below the budget even so: it is within it for good.
+    number = trial._cached_frozen_trial.number
+    if number - sum(1 for t in trials if t.number < number and ABANDONED in t.user_attrs) < budget:
+        return trial
+    fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    if _ranks(fresh)(trial._cached_frozen_trial) < budget:
+        study._thread_local.cached_all_trials = fresh
+        return trial
+    _retire(study, trial._cached_frozen_trial, f"beyond the budget of {budget} (created with others at once)",
+            claimed=True)
     return None
-
-
-# The budget each process last read, per study: a claim needs it, and reading it each time
-# would cost a query per trial. It is read again when a slot lies outside it (a new budget).
-_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, dict[str, int]] = weakref.WeakKeyDictionary()
-
-
-def _queue_successor(study: optuna.Study, index: int, trials: Sequence[FrozenTrial],
-                     identity: Mapping[str, Any] | None) -> None:
-    """Queue slot ``index + window`` of the budget, unless it exists (``index`` is a retry)."""
-    budget = _BUDGETS.get(study)
-    if budget is None or not budget["base"] <= index < budget["base"] + budget["slots"]:
-        budget = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
-        if budget is None:
-            return
-        _BUDGETS[study] = budget
-    successor = index + budget["window"]
-    if not budget["base"] <= index < successor < budget["base"] + budget["slots"]:
-        return
-    if any(t.system_attrs.get(SLOT) == successor for t in counted(trials)):
-        return
-    _enqueue(study, slot=successor, user_attrs={WORKER: dict(identity)} if identity is not None else None)
 
 
 def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
@@ -314,11 +304,10 @@ def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return
-    slot = trial.system_attrs.get(SLOT)  # the retry fills the same budget slot
     if RETRY_OF in trial.user_attrs:  # already a retry: run a fresh configuration instead
-        _enqueue(study, slot=slot, user_attrs={RETRY_OF: trial.number, "retry_params": dict(trial.params)})
+        _enqueue(study, user_attrs={RETRY_OF: trial.number, "retry_params": dict(trial.params)})
     else:
-        _enqueue(study, slot=slot, params=trial.params, user_attrs={RETRY_OF: trial.number})
+        _enqueue(study, params=trial.params, user_attrs={RETRY_OF: trial.number})
     _log.warning("trial %d abandoned (%s); its configuration is queued again", trial.number, reason)
 
 
@@ -411,12 +400,15 @@ def work(
     heartbeat_s: float | None = None,
     grace_s: float | None = None,
     poll_s: float = 0.5,
+    wait_for_others: bool = True,
 ) -> int:
     """The worker loop: claim a trial, run it with a heartbeat, repeat.
 
     The worker stops when the deadline passes, or when no trial is waiting and none is running
     anywhere: while others still run trials it stays, recovers the trials of workers that died
-    (their configurations are queued again) and runs those. Returns the number of trials it ran.
+    (their configurations are queued again) and runs those. With ``wait_for_others=False`` it
+    stops as soon as it finds nothing to run (a local worker whose parent stays for the others).
+    Returns the number of trials it ran.
     """
     from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat
 
@@ -431,14 +423,12 @@ def work(
                 recover_abandoned(study, grace_s=grace_s)
                 last_scan = time.monotonic()
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            trial = _claim(study, trials, identity)
-            if trial is None and unlimited:
-                trial = _new(study, identity)
+            trial = _claim(study, trials, identity, unlimited=unlimited)
             if trial is None:
                 if any(t.state == TrialState.WAITING for t in trials):
                     continue  # others took the slots seen; their claims queued new ones
                 running = [t for t in trials if t.state == TrialState.RUNNING]
-                if not running:
+                if not running or not wait_for_others:
                     break
                 if recover_abandoned(study, grace_s=grace_s, running=running):
                     continue
@@ -484,18 +474,17 @@ def load(setup: WorkerSetup, index: int) -> optuna.Study:
     )
 
 
-def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bool) -> None:
-    from threadpoolctl import threadpool_limits
-
+def _child(setup: WorkerSetup, index: int, deadline: float | None, unlimited: bool, pools: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = load(setup, index)
-        # One thread per forked worker: the workers already fill the cores, and an OpenMP pool
-        # inherited from the parent (e.g. after a k-NN predict there) deadlocks GNU libgomp in
-        # the child unless parallel regions stay single-threaded.
-        with threadpool_limits(limits=1):
+        # An OpenMP pool inherited from the parent (e.g. after a k-NN predict there) deadlocks
+        # GNU libgomp in the child unless parallel regions stay single-threaded. `pools` (the
+        # parent's OpenMP libraries, found once there: the search scans every loaded library)
+        # holds only OpenMP: resizing OpenBLAS in a forked child costs it CPU on every trial.
+        with pools.limit(limits=1):
             work(study, setup.objective, deadline=deadline, unlimited=unlimited,
-                 heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
+                 heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s, wait_for_others=False)
     except KeyboardInterrupt:
         pass
     finally:
@@ -514,7 +503,10 @@ def execute(
     """Run the study with ``n_workers`` local workers until the budget or deadline is spent.
 
     One worker runs in this process; more are forked processes that each open the storage
-    themselves (so each has its own connection pool). Ctrl-C abandons running trials cleanly and keeps the finished ones.
+    themselves (so each has its own connection pool). A forked worker stops as soon as it finds
+    nothing to run; this process then stays for what others still run (remote workers), and
+    runs the retries of workers that died. Ctrl-C abandons running trials cleanly and keeps the
+    finished ones.
     """
     if n_workers <= 1:
         work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
@@ -522,9 +514,12 @@ def execute(
         return
     import multiprocessing
 
+    from threadpoolctl import ThreadpoolController
+
     ctx = multiprocessing.get_context("fork")
+    pools = ThreadpoolController().select(user_api="openmp")
     procs = [
-        ctx.Process(target=_child, args=(setup, i, deadline, unlimited), daemon=False)
+        ctx.Process(target=_child, args=(setup, i, deadline, unlimited, pools), daemon=False)
         for i in range(n_workers)
     ]
     for p in procs:
@@ -546,3 +541,5 @@ def execute(
         raise
     finally:
         recover_abandoned(study, grace_s=setup.grace_s)
+    work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
+         heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)

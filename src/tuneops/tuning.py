@@ -312,7 +312,7 @@ def _drive(
     deadline = time.time() + timeout_s if timeout_s else None
     runner.recover_abandoned(study, grace_s=setup.grace_s)
     if n_trials is not None:
-        runner.ensure_slots(study, n_trials, n_workers=n_workers)
+        runner.set_budget(study, n_trials)
     with StudyProgress(study, n_trials, enabled=progress) as bar:
         # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
         for _ in range(3):
