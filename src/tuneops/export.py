@@ -7,6 +7,7 @@ name and renamed, so a failure never leaves a half-written model.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -20,6 +21,12 @@ _LIBRARIES = ("tuneops", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "
 
 
 def library_versions() -> dict[str, str]:
+    """The versions of Python and of the libraries a saved model or result depends on."""
+    return dict(_library_versions())
+
+
+@functools.cache  # installed versions do not change while a process runs; looking them up costs 20 ms
+def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:
