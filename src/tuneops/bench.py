@@ -253,7 +253,7 @@ def record_curves(
     trials: list[dict[str, Any]] = []
     kept: set[int] = set()
 
-    def keep() -> None:  # slots are not claimed in trial-number order: keep each trial once
+    def keep() -> None:  # trials may finish out of number order: keep each trial once
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.number in kept:
                 continue

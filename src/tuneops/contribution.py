@@ -35,7 +35,7 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     """
     from tuneops.runner import retired
 
-    # A queued slot carries the record of the worker that queued it; one retired unrun is no one's.
+    # A trial retired unrun (beyond the budget) ran nothing, whoever created it.
     ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not retired(t)]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     pool = [t for t in complete if _feasible(t)] or complete

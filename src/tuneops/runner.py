@@ -50,7 +50,7 @@ __all__ = [
 _log = logging.getLogger("tuneops")
 
 ABANDONED = "abandoned"  # user attr: reason a trial was abandoned (not counted in the budget)
-RETRY_OF = "retry_of"  # user attr: number of the abandoned trial this slot re-runs
+RETRY_OF = "retry_of"  # user attr: number of the abandoned trial this one re-runs
 WORKER = "worker"  # user attr: {"host", "pid", "id"} of the worker that ran the trial
 FAIL_REASON = "fail_reason"
 RETIRED = "retired"  # how the ABANDONED reason of a trial that was retired unrun begins
@@ -144,16 +144,19 @@ def _ranks(trials: Sequence[FrozenTrial]) -> Callable[[FrozenTrial], int]:
 
 
 def _budget(study: optuna.Study, *, fresh: bool = False) -> int | None:
-    """The study's budget (``n_trials``), or None without one; read once per process unless ``fresh``."""
-    if fresh or study not in _BUDGETS:
+    """The study's budget (``n_trials``), or None without one, as read at most ``BUDGET_TTL_S`` ago."""
+    known = _BUDGETS.get(study)
+    if fresh or known is None or time.monotonic() - known[1] > BUDGET_TTL_S:
         record = study._storage.get_study_system_attrs(study._study_id).get(BUDGET)
-        _BUDGETS[study] = None if record is None else int(record["n_trials"])
-    return _BUDGETS[study]
+        known = _BUDGETS[study] = (None if record is None else int(record["n_trials"]), time.monotonic())
+    return known[0]
 
 
-# The budget each process last read, per study: reading it for every trial would cost a query
-# per trial. It is read again before a trial is refused for lack of budget (a raised budget).
-_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, int | None] = weakref.WeakKeyDictionary()
+# The budget each process last read, per study, and when: reading it for every trial would cost
+# a query per trial. It is read again before a trial is refused for lack of budget (the owner of
+# a resumed run may have raised it), and every BUDGET_TTL_S (or lowered it).
+BUDGET_TTL_S = 5.0
+_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, tuple[int | None, float]] = weakref.WeakKeyDictionary()
 
 
 def _enqueue(study: optuna.Study, *, params: Mapping[str, Any] | None = None,
@@ -256,10 +259,7 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
 
 
 def _beyond(study: optuna.Study, place: int) -> bool:
-    """True when ``place`` is beyond the study's budget (or it has none).
-
-    The budget is read again before saying so: the owner of a resumed run may have raised it.
-    """
+    """True when ``place`` is beyond the study's budget (or it has none); read again before saying so."""
     budget = _budget(study)
     if budget is not None and place < budget:
         return False
@@ -426,7 +426,7 @@ def work(
             trial = _claim(study, trials, identity, unlimited=unlimited)
             if trial is None:
                 if any(t.state == TrialState.WAITING for t in trials):
-                    continue  # others took the slots seen; their claims queued new ones
+                    continue  # others claimed the queued trials seen (or they were retired): look again
                 running = [t for t in trials if t.state == TrialState.RUNNING]
                 if not running or not wait_for_others:
                     break

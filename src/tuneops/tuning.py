@@ -198,8 +198,8 @@ def run(
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
-    # Meta-features are stored once; warm-start trials are enqueued before the budget's empty
-    # slots (in _drive), so they count in n_trials.
+    # Meta-features are stored once; warm-start trials are enqueued before the budget is set
+    # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
         spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers

@@ -19,7 +19,7 @@ configurations: at most ``max_trials`` and at most ``max_share`` of ``n_trials``
 configurations and studies are what you asked for, so they are all enqueued, but together
 they must fit in ``n_trials``.
 
-Every warm-start trial is an ordinary WAITING trial enqueued before the budget's empty slots,
+Every warm-start trial is an ordinary WAITING trial enqueued before the workers create trials,
 so it counts in ``n_trials``; its user attr ``warm_start`` names its source
 (``params[0]``, ``study:churn-v1#17``, ``kb:pmlb:iris#1 (distance 0.12)``), and the results
 document has a ``warm_start`` section saying how those trials did.
