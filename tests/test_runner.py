@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuneops import runner
+from tuneops.results import study_results
 from tuneops.storage import get_storage
 
 
@@ -82,6 +83,8 @@ def test_a_trial_created_beyond_the_budget_is_retired_unrun(workdir: Path) -> No
     assert _state_counts(study) == {"COMPLETE": 3, "abandoned": 1}
     extra = study.get_trials()[-1]
     assert extra.user_attrs["abandoned"].startswith("retired: beyond the budget of 3") and not extra.params
+    assert study_results(study)["n_trials"] == {"complete": 3, "retired": 1}  # not counted as abandoned
+    assert runner.abandoned_label(extra.user_attrs["abandoned"]) == " (retired)"
     runner.work(study, fast)  # nothing left to run
     assert _state_counts(study) == {"COMPLETE": 3, "abandoned": 1}
 

@@ -121,6 +121,7 @@ def show(
 
     from tuneops.errors import NoFeasibleTrial
     from tuneops.results import study_results
+    from tuneops.runner import abandoned_label
     from tuneops.tuning import load_study, reselect
 
     s = load_study(study, storage)
@@ -139,7 +140,7 @@ def show(
         for col in ("trial", "state", "values", "duration_s", "params / reason"):
             table.add_column(col)
         for t in results["trials"]:
-            table.add_row(str(t["number"]), t["state"] + (" (abandoned)" if "abandoned" in t else ""),
+            table.add_row(str(t["number"]), t["state"] + abandoned_label(t.get("abandoned")),
                           _fmt(t["values"]), _fmt(t["duration_s"]),
                           t.get("fail_reason") or ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items()))
         console.print(table)

@@ -43,11 +43,13 @@ def study_results(
 ) -> dict[str, Any]:
     """The results document for ``study``; sections that need data a study lacks are omitted."""
     from tuneops.export import library_versions
+    from tuneops.runner import retired
 
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
     counts = Counter(t.state.name for t in trials if "abandoned" not in t.user_attrs)
-    counts["ABANDONED"] = sum("abandoned" in t.user_attrs for t in trials)
+    counts["RETIRED"] = sum(retired(t) for t in trials)  # created beyond the budget, never run
+    counts["ABANDONED"] = sum("abandoned" in t.user_attrs for t in trials) - counts["RETIRED"]
     attrs = study.user_attrs
     results: dict[str, Any] = {
         "study": study.study_name,

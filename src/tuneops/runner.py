@@ -118,6 +118,13 @@ def retired(trial: FrozenTrial) -> bool:
     return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
 
 
+def abandoned_label(reason: str | None) -> str:
+    """How tables mark a trial whose ``abandoned`` user attr is ``reason``: retired, abandoned or not."""
+    if reason is None:
+        return ""
+    return " (retired)" if str(reason).startswith(RETIRED) else " (abandoned)"
+
+
 def set_budget(study: optuna.Study, n_trials: int) -> int:
     """Make the budget exactly ``n_trials`` counted trials; returns the change in the budget.
 

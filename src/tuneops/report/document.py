@@ -16,6 +16,7 @@ import optuna
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
 from tuneops.report.view import StudyView, feasible, is_warm_start, view_of, worker_label
+from tuneops.runner import abandoned_label
 
 __all__ = ["Report", "TrialTable", "build_report"]
 
@@ -55,7 +56,7 @@ def trial_table(view: StudyView) -> TrialTable:
     rows = []
     for t in view.trials:
         values = list(t.values) if t.values is not None else [None] * len(view.objectives)
-        state = t.state.name + (" (abandoned)" if "abandoned" in t.user_attrs else "")
+        state = t.state.name + abandoned_label(t.user_attrs.get("abandoned"))
         if t.number == view.selected:
             state += " ★"
         rows.append((

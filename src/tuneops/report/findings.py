@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from tuneops.report.figures import History, best_numbers
 from tuneops.report.view import StudyView, feasible, is_warm_start
+from tuneops.runner import retired
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section"]
 
@@ -150,7 +151,7 @@ def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
 
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     failed = [t for t in view.of_state(TrialState.FAIL) if "abandoned" not in t.user_attrs]
-    abandoned = [t for t in view.trials if "abandoned" in t.user_attrs]
+    abandoned = [t for t in view.trials if "abandoned" in t.user_attrs and not retired(t)]
     out = []
     if failed:
         reasons = Counter(
