@@ -227,11 +227,11 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
     the budget. A trial within the budget stays within it: older trials can only leave it.
     """
     storage = study._storage
-    rank = _ranks(trials)
-    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    tally = _Tally.of(trials)
+    rank = _ranks(trials) if tally.waiting else None
     # The trials just read serve the sampler for this trial, as the read in study.ask() does.
     study._thread_local.cached_all_trials = trials
-    for t in _claim_order(waiting) if waiting else ():
+    for t in _claim_order(tally.waiting) if tally.waiting else ():
         if not unlimited and _budget(study) is not None and _beyond(study, rank(t)):
             _retire(study, t, f"beyond the budget of {_budget(study)}")
             continue
@@ -251,18 +251,42 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
             raise
         return trial
     if unlimited:
-        return _new(study, identity, trials, None)
-    live = counted(trials)
-    if _beyond(study, len(live)):
+        return _new(study, identity, tally, None)
+    if _beyond(study, tally.live):
         return None
-    if _budget(study) - len(live) <= sum(t.state == TrialState.RUNNING for t in live):
+    if _budget(study) - tally.live <= tally.running:
         # The last places, which the workers now running may be taking too: read again, so that
         # workers rarely create a trial beyond the budget (it would be retired unrun).
         trials = storage.get_all_trials(study._study_id, deepcopy=False)
         study._thread_local.cached_all_trials = trials
-        if _beyond(study, len(counted(trials))):
+        tally = _Tally.of(trials)
+        if _beyond(study, tally.live):
             return None
-    return _new(study, identity, trials, _budget(study))
+    return _new(study, identity, tally, _budget(study))
+
+
+@dataclass
+class _Tally:
+    """What a claim needs from the trials just read, in one pass (they are read for every trial)."""
+
+    waiting: list[FrozenTrial]  # queued trials that count
+    live: int  # trials that count
+    running: int  # running trials that count
+    out: int  # trials that do not count (abandoned or retired)
+
+    @classmethod
+    def of(cls, trials: Sequence[FrozenTrial]) -> _Tally:
+        tally = cls([], 0, 0, 0)
+        for t in trials:
+            if ABANDONED in t.user_attrs:
+                tally.out += 1
+                continue
+            tally.live += 1
+            if t.state == TrialState.WAITING:
+                tally.waiting.append(t)
+            elif t.state == TrialState.RUNNING:
+                tally.running += 1
+        return tally
 
 
 def _beyond(study: optuna.Study, place: int) -> bool:
@@ -274,7 +298,7 @@ def _beyond(study: optuna.Study, place: int) -> bool:
     return budget is None or place >= budget
 
 
-def _new(study: optuna.Study, identity: Mapping[str, Any] | None, trials: Sequence[FrozenTrial],
+def _new(study: optuna.Study, identity: Mapping[str, Any] | None, tally: _Tally,
          budget: int | None) -> optuna.Trial | None:
     """A new RUNNING trial carrying the worker's record (one write); None when beyond the budget."""
     from datetime import datetime
@@ -287,10 +311,10 @@ def _new(study: optuna.Study, identity: Mapping[str, Any] | None, trials: Sequen
     trial = optuna.trial.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
     if budget is None:
         return trial
-    # Older trials than this one: every number below it. Those abandoned in the read above are
-    # known not to count; any others might. Below the budget even so: it is within it for good.
-    number = trial._cached_frozen_trial.number
-    if number - sum(1 for t in trials if t.number < number and ABANDONED in t.user_attrs) < budget:
+    # Older trials than this one: every number below it. Those out of the budget in the read
+    # above (all older) are known not to count; any others might. Below the budget even so: it
+    # is within it for good.
+    if trial._cached_frozen_trial.number - tally.out < budget:
         return trial
     fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
     if _ranks(fresh)(trial._cached_frozen_trial) < budget:
