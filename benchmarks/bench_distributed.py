@@ -466,11 +466,17 @@ def _findings(res: dict) -> list[str]:
            f"* Overhead against plain Optuna (target <= +5%): median **{over:+.1%}** over all rows, "
            f"**{verdict(over <= 0.05)}**. By number of workers (median over the storages): "
            + ", ".join(f"{n}: {v:+.1%}" for n, v in by_workers.items())
-           + ". A run of 64 trivial trials lasts a fraction of a second to a few seconds, so single rows "
-           "move by 10-20 points between runs; the medians and the counts of storage work are the steadier "
-           "measure. With many workers on 2 cores, workers that create a trial at the same moment as the "
-           "last place of the budget is taken retire theirs unrun (a create and two writes each, a few per "
-           "run at 16 workers with a trivial objective)."]
+           + f". Rows above +5%: {sum(r['overhead'] > 0.05 for r in res['throughput'])} of "
+           f"{len(res['throughput'])} ("
+           + ", ".join(f"{r['storage']} {r['workers']}: {r['overhead']:+.1%}" for r in res["throughput"]
+                       if r["overhead"] > 0.05)
+           + f"). A run of {res['throughput_trials']} trivial trials lasts one to a few seconds, so single "
+           "rows move by 10-20 points between runs; the median and the counts of storage work are the "
+           "steadier measure. The excess grows with the number of workers on these 2 cores: with 16, "
+           "workers that create a trial just as the last place of the budget is taken retire theirs unrun "
+           "(a create and two writes each, a few per run with a trivial objective), and on Redis the "
+           "tuneops workers used more CPU than plain Optuna's in a probe (8 workers: about +10-20%) "
+           "although they make fewer storage reads; the cause was not found."]
     if "statements" in res:
         st = res["statements"]
         pg = st["PostgreSQL|tuneops"] / st["PostgreSQL|plain"] - 1
