@@ -29,7 +29,7 @@ def test_single_objective_counts_best_and_busy_time() -> None:
         _trial(2, "a:1", TrialState.PRUNED, seconds=0.5),
         _trial(3, "b:2", TrialState.FAIL, seconds=1, fail_reason="boom"),
         _trial(4, "a:1", TrialState.FAIL, seconds=4, abandoned="worker a:1 is no longer running"),
-        # a slot that a:1 queued and that was retired unrun (budget lowered): not a:1's work
+        # a trial retired unrun (budget lowered): not a:1's work
         _trial(5, "a:1", TrialState.FAIL, seconds=0, abandoned="retired: budget lowered to 5"),
     ]
     rows = {r["worker"]: r for r in worker_contributions(trials, ["maximize"])}

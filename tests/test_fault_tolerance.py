@@ -50,9 +50,9 @@ def fast(trial: optuna.Trial) -> float:
     return trial.suggest_float("x", -3, 3)
 
 
-def _study(url: str, n_slots: int) -> optuna.Study:
+def _study(url: str, n_trials: int) -> optuna.Study:
     study = optuna.create_study(study_name=f"ft-{uuid.uuid4().hex[:8]}", storage=get_storage(url))
-    runner.set_budget(study, n_slots)
+    runner.set_budget(study, n_trials)
     return study
 
 

@@ -227,7 +227,7 @@ def test_bench_pruners_end_to_end(workdir, cli):
 
 
 def test_record_curves_keeps_each_trial_once_with_cpu_seconds_per_step():
-    """The benchmark's recording: every configuration once (slots are claimed out of number
+    """The benchmark's recording: every configuration once (trials may finish out of number
     order), cumulative CPU seconds of fitting and scoring per step, and a replay can use them."""
     from tuneops.bench import record_curves, replay
 

@@ -128,7 +128,7 @@ def test_a_new_budget_replaces_the_earlier_one(workdir: Path) -> None:
 
 
 def test_one_worker_replays_the_same_study_for_the_same_seed(workdir: Path) -> None:
-    """Warm-start configurations are claimed in their queued order and slots in number order, so a
+    """Warm-start configurations are claimed in their queued order before new trials are created, so a
     seeded single-worker run, resumed with a larger budget, is the same study every time."""
     from tuneops.tuning import run
 

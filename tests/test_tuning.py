@@ -166,7 +166,7 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     done_before = len(study.get_trials(states=(TrialState.COMPLETE,)))
     assert done_before >= 2
     assert not study.get_trials(states=(TrialState.RUNNING,))
-    # Resume with a budget of two more trials: surplus slots are retired, not run.
+    # Resume with a budget of two more trials: exactly two more finish.
     result = tuneops.run(spec, n_trials=done_before + 2)
     assert len(finished(result.study)) == done_before + 2
     assert all(t.state == TrialState.COMPLETE for t in finished(result.study))
