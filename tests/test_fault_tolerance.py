@@ -135,6 +135,24 @@ def test_heartbeat_keeps_a_long_trial_of_a_remote_worker_alive(workdir: Path) ->
     assert trials[slow.number].user_attrs[HEARTBEAT] > trials[slow.number].datetime_start.timestamp()
 
 
+def test_forked_workers_leave_when_done_but_the_run_waits_for_a_remote_trial(workdir: Path) -> None:
+    url = str(workdir / "s.journal")
+    study = _study(url, 4)
+    remote = _start_victim(url, study, sleep_s=3.0)  # a worker elsewhere takes one trial of 3 s
+    slow = _wait_running(study, remote)
+    setup = runner.WorkerSetup(study.study_name, url, optuna.samplers.RandomSampler, optuna.pruners.NopPruner,
+                               fast, n_workers=2)
+
+    runner.execute(setup, n_workers=2, deadline=None, unlimited=False, study=study)
+
+    # The two forked workers ran the other three and left; this process stayed for the remote one.
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert trials[slow.number].user_attrs["worker"]["pid"] == remote.pid
+    remote.communicate(timeout=60)
+    assert remote.returncode == 0
+
+
 def test_ctrl_c_abandons_the_running_trial_and_queues_it_again(workdir: Path) -> None:
     url = str(workdir / "s.journal")
     study = _study(url, 2)
