@@ -11,7 +11,7 @@ has to, which only ``bench_warmstart.py`` measures. So this study picks the port
 it can show: how often, and how early, the portfolio alone reaches the target, against
 ``T_cold``. Evaluations are cached (``--cache``), so variants share them.
 
-    python benchmarks/warmstart_portfolio.py --kb .kbbuild/cold200.json.gz
+    python benchmarks/warmstart_portfolio.py --kb benchmarks/results/warmstart_cold200.json.gz
 """
 
 from __future__ import annotations
