@@ -138,8 +138,8 @@ def set_budget(study: optuna.Study, n_trials: int) -> int:
     trials = study.get_trials(deepcopy=False)
     storage.set_study_system_attr(study._study_id, BUDGET, {"n_trials": n_trials})
     rank = _ranks(trials)
-    for t in trials:
-        if t.state == TrialState.WAITING and ABANDONED not in t.user_attrs and rank(t) >= n_trials:
+    for t in _Tally.of(trials).waiting:
+        if rank(t) >= n_trials:
             _retire(study, t, f"budget lowered to {n_trials}")
     return n_trials - (previous["n_trials"] if previous else len(counted(trials)))
 
@@ -301,13 +301,8 @@ def _beyond(study: optuna.Study, place: int) -> bool:
 def _new(study: optuna.Study, identity: Mapping[str, Any] | None, tally: _Tally,
          budget: int | None) -> optuna.Trial | None:
     """A new RUNNING trial carrying the worker's record (one write); None when beyond the budget."""
-    from datetime import datetime
-
-    template = FrozenTrial(
-        number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
-        params={}, distributions={}, user_attrs={} if identity is None else {WORKER: dict(identity)},
-        system_attrs={}, intermediate_values={}, trial_id=-1,
-    )
+    template = optuna.trial.create_trial(state=TrialState.RUNNING,
+                                         user_attrs={} if identity is None else {WORKER: dict(identity)})
     trial = optuna.trial.Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
     if budget is None:
         return trial
