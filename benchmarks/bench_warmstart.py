@@ -151,6 +151,7 @@ def bench_one(args: tuple) -> dict[str, Any]:
         "param_gap_scaled": param_distance(scaled_nn[0].entry.configs[0][0], top, space) if scaled_nn else None,
         "param_gap_raw": param_distance(baseline[0].params, top, space) if baseline else None,
         "n_warm_trials": ours["n_warm"],
+        "strategy": overrides.get("strategy", AutoSettings().strategy),
         "seconds": time.time() - started,
     }
 
@@ -285,13 +286,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     parser.add_argument("--from-results", nargs="+", metavar="JSON",
                         help="summarise earlier --out files (runs split by family) instead of running")
+    parser.add_argument("--compare", nargs="+", metavar="JSON",
+                        help="with --from-results: --out files of another warm start (an ablation) to show "
+                             "beside it, target by target")
+    parser.add_argument("--compare-label", default="other warm start", help="its name in the tables")
     args = parser.parse_args(argv)
     if args.from_results:
         parts = [json.loads(Path(p).read_text()) for p in args.from_results]
-        rows = [r for part in parts for r in part["rows"]]
+        rows = [{"strategy": _strategy_of(part["command"]), **r} for part in parts for r in part["rows"]]
         commands = "; ".join(f"`{part['command'].strip()}`" for part in parts)
+        if args.compare:
+            compared = [json.loads(Path(p).read_text()) for p in args.compare]
+            other = {(r["dataset"], r["family"]): r["t_warm"] for part in compared for r in part["rows"]}
+            missing = [f"{r['dataset']}/{r['family']}" for r in rows if (r["dataset"], r["family"]) not in other]
+            if missing:
+                sys.exit(f"--compare: no rows for {', '.join(missing[:5])}; compare runs over the same targets")
+            rows = [{**r, "t_other": other[(r["dataset"], r["family"])]} for r in rows]
+            commands += f"; compared with {', '.join(f'`{c}`' for c in args.compare)} ({args.compare_label})"
         report = summarise_report(rows, list(dict.fromkeys(r["family"] for r in rows)),
-                                  commands, parts[0]["n_cold_trials"], sum(p["elapsed_s"] for p in parts))
+                                  commands, parts[0]["n_cold_trials"], sum(p["elapsed_s"] for p in parts),
+                                  compare_label=args.compare_label if args.compare else None)
         kb = load_file(args.kb) if args.kb else load_shipped()
         families = list(dict.fromkeys(r["family"] for r in rows))
         report["retrieval"] = retrieval_check(kb, families)
@@ -348,6 +362,15 @@ def main(argv: list[str] | None = None) -> int:
     return _emit(report, args)
 
 
+def _strategy_of(command: str) -> str:
+    """The warm-start strategy of a run, for rows written before they recorded it: an ``--auto
+    strategy=...`` override, else ``consensus`` (the default until ``adaptive`` replaced it)."""
+    import re
+
+    found = re.search(r"--auto strategy=(\w+)", command)
+    return found.group(1) if found else "consensus"
+
+
 def _emit(report: dict[str, Any], args: argparse.Namespace) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1, default=str))
@@ -359,9 +382,9 @@ def _emit(report: dict[str, Any], args: argparse.Namespace) -> int:
 
 
 def summarise_report(rows: list[dict[str, Any]], families: list[str], command: str,
-                     n_cold: int | None, elapsed_s: float) -> dict[str, Any]:
+                     n_cold: int | None, elapsed_s: float, compare_label: str | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"command": command, "n_cold_trials": n_cold, "tolerance": TOL,
-                              "elapsed_s": elapsed_s, "families": {}, "rows": rows}
+                              "elapsed_s": elapsed_s, "families": {}, "rows": rows, "compare_label": compare_label}
     # Also the targets where cold TPE needed >= 10 trials: only there can 4x fewer trials happen
     # at all (a target cold TPE reaches in 1-3 trials leaves no room for a speed-up).
     groups = [(f, lambda r, f=f: r["family"] == f) for f in families] + [("all", lambda r: True)]
@@ -376,6 +399,7 @@ def summarise_report(rows: list[dict[str, Any]], families: list[str], command: s
         report["families"][family] = {
             "warm": summarise(sub, "t_warm"),
             "seed_recipe": summarise(sub, "t_seed"),
+            **({"other": summarise(sub, "t_other")} if compare_label else {}),
             "median_first_regret": {"scaled": statistics.median(r["first_regret_warm"] for r in fr) if fr else None,
                                     "raw_cosine": statistics.median(r["first_regret_seed"] for r in fr) if fr else None},
             "first_trial_better": {"scaled": sum(r["first_regret_warm"] < r["first_regret_seed"] for r in fr),
@@ -406,7 +430,11 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for family, f in report["families"].items():
-        for name, key in (("tuneops warm start", "warm"), ("seed recipe (raw cosine, top-3)", "seed_recipe")):
+        strategies = sorted({str(r.get("strategy", "?")) for r in report["rows"]})
+        methods = [(f"tuneops warm start ({', '.join(strategies)})", "warm"), ("seed recipe (raw cosine, top-3)", "seed_recipe")]
+        if "other" in f:
+            methods.insert(1, (report["compare_label"], "other"))
+        for name, key in methods:
             s = f[key]
             w = s["worst"]
             worst = f"{w['dataset']}/{w['family']}: {w['t']} vs {w['t_cold']} cold" if w else "-"

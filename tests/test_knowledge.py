@@ -211,7 +211,7 @@ def test_warm_start_schema_errors(raw, match):
 def test_auto_shorthand_and_budget_share():
     auto = parse_warm_start("auto").auto
     assert auto.size(200) == 10 and auto.size(40) == 10 and auto.size(8) == 2 and auto.size(None) == 10
-    assert auto.strategy == "consensus" and auto.neighbors == 16
+    assert auto.strategy == "adaptive" and auto.neighbors == 16
 
 
 def _trials(study):

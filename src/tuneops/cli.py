@@ -602,10 +602,15 @@ def kb_recommend(
     data: Annotated[str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
     family: Annotated[str, typer.Option("--family", help="Model family.")],
     target: Annotated[Optional[str], typer.Option(help="Target column (files).")] = None,
-    size: Annotated[Optional[int], typer.Option(help="How many configurations (default: what warm_start: auto enqueues).")] = None,
+    size: Annotated[Optional[int], typer.Option(help="How many configurations (default: warm_start.auto's max_trials).")] = None,
     storage: StorageOpt = None, source: KBSourceOpt = None,
 ) -> None:
-    """Configurations to try first for FAMILY on DATA, from the nearest past tasks."""
+    """Configurations to try first for FAMILY on DATA, from the nearest past tasks.
+
+    The list is the consensus portfolio (what warm_start.auto with strategy: consensus
+    enqueues); the adaptive default draws on the same tasks and picks each trial after the
+    results so far.
+    """
     from tuneops.families import get_family
     from tuneops.knowledge import recommend
 
@@ -614,7 +619,7 @@ def kb_recommend(
     if not recs:
         raise UsageError(f"kb recommend: the knowledge base has no entry for family {family!r} and this task.")
     console.print("nearest: " + ", ".join(f"{n.entry.dataset} ({n.distance:.3g})" for n in neighbours[:5]))
-    table = Table(title=f"warm-start portfolio for {family} on {data}")
+    table = Table(title=f"warm-start portfolio (consensus) for {family} on {data}")
     for col in ("from", "score there", "params"):
         table.add_column(col)
     for r in recs:

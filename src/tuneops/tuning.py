@@ -236,6 +236,11 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Calla
     objective = SpecObjective(spec, data)  # validates metrics against the task
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
+    if _adaptive_warm_start(spec):
+        from tuneops.knowledge.adaptive import WarmStartSampler
+
+        plain = sampler_factory
+        sampler_factory = lambda index: WarmStartSampler(plain(index), objective.spaces)  # noqa: E731
     pruner_factory = functools.partial(
         make_pruner, spec.pruner.name, spec.pruner.kwargs,
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
@@ -289,6 +294,13 @@ def join(
         )
     return runner.work(study, objective, deadline=deadline, unlimited=unlimited, identity=who,
                        heartbeat_s=heartbeat_s, grace_s=grace_s)
+
+
+def _adaptive_warm_start(spec: Spec) -> bool:
+    from tuneops.knowledge.warm_start import parse_warm_start
+
+    auto = parse_warm_start(spec.warm_start).auto
+    return auto is not None and auto.strategy == "adaptive"
 
 
 def _sampler_for(spec: Spec, conditional: bool, index: int) -> optuna.samplers.BaseSampler:

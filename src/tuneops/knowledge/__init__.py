@@ -3,6 +3,8 @@
 * :mod:`~tuneops.knowledge.metafeatures` - meta-features of a dataset (pure) and their scaling.
 * :mod:`~tuneops.knowledge.base` - the knowledge base: shipped, storage, files.
 * :mod:`~tuneops.knowledge.portfolio` - nearest past tasks and a diverse portfolio (pure).
+* :mod:`~tuneops.knowledge.adaptive` - the adaptive warm start: each early trial from the past
+  tasks that agree with the study's results so far (the default).
 * :mod:`~tuneops.knowledge.warm_start` - the ``warm_start`` spec field, enqueueing, results.
 * :mod:`~tuneops.knowledge.build` - ``tuneops kb build``: the prebuilt base from PMLB.
 """
@@ -33,8 +35,10 @@ def recommend(
 ) -> tuple[list[Recommendation], list]:
     """Configurations to try first for ``family`` on the data at ``source``.
 
-    Returns (recommendations, neighbours): what ``warm_start: auto`` enqueues with its default
-    settings (size and neighbours default to those). ``kb`` defaults to the shipped base.
+    Returns (recommendations, neighbours): the consensus portfolio, what ``warm_start: auto``
+    with ``strategy: consensus`` enqueues (size and neighbours default to auto's). The adaptive
+    default draws on the same neighbours but picks each trial after the results so far, so its
+    trials are known only as the study runs. ``kb`` defaults to the shipped base.
     """
     from tuneops.data import load_dataset
     from tuneops.families import get_family
@@ -49,4 +53,4 @@ def recommend(
     meta = meta_features(data.X, data.y, data.task)
     neighbours = nearest(kb, meta, family=family, task=data.task, k=neighbors)
     space = get_family(family).space(data.task)
-    return portfolio(neighbours, space, size=size, strategy=defaults.strategy), neighbours
+    return portfolio(neighbours, space, size=size, strategy="consensus"), neighbours

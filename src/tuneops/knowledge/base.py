@@ -36,6 +36,8 @@ __all__ = [
     "from_storage",
     "load_sources",
     "entries_of_study",
+    "add_prefix",
+    "strip_prefix",
 ]
 
 SHIPPED_PATH = Path(__file__).with_name("prebuilt.json.gz")
@@ -263,6 +265,14 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
             history=tuple(order[family]),
         ))
     return out
+
+
+def add_prefix(params: Mapping[str, Any], family: str, families: Sequence[str]) -> dict[str, Any]:
+    """A trial's ``params`` for estimator parameters of ``family`` (the inverse of :func:`strip_prefix`):
+    unchanged when the study searches one family, else ``family`` plus ``family.``-prefixed names."""
+    if len(families) == 1:
+        return dict(params)
+    return {"family": family, **{f"{family}.{k}": v for k, v in params.items()}}
 
 
 def strip_prefix(params: Mapping[str, Any], family: str) -> dict[str, Any]:

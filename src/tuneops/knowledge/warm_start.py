@@ -10,19 +10,24 @@ Schema (every key optional)::
       studies: [churn-v1, {study: churn-v2, take: pareto}]   # their best (or Pareto) trials
       auto: true                         # or {neighbors: 16, max_trials: 10, max_share: 0.25,
                                          #     sources: [shipped, storage, PATH],
-                                         #     strategy: consensus | coverage | round_robin}
+                                         #     strategy: consensus | coverage | round_robin | adaptive}
       out_of_space: error                # or clip: clip numbers, drop the rest, with a warning
 
 ``auto`` retrieves the nearest past tasks of the same family and task type from the knowledge
-base (see :mod:`tuneops.knowledge.base`) and enqueues a diverse portfolio of their best
-configurations: at most ``max_trials`` and at most ``max_share`` of ``n_trials``. Explicit
-configurations and studies are what you asked for, so they are all enqueued, but together
-they must fit in ``n_trials``.
+base (see :mod:`tuneops.knowledge.base`) and draws at most ``max_trials`` (and at most
+``max_share`` of ``n_trials``) configurations from their best. With the default strategy,
+``adaptive``, the study's trials right after the explicit ones are each chosen when they start,
+from the past tasks whose results agree with this study's so far
+(:mod:`tuneops.knowledge.adaptive`; the plan is stored in the study). The static strategies
+enqueue a fixed portfolio (:mod:`tuneops.knowledge.portfolio`). Explicit configurations and
+studies are what you asked for, so they are all enqueued, but together they must fit in
+``n_trials``.
 
-Every warm-start trial is an ordinary WAITING trial enqueued before the workers create trials,
-so it counts in ``n_trials``; its user attr ``warm_start`` names its source
-(``params[0]``, ``study:churn-v1#17``, ``kb:pmlb:iris#1 (distance 0.12)``), and the results
-document has a ``warm_start`` section saying how those trials did.
+Every warm-start trial counts in ``n_trials`` (enqueued ones are ordinary WAITING trials
+created before the workers create theirs); its user attr ``warm_start`` names its source
+(``params[0]``, ``study:churn-v1#17``, ``kb:pmlb:iris#1 (distance 0.12)``, with
+``, adaptive after 2 result(s)`` for an adaptive one), and the results document has a
+``warm_start`` section saying how those trials did.
 """
 
 from __future__ import annotations
@@ -37,16 +42,21 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops.errors import SpecError, StudyNotFound
-from tuneops.knowledge.base import META_ATTR, load_sources, strip_prefix
+from tuneops.knowledge.base import META_ATTR, add_prefix, load_sources, strip_prefix
+from tuneops.knowledge.portfolio import STRATEGIES
 from tuneops.space import Param
 
-__all__ = ["WarmStart", "AutoSettings", "parse_warm_start", "plan", "WarmStartPlan", "warm_start_section", "TAG"]
+__all__ = ["WarmStart", "AutoSettings", "AUTO_STRATEGIES", "parse_warm_start", "plan", "WarmStartPlan",
+           "warm_start_section", "TAG"]
 
 _log = logging.getLogger("tuneops")
 TAG = "warm_start"  # trial user attr: where the configuration came from
 _KEYS = ("params", "studies", "auto", "out_of_space")
 _AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources", "strategy")
 _TAKE = ("best", "pareto")
+#: ``warm_start.auto.strategy``: a static portfolio's order (tuneops.knowledge.portfolio), or
+#: ``adaptive``: each warm-start trial chosen after the results so far (tuneops.knowledge.adaptive).
+AUTO_STRATEGIES = (*STRATEGIES, "adaptive")
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ class AutoSettings:
     max_trials: int = 10
     max_share: float = 0.25
     sources: tuple[str, ...] = ("shipped", "storage")
-    strategy: str = "consensus"  # how the portfolio is ordered: see tuneops.knowledge.portfolio
+    strategy: str = "adaptive"  # see AUTO_STRATEGIES
 
     def size(self, n_trials: int | None) -> int:
         if n_trials is None:
@@ -159,11 +169,9 @@ def _auto(raw: Any) -> AutoSettings | None:
             "warm_start.auto.sources: expected a list of 'shipped', 'storage' or knowledge-base file "
             f"paths, received {sources!r}."
         )
-    from tuneops.knowledge.portfolio import STRATEGIES
-
     strategy = raw.get("strategy", AutoSettings.strategy)
-    if strategy not in STRATEGIES:
-        raise SpecError(f"warm_start.auto.strategy: expected one of {', '.join(STRATEGIES)}, received {strategy!r}.")
+    if strategy not in AUTO_STRATEGIES:
+        raise SpecError(f"warm_start.auto.strategy: expected one of {', '.join(AUTO_STRATEGIES)}, received {strategy!r}.")
     return AutoSettings(
         strategy=strategy,
         neighbors=_int(raw.get("neighbors", AutoSettings.neighbors), "warm_start.auto.neighbors", 1),
@@ -200,12 +208,14 @@ class WarmStartPlan:
             return []  # resuming: the warm start was enqueued when the study began
         queue = list(self.explicit)
         if self.settings.auto is not None:
-            queue += self._auto(study.study_name, meta["features"], len(queue))
+            queue += self._auto(study, meta["features"], len(queue))
         for params, source in queue:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in queue]
 
-    def _auto(self, study_name: str, meta: Mapping[str, float], n_explicit: int) -> list[tuple[dict[str, Any], str]]:
+    def _auto(self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int) -> list[tuple[dict[str, Any], str]]:
+        """The static portfolio to enqueue; for ``adaptive``, records the plan instead (nothing to enqueue)."""
+        from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family
         from tuneops.knowledge.portfolio import nearest, portfolio
 
         auto = self.settings.auto
@@ -215,29 +225,30 @@ class WarmStartPlan:
             size = min(size, self.n_trials - n_explicit)
         if size <= 0:
             return []
-        kb = load_sources(auto.sources, self.storage_url, exclude_study=study_name)
+        kb = load_sources(auto.sources, self.storage_url, exclude_study=study.study_name)
         families = list(self.spaces)
+        neighbours = {f: nearest(kb, meta, family=f, task=self.task, k=auto.neighbors) for f in families}
         out: list[tuple[dict[str, Any], str]] = []
-        # Several families: share the portfolio out, family by family, nearest first.
-        per_family = {f: portfolio(nearest(kb, meta, family=f, task=self.task, k=auto.neighbors),
-                                   self.spaces[f], size=size, strategy=auto.strategy) for f in families}
-        for i in range(size):
-            for family in families:
-                recs = per_family[family]
-                if i < len(recs) and len(out) < size:
-                    out.append((_to_trial_params(recs[i].params, family, families), recs[i].source))
+        if auto.strategy == "adaptive":
+            plans = {f: plan_family(neighbours[f], self.spaces[f]) for f in families}
+            order = [f for f in families if plans[f]["candidates"]]
+            if order:
+                study.set_user_attr(PLAN_ATTR, {"first": n_explicit, "size": size, "order": order, "families": plans})
+                return []
+        else:
+            # Several families: share the portfolio out, family by family, nearest first.
+            per_family = {f: portfolio(neighbours[f], self.spaces[f], size=size, strategy=auto.strategy) for f in families}
+            for i in range(size):
+                for family in families:
+                    recs = per_family[family]
+                    if i < len(recs) and len(out) < size:
+                        out.append((add_prefix(recs[i].params, family, families), recs[i].source))
         if not out:
             _log.warning(
                 "warm_start.auto: the knowledge base (%s) has no %s entries for %s; starting cold",
                 ", ".join(auto.sources), self.task, ", ".join(families),
             )
         return out
-
-
-def _to_trial_params(params: Mapping[str, Any], family: str, families: Sequence[str]) -> dict[str, Any]:
-    if len(families) == 1:
-        return dict(params)
-    return {"family": family, **{f"{family}.{k}": v for k, v in params.items()}}
 
 
 def _check(params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str) -> dict[str, Any]:
@@ -279,7 +290,7 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
                 + ("; with several families, name the family of each configuration." if family is None else ".")
             )
         fitted = _check(params, spaces[family], where, settings.out_of_space)
-        result.explicit.append((_to_trial_params(fitted, family, families), f"params[{i}]"))
+        result.explicit.append((add_prefix(fitted, family, families), f"params[{i}]"))
     for name, take in settings.studies:
         for trial, family, params in _study_configs(name, take, spec.storage):
             where = f"warm_start.studies {name!r} trial {trial}"
@@ -287,7 +298,7 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
                 _log.warning("%s: family %s is not searched by this spec; skipped", where, family)
                 continue
             fitted = _check(params, spaces[family], where, settings.out_of_space)
-            result.explicit.append((_to_trial_params(fitted, family, families), f"study:{name}#{trial}"))
+            result.explicit.append((add_prefix(fitted, family, families), f"study:{name}#{trial}"))
     if spec.n_trials is not None and len(result.explicit) > spec.n_trials:
         raise SpecError(
             f"warm_start: {len(result.explicit)} configurations from params and studies, but "

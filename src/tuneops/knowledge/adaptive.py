@@ -1,0 +1,190 @@
+"""The adaptive warm start: each early trial chosen from past tasks *that agree with this one so far*.
+
+A static portfolio (:func:`tuneops.knowledge.portfolio.portfolio`) fixes its configurations
+before the first result. The adaptive warm start (``warm_start.auto.strategy: adaptive``) keeps
+the same knowledge, the nearest past tasks and their tried configurations, and decides one
+trial at a time:
+
+* **Candidates** are the ``per_neighbour`` best configurations of every neighbour, with each
+  neighbour's estimated regret for every candidate (the score of the nearest configuration
+  tried there, as the portfolio estimates it).
+* **Weights**: a neighbour starts with weight 1/rank of its meta-feature distance. Once the new
+  study has results, a neighbour whose regrets order the observed configurations the wrong way
+  round loses weight: ``w = prior * exp(-n * discordant share of the observed pairs)``. This is
+  the ranking loss of RGPE (Feurer, Letham, Bakshy 2018, "Scalable meta-learning for Bayesian
+  optimization"), with the neighbours' own trial histories as the surrogates.
+* **The next trial** is the candidate with the lowest weighted mean regret that is not within
+  ``min_distance`` of a configuration the study already has.
+
+:func:`plan_family` (what to store) and :func:`propose` (the next candidate) are pure.
+:class:`WarmStartSampler` wraps the study's sampler: for the trials of the warm-start range it
+proposes (and tags the trial ``warm_start``), for every other trial it defers to the wrapped
+sampler. The plan is stored in the study (:data:`PLAN_ATTR`), so every worker, local or remote,
+proposes from the same plan, and a resumed study continues it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneops.knowledge.base import add_prefix, strip_prefix
+from tuneops.knowledge.portfolio import Neighbour, _pairwise, _regrets, _unit_matrix, fit_to_space
+from tuneops.knowledge.warm_start import TAG
+from tuneops.space import Param
+
+__all__ = ["PLAN_ATTR", "plan_family", "propose", "WarmStartSampler"]
+
+PLAN_ATTR = "tuneops:warm_start_plan"  # study user attr: {"first", "size", "order", "families"}
+MIN_DISTANCE = 0.02  # unit-scale RMS: closer than this to a tried configuration = the same one
+
+
+def plan_family(neighbours: Sequence[Neighbour], space: Mapping[str, Param], *, per_neighbour: int = 30) -> dict[str, Any]:
+    """What the adaptive warm start of one family needs, as plain data (stored in the study).
+
+    Returns ``{"candidates": [params], "sources": [str], "regret": [[float]] (neighbours x
+    candidates), "prior": [float]}``; no candidates when the neighbours have no configurations.
+    """
+    candidates: list[dict[str, Any]] = []
+    sources: list[str] = []
+    for n in neighbours:
+        for rank, (raw, _) in enumerate(n.entry.configs[:per_neighbour]):
+            params, _ = fit_to_space(raw, space)
+            if params in candidates:
+                continue
+            candidates.append(params)
+            sources.append(f"kb:{n.entry.dataset}#{rank + 1} (distance {n.distance:.3g})")
+    if not candidates:
+        return {"candidates": [], "sources": [], "regret": [], "prior": []}
+    unit, categorical = _unit_matrix(candidates, space)
+    regret = _regrets(neighbours, unit, space, categorical)
+    prior = 1.0 / np.arange(1, len(neighbours) + 1)
+    return {"candidates": candidates, "sources": sources, "regret": np.round(regret, 6).tolist(),
+            "prior": (prior / prior.sum()).tolist()}
+
+
+def propose(
+    plan: Mapping[str, Any],
+    space: Mapping[str, Param],
+    observed: Sequence[tuple[Mapping[str, Any], float]],
+    tried: Sequence[Mapping[str, Any]] = (),
+    *,
+    maximize: bool = True,
+) -> int | None:
+    """The index of the next candidate of ``plan`` (from :func:`plan_family`); None if none is left.
+
+    Args:
+        observed: (params, value) of the study's completed trials of this family.
+        tried: further configurations not to propose again (running trials).
+        maximize: the direction of the values.
+    """
+    if not plan["candidates"]:
+        return None
+    unit, categorical = _unit_matrix(plan["candidates"], space)
+    regret = np.asarray(plan["regret"], dtype=float)
+    weights = np.asarray(plan["prior"], dtype=float)
+    seen = [p for p, _ in observed] + list(tried)
+    if len(observed) >= 2:
+        points, _ = _unit_matrix([p for p, _ in observed], space)
+        at = regret[:, np.argmin(_pairwise(points, unit, categorical), axis=1)]  # neighbours x observed
+        values = np.array([v for _, v in observed]) * (1.0 if maximize else -1.0)
+        i, j = np.triu_indices(len(observed), k=1)
+        keep = values[i] != values[j]
+        if keep.any():
+            i, j = i[keep], j[keep]
+            better = values[i] > values[j]  # i beat j on this task
+            predicted = np.sign(at[:, j] - at[:, i])  # +1: the neighbour says i beats j (lower regret)
+            discordant = np.where(predicted == 0, 0.5, (predicted > 0) != better)
+            weights = weights * np.exp(-len(observed) * discordant.mean(axis=1))
+            weights = weights / weights.sum()
+    score = weights @ regret
+    if seen:
+        points, _ = _unit_matrix(seen, space)
+        near = _pairwise(unit, points, categorical).min(axis=1) < MIN_DISTANCE
+        score = np.where(near, np.inf, score)
+    best = int(np.argmin(score))
+    return None if not np.isfinite(score[best]) else best
+
+
+class WarmStartSampler(optuna.samplers.BaseSampler):
+    """Proposes the trials of the warm-start range from the study's plan; defers otherwise.
+
+    Args:
+        base: the sampler for every other trial (and for any parameter a proposal leaves out).
+        spaces: the search space of each family, by family name (as the objective has them).
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler, spaces: Mapping[str, Mapping[str, Param]]) -> None:
+        self._base = base
+        self._spaces = spaces
+        self._plan: Mapping[str, Any] | None = None
+        self._proposals: dict[int, dict[str, Any]] = {}  # trial number -> trial params
+
+    def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
+        if self._plan is None:
+            self._plan = study.user_attrs.get(PLAN_ATTR) or {}
+        return self._plan
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+        plan = self._plan_of(study)
+        position = trial.number - int(plan.get("first", 0))
+        if not 0 <= position < int(plan.get("size", 0)) or "fixed_params" in trial.system_attrs:
+            return  # not in the warm-start range, or a queued trial (explicit, or a retry)
+        families = list(self._spaces)
+        family = plan["order"][position % len(plan["order"])]
+        observed, tried = _trials_of(study, family, families, exclude=trial.number)
+        index = propose(plan["families"][family], self._spaces[family], observed, tried,
+                        maximize=study.directions[0] == StudyDirection.MAXIMIZE)
+        if index is None:
+            return
+        params = plan["families"][family]["candidates"][index]
+        self._proposals[trial.number] = add_prefix(params, family, families)
+        source = f"{plan['families'][family]['sources'][index]}, adaptive after {len(observed)} result(s)"
+        study._storage.set_trial_user_attr(trial._trial_id, TAG, source)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        proposal = self._proposals.get(trial.number)
+        if proposal is None:
+            return self._base.sample_relative(study, trial, search_space)
+        return {name: value for name, value in proposal.items() if name in search_space}
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        proposal = self._proposals.get(trial.number)
+        if proposal is not None and param_name in proposal:
+            return proposal[param_name]
+        return self._base.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._proposals.pop(trial.number, None)
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+
+
+def _trials_of(study: optuna.Study, family: str, families: Sequence[str], *, exclude: int
+               ) -> tuple[list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
+    """(params, first value) of the completed trials of ``family``, and the params of its running ones."""
+    observed, tried = [], []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.number == exclude or (len(families) > 1 and t.params.get("family") != family) or not t.params:
+            continue
+        params = strip_prefix(t.params, family)
+        if t.state == TrialState.COMPLETE and t.values:
+            observed.append((params, float(t.values[0])))
+        else:
+            tried.append(params)
+    return observed, tried

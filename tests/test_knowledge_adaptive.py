@@ -1,0 +1,108 @@
+"""The adaptive warm start: proposals follow the past tasks that agree with the new one."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import tiny_spec
+from tuneops.families import get_family
+from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family, propose
+from tuneops.knowledge.base import Entry, KnowledgeBase
+from tuneops.knowledge.metafeatures import FEATURES
+from tuneops.knowledge.portfolio import Neighbour
+
+SPACE = get_family("knn").space("classification")
+W = {"n_neighbors": 1, "weights": "uniform", "p": 1}
+X = {"n_neighbors": 5, "weights": "distance", "p": 2}
+Y = {"n_neighbors": 15, "weights": "uniform", "p": 2}
+Z = {"n_neighbors": 40, "weights": "distance", "p": 1}
+
+
+def _entry(name: str, scores: dict[str, float], meta: float = 0.5) -> Entry:
+    configs = sorted(((c, scores[k]) for k, c in (("W", W), ("X", X), ("Y", Y), ("Z", Z))), key=lambda c: -c[1])
+    return Entry(name, "classification", "knn", "accuracy", "maximize", {f: meta for f in FEATURES}, tuple(configs))
+
+
+# Two kinds of past task: "a" (the nearer) ranks X > Y > Z > W, "b" ranks the other way round.
+A = _entry("a", {"X": 0.90, "Y": 0.80, "Z": 0.70, "W": 0.60})
+B = _entry("b", {"W": 0.90, "Z": 0.85, "Y": 0.70, "X": 0.60}, meta=0.6)
+PLAN = plan_family([Neighbour(A, 0.1), Neighbour(B, 0.2)], SPACE)
+
+
+def _next(observed):
+    return PLAN["candidates"][propose(PLAN, SPACE, observed)]
+
+
+def test_first_proposals_follow_the_nearness_weighted_consensus():
+    assert PLAN["sources"][0].startswith("kb:a#1") and len(PLAN["candidates"]) == 4
+    assert _next([]) == X
+    assert _next([(X, 0.9)]) == Y  # one result orders nothing yet: the consensus' next
+
+
+def test_results_that_contradict_the_nearest_task_switch_to_the_other():
+    # The new task ranks Y above X, as "b" does: the next proposal is b's best, not the consensus' next (Z).
+    assert _next([(X, 0.60), (Y, 0.70)]) == W
+    # The same configurations ranked as "a" ranks them: a keeps its weight and Z (a's next) comes next.
+    assert _next([(X, 0.90), (Y, 0.80)]) == Z
+
+
+def test_nothing_is_proposed_twice_and_minimising_flips_the_order():
+    seen = [(c, 0.5 + i / 10) for i, c in enumerate(PLAN["candidates"])]
+    assert propose(PLAN, SPACE, seen) is None
+    # errors instead of accuracies: the lower value is the better one
+    assert PLAN["candidates"][propose(PLAN, SPACE, [(X, 0.40), (Y, 0.30)], maximize=False)] == W
+
+
+def test_an_adaptive_warm_start_tags_its_trials_counts_them_and_resumes(workdir):
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    auto = {"sources": [str(path)], "strategy": "adaptive", "max_trials": 3, "max_share": 1.0}
+    spec = tiny_spec(n_trials=5, warm_start={"auto": auto})
+    result = run(spec)
+    trials = sorted(result.study.trials, key=lambda t: t.number)
+    assert len(trials) == 5  # the warm-start trials are part of n_trials
+    tags = [t.user_attrs.get("warm_start") for t in trials]
+    assert all(tag is not None and "adaptive after" in tag for tag in tags[:3]) and tags[3:] == [None, None]
+    assert trials[0].params in (X, W)  # the best of the nearer task (by iris' meta-features)
+    assert all(t.params in PLAN["candidates"] for t in trials[:3])
+    assert len({tuple(sorted(t.params.items())) for t in trials[:3]}) == 3
+    assert result.study.user_attrs[PLAN_ATTR]["size"] == 3
+    assert result.results["warm_start"]["n_enqueued"] == 3
+    again = run(spec, n_trials=7)  # resuming proposes nothing new: the range was the first 3 trials
+    assert sum("warm_start" in t.user_attrs for t in again.study.trials) == 3 and len(again.study.trials) == 7
+
+
+def test_explicit_configurations_come_first_and_the_adaptive_range_follows(workdir):
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    spec = tiny_spec(n_trials=4, warm_start={"params": [Y], "auto": {"sources": [str(path)], "strategy": "adaptive",
+                                                                       "max_trials": 2, "max_share": 1.0}})
+    trials = sorted(run(spec).study.trials, key=lambda t: t.number)
+    assert trials[0].user_attrs["warm_start"] == "params[0]" and trials[0].params == Y
+    assert "adaptive after 1 result(s)" in trials[1].user_attrs["warm_start"]
+    assert trials[1].params != Y and trials[1].params in PLAN["candidates"]
+
+
+@pytest.mark.parametrize("strategy", ["adaptive", "consensus"])
+def test_strategy_names_are_validated(strategy):
+    from tuneops.knowledge.warm_start import parse_warm_start
+
+    assert parse_warm_start({"auto": {"strategy": strategy}}).auto.strategy == strategy
+
+
+def test_two_local_workers_share_one_plan(workdir):
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    spec = tiny_spec(n_trials=6, n_workers=2, warm_start={"auto": {"sources": [str(path)], "strategy": "adaptive",
+                                                                   "max_trials": 4, "max_share": 1.0}})
+    trials = [t for t in run(spec).study.trials if "abandoned" not in t.user_attrs]
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    warm = [t for t in trials if "warm_start" in t.user_attrs]
+    assert sorted(t.number for t in warm) == [0, 1, 2, 3]  # the range is by trial number, whichever worker runs it
+    assert all(t.params in PLAN["candidates"] for t in warm)
