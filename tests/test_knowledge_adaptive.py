@@ -68,7 +68,7 @@ def test_an_adaptive_warm_start_tags_its_trials_counts_them_and_resumes(workdir)
     assert trials[0].params in (X, W)  # the best of the nearer task (by iris' meta-features)
     assert all(t.params in PLAN["candidates"] for t in trials[:3])
     assert len({tuple(sorted(t.params.items())) for t in trials[:3]}) == 3
-    assert result.study.user_attrs[PLAN_ATTR]["size"] == 3
+    assert result.study._storage.get_study_system_attrs(result.study._study_id)[PLAN_ATTR]["size"] == 3
     assert result.results["warm_start"]["n_enqueued"] == 3
     again = run(spec, n_trials=7)  # resuming proposes nothing new: the range was the first 3 trials
     assert sum("warm_start" in t.user_attrs for t in again.study.trials) == 3 and len(again.study.trials) == 7

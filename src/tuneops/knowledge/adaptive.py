@@ -19,8 +19,9 @@ trial at a time:
 :func:`plan_family` (what to store) and :func:`propose` (the next candidate) are pure.
 :class:`WarmStartSampler` wraps the study's sampler: for the trials of the warm-start range it
 proposes (and tags the trial ``warm_start``), for every other trial it defers to the wrapped
-sampler. The plan is stored in the study (:data:`PLAN_ATTR`), so every worker, local or remote,
-proposes from the same plan, and a resumed study continues it.
+sampler. The plan is stored in the study (system attr :data:`PLAN_ATTR`, about 100 KB for a
+2-parameter space), so every worker, local or remote, proposes from the same plan, and a resumed
+study continues it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from tuneops.space import Param
 
 __all__ = ["PLAN_ATTR", "plan_family", "propose", "WarmStartSampler"]
 
-PLAN_ATTR = "tuneops:warm_start_plan"  # study user attr: {"first", "size", "order", "families"}
+PLAN_ATTR = "tuneops:warm_start_plan"  # study system attr: {"first", "size", "order", "families"}
 MIN_DISTANCE = 0.02  # unit-scale RMS: closer than this to a tried configuration = the same one
 
 
@@ -128,7 +129,7 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
 
     def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
         if self._plan is None:
-            self._plan = study.user_attrs.get(PLAN_ATTR) or {}
+            self._plan = study._storage.get_study_system_attrs(study._study_id).get(PLAN_ATTR) or {}
         return self._plan
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:

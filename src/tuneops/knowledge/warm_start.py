@@ -233,7 +233,8 @@ class WarmStartPlan:
             plans = {f: plan_family(neighbours[f], self.spaces[f]) for f in families}
             order = [f for f in families if plans[f]["candidates"]]
             if order:
-                study.set_user_attr(PLAN_ATTR, {"first": n_explicit, "size": size, "order": order, "families": plans})
+                record = {"first": n_explicit, "size": size, "order": order, "families": plans}
+                study._storage.set_study_system_attr(study._study_id, PLAN_ATTR, record)
                 return []
         else:
             # Several families: share the portfolio out, family by family, nearest first.
