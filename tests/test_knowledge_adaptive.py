@@ -106,3 +106,20 @@ def test_two_local_workers_share_one_plan(workdir):
     warm = [t for t in trials if "warm_start" in t.user_attrs]
     assert sorted(t.number for t in warm) == [0, 1, 2, 3]  # the range is by trial number, whichever worker runs it
     assert all(t.params in PLAN["candidates"] for t in warm)
+
+
+def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_objective(workdir):
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    auto = {"sources": [str(path)], "strategy": "adaptive", "max_trials": 3, "max_share": 1.0}
+    spec = tiny_spec(n_trials=3, objectives=["fit_time_s", "accuracy"], pruner="none", warm_start={"auto": auto})
+    study = run(spec).study  # no pruning: fit times vary, and a pruned trial is no result
+    trials = sorted(study.trials, key=lambda t: t.number)
+    plan = study._storage.get_study_system_attrs(study._study_id)[PLAN_ATTR]["families"]["knn"]
+    assert "adaptive after 2 result(s)" in trials[2].user_attrs["warm_start"]
+    # the third trial is what the plan proposes for the first two trials' accuracies (the
+    # entries' metric, maximised), not for their fit times (the first objective, minimised)
+    by_accuracy = [(t.params, t.user_attrs["metrics"]["accuracy"]) for t in trials[:2]]
+    assert trials[2].params == plan["candidates"][propose(plan, SPACE, by_accuracy)]

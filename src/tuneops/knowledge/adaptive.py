@@ -26,6 +26,7 @@ study continues it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops.knowledge.base import add_prefix, strip_prefix
+from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
 from tuneops.knowledge.portfolio import Neighbour, _pairwise, _regrets, _unit_matrix, fit_to_space
 from tuneops.knowledge.warm_start import TAG
 from tuneops.space import Param
@@ -125,12 +126,21 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         self._base = base
         self._spaces = spaces
         self._plan: Mapping[str, Any] | None = None
+        self._quality: tuple[str | None, bool] | None = None  # (metric, maximize) the results are ranked by
         self._proposals: dict[int, dict[str, Any]] = {}  # trial number -> trial params
 
     def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
         if self._plan is None:
             self._plan = study._storage.get_study_system_attrs(study._study_id).get(PLAN_ATTR) or {}
         return self._plan
+
+    def _quality_of(self, study: optuna.Study) -> tuple[str | None, bool]:
+        """The study's first quality metric (what the past tasks' regrets are in), else its first objective."""
+        if self._quality is None:
+            found = quality_objective(study.user_attrs)
+            self._quality = ((found[0], found[1] == "maximize") if found else
+                             (None, study.directions[0] == StudyDirection.MAXIMIZE))
+        return self._quality
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
@@ -140,9 +150,9 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
             return  # not in the warm-start range, or a queued trial (explicit, or a retry)
         families = list(self._spaces)
         family = plan["order"][position % len(plan["order"])]
-        observed, tried = _trials_of(study, family, families, exclude=trial.number)
-        index = propose(plan["families"][family], self._spaces[family], observed, tried,
-                        maximize=study.directions[0] == StudyDirection.MAXIMIZE)
+        metric, maximize = self._quality_of(study)
+        observed, tried = _trials_of(study, family, families, metric, exclude=trial.number)
+        index = propose(plan["families"][family], self._spaces[family], observed, tried, maximize=maximize)
         if index is None:
             return
         params = plan["families"][family]["candidates"][index]
@@ -176,16 +186,18 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         self._base.reseed_rng()
 
 
-def _trials_of(study: optuna.Study, family: str, families: Sequence[str], *, exclude: int
+def _trials_of(study: optuna.Study, family: str, families: Sequence[str], metric: str | None, *, exclude: int
                ) -> tuple[list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
-    """(params, first value) of the completed trials of ``family``, and the params of its running ones."""
+    """(params, value of ``metric``, else the first objective) of the completed trials of ``family``,
+    and the params of its other trials (running, or without that value)."""
     observed, tried = [], []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
         if t.number == exclude or (len(families) > 1 and t.params.get("family") != family) or not t.params:
             continue
         params = strip_prefix(t.params, family)
-        if t.state == TrialState.COMPLETE and t.values:
-            observed.append((params, float(t.values[0])))
+        value = (t.user_attrs.get("metrics") or {}).get(metric) if metric else (t.values[0] if t.values else None)
+        if t.state == TrialState.COMPLETE and value is not None and math.isfinite(value):
+            observed.append((params, float(value)))
         else:
             tried.append(params)
     return observed, tried

@@ -216,6 +216,16 @@ def load_shipped() -> KnowledgeBase:
     return load_file(SHIPPED_PATH, source="shipped")
 
 
+def quality_objective(study_attrs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(metric, direction) of a tuneops study's first quality objective (what entries score by)."""
+    from tuneops.metrics import METRICS
+
+    for o in study_attrs.get("tuneops:objectives") or []:
+        if o.get("metric") in METRICS and METRICS[o["metric"]].kind == "quality":
+            return str(o["metric"]), str(o["direction"])
+    return None
+
+
 def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]:
     """The entries a finished tuneops study contributes (one per family it tried).
 
@@ -226,18 +236,15 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
     """
     from optuna.trial import TrialState
 
-    from tuneops.metrics import METRICS
-
     attrs = study.user_attrs
     if ENTRY_ATTR in attrs:
         return [Entry.from_dict(attrs[ENTRY_ATTR], f"storage:{study.study_name}")]
     meta = attrs.get(META_ATTR)
-    objectives = attrs.get("tuneops:objectives") or []
     data = attrs.get("tuneops:data") or {}
-    quality = [o for o in objectives if o.get("metric") in METRICS and METRICS[o["metric"]].kind == "quality"]
-    if not meta or not quality:
+    quality = quality_objective(attrs)
+    if not meta or quality is None:
         return []
-    metric, direction = quality[0]["metric"], quality[0]["direction"]
+    metric, direction = quality
     by_family: dict[str, list[tuple[dict[str, Any], float]]] = {}
     order: dict[str, list[float]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
