@@ -94,6 +94,19 @@ def test_strategy_names_are_validated(strategy):
     assert parse_warm_start({"auto": {"strategy": strategy}}).auto.strategy == strategy
 
 
+def test_the_adaptive_range_works_under_hyperband(workdir):
+    # Hyperband hands the sampler a study of one bracket, without user attrs or the other trials
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    auto = {"sources": [str(path)], "strategy": "adaptive", "max_trials": 3, "max_share": 1.0}
+    trials = sorted(run(tiny_spec(n_trials=3, pruner="hyperband", warm_start={"auto": auto})).study.trials,
+                    key=lambda t: t.number)
+    assert ["adaptive after 0" in t.user_attrs["warm_start"] for t in trials] == [True, False, False]
+    assert "adaptive after 2 result(s)" in trials[2].user_attrs["warm_start"]
+
+
 def test_two_local_workers_share_one_plan(workdir):
     from tuneops.tuning import run
 

@@ -137,7 +137,7 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
     def _quality_of(self, study: optuna.Study) -> tuple[str | None, bool]:
         """The study's first quality metric (what the past tasks' regrets are in), else its first objective."""
         if self._quality is None:
-            found = quality_objective(study.user_attrs)
+            found = quality_objective(study._storage.get_study_user_attrs(study._study_id))
             self._quality = ((found[0], found[1] == "maximize") if found else
                              (None, study.directions[0] == StudyDirection.MAXIMIZE))
         return self._quality
@@ -191,7 +191,9 @@ def _trials_of(study: optuna.Study, family: str, families: Sequence[str], metric
     """(params, value of ``metric``, else the first objective) of the completed trials of ``family``,
     and the params of its other trials (running, or without that value)."""
     observed, tried = [], []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+    # From the storage: with Hyperband, a sampler is handed a study that shows one bracket only.
+    for t in study._storage.get_all_trials(study._study_id, deepcopy=False,
+                                           states=(TrialState.COMPLETE, TrialState.RUNNING)):
         if t.number == exclude or (len(families) > 1 and t.params.get("family") != family) or not t.params:
             continue
         params = strip_prefix(t.params, family)
