@@ -94,6 +94,23 @@ def test_parallel_coordinates_categorical_and_inactive_params():
     assert axes["value"].values == (1.0, 2.0, 3.0)
 
 
+def test_a_parameter_set_only_by_pruned_trials_gets_no_axis_and_every_renderer_draws(tmp_path):
+    # two families, one of them tried only in a pruned trial: its parameters have no values to draw
+    from tuneops.report import write_report
+
+    study = optuna.create_study(direction="maximize")
+    add(study, 0, {"lr": 0.1, "criterion": "gini"}, [0.8])
+    add(study, 1, {"depth": 3}, state=TrialState.PRUNED)
+    add(study, 2, {"lr": 0.01, "criterion": "entropy"}, [0.9])
+    found, _ = panels(study)
+    assert {a.name for a in found["parallel_coordinates"].data.axes} == {"lr", "criterion", "value"}
+    assert "depth" not in {a.name for a in found["slices"].data.params}
+    report = build_report(study)
+    (html,) = write_report(report, tmp_path / "r.html")
+    assert html.stat().st_size > 0
+    assert write_report(report, tmp_path / "figs", fmt="png")
+
+
 def test_slices_and_contour_follow_importance():
     ps, _ = panels(build(40, multi=False))
     order = list(ps["importances"].data.values)

@@ -255,17 +255,20 @@ def importances(view: StudyView, ctx: dict[str, Any]) -> Importances:
     return Importances(target, type(evaluator).__name__, dict(values), notes)
 
 
-def _ranked_params(view: StudyView, ctx: dict[str, Any]) -> list[str]:
+def _ranked_params(view: StudyView, ctx: dict[str, Any], complete: Sequence[FrozenTrial] | None = None) -> list[str]:
+    """Parameters by importance; with ``complete``, only those at least one of them set (a
+    family tried only in pruned or failed trials has no values to draw)."""
     dists = _need_params(view)
     imp = ctx.get("importances")
     order = [p for p in (imp.values if imp else {}) if p in dists]
-    return order + [p for p in dists if p not in order]
+    names = order + [p for p in dists if p not in order]
+    return names if complete is None else [n for n in names if any(n in t.params for t in complete)]
 
 
 def parallel_coordinates(view: StudyView, ctx: dict[str, Any]) -> ParallelCoordinates:
     dists = _need_params(view)
     complete = _need_complete(view, 2, "parallel coordinates")
-    names = _ranked_params(view, ctx)
+    names = _ranked_params(view, ctx, complete)
     axes = [_axis(n, dists[n], complete) for n in names]
     axes += [Axis(o, tuple(t.values[i] for t in complete)) for i, o in enumerate(view.objectives)]
     return ParallelCoordinates(tuple(t.number for t in complete), tuple(axes),
@@ -275,7 +278,7 @@ def parallel_coordinates(view: StudyView, ctx: dict[str, Any]) -> ParallelCoordi
 def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
     dists = _need_params(view)
     complete = _need_complete(view, 2, "slice plots")
-    names = _ranked_params(view, ctx)[:MAX_SLICES]
+    names = _ranked_params(view, ctx, complete)[:MAX_SLICES]
     return Slices(
         tuple(t.number for t in complete),
         tuple(_axis(n, dists[n], complete) for n in names),
