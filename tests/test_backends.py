@@ -75,3 +75,17 @@ def test_ray_backend_end_to_end(local_ray, workdir) -> None:
     assert sum(r["complete"] for r in section["workers"]) == 4
     assert all(r["node"] == node for r in section["workers"])
     assert result.model_path is not None and result.model_path.exists()
+
+
+@pytest.mark.ray
+def test_ray_workers_get_a_dataframe_through_the_object_store(local_ray, workdir) -> None:
+    # run(dataset=DataFrame) has no source a Ray task could read again: the data travels with the tasks
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    spec = tiny_spec(n_trials=3, n_workers=2, data={"source": "my-frame"})
+    spec["search"].update(backend="ray", resources={"cpu": 1})
+    result = tuneops.run(spec, dataset=frame, storage="ray-frame.journal")
+    trials = runner.counted(result.study.get_trials())
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert all(t.user_attrs["worker"]["pid"] != os.getpid() for t in trials)

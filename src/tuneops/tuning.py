@@ -258,11 +258,13 @@ def join(
     identity: Mapping[str, Any] | None = None,
     heartbeat_s: float | None = None,
     grace_s: float | None = None,
+    dataset: Any = None,
 ) -> int:
     """Work on an existing study as one more worker, from any machine; returns trials run.
 
     The objective is rebuilt from the spec stored with the study (its data source must be
-    readable here and give the same data fingerprint). The worker claims trials of the global
+    readable here and give the same data fingerprint; or ``dataset`` is the loaded data, as the
+    Ray backend passes it, checked the same way). The worker claims trials of the global
     budget until none is waiting or running; with a time-only budget (no ``n_trials``) it runs
     new trials for ``timeout_s`` (default: the spec's ``timeout_s``).
 
@@ -278,7 +280,8 @@ def join(
     import zlib
 
     study = load_study(name, storage_url)
-    spec, data = rebuild(study, "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own code")
+    spec, data = rebuild(study, "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own code",
+                         dataset)
     objective, sampler_factory, pruner_factory = _components(spec, data)
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
@@ -425,8 +428,11 @@ def reselect(
     )
 
 
-def rebuild(study: optuna.Study, why_not: str) -> tuple[Spec, Any]:
+def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spec, Any]:
     """The spec a study ran with and its data, read again and checked against the fingerprint.
+
+    ``dataset`` (a loaded :class:`~tuneops.data.Dataset`, as the Ray backend ships it) is
+    used instead of reading the spec's source again; it is checked all the same.
 
     Raises:
         UsageError: the study was run with a custom objective (``why_not`` says what that
@@ -439,7 +445,7 @@ def rebuild(study: optuna.Study, why_not: str) -> tuple[Spec, Any]:
         raise UsageError(
             f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so {why_not}."
         )
-    data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    data = dataset if dataset is not None else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
     if stored and stored != data.fingerprint:
         raise UsageError(

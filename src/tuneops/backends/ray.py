@@ -1,13 +1,13 @@
 """Ray: the workers of a study run as Ray tasks on a Ray cluster (a local Ray by default).
 
 Each task is one worker, :func:`tuneops.tuning.join` — the same loop ``tuneops worker`` runs
-on any machine: it rebuilds the objective from the spec stored with the study, and claims
-trials from the shared storage. Ray places the tasks with the per-trial resources of the
+on any machine: it rebuilds the objective from the spec stored with the study and the data,
+which travels to the tasks through Ray's object store (so a ``run(dataset=DataFrame)`` works,
+and nodes need not read the data source), and claims trials from the shared storage. Ray places the tasks with the per-trial resources of the
 spec's ``search.resources`` (``cpu``, ``gpu``, ``memory`` in bytes, or custom Ray resources);
 the storage, not Ray, hands out trials, so tasks that die lose nothing (their trials are
 recovered through the heartbeat and re-queued). Needs the ``[ray]`` extra; on a real cluster
-the storage must be a database or Redis every node reaches, and the data source readable on
-every node.
+the storage must be a database or Redis every node reaches.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _shared_url(url: str | None) -> str:
 
 
 def _worker(study_name: str, url: str, timeout_s: float | None, heartbeat_s: float | None,
-            grace_s: float | None) -> int:
+            grace_s: float | None, dataset: Any = None) -> int:
     """One Ray task: a tuneops worker identified by its Ray node."""
     import ray
 
@@ -80,7 +80,7 @@ def _worker(study_name: str, url: str, timeout_s: float | None, heartbeat_s: flo
     node = ray.get_runtime_context().get_node_id()
     identity = runner.worker_identity(f"ray:{node[:8]}:{os.getpid()}", node=node)
     return join(study_name, url, timeout_s=timeout_s, identity=identity, heartbeat_s=heartbeat_s,
-                grace_s=grace_s)
+                grace_s=grace_s, dataset=dataset)
 
 
 class RayBackend(Backend):
@@ -138,7 +138,9 @@ class RayBackend(Backend):
 
         task = ray.remote(_worker).options(**ray_options(self.resources), max_retries=0)
         timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
-        refs = [task.remote(setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s)
+        data = getattr(setup.objective, "dataset", None)  # put once; Ray hands every task the object
+        data_ref = ray.put(data) if data is not None else None
+        refs = [task.remote(setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s, data_ref)
                 for _ in range(max(1, n_workers))]
         _log.info("Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url))
         try:
