@@ -50,3 +50,25 @@ def test_registry_contract(storage_url: str) -> None:
         registry.rollback(to=7)
     with pytest.raises(UsageError, match="artifact '/nonexistent' does not exist"):
         registry.load_model(1)
+
+
+def _reserve(url: str, name: str, n: int, out) -> None:
+    registry = Registry.open(name, url)
+    out.put([registry.reserve_version() for _ in range(n)])
+
+
+def test_version_numbers_stay_unique_with_writers_at_the_same_moment(storage_url: str) -> None:
+    import multiprocessing
+    import uuid
+
+    name = f"race-{uuid.uuid4().hex[:8]}"  # a server's database outlives one test
+    Registry.open(name, storage_url, create=True).add_version(_record(1))  # registered before reservations
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    writers = [ctx.Process(target=_reserve, args=(storage_url, name, 4, out)) for _ in range(3)]
+    for w in writers:
+        w.start()
+    numbers = sorted(n for _ in writers for n in out.get(timeout=120))
+    for w in writers:
+        w.join(timeout=60)
+    assert numbers == list(range(2, 14))  # 12 numbers, none twice, none the existing version 1

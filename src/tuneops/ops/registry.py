@@ -71,8 +71,10 @@ def list_models(storage: str | None = None) -> list[str]:
 class Registry:
     """One model's versions, champion and events, stored in a study's user attributes.
 
-    Not a lock manager: several monitors may append events at once (each event is its own
-    key), but promote/rollback/version numbering assume one writer at a time.
+    Not a lock manager, but safe where it matters: several writers may register versions and
+    append events at once (a version number is a trial of the registry study, which every
+    storage numbers atomically; each event is its own key). Promote and rollback rewrite the
+    champion record: of two at the same moment, the last one wins.
     """
 
     def __init__(self, study: optuna.Study, storage_url: str | None):
@@ -178,8 +180,20 @@ class Registry:
         return load_model(path)
 
     # -- writing ----------------------------------------------------------------------------
-    def next_version(self) -> int:
-        return max((v["version"] for v in self.versions()), default=0) + 1
+    def reserve_version(self) -> int:
+        """A new version number, never handed to another writer, even one reserving at the same
+        moment: it is 1 + the number of a trial created in the registry study (the trial's value
+        is the version). A registry from before reservations skips the numbers it already has.
+        """
+        taken = {v["version"] for v in self.versions()}
+        storage, study_id = self.study._storage, self.study._study_id
+        while True:
+            trial_id = storage.create_new_trial(study_id)
+            number = storage.get_trial_number_from_id(trial_id) + 1
+            storage.set_trial_user_attr(trial_id, "tuneops:version", number)
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.COMPLETE, [float(number)])
+            if number not in taken:
+                return number
 
     def record(self, kind: str, **payload: Any) -> dict[str, Any]:
         """Append an event; returns it."""
@@ -290,15 +304,17 @@ def register_trial(
     promote: bool = False,
     reason: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version."""
+    """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version
+    (number ``version`` from :meth:`Registry.reserve_version`, else a new one)."""
     from tuneops.objective import SpecObjective
     from tuneops.tuning import DATA_ATTR, export_trial
 
     objective = SpecObjective(spec, dataset)
     config = MonitorConfig.from_spec(spec)
     metric = monitored_metric(config, spec.metric_names, dataset.task)
-    number_v = registry.next_version()
+    number_v = version if version is not None else registry.reserve_version()
     out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
     path = export_trial(study, number, objective, out, spec=spec).resolve()
     trial = study.trials[number]

@@ -153,7 +153,7 @@ def retune(
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
     stratify = frame[target] if task == "classification" and frame[target].value_counts().min() >= 2 else None
     tune_part, holdout = train_test_split(frame, test_size=config.holdout, random_state=seed, stratify=stratify)
-    number = registry.next_version()
+    number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
     spec = load_spec(
         champion["spec"], study=_study_name(registry.name, number), n_trials=n_trials or config.retune_trials,
         n_workers=1, storage=resolve_url(registry.storage_url), seed=seed,
@@ -174,6 +174,7 @@ def retune(
         challenger = register_trial(
             registry, result.study, result.choice.selected.number, dataset, spec,
             source={"kind": "retune", "champion": champion_version}, artifact_dir=config.artifact_dir,
+            version=number,
         )
         outcome.challenger = challenger["version"]
         X_h, y_h = holdout.drop(columns=[target]), holdout[target]
