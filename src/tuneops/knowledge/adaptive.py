@@ -55,11 +55,14 @@ def plan_family(neighbours: Sequence[Neighbour], space: Mapping[str, Param], *, 
     """
     candidates: list[dict[str, Any]] = []
     sources: list[str] = []
+    kept: set[str] = set()  # a configuration several neighbours share is one candidate
     for n in neighbours:
         for rank, (raw, _) in enumerate(n.entry.configs[:per_neighbour]):
             params, _ = fit_to_space(raw, space)
-            if params in candidates:
+            key = repr(sorted(params.items()))
+            if key in kept:
                 continue
+            kept.add(key)
             candidates.append(params)
             sources.append(f"kb:{n.entry.dataset}#{rank + 1} (distance {n.distance:.3g})")
     if not candidates:
