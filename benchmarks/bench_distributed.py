@@ -41,6 +41,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 import tuneops  # noqa: E402
 from tuneops import runner  # noqa: E402
+from tuneops.backends.local import run_local  # noqa: E402
+from tuneops.samplers import make_sampler  # noqa: E402
 from tuneops.storage import get_storage, mask_url  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -67,7 +69,7 @@ class Sleep:
 
 
 def _sampler(seed: int, constant_liar: bool = True) -> optuna.samplers.BaseSampler:
-    return runner.make_sampler("auto", {"constant_liar": constant_liar}, seed=seed, conditional=True)
+    return make_sampler("auto", {"constant_liar": constant_liar}, seed=seed, conditional=True)
 
 
 def _plain_storage(url: str) -> optuna.storages.BaseStorage:
@@ -246,7 +248,7 @@ def bench_constant_liar(url_for, n_trials: int, workers: int, seconds: float, se
             runner.set_budget(study, n_trials)
             setup = runner.WorkerSetup(name, url, lambda i, s=seed, l=liar: _sampler(1000 * s + i, l),
                                        optuna.pruners.NopPruner, Sleep(seconds), workers)
-            runner.execute(setup, n_workers=workers, deadline=None, unlimited=False, study=study)
+            run_local(setup, n_workers=workers, deadline=None, unlimited=False, study=study)
             trials = study.get_trials(states=(TrialState.COMPLETE,))
             best.append(min(t.value for t in trials))
             close.append(_concurrent_closeness(trials))
@@ -285,11 +287,12 @@ import sys, time, optuna
 sys.path.insert(0, {bench!r})
 from bench_distributed import Sleep
 from tuneops import runner
+from tuneops.samplers import make_sampler
 from tuneops.storage import get_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 url, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 study = optuna.load_study(study_name=name, storage=get_storage(url),
-                          sampler=runner.make_sampler("auto", seed=None, conditional=True))
+                          sampler=make_sampler("auto", seed=None, conditional=True))
 runner.work(study, Sleep(seconds))
 """
 

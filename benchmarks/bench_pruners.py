@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
-
 from record_pruner_curves import CACHE, QUICK_CACHE, load_cache  # noqa: E402
+
 from tuneops.bench import compute_to_reach, hypervolume, reference_point, replay  # noqa: E402
+from tuneops.pareto import pareto_mask  # noqa: E402
 from tuneops.pruning import ParetoPruner, describe_pruner, make_pruner  # noqa: E402
-from tuneops.selection import pareto_mask  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 COST = "fit_cpu_s_steps"  # compute = CPU seconds of fitting, cumulative per step

@@ -37,6 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, child_env, command_line, render_table, write_doc_block  # noqa: E402
 
+from tuneops import pareto  # noqa: E402
+
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
 ACCURACY_FLOOR = 0.90  # the reference point's accuracy: a model below it is worth nothing here
 
@@ -130,11 +132,8 @@ def run_recipe_child(seed: int, n_trials: int, workdir: Path) -> list[dict[str, 
 # -- re-measurement and hypervolume ---------------------------------------------------------------
 def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     """Hypervolume of (accuracy, latency) points: accuracy maximised, latency minimised."""
-    from optuna._hypervolume import compute_hypervolume
-
     loss = np.column_stack([-points[:, 0], points[:, 1]]) if len(points) else np.empty((0, 2))
-    inside = loss[np.all(loss < reference, axis=1)]
-    return float(compute_hypervolume(inside, reference)) if len(inside) else 0.0
+    return pareto.hypervolume(loss, reference)
 
 
 def reference_point(*fronts: np.ndarray) -> np.ndarray:

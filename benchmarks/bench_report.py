@@ -98,8 +98,8 @@ def tuneops_report(storage_url: str, out: Path) -> None:
 
 def optuna_baseline(storage_url: str, out: Path) -> None:
     """Optuna's own plot functions for the same panels, in one offline HTML file."""
-    import plotly.io as pio
     import optuna.visualization as vis
+    import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
     from tuneops.storage import get_storage

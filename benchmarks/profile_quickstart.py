@@ -61,12 +61,11 @@ class Ledger:
 def instrument(ledger: Ledger) -> None:
     import optuna
     import sklearn.pipeline
+    from optuna.storages.journal import JournalStorage
 
     import tuneops.data
     import tuneops.objective
     import tuneops.tuning
-    from optuna.storages.journal import JournalStorage
-
     from tuneops.families import FAMILIES
     from tuneops.families._base import Family
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import IN_CI, ROOT, tiny_spec
 from optuna.trial import TrialState
 
 import tuneops
-from conftest import IN_CI, ROOT, tiny_spec
-from tuneops import runner
+from tuneops import _study, runner
 from tuneops.backends import BACKENDS, get_backend
 from tuneops.backends.local import LocalBackend
 from tuneops.errors import SpecError, StorageUnavailable, UsageError
@@ -65,7 +65,7 @@ def test_ray_backend_end_to_end(local_ray, workdir) -> None:
     spec["search"].update(backend="ray", resources={"cpu": 1})
     result = tuneops.run(spec, storage="ray.journal")  # a relative path: made absolute for Ray
 
-    trials = runner.counted(result.study.get_trials())  # leaves out any created beyond the budget, unrun
+    trials = _study.counted(result.study.get_trials())  # leaves out any created beyond the budget, unrun
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
     workers = [t.user_attrs["worker"] for t in trials]
     node = local_ray.get_runtime_context().get_node_id()
@@ -86,6 +86,6 @@ def test_ray_workers_get_a_dataframe_through_the_object_store(local_ray, workdir
     spec = tiny_spec(n_trials=3, n_workers=2, data={"source": "my-frame"})
     spec["search"].update(backend="ray", resources={"cpu": 1})
     result = tuneops.run(spec, dataset=frame, storage="ray-frame.journal")
-    trials = runner.counted(result.study.get_trials())
+    trials = _study.counted(result.study.get_trials())
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert all(t.user_attrs["worker"]["pid"] != os.getpid() for t in trials)

@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 from tuneops.data import load_dataset
-from tuneops.families import FAMILIES, build_pipeline, get_family
 from tuneops.errors import SpecError
+from tuneops.families import FAMILIES, build_pipeline, get_family
 from tuneops.space import suggest_params
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import ROOT, tiny_spec
 from optuna.trial import TrialState
+from servers import postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
 
 import tuneops
-from conftest import ROOT, tiny_spec
-from servers import postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
 from tuneops import runner
+from tuneops.backends.local import run_local
 from tuneops.heartbeat import HEARTBEAT, stale_trials
 from tuneops.storage import get_storage
 
@@ -143,7 +144,7 @@ def test_forked_workers_leave_when_done_but_the_run_waits_for_a_remote_trial(wor
     setup = runner.WorkerSetup(study.study_name, url, optuna.samplers.RandomSampler, optuna.pruners.NopPruner,
                                fast, n_workers=2)
 
-    runner.execute(setup, n_workers=2, deadline=None, unlimited=False, study=study)
+    run_local(setup, n_workers=2, deadline=None, unlimited=False, study=study)
 
     # The two forked workers ran the other three and left; this process stayed for the remote one.
     trials = study.get_trials()

@@ -9,14 +9,19 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-
 from conftest import tiny_spec
+
 from tuneops.errors import SpecError, StudyNotFound
+from tuneops.families import get_family
 from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped
-from tuneops.knowledge.metafeatures import FEATURES, meta_features, raw_cosine_distance, scale_features
+from tuneops.knowledge.metafeatures import (
+    FEATURES,
+    meta_features,
+    raw_cosine_distance,
+    scale_features,
+)
 from tuneops.knowledge.portfolio import fit_to_space, nearest, portfolio
 from tuneops.knowledge.warm_start import parse_warm_start
-from tuneops.families import get_family
 
 
 # -- meta-features ------------------------------------------------------------------------------

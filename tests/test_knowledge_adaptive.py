@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import tiny_spec
+
 from tuneops.families import get_family
 from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family, propose
 from tuneops.knowledge.base import Entry, KnowledgeBase

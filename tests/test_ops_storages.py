@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from servers import STORAGE_KINDS, postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
+
 from tuneops.errors import UsageError
 from tuneops.ops.registry import Registry, list_models
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from tuneops import runner
+from tuneops import _optuna, runner
+from tuneops import _study as study_format
 from tuneops.results import study_results
 from tuneops.storage import get_storage
 
@@ -29,13 +30,13 @@ def _study(workdir: Path) -> optuna.Study:
 
 
 def _budget(study: optuna.Study) -> dict:
-    return study._storage.get_study_system_attrs(study._study_id)[runner.BUDGET]
+    return _optuna.study_system_attrs(study)[study_format.BUDGET]
 
 
 def _state_counts(study: optuna.Study) -> dict[str, int]:
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name: sum(t.state == s for t in runner.counted(trials)) for s in TrialState}
-    counts["abandoned"] = len(trials) - len(runner.counted(trials))
+    counts = {s.name: sum(t.state == s for t in study_format.counted(trials)) for s in TrialState}
+    counts["abandoned"] = len(trials) - len(study_format.counted(trials))
     return {k: v for k, v in counts.items() if v}
 
 
@@ -67,7 +68,7 @@ def test_workers_finish_the_budget_without_its_owner(workdir: Path) -> None:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert _state_counts(study).get("COMPLETE") == 15
-    assert all(runner.retired(t) and not t.params for t in study.get_trials() if t.state != TrialState.COMPLETE)
+    assert all(study_format.is_retired(t) and not t.params for t in study.get_trials() if t.state != TrialState.COMPLETE)
 
 
 def test_a_trial_created_beyond_the_budget_is_retired_unrun(workdir: Path) -> None:
@@ -84,7 +85,7 @@ def test_a_trial_created_beyond_the_budget_is_retired_unrun(workdir: Path) -> No
     extra = study.get_trials()[-1]
     assert extra.user_attrs["abandoned"].startswith("retired: beyond the budget of 3") and not extra.params
     assert study_results(study)["n_trials"] == {"complete": 3, "retired": 1}  # not counted as abandoned
-    assert runner.abandoned_label(extra.user_attrs["abandoned"]) == " (retired)"
+    assert study_format.abandoned_label(extra.user_attrs["abandoned"]) == " (retired)"
     runner.work(study, fast)  # nothing left to run
     assert _state_counts(study) == {"COMPLETE": 3, "abandoned": 1}
 
@@ -111,7 +112,7 @@ def test_a_worker_that_died_right_after_creating_its_trial_loses_nothing(workdir
     runner.work(study, fast)
 
     assert _state_counts(study) == {"COMPLETE": 6, "abandoned": 1}
-    retry = [t for t in study.get_trials() if t.user_attrs.get(runner.RETRY_OF) == lost.number]
+    retry = [t for t in study.get_trials() if t.user_attrs.get(study_format.RETRY_OF) == lost.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
 
 

@@ -9,10 +9,10 @@ import uuid
 import optuna
 import pytest
 from optuna.trial import TrialState
+from servers import STORAGE_KINDS, postgres_server, redis_server, storage_url_for  # noqa: F401
 
 import tuneops
-from servers import STORAGE_KINDS, postgres_server, redis_server, storage_url_for  # noqa: F401
-from tuneops import runner
+from tuneops import _study, runner
 from tuneops.errors import MissingExtra, StorageUnavailable
 from tuneops.storage import RetryingStorage, engine_url, get_storage, mask_url
 
@@ -66,7 +66,7 @@ def test_parallel_workers_run_exactly_n_trials(storage_url: str) -> None:
     assert len({t.number for t in trials}) == 12
     study = optuna.load_study(study_name=name, storage=get_storage(storage_url))
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
-    assert all(runner.retired(t) for t in study.get_trials(states=(TrialState.FAIL,)))  # see above
+    assert all(_study.is_retired(t) for t in study.get_trials(states=(TrialState.FAIL,)))  # see above
     # Every trial names the worker process that ran it; the contribution table adds up.
     workers = result.results["workers"]["workers"]
     assert all(t.user_attrs["worker"]["pid"] for t in trials)
@@ -91,10 +91,10 @@ def test_many_workers_queue_nothing_and_keep_the_exact_count(storage_url: str) -
     tuneops.tune(Watcher(), n_trials=24, n_workers=4, storage=storage_url, study=name)
     study = optuna.load_study(study_name=name, storage=get_storage(storage_url))
     trials = study.get_trials()
-    ran = runner.counted(trials)
+    ran = _study.counted(trials)
     assert [t.state for t in ran] == [TrialState.COMPLETE] * 24  # nothing failed or left
     # Workers that created a trial at the same moment as the last one retired theirs unrun.
-    assert all(runner.retired(t) and not t.params for t in trials if t not in ran)
+    assert all(_study.is_retired(t) and not t.params for t in trials if t not in ran)
     assert len(trials) - len(ran) <= 3
     assert max(t.user_attrs["seen_waiting"] for t in ran) == 0  # trials are created, not queued
     # the worker record (written with the trial) names the process that ran it

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import ROOT, tiny_spec
 from optuna.trial import TrialState
 
 import tuneops
-from tuneops import runner
+from tuneops import _study, runner
 from tuneops.errors import SpecError
 from tuneops.storage import get_storage
-from conftest import ROOT, tiny_spec
 
 
 def finished(study):
@@ -65,7 +65,7 @@ def test_resume_refuses_a_different_definition(workdir):
 
 def test_parallel_workers_run_exactly_n_trials(workdir):
     result = tuneops.run(tiny_spec(n_trials=9, n_workers=3))
-    trials = runner.counted(result.study.trials)  # leaves out any created beyond the budget, unrun
+    trials = _study.counted(result.study.trials)  # leaves out any created beyond the budget, unrun
     assert len(trials) == 9
     assert all(t.state == TrialState.COMPLETE for t in trials)
     workers = Counter(t.user_attrs["worker"]["pid"] for t in trials)
@@ -102,17 +102,17 @@ def test_tune_multi_objective_with_constraints_and_workers(workdir):
         objective, objectives=["score", "cost"], directions=["maximize", "minimize"],
         constraints=["score >= 0.5"], n_trials=8, n_workers=2, study="mo",
     )
-    assert len(runner.counted(result.study.trials)) == 8
+    assert len(_study.counted(result.study.trials)) == 8
     assert result.choice.selected.values[0] >= 0.5
     assert all(c.values[0] >= 0.5 for c in result.choice.front)
-    assert all(t.constraints for t in runner.counted(result.study.trials))
+    assert all(t.constraints for t in _study.counted(result.study.trials))
 
 
 def _claim_and_die(url: str) -> None:
     study = optuna.load_study(study_name="tiny", storage=get_storage(url))
     trial = runner.next_trial(study)
     trial.suggest_int("n_neighbors", 1, 50, log=True)
-    trial.set_user_attr(runner.WORKER, runner.worker_identity())
+    trial.set_user_attr(_study.WORKER, runner.worker_identity())
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -179,4 +179,4 @@ def test_a_lower_budget_on_resume_retires_surplus_queued_trials(workdir):
     runner.set_budget(study, 6)
     assert runner.set_budget(study, 4) == -2
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert len(waiting) == 4 and len(runner.counted(study.trials)) == 4
+    assert len(waiting) == 4 and len(_study.counted(study.trials)) == 4

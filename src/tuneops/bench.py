@@ -26,8 +26,21 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from tuneops import pareto, runner
+from tuneops.data import load_dataset
 from tuneops.families import FIDELITY_STEPS
-from tuneops.pruning import FIDELITY_ATTR, consult_at, intermediate_values, make_pruner, report, should_prune
+from tuneops.objective import SpecObjective
+from tuneops.pruning import (
+    FIDELITY_ATTR,
+    consult_at,
+    intermediate_values,
+    make_pruner,
+    pruning_savings,
+    report,
+    should_prune,
+)
+from tuneops.spec import load_spec
+from tuneops.tuning import run
 
 __all__ = [
     "bench_pruners", "run_summary", "record_curves", "replay", "compute_to_reach", "hypervolume",
@@ -38,15 +51,9 @@ __all__ = [
 # -- quality of a set of results ------------------------------------------------------------------
 def hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
     """Hypervolume dominated by ``values`` up to ``reference`` (Optuna's implementation)."""
-    from optuna._hypervolume import compute_hypervolume  # Optuna's WFG; no public alias in 5.0
-
     if not len(values):
         return 0.0
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    loss = np.asarray(values, dtype=float) * signs
-    ref = np.asarray(reference, dtype=float) * signs
-    inside = loss[(loss < ref).all(axis=1)]
-    return float(compute_hypervolume(inside, ref)) if len(inside) else 0.0
+    return pareto.hypervolume(pareto.losses(values, directions), pareto.losses([reference], directions)[0])
 
 
 def reference_point(all_values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[float]:
@@ -63,7 +70,6 @@ def reference_point(all_values: Sequence[Sequence[float]], directions: Sequence[
 # -- live runs ------------------------------------------------------------------------------------
 def run_summary(study: optuna.Study) -> dict[str, Any]:
     """Per-run figures from the storage: trials, pruning, compute, best, time to best."""
-    from tuneops.pruning import pruning_savings
 
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -105,8 +111,6 @@ def bench_pruners(
         where each run has pruning_rate, best (best value, or hypervolume with several
         objectives), compute_s, wall_s, time_to_best_s.
     """
-    from tuneops.spec import load_spec
-    from tuneops.tuning import run
 
     base = load_spec(spec)
     overrides: dict[str, Any] = {}
@@ -238,10 +242,6 @@ def record_curves(
     training; nothing is simulated; the step lists are cumulative). ``on_trial`` receives each
     trial's record as soon as it is trained (to save progress).
     """
-    from tuneops import runner
-    from tuneops.data import load_dataset
-    from tuneops.objective import SpecObjective
-    from tuneops.spec import load_spec
 
     spec = load_spec(spec, n_trials=n_configs, seed=seed)
     data = dataset if dataset is not None else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)

@@ -14,7 +14,8 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops.selection import pareto_mask
+from tuneops._study import is_retired
+from tuneops.pareto import pareto_mask
 
 __all__ = ["worker_contributions", "contribution_section"]
 
@@ -33,10 +34,8 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
     the Pareto front of feasible complete trials, and their fraction of that front).
     """
-    from tuneops.runner import retired
-
     # A trial retired unrun (beyond the budget) ran nothing, whoever created it.
-    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not retired(t)]
+    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not is_retired(t)]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     pool = [t for t in complete if _feasible(t)] or complete
     front: set[int] = set()

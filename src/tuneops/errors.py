@@ -9,6 +9,7 @@ which the CLI maps to exit code 2.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
 
 __all__ = [
@@ -70,7 +71,6 @@ def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: st
 
 def require(module: str, extra: str, feature: str):
     """Import an optional dependency or fail with the exact install command."""
-    import importlib
 
     try:
         return importlib.import_module(module)

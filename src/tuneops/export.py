@@ -15,6 +15,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import joblib
+
 __all__ = ["save_model", "load_model", "library_versions", "write_json"]
 
 _LIBRARIES = ("tuneops", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "lightgbm", "xgboost")
@@ -57,7 +59,6 @@ def _jsonable(value: Any) -> Any:
 
 def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Path:
     """Save ``model`` with ``metadata`` as ``out_dir/model.joblib`` and ``out_dir/model.json``."""
-    import joblib
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,6 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
         model, meta = load_model("tuneops-out/quickstart/model.joblib")
         model.predict(X_new)
     """
-    import joblib
 
     bundle = joblib.load(path)
     return bundle["model"], bundle["metadata"]

@@ -20,9 +20,17 @@ import optuna
 from sklearn.exceptions import ConvergenceWarning
 
 from tuneops.data import Dataset
+from tuneops.errors import SpecError
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
 from tuneops.families._base import single_threaded
-from tuneops.measure import LatencyConfig, make_folds, mean_metrics, measure_latency, model_size_kb, score
+from tuneops.measure import (
+    LatencyConfig,
+    make_folds,
+    mean_metrics,
+    measure_latency,
+    model_size_kb,
+    score,
+)
 from tuneops.metrics import METRICS
 from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
 from tuneops.space import Param, suggest_params
@@ -63,7 +71,6 @@ class SpecObjective:
         self.latency = latency
         for metric in spec.measured_metrics:
             if dataset.task not in METRICS[metric].tasks:
-                from tuneops.errors import SpecError
 
                 raise SpecError(
                     f"metric {metric!r} applies to {METRICS[metric].tasks[0]}, but "

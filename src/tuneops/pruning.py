@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,10 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _optuna
 from tuneops.errors import SpecError, unknown_name
+from tuneops.families import FIDELITY_STEPS
+from tuneops.pareto import pareto_mask
 
 __all__ = [
     "PRUNERS",
@@ -189,7 +193,6 @@ def _hyperband(**kw: Any) -> optuna.pruners.BasePruner:
 
 
 def _wilcoxon(**kw: Any) -> optuna.pruners.BasePruner:
-    import warnings
 
     with warnings.catch_warnings():
         # Chosen by name in a spec: the user asked for it; Optuna marks it experimental.
@@ -441,7 +444,6 @@ def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None]
 def consult_at(step: int, n_objectives: int, last_step: int | None = None) -> bool:
     """Whether to ask the pruner after ``step``: always before the last step; at the last step
     only with several objectives, where pruning still skips the serving-cost measurement."""
-    from tuneops.families import FIDELITY_STEPS
 
     return step != (last_step if last_step is not None else FIDELITY_STEPS[-1]) or n_objectives > 1
 
@@ -453,7 +455,7 @@ def should_prune(trial: optuna.trial.BaseTrial) -> bool:
         return False
     if len(study.directions) == 1:
         return trial.should_prune()
-    return study.pruner.prune(study, trial._get_latest_trial())
+    return study.pruner.prune(study, _optuna.latest(trial))  # type: ignore[arg-type]
 
 
 # -- savings ------------------------------------------------------------------------------------
@@ -512,7 +514,6 @@ def _time_to_best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[st
         sign = -1 if directions[0] == StudyDirection.MAXIMIZE else 1
         best = [min(complete, key=lambda t: sign * t.values[0])]
     else:
-        from tuneops.selection import pareto_mask
 
         mask = pareto_mask([t.values for t in complete], [d.name.lower() for d in directions])
         best = [t for t, m in zip(complete, mask) if m]

@@ -5,12 +5,17 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from tuneops import _study
+from tuneops.contribution import contribution_section
+from tuneops.export import library_versions
+from tuneops.knowledge.warm_start import warm_start_section
+from tuneops.pruning import pruning_savings
+from tuneops.report.findings import findings_section
 from tuneops.selection import Choice
 
 __all__ = ["study_results", "trial_record"]
@@ -23,14 +28,16 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
         "state": t.state.name,
         "values": list(t.values) if t.values is not None else None,
         "params": dict(t.params),
-        "metrics": t.user_attrs.get("metrics", {}),
+        "metrics": t.user_attrs.get(_study.METRICS, {}),
         "duration_s": t.duration.total_seconds() if t.duration else None,
     }
-    for key in ("family", "fail_reason", "abandoned", "worker", "retry_of", "warm_start"):
+    for key in (_study.FAMILY, _study.FAIL_REASON, _study.ABANDONED, _study.WORKER, _study.RETRY_OF,
+                _study.WARM_START):
         if key in t.user_attrs:
             record[key] = t.user_attrs[key]
-    if t.constraints:
-        record["feasible"] = all(v <= 0 for v in t.constraints.values())
+    feasible = _study.feasible(t)
+    if feasible is not None:
+        record["feasible"] = feasible
     return record
 
 
@@ -42,32 +49,21 @@ def study_results(
     message: str | None = None,
 ) -> dict[str, Any]:
     """The results document for ``study``; sections that need data a study lacks are omitted."""
-    from tuneops.export import library_versions
-    from tuneops.runner import retired
-
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
-    counts = Counter(t.state.name for t in trials if "abandoned" not in t.user_attrs)
-    counts["RETIRED"] = sum(retired(t) for t in trials)  # created beyond the budget, never run
-    counts["ABANDONED"] = sum("abandoned" in t.user_attrs for t in trials) - counts["RETIRED"]
-    attrs = study.user_attrs
+    counts = _study.state_counts(trials)
     results: dict[str, Any] = {
         "study": study.study_name,
-        "objectives": attrs.get("tuneops:objectives")
-        or [{"metric": "value", "direction": d.name.lower()} for d in study.directions],
-        "constraints": attrs.get("tuneops:constraints", []),
-        "data": attrs.get("tuneops:data"),
-        "spec": attrs.get("tuneops:spec"),
+        "objectives": [o.to_dict() for o in _study.objectives(study)],
+        "constraints": _study.constraint_texts(study),
+        "data": _study.data_record(study) or None,
+        "spec": _study.spec_record(study),
         "n_trials": {k.lower(): v for k, v in sorted(counts.items()) if v},
         "elapsed_s": elapsed_s,
         "selected": None,
         "pareto_front": [],
         "message": message,
-        "failures": [
-            {"number": t.number, "reason": t.user_attrs.get("fail_reason", "unknown")}
-            for t in trials
-            if t.state == TrialState.FAIL and "abandoned" not in t.user_attrs
-        ],
+        "failures": _study.failures(trials),
         "trials": [trial_record(t) for t in trials],
         "versions": library_versions(),
     }
@@ -85,13 +81,8 @@ def study_results(
 def _sections() -> list[tuple[str, Any]]:
     """Sections other parts of tuneops contribute: ``(study, trials) -> dict | None``.
 
-    Imported here, explicitly, so a reader sees every section of the document in one place.
+    Listed here, explicitly, so a reader sees every section of the document in one place.
     """
-    from tuneops.contribution import contribution_section
-    from tuneops.knowledge.warm_start import warm_start_section
-    from tuneops.pruning import pruning_savings
-    from tuneops.report.findings import findings_section
-
     return [
         ("pruning", pruning_savings),
         ("warm_start", warm_start_section),

@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _study
 from tuneops.errors import NoFeasibleTrial, SpecError
-from tuneops.spec import Constraint, Objective, Selection
+from tuneops.pareto import pareto_mask
+from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
 
-__all__ = ["Candidate", "Choice", "pareto_mask", "candidates_from_trials", "select_trial"]
+__all__ = ["Candidate", "Choice", "pareto_mask", "candidates_from_trials", "select_trial", "reselect"]
 
 
 @dataclass(frozen=True)
@@ -58,22 +61,6 @@ class Choice:
         }
 
 
-def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """True for rows not dominated by any other row (duplicates are all kept).
-
-    A row dominates another when it is no worse in every objective and better in one.
-    """
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return np.zeros(0, dtype=bool)
-    signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    loss = values * signs
-    no_worse = (loss[:, None, :] <= loss[None, :, :]).all(axis=2)
-    better = (loss[:, None, :] < loss[None, :, :]).any(axis=2)
-    dominated = (no_worse & better).any(axis=0)
-    return ~dominated
-
-
 def candidates_from_trials(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> list[Candidate]:
     """COMPLETE trials as candidates; metrics default to the objective values by name."""
     out = []
@@ -81,7 +68,7 @@ def candidates_from_trials(trials: Sequence[FrozenTrial], metric_names: Sequence
         if t.state != TrialState.COMPLETE or t.values is None:
             continue
         metrics = dict(zip(metric_names, t.values))
-        metrics.update(t.user_attrs.get("metrics", {}))
+        metrics.update(t.user_attrs.get(_study.METRICS, {}))
         out.append(Candidate(t.number, tuple(t.values), metrics, dict(t.params)))
     return out
 
@@ -170,4 +157,41 @@ def _closest_message(
         f"{c.number}, which misses {', '.join(missed)}. Relax the constraint, widen the search "
         "space, or run more trials; re-select without re-running with "
         "`tuneops select STUDY --constraint ...`."
+    )
+
+
+# -- a study ----------------------------------------------------------------------------------------
+def reselect(
+    study: optuna.Study,
+    *,
+    constraints: Sequence[str] | None = None,
+    policy: str | Selection | None = None,
+) -> Choice:
+    """Select again from a finished study with other constraints or policy; nothing re-runs.
+
+    Raises:
+        SpecError: malformed constraint or a metric the study did not measure.
+        NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
+    """
+    objectives = [Objective(o.metric, o.direction) for o in _study.objectives(study)]
+    raw = _study.spec_record(study)
+    spec = load_spec(raw) if raw else None
+    if constraints is None:
+        parsed = list(spec.constraints) if spec else [
+            parse_constraint(c, builtin_only=False) for c in _study.constraint_texts(study)
+        ]
+    else:
+        parsed = [
+            parse_constraint(c, "--constraint", builtin_only=False) if isinstance(c, str) else c
+            for c in constraints
+        ]
+    if isinstance(policy, Selection):
+        selection = policy
+    elif policy is not None:
+        selection = _selection(policy, tuple(objectives))
+    else:
+        selection = spec.selection if spec else Selection()
+    return select_trial(
+        candidates_from_trials(study.get_trials(deepcopy=False), [o.metric for o in objectives]),
+        objectives, parsed, selection,
     )

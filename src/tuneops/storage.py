@@ -31,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
+from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 
-from tuneops.errors import MissingExtra, StorageUnavailable
+from tuneops import _optuna
+from tuneops.errors import MissingExtra, StorageUnavailable, require
 
 __all__ = ["DEFAULT_STORAGE", "resolve_url", "mask_url", "get_storage", "RetryingStorage", "engine_url"]
 
@@ -187,7 +190,6 @@ def _unreachable(url: str, exc: BaseException) -> str:
 
 
 def _journal_file(path: str) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     target = Path(path)
     if target.exists() and target.is_dir():
@@ -218,7 +220,7 @@ def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     weakref.finalize(rdb, rdb.engine.dispose)
     if n_workers > 1 and target.startswith("postgresql"):
         _check_connection_limit(rdb, url, n_workers)
-    return RetryingStorage(optuna.storages._CachedStorage(rdb), url)
+    return RetryingStorage(_optuna.cached_storage(rdb), url)
 
 
 def _sqlite(url: str) -> optuna.storages.BaseStorage:
@@ -229,7 +231,6 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
     workers, docs/benchmarks.md). ``BEGIN IMMEDIATE`` takes SQLite's write lock when a
     transaction starts, which serialises claims (SQLAlchemy's documented pysqlite recipe).
     """
-    import sqlalchemy
 
     rdb = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
 
@@ -247,7 +248,6 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
 
 
 def _check_connection_limit(rdb: optuna.storages.RDBStorage, url: str, n_workers: int) -> None:
-    import sqlalchemy
 
     with rdb.engine.connect() as conn:
         limit = int(conn.execute(sqlalchemy.text("SHOW max_connections")).scalar())
@@ -260,13 +260,11 @@ def _check_connection_limit(rdb: optuna.storages.RDBStorage, url: str, n_workers
 
 
 def _redis(url: str) -> optuna.storages.BaseStorage:
-    from tuneops.errors import require
 
     redis = require("redis", "redis", "Redis storage")
     client = redis.Redis.from_url(url, socket_connect_timeout=5)
     client.ping()
     client.close()
-    from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
     return RetryingStorage(JournalStorage(JournalRedisBackend(url)), url)
 

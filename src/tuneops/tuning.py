@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,20 +16,33 @@ from typing import Any
 
 import optuna
 
-from tuneops import runner
-from tuneops.errors import SpecError, StudyNotFound, UsageError
-from tuneops.selection import Choice, candidates_from_trials, select_trial
-from tuneops.spec import Constraint, Objective, Selection, Spec, load_spec, parse_constraint
-from tuneops.storage import get_storage, mask_url, resolve_url
+from tuneops import _optuna, _study, runner
+from tuneops._study import load_study, open_study
+from tuneops.backends import get_backend
+from tuneops.data import load_dataset
+from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
+from tuneops.export import save_model, write_json
+from tuneops.knowledge.adaptive import WarmStartSampler
+from tuneops.knowledge.warm_start import parse_warm_start
+from tuneops.knowledge.warm_start import plan as warm_start_plan
+from tuneops.metrics import METRICS
+from tuneops.objective import SpecObjective
+from tuneops.progress import StudyProgress
+from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
+from tuneops.results import study_results
+from tuneops.samplers import make_sampler
+from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
+from tuneops.spec import Constraint, Objective, Spec, _selection, load_spec, parse_constraint
+from tuneops.storage import get_storage
 
 __all__ = ["run", "tune", "join", "RunResult", "open_study", "load_study", "study_spec", "reselect",
            "export_model"]
 
-SPEC_ATTR = "tuneops:spec"
-OBJECTIVES_ATTR = "tuneops:objectives"
-DATA_ATTR = "tuneops:data"
-CONSTRAINTS_ATTR = "tuneops:constraints"
-SELECTION_ATTR = "tuneops:selection"
+SPEC_ATTR = _study.SPEC
+OBJECTIVES_ATTR = _study.OBJECTIVES
+DATA_ATTR = _study.DATA
+CONSTRAINTS_ATTR = _study.CONSTRAINTS
+SELECTION_ATTR = _study.SELECTION
 
 
 @dataclass
@@ -57,89 +71,14 @@ class RunResult:
 
 
 # -- studies ------------------------------------------------------------------------------------
-_IDENTITY_KEYS = ("data", "model", "objectives")
-
-
-def open_study(
-    name: str,
-    storage: optuna.storages.BaseStorage,
-    directions: Sequence[str],
-    *,
-    sampler: optuna.samplers.BaseSampler | None = None,
-    pruner: optuna.pruners.BasePruner | None = None,
-    attrs: Mapping[str, Any] | None = None,
-    identity: Mapping[str, Any] | None = None,
-) -> optuna.Study:
-    """Create the study, or resume it when one of that name exists with the same definition.
-
-    Raises:
-        SpecError: a study of that name exists with different objectives, data or space.
-    """
-    try:
-        existing = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-    except KeyError:
-        existing = None
-    if existing is not None:
-        stored = existing.user_attrs.get(SPEC_ATTR)
-        if [d.name.lower() for d in existing.directions] != list(directions):
-            raise SpecError(
-                f"study {name!r} exists with directions "
-                f"{[d.name.lower() for d in existing.directions]}, but this run has {list(directions)}; "
-                "give the run another study name (spec field 'study')."
-            )
-        if identity is not None and stored is not None:
-            changed = [k for k in _IDENTITY_KEYS if stored.get(k) != identity.get(k)]
-            if changed:
-                raise SpecError(
-                    f"study {name!r} exists with a different {', '.join(changed)}; resuming would "
-                    "mix incomparable trials. Give the run another study name (spec field "
-                    "'study'), or restore the original spec."
-                )
-        if attrs and DATA_ATTR in attrs and DATA_ATTR in existing.user_attrs:
-            old = existing.user_attrs[DATA_ATTR].get("fingerprint")
-            new = attrs[DATA_ATTR].get("fingerprint")
-            if old != new:
-                raise SpecError(
-                    f"study {name!r} was tuned on data {old}, but the data now has fingerprint "
-                    f"{new}; the data changed. Use a new study name for the new data."
-                )
-        return existing
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
-    )
-    for key, value in (attrs or {}).items():
-        study.set_user_attr(key, value)
-    return study
-
-
-def load_study(name: str, storage_url: str | None = None) -> optuna.Study:
-    """Load an existing study by name.
-
-    Raises:
-        StudyNotFound: no such study; the message lists the studies that exist.
-    """
-    storage = get_storage(storage_url)
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        raise StudyNotFound(
-            f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "
-            f"{', '.join(names) or 'none'}. Pass --storage if the study lives elsewhere."
-        ) from None
-
-
 def study_objectives(study: optuna.Study) -> list[Objective]:
-    stored = study.user_attrs.get(OBJECTIVES_ATTR)
-    if stored:
-        return [Objective(o["metric"], o["direction"]) for o in stored]
-    return [Objective(f"value_{i}" if len(study.directions) > 1 else "value", d.name.lower())
-            for i, d in enumerate(study.directions)]
+    """The study's objectives (as stored, else ``value``/``value_i`` with Optuna's directions)."""
+    return [Objective(o.metric, o.direction) for o in _study.objectives(study)]
 
 
 def study_spec(study: optuna.Study) -> Spec | None:
     """The spec a study was run with, if it was run from a spec."""
-    raw = study.user_attrs.get(SPEC_ATTR)
+    raw = _study.spec_record(study)
     return load_spec(raw) if raw else None
 
 
@@ -171,9 +110,6 @@ def run(
         >>> result.model_path                                        # doctest: +SKIP
         PosixPath('tuneops-out/quickstart/model.joblib')
     """
-    from tuneops.data import load_dataset
-    from tuneops.knowledge.warm_start import plan as warm_start_plan
-    from tuneops.pruning import PRUNER_ATTR, describe_pruner
 
     spec = load_spec(spec, **overrides)
     backend = _backend_for(spec, address)
@@ -202,7 +138,7 @@ def run(
     # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
-        spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers
+        spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers, join=join
     )
     started = time.time()
     _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend)
@@ -211,7 +147,6 @@ def run(
 
 
 def _backend_for(spec: Spec, address: str | None) -> Any:
-    from tuneops.backends import get_backend
 
     options: dict[str, Any] = {"resources": dict(spec.resources)}
     if address is not None:
@@ -230,14 +165,11 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Calla
     Raises:
         SpecError: metrics that do not fit the task, or bad sampler/pruner parameters.
     """
-    from tuneops.objective import SpecObjective
-    from tuneops.pruning import make_pruner
 
     objective = SpecObjective(spec, data)  # validates metrics against the task
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
     sampler_factory = functools.partial(_sampler_for, spec, conditional)
     if _adaptive_warm_start(spec):
-        from tuneops.knowledge.adaptive import WarmStartSampler
 
         plain = sampler_factory
         sampler_factory = lambda index: WarmStartSampler(plain(index), objective.spaces)  # noqa: E731
@@ -277,7 +209,6 @@ def join(
         >>> join("quickstart", "postgresql://tune:***@db:5432/tune")   # doctest: +SKIP
         17
     """
-    import zlib
 
     study = load_study(name, storage_url)
     spec, data = rebuild(study, "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own code",
@@ -286,7 +217,7 @@ def join(
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
     study = optuna.load_study(
-        study_name=name, storage=study._storage, sampler=sampler_factory(index), pruner=pruner_factory()
+        study_name=name, storage=_optuna.storage_of(study), sampler=sampler_factory(index), pruner=pruner_factory()
     )
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
@@ -300,7 +231,6 @@ def join(
 
 
 def _adaptive_warm_start(spec: Spec) -> bool:
-    from tuneops.knowledge.warm_start import parse_warm_start
 
     auto = parse_warm_start(spec.warm_start).auto
     return auto is not None and auto.strategy == "adaptive"
@@ -308,7 +238,7 @@ def _adaptive_warm_start(spec: Spec) -> bool:
 
 def _sampler_for(spec: Spec, conditional: bool, index: int) -> optuna.samplers.BaseSampler:
     seed = spec.seed + 7919 * index  # distinct streams per worker, reproducible per index
-    return runner.make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional)
+    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional)
 
 
 def _drive(
@@ -320,8 +250,6 @@ def _drive(
     progress: bool,
     backend: Any = None,
 ) -> None:
-    from tuneops.backends import get_backend
-    from tuneops.progress import StudyProgress
 
     backend = get_backend(backend or "local")
     deadline = time.time() + timeout_s if timeout_s else None
@@ -341,9 +269,6 @@ def _drive(
 
 
 def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
-    from tuneops.errors import NoFeasibleTrial
-    from tuneops.export import write_json
-    from tuneops.results import study_results
 
     out_dir = Path(spec.output_dir or Path("tuneops-out") / spec.study)
     objectives = list(spec.objectives)
@@ -370,7 +295,6 @@ def export_trial(
     study: optuna.Study, number: int, objective: Any, out_dir: Path, *, spec: Spec
 ) -> Path:
     """Refit trial ``number``'s configuration on all data and save it with metadata."""
-    from tuneops.export import save_model
 
     trial = study.trials[number]
     family, params, model = objective.refit(trial.params)
@@ -391,43 +315,6 @@ def export_trial(
 
 
 # -- re-selection and export of an existing study -----------------------------------------------
-def reselect(
-    study: optuna.Study,
-    *,
-    constraints: Sequence[str] | None = None,
-    policy: str | Selection | None = None,
-) -> Choice:
-    """Select again from a finished study with other constraints or policy; nothing re-runs.
-
-    Raises:
-        SpecError: malformed constraint or a metric the study did not measure.
-        NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
-    """
-    objectives = study_objectives(study)
-    spec = study_spec(study)
-    if constraints is None:
-        parsed = list(spec.constraints) if spec else [
-            parse_constraint(c, builtin_only=False) for c in study.user_attrs.get(CONSTRAINTS_ATTR, [])
-        ]
-    else:
-        parsed = [
-            parse_constraint(c, "--constraint", builtin_only=False) if isinstance(c, str) else c
-            for c in constraints
-        ]
-    if isinstance(policy, Selection):
-        selection = policy
-    elif policy is not None:
-        from tuneops.spec import _selection
-
-        selection = _selection(policy, tuple(objectives))
-    else:
-        selection = spec.selection if spec else Selection()
-    return select_trial(
-        candidates_from_trials(study.get_trials(deepcopy=False), [o.metric for o in objectives]),
-        objectives, parsed, selection,
-    )
-
-
 def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spec, Any]:
     """The spec a study ran with and its data, read again and checked against the fingerprint.
 
@@ -438,7 +325,6 @@ def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spe
         UsageError: the study was run with a custom objective (``why_not`` says what that
             prevents), or the data changed since the study ran.
     """
-    from tuneops.data import load_dataset
 
     spec = study_spec(study)
     if spec is None:
@@ -479,7 +365,6 @@ def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str 
         UsageError: the study was not run from a spec, the trial is not complete, or the data
             changed since the study ran.
     """
-    from tuneops.objective import SpecObjective
 
     trial = complete_trial(study, trial)
     spec, data = rebuild(study, "tuneops cannot refit its model; refit it from the selected params in results.json")
@@ -546,11 +431,6 @@ def tune(
         ...     return -(x - 1) ** 2
         >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
     """
-    from tuneops.export import write_json
-    from tuneops.metrics import METRICS
-    from tuneops.pruning import make_pruner
-    from tuneops.results import study_results
-    from tuneops.spec import _selection
 
     names = list(objectives)
     if directions is None:
@@ -565,7 +445,7 @@ def tune(
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
-    sampler_factory = lambda i: runner.make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
+    sampler_factory = lambda i: make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
     pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     opened = open_study(
         name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
@@ -576,7 +456,6 @@ def tune(
     setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
     started = time.time()
     _drive(opened, setup, n_trials, timeout_s, n_workers, progress)
-    from tuneops.errors import NoFeasibleTrial
 
     message = None
     try:

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI
 from report_studies import add, build
 
-from conftest import IN_CI
 from tuneops.report import build_report, write_report
 
 pytestmark = pytest.mark.browser

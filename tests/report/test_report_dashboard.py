@@ -10,9 +10,9 @@ import threading
 import urllib.request
 
 import pytest
+from conftest import ROOT
 from report_studies import build
 
-from conftest import ROOT
 from tuneops.errors import StudyNotFound, UsageError
 from tuneops.report.dashboard import start_dashboard
 from tuneops.storage import get_storage

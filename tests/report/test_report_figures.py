@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import optuna
 from optuna.trial import TrialState
-
 from report_studies import add, build
+
 from tuneops.report import build_report
 from tuneops.report import figures as F
 from tuneops.report.view import view_of

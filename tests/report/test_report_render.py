@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, tiny_spec
 from report_studies import build
 
-from conftest import ROOT, tiny_spec
+from tuneops.errors import UsageError
 from tuneops.report import RENDERERS, build_report, get_renderer, write_report
 from tuneops.report.figures import PANELS
-from tuneops.errors import UsageError
 
 
 def test_html_is_one_offline_file_with_every_panel_and_trial(tmp_path):

@@ -69,12 +69,10 @@ def _shared_url(url: str | None) -> str:
     return url
 
 
-def _worker(study_name: str, url: str, timeout_s: float | None, heartbeat_s: float | None,
-            grace_s: float | None, dataset: Any = None) -> int:
-    """One Ray task: a tuneops worker identified by its Ray node."""
+def _worker(join: Callable[..., int], study_name: str, url: str, timeout_s: float | None,
+            heartbeat_s: float | None, grace_s: float | None, dataset: Any = None) -> int:
+    """One Ray task: a tuneops worker (``join``) identified by its Ray node."""
     import ray
-
-    from tuneops.tuning import join
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     node = ray.get_runtime_context().get_node_id()
@@ -132,6 +130,12 @@ class RayBackend(Backend):
         unlimited: bool,
         on_progress: Callable[[], None] | None = None,
     ) -> None:
+        if setup.join is None:
+            raise TuneOpsError(
+                f"study {setup.study_name!r}: the Ray backend rebuilds the objective on each node "
+                "from a spec, and this study has none (a custom objective); run it with the local "
+                "backend, or from a spec."
+            )
         url = _shared_url(setup.storage_url)
         started = self._connect()
         import ray
@@ -140,7 +144,7 @@ class RayBackend(Backend):
         timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
         data = getattr(setup.objective, "dataset", None)  # put once; Ray hands every task the object
         data_ref = ray.put(data) if data is not None else None
-        refs = [task.remote(setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s, data_ref)
+        refs = [task.remote(setup.join, setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s, data_ref)
                 for _ in range(max(1, n_workers))]
         _log.info("Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url))
         try:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from tuneops.errors import SpecError, unknown_name
 from tuneops.families._base import FIDELITY_STEPS, Family, build_pipeline
 from tuneops.families.boosting import LightGBM, XGBoost
-from tuneops.families.sklearn import KNN, MLP, SVM, ExtraTrees, HistGradientBoosting, Linear, RandomForest
+from tuneops.families.sklearn import (
+    KNN,
+    MLP,
+    SVM,
+    ExtraTrees,
+    HistGradientBoosting,
+    Linear,
+    RandomForest,
+)
 
 __all__ = ["FAMILIES", "FIDELITY_STEPS", "Family", "get_family", "build_pipeline", "register_family"]
 

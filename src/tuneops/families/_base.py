@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from tuneops.space import Param
 
@@ -155,7 +156,6 @@ def single_threaded() -> Any:
     """
     global _CONTROLLER
     if _CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1)

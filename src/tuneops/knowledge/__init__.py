@@ -6,14 +6,14 @@
 * :mod:`~tuneops.knowledge.adaptive` - the adaptive warm start: each early trial from the past
   tasks that agree with the study's results so far (the default).
 * :mod:`~tuneops.knowledge.warm_start` - the ``warm_start`` spec field, enqueueing, results.
+* :mod:`~tuneops.knowledge.advisor` - ``tuneops kb recommend``: what the warm start would try.
 * :mod:`~tuneops.knowledge.build` - ``tuneops kb build``: the prebuilt base from PMLB.
 """
 
 from __future__ import annotations
 
-from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped, load_sources
-from tuneops.knowledge.metafeatures import meta_features
-from tuneops.knowledge.portfolio import Recommendation, nearest, portfolio
+import importlib
+from typing import Any
 
 __all__ = [
     "Entry",
@@ -28,29 +28,16 @@ __all__ = [
     "recommend",
 ]
 
+# name -> the module that defines it, imported on first use: reading a study's warm-start
+# results must not import pandas (meta-features) or the whole knowledge base.
+_HOME = {
+    "Entry": "base", "KnowledgeBase": "base", "load_file": "base", "load_shipped": "base",
+    "load_sources": "base", "meta_features": "metafeatures", "nearest": "portfolio",
+    "portfolio": "portfolio", "Recommendation": "portfolio", "recommend": "advisor",
+}
 
-def recommend(
-    source: str, family: str, *, kb: KnowledgeBase | None = None, size: int | None = None,
-    neighbors: int | None = None, target: str | None = None, task: str = "auto",
-) -> tuple[list[Recommendation], list]:
-    """Configurations to try first for ``family`` on the data at ``source``.
 
-    Returns (recommendations, neighbours): the consensus portfolio, what ``warm_start: auto``
-    with ``strategy: consensus`` enqueues (size and neighbours default to auto's). The adaptive
-    default draws on the same neighbours but picks each trial after the results so far, so its
-    trials are known only as the study runs. ``kb`` defaults to the shipped base.
-    """
-    from tuneops.data import load_dataset
-    from tuneops.families import get_family
-    from tuneops.knowledge.warm_start import AutoSettings
-
-    defaults = AutoSettings()
-    size = defaults.max_trials if size is None else size
-    neighbors = defaults.neighbors if neighbors is None else neighbors
-
-    data = load_dataset(source, target=target, task=task)
-    kb = load_shipped() if kb is None else kb
-    meta = meta_features(data.X, data.y, data.task)
-    neighbours = nearest(kb, meta, family=family, task=data.task, k=neighbors)
-    space = get_family(family).space(data.task)
-    return portfolio(neighbours, space, size=size, strategy="consensus"), neighbours
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'tuneops.knowledge' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"tuneops.knowledge.{_HOME[name]}"), name)

@@ -36,9 +36,10 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _optuna
+from tuneops._study import WARM_START as TAG
 from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
 from tuneops.knowledge.portfolio import Neighbour, _pairwise, _regrets, _unit_matrix, fit_to_space
-from tuneops.knowledge.warm_start import TAG
 from tuneops.space import Param
 
 __all__ = ["PLAN_ATTR", "plan_family", "propose", "WarmStartSampler"]
@@ -134,13 +135,13 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
 
     def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
         if self._plan is None:
-            self._plan = study._storage.get_study_system_attrs(study._study_id).get(PLAN_ATTR) or {}
+            self._plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
         return self._plan
 
     def _quality_of(self, study: optuna.Study) -> tuple[str | None, bool]:
         """The study's first quality metric (what the past tasks' regrets are in), else its first objective."""
         if self._quality is None:
-            found = quality_objective(study._storage.get_study_user_attrs(study._study_id))
+            found = quality_objective(_optuna.study_user_attrs(study))
             self._quality = ((found[0], found[1] == "maximize") if found else
                              (None, study.directions[0] == StudyDirection.MAXIMIZE))
         return self._quality
@@ -161,7 +162,7 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         params = plan["families"][family]["candidates"][index]
         self._proposals[trial.number] = add_prefix(params, family, families)
         source = f"{plan['families'][family]['sources'][index]}, adaptive after {len(observed)} result(s)"
-        study._storage.set_trial_user_attr(trial._trial_id, TAG, source)
+        _optuna.set_trial_user_attr(study, trial, TAG, source)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self._base.infer_relative_search_space(study, trial)
@@ -195,8 +196,7 @@ def _trials_of(study: optuna.Study, family: str, families: Sequence[str], metric
     and the params of its other trials (running, or without that value)."""
     observed, tried = [], []
     # From the storage: with Hyperband, a sampler is handed a study that shows one bracket only.
-    for t in study._storage.get_all_trials(study._study_id, deepcopy=False,
-                                           states=(TrialState.COMPLETE, TrialState.RUNNING)):
+    for t in _optuna.read_trials(study, states=(TrialState.COMPLETE, TrialState.RUNNING)):
         if t.number == exclude or (len(families) > 1 and t.params.get("family") != family) or not t.params:
             continue
         params = strip_prefix(t.params, family)

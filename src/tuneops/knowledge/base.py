@@ -18,12 +18,19 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
 from tuneops.errors import DataError, UsageError
+from tuneops.metrics import METRICS
+from tuneops.storage import get_storage
 
 __all__ = [
     "Entry",
@@ -45,6 +52,21 @@ META_ATTR = "tuneops:meta_features"  # study user attr: {"features": {...}, "tas
 ENTRY_ATTR = "tuneops:kb_entry"  # study user attr of an imported entry (a study without trials)
 FORMAT = 1
 _KEEP_TOP = 10
+
+
+#: Datasets sharing their rows or their source with each other (the UCI heart-disease
+#: collections; the three MONK's problems share one feature table): leave-one-out drops the
+#: whole group, so a benchmark never learns from a near-copy of its target.
+RELATED: tuple[frozenset[str], ...] = (
+    frozenset({"heart_statlog", "heart_c", "heart_h"}),
+    frozenset({"monk1", "monk2", "monk3"}),
+)
+
+def related(dataset: str) -> set[str]:
+    """``dataset`` and its near-duplicates (see :data:`RELATED`), with and without ``pmlb:``."""
+    name = dataset.removeprefix("pmlb:")
+    group = next((g for g in RELATED if name in g), frozenset({name}))
+    return set(group) | {f"pmlb:{d}" for d in group}
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,6 @@ class KnowledgeBase:
     def without(self, dataset: str | None = None, fingerprint: str | None = None) -> KnowledgeBase:
         """The base without any entry of ``dataset`` (by name or fingerprint) or of a known
         near-duplicate of it (:data:`tuneops.knowledge.build.RELATED`): leave-one-out."""
-        from tuneops.knowledge.build import related
 
         names = related(dataset) if dataset is not None else set()
         return KnowledgeBase(tuple(
@@ -159,8 +180,6 @@ class KnowledgeBase:
 
     def save(self, path: str | Path, *, history: bool = True) -> Path:
         """Write the base as JSON (gzip when the name ends in .gz), atomically."""
-        import os
-        import tempfile
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +237,6 @@ def load_shipped() -> KnowledgeBase:
 
 def quality_objective(study_attrs: Mapping[str, Any]) -> tuple[str, str] | None:
     """(metric, direction) of a tuneops study's first quality objective (what entries score by)."""
-    from tuneops.metrics import METRICS
 
     for o in study_attrs.get("tuneops:objectives") or []:
         if o.get("metric") in METRICS and METRICS[o["metric"]].kind == "quality":
@@ -234,7 +252,6 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
     configurations (None: all). An imported entry (a trial-less study with
     ``tuneops:kb_entry``) is returned as it is.
     """
-    from optuna.trial import TrialState
 
     attrs = study.user_attrs
     if ENTRY_ATTR in attrs:
@@ -292,9 +309,7 @@ def strip_prefix(params: Mapping[str, Any], family: str) -> dict[str, Any]:
 
 def from_storage(storage_url: str | None, *, exclude: Iterable[str] = ()) -> KnowledgeBase:
     """Entries of every study in the storage that recorded meta-features (or was imported)."""
-    import optuna
 
-    from tuneops.storage import get_storage
 
     storage = get_storage(storage_url)
     skip = set(exclude)
@@ -331,9 +346,7 @@ def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = 
     Raises:
         UsageError: a study of that name already exists holding something else.
     """
-    import optuna
 
-    from tuneops.storage import get_storage
 
     storage = get_storage(storage_url)
     names = []

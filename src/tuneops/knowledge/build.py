@@ -18,10 +18,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from tuneops.knowledge.base import Entry, KnowledgeBase, entries_of_study
+import optuna
+from threadpoolctl import threadpool_limits
+
+from tuneops.data import load_dataset
+from tuneops.export import library_versions
+from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, entries_of_study, related
+from tuneops.tuning import run
 
 __all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "RELATED", "build", "build_one", "cold_spec", "related"]
 
@@ -42,23 +49,9 @@ DEFAULT_DATASETS: tuple[str, ...] = (
     "579_fri_c0_250_5", "195_auto_price", "229_pwLinear", "690_visualizing_galaxy",
     "602_fri_c3_250_10", "560_bodyfat", "522_pm10",
 )
-#: Datasets sharing their rows or their source with each other (the UCI heart-disease
-#: collections; the three MONK's problems share one feature table): leave-one-out drops the
-#: whole group, so a benchmark never learns from a near-copy of its target.
-RELATED: tuple[frozenset[str], ...] = (
-    frozenset({"heart_statlog", "heart_c", "heart_h"}),
-    frozenset({"monk1", "monk2", "monk3"}),
-)
 DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
 QUALITY = {"classification": "accuracy", "regression": "r2"}
 _CHEAP = frozenset({"knn", "linear"})
-
-
-def related(dataset: str) -> set[str]:
-    """``dataset`` and its near-duplicates (see :data:`RELATED`), with and without ``pmlb:``."""
-    name = dataset.removeprefix("pmlb:")
-    group = next((g for g in RELATED if name in g), frozenset({name}))
-    return set(group) | {f"pmlb:{d}" for d in group}
 
 
 def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: int, seed: int) -> dict[str, Any]:
@@ -77,11 +70,7 @@ def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: 
 
 def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
     """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields."""
-    import optuna
-    from threadpoolctl import threadpool_limits
 
-    from tuneops.data import load_dataset
-    from tuneops.tuning import run
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(f"pmlb:{dataset}")
@@ -124,7 +113,6 @@ def build(
     replaced, the others kept, and its ``built_with`` is kept under ``built_with.extends``, so
     the asset still says how every entry was made.
     """
-    from tuneops.export import library_versions
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
     done: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -155,7 +143,6 @@ def build(
 
     deadline = started + 60 * max_minutes if max_minutes is not None else None
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     with ProcessPoolExecutor(max(1, n_jobs), mp_context=multiprocessing.get_context("fork")) as pool:
         pending: set[Any] = set()

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a frame is read (not to read a study's results)
+    import pandas as pd
 
 __all__ = ["FEATURES", "LOG_FEATURES", "meta_features", "scale_features", "distance", "raw_cosine_distance"]
 
@@ -63,6 +65,8 @@ def meta_features(X: pd.DataFrame, y: pd.Series, task: str, *, seed: int = 0) ->
         (150.0, 3.0, 1.0)
     """
     n, p = X.shape
+    import pandas as pd
+
     categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
     numeric = [c for c in X.columns if c not in categorical]
     missing = X.isna()
@@ -108,6 +112,8 @@ def _class_features(y: pd.Series, task: str) -> dict[str, float]:
 
 def _encode(X: pd.DataFrame, categorical: Sequence[str]) -> np.ndarray:
     """Numbers only: categories as codes, missing values as the column median."""
+    import pandas as pd
+
     cols = []
     for c in X.columns:
         col = X[c]
@@ -192,7 +198,7 @@ def _landmarkers(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
         return {}
     target = y.to_numpy()
     if task == "classification":
-        smallest = int(pd.Series(target).value_counts().min())
+        smallest = int(np.unique(target, return_counts=True)[1].min())
         folds = (StratifiedKFold(3, shuffle=True, random_state=seed) if smallest >= 3
                  else KFold(3, shuffle=True, random_state=seed))
         models = {

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneops.errors import UsageError, unknown_name
 from tuneops.knowledge.base import Entry, KnowledgeBase
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
@@ -214,7 +215,6 @@ def portfolio(
       members are good on different tasks).
     """
     if strategy not in STRATEGIES:
-        from tuneops.errors import UsageError, unknown_name
 
         raise UsageError(unknown_name("portfolio strategy", strategy, STRATEGIES))
     pool: list[Recommendation] = []

@@ -41,16 +41,24 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _optuna, _study
 from tuneops.errors import SpecError, StudyNotFound
-from tuneops.knowledge.base import META_ATTR, add_prefix, load_sources, strip_prefix
-from tuneops.knowledge.portfolio import STRATEGIES
+from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family
+from tuneops.knowledge.base import (
+    META_ATTR,
+    add_prefix,
+    load_sources,
+    strip_prefix,
+)
+from tuneops.knowledge.metafeatures import meta_features
+from tuneops.knowledge.portfolio import STRATEGIES, fit_to_space, nearest, portfolio
 from tuneops.space import Param
 
 __all__ = ["WarmStart", "AutoSettings", "AUTO_STRATEGIES", "parse_warm_start", "plan", "WarmStartPlan",
            "warm_start_section", "TAG"]
 
 _log = logging.getLogger("tuneops")
-TAG = "warm_start"  # trial user attr: where the configuration came from
+TAG = _study.WARM_START  # trial user attr: where the configuration came from
 _KEYS = ("params", "studies", "auto", "out_of_space")
 _AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources", "strategy")
 _TAKE = ("best", "pareto")
@@ -200,8 +208,6 @@ class WarmStartPlan:
         """
         meta = study.user_attrs.get(META_ATTR)
         if meta is None:
-            from tuneops.knowledge.metafeatures import meta_features
-
             meta = {"task": dataset.task, "features": meta_features(dataset.X, dataset.y, dataset.task, seed=seed)}
             study.set_user_attr(META_ATTR, meta)
         if study.get_trials(deepcopy=False):
@@ -215,9 +221,6 @@ class WarmStartPlan:
 
     def _auto(self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int) -> list[tuple[dict[str, Any], str]]:
         """The static portfolio to enqueue; for ``adaptive``, records the plan instead (nothing to enqueue)."""
-        from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family
-        from tuneops.knowledge.portfolio import nearest, portfolio
-
         auto = self.settings.auto
         assert auto is not None
         size = auto.size(self.n_trials)
@@ -234,7 +237,7 @@ class WarmStartPlan:
             order = [f for f in families if plans[f]["candidates"]]
             if order:
                 record = {"first": n_explicit, "size": size, "order": order, "families": plans}
-                study._storage.set_study_system_attr(study._study_id, PLAN_ATTR, record)
+                _optuna.set_study_system_attr(study, PLAN_ATTR, record)
                 return []
         else:
             # Several families: share the portfolio out, family by family, nearest first.
@@ -253,8 +256,6 @@ class WarmStartPlan:
 
 
 def _check(params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str) -> dict[str, Any]:
-    from tuneops.knowledge.portfolio import fit_to_space
-
     fitted, changes = fit_to_space(params, space)
     if changes and policy == "error":
         raise SpecError(
@@ -309,10 +310,8 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
 
 
 def _study_configs(name: str, take: str, storage_url: str | None) -> list[tuple[int, str, dict[str, Any]]]:
-    from tuneops.tuning import load_study
-
     try:
-        study = load_study(name, storage_url)
+        study = _study.load_study(name, storage_url)
     except StudyNotFound as exc:
         raise StudyNotFound(f"warm_start.studies: {exc}") from None
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]

@@ -37,10 +37,14 @@ from typing import Any
 import numpy as np
 import optuna
 
+from tuneops import _optuna
 from tuneops.errors import StudyNotFound, UsageError
+from tuneops.export import load_model
+from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
 from tuneops.storage import get_storage, mask_url, resolve_url
+from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
 __all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile"]
 
@@ -162,7 +166,6 @@ class Registry:
         Raises:
             UsageError: the artifact is missing or its content changed.
         """
-        from tuneops.export import load_model
 
         artifact = self.version(number)["artifact"]
         path = Path(artifact["path"])
@@ -186,12 +189,11 @@ class Registry:
         is the version). A registry from before reservations skips the numbers it already has.
         """
         taken = {v["version"] for v in self.versions()}
-        storage, study_id = self.study._storage, self.study._study_id
         while True:
-            trial_id = storage.create_new_trial(study_id)
-            number = storage.get_trial_number_from_id(trial_id) + 1
-            storage.set_trial_user_attr(trial_id, "tuneops:version", number)
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.COMPLETE, [float(number)])
+            trial = _optuna.create_trial(self.study)
+            number = trial.number + 1
+            trial.set_user_attr("tuneops:version", number)
+            _optuna.set_trial_state(self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)])
             if number not in taken:
                 return number
 
@@ -308,8 +310,6 @@ def register_trial(
 ) -> dict[str, Any]:
     """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version
     (number ``version`` from :meth:`Registry.reserve_version`, else a new one)."""
-    from tuneops.objective import SpecObjective
-    from tuneops.tuning import DATA_ATTR, export_trial
 
     objective = SpecObjective(spec, dataset)
     config = MonitorConfig.from_spec(spec)
@@ -364,7 +364,6 @@ def deploy(
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
             is not complete, or the data changed since the study ran.
     """
-    from tuneops.tuning import complete_trial, load_study, rebuild
 
     study = load_study(study_name, storage)
     trial = complete_trial(study, trial)

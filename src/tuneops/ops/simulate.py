@@ -163,11 +163,9 @@ def simulate(
     from tuneops.data import load_dataset
     from tuneops.export import write_json
     from tuneops.ops.monitor import MonitorConfig, metric_value
-    from tuneops.ops.registry import Registry, register_trial
+    from tuneops.ops.registry import Registry, list_models, register_trial
     from tuneops.ops.retune import monitor_batch, performance_dropped
     from tuneops.spec import load_spec
-
-    from tuneops.ops.registry import list_models
 
     name = model or f"simulate-{source.split(':')[-1]}"
     if name in list_models(storage):

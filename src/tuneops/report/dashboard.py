@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from tuneops._study import load_study
 from tuneops.errors import UsageError, require
+from tuneops.storage import get_storage
 
 __all__ = ["Dashboard", "start_dashboard"]
 
@@ -48,12 +51,8 @@ def start_dashboard(
         UsageError: the port cannot be bound.
     """
     require("optuna_dashboard", "dashboard", "tuneops dashboard")
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     from optuna_dashboard import wsgi
-
-    from tuneops.storage import get_storage
-    from tuneops.tuning import load_study
 
     path = "/dashboard"
     storage = get_storage(storage_url)

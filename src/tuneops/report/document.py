@@ -13,10 +13,10 @@ from typing import Any
 
 import optuna
 
+from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
 from tuneops.report.view import StudyView, feasible, is_warm_start, view_of, worker_label
-from tuneops.runner import abandoned_label
 
 __all__ = ["Report", "TrialTable", "build_report"]
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from tuneops.report.figures import History, best_numbers
-from tuneops.report.view import StudyView, feasible, is_warm_start
-from tuneops.runner import retired
+from tuneops._study import is_retired as retired
+from tuneops.pruning import pruning_savings
+from tuneops.report.figures import History, best_numbers, compute_panels
+from tuneops.report.view import StudyView, feasible, is_warm_start, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section"]
 
@@ -144,7 +145,6 @@ def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
     """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
     if view.study is None:
         return None
-    from tuneops.pruning import pruning_savings
 
     return pruning_savings(view.study, list(view.trials))
 
@@ -239,10 +239,7 @@ def compute_findings(view: StudyView, panels: Mapping[str, Any]) -> list[Finding
 
 def findings_section(study: Any, trials: Any) -> list[dict[str, str]] | None:
     """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances."""
-    from dataclasses import asdict
 
-    from tuneops.report.figures import compute_panels
-    from tuneops.report.view import view_of
 
     view = view_of(study, trials)
     if not view.trials:

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tuneops.errors import require
 from tuneops.report import figures as F
 from tuneops.report._base import (
-    BEST_COLOR, KIND_COLORS, STATE_COLORS, WARM_COLOR, Renderer, write_atomic,
+    BEST_COLOR,
+    KIND_COLORS,
+    STATE_COLORS,
+    WARM_COLOR,
+    Renderer,
+    write_atomic,
 )
 from tuneops.report.document import Report, jsonable
 
@@ -96,7 +104,6 @@ def _parallel(d: F.ParallelCoordinates):
             continue
         present = [v for v in a.values if v is not None]
         log = a.log and present and min(present) > 0
-        import math
 
         vals = [math.log10(v) if (log and v is not None) else v for v in a.values]
         label = f"log10({a.name})" if log else a.name
@@ -326,7 +333,6 @@ def _summary(report: Report) -> str:
 def _spec_block(report: Report) -> str:
     parts = []
     if report.spec:
-        import yaml
 
         parts.append("<h3>Spec</h3><pre>" + html.escape(yaml.safe_dump(report.spec, sort_keys=False)) + "</pre>")
     if report.data:

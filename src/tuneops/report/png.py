@@ -11,10 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tuneops.errors import require
 from tuneops.report import figures as F
 from tuneops.report._base import (
-    BEST_COLOR, KIND_COLORS, STATE_COLORS, WARM_COLOR, Renderer, write_atomic,
+    BEST_COLOR,
+    KIND_COLORS,
+    STATE_COLORS,
+    WARM_COLOR,
+    Renderer,
+    write_atomic,
 )
 from tuneops.report.document import Report
 
@@ -118,7 +125,6 @@ def _slices(d: F.Slices):
 
 def _contour(d: F.Contour):
     plt = _plt()
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
     if d.x.labels is None and d.y.labels is None:

@@ -17,6 +17,11 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _study
+from tuneops.errors import TuneOpsError
+from tuneops.pruning import intermediate_values
+from tuneops.selection import reselect
+
 __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
 
 
@@ -85,8 +90,6 @@ def worker_label(t: FrozenTrial) -> str | None:
 def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int], list[float]] | None:
     """A trial's learning curve of the first objective, through the pruning feature's reader
     (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
-    from tuneops.pruning import intermediate_values
-
     pairs = []
     try:
         for step, vector in sorted(intermediate_values(t, n_objectives).items()):
@@ -101,24 +104,16 @@ def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int]
 
 
 def _objectives(study: optuna.Study) -> tuple[str, ...]:
-    stored = study.user_attrs.get("tuneops:objectives")
-    if isinstance(stored, Sequence) and len(stored) == len(study.directions):
-        return tuple(str(o.get("metric", f"value_{i}")) for i, o in enumerate(stored))
-    if len(study.directions) == 1:
-        return ("value",)
-    return tuple(f"value_{i}" for i in range(len(study.directions)))
+    return tuple(o.metric for o in _study.objectives(study))
 
 
 def _selected(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
     """The selected trial: as stored by the run, else selected again from the trials now."""
-    stored = study.user_attrs.get("tuneops:selection")
+    stored = study.user_attrs.get(_study.SELECTION)
     if isinstance(stored, Mapping) and isinstance(stored.get("selected_trial"), int):
         return stored["selected_trial"]
     if not any(t.state == TrialState.COMPLETE for t in trials):
         return None
-    from tuneops.errors import TuneOpsError
-    from tuneops.tuning import reselect
-
     try:
         return reselect(study).selected.number
     except (TuneOpsError, ValueError, KeyError):

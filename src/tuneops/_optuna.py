@@ -1,0 +1,151 @@
+"""The one seam to Optuna's internals: every private Optuna name tuneops uses is here.
+
+tuneops keeps a global trial budget, claims queued trials atomically and records heartbeats,
+which Optuna's public ``Study`` API cannot express (it has no conditional create, and
+``study.ask()`` reads every trial again). Those operations go to the study's storage, whose
+*methods* are public (``BaseStorage``) but which a ``Study`` holds under private names. Each
+such reach is a small function here, tested in ``tests/test__optuna.py`` against every Optuna
+5.x release CI runs, so an Optuna upgrade breaks one file with its own failing test instead of
+forty call sites.
+
+Nothing outside this module touches a private Optuna name (``tests/test_architecture.py``
+checks it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna._hypervolume import compute_hypervolume
+from optuna.storages import BaseStorage
+from optuna.study._tell import _tell_with_warning
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+__all__ = [
+    "storage_of",
+    "study_id",
+    "trial_id",
+    "read_trials",
+    "read_trial",
+    "share_trials",
+    "create_trial",
+    "frozen",
+    "latest",
+    "tell",
+    "study_system_attrs",
+    "set_study_system_attr",
+    "study_user_attrs",
+    "set_trial_user_attr",
+    "set_trial_state",
+    "cached_storage",
+    "hypervolume",
+]
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    """The storage a study reads and writes (``Study._storage``)."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The storage's id of ``study`` (``Study._study_id``)."""
+    return study._study_id
+
+
+def trial_id(trial: Trial | FrozenTrial) -> int:
+    """The storage's id of a trial (``_trial_id`` on both ``Trial`` and ``FrozenTrial``)."""
+    return trial._trial_id
+
+
+def read_trials(study: optuna.Study, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+    """Every trial of ``study`` read from its storage now, without copies (do not mutate them)."""
+    return study._storage.get_all_trials(study._study_id, deepcopy=False, states=states)
+
+
+def read_trial(study: optuna.Study, trial: Trial | FrozenTrial) -> FrozenTrial:
+    """``trial`` read from the storage now."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+def share_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
+    """Let the sampler of the next trial use ``trials`` just read, as ``study.ask()`` does
+    with its own read (``Study._thread_local.cached_all_trials``), instead of reading again."""
+    study._thread_local.cached_all_trials = trials
+
+
+def create_trial(study: optuna.Study, template: FrozenTrial | None = None) -> Trial:
+    """A new trial of ``study`` created from ``template`` in one storage write."""
+    return Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
+
+
+def frozen(trial: Trial) -> FrozenTrial:
+    """The record a ``Trial`` was created with (``Trial._cached_frozen_trial``), without a read."""
+    return trial._cached_frozen_trial
+
+
+def latest(trial: Trial) -> FrozenTrial:
+    """The trial as its pruner sees it (``Trial._get_latest_trial``): params and reports so far."""
+    return trial._get_latest_trial()
+
+
+def tell(study: optuna.Study, trial: Trial, values: Sequence[float] | None,
+         state: TrialState) -> TrialState | None:
+    """Finish ``trial`` as ``study.optimize`` does, without reading it back; a trial already
+    finished (declared dead and abandoned meanwhile) is skipped. Returns the state told, or
+    None when the trial had already finished.
+    """
+    try:
+        told, _, _ = _tell_with_warning(study, trial, None if values is None else list(values), state,
+                                        skip_if_finished=True, suppress_warning=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
+    return told
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's system attributes, read now (internal records the dashboard does not show)."""
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    study._storage.set_study_system_attr(study._study_id, key, value)
+
+
+def study_user_attrs(study: optuna.Study) -> dict[str, Any]:
+    """The study's user attributes, read now (``study.user_attrs`` may be a cached copy)."""
+    return study._storage.get_study_user_attrs(study._study_id)
+
+
+def set_trial_user_attr(study: optuna.Study, trial: Trial | FrozenTrial, key: str, value: Any) -> None:
+    """Write a user attribute of any trial of the study (a ``FrozenTrial`` has no setter)."""
+    study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
+def set_trial_state(study: optuna.Study, trial: Trial | FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None = None) -> bool:
+    """Move a trial to ``state``; the storage makes this atomic. False when the trial was not
+    WAITING and ``state`` is RUNNING (another worker claimed it).
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial had already finished.
+    """
+    return study._storage.set_trial_state_values(trial._trial_id, state=state,
+                                                 values=None if values is None else list(values))
+
+
+def cached_storage(storage: optuna.storages.RDBStorage) -> BaseStorage:
+    """An RDB storage behind Optuna's cache of finished trials (as ``optuna.storages.get_storage``
+    wraps it): a worker then reads only the trials that changed."""
+    return optuna.storages._CachedStorage(storage)
+
+
+def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: bool = False) -> float:
+    """The hypervolume of ``points`` (minimisation) bounded by ``reference``: Optuna's WFG, the
+    algorithm its own hypervolume history plot uses (no public alias in Optuna 5)."""
+    pts = np.asarray(points, dtype=float)
+    if len(pts) == 0:
+        return 0.0
+    return float(compute_hypervolume(pts, np.asarray(reference, dtype=float), assume_pareto=assume_pareto))

@@ -1,0 +1,233 @@
+"""The stored format of a tuneops study: its attribute keys, typed readers, open and load.
+
+A tuneops study is an ordinary Optuna study; what tuneops adds lives in attributes:
+
+study user attributes (the dashboard shows them)
+    ``tuneops:spec`` the spec (masked storage URL), ``tuneops:objectives`` ``[{metric,
+    direction}]``, ``tuneops:data`` the data summary and fingerprint, ``tuneops:constraints``
+    ``["metric op number"]``, ``tuneops:selection`` the choice of the last run,
+    ``tuneops:pruner`` the pruner a run resolved.
+study system attributes (internal)
+    ``tuneops:budget`` ``{"n_trials": N}``: the global budget (see :mod:`tuneops.runner`).
+trial user attributes
+    ``metrics`` every metric measured, ``family`` the model family, ``worker`` who ran it,
+    ``heartbeat`` its latest sign of life, ``abandoned`` why it does not count (a reason that
+    begins with ``retired`` for a trial never run), ``retry_of`` the abandoned trial it re-runs,
+    ``fail_reason``, ``warm_start`` where its configuration came from,
+    ``tuneops:intermediate`` and ``tuneops:fidelity`` (pruning records).
+
+Every module reads and writes these through this one; nothing else spells a key. This is the
+bottom layer: it imports only Optuna, the storage and the errors.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuneops import _optuna
+from tuneops.errors import SpecError, StudyNotFound
+from tuneops.storage import get_storage, mask_url, resolve_url
+
+__all__ = [
+    "SPEC", "OBJECTIVES", "DATA", "CONSTRAINTS", "SELECTION", "PRUNER", "BUDGET",
+    "METRICS", "FAMILY", "WORKER", "HEARTBEAT", "ABANDONED", "RETIRED", "RETRY_OF", "FAIL_REASON",
+    "WARM_START", "INTERMEDIATE", "FIDELITY",
+    "StoredObjective", "open_study", "load_study", "objectives", "spec_record", "data_record",
+    "constraint_texts", "counted", "is_abandoned", "is_retired", "abandoned_label", "state_counts",
+    "feasible", "budget", "set_budget_record",
+]
+
+# -- keys ---------------------------------------------------------------------------------------
+SPEC = "tuneops:spec"
+OBJECTIVES = "tuneops:objectives"
+DATA = "tuneops:data"
+CONSTRAINTS = "tuneops:constraints"
+SELECTION = "tuneops:selection"
+PRUNER = "tuneops:pruner"
+BUDGET = "tuneops:budget"  # system attr
+
+METRICS = "metrics"
+FAMILY = "family"
+WORKER = "worker"
+HEARTBEAT = "heartbeat"
+ABANDONED = "abandoned"
+RETIRED = "retired"  # how the ABANDONED reason of a trial retired unrun begins
+RETRY_OF = "retry_of"
+FAIL_REASON = "fail_reason"
+WARM_START = "warm_start"
+INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}
+FIDELITY = "tuneops:fidelity"  # {steps, n_steps, max_step, fit_s, pruned}
+
+
+class StoredObjective(NamedTuple):
+    """One objective as stored: the metric it measures and its direction."""
+
+    metric: str
+    direction: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"metric": self.metric, "direction": self.direction}
+
+
+# -- studies --------------------------------------------------------------------------------------
+_IDENTITY_KEYS = ("data", "model", "objectives")
+
+
+def open_study(
+    name: str,
+    storage: optuna.storages.BaseStorage,
+    directions: Sequence[str],
+    *,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
+) -> optuna.Study:
+    """Create the study, or resume it when one of that name exists with the same definition.
+
+    ``identity``: the parts of the spec that must match to resume (data, model, objectives).
+
+    Raises:
+        SpecError: a study of that name exists with different objectives, data or space.
+    """
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        existing = None
+    if existing is not None:
+        stored = existing.user_attrs.get(SPEC)
+        have = [d.name.lower() for d in existing.directions]
+        if have != list(directions):
+            raise SpecError(
+                f"study {name!r} exists with directions {have}, but this run has {list(directions)}; "
+                "give the run another study name (spec field 'study')."
+            )
+        if identity is not None and stored is not None:
+            changed = [k for k in _IDENTITY_KEYS if stored.get(k) != identity.get(k)]
+            if changed:
+                raise SpecError(
+                    f"study {name!r} exists with a different {', '.join(changed)}; resuming would "
+                    "mix incomparable trials. Give the run another study name (spec field "
+                    "'study'), or restore the original spec."
+                )
+        if attrs and DATA in attrs and DATA in existing.user_attrs:
+            old = existing.user_attrs[DATA].get("fingerprint")
+            new = attrs[DATA].get("fingerprint")
+            if old != new:
+                raise SpecError(
+                    f"study {name!r} was tuned on data {old}, but the data now has fingerprint "
+                    f"{new}; the data changed. Use a new study name for the new data."
+                )
+        return existing
+    study = optuna.create_study(
+        study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
+    )
+    for key, value in (attrs or {}).items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def load_study(name: str, storage_url: str | None = None, *,
+               sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Load an existing study by name.
+
+    Raises:
+        StudyNotFound: no such study; the message lists the studies that exist.
+    """
+    storage = get_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise StudyNotFound(
+            f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "
+            f"{', '.join(names) or 'none'}. Pass --storage if the study lives elsewhere."
+        ) from None
+
+
+# -- study attributes -----------------------------------------------------------------------------
+def objectives(study: optuna.Study) -> list[StoredObjective]:
+    """The study's objectives: as stored by tuneops, else ``value``/``value_i`` and Optuna's directions."""
+    stored = study.user_attrs.get(OBJECTIVES)
+    if stored:
+        return [StoredObjective(o["metric"], o["direction"]) for o in stored]
+    return [StoredObjective(f"value_{i}" if len(study.directions) > 1 else "value", d.name.lower())
+            for i, d in enumerate(study.directions)]
+
+
+def spec_record(study: optuna.Study) -> dict[str, Any] | None:
+    """The spec a study was run with, as stored (None for a ``tune()`` study)."""
+    raw = study.user_attrs.get(SPEC)
+    return dict(raw) if raw else None
+
+
+def data_record(study: optuna.Study) -> dict[str, Any]:
+    """The stored summary of the study's data (``{}`` for a ``tune()`` study)."""
+    return dict(study.user_attrs.get(DATA) or {})
+
+
+def constraint_texts(study: optuna.Study) -> list[str]:
+    """The study's constraints as stored (``"metric op number"``)."""
+    return list(study.user_attrs.get(CONSTRAINTS, []))
+
+
+# -- trials -------------------------------------------------------------------------------------
+def is_abandoned(trial: FrozenTrial) -> bool:
+    """True for a trial that does not count against the budget (abandoned or retired)."""
+    return ABANDONED in trial.user_attrs
+
+
+def is_retired(trial: FrozenTrial) -> bool:
+    """True for a trial that was retired without running (over the budget)."""
+    return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
+
+
+def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials that count against the budget: all but the abandoned (and retired) ones."""
+    return [t for t in trials if ABANDONED not in t.user_attrs]
+
+
+def abandoned_label(reason: str | None) -> str:
+    """How tables mark a trial whose ``abandoned`` user attr is ``reason``: retired, abandoned or not."""
+    if reason is None:
+        return ""
+    return " (retired)" if str(reason).startswith(RETIRED) else " (abandoned)"
+
+
+def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:
+    """Trials by state (``COMPLETE``, ``PRUNED``, ...), with ``ABANDONED`` and ``RETIRED`` apart:
+    those two are not counted under their Optuna state (FAIL)."""
+    counts = Counter(t.state.name for t in trials if ABANDONED not in t.user_attrs)
+    counts["RETIRED"] = sum(is_retired(t) for t in trials)
+    counts["ABANDONED"] = sum(ABANDONED in t.user_attrs for t in trials) - counts["RETIRED"]
+    return counts
+
+
+def failures(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
+    """The trials that failed by themselves (not abandoned), with their reasons."""
+    return [{"number": t.number, "reason": t.user_attrs.get(FAIL_REASON, "unknown")}
+            for t in trials if t.state == TrialState.FAIL and ABANDONED not in t.user_attrs]
+
+
+def feasible(trial: FrozenTrial) -> bool | None:
+    """Whether the trial met the study's constraints, as Optuna recorded them (None: none)."""
+    constraints = trial.constraints
+    if not constraints:
+        return None
+    return all(v <= 0 for v in constraints.values())
+
+
+# -- the budget -----------------------------------------------------------------------------------
+def budget(study: optuna.Study) -> int | None:
+    """The study's global budget (``n_trials``) read now, or None without one."""
+    record = _optuna.study_system_attrs(study).get(BUDGET)
+    return None if record is None else int(record["n_trials"])
+
+
+def set_budget_record(study: optuna.Study, n_trials: int) -> None:
+    _optuna.set_study_system_attr(study, BUDGET, {"n_trials": n_trials})

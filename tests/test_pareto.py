@@ -1,0 +1,61 @@
+"""Pareto fronts and hypervolumes against brute force on random fronts."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from tuneops.pareto import hypervolume, hypervolume_history, losses, pareto_mask
+
+
+def _brute_mask(loss: np.ndarray) -> np.ndarray:
+    n = len(loss)
+    return np.array([not any((loss[j] <= loss[i]).all() and (loss[j] < loss[i]).any() for j in range(n))
+                     for i in range(n)], dtype=bool)
+
+
+def _brute_hv(loss: np.ndarray, ref: np.ndarray) -> float:
+    """Inclusion-exclusion over the boxes each point dominates (exact; small sets only)."""
+    pts = [p for p in loss if (p < ref).all()]
+    total = 0.0
+    for k in range(1, len(pts) + 1):
+        for combo in itertools.combinations(pts, k):
+            corner = np.max(combo, axis=0)
+            total += (-1) ** (k + 1) * float(np.prod(ref - corner))
+    return total
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_mask_matches_brute_force(k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 6, size=(60, k)).astype(float)  # ties and duplicates on purpose
+    directions = ["minimize", "maximize", "minimize", "maximize"][:k]
+    assert (pareto_mask(values, directions) == _brute_mask(losses(values, directions))).all()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("seed", range(4))
+def test_hypervolume_matches_inclusion_exclusion(k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    loss = rng.random((9, k))
+    ref = np.full(k, 1.05)
+    assert hypervolume(loss, ref) == pytest.approx(_brute_hv(loss, ref), rel=1e-9)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_history_is_exact_at_every_index_it_returns(k: int) -> None:
+    rng = np.random.default_rng(k)
+    loss = rng.random((300, k))
+    ref = np.full(k, 1.1)
+    indices, values = hypervolume_history(loss, ref, max_points=37)
+    assert len(indices) == 37 and indices[-1] == 299 and (np.diff(values) >= -1e-12).all()
+    for i, v in zip(indices, values):
+        assert v == pytest.approx(hypervolume(loss[: i + 1], ref), rel=1e-9)
+
+
+def test_points_beyond_the_reference_add_nothing() -> None:
+    assert hypervolume(np.array([[2.0, 0.0], [0.5, 0.5]]), [1.0, 1.0]) == pytest.approx(0.25)
+    assert hypervolume(np.empty((0, 2)), [1.0, 1.0]) == 0.0
