@@ -6,7 +6,9 @@
 Starts its own PostgreSQL 15 and redis-server on loopback (tests/servers.py) and compares, in
 the same run, tuneops (its global budget, heartbeats and worker records) with plain Optuna
 (``study.optimize`` in the same number of forked processes, same sampler, same storage).
-Writes its tables into the issue-4 section of docs/benchmarks.md.
+Writes its tables into the issue-4 section of docs/benchmarks.md. PMLB data (``pmlb:pima``) is
+read from ``$TUNEOPS_PMLB_DIR``, else from ``../shared/datasets/pmlb`` next to the repository;
+scratch files go to the system's temp directory.
 
 This machine has 2 cores. With more workers than cores, a CPU-bound objective would measure
 the CPU, not tuneops; the trivial objective measures storage and sampler cost per trial, and
@@ -24,6 +26,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -31,10 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
-for _pmlb in (ROOT.parent / "shared" / "datasets" / "pmlb", Path("/work/shared/datasets/pmlb")):
-    if _pmlb.is_dir():
-        os.environ.setdefault("TUNEOPS_PMLB_DIR", str(_pmlb))
-        break
+# PMLB (the contribution part reads pmlb:pima): $TUNEOPS_PMLB_DIR, else the documented default
+# ../shared/datasets/pmlb next to the repository.
+_PMLB_DEFAULT = ROOT.parent / "shared" / "datasets" / "pmlb"
+if _PMLB_DEFAULT.is_dir():
+    os.environ.setdefault("TUNEOPS_PMLB_DIR", str(_PMLB_DEFAULT))
+# Scratch outputs of the tuneops runs (models, results.json) go to the system's temp directory.
+SCRATCH_OUT = Path(tempfile.gettempdir()) / "tuneops-bench-out"
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
@@ -118,7 +124,7 @@ def run_tuneops(url: str, n_trials: int, n_workers: int, objective, **kw) -> dic
     started = time.perf_counter()
     result = tuneops.tune(objective, n_trials=n_trials, n_workers=n_workers, storage=url, study=name,
                           objectives=["value"], directions=["minimize"],
-                          output_dir=f"/tmp/tuneops-bench-out/{name}", **kw)
+                          output_dir=str(SCRATCH_OUT / name), **kw)
     wall = time.perf_counter() - started
     counts = result.results["n_trials"]
     return {"wall_s": wall, "complete": counts.get("complete", 0), "errors": counts.get("fail", 0),
@@ -267,7 +273,7 @@ def bench_contribution(url: str, n_trials: int) -> dict:
         "model": {"family": ["linear", "knn"]},
         "objectives": ["accuracy", "model_size_kb"],
         "search": {"n_trials": n_trials, "n_workers": 3, "cv_folds": 3, "seed": 0},
-        "output_dir": "/tmp/tuneops-bench-out/exercise3",
+        "output_dir": str(SCRATCH_OUT / "exercise3"),
     }
     started = time.perf_counter()
     result = tuneops.run(spec, storage=url)
@@ -549,8 +555,8 @@ def main() -> None:
     res.setdefault("run_at", {})
     pg, rd = PostgresServer().start(), RedisServer().start()
     load_start = os.getloadavg()[0]
-    tmp = Path(f"/tmp/tuneops-bench-{os.getpid()}")
-    tmp.mkdir(exist_ok=True)
+    # kept after the run: its results.json is what --reuse reads
+    tmp = Path(tempfile.mkdtemp(prefix="tuneops-bench-"))
     try:
         print(f"servers: {mask_url(pg.url)}, {rd.url}", flush=True)
         if "throughput" in parts:

@@ -15,13 +15,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# PMLB datasets: tuneops reads $TUNEOPS_PMLB_DIR, else ../shared/datasets/pmlb. A CI clone may
-# live elsewhere, so point at the image's copy explicitly when the variable is unset.
-if [ -z "${TUNEOPS_PMLB_DIR:-}" ]; then
-  for d in ../shared/datasets/pmlb /work/shared/datasets/pmlb; do
-    if [ -d "$d" ]; then export TUNEOPS_PMLB_DIR="$(cd "$d" && pwd)"; break; fi
-  done
-fi
+# PMLB datasets: the tests read the few they need from tests/data/pmlb (tests/conftest.py sets
+# TUNEOPS_PMLB_DIR there when it is unset), so nothing outside the clone is needed.
 
 python -m pip install -q -e ".[test]"
 python -m pytest -n 2 "$@"

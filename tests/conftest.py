@@ -10,13 +10,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
-# tuneops reads PMLB from $TUNEOPS_PMLB_DIR, else ../shared/datasets/pmlb. A clone that does
-# not sit next to `shared/` (CI clones, worktrees) finds the image's copy here.
+# The few PMLB datasets the tests read are vendored in tests/data/pmlb (see its README), so a
+# fresh clone anywhere runs the suite; TUNEOPS_PMLB_DIR, when set, points elsewhere.
+PMLB_DIR = ROOT / "tests" / "data" / "pmlb"
 if not os.environ.get("TUNEOPS_PMLB_DIR"):
-    for candidate in (ROOT.parent / "shared/datasets/pmlb", Path("/work/shared/datasets/pmlb")):
-        if candidate.is_dir():
-            os.environ["TUNEOPS_PMLB_DIR"] = str(candidate)
-            break
+    os.environ["TUNEOPS_PMLB_DIR"] = str(PMLB_DIR)
 
 
 @pytest.fixture

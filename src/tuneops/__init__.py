@@ -15,8 +15,6 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.1.0"
-
 __all__ = [
     "run",
     "tune",
@@ -56,7 +54,25 @@ _LAZY = {
 }
 
 
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml is its one source.
+
+    Read on first access: importlib.metadata (email, zipfile, csv) costs ~30 ms to import,
+    most of an otherwise light ``import tuneops``, hence the import here. A source tree on
+    ``sys.path`` that was never installed reports ``0+unknown``.
+    """
+    from importlib import metadata
+
+    try:
+        return metadata.version("tuneops")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()["__version__"] = version = _version()
+        return version
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value
