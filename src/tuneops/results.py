@@ -57,6 +57,8 @@ def study_results(
         or [{"metric": "value", "direction": d.name.lower()} for d in study.directions],
         "constraints": attrs.get("tuneops:constraints", []),
         "data": attrs.get("tuneops:data"),
+        # positive class of binary metrics, averaging, majority-class/mean baseline scores
+        "scoring": attrs.get("tuneops:scoring"),
         "spec": attrs.get("tuneops:spec"),
         "n_trials": {k.lower(): v for k, v in sorted(counts.items()) if v},
         "elapsed_s": elapsed_s,

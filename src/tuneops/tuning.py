@@ -29,6 +29,7 @@ OBJECTIVES_ATTR = "tuneops:objectives"
 DATA_ATTR = "tuneops:data"
 CONSTRAINTS_ATTR = "tuneops:constraints"
 SELECTION_ATTR = "tuneops:selection"
+SCORING_ATTR = "tuneops:scoring"  # pos_label, averaging, baseline (measure.scoring_record)
 
 
 @dataclass
@@ -197,6 +198,7 @@ def run(
         identity=spec_dict,
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    study.set_user_attr(SCORING_ATTR, objective.scoring_record())
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
     # Meta-features are stored once; warm-start trials are enqueued before the budget is set
     # (in _drive), so they count in n_trials.
