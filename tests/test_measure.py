@@ -34,9 +34,10 @@ def fitted():
 def test_folds_are_deterministic_and_stratified():
     y = load_dataset("sklearn:iris").y
     a, b = make_folds(y, "classification", 3, seed=1), make_folds(y, "classification", 3, seed=1)
-    assert all((x[1] == z[1]).all() for x, z in zip(a, b))
+    assert all((x[1] == z[1]).all() for x, z in zip(a, b, strict=True))
     for _, test in a:
-        assert set(np.bincount(y.iloc[test])) == {50 // 3, 50 // 3 + 1} or len(set(np.bincount(y.iloc[test]))) == 1
+        counts = set(np.bincount(y.iloc[test]))
+        assert counts == {50 // 3, 50 // 3 + 1} or len(counts) == 1
 
 
 def test_score_matches_sklearn(fitted):
@@ -66,10 +67,12 @@ def test_size_grows_with_the_model(fitted):
 
 def test_cv_folds_beyond_the_rows_or_the_smallest_class_is_refused():
     y = pd.Series(["a", "b"] * 10 + ["c"] * 2)
-    with pytest.raises(SpecError, match=r"search.cv_folds: expected at most 2 \(the smallest class, 'c', has 2 rows.*received 3"):
+    smallest = r"search.cv_folds: expected at most 2 \(the smallest class, 'c', has 2 rows"
+    with pytest.raises(SpecError, match=smallest + ".*received 3"):
         make_folds(y, "classification", 3, seed=0)
     assert len(make_folds(y, "classification", 2, seed=0)) == 2
-    with pytest.raises(SpecError, match=r"search.cv_folds: expected at most 12 \(the data has 12 rows.*received 20"):
+    rows = r"search.cv_folds: expected at most 12 \(the data has 12 rows"
+    with pytest.raises(SpecError, match=rows + ".*received 20"):
         make_folds(pd.Series(np.arange(12.0)), "regression", 20, seed=0)
     # Few integer values are taken as classes: the message says how to change that.
     counts = pd.Series([1] * 30 + [2] * 30 + [7])
@@ -80,8 +83,9 @@ def test_cv_folds_beyond_the_rows_or_the_smallest_class_is_refused():
 def test_baseline_is_the_majority_class_or_the_mean_on_the_same_folds():
     y = pd.Series(["live"] * 40 + ["die"] * 10)
     folds = make_folds(y, "classification", 5, seed=0)
-    record = scoring_record(y, "classification", folds, ["accuracy", "f1", "roc_auc", "latency_p95_ms"],
-                            labels=["die", "live"], pos_label="die")
+    names = ["accuracy", "f1", "roc_auc", "latency_p95_ms"]
+    record = scoring_record(y, "classification", folds, names, labels=["die", "live"],
+                            pos_label="die")
     assert record["pos_label"] == "die" and record["average"] == "binary"
     assert record["baseline_model"] == "majority class"
     assert record["baseline"] == pytest.approx({"accuracy": 0.8, "f1": 0.0, "roc_auc": 0.5})

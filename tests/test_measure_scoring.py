@@ -8,24 +8,31 @@ import json
 import numpy as np
 import pandas as pd
 import yaml
+from conftest import tiny_spec
 
 import tuneops
-from conftest import tiny_spec
 
 
 def hepatitis_like(signal: float, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     y = np.array(["live"] * 123 + ["die"] * 32)
-    return pd.DataFrame({
-        "bilirubin": rng.normal(size=155) + signal * (y == "die"),
-        "albumin": rng.normal(size=155),
-        "target": y,
-    })
+    return pd.DataFrame(
+        {
+            "bilirubin": rng.normal(size=155) + signal * (y == "die"),
+            "albumin": rng.normal(size=155),
+            "target": y,
+        }
+    )
 
 
 def test_results_record_the_positive_class_and_the_baseline(workdir):
-    spec = tiny_spec(study="hep", data={"source": "hepatitis-like"}, objectives=["f1", "accuracy"],
-                     n_trials=3, cv_folds=3)
+    spec = tiny_spec(
+        study="hep",
+        data={"source": "hepatitis-like"},
+        objectives=["f1", "accuracy"],
+        n_trials=3,
+        cv_folds=3,
+    )
     result = tuneops.run(spec, dataset=hepatitis_like(signal=3.0))
     scoring = json.loads(result.results_path.read_text())["scoring"]
     assert scoring["pos_label"] == "die" and scoring["average"] == "binary"

@@ -20,7 +20,9 @@ def hepatitis_like(seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     """PMLB hepatitis' shape: 155 patients, 123 'live' and 32 'die'."""
     rng = np.random.default_rng(seed)
     y = pd.Series(["live"] * 123 + ["die"] * 32)
-    X = pd.DataFrame({"bilirubin": rng.normal(size=155) + (y == "die") * 1.5, "age": rng.normal(size=155)})
+    X = pd.DataFrame(
+        {"bilirubin": rng.normal(size=155) + (y == "die") * 1.5, "age": rng.normal(size=155)}
+    )
     return X, y
 
 
@@ -28,7 +30,9 @@ def test_binary_f1_scores_the_minority_class_by_default() -> None:
     X, y = hepatitis_like()
     assert positive_label(y) == "die"
     constant = DummyClassifier(strategy="most_frequent").fit(X, y)  # always 'live'
-    got = score(constant, X, y, ["f1", "precision", "recall", "accuracy"], pos_label=positive_label(y))
+    got = score(
+        constant, X, y, ["f1", "precision", "recall", "accuracy"], pos_label=positive_label(y)
+    )
     # The old sorted-order rule scored 'live' here: a constant model got f1 0.885.
     assert got["f1"] == 0.0 and got["recall"] == 0.0 and got["precision"] == 0.0
     assert got["accuracy"] == pytest.approx(123 / 155)
@@ -44,9 +48,15 @@ def test_positive_label_default_and_validation() -> None:
     assert positive_label(pd.Series([0, 1, 2])) is None  # multiclass: macro averaging
     assert positive_label(pd.Series([0, 1, 1]), "1") == 1  # YAML text matches an integer class
     assert positive_label(pd.Series([True, False, False]), True) is True
-    with pytest.raises(SpecError, match=r"data.pos_label: expected one of the target's classes 'die', 'live', received 'dead'"):
+    with pytest.raises(
+        SpecError,
+        match=r"data.pos_label: expected one of the target's classes 'die', 'live', "
+        "received 'dead'",
+    ):
         positive_label(pd.Series(["live", "die"]), "dead")
-    with pytest.raises(SpecError, match="data.pos_label: expected no pos_label for a target of 3 classes.*macro"):
+    with pytest.raises(
+        SpecError, match="data.pos_label: expected no pos_label for a target of 3 classes.*macro"
+    ):
         positive_label(pd.Series(["a", "b", "c"]), "a")
     with pytest.raises(SpecError, match="received 1"):
         positive_label(pd.Series([True, False]), 1)  # True == 1 in Python, not here
@@ -78,8 +88,11 @@ def test_multiclass_is_macro_averaged() -> None:
     assert got["f1"] == pytest.approx(f1_score(y, model.predict(X), average="macro"))
     onehot = np.stack([(y == c).to_numpy() for c in model.classes_], axis=1)
     assert got["average_precision"] == pytest.approx(
-        average_precision_score(onehot, model.predict_proba(X), average="macro"))
-    assert got["roc_auc"] == pytest.approx(roc_auc_score(y, model.predict_proba(X), multi_class="ovr"))
+        average_precision_score(onehot, model.predict_proba(X), average="macro")
+    )
+    assert got["roc_auc"] == pytest.approx(
+        roc_auc_score(y, model.predict_proba(X), multi_class="ovr")
+    )
 
 
 def test_registry_entries_are_complete() -> None:
@@ -95,7 +108,9 @@ def test_registry_entries_are_complete() -> None:
 
 
 def test_a_metric_of_the_other_task_mentions_data_task() -> None:
-    with pytest.raises(SpecError, match="metric 'rmse' applies to regression.*set data.task: regression"):
+    with pytest.raises(
+        SpecError, match="metric 'rmse' applies to regression.*set data.task: regression"
+    ):
         check_task(["accuracy", "rmse"], "classification", "wine quality")
     check_task(["r2", "latency_p95_ms"], "regression", "diabetes")
 

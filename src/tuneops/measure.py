@@ -73,11 +73,18 @@ def make_folds(
                 if numeric
                 else ""
             )
+            rare = plain(counts.idxmin())
+            if smallest < 2:  # no number of folds works
+                raise SpecError(
+                    f"search.cv_folds: class {rare!r} of the target has a single row, so no "
+                    f"number of folds can hold it in every fold (received {n_folds}). Remove or "
+                    "merge the rare class." + hint
+                )
             raise SpecError(
-                f"search.cv_folds: expected at most {max(smallest, 1)} (the smallest class, "
-                f"{plain(counts.idxmin())!r}, has {smallest} rows and stratified folds need one of "
-                f"each class per fold), received {n_folds}. Lower search.cv_folds (at least 2 "
-                "folds need a class of at least 2 rows), or remove or merge the rare class." + hint
+                f"search.cv_folds: expected at most {smallest} (the smallest class, {rare!r}, "
+                f"has {smallest} rows and stratified folds need one of each class per fold), "
+                f"received {n_folds}. Lower search.cv_folds, or remove or merge the rare class."
+                + hint
             )
         splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
         return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]

@@ -164,21 +164,22 @@ def _balanced_accuracy(
         return float(_skm().balanced_accuracy_score(y, _pred(pred)))
 
 
-def _label_metric(function: str) -> Compute:
+def _label_score(
+    function: str, y: np.ndarray, pred: np.ndarray | None, score: np.ndarray | None, o: ScoreOptions
+) -> float:
     """f1/precision/recall (``sklearn.metrics.<function>``): of the positive class when
     binary, macro-averaged otherwise."""
+    fn = getattr(_skm(), function)
+    p = _pred(pred)
+    if o.pos_label is not None:
+        # As booleans, so a fold or batch lacking one class still has a defined value.
+        return float(fn(y == o.pos_label, p == o.pos_label, zero_division=0))
+    return float(fn(y, p, average="macro", zero_division=0))
 
-    def compute(
-        y: np.ndarray, pred: np.ndarray | None, score: np.ndarray | None, o: ScoreOptions
-    ) -> float:
-        fn = getattr(_skm(), function)
-        p = _pred(pred)
-        if o.pos_label is not None:
-            # As booleans, so a fold or batch lacking one class still has a defined value.
-            return float(fn(y == o.pos_label, p == o.pos_label, zero_division=0))
-        return float(fn(y, p, average="macro", zero_division=0))
 
-    return compute
+def _label_metric(function: str) -> Compute:
+    # A partial of a module-level function, not a closure: metrics stay picklable.
+    return functools.partial(_label_score, function)
 
 
 def _positive_score(score: np.ndarray, o: ScoreOptions) -> np.ndarray:
