@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tuneops.data import detect_task, load_dataset, pmlb_dir
+from tuneops.data import DataWarning, detect_task, load_dataset, pmlb_dir
 from tuneops.errors import DataError
 
 
@@ -69,3 +71,50 @@ def test_bad_sources(tmp_path):
         load_dataset(str(frame))
     with pytest.raises(DataError, match="at least 10 are needed"):
         load_dataset(pd.DataFrame({"a": [1, 2], "target": [0, 1]}))
+
+
+def test_a_target_with_missing_values_is_refused_with_the_count():
+    frame = pd.DataFrame({"a": np.arange(20.0), "target": [0, 1] * 8 + [np.nan] * 4})
+    expected = r"data.target: column 'target' of 'dataframe' has 4 missing value\(s\) in 20 rows"
+    with pytest.raises(DataError, match=expected + ".*Remove those rows"):
+        load_dataset(frame)
+
+
+def test_empty_and_constant_columns_are_dropped_with_a_warning_naming_them(recwarn):
+    frame = pd.DataFrame({
+        "signal": np.arange(40.0),
+        "empty": [np.nan] * 40,
+        "same": ["x"] * 40,
+        "zero": [0] * 40,
+        "sparse": [np.nan] * 39 + [1.0],  # one value plus missing: kept, missingness informs
+        "target": ["a", "b"] * 20,
+    })
+    named = r"entirely missing: 'empty'; a single value: 'same', 'zero'"
+    with pytest.warns(DataWarning, match=r"Dropped 3 feature column\(s\) of 'dataframe'.*" + named):
+        ds = load_dataset(frame)
+    assert list(ds.X.columns) == ["signal", "sparse"]
+    assert ds.dropped == ("empty", "same", "zero")
+    assert ds.summary()["dropped"] == ["empty", "same", "zero"]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    with pytest.raises(DataError, match="every feature column of 'dataframe' is entirely missing"):
+        load_dataset(frame[["empty", "zero", "target"]])
+
+
+def test_pmlb_directory_comes_from_the_variable_or_the_documented_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNEOPS_PMLB_DIR", raising=False)
+    assert pmlb_dir() == Path("../shared/datasets/pmlb")  # relative to the working directory
+    unset = r"TUNEOPS_PMLB_DIR is not set and the default '../shared/datasets/pmlb'"
+    with pytest.raises(DataError, match=r"'pmlb:iris' needs a local PMLB directory, but " + unset
+                       + ".*Set TUNEOPS_PMLB_DIR"):
+        load_dataset("pmlb:iris")
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match=r"TUNEOPS_PMLB_DIR='.*nowhere' does not exist"):
+        load_dataset("pmlb:iris")
+    (tmp_path / "shared" / "datasets" / "pmlb" / "tiny").mkdir(parents=True)
+    frame = pd.DataFrame({"a": range(12), "target": [0, 1] * 6})
+    frame.to_csv(tmp_path / "shared/datasets/pmlb/tiny/tiny.tsv.gz", sep="\t", index=False)
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    monkeypatch.delenv("TUNEOPS_PMLB_DIR")
+    assert len(load_dataset("pmlb:tiny").X) == 12

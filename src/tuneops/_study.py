@@ -6,7 +6,8 @@ study user attributes (the dashboard shows them)
     ``tuneops:spec`` the spec (masked storage URL), ``tuneops:objectives`` ``[{metric,
     direction}]``, ``tuneops:data`` the data summary and fingerprint, ``tuneops:constraints``
     ``["metric op number"]``, ``tuneops:selection`` the choice of the last run,
-    ``tuneops:pruner`` the pruner a run resolved.
+    ``tuneops:pruner`` the pruner a run resolved, ``tuneops:scoring`` the positive class and
+    the majority-class/mean baseline.
 study system attributes (internal)
     ``tuneops:budget`` ``{"n_trials": N}``: the global budget (see :mod:`tuneops.runner`).
 trial user attributes
@@ -34,7 +35,7 @@ from tuneops.errors import SpecError, StudyNotFound
 from tuneops.storage import get_storage, mask_url, resolve_url
 
 __all__ = [
-    "SPEC", "OBJECTIVES", "DATA", "CONSTRAINTS", "SELECTION", "PRUNER", "BUDGET",
+    "SPEC", "OBJECTIVES", "DATA", "CONSTRAINTS", "SELECTION", "PRUNER", "SCORING", "BUDGET",
     "METRICS", "FAMILY", "WORKER", "HEARTBEAT", "ABANDONED", "RETIRED", "RETRY_OF", "FAIL_REASON",
     "WARM_START", "INTERMEDIATE", "FIDELITY",
     "StoredObjective", "open_study", "load_study", "objectives", "spec_record", "data_record",
@@ -49,6 +50,7 @@ DATA = "tuneops:data"
 CONSTRAINTS = "tuneops:constraints"
 SELECTION = "tuneops:selection"
 PRUNER = "tuneops:pruner"
+SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
 
 METRICS = "metrics"

@@ -4,19 +4,32 @@ Sources:
 
 * ``sklearn:NAME`` - a dataset bundled with scikit-learn (``breast_cancer``, ``iris``, ``wine``,
   ``digits``, ``diabetes``).
-* ``pmlb:NAME`` - a Penn ML Benchmark dataset read from a local PMLB directory: the
-  ``TUNEOPS_PMLB_DIR`` environment variable, else ``../shared/datasets/pmlb`` when it exists.
+* ``pmlb:NAME`` - a Penn ML Benchmark dataset read from a local PMLB directory
+  (:func:`pmlb_dir`): the ``TUNEOPS_PMLB_DIR`` environment variable, else
+  ``../shared/datasets/pmlb`` relative to the working directory. Nothing is downloaded.
 * a ``.csv``, ``.tsv``, ``.csv.gz``, ``.tsv.gz`` or ``.parquet`` path with a target column.
 * a pandas DataFrame (Python API) with a target column.
 
-Missing values and categorical columns are kept as they are: the model pipeline imputes and
-encodes them inside each CV fold, so no information leaks between folds.
+What is checked, and why:
+
+* A target with missing values is refused (:class:`DataError` with the count): a row without
+  a label cannot be scored, and dropping rows silently changes the data a user thinks they
+  tuned on. Remove or label those rows first.
+* Feature columns that are entirely missing or hold a single value carry no information;
+  they are dropped with a :class:`DataWarning` naming them, and listed in the dataset summary
+  (``dropped``, recorded in ``results.json``).
+* Other missing values and categorical columns are kept as they are: the model pipeline
+  imputes and encodes them inside each CV fold, so no information leaks between folds.
+* Task detection: text, boolean and categorical targets, and integer targets with few
+  distinct values, are classification; set ``data.task`` when that guess is wrong.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +39,16 @@ import pandas as pd
 
 from tuneops.errors import DataError, unknown_name
 
-__all__ = ["Dataset", "load_dataset", "pmlb_dir", "fingerprint", "SKLEARN_DATASETS"]
+__all__ = ["Dataset", "DataWarning", "load_dataset", "pmlb_dir", "fingerprint", "SKLEARN_DATASETS"]
+
+#: The environment variable naming the local PMLB directory, and the default when it is unset.
+PMLB_ENV = "TUNEOPS_PMLB_DIR"
+PMLB_DEFAULT = Path("..") / "shared" / "datasets" / "pmlb"
+
+
+class DataWarning(UserWarning):
+    """The data was changed on load (columns dropped); the message names what and why."""
+
 
 SKLEARN_DATASETS = {
     "breast_cancer": "load_breast_cancer",
@@ -48,6 +70,7 @@ class Dataset:
     task: str
     fingerprint: str
     categorical: tuple[str, ...] = field(default=())
+    dropped: tuple[str, ...] = field(default=())  # feature columns dropped as uninformative
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -65,20 +88,21 @@ class Dataset:
             "task": self.task,
             "n_classes": self.n_classes,
             "categorical": list(self.categorical),
+            "dropped": list(self.dropped),
             "fingerprint": self.fingerprint,
         }
 
 
 def pmlb_dir() -> Path:
-    """The local PMLB directory: ``$TUNEOPS_PMLB_DIR``, else ``../shared/datasets/pmlb``."""
-    env = os.environ.get("TUNEOPS_PMLB_DIR")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]):
-        candidate = base / ".." / "shared" / "datasets" / "pmlb"
-        if candidate.is_dir():
-            return candidate.resolve()
-    return Path("../shared/datasets/pmlb")
+    """The local PMLB directory: ``$TUNEOPS_PMLB_DIR``, else ``../shared/datasets/pmlb``.
+
+    The default is relative to the working directory (where a checkout next to a ``shared/``
+    data folder runs); it is not searched for elsewhere, so the same command reads the same
+    data on every machine. :func:`load_dataset` says which of the two was tried when the
+    directory does not exist.
+    """
+    env = os.environ.get(PMLB_ENV)
+    return Path(env) if env else PMLB_DEFAULT
 
 
 def fingerprint(X: pd.DataFrame, y: pd.Series) -> str:
@@ -102,7 +126,11 @@ def detect_task(y: pd.Series) -> str:
 
 
 def load_dataset(
-    source: str | pd.DataFrame, *, target: str | None = None, task: str = "auto", name: str | None = None
+    source: str | pd.DataFrame,
+    *,
+    target: str | None = None,
+    task: str = "auto",
+    name: str | None = None,
 ) -> Dataset:
     """Load a data source into a :class:`Dataset`.
 
@@ -112,7 +140,9 @@ def load_dataset(
     if isinstance(source, pd.DataFrame):
         frame, default_target, name = source, "target", name or "dataframe"
     elif not isinstance(source, str):
-        raise DataError(f"data.source: expected a string or a DataFrame, received {type(source).__name__}.")
+        raise DataError(
+            f"data.source: expected a string or a DataFrame, received {type(source).__name__}."
+        )
     elif source.startswith("sklearn:"):
         frame, default_target = _sklearn(source.removeprefix("sklearn:")), "target"
     elif source.startswith("pmlb:"):
@@ -130,7 +160,13 @@ def load_dataset(
             f"data.target: column {target!r} does not exist in {name or source!r}; columns: "
             f"{', '.join(map(str, frame.columns[:30]))}. Set data.target to one of them."
         )
-    frame = frame[frame[target].notna()]
+    missing = int(frame[target].isna().sum())
+    if missing:
+        raise DataError(
+            f"data.target: column {target!r} of {name or source!r} has {missing} missing "
+            f"value(s) in {len(frame)} rows; expected a label on every row. Remove those rows "
+            "(or fill in their labels) and load the data again."
+        )
     if len(frame) < _MIN_ROWS:
         raise DataError(
             f"data: {name or source!r} has {len(frame)} rows with a target; at least {_MIN_ROWS} "
@@ -140,6 +176,7 @@ def load_dataset(
     if X.shape[1] == 0:
         raise DataError(f"data: {name or source!r} has no feature columns besides {target!r}.")
     X.columns = [str(c) for c in X.columns]
+    X, dropped = _drop_uninformative(X, name or str(source))
     y = frame[target].reset_index(drop=True)
     detected = detect_task(y)
     if task == "auto":
@@ -157,7 +194,8 @@ def load_dataset(
     if task == "classification" and y.nunique() < 2:
         raise DataError(f"data: target {target!r} has a single class; there is nothing to learn.")
     categorical = tuple(
-        c for c in X.columns
+        c
+        for c in X.columns
         if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])
     )
     for c in categorical:  # one representation for text and categories, robust to NaN
@@ -169,12 +207,47 @@ def load_dataset(
         task=task,
         fingerprint=fingerprint(X, y),
         categorical=categorical,
+        dropped=dropped,
     )
+
+
+def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Drop feature columns that are entirely missing or hold one value, with a DataWarning.
+
+    Such a column cannot inform a model, and an all-missing one makes numpy's nanmean warn
+    "Mean of empty slice" inside the imputer on every fold.
+
+    Raises:
+        DataError: no feature column is left.
+    """
+    empty = [c for c in X.columns if X[c].isna().all()]
+    constant = [c for c in X.columns if c not in empty and X[c].nunique(dropna=False) == 1]
+    if not empty and not constant:
+        return X, ()
+    if len(empty) + len(constant) == X.shape[1]:
+        raise DataError(
+            f"data: every feature column of {name!r} is entirely missing or constant "
+            f"({', '.join(map(repr, empty + constant))}); there is nothing to learn from."
+        )
+    parts = []
+    if empty:
+        parts.append(f"entirely missing: {', '.join(map(repr, empty))}")
+    if constant:
+        parts.append(f"a single value: {', '.join(map(repr, constant))}")
+    warnings.warn(
+        f"Dropped {len(empty) + len(constant)} feature column(s) of {name!r} that cannot inform a "
+        f"model ({'; '.join(parts)}). Remove them from the data to silence this warning.",
+        DataWarning,
+        stacklevel=3,
+    )
+    return X.drop(columns=empty + constant), tuple(empty + constant)
 
 
 def _sklearn(name: str) -> pd.DataFrame:
     if name not in SKLEARN_DATASETS:
-        raise DataError(unknown_name("scikit-learn dataset", name, SKLEARN_DATASETS, field="data.source"))
+        raise DataError(
+            unknown_name("scikit-learn dataset", name, SKLEARN_DATASETS, field="data.source")
+        )
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, SKLEARN_DATASETS[name])(as_frame=True)
@@ -187,17 +260,25 @@ def _pmlb(name: str) -> pd.DataFrame:
     path = root / name / f"{name}.tsv.gz"
     if not path.is_file():
         if not root.is_dir():
-            raise DataError(
-                f"data.source: PMLB directory {str(root)!r} does not exist; set TUNEOPS_PMLB_DIR "
-                "to a folder holding NAME/NAME.tsv.gz files."
+            where = (
+                f"{PMLB_ENV}={os.environ[PMLB_ENV]!r}"
+                if os.environ.get(PMLB_ENV)
+                else f"{PMLB_ENV} is not set and the default {str(PMLB_DEFAULT)!r} (relative to "
+                f"the working directory {str(Path.cwd())!r})"
             )
-        import difflib
-
+            raise DataError(
+                f"data.source: 'pmlb:{name}' needs a local PMLB directory, but {where} does "
+                f"not exist. Set {PMLB_ENV} to a folder holding NAME/NAME.tsv.gz files."
+            )
         names = sorted(p.name for p in root.iterdir() if p.is_dir())
         close = difflib.get_close_matches(name, names, n=3)
         raise DataError(
             f"data.source: PMLB dataset {name!r} is not in {str(root)!r} ({len(names)} datasets)"
-            + (f"; closest: {', '.join(close)}." if close else "; list the folder to see the names.")
+            + (
+                f"; closest: {', '.join(close)}."
+                if close
+                else "; list the folder to see the names."
+            )
         )
     return pd.read_csv(path, sep="\t")
 
@@ -224,7 +305,9 @@ def _file(path: Path) -> pd.DataFrame:
     except DataError:
         raise
     except pd.errors.EmptyDataError:
-        raise DataError(f"data.source: {str(path)!r} is empty; expected a header row and data rows.") from None
+        raise DataError(
+            f"data.source: {str(path)!r} is empty; expected a header row and data rows."
+        ) from None
     except Exception as exc:
         raise DataError(f"data.source: cannot read {str(path)!r}: {exc}") from exc
     if frame.empty:

@@ -2,6 +2,9 @@
 
 * Quality: the same CV folds for every trial of a study (:func:`make_folds` is deterministic
   in the data and the seed); each metric is the mean over folds, and its spread is kept.
+  Values come from the metric registry (:mod:`tuneops.metrics`), which monitoring uses too;
+  binary metrics score the positive class resolved once on the training target. The score
+  of a majority-class / mean model on the same folds is the baseline (:func:`scoring_record`).
 * Latency: single-threaded (BLAS/OpenMP pools limited to one thread, estimators with
   ``n_jobs=1``), after warm-up, repeated; median and p95 per row, median per batch, and
   throughput. Timing one ``predict`` with ``n_jobs=-1`` measures thread start-up and noise.
@@ -21,29 +24,70 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.model_selection import KFold, StratifiedKFold
 
-from tuneops.metrics import METRICS
+from tuneops.errors import SpecError
+from tuneops.metrics import METRICS, plain, positive_label
 
 __all__ = [
     "make_folds",
     "score",
+    "baseline_scores",
+    "scoring_record",
     "measure_latency",
     "model_size_kb",
     "LatencyConfig",
     "ROW_METRICS",
     "BATCH_METRICS",
+    "mean_metrics",
 ]
 
 
-def make_folds(y: pd.Series, task: str, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified (classification) or plain shuffled K folds, fixed by ``seed``."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+def make_folds(
+    y: pd.Series, task: str, n_folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (classification) or plain shuffled K folds, fixed by ``seed``.
 
+    Every fold must hold at least one row and, for classification, every class must appear
+    in every fold (stratified): otherwise a fold's model never sees a class and its scores
+    (log_loss, roc_auc) are computed over a different set of classes than the others.
+
+    Raises:
+        SpecError: ``n_folds`` exceeds the rows, or the size of the smallest class; the
+            message names ``search.cv_folds`` and the largest value that works.
+    """
+    if n_folds > len(y):
+        raise SpecError(
+            f"search.cv_folds: expected at most {len(y)} (the data has {len(y)} rows and every "
+            f"fold needs one), received {n_folds}. Lower search.cv_folds or use more data."
+        )
     if task == "classification":
-        smallest = int(y.value_counts().min())
-        if smallest >= n_folds:
-            splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-            return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
+        counts = y.value_counts()
+        smallest = int(counts.min())
+        if smallest < n_folds:
+            numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+            hint = (
+                " If the target is a quantity rather than a label (a few distinct integer values "
+                "are detected as classes), set data.task: regression."
+                if numeric
+                else ""
+            )
+            rare = plain(counts.idxmin())
+            if smallest < 2:  # no number of folds works
+                raise SpecError(
+                    f"search.cv_folds: class {rare!r} of the target has a single row, so no "
+                    f"number of folds can hold it in every fold (received {n_folds}). Remove or "
+                    "merge the rare class." + hint
+                )
+            raise SpecError(
+                f"search.cv_folds: expected at most {smallest} (the smallest class, {rare!r}, "
+                f"has {smallest} rows and stratified folds need one of each class per fold), "
+                f"received {n_folds}. Lower search.cv_folds, or remove or merge the rare class."
+                + hint
+            )
+        splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
     splitter = KFold(n_folds, shuffle=True, random_state=seed)
     return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)))]
 
@@ -67,61 +111,104 @@ def score(
     metrics: Iterable[str],
     *,
     labels: Sequence[Any] | None = None,
+    pos_label: Any = None,
 ) -> dict[str, float]:
-    """Quality metrics of a fitted model on ``(X, y)``; metrics of other kinds are ignored."""
-    from sklearn import metrics as skm
+    """Quality metrics of a fitted model on ``(X, y)``; serving costs are ignored.
 
-    names = [m for m in metrics if METRICS[m].kind == "quality"]
+    Every value comes from the registry's function (:data:`tuneops.metrics.METRICS`), the
+    same one monitoring uses.
+
+    Args:
+        labels: every class of the training target in the model's column order (default:
+            the model's ``classes_``).
+        pos_label: the positive class of a binary target (resolve it once on the training
+            target with :func:`tuneops.metrics.positive_label`). None for a binary target
+            takes the minority class of ``y`` - of this fold, so pass it explicitly.
+    """
+    names = [m for m in metrics if METRICS[m].is_quality]
     if not names:
         return {}
-    pred = model.predict(X)
-    out: dict[str, float] = {}
-    scores = _scores(model, X) if any(METRICS[m].needs_scores for m in names) else None
     classes = labels if labels is not None else getattr(model, "classes_", None)
-    for name in names:
-        if name == "accuracy":
-            out[name] = skm.accuracy_score(y, pred)
-        elif name == "balanced_accuracy":
-            out[name] = skm.balanced_accuracy_score(y, pred)
-        elif name == "f1":
-            binary = classes is not None and len(classes) == 2
-            out[name] = skm.f1_score(
-                y, pred, average="binary" if binary else "macro",
-                pos_label=classes[1] if binary else 1, zero_division=0,
+    if (
+        classes is not None
+        and pos_label is None
+        and len(classes) == 2
+        and any(METRICS[m].uses_pos_label for m in names)
+    ):
+        pos_label = positive_label(y)
+    pred = model.predict(X)
+    y_score = _scores(model, X) if any(METRICS[m].needs_scores for m in names) else None
+    y_true = np.asarray(y)
+    return {
+        name: METRICS[name].score(y_true, pred, y_score, labels=classes, pos_label=pos_label)
+        for name in names
+    }
+
+
+def baseline_scores(
+    y: pd.Series,
+    task: str,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    metrics: Iterable[str],
+    *,
+    labels: Sequence[Any] | None = None,
+    pos_label: Any = None,
+) -> dict[str, float]:
+    """What a model that ignores the features scores, on the study's own CV folds.
+
+    Classification: scikit-learn's ``DummyClassifier(strategy="prior")``, which predicts the
+    majority class of the training fold and the class shares as probabilities; regression:
+    ``DummyRegressor(strategy="mean")``. Mean over folds, per quality metric. A tuned model
+    that does not beat it has learned nothing from the features.
+    """
+    names = [m for m in metrics if METRICS[m].is_quality]
+    if not names:
+        return {}
+    per_fold = []
+    for train, test in folds:
+        dummy = (
+            DummyClassifier(strategy="prior")
+            if task == "classification"
+            else DummyRegressor(strategy="mean")
+        )
+        dummy.fit(np.zeros((len(train), 1)), y.iloc[train])
+        per_fold.append(
+            score(
+                dummy,
+                pd.DataFrame({"_": np.zeros(len(test))}),
+                y.iloc[test],
+                names,
+                labels=labels,
+                pos_label=pos_label,
             )
-        elif name == "roc_auc":
-            out[name] = _roc_auc(y, scores, classes)
-        elif name == "log_loss":
-            if scores is None or scores.ndim != 2 or not hasattr(model, "predict_proba"):
-                out[name] = float("nan")
-            else:
-                out[name] = skm.log_loss(y, scores, labels=classes)
-        elif name == "r2":
-            out[name] = skm.r2_score(y, pred)
-        elif name == "rmse":
-            out[name] = float(np.sqrt(skm.mean_squared_error(y, pred)))
-        elif name == "mae":
-            out[name] = skm.mean_absolute_error(y, pred)
-    return {k: float(v) for k, v in out.items()}
+        )
+    return mean_metrics(per_fold)[0]
 
 
-def _roc_auc(y: pd.Series, scores: np.ndarray | None, classes: Any) -> float:
-    from sklearn.metrics import roc_auc_score
+def scoring_record(
+    y: pd.Series,
+    task: str,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    metrics: Iterable[str],
+    *,
+    labels: Sequence[Any] | None = None,
+    pos_label: Any = None,
+) -> dict[str, Any]:
+    """How a study's quality metrics are computed, as plain data for ``results.json``.
 
-    if scores is None or y.nunique() < 2:
-        return float("nan")
-    if classes is not None and len(classes) == 2:
-        positive = scores[:, 1] if scores.ndim == 2 else scores
-        return roc_auc_score(y == classes[1], positive)
-    if scores.ndim != 2:
-        return float("nan")
-    # Folds may miss a rare class; score on the classes present, renormalised.
-    present = np.isin(classes, y.unique())
-    probs = scores[:, present]
-    probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
-    if present.sum() == 2:
-        return roc_auc_score(y == np.asarray(classes)[present][1], probs[:, 1])
-    return roc_auc_score(y, probs, multi_class="ovr", labels=np.asarray(classes)[present])
+    ``pos_label`` (the positive class of binary metrics, None otherwise), ``average``
+    (``binary``, ``macro`` or None for regression), and ``baseline``: the score of the
+    majority-class (classification) or mean (regression) model on the same folds
+    (:func:`baseline_scores`), with its ``baseline_model``.
+    """
+    names = [m for m in metrics if METRICS[m].is_quality]
+    average = None if task != "classification" else "binary" if pos_label is not None else "macro"
+    return {
+        "pos_label": plain(pos_label),
+        "average": average,
+        "baseline_model": "majority class" if task == "classification" else "mean",
+        "baseline": baseline_scores(y, task, folds, names, labels=labels, pos_label=pos_label),
+    }
 
 
 @dataclass(frozen=True)
@@ -172,10 +259,14 @@ def measure_latency(
         if wanted & set(BATCH_METRICS):
             batch = X.iloc[np.arange(config.batch_size) % len(X)]
             model.predict(batch)
-            batched = _timed_calls(model.predict, [batch] * config.batch_repeats, config.max_seconds * 0.3)
+            batched = _timed_calls(
+                model.predict, [batch] * config.batch_repeats, config.max_seconds * 0.3
+            )
             p50_batch = float(np.median(batched))
             out["batch_latency_p50_ms"] = p50_batch * 1e3
-            out["throughput_rows_per_s"] = config.batch_size / p50_batch if p50_batch > 0 else float("inf")
+            out["throughput_rows_per_s"] = (
+                config.batch_size / p50_batch if p50_batch > 0 else float("inf")
+            )
     return out
 
 
@@ -210,7 +301,9 @@ def model_size_kb(model: Any) -> float:
     return len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) / 1024.0
 
 
-def mean_metrics(per_fold: Sequence[Mapping[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+def mean_metrics(
+    per_fold: Sequence[Mapping[str, float]],
+) -> tuple[dict[str, float], dict[str, float]]:
     """Mean and standard deviation over folds, per metric."""
     keys = per_fold[0].keys() if per_fold else []
     mean = {k: float(np.mean([f[k] for f in per_fold])) for k in keys}

@@ -20,7 +20,6 @@ import optuna
 from sklearn.exceptions import ConvergenceWarning
 
 from tuneops.data import Dataset
-from tuneops.errors import SpecError
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
 from tuneops.families._base import single_threaded
 from tuneops.measure import (
@@ -30,8 +29,9 @@ from tuneops.measure import (
     measure_latency,
     model_size_kb,
     score,
+    scoring_record,
 )
-from tuneops.metrics import METRICS
+from tuneops.metrics import METRICS, check_task, positive_label
 from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
 from tuneops.space import Param, suggest_params
 from tuneops.spec import Spec
@@ -64,19 +64,23 @@ class SpecObjective:
         self.task = dataset.task
         self.folds = make_folds(dataset.y, dataset.task, spec.cv_folds, spec.seed)
         self.labels = sorted(dataset.y.unique()) if dataset.task == "classification" else None
+        # The positive class of binary metrics, resolved once on the whole training target so
+        # every fold scores the same class (see tuneops.metrics).
+        self.pos_label = (
+            positive_label(dataset.y, getattr(spec.data, "pos_label", None))
+            if dataset.task == "classification" else None
+        )
         self.spaces: dict[str, dict[str, Param]] = {
             name: get_family(name).space(dataset.task, spec.space.get(name))
             for name in spec.families
         }
         self.latency = latency
-        for metric in spec.measured_metrics:
-            if dataset.task not in METRICS[metric].tasks:
+        check_task(spec.measured_metrics, dataset.task, dataset.name)
 
-                raise SpecError(
-                    f"metric {metric!r} applies to {METRICS[metric].tasks[0]}, but "
-                    f"{dataset.name!r} is a {dataset.task} task; use one of "
-                    f"{', '.join(m for m, d in METRICS.items() if dataset.task in d.tasks)}."
-                )
+    def scoring_record(self) -> dict[str, Any]:
+        """Positive class, averaging and the majority-class/mean baseline on the study's folds."""
+        return scoring_record(self.dataset.y, self.task, self.folds, self.spec.measured_metrics,
+                              labels=self.labels, pos_label=self.pos_label)
 
     # -- parameters -------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial) -> tuple[str, dict[str, Any]]:
@@ -148,7 +152,8 @@ class SpecObjective:
                 start = time.perf_counter()
                 fam.fit(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
                 fit_s[i] = time.perf_counter() - start
-                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
+                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality,
+                                      labels=self.labels, pos_label=self.pos_label))
                 if mode == "folds" and trial is not None:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
                     report(trial, per_fold[-1][self.spec.metric_names[0]], i)
@@ -213,7 +218,8 @@ class SpecObjective:
             per_fold, predict_s = [], 0.0
             for model, (_, test) in zip(models, self.folds):
                 start = time.thread_time()
-                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality, labels=self.labels))
+                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality,
+                                      labels=self.labels, pos_label=self.pos_label))
                 predict_s += time.thread_time() - start
             score_cpu += predict_s
             cpu["fit_cpu_s_steps"].append(fit_cpu)

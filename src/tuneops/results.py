@@ -58,6 +58,8 @@ def study_results(
         "constraints": _study.constraint_texts(study),
         "data": _study.data_record(study) or None,
         "spec": _study.spec_record(study),
+        # positive class of binary metrics, averaging, majority-class/mean baseline scores
+        "scoring": study.user_attrs.get(_study.SCORING),
         "n_trials": {k.lower(): v for k, v in sorted(counts.items()) if v},
         "elapsed_s": elapsed_s,
         "selected": None,

@@ -43,6 +43,7 @@ OBJECTIVES_ATTR = _study.OBJECTIVES
 DATA_ATTR = _study.DATA
 CONSTRAINTS_ATTR = _study.CONSTRAINTS
 SELECTION_ATTR = _study.SELECTION
+SCORING_ATTR = _study.SCORING
 
 
 @dataclass
@@ -133,6 +134,7 @@ def run(
         identity=spec_dict,
     )
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
+    study.set_user_attr(SCORING_ATTR, objective.scoring_record())
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
     # Meta-features are stored once; warm-start trials are enqueued before the budget is set
     # (in _drive), so they count in n_trials.

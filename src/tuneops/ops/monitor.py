@@ -27,15 +27,17 @@ a malformed batch is refused before anything is recorded.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from tuneops.errors import DataError, SpecError, unknown_name
+from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
 
 #: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by this order).
@@ -157,67 +159,81 @@ def _check(where: str, key: str, value: Any) -> Any:
 
 
 # -- performance from predictions -----------------------------------------------------------------
-def _accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean(y == pred))
-
-
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    classes = np.unique(y)
-    return float(np.mean([np.mean(pred[y == c] == c) for c in classes]))
-
-
-def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    total = float(np.sum((y - y.mean()) ** 2))
-    return 1.0 - float(np.sum((y - pred) ** 2)) / total if total > 0 else 0.0
-
-
-# name -> (fn(y, pred), direction, task). Metrics that need scores (roc_auc, log_loss) are not
-# monitored: a batch's labels and predictions are all a production log usually holds.
-PERFORMANCE_METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], str, str]] = {
-    "accuracy": (_accuracy, "maximize", "classification"),
-    "balanced_accuracy": (_balanced_accuracy, "maximize", "classification"),
-    "r2": (_r2, "maximize", "regression"),
-    "rmse": (lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))), "minimize", "regression"),
-    "mae": (lambda y, p: float(np.mean(np.abs(y - p))), "minimize", "regression"),
+#: The metrics monitoring can compute: the registry's quality metrics that need only labels
+#: and predicted labels (roc_auc, average_precision and log_loss need class scores; a batch's
+#: labels and predictions are all a production log usually holds). Same functions as
+#: measurement (tuneops.metrics), so a batch's value and the CV reference are comparable.
+PERFORMANCE_METRICS: dict[str, Metric] = {
+    name: m for name, m in METRICS.items() if m.is_quality and not m.needs_scores
 }
 
 
 def monitored_metric(config: MonitorConfig, objectives: Sequence[str], task: str) -> str:
     """The metric monitoring watches: configured, else the first objective it can compute."""
     if config.metric is not None:
-        if PERFORMANCE_METRICS[config.metric][2] != task:
+        metric = PERFORMANCE_METRICS[config.metric]
+        if task not in metric.tasks:
             raise SpecError(
-                f"monitor.metric: {config.metric!r} applies to {PERFORMANCE_METRICS[config.metric][2]}, "
+                f"monitor.metric: {config.metric!r} applies to {metric.tasks[0]}, "
                 f"but the model is {task}; use one of "
-                f"{', '.join(m for m, v in PERFORMANCE_METRICS.items() if v[2] == task)}."
+                f"{', '.join(m for m, v in PERFORMANCE_METRICS.items() if task in v.tasks)}."
             )
         return config.metric
     for name in objectives:
-        if name in PERFORMANCE_METRICS and PERFORMANCE_METRICS[name][2] == task:
+        if name in PERFORMANCE_METRICS and task in PERFORMANCE_METRICS[name].tasks:
             return name
     return "accuracy" if task == "classification" else "r2"
 
 
-def metric_value(name: str, y: Any, pred: Any) -> float:
-    fn = PERFORMANCE_METRICS[name][0]
-    return fn(*_aligned(y, pred))
+def metric_value(name: str, y: Any, pred: Any, *, pos_label: Any = None) -> float:
+    """The registry's value of metric ``name`` for labels ``y`` and predictions ``pred``.
+
+    ``pos_label``: the positive class of binary metrics (the reference profile records the
+    one the study used); None takes the minority class of ``y`` when it has two classes.
+    """
+    y_arr, p_arr = _aligned(y, pred)
+    positive = _positive(name, y_arr, pos_label)
+    return PERFORMANCE_METRICS[name].score(y_arr, p_arr, pos_label=positive)
 
 
 def _aligned(y: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions of one type: a CSV batch may read as text what the model predicts
+    as numbers, or the reverse."""
     y_arr, p_arr = np.asarray(y), np.asarray(pred)
     if y_arr.dtype.kind in "iufb" and p_arr.dtype.kind in "iufb":
         return y_arr.astype(float), p_arr.astype(float)
     return y_arr.astype(str), p_arr.astype(str)
 
 
-def _upper_bound(name: str, y: Any, pred: Any, alpha: float, seed: int = 0, n_boot: int = 200) -> float:
+def _positive(name: str, y: np.ndarray, pos_label: Any) -> Any:
+    """``pos_label`` in the type ``_aligned`` gave the labels (float or str)."""
+    if not PERFORMANCE_METRICS[name].uses_pos_label:
+        return None
+    if pos_label is None:
+        return positive_label(y)
+    if y.dtype.kind == "f":
+        try:
+            return float(pos_label)
+        except (TypeError, ValueError):
+            return pos_label
+    return str(pos_label)
+
+
+def _upper_bound(
+    name: str, y: Any, pred: Any, alpha: float, seed: int = 0, n_boot: int = 200,
+    *, pos_label: Any = None,
+) -> float:
     """One-sided (1 - alpha) bootstrap bound of the metric in its 'good' direction."""
-    fn, direction, _ = PERFORMANCE_METRICS[name]
+    metric = PERFORMANCE_METRICS[name]
     y_arr, p_arr = _aligned(y, pred)
+    positive = _positive(name, y_arr, pos_label)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y_arr), size=(n_boot, len(y_arr)))
-    values = np.array([fn(y_arr[i], p_arr[i]) for i in idx])
-    return float(np.quantile(values, 1 - alpha if direction == "maximize" else alpha))
+    # Each replicate is a valid sample of the checked batch: scikit-learn's per-call input
+    # validation is skipped (it dominated the bootstrap's time), the computation is not.
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        values = np.array([metric.score(y_arr[i], p_arr[i], pos_label=positive) for i in idx])
+    return float(np.quantile(values, 1 - alpha if metric.direction == "maximize" else alpha))
 
 
 # -- batches ------------------------------------------------------------------------------------
@@ -348,11 +364,12 @@ def assess(
         if labelled.sum() >= 2:
             name = profile["metric"]
             y_l, p_l = np.asarray(y)[labelled], np.asarray(predictions)[labelled]
-            value = metric_value(name, y_l, p_l)
-            direction = PERFORMANCE_METRICS[name][1]
+            pos_label = profile.get("pos_label")
+            value = metric_value(name, y_l, p_l, pos_label=pos_label)
+            direction = PERFORMANCE_METRICS[name].direction
             reference = float(profile["reference"])
             drop = reference - value if direction == "maximize" else value - reference
-            bound = _upper_bound(name, y_l, p_l, config.alpha)
+            bound = _upper_bound(name, y_l, p_l, config.alpha, pos_label=pos_label)
             bound_drop = reference - bound if direction == "maximize" else bound - reference
             performance = {
                 "metric": name, "value": value, "reference": reference, "drop": drop,

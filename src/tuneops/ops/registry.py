@@ -285,11 +285,13 @@ def reference_profile(objective: Any, params: Mapping[str, Any], metric: str, *,
     if dataset.task == "regression":
         predictions = predictions.astype(float)
     kind = "categorical" if dataset.task == "classification" else "numeric"
+    pos_label = getattr(objective, "pos_label", None)  # of binary metrics, as the study scored
     return {
         "features": profile_frame(X, dataset.categorical, seed=seed),
         "prediction": profile_column(predictions, kind, seed=seed),
         "metric": metric,
-        "reference": metric_value(metric, y.to_numpy(), predictions),
+        "pos_label": pos_label,
+        "reference": metric_value(metric, y.to_numpy(), predictions, pos_label=pos_label),
         "n_rows": int(len(y)),
     }
 

@@ -97,7 +97,7 @@ def compare(
     violations: Mapping[str, float],
 ) -> tuple[str, list[str]]:
     """Promote when the challenger is better by ``margin`` and meets every constraint (pure)."""
-    direction = PERFORMANCE_METRICS[metric][1]
+    direction = PERFORMANCE_METRICS[metric].direction
     gain = challenger_score - champion_score if direction == "maximize" else champion_score - challenger_score
     text = (f"{metric} on held-out recent data: challenger {challenger_score:.4g} vs champion "
             f"{champion_score:.4g} (gain {gain:+.4g}, margin {margin:g})")
@@ -180,9 +180,14 @@ def retune(
         X_h, y_h = holdout.drop(columns=[target]), holdout[target]
         champion_model, _ = registry.load_model(champion_version)
         challenger_model, _ = registry.load_model(challenger["version"])
-        outcome.champion_score = metric_value(metric, y_h.to_numpy(), champion_model.predict(X_h))
-        outcome.challenger_score = metric_value(metric, y_h.to_numpy(), challenger_model.predict(X_h))
-        holdout_quality = score(challenger_model, X_h, y_h, spec.measured_metrics)
+        # One registry, one positive class: the champion's (recorded in its reference profile).
+        pos_label = champion["profile"].get("pos_label")
+        outcome.champion_score = metric_value(metric, y_h.to_numpy(), champion_model.predict(X_h),
+                                              pos_label=pos_label)
+        outcome.challenger_score = metric_value(metric, y_h.to_numpy(),
+                                                challenger_model.predict(X_h), pos_label=pos_label)
+        holdout_quality = score(challenger_model, X_h, y_h, spec.measured_metrics,
+                                pos_label=pos_label)
         measured = {**challenger["metrics"], **holdout_quality}
         violations = {str(c): c.violation(measured) for c in spec.constraints if c.metric in measured}
         outcome.decision, outcome.reasons = compare(

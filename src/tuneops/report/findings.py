@@ -1,7 +1,8 @@
 """Findings in words, computed from a study: what a person debugging a search checks first.
 
 Each check is a pure function ``(view, panels) -> list[Finding]`` listed in :data:`CHECKS`:
-is the best value still improving or converged; do the best trials sit at a search-space
+is the best value still improving or converged; does it beat a model that ignores the
+features (the majority-class/mean baseline); do the best trials sit at a search-space
 boundary (widen it); is pruning cutting too much; which trials failed and why; is the
 difference between the top trials within the noise between CV folds.
 """
@@ -225,8 +226,36 @@ def feasibility(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     return []
 
 
+def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """The best trial of a quality objective does not beat the majority-class/mean model
+    scored on the same folds (study attr ``tuneops:scoring``, tuneops.measure.scoring_record)."""
+    scoring = view.attrs.get("tuneops:scoring")
+    if not isinstance(scoring, Mapping) or not isinstance(scoring.get("baseline"), Mapping):
+        return []
+    ok = [t for t in view.complete if feasible(t)]
+    out = []
+    for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=True)):
+        base = scoring["baseline"].get(name)
+        if not ok or not isinstance(base, (int, float)) or not math.isfinite(base):
+            continue
+        values = [t.values[i] for t in ok]
+        best = max(values) if direction == "maximize" else min(values)
+        if (best > base) if direction == "maximize" else (best < base):
+            continue
+        pos = scoring.get("pos_label")
+        label = f" (positive class {pos!r})" if pos is not None else ""
+        out.append(Finding(
+            "warning", "baseline",
+            f"The best {name}{label} is {_fmt(best)}, no better than the "
+            f"{scoring.get('baseline_model', 'baseline')} model's {_fmt(base)} on the same folds: "
+            "the trials learned nothing useful from the features. Check the target and "
+            "data.pos_label, widen the search, or add features.",
+        ))
+    return out
+
+
 CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
-    convergence, boundary, pruning, failures, noise, feasibility, warm_start, running,
+    convergence, baseline, boundary, pruning, failures, noise, feasibility, warm_start, running,
 )
 
 
