@@ -65,7 +65,9 @@ class MissingExtra(TuneOpsError, ImportError):
     """An optional dependency is needed for this feature."""
 
 
-def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: str | None = None) -> str:
+def unknown_name(
+    kind: str, received: object, valid: Iterable[str], *, field: str | None = None
+) -> str:
     """Message for an unknown name: lists the valid ones and the closest match."""
     valid = sorted(valid)
     where = f"{field}: " if field else ""
@@ -108,7 +110,7 @@ _EXPECTED = {
 
 
 def format_validation_error(error: ValidationError, *, root: str = "") -> str:
-    """The message of a :class:`SpecError` from a pydantic ``ValidationError``, one line per problem.
+    """The message of a :class:`SpecError` from pydantic's ``ValidationError``, a line per problem.
 
     Every line names the field (``search.pruner.n_warmup_steps``, ``objectives[0].metric``),
     what was expected and what was received; unknown names list the valid ones with the closest

@@ -25,7 +25,7 @@ Example::
     ...            "monitor": {"alpah": 0.1}})
     Traceback (most recent call last):
     ...
-    tuneops.errors.SpecError: monitor: unknown monitor setting 'alpah'; expected one of ... Did you mean 'alpha'?
+    tuneops.errors.SpecError: monitor: unknown monitor setting 'alpah'; ... Did you mean 'alpha'?
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from pydantic import (
     Field,
     SkipValidation,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -97,8 +98,10 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _UNSET: Any = object()
 
 
-def _expected(expected: str, *, hint: str = "", at: str = "", received: Any = _UNSET) -> PydanticCustomError:
-    """``FIELD: expected ..., received ...``; ``at`` names a sub-field whose value is ``received``."""
+def _expected(
+    expected: str, *, hint: str = "", at: str = "", received: Any = _UNSET
+) -> PydanticCustomError:
+    """``FIELD: expected ..., received ...``; ``at``: a sub-field, whose value is ``received``."""
     ctx: dict[str, Any] = {"expected": expected, "hint": hint, "at": at}
     if received is not _UNSET:
         ctx["received"] = received
@@ -166,8 +169,10 @@ NonNegative = Annotated[float, _check("a number >= 0", _is_number(0))]
 Positive = Annotated[float, _check("a number > 0", _is_number(0, low_open=True))]
 Unit = Annotated[float, _check("a number in [0, 1]", _is_number(0, 1))]
 Probability = Annotated[
-    float, _check("a number strictly between 0 and 1", _is_number(0, 1, low_open=True, high_open=True))
+    float,
+    _check("a number strictly between 0 and 1", _is_number(0, 1, low_open=True, high_open=True)),
 ]
+Fraction = Annotated[float, _check("a number in (0, 1]", _is_number(0, 1, low_open=True))]
 Flag = Annotated[bool, _check("true or false", _is_bool)]
 Text = Annotated[str, _check("a non-empty string", _is_text)]
 
@@ -195,8 +200,8 @@ class _Model(BaseModel):
         if args:
             names = list(type(self).model_fields)
             if len(args) > len(names):
-                raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments")
-            data.update(zip(names, args))
+                raise TypeError(f"{type(self).__name__} takes {len(names)} positional arguments")
+            data.update(zip(names, args, strict=False))
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -289,7 +294,7 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-# -- data, objectives, constraints, selection -------------------------------------------------------
+# -- data, objectives, constraints, selection ----------------------------------------------------
 class DataSpec(_Model):
     """Where the data is and what to predict.
 
@@ -302,13 +307,19 @@ class DataSpec(_Model):
 
     source: Annotated[
         str,
-        _check("a data source such as 'sklearn:breast_cancer', 'pmlb:NAME' or a CSV/Parquet path", _is_text),
+        _check(
+            "a data source such as 'sklearn:breast_cancer', 'pmlb:NAME' or a CSV/Parquet path",
+            _is_text,
+        ),
     ] = Field(default=None, validate_default=True)
     target: Annotated[str, _check("a column name", _is_text)] | None = None
     task: Annotated[str, _name("task", TASKS)] = "auto"
     pos_label: Annotated[
         str | int | bool,
-        _check("a class label (a string, an integer, true or false)", lambda v: isinstance(v, (str, int))),
+        _check(
+            "a class label (a string, an integer, true or false)",
+            lambda v: isinstance(v, (str, int)),
+        ),
     ] | None = None
 
     @field_validator("source", mode="after")
@@ -354,7 +365,9 @@ class Constraint(_Model):
         return f"{self.metric} {self.op} {self.threshold:g}"
 
 
-def parse_constraint(text: Any, field: str = "constraints", *, builtin_only: bool = True) -> Constraint:
+def parse_constraint(
+    text: Any, field: str = "constraints", *, builtin_only: bool = True
+) -> Constraint:
     """Parse ``"accuracy >= 0.9"``.
 
     With ``builtin_only=False`` any metric name is accepted (custom objectives name their own
@@ -382,7 +395,7 @@ def parse_constraint(text: Any, field: str = "constraints", *, builtin_only: boo
 
 
 def _amounts(expected: str, what: str) -> BeforeValidator:
-    """A mapping ``{name: number >= 0}`` (or its stored form, ``((name, number), ...)``) as pairs."""
+    """A mapping ``{name: number >= 0}`` (or its stored form, ``((name, number), ...)``)."""
     is_amount = _is_number(0)
 
     def check(raw: Any) -> Any:
@@ -444,7 +457,9 @@ def _fit_selection(selection: Selection, names: list[str]) -> Selection:
     """
     for metric, _ in selection.weights:
         if metric not in names:
-            raise SpecError(f"selection.weights: {metric!r} is not an objective; expected some of {names}.")
+            raise SpecError(
+                f"selection.weights: {metric!r} is not an objective; expected some of {names}."
+            )
     if any(p not in names for p in selection.priority):
         raise SpecError(
             f"selection.priority: expected a list of objectives from {names}, received "
@@ -489,7 +504,8 @@ class Params(_Model):
     @classmethod
     def _unknown_key(cls, key: Any, valid: tuple[str, ...]) -> PydanticCustomError:
         return _problem(
-            f"{cls.OWNER} has no parameter {key!r}; it accepts: {', '.join(valid) or 'none'}.", at=str(key)
+            f"{cls.OWNER} has no parameter {key!r}; it accepts: {', '.join(valid) or 'none'}.",
+            at=str(key),
         )
 
     def options(self) -> dict[str, Any]:
@@ -547,6 +563,10 @@ class QMCParams(Params):
 _RESOURCE = "'auto' or an integer >= 1"
 
 
+def _is_resource(v: Any) -> bool:
+    return v == "auto" or _is_int(1)(v)
+
+
 class _PercentileCommon(Params):
     n_startup_trials: Int0 = 5
     n_warmup_steps: Int0 = 0
@@ -575,7 +595,7 @@ class PercentileParams(Params):
 class SuccessiveHalvingParams(Params):
     """tuneops' default reduction factor is 2: fidelity steps double the budget."""
 
-    min_resource: Annotated[int | str, _check(_RESOURCE, lambda v: v == "auto" or _is_int(1)(v))] = "auto"
+    min_resource: Annotated[int | str, _check(_RESOURCE, _is_resource)] = "auto"
     reduction_factor: Int2 = 2
     min_early_stopping_rate: Int0 = 0
     bootstrap_count: Int0 = 0
@@ -593,7 +613,7 @@ class SuccessiveHalvingParams(Params):
 
 class HyperbandParams(Params):
     min_resource: Int1 = 1
-    max_resource: Annotated[int | str, _check(_RESOURCE, lambda v: v == "auto" or _is_int(1)(v))] = "auto"
+    max_resource: Annotated[int | str, _check(_RESOURCE, _is_resource)] = "auto"
     reduction_factor: Int2 = 2
     bootstrap_count: Int0 = 0
 
@@ -615,7 +635,8 @@ class ThresholdParams(Params):
             raise _problem(f"{self.OWNER} needs lower and/or upper (a finite number).")
         if self.lower is not None and self.upper is not None and self.lower > self.upper:
             raise _problem(
-                f"expected lower <= upper, received lower={self.lower:g}, upper={self.upper:g}.", at="lower"
+                f"expected lower <= upper, received lower={self.lower:g}, upper={self.upper:g}.",
+                at="lower",
             )
         return self
 
@@ -625,7 +646,7 @@ class ParetoParams(Params):
 
     n_startup_trials: Int1 = 5
     n_warmup_steps: Int0 = 4
-    dominated_fraction: Annotated[float, _check("a number in (0, 1]", _is_number(0, 1, low_open=True))] = 0.5
+    dominated_fraction: Fraction = 0.5
     min_dominating: Int1 = 2
 
 
@@ -641,7 +662,9 @@ class PatienceParams(Params):
 
     patience: Int0 = 1
     min_delta: NonNegative = 0.0
-    wrapped: Annotated[Component, BeforeValidator(_wrapped)] = Field(default_factory=lambda: Component(name="none"))
+    wrapped: Annotated[Component, BeforeValidator(_wrapped)] = Field(
+        default_factory=lambda: Component(name="none")
+    )
 
 
 _P = TypeVar("_P", bound=Params)
@@ -649,7 +672,8 @@ _P = TypeVar("_P", bound=Params)
 
 def _owned(model: type[_P], owner: str) -> type[_P]:
     """``model`` under the name of the sampler or pruner it belongs to (for its messages)."""
-    owned = type(model.__name__, (model,), {"OWNER": owner, "__module__": __name__, "__doc__": model.__doc__})
+    namespace = {"OWNER": owner, "__module__": __name__, "__doc__": model.__doc__}
+    owned = type(model.__name__, (model,), namespace)
     return cast("type[_P]", owned)
 
 
@@ -702,8 +726,13 @@ def _component(raw: Any, kind: str, table: Mapping[str, type[Params]]) -> Compon
     return Component(name=name, params=tuple(sorted((k, _freeze(v)) for k, v in params.items())))
 
 
-def _parameters(kind: str, table: Mapping[str, type[Params]], name: Any, params: Mapping[str, Any] | None,
-                field: str) -> Params:
+def _parameters(
+    kind: str,
+    table: Mapping[str, type[Params]],
+    name: Any,
+    params: Mapping[str, Any] | None,
+    field: str,
+) -> Params:
     if isinstance(name, (Component, Mapping)):
         name, extra = _split(name, kind)
         params = {**extra, **(params or {})}
@@ -731,7 +760,7 @@ def pruner_parameters(name: Any, params: Mapping[str, Any] | None = None, *,
         >>> pruner_parameters("percentile", {"percentile": 150})
         Traceback (most recent call last):
         ...
-        tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], received 150.
+        tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], ...
     """
     return _parameters("pruner", PRUNER_PARAMETERS, name, params, field)
 
@@ -781,11 +810,13 @@ class ModelSpec(_Model):
         for name in space_raw:
             if name not in families:
                 raise _problem(
-                    f"{name!r} is not one of the spec's families {families}; with several families, "
-                    "give each its own mapping under model.space.FAMILY.",
+                    f"{name!r} is not one of the spec's families {families}; with several "
+                    "families, give each its own mapping under model.space.FAMILY.",
                     at="space",
                 )
-        space = {f: MappingProxyType(_space(space_raw.get(f), f"model.space.{f}")) for f in families}
+        space = {
+            f: MappingProxyType(_space(space_raw.get(f), f"model.space.{f}")) for f in families
+        }
         return {"families": tuple(families), "space": MappingProxyType(space)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -818,7 +849,9 @@ class Search(_Model):
     backend: Annotated[str, _name("backend", BACKENDS)] = "local"
     resources: Annotated[
         tuple[tuple[str, float], ...],
-        _amounts("a number >= 0 (CPUs, GPUs, bytes of memory, or a custom Ray resource)", "resource"),
+        _amounts(
+            "a number >= 0 (CPUs, GPUs, bytes of memory, or a custom Ray resource)", "resource"
+        ),
     ] = ()
 
     @classmethod
@@ -873,7 +906,9 @@ class AutoSettings(_Model):
 
     neighbors: Int1 = 16
     max_trials: Int0 = 10
-    max_share: Annotated[float, _check("a fraction in (0, 1]", _is_number(0, 1, low_open=True))] = 0.25
+    max_share: Annotated[float, _check("a fraction in (0, 1]", _is_number(0, 1, low_open=True))] = (
+        0.25
+    )
     sources: tuple[str, ...] = ("shipped", "storage")
     strategy: Annotated[
         str, _check(f"one of {', '.join(AUTO_STRATEGIES)}", lambda v: v in AUTO_STRATEGIES)
@@ -940,10 +975,14 @@ class WarmStart(_Model):
 
     SECTION = "warm_start"
 
-    params: Annotated[tuple[SkipValidation[Mapping[str, Any]], ...], BeforeValidator(_params_list)] = ()
+    params: Annotated[
+        tuple[SkipValidation[Mapping[str, Any]], ...], BeforeValidator(_params_list)
+    ] = ()
     studies: tuple[StudySource, ...] = ()
     auto: AutoSettings | None = None
-    out_of_space: Annotated[str, _check("error or clip", lambda v: v in ("error", "clip"))] = "error"
+    out_of_space: Annotated[
+        str, _check("error or clip", lambda v: v in ("error", "clip"))
+    ] = "error"
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -1128,8 +1167,9 @@ class Spec(_Model):
             direction = item.get("direction", metric.direction)
             if direction in ("maximize", "minimize") and direction != metric.direction:
                 raise _problem(
-                    f"{metric.name} is better when it is {metric.direction[:-1]}ed, but the direction "
-                    f"is {direction!r}; remove 'direction' or set it to {metric.direction}.",
+                    f"{metric.name} is better when it is {metric.direction[:-1]}ed, but the "
+                    f"direction is {direction!r}; remove 'direction' or set it to "
+                    f"{metric.direction}.",
                     at=f"[{i}]",
                 )
             if any(isinstance(o, Mapping) and o.get("metric") == metric.name for o in out):
@@ -1155,6 +1195,11 @@ class Spec(_Model):
     @classmethod
     def _warm_start(cls, raw: Any) -> Any:
         return None if raw is None or raw is False else raw
+
+    @field_serializer("storage")
+    def _masked(self, value: str | None) -> str | None:
+        # model_dump() and model_dump_json() carry the masked URL too, as to_dict() does.
+        return mask_url(value) if value else value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Spec:
@@ -1295,16 +1340,21 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
         path = Path(source)
         if path.is_dir():
             raise SpecError(
-                f"spec path {str(path)!r} is a directory; pass the path of a YAML or TOML spec file."
+                f"spec path {str(path)!r} is a directory; pass the path of a YAML or TOML spec "
+                "file."
             )
         if not path.is_file():
-            raise SpecError(f"spec file {str(path)!r} does not exist; pass the path of a YAML or TOML spec.")
+            raise SpecError(
+                f"spec file {str(path)!r} does not exist; pass the path of a YAML or TOML spec."
+            )
         raw = _read_file(path)
         default_name = re.sub(r"[^A-Za-z0-9_.\-]", "-", path.stem) or default_name
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise SpecError(f"spec: expected a mapping of sections, received {type(raw).__name__} {raw!r}.")
+        raise SpecError(
+            f"spec: expected a mapping of sections, received {type(raw).__name__} {raw!r}."
+        )
     raw = dict(raw)
     search = raw.get("search")
     search = dict(search) if isinstance(search, Mapping) else search
@@ -1327,7 +1377,8 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
 def _read_file(path: Path) -> Any:
     if path.suffix not in (".yaml", ".yml", ".toml"):
         raise SpecError(
-            f"spec file {str(path)!r}: expected a .yaml, .yml or .toml file, received {path.suffix!r}."
+            f"spec file {str(path)!r}: expected a .yaml, .yml or .toml file, received "
+            f"{path.suffix!r}."
         )
     try:
         text = path.read_text()
@@ -1338,7 +1389,8 @@ def _read_file(path: Path) -> Any:
             return tomllib.loads(text)
         return yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:  # the message has line and column
-        raise SpecError(f"spec file {str(path)!r} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        kind = path.suffix[1:].upper()
+        raise SpecError(f"spec file {str(path)!r} is not valid {kind}: {exc}") from exc
 
 
 def dump_spec(spec: Spec, path: str | Path) -> Path:

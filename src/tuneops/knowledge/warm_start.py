@@ -33,7 +33,6 @@ created before the workers create theirs); its user attr ``warm_start`` names it
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
