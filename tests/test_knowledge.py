@@ -202,7 +202,7 @@ def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
 @pytest.mark.parametrize("raw, match", [
     ({"params": 3}, r"warm_start.params: expected a list"),
     ({"auto": {"max_share": 2}}, r"warm_start.auto.max_share: expected a fraction"),
-    ({"paramz": []}, r"unknown key\(s\) \['paramz'\]"),
+    ({"paramz": []}, r"warm_start: unknown key 'paramz'; expected one of auto, out_of_space, params, studies. Did you mean 'params'"),
     ({"out_of_space": "ignore"}, r"warm_start.out_of_space: expected error or clip"),
     ({"studies": [{"study": "a", "take": "worst"}]}, r"take: expected best or pareto"),
     ({"auto": {"strategy": "best"}}, r"warm_start.auto.strategy: expected one of round_robin, consensus, coverage"),

@@ -96,3 +96,197 @@ def test_space_overrides_with_several_families():
     assert spec.space["random_forest"]["n_estimators"].high == 20
     with pytest.raises(SpecError, match="'svm' is not one of the spec's families"):
         load_spec(tiny_spec(model={"family": ["knn", "random_forest"], "space": {"svm": {}}}))
+
+
+# -- one validation mechanism: every section checked at load time (issue 13 part 4) -------------
+def test_monitor_typo_is_refused_at_load_not_at_deploy():
+    with pytest.raises(SpecError, match=r"monitor: unknown monitor setting 'typo'; expected one of alpha, .*"):
+        load_spec(tiny_spec(monitor={"alpha": 0.1, "typo": 1}))
+    with pytest.raises(SpecError, match=r"monitor: unknown monitor setting 'alpah'.*Did you mean 'alpha'"):
+        load_spec(tiny_spec(monitor={"alpah": 0.1}))
+    with pytest.raises(SpecError, match=r"monitor\.alpha: expected a number strictly between 0 and 1, received 2\."):
+        load_spec(tiny_spec(monitor={"alpha": 2}))
+    spec = load_spec(tiny_spec(monitor={"alpha": 0.01, "correction": "bonferroni"}))
+    assert (spec.monitor.alpha, spec.monitor.correction, spec.monitor.min_rows) == (0.01, "bonferroni", 50)
+
+
+@pytest.mark.parametrize(
+    "warm_start, message",
+    [
+        ({"auto": {"neighbours": 3}}, r"warm_start\.auto: unknown key 'neighbours'.*Did you mean 'neighbors'"),
+        ({"out_of_space": "ignore"}, r"warm_start\.out_of_space: expected error or clip, received 'ignore'"),
+        ({"studies": [{"study": "a", "take": "worst"}]}, r"warm_start\.studies\[0\]\.take: expected best or pareto"),
+        ({"params": [{"n_neighbors": 3}, 7]}, r"warm_start\.params: expected a list of \{param: value\} mappings"),
+        ({"auto": {"max_trials": -1}}, r"warm_start\.auto\.max_trials: expected an integer >= 0, received -1"),
+        (42, r"warm_start: expected 'auto' or a mapping"),
+    ],
+)
+def test_warm_start_bad_field_is_refused_at_load(warm_start, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(tiny_spec(warm_start=warm_start))
+
+
+def test_warm_start_is_typed_and_round_trips():
+    spec = load_spec(tiny_spec(warm_start={"params": [{"n_neighbors": 3}], "studies": ["old"],
+                                           "auto": {"max_share": 0.5}}))
+    ws = spec.warm_start
+    assert ws.params[0]["n_neighbors"] == 3 and ws.studies[0].take == "pareto"
+    assert ws.auto.max_share == 0.5 and ws.auto.size(10) == 5
+    assert load_spec(spec.to_dict()) == spec
+    assert load_spec(tiny_spec(warm_start="auto")).warm_start.auto.strategy == "adaptive"
+    assert load_spec(tiny_spec(warm_start=False)).warm_start is None
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"sampler": {"name": "tpe", "n_startup_trials": -1}},
+         r"search\.sampler\.n_startup_trials: expected an integer >= 0, received -1\."),
+        ({"sampler": {"name": "tpe", "n_startup": 5}},
+         r"search\.sampler\.n_startup: sampler 'tpe' has no parameter 'n_startup'; it accepts: n_startup_trials"),
+        ({"sampler": {"name": "random", "seed": 3}},
+         r"search\.sampler\.seed: sampler 'random' has no parameter 'seed'; it accepts: none"),
+        ({"sampler": {"name": "qmc", "qmc_type": "lhs"}},
+         r"search\.sampler\.qmc_type: unknown qmc_type 'lhs'; expected one of halton, sobol"),
+        ({"sampler": {"name": "nsga2", "crossover_prob": 1.5}},
+         r"search\.sampler\.crossover_prob: expected a number in \[0, 1\], received 1\.5"),
+        ({"sampler": {"name": "gp", "deterministic_objective": "yes"}},
+         r"search\.sampler\.deterministic_objective: expected true or false, received 'yes'"),
+        ({"sampler": ["tpe"]}, r"search\.sampler: expected a sampler name or a mapping"),
+        ({"pruner": {"name": "median", "warmup": 2}},
+         r"search\.pruner\.warmup: pruner 'median' has no parameter 'warmup'; it accepts: n_startup_trials"),
+        ({"pruner": {"name": "percentile"}}, r"search\.pruner\.percentile: pruner 'percentile' needs percentile"),
+        ({"pruner": {"name": "patience", "wrapped": {"name": "median", "n_warmup_steps": -3}}},
+         r"search\.pruner\.wrapped\.n_warmup_steps: expected an integer >= 0, received -3"),
+        ({"pruner": {"name": "hyperband", "max_resource": "big"}},
+         r"search\.pruner\.max_resource: expected 'auto' or an integer >= 1, received 'big'"),
+    ],
+)
+def test_sampler_and_pruner_parameters_are_checked_at_load(changes, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(tiny_spec(**changes))
+
+
+def test_declared_parameters_are_what_optuna_takes():
+    """Every sampler and pruner builds with all its declared parameters given (at their defaults)."""
+    import optuna
+
+    from tuneops.pruning import PRUNERS, make_pruner
+    from tuneops.samplers import SAMPLERS, make_sampler
+    from tuneops.spec import PRUNER_PARAMETERS, SAMPLER_PARAMETERS
+
+    assert set(SAMPLER_PARAMETERS) == set(SAMPLERS) and set(PRUNER_PARAMETERS) == set(PRUNERS)
+    for name, model in SAMPLER_PARAMETERS.items():
+        params = {k: f.get_default() for k, f in model.model_fields.items()}
+        spec = load_spec(tiny_spec(sampler={"name": name, **{k: v for k, v in params.items() if v is not None}}))
+        assert spec.sampler.name == name
+        assert isinstance(make_sampler(name, params, seed=0), optuna.samplers.BaseSampler)
+    required = {"percentile": {"percentile": 50.0}, "threshold": {"lower": 0.5}, "patience": {"wrapped": "median"}}
+    for name, model in PRUNER_PARAMETERS.items():
+        params = {k: f.get_default(call_default_factory=True) for k, f in model.model_fields.items()
+                  if not f.is_required() and f.get_default() is not None}
+        params.update(required.get(name, {}))
+        assert isinstance(make_pruner(name, params), optuna.pruners.BasePruner), name
+
+
+def test_spec_tables_agree_with_the_modules_that_use_them():
+    from tuneops.knowledge.portfolio import STRATEGIES
+    from tuneops.ops.drift import CORRECTIONS
+    from tuneops.ops.monitor import PERFORMANCE_METRICS
+    from tuneops.spec import AUTO_STRATEGIES, MONITORED_METRICS
+    from tuneops.spec import CORRECTIONS as SPEC_CORRECTIONS
+
+    assert set(MONITORED_METRICS) == set(PERFORMANCE_METRICS)
+    assert set(SPEC_CORRECTIONS) == set(CORRECTIONS)
+    assert AUTO_STRATEGIES == (*STRATEGIES, "adaptive")
+
+
+def test_every_problem_is_reported_at_once_one_line_each():
+    with pytest.raises(SpecError) as info:
+        load_spec(tiny_spec(n_workers=0, cv_folds=1, monitor={"min_rows": "many"}))
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "search.n_workers: expected an integer >= 1, received 0.",
+        "search.cv_folds: expected an integer >= 2, received 1.",
+        "monitor.min_rows: expected an integer >= 10, received 'many'.",
+    ]
+
+
+def test_sections_are_immutable_and_refused_when_built_alone():
+    from tuneops.ops.monitor import MonitorConfig
+
+    spec = load_spec(tiny_spec(monitor={}))
+    with pytest.raises(AttributeError, match="immutable"):
+        spec.search.n_trials = 3  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        spec.monitor.alpha = 0.5  # type: ignore[misc]
+    with pytest.raises(SpecError, match=r"monitor\.alpha: expected a number strictly between 0 and 1, received 2"):
+        MonitorConfig(alpha=2)
+
+
+# -- bad input named at load time (issue 14 part 5) ----------------------------------------------
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"n_trials": -1}, r"search\.n_trials: expected an integer >= 1, received -1\."),
+        ({"n_trials": "5"}, r"search\.n_trials: expected an integer >= 1, received '5'\."),
+        ({"n_workers": 0}, r"search\.n_workers: expected an integer >= 1, received 0\."),
+        ({"n_workers": 1.5}, r"search\.n_workers: expected an integer >= 1, received 1\.5\."),
+        ({"cv_folds": 1}, r"search\.cv_folds: expected an integer >= 2, received 1\."),
+        ({"cv_folds": True}, r"search\.cv_folds: expected an integer >= 2, received True\."),
+    ],
+)
+def test_counts_must_be_positive_integers(override, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(tiny_spec(), **override)
+
+
+def test_resources_name_the_resource_expected_and_received():
+    raw = tiny_spec()
+    raw["search"]["resources"] = {"cpu": "two"}
+    with pytest.raises(SpecError, match=r"search\.resources\.cpu: expected a number >= 0 .*received 'two'\."):
+        load_spec(raw)
+    raw["search"]["resources"] = {"cpu": 2, "gpu": 0.5}
+    spec = load_spec(raw)
+    assert dict(spec.resources) == {"cpu": 2.0, "gpu": 0.5}
+    assert load_spec(spec.to_dict()) == spec
+
+
+def test_a_directory_given_as_the_spec_says_it_is_a_directory(tmp_path):
+    with pytest.raises(SpecError, match=r"is a directory; pass the path of a YAML or TOML spec file"):
+        load_spec(tmp_path)
+
+
+# -- secrets (issue 14 part 1) and metrics options (issue 14 part 4) ----------------------------
+def test_to_dict_masks_the_storage_password(tmp_path):
+    import json
+
+    url = "postgresql://ann:s3cr@t-pw@db:5432/tune"
+    spec = load_spec(tiny_spec(storage=url))
+    assert spec.storage == url  # what the code that connects uses
+    stored = spec.to_dict()
+    assert stored["storage"] == "postgresql://ann:***@db:5432/tune" == spec.storage_masked
+    assert "s3cr" not in json.dumps(stored) and "s3cr" not in repr(spec) and "s3cr" not in str(spec)
+    assert spec.model_dump(include={"storage"})["storage"] == stored["storage"]
+    assert "s3cr" not in dump_spec(spec, tmp_path / "spec.yaml").read_text()
+    # overrides and copies keep the real URL; only what is stored or written is masked
+    assert load_spec(tiny_spec(), storage=url).storage == url
+    assert spec.replace(n_trials=9).storage == url and load_spec(spec, seed=3).storage == url
+    assert load_spec(tiny_spec(storage="runs.journal")).to_dict()["storage"] == "runs.journal"
+
+
+@pytest.mark.parametrize("label", ["live", 1, 0, True, False])
+def test_pos_label_round_trips(label, tmp_path):
+    spec = load_spec(tiny_spec(data={"source": "sklearn:iris", "pos_label": label}))
+    assert spec.data.pos_label == label and type(spec.data.pos_label) is type(label)
+    assert spec.to_dict()["data"]["pos_label"] == label
+    for again in (load_spec(spec.to_dict()), load_spec(dump_spec(spec, tmp_path / "spec.yaml")),
+                  load_spec(dump_spec(spec, tmp_path / "spec.toml"))):
+        assert again == spec and type(again.data.pos_label) is type(label)
+
+
+def test_pos_label_default_and_bad_value():
+    spec = load_spec(tiny_spec())
+    assert spec.data.pos_label is None and "pos_label" not in spec.to_dict()["data"]
+    with pytest.raises(SpecError, match=r"data\.pos_label: expected a class label .*received \[1\]"):
+        load_spec(tiny_spec(data={"source": "sklearn:iris", "pos_label": [1]}))

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the formatter reads pydantic's errors; importing errors stays light
+    from pydantic import ValidationError
 
 __all__ = [
     "TuneOpsError",
@@ -22,6 +26,8 @@ __all__ = [
     "NoFeasibleTrial",
     "MissingExtra",
     "unknown_name",
+    "field_path",
+    "format_validation_error",
 ]
 
 
@@ -60,13 +66,101 @@ class MissingExtra(TuneOpsError, ImportError):
     """An optional dependency is needed for this feature."""
 
 
-def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: str | None = None) -> str:
+def unknown_name(
+    kind: str, received: object, valid: Iterable[str], *, field: str | None = None
+) -> str:
     """Message for an unknown name: lists the valid ones and the closest match."""
     valid = sorted(valid)
     where = f"{field}: " if field else ""
     close = difflib.get_close_matches(str(received), valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"{where}unknown {kind} {received!r}; expected one of {', '.join(valid)}.{hint}"
+
+
+def field_path(loc: Sequence[int | str], root: str = "") -> str:
+    """``("search", "pruner", "n_warmup_steps")`` -> ``search.pruner.n_warmup_steps``;
+    list positions as ``objectives[0]``; ``root`` is where the validated value sits."""
+    path = root
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+# What pydantic's own error types expect, in the words of our messages.
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "mapping_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "iterable_type": "a list",
+}
+
+
+def format_validation_error(error: ValidationError, *, root: str = "") -> str:
+    """The message of a :class:`SpecError` from pydantic's ``ValidationError``, a line per problem.
+
+    Every line names the field (``search.pruner.n_warmup_steps``, ``objectives[0].metric``),
+    what was expected and what was received; unknown names list the valid ones with the closest
+    match (see :func:`unknown_name`). The spec's models raise two custom error types that carry
+    our words: ``expected`` (ctx ``expected``, optional ``hint``) and ``tuneops`` (ctx
+    ``message``); either may add ``at`` (a sub-field below the error's location) and
+    ``received``. A tuneops :class:`UsageError` raised inside a validator already names its field
+    and is kept as it is.
+
+    Args:
+        error: what ``Model.model_validate`` raised.
+        root: where the validated value sits in a spec (``"monitor"`` when the ``monitor``
+            section is validated alone); empty for a whole spec.
+    """
+    lines: list[str] = []
+    for item in error.errors():
+        line = _format_one(item, root)
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+_NOTHING = object()
+
+
+def _format_one(item: Mapping[str, Any], root: str) -> str:
+    ctx = item.get("ctx") or {}
+    kind = item["type"]
+    if kind == "value_error" and isinstance(ctx.get("error"), UsageError):
+        return str(ctx["error"])  # a complete message from a tuneops helper (parse_space, ...)
+    path = field_path(item["loc"], root)
+    at = str(ctx.get("at") or "")
+    if at:
+        path = path + at if at.startswith("[") or not path else f"{path}.{at}"
+    path = path or "spec"
+    received = ctx.get("received", item.get("input", _NOTHING))
+    shown = "nothing" if received is _NOTHING else repr(received)
+    if kind == "tuneops":
+        return f"{path}: {ctx['message']}"
+    if kind == "expected":
+        hint = f" {ctx['hint']}" if ctx.get("hint") else ""
+        return f"{path}: expected {ctx['expected']}, received {shown}.{hint}"
+    if kind == "missing":
+        return f"{path}: required, received nothing; add it."
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key; remove it or check its spelling."
+    if kind in _EXPECTED:
+        return f"{path}: expected {_EXPECTED[kind]}, received {shown}."
+    return f"{path}: {item.get('msg', kind)}; received {shown}."
 
 
 def require(module: str, extra: str, feature: str):

@@ -1,8 +1,10 @@
 """Pruners by name, multi-objective pruning, and what pruning saved.
 
-* :data:`PRUNERS` maps spec names to factories of Optuna pruners; :func:`make_pruner` checks
-  every parameter against :data:`PARAMETERS` first, so a bad value fails with the parameter,
-  the expected range and the received value (never Optuna's message from deep inside).
+* :data:`PRUNERS` maps spec names to factories of Optuna pruners. Their parameters are
+  declared with the spec (:data:`tuneops.spec.PRUNER_PARAMETERS`, pydantic models) and checked
+  when a spec is loaded; :func:`make_pruner` builds from the validated parameters, so a bad
+  value fails with the parameter, the expected range and the received value (never Optuna's
+  message from deep inside).
 * ``auto`` is resolved by :func:`auto_pruner` from the problem and the budget (the rule and the
   benchmark behind it are in its docstring).
 * :class:`ParetoPruner` prunes multi-objective studies, which Optuna does not (its issue
@@ -19,7 +21,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -27,9 +28,10 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna
-from tuneops.errors import SpecError, unknown_name
+from tuneops.errors import SpecError
 from tuneops.families import FIDELITY_STEPS
 from tuneops.pareto import pareto_mask
+from tuneops.spec import PRUNER_PARAMETERS, Component, Params, pruner_parameters
 
 __all__ = [
     "PRUNERS",
@@ -55,115 +57,25 @@ PRUNER_ATTR = "tuneops:pruner"  # study user attr: the pruner a run resolved (``
 
 
 # -- parameters ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Check:
-    """One pruner parameter: what it must be, as a test and as words for the error."""
-
-    expected: str
-    ok: Callable[[Any], bool]
+#: name -> the pydantic model of its parameters (defined with the spec, checked at load time).
+PARAMETERS = PRUNER_PARAMETERS
 
 
-def _int(low: int) -> Check:
-    return Check(f"an integer >= {low}", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low)
+def check_pruner(name: Any, params: Mapping[str, Any] | None = None, *, field: str = "search.pruner") -> Params:
+    """Validate a pruner name and its parameters without building it; returns the parameters.
 
-
-def _num(low: float, high: float, *, low_open: bool = False) -> Check:
-    lo = "(" if low_open else "["
-
-    def ok(v: Any) -> bool:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return False
-        return (v > low if low_open else v >= low) and v <= high
-
-    return Check(f"a number in {lo}{low:g}, {high:g}]", ok)
-
-
-_FINITE = Check("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-_RESOURCE = Check("'auto' or an integer >= 1", lambda v: v == "auto" or _int(1).ok(v))
-_PRUNER = Check("a pruner name or {name: ..., params...}", lambda v: isinstance(v, (str, dict)))
-
-_PERCENTILE_COMMON = {
-    "n_startup_trials": _int(0),
-    "n_warmup_steps": _int(0),
-    "interval_steps": _int(1),
-    "n_min_trials": _int(1),
-}
-
-#: name -> {parameter: Check}; a parameter not listed is refused with the accepted ones.
-PARAMETERS: dict[str, dict[str, Check]] = {
-    "auto": {},
-    "none": {},
-    "median": _PERCENTILE_COMMON,
-    "percentile": {"percentile": _num(0, 100), **_PERCENTILE_COMMON},
-    "successive_halving": {
-        "min_resource": _RESOURCE,
-        "reduction_factor": _int(2),
-        "min_early_stopping_rate": _int(0),
-        "bootstrap_count": _int(0),
-    },
-    "hyperband": {
-        "min_resource": _int(1),
-        "max_resource": _RESOURCE,
-        "reduction_factor": _int(2),
-        "bootstrap_count": _int(0),
-    },
-    "wilcoxon": {"p_threshold": _num(0, 1), "n_startup_steps": _int(0)},
-    "threshold": {"lower": _FINITE, "upper": _FINITE, "n_warmup_steps": _int(0), "interval_steps": _int(1)},
-    "patience": {"patience": _int(0), "min_delta": _num(0, math.inf), "wrapped": _PRUNER},
-    "pareto": {
-        "n_startup_trials": _int(1),
-        "n_warmup_steps": _int(0),
-        "dominated_fraction": _num(0, 1, low_open=True),
-        "min_dominating": _int(1),
-    },
-}
-
-_REQUIRED: dict[str, tuple[str, ...]] = {"percentile": ("percentile",)}
-
-
-def check_pruner(name: str, params: Mapping[str, Any] | None = None, *, field: str = "search.pruner") -> None:
-    """Validate a pruner name and its parameters without building it.
+    ``name`` may also be ``{name: ..., PARAMETER: value}`` or a spec's
+    :class:`~tuneops.spec.Component`. The check is the spec's (:func:`tuneops.spec.pruner_parameters`).
 
     Raises:
         SpecError: naming the parameter, the expected range and the received value.
     """
-    if name not in PRUNERS:
-        raise SpecError(unknown_name("pruner", name, PRUNERS, field=field))
-    params = dict(params or {})
-    accepted = PARAMETERS[name]
-    for key, value in params.items():
-        if key not in accepted:
-            valid = ", ".join(accepted) or "none"
-            raise SpecError(
-                f"{field}.{key}: pruner {name!r} has no parameter {key!r}; it accepts: {valid}."
-            )
-        check = accepted[key]
-        if not check.ok(value):
-            raise SpecError(f"{field}.{key}: expected {check.expected}, received {value!r}.")
-    for key in _REQUIRED.get(name, ()):
-        if key not in params:
-            raise SpecError(f"{field}.{key}: pruner {name!r} needs {key} ({accepted[key].expected}).")
-    if name == "threshold":
-        if "lower" not in params and "upper" not in params:
-            raise SpecError(f"{field}: pruner 'threshold' needs lower and/or upper (a finite number).")
-        if params.get("lower", -math.inf) > params.get("upper", math.inf):
-            raise SpecError(
-                f"{field}.lower: expected lower <= upper, received lower={params['lower']!r}, "
-                f"upper={params['upper']!r}."
-            )
-    if name == "successive_halving" and params.get("bootstrap_count", 0) > 0 and params.get("min_resource", "auto") == "auto":
-        raise SpecError(
-            f"{field}.bootstrap_count: expected 0 when min_resource is 'auto', received "
-            f"{params['bootstrap_count']!r}; set min_resource to an integer >= 1."
-        )
-    if name == "patience" and "wrapped" in params:
-        inner_name, inner_params = _component(params["wrapped"])
-        if inner_name in ("patience", "auto"):
-            raise SpecError(f"{field}.wrapped: expected a pruner other than {inner_name!r}, received {inner_name!r}.")
-        check_pruner(inner_name, inner_params, field=f"{field}.wrapped")
+    return pruner_parameters(name, params, field=field)
 
 
-def _component(value: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _component(value: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(value, Component):
+        return value.name, value.kwargs
     if isinstance(value, str):
         return value, {}
     rest = dict(value)
@@ -219,7 +131,7 @@ MULTI_OBJECTIVE = ("auto", "none", "pareto")
 
 
 def make_pruner(
-    name: str,
+    name: Any,
     params: Mapping[str, Any] | None = None,
     *,
     n_objectives: int = 1,
@@ -238,7 +150,8 @@ def make_pruner(
         ...
         tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], received 150.
     """
-    check_pruner(name, params)
+    options = check_pruner(name, params)
+    name = _component(name)[0] if not isinstance(name, str) else name
     if name == "auto":
         return auto_pruner(n_objectives=n_objectives, n_trials=n_trials)
     if n_objectives > 1 and name not in MULTI_OBJECTIVE:
@@ -246,7 +159,7 @@ def make_pruner(
             f"search.pruner: {name!r} compares one objective, received a study with {n_objectives} "
             f"objectives; use one of {', '.join(MULTI_OBJECTIVE)} for multi-objective studies."
         )
-    return PRUNERS[name](**dict(params or {}))
+    return PRUNERS[name](**options.options())
 
 
 #: ``auto``: studies of fewer trials are not pruned.

@@ -37,7 +37,6 @@ from tuneops import _optuna, _study
 from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
 from tuneops._study import abandoned_label as abandoned_label  # the CLI reads it here (to move)
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
-from tuneops.samplers import SAMPLERS as SAMPLERS  # spec.py reads it here (to move)
 from tuneops.storage import get_storage
 
 __all__ = [

@@ -33,7 +33,6 @@ created before the workers create theirs); its user attr ``warm_start`` names it
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,142 +50,31 @@ from tuneops.knowledge.base import (
     strip_prefix,
 )
 from tuneops.knowledge.metafeatures import meta_features
-from tuneops.knowledge.portfolio import STRATEGIES, fit_to_space, nearest, portfolio
+from tuneops.knowledge.portfolio import fit_to_space, nearest, portfolio
 from tuneops.space import Param
+from tuneops.spec import AUTO_STRATEGIES, AutoSettings, WarmStart
 
 __all__ = ["WarmStart", "AutoSettings", "AUTO_STRATEGIES", "parse_warm_start", "plan", "WarmStartPlan",
            "warm_start_section", "TAG"]
 
 _log = logging.getLogger("tuneops")
 TAG = _study.WARM_START  # trial user attr: where the configuration came from
-_KEYS = ("params", "studies", "auto", "out_of_space")
-_AUTO_KEYS = ("neighbors", "max_trials", "max_share", "sources", "strategy")
-_TAKE = ("best", "pareto")
-#: ``warm_start.auto.strategy``: a static portfolio's order (tuneops.knowledge.portfolio), or
-#: ``adaptive``: each warm-start trial chosen after the results so far (tuneops.knowledge.adaptive).
-AUTO_STRATEGIES = (*STRATEGIES, "adaptive")
-
-
-@dataclass(frozen=True)
-class AutoSettings:
-    # Defaults chosen by the leave-one-dataset-out study in docs/benchmarks.md (issue 5).
-    neighbors: int = 16
-    max_trials: int = 10
-    max_share: float = 0.25
-    sources: tuple[str, ...] = ("shipped", "storage")
-    strategy: str = "adaptive"  # see AUTO_STRATEGIES
-
-    def size(self, n_trials: int | None) -> int:
-        if n_trials is None:
-            return self.max_trials
-        return max(0, min(self.max_trials, math.floor(self.max_share * n_trials)))
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """The parsed ``warm_start`` field."""
-
-    params: tuple[Mapping[str, Any], ...] = ()
-    studies: tuple[tuple[str, str], ...] = ()  # (name, take)
-    auto: AutoSettings | None = None
-    out_of_space: str = "error"
-
-    @property
-    def empty(self) -> bool:
-        return not self.params and not self.studies and self.auto is None
-
-
-def _int(raw: Any, where: str, low: int) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < low:
-        raise SpecError(f"{where}: expected an integer >= {low}, received {raw!r}.")
-    return raw
 
 
 def parse_warm_start(raw: Any) -> WarmStart:
-    """Validate the raw ``warm_start`` field of a spec.
+    """The ``warm_start`` section as validated by the spec (a :class:`~tuneops.spec.WarmStart`).
+
+    A loaded spec's ``warm_start`` is validated already and returned as it is (None gives the
+    empty warm start); raw data is validated by the same model.
 
     Raises:
         SpecError: naming the sub-field, what was expected and what was received.
     """
-    if raw is None or raw is False:
+    if raw is None:
         return WarmStart()
-    if raw == "auto" or raw is True:
-        return WarmStart(auto=AutoSettings())
-    if not isinstance(raw, Mapping):
-        raise SpecError(
-            f"warm_start: expected 'auto' or a mapping with keys {', '.join(_KEYS)}, received {raw!r}."
-        )
-    unknown = set(raw) - set(_KEYS)
-    if unknown:
-        raise SpecError(f"warm_start: unknown key(s) {sorted(unknown)}; expected {', '.join(_KEYS)}.")
-    params_raw = raw.get("params") or []
-    if isinstance(params_raw, Mapping):
-        params_raw = [params_raw]
-    if not isinstance(params_raw, (list, tuple)) or not all(isinstance(p, Mapping) for p in params_raw):
-        raise SpecError(
-            f"warm_start.params: expected a list of {{param: value}} mappings, received {params_raw!r}."
-        )
-    studies_raw = raw.get("studies") or []
-    if isinstance(studies_raw, str):
-        studies_raw = [studies_raw]
-    if not isinstance(studies_raw, (list, tuple)):
-        raise SpecError(f"warm_start.studies: expected a list of study names, received {studies_raw!r}.")
-    studies = []
-    for i, s in enumerate(studies_raw):
-        if isinstance(s, str):
-            studies.append((s, "pareto"))
-        elif isinstance(s, Mapping) and isinstance(s.get("study"), str) and set(s) <= {"study", "take"}:
-            take = s.get("take", "pareto")
-            if take not in _TAKE:
-                raise SpecError(f"warm_start.studies[{i}].take: expected best or pareto, received {take!r}.")
-            studies.append((s["study"], take))
-        else:
-            raise SpecError(
-                f"warm_start.studies[{i}]: expected a study name or {{study: NAME, take: best|pareto}}, "
-                f"received {s!r}."
-            )
-    out_of_space = raw.get("out_of_space", "error")
-    if out_of_space not in ("error", "clip"):
-        raise SpecError(f"warm_start.out_of_space: expected error or clip, received {out_of_space!r}.")
-    return WarmStart(
-        params=tuple(dict(p) for p in params_raw),
-        studies=tuple(studies),
-        auto=_auto(raw.get("auto")),
-        out_of_space=out_of_space,
-    )
-
-
-def _auto(raw: Any) -> AutoSettings | None:
-    if raw is None or raw is False:
-        return None
-    if raw is True or raw == "auto":
-        return AutoSettings()
-    if not isinstance(raw, Mapping):
-        raise SpecError(f"warm_start.auto: expected true, false or a mapping, received {raw!r}.")
-    unknown = set(raw) - set(_AUTO_KEYS)
-    if unknown:
-        raise SpecError(f"warm_start.auto: unknown key(s) {sorted(unknown)}; expected {', '.join(_AUTO_KEYS)}.")
-    share = raw.get("max_share", AutoSettings.max_share)
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
-        raise SpecError(f"warm_start.auto.max_share: expected a fraction in (0, 1], received {share!r}.")
-    sources = raw.get("sources", list(AutoSettings.sources))
-    if isinstance(sources, str):
-        sources = [sources]
-    if not isinstance(sources, (list, tuple)) or not sources or not all(isinstance(s, str) for s in sources):
-        raise SpecError(
-            "warm_start.auto.sources: expected a list of 'shipped', 'storage' or knowledge-base file "
-            f"paths, received {sources!r}."
-        )
-    strategy = raw.get("strategy", AutoSettings.strategy)
-    if strategy not in AUTO_STRATEGIES:
-        raise SpecError(f"warm_start.auto.strategy: expected one of {', '.join(AUTO_STRATEGIES)}, received {strategy!r}.")
-    return AutoSettings(
-        strategy=strategy,
-        neighbors=_int(raw.get("neighbors", AutoSettings.neighbors), "warm_start.auto.neighbors", 1),
-        max_trials=_int(raw.get("max_trials", AutoSettings.max_trials), "warm_start.auto.max_trials", 0),
-        max_share=float(share),
-        sources=tuple(sources),
-    )
+    if isinstance(raw, WarmStart):
+        return raw
+    return WarmStart.from_raw(raw)
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -293,8 +181,9 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
             )
         fitted = _check(params, spaces[family], where, settings.out_of_space)
         result.explicit.append((add_prefix(fitted, family, families), f"params[{i}]"))
-    for name, take in settings.studies:
-        for trial, family, params in _study_configs(name, take, spec.storage):
+    for source in settings.studies:
+        name = source.study
+        for trial, family, params in _study_configs(name, source.take, spec.storage):
             where = f"warm_start.studies {name!r} trial {trial}"
             if family not in spaces:
                 _log.warning("%s: family %s is not searched by this spec; skipped", where, family)

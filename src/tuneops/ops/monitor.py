@@ -26,9 +26,8 @@ a malformed batch is refused before anything is recorded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,10 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from tuneops.errors import DataError, SpecError, unknown_name
+from tuneops.errors import DataError, SpecError
 from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
+from tuneops.spec import Monitor
 
 #: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by this order).
 DECISIONS = ("ok", "warn", "retune")
@@ -58,104 +58,9 @@ __all__ = [
 
 
 # -- configuration: the spec's `monitor` section -------------------------------------------------
-@dataclass(frozen=True)
-class MonitorConfig:
-    """Thresholds of monitoring and re-tuning; the spec's ``monitor`` section.
-
-    Defaults and their anchors:
-
-    * ``alpha: 0.05`` - p-value threshold of each drift test after correction (Evidently's
-      default per-column tests use p < 0.05).
-    * ``correction: bh`` - Benjamini-Hochberg over the features; ``bonferroni`` or ``none``.
-    * ``drift_share: 0.5`` - share of drifted features that means the dataset drifted
-      (Evidently's DatasetDriftMetric default).
-    * ``psi_warn: 0.1``, ``psi_retune: 0.25`` - PSI practice: < 0.1 stable, 0.1-0.25 moderate,
-      >= 0.25 major.
-    * ``metric: null`` - the monitored metric (default: the spec's first objective that can be
-      computed from predictions alone, else accuracy / r2).
-    * ``max_metric_drop: 0.05`` - tolerated drop of the metric, in its units.
-    * ``min_rows: 50`` - smaller batches are refused (PSI over 10 bins is noise below that).
-    * ``retune_trials: 12`` - trials of a re-tuning study; ``holdout: 0.3`` - share of the recent
-      data kept aside to compare challenger and champion; ``margin: 0.01`` - how much better the
-      challenger must be on that data; ``recent_batches: 3`` - batches a simulation re-tunes on;
-      ``cooldown: 2`` - batches after a re-tuning before ``--auto-retune`` re-tunes again.
-    * ``artifact_dir: tuneops-out/registry`` - where model versions are saved (path + sha256
-      are recorded in the registry).
-    """
-
-    alpha: float = 0.05
-    correction: str = "bh"
-    drift_share: float = 0.5
-    psi_warn: float = 0.1
-    psi_retune: float = 0.25
-    metric: str | None = None
-    max_metric_drop: float = 0.05
-    min_rows: int = 50
-    retune_trials: int = 12
-    holdout: float = 0.3
-    margin: float = 0.01
-    recent_batches: int = 3
-    cooldown: int = 2
-    artifact_dir: str = "tuneops-out/registry"
-
-    @classmethod
-    def from_raw(cls, raw: Any, field_name: str = "monitor") -> MonitorConfig:
-        """Validate a ``monitor`` mapping (None gives the defaults).
-
-        Raises:
-            SpecError: an unknown key, a value of the wrong type, or out of range.
-        """
-        if raw is None:
-            return cls()
-        if isinstance(raw, MonitorConfig):
-            return raw
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"{field_name}: expected a mapping of thresholds, received {type(raw).__name__}.")
-        valid = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in valid:
-                raise SpecError(unknown_name("monitor setting", key, valid, field=field_name))
-            values[key] = _check(f"{field_name}.{key}", key, value)
-        return cls(**values)
-
-    @classmethod
-    def from_spec(cls, spec: Any) -> MonitorConfig:
-        return cls.from_raw(getattr(spec, "monitor", None))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-_PROBABILITIES = ("alpha", "drift_share", "holdout")
-_NON_NEGATIVE = ("psi_warn", "psi_retune", "max_metric_drop", "margin")
-_COUNTS = {"min_rows": 10, "retune_trials": 1, "recent_batches": 1, "cooldown": 0}
-
-
-def _check(where: str, key: str, value: Any) -> Any:
-    if key in _PROBABILITIES or key in _NON_NEGATIVE:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise SpecError(f"{where}: expected a number, received {value!r}.")
-        if key in _PROBABILITIES and not 0 < value < 1:
-            raise SpecError(f"{where}: expected a number strictly between 0 and 1, received {value!r}.")
-        if key in _NON_NEGATIVE and value < 0:
-            raise SpecError(f"{where}: expected a number >= 0, received {value!r}.")
-        return float(value)
-    if key in _COUNTS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < _COUNTS[key]:
-            raise SpecError(f"{where}: expected an integer >= {_COUNTS[key]}, received {value!r}.")
-        return value
-    if key == "correction":
-        if value not in drift.CORRECTIONS:
-            raise SpecError(unknown_name("correction", value, drift.CORRECTIONS, field=where))
-        return value
-    if key == "metric":
-        if value is not None and value not in PERFORMANCE_METRICS:
-            raise SpecError(unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where))
-        return value
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"{where}: expected a path, received {value!r}.")
-    return value
+#: The thresholds of monitoring and re-tuning: the spec's ``monitor`` section, validated when the
+#: spec is loaded (:class:`tuneops.spec.Monitor`; defaults and their anchors are documented there).
+MonitorConfig = Monitor
 
 
 # -- performance from predictions -----------------------------------------------------------------
