@@ -17,12 +17,13 @@ from typing import Annotated, Any, Optional
 import optuna
 import typer
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 __all__ = [
-    "term", "configure", "emit_json", "fmt", "fmt_values", "params_text", "make_table",
+    "term", "configure", "emit_json", "fmt", "fmt_values", "Column", "print_fitted", "params_text", "make_table",
     "StorageOpt", "JsonOpt", "WideOpt", "ModelOpt", "print_summary", "print_front",
     "print_pruning", "print_workers", "print_trials",
 ]
@@ -162,9 +163,23 @@ def emit_json(document: Any) -> None:
     sys.stdout.flush()
 
 
+class _TitledTable(Table):
+    """A table whose title is a line of its own, wrapped at the terminal's width, not the
+    table's (rich wraps a title inside a narrow table over several lines)."""
+
+    heading: str | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.heading:
+            yield Text(self.heading, style="italic")
+        yield from super().__rich_console__(console, options)
+
+
 def make_table(title: str | None = None) -> Table:
     """A table without vertical borders: at 80 columns every character goes to the content."""
-    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table = _TitledTable(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table.heading = title
+    return table
 
 
 def add_name_column(table: Table, header: str, *, justify: Any = "left") -> None:
@@ -174,7 +189,7 @@ def add_name_column(table: Table, header: str, *, justify: Any = "left") -> None
 
 def add_free_column(table: Table, header: str, *, wide: bool) -> None:
     """The column that gives way when the terminal is narrow (parameters, reasons)."""
-    table.add_column(header, overflow="fold" if wide else "ellipsis", ratio=None)
+    table.add_column(header, overflow="fold" if wide else "ellipsis")
 
 
 def free_cell(text: str, *, wide: bool) -> Text:
@@ -182,6 +197,71 @@ def free_cell(text: str, *, wide: bool) -> Text:
     if wide:
         return Text(text)
     return Text(text, no_wrap=True, overflow="ellipsis")
+
+
+# Below this many characters a parameter column shows nothing useful: its texts go under the
+# table instead, one line each.
+MIN_FREE_WIDTH = 20
+
+
+@dataclass
+class Column:
+    """A name column of :func:`print_fitted`. ``movable``: when even the names do not fit, its
+    value moves in front of the row's free text (under the table) instead of being shortened."""
+
+    header: str
+    justify: Any = "left"
+    movable: bool = False
+
+
+def print_fitted(
+    title: str,
+    columns: list[Column],
+    rows: list[tuple[list[str], str]],
+    free_header: str,
+    *,
+    wide: bool = False,
+) -> None:
+    """A table of name columns (never shortened) and one free column (elided with …).
+
+    Each row is ``(cells, free text)``. Layouts, first that fits the console: every column with
+    the free column; the name columns, then the free texts under the table one line each (keyed
+    by the row's first cell); the same with movable columns moved into those lines.
+    """
+    console = term.out
+
+    def build(keep: list[int], with_free: bool) -> Table:
+        table = make_table(title)
+        for i in keep:
+            add_name_column(table, columns[i].header, justify=columns[i].justify)
+        if with_free:
+            add_free_column(table, free_header, wide=wide)
+        for cells, free in rows:
+            kept = [cells[i] for i in keep]
+            table.add_row(*kept, *([free_cell(free, wide=wide)] if with_free else []))
+        return table
+
+    def width(table: Table) -> int:
+        # Measured without the console's limit: a measurement is clamped to the width it gets.
+        return Measurement.get(console, console.options.update_width(100_000), table).maximum
+
+    every = list(range(len(columns)))
+    if wide or width(build(every, False)) + 2 + MIN_FREE_WIDTH <= console.width:
+        term.result(build(every, True))
+        return
+    keep = every
+    if width(build(every, False)) > console.width:
+        keep = [i for i in every if not columns[i].movable]
+    moved = [i for i in every if i not in keep]
+    term.result(build(keep, False))
+    headers = [columns[i].header for i in moved] + [free_header]
+    if any(free or moved for _, free in rows):
+        term.result(f"{' · '.join(headers)}:", highlight=False, markup=False)
+    for cells, free in rows:
+        text = " · ".join([*(cells[i] for i in moved), *([free] if free else [])])
+        if text:
+            term.result(f"  {cells[0].lstrip('★ ')}: {text}", highlight=False, markup=False,
+                        no_wrap=True, overflow="ellipsis", crop=True)
 
 
 # -- the results document as tables ---------------------------------------------------------------
@@ -200,26 +280,23 @@ def print_front(results: dict[str, Any], *, wide: bool = False) -> None:
     objectives = _objective_names(results)
     constraints = results.get("constraints") or []
     selected = (results.get("selected") or {}).get("number")
-    table = make_table(
-        f"Pareto front of {results['study']} (feasible: {', '.join(constraints) or 'no constraints'})"
-    )
-    add_name_column(table, "trial", justify="right")
-    for name in objectives:
-        add_name_column(table, name, justify="right")
     front = results.get("pareto_front", [])
     show_family = any(t.get("family") for t in front)
+    columns = [Column("trial", "right"), *[Column(name, "right") for name in objectives]]
     if show_family:
-        add_name_column(table, "family")
-    add_free_column(table, "params", wide=wide)
+        columns.append(Column("family", movable=True))
+    rows = []
     for t in front:
-        mark = "★ " if t["number"] == selected else ""
         values = _trial_metrics(results, t)
         family = t.get("family")
-        cells = [f"{mark}{t['number']}", *[fmt(values.get(n)) for n in objectives]]
+        cells = [("★ " if t["number"] == selected else "") + str(t["number"]),
+                 *[fmt(values.get(n)) for n in objectives]]
         if show_family:
             cells.append(family or "-")
-        table.add_row(*cells, free_cell(params_text(t["params"], family), wide=wide))
-    term.result(table)
+        rows.append((cells, params_text(t["params"], family)))
+    title = (f"Pareto front of {results['study']} "
+             f"(feasible: {', '.join(constraints) or 'no constraints'})")
+    print_fitted(title, columns, rows, "params", wide=wide)
 
 
 def selected_sentence(results: dict[str, Any]) -> str | None:
@@ -293,21 +370,19 @@ def print_trials(results: dict[str, Any], label: Any, *, wide: bool = False) -> 
     ``label(abandoned)`` marks retired/abandoned trials (the runner's wording).
     """
     show_family = any(t.get("family") for t in results["trials"])
-    table = make_table("trials")
-    add_name_column(table, "trial", justify="right")
-    add_name_column(table, "state")
-    add_name_column(table, ", ".join(_objective_names(results)), justify="right")
-    add_name_column(table, "time_s", justify="right")
+    objectives = _objective_names(results)
+    columns = [Column("trial", "right"), Column("state"),
+               *[Column(name, "right") for name in objectives], Column("time_s", "right")]
     if show_family:
-        add_name_column(table, "family")
-    add_free_column(table, "params / reason", wide=wide)
+        columns.append(Column("family", movable=True))
+    rows = []
     for t in results["trials"]:
         family = t.get("family")
-        detail = t.get("fail_reason") or params_text(t["params"], family)
+        values = t["values"] or [None] * len(objectives)
         cells = [str(t["number"]), t["state"].lower() + label(t.get("abandoned")),
-                 fmt_values(t["values"]),
+                 *[fmt(v) for v in values],
                  f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "-"]
         if show_family:
             cells.append(family or "-")
-        table.add_row(*cells, free_cell(detail, wide=wide))
-    term.result(table)
+        rows.append((cells, t.get("fail_reason") or params_text(t["params"], family)))
+    print_fitted("trials", columns, rows, "params / reason", wide=wide)
