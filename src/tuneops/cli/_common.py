@@ -226,7 +226,8 @@ def print_fitted(
 
     Each row is ``(cells, free text)``. Layouts, first that fits the console: every column with
     the free column; the name columns, then the free texts under the table one line each (keyed
-    by the row's first cell); the same with movable columns moved into those lines.
+    by the row's first cell); the same with movable columns moved into those lines. ``wide``
+    wraps the free texts instead of eliding them.
     """
     console = term.out
 
@@ -246,7 +247,7 @@ def print_fitted(
         return Measurement.get(console, console.options.update_width(100_000), table).maximum
 
     every = list(range(len(columns)))
-    if wide or width(build(every, False)) + 2 + MIN_FREE_WIDTH <= console.width:
+    if width(build(every, False)) + 2 + MIN_FREE_WIDTH <= console.width:
         term.result(build(every, True))
         return
     keep = every
@@ -260,8 +261,12 @@ def print_fitted(
     for cells, free in rows:
         text = " · ".join([*(cells[i] for i in moved), *([free] if free else [])])
         if text:
-            term.result(f"  {cells[0].lstrip('★ ')}: {text}", highlight=False, markup=False,
-                        no_wrap=True, overflow="ellipsis", crop=True)
+            line = f"  {cells[0].lstrip('★ ')}: {text}"
+            if wide:
+                term.result(line, highlight=False, markup=False, overflow="fold")
+            else:
+                term.result(line, highlight=False, markup=False, no_wrap=True,
+                            overflow="ellipsis", crop=True)
 
 
 # -- the results document as tables ---------------------------------------------------------------
