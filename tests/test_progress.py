@@ -31,7 +31,8 @@ def test_plain_lines_for_finished_trials_and_steps_of_running_ones():
     lines = text.splitlines()
     assert lines[0] == "p: started (2 trials, 0 finished before)"
     for number in (0, 1):
-        assert len([x for x in lines if re.match(rf"p: trial {number} complete: [0-9.]+ in ", x)]) == 1
+        done = rf"p: trial {number} complete: [0-9.]+ in "
+        assert len([x for x in lines if re.match(done, x)]) == 1
         # the background thread saw the trial run: its last reported step, once per step
         assert any(re.match(rf"p: trial {number} running \d+s, reached step 1$", x) for x in lines)
     assert lines[-1].endswith("(2/2 done, best " + f"{study.best_value:.5g})")

@@ -8,10 +8,9 @@ import re
 import subprocess
 import sys
 
-import pytest
 import typer
-
 from conftest import ROOT, tiny_spec
+
 from tuneops.cli import app
 
 
@@ -104,7 +103,8 @@ def test_tables_fit_80_columns(workdir, cli, monkeypatch):
     code, out, err = cli("show", "tiny", "--trials")
     assert code == 0, err
     lines = out.splitlines()
-    too_long = [line for line in lines if len(line) > 80 and not line.startswith(("Selected", "Pruning"))]
+    sentences = ("Selected", "Pruning")  # prose: the terminal wraps it
+    too_long = [line for line in lines if len(line) > 80 and not line.startswith(sentences)]
     assert not too_long
     header = next(line for line in lines if line.startswith("trial") and "state" in line)
     for name in ("balanced_accuracy", "latency_p95_ms", "model_size_kb"):
@@ -117,7 +117,8 @@ def test_tables_fit_80_columns(workdir, cli, monkeypatch):
     # one line per trial: trial numbers 0..5 each start exactly one row of the trials table
     table = lines[lines.index(header):]
     for number in range(6):
-        assert sum(bool(re.match(rf"\s*{number}\s+(complete|pruned|failed)", row)) for row in table) == 1
+        row = rf"\s*{number}\s+(complete|pruned|failed)"
+        assert sum(bool(re.match(row, line)) for line in table) == 1
     # --wide shows every parameter in full
     code, wide, _ = cli("show", "tiny", "--trials", "--wide")
     assert code == 0 and "…" not in wide
@@ -130,8 +131,8 @@ def test_long_parameters_are_elided_on_one_line(cli, capsys, monkeypatch):
     _common.configure()
     params = {f"parameter_{i}": 0.123456 * i for i in range(12)}
     rows = [([str(i), "0.91"], _common.params_text(params)) for i in range(3)]
-    _common.print_fitted("t", [_common.Column("trial", "right"), _common.Column("accuracy", "right")],
-                         rows, "params")
+    columns = [_common.Column("trial", "right"), _common.Column("accuracy", "right")]
+    _common.print_fitted("t", columns, rows, "params")
     out = capsys.readouterr().out.splitlines()
     body = out[3:]
     assert len(body) == 3 and all(len(line) <= 80 and line.rstrip().endswith("…") for line in body)

@@ -55,7 +55,8 @@ def _global(
     version: Annotated[bool, typer.Option(
         "--version", is_eager=True, callback=_version, help="Print the version and exit.")] = False,
     quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print only results and errors: no progress, no status lines.")] = False,
+        "--quiet", "-q", help="Print only results and errors: no progress, no status lines.")
+    ] = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Let Optuna's INFO lines and other libraries' logs and warnings "
         "through (silenced by default).")] = False,

@@ -12,7 +12,7 @@ import math
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import optuna
 import typer
@@ -23,14 +23,17 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
-    "term", "configure", "emit_json", "fmt", "fmt_values", "Column", "print_fitted", "params_text", "make_table",
+    "term", "configure", "emit_json", "fmt", "fmt_values", "Column", "print_fitted", "params_text",
+    "make_table",
     "StorageOpt", "JsonOpt", "WideOpt", "ModelOpt", "print_summary", "print_front",
     "print_pruning", "print_workers", "print_trials",
 ]
 
 # Third-party packages whose warnings are noise at the terminal unless --verbose: a fold that
 # stops before convergence or a deprecation inside a dependency is not the user's to act on.
-_THIRD_PARTY = r"(optuna|sklearn|scipy|numpy|pandas|joblib|lightgbm|xgboost|ray|threadpoolctl)(\.|$)"
+_THIRD_PARTY = (
+    r"(optuna|sklearn|scipy|numpy|pandas|joblib|lightgbm|xgboost|ray|threadpoolctl)(\.|$)"
+)
 
 
 @dataclass
@@ -88,7 +91,7 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
 
 # -- options shared by several commands ---------------------------------------------------------
 StorageOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--storage", "-s", help="Storage URL (default: tuneops.journal here)."),
 ]
 JsonOpt = Annotated[
@@ -99,7 +102,7 @@ WideOpt = Annotated[
     typer.Option("--wide", help="Show parameters in full (wrapped) instead of one line per trial."),
 ]
 ModelOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--model", "-m", help="Registered model name (default: the only one)."),
 ]
 
@@ -276,7 +279,8 @@ def _objective_names(results: dict[str, Any]) -> list[str]:
 
 def _trial_metrics(results: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
     """Every number known of a trial by name: its objective values, then its recorded metrics."""
-    values = dict(zip(_objective_names(results), trial.get("values") or []))
+    # values is None for a trial that did not complete: then only its metrics are known
+    values = dict(zip(_objective_names(results), trial.get("values") or [], strict=False))
     return {**values, **(trial.get("metrics") or {})}
 
 

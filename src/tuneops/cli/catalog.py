@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tuneops.cli._common import (
     JsonOpt,
     WideOpt,
@@ -20,7 +22,7 @@ __all__ = ["families", "metrics"]
 
 def families(json_out: JsonOpt = False, wide: WideOpt = False) -> None:
     """List the model families and their default search spaces."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in FAMILIES.items():
         family = cls()
         space = list(family.default_space("classification"))
@@ -40,8 +42,11 @@ def families(json_out: JsonOpt = False, wide: WideOpt = False) -> None:
 
 def metrics(json_out: JsonOpt = False) -> None:
     """List the built-in metrics."""
-    rows = [{"name": m.name, "direction": m.direction, "kind": m.kind, "tasks": list(m.tasks),
-             "description": m.description} for m in METRICS.values()]
+    rows: list[dict[str, Any]] = [
+        {"name": m.name, "direction": m.direction, "kind": m.kind, "tasks": list(m.tasks),
+         "description": m.description}
+        for m in METRICS.values()
+    ]
     if json_out:
         emit_json(rows)
         return

@@ -7,7 +7,7 @@ other command (and ``tuneops -h``) would otherwise pay for.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -31,13 +31,13 @@ from tuneops.families import get_family
 __all__ = ["COMMANDS"]
 
 KBSourceOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--source", help="shipped, storage, or a file from `kb export`; repeat "
                  "(default: shipped and storage)."),
 ]
 
 
-def _kb(sources: Optional[list[str]], storage: Optional[str]) -> Any:
+def _kb(sources: list[str] | None, storage: str | None) -> Any:
     from tuneops.knowledge.base import load_sources
 
     return load_sources(sources or ["shipped", "storage"], storage)
@@ -48,7 +48,7 @@ def _entry(e: Any) -> dict[str, Any]:
 
 
 def list_entries(storage: StorageOpt = None, source: KBSourceOpt = None,
-                 family: Annotated[Optional[str], typer.Option(help="Only this family.")] = None,
+                 family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
                  json_out: JsonOpt = False) -> None:
     """List the entries: dataset, family, task, best score, where they come from."""
     kb = _kb(source, storage).select(family=family)
@@ -101,8 +101,8 @@ def recommend(
     data: Annotated[str, typer.Option(
         "--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
     family: Annotated[str, typer.Option("--family", help="Model family.")],
-    target: Annotated[Optional[str], typer.Option(help="Target column (files).")] = None,
-    size: Annotated[Optional[int], typer.Option(
+    target: Annotated[str | None, typer.Option(help="Target column (files).")] = None,
+    size: Annotated[int | None, typer.Option(
         help="How many configurations (default: warm_start.auto's max_trials).")] = None,
     storage: StorageOpt = None, source: KBSourceOpt = None,
     json_out: JsonOpt = False, wide: WideOpt = False,
@@ -144,20 +144,20 @@ def recommend(
 def build(
     out: Annotated[Path, typer.Option(help="Where to write the base.")] = Path(
         "src/tuneops/knowledge/prebuilt.json.gz"),
-    dataset: Annotated[Optional[list[str]], typer.Option(
+    dataset: Annotated[list[str] | None, typer.Option(
         "--dataset", help="PMLB dataset; repeat (default: the curated list).")] = None,
-    family: Annotated[Optional[list[str]], typer.Option(
+    family: Annotated[list[str] | None, typer.Option(
         "--family", help="Family; repeat (default: knn, linear, random_forest, "
         "hist_gradient_boosting).")] = None,
     n_trials: Annotated[int, typer.Option(help="Cold TPE trials per dataset and family.")] = 30,
     cv_folds: Annotated[int, typer.Option(help="CV folds.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of folds and sampler.")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
-    checkpoint: Annotated[Optional[Path], typer.Option(
+    checkpoint: Annotated[Path | None, typer.Option(
         help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option(
+    max_minutes: Annotated[float | None, typer.Option(
         help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
-    extend: Annotated[Optional[Path], typer.Option(
+    extend: Annotated[Path | None, typer.Option(
         help="An earlier base to add to: entries built now replace its entries for the same "
         "dataset and family.")] = None,
     json_out: JsonOpt = False,

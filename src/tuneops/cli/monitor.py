@@ -7,7 +7,7 @@ which every other command (and ``tuneops -h``) would otherwise pay for.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -45,7 +45,7 @@ def monitor(
         "--auto-retune", help="Re-tune on the batch when the decision is retune.")] = False,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the assessment (and re-tuning) as one JSON document.")] = False,
-    fail_on: Annotated[Optional[str], typer.Option(
+    fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help="Exit 3 when the decision is this level or worse: warn or retune "
         "(for cron and CI).")] = None,
     storage: StorageOpt = None,
@@ -60,7 +60,8 @@ def monitor(
                          f"{fail_on!r}; leave it out to always exit 0 after a check")
     reg = Registry.open(model, storage)
     assessment, outcome, note = monitor_batch(reg, batch, auto_retune=auto_retune)
-    failed = fail_on is not None and DECISIONS.index(assessment.decision) >= DECISIONS.index(fail_on)
+    failed = (fail_on is not None
+              and DECISIONS.index(assessment.decision) >= DECISIONS.index(fail_on))
     if json_out:
         emit_json({"assessment": assessment.to_dict(),
                    "retune": outcome.to_dict() if outcome else None, "note": note})
@@ -92,14 +93,14 @@ def retune(
     data: Annotated[list[Path], typer.Option(
         "--data", "-d", help="Recent labelled data file; repeat for more.")],
     model: ModelOpt = None,
-    n_trials: Annotated[Optional[int], typer.Option(
+    n_trials: Annotated[int | None, typer.Option(
         help="Trials (default: monitor.retune_trials).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Tune a challenger on recent data, compare it with the champion, promote or keep."""
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     from tuneops.ops.monitor import read_batch
     from tuneops.ops.registry import Registry
@@ -121,22 +122,22 @@ def simulate(
     family: Annotated[str, typer.Option(help="Model family.")] = "knn",
     batches: Annotated[int, typer.Option(help="Number of batches.")] = 24,
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 300,
-    shift: Annotated[Optional[list[str]], typer.Option(
+    shift: Annotated[list[str] | None, typer.Option(
         help="KIND@BATCH, e.g. covariate@8, concept@16; repeat. Default: covariate at 1/3, "
         "concept at 2/3.")] = None,
     n_trials: Annotated[int, typer.Option(
         help="Trials of the initial tuning and of each re-tuning.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the stream and the searches.")] = 0,
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         help="Model name (default: simulate-DATASET).")] = None,
     out: Annotated[Path, typer.Option(
         help="Output directory for timeline.json, timeline.png, models.")
     ] = Path("tuneops-out/simulate"),
-    storage: Annotated[Optional[str], typer.Option(
+    storage: Annotated[str | None, typer.Option(
         "--storage", "-s", help="Storage URL (default: OUT/simulate.journal).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Simulate a drifting stream from a real dataset: monitor -> re-tune -> promote, with a timeline.
+    """Simulate a drifting stream from a real dataset: monitor, re-tune, promote; a timeline.
 
     One line per batch as it is processed (on stderr with --json, none with --quiet).
     """

@@ -6,7 +6,7 @@ every other command (and ``tuneops -h``) would otherwise pay for.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -29,11 +29,11 @@ __all__ = ["deploy", "list_versions", "show", "promote", "rollback", "COMMANDS"]
 
 def deploy(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    trial: Annotated[Optional[int], typer.Option(
+    trial: Annotated[int | None, typer.Option(
         help="Trial number (default: the selected trial).")] = None,
-    model: Annotated[Optional[str], typer.Option(
+    model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Model name (default: the study name).")] = None,
-    artifacts: Annotated[Optional[str], typer.Option(
+    artifacts: Annotated[str | None, typer.Option(
         help="Artifact directory (default: monitor.artifact_dir).")] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
@@ -59,7 +59,7 @@ def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
     from tuneops.ops.registry import Registry, list_models
 
     names = [model] if model else list_models(storage)
-    models = []
+    models: list[dict[str, Any]] = []
     for name in names:
         reg = Registry.open(name, storage)
         models.append({"model": name, "champion": reg.champion(), "versions": reg.versions()})
@@ -88,7 +88,7 @@ def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
 
 
 def show(
-    version: Annotated[Optional[int], typer.Argument(
+    version: Annotated[int | None, typer.Argument(
         help="Version (default: the champion).")] = None,
     model: ModelOpt = None,
     events: Annotated[int, typer.Option(help="How many recent events to list.")] = 10,
@@ -142,7 +142,7 @@ def promote(
 
 
 def rollback(
-    to: Annotated[Optional[int], typer.Option(
+    to: Annotated[int | None, typer.Option(
         help="Version to restore (default: the previous champion).")] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def report(
     study: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOpt = None,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="HTML file, or the directory for --format png (default: "
         "tuneops-out/STUDY/report.html or .../figures).")] = None,
     fmt: Annotated[str, typer.Option(
@@ -42,7 +42,7 @@ def report(
 
 
 def dashboard(
-    study: Annotated[Optional[str], typer.Argument(
+    study: Annotated[str | None, typer.Argument(
         help="Open this study (default: the study list).")] = None,
     storage: StorageOpt = None,
     host: Annotated[str, typer.Option(
@@ -50,7 +50,10 @@ def dashboard(
         "guards it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
 ) -> None:
-    """Serve optuna-dashboard on the study's storage (needs the extra: pip install 'tuneops[dashboard]')."""
+    """Serve optuna-dashboard on the study's storage.
+
+    Needs the extra: pip install 'tuneops[dashboard]'.
+    """
     board = start_dashboard(storage, study=study, host=host, port=port)
     if host not in _LOOPBACK:
         term.warn(f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "

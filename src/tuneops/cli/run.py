@@ -6,7 +6,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -34,19 +34,19 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def run(
     spec: Annotated[Path, typer.Argument(help="Spec file (YAML or TOML).")],
-    n_trials: Annotated[Optional[int], typer.Option(help="Override search.n_trials.")] = None,
-    workers: Annotated[Optional[int], typer.Option(
+    n_trials: Annotated[int | None, typer.Option(help="Override search.n_trials.")] = None,
+    workers: Annotated[int | None, typer.Option(
         "--workers", "-w", help="Local worker processes.")] = None,
-    timeout_s: Annotated[Optional[float], typer.Option(help="Override search.timeout_s.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Override search.timeout_s.")] = None,
     storage: StorageOpt = None,
-    study: Annotated[Optional[str], typer.Option(help="Override the study name.")] = None,
-    output_dir: Annotated[Optional[str], typer.Option("--out", help="Output directory.")] = None,
+    study: Annotated[str | None, typer.Option(help="Override the study name.")] = None,
+    output_dir: Annotated[str | None, typer.Option("--out", help="Output directory.")] = None,
     progress: Annotated[bool, typer.Option(
         help="Show progress on stderr: a bar on a terminal, one line per trial otherwise.")] = True,
     report: Annotated[bool, typer.Option(
         help="Write report.html next to results.json (needs the extra 'report').")] = True,
-    backend: Annotated[Optional[str], typer.Option(help="Where workers run: local or ray.")] = None,
-    address: Annotated[Optional[str], typer.Option(
+    backend: Annotated[str | None, typer.Option(help="Where workers run: local or ray.")] = None,
+    address: Annotated[str | None, typer.Option(
         help="Ray cluster address (with --backend ray).")] = None,
     json_out: JsonOpt = False,
     wide: WideOpt = False,
@@ -87,11 +87,11 @@ def run(
 def worker(
     study: Annotated[str, typer.Option("--study", help="Name of the study to join.")],
     storage: Annotated[str, typer.Option("--storage", "-s", help="The study's storage URL.")],
-    timeout_s: Annotated[Optional[float], typer.Option(
+    timeout_s: Annotated[float | None, typer.Option(
         help="Stop starting trials after this many seconds.")] = None,
-    grace_s: Annotated[Optional[float], typer.Option(
+    grace_s: Annotated[float | None, typer.Option(
         help="Seconds without heartbeat before a trial counts as dead (default 60).")] = None,
-    heartbeat_s: Annotated[Optional[float], typer.Option(
+    heartbeat_s: Annotated[float | None, typer.Option(
         help="Seconds between heartbeats (default 10).")] = None,
     json_out: JsonOpt = False,
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -50,10 +50,10 @@ def show(
 
 def select(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    constraint: Annotated[Optional[list[str]], typer.Option(
+    constraint: Annotated[list[str] | None, typer.Option(
         "--constraint", "-c", help="e.g. 'accuracy >= 0.95'; repeat for more. Replaces the "
         "spec's constraints.")] = None,
-    policy: Annotated[Optional[str], typer.Option(
+    policy: Annotated[str | None, typer.Option(
         help="knee, lexicographic or weighted.")] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
@@ -76,9 +76,9 @@ def select(
 
 def export(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    trial: Annotated[Optional[int], typer.Option(
+    trial: Annotated[int | None, typer.Option(
         help="Trial number (default: the selected trial).")] = None,
-    out: Annotated[Optional[str], typer.Option(help="Output directory.")] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
