@@ -28,6 +28,7 @@ from typing import IO, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = ["StudyProgress"]
 
@@ -122,14 +123,6 @@ class StudyProgress:
             self._line(f"{self.study.study_name}: started ({budget}, {len(self._seen)} finished "
                        "before)")
         else:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
             self._progress = Progress(
                 TextColumn("[bold]{task.fields[study]}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False,

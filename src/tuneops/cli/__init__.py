@@ -13,8 +13,10 @@ import platform
 import sys
 from typing import Annotated, Any
 
+import optuna
 import typer
 
+from tuneops import __version__
 from tuneops.cli import bench, catalog, kb, monitor, registry, report, run, study
 from tuneops.cli._common import configure, term
 from tuneops.errors import TuneOpsError, UsageError
@@ -41,10 +43,6 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        import optuna
-
-        from tuneops import __version__
-
         term.out.print(f"tuneops {__version__} (optuna {optuna.__version__}, "
                        f"Python {platform.python_version()})", highlight=False)
         raise typer.Exit(0)
