@@ -7,10 +7,8 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
-
 from conftest import EXAMPLES, ROOT, tiny_spec
 
 
@@ -34,7 +32,8 @@ def test_run_show_select_export(workdir, cli):
 
     code, out, err = cli("select", "tiny", "--constraint", "accuracy >= 0.99")
     assert code == 1 and "no trial meets the constraints" in err and "closest is trial" in err
-    code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0.5", "--policy", "lexicographic")
+    code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0.5",
+                       "--policy", "lexicographic")
     assert code == 0 and "Selected trial" in out
 
     code, out, _ = cli("export", "tiny", "--trial", "0", "--out", "exported")
@@ -50,9 +49,11 @@ def test_run_show_select_export(workdir, cli):
         ({"constraints": ["accuracy = 0.9"]}, "malformed constraint"),
         ({"data": {"source": "sklearn:nope"}}, "unknown scikit-learn dataset 'nope'"),
         ({"data": {"source": "missing.csv", "target": "y"}}, "'missing.csv' does not exist"),
-        ({"data": {"source": "sklearn:iris", "task": "regression"}}, "metric 'accuracy' applies to classification"),
+        ({"data": {"source": "sklearn:iris", "task": "regression"}},
+         "metric 'accuracy' applies to classification"),
         ({"objectives": ["r2"]}, "metric 'r2' applies to regression"),
-        ({"storage": "postgresql://u:secret@127.0.0.1:1/db"}, r"'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be opened"),
+        ({"storage": "postgresql://u:secret@127.0.0.1:1/db"},
+         r"'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be opened"),
         ({"storage": "ftp://host/x"}, "unknown scheme 'ftp'"),
     ],
 )
@@ -108,9 +109,11 @@ def test_examples_run(workdir, cli):
 def test_readme_set_up_command_runs_the_quickstart(workdir):
     """The README's first command, run as written (minus the install, already done)."""
     readme = (ROOT / "README.md").read_text()
-    command = re.search(r"pip install -e \"\.\[report\]\" && (tuneops run examples/quickstart.yaml)", readme).group(1)
+    setup = r"pip install -e \"\.\[report\]\" && (tuneops run examples/quickstart.yaml)"
+    command = re.search(setup, readme).group(1)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    args = [sys.executable, "-m", "tuneops", *command.split()[1:], "--n-trials", "4", "--no-progress"]
+    args = [sys.executable, "-m", "tuneops", *command.split()[1:], "--n-trials", "4",
+            "--no-progress"]
     args[4] = str(ROOT / args[4])
     proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -1,74 +1,278 @@
-"""A progress bar that reads the study from its storage: trials done, best so far or Pareto size.
+"""Progress of a study read from its storage: trials done, best so far or Pareto size, and how far
+the running trials got (their last reported step).
 
-It works the same with one worker in-process or many worker processes: it only reads state.
+It works the same with one worker in-process or many worker processes: it only reads state. It
+writes to stderr, so stdout keeps only results (``tuneops run --json``):
+
+* on a terminal, a bar redrawn in place;
+* otherwise (logs, CI, a pipe), plain lines and no redraws: one line per finished trial, and for
+  trials running longer than ``step_log_s`` one line per step they report.
+
+A background thread reads the storage every ``poll_s`` seconds, so the bar moves (and plain lines
+appear) while a long trial runs in this process, not only between trials. The thread is stopped
+before the process forks its local workers (a thread holding a storage lock at ``fork`` would
+deadlock the child; Python 3.12 warns about forking with threads) and started again on the next
+refresh.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
-from typing import Any
+import weakref
+from datetime import datetime
+from typing import IO, Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = ["StudyProgress"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# The multi-objective intermediate record (tuneops.pruning.INTERMEDIATE_ATTR): a literal here
+# because this module sits below pruning (which imports the families and scikit-learn).
+_INTERMEDIATE = "tuneops:intermediate"
+
+
+_ACTIVE: weakref.WeakSet[StudyProgress] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for progress in list(_ACTIVE):
+        progress._pause()
+
+
+def _after_fork_in_child() -> None:
+    for progress in list(_ACTIVE):
+        progress._orphan()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _last_step(trial: FrozenTrial) -> int | None:
+    """The last step a running trial reported (fidelity step, or fold for Wilcoxon pruning)."""
+    steps = list(trial.intermediate_values)
+    steps += [int(s) for s in trial.user_attrs.get(_INTERMEDIATE, {})]
+    return max(steps) if steps else None
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5g}"
 
 
 class StudyProgress:
-    """``with StudyProgress(study, total) as p: ... p.refresh()``; does nothing when disabled."""
+    """``with StudyProgress(study, total) as p: ... p.refresh()``; does nothing when disabled.
 
-    def __init__(self, study: optuna.Study, total: int | None, *, enabled: bool = True, min_interval_s: float = 0.5):
+    Args:
+        study: the study to watch (only read).
+        total: the budget of trials, or None when unlimited.
+        enabled: False makes every method a no-op (``progress=False``).
+        min_interval_s: least time between two reads of the storage from ``refresh``.
+        stream: where to write (default: stderr).
+        plain: True for plain lines, False for the bar; None decides by whether ``stream`` is
+            a terminal.
+        poll_s: seconds between reads of the background thread (None: 1 s for the bar, 5 s for
+            plain lines); 0 disables the thread.
+        step_log_s: plain mode prints a running trial's steps only once it has run this long.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        total: int | None,
+        *,
+        enabled: bool = True,
+        min_interval_s: float = 0.5,
+        stream: IO[str] | None = None,
+        plain: bool | None = None,
+        poll_s: float | None = None,
+        step_log_s: float = 10.0,
+    ) -> None:
         self.study = study
         self.total = total
         self.enabled = enabled
         self.min_interval_s = min_interval_s
+        self.step_log_s = step_log_s
+        self._console = Console(file=stream if stream is not None else sys.stderr)
+        self.plain = (not self._console.is_terminal) if plain is None else plain
+        self.poll_s = poll_s if poll_s is not None else (5.0 if self.plain else 1.0)
         self._last = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._progress: Any = None
         self._task: Any = None
+        self._seen: set[int] = set()  # finished trials already counted (and printed)
+        self._steps: dict[int, int] = {}  # running trial -> last step printed
+        self._active = False
+        self._paused = False
 
+    # -- context ----------------------------------------------------------------------------
     def __enter__(self) -> StudyProgress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+        if not self.enabled:
+            return self
+        self._seen = {t.number for t in self._trials() if t.state in _FINISHED}
+        self._active = True
+        if self.plain:
+            budget = f"{self.total} trials" if self.total is not None else "no trial budget"
+            self._line(f"{self.study.study_name}: started ({budget}, {len(self._seen)} finished "
+                       "before)")
+        else:
             self._progress = Progress(
                 TextColumn("[bold]{task.fields[study]}"), BarColumn(), MofNCompleteColumn(),
                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False,
+                console=self._console,
             )
             self._progress.start()
             self._task = self._progress.add_task(
                 "tune", total=self.total, study=self.study.study_name, status="starting"
             )
-            self._done_before = self._finished_count()
-            self.refresh(force=True)
+        self.refresh(force=True)
+        self._start_thread()
+        _ACTIVE.add(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self._active:
+            return
+        _ACTIVE.discard(self)
+        self._stop_thread()
+        self._paused = False
+        self.refresh(force=True)
+        self._active = False
         if self._progress is not None:
-            self.refresh(force=True)
             self._progress.stop()
 
-    def _finished_count(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=_FINISHED))
+    # -- the polling thread -----------------------------------------------------------------
+    def _start_thread(self) -> None:
+        if self.poll_s <= 0 or self._thread is not None:
+            return
+        self._stop = threading.Event()  # one per thread: a late old thread never sees it cleared
+        self._thread = threading.Thread(target=self._poll, args=(self._stop,),
+                                        name="tuneops-progress", daemon=True)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def _pause(self) -> None:
+        """Before ``fork``: no thread runs (and none holds a lock) when the child is made."""
+        if self._thread is not None:
+            self._stop_thread()
+            self._paused = True
+
+    def _orphan(self) -> None:
+        """In a forked child: the parent draws the progress; the child never does."""
+        self._active, self._progress, self._thread = False, None, None
+
+    def _poll(self, stop: threading.Event) -> None:
+        while not stop.wait(self.poll_s):
+            try:
+                self.refresh(force=True)
+            except Exception:  # noqa: BLE001 - a failed read must not end the run; next poll retries
+                continue
+
+    # -- reading the study ------------------------------------------------------------------
+    def _trials(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False)
 
     def refresh(self, *, force: bool = False) -> None:
-        if self._progress is None:
+        """Read the study and update the bar (or print what finished); cheap when called often."""
+        if not self._active:
             return
+        if self._paused and threading.current_thread() is threading.main_thread():
+            self._paused = False
+            self._start_thread()
         now = time.monotonic()
         if not force and now - self._last < self.min_interval_s:
             return
-        self._last = now
-        trials = self.study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state in _FINISHED and "abandoned" not in t.user_attrs]
+        with self._lock:
+            self._last = now
+            trials = self._trials()
+            if self.plain:
+                self._print_lines(trials)
+            else:
+                self._progress.update(self._task, completed=self._n_finished(trials),
+                                      status=self._status(trials))
+
+    def _n_finished(self, trials: list[FrozenTrial]) -> int:
+        return sum(t.state in _FINISHED and "abandoned" not in t.user_attrs for t in trials)
+
+    def _best(self, trials: list[FrozenTrial]) -> str:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if not complete:
+            return "no complete trial yet"
+        if len(self.study.directions) == 1:
+            return f"best {self.study.best_value:.5g}"
+        return f"Pareto front {len(self.study.best_trials)}"
+
+    def _status(self, trials: list[FrozenTrial]) -> str:
         pruned = sum(t.state == TrialState.PRUNED for t in trials)
         failed = sum(t.state == TrialState.FAIL and "abandoned" not in t.user_attrs for t in trials)
-        if not complete:
-            status = "no complete trial yet"
-        elif len(self.study.directions) == 1:
-            status = f"best {self.study.best_value:.5g}"
+        status = f"{self._best(trials)} | pruned {pruned} | failed {failed}"
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if running:
+            status += " | running " + ", ".join(self._running(t) for t in running[:3])
+            if len(running) > 3:
+                status += f" +{len(running) - 3}"
+        return status
+
+    @staticmethod
+    def _running(trial: FrozenTrial) -> str:
+        """``#12 step 4 45s``: how far a running trial got, and for how long it has run."""
+        text = f"#{trial.number}"
+        step = _last_step(trial)
+        if step is not None:
+            text += f" step {step}"
+        if trial.datetime_start is not None:
+            text += f" {(datetime.now() - trial.datetime_start).total_seconds():.0f}s"
+        return text
+
+    # -- plain mode -------------------------------------------------------------------------
+    def _line(self, text: str) -> None:
+        self._console.print(text, highlight=False, markup=False, soft_wrap=True)
+        self._console.file.flush()
+
+    def _print_lines(self, trials: list[FrozenTrial]) -> None:
+        finished = [t for t in trials if t.state in _FINISHED and t.number not in self._seen]
+        for t in sorted(finished, key=lambda t: t.number):
+            self._seen.add(t.number)
+            self._steps.pop(t.number, None)
+            if "abandoned" in t.user_attrs:
+                continue  # retired or abandoned: re-queued, reported when it runs again
+            self._line(self._finished_line(t, trials))
+        for t in trials:
+            if t.state != TrialState.RUNNING or t.datetime_start is None:
+                continue
+            ran_s = (datetime.now() - t.datetime_start).total_seconds()
+            step = _last_step(t)
+            if step is None or ran_s < self.step_log_s or self._steps.get(t.number) == step:
+                continue
+            self._steps[t.number] = step
+            self._line(f"{self.study.study_name}: trial {t.number} running {ran_s:.0f}s, "
+                       f"reached step {step}")
+
+    def _finished_line(self, t: FrozenTrial, trials: list[FrozenTrial]) -> str:
+        seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
+        if t.state == TrialState.COMPLETE and t.values is not None:
+            outcome = "complete: " + ", ".join(_number(v) for v in t.values)
+        elif t.state == TrialState.PRUNED:
+            step = _last_step(t)
+            outcome = "pruned" + (f" at step {step}" if step is not None else "")
         else:
-            status = f"Pareto front {len(self.study.best_trials)}"
-        status += f" | pruned {pruned} | failed {failed}"
-        self._progress.update(self._task, completed=len(finished), status=status)
+            reason = str(t.user_attrs.get("fail_reason", "")).splitlines()
+            outcome = "failed" + (f": {reason[0][:120]}" if reason else "")
+        done = self._n_finished(trials)
+        of = f"/{self.total}" if self.total is not None else ""
+        return (f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "
+                f"({done}{of} done, {self._best(trials)})")

@@ -1,0 +1,397 @@
+"""What every command shares: the terminal (quiet/verbose, widths), options, printing helpers.
+
+The commands print through :data:`term` so that ``--quiet``, ``--verbose`` and the terminal width
+are decided once, when the app starts (:func:`configure`), and not in each command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import optuna
+import typer
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "term", "configure", "emit_json", "fmt", "fmt_values", "Column", "print_fitted", "params_text",
+    "make_table",
+    "StorageOpt", "JsonOpt", "WideOpt", "ModelOpt", "print_summary", "print_front",
+    "print_pruning", "print_workers", "print_trials",
+]
+
+# Third-party packages whose warnings are noise at the terminal unless --verbose: a fold that
+# stops before convergence or a deprecation inside a dependency is not the user's to act on.
+_THIRD_PARTY = (
+    r"(optuna|sklearn|scipy|numpy|pandas|joblib|lightgbm|xgboost|ray|threadpoolctl)(\.|$)"
+)
+
+
+@dataclass
+class Terminal:
+    """Where results (stdout) and messages (stderr) go, and how much is said."""
+
+    out: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+    quiet: bool = False
+    verbose: bool = False
+
+    def result(self, *objects: Any, **kwargs: Any) -> None:
+        """A result the user asked for: printed even with --quiet."""
+        self.out.print(*objects, **kwargs)
+
+    def info(self, *objects: Any, **kwargs: Any) -> None:
+        """A status line (where a file went, what happened on the way): hidden by --quiet."""
+        if not self.quiet:
+            self.out.print(*objects, **kwargs)
+
+    def warn(self, message: str) -> None:
+        """Something the user should know on stderr (not an error: the command goes on)."""
+        self.err.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+    def error(self, message: str) -> None:
+        self.err.print(Text.assemble(("error:", "red"), " ", message), highlight=False,
+                       soft_wrap=True)
+
+
+term = Terminal()
+
+
+def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
+    """Set up output and log levels for one invocation (called by the app's callback).
+
+    New consoles each time: rich reads ``COLUMNS`` and the terminal size when a console is made,
+    and tests call :func:`tuneops.cli.main` many times in one process.
+    """
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other; give one.")
+    term.out, term.err = Console(), Console(stderr=True)
+    term.quiet, term.verbose = quiet, verbose
+    if verbose:
+        # Let Optuna's per-study and per-trial INFO lines and every library's warnings through.
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        warnings.simplefilter("default")
+    else:
+        # tuneops prints its own progress and summary; Optuna's INFO lines would bury them.
+        optuna.logging.set_verbosity(optuna.logging.ERROR if quiet else optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", module=_THIRD_PARTY)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return term
+
+
+# -- options shared by several commands ---------------------------------------------------------
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", "-s", help="Storage URL (default: tuneops.journal here)."),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document to stdout instead of tables."),
+]
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Show parameters in full (wrapped) instead of one line per trial."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Registered model name (default: the only one)."),
+]
+
+
+# -- formatting ---------------------------------------------------------------------------------
+def fmt(value: Any) -> str:
+    """A number short enough for a table cell; anything else as text."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def fmt_values(values: Any) -> str:
+    """A trial's objective values: ``0.9533, 0.0012`` (``-`` when it has none)."""
+    if values is None:
+        return "-"
+    if isinstance(values, (list, tuple)):
+        return ", ".join(fmt(v) for v in values)
+    return fmt(values)
+
+
+def params_text(params: dict[str, Any], family: str | None = None) -> str:
+    """``k=v, ...`` without the ``family`` choice and the ``FAMILY.`` prefix of multi-family specs
+    (the family has its own column)."""
+    prefix = f"{family}." if family else ""
+    items = []
+    for key, value in params.items():
+        if key == "family" and family is not None:
+            continue
+        items.append(f"{key.removeprefix(prefix)}={fmt(value)}")
+    return ", ".join(items)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null, so every JSON parser reads the output."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def emit_json(document: Any) -> None:
+    """One JSON document on stdout (``--json``): plain text, never wrapped or coloured."""
+    text = json.dumps(_finite(json.loads(json.dumps(document, default=_jsonable))), indent=2)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+class _TitledTable(Table):
+    """A table whose title is a line of its own, wrapped at the terminal's width, not the
+    table's (rich wraps a title inside a narrow table over several lines)."""
+
+    heading: str | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.heading:
+            yield Text(self.heading, style="italic")
+        yield from super().__rich_console__(console, options)
+
+
+def make_table(title: str | None = None) -> Table:
+    """A table without vertical borders: at 80 columns every character goes to the content."""
+    table = _TitledTable(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    table.heading = title
+    return table
+
+
+def add_name_column(table: Table, header: str, *, justify: Any = "left") -> None:
+    """A column whose cells are names (metrics, families): never wrapped, never shortened."""
+    table.add_column(header, justify=justify, no_wrap=True, min_width=len(header))
+
+
+def add_free_column(table: Table, header: str, *, wide: bool) -> None:
+    """The column that gives way when the terminal is narrow (parameters, reasons)."""
+    table.add_column(header, overflow="fold" if wide else "ellipsis")
+
+
+def free_cell(text: str, *, wide: bool) -> Text:
+    """A cell of the free column: one line ending in … unless ``wide``."""
+    if wide:
+        return Text(text)
+    return Text(text, no_wrap=True, overflow="ellipsis")
+
+
+# Below this many characters a parameter column shows nothing useful: its texts go under the
+# table instead, one line each.
+MIN_FREE_WIDTH = 20
+
+
+@dataclass
+class Column:
+    """A name column of :func:`print_fitted`. ``movable``: when even the names do not fit, its
+    value moves in front of the row's free text (under the table) instead of being shortened."""
+
+    header: str
+    justify: Any = "left"
+    movable: bool = False
+
+
+def print_fitted(
+    title: str,
+    columns: list[Column],
+    rows: list[tuple[list[str], str]],
+    free_header: str,
+    *,
+    wide: bool = False,
+) -> None:
+    """A table of name columns (never shortened) and one free column (elided with …).
+
+    Each row is ``(cells, free text)``. Layouts, first that fits the console: every column with
+    the free column; the name columns, then the free texts under the table one line each (keyed
+    by the row's first cell); the same with movable columns moved into those lines. ``wide``
+    wraps the free texts instead of eliding them.
+    """
+    console = term.out
+
+    def build(keep: list[int], with_free: bool) -> Table:
+        table = make_table(title)
+        for i in keep:
+            add_name_column(table, columns[i].header, justify=columns[i].justify)
+        if with_free:
+            add_free_column(table, free_header, wide=wide)
+        for cells, free in rows:
+            kept = [cells[i] for i in keep]
+            table.add_row(*kept, *([free_cell(free, wide=wide)] if with_free else []))
+        return table
+
+    def width(table: Table) -> int:
+        # Measured without the console's limit: a measurement is clamped to the width it gets.
+        return Measurement.get(console, console.options.update_width(100_000), table).maximum
+
+    every = list(range(len(columns)))
+    if width(build(every, False)) + 2 + MIN_FREE_WIDTH <= console.width:
+        term.result(build(every, True))
+        return
+    keep = every
+    if width(build(every, False)) > console.width:
+        keep = [i for i in every if not columns[i].movable]
+    moved = [i for i in every if i not in keep]
+    term.result(build(keep, False))
+    headers = [columns[i].header for i in moved] + [free_header]
+    if any(free or moved for _, free in rows):
+        term.result(f"{' · '.join(headers)}:", highlight=False, markup=False)
+    for cells, free in rows:
+        text = " · ".join([*(cells[i] for i in moved), *([free] if free else [])])
+        if text:
+            line = f"  {cells[0].lstrip('★ ')}: {text}"
+            if wide:
+                term.result(line, highlight=False, markup=False, overflow="fold")
+            else:
+                term.result(line, highlight=False, markup=False, no_wrap=True,
+                            overflow="ellipsis", crop=True)
+
+
+# -- the results document as tables ---------------------------------------------------------------
+def _objective_names(results: dict[str, Any]) -> list[str]:
+    return [o["metric"] for o in results["objectives"]]
+
+
+def _trial_metrics(results: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
+    """Every number known of a trial by name: its objective values, then its recorded metrics."""
+    # values is None for a trial that did not complete: then only its metrics are known
+    values = dict(zip(_objective_names(results), trial.get("values") or [], strict=False))
+    return {**values, **(trial.get("metrics") or {})}
+
+
+def print_front(results: dict[str, Any], *, wide: bool = False) -> None:
+    """The Pareto front and the selected trial as a table, one line per trial unless ``wide``."""
+    objectives = _objective_names(results)
+    constraints = results.get("constraints") or []
+    selected = (results.get("selected") or {}).get("number")
+    front = results.get("pareto_front", [])
+    show_family = any(t.get("family") for t in front)
+    columns = [Column("trial", "right"), *[Column(name, "right") for name in objectives]]
+    if show_family:
+        columns.append(Column("family", movable=True))
+    rows = []
+    for t in front:
+        values = _trial_metrics(results, t)
+        family = t.get("family")
+        cells = [("★ " if t["number"] == selected else "") + str(t["number"]),
+                 *[fmt(values.get(n)) for n in objectives]]
+        if show_family:
+            cells.append(family or "-")
+        rows.append((cells, params_text(t["params"], family)))
+    title = (f"Pareto front of {results['study']} "
+             f"(feasible: {', '.join(constraints) or 'no constraints'})")
+    print_fitted(title, columns, rows, "params", wide=wide)
+
+
+def selected_sentence(results: dict[str, Any]) -> str | None:
+    """``Selected trial 12 by knee: accuracy=0.96, fit_time_s=0.01.`` (None when none is)."""
+    sel = results.get("selected")
+    if not sel:
+        return None
+    policy = (results.get("selection") or {}).get("policy", "the selection policy")
+    numbers = _trial_metrics(results, sel)
+    text = f"Selected trial {sel['number']} by {policy}"
+    if numbers:
+        return text + ": " + ", ".join(f"{k}={fmt(v)}" for k, v in numbers.items()) + "."
+    return text + "."
+
+
+def print_summary(results: dict[str, Any], *, wide: bool = False) -> None:
+    """Counts, the front, the selected trial and what pruning saved; failures on stderr."""
+    counts = ", ".join(f"{v} {k}" for k, v in results["n_trials"].items()) or "no trials"
+    term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
+    if results.get("pareto_front"):
+        print_front(results, wide=wide)
+    sentence = selected_sentence(results)
+    if sentence:
+        term.result(sentence, highlight=False, markup=False, soft_wrap=True)
+    print_pruning(results)
+    if results.get("message"):
+        term.warn(results["message"])
+    for f in results.get("failures", [])[:5]:
+        term.err.print(Text.assemble((f"trial {f['number']} failed:", "red"), " ",
+                                     f["reason"][:200]), highlight=False)
+
+
+def print_pruning(results: dict[str, Any]) -> None:
+    """One paragraph of what pruning saved (the results' ``pruning`` section)."""
+    p = results.get("pruning")
+    if not p:
+        return
+    line = (
+        f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
+        f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
+        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
+        f"{p['fit_s_saved']:.1f} of {p['fit_s'] + p['fit_s_saved']:.1f} fit seconds saved "
+        f"({p['fit_saved_fraction']:.0%})"
+    )
+    if p.get("time_to_best_s") is not None:
+        line += (f"; best reached after {p['time_to_best_s']:.1f} s "
+                 f"({p['fit_s_to_best']:.1f} fit s)")
+    term.info(line + ".", highlight=False, markup=False, soft_wrap=True)
+
+
+def print_workers(results: dict[str, Any]) -> None:
+    """The workers section as a table (only when more than one worker ran trials)."""
+    section = results.get("workers")
+    if not section or section["n_workers"] < 2:
+        return
+    table = make_table(f"workers ({section['n_workers']} on {len(section['hosts'])} host(s))")
+    add_free_column(table, "worker", wide=False)
+    for col in ("complete", "pruned", "failed", "abandoned", "best", "busy_s", "Pareto share"):
+        add_name_column(table, col, justify="right")
+    for r in section["workers"]:
+        best = fmt(r["best"]) + (" ★" if r["has_best"] else "") if r["best"] is not None else "-"
+        table.add_row(free_cell(r["worker"], wide=False), str(r["complete"]), str(r["pruned"]),
+                      str(r["failed"]), str(r["abandoned"]), best, f"{r['busy_s']:.1f}",
+                      f"{r['pareto']} ({r['pareto_share']:.0%})")
+    term.result(table)
+
+
+def print_trials(results: dict[str, Any], label: Any, *, wide: bool = False) -> None:
+    """Every trial, one line each: state, values, duration, family, params or failure reason.
+
+    ``label(abandoned)`` marks retired/abandoned trials (the runner's wording).
+    """
+    show_family = any(t.get("family") for t in results["trials"])
+    objectives = _objective_names(results)
+    columns = [Column("trial", "right"), Column("state"),
+               *[Column(name, "right") for name in objectives], Column("time_s", "right")]
+    if show_family:
+        columns.append(Column("family", movable=True))
+    rows = []
+    for t in results["trials"]:
+        family = t.get("family")
+        values = t["values"] or [None] * len(objectives)
+        cells = [str(t["number"]), t["state"].lower() + label(t.get("abandoned")),
+                 *[fmt(v) for v in values],
+                 f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "-"]
+        if show_family:
+            cells.append(family or "-")
+        rows.append((cells, t.get("fail_reason") or params_text(t["params"], family)))
+    print_fitted("trials", columns, rows, "params / reason", wide=wide)

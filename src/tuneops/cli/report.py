@@ -1,0 +1,81 @@
+"""``tuneops report`` (HTML/PNG report of a study) and ``tuneops dashboard`` (optuna-dashboard)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tuneops import tuning
+from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, term
+from tuneops.errors import MissingExtra
+from tuneops.report import get_renderer, write_report
+from tuneops.report.dashboard import start_dashboard
+
+__all__ = ["report", "dashboard", "write_run_report"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def report(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="HTML file, or the directory for --format png (default: "
+        "tuneops-out/STUDY/report.html or .../figures).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="html (one self-contained file) or png (one file per figure).")
+    ] = "html",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
+    get_renderer(fmt)  # a bad --format fails before the study is read
+    paths = write_report(tuning.load_study(study, storage), out, fmt=fmt)
+    if json_out:
+        emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
+        return
+    where = paths[0] if fmt == "html" else paths[0].parent
+    term.result(f"Report: {where} ({len(paths)} file(s))", soft_wrap=True, highlight=False,
+                markup=False)
+
+
+def dashboard(
+    study: Annotated[str | None, typer.Argument(
+        help="Open this study (default: the study list).")] = None,
+    storage: StorageOpt = None,
+    host: Annotated[str, typer.Option(
+        help="Address to bind. The dashboard has no login: keep loopback unless a proxy "
+        "guards it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the study's storage.
+
+    Needs the extra: pip install 'tuneops[dashboard]'.
+    """
+    board = start_dashboard(storage, study=study, host=host, port=port)
+    if host not in _LOOPBACK:
+        term.warn(f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
+                  "reaches this address can read and edit the studies.")
+    # Printed even with --quiet: the address is the result of this command.
+    term.result(f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)", highlight=False,
+                soft_wrap=True, markup=False)
+    sys.stdout.flush()
+    try:
+        board.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def write_run_report(study: Any, output_dir: Path) -> Path | None:
+    """After ``tuneops run``: report.html next to results.json. Skipped with a warning, never
+    failing the run, when the report extra is missing or the report cannot be written (the
+    run's results are already saved). Returns the report's path, or None."""
+    try:
+        return write_report(study, Path(output_dir) / "report.html")[0]
+    except MissingExtra as exc:
+        term.warn(f"No report.html: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a report problem is not a failed run
+        term.warn(f"report.html not written: {type(exc).__name__}: {exc}")
+    return None

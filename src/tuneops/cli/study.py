@@ -1,0 +1,90 @@
+"""Commands on a study that exists: ``show``, ``select`` (select again) and ``export``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tuneops import tuning
+from tuneops.cli._common import (
+    JsonOpt,
+    StorageOpt,
+    WideOpt,
+    emit_json,
+    print_summary,
+    print_trials,
+    print_workers,
+    term,
+)
+from tuneops.errors import NoFeasibleTrial
+from tuneops.results import study_results
+from tuneops.runner import abandoned_label
+
+__all__ = ["show", "select", "export"]
+
+
+def show(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    trials: Annotated[bool, typer.Option("--trials", help="List every trial.")] = False,
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print the results document (as in results.json) to stdout.")] = False,
+    wide: WideOpt = False,
+) -> None:
+    """Show a study: trial counts, the Pareto front and the selected trial."""
+    s = tuning.load_study(study, storage)
+    try:
+        choice, message = tuning.reselect(s), None
+    except NoFeasibleTrial as exc:
+        choice, message = None, str(exc)
+    results = study_results(s, choice=choice, message=message)
+    if json_out:
+        emit_json(results)
+        return
+    print_summary(results, wide=wide)
+    print_workers(results)
+    if trials:
+        print_trials(results, abandoned_label, wide=wide)
+
+
+def select(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    constraint: Annotated[list[str] | None, typer.Option(
+        "--constraint", "-c", help="e.g. 'accuracy >= 0.95'; repeat for more. Replaces the "
+        "spec's constraints.")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help="knee, lexicographic or weighted.")] = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+    wide: WideOpt = False,
+) -> None:
+    """Select again with other constraints or policy, without re-running any trial.
+
+    Exits 1 when no trial meets the constraints (the message names the closest trial).
+    """
+    s = tuning.load_study(study, storage)
+    choice = tuning.reselect(s, constraints=constraint, policy=policy)
+    results = study_results(s, choice=choice)
+    if constraint is not None:
+        results["constraints"] = constraint
+    if json_out:
+        emit_json(results)
+    else:
+        print_summary(results, wide=wide)
+
+
+def export(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    trial: Annotated[int | None, typer.Option(
+        help="Trial number (default: the selected trial).")] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Refit and save a study's selected (or given) trial."""
+    path = tuning.export_model(tuning.load_study(study, storage), trial=trial, out_dir=out)
+    if json_out:
+        emit_json({"study": study, "trial": trial, "model": str(path)})
+    else:
+        term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)

@@ -1,0 +1,162 @@
+"""The terminal side of the CLI: --version, -h, --quiet/--verbose, widths, markup, sentences."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import typer
+from conftest import ROOT, tiny_spec
+
+from tuneops.cli import app
+
+
+def write_spec(path, **changes):
+    path.write_text(json.dumps(tiny_spec(**changes)))  # JSON is valid YAML
+    return path
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and group of the app, as the words a user types."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: object, prefix: tuple[str, ...]) -> None:
+        # typer ships its own click: a group is whatever has sub-commands
+        for name, sub in getattr(command, "commands", {}).items():
+            paths.append((*prefix, name))
+            walk(sub, (*prefix, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+def test_version(cli):
+    from tuneops import __version__
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.startswith(f"tuneops {__version__} (optuna ")
+
+
+def test_every_command_has_h_and_help(cli):
+    paths = command_paths()
+    assert {("run",), ("show",), ("kb", "list"), ("registry", "list"), ("monitor",)} <= set(paths)
+    code, out, _ = cli("-h")
+    assert code == 0 and "--quiet" in out and "--version" in out
+    for path in paths:
+        for flag in ("-h", "--help"):
+            code, out, err = cli(*path, flag)
+            assert code == 0, (path, err)
+            assert out.startswith(f"Usage: tuneops {' '.join(path)}"), (path, out[:80])
+
+
+def test_help_keeps_literal_brackets(cli):
+    """`pip install 'tuneops[dashboard]'` is shown as written, not eaten as console markup."""
+    code, out, _ = cli("dashboard", "--help")
+    assert code == 0 and "pip install 'tuneops[dashboard]'" in " ".join(out.split())
+
+
+def test_quiet_and_verbose_exclude_each_other(cli):
+    code, _, err = cli("--quiet", "--verbose", "families")
+    assert code == 2 and "--quiet and --verbose exclude each other" in err
+
+
+def test_quiet_prints_only_results(workdir, cli):
+    spec = write_spec(workdir / "s.yaml", n_trials=2, pruner="median")
+    code, out, err = cli("--quiet", "run", spec)  # progress on by default: --quiet turns it off
+    assert code == 0, err
+    assert err == ""  # no progress, no warnings
+    assert "Pareto front of tiny" in out and "Selected trial" in out and "Model: " in out
+    assert "Report: " not in out and "Pruning: " not in out
+    code, loud, _ = cli("run", spec, "--no-progress")
+    assert code == 0 and "Report: " in loud and "Pruning: " in loud
+
+
+def _tuneops(workdir, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, "-m", "tuneops", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_optuna_logs_only_with_verbose(workdir):
+    """Optuna's INFO lines ("A new study created ...") are silenced unless --verbose."""
+    spec = write_spec(workdir / "s.yaml", n_trials=1)
+    quiet = _tuneops(workdir, "run", str(spec), "--no-progress", "--no-report")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "[I " not in quiet.stderr and "A new study created" not in quiet.stderr
+    loud = _tuneops(workdir, "--verbose", "run", str(spec), "--no-progress", "--no-report",
+                    "--study", "other")
+    assert loud.returncode == 0, loud.stderr
+    assert "A new study created" in loud.stderr
+
+
+def test_tables_fit_80_columns(workdir, cli, monkeypatch):
+    """Names whole at 80 columns, parameters without the family prefix, one line per trial."""
+    monkeypatch.setenv("COLUMNS", "80")
+    spec = write_spec(workdir / "s.yaml", n_trials=6,
+                      model={"family": ["knn", "hist_gradient_boosting"]},
+                      objectives=["balanced_accuracy", "latency_p95_ms", "model_size_kb"])
+    code, out, err = cli("run", spec, "--no-progress", "--no-report")
+    assert code == 0, err
+    code, out, err = cli("show", "tiny", "--trials")
+    assert code == 0, err
+    lines = out.splitlines()
+    sentences = ("Selected", "Pruning")  # prose: the terminal wraps it
+    too_long = [line for line in lines if len(line) > 80 and not line.startswith(sentences)]
+    assert not too_long
+    header = next(line for line in lines if line.startswith("trial") and "state" in line)
+    for name in ("balanced_accuracy", "latency_p95_ms", "model_size_kb"):
+        assert f" {name} " in f" {header} "
+    assert "…" not in header and "…" not in "".join(lines[:3])
+    families = re.findall(r"\b(knn|hist_gradient_boosting)\b", out)
+    assert len(families) >= 6 + 2  # every trial's family, whole, and those of the front
+    assert "hist_gradient_boosting." not in out and "knn." not in out  # no family prefix
+    assert "family=" not in out  # the family is its own column, not a parameter
+    # one line per trial: trial numbers 0..5 each start exactly one row of the trials table
+    table = lines[lines.index(header):]
+    for number in range(6):
+        row = rf"\s*{number}\s+(complete|pruned|failed)"
+        assert sum(bool(re.match(row, line)) for line in table) == 1
+    # --wide shows every parameter in full
+    code, wide, _ = cli("show", "tiny", "--trials", "--wide")
+    assert code == 0 and "…" not in wide
+
+
+def test_long_parameters_are_elided_on_one_line(cli, capsys, monkeypatch):
+    from tuneops.cli import _common
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _common.configure()
+    params = {f"parameter_{i}": 0.123456 * i for i in range(12)}
+    rows = [([str(i), "0.91"], _common.params_text(params)) for i in range(3)]
+    columns = [_common.Column("trial", "right"), _common.Column("accuracy", "right")]
+    _common.print_fitted("t", columns, rows, "params")
+    out = capsys.readouterr().out.splitlines()
+    body = out[3:]
+    assert len(body) == 3 and all(len(line) <= 80 and line.rstrip().endswith("…") for line in body)
+
+
+def test_show_completes_the_selected_sentence_for_tune_studies(workdir, cli):
+    import tuneops
+
+    def objective(trial):
+        return (trial.suggest_float("x", -2, 2) - 1) ** 2
+
+    tuneops.tune(objective, n_trials=3, storage="tuneops.journal", study="custom",
+                 directions=["minimize"])
+    code, out, err = cli("show", "custom")
+    assert code == 0, err
+    assert re.search(r"Selected trial \d+ by knee: value=[0-9.e-]+\.", out), out
+
+
+def test_run_writes_plain_progress_when_not_a_terminal(workdir, cli):
+    """stderr is not a terminal under pytest: one line per finished trial, no redraws."""
+    spec = write_spec(workdir / "s.yaml", n_trials=3)
+    code, out, err = cli("run", spec, "--no-report", "--workers", "2")
+    assert code == 0, err
+    assert "\r" not in err and "\x1b[" not in err
+    for number in range(3):
+        assert len(re.findall(rf"^tiny: trial {number} complete: ", err, re.M)) == 1, err
+    assert "Pareto front" in out and "tiny: trial" not in out  # progress stays off stdout

@@ -1,0 +1,78 @@
+"""StudyProgress: plain lines when not a terminal, steps of running trials, safe around fork."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import re
+import time
+
+import optuna
+
+from tuneops.progress import StudyProgress
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", 0, 1)
+    for step in (1, 2):  # a slow trial that reports its steps, as the fidelity loop does
+        trial.report(x * step, step)
+        time.sleep(0.3)
+    return x
+
+
+def test_plain_lines_for_finished_trials_and_steps_of_running_ones():
+    study = optuna.create_study(study_name="p", sampler=optuna.samplers.RandomSampler(seed=0))
+    stream = io.StringIO()  # not a terminal: plain mode without being told
+    with StudyProgress(study, 2, stream=stream, poll_s=0.05, step_log_s=0) as progress:
+        assert progress.plain
+        study.optimize(_objective, n_trials=2, callbacks=[lambda s, t: progress.refresh()])
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b[" not in text  # no redraws, no colour codes
+    lines = text.splitlines()
+    assert lines[0] == "p: started (2 trials, 0 finished before)"
+    for number in (0, 1):
+        done = rf"p: trial {number} complete: [0-9.]+ in "
+        assert len([x for x in lines if re.match(done, x)]) == 1
+        # the background thread saw the trial run: its last reported step, once per step
+        assert any(re.match(rf"p: trial {number} running \d+s, reached step 1$", x) for x in lines)
+    assert lines[-1].endswith("(2/2 done, best " + f"{study.best_value:.5g})")
+
+
+def test_bar_mode_shows_the_running_trials_step():
+    study = optuna.create_study(study_name="b")
+    stream = io.StringIO()
+    with StudyProgress(study, 1, stream=stream, plain=False, poll_s=0) as progress:
+        trial = study.ask()
+        trial.report(0.5, 4)
+        assert "running #0 step 4" in progress._status(study.get_trials(deepcopy=False))
+        study.tell(trial, 0.5)
+        progress.refresh(force=True)
+    assert "1/1" in stream.getvalue()
+
+
+def test_disabled_progress_writes_nothing():
+    study = optuna.create_study()
+    stream = io.StringIO()
+    with StudyProgress(study, 1, enabled=False, stream=stream) as progress:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+        progress.refresh(force=True)
+    assert stream.getvalue() == ""
+
+
+def _child(queue) -> None:
+    queue.put("child ran")
+
+
+def test_the_polling_thread_is_stopped_before_a_fork_and_restarted_after():
+    study = optuna.create_study()
+    with StudyProgress(study, 1, stream=io.StringIO(), poll_s=0.05) as progress:
+        assert progress._thread is not None and progress._thread.is_alive()
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_child, args=(queue,))
+        child.start()
+        assert progress._thread is None  # nothing ran (or held a lock) when the child was made
+        assert queue.get(timeout=30) == "child ran"
+        child.join(timeout=30)
+        progress.refresh(force=True)  # the next refresh in the main thread restarts it
+        assert progress._thread is not None and progress._thread.is_alive()
