@@ -164,7 +164,7 @@ def test_ctrl_c_abandons_the_running_trial_and_queues_it_again(workdir: Path) ->
     assert worker.returncode == 130
 
     trials = study.get_trials()
-    assert trials[running.number].user_attrs["abandoned"] == "interrupted (Ctrl-C)"
+    assert trials[running.number].user_attrs["abandoned"] == "interrupted (SIGINT)"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == running.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
     runner.work(study, fast)

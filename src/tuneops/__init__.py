@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from importlib import import_module
+from importlib import import_module, metadata
 from typing import Any
 
 __all__ = [
@@ -61,7 +61,6 @@ def _version() -> str:
     most of an otherwise light ``import tuneops``, hence the import here. A source tree on
     ``sys.path`` that was never installed reports ``0+unknown``.
     """
-    from importlib import metadata
 
     try:
         return metadata.version("tuneops")

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.model_selection import KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from tuneops.errors import SpecError
 from tuneops.metrics import METRICS, plain, positive_label
@@ -244,7 +246,6 @@ def measure_latency(
             batch timings the last two; a part no wanted metric needs is skipped, and the part
             that runs keeps its own repeats and time budget, so skipping costs no precision.
     """
-    from threadpoolctl import threadpool_limits
 
     wanted = set(ROW_METRICS + BATCH_METRICS if metrics is None else metrics)
     out: dict[str, float] = {}
@@ -276,7 +277,6 @@ def _timed_calls(fn: Callable[[Any], Any], args: Sequence[Any], budget_s: float)
     The garbage collector is paused while timing, as ``timeit`` does: a collection triggered
     by earlier allocations would land in whichever call happens to run then.
     """
-    import gc
 
     times: list[float] = []
     was_enabled = gc.isenabled()

@@ -19,11 +19,14 @@ excluded from the budget, and its configuration is queued again once.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import os
 import random
+import signal
 import socket
+import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
 from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
-from tuneops._study import abandoned_label as abandoned_label  # the CLI reads it here (to move)
+from tuneops.errors import UsageError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
 from tuneops.storage import get_storage
 
@@ -48,10 +51,60 @@ __all__ = [
     "worker_identity",
     "WorkerSetup",
     "load",
+    "Interrupted",
+    "stop_on_signals",
 ]
 
 _log = logging.getLogger("tuneops")
 
+
+
+# -- signals ----------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """A worker was stopped by SIGINT (Ctrl-C) or SIGTERM (``kill``, a scheduler).
+
+    Its running trials were abandoned (FAIL, not counted) and their configurations queued again
+    once; ``abandoned`` lists their numbers (those of this process and, for the owner of a
+    local run, of its worker processes). The CLI exits with :attr:`exit_code` (130, 143).
+    """
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        self.signum = int(signum)
+        self.abandoned: list[int] = []
+        super().__init__(self.signal_name)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Interrupted:
+        """``exc`` as an :class:`Interrupted` (a plain KeyboardInterrupt is Ctrl-C)."""
+        return exc if isinstance(exc, Interrupted) else cls(signal.SIGINT)
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Any:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in this (main) thread,
+    so the running trial is abandoned cleanly; the previous handlers are restored after.
+    Elsewhere than in the main thread (where Python delivers signals) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -178,9 +231,11 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
                 trial.set_user_attr(WORKER, dict(identity))
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # declared dead (no heartbeat) before the record was written: it is re-queued
-        except KeyboardInterrupt:  # the trial is ours: give it back
-            abandon(study, _optuna.read_trial(study, t), "interrupted (Ctrl-C)")
-            raise
+        except KeyboardInterrupt as exc:  # the trial is ours: give it back
+            stop = Interrupted.of(exc)
+            abandon(study, _optuna.read_trial(study, t), f"interrupted ({stop.signal_name})")
+            stop.abandoned.append(t.number)
+            raise stop from None
         return trial
     if unlimited:
         return _new(study, identity, tally, None)
@@ -308,8 +363,13 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
         result = objective(trial)
     except optuna.TrialPruned:
         return _tell(study, trial, TrialState.PRUNED)
-    except KeyboardInterrupt:
-        abandon(study, _optuna.read_trial(study, trial), "interrupted (Ctrl-C)")
+    except KeyboardInterrupt as exc:
+        stop = Interrupted.of(exc)
+        abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
+        stop.abandoned.append(trial.number)
+        raise stop from None
+    except UsageError as exc:  # the setup is wrong, not the configuration: stop the run
+        _tell(study, trial, TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -368,32 +428,42 @@ def work(
     idle_s = min(0.1, poll_s)
     last_scan = time.monotonic()
     with Heartbeat(_optuna.storage_of(study), INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
-        while deadline is None or time.time() < deadline:
-            if time.monotonic() - last_scan > grace_s / 4:
-                recover_abandoned(study, grace_s=grace_s)
-                last_scan = time.monotonic()
-            trials = _optuna.read_trials(study)
-            trial = _claim(study, trials, identity, unlimited=unlimited)
-            if trial is None:
-                if any(t.state == TrialState.WAITING for t in trials):
-                    continue  # others claimed the queued trials seen (or they were retired): look again
-                running = [t for t in trials if t.state == TrialState.RUNNING]
-                if not running or not wait_for_others:
-                    break
-                if recover_abandoned(study, grace_s=grace_s, running=running):
+        try:
+            while deadline is None or time.time() < deadline:
+                if time.monotonic() - last_scan > grace_s / 4:
+                    recover_abandoned(study, grace_s=grace_s)
+                    last_scan = time.monotonic()
+                trials = _optuna.read_trials(study)
+                trial = _claim(study, trials, identity, unlimited=unlimited)
+                if trial is None:
+                    if any(t.state == TrialState.WAITING for t in trials):
+                        continue  # others claimed the queued trials seen (or they were retired): look again
+                    running = [t for t in trials if t.state == TrialState.RUNNING]
+                    if not running or not wait_for_others:
+                        break
+                    if recover_abandoned(study, grace_s=grace_s, running=running):
+                        continue
+                    time.sleep(idle_s)
+                    idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
                     continue
-                time.sleep(idle_s)
-                idle_s = min(idle_s * 2, poll_s)  # others are busy: ask the storage less often
-                continue
-            idle_s = min(0.1, poll_s)
-            beat.trial_id = _optuna.trial_id(trial)
-            try:
-                run_trial(study, trial, objective)
-            finally:
-                beat.trial_id = None
-            n += 1
-            if on_trial is not None:
-                on_trial()
+                idle_s = min(0.1, poll_s)
+                beat.trial_id = _optuna.trial_id(trial)
+                try:
+                    run_trial(study, trial, objective)
+                finally:
+                    beat.trial_id = None
+                n += 1
+                if on_trial is not None:
+                    on_trial()
+        except KeyboardInterrupt as exc:
+            # A signal can arrive between creating a trial and running it (or while it is told):
+            # give back every trial this worker still holds, whatever it was doing.
+            stop = Interrupted.of(exc)
+            for t in _optuna.read_trials(study, states=(TrialState.RUNNING,)):
+                if t.user_attrs.get(WORKER, {}).get("id") == identity["id"] and t.number not in stop.abandoned:
+                    abandon(study, t, f"interrupted ({stop.signal_name})")
+                    stop.abandoned.append(t.number)
+            raise stop from None
     return n
 
 

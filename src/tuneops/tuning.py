@@ -133,6 +133,10 @@ def run(
         },
         identity=spec_dict,
     )
+    resumed = len(study.get_trials(deepcopy=False))
+    workers_sampler = functools.partial(sampler_factory, resumed=resumed)
+    if resumed:
+        study.sampler = workers_sampler(0)
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(SCORING_ATTR, objective.scoring_record())
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
@@ -140,7 +144,7 @@ def run(
     # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
-        spec.study, spec.storage, sampler_factory, pruner_factory, objective, spec.n_workers, join=join
+        spec.study, spec.storage, workers_sampler, pruner_factory, objective, spec.n_workers, join=join
     )
     started = time.time()
     _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend)
@@ -161,8 +165,9 @@ def _backend_for(spec: Spec, address: str | None) -> Any:
     return get_backend(spec.backend, **options)
 
 
-def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Callable[[], Any]]:
-    """The objective, sampler factory (worker index -> sampler) and pruner factory of a spec.
+def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callable[[], Any]]:
+    """The objective, sampler factory (``(worker index, resumed=N) -> sampler``) and pruner
+    factory of a spec.
 
     Raises:
         SpecError: metrics that do not fit the task, or bad sampler/pruner parameters.
@@ -170,11 +175,11 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[[int], Any], Calla
 
     objective = SpecObjective(spec, data)  # validates metrics against the task
     conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
-    sampler_factory = functools.partial(_sampler_for, spec, conditional)
+    sampler_factory: Callable[..., Any] = functools.partial(_sampler_for, spec, conditional)
     if _adaptive_warm_start(spec):
-
         plain = sampler_factory
-        sampler_factory = lambda index: WarmStartSampler(plain(index), objective.spaces)  # noqa: E731
+        sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
+            plain(index, resumed=resumed), objective.spaces)
     pruner_factory = functools.partial(
         make_pruner, spec.pruner.name, spec.pruner.kwargs,
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
@@ -238,9 +243,19 @@ def _adaptive_warm_start(spec: Spec) -> bool:
     return auto is not None and auto.strategy == "adaptive"
 
 
-def _sampler_for(spec: Spec, conditional: bool, index: int) -> optuna.samplers.BaseSampler:
-    seed = spec.seed + 7919 * index  # distinct streams per worker, reproducible per index
-    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional)
+def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
+    """The seed of worker ``index``'s sampler in a run that found ``resumed`` trials in its study.
+
+    Distinct streams per worker, reproducible per index; a resumed run draws new streams (the
+    first run's streams would propose its configurations again), which depend only on the spec's
+    seed and the point of resumption, so a resumed seeded run is reproducible too.
+    """
+    return (seed + 7919 * index + 104_729 * resumed) % (2**32)
+
+
+def _sampler_for(spec: Spec, conditional: bool, index: int, *, resumed: int = 0) -> optuna.samplers.BaseSampler:
+    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=sampler_seed(spec.seed, index, resumed),
+                        conditional=conditional)
 
 
 def _drive(
@@ -375,6 +390,11 @@ def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str 
 
 
 # -- a custom objective -------------------------------------------------------------------------
+class ConstraintMetricMissing(UsageError):
+    """A constraint names a metric the objective did not return: every trial would fail the
+    same way, so the run stops at the first one (the trial is recorded as failed)."""
+
+
 class _Constrained:
     """Wraps a user objective: records constraint violations so the sampler learns feasibility."""
 
@@ -389,12 +409,32 @@ class _Constrained:
             trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
-                    raise ValueError(
+                    raise ConstraintMetricMissing(
                         f"constraint '{c}' needs {c.metric!r}; return it as an objective or set "
                         "trial.set_user_attr('metrics', {...}) in the objective"
                     )
                 trial.set_constraint(str(c), c.violation(metrics))
         return result
+
+
+def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{name}: expected an integer >= 1{' or None' if allow_none else ''}, "
+                        f"received {value!r}.")
+
+
+def _component(field: str, value: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``"tpe"`` or ``{"name": "tpe", "params": {...}}`` (as in a spec) -> (name, params)."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        extra = set(value) - {"name", "params"}
+        if extra:
+            raise SpecError(f"{field}: unknown key(s) {sorted(extra)}; expected 'name' and 'params'.")
+        return value["name"], dict(value.get("params") or {})
+    raise SpecError(f"{field}: expected a name or {{'name': ..., 'params': {{...}}}}, received {value!r}.")
 
 
 def tune(
@@ -409,8 +449,8 @@ def tune(
     n_workers: int = 1,
     storage: str | None = None,
     study: str | None = None,
-    sampler: str = "auto",
-    pruner: str = "none",
+    sampler: str | Mapping[str, Any] = "auto",
+    pruner: str | Mapping[str, Any] = "none",
     seed: int = 0,
     output_dir: str | Path | None = None,
     progress: bool = False,
@@ -434,6 +474,14 @@ def tune(
         >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
     """
 
+    _check_count("n_trials", n_trials, allow_none=True)
+    _check_count("n_workers", n_workers)
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                                  or not timeout_s > 0):
+        raise SpecError(f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}.")
+    if n_trials is None and timeout_s is None:
+        raise SpecError("n_trials and timeout_s: expected at least one of them, received neither; "
+                        "give n_trials=N or timeout_s=SECONDS.")
     names = list(objectives)
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
@@ -447,12 +495,18 @@ def tune(
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
-    sampler_factory = lambda i: make_sampler(sampler, seed=seed + 7919 * i, conditional=True)  # noqa: E731
+    sampler_name, sampler_params = _component("sampler", sampler)
+    make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=True)
     pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
+    make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
+    pruner_factory()
     opened = open_study(
-        name, store, directions, sampler=sampler_factory(0), pruner=pruner_factory(),
+        name, store, directions, sampler=make(seed=seed), pruner=pruner_factory(),
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
     )
+    resumed = len(opened.get_trials(deepcopy=False))
+    sampler_factory = lambda i: make(seed=sampler_seed(seed, i, resumed))  # noqa: E731
+    opened.sampler = sampler_factory(0)
     opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])
     wrapped = _Constrained(objective, names, parsed)
     setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)

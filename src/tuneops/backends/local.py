@@ -6,19 +6,36 @@ themselves (so each has its own connection pool) and run :func:`tuneops.runner.w
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import datetime
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 from threadpoolctl import ThreadpoolController
 
-from tuneops import runner
+from tuneops import _optuna, runner
+from tuneops._study import ABANDONED
 from tuneops.backends._base import Backend
 
 __all__ = ["LocalBackend", "run_local"]
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Any:
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 class LocalBackend(Backend):
@@ -44,7 +61,22 @@ class LocalBackend(Backend):
                   study=study, on_progress=on_progress)
 
 
-def _child(setup: runner.WorkerSetup, index: int, deadline: float | None, unlimited: bool, pools: Any) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a
+    worker never outlives the run that forked it, even one killed with SIGKILL: it abandons its
+    trial (queued again) and exits instead of tuning on as an orphan."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's handler still stops its workers
+        pass
+
+
+def _child(setup: runner.WorkerSetup, index: int, deadline: float | None, unlimited: bool, pools: Any,
+           parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the request took effect
+        sys.exit(128 + signal.SIGTERM)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = runner.load(setup, index)
@@ -53,12 +85,12 @@ def _child(setup: runner.WorkerSetup, index: int, deadline: float | None, unlimi
         # parent's OpenMP libraries, found once there: the search scans every loaded library)
         # holds only OpenMP: resizing OpenBLAS in a forked child costs it CPU on every trial.
         with pools.limit(limits=1):
-            runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited,
-                        heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s, wait_for_others=False)
-    except KeyboardInterrupt:
-        pass
-    finally:
+            with runner.stop_on_signals():
+                runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited,
+                            heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s, wait_for_others=False)
+    except runner.Interrupted as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(exc.exit_code)
 
 
 def run_local(
@@ -75,17 +107,36 @@ def run_local(
     One worker runs in this process; more are forked processes that each open the storage
     themselves (so each has its own connection pool). A forked worker stops as soon as it finds
     nothing to run; this process then stays for what others still run (remote workers), and
-    runs the retries of workers that died. Ctrl-C abandons running trials cleanly and keeps the
-    finished ones.
+    runs the retries of workers that died.
+
+    SIGINT or SIGTERM (to this process) abandons every running trial cleanly (queued again),
+    stops every worker process and raises :class:`tuneops.runner.Interrupted` listing the
+    abandoned trials; finished trials are kept. A worker process whose parent dies (even by
+    SIGKILL) is sent SIGTERM by the kernel and does the same for its own trial.
     """
+    with runner.stop_on_signals():
+        _run_local(setup, n_workers=n_workers, deadline=deadline, unlimited=unlimited, study=study,
+                   on_progress=on_progress)
+
+
+def _run_local(
+    setup: runner.WorkerSetup,
+    *,
+    n_workers: int,
+    deadline: float | None,
+    unlimited: bool,
+    study: optuna.Study,
+    on_progress: Callable[[], None] | None = None,
+) -> None:
     if n_workers <= 1:
         runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
-             heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
+                    heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
         return
+    started = datetime.datetime.now()
     ctx = multiprocessing.get_context("fork")
     pools = ThreadpoolController().select(user_api="openmp")
     procs = [
-        ctx.Process(target=_child, args=(setup, i, deadline, unlimited, pools), daemon=False)
+        ctx.Process(target=_child, args=(setup, i, deadline, unlimited, pools, os.getpid()), daemon=False)
         for i in range(n_workers)
     ]
     for p in procs:
@@ -96,15 +147,24 @@ def run_local(
                 p.join(timeout=0.5 / n_workers)
             if on_progress is not None:
                 on_progress()
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-        raise
+    except KeyboardInterrupt as exc:
+        stop = runner.Interrupted.of(exc)
+        with _signals_ignored():  # a second signal must not cut the clean-up short
+            for p in procs:
+                if p.is_alive() and p.pid is not None:
+                    os.kill(p.pid, stop.signum)
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+                    p.join(timeout=5)
+            stop.abandoned += [  # what the worker processes gave back
+                t.number for t in _optuna.read_trials(study, states=(TrialState.FAIL,))
+                if t.user_attrs.get(ABANDONED) == f"interrupted ({stop.signal_name})"
+                and t.datetime_complete is not None and t.datetime_complete >= started
+                and t.number not in stop.abandoned
+            ]
+        raise stop from None
     finally:
         runner.recover_abandoned(study, grace_s=setup.grace_s)
     runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tuneops import tuning
+from tuneops import runner, tuning
 from tuneops.cli._common import JsonOpt, StorageOpt, WideOpt, emit_json, print_summary, term
 from tuneops.cli.report import write_run_report
 
 __all__ = ["run", "worker"]
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends a run like Ctrl-C: running trials are
-    abandoned cleanly, forked workers are stopped, finished trials are kept."""
-
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _stopped(exc: KeyboardInterrupt, *, owner: bool) -> typer.Exit:
+    """Say what an interruption did (only what actually happened) and exit 130 or 143."""
+    stop = runner.Interrupted.of(exc)
+    numbers = sorted(set(stop.abandoned))
+    if numbers:
+        what = (f"trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} "
+                f"{'were' if len(numbers) > 1 else 'was'} running: abandoned and queued again once")
+    else:
+        what = "no trial was running"
+    then = ("finished trials are kept; run the same command to resume." if owner
+            else "the study goes on with its other workers.")
+    term.warn(f"Stopped by {stop.signal_name}: {what}; {then}")
+    return typer.Exit(stop.exit_code)
 
 
 def run(
@@ -53,19 +50,19 @@ def run(
 ) -> None:
     """Tune SPEC: run the trials, select under the constraints, refit and save the model.
 
-    Exits 1 when no trial meets the constraints (the closest trial is named), 130 when
-    interrupted (finished trials are kept: the same command resumes).
+    Exits 1 when no trial meets the constraints (the closest trial is named), 130 on Ctrl-C
+    and 143 on SIGTERM (running trials are abandoned and queued again, finished ones kept:
+    the same command resumes).
     """
     try:
-        with _sigterm_as_interrupt():
+        with runner.stop_on_signals():
             result = tuning.run(
                 spec, progress=progress and not term.quiet, n_trials=n_trials, n_workers=workers,
                 timeout_s=timeout_s, storage=storage, study=study, output_dir=output_dir,
                 backend=backend, address=address,
             )
-    except KeyboardInterrupt:
-        term.warn("Interrupted: finished trials are kept; run the same command to resume.")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        raise _stopped(exc, owner=True) from None
     report_path = write_run_report(result.study, result.output_dir) if report else None
     if json_out:
         emit_json({**result.results, "outputs": {
@@ -97,12 +94,11 @@ def worker(
 ) -> None:
     """Join STUDY from this machine: run its trials until the global budget is spent."""
     try:
-        with _sigterm_as_interrupt():
+        with runner.stop_on_signals():
             n = tuning.join(study, storage, timeout_s=timeout_s, grace_s=grace_s,
                             heartbeat_s=heartbeat_s)
-    except KeyboardInterrupt:
-        term.warn("Interrupted: the running trial was abandoned and queued again.")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        raise _stopped(exc, owner=False) from None
     if json_out:
         emit_json({"study": study, "n_trials": n})
     else:

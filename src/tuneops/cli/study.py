@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tuneops import tuning
+from tuneops._study import abandoned_label
 from tuneops.cli._common import (
     JsonOpt,
     StorageOpt,
@@ -19,7 +20,6 @@ from tuneops.cli._common import (
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
-from tuneops.runner import abandoned_label
 
 __all__ = ["show", "select", "export"]
 

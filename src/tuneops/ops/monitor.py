@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
+from tuneops.data import _file
 from tuneops.errors import DataError, SpecError
 from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
@@ -148,7 +149,6 @@ def read_batch(path: str | Path) -> pd.DataFrame:
     Raises:
         DataError: the file does not exist, cannot be read, or is empty.
     """
-    from tuneops.data import _file
 
     try:
         return _file(Path(path))

@@ -18,16 +18,29 @@ Every outcome is a ``retune`` event in the registry.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tuneops import tuning
+from tuneops.data import load_dataset
 from tuneops.errors import NoFeasibleTrial
-from tuneops.ops.monitor import PERFORMANCE_METRICS, MonitorConfig, metric_value, validate_batch
+from tuneops.measure import score
+from tuneops.ops.monitor import (
+    PERFORMANCE_METRICS,
+    MonitorConfig,
+    check_batch,
+    metric_value,
+    read_batch,
+    validate_batch,
+)
 from tuneops.ops.registry import Registry, register_trial
+from tuneops.spec import load_spec
+from tuneops.storage import get_storage, resolve_url
+from tuneops.tuning import load_study, reselect
 
 __all__ = ["RetuneOutcome", "retune", "monitor_batch", "performance_dropped", "warm_start_configs", "WARM_START_SOURCES", "compare"]
 
@@ -54,7 +67,6 @@ class RetuneOutcome:
 # -- warm start ---------------------------------------------------------------------------------
 def _champion_configs(registry: Registry, champion: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The champion's trial params, then its source study's feasible Pareto set."""
-    from tuneops.tuning import load_study, reselect
 
     configs = [dict(champion["trial_params"])]
     try:
@@ -137,11 +149,6 @@ def retune(
     """
     from sklearn.model_selection import train_test_split
 
-    from tuneops import tuning
-    from tuneops.data import load_dataset
-    from tuneops.measure import score
-    from tuneops.spec import load_spec
-    from tuneops.storage import resolve_url
     champion_version = registry.require_champion()
     champion = registry.version(champion_version)
     config = config or registry.config(champion)
@@ -204,8 +211,6 @@ def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str
 
     ``tuning.run`` then resumes it: the queued trials count against ``n_trials`` and run first.
     """
-    from tuneops import tuning
-    from tuneops.storage import get_storage
 
     study = tuning.open_study(
         spec.study, get_storage(spec.storage), spec.directions,
@@ -251,7 +256,6 @@ def monitor_batch(
     Raises:
         DataError: the batch is malformed (nothing is recorded).
     """
-    from tuneops.ops.monitor import check_batch, read_batch
 
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
     label = source or (str(batch) if isinstance(batch, (str, Path)) else None)

@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuneops.errors import UsageError, unknown_name
+from tuneops import tuning
+from tuneops.data import load_dataset
+from tuneops.errors import UsageError, require, unknown_name
+from tuneops.export import write_json
+from tuneops.ops.monitor import MonitorConfig, metric_value
+from tuneops.ops.registry import Registry, list_models, register_trial
+from tuneops.ops.retune import monitor_batch, performance_dropped
+from tuneops.spec import load_spec
 
 __all__ = ["Shift", "Stream", "SHIFTS", "make_stream", "parse_shift", "simulate", "recovery", "timeline_figure"]
 
@@ -159,13 +166,6 @@ def simulate(
         >>> timeline = simulate("pmlb:phoneme", n_batches=12)        # doctest: +SKIP
         >>> timeline["summary"]["recovered_share"]                    # doctest: +SKIP
     """
-    from tuneops import tuning
-    from tuneops.data import load_dataset
-    from tuneops.export import write_json
-    from tuneops.ops.monitor import MonitorConfig, metric_value
-    from tuneops.ops.registry import Registry, list_models, register_trial
-    from tuneops.ops.retune import monitor_batch, performance_dropped
-    from tuneops.spec import load_spec
 
     name = model or f"simulate-{source.split(':')[-1]}"
     if name in list_models(storage):
@@ -311,7 +311,6 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
 # -- rendering ----------------------------------------------------------------------------------
 def timeline_figure(timeline: Mapping[str, Any]) -> Any:
     """The timeline as a matplotlib figure: scores on top, drift scores below."""
-    from tuneops.errors import require
 
     require("matplotlib", "report", "the simulation plot")
     import matplotlib
