@@ -21,6 +21,9 @@ __all__ = [
     "StudyNotFound",
     "NoFeasibleTrial",
     "MissingExtra",
+    "IntegrityError",
+    "TuneOpsWarning",
+    "VersionMismatchWarning",
     "unknown_name",
 ]
 
@@ -58,6 +61,23 @@ class NoFeasibleTrial(TuneOpsError):
 
 class MissingExtra(TuneOpsError, ImportError):
     """An optional dependency is needed for this feature."""
+
+
+class IntegrityError(TuneOpsError):
+    """A file's content is not what was recorded when it was written (its sha256 differs).
+
+    Not a :class:`UsageError`: the input is well-formed, the artifact changed. Nothing is loaded
+    or changed when it is raised.
+    """
+
+
+class TuneOpsWarning(UserWarning):
+    """Root of the warnings tuneops emits on purpose (filter them with this class)."""
+
+
+class VersionMismatchWarning(TuneOpsWarning):
+    """A model was saved with other library versions than the running ones; it may load or
+    predict differently."""
 
 
 def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: str | None = None) -> str:

@@ -134,6 +134,8 @@ def retune(
 
     Raises:
         DataError: ``recent`` lacks columns or labels, or is too small.
+        IntegrityError: the champion's artifact changed since it was registered (checked
+            first; nothing is tuned or registered). UsageError: it is missing on this machine.
     """
     from sklearn.model_selection import train_test_split
 
@@ -143,7 +145,9 @@ def retune(
     from tuneops.spec import load_spec
     from tuneops.storage import resolve_url
     champion_version = registry.require_champion()
-    champion = registry.version(champion_version)
+    # A champion whose artifact changed cannot be compared with: refuse before anything is
+    # tuned or registered (no orphan challenger study or version).
+    champion = registry.verify(champion_version)
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
     X, y = validate_batch(
