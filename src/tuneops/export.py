@@ -25,7 +25,7 @@ from typing import Any
 import joblib
 
 from tuneops._secrets import mask_secrets
-from tuneops.errors import IntegrityError, VersionMismatchWarning
+from tuneops.errors import IntegrityError, UsageError, VersionMismatchWarning
 
 __all__ = ["save_model", "load_model", "verify_model", "sha256_file", "library_versions",
            "write_json", "MODEL_FILE", "METADATA_FILE"]
@@ -193,6 +193,7 @@ def load_model(
     Raises:
         IntegrityError: ``verify`` and the file differs from what was recorded (or nothing was
             recorded); nothing is unpickled.
+        UsageError: the file unpickles to something other than a tuneops model bundle.
 
     Warns:
         VersionMismatchWarning: the model was saved with another Python (major.minor),
@@ -208,6 +209,11 @@ def load_model(
     if recorded:
         _warn_versions(target, recorded.get("versions") or {})
     bundle = joblib.load(target)
+    if not isinstance(bundle, dict) or not {"model", "metadata"} <= set(bundle):
+        raise UsageError(
+            f"{str(target)!r} is not a tuneops model: expected a bundle with 'model' and "
+            f"'metadata' (written by tuneops.export.save_model), found {type(bundle).__name__}."
+        )
     meta = dict(bundle["metadata"])
     if not recorded:
         _warn_versions(target, meta.get("versions") or {})

@@ -255,13 +255,22 @@ def _check_file(url: str, path: str) -> None:
     """A journal or SQLite file's directory must exist and be writable (Optuna writes a lock
     file next to a journal, and SQLite a journal of its own, even to read)."""
     target = Path(path)
-    if target.is_dir():
+    parent = target.parent
+    try:
+        is_dir, parent_exists = target.is_dir(), parent.exists()
+        exists = target.exists()
+    except PermissionError:  # a directory on the way may not be entered
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: no permission to reach {str(target.absolute())!r} (a "
+            f"directory on the way cannot be entered by {_user()}); choose a path you can write, "
+            "or ask its owner for access."
+        ) from None
+    if is_dir:
         raise StorageUnavailable(
             f"storage {mask_url(url)!r}: {path!r} is a directory; expected a file path "
             "(for example tuneops.journal)."
         )
-    parent = target.parent
-    if not parent.exists():
+    if not parent_exists:
         raise StorageUnavailable(
             f"storage {mask_url(url)!r}: directory {str(parent)!r} does not exist; create it "
             f"first (mkdir -p {parent}) or choose another path."
@@ -272,7 +281,7 @@ def _check_file(url: str, path: str) -> None:
             f"{str(parent.absolute())!r} (running as {_user()}); choose a directory you can write, "
             "or ask its owner for write access."
         )
-    if target.exists() and not os.access(target, os.R_OK | os.W_OK):
+    if exists and not os.access(target, os.R_OK | os.W_OK):
         raise StorageUnavailable(
             f"storage {mask_url(url)!r}: no permission to read and write file "
             f"{str(target.absolute())!r} (running as {_user()}); fix its permissions or use a copy."
