@@ -80,7 +80,8 @@ def test_a_changed_pickle_is_never_unpickled(saved: Path, workdir: Path) -> None
 
 def test_verify_false_loads_a_replaced_but_valid_model(saved: Path) -> None:
     X, y = load_iris(return_X_y=True)
-    other = save_model(LogisticRegression(max_iter=50).fit(X, y), {"study": "other"}, saved.parent.parent / "o")
+    model = LogisticRegression(max_iter=50).fit(X, y)
+    other = save_model(model, {"study": "other"}, saved.parent.parent / "o")
     saved.write_bytes(other.read_bytes())
     with pytest.raises(IntegrityError):
         load_model(saved)
@@ -104,7 +105,8 @@ def test_other_library_versions_warn(saved: Path) -> None:
     meta = json.loads(meta_path.read_text())
     meta["versions"].update({"scikit-learn": "0.24.2", "python": "3.6.15"})
     meta_path.write_text(json.dumps(meta))
-    with pytest.warns(VersionMismatchWarning, match=r"python 3\.6\.15 \(running .*scikit-learn 0\.24\.2"):
+    expected = r"python 3\.6\.15 \(running .*scikit-learn 0\.24\.2"
+    with pytest.warns(VersionMismatchWarning, match=expected):
         load_model(saved)
     meta["versions"]["scikit-learn"] = library_versions()["scikit-learn"]
     meta["versions"]["python"] = library_versions()["python"].rsplit(".", 1)[0] + ".999"
@@ -129,6 +131,11 @@ def _state(registry: Registry) -> tuple:
     return dict(study.user_attrs), len(study.trials)
 
 
+def _study_names() -> set[str]:
+    summaries = optuna.get_all_study_summaries(get_storage(None), include_best_trial=False)
+    return {s.study_name for s in summaries}
+
+
 def _tamper(registry: Registry, version: int) -> Path:
     path = Path(registry.version(version)["artifact"]["path"])
     path.write_bytes(path.read_bytes()[:-1] + b"!")
@@ -138,7 +145,8 @@ def _tamper(registry: Registry, version: int) -> Path:
 def test_rollback_to_a_changed_artifact_changes_nothing(two_versions: Registry, cli) -> None:
     path = _tamper(two_versions, 1)
     before = _state(two_versions)
-    with pytest.raises(IntegrityError, match=rf"model 'iris' version 1 fails verification: model '{path}'"):
+    expected = rf"model 'iris' version 1 fails verification: model '{path}'"
+    with pytest.raises(IntegrityError, match=expected):
         two_versions.rollback()
     code, _, err = cli("registry", "rollback", "--to", "1")
     assert code == 1 and "fails verification" in err
@@ -165,12 +173,11 @@ def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> 
 def test_retune_verifies_the_champion_before_tuning(two_versions: Registry) -> None:
     _tamper(two_versions, 2)
     before = _state(two_versions)
-    studies = {s.study_name for s in optuna.get_all_study_summaries(get_storage(None), include_best_trial=False)}
+    studies = _study_names()
     iris = load_iris(as_frame=True).frame
     with pytest.raises(IntegrityError, match="version 2 fails verification"):
         retune(two_versions, iris, n_trials=2)
-    after = {s.study_name for s in optuna.get_all_study_summaries(get_storage(None), include_best_trial=False)}
-    assert after == studies  # no re-tuning study was created
+    assert _study_names() == studies  # no re-tuning study was created
     assert _state(two_versions) == before  # no version reserved, no challenger, no event
     assert not any("retune" in str(p) for p in Path("tuneops-out").rglob("*"))
 
@@ -184,7 +191,8 @@ def test_registered_sha256_is_the_one_in_model_json(two_versions: Registry) -> N
 def test_registry_refuses_a_model_json_changed_to_match(two_versions: Registry) -> None:
     """The registry's own record is checked too: rewriting model.json to the new hash fails."""
     path = Path(two_versions.version(1)["artifact"]["path"])
-    path.write_bytes(Path(two_versions.version(2)["artifact"]["path"]).read_bytes())  # a valid model
+    valid = Path(two_versions.version(2)["artifact"]["path"]).read_bytes()
+    path.write_bytes(valid)  # another valid model
     meta_path = path.parent / "model.json"
     meta = json.loads(meta_path.read_text())
     meta["artifact"]["sha256"] = sha256_file(path)
@@ -194,7 +202,7 @@ def test_registry_refuses_a_model_json_changed_to_match(two_versions: Registry) 
         two_versions.load_model(1)
 
 
-# -- read-only commands create nothing --------------------------------------------------------------
+# -- read-only commands create nothing ----------------------------------------------------------
 @pytest.mark.parametrize("args, code", [
     (("kb", "list"), 0),
     (("kb", "list", "--storage", "sqlite:///kb.db"), 0),
@@ -208,7 +216,9 @@ def test_registry_refuses_a_model_json_changed_to_match(two_versions: Registry) 
     (("deploy", "nothing"), 2),
     (("monitor", "--batch", "b.csv"), 2),
 ])
-def test_read_only_commands_create_no_file(workdir: Path, cli, args: tuple[str, ...], code: int) -> None:
+def test_read_only_commands_create_no_file(
+    workdir: Path, cli, args: tuple[str, ...], code: int
+) -> None:
     pd.DataFrame({"a": [1.0]}).to_csv("b.csv", index=False)
     got, out, err = cli(*args)
     err = " ".join(err.split())  # the console wraps long lines
@@ -224,7 +234,7 @@ def test_missing_storage_file_is_study_not_found(workdir: Path) -> None:
     assert list(workdir.iterdir()) == []
 
 
-# -- a missing knowledge base refuses the run before the study exists -------------------------------
+# -- a missing knowledge base refuses the run before the study exists ---------------------------
 def test_missing_knowledge_base_file_refuses_before_the_study(workdir: Path, cli) -> None:
     spec = tiny_spec(warm_start={"auto": {"sources": ["shipped", "no-such-kb.json"]}})
     Path("spec.yaml").write_text(yaml.safe_dump(spec))
@@ -235,7 +245,7 @@ def test_missing_knowledge_base_file_refuses_before_the_study(workdir: Path, cli
     assert sorted(p.name for p in workdir.iterdir()) == ["spec.yaml"]  # no journal, no outputs
 
 
-# -- reports ----------------------------------------------------------------------------------------
+# -- reports ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_report_mode_follows_the_umask(workdir: Path, umask: int, mode: int) -> None:
     study = optuna.create_study(study_name="r", storage=get_storage(":memory:"))

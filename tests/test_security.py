@@ -41,8 +41,8 @@ class SecretDatabase:
     def dump(self) -> str:
         """The database's whole content as SQL text (schema and every row)."""
         return subprocess.run(
-            [str(PG_BIN / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.server.port), "-U", "postgres",
-             "--no-owner", "-d", self.database],
+            [str(PG_BIN / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.server.port),
+             "-U", "postgres", "--no-owner", "-d", self.database],
             check=True, capture_output=True, text=True, timeout=60,
         ).stdout
 
@@ -134,7 +134,8 @@ def test_password_appears_in_no_file_output_log_or_stored_attribute(
     written = sorted(p for p in workdir.rglob("*") if p.is_file() and p not in inputs)
     names = {p.name for p in written}
     # the run wrote everything the test searches
-    assert {"results.json", "model.json", "model.joblib", "report.html", "in-spec.html"} <= names, names
+    expected = {"results.json", "model.json", "model.joblib", "report.html", "in-spec.html"}
+    assert expected <= names, names
 
     leaks: list[str] = []
     for secret in (secret_db.password, wrong):

@@ -133,14 +133,17 @@ def test_sqlite_in_a_directory_without_write_permission(reachable: Path) -> None
 
 
 @pytest.mark.parametrize("url, expected", [
-    ("postgresql:/db.example/tune", r"'postgresql:' must be followed by two slashes; expected postgresql://"),
+    ("postgresql:/db.example/tune",
+     r"'postgresql:' must be followed by two slashes; expected postgresql://"),
     ("postgres:db.example/tune", r"'postgres:' must be followed by two slashes"),
     ("redis:/127.0.0.1:6379/0", r"'redis:' must be followed by two slashes; expected redis://"),
     ("sqlite:/study.db", r"'sqlite:' must be followed by two slashes; expected sqlite:///"),
     ("sqlite://study.db", r"not a valid SQLite URL: after 'sqlite:' come three slashes"),
     ("postgresql://u@[::1/tune", r"IPv6 host '\[::1' has no closing '\]'"),
 ])
-def test_malformed_url_is_named_not_taken_for_a_path(workdir: Path, url: str, expected: str) -> None:
+def test_malformed_url_is_named_not_taken_for_a_path(
+    workdir: Path, url: str, expected: str
+) -> None:
     with pytest.raises(StorageUnavailable, match=expected) as info:
         get_storage(url)
     assert "does not exist" not in str(info.value)  # not read as a journal path
@@ -163,7 +166,8 @@ def test_bad_redis_port() -> None:
 
 def test_refused_connection_says_nothing_listens() -> None:
     message = refused(f"postgresql://ann:s3cret@127.0.0.1:{free_port()}/tune")
-    assert "connection refused: no server is running (or listening) on that host and port" in message
+    assert ("connection refused: no server is running (or listening) on that host and port"
+            in message)
     assert "start the server, or fix the host and port" in message
     assert "s3cret" not in message and "ann:***@" in message
     assert "password" not in message  # not a login problem
@@ -173,7 +177,8 @@ def test_refused_connection_says_nothing_listens() -> None:
 def test_authentication_failure_says_so(postgres_server) -> None:  # noqa: F811
     db: SecretDatabase = make_secret_database(postgres_server)
     message = refused(db.url("not-the-password-42"))
-    assert "authentication failed: the server refused the user name or password in the URL" in message
+    assert ("authentication failed: the server refused the user name or password in the URL"
+            in message)
     assert "not-the-password-42" not in message and db.password not in message
     assert "connection refused" not in message
     get_storage(db.url())  # the right password opens it
@@ -182,6 +187,7 @@ def test_authentication_failure_says_so(postgres_server) -> None:  # noqa: F811
 @pytest.mark.postgres
 def test_unknown_user_and_unknown_database(postgres_server) -> None:  # noqa: F811
     base = f"127.0.0.1:{postgres_server.port}"
-    assert "the user in the URL does not exist" in refused(f"postgresql://nosuchuser@{base}/postgres")
+    message = refused(f"postgresql://nosuchuser@{base}/postgres")
+    assert "the user in the URL does not exist" in message
     message = refused(f"postgresql://postgres:pw@{base}/no_such_db")
     assert "the database named in the URL does not exist" in message and "createdb" in message

@@ -213,10 +213,10 @@ class Registry:
         return event
 
     def add_version(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        record = mask_secrets(_plain({**record, "created": _now()}))
-        self.study.set_user_attr(f"{_VERSION}{record['version']}", record)
-        self.record("register", version=record["version"], source=record["source"])
-        return record
+        stored: dict[str, Any] = mask_secrets(_plain({**record, "created": _now()}))
+        self.study.set_user_attr(f"{_VERSION}{stored['version']}", stored)
+        self.record("register", version=stored["version"], source=stored["source"])
+        return stored
 
     def promote(self, number: int, reason: str = "promoted by hand") -> dict[str, Any]:
         """Make version ``number`` the champion, once its artifact passes :meth:`verify`.
