@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tuneops.data import load_dataset
-from tuneops.errors import DataError, UsageError
+from tuneops.errors import DataError, IntegrityError, UsageError
 from tuneops.ops.monitor import MonitorConfig
 from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
 from tuneops.ops.retune import compare, monitor_batch, retune
@@ -128,7 +128,7 @@ def test_malformed_batch_records_nothing(deployed, cli) -> None:
 def test_tampered_artifact_is_refused(deployed) -> None:
     registry, record, pool = deployed
     Path(record["artifact"]["path"]).write_bytes(b"not the model")
-    with pytest.raises(UsageError, match="the file was modified"):
+    with pytest.raises(IntegrityError, match="the file changed"):
         monitor_batch(registry, pool.iloc[:100])
 
 

@@ -11,6 +11,7 @@ import pytest
 from servers import STORAGE_KINDS, postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
 
 from tuneops.errors import UsageError
+from tuneops.export import save_model, sha256_file
 from tuneops.ops.registry import Registry, list_models
 
 
@@ -24,16 +25,22 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def _record(version: int) -> dict:
+def _record(version: int, root: Path | None = None) -> dict:
+    """A version; with ``root``, its artifact is a real (tiny) saved model, which promote and
+    rollback verify."""
+    artifact = {"path": "/nonexistent", "sha256": "sha256:0"}
+    if root is not None:
+        path = save_model({"k": version}, {}, root / f"v{version}")
+        artifact = {"path": str(path), "sha256": sha256_file(path)}
     return {"version": version, "source": {"study": "s", "trial": version, "kind": "deploy"},
-            "artifact": {"path": "/nonexistent", "sha256": "sha256:0"}, "params": {"k": version}}
+            "artifact": artifact, "params": {"k": version}}
 
 
-def test_registry_contract(storage_url: str) -> None:
+def test_registry_contract(storage_url: str, tmp_path: Path) -> None:
     registry = Registry.open("churn-model", storage_url, create=True)
     assert "churn-model" in list_models(storage_url)
     for v in (1, 2, 3):
-        registry.add_version(_record(v))
+        registry.add_version(_record(v, tmp_path / "artifacts"))
     registry.promote(1)
     registry.promote(3, "better")
     registry.record("monitor", version=3, decision="ok", reasons=["fine"])
@@ -48,7 +55,9 @@ def test_registry_contract(storage_url: str) -> None:
     assert registry.champion() == 1
     with pytest.raises(UsageError, match="has no version 7; versions: 1, 2, 3"):
         registry.rollback(to=7)
-    with pytest.raises(UsageError, match="artifact '/nonexistent' does not exist"):
+    assert registry.load_model(1)[0] == {"k": 1}
+    Path(registry.version(1)["artifact"]["path"]).unlink()
+    with pytest.raises(UsageError, match=r"artifact '.*/v1/model.joblib' does not exist"):
         registry.load_model(1)
 
 

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna
 from tuneops.errors import SpecError, StudyNotFound
-from tuneops.storage import get_storage, mask_url, resolve_url
+from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
 __all__ = [
     "SPEC", "OBJECTIVES", "DATA", "CONSTRAINTS", "SELECTION", "PRUNER", "SCORING", "BUDGET",
@@ -141,7 +141,7 @@ def load_study(name: str, storage_url: str | None = None, *,
     Raises:
         StudyNotFound: no such study; the message lists the studies that exist.
     """
-    storage = get_storage(storage_url)
+    storage = get_storage(storage_url, must_exist=True)  # a read never creates a journal file
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
@@ -163,9 +163,10 @@ def objectives(study: optuna.Study) -> list[StoredObjective]:
 
 
 def spec_record(study: optuna.Study) -> dict[str, Any] | None:
-    """The spec a study was run with, as stored (None for a ``tune()`` study)."""
+    """The spec a study was run with, as stored (None for a ``tune()`` study); a storage URL's
+    password is masked even in a study stored before specs were stored masked."""
     raw = study.user_attrs.get(SPEC)
-    return dict(raw) if raw else None
+    return mask_secrets(dict(raw)) if raw else None
 
 
 def data_record(study: optuna.Study) -> dict[str, Any]:

@@ -25,6 +25,9 @@ __all__ = [
     "StudyNotFound",
     "NoFeasibleTrial",
     "MissingExtra",
+    "IntegrityError",
+    "TuneOpsWarning",
+    "VersionMismatchWarning",
     "unknown_name",
     "field_path",
     "format_validation_error",
@@ -66,9 +69,24 @@ class MissingExtra(TuneOpsError, ImportError):
     """An optional dependency is needed for this feature."""
 
 
-def unknown_name(
-    kind: str, received: object, valid: Iterable[str], *, field: str | None = None
-) -> str:
+class IntegrityError(TuneOpsError):
+    """A file's content is not what was recorded when it was written (its sha256 differs).
+
+    Not a :class:`UsageError`: the input is well-formed, the artifact changed. Nothing is loaded
+    or changed when it is raised.
+    """
+
+
+class TuneOpsWarning(UserWarning):
+    """Root of the warnings tuneops emits on purpose (filter them with this class)."""
+
+
+class VersionMismatchWarning(TuneOpsWarning):
+    """A model was saved with other library versions than the running ones; it may load or
+    predict differently."""
+
+
+def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: str | None = None) -> str:
     """Message for an unknown name: lists the valid ones and the closest match."""
     valid = sorted(valid)
     where = f"{field}: " if field else ""

@@ -1,25 +1,43 @@
 """The model artifact: the selected configuration refitted on all data, with its metadata.
 
 ``model.joblib`` holds ``{"model": fitted_pipeline, "metadata": {...}}``; ``model.json`` holds
-the same metadata for people and tools that do not unpickle. Files are written to a temporary
-name and renamed, so a failure never leaves a half-written model.
+the same metadata for people and tools that do not unpickle, plus ``artifact``: the file name
+and the sha256 of ``model.joblib``'s bytes. :func:`load_model` checks that sha256 *before* it
+unpickles (unpickling runs code, so a changed file must not be loaded), and warns when the
+model was saved with other versions of Python, scikit-learn or NumPy than the running ones.
+
+Files are written to a temporary name and renamed, so a failure never leaves a half-written
+model. Metadata never carries a password: storage URLs in it are masked.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
+import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import joblib
 
-__all__ = ["save_model", "load_model", "library_versions", "write_json"]
+from tuneops._secrets import mask_secrets
+from tuneops.errors import IntegrityError, UsageError, VersionMismatchWarning
 
-_LIBRARIES = ("tuneops", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "lightgbm", "xgboost")
+__all__ = ["save_model", "load_model", "verify_model", "sha256_file", "library_versions",
+           "write_json", "MODEL_FILE", "METADATA_FILE"]
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "model.json"
+_LIBRARIES = ("tuneops", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "lightgbm",
+              "xgboost")
+# The libraries whose version change can make a pickled pipeline load or predict differently
+# (scikit-learn documents no cross-version pickle compatibility; NumPy and Python change the
+# pickle of arrays and objects). Python is compared on major.minor: bug-fix releases keep pickles.
+_CHECKED = ("python", "scikit-learn", "numpy")
 
 
 def library_versions() -> dict[str, str]:
@@ -27,7 +45,8 @@ def library_versions() -> dict[str, str]:
     return dict(_library_versions())
 
 
-@functools.cache  # installed versions do not change while a process runs; looking them up costs 20 ms
+# Installed versions do not change while a process runs; looking them up costs 20 ms.
+@functools.cache
 def _library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in _LIBRARIES:
@@ -38,13 +57,27 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+def sha256_file(path: str | Path) -> str:
+    """``"sha256:<hex>"`` of the file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
 def write_json(path: Path, data: Any) -> Path:
-    """Write JSON atomically (temporary file, then rename)."""
+    """Write JSON atomically (temporary file, then rename); URL passwords in ``data`` are masked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(json.dumps(mask_secrets(_plain_json(data)), indent=2, default=_jsonable) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def _plain_json(data: Any) -> Any:
+    """``data`` through a JSON round trip: what ``_jsonable`` makes a string is masked too."""
+    return json.loads(json.dumps(data, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,27 +91,142 @@ def _jsonable(value: Any) -> Any:
 
 
 def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Path:
-    """Save ``model`` with ``metadata`` as ``out_dir/model.joblib`` and ``out_dir/model.json``."""
+    """Save ``model`` with ``metadata`` as ``out_dir/model.joblib`` and ``out_dir/model.json``.
+
+    ``model.json`` also records ``artifact: {file, sha256}`` of ``model.joblib``'s bytes, which
+    :func:`load_model` verifies. Returns the path of ``model.joblib``.
+    """
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metadata = {**metadata, "versions": library_versions()}
-    path = out / "model.joblib"
-    tmp = out / "model.joblib.tmp"
+    metadata = mask_secrets({**metadata, "versions": library_versions()})
+    path = out / MODEL_FILE
+    tmp = out / (MODEL_FILE + ".tmp")
     joblib.dump({"model": model, "metadata": metadata}, tmp)
+    digest = sha256_file(tmp)
     os.replace(tmp, path)
-    write_json(out / "model.json", metadata)
+    artifact = {"file": MODEL_FILE, "sha256": digest}
+    write_json(out / METADATA_FILE, {**metadata, "artifact": artifact})
     return path
 
 
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    target = Path(path)
+    if target.is_dir():
+        target = target / MODEL_FILE
+    return target, target.with_name(METADATA_FILE)
+
+
+def verify_model(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
+    """Check ``model.joblib`` against the sha256 recorded for it; returns its ``model.json``.
+
+    Args:
+        path: ``model.joblib`` or the directory holding it.
+        sha256: the expected ``"sha256:<hex>"`` (as a registry recorded it); default: the one
+            in ``model.json`` next to the file. When both exist, both must match.
+
+    Raises:
+        IntegrityError: the file is missing, has no recorded sha256, or its bytes changed;
+            the message names the file, the expected and actual sha256, and what to do.
+    """
+    target, meta_path = _paths(path)
+    if not target.is_file():
+        raise IntegrityError(
+            f"model {str(target)!r} does not exist; export it again (`tuneops export STUDY`) or "
+            "give the path of a model.joblib."
+        )
+    recorded: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            recorded = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise IntegrityError(
+                f"model {str(target)!r}: its metadata {str(meta_path)!r} is not readable JSON "
+                f"({exc}); export the model again, or load it with verify=False if you trust "
+                "the file."
+            ) from exc
+    expected = [h for h in (sha256, (recorded.get("artifact") or {}).get("sha256")) if h]
+    if not expected:
+        raise IntegrityError(
+            f"model {str(target)!r} has no recorded sha256 (no {METADATA_FILE} with an 'artifact' "
+            "entry next to it; models saved before tuneops recorded one have none), so it cannot "
+            "be verified. Export it again with this tuneops, or load it with verify=False if you "
+            "trust the file (loading unpickles it, which runs code)."
+        )
+    actual = sha256_file(target)
+    for want in expected:
+        if actual != want:
+            raise IntegrityError(
+                f"model {str(target)!r} has sha256 {actual}, but {want} was recorded when it was "
+                "saved: the file changed (edited, truncated or replaced) and is not loaded. "
+                "Restore the original file or export the model again; load it with verify=False "
+                "only if you trust the new file."
+            )
+    return recorded
+
+
+def _version_mismatches(saved: dict[str, Any]) -> list[str]:
+    running = library_versions()
+    out = []
+    for name in _CHECKED:
+        then, now = saved.get(name), running.get(name)
+        if then is None or now is None:
+            continue
+        if name == "python":
+            then, now = ".".join(then.split(".")[:2]), ".".join(now.split(".")[:2])
+        if then != now:
+            out.append(f"{name} {saved[name]} (running {running[name]})")
+    return out
+
+
+def load_model(
+    path: str | Path, *, verify: bool = True, sha256: str | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Load a saved model; returns ``(fitted_pipeline, metadata)``.
+
+    Args:
+        path: ``model.joblib`` or the directory holding it.
+        verify: check the file's sha256 against ``model.json`` (and ``sha256``) before
+            unpickling it. ``False`` skips the check: only for a file you trust.
+        sha256: an expected ``"sha256:<hex>"`` in addition to the one in ``model.json``.
+
+    Raises:
+        IntegrityError: ``verify`` and the file differs from what was recorded (or nothing was
+            recorded); nothing is unpickled.
+        UsageError: the file unpickles to something other than a tuneops model bundle.
+
+    Warns:
+        VersionMismatchWarning: the model was saved with another Python (major.minor),
+            scikit-learn or NumPy than the running ones.
 
     Example::
 
         model, meta = load_model("tuneops-out/quickstart/model.joblib")
         model.predict(X_new)
     """
+    target, _ = _paths(path)
+    recorded = verify_model(target, sha256) if verify else {}
+    if recorded:
+        _warn_versions(target, recorded.get("versions") or {})
+    bundle = joblib.load(target)
+    if not isinstance(bundle, dict) or not {"model", "metadata"} <= set(bundle):
+        raise UsageError(
+            f"{str(target)!r} is not a tuneops model: expected a bundle with 'model' and "
+            f"'metadata' (written by tuneops.export.save_model), found {type(bundle).__name__}."
+        )
+    meta = dict(bundle["metadata"])
+    if not recorded:
+        _warn_versions(target, meta.get("versions") or {})
+    if recorded.get("artifact"):
+        meta["artifact"] = recorded["artifact"]
+    return bundle["model"], meta
 
-    bundle = joblib.load(path)
-    return bundle["model"], bundle["metadata"]
+
+def _warn_versions(target: Path, saved: dict[str, Any]) -> None:
+    mismatches = _version_mismatches(saved)
+    if mismatches:
+        warnings.warn(
+            f"model {str(target)!r} was saved with {', '.join(mismatches)}; it may fail to load or "
+            "predict differently. Check its predictions, or export it again in this environment.",
+            VersionMismatchWarning, stacklevel=3,
+        )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import os
 import re
 import time
 import weakref
@@ -35,14 +36,24 @@ import sqlalchemy
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 
 from tuneops import _optuna
-from tuneops.errors import MissingExtra, StorageUnavailable, require
+from tuneops._secrets import mask_secrets, mask_url, url_password
+from tuneops.errors import MissingExtra, StorageUnavailable, StudyNotFound, require
 
-__all__ = ["DEFAULT_STORAGE", "resolve_url", "mask_url", "get_storage", "RetryingStorage", "engine_url"]
+__all__ = ["DEFAULT_STORAGE", "resolve_url", "mask_url", "mask_secrets", "storage_exists",
+           "get_storage", "RetryingStorage", "engine_url"]
+
+try:
+    import pwd  # POSIX: names the user in permission errors
+except ImportError:  # pragma: no cover - Windows
+    pwd = None  # type: ignore[assignment]
 
 _log = logging.getLogger("tuneops")
 
 DEFAULT_STORAGE = "tuneops.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+_NETWORK_SCHEMES = ("postgresql", "postgres", "mysql", "redis", "rediss")
+_FILE_SCHEMES = ("journal", "file")
+_KNOWN_SCHEMES = (*_RDB_SCHEMES, "redis", "rediss", *_FILE_SCHEMES)
 # One connection for the worker loop, one for its heartbeat thread (tuneops.heartbeat).
 POOL_SIZE = 2
 POOL_OVERFLOW = 2
@@ -51,21 +62,6 @@ POOL_OVERFLOW = 2
 def resolve_url(url: str | None) -> str:
     """The URL tuneops will use: the embedded default when ``url`` is empty."""
     return url or DEFAULT_STORAGE
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs).
-
-    >>> mask_url("postgresql://ann:s3cret@db:5432/tune")
-    'postgresql://ann:***@db:5432/tune'
-    """
-    # Greedy to the last "@": a password may hold an unescaped "@".
-    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
-
-
-def _password(url: str) -> str | None:
-    match = re.search(r"://[^:/@]*:(.*)@", url)
-    return match.group(1) if match and match.group(1) else None
 
 
 def _scheme(url: str) -> str:
@@ -109,17 +105,47 @@ def engine_url(url: str) -> str:
     return url
 
 
-def get_storage(url: str | None, *, n_workers: int = 1) -> optuna.storages.BaseStorage:
-    """Open (creating if needed) the storage behind ``url``.
+def _file_path(url: str) -> Path | None:
+    """The file behind a journal or SQLite URL (None for a network or in-memory storage)."""
+    scheme = _scheme(url)
+    if scheme in ("", *_FILE_SCHEMES):
+        return Path(url.split("://", 1)[1] if scheme else url)
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+        return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def storage_exists(url: str | None) -> bool:
+    """False when ``url`` names a journal or SQLite file that does not exist (yet).
+
+    Readers (listing studies, loading one) check this first: opening a file storage creates
+    the file, and a read must never leave one behind. Network storages count as existing.
+    """
+    url = resolve_url(url)
+    if url == ":memory:":
+        return True
+    path = _file_path(url)
+    return path is None or path.exists()
+
+
+def get_storage(
+    url: str | None, *, n_workers: int = 1, must_exist: bool = False
+) -> optuna.storages.BaseStorage:
+    """Open the storage behind ``url``, creating a journal or SQLite file unless ``must_exist``.
 
     Args:
         url: a storage URL or journal file path; None for the embedded default.
         n_workers: how many workers will share the storage (checked against the server's
             connection limit for PostgreSQL; ``:memory:`` allows one).
+        must_exist: for readers (show, report, list, load): a journal or SQLite file that does
+            not exist is an error, and is not created.
 
     Raises:
-        StorageUnavailable: the URL's scheme is unknown, or the server cannot be reached or
-            refuses the login; the message names the URL (password masked) and what to check.
+        StorageUnavailable: the URL is malformed (scheme, slashes, port), its directory is
+            missing or not writable, or the server cannot be reached or refuses the login; the
+            message names the URL (password masked), what is wrong and what to do.
+        StudyNotFound: ``must_exist`` and the file does not exist, so it holds no study.
         MissingExtra: the database driver is not installed.
 
     Example::
@@ -134,9 +160,18 @@ def get_storage(url: str | None, *, n_workers: int = 1) -> optuna.storages.BaseS
                 f"{n_workers}; use a journal file or a database URL for several workers."
             )
         return optuna.storages.InMemoryStorage()
+    _check_url(url)
     scheme = _scheme(url)
+    if must_exist and not storage_exists(url):
+        path = _file_path(url)
+        raise StudyNotFound(
+            f"storage {mask_url(url)!r} does not exist (no file "
+            f"{str(path and path.absolute())!r}), "
+            "so it holds no study. Run a spec first (`tuneops run SPEC`), or pass --storage with "
+            "the storage that holds your studies."
+        )
     try:
-        if scheme in ("", "journal", "file"):
+        if scheme in ("", *_FILE_SCHEMES):
             return _journal_file(url.split("://", 1)[1] if scheme else url)
         if scheme in _RDB_SCHEMES:
             return _rdb(url, n_workers)
@@ -152,53 +187,192 @@ def get_storage(url: str | None, *, n_workers: int = 1) -> optuna.storages.BaseS
     )
 
 
-_HINTS = (
+_FORMS = {
+    "sqlite": "sqlite:///relative/file.db or sqlite:////absolute/file.db",
+    "postgresql": "postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+    "postgres": "postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+    "mysql": "mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+    "redis": "redis://[:PASSWORD@]HOST:PORT/DB",
+    "rediss": "rediss://[:PASSWORD@]HOST:PORT/DB",
+    "journal": "journal:///absolute/path.journal (or just the file path)",
+    "file": "file:///absolute/path.journal (or just the file path)",
+}
+
+
+def _check_url(url: str) -> None:
+    """Refuse a malformed URL up front, with what is wrong, before any driver reads it.
+
+    A URL with one slash (``postgresql:/host/db``) would otherwise be taken for a journal path
+    in a directory ``postgresql:``, and a bad port would surface as Python's ``int()`` error.
+    """
+    head = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(/{0,2})", url)
+    if head is None:
+        return _check_file(url, url)
+    base = head.group(1).lower().split("+")[0]
+    if base not in _KNOWN_SCHEMES:
+        return _check_file(url, url) if len(head.group(1)) == 1 else None  # C:\... on Windows
+    if head.group(2) != "//":
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r} is not a valid URL: '{head.group(1)}:' must be followed by "
+            f"two slashes; expected {_FORMS[base]}."
+        )
+    rest = url[head.end():]
+    if base == "sqlite":
+        if rest and not rest.startswith("/"):
+            raise StorageUnavailable(
+                f"storage {mask_url(url)!r} is not a valid SQLite URL: after 'sqlite:' come three "
+                f"slashes, then the file; expected {_FORMS['sqlite']}."
+            )
+        path = _file_path(url)
+        if path is not None:
+            _check_file(url, str(path))
+        return None
+    if base in _FILE_SCHEMES:
+        return _check_file(url, rest)
+    # network: [USER[:PASSWORD]@]HOST[:PORT][/DB][?...]; the password may hold '@' or '/'.
+    hostport = re.split(r"[/?]", rest.rpartition("@")[2], maxsplit=1)[0]
+    if hostport.startswith("["):
+        close = hostport.find("]")
+        if close < 0:
+            raise StorageUnavailable(
+                f"storage {mask_url(url)!r} is not a valid URL: the IPv6 host {hostport!r} has no "
+                f"closing ']'; expected {_FORMS[base]} with HOST as [::1]."
+            )
+        port = hostport[close + 1:].removeprefix(":") if hostport[close + 1:] else None
+    else:
+        port = hostport.rpartition(":")[2] if ":" in hostport else None
+    if port is None:
+        return None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: port {port!r} is not a port number; expected an integer "
+            f"from 1 to 65535 after the host (as in {_FORMS[base]}), or no port for the default."
+        )
+    return None
+
+
+def _check_file(url: str, path: str) -> None:
+    """A journal or SQLite file's directory must exist and be writable (Optuna writes a lock
+    file next to a journal, and SQLite a journal of its own, even to read)."""
+    target = Path(path)
+    parent = target.parent
+    try:
+        is_dir, parent_exists = target.is_dir(), parent.exists()
+        exists = target.exists()
+    except PermissionError:  # a directory on the way may not be entered
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: no permission to reach {str(target.absolute())!r} (a "
+            f"directory on the way cannot be entered by {_user()}); choose a path you can write, "
+            "or ask its owner for access."
+        ) from None
+    if is_dir:
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: {path!r} is a directory; expected a file path "
+            "(for example tuneops.journal)."
+        )
+    if not parent_exists:
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: directory {str(parent)!r} does not exist; create it "
+            f"first (mkdir -p {parent}) or choose another path."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: no permission to write in directory "
+            f"{str(parent.absolute())!r} (running as {_user()}); choose a directory you can write, "
+            "or ask its owner for write access."
+        )
+    if exists and not os.access(target, os.R_OK | os.W_OK):
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: no permission to read and write file "
+            f"{str(target.absolute())!r} (running as {_user()}); fix its permissions or use a copy."
+        )
+
+
+def _user() -> str:
+    if pwd is None:
+        return "this user"
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+# (words in the driver's error, what is wrong, what to do): first match wins, so the specific
+# causes (authentication, a missing role) come before the broad ones (does not exist, timeout).
+_DIAGNOSES = (
     (("password authentication failed", "authentication failed", "access denied", "wrongpass",
-      "invalid username-password", "noauth"),
-     "check the user name and password in the URL"),
+      "invalid username-password", "invalid password", "noauth", "no password supplied",
+      "auth failed"),
+     "authentication failed: the server refused the user name or password in the URL",
+     "check the user and password (percent-encode '@', ':' and '/' in a password, e.g. %40)"),
+    (('role "',),
+     "the user in the URL does not exist on the server",
+     "check the user name, or create the user first (PostgreSQL: CREATE USER name PASSWORD '...')"),
     (("does not exist", "unknown database"),
-     "check the database name in the URL, or create the database first (for PostgreSQL: createdb NAME)"),
+     "the database named in the URL does not exist on the server",
+     "check the database name, or create the database first (PostgreSQL: createdb NAME)"),
     (("could not translate host name", "name or service not known", "nodename nor servname",
-      "temporary failure in name resolution", "unknown host"),
-     "check the host name in the URL"),
-    (("connection refused", "timeout", "timed out", "could not connect", "error 111",
-      "connect call failed", "no route to host", "network is unreachable"),
-     "check that the server is running and listens on that host and port, and that this machine "
-     "can reach it (firewall, listen_addresses / bind)"),
+      "temporary failure in name resolution", "unknown host", "name resolution"),
+     "the host name in the URL cannot be resolved",
+     "check the host name (and this machine's DNS)"),
+    (("connection refused", "error 111", "connect call failed"),
+     "connection refused: no server is running (or listening) on that host and port",
+     "start the server, or fix the host and port in the URL (and the server's listen_addresses "
+     "/ bind if it runs elsewhere)"),
+    (("timeout", "timed out", "no route to host", "network is unreachable"),
+     "the server did not answer in time (no route, firewall, or an overloaded server)",
+     "check that this machine can reach the host and port (firewall, VPN) and that the server "
+     "is up"),
     (("too many clients", "too many connections", "max number of clients"),
-     "the server has no free connections: use fewer workers or raise the server's connection "
-     "limit (PostgreSQL: max_connections)"),
+     "the server has no free connections",
+     "use fewer workers or raise the server's connection limit (PostgreSQL: max_connections)"),
+    (('on socket "',),
+     "no server listens on this machine's default socket (the URL names no host)",
+     "name the host and port in the URL, or start the server on this machine"),
+    (("unable to open database file",),
+     "SQLite cannot open the file",
+     "check that the path is a writable file on a local disk"),
+    (("file is not a database", "file is encrypted"),
+     "the file is not an SQLite database",
+     "point the URL at an SQLite file, or use a new file name"),
 )
 
 
 def _unreachable(url: str, exc: BaseException) -> str:
-    texts = []
+    texts: list[str] = []
     cause: BaseException | None = exc
     while cause is not None and len(texts) < 5:
         texts.append(str(cause))
         cause = cause.__cause__ or cause.__context__
     text = " ".join(texts)
-    reason = next((line.strip() for t in texts for line in t.splitlines() if line.strip()), type(exc).__name__)
-    password = _password(url)
+    lines = (line.strip() for t in texts for line in t.splitlines() if line.strip())
+    reason = next(lines, type(exc).__name__)
+    password = url_password(url)
     if password:
         reason = reason.replace(password, "***")
+    reason = mask_url(reason)
     lowered = text.lower()
-    hint = next((h for keys, h in _HINTS if any(k in lowered for k in keys)),
-                "check that the server is running and reachable, and that the user, password and "
-                "database name in the URL are right")
-    return f"storage {mask_url(url)!r} cannot be opened: {reason[:300].rstrip('.')}. What to check: {hint}."
+    found = next(((what, todo) for keys, what, todo in _DIAGNOSES
+                  if any(k in lowered for k in keys)), None)
+    if found is None:
+        form = _FORMS.get(_scheme(url), "the documented form")
+        return (f"storage {mask_url(url)!r} cannot be opened; the driver says: "
+                f"{reason[:300].rstrip('.')}. What to do: check the URL against {form}, and the "
+                "server's log.")
+    what, todo = found
+    return (f"storage {mask_url(url)!r} cannot be opened: {what} ({reason[:300].rstrip('.')}). "
+            f"What to do: {todo}.")
 
 
 def _journal_file(path: str) -> optuna.storages.BaseStorage:
-
-    target = Path(path)
-    if target.exists() and target.is_dir():
-        raise StorageUnavailable(f"storage {path!r} is a directory; expected a journal file path.")
-    if not target.parent.exists():
+    """A journal file (checked by :func:`_check_file`); created when it does not exist."""
+    try:
+        return JournalStorage(JournalFileBackend(path))
+    except PermissionError as exc:
         raise StorageUnavailable(
-            f"storage {path!r}: directory {str(target.parent)!r} does not exist; create it first."
-        )
-    return JournalStorage(JournalFileBackend(str(target)))
+            f"storage {path!r}: no permission to create or write {exc.filename or path!r} "
+            f"(running as {_user()}); choose a path you can write, or fix its permissions."
+        ) from exc
 
 
 def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
@@ -277,11 +451,13 @@ def _transient(exc: BaseException) -> bool:
     while cause is not None and seen < 6:
         module = type(cause).__module__
         name = type(cause).__name__
-        if module.startswith("sqlalchemy") and name in ("OperationalError", "InterfaceError", "DisconnectionError"):
+        if module.startswith("sqlalchemy") and name in ("OperationalError", "InterfaceError",
+                                                        "DisconnectionError"):
             return True
         if getattr(cause, "connection_invalidated", False):
             return True
-        if module.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"):
+        if module.startswith("redis") and name in ("ConnectionError", "TimeoutError",
+                                                   "BusyLoadingError"):
             return True
         if isinstance(cause, (ConnectionError, TimeoutError)):
             return True
@@ -320,7 +496,8 @@ class RetryingStorage(optuna.storages.BaseStorage):
                     raise
                 _log.warning(
                     "storage %s: connection lost during %s (%s); retrying in %.1f s (%d/%d)",
-                    mask_url(self.url), method, type(exc).__name__, delay, attempt, self.attempts - 1,
+                    mask_url(self.url), method, type(exc).__name__, delay, attempt,
+                    self.attempts - 1,
                 )
                 time.sleep(delay)
                 delay *= 2

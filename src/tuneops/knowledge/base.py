@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 
 from tuneops.errors import DataError, UsageError
 from tuneops.metrics import METRICS
-from tuneops.storage import get_storage
+from tuneops.storage import get_storage, storage_exists
 
 __all__ = [
     "Entry",
@@ -309,8 +309,8 @@ def strip_prefix(params: Mapping[str, Any], family: str) -> dict[str, Any]:
 
 def from_storage(storage_url: str | None, *, exclude: Iterable[str] = ()) -> KnowledgeBase:
     """Entries of every study in the storage that recorded meta-features (or was imported)."""
-
-
+    if not storage_exists(storage_url):  # no journal file yet: no entries, and none created
+        return KnowledgeBase()
     storage = get_storage(storage_url)
     skip = set(exclude)
     entries: list[Entry] = []

@@ -41,11 +41,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
-from tuneops.errors import SpecError, StudyNotFound
+from tuneops.errors import DataError, SpecError, StudyNotFound
 from tuneops.knowledge.adaptive import PLAN_ATTR, plan_family
 from tuneops.knowledge.base import (
     META_ATTR,
     add_prefix,
+    load_file,
     load_sources,
     strip_prefix,
 )
@@ -169,6 +170,12 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
     """
     settings = parse_warm_start(spec.warm_start)
     result = WarmStartPlan(settings, spaces, task, spec.n_trials, spec.storage)
+    for i, source in enumerate(settings.auto.sources if settings.auto is not None else ()):
+        if source not in ("shipped", "storage"):
+            try:  # read now: a missing or malformed file must refuse the run before the study exists
+                load_file(source)
+            except DataError as exc:
+                raise DataError(f"warm_start.auto.sources[{i}]: {exc}") from None
     families = list(spaces)
     for i, raw in enumerate(settings.params):
         where = f"warm_start.params[{i}]"

@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -38,15 +37,17 @@ import numpy as np
 import optuna
 
 from tuneops import _optuna
-from tuneops.errors import StudyNotFound, UsageError
-from tuneops.export import load_model
+from tuneops._secrets import mask_secrets
+from tuneops.errors import IntegrityError, StudyNotFound, UsageError
+from tuneops.export import load_model, sha256_file, verify_model
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
-from tuneops.storage import get_storage, mask_url, resolve_url
+from tuneops.storage import get_storage, mask_url, resolve_url, storage_exists
 from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
-__all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile"]
+__all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile",
+           "sha256_file"]
 
 PREFIX = "tuneops-registry:"
 _VERSION = "tuneops:version:"
@@ -58,16 +59,11 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
-
-
 def list_models(storage: str | None = None) -> list[str]:
-    """Names of the models registered in a storage."""
+    """Names of the models registered in a storage (none in a journal or SQLite file that does
+    not exist: listing never creates it)."""
+    if not storage_exists(storage):
+        return []
     summaries = optuna.get_all_study_summaries(get_storage(storage), include_best_trial=False)
     return sorted(s.study_name.removeprefix(PREFIX) for s in summaries if s.study_name.startswith(PREFIX))
 
@@ -93,7 +89,7 @@ class Registry:
         Raises:
             StudyNotFound: no such model (the message lists the registered ones).
         """
-        store = get_storage(storage)
+        store = get_storage(storage, must_exist=not create)  # reading never creates a file
         if name is None:
             names = list_models(storage)
             if len(names) != 1:
@@ -160,27 +156,39 @@ class Registry:
         """The monitoring thresholds of a version (its spec's ``monitor`` section)."""
         return MonitorConfig.from_raw((version.get("spec") or {}).get("monitor"))
 
-    def load_model(self, number: int) -> tuple[Any, dict[str, Any]]:
-        """Load version ``number``'s model after checking its sha256.
+    def verify(self, number: int) -> dict[str, Any]:
+        """Check version ``number``'s artifact against the sha256 recorded at registration (and
+        the one in its ``model.json``) without loading it; returns the version record.
 
         Raises:
-            UsageError: the artifact is missing or its content changed.
+            UsageError: no such version, or its artifact is not on this machine.
+            IntegrityError: the artifact's content changed since it was registered.
         """
-
-        artifact = self.version(number)["artifact"]
+        record = self.version(number)
+        artifact = record["artifact"]
         path = Path(artifact["path"])
         if not path.is_file():
             raise UsageError(
                 f"model {self.name!r} version {number}: artifact {str(path)!r} does not exist on this "
-                "machine; copy the artifact directory here or set monitor.artifact_dir to shared storage."
+                "machine, so it cannot be verified; copy the artifact directory here or set "
+                "monitor.artifact_dir to shared storage."
             )
-        digest = sha256_file(path)
-        if digest != artifact["sha256"]:
-            raise UsageError(
-                f"model {self.name!r} version {number}: artifact {str(path)!r} has sha256 {digest}, but "
-                f"{artifact['sha256']} was registered; the file was modified. Restore it or register again."
-            )
-        return load_model(path)
+        try:
+            verify_model(path, artifact["sha256"])
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"model {self.name!r} version {number} fails verification: {exc}"
+            ) from None
+        return record
+
+    def load_model(self, number: int) -> tuple[Any, dict[str, Any]]:
+        """Load version ``number``'s model after checking its sha256 (see :meth:`verify`).
+
+        Raises:
+            UsageError: the artifact is missing. IntegrityError: its content changed.
+        """
+        path = Path(self.verify(number)["artifact"]["path"])
+        return load_model(path, verify=False)  # just verified, against the registry's record too
 
     # -- writing ----------------------------------------------------------------------------
     def reserve_version(self) -> int:
@@ -199,24 +207,25 @@ class Registry:
 
     def record(self, kind: str, **payload: Any) -> dict[str, Any]:
         """Append an event; returns it."""
-        event = {"kind": kind, "time": _now(), **payload}
+        event = mask_secrets(_plain({"kind": kind, "time": _now(), **payload}))
         key = f"{_EVENT}{time.time_ns():020d}"
-        self.study.set_user_attr(key, _plain(event))
+        self.study.set_user_attr(key, event)
         return event
 
     def add_version(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        record = _plain({**record, "created": _now()})
-        self.study.set_user_attr(f"{_VERSION}{record['version']}", record)
-        self.record("register", version=record["version"], source=record["source"])
-        return record
+        stored: dict[str, Any] = mask_secrets(_plain({**record, "created": _now()}))
+        self.study.set_user_attr(f"{_VERSION}{stored['version']}", stored)
+        self.record("register", version=stored["version"], source=stored["source"])
+        return stored
 
     def promote(self, number: int, reason: str = "promoted by hand") -> dict[str, Any]:
-        """Make version ``number`` the champion.
+        """Make version ``number`` the champion, once its artifact passes :meth:`verify`.
 
         Raises:
-            UsageError: no such version.
+            UsageError: no such version, or its artifact is missing. IntegrityError: the
+                artifact changed since it was registered; the registry is left unchanged.
         """
-        self.version(number)
+        self.verify(number)
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         previous = state.get("version")
         history = list(state.get("history", []))
@@ -228,8 +237,12 @@ class Registry:
     def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
         """Restore a previous champion (the one before the current, or version ``to``).
 
+        The version restored must pass :meth:`verify` first: a rollback onto a changed or
+        missing artifact would leave a champion nobody can load.
+
         Raises:
-            UsageError: ``to`` does not exist, or there is no previous champion.
+            UsageError: ``to`` does not exist, there is no previous champion, or its artifact
+                is missing. IntegrityError: its artifact changed; the registry is left unchanged.
         """
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         history = list(state.get("history", []))
@@ -246,6 +259,7 @@ class Registry:
         current = state.get("version")
         if to == current:
             raise UsageError(f"model {self.name!r}: version {to} is already the champion.")
+        self.verify(to)
         self.study.set_user_attr(_CHAMPION, {"version": to, "since": _now(), "history": history})
         return self.record("rollback", version=to, previous=current,
                            reason=reason or f"rolled back from version {current} to {to}")
@@ -324,7 +338,8 @@ def register_trial(
     record = {
         "version": number_v,
         "source": {"study": study.study_name, "trial": number, **source},
-        "artifact": {"path": str(path), "sha256": sha256_file(path)},
+        # the sha256 save_model recorded in model.json, checked against the file's bytes now
+        "artifact": {"path": str(path), "sha256": verify_model(path)["artifact"]["sha256"]},
         "family": family,
         "params": params,
         "trial_params": dict(trial.params),

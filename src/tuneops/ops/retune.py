@@ -146,11 +146,15 @@ def retune(
 
     Raises:
         DataError: ``recent`` lacks columns or labels, or is too small.
+        IntegrityError: the champion's artifact changed since it was registered (checked
+            first; nothing is tuned or registered). UsageError: it is missing on this machine.
     """
     from sklearn.model_selection import train_test_split
 
     champion_version = registry.require_champion()
-    champion = registry.version(champion_version)
+    # A champion whose artifact changed cannot be compared with: refuse before anything is
+    # tuned or registered (no orphan challenger study or version).
+    champion = registry.verify(champion_version)
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
     X, y = validate_batch(

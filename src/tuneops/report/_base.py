@@ -32,10 +32,16 @@ class Renderer(ABC):
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    """Write ``data`` to ``path`` through a temporary file in the same directory.
+
+    The file gets the mode an ordinary ``open()`` would give (0666 less the umask, so 0644 by
+    default): ``mkstemp`` creates its file 0600, and a report is meant to be read by others.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):  # POSIX
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
@@ -45,8 +51,16 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process umask. POSIX only lets one read it by setting it, so set it back at once."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 # Shared by every renderer, so the HTML and the PNG of a panel read the same.
-KIND_COLORS = {"dominated": "#aec7e8", "pareto": "#1f77b4", "infeasible": "#9e9e9e", "selected": "#d62728"}
+KIND_COLORS = {"dominated": "#aec7e8", "pareto": "#1f77b4", "infeasible": "#9e9e9e",
+               "selected": "#d62728"}
 STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "RUNNING": "#2ca02c", "FAIL": "#7f7f7f",
                 "WAITING": "#bcbd22"}
 WARM_COLOR = "#9467bd"

@@ -55,7 +55,7 @@ def start_dashboard(
     from optuna_dashboard import wsgi
 
     path = "/dashboard"
-    storage = get_storage(storage_url)
+    storage = get_storage(storage_url, must_exist=True)  # serving reads: never create a file
     if study is not None:
         load_study(study, storage_url)  # StudyNotFound lists the studies there
         path += f"/studies/{storage.get_study_id_from_name(study)}"

@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 
+from tuneops._secrets import mask_secrets
 from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
@@ -101,7 +102,7 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         findings=tuple(findings),
         panels=tuple(panels),
         table=trial_table(view),
-        spec=attrs.get("tuneops:spec"),
+        spec=mask_secrets(attrs.get("tuneops:spec")),  # specs stored before masking hold passwords
         data=attrs.get("tuneops:data"),
         constraints=tuple(attrs.get("tuneops:constraints") or ()),
         selection=selection if isinstance(selection, dict) else None,

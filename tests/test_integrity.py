@@ -1,0 +1,258 @@
+"""Integrity of artifacts and read-only commands (issue 14, part 6).
+
+Model files carry a sha256 that loading verifies before unpickling; the registry refuses to
+promote, roll back to or re-tune from a changed artifact, leaving everything unchanged;
+reading never creates a storage file; a missing knowledge-base file refuses a run before its
+study exists; reports are readable by others (0644 under the usual umask).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from conftest import tiny_spec
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import tuneops
+from tuneops import tuning
+from tuneops.errors import IntegrityError, StudyNotFound, UsageError, VersionMismatchWarning
+from tuneops.export import library_versions, load_model, save_model, sha256_file
+from tuneops.ops.registry import PREFIX, Registry, deploy
+from tuneops.ops.retune import retune
+from tuneops.report import write_report
+from tuneops.storage import get_storage
+
+
+# -- model files ----------------------------------------------------------------------------------
+@pytest.fixture
+def saved(workdir: Path) -> Path:
+    X, y = load_iris(return_X_y=True)
+    return save_model(LogisticRegression(max_iter=500).fit(X, y), {"study": "iris"}, workdir / "m")
+
+
+def test_model_json_records_the_sha256_of_the_model_bytes(saved: Path) -> None:
+    meta = json.loads((saved.parent / "model.json").read_text())
+    assert meta["artifact"] == {"file": "model.joblib", "sha256": sha256_file(saved)}
+    assert meta["versions"]["scikit-learn"] == library_versions()["scikit-learn"]
+    model, loaded = tuneops.load_model(saved)
+    assert model.predict(load_iris().data[:3]).tolist() == [0, 0, 0]
+    assert loaded["study"] == "iris" and loaded["artifact"]["sha256"] == meta["artifact"]["sha256"]
+    assert load_model(saved.parent)[1]["study"] == "iris"  # the directory works too
+
+
+def test_changed_model_is_refused_with_both_hashes_and_what_to_do(saved: Path) -> None:
+    recorded = json.loads((saved.parent / "model.json").read_text())["artifact"]["sha256"]
+    saved.write_bytes(saved.read_bytes() + b"\0")
+    actual = sha256_file(saved)
+    with pytest.raises(IntegrityError) as info:
+        load_model(saved)
+    message = str(info.value)
+    assert str(saved) in message and recorded in message and actual in message
+    assert "Restore the original file or export the model again" in message
+    assert "verify=False" in message
+
+
+def test_a_changed_pickle_is_never_unpickled(saved: Path, workdir: Path) -> None:
+    """The check runs before unpickling: a replaced file's code does not run."""
+    marker = workdir / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    saved.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(IntegrityError, match="the file changed"):
+        load_model(saved)
+    assert not marker.exists()
+    with pytest.raises(UsageError, match="is not a tuneops model"):  # opted out: unpickled
+        load_model(saved, verify=False)
+    assert marker.exists()
+
+
+def test_verify_false_loads_a_replaced_but_valid_model(saved: Path) -> None:
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=50).fit(X, y)
+    other = save_model(model, {"study": "other"}, saved.parent.parent / "o")
+    saved.write_bytes(other.read_bytes())
+    with pytest.raises(IntegrityError):
+        load_model(saved)
+    assert load_model(saved, verify=False)[1]["study"] == "other"
+
+
+def test_model_without_recorded_hash_cannot_be_verified(saved: Path) -> None:
+    (saved.parent / "model.json").unlink()
+    with pytest.raises(IntegrityError, match=r"has no recorded sha256.*verify=False"):
+        load_model(saved)
+    assert load_model(saved, verify=False)[1]["study"] == "iris"
+
+
+def test_missing_model_file() -> None:
+    with pytest.raises(IntegrityError, match=r"'nowhere/model.joblib' does not exist"):
+        load_model("nowhere/model.joblib")
+
+
+def test_other_library_versions_warn(saved: Path) -> None:
+    meta_path = saved.parent / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["versions"].update({"scikit-learn": "0.24.2", "python": "3.6.15"})
+    meta_path.write_text(json.dumps(meta))
+    expected = r"python 3\.6\.15 \(running .*scikit-learn 0\.24\.2"
+    with pytest.warns(VersionMismatchWarning, match=expected):
+        load_model(saved)
+    meta["versions"]["scikit-learn"] = library_versions()["scikit-learn"]
+    meta["versions"]["python"] = library_versions()["python"].rsplit(".", 1)[0] + ".999"
+    meta_path.write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(saved)  # another bug-fix release of Python keeps pickles: no warning
+
+
+# -- the registry ---------------------------------------------------------------------------------
+@pytest.fixture
+def two_versions(workdir: Path) -> Registry:
+    """A tiny iris study deployed twice: version 2 is the champion, version 1 before it."""
+    tuning.run(tiny_spec(study="iris", n_trials=3))
+    deploy("iris", trial=0)
+    deploy("iris", trial=1)
+    return Registry.open("iris")
+
+
+def _state(registry: Registry) -> tuple:
+    study = optuna.load_study(study_name=PREFIX + registry.name, storage=get_storage(None))
+    return dict(study.user_attrs), len(study.trials)
+
+
+def _study_names() -> set[str]:
+    summaries = optuna.get_all_study_summaries(get_storage(None), include_best_trial=False)
+    return {s.study_name for s in summaries}
+
+
+def _tamper(registry: Registry, version: int) -> Path:
+    path = Path(registry.version(version)["artifact"]["path"])
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    return path
+
+
+def test_rollback_to_a_changed_artifact_changes_nothing(two_versions: Registry, cli) -> None:
+    path = _tamper(two_versions, 1)
+    before = _state(two_versions)
+    expected = rf"model 'iris' version 1 fails verification: model '{path}'"
+    with pytest.raises(IntegrityError, match=expected):
+        two_versions.rollback()
+    code, _, err = cli("registry", "rollback", "--to", "1")
+    assert code == 1 and "fails verification" in err
+    assert _state(two_versions) == before and two_versions.champion() == 2
+
+
+def test_promote_of_a_changed_artifact_changes_nothing(two_versions: Registry, cli) -> None:
+    two_versions.promote(1)
+    _tamper(two_versions, 2)
+    before = _state(two_versions)
+    code, _, err = cli("registry", "promote", "2")
+    assert code == 1 and "version 2 fails verification" in err and "the file changed" in err
+    assert _state(two_versions) == before and two_versions.champion() == 1
+
+
+def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> None:
+    Path(two_versions.version(1)["artifact"]["path"]).unlink()
+    before = _state(two_versions)
+    with pytest.raises(UsageError, match="does not exist on this machine"):
+        two_versions.rollback()
+    assert _state(two_versions) == before
+
+
+def test_retune_verifies_the_champion_before_tuning(two_versions: Registry) -> None:
+    _tamper(two_versions, 2)
+    before = _state(two_versions)
+    studies = _study_names()
+    iris = load_iris(as_frame=True).frame
+    with pytest.raises(IntegrityError, match="version 2 fails verification"):
+        retune(two_versions, iris, n_trials=2)
+    assert _study_names() == studies  # no re-tuning study was created
+    assert _state(two_versions) == before  # no version reserved, no challenger, no event
+    assert not any("retune" in str(p) for p in Path("tuneops-out").rglob("*"))
+
+
+def test_registered_sha256_is_the_one_in_model_json(two_versions: Registry) -> None:
+    record = two_versions.version(2)
+    meta = json.loads((Path(record["artifact"]["path"]).parent / "model.json").read_text())
+    assert record["artifact"]["sha256"] == meta["artifact"]["sha256"]
+
+
+def test_registry_refuses_a_model_json_changed_to_match(two_versions: Registry) -> None:
+    """The registry's own record is checked too: rewriting model.json to the new hash fails."""
+    path = Path(two_versions.version(1)["artifact"]["path"])
+    valid = Path(two_versions.version(2)["artifact"]["path"]).read_bytes()
+    path.write_bytes(valid)  # another valid model
+    meta_path = path.parent / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["artifact"]["sha256"] = sha256_file(path)
+    meta_path.write_text(json.dumps(meta))
+    load_model(path)  # consistent on its own
+    with pytest.raises(IntegrityError, match="version 1 fails verification"):
+        two_versions.load_model(1)
+
+
+# -- read-only commands create nothing ----------------------------------------------------------
+@pytest.mark.parametrize("args, code", [
+    (("kb", "list"), 0),
+    (("kb", "list", "--storage", "sqlite:///kb.db"), 0),
+    (("registry", "list"), 0),
+    (("registry", "show"), 2),
+    (("show", "nothing"), 2),
+    (("show", "nothing", "--storage", "sqlite:///store.db"), 2),
+    (("report", "nothing"), 2),
+    (("select", "nothing"), 2),
+    (("export", "nothing"), 2),
+    (("deploy", "nothing"), 2),
+    (("monitor", "--batch", "b.csv"), 2),
+])
+def test_read_only_commands_create_no_file(
+    workdir: Path, cli, args: tuple[str, ...], code: int
+) -> None:
+    pd.DataFrame({"a": [1.0]}).to_csv("b.csv", index=False)
+    got, out, err = cli(*args)
+    err = " ".join(err.split())  # the console wraps long lines
+    assert got == code, (out, err)
+    assert sorted(p.name for p in workdir.iterdir()) == ["b.csv"]
+    if args[0] == "show":
+        assert "does not exist" in err and "holds no study" in err
+
+
+def test_missing_storage_file_is_study_not_found(workdir: Path) -> None:
+    with pytest.raises(StudyNotFound, match=r"storage 'tuneops.journal' does not exist"):
+        tuneops.load_study("x")
+    assert list(workdir.iterdir()) == []
+
+
+# -- a missing knowledge base refuses the run before the study exists ---------------------------
+def test_missing_knowledge_base_file_refuses_before_the_study(workdir: Path, cli) -> None:
+    spec = tiny_spec(warm_start={"auto": {"sources": ["shipped", "no-such-kb.json"]}})
+    Path("spec.yaml").write_text(yaml.safe_dump(spec))
+    code, _, err = cli("run", "spec.yaml")
+    err = " ".join(err.split())  # the console wraps long lines
+    assert code == 2
+    assert "warm_start.auto.sources[1]: knowledge base 'no-such-kb.json' does not exist" in err
+    assert sorted(p.name for p in workdir.iterdir()) == ["spec.yaml"]  # no journal, no outputs
+
+
+# -- reports ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_report_mode_follows_the_umask(workdir: Path, umask: int, mode: int) -> None:
+    study = optuna.create_study(study_name="r", storage=get_storage(":memory:"))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    previous = os.umask(umask)
+    try:
+        (path,) = write_report(study, workdir / "report.html")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode

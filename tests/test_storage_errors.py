@@ -1,0 +1,193 @@
+"""Storage errors say what is actually wrong (issue 14, part 5, the storage half).
+
+A missing directory, a path without write permission, a malformed URL, a bad port, a refused
+connection and a failed login each get their own message (never the generic "check that the
+server is running ... user, password"), with the password masked. Real PostgreSQL for the
+login; a port nothing listens on for the refusal; a real unprivileged user for permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import free_port, postgres_server  # noqa: F401 - fixture
+from test_security import SecretDatabase, make_secret_database
+
+from tuneops.errors import StorageUnavailable
+from tuneops.storage import get_storage
+
+GENERIC = ("server is running and reachable", "user, password")
+NOBODY = 65534
+
+
+def refused(url: str) -> str:
+    with pytest.raises(StorageUnavailable) as info:
+        get_storage(url)
+    message = str(info.value)
+    assert not any(g in message for g in GENERIC), message
+    return message
+
+
+def test_missing_sqlite_directory_names_the_directory(workdir: Path) -> None:
+    message = refused(f"sqlite:///{workdir}/no-such-dir/study.db")
+    assert f"directory '{workdir}/no-such-dir' does not exist; create it first" in message
+    assert not (workdir / "no-such-dir").exists()
+
+
+def test_missing_journal_directory_names_the_directory(workdir: Path) -> None:
+    message = refused("missing/dir/study.journal")
+    assert "directory 'missing/dir' does not exist" in message
+
+
+def test_directory_given_as_journal(workdir: Path) -> None:
+    (workdir / "d").mkdir()
+    assert "is a directory; expected a file path" in refused("d")
+
+
+def _as_unprivileged(fn, *args: str) -> str:
+    """``fn(*args)`` run by a user without root's override of file permissions; its message.
+
+    Root may write anywhere, so under root a forked child drops to ``nobody`` first (the
+    kernel then checks permissions for real); otherwise the test's own user is unprivileged.
+    """
+    if os.geteuid() != 0:
+        return fn(*args)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                text = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - sent to the parent
+                text = f"{type(exc).__name__}: {exc}"
+            os.write(write, text.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A directory every user may enter (pytest's own tmp is private to the test's user)."""
+    path = Path(tempfile.mkdtemp(prefix="tuneops-perm-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _open(url: str) -> str:
+    try:
+        get_storage(url)
+    except StorageUnavailable as exc:
+        return str(exc)
+    return "opened"
+
+
+def test_journal_in_a_directory_without_write_permission(reachable: Path) -> None:
+    locked = reachable / "locked"
+    locked.mkdir(mode=0o755)  # others may enter, not write
+    message = _as_unprivileged(_open, str(locked / "study.journal"))
+    assert "no permission to write in directory" in message and str(locked) in message, message
+    assert not any(g in message for g in GENERIC)
+    assert not (locked / "study.journal").exists()
+
+
+def test_path_behind_a_directory_that_cannot_be_entered(reachable: Path) -> None:
+    private = reachable / "private"
+    private.mkdir(mode=0o700)
+    message = _as_unprivileged(_open, str(private / "sub" / "study.journal"))
+    assert "no permission to reach" in message and "cannot be entered" in message, message
+
+
+def test_journal_file_without_write_permission(reachable: Path) -> None:
+    shared = reachable / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    journal = shared / "study.journal"
+    get_storage(str(journal))  # created by this user, 0644: others may read, not write
+    journal.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+    message = _as_unprivileged(_open, str(journal))
+    assert "no permission to read and write file" in message and str(journal) in message, message
+
+
+def test_sqlite_in_a_directory_without_write_permission(reachable: Path) -> None:
+    locked = reachable / "locked"
+    locked.mkdir(mode=0o755)
+    message = _as_unprivileged(_open, f"sqlite:///{locked}/study.db")
+    assert "no permission to write in directory" in message, message
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql:/db.example/tune",
+     r"'postgresql:' must be followed by two slashes; expected postgresql://"),
+    ("postgres:db.example/tune", r"'postgres:' must be followed by two slashes"),
+    ("redis:/127.0.0.1:6379/0", r"'redis:' must be followed by two slashes; expected redis://"),
+    ("sqlite:/study.db", r"'sqlite:' must be followed by two slashes; expected sqlite:///"),
+    ("sqlite://study.db", r"not a valid SQLite URL: after 'sqlite:' come three slashes"),
+    ("postgresql://u@[::1/tune", r"IPv6 host '\[::1' has no closing '\]'"),
+])
+def test_malformed_url_is_named_not_taken_for_a_path(
+    workdir: Path, url: str, expected: str
+) -> None:
+    with pytest.raises(StorageUnavailable, match=expected) as info:
+        get_storage(url)
+    assert "does not exist" not in str(info.value)  # not read as a journal path
+    assert list(workdir.iterdir()) == []  # nothing created
+
+
+@pytest.mark.parametrize("port", ["abc", "5432x", "0", "70000", ""])
+def test_bad_port_says_which_port_and_what_is_expected(port: str) -> None:
+    with pytest.raises(StorageUnavailable) as info:
+        get_storage(f"postgresql://ann:s3cret@127.0.0.1:{port}/tune")
+    message = str(info.value)
+    assert f"port {port!r} is not a port number; expected an integer from 1 to 65535" in message
+    assert "invalid literal" not in message and "s3cret" not in message
+
+
+def test_bad_redis_port() -> None:
+    with pytest.raises(StorageUnavailable, match=r"port 'six' is not a port number"):
+        get_storage("redis://:pw@127.0.0.1:six/0")
+
+
+def test_refused_connection_says_nothing_listens() -> None:
+    message = refused(f"postgresql://ann:s3cret@127.0.0.1:{free_port()}/tune")
+    assert ("connection refused: no server is running (or listening) on that host and port"
+            in message)
+    assert "start the server, or fix the host and port" in message
+    assert "s3cret" not in message and "ann:***@" in message
+    assert "password" not in message  # not a login problem
+
+
+@pytest.mark.postgres
+def test_authentication_failure_says_so(postgres_server) -> None:  # noqa: F811
+    db: SecretDatabase = make_secret_database(postgres_server)
+    message = refused(db.url("not-the-password-42"))
+    assert ("authentication failed: the server refused the user name or password in the URL"
+            in message)
+    assert "not-the-password-42" not in message and db.password not in message
+    assert "connection refused" not in message
+    get_storage(db.url())  # the right password opens it
+
+
+@pytest.mark.postgres
+def test_unknown_user_and_unknown_database(postgres_server) -> None:  # noqa: F811
+    base = f"127.0.0.1:{postgres_server.port}"
+    message = refused(f"postgresql://nosuchuser@{base}/postgres")
+    assert "the user in the URL does not exist" in message
+    message = refused(f"postgresql://postgres:pw@{base}/no_such_db")
+    assert "the database named in the URL does not exist" in message and "createdb" in message
