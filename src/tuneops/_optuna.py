@@ -14,7 +14,8 @@ checks it).
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+import contextlib
+from collections.abc import Container, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "set_trial_state",
     "cached_storage",
     "hypervolume",
+    "quiet",
 ]
 
 
@@ -149,3 +151,16 @@ def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: boo
     if len(pts) == 0:
         return 0.0
     return float(compute_hypervolume(pts, np.asarray(reference, dtype=float), assume_pareto=assume_pareto))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna's INFO lines ("A new study created ...") silenced within the block, unless the
+    user asked for them (verbosity DEBUG); the previous verbosity is restored after."""
+    previous = optuna.logging.get_verbosity()
+    if previous == optuna.logging.INFO:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)

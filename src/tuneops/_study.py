@@ -126,9 +126,10 @@ def open_study(
                     f"{new}; the data changed. Use a new study name for the new data."
                 )
         return existing
-    study = optuna.create_study(
-        study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
-    )
+    with _optuna.quiet():  # the API says what it does itself; Optuna's INFO lines are noise here
+        study = optuna.create_study(
+            study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
+        )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
     return study

@@ -142,8 +142,9 @@ def recommend(
 
 
 def build(
-    out: Annotated[Path, typer.Option(help="Where to write the base.")] = Path(
-        "src/tuneops/knowledge/prebuilt.json.gz"),
+    out: Annotated[Path, typer.Option(
+        help="Where to write the base (to replace the shipped base, give its path in a source "
+        "checkout: src/tuneops/knowledge/prebuilt.json.gz).")] = Path("prebuilt.json.gz"),
     dataset: Annotated[list[str] | None, typer.Option(
         "--dataset", help="PMLB dataset; repeat (default: the curated list).")] = None,
     family: Annotated[list[str] | None, typer.Option(
