@@ -154,6 +154,10 @@ class Registry:
             )
         return champion
 
+    def champion_history(self) -> list[int]:
+        """The previous champions, oldest first (where :meth:`rollback` goes back to)."""
+        return list((self._attrs().get(_CHAMPION) or {}).get("history", []))
+
     def challenger(self) -> dict[str, Any] | None:
         """The served challenger: ``{"version", "mode" ("shadow"|"canary"), "share", "since"}``."""
         state = self._attrs().get(_CHALLENGER)

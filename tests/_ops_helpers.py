@@ -47,3 +47,37 @@ def register(registry: Registry, model: Any, out: Path, *, promote: bool = False
 def rows(n: int, start: int = 0) -> list[dict[str, float]]:
     X, _ = iris()
     return [dict(X.iloc[(start + i) % len(X)]) for i in range(n)]
+
+
+class Webhook:
+    """A tiny HTTP server on loopback that records the JSON bodies POSTed to it."""
+
+    def __init__(self, status: int = 200):
+        import http.server
+        import json
+        import threading
+
+        received: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def kinds(self) -> list[str]:
+        return [r["kind"] for r in self.received]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
