@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from tuneops.export import save_model
 from tuneops.ops.registry import Registry, sha256_file
 
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+FEATURES = list(load_iris().feature_names)  # the names `sklearn:iris` gives, so specs find them
 
 
 def iris() -> tuple[pd.DataFrame, pd.Series]:

@@ -146,12 +146,12 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         assert client.get("/metrics").status_code == 401
         assert client.get("/health").status_code == 200  # health needs no token
         auth = {"Authorization": "Bearer s3cret"}
-        missing = client.post("/predict", json=[{"sepal_length": 1.0}], headers=auth)
+        missing = client.post("/predict", json=[{"sepal length (cm)": 1.0}], headers=auth)
         assert missing.status_code == 422
-        assert "missing feature(s) sepal_width, petal_length, petal_width" in missing.json()["error"]
-        text = client.post("/predict", json=[{**rows(1)[0], "petal_width": "wide"}], headers=auth)
+        assert "missing feature(s) sepal width (cm), petal length (cm), petal width (cm)" in missing.json()["error"]
+        text = client.post("/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth)
         assert text.status_code == 422
-        assert "rows[0].petal_width: expected a number" in text.json()["error"]
+        assert "rows[0].petal width (cm): expected a number" in text.json()["error"]
         assert client.post("/predict", content=b"{nope", headers=auth).status_code == 400
         ok = client.post("/predict", json=rows(3), headers={**auth, "X-Request-ID": "abc"})
         assert ok.status_code == 200 and ok.json()["request_id"] == "abc"
