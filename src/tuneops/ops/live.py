@@ -54,7 +54,7 @@ import numpy as np
 
 from tuneops.errors import SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
-from tuneops.ops.monitor import PERFORMANCE_METRICS, metric_value
+from tuneops.ops.monitor import PERFORMANCE_METRICS
 from tuneops.ops.predlog import LogContents, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
@@ -301,6 +301,15 @@ def _throughput_breach(traffic: Mapping[int, VersionTraffic], slo: SLOConfig, sp
 
 
 # -- the challenger against the champion ----------------------------------------------------------
+def _typed(*columns: Sequence[Any]) -> list[np.ndarray]:
+    """Labels and predictions as comparable arrays: floats when all are numbers, else strings
+    (a JSON label 1 and a prediction "1" are the same class), converted once, not per resample."""
+    arrays = [np.asarray(list(c)) for c in columns]
+    if all(a.dtype.kind in "iufb" for a in arrays):
+        return [a.astype(float) for a in arrays]
+    return [a.astype(str) for a in arrays]
+
+
 def compare_challenger(
     records: Sequence[Mapping[str, Any]],
     champion: int,
@@ -315,7 +324,8 @@ def compare_challenger(
 
     Shadow: paired over the requests both models scored. Canary: the requests each answered.
     """
-    direction = 1.0 if PERFORMANCE_METRICS[metric][1] == "maximize" else -1.0
+    fn, goal, _ = PERFORMANCE_METRICS[metric]
+    direction = 1.0 if goal == "maximize" else -1.0
     rng = np.random.default_rng(seed)
     if mode == "shadow":
         triples = [(y, p, s) for r in records
@@ -326,31 +336,29 @@ def compare_challenger(
         if n_champion < policy.min_labelled:
             return {"metric": metric, "paired": True, "n_champion": n_champion,
                     "n_challenger": n_challenger, "enough": False}
-        y = np.asarray([t[0] for t in triples], dtype=object)
-        a = np.asarray([t[1] for t in triples], dtype=object)
-        b = np.asarray([t[2] for t in triples], dtype=object)
-        champ_value, chall_value = metric_value(metric, y, a), metric_value(metric, y, b)
+        y, a, b = _typed([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
+        champ_value, chall_value = fn(y, a), fn(y, b)
         gains = []
         for _ in range(policy.n_boot):
             i = rng.integers(0, len(y), len(y))
-            gains.append(direction * (metric_value(metric, y[i], b[i]) - metric_value(metric, y[i], a[i])))
+            gains.append(direction * (fn(y[i], b[i]) - fn(y[i], a[i])))
     else:
         def rows_of(version: int) -> tuple[np.ndarray, np.ndarray]:
             pairs = [(yy, p) for r in records if int(r.get("version", -1)) == version
                      and r.get("label") is not None for yy, p, _ in labelled_rows(r)]
-            return (np.asarray([p[0] for p in pairs], dtype=object),
-                    np.asarray([p[1] for p in pairs], dtype=object))
+            labels, predicted = _typed([p[0] for p in pairs], [p[1] for p in pairs])
+            return labels, predicted
 
         (y_a, a), (y_b, b) = rows_of(champion), rows_of(challenger)
         n_champion, n_challenger = len(y_a), len(y_b)
         if min(n_champion, n_challenger) < policy.min_labelled:
             return {"metric": metric, "paired": False, "n_champion": n_champion,
                     "n_challenger": n_challenger, "enough": False}
-        champ_value, chall_value = metric_value(metric, y_a, a), metric_value(metric, y_b, b)
+        champ_value, chall_value = fn(y_a, a), fn(y_b, b)
         gains = []
         for _ in range(policy.n_boot):
             i, j = rng.integers(0, len(y_a), len(y_a)), rng.integers(0, len(y_b), len(y_b))
-            gains.append(direction * (metric_value(metric, y_b[j], b[j]) - metric_value(metric, y_a[i], a[i])))
+            gains.append(direction * (fn(y_b[j], b[j]) - fn(y_a[i], a[i])))
     low, high = np.quantile(gains, [policy.alpha / 2, 1 - policy.alpha / 2])
     return {"metric": metric, "paired": mode == "shadow", "n_champion": n_champion,
             "n_challenger": n_challenger, "enough": True, "champion": champ_value,
@@ -501,7 +509,7 @@ def check_live(
             "accuracy" if record_c.get("task", "classification") == "classification" else "r2")
         challenger_since = _epoch(state.get("since")) if state else None
         labelled = [r for r in contents.predictions
-                    if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since - 1]
+                    if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since]
         comparison = compare_challenger(labelled, champion, challenger, mode or "canary", metric, policy, seed=seed)
     on_probation = promoted and since_champion is not None and now - since_champion <= slo.probation_s
     decision, reasons = decide(champion, challenger, breaches, comparison, policy,

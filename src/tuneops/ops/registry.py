@@ -255,7 +255,9 @@ class Registry:
             raise UsageError(f"--mode: expected 'shadow' or 'canary', received {mode!r}.")
         if not 0.0 <= share <= 1.0:
             raise UsageError(f"--share: expected a share of traffic in [0, 1], received {share!r}.")
-        state = {"version": number, "mode": mode, "share": float(share), "since": _now()}
+        # Microseconds: live monitoring counts the challenger's traffic from this instant on.
+        since = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+        state = {"version": number, "mode": mode, "share": float(share), "since": since}
         self.study.set_user_attr(_CHALLENGER, state)
         self.record("challenger", **state, reason=reason)
         return state
