@@ -46,7 +46,7 @@ import datetime as _dt
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,27 @@ from tuneops.ops.monitor import PERFORMANCE_METRICS
 from tuneops.ops.predlog import LogContents, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
-__all__ = ["SLOConfig", "LivePolicy", "VersionTraffic", "LiveDecision", "summarize", "slo_breaches",
-           "compare_challenger", "decide", "check_live", "watch", "batch_from_log", "monitor_settings"]
+__all__ = [
+    "SLOConfig",
+    "LivePolicy",
+    "VersionTraffic",
+    "LiveDecision",
+    "summarize",
+    "slo_breaches",
+    "compare_challenger",
+    "decide",
+    "check_live",
+    "watch",
+    "batch_from_log",
+    "monitor_settings",
+]
 
 _LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 
 
-def _number(where: str, value: Any, *, low: float, high: float = math.inf, integer: bool = False) -> Any:
+def _number(
+    where: str, value: Any, *, low: float, high: float = math.inf, integer: bool = False
+) -> Any:
     ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
     if not ok or not math.isfinite(value) or not low <= value <= high:
         kind = "an integer" if integer else "a number"
@@ -73,18 +87,26 @@ def _number(where: str, value: Any, *, low: float, high: float = math.inf, integ
     return value if integer else float(value)
 
 
-def _from_raw(cls: Any, raw: Any, field_name: str, checks: Mapping[str, Callable[[str, Any], Any]]) -> Any:
+def _from_raw(
+    cls: Any, raw: Any, field_name: str, checks: Mapping[str, Callable[[str, Any], Any]]
+) -> Any:
     if raw is None:
         return cls()
     if isinstance(raw, cls):
         return raw
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{field_name}: expected a mapping of settings, received {type(raw).__name__}.")
+        raise SpecError(
+            f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
+        )
     values = {}
     for key, value in raw.items():
         if key not in checks:
             raise SpecError(unknown_name("setting", key, checks, field=field_name))
-        values[key] = None if value is None and key in cls.nullable else checks[key](f"{field_name}.{key}", value)
+        values[key] = (
+            None
+            if value is None and key in cls.nullable
+            else checks[key](f"{field_name}.{key}", value)
+        )
     return cls(**values)
 
 
@@ -119,11 +141,10 @@ class SLOConfig:
         Raises:
             SpecError: an unknown key or a value out of range, naming the field.
         """
-        positive = {"low": 1e-12}
         checks: dict[str, Callable[[str, Any], Any]] = {
-            **{k: (lambda w, v: _number(w, v, **positive)) for k in _LATENCY},
+            **{k: (lambda w, v: _number(w, v, low=1e-12)) for k in _LATENCY},
             "max_error_rate": lambda w, v: _number(w, v, low=0.0, high=1.0),
-            "min_rps": lambda w, v: _number(w, v, **positive),
+            "min_rps": lambda w, v: _number(w, v, low=1e-12),
             "window_s": lambda w, v: _number(w, v, low=1.0),
             "min_requests": lambda w, v: _number(w, v, low=1, integer=True),
             "probation_s": lambda w, v: _number(w, v, low=0.0),
@@ -162,9 +183,12 @@ class LivePolicy:
         Raises:
             SpecError: an unknown key or a value out of range, naming the field.
         """
+
         def metric(where: str, value: Any) -> str:
             if value not in PERFORMANCE_METRICS:
-                raise SpecError(unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where))
+                raise SpecError(
+                    unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where)
+                )
             return str(value)
 
         def flag(where: str, value: Any) -> bool:
@@ -189,8 +213,11 @@ class LivePolicy:
 def monitor_settings(version: Mapping[str, Any]) -> tuple[SLOConfig, LivePolicy, AlertConfig]:
     """The ``slo``, ``live`` and ``alerts`` settings of a version's spec ``monitor`` section."""
     monitor = (version.get("spec") or {}).get("monitor") or {}
-    return (SLOConfig.from_raw(monitor.get("slo")), LivePolicy.from_raw(monitor.get("live")),
-            AlertConfig.from_raw(monitor.get("alerts")))
+    return (
+        SLOConfig.from_raw(monitor.get("slo")),
+        LivePolicy.from_raw(monitor.get("live")),
+        AlertConfig.from_raw(monitor.get("alerts")),
+    )
 
 
 # -- traffic per version --------------------------------------------------------------------------
@@ -211,8 +238,13 @@ class VersionTraffic:
         return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
 
 
-def summarize(records: Sequence[Mapping[str, Any]], *, now: float, window_s: float,
-              since: Mapping[int, float] | None = None) -> dict[int, VersionTraffic]:
+def summarize(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    now: float,
+    window_s: float,
+    since: Mapping[int, float] | None = None,
+) -> dict[int, VersionTraffic]:
     """Per-version requests, errors, latency quantiles and throughput over the last ``window_s``.
 
     ``since`` maps a version to the time from which its traffic counts (a champion's traffic
@@ -274,20 +306,37 @@ def slo_breaches(item: VersionTraffic, slo: SLOConfig) -> list[dict[str, Any]]:
         # P(at least `slower` of n exceed L | exactly 1-q of all requests exceed L)
         p_value = float(stats.binom.sf(slower - 1, len(samples), 1 - q))
         if p_value < slo.alpha:
-            found.append({"version": item.version, "slo": name, "limit": limit,
-                          "observed": item.latency_ms[name], "share_over": slower / len(samples),
-                          "p_value": p_value, "n": len(samples),
-                          "model_time_only": item.shadow_only})
+            found.append(
+                {
+                    "version": item.version,
+                    "slo": name,
+                    "limit": limit,
+                    "observed": item.latency_ms[name],
+                    "share_over": slower / len(samples),
+                    "p_value": p_value,
+                    "n": len(samples),
+                    "model_time_only": item.shadow_only,
+                }
+            )
     if slo.max_error_rate is not None:
         p_value = float(stats.binom.sf(item.n_errors - 1, item.n_requests, slo.max_error_rate))
         if item.n_errors and p_value < slo.alpha:
-            found.append({"version": item.version, "slo": "max_error_rate", "limit": slo.max_error_rate,
-                          "observed": item.n_errors / item.n_requests, "p_value": p_value,
-                          "n": item.n_requests})
+            found.append(
+                {
+                    "version": item.version,
+                    "slo": "max_error_rate",
+                    "limit": slo.max_error_rate,
+                    "observed": item.n_errors / item.n_requests,
+                    "p_value": p_value,
+                    "n": item.n_requests,
+                }
+            )
     return found
 
 
-def _throughput_breach(traffic: Mapping[int, VersionTraffic], slo: SLOConfig, span: float) -> dict[str, Any] | None:
+def _throughput_breach(
+    traffic: Mapping[int, VersionTraffic], slo: SLOConfig, span: float
+) -> dict[str, Any] | None:
     from scipy import stats
 
     if slo.min_rps is None:
@@ -295,8 +344,14 @@ def _throughput_breach(traffic: Mapping[int, VersionTraffic], slo: SLOConfig, sp
     answered = sum(t.n_requests for t in traffic.values() if not t.shadow_only)
     p_value = float(stats.poisson.cdf(answered, slo.min_rps * span))
     if p_value < slo.alpha:
-        return {"version": None, "slo": "min_rps", "limit": slo.min_rps, "observed": answered / span,
-                "p_value": p_value, "n": answered}
+        return {
+            "version": None,
+            "slo": "min_rps",
+            "limit": slo.min_rps,
+            "observed": answered / span,
+            "p_value": p_value,
+            "n": answered,
+        }
     return None
 
 
@@ -328,14 +383,24 @@ def compare_challenger(
     direction = 1.0 if goal == "maximize" else -1.0
     rng = np.random.default_rng(seed)
     if mode == "shadow":
-        triples = [(y, p, s) for r in records
-                   if int(r.get("version", -1)) == champion and r.get("label") is not None
-                   and (r.get("shadow") or {}).get("version") == challenger
-                   for y, p, s in labelled_rows(r) if s is not None]
+        triples = [
+            (y, p, s)
+            for r in records
+            if int(r.get("version", -1)) == champion
+            and r.get("label") is not None
+            and (r.get("shadow") or {}).get("version") == challenger
+            for y, p, s in labelled_rows(r)
+            if s is not None
+        ]
         n_champion = n_challenger = len(triples)
         if n_champion < policy.min_labelled:
-            return {"metric": metric, "paired": True, "n_champion": n_champion,
-                    "n_challenger": n_challenger, "enough": False}
+            return {
+                "metric": metric,
+                "paired": True,
+                "n_champion": n_champion,
+                "n_challenger": n_challenger,
+                "enough": False,
+            }
         y, a, b = _typed([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
         champ_value, chall_value = fn(y, a), fn(y, b)
         gains = []
@@ -343,27 +408,46 @@ def compare_challenger(
             i = rng.integers(0, len(y), len(y))
             gains.append(direction * (fn(y[i], b[i]) - fn(y[i], a[i])))
     else:
+
         def rows_of(version: int) -> tuple[np.ndarray, np.ndarray]:
-            pairs = [(yy, p) for r in records if int(r.get("version", -1)) == version
-                     and r.get("label") is not None for yy, p, _ in labelled_rows(r)]
+            pairs = [
+                (yy, p)
+                for r in records
+                if int(r.get("version", -1)) == version and r.get("label") is not None
+                for yy, p, _ in labelled_rows(r)
+            ]
             labels, predicted = _typed([p[0] for p in pairs], [p[1] for p in pairs])
             return labels, predicted
 
         (y_a, a), (y_b, b) = rows_of(champion), rows_of(challenger)
         n_champion, n_challenger = len(y_a), len(y_b)
         if min(n_champion, n_challenger) < policy.min_labelled:
-            return {"metric": metric, "paired": False, "n_champion": n_champion,
-                    "n_challenger": n_challenger, "enough": False}
+            return {
+                "metric": metric,
+                "paired": False,
+                "n_champion": n_champion,
+                "n_challenger": n_challenger,
+                "enough": False,
+            }
         champ_value, chall_value = fn(y_a, a), fn(y_b, b)
         gains = []
         for _ in range(policy.n_boot):
             i, j = rng.integers(0, len(y_a), len(y_a)), rng.integers(0, len(y_b), len(y_b))
             gains.append(direction * (fn(y_b[j], b[j]) - fn(y_a[i], a[i])))
     low, high = np.quantile(gains, [policy.alpha / 2, 1 - policy.alpha / 2])
-    return {"metric": metric, "paired": mode == "shadow", "n_champion": n_champion,
-            "n_challenger": n_challenger, "enough": True, "champion": champ_value,
-            "challenger": chall_value, "gain": direction * (chall_value - champ_value),
-            "low": float(low), "high": float(high), "confidence": 1 - policy.alpha}
+    return {
+        "metric": metric,
+        "paired": mode == "shadow",
+        "n_champion": n_champion,
+        "n_challenger": n_challenger,
+        "enough": True,
+        "champion": champ_value,
+        "challenger": chall_value,
+        "gain": direction * (chall_value - champ_value),
+        "low": float(low),
+        "high": float(high),
+        "confidence": 1 - policy.alpha,
+    }
 
 
 # -- the decision ---------------------------------------------------------------------------------
@@ -388,13 +472,20 @@ class LiveDecision:
 
 def _text(b: Mapping[str, Any]) -> str:
     if b["slo"] == "min_rps":
-        return f"throughput {b['observed']:.3g} req/s < min_rps {b['limit']:g} (p={b['p_value']:.2g})"
+        return (
+            f"throughput {b['observed']:.3g} req/s < min_rps {b['limit']:g} (p={b['p_value']:.2g})"
+        )
     if b["slo"] == "max_error_rate":
-        return (f"version {b['version']}: error rate {b['observed']:.2%} > max_error_rate "
-                f"{b['limit']:g} (p={b['p_value']:.2g}, n={b['n']})")
-    return (f"version {b['version']}: {b['slo'].removeprefix('latency_').removesuffix('_ms')} latency "
-            f"{b['observed']:.3g} ms > {b['limit']:g} ms ({b['share_over']:.0%} of {b['n']} requests "
-            f"over the limit, p={b['p_value']:.2g})" + (" [model time only: shadow]" if b.get("model_time_only") else ""))
+        return (
+            f"version {b['version']}: error rate {b['observed']:.2%} > max_error_rate "
+            f"{b['limit']:g} (p={b['p_value']:.2g}, n={b['n']})"
+        )
+    return (
+        f"version {b['version']}: {b['slo'].removeprefix('latency_').removesuffix('_ms')} latency "
+        f"{b['observed']:.3g} ms > {b['limit']:g} ms ({b['share_over']:.0%} of {b['n']} requests "
+        f"over the limit, p={b['p_value']:.2g})"
+        + (" [model time only: shadow]" if b.get("model_time_only") else "")
+    )
 
 
 def decide(
@@ -412,26 +503,42 @@ def decide(
     chall = [_text(b) for b in breaches if challenger is not None and b["version"] == challenger]
     service = [_text(b) for b in breaches if b["version"] is None]
     if champ and champion_on_probation and has_previous:
-        return "rollback", [f"champion {champion} breaks its SLO within its probation"] + champ + chall + service
+        return "rollback", [
+            f"champion {champion} breaks its SLO within its probation"
+        ] + champ + chall + service
     if chall:
         return "withdraw", [f"challenger {challenger} breaks its SLO"] + chall + champ + service
-    notes = ([f"champion {champion} breaks its SLO; "
-              + ("no previous champion to roll back to" if champion_on_probation
-                 else "promoted before the probation window, so no automatic rollback")] + champ
-             if champ else []) + service
+    notes = (
+        [
+            f"champion {champion} breaks its SLO; "
+            + (
+                "no previous champion to roll back to"
+                if champion_on_probation
+                else "promoted before the probation window, so no automatic rollback"
+            )
+        ]
+        + champ
+        if champ
+        else []
+    ) + service
     if challenger is not None and comparison is not None:
         c = comparison
         if not c.get("enough"):
             return ("slo" if notes else "hold"), notes + [
                 f"challenger {challenger}: {c['n_champion']}/{c['n_challenger']} labelled rows "
-                f"(champion/challenger), {policy.min_labelled} needed on each side"]
-        text = (f"{c['metric']}: challenger {c['challenger']:.4g} vs champion {c['champion']:.4g} on "
-                f"{c['n_challenger']}/{c['n_champion']} labelled rows, gain {c['gain']:+.4g}, "
-                f"{c['confidence']:.0%} CI [{c['low']:+.4g}, {c['high']:+.4g}]"
-                + (" (paired)" if c["paired"] else ""))
+                f"(champion/challenger), {policy.min_labelled} needed on each side"
+            ]
+        text = (
+            f"{c['metric']}: challenger {c['challenger']:.4g} vs champion {c['champion']:.4g} on "
+            f"{c['n_challenger']}/{c['n_champion']} labelled rows, gain {c['gain']:+.4g}, "
+            f"{c['confidence']:.0%} CI [{c['low']:+.4g}, {c['high']:+.4g}]"
+            + (" (paired)" if c["paired"] else "")
+        )
         if c["low"] > policy.margin and not champ:
-            return "promote", [f"{text}: better with confidence (lower bound > margin {policy.margin:g}) "
-                               "and within its SLOs"] + notes
+            return "promote", [
+                f"{text}: better with confidence (lower bound > margin {policy.margin:g}) "
+                "and within its SLOs"
+            ] + notes
         if c["high"] < 0:
             return "withdraw", [f"{text}: worse with confidence"] + notes
         return ("slo" if notes else "hold"), notes + [f"{text}: not decided yet"]
@@ -448,8 +555,11 @@ def _champion_since(registry: Registry, champion: int) -> tuple[float | None, bo
     """When ``champion`` became champion, whether by a promotion, and whether a previous exists."""
     changes = [e for e in registry.events() if e["kind"] in ("promote", "rollback")]
     last = changes[-1] if changes and changes[-1].get("version") == champion else None
-    return (_epoch(last["time"]) if last else None, bool(last and last["kind"] == "promote"),
-            bool(registry.champion_history()))
+    return (
+        _epoch(last["time"]) if last else None,
+        bool(last and last["kind"] == "promote"),
+        bool(registry.champion_history()),
+    )
 
 
 def check_live(
@@ -497,25 +607,57 @@ def check_live(
     since_champion, promoted, has_previous = _champion_since(registry, champion)
     since = {champion: since_champion} if since_champion is not None else {}
     traffic = summarize(contents.predictions, now=now, window_s=slo.window_s, since=since)
-    breaches = [b for v in traffic.values() if v.version in (champion, challenger) for b in slo_breaches(v, slo)]
+    breaches = [
+        b
+        for v in traffic.values()
+        if v.version in (champion, challenger)
+        for b in slo_breaches(v, slo)
+    ]
     recent = [r for r in contents.predictions if float(r.get("t", 0.0)) >= now - slo.window_s]
-    span = max(now - max(now - slo.window_s, min((float(r["t"]) for r in recent), default=now)), 1e-9)
+    span = max(
+        now - max(now - slo.window_s, min((float(r["t"]) for r in recent), default=now)), 1e-9
+    )
     service = _throughput_breach(traffic, slo, span) if recent else None
     if service:
         breaches.append(service)
     comparison = None
     if challenger is not None:
-        metric = policy.metric or (record_c.get("profile") or {}).get("metric") or (
-            "accuracy" if record_c.get("task", "classification") == "classification" else "r2")
+        metric = (
+            policy.metric
+            or (record_c.get("profile") or {}).get("metric")
+            or ("accuracy" if record_c.get("task", "classification") == "classification" else "r2")
+        )
         challenger_since = _epoch(state.get("since")) if state else None
-        labelled = [r for r in contents.predictions
-                    if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since]
-        comparison = compare_challenger(labelled, champion, challenger, mode or "canary", metric, policy, seed=seed)
-    on_probation = promoted and since_champion is not None and now - since_champion <= slo.probation_s
-    decision, reasons = decide(champion, challenger, breaches, comparison, policy,
-                               champion_on_probation=on_probation, has_previous=has_previous)
-    out = LiveDecision(decision, reasons, champion, challenger, mode,
-                       {str(v): t.to_dict() for v, t in traffic.items()}, breaches, comparison)
+        labelled = [
+            r
+            for r in contents.predictions
+            if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since
+        ]
+        comparison = compare_challenger(
+            labelled, champion, challenger, mode or "canary", metric, policy, seed=seed
+        )
+    on_probation = (
+        promoted and since_champion is not None and now - since_champion <= slo.probation_s
+    )
+    decision, reasons = decide(
+        champion,
+        challenger,
+        breaches,
+        comparison,
+        policy,
+        champion_on_probation=on_probation,
+        has_previous=has_previous,
+    )
+    out = LiveDecision(
+        decision,
+        reasons,
+        champion,
+        challenger,
+        mode,
+        {str(v): t.to_dict() for v, t in traffic.items()},
+        breaches,
+        comparison,
+    )
     if apply:
         out.applied = _apply(registry, out)
     if record:
@@ -547,16 +689,34 @@ def _alert(config: AlertConfig, model: str, decision: LiveDecision) -> list[Deli
     out: list[Delivery] = []
     details = decision.to_dict()
     if decision.breaches:
-        out += send_alert(config, "slo", model=model, details=details,
-                          summary="SLO breach: " + "; ".join(_text(b) for b in decision.breaches[:3]))
+        out += send_alert(
+            config,
+            "slo",
+            model=model,
+            details=details,
+            summary="SLO breach: " + "; ".join(_text(b) for b in decision.breaches[:3]),
+        )
     if decision.decision == "promote" and decision.applied:
-        out += send_alert(config, "promote", model=model, details=details,
-                          summary=f"challenger {decision.challenger} promoted: {decision.reasons[0]}")
+        out += send_alert(
+            config,
+            "promote",
+            model=model,
+            details=details,
+            summary=f"challenger {decision.challenger} promoted: {decision.reasons[0]}",
+        )
     if decision.decision in ("rollback", "withdraw") and decision.applied:
-        what = (f"champion {decision.champion} rolled back" if decision.decision == "rollback"
-                else f"challenger {decision.challenger} withdrawn")
-        out += send_alert(config, "rollback", model=model, details=details,
-                          summary=f"{what}: {'; '.join(decision.reasons[:2])}")
+        what = (
+            f"champion {decision.champion} rolled back"
+            if decision.decision == "rollback"
+            else f"challenger {decision.challenger} withdrawn"
+        )
+        out += send_alert(
+            config,
+            "rollback",
+            model=model,
+            details=details,
+            summary=f"{what}: {'; '.join(decision.reasons[:2])}",
+        )
     return out
 
 
@@ -591,7 +751,7 @@ def batch_from_log(
     since: float | None = None,
     version: int | None = None,
 ) -> Any:
-    """The logged input rows (and joined labels) as a batch frame for :func:`~tuneops.ops.monitor.check_batch`.
+    """The logged input rows (and joined labels) as a batch frame for ``check_batch``.
 
     This is how batch monitoring (drift tests, the metric on labelled rows) reads live traffic:
     ``check_batch(registry, batch_from_log(log, v["features"], v["target"], since=...))``.
@@ -605,12 +765,18 @@ def batch_from_log(
     contents = log if isinstance(log, LogContents) else read_log(log, since=since)
     rows: list[dict[str, Any]] = []
     for r in contents.predictions:
-        if r.get("status") != "ok" or not r.get("rows") or (version is not None and r.get("version") != version):
+        if (
+            r.get("status") != "ok"
+            or not r.get("rows")
+            or (version is not None and r.get("version") != version)
+        ):
             continue
         if since is not None and float(r.get("t", 0.0)) < since:
             continue
         label = r.get("label")
         labels = label if isinstance(label, list) else [label] * len(r["rows"])
-        for row, y in zip(r["rows"], labels if len(labels) == len(r["rows"]) else [None] * len(r["rows"])):
+        for row, y in zip(  # noqa: B905 - lengths checked just above
+            r["rows"], labels if len(labels) == len(r["rows"]) else [None] * len(r["rows"])
+        ):
             rows.append({**{f: row.get(f) for f in features}, target: y})
     return pd.DataFrame(rows, columns=[*features, target])

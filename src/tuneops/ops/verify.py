@@ -45,7 +45,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from tuneops.data import load_dataset
 from tuneops.errors import DataError, SpecError, UsageError, unknown_name
 from tuneops.measure import model_size_kb, score
 from tuneops.metrics import METRICS
@@ -89,11 +91,17 @@ class VerifyConfig:
         if isinstance(raw, cls):
             return raw
         if not isinstance(raw, Mapping):
-            raise SpecError(f"{field_name}: expected a mapping of settings, received {type(raw).__name__}.")
+            raise SpecError(
+                f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
+            )
         limits: dict[str, tuple[float, float, bool]] = {
-            "n_folds": (2, 20, True), "n_repeats": (1, 50, True), "alpha": (1e-4, 0.5, False),
-            "max_regression": (0.0, math.inf, False), "concurrency": (1, 256, True),
-            "n_requests": (20, 1_000_000, True), "rows": (1, 100_000, True),
+            "n_folds": (2, 20, True),
+            "n_repeats": (1, 50, True),
+            "alpha": (1e-4, 0.5, False),
+            "max_regression": (0.0, math.inf, False),
+            "concurrency": (1, 256, True),
+            "n_requests": (20, 1_000_000, True),
+            "rows": (1, 100_000, True),
         }
         values: dict[str, Any] = {}
         for key, value in raw.items():
@@ -103,8 +111,10 @@ class VerifyConfig:
             ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
             if not ok or not low <= value <= high:
                 kind = "an integer" if integer else "a number"
-                raise SpecError(f"{field_name}.{key}: expected {kind} in [{low:g}, {high:g}], "
-                                f"received {value!r}.")
+                raise SpecError(
+                    f"{field_name}.{key}: expected {kind} in [{low:g}, {high:g}], "
+                    f"received {value!r}."
+                )
             values[key] = value if integer else float(value)
         return cls(**values)
 
@@ -132,7 +142,9 @@ class Verdict:
 
 
 # -- statistics (pure) ----------------------------------------------------------------------------
-def corrected_interval(values: Sequence[float], test_fraction: float, alpha: float) -> tuple[float, float, float]:
+def corrected_interval(
+    values: Sequence[float], test_fraction: float, alpha: float
+) -> tuple[float, float, float]:
     """Mean and (1 - alpha) interval of a statistic over repeated-CV folds, corrected resampled t.
 
     ``test_fraction`` is n_test / n_train of one fold. Returns ``(mean, low, high)``.
@@ -167,16 +179,30 @@ def quantile_bounds(samples: Sequence[float], q: float, alpha: float) -> tuple[f
     return estimate, low, high
 
 
-def _judge(name: str, op: str, limit: float, estimate: float, low: float, high: float, where: str) -> dict[str, Any]:
+def _judge(
+    name: str, op: str, limit: float, estimate: float, low: float, high: float, where: str
+) -> dict[str, Any]:
     bound = high if op in ("<=", "<") else low
     passed = bound <= limit if op in ("<=", "<") else bound >= limit
     side = "upper" if op in ("<=", "<") else "lower"
-    return {"check": f"{name} {op} {limit:g}", "source": where, "estimate": estimate, "low": low,
-            "high": high, "bound": side, "passed": bool(passed),
-            "text": (f"{where} {name} {op} {limit:g}: {estimate:.4g} [{low:.4g}, {high:.4g}], {side} "
-                     f"bound {'meets' if passed else 'misses'} the limit"
-                     + ("; too few calls to bound this quantile: raise monitor.verify.n_requests"
-                        if math.isinf(bound) else ""))}
+    return {
+        "check": f"{name} {op} {limit:g}",
+        "source": where,
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "bound": side,
+        "passed": bool(passed),
+        "text": (
+            f"{where} {name} {op} {limit:g}: {estimate:.4g} [{low:.4g}, {high:.4g}], {side} "
+            f"bound {'meets' if passed else 'misses'} the limit"
+            + (
+                "; too few calls to bound this quantile: raise monitor.verify.n_requests"
+                if math.isinf(bound)
+                else ""
+            )
+        ),
+    }
 
 
 # -- measurement ----------------------------------------------------------------------------------
@@ -185,54 +211,69 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
     the version's spec data source checked against its fingerprint."""
     import pandas as pd
 
-    from tuneops.data import load_dataset
-
     features, target = list(record["features"]), record.get("target") or "target"
     if data is None:
-        source = ((record.get("spec") or {}).get("data") or {})
+        source = (record.get("spec") or {}).get("data") or {}
         if not source.get("source"):
             raise UsageError(
                 f"model {registry.name!r} version {record['version']}: no data source is recorded; "
                 "pass --data FILE with the features and the label column."
             )
-        data = load_dataset(source["source"], target=source.get("target"), task=source.get("task", "auto"))
+        data = load_dataset(
+            source["source"], target=source.get("target"), task=source.get("task", "auto")
+        )
         stored = (record.get("data") or {}).get("fingerprint")
         if stored and stored != data.fingerprint:
             raise DataError(
                 f"data {source['source']!r} has fingerprint {data.fingerprint} here, but version "
-                f"{record['version']} was trained on {stored}; pass --data with the data to verify on."
+                f"{record['version']} was trained on {stored}; pass --data with the data to "
+                "verify on."
             )
     if hasattr(data, "X") and hasattr(data, "y"):
         frame = data.X.assign(**{target: data.y.to_numpy()})
     elif isinstance(data, pd.DataFrame):
         frame = data
     else:
-        raise DataError(f"--data: expected a DataFrame or a dataset, received {type(data).__name__}.")
+        raise DataError(
+            f"--data: expected a DataFrame or a dataset, received {type(data).__name__}."
+        )
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     missing = [c for c in [*features, target] if c not in frame.columns]
     if missing:
-        raise DataError(f"--data: missing column(s) {', '.join(missing)}; version {record['version']} "
-                        f"needs the features {', '.join(features)} and the label column {target!r}.")
+        raise DataError(
+            f"--data: missing column(s) {', '.join(missing)}; version {record['version']} "
+            f"needs the features {', '.join(features)} and the label column {target!r}."
+        )
     frame = frame[frame[target].notna()].reset_index(drop=True)
     return frame[features], frame[target]
 
 
-def _folds(y: Any, task: str, config: VerifyConfig, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(
+    y: Any, task: str, config: VerifyConfig, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
 
     if task == "classification" and int(y.value_counts().min()) >= config.n_folds:
-        splitter: Any = RepeatedStratifiedKFold(n_splits=config.n_folds, n_repeats=config.n_repeats,
-                                                random_state=seed)
+        splitter: Any = RepeatedStratifiedKFold(
+            n_splits=config.n_folds, n_repeats=config.n_repeats, random_state=seed
+        )
     else:
-        splitter = RepeatedKFold(n_splits=config.n_folds, n_repeats=config.n_repeats, random_state=seed)
+        splitter = RepeatedKFold(
+            n_splits=config.n_folds, n_repeats=config.n_repeats, random_state=seed
+        )
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def _cross_validate(model: Any, X: Any, y: Any, folds: Sequence[tuple[np.ndarray, np.ndarray]],
-                    metrics: Sequence[str], labels: Any) -> list[dict[str, float]]:
+def _cross_validate(
+    model: Any,
+    X: Any,
+    y: Any,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    metrics: Sequence[str],
+    labels: Any,
+) -> list[dict[str, float]]:
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     out = []
     with threadpool_limits(limits=1), warnings.catch_warnings():
@@ -247,10 +288,10 @@ def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict
     """Per-call latency of ``predict`` on ``config.rows`` rows, ``concurrency`` calls at once
     (1: one after another), in 5 rounds; quantiles with distribution-free bounds, throughput
     per round with a t interval over the rounds."""
-    from threadpoolctl import threadpool_limits
-
-    calls = [X.iloc[[(i * config.rows + j) % len(X) for j in range(config.rows)]]
-             for i in range(config.n_requests)]
+    calls = [
+        X.iloc[[(i * config.rows + j) % len(X) for j in range(config.rows)]]
+        for i in range(config.n_requests)
+    ]
 
     def timed(frame: Any) -> float:
         t0 = time.perf_counter()
@@ -266,11 +307,17 @@ def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict
         for frame in calls[:concurrency]:
             model.predict(frame)  # warm-up
         for r in range(rounds):
-            chunk = calls[r * per_round:(r + 1) * per_round]
+            chunk = calls[r * per_round : (r + 1) * per_round]
             t0 = time.perf_counter()
-            samples += list(pool.map(timed, chunk)) if concurrency > 1 else [timed(c) for c in chunk]
+            samples += (
+                list(pool.map(timed, chunk)) if concurrency > 1 else [timed(c) for c in chunk]
+            )
             throughput.append(len(chunk) / (time.perf_counter() - t0))
-    out: dict[str, Any] = {"concurrency": concurrency, "n_requests": len(samples), "rows": config.rows}
+    out: dict[str, Any] = {
+        "concurrency": concurrency,
+        "n_requests": len(samples),
+        "rows": config.rows,
+    }
     for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99)):
         estimate, low, high = quantile_bounds([s * 1e3 for s in samples], q, config.alpha)
         out[name] = {"estimate": estimate, "low": low, "high": high}
@@ -314,7 +361,9 @@ def verify(
     versions = registry.versions()
     if candidate is None:
         if not versions:
-            raise UsageError(f"model {registry.name!r} has no version to verify; register one first.")
+            raise UsageError(
+                f"model {registry.name!r} has no version to verify; register one first."
+            )
         candidate = int(versions[-1]["version"])
     record_v = registry.version(candidate)
     raw_monitor = (record_v.get("spec") or {}).get("monitor") or {}
@@ -322,17 +371,31 @@ def verify(
     slo_config = SLOConfig.from_raw(slo) if slo is not None else monitor_settings(record_v)[0]
     model, _ = registry.load_model(candidate)
     champion_v = registry.champion()
-    champion_model = registry.load_model(champion_v)[0] if champion_v not in (None, candidate) else None
+    champion_model = (
+        registry.load_model(champion_v)[0] if champion_v not in (None, candidate) else None
+    )
     X, y = _frame_of(registry, record_v, data)
-    task = record_v.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
+    task = record_v.get("task") or (
+        "classification" if hasattr(model, "classes_") else "regression"
+    )
     spec = record_v.get("spec") or {}
-    constraints = [parse_constraint(c, "constraints", builtin_only=False) for c in spec.get("constraints") or []]
-    objectives = [o["metric"] if isinstance(o, Mapping) else str(o) for o in spec.get("objectives") or []]
-    monitored = ((record_v.get("profile") or {}).get("metric")
-                 or next((m for m in objectives if m in PERFORMANCE_METRICS), None)
-                 or ("accuracy" if task == "classification" else "r2"))
-    wanted = [monitored] + [m for m in objectives + [c.metric for c in constraints]
-                            if m in METRICS and METRICS[m].kind == "quality" and task in METRICS[m].tasks]
+    constraints = [
+        parse_constraint(c, "constraints", builtin_only=False)
+        for c in spec.get("constraints") or []
+    ]
+    objectives = [
+        o["metric"] if isinstance(o, Mapping) else str(o) for o in spec.get("objectives") or []
+    ]
+    monitored = (
+        (record_v.get("profile") or {}).get("metric")
+        or next((m for m in objectives if m in PERFORMANCE_METRICS), None)
+        or ("accuracy" if task == "classification" else "r2")
+    )
+    wanted = [monitored] + [
+        m
+        for m in objectives + [c.metric for c in constraints]
+        if m in METRICS and METRICS[m].kind == "quality" and task in METRICS[m].tasks
+    ]
     metrics = list(dict.fromkeys(wanted))
     labels = sorted(y.unique()) if task == "classification" else None
     folds = _folds(y, task, config, seed)
@@ -341,20 +404,40 @@ def verify(
     candidate_folds = _cross_validate(model, X, y, folds, metrics, labels)
     quality = {}
     for m in metrics:
-        mean, low, high = corrected_interval([f[m] for f in candidate_folds], test_fraction, config.alpha)
+        mean, low, high = corrected_interval(
+            [f[m] for f in candidate_folds], test_fraction, config.alpha
+        )
         quality[m] = {"mean": mean, "low": low, "high": high}
     checks: list[dict[str, Any]] = []
     comparison = None
     if champion_model is not None:
         champion_folds = _cross_validate(champion_model, X, y, folds, [monitored], labels)
-        sign = 1.0 if PERFORMANCE_METRICS.get(monitored, (None, "maximize"))[1] == "maximize" else -1.0
-        diffs = [sign * (c[monitored] - h[monitored]) for c, h in zip(candidate_folds, champion_folds, strict=True)]
+        sign = (
+            1.0 if PERFORMANCE_METRICS.get(monitored, (None, "maximize"))[1] == "maximize" else -1.0
+        )
+        diffs = [
+            sign * (c[monitored] - h[monitored])
+            for c, h in zip(candidate_folds, champion_folds, strict=True)
+        ]
         mean, low, high = corrected_interval(diffs, test_fraction, config.alpha)
         champion_mean = float(np.mean([h[monitored] for h in champion_folds]))
-        comparison = {"champion": champion_v, "metric": monitored, "champion_mean": champion_mean,
-                      "gain": mean, "low": low, "high": high}
-        check = _judge(f"gain in {monitored} over champion {champion_v}", ">=", 0.0 - config.max_regression + 0.0,
-                       mean, low, high, "paired CV")
+        comparison = {
+            "champion": champion_v,
+            "metric": monitored,
+            "champion_mean": champion_mean,
+            "gain": mean,
+            "low": low,
+            "high": high,
+        }
+        check = _judge(
+            f"gain in {monitored} over champion {champion_v}",
+            ">=",
+            0.0 - config.max_regression + 0.0,
+            mean,
+            low,
+            high,
+            "paired CV",
+        )
         checks.append(check)
 
     latency = _latency(model, X, config, 1)
@@ -364,34 +447,78 @@ def verify(
     for c in constraints:
         if c.metric in quality:
             q = quality[c.metric]
-            checks.append(_judge(c.metric, c.op, c.threshold, q["mean"], q["low"], q["high"], "constraint"))
+            checks.append(
+                _judge(c.metric, c.op, c.threshold, q["mean"], q["low"], q["high"], "constraint")
+            )
         elif c.metric in ("latency_p50_ms", "latency_p95_ms"):
             q = latency[c.metric]  # as tuning measured it: one call at a time
-            checks.append(_judge(c.metric, c.op, c.threshold, q["estimate"], q["low"], q["high"],
-                                 "constraint (one call at a time)"))
+            checks.append(
+                _judge(
+                    c.metric,
+                    c.op,
+                    c.threshold,
+                    q["estimate"],
+                    q["low"],
+                    q["high"],
+                    "constraint (one call at a time)",
+                )
+            )
         elif c.metric == "model_size_kb":
             size = latency["model_size_kb"]
-            checks.append(_judge(c.metric, c.op, c.threshold, size, size, size, "constraint (exact)"))
+            checks.append(
+                _judge(c.metric, c.op, c.threshold, size, size, size, "constraint (exact)")
+            )
     for name in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
         limit = getattr(slo_config, name)
         if limit is not None:
             q = concurrent[name]
-            checks.append(_judge(name, "<=", limit, q["estimate"], q["low"], q["high"],
-                                 f"SLO at {config.concurrency} parallel requests"))
+            checks.append(
+                _judge(
+                    name,
+                    "<=",
+                    limit,
+                    q["estimate"],
+                    q["low"],
+                    q["high"],
+                    f"SLO at {config.concurrency} parallel requests",
+                )
+            )
     if slo_config.min_rps is not None:
         q = concurrent["rps"]
-        checks.append(_judge("requests/s", ">=", slo_config.min_rps, q["estimate"], q["low"], q["high"],
-                             f"SLO at {config.concurrency} parallel requests"))
+        checks.append(
+            _judge(
+                "requests/s",
+                ">=",
+                slo_config.min_rps,
+                q["estimate"],
+                q["low"],
+                q["high"],
+                f"SLO at {config.concurrency} parallel requests",
+            )
+        )
 
     failed = [c for c in checks if not c["passed"]]
-    summary = (f"{monitored}: {quality[monitored]['mean']:.4g} [{quality[monitored]['low']:.4g}, "
-               f"{quality[monitored]['high']:.4g}] over {len(folds)} folds "
-               f"({config.n_folds} x {config.n_repeats})")
+    summary = (
+        f"{monitored}: {quality[monitored]['mean']:.4g} [{quality[monitored]['low']:.4g}, "
+        f"{quality[monitored]['high']:.4g}] over {len(folds)} folds "
+        f"({config.n_folds} x {config.n_repeats})"
+    )
     reasons = [summary] + [c["text"] for c in failed] + [c["text"] for c in checks if c["passed"]]
     verdict = Verdict(
-        version=candidate, verdict="fail" if failed else "pass", reasons=reasons, checks=checks,
-        quality=quality, comparison=comparison, latency=latency, concurrency=concurrent,
-        settings={**asdict(config), "slo": slo_config.to_dict(), "seed": seed, "n_rows": int(len(y))},
+        version=candidate,
+        verdict="fail" if failed else "pass",
+        reasons=reasons,
+        checks=checks,
+        quality=quality,
+        comparison=comparison,
+        latency=latency,
+        concurrency=concurrent,
+        settings={
+            **asdict(config),
+            "slo": slo_config.to_dict(),
+            "seed": seed,
+            "n_rows": int(len(y)),
+        },
     )
     if record:
         registry.record("verify", **verdict.to_dict())
