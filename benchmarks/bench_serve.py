@@ -149,6 +149,10 @@ def _added_latency(
                 model.predict(frames[i])
                 bare.append(time.perf_counter() - t0)
             bare_cpu += time.process_time() - c0
+            # A fresh connection per block: on a loaded machine the bare block can outlast
+            # uvicorn's 5 s keep-alive timeout, which closes the idle one.
+            client = _Client(port)
+            client.predict(rows[start], "warm")
             c0 = _cpu_seconds(pid)
             for i in range(start, min(start + block, n)):
                 t0 = time.perf_counter()

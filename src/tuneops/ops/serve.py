@@ -50,10 +50,11 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.ops.predlog import PredictionLog
@@ -72,8 +73,16 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
         "installed; install them with: pip install 'tuneops[serve]'"
     ) from _exc
 
-__all__ = ["ServeConfig", "ModelServer", "RunningServer", "create_app", "serve", "start_server",
-           "canary_bucket", "DEFAULT_LOG"]
+__all__ = [
+    "ServeConfig",
+    "ModelServer",
+    "RunningServer",
+    "create_app",
+    "serve",
+    "start_server",
+    "canary_bucket",
+    "DEFAULT_LOG",
+]
 
 logger = logging.getLogger("tuneops.serve")
 
@@ -135,8 +144,12 @@ class _Routing:
 
     @property
     def key(self) -> tuple[int, int | None, str | None, float]:
-        return (self.champion.version, self.challenger.version if self.challenger else None,
-                self.mode, self.share)
+        return (
+            self.champion.version,
+            self.challenger.version if self.challenger else None,
+            self.mode,
+            self.share,
+        )
 
 
 class _BadRequest(Exception):
@@ -151,13 +164,22 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
     if isinstance(payload, dict) and "rows" in payload:
         rows = payload["rows"]
         if not isinstance(rows, list):
-            raise _BadRequest(422, f"rows: expected a list of records, received {type(rows).__name__}.")
+            raise _BadRequest(
+                422, f"rows: expected a list of records, received {type(rows).__name__}."
+            )
         request_id, key = payload.get("request_id"), payload.get("key")
-        return rows, None if request_id is None else str(request_id), None if key is None else str(key)
+        return (
+            rows,
+            None if request_id is None else str(request_id),
+            None if key is None else str(key),
+        )
     if isinstance(payload, dict):
         return [payload], None, None
-    raise _BadRequest(422, "body: expected a JSON list of records, one record, or "
-                           f'{{"rows": [...]}}; received {type(payload).__name__}.')
+    raise _BadRequest(
+        422,
+        "body: expected a JSON list of records, one record, or "
+        f'{{"rows": [...]}}; received {type(payload).__name__}.',
+    )
 
 
 def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
@@ -169,21 +191,38 @@ def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
     wanted = set(loaded.features)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise _BadRequest(422, f"rows[{i}]: expected a JSON object of features, received "
-                                   f"{type(row).__name__}.")
+            raise _BadRequest(
+                422,
+                f"rows[{i}]: expected a JSON object of features, received {type(row).__name__}.",
+            )
         if row.keys() != wanted:
             missing = [f for f in loaded.features if f not in row]
             extra = [str(k) for k in row if k not in wanted]
-            raise _BadRequest(422, f"rows[{i}]: " + "; ".join(
-                ([f"missing feature(s) {', '.join(missing)}"] if missing else [])
-                + ([f"unexpected key(s) {', '.join(extra)}"] if extra else [])
-            ) + f". The model (version {loaded.version}) expects exactly: {', '.join(loaded.features)}.")
+            raise _BadRequest(
+                422,
+                f"rows[{i}]: "
+                + "; ".join(
+                    ([f"missing feature(s) {', '.join(missing)}"] if missing else [])
+                    + ([f"unexpected key(s) {', '.join(extra)}"] if extra else [])
+                )
+                + f". The model (version {loaded.version}) expects exactly: "
+                + ", ".join(loaded.features)
+                + ".",
+            )
         for name in loaded.numeric:
             value = row[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise _BadRequest(422, f"rows[{i}].{name}: expected a number (or null), received "
-                                       f"{value!r}.")
-    return pd.DataFrame.from_records(rows, columns=list(loaded.features))
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise _BadRequest(
+                    422, f"rows[{i}].{name}: expected a number (or null), received {value!r}."
+                )
+    columns = list(loaded.features)
+    values = [[row[f] for f in columns] for row in rows]
+    if len(loaded.numeric) == len(columns):
+        # All numeric (None -> NaN): one float array, half the CPU of building from records.
+        return pd.DataFrame(np.array(values, dtype=float), columns=columns)
+    return pd.DataFrame(values, columns=columns)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -212,31 +251,42 @@ class _Metrics:
 
     def render(self, routing: _Routing) -> str:
         lines = [
-            "# HELP tuneops_requests_total Prediction requests by answering model version, role and outcome.",
+            "# HELP tuneops_requests_total Prediction requests by answering model version, role "
+            "and outcome.",
             "# TYPE tuneops_requests_total counter",
         ]
         with self._lock:
             for (version, role, outcome), n in sorted(self.requests.items(), key=str):
-                lines.append(f'tuneops_requests_total{{version="{"" if version is None else version}",'
-                             f'role="{role}",outcome="{outcome}"}} {n}')
+                lines.append(
+                    f'tuneops_requests_total{{version="{"" if version is None else version}",'
+                    f'role="{role}",outcome="{outcome}"}} {n}'
+                )
             lines += [
                 "# HELP tuneops_request_latency_seconds Server-side latency of answered requests.",
                 "# TYPE tuneops_request_latency_seconds histogram",
             ]
             for version, counts in sorted(self.buckets.items()):
                 cumulative = 0
-                for bound, n in zip((*_BUCKETS, math.inf), counts):
+                for bound, n in zip((*_BUCKETS, math.inf), counts, strict=True):
                     cumulative += n
                     le = "+Inf" if bound == math.inf else repr(bound)
-                    lines.append(f'tuneops_request_latency_seconds_bucket{{version="{version}",le="{le}"}} {cumulative}')
-                lines.append(f'tuneops_request_latency_seconds_sum{{version="{version}"}} {self.sums[version]:.6f}')
-                lines.append(f'tuneops_request_latency_seconds_count{{version="{version}"}} {cumulative}')
+                    lines.append(
+                        "tuneops_request_latency_seconds_bucket"
+                        f'{{version="{version}",le="{le}"}} {cumulative}'
+                    )
+                lines.append(
+                    "tuneops_request_latency_seconds_sum"
+                    f'{{version="{version}"}} {self.sums[version]:.6f}'
+                )
+                lines.append(
+                    f'tuneops_request_latency_seconds_count{{version="{version}"}} {cumulative}'
+                )
             switches = self.switches
         lines += [
             "# HELP tuneops_champion_version The version answering requests by default.",
             "# TYPE tuneops_champion_version gauge",
             f"tuneops_champion_version {routing.champion.version}",
-            "# HELP tuneops_challenger_share Share of requests answered by the challenger (canary).",
+            "# HELP tuneops_challenger_share Share of requests the challenger answers (canary).",
             "# TYPE tuneops_challenger_share gauge",
             f"tuneops_challenger_share {routing.share if routing.mode == 'canary' else 0.0}",
             "# HELP tuneops_model_switches_total Hot switches of the served models.",
@@ -268,7 +318,8 @@ class ModelServer:
         loaded = self._load(champion)
         if loaded is None:
             raise UsageError(
-                f"refusing to serve model {self.registry.name!r}: its champion, version {champion}, "
+                f"refusing to serve model {self.registry.name!r}: its champion, version "
+                f"{champion}, "
                 f"cannot be loaded and verified: {self.refused[champion]}"
             )
         self.routing = _Routing(loaded)
@@ -281,17 +332,23 @@ class ModelServer:
         try:
             record = self.registry.version(version)
             model, metadata = self.registry.load_model(version)
-            features = tuple(str(f) for f in (record.get("features") or metadata.get("features") or ()))
+            features = tuple(
+                str(f) for f in (record.get("features") or metadata.get("features") or ())
+            )
             if not features:
                 raise UsageError("the version records no feature names")
             categorical = set(record.get("categorical") or ())
         except Exception as exc:  # noqa: BLE001 - any failure to load or verify means: do not serve it
             if self.refused.get(version) != str(exc):
-                logger.error("refusing to serve version %s of %r: %s", version, self.registry.name, exc)
+                logger.error(
+                    "refusing to serve version %s of %r: %s", version, self.registry.name, exc
+                )
             self.refused[version] = str(exc)
             return None
         self.refused.pop(version, None)
-        loaded = _Loaded(version, model, features, frozenset(f for f in features if f not in categorical))
+        loaded = _Loaded(
+            version, model, features, frozenset(f for f in features if f not in categorical)
+        )
         self._cache[version] = loaded
         return loaded
 
@@ -300,7 +357,12 @@ class ModelServer:
         challenger = self.registry.challenger()
         if challenger is None or challenger["version"] == champion:
             return (champion, None, None, 0.0)
-        return (champion, int(challenger["version"]), challenger["mode"], float(challenger.get("share", 0.0)))
+        return (
+            champion,
+            int(challenger["version"]),
+            challenger["mode"],
+            float(challenger.get("share", 0.0)),
+        )
 
     def _apply(self, desired: tuple[int, int | None, str | None, float]) -> bool:
         """Load what ``desired`` names and swap the routing; returns whether it changed."""
@@ -309,11 +371,15 @@ class ModelServer:
         champion_v, challenger_v, mode, share = desired
         champion = self._load(champion_v) or self.routing.champion  # refused: the current one stays
         challenger = self._load(challenger_v) if challenger_v is not None else None
-        routing = _Routing(champion, challenger, mode if challenger else None, share if challenger else 0.0)
+        routing = _Routing(
+            champion, challenger, mode if challenger else None, share if challenger else 0.0
+        )
         if routing.key == self.routing.key:
             return False
         previous, self.routing = self.routing, routing
-        keep = {routing.champion.version} | ({routing.challenger.version} if routing.challenger else set())
+        keep = {routing.champion.version} | (
+            {routing.challenger.version} if routing.challenger else set()
+        )
         self._cache = {v: m for v, m in self._cache.items() if v in keep}
         with self.metrics._lock:
             self.metrics.switches += 1
@@ -325,7 +391,9 @@ class ModelServer:
         try:
             return self._apply(self._desired())
         except Exception as exc:  # noqa: BLE001 - a storage hiccup must not stop serving
-            logger.warning("polling the registry of %r failed (serving on): %s", self.registry.name, exc)
+            logger.warning(
+                "polling the registry of %r failed (serving on): %s", self.registry.name, exc
+            )
             return False
 
     def _poll(self) -> None:
@@ -376,12 +444,21 @@ class ModelServer:
             return self._error(exc.status, str(exc))
         request_id = request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
         key = key or request.headers.get("x-request-key")
-        canary = (routing.mode == "canary" and routing.challenger is not None
-                  and canary_bucket(key or request_id) < routing.share)
+        canary = (
+            routing.mode == "canary"
+            and routing.challenger is not None
+            and canary_bucket(key or request_id) < routing.share
+        )
         answering = routing.challenger if canary and routing.challenger else routing.champion
         role = "challenger" if canary else "champion"
-        record: dict[str, Any] = {"kind": "prediction", "id": request_id, "t": time.time(),
-                                  "version": answering.version, "role": role, "mode": routing.mode}
+        record: dict[str, Any] = {
+            "kind": "prediction",
+            "id": request_id,
+            "t": time.time(),
+            "version": answering.version,
+            "role": role,
+            "mode": routing.mode,
+        }
         if key is not None:
             record["key"] = key
         try:
@@ -393,20 +470,31 @@ class ModelServer:
         except Exception as exc:  # noqa: BLE001 - the model failed on this input: a 500, logged
             latency = time.perf_counter() - start
             self.metrics.observe(answering.version, role, "error", latency)
-            record.update(status="error", error=f"{type(exc).__name__}: {exc}",
-                          latency_ms=latency * 1e3, n_rows=len(rows))
+            record.update(
+                status="error",
+                error=f"{type(exc).__name__}: {exc}",
+                latency_ms=latency * 1e3,
+                n_rows=len(rows),
+            )
             if self.log is not None:
                 self.log.append(record)
-            return self._error(500, f"version {answering.version} failed to predict: "
-                                    f"{type(exc).__name__}: {exc}", request_id)
+            return self._error(
+                500,
+                f"version {answering.version} failed to predict: {type(exc).__name__}: {exc}",
+                request_id,
+            )
         latency = time.perf_counter() - start
         self.metrics.observe(answering.version, role, "ok", latency)
-        record.update(status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions)
+        record.update(
+            status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
+        )
         if self.config.log_rows:
             record["rows"] = rows
         shadow = routing.challenger if routing.mode == "shadow" else None
-        body = json.dumps({"request_id": request_id, "version": answering.version,
-                           "predictions": predictions}, default=str)
+        body = json.dumps(
+            {"request_id": request_id, "version": answering.version, "predictions": predictions},
+            default=str,
+        )
         # Shadow scoring and the log write run after the answer is sent.
         task = BackgroundTask(self._after, record, shadow, X)
         return Response(body, media_type="application/json", background=task)
@@ -415,11 +503,17 @@ class ModelServer:
         if shadow is not None:
             t0 = time.perf_counter()
             try:
-                record["shadow"] = {"version": shadow.version, "prediction": shadow.model.predict(X).tolist(),
-                                    "latency_ms": (time.perf_counter() - t0) * 1e3}
+                record["shadow"] = {
+                    "version": shadow.version,
+                    "prediction": shadow.model.predict(X).tolist(),
+                    "latency_ms": (time.perf_counter() - t0) * 1e3,
+                }
                 self.metrics.observe(shadow.version, "shadow", "ok", time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - a failing shadow never affects the answer
-                record["shadow"] = {"version": shadow.version, "error": f"{type(exc).__name__}: {exc}"}
+                record["shadow"] = {
+                    "version": shadow.version,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
                 self.metrics.observe(shadow.version, "shadow", "error", None)
         if self.log is not None:
             try:
@@ -434,13 +528,20 @@ class ModelServer:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._error(400, f"body: expected JSON, could not parse it: {exc}.")
-        if isinstance(payload, dict) and "labels" in payload and isinstance(payload["labels"], dict):
+        if (
+            isinstance(payload, dict)
+            and "labels" in payload
+            and isinstance(payload["labels"], dict)
+        ):
             labels = {str(k): v for k, v in payload["labels"].items()}
         elif isinstance(payload, dict) and "request_id" in payload and "label" in payload:
             labels = {str(payload["request_id"]): payload["label"]}
         else:
-            return self._error(422, 'body: expected {"request_id": ID, "label": VALUE} or '
-                                    '{"labels": {ID: VALUE, ...}}.')
+            return self._error(
+                422,
+                'body: expected {"request_id": ID, "label": VALUE} or '
+                '{"labels": {ID: VALUE, ...}}.',
+            )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
         for request_id, value in labels.items():
@@ -449,21 +550,24 @@ class ModelServer:
 
     async def health(self, request: Request) -> Response:
         routing = self.routing
-        return JSONResponse({
-            "status": "ok",
-            "model": self.registry.name,
-            "champion": routing.champion.version,
-            "challenger": routing.challenger.version if routing.challenger else None,
-            "mode": routing.mode,
-            "share": routing.share,
-            "refused": {str(v): reason for v, reason in self.refused.items()},
-        })
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": self.registry.name,
+                "champion": routing.champion.version,
+                "challenger": routing.challenger.version if routing.challenger else None,
+                "mode": routing.mode,
+                "share": routing.share,
+                "refused": {str(v): reason for v, reason in self.refused.items()},
+            }
+        )
 
     async def prometheus(self, request: Request) -> Response:
         if not self._authorized(request):
             return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
-        return PlainTextResponse(self.metrics.render(self.routing),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            self.metrics.render(self.routing), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     def app(self) -> Starlette:
         return Starlette(
@@ -477,7 +581,9 @@ class ModelServer:
         )
 
 
-def create_app(config: ServeConfig, registry: Registry | None = None) -> tuple[Starlette, ModelServer]:
+def create_app(
+    config: ServeConfig, registry: Registry | None = None
+) -> tuple[Starlette, ModelServer]:
     """The ASGI app and its state, for any ASGI server (uvicorn, hypercorn, a test client).
 
     Raises:
@@ -489,8 +595,11 @@ def create_app(config: ServeConfig, registry: Registry | None = None) -> tuple[S
 
 def _warn_if_exposed(config: ServeConfig) -> None:
     if config.host not in _LOOPBACK and config.token is None:
-        logger.warning("serving on %s without --token: anyone who reaches this address can query "
-                       "the model; set a token or bind to 127.0.0.1.", config.host)
+        logger.warning(
+            "serving on %s without --token: anyone who reaches this address can query "
+            "the model; set a token or bind to 127.0.0.1.",
+            config.host,
+        )
 
 
 def _socket(host: str, port: int) -> socket.socket:
@@ -505,7 +614,9 @@ def _socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"--host/--port: cannot listen on {host}:{port}: {exc}; choose a free port.") from None
+        raise UsageError(
+            f"--host/--port: cannot listen on {host}:{port}: {exc}; choose a free port."
+        ) from None
     return sock
 
 
@@ -549,7 +660,9 @@ class RunningServer:
         self.stop()
 
 
-def start_server(config: ServeConfig, registry: Registry | None = None, *, timeout: float = 20.0) -> RunningServer:
+def start_server(
+    config: ServeConfig, registry: Registry | None = None, *, timeout: float = 20.0
+) -> RunningServer:
     """Start serving in a background thread on ``config.port`` (0: a free port); returns when
     the server accepts connections.
 
@@ -561,8 +674,9 @@ def start_server(config: ServeConfig, registry: Registry | None = None, *, timeo
     sock = _socket(config.host, config.port)
     port = sock.getsockname()[1]
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]},
-                              name="tuneops-serve", daemon=True)
+    thread = threading.Thread(
+        target=uvicorn_server.run, kwargs={"sockets": [sock]}, name="tuneops-serve", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + timeout
     while not uvicorn_server.started:
@@ -570,8 +684,9 @@ def start_server(config: ServeConfig, registry: Registry | None = None, *, timeo
             uvicorn_server.should_exit = True
             server.close()
             sock.close()
-            raise RuntimeError(f"the server on {config.host}:{port} did not start within {timeout:g} s.")
+            raise RuntimeError(
+                f"the server on {config.host}:{port} did not start within {timeout:g} s."
+            )
         time.sleep(0.01)
     host = f"[{config.host}]" if ":" in config.host else config.host
     return RunningServer(f"http://{host}:{port}", server, uvicorn_server, thread, sock)
-
