@@ -27,18 +27,32 @@ def logistic(C: float = 1.0) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500)).fit(X, y)
 
 
-def register(registry: Registry, model: Any, out: Path, *, promote: bool = False,
-             spec: dict[str, Any] | None = None) -> int:
+def register(
+    registry: Registry,
+    model: Any,
+    out: Path,
+    *,
+    promote: bool = False,
+    spec: dict[str, Any] | None = None,
+) -> int:
     """Save ``model`` as an artifact and add it as a version (promoted if asked)."""
     number = registry.reserve_version()
     path = save_model(model, {"features": FEATURES, "task": "classification"}, out / f"v{number}")
-    registry.add_version({
-        "version": number, "source": {"kind": "test"},
-        "artifact": {"path": str(path.resolve()), "sha256": sha256_file(path)},
-        "features": FEATURES, "categorical": [], "target": "target", "task": "classification",
-        "spec": spec or {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}]},
-        "data": {}, "metrics": {},
-    })
+    registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path.resolve()), "sha256": sha256_file(path)},
+            "features": FEATURES,
+            "categorical": [],
+            "target": "target",
+            "task": "classification",
+            "spec": spec
+            or {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}]},
+            "data": {},
+            "metrics": {},
+        }
+    )
     if promote:
         registry.promote(number, "test")
     return number

@@ -19,9 +19,16 @@ def test_webhook_and_command_receive_the_event(tmp_path: Path) -> None:
     out = tmp_path / "alert.json"
     script = f"import sys, pathlib; pathlib.Path({str(out)!r}).write_text(sys.stdin.read())"
     try:
-        config = AlertConfig.from_raw({"webhook": hook.url, "command": [sys.executable, "-c", script]})
-        deliveries = send_alert(config, "rollback", model="iris", summary="version 2 rolled back",
-                                details={"version": 1})
+        config = AlertConfig.from_raw(
+            {"webhook": hook.url, "command": [sys.executable, "-c", script]}
+        )
+        deliveries = send_alert(
+            config,
+            "rollback",
+            model="iris",
+            summary="version 2 rolled back",
+            details={"version": 1},
+        )
     finally:
         hook.close()
     assert [(d.target, d.ok) for d in deliveries] == [("webhook", True), ("command", True)]
@@ -37,11 +44,23 @@ def test_failures_are_logged_never_raised(caplog: pytest.LogCaptureFixture) -> N
     try:
         with caplog.at_level(logging.WARNING, logger="tuneops.alerts"):
             deliveries = send_alert(
-                AlertConfig.from_raw({"webhook": refused.url, "timeout_s": 2}), "slo", model="m", summary="s")
-            deliveries += send_alert(AlertConfig.from_raw({"webhook": failing.url}), "slo", model="m", summary="s")
-            deliveries += send_alert(AlertConfig.from_raw({"command": "false"}), "slo", model="m", summary="s")
-            deliveries += send_alert(AlertConfig.from_raw({"command": "no-such-command-xyz"}), "slo",
-                                     model="m", summary="s")
+                AlertConfig.from_raw({"webhook": refused.url, "timeout_s": 2}),
+                "slo",
+                model="m",
+                summary="s",
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"webhook": failing.url}), "slo", model="m", summary="s"
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"command": "false"}), "slo", model="m", summary="s"
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"command": "no-such-command-xyz"}),
+                "slo",
+                model="m",
+                summary="s",
+            )
     finally:
         failing.close()
     assert [d.ok for d in deliveries] == [False, False, False, False]
@@ -68,9 +87,13 @@ def test_only_the_kinds_asked_for_are_sent() -> None:
 
 
 def test_bad_alert_settings_name_the_field() -> None:
-    with pytest.raises(SpecError, match="monitor.alerts.webhook: expected an http:// or https:// URL"):
+    with pytest.raises(
+        SpecError, match="monitor.alerts.webhook: expected an http:// or https:// URL"
+    ):
         AlertConfig.from_raw({"webhook": "ftp://x"})
-    with pytest.raises(SpecError, match="monitor.alerts.on: unknown alert kind 'rolback'.*'rollback'"):
+    with pytest.raises(
+        SpecError, match="monitor.alerts.on: unknown alert kind 'rolback'.*'rollback'"
+    ):
         AlertConfig.from_raw({"on": ["rolback"]})
     with pytest.raises(SpecError, match="unknown alert setting 'hook'"):
         AlertConfig.from_raw({"hook": "http://x"})

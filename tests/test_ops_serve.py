@@ -28,7 +28,13 @@ def registry(workdir: Path) -> Registry:
 
 
 def config(**changes: object) -> ServeConfig:
-    settings: dict = {"model": "iris", "port": 0, "log": "predictions.jsonl", "poll_s": 0.1, **changes}
+    settings: dict = {
+        "model": "iris",
+        "port": 0,
+        "log": "predictions.jsonl",
+        "poll_s": 0.1,
+        **changes,
+    }
     return ServeConfig(**settings)
 
 
@@ -46,15 +52,19 @@ def test_shadow_logs_both_answers_and_returns_the_champions(registry: Registry) 
     champion, challenger = logistic(1.0).predict(frame), logistic(0.01).predict(frame)
     assert (champion != challenger).any()  # the test can tell the two answers apart
     with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
-        answers = [client.post("/predict", json={"rows": [row], "request_id": f"r{i}"}).json()
-                   for i, row in enumerate(sent)]
+        answers = [
+            client.post("/predict", json={"rows": [row], "request_id": f"r{i}"}).json()
+            for i, row in enumerate(sent)
+        ]
     assert {a["version"] for a in answers} == {1}
     assert [a["predictions"][0] for a in answers] == champion.tolist()
     logged = {r["id"]: r for r in read_log("predictions.jsonl").predictions}
     assert len(logged) == len(sent)
     for i in range(len(sent)):
         record = logged[f"r{i}"]
-        assert record["version"] == 1 and record["role"] == "champion" and record["mode"] == "shadow"
+        assert (
+            record["version"] == 1 and record["role"] == "champion" and record["mode"] == "shadow"
+        )
         assert record["prediction"] == [champion[i]] and record["shadow"]["version"] == 2
         assert record["shadow"]["prediction"] == [challenger[i]]
         assert record["rows"] == [sent[i]] and record["latency_ms"] > 0
@@ -64,19 +74,29 @@ def test_canary_answers_its_share_sticky_by_key(registry: Registry) -> None:
     registry.set_challenger(2, "canary", share=0.3)
     keys = [f"user-{i}" for i in range(300)]
     with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
-        versions = [client.post("/predict", json={"rows": rows(1, i), "key": k}).json()["version"]
-                    for i, k in enumerate(keys)]
-        again = [client.post("/predict", json={"rows": rows(1), "key": k}).json()["version"]
-                 for k in keys[:50]]
+        versions = [
+            client.post("/predict", json={"rows": rows(1, i), "key": k}).json()["version"]
+            for i, k in enumerate(keys)
+        ]
+        again = [
+            client.post("/predict", json={"rows": rows(1), "key": k}).json()["version"]
+            for k in keys[:50]
+        ]
         metrics = client.get("/metrics").text
     share = versions.count(2) / len(versions)
     assert abs(share - 0.3) < 0.08  # 3 standard deviations of a binomial share at n=300
     assert versions == [2 if canary_bucket(k) < 0.3 else 1 for k in keys]  # the documented rule
     assert again == versions[:50]  # sticky: a key keeps its model
     answered_by_2 = versions.count(2) + again.count(2)
-    assert f'tuneops_requests_total{{version="2",role="challenger",outcome="ok"}} {answered_by_2}' in metrics
+    assert (
+        f'tuneops_requests_total{{version="2",role="challenger",outcome="ok"}} {answered_by_2}'
+        in metrics
+    )
     assert "tuneops_challenger_share 0.3" in metrics
-    assert {r["role"] for r in read_log("predictions.jsonl").predictions} == {"champion", "challenger"}
+    assert {r["role"] for r in read_log("predictions.jsonl").predictions} == {
+        "champion",
+        "challenger",
+    }
 
 
 def test_a_tampered_artifact_is_never_served(registry: Registry) -> None:
@@ -141,22 +161,32 @@ def test_promotion_and_rollback_under_load_lose_no_request(registry: Registry) -
 
 
 def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Registry) -> None:
-    with start_server(config(token="s3cret")) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        start_server(config(token="s3cret")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         assert client.post("/predict", json=rows(1)).status_code == 401
         assert client.get("/metrics").status_code == 401
         assert client.get("/health").status_code == 200  # health needs no token
         auth = {"Authorization": "Bearer s3cret"}
         missing = client.post("/predict", json=[{"sepal length (cm)": 1.0}], headers=auth)
         assert missing.status_code == 422
-        assert "missing feature(s) sepal width (cm), petal length (cm), petal width (cm)" in missing.json()["error"]
-        text = client.post("/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth)
+        assert (
+            "missing feature(s) sepal width (cm), petal length (cm), petal width (cm)"
+            in missing.json()["error"]
+        )
+        text = client.post(
+            "/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth
+        )
         assert text.status_code == 422
         assert "rows[0].petal width (cm): expected a number" in text.json()["error"]
         assert client.post("/predict", content=b"{nope", headers=auth).status_code == 400
         ok = client.post("/predict", json=rows(3), headers={**auth, "X-Request-ID": "abc"})
         assert ok.status_code == 200 and ok.json()["request_id"] == "abc"
         assert len(ok.json()["predictions"]) == 3
-        labelled = client.post("/label", json={"request_id": "abc", "label": [0, 0, 0]}, headers=auth)
+        labelled = client.post(
+            "/label", json={"request_id": "abc", "label": [0, 0, 0]}, headers=auth
+        )
         assert labelled.json() == {"labelled": 1}
         metrics = client.get("/metrics", headers=auth).text
     assert 'tuneops_requests_total{version="1",role="champion",outcome="ok"} 1' in metrics

@@ -15,8 +15,11 @@ from tuneops.ops.registry import Registry, sha256_file
 from tuneops.ops.verify import VerifyConfig, corrected_interval, quantile_bounds, verify
 
 FAST = {"n_folds": 5, "n_repeats": 2, "n_requests": 100, "concurrency": 2}
-SPEC = {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}],
-        "constraints": ["accuracy >= 0.9"]}
+SPEC = {
+    "data": {"source": "sklearn:iris"},
+    "objectives": [{"metric": "accuracy"}],
+    "constraints": ["accuracy >= 0.9"],
+}
 
 
 @pytest.fixture
@@ -49,26 +52,45 @@ def test_a_better_candidate_passes_and_the_verdict_is_an_event(registry: Registr
     assert registry.events()[-1]["kind"] == "verify"
 
 
-def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(registry: Registry, workdir: Path) -> None:
+def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
+    registry: Registry, workdir: Path
+) -> None:
     from _ops_helpers import iris
 
     X, y = iris()
-    path = save_model(DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "art" / "dummy")
+    path = save_model(
+        DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "art" / "dummy"
+    )
     number = registry.reserve_version()
-    registry.add_version({"version": number, "source": {"kind": "test"},
-                          "artifact": {"path": str(path), "sha256": sha256_file(path)},
-                          "features": list(X.columns), "categorical": [], "target": "target",
-                          "task": "classification", "spec": SPEC, "data": {}})
+    registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path), "sha256": sha256_file(path)},
+            "features": list(X.columns),
+            "categorical": [],
+            "target": "target",
+            "task": "classification",
+            "spec": SPEC,
+            "data": {},
+        }
+    )
     verdict = verify(registry, number, config=FAST, slo={"latency_p95_ms": 1e-6, "min_rps": 1e9})
     assert verdict.verdict == "fail"
     failed = {c["check"] for c in verdict.checks if not c["passed"]}
-    assert failed == {"accuracy >= 0.9", "gain in accuracy over champion 1 >= 0",
-                      "latency_p95_ms <= 1e-06", "requests/s >= 1e+09"}
+    assert failed == {
+        "accuracy >= 0.9",
+        "gain in accuracy over champion 1 >= 0",
+        "latency_p95_ms <= 1e-06",
+        "requests/s >= 1e+09",
+    }
     assert any("upper bound misses the limit" in r for r in verdict.reasons)
     assert registry.verification(number)["verdict"] == "fail"
     # 100 calls cannot bound a p99 from above: the gate fails it and says why.
     verdict = verify(registry, 2, config=FAST, slo={"latency_p99_ms": 10_000}, record=False)
-    assert verdict.verdict == "fail" and any("raise monitor.verify.n_requests" in r for r in verdict.reasons)
+    assert verdict.verdict == "fail" and any(
+        "raise monitor.verify.n_requests" in r for r in verdict.reasons
+    )
 
 
 def test_the_gate_refuses_a_tampered_candidate_and_bad_settings(registry: Registry) -> None:
@@ -76,7 +98,9 @@ def test_the_gate_refuses_a_tampered_candidate_and_bad_settings(registry: Regist
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(UsageError, match="version 2: artifact .* has sha256"):
         verify(registry, 2, config=FAST)
-    with pytest.raises(SpecError, match=r"monitor.verify.n_folds: expected an integer in \[2, 20\], received 1"):
+    with pytest.raises(
+        SpecError, match=r"monitor.verify.n_folds: expected an integer in \[2, 20\], received 1"
+    ):
         VerifyConfig.from_raw({"n_folds": 1})
     with pytest.raises(SpecError, match="unknown verify setting 'folds'.*Did you mean 'n_folds'"):
         VerifyConfig.from_raw({"folds": 5})

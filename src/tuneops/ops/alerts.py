@@ -62,38 +62,56 @@ class AlertConfig:
         if isinstance(raw, AlertConfig):
             return raw
         if not isinstance(raw, Mapping):
-            raise SpecError(f"{field_name}: expected a mapping (webhook, command, on, timeout_s), "
-                            f"received {type(raw).__name__}.")
+            raise SpecError(
+                f"{field_name}: expected a mapping (webhook, command, on, timeout_s), "
+                f"received {type(raw).__name__}."
+            )
         valid = ("webhook", "command", "on", "timeout_s")
         for key in raw:
             if key not in valid:
                 raise SpecError(unknown_name("alert setting", key, valid, field=field_name))
         webhook = raw.get("webhook")
-        if webhook is not None and (not isinstance(webhook, str)
-                                    or not webhook.startswith(("http://", "https://"))):
-            raise SpecError(f"{field_name}.webhook: expected an http:// or https:// URL, received "
-                            f"{webhook!r}.")
+        if webhook is not None and (
+            not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+        ):
+            raise SpecError(
+                f"{field_name}.webhook: expected an http:// or https:// URL, received {webhook!r}."
+            )
         command = raw.get("command")
         if command is not None:
             if isinstance(command, str):
                 command = shlex.split(command)
-            if (not isinstance(command, Sequence) or not command
-                    or not all(isinstance(c, str) for c in command)):
-                raise SpecError(f"{field_name}.command: expected a command line (a string or a list "
-                                f"of strings), received {raw.get('command')!r}.")
+            if (
+                not isinstance(command, Sequence)
+                or not command
+                or not all(isinstance(c, str) for c in command)
+            ):
+                raise SpecError(
+                    f"{field_name}.command: expected a command line (a string or a list "
+                    f"of strings), received {raw.get('command')!r}."
+                )
             command = tuple(command)
         on = raw.get("on", ALERT_KINDS)
         if isinstance(on, str):
             on = [on]
         if not isinstance(on, Sequence):
-            raise SpecError(f"{field_name}.on: expected a list of {', '.join(ALERT_KINDS)}, "
-                            f"received {on!r}.")
+            raise SpecError(
+                f"{field_name}.on: expected a list of {', '.join(ALERT_KINDS)}, received {on!r}."
+            )
         for kind in on:
             if kind not in ALERT_KINDS:
-                raise SpecError(unknown_name("alert kind", kind, ALERT_KINDS, field=f"{field_name}.on"))
+                raise SpecError(
+                    unknown_name("alert kind", kind, ALERT_KINDS, field=f"{field_name}.on")
+                )
         timeout = raw.get("timeout_s", 5.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
-            raise SpecError(f"{field_name}.timeout_s: expected seconds in (0, 300], received {timeout!r}.")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= 300
+        ):
+            raise SpecError(
+                f"{field_name}.timeout_s: expected seconds in (0, 300], received {timeout!r}."
+            )
         return cls(webhook=webhook, command=command, on=tuple(on), timeout_s=float(timeout))
 
     @property
@@ -113,7 +131,9 @@ class Delivery:
 
 def _post(url: str, body: bytes, timeout: float) -> Delivery:
     request = urllib.request.Request(
-        url, data=body, method="POST",
+        url,
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "tuneops-alerts"},
     )
     try:
@@ -130,7 +150,9 @@ def _post(url: str, body: bytes, timeout: float) -> Delivery:
 
 def _run(command: Sequence[str], body: bytes, timeout: float) -> Delivery:
     try:
-        done = subprocess.run(list(command), input=body, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            list(command), input=body, capture_output=True, timeout=timeout, check=False
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return Delivery("command", False, f"{command[0]!r} failed to run: {exc}")
     if done.returncode != 0:
@@ -165,7 +187,7 @@ def send_alert(
     event = {
         "kind": kind,
         "model": model,
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "summary": summary,
         "details": dict(details or {}),
     }
@@ -177,8 +199,13 @@ def send_alert(
         out.append(_run(config.command, body, config.timeout_s))
     for delivery in out:
         if not delivery.ok:
-            logger.warning("alert %s for model %r not delivered to its %s: %s",
-                           kind, model, delivery.target, delivery.error)
+            logger.warning(
+                "alert %s for model %r not delivered to its %s: %s",
+                kind,
+                model,
+                delivery.target,
+                delivery.error,
+            )
     return out
 
 
@@ -191,11 +218,19 @@ def alerts_for_assessment(
     decision = getattr(assessment, "decision", None)
     if decision in ("warn", "retune"):
         reasons = list(getattr(assessment, "reasons", []))
-        out += send_alert(config, decision, model=model,
-                          summary=f"monitor: {decision}: {reasons[0] if reasons else ''}",
-                          details={"reasons": reasons, "n_rows": getattr(assessment, "n_rows", None)})
+        out += send_alert(
+            config,
+            decision,
+            model=model,
+            summary=f"monitor: {decision}: {reasons[0] if reasons else ''}",
+            details={"reasons": reasons, "n_rows": getattr(assessment, "n_rows", None)},
+        )
     if outcome is not None and getattr(outcome, "decision", None) == "promote":
-        out += send_alert(config, "promote", model=model,
-                          summary=f"re-tuning promoted version {outcome.challenger}",
-                          details=outcome.to_dict())
+        out += send_alert(
+            config,
+            "promote",
+            model=model,
+            summary=f"re-tuning promoted version {outcome.challenger}",
+            details=outcome.to_dict(),
+        )
     return out

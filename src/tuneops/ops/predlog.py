@@ -163,5 +163,11 @@ def labelled_rows(record: Mapping[str, Any]) -> Iterable[tuple[Any, Any, Any]]:
     labels = label if isinstance(label, list) else [label]
     if label is None or len(labels) != len(predictions):
         return []
-    shadows = shadow if isinstance(shadow, list) and len(shadow) == len(predictions) else [None] * len(labels)
-    return [(y, p, s) for y, p, s in zip(labels, predictions, shadows) if y is not None]
+    shadows = (
+        shadow
+        if isinstance(shadow, list) and len(shadow) == len(predictions)
+        else [None] * len(labels)
+    )
+    return [
+        (y, p, s) for y, p, s in zip(labels, predictions, shadows, strict=True) if y is not None
+    ]
