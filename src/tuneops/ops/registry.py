@@ -10,8 +10,10 @@ machine that sees the studies sees the champion. Its study user attributes hold:
   training data (per-feature distributions, out-of-fold prediction distribution, reference
   metric) that monitoring compares batches with;
 * ``tuneops:champion`` - the current champion and the history of champions (for rollback);
+* ``tuneops:challenger`` - the version that ``tuneops serve`` runs beside the champion (shadow
+  or canary) and its share of traffic, or none;
 * ``tuneops:event:<time>`` - one record per event (``register``, ``promote``, ``rollback``,
-  ``monitor``, ``retune``), appended, never rewritten.
+  ``monitor``, ``retune``, ``verify``, ``challenger``, ``live``), appended, never rewritten.
 
 Each record is its own key, so writers append instead of rewriting one growing document.
 The model file is verified against its sha256 before it is loaded.
@@ -53,6 +55,7 @@ PREFIX = "tuneops-registry:"
 _VERSION = "tuneops:version:"
 _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
+_CHALLENGER = "tuneops:challenger"
 
 
 def _now() -> str:
@@ -147,6 +150,20 @@ class Registry:
             )
         return champion
 
+    def champion_history(self) -> list[int]:
+        """The previous champions, oldest first (where :meth:`rollback` goes back to)."""
+        return list((self._attrs().get(_CHAMPION) or {}).get("history", []))
+
+    def challenger(self) -> dict[str, Any] | None:
+        """The served challenger: ``{"version", "mode" ("shadow"|"canary"), "share", "since"}``."""
+        state = self._attrs().get(_CHALLENGER)
+        return state if state and state.get("version") is not None else None
+
+    def verification(self, number: int) -> dict[str, Any] | None:
+        """The latest ``verify`` event of version ``number`` (the staging gate), or None."""
+        found = [e for e in self.events("verify") if e.get("version") == number]
+        return found[-1] if found else None
+
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         attrs = self._attrs()
         keys = sorted(k for k in attrs if k.startswith(_EVENT))
@@ -233,6 +250,32 @@ class Registry:
             history.append(previous)
         self.study.set_user_attr(_CHAMPION, {"version": number, "since": _now(), "history": history})
         return self.record("promote", version=number, previous=previous, reason=reason)
+
+    def set_challenger(self, number: int, mode: str, share: float = 0.0,
+                       reason: str = "set by hand") -> dict[str, Any]:
+        """Serve version ``number`` beside the champion: ``shadow`` (scores every request, answers
+        none) or ``canary`` (answers ``share`` of the requests).
+
+        Raises:
+            UsageError: no such version, an unknown mode, or a share outside [0, 1].
+        """
+        self.version(number)
+        if mode not in ("shadow", "canary"):
+            raise UsageError(f"--mode: expected 'shadow' or 'canary', received {mode!r}.")
+        if not 0.0 <= share <= 1.0:
+            raise UsageError(f"--share: expected a share of traffic in [0, 1], received {share!r}.")
+        # Microseconds: live monitoring counts the challenger's traffic from this instant on.
+        since = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+        state = {"version": number, "mode": mode, "share": float(share), "since": since}
+        self.study.set_user_attr(_CHALLENGER, state)
+        self.record("challenger", **state, reason=reason)
+        return state
+
+    def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:
+        """Stop serving the challenger (after its promotion, or when it is withdrawn)."""
+        previous = (self.challenger() or {}).get("version")
+        self.study.set_user_attr(_CHALLENGER, {"version": None, "since": _now()})
+        return self.record("challenger", version=None, previous=previous, reason=reason)
 
     def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
         """Restore a previous champion (the one before the current, or version ``to``).

@@ -1,0 +1,236 @@
+"""Alerts: tell a person (or a pager) when the production loop decides something.
+
+The spec's ``monitor.alerts`` section (a plain mapping, validated by :meth:`AlertConfig.from_raw`)::
+
+    monitor:
+      alerts:
+        webhook: https://hooks.example.com/tuneops   # HTTP POST, JSON body
+        command: ["notify-send", "tuneops"]           # or a string, split like a shell would
+        on: [warn, retune, slo, promote, rollback]    # default: all of them
+        timeout_s: 5
+
+Every alert is one JSON object: ``{"kind", "model", "time", "summary", "details"}``. The
+webhook receives it as the request body; the command receives it on standard input.
+
+Delivery failures (a refused connection, a non-2xx answer, a command that exits non-zero or
+does not exist, a timeout) are logged on the ``tuneops.alerts`` logger and returned as
+:class:`Delivery` records: an unreachable pager must never stop monitoring, serving or a
+rollback that the alert is about.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shlex
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuneops.errors import SpecError, unknown_name
+
+__all__ = ["ALERT_KINDS", "AlertConfig", "Delivery", "send_alert", "alerts_for_assessment"]
+
+#: What can raise an alert: monitoring decisions, an SLO breach, and the two champion changes.
+ALERT_KINDS = ("warn", "retune", "slo", "promote", "rollback")
+
+logger = logging.getLogger("tuneops.alerts")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """Where alerts go and which kinds are sent (``monitor.alerts``)."""
+
+    webhook: str | None = None
+    command: tuple[str, ...] | None = None
+    on: tuple[str, ...] = ALERT_KINDS
+    timeout_s: float = 5.0
+
+    @classmethod
+    def from_raw(cls, raw: Any, field_name: str = "monitor.alerts") -> AlertConfig:
+        """Validate a ``monitor.alerts`` mapping (None: no alerts).
+
+        Raises:
+            SpecError: an unknown key, a webhook that is not an http(s) URL, an unknown kind.
+        """
+        if raw is None:
+            return cls()
+        if isinstance(raw, AlertConfig):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise SpecError(
+                f"{field_name}: expected a mapping (webhook, command, on, timeout_s), "
+                f"received {type(raw).__name__}."
+            )
+        valid = ("webhook", "command", "on", "timeout_s")
+        for key in raw:
+            if key not in valid:
+                raise SpecError(unknown_name("alert setting", key, valid, field=field_name))
+        webhook = raw.get("webhook")
+        if webhook is not None and (
+            not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+        ):
+            raise SpecError(
+                f"{field_name}.webhook: expected an http:// or https:// URL, received {webhook!r}."
+            )
+        command = raw.get("command")
+        if command is not None:
+            if isinstance(command, str):
+                command = shlex.split(command)
+            if (
+                not isinstance(command, Sequence)
+                or not command
+                or not all(isinstance(c, str) for c in command)
+            ):
+                raise SpecError(
+                    f"{field_name}.command: expected a command line (a string or a list "
+                    f"of strings), received {raw.get('command')!r}."
+                )
+            command = tuple(command)
+        on = raw.get("on", ALERT_KINDS)
+        if isinstance(on, str):
+            on = [on]
+        if not isinstance(on, Sequence):
+            raise SpecError(
+                f"{field_name}.on: expected a list of {', '.join(ALERT_KINDS)}, received {on!r}."
+            )
+        for kind in on:
+            if kind not in ALERT_KINDS:
+                raise SpecError(
+                    unknown_name("alert kind", kind, ALERT_KINDS, field=f"{field_name}.on")
+                )
+        timeout = raw.get("timeout_s", 5.0)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout <= 300
+        ):
+            raise SpecError(
+                f"{field_name}.timeout_s: expected seconds in (0, 300], received {timeout!r}."
+            )
+        return cls(webhook=webhook, command=command, on=tuple(on), timeout_s=float(timeout))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook or self.command)
+
+
+@dataclass
+class Delivery:
+    """The outcome of delivering one alert to one target."""
+
+    target: str
+    ok: bool
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _post(url: str, body: bytes, timeout: float) -> Delivery:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "tuneops-alerts"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (validated scheme)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return Delivery("webhook", False, f"HTTP {exc.code} from {url}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Delivery("webhook", False, f"cannot reach {url}: {exc}")
+    if not 200 <= status < 300:
+        return Delivery("webhook", False, f"HTTP {status} from {url}")
+    return Delivery("webhook", True, details={"status": status})
+
+
+def _run(command: Sequence[str], body: bytes, timeout: float) -> Delivery:
+    try:
+        done = subprocess.run(
+            list(command), input=body, capture_output=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Delivery("command", False, f"{command[0]!r} failed to run: {exc}")
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip()[-300:]
+        return Delivery("command", False, f"{command[0]!r} exited {done.returncode}: {tail}")
+    return Delivery("command", True, details={"returncode": 0})
+
+
+def send_alert(
+    config: AlertConfig,
+    kind: str,
+    *,
+    model: str,
+    summary: str,
+    details: Mapping[str, Any] | None = None,
+) -> list[Delivery]:
+    """Send one alert of ``kind`` to the webhook and/or command; never raises on delivery.
+
+    Returns one :class:`Delivery` per target tried (none when ``kind`` is not in ``config.on``
+    or nothing is configured). Failures are logged at WARNING on ``tuneops.alerts``.
+
+    Example::
+
+        >>> send_alert(AlertConfig.from_raw({"command": "cat"}), "promote", model="m",
+        ...            summary="version 3 promoted")                   # doctest: +SKIP
+        [Delivery(target='command', ok=True, ...)]
+    """
+    if kind not in ALERT_KINDS:
+        raise ValueError(unknown_name("alert kind", kind, ALERT_KINDS))
+    if kind not in config.on or not config.enabled:
+        return []
+    event = {
+        "kind": kind,
+        "model": model,
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "summary": summary,
+        "details": dict(details or {}),
+    }
+    body = json.dumps(event, default=str).encode()
+    out = []
+    if config.webhook:
+        out.append(_post(config.webhook, body, config.timeout_s))
+    if config.command:
+        out.append(_run(config.command, body, config.timeout_s))
+    for delivery in out:
+        if not delivery.ok:
+            logger.warning(
+                "alert %s for model %r not delivered to its %s: %s",
+                kind,
+                model,
+                delivery.target,
+                delivery.error,
+            )
+    return out
+
+
+def alerts_for_assessment(
+    config: AlertConfig, model: str, assessment: Any, outcome: Any = None
+) -> list[Delivery]:
+    """Alerts for a batch monitoring result: ``warn``/``retune`` decisions, then the
+    re-tuning's promotion, if any (what ``tuneops monitor`` calls after each batch)."""
+    out: list[Delivery] = []
+    decision = getattr(assessment, "decision", None)
+    if decision in ("warn", "retune"):
+        reasons = list(getattr(assessment, "reasons", []))
+        out += send_alert(
+            config,
+            decision,
+            model=model,
+            summary=f"monitor: {decision}: {reasons[0] if reasons else ''}",
+            details={"reasons": reasons, "n_rows": getattr(assessment, "n_rows", None)},
+        )
+    if outcome is not None and getattr(outcome, "decision", None) == "promote":
+        out += send_alert(
+            config,
+            "promote",
+            model=model,
+            summary=f"re-tuning promoted version {outcome.challenger}",
+            details=outcome.to_dict(),
+        )
+    return out

@@ -1,0 +1,782 @@
+"""Live monitoring: the prediction log read per version, SLOs, automatic promote and rollback.
+
+:func:`check_live` reads the log ``tuneops serve`` writes (:mod:`tuneops.ops.predlog`) and, per
+model version: requests, errors, latency p50/p95/p99, throughput, and the monitored metric on
+the labelled requests. Then it decides (:func:`decide`, pure):
+
+* ``rollback`` - the champion breaks a latency or error-rate SLO *with confidence*, it became
+  champion by a promotion less than ``probation_s`` ago, and a previous champion exists;
+* ``withdraw`` - the challenger (shadow or canary) breaks an SLO with confidence, or it *loses*
+  with confidence on labelled traffic (the whole confidence interval of its gain is below 0);
+* ``promote`` - the challenger *beats* the champion with confidence (the interval's lower bound
+  is above ``margin``) on at least ``min_labelled`` labelled rows per side, and meets the SLOs;
+* ``slo`` - an SLO is broken but nothing can be undone automatically (an established champion,
+  or throughput, which also measures the offered load): an alert only;
+* ``hold`` - a challenger is being evaluated and the evidence does not decide yet; ``ok``.
+
+Confidence, honestly:
+
+* a latency SLO ``latency_p95_ms: L`` is broken with confidence when the share of requests slower
+  than L is significantly above 5% (one-sided binomial test at ``alpha``): a distribution-free
+  test of "the true p95 exceeds L", not a comparison of one noisy percentile with L;
+* an error rate, likewise, against ``max_error_rate``; throughput ``min_rps`` with a Poisson
+  test of the request count over the window;
+* the challenger's gain is a bootstrap confidence interval of the difference of the monitored
+  metric: paired over the same requests in shadow mode (both models answered each one),
+  independent samples in canary mode (each request was answered by one model).
+
+A shadow challenger's latency is its model time alone (it never answered the client), so its
+latency SLO is checked on that lower figure; that is said in the reasons.
+
+Decisions are ``live`` events in the registry; promote/rollback/withdraw are applied (unless
+``apply=False``) through :class:`~tuneops.ops.registry.Registry`, which a running ``tuneops serve``
+picks up at its next poll; alerts go out through :mod:`tuneops.ops.alerts`.
+
+Settings are plain mappings (the spec's ``monitor.slo`` and ``monitor.live``), validated here::
+
+    monitor:
+      slo: {latency_p95_ms: 50, latency_p99_ms: 200, max_error_rate: 0.01, min_rps: 5,
+            window_s: 300, min_requests: 30, probation_s: 3600, alpha: 0.05}
+      live: {metric: accuracy, alpha: 0.05, margin: 0.0, min_labelled: 200}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuneops.errors import SpecError, UsageError, unknown_name
+from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
+from tuneops.ops.monitor import PERFORMANCE_METRICS
+from tuneops.ops.predlog import LogContents, labelled_rows, read_log
+from tuneops.ops.registry import Registry
+
+__all__ = [
+    "SLOConfig",
+    "LivePolicy",
+    "VersionTraffic",
+    "LiveDecision",
+    "summarize",
+    "slo_breaches",
+    "compare_challenger",
+    "decide",
+    "check_live",
+    "watch",
+    "batch_from_log",
+    "monitor_settings",
+]
+
+_LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+
+
+def _number(
+    where: str, value: Any, *, low: float, high: float = math.inf, integer: bool = False
+) -> Any:
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise SpecError(f"{where}: expected {kind} {bounds}, received {value!r}.")
+    return value if integer else float(value)
+
+
+def _from_raw(
+    cls: Any, raw: Any, field_name: str, checks: Mapping[str, Callable[[str, Any], Any]]
+) -> Any:
+    if raw is None:
+        return cls()
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
+        )
+    values = {}
+    for key, value in raw.items():
+        if key not in checks:
+            raise SpecError(unknown_name("setting", key, checks, field=field_name))
+        values[key] = (
+            None
+            if value is None and key in cls.nullable
+            else checks[key](f"{field_name}.{key}", value)
+        )
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class SLOConfig:
+    """Service-level objectives of the served model (the spec's ``monitor.slo``); None: unchecked.
+
+    * ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` - server-side latency limits.
+    * ``max_error_rate`` - share of requests the model failed on (HTTP 500).
+    * ``min_rps`` - answered requests per second over the window (all versions together).
+    * ``window_s: 300`` - the traffic judged; ``min_requests: 30`` - fewer requests of a version
+      in the window are not judged; ``probation_s: 3600`` - how long after its promotion a
+      champion is rolled back automatically; ``alpha: 0.05`` - the tests' level.
+    """
+
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    max_error_rate: float | None = None
+    min_rps: float | None = None
+    window_s: float = 300.0
+    min_requests: int = 30
+    probation_s: float = 3600.0
+    alpha: float = 0.05
+
+    nullable = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "max_error_rate", "min_rps")
+
+    @classmethod
+    def from_raw(cls, raw: Any, field_name: str = "monitor.slo") -> SLOConfig:
+        """Validate a ``monitor.slo`` mapping (None: no SLO, default window).
+
+        Raises:
+            SpecError: an unknown key or a value out of range, naming the field.
+        """
+        checks: dict[str, Callable[[str, Any], Any]] = {
+            **{k: (lambda w, v: _number(w, v, low=1e-12)) for k in _LATENCY},
+            "max_error_rate": lambda w, v: _number(w, v, low=0.0, high=1.0),
+            "min_rps": lambda w, v: _number(w, v, low=1e-12),
+            "window_s": lambda w, v: _number(w, v, low=1.0),
+            "min_requests": lambda w, v: _number(w, v, low=1, integer=True),
+            "probation_s": lambda w, v: _number(w, v, low=0.0),
+            "alpha": lambda w, v: _number(w, v, low=1e-6, high=0.5),
+        }
+        return _from_raw(cls, raw, field_name, checks)  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    """When a challenger is promoted or withdrawn on labelled traffic (the spec's ``monitor.live``).
+
+    * ``metric`` - the compared metric (default: the champion's monitored metric, else
+      accuracy / r2); ``alpha: 0.05`` - 1 - confidence of the gain's interval;
+      ``margin: 0.0`` - the lower bound of the gain must exceed it to promote;
+      ``min_labelled: 100`` - labelled rows needed on each side; ``n_boot: 1000`` - bootstrap
+      resamples; ``auto: true`` - apply decisions (false: record and alert only).
+    """
+
+    metric: str | None = None
+    alpha: float = 0.05
+    margin: float = 0.0
+    min_labelled: int = 100
+    n_boot: int = 1000
+    auto: bool = True
+
+    nullable = ("metric",)
+
+    @classmethod
+    def from_raw(cls, raw: Any, field_name: str = "monitor.live") -> LivePolicy:
+        """Validate a ``monitor.live`` mapping.
+
+        Raises:
+            SpecError: an unknown key or a value out of range, naming the field.
+        """
+
+        def metric(where: str, value: Any) -> str:
+            if value not in PERFORMANCE_METRICS:
+                raise SpecError(
+                    unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where)
+                )
+            return str(value)
+
+        def flag(where: str, value: Any) -> bool:
+            if not isinstance(value, bool):
+                raise SpecError(f"{where}: expected true or false, received {value!r}.")
+            return value
+
+        checks: dict[str, Callable[[str, Any], Any]] = {
+            "metric": metric,
+            "alpha": lambda w, v: _number(w, v, low=1e-6, high=0.5),
+            "margin": lambda w, v: _number(w, v, low=0.0),
+            "min_labelled": lambda w, v: _number(w, v, low=2, integer=True),
+            "n_boot": lambda w, v: _number(w, v, low=100, integer=True),
+            "auto": flag,
+        }
+        return _from_raw(cls, raw, field_name, checks)  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def monitor_settings(version: Mapping[str, Any]) -> tuple[SLOConfig, LivePolicy, AlertConfig]:
+    """The ``slo``, ``live`` and ``alerts`` settings of a version's spec ``monitor`` section."""
+    monitor = (version.get("spec") or {}).get("monitor") or {}
+    return (
+        SLOConfig.from_raw(monitor.get("slo")),
+        LivePolicy.from_raw(monitor.get("live")),
+        AlertConfig.from_raw(monitor.get("alerts")),
+    )
+
+
+# -- traffic per version --------------------------------------------------------------------------
+@dataclass
+class VersionTraffic:
+    """One version's traffic in the window."""
+
+    version: int
+    roles: list[str]
+    n_requests: int
+    n_errors: int
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    rps: float = 0.0
+    shadow_only: bool = False
+    samples_ms: list[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
+
+
+def summarize(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    now: float,
+    window_s: float,
+    since: Mapping[int, float] | None = None,
+) -> dict[int, VersionTraffic]:
+    """Per-version requests, errors, latency quantiles and throughput over the last ``window_s``.
+
+    ``since`` maps a version to the time from which its traffic counts (a champion's traffic
+    from before a rollback made it champion again is not its present behaviour).
+    """
+    start = now - window_s
+    recent = [r for r in records if float(r.get("t", 0.0)) >= start]
+    span = max(now - max(start, min((float(r["t"]) for r in recent), default=now)), 1e-9)
+    out: dict[int, VersionTraffic] = {}
+
+    def entry(version: int) -> VersionTraffic:
+        return out.setdefault(version, VersionTraffic(version, [], 0, 0))
+
+    for r in recent:
+        t = float(r["t"])
+        version = int(r["version"])
+        if t >= (since or {}).get(version, -math.inf):
+            item = entry(version)
+            if r.get("role") not in item.roles:
+                item.roles.append(str(r.get("role")))
+            item.n_requests += 1
+            if r.get("status") == "error":
+                item.n_errors += 1
+            elif r.get("latency_ms") is not None:
+                item.samples_ms.append(float(r["latency_ms"]))
+        shadow = r.get("shadow")
+        if shadow and t >= (since or {}).get(int(shadow["version"]), -math.inf):
+            item = entry(int(shadow["version"]))
+            if "shadow" not in item.roles:
+                item.roles.append("shadow")
+            item.n_requests += 1
+            if "error" in shadow:
+                item.n_errors += 1
+            else:
+                item.samples_ms.append(float(shadow["latency_ms"]))
+    for item in out.values():
+        item.shadow_only = item.roles == ["shadow"]
+        answered = item.n_requests if not item.shadow_only else 0
+        item.rps = answered / span
+        if item.samples_ms:
+            values = np.asarray(item.samples_ms)
+            item.latency_ms = {name: float(np.quantile(values, q)) for name, q in _LATENCY.items()}
+    return out
+
+
+def slo_breaches(item: VersionTraffic, slo: SLOConfig) -> list[dict[str, Any]]:
+    """The latency and error-rate SLOs ``item`` breaks with confidence (a list of findings)."""
+    from scipy import stats
+
+    found: list[dict[str, Any]] = []
+    if item.n_requests < slo.min_requests:
+        return found
+    samples = np.asarray(item.samples_ms)
+    for name, q in _LATENCY.items():
+        limit = getattr(slo, name)
+        if limit is None or not len(samples):
+            continue
+        slower = int(np.sum(samples > limit))
+        # P(at least `slower` of n exceed L | exactly 1-q of all requests exceed L)
+        p_value = float(stats.binom.sf(slower - 1, len(samples), 1 - q))
+        if p_value < slo.alpha:
+            found.append(
+                {
+                    "version": item.version,
+                    "slo": name,
+                    "limit": limit,
+                    "observed": item.latency_ms[name],
+                    "share_over": slower / len(samples),
+                    "p_value": p_value,
+                    "n": len(samples),
+                    "model_time_only": item.shadow_only,
+                }
+            )
+    if slo.max_error_rate is not None:
+        p_value = float(stats.binom.sf(item.n_errors - 1, item.n_requests, slo.max_error_rate))
+        if item.n_errors and p_value < slo.alpha:
+            found.append(
+                {
+                    "version": item.version,
+                    "slo": "max_error_rate",
+                    "limit": slo.max_error_rate,
+                    "observed": item.n_errors / item.n_requests,
+                    "p_value": p_value,
+                    "n": item.n_requests,
+                }
+            )
+    return found
+
+
+def _throughput_breach(
+    traffic: Mapping[int, VersionTraffic], slo: SLOConfig, span: float
+) -> dict[str, Any] | None:
+    from scipy import stats
+
+    if slo.min_rps is None:
+        return None
+    answered = sum(t.n_requests for t in traffic.values() if not t.shadow_only)
+    p_value = float(stats.poisson.cdf(answered, slo.min_rps * span))
+    if p_value < slo.alpha:
+        return {
+            "version": None,
+            "slo": "min_rps",
+            "limit": slo.min_rps,
+            "observed": answered / span,
+            "p_value": p_value,
+            "n": answered,
+        }
+    return None
+
+
+# -- the challenger against the champion ----------------------------------------------------------
+def _typed(*columns: Sequence[Any]) -> list[np.ndarray]:
+    """Labels and predictions as comparable arrays: floats when all are numbers, else strings
+    (a JSON label 1 and a prediction "1" are the same class), converted once, not per resample."""
+    arrays = [np.asarray(list(c)) for c in columns]
+    if all(a.dtype.kind in "iufb" for a in arrays):
+        return [a.astype(float) for a in arrays]
+    return [a.astype(str) for a in arrays]
+
+
+def compare_challenger(
+    records: Sequence[Mapping[str, Any]],
+    champion: int,
+    challenger: int,
+    mode: str,
+    metric: str,
+    policy: LivePolicy,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Bootstrap CI of the challenger's gain on labelled traffic (positive: better).
+
+    Shadow: paired over the requests both models scored. Canary: the requests each answered.
+    """
+    fn, goal, _ = PERFORMANCE_METRICS[metric]
+    direction = 1.0 if goal == "maximize" else -1.0
+    rng = np.random.default_rng(seed)
+    if mode == "shadow":
+        triples = [
+            (y, p, s)
+            for r in records
+            if int(r.get("version", -1)) == champion
+            and r.get("label") is not None
+            and (r.get("shadow") or {}).get("version") == challenger
+            for y, p, s in labelled_rows(r)
+            if s is not None
+        ]
+        n_champion = n_challenger = len(triples)
+        if n_champion < policy.min_labelled:
+            return {
+                "metric": metric,
+                "paired": True,
+                "n_champion": n_champion,
+                "n_challenger": n_challenger,
+                "enough": False,
+            }
+        y, a, b = _typed([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
+        champ_value, chall_value = fn(y, a), fn(y, b)
+        gains = []
+        for _ in range(policy.n_boot):
+            i = rng.integers(0, len(y), len(y))
+            gains.append(direction * (fn(y[i], b[i]) - fn(y[i], a[i])))
+    else:
+
+        def rows_of(version: int) -> tuple[np.ndarray, np.ndarray]:
+            pairs = [
+                (yy, p)
+                for r in records
+                if int(r.get("version", -1)) == version and r.get("label") is not None
+                for yy, p, _ in labelled_rows(r)
+            ]
+            labels, predicted = _typed([p[0] for p in pairs], [p[1] for p in pairs])
+            return labels, predicted
+
+        (y_a, a), (y_b, b) = rows_of(champion), rows_of(challenger)
+        n_champion, n_challenger = len(y_a), len(y_b)
+        if min(n_champion, n_challenger) < policy.min_labelled:
+            return {
+                "metric": metric,
+                "paired": False,
+                "n_champion": n_champion,
+                "n_challenger": n_challenger,
+                "enough": False,
+            }
+        champ_value, chall_value = fn(y_a, a), fn(y_b, b)
+        gains = []
+        for _ in range(policy.n_boot):
+            i, j = rng.integers(0, len(y_a), len(y_a)), rng.integers(0, len(y_b), len(y_b))
+            gains.append(direction * (fn(y_b[j], b[j]) - fn(y_a[i], a[i])))
+    low, high = np.quantile(gains, [policy.alpha / 2, 1 - policy.alpha / 2])
+    return {
+        "metric": metric,
+        "paired": mode == "shadow",
+        "n_champion": n_champion,
+        "n_challenger": n_challenger,
+        "enough": True,
+        "champion": champ_value,
+        "challenger": chall_value,
+        "gain": direction * (chall_value - champ_value),
+        "low": float(low),
+        "high": float(high),
+        "confidence": 1 - policy.alpha,
+    }
+
+
+# -- the decision ---------------------------------------------------------------------------------
+@dataclass
+class LiveDecision:
+    """What a live check found and decided; ``applied`` says whether the registry was changed."""
+
+    decision: str  # ok | hold | slo | promote | rollback | withdraw
+    reasons: list[str]
+    champion: int
+    challenger: int | None
+    mode: str | None
+    traffic: dict[str, dict[str, Any]]
+    breaches: list[dict[str, Any]]
+    comparison: dict[str, Any] | None
+    applied: bool = False
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _text(b: Mapping[str, Any]) -> str:
+    if b["slo"] == "min_rps":
+        return (
+            f"throughput {b['observed']:.3g} req/s < min_rps {b['limit']:g} (p={b['p_value']:.2g})"
+        )
+    if b["slo"] == "max_error_rate":
+        return (
+            f"version {b['version']}: error rate {b['observed']:.2%} > max_error_rate "
+            f"{b['limit']:g} (p={b['p_value']:.2g}, n={b['n']})"
+        )
+    return (
+        f"version {b['version']}: {b['slo'].removeprefix('latency_').removesuffix('_ms')} latency "
+        f"{b['observed']:.3g} ms > {b['limit']:g} ms ({b['share_over']:.0%} of {b['n']} requests "
+        f"over the limit, p={b['p_value']:.2g})"
+        + (" [model time only: shadow]" if b.get("model_time_only") else "")
+    )
+
+
+def decide(
+    champion: int,
+    challenger: int | None,
+    breaches: Sequence[Mapping[str, Any]],
+    comparison: Mapping[str, Any] | None,
+    policy: LivePolicy,
+    *,
+    champion_on_probation: bool,
+    has_previous: bool,
+) -> tuple[str, list[str]]:
+    """The decision rule of the module docstring (pure); returns ``(decision, reasons)``."""
+    champ = [_text(b) for b in breaches if b["version"] == champion]
+    chall = [_text(b) for b in breaches if challenger is not None and b["version"] == challenger]
+    service = [_text(b) for b in breaches if b["version"] is None]
+    if champ and champion_on_probation and has_previous:
+        return "rollback", [
+            f"champion {champion} breaks its SLO within its probation"
+        ] + champ + chall + service
+    if chall:
+        return "withdraw", [f"challenger {challenger} breaks its SLO"] + chall + champ + service
+    notes = (
+        [
+            f"champion {champion} breaks its SLO; "
+            + (
+                "no previous champion to roll back to"
+                if champion_on_probation
+                else "promoted before the probation window, so no automatic rollback"
+            )
+        ]
+        + champ
+        if champ
+        else []
+    ) + service
+    if challenger is not None and comparison is not None:
+        c = comparison
+        if not c.get("enough"):
+            return ("slo" if notes else "hold"), notes + [
+                f"challenger {challenger}: {c['n_champion']}/{c['n_challenger']} labelled rows "
+                f"(champion/challenger), {policy.min_labelled} needed on each side"
+            ]
+        text = (
+            f"{c['metric']}: challenger {c['challenger']:.4g} vs champion {c['champion']:.4g} on "
+            f"{c['n_challenger']}/{c['n_champion']} labelled rows, gain {c['gain']:+.4g}, "
+            f"{c['confidence']:.0%} CI [{c['low']:+.4g}, {c['high']:+.4g}]"
+            + (" (paired)" if c["paired"] else "")
+        )
+        if c["low"] > policy.margin and not champ:
+            return "promote", [
+                f"{text}: better with confidence (lower bound > margin {policy.margin:g}) "
+                "and within its SLOs"
+            ] + notes
+        if c["high"] < 0:
+            return "withdraw", [f"{text}: worse with confidence"] + notes
+        return ("slo" if notes else "hold"), notes + [f"{text}: not decided yet"]
+    if notes:
+        return "slo", notes
+    return "ok", ["every judged version meets its SLOs"]
+
+
+def _epoch(iso: str | None) -> float | None:
+    return _dt.datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def _champion_since(registry: Registry, champion: int) -> tuple[float | None, bool, bool]:
+    """When ``champion`` became champion, whether by a promotion, and whether a previous exists."""
+    changes = [e for e in registry.events() if e["kind"] in ("promote", "rollback")]
+    last = changes[-1] if changes and changes[-1].get("version") == champion else None
+    return (
+        _epoch(last["time"]) if last else None,
+        bool(last and last["kind"] == "promote"),
+        bool(registry.champion_history()),
+    )
+
+
+def check_live(
+    registry: Registry,
+    log: str | Path | LogContents,
+    *,
+    slo: SLOConfig | Mapping[str, Any] | None = None,
+    policy: LivePolicy | Mapping[str, Any] | None = None,
+    alerts: AlertConfig | Mapping[str, Any] | None = None,
+    now: float | None = None,
+    apply: bool | None = None,
+    record: bool = True,
+    seed: int = 0,
+) -> LiveDecision:
+    """Judge the served traffic, decide, record a ``live`` event, apply the decision, alert.
+
+    Args:
+        registry: the served model's registry (champion and challenger come from it).
+        log: the prediction log (path, or contents already read).
+        slo, policy, alerts: settings (mappings are validated); None reads the champion spec's
+            ``monitor.slo`` / ``monitor.live`` / ``monitor.alerts``.
+        apply: change the registry (default ``policy.auto``).
+
+    Raises:
+        DataError: the log file does not exist. SpecError: malformed settings.
+        UsageError: the registry has no champion.
+
+    Example::
+
+        >>> check_live(Registry.open("iris"), "tuneops-out/predictions.jsonl",
+        ...            slo={"latency_p95_ms": 50})                       # doctest: +SKIP
+    """
+    now = time.time() if now is None else now
+    champion = registry.require_champion()
+    record_c = registry.version(champion)
+    spec_slo, spec_policy, spec_alerts = monitor_settings(record_c)
+    slo = SLOConfig.from_raw(slo) if slo is not None else spec_slo
+    policy = LivePolicy.from_raw(policy) if policy is not None else spec_policy
+    alert_config = AlertConfig.from_raw(alerts) if alerts is not None else spec_alerts
+    apply = policy.auto if apply is None else apply
+    contents = log if isinstance(log, LogContents) else read_log(log)
+    state = registry.challenger()
+    challenger = int(state["version"]) if state and state["version"] != champion else None
+    mode = state["mode"] if challenger is not None and state else None
+    since_champion, promoted, has_previous = _champion_since(registry, champion)
+    since = {champion: since_champion} if since_champion is not None else {}
+    traffic = summarize(contents.predictions, now=now, window_s=slo.window_s, since=since)
+    breaches = [
+        b
+        for v in traffic.values()
+        if v.version in (champion, challenger)
+        for b in slo_breaches(v, slo)
+    ]
+    recent = [r for r in contents.predictions if float(r.get("t", 0.0)) >= now - slo.window_s]
+    span = max(
+        now - max(now - slo.window_s, min((float(r["t"]) for r in recent), default=now)), 1e-9
+    )
+    service = _throughput_breach(traffic, slo, span) if recent else None
+    if service:
+        breaches.append(service)
+    comparison = None
+    if challenger is not None:
+        metric = (
+            policy.metric
+            or (record_c.get("profile") or {}).get("metric")
+            or ("accuracy" if record_c.get("task", "classification") == "classification" else "r2")
+        )
+        challenger_since = _epoch(state.get("since")) if state else None
+        labelled = [
+            r
+            for r in contents.predictions
+            if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since
+        ]
+        comparison = compare_challenger(
+            labelled, champion, challenger, mode or "canary", metric, policy, seed=seed
+        )
+    on_probation = (
+        promoted and since_champion is not None and now - since_champion <= slo.probation_s
+    )
+    decision, reasons = decide(
+        champion,
+        challenger,
+        breaches,
+        comparison,
+        policy,
+        champion_on_probation=on_probation,
+        has_previous=has_previous,
+    )
+    out = LiveDecision(
+        decision,
+        reasons,
+        champion,
+        challenger,
+        mode,
+        {str(v): t.to_dict() for v, t in traffic.items()},
+        breaches,
+        comparison,
+    )
+    if apply:
+        out.applied = _apply(registry, out)
+    if record:
+        registry.record("live", **{k: v for k, v in out.to_dict().items() if k != "alerts"})
+    out.alerts = [asdict(d) for d in _alert(alert_config, registry.name, out)]
+    return out
+
+
+def _apply(registry: Registry, decision: LiveDecision) -> bool:
+    reason = "live: " + decision.reasons[0]
+    if decision.decision == "promote" and decision.challenger is not None:
+        registry.promote(decision.challenger, reason)
+        registry.clear_challenger(reason)
+        return True
+    if decision.decision == "rollback":
+        try:
+            registry.rollback(reason=reason)
+        except UsageError as exc:
+            decision.reasons.append(f"rollback not possible: {exc}")
+            return False
+        return True
+    if decision.decision == "withdraw":
+        registry.clear_challenger(reason)
+        return True
+    return False
+
+
+def _alert(config: AlertConfig, model: str, decision: LiveDecision) -> list[Delivery]:
+    out: list[Delivery] = []
+    details = decision.to_dict()
+    if decision.breaches:
+        out += send_alert(
+            config,
+            "slo",
+            model=model,
+            details=details,
+            summary="SLO breach: " + "; ".join(_text(b) for b in decision.breaches[:3]),
+        )
+    if decision.decision == "promote" and decision.applied:
+        out += send_alert(
+            config,
+            "promote",
+            model=model,
+            details=details,
+            summary=f"challenger {decision.challenger} promoted: {decision.reasons[0]}",
+        )
+    if decision.decision in ("rollback", "withdraw") and decision.applied:
+        what = (
+            f"champion {decision.champion} rolled back"
+            if decision.decision == "rollback"
+            else f"challenger {decision.challenger} withdrawn"
+        )
+        out += send_alert(
+            config,
+            "rollback",
+            model=model,
+            details=details,
+            summary=f"{what}: {'; '.join(decision.reasons[:2])}",
+        )
+    return out
+
+
+def watch(
+    registry: Registry,
+    log: str | Path,
+    *,
+    every_s: float = 30.0,
+    n_checks: int | None = None,
+    on_decision: Callable[[LiveDecision], None] | None = None,
+    **settings: Any,
+) -> list[LiveDecision]:
+    """Run :func:`check_live` every ``every_s`` seconds (``n_checks`` times, or until interrupted);
+    what ``tuneops monitor --live`` runs. A log that does not exist yet is waited for."""
+    decisions: list[LiveDecision] = []
+    while n_checks is None or len(decisions) < n_checks:
+        if Path(log).is_file():
+            decision = check_live(registry, log, **settings)
+            decisions.append(decision)
+            if on_decision is not None:
+                on_decision(decision)
+        if n_checks is None or len(decisions) < n_checks:
+            time.sleep(every_s)
+    return decisions
+
+
+def batch_from_log(
+    log: str | Path | LogContents,
+    features: Sequence[str],
+    target: str,
+    *,
+    since: float | None = None,
+    version: int | None = None,
+) -> Any:
+    """The logged input rows (and joined labels) as a batch frame for ``check_batch``.
+
+    This is how batch monitoring (drift tests, the metric on labelled rows) reads live traffic:
+    ``check_batch(registry, batch_from_log(log, v["features"], v["target"], since=...))``.
+    Requests logged without rows (``log_rows=False``) cannot be used and are skipped.
+
+    Raises:
+        DataError: the log does not exist.
+    """
+    import pandas as pd
+
+    contents = log if isinstance(log, LogContents) else read_log(log, since=since)
+    rows: list[dict[str, Any]] = []
+    for r in contents.predictions:
+        if (
+            r.get("status") != "ok"
+            or not r.get("rows")
+            or (version is not None and r.get("version") != version)
+        ):
+            continue
+        if since is not None and float(r.get("t", 0.0)) < since:
+            continue
+        label = r.get("label")
+        labels = label if isinstance(label, list) else [label] * len(r["rows"])
+        for row, y in zip(  # noqa: B905 - lengths checked just above
+            r["rows"], labels if len(labels) == len(r["rows"]) else [None] * len(r["rows"])
+        ):
+            rows.append({**{f: row.get(f) for f in features}, target: y})
+    return pd.DataFrame(rows, columns=[*features, target])

@@ -1,0 +1,173 @@
+"""The prediction log: one JSON line per answered request; labels joined later by request id.
+
+``tuneops serve`` appends a ``prediction`` record for every request (its id, the version that
+answered and in which role, the latency, the predictions, the shadow challenger's answer when
+there is one, and the input rows unless told not to). Labels arrive later, when the truth is
+known, as ``label`` records naming the request id (``POST /label`` or :func:`append_labels`).
+Live monitoring (:mod:`tuneops.ops.live`) reads the log and joins the two.
+
+Why a JSON-lines file rather than the study storage: a served request must not wait on a
+database round trip (storage writes cost 13-67 ms per trial, DESIGN.md), and a file is what
+log shippers and ``jq`` read. Each record is written with one ``write(2)`` on a descriptor
+opened with ``O_APPEND``, so concurrent writers (threads, or several server processes on one
+machine) never interleave or overwrite each other's lines. A reader skips a torn last line
+(a writer killed mid-write) and counts it.
+
+Record formats::
+
+    {"kind": "prediction", "id": "...", "t": 1733400000.123, "version": 2, "role": "champion",
+     "mode": "shadow", "latency_ms": 0.84, "n_rows": 1, "prediction": [0],
+     "shadow": {"version": 3, "prediction": [1], "latency_ms": 0.31}, "rows": [{...}]}
+    {"kind": "label", "id": "...", "t": 1733400060.0, "label": [1]}
+
+``status`` is ``"error"`` (with ``error``) for a request the model failed on; ``key`` is the
+canary key when the client sent one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneops.errors import DataError
+
+__all__ = ["PredictionLog", "LogContents", "read_log", "append_labels"]
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+class PredictionLog:
+    """An append-only JSON-lines file; thread-safe, one ``write`` per record.
+
+    Example::
+
+        >>> log = PredictionLog(tmp / "predictions.jsonl")              # doctest: +SKIP
+        >>> log.append({"kind": "prediction", "id": "a", "prediction": [1]})  # doctest: +SKIP
+        >>> log.label("a", [1])                                          # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        """Append one record (a JSON object) as one line."""
+        line = (json.dumps(record, separators=(",", ":"), default=_jsonable) + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"prediction log {str(self.path)!r} is closed.")
+            os.write(self._fd, line)
+
+    def label(self, request_id: str, label: Any) -> None:
+        """Record the true label(s) of request ``request_id`` (a list for a multi-row request)."""
+        self.append({"kind": "label", "id": str(request_id), "t": time.time(), "label": label})
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_labels(path: str | Path, labels: Mapping[str, Any]) -> int:
+    """Append ``{request_id: label}`` to the log at ``path``; returns how many were written.
+
+    This is the batch way to join labels (a nightly export of outcomes, say); ``POST /label``
+    is the online way. Both write the same ``label`` records.
+    """
+    with PredictionLog(path) as log:
+        for request_id, label in labels.items():
+            log.label(request_id, label)
+    return len(labels)
+
+
+@dataclass
+class LogContents:
+    """What a prediction log holds: prediction records (labels joined) and the bad lines."""
+
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    n_labels: int = 0
+    bad_lines: int = 0
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        yield from handle
+
+
+def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
+    """Read a prediction log; each prediction record gets ``label`` when one was recorded.
+
+    A label recorded twice for one request keeps the last one (a correction). Records before
+    ``since`` (a Unix time) are skipped; labels are joined whatever their time.
+
+    Raises:
+        DataError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"prediction log {str(path)!r} does not exist; point --log at the file `tuneops serve "
+            "--log` writes (default tuneops-out/predictions.jsonl)."
+        )
+    out = LogContents()
+    labels: dict[str, Any] = {}
+    for line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            out.bad_lines += 1
+            continue
+        if not isinstance(record, dict):
+            out.bad_lines += 1
+            continue
+        kind = record.get("kind", "prediction")
+        if kind == "label":
+            labels[str(record.get("id"))] = record.get("label")
+        elif since is None or float(record.get("t", 0.0)) >= since:
+            out.predictions.append(record)
+    out.n_labels = len(labels)
+    for record in out.predictions:
+        if str(record.get("id")) in labels:
+            record["label"] = labels[str(record["id"])]
+    return out
+
+
+def labelled_rows(record: Mapping[str, Any]) -> Iterable[tuple[Any, Any, Any]]:
+    """``(label, prediction, shadow prediction or None)`` per row of a labelled record."""
+    label = record.get("label")
+    predictions = record.get("prediction") or []
+    shadow = (record.get("shadow") or {}).get("prediction")
+    labels = label if isinstance(label, list) else [label]
+    if label is None or len(labels) != len(predictions):
+        return []
+    shadows = (
+        shadow
+        if isinstance(shadow, list) and len(shadow) == len(predictions)
+        else [None] * len(labels)
+    )
+    return [
+        (y, p, s) for y, p, s in zip(labels, predictions, shadows, strict=True) if y is not None
+    ]

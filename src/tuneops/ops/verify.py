@@ -1,0 +1,525 @@
+"""The staging gate: is a registered version fit to serve? Judged on intervals, recorded.
+
+:func:`verify` re-evaluates a candidate version before it serves (the production workflow's
+"verify in staging": more cross-validation than tuning could afford, and serving latency):
+
+1. **Quality** - the candidate's configuration (a clone of its artifact's pipeline, so what is
+   verified is exactly what was registered) is refitted on repeated K folds (``n_folds`` x
+   ``n_repeats``, stratified for classification; sklearn's ``RepeatedStratifiedKFold`` /
+   ``RepeatedKFold``). Each metric gets a confidence interval from the *corrected resampled t*
+   (Nadeau & Bengio 2003; Bouckaert & Frank 2004 for repeated CV): folds share training rows, so
+   the naive t interval over folds is too narrow; the variance is inflated by
+   ``1/J + n_test/n_train``.
+2. **Against the champion** - the champion is refitted on the *same* folds and the per-fold
+   difference of the monitored metric gets the same corrected interval (paired). The candidate
+   passes when the interval's lower bound is >= ``-max_regression``: not worse by more than that,
+   with confidence.
+3. **Latency** on the serving path (``rows`` rows per call as a DataFrame, one by default),
+   BLAS pools limited to one thread as in tuning: one call at a time (what the spec's latency
+   constraints meant when tuning measured them), and under concurrency: ``concurrency`` threads
+   send ``n_requests`` calls; p50/p95/p99 per call with distribution-free confidence bounds
+   (binomial order statistics) and throughput per round.
+4. **Judgement on intervals** - a constraint or SLO ``x <= limit`` passes only if the interval's
+   *upper* bound is <= limit; ``x >= limit`` only if the *lower* bound is >= limit. Constraints
+   come from the version's spec; SLOs from ``monitor.slo`` (:class:`~tuneops.ops.live.SLOConfig`,
+   judged on the concurrent measurement).
+
+The verdict and its evidence are a ``verify`` event in the registry
+(:meth:`~tuneops.ops.registry.Registry.verification` reads it back).
+
+Settings (the spec's ``monitor.verify``, a plain mapping)::
+
+    monitor:
+      verify: {n_folds: 5, n_repeats: 3, alpha: 0.05, max_regression: 0.01,
+               concurrency: 4, n_requests: 200, rows: 1}
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from tuneops.data import load_dataset
+from tuneops.errors import DataError, SpecError, UsageError, unknown_name
+from tuneops.measure import model_size_kb, score
+from tuneops.metrics import METRICS
+from tuneops.ops.live import SLOConfig, monitor_settings
+from tuneops.ops.monitor import PERFORMANCE_METRICS
+from tuneops.ops.registry import Registry
+from tuneops.spec import parse_constraint
+
+__all__ = ["VerifyConfig", "Verdict", "verify", "corrected_interval", "quantile_bounds"]
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How hard the gate looks (the spec's ``monitor.verify``).
+
+    * ``n_folds: 5``, ``n_repeats: 3`` - repeated K-fold CV (the seed: "increase cross-validation,
+      5-10"); ``alpha: 0.05`` - 1 - confidence of every interval.
+    * ``max_regression: 0.0`` - how much worse than the champion (monitored metric, its units)
+      the candidate may be at the lower bound of the paired interval.
+    * ``concurrency: 4`` threads, ``n_requests: 200`` calls, ``rows: 1`` rows per call - the
+      serving path under load.
+    """
+
+    n_folds: int = 5
+    n_repeats: int = 3
+    alpha: float = 0.05
+    max_regression: float = 0.0
+    concurrency: int = 4
+    n_requests: int = 200
+    rows: int = 1
+
+    @classmethod
+    def from_raw(cls, raw: Any, field_name: str = "monitor.verify") -> VerifyConfig:
+        """Validate a ``monitor.verify`` mapping (None: the defaults).
+
+        Raises:
+            SpecError: an unknown key or a value out of range, naming the field.
+        """
+        if raw is None:
+            return cls()
+        if isinstance(raw, cls):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise SpecError(
+                f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
+            )
+        limits: dict[str, tuple[float, float, bool]] = {
+            "n_folds": (2, 20, True),
+            "n_repeats": (1, 50, True),
+            "alpha": (1e-4, 0.5, False),
+            "max_regression": (0.0, math.inf, False),
+            "concurrency": (1, 256, True),
+            "n_requests": (20, 1_000_000, True),
+            "rows": (1, 100_000, True),
+        }
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in limits:
+                raise SpecError(unknown_name("verify setting", key, limits, field=field_name))
+            low, high, integer = limits[key]
+            ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+            if not ok or not low <= value <= high:
+                kind = "an integer" if integer else "a number"
+                raise SpecError(
+                    f"{field_name}.{key}: expected {kind} in [{low:g}, {high:g}], "
+                    f"received {value!r}."
+                )
+            values[key] = value if integer else float(value)
+        return cls(**values)
+
+
+@dataclass
+class Verdict:
+    """The gate's verdict (``pass`` / ``fail``), the checks behind it and the evidence."""
+
+    version: int
+    verdict: str
+    reasons: list[str]
+    checks: list[dict[str, Any]]
+    quality: dict[str, dict[str, float]]
+    comparison: dict[str, Any] | None
+    latency: dict[str, Any]
+    concurrency: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- statistics (pure) ----------------------------------------------------------------------------
+def corrected_interval(
+    values: Sequence[float], test_fraction: float, alpha: float
+) -> tuple[float, float, float]:
+    """Mean and (1 - alpha) interval of a statistic over repeated-CV folds, corrected resampled t.
+
+    ``test_fraction`` is n_test / n_train of one fold. Returns ``(mean, low, high)``.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    mean = float(np.mean(x))
+    if len(x) < 2:
+        return mean, -math.inf, math.inf
+    variance = float(np.var(x, ddof=1)) * (1.0 / len(x) + test_fraction)
+    half = float(stats.t.ppf(1 - alpha / 2, len(x) - 1)) * math.sqrt(variance)
+    return mean, mean - half, mean + half
+
+
+def quantile_bounds(samples: Sequence[float], q: float, alpha: float) -> tuple[float, float, float]:
+    """The ``q`` quantile of ``samples`` and a distribution-free (1 - alpha) interval.
+
+    Order statistics whose ranks are binomial quantiles: the true quantile lies between the
+    ``Binom(n, q).ppf(alpha/2)``-th and ``.ppf(1 - alpha/2) + 1``-th smallest values. With too few
+    samples an end is infinite (honestly unknown). Returns ``(estimate, low, high)``.
+    """
+    from scipy import stats
+
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = len(x)
+    estimate = float(np.quantile(x, q))
+    lo_rank = int(stats.binom.ppf(alpha / 2, n, q))  # 0-based index of the lower order statistic
+    hi_rank = int(stats.binom.ppf(1 - alpha / 2, n, q))
+    low = float(x[lo_rank - 1]) if lo_rank >= 1 else -math.inf
+    high = float(x[hi_rank]) if hi_rank < n else math.inf
+    return estimate, low, high
+
+
+def _judge(
+    name: str, op: str, limit: float, estimate: float, low: float, high: float, where: str
+) -> dict[str, Any]:
+    bound = high if op in ("<=", "<") else low
+    passed = bound <= limit if op in ("<=", "<") else bound >= limit
+    side = "upper" if op in ("<=", "<") else "lower"
+    return {
+        "check": f"{name} {op} {limit:g}",
+        "source": where,
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "bound": side,
+        "passed": bool(passed),
+        "text": (
+            f"{where} {name} {op} {limit:g}: {estimate:.4g} [{low:.4g}, {high:.4g}], {side} "
+            f"bound {'meets' if passed else 'misses'} the limit"
+            + (
+                "; too few calls to bound this quantile: raise monitor.verify.n_requests"
+                if math.isinf(bound)
+                else ""
+            )
+        ),
+    }
+
+
+# -- measurement ----------------------------------------------------------------------------------
+def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple[Any, Any]:
+    """``(X, y)`` to verify on: ``data`` (a DataFrame with the label column, or a Dataset), or
+    the version's spec data source checked against its fingerprint."""
+    import pandas as pd
+
+    features, target = list(record["features"]), record.get("target") or "target"
+    if data is None:
+        source = (record.get("spec") or {}).get("data") or {}
+        if not source.get("source"):
+            raise UsageError(
+                f"model {registry.name!r} version {record['version']}: no data source is recorded; "
+                "pass --data FILE with the features and the label column."
+            )
+        data = load_dataset(
+            source["source"], target=source.get("target"), task=source.get("task", "auto")
+        )
+        stored = (record.get("data") or {}).get("fingerprint")
+        if stored and stored != data.fingerprint:
+            raise DataError(
+                f"data {source['source']!r} has fingerprint {data.fingerprint} here, but version "
+                f"{record['version']} was trained on {stored}; pass --data with the data to "
+                "verify on."
+            )
+    if hasattr(data, "X") and hasattr(data, "y"):
+        frame = data.X.assign(**{target: data.y.to_numpy()})
+    elif isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        raise DataError(
+            f"--data: expected a DataFrame or a dataset, received {type(data).__name__}."
+        )
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    missing = [c for c in [*features, target] if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"--data: missing column(s) {', '.join(missing)}; version {record['version']} "
+            f"needs the features {', '.join(features)} and the label column {target!r}."
+        )
+    frame = frame[frame[target].notna()].reset_index(drop=True)
+    return frame[features], frame[target]
+
+
+def _folds(
+    y: Any, task: str, config: VerifyConfig, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import RepeatedKFold, RepeatedStratifiedKFold
+
+    if task == "classification" and int(y.value_counts().min()) >= config.n_folds:
+        splitter: Any = RepeatedStratifiedKFold(
+            n_splits=config.n_folds, n_repeats=config.n_repeats, random_state=seed
+        )
+    else:
+        splitter = RepeatedKFold(
+            n_splits=config.n_folds, n_repeats=config.n_repeats, random_state=seed
+        )
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _cross_validate(
+    model: Any,
+    X: Any,
+    y: Any,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    metrics: Sequence[str],
+    labels: Any,
+) -> list[dict[str, float]]:
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+
+    out = []
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for train, test in folds:
+            fitted = clone(model).fit(X.iloc[train], y.iloc[train])
+            out.append(score(fitted, X.iloc[test], y.iloc[test], metrics, labels=labels))
+    return out
+
+
+def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict[str, Any]:
+    """Per-call latency of ``predict`` on ``config.rows`` rows, ``concurrency`` calls at once
+    (1: one after another), in 5 rounds; quantiles with distribution-free bounds, throughput
+    per round with a t interval over the rounds."""
+    calls = [
+        X.iloc[[(i * config.rows + j) % len(X) for j in range(config.rows)]]
+        for i in range(config.n_requests)
+    ]
+
+    def timed(frame: Any) -> float:
+        t0 = time.perf_counter()
+        model.predict(frame)
+        return time.perf_counter() - t0
+
+    rounds = 5
+    per_round = max(len(calls) // rounds, 1)
+    samples: list[float] = []
+    throughput: list[float] = []
+    # BLAS/OpenMP pools limited to one thread, as tuning measured: the parallelism is the requests'.
+    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for frame in calls[:concurrency]:
+            model.predict(frame)  # warm-up
+        for r in range(rounds):
+            chunk = calls[r * per_round : (r + 1) * per_round]
+            t0 = time.perf_counter()
+            samples += (
+                list(pool.map(timed, chunk)) if concurrency > 1 else [timed(c) for c in chunk]
+            )
+            throughput.append(len(chunk) / (time.perf_counter() - t0))
+    out: dict[str, Any] = {
+        "concurrency": concurrency,
+        "n_requests": len(samples),
+        "rows": config.rows,
+    }
+    for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99)):
+        estimate, low, high = quantile_bounds([s * 1e3 for s in samples], q, config.alpha)
+        out[name] = {"estimate": estimate, "low": low, "high": high}
+    mean, low, high = corrected_interval(throughput, 0.0, config.alpha)
+    out["rps"] = {"estimate": mean, "low": low, "high": high, "per_round": throughput}
+    return out
+
+
+# -- the gate -------------------------------------------------------------------------------------
+def verify(
+    registry: Registry | str,
+    candidate: int | None = None,
+    *,
+    storage: str | None = None,
+    data: Any = None,
+    config: VerifyConfig | Mapping[str, Any] | None = None,
+    slo: SLOConfig | Mapping[str, Any] | None = None,
+    record: bool = True,
+    seed: int = 0,
+) -> Verdict:
+    """Verify version ``candidate`` (default: the newest) against the champion; record the verdict.
+
+    Args:
+        registry: a :class:`Registry`, or a model name opened in ``storage``.
+        data: the data to verify on (a DataFrame with the label column, or a Dataset); default:
+            the version's spec data, checked against the recorded fingerprint.
+        config, slo: the gate's settings and the SLOs; None reads the spec's ``monitor.verify``
+            and ``monitor.slo``.
+
+    Raises:
+        UsageError: no such model or version; the artifact fails its sha256 check.
+        DataError: the data lacks columns or changed since training. SpecError: bad settings.
+
+    Example::
+
+        >>> verdict = verify("iris", 2)                                  # doctest: +SKIP
+        >>> verdict.verdict, verdict.reasons[0]                          # doctest: +SKIP
+        ('pass', 'accuracy: candidate 0.96 [0.94, 0.98] ...')
+    """
+    registry = registry if isinstance(registry, Registry) else Registry.open(registry, storage)
+    versions = registry.versions()
+    if candidate is None:
+        if not versions:
+            raise UsageError(
+                f"model {registry.name!r} has no version to verify; register one first."
+            )
+        candidate = int(versions[-1]["version"])
+    record_v = registry.version(candidate)
+    raw_monitor = (record_v.get("spec") or {}).get("monitor") or {}
+    config = VerifyConfig.from_raw(config if config is not None else raw_monitor.get("verify"))
+    slo_config = SLOConfig.from_raw(slo) if slo is not None else monitor_settings(record_v)[0]
+    model, _ = registry.load_model(candidate)
+    champion_v = registry.champion()
+    champion_model = (
+        registry.load_model(champion_v)[0] if champion_v not in (None, candidate) else None
+    )
+    X, y = _frame_of(registry, record_v, data)
+    task = record_v.get("task") or (
+        "classification" if hasattr(model, "classes_") else "regression"
+    )
+    spec = record_v.get("spec") or {}
+    constraints = [
+        parse_constraint(c, "constraints", builtin_only=False)
+        for c in spec.get("constraints") or []
+    ]
+    objectives = [
+        o["metric"] if isinstance(o, Mapping) else str(o) for o in spec.get("objectives") or []
+    ]
+    monitored = (
+        (record_v.get("profile") or {}).get("metric")
+        or next((m for m in objectives if m in PERFORMANCE_METRICS), None)
+        or ("accuracy" if task == "classification" else "r2")
+    )
+    wanted = [monitored] + [
+        m
+        for m in objectives + [c.metric for c in constraints]
+        if m in METRICS and METRICS[m].kind == "quality" and task in METRICS[m].tasks
+    ]
+    metrics = list(dict.fromkeys(wanted))
+    labels = sorted(y.unique()) if task == "classification" else None
+    folds = _folds(y, task, config, seed)
+    test_fraction = float(np.mean([len(te) / len(tr) for tr, te in folds]))
+
+    candidate_folds = _cross_validate(model, X, y, folds, metrics, labels)
+    quality = {}
+    for m in metrics:
+        mean, low, high = corrected_interval(
+            [f[m] for f in candidate_folds], test_fraction, config.alpha
+        )
+        quality[m] = {"mean": mean, "low": low, "high": high}
+    checks: list[dict[str, Any]] = []
+    comparison = None
+    if champion_model is not None:
+        champion_folds = _cross_validate(champion_model, X, y, folds, [monitored], labels)
+        sign = (
+            1.0 if PERFORMANCE_METRICS.get(monitored, (None, "maximize"))[1] == "maximize" else -1.0
+        )
+        diffs = [
+            sign * (c[monitored] - h[monitored])
+            for c, h in zip(candidate_folds, champion_folds, strict=True)
+        ]
+        mean, low, high = corrected_interval(diffs, test_fraction, config.alpha)
+        champion_mean = float(np.mean([h[monitored] for h in champion_folds]))
+        comparison = {
+            "champion": champion_v,
+            "metric": monitored,
+            "champion_mean": champion_mean,
+            "gain": mean,
+            "low": low,
+            "high": high,
+        }
+        check = _judge(
+            f"gain in {monitored} over champion {champion_v}",
+            ">=",
+            0.0 - config.max_regression + 0.0,
+            mean,
+            low,
+            high,
+            "paired CV",
+        )
+        checks.append(check)
+
+    latency = _latency(model, X, config, 1)
+    latency["model_size_kb"] = model_size_kb(model)
+    concurrent = _latency(model, X, config, config.concurrency)
+
+    for c in constraints:
+        if c.metric in quality:
+            q = quality[c.metric]
+            checks.append(
+                _judge(c.metric, c.op, c.threshold, q["mean"], q["low"], q["high"], "constraint")
+            )
+        elif c.metric in ("latency_p50_ms", "latency_p95_ms"):
+            q = latency[c.metric]  # as tuning measured it: one call at a time
+            checks.append(
+                _judge(
+                    c.metric,
+                    c.op,
+                    c.threshold,
+                    q["estimate"],
+                    q["low"],
+                    q["high"],
+                    "constraint (one call at a time)",
+                )
+            )
+        elif c.metric == "model_size_kb":
+            size = latency["model_size_kb"]
+            checks.append(
+                _judge(c.metric, c.op, c.threshold, size, size, size, "constraint (exact)")
+            )
+    for name in ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms"):
+        limit = getattr(slo_config, name)
+        if limit is not None:
+            q = concurrent[name]
+            checks.append(
+                _judge(
+                    name,
+                    "<=",
+                    limit,
+                    q["estimate"],
+                    q["low"],
+                    q["high"],
+                    f"SLO at {config.concurrency} parallel requests",
+                )
+            )
+    if slo_config.min_rps is not None:
+        q = concurrent["rps"]
+        checks.append(
+            _judge(
+                "requests/s",
+                ">=",
+                slo_config.min_rps,
+                q["estimate"],
+                q["low"],
+                q["high"],
+                f"SLO at {config.concurrency} parallel requests",
+            )
+        )
+
+    failed = [c for c in checks if not c["passed"]]
+    summary = (
+        f"{monitored}: {quality[monitored]['mean']:.4g} [{quality[monitored]['low']:.4g}, "
+        f"{quality[monitored]['high']:.4g}] over {len(folds)} folds "
+        f"({config.n_folds} x {config.n_repeats})"
+    )
+    reasons = [summary] + [c["text"] for c in failed] + [c["text"] for c in checks if c["passed"]]
+    verdict = Verdict(
+        version=candidate,
+        verdict="fail" if failed else "pass",
+        reasons=reasons,
+        checks=checks,
+        quality=quality,
+        comparison=comparison,
+        latency=latency,
+        concurrency=concurrent,
+        settings={
+            **asdict(config),
+            "slo": slo_config.to_dict(),
+            "seed": seed,
+            "n_rows": int(len(y)),
+        },
+    )
+    if record:
+        registry.record("verify", **verdict.to_dict())
+    return verdict

@@ -1,0 +1,100 @@
+"""Alerts: a webhook on loopback and a command receive the JSON; failures never raise."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+from _ops_helpers import Webhook
+
+from tuneops.errors import SpecError
+from tuneops.ops.alerts import AlertConfig, alerts_for_assessment, send_alert
+
+
+def test_webhook_and_command_receive_the_event(tmp_path: Path) -> None:
+    hook = Webhook()
+    out = tmp_path / "alert.json"
+    script = f"import sys, pathlib; pathlib.Path({str(out)!r}).write_text(sys.stdin.read())"
+    try:
+        config = AlertConfig.from_raw(
+            {"webhook": hook.url, "command": [sys.executable, "-c", script]}
+        )
+        deliveries = send_alert(
+            config,
+            "rollback",
+            model="iris",
+            summary="version 2 rolled back",
+            details={"version": 1},
+        )
+    finally:
+        hook.close()
+    assert [(d.target, d.ok) for d in deliveries] == [("webhook", True), ("command", True)]
+    assert hook.received[0]["kind"] == "rollback" and hook.received[0]["model"] == "iris"
+    assert hook.received[0]["details"] == {"version": 1}
+    assert json.loads(out.read_text())["summary"] == "version 2 rolled back"
+
+
+def test_failures_are_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    refused = Webhook(status=500)
+    refused.close()  # nothing listens on its port any more
+    failing = Webhook(status=503)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tuneops.alerts"):
+            deliveries = send_alert(
+                AlertConfig.from_raw({"webhook": refused.url, "timeout_s": 2}),
+                "slo",
+                model="m",
+                summary="s",
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"webhook": failing.url}), "slo", model="m", summary="s"
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"command": "false"}), "slo", model="m", summary="s"
+            )
+            deliveries += send_alert(
+                AlertConfig.from_raw({"command": "no-such-command-xyz"}),
+                "slo",
+                model="m",
+                summary="s",
+            )
+    finally:
+        failing.close()
+    assert [d.ok for d in deliveries] == [False, False, False, False]
+    assert "cannot reach" in deliveries[0].error and "HTTP 503" in deliveries[1].error
+    assert "exited 1" in deliveries[2].error and "failed to run" in deliveries[3].error
+    assert len([r for r in caplog.records if "not delivered" in r.getMessage()]) == 4
+
+
+def test_only_the_kinds_asked_for_are_sent() -> None:
+    hook = Webhook()
+    try:
+        config = AlertConfig.from_raw({"webhook": hook.url, "on": ["rollback"]})
+        assert send_alert(config, "promote", model="m", summary="s") == []
+
+        class Assessment:
+            decision, reasons, n_rows = "warn", ["feature 'x' drifted"], 100
+
+        assert alerts_for_assessment(config, "m", Assessment()) == []
+        config = AlertConfig.from_raw({"webhook": hook.url, "on": ["warn"]})
+        assert [d.ok for d in alerts_for_assessment(config, "m", Assessment())] == [True]
+    finally:
+        hook.close()
+    assert hook.kinds() == ["warn"] and "drifted" in hook.received[0]["summary"]
+
+
+def test_bad_alert_settings_name_the_field() -> None:
+    with pytest.raises(
+        SpecError, match="monitor.alerts.webhook: expected an http:// or https:// URL"
+    ):
+        AlertConfig.from_raw({"webhook": "ftp://x"})
+    with pytest.raises(
+        SpecError, match="monitor.alerts.on: unknown alert kind 'rolback'.*'rollback'"
+    ):
+        AlertConfig.from_raw({"on": ["rolback"]})
+    with pytest.raises(SpecError, match="unknown alert setting 'hook'"):
+        AlertConfig.from_raw({"hook": "http://x"})
+    assert not AlertConfig.from_raw(None).enabled

@@ -1,0 +1,198 @@
+"""Live monitoring of the prediction log: SLO breach -> rollback + alert; canary and shadow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from _ops_helpers import FEATURES, Webhook, iris, logistic, register, rows
+
+from tuneops.errors import SpecError
+from tuneops.ops.live import LivePolicy, SLOConfig, batch_from_log, check_live, summarize
+from tuneops.ops.predlog import PredictionLog, read_log
+from tuneops.ops.registry import Registry
+from tuneops.ops.serve import ServeConfig, start_server
+
+
+@pytest.fixture
+def registry(workdir: Path) -> Registry:
+    """Version 1: a weak model (C=0.01, about 0.87 accuracy on iris); version 2: good (C=1)."""
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(0.01), workdir / "art", promote=True)
+    register(registry, logistic(1.0), workdir / "art")
+    return registry
+
+
+def write_traffic(
+    path: Path, answer: dict[int, object], shadow: tuple[int, object] | None = None, n: int = 300
+) -> None:
+    """``n`` labelled requests answered in turn by the versions in ``answer`` (real predictions)."""
+    X, y = iris()
+    index = [i % len(X) for i in range(n)]
+    frame = X.iloc[index]
+    predicted = {v: model.predict(frame).tolist() for v, model in answer.items()}  # type: ignore[attr-defined]
+    shadowed = shadow[1].predict(frame).tolist() if shadow else None  # type: ignore[attr-defined]
+    versions = list(answer)
+    with PredictionLog(path) as log:
+        for i in range(n):
+            version = versions[i % len(versions)]
+            record = {
+                "kind": "prediction",
+                "id": f"r{i}",
+                "t": time.time(),
+                "version": version,
+                "role": "champion" if i % len(versions) == 0 else "challenger",
+                "status": "ok",
+                "latency_ms": 1.0,
+                "n_rows": 1,
+                "prediction": [predicted[version][i]],
+                "rows": [dict(X.iloc[index[i]])],
+            }
+            if shadow is not None and shadowed is not None:
+                record["shadow"] = {
+                    "version": shadow[0],
+                    "prediction": [shadowed[i]],
+                    "latency_ms": 0.5,
+                }
+            log.append(record)
+            log.label(f"r{i}", [int(y.iloc[index[i]])])
+
+
+def test_an_slo_breach_rolls_back_under_a_running_server_and_alerts(registry: Registry) -> None:
+    registry.promote(2, "new champion, on probation")
+    hook = Webhook()
+    try:
+        with (
+            start_server(
+                ServeConfig("iris", port=0, log="predictions.jsonl", poll_s=0.1)
+            ) as server,
+            httpx.Client(base_url=server.url) as client,
+        ):
+            answered = [
+                client.post("/predict", json=rows(1, i)).json()["version"] for i in range(40)
+            ]
+            assert set(answered) == {2}
+            deadline = time.monotonic() + 10  # each log line is written just after its answer
+            while len(read_log("predictions.jsonl").predictions) < 40:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            decision = check_live(
+                registry,
+                "predictions.jsonl",
+                alerts={"webhook": hook.url},
+                slo={"latency_p95_ms": 1e-4, "min_requests": 20},
+            )
+            assert decision.decision == "rollback" and decision.applied, decision.reasons
+            assert registry.champion() == 1
+            deadline = time.monotonic() + 15
+            while client.get("/health").json()["champion"] != 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            after = {client.post("/predict", json=rows(1, i)).json()["version"] for i in range(10)}
+            assert after == {1}
+    finally:
+        hook.close()
+    assert decision.breaches[0]["slo"] == "latency_p95_ms" and decision.breaches[0]["version"] == 2
+    assert (
+        "p95 latency" in decision.reasons[1]
+        and "100% of 40 requests over the limit" in decision.reasons[1]
+    )
+    assert hook.kinds() == ["slo", "rollback"]
+    assert "champion 2 rolled back" in hook.received[1]["summary"]
+    kinds = [e["kind"] for e in registry.events()]
+    assert (
+        kinds[-2:] == ["rollback", "live"] and registry.events("live")[-1]["decision"] == "rollback"
+    )
+    # The restored champion is not on probation: its own breach alerts, but nothing is undone.
+    decision = check_live(
+        registry, "predictions.jsonl", slo={"latency_p95_ms": 1e-4, "min_requests": 5}
+    )
+    assert decision.traffic["1"]["n_requests"] >= 10  # only its traffic since it became champion
+    assert decision.decision == "slo" and not decision.applied and registry.champion() == 1
+
+
+def test_a_canary_that_beats_the_champion_with_confidence_is_promoted(registry: Registry) -> None:
+    registry.set_challenger(2, "canary", share=0.5)
+    hook = Webhook()
+    write_traffic(Path("predictions.jsonl"), {1: logistic(0.01), 2: logistic(1.0)}, n=40)
+    try:
+        early = check_live(registry, "predictions.jsonl", policy={"min_labelled": 100})
+        assert early.decision == "hold" and "100 needed on each side" in early.reasons[-1]
+        write_traffic(Path("predictions.jsonl"), {1: logistic(0.01), 2: logistic(1.0)}, n=600)
+        decision = check_live(
+            registry,
+            "predictions.jsonl",
+            policy={"min_labelled": 100},
+            alerts={"webhook": hook.url, "on": ["promote"]},
+        )
+    finally:
+        hook.close()
+    comparison = decision.comparison
+    assert decision.decision == "promote" and decision.applied, decision.reasons
+    assert not comparison["paired"] and comparison["low"] > 0 and comparison["n_challenger"] >= 300
+    assert registry.champion() == 2 and registry.challenger() is None
+    assert hook.kinds() == ["promote"]
+
+
+def test_a_shadow_that_loses_with_confidence_is_withdrawn(registry: Registry) -> None:
+    registry.promote(2)
+    registry.set_challenger(1, "shadow")
+    write_traffic(Path("predictions.jsonl"), {2: logistic(1.0)}, shadow=(1, logistic(0.01)), n=450)
+    decision = check_live(registry, "predictions.jsonl", policy={"min_labelled": 100})
+    assert decision.decision == "withdraw" and decision.applied, decision.reasons
+    assert decision.comparison["paired"] and decision.comparison["high"] < 0
+    assert "worse with confidence" in decision.reasons[0]
+    assert registry.challenger() is None and registry.champion() == 2
+    # Recording only: with auto off the registry is left alone. Evidence from before the
+    # challenger was set again does not count: new traffic is needed.
+    registry.set_challenger(1, "shadow")
+    held = check_live(registry, "predictions.jsonl", policy={"min_labelled": 100})
+    assert held.decision == "hold" and held.comparison["n_champion"] == 0
+    write_traffic(Path("predictions.jsonl"), {2: logistic(1.0)}, shadow=(1, logistic(0.01)), n=450)
+    decision = check_live(
+        registry, "predictions.jsonl", policy={"min_labelled": 100, "auto": False}
+    )
+    assert (
+        decision.decision == "withdraw"
+        and not decision.applied
+        and registry.challenger() is not None
+    )
+
+
+def test_traffic_per_version_and_the_log_as_a_batch(registry: Registry) -> None:
+    write_traffic(
+        Path("predictions.jsonl"),
+        {1: logistic(0.01), 2: logistic(1.0)},
+        shadow=(3, logistic(1.0)),
+        n=100,
+    )
+    contents = read_log("predictions.jsonl")
+    traffic = summarize(contents.predictions, now=time.time() + 1, window_s=60)
+    assert (
+        traffic[1].n_requests == 50 and traffic[2].n_requests == 50 and traffic[3].n_requests == 100
+    )
+    assert traffic[3].shadow_only and traffic[3].rps == 0 and traffic[1].rps > 0
+    assert traffic[1].latency_ms["latency_p95_ms"] == pytest.approx(1.0)
+    batch = batch_from_log(contents, FEATURES, "target", version=2)
+    assert list(batch.columns) == [*FEATURES, "target"] and len(batch) == 50
+    X, y = iris()
+    assert batch["target"].tolist() == [int(y.iloc[i]) for i in range(1, 100, 2)]
+    with open("predictions.jsonl", "a") as handle:
+        handle.write('{"kind": "prediction", "id": "torn"')  # a writer killed mid-line
+    assert read_log("predictions.jsonl").bad_lines == 1
+
+
+def test_bad_live_settings_name_the_field() -> None:
+    with pytest.raises(
+        SpecError, match=r"monitor.slo.latency_p95_ms: expected a number >= 1e-12, received 'fast'"
+    ):
+        SLOConfig.from_raw({"latency_p95_ms": "fast"})
+    with pytest.raises(
+        SpecError, match="monitor.slo: unknown setting 'latency_p95'.*Did you mean 'latency_p95_ms'"
+    ):
+        SLOConfig.from_raw({"latency_p95": 5})
+    with pytest.raises(SpecError, match="monitor.live.metric: unknown monitored metric 'acc'"):
+        LivePolicy.from_raw({"metric": "acc"})
+    assert SLOConfig.from_raw({"latency_p95_ms": None}).latency_p95_ms is None

@@ -1,0 +1,203 @@
+"""tuneops serve on a real uvicorn server on loopback: shadow, canary, tampering, hot switch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from _ops_helpers import FEATURES, logistic, register, rows
+
+from tuneops.errors import UsageError
+from tuneops.ops.predlog import read_log
+from tuneops.ops.registry import Registry
+from tuneops.ops.serve import ServeConfig, canary_bucket, start_server
+
+
+@pytest.fixture
+def registry(workdir: Path) -> Registry:
+    """Version 1 (C=1) is the champion; version 2 (C=0.01, answers differ on some rows) is not."""
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(1.0), workdir / "art", promote=True)
+    register(registry, logistic(0.01), workdir / "art")
+    return registry
+
+
+def config(**changes: object) -> ServeConfig:
+    settings: dict = {
+        "model": "iris",
+        "port": 0,
+        "log": "predictions.jsonl",
+        "poll_s": 0.1,
+        **changes,
+    }
+    return ServeConfig(**settings)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_shadow_logs_both_answers_and_returns_the_champions(registry: Registry) -> None:
+    registry.set_challenger(2, "shadow")
+    sent = rows(150)
+    frame = pd.DataFrame(sent, columns=FEATURES)
+    champion, challenger = logistic(1.0).predict(frame), logistic(0.01).predict(frame)
+    assert (champion != challenger).any()  # the test can tell the two answers apart
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        answers = [
+            client.post("/predict", json={"rows": [row], "request_id": f"r{i}"}).json()
+            for i, row in enumerate(sent)
+        ]
+    assert {a["version"] for a in answers} == {1}
+    assert [a["predictions"][0] for a in answers] == champion.tolist()
+    logged = {r["id"]: r for r in read_log("predictions.jsonl").predictions}
+    assert len(logged) == len(sent)
+    for i in range(len(sent)):
+        record = logged[f"r{i}"]
+        assert (
+            record["version"] == 1 and record["role"] == "champion" and record["mode"] == "shadow"
+        )
+        assert record["prediction"] == [champion[i]] and record["shadow"]["version"] == 2
+        assert record["shadow"]["prediction"] == [challenger[i]]
+        assert record["rows"] == [sent[i]] and record["latency_ms"] > 0
+
+
+def test_canary_answers_its_share_sticky_by_key(registry: Registry) -> None:
+    registry.set_challenger(2, "canary", share=0.3)
+    keys = [f"user-{i}" for i in range(300)]
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        versions = [
+            client.post("/predict", json={"rows": rows(1, i), "key": k}).json()["version"]
+            for i, k in enumerate(keys)
+        ]
+        again = [
+            client.post("/predict", json={"rows": rows(1), "key": k}).json()["version"]
+            for k in keys[:50]
+        ]
+        metrics = client.get("/metrics").text
+    share = versions.count(2) / len(versions)
+    assert abs(share - 0.3) < 0.08  # 3 standard deviations of a binomial share at n=300
+    assert versions == [2 if canary_bucket(k) < 0.3 else 1 for k in keys]  # the documented rule
+    assert again == versions[:50]  # sticky: a key keeps its model
+    answered_by_2 = versions.count(2) + again.count(2)
+    assert (
+        f'tuneops_requests_total{{version="2",role="challenger",outcome="ok"}} {answered_by_2}'
+        in metrics
+    )
+    assert "tuneops_challenger_share 0.3" in metrics
+    assert {r["role"] for r in read_log("predictions.jsonl").predictions} == {
+        "champion",
+        "challenger",
+    }
+
+
+def test_a_tampered_artifact_is_never_served(registry: Registry) -> None:
+    path = Path(registry.version(2)["artifact"]["path"])
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one byte changed on disk
+        path.write_bytes(bytes(data))
+        registry.promote(2, "promoting a tampered version")
+        wait_for(lambda: "2" in client.get("/health").json()["refused"])
+        health = client.get("/health").json()
+        assert health["champion"] == 1 and "sha256" in health["refused"]["2"]
+        answers = {client.post("/predict", json=rows(1, i)).json()["version"] for i in range(20)}
+        assert answers == {1}
+    # A server asked to start on the tampered champion refuses to start at all.
+    with pytest.raises(UsageError, match=r"refusing to serve model 'iris'.*version 2.*sha256"):
+        start_server(config())
+
+
+def test_promotion_and_rollback_under_load_lose_no_request(registry: Registry) -> None:
+    sent = [0, 0, 0]
+    answered = [0, 0, 0]
+    versions: set[int] = set()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def load(url: str, worker: int) -> None:
+        with httpx.Client(base_url=url) as client:
+            while not stop.is_set():
+                sent[worker] += 1
+                try:
+                    response = client.post("/predict", json=rows(1, worker * 1000 + sent[worker]))
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    answered[worker] += 1
+                    versions.add(response.json()["version"])
+                else:
+                    errors.append(response.text)
+
+    with start_server(config()) as server:
+        workers = [threading.Thread(target=load, args=(server.url, w)) for w in range(3)]
+        for w in workers:
+            w.start()
+        try:
+            with httpx.Client(base_url=server.url) as client:
+                wait_for(lambda: sum(answered) > 20)
+                registry.promote(2, "under load")
+                wait_for(lambda: client.get("/health").json()["champion"] == 2)
+                wait_for(lambda: 2 in versions)
+                registry.rollback(reason="under load")
+                wait_for(lambda: client.get("/health").json()["champion"] == 1)
+                mark = sum(answered)
+                wait_for(lambda: sum(answered) > mark + 10)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join()
+    assert errors == []
+    assert sum(sent) == sum(answered) and versions == {1, 2}
+
+
+def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Registry) -> None:
+    with (
+        start_server(config(token="s3cret")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json=rows(1)).status_code == 401
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/health").status_code == 200  # health needs no token
+        auth = {"Authorization": "Bearer s3cret"}
+        missing = client.post("/predict", json=[{"sepal length (cm)": 1.0}], headers=auth)
+        assert missing.status_code == 422
+        assert (
+            "missing feature(s) sepal width (cm), petal length (cm), petal width (cm)"
+            in missing.json()["error"]
+        )
+        text = client.post(
+            "/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth
+        )
+        assert text.status_code == 422
+        assert "rows[0].petal width (cm): expected a number" in text.json()["error"]
+        assert client.post("/predict", content=b"{nope", headers=auth).status_code == 400
+        ok = client.post("/predict", json=rows(3), headers={**auth, "X-Request-ID": "abc"})
+        assert ok.status_code == 200 and ok.json()["request_id"] == "abc"
+        assert len(ok.json()["predictions"]) == 3
+        labelled = client.post(
+            "/label", json={"request_id": "abc", "label": [0, 0, 0]}, headers=auth
+        )
+        assert labelled.json() == {"labelled": 1}
+        metrics = client.get("/metrics", headers=auth).text
+    assert 'tuneops_requests_total{version="1",role="champion",outcome="ok"} 1' in metrics
+    assert 'tuneops_request_latency_seconds_count{version="1"} 1' in metrics
+    assert "tuneops_champion_version 1" in metrics
+    contents = read_log("predictions.jsonl")
+    assert contents.predictions[-1]["label"] == [0, 0, 0] and contents.n_labels == 1
+
+
+def test_serve_refuses_bad_settings(workdir: Path) -> None:
+    with pytest.raises(UsageError, match="--port: expected 0-65535"):
+        ServeConfig(port=70000)
+    with pytest.raises(UsageError, match="no model 'nothing'"):
+        start_server(ServeConfig(model="nothing", port=0))

@@ -1,0 +1,125 @@
+"""The staging gate on real (tiny) registered models: intervals, the champion, SLOs, the event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _ops_helpers import logistic, register
+from sklearn.dummy import DummyClassifier
+
+from tuneops.errors import SpecError, UsageError
+from tuneops.export import save_model
+from tuneops.ops.registry import Registry, sha256_file
+from tuneops.ops.verify import VerifyConfig, corrected_interval, quantile_bounds, verify
+
+FAST = {"n_folds": 5, "n_repeats": 2, "n_requests": 100, "concurrency": 2}
+SPEC = {
+    "data": {"source": "sklearn:iris"},
+    "objectives": [{"metric": "accuracy"}],
+    "constraints": ["accuracy >= 0.9"],
+}
+
+
+@pytest.fixture
+def registry(workdir: Path) -> Registry:
+    """Champion 1: a weak logistic regression (C=0.01); version 2: a good one (C=1)."""
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(0.01), workdir / "art", promote=True, spec=SPEC)
+    register(registry, logistic(1.0), workdir / "art", spec=SPEC)
+    return registry
+
+
+def test_a_better_candidate_passes_and_the_verdict_is_an_event(registry: Registry) -> None:
+    verdict = verify(registry, 2, config=FAST, slo={"latency_p95_ms": 10_000})
+    assert verdict.verdict == "pass", verdict.reasons
+    assert verdict.settings["n_folds"] * verdict.settings["n_repeats"] == 10
+    accuracy = verdict.quality["accuracy"]
+    assert accuracy["low"] < accuracy["mean"] < accuracy["high"] and accuracy["low"] > 0.85
+    comparison = verdict.comparison
+    assert comparison["champion"] == 1 and comparison["low"] > 0  # better with confidence, paired
+    names = [c["check"] for c in verdict.checks]
+    assert "accuracy >= 0.9" in names and "latency_p95_ms <= 10000" in names
+    sources = {c["source"] for c in verdict.checks}
+    assert "SLO at 2 parallel requests" in sources
+    concurrency = verdict.concurrency
+    assert concurrency["concurrency"] == 2 and concurrency["n_requests"] == 100
+    p95 = concurrency["latency_p95_ms"]
+    assert p95["low"] <= p95["estimate"] <= p95["high"]
+    event = registry.verification(2)
+    assert event["verdict"] == "pass" and event["comparison"]["champion"] == 1
+    assert registry.events()[-1]["kind"] == "verify"
+
+
+def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
+    registry: Registry, workdir: Path
+) -> None:
+    from _ops_helpers import iris
+
+    X, y = iris()
+    path = save_model(
+        DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "art" / "dummy"
+    )
+    number = registry.reserve_version()
+    registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path), "sha256": sha256_file(path)},
+            "features": list(X.columns),
+            "categorical": [],
+            "target": "target",
+            "task": "classification",
+            "spec": SPEC,
+            "data": {},
+        }
+    )
+    verdict = verify(registry, number, config=FAST, slo={"latency_p95_ms": 1e-6, "min_rps": 1e9})
+    assert verdict.verdict == "fail"
+    failed = {c["check"] for c in verdict.checks if not c["passed"]}
+    assert failed == {
+        "accuracy >= 0.9",
+        "gain in accuracy over champion 1 >= 0",
+        "latency_p95_ms <= 1e-06",
+        "requests/s >= 1e+09",
+    }
+    assert any("upper bound misses the limit" in r for r in verdict.reasons)
+    assert registry.verification(number)["verdict"] == "fail"
+    # 100 calls cannot bound a p99 from above: the gate fails it and says why.
+    verdict = verify(registry, 2, config=FAST, slo={"latency_p99_ms": 10_000}, record=False)
+    assert verdict.verdict == "fail" and any(
+        "raise monitor.verify.n_requests" in r for r in verdict.reasons
+    )
+
+
+def test_the_gate_refuses_a_tampered_candidate_and_bad_settings(registry: Registry) -> None:
+    path = Path(registry.version(2)["artifact"]["path"])
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(UsageError, match="version 2: artifact .* has sha256"):
+        verify(registry, 2, config=FAST)
+    with pytest.raises(
+        SpecError, match=r"monitor.verify.n_folds: expected an integer in \[2, 20\], received 1"
+    ):
+        VerifyConfig.from_raw({"n_folds": 1})
+    with pytest.raises(SpecError, match="unknown verify setting 'folds'.*Did you mean 'n_folds'"):
+        VerifyConfig.from_raw({"folds": 5})
+
+
+def test_quantile_bounds_cover_the_true_quantile() -> None:
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(300):
+        _, low, high = quantile_bounds(rng.uniform(size=200), 0.95, 0.05)
+        covered += low <= 0.95 <= high
+    assert covered / 300 >= 0.93  # nominal 95%, distribution-free
+    _, low, high = quantile_bounds(rng.uniform(size=20), 0.99, 0.05)
+    assert high == np.inf  # 20 samples cannot bound a p99 from above: said, not guessed
+
+
+def test_corrected_interval_is_wider_than_the_naive_one() -> None:
+    values = [0.9, 0.92, 0.95, 0.91, 0.93, 0.94]
+    mean, low, high = corrected_interval(values, 0.25, 0.05)
+    _, naive_low, naive_high = corrected_interval(values, 0.0, 0.05)
+    assert mean == pytest.approx(np.mean(values))
+    assert low < naive_low < mean < naive_high < high
