@@ -19,4 +19,17 @@ fi
 # TUNEOPS_PMLB_DIR there when it is unset), so nothing outside the clone is needed.
 
 python -m pip install -q -e ".[test]"
+# The newest supported Optuna, then the lowest: tuneops reaches into Optuna only through
+# src/tuneops/_optuna.py, and both ends of the pin must pass the whole suite.
+python -m pip install -q --upgrade "optuna>=5,<6"
+echo "== tests on Optuna $(python -c 'import optuna; print(optuna.__version__)')"
 python -m pytest -n 2 "$@"
+
+if [ -z "${TUNEOPS_SKIP_LOWEST:-}" ]; then
+  lowest="$(mktemp -d)"
+  trap 'rm -rf "$lowest"' EXIT
+  python -m venv --system-site-packages "$lowest/venv"
+  "$lowest/venv/bin/python" -m pip install -q "optuna==5.0.0"
+  echo "== tests on Optuna $("$lowest/venv/bin/python" -c 'import optuna; print(optuna.__version__)')"
+  "$lowest/venv/bin/python" -m pytest -n 2 -q "$@"
+fi
