@@ -148,3 +148,23 @@ def test_one_worker_replays_the_same_study_for_the_same_seed(workdir: Path) -> N
 
     first = params_by_number("a")
     assert len(first) == 9 and first == params_by_number("b")
+
+
+def test_the_budget_tally_examines_only_open_and_new_trials(workdir):
+    """The cost of a claim does not grow with the study: counted in trials examined, not time."""
+    study = _study(workdir)
+    for i in range(300):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=float(i)))
+    trials = _optuna.read_trials(study)
+    first = runner._Tally.of(trials, study)
+    assert first.examined == 300 and first.live == 300
+    again = runner._Tally.of(_optuna.read_trials(study), study)
+    assert again.examined == 0 and again.live == 300  # the settled prefix is not looked at
+    runner.set_budget(study, 302)
+    trial = runner.next_trial(study)  # one new RUNNING trial: the only one examined from now on
+    assert trial is not None
+    later = runner._Tally.of(_optuna.read_trials(study), study)
+    assert later.examined == 1 and later.live == 301 and later.running == 1
+    # ... the same numbers as a full scan (no stale view)
+    full = runner._Tally.of(_optuna.read_trials(study))
+    assert (full.live, full.running, full.out, len(full.waiting)) == (301, 1, 0, 0)

@@ -212,7 +212,7 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
     checks its place (its number is final once created) and retires itself when it is beyond
     the budget. A trial within the budget stays within it: older trials can only leave it.
     """
-    tally = _Tally.of(trials)
+    tally = _Tally.of(trials, study)
     rank = _ranks(trials) if tally.waiting else None
     # The trials just read serve the sampler for this trial, as the read in study.ask() does.
     _optuna.share_trials(study, list(trials))
@@ -246,10 +246,27 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
         # workers rarely create a trial beyond the budget (it would be retired unrun).
         trials = _optuna.read_trials(study)
         _optuna.share_trials(study, trials)
-        tally = _Tally.of(trials)
+        tally = _Tally.of(trials, study)
         if _beyond(study, tally.live):
             return None
     return _new(study, identity, tally, _budget(study))
+
+
+@dataclass
+class _Settled:
+    """What the budget knows for good about a study's oldest trials: ``upto`` trials (numbers
+    0..upto-1) are all finished, so whether they count never changes again (a trial is marked
+    abandoned only while it runs), and ``live``/``out`` of them count / do not count."""
+
+    upto: int = 0
+    live: int = 0
+    out: int = 0
+
+
+# Per study object: the settled prefix, so that a claim examines only the trials that are new or
+# still open since the last claim, not every trial of the study (which made tuneops' own cost per
+# trial grow with the study: 1.4 ms per claim at 2,000 trials).
+_SETTLED: weakref.WeakKeyDictionary[optuna.Study, _Settled] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -260,12 +277,30 @@ class _Tally:
     live: int  # trials that count
     running: int  # running trials that count
     out: int  # trials that do not count (abandoned or retired)
+    examined: int = 0  # trials looked at (the settled prefix is not)
 
     @classmethod
-    def of(cls, trials: Sequence[FrozenTrial]) -> _Tally:
-        tally = cls([], 0, 0, 0)
-        for t in trials:
-            if ABANDONED in t.user_attrs:
+    def of(cls, trials: Sequence[FrozenTrial], study: optuna.Study | None = None) -> _Tally:
+        """The tally of ``trials`` (all the study's, in number order). With ``study``, its settled
+        prefix is taken as known and extended, so the cost is that of the open trials only."""
+        settled = _Settled()
+        if study is not None:
+            settled = _SETTLED.setdefault(study, settled)
+            if settled.upto > len(trials) or (settled.upto and trials[settled.upto - 1].number != settled.upto - 1):
+                settled.upto = settled.live = settled.out = 0  # another study's trials: start over
+        tally = cls([], settled.live, 0, settled.out)
+        extending = True
+        for i in range(settled.upto, len(trials)):
+            t = trials[i]
+            tally.examined += 1
+            out = ABANDONED in t.user_attrs
+            if extending and t.state.is_finished():
+                settled.upto += 1
+                settled.out += out
+                settled.live += not out
+            else:
+                extending = False
+            if out:
                 tally.out += 1
                 continue
             tally.live += 1
