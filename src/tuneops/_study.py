@@ -50,6 +50,7 @@ CONSTRAINTS = "tuneops:constraints"
 SELECTION = "tuneops:selection"
 PRUNER = "tuneops:pruner"
 BUDGET = "tuneops:budget"  # system attr
+STRATEGY = "tuneops:strategy"  # user attr: the staged strategy's phases and verification (tuneops.strategy)
 
 METRICS = "metrics"
 FAMILY = "family"
