@@ -1,9 +1,9 @@
 """Samplers side by side: hypervolume at a fixed budget and the sampler's own CPU per trial.
 
-    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py                  # synthetic, full
-    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py --problems real  # the two real specs
-    python benchmarks/bench_samplers.py --quick                                  # 1 seed, 60 trials
-    python benchmarks/bench_samplers.py --summary                                # tables from saved runs
+    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py              # synthetic, full
+    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py --problems real
+    python benchmarks/bench_samplers.py --quick                              # 1 seed, 60 trials
+    python benchmarks/bench_samplers.py --summary --doc                      # saved runs -> docs
 
 Problems (every one minimised or maximised as stated, the same budget for every sampler):
 
@@ -37,6 +37,7 @@ machine is shared. Writes the section "Samplers (issue 15)" of docs/benchmarks.m
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -89,7 +90,7 @@ def zdt1(x: np.ndarray) -> tuple[float, float]:
 
 
 def dtlz2(x: np.ndarray, n_obj: int = 3) -> tuple[float, ...]:
-    k = x[n_obj - 1:]
+    k = x[n_obj - 1 :]
     g = float(np.sum((k - 0.5) ** 2))
     theta = x[: n_obj - 1] * math.pi / 2
     out = []
@@ -102,10 +103,22 @@ def dtlz2(x: np.ndarray, n_obj: int = 3) -> tuple[float, ...]:
     return tuple(out)
 
 
-_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8],
-                  [17, 8, 0.05, 10, 0.1, 14]])
-_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 _H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 H6_OPTIMUM = 3.32237
 
@@ -115,11 +128,15 @@ def hartmann6(x: np.ndarray) -> float:
     return -float(_H6_ALPHA @ np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1)))
 
 
-def _unit_objective(n: int, fn: Callable[[np.ndarray], Any]) -> Callable[[], Callable[[optuna.Trial], Any]]:
+def _unit_objective(
+    n: int, fn: Callable[[np.ndarray], Any]
+) -> Callable[[], Callable[[optuna.Trial], Any]]:
     def factory() -> Callable[[optuna.Trial], Any]:
         def objective(trial: optuna.Trial) -> Any:
             return fn(np.array([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(n)]))
+
         return objective
+
     return factory
 
 
@@ -132,15 +149,19 @@ def _mixed_factory() -> Callable[[optuna.Trial], float]:
         kind = trial.suggest_categorical("kind", ["a", "b", "c"])
         scale = trial.suggest_categorical("scale", [1, 2, 4])
         z = xs - shift[kind]
-        bowl = float(np.sum(z ** 2 - 0.1 * np.cos(6 * math.pi * z) + 0.1))
+        bowl = float(np.sum(z**2 - 0.1 * np.cos(6 * math.pi * z) + 0.1))
         return bowl + 0.02 * float(np.sum((ns - 13) ** 2)) + (0.0 if scale == 2 else 0.3)
+
     return objective
 
 
 def _real_spec(objectives: list[str], families: list[str]) -> dict[str, Any]:
-    return {"data": {"source": "sklearn:breast_cancer"}, "model": {"families": families} if len(families) > 1
-            else {"family": families[0]}, "objectives": objectives,
-            "search": {"n_trials": 200, "cv_folds": 3, "seed": 0, "pruner": "none"}}
+    return {
+        "data": {"source": "sklearn:breast_cancer"},
+        "model": {"families": families} if len(families) > 1 else {"family": families[0]},
+        "objectives": objectives,
+        "search": {"n_trials": 200, "cv_folds": 3, "seed": 0, "pruner": "none"},
+    }
 
 
 def _real_factory(raw: dict[str, Any]) -> Callable[[], Callable[[optuna.Trial], Any]]:
@@ -148,8 +169,12 @@ def _real_factory(raw: dict[str, Any]) -> Callable[[], Callable[[optuna.Trial], 
         from tuneops.data import load_dataset
         from tuneops.objective import SpecObjective
         from tuneops.spec import load_spec
+
         spec = load_spec(raw)
-        return SpecObjective(spec, load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task))
+        return SpecObjective(
+            spec, load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+        )
+
     return factory
 
 
@@ -157,19 +182,46 @@ def _real_factory(raw: dict[str, Any]) -> Callable[[], Callable[[optuna.Trial], 
 # int_0^1 (1.1 - 1 + sqrt(x)) dx + 0.1 * 1.1 = 0.1 + 2/3 + 0.11. DTLZ2's front is the unit sphere's
 # positive octant: 1.1^3 minus the octant's volume pi/6.
 PROBLEMS: dict[str, Problem] = {
-    "zdt1": Problem("zdt1", ("minimize",) * 2, "continuous", _unit_objective(10, zdt1), (1.1, 1.1),
-                    0.1 + 2.0 / 3.0 + 0.11),
-    "dtlz2": Problem("dtlz2", ("minimize",) * 3, "continuous", _unit_objective(7, dtlz2), (1.1,) * 3,
-                     1.1 ** 3 - math.pi / 6),
-    "hartmann6": Problem("hartmann6", ("minimize",), "continuous", _unit_objective(6, hartmann6), (0.0,),
-                         H6_OPTIMUM),
+    "zdt1": Problem(
+        "zdt1",
+        ("minimize",) * 2,
+        "continuous",
+        _unit_objective(10, zdt1),
+        (1.1, 1.1),
+        0.1 + 2.0 / 3.0 + 0.11,
+    ),
+    "dtlz2": Problem(
+        "dtlz2",
+        ("minimize",) * 3,
+        "continuous",
+        _unit_objective(7, dtlz2),
+        (1.1,) * 3,
+        1.1**3 - math.pi / 6,
+    ),
+    "hartmann6": Problem(
+        "hartmann6", ("minimize",), "continuous", _unit_objective(6, hartmann6), (0.0,), H6_OPTIMUM
+    ),
     "mixed": Problem("mixed", ("minimize",), "mixed", _mixed_factory, None, None),
-    "rs_latency": Problem("rs_latency", ("maximize", "minimize"), "mixed",
-                          _real_factory(_real_spec(["accuracy", "latency_p95_ms"], ["hist_gradient_boosting"])),
-                          None, None, synthetic=False),
-    "rs_size": Problem("rs_size", ("maximize", "minimize"), "conditional",
-                       _real_factory(_real_spec(["accuracy", "model_size_kb"], ["random_forest", "knn", "linear"])),
-                       None, None, synthetic=False),
+    "rs_latency": Problem(
+        "rs_latency",
+        ("maximize", "minimize"),
+        "mixed",
+        _real_factory(_real_spec(["accuracy", "latency_p95_ms"], ["hist_gradient_boosting"])),
+        None,
+        None,
+        synthetic=False,
+    ),
+    "rs_size": Problem(
+        "rs_size",
+        ("maximize", "minimize"),
+        "conditional",
+        _real_factory(
+            _real_spec(["accuracy", "model_size_kb"], ["random_forest", "knn", "linear"])
+        ),
+        None,
+        None,
+        synthetic=False,
+    ),
 }
 
 
@@ -180,7 +232,9 @@ def _quiet(make: Callable[[], optuna.samplers.BaseSampler]) -> optuna.samplers.B
         return make()
 
 
-def optuna_samplers(problem: Problem, seed: int, n_trials: int) -> dict[str, Callable[[], optuna.samplers.BaseSampler]]:
+def optuna_samplers(
+    problem: Problem, seed: int, n_trials: int
+) -> dict[str, Callable[[], optuna.samplers.BaseSampler]]:
     """Every Optuna sampler that applies to ``problem``, by label, plus tuneops' ``auto``."""
     s = optuna.samplers
     table: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
@@ -192,16 +246,22 @@ def optuna_samplers(problem: Problem, seed: int, n_trials: int) -> dict[str, Cal
         "nsga2": lambda: s.NSGAIISampler(seed=seed),
         "nsga3": lambda: s.NSGAIIISampler(seed=seed),
         "qmc": lambda: s.QMCSampler(seed=seed),
-        "auto": lambda: samplers.make_sampler("auto", seed=seed, n_objectives=len(problem.directions),
-                                              n_trials=n_trials),
+        "auto": lambda: samplers.make_sampler(
+            "auto", seed=seed, n_objectives=len(problem.directions), n_trials=n_trials
+        ),
     }
     if len(problem.directions) == 1:
         table["cmaes"] = lambda: s.CmaEsSampler(seed=seed)
         del table["nsga3"]
     for k in SWITCH_AT:  # candidate rules: GP for the first k trials, then Optuna's default TPE
-        table[f"gp>tpe@{k}"] = lambda k=k: samplers.SwitchingSampler(
-            [(0, s.GPSampler(seed=seed)), (k, s.TPESampler(seed=seed))])
-    return {k: (lambda make=v: _quiet(make)) for k, v in table.items()}
+        table[f"gp>tpe@{k}"] = functools.partial(_gp_then_tpe, seed, k)
+    return {k: functools.partial(_quiet, v) for k, v in table.items()}
+
+
+def _gp_then_tpe(seed: int, k: int) -> optuna.samplers.BaseSampler:
+    return samplers.SwitchingSampler(
+        [(0, optuna.samplers.GPSampler(seed=seed)), (k, optuna.samplers.TPESampler(seed=seed))]
+    )
 
 
 class Timed(optuna.samplers.BaseSampler):
@@ -222,22 +282,31 @@ class Timed(optuna.samplers.BaseSampler):
             number = args[1].number
             self.by_trial[number] = self.by_trial.get(number, 0.0) + spent
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._timed(self.base.infer_relative_search_space, study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self._timed(self.base.sample_relative, study, trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str,
-                           distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
         return self._timed(self.base.sample_independent, study, trial, name, distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._timed(self.base.before_trial, study, trial)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self._timed(self.base.after_trial, study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -250,31 +319,49 @@ def _path(problem: str, label: str, seed: int, n_trials: int) -> Path:
     return OUT / problem / f"{safe}-s{seed}-n{n_trials}.json"
 
 
-def run_one(problem: Problem, label: str, make: Callable[[], optuna.samplers.BaseSampler], seed: int,
-            n_trials: int) -> dict[str, Any]:
+def run_one(
+    problem: Problem,
+    label: str,
+    make: Callable[[], optuna.samplers.BaseSampler],
+    seed: int,
+    n_trials: int,
+) -> dict[str, Any]:
     """One study of ``n_trials`` with one sampler; what it found and what the sampler cost."""
     objective = problem.objective_factory()
     timed = Timed(make())
-    study = optuna.create_study(directions=list(problem.directions), sampler=timed,
-                                study_name=f"{problem.name}-{label}-{seed}")
+    study = optuna.create_study(
+        directions=list[Any](problem.directions),
+        sampler=timed,
+        study_name=f"{problem.name}-{label}-{seed}",
+    )
     started, cpu0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.optimize(objective, n_trials=n_trials, catch=(Exception,))
     trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     record = {
-        "problem": problem.name, "sampler": label, "seed": seed, "n_trials": n_trials,
+        "problem": problem.name,
+        "sampler": label,
+        "seed": seed,
+        "n_trials": n_trials,
         "values": [list(t.values) for t in trials],
-        "sampler_cpu_s": timed.cpu_s, "sampler_cpu_s_by_trial": [timed.by_trial.get(i, 0.0) for i in range(n_trials)],
+        "sampler_cpu_s": timed.cpu_s,
+        "sampler_cpu_s_by_trial": [timed.by_trial.get(i, 0.0) for i in range(n_trials)],
         "process_cpu_s": time.process_time() - cpu0,
-        "wall_s": time.perf_counter() - started, "optuna": optuna.__version__,
+        "wall_s": time.perf_counter() - started,
+        "optuna": optuna.__version__,
         "resolved": getattr(timed.base, "describe", lambda: None)(),
     }
     return record
 
 
-def run(problems: Sequence[str], labels: Sequence[str] | None, seeds: Sequence[int], n_trials: int,
-        force: bool) -> None:
+def run(
+    problems: Sequence[str],
+    labels: Sequence[str] | None,
+    seeds: Sequence[int],
+    n_trials: int,
+    force: bool,
+) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for name in problems:
         problem = PROBLEMS[name]
@@ -289,9 +376,12 @@ def run(problems: Sequence[str], labels: Sequence[str] | None, seeds: Sequence[i
                 record = run_one(problem, label, make, seed, n_trials)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(record))
-                print(f"{name:10s} {label:26s} seed {seed}  {len(record['values'])} trials  sampler "
-                      f"{1e3 * record['sampler_cpu_s'] / n_trials:8.1f} ms/trial  wall {record['wall_s']:7.1f} s",
-                      flush=True)
+                print(
+                    f"{name:10s} {label:26s} seed {seed}  {len(record['values'])} trials  sampler "
+                    f"{1e3 * record['sampler_cpu_s'] / n_trials:8.1f} ms/trial  "
+                    f"wall {record['wall_s']:7.1f} s",
+                    flush=True,
+                )
 
 
 # -- scores --------------------------------------------------------------------------------------
@@ -311,7 +401,9 @@ def scores(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, A
         table: dict[str, dict[str, Any]] = {}
         for r in sorted(rs, key=lambda r: (r["sampler"], r["seed"])):
             hv = pareto.hypervolume(loss_of(r["values"]), ref) / ideal if r["values"] else 0.0
-            row = table.setdefault(r["sampler"], {"hv": [], "cpu_ms": [], "seeds": [], "resolved": r.get("resolved")})
+            row = table.setdefault(
+                r["sampler"], {"hv": [], "cpu_ms": [], "seeds": [], "resolved": r.get("resolved")}
+            )
             row["hv"].append(hv)
             row["cpu_ms"].append(1e3 * r["sampler_cpu_s"] / r["n_trials"])
             row["seeds"].append(r["seed"])
@@ -319,12 +411,15 @@ def scores(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, A
     return out
 
 
-def _normaliser(problem: Problem, runs: Sequence[Mapping[str, Any]]
-                ) -> tuple[Callable[[Any], np.ndarray], np.ndarray, float]:
+def _normaliser(
+    problem: Problem, runs: Sequence[Mapping[str, Any]]
+) -> tuple[Callable[[Any], np.ndarray], np.ndarray, float]:
     if problem.reference is not None and problem.ideal_hv is not None:
         ref = np.asarray(problem.reference, dtype=float)
         return (lambda v: pareto.losses(v, problem.directions)), ref, problem.ideal_hv
-    everything = np.vstack([pareto.losses(r["values"], problem.directions) for r in runs if r["values"]])
+    everything = np.vstack(
+        [pareto.losses(r["values"], problem.directions) for r in runs if r["values"]]
+    )
     low, high = everything.min(axis=0), everything.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
 
@@ -339,29 +434,62 @@ def summary_tables(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tupl
     """The Markdown tables and the verdict per problem against the targets."""
     parts, verdicts = [], []
     for name, rows in table.items():
-        base_cpu = statistics.fmean(rows["tpe (Optuna default)"]["cpu_ms"]) if "tpe (Optuna default)" in rows else None
-        best_label = max((k for k in rows if k != "auto"), key=lambda k: statistics.fmean(rows[k]["hv"]))
+        base_cpu = (
+            statistics.fmean(rows["tpe (Optuna default)"]["cpu_ms"])
+            if "tpe (Optuna default)" in rows
+            else None
+        )
+        best_label = max(
+            (k for k in rows if k != "auto"), key=lambda k: statistics.fmean(rows[k]["hv"])
+        )
         best = statistics.fmean(rows[best_label]["hv"])
         lines = []
         for label, row in sorted(rows.items(), key=lambda kv: -statistics.fmean(kv[1]["hv"])):
             hv = statistics.fmean(row["hv"])
             cpu = statistics.fmean(row["cpu_ms"])
-            lines.append([label, hv, statistics.stdev(row["hv"]) if len(row["hv"]) > 1 else float("nan"),
-                          min(row["hv"]), cpu, cpu / base_cpu if base_cpu else float("nan"), len(row["hv"])])
+            lines.append(
+                [
+                    label,
+                    hv,
+                    statistics.stdev(row["hv"]) if len(row["hv"]) > 1 else float("nan"),
+                    min(row["hv"]),
+                    cpu,
+                    cpu / base_cpu if base_cpu else float("nan"),
+                    len(row["hv"]),
+                ]
+            )
         problem = PROBLEMS[name]
         n = rows[next(iter(rows))]
-        parts.append(f"**{name}** ({len(problem.directions)} objective(s), {problem.space} space)\n\n"
-                     + render_table(["sampler", "hv (mean)", "hv std", "hv min", "sampler ms/trial",
-                                     "cpu / default TPE", "seeds"], lines) + "\n")
+        parts.append(
+            f"**{name}** ({len(problem.directions)} objective(s), {problem.space} space)\n\n"
+            + render_table(
+                [
+                    "sampler",
+                    "hv (mean)",
+                    "hv std",
+                    "hv min",
+                    "sampler ms/trial",
+                    "cpu / default TPE",
+                    "seeds",
+                ],
+                lines,
+            )
+            + "\n"
+        )
         if "auto" in rows:
             hv = statistics.fmean(rows["auto"]["hv"])
-            ratio = statistics.fmean(rows["auto"]["cpu_ms"]) / base_cpu if base_cpu else float("nan")
+            ratio = (
+                statistics.fmean(rows["auto"]["cpu_ms"]) / base_cpu if base_cpu else float("nan")
+            )
             ok_hv = hv >= best - TARGET_HV_GAP
             ok_cpu = ratio <= TARGET_CPU_RATIO
-            verdicts.append(f"- {name}: auto {hv:.3f} vs best other {best_label} {best:.3f} "
-                            f"({'met' if ok_hv else 'NOT met'}: >= best - {TARGET_HV_GAP}); sampler CPU "
-                            f"{ratio:.1f}x default TPE ({'met' if ok_cpu else 'NOT met'}: <= {TARGET_CPU_RATIO:g}x); "
-                            f"seeds {len(n['hv'])}")
+            verdicts.append(
+                f"- {name}: auto {hv:.3f} vs best other {best_label} {best:.3f} "
+                f"({'met' if ok_hv else 'NOT met'}: >= best - {TARGET_HV_GAP}); sampler CPU "
+                f"{ratio:.1f}x default TPE ({'met' if ok_cpu else 'NOT met'}: "
+                f"<= {TARGET_CPU_RATIO:g}x); "
+                f"seeds {len(n['hv'])}"
+            )
     return "\n".join(parts), verdicts
 
 
@@ -372,18 +500,31 @@ def write_doc(body: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", nargs="+", default=["synthetic"],
-                        help="problem names, or 'synthetic' / 'real' / 'all'")
-    parser.add_argument("--samplers", nargs="+", default=None, help="sampler labels to run (default: all)")
+    parser.add_argument(
+        "--problems",
+        nargs="+",
+        default=["synthetic"],
+        help="problem names, or 'synthetic' / 'real' / 'all'",
+    )
+    parser.add_argument(
+        "--samplers", nargs="+", default=None, help="sampler labels to run (default: all)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="1 seed, 60 trials")
     parser.add_argument("--force", action="store_true", help="rerun runs already saved")
-    parser.add_argument("--summary", action="store_true", help="no runs: tables from the saved runs")
-    parser.add_argument("--doc", action="store_true", help="write the tables into docs/benchmarks.md")
+    parser.add_argument(
+        "--summary", action="store_true", help="no runs: tables from the saved runs"
+    )
+    parser.add_argument(
+        "--doc", action="store_true", help="write the tables into docs/benchmarks.md"
+    )
     args = parser.parse_args()
-    groups = {"synthetic": [k for k, p in PROBLEMS.items() if p.synthetic],
-              "real": [k for k, p in PROBLEMS.items() if not p.synthetic], "all": list(PROBLEMS)}
+    groups = {
+        "synthetic": [k for k, p in PROBLEMS.items() if p.synthetic],
+        "real": [k for k, p in PROBLEMS.items() if not p.synthetic],
+        "all": list(PROBLEMS),
+    }
     problems = [q for p in args.problems for q in groups.get(p, [p])]
     seeds, n_trials = (range(1), 60) if args.quick else (range(args.seeds), args.trials)
     if not args.summary:
@@ -392,9 +533,13 @@ def main() -> None:
     print(body)
     print("\n".join(verdicts))
     if args.doc:
-        write_doc(f"Budget {n_trials} trials per run. Targets: auto >= best other sampler - "
-                  f"{TARGET_HV_GAP}, sampler CPU <= {TARGET_CPU_RATIO:g}x default TPE's.\n\n"
-                  + body + "\n" + "\n".join(verdicts))
+        write_doc(
+            f"Budget {n_trials} trials per run. Targets: auto >= best other sampler - "
+            f"{TARGET_HV_GAP}, sampler CPU <= {TARGET_CPU_RATIO:g}x default TPE's.\n\n"
+            + body
+            + "\n"
+            + "\n".join(verdicts)
+        )
 
 
 if __name__ == "__main__":

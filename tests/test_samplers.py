@@ -30,20 +30,23 @@ def _stages(stages: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
     return [(s.start, s.name, dict(s.params)) for s in stages]
 
 
-# -- the space ----------------------------------------------------------------------------------
+# -- the space -------------------------------------------------------------------------------------
 def test_describe_space_kinds() -> None:
     assert describe_space(CONTINUOUS) == SpaceKind(6, "continuous", False)
-    assert describe_space({"n": IntDistribution(1, 9), "x": FloatDistribution(0, 1)}).kind == "integer"
+    assert (
+        describe_space({"n": IntDistribution(1, 9), "x": FloatDistribution(0, 1)}).kind == "integer"
+    )
     assert describe_space({"x": FloatDistribution(0, 1, step=0.1)}).kind == "integer"
     assert describe_space({"c": CategoricalDistribution(["a", "b"])}).kind == "categorical"
-    mixed = describe_space({"c": CategoricalDistribution(["a", "b"]), "x": FloatDistribution(0, 1)},
-                           conditional=True)
+    mixed = describe_space(
+        {"c": CategoricalDistribution(["a", "b"]), "x": FloatDistribution(0, 1)}, conditional=True
+    )
     assert (mixed.kind, mixed.conditional) == ("mixed", True)
     # A distribution with one value is not searched.
     assert describe_space({"fixed": CategoricalDistribution(["a"]), **CONTINUOUS}).n_params == 6
 
 
-# -- the rule per case ------------------------------------------------------------------------------
+# -- the rule per case -----------------------------------------------------------------------------
 def test_one_objective_continuous_small_budget_is_gp() -> None:
     stages, why = auto_plan(1, describe_space(CONTINUOUS), 100, gp=True)
     assert _stages(stages) == [(0, "gp", {})]
@@ -95,8 +98,10 @@ def test_make_sampler_auto_decides_at_construction_with_a_known_space() -> None:
 
 def test_make_sampler_keeps_the_old_signature() -> None:
     assert isinstance(make_sampler("tpe", seed=0), optuna.samplers.TPESampler)
-    assert isinstance(make_sampler("tpe", {"n_startup_trials": 5}, seed=0, conditional=True),
-                      optuna.samplers.TPESampler)
+    assert isinstance(
+        make_sampler("tpe", {"n_startup_trials": 5}, seed=0, conditional=True),
+        optuna.samplers.TPESampler,
+    )
     assert isinstance(make_sampler("random", None, seed=1), optuna.samplers.RandomSampler)
     # The old call for a conditional study: grouped TPE once the study says its objectives.
     auto = make_sampler("auto", None, seed=0, conditional=True)
@@ -113,7 +118,7 @@ def test_make_sampler_errors_name_the_field() -> None:
         make_sampler("random", {"bogus": 1}, seed=0)
 
 
-# -- tune(): the space is unknown until trials ran ------------------------------------------------
+# -- tune(): the space is unknown until trials ran -------------------------------------------------
 def _continuous(trial: optuna.Trial) -> float:
     return (trial.suggest_float("x", -1, 1) - 0.3) ** 2 + trial.suggest_float("y", -1, 1) ** 2
 
@@ -138,7 +143,9 @@ def test_unknown_space_is_judged_after_the_startup_trials() -> None:
     described = auto.describe()
     assert described is not None
     assert described["space"] == {"n_params": 2, "kind": "continuous", "conditional": False}
-    assert described["stages"] == [{"from_trial": 0, "sampler": "tpe", "params": {"multivariate": True}}]
+    assert described["stages"] == [
+        {"from_trial": 0, "sampler": "tpe", "params": {"multivariate": True}}
+    ]
 
 
 def test_unknown_conditional_space_is_grouped_tpe() -> None:
@@ -160,19 +167,27 @@ def test_unknown_space_in_two_objectives_plans_gp_then_tpe() -> None:
     study.optimize(_two, n_trials=1)
     described = auto.describe()
     assert described is not None
-    assert [(s["from_trial"], s["sampler"]) for s in described["stages"]] == [(0, "gp"), (GP_TRIALS, "tpe")]
+    assert [(s["from_trial"], s["sampler"]) for s in described["stages"]] == [
+        (0, "gp"),
+        (GP_TRIALS, "tpe"),
+    ]
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="GPSampler needs PyTorch")
 def test_auto_runs_gp_with_torch() -> None:
-    auto = make_sampler("auto", seed=0, n_objectives=1, space={"x": FloatDistribution(-1, 1),
-                                                                "y": FloatDistribution(-1, 1)}, n_trials=15)
+    auto = make_sampler(
+        "auto",
+        seed=0,
+        n_objectives=1,
+        space={"x": FloatDistribution(-1, 1), "y": FloatDistribution(-1, 1)},
+        n_trials=15,
+    )
     study = optuna.create_study(sampler=auto)
     study.optimize(_continuous, n_trials=15)
     assert study.best_value < 0.1
 
 
-# -- the switching sampler --------------------------------------------------------------------------
+# -- the switching sampler -------------------------------------------------------------------------
 class _Recording(optuna.samplers.RandomSampler):
     """A random sampler that notes the trials it was asked for."""
 
@@ -195,8 +210,12 @@ def test_switching_sampler_switches_at_the_stage_start() -> None:
 
 def test_switching_sampler_is_deterministic_with_a_seed() -> None:
     def params(seed: int) -> list[dict[str, Any]]:
-        sampler = SwitchingSampler([(0, optuna.samplers.RandomSampler(seed=seed)),
-                                    (5, optuna.samplers.TPESampler(seed=seed, n_startup_trials=0))])
+        sampler = SwitchingSampler(
+            [
+                (0, optuna.samplers.RandomSampler(seed=seed)),
+                (5, optuna.samplers.TPESampler(seed=seed, n_startup_trials=0)),
+            ]
+        )
         study = optuna.create_study(sampler=sampler)
         study.optimize(_continuous, n_trials=12)
         return [t.params for t in study.trials]
@@ -205,15 +224,19 @@ def test_switching_sampler_is_deterministic_with_a_seed() -> None:
     assert params(3) != params(4)
 
 
-def test_switching_sampler_hands_a_resumed_study_to_the_right_stage(tmp_path: Any) -> None:
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+def test_switching_sampler_hands_a_resumed_study_to_the_right_stage() -> None:
+    storage = optuna.storages.InMemoryStorage()  # shared by both "processes", as a database is
     first = _Recording(0)
-    study = optuna.create_study(study_name="s", storage=storage,
-                                sampler=SwitchingSampler([(0, first), (6, _Recording(1))]))
+    study = optuna.create_study(
+        study_name="s", storage=storage, sampler=SwitchingSampler([(0, first), (6, _Recording(1))])
+    )
     study.optimize(_continuous, n_trials=4)
     again_first, again_second = _Recording(0), _Recording(1)
-    resumed = optuna.load_study(study_name="s", storage=storage,
-                                sampler=SwitchingSampler([(0, again_first), (6, again_second)]))
+    resumed = optuna.load_study(
+        study_name="s",
+        storage=storage,
+        sampler=SwitchingSampler([(0, again_first), (6, again_second)]),
+    )
     resumed.optimize(_continuous, n_trials=4)
     assert again_first.numbers == {4, 5} and again_second.numbers == {6, 7}
 
@@ -222,5 +245,10 @@ def test_switching_sampler_rejects_bad_stages() -> None:
     with pytest.raises(ValueError, match="from 0"):
         SwitchingSampler([(3, optuna.samplers.RandomSampler())])
     with pytest.raises(ValueError, match="increasing"):
-        SwitchingSampler([(0, optuna.samplers.RandomSampler()), (9, optuna.samplers.RandomSampler()),
-                          (4, optuna.samplers.RandomSampler())])
+        SwitchingSampler(
+            [
+                (0, optuna.samplers.RandomSampler()),
+                (9, optuna.samplers.RandomSampler()),
+                (4, optuna.samplers.RandomSampler()),
+            ]
+        )

@@ -76,8 +76,9 @@ STARTUP_TRIALS = 10  # random trials before an unknown space is judged (GP and T
 
 
 # -- the samplers by name ---------------------------------------------------------------------
-def _tpe(seed: int | None, *, group: bool = False, multivariate: bool | None = True,
-         **kw: Any) -> optuna.samplers.BaseSampler:
+def _tpe(
+    seed: int | None, *, group: bool = False, multivariate: bool | None = True, **kw: Any
+) -> optuna.samplers.BaseSampler:
     # Optuna 5 defaults otherwise: constant_liar (pending trials penalised, so parallel workers
     # spread out). `group` handles conditional spaces (several families); it is experimental,
     # and using it is a deliberate choice, so its warning is not the user's.
@@ -124,7 +125,9 @@ class SpaceKind:
         return {"n_params": self.n_params, "kind": self.kind, "conditional": self.conditional}
 
 
-def describe_space(distributions: Mapping[str, BaseDistribution], *, conditional: bool = False) -> SpaceKind:
+def describe_space(
+    distributions: Mapping[str, BaseDistribution], *, conditional: bool = False
+) -> SpaceKind:
     """The :class:`SpaceKind` of a space given as Optuna distributions (one per parameter).
 
     Example::
@@ -161,18 +164,24 @@ def _space_of_trials(trials: Sequence[FrozenTrial]) -> SpaceKind:
 # -- the rule ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Stage:
-    """Trials numbered from ``start`` (until the next stage) go to sampler ``name`` with ``params``."""
+    """Trials numbered from ``start`` (until the next stage) go to sampler ``name``, built with
+    ``params``."""
 
     start: int
     name: str
     params: Mapping[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"from_trial": self.start, "sampler": self.name, **({"params": dict(self.params)} if self.params else {})}
+        return {
+            "from_trial": self.start,
+            "sampler": self.name,
+            **({"params": dict(self.params)} if self.params else {}),
+        }
 
 
-def auto_plan(n_objectives: int, space: SpaceKind, n_trials: int | None = None, *,
-              gp: bool | None = None) -> tuple[list[Stage], str]:
+def auto_plan(
+    n_objectives: int, space: SpaceKind, n_trials: int | None = None, *, gp: bool | None = None
+) -> tuple[list[Stage], str]:
     """The stages ``auto`` runs for a study, and why (the rule in the module docstring).
 
     Args:
@@ -191,7 +200,8 @@ def auto_plan(n_objectives: int, space: SpaceKind, n_trials: int | None = None, 
     tpe = {"multivariate": n_objectives == 1}
     if space.conditional:
         return [Stage(0, "tpe", {"multivariate": True, "group": True})], (
-            "conditional space: multivariate TPE with group, the one Optuna sampler that models it")
+            "conditional space: multivariate TPE with group, the one Optuna sampler that models it"
+        )
     if space.n_params > GP_MAX_PARAMS:
         return [Stage(0, "tpe", tpe)], f"{space.n_params} parameters (> {GP_MAX_PARAMS}): TPE"
     if not gp:
@@ -199,7 +209,8 @@ def auto_plan(n_objectives: int, space: SpaceKind, n_trials: int | None = None, 
     if n_trials is not None and n_trials <= GP_TRIALS:
         return [Stage(0, "gp", {})], f"{space.kind} space, {n_trials} trials (<= {GP_TRIALS}): GP"
     return [Stage(0, "gp", {}), Stage(GP_TRIALS, "tpe", tpe)], (
-        f"{space.kind} space: GP for the first {GP_TRIALS} trials, then TPE (flat cost per trial)")
+        f"{space.kind} space: GP for the first {GP_TRIALS} trials, then TPE (flat cost per trial)"
+    )
 
 
 def build_stage(stage: Stage, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -232,7 +243,9 @@ class SwitchingSampler(optuna.samplers.BaseSampler):
     def __init__(self, stages: Sequence[tuple[int, optuna.samplers.BaseSampler]]) -> None:
         starts = [start for start, _ in stages]
         if not stages or starts[0] != 0 or starts != sorted(starts):
-            raise ValueError(f"stages: expected increasing first trial numbers from 0, received {starts}")
+            raise ValueError(
+                f"stages: expected increasing first trial numbers from 0, received {starts}"
+            )
         self._stages = list(stages)
 
     @property
@@ -247,22 +260,37 @@ class SwitchingSampler(optuna.samplers.BaseSampler):
                 chosen = sampler
         return chosen
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self.sampler_for(trial.number).infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self.sampler_for(trial.number).sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.sampler_for(trial.number).sample_independent(study, trial, param_name, param_distribution)
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.sampler_for(trial.number).sample_independent(
+            study, trial, param_name, param_distribution
+        )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.sampler_for(trial.number).before_trial(study, trial)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self.sampler_for(trial.number).after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -288,9 +316,16 @@ class AutoSampler(optuna.samplers.BaseSampler):
         gp: whether GP may be used (default: :func:`gp_available`).
     """
 
-    def __init__(self, *, seed: int | None, n_objectives: int | None = None,
-                 space: Mapping[str, BaseDistribution] | SpaceKind | None = None,
-                 n_trials: int | None = None, conditional: bool | None = None, gp: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None,
+        n_objectives: int | None = None,
+        space: Mapping[str, BaseDistribution] | SpaceKind | None = None,
+        n_trials: int | None = None,
+        conditional: bool | None = None,
+        gp: bool | None = None,
+    ) -> None:
         self._seed = seed
         self._n_objectives = n_objectives
         self._n_trials = n_trials
@@ -298,7 +333,9 @@ class AutoSampler(optuna.samplers.BaseSampler):
         self._conditional = conditional
         self._space: SpaceKind | None
         if isinstance(space, SpaceKind):
-            self._space = space if conditional is None else SpaceKind(space.n_params, space.kind, conditional)
+            self._space = (
+                space if conditional is None else SpaceKind(space.n_params, space.kind, conditional)
+            )
         elif space is not None:
             self._space = describe_space(space, conditional=bool(conditional))
         elif conditional:
@@ -326,11 +363,15 @@ class AutoSampler(optuna.samplers.BaseSampler):
             if self._space is not None:
                 self._decide(n_objectives, self._space)
             else:
-                finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                finished = study.get_trials(
+                    deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+                )
                 if len(finished) >= STARTUP_TRIALS:
                     first = sorted(finished, key=lambda t: t.number)[:STARTUP_TRIALS]
                     self._decide(n_objectives, _space_of_trials(first))
-        sampler = self._startup if self._delegate is None else self._delegate.sampler_for(trial.number)
+        sampler = (
+            self._startup if self._delegate is None else self._delegate.sampler_for(trial.number)
+        )
         self._routes[trial.number] = sampler
         return sampler
 
@@ -339,25 +380,44 @@ class AutoSampler(optuna.samplers.BaseSampler):
         if self._plan is None:
             return None
         stages, why = self._plan
-        return {"sampler": "auto", "stages": [s.to_dict() for s in stages], "why": why,
-                "space": self._space.to_dict() if self._space else None}
+        return {
+            "sampler": "auto",
+            "stages": [s.to_dict() for s in stages],
+            "why": why,
+            "space": self._space.to_dict() if self._space else None,
+        }
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._resolve(study, trial).infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self._resolve(study, trial).sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._resolve(study, trial).sample_independent(study, trial, param_name, param_distribution)
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._resolve(study, trial).sample_independent(
+            study, trial, param_name, param_distribution
+        )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._resolve(study, trial).before_trial(study, trial)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         sampler = self._routes.pop(trial.number, None) or self._resolve(study, trial)
         self._routes.pop(trial.number, None)
         sampler.after_trial(study, trial, state, values)
@@ -403,8 +463,14 @@ def make_sampler(
     kw = dict(params or {})
     try:
         if name == "auto":
-            return AutoSampler(seed=seed, n_objectives=n_objectives, space=space, n_trials=n_trials,
-                               conditional=conditional if (conditional or space is not None) else None, **kw)
+            return AutoSampler(
+                seed=seed,
+                n_objectives=n_objectives,
+                space=space,
+                n_trials=n_trials,
+                conditional=conditional if (conditional or space is not None) else None,
+                **kw,
+            )
         return SAMPLERS[name](seed, group=bool(conditional), **kw)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"search.sampler: {name} does not accept {kw}: {exc}") from exc

@@ -87,8 +87,13 @@ class Phase:
     pruning: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phase": self.name, "from_trial": self.start, "to_trial": self.end, "sampler": self.sampler,
-                "pruning": self.pruning}
+        return {
+            "phase": self.name,
+            "from_trial": self.start,
+            "to_trial": self.end,
+            "sampler": self.sampler,
+            "pruning": self.pruning,
+        }
 
 
 def _cmaes_available() -> bool:
@@ -96,8 +101,9 @@ def _cmaes_available() -> bool:
     return importlib.util.find_spec("cmaes") is not None
 
 
-def refine_sampler(n_objectives: int, space: SpaceKind | None, *, gp: bool | None = None,
-                   cmaes: bool | None = None) -> str:
+def refine_sampler(
+    n_objectives: int, space: SpaceKind | None, *, gp: bool | None = None, cmaes: bool | None = None
+) -> str:
     """The refine phase's sampler: ``gp``, ``cmaes`` or ``tpe`` (see the module docstring)."""
     gp = gp_available() if gp is None else gp
     cmaes = _cmaes_available() if cmaes is None else cmaes
@@ -105,13 +111,24 @@ def refine_sampler(n_objectives: int, space: SpaceKind | None, *, gp: bool | Non
         return "tpe"
     if gp and (space is None or space.n_params <= GP_MAX_PARAMS):
         return "gp"
-    if cmaes and n_objectives == 1 and space is not None and space.kind in ("continuous", "integer"):
+    if (
+        cmaes
+        and n_objectives == 1
+        and space is not None
+        and space.kind in ("continuous", "integer")
+    ):
         return "cmaes"
     return "tpe"
 
 
-def staged_phases(n_trials: int, *, n_objectives: int = 1, space: SpaceKind | None = None,
-                  gp: bool | None = None, cmaes: bool | None = None) -> list[Phase]:
+def staged_phases(
+    n_trials: int,
+    *,
+    n_objectives: int = 1,
+    space: SpaceKind | None = None,
+    gp: bool | None = None,
+    cmaes: bool | None = None,
+) -> list[Phase]:
     """The phases of a study of ``n_trials`` trials (a pure function of its arguments).
 
     Example::
@@ -120,16 +137,27 @@ def staged_phases(n_trials: int, *, n_objectives: int = 1, space: SpaceKind | No
         [('explore', 0, 30), ('model', 30, 140), ('refine', 140, 200)]
     """
     if n_trials < 1:
-        raise ValueError(f"n_trials: expected a positive budget for the staged strategy, received {n_trials}")
-    explore = min(max(round(EXPLORE_SHARE * n_trials), EXPLORE_MIN), EXPLORE_MAX, max(n_trials // 3, 1))
+        raise ValueError(
+            f"n_trials: expected a positive budget for the staged strategy, received {n_trials}"
+        )
+    explore = min(
+        max(round(EXPLORE_SHARE * n_trials), EXPLORE_MIN), EXPLORE_MAX, max(n_trials // 3, 1)
+    )
     refine = min(round(REFINE_SHARE * n_trials), n_trials - explore)
     model_end = n_trials - refine
     phases = [Phase("explore", 0, explore, "random", False)]
     if model_end > explore:
         phases.append(Phase("model", explore, model_end, "tpe", True))
     if refine > 0:
-        phases.append(Phase("refine", model_end, n_trials,
-                            refine_sampler(n_objectives, space, gp=gp, cmaes=cmaes), False))
+        phases.append(
+            Phase(
+                "refine",
+                model_end,
+                n_trials,
+                refine_sampler(n_objectives, space, gp=gp, cmaes=cmaes),
+                False,
+            )
+        )
     return phases
 
 
@@ -145,8 +173,14 @@ def phase_of(phases: Sequence[Phase], number: int) -> Phase:
 class _Plan:
     """The phases of one study, computed once from its stored budget (or the given one)."""
 
-    def __init__(self, n_trials: int | None, n_objectives: int | None, space: SpaceKind | None,
-                 gp: bool | None, cmaes: bool | None) -> None:
+    def __init__(
+        self,
+        n_trials: int | None,
+        n_objectives: int | None,
+        space: SpaceKind | None,
+        gp: bool | None,
+        cmaes: bool | None,
+    ) -> None:
         self.n_trials, self.n_objectives, self.space = n_trials, n_objectives, space
         self.gp, self.cmaes = gp, cmaes
         self._phases: list[Phase] | None = None
@@ -156,9 +190,16 @@ class _Plan:
             stored = _study.budget(study)
             n_trials = stored if stored is not None else self.n_trials
             if n_trials is None:
-                raise ValueError("the staged strategy needs a trial budget (search.n_trials); none is set")
-            self._phases = staged_phases(n_trials, n_objectives=self.n_objectives or len(study.directions),
-                                         space=self.space, gp=self.gp, cmaes=self.cmaes)
+                raise ValueError(
+                    "the staged strategy needs a trial budget (search.n_trials); none is set"
+                )
+            self._phases = staged_phases(
+                n_trials,
+                n_objectives=self.n_objectives or len(study.directions),
+                space=self.space,
+                gp=self.gp,
+                cmaes=self.cmaes,
+            )
         return self._phases
 
 
@@ -177,9 +218,17 @@ class StagedSampler(optuna.samplers.BaseSampler):
         conditional: whether the space is conditional (with ``space`` as distributions).
     """
 
-    def __init__(self, *, seed: int | None, n_trials: int | None = None, n_objectives: int | None = None,
-                 space: Mapping[str, BaseDistribution] | SpaceKind | None = None, conditional: bool = False,
-                 gp: bool | None = None, cmaes: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None,
+        n_trials: int | None = None,
+        n_objectives: int | None = None,
+        space: Mapping[str, BaseDistribution] | SpaceKind | None = None,
+        conditional: bool = False,
+        gp: bool | None = None,
+        cmaes: bool | None = None,
+    ) -> None:
         if space is not None and not isinstance(space, SpaceKind):
             space = describe_space(space, conditional=conditional)
         self._seed = seed
@@ -200,41 +249,64 @@ class StagedSampler(optuna.samplers.BaseSampler):
         n_objectives = len(study.directions)
         space = self._plan.space
         if space is None and phase.name != "explore":
-            finished = [t for t in _optuna.read_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                        if t.number < phase.start]
+            finished = [
+                t
+                for t in _optuna.read_trials(study, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if t.number < phase.start
+            ]
             space = _space_of_trials(finished) if finished else None
-        tpe = {"multivariate": n_objectives == 1 or bool(space and space.conditional),
-               "group": bool(space and space.conditional)}
+        tpe = {
+            "multivariate": n_objectives == 1 or bool(space and space.conditional),
+            "group": bool(space and space.conditional),
+        }
         if phase.name == "explore":
             return optuna.samplers.RandomSampler(seed=self._seed)
         if phase.name == "model":
             return build_stage_tpe(self._seed, tpe)
         name = phase.sampler
-        if space is not None and self._plan.space is None:  # judged now: the stored name may not fit
+        if (
+            space is not None and self._plan.space is None
+        ):  # judged now: the stored name may not fit
             name = refine_sampler(n_objectives, space, gp=self._plan.gp, cmaes=self._plan.cmaes)
         if name == "gp":
             return optuna.samplers.GPSampler(seed=self._seed)
         if name == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=self._seed, x0=_best_params(study, phase.start),
-                                                sigma0=0.2, n_startup_trials=0)
+            return optuna.samplers.CmaEsSampler(
+                seed=self._seed, x0=_best_params(study, phase.start), sigma0=0.2, n_startup_trials=0
+            )
         return build_stage_tpe(self._seed, {**tpe, "n_ei_candidates": 96})
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._sampler(study, trial).infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         return self._sampler(study, trial).sample_relative(study, trial, search_space)
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self._sampler(study, trial).sample_independent(study, trial, param_name, param_distribution)
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._sampler(study, trial).sample_independent(
+            study, trial, param_name, param_distribution
+        )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._sampler(study, trial).before_trial(study, trial)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self._sampler(study, trial).after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
@@ -248,14 +320,20 @@ def build_stage_tpe(seed: int | None, params: Mapping[str, Any]) -> optuna.sampl
 
 
 def _best_params(study: optuna.Study, before: int) -> dict[str, Any] | None:
-    """The numeric parameters of the best complete trial numbered below ``before`` (one objective)."""
-    trials = [t for t in _optuna.read_trials(study, states=(TrialState.COMPLETE,)) if t.number < before]
+    """The numeric parameters of the best complete trial numbered below ``before`` (one
+    objective; None with several)."""
+    trials = [
+        t for t in _optuna.read_trials(study, states=(TrialState.COMPLETE,)) if t.number < before
+    ]
     if not trials or len(study.directions) != 1:
         return None
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     best = min(trials, key=lambda t: (sign * float(t.values[0]), t.number))
-    return {k: v for k, v in best.params.items()
-            if not isinstance(best.distributions[k], CategoricalDistribution)} or None
+    return {
+        k: v
+        for k, v in best.params.items()
+        if not isinstance(best.distributions[k], CategoricalDistribution)
+    } or None
 
 
 class StagedPruner(optuna.pruners.BasePruner):
@@ -269,7 +347,9 @@ class StagedPruner(optuna.pruners.BasePruner):
         phases: ``study -> phases`` (:meth:`StagedSampler.phases`).
     """
 
-    def __init__(self, base: optuna.pruners.BasePruner, phases: Callable[[optuna.Study], Sequence[Phase]]) -> None:
+    def __init__(
+        self, base: optuna.pruners.BasePruner, phases: Callable[[optuna.Study], Sequence[Phase]]
+    ) -> None:
         self.base = base
         self._phases = phases
 
@@ -279,7 +359,9 @@ class StagedPruner(optuna.pruners.BasePruner):
         return self.base.prune(study, trial)
 
 
-def staged_pruner(base: optuna.pruners.BasePruner, sampler: StagedSampler) -> optuna.pruners.BasePruner:
+def staged_pruner(
+    base: optuna.pruners.BasePruner, sampler: StagedSampler
+) -> optuna.pruners.BasePruner:
     """``base`` gated by the phases of ``sampler``; a pruner that never prunes, or one that
     sets how the objective trains (Wilcoxon: by folds), is returned as it is."""
     if isinstance(base, (optuna.pruners.NopPruner, optuna.pruners.WilcoxonPruner)):
@@ -302,7 +384,12 @@ def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) 
     """Write the plan to the study (user attr ``tuneops:strategy``), keeping a stored
     verification when the phases are unchanged; returns the record."""
     old = _optuna.study_user_attrs(study).get(_study.STRATEGY) or {}
-    record = {"name": "staged", "n_trials": phases[-1].end, "phases": [p.to_dict() for p in phases], **extra}
+    record = {
+        "name": "staged",
+        "n_trials": phases[-1].end,
+        "phases": [p.to_dict() for p in phases],
+        **extra,
+    }
     if old.get("phases") == record["phases"] and "verification" in old:
         record["verification"] = old["verification"]
     study.set_user_attr(_study.STRATEGY, record)
@@ -310,11 +397,19 @@ def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) 
 
 
 # -- verification ---------------------------------------------------------------------------------
-def top_candidates(trials: Sequence[FrozenTrial], directions: Sequence[str], k: int) -> list[FrozenTrial]:
+def top_candidates(
+    trials: Sequence[FrozenTrial], directions: Sequence[str], k: int
+) -> list[FrozenTrial]:
     """The ``k`` best complete trials: by non-dominated rank (the Pareto front first, then the
     front of the rest, ...), within a rank by the first objective, then by trial number."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-                and _study.ABANDONED not in t.user_attrs and all(math.isfinite(v) for v in t.values)]
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values is not None
+        and _study.ABANDONED not in t.user_attrs
+        and all(math.isfinite(v) for v in t.values)
+    ]
     if not complete:
         return []
     loss = pareto.losses([t.values for t in complete], directions)
@@ -343,8 +438,12 @@ def t975(df: int) -> float:
     if df <= len(_T975):
         return _T975[df - 1]
     z = 1.959964
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))
+    return (
+        z
+        + (z**3 + z) / (4 * df)
+        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+    )
 
 
 def verify_top(
@@ -380,8 +479,10 @@ def verify_top(
         True
     """
     if k < 1 or folds < 2 or repeats < 1:
-        raise ValueError(f"verify_top: expected k >= 1, folds >= 2, repeats >= 1; received k={k}, "
-                         f"folds={folds}, repeats={repeats}")
+        raise ValueError(
+            f"verify_top: expected k >= 1, folds >= 2, repeats >= 1; received k={k}, "
+            f"folds={folds}, repeats={repeats}"
+        )
     directions = [d.name.lower() for d in study.directions]
     candidates = top_candidates(_optuna.read_trials(study), directions, k)
     objectives = [objective_factory(folds, r) for r in range(repeats)]
@@ -390,14 +491,32 @@ def verify_top(
         runs = []
         for objective in objectives:
             value = objective(optuna.trial.FixedTrial(dict(trial.params)))
-            runs.append([float(v) for v in (value if isinstance(value, (list, tuple)) else [value])])
-        per_objective = list(zip(*runs))
+            runs.append(
+                [float(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            )
+        per_objective = list(zip(*runs, strict=True))
         mean = [statistics.fmean(v) for v in per_objective]
         std = [statistics.stdev(v) if len(v) > 1 else None for v in per_objective]
-        ci = [[m - t975(repeats - 1) * s / math.sqrt(repeats), m + t975(repeats - 1) * s / math.sqrt(repeats)]
-              if s is not None else None for m, s in zip(mean, std)]
-        out.append({"number": trial.number, "params": dict(trial.params), "values": list(trial.values),
-                    "mean": mean, "std": std, "ci95": ci, "evaluations": runs})
+        ci = [
+            [
+                m - t975(repeats - 1) * s / math.sqrt(repeats),
+                m + t975(repeats - 1) * s / math.sqrt(repeats),
+            ]
+            if s is not None
+            else None
+            for m, s in zip(mean, std, strict=True)
+        ]
+        out.append(
+            {
+                "number": trial.number,
+                "params": dict(trial.params),
+                "values": list(trial.values),
+                "mean": mean,
+                "std": std,
+                "ci95": ci,
+                "evaluations": runs,
+            }
+        )
     result = {"k": k, "folds": folds, "repeats": repeats, "candidates": out}
     if record:
         stored = dict(_optuna.study_user_attrs(study).get(_study.STRATEGY) or {"name": "staged"})
@@ -413,16 +532,35 @@ def strategy_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict
     if not record:
         return None
     directions = [d.name.lower() for d in study.directions]
-    phases = [Phase(p["phase"], p["from_trial"], p["to_trial"], p["sampler"], p["pruning"])
-              for p in record.get("phases", [])]
+    phases = [
+        Phase(p["phase"], p["from_trial"], p["to_trial"], p["sampler"], p["pruning"])
+        for p in record.get("phases", [])
+    ]
     rows = []
     for phase in phases:
-        inside = [t for t in trials if phase_of(phases, t.number) is phase and _study.ABANDONED not in t.user_attrs]
+        inside = [
+            t
+            for t in trials
+            if phase_of(phases, t.number) is phase and _study.ABANDONED not in t.user_attrs
+        ]
         done = [t for t in inside if t.state == TrialState.COMPLETE and t.values is not None]
-        best = [(max if d == "maximize" else min)(t.values[i] for t in done) if done else None
-                for i, d in enumerate(directions)]
-        rows.append({**phase.to_dict(), "trials": {s.name.lower(): sum(t.state == s for t in inside)
-                                                   for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)},
-                     "best": best})
-    return {"name": record.get("name", "staged"), "n_trials": record.get("n_trials"), "phases": rows,
-            "verification": record.get("verification")}
+        best = [
+            (max if d == "maximize" else min)(t.values[i] for t in done) if done else None
+            for i, d in enumerate(directions)
+        ]
+        rows.append(
+            {
+                **phase.to_dict(),
+                "trials": {
+                    s.name.lower(): sum(t.state == s for t in inside)
+                    for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+                },
+                "best": best,
+            }
+        )
+    return {
+        "name": record.get("name", "staged"),
+        "n_trials": record.get("n_trials"),
+        "phases": rows,
+        "verification": record.get("verification"),
+    }
