@@ -10,6 +10,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuneops.errors import SpecError
+from tuneops.families import get_family
 from tuneops.samplers import (
     GP_MAX_PARAMS,
     GP_TRIALS,
@@ -19,6 +20,7 @@ from tuneops.samplers import (
     SwitchingSampler,
     auto_plan,
     describe_space,
+    family_distributions,
     make_sampler,
 )
 
@@ -44,6 +46,15 @@ def test_describe_space_kinds() -> None:
     assert (mixed.kind, mixed.conditional) == ("mixed", True)
     # A distribution with one value is not searched.
     assert describe_space({"fixed": CategoricalDistribution(["a"]), **CONTINUOUS}).n_params == 6
+
+
+def test_family_distributions_name_parameters_as_the_objective_does() -> None:
+    one = {"knn": get_family("knn").space("classification", None)}
+    assert set(family_distributions(one)) == {"n_neighbors", "weights", "p"}
+    two = {**one, "linear": get_family("linear").space("classification", None)}
+    dists = family_distributions(two)
+    assert set(dists) == {"family", "knn.n_neighbors", "knn.weights", "knn.p", "linear.C"}
+    assert describe_space(dists, conditional=True) == SpaceKind(5, "mixed", True)
 
 
 # -- the rule per case -----------------------------------------------------------------------------
@@ -105,6 +116,7 @@ def test_make_sampler_keeps_the_old_signature() -> None:
     assert isinstance(make_sampler("random", None, seed=1), optuna.samplers.RandomSampler)
     # The old call for a conditional study: grouped TPE once the study says its objectives.
     auto = make_sampler("auto", None, seed=0, conditional=True)
+    assert isinstance(auto, AutoSampler)
     study = optuna.create_study(sampler=auto)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     described = auto.describe()

@@ -11,6 +11,7 @@ import pytest
 from tuneops import _study
 from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
+from tuneops.samplers import SpaceKind
 from tuneops.spec import load_spec
 from tuneops.strategy import (
     StagedPruner,
@@ -27,7 +28,7 @@ from tuneops.strategy import (
 )
 
 
-def _objective(trial: optuna.Trial) -> float:
+def _objective(trial: optuna.trial.BaseTrial) -> float:
     return (trial.suggest_float("x", -1, 1) - 0.3) ** 2 + trial.suggest_float("y", -1, 1) ** 2
 
 
@@ -50,7 +51,6 @@ def test_phases_by_budget(n_trials: int, bounds: list[tuple[int, int]]) -> None:
 
 def test_refine_sampler_by_case() -> None:
     assert staged_phases(200, gp=True)[-1].sampler == "gp"
-    from tuneops.samplers import SpaceKind
 
     one_continuous = SpaceKind(3, "continuous", False)
     assert staged_phases(200, space=one_continuous, gp=False, cmaes=True)[-1].sampler == "cmaes"
@@ -98,7 +98,7 @@ def test_sampler_phases_by_trial_number() -> None:
         "refine": "TPESampler",
     }
     # The refine phase's TPE samples near the best: the best is better than the explore phase's.
-    explore_best = min(t.value for t in study.trials[:13])
+    explore_best = min(float(t.values[0]) for t in study.trials[:13])
     assert study.best_value <= explore_best
 
 

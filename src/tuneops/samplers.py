@@ -54,6 +54,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops.errors import SpecError, unknown_name
+from tuneops.space import Param, distributions
 
 __all__ = [
     "SAMPLERS",
@@ -66,6 +67,7 @@ __all__ = [
     "AutoSampler",
     "auto_plan",
     "describe_space",
+    "family_distributions",
     "gp_available",
     "make_sampler",
 ]
@@ -150,6 +152,19 @@ def describe_space(
     else:
         kind = "continuous"
     return SpaceKind(len(dists), kind, conditional)
+
+
+def family_distributions(spaces: Mapping[str, Mapping[str, Param]]) -> dict[str, BaseDistribution]:
+    """A spec's whole space as Optuna distributions, named as the objective suggests them:
+    with several families a ``family`` choice and each family's parameters as ``FAMILY.name``
+    (see :meth:`tuneops.objective.SpecObjective.suggest`)."""
+    families = list(spaces)
+    if len(families) == 1:
+        return distributions(spaces[families[0]])
+    out: dict[str, BaseDistribution] = {"family": CategoricalDistribution(families)}
+    for family, space in spaces.items():
+        out.update(distributions(space, prefix=f"{family}."))
+    return out
 
 
 def _space_of_trials(trials: Sequence[FrozenTrial]) -> SpaceKind:
