@@ -59,7 +59,7 @@ def test_family_distributions_name_parameters_as_the_objective_does() -> None:
 
 # -- the rule per case -----------------------------------------------------------------------------
 def test_one_objective_continuous_small_budget_is_gp() -> None:
-    stages, why = auto_plan(1, describe_space(CONTINUOUS), 100, gp=True)
+    stages, why = auto_plan(1, describe_space(CONTINUOUS), GP_TRIALS, gp=True)
     assert _stages(stages) == [(0, "gp", {})]
     assert "GP" in why
 
@@ -67,6 +67,22 @@ def test_one_objective_continuous_small_budget_is_gp() -> None:
 def test_one_objective_continuous_large_budget_switches_to_multivariate_tpe() -> None:
     stages, _ = auto_plan(1, describe_space(CONTINUOUS), 1000, gp=True)
     assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": True})]
+
+
+def test_gp_share_is_a_parameter() -> None:
+    stages, _ = auto_plan(2, describe_space(CONTINUOUS), 400, gp=True, gp_trials=150)
+    assert [s.start for s in stages] == [0, 150]
+    assert _stages(auto_plan(2, describe_space(CONTINUOUS), 400, gp=True, gp_trials=0)[0]) == [
+        (0, "tpe", {"multivariate": False})
+    ]
+    sampler = make_sampler("auto", {"gp_trials": 90}, seed=0, n_objectives=1, space=CONTINUOUS,
+                           n_trials=200)
+    assert isinstance(sampler, AutoSampler)
+    described = sampler.describe()
+    assert described is not None
+    assert [s["from_trial"] for s in described["stages"]] == ([0, 90] if HAS_TORCH else [0])
+    with pytest.raises(SpecError, match="gp_trials: expected a whole number"):
+        make_sampler("auto", {"gp_trials": -1}, seed=0)
 
 
 def test_time_only_budget_switches_too() -> None:
