@@ -7,33 +7,34 @@ study: :class:`SwitchingSampler` hands each trial to one of several samplers by 
 at construction when the space is known (a spec) or at the first trials when it is not
 (``tune()``: a user's objective declares its space by running).
 
-The ``auto`` rule (:func:`auto_plan`), from measurements at 200 trials, 3 seeds
-(``benchmarks/bench_samplers.py``; figures in docs/benchmarks.md, "Samplers (issue 15)")
-=====================================================================================
+The ``auto`` rule (:func:`auto_plan`)
+=====================================
 
 ==========================  ===========================================================
 case                        sampler
 ==========================  ===========================================================
 conditional space           TPE, multivariate + ``group`` (the only Optuna sampler that
-                            models a conditional space; GP and CMA-ES see only the
-                            parameters every trial shares, the others at random)
-no conditional parameter,   GP for the first ``GP_TRIALS`` (150) trials, then TPE
-at most ``GP_MAX_PARAMS``   (multivariate for one objective, independent for several,
-(16) parameters             Optuna's own defaults). GP finds a far better front early
-                            (ZDT1 at 200 trials: GP ~0.9 of the ideal hypervolume,
-                            every TPE variant ~0.1, NSGA-II and QMC ~0.1) but its cost
-                            grows with the trials (0.1-0.5 s per trial at 100-300
-                            trials); after ``GP_TRIALS`` TPE keeps the cost flat
-more parameters, or         TPE (multivariate for one objective, independent for several)
+                            models a conditional space; GP and CMA-ES model only the
+                            parameters every trial shares and sample the rest at random)
+no conditional parameter,   GP for the first ``gp_trials`` (default 40) trials, then
+at most ``GP_MAX_PARAMS``   TPE: multivariate for one objective, independent for
+(16) parameters             several (Optuna 5's own defaults)
+more parameters, or         TPE, multivariate for one objective, independent for several
 GP unavailable (no torch)
 ==========================  ===========================================================
 
-Multivariate TPE with ``group`` for every study, the previous ``auto``, lost to independent
-TPE with several objectives (DTLZ2: 0.49 vs 0.77) and its grouped search-space scan is
-quadratic in the trials, so ``group`` is kept for conditional spaces only. NSGA-II/III need
-many generations of 50 (they trail at 200 trials); QMC and random are baselines; CMA-ES (one
-objective only) trailed GP on the continuous single-objective problem. GP needs PyTorch
-(``pip install torch``); without it ``auto`` is TPE and says so in :meth:`AutoSampler.describe`.
+Evidence (``benchmarks/bench_samplers.py``, 200 trials; figures, seeds and what is still
+unmeasured in docs/benchmarks.md, "Samplers (issue 15)"): on ZDT1 (2 objectives, 10
+continuous parameters) GP is the only Optuna sampler that finds the front (0.955 of the ideal
+hypervolume; every TPE variant, NSGA-II/III and random 0.00, QMC 0.13), but it costs 0.7-1.2 s
+of CPU per trial from its first model on, 24x default TPE's sampler CPU over the study. GP for
+the first 50 trials then TPE kept 0.89 at 5.7x; ``gp_trials`` = 40 is the share that keeps
+``auto`` near the 5x budget, and a spec can buy more (``{name: auto, gp_trials: 200}``) where a
+trial's training dwarfs a second of sampler time. The previous ``auto`` (multivariate TPE with
+``group`` for every study) lost to Optuna's default independent TPE with several objectives
+(DTLZ2: 0.49 vs 0.77), and ``group``'s search-space scan is quadratic in the trials, so
+``group`` is for conditional spaces only. GP needs PyTorch (``pip install torch``); without it
+``auto`` is TPE, and :meth:`AutoSampler.describe` says which was chosen and why.
 """
 
 from __future__ import annotations
