@@ -52,6 +52,7 @@ SELECTION = "tuneops:selection"
 PRUNER = "tuneops:pruner"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
+STRATEGY = "tuneops:strategy"  # user attr: the staged strategy's phases and verification (tuneops.strategy)
 
 METRICS = "metrics"
 FAMILY = "family"

@@ -1,33 +1,103 @@
-"""Samplers by name: one table from the spec's ``search.sampler`` to an Optuna sampler.
+"""Samplers by name, and the rule that says which Optuna sampler ``auto`` means.
 
-Optuna's samplers do the searching; this module only names them, fixes their seeds, and says
-which one ``auto`` means.
+Optuna's samplers do the searching; this module names them, fixes their seeds, and chooses
+among them for ``auto``. Two wrappers, both ordinary Optuna ``BaseSampler`` s that work on any
+study: :class:`SwitchingSampler` hands each trial to one of several samplers by trial number
+(GP for the first trials of a study, TPE after), and :class:`AutoSampler` applies the rule,
+at construction when the space is known (a spec) or at the first trials when it is not
+(``tune()``: a user's objective declares its space by running).
+
+The ``auto`` rule (:func:`auto_plan`)
+=====================================
+
+==========================  ===========================================================
+case                        sampler
+==========================  ===========================================================
+conditional space           TPE, multivariate + ``group`` (the only Optuna sampler that
+                            models a conditional space; GP and CMA-ES model only the
+                            parameters every trial shares and sample the rest at random)
+no conditional parameter,   GP for the first ``gp_trials`` (default 40) trials, then
+at most ``GP_MAX_PARAMS``   TPE: multivariate for one objective, independent for
+(16) parameters             several (Optuna 5's own defaults)
+more parameters, or         TPE, multivariate for one objective, independent for several
+GP unavailable (no torch)
+==========================  ===========================================================
+
+Evidence (``benchmarks/bench_samplers.py``, 200 trials; figures, seeds and what is still
+unmeasured in docs/benchmarks.md, "Samplers (issue 15)"): on ZDT1 (2 objectives, 10
+continuous parameters) GP is the only Optuna sampler that finds the front (0.955 of the ideal
+hypervolume; every TPE variant, NSGA-II/III and random 0.00, QMC 0.13), but it costs 0.7-1.2 s
+of CPU per trial from its first model on, 24x default TPE's sampler CPU over the study. GP for
+the first 50 trials then TPE kept 0.89 at 5.7x; ``gp_trials`` = 40 is the share that keeps
+``auto`` near the 5x budget, and a spec can buy more (``{name: auto, gp_trials: 200}``) where a
+trial's training dwarfs a second of sampler time. The previous ``auto`` (multivariate TPE with
+``group`` for every study) lost to Optuna's default independent TPE with several objectives
+(DTLZ2: 0.49 vs 0.77), and ``group``'s search-space scan is quadratic in the trials, so
+``group`` is for conditional spaces only. GP needs PyTorch (``pip install torch``); without it
+``auto`` is TPE, and :meth:`AutoSampler.describe` says which was chosen and why.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
 
 from tuneops.errors import SpecError, unknown_name
+from tuneops.space import Param, distributions
 
-__all__ = ["SAMPLERS", "make_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "GP_TRIALS",
+    "GP_MAX_PARAMS",
+    "STARTUP_TRIALS",
+    "SpaceKind",
+    "Stage",
+    "SwitchingSampler",
+    "AutoSampler",
+    "auto_plan",
+    "describe_space",
+    "family_distributions",
+    "gp_available",
+    "make_sampler",
+]
+
+# GP's share of a study. GP costs 0.7-1.2 s of CPU per trial from its first model on (two
+# objectives, 10 parameters); 40 keeps auto's sampler CPU at 200 trials within 5x default TPE's.
+GP_TRIALS = 40
+GP_MAX_PARAMS = 16  # GP's kernel fit grows with dimensions; beyond this TPE was as good
+STARTUP_TRIALS = 10  # random trials before an unknown space is judged (GP and TPE start so too)
 
 
-def _tpe(seed: int | None, *, group: bool, **kw: Any) -> optuna.samplers.BaseSampler:
-    # Optuna 5 defaults: multivariate and constant_liar (pending trials penalised, so parallel
-    # workers spread out). `group` handles conditional spaces (several families); it is marked
-    # experimental, and using it is a deliberate choice, so its warning is not the user's.
+# -- the samplers by name ---------------------------------------------------------------------
+def _tpe(
+    seed: int | None, *, group: bool = False, multivariate: bool | None = True, **kw: Any
+) -> optuna.samplers.BaseSampler:
+    # Optuna 5 defaults otherwise: constant_liar (pending trials penalised, so parallel workers
+    # spread out). `group` handles conditional spaces (several families); it is experimental,
+    # and using it is a deliberate choice, so its warning is not the user's.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=group, **kw)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=multivariate, group=group, **kw)
+
+
+def _auto(seed: int | None, *, group: bool | None = None, **kw: Any) -> optuna.samplers.BaseSampler:
+    return AutoSampler(seed=seed, conditional=group, **kw)
 
 
 SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-    "auto": _tpe,
+    "auto": _auto,
     "tpe": _tpe,
     "random": lambda seed, group=False, **kw: optuna.samplers.RandomSampler(seed=seed, **kw),
     "gp": lambda seed, group=False, **kw: optuna.samplers.GPSampler(seed=seed, **kw),
@@ -38,21 +108,404 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
+def gp_available() -> bool:
+    """Whether Optuna's GPSampler can run here (it needs PyTorch; found without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+# -- the space as the rule sees it -----------------------------------------------------------
+@dataclass(frozen=True)
+class SpaceKind:
+    """What the ``auto`` rule needs to know of a search space.
+
+    ``kind``: ``continuous`` (floats only), ``integer`` (ints, or ints and floats),
+    ``categorical`` (categorical only) or ``mixed`` (categorical with numbers).
+    """
+
+    n_params: int
+    kind: str
+    conditional: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_params": self.n_params, "kind": self.kind, "conditional": self.conditional}
+
+
+def describe_space(
+    distributions: Mapping[str, BaseDistribution], *, conditional: bool = False
+) -> SpaceKind:
+    """The :class:`SpaceKind` of a space given as Optuna distributions (one per parameter).
+
+    Example::
+
+        >>> from optuna.distributions import FloatDistribution, IntDistribution
+        >>> describe_space({"x": FloatDistribution(0, 1), "n": IntDistribution(1, 9)})
+        SpaceKind(n_params=2, kind='integer', conditional=False)
+    """
+    dists = [d for d in distributions.values() if not d.single()]
+    n_cat = sum(isinstance(d, CategoricalDistribution) for d in dists)
+    n_int = sum(isinstance(d, IntDistribution) for d in dists)
+    n_float = sum(isinstance(d, FloatDistribution) and d.step is None for d in dists)
+    n_num = len(dists) - n_cat
+    if n_cat and n_num:
+        kind = "mixed"
+    elif n_cat:
+        kind = "categorical"
+    elif n_int or n_float < n_num:  # a stepped float is a grid: integer-like
+        kind = "integer"
+    else:
+        kind = "continuous"
+    return SpaceKind(len(dists), kind, conditional)
+
+
+def family_distributions(spaces: Mapping[str, Mapping[str, Param]]) -> dict[str, BaseDistribution]:
+    """A spec's whole space as Optuna distributions, named as the objective suggests them:
+    with several families a ``family`` choice and each family's parameters as ``FAMILY.name``
+    (see :meth:`tuneops.objective.SpecObjective.suggest`)."""
+    families = list(spaces)
+    if len(families) == 1:
+        return distributions(spaces[families[0]])
+    out: dict[str, BaseDistribution] = {"family": CategoricalDistribution(families)}
+    for family, space in spaces.items():
+        out.update(distributions(space, prefix=f"{family}."))
+    return out
+
+
+def _space_of_trials(trials: Sequence[FrozenTrial]) -> SpaceKind:
+    """The space as the finished trials show it: conditional when their parameter sets differ."""
+    names = {frozenset(t.distributions) for t in trials}
+    merged: dict[str, BaseDistribution] = {}
+    for t in trials:
+        merged.update(t.distributions)
+    return describe_space(merged, conditional=len(names) > 1)
+
+
+# -- the rule ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """Trials numbered from ``start`` (until the next stage) go to sampler ``name``, built with
+    ``params``."""
+
+    start: int
+    name: str
+    params: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from_trial": self.start,
+            "sampler": self.name,
+            **({"params": dict(self.params)} if self.params else {}),
+        }
+
+
+def auto_plan(
+    n_objectives: int,
+    space: SpaceKind,
+    n_trials: int | None = None,
+    *,
+    gp: bool | None = None,
+    gp_trials: int = GP_TRIALS,
+) -> tuple[list[Stage], str]:
+    """The stages ``auto`` runs for a study, and why (the rule in the module docstring).
+
+    Args:
+        n_objectives: the study's number of objectives.
+        space: the search space (:func:`describe_space`).
+        n_trials: the budget; None for a time-only run.
+        gp: whether GP can run (default: :func:`gp_available`).
+        gp_trials: GP's share of the trials (``{name: auto, gp_trials: N}`` in a spec).
+
+    Example::
+
+        >>> stages, why = auto_plan(2, SpaceKind(10, "continuous", False), 200, gp=True)
+        >>> [(s.start, s.name) for s in stages]
+        [(0, 'gp'), (40, 'tpe')]
+    """
+    gp = gp_available() if gp is None else gp
+    tpe = {"multivariate": n_objectives == 1}
+    if space.conditional:
+        return [Stage(0, "tpe", {"multivariate": True, "group": True})], (
+            "conditional space: multivariate TPE with group, the one Optuna sampler that models it"
+        )
+    if space.n_params > GP_MAX_PARAMS:
+        return [Stage(0, "tpe", tpe)], f"{space.n_params} parameters (> {GP_MAX_PARAMS}): TPE"
+    if not gp:
+        return [Stage(0, "tpe", tpe)], "GP unavailable (PyTorch not installed): TPE"
+    if gp_trials <= 0:
+        return [Stage(0, "tpe", tpe)], "gp_trials: 0: TPE"
+    if n_trials is not None and n_trials <= gp_trials:
+        return [Stage(0, "gp", {})], f"{space.kind} space, {n_trials} trials (<= {gp_trials}): GP"
+    return [Stage(0, "gp", {}), Stage(gp_trials, "tpe", tpe)], (
+        f"{space.kind} space: GP for the first {gp_trials} trials, then TPE (flat cost per trial)"
+    )
+
+
+def build_stage(stage: Stage, seed: int | None) -> optuna.samplers.BaseSampler:
+    """The sampler of one stage, with ``seed``."""
+    params = dict(stage.params)
+    if stage.name == "tpe":
+        return _tpe(seed, **params)
+    return SAMPLERS[stage.name](seed, **params)
+
+
+# -- the wrappers -------------------------------------------------------------------------------
+class SwitchingSampler(optuna.samplers.BaseSampler):
+    """Hands each trial to the sampler of its stage, by trial number.
+
+    Trial numbers are assigned by the storage, so every worker, and a resumed study, hands a
+    given trial to the same stage. Each stage's sampler sees the whole study (a TPE stage
+    models the trials a GP stage ran). Queued trials with fixed parameters are untouched:
+    Optuna fixes those parameters before asking any sampler.
+
+    Args:
+        stages: (first trial number, sampler), in increasing first trial number, the first at 0.
+
+    Example::
+
+        >>> sampler = SwitchingSampler([(0, optuna.samplers.RandomSampler(seed=0)),
+        ...                             (20, optuna.samplers.TPESampler(seed=0))])
+        >>> study = optuna.create_study(sampler=sampler)
+    """
+
+    def __init__(self, stages: Sequence[tuple[int, optuna.samplers.BaseSampler]]) -> None:
+        starts = [start for start, _ in stages]
+        if not stages or starts[0] != 0 or starts != sorted(starts):
+            raise ValueError(
+                f"stages: expected increasing first trial numbers from 0, received {starts}"
+            )
+        self._stages = list(stages)
+
+    @property
+    def stages(self) -> list[tuple[int, optuna.samplers.BaseSampler]]:
+        return list(self._stages)
+
+    def sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
+        """The sampler of trial ``number``."""
+        chosen = self._stages[0][1]
+        for start, sampler in self._stages:
+            if number >= start:
+                chosen = sampler
+        return chosen
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self.sampler_for(trial.number).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.sampler_for(trial.number).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.sampler_for(trial.number).sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.sampler_for(trial.number).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.sampler_for(trial.number).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        for _, sampler in self._stages:
+            sampler.reseed_rng()
+
+
+class AutoSampler(optuna.samplers.BaseSampler):
+    """``sampler: auto``: the sampler :func:`auto_plan` chooses for this study.
+
+    With ``space`` known (a spec) the choice is made here. Without it (``tune()``: the
+    objective declares its parameters as it runs) the first :data:`STARTUP_TRIALS` trials are
+    random, which is how GP and TPE start anyway, and the choice is made from what the lowest
+    numbered finished trials show (a function of stored trials: a resumed study, or another
+    worker, makes the same choice). ``n_objectives`` defaults to the study's.
+
+    Args:
+        seed: the seed of every sampler it builds.
+        n_objectives: the number of objectives, if known.
+        space: the search space (Optuna distributions or a :class:`SpaceKind`), if known.
+        n_trials: the budget (None: time-only).
+        conditional: whether the space is conditional (None: from ``space``/the trials).
+        gp: whether GP may be used (default: :func:`gp_available`).
+        gp_trials: GP's share of the trials (default :data:`GP_TRIALS`); more buys a better
+            front on continuous problems at about 1 s of sampler CPU per extra trial.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None,
+        n_objectives: int | None = None,
+        space: Mapping[str, BaseDistribution] | SpaceKind | None = None,
+        n_trials: int | None = None,
+        conditional: bool | None = None,
+        gp: bool | None = None,
+        gp_trials: int = GP_TRIALS,
+    ) -> None:
+        if isinstance(gp_trials, bool) or not isinstance(gp_trials, int) or gp_trials < 0:
+            raise ValueError(f"gp_trials: expected a whole number >= 0, received {gp_trials!r}")
+        self._gp_trials = gp_trials
+        self._seed = seed
+        self._n_objectives = n_objectives
+        self._n_trials = n_trials
+        self._gp = gp_available() if gp is None else gp
+        self._conditional = conditional
+        self._space: SpaceKind | None
+        if isinstance(space, SpaceKind):
+            self._space = (
+                space if conditional is None else SpaceKind(space.n_params, space.kind, conditional)
+            )
+        elif space is not None:
+            self._space = describe_space(space, conditional=bool(conditional))
+        elif conditional:
+            self._space = SpaceKind(0, "mixed", True)  # a conditional space needs no more detail
+        else:
+            self._space = None
+        self._startup = optuna.samplers.RandomSampler(seed=seed)
+        self._delegate: SwitchingSampler | None = None
+        self._plan: tuple[list[Stage], str] | None = None
+        self._routes: dict[int, optuna.samplers.BaseSampler] = {}  # trial number -> its sampler
+        if self._space is not None and n_objectives is not None:
+            self._decide(n_objectives, self._space)
+
+    def _decide(self, n_objectives: int, space: SpaceKind) -> None:
+        stages, why = auto_plan(
+            n_objectives, space, self._n_trials, gp=self._gp, gp_trials=self._gp_trials
+        )
+        self._plan = stages, why
+        self._space = space
+        self._delegate = SwitchingSampler([(s.start, build_stage(s, self._seed)) for s in stages])
+
+    def _resolve(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        if trial.number in self._routes:
+            return self._routes[trial.number]
+        if self._delegate is None:
+            n_objectives = self._n_objectives or len(study.directions)
+            if self._space is not None:
+                self._decide(n_objectives, self._space)
+            else:
+                finished = study.get_trials(
+                    deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+                )
+                if len(finished) >= STARTUP_TRIALS:
+                    first = sorted(finished, key=lambda t: t.number)[:STARTUP_TRIALS]
+                    self._decide(n_objectives, _space_of_trials(first))
+        sampler = (
+            self._startup if self._delegate is None else self._delegate.sampler_for(trial.number)
+        )
+        self._routes[trial.number] = sampler
+        return sampler
+
+    def describe(self) -> dict[str, Any] | None:
+        """The choice made so far, as plain data (None until it is made)."""
+        if self._plan is None:
+            return None
+        stages, why = self._plan
+        return {
+            "sampler": "auto",
+            "stages": [s.to_dict() for s in stages],
+            "why": why,
+            "space": self._space.to_dict() if self._space else None,
+        }
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._resolve(study, trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._resolve(study, trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._resolve(study, trial).sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._resolve(study, trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        sampler = self._routes.pop(trial.number, None) or self._resolve(study, trial)
+        self._routes.pop(trial.number, None)
+        sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._startup.reseed_rng()
+        if self._delegate is not None:
+            self._delegate.reseed_rng()
+
+
+# -- the entry point ------------------------------------------------------------------------------
 def make_sampler(
-    name: str, params: Mapping[str, Any] | None = None, *, seed: int | None, conditional: bool = False
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    seed: int | None,
+    conditional: bool | None = False,
+    n_objectives: int | None = None,
+    space: Mapping[str, BaseDistribution] | SpaceKind | None = None,
+    n_trials: int | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` with keyword ``params``.
 
-    ``auto`` is multivariate TPE for every problem: it handles conditional spaces, single and
-    multiple objectives, constraints and parallel workers (constant liar), at a per-trial
-    cost that stays small up to thousands of trials. GP and CMA-ES are available by name.
+    ``auto`` is an :class:`AutoSampler`: give it what is known (``n_objectives``, ``space``
+    as Optuna distributions, ``n_trials``) and it chooses now; what is not given it reads from
+    the study (objectives) or the first trials (space). ``conditional=None`` means "unknown";
+    ``False`` (the default, for callers that predate the rule) is taken as "unknown" too for
+    ``auto`` when no ``space`` is given, since a caller that knows its space passes it.
+    ``tpe`` by name is multivariate TPE, grouped when ``conditional``.
 
     Raises:
         SpecError: unknown name, or parameters the sampler does not accept.
+
+    Example::
+
+        >>> type(make_sampler("tpe", seed=0)).__name__
+        'TPESampler'
+        >>> auto = make_sampler("auto", seed=0, n_objectives=2, conditional=True, n_trials=50)
+        >>> auto.describe()["why"]
+        'conditional space: multivariate TPE with group, the one Optuna sampler that models it'
     """
     if name not in SAMPLERS:
         raise SpecError(unknown_name("sampler", name, SAMPLERS, field="search.sampler"))
+    kw = dict(params or {})
     try:
-        return SAMPLERS[name](seed, group=conditional, **dict(params or {}))
+        if name == "auto":
+            return AutoSampler(
+                seed=seed,
+                n_objectives=n_objectives,
+                space=space,
+                n_trials=n_trials,
+                conditional=conditional if (conditional or space is not None) else None,
+                **kw,
+            )
+        return SAMPLERS[name](seed, group=bool(conditional), **kw)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"search.sampler: {name} does not accept {dict(params or {})}: {exc}") from exc
+        raise SpecError(f"search.sampler: {name} does not accept {kw}: {exc}") from exc

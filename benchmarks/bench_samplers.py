@@ -1,0 +1,546 @@
+"""Samplers side by side: hypervolume at a fixed budget and the sampler's own CPU per trial.
+
+    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py              # synthetic, full
+    taskset -c 1 nice -n 10 python benchmarks/bench_samplers.py --problems real
+    python benchmarks/bench_samplers.py --quick                              # 1 seed, 60 trials
+    python benchmarks/bench_samplers.py --summary --doc                      # saved runs -> docs
+
+Problems (every one minimised or maximised as stated, the same budget for every sampler):
+
+* ``zdt1``: ZDT1, 10 variables in [0, 1], 2 objectives (Zitzler, Deb, Thiele 2000).
+* ``dtlz2``: DTLZ2, 7 variables, 3 objectives (Deb, Thiele, Laumanns, Zitzler 2002).
+* ``hartmann6``: Hartmann 6-D, 1 objective (the single-objective, continuous case of the rule).
+* ``mixed``: 1 objective on 3 continuous, 2 integer and 2 categorical variables (a shifted
+  Rastrigin-like bowl whose categorical choices shift its optimum).
+* ``rs_latency``: a real tuneops spec, accuracy vs latency_p95_ms, one family
+  (hist_gradient_boosting: 3 integer, 2 float parameters), sklearn:breast_cancer, 3 CV folds.
+* ``rs_size``: a real tuneops spec, accuracy vs model_size_kb, 3 families (random_forest, knn,
+  linear: a conditional space), sklearn:breast_cancer, 3 CV folds.
+
+Quality: the hypervolume of the run's trials, divided by a per-problem normaliser. Synthetic
+problems: the reference point is 1.1 in every objective and the normaliser is the exact
+hypervolume of the true Pareto front (ZDT1: 0.8767, DTLZ2: 1.331 - pi/6); Hartmann6: the best
+value found over the global optimum (3.32237). Real specs: every objective is scaled to [0, 1]
+by the minimum and maximum over all runs of all samplers (a common reference point 1.1 after
+scaling), and the normaliser is the hypervolume of the union of all those runs' trials.
+
+Cost: the CPU seconds of this thread spent inside the sampler's methods (a wrapper times each
+call), divided by the number of trials; the real specs' objective runs in the same thread but
+outside those calls, so it is not counted.
+
+Each run is saved as JSON under benchmarks/out/bench_samplers/ (a rerun of the same problem,
+sampler, seed and budget is skipped unless --force), so runs may be split across invocations;
+the tables are computed from every saved run. Keep it on one core (``taskset -c 1``): the
+machine is shared. Writes the section "Samplers (issue 15)" of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import optuna  # noqa: E402
+from _common import DOC, render_table, replace_block  # noqa: E402
+from optuna.distributions import BaseDistribution  # noqa: E402
+from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+
+from tuneops import pareto, samplers  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "out" / "bench_samplers"
+SECTION = "## Samplers (issue 15)"
+TARGET_HV_GAP = 0.02
+TARGET_CPU_RATIO = 5.0
+SWITCH_AT = (50, 80, 110, 150)
+
+
+# -- problems ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """A benchmark problem: an objective on an Optuna trial and how to normalise its hypervolume."""
+
+    name: str
+    directions: tuple[str, ...]
+    space: str  # the space type as the auto rule sees it: continuous, integer, mixed, conditional
+    objective_factory: Callable[[], Callable[[optuna.Trial], Any]]
+    reference: tuple[float, ...] | None = None  # None: scaled from all runs
+    ideal_hv: float | None = None  # None: the union of all runs
+    synthetic: bool = True
+
+
+def zdt1(x: np.ndarray) -> tuple[float, float]:
+    f1 = float(x[0])
+    g = 1.0 + 9.0 * float(np.mean(x[1:]))
+    return f1, g * (1.0 - math.sqrt(f1 / g))
+
+
+def dtlz2(x: np.ndarray, n_obj: int = 3) -> tuple[float, ...]:
+    k = x[n_obj - 1 :]
+    g = float(np.sum((k - 0.5) ** 2))
+    theta = x[: n_obj - 1] * math.pi / 2
+    out = []
+    for i in range(n_obj):
+        f = 1.0 + g
+        f *= float(np.prod(np.cos(theta[: n_obj - 1 - i])))
+        if i > 0:
+            f *= math.sin(float(theta[n_obj - 1 - i]))
+        out.append(f)
+    return tuple(out)
+
+
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+H6_OPTIMUM = 3.32237
+
+
+def hartmann6(x: np.ndarray) -> float:
+    """Hartmann 6-D, negated (minimise; the optimum is -3.32237)."""
+    return -float(_H6_ALPHA @ np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1)))
+
+
+def _unit_objective(
+    n: int, fn: Callable[[np.ndarray], Any]
+) -> Callable[[], Callable[[optuna.Trial], Any]]:
+    def factory() -> Callable[[optuna.Trial], Any]:
+        def objective(trial: optuna.Trial) -> Any:
+            return fn(np.array([trial.suggest_float(f"x{i}", 0.0, 1.0) for i in range(n)]))
+
+        return objective
+
+    return factory
+
+
+def _mixed_factory() -> Callable[[optuna.Trial], float]:
+    shift = {"a": 0.0, "b": 0.15, "c": -0.2}
+
+    def objective(trial: optuna.Trial) -> float:
+        xs = np.array([trial.suggest_float(f"x{i}", -1.0, 1.0) for i in range(3)])
+        ns = np.array([trial.suggest_int(f"n{i}", 0, 20) for i in range(2)])
+        kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+        scale = trial.suggest_categorical("scale", [1, 2, 4])
+        z = xs - shift[kind]
+        bowl = float(np.sum(z**2 - 0.1 * np.cos(6 * math.pi * z) + 0.1))
+        return bowl + 0.02 * float(np.sum((ns - 13) ** 2)) + (0.0 if scale == 2 else 0.3)
+
+    return objective
+
+
+def _real_spec(objectives: list[str], families: list[str]) -> dict[str, Any]:
+    return {
+        "data": {"source": "sklearn:breast_cancer"},
+        "model": {"families": families} if len(families) > 1 else {"family": families[0]},
+        "objectives": objectives,
+        "search": {"n_trials": 200, "cv_folds": 3, "seed": 0, "pruner": "none"},
+    }
+
+
+def _real_factory(raw: dict[str, Any]) -> Callable[[], Callable[[optuna.Trial], Any]]:
+    def factory() -> Callable[[optuna.Trial], Any]:
+        from tuneops.data import load_dataset
+        from tuneops.objective import SpecObjective
+        from tuneops.spec import load_spec
+
+        spec = load_spec(raw)
+        return SpecObjective(
+            spec, load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+        )
+
+    return factory
+
+
+# ZDT1's ideal: the area f2 = 1 - sqrt(f1) dominates up to (1.1, 1.1) is
+# int_0^1 (1.1 - 1 + sqrt(x)) dx + 0.1 * 1.1 = 0.1 + 2/3 + 0.11. DTLZ2's front is the unit sphere's
+# positive octant: 1.1^3 minus the octant's volume pi/6.
+PROBLEMS: dict[str, Problem] = {
+    "zdt1": Problem(
+        "zdt1",
+        ("minimize",) * 2,
+        "continuous",
+        _unit_objective(10, zdt1),
+        (1.1, 1.1),
+        0.1 + 2.0 / 3.0 + 0.11,
+    ),
+    "dtlz2": Problem(
+        "dtlz2",
+        ("minimize",) * 3,
+        "continuous",
+        _unit_objective(7, dtlz2),
+        (1.1,) * 3,
+        1.1**3 - math.pi / 6,
+    ),
+    "hartmann6": Problem(
+        "hartmann6", ("minimize",), "continuous", _unit_objective(6, hartmann6), (0.0,), H6_OPTIMUM
+    ),
+    "mixed": Problem("mixed", ("minimize",), "mixed", _mixed_factory, None, None),
+    "rs_latency": Problem(
+        "rs_latency",
+        ("maximize", "minimize"),
+        "mixed",
+        _real_factory(_real_spec(["accuracy", "latency_p95_ms"], ["hist_gradient_boosting"])),
+        None,
+        None,
+        synthetic=False,
+    ),
+    "rs_size": Problem(
+        "rs_size",
+        ("maximize", "minimize"),
+        "conditional",
+        _real_factory(
+            _real_spec(["accuracy", "model_size_kb"], ["random_forest", "knn", "linear"])
+        ),
+        None,
+        None,
+        synthetic=False,
+    ),
+}
+
+
+# -- samplers ------------------------------------------------------------------------------------
+def _quiet(make: Callable[[], optuna.samplers.BaseSampler]) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make()
+
+
+def optuna_samplers(
+    problem: Problem, seed: int, n_trials: int
+) -> dict[str, Callable[[], optuna.samplers.BaseSampler]]:
+    """Every Optuna sampler that applies to ``problem``, by label, plus tuneops' ``auto``."""
+    s = optuna.samplers
+    table: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
+        "random": lambda: s.RandomSampler(seed=seed),
+        "tpe (Optuna default)": lambda: s.TPESampler(seed=seed),
+        "tpe multivariate": lambda: s.TPESampler(seed=seed, multivariate=True),
+        "tpe multivariate+group": lambda: s.TPESampler(seed=seed, multivariate=True, group=True),
+        "gp": lambda: s.GPSampler(seed=seed),
+        "nsga2": lambda: s.NSGAIISampler(seed=seed),
+        "nsga3": lambda: s.NSGAIIISampler(seed=seed),
+        "qmc": lambda: s.QMCSampler(seed=seed),
+        "auto": lambda: samplers.make_sampler(
+            "auto", seed=seed, n_objectives=len(problem.directions), n_trials=n_trials
+        ),
+    }
+    if len(problem.directions) == 1:
+        table["cmaes"] = lambda: s.CmaEsSampler(seed=seed)
+        del table["nsga3"]
+    for k in SWITCH_AT:  # candidate rules: GP for the first k trials, then Optuna's default TPE
+        table[f"gp>tpe@{k}"] = functools.partial(_gp_then_tpe, seed, k)
+    return {k: functools.partial(_quiet, v) for k, v in table.items()}
+
+
+def _gp_then_tpe(seed: int, k: int) -> optuna.samplers.BaseSampler:
+    return samplers.SwitchingSampler(
+        [(0, optuna.samplers.GPSampler(seed=seed)), (k, optuna.samplers.TPESampler(seed=seed))]
+    )
+
+
+class Timed(optuna.samplers.BaseSampler):
+    """Delegates every call to ``base`` and adds the thread CPU seconds spent there."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler) -> None:
+        self.base = base
+        self.cpu_s = 0.0
+        self.by_trial: dict[int, float] = {}
+
+    def _timed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            spent = time.thread_time() - start
+            self.cpu_s += spent
+            number = args[1].number
+            self.by_trial[number] = self.by_trial.get(number, 0.0) + spent
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._timed(self.base.infer_relative_search_space, study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._timed(self.base.sample_relative, study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
+        return self._timed(self.base.sample_independent, study, trial, name, distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._timed(self.base.before_trial, study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._timed(self.base.after_trial, study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
+# -- runs ----------------------------------------------------------------------------------------
+def _path(problem: str, label: str, seed: int, n_trials: int) -> Path:
+    safe = label.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "_")
+    return OUT / problem / f"{safe}-s{seed}-n{n_trials}.json"
+
+
+def run_one(
+    problem: Problem,
+    label: str,
+    make: Callable[[], optuna.samplers.BaseSampler],
+    seed: int,
+    n_trials: int,
+) -> dict[str, Any]:
+    """One study of ``n_trials`` with one sampler; what it found and what the sampler cost."""
+    objective = problem.objective_factory()
+    timed = Timed(make())
+    study = optuna.create_study(
+        directions=list[Any](problem.directions),
+        sampler=timed,
+        study_name=f"{problem.name}-{label}-{seed}",
+    )
+    started, cpu0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    record = {
+        "problem": problem.name,
+        "sampler": label,
+        "seed": seed,
+        "n_trials": n_trials,
+        "values": [list(t.values) for t in trials],
+        "sampler_cpu_s": timed.cpu_s,
+        "sampler_cpu_s_by_trial": [timed.by_trial.get(i, 0.0) for i in range(n_trials)],
+        "process_cpu_s": time.process_time() - cpu0,
+        "wall_s": time.perf_counter() - started,
+        "optuna": optuna.__version__,
+        "resolved": getattr(timed.base, "describe", lambda: None)(),
+    }
+    return record
+
+
+def run(
+    problems: Sequence[str],
+    labels: Sequence[str] | None,
+    seeds: Sequence[int],
+    n_trials: int,
+    force: bool,
+) -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in problems:
+        problem = PROBLEMS[name]
+        for seed in seeds:
+            table = optuna_samplers(problem, seed, n_trials)
+            for label, make in table.items():
+                if labels and label not in labels:
+                    continue
+                path = _path(name, label, seed, n_trials)
+                if path.exists() and not force:
+                    continue
+                record = run_one(problem, label, make, seed, n_trials)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(record))
+                print(
+                    f"{name:10s} {label:26s} seed {seed}  {len(record['values'])} trials  sampler "
+                    f"{1e3 * record['sampler_cpu_s'] / n_trials:8.1f} ms/trial  "
+                    f"wall {record['wall_s']:7.1f} s",
+                    flush=True,
+                )
+
+
+# -- scores --------------------------------------------------------------------------------------
+def load_runs(n_trials: int) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(OUT.glob(f"*/*-n{n_trials}.json"))]
+
+
+def scores(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{problem: {sampler: {hv: [per seed], cpu_ms: [per seed]}}}``, hypervolumes normalised."""
+    by_problem: dict[str, list[Mapping[str, Any]]] = {}
+    for r in runs:
+        by_problem.setdefault(r["problem"], []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, rs in by_problem.items():
+        problem = PROBLEMS[name]
+        loss_of, ref, ideal = _normaliser(problem, rs)
+        table: dict[str, dict[str, Any]] = {}
+        for r in sorted(rs, key=lambda r: (r["sampler"], r["seed"])):
+            hv = pareto.hypervolume(loss_of(r["values"]), ref) / ideal if r["values"] else 0.0
+            row = table.setdefault(
+                r["sampler"], {"hv": [], "cpu_ms": [], "seeds": [], "resolved": r.get("resolved")}
+            )
+            row["hv"].append(hv)
+            row["cpu_ms"].append(1e3 * r["sampler_cpu_s"] / r["n_trials"])
+            row["seeds"].append(r["seed"])
+        out[name] = table
+    return out
+
+
+def _normaliser(
+    problem: Problem, runs: Sequence[Mapping[str, Any]]
+) -> tuple[Callable[[Any], np.ndarray], np.ndarray, float]:
+    if problem.reference is not None and problem.ideal_hv is not None:
+        ref = np.asarray(problem.reference, dtype=float)
+        return (lambda v: pareto.losses(v, problem.directions)), ref, problem.ideal_hv
+    everything = np.vstack(
+        [pareto.losses(r["values"], problem.directions) for r in runs if r["values"]]
+    )
+    low, high = everything.min(axis=0), everything.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+
+    def loss_of(values: Any) -> np.ndarray:
+        return (pareto.losses(values, problem.directions) - low) / span
+
+    ref = np.full(len(problem.directions), 1.1)
+    return loss_of, ref, pareto.hypervolume((everything - low) / span, ref)
+
+
+def summary_tables(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[str, list[str]]:
+    """The Markdown tables and the verdict per problem against the targets."""
+    parts, verdicts = [], []
+    for name, rows in table.items():
+        base_cpu = (
+            statistics.fmean(rows["tpe (Optuna default)"]["cpu_ms"])
+            if "tpe (Optuna default)" in rows
+            else None
+        )
+        best_label = max(
+            (k for k in rows if k != "auto"), key=lambda k: statistics.fmean(rows[k]["hv"])
+        )
+        best = statistics.fmean(rows[best_label]["hv"])
+        lines = []
+        for label, row in sorted(rows.items(), key=lambda kv: -statistics.fmean(kv[1]["hv"])):
+            hv = statistics.fmean(row["hv"])
+            cpu = statistics.fmean(row["cpu_ms"])
+            lines.append(
+                [
+                    label,
+                    hv,
+                    statistics.stdev(row["hv"]) if len(row["hv"]) > 1 else float("nan"),
+                    min(row["hv"]),
+                    cpu,
+                    cpu / base_cpu if base_cpu else float("nan"),
+                    len(row["hv"]),
+                ]
+            )
+        problem = PROBLEMS[name]
+        n = rows[next(iter(rows))]
+        parts.append(
+            f"**{name}** ({len(problem.directions)} objective(s), {problem.space} space)\n\n"
+            + render_table(
+                [
+                    "sampler",
+                    "hv (mean)",
+                    "hv std",
+                    "hv min",
+                    "sampler ms/trial",
+                    "cpu / default TPE",
+                    "seeds",
+                ],
+                lines,
+            )
+            + "\n"
+        )
+        if "auto" in rows:
+            hv = statistics.fmean(rows["auto"]["hv"])
+            ratio = (
+                statistics.fmean(rows["auto"]["cpu_ms"]) / base_cpu if base_cpu else float("nan")
+            )
+            ok_hv = hv >= best - TARGET_HV_GAP
+            ok_cpu = ratio <= TARGET_CPU_RATIO
+            verdicts.append(
+                f"- {name}: auto {hv:.3f} vs best other {best_label} {best:.3f} "
+                f"({'met' if ok_hv else 'NOT met'}: >= best - {TARGET_HV_GAP}); sampler CPU "
+                f"{ratio:.1f}x default TPE ({'met' if ok_cpu else 'NOT met'}: "
+                f"<= {TARGET_CPU_RATIO:g}x); "
+                f"seeds {len(n['hv'])}"
+            )
+    return "\n".join(parts), verdicts
+
+
+def write_doc(body: str) -> None:
+    DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_samplers", body))
+    print(f"wrote the bench_samplers block of {SECTION[3:]!r} in docs/benchmarks.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--problems",
+        nargs="+",
+        default=["synthetic"],
+        help="problem names, or 'synthetic' / 'real' / 'all'",
+    )
+    parser.add_argument(
+        "--samplers", nargs="+", default=None, help="sampler labels to run (default: all)"
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="1 seed, 60 trials")
+    parser.add_argument("--force", action="store_true", help="rerun runs already saved")
+    parser.add_argument(
+        "--summary", action="store_true", help="no runs: tables from the saved runs"
+    )
+    parser.add_argument(
+        "--doc", action="store_true", help="write the tables into docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+    groups = {
+        "synthetic": [k for k, p in PROBLEMS.items() if p.synthetic],
+        "real": [k for k, p in PROBLEMS.items() if not p.synthetic],
+        "all": list(PROBLEMS),
+    }
+    problems = [q for p in args.problems for q in groups.get(p, [p])]
+    seeds, n_trials = (range(1), 60) if args.quick else (range(args.seeds), args.trials)
+    if not args.summary:
+        run(problems, args.samplers, list(seeds), n_trials, args.force)
+    body, verdicts = summary_tables(scores(load_runs(n_trials)))
+    print(body)
+    print("\n".join(verdicts))
+    if args.doc:
+        write_doc(
+            f"Budget {n_trials} trials per run. Targets: auto >= best other sampler - "
+            f"{TARGET_HV_GAP}, sampler CPU <= {TARGET_CPU_RATIO:g}x default TPE's.\n\n"
+            + body
+            + "\n"
+            + "\n".join(verdicts)
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The ``auto`` rule per case, the switching sampler, and make_sampler's contract."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from tuneops.errors import SpecError
+from tuneops.families import get_family
+from tuneops.samplers import (
+    GP_MAX_PARAMS,
+    GP_TRIALS,
+    STARTUP_TRIALS,
+    AutoSampler,
+    SpaceKind,
+    SwitchingSampler,
+    auto_plan,
+    describe_space,
+    family_distributions,
+    make_sampler,
+)
+
+CONTINUOUS = {f"x{i}": FloatDistribution(0.0, 1.0) for i in range(6)}
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def _stages(stages: list[Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    return [(s.start, s.name, dict(s.params)) for s in stages]
+
+
+# -- the space -------------------------------------------------------------------------------------
+def test_describe_space_kinds() -> None:
+    assert describe_space(CONTINUOUS) == SpaceKind(6, "continuous", False)
+    assert (
+        describe_space({"n": IntDistribution(1, 9), "x": FloatDistribution(0, 1)}).kind == "integer"
+    )
+    assert describe_space({"x": FloatDistribution(0, 1, step=0.1)}).kind == "integer"
+    assert describe_space({"c": CategoricalDistribution(["a", "b"])}).kind == "categorical"
+    mixed = describe_space(
+        {"c": CategoricalDistribution(["a", "b"]), "x": FloatDistribution(0, 1)}, conditional=True
+    )
+    assert (mixed.kind, mixed.conditional) == ("mixed", True)
+    # A distribution with one value is not searched.
+    assert describe_space({"fixed": CategoricalDistribution(["a"]), **CONTINUOUS}).n_params == 6
+
+
+def test_family_distributions_name_parameters_as_the_objective_does() -> None:
+    one = {"knn": get_family("knn").space("classification", None)}
+    assert set(family_distributions(one)) == {"n_neighbors", "weights", "p"}
+    two = {**one, "linear": get_family("linear").space("classification", None)}
+    dists = family_distributions(two)
+    assert set(dists) == {"family", "knn.n_neighbors", "knn.weights", "knn.p", "linear.C"}
+    assert describe_space(dists, conditional=True) == SpaceKind(5, "mixed", True)
+
+
+# -- the rule per case -----------------------------------------------------------------------------
+def test_one_objective_continuous_small_budget_is_gp() -> None:
+    stages, why = auto_plan(1, describe_space(CONTINUOUS), GP_TRIALS, gp=True)
+    assert _stages(stages) == [(0, "gp", {})]
+    assert "GP" in why
+
+
+def test_one_objective_continuous_large_budget_switches_to_multivariate_tpe() -> None:
+    stages, _ = auto_plan(1, describe_space(CONTINUOUS), 1000, gp=True)
+    assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": True})]
+
+
+def test_gp_share_is_a_parameter() -> None:
+    stages, _ = auto_plan(2, describe_space(CONTINUOUS), 400, gp=True, gp_trials=150)
+    assert [s.start for s in stages] == [0, 150]
+    assert _stages(auto_plan(2, describe_space(CONTINUOUS), 400, gp=True, gp_trials=0)[0]) == [
+        (0, "tpe", {"multivariate": False})
+    ]
+    sampler = make_sampler("auto", {"gp_trials": 90}, seed=0, n_objectives=1, space=CONTINUOUS,
+                           n_trials=200)
+    assert isinstance(sampler, AutoSampler)
+    described = sampler.describe()
+    assert described is not None
+    assert [s["from_trial"] for s in described["stages"]] == ([0, 90] if HAS_TORCH else [0])
+    with pytest.raises(SpecError, match="gp_trials: expected a whole number"):
+        make_sampler("auto", {"gp_trials": -1}, seed=0)
+
+
+def test_time_only_budget_switches_too() -> None:
+    stages, _ = auto_plan(1, describe_space(CONTINUOUS), None, gp=True)
+    assert [s.start for s in stages] == [0, GP_TRIALS]
+
+
+def test_one_objective_conditional_is_grouped_tpe() -> None:
+    stages, why = auto_plan(1, SpaceKind(8, "mixed", True), 200, gp=True)
+    assert _stages(stages) == [(0, "tpe", {"multivariate": True, "group": True})]
+    assert "conditional" in why
+
+
+def test_two_objectives_continuous_is_gp_then_independent_tpe() -> None:
+    stages, _ = auto_plan(2, describe_space(CONTINUOUS), 400, gp=True)
+    assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": False})]
+
+
+def test_three_objectives_continuous_is_gp_then_independent_tpe() -> None:
+    stages, _ = auto_plan(3, describe_space(CONTINUOUS), 400, gp=True)
+    assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": False})]
+
+
+def test_many_parameters_or_no_torch_is_tpe() -> None:
+    wide = SpaceKind(GP_MAX_PARAMS + 1, "continuous", False)
+    assert _stages(auto_plan(2, wide, 100, gp=True)[0]) == [(0, "tpe", {"multivariate": False})]
+    stages, why = auto_plan(1, describe_space(CONTINUOUS), 100, gp=False)
+    assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
+    assert "PyTorch" in why
+
+
+def test_make_sampler_auto_decides_at_construction_with_a_known_space() -> None:
+    sampler = make_sampler("auto", seed=0, n_objectives=2, space=CONTINUOUS, n_trials=400)
+    assert isinstance(sampler, AutoSampler)
+    described = sampler.describe()
+    assert described is not None
+    assert [s["sampler"] for s in described["stages"]] == (["gp", "tpe"] if HAS_TORCH else ["tpe"])
+    assert described["space"] == {"n_params": 6, "kind": "continuous", "conditional": False}
+
+
+def test_make_sampler_keeps_the_old_signature() -> None:
+    assert isinstance(make_sampler("tpe", seed=0), optuna.samplers.TPESampler)
+    assert isinstance(
+        make_sampler("tpe", {"n_startup_trials": 5}, seed=0, conditional=True),
+        optuna.samplers.TPESampler,
+    )
+    assert isinstance(make_sampler("random", None, seed=1), optuna.samplers.RandomSampler)
+    # The old call for a conditional study: grouped TPE once the study says its objectives.
+    auto = make_sampler("auto", None, seed=0, conditional=True)
+    assert isinstance(auto, AutoSampler)
+    study = optuna.create_study(sampler=auto)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    described = auto.describe()
+    assert described is not None and described["stages"][0]["params"]["group"] is True
+
+
+def test_make_sampler_errors_name_the_field() -> None:
+    with pytest.raises(SpecError, match="search.sampler"):
+        make_sampler("tpee", seed=0)
+    with pytest.raises(SpecError, match="search.sampler: random does not accept"):
+        make_sampler("random", {"bogus": 1}, seed=0)
+
+
+# -- tune(): the space is unknown until trials ran -------------------------------------------------
+def _continuous(trial: optuna.Trial) -> float:
+    return (trial.suggest_float("x", -1, 1) - 0.3) ** 2 + trial.suggest_float("y", -1, 1) ** 2
+
+
+def _conditional(trial: optuna.Trial) -> float:
+    family = trial.suggest_categorical("family", ["a", "b"])
+    if family == "a":
+        return trial.suggest_float("a.x", 0, 1)
+    return trial.suggest_int("b.n", 1, 10) / 10
+
+
+def _two(trial: optuna.Trial) -> tuple[float, float]:
+    return trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+
+
+def test_unknown_space_is_judged_after_the_startup_trials() -> None:
+    auto = AutoSampler(seed=0, gp=False)
+    study = optuna.create_study(sampler=auto)
+    study.optimize(_continuous, n_trials=STARTUP_TRIALS - 1)
+    assert auto.describe() is None  # still random
+    study.optimize(_continuous, n_trials=3)
+    described = auto.describe()
+    assert described is not None
+    assert described["space"] == {"n_params": 2, "kind": "continuous", "conditional": False}
+    assert described["stages"] == [
+        {"from_trial": 0, "sampler": "tpe", "params": {"multivariate": True}}
+    ]
+
+
+def test_unknown_conditional_space_is_grouped_tpe() -> None:
+    auto = AutoSampler(seed=0, gp=True)  # gp allowed: the conditional space still says TPE
+    study = optuna.create_study(sampler=auto)
+    study.optimize(_conditional, n_trials=STARTUP_TRIALS + 2)
+    described = auto.describe()
+    assert described is not None and described["space"]["conditional"] is True
+    assert described["stages"][0]["params"] == {"multivariate": True, "group": True}
+
+
+def test_unknown_space_in_two_objectives_plans_gp_then_tpe() -> None:
+    auto = AutoSampler(seed=0, gp=True, n_trials=500)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=auto)
+    # The startup trials run here (random), then one queued trial with fixed parameters, which
+    # makes the choice without sampling: the plan is what is checked (GP needs PyTorch).
+    study.optimize(_two, n_trials=STARTUP_TRIALS)
+    study.enqueue_trial({"x": 0.5, "y": 0.5})
+    study.optimize(_two, n_trials=1)
+    described = auto.describe()
+    assert described is not None
+    assert [(s["from_trial"], s["sampler"]) for s in described["stages"]] == [
+        (0, "gp"),
+        (GP_TRIALS, "tpe"),
+    ]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="GPSampler needs PyTorch")
+def test_auto_runs_gp_with_torch() -> None:
+    auto = make_sampler(
+        "auto",
+        seed=0,
+        n_objectives=1,
+        space={"x": FloatDistribution(-1, 1), "y": FloatDistribution(-1, 1)},
+        n_trials=15,
+    )
+    study = optuna.create_study(sampler=auto)
+    study.optimize(_continuous, n_trials=15)
+    assert study.best_value < 0.1
+
+
+# -- the switching sampler -------------------------------------------------------------------------
+class _Recording(optuna.samplers.RandomSampler):
+    """A random sampler that notes the trials it was asked for."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.numbers: set[int] = set()
+
+    def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
+        self.numbers.add(trial.number)
+        return super().sample_independent(study, trial, name, distribution)
+
+
+def test_switching_sampler_switches_at_the_stage_start() -> None:
+    first, second = _Recording(0), _Recording(1)
+    study = optuna.create_study(sampler=SwitchingSampler([(0, first), (7, second)]))
+    study.optimize(_continuous, n_trials=12)
+    assert first.numbers == set(range(7))
+    assert second.numbers == set(range(7, 12))
+
+
+def test_switching_sampler_is_deterministic_with_a_seed() -> None:
+    def params(seed: int) -> list[dict[str, Any]]:
+        sampler = SwitchingSampler(
+            [
+                (0, optuna.samplers.RandomSampler(seed=seed)),
+                (5, optuna.samplers.TPESampler(seed=seed, n_startup_trials=0)),
+            ]
+        )
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(_continuous, n_trials=12)
+        return [t.params for t in study.trials]
+
+    assert params(3) == params(3)
+    assert params(3) != params(4)
+
+
+def test_switching_sampler_hands_a_resumed_study_to_the_right_stage() -> None:
+    storage = optuna.storages.InMemoryStorage()  # shared by both "processes", as a database is
+    first = _Recording(0)
+    study = optuna.create_study(
+        study_name="s", storage=storage, sampler=SwitchingSampler([(0, first), (6, _Recording(1))])
+    )
+    study.optimize(_continuous, n_trials=4)
+    again_first, again_second = _Recording(0), _Recording(1)
+    resumed = optuna.load_study(
+        study_name="s",
+        storage=storage,
+        sampler=SwitchingSampler([(0, again_first), (6, again_second)]),
+    )
+    resumed.optimize(_continuous, n_trials=4)
+    assert again_first.numbers == {4, 5} and again_second.numbers == {6, 7}
+
+
+def test_switching_sampler_rejects_bad_stages() -> None:
+    with pytest.raises(ValueError, match="from 0"):
+        SwitchingSampler([(3, optuna.samplers.RandomSampler())])
+    with pytest.raises(ValueError, match="increasing"):
+        SwitchingSampler(
+            [
+                (0, optuna.samplers.RandomSampler()),
+                (9, optuna.samplers.RandomSampler()),
+                (4, optuna.samplers.RandomSampler()),
+            ]
+        )

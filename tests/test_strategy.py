@@ -1,0 +1,260 @@
+"""The staged strategy: phases by trial number and budget, resume, the pruner gate, verification."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+
+from tuneops import _study
+from tuneops.data import load_dataset
+from tuneops.objective import SpecObjective
+from tuneops.samplers import SpaceKind
+from tuneops.spec import load_spec
+from tuneops.strategy import (
+    StagedPruner,
+    StagedSampler,
+    phase_of,
+    record_strategy,
+    staged_phases,
+    staged_pruner,
+    strategy_of,
+    strategy_section,
+    t975,
+    top_candidates,
+    verify_top,
+)
+
+
+def _objective(trial: optuna.trial.BaseTrial) -> float:
+    return (trial.suggest_float("x", -1, 1) - 0.3) ** 2 + trial.suggest_float("y", -1, 1) ** 2
+
+
+# -- phases ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n_trials", "bounds"),
+    [
+        (200, [(0, 30), (30, 140), (140, 200)]),  # 15 % explore, 30 % refine
+        (100, [(0, 20), (20, 70), (70, 100)]),  # explore at its minimum of 20
+        (1000, [(0, 50), (50, 700), (700, 1000)]),  # explore at its maximum of 50
+        (30, [(0, 10), (10, 21), (21, 30)]),  # a tiny budget: explore a third
+    ],
+)
+def test_phases_by_budget(n_trials: int, bounds: list[tuple[int, int]]) -> None:
+    phases = staged_phases(n_trials, gp=False, cmaes=False)
+    assert [(p.start, p.end) for p in phases] == bounds
+    assert [p.name for p in phases] == ["explore", "model", "refine"]
+    assert [p.pruning for p in phases] == [False, True, False]
+
+
+def test_refine_sampler_by_case() -> None:
+    assert staged_phases(200, gp=True)[-1].sampler == "gp"
+
+    one_continuous = SpaceKind(3, "continuous", False)
+    assert staged_phases(200, space=one_continuous, gp=False, cmaes=True)[-1].sampler == "cmaes"
+    assert (
+        staged_phases(200, n_objectives=2, space=one_continuous, gp=False, cmaes=True)[-1].sampler
+        == "tpe"
+    )
+    assert staged_phases(200, space=SpaceKind(9, "mixed", True), gp=True)[-1].sampler == "tpe"
+
+
+def test_phase_of_puts_trials_past_the_budget_in_the_last_phase() -> None:
+    phases = staged_phases(40, gp=False)
+    assert phase_of(phases, 0).name == "explore"
+    assert phase_of(phases, 39).name == "refine"
+    assert phase_of(phases, 45).name == "refine"
+
+
+def test_bad_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="n_trials"):
+        staged_phases(0)
+
+
+# -- the sampler -----------------------------------------------------------------------------------
+def _served(sampler: StagedSampler, study: optuna.Study) -> dict[str, str]:
+    """The class of the sampler of each phase, after a run."""
+    return {
+        p.name: type(sampler._sampler(study, study.trials[p.start])).__name__
+        for p in sampler.phases(study)
+        if p.start < len(study.trials)
+    }
+
+
+def test_sampler_phases_by_trial_number() -> None:
+    sampler = StagedSampler(seed=0, n_trials=40, gp=False, cmaes=False)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=40)
+    assert [(p.name, p.start, p.end) for p in sampler.phases(study)] == [
+        ("explore", 0, 13),
+        ("model", 13, 28),
+        ("refine", 28, 40),
+    ]
+    assert _served(sampler, study) == {
+        "explore": "RandomSampler",
+        "model": "TPESampler",
+        "refine": "TPESampler",
+    }
+    # The refine phase's TPE samples near the best: the best is better than the explore phase's.
+    explore_best = min(float(t.values[0]) for t in study.trials[:13])
+    assert study.best_value <= explore_best
+
+
+def test_sampler_is_deterministic_with_a_seed() -> None:
+    def params() -> list[dict[str, Any]]:
+        study = optuna.create_study(
+            sampler=StagedSampler(seed=5, n_trials=30, gp=False, cmaes=False)
+        )
+        study.optimize(_objective, n_trials=30)
+        return [t.params for t in study.trials]
+
+    assert params() == params()
+
+
+def test_phases_come_from_the_stored_budget_on_resume() -> None:
+    storage = optuna.storages.InMemoryStorage()  # shared by both "processes", as a database is
+    study = optuna.create_study(
+        study_name="s",
+        storage=storage,
+        sampler=StagedSampler(seed=0, n_trials=60, gp=False, cmaes=False),
+    )
+    _study.set_budget_record(study, 60)  # what runner.set_budget stores
+    study.optimize(_objective, n_trials=25)
+    first = record_strategy(study, StagedSampler(seed=0, n_trials=60, gp=False).phases(study))
+    # Another process (a resumed run, a joining worker) knows no budget: it reads the stored one.
+    again = StagedSampler(seed=0, gp=False, cmaes=False)
+    resumed = optuna.load_study(study_name="s", storage=storage, sampler=again)
+    assert [p.to_dict() for p in again.phases(resumed)] == first["phases"]
+    resumed.optimize(_objective, n_trials=35)
+    assert _served(again, resumed) == {
+        "explore": "RandomSampler",
+        "model": "TPESampler",
+        "refine": "TPESampler",
+    }
+    assert resumed.user_attrs[_study.STRATEGY]["n_trials"] == 60
+    section = strategy_section(resumed, resumed.trials)
+    assert section is not None
+    assert [p["phase"] for p in section["phases"]] == ["explore", "model", "refine"]
+    assert [p["trials"]["complete"] for p in section["phases"]] == [20, 22, 18]
+
+
+def test_without_any_budget_the_sampler_says_what_is_missing() -> None:
+    study = optuna.create_study(sampler=StagedSampler(seed=0))
+    with pytest.raises(ValueError, match="search.n_trials"):
+        study.optimize(_objective, n_trials=1)
+
+
+def test_space_judged_from_the_explore_phase_for_a_conditional_objective() -> None:
+    def conditional(trial: optuna.Trial) -> float:
+        if trial.suggest_categorical("family", ["a", "b"]) == "a":
+            return trial.suggest_float("a.x", 0, 1)
+        return trial.suggest_int("b.n", 1, 10) / 10
+
+    sampler = StagedSampler(seed=0, n_trials=30, gp=True)  # conditional: TPE even with GP allowed
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(conditional, n_trials=30)
+    assert _served(sampler, study)["refine"] == "TPESampler"
+
+
+# -- the pruner gate -------------------------------------------------------------------------------
+class _Always(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return True
+
+
+def test_pruner_prunes_in_the_model_phase_only() -> None:
+    sampler = StagedSampler(seed=0, n_trials=30, gp=False, cmaes=False)
+    pruner = staged_pruner(_Always(), sampler)
+    assert isinstance(pruner, StagedPruner)
+
+    def reporting(trial: optuna.Trial) -> float:
+        value = _objective(trial)
+        trial.report(value, 1)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+        return value
+
+    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    study.optimize(reporting, n_trials=30)
+    pruned = [t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned == list(range(10, 21))  # the model phase of a 30-trial study
+    # A pruner that never prunes, or one that decides how the objective trains, is kept as it is.
+    nop = optuna.pruners.NopPruner()
+    assert staged_pruner(nop, sampler) is nop
+
+
+# -- the spec field --------------------------------------------------------------------------------
+def test_strategy_of_reads_every_form_of_spec() -> None:
+    assert strategy_of({"search": {"strategy": "staged"}}) == "staged"
+    assert strategy_of({"search": {}}) is None
+
+    class Search:
+        strategy = "staged"
+
+    class Spec:
+        search = Search()
+
+    assert strategy_of(Spec()) == "staged"
+    assert strategy_of(object()) is None
+
+
+# -- verification ----------------------------------------------------------------------------------
+def test_t975_matches_the_table() -> None:
+    assert t975(2) == pytest.approx(4.303)
+    assert t975(20) == pytest.approx(2.086, abs=1e-3)
+    assert t975(10_000) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_top_candidates_rank_by_pareto_front() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in [(0.9, 5.0), (0.8, 1.0), (0.85, 6.0), (0.7, 0.5), (0.6, 9.0)]:
+        study.add_trial(optuna.trial.create_trial(values=list(values)))
+    top = top_candidates(study.trials, ["maximize", "minimize"], 4)
+    # Front: trials 0, 1, 3 (by accuracy), then the front of the rest: trial 2.
+    assert [t.number for t in top] == [0, 1, 3, 2]
+
+
+def test_verify_top_reports_confidence_intervals_on_real_cv() -> None:
+    spec = load_spec(
+        {
+            "data": {"source": "sklearn:iris"},
+            "model": {"family": "knn"},
+            "objectives": ["accuracy"],
+            "search": {"n_trials": 6, "cv_folds": 3, "seed": 0},
+        }
+    )
+    data = load_dataset("sklearn:iris")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    record_strategy(study, staged_phases(6))
+    study.optimize(SpecObjective(spec, data), n_trials=6)
+
+    def factory(folds: int, repeat: int) -> SpecObjective:
+        return SpecObjective(
+            spec.replace(
+                search={**spec.to_dict()["search"], "cv_folds": folds, "seed": 100 + repeat}
+            ),
+            data,
+        )
+
+    result = verify_top(study, factory, k=2, folds=4, repeats=3)
+    assert (result["k"], result["folds"], result["repeats"]) == (2, 4, 3)
+    assert len(result["candidates"]) == 2
+    best = result["candidates"][0]
+    assert best["number"] == study.best_trial.number or best["values"][0] == study.best_value
+    low, high = best["ci95"][0]
+    runs = [r[0] for r in best["evaluations"]]
+    assert len(runs) == 3 and low <= best["mean"][0] <= high
+    half = t975(2) * best["std"][0] / math.sqrt(3)
+    assert high - best["mean"][0] == pytest.approx(half)
+    assert 0.8 < best["mean"][0] <= 1.0
+    stored = study.user_attrs[_study.STRATEGY]
+    assert stored["verification"]["candidates"][0]["number"] == best["number"]
+    assert strategy_section(study, study.trials)["verification"]["k"] == 2  # type: ignore[index]
+
+
+def test_verify_top_refuses_bad_arguments() -> None:
+    study = optuna.create_study()
+    with pytest.raises(ValueError, match="folds >= 2"):
+        verify_top(study, lambda f, r: _objective, k=1, folds=1)
