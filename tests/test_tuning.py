@@ -180,3 +180,16 @@ def test_a_lower_budget_on_resume_retires_surplus_queued_trials(workdir):
     assert runner.set_budget(study, 4) == -2
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 4 and len(_study.counted(study.trials)) == 4
+
+
+def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir):
+    result = tuneops.run(tiny_spec(n_trials=24, cv_folds=2) | {"search": {
+        "strategy": "staged", "n_trials": 24, "cv_folds": 2, "seed": 0}}, progress=False)
+    section = result.results["strategy"]
+    assert [p["phase"] for p in section["phases"]] == ["explore", "model", "refine"]
+    assert section["phases"][-1]["to_trial"] == 24
+    verified = section["verification"]
+    assert verified["folds"] >= 5 and verified["repeats"] == 3 and verified["candidates"]
+    for c in verified["candidates"]:
+        low, high = c["ci95"][0]
+        assert low <= c["mean"][0] <= high

@@ -17,6 +17,7 @@ from tuneops.knowledge.warm_start import warm_start_section
 from tuneops.pruning import pruning_savings
 from tuneops.report.findings import findings_section
 from tuneops.selection import Choice
+from tuneops.strategy import strategy_section
 
 __all__ = ["study_results", "trial_record"]
 
@@ -89,5 +90,6 @@ def _sections() -> list[tuple[str, Any]]:
         ("pruning", pruning_savings),
         ("warm_start", warm_start_section),
         ("workers", contribution_section),
+        ("strategy", strategy_section),
         ("findings", findings_section),
     ]

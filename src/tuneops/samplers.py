@@ -354,7 +354,12 @@ class AutoSampler(optuna.samplers.BaseSampler):
         conditional: bool | None = None,
         gp: bool | None = None,
         gp_trials: int = GP_TRIALS,
+        **tpe: Any,
     ) -> None:
+        unknown = set(tpe) - {"n_startup_trials", "n_ei_candidates", "constant_liar"}
+        if unknown:
+            raise TypeError(f"AutoSampler got unexpected keyword argument(s) {sorted(unknown)}")
+        self._tpe_params = dict(tpe)  # for the TPE stage(s)
         if isinstance(gp_trials, bool) or not isinstance(gp_trials, int) or gp_trials < 0:
             raise ValueError(f"gp_trials: expected a whole number >= 0, received {gp_trials!r}")
         self._gp_trials = gp_trials
@@ -385,6 +390,8 @@ class AutoSampler(optuna.samplers.BaseSampler):
         stages, why = auto_plan(
             n_objectives, space, self._n_trials, gp=self._gp, gp_trials=self._gp_trials
         )
+        stages = [Stage(s.start, s.name, {**s.params, **self._tpe_params}) if s.name == "tpe" else s
+                  for s in stages]
         self._plan = stages, why
         self._space = space
         self._delegate = SwitchingSampler([(s.start, build_stage(s, self._seed)) for s in stages])

@@ -81,6 +81,7 @@ __all__ = [
 ]
 
 TASKS = ("auto", "classification", "regression")
+STRATEGIES = ("staged",)
 POLICIES = ("knee", "lexicographic", "weighted")
 BACKENDS = ("local", "ray")
 #: ``monitor.correction``: the multiple-testing corrections of :mod:`tuneops.ops.drift`.
@@ -525,6 +526,13 @@ class TPEParams(Params):
     constant_liar: Flag = True
 
 
+class AutoParams(TPEParams):
+    """``auto``: TPE's parameters, and GP's share of the trials where GP leads (see
+    :mod:`tuneops.samplers`)."""
+
+    gp_trials: Int0 = 40
+
+
 class GPParams(Params):
     n_startup_trials: Int0 = 10
     deterministic_objective: Flag = False
@@ -679,7 +687,7 @@ def _owned(model: type[_P], owner: str) -> type[_P]:
 
 #: sampler name -> its parameters (the factories are :data:`tuneops.samplers.SAMPLERS`).
 SAMPLER_PARAMETERS: dict[str, type[Params]] = {
-    "auto": _owned(TPEParams, "sampler 'auto'"),
+    "auto": _owned(AutoParams, "sampler 'auto'"),
     "tpe": _owned(TPEParams, "sampler 'tpe'"),
     "random": _owned(NoParams, "sampler 'random'"),
     "gp": _owned(GPParams, "sampler 'gp'"),
@@ -847,6 +855,9 @@ class Search(_Model):
     cv_folds: Int2 = 3
     seed: Int0 = 0
     backend: Annotated[str, _name("backend", BACKENDS)] = "local"
+    #: ``staged``: random exploration, TPE with pruning, GP/CMA-ES precision, then verification
+    #: of the top candidates with more folds (:mod:`tuneops.strategy`); None: the sampler alone.
+    strategy: Annotated[str, _name("strategy", STRATEGIES)] | None = None
     resources: Annotated[
         tuple[tuple[str, float], ...],
         _amounts(
@@ -877,6 +888,8 @@ class Search(_Model):
     def _budget(self) -> Search:
         if self.n_trials is None and self.timeout_s is None:
             raise _problem("set n_trials, timeout_s, or both; received neither.")
+        if self.strategy == "staged" and self.n_trials is None:
+            raise _problem("strategy 'staged' shares n_trials out among its phases; set n_trials.")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -890,6 +903,8 @@ class Search(_Model):
             "seed": self.seed,
             "backend": self.backend,
         }
+        if self.strategy is not None:
+            out["strategy"] = self.strategy
         if self.resources:
             out["resources"] = dict(self.resources)
         return out

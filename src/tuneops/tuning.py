@@ -30,10 +30,11 @@ from tuneops.objective import SpecObjective
 from tuneops.progress import StudyProgress
 from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
 from tuneops.results import study_results
-from tuneops.samplers import make_sampler
+from tuneops.samplers import family_distributions, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
 from tuneops.spec import Constraint, Objective, Spec, _selection, load_spec, parse_constraint
 from tuneops.storage import get_storage
+from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
 __all__ = ["run", "tune", "join", "RunResult", "open_study", "load_study", "study_spec", "reselect",
            "export_model"]
@@ -140,6 +141,8 @@ def run(
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(SCORING_ATTR, objective.scoring_record())
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
+    if spec.search.strategy == "staged":
+        record_strategy(study, _staged(spec, *_space_of(spec, objective), spec.seed).phases(study))
     # Meta-features are stored once; warm-start trials are enqueued before the budget is set
     # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
@@ -174,16 +177,20 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
     """
 
     objective = SpecObjective(spec, data)  # validates metrics against the task
-    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
-    sampler_factory: Callable[..., Any] = functools.partial(_sampler_for, spec, conditional)
+    conditional, space = _space_of(spec, objective)
+    sampler_factory: Callable[..., Any] = functools.partial(_sampler_for, spec, conditional, space)
     if _adaptive_warm_start(spec):
         plain = sampler_factory
         sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
             plain(index, resumed=resumed), objective.spaces)
-    pruner_factory = functools.partial(
+    pruner_factory: Callable[[], Any] = functools.partial(
         make_pruner, spec.pruner.name, spec.pruner.kwargs,
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
     )
+    if spec.search.strategy == "staged":
+        # pruning only in the phase where TPE models the space (see tuneops.strategy)
+        plain_pruner = pruner_factory
+        pruner_factory = lambda: staged_pruner(plain_pruner(), _staged(spec, conditional, space, 0))  # noqa: E731
     sampler_factory(0)  # fail on bad sampler or pruner parameters before anything is written
     pruner_factory()
     return objective, sampler_factory, pruner_factory
@@ -253,9 +260,25 @@ def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
     return (seed + 7919 * index + 104_729 * resumed) % (2**32)
 
 
-def _sampler_for(spec: Spec, conditional: bool, index: int, *, resumed: int = 0) -> optuna.samplers.BaseSampler:
-    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=sampler_seed(spec.seed, index, resumed),
-                        conditional=conditional)
+def _space_of(spec: Spec, objective: SpecObjective) -> tuple[bool, dict[str, Any]]:
+    """Whether the spec's space is conditional (several families, or ``when``), and the space
+    as Optuna distributions named as the objective suggests them."""
+    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
+    return conditional, family_distributions(objective.spaces)
+
+
+def _staged(spec: Spec, conditional: bool, space: Mapping[str, Any], seed: int) -> StagedSampler:
+    return StagedSampler(seed=seed, n_trials=spec.n_trials, n_objectives=len(spec.objectives),
+                         space=space, conditional=conditional)
+
+
+def _sampler_for(spec: Spec, conditional: bool, space: Mapping[str, Any], index: int, *,
+                 resumed: int = 0) -> optuna.samplers.BaseSampler:
+    seed = sampler_seed(spec.seed, index, resumed)
+    if spec.search.strategy == "staged":
+        return _staged(spec, conditional, space, seed)
+    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional,
+                        n_objectives=len(spec.objectives), space=space, n_trials=spec.n_trials)
 
 
 def _drive(
@@ -290,6 +313,12 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
     out_dir = Path(spec.output_dir or Path("tuneops-out") / spec.study)
     objectives = list(spec.objectives)
     message = None
+    if spec.search.strategy == "staged":
+        # The seed's last stage: the top candidates again, with more folds and repeats, with
+        # confidence intervals (recorded in the study; shown in results and the report).
+        verify_top(study, lambda folds, repeat: SpecObjective(
+            load_spec(spec, cv_folds=folds, seed=spec.seed + 1000 + repeat), objective.dataset),
+            k=5, folds=max(5, spec.cv_folds + 2), repeats=3)
     choice: Choice | None
     try:
         choice = select_trial(
@@ -496,7 +525,9 @@ def tune(
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     store = get_storage(storage, n_workers=n_workers)
     sampler_name, sampler_params = _component("sampler", sampler)
-    make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=True)
+    # the space of a custom objective is judged by `auto` from its first trials
+    make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
+                             n_objectives=len(names))
     pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
     pruner_factory()
