@@ -54,7 +54,7 @@ import numpy as np
 
 from tuneops.errors import SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
-from tuneops.ops.monitor import PERFORMANCE_METRICS
+from tuneops.ops.monitor import PERFORMANCE_METRICS, metric_value
 from tuneops.ops.predlog import LogContents, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
@@ -379,8 +379,10 @@ def compare_challenger(
 
     Shadow: paired over the requests both models scored. Canary: the requests each answered.
     """
-    fn, goal, _ = PERFORMANCE_METRICS[metric]
-    direction = 1.0 if goal == "maximize" else -1.0
+    def fn(y: Any, pred: Any) -> float:
+        return metric_value(metric, y, pred)
+
+    direction = 1.0 if PERFORMANCE_METRICS[metric].direction == "maximize" else -1.0
     rng = np.random.default_rng(seed)
     if mode == "shadow":
         triples = [
