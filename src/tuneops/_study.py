@@ -129,7 +129,8 @@ def open_study(
         return existing
     with _optuna.quiet():  # the API says what it does itself; Optuna's INFO lines are noise here
         study = optuna.create_study(
-            study_name=name, storage=storage, directions=list(directions), sampler=sampler, pruner=pruner
+            study_name=name, storage=storage, directions=[str(d) for d in directions],  # type: ignore[misc]
+            sampler=sampler, pruner=pruner,
         )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)

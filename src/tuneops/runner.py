@@ -215,9 +215,9 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
     tally = _Tally.of(trials, study)
     rank = _ranks(trials) if tally.waiting else None
     # The trials just read serve the sampler for this trial, as the read in study.ask() does.
-    _optuna.share_trials(study, list(trials))
+    _optuna.share_trials(study, trials if isinstance(trials, list) else list(trials))
     for t in _claim_order(tally.waiting) if tally.waiting else ():
-        if not unlimited and _budget(study) is not None and _beyond(study, rank(t)):
+        if not unlimited and rank is not None and _budget(study) is not None and _beyond(study, rank(t)):
             _retire(study, t, f"beyond the budget of {_budget(study)}")
             continue
         try:
@@ -241,7 +241,8 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
         return _new(study, identity, tally, None)
     if _beyond(study, tally.live):
         return None
-    if _budget(study) - tally.live <= tally.running:
+    budget = _budget(study)
+    if budget is not None and budget - tally.live <= tally.running:
         # The last places, which the workers now running may be taking too: read again, so that
         # workers rarely create a trial beyond the budget (it would be retired unrun).
         trials = _optuna.read_trials(study)

@@ -43,13 +43,16 @@ class Param:
     when: tuple[tuple[str, tuple[Any, ...]], ...] = field(default=())
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
+        low, high = self.low, self.high
         if self.kind == "int":
+            assert low is not None and high is not None  # parse_space sets both
             return optuna.distributions.IntDistribution(
-                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+                int(low), int(high), log=self.log, step=int(self.step or 1)
             )
         if self.kind == "float":
+            assert low is not None and high is not None
             return optuna.distributions.FloatDistribution(
-                float(self.low), float(self.high), log=self.log, step=self.step
+                float(low), float(high), log=self.log, step=self.step
             )
         if self.kind == "categorical":
             return optuna.distributions.CategoricalDistribution(self.choices)
@@ -176,12 +179,13 @@ def suggest_params(
 
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, param: Param) -> Any:
+    low, high = param.low, param.high
     if param.kind == "int":
-        return trial.suggest_int(
-            name, int(param.low), int(param.high), step=int(param.step or 1), log=param.log
-        )
+        assert low is not None and high is not None  # parse_space sets both
+        return trial.suggest_int(name, int(low), int(high), step=int(param.step or 1), log=param.log)
     if param.kind == "float":
-        return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
+        assert low is not None and high is not None
+        return trial.suggest_float(name, low, high, step=param.step, log=param.log)
     return trial.suggest_categorical(name, list(param.choices))
 
 

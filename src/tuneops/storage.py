@@ -394,7 +394,7 @@ def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     weakref.finalize(rdb, rdb.engine.dispose)
     if n_workers > 1 and target.startswith("postgresql"):
         _check_connection_limit(rdb, url, n_workers)
-    return RetryingStorage(_optuna.cached_storage(rdb), url)
+    return RetryingStorage(_optuna.cached_storage(rdb), url)  # type: ignore[abstract]  # methods set below
 
 
 def _sqlite(url: str) -> optuna.storages.BaseStorage:
@@ -424,7 +424,7 @@ def _sqlite(url: str) -> optuna.storages.BaseStorage:
 def _check_connection_limit(rdb: optuna.storages.RDBStorage, url: str, n_workers: int) -> None:
 
     with rdb.engine.connect() as conn:
-        limit = int(conn.execute(sqlalchemy.text("SHOW max_connections")).scalar())
+        limit = int(conn.execute(sqlalchemy.text("SHOW max_connections")).scalar() or 0)
     need = n_workers * POOL_SIZE + 1
     if need > limit:
         _log.warning(
@@ -440,7 +440,7 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     client.ping()
     client.close()
 
-    return RetryingStorage(JournalStorage(JournalRedisBackend(url)), url)
+    return RetryingStorage(JournalStorage(JournalRedisBackend(url)), url)  # type: ignore[abstract]
 
 
 # -- dropped connections ------------------------------------------------------------------------
