@@ -85,7 +85,7 @@ def loops_per_ms():
     return int(2_000_000 / ((time.thread_time() - start) * 1e3))
 
 
-# -- the statistic --------------------------------------------------------------------------------
+# -- the statistic -------------------------------------------------------------------------------
 def test_the_median_interval_covers_the_true_median_at_its_level():
     rng = np.random.default_rng(1)
     hits = 0
@@ -174,7 +174,7 @@ def test_batch_path_times_batches_and_records_its_figures(frame):
     assert lo <= metrics["throughput_rows_per_s"] <= hi
 
 
-# -- the serving section ----------------------------------------------------------------------------
+# -- the serving section ---------------------------------------------------------------------------
 def test_serving_section_is_validated_with_defaults():
     assert serving_config(None) == ServingConfig("row", 256, 1)
     assert serving_config({"path": "records", "threads": 2}) == ServingConfig("records", 256, 2)
@@ -188,7 +188,7 @@ def test_serving_section_is_validated_with_defaults():
         serving_config({"thread": 2})
 
 
-# -- the fast preprocessing path --------------------------------------------------------------------
+# -- the fast preprocessing path -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mixed():
     """Numeric and categorical columns with missing values and a rare category."""
@@ -261,7 +261,7 @@ def test_set_output_pandas_keeps_scikit_learns_path(mixed):
     assert isinstance(model[0].transform(X.iloc[[0]]), pd.DataFrame)
 
 
-# -- threads and fit time ---------------------------------------------------------------------------
+# -- threads and fit time --------------------------------------------------------------------------
 def test_fit_threads_come_from_resources_or_cores_per_worker():
     assert fit_threads(3, 4) == 3
     assert fit_threads(None, 1) == available_cores()

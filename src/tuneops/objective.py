@@ -212,7 +212,7 @@ class SpecObjective:
             cost["intervals"] = served.intervals()
         if "model_size_kb" in wanted:
             mean["model_size_kb"] = model_size_kb(model)
-        if record is not None:  # one write per trial: what it trained and what measuring cost
+        if record is not None and trial is not None:  # one write per trial: trained, measuring cost
             record["measure_s"] = time.perf_counter() - start
             trial.set_user_attr(FIDELITY_ATTR, record)
         return mean, spread, cost

@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 
+_DEFAULT = Selection()  # knee
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A completed trial as selection sees it.
@@ -86,13 +89,15 @@ class Choice:
         }
 
 
-def candidates_from_trials(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> list[Candidate]:
+def candidates_from_trials(
+    trials: Sequence[FrozenTrial], metric_names: Sequence[str]
+) -> list[Candidate]:
     """COMPLETE trials as candidates; metrics default to the objective values by name."""
     out = []
     for t in trials:
         if t.state != TrialState.COMPLETE or t.values is None:
             continue
-        metrics = dict(zip(metric_names, t.values))
+        metrics = dict(zip(metric_names, t.values, strict=False))
         metrics.update(t.user_attrs.get(_study.METRICS, {}))
         cost = t.user_attrs.get(_study.COST)
         raw = cost.get("intervals", {}) if isinstance(cost, Mapping) else {}
@@ -185,7 +190,7 @@ def select_trial(
     candidates: Sequence[Candidate],
     objectives: Sequence[Objective],
     constraints: Sequence[Constraint] = (),
-    selection: Selection = Selection(),
+    selection: Selection = _DEFAULT,
 ) -> Choice:
     """Choose one trial from the feasible Pareto front.
 
@@ -205,7 +210,9 @@ def select_trial(
                 "constraints and run again."
             )
     violations = [_violations(c, constraints) for c in candidates]
-    feasible = [c for c, v in zip(candidates, violations) if all(x <= 0 for x in v.values())]
+    feasible = [
+        c for c, v in zip(candidates, violations, strict=True) if all(x <= 0 for x in v.values())
+    ]
     noisy = {c.number: _within_noise(c, constraints) for c in candidates}
     within = tuple(n for n, ks in noisy.items() if ks)
     notes: list[str] = []
@@ -215,7 +222,7 @@ def select_trial(
         feasible = [c for c in candidates if c.number in within]
     if not feasible:
         raise NoFeasibleTrial(_closest_message(candidates, violations, constraints))
-    front = [c for c, keep in zip(feasible, noise_front(feasible, objectives)) if keep]
+    front = [c for c, keep in zip(feasible, noise_front(feasible, objectives), strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection)
     if noisy.get(chosen.number):
@@ -244,9 +251,12 @@ def _noise_note(c: Candidate, constraints: Sequence[Constraint]) -> str:
     )
 
 
-def _apply_policy(front: list[Candidate], objectives: Sequence[Objective], selection: Selection) -> Candidate:
+def _apply_policy(
+    front: list[Candidate], objectives: Sequence[Objective], selection: Selection
+) -> Candidate:
     names = [o.metric for o in objectives]
-    scaled = _scaled(np.array([c.values for c in front], dtype=float), [o.direction for o in objectives])
+    values = np.array([c.values for c in front], dtype=float)
+    scaled = _scaled(values, [o.direction for o in objectives])
     lo, hi = _loss_bounds(front, objectives)
     if selection.policy == "weighted":
         weights = dict(selection.weights) or {n: 1.0 for n in names}
@@ -260,7 +270,8 @@ def _apply_policy(front: list[Candidate], objectives: Sequence[Objective], selec
             column = scaled[alive, j]
             best = alive[int(np.argmin(column))]
             # Within tolerance of the best, or within noise of it (intervals overlap).
-            tied = (column <= column.min() + selection.tolerance + 1e-12) | (lo[alive, j] <= hi[best, j])
+            close = column <= column.min() + selection.tolerance + 1e-12
+            tied = close | (lo[alive, j] <= hi[best, j])
             alive = alive[tied]
         return front[int(alive[0])]
     # knee: closest to the ideal point; ties go to the earlier trial
@@ -268,7 +279,9 @@ def _apply_policy(front: list[Candidate], objectives: Sequence[Objective], selec
 
 
 def _closest_message(
-    candidates: Sequence[Candidate], violations: Sequence[dict[str, float]], constraints: Sequence[Constraint]
+    candidates: Sequence[Candidate],
+    violations: Sequence[dict[str, float]],
+    constraints: Sequence[Constraint],
 ) -> str:
     scale = {
         str(k): max(abs(k.threshold), 1e-9) for k in constraints
@@ -289,7 +302,7 @@ def _closest_message(
     )
 
 
-# -- a study ----------------------------------------------------------------------------------------
+# -- a study ------------------------------------------------------------------------------------
 def reselect(
     study: optuna.Study,
     *,
