@@ -76,7 +76,7 @@ def instrument(ledger: Ledger) -> None:
         if "advance" in vars(cls):
             ledger.wrap(cls, "advance", "fit (CV folds + final refit)")
     ledger.wrap(tuneops.objective, "score", "quality scoring (predict on the fold)")
-    ledger.wrap(tuneops.objective, "measure_latency", "latency measurement")
+    ledger.wrap(tuneops.objective, "measure_serving", "latency measurement")
     for name in ("sample_relative", "sample_independent", "infer_relative_search_space",
                  "before_trial", "after_trial"):
         ledger.wrap(optuna.samplers.TPESampler, name, "sampler (TPE)")

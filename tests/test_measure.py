@@ -54,7 +54,7 @@ def test_score_matches_sklearn(fitted):
 
 def test_latency_is_measured_per_row_and_per_batch(fitted):
     ds, model = fitted
-    lat = measure_latency(model, ds.X, LatencyConfig(repeats=10, batch_repeats=3, max_seconds=0.5))
+    lat = measure_latency(model, ds.X, LatencyConfig(budget_s=0.5, min_calls=10, p95_calls=10))
     assert 0 < lat["latency_p50_ms"] <= lat["latency_p95_ms"]
     assert lat["throughput_rows_per_s"] == pytest.approx(256 / (lat["batch_latency_p50_ms"] / 1e3))
 

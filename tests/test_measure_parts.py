@@ -6,9 +6,16 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from tuneops.data import load_dataset
-from tuneops.measure import BATCH_METRICS, ROW_METRICS, LatencyConfig, measure_latency
+from tuneops.measure import (
+    BATCH_METRICS,
+    ROW_METRICS,
+    LatencyConfig,
+    ServingConfig,
+    measure_latency,
+)
 
-FAST = LatencyConfig(repeats=6, batch_size=32, batch_repeats=2, max_seconds=0.2)
+FAST = LatencyConfig(budget_s=0.2, min_calls=6, p95_calls=6)
+SERVE = ServingConfig(batch_size=32)
 
 
 class CountingModel:
@@ -39,10 +46,10 @@ def model_and_rows():
 def test_only_the_wanted_parts_are_timed(model_and_rows, wanted, keys, row_calls, batch_calls):
     model, X = model_and_rows
     counting = CountingModel(model)
-    out = measure_latency(counting, X, FAST, metrics=wanted)
+    out = measure_latency(counting, X, FAST, metrics=wanted, serving=SERVE)
     assert set(out) == set(keys)
     assert (1 in counting.sizes) is row_calls
-    assert (FAST.batch_size in counting.sizes) is batch_calls
+    assert (SERVE.batch_size in counting.sizes) is batch_calls
     assert all(v > 0 for v in out.values())
 
 

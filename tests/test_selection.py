@@ -5,10 +5,19 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import optuna
 import pytest
 
+from tuneops import _study
 from tuneops.errors import NoFeasibleTrial, SpecError
-from tuneops.selection import Candidate, pareto_mask, select_trial
+from tuneops.selection import (
+    Candidate,
+    candidates_from_trials,
+    noise_front,
+    pareto_mask,
+    select_trial,
+    violation,
+)
 from tuneops.spec import Objective, Selection, parse_constraint
 
 OBJ = [Objective("accuracy", "maximize"), Objective("latency_p95_ms", "minimize")]
@@ -91,3 +100,64 @@ def test_no_feasible_names_the_closest_trial_and_missed_constraint():
 def test_constraint_on_unmeasured_metric():
     with pytest.raises(SpecError, match="uses 'roc_auc', which this study did not measure"):
         select_trial(cands(ROWS), OBJ, [parse_constraint("roc_auc >= 0.9")])
+
+
+# -- measurement noise ---------------------------------------------------------------------------
+def noisy(rows):
+    """Candidates ``(accuracy, latency, (low, high))``: latency with its interval."""
+    return [Candidate(i, (a, l), {"accuracy": a, "latency_p95_ms": l}, {},
+                      {"latency_p95_ms": ci}) for i, (a, l, ci) in enumerate(rows)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_without_intervals_the_noise_front_is_the_pareto_front(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 6, size=(30, 2)).astype(float)
+    cs = [Candidate(i, tuple(v), {}) for i, v in enumerate(values)]
+    assert (noise_front(cs, OBJ) == brute_force_front(values, ["maximize", "minimize"])).all()
+
+
+def test_differences_within_the_interval_are_ties_on_the_front():
+    rows = [(0.90, 5.0, (4.8, 5.2)), (0.90, 5.1, (4.9, 5.3)), (0.90, 7.0, (6.8, 7.2))]
+    # By value trial 0 dominates 1; within noise they tie, and both beat trial 2.
+    assert list(noise_front(noisy(rows), OBJ)) == [True, True, False]
+    assert list(pareto_mask(np.array([r[:2] for r in rows]), ["maximize", "minimize"])) == [
+        True, False, False]
+
+
+def test_lexicographic_passes_a_tie_within_noise_to_the_next_objective():
+    rows = [(0.90, 5.0, (4.8, 5.2)), (0.95, 5.1, (4.9, 5.3)), (0.99, 9.0, (8.8, 9.2))]
+    policy = Selection("lexicographic", priority=("latency_p95_ms", "accuracy"))
+    assert select_trial(noisy(rows), OBJ, [], policy).selected.number == 1
+    plain = [Candidate(c.number, c.values, c.metrics) for c in noisy(rows)]
+    assert select_trial(plain, OBJ, [], policy).selected.number == 0
+
+
+def test_a_constraint_is_judged_on_the_interval_and_noise_is_noted():
+    limit = [parse_constraint("latency_p95_ms <= 5.15")]
+    near = (0.95, 5.0, (4.8, 5.2))  # meets by value; its interval reaches past the limit
+    clear = (0.90, 4.0, (3.9, 4.1))
+    over = (0.99, 5.5, (5.1, 5.9))  # misses by value, even if its interval reaches below
+    assert violation(limit[0], {"latency_p95_ms": 5.0}, {"latency_p95_ms": (4.8, 5.2)}) > 0
+    assert violation(limit[0], {"latency_p95_ms": 5.0}) < 0
+    choice = select_trial(noisy([near, clear, over]), OBJ, limit)
+    assert choice.selected.number == 1 and choice.n_feasible == 1
+    assert choice.within_noise == (0,)
+    assert "not beyond measurement noise" in choice.notes[0]
+    # With nothing clear, the trial within noise of the limit is chosen, and the note says so.
+    only = select_trial(noisy([near, over]), OBJ, limit)
+    assert only.selected.number == 0
+    assert "within noise of the limit" in only.notes[0] and "4.8-5.2" in only.notes[0]
+    assert only.to_dict()["notes"] == list(only.notes)
+    with pytest.raises(NoFeasibleTrial):
+        select_trial(noisy([over]), OBJ, limit)
+
+
+def test_intervals_are_read_from_the_trials_cost_record():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = optuna.trial.create_trial(
+        values=[0.9, 5.0], user_attrs={_study.METRICS: {"accuracy": 0.9, "latency_p95_ms": 5.0},
+                                       _study.COST: {"intervals": {"latency_p95_ms": [4.5, 5.5]}}})
+    study.add_trial(trial)
+    (c,) = candidates_from_trials(study.get_trials(), ["accuracy", "latency_p95_ms"])
+    assert c.intervals == {"latency_p95_ms": (4.5, 5.5)}

@@ -65,6 +65,7 @@ FAIL_REASON = "fail_reason"
 WARM_START = "warm_start"
 INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}
 FIDELITY = "tuneops:fidelity"  # {steps, n_steps, max_step, fit_s, pruned}
+COST = "tuneops:cost"  # {fit, serving, intervals: {metric: [low, high]}} (measure.py)
 
 
 class StoredObjective(NamedTuple):

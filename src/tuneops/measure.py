@@ -5,18 +5,26 @@
   Values come from the metric registry (:mod:`tuneops.metrics`), which monitoring uses too;
   binary metrics score the positive class resolved once on the training target. The score
   of a majority-class / mean model on the same folds is the baseline (:func:`scoring_record`).
-* Latency: single-threaded (BLAS/OpenMP pools limited to one thread, estimators with
-  ``n_jobs=1``), after warm-up, repeated; median and p95 per row, median per batch, and
-  throughput. Timing one ``predict`` with ``n_jobs=-1`` measures thread start-up and noise.
-  Only the parts (one-row, batch) that a study's metrics need are timed: the batch part was
-  about a quarter of the measurement's CPU on quickstart models, which want one-row p95 only.
+* Serving cost (:func:`measure_serving`): the CPU time of the serving thread per call, on the
+  path the spec's ``serving:`` section declares (a one-row DataFrame by default, a NumPy row,
+  a batch, records), single-threaded (OpenMP/BLAS pools at one thread, ``n_jobs=1``) unless
+  ``serving.threads`` says otherwise, after warm-up. The number of calls adapts: until the
+  median's distribution-free 95% interval is within 3% of it, or a CPU budget is spent
+  (:class:`LatencyConfig`). Median and p95 come with their intervals, the number of calls,
+  the wall-clock figures of the same calls, and the split into preprocessing and model.
+  Wall time on a shared machine measures the machine's load (logistic regressions differing
+  only in ``C`` measured 4.9-204 ms p95 within one study at load 10-40); the thread's CPU
+  time does not count the waits. Only the parts (declared path, batch) a study's metrics need
+  are timed.
 * Size: bytes of the pickled fitted pipeline.
-* Fit time: mean wall seconds of one fold's fit.
+* Fit time: mean CPU seconds of one fold's fit (:class:`FitClock`); wall seconds recorded too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import math
 import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,11 +33,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.model_selection import KFold, StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from tuneops.errors import SpecError
+from tuneops.families._base import serving_threads
 from tuneops.metrics import METRICS, plain, positive_label
 
 __all__ = [
@@ -38,8 +47,16 @@ __all__ = [
     "baseline_scores",
     "scoring_record",
     "measure_latency",
+    "measure_serving",
+    "quantile_ci",
     "model_size_kb",
     "LatencyConfig",
+    "ServingConfig",
+    "ServingCost",
+    "Timing",
+    "SERVING_PATHS",
+    "serving_config",
+    "FitClock",
     "ROW_METRICS",
     "BATCH_METRICS",
     "mean_metrics",
@@ -213,19 +230,281 @@ def scoring_record(
     }
 
 
+# -- serving cost -------------------------------------------------------------------------------
+SERVING_PATHS: dict[str, str] = {
+    "row": "one row as a one-row pandas DataFrame per call (the default)",
+    "numpy": "one row as a 2-D NumPy array (1, n_features) in the training column order",
+    "batch": "serving.batch_size rows as a DataFrame per call",
+    "records": "one row as a list holding one dict {column: value} (a JSON request)",
+}
+_SERVING_KEYS = ("path", "batch_size", "threads")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How the model will be called in production: the path whose cost is measured.
+
+    Attributes:
+        path: one of :data:`SERVING_PATHS`. Converting the request (records to a DataFrame,
+            NumPy to what the pipeline accepts) counts as preprocessing.
+        batch_size: rows per call on the ``batch`` path, and of the batch timings behind
+            ``batch_latency_p50_ms`` and ``throughput_rows_per_s`` on the other paths.
+        threads: threads the serving model may use (``n_jobs`` and OpenMP/BLAS pools). With
+            1 (the default) the serving thread's CPU time is the cost; with more, wall time
+            is, since the work spreads over threads the serving thread's clock does not see.
+    """
+
+    path: str = "row"
+    batch_size: int = 256
+    threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "batch_size": self.batch_size, "threads": self.threads}
+
+
+def serving_config(raw: Any = None) -> ServingConfig:
+    """The spec's ``serving:`` section as a :class:`ServingConfig`, validated.
+
+    ``raw`` is None (the defaults), a mapping (the YAML section) or an object with ``path``,
+    ``batch_size`` and ``threads`` attributes (a validated spec section); missing entries
+    take the defaults.
+
+    Raises:
+        SpecError: an unknown key, an unknown path, or a count that is not an integer >= 1;
+            the message names the field, what was expected and what was received.
+    """
+    if raw is None:
+        return ServingConfig()
+    if isinstance(raw, ServingConfig):
+        return raw
+    if isinstance(raw, Mapping):
+        unknown = [k for k in raw if k not in _SERVING_KEYS]
+        if unknown:
+            raise SpecError(
+                f"serving: unknown key {unknown[0]!r}; expected some of {', '.join(_SERVING_KEYS)}."
+            )
+        values = dict(raw)
+    else:
+        values = {k: getattr(raw, k) for k in _SERVING_KEYS if getattr(raw, k, None) is not None}
+    default = ServingConfig()
+    path = values.get("path", default.path)
+    if path not in SERVING_PATHS:
+        raise SpecError(
+            f"serving.path: expected one of {', '.join(SERVING_PATHS)}, received {path!r}. "
+            "Say how production calls the model: 'row' (a one-row DataFrame), 'numpy', "
+            "'batch' (with serving.batch_size) or 'records' (a list of dicts)."
+        )
+    counts = {}
+    for key in ("batch_size", "threads"):
+        value = values.get(key, getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"serving.{key}: expected an integer >= 1, received {value!r}.")
+        counts[key] = value
+    return ServingConfig(path, counts["batch_size"], counts["threads"])
+
+
 @dataclass(frozen=True)
 class LatencyConfig:
-    """How latency is measured. Defaults keep a trial's measurement under about a second."""
+    """How serving cost is measured: an adaptive number of calls within a CPU budget.
 
+    Calls are made until the median's confidence interval (distribution-free, from order
+    statistics) lies within ``rel_precision`` of the median - and, when p95 is wanted, at
+    least ``p95_calls`` calls were made, the fewest for which a 95% interval of the p95 has an
+    upper bound - or the budget is spent.
+
+    Attributes:
+        budget_s: CPU seconds of the serving thread for the whole measurement (all parts,
+            request preparation included); the wall time is capped at ``wall_factor`` times it.
+        rel_precision: target half-width of the median's interval, relative to the median.
+        confidence: level of the intervals.
+        min_calls: timed calls before the interval is first checked.
+        p95_calls: calls wanted when p95 is an objective or constraint.
+        max_calls: a hard cap on timed calls.
+        warmup: untimed calls first (caches, lazy imports, first-call allocations).
+        batch_share: share of the budget for the batch timings, when they are wanted besides
+            the declared path.
+    """
+
+    budget_s: float = 1.0
+    rel_precision: float = 0.03
+    confidence: float = 0.95
+    min_calls: int = 20
+    p95_calls: int = 100
+    max_calls: int = 100_000
     warmup: int = 3
-    repeats: int = 30
-    batch_size: int = 256
-    batch_repeats: int = 5
-    max_seconds: float = 1.0
+    wall_factor: float = 10.0
+    batch_share: float = 0.3
 
 
 ROW_METRICS = ("latency_p50_ms", "latency_p95_ms")
 BATCH_METRICS = ("batch_latency_p50_ms", "throughput_rows_per_s")
+
+
+def quantile_ci(
+    sorted_values: Sequence[float] | np.ndarray, q: float, confidence: float = 0.95
+) -> tuple[float, float, bool]:
+    """Distribution-free confidence interval of the ``q`` quantile from a sorted sample.
+
+    The interval between order statistics ``x_(l)`` and ``x_(u)`` covers the true quantile
+    with probability >= ``confidence`` whatever the distribution, since the number of samples
+    below it is Binomial(n, q): ``l = F^-1(a/2)`` and ``u = F^-1(1 - a/2) + 1`` (1-based) for
+    that binomial (Conover, *Practical Nonparametric Statistics*, 3.2).
+
+    Returns:
+        ``(low, high, bounded)``; when the sample is too small for an index to exist (p95
+        needs 72 values at 95%), the extreme sample stands in and ``bounded`` is False.
+    """
+    x = np.asarray(sorted_values, dtype=float)
+    n = len(x)
+    if n == 0:
+        return float("nan"), float("nan"), False
+    alpha = 1.0 - confidence
+    low_k = int(binom.ppf(alpha / 2, n, q))
+    high_k = int(binom.ppf(1 - alpha / 2, n, q)) + 1
+    bounded = low_k >= 1 and high_k <= n
+    return float(x[max(low_k, 1) - 1]), float(x[min(high_k, n) - 1]), bounded
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call figures of one timed series, in milliseconds of the measuring clock.
+
+    ``preprocess_ms`` and ``model_ms`` are the medians of the two parts of each call;
+    ``preprocess_share`` is the preprocessing share of the summed time. ``wall_*`` are wall
+    clock figures of the same calls (what a client would wait on this machine, now).
+    """
+
+    median_ms: float
+    median_ci_ms: tuple[float, float]
+    p95_ms: float
+    p95_ci_ms: tuple[float, float]
+    p95_bounded: bool
+    n_calls: int
+    wall_median_ms: float
+    wall_p95_ms: float
+    preprocess_ms: float
+    model_ms: float
+    preprocess_share: float
+    stopped_by: str  # "precision", "budget" or "max_calls"
+    cpu_s: float  # CPU seconds the measurement cost (request preparation included)
+
+    @property
+    def relative_halfwidth(self) -> float:
+        lo, hi = self.median_ci_ms
+        if not self.median_ms:
+            return 0.0
+        return max(hi - self.median_ms, self.median_ms - lo) / self.median_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["median_ci_ms"], out["p95_ci_ms"] = list(self.median_ci_ms), list(self.p95_ci_ms)
+        return out
+
+
+@dataclass(frozen=True)
+class ServingCost:
+    """What serving the model costs on its declared path (see :func:`measure_serving`)."""
+
+    serving: ServingConfig
+    clock: str  # "thread_cpu" (one thread) or "wall" (serving.threads > 1)
+    call: Timing | None  # one request on the declared path
+    batch: Timing | None  # serving.batch_size rows per call
+
+    def metrics(self) -> dict[str, float]:
+        """The registry's latency metrics (``latency_p50_ms`` ... ``throughput_rows_per_s``)."""
+        out: dict[str, float] = {}
+        if self.call is not None:
+            out["latency_p50_ms"] = self.call.median_ms
+            out["latency_p95_ms"] = self.call.p95_ms
+        if self.batch is not None:
+            out["batch_latency_p50_ms"] = self.batch.median_ms
+            out["throughput_rows_per_s"] = _throughput(
+                self.serving.batch_size, self.batch.median_ms
+            )
+        return out
+
+    def intervals(self) -> dict[str, list[float]]:
+        """``metric -> [low, high]``: the confidence interval of each latency metric."""
+        out: dict[str, list[float]] = {}
+        if self.call is not None:
+            out["latency_p50_ms"] = list(self.call.median_ci_ms)
+            out["latency_p95_ms"] = list(self.call.p95_ci_ms)
+        if self.batch is not None:
+            lo, hi = self.batch.median_ci_ms
+            out["batch_latency_p50_ms"] = [lo, hi]
+            out["throughput_rows_per_s"] = [
+                _throughput(self.serving.batch_size, hi), _throughput(self.serving.batch_size, lo)
+            ]
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """Plain data for the trial's ``tuneops:cost`` attribute."""
+        return {
+            **self.serving.to_dict(),
+            "clock": self.clock,
+            "call": self.call.to_dict() if self.call is not None else None,
+            "batch": self.batch.to_dict() if self.batch is not None else None,
+        }
+
+
+def _throughput(batch_size: int, ms: float) -> float:
+    return batch_size / (ms / 1e3) if ms > 0 else float("inf")
+
+
+def measure_serving(
+    model: Any,
+    X: pd.DataFrame,
+    config: LatencyConfig = LatencyConfig(),
+    *,
+    serving: ServingConfig = ServingConfig(),
+    metrics: Iterable[str] | None = None,
+) -> ServingCost:
+    """Time ``model.predict`` on the declared serving path; preprocessing and model apart.
+
+    Each call is timed by the serving thread's CPU clock (``time.thread_time_ns``) with
+    OpenMP/BLAS pools and the estimator's ``n_jobs`` at ``serving.threads`` (one by default):
+    the CPU a single-threaded request costs, which other processes on a busy machine do not
+    add to (they delay it; the wall figures record that). With several serving threads the
+    wall clock is the cost. A pipeline's steps are timed as ``Pipeline.predict`` runs them:
+    the transform steps (and any request conversion) as preprocessing, the final estimator's
+    ``predict`` as the model; the cost is their sum per call.
+
+    Requests cycle through the rows of ``X`` and are made fresh for every call, outside the
+    timing: pandas caches per DataFrame, and a production request is a new frame. The
+    garbage collector is paused while timing, as ``timeit`` does.
+
+    Args:
+        metrics: the latency metrics wanted (None: all). The declared path gives
+            ``latency_p50_ms``/``latency_p95_ms``; batch timings give the batch metrics (on
+            the ``batch`` path they are the same calls). A part no wanted metric needs is
+            skipped.
+    """
+    wanted = set(ROW_METRICS + BATCH_METRICS if metrics is None else metrics)
+    want_call = bool(wanted & set(ROW_METRICS)) or serving.path == "batch"
+    want_batch = bool(wanted & set(BATCH_METRICS)) and serving.path != "batch"
+    clock = time.thread_time_ns if serving.threads == 1 else time.perf_counter_ns
+    budgets = (
+        (config.budget_s * (1 - config.batch_share), config.budget_s * config.batch_share)
+        if want_call and want_batch
+        else (config.budget_s, config.budget_s)
+    )
+    call = batch = None
+    with serving_threads(model, serving.threads):
+        if want_call:
+            rows = serving.batch_size if serving.path == "batch" else 1
+            call = _time_series(
+                _Caller(model, X, serving.path, clock), _requests(X, serving.path, rows),
+                budgets[0], config, want_p95="latency_p95_ms" in wanted,
+            )
+        if want_batch:
+            kind = {"row": "batch", "numpy": "numpy", "records": "records"}[serving.path]
+            batch = _time_series(
+                _Caller(model, X, kind, clock), _requests(X, kind, serving.batch_size),
+                budgets[1], config, want_p95=False,
+            )
+    if serving.path == "batch":
+        batch = call
+    return ServingCost(serving, "thread_cpu" if serving.threads == 1 else "wall", call, batch)
 
 
 def measure_latency(
@@ -234,66 +513,173 @@ def measure_latency(
     config: LatencyConfig = LatencyConfig(),
     *,
     metrics: Iterable[str] | None = None,
+    serving: ServingConfig = ServingConfig(),
 ) -> dict[str, float]:
-    """Single-threaded, warmed-up, repeated predict timings.
-
-    Returns ``latency_p50_ms`` and ``latency_p95_ms`` (one row per call, cycling through rows
-    of ``X``), ``batch_latency_p50_ms`` (``batch_size`` rows per call) and
-    ``throughput_rows_per_s``.
-
-    Args:
-        metrics: the latency metrics wanted (None: all). One-row timings give the first two,
-            batch timings the last two; a part no wanted metric needs is skipped, and the part
-            that runs keeps its own repeats and time budget, so skipping costs no precision.
-    """
-
-    wanted = set(ROW_METRICS + BATCH_METRICS if metrics is None else metrics)
-    out: dict[str, float] = {}
-    with threadpool_limits(limits=1):
-        if wanted & set(ROW_METRICS):
-            rows = [X.iloc[[i % len(X)]] for i in range(max(config.repeats, 1))]
-            for i in range(config.warmup):
-                model.predict(rows[i % len(rows)])
-            single = _timed_calls(model.predict, rows, config.max_seconds * 0.7)
-            out["latency_p50_ms"] = float(np.median(single)) * 1e3
-            out["latency_p95_ms"] = float(np.percentile(single, 95)) * 1e3
-        if wanted & set(BATCH_METRICS):
-            batch = X.iloc[np.arange(config.batch_size) % len(X)]
-            model.predict(batch)
-            batched = _timed_calls(
-                model.predict, [batch] * config.batch_repeats, config.max_seconds * 0.3
-            )
-            p50_batch = float(np.median(batched))
-            out["batch_latency_p50_ms"] = p50_batch * 1e3
-            out["throughput_rows_per_s"] = (
-                config.batch_size / p50_batch if p50_batch > 0 else float("inf")
-            )
-    return out
+    """The latency metrics of :func:`measure_serving` (which also gives intervals and parts)."""
+    return measure_serving(model, X, config, serving=serving, metrics=metrics).metrics()
 
 
-def _timed_calls(fn: Callable[[Any], Any], args: Sequence[Any], budget_s: float) -> list[float]:
-    """Time ``fn(a)`` for each ``a``; stop early past the budget but keep at least 5 timings.
+def _requests(X: pd.DataFrame, path: str, rows: int) -> Callable[[int], Any]:
+    """``i -> request`` for call ``i``: a fresh object of the path's kind, cycling over ``X``."""
+    n = len(X)
+    if path == "numpy":
+        values = X.to_numpy()
+        return lambda i: values[np.arange(i * rows, (i + 1) * rows) % n]
+    if path == "records":
+        pool = X.iloc[: min(n, 64 * rows)].to_dict("records")
+        return lambda i: [dict(pool[(i * rows + k) % len(pool)]) for k in range(rows)]
+    if rows == 1:
+        return lambda i: X.iloc[[i % n]]
+    return lambda i: X.iloc[np.arange(i * rows, (i + 1) * rows) % n]
 
-    The garbage collector is paused while timing, as ``timeit`` does: a collection triggered
-    by earlier allocations would land in whichever call happens to run then.
-    """
 
-    times: list[float] = []
+class _Caller:
+    """One serving call split in two timed parts: ``(preprocess ns, total ns)``."""
+
+    def __init__(self, model: Any, X: pd.DataFrame, kind: str, clock: Callable[[], int]):
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, list) and len(steps) > 1:
+            self.transforms = [s for _, s in steps[:-1] if s is not None and s != "passthrough"]
+            self.final = steps[-1][1]
+        else:
+            self.transforms, self.final = [], model
+        self.clock = clock
+        self.columns = list(X.columns)
+        self.dtypes = X.dtypes.to_dict()
+        # A pipeline that does not take NumPy rows or records itself (tuneops' preprocessing
+        # does) needs a DataFrame: building one is part of serving such a request.
+        self.convert: Callable[[Any], Any] | None = None
+        if kind == "records" and not self._accepts(X.iloc[:1].to_dict("records")):
+            self.convert = self._from_records
+        elif kind == "numpy" and not self._accepts(X.to_numpy()[:1]):
+            self.convert = self._from_numpy
+
+    def _accepts(self, values: np.ndarray) -> bool:
+        try:
+            x = values
+            for step in self.transforms:
+                x = step.transform(x)
+            if not self.transforms:
+                self.final.predict(x)
+        except Exception:  # noqa: BLE001 - any refusal means "needs a DataFrame"
+            return False
+        return True
+
+    def _from_records(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        return pd.DataFrame.from_records(records, columns=self.columns)
+
+    def _from_numpy(self, values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, columns=self.columns).astype(self.dtypes)
+
+    def __call__(self, request: Any) -> tuple[int, int]:
+        clock = self.clock
+        start = clock()
+        x = self.convert(request) if self.convert is not None else request
+        for step in self.transforms:
+            x = step.transform(x)
+        middle = clock()
+        self.final.predict(x)
+        end = clock()
+        return middle - start, end - start
+
+
+def _time_series(
+    call: _Caller,
+    request: Callable[[int], Any],
+    budget_s: float,
+    config: LatencyConfig,
+    *,
+    want_p95: bool,
+) -> Timing:
+    """Call until the median is known to ``rel_precision`` (and p95 has its calls) or the
+    budget is spent; see :class:`LatencyConfig`."""
+    for i in range(config.warmup):
+        call(request(i))
+    need = max(config.min_calls, config.p95_calls if want_p95 else 0)
+    totals: list[int] = []
+    pres: list[int] = []
+    walls: list[int] = []
     was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
+    stopped_by = "max_calls"
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    check_at = need
     try:
-        start = time.perf_counter()
-        for i, arg in enumerate(args):
-            t0 = time.perf_counter()
-            fn(arg)
-            times.append(time.perf_counter() - t0)
-            if i >= 4 and time.perf_counter() - start > budget_s:
+        for i in range(config.warmup, config.warmup + config.max_calls):
+            req = request(i)
+            w = time.perf_counter_ns()
+            pre, total = call(req)
+            walls.append(time.perf_counter_ns() - w)
+            pres.append(pre)
+            totals.append(total)
+            n = len(totals)
+            if n >= 5 and (
+                time.thread_time() - cpu0 > budget_s
+                or time.perf_counter() - wall0 > budget_s * config.wall_factor
+            ):
+                stopped_by = "budget"
                 break
+            if n >= check_at:
+                ordered = np.sort(np.asarray(totals, dtype=float))
+                median = float(np.median(ordered))
+                lo, hi, _ = quantile_ci(ordered, 0.5, config.confidence)
+                if max(hi - median, median - lo) <= config.rel_precision * median:
+                    stopped_by = "precision"
+                    break
+                check_at = math.ceil(n * 1.1)
     finally:
         if was_enabled:
             gc.enable()
-    return times
+    cpu_s = time.thread_time() - cpu0
+    total_ms = np.sort(np.asarray(totals, dtype=float)) / 1e6
+    pre_ms = np.asarray(pres, dtype=float) / 1e6
+    wall_ms = np.asarray(walls, dtype=float) / 1e6
+    med_lo, med_hi, _ = quantile_ci(total_ms, 0.5, config.confidence)
+    p95_lo, p95_hi, p95_bounded = quantile_ci(total_ms, 0.95, config.confidence)
+    unsorted_total = np.asarray(totals, dtype=float) / 1e6
+    summed = float(unsorted_total.sum())
+    return Timing(
+        median_ms=float(np.median(total_ms)),
+        median_ci_ms=(med_lo, med_hi),
+        p95_ms=float(np.percentile(total_ms, 95)),
+        p95_ci_ms=(p95_lo, p95_hi),
+        p95_bounded=p95_bounded,
+        n_calls=len(total_ms),
+        wall_median_ms=float(np.median(wall_ms)),
+        wall_p95_ms=float(np.percentile(wall_ms, 95)),
+        preprocess_ms=float(np.median(pre_ms)),
+        model_ms=float(np.median(unsorted_total - pre_ms)),
+        preprocess_share=float(pre_ms.sum() / summed) if summed > 0 else 0.0,
+        stopped_by=stopped_by,
+        cpu_s=cpu_s,
+    )
+
+
+class FitClock:
+    """CPU and wall seconds of the fits inside ``with`` blocks, summed over blocks.
+
+    CPU time is the cost a busy machine does not distort (wall time also counts the moments
+    the worker waits for a core: 64 wall-s against 16 CPU-s per fold under load, issue 16).
+    With one thread it is the calling thread's clock (``time.thread_time``); with several it
+    is the process's (``time.process_time``), which counts every thread of the fit - and of
+    anything else running in the process, so a worker runs one trial at a time.
+    """
+
+    def __init__(self, threads: int = 1) -> None:
+        self.threads = threads
+        self.clock = "thread_cpu" if threads == 1 else "process_cpu"
+        self._cpu = time.thread_time if threads == 1 else time.process_time
+        self.cpu_s = 0.0
+        self.wall_s = 0.0
+
+    def __enter__(self) -> FitClock:
+        self._start = (self._cpu(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu_s += self._cpu() - self._start[0]
+        self.wall_s += time.perf_counter() - self._start[1]
 
 
 def model_size_kb(model: Any) -> float:

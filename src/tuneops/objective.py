@@ -6,6 +6,16 @@ space) and its parameters, cross-validates on the study's fixed folds, measures 
 size when an objective or constraint needs them, records every metric in the trial's user
 attributes (``metrics``, ``metrics_std``, ``family``) and its constraint violations through
 ``trial.set_constraint`` so the sampler learns feasibility.
+
+Serving cost is measured on the spec's declared serving path (``serving:``; see
+:func:`tuneops.measure.serving_config`) by the serving thread's CPU time, with its interval;
+``fit_time_s`` is CPU seconds. The details - intervals, calls, wall figures, the
+preprocessing/model split, fit wall seconds and threads - go to the trial's ``tuneops:cost``
+attribute (:data:`tuneops._study.COST`). A constraint on a latency metric is judged on the
+interval's far end (:func:`tuneops.selection.violation`), so the sampler learns what
+selection will accept. Fits use ``search.resources.cpu`` threads (default: cores / workers)
+for families that can; the refit for export and the serving measurement use
+``serving.threads`` (one by default).
 """
 
 from __future__ import annotations
@@ -19,20 +29,24 @@ from typing import Any
 import optuna
 from sklearn.exceptions import ConvergenceWarning
 
+from tuneops import _study
 from tuneops.data import Dataset
 from tuneops.families import FIDELITY_STEPS, build_pipeline, get_family
-from tuneops.families._base import single_threaded
+from tuneops.families._base import fit_threads, single_threaded
 from tuneops.measure import (
+    FitClock,
     LatencyConfig,
     make_folds,
     mean_metrics,
-    measure_latency,
+    measure_serving,
     model_size_kb,
     score,
     scoring_record,
+    serving_config,
 )
 from tuneops.metrics import METRICS, check_task, positive_label
 from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
+from tuneops.selection import violation
 from tuneops.space import Param, suggest_params
 from tuneops.spec import Spec
 
@@ -75,6 +89,9 @@ class SpecObjective:
             for name in spec.families
         }
         self.latency = latency
+        # The spec's serving section (read with defaults while the spec gains it).
+        self.serving = serving_config(getattr(spec, "serving", None))
+        self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         check_task(spec.measured_metrics, dataset.task, dataset.name)
 
     def scoring_record(self) -> dict[str, Any]:
@@ -105,11 +122,13 @@ class SpecObjective:
     def __call__(self, trial: optuna.trial.BaseTrial) -> tuple[float, ...]:
         family, params = self.suggest(trial)
         trial.set_user_attr("family", family)
-        metrics, spread = self.evaluate(family, params, trial=trial)
+        metrics, spread, cost = self._run(family, params, trial)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("metrics_std", spread)
+        trial.set_user_attr(_study.COST, cost)
+        intervals = cost.get("intervals", {})
         for constraint in self.spec.constraints:
-            trial.set_constraint(str(constraint), constraint.violation(metrics))
+            trial.set_constraint(str(constraint), violation(constraint, metrics, intervals))
         values = tuple(metrics[name] for name in self.spec.metric_names)
         bad = [n for n, v in zip(self.spec.metric_names, values) if not math.isfinite(v)]
         if bad:
@@ -127,6 +146,13 @@ class SpecObjective:
         Wilcoxon pruner the steps are the CV folds instead. Latency and size are measured on
         the final model only, after the last step.
         """
+        metrics, spread, _ = self._run(family, params, trial)
+        return metrics, spread
+
+    def _run(
+        self, family: str, params: Mapping[str, Any], trial: optuna.trial.BaseTrial | None
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+        """:meth:`evaluate` plus the cost record (the trial's ``tuneops:cost``)."""
         with single_threaded(), warnings.catch_warnings():
             # A tuned iteration budget that stops before convergence is a legitimate
             # configuration; its score tells the sampler what it needs to know.
@@ -135,7 +161,7 @@ class SpecObjective:
 
     def _evaluate(
         self, family: str, params: Mapping[str, Any], trial: optuna.trial.BaseTrial | None
-    ) -> tuple[dict[str, float], dict[str, float]]:
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
         wanted = set(self.spec.measured_metrics)
         quality = [m for m in self.spec.measured_metrics if METRICS[m].kind == "quality"]
         mode = self._mode(trial)
@@ -143,15 +169,18 @@ class SpecObjective:
         X, y = self.dataset.X, self.dataset.y
         models = [self.pipeline(family, params) for _ in self.folds]
         fit_s = [0.0] * len(self.folds)
+        threads = self.threads if fam.threads else 1
+        clocks = [FitClock(threads) for _ in self.folds]
         record: dict[str, Any] | None = None
         if mode == "steps":
-            per_fold, record = self._by_steps(fam, models, fit_s, quality, trial)
+            per_fold, record = self._by_steps(fam, models, fit_s, clocks, quality, trial)
         else:
             per_fold = []
             for i, (model, (train, test)) in enumerate(zip(models, self.folds)):
-                start = time.perf_counter()
-                fam.fit(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
-                fit_s[i] = time.perf_counter() - start
+                with clocks[i]:
+                    fam.fit(model, X.iloc[train], y.iloc[train], seed=self.spec.seed,
+                            threads=threads)
+                fit_s[i] = clocks[i].wall_s
                 per_fold.append(score(model, X.iloc[test], y.iloc[test], quality,
                                       labels=self.labels, pos_label=self.pos_label))
                 if mode == "folds" and trial is not None:
@@ -164,20 +193,29 @@ class SpecObjective:
                 record = _fidelity(list(range(1, len(self.folds) + 1)), len(self.folds), len(self.folds), sum(fit_s))
             elif getattr(trial, "study", None) is not None:  # trained straight through: one step
                 record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
-        for fold, seconds in zip(per_fold, fit_s):
-            fold["fit_time_s"] = seconds
+        for fold, clock in zip(per_fold, clocks):
+            fold["fit_time_s"] = clock.cpu_s
         mean, spread = mean_metrics(per_fold)
+        cost: dict[str, Any] = {"fit": {
+            "cpu_s": [c.cpu_s for c in clocks], "wall_s": [c.wall_s for c in clocks],
+            "wall_mean_s": sum(c.wall_s for c in clocks) / len(clocks),
+            "threads": threads, "clock": clocks[0].clock,
+        }}
         model = models[-1]
         start = time.perf_counter()
         latency = [m for m in wanted if METRICS[m].kind == "latency"]
         if latency:
-            mean.update(measure_latency(model, X.iloc[self.folds[-1][1]], self.latency, metrics=latency))
+            served = measure_serving(model, X.iloc[self.folds[-1][1]], self.latency,
+                                     serving=self.serving, metrics=latency)
+            mean.update(served.metrics())
+            cost["serving"] = served.record()
+            cost["intervals"] = served.intervals()
         if "model_size_kb" in wanted:
             mean["model_size_kb"] = model_size_kb(model)
-        if record is not None:  # one write per trial: what it trained and what measuring cost
+        if record is not None and trial is not None:  # one write per trial: trained, measuring cost
             record["measure_s"] = time.perf_counter() - start
             trial.set_user_attr(FIDELITY_ATTR, record)
-        return mean, spread
+        return mean, spread, cost
 
     def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:
         """How to train: ``final`` (straight to the end), ``steps`` (fidelity) or ``folds``."""
@@ -191,28 +229,30 @@ class SpecObjective:
         return "steps"
 
     def _by_steps(
-        self, fam: Any, models: list[Any], fit_s: list[float], quality: list[str], trial: Any
+        self, fam: Any, models: list[Any], fit_s: list[float], clocks: list[FitClock],
+        quality: list[str], trial: Any,
     ) -> tuple[list[dict[str, float]], dict[str, Any]]:
         """Train all folds in lockstep over the fidelity steps, reporting after each step."""
         X, y = self.dataset.X, self.dataset.y
         runs = [
-            fam.fit_steps(model, X.iloc[train], y.iloc[train], seed=self.spec.seed)
-            for model, (train, _) in zip(models, self.folds)
+            fam.fit_steps(model, X.iloc[train], y.iloc[train], seed=self.spec.seed,
+                          threads=clock.threads)
+            for model, (train, _), clock in zip(models, self.folds, clocks)
         ]
         done: list[int] = []
         fit_by_step: list[float] = []
-        # CPU seconds of this thread (training runs single-threaded): the compute a busy
-        # machine does not distort (wall time also counts the moments the worker waits for a
-        # core); cumulative per step, for fitting and for scoring the step.
+        # CPU seconds (FitClock): the compute a busy machine does not distort (wall time also
+        # counts the moments the worker waits for a core); cumulative per step, for fitting
+        # and for scoring the step.
         cpu: dict[str, list[float]] = {"fit_cpu_s_steps": [], "score_cpu_s_steps": []}
-        fit_cpu = score_cpu = 0.0
+        score_cpu = 0.0
         per_fold: list[dict[str, float]] = []
         for step in FIDELITY_STEPS:
             for i, run in enumerate(runs):
-                start, start_cpu = time.perf_counter(), time.thread_time()
-                next(run)
-                fit_s[i] += time.perf_counter() - start
-                fit_cpu += time.thread_time() - start_cpu
+                with clocks[i]:
+                    next(run)
+                fit_s[i] = clocks[i].wall_s
+            fit_cpu = sum(c.cpu_s for c in clocks)
             done.append(step)
             fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
@@ -263,7 +303,12 @@ class SpecObjective:
         """Fit the configuration of recorded trial ``params`` on all the data."""
         family, estimator_params = self.config_of(params)
         model = self.pipeline(family, estimator_params)
-        get_family(family).fit(model, self.dataset.X, self.dataset.y, seed=self.spec.seed)
+        threads = self.serving.threads
+        with single_threaded():
+            get_family(family).fit(model, self.dataset.X, self.dataset.y, seed=self.spec.seed,
+                                   threads=threads)
+        if threads > 1 and "n_jobs" in model[-1].get_params():
+            model[-1].set_params(n_jobs=threads)  # serves with the threads the spec gives it
         return family, estimator_params, model
 
 
@@ -280,3 +325,13 @@ def _fidelity(
     else:
         record["fit_s"] = float(fit_s)
     return record
+
+
+def _resource(spec: Spec, name: str) -> float | None:
+    """``search.resources[name]`` whether the spec holds a mapping or ``(key, value)`` pairs."""
+    resources = getattr(spec, "resources", None) or ()
+    items = resources.items() if isinstance(resources, Mapping) else resources
+    for key, value in items:
+        if key == name:
+            return float(value)
+    return None

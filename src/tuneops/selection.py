@@ -11,6 +11,19 @@ the best):
 * ``lexicographic``: best on the first priority objective; ties (within ``tolerance`` on the
   scaled axis) go to the next objective, and so on.
 * ``weighted``: the smallest weighted sum of scaled objectives.
+
+Measurement noise. A latency metric comes with a confidence interval (the trial's
+``tuneops:cost`` attribute, see :mod:`tuneops.measure`); selection respects it:
+
+* Pareto front: a trial dominates another only where it is better beyond noise - on a metric
+  with intervals, its interval lies entirely on the better side of the other's; overlapping
+  intervals are a tie (:func:`noise_front`). Without intervals this is the usual front.
+* Constraints: a trial meets ``latency_p95_ms <= 20`` when its interval's upper end does
+  (:func:`violation`). A trial whose value meets the limit but whose interval reaches past it
+  is *within noise of the limit*: it is chosen only when no trial meets the constraints
+  beyond noise, and the choice then records a note saying so (``Choice.notes``).
+* ``lexicographic``: on a metric with intervals, trials whose interval reaches the best
+  one's are tied with it, and the next objective decides.
 """
 
 from __future__ import annotations
@@ -28,17 +41,28 @@ from tuneops.errors import NoFeasibleTrial, SpecError
 from tuneops.pareto import pareto_mask
 from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
 
-__all__ = ["Candidate", "Choice", "pareto_mask", "candidates_from_trials", "select_trial", "reselect"]
+__all__ = [
+    "Candidate", "Choice", "pareto_mask", "noise_front", "violation", "candidates_from_trials",
+    "select_trial", "reselect",
+]
+
+
+_DEFAULT = Selection()  # knee
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A completed trial as selection sees it."""
+    """A completed trial as selection sees it.
+
+    ``intervals``: ``metric -> (low, high)``, the confidence interval of a measured metric
+    (latency); metrics without one are compared by value.
+    """
 
     number: int
     values: tuple[float, ...]
     metrics: Mapping[str, float]
     params: Mapping[str, Any] = field(default_factory=dict)
+    intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,8 @@ class Choice:
     n_feasible: int
     n_candidates: int
     policy: str
+    notes: tuple[str, ...] = ()  # what a reader must know about the choice (noise, limits)
+    within_noise: tuple[int, ...] = ()  # trials that meet the constraints only within noise
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,23 +84,98 @@ class Choice:
             "pareto_front": [c.number for c in self.front],
             "n_feasible": self.n_feasible,
             "n_complete": self.n_candidates,
+            "notes": list(self.notes),
+            "within_noise": list(self.within_noise),
         }
 
 
-def candidates_from_trials(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> list[Candidate]:
+def candidates_from_trials(
+    trials: Sequence[FrozenTrial], metric_names: Sequence[str]
+) -> list[Candidate]:
     """COMPLETE trials as candidates; metrics default to the objective values by name."""
     out = []
     for t in trials:
         if t.state != TrialState.COMPLETE or t.values is None:
             continue
-        metrics = dict(zip(metric_names, t.values))
+        metrics = dict(zip(metric_names, t.values, strict=False))
         metrics.update(t.user_attrs.get(_study.METRICS, {}))
-        out.append(Candidate(t.number, tuple(t.values), metrics, dict(t.params)))
+        cost = t.user_attrs.get(_study.COST)
+        raw = cost.get("intervals", {}) if isinstance(cost, Mapping) else {}
+        intervals = {
+            str(k): (float(v[0]), float(v[1]))
+            for k, v in raw.items()
+            if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(np.isfinite, v))
+        }
+        out.append(Candidate(t.number, tuple(t.values), metrics, dict(t.params), intervals))
     return out
 
 
+def violation(
+    constraint: Constraint,
+    metrics: Mapping[str, float],
+    intervals: Mapping[str, Sequence[float]] | None = None,
+) -> float:
+    """How far a trial misses ``constraint`` (Optuna's convention: <= 0 meets it).
+
+    On a metric with an interval the interval's far end decides - the upper end for ``<=``,
+    the lower for ``>=`` - so a trial meets the constraint beyond measurement noise.
+    """
+    value = metrics[constraint.metric]
+    if intervals and constraint.metric in intervals:
+        low, high = intervals[constraint.metric][:2]
+        value = low if constraint.op in (">=", ">") else high
+    return (
+        constraint.threshold - value
+        if constraint.op in (">=", ">")
+        else value - constraint.threshold
+    )
+
+
 def _violations(c: Candidate, constraints: Sequence[Constraint]) -> dict[str, float]:
-    return {str(k): k.violation(c.metrics) for k in constraints}
+    return {str(k): violation(k, c.metrics, c.intervals) for k in constraints}
+
+
+def _within_noise(c: Candidate, constraints: Sequence[Constraint]) -> list[Constraint]:
+    """The constraints ``c`` meets by its value but not beyond noise; [] if it misses one."""
+    noisy = []
+    for k in constraints:
+        if k.violation(c.metrics) > 0:
+            return []
+        if violation(k, c.metrics, c.intervals) > 0:
+            noisy.append(k)
+    return noisy
+
+
+def _loss_bounds(
+    candidates: Sequence[Candidate], objectives: Sequence[Objective]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of each objective as a loss (smaller is better); a metric
+    without an interval has both bounds at its value."""
+    lo = np.empty((len(candidates), len(objectives)))
+    hi = np.empty_like(lo)
+    for i, c in enumerate(candidates):
+        for j, o in enumerate(objectives):
+            value = float(c.values[j])
+            a, b = c.intervals.get(o.metric, (value, value))
+            a, b = min(a, value), max(b, value)
+            lo[i, j], hi[i, j] = (-b, -a) if o.direction == "maximize" else (a, b)
+    return lo, hi
+
+
+def noise_front(candidates: Sequence[Candidate], objectives: Sequence[Objective]) -> np.ndarray:
+    """Mask of the Pareto front where differences within the measured interval are ties.
+
+    ``b`` dominates ``a`` when ``b`` is nowhere worse beyond noise (no objective where ``b``'s
+    interval lies entirely above ``a``'s, as a loss) and somewhere better beyond noise (an
+    objective where it lies entirely below). With no intervals this is the usual front.
+    """
+    lo, hi = _loss_bounds(candidates, objectives)
+    keep = np.ones(len(candidates), dtype=bool)
+    for a in range(len(candidates)):
+        better = (hi < lo[a]).any(axis=1)
+        worse = (lo > hi[a]).any(axis=1)
+        keep[a] = not (better & ~worse).any()
+    return keep
 
 
 def _scaled(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
@@ -89,7 +190,7 @@ def select_trial(
     candidates: Sequence[Candidate],
     objectives: Sequence[Objective],
     constraints: Sequence[Constraint] = (),
-    selection: Selection = Selection(),
+    selection: Selection = _DEFAULT,
 ) -> Choice:
     """Choose one trial from the feasible Pareto front.
 
@@ -109,20 +210,54 @@ def select_trial(
                 "constraints and run again."
             )
     violations = [_violations(c, constraints) for c in candidates]
-    feasible = [c for c, v in zip(candidates, violations) if all(x <= 0 for x in v.values())]
+    feasible = [
+        c for c, v in zip(candidates, violations, strict=True) if all(x <= 0 for x in v.values())
+    ]
+    noisy = {c.number: _within_noise(c, constraints) for c in candidates}
+    within = tuple(n for n, ks in noisy.items() if ks)
+    notes: list[str] = []
+    if not feasible and within:
+        # Nothing meets the constraints beyond noise; the trials that meet them by value
+        # are the best there is, and the note says how sure that is.
+        feasible = [c for c in candidates if c.number in within]
     if not feasible:
         raise NoFeasibleTrial(_closest_message(candidates, violations, constraints))
-    directions = [o.direction for o in objectives]
-    values = np.array([c.values for c in feasible], dtype=float)
-    front = [c for c, keep in zip(feasible, pareto_mask(values, directions)) if keep]
+    front = [c for c, keep in zip(feasible, noise_front(feasible, objectives), strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection)
-    return Choice(chosen, tuple(front), len(feasible), len(candidates), selection.policy)
+    if noisy.get(chosen.number):
+        notes.append(_noise_note(chosen, noisy[chosen.number]))
+    elif within:
+        notes.append(
+            f"{len(within)} trial(s) ({', '.join(map(str, within[:10]))}) meet the constraints "
+            "by their measured value but not beyond measurement noise (the interval reaches "
+            "past the limit); they were not considered."
+        )
+    return Choice(chosen, tuple(front), len(feasible), len(candidates), selection.policy,
+                  tuple(notes), within)
 
 
-def _apply_policy(front: list[Candidate], objectives: Sequence[Objective], selection: Selection) -> Candidate:
+def _noise_note(c: Candidate, constraints: Sequence[Constraint]) -> str:
+    parts = []
+    for k in constraints:
+        low, high = c.intervals[k.metric]
+        parts.append(f"{k.metric} {c.metrics[k.metric]:.4g} (95% interval {low:.4g}-{high:.4g}) "
+                     f"against the limit {k.threshold:g}")
+    return (
+        f"no trial meets the constraints beyond measurement noise; the selected trial "
+        f"{c.number} meets them by its measured value, within noise of the limit: "
+        f"{'; '.join(parts)}. A re-measurement may land on either side: relax the limit or "
+        "re-measure before relying on it."
+    )
+
+
+def _apply_policy(
+    front: list[Candidate], objectives: Sequence[Objective], selection: Selection
+) -> Candidate:
     names = [o.metric for o in objectives]
-    scaled = _scaled(np.array([c.values for c in front], dtype=float), [o.direction for o in objectives])
+    values = np.array([c.values for c in front], dtype=float)
+    scaled = _scaled(values, [o.direction for o in objectives])
+    lo, hi = _loss_bounds(front, objectives)
     if selection.policy == "weighted":
         weights = dict(selection.weights) or {n: 1.0 for n in names}
         w = np.array([weights.get(n, 0.0) for n in names])
@@ -131,15 +266,22 @@ def _apply_policy(front: list[Candidate], objectives: Sequence[Objective], selec
         order = list(selection.priority) + [n for n in names if n not in selection.priority]
         alive = np.arange(len(front))
         for name in order:
-            column = scaled[alive, names.index(name)]
-            alive = alive[column <= column.min() + selection.tolerance + 1e-12]
+            j = names.index(name)
+            column = scaled[alive, j]
+            best = alive[int(np.argmin(column))]
+            # Within tolerance of the best, or within noise of it (intervals overlap).
+            close = column <= column.min() + selection.tolerance + 1e-12
+            tied = close | (lo[alive, j] <= hi[best, j])
+            alive = alive[tied]
         return front[int(alive[0])]
     # knee: closest to the ideal point; ties go to the earlier trial
     return front[int(np.argmin(np.linalg.norm(scaled, axis=1)))]
 
 
 def _closest_message(
-    candidates: Sequence[Candidate], violations: Sequence[dict[str, float]], constraints: Sequence[Constraint]
+    candidates: Sequence[Candidate],
+    violations: Sequence[dict[str, float]],
+    constraints: Sequence[Constraint],
 ) -> str:
     scale = {
         str(k): max(abs(k.threshold), 1e-9) for k in constraints
@@ -160,7 +302,7 @@ def _closest_message(
     )
 
 
-# -- a study ----------------------------------------------------------------------------------------
+# -- a study ------------------------------------------------------------------------------------
 def reselect(
     study: optuna.Study,
     *,

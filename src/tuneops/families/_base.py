@@ -8,7 +8,12 @@ Contract:
 
 * ``default_space(task)`` returns ``{name: Param}``; spec overrides replace entries by name.
 * ``estimator(params, task, seed)`` returns an unfitted estimator with ``n_jobs=1`` where the
-  estimator has it: tuneops parallelises across trials, and latency is measured single-threaded.
+  estimator has it: latency is measured single-threaded, and tuneops parallelises across trials.
+* ``threads`` says how a family's fit can use more than one thread: ``joblib`` (``n_jobs`` runs
+  Python threads: forests), ``openmp`` (OpenMP: histogram boosting through the thread-pool
+  limit, LightGBM and XGBoost through ``n_jobs`` as well) or None. :meth:`Family.fit_steps`
+  fits with ``threads=N`` threads and leaves the estimator at ``n_jobs=1`` afterwards, so the
+  fitted model serves single-threaded (:func:`fit_threads` gives a trial's share of the cores).
 * ``scale = True`` when the model needs standardised inputs (linear, SVM, k-NN, MLP).
 * ``fidelity`` names how the family trains step by step, so pruners see real intermediate
   quality: ``rounds`` (boosting), ``trees`` (forests, ``warm_start``), ``epochs``
@@ -23,7 +28,9 @@ Contract:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,7 +38,10 @@ from threadpoolctl import ThreadpoolController
 
 from tuneops.space import Param
 
-__all__ = ["Family", "build_pipeline", "int_param", "float_param", "choice", "FIDELITY_STEPS", "budget", "single_threaded"]
+__all__ = [
+    "Family", "build_pipeline", "int_param", "float_param", "choice", "FIDELITY_STEPS", "budget",
+    "single_threaded", "limit_threads", "serving_threads", "fit_threads", "available_cores",
+]
 
 # Steps in units of 1/8 of the full training budget (trees, rounds, epochs or rows): each step
 # doubles the budget, so the step number is the resource a pruner sees (successive halving and
@@ -61,6 +71,7 @@ class Family:
     scale: ClassVar[bool] = False
     extra: ClassVar[str | None] = None  # the pip extra this family needs, if any
     description: ClassVar[str] = ""
+    threads: ClassVar[str | None] = None  # how fit uses threads: "joblib", "openmp" or None
 
     def default_space(self, task: str) -> dict[str, Param]:
         raise NotImplementedError
@@ -101,13 +112,22 @@ class Family:
         return 30
 
     def fit_steps(
-        self, model: Any, X: Any, y: Any, *, steps: tuple[int, ...] = FIDELITY_STEPS, seed: int = 0
+        self,
+        model: Any,
+        X: Any,
+        y: Any,
+        *,
+        steps: tuple[int, ...] = FIDELITY_STEPS,
+        seed: int = 0,
+        threads: int = 1,
     ) -> Iterator[int]:
         """Train the pipeline ``model`` step by step; yields each step once it is trained.
 
         After a yield the pipeline predicts as trained on ``step / steps[-1]`` of its budget.
         Preprocessing is fitted once, on all of ``X``. Closing the generator (or simply not
-        resuming it) stops training: a pruned trial trains no further.
+        resuming it) stops training: a pruned trial trains no further. ``threads`` (>= 1):
+        threads the estimator's fit may use when the family can (``Family.threads``); the
+        estimator is left with ``n_jobs=1`` so it predicts single-threaded.
 
         Example::
 
@@ -123,15 +143,25 @@ class Family:
         pre, estimator = model[:-1], model[-1]
         with single_threaded():
             Xt = np.asarray(pre.fit_transform(X, y))
+        n_jobs, pool = _thread_plan(self.threads, threads)
+        jobs = n_jobs > 1 and "n_jobs" in estimator.get_params()
         state: dict[str, Any] = {"seed": seed}
-        for step in steps:
-            with single_threaded():
-                self.advance(estimator, Xt, y, step / steps[-1], state)
-            yield step
+        try:
+            for step in steps:
+                if jobs:
+                    estimator.set_params(n_jobs=n_jobs)
+                with limit_threads(pool):
+                    self.advance(estimator, Xt, y, step / steps[-1], state)
+                if jobs:
+                    estimator.set_params(n_jobs=1)
+                yield step
+        finally:
+            if jobs:
+                estimator.set_params(n_jobs=1)
 
-    def fit(self, model: Any, X: Any, y: Any, *, seed: int = 0) -> Any:
+    def fit(self, model: Any, X: Any, y: Any, *, seed: int = 0, threads: int = 1) -> Any:
         """Train the pipeline through every step (the same path trials take); returns it."""
-        for _ in self.fit_steps(model, X, y, seed=seed):
+        for _ in self.fit_steps(model, X, y, seed=seed, threads=threads):
             pass
         return model
 
@@ -143,6 +173,28 @@ class Family:
 
 
 _CONTROLLER: Any = None
+# Set in a process forked after this module loaded (the local backend's workers). GNU libgomp
+# is not fork-safe: a child whose parent already ran an OpenMP pool deadlocks in its first
+# multi-threaded parallel region (see tuneops.backends.local), so forked workers keep OpenMP
+# at one thread and thread only through joblib (Python threads).
+_FORKED = False
+
+
+def _mark_forked() -> None:
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
+
+
+def _controller() -> Any:
+    # Building the controller costs ~20 ms (it scans the loaded libraries); once per process.
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
 
 
 def single_threaded() -> Any:
@@ -151,14 +203,61 @@ def single_threaded() -> Any:
     tuneops runs trials in parallel, one per worker; estimators without ``n_jobs`` (histogram
     gradient boosting uses OpenMP) would otherwise start a thread per core in every worker. On
     a busy machine each OpenMP barrier then waits for a descheduled thread: a histogram
-    boosting fit on iris measured 27-74 s instead of about a second. The controller is built
-    once per process (building it costs ~20 ms; entering a limit ~0.1 ms).
+    boosting fit on iris measured 27-74 s instead of about a second. Entering a limit costs
+    ~0.1 ms.
     """
-    global _CONTROLLER
-    if _CONTROLLER is None:
+    return _controller().limit(limits=1)
 
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1)
+
+def limit_threads(n: int) -> Any:
+    """Limit OpenMP/BLAS pools to ``n`` threads (a context manager)."""
+    return _controller().limit(limits=max(1, int(n)))
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def fit_threads(cpu: float | None, n_workers: int) -> int:
+    """Threads one trial's fit may use: ``search.resources.cpu``, else cores / workers (>= 1)."""
+    if cpu is not None:
+        return max(1, int(cpu))
+    return max(1, available_cores() // max(1, n_workers))
+
+
+def _thread_plan(kind: str | None, threads: int) -> tuple[int, int]:
+    """``(n_jobs, OpenMP/BLAS limit)`` for a family that threads by ``kind`` with ``threads``."""
+    threads = max(1, int(threads))
+    if kind == "joblib":
+        return threads, 1
+    if kind == "openmp" and not _FORKED:
+        return threads, threads
+    return 1, 1
+
+
+@contextmanager
+def serving_threads(model: Any, threads: int) -> Iterator[None]:
+    """Run ``model`` (a pipeline or an estimator) with ``threads`` threads inside the block.
+
+    Sets ``n_jobs`` of the final estimator where it has one and limits OpenMP/BLAS pools;
+    both are restored on exit. One thread is what tuneops measures and exports by default.
+    """
+    estimator = model[-1] if hasattr(model, "steps") else model
+    params = estimator.get_params() if hasattr(estimator, "get_params") else {}
+    before = params.get("n_jobs")
+    pool = threads if not _FORKED else 1
+    if "n_jobs" in params and before != threads:
+        estimator.set_params(n_jobs=threads)
+    try:
+        with limit_threads(pool):
+            yield
+    finally:
+        if "n_jobs" in params and before != threads:
+            estimator.set_params(n_jobs=before)
 
 
 def _interleaved_order(y: np.ndarray, seed: int, stratify: bool) -> np.ndarray:
@@ -199,12 +298,17 @@ def build_pipeline(
     """Preprocessing (impute, encode, optionally scale) followed by the family's estimator.
 
     Imputation and encoding happen inside the pipeline, so each CV fold learns them from its
-    own training rows only.
+    own training rows only. The preprocessing step is a
+    :class:`~tuneops.families._preprocess.Preprocessor`: a ``ColumnTransformer`` that serves
+    small inputs through its compiled fitted state, with identical output.
     """
-    from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    # Loaded here, not with the module: it imports scikit-learn, which spec loading (which
+    # reads the family table) must not pay for.
+    from tuneops.families._preprocess import Preprocessor
 
     numeric_steps: list[Any] = [SimpleImputer(strategy="median", keep_empty_features=True)]
     if family.scale:
@@ -218,5 +322,5 @@ def build_pipeline(
             OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=32, sparse_output=False),
         )
         transformers.append(("cat", categorical_steps, list(categorical)))
-    pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    pre = Preprocessor(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("pre", pre), ("model", family.estimator(params, task, seed))])

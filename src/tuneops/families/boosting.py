@@ -16,6 +16,7 @@ class _Boosting(Family):
     """A boosting library whose fit can continue from the booster trained so far."""
 
     fidelity = "rounds"
+    threads = "openmp"  # n_jobs sets the library's OpenMP threads
 
     def continue_from(self, estimator: Any) -> dict[str, Any]:
         """The ``fit`` keyword that adds new rounds to ``estimator``'s booster."""

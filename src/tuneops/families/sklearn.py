@@ -33,6 +33,7 @@ class RandomForest(Family):
     name = "random_forest"
     description = "scikit-learn RandomForest{Classifier,Regressor}"
     fidelity = "trees"
+    threads = "joblib"  # n_jobs builds trees in Python threads
 
     def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
         # warm_start adds trees to the fitted ones; new trees draw their seeds after the
@@ -74,6 +75,7 @@ class HistGradientBoosting(Family):
     name = "hist_gradient_boosting"
     description = "scikit-learn HistGradientBoosting{Classifier,Regressor}"
     fidelity = "rounds"
+    threads = "openmp"  # no n_jobs: the OpenMP thread-pool limit decides
 
     def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
         total = state.setdefault("total", estimator.max_iter)

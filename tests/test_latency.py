@@ -1,0 +1,316 @@
+"""Serving cost: the statistic, the clock, the serving paths and the fast preprocessing path.
+
+Timings are judged by ratios (the machine is shared and its load changes), never by
+absolute milliseconds.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from tuneops import _study
+from tuneops.data import load_dataset
+from tuneops.errors import SpecError
+from tuneops.families import build_pipeline, get_family
+from tuneops.families._base import available_cores, fit_threads, single_threaded
+from tuneops.measure import (
+    FitClock,
+    LatencyConfig,
+    ServingConfig,
+    measure_serving,
+    quantile_ci,
+    serving_config,
+)
+from tuneops.objective import SpecObjective
+from tuneops.spec import load_spec
+
+QUICK = LatencyConfig(budget_s=0.3, min_calls=10, p95_calls=10)
+
+
+def spin(n: int) -> None:
+    """A fixed amount of CPU work (a pure-Python loop): the synthetic model's cost."""
+    for _ in range(n):
+        pass
+
+
+class Spinner(BaseEstimator):
+    """A 'model' whose predict costs ``n`` loop iterations (or sleeps ``sleep_s``)."""
+
+    def __init__(self, n: int = 0, sleep_s: float = 0.0):
+        self.n, self.sleep_s = n, sleep_s
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict(self, X):
+        spin(self.n)
+        if self.sleep_s:
+            time.sleep(self.sleep_s)
+        return np.zeros(len(X))
+
+
+class SpinTransform(TransformerMixin, BaseEstimator):
+    def __init__(self, n: int = 0):
+        self.n = n
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        spin(self.n)
+        return X  # no conversion: its cost would blur the known split
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def loops_per_ms():
+    """Loop iterations per CPU millisecond on this machine, now (a rough calibration)."""
+    start = time.thread_time()
+    spin(2_000_000)
+    return int(2_000_000 / ((time.thread_time() - start) * 1e3))
+
+
+# -- the statistic -------------------------------------------------------------------------------
+def test_the_median_interval_covers_the_true_median_at_its_level():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(400):
+        sample = np.sort(rng.exponential(size=40))
+        lo, hi, bounded = quantile_ci(sample, 0.5, 0.95)
+        hits += lo <= np.log(2) <= hi
+        assert bounded
+    assert 0.93 <= hits / 400 <= 0.995  # order-statistic intervals are a little conservative
+
+
+def test_p95_has_an_upper_bound_only_from_enough_samples():
+    assert not quantile_ci(np.arange(50.0), 0.95)[2]  # 50 calls cannot bound a p95
+    lo, hi, bounded = quantile_ci(np.arange(100.0), 0.95)
+    assert bounded and lo < 95 <= hi
+
+
+def test_a_known_busy_loop_is_measured_in_proportion(frame, loops_per_ms):
+    one, four = (measure_serving(Spinner(k * loops_per_ms), frame, QUICK) for k in (1, 4))
+    ratio = four.call.median_ms / one.call.median_ms
+    assert 3.4 < ratio < 4.6
+    for cost in (one, four):
+        assert cost.clock == "thread_cpu" and cost.call.n_calls >= 10
+        lo, hi = cost.call.median_ci_ms
+        assert lo <= cost.call.median_ms <= hi
+
+
+def test_a_competing_busy_process_does_not_change_the_cpu_figure(frame, loops_per_ms):
+    model = Spinner(2 * loops_per_ms)
+    alone = measure_serving(model, frame, QUICK).call
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        loaded = measure_serving(model, frame, QUICK).call
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert 0.8 < loaded.median_ms / alone.median_ms < 1.25
+    # The wall figure is kept beside it; it can only be longer than the CPU time.
+    assert loaded.wall_median_ms >= 0.95 * loaded.median_ms
+
+
+def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):
+    cost = measure_serving(Spinner(sleep_s=0.004), frame, LatencyConfig(budget_s=0.1, min_calls=8))
+    assert cost.call.median_ms < 1.0 < 4.0 <= cost.call.wall_median_ms
+
+
+def test_calls_stop_at_the_precision_or_the_budget(frame, loops_per_ms):
+    steady = measure_serving(Spinner(loops_per_ms // 2), frame, LatencyConfig(budget_s=5.0))
+    assert steady.call.stopped_by == "precision"
+    assert steady.call.relative_halfwidth <= 0.03
+    assert steady.call.n_calls >= 100  # p95 wanted: enough calls to bound it
+    assert steady.call.p95_bounded
+    tight = LatencyConfig(budget_s=0.05, rel_precision=1e-9)
+    spent = measure_serving(Spinner(loops_per_ms), frame, tight, metrics=["latency_p50_ms"])
+    assert spent.call.stopped_by == "budget" and spent.call.cpu_s < 0.2
+    assert spent.batch is None  # no batch metric wanted: not timed
+
+
+def test_preprocessing_and_model_are_timed_apart_and_sum_to_the_total(frame, loops_per_ms):
+    model = Pipeline([("pre", SpinTransform(loops_per_ms)), ("model", Spinner(3 * loops_per_ms))])
+    call = measure_serving(model, frame, QUICK, metrics=["latency_p50_ms"]).call
+    assert call.preprocess_ms + call.model_ms == pytest.approx(call.median_ms, rel=0.1)
+    assert 2.4 < call.model_ms / call.preprocess_ms < 3.6
+    assert call.preprocess_share == pytest.approx(0.25, abs=0.06)
+
+
+def test_batch_path_times_batches_and_records_its_figures(frame):
+    counted = []
+
+    class Counting(Spinner):
+        def predict(self, X):
+            counted.append(len(X))
+            return super().predict(X)
+
+    cost = measure_serving(Counting(), frame, QUICK, serving=ServingConfig(path="batch",
+                                                                          batch_size=16))
+    assert set(counted) == {16}
+    metrics = cost.metrics()
+    assert metrics["batch_latency_p50_ms"] == metrics["latency_p50_ms"]
+    assert metrics["throughput_rows_per_s"] == pytest.approx(16e3 / metrics["latency_p50_ms"])
+    record = cost.record()
+    assert record["path"] == "batch" and record["call"]["n_calls"] == cost.call.n_calls
+    lo, hi = cost.intervals()["throughput_rows_per_s"]
+    assert lo <= metrics["throughput_rows_per_s"] <= hi
+
+
+# -- the serving section ---------------------------------------------------------------------------
+def test_serving_section_is_validated_with_defaults():
+    assert serving_config(None) == ServingConfig("row", 256, 1)
+    assert serving_config({"path": "records", "threads": 2}) == ServingConfig("records", 256, 2)
+    with pytest.raises(SpecError, match=r"serving.path: expected one of row, numpy, batch, "
+                                        r"records, received 'rows'"):
+        serving_config({"path": "rows"})
+    with pytest.raises(SpecError, match=r"serving.batch_size: expected an integer >= 1, "
+                                        r"received 0"):
+        serving_config({"path": "batch", "batch_size": 0})
+    with pytest.raises(SpecError, match=r"serving: unknown key 'thread'"):
+        serving_config({"thread": 2})
+
+
+# -- the fast preprocessing path -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def mixed():
+    """Numeric and categorical columns with missing values and a rare category."""
+    rng = np.random.default_rng(3)
+    n = 300
+    X = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"x{i}" for i in range(6)])
+    X.iloc[rng.integers(0, n, 40), rng.integers(0, 6, 40)] = np.nan
+    X["colour"] = pd.Series(rng.choice(["red", "green", "blue", None], n)).astype(object)
+    X["colour"] = X["colour"].where(X["colour"].notna(), np.nan)
+    X["size"] = pd.Series(rng.choice(["s", "m", "l", "xl"], n, p=[0.4, 0.4, 0.19, 0.01]),
+                          dtype=object)
+    y = pd.Series((X["x0"].fillna(0) + (X["size"] == "l") > 0.3).astype(int))
+    return X, y, ("x0", "x1", "x2", "x3", "x4", "x5"), ("colour", "size")
+
+
+@pytest.mark.parametrize("family", ["linear", "knn", "random_forest", "hist_gradient_boosting"])
+def test_the_fast_path_gives_identical_predictions(mixed, family):
+    X, y, numeric, categorical = mixed
+    fam = get_family(family)
+    params = {p.name: (p.low if p.kind != "categorical" else p.choices[0])
+              for p in fam.default_space("classification").values()}
+    model = build_pipeline(fam, params, "classification", 0, numeric=numeric,
+                           categorical=categorical)
+    fam.fit(model, X, y)
+    pre = model[0]
+    assert pre.compiled_ is not None
+    slow = ColumnTransformer.transform(pre, X)
+    assert np.array_equal(pre.transform(X), slow, equal_nan=True)
+    estimator = model[-1]
+    with single_threaded():  # OpenMP predicts on a busy machine wait for descheduled threads
+        reference = estimator.predict(slow)
+        for i in range(0, len(X), 7):  # one row at a time, as served
+            row = X.iloc[[i]]
+            assert np.array_equal(pre.transform(row), slow[i : i + 1])
+            assert model.predict(row)[0] == reference[i]
+            assert model.predict(row.to_numpy())[0] == reference[i]
+            assert model.predict(row.to_dict("records"))[0] == reference[i]
+    # An unseen category goes to scikit-learn's path, with its answer.
+    odd = X.iloc[[0]].assign(colour="purple")
+    assert np.array_equal(pre.transform(odd), ColumnTransformer.transform(pre, odd))
+    # The artifact keeps the fast path.
+    again = pickle.loads(pickle.dumps(model))
+    assert again[0].compiled_ is not None
+    assert np.array_equal(again.predict(X), model.predict(X))
+
+
+def test_the_fast_path_makes_the_model_not_pandas_decide_latency():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(400, 300)), columns=[f"x{i}" for i in range(300)])
+    for j in range(10):
+        X[f"c{j}"] = pd.Series(rng.choice(["a", "b", "c"], 400), dtype=object)
+    y = pd.Series(rng.integers(0, 2, 400))
+    fam = get_family("linear")
+    model = build_pipeline(fam, {"C": 1.0}, "classification", 0, numeric=tuple(X.columns[:300]),
+                           categorical=tuple(X.columns[300:]))
+    fam.fit(model, X, y)
+    fast = measure_serving(model, X, QUICK, metrics=["latency_p50_ms"]).call
+    model[0].compiled_ = None  # scikit-learn's ColumnTransformer path, for comparison
+    slow = measure_serving(model, X, QUICK, metrics=["latency_p50_ms"]).call
+    assert slow.preprocess_ms > 5 * fast.preprocess_ms
+    assert fast.model_ms == pytest.approx(slow.model_ms, rel=0.5)  # same estimator
+
+
+def test_set_output_pandas_keeps_scikit_learns_path(mixed):
+    X, y, numeric, categorical = mixed
+    model = build_pipeline(get_family("linear"), {"C": 1.0}, "classification", 0,
+                           numeric=numeric, categorical=categorical)
+    model[0].set_output(transform="pandas")
+    model[0].fit(X, y)
+    assert isinstance(model[0].transform(X.iloc[[0]]), pd.DataFrame)
+
+
+# -- threads and fit time --------------------------------------------------------------------------
+def test_fit_threads_come_from_resources_or_cores_per_worker():
+    assert fit_threads(3, 4) == 3
+    assert fit_threads(None, 1) == available_cores()
+    assert fit_threads(None, 10 * available_cores()) == 1
+
+
+def test_a_threaded_fit_serves_single_threaded():
+    data = load_dataset("sklearn:breast_cancer")
+    fam = get_family("random_forest")
+    model = build_pipeline(fam, {"n_estimators": 8}, "classification", 0,
+                           numeric=data.numeric, categorical=())
+    seen = []
+    original = fam.advance
+
+    def spy(estimator, *args):
+        seen.append(estimator.n_jobs)
+        return original(estimator, *args)
+
+    fam.advance = spy  # type: ignore[method-assign]
+    fam.fit(model, data.X, data.y, threads=2)
+    assert set(seen) == {2} and model[-1].n_jobs == 1
+    assert get_family("linear").threads is None
+    assert get_family("hist_gradient_boosting").threads == "openmp"
+
+
+def test_fit_clock_counts_cpu_not_waiting():
+    clock = FitClock()
+    with clock:
+        time.sleep(0.05)
+    with clock:
+        spin(200_000)
+    assert clock.cpu_s < clock.wall_s and clock.wall_s >= 0.05
+    assert FitClock(threads=2).clock == "process_cpu"
+
+
+def test_a_trial_records_cpu_fit_time_and_serving_cost_with_intervals():
+    spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                      "objectives": ["accuracy", "latency_p95_ms"],
+                      "constraints": ["latency_p50_ms <= 1000"],
+                      "search": {"n_trials": 1, "cv_folds": 2}})
+    object.__setattr__(spec, "serving", {"path": "numpy"})  # until spec.py has the section
+    objective = SpecObjective(spec, load_dataset("sklearn:iris"), latency=QUICK)
+    trial = optuna.trial.FixedTrial({"n_neighbors": 5, "weights": "uniform", "p": 2})
+    objective(trial)
+    metrics, cost = trial.user_attrs["metrics"], trial.user_attrs[_study.COST]
+    assert cost["serving"]["path"] == "numpy" and cost["serving"]["clock"] == "thread_cpu"
+    assert metrics["fit_time_s"] == pytest.approx(np.mean(cost["fit"]["cpu_s"]))
+    assert cost["fit"]["threads"] == 1  # knn has no threaded fit
+    lo, hi = cost["intervals"]["latency_p95_ms"]
+    assert lo <= metrics["latency_p95_ms"] <= hi
+    call = cost["serving"]["call"]
+    assert call["n_calls"] >= 10 and call["preprocess_ms"] > 0 and call["model_ms"] > 0
