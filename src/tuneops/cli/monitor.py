@@ -106,7 +106,7 @@ def retune(
     from tuneops.ops.registry import Registry
     from tuneops.ops.retune import retune as retune_model
 
-    frames = [read_batch(path) for path in data]
+    frames = [read_batch(path, field="--data") for path in data]
     reg = Registry.open(model, storage)
     outcome = retune_model(reg, pd.concat(frames, ignore_index=True), n_trials=n_trials,
                            seed=seed, trigger="tuneops retune")
