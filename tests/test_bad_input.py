@@ -34,8 +34,14 @@ from conftest import tiny_spec
 
 import tuneops
 from tuneops.data import DataWarning, load_dataset
-from tuneops.errors import DataError, SpecError, StorageUnavailable, StudyNotFound, TuneOpsError
-from tuneops.errors import UsageError
+from tuneops.errors import (
+    DataError,
+    SpecError,
+    StorageUnavailable,
+    StudyNotFound,
+    TuneOpsError,
+    UsageError,
+)
 from tuneops.ops.monitor import check_batch
 from tuneops.ops.registry import Registry
 
@@ -432,7 +438,8 @@ CASES: list[Case] = [
     # -- the Python API --------------------------------------------------------------------------
     Case("tune-n_trials-negative", tune_with(n_trials=-1), ("n_trials",), ("-1",),
          error=SpecError, in_world=False),
-    Case("tune-n_workers-0", tune_with(n_workers=0), ("n_workers",), ("0",), error=SpecError, in_world=False),
+    Case("tune-n_workers-0", tune_with(n_workers=0), ("n_workers",), ("0",), error=SpecError,
+         in_world=False),
     Case("tune-timeout-negative", tune_with(timeout_s=-1.0), ("timeout_s",), ("-1",),
          error=SpecError, in_world=False),
     Case("tune-pruner-bad-dict", tune_with(pruner={"name": "median", "n_warmup": 1}),
@@ -458,7 +465,8 @@ CASES: list[Case] = [
          ("search.resources",), ("'two'",), error=SpecError),
     Case("load_spec-directory", lambda: tuneops.load_spec("a_directory.yaml"), ("spec",),
          ("a_directory.yaml",), error=SpecError),
-    Case("load_dataset-nan-target", lambda: load_dataset(_frame(20, [0, 1] * 9 + [None, 1]), target="y"),
+    Case("load_dataset-nan-target",
+         lambda: load_dataset(_frame(20, [0, 1] * 9 + [None, 1]), target="y"),
          ("data.target",), ("1 missing",), error=DataError),
     Case("registry-open-unknown", lambda: Registry.open("nope"), ("model",), ("'nope'",),
          error=StudyNotFound),

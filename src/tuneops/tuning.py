@@ -549,8 +549,8 @@ def tune(
     make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
                              n_objectives=len(names))
     pruner_name, pruner_params = _component("pruner", pruner)
-    pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params, n_objectives=len(names),
-                                       n_trials=n_trials)
+    pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params,
+                                       n_objectives=len(names), n_trials=n_trials)
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
     pruner_factory()
     store = get_storage(storage, n_workers=n_workers)  # after every check: a refusal writes nothing
