@@ -825,6 +825,12 @@ class ModelSpec(_Model):
         space = {
             f: MappingProxyType(_space(space_raw.get(f), f"model.space.{f}")) for f in families
         }
+        for f, params in space.items():
+            accepted = _accepted_names(f) if params else None
+            for p in params:
+                if accepted is not None and p not in accepted:
+                    raise _problem(unknown_name(f"{f} parameter", p, accepted),
+                                   at=f"space.{f}.{p}")
         return {"families": tuple(families), "space": MappingProxyType(space)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -834,6 +840,24 @@ class ModelSpec(_Model):
         if any(self.space.values()):
             out["space"] = {f: space_to_dict(s) for f, s in self.space.items() if s}
         return out
+
+
+def _accepted_names(name: str) -> set[str] | None:
+    """The parameters family ``name`` accepts: its default space's and its estimators'.
+
+    A misspelt name in ``model.space`` would otherwise fail every trial with the estimator's
+    TypeError after the study was created. None when the estimator cannot be built here (a
+    missing extra, which the run reports by itself).
+    """
+    family = FAMILIES[name]()
+    names: set[str] = set()
+    try:
+        for task in family.tasks:
+            names |= set(family.default_space(task))
+            names |= set(family.estimator({}, task, 0).get_params(deep=False))
+    except ImportError:
+        return None
+    return names
 
 
 def _space(raw: Any, where: str) -> dict[str, Param]:

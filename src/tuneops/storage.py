@@ -224,8 +224,12 @@ def _check_url(url: str) -> None:
                 f"slashes, then the file; expected {_FORMS['sqlite']}."
             )
         path = _file_path(url)
-        if path is not None:
-            _check_file(url, str(path))
+        if path is None:  # SQLAlchemy's in-memory SQLite: a new, empty database per connection
+            raise StorageUnavailable(
+                f"storage {mask_url(url)!r} names no SQLite file; expected {_FORMS['sqlite']} "
+                "(or ':memory:' for a study that lives in this process only)."
+            )
+        _check_file(url, str(path))
         return None
     if base in _FILE_SCHEMES:
         return _check_file(url, rest)

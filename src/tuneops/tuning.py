@@ -32,7 +32,16 @@ from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
 from tuneops.results import study_results
 from tuneops.samplers import family_distributions, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
-from tuneops.spec import Constraint, Objective, Spec, _selection, load_spec, parse_constraint
+from tuneops.spec import (
+    Constraint,
+    Objective,
+    Spec,
+    _selection,
+    load_spec,
+    parse_constraint,
+    pruner_parameters,
+    sampler_parameters,
+)
 from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
@@ -454,16 +463,25 @@ def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
                         f"received {value!r}.")
 
 
-def _component(field: str, value: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``"tpe"`` or ``{"name": "tpe", "params": {...}}`` (as in a spec) -> (name, params)."""
+def _component(field: str, value: Any) -> tuple[str, dict[str, Any]]:
+    """``"tpe"``, ``{"name": "tpe", "n_startup_trials": 5}`` (as in a spec) or
+    ``{"name": "tpe", "params": {...}}`` -> (name, params), checked as a spec's are.
+
+    Raises:
+        SpecError: naming ``field`` (``sampler`` or ``pruner``), the parameter and the value.
+    """
     if isinstance(value, str):
-        return value, {}
-    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
-        extra = set(value) - {"name", "params"}
-        if extra:
-            raise SpecError(f"{field}: unknown key(s) {sorted(extra)}; expected 'name' and 'params'.")
-        return value["name"], dict(value.get("params") or {})
-    raise SpecError(f"{field}: expected a name or {{'name': ..., 'params': {{...}}}}, received {value!r}.")
+        name, params = value, {}
+    elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        name, params = value["name"], {k: v for k, v in value.items() if k != "name"}
+        if set(params) == {"params"} and isinstance(params["params"], Mapping):
+            params = dict(params["params"])
+    else:
+        raise SpecError(f"{field}: expected a name or {{'name': NAME, PARAMETER: value, ...}}, "
+                        f"received {value!r}.")
+    check = sampler_parameters if field == "sampler" else pruner_parameters
+    check(name, params, field=field)
+    return name, params
 
 
 def tune(
@@ -494,6 +512,9 @@ def tune(
         constraints: expressions on objective names or on metrics the objective records with
             ``trial.set_user_attr("metrics", {...})``.
         n_workers: local worker processes (forked: the objective need not be importable).
+        sampler, pruner: a name, or a spec's form ``{"name": "median", "n_warmup_steps": 2}``
+            (``{"name": ..., "params": {...}}`` is accepted too); checked before anything is
+            written, the errors naming ``sampler.PARAMETER`` or ``pruner.PARAMETER``.
 
     Example::
 
@@ -523,14 +544,16 @@ def tune(
     parsed = [parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints]
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
-    store = get_storage(storage, n_workers=n_workers)
     sampler_name, sampler_params = _component("sampler", sampler)
     # the space of a custom objective is judged by `auto` from its first trials
     make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
                              n_objectives=len(names))
-    pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
+    pruner_name, pruner_params = _component("pruner", pruner)
+    pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params,
+                                       n_objectives=len(names), n_trials=n_trials)
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
     pruner_factory()
+    store = get_storage(storage, n_workers=n_workers)  # after every check: a refusal writes nothing
     opened = open_study(
         name, store, directions, sampler=make(seed=seed), pruner=pruner_factory(),
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},

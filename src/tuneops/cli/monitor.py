@@ -6,6 +6,7 @@ which every other command (and ``tuneops -h``) would otherwise pay for.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,7 +107,7 @@ def retune(
     from tuneops.ops.registry import Registry
     from tuneops.ops.retune import retune as retune_model
 
-    frames = [read_batch(path) for path in data]
+    frames = [read_batch(path, field="--data") for path in data]
     reg = Registry.open(model, storage)
     outcome = retune_model(reg, pd.concat(frames, ignore_index=True), n_trials=n_trials,
                            seed=seed, trigger="tuneops retune")
@@ -120,13 +121,13 @@ def simulate(
     dataset: Annotated[str, typer.Option(
         help="Dataset source (pmlb:NAME, sklearn:NAME, file).")] = "pmlb:phoneme",
     family: Annotated[str, typer.Option(help="Model family.")] = "knn",
-    batches: Annotated[int, typer.Option(help="Number of batches.")] = 24,
-    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 300,
+    batches: Annotated[int, typer.Option(min=1, help="Number of batches.")] = 24,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per batch.")] = 300,
     shift: Annotated[list[str] | None, typer.Option(
         help="KIND@BATCH, e.g. covariate@8, concept@16; repeat. Default: covariate at 1/3, "
         "concept at 2/3.")] = None,
     n_trials: Annotated[int, typer.Option(
-        help="Trials of the initial tuning and of each re-tuning.")] = 8,
+        min=1, help="Trials of the initial tuning and of each re-tuning.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the stream and the searches.")] = 0,
     model: Annotated[str | None, typer.Option(
         help="Model name (default: simulate-DATASET).")] = None,
@@ -145,6 +146,9 @@ def simulate(
     from tuneops.ops.simulate import simulate as run_simulation
 
     shifts = [parse_shift(s) for s in shift] if shift else None
+    # The first directory this command creates: removed again when the input is refused, so a
+    # bad --dataset or --batches leaves nothing behind.
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
         storage = str(out / "simulate.journal")
@@ -160,9 +164,15 @@ def simulate(
                     f"{fmt(row['baseline_score'])}{retuned}", highlight=False, markup=False,
                     soft_wrap=True)
 
-    timeline = run_simulation(dataset, family=family, n_batches=batches, batch_size=batch_size,
-                              shifts=shifts, n_trials=n_trials, storage=storage, model=model,
-                              out_dir=out, seed=seed, progress=show)
+    try:
+        timeline = run_simulation(dataset, family=family, n_batches=batches,
+                                  batch_size=batch_size, shifts=shifts, n_trials=n_trials,
+                                  storage=storage, model=model, out_dir=out, seed=seed,
+                                  progress=show)
+    except UsageError:
+        if created is not None and created.is_dir():
+            shutil.rmtree(created)
+        raise
     files = {"timeline": str(out / "timeline.json"), "plot": str(out / "timeline.png")}
     if json_out:
         emit_json({**timeline, "outputs": files})

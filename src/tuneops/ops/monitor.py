@@ -143,8 +143,8 @@ def _upper_bound(
 
 
 # -- batches ------------------------------------------------------------------------------------
-def read_batch(path: str | Path) -> pd.DataFrame:
-    """Read a batch file (CSV, TSV, optionally gzipped, or Parquet).
+def read_batch(path: str | Path, *, field: str = "--batch") -> pd.DataFrame:
+    """Read a batch file (CSV, TSV, optionally gzipped, or Parquet); errors name ``field``.
 
     Raises:
         DataError: the file does not exist, cannot be read, or is empty.
@@ -153,7 +153,7 @@ def read_batch(path: str | Path) -> pd.DataFrame:
     try:
         return _file(Path(path))
     except DataError as exc:
-        raise DataError(str(exc).replace("data.source", "--batch", 1)) from None
+        raise DataError(str(exc).replace("data.source", field, 1)) from None
 
 
 def validate_batch(

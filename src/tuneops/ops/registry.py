@@ -124,17 +124,19 @@ class Registry:
         attrs = self._attrs()
         return sorted((v for k, v in attrs.items() if k.startswith(_VERSION)), key=lambda v: v["version"])
 
-    def version(self, number: int) -> dict[str, Any]:
-        """The record of version ``number``.
+    def version(self, number: int, *, field: str = "version") -> dict[str, Any]:
+        """The record of version ``number``; ``field`` is how the caller's input is named.
 
         Raises:
-            UsageError: no such version; the message lists the versions that exist.
+            UsageError: no such version; the message names ``field`` and lists the versions
+                that exist.
         """
         record = self._attrs().get(f"{_VERSION}{number}")
         if record is None:
             existing = [str(v["version"]) for v in self.versions()]
             raise UsageError(
-                f"model {self.name!r} has no version {number}; versions: {', '.join(existing) or 'none'}."
+                f"{field}: model {self.name!r} has no version {number}; versions: "
+                f"{', '.join(existing) or 'none'}."
             )
         return record
 
@@ -296,7 +298,7 @@ class Registry:
                 )
             to = history.pop()
         else:
-            self.version(to)
+            self.version(to, field="--to")
             if to in history:
                 history.remove(to)
         current = state.get("version")
