@@ -379,8 +379,12 @@ def compare_challenger(
 
     Shadow: paired over the requests both models scored. Canary: the requests each answered.
     """
-    fn, goal, _ = PERFORMANCE_METRICS[metric]
-    direction = 1.0 if goal == "maximize" else -1.0
+    scorer = PERFORMANCE_METRICS[metric]
+
+    def fn(y: Any, predicted: Any) -> float:
+        return float(scorer.score(y, predicted))
+
+    direction = 1.0 if scorer.direction == "maximize" else -1.0
     rng = np.random.default_rng(seed)
     if mode == "shadow":
         triples = [
