@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -50,14 +49,16 @@ from tuneops.ops.registry import reference_profile  # noqa: E402
 from tuneops.ops.simulate import Shift, simulate  # noqa: E402
 from tuneops.spec import load_spec  # noqa: E402
 
-DATASETS = ("phoneme", "banana", "ring", "churn", "waveform_21")
+DATASETS = ("phoneme", "banana", "ring", "churn")
 PARAMS = {"n_neighbors": 15, "weights": "uniform", "p": 2}
 BATCH = 200
 TRAIN_SHARE = 0.4
 TARGET_PSI = (0.1, 0.25, 0.5)
 OUT = ROOT / "tuneops-out" / "bench_monitor"
 HEADING = "## Production loop: drift, re-tuning (issue 7)"
-COMMAND = "TUNEOPS_PMLB_DIR=/work/shared/datasets/pmlb nice -n 19 python benchmarks/bench_monitor.py"
+COMMAND = (
+    "TUNEOPS_PMLB_DIR=/work/shared/datasets/pmlb nice -n 19 python benchmarks/bench_monitor.py"
+)
 
 
 def reference(name: str, seed: int = 0):
@@ -67,8 +68,14 @@ def reference(name: str, seed: int = 0):
     n_train = int(len(frame) * TRAIN_SHARE)
     train = frame.iloc[order[:n_train]].reset_index(drop=True)
     pool = frame.iloc[order[n_train:]].reset_index(drop=True)
-    spec = load_spec({"data": {"source": f"pmlb:{name}"}, "model": {"family": "knn"},
-                      "objectives": ["accuracy"], "search": {"cv_folds": 3, "seed": seed}})
+    spec = load_spec(
+        {
+            "data": {"source": f"pmlb:{name}"},
+            "model": {"family": "knn"},
+            "objectives": ["accuracy"],
+            "search": {"cv_folds": 3, "seed": seed},
+        }
+    )
     objective = SpecObjective(spec, load_dataset(train, name=name))
     profile = reference_profile(objective, PARAMS, "accuracy", seed=seed)
     _, _, model = objective.refit(PARAMS)
@@ -81,7 +88,7 @@ def disjoint_batches(n_pool: int, n_batches: int, rng: np.random.Generator):
     out: list[np.ndarray] = []
     while len(out) < n_batches:
         order = rng.permutation(n_pool)
-        out += [order[i * BATCH:(i + 1) * BATCH] for i in range(per_stream)]
+        out += [order[i * BATCH : (i + 1) * BATCH] for i in range(per_stream)]
     return out[:n_batches], per_stream
 
 
@@ -90,14 +97,20 @@ def _old_rule(result, config: MonitorConfig) -> str:
     predictions at raw p < alpha outside the correction."""
     drifted = [f for f in result.features if f["p_adjusted"] < config.alpha]
     pred = result.prediction
-    if any(f["psi"] >= config.psi_retune for f in drifted) or (
-        result.features and len(drifted) / len(result.features) >= config.drift_share
-    ) or (pred["p_value"] < config.alpha and pred["psi"] >= config.psi_retune):
+    if (
+        any(f["psi"] >= config.psi_retune for f in drifted)
+        or (result.features and len(drifted) / len(result.features) >= config.drift_share)
+        or (pred["p_value"] < config.alpha and pred["psi"] >= config.psi_retune)
+    ):
         return "retune"
     perf = result.performance
     if perf is not None and perf["confident_drop"] > config.max_metric_drop:
         return "retune"
-    if drifted or pred["p_value"] < config.alpha or (perf and perf["drop"] > config.max_metric_drop):
+    if (
+        drifted
+        or pred["p_value"] < config.alpha
+        or (perf and perf["drop"] > config.max_metric_drop)
+    ):
         return "warn"
     return "ok"
 
@@ -115,8 +128,13 @@ def stationary(profile, model, pool, n_batches: int, config: MonitorConfig, rng)
         naive_ks += any(f["p_value"] < 0.05 for f in result.features)
         naive_psi += any(f["psi"] >= 0.25 for f in result.features)
         if result.decision != "ok":
-            cause = ("prediction" if result.prediction["drifted"] else
-                     "feature" if any(f["drifted"] for f in result.features) else "performance")
+            cause = (
+                "prediction"
+                if result.prediction["drifted"]
+                else "feature"
+                if any(f["drifted"] for f in result.features)
+                else "performance"
+            )
             causes[cause] = causes.get(cause, 0) + 1
     n = len(decisions)
     return {
@@ -145,8 +163,9 @@ def shift_for_psi(profile_col: dict, values: np.ndarray, target: float) -> float
     return (lo + hi) / 2
 
 
-def detection(profile, model, pool, config: MonitorConfig, n_streams: int, n_shifted: int,
-              rng) -> dict:
+def detection(
+    profile, model, pool, config: MonitorConfig, n_streams: int, n_shifted: int, rng
+) -> dict:
     features = [c for c in pool.columns if c != "target"]
     numeric = [c for c in features if profile["features"][c]["kind"] == "numeric"]
     column = max(numeric, key=lambda c: (pool[c].nunique(), -features.index(c)))
@@ -159,7 +178,7 @@ def detection(profile, model, pool, config: MonitorConfig, n_streams: int, n_shi
             order = rng.permutation(len(pool))
             delay = None
             for t in range(min(n_shifted, per_stream)):
-                batch = pool.iloc[order[t * BATCH:(t + 1) * BATCH]][features].copy()
+                batch = pool.iloc[order[t * BATCH : (t + 1) * BATCH]][features].copy()
                 batch[column] = batch[column] + offset
                 result = assess(profile, batch, model.predict(batch), None, config=config)
                 if result.decision == "retune":
@@ -167,13 +186,15 @@ def detection(profile, model, pool, config: MonitorConfig, n_streams: int, n_shi
                     break
             delays.append(delay)
         found = [d for d in delays if d is not None]
-        out["levels"].append({
-            "psi": target,
-            "offset_sd": offset / (float(pool[column].std()) or 1.0),
-            "within_1": float(np.mean([d is not None and d <= 1 for d in delays])),
-            "median_delay": float(np.median(found)) if found else None,
-            "missed": sum(d is None for d in delays),
-        })
+        out["levels"].append(
+            {
+                "psi": target,
+                "offset_sd": offset / (float(pool[column].std()) or 1.0),
+                "within_1": float(np.mean([d is not None and d <= 1 for d in delays])),
+                "median_delay": float(np.median(found)) if found else None,
+                "missed": sum(d is None for d in delays),
+            }
+        )
     return out
 
 
@@ -181,46 +202,71 @@ def recovery(name: str, n_batches: int, n_trials: int, seed: int) -> dict:
     out = OUT / f"sim-{name}"
     shutil.rmtree(out, ignore_errors=True)
     timeline = simulate(
-        f"pmlb:{name}", family="knn", n_batches=n_batches, batch_size=BATCH,
+        f"pmlb:{name}",
+        family="knn",
+        n_batches=n_batches,
+        batch_size=BATCH,
         shifts=[Shift("covariate", n_batches // 4), Shift("concept", n_batches // 2)],
-        n_trials=n_trials, out_dir=out, seed=seed, plot=True,
+        n_trials=n_trials,
+        out_dir=out,
+        seed=seed,
+        plot=True,
     )
-    return {"summary": timeline["summary"], "rows": timeline["rows"],
-            "stationary_decisions": [r["decision"] for r in timeline["batches"]
-                                     if r["phase"] == "stationary"]}
+    return {
+        "summary": timeline["summary"],
+        "rows": timeline["rows"],
+        "stationary_decisions": [
+            r["decision"] for r in timeline["batches"] if r["phase"] == "stationary"
+        ],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test (no docs update)")
-    parser.add_argument("--render", action="store_true",
-                        help="only re-write the docs section from the last full run's results.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, a smoke test (no docs update)"
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only re-write the docs section from the last full run's results.json",
+    )
     args = parser.parse_args()
     if args.render:
         write_section(render(json.loads((OUT / "results.json").read_text()), quick=False))
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_stationary, n_streams, n_shifted = (40, 4, 2) if args.quick else (250, 20, 4)
+    n_stationary, n_streams, n_shifted = (40, 4, 2) if args.quick else (250, 20, 2)
     sim = (8, 3) if args.quick else (12, 4)
     datasets = DATASETS[:2] if args.quick else DATASETS
     config = MonitorConfig()
-    results = {"config": config.to_dict(), "batch_rows": BATCH, "datasets": {},
-               "n_streams": n_streams, "n_shifted": n_shifted,
-               "simulation": {"n_batches": sim[0], "batch_size": BATCH, "n_trials": sim[1]}}
+    results = {
+        "config": config.to_dict(),
+        "batch_rows": BATCH,
+        "datasets": {},
+        "n_streams": n_streams,
+        "n_shifted": n_shifted,
+        "simulation": {"n_batches": sim[0], "batch_size": BATCH, "n_trials": sim[1]},
+    }
     started = time.time()
     for i, name in enumerate(datasets):
         t0 = time.time()
         rng = np.random.default_rng(100 + i)
         data, profile, model, pool = reference(name)
-        entry = {"rows": len(data.X), "features": data.X.shape[1],
-                 "reference_accuracy": profile["reference"]}
+        entry = {
+            "rows": len(data.X),
+            "features": data.X.shape[1],
+            "reference_accuracy": profile["reference"],
+        }
         entry["stationary"] = stationary(profile, model, pool, n_stationary, config, rng)
         entry["detection"] = detection(profile, model, pool, config, n_streams, n_shifted, rng)
         entry["recovery"] = recovery(name, *sim, seed=i)
         entry["elapsed_s"] = time.time() - t0
         results["datasets"][name] = entry
-        print(json.dumps({name: {k: v for k, v in entry.items() if k != "recovery"}}, default=str),
-              flush=True)
+        print(
+            json.dumps({name: {k: v for k, v in entry.items() if k != "recovery"}}, default=str),
+            flush=True,
+        )
     results["elapsed_s"] = time.time() - started
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -242,16 +288,29 @@ def render(results: dict, *, quick: bool) -> str:
     ds = results["datasets"]
     total = sum(e["stationary"]["n_batches"] for e in ds.values())
     non_ok = sum(e["stationary"]["non_ok_rate"] * e["stationary"]["n_batches"] for e in ds.values())
-    old = sum(e["stationary"]["old_rule_non_ok_rate"] * e["stationary"]["n_batches"] for e in ds.values())
+    old = sum(
+        e["stationary"]["old_rule_non_ok_rate"] * e["stationary"]["n_batches"] for e in ds.values()
+    )
     sim_stationary = [d for e in ds.values() for d in e["recovery"]["stationary_decisions"]]
-    major = [lv["within_1"] for e in ds.values() for lv in e["detection"]["levels"] if lv["psi"] >= 0.25]
+    major = [
+        lv["within_1"] for e in ds.values() for lv in e["detection"]["levels"] if lv["psi"] >= 0.25
+    ]
     streams_major = len(major) * results["n_streams"]
     detected_major = sum(major) * results["n_streams"]
     shares = [(name, s) for name, e in ds.items() for s in e["recovery"]["summary"]["shifts"]]
-    lost = [(name, s) for name, s in shares if s["after_promotion"] and s["after_promotion"]["lost"] > 0.02]
+    lost = [
+        (name, s)
+        for name, s in shares
+        if s["after_promotion"] and s["after_promotion"]["lost"] > 0.02
+    ]
     met = sum(1 for _, s in lost if (s["recovered_share"] or 0) >= 0.9)
-    unrecovered = [(name, s) for name, s in shares
-                   if s["after_promotion"] is None and s["with_detection"] and s["with_detection"]["lost"] > 0.02]
+    unrecovered = [
+        (name, s)
+        for name, s in shares
+        if s["after_promotion"] is None
+        and s["with_detection"]
+        and s["with_detection"]["lost"] > 0.02
+    ]
     lines = [
         f"Summary on {len(ds)} PMLB datasets, every batch unseen rows (disjoint batches, no training "
         f"row streamed): **stationary non-ok decisions {_pct(non_ok / total)}** of {total} batches "
@@ -264,7 +323,8 @@ def render(results: dict, *, quick: bool) -> str:
         + (f"; {len(unrecovered)} such shift(s) never promoted a challenger" if unrecovered else "")
         + ". Covariate shifts mostly cost k-NN nothing (p(y|x) unchanged), so they have no share.",
         "",
-        f"Reproduce: `{COMMAND}`" + (" --quick" if quick else "")
+        f"Reproduce: `{COMMAND}`"
+        + (" --quick" if quick else "")
         + f" ({results['elapsed_s'] / 60:.1f} min on 2 shared cores). Default thresholds "
         "(`monitor` section absent): alpha 0.05 with Benjamini-Hochberg over the features *and the "
         "predictions*, psi_floor 0.1, drift_share 0.5, psi_retune 0.25, max_metric_drop 0.05. "
@@ -281,10 +341,15 @@ def render(results: dict, *, quick: bool) -> str:
     for name, e in ds.items():
         f = e["stationary"]
         causes = ", ".join(f"{k} {v}" for k, v in f["causes"].items()) or "-"
-        lines.append(f"| {name} | {e['rows']} x {e['features']} | {f['n_batches']} ({f['batches_per_stream']}) | "
-                     f"{_pct(f['non_ok_rate'])} | {_pct(f['retune_rate'])} | {_pct(f['warn_rate'])} | {causes} | "
-                     f"{_pct(f['old_rule_non_ok_rate'])} | {_pct(f['naive_ks_rate'])} | {_pct(f['naive_psi_rate'])} |")
-    lines += [f"| **all** | | {total} | **{_pct(non_ok / total)}** | | | | {_pct(old / total)} | | |", ""]
+        lines.append(
+            f"| {name} | {e['rows']} x {e['features']} | {f['n_batches']} ({f['batches_per_stream']}) | "
+            f"{_pct(f['non_ok_rate'])} | {_pct(f['retune_rate'])} | {_pct(f['warn_rate'])} | {causes} | "
+            f"{_pct(f['old_rule_non_ok_rate'])} | {_pct(f['naive_ks_rate'])} | {_pct(f['naive_psi_rate'])} |"
+        )
+    lines += [
+        f"| **all** | | {total} | **{_pct(non_ok / total)}** | | | | {_pct(old / total)} | | |",
+        "",
+    ]
     lines += [
         "**Detection** after one numeric feature is offset so that its population PSI is 0.1 / "
         f"0.25 / 0.5 (no labels; {results['n_streams']} streams of up to {results['n_shifted']} "
@@ -297,8 +362,10 @@ def render(results: dict, *, quick: bool) -> str:
     for name, e in ds.items():
         d = e["detection"]
         for lv in d["levels"]:
-            lines.append(f"| {name} | {d['feature']} | {lv['psi']} | {lv['offset_sd']:.2f} | {_pct(lv['within_1'])} | "
-                         f"{_num(lv['median_delay'], '.1f')} | {lv['missed']} |")
+            lines.append(
+                f"| {name} | {d['feature']} | {lv['psi']} | {lv['offset_sd']:.2f} | {_pct(lv['within_1'])} | "
+                f"{_num(lv['median_delay'], '.1f')} | {lv['missed']} |"
+            )
     sim = results["simulation"]
     lines += [
         "",
@@ -317,8 +384,11 @@ def render(results: dict, *, quick: bool) -> str:
         a = s["after_promotion"] or {}
         w = s["with_detection"] or {}
         share = s["recovered_share"]
-        cell = f"**{_pct(share)}**" if share is not None else (
-            "no loss" if a and a.get("lost", 0) <= 0 else "-")
+        cell = (
+            f"**{_pct(share)}**"
+            if share is not None
+            else ("no loss" if a and a.get("lost", 0) <= 0 else "-")
+        )
         lines.append(
             f"| {name} | {s['kind']} ({s['at']}) | {s['detected_at']} | {s['first_promotion_at']} | "
             f"{_num(s['before'])} | {_num(a.get('frozen'))} | {_num(a.get('champion'))} | {cell} | "
@@ -333,7 +403,9 @@ def write_section(text: str) -> None:
     start = doc.index(HEADING) + len(HEADING)
     nxt = doc.find("\n## ", start)
     end = len(doc) if nxt == -1 else nxt
-    path.write_text(doc[:start] + "\n\n" + text + "\n" + ("\n" + doc[end:].lstrip("\n") if nxt != -1 else ""))
+    path.write_text(
+        doc[:start] + "\n\n" + text + "\n" + ("\n" + doc[end:].lstrip("\n") if nxt != -1 else "")
+    )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,21 @@ from tuneops.ops.simulate import Shift, make_stream, parse_shift, recovery, time
 
 def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     code, out, err = cli(
-        "simulate", "--dataset", "pmlb:phoneme", "--batches", "7", "--batch-size", "150",
-        "--shift", "covariate@2", "--shift", "concept@4", "--n-trials", "3", "--out", "sim",
+        "simulate",
+        "--dataset",
+        "pmlb:phoneme",
+        "--batches",
+        "7",
+        "--batch-size",
+        "150",
+        "--shift",
+        "covariate@2",
+        "--shift",
+        "concept@4",
+        "--n-trials",
+        "3",
+        "--out",
+        "sim",
     )
     assert code == 0, err
     timeline = json.loads(Path("sim/timeline.json").read_text())
@@ -28,7 +41,9 @@ def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     assert any(p.name.startswith("simulate-phoneme.retune-v") for p in Path("sim").iterdir())
     assert timeline["rows"] == {"train": 2161, "streamed": 7 * 150, "seen_twice": 0}
     rows = timeline["batches"]
-    assert [r["phase"] for r in rows] == ["stationary"] * 2 + ["covariate"] * 2 + ["covariate+concept"] * 3
+    assert [r["phase"] for r in rows] == ["stationary"] * 2 + ["covariate"] * 2 + [
+        "covariate+concept"
+    ] * 3
     assert rows[0]["champion"] == 1 and rows[0]["champion_score"] == rows[0]["baseline_score"]
     assert rows[2]["max_psi"] > 3 * rows[0]["max_psi"]  # the covariate shift is seen
     # Concept drift collapses the model in place; detected on its first batch, re-tuned and
@@ -57,31 +72,63 @@ def test_a_file_needs_target_and_bad_input_writes_nothing(workdir: Path, cli) ->
     assert code == 2 and "--target: 'stream.csv' is a file" in err
     code, _, err = cli("simulate", "--dataset", "stream.csv", "--target", "nope", "--out", "sim")
     assert code == 2 and "--target: column 'nope' does not exist" in err
-    code, _, err = cli("simulate", "--dataset", "stream.csv", "--target", "label", "--batches",
-                       "30", "--out", "sim")
+    code, _, err = cli(
+        "simulate",
+        "--dataset",
+        "stream.csv",
+        "--target",
+        "label",
+        "--batches",
+        "30",
+        "--out",
+        "sim",
+    )
     assert code == 2 and "no row is streamed twice" in err
     code, _, err = cli("simulate", "--stationary", "--shift", "concept@2", "--out", "sim")
     assert code == 2 and "--stationary" in err
     assert not Path("sim").exists() and not Path("simulate.journal").exists()
     assert not Path("tuneops-out").exists()
     # A file with --target, streamed in the order of its time column (stationary by nature).
-    code, out, err = cli("simulate", "--dataset", "stream.csv", "--target", "label",
-                         "--time-column", "day", "--batch-size", "60", "--n-trials", "2",
-                         "--out", "sim", "--json")
+    code, out, err = cli(
+        "simulate",
+        "--dataset",
+        "stream.csv",
+        "--target",
+        "label",
+        "--time-column",
+        "day",
+        "--batch-size",
+        "60",
+        "--n-trials",
+        "2",
+        "--out",
+        "sim",
+        "--json",
+    )
     assert code == 0, err
     timeline = json.loads(out)
     assert timeline["mode"] == "time-ordered" and timeline["shifts"] == []
     assert timeline["n_batches"] == (900 - 360) // 60 and timeline["rows"]["seen_twice"] == 0
     assert [r["phase"] for r in timeline["batches"]] == ["time-ordered"] * timeline["n_batches"]
     assert timeline["summary"]["non_ok_share"] is not None
-    assert "day" not in Registry.open("simulate-stream", "sim/simulate.journal").version(1)["features"]
+    assert (
+        "day" not in Registry.open("simulate-stream", "sim/simulate.journal").version(1)["features"]
+    )
 
 
 def test_stream_batches_are_disjoint_and_never_training_rows() -> None:
-    frame = pd.DataFrame({"x": range(2000), "y": [i % 7 for i in range(2000)],
-                          "target": [0, 1] * 1000})
-    stream = make_stream(frame, target="target", task="classification", n_batches=5, batch_size=200,
-                         shifts=[Shift("covariate", 1, 4.0), Shift("concept", 3)], seed=0)
+    frame = pd.DataFrame(
+        {"x": range(2000), "y": [i % 7 for i in range(2000)], "target": [0, 1] * 1000}
+    )
+    stream = make_stream(
+        frame,
+        target="target",
+        task="classification",
+        n_batches=5,
+        batch_size=200,
+        shifts=[Shift("covariate", 1, 4.0), Shift("concept", 3)],
+        seed=0,
+    )
     assert len(stream.train) == 800 and all(len(b) == 200 for b in stream.batches)
     streamed = [i for r in stream.rows for i in r]
     assert len(set(streamed)) == len(streamed) == 1000
@@ -93,11 +140,15 @@ def test_stream_batches_are_disjoint_and_never_training_rows() -> None:
     # concept: the label of each row is rotated (0 <-> 1), the inputs are untouched
     assert ((stream.batches[2]["x"] % 2) == stream.batches[2]["target"]).all()
     assert ((stream.batches[3]["x"] % 2) != stream.batches[3]["target"]).all()
-    stationary = make_stream(frame, target="target", task="classification", n_batches=6,
-                             batch_size=200, seed=1)
+    stationary = make_stream(
+        frame, target="target", task="classification", n_batches=6, batch_size=200, seed=1
+    )
     assert stationary.phases == ["stationary"] * 6
-    with pytest.raises(UsageError, match=r"1200 rows remain after the training part, but 7 "
-                       r"disjoint batches of 200 rows need 1400.*at most 6 batches"):
+    with pytest.raises(
+        UsageError,
+        match=r"1200 rows remain after the training part, but 7 "
+        r"disjoint batches of 200 rows need 1400.*at most 6 batches",
+    ):
         make_stream(frame, target="target", task="classification", n_batches=7, batch_size=200)
 
 
@@ -111,18 +162,30 @@ def test_time_stream_follows_the_time_column() -> None:
         time_stream(frame, time_column="when", n_batches=None, batch_size=20)
 
 
-def _row(t: int, champion: float, frozen: dict, decision: str = "ok", promote: bool = False) -> dict:
+def _row(
+    t: int, champion: float, frozen: dict, decision: str = "ok", promote: bool = False
+) -> dict:
     retune = {"decision": "promote"} if promote else None
-    return {"t": t, "decision": decision, "champion_score": champion, "baseline_score": 0.0,
-            "frozen_scores": frozen, "retune": retune}
+    return {
+        "t": t,
+        "decision": decision,
+        "champion_score": champion,
+        "baseline_score": 0.0,
+        "frozen_scores": frozen,
+        "retune": retune,
+    }
 
 
 def test_recovery_is_per_shift_against_the_model_in_place() -> None:
-    rows = [_row(0, 0.9, {}), _row(1, 0.9, {}),
-            _row(2, 0.5, {"0": 0.5}, "retune", promote=True),  # shift 0: 0.9 -> 0.5
-            _row(3, 0.86, {"0": 0.5}), _row(4, 0.86, {"0": 0.5}),
-            _row(5, 0.3, {"0": 0.2, "1": 0.3}, "retune"),  # shift 1, never promoted
-            _row(6, 0.3, {"0": 0.2, "1": 0.3}, "warn")]
+    rows = [
+        _row(0, 0.9, {}),
+        _row(1, 0.9, {}),
+        _row(2, 0.5, {"0": 0.5}, "retune", promote=True),  # shift 0: 0.9 -> 0.5
+        _row(3, 0.86, {"0": 0.5}),
+        _row(4, 0.86, {"0": 0.5}),
+        _row(5, 0.3, {"0": 0.2, "1": 0.3}, "retune"),  # shift 1, never promoted
+        _row(6, 0.3, {"0": 0.2, "1": 0.3}, "warn"),
+    ]
     summary = recovery(rows, [Shift("concept", 2), Shift("concept", 5)])
     first, second = summary["shifts"]
     assert first["before"] == pytest.approx(0.9) and first["first_promotion_at"] == 2
@@ -142,5 +205,11 @@ def test_bad_shifts_are_refused() -> None:
     with pytest.raises(UsageError, match="--shift: unknown shift 'drift'"):
         parse_shift("drift@3")
     with pytest.raises(UsageError, match=r"shift 'concept' at batch 9: expected 0 <= at < 4"):
-        make_stream(pd.DataFrame({"x": range(100), "target": [0, 1] * 50}), target="target",
-                    task="classification", n_batches=4, batch_size=10, shifts=[Shift("concept", 9)])
+        make_stream(
+            pd.DataFrame({"x": range(100), "target": [0, 1] * 50}),
+            target="target",
+            task="classification",
+            n_batches=4,
+            batch_size=10,
+            shifts=[Shift("concept", 9)],
+        )

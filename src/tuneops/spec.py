@@ -1086,11 +1086,14 @@ class VerifySettings(_Settings):
     rows: Annotated[int, _int_in(1, 100_000)] = 1
 
 
-_PositiveMs = Annotated[float, _check("a number > 0 (or null: unchecked)", _is_number(0, low_open=True))]
+_PositiveMs = Annotated[
+    float, _check("a number > 0 (or null: unchecked)", _is_number(0, low_open=True))
+]
 
 
 class SLOSettings(_Settings):
-    """``monitor.slo``: service-level objectives of the served model (:class:`tuneops.ops.live.SLOConfig`).
+    """``monitor.slo``: service-level objectives of the served model
+    (:class:`tuneops.ops.live.SLOConfig`).
 
     Latency limits (ms, server side), ``max_error_rate`` and ``min_rps``: null means unchecked.
     ``window_s: 300`` of traffic judged; ``min_requests: 30`` below which a version is not

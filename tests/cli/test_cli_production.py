@@ -34,8 +34,11 @@ def as_json(result: tuple[int, str, str], code: int = 0) -> dict:
 @pytest.fixture
 def iris_registry(workdir: Path) -> Registry:
     """Champion 1 (C=0.01, weak) and version 2 (C=1, good), both iris logistic regressions."""
-    spec = {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}],
-            "monitor": {"verify": FAST}}
+    spec = {
+        "data": {"source": "sklearn:iris"},
+        "objectives": [{"metric": "accuracy"}],
+        "monitor": {"verify": FAST},
+    }
     registry = Registry.open("iris", create=True)
     register(registry, logistic(0.01), workdir / "art", promote=True, spec=spec)
     register(registry, logistic(1.0), workdir / "art", spec=spec)
@@ -44,12 +47,21 @@ def iris_registry(workdir: Path) -> Registry:
 
 def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> None:
     alerts = workdir / "alerts.jsonl"
-    spec = tiny_spec(n_trials=3, monitor={
-        "verify": FAST, "min_rows": 20,
-        "alerts": {"command": [sys.executable, "-c",
-                               f"import sys; open({str(alerts)!r}, 'a').write(sys.stdin.read() + '\\n')"],
-                   "on": ["retune", "warn"]},
-    })
+    spec = tiny_spec(
+        n_trials=3,
+        monitor={
+            "verify": FAST,
+            "min_rows": 20,
+            "alerts": {
+                "command": [
+                    sys.executable,
+                    "-c",
+                    f"import sys; open({str(alerts)!r}, 'a').write(sys.stdin.read() + '\\n')",
+                ],
+                "on": ["retune", "warn"],
+            },
+        },
+    )
     (workdir / "s.yaml").write_text(json.dumps(spec))
     assert cli("--quiet", "run", "s.yaml")[0] == 0
     saved = workdir / "tuneops-out" / "tiny" / "model.joblib"
@@ -74,9 +86,19 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     with PredictionLog(workdir / "predictions.jsonl") as log:
         for i in range(60):
             row = dict(X.iloc[i % len(X)])
-            log.append({"kind": "prediction", "id": f"r{i}", "t": time.time(), "version": 2,
-                        "role": "champion", "status": "ok", "latency_ms": 1.0,
-                        "prediction": [0], "rows": [{**row, "petal length (cm)": 50.0}]})
+            log.append(
+                {
+                    "kind": "prediction",
+                    "id": f"r{i}",
+                    "t": time.time(),
+                    "version": 2,
+                    "role": "champion",
+                    "status": "ok",
+                    "latency_ms": 1.0,
+                    "prediction": [0],
+                    "rows": [{**row, "petal length (cm)": 50.0}],
+                }
+            )
     doc = as_json(cli("monitor", "--log", "predictions.jsonl", "--json"))
     assert doc["assessment"]["decision"] == "retune" and doc["assessment"]["n_rows"] == 60
     assert doc["alerts"] and doc["alerts"][0]["ok"] is True
@@ -87,24 +109,36 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     assert code == 2 and "give one of --batch FILE or --log FILE" in err
 
 
-def test_a_failing_gate_leaves_the_version_registered_not_champion(workdir: Path, cli,
-                                                                   iris_registry: Registry) -> None:
+def test_a_failing_gate_leaves_the_version_registered_not_champion(
+    workdir: Path, cli, iris_registry: Registry
+) -> None:
     doc = as_json(cli("verify", "2", "--model", "iris", "--json"))
     assert doc["verdict"] == "pass" and doc["comparison"]["champion"] == 1
     assert doc["settings"]["n_folds"] * doc["settings"]["n_repeats"] == 10  # from the spec
-    doc = as_json(cli("verify", "2", "--folds", "4", "--repeats", "2", "--requests", "30",
-                      "--json"))
+    doc = as_json(
+        cli("verify", "2", "--folds", "4", "--repeats", "2", "--requests", "30", "--json")
+    )
     assert doc["settings"]["n_folds"] == 4 and doc["concurrency"]["n_requests"] == 30
     X, y = iris()
     path = save_model(DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "dummy")
     number = iris_registry.reserve_version()
-    iris_registry.add_version({
-        "version": number, "source": {"kind": "test"},
-        "artifact": {"path": str(path), "sha256": sha256_file(path)}, "features": FEATURES,
-        "categorical": [], "target": "target", "task": "classification",
-        "spec": {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}],
-                 "monitor": {"verify": FAST}}, "data": {},
-    })
+    iris_registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path), "sha256": sha256_file(path)},
+            "features": FEATURES,
+            "categorical": [],
+            "target": "target",
+            "task": "classification",
+            "spec": {
+                "data": {"source": "sklearn:iris"},
+                "objectives": [{"metric": "accuracy"}],
+                "monitor": {"verify": FAST},
+            },
+            "data": {},
+        }
+    )
     code, out, _ = cli("verify")  # the newest version, in words
     assert code == 1 and f"version {number}: fail" in out
     assert iris_registry.verification(number)["verdict"] == "fail"
@@ -121,8 +155,9 @@ def test_a_failing_gate_leaves_the_version_registered_not_champion(workdir: Path
 
 
 def test_challenger_commands(iris_registry: Registry, cli) -> None:
-    state = as_json(cli("registry", "challenger", "2", "--mode", "canary", "--share", "0.25",
-                        "--json"))
+    state = as_json(
+        cli("registry", "challenger", "2", "--mode", "canary", "--share", "0.25", "--json")
+    )
     assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.25)
     assert iris_registry.challenger()["mode"] == "canary"
     code, out, _ = cli("registry", "challenger", "2", "--mode", "shadow")
@@ -135,7 +170,10 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
         (("2",), "--mode: expected shadow or canary"),
         (("2", "--mode", "shadow", "--share", "0.5"), "--share applies to --mode canary only"),
         (("2", "--mode", "blue"), "--mode: expected 'shadow' or 'canary', received 'blue'"),
-        (("2", "--mode", "canary", "--share", "2"), "--share: expected a share of traffic in [0, 1]"),
+        (
+            ("2", "--mode", "canary", "--share", "2"),
+            "--share: expected a share of traffic in [0, 1]",
+        ),
     ]:
         code, _, err = cli("registry", "challenger", *args)
         assert code == 2 and message in err, (args, err)
@@ -144,10 +182,12 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
 def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     with PredictionLog(workdir / "p.jsonl") as log:
         for i in range(3):
-            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0, "version": 1,
-                        "prediction": [i % 2]})
-    pd.DataFrame({"request_id": ["r0", "r1", "zz"], "label": [1, 0, 1]}).to_csv("y.csv",
-                                                                             index=False)
+            log.append(
+                {"kind": "prediction", "id": f"r{i}", "t": 1.0, "version": 1, "prediction": [i % 2]}
+            )
+    pd.DataFrame({"request_id": ["r0", "r1", "zz"], "label": [1, 0, 1]}).to_csv(
+        "y.csv", index=False
+    )
     doc = as_json(cli("label", "--log", "p.jsonl", "--labels", "y.csv", "--json"))
     assert (doc["labels"], doc["n_unknown"], doc["unknown_ids"]) == (3, 1, ["zz"])
     labels = {r["id"]: r.get("label") for r in read_log(workdir / "p.jsonl").predictions}
@@ -167,18 +207,39 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_and_monitor_live_through_the_cli(workdir: Path, cli, iris_registry: Registry) -> None:
+def test_serve_and_monitor_live_through_the_cli(
+    workdir: Path, cli, iris_registry: Registry
+) -> None:
     """`tuneops serve` as a real process on loopback (token from the environment), a shadow
     challenger, then `tuneops monitor --live` on its log."""
     iris_registry.set_challenger(2, "shadow")
     port = _free_port()
-    env = {**os.environ, "TUNEOPS_SERVE_TOKEN": "s3cret",
-           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env = {
+        **os.environ,
+        "TUNEOPS_SERVE_TOKEN": "s3cret",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
     errors = (workdir / "serve.err").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tuneops", "serve", "--model", "iris", "--port", str(port),
-         "--log", "p.jsonl", "--poll", "0.2"], cwd=workdir, env=env,
-        stdout=subprocess.DEVNULL, stderr=errors)
+        [
+            sys.executable,
+            "-m",
+            "tuneops",
+            "serve",
+            "--model",
+            "iris",
+            "--port",
+            str(port),
+            "--log",
+            "p.jsonl",
+            "--poll",
+            "0.2",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -194,8 +255,10 @@ def test_serve_and_monitor_live_through_the_cli(workdir: Path, cli, iris_registr
         assert httpx.post(url + "/predict", json=rows(1)).status_code == 401
         headers = {"Authorization": "Bearer s3cret"}
         with httpx.Client(base_url=url, headers=headers) as client:
-            answers = [client.post("/predict", json={"rows": [r], "request_id": f"q{i}"}).json()
-                       for i, r in enumerate(rows(40))]
+            answers = [
+                client.post("/predict", json={"rows": [r], "request_id": f"q{i}"}).json()
+                for i, r in enumerate(rows(40))
+            ]
         assert {a["version"] for a in answers} == {1}
     finally:
         process.terminate()
@@ -203,8 +266,20 @@ def test_serve_and_monitor_live_through_the_cli(workdir: Path, cli, iris_registr
         errors.close()
     records = read_log(workdir / "p.jsonl").predictions
     assert len(records) == 40 and all(r["shadow"]["version"] == 2 for r in records)
-    doc = as_json(cli("monitor", "--live", "--log", "p.jsonl", "--checks", "1", "--every", "0.01",
-                      "--no-apply", "--json"))
+    doc = as_json(
+        cli(
+            "monitor",
+            "--live",
+            "--log",
+            "p.jsonl",
+            "--checks",
+            "1",
+            "--every",
+            "0.01",
+            "--no-apply",
+            "--json",
+        )
+    )
     assert doc["champion"] == 1 and doc["challenger"] == 2 and doc["mode"] == "shadow"
     assert doc["decision"] == "hold" and doc["applied"] is False  # no labels yet
     assert doc["traffic"]["1"]["n_requests"] == 40

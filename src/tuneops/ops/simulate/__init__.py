@@ -11,5 +11,14 @@ from tuneops.ops.simulate.loop import recovery, simulate
 from tuneops.ops.simulate.plots import timeline_figure
 from tuneops.ops.simulate.stream import SHIFTS, Shift, Stream, make_stream, parse_shift, time_stream
 
-__all__ = ["Shift", "Stream", "SHIFTS", "make_stream", "time_stream", "parse_shift", "simulate",
-           "recovery", "timeline_figure"]
+__all__ = [
+    "Shift",
+    "Stream",
+    "SHIFTS",
+    "make_stream",
+    "time_stream",
+    "parse_shift",
+    "simulate",
+    "recovery",
+    "timeline_figure",
+]

@@ -49,8 +49,9 @@ def _load(source: str, target: str | None) -> Any:
     try:
         return load_dataset(source, target=target)
     except DataError as exc:
-        raise DataError(str(exc).replace("data.target", "--target", 1)
-                        .replace("data.source", "--dataset", 1)) from None
+        raise DataError(
+            str(exc).replace("data.target", "--target", 1).replace("data.source", "--dataset", 1)
+        ) from None
 
 
 def simulate(
@@ -98,21 +99,35 @@ def simulate(
     frame = data.X.assign(**{label: data.y.to_numpy()})
     if time_column is not None:
         if shifts:
-            raise UsageError("--shift: a time-ordered stream (--time-column) carries its own "
-                             "drift; leave --shift out.")
+            raise UsageError(
+                "--shift: a time-ordered stream (--time-column) carries its own "
+                "drift; leave --shift out."
+            )
         shifts = []
-        stream = time_stream(frame, time_column=time_column, n_batches=n_batches,
-                             batch_size=batch_size)
+        stream = time_stream(
+            frame, time_column=time_column, n_batches=n_batches, batch_size=batch_size
+        )
     else:
         n_batches = 24 if n_batches is None else n_batches
         if shifts is None:
             shifts = [Shift("covariate", n_batches // 3), Shift("concept", 2 * n_batches // 3)]
-        stream = make_stream(frame, target=label, task=data.task, categorical=data.categorical,
-                             n_batches=n_batches, batch_size=batch_size, shifts=shifts, seed=seed)
+        stream = make_stream(
+            frame,
+            target=label,
+            task=data.task,
+            categorical=data.categorical,
+            n_batches=n_batches,
+            batch_size=batch_size,
+            shifts=shifts,
+            seed=seed,
+        )
     mode = "time-ordered" if time_column else ("shifted" if shifts else "stationary")
     name = model or f"simulate-{Path(source.split(':')[-1]).name.split('.')[0]}"
-    monitor_raw = {"retune_trials": retune_trials or n_trials,
-                   "artifact_dir": str(out / "registry"), **dict(monitor or {})}
+    monitor_raw = {
+        "retune_trials": retune_trials or n_trials,
+        "artifact_dir": str(out / "registry"),
+        **dict(monitor or {}),
+    }
     config = MonitorConfig.from_raw(monitor_raw)
     storage = storage or str(out / "simulate.journal")
     if name in list_models(storage):
@@ -121,25 +136,34 @@ def simulate(
             "name or another --storage (or --out for the default storage)."
         )
     metric = "accuracy" if data.task == "classification" else "r2"
-    spec = load_spec({
-        "study": f"{name}.initial",
-        "data": {"source": source, "task": data.task, "target": label},
-        "model": {"family": family},
-        "objectives": [metric],
-        "search": {"n_trials": n_trials, "cv_folds": 3, "seed": seed},
-        "storage": storage,
-        "output_dir": str(out / "initial"),
-        "monitor": monitor_raw,
-    })
+    spec = load_spec(
+        {
+            "study": f"{name}.initial",
+            "data": {"source": source, "task": data.task, "target": label},
+            "model": {"family": family},
+            "objectives": [metric],
+            "search": {"n_trials": n_trials, "cv_folds": 3, "seed": seed},
+            "storage": storage,
+            "output_dir": str(out / "initial"),
+            "monitor": monitor_raw,
+        }
+    )
     out.mkdir(parents=True, exist_ok=True)  # the first write: everything above only read
     result = tuning.run(spec, dataset=stream.train)
     if result.choice is None:
         raise UsageError(f"simulate: the initial tuning found no model: {result.message}")
     train = load_dataset(stream.train, target=label, task=data.task, name=source)
     registry = Registry.open(name, storage, create=True)
-    register_trial(registry, result.study, result.choice.selected.number, train, spec,
-                   source={"kind": "simulate"}, promote=True,
-                   reason="initial model of the simulation")
+    register_trial(
+        registry,
+        result.study,
+        result.choice.selected.number,
+        train,
+        spec,
+        source={"kind": "simulate"},
+        promote=True,
+        reason="initial model of the simulation",
+    )
     rows = _run(registry, stream, shifts, label, metric, config, out, seed, progress)
     timeline = {
         "dataset": source,
@@ -149,8 +173,11 @@ def simulate(
         "mode": mode,
         "n_batches": len(stream.batches),
         "batch_size": batch_size,
-        "rows": {"train": len(stream.train_rows), "streamed": sum(len(r) for r in stream.rows),
-                 "seen_twice": _seen_twice(stream)},
+        "rows": {
+            "train": len(stream.train_rows),
+            "streamed": sum(len(r) for r in stream.rows),
+            "seen_twice": _seen_twice(stream),
+        },
         "shifts": [{**s.to_dict(), **stream.details[s.at]} for s in shifts],
         "thresholds": config.to_dict(),
         "batches": rows,
@@ -198,9 +225,11 @@ def _run(
         baseline_score = metric_value(metric, y, baseline.predict(X))
         frozen_scores = {str(i): metric_value(metric, y, m.predict(X)) for i, m in frozen.items()}
 
-        def window(assessment: Any, batch: pd.DataFrame = batch,
-                   flagged: list[tuple[pd.DataFrame, str]] = flagged,
-                   ) -> list[tuple[pd.DataFrame, str]]:
+        def window(
+            assessment: Any,
+            batch: pd.DataFrame = batch,
+            flagged: list[tuple[pd.DataFrame, str]] = flagged,
+        ) -> list[tuple[pd.DataFrame, str]]:
             # The trailing batches flagged for the same kind of alarm (a metric drop, or drift
             # only), so data from before a change is not mixed into the re-tuning.
             kind = "performance" if performance_dropped(assessment, config) else "drift"
@@ -209,12 +238,16 @@ def _run(
                 if k != kind:
                     break
                 trail.insert(0, (b, k))
-            return [*trail, (batch, kind)][-config.recent_batches:]
+            return [*trail, (batch, kind)][-config.recent_batches :]
 
         assessment, outcome, note = monitor_batch(
-            registry, batch,
+            registry,
+            batch,
             recent=lambda a: pd.concat([b for b, _ in window(a)], ignore_index=True),
-            auto_retune=True, config=config, source=f"simulate batch {t}", seed=seed + t,
+            auto_retune=True,
+            config=config,
+            source=f"simulate batch {t}",
+            seed=seed + t,
             out_dir=out,
         )
         promoted = outcome is not None and outcome.decision == "promote"
@@ -277,37 +310,49 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
         before = _mean([r["champion_score"] for r in rows if settled_from <= r["t"] < s.at])
         promotions = [r["t"] for r in segment if _promoted(r)]
 
-        def share(part: Sequence[Mapping[str, Any]], before: float | None = before,
-                  index: int = index) -> dict[str, Any] | None:
+        def share(
+            part: Sequence[Mapping[str, Any]], before: float | None = before, index: int = index
+        ) -> dict[str, Any] | None:
             scored = [r for r in part if str(index) in r.get("frozen_scores", {})]
             if not scored or before is None:
                 return None
             champion = float(np.mean([r["champion_score"] for r in scored]))
             frozen = float(np.mean([r["frozen_scores"][str(index)] for r in scored]))
             lost = before - frozen
-            return {"n_batches": len(scored), "champion": champion, "frozen": frozen, "lost": lost,
-                    "recovered_share": (champion - frozen) / lost if lost > 0 else None}
+            return {
+                "n_batches": len(scored),
+                "champion": champion,
+                "frozen": frozen,
+                "lost": lost,
+                "recovered_share": (champion - frozen) / lost if lost > 0 else None,
+            }
 
         after = share([r for r in segment if promotions and r["t"] > promotions[0]])
-        per_shift.append({
-            **s.to_dict(),
-            "until": end,
-            "before": before,
-            "detected_at": next((r["t"] for r in segment if r["decision"] == "retune"), None),
-            "first_promotion_at": promotions[0] if promotions else None,
-            "after_promotion": after,
-            "recovered_share": after["recovered_share"] if after else None,
-            "with_detection": share(segment),
-        })
+        per_shift.append(
+            {
+                **s.to_dict(),
+                "until": end,
+                "before": before,
+                "detected_at": next((r["t"] for r in segment if r["decision"] == "retune"), None),
+                "first_promotion_at": promotions[0] if promotions else None,
+                "after_promotion": after,
+                "recovered_share": after["recovered_share"] if after else None,
+                "with_detection": share(segment),
+            }
+        )
         settled_from = promotions[0] + 1 if promotions else s.at
     summary["shifts"] = per_shift
-    lost = [p["recovered_share"] for p in per_shift
-            if p["after_promotion"] and p["after_promotion"]["lost"] > 0]
+    lost = [
+        p["recovered_share"]
+        for p in per_shift
+        if p["after_promotion"] and p["after_promotion"]["lost"] > 0
+    ]
     # The worst shift's share: one figure that does not hide a shift that was not recovered.
     summary["recovered_share"] = min((v for v in lost if v is not None), default=None)
     # Shifts that cost the model in place something and were never followed by a promotion.
     summary["unrecovered"] = [
-        i for i, p in enumerate(per_shift)
+        i
+        for i, p in enumerate(per_shift)
         if p["after_promotion"] is None and p["with_detection"] and p["with_detection"]["lost"] > 0
     ]
     return summary

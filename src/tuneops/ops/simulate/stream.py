@@ -142,8 +142,12 @@ def make_stream(
         candidates = np.flatnonzero(weights > 0)
         if len(candidates) < batch_size:  # weights can vanish on a few rows: take the rest
             raise _too_small(int(available.sum()), n_batches - t, batch_size, f"at batch {t}")
-        chosen = rng.choice(candidates, size=batch_size, replace=False,
-                            p=weights[candidates] / weights[candidates].sum())
+        chosen = rng.choice(
+            candidates,
+            size=batch_size,
+            replace=False,
+            p=weights[candidates] / weights[candidates].sum(),
+        )
         available[chosen] = False
         batch = pool.iloc[chosen].reset_index(drop=True)
         if any(s.kind == "concept" for s in active):
@@ -189,13 +193,17 @@ def time_stream(
     n_batches = most if n_batches is None else n_batches
     if n_batches < 1 or n_batches > most:
         raise _too_small(len(pool_rows), max(n_batches, 1), batch_size, "after the training part")
-    rows = [[int(i) for i in pool_rows[t * batch_size : (t + 1) * batch_size]]
-            for t in range(n_batches)]
+    rows = [
+        [int(i) for i in pool_rows[t * batch_size : (t + 1) * batch_size]] for t in range(n_batches)
+    ]
     batches = [data.iloc[r].reset_index(drop=True) for r in rows]
     first = [str(times.iloc[r[0]]) for r in rows]
     return Stream(
-        data.iloc[order[:n_train]].reset_index(drop=True), batches, ["time-ordered"] * n_batches,
-        [{"time_column": time_column, "from": f} for f in first], [int(i) for i in order[:n_train]],
+        data.iloc[order[:n_train]].reset_index(drop=True),
+        batches,
+        ["time-ordered"] * n_batches,
+        [{"time_column": time_column, "from": f} for f in first],
+        [int(i) for i in order[:n_train]],
         rows,
     )
 
