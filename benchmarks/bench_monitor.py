@@ -236,6 +236,7 @@ def main() -> None:
         write_section(render(json.loads((OUT / "results.json").read_text()), quick=False))
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"Reproduce: {COMMAND}" + (" --quick" if args.quick else ""), flush=True)
     n_stationary, n_streams, n_shifted = (40, 4, 2) if args.quick else (250, 20, 2)
     sim = (8, 3) if args.quick else (12, 4)
     datasets = DATASETS[:2] if args.quick else DATASETS
