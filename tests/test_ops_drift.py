@@ -90,3 +90,38 @@ def test_profile_is_json_and_ignores_missing_values() -> None:
     assert profile["n"] == 90
     assert json.loads(json.dumps(profile)) == profile
     assert drift.column_drift("x", profile, values).p_value == pytest.approx(1.0)
+
+
+def test_a_feature_that_becomes_missing_is_drift_not_stability() -> None:
+    rng = np.random.default_rng(0)
+    profile = drift.profile_column(pd.Series(rng.normal(size=2000)), "numeric")
+    assert profile["missing"] == 0.0 and profile["rows"] == 2000
+    empty = drift.column_drift("x", profile, pd.Series([np.nan] * 200))
+    assert empty.test == "missing" and empty.n == 0 and empty.missing == 1.0
+    assert empty.p_value < 1e-100 and empty.psi > 1.0
+    partly = pd.Series(rng.normal(size=200))
+    partly[:30] = np.nan
+    some = drift.column_drift("x", profile, partly)
+    assert some.test == "missing" and some.missing == pytest.approx(0.15) and some.p_value < 1e-6
+    # Categorical columns too; and a batch as complete as its reference is judged on its values.
+    categories = drift.profile_column(pd.Series(rng.choice(["a", "b"], 2000)), "categorical")
+    assert drift.column_drift("c", categories, pd.Series([None] * 100)).test == "missing"
+    clean = drift.column_drift("x", profile, pd.Series(rng.normal(size=200)))
+    assert clean.test == "ks" and clean.missing == 0.0 and clean.p_value > 0.01
+
+
+def test_the_missing_share_test_is_fisher_exact_and_old_profiles_still_see_an_empty_column() -> None:
+    from scipy import stats
+
+    values = pd.Series([1.0, np.nan, 2.0, 3.0] * 250)  # 25% missing in the reference
+    profile = drift.profile_column(values, "numeric")
+    assert profile["missing"] == pytest.approx(0.25)
+    batch = pd.Series([1.0, 2.0, np.nan, np.nan] * 25)  # 50% missing
+    share, p_value, psi_value = drift.missing_test(profile, batch)
+    assert share == pytest.approx(0.5)
+    assert p_value == pytest.approx(stats.fisher_exact([[250, 750], [50, 50]]).pvalue)
+    assert psi_value == pytest.approx(drift.psi([0.75, 0.25], [0.5, 0.5]))
+    old = {k: v for k, v in profile.items() if k not in ("missing", "rows")}
+    assert drift.missing_test(old, batch) is None
+    empty = drift.column_drift("x", old, pd.Series([np.nan] * 50))
+    assert empty.test == "missing" and empty.p_value == 0.0 and empty.psi > 1.0

@@ -130,3 +130,69 @@ def test_malformed_batches_name_the_columns() -> None:
         _validate(good, min_rows=50)
     numeric_text = good.assign(a=[str(v) for v in good["a"]])  # numbers written as text are fine
     assert _validate(numeric_text)[0]["a"].dtype.kind == "f"
+
+
+def test_a_feature_that_becomes_missing_retunes() -> None:
+    rng = np.random.default_rng(1)
+    profile = _profile(rng)
+    batch = pd.DataFrame({"a": [np.nan] * 300, "b": rng.uniform(0, 1, 300), "c": rng.choice(["x", "y"], 300)})
+    result = assess(profile, batch, rng.choice([0, 1], 300))
+    assert result.decision == "retune", result.reasons
+    a = next(f for f in result.features if f["column"] == "a")
+    assert a["test"] == "missing" and a["missing"] == 1.0 and a["drifted"]
+    assert "MISSING" in result.reasons[0]
+
+
+def test_the_prediction_test_is_corrected_with_the_features_and_needs_a_psi_floor() -> None:
+    rng = np.random.default_rng(2)
+    profile = _profile(rng)
+    batch = pd.DataFrame({"a": rng.normal(0, 1, 300), "b": rng.uniform(0, 1, 300), "c": rng.choice(["x", "y"], 300)})
+    # predictions slightly off balance: a raw p below 0.05 but a small PSI
+    preds = (rng.uniform(size=300) < 0.57).astype(int)
+    result = assess(profile, batch, preds)
+    p = result.prediction
+    assert p["p_adjusted"] >= p["p_value"]
+    assert p["psi"] < CONFIG.psi_floor and not p["drifted"] and result.decision == "ok", result.reasons
+    # A significant shift below the PSI floor is not drift; above it, it is.
+    loud = assess(profile, batch, preds, config=MonitorConfig(psi_floor=0.0, correction="none"))
+    assert loud.prediction["drifted"] == (loud.prediction["p_value"] < 0.05)
+    shifted = assess(profile, batch, np.ones(300, dtype=int))
+    assert shifted.prediction["drifted"] and shifted.decision == "retune"
+
+
+def test_the_monitor_subsections_are_validated_at_load_time() -> None:
+    """A typo in each of verify, slo, live and alerts fails when the spec is loaded."""
+    from tuneops.ops.alerts import ALERT_KINDS, AlertConfig
+    from tuneops.ops.live import LivePolicy, SLOConfig
+    from tuneops.ops.verify import VerifyConfig
+    from tuneops.spec import ALERT_KINDS as SPEC_ALERT_KINDS
+
+    cases = {
+        "verify": ({"n_fold": 3}, r"monitor\.verify: unknown verify setting 'n_fold'.*Did you mean 'n_folds'"),
+        "slo": ({"latency_p95": 5}, r"monitor\.slo: unknown SLO setting 'latency_p95'.*'latency_p95_ms'"),
+        "live": ({"metrc": "accuracy"}, r"monitor\.live: unknown live setting 'metrc'.*Did you mean 'metric'"),
+        "alerts": ({"webhok": "http://x"}, r"monitor\.alerts: unknown alert setting 'webhok'.*'webhook'"),
+    }
+    for section, (raw, message) in cases.items():
+        with pytest.raises(SpecError, match=message):
+            MonitorConfig.from_raw({section: raw})
+    with pytest.raises(SpecError, match=r"monitor\.alerts\.on\[1\]: unknown alert kind 'slos'.*'slo'"):
+        MonitorConfig.from_raw({"alerts": {"on": ["warn", "slos"]}})
+    with pytest.raises(SpecError, match=r"monitor\.verify\.n_folds: expected an integer in \[2, 20\], received 1"):
+        MonitorConfig.from_raw({"verify": {"n_folds": 1}})
+    with pytest.raises(SpecError, match=r"monitor\.slo\.latency_p95_ms: expected a number > 0"):
+        MonitorConfig.from_raw({"slo": {"latency_p95_ms": -1}})
+    with pytest.raises(SpecError, match=r"monitor\.alerts\.webhook: expected an http:// or https:// URL"):
+        MonitorConfig.from_raw({"alerts": {"webhook": "ftp://host"}})
+    assert SPEC_ALERT_KINDS == ALERT_KINDS
+    # What the spec accepts, the modules' own validation accepts and reads the same way.
+    config = MonitorConfig.from_raw({
+        "verify": {"n_folds": 3, "max_regression": 0.01}, "slo": {"latency_p95_ms": 20, "window_s": 60},
+        "live": {"metric": "accuracy", "auto": False}, "alerts": {"command": "cat", "on": ["slo"]},
+    })
+    raw = config.to_dict()
+    assert VerifyConfig.from_raw(raw["verify"]).n_folds == 3
+    assert SLOConfig.from_raw(raw["slo"]).latency_p95_ms == 20.0
+    assert LivePolicy.from_raw(raw["live"]).auto is False
+    assert AlertConfig.from_raw(raw["alerts"]).command == ("cat",)
+    assert "verify" not in MonitorConfig().to_dict()  # defaults are not written back

@@ -1,59 +1,201 @@
-"""Simulation end to end on a small stream of a real PMLB dataset."""
+"""Simulation on streams of unseen rows: disjoint batches, per-shift recovery, the CLI."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from tuneops.data import load_dataset
 from tuneops.errors import UsageError
 from tuneops.ops.registry import Registry
-from tuneops.ops.simulate import Shift, make_stream, parse_shift
+from tuneops.ops.simulate import Shift, make_stream, parse_shift, recovery, time_stream
 
 
 def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     code, out, err = cli(
-        "simulate", "--dataset", "pmlb:phoneme", "--batches", "7", "--batch-size", "150",
-        "--shift", "covariate@2", "--shift", "concept@4", "--n-trials", "3", "--out", "sim",
+        "simulate",
+        "--dataset",
+        "pmlb:phoneme",
+        "--batches",
+        "7",
+        "--batch-size",
+        "150",
+        "--shift",
+        "covariate@2",
+        "--shift",
+        "concept@4",
+        "--n-trials",
+        "3",
+        "--out",
+        "sim",
     )
     assert code == 0, err
     timeline = json.loads(Path("sim/timeline.json").read_text())
     assert Path("sim/timeline.png").stat().st_size > 10_000
+    # Everything under --out: nothing in ./tuneops-out (re-tuning studies included).
+    assert not Path("tuneops-out").exists()
+    assert any(p.name.startswith("simulate-phoneme.retune-v") for p in Path("sim").iterdir())
+    assert timeline["rows"] == {"train": 2161, "streamed": 7 * 150, "seen_twice": 0}
     rows = timeline["batches"]
-    assert [r["phase"] for r in rows] == ["stationary"] * 2 + ["covariate"] * 2 + ["covariate+concept"] * 3
-    assert [s["kind"] for s in timeline["shifts"]] == ["covariate", "concept"]
-    # Before any promotion the champion is the never-updated model.
+    assert [r["phase"] for r in rows] == ["stationary"] * 2 + ["covariate"] * 2 + [
+        "covariate+concept"
+    ] * 3
     assert rows[0]["champion"] == 1 and rows[0]["champion_score"] == rows[0]["baseline_score"]
-    # The covariate shift (biased sampling of one feature) is seen in the drift scores.
-    assert rows[2]["max_psi"] > 3 * rows[0]["max_psi"]
-    # Concept drift (labels rotated) collapses the never-updated model, is detected on its first
-    # batch, re-tuned and promoted; the new champion recovers.
+    assert rows[2]["max_psi"] > 3 * rows[0]["max_psi"]  # the covariate shift is seen
+    # Concept drift collapses the model in place; detected on its first batch, re-tuned and
+    # promoted; the new champion recovers on rows no model has seen.
     assert rows[4]["decision"] == "retune" and rows[4]["retune"]["decision"] == "promote"
     assert rows[4]["baseline_score"] < 0.4
     assert rows[5]["champion"] > 1 and rows[5]["champion_score"] > rows[5]["baseline_score"] + 0.3
-    summary = timeline["summary"]
-    assert summary["detected_at"] == 4 and summary["first_promotion_at"] == 4
-    assert summary["recovered_share"] > 0.5
+    covariate, concept = timeline["summary"]["shifts"]
+    assert (covariate["kind"], covariate["at"], covariate["until"]) == ("covariate", 2, 4)
+    assert concept["detected_at"] == 4 and concept["first_promotion_at"] == 4
+    assert concept["after_promotion"]["lost"] > 0.3 and concept["recovered_share"] > 0.5
+    assert rows[5]["frozen_scores"]["1"] == rows[5]["baseline_score"]  # v1 was in place at 4
     registry = Registry.open("simulate-phoneme", "sim/simulate.journal")
     assert len(registry.events("monitor")) == 7
-    assert registry.champion() == rows[-1]["champion"] or rows[-1]["retune"]
-    assert "share of the loss recovered" in out
+    assert "concept@4: detected at 4, promoted at 4" in out
     # The same model name in the same storage is refused, nothing is run.
     code, _, err = cli("simulate", "--batches", "7", "--out", "sim")
     assert code == 2 and "already registered" in err
 
 
-def test_stream_shifts_are_what_they_claim() -> None:
-    rng_frame = pd.DataFrame({"x": range(2000), "y": [i % 7 for i in range(2000)], "target": [0, 1] * 1000})
-    stream = make_stream(rng_frame, target="target", task="classification", n_batches=4, batch_size=200,
-                         shifts=[Shift("covariate", 1, 4.0), Shift("concept", 3)], seed=0)
+def test_a_file_needs_target_and_bad_input_writes_nothing(workdir: Path, cli) -> None:
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(label=data.y.to_numpy()).iloc[:900]
+    frame.assign(day=np.arange(900) // 30).to_csv("stream.csv", index=False)
+    code, _, err = cli("simulate", "--dataset", "stream.csv", "--out", "sim")
+    assert code == 2 and "--target: 'stream.csv' is a file" in err
+    code, _, err = cli("simulate", "--dataset", "stream.csv", "--target", "nope", "--out", "sim")
+    assert code == 2 and "--target: column 'nope' does not exist" in err
+    code, _, err = cli(
+        "simulate",
+        "--dataset",
+        "stream.csv",
+        "--target",
+        "label",
+        "--batches",
+        "30",
+        "--out",
+        "sim",
+    )
+    assert code == 2 and "no row is streamed twice" in err
+    code, _, err = cli("simulate", "--stationary", "--shift", "concept@2", "--out", "sim")
+    assert code == 2 and "--stationary" in err
+    assert not Path("sim").exists() and not Path("simulate.journal").exists()
+    assert not Path("tuneops-out").exists()
+    # A file with --target, streamed in the order of its time column (stationary by nature).
+    code, out, err = cli(
+        "simulate",
+        "--dataset",
+        "stream.csv",
+        "--target",
+        "label",
+        "--time-column",
+        "day",
+        "--batch-size",
+        "60",
+        "--n-trials",
+        "2",
+        "--out",
+        "sim",
+        "--json",
+    )
+    assert code == 0, err
+    timeline = json.loads(out)
+    assert timeline["mode"] == "time-ordered" and timeline["shifts"] == []
+    assert timeline["n_batches"] == (900 - 360) // 60 and timeline["rows"]["seen_twice"] == 0
+    assert [r["phase"] for r in timeline["batches"]] == ["time-ordered"] * timeline["n_batches"]
+    assert timeline["summary"]["non_ok_share"] is not None
+    assert (
+        "day" not in Registry.open("simulate-stream", "sim/simulate.journal").version(1)["features"]
+    )
+
+
+def test_stream_batches_are_disjoint_and_never_training_rows() -> None:
+    frame = pd.DataFrame(
+        {"x": range(2000), "y": [i % 7 for i in range(2000)], "target": [0, 1] * 1000}
+    )
+    stream = make_stream(
+        frame,
+        target="target",
+        task="classification",
+        n_batches=5,
+        batch_size=200,
+        shifts=[Shift("covariate", 1, 4.0), Shift("concept", 3)],
+        seed=0,
+    )
     assert len(stream.train) == 800 and all(len(b) == 200 for b in stream.batches)
-    assert stream.batches[1]["x"].mean() > stream.batches[0]["x"].mean() + 200  # biased towards high x
+    streamed = [i for r in stream.rows for i in r]
+    assert len(set(streamed)) == len(streamed) == 1000
+    assert not set(streamed) & set(stream.train_rows)
+    for batch, rows in zip(stream.batches, stream.rows, strict=True):
+        assert batch["x"].tolist() == rows  # x is the row id
+    assert set(stream.train["x"]) == set(stream.train_rows)
+    assert stream.batches[1]["x"].mean() > stream.batches[0]["x"].mean() + 200  # biased high x
     # concept: the label of each row is rotated (0 <-> 1), the inputs are untouched
     assert ((stream.batches[2]["x"] % 2) == stream.batches[2]["target"]).all()
     assert ((stream.batches[3]["x"] % 2) != stream.batches[3]["target"]).all()
+    stationary = make_stream(
+        frame, target="target", task="classification", n_batches=6, batch_size=200, seed=1
+    )
+    assert stationary.phases == ["stationary"] * 6
+    with pytest.raises(
+        UsageError,
+        match=r"1200 rows remain after the training part, but 7 "
+        r"disjoint batches of 200 rows need 1400.*at most 6 batches",
+    ):
+        make_stream(frame, target="target", task="classification", n_batches=7, batch_size=200)
+
+
+def test_time_stream_follows_the_time_column() -> None:
+    frame = pd.DataFrame({"t": np.arange(100)[::-1], "x": np.arange(100.0), "target": [0, 1] * 50})
+    stream = time_stream(frame, time_column="t", n_batches=None, batch_size=20)
+    assert "t" not in stream.train.columns and len(stream.batches) == 3
+    assert stream.train["x"].min() == 60  # the earliest times (highest x) train
+    assert [b["x"].tolist() for b in stream.batches][0] == [59.0 - i for i in range(20)]
+    with pytest.raises(UsageError, match="--time-column: no column 'when'"):
+        time_stream(frame, time_column="when", n_batches=None, batch_size=20)
+
+
+def _row(
+    t: int, champion: float, frozen: dict, decision: str = "ok", promote: bool = False
+) -> dict:
+    retune = {"decision": "promote"} if promote else None
+    return {
+        "t": t,
+        "decision": decision,
+        "champion_score": champion,
+        "baseline_score": 0.0,
+        "frozen_scores": frozen,
+        "retune": retune,
+    }
+
+
+def test_recovery_is_per_shift_against_the_model_in_place() -> None:
+    rows = [
+        _row(0, 0.9, {}),
+        _row(1, 0.9, {}),
+        _row(2, 0.5, {"0": 0.5}, "retune", promote=True),  # shift 0: 0.9 -> 0.5
+        _row(3, 0.86, {"0": 0.5}),
+        _row(4, 0.86, {"0": 0.5}),
+        _row(5, 0.3, {"0": 0.2, "1": 0.3}, "retune"),  # shift 1, never promoted
+        _row(6, 0.3, {"0": 0.2, "1": 0.3}, "warn"),
+    ]
+    summary = recovery(rows, [Shift("concept", 2), Shift("concept", 5)])
+    first, second = summary["shifts"]
+    assert first["before"] == pytest.approx(0.9) and first["first_promotion_at"] == 2
+    assert first["after_promotion"]["frozen"] == pytest.approx(0.5)
+    assert first["recovered_share"] == pytest.approx((0.86 - 0.5) / (0.9 - 0.5))
+    assert second["before"] == pytest.approx(0.86)  # settled: after the first promotion
+    assert second["recovered_share"] is None and summary["unrecovered"] == [1]
+    assert summary["recovered_share"] == pytest.approx(0.9)
+    assert summary["decisions"] == {"ok": 4, "warn": 1, "retune": 2}
+    assert summary["non_ok_share"] == pytest.approx(3 / 7)
 
 
 def test_bad_shifts_are_refused() -> None:
@@ -63,5 +205,11 @@ def test_bad_shifts_are_refused() -> None:
     with pytest.raises(UsageError, match="--shift: unknown shift 'drift'"):
         parse_shift("drift@3")
     with pytest.raises(UsageError, match=r"shift 'concept' at batch 9: expected 0 <= at < 4"):
-        make_stream(pd.DataFrame({"x": range(100), "target": [0, 1] * 50}), target="target",
-                    task="classification", n_batches=4, batch_size=10, shifts=[Shift("concept", 9)])
+        make_stream(
+            pd.DataFrame({"x": range(100), "target": [0, 1] * 50}),
+            target="target",
+            task="classification",
+            n_batches=4,
+            batch_size=10,
+            shifts=[Shift("concept", 9)],
+        )

@@ -100,7 +100,7 @@ def test_space_overrides_with_several_families():
 
 # -- one validation mechanism: every section checked at load time (issue 13 part 4) -------------
 def test_monitor_typo_is_refused_at_load_not_at_deploy():
-    with pytest.raises(SpecError, match=r"monitor: unknown monitor setting 'typo'; expected one of alpha, .*"):
+    with pytest.raises(SpecError, match=r"monitor: unknown monitor setting 'typo'; expected one of alerts, alpha, .*"):
         load_spec(tiny_spec(monitor={"alpha": 0.1, "typo": 1}))
     with pytest.raises(SpecError, match=r"monitor: unknown monitor setting 'alpah'.*Did you mean 'alpha'"):
         load_spec(tiny_spec(monitor={"alpah": 0.1}))

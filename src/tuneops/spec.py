@@ -71,6 +71,10 @@ __all__ = [
     "AutoSettings",
     "StudySource",
     "Monitor",
+    "VerifySettings",
+    "SLOSettings",
+    "LiveSettings",
+    "AlertSettings",
     "SAMPLER_PARAMETERS",
     "PRUNER_PARAMETERS",
     "sampler_parameters",
@@ -1067,6 +1071,148 @@ class WarmStart(_Model):
 
 
 # -- monitor --------------------------------------------------------------------------------------
+#: ``monitor.alerts.on``: what can raise an alert (:data:`tuneops.ops.alerts.ALERT_KINDS`, which a
+#: test keeps equal: spec.py sits below ``tuneops.ops`` and does not import it).
+ALERT_KINDS = ("warn", "retune", "slo", "promote", "rollback")
+
+
+def _is_int_in(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _in(low: float, high: float) -> Any:
+    return _check(f"a number in [{low:g}, {high:g}]", _is_number(low, high))
+
+
+def _int_in(low: int, high: int) -> Any:
+    return _check(f"an integer in [{low}, {high}]", _is_int_in(low, high))
+
+
+class _Settings(_Model):
+    """A nested ``monitor`` subsection: a mapping (``null`` gives the defaults)."""
+
+    @classmethod
+    def _normalize(cls, raw: Any) -> Any:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise _expected(f"a mapping with keys {', '.join(cls.spec_keys())}")
+        return raw
+
+    def full_dict(self) -> dict[str, Any]:
+        """Every setting, defaults included."""
+        return {name: _thaw(getattr(self, name)) for name in type(self).model_fields}
+
+
+class VerifySettings(_Settings):
+    """``monitor.verify``: the staging gate (:class:`tuneops.ops.verify.VerifyConfig`).
+
+    ``n_folds: 5`` x ``n_repeats: 3`` repeated CV (the seed's production verification, 5-10
+    folds), ``alpha: 0.05`` for every interval, ``max_regression: 0.0`` tolerated loss against
+    the champion at the interval's lower bound, ``concurrency: 4`` threads sending
+    ``n_requests: 200`` calls of ``rows: 1`` rows each.
+    """
+
+    SECTION = "monitor.verify"
+    KEY_KIND = "verify setting"
+
+    n_folds: Annotated[int, _int_in(2, 20)] = 5
+    n_repeats: Annotated[int, _int_in(1, 50)] = 3
+    alpha: Annotated[float, _in(1e-4, 0.5)] = 0.05
+    max_regression: NonNegative = 0.0
+    concurrency: Annotated[int, _int_in(1, 256)] = 4
+    n_requests: Annotated[int, _int_in(20, 1_000_000)] = 200
+    rows: Annotated[int, _int_in(1, 100_000)] = 1
+
+
+_PositiveMs = Annotated[
+    float, _check("a number > 0 (or null: unchecked)", _is_number(0, low_open=True))
+]
+
+
+class SLOSettings(_Settings):
+    """``monitor.slo``: service-level objectives of the served model
+    (:class:`tuneops.ops.live.SLOConfig`).
+
+    Latency limits (ms, server side), ``max_error_rate`` and ``min_rps``: null means unchecked.
+    ``window_s: 300`` of traffic judged; ``min_requests: 30`` below which a version is not
+    judged; ``probation_s: 3600`` after a promotion during which an SLO breach rolls back;
+    ``alpha: 0.05`` the tests' level.
+    """
+
+    SECTION = "monitor.slo"
+    KEY_KIND = "SLO setting"
+
+    latency_p50_ms: _PositiveMs | None = None
+    latency_p95_ms: _PositiveMs | None = None
+    latency_p99_ms: _PositiveMs | None = None
+    max_error_rate: Unit | None = None
+    min_rps: _PositiveMs | None = None
+    window_s: Annotated[float, _check("a number >= 1", _is_number(1))] = 300.0
+    min_requests: Int1 = 30
+    probation_s: NonNegative = 3600.0
+    alpha: Annotated[float, _in(1e-6, 0.5)] = 0.05
+
+
+class LiveSettings(_Settings):
+    """``monitor.live``: when a shadow or canary challenger is promoted or withdrawn
+    (:class:`tuneops.ops.live.LivePolicy`).
+
+    ``metric: null`` (the champion's monitored metric), ``alpha: 0.05`` for the gain's bootstrap
+    interval, ``margin: 0.0`` its lower bound must exceed, ``min_labelled: 100`` labelled rows per
+    side, ``n_boot: 1000`` resamples, ``auto: true`` applies decisions (false: record and alert).
+    """
+
+    SECTION = "monitor.live"
+    KEY_KIND = "live setting"
+
+    metric: Annotated[str, _name("monitored metric", MONITORED_METRICS)] | None = None
+    alpha: Annotated[float, _in(1e-6, 0.5)] = 0.05
+    margin: NonNegative = 0.0
+    min_labelled: Int2 = 100
+    n_boot: Annotated[int, _check("an integer >= 100", _is_int(100))] = 1000
+    auto: Flag = True
+
+
+def _is_url(v: Any) -> bool:
+    return isinstance(v, str) and v.startswith(("http://", "https://"))
+
+
+def _command(raw: Any) -> Any:
+    if raw is None or (isinstance(raw, str) and raw.strip()):
+        return raw
+    if isinstance(raw, (list, tuple)) and raw and all(_is_text(c) for c in raw):
+        return tuple(raw)
+    raise _expected("a command line: a string or a non-empty list of strings")
+
+
+def _kinds(raw: Any) -> Any:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, (list, tuple)):
+        raise _expected(f"a list of {', '.join(ALERT_KINDS)}")
+    for i, kind in enumerate(raw):
+        if kind not in ALERT_KINDS:
+            raise _problem(unknown_name("alert kind", kind, ALERT_KINDS), at=f"[{i}]")
+    return tuple(raw)
+
+
+class AlertSettings(_Settings):
+    """``monitor.alerts``: a webhook (HTTP POST, JSON body) and/or a command (the JSON on its
+    standard input) told about the kinds in ``on``; ``timeout_s: 5`` per delivery
+    (:class:`tuneops.ops.alerts.AlertConfig`)."""
+
+    SECTION = "monitor.alerts"
+    KEY_KIND = "alert setting"
+
+    webhook: Annotated[str, _check("an http:// or https:// URL", _is_url)] | None = None
+    command: Annotated[str | tuple[str, ...] | None, BeforeValidator(_command)] = None
+    on: Annotated[tuple[str, ...], BeforeValidator(_kinds)] = ALERT_KINDS
+    timeout_s: Annotated[
+        float, _check("seconds in (0, 300]", _is_number(0, 300, low_open=True))
+    ] = 5.0
+
+
 class Monitor(_Model):
     """Thresholds of monitoring and re-tuning; the spec's ``monitor`` section.
 
@@ -1089,6 +1235,12 @@ class Monitor(_Model):
       ``cooldown: 2`` - batches after a re-tuning before ``--auto-retune`` re-tunes again.
     * ``artifact_dir: tuneops-out/registry`` - where model versions are saved (path + sha256
       are recorded in the registry).
+    * ``psi_floor: 0.1`` - a feature (or the predictions) counts as drifted only when its
+      corrected p < ``alpha`` *and* its PSI >= this: with enough rows a test finds shifts too
+      small to matter, and PSI practice calls < 0.1 stable.
+    * ``verify``, ``slo``, ``live``, ``alerts`` - the staging gate, service-level objectives,
+      live promotion/rollback and alerts (:class:`VerifySettings`, :class:`SLOSettings`,
+      :class:`LiveSettings`, :class:`AlertSettings`).
     """
 
     SECTION = "monitor"
@@ -1108,6 +1260,11 @@ class Monitor(_Model):
     recent_batches: Int1 = 3
     cooldown: Int0 = 2
     artifact_dir: Annotated[str, _check("a path", _is_text)] = "tuneops-out/registry"
+    psi_floor: NonNegative = 0.1
+    verify: VerifySettings = VerifySettings()
+    slo: SLOSettings = SLOSettings()
+    live: LiveSettings = LiveSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -1131,8 +1288,18 @@ class Monitor(_Model):
         return cls.from_raw(getattr(spec, "monitor", None))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every threshold, defaults included (what a registry version records)."""
-        return {name: getattr(self, name) for name in type(self).model_fields}
+        """Every threshold, defaults included (what a registry version records); a nested
+        section (``verify``, ``slo``, ``live``, ``alerts``) only when it differs from its
+        defaults, so a spec without them reads back as it was written."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, _Settings):
+                if value != type(value)():
+                    out[name] = value.to_dict()
+            else:
+                out[name] = value
+        return out
 
 
 # -- the spec --------------------------------------------------------------------------------------

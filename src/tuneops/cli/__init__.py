@@ -4,7 +4,8 @@ One module per command group; this module holds the app, its global options and 
 commands, so every command the CLI has is listed here.
 
 Exit codes: 0 success, 1 failure (for example no feasible trial), 2 bad input (spec, data,
-storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted.
+storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted; ``verify``
+and ``deploy`` exit 1 when the staging gate fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import optuna
 import typer
 
 from tuneops import __version__
-from tuneops.cli import bench, catalog, kb, monitor, registry, report, run, study
+from tuneops.cli import bench, catalog, kb, monitor, registry, report, run, serve, study, verify
 from tuneops.cli._common import configure, term
 from tuneops.errors import TuneOpsError, UsageError
 
@@ -75,7 +76,10 @@ _COMMANDS: dict[str, Any] = {
     "report": report.report,
     "dashboard": report.dashboard,
     "deploy": registry.deploy,
+    "verify": verify.verify,
+    "serve": serve.serve,
     "monitor": monitor.monitor,
+    "label": monitor.label,
     "retune": monitor.retune,
     "simulate": monitor.simulate,
 }

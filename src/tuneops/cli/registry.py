@@ -1,11 +1,13 @@
-"""``tuneops deploy`` and ``tuneops registry``: model versions, the champion, promotion, rollback.
+"""``tuneops deploy`` and ``tuneops registry``: model versions, the champion, the challenger,
+promotion, rollback.
 
-``tuneops.ops`` is imported inside the commands: it loads pandas and scipy (about 1.4 s), which
-every other command (and ``tuneops -h``) would otherwise pay for.
+``tuneops.ops`` is loaded when a command runs (:func:`_ops`): it loads pandas and scipy (about
+1.4 s), which every other command (and ``tuneops -h``) would otherwise pay for.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -23,8 +25,17 @@ from tuneops.cli._common import (
     make_table,
     term,
 )
+from tuneops.errors import UsageError
 
-__all__ = ["deploy", "list_versions", "show", "promote", "rollback", "COMMANDS"]
+__all__ = ["deploy", "list_versions", "show", "promote", "rollback", "challenger", "COMMANDS"]
+
+
+def _ops() -> Any:
+    """The registry and the staging gate, loaded once, when a command runs."""
+    from tuneops.ops import registry, verify
+
+    return SimpleNamespace(Registry=registry.Registry, list_models=registry.list_models,
+                           deploy=registry.deploy, verify=verify.verify)
 
 
 def deploy(
@@ -35,33 +46,52 @@ def deploy(
         "--model", "-m", help="Model name (default: the study name).")] = None,
     artifacts: Annotated[str | None, typer.Option(
         help="Artifact directory (default: monitor.artifact_dir).")] = None,
+    no_verify: Annotated[bool, typer.Option(
+        "--no-verify", help="Skip the staging gate (tuneops verify) and promote at once.")
+    ] = False,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Register a study's selected (or given) trial as a new model version and make it champion."""
-    from tuneops.ops.registry import deploy as deploy_trial
-
-    record = deploy_trial(study, storage=storage, trial=trial, model=model, artifact_dir=artifacts)
+    """Register a study's selected (or given) trial as a new model version; promote it to
+    champion once it passes the staging gate (exit 1 when it fails: registered, not champion)."""
+    ops = _ops()
+    gate = None if no_verify else (lambda reg, version: ops.verify(reg, version))
+    record = ops.deploy(study, storage=storage, trial=trial, model=model, artifact_dir=artifacts,
+                        gate=gate)
+    name = model or study
     if json_out:
-        emit_json({"model": model or study, **record})
-        return
-    term.result(
-        f"Model {model or study} version {record['version']} is the champion "
-        f"({record['family']}, trial {record['source']['trial']}); artifact "
-        f"{record['artifact']['path']} {record['artifact']['sha256'][:19]}...",
-        highlight=False, markup=False, soft_wrap=True,
-    )
+        emit_json({"model": name, **record})
+    else:
+        verdict = record.get("verification")
+        if verdict is not None:
+            _print_verdict(verdict)
+        status = "is the champion" if record["promoted"] else "is registered, NOT promoted"
+        term.result(
+            f"Model {name} version {record['version']} {status} ({record['family']}, trial "
+            f"{record['source']['trial']}, artifact from the {record['artifact']['from']}); "
+            f"{record['artifact']['path']} {record['artifact']['sha256'][:19]}...",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+    if not record["promoted"]:
+        raise typer.Exit(1)
+
+
+def _print_verdict(verdict: dict[str, Any]) -> None:
+    colour = "green" if verdict["verdict"] == "pass" else "red"
+    term.result(Text.assemble(f"Staging gate, version {verdict['version']}: ",
+                              (verdict["verdict"], colour)))
+    for reason in verdict["reasons"]:
+        term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
                   json_out: JsonOpt = False) -> None:
     """List the versions of every registered model (or of --model)."""
-    from tuneops.ops.registry import Registry, list_models
-
-    names = [model] if model else list_models(storage)
+    ops = _ops()
+    names = [model] if model else ops.list_models(storage)
     models: list[dict[str, Any]] = []
     for name in names:
-        reg = Registry.open(name, storage)
+        reg = ops.Registry.open(name, storage)
         models.append({"model": name, "champion": reg.champion(), "versions": reg.versions()})
     if json_out:
         emit_json(models)
@@ -97,9 +127,7 @@ def show(
     storage: StorageOpt = None,
 ) -> None:
     """Show a version (params, metrics, data, artifact) and the model's recent events."""
-    from tuneops.ops.registry import Registry
-
-    reg = Registry.open(model, storage)
+    reg = _ops().Registry.open(model, storage)
     record = reg.version(version if version is not None else reg.require_champion())
     log = reg.events()[-events:] if events > 0 else []
     champion = reg.champion()
@@ -131,9 +159,7 @@ def promote(
     json_out: JsonOpt = False,
 ) -> None:
     """Make VERSION the champion."""
-    from tuneops.ops.registry import Registry
-
-    event = Registry.open(model, storage).promote(version, reason)
+    event = _ops().Registry.open(model, storage).promote(version, reason)
     if json_out:
         emit_json(event)
     else:
@@ -149,9 +175,7 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Restore the previous champion (or version --to)."""
-    from tuneops.ops.registry import Registry
-
-    event = Registry.open(model, storage).rollback(to)
+    event = _ops().Registry.open(model, storage).rollback(to)
     if json_out:
         emit_json(event)
     else:
@@ -159,9 +183,54 @@ def rollback(
                     f"(was {event['previous']}).", highlight=False)
 
 
+def challenger(
+    version: Annotated[int | None, typer.Argument(
+        help="Version to serve beside the champion.")] = None,
+    mode: Annotated[str | None, typer.Option(
+        help="shadow (scores every request, answers none) or canary (answers --share).")
+    ] = None,
+    share: Annotated[float, typer.Option(
+        help="canary: share of requests the challenger answers, sticky by request key.")] = 0.1,
+    clear: Annotated[bool, typer.Option(
+        "--clear", help="Stop serving the challenger.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "set by hand",
+    model: ModelOpt = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Serve VERSION beside the champion in shadow or canary mode (or --clear it); a running
+    `tuneops serve` picks it up at its next poll."""
+    if clear == (version is not None):
+        raise UsageError("registry challenger: give a VERSION with --mode shadow|canary, or "
+                         "--clear; not both, not neither.")
+    reg = _ops().Registry.open(model, storage)
+    if clear:
+        event = reg.clear_challenger("cleared by hand" if reason == "set by hand" else reason)
+        if json_out:
+            emit_json(event)
+        else:
+            term.result(f"No challenger is served (was {fmt(event['previous'])}).",
+                        highlight=False)
+        return
+    if mode is None:
+        raise UsageError("--mode: expected shadow or canary, received nothing; add --mode.")
+    if mode == "shadow" and share != 0.1:
+        raise UsageError("--share: a shadow challenger answers no request; --share applies to "
+                         "--mode canary only.")
+    state = reg.set_challenger(version, mode, share if mode == "canary" else 0.0, reason)
+    if json_out:
+        emit_json(state)
+    else:
+        what = (f"answers {state['share']:.0%} of requests" if mode == "canary"
+                else "scores every request, answers none")
+        term.result(f"Version {version} is the {mode} challenger of champion "
+                    f"{reg.champion()}: it {what}.", highlight=False)
+
+
 COMMANDS: dict[str, Any] = {
     "list": list_versions,
     "show": show,
     "promote": promote,
     "rollback": rollback,
+    "challenger": challenger,
 }

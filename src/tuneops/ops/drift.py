@@ -15,6 +15,13 @@ Tests (each returns a :class:`ColumnDrift`):
   (``scipy.stats.chi2_contingency``; values the reference never saw form one extra column),
   and PSI over the categories.
 
+Missing values are a signal of their own (a feature whose upstream source breaks arrives
+empty): every profile records the column's missing share, and a batch's share is compared with
+it by Fisher's exact test on the 2 x 2 table (missing / present, reference / batch) and a
+two-bin PSI. A column's p-value is then the smaller of the value test's and the missing test's,
+Bonferroni-corrected for the two (only when either side has missing values), and its PSI the
+larger: a feature that becomes 100% missing has no values to test, but is not stable.
+
 Several columns are tested at once, so p-values are corrected for multiple testing with
 Benjamini-Hochberg (``scipy.stats.false_discovery_control``) or Bonferroni.
 
@@ -46,6 +53,7 @@ __all__ = [
     "ks_test",
     "chi2_test",
     "column_drift",
+    "missing_test",
     "adjust_pvalues",
 ]
 
@@ -57,15 +65,22 @@ _OTHER = "__unseen__"
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    """One column's drift: the test, its statistic and p-value, and the PSI."""
+    """One column's drift: the test, its statistic and p-value, and the PSI.
+
+    ``test`` names the decisive test (``ks``, ``chi2``, or ``missing`` when the missing share
+    moved more than the values); ``missing`` / ``missing_ref`` are the batch's and the
+    reference's missing shares (None for an old profile that did not record it).
+    """
 
     column: str
     kind: str  # "numeric" | "categorical"
-    test: str  # "ks" | "chi2"
+    test: str  # "ks" | "chi2" | "missing"
     statistic: float
     p_value: float
     psi: float
     n: int
+    missing: float = 0.0
+    missing_ref: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,13 +114,17 @@ def profile_column(values: Any, kind: str, *, seed: int = 0, n_bins: int = N_BIN
         >>> len(p["edges"]), round(sum(p["shares"]), 6)
         (9, 1.0)
     """
+    rows = int(len(pd.Series(values)))
     if kind == "categorical":
         series = pd.Series(values).dropna()
         counts = series.map(_label).value_counts()
-        return {"kind": kind, "n": int(len(series)), "counts": {str(k): int(v) for k, v in counts.items()}}
+        return {"kind": kind, "n": int(len(series)), "counts": {str(k): int(v) for k, v in counts.items()},
+                "rows": rows, "missing": _share(rows - len(series), rows)}
     array = _numeric_values(values)
+    missing = _share(rows - int(array.size), rows)
     if array.size == 0:
-        return {"kind": kind, "n": 0, "edges": [], "shares": [1.0], "sample": []}
+        return {"kind": kind, "n": 0, "edges": [], "shares": [1.0], "sample": [], "rows": rows,
+                "missing": missing}
     edges = np.unique(np.quantile(array, np.linspace(0, 1, n_bins + 1)[1:-1]))
     counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=len(edges) + 1)
     rng = np.random.default_rng(seed)
@@ -116,7 +135,13 @@ def profile_column(values: Any, kind: str, *, seed: int = 0, n_bins: int = N_BIN
         "edges": [float(e) for e in edges],
         "shares": [float(c) for c in counts / counts.sum()],
         "sample": [float(v) for v in np.sort(sample)],
+        "rows": rows,
+        "missing": missing,
     }
+
+
+def _share(part: int, whole: int) -> float:
+    return float(part / whole) if whole else 0.0
 
 
 def profile_frame(X: pd.DataFrame, categorical: Sequence[str], *, seed: int = 0) -> dict[str, dict[str, Any]]:
@@ -186,15 +211,57 @@ def chi2_test(profile: Mapping[str, Any], values: Any) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def missing_test(profile: Mapping[str, Any], values: Any) -> tuple[float, float, float] | None:
+    """Fisher's exact test and two-bin PSI of the batch's missing share against the reference's.
+
+    Returns ``(batch share, p-value, PSI)``, or None when the profile does not record its
+    missing share (made before it was monitored). Both shares 0: p 1, PSI 0.
+    """
+    if "missing" not in profile:
+        return None
+    series = pd.Series(values)
+    n = int(len(series))
+    present = int(_numeric_values(series).size) if profile["kind"] == "numeric" else int(series.notna().sum())
+    share = _share(n - present, n)
+    ref_rows = int(profile.get("rows") or profile.get("n") or 0)
+    ref_missing = round(float(profile["missing"]) * ref_rows)
+    if n == 0 or ref_rows == 0 or (ref_missing == 0 and present == n):
+        return share, 1.0, 0.0
+    table = [[ref_missing, ref_rows - ref_missing], [n - present, present]]
+    p_value = float(stats.fisher_exact(table).pvalue)
+    ref_share = float(profile["missing"])
+    return share, p_value, psi([1 - ref_share, ref_share], [1 - share, share])
+
+
 def column_drift(name: str, profile: Mapping[str, Any], values: Any) -> ColumnDrift:
-    """Test one column of a batch against its reference profile."""
+    """Test one column of a batch against its reference profile: its values and its missing share."""
     if profile["kind"] == "categorical":
         statistic, p_value = chi2_test(profile, values)
-        return ColumnDrift(name, "categorical", "chi2", statistic, p_value,
-                           psi_categorical(profile, values), int(pd.Series(values).notna().sum()))
-    statistic, p_value = ks_test(profile["sample"], values)
-    return ColumnDrift(name, "numeric", "ks", statistic, p_value, psi_numeric(profile, values),
-                       int(_numeric_values(values).size))
+        test, psi_value = "chi2", psi_categorical(profile, values)
+        n = int(pd.Series(values).notna().sum())
+    else:
+        statistic, p_value = ks_test(profile["sample"], values)
+        test, psi_value = "ks", psi_numeric(profile, values)
+        n = int(_numeric_values(values).size)
+    missing = missing_test(profile, values)
+    if missing is None:
+        rows = int(len(pd.Series(values)))
+        if n == 0 and rows and profile.get("n"):
+            # An old profile without a missing share: an empty column is still no evidence of
+            # stability; it is the most a column can drift.
+            return ColumnDrift(name, profile["kind"], "missing", 1.0, 0.0, psi([1.0, 0.0], [0.0, 1.0]),
+                               0, 1.0, None)
+        return ColumnDrift(name, profile["kind"], test, statistic, p_value, psi_value, n)
+    share, p_missing, psi_missing = missing
+    ref_share = float(profile["missing"])
+    if share > 0 or ref_share > 0:
+        # Two tests of one column: Bonferroni over the two, then the column is as drifted as
+        # its worse signal.
+        if p_missing < p_value:
+            test, statistic = "missing", share - ref_share
+        p_value = min(1.0, 2 * min(p_value, p_missing))
+        psi_value = max(psi_value, psi_missing)
+    return ColumnDrift(name, profile["kind"], test, statistic, p_value, psi_value, n, share, ref_share)
 
 
 # -- multiple testing ---------------------------------------------------------------------------

@@ -379,10 +379,12 @@ def compare_challenger(
 
     Shadow: paired over the requests both models scored. Canary: the requests each answered.
     """
-    def fn(y: Any, pred: Any) -> float:
-        return metric_value(metric, y, pred)
+    scorer = PERFORMANCE_METRICS[metric]
 
-    direction = 1.0 if PERFORMANCE_METRICS[metric].direction == "maximize" else -1.0
+    def fn(y: Any, predicted: Any) -> float:
+        return float(scorer.score(y, predicted))
+
+    direction = 1.0 if scorer.direction == "maximize" else -1.0
     rng = np.random.default_rng(seed)
     if mode == "shadow":
         triples = [

@@ -2,10 +2,13 @@
 
 A batch (features, optionally the labels) is checked against the champion's reference profile:
 
-* every feature: Kolmogorov-Smirnov (numeric) or chi-squared (categorical) p-value, corrected
-  for testing all features at once (Benjamini-Hochberg by default), and its PSI;
+* every feature: Kolmogorov-Smirnov (numeric) or chi-squared (categorical) p-value, and a test
+  of its missing-value share (:func:`tuneops.ops.drift.column_drift`), and its PSI;
 * the champion's predictions on the batch against its out-of-fold predictions on the training
   data (chi-squared on predicted classes, KS on regression outputs), and their PSI;
+* all these p-values corrected together for multiple testing (Benjamini-Hochberg by default);
+  a column or the predictions *drifted* when the corrected p < ``alpha`` and the PSI >=
+  ``psi_floor`` (0.1: statistically detectable but practically stable shifts are not drift);
 * when the batch has labels: the monitored metric on the batch against the reference, with a
   bootstrap confidence bound.
 
@@ -257,12 +260,19 @@ def assess(
         X: the batch's features; predictions: the model's predictions on X; y: labels or None.
     """
     tests = [drift.column_drift(c, profile["features"][c], X[c]) for c in X.columns]
-    adjusted = drift.adjust_pvalues([t.p_value for t in tests], config.correction)
-    features = [
-        {**t.to_dict(), "p_adjusted": p, "drifted": p < config.alpha} for t, p in zip(tests, adjusted)
-    ]
     pred_test = drift.column_drift("prediction", profile["prediction"], pd.Series(np.asarray(predictions)))
-    prediction = {**pred_test.to_dict(), "drifted": pred_test.p_value < config.alpha}
+    # The predictions are one more test of the same batch: corrected with the features (an
+    # uncorrected p < 0.05 on every batch was most of the false warnings on stationary streams).
+    adjusted = drift.adjust_pvalues([t.p_value for t in [*tests, pred_test]], config.correction)
+
+    def drifted(p_adjusted: float, psi: float) -> bool:
+        return p_adjusted < config.alpha and psi >= config.psi_floor
+
+    features = [
+        {**t.to_dict(), "p_adjusted": p, "drifted": drifted(p, t.psi)} for t, p in zip(tests, adjusted)
+    ]
+    prediction = {**pred_test.to_dict(), "p_adjusted": adjusted[-1],
+                  "drifted": drifted(adjusted[-1], pred_test.psi)}
     performance = None
     if y is not None:
         labelled = pd.Series(np.asarray(y)).notna().to_numpy()
@@ -331,7 +341,8 @@ def decide(
         else:
             warn.append(text + (f": moderate shift (PSI >= {config.psi_warn:g})" if f["psi"] >= config.psi_warn else ""))
     if prediction["drifted"]:
-        text = (f"predictions drifted ({prediction['test'].upper()} p={prediction['p_value']:.2g} "
+        p_shown = prediction.get("p_adjusted", prediction["p_value"])
+        text = (f"predictions drifted ({prediction['test'].upper()} p_adj={p_shown:.2g} "
                 f"< {config.alpha:g}, PSI {prediction['psi']:.3f})")
         (retune if prediction["psi"] >= config.psi_retune else warn).append(text)
     if retune:

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import optuna
 from tuneops import _optuna
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
-from tuneops.export import load_model, sha256_file, verify_model
+from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
@@ -49,7 +50,7 @@ from tuneops.storage import get_storage, mask_url, resolve_url, storage_exists
 from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
 __all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile",
-           "sha256_file"]
+           "saved_artifact", "sha256_file"]
 
 PREFIX = "tuneops-registry:"
 _VERSION = "tuneops:version:"
@@ -368,23 +369,36 @@ def register_trial(
     reason: str | None = None,
     extra: Mapping[str, Any] | None = None,
     version: int | None = None,
+    saved: Path | None = None,
 ) -> dict[str, Any]:
     """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version
-    (number ``version`` from :meth:`Registry.reserve_version`, else a new one)."""
+    (number ``version`` from :meth:`Registry.reserve_version`, else a new one).
+
+    ``saved``: a ``model.joblib`` already fitted for this trial on this data (what ``run``
+    exported; see :func:`saved_artifact`): copied into the registry instead of refitted.
+    """
 
     objective = SpecObjective(spec, dataset)
     config = MonitorConfig.from_spec(spec)
     metric = monitored_metric(config, spec.metric_names, dataset.task)
     number_v = version if version is not None else registry.reserve_version()
     out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
-    path = export_trial(study, number, objective, out, spec=spec).resolve()
+    if saved is not None:
+        # A copy: the run's output directory is rewritten by the next run, a version never is.
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(saved.with_name(METADATA_FILE), out / METADATA_FILE)
+        shutil.copy2(saved, out / MODEL_FILE)
+        path = (out / MODEL_FILE).resolve()
+    else:
+        path = export_trial(study, number, objective, out, spec=spec).resolve()
     trial = study.trials[number]
     family, params = objective.config_of(trial.params)
     record = {
         "version": number_v,
         "source": {"study": study.study_name, "trial": number, **source},
         # the sha256 save_model recorded in model.json, checked against the file's bytes now
-        "artifact": {"path": str(path), "sha256": verify_model(path)["artifact"]["sha256"]},
+        "artifact": {"path": str(path), "sha256": verify_model(path)["artifact"]["sha256"],
+                     "from": "run" if saved is not None else "refit"},
         "family": family,
         "params": params,
         "trial_params": dict(trial.params),
@@ -408,6 +422,26 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
 
 
+def saved_artifact(study: optuna.Study, trial: int, spec: Any) -> Path | None:
+    """The ``model.joblib`` that ``run`` exported for ``trial``, if it is still that model.
+
+    It qualifies when its sha256 checks out and its ``model.json`` names this study and trial
+    and the data fingerprint the study recorded (so it was fitted on the same data); otherwise
+    None, and the trial is refitted.
+    """
+    path = Path(spec.output_dir or Path("tuneops-out") / study.study_name) / MODEL_FILE
+    if not path.is_file():
+        return None
+    try:
+        meta = verify_model(path)
+    except IntegrityError:
+        return None
+    stored = (study.user_attrs.get(DATA_ATTR) or {}).get("fingerprint")
+    same = (meta.get("study") == study.study_name and meta.get("trial") == trial
+            and stored is not None and (meta.get("data") or {}).get("fingerprint") == stored)
+    return path if same else None
+
+
 def deploy(
     study_name: str,
     *,
@@ -415,12 +449,20 @@ def deploy(
     trial: int | None = None,
     model: str | None = None,
     artifact_dir: str | Path | None = None,
+    gate: Callable[[Registry, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Register a study's selected (or given) trial as a new version and make it the champion.
 
-    The model is refitted on the study's data (checked against the stored fingerprint), saved
-    under ``artifact_dir/<model>/v<N>/``, profiled, and recorded in the registry of model
-    ``model`` (default: the study's name) in the study's storage.
+    The model ``run`` exported (``output_dir/model.joblib``) is registered when it is the same
+    trial fitted on the same data (:func:`saved_artifact`); otherwise the trial is refitted on
+    the study's data (checked against the stored fingerprint). Either way it is saved under
+    ``artifact_dir/<model>/v<N>/``, profiled, and recorded in the registry of model ``model``
+    (default: the study's name) in the study's storage.
+
+    ``gate``: the staging gate, called as ``gate(registry, version)`` before the promotion
+    (``tuneops deploy`` passes :func:`tuneops.ops.verify.verify`); it returns an object with
+    ``passed`` (and ``to_dict()``); a version that fails stays registered, not champion. The
+    returned record then has ``verification`` (the verdict) and ``promoted``.
 
     Raises:
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
@@ -432,7 +474,14 @@ def deploy(
     spec, data = rebuild(study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec")
     MonitorConfig.from_spec(spec)  # a malformed monitor section fails before anything is written
     registry = Registry.open(model or study_name, storage, create=True)
-    return register_trial(
+    record = register_trial(
         registry, study, trial, data, spec, source={"kind": "deploy"},
-        artifact_dir=artifact_dir, promote=True,
+        artifact_dir=artifact_dir, promote=gate is None, saved=saved_artifact(study, trial, spec),
     )
+    if gate is None:
+        return {**record, "promoted": True}
+    verdict = gate(registry, record["version"])
+    if verdict.passed:
+        registry.promote(record["version"], f"deployed from study {study_name!r} trial {trial}; "
+                         "passed the staging gate")
+    return {**record, "promoted": bool(verdict.passed), "verification": verdict.to_dict()}

@@ -134,6 +134,7 @@ def retune(
     n_trials: int | None = None,
     seed: int = 0,
     trigger: str | None = None,
+    out_dir: str | Path = "tuneops-out",
 ) -> RetuneOutcome:
     """Tune a challenger on ``recent`` (features and labels), compare, promote or keep.
 
@@ -143,6 +144,7 @@ def retune(
         config: thresholds (default: the champion spec's ``monitor`` section).
         n_trials: trials of the re-tuning study (default ``config.retune_trials``).
         trigger: why this re-tuning runs (recorded with the event).
+        out_dir: where the re-tuning study's outputs go (``OUT/<model>.retune-v<N>``).
 
     Raises:
         DataError: ``recent`` lacks columns or labels, or is too small.
@@ -168,7 +170,7 @@ def retune(
     spec = load_spec(
         champion["spec"], study=_study_name(registry.name, number), n_trials=n_trials or config.retune_trials,
         n_workers=1, storage=resolve_url(registry.storage_url), seed=seed,
-        output_dir=str(Path("tuneops-out") / _study_name(registry.name, number)),
+        output_dir=str(Path(out_dir) / _study_name(registry.name, number)),
     )
     metric = champion["profile"]["metric"]
     dataset = load_dataset(tune_part.reset_index(drop=True), target=target, task=task,
@@ -247,6 +249,7 @@ def monitor_batch(
     config: MonitorConfig | None = None,
     source: str | None = None,
     seed: int = 0,
+    out_dir: str | Path = "tuneops-out",
 ) -> tuple[Any, RetuneOutcome | None, str | None]:
     """Check a batch; with ``auto_retune``, re-tune when the decision is ``retune``.
 
@@ -284,5 +287,5 @@ def monitor_batch(
             "--data FILE` with labelled recent data"
         )
     outcome = retune(registry, data, config=config, seed=seed,
-                     trigger="; ".join(assessment.reasons[:3]))
+                     trigger="; ".join(assessment.reasons[:3]), out_dir=out_dir)
     return assessment, outcome, None

@@ -413,8 +413,10 @@ def verify(
     if champion_model is not None:
         champion_folds = _cross_validate(champion_model, X, y, folds, [monitored], labels)
         sign = (
-            1.0 if monitored not in PERFORMANCE_METRICS
-            or PERFORMANCE_METRICS[monitored].direction == "maximize" else -1.0
+            -1.0
+            if monitored in PERFORMANCE_METRICS
+            and PERFORMANCE_METRICS[monitored].direction == "minimize"
+            else 1.0
         )
         diffs = [
             sign * (c[monitored] - h[monitored])

@@ -1,0 +1,63 @@
+"""``tuneops serve``: the registry's champion behind HTTP (an ASGI app on uvicorn).
+
+The serving stack (starlette, uvicorn) and ``tuneops.ops`` are loaded when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tuneops.cli._common import ModelOpt, StorageOpt, term
+
+__all__ = ["serve"]
+
+
+def serve(
+    model: ModelOpt = None,
+    storage: StorageOpt = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; loopback unless you mean to expose it (then set a token)."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer TOKEN' on every endpoint but /health (default: "
+            "$TUNEOPS_SERVE_TOKEN, else none)."
+        ),
+    ] = None,
+    log: Annotated[
+        Path, typer.Option(help="Prediction log (JSON lines) that `tuneops monitor --live` reads.")
+    ] = Path("tuneops-out/predictions.jsonl"),
+    poll: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between registry polls (promotion, rollback, challenger changes)."
+        ),
+    ] = 2.0,
+) -> None:
+    """Serve the champion (and a shadow or canary challenger) on POST /predict; labels on POST
+    /label; GET /health; GET /metrics (Prometheus). Verified artifacts only; hot switch on
+    promote/rollback without dropping requests. Stops on Ctrl-C."""
+    from tuneops.ops import serve as serving
+
+    config = serving.ServeConfig(
+        model=model,
+        storage=storage,
+        host=host,
+        port=port,
+        token=token or os.environ.get("TUNEOPS_SERVE_TOKEN") or None,
+        log=str(log),
+        poll_s=poll,
+    )
+    term.info(
+        f"Serving on http://{host}:{port} (log {log}); Ctrl-C stops.", highlight=False, markup=False
+    )
+    serving.serve(config)

@@ -1,0 +1,288 @@
+"""The production loop through the CLI: deploy (staging gate, saved artifact), verify, the
+challenger, serve, labels, monitor on the prediction log and live, alerts."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from _ops_helpers import FEATURES, iris, logistic, register, rows
+from conftest import tiny_spec
+from sklearn.dummy import DummyClassifier
+
+from tuneops.export import save_model
+from tuneops.ops.predlog import PredictionLog, read_log
+from tuneops.ops.registry import Registry, sha256_file
+
+FAST = {"n_folds": 5, "n_repeats": 2, "n_requests": 40, "concurrency": 2}
+
+
+def as_json(result: tuple[int, str, str], code: int = 0) -> dict:
+    got, out, err = result
+    assert got == code, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def iris_registry(workdir: Path) -> Registry:
+    """Champion 1 (C=0.01, weak) and version 2 (C=1, good), both iris logistic regressions."""
+    spec = {
+        "data": {"source": "sklearn:iris"},
+        "objectives": [{"metric": "accuracy"}],
+        "monitor": {"verify": FAST},
+    }
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(0.01), workdir / "art", promote=True, spec=spec)
+    register(registry, logistic(1.0), workdir / "art", spec=spec)
+    return registry
+
+
+def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> None:
+    alerts = workdir / "alerts.jsonl"
+    spec = tiny_spec(
+        n_trials=3,
+        monitor={
+            "verify": FAST,
+            "min_rows": 20,
+            "alerts": {
+                "command": [
+                    sys.executable,
+                    "-c",
+                    f"import sys; open({str(alerts)!r}, 'a').write(sys.stdin.read() + '\\n')",
+                ],
+                "on": ["retune", "warn"],
+            },
+        },
+    )
+    (workdir / "s.yaml").write_text(json.dumps(spec))
+    assert cli("--quiet", "run", "s.yaml")[0] == 0
+    saved = workdir / "tuneops-out" / "tiny" / "model.joblib"
+    record = as_json(cli("deploy", "tiny", "--json"))
+    assert record["promoted"] is True and record["artifact"]["from"] == "run"
+    # The registry holds a copy of the very bytes run saved: no refit.
+    assert record["artifact"]["sha256"] == sha256_file(saved)
+    assert Path(record["artifact"]["path"]) != saved.resolve()
+    verdict = record["verification"]
+    assert verdict["verdict"] == "pass" and verdict["settings"]["n_folds"] == 5
+    registry = Registry.open("tiny")
+    assert registry.verification(1)["verdict"] == "pass" and registry.champion() == 1
+    # Without the run's artifact (or with other data) the trial is refitted; --no-verify skips
+    # the gate and promotes at once.
+    saved.unlink()
+    record = as_json(cli("deploy", "tiny", "--no-verify", "--json"))
+    assert record["artifact"]["from"] == "refit" and "verification" not in record
+    assert registry.champion() == 2
+
+    # Monitoring the prediction log: a log the server would write, with shifted rows.
+    X, _ = iris()
+    with PredictionLog(workdir / "predictions.jsonl") as log:
+        for i in range(60):
+            row = dict(X.iloc[i % len(X)])
+            log.append(
+                {
+                    "kind": "prediction",
+                    "id": f"r{i}",
+                    "t": time.time(),
+                    "version": 2,
+                    "role": "champion",
+                    "status": "ok",
+                    "latency_ms": 1.0,
+                    "prediction": [0],
+                    "rows": [{**row, "petal length (cm)": 50.0}],
+                }
+            )
+    doc = as_json(cli("monitor", "--log", "predictions.jsonl", "--json"))
+    assert doc["assessment"]["decision"] == "retune" and doc["assessment"]["n_rows"] == 60
+    assert doc["alerts"] and doc["alerts"][0]["ok"] is True
+    alert = json.loads(alerts.read_text().splitlines()[0])
+    assert alert["kind"] == "retune" and alert["model"] == "tiny"
+    assert registry.events("monitor")[-1]["source"] == "prediction log predictions.jsonl"
+    code, _, err = cli("monitor", "--batch", "x.csv", "--log", "predictions.jsonl")
+    assert code == 2 and "give one of --batch FILE or --log FILE" in err
+
+
+def test_a_failing_gate_leaves_the_version_registered_not_champion(
+    workdir: Path, cli, iris_registry: Registry
+) -> None:
+    doc = as_json(cli("verify", "2", "--model", "iris", "--json"))
+    assert doc["verdict"] == "pass" and doc["comparison"]["champion"] == 1
+    assert doc["settings"]["n_folds"] * doc["settings"]["n_repeats"] == 10  # from the spec
+    doc = as_json(
+        cli("verify", "2", "--folds", "4", "--repeats", "2", "--requests", "30", "--json")
+    )
+    assert doc["settings"]["n_folds"] == 4 and doc["concurrency"]["n_requests"] == 30
+    X, y = iris()
+    path = save_model(DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "dummy")
+    number = iris_registry.reserve_version()
+    iris_registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path), "sha256": sha256_file(path)},
+            "features": FEATURES,
+            "categorical": [],
+            "target": "target",
+            "task": "classification",
+            "spec": {
+                "data": {"source": "sklearn:iris"},
+                "objectives": [{"metric": "accuracy"}],
+                "monitor": {"verify": FAST},
+            },
+            "data": {},
+        }
+    )
+    code, out, _ = cli("verify")  # the newest version, in words
+    assert code == 1 and f"version {number}: fail" in out
+    assert iris_registry.verification(number)["verdict"] == "fail"
+    # --data with another label column name
+    X.assign(species=y).to_csv("labelled.csv", index=False)
+    doc = as_json(cli("verify", "2", "--data", "labelled.csv", "--target", "species", "--json"))
+    assert doc["settings"]["n_rows"] == 150
+    code, _, err = cli("verify", "2", "--folds", "1")
+    assert code == 2 and "monitor.verify.n_folds: expected an integer in [2, 20], received 1" in err
+    code, _, err = cli("verify", "2", "--data", "labelled.csv", "--target", "nope")
+    assert code == 2 and "no column 'nope'" in err
+    code, _, err = cli("verify", "9")
+    assert code == 2 and "has no version 9" in err
+
+
+def test_challenger_commands(iris_registry: Registry, cli) -> None:
+    state = as_json(
+        cli("registry", "challenger", "2", "--mode", "canary", "--share", "0.25", "--json")
+    )
+    assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.25)
+    assert iris_registry.challenger()["mode"] == "canary"
+    code, out, _ = cli("registry", "challenger", "2", "--mode", "shadow")
+    assert code == 0 and "shadow challenger of champion 1" in out
+    assert as_json(cli("registry", "challenger", "--clear", "--json"))["previous"] == 2
+    assert iris_registry.challenger() is None
+    for args, message in [
+        ((), "give a VERSION with --mode shadow|canary, or --clear"),
+        (("2", "--clear"), "not both"),
+        (("2",), "--mode: expected shadow or canary"),
+        (("2", "--mode", "shadow", "--share", "0.5"), "--share applies to --mode canary only"),
+        (("2", "--mode", "blue"), "--mode: expected 'shadow' or 'canary', received 'blue'"),
+        (
+            ("2", "--mode", "canary", "--share", "2"),
+            "--share: expected a share of traffic in [0, 1]",
+        ),
+    ]:
+        code, _, err = cli("registry", "challenger", *args)
+        assert code == 2 and message in err, (args, err)
+
+
+def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
+    with PredictionLog(workdir / "p.jsonl") as log:
+        for i in range(3):
+            log.append(
+                {"kind": "prediction", "id": f"r{i}", "t": 1.0, "version": 1, "prediction": [i % 2]}
+            )
+    pd.DataFrame({"request_id": ["r0", "r1", "zz"], "label": [1, 0, 1]}).to_csv(
+        "y.csv", index=False
+    )
+    doc = as_json(cli("label", "--log", "p.jsonl", "--labels", "y.csv", "--json"))
+    assert (doc["labels"], doc["n_unknown"], doc["unknown_ids"]) == (3, 1, ["zz"])
+    labels = {r["id"]: r.get("label") for r in read_log(workdir / "p.jsonl").predictions}
+    assert labels == {"r0": 1, "r1": 0, "r2": None}
+    before = (workdir / "p.jsonl").read_text()
+    pd.DataFrame({"id": ["r0"], "label": [1]}).to_csv("bad.csv", index=False)
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "bad.csv")
+    assert code == 2 and "lacks the column(s) request_id" in err
+    code, _, err = cli("label", "--log", "nope.jsonl", "--labels", "y.csv")
+    assert code == 2 and "does not exist" in err
+    assert (workdir / "p.jsonl").read_text() == before and not (workdir / "nope.jsonl").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_and_monitor_live_through_the_cli(
+    workdir: Path, cli, iris_registry: Registry
+) -> None:
+    """`tuneops serve` as a real process on loopback (token from the environment), a shadow
+    challenger, then `tuneops monitor --live` on its log."""
+    iris_registry.set_challenger(2, "shadow")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TUNEOPS_SERVE_TOKEN": "s3cret",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    errors = (workdir / "serve.err").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tuneops",
+            "serve",
+            "--model",
+            "iris",
+            "--port",
+            str(port),
+            "--log",
+            "p.jsonl",
+            "--poll",
+            "0.2",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (workdir / "serve.err").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        assert httpx.post(url + "/predict", json=rows(1)).status_code == 401
+        headers = {"Authorization": "Bearer s3cret"}
+        with httpx.Client(base_url=url, headers=headers) as client:
+            answers = [
+                client.post("/predict", json={"rows": [r], "request_id": f"q{i}"}).json()
+                for i, r in enumerate(rows(40))
+            ]
+        assert {a["version"] for a in answers} == {1}
+    finally:
+        process.terminate()
+        process.wait(20)
+        errors.close()
+    records = read_log(workdir / "p.jsonl").predictions
+    assert len(records) == 40 and all(r["shadow"]["version"] == 2 for r in records)
+    doc = as_json(
+        cli(
+            "monitor",
+            "--live",
+            "--log",
+            "p.jsonl",
+            "--checks",
+            "1",
+            "--every",
+            "0.01",
+            "--no-apply",
+            "--json",
+        )
+    )
+    assert doc["champion"] == 1 and doc["challenger"] == 2 and doc["mode"] == "shadow"
+    assert doc["decision"] == "hold" and doc["applied"] is False  # no labels yet
+    assert doc["traffic"]["1"]["n_requests"] == 40
+    assert iris_registry.events("live")[-1]["decision"] == "hold"
+    code, _, err = cli("monitor", "--live", "--batch", "x.csv")
+    assert code == 2 and "--live watches the prediction log" in err
