@@ -57,6 +57,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")
 import optuna  # noqa: E402
 from _common import DOC, child_env, command_line, render_table, replace_block  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+from servers import PostgresServer, RedisServer  # noqa: E402
 
 from tuneops._study import ABANDONED, RETIRED, RETRY_OF, WORKER  # noqa: E402
 from tuneops.storage import get_storage, mask_url  # noqa: E402
@@ -690,13 +691,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--storages: unknown {unknown}; expected a subset of {list(STORAGES)}")
     command = command_line([sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    # The processes of a run must take SIGINT as a terminal's Ctrl-C does. A shell starts a
+    # background job with SIGINT ignored, and an ignored signal stays ignored across exec, so a
+    # tuneops process would ignore it until it installs its own handler: handle it here (a
+    # handled signal is reset to the default at exec). SIGTERM to this driver cleans up too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_start = os.getloadavg()[0]
     stamp = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {_commit()}"
     results = []
     servers: dict[str, Any] = {}
     try:
-        from servers import PostgresServer, RedisServer
-
         if "postgresql" in kinds:
             servers["postgresql"] = PostgresServer().start()
         if "redis" in kinds:
@@ -717,6 +722,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             result = summarize(run, trials, time.time() - t0)
             results.append(result)
+            if args.json:  # after each storage: a long run that is cut short keeps what it measured
+                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
             print(
                 f"  {kind}: ok={result['ok']} verdict={result['verdict']} "
                 f"abandoned_s={result['abandoned_s']} "
@@ -729,8 +736,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             s.stop()
     text = markdown(results, command, (load_start, os.getloadavg()[0]), stamp)
     print("\n" + text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     if not args.no_doc:
         DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
         print(f"\nwrote the 'bench_faults' block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
