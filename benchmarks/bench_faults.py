@@ -68,6 +68,7 @@ optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 SECTION = "## Faults (issue 14)"
 STORAGES = ("journal", "sqlite", "postgresql", "redis")
+ROLES = ("owner", "worker")
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 # How each signal may end a process: handled (128 + n, the running trial given back), by the
 # default action before tuneops installed its handler (-n), or 0 when it arrived as the
@@ -237,6 +238,23 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def scan_log(text: str) -> dict[str, Any]:
+    """What the processes' output says beyond the trials: tracebacks by their last line (a
+    KeyboardInterrupt is SIGINT arriving before tuneops handles it, while Python imports), and
+    how often a journal file lock left by a killed holder was broken (Optuna waits for it)."""
+    errors: Counter[str] = Counter()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last):"):
+            last = next((x for x in lines[i + 1 :] if x and not x.startswith((" ", "\t"))), "?")
+            errors[last.strip()[:160]] += 1
+    return {
+        "startup_interrupts": errors.pop("KeyboardInterrupt", 0),
+        "errors": dict(errors),
+        "lock_breaks": text.count("Forcibly releasing the lock file"),
+    }
+
+
 # -- processes ------------------------------------------------------------------------------------
 def _alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
@@ -344,7 +362,7 @@ def run_storage(
     ]
     worker_cmd = [sys.executable, "-m", "tuneops", "worker", "--study", name, "--storage", url]
     run = Run(kind, url, n_trials)
-    logs = {role: open(scratch / f"{role}.log", "ab") for role in ("owner", "worker")}  # noqa: SIM115
+    logs = {role: open(scratch / f"{role}.log", "ab") for role in ROLES}  # noqa: SIM115
     rng = random.Random(f"{seed}-{kind}")
     marks = sorted(rng.sample(range(3, max(4, int(0.92 * n_trials))), n_signals))
     gap_s = 0.0
@@ -476,7 +494,9 @@ def _exit_record(run: Run) -> dict[str, Any]:
     return {"codes": dict(codes), "unexplained": unexplained}
 
 
-def summarize(run: Run, trials: Sequence[FrozenTrial], wall_s: float) -> dict[str, Any]:
+def summarize(
+    run: Run, trials: Sequence[FrozenTrial], wall_s: float, logs: str = ""
+) -> dict[str, Any]:
     v = verdict(trials)
     rec = recoveries(trials, run.signals)
     restarts = [
@@ -515,6 +535,7 @@ def summarize(run: Run, trials: Sequence[FrozenTrial], wall_s: float) -> dict[st
         "worker_to_tuning_s": spread([r["s"] for r in worker_restarts if r["s"] is not None]),
         "exits": _exit_record(run),
         "alive_after": leftover,
+        "logs": scan_log(logs),
         "ok": (
             not run.timed_out
             and v.counted == run.n_trials
@@ -633,6 +654,11 @@ def markdown(
         f"{NAMES[r['storage']]}: {u}" for r in results for u in r["exits"]["unexplained"]
     ]
     alive = [f"{NAMES[r['storage']]}: {r['alive_after']}" for r in results if r["alive_after"]]
+    errors = [
+        f"{NAMES[r['storage']]}: {r['logs']['errors']}" for r in results if r["logs"]["errors"]
+    ]
+    startup = sum(r["logs"]["startup_interrupts"] for r in results)
+    breaks = sum(r["logs"]["lock_breaks"] for r in results)
     lines = [
         f"`{command}` ({stamp}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, "
         f"on {os.cpu_count()} cores)",
@@ -653,7 +679,11 @@ def markdown(
         kind_table,
         "",
         f"Exit codes no signal explains: {'; '.join(unexplained) if unexplained else 'none'}. "
-        f"Processes of a run alive after it: {'; '.join(alive) if alive else 'none'}.",
+        f"Processes of a run alive after it: {'; '.join(alive) if alive else 'none'}. "
+        f"Errors in the processes' output (tracebacks other than SIGINT during start-up): "
+        f"{'; '.join(errors) if errors else 'none'}. SIGINT during start-up (before tuneops "
+        f"handles it: a KeyboardInterrupt traceback, nothing to give back): {startup}. Journal "
+        f"file locks left by a killed holder and broken after Optuna's 30 s wait: {breaks}.",
     ]
     return "\n".join(lines)
 
@@ -722,7 +752,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 timeout_s=args.timeout_s,
             )
-            result = summarize(run, trials, time.time() - t0)
+            logs = "".join((scratch / f"{r}.log").read_text(errors="replace") for r in ROLES)
+            result = summarize(run, trials, time.time() - t0, logs)
             results.append(result)
             if args.json:  # after each storage: a long run that is cut short keeps what it measured
                 Path(args.json).write_text(json.dumps(results, indent=1, default=str))

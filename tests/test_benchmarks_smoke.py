@@ -19,7 +19,14 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from _common import DOC, SECTION, cv, render_table, replace_block  # noqa: E402
-from bench_faults import excess_evaluations, recoveries, restarts_to_tuning, spread, verdict  # noqa: E402
+from bench_faults import (  # noqa: E402
+    excess_evaluations,
+    recoveries,
+    restarts_to_tuning,
+    scan_log,
+    spread,
+    verdict,
+)
 from bench_quickstart import hypervolume, reference_point  # noqa: E402
 from bench_store import count_stderr_errors  # noqa: E402
 
@@ -146,3 +153,15 @@ def test_recovery_times_attribute_abandoned_trials_to_the_signal_that_hit_their_
     restarts[1]["ended"] = None
     assert restarts_to_tuning(trials, restarts, [12])[1]["s"] == pytest.approx(3.0)
     assert spread([3.0, 1.0, 2.0])["median"] == 2.0 and spread([])["n"] != spread([])["n"]
+
+
+def test_scan_log_tells_start_up_interrupts_from_errors_and_counts_broken_locks():
+    text = (
+        "Traceback (most recent call last):\n  File \"x\", line 1, in <module>\nKeyboardInterrupt\n"
+        "Stopped by SIGTERM: no trial was running\n"
+        "Traceback (most recent call last):\n  File \"y\"\n    raise E\nValueError: boom\n"
+        "[W ...] The existing lock file has not been released for an extended period. "
+        "Forcibly releasing the lock file.\n"
+    )
+    assert scan_log(text) == {"startup_interrupts": 1, "errors": {"ValueError: boom": 1},
+                              "lock_breaks": 1}
