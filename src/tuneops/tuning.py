@@ -234,8 +234,8 @@ def join(
     # keeps its host name and pid; pids are reused) must not replay its earlier proposals.
     resumed = len(study.get_trials(deepcopy=False))
     study = optuna.load_study(
-        study_name=name, storage=_optuna.storage_of(study), sampler=sampler_factory(index, resumed=resumed),
-        pruner=pruner_factory(),
+        study_name=name, storage=_optuna.storage_of(study),
+        sampler=sampler_factory(index, resumed=resumed), pruner=pruner_factory(),
     )
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
