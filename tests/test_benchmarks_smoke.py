@@ -6,15 +6,27 @@ timed tests; these checks keep their bookkeeping honest and run in well under a 
 
 from __future__ import annotations
 
+import datetime
 import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from _common import DOC, SECTION, cv, render_table, replace_block  # noqa: E402
+from bench_faults import (  # noqa: E402
+    excess_evaluations,
+    recoveries,
+    restarts_to_tuning,
+    scan_log,
+    spread,
+    verdict,
+)
 from bench_quickstart import hypervolume, reference_point  # noqa: E402
 from bench_store import count_stderr_errors  # noqa: E402
 
@@ -77,3 +89,79 @@ def test_cv_table_and_error_counting():
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |"]
     stderr = "Traceback (most recent call last):\n  ...\nsqlite3.OperationalError: database is locked\n"
     assert count_stderr_errors(stderr * 2) == (2, 2)
+
+
+# -- bench_faults: the checks read back from the storage ------------------------------------------
+def _trial(number: int, state=TrialState.COMPLETE, params=None, start=0.0, end=None, **attrs):
+    base = datetime.datetime(2026, 1, 1)
+    trial = optuna.trial.create_trial(
+        state=state, value=1.0 if state == TrialState.COMPLETE else None,
+        params=params or {}, distributions={k: FloatDistribution(0, 10) for k in params or {}},
+        user_attrs=attrs)
+    trial.number = number
+    trial.datetime_start = base + datetime.timedelta(seconds=start)
+    trial.datetime_complete = None if end is None else base + datetime.timedelta(seconds=end)
+    return trial
+
+
+def test_a_retry_of_an_abandoned_trial_is_allowed_once_and_anything_else_is_a_repeat():
+    trials = [
+        _trial(0, TrialState.FAIL, {"C": 1.0}, abandoned="interrupted (SIGTERM)"),
+        _trial(1, params={"C": 1.0}, retry_of=0),  # the documented retry
+        _trial(2, params={"C": 2.0}),
+        _trial(3, params={"C": 2.0}),  # the same configuration again, no retry: a repeat
+        _trial(4, TrialState.FAIL, {"C": 3.0}, abandoned="worker vm:1 is no longer running"),
+        _trial(5, params={"C": 3.0}, retry_of=4),
+        _trial(6, params={"C": 3.0}, retry_of=4),  # a second retry of one abandoned trial
+        _trial(7, params={"C": 4.0}),
+        _trial(8, params={"C": 4.0}, retry_of=7),  # names a trial that was not abandoned
+        _trial(9, TrialState.FAIL, abandoned="retired: beyond the budget of 9"),  # unrun: no params
+        _trial(10, TrialState.FAIL, abandoned="retired: beyond the budget of 9"),
+    ]
+    assert excess_evaluations(trials) == [[2, 3], [4, 5, 6], [7, 8]]
+    v = verdict(trials)
+    assert (v.counted, v.abandoned, v.retired, v.retries) == (7, 2, 2, 4)
+    assert (v.running, v.waiting) == (0, 0)
+    assert excess_evaluations(trials[:2] + trials[4:6]) == []
+
+
+def test_verdict_counts_what_is_left_running_or_queued():
+    trials = [_trial(0, TrialState.RUNNING, {"C": 1.0}), _trial(1, TrialState.WAITING),
+              _trial(2, params={"C": 2.0}, end=1.0)]
+    v = verdict(trials)
+    assert (v.counted, v.counted_finished, v.running, v.waiting) == (3, 1, 1, 1)
+
+
+def test_recovery_times_attribute_abandoned_trials_to_the_signal_that_hit_their_worker():
+    base = datetime.datetime(2026, 1, 1).timestamp()
+    trials = [
+        _trial(0, TrialState.FAIL, {"C": 1.0}, start=1.0, end=10.5, abandoned="x",
+               worker={"pid": 11}),
+        _trial(1, params={"C": 1.0}, start=14.0, end=15.0, retry_of=0, worker={"pid": 12}),
+        _trial(2, params={"C": 2.0}, start=2.0, end=3.0, worker={"pid": 11}),  # done before
+        _trial(3, TrialState.FAIL, {"C": 3.0}, start=1.0, end=10.2, abandoned="y",
+               worker={"pid": 13}),  # the owner's forked worker, abandoned on its SIGTERM
+    ]
+    signals = [{"at": base + 10.0, "signal": "SIGKILL", "role": "owner", "pids": [11, 13]}]
+    rows = recoveries(trials, signals)
+    assert [(r["trial"], round(r["abandoned_s"], 3)) for r in rows] == [(0, 0.5), (3, 0.2)]
+    assert rows[0]["retry_running_s"] == pytest.approx(4.0) and rows[1]["retry_running_s"] is None
+    restarts = [{"role": "owner", "pid": 20, "at": base + 12.0, "ended": None},
+                {"role": "worker", "pid": 12, "at": base + 11.0, "ended": base + 13.0}]
+    tuning = restarts_to_tuning(trials, restarts, worker_pids=[12])
+    assert tuning == [{"role": "owner", "s": None}, {"role": "worker", "s": None}]
+    restarts[1]["ended"] = None
+    assert restarts_to_tuning(trials, restarts, [12])[1]["s"] == pytest.approx(3.0)
+    assert spread([3.0, 1.0, 2.0])["median"] == 2.0 and spread([])["n"] != spread([])["n"]
+
+
+def test_scan_log_tells_start_up_interrupts_from_errors_and_counts_broken_locks():
+    text = (
+        "Traceback (most recent call last):\n  File \"x\", line 1, in <module>\nKeyboardInterrupt\n"
+        "Stopped by SIGTERM: no trial was running\n"
+        "Traceback (most recent call last):\n  File \"y\"\n    raise E\nValueError: boom\n"
+        "[W ...] The existing lock file has not been released for an extended period. "
+        "Forcibly releasing the lock file.\n"
+    )
+    assert scan_log(text) == {"startup_interrupts": 1, "errors": {"ValueError: boom": 1},
+                              "lock_breaks": 1}

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 import tuneops
-from tuneops import _study
+from tuneops import _study, runner, tuning
 from tuneops.storage import get_storage
 
 from conftest import ROOT, tiny_spec
@@ -124,3 +124,19 @@ def test_a_resumed_run_never_proposes_the_configurations_it_already_evaluated(wo
     tuneops.run(spec, progress=False)
     replay = tuneops.run(spec, n_trials=10, progress=False)
     assert [tuple(sorted(t.params.items())) for t in replay.study.trials] == params
+
+
+def test_a_worker_that_rejoins_under_the_same_identity_does_not_replay_its_proposals(workdir):
+    # A restarted container keeps its host name and runs the worker as the same pid (1); on a
+    # busy machine pids are reused too (pid_max 32768). The same identity must not mean the
+    # same sampler stream: the second life would propose its first life's configurations.
+    spec = workdir / "j.yaml"
+    spec.write_text(json.dumps(tiny_spec(n_trials=2, sampler="random", pruner="none",
+                                         model={"family": "linear"})))
+    study = tuneops.run(spec, progress=False).study
+    who = {"host": "worker-0", "pid": 1, "id": "worker-0:1"}
+    for budget in (5, 8):
+        runner.set_budget(study, budget)
+        assert tuning.join("tiny", str(workdir / "tuneops.journal"), identity=who) == 3
+    params = [tuple(sorted(t.params.items())) for t in _load(workdir).trials]
+    assert len(params) == 8 and len(set(params)) == 8, "the rejoined worker replayed its stream"

@@ -239,8 +239,12 @@ def join(
     objective, sampler_factory, pruner_factory = _components(spec, data)
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
+    # ... and of this join: a worker that joins again under the same id (a restarted container
+    # keeps its host name and pid; pids are reused) must not replay its earlier proposals.
+    resumed = len(study.get_trials(deepcopy=False))
     study = optuna.load_study(
-        study_name=name, storage=_optuna.storage_of(study), sampler=sampler_factory(index), pruner=pruner_factory()
+        study_name=name, storage=_optuna.storage_of(study),
+        sampler=sampler_factory(index, resumed=resumed), pruner=pruner_factory(),
     )
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
