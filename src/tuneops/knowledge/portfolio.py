@@ -22,7 +22,8 @@ from tuneops.knowledge.base import Entry, KnowledgeBase
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
 
-__all__ = ["Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space", "param_distance", "seed_recipe"]
+__all__ = ["Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space", "param_distance",
+           "seed_recipe", "greedy", "greedy_portfolio", "normalized_regrets", "cost_scores"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,8 @@ def portfolio(
     * ``coverage``: greedily the configuration that most lowers the weighted sum over the
       neighbours of the best regret any chosen configuration reaches there (a portfolio whose
       members are good on different tasks).
+    * ``greedy``: the zero-shot portfolio of :func:`greedy_portfolio` over the neighbours given
+      (pass every entry of the family for the task-independent portfolio).
     """
     if strategy not in STRATEGIES:
 
@@ -227,6 +230,9 @@ def portfolio(
             if any(param_distance(params, c.params, space) < min_distance for c in pool):
                 continue
             pool.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
+    if strategy == "greedy":
+        return greedy_portfolio(neighbours, space, size=size, per_neighbour=per_neighbour,
+                                min_distance=min_distance)
     if strategy == "round_robin" or len(pool) <= 1:
         return pool[:size]
     candidates, categorical = _unit_matrix([c.params for c in pool], space)
@@ -247,4 +253,125 @@ def portfolio(
 
 
 #: How :func:`portfolio` orders its candidates (names documented there).
-STRATEGIES = ("round_robin", "consensus", "coverage")
+STRATEGIES = ("round_robin", "consensus", "coverage", "greedy")
+
+#: Bandwidth (unit-scale RMS distance) of the kernel that estimates a configuration's score on a
+#: past task from the configurations tried there, and the weight of that task's median score
+#: (the prior: a configuration far from anything tried there is assumed typical, not good).
+BANDWIDTH = 0.1
+PRIOR_WEIGHT = 0.1
+
+
+def normalized_regrets(
+    tasks: Sequence[Entry], candidates: np.ndarray, space: Mapping[str, Param], categorical: np.ndarray
+) -> np.ndarray:
+    """Estimated normalized regret of each candidate on each task, shape (tasks, candidates).
+
+    The score of a candidate on a task is a kernel-weighted mean of the scores of the
+    configurations tried there (Gaussian in unit-scale distance, :data:`BANDWIDTH`), shrunk
+    towards the task's median score (:data:`PRIOR_WEIGHT`); a configuration tried there gets
+    (almost) its own score. Regret is normalized per task as in auto-sklearn 2.0 and HPO-B:
+    ``(best - score) / (best - worst)`` over the configurations tried there, in [0, 1]; a task
+    where every configuration scored the same counts 0 for every candidate.
+    """
+    out = np.zeros((len(tasks), len(candidates)))
+    for i, entry in enumerate(tasks):
+        tried, _ = _unit_matrix([p for p, _ in entry.configs], space)
+        sign = 1.0 if entry.direction == "maximize" else -1.0
+        scores = sign * np.array([s for _, s in entry.configs], dtype=float)
+        reference = sign * np.array(entry.history, dtype=float) if entry.history else scores
+        best, worst = float(scores.max()), float(min(scores.min(), reference.min()))
+        if best - worst <= 1e-12:
+            continue
+        weights = np.exp(-((_pairwise(candidates, tried, categorical) / BANDWIDTH) ** 2))
+        median = float(np.median(reference))
+        estimate = (weights @ scores + PRIOR_WEIGHT * median) / (weights.sum(axis=1) + PRIOR_WEIGHT)
+        out[i] = np.clip((best - estimate) / (best - worst), 0.0, 1.0)
+    return out
+
+
+def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Each configuration's serving-cost proxy (:func:`~tuneops.knowledge.base.size_proxy`) on
+    [0, 1] among ``configs``: log scale, 0 = the cheapest, 1 = the most expensive."""
+    from tuneops.knowledge.base import size_proxy
+
+    logs = np.log(np.array([max(size_proxy(family, c), 1e-9) for c in configs], dtype=float))
+    if len(logs) == 0 or logs.max() - logs.min() < 1e-12:
+        return np.zeros(len(logs))
+    return (logs - logs.min()) / (logs.max() - logs.min())
+
+
+def greedy(regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cost_weight: float = 0.0) -> list[int]:
+    """Greedy portfolio selection on a (tasks x candidates) regret matrix; returns column indices.
+
+    The first pick minimises the mean regret over the tasks (the configuration best on
+    average: a robust default); every next pick minimises the mean over the tasks of the
+    smallest regret any chosen configuration reaches there, so it is chosen for what it adds
+    on the tasks the others miss (Feurer et al. 2022, "Auto-sklearn 2.0", greedy portfolio
+    construction; FLAML's zero-shot AutoML builds its portfolio the same way). Ties go to the
+    lower mean regret. With ``cost`` (per candidate, on [0, 1]) the objective adds
+    ``cost_weight * cost``: a serving-cost-aware portfolio prefers the cheaper of two
+    configurations that cover the tasks alike.
+    """
+    n_tasks, n = regret.shape
+    if n == 0:
+        return []
+    penalty = cost_weight * (cost if cost is not None else np.zeros(n))
+    mean = regret.mean(axis=0) if n_tasks else np.zeros(n)
+    chosen: list[int] = []
+    reached = np.ones(n_tasks)  # normalized regret: 1 = the worst configuration tried there
+    while len(chosen) < min(size, n):
+        value = (np.minimum(reached[:, None], regret).mean(axis=0) if n_tasks else np.zeros(n)) + penalty
+        value[chosen] = np.inf
+        order = np.lexsort((mean + penalty, value))  # by value, then by mean regret
+        j = int(order[0])
+        chosen.append(j)
+        reached = np.minimum(reached, regret[:, j])
+    return chosen
+
+
+def candidate_pool(
+    tasks: Sequence[Neighbour], space: Mapping[str, Param], *, per_neighbour: int = 5, min_distance: float = 0.05
+) -> list[Recommendation]:
+    """The ``per_neighbour`` best configurations of every task, put into ``space``, without
+    near-duplicates (closer than ``min_distance``): distinct configurations only."""
+    pool: list[Recommendation] = []
+    units: list[np.ndarray] = []
+    for rank in range(per_neighbour):
+        for n in tasks:
+            if rank >= len(n.entry.configs):
+                continue
+            raw, score = n.entry.configs[rank]
+            params, _ = fit_to_space(raw, space)
+            unit, categorical = _unit_matrix([params], space)
+            if units and _pairwise(unit, np.vstack(units), categorical).min() < min_distance:
+                continue
+            units.append(unit)
+            pool.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
+    return pool
+
+
+def greedy_portfolio(
+    tasks: Sequence[Neighbour],
+    space: Mapping[str, Param],
+    *,
+    size: int = 10,
+    per_neighbour: int = 5,
+    min_distance: float = 0.05,
+    cost_weight: float = 0.0,
+) -> list[Recommendation]:
+    """The zero-shot portfolio of ``tasks`` (every past task of a family, or the nearest ones).
+
+    Candidates: :func:`candidate_pool`. Their regret on every task: :func:`normalized_regrets`.
+    Selection: :func:`greedy` (the robust default first, then what covers the tasks it
+    misses). ``cost_weight`` > 0 (a spec that also minimises latency or size) adds each
+    candidate's serving-cost proxy (:func:`cost_scores`) to the objective.
+    """
+    pool = candidate_pool(tasks, space, per_neighbour=per_neighbour, min_distance=min_distance)
+    if not pool:
+        return []
+    unit, categorical = _unit_matrix([c.params for c in pool], space)
+    regret = normalized_regrets([n.entry for n in tasks], unit, space, categorical)
+    family = tasks[0].entry.family
+    cost = cost_scores(family, [c.params for c in pool]) if cost_weight else None
+    return [pool[i] for i in greedy(regret, size, cost=cost, cost_weight=cost_weight)]
