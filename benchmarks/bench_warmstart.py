@@ -47,7 +47,12 @@ from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped
 
 WARM_TRIALS = 10  # what warm_start: auto gives a 40-trial study (max_trials 10, max_share 0.25)
 #: FLAML's zero-shot learner for each tuneops family it covers.
-FLAML_LEARNER = {"lightgbm": "lgbm", "random_forest": "rf", "extra_trees": "extra_tree", "xgboost": "xgb_limitdepth"}
+FLAML_LEARNER = {
+    "lightgbm": "lgbm",
+    "random_forest": "rf",
+    "extra_trees": "extra_tree",
+    "xgboost": "xgb_limitdepth",
+}
 
 
 # -- the runs -----------------------------------------------------------------------------------
@@ -55,8 +60,9 @@ def leave_out(kb: KnowledgeBase, entry: Entry) -> KnowledgeBase:
     """The base for target ``entry``: without its dataset, near-duplicates and fingerprint (checked)."""
     loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
     drop = related(entry.dataset)
-    assert not any(e.dataset in drop or (entry.fingerprint and e.fingerprint == entry.fingerprint)
-                   for e in loo), "leave-one-out leaked the target"
+    assert not any(
+        e.dataset in drop or (entry.fingerprint and e.fingerprint == entry.fingerprint) for e in loo
+    ), "leave-one-out leaked the target"
     return loo
 
 
@@ -64,11 +70,18 @@ def _scores(study: Any, metric: str) -> tuple[list[float | None], list[str | Non
     from optuna.trial import TrialState
 
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    return ([t.user_attrs.get("metrics", {}).get(metric) if t.state == TrialState.COMPLETE else None for t in trials],
-            [t.user_attrs.get("warm_start") for t in trials])
+    return (
+        [
+            t.user_attrs.get("metrics", {}).get(metric) if t.state == TrialState.COMPLETE else None
+            for t in trials
+        ],
+        [t.user_attrs.get("warm_start") for t in trials],
+    )
 
 
-def run_curve(entry: Entry, seed: int, n_trials: int, warm: dict[str, Any] | None) -> tuple[list[float | None], list[str | None]]:
+def run_curve(
+    entry: Entry, seed: int, n_trials: int, warm: dict[str, Any] | None
+) -> tuple[list[float | None], list[str | None]]:
     """Scores (in trial order) and warm-start sources of one study on the target's data."""
     import optuna
     from threadpoolctl import threadpool_limits
@@ -78,7 +91,9 @@ def run_curve(entry: Entry, seed: int, n_trials: int, warm: dict[str, Any] | Non
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        spec = cold_spec(entry.dataset, entry.family, entry.task, n_trials=n_trials, cv_folds=3, seed=seed)
+        spec = cold_spec(
+            entry.dataset, entry.family, entry.task, n_trials=n_trials, cv_folds=3, seed=seed
+        )
         spec.update(output_dir=str(Path(tmp) / "out"), storage=":memory:")
         if warm is not None:
             spec["warm_start"] = warm
@@ -86,21 +101,25 @@ def run_curve(entry: Entry, seed: int, n_trials: int, warm: dict[str, Any] | Non
         return _scores(result.study, entry.metric)
 
 
-def cold_curve(entry: Entry, seed: int, n_trials: int, build_seed: int) -> tuple[list[float | None], int]:
+def cold_curve(
+    entry: Entry, seed: int, n_trials: int, build_seed: int
+) -> tuple[list[float | None], int]:
     """The cold TPE curve; the build's recorded trials are reused for its own seed (it is that run)."""
     history = list(entry.history) if seed == build_seed else []
     if len(history) >= n_trials:
         return history[:n_trials], n_trials
     scores, _ = run_curve(entry, seed, n_trials, None)
     if history:  # the same run: the recorded prefix must agree (a check that reusing it is sound)
-        same = sum(abs(a - b) < 1e-9 for a, b in zip(history, scores) if b is not None)
+        same = sum(abs(a - b) < 1e-9 for a, b in zip(history, scores, strict=False) if b is not None)
         if same < len(history) * 0.9:
-            print(f"  note: {entry.key} seed {seed}: rerun agrees with the build's curve on {same}/{len(history)}",
-                  flush=True)
+            print(
+                f"  note: {entry.key} seed {seed}: rerun agrees with the build's curve on {same}/{len(history)}",
+                flush=True,
+            )
     return scores, 0
 
 
-def flaml_params(entry: Entry, X: Any, y: Any) -> dict[str, Any] | None:
+def flaml_params(entry: Entry) -> dict[str, Any] | None:
     """FLAML's zero-shot configuration for the target's data, in the family's parameter names."""
     learner = FLAML_LEARNER.get(entry.family)
     if learner is None:
@@ -109,7 +128,10 @@ def flaml_params(entry: Entry, X: Any, y: Any) -> dict[str, Any] | None:
         from flaml.default.suggest import suggest_config
     except ImportError:
         return None
-    (config,) = suggest_config(entry.task, X, y, learner, k=1)
+    from tuneops.data import load_dataset
+
+    data = load_dataset(entry.dataset)
+    (config,) = suggest_config(entry.task, data.X, data.y, learner, k=1)
     hp = dict(config["hyperparameters"])
     if entry.family in ("random_forest", "extra_trees"):
         if "max_leaves" in hp:
@@ -126,7 +148,9 @@ def evaluate(entry: Entry, seed: int, params: dict[str, Any]) -> float | None:
     from tuneops.objective import SpecObjective
     from tuneops.spec import load_spec
 
-    spec = load_spec(cold_spec(entry.dataset, entry.family, entry.task, n_trials=1, cv_folds=3, seed=seed))
+    spec = load_spec(
+        cold_spec(entry.dataset, entry.family, entry.task, n_trials=1, cv_folds=3, seed=seed)
+    )
     data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     try:
         metrics, _ = SpecObjective(spec, data).evaluate(entry.family, params)
@@ -137,10 +161,28 @@ def evaluate(entry: Entry, seed: int, params: dict[str, Any]) -> float | None:
 
 
 def bench_one(args: tuple[dict[str, Any], dict[str, Any], int, int, int, str]) -> dict[str, Any]:
-    """One (target, seed): the warm and cold curves, the default and FLAML's configuration."""
+    """One (target, seed): the warm and cold curves, the default and FLAML's configuration;
+    ``{"error": ...}`` when the target cannot be tuned (for example a class too rare for 3 folds)."""
+    entry_dict, _, seed, n_trials, *_ = args
+    try:
+        return _bench_one(args)
+    except Exception as exc:
+        return {
+            "dataset": entry_dict["dataset"],
+            "family": entry_dict["family"],
+            "seed": seed,
+            "n_trials": n_trials,
+            "error": f"{type(exc).__name__}: {str(exc)[:200]}",
+            "seconds": 0.0,
+        }
+
+
+def _bench_one(args: tuple[dict[str, Any], dict[str, Any], int, int, int, str]) -> dict[str, Any]:
     entry_dict, kb_dict, seed, n_trials, build_seed, tmpdir = args
     entry = Entry.from_dict(entry_dict)
-    kb = KnowledgeBase(tuple(Entry.from_dict(e) for e in kb_dict["entries"]), kb_dict.get("built_with"))
+    kb = KnowledgeBase(
+        tuple(Entry.from_dict(e) for e in kb_dict["entries"]), kb_dict.get("built_with")
+    )
     loo = leave_out(kb, entry)
     path = Path(tmpdir) / f"loo-{entry.dataset.replace(':', '_')}-{entry.family}-{seed}.json.gz"
     loo.save(path, history=True)
@@ -148,18 +190,25 @@ def bench_one(args: tuple[dict[str, Any], dict[str, Any], int, int, int, str]) -
     warm_cfg = {"auto": {"sources": [str(path)], "max_trials": WARM_TRIALS, "max_share": 1.0}}
     warm, sources = run_curve(entry, seed, n_trials, warm_cfg)
     given = load_file(path)
-    assert not any(e.dataset in related(entry.dataset) for e in given), "leave-one-out leaked the target"
+    assert not any(e.dataset in related(entry.dataset) for e in given), (
+        "leave-one-out leaked the target"
+    )
     cold, reused = cold_curve(entry, seed, n_trials, build_seed)
-    from tuneops.data import load_dataset
-
-    data = load_dataset(entry.dataset)
-    fl = flaml_params(entry, data.X, data.y)
+    fl = flaml_params(entry)
     return {
-        "dataset": entry.dataset, "family": entry.family, "seed": seed, "n_trials": n_trials,
-        "warm": warm, "warm_sources": sources[:WARM_TRIALS], "cold": cold, "cold_reused": reused,
+        "dataset": entry.dataset,
+        "family": entry.family,
+        "seed": seed,
+        "n_trials": n_trials,
+        "warm": warm,
+        "warm_sources": sources[:WARM_TRIALS],
+        "cold": cold,
+        "cold_reused": reused,
         "default": evaluate(entry, seed, {}),
-        "flaml": evaluate(entry, seed, fl) if fl is not None else None, "flaml_params": fl,
-        "base_entries": len(given), "seconds": time.time() - started,
+        "flaml": evaluate(entry, seed, fl) if fl is not None else None,
+        "flaml_params": fl,
+        "base_entries": len(given),
+        "seconds": time.time() - started,
     }
 
 
@@ -170,12 +219,18 @@ def _clean(values: Sequence[float | None], floor: float) -> list[float]:
 
 def regrets(row: dict[str, Any], points: Sequence[int]) -> dict[str, dict[int, float]]:
     """Normalized regret of the warm and cold curves at each of ``points`` trials."""
-    measured = [v for v in [*row["warm"], *row["cold"], row["default"], row["flaml"]] if v is not None]
+    measured = [
+        v for v in [*row["warm"], *row["cold"], row["default"], row["flaml"]] if v is not None
+    ]
     top, low = max(measured), min(measured)
     out: dict[str, dict[int, float]] = {}
     for key in ("warm", "cold"):
         curve = _clean(row[key], low)
-        out[key] = {t: (top - max(curve[:t])) / (top - low) if top > low else 0.0 for t in points if t <= len(curve)}
+        out[key] = {
+            t: (top - max(curve[:t])) / (top - low) if top > low else 0.0
+            for t in points
+            if t <= len(curve)
+        }
     return out
 
 
@@ -184,24 +239,38 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def summarise(rows: list[dict[str, Any]], points: Sequence[int] = (1, 5, 10, 40)) -> dict[str, Any]:
-    """Per family and over all: the issue's four targets."""
+    """Per family and over all: the issue's four targets (rows that failed are left out)."""
+    rows = [r for r in rows if "error" not in r]
     out: dict[str, Any] = {}
     families = list(dict.fromkeys(r["family"] for r in rows))
     for family in [*families, "all"]:
         sub = [r for r in rows if family in ("all", r["family"])]
         if not sub:
             continue
-        first = [(r["warm"][0], r["default"], r["flaml"]) for r in sub if r["warm"] and r["warm"][0] is not None]
+        first = [
+            (r["warm"][0], r["default"], r["flaml"])
+            for r in sub
+            if r["warm"] and r["warm"][0] is not None
+        ]
         beats = sum(w > d for w, d, _ in first if d is not None)
         ties = sum(w == d for w, d, _ in first if d is not None)
         n_default = sum(d is not None for _, d, _ in first)
         vs_flaml = [w - f for w, _, f in first if f is not None]
         reg = [regrets(r, points) for r in sub]
-        at = {t: {"warm": _median([g["warm"][t] for g in reg if t in g["warm"]]),
-                  "cold": _median([g["cold"][t] for g in reg if t in g["cold"]])} for t in points}
+        at = {
+            t: {
+                "warm": _median([g["warm"][t] for g in reg if t in g["warm"]]),
+                "cold": _median([g["cold"][t] for g in reg if t in g["cold"]]),
+            }
+            for t in points
+        }
         for t in points:
             w, c = at[t]["warm"], at[t]["cold"]
-            at[t]["ratio"] = (w / c if c else (0.0 if w == 0 else math.inf)) if w is not None and c is not None else None
+            at[t]["ratio"] = (
+                (w / c if c else (0.0 if w == 0 else math.inf))
+                if w is not None and c is not None
+                else None
+            )
         # best at the full budget, by dataset: mean over seeds, and cold's run-to-run noise
         by_dataset: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in sub:
@@ -209,26 +278,43 @@ def summarise(rows: list[dict[str, Any]], points: Sequence[int] = (1, 5, 10, 40)
         final = []
         for (fam, ds), rs in by_dataset.items():
             n = max(r["n_trials"] for r in rs)
-            rs = [r for r in rs if r["n_trials"] == n and len(r["warm"]) >= n and len(r["cold"]) >= n]
+            rs = [
+                r for r in rs if r["n_trials"] == n and len(r["warm"]) >= n and len(r["cold"]) >= n
+            ]
             if not rs:
                 continue
             wb = statistics.mean(max(_clean(r["warm"], -math.inf)) for r in rs)
             cb_each = [max(_clean(r["cold"], -math.inf)) for r in rs]
             noise = (max(cb_each) - min(cb_each)) if len(cb_each) > 1 else None
-            final.append({"dataset": ds, "family": fam, "diff": wb - statistics.mean(cb_each), "noise": noise,
-                          "seeds": len(rs)})
+            final.append(
+                {
+                    "dataset": ds,
+                    "family": fam,
+                    "diff": wb - statistics.mean(cb_each),
+                    "noise": noise,
+                    "seeds": len(rs),
+                }
+            )
         noises = [f["noise"] for f in final if f["noise"] is not None]
         median_noise = _median(noises)
         worse = [f for f in final if f["noise"] is not None and f["diff"] < -max(f["noise"], 1e-12)]
-        worse_median = [f for f in final if median_noise is not None and f["diff"] < -max(median_noise, 1e-12)]
+        worse_median = [
+            f for f in final if median_noise is not None and f["diff"] < -max(median_noise, 1e-12)
+        ]
         out[family] = {
-            "rows": len(sub), "datasets": len({r["dataset"] for r in sub}),
+            "rows": len(sub),
+            "datasets": len({r["dataset"] for r in sub}),
             "seeds": sorted({r["seed"] for r in sub}),
-            "first_beats_default": beats, "first_ties_default": ties, "n_default": n_default,
-            "first_minus_flaml_median": _median(vs_flaml), "n_flaml": len(vs_flaml),
+            "first_beats_default": beats,
+            "first_ties_default": ties,
+            "n_default": n_default,
+            "first_minus_flaml_median": _median(vs_flaml),
+            "n_flaml": len(vs_flaml),
             "first_ge_flaml": sum(v >= 0 for v in vs_flaml),
             "regret": at,
-            "final_n": len(final), "final_diff_median": _median([f["diff"] for f in final]),
+            "final_trials": max(r["n_trials"] for r in sub),
+            "final_n": len(final),
+            "final_diff_median": _median([f["diff"] for f in final]),
             "cold_noise_median": median_noise,
             "final_worse_than_noise": len(worse),
             "final_worse_than_median_noise": len(worse_median),
@@ -243,28 +329,41 @@ def _f(v: Any, fmt: str = ".3f") -> str:
 
 def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float) -> str:
     lines = [
-        f"Command: `{command}` ({elapsed / 60:.0f} min of benchmark processes). {kb_note}", "",
+        f"Command: `{command}` ({elapsed / 60:.0f} min of benchmark processes). {kb_note}",
+        "",
         "| family | datasets x seeds | first warm trial beats / ties the default | first warm - FLAML zero-shot "
-        "(median, >= 0 on) | norm. regret @5 warm / cold (ratio) | @10 warm / cold (ratio) | best @40 warm - cold "
-        "(median) | cold noise (median) | datasets worse than their cold noise |",
+        "(median, >= 0 on) | norm. regret @5 warm / cold (ratio) | @10 warm / cold (ratio) | best @N warm - cold "
+        "(median) | cold noise @N (median) | datasets worse than their cold noise |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for family, s in summary.items():
         r5, r10 = s["regret"].get(5, {}), s["regret"].get(10, {})
-        flaml = (f"{_f(s['first_minus_flaml_median'], '+.4f')} ({s['first_ge_flaml']}/{s['n_flaml']})"
-                 if s["n_flaml"] else "not covered")
+        flaml = (
+            f"{_f(s['first_minus_flaml_median'], '+.4f')} ({s['first_ge_flaml']}/{s['n_flaml']})"
+            if s["n_flaml"]
+            else "not covered"
+        )
         worst = s["worst_final"]
-        worst_text = (f"{s['final_worse_than_noise']}/{s['final_n']}" +
-                      (f" (worst {worst['dataset'].removeprefix('pmlb:')} {worst['diff']:+.4f})" if worst else "")
-                      if s["final_n"] else "-")
+        worst_text = (
+            f"{s['final_worse_than_noise']}/{s['final_n']}"
+            + (
+                f" (worst {worst['dataset'].removeprefix('pmlb:')} {worst['diff']:+.4f})"
+                if worst
+                else ""
+            )
+            if s["final_n"]
+            else "-"
+        )
         lines.append(
             f"| {family} | {s['datasets']} x {len(s['seeds'])} | "
             f"{s['first_beats_default']} / {s['first_ties_default']} of {s['n_default']} "
             f"({s['first_beats_default'] / max(s['n_default'], 1):.0%}) | {flaml} | "
             f"{_f(r5.get('warm'))} / {_f(r5.get('cold'))} ({_f(r5.get('ratio'), '.2f')}) | "
             f"{_f(r10.get('warm'))} / {_f(r10.get('cold'))} ({_f(r10.get('ratio'), '.2f')}) | "
-            f"{_f(s['final_diff_median'], '+.4f')} ({s['final_n']} datasets) | {_f(s['cold_noise_median'], '.4f')} | "
-            f"{worst_text} |")
+            f"N={s['final_trials']}: {_f(s['final_diff_median'], '+.4f')} ({s['final_n']} datasets) | "
+            f"{_f(s['cold_noise_median'], '.4f')} | "
+            f"{worst_text} |"
+        )
     return "\n".join(lines)
 
 
@@ -285,8 +384,11 @@ def targets_of(kb: KnowledgeBase, family: str, limit: int | None) -> list[Entry]
     from tuneops.knowledge.build import ZERO_SHOT_DATASETS
 
     order = {d: i for i, d in enumerate(ZERO_SHOT_DATASETS)}
-    entries = [e for e in kb.select(family=family, task="classification")
-               if e.history and e.dataset.removeprefix("pmlb:") in order]
+    entries = [
+        e
+        for e in kb.select(family=family, task="classification")
+        if e.history and e.dataset.removeprefix("pmlb:") in order
+    ]
     entries.sort(key=lambda e: order[e.dataset.removeprefix("pmlb:")])
     return entries[:limit] if limit else entries
 
@@ -294,17 +396,29 @@ def targets_of(kb: KnowledgeBase, family: str, limit: int | None) -> list[Entry]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb", help="knowledge base file (default: the shipped base)")
-    parser.add_argument("--family", action="append", help="family (repeat); default: the issue's five")
-    parser.add_argument("--datasets", type=int, help="at most this many targets per family (smallest first)")
+    parser.add_argument(
+        "--family", action="append", help="family (repeat); default: the issue's five"
+    )
+    parser.add_argument(
+        "--datasets", type=int, help="at most this many targets per family (smallest first)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it")
-    parser.add_argument("--from-checkpoint", nargs="+", metavar="JSONL", help="only summarise these row files")
+    parser.add_argument(
+        "--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it"
+    )
+    parser.add_argument(
+        "--from-checkpoint", nargs="+", metavar="JSONL", help="only summarise these row files"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart18.json"))
-    parser.add_argument("--docs", action="store_true", help="write the table into docs/benchmarks.md")
+    parser.add_argument(
+        "--docs", action="store_true", help="write the table into docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
-    command = "python benchmarks/bench_warmstart.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/bench_warmstart.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     kb = load_file(args.kb) if args.kb else load_shipped()
     built = dict(kb.built_with or {})
     rows: list[dict[str, Any]] = []
@@ -314,7 +428,13 @@ def main(argv: list[str] | None = None) -> int:
             rows += [json.loads(line) for line in Path(p).read_text().splitlines() if line.strip()]
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        families = args.family or ["hist_gradient_boosting", "random_forest", "lightgbm", "knn", "svm"]
+        families = args.family or [
+            "hist_gradient_boosting",
+            "random_forest",
+            "lightgbm",
+            "knn",
+            "svm",
+        ]
         done: set[tuple[str, str, int, int]] = set()
         if args.checkpoint and Path(args.checkpoint).is_file():
             for line in Path(args.checkpoint).read_text().splitlines():
@@ -324,31 +444,58 @@ def main(argv: list[str] | None = None) -> int:
                     done.add((r["dataset"], r["family"], r["seed"], r["n_trials"]))
         kb_dict = kb.to_dict(history=True)
         tmp = tempfile.mkdtemp(prefix="bench_warmstart.")
-        jobs = [(e.to_dict(), kb_dict, s, args.trials, int(built.get("seed", 0)), tmp)
-                for f in families for e in targets_of(kb, f, args.datasets) for s in args.seeds
-                if (e.dataset, f, s, args.trials) not in done]
-        print(f"{command}\n{len(jobs)} runs to do ({len(done)} from the checkpoint); base: {len(kb)} entries",
-              flush=True)
+        jobs = [
+            (e.to_dict(), kb_dict, s, args.trials, int(built.get("seed", 0)), tmp)
+            for f in families
+            for e in targets_of(kb, f, args.datasets)
+            for s in args.seeds
+            if (e.dataset, f, s, args.trials) not in done
+        ]
+        print(
+            f"{command}\n{len(jobs)} runs to do ({len(done)} from the checkpoint); base: {len(kb)} entries",
+            flush=True,
+        )
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
             for row in pool.map(bench_one, jobs):
                 rows.append(row)
                 if args.checkpoint:
                     with open(args.checkpoint, "a") as fh:
                         fh.write(json.dumps(row) + "\n")
+                if "error" in row:
+                    print(
+                        f"  {row['dataset']}/{row['family']} seed {row['seed']}: {row['error']}",
+                        flush=True,
+                    )
+                    continue
                 first = row["warm"][0] if row["warm"] else None
-                print(f"  {row['dataset']}/{row['family']} seed {row['seed']}: first warm {_f(first, '.4f')}, "
-                      f"default {_f(row['default'], '.4f')}, flaml {_f(row['flaml'], '.4f')}, best warm "
-                      f"{_f(max(_clean(row['warm'], -1)), '.4f')} vs cold {_f(max(_clean(row['cold'], -1)), '.4f')} "
-                      f"({row['seconds']:.0f}s)", flush=True)
+                print(
+                    f"  {row['dataset']}/{row['family']} seed {row['seed']}: first warm {_f(first, '.4f')}, "
+                    f"default {_f(row['default'], '.4f')}, flaml {_f(row['flaml'], '.4f')}, best warm "
+                    f"{_f(max(_clean(row['warm'], -1)), '.4f')} vs cold {_f(max(_clean(row['cold'], -1)), '.4f')} "
+                    f"({row['seconds']:.0f}s)",
+                    flush=True,
+                )
     summary = summarise(rows)
     elapsed = sum(r.get("seconds", 0.0) for r in rows)
-    note = (f"Base: {len(kb)} entries built with {built.get('n_trials')} cold TPE trials per dataset "
-            f"({built.get('built_at', '?')}); every warm run is given it without the target and its near-duplicates.")
+    note = (
+        f"Base: {len(kb)} entries built with {built.get('n_trials')} cold TPE trials per dataset "
+        f"({built.get('built_at', '?')}); every warm run is given it without the target and its near-duplicates."
+    )
     text = markdown(summary, command, note, elapsed)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"command": command, "summary": summary, "rows": rows,
-                                          "elapsed_s": elapsed, "wall_s": time.time() - started}, indent=1))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "command": command,
+                "summary": summary,
+                "rows": rows,
+                "elapsed_s": elapsed,
+                "wall_s": time.time() - started,
+            },
+            indent=1,
+        )
+    )
     if args.docs:
         write_docs(text)
     return 0

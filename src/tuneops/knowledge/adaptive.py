@@ -5,6 +5,10 @@ before the first result. The adaptive warm start (``warm_start.auto.strategy: ad
 the same knowledge, the nearest past tasks and their tried configurations, and decides one
 trial at a time:
 
+* **The zero-shot head** (issue 18): the family's first :data:`HEAD` proposals are its greedy
+  portfolio over *every* past task (:func:`tuneops.knowledge.portfolio.greedy_portfolio`): the
+  configuration best on average (a robust default), then those that cover the tasks it
+  misses. No result is needed to choose them, and the adaptive weights below need two.
 * **Candidates** are the ``per_neighbour`` best configurations of every neighbour, with each
   neighbour's estimated regret for every candidate (the score of the nearest configuration
   tried there, as the portfolio estimates it).
@@ -99,7 +103,8 @@ def plan_family(
     if tasks and head > 0:
         for i, rec in enumerate(greedy_portfolio(tasks, space, size=head, cost_weight=cost_weight)):
             label = "robust default" if i == 0 else "covers the tasks the others miss"
-            heads.append(add(dict(rec.params), f"kb:portfolio#{i + 1} ({label}; from {rec.dataset}#{rec.rank + 1})"))
+            source = f"kb:portfolio#{i + 1} ({label}; from {rec.dataset}#{rec.rank + 1})"
+            heads.append(add(dict(rec.params), source))
     for n in neighbours:
         for rank, (raw, _) in enumerate(n.entry.configs[:per_neighbour]):
             params, _ = fit_to_space(raw, space)
@@ -110,9 +115,11 @@ def plan_family(
     unit, categorical = _unit_matrix(candidates, space)
     regret = _regrets(neighbours, unit, space, categorical)
     prior = 1.0 / np.arange(1, len(neighbours) + 1)
-    cost = cost_scores(neighbours[0].entry.family, candidates) if cost_weight else np.zeros(len(candidates))
+    family = neighbours[0].entry.family
+    cost = cost_scores(family, candidates) if cost_weight else np.zeros(len(candidates))
     return {"candidates": candidates, "sources": sources, "regret": np.round(regret, 6).tolist(),
-            "prior": (prior / prior.sum()).tolist(), "head": heads, "cost": np.round(cost, 4).tolist(),
+            "prior": (prior / prior.sum()).tolist(), "head": heads,
+            "cost": np.round(cost, 4).tolist(),
             "cost_weight": float(cost_weight), "neighbours": [n.entry.dataset for n in neighbours]}
 
 
@@ -154,7 +161,8 @@ def propose(
     cost_weight = float(plan.get("cost_weight", 0.0))
     if cost_weight > 0 and len(score) > 1 and np.ptp(score) > 0:
         # regrets on [0, 1] among the candidates, so the cost proxy (also on [0, 1]) weighs in
-        score = (score - score.min()) / np.ptp(score) + cost_weight * np.asarray(plan["cost"], dtype=float)
+        cost = np.asarray(plan["cost"], dtype=float)
+        score = (score - score.min()) / np.ptp(score) + cost_weight * cost
     if seen:
         points, _ = _unit_matrix(seen, space)
         near = _pairwise(unit, points, categorical).min(axis=1) < MIN_DISTANCE

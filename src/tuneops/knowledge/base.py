@@ -114,7 +114,8 @@ class Entry:
             "direction": self.direction,
             "meta_features": dict(self.meta_features),
             "configs": [
-                {"params": dict(p), "score": s, **({"cost": dict(self.costs[i])} if self.costs else {})}
+                {"params": dict(p), "score": s,
+                 **({"cost": dict(self.costs[i])} if self.costs else {})}
                 for i, (p, s) in enumerate(self.configs)
             ],
         }
@@ -163,7 +164,8 @@ def size_proxy(family: str, params: Mapping[str, Any]) -> float:
     """
     def num(name: str, default: float) -> float:
         value = params.get(name, default)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if number else default
 
     if family in ("random_forest", "extra_trees"):
         return num("n_estimators", 100) * min(num("max_depth", 32), 32)
@@ -181,7 +183,10 @@ def size_proxy(family: str, params: Mapping[str, Any]) -> float:
 
 
 def dedupe(
-    configs: Sequence[tuple[Mapping[str, Any], float]], costs: Sequence[Mapping[str, float]] = (), *, digits: int = 3
+    configs: Sequence[tuple[Mapping[str, Any], float]],
+    costs: Sequence[Mapping[str, float]] = (),
+    *,
+    digits: int = 3,
 ) -> tuple[list[tuple[Mapping[str, Any], float]], list[Mapping[str, float]]]:
     """``configs`` (best first) without repeats: two configurations are the same when their
     parameters agree to ``digits`` significant digits; the first (best) is kept.
@@ -340,7 +345,8 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
     metric, direction = quality
     by_family: dict[str, list[tuple[dict[str, Any], float, dict[str, float]]]] = {}
     order: dict[str, list[float]] = {}
-    for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for t in sorted(complete, key=lambda t: t.number):
         metrics = t.user_attrs.get("metrics", {})
         score = metrics.get(metric)
         family = t.user_attrs.get("family")

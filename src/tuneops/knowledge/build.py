@@ -31,7 +31,10 @@ from tuneops.export import library_versions
 from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, dedupe, entries_of_study, related
 from tuneops.tuning import run
 
-__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "ZERO_SHOT_DATASETS", "RELATED", "build", "build_one", "cold_spec", "related"]
+__all__ = [
+    "DEFAULT_DATASETS", "DEFAULT_FAMILIES", "ZERO_SHOT_DATASETS", "RELATED", "build", "build_one",
+    "cold_spec", "related",
+]
 
 #: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
 #: wdbc but not breast_cancer_wisconsin, pima but not diabetes), so leave-one-out is honest;
@@ -52,7 +55,8 @@ DEFAULT_DATASETS: tuple[str, ...] = (
 )
 #: Every family the zero-shot warm start covers (issue 18); the shipped base has all of them.
 DEFAULT_FAMILIES: tuple[str, ...] = (
-    "knn", "linear", "hist_gradient_boosting", "lightgbm", "random_forest", "xgboost", "extra_trees", "mlp", "svm",
+    "knn", "linear", "hist_gradient_boosting", "lightgbm", "random_forest", "xgboost",
+    "extra_trees", "mlp", "svm",
 )
 #: The shipped base's datasets for every family: the 35 smallest classification datasets of
 #: :data:`DEFAULT_DATASETS` (31 groups once near-duplicates are merged), what a build on two
@@ -181,9 +185,13 @@ def build(
     )
     if extend is not None:
         fresh = {(e.dataset, e.family) for e in entries}
-        entries = tuple(_distinct(e) for e in extend if (e.dataset, e.family) not in fresh) + entries
-    per_family = {f: sorted({t for (d, g), t in trials_of.items() if g == f and (d, g) in done and d in datasets})
-                  for f in families}
+        kept = tuple(_distinct(e) for e in extend if (e.dataset, e.family) not in fresh)
+        entries = kept + entries
+    per_family = {
+        f: sorted({t for (d, g), t in trials_of.items()
+                   if g == f and (d, g) in done and d in datasets})
+        for f in families
+    }
     built_with = {
         "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],

@@ -22,8 +22,11 @@ from tuneops.knowledge.base import Entry, KnowledgeBase
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
 
-__all__ = ["Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space", "param_distance",
-           "seed_recipe", "greedy", "greedy_portfolio", "normalized_regrets", "cost_scores"]
+__all__ = [
+    "Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space",
+    "param_distance", "seed_recipe", "greedy", "greedy_portfolio", "normalized_regrets",
+    "cost_scores", "candidate_pool",
+]
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,10 @@ PRIOR_WEIGHT = 0.1
 
 
 def normalized_regrets(
-    tasks: Sequence[Entry], candidates: np.ndarray, space: Mapping[str, Param], categorical: np.ndarray
+    tasks: Sequence[Entry],
+    candidates: np.ndarray,
+    space: Mapping[str, Param],
+    categorical: np.ndarray,
 ) -> np.ndarray:
     """Estimated normalized regret of each candidate on each task, shape (tasks, candidates).
 
@@ -301,7 +307,9 @@ def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray
     return (logs - logs.min()) / (logs.max() - logs.min())
 
 
-def greedy(regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cost_weight: float = 0.0) -> list[int]:
+def greedy(
+    regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cost_weight: float = 0.0
+) -> list[int]:
     """Greedy portfolio selection on a (tasks x candidates) regret matrix; returns column indices.
 
     The first pick minimises the mean regret over the tasks (the configuration best on
@@ -321,7 +329,8 @@ def greedy(regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cos
     chosen: list[int] = []
     reached = np.ones(n_tasks)  # normalized regret: 1 = the worst configuration tried there
     while len(chosen) < min(size, n):
-        value = (np.minimum(reached[:, None], regret).mean(axis=0) if n_tasks else np.zeros(n)) + penalty
+        covered = np.minimum(reached[:, None], regret).mean(axis=0) if n_tasks else np.zeros(n)
+        value = covered + penalty
         value[chosen] = np.inf
         order = np.lexsort((mean + penalty, value))  # by value, then by mean regret
         j = int(order[0])
@@ -331,7 +340,11 @@ def greedy(regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cos
 
 
 def candidate_pool(
-    tasks: Sequence[Neighbour], space: Mapping[str, Param], *, per_neighbour: int = 5, min_distance: float = 0.05
+    tasks: Sequence[Neighbour],
+    space: Mapping[str, Param],
+    *,
+    per_neighbour: int = 5,
+    min_distance: float = 0.05,
 ) -> list[Recommendation]:
     """The ``per_neighbour`` best configurations of every task, put into ``space``, without
     near-duplicates (closer than ``min_distance``): distinct configurations only."""

@@ -51,7 +51,13 @@ from tuneops.knowledge.base import (
     strip_prefix,
 )
 from tuneops.knowledge.metafeatures import meta_features
-from tuneops.knowledge.portfolio import STRATEGIES, fit_to_space, greedy_portfolio, nearest, portfolio
+from tuneops.knowledge.portfolio import (
+    STRATEGIES,
+    fit_to_space,
+    greedy_portfolio,
+    nearest,
+    portfolio,
+)
 from tuneops.metrics import METRICS
 from tuneops.space import Param
 
@@ -220,8 +226,8 @@ class WarmStartPlan:
         if self.settings.auto is not None:
             queue += self._auto(study, meta["features"], len(queue))
         elif queue:
-            _log.info("warm start: %d configuration(s) from %s", len(queue), ", ".join(s for _, s in queue[:5])
-                      + (", ..." if len(queue) > 5 else ""))
+            sources = ", ".join(s for _, s in queue[:5]) + (", ..." if len(queue) > 5 else "")
+            _log.info("warm start: %d configuration(s) from %s", len(queue), sources)
         for params, source in queue:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in queue]
@@ -237,40 +243,48 @@ class WarmStartPlan:
             return []
         kb = load_sources(auto.sources, self.storage_url, exclude_study=study.study_name)
         families = list(self.spaces)
-        neighbours = {f: nearest(kb, meta, family=f, task=self.task, k=auto.neighbors) for f in families}
+        near = {f: nearest(kb, meta, family=f, task=self.task, k=auto.neighbors) for f in families}
+        # every past task of a family: its zero-shot portfolio is chosen across all of them
+        tasks = {f: nearest(kb, meta, family=f, task=self.task, k=len(kb)) for f in families}
         out: list[tuple[dict[str, Any], str]] = []
         if auto.strategy == "adaptive":
-            # every past task of the family: the zero-shot head is chosen across all of them
-            tasks = {f: nearest(kb, meta, family=f, task=self.task, k=len(kb)) for f in families}
-            plans = {f: plan_family(neighbours[f], self.spaces[f], tasks=tasks[f], cost_weight=self.cost_weight)
-                     for f in families}
+            plans = {
+                f: plan_family(near[f], self.spaces[f], tasks=tasks[f],
+                               cost_weight=self.cost_weight)
+                for f in families
+            }
             order = [f for f in families if plans[f]["candidates"]]
             if order:
                 record = {"first": n_explicit, "size": size, "order": order, "families": plans}
                 _optuna.set_study_system_attr(study, PLAN_ATTR, record)
-                heads = [plans[f]["sources"][i] for f in order for i in plans[f]["head"][:1]]
-                self._announce(size, neighbours, order, n_explicit,
-                               f"first the portfolio's {heads[0].split(' (')[0].removeprefix('kb:')} "
-                               f"({'robust default' if heads else ''}), then chosen after each result"
-                               if heads else "each chosen after the results so far")
+                first = next(((f, plans[f]) for f in order if plans[f]["head"]), None)
+                how = "each chosen after the results so far"
+                if first is not None:
+                    f, fam_plan = first
+                    how = (f"first the robust default of {f}'s zero-shot portfolio "
+                           f"({_params(fam_plan['candidates'][fam_plan['head'][0]])}) and "
+                           f"{len(fam_plan['head']) - 1} more of it, then each chosen after the "
+                           "results so far")
+                self._announce(size, near, order, n_explicit, how)
                 return []
         else:
             # Several families: share the portfolio out, family by family, nearest first.
             per_family = {}
             for f in families:
-                pool = (nearest(kb, meta, family=f, task=self.task, k=len(kb)) if auto.strategy == "greedy"
-                        else neighbours[f])
-                per_family[f] = (greedy_portfolio(pool, self.spaces[f], size=size, cost_weight=self.cost_weight)
-                                 if auto.strategy == "greedy" else
-                                 portfolio(pool, self.spaces[f], size=size, strategy=auto.strategy))
+                if auto.strategy == "greedy":
+                    per_family[f] = greedy_portfolio(tasks[f], self.spaces[f], size=size,
+                                                     cost_weight=self.cost_weight)
+                else:
+                    per_family[f] = portfolio(near[f], self.spaces[f], size=size,
+                                              strategy=auto.strategy)
             for i in range(size):
                 for family in families:
                     recs = per_family[family]
                     if i < len(recs) and len(out) < size:
                         out.append((add_prefix(recs[i].params, family, families), recs[i].source))
             if out:
-                self._announce(len(out), neighbours, [f for f in families if per_family[f]], n_explicit,
-                               f"a {auto.strategy} portfolio")
+                self._announce(len(out), near, [f for f in families if per_family[f]], n_explicit,
+                               f"a {auto.strategy} portfolio, first {_params(out[0][0])}")
         if not out:
             _log.warning(
                 "warm_start.auto: the knowledge base (%s) has no %s entries for %s; starting cold",
@@ -278,18 +292,25 @@ class WarmStartPlan:
             )
         return out
 
-    def _announce(self, size: int, neighbours: Mapping[str, Sequence[Any]], families: Sequence[str],
-                  n_explicit: int, how: str) -> None:
-        """The console's summary line of what the warm start proposes (logger ``tuneops``, INFO)."""
-        near = sorted({n.entry.dataset for f in families for n in neighbours[f]})
-        nearest_first = sorted((n.distance, n.entry.dataset) for f in families for n in neighbours[f])
-        names = list(dict.fromkeys(d for _, d in nearest_first))[:3]
+    def _announce(self, size: int, neighbours: Mapping[str, Sequence[Any]],
+                  families: Sequence[str], n_explicit: int, how: str) -> None:
+        """The console's summary line of what the warm start proposes (logger ``tuneops``, INFO):
+        ``warm start: N configurations from K similar datasets (nearest: a, b, c) ...``."""
+        found = [n for f in families for n in neighbours[f]]
+        found.sort(key=lambda n: n.distance)
+        names = list(dict.fromkeys(n.entry.dataset for n in found))
         explicit = f" after {n_explicit} explicit" if n_explicit else ""
-        cost = f"; preferring configurations cheap to serve (weight {self.cost_weight:.2g})" if self.cost_weight else ""
+        cost = (f"; preferring configurations cheap to serve (weight {self.cost_weight:.2g})"
+                if self.cost_weight else "")
         _log.info(
             "warm start: %d configurations%s from %d similar datasets (nearest: %s) for %s: %s%s",
-            size, explicit, len(near), ", ".join(names), ", ".join(families), how, cost,
+            size, explicit, len(names), ", ".join(names[:3]), ", ".join(families), how, cost,
         )
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
 
 
 def serving_cost_weight(objectives: Sequence[Any]) -> float:
@@ -299,8 +320,11 @@ def serving_cost_weight(objectives: Sequence[Any]) -> float:
     """
     if not objectives:
         return 0.0
-    costs = sum(1 for o in objectives
-                if o.metric in METRICS and METRICS[o.metric].kind in ("latency", "size") and o.direction == "minimize")
+    costs = sum(
+        1 for o in objectives
+        if o.metric in METRICS and METRICS[o.metric].kind in ("latency", "size")
+        and o.direction == "minimize"
+    )
     return costs / len(objectives)
 
 
@@ -408,7 +432,10 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     best_cold = min(cold, key=lambda t: sign * t.values[0]).values[0] if cold else None
     first = min(warm, key=lambda t: t.number)
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
-    neighbours = list(dict.fromkeys(d for f in plan.get("order", []) for d in plan["families"][f].get("neighbours", [])))
+    families = plan.get("families", {})
+    neighbours = list(dict.fromkeys(
+        d for f in plan.get("order", []) for d in families[f].get("neighbours", [])
+    ))
     section = {
         "n_enqueued": len(warm),
         "n_complete": sum(t.number in rank for t in warm),
@@ -433,17 +460,21 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
 
 
 def _summary(section: Mapping[str, Any]) -> str:
-    """``warm start: 10 trials (3 portfolio, 7 adaptive); best warm trial #4 ranked 2 of 40 (0.912 vs 0.915 for
-    the best other trial); first warm trial 0.905, ranked 6``."""
+    """``warm start: 10 trials (3 portfolio, 7 adaptive); best warm trial #4 ranked 2 of 40
+    (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``."""
     parts = [f"{section['n_portfolio']} portfolio", f"{section['n_adaptive']} adaptive"]
     other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"]
-    kinds = ", ".join([p for p in parts if not p.startswith("0 ")] + ([f"{other} given"] if other else []))
+    kinds = ", ".join([p for p in parts if not p.startswith("0 ")]
+                      + ([f"{other} given"] if other else []))
     text = f"warm start: {section['n_enqueued']} trials ({kinds})"
     if section["best_rank"] is None:
         return text + "; none completed"
     text += (f"; best warm trial #{section['best_warm_trial']} ranked {section['best_rank']} of "
              f"{section['n_ranked']} ({_g(section['best_warm_value'])}")
-    text += f" vs {_g(section['best_cold_value'])} for the best other trial)" if section["best_cold_value"] is not None else ")"
+    if section["best_cold_value"] is not None:
+        text += f" vs {_g(section['best_cold_value'])} for the best other trial)"
+    else:
+        text += ")"
     if section["first_rank"] is not None:
         text += f"; first warm trial {_g(section['first_value'])}, ranked {section['first_rank']}"
     return text
