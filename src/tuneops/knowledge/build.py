@@ -192,7 +192,7 @@ def build(
                    if g == f and (d, g) in done and d in datasets})
         for f in families
     }
-    built_with = {
+    built_with: dict[str, Any] = {
         "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],
         "built": {f: sum((d, f) in done for d in datasets) for f in families},
