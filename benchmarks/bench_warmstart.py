@@ -21,7 +21,7 @@ All scores are the CV accuracy of the same folds. Normalized regret of a curve a
 ``(best - best so far) / (best - worst)`` over every score measured on (D, F, s) by any method.
 Cold TPE's run-to-run noise on D: the spread of its best at ``--trials`` over the seeds.
 
-    python benchmarks/bench_warmstart.py --family knn --family svm --seeds 0 1 --checkpoint rows.jsonl
+    python benchmarks/bench_warmstart.py --family knn --seeds 0 1 --checkpoint rows.jsonl
     python benchmarks/bench_warmstart.py --from-checkpoint rows.jsonl    # the tables again
 """
 
@@ -57,7 +57,7 @@ FLAML_LEARNER = {
 
 # -- the runs -----------------------------------------------------------------------------------
 def leave_out(kb: KnowledgeBase, entry: Entry) -> KnowledgeBase:
-    """The base for target ``entry``: without its dataset, near-duplicates and fingerprint (checked)."""
+    """The base for ``entry``: without its dataset, near-duplicates and fingerprint (checked)."""
     loo = kb.without(dataset=entry.dataset, fingerprint=entry.fingerprint)
     drop = related(entry.dataset)
     assert not any(
@@ -104,16 +104,18 @@ def run_curve(
 def cold_curve(
     entry: Entry, seed: int, n_trials: int, build_seed: int
 ) -> tuple[list[float | None], int]:
-    """The cold TPE curve; the build's recorded trials are reused for its own seed (it is that run)."""
+    """The cold TPE curve; the build's recorded trials are reused for its seed (it is that run)."""
     history = list(entry.history) if seed == build_seed else []
     if len(history) >= n_trials:
         return history[:n_trials], n_trials
     scores, _ = run_curve(entry, seed, n_trials, None)
     if history:  # the same run: the recorded prefix must agree (a check that reusing it is sound)
-        same = sum(abs(a - b) < 1e-9 for a, b in zip(history, scores, strict=False) if b is not None)
+        pairs = zip(history, scores, strict=False)
+        same = sum(abs(a - b) < 1e-9 for a, b in pairs if b is not None)
         if same < len(history) * 0.9:
             print(
-                f"  note: {entry.key} seed {seed}: rerun agrees with the build's curve on {same}/{len(history)}",
+                f"  note: {entry.key} seed {seed}: rerun agrees with the build's curve on "
+                f"{same}/{len(history)}",
                 flush=True,
             )
     return scores, 0
@@ -162,7 +164,7 @@ def evaluate(entry: Entry, seed: int, params: dict[str, Any]) -> float | None:
 
 def bench_one(args: tuple[dict[str, Any], dict[str, Any], int, int, int, str]) -> dict[str, Any]:
     """One (target, seed): the warm and cold curves, the default and FLAML's configuration;
-    ``{"error": ...}`` when the target cannot be tuned (for example a class too rare for 3 folds)."""
+    ``{"error": ...}`` when the target cannot be tuned (say, a class too rare for 3 folds)."""
     entry_dict, _, seed, n_trials, *_ = args
     try:
         return _bench_one(args)
@@ -331,8 +333,9 @@ def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float
     lines = [
         f"Command: `{command}` ({elapsed / 60:.0f} min of benchmark processes). {kb_note}",
         "",
-        "| family | datasets x seeds | first warm trial beats / ties the default | first warm - FLAML zero-shot "
-        "(median, >= 0 on) | norm. regret @5 warm / cold (ratio) | @10 warm / cold (ratio) | best @N warm - cold "
+        "| family | datasets x seeds | first warm trial beats / ties the default "
+        "| first warm - FLAML zero-shot (median, >= 0 on) | norm. regret @5 warm / cold (ratio) "
+        "| @10 warm / cold (ratio) | best @N warm - cold "
         "(median) | cold noise @N (median) | datasets worse than their cold noise |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -360,7 +363,8 @@ def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float
             f"({s['first_beats_default'] / max(s['n_default'], 1):.0%}) | {flaml} | "
             f"{_f(r5.get('warm'))} / {_f(r5.get('cold'))} ({_f(r5.get('ratio'), '.2f')}) | "
             f"{_f(r10.get('warm'))} / {_f(r10.get('cold'))} ({_f(r10.get('ratio'), '.2f')}) | "
-            f"N={s['final_trials']}: {_f(s['final_diff_median'], '+.4f')} ({s['final_n']} datasets) | "
+            f"N={s['final_trials']}: {_f(s['final_diff_median'], '+.4f')} "
+            f"({s['final_n']} datasets) | "
             f"{_f(s['cold_noise_median'], '.4f')} | "
             f"{worst_text} |"
         )
@@ -368,7 +372,7 @@ def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float
 
 
 def write_docs(text: str) -> None:
-    """Put ``text`` between the ``<!-- bench_warmstart18:begin/end -->`` markers of docs/benchmarks.md."""
+    """Put ``text`` between the ``bench_warmstart18:begin/end`` markers of docs/benchmarks.md."""
     path = ROOT / "docs" / "benchmarks.md"
     doc = path.read_text()
     begin, finish = "<!-- bench_warmstart18:begin -->", "<!-- bench_warmstart18:end -->"
@@ -452,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             if (e.dataset, f, s, args.trials) not in done
         ]
         print(
-            f"{command}\n{len(jobs)} runs to do ({len(done)} from the checkpoint); base: {len(kb)} entries",
+            f"{command}\n{len(jobs)} runs to do ({len(done)} from the checkpoint); "
+            f"base: {len(kb)} entries",
             flush=True,
         )
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
@@ -469,9 +474,11 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 first = row["warm"][0] if row["warm"] else None
                 print(
-                    f"  {row['dataset']}/{row['family']} seed {row['seed']}: first warm {_f(first, '.4f')}, "
-                    f"default {_f(row['default'], '.4f')}, flaml {_f(row['flaml'], '.4f')}, best warm "
-                    f"{_f(max(_clean(row['warm'], -1)), '.4f')} vs cold {_f(max(_clean(row['cold'], -1)), '.4f')} "
+                    f"  {row['dataset']}/{row['family']} seed {row['seed']}: "
+                    f"first warm {_f(first, '.4f')}, default {_f(row['default'], '.4f')}, "
+                    f"flaml {_f(row['flaml'], '.4f')}, "
+                    f"best warm {_f(max(_clean(row['warm'], -1)), '.4f')} "
+                    f"vs cold {_f(max(_clean(row['cold'], -1)), '.4f')} "
                     f"({row['seconds']:.0f}s)",
                     flush=True,
                 )
@@ -479,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = sum(r.get("seconds", 0.0) for r in rows)
     note = (
         f"Base: {len(kb)} entries built with {built.get('n_trials')} cold TPE trials per dataset "
-        f"({built.get('built_at', '?')}); every warm run is given it without the target and its near-duplicates."
+        f"({built.get('built_at', '?')}); every warm run is given it without the target and "
+        "its near-duplicates."
     )
     text = markdown(summary, command, note, elapsed)
     print(text)

@@ -185,7 +185,9 @@ def _bench():
 
 
 @pytest.mark.parametrize("target", ["pmlb:heart_c", "pmlb:iris"])
-def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(tmp_path, monkeypatch, target):
+def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(
+    tmp_path, monkeypatch, target
+):
     from tuneops.knowledge.base import related
 
     bench = _bench()
@@ -193,7 +195,7 @@ def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(tmp
     names = ["heart_statlog", "heart_c", "heart_h", "iris", "wine_recognition", "sonar"]
     kb = KnowledgeBase(tuple(
         _entry(f"pmlb:{d}", meta, family="knn", fingerprint=f"sha256:{d}") for d in names
-    ) + (_entry("pmlb:iris_copy", meta, family="knn", fingerprint="sha256:iris"),))  # iris under another name
+    ) + (_entry("pmlb:iris_copy", meta, family="knn", fingerprint="sha256:iris"),))  # iris, renamed
     entry = next(e for e in kb if e.dataset == target)
     seen = {}
 
@@ -209,15 +211,18 @@ def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(tmp
     row = bench.bench_one((entry.to_dict(), kb.to_dict(), 0, 3, 0, str(tmp_path)))
     assert "error" not in row, row
     given = {e.dataset for e in seen["kb"]}
-    assert not given & related(target) and entry.fingerprint not in {e.fingerprint for e in seen["kb"]}
-    assert given == {e.dataset for e in kb} - related(target) - ({"pmlb:iris_copy"} if target == "pmlb:iris" else set())
+    assert not given & related(target)
+    assert entry.fingerprint not in {e.fingerprint for e in seen["kb"]}
+    twin = {"pmlb:iris_copy"} if target == "pmlb:iris" else set()
+    assert given == {e.dataset for e in kb} - related(target) - twin
     assert row["base_entries"] == len(given)
 
 
 def test_the_benchmark_summary_counts_the_issue_targets():
     bench = _bench()
     rows = []
-    for d, (w0, default, flaml) in {"a": (0.9, 0.8, 0.85), "b": (0.7, 0.75, 0.7), "c": (0.6, 0.5, None)}.items():
+    cases = {"a": (0.9, 0.8, 0.85), "b": (0.7, 0.75, 0.7), "c": (0.6, 0.5, None)}
+    for d, (w0, default, flaml) in cases.items():
         for seed, cold_best in ((0, 0.9), (1, 0.88)):
             rows.append({"dataset": d, "family": "random_forest", "seed": seed, "n_trials": 4,
                          "warm": [w0, w0, 0.91, 0.91], "cold": [0.5, 0.6, 0.7, cold_best],
@@ -321,7 +326,8 @@ def test_auto_warm_start_uses_past_studies_in_the_storage(workdir):
                      warm_start={"auto": {"sources": ["storage"], "max_share": 0.25}})
     result = run(spec)
     tags = [t.user_attrs.get("warm_start") for t in _trials(result.study)]
-    assert tags[0] == "kb:portfolio#1 (robust default; from sklearn:iris#1)" and len(result.study.trials) == 8
+    assert tags[0] == "kb:portfolio#1 (robust default; from sklearn:iris#1)"
+    assert len(result.study.trials) == 8
     assert sum(t is not None for t in tags) <= 2  # at most 25% of 8
 
 
@@ -372,8 +378,9 @@ def _rf_base(path):
     entries = []
     for i, (name, scores) in enumerate({"a": (0.95, 0.80, 0.78), "b": (0.70, 0.90, 0.89),
                                         "c": (0.72, 0.88, 0.87), "d": (0.70, 0.85, 0.85)}.items()):
-        configs = sorted(zip((deep, robust, small), scores), key=lambda c: -c[1])
-        entries.append(Entry(f"pmlb:{name}", "classification", "random_forest", "accuracy", "maximize",
+        configs = sorted(zip((deep, robust, small), scores, strict=True), key=lambda c: -c[1])
+        entries.append(Entry(f"pmlb:{name}", "classification", "random_forest", "accuracy",
+                             "maximize",
                              {f: 0.1 * i for f in FEATURES}, tuple(configs), history=scores))
     KnowledgeBase(tuple(entries)).save(str(path))
     return deep, robust, small
@@ -388,8 +395,10 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
     _, robust, _ = _rf_base(path)
     auto = {"sources": [str(path)], "max_trials": 3, "max_share": 1.0}
     with caplog.at_level(logging.INFO, logger="tuneops"):
-        result = run(tiny_spec(n_trials=4, model={"family": "random_forest"}, warm_start={"auto": auto}))
-    lines = [r.getMessage() for r in caplog.records if r.name == "tuneops" and r.getMessage().startswith("warm start:")]
+        result = run(tiny_spec(n_trials=4, model={"family": "random_forest"},
+                               warm_start={"auto": auto}))
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "tuneops" and r.getMessage().startswith("warm start:")]
     assert len(lines) == 1
     assert re.match(r"warm start: 3 configurations from 4 similar datasets \(nearest: pmlb:\w, "
                     r"pmlb:\w, pmlb:\w\) for random_forest: first the robust default of "
@@ -399,8 +408,10 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
     assert trials[0].params == robust  # the configuration best on average over the four tasks
     section = result.results["warm_start"]
     assert section["n_portfolio"] == 3 and section["first_rank"] >= 1 and section["neighbours"]
-    assert re.match(r"warm start: 3 trials \(3 portfolio\); best warm trial #\d ranked \d of 4 \([\d.]+ vs [\d.]+ "
-                    r"for the best other trial\); first warm trial [\d.]+, ranked \d", section["summary"]), section["summary"]
+    summary = section["summary"]
+    assert re.match(r"warm start: 3 trials \(3 portfolio\); best warm trial #\d ranked \d of 4 "
+                    r"\([\d.]+ vs [\d.]+ for the best other trial\); first warm trial [\d.]+, "
+                    r"ranked \d", summary), summary
 
 
 def test_a_spec_that_minimises_a_serving_cost_starts_from_cheap_configurations(workdir, caplog):
@@ -409,15 +420,19 @@ def test_a_spec_that_minimises_a_serving_cost_starts_from_cheap_configurations(w
     from tuneops.tuning import run
 
     assert serving_cost_weight(load_spec(tiny_spec()).objectives) == 0.0
-    assert serving_cost_weight(load_spec(tiny_spec(objectives=["accuracy", "fit_time_s"])).objectives) == 0.0
-    assert serving_cost_weight(load_spec(tiny_spec(objectives=["accuracy", "model_size_kb"])).objectives) == 0.5
+    def weight(objectives):
+        return serving_cost_weight(load_spec(tiny_spec(objectives=objectives)).objectives)
+
+    assert weight(["accuracy", "fit_time_s"]) == 0.0  # a training cost, not a serving one
+    assert weight(["accuracy", "model_size_kb"]) == 0.5
     path = workdir / "kb.json"
     _, robust, small = _rf_base(path)
     auto = {"sources": [str(path)], "max_trials": 1, "max_share": 1.0}
     with caplog.at_level(logging.INFO, logger="tuneops"):
-        result = run(tiny_spec(n_trials=2, model={"family": "random_forest"}, warm_start={"auto": auto},
+        result = run(tiny_spec(n_trials=2, model={"family": "random_forest"},
+                               warm_start={"auto": auto},
                                objectives=["accuracy", "model_size_kb"]))
-    assert _trials(result.study)[0].params == small  # nearly as good as `robust`, a tenth of its size
+    assert _trials(result.study)[0].params == small  # nearly as good as `robust`, much smaller
     assert "preferring configurations cheap to serve" in caplog.text
 
 

@@ -66,7 +66,8 @@ def test_an_adaptive_warm_start_tags_its_trials_counts_them_and_resumes(workdir)
     tags = [t.user_attrs.get("warm_start") for t in trials]
     # the zero-shot portfolio of the family: first the configuration best on average over a and b
     assert tags[0].startswith("kb:portfolio#1 (robust default") and trials[0].params == Z
-    assert all(tag is not None and tag.startswith("kb:portfolio#") for tag in tags[:3]) and tags[3:] == [None, None]
+    assert all(tag is not None and tag.startswith("kb:portfolio#") for tag in tags[:3])
+    assert tags[3:] == [None, None]
     assert all(t.params in PLAN["candidates"] for t in trials[:3])
     assert len({tuple(sorted(t.params.items())) for t in trials[:3]}) == 3
     assert result.study._storage.get_study_system_attrs(result.study._study_id)[PLAN_ATTR]["size"] == 3
@@ -96,7 +97,8 @@ def test_the_adaptive_choice_follows_the_portfolio_head(workdir, monkeypatch):
     path = workdir / "kb.json"
     KnowledgeBase((A, B)).save(str(path))
     auto = {"sources": [str(path)], "max_trials": 3, "max_share": 1.0}
-    trials = sorted(run(tiny_spec(n_trials=3, warm_start={"auto": auto})).study.trials, key=lambda t: t.number)
+    study = run(tiny_spec(n_trials=3, warm_start={"auto": auto})).study
+    trials = sorted(study.trials, key=lambda t: t.number)
     tags = [t.user_attrs["warm_start"] for t in trials]
     assert tags[0].startswith("kb:portfolio#1") and "adaptive after 1 result(s)" in tags[1]
     assert "adaptive after 2 result(s)" in tags[2] and len({repr(t.params) for t in trials}) == 3
@@ -139,7 +141,9 @@ def test_two_local_workers_share_one_plan(workdir):
     assert all(t.params in PLAN["candidates"] for t in warm)
 
 
-def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_objective(workdir, monkeypatch):
+def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_objective(
+    workdir, monkeypatch
+):
     from tuneops.knowledge import adaptive
     from tuneops.tuning import run
 

@@ -114,13 +114,15 @@ def test_greedy_picks_the_robust_default_then_what_covers_the_tasks_it_misses():
 
 
 def _rf_task(name: str, configs: list[tuple[dict, float]], meta: float = 0.5) -> Neighbour:
-    entry = Entry(name, "classification", "random_forest", "accuracy", "maximize", {f: meta for f in FEATURES},
+    entry = Entry(name, "classification", "random_forest", "accuracy", "maximize",
+                  {f: meta for f in FEATURES},
                   tuple(sorted(configs, key=lambda c: -c[1])), history=tuple(s for _, s in configs))
     return Neighbour(entry, 0.1)
 
 
 RF_SPACE = get_family("random_forest").space("classification")
-DEEP = {"n_estimators": 300, "max_depth": 32, "min_samples_leaf": 1, "max_features": 1.0}  # best on one task
+# best on one task only: a deep unregularised forest
+DEEP = {"n_estimators": 300, "max_depth": 32, "min_samples_leaf": 1, "max_features": 1.0}
 ROBUST = {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 3, "max_features": 0.3}
 SMALL = {"n_estimators": 20, "max_depth": 4, "min_samples_leaf": 5, "max_features": 0.3}
 BAD = {"n_estimators": 10, "max_depth": 2, "min_samples_leaf": 20, "max_features": 0.05}
@@ -148,7 +150,7 @@ def test_the_greedy_portfolio_starts_with_the_configuration_best_on_average_not_
 
 def test_portfolio_configurations_are_distinct():
     from tuneops.knowledge.base import dedupe
-    from tuneops.knowledge.portfolio import _unit_matrix, _pairwise, greedy_portfolio
+    from tuneops.knowledge.portfolio import _pairwise, _unit_matrix, greedy_portfolio
 
     twin = {**ROBUST, "max_features": 0.30001}  # the same configuration to 3 significant digits
     configs = [(ROBUST, 0.9), (twin, 0.9), (DEEP, 0.8), (dict(ROBUST), 0.9)]
@@ -159,21 +161,25 @@ def test_portfolio_configurations_are_distinct():
     unit, categorical = _unit_matrix([r.params for r in recs], RF_SPACE)
     gaps = _pairwise(unit, unit, categorical) + np.eye(len(recs))
     # the 5 best of each task hold ROBUST three times over (twin, copy): one candidate
-    assert {tuple(sorted(r.params.items())) for r in recs} == {tuple(sorted(c.items())) for c in (ROBUST, DEEP, SMALL)}
+    expected = {tuple(sorted(c.items())) for c in (ROBUST, DEEP, SMALL)}
+    assert {tuple(sorted(r.params.items())) for r in recs} == expected
     assert len(recs) == 3 and gaps.min() >= 0.05
 
 
 def test_a_study_entry_keeps_distinct_configurations_with_their_serving_cost():
     study = optuna.create_study(direction="maximize")
-    study.set_user_attr(META_ATTR, {"task": "classification", "features": {f: 0.5 for f in FEATURES}})
+    features = {f: 0.5 for f in FEATURES}
+    study.set_user_attr(META_ATTR, {"task": "classification", "features": features})
     study.set_user_attr("tuneops:objectives", [{"metric": "accuracy", "direction": "maximize"}])
     study.set_user_attr("tuneops:data", {"name": "d", "task": "classification"})
     dist = {"n_estimators": optuna.distributions.IntDistribution(10, 300),
             "max_depth": optuna.distributions.IntDistribution(2, 32)}
     for i, (trees, depth) in enumerate([(100, 8), (100, 8), (300, 32), (100, 8)]):
         study.add_trial(optuna.trial.create_trial(
-            params={"n_estimators": trees, "max_depth": depth}, distributions=dist, value=0.9 - i / 100,
-            user_attrs={"family": "random_forest", "metrics": {"accuracy": 0.9 - i / 100, "fit_time_s": 0.5}}))
+            params={"n_estimators": trees, "max_depth": depth}, distributions=dist,
+            value=0.9 - i / 100,
+            user_attrs={"family": "random_forest",
+                        "metrics": {"accuracy": 0.9 - i / 100, "fit_time_s": 0.5}}))
     (entry,) = entries_of_study(study, keep=None)
     assert [dict(p) for p, _ in entry.configs] == [{"n_estimators": 100, "max_depth": 8},
                                                   {"n_estimators": 300, "max_depth": 32}]
