@@ -187,3 +187,18 @@ def test_a_study_entry_keeps_distinct_configurations_with_their_serving_cost():
     assert entry.costs[0] == {"size": 800.0, "fit_s": 0.5} and entry.costs[1]["size"] == 300 * 32
     again = Entry.from_dict(entry.to_dict())
     assert again.costs == entry.costs and again.configs == entry.configs
+
+
+def test_with_sparse_trials_the_robust_default_is_pooled_across_tasks():
+    from tuneops.knowledge.portfolio import DENSE, _unit_matrix, kernel_mass, pooled_regret
+
+    # each task tried a few configurations of its own; "good" ones share one region (deep-ish,
+    # many trees), which no single task covers twice
+    region = [{"n_estimators": 200 + 10 * i, "max_depth": 12, "min_samples_leaf": 2,
+               "max_features": 0.5} for i in range(4)]
+    tasks = [_rf_task(n, [(region[i], 0.9), (BAD, 0.6), (SMALL, 0.8 - i / 100)]).entry
+             for i, n in enumerate("abcd")]
+    unit, categorical = _unit_matrix(region + [SMALL, BAD], RF_SPACE)
+    assert kernel_mass(tasks, unit, RF_SPACE, categorical) < DENSE  # each task saw one of them
+    pooled = pooled_regret(tasks, unit, RF_SPACE, categorical)
+    assert pooled[:4].max() < pooled[4] < pooled[5]  # the shared region beats SMALL beats BAD

@@ -25,7 +25,7 @@ from tuneops.space import Param
 __all__ = [
     "Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space",
     "param_distance", "seed_recipe", "greedy", "greedy_portfolio", "normalized_regrets",
-    "cost_scores", "candidate_pool",
+    "cost_scores", "candidate_pool", "pooled_regret", "kernel_mass",
 ]
 
 
@@ -263,8 +263,12 @@ STRATEGIES = ("round_robin", "consensus", "coverage", "greedy")
 #: (the prior: a configuration far from anything tried there is assumed typical, not good).
 BANDWIDTH = 0.1
 PRIOR_WEIGHT = 0.1
-#: The first pick by :func:`pooled_regret` (True) or by the mean of the per-task estimates.
-POOLED_FIRST = True
+#: Below this kernel mass per task (the median over candidates of the summed kernel weights of
+#: the configurations tried on a task, :data:`BANDWIDTH`), the per-task estimates are mostly
+#: their prior and the first pick uses :func:`pooled_regret`. The shipped base: k-NN 4.2 and
+#: SVM 17.6 (200 trials in 2-3 dimensions), HistGradientBoosting 0.19 and LightGBM 0.45
+#: (20 and 12 trials in 5-7 dimensions).
+DENSE = 1.0
 
 
 def normalized_regrets(
@@ -318,7 +322,7 @@ def pooled_regret(
     from every configuration tried on any single task, so the per-task estimate of
     :func:`normalized_regrets` is mostly its prior there; pooling the tasks' trials sees the
     regions good on many tasks. This picks the portfolio's first configuration (the robust
-    default).
+    default) when the tasks' own trials are sparse (:func:`kernel_mass` below :data:`DENSE`).
     """
     points, regrets = [], []
     for entry in tasks:
@@ -339,6 +343,24 @@ def pooled_regret(
     weights = np.exp(-((distances / POOLED_BANDWIDTH) ** 2))
     prior = 0.5
     return (weights @ np.concatenate(regrets) + prior * 0.5) / (weights.sum(axis=1) + prior)
+
+
+def kernel_mass(
+    tasks: Sequence[Entry],
+    candidates: np.ndarray,
+    space: Mapping[str, Param],
+    categorical: np.ndarray,
+) -> float:
+    """How densely the tasks' own trials cover the candidates: the median over candidates of
+    the kernel weights (:data:`BANDWIDTH`) of the configurations tried on a task, summed and
+    averaged over the tasks. Below :data:`DENSE`, per-task estimates say little."""
+    if not tasks or len(candidates) == 0:
+        return 0.0
+    mass = np.zeros(len(candidates))
+    for entry in tasks:
+        tried, _ = _unit_matrix([p for p, _ in entry.configs], space)
+        mass += np.exp(-((_pairwise(candidates, tried, categorical) / BANDWIDTH) ** 2)).sum(axis=1)
+    return float(np.median(mass / len(tasks)))
 
 
 def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -435,7 +457,8 @@ def greedy_portfolio(
     unit, categorical = _unit_matrix([c.params for c in pool], space)
     entries = [n.entry for n in tasks]
     regret = normalized_regrets(entries, unit, space, categorical)
-    mean = pooled_regret(entries, unit, space, categorical) if POOLED_FIRST else None
+    sparse = kernel_mass(entries, unit, space, categorical) < DENSE
+    mean = pooled_regret(entries, unit, space, categorical) if sparse else None
     family = tasks[0].entry.family
     cost = cost_scores(family, [c.params for c in pool]) if cost_weight else None
     chosen = greedy(regret, size, cost=cost, cost_weight=cost_weight, mean=mean)
