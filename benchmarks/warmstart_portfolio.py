@@ -12,6 +12,7 @@ it can show: how often, and how early, the portfolio alone reaches the target, a
 ``T_cold``. Evaluations are cached (``--cache``), so variants share them.
 
     python benchmarks/warmstart_portfolio.py --kb benchmarks/results/warmstart_cold200.json.gz
+    python benchmarks/warmstart_portfolio.py --kb KB --head-replay --family knn   # issue 18's HEAD
 """
 
 from __future__ import annotations
@@ -140,6 +141,81 @@ def table(rows: list[dict[str, Any]], size: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _tunable(entry: Entry) -> bool:
+    from tuneops.data import load_dataset
+    from tuneops.errors import SpecError
+    from tuneops.measure import make_folds
+
+    data = load_dataset(entry.dataset)
+    try:
+        make_folds(data.y, data.task, 3, 0)
+    except SpecError:
+        return False
+    return True
+
+
+def head_replay(
+    kb: KnowledgeBase, families: list[str], heads: tuple[int, ...] = (0, 1, 2, 3, 5, 10),
+    budget: int = 10, evaluate: Evaluator | None = None, limit: int | None = None,
+) -> dict[str, Any]:
+    """How many zero-shot portfolio trials before the adaptive choice (``adaptive.HEAD``)?
+
+    No tuning: an offline replay, leave-one-dataset-out, of the first ``budget`` warm-start
+    trials for each head length, where a proposal's score on the target is estimated from the
+    target's own cold run (the kernel estimate of
+    :func:`~tuneops.knowledge.portfolio.normalized_regrets`, which a long cold run makes
+    close). With ``evaluate``, each proposal is scored for real instead (CV on the target with
+    its cold run's folds, cached), and regret is normalized by the target's cold run.
+    Reports the median and mean normalized regret after 1, 3, 5 and ``budget`` trials.
+    """
+    import numpy as np
+
+    from tuneops.families import get_family
+    from tuneops.knowledge.adaptive import head_proposal, plan_family, propose
+    from tuneops.knowledge.build import ZERO_SHOT_DATASETS
+    from tuneops.knowledge.portfolio import _unit_matrix, normalized_regrets
+
+    out: dict[str, Any] = {}
+    for family in families:
+        targets = [e for e in kb.select(family=family, task="classification")
+                   if e.history and e.dataset.removeprefix("pmlb:") in ZERO_SHOT_DATASETS]
+        if not targets:
+            continue
+        space = get_family(family).space("classification")
+        res: dict[int, dict[int, list[float]]] = {
+            h: {1: [], 3: [], 5: [], budget: []} for h in heads
+        }
+        if evaluate is not None:  # a target the current data checks refuse (a class too rare)
+            targets = [t for t in targets if _tunable(t)]
+        for t in targets[:limit]:
+            loo = leave_out(kb, t)
+            top, low = max(t.history), min(t.history)
+            tasks = nearest(loo, t.meta_features, family=family, task=t.task, k=len(loo))
+            for h in heads:
+                plan = plan_family(tasks[:16], space, tasks=tasks, head=h)
+                obs: list[tuple[dict[str, Any], float]] = []
+                for position in range(budget):
+                    i = head_proposal(plan, space, position, [p for p, _ in obs])
+                    i = propose(plan, space, obs) if i is None else i
+                    if i is None:
+                        break
+                    if evaluate is not None:
+                        value = evaluate(t, dict(plan["candidates"][i]), 3, 0)
+                        regret = max(0.0, (top - value) / (top - low)) if top > low else 0.0
+                    else:
+                        unit, cat = _unit_matrix([plan["candidates"][i]], space)
+                        regret = float(normalized_regrets([t], unit, space, cat)[0, 0])
+                    obs.append((plan["candidates"][i], -regret))  # higher is better
+                for k in res[h]:
+                    res[h][k].append(-max(v for _, v in obs[:k]))
+        out[family] = {h: {k: (float(np.median(v)), float(np.mean(v))) for k, v in r.items()}
+                       for h, r in res.items()}
+        for h, r in out[family].items():
+            print(f"{family} head {h}: " + ", ".join(f"@{k} median {m:.3f} mean {a:.3f}"
+                                                   for k, (m, a) in r.items()), flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb")
@@ -149,7 +225,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=str(ROOT / ".kbbuild" / "evals.jsonl"))
     parser.add_argument("--out", default=str(ROOT / ".kbbuild" / "portfolio_study.json"))
     parser.add_argument("--from-results", nargs="+", metavar="JSON", help="print the table of earlier --out files")
+    parser.add_argument("--head-replay", action="store_true",
+                        help="replay the zero-shot head lengths offline (no tuning) and stop")
+    parser.add_argument("--heads", type=int, nargs="+", default=[0, 1, 2, 3, 5, 10])
+    parser.add_argument("--evaluate", action="store_true",
+                        help="with --head-replay: score each proposal by CV on the target (cached)")
     args = parser.parse_args(argv)
+    if args.head_replay:
+        kb = load_file(args.kb)
+        head_replay(kb, args.family or sorted({e.family for e in kb}), heads=tuple(args.heads),
+                    evaluate=Evaluator(Path(args.cache)) if args.evaluate else None,
+                    limit=args.datasets)
+        return 0
     if args.from_results:
         print(table([r for p in args.from_results for r in json.loads(Path(p).read_text())["rows"]]))
         return 0

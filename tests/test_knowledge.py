@@ -145,11 +145,11 @@ def test_the_shipped_base_loads_records_its_build_and_recommends():
     kb = load_shipped()
     assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
     assert len(kb) >= 60 and {"random_forest", "knn", "svm"} <= {e.family for e in kb}
-    # the 200-trial cold runs keep every trial (the consensus portfolio estimates regrets from them)
+    # the 200-trial cold runs keep every distinct configuration (regrets are estimated from them)
     long = [e for e in kb if len(e.history) == 200]
-    assert len(long) >= 60 and all(len(e.configs) == 200 for e in long)
-    assert kb.built_with["extends"]["built"]["random_forest"] >= 20  # the earlier build is kept
-    assert kb.built_with["n_trials"] >= 10 and "pmlb" in kb.built_with["source"].lower()
+    assert len(long) >= 60 and all(3 <= len(e.configs) <= 200 for e in long)
+    assert kb.built_with["extends"]["built"]["svm"] >= 30  # the earlier builds are kept
+    assert kb.built_with["n_trials"] and "pmlb" in kb.built_with["source"].lower()
     assert set(kb.built_with["datasets"]) >= {e.dataset.removeprefix("pmlb:") for e in kb}
     recs, neighbours = recommend("sklearn:breast_cancer", "random_forest", kb=kb, size=4)
     assert 1 <= len(recs) <= 4 and neighbours
@@ -173,7 +173,7 @@ def test_leave_one_out_never_returns_the_target():
     assert "renamed" not in {e.dataset for e in (kb + KnowledgeBase((twin,))).without(fingerprint=twin.fingerprint)}
 
 
-def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
+def _bench():
     import importlib.util
     from pathlib import Path
 
@@ -181,21 +181,58 @@ def test_benchmark_leave_one_out_file_excludes_the_target(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_warmstart", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    kb = load_shipped().select(family="knn")
-    target = kb.entries[0]
+    return bench
+
+
+@pytest.mark.parametrize("target", ["pmlb:heart_c", "pmlb:iris"])
+def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(
+    tmp_path, monkeypatch, target
+):
+    from tuneops.knowledge.base import related
+
+    bench = _bench()
+    meta = {f: 0.5 for f in FEATURES}
+    names = ["heart_statlog", "heart_c", "heart_h", "iris", "wine_recognition", "sonar"]
+    kb = KnowledgeBase(tuple(
+        _entry(f"pmlb:{d}", meta, family="knn", fingerprint=f"sha256:{d}") for d in names
+    ) + (_entry("pmlb:iris_copy", meta, family="knn", fingerprint="sha256:iris"),))  # iris, renamed
+    entry = next(e for e in kb if e.dataset == target)
     seen = {}
 
-    def fake_curve(entry, warm, thr, cap, cv_folds, seed, first):
-        if "auto" in warm:
+    def fake_run(entry, seed, n_trials, warm):  # no tuning: only what the warm run is given
+        if warm is not None:
             (path,) = warm["auto"]["sources"]
             seen["kb"] = load_file(path)
-        return {"scores": [entry.best_score], "t": 1, "n_warm": 1, "first_source": None}
+        return [0.5] * n_trials, [None] * n_trials
 
-    bench.warm_curve = fake_curve  # no tuning here: only what the warm run would be given
-    row = bench.bench_one((target.to_dict(), kb.to_dict(history=False), str(tmp_path), 3, 0, 200))
-    assert target.dataset not in {e.dataset for e in seen["kb"]}
-    assert len(seen["kb"]) == len(kb) - 1
-    assert row["neighbour_scaled"] != target.dataset and row["neighbour_raw"] != target.dataset
+    monkeypatch.setattr(bench, "run_curve", fake_run)
+    monkeypatch.setattr(bench, "evaluate", lambda entry, seed, params: 0.5)
+    monkeypatch.setattr(bench, "flaml_params", lambda entry: None)
+    row = bench.bench_one((entry.to_dict(), kb.to_dict(), 0, 3, 0, str(tmp_path)))
+    assert "error" not in row, row
+    given = {e.dataset for e in seen["kb"]}
+    assert not given & related(target)
+    assert entry.fingerprint not in {e.fingerprint for e in seen["kb"]}
+    twin = {"pmlb:iris_copy"} if target == "pmlb:iris" else set()
+    assert given == {e.dataset for e in kb} - related(target) - twin
+    assert row["base_entries"] == len(given)
+
+
+def test_the_benchmark_summary_counts_the_issue_targets():
+    bench = _bench()
+    rows = []
+    cases = {"a": (0.9, 0.8, 0.85), "b": (0.7, 0.75, 0.7), "c": (0.6, 0.5, None)}
+    for d, (w0, default, flaml) in cases.items():
+        for seed, cold_best in ((0, 0.9), (1, 0.88)):
+            rows.append({"dataset": d, "family": "random_forest", "seed": seed, "n_trials": 4,
+                         "warm": [w0, w0, 0.91, 0.91], "cold": [0.5, 0.6, 0.7, cold_best],
+                         "default": default, "flaml": flaml})
+    s = bench.summarise(rows, points=(1, 2, 4))["random_forest"]
+    assert (s["first_beats_default"], s["first_ties_default"], s["n_default"]) == (4, 0, 6)
+    assert s["n_flaml"] == 4 and s["first_ge_flaml"] == 4
+    assert s["cold_noise_median"] == pytest.approx(0.02) and s["final_n"] == 3
+    assert s["regret"][2]["warm"] < s["regret"][2]["cold"]
+    assert s["final_worse_than_noise"] == 0 and s["final_diff_median"] == pytest.approx(0.02)
 
 
 # -- the warm_start field -----------------------------------------------------------------------
@@ -289,7 +326,8 @@ def test_auto_warm_start_uses_past_studies_in_the_storage(workdir):
                      warm_start={"auto": {"sources": ["storage"], "max_share": 0.25}})
     result = run(spec)
     tags = [t.user_attrs.get("warm_start") for t in _trials(result.study)]
-    assert tags[0].startswith("kb:sklearn:iris#1") and len(result.study.trials) == 8
+    assert tags[0] == "kb:portfolio#1 (robust default; from sklearn:iris#1)"
+    assert len(result.study.trials) == 8
     assert sum(t is not None for t in tags) <= 2  # at most 25% of 8
 
 
@@ -330,3 +368,96 @@ def test_kb_build_records_entries_and_provenance(workdir, cli):
     code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
                        "--cv-folds", "2", "--out", "kb2.json.gz", "--checkpoint", "kb.jsonl")
     assert code == 0 and "0 jobs to run (1 from the checkpoint)" in out
+
+
+# -- the zero-shot warm start (issue 18): what it says, serving costs, the shipped base ----------
+def _rf_base(path):
+    deep = {"n_estimators": 300, "max_depth": 32, "min_samples_leaf": 1, "max_features": 1.0}
+    robust = {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 3, "max_features": 0.3}
+    small = {"n_estimators": 12, "max_depth": 4, "min_samples_leaf": 5, "max_features": 0.3}
+    entries = []
+    for i, (name, scores) in enumerate({"a": (0.95, 0.80, 0.78), "b": (0.70, 0.90, 0.89),
+                                        "c": (0.72, 0.88, 0.87), "d": (0.70, 0.85, 0.85)}.items()):
+        configs = sorted(zip((deep, robust, small), scores, strict=True), key=lambda c: -c[1])
+        entries.append(Entry(f"pmlb:{name}", "classification", "random_forest", "accuracy",
+                             "maximize",
+                             {f: 0.1 * i for f in FEATURES}, tuple(configs), history=scores))
+    KnowledgeBase(tuple(entries)).save(str(path))
+    return deep, robust, small
+
+
+def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
+    import re
+
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    _, robust, _ = _rf_base(path)
+    auto = {"sources": [str(path)], "max_trials": 3, "max_share": 1.0}
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        result = run(tiny_spec(n_trials=4, model={"family": "random_forest"},
+                               warm_start={"auto": auto}))
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "tuneops" and r.getMessage().startswith("warm start:")]
+    assert len(lines) == 1
+    assert re.match(r"warm start: 3 configurations from 4 similar datasets \(nearest: pmlb:\w, "
+                    r"pmlb:\w, pmlb:\w\) for random_forest: first the robust default of "
+                    r"random_forest's zero-shot portfolio \(n_estimators=100, max_depth=8, "
+                    r"min_samples_leaf=3, max_features=0.3\) and 2 more of it", lines[0]), lines[0]
+    trials = _trials(result.study)
+    assert trials[0].params == robust  # the configuration best on average over the four tasks
+    section = result.results["warm_start"]
+    assert section["n_portfolio"] == 3 and section["first_rank"] >= 1 and section["neighbours"]
+    summary = section["summary"]
+    assert re.match(r"warm start: 3 trials \(3 portfolio\); best warm trial #\d ranked \d of 4 "
+                    r"\([\d.]+ vs [\d.]+ for the best other trial\); first warm trial [\d.]+, "
+                    r"ranked \d", summary), summary
+
+
+def test_a_spec_that_minimises_a_serving_cost_starts_from_cheap_configurations(workdir, caplog):
+    from tuneops.knowledge.warm_start import serving_cost_weight
+    from tuneops.spec import load_spec
+    from tuneops.tuning import run
+
+    assert serving_cost_weight(load_spec(tiny_spec()).objectives) == 0.0
+    def weight(objectives):
+        return serving_cost_weight(load_spec(tiny_spec(objectives=objectives)).objectives)
+
+    assert weight(["accuracy", "fit_time_s"]) == 0.0  # a training cost, not a serving one
+    assert weight(["accuracy", "model_size_kb"]) == 0.5
+    path = workdir / "kb.json"
+    _, robust, small = _rf_base(path)
+    auto = {"sources": [str(path)], "max_trials": 1, "max_share": 1.0}
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        result = run(tiny_spec(n_trials=2, model={"family": "random_forest"},
+                               warm_start={"auto": auto},
+                               objectives=["accuracy", "model_size_kb"]))
+    assert _trials(result.study)[0].params == small  # nearly as good as `robust`, much smaller
+    assert "preferring configurations cheap to serve" in caplog.text
+
+
+def test_explicit_configurations_are_announced_too(workdir, caplog):
+    from tuneops.tuning import run
+
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        run(tiny_spec(n_trials=2, warm_start={"params": [{"n_neighbors": 7}]}))
+    assert "warm start: 1 configuration(s) from params[0]" in caplog.text
+
+
+def test_the_shipped_base_covers_every_default_family_with_distinct_configurations():
+    from tuneops.knowledge.base import SHIPPED_PATH, dedupe
+    from tuneops.knowledge.build import DEFAULT_FAMILIES
+
+    assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
+    kb = load_shipped()
+    assert set(DEFAULT_FAMILIES) <= {e.family for e in kb}
+    built = kb.built_with
+    # what it was built from
+    assert built["datasets"] and set(built["families"]) >= set(DEFAULT_FAMILIES) - {"knn", "svm"}
+    assert built["n_trials"] and built["seed"] == 0 and built["cv_folds"] == 3
+    assert {"optuna", "scikit-learn", "lightgbm", "xgboost"} <= set(built["versions"])
+    assert built["extends"]["built"]["svm"] >= 30  # the earlier 200-trial knn/svm runs are kept
+    for entry in kb:
+        assert len(dedupe(entry.configs)[0]) == len(entry.configs), entry.key  # distinct only
+    new = [e for e in kb if e.family not in ("knn", "svm")]
+    assert new and all(len(e.costs) == len(e.configs) and "fit_s" in e.costs[0] for e in new)

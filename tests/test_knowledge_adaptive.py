@@ -64,8 +64,10 @@ def test_an_adaptive_warm_start_tags_its_trials_counts_them_and_resumes(workdir)
     trials = sorted(result.study.trials, key=lambda t: t.number)
     assert len(trials) == 5  # the warm-start trials are part of n_trials
     tags = [t.user_attrs.get("warm_start") for t in trials]
-    assert all(tag is not None and "adaptive after" in tag for tag in tags[:3]) and tags[3:] == [None, None]
-    assert trials[0].params in (X, W)  # the best of the nearer task (by iris' meta-features)
+    # the zero-shot portfolio of the family: first the configuration best on average over a and b
+    assert tags[0].startswith("kb:portfolio#1 (robust default") and trials[0].params == Z
+    assert all(tag is not None and tag.startswith("kb:portfolio#") for tag in tags[:3])
+    assert tags[3:] == [None, None]
     assert all(t.params in PLAN["candidates"] for t in trials[:3])
     assert len({tuple(sorted(t.params.items())) for t in trials[:3]}) == 3
     assert result.study._storage.get_study_system_attrs(result.study._study_id)[PLAN_ATTR]["size"] == 3
@@ -83,8 +85,23 @@ def test_explicit_configurations_come_first_and_the_adaptive_range_follows(workd
                                                                        "max_trials": 2, "max_share": 1.0}})
     trials = sorted(run(spec).study.trials, key=lambda t: t.number)
     assert trials[0].user_attrs["warm_start"] == "params[0]" and trials[0].params == Y
-    assert "adaptive after 1 result(s)" in trials[1].user_attrs["warm_start"]
+    assert trials[1].user_attrs["warm_start"].startswith("kb:portfolio#1")
     assert trials[1].params != Y and trials[1].params in PLAN["candidates"]
+
+
+def test_the_adaptive_choice_follows_the_portfolio_head(workdir, monkeypatch):
+    from tuneops.knowledge import adaptive
+    from tuneops.tuning import run
+
+    monkeypatch.setattr(adaptive, "HEAD", 1)
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    auto = {"sources": [str(path)], "max_trials": 3, "max_share": 1.0}
+    study = run(tiny_spec(n_trials=3, warm_start={"auto": auto})).study
+    trials = sorted(study.trials, key=lambda t: t.number)
+    tags = [t.user_attrs["warm_start"] for t in trials]
+    assert tags[0].startswith("kb:portfolio#1") and "adaptive after 1 result(s)" in tags[1]
+    assert "adaptive after 2 result(s)" in tags[2] and len({repr(t.params) for t in trials}) == 3
 
 
 @pytest.mark.parametrize("strategy", ["adaptive", "consensus"])
@@ -94,9 +111,12 @@ def test_strategy_names_are_validated(strategy):
     assert parse_warm_start({"auto": {"strategy": strategy}}).auto.strategy == strategy
 
 
-def test_the_adaptive_range_works_under_hyperband(workdir):
+def test_the_adaptive_range_works_under_hyperband(workdir, monkeypatch):
     # Hyperband hands the sampler a study of one bracket, without user attrs or the other trials
+    from tuneops.knowledge import adaptive
     from tuneops.tuning import run
+
+    monkeypatch.setattr(adaptive, "HEAD", 0)  # the adaptive choice from the first trial
 
     path = workdir / "kb.json"
     KnowledgeBase((A, B)).save(str(path))
@@ -121,8 +141,13 @@ def test_two_local_workers_share_one_plan(workdir):
     assert all(t.params in PLAN["candidates"] for t in warm)
 
 
-def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_objective(workdir):
+def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_objective(
+    workdir, monkeypatch
+):
+    from tuneops.knowledge import adaptive
     from tuneops.tuning import run
+
+    monkeypatch.setattr(adaptive, "HEAD", 0)  # the adaptive choice from the first trial
 
     path = workdir / "kb.json"
     KnowledgeBase((A, B)).save(str(path))

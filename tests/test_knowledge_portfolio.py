@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -90,3 +91,114 @@ def test_kb_build_extends_an_earlier_base(workdir, cli):
     assert sorted(e.family for e in kb) == ["knn", "linear"]
     assert kb.built_with["built"] == {"linear": 1} and kb.built_with["extends"]["built"] == {"knn": 1}
     assert kb.built_with["datasets"] == ["iris"]
+
+
+# -- the greedy zero-shot portfolio (issue 18) --------------------------------------------------
+def test_greedy_picks_the_robust_default_then_what_covers_the_tasks_it_misses():
+    from tuneops.knowledge.portfolio import greedy
+
+    # columns: 0 good everywhere but task 3; 1 a near-copy of 0 (the same tasks, a little worse);
+    # 2 poor on average but the best on task 3; 3 mediocre everywhere
+    regret = np.array([
+        [0.00, 0.05, 0.90, 0.40],
+        [0.05, 0.05, 0.80, 0.40],
+        [0.00, 0.05, 0.90, 0.40],
+        [0.80, 0.80, 0.00, 0.40],
+    ])
+    assert greedy(regret, 1) == [0]  # the lowest mean regret: a robust default
+    assert greedy(regret, 2) == [0, 2]  # not 1 or 3, which add nothing on task 3
+    assert greedy(regret, 4)[:2] == [0, 2] and sorted(greedy(regret, 4)) == [0, 1, 2, 3]
+    # serving cost: when 0 is expensive and 1 nearly as good, a cost-aware portfolio starts with 1
+    cost = np.array([1.0, 0.0, 0.0, 0.0])
+    assert greedy(regret, 2, cost=cost, cost_weight=0.5)[0] == 1
+
+
+def _rf_task(name: str, configs: list[tuple[dict, float]], meta: float = 0.5) -> Neighbour:
+    entry = Entry(name, "classification", "random_forest", "accuracy", "maximize",
+                  {f: meta for f in FEATURES},
+                  tuple(sorted(configs, key=lambda c: -c[1])), history=tuple(s for _, s in configs))
+    return Neighbour(entry, 0.1)
+
+
+RF_SPACE = get_family("random_forest").space("classification")
+# best on one task only: a deep unregularised forest
+DEEP = {"n_estimators": 300, "max_depth": 32, "min_samples_leaf": 1, "max_features": 1.0}
+ROBUST = {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 3, "max_features": 0.3}
+SMALL = {"n_estimators": 20, "max_depth": 4, "min_samples_leaf": 5, "max_features": 0.3}
+BAD = {"n_estimators": 10, "max_depth": 2, "min_samples_leaf": 20, "max_features": 0.05}
+
+
+def _rf_tasks() -> list[Neighbour]:
+    return [
+        _rf_task("a", [(DEEP, 0.95), (ROBUST, 0.80), (SMALL, 0.78), (BAD, 0.60)]),
+        _rf_task("b", [(DEEP, 0.70), (ROBUST, 0.90), (SMALL, 0.89), (BAD, 0.60)]),
+        _rf_task("c", [(DEEP, 0.72), (ROBUST, 0.88), (SMALL, 0.87), (BAD, 0.60)]),
+        _rf_task("d", [(DEEP, 0.70), (ROBUST, 0.85), (SMALL, 0.85), (BAD, 0.55)]),
+    ]
+
+
+def test_the_greedy_portfolio_starts_with_the_configuration_best_on_average_not_a_deep_forest():
+    from tuneops.knowledge.portfolio import greedy_portfolio
+
+    recs = greedy_portfolio(_rf_tasks(), RF_SPACE, size=3)
+    assert dict(recs[0].params) == ROBUST  # best on average over a-d
+    assert dict(recs[1].params) == DEEP  # what covers task a, which ROBUST misses
+    # with a serving cost in the spec, the cheap configuration that is nearly as good comes first
+    cheap = greedy_portfolio(_rf_tasks(), RF_SPACE, size=3, cost_weight=0.5)
+    assert dict(cheap[0].params) == SMALL
+
+
+def test_portfolio_configurations_are_distinct():
+    from tuneops.knowledge.base import dedupe
+    from tuneops.knowledge.portfolio import _pairwise, _unit_matrix, greedy_portfolio
+
+    twin = {**ROBUST, "max_features": 0.30001}  # the same configuration to 3 significant digits
+    configs = [(ROBUST, 0.9), (twin, 0.9), (DEEP, 0.8), (dict(ROBUST), 0.9)]
+    kept, _ = dedupe(sorted(configs, key=lambda c: -c[1]))
+    assert len(kept) == 2
+    tasks = [_rf_task(n, configs + [(SMALL, 0.7), (BAD, 0.5)]) for n in "abc"]
+    recs = greedy_portfolio(tasks, RF_SPACE, size=10)
+    unit, categorical = _unit_matrix([r.params for r in recs], RF_SPACE)
+    gaps = _pairwise(unit, unit, categorical) + np.eye(len(recs))
+    # the 5 best of each task hold ROBUST three times over (twin, copy): one candidate
+    expected = {tuple(sorted(c.items())) for c in (ROBUST, DEEP, SMALL)}
+    assert {tuple(sorted(r.params.items())) for r in recs} == expected
+    assert len(recs) == 3 and gaps.min() >= 0.05
+
+
+def test_a_study_entry_keeps_distinct_configurations_with_their_serving_cost():
+    study = optuna.create_study(direction="maximize")
+    features = {f: 0.5 for f in FEATURES}
+    study.set_user_attr(META_ATTR, {"task": "classification", "features": features})
+    study.set_user_attr("tuneops:objectives", [{"metric": "accuracy", "direction": "maximize"}])
+    study.set_user_attr("tuneops:data", {"name": "d", "task": "classification"})
+    dist = {"n_estimators": optuna.distributions.IntDistribution(10, 300),
+            "max_depth": optuna.distributions.IntDistribution(2, 32)}
+    for i, (trees, depth) in enumerate([(100, 8), (100, 8), (300, 32), (100, 8)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"n_estimators": trees, "max_depth": depth}, distributions=dist,
+            value=0.9 - i / 100,
+            user_attrs={"family": "random_forest",
+                        "metrics": {"accuracy": 0.9 - i / 100, "fit_time_s": 0.5}}))
+    (entry,) = entries_of_study(study, keep=None)
+    assert [dict(p) for p, _ in entry.configs] == [{"n_estimators": 100, "max_depth": 8},
+                                                  {"n_estimators": 300, "max_depth": 32}]
+    assert len(entry.history) == 4  # the cold curve keeps every trial
+    assert entry.costs[0] == {"size": 800.0, "fit_s": 0.5} and entry.costs[1]["size"] == 300 * 32
+    again = Entry.from_dict(entry.to_dict())
+    assert again.costs == entry.costs and again.configs == entry.configs
+
+
+def test_with_sparse_trials_the_robust_default_is_pooled_across_tasks():
+    from tuneops.knowledge.portfolio import DENSE, _unit_matrix, kernel_mass, pooled_regret
+
+    # each task tried a few configurations of its own; "good" ones share one region (deep-ish,
+    # many trees), which no single task covers twice
+    region = [{"n_estimators": 200 + 10 * i, "max_depth": 12, "min_samples_leaf": 2,
+               "max_features": 0.5} for i in range(4)]
+    tasks = [_rf_task(n, [(region[i], 0.9), (BAD, 0.6), (SMALL, 0.8 - i / 100)]).entry
+             for i, n in enumerate("abcd")]
+    unit, categorical = _unit_matrix(region + [SMALL, BAD], RF_SPACE)
+    assert kernel_mass(tasks, unit, RF_SPACE, categorical) < DENSE  # each task saw one of them
+    pooled = pooled_regret(tasks, unit, RF_SPACE, categorical)
+    assert pooled[:4].max() < pooled[4] < pooled[5]  # the shared region beats SMALL beats BAD

@@ -5,6 +5,10 @@ before the first result. The adaptive warm start (``warm_start.auto.strategy: ad
 the same knowledge, the nearest past tasks and their tried configurations, and decides one
 trial at a time:
 
+* **The zero-shot head** (issue 18): the family's first :data:`HEAD` proposals are its greedy
+  portfolio over *every* past task (:func:`tuneops.knowledge.portfolio.greedy_portfolio`): the
+  configuration best on average (a robust default), then those that cover the tasks it
+  misses. No result is needed to choose them, and the adaptive weights below need two.
 * **Candidates** are the ``per_neighbour`` best configurations of every neighbour, with each
   neighbour's estimated regret for every candidate (the score of the nearest configuration
   tried there, as the portfolio estimates it).
@@ -39,40 +43,84 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _optuna
 from tuneops._study import WARM_START as TAG
 from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
-from tuneops.knowledge.portfolio import Neighbour, _pairwise, _regrets, _unit_matrix, fit_to_space
+from tuneops.knowledge.portfolio import (
+    Neighbour,
+    _pairwise,
+    _regrets,
+    _unit_matrix,
+    cost_scores,
+    fit_to_space,
+    greedy_portfolio,
+)
 from tuneops.space import Param
 
-__all__ = ["PLAN_ATTR", "plan_family", "propose", "WarmStartSampler"]
+__all__ = ["PLAN_ATTR", "HEAD", "plan_family", "propose", "head_proposal", "WarmStartSampler"]
 
 PLAN_ATTR = "tuneops:warm_start_plan"  # study system attr: {"first", "size", "order", "families"}
 MIN_DISTANCE = 0.02  # unit-scale RMS: closer than this to a tried configuration = the same one
+#: Proposals of each family taken from its greedy zero-shot portfolio before the adaptive
+#: choice: the robust default, then the configuration that covers what it misses (the
+#: adaptive weights need two results to order anything).
+HEAD = 3
 
 
-def plan_family(neighbours: Sequence[Neighbour], space: Mapping[str, Param], *, per_neighbour: int = 30) -> dict[str, Any]:
+def plan_family(
+    neighbours: Sequence[Neighbour],
+    space: Mapping[str, Param],
+    *,
+    per_neighbour: int = 30,
+    tasks: Sequence[Neighbour] = (),
+    head: int | None = None,
+    cost_weight: float = 0.0,
+) -> dict[str, Any]:
     """What the adaptive warm start of one family needs, as plain data (stored in the study).
 
     Returns ``{"candidates": [params], "sources": [str], "regret": [[float]] (neighbours x
-    candidates), "prior": [float]}``; no candidates when the neighbours have no configurations.
+    candidates), "prior": [float], "head": [int], "cost": [float], "cost_weight": float,
+    "neighbours": [dataset]}``; no candidates when the neighbours have no configurations.
+
+    ``tasks``: every past task of the family (as neighbours, any order): the first ``head``
+    proposals (default :data:`HEAD`) are their greedy zero-shot portfolio
+    (:func:`~tuneops.knowledge.portfolio.greedy_portfolio`: the configuration best on average
+    first), the indices of which are ``head``; the adaptive choice takes over after them.
+    ``cost_weight`` > 0 (the spec also minimises latency or size) makes both prefer
+    configurations that were cheap to serve (``cost``: the serving-cost proxy on [0, 1]).
     """
     candidates: list[dict[str, Any]] = []
     sources: list[str] = []
-    kept: set[str] = set()  # a configuration several neighbours share is one candidate
+    kept: dict[str, int] = {}  # a configuration several neighbours share is one candidate
+
+    def add(params: dict[str, Any], source: str) -> int:
+        key = repr(sorted(params.items()))
+        if key not in kept:
+            kept[key] = len(candidates)
+            candidates.append(params)
+            sources.append(source)
+        return kept[key]
+
+    head = HEAD if head is None else head
+    heads: list[int] = []
+    if tasks and head > 0:
+        for i, rec in enumerate(greedy_portfolio(tasks, space, size=head, cost_weight=cost_weight)):
+            label = "robust default" if i == 0 else "covers the tasks the others miss"
+            source = f"kb:portfolio#{i + 1} ({label}; from {rec.dataset}#{rec.rank + 1})"
+            heads.append(add(dict(rec.params), source))
     for n in neighbours:
         for rank, (raw, _) in enumerate(n.entry.configs[:per_neighbour]):
             params, _ = fit_to_space(raw, space)
-            key = repr(sorted(params.items()))
-            if key in kept:
-                continue
-            kept.add(key)
-            candidates.append(params)
-            sources.append(f"kb:{n.entry.dataset}#{rank + 1} (distance {n.distance:.3g})")
-    if not candidates:
-        return {"candidates": [], "sources": [], "regret": [], "prior": []}
+            add(params, f"kb:{n.entry.dataset}#{rank + 1} (distance {n.distance:.3g})")
+    if not candidates or not neighbours:
+        return {"candidates": [], "sources": [], "regret": [], "prior": [], "head": [], "cost": [],
+                "cost_weight": 0.0, "neighbours": []}
     unit, categorical = _unit_matrix(candidates, space)
     regret = _regrets(neighbours, unit, space, categorical)
     prior = 1.0 / np.arange(1, len(neighbours) + 1)
+    family = neighbours[0].entry.family
+    cost = cost_scores(family, candidates) if cost_weight else np.zeros(len(candidates))
     return {"candidates": candidates, "sources": sources, "regret": np.round(regret, 6).tolist(),
-            "prior": (prior / prior.sum()).tolist()}
+            "prior": (prior / prior.sum()).tolist(), "head": heads,
+            "cost": np.round(cost, 4).tolist(),
+            "cost_weight": float(cost_weight), "neighbours": [n.entry.dataset for n in neighbours]}
 
 
 def propose(
@@ -110,12 +158,33 @@ def propose(
             weights = weights * np.exp(-len(observed) * discordant.mean(axis=1))
             weights = weights / weights.sum()
     score = weights @ regret
+    cost_weight = float(plan.get("cost_weight", 0.0))
+    if cost_weight > 0 and len(score) > 1 and np.ptp(score) > 0:
+        # regrets on [0, 1] among the candidates, so the cost proxy (also on [0, 1]) weighs in
+        cost = np.asarray(plan["cost"], dtype=float)
+        score = (score - score.min()) / np.ptp(score) + cost_weight * cost
     if seen:
         points, _ = _unit_matrix(seen, space)
         near = _pairwise(unit, points, categorical).min(axis=1) < MIN_DISTANCE
         score = np.where(near, np.inf, score)
     best = int(np.argmin(score))
     return None if not np.isfinite(score[best]) else best
+
+
+def head_proposal(plan: Mapping[str, Any], space: Mapping[str, Param], position: int,
+                  seen: Sequence[Mapping[str, Any]]) -> int | None:
+    """The candidate index of the family's ``position``-th proposal while it is in the plan's
+    zero-shot head (and not already tried), else None (the adaptive choice decides)."""
+    head = list(plan.get("head") or [])
+    if position >= len(head):
+        return None
+    index = int(head[position])
+    if seen:
+        unit, categorical = _unit_matrix([plan["candidates"][index]], space)
+        points, _ = _unit_matrix(list(seen), space)
+        if _pairwise(unit, points, categorical).min() < MIN_DISTANCE:
+            return None
+    return index
 
 
 class WarmStartSampler(optuna.samplers.BaseSampler):
@@ -156,12 +225,17 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         family = plan["order"][position % len(plan["order"])]
         metric, maximize = self._quality_of(study)
         observed, tried = _trials_of(study, family, families, metric, exclude=trial.number)
-        index = propose(plan["families"][family], self._spaces[family], observed, tried, maximize=maximize)
-        if index is None:
-            return
-        params = plan["families"][family]["candidates"][index]
-        self._proposals[trial.number] = add_prefix(params, family, families)
-        source = f"{plan['families'][family]['sources'][index]}, adaptive after {len(observed)} result(s)"
+        fam_plan = plan["families"][family]
+        index = head_proposal(fam_plan, self._spaces[family], position // len(plan["order"]),
+                              [p for p, _ in observed] + tried)
+        if index is not None:
+            source = fam_plan["sources"][index]
+        else:
+            index = propose(fam_plan, self._spaces[family], observed, tried, maximize=maximize)
+            if index is None:
+                return
+            source = f"{fam_plan['sources'][index]}, adaptive after {len(observed)} result(s)"
+        self._proposals[trial.number] = add_prefix(fam_plan["candidates"][index], family, families)
         _optuna.set_trial_user_attr(study, trial, TAG, source)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from tuneops.data import load_dataset
 from tuneops.families import get_family
+from tuneops.knowledge import adaptive
 from tuneops.knowledge.base import KnowledgeBase, load_shipped
 from tuneops.knowledge.metafeatures import meta_features
-from tuneops.knowledge.portfolio import Neighbour, Recommendation, nearest, portfolio
+from tuneops.knowledge.portfolio import (
+    Neighbour,
+    Recommendation,
+    greedy_portfolio,
+    nearest,
+    param_distance,
+    portfolio,
+)
 from tuneops.knowledge.warm_start import AutoSettings
 
 __all__ = ["recommend"]
@@ -18,10 +26,13 @@ def recommend(
 ) -> tuple[list[Recommendation], list[Neighbour]]:
     """Configurations to try first for ``family`` on the data at ``source``.
 
-    Returns (recommendations, neighbours): the consensus portfolio, what ``warm_start: auto``
-    with ``strategy: consensus`` enqueues (size and neighbours default to auto's). The adaptive
-    default draws on the same neighbours but picks each trial after the results so far, so its
-    trials are known only as the study runs. ``kb`` defaults to the shipped base.
+    Returns (recommendations, neighbours). The first :data:`~tuneops.knowledge.adaptive.HEAD`
+    are the family's greedy zero-shot portfolio over every past task (what the default
+    ``warm_start: auto`` tries first: the configuration best on average, then what covers the
+    tasks it misses); the rest is the consensus portfolio of the nearest tasks. The default
+    warm start picks those later trials after the results so far, so they are known only as
+    the study runs; the consensus order is its best guess without results. ``kb`` defaults to
+    the shipped base; size and neighbours default to auto's.
     """
     defaults = AutoSettings()
     size = defaults.max_trials if size is None else size
@@ -30,6 +41,15 @@ def recommend(
     data = load_dataset(source, target=target, task=task)
     kb = load_shipped() if kb is None else kb
     meta = meta_features(data.X, data.y, data.task)
-    neighbours = nearest(kb, meta, family=family, task=data.task, k=neighbors)
+    everyone = nearest(kb, meta, family=family, task=data.task, k=len(kb))
+    neighbours = everyone[:neighbors]
     space = get_family(family).space(data.task)
-    return portfolio(neighbours, space, size=size, strategy="consensus"), neighbours
+    head = greedy_portfolio(everyone, space, size=min(size, adaptive.HEAD)) if everyone else []
+    rest = portfolio(neighbours, space, size=size, strategy="consensus")
+    out = list(head)
+    for rec in rest:
+        if len(out) >= size:
+            break
+        if all(param_distance(rec.params, r.params, space) >= adaptive.MIN_DISTANCE for r in out):
+            out.append(rec)
+    return out, neighbours

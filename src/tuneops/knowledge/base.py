@@ -45,6 +45,8 @@ __all__ = [
     "entries_of_study",
     "add_prefix",
     "strip_prefix",
+    "size_proxy",
+    "dedupe",
 ]
 
 SHIPPED_PATH = Path(__file__).with_name("prebuilt.json.gz")
@@ -76,6 +78,10 @@ class Entry:
     ``configs`` are ``(params, score)`` pairs, best first, with estimator parameter names
     (no ``family.`` prefix); ``score`` is ``metric`` in its ``direction``.
     ``history`` is the order the trials ran in (scores only), kept for benchmarks.
+    ``costs`` (aligned with ``configs``, or empty) is what each configuration cost where it
+    ran: ``fit_s`` (measured mean seconds per CV fit) and ``size`` (the family's
+    :func:`size_proxy`, trees x depth and the like), so a multi-objective spec that also
+    minimises latency or size can prefer configurations that were cheap.
     """
 
     dataset: str
@@ -88,6 +94,7 @@ class Entry:
     fingerprint: str | None = None
     source: str = ""
     history: tuple[float, ...] = field(default=())
+    costs: tuple[Mapping[str, float], ...] = field(default=())
 
     @property
     def key(self) -> str:
@@ -106,7 +113,11 @@ class Entry:
             "metric": self.metric,
             "direction": self.direction,
             "meta_features": dict(self.meta_features),
-            "configs": [{"params": dict(p), "score": s} for p, s in self.configs],
+            "configs": [
+                {"params": dict(p), "score": s,
+                 **({"cost": dict(self.costs[i])} if self.costs else {})}
+                for i, (p, s) in enumerate(self.configs)
+            ],
         }
         if history and self.history:
             out["history"] = list(self.history)
@@ -126,12 +137,82 @@ class Entry:
                 fingerprint=raw.get("fingerprint"),
                 source=source or str(raw.get("source", "")),
                 history=tuple(float(v) for v in raw.get("history", ())),
+                costs=_costs(raw["configs"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
                 f"knowledge base entry {raw.get('dataset', '?') if isinstance(raw, Mapping) else raw!r}: "
                 f"expected keys dataset, task, family, metric, meta_features, configs; {exc!r}."
             ) from exc
+
+
+def _costs(configs: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, float], ...]:
+    """The ``cost`` of every configuration, or () when any lacks one (older bases)."""
+    if not configs or not all(isinstance(c.get("cost"), Mapping) for c in configs):
+        return ()
+    return tuple({k: float(v) for k, v in c["cost"].items()} for c in configs)
+
+
+def size_proxy(family: str, params: Mapping[str, Any]) -> float:
+    """A serving-cost proxy of a configuration, from its parameters (bigger = larger, slower model).
+
+    Forests: trees x depth (a tree's nodes grow with its depth, prediction walks one path per
+    tree); boosting: rounds x leaves (xgboost: rounds x depth); MLP: layers x width; k-NN: 1 +
+    neighbours/50 (prediction cost is mostly the training set, the same for every
+    configuration); linear and SVM: 1 (their size depends on the data, not on the parameters).
+    Missing parameters count as the estimator's default.
+    """
+    def num(name: str, default: float) -> float:
+        value = params.get(name, default)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return float(value) if number else default
+
+    if family in ("random_forest", "extra_trees"):
+        return num("n_estimators", 100) * min(num("max_depth", 32), 32)
+    if family == "hist_gradient_boosting":
+        return num("max_iter", 100) * num("max_leaf_nodes", 31)
+    if family == "lightgbm":
+        return num("n_estimators", 100) * num("num_leaves", 31)
+    if family == "xgboost":
+        return num("n_estimators", 100) * 2 ** num("max_depth", 6)
+    if family == "mlp":
+        return num("n_layers", 1) * num("width", 100)
+    if family == "knn":
+        return 1.0 + num("n_neighbors", 5) / 50
+    return 1.0
+
+
+def dedupe(
+    configs: Sequence[tuple[Mapping[str, Any], float]],
+    costs: Sequence[Mapping[str, float]] = (),
+    *,
+    digits: int = 3,
+) -> tuple[list[tuple[Mapping[str, Any], float]], list[Mapping[str, float]]]:
+    """``configs`` (best first) without repeats: two configurations are the same when their
+    parameters agree to ``digits`` significant digits; the first (best) is kept.
+
+    A cold TPE run on a small space proposes the same configuration many times (a 200-trial
+    k-NN run has a handful of distinct ones among its top 30), and a portfolio needs distinct
+    configurations.
+    """
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    out: list[tuple[Mapping[str, Any], float]] = []
+    out_costs: list[Mapping[str, float]] = []
+    for i, (params, score) in enumerate(configs):
+        key = tuple(sorted((k, _rounded(v, digits)) for k, v in params.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((params, score))
+        if costs:
+            out_costs.append(costs[i])
+    return out, out_costs
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+    return value
 
 
 @dataclass(frozen=True)
@@ -262,20 +343,27 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
     if not meta or quality is None:
         return []
     metric, direction = quality
-    by_family: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    by_family: dict[str, list[tuple[dict[str, Any], float, dict[str, float]]]] = {}
     order: dict[str, list[float]] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        score = t.user_attrs.get("metrics", {}).get(metric)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for t in sorted(complete, key=lambda t: t.number):
+        metrics = t.user_attrs.get("metrics", {})
+        score = metrics.get(metric)
         family = t.user_attrs.get("family")
         if family is None or score is None or not math.isfinite(score):
             continue
         params = strip_prefix(t.params, family)
-        by_family.setdefault(family, []).append((params, float(score)))
+        cost = {"size": size_proxy(family, params)}
+        for name, key in (("fit_time_s", "fit_s"), ("model_size_kb", "model_size_kb")):
+            if isinstance(metrics.get(name), (int, float)) and math.isfinite(metrics[name]):
+                cost[key] = round(float(metrics[name]), 5)
+        by_family.setdefault(family, []).append((params, float(score), cost))
         order.setdefault(family, []).append(float(score))
     sign = -1.0 if direction == "maximize" else 1.0
     out = []
-    for family, configs in by_family.items():
-        configs.sort(key=lambda c: sign * c[1])
+    for family, found in by_family.items():
+        found.sort(key=lambda c: sign * c[1])  # stable: among equal scores, the earlier trial first
+        configs, costs = dedupe([(p, s) for p, s, _ in found], [c for _, _, c in found])
         out.append(Entry(
             dataset=str(data.get("name", study.study_name)),
             task=str(meta.get("task", data.get("task", ""))),
@@ -287,6 +375,7 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
             fingerprint=data.get("fingerprint"),
             source=f"storage:{study.study_name}",
             history=tuple(order[family]),
+            costs=tuple(costs if keep is None else costs[:keep]),
         ))
     return out
 

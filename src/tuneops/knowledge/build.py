@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,13 @@ from threadpoolctl import threadpool_limits
 
 from tuneops.data import load_dataset
 from tuneops.export import library_versions
-from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, entries_of_study, related
+from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, dedupe, entries_of_study, related
 from tuneops.tuning import run
 
-__all__ = ["DEFAULT_DATASETS", "DEFAULT_FAMILIES", "RELATED", "build", "build_one", "cold_spec", "related"]
+__all__ = [
+    "DEFAULT_DATASETS", "DEFAULT_FAMILIES", "ZERO_SHOT_DATASETS", "RELATED", "build", "build_one",
+    "cold_spec", "related",
+]
 
 #: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
 #: wdbc but not breast_cancer_wisconsin, pima but not diabetes), so leave-one-out is honest;
@@ -49,9 +53,25 @@ DEFAULT_DATASETS: tuple[str, ...] = (
     "579_fri_c0_250_5", "195_auto_price", "229_pwLinear", "690_visualizing_galaxy",
     "602_fri_c3_250_10", "560_bodyfat", "522_pm10",
 )
-DEFAULT_FAMILIES: tuple[str, ...] = ("knn", "linear", "random_forest", "hist_gradient_boosting")
+#: Every family the zero-shot warm start covers (issue 18); the shipped base has all of them.
+DEFAULT_FAMILIES: tuple[str, ...] = (
+    "knn", "linear", "hist_gradient_boosting", "lightgbm", "random_forest", "xgboost",
+    "extra_trees", "mlp", "svm",
+)
+#: The shipped base's datasets for every family: the 35 smallest classification datasets of
+#: :data:`DEFAULT_DATASETS` (31 groups once near-duplicates are merged), what a build on two
+#: shared cores finishes; ``benchmarks/bench_warmstart.py`` leaves each out in turn.
+ZERO_SHOT_DATASETS: tuple[str, ...] = DEFAULT_DATASETS[:35]
 QUALITY = {"classification": "accuracy", "regression": "r2"}
 _CHEAP = frozenset({"knn", "linear"})
+
+
+def _distinct(entry: Entry) -> Entry:
+    """``entry`` with repeated configurations dropped (bases built before deduplication)."""
+    configs, costs = dedupe(entry.configs, entry.costs)
+    if len(configs) == len(entry.configs):
+        return entry
+    return replace(entry, configs=tuple(configs), costs=tuple(costs))
 
 
 def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: int, seed: int) -> dict[str, Any]:
@@ -116,11 +136,13 @@ def build(
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # HistGradientBoosting: one thread per job
     done: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    trials_of: dict[tuple[str, str], int] = {}  # what each (dataset, family) was built with
     if checkpoint and Path(checkpoint).is_file():
         for line in Path(checkpoint).read_text().splitlines():
             if line.strip():
                 rec = json.loads(line)
                 done[(rec["dataset"], rec["family"])] = rec["entries"]
+                trials_of[(rec["dataset"], rec["family"])] = int(rec.get("n_trials", n_trials))
     cheap = [f for f in families if f in _CHEAP]
     order = [(d, f) for f in cheap for d in datasets]
     order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
@@ -134,6 +156,7 @@ def build(
             log(f"  {dataset}/{family}: FAILED {error}")
             return
         done[(dataset, family)] = entries
+        trials_of[(dataset, family)] = n_trials
         if checkpoint:
             with open(checkpoint, "a") as fh:
                 fh.write(json.dumps({"dataset": dataset, "family": family, "n_trials": n_trials,
@@ -162,13 +185,22 @@ def build(
     )
     if extend is not None:
         fresh = {(e.dataset, e.family) for e in entries}
-        entries = tuple(e for e in extend if (e.dataset, e.family) not in fresh) + entries
-    built_with = {
+        kept = tuple(_distinct(e) for e in extend if (e.dataset, e.family) not in fresh)
+        entries = kept + entries
+    per_family = {
+        f: sorted({t for (d, g), t in trials_of.items()
+                   if g == f and (d, g) in done and d in datasets})
+        for f in families
+    }
+    built_with: dict[str, Any] = {
         "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],
         "built": {f: sum((d, f) in done for d in datasets) for f in families},
         "families": list(families),
-        "n_trials": n_trials,
+        # one number when every job ran the same budget, else {family: [budgets]}
+        "n_trials": (n_trials if all(v in ([], [n_trials]) for v in per_family.values())
+                     else {f: v for f, v in per_family.items() if v}),
+        "distinct": "configurations deduplicated by parameters rounded to 3 significant digits",
         "cv_folds": cv_folds,
         "seed": seed,
         "sampler": "tpe (multivariate, Optuna 5 defaults)",

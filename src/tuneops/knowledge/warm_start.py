@@ -51,7 +51,13 @@ from tuneops.knowledge.base import (
     strip_prefix,
 )
 from tuneops.knowledge.metafeatures import meta_features
-from tuneops.knowledge.portfolio import fit_to_space, nearest, portfolio
+from tuneops.knowledge.portfolio import (
+    fit_to_space,
+    greedy_portfolio,
+    nearest,
+    portfolio,
+)
+from tuneops.metrics import METRICS
 from tuneops.space import Param
 from tuneops.spec import AUTO_STRATEGIES, AutoSettings, WarmStart
 
@@ -89,6 +95,9 @@ class WarmStartPlan:
     n_trials: int | None
     storage_url: str | None
     explicit: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    #: > 0 when the spec also minimises a serving cost (latency, size): the share of such
+    #: objectives; the portfolio then prefers configurations that were cheap in the base.
+    cost_weight: float = 0.0
 
     def apply(self, study: optuna.Study, dataset: Any, *, seed: int = 0) -> list[str]:
         """Record meta-features once; on a study without trials, enqueue the warm start.
@@ -104,6 +113,9 @@ class WarmStartPlan:
         queue = list(self.explicit)
         if self.settings.auto is not None:
             queue += self._auto(study, meta["features"], len(queue))
+        elif queue:
+            sources = ", ".join(s for _, s in queue[:5]) + (", ..." if len(queue) > 5 else "")
+            _log.info("warm start: %d configuration(s) from %s", len(queue), sources)
         for params, source in queue:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in queue]
@@ -119,29 +131,89 @@ class WarmStartPlan:
             return []
         kb = load_sources(auto.sources, self.storage_url, exclude_study=study.study_name)
         families = list(self.spaces)
-        neighbours = {f: nearest(kb, meta, family=f, task=self.task, k=auto.neighbors) for f in families}
+        near = {f: nearest(kb, meta, family=f, task=self.task, k=auto.neighbors) for f in families}
+        # every past task of a family: its zero-shot portfolio is chosen across all of them
+        tasks = {f: nearest(kb, meta, family=f, task=self.task, k=len(kb)) for f in families}
         out: list[tuple[dict[str, Any], str]] = []
         if auto.strategy == "adaptive":
-            plans = {f: plan_family(neighbours[f], self.spaces[f]) for f in families}
+            plans = {
+                f: plan_family(near[f], self.spaces[f], tasks=tasks[f],
+                               cost_weight=self.cost_weight)
+                for f in families
+            }
             order = [f for f in families if plans[f]["candidates"]]
             if order:
                 record = {"first": n_explicit, "size": size, "order": order, "families": plans}
                 _optuna.set_study_system_attr(study, PLAN_ATTR, record)
+                first = next(((f, plans[f]) for f in order if plans[f]["head"]), None)
+                how = "each chosen after the results so far"
+                if first is not None:
+                    f, fam_plan = first
+                    how = (f"first the robust default of {f}'s zero-shot portfolio "
+                           f"({_params(fam_plan['candidates'][fam_plan['head'][0]])}) and "
+                           f"{len(fam_plan['head']) - 1} more of it, then each chosen after the "
+                           "results so far")
+                self._announce(size, near, order, n_explicit, how)
                 return []
         else:
             # Several families: share the portfolio out, family by family, nearest first.
-            per_family = {f: portfolio(neighbours[f], self.spaces[f], size=size, strategy=auto.strategy) for f in families}
+            per_family = {}
+            for f in families:
+                if auto.strategy == "greedy":
+                    per_family[f] = greedy_portfolio(tasks[f], self.spaces[f], size=size,
+                                                     cost_weight=self.cost_weight)
+                else:
+                    per_family[f] = portfolio(near[f], self.spaces[f], size=size,
+                                              strategy=auto.strategy)
             for i in range(size):
                 for family in families:
                     recs = per_family[family]
                     if i < len(recs) and len(out) < size:
                         out.append((add_prefix(recs[i].params, family, families), recs[i].source))
+            if out:
+                self._announce(len(out), near, [f for f in families if per_family[f]], n_explicit,
+                               f"a {auto.strategy} portfolio, first {_params(out[0][0])}")
         if not out:
             _log.warning(
                 "warm_start.auto: the knowledge base (%s) has no %s entries for %s; starting cold",
                 ", ".join(auto.sources), self.task, ", ".join(families),
             )
         return out
+
+    def _announce(self, size: int, neighbours: Mapping[str, Sequence[Any]],
+                  families: Sequence[str], n_explicit: int, how: str) -> None:
+        """The console's summary line of what the warm start proposes (logger ``tuneops``, INFO):
+        ``warm start: N configurations from K similar datasets (nearest: a, b, c) ...``."""
+        found = [n for f in families for n in neighbours[f]]
+        found.sort(key=lambda n: n.distance)
+        names = list(dict.fromkeys(n.entry.dataset for n in found))
+        explicit = f" after {n_explicit} explicit" if n_explicit else ""
+        cost = (f"; preferring configurations cheap to serve (weight {self.cost_weight:.2g})"
+                if self.cost_weight else "")
+        _log.info(
+            "warm start: %d configurations%s from %d similar datasets (nearest: %s) for %s: %s%s",
+            size, explicit, len(names), ", ".join(names[:3]), ", ".join(families), how, cost,
+        )
+
+
+def _params(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in params.items())
+
+
+def serving_cost_weight(objectives: Sequence[Any]) -> float:
+    """The share of ``objectives`` that minimise a serving cost (latency, size), 0 when none does.
+
+    Fit time is a training cost, not a serving one, and does not count.
+    """
+    if not objectives:
+        return 0.0
+    costs = sum(
+        1 for o in objectives
+        if o.metric in METRICS and METRICS[o.metric].kind in ("latency", "size")
+        and o.direction == "minimize"
+    )
+    return costs / len(objectives)
 
 
 def _check(params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str) -> dict[str, Any]:
@@ -169,7 +241,8 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
         StudyNotFound: a study named in ``warm_start.studies`` does not exist.
     """
     settings = parse_warm_start(spec.warm_start)
-    result = WarmStartPlan(settings, spaces, task, spec.n_trials, spec.storage)
+    result = WarmStartPlan(settings, spaces, task, spec.n_trials, spec.storage,
+                           cost_weight=serving_cost_weight(spec.objectives))
     for i, source in enumerate(settings.auto.sources if settings.auto is not None else ()):
         if source not in ("shipped", "storage"):
             try:  # read now: a missing or malformed file must refuse the run before the study exists
@@ -240,7 +313,8 @@ def _single_family(study: optuna.Study, name: str) -> str:
 
 # -- results ------------------------------------------------------------------------------------
 def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
-    """How the warm-start trials did: each one's source, value and rank among complete trials."""
+    """How the warm-start trials did: each one's source, value and rank among complete trials,
+    where the best warm trial ranked, and a one-line ``summary`` for the console."""
     warm = [t for t in trials if TAG in t.user_attrs]
     if not warm:
         return None
@@ -250,15 +324,56 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     rank = {t.number: i + 1 for i, t in enumerate(ranked)}
     best_warm = min((rank[t.number] for t in warm if t.number in rank), default=None)
     cold = [t for t in complete if TAG not in t.user_attrs]
-    return {
+    best_cold = min(cold, key=lambda t: sign * t.values[0]).values[0] if cold else None
+    first = min(warm, key=lambda t: t.number)
+    plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
+    families = plan.get("families", {})
+    neighbours = list(dict.fromkeys(
+        d for f in plan.get("order", []) for d in families[f].get("neighbours", [])
+    ))
+    section = {
         "n_enqueued": len(warm),
         "n_complete": sum(t.number in rank for t in warm),
+        "n_ranked": len(ranked),
         "best_rank": best_warm,  # 1 = a warm-start trial is the best of the study (first objective)
         "best_warm_value": ranked[best_warm - 1].values[0] if best_warm else None,
-        "best_cold_value": (min(cold, key=lambda t: sign * t.values[0]).values[0] if cold else None),
+        "best_warm_trial": ranked[best_warm - 1].number if best_warm else None,
+        "best_cold_value": best_cold,
+        "first_value": first.values[0] if first.number in rank else None,
+        "first_rank": rank.get(first.number),
+        "n_portfolio": sum(t.user_attrs[TAG].startswith("kb:portfolio#") for t in warm),
+        "n_adaptive": sum("adaptive after" in t.user_attrs[TAG] for t in warm),
+        "neighbours": neighbours[:5],
         "trials": [
             {"number": t.number, "source": t.user_attrs[TAG], "state": t.state.name,
              "values": list(t.values) if t.values else None, "rank": rank.get(t.number)}
             for t in warm
         ],
     }
+    section["summary"] = _summary(section)
+    return section
+
+
+def _summary(section: Mapping[str, Any]) -> str:
+    """``warm start: 10 trials (3 portfolio, 7 adaptive); best warm trial #4 ranked 2 of 40
+    (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``."""
+    parts = [f"{section['n_portfolio']} portfolio", f"{section['n_adaptive']} adaptive"]
+    other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"]
+    kinds = ", ".join([p for p in parts if not p.startswith("0 ")]
+                      + ([f"{other} given"] if other else []))
+    text = f"warm start: {section['n_enqueued']} trials ({kinds})"
+    if section["best_rank"] is None:
+        return text + "; none completed"
+    text += (f"; best warm trial #{section['best_warm_trial']} ranked {section['best_rank']} of "
+             f"{section['n_ranked']} ({_g(section['best_warm_value'])}")
+    if section["best_cold_value"] is not None:
+        text += f" vs {_g(section['best_cold_value'])} for the best other trial)"
+    else:
+        text += ")"
+    if section["first_rank"] is not None:
+        text += f"; first warm trial {_g(section['first_value'])}, ranked {section['first_rank']}"
+    return text
+
+
+def _g(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)

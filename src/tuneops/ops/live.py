@@ -54,7 +54,7 @@ import numpy as np
 
 from tuneops.errors import SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
-from tuneops.ops.monitor import PERFORMANCE_METRICS, metric_value
+from tuneops.ops.monitor import PERFORMANCE_METRICS
 from tuneops.ops.predlog import LogContents, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
