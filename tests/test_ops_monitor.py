@@ -68,6 +68,9 @@ def test_performance_drop_needs_confidence() -> None:
     unsure = {**perf, "value": 0.84, "drop": 0.06, "confident_drop": 0.01}
     decision, reasons = decide([feature("a", 0.6, 0.0)], STABLE_PREDICTION, unsure, CONFIG)
     assert decision == "warn" and "not yet with confidence" in reasons[0]
+    # A point estimate past the tolerance whose bound is not even below the reference is noise.
+    noise = {**unsure, "confident_drop": -0.01}
+    assert decide([feature("a", 0.6, 0.0)], STABLE_PREDICTION, noise, CONFIG)[0] == "ok"
 
 
 def _profile(rng: np.random.Generator) -> dict:
