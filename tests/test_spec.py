@@ -290,3 +290,15 @@ def test_pos_label_default_and_bad_value():
     assert spec.data.pos_label is None and "pos_label" not in spec.to_dict()["data"]
     with pytest.raises(SpecError, match=r"data\.pos_label: expected a class label .*received \[1\]"):
         load_spec(tiny_spec(data={"source": "sklearn:iris", "pos_label": [1]}))
+
+
+def test_the_serving_section_is_validated_at_load_and_reaches_the_measurement():
+    from tuneops.measure import serving_config
+
+    spec = load_spec(tiny_spec(objectives=["accuracy", "latency_p95_ms"], serving={"path": "numpy"}))
+    assert serving_config(spec.serving).path == "numpy"
+    assert load_spec(spec.to_dict()).serving == spec.serving
+    with pytest.raises(SpecError, match=r"serving.path: unknown serving path 'rows'.*Did you mean 'row'"):
+        load_spec(tiny_spec(serving={"path": "rows"}))
+    with pytest.raises(SpecError, match=r"serving: unknown key 'thread'.*Did you mean 'threads'"):
+        load_spec(tiny_spec(serving={"thread": 2}))

@@ -938,6 +938,28 @@ class Search(_Model):
         return out
 
 
+# -- serving ---------------------------------------------------------------------------------------
+SERVING_PATHS = ("row", "numpy", "batch", "records")
+
+
+class Serving(_Model):
+    """``serving``: how the model will be called in production, the path whose cost the
+    latency objectives measure (see :mod:`tuneops.measure`)."""
+
+    SECTION = "serving"
+
+    path: Annotated[str, _name("serving path", SERVING_PATHS)] = "row"
+    batch_size: Int1 = 256
+    threads: Int1 = 1
+
+    @classmethod
+    def _normalize(cls, raw: Any) -> Any:
+        return {} if raw is None else raw
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "batch_size": self.batch_size, "threads": self.threads}
+
+
 # -- warm start -----------------------------------------------------------------------------------
 class AutoSettings(_Model):
     """``warm_start.auto``: draw from the nearest past tasks of the knowledge base.
@@ -1332,6 +1354,7 @@ class Spec(_Model):
     output_dir: Annotated[str, _check("a directory path", _is_text)] | None = None
     warm_start: WarmStart | None = None
     monitor: Monitor | None = None
+    serving: Serving | None = None
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -1513,6 +1536,8 @@ class Spec(_Model):
             out["warm_start"] = self.warm_start.to_dict()
         if self.monitor is not None:
             out["monitor"] = self.monitor.to_dict()
+        if self.serving is not None:
+            out["serving"] = self.serving.to_dict()
         return out
 
 
