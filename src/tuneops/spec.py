@@ -95,7 +95,7 @@ CORRECTIONS = ("bh", "bonferroni", "none")
 MONITORED_METRICS = tuple(name for name, m in METRICS.items() if m.is_quality and not m.needs_scores)
 #: ``warm_start.auto.strategy``: a static portfolio's order (:mod:`tuneops.knowledge.portfolio`),
 #: or ``adaptive``: each warm-start trial chosen after the results so far.
-AUTO_STRATEGIES = ("round_robin", "consensus", "coverage", "adaptive")
+AUTO_STRATEGIES = ("round_robin", "consensus", "coverage", "greedy", "adaptive")
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
