@@ -42,22 +42,25 @@ DISTS = {
 }
 
 
-def make_study(storage_url: str, n: int, seed: int = 0) -> None:
-    """A 3-objective study (accuracy max, latency min, size min) like a tuneops run records:
-    pruned (10%), failed (3%) and infeasible trials, warm start, 4 workers, learning curves."""
+OBJECTIVES = [("accuracy", "maximize"), ("latency_p95_ms", "minimize"), ("model_size_kb", "minimize")]
+
+
+def make_study(storage_url: str, n: int, seed: int = 0, n_objectives: int = 2) -> None:
+    """A study of ``n_objectives`` (accuracy max, latency min, size min) like a tuneops run
+    records: pruned (10%), failed (3%) and infeasible trials, warm start, 4 workers, learning
+    curves."""
+    from tuneops import _study
     from tuneops.storage import get_storage
 
     rng = random.Random(seed)
+    objectives = OBJECTIVES[:n_objectives]
     study = optuna.create_study(study_name=STUDY, storage=get_storage(storage_url),
-                                directions=["maximize", "minimize", "minimize"])
-    study.set_user_attr("tuneops:objectives", [
-        {"metric": "accuracy", "direction": "maximize"},
-        {"metric": "latency_p95_ms", "direction": "minimize"},
-        {"metric": "model_size_kb", "direction": "minimize"}])
-    study.set_user_attr("tuneops:constraints", ["accuracy >= 0.9"])
-    study.set_user_attr("tuneops:data", {"name": "pmlb:spambase", "rows": 4601, "columns": 57,
-                                         "task": "classification", "fingerprint": "f00dfeed"})
-    study.set_user_attr("tuneops:spec", {"study": STUDY, "data": {"source": "pmlb:spambase"}})
+                                directions=[d for _, d in objectives])
+    study.set_user_attr(_study.OBJECTIVES, [{"metric": m, "direction": d} for m, d in objectives])
+    study.set_user_attr(_study.CONSTRAINTS, ["accuracy >= 0.9"])
+    study.set_user_attr(_study.DATA, {"name": "pmlb:spambase", "rows": 4601, "columns": 57,
+                                      "task": "classification", "fingerprint": "f00dfeed"})
+    study.set_user_attr(_study.SPEC, {"study": STUDY, "data": {"source": "pmlb:spambase"}})
     t0 = datetime(2026, 1, 1)
     trials = []
     for i in range(n):
@@ -79,8 +82,9 @@ def make_study(storage_url: str, n: int, seed: int = 0) -> None:
             state, curve = TrialState.PRUNED, dict(list(curve.items())[:3])
         elif i % 33 == 32:
             state, attrs["fail_reason"] = TrialState.FAIL, "ValueError: Input contains NaN"
-        attrs["tuneops:intermediate"] = {k: [v, None, None] for k, v in curve.items()}
-        t = create_trial(state=state, values=[acc, lat, size] if state == TrialState.COMPLETE else None,
+        attrs[_study.INTERMEDIATE] = {k: [v] + [None] * (n_objectives - 1) for k, v in curve.items()}
+        values = [acc, lat, size][:n_objectives]
+        t = create_trial(state=state, values=values if state == TrialState.COMPLETE else None,
                          params=p, distributions=DISTS, user_attrs=attrs,
                          system_attrs={"constraints": [0.9 - acc]})
         t.datetime_start = t0 + timedelta(seconds=5 * i)
