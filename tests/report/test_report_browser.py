@@ -1,17 +1,26 @@
 """The HTML report in a real browser: headless Chromium opens it from disk (no network), no
-JavaScript error occurs, every panel renders, the table sorts; a screenshot is kept.
+JavaScript error occurs, every panel renders and fits its box at 1400 and 1280 px, every axis
+has a title, the table sorts.
 
-Under CI=true a missing Chromium fails the test; elsewhere it skips."""
+Under CI=true a missing Chromium fails the test; elsewhere it skips. With
+``TUNEOPS_SCREENSHOTS=DIR`` the readability test also saves a small PNG of every panel of its
+three studies into DIR (how docs/report-screenshots/ is made)::
+
+    TUNEOPS_SCREENSHOTS=docs/report-screenshots python -m pytest -p no:xdist \
+        tests/report/test_report_browser.py -k readable
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import IN_CI
-from report_studies import add, build
+from report_studies import STUDIES, add, build
 
 from tuneops.report import build_report, write_report
 
@@ -50,6 +59,7 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
+    driver.set_script_timeout(120)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _CATCH_ERRORS})
     try:
         yield driver
@@ -72,6 +82,91 @@ def open_report(browser, path: Path) -> dict:
           }),
           rows: document.querySelectorAll('#trial-table tbody tr').length
         };""")
+
+
+# Per drawn panel: its width against its box, the widest plot inside against the panel, and the
+# axes without a title (cartesian, 3D scene and parallel-coordinates axes).
+_LAYOUT_CHECK = """
+var out = [];
+document.querySelectorAll('section.panel').forEach(function(s){
+  var untitled = [], plots = s.querySelectorAll('.js-plotly-plot'), widest = 0;
+  plots.forEach(function(gd){
+    widest = Math.max(widest, gd.scrollWidth);
+    var L = gd._fullLayout;
+    Object.keys(L).forEach(function(k){
+      if (/^[xy]axis[0-9]*$/.test(k) && L[k].visible !== false) {
+        if (!(L[k].title && String(L[k].title.text || '').trim())) untitled.push(gd.id + ':' + k);
+      }
+      if (/^scene[0-9]*$/.test(k)) ['xaxis','yaxis','zaxis'].forEach(function(a){
+        if (!(L[k][a].title && String(L[k][a].title.text || '').trim())) untitled.push(gd.id + ':' + k + '.' + a);
+      });
+    });
+    gd.data.forEach(function(tr){ if (tr.type === 'parcoords') tr.dimensions.forEach(function(dim, i){
+      if (!String(dim.label || '').trim()) untitled.push(gd.id + ':parcoords axis ' + i); }); });
+  });
+  out.push({key: s.dataset.panel, drawn: s.dataset.drawn === '1', scrollWidth: s.scrollWidth,
+            clientWidth: s.clientWidth, widestPlot: widest, plots: plots.length, untitled: untitled});
+});
+return out;
+"""
+
+
+def layout_of(browser, path: Path) -> list[dict]:
+    import time
+
+    browser.get(path.resolve().as_uri())
+    # open every <details>: their plots are drawn on opening (the toggle event, asynchronous)
+    browser.execute_script("document.querySelectorAll('details.more').forEach(function(d){ d.open = true; });")
+    for _ in range(240):
+        time.sleep(0.5)
+        if browser.execute_script("return Array.from(document.querySelectorAll('.plot'))"
+                                  ".every(function(el){ return el.classList.contains('js-plotly-plot'); });"):
+            break
+    time.sleep(0.5)  # the last figure's resize
+    return browser.execute_script(_LAYOUT_CHECK)
+
+
+def save_panel_shots(browser, study: str, out: Path) -> None:
+    """A small PNG of each drawn panel (resized to 760 px wide and reduced to 64 colours)."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    browser.execute_script("document.querySelectorAll('details.more').forEach(function(d){ d.open = false; });")
+    for section in browser.find_elements("css selector", "section.panel[data-drawn='1']"):
+        key = section.get_attribute("data-panel")
+        browser.execute_script("arguments[0].scrollIntoView()", section)
+        image = Image.open(io.BytesIO(section.screenshot_as_png)).convert("RGB")
+        if key == "trials":
+            image = image.crop((0, 0, image.width, min(image.height, 420)))
+        width = 760
+        image = image.resize((width, max(1, round(image.height * width / image.width))), Image.LANCZOS)
+        image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out / f"{study}-{key}.png", optimize=True)
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_panel_is_readable_at_1400_and_1280_px(browser, tmp_path, name):
+    path = write_report(STUDIES[name](), tmp_path / f"{name}.html")[0]
+    shots = os.environ.get("TUNEOPS_SCREENSHOTS")
+    try:
+        for width in (1400, 1280):
+            browser.set_window_size(width, 1000)
+            panels = layout_of(browser, path)
+            assert browser.execute_script("return window.__errors") == []
+            drawn = [p for p in panels if p["drawn"]]
+            assert len(drawn) >= 4 and any(p["key"] == "trials" for p in drawn)
+            for p in drawn:
+                assert p["scrollWidth"] <= p["clientWidth"] + 1, (width, p)  # nothing sticks out
+                assert p["widestPlot"] <= p["clientWidth"] + 1, (width, p)
+                assert p["untitled"] == [], (width, p)
+                if p["key"] != "trials":
+                    assert p["plots"] >= 1, p
+            if name == "wide":  # 30 parameters: the top 8 drawn, the rest one click away
+                slices = next(p for p in drawn if p["key"] == "slices")
+                assert slices["plots"] == 1 + 3  # 22 more parameters in pages of 8
+            if shots and width == 1280:
+                save_panel_shots(browser, name, Path(shots))
+    finally:
+        browser.set_window_size(1300, 1000)
 
 
 def check(browser, path: Path, shot: Path) -> dict:
