@@ -131,6 +131,7 @@ def save_panel_shots(browser, study: str, out: Path) -> None:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 3200)  # tall enough that a panel is captured whole
     browser.execute_script("document.querySelectorAll('details.more').forEach(function(d){ d.open = false; });")
     for section in browser.find_elements("css selector", "section.panel[data-drawn='1']"):
         key = section.get_attribute("data-panel")

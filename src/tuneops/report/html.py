@@ -36,6 +36,7 @@ from tuneops.report.document import Report, jsonable
 __all__ = ["HtmlRenderer", "plotly_figure", "figure_json", "PLOTLY_MODES"]
 
 GRID_COLUMNS = 4  # slice plots per row: ~270 px each on a 1280 px screen
+OUTSIDE_COLOR = "#444444"  # trials beyond a Pareto-front axis range, drawn at its edge
 PLOTLY_MODES = ("embed", "cdn")
 Figure = dict[str, Any]
 
@@ -177,51 +178,67 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return vals, [f"{10 ** v:.3g}" for v in vals]
 
 
+def _ticks(lo: float, hi: float, log: bool) -> tuple[list[float], list[str]]:
+    """About five readable ticks over [lo, hi] (log10 values for a log axis)."""
+    if log:
+        return _log_ticks(lo, hi)
+    if hi <= lo:
+        return [lo], [f"{lo:.4g}"]
+    vals = [lo + (hi - lo) * k / 4 for k in range(5)]
+    return vals, [f"{v:.3g}" for v in vals]
+
+
 def _parcoords_dim(a: F.Axis) -> dict[str, Any]:
+    """One parallel-coordinates axis: categories by name, log parameters by their values (on a
+    log10 scale), and trials where the parameter was inactive at an "inactive" tick below."""
     if a.labels is not None:
         missing = len(a.labels)
-        vals = [v if v is not None else missing for v in a.values]
-        ticks = list(a.labels) + (["inactive"] if missing in vals else [])
-        return {"label": a.name, "values": vals, "tickvals": list(range(len(ticks))), "ticktext": ticks}
+        cats = [v if v is not None else missing for v in a.values]
+        ticks = list(a.labels) + (["inactive"] if missing in cats else [])
+        return {"label": a.name, "values": cats, "tickvals": list(range(len(ticks))), "ticktext": ticks}
     present = [v for v in a.values if v is not None]
-    log = bool(a.log and present and min(present) > 0)
+    if not present:
+        return {"label": a.name, "values": [0.0] * len(a.values)}
+    log = bool(a.log and min(present) > 0)
     vals: list[float | None] = [math.log10(v) if (log and v is not None) else v for v in a.values]
-    label = a.name
-    dim: dict[str, Any] = {}
-    if any(v is None for v in vals) and present:
-        lo = min(v for v in vals if v is not None)
-        hi = max(v for v in vals if v is not None)
-        fill = lo - 0.1 * ((hi - lo) or 1.0)
+    lo = min(v for v in vals if v is not None)
+    hi = max(v for v in vals if v is not None)
+    tickvals, ticktext = _ticks(lo, hi, log)
+    if any(v is None for v in vals):
+        fill = lo - 0.15 * ((hi - lo) or 1.0)
         vals = [fill if v is None else v for v in vals]
-        label += " (bottom: inactive)"
-    if log and present:
-        dim["tickvals"], dim["ticktext"] = _log_ticks(math.log10(min(present)), math.log10(max(present)))
-    return {"label": label, "values": _nums(vals), **dim}
+        tickvals, ticktext = [fill, *tickvals], ["inactive", *ticktext]
+    return {"label": a.name, "values": _nums(vals), "tickvals": _nums(tickvals), "ticktext": ticktext}
 
 
 def _parallel_figure(d: F.ParallelCoordinates, params: Sequence[F.Axis]) -> Figure:
     dims = [_parcoords_dim(a) for a in (*params, *d.axes[d.n_params:])]
     reverse = d.color_direction == "maximize"
-    data = [{"type": "parcoords", "dimensions": dims, "labelangle": -25, "labelside": "top",
+    data = [{"type": "parcoords", "dimensions": dims, "labelangle": -30, "labelside": "top",
              "labelfont": {"size": 11}, "tickfont": {"size": 10},
              "line": {"color": _nums(d.color), "colorscale": "Viridis", "reversescale": reverse,
                       "showscale": True,
                       "colorbar": {"title": _title(f"{d.color_name}<br>({d.color_direction})"),
                                    "thickness": 14}}}]
-    return {"data": data, "layout": {"height": 460, "margin": {"l": 70, "r": 40, "t": 130, "b": 30}}}
+    return {"data": data, "layout": {"height": 470, "margin": {"l": 70, "r": 40, "t": 140, "b": 30}}}
 
 
 def _pages(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _page_caption(first: int, page: Sequence[F.Axis]) -> str:
+    names = ", ".join(a.name for a in page)
+    if len(page) == 1:
+        return f"parameter {first} by importance ({names})"
+    return f"parameters {first}-{first + len(page) - 1} by importance ({names})"
+
+
 def _parallel(d: F.ParallelCoordinates) -> list[tuple[str, Figure]]:
     params = d.axes[:d.n_params]
     out = [("", _parallel_figure(d, params[:F.TOP_PARAMS]))]
     for k, page in enumerate(_pages(params[F.TOP_PARAMS:], F.TOP_PARAMS)):
-        first = F.TOP_PARAMS * (k + 1) + 1
-        out.append((f"parameters {first}-{first + len(page) - 1} by importance "
-                    f"({', '.join(a.name for a in page)})", _parallel_figure(d, page)))
+        out.append((_page_caption(F.TOP_PARAMS * (k + 1) + 1, page), _parallel_figure(d, page)))
     return out
 
 
@@ -246,7 +263,8 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
                 "y": _nums([d.objectives[obj][i] for i in idx]), "xaxis": x, "yaxis": y,
                 "showlegend": False, "text": [f"trial {d.numbers[i]}" for i in idx],
                 "marker": {"size": 5, "opacity": 0.75, "color": [d.numbers[i] for i in idx],
-                           "colorscale": "Blues", "cmin": min(d.numbers), "cmax": max(d.numbers),
+                           "colorscale": "Blues", "reversescale": True,  # later trials darker
+                           "cmin": min(d.numbers), "cmax": max(d.numbers),
                            "showscale": first,
                            **({"colorbar": {"title": _title("trial<br>number"), "thickness": 12,
                                             "len": min(1.0, 300 / height), "y": 1,
@@ -267,9 +285,7 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
 def _slices(d: F.Slices) -> list[tuple[str, Figure]]:
     out = [("", _slices_figure(d, d.params[:F.TOP_PARAMS]))]
     for k, page in enumerate(_pages(d.params[F.TOP_PARAMS:], F.TOP_PARAMS)):
-        first = F.TOP_PARAMS * (k + 1) + 1
-        out.append((f"parameters {first}-{first + len(page) - 1} by importance "
-                    f"({', '.join(a.name for a in page)})", _slices_figure(d, page)))
+        out.append((_page_caption(F.TOP_PARAMS * (k + 1) + 1, page), _slices_figure(d, page)))
     return out
 
 
@@ -324,7 +340,9 @@ def _pareto(d: F.ParetoFront) -> Figure:
             marker = {"color": KIND_COLORS[kind], **style[kind]}
             name = _PARETO_NAMES[kind]
             if out:
-                marker = {**marker, "symbol": "triangle-up-open" if not three else "diamond-open"}
+                marker = {**marker, "color": OUTSIDE_COLOR, "opacity": 0.9,
+                          "symbol": "triangle-up-open" if not three else "diamond-open",
+                          "size": 9 if not three else 4}
                 name += ", beyond the axis range (drawn at the edge)"
             trace = {"mode": "markers", "name": name, "text": text, "hoverinfo": "text",
                      "marker": marker, "x": list(cols[0]), "y": list(cols[1])}
@@ -337,7 +355,7 @@ def _pareto(d: F.ParetoFront) -> Figure:
     if three:
         axes = {f"{a}axis": {"title": _title(lab, size=11), "range": list(r)}
                 for a, lab, r in zip("xyz", labels, d.ranges)}
-        layout = {"scene": {**axes, "camera": {"eye": {"x": 1.7, "y": 1.7, "z": 1.0}},
+        layout = {"scene": {**axes, "camera": {"eye": {"x": 1.45, "y": 1.45, "z": 0.85}},
                             "domain": {"x": [0.0, 0.98], "y": [0.0, 1.0]}},
                   "height": 620, "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
                   "legend": _legend("points:")}
