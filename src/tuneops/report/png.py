@@ -125,9 +125,12 @@ def _parallel(d: F.ParallelCoordinates):
                         va="center", ha="left", color="#333")
     cmap = plt.get_cmap("viridis_r" if d.color_direction == "maximize" else "viridis")
     lo, hi = min(d.color), max(d.color)
-    for i in range(len(d.numbers)):
-        ax.plot(range(len(axes_shown)), [col[i] for col in scaled],
-                color=cmap((d.color[i] - lo) / ((hi - lo) or 1.0)), alpha=0.45, linewidth=0.7)
+    from matplotlib.collections import LineCollection
+
+    xs = list(range(len(axes_shown)))
+    lines = [list(zip(xs, [col[i] for col in scaled])) for i in range(len(d.numbers))]
+    ax.add_collection(LineCollection(lines, colors=[cmap((c - lo) / ((hi - lo) or 1.0)) for c in d.color],
+                                     alpha=0.45, linewidths=0.7))
     ax.set_xticks(range(len(axes_shown)))
     ax.set_xticklabels([a.name for a in axes_shown], rotation=25, ha="right", fontsize=8)
     ax.set_yticks([])
