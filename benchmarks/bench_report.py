@@ -44,7 +44,11 @@ DISTS = {
 }
 
 
-OBJECTIVES = [("accuracy", "maximize"), ("latency_p95_ms", "minimize"), ("model_size_kb", "minimize")]
+OBJECTIVES = [
+    ("accuracy", "maximize"),
+    ("latency_p95_ms", "minimize"),
+    ("model_size_kb", "minimize"),
+]
 
 
 def make_study(storage_url: str, n: int, seed: int = 0, n_objectives: int = 2) -> None:
@@ -56,27 +60,52 @@ def make_study(storage_url: str, n: int, seed: int = 0, n_objectives: int = 2) -
 
     rng = random.Random(seed)
     objectives = OBJECTIVES[:n_objectives]
-    study = optuna.create_study(study_name=STUDY, storage=get_storage(storage_url),
-                                directions=[d for _, d in objectives])
+    study = optuna.create_study(
+        study_name=STUDY, storage=get_storage(storage_url), directions=[d for _, d in objectives]
+    )
     study.set_user_attr(_study.OBJECTIVES, [{"metric": m, "direction": d} for m, d in objectives])
     study.set_user_attr(_study.CONSTRAINTS, ["accuracy >= 0.9"])
-    study.set_user_attr(_study.DATA, {"name": "pmlb:spambase", "rows": 4601, "columns": 57,
-                                      "task": "classification", "fingerprint": "f00dfeed"})
+    study.set_user_attr(
+        _study.DATA,
+        {
+            "name": "pmlb:spambase",
+            "rows": 4601,
+            "columns": 57,
+            "task": "classification",
+            "fingerprint": "f00dfeed",
+        },
+    )
     study.set_user_attr(_study.SPEC, {"study": STUDY, "data": {"source": "pmlb:spambase"}})
     t0 = datetime(2026, 1, 1)
     trials = []
     for i in range(n):
-        p = {k: (d.choices[rng.randrange(len(d.choices))] if isinstance(d, CategoricalDistribution) else
-                 (round if isinstance(d, IntDistribution) else float)(
-                     math.exp(rng.uniform(math.log(d.low), math.log(d.high))) if d.log else rng.uniform(d.low, d.high)))
-             for k, d in DISTS.items()}
-        acc = 0.95 - 0.01 * (math.log10(p["learning_rate"]) + 1.2) ** 2 + 0.002 * p["max_depth"] - rng.uniform(0, 0.03)
+        p = {
+            k: (
+                d.choices[rng.randrange(len(d.choices))]
+                if isinstance(d, CategoricalDistribution)
+                else (round if isinstance(d, IntDistribution) else float)(
+                    math.exp(rng.uniform(math.log(d.low), math.log(d.high)))
+                    if d.log
+                    else rng.uniform(d.low, d.high)
+                )
+            )
+            for k, d in DISTS.items()
+        }
+        acc = (
+            0.95
+            - 0.01 * (math.log10(p["learning_rate"]) + 1.2) ** 2
+            + 0.002 * p["max_depth"]
+            - rng.uniform(0, 0.03)
+        )
         lat = 0.05 * p["n_estimators"] * (1 + p["max_depth"] / 16) + rng.uniform(0, 0.5)
         size = p["n_estimators"] * 2 ** (p["max_depth"] / 4)
         curve = {str(s): acc * (1 - 0.5 ** (s + 1)) for s in range(10)}
-        attrs = {"worker": {"host": f"node{i % 2}", "pid": 100 + i % 4, "id": f"w{i % 4}"},
-                 "metrics": {"accuracy": acc, "latency_p95_ms": lat, "model_size_kb": size},
-                 "metrics_std": {"accuracy": rng.uniform(0.002, 0.01)}, "family": "random_forest"}
+        attrs = {
+            "worker": {"host": f"node{i % 2}", "pid": 100 + i % 4, "id": f"w{i % 4}"},
+            "metrics": {"accuracy": acc, "latency_p95_ms": lat, "model_size_kb": size},
+            "metrics_std": {"accuracy": rng.uniform(0.002, 0.01)},
+            "family": "random_forest",
+        }
         if i < 8:
             attrs["warm_start"] = True
         state = TrialState.COMPLETE
@@ -84,11 +113,18 @@ def make_study(storage_url: str, n: int, seed: int = 0, n_objectives: int = 2) -
             state, curve = TrialState.PRUNED, dict(list(curve.items())[:3])
         elif i % 33 == 32:
             state, attrs["fail_reason"] = TrialState.FAIL, "ValueError: Input contains NaN"
-        attrs[_study.INTERMEDIATE] = {k: [v] + [None] * (n_objectives - 1) for k, v in curve.items()}
+        attrs[_study.INTERMEDIATE] = {
+            k: [v] + [None] * (n_objectives - 1) for k, v in curve.items()
+        }
         values = [acc, lat, size][:n_objectives]
-        t = create_trial(state=state, values=values if state == TrialState.COMPLETE else None,
-                         params=p, distributions=DISTS, user_attrs=attrs,
-                         system_attrs={"constraints": [0.9 - acc]})
+        t = create_trial(
+            state=state,
+            values=values if state == TrialState.COMPLETE else None,
+            params=p,
+            distributions=DISTS,
+            user_attrs=attrs,
+            system_attrs={"constraints": [0.9 - acc]},
+        )
         t.datetime_start = t0 + timedelta(seconds=5 * i)
         t.datetime_complete = t.datetime_start + timedelta(seconds=rng.uniform(1, 8))
         trials.append(t)
@@ -108,29 +144,43 @@ def optuna_baseline(storage_url: str, out: Path) -> None:
     import plotly.io as pio
     from plotly.offline import get_plotlyjs
 
-    study = optuna.load_study(study_name=STUDY, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(storage_url)))
-    names = [m for m, _ in OBJECTIVES[:len(study.directions)]]
+    study = optuna.load_study(
+        study_name=STUDY,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(storage_url)
+        ),
+    )
+    names = [m for m, _ in OBJECTIVES[: len(study.directions)]]
     figs = [vis.plot_pareto_front(study, target_names=names)]
-    figs += [vis.plot_optimization_history(study, target=(lambda t, i=i: t.values[i]), target_name=n)
-             for i, n in enumerate(names)]
-    figs += [vis.plot_param_importances(study, target=(lambda t, i=i: t.values[i]), target_name=n)
-             for i, n in enumerate(names)]
+    figs += [
+        vis.plot_optimization_history(study, target=(lambda t, i=i: t.values[i]), target_name=n)
+        for i, n in enumerate(names)
+    ]
+    figs += [
+        vis.plot_param_importances(study, target=(lambda t, i=i: t.values[i]), target_name=n)
+        for i, n in enumerate(names)
+    ]
     body = "".join(pio.to_html(f, full_html=False, include_plotlyjs=False) for f in figs)
-    out.write_text(f"<html><head><script>{get_plotlyjs()}</script></head><body>{body}</body></html>")
+    out.write_text(
+        f"<html><head><script>{get_plotlyjs()}</script></head><body>{body}</body></html>"
+    )
 
 
 def in_fresh_process(call: str, storage_url: str, out: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds by ``time.process_time()`` at the end) of a fresh Python
     process that runs ``call`` (imports, loading the study and writing the file included)."""
-    code = (f"import sys, time, warnings; warnings.simplefilter('ignore'); "
-            f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import optuna; "
-            "optuna.logging.set_verbosity(optuna.logging.WARNING); import bench_report as b; "
-            f"from pathlib import Path; {call}; print(time.process_time())")
+    code = (
+        f"import sys, time, warnings; warnings.simplefilter('ignore'); "
+        f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import optuna; "
+        "optuna.logging.set_verbosity(optuna.logging.WARNING); import bench_report as b; "
+        f"from pathlib import Path; {call}; print(time.process_time())"
+    )
     code = code.replace("URL", repr(storage_url)).replace("OUT", f"Path({str(out)!r})")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONWARNINGS": "ignore"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
+    )
     return time.perf_counter() - start, float(done.stdout.strip().splitlines()[-1])
 
 
@@ -139,7 +189,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one repeat instead of three")
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--objectives", type=int, default=2, choices=(2, 3))
-    parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="write the table into docs/benchmarks.md"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import warnings
@@ -151,7 +203,10 @@ def main() -> None:
     make_study(url, args.trials, n_objectives=args.objectives)
     sides = {
         "tuneops report (plotly.js embedded)": ("b.tuneops_report(URL, OUT)", tmp / "tuneops.html"),
-        "tuneops report, plotly=\"cdn\"": ("b.tuneops_report(URL, OUT, 'cdn')", tmp / "tuneops-cdn.html"),
+        'tuneops report, plotly="cdn"': (
+            "b.tuneops_report(URL, OUT, 'cdn')",
+            tmp / "tuneops-cdn.html",
+        ),
         "Optuna's plot functions (baseline)": ("b.optuna_baseline(URL, OUT)", tmp / "optuna.html"),
     }
     measured = {}
@@ -174,8 +229,10 @@ def main() -> None:
     png_s = time.process_time() - t
     drawn = sum(p.data is not None for p in report.panels)
 
-    cmd = (f"nice -n 10 python benchmarks/bench_report.py{' --quick' if args.quick else ''} "
-           f"--trials {args.trials} --objectives {args.objectives}")
+    cmd = (
+        f"nice -n 10 python benchmarks/bench_report.py{' --quick' if args.quick else ''} "
+        f"--trials {args.trials} --objectives {args.objectives}"
+    )
     lines = [
         f"`{cmd}` ({args.trials}-trial {args.objectives}-objective study in a journal file like a "
         f"tuneops run writes: 10% pruned with learning curves, 3% failed, infeasible and warm-start "
@@ -192,7 +249,7 @@ def main() -> None:
         "",
         f"Bar: <= 5 s of CPU: {'met' if ours[1] <= 5.0 else 'NOT met'} ({ours[1]:.2f} s); <= 10 MB: "
         f"{'met' if ours[4] <= 10.0 else 'NOT met'} ({ours[4]:.2f} MB, of which plotly.js 4.6 MB; "
-        f"{rows[1][4]:.2f} MB with plotly=\"cdn\"). Wall time on a shared machine includes waiting "
+        f'{rows[1][4]:.2f} MB with plotly="cdn"). Wall time on a shared machine includes waiting '
         "for a core; CPU seconds are the measure. The tuneops report draws "
         f"{drawn} panels (history with hypervolume, importances, Pareto front, parallel coordinates, "
         "slices, contour, learning curves, workers) plus findings, the sortable table of all "
@@ -209,7 +266,7 @@ def main() -> None:
         head = "## Reports (issue 6)\n"
         start = content.index(head) + len(head)
         end = content.find("\n## ", start)
-        rest = "" if end < 0 else "\n\n\n" + content[end + 1:]
+        rest = "" if end < 0 else "\n\n\n" + content[end + 1 :]
         doc.write_text(content[:start] + "\n" + text + "\n" + rest)
         print(f"wrote {doc}")
 

@@ -50,11 +50,20 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="tuneops-chromium-")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--disable-dev-shm-usage", "--window-size=1300,1000", f"--user-data-dir={profile}",
-                # WebGL (3D Pareto front, parallel coordinates) in software; the page is our own file.
-                "--enable-unsafe-swiftshader"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1300,1000",
+        f"--user-data-dir={profile}",
+        # WebGL (3D Pareto front, parallel coordinates) in software; the page is our own file.
+        "--enable-unsafe-swiftshader",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -116,11 +125,15 @@ def layout_of(browser, path: Path) -> list[dict]:
 
     browser.get(path.resolve().as_uri())
     # open every <details>: their plots are drawn on opening (the toggle event, asynchronous)
-    browser.execute_script("document.querySelectorAll('details.more').forEach(function(d){ d.open = true; });")
+    browser.execute_script(
+        "document.querySelectorAll('details.more').forEach(function(d){ d.open = true; });"
+    )
     for _ in range(240):
         time.sleep(0.5)
-        if browser.execute_script("return Array.from(document.querySelectorAll('.plot'))"
-                                  ".every(function(el){ return el.classList.contains('js-plotly-plot'); });"):
+        if browser.execute_script(
+            "return Array.from(document.querySelectorAll('.plot'))"
+            ".every(function(el){ return el.classList.contains('js-plotly-plot'); });"
+        ):
             break
     time.sleep(0.5)  # the last figure's resize
     return browser.execute_script(_LAYOUT_CHECK)
@@ -132,7 +145,9 @@ def save_panel_shots(browser, study: str, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 3200)  # tall enough that a panel is captured whole
-    browser.execute_script("document.querySelectorAll('details.more').forEach(function(d){ d.open = false; });")
+    browser.execute_script(
+        "document.querySelectorAll('details.more').forEach(function(d){ d.open = false; });"
+    )
     for section in browser.find_elements("css selector", "section.panel[data-drawn='1']"):
         key = section.get_attribute("data-panel")
         browser.execute_script("arguments[0].scrollIntoView()", section)
@@ -140,8 +155,12 @@ def save_panel_shots(browser, study: str, out: Path) -> None:
         if key == "trials":
             image = image.crop((0, 0, image.width, min(image.height, 420)))
         width = 760
-        image = image.resize((width, max(1, round(image.height * width / image.width))), Image.LANCZOS)
-        image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out / f"{study}-{key}.png", optimize=True)
+        image = image.resize(
+            (width, max(1, round(image.height * width / image.width))), Image.LANCZOS
+        )
+        image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(
+            out / f"{study}-{key}.png", optimize=True
+        )
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
@@ -189,7 +208,8 @@ def sort_by(browser, index: int) -> list[float]:
     header.click()
     return browser.execute_script(
         "return Array.from(document.querySelectorAll('#trial-table tbody tr'))"
-        f".map(r => r.cells[{index}].dataset.v).filter(v => v !== '').map(parseFloat)")
+        f".map(r => r.cells[{index}].dataset.v).filter(v => v !== '').map(parseFloat)"
+    )
 
 
 # Each page load parses ~5 MB of plotly.js: three pages cover the cases.
@@ -198,8 +218,16 @@ def test_multi_objective_report_renders_and_its_table_sorts(browser, tmp_path):
     path = write_report(study, tmp_path / "multi.html")[0]
     state = check(browser, path, tmp_path / "multi.png")
     drawn = {p["key"] for p in state["panels"] if p["drawn"]}
-    assert drawn == {"history", "importances", "pareto_front", "parallel_coordinates", "slices",
-                     "contour", "intermediate_values", "workers"}
+    assert drawn == {
+        "history",
+        "importances",
+        "pareto_front",
+        "parallel_coordinates",
+        "slices",
+        "contour",
+        "intermediate_values",
+        "workers",
+    }
     assert state["rows"] == len(study.trials)
     assert browser.find_elements("css selector", "#trial-table th")[2].text == "accuracy"
     ascending = sort_by(browser, 2)
@@ -212,12 +240,18 @@ def test_three_objective_front_in_3d(browser, tmp_path):
 
     three = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     for i in range(12):
-        add(three, i, {"lr": 10 ** -(i % 4), "depth": 1 + i % 10},
-            [float(i % 5), float((i * 7) % 11), float(12 - i)])
+        add(
+            three,
+            i,
+            {"lr": 10 ** -(i % 4), "depth": 1 + i % 10},
+            [float(i % 5), float((i * 7) % 11), float(12 - i)],
+        )
     state = check(browser, write_report(three, tmp_path / "three.html")[0], tmp_path / "three.png")
     assert {p["key"]: p["drawn"] for p in state["panels"]}["pareto_front"]
-    assert browser.execute_script(
-        "return document.querySelector('#panel-pareto_front').data[0].type") == "scatter3d"
+    assert (
+        browser.execute_script("return document.querySelector('#panel-pareto_front').data[0].type")
+        == "scatter3d"
+    )
 
 
 def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_path):
@@ -225,7 +259,9 @@ def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_
 
     study = optuna.create_study()
     add(study, 0, {"lr": 0.1}, [1.0])
-    state = check(browser, write_report(build_report(study), tmp_path / "one.html")[0], tmp_path / "one.png")
+    state = check(
+        browser, write_report(build_report(study), tmp_path / "one.html")[0], tmp_path / "one.png"
+    )
     assert [p["key"] for p in state["panels"] if p["drawn"]] == ["history"]
     text = browser.find_element("tag name", "body").text
     assert "Not shown: parameter importances needs at least 2 completed trials" in text

@@ -40,7 +40,7 @@ def test_history_of_multi_objective_has_monotone_hypervolume():
     assert [s.name for s in hist.series] == ["accuracy", "latency_p95_ms"]
     numbers, hv = hist.hypervolume
     assert len(numbers) == len(hv) > 10
-    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:]))
+    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))
     assert 0 < hv[-1] <= 1.0  # normalized by the reference box: never above 1
 
 
@@ -60,10 +60,10 @@ def test_pareto_front_marks_selected_infeasible_and_front():
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
     mask = pareto_mask(np.array([t.values for t in feasible]), ["maximize", "minimize"])
-    front = {t.number for t, m in zip(feasible, mask) if m}
+    front = {t.number for t, m in zip(feasible, mask, strict=False) if m}
     chosen = min(front)
     data = panels(study, selected=chosen)[0]["pareto_front"].data
-    kinds = dict(zip(data.numbers, data.kinds))
+    kinds = dict(zip(data.numbers, data.kinds, strict=False))
     assert kinds[chosen] == "selected"
     assert {n for n, k in kinds.items() if k == "pareto"} == front - {chosen}
     infeasible = {t.number for t in complete if t not in feasible}
@@ -153,7 +153,10 @@ def test_worker_label_falls_back_to_host_and_pid():
 
     from tuneops.report.view import worker_label
 
-    assert worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}})) == "h:7"
+    assert (
+        worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}}))
+        == "h:7"
+    )
     assert worker_label(create_trial(value=1.0)) is None
 
 
@@ -188,8 +191,10 @@ def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypa
     monkeypatch.setattr(_optuna, "param_importances", broken)
     panel = panels(build(12, states=False))[0]["importances"]
     assert panel.data is None
-    assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "
-                             "FloatingPointError: singular matrix")
+    assert panel.missing == (
+        "Optuna's PedAnovaImportanceEvaluator failed on this study: "
+        "FloatingPointError: singular matrix"
+    )
 
 
 def test_contour_takes_the_top_parameters_that_trials_set_together():
@@ -200,7 +205,9 @@ def test_contour_takes_the_top_parameters_that_trials_set_together():
         params = {"criterion": "gini" if gini else "entropy", "width": (i * 7 % 16) / 16}
         params.update({"lr": 10 ** -(i % 4 + 1)} if gini else {"depth": 1 + i % 9})
         add(study, i, params, [float(i % 5) + params["width"]])
-    ranked = F.Importances("value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1})
+    ranked = F.Importances(
+        "value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1}
+    )
     contour = F.contour(view_of(study), {"importances": ranked})
     # lr and depth are never set together; criterion is constant where lr is set
     assert {contour.x.name, contour.y.name} == {"lr", "width"}

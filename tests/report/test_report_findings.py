@@ -17,27 +17,45 @@ def topics(study, topic):
     return [f for f in build_report(study).findings if f.topic == topic]
 
 
-def series(values, *, direction="maximize", params=None, attrs=None, states=None, seconds=None,
-           spec=None):
+def series(
+    values, *, direction="maximize", params=None, attrs=None, states=None, seconds=None, spec=None
+):
     """A one-objective study: trial i has value values[i] (None: no value, e.g. pruned)."""
     study = optuna.create_study(direction=direction)
     if spec is not None:
         study.set_user_attr(_study.SPEC, spec)
     for i, v in enumerate(values):
         state = (states or {}).get(i, TrialState.COMPLETE)
-        add(study, i, (params or (lambda i: {"lr": 0.01, "depth": 5}))(i), [v], state=state,
-            attrs=(attrs or (lambda i: {}))(i), seconds=(seconds or (lambda i: 1.0))(i))
+        add(
+            study,
+            i,
+            (params or (lambda i: {"lr": 0.01, "depth": 5}))(i),
+            [v],
+            state=state,
+            attrs=(attrs or (lambda i: {}))(i),
+            seconds=(seconds or (lambda i: 1.0))(i),
+        )
     return study
 
 
 def two_objective(points, *, states=None):
     """A (maximize, minimize) study with trial i at points[i]."""
     study = optuna.create_study(directions=["maximize", "minimize"])
-    study.set_user_attr(_study.OBJECTIVES, [{"metric": "accuracy", "direction": "maximize"},
-                                            {"metric": "latency", "direction": "minimize"}])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency", "direction": "minimize"},
+        ],
+    )
     for i, p in enumerate(points):
-        add(study, i, {"lr": 0.01, "depth": 1 + i % 10}, list(p),
-            state=(states or {}).get(i, TrialState.COMPLETE))
+        add(
+            study,
+            i,
+            {"lr": 0.01, "depth": 1 + i % 10},
+            list(p),
+            state=(states or {}).get(i, TrialState.COMPLETE),
+        )
     return study
 
 
@@ -50,24 +68,32 @@ def test_the_window_is_the_last_max_10_or_20_percent_of_finished_trials():
 def test_still_improving():
     (f,) = topics(series([i / 20 for i in range(20)]), "convergence")
     assert f.level == "warning"
-    assert f.text == ("Still improving: the best value improved by 0.5, 52.6% of the range of values "
-                      "seen (0.95), within the last 10 of 20 finished trials (trials 10-19); last "
-                      "improvement at trial 19. More trials are likely to help.")
+    assert f.text == (
+        "Still improving: the best value improved by 0.5, 52.6% of the range of values "
+        "seen (0.95), within the last 10 of 20 finished trials (trials 10-19); last "
+        "improvement at trial 19. More trials are likely to help."
+    )
 
 
 def test_converged():
     (f,) = topics(series([0.1, 0.5, 0.9] + [0.3] * 17), "convergence")
     assert f.level == "ok"
-    assert f.text.startswith("Converged: the best value improved by 0, 0.0% of the range of values seen "
-                             "(0.8), within the last 10 of 20 finished trials (trials 10-19); last "
-                             "improvement at trial 2")
+    assert f.text.startswith(
+        "Converged: the best value improved by 0, 0.0% of the range of values seen "
+        "(0.8), within the last 10 of 20 finished trials (trials 10-19); last "
+        "improvement at trial 2"
+    )
 
 
 def test_minimized_objective_and_a_small_gain_below_the_threshold_is_converged():
     # range 1.0; the last 10 trials improve the best from 0.0 to -0.005: 0.5% <= 1%
     values = [1.0, 0.0] + [0.5] * 17 + [-0.005]
     (f,) = topics(series(values, direction="minimize"), "convergence")
-    assert f.level == "ok" and "0.5% of the range" in f.text and "last improvement at trial 19" in f.text
+    assert (
+        f.level == "ok"
+        and "0.5% of the range" in f.text
+        and "last improvement at trial 19" in f.text
+    )
     values[-1] = -0.05  # 4.8% of the range now
     (f,) = topics(series(values, direction="minimize"), "convergence")
     assert f.level == "warning" and f.text.startswith("Still improving")
@@ -116,14 +142,22 @@ DEPTHS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 def test_best_trials_at_a_boundary_ask_to_widen_the_range():
     # depth is best at its upper bound 10, lr in the middle of its range
-    study = series([d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]})
+    study = series(
+        [d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}
+    )
     (f,) = topics(study, "boundary")
-    assert f.text.startswith("depth: 2 of the 3 best trials sit at the upper bound 10 of its range [1, 10]")
+    assert f.text.startswith(
+        "depth: 2 of the 3 best trials sit at the upper bound 10 of its range [1, 10]"
+    )
     # the same values reversed: best at the lower bound
-    low = series([1 - d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]})
+    low = series(
+        [1 - d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}
+    )
     assert "lower bound 1 " in topics(low, "boundary")[0].text
-    inside = series([-abs(d - 5) for d in range(1, 11)] * 2,
-                    params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]})
+    inside = series(
+        [-abs(d - 5) for d in range(1, 11)] * 2,
+        params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]},
+    )
     assert topics(inside, "boundary") == []
 
 
@@ -134,14 +168,18 @@ def test_boundary_advice_fits_the_kind_of_study():
     assert "spec" not in f.text and "model.space" not in f.text
     assert "in the search space your objective suggests (trial.suggest_*)" in f.text
     spec = {"study": "s", "model": {"family": "knn"}}
-    (f,) = topics(series(values, params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}, spec=spec),
-                  "boundary")
+    (f,) = topics(
+        series(values, params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}, spec=spec),
+        "boundary",
+    )
     assert f.text.endswith("Widen the range beyond 10 in the spec, field model.space.depth.")
 
 
 def test_log_parameters_are_judged_on_the_log_scale():
     lrs = [10 ** (-4 + 4 * k / 9) for k in range(10)] * 2  # 1e-4 .. 1 evenly in log
-    study = series([-abs(k - 4.5) for k in range(10)] * 2, params=lambda i: {"lr": lrs[i], "depth": 5})
+    study = series(
+        [-abs(k - 4.5) for k in range(10)] * 2, params=lambda i: {"lr": lrs[i], "depth": 5}
+    )
     assert topics(study, "boundary") == []  # the best are mid-range in log space
 
 
@@ -149,7 +187,9 @@ def test_log_parameters_are_judged_on_the_log_scale():
 def test_too_much_pruning():
     states = {i: TrialState.PRUNED for i in range(12) if i % 4 != 0}
     (f,) = topics(series([0.5] * 12, states=states), "pruning")
-    assert 9 / 12 > PRUNED_TOO_MANY and f.level == "warning" and "Too much pruning: 9 of 12" in f.text
+    assert (
+        9 / 12 > PRUNED_TOO_MANY and f.level == "warning" and "Too much pruning: 9 of 12" in f.text
+    )
     assert topics(series([0.5] * 12), "pruning") == []
 
 
@@ -158,21 +198,36 @@ def test_pruning_savings_are_never_negative_or_meaningless():
     (f,) = topics(series([0.5] * 12, states={3: TrialState.PRUNED}), "pruning")
     assert f.level == "info" and f.text == "1 of 12 finished trials (8%) were pruned."
     # pruned trials took longer than the median complete one (a custom objective): no "-0.1 s"
-    slow = series([0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.1 if i == 3 else 1.0)
+    slow = series(
+        [0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.1 if i == 3 else 1.0
+    )
     (f,) = topics(slow, "pruning")
     assert "saved" not in f.text
     # complete trials take 10 s, the pruned one stopped after 1 s: about 9 s saved of 120 s
-    fast = series([0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.0 if i == 3 else 10.0)
+    fast = series(
+        [0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.0 if i == 3 else 10.0
+    )
     (f,) = topics(fast, "pruning")
-    assert f.text.endswith("Pruning saved about 9.0 s of 120.0 s (pruned trials counted at the median "
-                           "duration of complete trials).")
+    assert f.text.endswith(
+        "Pruning saved about 9.0 s of 120.0 s (pruned trials counted at the median "
+        "duration of complete trials)."
+    )
 
 
 def test_pruning_savings_come_from_the_pruning_features_record():
-    full = {"steps": list(range(1, 11)), "n_steps": 10, "max_step": 10, "fit_s": 10.0, "pruned": False}
+    full = {
+        "steps": list(range(1, 11)),
+        "n_steps": 10,
+        "max_step": 10,
+        "fit_s": 10.0,
+        "pruned": False,
+    }
     cut = {"steps": [1, 2], "n_steps": 10, "max_step": 10, "fit_s": 2.0, "pruned": True}
-    study = series([0.5] * 4, states={1: TrialState.PRUNED},
-                   attrs=lambda i: {_study.FIDELITY: cut if i == 1 else full})
+    study = series(
+        [0.5] * 4,
+        states={1: TrialState.PRUNED},
+        attrs=lambda i: {_study.FIDELITY: cut if i == 1 else full},
+    )
     (f,) = topics(study, "pruning")
     # the pruned trial ran 2 of 10 steps in 2 s: 8 s saved; 32 s were spent fitting, 40 s without pruning
     assert "Pruning saved 8.0 s of fitting (20% of what full training would have taken)." in f.text
@@ -180,25 +235,42 @@ def test_pruning_savings_come_from_the_pruning_features_record():
 
 # -- failures, noise, the rest -----------------------------------------------------------------
 def test_failed_trials_and_their_reasons():
-    reasons = {1: "ValueError: bad\ntraceback...", 2: "ValueError: bad\nother", 4: "MemoryError: out"}
-    study = series([0.5] * 6, states={i: TrialState.FAIL for i in reasons},
-                   attrs=lambda i: {_study.FAIL_REASON: reasons[i]} if i in reasons else {})
+    reasons = {
+        1: "ValueError: bad\ntraceback...",
+        2: "ValueError: bad\nother",
+        4: "MemoryError: out",
+    }
+    study = series(
+        [0.5] * 6,
+        states={i: TrialState.FAIL for i in reasons},
+        attrs=lambda i: {_study.FAIL_REASON: reasons[i]} if i in reasons else {},
+    )
     (f,) = topics(study, "failures")
     assert f.level == "warning"
     assert f.text == "3 of 6 trials failed: 2x ValueError: bad; 1x MemoryError: out."
 
 
-@pytest.mark.parametrize("spec, advice", [
-    (None, "Average over more folds or repeats in your objective, or use more data."),
-    ({"study": "s"}, "Use more folds (search.cv_folds) or more data."),
-])
+@pytest.mark.parametrize(
+    "spec, advice",
+    [
+        (None, "Average over more folds or repeats in your objective, or use more data."),
+        ({"study": "s"}, "Use more folds (search.cv_folds) or more data."),
+    ],
+)
 def test_high_noise_between_cv_folds(spec, advice):
-    noisy = series([0.90 + 0.001 * (i % 5) for i in range(12)],
-                   attrs=lambda i: {"metrics_std": {"value": 0.05}}, spec=spec)
+    noisy = series(
+        [0.90 + 0.001 * (i % 5) for i in range(12)],
+        attrs=lambda i: {"metrics_std": {"value": 0.05}},
+        spec=spec,
+    )
     (f,) = topics(noisy, "noise")
-    assert f.level == "warning" and f.text.startswith("High noise between CV folds in value: the top 3")
+    assert f.level == "warning" and f.text.startswith(
+        "High noise between CV folds in value: the top 3"
+    )
     assert f.text.endswith(advice)
-    quiet = series([0.5 + 0.03 * i for i in range(12)], attrs=lambda i: {"metrics_std": {"value": 0.001}})
+    quiet = series(
+        [0.5 + 0.03 * i for i in range(12)], attrs=lambda i: {"metrics_std": {"value": 0.001}}
+    )
     assert topics(quiet, "noise") == []
 
 

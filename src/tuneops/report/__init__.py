@@ -51,8 +51,10 @@ def get_renderer(fmt: str, **options: Any) -> Renderer:
     try:
         return getattr(importlib.import_module(module), cls)(**options)
     except TypeError:
-        raise UsageError(f"--format {fmt} takes no option {', '.join(options)}; only the html "
-                         "format has --plotly.") from None
+        raise UsageError(
+            f"--format {fmt} takes no option {', '.join(options)}; only the html "
+            "format has --plotly."
+        ) from None
 
 
 def build_report(study: Any) -> Report:
@@ -62,8 +64,13 @@ def build_report(study: Any) -> Report:
     return build(study)
 
 
-def write_report(study: optuna.Study | Report, out: str | Path | None = None, *, fmt: str = "html",
-                 **options: Any) -> list[Path]:
+def write_report(
+    study: optuna.Study | Report,
+    out: str | Path | None = None,
+    *,
+    fmt: str = "html",
+    **options: Any,
+) -> list[Path]:
     """Compute and render the report of ``study`` to ``out`` (a file for html, a directory for png).
 
     ``out`` defaults to ``tuneops-out/<study>/report.html`` (html) or ``tuneops-out/<study>/figures``
@@ -75,7 +82,9 @@ def write_report(study: optuna.Study | Report, out: str | Path | None = None, *,
 
     renderer = get_renderer(fmt, **options)
     report = study if isinstance(study, Report) else build_report(study)
-    target = Path(out) if out is not None else Path("tuneops-out") / report.study / renderer.default_name
+    target = (
+        Path(out) if out is not None else Path("tuneops-out") / report.study / renderer.default_name
+    )
     if renderer.single_file and target.is_dir():
         target = target / renderer.default_name
     return renderer.render(report, target)

@@ -55,8 +55,21 @@ def trial_table(view: StudyView) -> TrialTable:
     The model family is one column: the ``family`` parameter of a multi-family search when there
     is one, else the ``family`` the trial recorded."""
     params = list(view.distributions())
-    marks = ("family", "worker", "warm start") if _study.FAMILY not in params else ("worker", "warm start")
-    columns = ("trial", "state", *view.objectives, "feasible", *marks, "duration s", *params, "fail reason")
+    marks = (
+        ("family", "worker", "warm start")
+        if _study.FAMILY not in params
+        else ("worker", "warm start")
+    )
+    columns = (
+        "trial",
+        "state",
+        *view.objectives,
+        "feasible",
+        *marks,
+        "duration s",
+        *params,
+        "fail reason",
+    )
     own_family = _study.FAMILY not in params
     rows = []
     for t in view.trials:
@@ -64,16 +77,24 @@ def trial_table(view: StudyView) -> TrialTable:
         state = t.state.name + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         if t.number == view.selected:
             state += " ★"
-        rows.append((
-            t.number, state, *values,
-            view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
-            *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
-            worker_label(t), is_warm_start(t) or None,
-            round(t.duration.total_seconds(), 3) if t.duration else None,
-            *[t.params.get(p) for p in params],
-            (str(t.user_attrs.get(_study.FAIL_REASON))[:300] if t.user_attrs.get(_study.FAIL_REASON)
-             else None),
-        ))
+        rows.append(
+            (
+                t.number,
+                state,
+                *values,
+                view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
+                *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
+                worker_label(t),
+                is_warm_start(t) or None,
+                round(t.duration.total_seconds(), 3) if t.duration else None,
+                *[t.params.get(p) for p in params],
+                (
+                    str(t.user_attrs.get(_study.FAIL_REASON))[:300]
+                    if t.user_attrs.get(_study.FAIL_REASON)
+                    else None
+                ),
+            )
+        )
     return TrialTable(columns, tuple(rows))
 
 

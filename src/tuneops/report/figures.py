@@ -27,9 +27,26 @@ from tuneops.report.view import (
 )
 
 __all__ = [
-    "Panel", "Missing", "Series", "History", "Importances", "Axis", "ParallelCoordinates",
-    "Slices", "Contour", "ParetoFront", "Curve", "IntermediateValues", "WorkerRow", "Workers",
-    "compute_panels", "PANELS", "sample", "normalized_losses", "TOP_PARAMS", "MAX_POINTS",
+    "Panel",
+    "Missing",
+    "Series",
+    "History",
+    "Importances",
+    "Axis",
+    "ParallelCoordinates",
+    "Slices",
+    "Contour",
+    "ParetoFront",
+    "Curve",
+    "IntermediateValues",
+    "WorkerRow",
+    "Workers",
+    "compute_panels",
+    "PANELS",
+    "sample",
+    "normalized_losses",
+    "TOP_PARAMS",
+    "MAX_POINTS",
 ]
 
 # Readability limits, the same for every renderer. A figure shows the TOP_PARAMS most important
@@ -219,7 +236,9 @@ def _axis(name: str, dist: BaseDistribution | None, trials: Sequence[FrozenTrial
         if name not in t.params:
             values.append(None)
         elif labels is not None:
-            values.append(float(labels.index(str(t.params[name]))) if str(t.params[name]) in labels else None)
+            values.append(
+                float(labels.index(str(t.params[name]))) if str(t.params[name]) in labels else None
+            )
         else:
             try:
                 values.append(float(t.params[name]))
@@ -227,8 +246,14 @@ def _axis(name: str, dist: BaseDistribution | None, trials: Sequence[FrozenTrial
                 values.append(None)
     low = getattr(dist, "low", None)
     high = getattr(dist, "high", None)
-    return Axis(name, tuple(values), tuple(labels) if labels else None,
-                bool(getattr(dist, "log", False)), low, high)
+    return Axis(
+        name,
+        tuple(values),
+        tuple(labels) if labels else None,
+        bool(getattr(dist, "log", False)),
+        low,
+        high,
+    )
 
 
 def sample(n: int, keep: Sequence[int] | set[int] = (), limit: int = MAX_POINTS) -> list[int]:
@@ -247,7 +272,9 @@ def sample(n: int, keep: Sequence[int] | set[int] = (), limit: int = MAX_POINTS)
 def _need_complete(view: StudyView, n: int, what: str) -> list[FrozenTrial]:
     complete = view.complete
     if len(complete) < n:
-        raise Missing(f"{what} needs at least {n} completed trials; this study has {len(complete)}.")
+        raise Missing(
+            f"{what} needs at least {n} completed trials; this study has {len(complete)}."
+        )
     return complete
 
 
@@ -280,17 +307,30 @@ def history(view: StudyView, ctx: dict[str, Any]) -> History:
     keep |= {j for j, t in enumerate(complete) if t.number == view.selected}
     idx = sample(len(complete), keep)
     series = tuple(
-        Series(name, direction, tuple(complete[j].number for j in idx),
-               tuple(complete[j].values[i] for j in idx), tuple(bests[i][j] for j in idx),
-               tuple(warm[j] for j in idx), tuple(ok[j] for j in idx))
-        for i, (name, direction) in enumerate(zip(view.objectives, view.directions))
+        Series(
+            name,
+            direction,
+            tuple(complete[j].number for j in idx),
+            tuple(complete[j].values[i] for j in idx),
+            tuple(bests[i][j] for j in idx),
+            tuple(warm[j] for j in idx),
+            tuple(ok[j] for j in idx),
+        )
+        for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False))
     )
-    last_feasible = max((t.number for t, f in zip(complete, ok) if f), default=None)
-    return History(series, _hypervolume_history(view, complete) if view.multi else None,
-                   max(t.number for t in view.trials), last_feasible, len(complete))
+    last_feasible = max((t.number for t, f in zip(complete, ok, strict=False) if f), default=None)
+    return History(
+        series,
+        _hypervolume_history(view, complete) if view.multi else None,
+        max(t.number for t in view.trials),
+        last_feasible,
+        len(complete),
+    )
 
 
-def normalized_losses(view: StudyView, trials: Sequence[FrozenTrial]) -> tuple[np.ndarray, np.ndarray]:
+def normalized_losses(
+    view: StudyView, trials: Sequence[FrozenTrial]
+) -> tuple[np.ndarray, np.ndarray]:
     """Losses of ``trials`` scaled to [0, 1] per objective between the best and the worst
     feasible value in the whole study, and the reference point (1.1 in every objective): the
     frame of the report's hypervolume (history and the convergence finding)."""
@@ -304,7 +344,9 @@ def normalized_losses(view: StudyView, trials: Sequence[FrozenTrial]) -> tuple[n
     return (loss - lo) / np.where(hi > lo, hi - lo, 1.0), ref
 
 
-def _hypervolume_history(view: StudyView, complete: list[FrozenTrial]) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+def _hypervolume_history(
+    view: StudyView, complete: list[FrozenTrial]
+) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
     ok = [t for t in complete if view.is_feasible(t)]
     if not ok:
         return None
@@ -329,21 +371,26 @@ def importances(view: StudyView, ctx: dict[str, Any]) -> Importances:
     sampled: tuple[str, ...] = ()
     if len(complete) > IMPORTANCE_TRIALS:
         subset = [complete[i] for i in sample(len(complete), (), IMPORTANCE_TRIALS)]
-        sampled = (f"Computed on {IMPORTANCE_TRIALS} of the {len(complete)} completed trials, "
-                   "evenly spread over the study.",)
+        sampled = (
+            f"Computed on {IMPORTANCE_TRIALS} of the {len(complete)} completed trials, "
+            "evenly spread over the study.",
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             values = _optuna.param_importances(view.study, subset)
         except Exception as exc:  # a third-party algorithm failing must not take the report down
-            raise Missing(f"Optuna's {evaluator} failed on this study: "
-                          f"{type(exc).__name__}: {exc}") from None
+            raise Missing(
+                f"Optuna's {evaluator} failed on this study: {type(exc).__name__}: {exc}"
+            ) from None
     notes = sampled + tuple(dict.fromkeys(str(w.message) for w in caught))
     target = "reaching the Pareto front" if view.multi else view.objectives[0]
     return Importances(target, evaluator, dict(values), notes)
 
 
-def _ranked_params(view: StudyView, ctx: dict[str, Any], complete: Sequence[FrozenTrial] | None = None) -> list[str]:
+def _ranked_params(
+    view: StudyView, ctx: dict[str, Any], complete: Sequence[FrozenTrial] | None = None
+) -> list[str]:
     """Parameters by importance; with ``complete``, only those at least one of them set (a
     family tried only in pruned or failed trials has no values to draw)."""
     dists = _need_params(view)
@@ -358,8 +405,12 @@ def _sampled(view: StudyView, complete: list[FrozenTrial], limit: int) -> list[F
     if len(complete) <= limit:
         return complete
     important = set(best_numbers(view)) | {view.selected}
-    return [complete[i] for i in sample(len(complete), {i for i, t in enumerate(complete)
-                                                        if t.number in important}, limit)]
+    return [
+        complete[i]
+        for i in sample(
+            len(complete), {i for i, t in enumerate(complete) if t.number in important}, limit
+        )
+    ]
 
 
 def parallel_coordinates(view: StudyView, ctx: dict[str, Any]) -> ParallelCoordinates:
@@ -369,9 +420,15 @@ def parallel_coordinates(view: StudyView, ctx: dict[str, Any]) -> ParallelCoordi
     shown = _sampled(view, complete, MAX_LINES)
     axes = [_axis(n, dists[n], shown) for n in names]
     axes += [Axis(o, tuple(t.values[i] for t in shown)) for i, o in enumerate(view.objectives)]
-    return ParallelCoordinates(tuple(t.number for t in shown), tuple(axes),
-                               tuple(t.values[0] for t in shown), view.objectives[0], len(names),
-                               view.directions[0], len(complete))
+    return ParallelCoordinates(
+        tuple(t.number for t in shown),
+        tuple(axes),
+        tuple(t.values[0] for t in shown),
+        view.objectives[0],
+        len(names),
+        view.directions[0],
+        len(complete),
+    )
 
 
 def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
@@ -379,7 +436,9 @@ def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
     complete = _need_complete(view, 2, "slice plots")
     names = _ranked_params(view, ctx, complete)
     # Each point is drawn once per parameter and objective: fewer of them in wide studies.
-    shown = _sampled(view, complete, max(300, MAX_POINTS * 8 // max(8, len(names) * len(view.objectives))))
+    shown = _sampled(
+        view, complete, max(300, MAX_POINTS * 8 // max(8, len(names) * len(view.objectives)))
+    )
     return Slices(
         tuple(t.number for t in shown),
         tuple(_axis(n, dists[n], shown) for n in names),
@@ -399,20 +458,25 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     names = _ranked_params(view, ctx)
     if len(names) < 2:
         raise Missing(f"a contour needs two tuned parameters; this study has one ({names[0]}).")
+
     # The two most important parameters that trials set together (conditional spaces: the top
     # two may belong to different model families and never meet).
     def spans(a: str, b: str) -> bool:
         together = [t for t in complete if a in t.params and b in t.params]
-        return (len(together) >= 3 and len({repr(t.params[a]) for t in together}) > 1
-                and len({repr(t.params[b]) for t in together}) > 1)
+        return (
+            len(together) >= 3
+            and len({repr(t.params[a]) for t in together}) > 1
+            and len({repr(t.params[b]) for t in together}) > 1
+        )
 
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     chosen = next(((a, b) for a, b in pairs if spans(a, b)), None)
     if chosen is None:
         raise Missing("no two parameters vary together in 3 or more completed trials.")
     x_name, y_name = chosen
-    both = _sampled(view, [t for t in complete if x_name in t.params and y_name in t.params],
-                    MAX_POINTS // 2)
+    both = _sampled(
+        view, [t for t in complete if x_name in t.params and y_name in t.params], MAX_POINTS // 2
+    )
     x, y = _axis(x_name, dists[x_name], both), _axis(y_name, dists[y_name], both)
     z = np.array([t.values[0] for t in both])
 
@@ -426,16 +490,25 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     if np.ptp(px) == 0 or np.ptp(py) == 0:
         raise Missing(f"all trials share one value of {x_name if np.ptp(px) == 0 else y_name}.")
     grid = _idw(px, py, z, gx, gy)
-    unscale = (lambda g, a: 10 ** g if a.log else g)
+
+    def unscale(g, a):
+        return 10**g if a.log else g
+
     return Contour(
-        view.objectives[0], x, y, tuple(z.tolist()),
-        tuple(unscale(gx, x).tolist()), tuple(unscale(gy, y).tolist()),
+        view.objectives[0],
+        x,
+        y,
+        tuple(z.tolist()),
+        tuple(unscale(gx, x).tolist()),
+        tuple(unscale(gy, y).tolist()),
         tuple(tuple(None if math.isnan(v) else float(v) for v in row) for row in grid),
         len(complete),
     )
 
 
-def _idw(px: np.ndarray, py: np.ndarray, z: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+def _idw(
+    px: np.ndarray, py: np.ndarray, z: np.ndarray, gx: np.ndarray, gy: np.ndarray
+) -> np.ndarray:
     """Inverse-distance weights (power 2) of the points at each grid node; NaN far from all."""
     sx, sy = (np.ptp(px) or 1.0), (np.ptp(py) or 1.0)
     nx, ny = (px - px.min()) / sx, (py - py.min()) / sy
@@ -456,28 +529,46 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
     ok = np.array([view.is_feasible(t) for t in complete])
     front_numbers = set(view.best)
     on_front = np.array([t.number in front_numbers for t in complete])
-    kinds = ["selected" if t.number == view.selected else
-             "infeasible" if not f else "pareto" if p else "dominated"
-             for t, f, p in zip(complete, ok, on_front)]
+    kinds = [
+        "selected"
+        if t.number == view.selected
+        else "infeasible"
+        if not f
+        else "pareto"
+        if p
+        else "dominated"
+        for t, f, p in zip(complete, ok, on_front, strict=False)
+    ]
     values = values[:, :k]
     ranges = _pareto_ranges(values, ok, np.array([kd in ("pareto", "selected") for kd in kinds]))
     idx = sample(len(complete), {i for i, kd in enumerate(kinds) if kd in ("pareto", "selected")})
-    outside = [bool(any(not lo <= v <= hi for v, (lo, hi) in zip(values[i], ranges))) for i in idx]
+    outside = [
+        bool(any(not lo <= v <= hi for v, (lo, hi) in zip(values[i], ranges, strict=False)))
+        for i in idx
+    ]
     return ParetoFront(
-        view.objectives[:k], view.directions[:k], tuple(complete[i].number for i in idx),
-        tuple(tuple(float(v) for v in values[i]) for i in idx), tuple(kinds[i] for i in idx),
-        len(view.directions), ranges, tuple(outside), len(complete),
+        view.objectives[:k],
+        view.directions[:k],
+        tuple(complete[i].number for i in idx),
+        tuple(tuple(float(v) for v in values[i]) for i in idx),
+        tuple(kinds[i] for i in idx),
+        len(view.directions),
+        ranges,
+        tuple(outside),
+        len(complete),
     )
 
 
-def _pareto_ranges(values: np.ndarray, ok: np.ndarray, front: np.ndarray) -> tuple[tuple[float, float], ...]:
+def _pareto_ranges(
+    values: np.ndarray, ok: np.ndarray, front: np.ndarray
+) -> tuple[tuple[float, float], ...]:
     base = values[ok] if ok.any() else values
     lo_q, hi_q = np.quantile(base, PARETO_QUANTILES, axis=0)
     must = values[front] if front.any() else base
     lo = np.minimum(lo_q, must.min(axis=0))
     hi = np.maximum(hi_q, must.max(axis=0))
     pad = np.where(hi > lo, 0.05 * (hi - lo), np.maximum(np.abs(hi) * 0.05, 1e-9))
-    return tuple((float(a), float(b)) for a, b in zip(lo - pad, hi + pad))
+    return tuple((float(a), float(b)) for a, b in zip(lo - pad, hi + pad, strict=False))
 
 
 def _has_curve(t: FrozenTrial) -> bool:
@@ -489,7 +580,9 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
     the front, and the selected one always among them)."""
     candidates = [t for t in view.trials if _has_curve(t)]
     best = set(view.best) | {view.selected}
-    idx = sample(len(candidates), {i for i, t in enumerate(candidates) if t.number in best}, MAX_CURVES)
+    idx = sample(
+        len(candidates), {i for i, t in enumerate(candidates) if t.number in best}, MAX_CURVES
+    )
     curves = []
     for i in idx:
         t = candidates[i]
@@ -497,8 +590,10 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
         if curve is not None:
             curves.append(Curve(t.number, t.state.name, tuple(curve[0]), tuple(curve[1])))
     if not curves:
-        raise Missing("no trial reported intermediate values (the objective did not report "
-                      "learning-curve steps, so nothing could be pruned).")
+        raise Missing(
+            "no trial reported intermediate values (the objective did not report "
+            "learning-curve steps, so nothing could be pruned)."
+        )
     return IntermediateValues(view.objectives[0], tuple(curves), len(candidates))
 
 
@@ -513,15 +608,21 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     rows = tuple(
         WorkerRow(
             r["worker"],
-            {"COMPLETE": r["complete"], "PRUNED": r["pruned"],
-             "FAIL": r["failed"] + r["abandoned"], "RUNNING": r["running"]},
+            {
+                "COMPLETE": r["complete"],
+                "PRUNED": r["pruned"],
+                "FAIL": r["failed"] + r["abandoned"],
+                "RUNNING": r["running"],
+            },
             r["busy_s"],
             r["pareto"] if view.multi else int(r["has_best"]),
         )
         for r in contributions
     )
     unattributed = sum(
-        1 for t in view.trials if t.state != TrialState.WAITING and not t.user_attrs.get(_study.WORKER)
+        1
+        for t in view.trials
+        if t.state != TrialState.WAITING and not t.user_attrs.get(_study.WORKER)
     )
     return Workers(rows, unattributed)
 

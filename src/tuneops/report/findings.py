@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
@@ -37,15 +37,15 @@ from tuneops.report.view import StudyView, is_warm_start, view_of
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
 
 # Thresholds, named so the text, the docs and the tests agree.
-IMPROVING_TOL = 0.01      # improvement within the window, as a share of the range of values seen
-WINDOW_MIN = 10           # the window is the last max(WINDOW_MIN, WINDOW_SHARE x n) finished trials
+IMPROVING_TOL = 0.01  # improvement within the window, as a share of the range of values seen
+WINDOW_MIN = 10  # the window is the last max(WINDOW_MIN, WINDOW_SHARE x n) finished trials
 WINDOW_SHARE = 0.2
-BOUNDARY_EDGE = 0.05      # outer share of a parameter's range that counts as "at the boundary"
-PRUNED_TOO_MANY = 0.5     # share of finished (complete + pruned) trials pruned
-NOISE_RATIO = 1.0         # fold std over the spread among the top trials
+BOUNDARY_EDGE = 0.05  # outer share of a parameter's range that counts as "at the boundary"
+PRUNED_TOO_MANY = 0.5  # share of finished (complete + pruned) trials pruned
+NOISE_RATIO = 1.0  # fold std over the spread among the top trials
 MIN_TRIALS_TO_JUDGE = 10
-SAVING_MIN_S = 1.0        # an estimated pruning saving below this, or below
-SAVING_MIN_SHARE = 0.05   # this share of the estimated total, is not reported (not measurable)
+SAVING_MIN_S = 1.0  # an estimated pruning saving below this, or below
+SAVING_MIN_SHARE = 0.05  # this share of the estimated total, is not reported (not measurable)
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,10 @@ def _from_spec(view: StudyView) -> dict[str, Any] | None:
 def _finished(view: StudyView) -> list[FrozenTrial]:
     """Trials that ran to an end (complete, pruned or failed), not abandoned, by number."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sorted((t for t in view.trials if t.state in done and _study.ABANDONED not in t.user_attrs),
-                  key=lambda t: t.number)
+    return sorted(
+        (t for t in view.trials if t.state in done and _study.ABANDONED not in t.user_attrs),
+        key=lambda t: t.number,
+    )
 
 
 def convergence_window(n_finished: int) -> int:
@@ -115,13 +117,22 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     if not finished:
         return []
     if not ok:
-        return [Finding("warning", "convergence", "No feasible completed trial yet: nothing to converge.")]
+        return [
+            Finding(
+                "warning", "convergence", "No feasible completed trial yet: nothing to converge."
+            )
+        ]
     window = convergence_window(n)
     if n <= window:
-        return [Finding("info", "convergence",
-                        f"{n} finished trials are too few to tell whether the search converged: the "
-                        f"judgement compares the last {window} trials with those before them "
-                        f"(need at least {window + 1}).")]
+        return [
+            Finding(
+                "info",
+                "convergence",
+                f"{n} finished trials are too few to tell whether the search converged: the "
+                f"judgement compares the last {window} trials with those before them "
+                f"(need at least {window + 1}).",
+            )
+        ]
     start = finished[n - window].number
     span = f"the last {window} of {n} finished trials (trials {start}-{finished[-1].number})"
     ok.sort(key=lambda t: t.number)
@@ -148,18 +159,35 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         what = f"best {view.objectives[0]}"
     last_at = ok[last].number if last is not None else ok[0].number
     if before_value is None:
-        return [Finding("warning", "convergence",
-                        f"Still improving: the first feasible trial came within {span}. More trials "
-                        "are likely to help.")]
+        return [
+            Finding(
+                "warning",
+                "convergence",
+                f"Still improving: the first feasible trial came within {span}. More trials "
+                "are likely to help.",
+            )
+        ]
     gain = abs(end_value - before_value)
     share = gain / seen if seen > 0 else 0.0
-    measured = (f"the {what} improved by {_fmt(gain)}, {share:.1%} of the range of values seen "
-                f"({_fmt(seen)}), within {span}; last improvement at trial {last_at}")
+    measured = (
+        f"the {what} improved by {_fmt(gain)}, {share:.1%} of the range of values seen "
+        f"({_fmt(seen)}), within {span}; last improvement at trial {last_at}"
+    )
     if share > IMPROVING_TOL:
-        return [Finding("warning", "convergence",
-                        f"Still improving: {measured}. More trials are likely to help.")]
-    return [Finding("ok", "convergence",
-                    f"Converged: {measured} (at most {IMPROVING_TOL:.0%} counts as converged).")]
+        return [
+            Finding(
+                "warning",
+                "convergence",
+                f"Still improving: {measured}. More trials are likely to help.",
+            )
+        ]
+    return [
+        Finding(
+            "ok",
+            "convergence",
+            f"Converged: {measured} (at most {IMPROVING_TOL:.0%} counts as converged).",
+        )
+    ]
 
 
 def _elite(view: StudyView) -> list:
@@ -177,8 +205,8 @@ def _where_to_widen(view: StudyView, name: str) -> str:
     spec = _from_spec(view)
     if spec is None:
         return "in the search space your objective suggests (trial.suggest_*)"
-    model = spec.get("model") if isinstance(spec.get("model"), Mapping) else {}
-    families = model.get("family")
+    model = spec.get("model")
+    families = model.get("family") if isinstance(model, Mapping) else None
     if isinstance(families, list) and len(families) > 1 and "." in name:
         family, param = name.split(".", 1)
         return f"in the spec, field model.space.{family}.{param}"
@@ -199,23 +227,28 @@ def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     elite = _elite(view)
     out = []
     for name, dist in view.distributions().items():
-        if isinstance(dist, CategoricalDistribution) or dist.single():
+        if not isinstance(dist, (FloatDistribution, IntDistribution)) or dist.single():
             continue
         lo, hi = float(dist.low), float(dist.high)
-        f = (math.log10 if dist.log else float)
+        f = math.log10 if dist.log else float
         span = f(hi) - f(lo)
         positions = [(f(float(t.params[name])) - f(lo)) / span for t in elite if name in t.params]
         if len(positions) < 2:
             continue
-        for side, at, bound in (("lower", [p <= BOUNDARY_EDGE for p in positions], lo),
-                                ("upper", [p >= 1 - BOUNDARY_EDGE for p in positions], hi)):
+        for side, at, bound in (
+            ("lower", [p <= BOUNDARY_EDGE for p in positions], lo),
+            ("upper", [p >= 1 - BOUNDARY_EDGE for p in positions], hi),
+        ):
             if sum(at) >= 2 and sum(at) * 2 >= len(positions):
-                out.append(Finding(
-                    "warning", "boundary",
-                    f"{name}: {sum(at)} of the {len(positions)} best trials sit at the {side} bound "
-                    f"{_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]: the optimum may lie "
-                    f"beyond. Widen the range beyond {_fmt(bound)} {_where_to_widen(view, name)}.",
-                ))
+                out.append(
+                    Finding(
+                        "warning",
+                        "boundary",
+                        f"{name}: {sum(at)} of the {len(positions)} best trials sit at the {side} bound "
+                        f"{_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]: the optimum may lie "
+                        f"beyond. Widen the range beyond {_fmt(bound)} {_where_to_widen(view, name)}.",
+                    )
+                )
     return out
 
 
@@ -239,25 +272,41 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     saved = ""
     savings = _pruning_savings(view)
     if savings and (savings.get("fit_s_saved") or 0) > 0:
-        saved = (f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
-                 f"({savings['fit_saved_fraction']:.0%} of what full training would have taken).")
-    elif not savings:  # no step-by-step record: estimate pruned trials at the median full-trial time
+        saved = (
+            f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
+            f"({savings['fit_saved_fraction']:.0%} of what full training would have taken)."
+        )
+    elif (
+        not savings
+    ):  # no step-by-step record: estimate pruned trials at the median full-trial time
         spent = sum(t.duration.total_seconds() for t in pruned if t.duration)
         full = [t.duration.total_seconds() for t in complete if t.duration]
         if full:
             est = len(pruned) * float(np.median(full)) - spent
             total = est + spent + sum(full)
             if est >= SAVING_MIN_S and total > 0 and est >= SAVING_MIN_SHARE * total:
-                saved = (f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
-                         "counted at the median duration of complete trials).")
+                saved = (
+                    f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
+                    "counted at the median duration of complete trials)."
+                )
     if share > PRUNED_TOO_MANY and finished >= MIN_TRIALS_TO_JUDGE:
-        return [Finding("warning", "pruning",
-                        f"Too much pruning: {len(pruned)} of {finished} finished trials "
-                        f"({share:.0%}) were pruned. If early steps do not predict the final score, the "
-                        "pruner culls at random: raise its warm-up (n_warmup_steps / min_resource) or "
-                        f"check the learning curves.{saved}")]
-    return [Finding("info", "pruning",
-                    f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned.{saved}")]
+        return [
+            Finding(
+                "warning",
+                "pruning",
+                f"Too much pruning: {len(pruned)} of {finished} finished trials "
+                f"({share:.0%}) were pruned. If early steps do not predict the final score, the "
+                "pruner culls at random: raise its warm-up (n_warmup_steps / min_resource) or "
+                f"check the learning curves.{saved}",
+            )
+        ]
+    return [
+        Finding(
+            "info",
+            "pruning",
+            f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned.{saved}",
+        )
+    ]
 
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
@@ -276,17 +325,31 @@ def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     out = []
     if failed:
         reasons = Counter(
-            (str(t.user_attrs.get(_study.FAIL_REASON) or "no reason recorded").strip().splitlines()
-             or ["?"])[0][:160]
+            (
+                str(t.user_attrs.get(_study.FAIL_REASON) or "no reason recorded")
+                .strip()
+                .splitlines()
+                or ["?"]
+            )[0][:160]
             for t in failed
         )
         listed = "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3))
         more = f" (and {len(reasons) - 3} other reasons)" if len(reasons) > 3 else ""
-        out.append(Finding("warning", "failures",
-                           f"{len(failed)} of {len(view.trials)} trials failed: {listed}{more}."))
+        out.append(
+            Finding(
+                "warning",
+                "failures",
+                f"{len(failed)} of {len(view.trials)} trials failed: {listed}{more}.",
+            )
+        )
     if abandoned:
-        out.append(Finding("info", "failures",
-                           f"{len(abandoned)} trials were abandoned (worker stopped or died) and re-queued."))
+        out.append(
+            Finding(
+                "info",
+                "failures",
+                f"{len(abandoned)} trials were abandoned (worker stopped or died) and re-queued.",
+            )
+        )
     return out
 
 
@@ -299,13 +362,19 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     (best - worst) of their values.
     """
     out = []
-    advice = ("Use more folds (search.cv_folds) or more data." if _from_spec(view) is not None else
-              "Average over more folds or repeats in your objective, or use more data.")
+    advice = (
+        "Use more folds (search.cv_folds) or more data."
+        if _from_spec(view) is not None
+        else "Average over more folds or repeats in your objective, or use more data."
+    )
     ok = [t for t in view.complete if view.is_feasible(t)]
-    for i, (name, direction) in enumerate(zip(view.objectives, view.directions)):
-        rows = [(t.values[i], t.user_attrs["metrics_std"][name]) for t in ok
-                if isinstance(t.user_attrs.get("metrics_std"), Mapping)
-                and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))]
+    for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False)):
+        rows = [
+            (t.values[i], t.user_attrs["metrics_std"][name])
+            for t in ok
+            if isinstance(t.user_attrs.get("metrics_std"), Mapping)
+            and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))
+        ]
         if len(rows) < 3:
             continue
         rows.sort(key=lambda r: -r[0] if direction == "maximize" else r[0])
@@ -313,12 +382,15 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         spread = max(r[0] for r in top) - min(r[0] for r in top)
         fold_std = float(np.median([r[1] for r in top]))
         if fold_std > 0 and fold_std > NOISE_RATIO * spread:
-            out.append(Finding(
-                "warning", "noise",
-                f"High noise between CV folds in {name}: the top {len(top)} trials differ by "
-                f"{_fmt(spread)}, less than their fold-to-fold std (median {_fmt(fold_std)}); their "
-                f"ranking is not reliable. {advice}",
-            ))
+            out.append(
+                Finding(
+                    "warning",
+                    "noise",
+                    f"High noise between CV folds in {name}: the top {len(top)} trials differ by "
+                    f"{_fmt(spread)}, less than their fold-to-fold std (median {_fmt(fold_std)}); their "
+                    f"ranking is not reliable. {advice}",
+                )
+            )
     return out
 
 
@@ -327,8 +399,13 @@ def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     n_wait = len(view.of_state(TrialState.WAITING))
     if not (n_run or n_wait):
         return []
-    return [Finding("info", "progress",
-                    f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.")]
+    return [
+        Finding(
+            "info",
+            "progress",
+            f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.",
+        )
+    ]
 
 
 def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
@@ -338,26 +415,46 @@ def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     best = set(best_numbers(view))
     hits = [t.number for t in warm if t.number in best]
     if not view.multi:
-        text = (f"{len(warm)} warm-start trials; the best trial ({', '.join(map(str, best)) or 'none yet'}) "
-                + ("is one of them: warm start found it." if hits else "came from the search, not from warm start."))
+        text = (
+            f"{len(warm)} warm-start trials; the best trial ({', '.join(map(str, best)) or 'none yet'}) "
+            + (
+                "is one of them: warm start found it."
+                if hits
+                else "came from the search, not from warm start."
+            )
+        )
     else:
-        text = (f"{len(warm)} warm-start trials; {len(hits)} of the {len(best)} trials on the feasible "
-                "Pareto front came from warm start"
-                + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else "."))
+        text = (
+            f"{len(warm)} warm-start trials; {len(hits)} of the {len(best)} trials on the feasible "
+            "Pareto front came from warm start"
+            + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else ".")
+        )
     return [Finding("info", "warm start", text)]
 
 
 def feasibility(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     complete = view.complete
     if complete and not any(view.is_feasible(t) for t in complete):
-        return [Finding("warning", "constraints",
-                        f"None of the {len(complete)} completed trials meets the constraints; relax "
-                        "them (tuneops select STUDY -c ...) or widen the search.")]
+        return [
+            Finding(
+                "warning",
+                "constraints",
+                f"None of the {len(complete)} completed trials meets the constraints; relax "
+                "them (tuneops select STUDY -c ...) or widen the search.",
+            )
+        ]
     return []
 
 
 CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
-    convergence, boundary, pruning, failures, noise, feasibility, warm_start, running,
+    convergence,
+    boundary,
+    pruning,
+    failures,
+    noise,
+    feasibility,
+    warm_start,
+    running,
 )
 
 

@@ -64,19 +64,35 @@ def _title(text: str, **font: Any) -> dict[str, Any]:
 def _axis_values(a: F.Axis) -> tuple[list[Any], dict[str, Any]]:
     """Values to plot on an axis and the axis settings (categorical labels, log scale)."""
     if a.labels is not None:
-        return ([a.labels[int(v)] if v is not None else None for v in a.values],
-                {"type": "category", "categoryorder": "array", "categoryarray": list(a.labels)})
+        return (
+            [a.labels[int(v)] if v is not None else None for v in a.values],
+            {"type": "category", "categoryorder": "array", "categoryarray": list(a.labels)},
+        )
     return _nums(a.values), ({"type": "log"} if a.log else {})
 
 
 def _legend(title: str) -> dict[str, Any]:
     """A horizontal legend above the plot area, titled with what the colours mean."""
-    return {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom",
-            "title": _title(title)}
+    return {
+        "orientation": "h",
+        "x": 0,
+        "xanchor": "left",
+        "y": 1.02,
+        "yanchor": "bottom",
+        "title": _title(title),
+    }
 
 
-def _grid(n: int, cols: int, row_px: int, *, top: int = 60, bottom: int = 10, gap_px: int = 90,
-          hgap: float = 0.07) -> tuple[dict[str, Any], list[tuple[str, str]], int]:
+def _grid(
+    n: int,
+    cols: int,
+    row_px: int,
+    *,
+    top: int = 60,
+    bottom: int = 10,
+    gap_px: int = 90,
+    hgap: float = 0.07,
+) -> tuple[dict[str, Any], list[tuple[str, str]], int]:
     """Axes for ``n`` subplots in rows of ``cols``: (layout axes, (x, y) refs, height in px).
     Each row leaves ``gap_px`` below it for its tick labels and axis title."""
     rows = max(1, math.ceil(n / cols))
@@ -90,10 +106,16 @@ def _grid(n: int, cols: int, row_px: int, *, top: int = 60, bottom: int = 10, ga
         y1 = 1 - (top + r * (row_px + gap_px)) / height
         y0 = y1 - row_px / height
         suffix = "" if i == 0 else str(i + 1)
-        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}",
-                                    "automargin": True}
-        layout[f"yaxis{suffix}"] = {"domain": [max(0.0, y0), y1], "anchor": f"x{suffix}",
-                                    "automargin": True}
+        layout[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "anchor": f"y{suffix}",
+            "automargin": True,
+        }
+        layout[f"yaxis{suffix}"] = {
+            "domain": [max(0.0, y0), y1],
+            "anchor": f"x{suffix}",
+            "automargin": True,
+        }
         refs.append((f"x{suffix}", f"y{suffix}"))
     return layout, refs, height
 
@@ -107,28 +129,58 @@ def _history(d: F.History) -> Figure:
     for r, s in enumerate(d.series):
         x, y = refs[r]
         groups = (
-            ("trial (feasible)", lambda i: s.feasible[i] and not s.warm_start[i],
-             {"color": STATE_COLORS["COMPLETE"], "size": 6, "opacity": 0.7}),
-            ("infeasible trial", lambda i: not s.feasible[i] and not s.warm_start[i],
-             {"color": KIND_COLORS["infeasible"], "size": 7, "symbol": "x"}),
-            ("warm-start trial", lambda i: s.warm_start[i],
-             {"color": WARM_COLOR, "size": 9, "symbol": "diamond"}),
+            (
+                "trial (feasible)",
+                lambda i: s.feasible[i] and not s.warm_start[i],
+                {"color": STATE_COLORS["COMPLETE"], "size": 6, "opacity": 0.7},
+            ),
+            (
+                "infeasible trial",
+                lambda i: not s.feasible[i] and not s.warm_start[i],
+                {"color": KIND_COLORS["infeasible"], "size": 7, "symbol": "x"},
+            ),
+            (
+                "warm-start trial",
+                lambda i: s.warm_start[i],
+                {"color": WARM_COLOR, "size": 9, "symbol": "diamond"},
+            ),
         )
         for name, pick, marker in groups:
             idx = [i for i in range(len(s.numbers)) if pick(i)]
             if idx:
-                data.append({"type": "scatter", "mode": "markers", "name": name, "legendgroup": name,
-                             "showlegend": r == 0, "x": [s.numbers[i] for i in idx],
-                             "y": _nums([s.values[i] for i in idx]), "marker": marker,
-                             "xaxis": x, "yaxis": y})
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": name,
+                        "legendgroup": name,
+                        "showlegend": r == 0,
+                        "x": [s.numbers[i] for i in idx],
+                        "y": _nums([s.values[i] for i in idx]),
+                        "marker": marker,
+                        "xaxis": x,
+                        "yaxis": y,
+                    }
+                )
         bx = list(s.numbers)
         by = _nums(s.best)
         if last is not None and bx and last > bx[-1] and by and by[-1] is not None:
             bx.append(last)  # the best so far holds until the study's last trial
             by.append(by[-1])
-        data.append({"type": "scatter", "mode": "lines", "name": "best so far (feasible trials)",
-                     "legendgroup": "best", "showlegend": r == 0, "x": bx, "y": by,
-                     "line": {"color": BEST_COLOR, "shape": "hv", "width": 2}, "xaxis": x, "yaxis": y})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "best so far (feasible trials)",
+                "legendgroup": "best",
+                "showlegend": r == 0,
+                "x": bx,
+                "y": by,
+                "line": {"color": BEST_COLOR, "shape": "hv", "width": 2},
+                "xaxis": x,
+                "yaxis": y,
+            }
+        )
         layout[f"xaxis{x[1:]}"]["title"] = _title("trial")
         layout[f"yaxis{y[1:]}"]["title"] = _title(f"{s.name} ({s.direction})")
     if d.hypervolume is not None:
@@ -137,36 +189,74 @@ def _history(d: F.History) -> Figure:
         if last is not None and hx and last > hx[-1]:
             hx.append(last)
             hy.append(hy[-1])
-        data.append({"type": "scatter", "mode": "lines", "name": "hypervolume (normalized, 0-1)",
-                     "x": hx, "y": hy, "line": {"color": HYPERVOLUME_COLOR, "shape": "hv", "width": 2},
-                     "xaxis": x, "yaxis": y})
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "hypervolume (normalized, 0-1)",
+                "x": hx,
+                "y": hy,
+                "line": {"color": HYPERVOLUME_COLOR, "shape": "hv", "width": 2},
+                "xaxis": x,
+                "yaxis": y,
+            }
+        )
         layout[f"xaxis{x[1:]}"]["title"] = _title("trial")
         layout[f"yaxis{y[1:]}"].update(title=_title("hypervolume (share of box)"), range=[0, 1.02])
     shapes, notes = [], []
     if d.last_feasible is not None and last is not None and d.last_feasible < last:
         for x, y in refs:
-            shapes.append({"type": "line", "xref": x, "yref": f"{y} domain", "x0": d.last_feasible,
-                           "x1": d.last_feasible, "y0": 0, "y1": 1,
-                           "line": {"color": "#555", "width": 1, "dash": "dot"}})
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": x,
+                    "yref": f"{y} domain",
+                    "x0": d.last_feasible,
+                    "x1": d.last_feasible,
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": "#555", "width": 1, "dash": "dot"},
+                }
+            )
         x, y = refs[0]
-        notes.append({"xref": x, "yref": f"{y} domain", "x": d.last_feasible, "y": 1,
-                      "xanchor": "right", "yanchor": "top", "showarrow": False,
-                      "text": f"last feasible trial: {d.last_feasible}; later trials pruned, "
-                              "failed, infeasible or running ",
-                      "font": {"size": 11, "color": "#555"}})
+        notes.append(
+            {
+                "xref": x,
+                "yref": f"{y} domain",
+                "x": d.last_feasible,
+                "y": 1,
+                "xanchor": "right",
+                "yanchor": "top",
+                "showarrow": False,
+                "text": f"last feasible trial: {d.last_feasible}; later trials pruned, "
+                "failed, infeasible or running ",
+                "font": {"size": 11, "color": "#555"},
+            }
+        )
     layout.update(height=height, shapes=shapes, annotations=notes, legend=_legend("marks:"))
     return {"data": data, "layout": layout}
 
 
 def _importances(d: F.Importances) -> Figure:
     items = list(d.values.items())[::-1]
-    data = [{"type": "bar", "orientation": "h", "x": _nums([v for _, v in items]),
-             "y": [k for k, _ in items], "marker": {"color": STATE_COLORS["COMPLETE"]},
-             "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}]
-    layout = {"xaxis": {"title": _title(f"importance for {d.target} ({d.evaluator}, sums to 1)"),
-                        "automargin": True},
-              "yaxis": {"title": _title("parameter"), "automargin": True},
-              "height": max(260, 22 * len(items) + 130)}
+    data = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "x": _nums([v for _, v in items]),
+            "y": [k for k, _ in items],
+            "marker": {"color": STATE_COLORS["COMPLETE"]},
+            "hovertemplate": "%{y}: %{x:.3f}<extra></extra>",
+        }
+    ]
+    layout = {
+        "xaxis": {
+            "title": _title(f"importance for {d.target} ({d.evaluator}, sums to 1)"),
+            "automargin": True,
+        },
+        "yaxis": {"title": _title("parameter"), "automargin": True},
+        "height": max(260, 22 * len(items) + 130),
+    }
     return {"data": data, "layout": layout}
 
 
@@ -175,7 +265,7 @@ def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     a, b = math.floor(lo), math.ceil(hi)
     step = 1 if b - a >= 2 else 0.5
     vals = [a + k * step for k in range(int((b - a) / step) + 1)]
-    return vals, [f"{10 ** v:.3g}" for v in vals]
+    return vals, [f"{10**v:.3g}" for v in vals]
 
 
 def _ticks(lo: float, hi: float, log: bool) -> tuple[list[float], list[str]]:
@@ -195,7 +285,12 @@ def _parcoords_dim(a: F.Axis) -> dict[str, Any]:
         missing = len(a.labels)
         cats = [v if v is not None else missing for v in a.values]
         ticks = list(a.labels) + (["inactive"] if missing in cats else [])
-        return {"label": a.name, "values": cats, "tickvals": list(range(len(ticks))), "ticktext": ticks}
+        return {
+            "label": a.name,
+            "values": cats,
+            "tickvals": list(range(len(ticks))),
+            "ticktext": ticks,
+        }
     present = [v for v in a.values if v is not None]
     if not present:
         return {"label": a.name, "values": [0.0] * len(a.values)}
@@ -208,23 +303,45 @@ def _parcoords_dim(a: F.Axis) -> dict[str, Any]:
         fill = lo - 0.15 * ((hi - lo) or 1.0)
         vals = [fill if v is None else v for v in vals]
         tickvals, ticktext = [fill, *tickvals], ["inactive", *ticktext]
-    return {"label": a.name, "values": _nums(vals), "tickvals": _nums(tickvals), "ticktext": ticktext}
+    return {
+        "label": a.name,
+        "values": _nums(vals),
+        "tickvals": _nums(tickvals),
+        "ticktext": ticktext,
+    }
 
 
 def _parallel_figure(d: F.ParallelCoordinates, params: Sequence[F.Axis]) -> Figure:
-    dims = [_parcoords_dim(a) for a in (*params, *d.axes[d.n_params:])]
+    dims = [_parcoords_dim(a) for a in (*params, *d.axes[d.n_params :])]
     reverse = d.color_direction == "maximize"
-    data = [{"type": "parcoords", "dimensions": dims, "labelangle": -30, "labelside": "top",
-             "labelfont": {"size": 11}, "tickfont": {"size": 10},
-             "line": {"color": _nums(d.color), "colorscale": "Viridis", "reversescale": reverse,
-                      "showscale": True,
-                      "colorbar": {"title": _title(f"{d.color_name}<br>({d.color_direction})"),
-                                   "thickness": 14}}}]
-    return {"data": data, "layout": {"height": 470, "margin": {"l": 70, "r": 40, "t": 140, "b": 30}}}
+    data = [
+        {
+            "type": "parcoords",
+            "dimensions": dims,
+            "labelangle": -30,
+            "labelside": "top",
+            "labelfont": {"size": 11},
+            "tickfont": {"size": 10},
+            "line": {
+                "color": _nums(d.color),
+                "colorscale": "Viridis",
+                "reversescale": reverse,
+                "showscale": True,
+                "colorbar": {
+                    "title": _title(f"{d.color_name}<br>({d.color_direction})"),
+                    "thickness": 14,
+                },
+            },
+        }
+    ]
+    return {
+        "data": data,
+        "layout": {"height": 470, "margin": {"l": 70, "r": 40, "t": 140, "b": 30}},
+    }
 
 
 def _pages(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _page_caption(first: int, page: Sequence[F.Axis]) -> str:
@@ -235,9 +352,9 @@ def _page_caption(first: int, page: Sequence[F.Axis]) -> str:
 
 
 def _parallel(d: F.ParallelCoordinates) -> list[tuple[str, Figure]]:
-    params = d.axes[:d.n_params]
-    out = [("", _parallel_figure(d, params[:F.TOP_PARAMS]))]
-    for k, page in enumerate(_pages(params[F.TOP_PARAMS:], F.TOP_PARAMS)):
+    params = d.axes[: d.n_params]
+    out = [("", _parallel_figure(d, params[: F.TOP_PARAMS]))]
+    for k, page in enumerate(_pages(params[F.TOP_PARAMS :], F.TOP_PARAMS)):
         out.append((_page_caption(F.TOP_PARAMS * (k + 1) + 1, page), _parallel_figure(d, page)))
     return out
 
@@ -258,18 +375,41 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
             xs, axis = _axis_values(a)
             idx = [i for i, v in enumerate(xs) if v is not None]
             first = b == 0 and c == 0
-            data.append({
-                "type": "scatter", "mode": "markers", "x": [xs[i] for i in idx],
-                "y": _nums([d.objectives[obj][i] for i in idx]), "xaxis": x, "yaxis": y,
-                "showlegend": False, "text": [f"trial {d.numbers[i]}" for i in idx],
-                "marker": {"size": 5, "opacity": 0.75, "color": [d.numbers[i] for i in idx],
-                           "colorscale": "Blues", "reversescale": True,  # later trials darker
-                           "cmin": min(d.numbers), "cmax": max(d.numbers),
-                           "showscale": first,
-                           **({"colorbar": {"title": _title("trial<br>number"), "thickness": 12,
-                                            "len": min(1.0, 300 / height), "y": 1,
-                                            "yanchor": "top"}} if first else {})},
-            })
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "x": [xs[i] for i in idx],
+                    "y": _nums([d.objectives[obj][i] for i in idx]),
+                    "xaxis": x,
+                    "yaxis": y,
+                    "showlegend": False,
+                    "text": [f"trial {d.numbers[i]}" for i in idx],
+                    "marker": {
+                        "size": 5,
+                        "opacity": 0.75,
+                        "color": [d.numbers[i] for i in idx],
+                        "colorscale": "Blues",
+                        "reversescale": True,  # later trials darker
+                        "cmin": min(d.numbers),
+                        "cmax": max(d.numbers),
+                        "showscale": first,
+                        **(
+                            {
+                                "colorbar": {
+                                    "title": _title("trial<br>number"),
+                                    "thickness": 12,
+                                    "len": min(1.0, 300 / height),
+                                    "y": 1,
+                                    "yanchor": "top",
+                                }
+                            }
+                            if first
+                            else {}
+                        ),
+                    },
+                }
+            )
             xa, ya = f"xaxis{x[1:]}", f"yaxis{y[1:]}"
             layout[xa].update(title=_title(a.name, size=11), **axis)
             layout[ya]["title"] = _title(obj, size=11)
@@ -283,8 +423,8 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
 
 
 def _slices(d: F.Slices) -> list[tuple[str, Figure]]:
-    out = [("", _slices_figure(d, d.params[:F.TOP_PARAMS]))]
-    for k, page in enumerate(_pages(d.params[F.TOP_PARAMS:], F.TOP_PARAMS)):
+    out = [("", _slices_figure(d, d.params[: F.TOP_PARAMS]))]
+    for k, page in enumerate(_pages(d.params[F.TOP_PARAMS :], F.TOP_PARAMS)):
         out.append((_page_caption(F.TOP_PARAMS * (k + 1) + 1, page), _slices_figure(d, page)))
     return out
 
@@ -294,75 +434,139 @@ def _contour(d: F.Contour) -> Figure:
     ys, yaxis = _axis_values(d.y)
     data: list[dict[str, Any]] = []
     if d.x.labels is None and d.y.labels is None:
-        data.append({"type": "contour", "x": _nums(d.grid_x), "y": _nums(d.grid_y),
-                     "z": [_nums(row) for row in d.grid_z], "colorscale": "Viridis",
-                     "connectgaps": False, "name": "interpolated",
-                     "colorbar": {"title": _title(f"{d.objective}<br>(interpolated)"), "thickness": 14}})
+        data.append(
+            {
+                "type": "contour",
+                "x": _nums(d.grid_x),
+                "y": _nums(d.grid_y),
+                "z": [_nums(row) for row in d.grid_z],
+                "colorscale": "Viridis",
+                "connectgaps": False,
+                "name": "interpolated",
+                "colorbar": {"title": _title(f"{d.objective}<br>(interpolated)"), "thickness": 14},
+            }
+        )
         marker: dict[str, Any] = {"color": "black", "size": 4}
     else:  # a categorical axis has no surface: colour the points by the objective
-        marker = {"color": _nums(d.z), "colorscale": "Viridis", "size": 7, "showscale": True,
-                  "colorbar": {"title": _title(d.objective), "thickness": 14}}
-    data.append({"type": "scatter", "mode": "markers", "x": xs, "y": ys, "name": "trials",
-                 "text": [f"{d.objective}={v:.4g}" for v in d.z], "marker": marker})
-    layout = {"xaxis": {"title": _title(d.x.name), **xaxis, "automargin": True},
-              "yaxis": {"title": _title(d.y.name), **yaxis, "automargin": True},
-              "height": 480, "legend": _legend("black dots:")}
+        marker = {
+            "color": _nums(d.z),
+            "colorscale": "Viridis",
+            "size": 7,
+            "showscale": True,
+            "colorbar": {"title": _title(d.objective), "thickness": 14},
+        }
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "x": xs,
+            "y": ys,
+            "name": "trials",
+            "text": [f"{d.objective}={v:.4g}" for v in d.z],
+            "marker": marker,
+        }
+    )
+    layout = {
+        "xaxis": {"title": _title(d.x.name), **xaxis, "automargin": True},
+        "yaxis": {"title": _title(d.y.name), **yaxis, "automargin": True},
+        "height": 480,
+        "legend": _legend("black dots:"),
+    }
     return {"data": data, "layout": layout}
 
 
-_PARETO_NAMES = {"dominated": "dominated (feasible)", "pareto": "Pareto front (feasible)",
-                 "infeasible": "infeasible (violates a constraint)", "selected": "selected trial"}
+_PARETO_NAMES = {
+    "dominated": "dominated (feasible)",
+    "pareto": "Pareto front (feasible)",
+    "infeasible": "infeasible (violates a constraint)",
+    "selected": "selected trial",
+}
 
 
 def _pareto(d: F.ParetoFront) -> Figure:
     k = len(d.objectives)
     three = k == 3
-    style = {"dominated": {"size": 6, "opacity": 0.6}, "pareto": {"size": 8},
-             "infeasible": {"size": 6, "symbol": "x" if not three else "cross", "opacity": 0.7},
-             "selected": {"size": 14, "symbol": "diamond", "line": {"color": "black", "width": 1}}}
+    style: dict[str, dict[str, Any]] = {
+        "dominated": {"size": 6, "opacity": 0.6},
+        "pareto": {"size": 8},
+        "infeasible": {"size": 6, "symbol": "x" if not three else "cross", "opacity": 0.7},
+        "selected": {"size": 14, "symbol": "diamond", "line": {"color": "black", "width": 1}},
+    }
     if three:
         style["dominated"]["size"], style["pareto"]["size"], style["selected"]["size"] = 3, 5, 8
         style["infeasible"]["size"] = 4
     data: list[dict[str, Any]] = []
 
     def clip(row: Sequence[float]) -> list[float | None]:
-        return [_num(min(max(v, lo), hi)) for v, (lo, hi) in zip(row, d.ranges)]
+        return [_num(min(max(v, lo), hi)) for v, (lo, hi) in zip(row, d.ranges, strict=False)]
 
     for kind in ("dominated", "infeasible", "pareto", "selected"):
         for out in (False, True):
-            idx = [i for i, kd in enumerate(d.kinds)
-                   if kd == kind and (bool(d.outside[i]) if d.outside else False) == out]
+            idx = [
+                i
+                for i, kd in enumerate(d.kinds)
+                if kd == kind and (bool(d.outside[i]) if d.outside else False) == out
+            ]
             if not idx:
                 continue
-            cols = list(zip(*[clip(d.values[i]) for i in idx]))
-            text = ["trial {}: {}".format(d.numbers[i], ", ".join(
-                f"{o}={v:.4g}" for o, v in zip(d.objectives, d.values[i]))) for i in idx]
+            cols = list(zip(*[clip(d.values[i]) for i in idx], strict=False))
+            text = [
+                "trial {}: {}".format(
+                    d.numbers[i],
+                    ", ".join(
+                        f"{o}={v:.4g}" for o, v in zip(d.objectives, d.values[i], strict=False)
+                    ),
+                )
+                for i in idx
+            ]
             marker = {"color": KIND_COLORS[kind], **style[kind]}
             name = _PARETO_NAMES[kind]
             if out:
-                marker = {**marker, "color": OUTSIDE_COLOR, "opacity": 0.9,
-                          "symbol": "triangle-up-open" if not three else "diamond-open",
-                          "size": 9 if not three else 4}
+                marker = {
+                    **marker,
+                    "color": OUTSIDE_COLOR,
+                    "opacity": 0.9,
+                    "symbol": "triangle-up-open" if not three else "diamond-open",
+                    "size": 9 if not three else 4,
+                }
                 name += ", beyond the axis range (drawn at the edge)"
-            trace = {"mode": "markers", "name": name, "text": text, "hoverinfo": "text",
-                     "marker": marker, "x": list(cols[0]), "y": list(cols[1])}
+            trace = {
+                "mode": "markers",
+                "name": name,
+                "text": text,
+                "hoverinfo": "text",
+                "marker": marker,
+                "x": list(cols[0]),
+                "y": list(cols[1]),
+            }
             if three:
                 trace.update(type="scatter3d", z=list(cols[2]))
             else:
                 trace["type"] = "scatter"
             data.append(trace)
-    labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions)]
+    labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions, strict=False)]
     if three:
-        axes = {f"{a}axis": {"title": _title(lab, size=11), "range": list(r)}
-                for a, lab, r in zip("xyz", labels, d.ranges)}
-        layout = {"scene": {**axes, "camera": {"eye": {"x": 1.45, "y": 1.45, "z": 0.85}},
-                            "domain": {"x": [0.0, 0.98], "y": [0.0, 1.0]}},
-                  "height": 620, "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
-                  "legend": _legend("points:")}
+        axes = {
+            f"{a}axis": {"title": _title(lab, size=11), "range": list(r)}
+            for a, lab, r in zip("xyz", labels, d.ranges, strict=False)
+        }
+        layout = {
+            "scene": {
+                **axes,
+                "camera": {"eye": {"x": 1.45, "y": 1.45, "z": 0.85}},
+                "domain": {"x": [0.0, 0.98], "y": [0.0, 1.0]},
+            },
+            "height": 620,
+            "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
+            "legend": _legend("points:"),
+        }
     else:
-        layout = {"xaxis": {"title": _title(labels[0]), "range": list(d.ranges[0]), "automargin": True},
-                  "yaxis": {"title": _title(labels[1]), "range": list(d.ranges[1]), "automargin": True},
-                  "height": 500, "legend": _legend("points:")}
+        layout = {
+            "xaxis": {"title": _title(labels[0]), "range": list(d.ranges[0]), "automargin": True},
+            "yaxis": {"title": _title(labels[1]), "range": list(d.ranges[1]), "automargin": True},
+            "height": 500,
+            "legend": _legend("points:"),
+        }
     return {"data": data, "layout": layout}
 
 
@@ -379,13 +583,26 @@ def _intermediate(d: F.IntermediateValues) -> Figure:
                 y += [*_nums(c.values), None]
                 text += [f"trial {c.number}"] * (len(c.steps) + 1)
         if x:
-            data.append({"type": "scatter", "x": x, "y": y, "text": text, "mode": "lines+markers",
-                         "name": state.lower(), "connectgaps": False,
-                         "line": {"color": STATE_COLORS[state], "width": 1}, "marker": {"size": 4},
-                         "opacity": 0.6 if state == "PRUNED" else 0.85})
-    layout = {"xaxis": {"title": _title("step"), "automargin": True},
-              "yaxis": {"title": _title(f"{d.objective} (intermediate)"), "automargin": True},
-              "height": 420, "legend": _legend("trial state:")}
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": y,
+                    "text": text,
+                    "mode": "lines+markers",
+                    "name": state.lower(),
+                    "connectgaps": False,
+                    "line": {"color": STATE_COLORS[state], "width": 1},
+                    "marker": {"size": 4},
+                    "opacity": 0.6 if state == "PRUNED" else 0.85,
+                }
+            )
+    layout = {
+        "xaxis": {"title": _title("step"), "automargin": True},
+        "yaxis": {"title": _title(f"{d.objective} (intermediate)"), "automargin": True},
+        "height": 420,
+        "legend": _legend("trial state:"),
+    }
     return {"data": data, "layout": layout}
 
 
@@ -395,14 +612,33 @@ def _workers(d: F.Workers) -> Figure:
     for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING"):
         counts = [r.counts.get(state, 0) for r in d.rows]
         if any(counts):
-            data.append({"type": "bar", "x": names, "y": counts, "name": state.lower(),
-                         "marker": {"color": STATE_COLORS[state]}})
-    data.append({"type": "scatter", "mode": "text", "x": names, "showlegend": False,
-                 "y": [sum(r.counts.values()) for r in d.rows], "textposition": "top center",
-                 "text": [f"{r.busy_s:.0f}s busy, {r.n_best} best" for r in d.rows]})
-    layout = {"barmode": "stack", "xaxis": {"title": _title("worker"), "automargin": True},
-              "yaxis": {"title": _title("trials"), "automargin": True}, "height": 380,
-              "legend": _legend("trial state:")}
+            data.append(
+                {
+                    "type": "bar",
+                    "x": names,
+                    "y": counts,
+                    "name": state.lower(),
+                    "marker": {"color": STATE_COLORS[state]},
+                }
+            )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "text",
+            "x": names,
+            "showlegend": False,
+            "y": [sum(r.counts.values()) for r in d.rows],
+            "textposition": "top center",
+            "text": [f"{r.busy_s:.0f}s busy, {r.n_best} best" for r in d.rows],
+        }
+    )
+    layout = {
+        "barmode": "stack",
+        "xaxis": {"title": _title("worker"), "automargin": True},
+        "yaxis": {"title": _title("trials"), "automargin": True},
+        "height": 380,
+        "legend": _legend("trial state:"),
+    }
     return {"data": data, "layout": layout}
 
 
@@ -419,9 +655,15 @@ FIGURES: dict[str, Callable[[Any], Figure | list[tuple[str, Figure]]]] = {
 
 
 def _finish(fig: Figure) -> Figure:
-    layout = {"margin": {"l": 60, "r": 30, "t": 60, "b": 50}, "template": None, "autosize": True,
-              "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"size": 12},
-              **fig["layout"]}
+    layout = {
+        "margin": {"l": 60, "r": 30, "t": 60, "b": 50},
+        "template": None,
+        "autosize": True,
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "font": {"size": 12},
+        **fig["layout"],
+    }
     for key, axis in layout.items():
         if key.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
             axis.setdefault("gridcolor", "#e5e5e5")
@@ -522,9 +764,11 @@ def _table(report: Report) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in report.table.columns)
     rows = [[_table_value(v) for v in row] for row in report.table.rows]
     payload = _script_json({"rows": rows, "selected": report.selected})
-    return (f'<div class="tablewrap"><table class="trials" id="trial-table"><thead><tr>{head}</tr>'
-            f'</thead><tbody></tbody></table></div>'
-            f'<script type="application/json" id="trial-data">{payload}</script>')
+    return (
+        f'<div class="tablewrap"><table class="trials" id="trial-table"><thead><tr>{head}</tr>'
+        f"</thead><tbody></tbody></table></div>"
+        f'<script type="application/json" id="trial-data">{payload}</script>'
+    )
 
 
 def _table_value(v: Any) -> Any:
@@ -539,41 +783,70 @@ def _table_value(v: Any) -> Any:
 
 def _summary(report: Report) -> str:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(report.counts.items())) or "no trials"
-    objectives = ", ".join(f"{o} ({d})" for o, d in zip(report.objectives, report.directions))
-    rows = [("objectives", objectives), ("trials", counts),
-            ("constraints", ", ".join(report.constraints) or "none")]
+    objectives = ", ".join(
+        f"{o} ({d})" for o, d in zip(report.objectives, report.directions, strict=False)
+    )
+    rows = [
+        ("objectives", objectives),
+        ("trials", counts),
+        ("constraints", ", ".join(report.constraints) or "none"),
+    ]
     if report.selected is not None:
         sel = next((r for r in report.table.rows if r[0] == report.selected), None)
         values = ""
         if sel is not None:
             values = ", ".join(
                 f"{o}={jsonable(v):.4g}" if isinstance(jsonable(v), float) else f"{o}={v}"
-                for o, v in zip(report.objectives, sel[2:2 + len(report.objectives)]))
+                for o, v in zip(
+                    report.objectives, sel[2 : 2 + len(report.objectives)], strict=False
+                )
+            )
         policy = (report.selection or {}).get("policy")
-        rows.append(("selected trial",
-                     f"{report.selected} ★ {values}" + (f" (policy: {policy})" if policy else "")))
+        rows.append(
+            (
+                "selected trial",
+                f"{report.selected} ★ {values}" + (f" (policy: {policy})" if policy else ""),
+            )
+        )
     else:
         rows.append(("selected trial", "none (no completed trial meets the constraints)"))
     data = report.data or {}
     if data:
-        rows.append(("data", f"{data.get('name', '?')}: {data.get('rows', '?')} rows × "
-                             f"{data.get('columns', '?')} columns, {data.get('task', '?')}; "
-                             f"fingerprint {data.get('fingerprint', '?')}"))
-    return '<table class="kv">' + "".join(
-        f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
-    ) + "</table>"
+        rows.append(
+            (
+                "data",
+                f"{data.get('name', '?')}: {data.get('rows', '?')} rows × "
+                f"{data.get('columns', '?')} columns, {data.get('task', '?')}; "
+                f"fingerprint {data.get('fingerprint', '?')}",
+            )
+        )
+    return (
+        '<table class="kv">'
+        + "".join(
+            f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        + "</table>"
+    )
 
 
 def _spec_block(report: Report) -> str:
     parts = []
     if report.spec:
-        parts.append("<h3>Spec</h3><pre>" + html.escape(yaml.safe_dump(report.spec, sort_keys=False))
-                     + "</pre>")
+        parts.append(
+            "<h3>Spec</h3><pre>"
+            + html.escape(yaml.safe_dump(report.spec, sort_keys=False))
+            + "</pre>"
+        )
     if report.data:
-        parts.append("<h3>Data</h3><pre>" + html.escape(json.dumps(report.data, indent=2, default=str))
-                     + "</pre>")
-    return "".join(parts) or ('<p class="missing">The study was not run from a spec '
-                              "(tuneops.tune or plain Optuna).</p>")
+        parts.append(
+            "<h3>Data</h3><pre>"
+            + html.escape(json.dumps(report.data, indent=2, default=str))
+            + "</pre>"
+        )
+    return "".join(parts) or (
+        '<p class="missing">The study was not run from a spec (tuneops.tune or plain Optuna).</p>'
+    )
 
 
 def _sample_note(p: F.Panel) -> str:
@@ -586,8 +859,10 @@ def _sample_note(p: F.Panel) -> str:
     if not total or shown >= total:
         return ""
     what = "curves" if p.key == "intermediate_values" else "trials"
-    return (f'<p class="meta">Drawn: {shown} of {total} {what}, evenly spread over the study, always '
-            "including the best (or the Pareto front), the selected trial and every improvement.</p>")
+    return (
+        f'<p class="meta">Drawn: {shown} of {total} {what}, evenly spread over the study, always '
+        "including the best (or the Pareto front), the selected trial and every improvement.</p>"
+    )
 
 
 def _panel_section(p: F.Panel, scripts: list[str]) -> str:
@@ -599,15 +874,24 @@ def _panel_section(p: F.Panel, scripts: list[str]) -> str:
         for i, (caption, fig) in enumerate(figures):
             fid = f"fig-{p.key}-{i}"
             div_id = f"panel-{p.key}" if i == 0 else f"panel-{p.key}-{i}"
-            scripts.append(f'<script type="application/json" id="{fid}">{_script_json(fig)}</script>')
+            scripts.append(
+                f'<script type="application/json" id="{fid}">{_script_json(fig)}</script>'
+            )
             div = f'<div class="plot" id="{div_id}" data-fig="{fid}"></div>'
-            parts.append(div if i == 0 else
-                         f'<details class="more"><summary>More: {html.escape(caption)}</summary>{div}</details>')
+            parts.append(
+                div
+                if i == 0
+                else f'<details class="more"><summary>More: {html.escape(caption)}</summary>{div}</details>'
+            )
         body = "".join(parts)
-    notes = "".join(f'<p class="meta">{html.escape(n)}</p>' for n in getattr(p.data, "notes", ()) or ())
+    notes = "".join(
+        f'<p class="meta">{html.escape(n)}</p>' for n in getattr(p.data, "notes", ()) or ()
+    )
     sample = _sample_note(p) if p.data is not None else ""
-    return (f'<section class="panel" data-panel="{p.key}" data-drawn="{int(p.data is not None)}">'
-            f"<h2>{html.escape(p.title)}</h2>{body}{sample}{notes}</section>")
+    return (
+        f'<section class="panel" data-panel="{p.key}" data-drawn="{int(p.data is not None)}">'
+        f"<h2>{html.escape(p.title)}</h2>{body}{sample}{notes}</section>"
+    )
 
 
 def render_html(report: Report, *, plotly: str = "embed") -> str:
@@ -615,21 +899,28 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
     4.6 MB; works offline); ``"cdn"`` links it from cdn.plot.ly (a file of a few hundred KB that
     needs the network when opened)."""
     if plotly not in PLOTLY_MODES:
-        raise UsageError(f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received {plotly!r}.")
+        raise UsageError(
+            f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received {plotly!r}."
+        )
     require("plotly", "report", "the HTML report")
     from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
     if plotly == "embed":
         plotly_js = f'<script type="text/javascript">{get_plotlyjs()}</script>'
     else:
-        plotly_js = (f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
-                     'charset="utf-8"></script>')
+        plotly_js = (
+            f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
+            'charset="utf-8"></script>'
+        )
     scripts: list[str] = []
     sections = [_panel_section(p, scripts) for p in report.panels]
-    findings = "".join(
-        f'<div class="finding {f.level}"><b>{html.escape(f.topic)}</b>: {html.escape(f.text)}</div>'
-        for f in report.findings
-    ) or '<p class="meta">Nothing to report.</p>'
+    findings = (
+        "".join(
+            f'<div class="finding {f.level}"><b>{html.escape(f.topic)}</b>: {html.escape(f.text)}</div>'
+            for f in report.findings
+        )
+        or '<p class="meta">Nothing to report.</p>'
+    )
     notes = "".join(f'<p class="finding">{html.escape(n)}</p>' for n in report.notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -644,7 +935,7 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 {_summary(report)}
 <h2>Findings</h2>
 {findings}
-{''.join(sections)}
+{"".join(sections)}
 <section class="panel" data-panel="trials" data-drawn="1">
 <h2>Trials</h2>
 <p class="meta">Click a column header to sort. ★ marks the selected trial. The table scrolls inside its box.</p>
@@ -652,7 +943,7 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 </section>
 <h2>Spec and data</h2>
 {_spec_block(report)}
-{''.join(scripts)}
+{"".join(scripts)}
 <script type="text/javascript">{_PAGE_JS}</script>
 </body></html>
 """
@@ -666,8 +957,10 @@ class HtmlRenderer(Renderer):
 
     def __init__(self, plotly: str = "embed") -> None:
         if plotly not in PLOTLY_MODES:
-            raise UsageError(f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received "
-                             f"{plotly!r}; 'cdn' links plotly.js instead of embedding it.")
+            raise UsageError(
+                f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received "
+                f"{plotly!r}; 'cdn' links plotly.js instead of embedding it."
+            )
         self.plotly = plotly
 
     def render(self, report: Report, out: Path) -> list[Path]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import optuna
 import numpy as np
+import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
@@ -53,8 +53,10 @@ class StudyView:
     @cached_property
     def _complete(self) -> tuple[FrozenTrial, ...]:
         return tuple(
-            t for t in self.trials
-            if t.state == TrialState.COMPLETE and t.values is not None
+            t
+            for t in self.trials
+            if t.state == TrialState.COMPLETE
+            and t.values is not None
             and all(math.isfinite(v) for v in t.values)
         )
 
@@ -80,7 +82,7 @@ class StudyView:
             mask = _front_2d(losses([t.values for t in ok], self.directions))
         else:
             mask = pareto_mask([t.values for t in ok], self.directions)
-        return tuple(t.number for t, m in zip(ok, mask) if m)
+        return tuple(t.number for t, m in zip(ok, mask, strict=False) if m)
 
     def is_feasible(self, t: FrozenTrial) -> bool:
         """:func:`feasible`, answered from a set computed once."""
@@ -139,7 +141,9 @@ def worker_label(t: FrozenTrial) -> str | None:
     return str(w) if w else None
 
 
-def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int], list[float]] | None:
+def intermediate_curve(
+    t: FrozenTrial, n_objectives: int = 1
+) -> tuple[list[int], list[float]] | None:
     """A trial's learning curve of the first objective, through the pruning feature's reader
     (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
     pairs = []
