@@ -184,20 +184,25 @@ class _TrialsOf:
         self._study = study
         self._trials = trials
 
-    def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
         return [t for t in self._trials if states is None or t.state in states]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
 
-def param_importances(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> dict[str, float]:
+def param_importances(
+    study: optuna.Study, trials: list[FrozenTrial] | None = None
+) -> dict[str, float]:
     """PED-ANOVA importances (Optuna's default evaluator), normalized to sum 1 and sorted, as
     ``optuna.importance.get_param_importances(study)`` returns them; several objectives: the
     importance of reaching the Pareto front. Without loading scikit-learn (see above).
     ``trials``: evaluate on these completed trials of the study only (a sample of a large one)."""
     evaluator = _ped_anova_module().PedAnovaImportanceEvaluator()
-    raw = evaluator.evaluate(study if trials is None else _TrialsOf(study, trials))  # type: ignore[arg-type]
+    target = study if trials is None else _TrialsOf(study, trials)
+    raw = evaluator.evaluate(target)  # type: ignore[arg-type]
     total = sum(raw.values())
     values = {k: (v / total if total else 1.0 / len(raw)) for k, v in raw.items()}
     return dict(sorted(values.items(), key=lambda kv: -kv[1]))

@@ -33,7 +33,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 _CATCH_ERRORS = """
 window.__errors = [];
 window.addEventListener('error', function(e){ window.__errors.push(String(e.message || e)); });
-window.addEventListener('unhandledrejection', function(e){ window.__errors.push('rejection: ' + String(e.reason)); });
+window.addEventListener('unhandledrejection', function(e){
+  window.__errors.push('rejection: ' + String(e.reason)); });
 """
 
 
@@ -107,14 +108,17 @@ document.querySelectorAll('section.panel').forEach(function(s){
         if (!(L[k].title && String(L[k].title.text || '').trim())) untitled.push(gd.id + ':' + k);
       }
       if (/^scene[0-9]*$/.test(k)) ['xaxis','yaxis','zaxis'].forEach(function(a){
-        if (!(L[k][a].title && String(L[k][a].title.text || '').trim())) untitled.push(gd.id + ':' + k + '.' + a);
+        if (!(L[k][a].title && String(L[k][a].title.text || '').trim()))
+          untitled.push(gd.id + ':' + k + '.' + a);
       });
     });
-    gd.data.forEach(function(tr){ if (tr.type === 'parcoords') tr.dimensions.forEach(function(dim, i){
+    gd.data.forEach(function(tr){
+      if (tr.type === 'parcoords') tr.dimensions.forEach(function(dim, i){
       if (!String(dim.label || '').trim()) untitled.push(gd.id + ':parcoords axis ' + i); }); });
   });
   out.push({key: s.dataset.panel, drawn: s.dataset.drawn === '1', scrollWidth: s.scrollWidth,
-            clientWidth: s.clientWidth, widestPlot: widest, plots: plots.length, untitled: untitled});
+            clientWidth: s.clientWidth, widestPlot: widest, plots: plots.length,
+            untitled: untitled});
 });
 return out;
 """

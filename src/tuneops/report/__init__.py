@@ -73,9 +73,10 @@ def write_report(
 ) -> list[Path]:
     """Compute and render the report of ``study`` to ``out`` (a file for html, a directory for png).
 
-    ``out`` defaults to ``tuneops-out/<study>/report.html`` (html) or ``tuneops-out/<study>/figures``
-    (png), next to ``results.json``. ``options``: the renderer's (html: ``plotly="cdn"`` links
-    plotly.js from its CDN instead of embedding 4.6 MB of it). Returns the paths written. The
+    ``out`` defaults to ``tuneops-out/<study>/report.html`` (html) or
+    ``tuneops-out/<study>/figures`` (png), next to ``results.json``. ``options``: the
+    renderer's (html: ``plotly="cdn"`` links plotly.js from its CDN instead of embedding 4.6 MB
+    of it). Returns the paths written. The
     format and options are checked before any work is done.
     """
     from tuneops.report.document import Report

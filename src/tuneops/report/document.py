@@ -114,7 +114,8 @@ def build_report(study: optuna.Study | StudyView) -> Report:
     notes = []
     if len(view.complete) < 2:
         notes.append(
-            f"This study has {len(view.complete)} completed trial(s): most panels need at least two "
+            f"This study has {len(view.complete)} completed trial(s): most panels need at least "
+            "two "
             "(importances, parallel coordinates, slices) or three (contour). Run more trials and "
             "report again."
         )

@@ -401,7 +401,7 @@ def _ranked_params(
 
 
 def _sampled(view: StudyView, complete: list[FrozenTrial], limit: int) -> list[FrozenTrial]:
-    """``complete`` thinned to ``limit`` trials, keeping the best (or the front) and the selected."""
+    """``complete`` thinned to ``limit`` trials, keeping the best (or the front), the selected."""
     if len(complete) <= limit:
         return complete
     important = set(best_numbers(view)) | {view.selected}

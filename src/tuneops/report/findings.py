@@ -244,9 +244,10 @@ def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                     Finding(
                         "warning",
                         "boundary",
-                        f"{name}: {sum(at)} of the {len(positions)} best trials sit at the {side} bound "
-                        f"{_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]: the optimum may lie "
-                        f"beyond. Widen the range beyond {_fmt(bound)} {_where_to_widen(view, name)}.",
+                        f"{name}: {sum(at)} of the {len(positions)} best trials sit at the "
+                        f"{side} bound {_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]: the "
+                        f"optimum may lie beyond. Widen the range beyond {_fmt(bound)} "
+                        f"{_where_to_widen(view, name)}.",
                     )
                 )
     return out
@@ -387,8 +388,8 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                     "warning",
                     "noise",
                     f"High noise between CV folds in {name}: the top {len(top)} trials differ by "
-                    f"{_fmt(spread)}, less than their fold-to-fold std (median {_fmt(fold_std)}); their "
-                    f"ranking is not reliable. {advice}",
+                    f"{_fmt(spread)}, less than their fold-to-fold std (median "
+                    f"{_fmt(fold_std)}); their ranking is not reliable. {advice}",
                 )
             )
     return out
@@ -416,7 +417,8 @@ def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     hits = [t.number for t in warm if t.number in best]
     if not view.multi:
         text = (
-            f"{len(warm)} warm-start trials; the best trial ({', '.join(map(str, best)) or 'none yet'}) "
+            f"{len(warm)} warm-start trials; the best trial "
+            f"({', '.join(map(str, best)) or 'none yet'}) "
             + (
                 "is one of them: warm start found it."
                 if hits

@@ -131,17 +131,17 @@ def _history(d: F.History) -> Figure:
         groups = (
             (
                 "trial (feasible)",
-                lambda i: s.feasible[i] and not s.warm_start[i],
+                lambda i, s=s: s.feasible[i] and not s.warm_start[i],
                 {"color": STATE_COLORS["COMPLETE"], "size": 6, "opacity": 0.7},
             ),
             (
                 "infeasible trial",
-                lambda i: not s.feasible[i] and not s.warm_start[i],
+                lambda i, s=s: not s.feasible[i] and not s.warm_start[i],
                 {"color": KIND_COLORS["infeasible"], "size": 7, "symbol": "x"},
             ),
             (
                 "warm-start trial",
-                lambda i: s.warm_start[i],
+                lambda i, s=s: s.warm_start[i],
                 {"color": WARM_COLOR, "size": 9, "symbol": "diamond"},
             ),
         )
@@ -697,18 +697,30 @@ def _go() -> Any:
 # -- the page -----------------------------------------------------------------------------------
 _CSS = """
 *{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1240px;padding:1em 1.5em;color:#222}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-.meta{color:#666} .finding{padding:.4em .7em;margin:.3em 0;border-left:4px solid #999;background:#f7f7f7}
-.finding.warning{border-color:#e08a00;background:#fff6e6} .finding.ok{border-color:#2ca02c;background:#f0fbf0}
-.finding b{text-transform:capitalize} .missing{color:#666;font-style:italic;padding:.5em;background:#fafafa}
-section.panel{width:100%;min-width:0} .plot{width:100%}
-details.more{margin:.5em 0} details.more summary{cursor:pointer;color:#1f5fa8;padding:.3em 0}
-table.trials{border-collapse:collapse;font-size:12px} .tablewrap{max-height:600px;max-width:100%;overflow:auto;border:1px solid #ddd}
-table.trials th{position:sticky;top:0;background:#eee;cursor:pointer;user-select:none;white-space:nowrap}
-table.trials th,table.trials td{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
-table.trials td.s{text-align:left;max-width:28em;overflow:hidden;text-overflow:ellipsis} table.trials tr.sel td{background:#ffe9e9}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;max-width:100%} .kv td{padding:2px 10px 2px 0;vertical-align:top}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+  max-width:1240px;padding:1em 1.5em;color:#222}
+h1{margin-bottom:.2em}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+.meta{color:#666}
+.finding{padding:.4em .7em;margin:.3em 0;border-left:4px solid #999;background:#f7f7f7}
+.finding.warning{border-color:#e08a00;background:#fff6e6}
+.finding.ok{border-color:#2ca02c;background:#f0fbf0}
+.finding b{text-transform:capitalize}
+.missing{color:#666;font-style:italic;padding:.5em;background:#fafafa}
+section.panel{width:100%;min-width:0}
+.plot{width:100%}
+details.more{margin:.5em 0}
+details.more summary{cursor:pointer;color:#1f5fa8;padding:.3em 0}
+table.trials{border-collapse:collapse;font-size:12px}
+.tablewrap{max-height:600px;max-width:100%;overflow:auto;border:1px solid #ddd}
+table.trials th{position:sticky;top:0;background:#eee;cursor:pointer;user-select:none;
+  white-space:nowrap}
+table.trials th,table.trials td{border:1px solid #ddd;padding:2px 6px;text-align:right;
+  white-space:nowrap}
+table.trials td.s{text-align:left;max-width:28em;overflow:hidden;text-overflow:ellipsis}
+table.trials tr.sel td{background:#ffe9e9}
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;max-width:100%}
+.kv td{padding:2px 10px 2px 0;vertical-align:top}
 """
 
 # Figures are drawn from their JSON: visible ones on load, those in a <details> when it opens
@@ -722,19 +734,27 @@ _PAGE_JS = """
     Plotly.newPlot(el, fig.data, fig.layout, config); }
   document.querySelectorAll('.plot').forEach(function(el){ if (!el.closest('details')) draw(el); });
   document.querySelectorAll('details.more').forEach(function(d){
-    d.addEventListener('toggle', function(){ if (d.open) d.querySelectorAll('.plot').forEach(draw); });
+    d.addEventListener('toggle', function(){
+      if (d.open) d.querySelectorAll('.plot').forEach(draw); });
   });
   var t = JSON.parse(document.getElementById('trial-data').textContent);
-  var head = document.querySelector('#trial-table thead tr'), body = document.querySelector('#trial-table tbody');
-  function esc(s){ return String(s).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/"/g,'&quot;'); }
+  var head = document.querySelector('#trial-table thead tr');
+  var body = document.querySelector('#trial-table tbody');
+  function esc(s){
+    return String(s).replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/"/g,'&quot;'); }
   function cell(v){
     if (v === null || v === undefined) return '<td data-v=""></td>';
-    if (typeof v === 'boolean') return '<td class="s" data-v="' + (v ? 1 : 0) + '">' + (v ? 'yes' : 'no') + '</td>';
-    if (typeof v === 'number') return '<td data-v="' + v + '">' + (Number.isInteger(v) ? v : Number(v.toPrecision(5))) + '</td>';
-    return '<td class="s" data-v="' + esc(v) + '" title="' + esc(v) + '">' + esc(v.slice(0, 80)) + '</td>';
+    if (typeof v === 'boolean')
+      return '<td class="s" data-v="' + (v ? 1 : 0) + '">' + (v ? 'yes' : 'no') + '</td>';
+    if (typeof v === 'number')
+      return '<td data-v="' + v + '">' + (Number.isInteger(v) ? v : Number(v.toPrecision(5)))
+        + '</td>';
+    return '<td class="s" data-v="' + esc(v) + '" title="' + esc(v) + '">' + esc(v.slice(0, 80))
+      + '</td>';
   }
   body.innerHTML = t.rows.map(function(r){
-    return '<tr' + (r[0] === t.selected ? ' class="sel"' : '') + '>' + r.map(cell).join('') + '</tr>';
+    return '<tr' + (r[0] === t.selected ? ' class="sel"' : '') + '>' + r.map(cell).join('')
+      + '</tr>';
   }).join('');
   head.querySelectorAll('th').forEach(function(th, col){
     th.addEventListener('click', function(){
@@ -747,7 +767,8 @@ _PAGE_JS = """
         var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
         return asc ? c : -c;
       });
-      var frag = document.createDocumentFragment(); rows.forEach(function(r){ frag.appendChild(r); });
+      var frag = document.createDocumentFragment();
+      rows.forEach(function(r){ frag.appendChild(r); });
       body.appendChild(frag);
     });
   });
@@ -881,7 +902,8 @@ def _panel_section(p: F.Panel, scripts: list[str]) -> str:
             parts.append(
                 div
                 if i == 0
-                else f'<details class="more"><summary>More: {html.escape(caption)}</summary>{div}</details>'
+                else f'<details class="more"><summary>More: {html.escape(caption)}</summary>'
+                f"{div}</details>"
             )
         body = "".join(parts)
     notes = "".join(
@@ -916,7 +938,8 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
     sections = [_panel_section(p, scripts) for p in report.panels]
     findings = (
         "".join(
-            f'<div class="finding {f.level}"><b>{html.escape(f.topic)}</b>: {html.escape(f.text)}</div>'
+            f'<div class="finding {f.level}"><b>{html.escape(f.topic)}</b>: '
+            f"{html.escape(f.text)}</div>"
             for f in report.findings
         )
         or '<p class="meta">Nothing to report.</p>'
@@ -938,7 +961,8 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 {"".join(sections)}
 <section class="panel" data-panel="trials" data-drawn="1">
 <h2>Trials</h2>
-<p class="meta">Click a column header to sort. ★ marks the selected trial. The table scrolls inside its box.</p>
+<p class="meta">Click a column header to sort. ★ marks the selected trial.
+The table scrolls inside its box.</p>
 {_table(report)}
 </section>
 <h2>Spec and data</h2>

@@ -63,15 +63,15 @@ def _history(d: F.History):
         for label, pick, kw in (
             (
                 "trial",
-                lambda i: s.feasible[i] and not s.warm_start[i],
+                lambda i, s=s: s.feasible[i] and not s.warm_start[i],
                 dict(c=STATE_COLORS["COMPLETE"], s=12),
             ),
             (
                 "infeasible",
-                lambda i: not s.feasible[i] and not s.warm_start[i],
+                lambda i, s=s: not s.feasible[i] and not s.warm_start[i],
                 dict(c=KIND_COLORS["infeasible"], s=14, marker="x"),
             ),
-            ("warm start", lambda i: s.warm_start[i], dict(c=WARM_COLOR, s=30, marker="D")),
+            ("warm start", lambda i, s=s: s.warm_start[i], dict(c=WARM_COLOR, s=30, marker="D")),
         ):
             idx = [i for i in range(len(s.numbers)) if pick(i)]
             if idx:
