@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import optuna
+import pytest
 from optuna.trial import TrialState
 from report_studies import add, build
 
@@ -35,13 +36,22 @@ def test_history_best_so_far_counts_only_feasible_trials():
     assert hist.hypervolume is None
 
 
-def test_history_of_multi_objective_has_monotone_hypervolume():
-    hist = panels(build(40))[0]["history"].data
+def test_history_of_multi_objective_has_the_exact_normalized_hypervolume():
+    from tuneops import pareto
+
+    found, view = panels(build(60))
+    hist = found["history"].data
     assert [s.name for s in hist.series] == ["accuracy", "latency_p95_ms"]
     numbers, hv = hist.hypervolume
-    assert len(numbers) == len(hv) > 10
+    assert len(numbers) == len(hv) >= 3
     assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))
     assert 0 < hv[-1] <= 1.0  # normalized by the reference box: never above 1
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    assert numbers[-1] == ok[-1].number  # the line reaches the last feasible trial
+    loss, ref = F.normalized_losses(view, ok)
+    for number, value in zip(numbers, hv, strict=True):  # brute force at every point drawn
+        upto = [i for i, t in enumerate(ok) if t.number <= number]
+        assert value == pytest.approx(pareto.hypervolume(loss[upto], ref) / np.prod(ref))
 
 
 def test_importances_use_ped_anova_on_every_parameter():

@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
 from tuneops.pruning import pruning_savings
-from tuneops.report.figures import best_numbers, normalized_losses
+from tuneops.report.figures import best_numbers, front_changes, normalized_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
@@ -78,26 +78,6 @@ def convergence_window(n_finished: int) -> int:
     return max(WINDOW_MIN, math.ceil(WINDOW_SHARE * n_finished))
 
 
-def _front_pass(loss: np.ndarray, upto: int) -> tuple[int | None, np.ndarray, np.ndarray]:
-    """One pass over the rows, keeping the front incrementally: (index of the last row that grew
-    the front, i.e. was not weakly dominated by the rows before it; the front of the first
-    ``upto`` rows; the final front)."""
-    front = np.empty((0, loss.shape[1]))
-    before = front
-    last = None
-    for i, row in enumerate(loss):
-        if i == upto:
-            before = front
-        if len(front) and (front <= row).all(axis=1).any():
-            continue
-        keep = ~((row <= front).all(axis=1))
-        front = np.vstack([front[keep], row])
-        last = i
-    if upto >= len(loss):
-        before = front
-    return last, before, front
-
-
 def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """Still improving or converged.
 
@@ -140,9 +120,11 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     if view.multi:
         loss, ref = normalized_losses(view, ok)
         box = float(np.prod(ref))
-        last, front_before, front = _front_pass(loss, len(before))
-        end_value = pareto.hypervolume(front, ref) / box
-        before_value = pareto.hypervolume(front_before, ref) / box if before else None
+        changes = front_changes(loss)  # the hypervolume changes only at these rows
+        last = changes[-1] if changes else None
+        end_value = pareto.hypervolume(loss[changes], ref) / box
+        early = [i for i in changes if i < len(before)]
+        before_value = pareto.hypervolume(loss[early], ref) / box if before else None
         first_value = pareto.hypervolume(loss[:1], ref) / box
         seen = end_value - first_value
         what = "hypervolume of the feasible front"
