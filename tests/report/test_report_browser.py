@@ -1,17 +1,26 @@
 """The HTML report in a real browser: headless Chromium opens it from disk (no network), no
-JavaScript error occurs, every panel renders, the table sorts; a screenshot is kept.
+JavaScript error occurs, every panel renders and fits its box at 1400 and 1280 px, every axis
+has a title, the table sorts.
 
-Under CI=true a missing Chromium fails the test; elsewhere it skips."""
+Under CI=true a missing Chromium fails the test; elsewhere it skips. With
+``TUNEOPS_SCREENSHOTS=DIR`` the readability test also saves a small PNG of every panel of its
+three studies into DIR (how docs/report-screenshots/ is made)::
+
+    TUNEOPS_SCREENSHOTS=docs/report-screenshots python -m pytest -p no:xdist \
+        tests/report/test_report_browser.py -k readable
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 from conftest import IN_CI
-from report_studies import add, build
+from report_studies import STUDIES, add, build
 
 from tuneops.report import build_report, write_report
 
@@ -24,7 +33,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 _CATCH_ERRORS = """
 window.__errors = [];
 window.addEventListener('error', function(e){ window.__errors.push(String(e.message || e)); });
-window.addEventListener('unhandledrejection', function(e){ window.__errors.push('rejection: ' + String(e.reason)); });
+window.addEventListener('unhandledrejection', function(e){
+  window.__errors.push('rejection: ' + String(e.reason)); });
 """
 
 
@@ -41,15 +51,25 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="tuneops-chromium-")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--disable-dev-shm-usage", "--window-size=1300,1000", f"--user-data-dir={profile}",
-                # WebGL (3D Pareto front, parallel coordinates) in software; the page is our own file.
-                "--enable-unsafe-swiftshader"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1300,1000",
+        f"--user-data-dir={profile}",
+        # WebGL (3D Pareto front, parallel coordinates) in software; the page is our own file.
+        "--enable-unsafe-swiftshader",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
+    driver.set_script_timeout(120)
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _CATCH_ERRORS})
     try:
         yield driver
@@ -74,6 +94,108 @@ def open_report(browser, path: Path) -> dict:
         };""")
 
 
+# Per drawn panel: its width against its box, the widest plot inside against the panel, and the
+# axes without a title (cartesian, 3D scene and parallel-coordinates axes).
+_LAYOUT_CHECK = """
+var out = [];
+document.querySelectorAll('section.panel').forEach(function(s){
+  var untitled = [], plots = s.querySelectorAll('.js-plotly-plot'), widest = 0;
+  plots.forEach(function(gd){
+    widest = Math.max(widest, gd.scrollWidth);
+    var L = gd._fullLayout;
+    Object.keys(L).forEach(function(k){
+      if (/^[xy]axis[0-9]*$/.test(k) && L[k].visible !== false) {
+        if (!(L[k].title && String(L[k].title.text || '').trim())) untitled.push(gd.id + ':' + k);
+      }
+      if (/^scene[0-9]*$/.test(k)) ['xaxis','yaxis','zaxis'].forEach(function(a){
+        if (!(L[k][a].title && String(L[k][a].title.text || '').trim()))
+          untitled.push(gd.id + ':' + k + '.' + a);
+      });
+    });
+    gd.data.forEach(function(tr){
+      if (tr.type === 'parcoords') tr.dimensions.forEach(function(dim, i){
+      if (!String(dim.label || '').trim()) untitled.push(gd.id + ':parcoords axis ' + i); }); });
+  });
+  out.push({key: s.dataset.panel, drawn: s.dataset.drawn === '1', scrollWidth: s.scrollWidth,
+            clientWidth: s.clientWidth, widestPlot: widest, plots: plots.length,
+            untitled: untitled});
+});
+return out;
+"""
+
+
+def layout_of(browser, path: Path) -> list[dict]:
+    import time
+
+    browser.get(path.resolve().as_uri())
+    # open every <details>: their plots are drawn on opening (the toggle event, asynchronous)
+    browser.execute_script(
+        "document.querySelectorAll('details.more').forEach(function(d){ d.open = true; });"
+    )
+    for _ in range(240):
+        time.sleep(0.5)
+        if browser.execute_script(
+            "return Array.from(document.querySelectorAll('.plot'))"
+            ".every(function(el){ return el.classList.contains('js-plotly-plot'); });"
+        ):
+            break
+    time.sleep(0.5)  # the last figure's resize
+    return browser.execute_script(_LAYOUT_CHECK)
+
+
+def save_panel_shots(browser, study: str, out: Path) -> None:
+    """A small PNG of each drawn panel (resized to 760 px wide and reduced to 64 colours)."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 3200)  # tall enough that a panel is captured whole
+    browser.execute_script(
+        "document.querySelectorAll('details.more').forEach(function(d){ d.open = false; });"
+    )
+    for section in browser.find_elements("css selector", "section.panel[data-drawn='1']"):
+        key = section.get_attribute("data-panel")
+        browser.execute_script("arguments[0].scrollIntoView()", section)
+        image = Image.open(io.BytesIO(section.screenshot_as_png)).convert("RGB")
+        if key == "trials":
+            image = image.crop((0, 0, image.width, min(image.height, 420)))
+        width = 760
+        image = image.resize(
+            (width, max(1, round(image.height * width / image.width))), Image.LANCZOS
+        )
+        image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(
+            out / f"{study}-{key}.png", optimize=True
+        )
+
+
+# Two widths of a 30-parameter report draw ~20 figures in software WebGL: minutes on a loaded
+# 2-core machine, more than the suite's default 300 s.
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_panel_is_readable_at_1400_and_1280_px(browser, tmp_path, name):
+    path = write_report(STUDIES[name](), tmp_path / f"{name}.html")[0]
+    shots = os.environ.get("TUNEOPS_SCREENSHOTS")
+    try:
+        for width in (1400, 1280):
+            browser.set_window_size(width, 1000)
+            panels = layout_of(browser, path)
+            assert browser.execute_script("return window.__errors") == []
+            drawn = [p for p in panels if p["drawn"]]
+            assert len(drawn) >= 4 and any(p["key"] == "trials" for p in drawn)
+            for p in drawn:
+                assert p["scrollWidth"] <= p["clientWidth"] + 1, (width, p)  # nothing sticks out
+                assert p["widestPlot"] <= p["clientWidth"] + 1, (width, p)
+                assert p["untitled"] == [], (width, p)
+                if p["key"] != "trials":
+                    assert p["plots"] >= 1, p
+            if name == "wide":  # 30 parameters: the top 8 drawn, the rest one click away
+                slices = next(p for p in drawn if p["key"] == "slices")
+                assert slices["plots"] == 1 + 3  # 22 more parameters in pages of 8
+            if shots and width == 1280:
+                save_panel_shots(browser, name, Path(shots))
+    finally:
+        browser.set_window_size(1300, 1000)
+
+
 def check(browser, path: Path, shot: Path) -> dict:
     state = open_report(browser, path)
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -93,7 +215,8 @@ def sort_by(browser, index: int) -> list[float]:
     header.click()
     return browser.execute_script(
         "return Array.from(document.querySelectorAll('#trial-table tbody tr'))"
-        f".map(r => r.cells[{index}].dataset.v).filter(v => v !== '').map(parseFloat)")
+        f".map(r => r.cells[{index}].dataset.v).filter(v => v !== '').map(parseFloat)"
+    )
 
 
 # Each page load parses ~5 MB of plotly.js: three pages cover the cases.
@@ -102,8 +225,16 @@ def test_multi_objective_report_renders_and_its_table_sorts(browser, tmp_path):
     path = write_report(study, tmp_path / "multi.html")[0]
     state = check(browser, path, tmp_path / "multi.png")
     drawn = {p["key"] for p in state["panels"] if p["drawn"]}
-    assert drawn == {"history", "importances", "pareto_front", "parallel_coordinates", "slices",
-                     "contour", "intermediate_values", "workers"}
+    assert drawn == {
+        "history",
+        "importances",
+        "pareto_front",
+        "parallel_coordinates",
+        "slices",
+        "contour",
+        "intermediate_values",
+        "workers",
+    }
     assert state["rows"] == len(study.trials)
     assert browser.find_elements("css selector", "#trial-table th")[2].text == "accuracy"
     ascending = sort_by(browser, 2)
@@ -116,12 +247,18 @@ def test_three_objective_front_in_3d(browser, tmp_path):
 
     three = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     for i in range(12):
-        add(three, i, {"lr": 10 ** -(i % 4), "depth": 1 + i % 10},
-            [float(i % 5), float((i * 7) % 11), float(12 - i)])
+        add(
+            three,
+            i,
+            {"lr": 10 ** -(i % 4), "depth": 1 + i % 10},
+            [float(i % 5), float((i * 7) % 11), float(12 - i)],
+        )
     state = check(browser, write_report(three, tmp_path / "three.html")[0], tmp_path / "three.png")
     assert {p["key"]: p["drawn"] for p in state["panels"]}["pareto_front"]
-    assert browser.execute_script(
-        "return document.querySelector('#panel-pareto_front').data[0].type") == "scatter3d"
+    assert (
+        browser.execute_script("return document.querySelector('#panel-pareto_front').data[0].type")
+        == "scatter3d"
+    )
 
 
 def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_path):
@@ -129,7 +266,9 @@ def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_
 
     study = optuna.create_study()
     add(study, 0, {"lr": 0.1}, [1.0])
-    state = check(browser, write_report(build_report(study), tmp_path / "one.html")[0], tmp_path / "one.png")
+    state = check(
+        browser, write_report(build_report(study), tmp_path / "one.html")[0], tmp_path / "one.png"
+    )
     assert [p["key"] for p in state["panels"] if p["drawn"]] == ["history"]
     text = browser.find_element("tag name", "body").text
     assert "Not shown: parameter importances needs at least 2 completed trials" in text

@@ -63,11 +63,17 @@ def test_dashboard_command_prints_where_it_listens(journal):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with subprocess.Popen(
         [sys.executable, "-m", "tuneops", "dashboard", "dash", "--storage", journal, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
     ) as proc:
         try:
             line = proc.stdout.readline()
-            assert line.startswith("optuna-dashboard listening on http://127.0.0.1:"), (line, proc.poll())
+            assert line.startswith("optuna-dashboard listening on http://127.0.0.1:"), (
+                line,
+                proc.poll(),
+            )
             url = line.split(" on ", 1)[1].split()[0]
             assert url.endswith("/dashboard/studies/0")
             status, page = fetch(url)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import optuna
+import pytest
 from optuna.trial import TrialState
 from report_studies import add, build
 
@@ -16,7 +19,7 @@ from tuneops.selection import pareto_mask
 def panels(study, selected=None):
     view = view_of(study)
     if selected is not None:
-        view = type(view)(**{**view.__dict__, "selected": selected})
+        view = dataclasses.replace(view, selected=selected)
     return {p.key: p for p in F.compute_panels(view)}, view
 
 
@@ -33,13 +36,22 @@ def test_history_best_so_far_counts_only_feasible_trials():
     assert hist.hypervolume is None
 
 
-def test_history_of_multi_objective_has_monotone_hypervolume():
-    hist = panels(build(40))[0]["history"].data
+def test_history_of_multi_objective_has_the_exact_normalized_hypervolume():
+    from tuneops import pareto
+
+    found, view = panels(build(60))
+    hist = found["history"].data
     assert [s.name for s in hist.series] == ["accuracy", "latency_p95_ms"]
     numbers, hv = hist.hypervolume
-    assert len(numbers) == len(hv) > 10
-    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:]))
-    assert 0 < hv[-1] <= 1.1 ** 2
+    assert len(numbers) == len(hv) >= 3
+    assert all(b >= a - 1e-12 for a, b in zip(hv, hv[1:], strict=False))
+    assert 0 < hv[-1] <= 1.0  # normalized by the reference box: never above 1
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    assert numbers[-1] == ok[-1].number  # the line reaches the last feasible trial
+    loss, ref = F.normalized_losses(view, ok)
+    for number, value in zip(numbers, hv, strict=True):  # brute force at every point drawn
+        upto = [i for i, t in enumerate(ok) if t.number <= number]
+        assert value == pytest.approx(pareto.hypervolume(loss[upto], ref) / np.prod(ref))
 
 
 def test_importances_use_ped_anova_on_every_parameter():
@@ -58,10 +70,10 @@ def test_pareto_front_marks_selected_infeasible_and_front():
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     feasible = [t for t in complete if all(v <= 0 for v in t.constraints.values())]
     mask = pareto_mask(np.array([t.values for t in feasible]), ["maximize", "minimize"])
-    front = {t.number for t, m in zip(feasible, mask) if m}
+    front = {t.number for t, m in zip(feasible, mask, strict=False) if m}
     chosen = min(front)
     data = panels(study, selected=chosen)[0]["pareto_front"].data
-    kinds = dict(zip(data.numbers, data.kinds))
+    kinds = dict(zip(data.numbers, data.kinds, strict=False))
     assert kinds[chosen] == "selected"
     assert {n for n, k in kinds.items() if k == "pareto"} == front - {chosen}
     infeasible = {t.number for t in complete if t not in feasible}
@@ -151,7 +163,10 @@ def test_worker_label_falls_back_to_host_and_pid():
 
     from tuneops.report.view import worker_label
 
-    assert worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}})) == "h:7"
+    assert (
+        worker_label(create_trial(value=1.0, user_attrs={"worker": {"host": "h", "pid": 7}}))
+        == "h:7"
+    )
     assert worker_label(create_trial(value=1.0)) is None
 
 
@@ -181,13 +196,15 @@ def test_an_importance_evaluator_failure_is_a_missing_panel_not_a_crash(monkeypa
     def broken(*args, **kwargs):
         raise FloatingPointError("singular matrix")
 
-    import optuna.importance as importance
+    from tuneops import _optuna
 
-    monkeypatch.setattr(importance, "get_param_importances", broken)
+    monkeypatch.setattr(_optuna, "param_importances", broken)
     panel = panels(build(12, states=False))[0]["importances"]
     assert panel.data is None
-    assert panel.missing == ("Optuna's PedAnovaImportanceEvaluator failed on this study: "
-                             "FloatingPointError: singular matrix")
+    assert panel.missing == (
+        "Optuna's PedAnovaImportanceEvaluator failed on this study: "
+        "FloatingPointError: singular matrix"
+    )
 
 
 def test_contour_takes_the_top_parameters_that_trials_set_together():
@@ -198,7 +215,9 @@ def test_contour_takes_the_top_parameters_that_trials_set_together():
         params = {"criterion": "gini" if gini else "entropy", "width": (i * 7 % 16) / 16}
         params.update({"lr": 10 ** -(i % 4 + 1)} if gini else {"depth": 1 + i % 9})
         add(study, i, params, [float(i % 5) + params["width"]])
-    ranked = F.Importances("value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1})
+    ranked = F.Importances(
+        "value", "given", {"lr": 0.5, "depth": 0.3, "criterion": 0.1, "width": 0.1}
+    )
     contour = F.contour(view_of(study), {"importances": ranked})
     # lr and depth are never set together; criterion is constant where lr is set
     assert {contour.x.name, contour.y.name} == {"lr", "width"}

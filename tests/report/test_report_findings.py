@@ -1,91 +1,276 @@
-"""Findings in words: each check on a study built to trigger it, and on one that must not."""
+"""Findings in words: each check on hand-made studies where the right sentence is known, and on
+studies that must not trigger it. The definitions are the checks' docstrings (and the guide)."""
 
 from __future__ import annotations
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from report_studies import add, build
 
+from tuneops import _study
 from tuneops.report import build_report
-from tuneops.report.findings import PRUNED_TOO_MANY
+from tuneops.report.findings import PRUNED_TOO_MANY, convergence_window
 
 
 def topics(study, topic):
     return [f for f in build_report(study).findings if f.topic == topic]
 
 
-def series(values, *, direction="maximize", params=None, attrs=None, states=None):
+def series(
+    values, *, direction="maximize", params=None, attrs=None, states=None, seconds=None, spec=None
+):
+    """A one-objective study: trial i has value values[i] (None: no value, e.g. pruned)."""
     study = optuna.create_study(direction=direction)
+    if spec is not None:
+        study.set_user_attr(_study.SPEC, spec)
     for i, v in enumerate(values):
         state = (states or {}).get(i, TrialState.COMPLETE)
-        add(study, i, (params or (lambda i: {"lr": 0.01, "depth": 5}))(i), [v], state=state,
-            attrs=(attrs or (lambda i: {}))(i))
+        add(
+            study,
+            i,
+            (params or (lambda i: {"lr": 0.01, "depth": 5}))(i),
+            [v],
+            state=state,
+            attrs=(attrs or (lambda i: {}))(i),
+            seconds=(seconds or (lambda i: 1.0))(i),
+        )
     return study
 
 
-def test_still_improving_vs_converged():
-    improving = series([i / 20 for i in range(20)])
-    (f,) = topics(improving, "convergence")
-    assert f.level == "warning" and f.text.startswith("Still improving") and "trial 19" in f.text
-    converged = series([0.1, 0.5, 0.9] + [0.3] * 17)
-    (f,) = topics(converged, "convergence")
-    assert f.level == "ok" and f.text.startswith("Converged") and "trial 2" in f.text
+def two_objective(points, *, states=None):
+    """A (maximize, minimize) study with trial i at points[i]."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency", "direction": "minimize"},
+        ],
+    )
+    for i, p in enumerate(points):
+        add(
+            study,
+            i,
+            {"lr": 0.01, "depth": 1 + i % 10},
+            list(p),
+            state=(states or {}).get(i, TrialState.COMPLETE),
+        )
+    return study
+
+
+# -- convergence -------------------------------------------------------------------------------
+def test_the_window_is_the_last_max_10_or_20_percent_of_finished_trials():
+    assert convergence_window(20) == 10 and convergence_window(50) == 10
+    assert convergence_window(51) == 11 and convergence_window(10_000) == 2000
+
+
+def test_still_improving():
+    (f,) = topics(series([i / 20 for i in range(20)]), "convergence")
+    assert f.level == "warning"
+    assert f.text == (
+        "Still improving: the best value improved by 0.5, 52.6% of the range of values "
+        "seen (0.95), within the last 10 of 20 finished trials (trials 10-19); last "
+        "improvement at trial 19. More trials are likely to help."
+    )
+
+
+def test_converged():
+    (f,) = topics(series([0.1, 0.5, 0.9] + [0.3] * 17), "convergence")
+    assert f.level == "ok"
+    assert f.text.startswith(
+        "Converged: the best value improved by 0, 0.0% of the range of values seen "
+        "(0.8), within the last 10 of 20 finished trials (trials 10-19); last "
+        "improvement at trial 2"
+    )
+
+
+def test_minimized_objective_and_a_small_gain_below_the_threshold_is_converged():
+    # range 1.0; the last 10 trials improve the best from 0.0 to -0.005: 0.5% <= 1%
+    values = [1.0, 0.0] + [0.5] * 17 + [-0.005]
+    (f,) = topics(series(values, direction="minimize"), "convergence")
+    assert (
+        f.level == "ok"
+        and "0.5% of the range" in f.text
+        and "last improvement at trial 19" in f.text
+    )
+    values[-1] = -0.05  # 4.8% of the range now
+    (f,) = topics(series(values, direction="minimize"), "convergence")
+    assert f.level == "warning" and f.text.startswith("Still improving")
+
+
+def test_every_finished_trial_counts_in_the_window_not_only_feasible_ones():
+    # improvements up to trial 19, then 10 pruned trials: the last 10 finished trials improved
+    # nothing, although the last feasible trials did
+    values = [i / 20 for i in range(20)] + [None] * 10
+    states = {i: TrialState.PRUNED for i in range(20, 30)}
+    (f,) = topics(series(values, states=states), "convergence")
+    assert f.level == "ok" and "within the last 10 of 30 finished trials (trials 20-29)" in f.text
+
+
+def test_multi_objective_hypervolume_flat_for_the_last_20_trials_is_converged():
+    # the issue's case: the front grew until trial 19 (by a few % in its last trials), then 20
+    # dominated trials: the hypervolume did not change in the window
+    front = [(0.5 + 0.02 * i, 1.0 + 0.01 * i) for i in range(20)]
+    dominated = [(0.4, 5.0)] * 20
+    (f,) = topics(two_objective(front + dominated), "convergence")
+    assert f.level == "ok" and "hypervolume of the feasible front improved by 0," in f.text
+    assert "last improvement at trial 19" in f.text
+
+
+def test_multi_objective_still_improving_when_the_front_grows_in_the_window():
+    points = [(0.4, 5.0)] * 20 + [(0.5 + 0.02 * i, 1.0) for i in range(20)]
+    (f,) = topics(two_objective(points), "convergence")
+    assert f.level == "warning" and f.text.startswith("Still improving: the hypervolume")
+    assert "last improvement at trial 39" in f.text
+
+
+def test_too_few_trials_and_no_feasible_trial_yet():
     (f,) = topics(series([0.1, 0.2, 0.3]), "convergence")
-    assert f.level == "info" and "too few" in f.text
+    assert f.level == "info" and "too few" in f.text and "need at least 11" in f.text
+    # the first feasible trial arrives inside the window
+    study = optuna.create_study()
+    for i in range(20):
+        add(study, i, {"lr": 0.1}, [1.0], constraint=1.0 if i < 15 else -1.0)
+    (f,) = topics(study, "convergence")
+    assert f.level == "warning" and "first feasible trial came within the last 10" in f.text
 
 
-def test_multi_objective_convergence_uses_hypervolume():
-    (f,) = topics(build(40, states=False), "convergence")
-    assert "hypervolume" in f.text
+# -- boundary ----------------------------------------------------------------------------------
+DEPTHS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 
 
 def test_best_trials_at_a_boundary_ask_to_widen_the_range():
     # depth is best at its upper bound 10, lr in the middle of its range
-    study = series([d / 10 for d in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 2],
-                   params=lambda i: {"lr": 0.01, "depth": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10][i % 10]})
-    found = topics(study, "boundary")
-    assert len(found) == 1
-    assert found[0].text.startswith("depth: ") and "upper bound 10" in found[0].text and "widen" in found[0].text
+    study = series(
+        [d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}
+    )
+    (f,) = topics(study, "boundary")
+    assert f.text.startswith(
+        "depth: 2 of the 3 best trials sit at the upper bound 10 of its range [1, 10]"
+    )
     # the same values reversed: best at the lower bound
-    low = series([1 - d / 10 for d in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] * 2],
-                 params=lambda i: {"lr": 0.01, "depth": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10][i % 10]})
-    assert "lower bound 1" in topics(low, "boundary")[0].text
-    inside = series([-abs(d - 5) for d in range(1, 11)] * 2,
-                    params=lambda i: {"lr": 0.01, "depth": list(range(1, 11))[i % 10]})
+    low = series(
+        [1 - d / 10 for d in DEPTHS * 2], params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}
+    )
+    assert "lower bound 1 " in topics(low, "boundary")[0].text
+    inside = series(
+        [-abs(d - 5) for d in range(1, 11)] * 2,
+        params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]},
+    )
     assert topics(inside, "boundary") == []
+
+
+def test_boundary_advice_fits_the_kind_of_study():
+    values = [d / 10 for d in DEPTHS * 2]
+    tuned = series(values, params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]})
+    (f,) = topics(tuned, "boundary")  # tune() or plain Optuna: no spec to edit
+    assert "spec" not in f.text and "model.space" not in f.text
+    assert "in the search space your objective suggests (trial.suggest_*)" in f.text
+    spec = {"study": "s", "model": {"family": "knn"}}
+    (f,) = topics(
+        series(values, params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]}, spec=spec),
+        "boundary",
+    )
+    assert f.text.endswith("Widen the range beyond 10 in the spec, field model.space.depth.")
 
 
 def test_log_parameters_are_judged_on_the_log_scale():
     lrs = [10 ** (-4 + 4 * k / 9) for k in range(10)] * 2  # 1e-4 .. 1 evenly in log
-    study = series([-abs(k - 4.5) for k in range(10)] * 2, params=lambda i: {"lr": lrs[i], "depth": 5})
+    study = series(
+        [-abs(k - 4.5) for k in range(10)] * 2, params=lambda i: {"lr": lrs[i], "depth": 5}
+    )
     assert topics(study, "boundary") == []  # the best are mid-range in log space
 
 
+# -- pruning -----------------------------------------------------------------------------------
 def test_too_much_pruning():
     states = {i: TrialState.PRUNED for i in range(12) if i % 4 != 0}
     (f,) = topics(series([0.5] * 12, states=states), "pruning")
-    assert 9 / 12 > PRUNED_TOO_MANY and f.level == "warning" and "Too much pruning: 9 of 12" in f.text
-    (f,) = topics(series([0.5] * 12, states={3: TrialState.PRUNED}), "pruning")
-    assert f.level == "info" and "1 trials" in f.text and "saved about" in f.text
+    assert (
+        9 / 12 > PRUNED_TOO_MANY and f.level == "warning" and "Too much pruning: 9 of 12" in f.text
+    )
     assert topics(series([0.5] * 12), "pruning") == []
 
 
+def test_pruning_savings_are_never_negative_or_meaningless():
+    # pruned trials took as long as complete ones: nothing measurable was saved, nothing is said
+    (f,) = topics(series([0.5] * 12, states={3: TrialState.PRUNED}), "pruning")
+    assert f.level == "info" and f.text == "1 of 12 finished trials (8%) were pruned."
+    # pruned trials took longer than the median complete one (a custom objective): no "-0.1 s"
+    slow = series(
+        [0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.1 if i == 3 else 1.0
+    )
+    (f,) = topics(slow, "pruning")
+    assert "saved" not in f.text
+    # complete trials take 10 s, the pruned one stopped after 1 s: about 9 s saved of 120 s
+    fast = series(
+        [0.5] * 12, states={3: TrialState.PRUNED}, seconds=lambda i: 1.0 if i == 3 else 10.0
+    )
+    (f,) = topics(fast, "pruning")
+    assert f.text.endswith(
+        "Pruning saved about 9.0 s of 120.0 s (pruned trials counted at the median "
+        "duration of complete trials)."
+    )
+
+
+def test_pruning_savings_come_from_the_pruning_features_record():
+    full = {
+        "steps": list(range(1, 11)),
+        "n_steps": 10,
+        "max_step": 10,
+        "fit_s": 10.0,
+        "pruned": False,
+    }
+    cut = {"steps": [1, 2], "n_steps": 10, "max_step": 10, "fit_s": 2.0, "pruned": True}
+    study = series(
+        [0.5] * 4,
+        states={1: TrialState.PRUNED},
+        attrs=lambda i: {_study.FIDELITY: cut if i == 1 else full},
+    )
+    (f,) = topics(study, "pruning")
+    # the pruned trial ran 2 of 10 steps in 2 s: 8 s saved; 32 s spent fitting, 40 s unpruned
+    assert "Pruning saved 8.0 s of fitting (20% of what full training would have taken)." in f.text
+
+
+# -- failures, noise, the rest -----------------------------------------------------------------
 def test_failed_trials_and_their_reasons():
-    reasons = {1: "ValueError: bad\ntraceback...", 2: "ValueError: bad\nother", 4: "MemoryError: out"}
-    study = series([0.5] * 6, states={i: TrialState.FAIL for i in reasons},
-                   attrs=lambda i: {"fail_reason": reasons[i]} if i in reasons else {})
+    reasons = {
+        1: "ValueError: bad\ntraceback...",
+        2: "ValueError: bad\nother",
+        4: "MemoryError: out",
+    }
+    study = series(
+        [0.5] * 6,
+        states={i: TrialState.FAIL for i in reasons},
+        attrs=lambda i: {_study.FAIL_REASON: reasons[i]} if i in reasons else {},
+    )
     (f,) = topics(study, "failures")
     assert f.level == "warning"
-    assert "3 of 6 trials failed" in f.text and "2x ValueError: bad" in f.text and "1x MemoryError: out" in f.text
-    assert "traceback" not in f.text
+    assert f.text == "3 of 6 trials failed: 2x ValueError: bad; 1x MemoryError: out."
 
 
-def test_high_noise_between_cv_folds():
-    noisy = series([0.90 + 0.001 * (i % 5) for i in range(12)],
-                   attrs=lambda i: {"metrics_std": {"value": 0.05}})
+@pytest.mark.parametrize(
+    "spec, advice",
+    [
+        (None, "Average over more folds or repeats in your objective, or use more data."),
+        ({"study": "s"}, "Use more folds (search.cv_folds) or more data."),
+    ],
+)
+def test_high_noise_between_cv_folds(spec, advice):
+    noisy = series(
+        [0.90 + 0.001 * (i % 5) for i in range(12)],
+        attrs=lambda i: {"metrics_std": {"value": 0.05}},
+        spec=spec,
+    )
     (f,) = topics(noisy, "noise")
-    assert f.level == "warning" and "value" in f.text and "cv_folds" in f.text
-    quiet = series([0.5 + 0.03 * i for i in range(12)], attrs=lambda i: {"metrics_std": {"value": 0.001}})
+    assert f.level == "warning" and f.text.startswith(
+        "High noise between CV folds in value: the top 3"
+    )
+    assert f.text.endswith(advice)
+    quiet = series(
+        [0.5 + 0.03 * i for i in range(12)], attrs=lambda i: {"metrics_std": {"value": 0.001}}
+    )
     assert topics(quiet, "noise") == []
 
 
@@ -105,15 +290,3 @@ def test_warm_start_running_and_constraints():
 def test_warnings_come_first():
     levels = [f.level for f in build_report(build(40)).findings]
     assert levels == sorted(levels, key=["warning", "info", "ok"].index)
-
-
-def test_pruning_savings_come_from_the_pruning_features_record():
-    from tuneops.pruning import FIDELITY_ATTR
-
-    full = {"steps": list(range(1, 11)), "n_steps": 10, "max_step": 10, "fit_s": 10.0, "pruned": False}
-    cut = {"steps": [1, 2], "n_steps": 10, "max_step": 10, "fit_s": 2.0, "pruned": True}
-    study = series([0.5] * 4, states={1: TrialState.PRUNED},
-                   attrs=lambda i: {FIDELITY_ATTR: cut if i == 1 else full})
-    (f,) = topics(study, "pruning")
-    # the pruned trial ran 2 of 10 steps in 2 s: 8 s saved; 32 s were spent fitting, 40 s without pruning
-    assert "Pruning saved 8.0 s of fitting (20% of what full training would have taken)." in f.text

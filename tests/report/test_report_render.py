@@ -31,13 +31,47 @@ def test_html_is_one_offline_file_with_every_panel_and_trial(tmp_path):
     assert "Plotly.newPlot" in text and len(text) > 3_000_000  # plotly.js is inlined
     for key in PANELS:
         assert f'data-panel="{key}"' in text
-    assert text.count('data-drawn="1"') == sum(p.data is not None for p in report.panels)
+    # every drawn panel, and the trial table (a panel of its own)
+    assert text.count('data-drawn="1"') == sum(p.data is not None for p in report.panels) + 1
     assert 'id="panel-pareto_front"' in text
-    table = text[text.index('<table class="trials"'):]
-    table = table[:table.index("</table>")]
-    assert table.count("<tr") == len(study.trials) + 1  # a header and a row per trial
+    payload = text[text.index('id="trial-data">') + len('id="trial-data">') :]
+    rows = json.loads(payload[: payload.index("</script>")])["rows"]
+    assert len(rows) == len(study.trials)  # the page builds a row per trial from this JSON
     assert "abc123" in text and "sklearn:iris" in text  # data fingerprint and spec
     assert "Still improving" in text or "Converged" in text
+
+
+def test_cdn_mode_links_plotly_instead_of_embedding_it(tmp_path):
+    report = build_report(build(20))
+    (small,) = write_report(report, tmp_path / "cdn.html", plotly="cdn")
+    text = small.read_text()
+    assert re.search(r'<script src="https://cdn\.plot\.ly/plotly-[0-9.]+\.min\.js"', text)
+    assert small.stat().st_size < 1_000_000 and "Plotly.newPlot" in text
+    with pytest.raises(UsageError, match="--plotly: expected one of embed, cdn, received 'web'"):
+        write_report(report, tmp_path / "x.html", plotly="web")
+    with pytest.raises(UsageError, match="only the html format has --plotly"):
+        write_report(report, tmp_path / "x", fmt="png", plotly="cdn")
+    assert not (tmp_path / "x.html").exists() and not (tmp_path / "x").exists()
+
+
+def test_trial_table_has_one_family_column():
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study()
+    dists = {"family": CategoricalDistribution(["knn", "svm"]), "knn.k": FloatDistribution(1, 9)}
+    for i in range(3):
+        study.add_trial(
+            create_trial(
+                params={"family": "knn", "knn.k": 1.0 + i},
+                distributions=dists,
+                value=float(i),
+                user_attrs={"family": "knn"},
+            )
+        )
+    columns = build_report(study).table.columns
+    assert columns.count("family") == 1 and "knn.k" in columns
 
 
 def test_png_writes_a_figure_per_drawn_panel(tmp_path):
@@ -54,7 +88,9 @@ def test_png_writes_a_figure_per_drawn_panel(tmp_path):
 
 
 def test_unknown_format_is_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(UsageError, match=r"--format: unknown report format 'pdf'; expected one of html, png"):
+    with pytest.raises(
+        UsageError, match=r"--format: unknown report format 'pdf'; expected one of html, png"
+    ):
         get_renderer("pdf")
     assert set(RENDERERS) == {"html", "png"}
 
@@ -65,16 +101,24 @@ def _write_spec(path: Path, **changes) -> Path:
 
 
 def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
-    spec = _write_spec(workdir / "mo.yaml", study="mo", n_trials=5,
-                       objectives=["accuracy", "latency_p95_ms"], constraints=["accuracy >= 0.5"])
+    spec = _write_spec(
+        workdir / "mo.yaml",
+        study="mo",
+        n_trials=5,
+        objectives=["accuracy", "latency_p95_ms"],
+        constraints=["accuracy >= 0.5"],
+    )
     code, out, err = cli("run", spec, "--no-progress")
     assert code == 0, err
     run_report = workdir / "tuneops-out" / "mo" / "report.html"
     assert run_report.exists() and "Report: " in out  # `tuneops run` writes it next to results.json
     results = json.loads((workdir / "tuneops-out" / "mo" / "results.json").read_text())
-    assert {"level": "info", "topic": "convergence",
-            "text": "5 completed trials are too few to tell whether the search converged (need 10)."
-            } in results["findings"]  # the findings are also in results.json
+    assert {
+        "level": "info",
+        "topic": "convergence",
+        "text": "5 finished trials are too few to tell whether the search converged: the "
+        "judgement compares the last 10 trials with those before them (need at least 11).",
+    } in results["findings"]  # the findings are also in results.json
 
     code, out, err = cli("report", "mo", "--out", workdir / "r.html")
     assert code == 0, err
@@ -103,17 +147,26 @@ def test_report_command_refuses_bad_input(workdir, cli):
     code, out, err = cli("report", "nope")
     assert code == 2 and "no study 'nope'" in err and "tiny" in err
     # one trial: a short report that says why panels are missing
-    code, out, err = cli("report", "tiny", "--storage", workdir / "tuneops.journal", "--out", workdir)
+    code, out, err = cli(
+        "report", "tiny", "--storage", workdir / "tuneops.journal", "--out", workdir
+    )
     assert code == 0, err
     text = (workdir / "report.html").read_text()  # --out DIR: DIR/report.html
     assert "1 completed trial(s)" in text and "Not shown: " in text
 
 
 def test_importing_the_report_package_loads_no_plotting_library():
-    code = ("import sys, tuneops.report, tuneops.report.document; "
-            "print([m for m in ('plotly', 'matplotlib') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys, tuneops.report, tuneops.report.document; "
+        "print([m for m in ('plotly', 'matplotlib') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "[]"
 
 
@@ -134,7 +187,10 @@ def test_learning_curves_of_a_real_multi_objective_pruned_run(workdir):
     from tuneops.tuning import run
 
     spec = tiny_spec(n_trials=8, pruner="pareto", objectives=["accuracy", "latency_p95_ms"])
-    spec["model"] = {"family": "random_forest", "space": {"n_estimators": {"type": "int", "low": 8, "high": 16}}}
+    spec["model"] = {
+        "family": "random_forest",
+        "space": {"n_estimators": {"type": "int", "low": 8, "high": 16}},
+    }
     study = run(spec).study
     report = build_report(study)
     curves = report.panel("intermediate_values").data.curves  # from the pruning feature's record

@@ -59,9 +59,19 @@ def _umask() -> int:
 
 
 # Shared by every renderer, so the HTML and the PNG of a panel read the same.
-KIND_COLORS = {"dominated": "#aec7e8", "pareto": "#1f77b4", "infeasible": "#9e9e9e",
-               "selected": "#d62728"}
-STATE_COLORS = {"COMPLETE": "#1f77b4", "PRUNED": "#ff7f0e", "RUNNING": "#2ca02c", "FAIL": "#7f7f7f",
-                "WAITING": "#bcbd22"}
+KIND_COLORS = {
+    "dominated": "#aec7e8",
+    "pareto": "#1f77b4",
+    "infeasible": "#9e9e9e",
+    "selected": "#d62728",
+}
+STATE_COLORS = {
+    "COMPLETE": "#1f77b4",
+    "PRUNED": "#ff7f0e",
+    "RUNNING": "#2ca02c",
+    "FAIL": "#7f7f7f",
+    "WAITING": "#bcbd22",
+}
 WARM_COLOR = "#9467bd"
-BEST_COLOR = "#d62728"
+BEST_COLOR = "#d62728"  # best so far
+HYPERVOLUME_COLOR = "#2ca02c"  # never the best-so-far colour: the two lines mean different things

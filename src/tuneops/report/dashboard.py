@@ -39,7 +39,11 @@ class Dashboard:
 
 
 def start_dashboard(
-    storage_url: str | None = None, *, study: str | None = None, host: str = LOOPBACK, port: int = 8080
+    storage_url: str | None = None,
+    *,
+    study: str | None = None,
+    host: str = LOOPBACK,
+    port: int = 8080,
 ) -> Dashboard:
     """Bind optuna-dashboard to ``host:port`` on the storage (``port=0``: a free port).
 
@@ -65,7 +69,9 @@ def start_dashboard(
             pass
 
     try:
-        server = make_server(host, port, wsgi(storage), server_class=WSGIServer, handler_class=QuietHandler)
+        server = make_server(
+            host, port, wsgi(storage), server_class=WSGIServer, handler_class=QuietHandler
+        )
     except OSError as exc:
         raise UsageError(
             f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "

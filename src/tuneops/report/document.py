@@ -13,11 +13,12 @@ from typing import Any
 
 import optuna
 
+from tuneops import _study
 from tuneops._secrets import mask_secrets
 from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
-from tuneops.report.view import StudyView, feasible, is_warm_start, view_of, worker_label
+from tuneops.report.view import StudyView, is_warm_start, view_of, worker_label
 
 __all__ = ["Report", "TrialTable", "build_report"]
 
@@ -50,24 +51,51 @@ class Report:
 
 
 def trial_table(view: StudyView) -> TrialTable:
-    """Every trial as a row: number, state, objectives, feasibility, marks, params, duration."""
+    """Every trial as a row: number, state, objectives, feasibility, marks, params, duration.
+
+    The model family is one column: the ``family`` parameter of a multi-family search when there
+    is one, else the ``family`` the trial recorded."""
     params = list(view.distributions())
-    columns = ("trial", "state", *view.objectives, "feasible", "family", "worker", "warm start",
-               "duration s", *params, "fail reason")
+    marks = (
+        ("family", "worker", "warm start")
+        if _study.FAMILY not in params
+        else ("worker", "warm start")
+    )
+    columns = (
+        "trial",
+        "state",
+        *view.objectives,
+        "feasible",
+        *marks,
+        "duration s",
+        *params,
+        "fail reason",
+    )
+    own_family = _study.FAMILY not in params
     rows = []
     for t in view.trials:
         values = list(t.values) if t.values is not None else [None] * len(view.objectives)
-        state = t.state.name + abandoned_label(t.user_attrs.get("abandoned"))
+        state = t.state.name + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         if t.number == view.selected:
             state += " ★"
-        rows.append((
-            t.number, state, *values,
-            feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
-            t.user_attrs.get("family"), worker_label(t), is_warm_start(t) or None,
-            round(t.duration.total_seconds(), 3) if t.duration else None,
-            *[t.params.get(p) for p in params],
-            (str(t.user_attrs.get("fail_reason"))[:300] if t.user_attrs.get("fail_reason") else None),
-        ))
+        rows.append(
+            (
+                t.number,
+                state,
+                *values,
+                view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
+                *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
+                worker_label(t),
+                is_warm_start(t) or None,
+                round(t.duration.total_seconds(), 3) if t.duration else None,
+                *[t.params.get(p) for p in params],
+                (
+                    str(t.user_attrs.get(_study.FAIL_REASON))[:300]
+                    if t.user_attrs.get(_study.FAIL_REASON)
+                    else None
+                ),
+            )
+        )
     return TrialTable(columns, tuple(rows))
 
 
@@ -87,12 +115,13 @@ def build_report(study: optuna.Study | StudyView) -> Report:
     notes = []
     if len(view.complete) < 2:
         notes.append(
-            f"This study has {len(view.complete)} completed trial(s): most panels need at least two "
+            f"This study has {len(view.complete)} completed trial(s): most panels need at least "
+            "two "
             "(importances, parallel coordinates, slices) or three (contour). Run more trials and "
             "report again."
         )
     attrs = view.attrs
-    selection = attrs.get("tuneops:selection")
+    selection = attrs.get(_study.SELECTION)
     return Report(
         study=view.name,
         objectives=view.objectives,
@@ -102,9 +131,9 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         findings=tuple(findings),
         panels=tuple(panels),
         table=trial_table(view),
-        spec=mask_secrets(attrs.get("tuneops:spec")),  # specs stored before masking hold passwords
-        data=attrs.get("tuneops:data"),
-        constraints=tuple(attrs.get("tuneops:constraints") or ()),
+        spec=mask_secrets(dict(attrs[_study.SPEC])) if attrs.get(_study.SPEC) else None,  # older specs
+        data=dict(attrs[_study.DATA]) if attrs.get(_study.DATA) else None,
+        constraints=tuple(attrs.get(_study.CONSTRAINTS) or ()),
         selection=selection if isinstance(selection, dict) else None,
         notes=tuple(notes),
     )

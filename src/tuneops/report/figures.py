@@ -8,6 +8,7 @@ trial, no parameters, a single objective for a Pareto front) is a :class:`Panel`
 
 from __future__ import annotations
 
+import bisect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -18,23 +19,52 @@ import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import pareto
-from tuneops.pareto import pareto_mask
+from tuneops import _optuna, _study, pareto
 from tuneops.report.view import (
     StudyView,
     categorical_labels,
-    feasible,
     intermediate_curve,
     is_warm_start,
 )
 
 __all__ = [
-    "Panel", "Missing", "Series", "History", "Importances", "Axis", "ParallelCoordinates",
-    "Slices", "Contour", "ParetoFront", "Curve", "IntermediateValues", "WorkerRow", "Workers",
-    "compute_panels", "PANELS",
+    "Panel",
+    "Missing",
+    "Series",
+    "History",
+    "Importances",
+    "Axis",
+    "ParallelCoordinates",
+    "Slices",
+    "Contour",
+    "ParetoFront",
+    "Curve",
+    "IntermediateValues",
+    "WorkerRow",
+    "Workers",
+    "compute_panels",
+    "PANELS",
+    "sample",
+    "normalized_losses",
+    "TOP_PARAMS",
+    "MAX_POINTS",
 ]
 
-MAX_SLICES = 8  # the most important parameters get a slice; more would be unreadable
+# Readability limits, the same for every renderer. A figure shows the TOP_PARAMS most important
+# parameters; the rest are drawn one click away (HTML <details>; PNG: separate files).
+TOP_PARAMS = 8
+# Points drawn per scatter (history, Pareto front, slices, contour) and lines per parallel-
+# coordinates plot: beyond a few thousand marks a plot is ink, not information, and the file and
+# the browser slow down. The trials that matter are always kept (see :func:`sample`).
+MAX_POINTS = 2000
+MAX_LINES = 1000
+MAX_CURVES = 300
+# Importances of a larger study are computed on an evenly spread sample of its completed trials
+# (PED-ANOVA compares the top quantile with the rest; 2,000 trials estimate both well).
+IMPORTANCE_TRIALS = 2000
+# Pareto-front axes cover the feasible front and this central share of the feasible trials; trials
+# beyond are drawn at the edge, marked as outside.
+PARETO_QUANTILES = (0.02, 0.98)
 
 
 class Missing(Exception):
@@ -52,7 +82,11 @@ class Panel:
 # -- data objects -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Series:
-    """One objective over trial numbers: each value and the best feasible value so far."""
+    """One objective over trial numbers: each value and the best feasible value so far.
+
+    With more than :data:`MAX_POINTS` completed trials the points are a sample (see
+    :func:`sample`) that keeps every trial where the best changed, so ``best`` drawn as a step
+    line over ``numbers`` is exact."""
 
     name: str
     direction: str
@@ -65,10 +99,21 @@ class Series:
 
 @dataclass(frozen=True)
 class History:
+    """Per objective a :class:`Series`; several objectives: the normalized hypervolume.
+
+    ``hypervolume`` is ``(trial numbers, values)`` after each feasible completed trial (sampled at
+    up to 400 trials, exact there): the volume dominated by the feasible front, with each
+    objective scaled to [0, 1] between its best and worst feasible value and the reference point
+    at 1.1, divided by the volume of that reference box (1.1 ** k), so it lies in [0, 1].
+    ``last_trial`` is the study's last trial number, ``last_feasible`` the last feasible completed
+    one: after it the best-so-far line has no new point (later trials were pruned, failed,
+    infeasible or are running)."""
+
     series: tuple[Series, ...]
-    # Multi-objective: hypervolume of the feasible front after each trial (objectives
-    # normalized to [0, 1] over the study, reference point 1.1): one number for "still improving".
     hypervolume: tuple[tuple[int, ...], tuple[float, ...]] | None = None
+    last_trial: int | None = None
+    last_feasible: int | None = None
+    n_complete: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,17 +139,28 @@ class Axis:
 
 @dataclass(frozen=True)
 class ParallelCoordinates:
+    """``axes``: every parameter by importance (``n_params`` of them), then the objectives.
+    ``color`` is the first objective (``color_name``, its direction ``color_direction``).
+    ``numbers`` may be a sample of ``n_total`` completed trials (front and selected kept)."""
+
     numbers: tuple[int, ...]
     axes: tuple[Axis, ...]
     color: tuple[float, ...]
     color_name: str
+    n_params: int = 0
+    color_direction: str = "minimize"
+    n_total: int = 0
 
 
 @dataclass(frozen=True)
 class Slices:
+    """Every parameter by importance against each objective; ``numbers`` may be a sample of
+    ``n_total`` completed trials."""
+
     numbers: tuple[int, ...]
     params: tuple[Axis, ...]
     objectives: dict[str, tuple[float, ...]]
+    n_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,12 +171,19 @@ class Contour:
     z: tuple[float, ...]  # the objective at the points (x.values, y.values)
     grid_x: tuple[float, ...]
     grid_y: tuple[float, ...]
-    grid_z: tuple[tuple[float | None, ...], ...]  # rows along y; None outside the points' hull
+    grid_z: tuple[tuple[float | None, ...], ...]  # rows along y; None far from every trial
+    n_total: int = 0
 
 
 @dataclass(frozen=True)
 class ParetoFront:
-    """Trials in objective space; ``kinds`` is one of selected, pareto, dominated, infeasible."""
+    """Trials in objective space; ``kinds`` is one of selected, pareto, dominated, infeasible.
+
+    ``ranges`` is the axis range of each objective: it covers the feasible front, the selected
+    trial and the central :data:`PARETO_QUANTILES` of the feasible trials (all trials when none
+    is feasible), padded by 5 %. A trial beyond is ``outside`` and drawn at the edge, so one
+    outlier does not squash the front. Dominated and infeasible trials may be a sample
+    (``n_total`` completed trials; the front and the selected trial are always kept)."""
 
     objectives: tuple[str, ...]
     directions: tuple[str, ...]
@@ -128,6 +191,9 @@ class ParetoFront:
     values: tuple[tuple[float, ...], ...]
     kinds: tuple[str, ...]
     n_objectives_total: int
+    ranges: tuple[tuple[float, float], ...] = ()
+    outside: tuple[bool, ...] = ()
+    n_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,6 +208,7 @@ class Curve:
 class IntermediateValues:
     objective: str  # the curves are of the first objective
     curves: tuple[Curve, ...]
+    n_total: int = 0  # curves recorded; at most MAX_CURVES drawn (the best trials' kept)
 
 
 @dataclass(frozen=True)
@@ -170,7 +237,9 @@ def _axis(name: str, dist: BaseDistribution | None, trials: Sequence[FrozenTrial
         if name not in t.params:
             values.append(None)
         elif labels is not None:
-            values.append(float(labels.index(str(t.params[name]))) if str(t.params[name]) in labels else None)
+            values.append(
+                float(labels.index(str(t.params[name]))) if str(t.params[name]) in labels else None
+            )
         else:
             try:
                 values.append(float(t.params[name]))
@@ -178,14 +247,35 @@ def _axis(name: str, dist: BaseDistribution | None, trials: Sequence[FrozenTrial
                 values.append(None)
     low = getattr(dist, "low", None)
     high = getattr(dist, "high", None)
-    return Axis(name, tuple(values), tuple(labels) if labels else None,
-                bool(getattr(dist, "log", False)), low, high)
+    return Axis(
+        name,
+        tuple(values),
+        tuple(labels) if labels else None,
+        bool(getattr(dist, "log", False)),
+        low,
+        high,
+    )
+
+
+def sample(n: int, keep: Sequence[int] | set[int] = (), limit: int = MAX_POINTS) -> list[int]:
+    """Indices ``0..n-1`` to draw: all when ``n <= limit``; else every index in ``keep`` and
+    evenly spaced others up to ``limit`` in all, in order. Deterministic, so two reports of the
+    same study draw the same points."""
+    if n <= limit:
+        return list(range(n))
+    kept = {i for i in keep if 0 <= i < n}
+    room = max(0, limit - len(kept))
+    if room:
+        kept.update(np.linspace(0, n - 1, room).round().astype(int).tolist())
+    return sorted(kept)
 
 
 def _need_complete(view: StudyView, n: int, what: str) -> list[FrozenTrial]:
     complete = view.complete
     if len(complete) < n:
-        raise Missing(f"{what} needs at least {n} completed trials; this study has {len(complete)}.")
+        raise Missing(
+            f"{what} needs at least {n} completed trials; this study has {len(complete)}."
+        )
     return complete
 
 
@@ -199,58 +289,146 @@ def _need_params(view: StudyView) -> dict[str, BaseDistribution]:
 # -- panels -------------------------------------------------------------------------------------
 def history(view: StudyView, ctx: dict[str, Any]) -> History:
     complete = _need_complete(view, 1, "the optimization history")
-    series = []
-    for i, (name, direction) in enumerate(zip(view.objectives, view.directions)):
+    ok = [view.is_feasible(t) for t in complete]
+    warm = [is_warm_start(t) for t in complete]
+    bests: list[list[float | None]] = []
+    changed: set[int] = set()
+    for i, direction in enumerate(view.directions):
         best: list[float | None] = []
         current: float | None = None
-        for t in complete:
-            if feasible(t):
+        for j, t in enumerate(complete):
+            if ok[j]:
                 v = t.values[i]
                 if current is None or _sign(direction) * v < _sign(direction) * current:
                     current = v
+                    changed.add(j)
             best.append(current)
-        series.append(Series(
-            name, direction, tuple(t.number for t in complete), tuple(t.values[i] for t in complete),
-            tuple(best), tuple(is_warm_start(t) for t in complete), tuple(feasible(t) for t in complete),
-        ))
-    return History(tuple(series), _hypervolume_history(view, complete) if view.multi else None)
+        bests.append(best)
+    keep = changed | {j for j, w in enumerate(warm) if w} | {len(complete) - 1}
+    keep |= {j for j, t in enumerate(complete) if t.number == view.selected}
+    idx = sample(len(complete), keep)
+    series = tuple(
+        Series(
+            name,
+            direction,
+            tuple(complete[j].number for j in idx),
+            tuple(complete[j].values[i] for j in idx),
+            tuple(bests[i][j] for j in idx),
+            tuple(warm[j] for j in idx),
+            tuple(ok[j] for j in idx),
+        )
+        for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False))
+    )
+    last_feasible = max((t.number for t, f in zip(complete, ok, strict=False) if f), default=None)
+    return History(
+        series,
+        _hypervolume_history(view, complete) if view.multi else None,
+        max(t.number for t in view.trials),
+        last_feasible,
+        len(complete),
+    )
 
 
-def _hypervolume_history(view: StudyView, complete: list[FrozenTrial]) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
-    ok = [t for t in complete if feasible(t)]
+def normalized_losses(
+    view: StudyView, trials: Sequence[FrozenTrial]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Losses of ``trials`` scaled to [0, 1] per objective between the best and the worst
+    feasible value in the whole study, and the reference point (1.1 in every objective): the
+    frame of the report's hypervolume (history and the convergence finding)."""
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    ref = np.full(len(view.directions), 1.1)
+    if not ok:
+        return np.zeros((0, len(ref))), ref
+    every = pareto.losses([t.values for t in ok], view.directions)
+    lo, hi = every.min(axis=0), every.max(axis=0)
+    loss = pareto.losses([t.values for t in trials], view.directions)
+    return (loss - lo) / np.where(hi > lo, hi - lo, 1.0), ref
+
+
+def _hypervolume_history(
+    view: StudyView, complete: list[FrozenTrial]
+) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+    ok = [t for t in complete if view.is_feasible(t)]
     if not ok:
         return None
-    loss = pareto.losses([t.values for t in ok], view.directions)
-    lo, hi = loss.min(axis=0), loss.max(axis=0)
-    loss = (loss - lo) / np.where(hi > lo, hi - lo, 1.0)
-    # Sampled at up to 400 trials (exact there): a 10,000-trial history drawn point by point
-    # costs a hypervolume per new front point and shows nothing more.
-    indices, values = pareto.hypervolume_history(loss, np.full(loss.shape[1], 1.1))
-    return tuple(ok[i].number for i in indices), tuple(float(v) for v in values)
+    loss, ref = normalized_losses(view, ok)
+    # The hypervolume changes only at rows that grew the front: the history of those rows (a
+    # step line through them) is the exact history of all, at a fraction of the cost. Sampled
+    # at up to 400 of them (exact there).
+    changes = front_changes(loss)
+    indices, values = pareto.hypervolume_history(loss[changes], ref)
+    box = float(np.prod(ref))
+    numbers = [ok[changes[i]].number for i in indices]
+    hv = [min(1.0, float(v) / box) for v in values]
+    if numbers and numbers[-1] != ok[-1].number:  # the value holds to the last feasible trial
+        numbers.append(ok[-1].number)
+        hv.append(hv[-1])
+    return tuple(numbers), tuple(hv)
+
+
+def front_changes(loss: np.ndarray) -> list[int]:
+    """Indices of the rows that grew the front: not weakly dominated by any earlier row (the
+    only rows where the hypervolume can change). Two objectives: the front is kept sorted by
+    the first loss and searched by bisection (O(n log n)); more: compared row by row."""
+    out: list[int] = []
+    if loss.shape[1] != 2:
+        front = np.empty((0, loss.shape[1]))
+        for i, row in enumerate(loss):
+            if len(front) and (front <= row).all(axis=1).any():
+                continue
+            front = np.vstack([front[~(row <= front).all(axis=1)], row])
+            out.append(i)
+        return out
+    xs: list[float] = []  # the front by increasing first loss; second loss strictly decreasing
+    ys: list[float] = []
+    for i, (x, y) in enumerate(loss.tolist()):
+        k = bisect.bisect_right(xs, x)  # front points with first loss <= x are xs[:k]
+        if k and ys[k - 1] <= y:  # the best second loss among them is ys[k - 1]
+            continue
+        j = k
+        while j < len(xs) and ys[j] >= y:  # points now dominated: first loss >= x, second >= y
+            j += 1
+        if k and xs[k - 1] == x:  # same first loss, worse second: dominated too
+            k -= 1
+        xs[k:j] = [x]
+        ys[k:j] = [y]
+        out.append(i)
+    return out
 
 
 def importances(view: StudyView, ctx: dict[str, Any]) -> Importances:
-    """Optuna's default evaluator (PED-ANOVA in Optuna 5; fANOVA is far slower at 1k trials)."""
-    import optuna.importance as importance  # the module itself, not Optuna's lazy attribute
-
+    """Optuna's default evaluator, PED-ANOVA (fANOVA is far slower at 1k trials), loaded
+    without scikit-learn (:func:`tuneops._optuna.param_importances`)."""
     _need_params(view)
     _need_complete(view, 2, "parameter importances")
     if view.study is None:
         raise Missing("importances need the study itself, not only its trials.")
-    evaluator = importance.PedAnovaImportanceEvaluator()
+    evaluator = "PedAnovaImportanceEvaluator"
+    complete = view.complete
+    subset: list[FrozenTrial] | None = None
+    sampled: tuple[str, ...] = ()
+    if len(complete) > IMPORTANCE_TRIALS:
+        subset = [complete[i] for i in sample(len(complete), (), IMPORTANCE_TRIALS)]
+        sampled = (
+            f"Computed on {IMPORTANCE_TRIALS} of the {len(complete)} completed trials, "
+            "evenly spread over the study.",
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            values = importance.get_param_importances(view.study, evaluator=evaluator)
+            values = _optuna.param_importances(view.study, subset)
         except Exception as exc:  # a third-party algorithm failing must not take the report down
-            raise Missing(f"Optuna's {type(evaluator).__name__} failed on this study: "
-                          f"{type(exc).__name__}: {exc}") from None
-    notes = tuple(dict.fromkeys(str(w.message) for w in caught))
+            raise Missing(
+                f"Optuna's {evaluator} failed on this study: {type(exc).__name__}: {exc}"
+            ) from None
+    notes = sampled + tuple(dict.fromkeys(str(w.message) for w in caught))
     target = "reaching the Pareto front" if view.multi else view.objectives[0]
-    return Importances(target, type(evaluator).__name__, dict(values), notes)
+    return Importances(target, evaluator, dict(values), notes)
 
 
-def _ranked_params(view: StudyView, ctx: dict[str, Any], complete: Sequence[FrozenTrial] | None = None) -> list[str]:
+def _ranked_params(
+    view: StudyView, ctx: dict[str, Any], complete: Sequence[FrozenTrial] | None = None
+) -> list[str]:
     """Parameters by importance; with ``complete``, only those at least one of them set (a
     family tried only in pruned or failed trials has no values to draw)."""
     dists = _need_params(view)
@@ -260,48 +438,83 @@ def _ranked_params(view: StudyView, ctx: dict[str, Any], complete: Sequence[Froz
     return names if complete is None else [n for n in names if any(n in t.params for t in complete)]
 
 
+def _sampled(view: StudyView, complete: list[FrozenTrial], limit: int) -> list[FrozenTrial]:
+    """``complete`` thinned to ``limit`` trials, keeping the best (or the front), the selected."""
+    if len(complete) <= limit:
+        return complete
+    important = set(best_numbers(view)) | {view.selected}
+    return [
+        complete[i]
+        for i in sample(
+            len(complete), {i for i, t in enumerate(complete) if t.number in important}, limit
+        )
+    ]
+
+
 def parallel_coordinates(view: StudyView, ctx: dict[str, Any]) -> ParallelCoordinates:
     dists = _need_params(view)
     complete = _need_complete(view, 2, "parallel coordinates")
     names = _ranked_params(view, ctx, complete)
-    axes = [_axis(n, dists[n], complete) for n in names]
-    axes += [Axis(o, tuple(t.values[i] for t in complete)) for i, o in enumerate(view.objectives)]
-    return ParallelCoordinates(tuple(t.number for t in complete), tuple(axes),
-                               tuple(t.values[0] for t in complete), view.objectives[0])
+    shown = _sampled(view, complete, MAX_LINES)
+    axes = [_axis(n, dists[n], shown) for n in names]
+    axes += [Axis(o, tuple(t.values[i] for t in shown)) for i, o in enumerate(view.objectives)]
+    return ParallelCoordinates(
+        tuple(t.number for t in shown),
+        tuple(axes),
+        tuple(t.values[0] for t in shown),
+        view.objectives[0],
+        len(names),
+        view.directions[0],
+        len(complete),
+    )
 
 
 def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
     dists = _need_params(view)
     complete = _need_complete(view, 2, "slice plots")
-    names = _ranked_params(view, ctx, complete)[:MAX_SLICES]
+    names = _ranked_params(view, ctx, complete)
+    # Each point is drawn once per parameter and objective: fewer of them in wide studies.
+    shown = _sampled(
+        view, complete, max(300, MAX_POINTS * 8 // max(8, len(names) * len(view.objectives)))
+    )
     return Slices(
-        tuple(t.number for t in complete),
-        tuple(_axis(n, dists[n], complete) for n in names),
-        {o: tuple(t.values[i] for t in complete) for i, o in enumerate(view.objectives)},
+        tuple(t.number for t in shown),
+        tuple(_axis(n, dists[n], shown) for n in names),
+        {o: tuple(t.values[i] for t in shown) for i, o in enumerate(view.objectives)},
+        len(complete),
     )
 
 
 def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
-    from scipy.interpolate import griddata
+    """The first objective over the two most important parameters that trials set together.
 
+    The surface is an inverse-distance-weighted mean of the trials (power 2, in the parameters'
+    scaled [0, 1] coordinates, log scale for log parameters) on a 40 x 40 grid, left blank where
+    no trial lies within 1/8 of the ranges (no extrapolation into unexplored corners)."""
     dists = _need_params(view)
     complete = _need_complete(view, 3, "a contour")
     names = _ranked_params(view, ctx)
     if len(names) < 2:
         raise Missing(f"a contour needs two tuned parameters; this study has one ({names[0]}).")
+
     # The two most important parameters that trials set together (conditional spaces: the top
     # two may belong to different model families and never meet).
     def spans(a: str, b: str) -> bool:
         together = [t for t in complete if a in t.params and b in t.params]
-        return (len(together) >= 3 and len({repr(t.params[a]) for t in together}) > 1
-                and len({repr(t.params[b]) for t in together}) > 1)
+        return (
+            len(together) >= 3
+            and len({repr(t.params[a]) for t in together}) > 1
+            and len({repr(t.params[b]) for t in together}) > 1
+        )
 
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     chosen = next(((a, b) for a, b in pairs if spans(a, b)), None)
     if chosen is None:
         raise Missing("no two parameters vary together in 3 or more completed trials.")
     x_name, y_name = chosen
-    both = [t for t in complete if x_name in t.params and y_name in t.params]
+    both = _sampled(
+        view, [t for t in complete if x_name in t.params and y_name in t.params], MAX_POINTS // 2
+    )
     x, y = _axis(x_name, dists[x_name], both), _axis(y_name, dists[y_name], both)
     z = np.array([t.values[0] for t in both])
 
@@ -314,16 +527,35 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     gy = np.linspace(py.min(), py.max(), 40)
     if np.ptp(px) == 0 or np.ptp(py) == 0:
         raise Missing(f"all trials share one value of {x_name if np.ptp(px) == 0 else y_name}.")
-    try:
-        grid = griddata(np.c_[px, py], z, tuple(np.meshgrid(gx, gy)), method="linear")
-    except Exception as exc:  # qhull: points on a line
-        raise Missing(f"the trials' points do not span an area ({type(exc).__name__}).") from None
-    unscale = (lambda g, a: 10 ** g if a.log else g)
+    grid = _idw(px, py, z, gx, gy)
+
+    def unscale(g, a):
+        return 10**g if a.log else g
+
     return Contour(
-        view.objectives[0], x, y, tuple(z.tolist()),
-        tuple(unscale(gx, x).tolist()), tuple(unscale(gy, y).tolist()),
+        view.objectives[0],
+        x,
+        y,
+        tuple(z.tolist()),
+        tuple(unscale(gx, x).tolist()),
+        tuple(unscale(gy, y).tolist()),
         tuple(tuple(None if math.isnan(v) else float(v) for v in row) for row in grid),
+        len(complete),
     )
+
+
+def _idw(
+    px: np.ndarray, py: np.ndarray, z: np.ndarray, gx: np.ndarray, gy: np.ndarray
+) -> np.ndarray:
+    """Inverse-distance weights (power 2) of the points at each grid node; NaN far from all."""
+    sx, sy = (np.ptp(px) or 1.0), (np.ptp(py) or 1.0)
+    nx, ny = (px - px.min()) / sx, (py - py.min()) / sy
+    mx, my = np.meshgrid((gx - px.min()) / sx, (gy - py.min()) / sy)
+    d2 = (mx.reshape(-1, 1) - nx) ** 2 + (my.reshape(-1, 1) - ny) ** 2
+    near = d2.min(axis=1) <= (1 / 8) ** 2
+    w = 1.0 / np.maximum(d2, 1e-12)
+    value = (w @ z) / w.sum(axis=1)
+    return np.where(near, value, np.nan).reshape(mx.shape)
 
 
 def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
@@ -332,30 +564,75 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
     complete = _need_complete(view, 1, "a Pareto front")
     k = min(3, len(view.directions))
     values = np.array([t.values for t in complete], dtype=float)
-    ok = np.array([feasible(t) for t in complete])
-    on_front = np.zeros(len(complete), dtype=bool)
-    if ok.any():
-        on_front[np.flatnonzero(ok)] = pareto_mask(values[ok], view.directions)
-    kinds = []
-    for t, f, p in zip(complete, ok, on_front):
-        kinds.append("selected" if t.number == view.selected else
-                     "infeasible" if not f else "pareto" if p else "dominated")
+    ok = np.array([view.is_feasible(t) for t in complete])
+    front_numbers = set(view.best)
+    on_front = np.array([t.number in front_numbers for t in complete])
+    kinds = [
+        "selected"
+        if t.number == view.selected
+        else "infeasible"
+        if not f
+        else "pareto"
+        if p
+        else "dominated"
+        for t, f, p in zip(complete, ok, on_front, strict=False)
+    ]
+    values = values[:, :k]
+    ranges = _pareto_ranges(values, ok, np.array([kd in ("pareto", "selected") for kd in kinds]))
+    idx = sample(len(complete), {i for i, kd in enumerate(kinds) if kd in ("pareto", "selected")})
+    outside = [
+        bool(any(not lo <= v <= hi for v, (lo, hi) in zip(values[i], ranges, strict=False)))
+        for i in idx
+    ]
     return ParetoFront(
-        view.objectives[:k], view.directions[:k], tuple(t.number for t in complete),
-        tuple(tuple(float(v) for v in row[:k]) for row in values), tuple(kinds), len(view.directions),
+        view.objectives[:k],
+        view.directions[:k],
+        tuple(complete[i].number for i in idx),
+        tuple(tuple(float(v) for v in values[i]) for i in idx),
+        tuple(kinds[i] for i in idx),
+        len(view.directions),
+        ranges,
+        tuple(outside),
+        len(complete),
     )
 
 
+def _pareto_ranges(
+    values: np.ndarray, ok: np.ndarray, front: np.ndarray
+) -> tuple[tuple[float, float], ...]:
+    base = values[ok] if ok.any() else values
+    lo_q, hi_q = np.quantile(base, PARETO_QUANTILES, axis=0)
+    must = values[front] if front.any() else base
+    lo = np.minimum(lo_q, must.min(axis=0))
+    hi = np.maximum(hi_q, must.max(axis=0))
+    pad = np.where(hi > lo, 0.05 * (hi - lo), np.maximum(np.abs(hi) * 0.05, 1e-9))
+    return tuple((float(a), float(b)) for a, b in zip(lo - pad, hi + pad, strict=False))
+
+
+def _has_curve(t: FrozenTrial) -> bool:
+    return bool(t.intermediate_values) or _study.INTERMEDIATE in t.user_attrs
+
+
 def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateValues:
+    """Learning curves of the first objective; at most :data:`MAX_CURVES` (the best trials, or
+    the front, and the selected one always among them)."""
+    candidates = [t for t in view.trials if _has_curve(t)]
+    best = set(view.best) | {view.selected}
+    idx = sample(
+        len(candidates), {i for i, t in enumerate(candidates) if t.number in best}, MAX_CURVES
+    )
     curves = []
-    for t in view.trials:
+    for i in idx:
+        t = candidates[i]
         curve = intermediate_curve(t, len(view.directions))
         if curve is not None:
             curves.append(Curve(t.number, t.state.name, tuple(curve[0]), tuple(curve[1])))
     if not curves:
-        raise Missing("no trial reported intermediate values (the objective did not report "
-                      "learning-curve steps, so nothing could be pruned).")
-    return IntermediateValues(view.objectives[0], tuple(curves))
+        raise Missing(
+            "no trial reported intermediate values (the objective did not report "
+            "learning-curve steps, so nothing could be pruned)."
+        )
+    return IntermediateValues(view.objectives[0], tuple(curves), len(candidates))
 
 
 def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
@@ -369,29 +646,28 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     rows = tuple(
         WorkerRow(
             r["worker"],
-            {"COMPLETE": r["complete"], "PRUNED": r["pruned"],
-             "FAIL": r["failed"] + r["abandoned"], "RUNNING": r["running"]},
+            {
+                "COMPLETE": r["complete"],
+                "PRUNED": r["pruned"],
+                "FAIL": r["failed"] + r["abandoned"],
+                "RUNNING": r["running"],
+            },
             r["busy_s"],
             r["pareto"] if view.multi else int(r["has_best"]),
         )
         for r in contributions
     )
     unattributed = sum(
-        1 for t in view.trials if t.state != TrialState.WAITING and not t.user_attrs.get("worker")
+        1
+        for t in view.trials
+        if t.state != TrialState.WAITING and not t.user_attrs.get(_study.WORKER)
     )
     return Workers(rows, unattributed)
 
 
 def best_numbers(view: StudyView) -> list[int]:
     """The best feasible trial (one objective) or the feasible Pareto front (several)."""
-    ok = [t for t in view.complete if feasible(t)]
-    if not ok:
-        return []
-    if not view.multi:
-        s = _sign(view.directions[0])
-        return [min(ok, key=lambda t: s * t.values[0]).number]
-    mask = pareto_mask(np.array([t.values for t in ok]), view.directions)
-    return [t.number for t, m in zip(ok, mask) if m]
+    return list(view.best)
 
 
 # The panels in report order: key -> (title, function). Explicit, so a reader sees them all.

@@ -1,10 +1,21 @@
 """Findings in words, computed from a study: what a person debugging a search checks first.
 
-Each check is a pure function ``(view, panels) -> list[Finding]`` listed in :data:`CHECKS`:
-is the best value still improving or converged; does it beat a model that ignores the
-features (the majority-class/mean baseline); do the best trials sit at a search-space
-boundary (widen it); is pruning cutting too much; which trials failed and why; is the
-difference between the top trials within the noise between CV folds.
+Each check is a pure function ``(view, panels) -> list[Finding]`` listed in :data:`CHECKS`, and
+each sentence follows from a definition written in the check's docstring (and in the guide's
+"Reports" section), with the thresholds below, so a finding is true by construction:
+
+* :func:`convergence`: still improving or converged (best value; hypervolume for several
+  objectives) over the last ``max(10, 20 %)`` finished trials.
+* :func:`baseline`: the best trial does not beat a model that ignores the features
+  (the majority-class/mean baseline on the same folds).
+* :func:`boundary`: the best trials sit at the edge of a parameter's range.
+* :func:`pruning`: the share of pruned trials, and the fit time pruning saved when measured.
+* :func:`failures`: failed trials grouped by reason; abandoned trials.
+* :func:`noise`: the top trials closer together than their CV folds' spread.
+* :func:`feasibility`, :func:`warm_start`, :func:`running`.
+
+The advice fits the kind of study: a spec run is told which spec field to edit; a ``tune()``
+study or a plain Optuna study (no stored spec) is told what to change in its own code.
 """
 
 from __future__ import annotations
@@ -16,22 +27,27 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from optuna.distributions import CategoricalDistribution
-from optuna.trial import TrialState
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
 from tuneops.pruning import pruning_savings
-from tuneops.report.figures import History, best_numbers, compute_panels
-from tuneops.report.view import StudyView, feasible, is_warm_start, view_of
+from tuneops.report.figures import best_numbers, front_changes, normalized_losses
+from tuneops.report.view import StudyView, is_warm_start, view_of
 
-__all__ = ["Finding", "CHECKS", "compute_findings", "findings_section"]
+__all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
 
-# Thresholds, named so the text and the tests agree.
-IMPROVING_TOL = 0.01      # improvement in the last window, as a share of the value range
-BOUNDARY_EDGE = 0.05      # outer share of a parameter's range that counts as "at the boundary"
-PRUNED_TOO_MANY = 0.5     # share of finished trials pruned
-NOISE_RATIO = 1.0         # fold std over the spread among the top trials
+# Thresholds, named so the text, the docs and the tests agree.
+IMPROVING_TOL = 0.01  # improvement within the window, as a share of the range of values seen
+WINDOW_MIN = 10  # the window is the last max(WINDOW_MIN, WINDOW_SHARE x n) finished trials
+WINDOW_SHARE = 0.2
+BOUNDARY_EDGE = 0.05  # outer share of a parameter's range that counts as "at the boundary"
+PRUNED_TOO_MANY = 0.5  # share of finished (complete + pruned) trials pruned
+NOISE_RATIO = 1.0  # fold std over the spread among the top trials
 MIN_TRIALS_TO_JUDGE = 10
+SAVING_MIN_S = 1.0  # an estimated pruning saving below this, or below
+SAVING_MIN_SHARE = 0.05  # this share of the estimated total, is not reported (not measurable)
 
 
 @dataclass(frozen=True)
@@ -45,42 +61,121 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def _from_spec(view: StudyView) -> dict[str, Any] | None:
+    raw = view.attrs.get(_study.SPEC)
+    return dict(raw) if isinstance(raw, Mapping) and raw else None
+
+
+def _finished(view: StudyView) -> list[FrozenTrial]:
+    """Trials that ran to an end (complete, pruned or failed), not abandoned, by number."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sorted(
+        (t for t in view.trials if t.state in done and _study.ABANDONED not in t.user_attrs),
+        key=lambda t: t.number,
+    )
+
+
+def convergence_window(n_finished: int) -> int:
+    """The number of last finished trials judged: ``max(10, ceil(20 % of n))``."""
+    return max(WINDOW_MIN, math.ceil(WINDOW_SHARE * n_finished))
+
+
 def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    hist = panels.get("history")
-    if not isinstance(hist, History):
+    """Still improving or converged.
+
+    Definition: the *window* is the last ``W = max(10, ceil(20 % of n))`` of the ``n`` finished
+    trials (complete, pruned or failed, in trial order: every trial counts, not only feasible
+    ones). The *improvement* is the best feasible value at the end minus the best feasible value
+    before the window (several objectives: the hypervolume of the feasible front, objectives
+    normalized as in the history panel). The *range of values seen* is the largest minus the
+    smallest feasible value of the study (several objectives: the final hypervolume minus the
+    hypervolume after the first feasible trial). *Still improving* when the improvement exceeds
+    ``IMPROVING_TOL`` (1 %) of that range, or when the first feasible trial came inside the
+    window; *converged* otherwise. Fewer than ``W + 1`` finished trials: too few to tell.
+    """
+    finished = _finished(view)
+    n = len(finished)
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    if not finished:
         return []
+    if not ok:
+        return [
+            Finding(
+                "warning", "convergence", "No feasible completed trial yet: nothing to converge."
+            )
+        ]
+    window = convergence_window(n)
+    if n <= window:
+        return [
+            Finding(
+                "info",
+                "convergence",
+                f"{n} finished trials are too few to tell whether the search converged: the "
+                f"judgement compares the last {window} trials with those before them "
+                f"(need at least {window + 1}).",
+            )
+        ]
+    start = finished[n - window].number
+    span = f"the last {window} of {n} finished trials (trials {start}-{finished[-1].number})"
+    ok.sort(key=lambda t: t.number)
+    before = [t for t in ok if t.number < start]
     if view.multi:
-        if hist.hypervolume is None:
-            return [Finding("warning", "convergence", "No feasible trial yet: nothing to converge.")]
-        numbers, values = hist.hypervolume
-        what, scale = "hypervolume of the feasible front", max(values[-1], 1e-12)
+        loss, ref = normalized_losses(view, ok)
+        box = float(np.prod(ref))
+        changes = front_changes(loss)  # the hypervolume changes only at these rows
+        last = changes[-1] if changes else None
+        end_value = pareto.hypervolume(loss[changes], ref) / box
+        early = [i for i in changes if i < len(before)]
+        before_value = pareto.hypervolume(loss[early], ref) / box if before else None
+        first_value = pareto.hypervolume(loss[:1], ref) / box
+        seen = end_value - first_value
+        what = "hypervolume of the feasible front"
     else:
-        s = hist.series[0]
-        pairs = [(n, b) for n, b in zip(s.numbers, s.best) if b is not None]
-        if not pairs:
-            return [Finding("warning", "convergence", "No feasible trial yet: nothing to converge.")]
-        numbers, values = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-        what = f"best {s.name}"
-        scale = (max(s.values) - min(s.values)) or abs(values[-1]) or 1.0
-    n = len(values)
-    if n < MIN_TRIALS_TO_JUDGE:
-        return [Finding("info", "convergence",
-                        f"{n} completed trials are too few to tell whether the search converged "
-                        f"(need {MIN_TRIALS_TO_JUDGE}).")]
-    window = max(5, n // 4)
-    gain = abs(values[-1] - values[-window - 1]) / scale
-    last_change = next((numbers[i] for i in range(n - 1, 0, -1) if values[i] != values[i - 1]), numbers[0])
-    if gain > IMPROVING_TOL:
-        return [Finding("warning", "convergence",
-                        f"Still improving: the {what} changed by {gain:.1%} of its range in the last "
-                        f"{window} trials (last at trial {last_change}). More trials are likely to help.")]
-    return [Finding("ok", "convergence",
-                    f"Converged: the {what} improved by less than {IMPROVING_TOL:.0%} of its range "
-                    f"in the last {window} trials (last change at trial {last_change}).")]
+        sign = -1.0 if view.directions[0] == "maximize" else 1.0
+        values = [t.values[0] for t in ok]
+        end_value = sign * min(sign * v for v in values)
+        before_value = sign * min(sign * t.values[0] for t in before) if before else None
+        seen = max(values) - min(values)
+        best_so_far, last = math.inf, None
+        for i, v in enumerate(values):
+            if sign * v < best_so_far:
+                best_so_far, last = sign * v, i
+        what = f"best {view.objectives[0]}"
+    last_at = ok[last].number if last is not None else ok[0].number
+    if before_value is None:
+        return [
+            Finding(
+                "warning",
+                "convergence",
+                f"Still improving: the first feasible trial came within {span}. More trials "
+                "are likely to help.",
+            )
+        ]
+    gain = abs(end_value - before_value)
+    share = gain / seen if seen > 0 else 0.0
+    measured = (
+        f"the {what} improved by {_fmt(gain)}, {share:.1%} of the range of values seen "
+        f"({_fmt(seen)}), within {span}; last improvement at trial {last_at}"
+    )
+    if share > IMPROVING_TOL:
+        return [
+            Finding(
+                "warning",
+                "convergence",
+                f"Still improving: {measured}. More trials are likely to help.",
+            )
+        ]
+    return [
+        Finding(
+            "ok",
+            "convergence",
+            f"Converged: {measured} (at most {IMPROVING_TOL:.0%} counts as converged).",
+        )
+    ]
 
 
 def _elite(view: StudyView) -> list:
-    ok = [t for t in view.complete if feasible(t)]
+    ok = [t for t in view.complete if view.is_feasible(t)]
     if view.multi:
         numbers = set(best_numbers(view))
         return [t for t in ok if t.number in numbers]
@@ -89,57 +184,114 @@ def _elite(view: StudyView) -> list:
     return sorted(ok, key=lambda t: sign * t.values[0])[:k]
 
 
+def _where_to_widen(view: StudyView, name: str) -> str:
+    """Where the range of parameter ``name`` is defined: a spec field, or the user's own code."""
+    spec = _from_spec(view)
+    if spec is None:
+        return "in the search space your objective suggests (trial.suggest_*)"
+    model = spec.get("model")
+    families = model.get("family") if isinstance(model, Mapping) else None
+    if isinstance(families, list) and len(families) > 1 and "." in name:
+        family, param = name.split(".", 1)
+        return f"in the spec, field model.space.{family}.{param}"
+    return f"in the spec, field model.space.{name}"
+
+
 def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """Best trials at the edge of a parameter's range.
+
+    Definition: the *best trials* are the best ``max(3, 10 %)`` feasible completed trials (one
+    objective) or the feasible Pareto front (several). For each numeric parameter, a trial is at
+    the lower (upper) bound when its value lies in the outer ``BOUNDARY_EDGE`` (5 %) of the
+    range (log scale for log parameters). Reported when at least 2 and at least half of the best
+    trials that set the parameter are at the same bound, with 10 or more completed trials.
+    """
     if len(view.complete) < MIN_TRIALS_TO_JUDGE:
         return []
     elite = _elite(view)
     out = []
     for name, dist in view.distributions().items():
-        if isinstance(dist, CategoricalDistribution) or dist.single():
+        if not isinstance(dist, (FloatDistribution, IntDistribution)) or dist.single():
             continue
         lo, hi = float(dist.low), float(dist.high)
-        f = (math.log10 if dist.log else float)
+        f = math.log10 if dist.log else float
         span = f(hi) - f(lo)
         positions = [(f(float(t.params[name])) - f(lo)) / span for t in elite if name in t.params]
         if len(positions) < 2:
             continue
-        for side, at, bound in (("lower", [p <= BOUNDARY_EDGE for p in positions], lo),
-                                ("upper", [p >= 1 - BOUNDARY_EDGE for p in positions], hi)):
+        for side, at, bound in (
+            ("lower", [p <= BOUNDARY_EDGE for p in positions], lo),
+            ("upper", [p >= 1 - BOUNDARY_EDGE for p in positions], hi),
+        ):
             if sum(at) >= 2 and sum(at) * 2 >= len(positions):
-                out.append(Finding(
-                    "warning", "boundary",
-                    f"{name}: {sum(at)} of the {len(positions)} best trials sit at the {side} bound "
-                    f"{_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]; widen the range beyond "
-                    f"{_fmt(bound)} (spec model.space.{name}).",
-                ))
+                out.append(
+                    Finding(
+                        "warning",
+                        "boundary",
+                        f"{name}: {sum(at)} of the {len(positions)} best trials sit at the "
+                        f"{side} bound {_fmt(bound)} of its range [{_fmt(lo)}, {_fmt(hi)}]: the "
+                        f"optimum may lie beyond. Widen the range beyond {_fmt(bound)} "
+                        f"{_where_to_widen(view, name)}.",
+                    )
+                )
     return out
 
 
 def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """How much was pruned, and what it saved when that can be measured.
+
+    Definition: the *share* is pruned / (complete + pruned) trials. *Too much pruning* (a
+    warning) when the share exceeds ``PRUNED_TOO_MANY`` (50 %) with 10 or more finished trials.
+    The saving is the pruning feature's measured fit time (``tuneops.pruning.pruning_savings``:
+    each pruned trial's fit seconds scaled to its full budget, minus what it spent). Without that
+    record it is estimated as (pruned trials x the median duration of complete trials) - the
+    pruned trials' own duration, and shown only when at least ``SAVING_MIN_S`` (1 s) and
+    ``SAVING_MIN_SHARE`` (5 %) of the estimated total; otherwise nothing is said about time.
+    """
     complete = view.of_state(TrialState.COMPLETE)
     pruned = view.of_state(TrialState.PRUNED)
     if not pruned:
         return []
-    share = len(pruned) / (len(pruned) + len(complete))
+    finished = len(pruned) + len(complete)
+    share = len(pruned) / finished
     saved = ""
     savings = _pruning_savings(view)
-    if savings and savings.get("fit_s_saved") is not None:
-        saved = (f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
-                 f"({savings['fit_saved_fraction']:.0%} of what full training would have taken).")
-    else:  # no step-by-step record: estimate pruned trials at the median full-trial time
+    if savings and (savings.get("fit_s_saved") or 0) > 0:
+        saved = (
+            f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
+            f"({savings['fit_saved_fraction']:.0%} of what full training would have taken)."
+        )
+    elif (
+        not savings
+    ):  # no step-by-step record: estimate pruned trials at the median full-trial time
         spent = sum(t.duration.total_seconds() for t in pruned if t.duration)
         full = [t.duration.total_seconds() for t in complete if t.duration]
-        if full and float(np.median(full)) > 0:
+        if full:
             est = len(pruned) * float(np.median(full)) - spent
-            saved = (f" Pruning saved about {est:.1f} s of {est + spent + sum(full):.1f} s "
-                     "(pruned trials counted at the median full-trial time).")
-    if share > PRUNED_TOO_MANY:
-        return [Finding("warning", "pruning",
-                        f"Too much pruning: {len(pruned)} of {len(pruned) + len(complete)} finished trials "
-                        f"({share:.0%}) were pruned. If early steps do not predict the final score, the "
-                        "pruner culls at random: raise its warm-up (n_warmup_steps / min_resource) or "
-                        f"check the learning curves.{saved}")]
-    return [Finding("info", "pruning", f"{len(pruned)} trials ({share:.0%} of finished) were pruned.{saved}")]
+            total = est + spent + sum(full)
+            if est >= SAVING_MIN_S and total > 0 and est >= SAVING_MIN_SHARE * total:
+                saved = (
+                    f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
+                    "counted at the median duration of complete trials)."
+                )
+    if share > PRUNED_TOO_MANY and finished >= MIN_TRIALS_TO_JUDGE:
+        return [
+            Finding(
+                "warning",
+                "pruning",
+                f"Too much pruning: {len(pruned)} of {finished} finished trials "
+                f"({share:.0%}) were pruned. If early steps do not predict the final score, the "
+                "pruner culls at random: raise its warm-up (n_warmup_steps / min_resource) or "
+                f"check the learning curves.{saved}",
+            )
+        ]
+    return [
+        Finding(
+            "info",
+            "pruning",
+            f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned.{saved}",
+        )
+    ]
 
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
@@ -151,31 +303,63 @@ def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
 
 
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    failed = [t for t in view.of_state(TrialState.FAIL) if "abandoned" not in t.user_attrs]
-    abandoned = [t for t in view.trials if "abandoned" in t.user_attrs and not retired(t)]
+    """Failed trials grouped by the first line of their recorded reason (the three most
+    frequent named), and trials abandoned by a stopped worker; retired trials are not failures."""
+    failed = [t for t in view.of_state(TrialState.FAIL) if _study.ABANDONED not in t.user_attrs]
+    abandoned = [t for t in view.trials if _study.ABANDONED in t.user_attrs and not retired(t)]
     out = []
     if failed:
         reasons = Counter(
-            (str(t.user_attrs.get("fail_reason") or "no reason recorded").strip().splitlines() or ["?"])[0][:160]
+            (
+                str(t.user_attrs.get(_study.FAIL_REASON) or "no reason recorded")
+                .strip()
+                .splitlines()
+                or ["?"]
+            )[0][:160]
             for t in failed
         )
         listed = "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3))
         more = f" (and {len(reasons) - 3} other reasons)" if len(reasons) > 3 else ""
-        out.append(Finding("warning", "failures",
-                           f"{len(failed)} of {len(view.trials)} trials failed: {listed}{more}."))
+        out.append(
+            Finding(
+                "warning",
+                "failures",
+                f"{len(failed)} of {len(view.trials)} trials failed: {listed}{more}.",
+            )
+        )
     if abandoned:
-        out.append(Finding("info", "failures",
-                           f"{len(abandoned)} trials were abandoned (worker stopped or died) and re-queued."))
+        out.append(
+            Finding(
+                "info",
+                "failures",
+                f"{len(abandoned)} trials were abandoned (worker stopped or died) and re-queued.",
+            )
+        )
     return out
 
 
 def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """Top trials closer together than their noise.
+
+    Definition: per objective whose fold-to-fold standard deviation is recorded (trial user attr
+    ``metrics_std``) for 3 or more feasible trials: the *top trials* are the best ``max(3, 25 %)``
+    of them; a warning when the median of their fold std exceeds ``NOISE_RATIO`` x the spread
+    (best - worst) of their values.
+    """
     out = []
-    ok = [t for t in view.complete if feasible(t)]
-    for i, (name, direction) in enumerate(zip(view.objectives, view.directions)):
-        rows = [(t.values[i], t.user_attrs["metrics_std"][name]) for t in ok
-                if isinstance(t.user_attrs.get("metrics_std"), Mapping)
-                and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))]
+    advice = (
+        "Use more folds (search.cv_folds) or more data."
+        if _from_spec(view) is not None
+        else "Average over more folds or repeats in your objective, or use more data."
+    )
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False)):
+        rows = [
+            (t.values[i], t.user_attrs["metrics_std"][name])
+            for t in ok
+            if isinstance(t.user_attrs.get("metrics_std"), Mapping)
+            and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))
+        ]
         if len(rows) < 3:
             continue
         rows.sort(key=lambda r: -r[0] if direction == "maximize" else r[0])
@@ -183,12 +367,15 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         spread = max(r[0] for r in top) - min(r[0] for r in top)
         fold_std = float(np.median([r[1] for r in top]))
         if fold_std > 0 and fold_std > NOISE_RATIO * spread:
-            out.append(Finding(
-                "warning", "noise",
-                f"High noise between CV folds in {name}: the top {len(top)} trials differ by "
-                f"{_fmt(spread)}, less than their fold-to-fold std (median {_fmt(fold_std)}); their "
-                "ranking is not reliable. Use more folds (search.cv_folds) or more data.",
-            ))
+            out.append(
+                Finding(
+                    "warning",
+                    "noise",
+                    f"High noise between CV folds in {name}: the top {len(top)} trials differ by "
+                    f"{_fmt(spread)}, less than their fold-to-fold std (median "
+                    f"{_fmt(fold_std)}); their ranking is not reliable. {advice}",
+                )
+            )
     return out
 
 
@@ -197,8 +384,13 @@ def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     n_wait = len(view.of_state(TrialState.WAITING))
     if not (n_run or n_wait):
         return []
-    return [Finding("info", "progress",
-                    f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.")]
+    return [
+        Finding(
+            "info",
+            "progress",
+            f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.",
+        )
+    ]
 
 
 def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
@@ -208,21 +400,35 @@ def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     best = set(best_numbers(view))
     hits = [t.number for t in warm if t.number in best]
     if not view.multi:
-        text = (f"{len(warm)} warm-start trials; the best trial ({', '.join(map(str, best)) or 'none yet'}) "
-                + ("is one of them: warm start found it." if hits else "came from the search, not from warm start."))
+        text = (
+            f"{len(warm)} warm-start trials; the best trial "
+            f"({', '.join(map(str, best)) or 'none yet'}) "
+            + (
+                "is one of them: warm start found it."
+                if hits
+                else "came from the search, not from warm start."
+            )
+        )
     else:
-        text = (f"{len(warm)} warm-start trials; {len(hits)} of the {len(best)} trials on the feasible "
-                "Pareto front came from warm start"
-                + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else "."))
+        text = (
+            f"{len(warm)} warm-start trials; {len(hits)} of the {len(best)} trials on the feasible "
+            "Pareto front came from warm start"
+            + (f" (trials {', '.join(map(str, hits[:10]))})." if hits else ".")
+        )
     return [Finding("info", "warm start", text)]
 
 
 def feasibility(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     complete = view.complete
-    if complete and not any(feasible(t) for t in complete):
-        return [Finding("warning", "constraints",
-                        f"None of the {len(complete)} completed trials meets the constraints; relax "
-                        "them (tuneops select STUDY -c ...) or widen the search.")]
+    if complete and not any(view.is_feasible(t) for t in complete):
+        return [
+            Finding(
+                "warning",
+                "constraints",
+                f"None of the {len(complete)} completed trials meets the constraints; relax "
+                "them (tuneops select STUDY -c ...) or widen the search.",
+            )
+        ]
     return []
 
 
@@ -232,7 +438,7 @@ def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     scoring = view.attrs.get("tuneops:scoring")
     if not isinstance(scoring, Mapping) or not isinstance(scoring.get("baseline"), Mapping):
         return []
-    ok = [t for t in view.complete if feasible(t)]
+    ok = [t for t in view.complete if view.is_feasible(t)]
     out = []
     for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=True)):
         base = scoring["baseline"].get(name)
@@ -255,7 +461,15 @@ def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 
 
 CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
-    convergence, baseline, boundary, pruning, failures, noise, feasibility, warm_start, running,
+    convergence,
+    baseline,
+    boundary,
+    pruning,
+    failures,
+    noise,
+    feasibility,
+    warm_start,
+    running,
 )
 
 
@@ -268,10 +482,7 @@ def compute_findings(view: StudyView, panels: Mapping[str, Any]) -> list[Finding
 
 def findings_section(study: Any, trials: Any) -> list[dict[str, str]] | None:
     """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances."""
-
-
     view = view_of(study, trials)
     if not view.trials:
         return None
-    panels = {p.key: p.data for p in compute_panels(view, keys=("history",))}
-    return [asdict(f) for f in compute_findings(view, panels)]
+    return [asdict(f) for f in compute_findings(view, {})]

@@ -17,6 +17,7 @@ from tuneops.errors import require
 from tuneops.report import figures as F
 from tuneops.report._base import (
     BEST_COLOR,
+    HYPERVOLUME_COLOR,
     KIND_COLORS,
     STATE_COLORS,
     WARM_COLOR,
@@ -40,13 +41,15 @@ def _plt():
 
 def _positions(a: F.Axis) -> tuple[list[int], list[float]]:
     idx = [i for i, v in enumerate(a.values) if v is not None]
-    return idx, [a.values[i] for i in idx]
+    return idx, [float(v) for v in a.values if v is not None]
 
 
 def _style_axis(ax: Any, a: F.Axis, which: str) -> None:
     if a.labels is not None:
         getattr(ax, f"set_{which}ticks")(range(len(a.labels)))
-        getattr(ax, f"set_{which}ticklabels")(a.labels, rotation=30 if which == "x" else 0, fontsize=7)
+        getattr(ax, f"set_{which}ticklabels")(
+            a.labels, rotation=30 if which == "x" else 0, fontsize=7
+        )
     elif a.log:
         getattr(ax, f"set_{which}scale")("log")
     getattr(ax, f"set_{which}label")(a.name)
@@ -56,23 +59,58 @@ def _history(d: F.History):
     plt = _plt()
     rows = len(d.series) + (d.hypervolume is not None)
     fig, axes = plt.subplots(rows, 1, figsize=(8, 2.8 * rows), sharex=True, squeeze=False)
-    for ax, s in zip(axes[:, 0], d.series):
+    for ax, s in zip(axes[:, 0], d.series, strict=False):
         for label, pick, kw in (
-            ("trial", lambda i: s.feasible[i] and not s.warm_start[i], dict(c=STATE_COLORS["COMPLETE"], s=12)),
-            ("infeasible", lambda i: not s.feasible[i] and not s.warm_start[i], dict(c=KIND_COLORS["infeasible"], s=14, marker="x")),
-            ("warm start", lambda i: s.warm_start[i], dict(c=WARM_COLOR, s=30, marker="D")),
+            (
+                "trial",
+                lambda i, s=s: s.feasible[i] and not s.warm_start[i],
+                dict(c=STATE_COLORS["COMPLETE"], s=12),
+            ),
+            (
+                "infeasible",
+                lambda i, s=s: not s.feasible[i] and not s.warm_start[i],
+                dict(c=KIND_COLORS["infeasible"], s=14, marker="x"),
+            ),
+            ("warm start", lambda i, s=s: s.warm_start[i], dict(c=WARM_COLOR, s=30, marker="D")),
         ):
             idx = [i for i in range(len(s.numbers)) if pick(i)]
             if idx:
-                ax.scatter([s.numbers[i] for i in idx], [s.values[i] for i in idx], label=label, **kw)
-        ax.step(s.numbers, [math.nan if b is None else b for b in s.best], where="post",
-                color=BEST_COLOR, label="best so far")
+                ax.scatter(
+                    [s.numbers[i] for i in idx], [s.values[i] for i in idx], label=label, **kw
+                )
+        ax.step(
+            s.numbers,
+            [math.nan if b is None else b for b in s.best],
+            where="post",
+            color=BEST_COLOR,
+            label="best so far",
+        )
         ax.set_ylabel(f"{s.name} ({s.direction})")
         ax.legend(fontsize=7, loc="best")
     if d.hypervolume is not None:
         ax = axes[-1, 0]
-        ax.step(d.hypervolume[0], d.hypervolume[1], where="post", color=BEST_COLOR)
-        ax.set_ylabel("hypervolume")
+        ax.step(
+            d.hypervolume[0],
+            d.hypervolume[1],
+            where="post",
+            color=HYPERVOLUME_COLOR,
+            label="hypervolume (normalized, 0-1)",
+        )
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("hypervolume (share of box)")
+        ax.legend(fontsize=7, loc="lower right")
+    if d.last_feasible is not None and d.last_trial is not None and d.last_feasible < d.last_trial:
+        for ax in axes[:, 0]:
+            ax.axvline(d.last_feasible, color="#555", linestyle=":", linewidth=1)
+        axes[0, 0].annotate(
+            f"last feasible trial {d.last_feasible}",
+            (d.last_feasible, 1),
+            xycoords=("data", "axes fraction"),
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="#555",
+        )
     axes[-1, 0].set_xlabel("trial")
     return fig
 
@@ -87,39 +125,119 @@ def _importances(d: F.Importances):
 
 
 def _parallel(d: F.ParallelCoordinates):
+    """The top parameters and the objectives, each axis scaled to [0, 1] with its own tick
+    labels (values, log values, category names; "inactive" below for conditional ones)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(d.axes)), 4.5))
+    axes_shown = [*d.axes[: min(d.n_params, F.TOP_PARAMS)], *d.axes[d.n_params :]]
+    fig, ax = plt.subplots(figsize=(max(8, 1.25 * len(axes_shown) + 1.5), 5))
     scaled = []
-    for a in d.axes:
-        vals = [None if v is None else (math.log10(v) if a.log and v > 0 else v) for v in a.values]
-        present = [v for v in vals if v is not None]
-        lo, hi = (min(present), max(present)) if present else (0.0, 1.0)
-        scaled.append([math.nan if v is None else (v - lo) / ((hi - lo) or 1.0) for v in vals])
-    cmap = plt.get_cmap("viridis")
+    for k, a in enumerate(axes_shown):
+        present = [v for v in a.values if v is not None]
+        log = bool(a.log and present and min(present) > 0)
+        vals = [None if v is None else (math.log10(v) if log else v) for v in a.values]
+        lo, hi = (
+            (min(v for v in vals if v is not None), max(v for v in vals if v is not None))
+            if present
+            else (0.0, 1.0)
+        )
+        span = (hi - lo) or 1.0
+        inactive = -0.08
+        scaled.append([inactive if v is None else (v - lo) / span for v in vals])
+        if a.labels is not None:
+            ticks = [
+                (i / max(1, len(a.labels) - 1) if len(a.labels) > 1 else 0.5, lab)
+                for i, lab in enumerate(a.labels)
+            ]
+            scaled[-1] = [
+                inactive
+                if v is None
+                else (v / max(1, len(a.labels) - 1) if len(a.labels) > 1 else 0.5)
+                for v in a.values
+            ]
+        else:
+            ticks = [
+                (f, f"{(10 ** (lo + f * span)) if log else lo + f * span:.3g}") for f in (0, 0.5, 1)
+            ]
+        if any(v is None for v in a.values):
+            ticks.append((inactive, "inactive"))
+        ax.axvline(k, color="#999", linewidth=0.8)
+        for y, text in ticks:
+            ax.annotate(
+                str(text)[:14],
+                (k, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                fontsize=7,
+                va="center",
+                ha="left",
+                color="#333",
+            )
+    cmap = plt.get_cmap("viridis_r" if d.color_direction == "maximize" else "viridis")
     lo, hi = min(d.color), max(d.color)
-    for i in range(len(d.numbers)):
-        ax.plot(range(len(d.axes)), [col[i] for col in scaled], color=cmap((d.color[i] - lo) / ((hi - lo) or 1.0)),
-                alpha=0.5, linewidth=0.8)
-    ax.set_xticks(range(len(d.axes)))
-    ax.set_xticklabels([a.name for a in d.axes], rotation=30, ha="right", fontsize=8)
+    from matplotlib.collections import LineCollection
+
+    xs = list(range(len(axes_shown)))
+    lines = [list(zip(xs, [col[i] for col in scaled], strict=False)) for i in range(len(d.numbers))]
+    ax.add_collection(
+        LineCollection(
+            lines,
+            colors=[cmap((c - lo) / ((hi - lo) or 1.0)) for c in d.color],
+            alpha=0.45,
+            linewidths=0.7,
+        )
+    )
+    ax.set_xticks(range(len(axes_shown)))
+    ax.set_xticklabels([a.name for a in axes_shown], rotation=25, ha="right", fontsize=8)
     ax.set_yticks([])
-    ax.set_title(f"color: {d.color_name}", fontsize=9)
+    ax.set_xlim(-0.3, len(axes_shown) - 0.4)
+    ax.set_ylim(-0.15, 1.05)
+    norm = plt.Normalize(lo, hi)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02)
+    bar.set_label(f"{d.color_name} ({d.color_direction})")
+    if d.n_params > F.TOP_PARAMS:
+        ax.set_title(
+            f"the {F.TOP_PARAMS} most important of {d.n_params} parameters "
+            "(all of them in the HTML report)",
+            fontsize=8,
+        )
     return fig
 
 
 def _slices(d: F.Slices):
+    """The top parameters against each objective, in rows of 4 (one block per objective)."""
     plt = _plt()
     names = list(d.objectives)
-    fig, axes = plt.subplots(len(names), len(d.params), figsize=(2.6 * len(d.params) + 1, 2.6 * len(names)),
-                             squeeze=False, sharey="row", layout="constrained")
-    for r, obj in enumerate(names):
-        for c, a in enumerate(d.params):
-            ax = axes[r, c]
+    params = d.params[: F.TOP_PARAMS]
+    cols = min(4, len(params))
+    per = math.ceil(len(params) / cols)
+    fig, axes = plt.subplots(
+        per * len(names),
+        cols,
+        figsize=(3.0 * cols + 1, 2.6 * per * len(names)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for b, obj in enumerate(names):
+        for c in range(per * cols):
+            ax = axes[b * per + c // cols, c % cols]
+            if c >= len(params):
+                ax.set_visible(False)
+                continue
+            a = params[c]
             idx, xs = _positions(a)
-            ax.scatter(xs, [d.objectives[obj][i] for i in idx], c=[d.numbers[i] for i in idx], cmap="Blues", s=10)
+            points = ax.scatter(
+                xs,
+                [d.objectives[obj][i] for i in idx],
+                c=[d.numbers[i] for i in idx],
+                cmap="Blues",
+                s=10,
+                vmin=min(d.numbers),
+                vmax=max(d.numbers),
+            )
             _style_axis(ax, a, "x")
-            if c == 0:
-                ax.set_ylabel(obj)
+            ax.set_ylabel(obj, fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
     return fig
 
 
@@ -140,21 +258,49 @@ def _contour(d: F.Contour):
 def _pareto(d: F.ParetoFront):
     plt = _plt()
     three = len(d.objectives) == 3
-    fig = plt.figure(figsize=(7, 5.5))
+    fig = plt.figure(figsize=(7.5, 6))
     ax = fig.add_subplot(projection="3d" if three else None)
     markers = {"dominated": "o", "pareto": "o", "infeasible": "x", "selected": "*"}
-    sizes = {"dominated": 12, "pareto": 24, "infeasible": 16, "selected": 160}
+    sizes = {"dominated": 10, "pareto": 26, "infeasible": 14, "selected": 160}
+    names = {
+        "dominated": "dominated (feasible)",
+        "pareto": "Pareto front (feasible)",
+        "infeasible": "infeasible",
+        "selected": "selected trial",
+    }
+    outside = d.outside or tuple(False for _ in d.kinds)
+
+    def clip(i: int) -> list[float]:
+        return [min(max(v, lo), hi) for v, (lo, hi) in zip(d.values[i], d.ranges, strict=False)]
+
     for kind in ("dominated", "infeasible", "pareto", "selected"):
-        idx = [i for i, k in enumerate(d.kinds) if k == kind]
+        idx = [i for i, k in enumerate(d.kinds) if k == kind and not outside[i]]
         if idx:
-            cols = [[d.values[i][j] for i in idx] for j in range(len(d.objectives))]
-            ax.scatter(*cols, c=KIND_COLORS[kind], marker=markers[kind], s=sizes[kind], label=kind)
-    labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions)]
+            cols = list(zip(*[clip(i) for i in idx], strict=False))
+            ax.scatter(
+                *cols, c=KIND_COLORS[kind], marker=markers[kind], s=sizes[kind], label=names[kind]
+            )
+    idx = [i for i in range(len(d.kinds)) if outside[i]]
+    if idx:
+        ax.scatter(
+            *list(zip(*[clip(i) for i in idx], strict=False)),
+            facecolors="none",
+            edgecolors="#444",
+            marker="^",
+            s=22,
+            label="beyond the axis range (drawn at the edge)",
+        )
+    labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions, strict=False)]
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
+    if d.ranges:
+        ax.set_xlim(*d.ranges[0])
+        ax.set_ylim(*d.ranges[1])
     if three:
         ax.set_zlabel(labels[2])
-    ax.legend(fontsize=8)
+        if d.ranges:
+            ax.set_zlim(*d.ranges[2])
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -163,8 +309,15 @@ def _intermediate(d: F.IntermediateValues):
     fig, ax = plt.subplots(figsize=(8, 4.5))
     seen: set[str] = set()
     for c in d.curves:
-        ax.plot(c.steps, c.values, color=STATE_COLORS.get(c.state, "#333"), linewidth=0.8, marker=".",
-                alpha=0.7, label=None if c.state in seen else c.state.lower())
+        ax.plot(
+            c.steps,
+            c.values,
+            color=STATE_COLORS.get(c.state, "#333"),
+            linewidth=0.8,
+            marker=".",
+            alpha=0.7,
+            label=None if c.state in seen else c.state.lower(),
+        )
         seen.add(c.state)
     ax.set_xlabel("step")
     ax.set_ylabel(f"{d.objective} (intermediate)")
@@ -181,9 +334,15 @@ def _workers(d: F.Workers):
         counts = [r.counts.get(state, 0) for r in d.rows]
         if any(counts):
             ax.bar(names, counts, bottom=bottom, color=STATE_COLORS[state], label=state.lower())
-            bottom = [b + c for b, c in zip(bottom, counts)]
+            bottom = [b + c for b, c in zip(bottom, counts, strict=False)]
     for i, r in enumerate(d.rows):
-        ax.annotate(f"{r.busy_s:.0f}s, {r.n_best} best", (i, bottom[i]), ha="center", va="bottom", fontsize=7)
+        ax.annotate(
+            f"{r.busy_s:.0f}s, {r.n_best} best",
+            (i, bottom[i]),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
     ax.set_ylabel("trials")
     ax.tick_params(axis="x", labelrotation=20, labelsize=7)
     ax.legend(fontsize=8)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study
 from tuneops.errors import TuneOpsError
+from tuneops.pareto import losses, pareto_mask
 from tuneops.pruning import intermediate_values
 from tuneops.selection import reselect
 
@@ -27,7 +30,10 @@ __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediat
 
 @dataclass(frozen=True)
 class StudyView:
-    """What a report needs from a study. ``study`` is kept for Optuna's importance evaluators."""
+    """What a report needs from a study. ``study`` is kept for Optuna's importance evaluators.
+
+    Derived sets (completed trials, feasibility) are computed once per view: a 10,000-trial
+    report asks for them in every panel and finding."""
 
     name: str
     objectives: tuple[str, ...]
@@ -44,40 +50,88 @@ class StudyView:
     def of_state(self, *states: TrialState) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state in states]
 
+    @cached_property
+    def _complete(self) -> tuple[FrozenTrial, ...]:
+        return tuple(
+            t
+            for t in self.trials
+            if t.state == TrialState.COMPLETE
+            and t.values is not None
+            and all(math.isfinite(v) for v in t.values)
+        )
+
     @property
     def complete(self) -> list[FrozenTrial]:
-        """Completed trials with finite values, in trial order."""
-        return [
-            t for t in self.trials
-            if t.state == TrialState.COMPLETE and t.values is not None
-            and all(math.isfinite(v) for v in t.values)
-        ]
+        """Completed trials with finite values, in trial order (a new list each time)."""
+        return list(self._complete)
+
+    @cached_property
+    def _infeasible(self) -> frozenset[int]:
+        return frozenset(t.number for t in self.trials if not feasible(t))
+
+    @cached_property
+    def best(self) -> tuple[int, ...]:
+        """Numbers of the best feasible trial (one objective) or of the feasible Pareto front."""
+        ok = [t for t in self._complete if self.is_feasible(t)]
+        if not ok:
+            return ()
+        if not self.multi:
+            sign = -1.0 if self.directions[0] == "maximize" else 1.0
+            return (min(ok, key=lambda t: sign * t.values[0]).number,)
+        if len(self.directions) == 2:
+            mask = _front_2d(losses([t.values for t in ok], self.directions))
+        else:
+            mask = pareto_mask([t.values for t in ok], self.directions)
+        return tuple(t.number for t, m in zip(ok, mask, strict=False) if m)
+
+    def is_feasible(self, t: FrozenTrial) -> bool:
+        """:func:`feasible`, answered from a set computed once."""
+        return t.number not in self._infeasible
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each parameter's search-space distribution, as recorded by the trials (first seen)."""
+        return dict(self._distributions)
+
+    @cached_property
+    def _distributions(self) -> dict[str, BaseDistribution]:
         out: dict[str, BaseDistribution] = {}
         for t in self.trials:
             for name, dist in t.distributions.items():
-                out.setdefault(name, dist)
+                if name not in out:
+                    out[name] = dist
         return out
 
 
+def _front_2d(loss: np.ndarray) -> np.ndarray:
+    """:func:`tuneops.pareto.pareto_mask` for two objectives by a sort and a sweep (O(n log n)):
+    in order of the first loss (ties: the second), a row is on the front when its second loss
+    is below every earlier one, or when it repeats the last front row (duplicates all kept)."""
+    mask = np.zeros(len(loss), dtype=bool)
+    best = math.inf
+    last: tuple[float, float] | None = None
+    for i in np.lexsort((loss[:, 1], loss[:, 0])):
+        a, b = float(loss[i, 0]), float(loss[i, 1])
+        if b < best or (a, b) == last:
+            mask[i] = True
+            best, last = b, (a, b)
+    return mask
+
+
 def feasible(t: FrozenTrial) -> bool:
-    """True unless a recorded constraint is violated (``trial.set_constraint``)."""
+    """True unless a recorded constraint is violated (Optuna's ``constraints`` record)."""
     try:
-        constraints = t.constraints
+        return bool(_study.feasible(t) in (None, True))
     except Exception:  # a constraint record that does not parse is no verdict
         return True
-    return all(v <= 0 for v in (constraints or {}).values())
 
 
 def is_warm_start(t: FrozenTrial) -> bool:
-    return bool(t.user_attrs.get("warm_start"))
+    return bool(t.user_attrs.get(_study.WARM_START))
 
 
 def worker_label(t: FrozenTrial) -> str | None:
     """The worker that ran the trial: its ``id`` (by default ``host:pid``), if recorded."""
-    w = t.user_attrs.get("worker")
+    w = t.user_attrs.get(_study.WORKER)
     if isinstance(w, Mapping):
         if w.get("id") is not None:
             return str(w["id"])
@@ -87,7 +141,9 @@ def worker_label(t: FrozenTrial) -> str | None:
     return str(w) if w else None
 
 
-def intermediate_curve(t: FrozenTrial, n_objectives: int = 1) -> tuple[list[int], list[float]] | None:
+def intermediate_curve(
+    t: FrozenTrial, n_objectives: int = 1
+) -> tuple[list[int], list[float]] | None:
     """A trial's learning curve of the first objective, through the pruning feature's reader
     (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
     pairs = []
