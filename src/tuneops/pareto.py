@@ -15,7 +15,7 @@ import numpy as np
 
 from tuneops import _optuna
 
-__all__ = ["losses", "pareto_mask", "hypervolume", "hypervolume_history"]
+__all__ = ["losses", "pareto_mask", "hypervolume", "hypervolume_history", "ParetoFront"]
 
 
 def losses(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
@@ -71,6 +71,28 @@ def _mask2d(loss: np.ndarray) -> np.ndarray:
     mask = np.zeros(len(x), dtype=bool)
     mask[order] = keep
     return mask
+
+
+class ParetoFront:
+    """A front of losses kept as rows arrive: each row is compared with the front only, and
+    members it dominates leave. For watching a study grow (progress lines), where recomputing
+    the front of every trial at each refresh would cost ``n`` per refresh."""
+
+    def __init__(self, n_objectives: int) -> None:
+        self.rows = np.empty((0, n_objectives))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, row: Sequence[float]) -> bool:
+        """Add one row of losses; True when it joined the front (equal rows are all kept)."""
+        r = np.asarray(row, dtype=float)
+        front = self.rows
+        if len(front) and ((front <= r).all(axis=1) & (front < r).any(axis=1)).any():
+            return False
+        keep = ~((r <= front).all(axis=1) & (r < front).any(axis=1))
+        self.rows = np.vstack([front[keep], r])
+        return True
 
 
 def _hv2d(front: np.ndarray, ref: np.ndarray) -> float:
@@ -146,7 +168,9 @@ def _history2d(loss: np.ndarray, ref: np.ndarray, checkpoints: np.ndarray) -> np
         if x < ref[0] and y < ref[1]:
             lo = bisect.bisect_left(xs, x)
             # the members with f1 <= x: the one at lo if its f1 equals x, else the one before
-            dominated = (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (lo > 0 and ys[lo - 1] <= y)
+            dominated = (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (
+                lo > 0 and ys[lo - 1] <= y
+            )
             if not dominated:
                 hi = lo
                 while hi < len(ys) and ys[hi] >= y:
