@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                     res["process_cpu_s"] = cpu
                     runs[key][tool].append(res)
                     print(
-                        f"{store} {n_obj} obj {tool:8s} CPU {cpu:6.1f} s, peak RSS {res['rss_mb']:.0f} MB, "
+                        f"{store} {n_obj} obj {tool:8s} CPU {cpu:6.1f} s, "
+                        f"peak RSS {res['rss_mb']:.0f} MB, "
                         f"after the last trial {res['after_last_s']:.2f} s",
                         flush=True,
                     )
@@ -308,8 +309,8 @@ def summarize(
     over_rows, rss_rows, verdicts = [], [], []
     for (store, n_obj), by_tool in runs.items():
         per_tool = {t: [windows(r["stamps"], window) for r in by_tool[t]] for t in TOOLS}
-        med = {t: [statistics.median(w) for w in zip(*per_tool[t])] for t in TOOLS}
-        own = [a - b for a, b in zip(med["tuneops"], med["optuna"])]
+        med = {t: [statistics.median(w) for w in zip(*per_tool[t], strict=True)] for t in TOOLS}
+        own = [a - b for a, b in zip(med["tuneops"], med["optuna"], strict=True)]
         shown = sorted({0, len(own) // 4, len(own) // 2, 3 * len(own) // 4, len(own) - 1})
         cells = [f"{own[i]:+.2f} ({med['optuna'][i]:.2f})" for i in shown]
         over_rows.append([store, n_obj, *cells, f"{max(own):+.2f}"])
@@ -353,18 +354,21 @@ def summarize(
             f"`{command}` (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, on "
             f"{os.cpu_count()} cores; {n_trials} trials per run, RandomSampler)",
             "",
-            f"tuneops' own CPU per trial in ms (tuneops minus plain Optuna, in the same window of {window} "
+            "tuneops' own CPU per trial in ms (tuneops minus plain Optuna, in the same window of "
+            f"{window} "
             "trials; in brackets plain Optuna's CPU per trial). Target: <= 0.5 ms everywhere.",
             "",
             render_table(["store", "objectives", *heads, "max"], over_rows),
             "",
-            "Peak RSS in MB (`ru_maxrss` of each child process). Target: tuneops <= plain Optuna + 30 MB.",
+            "Peak RSS in MB (`ru_maxrss` of each child process). "
+            "Target: tuneops <= plain Optuna + 30 MB.",
             "",
             render_table(
                 ["store", "objectives", "plain Optuna", "tuneops", "difference"], rss_rows
             ),
             "",
-            "End of a two-objective study: CPU seconds after the last trial until `tune()` returned, "
+            "End of a two-objective study: CPU seconds after the last trial until `tune()` "
+            "returned, "
             "then `tuneops show` and `tuneops report` in fresh processes (imports included). "
             "Target: <= 5 s in all.",
             "",

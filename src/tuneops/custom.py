@@ -127,7 +127,8 @@ class _Constrained:
         result = self.fn(trial)
         if self.constraints:
             values = list(result) if isinstance(result, (list, tuple)) else [result]
-            metrics = {**dict(zip(self.names, values)), **trial.user_attrs.get("metrics", {})}
+            named = dict(zip(self.names, values, strict=False))
+            metrics = {**named, **trial.user_attrs.get("metrics", {})}
             trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
@@ -221,9 +222,10 @@ def tune(
     directions = list(directions)
     if len(directions) != len(names) or any(d not in ("maximize", "minimize") for d in directions):
         raise SpecError(
-            f"directions: expected one of maximize/minimize per objective {names}, received {directions}."
+            f"directions: expected one of maximize/minimize per objective {names}, "
+            f"received {directions}."
         )
-    objs = tuple(Objective(n, d) for n, d in zip(names, directions))
+    objs = tuple(Objective(metric=n, direction=d) for n, d in zip(names, directions, strict=True))
     parsed = [
         parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints
     ]
@@ -264,13 +266,14 @@ def tune(
 
     message = None
     try:
-        choice: Choice | None = select_trial(
+        selected = select_trial(
             candidates_from_trials(opened.get_trials(deepcopy=False), names),
             objs,
             parsed,
             chosen_selection,
         )
-        opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
+        opened.set_user_attr(SELECTION_ATTR, selected.to_dict())
+        choice: Choice | None = selected
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
     results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)
