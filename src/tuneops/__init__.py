@@ -36,11 +36,11 @@ __all__ = [
 
 _LAZY = {
     "run": "tuneops.tuning",
-    "tune": "tuneops.tuning",
+    "tune": "tuneops.custom",
     "load_study": "tuneops.tuning",
     "reselect": "tuneops.tuning",
     "export_model": "tuneops.tuning",
-    "RunResult": "tuneops.tuning",
+    "RunResult": "tuneops.custom",
     "load_spec": "tuneops.spec",
     "dump_spec": "tuneops.spec",
     "Spec": "tuneops.spec",

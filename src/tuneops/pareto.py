@@ -8,13 +8,14 @@ current front only, not with every earlier point), so a 10,000-trial history cos
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
 
 from tuneops import _optuna
 
-__all__ = ["losses", "pareto_mask", "hypervolume", "hypervolume_history"]
+__all__ = ["losses", "pareto_mask", "hypervolume", "hypervolume_history", "ParetoFront"]
 
 
 def losses(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
@@ -26,26 +27,72 @@ def losses(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[
 def pareto_mask(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
     """True for rows not dominated by any other row (duplicates are all kept).
 
-    A row dominates another when it is no worse in every objective and better in one. Rows are
-    visited in lexicographic order, where a dominating row always comes first, and compared with
-    the front found so far only.
+    A row dominates another when it is no worse in every objective and better in one. Two
+    objectives: one sort and a running minimum (``n log n``). More: rows are visited in
+    lexicographic order, where a dominating row always comes first, and compared with the front
+    found so far only (``n x front``).
     """
     loss = losses(values, directions) if len(directions) else np.asarray(values, dtype=float)
     n = len(loss)
-    mask = np.zeros(n, dtype=bool)
     if n == 0:
-        return mask
-    order = np.lexsort(loss.T[::-1])
-    front = np.empty((0, loss.shape[1]))
-    for i in order:
+        return np.zeros(0, dtype=bool)
+    if loss.shape[1] == 2:
+        return _mask2d(loss)
+    mask = np.zeros(n, dtype=bool)
+    front = np.empty_like(loss)  # the front so far, filled in place (no copy per member)
+    size = 0
+    for i in np.lexsort(loss.T[::-1]):
         row = loss[i]
-        if len(front):
-            no_worse = (front <= row).all(axis=1)
-            if (no_worse & (front < row).any(axis=1)).any():
+        if size:
+            head = front[:size]
+            if ((head <= row).all(axis=1) & (head < row).any(axis=1)).any():
                 continue
         mask[i] = True
-        front = np.vstack([front, row])
+        front[size] = row
+        size += 1
     return mask
+
+
+def _mask2d(loss: np.ndarray) -> np.ndarray:
+    """:func:`pareto_mask` of two-column losses by one lexicographic sort.
+
+    In ``(f1, f2)`` order a row is dominated exactly when a row of smaller ``f1`` has an ``f2``
+    no larger, or a row of equal ``f1`` has a smaller ``f2`` (equal rows do not dominate).
+    """
+    order = np.lexsort((loss[:, 1], loss[:, 0]))
+    x, y = loss[order, 0], loss[order, 1]
+    idx = np.arange(len(x))
+    starts = np.ones(len(x), dtype=bool)
+    starts[1:] = x[1:] != x[:-1]
+    group = np.maximum.accumulate(np.where(starts, idx, 0))  # first row of each row's f1 group
+    best = np.minimum.accumulate(y)
+    before = np.where(group > 0, best[np.maximum(group - 1, 0)], np.inf)  # min f2 of smaller f1
+    keep = (before > y) & (y[group] == y)
+    mask = np.zeros(len(x), dtype=bool)
+    mask[order] = keep
+    return mask
+
+
+class ParetoFront:
+    """A front of losses kept as rows arrive: each row is compared with the front only, and
+    members it dominates leave. For watching a study grow (progress lines), where recomputing
+    the front of every trial at each refresh would cost ``n`` per refresh."""
+
+    def __init__(self, n_objectives: int) -> None:
+        self.rows = np.empty((0, n_objectives))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, row: Sequence[float]) -> bool:
+        """Add one row of losses; True when it joined the front (equal rows are all kept)."""
+        r = np.asarray(row, dtype=float)
+        front = self.rows
+        if len(front) and ((front <= r).all(axis=1) & (front < r).any(axis=1)).any():
+            return False
+        keep = ~((r <= front).all(axis=1) & (r < front).any(axis=1))
+        self.rows = np.vstack([front[keep], r])
+        return True
 
 
 def _hv2d(front: np.ndarray, ref: np.ndarray) -> float:
@@ -86,20 +133,54 @@ def hypervolume_history(
     n = len(loss)
     if n == 0:
         return np.zeros(0, dtype=int), np.zeros(0)
-    checkpoints = set(np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int)).tolist())
+    checkpoints = np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+    if loss.shape[1] == 2:
+        return checkpoints, _history2d(loss, ref, checkpoints)
+    at = set(checkpoints.tolist())
     front = np.empty((0, loss.shape[1]))
     changed = False
     value = 0.0
-    indices, values = [], []
+    values = []
     for i, row in enumerate(loss):
         if (row < ref).all() and not (len(front) and (front <= row).all(axis=1).any()):
             keep = ~((row <= front).all(axis=1) & (row < front).any(axis=1))
             front = np.vstack([front[keep], row])
             changed = True
-        if i in checkpoints:
+        if i in at:
             if changed:
-                value = _hv2d(front, ref) if loss.shape[1] == 2 else _optuna.hypervolume(front, ref, assume_pareto=True)
+                value = _optuna.hypervolume(front, ref, assume_pareto=True)
                 changed = False
-            indices.append(i)
             values.append(value)
-    return np.array(indices, dtype=int), np.array(values)
+    return checkpoints, np.array(values)
+
+
+def _history2d(loss: np.ndarray, ref: np.ndarray, checkpoints: np.ndarray) -> np.ndarray:
+    """:func:`hypervolume_history` in two dimensions: the front is kept sorted (``f1`` rising,
+    ``f2`` falling), so a new row is placed by bisection and replaces the contiguous run of
+    members it dominates; each checkpoint where the front changed costs one sweep."""
+    xs: list[float] = []
+    ys: list[float] = []
+    at = set(checkpoints.tolist())
+    changed = False
+    value = 0.0
+    values = []
+    for i, (x, y) in enumerate(loss.tolist()):
+        if x < ref[0] and y < ref[1]:
+            lo = bisect.bisect_left(xs, x)
+            # the members with f1 <= x: the one at lo if its f1 equals x, else the one before
+            dominated = (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (
+                lo > 0 and ys[lo - 1] <= y
+            )
+            if not dominated:
+                hi = lo
+                while hi < len(ys) and ys[hi] >= y:
+                    hi += 1
+                xs[lo:hi] = [x]
+                ys[lo:hi] = [y]
+                changed = True
+        if i in at:
+            if changed:
+                value = _hv2d(np.column_stack([xs, ys]), ref)
+                changed = False
+            values.append(value)
+    return np.array(values)

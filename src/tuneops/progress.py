@@ -30,6 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tuneops.pareto import ParetoFront
+
 __all__ = ["StudyProgress"]
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -63,6 +65,53 @@ def _last_step(trial: FrozenTrial) -> int | None:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.5g}"
+
+
+def _feasible(t: FrozenTrial) -> bool:
+    return all(v <= 0 for v in (t.constraints or {}).values())
+
+
+class _Tally:
+    """What the progress shows, kept from the trials seen finished since the last refresh: a
+    finished trial never changes, so each is looked at once (a refresh of a 10,000-trial study
+    then costs the read of the trials, not a Pareto front or a best value over all of them)."""
+
+    def __init__(self, directions: list[optuna.study.StudyDirection]) -> None:
+        maximize = optuna.study.StudyDirection.MAXIMIZE
+        self.signs = [-1.0 if d == maximize else 1.0 for d in directions]
+        self.seen: set[int] = set()
+        self.done = self.pruned = self.failed = self.complete = 0
+        self.best: float | None = None  # single objective: the best feasible value
+        self.front = ParetoFront(len(directions))  # several: the feasible front, as losses
+
+    def update(self, trials: list[FrozenTrial]) -> None:
+        for t in trials:
+            if t.state not in _FINISHED or t.number in self.seen:
+                continue
+            self.seen.add(t.number)
+            if "abandoned" in t.user_attrs:
+                continue
+            self.done += 1
+            self.pruned += t.state == TrialState.PRUNED
+            self.failed += t.state == TrialState.FAIL
+            if t.state != TrialState.COMPLETE or t.values is None:
+                continue
+            self.complete += 1
+            if not _feasible(t):
+                continue
+            loss = [s * v for s, v in zip(self.signs, t.values, strict=True)]
+            if len(loss) == 1:
+                if self.best is None or loss[0] < self.signs[0] * self.best:
+                    self.best = t.values[0]
+            else:
+                self.front.add(loss)
+
+    def best_text(self) -> str:
+        if not self.complete:
+            return "no complete trial yet"
+        if len(self.signs) > 1:
+            return f"Pareto front {len(self.front)}"
+        return "no feasible trial yet" if self.best is None else f"best {self.best:.5g}"
 
 
 class StudyProgress:
@@ -108,6 +157,7 @@ class StudyProgress:
         self._progress: Any = None
         self._task: Any = None
         self._seen: set[int] = set()  # finished trials already counted (and printed)
+        self._tally = _Tally(list(study.directions))
         self._steps: dict[int, int] = {}  # running trial -> last step printed
         self._active = False
         self._paused = False
@@ -199,27 +249,16 @@ class StudyProgress:
         with self._lock:
             self._last = now
             trials = self._trials()
+            self._tally.update(trials)
             if self.plain:
                 self._print_lines(trials)
             else:
-                self._progress.update(self._task, completed=self._n_finished(trials),
+                self._progress.update(self._task, completed=self._tally.done,
                                       status=self._status(trials))
 
-    def _n_finished(self, trials: list[FrozenTrial]) -> int:
-        return sum(t.state in _FINISHED and "abandoned" not in t.user_attrs for t in trials)
-
-    def _best(self, trials: list[FrozenTrial]) -> str:
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        if not complete:
-            return "no complete trial yet"
-        if len(self.study.directions) == 1:
-            return f"best {self.study.best_value:.5g}"
-        return f"Pareto front {len(self.study.best_trials)}"
-
     def _status(self, trials: list[FrozenTrial]) -> str:
-        pruned = sum(t.state == TrialState.PRUNED for t in trials)
-        failed = sum(t.state == TrialState.FAIL and "abandoned" not in t.user_attrs for t in trials)
-        status = f"{self._best(trials)} | pruned {pruned} | failed {failed}"
+        tally = self._tally
+        status = f"{tally.best_text()} | pruned {tally.pruned} | failed {tally.failed}"
         running = [t for t in trials if t.state == TrialState.RUNNING]
         if running:
             status += " | running " + ", ".join(self._running(t) for t in running[:3])
@@ -250,7 +289,7 @@ class StudyProgress:
             self._steps.pop(t.number, None)
             if "abandoned" in t.user_attrs:
                 continue  # retired or abandoned: re-queued, reported when it runs again
-            self._line(self._finished_line(t, trials))
+            self._line(self._finished_line(t))
         for t in trials:
             if t.state != TrialState.RUNNING or t.datetime_start is None:
                 continue
@@ -262,7 +301,7 @@ class StudyProgress:
             self._line(f"{self.study.study_name}: trial {t.number} running {ran_s:.0f}s, "
                        f"reached step {step}")
 
-    def _finished_line(self, t: FrozenTrial, trials: list[FrozenTrial]) -> str:
+    def _finished_line(self, t: FrozenTrial) -> str:
         seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
         if t.state == TrialState.COMPLETE and t.values is not None:
             outcome = "complete: " + ", ".join(_number(v) for v in t.values)
@@ -272,7 +311,6 @@ class StudyProgress:
         else:
             reason = str(t.user_attrs.get("fail_reason", "")).splitlines()
             outcome = "failed" + (f": {reason[0][:120]}" if reason else "")
-        done = self._n_finished(trials)
         of = f"/{self.total}" if self.total is not None else ""
         return (f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "
-                f"({done}{of} done, {self._best(trials)})")
+                f"({self._tally.done}{of} done, {self._tally.best_text()})")

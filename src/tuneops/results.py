@@ -51,7 +51,10 @@ def study_results(
 ) -> dict[str, Any]:
     """The results document for ``study``; sections that need data a study lacks are omitted."""
     trials = study.get_trials(deepcopy=False)
-    by_number = {t.number: t for t in trials}
+    # Each trial is recorded once; the front and the selected trial reuse those records (at
+    # 10,000 trials the front alone can hold thousands).
+    records = [trial_record(t) for t in trials]
+    by_number = {r["number"]: r for r in records}
     counts = _study.state_counts(trials)
     results: dict[str, Any] = {
         "study": study.study_name,
@@ -67,13 +70,13 @@ def study_results(
         "pareto_front": [],
         "message": message,
         "failures": _study.failures(trials),
-        "trials": [trial_record(t) for t in trials],
+        "trials": records,
         "versions": library_versions(),
     }
     if choice is not None:
         results["selection"] = choice.to_dict()
-        results["selected"] = trial_record(by_number[choice.selected.number])
-        results["pareto_front"] = [trial_record(by_number[c.number]) for c in choice.front]
+        results["selected"] = dict(by_number[choice.selected.number])
+        results["pareto_front"] = [dict(by_number[c.number]) for c in choice.front]
     for name, section in _sections():
         value = section(study, trials)
         if value is not None:

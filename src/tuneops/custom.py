@@ -1,0 +1,267 @@
+"""Tune your own objective: :func:`tune`, and what a run shares with a spec's run.
+
+The light half of the application layer (:mod:`tuneops.tuning` adds specs, data, model
+families and the model export on top): the storage, the global budget, parallel workers,
+constraint-aware selection and ``results.json``. It imports neither the data layer (pandas,
+pyarrow) nor the model families (scikit-learn, scipy), so a process that tunes a custom
+objective does not pay for them: about 170 MB of memory and a second of imports.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuneops import _study, runner
+from tuneops._study import open_study
+from tuneops.backends import get_backend
+from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
+from tuneops.export import write_json
+from tuneops.metrics import METRICS
+from tuneops.progress import StudyProgress
+from tuneops.pruning import make_pruner
+from tuneops.results import study_results
+from tuneops.samplers import make_sampler
+from tuneops.selection import Choice, candidates_from_trials, select_trial
+from tuneops.spec import (
+    Constraint,
+    Objective,
+    _selection,
+    parse_constraint,
+    pruner_parameters,
+    sampler_parameters,
+)
+from tuneops.storage import get_storage
+
+__all__ = ["tune", "RunResult", "ConstraintMetricMissing", "drive", "sampler_seed"]
+
+OBJECTIVES_ATTR = _study.OBJECTIVES
+CONSTRAINTS_ATTR = _study.CONSTRAINTS
+SELECTION_ATTR = _study.SELECTION
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``choice`` is None when no trial met the constraints."""
+
+    study: optuna.Study
+    choice: Choice | None
+    results: dict[str, Any]
+    output_dir: Path
+    model_path: Path | None = None
+    results_path: Path | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selected_trial(self) -> optuna.trial.FrozenTrial | None:
+        if self.choice is None:
+            return None
+        return self.study.trials[self.choice.selected.number]
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        trial = self.selected_trial
+        return dict(trial.params) if trial is not None else None
+
+
+def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
+    """The seed of worker ``index``'s sampler in a run that found ``resumed`` trials in its study.
+
+    Distinct streams per worker, reproducible per index; a resumed run draws new streams (the
+    first run's streams would propose its configurations again), which depend only on the spec's
+    seed and the point of resumption, so a resumed seeded run is reproducible too.
+    """
+    return (seed + 7919 * index + 104_729 * resumed) % (2**32)
+
+
+def drive(
+    study: optuna.Study,
+    setup: runner.WorkerSetup,
+    n_trials: int | None,
+    timeout_s: float | None,
+    n_workers: int,
+    progress: bool,
+    backend: Any = None,
+) -> None:
+    """Run ``setup``'s workers on ``backend`` (default local) until the budget or deadline is
+    spent, with a progress bar; trials queued again by workers that died run too."""
+
+    backend = get_backend(backend or "local")
+    deadline = time.time() + timeout_s if timeout_s else None
+    runner.recover_abandoned(study, grace_s=setup.grace_s)
+    if n_trials is not None:
+        runner.set_budget(study, n_trials)
+    with StudyProgress(study, n_trials, enabled=progress) as bar:
+        # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
+        for _ in range(3):
+            backend.execute(
+                setup,
+                study=study,
+                n_workers=n_workers,
+                deadline=deadline,
+                unlimited=n_trials is None,
+                on_progress=bar.refresh,
+            )
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            if not waiting or (deadline is not None and time.time() >= deadline):
+                break
+
+
+class ConstraintMetricMissing(UsageError):
+    """A constraint names a metric the objective did not return: every trial would fail the
+    same way, so the run stops at the first one (the trial is recorded as failed)."""
+
+
+class _Constrained:
+    """Wraps a user objective: records constraint violations so the sampler learns feasibility."""
+
+    def __init__(self, fn: Callable[[optuna.Trial], Any], names: Sequence[str], constraints: Sequence[Constraint]):
+        self.fn, self.names, self.constraints = fn, list(names), list(constraints)
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        result = self.fn(trial)
+        if self.constraints:
+            values = list(result) if isinstance(result, (list, tuple)) else [result]
+            metrics = {**dict(zip(self.names, values)), **trial.user_attrs.get("metrics", {})}
+            trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+            for c in self.constraints:
+                if c.metric not in metrics:
+                    raise ConstraintMetricMissing(
+                        f"constraint '{c}' needs {c.metric!r}; return it as an objective or set "
+                        "trial.set_user_attr('metrics', {...}) in the objective"
+                    )
+                trial.set_constraint(str(c), c.violation(metrics))
+        return result
+
+
+def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{name}: expected an integer >= 1{' or None' if allow_none else ''}, "
+                        f"received {value!r}.")
+
+
+def _component(field: str, value: Any) -> tuple[str, dict[str, Any]]:
+    """``"tpe"``, ``{"name": "tpe", "n_startup_trials": 5}`` (as in a spec) or
+    ``{"name": "tpe", "params": {...}}`` -> (name, params), checked as a spec's are.
+
+    Raises:
+        SpecError: naming ``field`` (``sampler`` or ``pruner``), the parameter and the value.
+    """
+    if isinstance(value, str):
+        name, params = value, {}
+    elif isinstance(value, Mapping) and isinstance(value.get("name"), str):
+        name, params = value["name"], {k: v for k, v in value.items() if k != "name"}
+        if set(params) == {"params"} and isinstance(params["params"], Mapping):
+            params = dict(params["params"])
+    else:
+        raise SpecError(f"{field}: expected a name or {{'name': NAME, PARAMETER: value, ...}}, "
+                        f"received {value!r}.")
+    check = sampler_parameters if field == "sampler" else pruner_parameters
+    check(name, params, field=field)
+    return name, params
+
+
+def tune(
+    objective: Callable[[optuna.Trial], Any],
+    *,
+    objectives: Sequence[str] = ("value",),
+    directions: Sequence[str] | None = None,
+    constraints: Sequence[str] = (),
+    selection: str | Mapping[str, Any] = "knee",
+    n_trials: int | None = 20,
+    timeout_s: float | None = None,
+    n_workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    sampler: str | Mapping[str, Any] = "auto",
+    pruner: str | Mapping[str, Any] = "none",
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Tune your own objective with tuneops' storage, budget, workers and selection.
+
+    Args:
+        objective: ``trial -> float`` or a tuple of floats, using ``trial.suggest_*``.
+        objectives: a name per returned value (used by constraints and reports).
+        directions: ``maximize``/``minimize`` per objective; defaults from built-in metric
+            names, else ``maximize``.
+        constraints: expressions on objective names or on metrics the objective records with
+            ``trial.set_user_attr("metrics", {...})``.
+        n_workers: local worker processes (forked: the objective need not be importable).
+        sampler, pruner: a name, or a spec's form ``{"name": "median", "n_warmup_steps": 2}``
+            (``{"name": ..., "params": {...}}`` is accepted too); checked before anything is
+            written, the errors naming ``sampler.PARAMETER`` or ``pruner.PARAMETER``.
+
+    Example::
+
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", -5, 5)
+        ...     return -(x - 1) ** 2
+        >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
+    """
+
+    _check_count("n_trials", n_trials, allow_none=True)
+    _check_count("n_workers", n_workers)
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                                  or not timeout_s > 0):
+        raise SpecError(f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}.")
+    if n_trials is None and timeout_s is None:
+        raise SpecError("n_trials and timeout_s: expected at least one of them, received neither; "
+                        "give n_trials=N or timeout_s=SECONDS.")
+    names = list(objectives)
+    if directions is None:
+        directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
+    directions = list(directions)
+    if len(directions) != len(names) or any(d not in ("maximize", "minimize") for d in directions):
+        raise SpecError(
+            f"directions: expected one of maximize/minimize per objective {names}, received {directions}."
+        )
+    objs = tuple(Objective(n, d) for n, d in zip(names, directions))
+    parsed = [parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints]
+    chosen_selection = _selection(selection, objs)
+    name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
+    sampler_name, sampler_params = _component("sampler", sampler)
+    # the space of a custom objective is judged by `auto` from its first trials
+    make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
+                             n_objectives=len(names))
+    pruner_name, pruner_params = _component("pruner", pruner)
+    pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params,
+                                       n_objectives=len(names), n_trials=n_trials)
+    make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
+    pruner_factory()
+    store = get_storage(storage, n_workers=n_workers)  # after every check: a refusal writes nothing
+    opened = open_study(
+        name, store, directions, sampler=make(seed=seed), pruner=pruner_factory(),
+        attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
+    )
+    resumed = len(opened.get_trials(deepcopy=False))
+    sampler_factory = lambda i: make(seed=sampler_seed(seed, i, resumed))  # noqa: E731
+    opened.sampler = sampler_factory(0)
+    opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])
+    wrapped = _Constrained(objective, names, parsed)
+    setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
+    started = time.time()
+    drive(opened, setup, n_trials, timeout_s, n_workers, progress)
+
+    message = None
+    try:
+        choice: Choice | None = select_trial(
+            candidates_from_trials(opened.get_trials(deepcopy=False), names), objs, parsed, chosen_selection
+        )
+        opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
+    except NoFeasibleTrial as exc:
+        choice, message = None, str(exc)
+    results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)
+    out_dir = Path(output_dir or Path("tuneops-out") / name)
+    results_path = write_json(out_dir / "results.json", results)
+    return RunResult(opened, choice, results, out_dir, None, results_path, message)
