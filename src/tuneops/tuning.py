@@ -22,17 +22,32 @@ from tuneops.backends import get_backend
 from tuneops.data import load_dataset
 from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
 from tuneops.export import save_model, write_json
+from tuneops.families import FIDELITY_STEPS
 from tuneops.knowledge.adaptive import WarmStartSampler
 from tuneops.knowledge.warm_start import parse_warm_start
 from tuneops.knowledge.warm_start import plan as warm_start_plan
 from tuneops.metrics import METRICS
 from tuneops.objective import SpecObjective
 from tuneops.progress import StudyProgress
-from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
+from tuneops.pruning import (
+    FIDELITY_ATTR,
+    PRUNER_ATTR,
+    custom_fidelity,
+    describe_pruner,
+    make_pruner,
+)
 from tuneops.results import study_results
 from tuneops.samplers import family_distributions, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
-from tuneops.spec import Constraint, Objective, Spec, _selection, load_spec, parse_constraint
+from tuneops.spec import (
+    Constraint,
+    Objective,
+    Spec,
+    _selection,
+    check_budget,
+    load_spec,
+    parse_constraint,
+)
 from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
@@ -150,7 +165,8 @@ def run(
         spec.study, spec.storage, workers_sampler, pruner_factory, objective, spec.n_workers, join=join
     )
     started = time.time()
-    _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend)
+    _drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend,
+           budget=dict(spec.search.budget))
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
 
@@ -183,9 +199,13 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
         plain = sampler_factory
         sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
             plain(index, resumed=resumed), objective.spaces)
+    # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
+    # step still saves the serving-cost measurement when the spec measures one.
+    measured_after = any(METRICS[m].kind in ("latency", "size") for m in spec.measured_metrics)
     pruner_factory: Callable[[], Any] = functools.partial(
         make_pruner, spec.pruner.name, spec.pruner.kwargs,
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
+        max_step=FIDELITY_STEPS[-1], measured_after_last=measured_after,
     )
     if spec.search.strategy == "staged":
         # pruning only in the phase where TPE models the space (see tuneops.strategy)
@@ -236,9 +256,10 @@ def join(
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
     unlimited = spec.n_trials is None
-    if unlimited and deadline is None:
+    if unlimited and deadline is None and not spec.search.budget:
         raise UsageError(
-            f"study {name!r} has no n_trials budget and no timeout; give the worker --timeout-s."
+            f"study {name!r} has no n_trials budget, no compute budget and no timeout; give the "
+            "worker --timeout-s."
         )
     return runner.work(study, objective, deadline=deadline, unlimited=unlimited, identity=who,
                        heartbeat_s=heartbeat_s, grace_s=grace_s)
@@ -289,6 +310,8 @@ def _drive(
     n_workers: int,
     progress: bool,
     backend: Any = None,
+    *,
+    budget: Mapping[str, float] | None = None,
 ) -> None:
 
     backend = get_backend(backend or "local")
@@ -296,6 +319,7 @@ def _drive(
     runner.recover_abandoned(study, grace_s=setup.grace_s)
     if n_trials is not None:
         runner.set_budget(study, n_trials)
+    runner.set_compute_budget(study, budget)
     with StudyProgress(study, n_trials, enabled=progress) as bar:
         # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
         for _ in range(3):
@@ -425,12 +449,29 @@ class ConstraintMetricMissing(UsageError):
 
 
 class _Constrained:
-    """Wraps a user objective: records constraint violations so the sampler learns feasibility."""
+    """Wraps a user objective: records constraint violations so the sampler learns feasibility,
+    and what the trial trained and spent (``tuneops:fidelity``: the steps it reported, wall and
+    CPU seconds of the call), which the pruning section and a compute budget read."""
 
     def __init__(self, fn: Callable[[optuna.Trial], Any], names: Sequence[str], constraints: Sequence[Constraint]):
         self.fn, self.names, self.constraints = fn, list(names), list(constraints)
 
     def __call__(self, trial: optuna.Trial) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        pruned = False
+        try:
+            return self._call(trial)
+        except optuna.TrialPruned:
+            pruned = True
+            raise
+        finally:
+            study = getattr(trial, "study", None)
+            if study is not None and FIDELITY_ATTR not in trial.user_attrs:
+                trial.set_user_attr(FIDELITY_ATTR, custom_fidelity(
+                    _optuna.latest(trial), len(study.directions), fit_s=time.perf_counter() - wall,
+                    fit_cpu_s=time.process_time() - cpu, pruned=pruned))
+
+    def _call(self, trial: optuna.Trial) -> Any:
         result = self.fn(trial)
         if self.constraints:
             values = list(result) if isinstance(result, (list, tuple)) else [result]
@@ -466,6 +507,13 @@ def _component(field: str, value: str | Mapping[str, Any]) -> tuple[str, dict[st
     raise SpecError(f"{field}: expected a name or {{'name': ..., 'params': {{...}}}}, received {value!r}.")
 
 
+class _Default(int):
+    """A default that can be told apart from the same number given explicitly."""
+
+
+DEFAULT_N_TRIALS = _Default(20)
+
+
 def tune(
     objective: Callable[[optuna.Trial], Any],
     *,
@@ -473,13 +521,14 @@ def tune(
     directions: Sequence[str] | None = None,
     constraints: Sequence[str] = (),
     selection: str | Mapping[str, Any] = "knee",
-    n_trials: int | None = 20,
+    n_trials: int | None = DEFAULT_N_TRIALS,
     timeout_s: float | None = None,
     n_workers: int = 1,
     storage: str | None = None,
     study: str | None = None,
     sampler: str | Mapping[str, Any] = "auto",
-    pruner: str | Mapping[str, Any] = "none",
+    pruner: str | Mapping[str, Any] = "auto",
+    budget: Mapping[str, float] | None = None,
     seed: int = 0,
     output_dir: str | Path | None = None,
     progress: bool = False,
@@ -494,6 +543,16 @@ def tune(
         constraints: expressions on objective names or on metrics the objective records with
             ``trial.set_user_attr("metrics", {...})``.
         n_workers: local worker processes (forked: the objective need not be importable).
+        pruner: a pruner name or ``{"name": ..., PARAMETER: value}``; ``auto`` (the default,
+            as in a spec) prunes an objective that reports its steps (``trial.report`` and
+            ``trial.should_prune``, or :func:`tuneops.pruning.report` and
+            :func:`tuneops.pruning.should_prune` with several objectives) at fractions of its
+            largest step (``max_step``, declared or learned from the first completed trials).
+            An objective that reports nothing is never pruned.
+        budget: a compute budget ``{unit: amount}`` (``fit_cpu_s``, ``fit_s`` or ``steps``, as
+            ``search.budget`` in a spec): trials are created until the finished ones spent it
+            (CPU or wall seconds of the objective call, or steps reported), so the compute the
+            pruner saves buys more trials. With a budget, ``n_trials`` limits only when given.
 
     Example::
 
@@ -503,14 +562,17 @@ def tune(
         >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
     """
 
+    compute = dict(check_budget(budget, root="")) if budget is not None else {}
     _check_count("n_trials", n_trials, allow_none=True)
     _check_count("n_workers", n_workers)
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                   or not timeout_s > 0):
         raise SpecError(f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}.")
-    if n_trials is None and timeout_s is None:
-        raise SpecError("n_trials and timeout_s: expected at least one of them, received neither; "
-                        "give n_trials=N or timeout_s=SECONDS.")
+    if compute and n_trials is DEFAULT_N_TRIALS:
+        n_trials = None  # the compute budget decides, as in a spec (n_trials limits when given)
+    if n_trials is None and timeout_s is None and not compute:
+        raise SpecError("n_trials, timeout_s and budget: expected at least one of them, received none; "
+                        "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}.")
     names = list(objectives)
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
@@ -528,13 +590,16 @@ def tune(
     # the space of a custom objective is judged by `auto` from its first trials
     make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
                              n_objectives=len(names))
+    # A custom objective's maximum step is declared (pruner parameter max_step) or learned; at
+    # its last step the training is paid for, so no multi-objective cut there.
     pruner_factory = functools.partial(make_pruner, pruner, None, n_objectives=len(names), n_trials=n_trials)
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
-    pruner_factory()
+    built = pruner_factory()
     opened = open_study(
-        name, store, directions, sampler=make(seed=seed), pruner=pruner_factory(),
+        name, store, directions, sampler=make(seed=seed), pruner=built,
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
     )
+    opened.set_user_attr(PRUNER_ATTR, describe_pruner(built))
     resumed = len(opened.get_trials(deepcopy=False))
     sampler_factory = lambda i: make(seed=sampler_seed(seed, i, resumed))  # noqa: E731
     opened.sampler = sampler_factory(0)
@@ -542,7 +607,7 @@ def tune(
     wrapped = _Constrained(objective, names, parsed)
     setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
     started = time.time()
-    _drive(opened, setup, n_trials, timeout_s, n_workers, progress)
+    _drive(opened, setup, n_trials, timeout_s, n_workers, progress, budget=compute)
 
     message = None
     try:
