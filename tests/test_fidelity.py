@@ -104,12 +104,13 @@ def test_family_reports_monotone_steps(name, data, monkeypatch):
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_pruned_trial_stops_training(name, data, monkeypatch):
     calls = _spy(monkeypatch, name)
-    # accuracy is always below 2: pruned at the first step the pruner may act on (step 2)
+    # accuracy is always below 2: pruned at the first step the pruner may act on (the second)
+    second = FIDELITY_STEPS[1]
     trial = _run(_objective(name, data), name, optuna.pruners.ThresholdPruner(lower=2.0, n_warmup_steps=2))
     assert trial.state == optuna.trial.TrialState.PRUNED
-    assert list(trial.intermediate_values) == [1, 2]
-    assert max(f for f, _ in calls) == 2 / FIDELITY_STEPS[-1]  # nothing trained past step 2
-    assert trial.user_attrs[FIDELITY_ATTR]["steps"] == [1, 2]
+    assert list(trial.intermediate_values) == [1, second]
+    assert max(f for f, _ in calls) == second / FIDELITY_STEPS[-1]  # nothing trained past it
+    assert trial.user_attrs[FIDELITY_ATTR]["steps"] == [1, second]
     assert trial.user_attrs[FIDELITY_ATTR]["pruned"] is True
 
 
@@ -126,6 +127,34 @@ def test_final_model_does_not_depend_on_step_wise_training(data):
     grown = fam.fit(build_pipeline(fam, _params("random_forest"), "classification", 0, numeric=data.numeric, categorical=()), X, y)
     once = build_pipeline(fam, _params("random_forest"), "classification", 0, numeric=data.numeric, categorical=()).fit(X, y)
     assert np.array_equal(grown.predict_proba(X), once.predict_proba(X))
+
+
+def test_schedule_is_geometric_down_to_1_27_and_auto_rungs_fall_on_it():
+    """Factor 3 from 1/27 of the budget: a first rung at 1/27 (issue 18), each step 3x the last."""
+    from tuneops.pruning import make_pruner
+
+    assert FIDELITY_STEPS == (1, 3, 9, 27)
+    assert all(b == 3 * a for a, b in zip(FIDELITY_STEPS, FIDELITY_STEPS[1:], strict=False))
+    assert make_pruner("auto", {"max_step": FIDELITY_STEPS[-1]}, n_trials=50).rungs(27) == [1, 3, 9]
+
+
+def test_spec_objective_prunes_at_the_auto_rungs(data):
+    """A spec objective under ``auto`` (max_step declared by the schedule): a trial worse than
+    the first is cut at the first rung (1/27 of its trees), having trained nothing more."""
+    from tuneops.pruning import make_pruner
+
+    objective = _objective("random_forest", data)
+    study = optuna.create_study(direction="maximize", study_name="fid-auto",
+                                pruner=make_pruner("auto", n_trials=50, max_step=FIDELITY_STEPS[-1]))
+    good = {**_params("random_forest"), "max_depth": 8, "max_features": 0.5}
+    bad = {**good, "max_depth": 2, "max_features": 0.05}
+    study.enqueue_trial(good)
+    study.enqueue_trial(bad)
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    assert second.state == optuna.trial.TrialState.PRUNED
+    assert second.user_attrs[FIDELITY_ATTR]["steps"] == [1]
 
 
 def test_wilcoxon_steps_are_folds(data):

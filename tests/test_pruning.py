@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-
 from conftest import tiny_spec
+
 from tuneops.errors import SpecError
 from tuneops.pruning import (
+    FIDELITY_ATTR,
     PRUNERS,
+    FractionalHalvingPruner,
     ParetoPruner,
     dominates,
     make_pruner,
     report,
+    rung_steps,
     should_prune,
 )
 
@@ -80,9 +83,9 @@ def test_spec_with_bad_pruner_parameter_is_refused_before_anything_is_written(wo
         (1, 9, optuna.pruners.NopPruner),
         (2, 5, optuna.pruners.NopPruner),
         (2, 50, ParetoPruner),
-        (1, 10, optuna.pruners.SuccessiveHalvingPruner),
-        (1, 100, optuna.pruners.SuccessiveHalvingPruner),
-        (1, None, optuna.pruners.SuccessiveHalvingPruner),  # a timeout, no trial budget
+        (1, 10, FractionalHalvingPruner),
+        (1, 100, FractionalHalvingPruner),
+        (1, None, FractionalHalvingPruner),  # a timeout or a compute budget, no trial budget
     ],
 )
 def test_auto_chooses_by_objectives_and_budget(n_objectives, n_trials, expected):
@@ -93,41 +96,79 @@ def test_auto_chooses_by_objectives_and_budget(n_objectives, n_trials, expected)
     assert type(pruner) is expected
 
 
-def test_auto_single_objective_has_one_rung_at_a_quarter_of_training():
-    """min_resource 2, reduction factor 4: the only rung before the last step is step 2."""
+@pytest.mark.parametrize(
+    ("max_step", "rungs"),
+    [
+        (27, [1, 3, 9]),  # tuneops' fidelity schedule: the rungs are its steps
+        (8, [1, 3]),  # eighths: 1/27 and 1/9 of 8 merge at step 1
+        (4, [1, 2]),  # an objective reporting 4 steps
+        (500, [19, 56, 167]),  # one reporting 500 epochs: 1/27, 1/9, 1/3 of them
+        (1, []),  # one step: nothing to rank before the end
+    ],
+)
+def test_auto_rungs_are_fractions_of_the_maximum_step(max_step, rungs):
     from tuneops.families import FIDELITY_STEPS
 
-    pruner = make_pruner("auto", n_trials=100)
-    assert (pruner._min_resource, pruner._reduction_factor, pruner._bootstrap_count) == (2, 4, 0)
-    rungs = [pruner._min_resource * pruner._reduction_factor**k for k in range(3)]
-    assert [r for r in rungs if r < FIDELITY_STEPS[-1]] == [2]
+    assert rung_steps(max_step) == rungs
+    assert make_pruner("auto", {"max_step": max_step}, n_trials=50).rungs(max_step) == rungs
+    assert rung_steps(FIDELITY_STEPS[-1]) == list(FIDELITY_STEPS[:-1])  # rungs fall on the schedule
 
 
-def test_auto_takes_no_parameters():
-    with pytest.raises(SpecError, match=r"search\.pruner\.percentile: pruner 'auto' has no parameter 'percentile'; it accepts: none"):
-        make_pruner("auto", {"percentile": 25})
-
-
-def test_auto_cuts_at_step_2_keeps_a_quarter_and_the_best():
-    """A plain Optuna study of 60 trials: ``auto`` never cuts at step 1, cuts at step 2 from
-    the second trial on, about three quarters of the trials, never the best one."""
-    study = optuna.create_study(direction="maximize", pruner=make_pruner("auto", n_trials=60))
-    rng = np.random.default_rng(0)
-    quality = rng.uniform(0, 1, 60)
+def _stream(pruner, qualities, steps, *, ask_last=True):
+    """Trials of a plain Optuna study reporting ``q * step / last`` at each of ``steps``;
+    returns {trial number: the step it was pruned at}."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
     stopped_at = {}
-    for q in quality:
+    for q in qualities:
         trial = study.ask()
-        for step in (1, 2, 4):
-            trial.report(q * step / 8, step)
-            if trial.should_prune():
+        for step in steps:
+            trial.report(q * (0.5 + 0.5 * step / steps[-1]), step)
+            if (ask_last or step != steps[-1]) and trial.should_prune():
                 stopped_at[trial.number] = step
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 break
         else:
             study.tell(trial, q)
-    assert set(stopped_at.values()) == {2}
+    return stopped_at
+
+
+@pytest.mark.parametrize(("steps", "rungs"), [((1, 2, 3, 4), {1, 2}), (tuple(range(1, 501)), {19, 56, 167})])
+def test_auto_cuts_only_at_its_rungs_whether_4_or_500_steps_are_reported(steps, rungs):
+    """A plain Optuna study (no tuneops objective): the maximum step is learned from the first
+    completed trial, cuts happen only at the rungs, never at or after the last step (asked
+    there too, as a user's loop does), about 1 - 1/27 of the trials stop early, never the best."""
+    quality = np.random.default_rng(0).uniform(0, 1, 60)
+    stopped_at = _stream(make_pruner("auto", n_trials=60), quality, steps)
+    assert set(stopped_at.values()) <= rungs and set(stopped_at.values())
+    assert 0 not in stopped_at  # nothing to learn the maximum step from yet
     assert int(np.argmax(quality)) not in stopped_at
-    assert 0.6 < len(stopped_at) / 60 < 0.9
+    assert 0.6 < len(stopped_at) / 60 < 0.99
+
+
+def test_max_step_is_learned_from_the_largest_completed_trial_or_declared():
+    pruner = FractionalHalvingPruner()
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    assert pruner.learned_max_step(study) is None
+    for last in (40, 100):
+        trial = study.ask()
+        for step in range(1, last + 1):
+            trial.report(0.5, step)
+        study.tell(trial, 0.5)
+    running = study.ask()
+    running.report(0.9, 300)  # a running trial does not count
+    assert pruner.learned_max_step(study) == 100
+    assert FractionalHalvingPruner(max_step=27).learned_max_step(study) == 27
+    with pytest.raises(SpecError, match=r"max_step: expected an integer >= 1, received 0"):
+        FractionalHalvingPruner(max_step=0)
+    with pytest.raises(SpecError, match=r"min_fraction: expected a number in \(0, 1\), received 1"):
+        make_pruner("fractional_halving", {"min_fraction": 1})
+
+
+def test_auto_accepts_max_step_only():
+    with pytest.raises(SpecError, match=r"search\.pruner\.percentile: pruner 'auto' has no parameter 'percentile'; it accepts: max_step"):
+        make_pruner("auto", {"percentile": 25})
+    with pytest.raises(SpecError, match=r"search\.pruner\.max_step: expected an integer >= 1 or None, received -2|max_step: expected an integer >= 1"):
+        make_pruner("auto", {"max_step": -2})
 
 
 def test_dominates_ignores_unknown_components():
@@ -254,3 +295,132 @@ def test_bench_pruners_accepts_a_pruner_with_parameters(workdir):
     (entry,) = bench["pruners"]
     assert entry["pruner"] == "median(n_warmup_steps=1)"
     assert entry["runs"][0]["study"] == "tiny-median_n_warmup_steps_1-s0" and entry["runs"][0]["n_trials"] == 2
+
+
+# -- tune(): default pruner, no multi-objective cut after the last step, compute budget -----------------
+def _epochs_objective(n_epochs: int = 30):
+    """A custom objective as users write it: reports after every epoch and asks the pruner."""
+
+    def objective(trial):
+        q = trial.suggest_float("q", 0, 1)
+        for epoch in range(1, n_epochs + 1):
+            trial.report(q * (0.5 + 0.5 * epoch / n_epochs), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return q
+
+    return objective
+
+
+def test_tune_defaults_to_auto_and_records_the_pruning_section(workdir):
+    from tuneops.tuning import tune
+
+    result = tune(_epochs_objective(), n_trials=30, storage="tune.journal", sampler="random")
+    assert result.study.user_attrs["tuneops:pruner"].startswith("FractionalHalvingPruner(max_step=learned")
+    pruning = result.results["pruning"]
+    states = [t.state for t in result.study.trials]
+    assert pruning["n_pruned"] == states.count(optuna.trial.TrialState.PRUNED) > 0
+    assert set(pruning["pruned_at_step"]) <= {"2", "4", "10"}  # rung_steps(30): 1/27, 1/9, 1/3 of 30
+    for t in result.study.trials:  # what each trial trained and spent, for the budget and the section
+        record = t.user_attrs[FIDELITY_ATTR]
+        assert record["custom"] and record["fit_cpu_s"] >= 0 and record["pruned"] == (t.state.name == "PRUNED")
+        assert record["steps"][-1] == (30 if t.state.name == "COMPLETE" else int(max(t.intermediate_values)))
+    assert pruning["fit_s_saved"] > 0 and pruning["steps_saved"] > 0
+    compute = pruning["compute"]
+    assert compute["unit"] == "fit_cpu_s" and compute["budget"] is None
+    best = [point[1] for point in compute["anytime"]]
+    assert best == sorted(best) and best[-1] == result.study.best_value  # best so far vs compute
+    assert 0 <= compute["to_best"] <= compute["spent"]
+
+
+def test_no_multi_objective_cut_after_the_last_step_of_a_custom_objective(workdir):
+    """tune() with two objectives: ParetoPruner (auto) cuts dominated trials before their last
+    step, never at it (the training is paid for); a spec that measures a serving cost after the
+    last step may still cut there (it saves the measurement)."""
+    from tuneops.tuning import tune
+
+    n_epochs = 9
+    asked_at_last = []
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        cost = x if x > 0.5 else 1 + x  # below 0.5: worse in both objectives
+        for epoch in range(1, n_epochs + 1):
+            report(trial, (x * epoch / n_epochs, cost), epoch)
+            if epoch == n_epochs:
+                asked_at_last.append(should_prune(trial))
+            elif should_prune(trial):
+                raise optuna.TrialPruned()
+        return x, cost
+
+    result = tune(objective, objectives=["acc", "cost"], directions=["maximize", "minimize"],
+                  n_trials=40, storage="mo.journal", sampler="random")
+    pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and asked_at_last and not any(asked_at_last)
+    assert all(max(t.user_attrs[FIDELITY_ATTR]["steps"]) < n_epochs for t in pruned)
+    assert result.study.user_attrs["tuneops:pruner"].startswith("ParetoPruner(") and "cut_at_last_step=False" in \
+        result.study.user_attrs["tuneops:pruner"]
+    # the same study's trials, judged by a pruner for a spec that measures latency after its last step
+    last = next(t for t in result.study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.params["x"] < 0.5)
+    spec_side = make_pruner("auto", n_objectives=2, n_trials=40, max_step=n_epochs, measured_after_last=True)
+    assert spec_side.prune(result.study, last) is True
+    assert make_pruner("auto", n_objectives=2, n_trials=40).prune(result.study, last) is False
+
+
+def test_compute_budget_buys_more_trials_with_pruning(workdir):
+    """budget={'steps': 300}: trials are created until the steps the finished trials trained
+    reach 300; pruned trials spend less, so more of them run; the tally is the sum."""
+    from tuneops import runner
+    from tuneops.tuning import tune
+
+    plain = tune(_epochs_objective(), budget={"steps": 300}, pruner="none", storage="b.journal",
+                 study="plain", sampler="random")
+    assert len(plain.study.trials) == 10  # 30 steps each, no pruning
+    pruned = tune(_epochs_objective(), budget={"steps": 300}, storage="b.journal", study="pruned",
+                  sampler="random")
+    trials = pruned.study.trials
+    spent = [t.user_attrs[FIDELITY_ATTR]["steps"][-1] for t in trials]
+    assert sum(spent) >= 300 and sum(spent[:-1]) < 300  # one worker: stops at the budget
+    assert len(trials) > 15 and any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    assert runner.compute_spent(pruned.study)["steps"] == sum(spent)
+    compute = pruned.results["pruning"]["compute"]
+    assert compute["unit"] == "steps" and compute["budget"] == 300 and compute["spent"] == sum(spent)
+    # n_trials limits when given with a budget
+    capped = tune(_epochs_objective(), budget={"steps": 300}, n_trials=4, storage="b.journal", study="capped")
+    assert len(capped.study.trials) == 4
+
+
+def test_budget_tally_is_incremental_with_pruned_trials():
+    """The spent compute of settled (finished) trials is kept, not re-read per claim."""
+    from tuneops import runner
+
+    study = optuna.create_study()
+    for i in range(6):
+        t = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED if i % 2 else optuna.trial.TrialState.COMPLETE,
+            value=None if i % 2 else 0.5, intermediate_values={1: 0.5},
+            user_attrs={FIDELITY_ATTR: {"steps": [1, 3] if i % 2 else [1, 3, 9, 27], "fit_s": 2.0,
+                                        "fit_cpu_s_steps": [0.1, 0.4] if i % 2 else [0.1, 0.4, 1.0, 3.0],
+                                        "n_steps": 4, "max_step": 27, "pruned": bool(i % 2)}})
+        study.add_trial(t)
+    first = runner._Tally.of(study.get_trials(deepcopy=False), study)
+    assert first.spent["steps"] == 3 * 27 + 3 * 3 and first.spent["fit_cpu_s"] == pytest.approx(3 * 3.0 + 3 * 0.4)
+    assert first.spent["fit_s"] == 12.0 and first.examined == 6
+    again = runner._Tally.of(study.get_trials(deepcopy=False), study)
+    assert again.spent == first.spent and again.examined == 0  # the settled prefix is not looked at again
+
+
+def test_search_budget_in_a_spec(workdir):
+    from tuneops.spec import load_spec
+    from tuneops.tuning import run
+
+    spec = tiny_spec()
+    spec["search"] = {"budget": {"steps": 27 * 5}, "cv_folds": 2, "pruner": "none"}
+    assert load_spec(spec).n_trials is None  # the budget replaces the default 20
+    result = run(spec)
+    assert len(result.study.trials) == 5  # no pruning: 27 steps (a full training) per trial
+    assert result.results["pruning"]["compute"]["budget"] == 135
+    with pytest.raises(SpecError, match=r"search\.budget: unknown compute unit 'cpu'; expected one of fit_cpu_s, fit_s, steps"):
+        load_spec({**spec, "search": {"budget": {"cpu": 5}}})
+    with pytest.raises(SpecError, match=r"search\.budget\.steps: expected an amount > 0, received 0"):
+        load_spec({**spec, "search": {"budget": {"steps": 0}}})

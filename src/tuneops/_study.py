@@ -9,7 +9,8 @@ study user attributes (the dashboard shows them)
     ``tuneops:pruner`` the pruner a run resolved, ``tuneops:scoring`` the positive class and
     the majority-class/mean baseline.
 study system attributes (internal)
-    ``tuneops:budget`` ``{"n_trials": N}``: the global budget (see :mod:`tuneops.runner`).
+    ``tuneops:budget`` ``{"n_trials": N}``: the global budget (see :mod:`tuneops.runner`);
+    ``tuneops:compute_budget`` ``{UNIT: amount}``: a compute budget (``search.budget``).
 trial user attributes
     ``metrics`` every metric measured, ``family`` the model family, ``worker`` who ran it,
     ``heartbeat`` its latest sign of life, ``abandoned`` why it does not count (a reason that
@@ -40,7 +41,8 @@ __all__ = [
     "WARM_START", "INTERMEDIATE", "FIDELITY",
     "StoredObjective", "open_study", "load_study", "objectives", "spec_record", "data_record",
     "constraint_texts", "counted", "is_abandoned", "is_retired", "abandoned_label", "state_counts",
-    "feasible", "budget", "set_budget_record",
+    "feasible", "budget", "set_budget_record", "COMPUTE_BUDGET", "compute_budget",
+    "set_compute_budget_record",
 ]
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -52,6 +54,7 @@ SELECTION = "tuneops:selection"
 PRUNER = "tuneops:pruner"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
+COMPUTE_BUDGET = "tuneops:compute_budget"  # system attr: {unit: amount} (search.budget)
 STRATEGY = "tuneops:strategy"  # user attr: the staged strategy's phases and verification (tuneops.strategy)
 
 METRICS = "metrics"
@@ -238,3 +241,16 @@ def budget(study: optuna.Study) -> int | None:
 
 def set_budget_record(study: optuna.Study, n_trials: int) -> None:
     _optuna.set_study_system_attr(study, BUDGET, {"n_trials": n_trials})
+
+
+def compute_budget(study: optuna.Study) -> tuple[str, float] | None:
+    """The study's compute budget ``(unit, amount)`` read now, or None without one."""
+    record = _optuna.study_system_attrs(study).get(COMPUTE_BUDGET)
+    if not record:
+        return None
+    ((unit, amount),) = record.items()
+    return str(unit), float(amount)
+
+
+def set_compute_budget_record(study: optuna.Study, unit: str, amount: float) -> None:
+    _optuna.set_study_system_attr(study, COMPUTE_BUDGET, {unit: float(amount)})

@@ -28,7 +28,6 @@ from optuna.trial import TrialState
 
 from tuneops import pareto, runner
 from tuneops.data import load_dataset
-from tuneops.families import FIDELITY_STEPS
 from tuneops.objective import SpecObjective
 from tuneops.pruning import (
     FIDELITY_ATTR,
@@ -300,9 +299,10 @@ def replay(
         rec = curves["trials"][index]
         trial = study.ask()
         pruned_at = None
-        for k, step in enumerate(FIDELITY_STEPS):
+        steps = sorted(int(s) for s in rec["curve"])  # the steps it was recorded at
+        for k, step in enumerate(steps):
             report(trial, rec["curve"][str(step)], step)
-            if consult_at(step, len(directions)) and should_prune(trial):
+            if consult_at(step, len(directions), steps[-1]) and should_prune(trial):
                 pruned_at, spent = step, rec[cost][k]
                 break
         if pruned_at is None:

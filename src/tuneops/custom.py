@@ -18,14 +18,14 @@ from typing import Any
 
 import optuna
 
-from tuneops import _study, runner
+from tuneops import _optuna, _study, runner
 from tuneops._study import open_study
 from tuneops.backends import get_backend
 from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
 from tuneops.export import write_json
 from tuneops.metrics import METRICS
 from tuneops.progress import StudyProgress
-from tuneops.pruning import make_pruner
+from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, describe_pruner, make_pruner
 from tuneops.results import study_results
 from tuneops.samplers import make_sampler
 from tuneops.selection import Choice, candidates_from_trials, select_trial
@@ -33,6 +33,7 @@ from tuneops.spec import (
     Constraint,
     Objective,
     _selection,
+    check_budget,
     parse_constraint,
     pruner_parameters,
     sampler_parameters,
@@ -89,6 +90,8 @@ def drive(
     n_workers: int,
     progress: bool,
     backend: Any = None,
+    *,
+    budget: Mapping[str, float] | None = None,
 ) -> None:
     """Run ``setup``'s workers on ``backend`` (default local) until the budget or deadline is
     spent, with a progress bar; trials queued again by workers that died run too."""
@@ -98,6 +101,7 @@ def drive(
     runner.recover_abandoned(study, grace_s=setup.grace_s)
     if n_trials is not None:
         runner.set_budget(study, n_trials)
+    runner.set_compute_budget(study, budget)
     with StudyProgress(study, n_trials, enabled=progress) as bar:
         # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
         for _ in range(3):
@@ -120,12 +124,29 @@ class ConstraintMetricMissing(UsageError):
 
 
 class _Constrained:
-    """Wraps a user objective: records constraint violations so the sampler learns feasibility."""
+    """Wraps a user objective: records constraint violations so the sampler learns feasibility,
+    and what the trial trained and spent (``tuneops:fidelity``: the steps it reported, wall and
+    CPU seconds of the call), which the pruning section and a compute budget read."""
 
     def __init__(self, fn: Callable[[optuna.Trial], Any], names: Sequence[str], constraints: Sequence[Constraint]):
         self.fn, self.names, self.constraints = fn, list(names), list(constraints)
 
     def __call__(self, trial: optuna.Trial) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        pruned = False
+        try:
+            return self._call(trial)
+        except optuna.TrialPruned:
+            pruned = True
+            raise
+        finally:
+            study = getattr(trial, "study", None)
+            if study is not None and FIDELITY_ATTR not in trial.user_attrs:
+                trial.set_user_attr(FIDELITY_ATTR, custom_fidelity(
+                    _optuna.latest(trial), len(study.directions), fit_s=time.perf_counter() - wall,
+                    fit_cpu_s=time.process_time() - cpu, pruned=pruned))
+
+    def _call(self, trial: optuna.Trial) -> Any:
         result = self.fn(trial)
         if self.constraints:
             values = list(result) if isinstance(result, (list, tuple)) else [result]
@@ -170,6 +191,13 @@ def _component(field: str, value: Any) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
+class _Default(int):
+    """A default that can be told apart from the same number given explicitly."""
+
+
+DEFAULT_N_TRIALS = _Default(20)
+
+
 def tune(
     objective: Callable[[optuna.Trial], Any],
     *,
@@ -177,13 +205,14 @@ def tune(
     directions: Sequence[str] | None = None,
     constraints: Sequence[str] = (),
     selection: str | Mapping[str, Any] = "knee",
-    n_trials: int | None = 20,
+    n_trials: int | None = DEFAULT_N_TRIALS,
     timeout_s: float | None = None,
     n_workers: int = 1,
     storage: str | None = None,
     study: str | None = None,
     sampler: str | Mapping[str, Any] = "auto",
-    pruner: str | Mapping[str, Any] = "none",
+    pruner: str | Mapping[str, Any] = "auto",
+    budget: Mapping[str, float] | None = None,
     seed: int = 0,
     output_dir: str | Path | None = None,
     progress: bool = False,
@@ -200,7 +229,16 @@ def tune(
         n_workers: local worker processes (forked: the objective need not be importable).
         sampler, pruner: a name, or a spec's form ``{"name": "median", "n_warmup_steps": 2}``
             (``{"name": ..., "params": {...}}`` is accepted too); checked before anything is
-            written, the errors naming ``sampler.PARAMETER`` or ``pruner.PARAMETER``.
+            written, the errors naming ``sampler.PARAMETER`` or ``pruner.PARAMETER``. The
+            pruner ``auto`` (the default, as in a spec) prunes an objective that reports its
+            steps (``trial.report``/``trial.should_prune``, or :func:`tuneops.pruning.report`
+            and :func:`tuneops.pruning.should_prune` with several objectives) at fractions of
+            its largest step (``max_step``, declared or learned from the first completed
+            trials); an objective that reports nothing is never pruned.
+        budget: a compute budget ``{unit: amount}`` (``fit_cpu_s``, ``fit_s`` or ``steps``, as
+            ``search.budget`` in a spec): trials are created until the finished ones spent it,
+            so the compute the pruner saves buys more trials. With a budget, ``n_trials``
+            limits only when given.
 
     Example::
 
@@ -210,14 +248,17 @@ def tune(
         >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
     """
 
+    compute = dict(check_budget(budget, root="")) if budget is not None else {}
     _check_count("n_trials", n_trials, allow_none=True)
     _check_count("n_workers", n_workers)
     if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                                   or not timeout_s > 0):
         raise SpecError(f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}.")
-    if n_trials is None and timeout_s is None:
-        raise SpecError("n_trials and timeout_s: expected at least one of them, received neither; "
-                        "give n_trials=N or timeout_s=SECONDS.")
+    if compute and n_trials is DEFAULT_N_TRIALS:
+        n_trials = None  # the compute budget decides, as in a spec (n_trials limits when given)
+    if n_trials is None and timeout_s is None and not compute:
+        raise SpecError("n_trials, timeout_s and budget: expected at least one of them, received none; "
+                        "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}.")
     names = list(objectives)
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
@@ -238,12 +279,13 @@ def tune(
     pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params,
                                        n_objectives=len(names), n_trials=n_trials)
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
-    pruner_factory()
+    built = pruner_factory()
     store = get_storage(storage, n_workers=n_workers)  # after every check: a refusal writes nothing
     opened = open_study(
-        name, store, directions, sampler=make(seed=seed), pruner=pruner_factory(),
+        name, store, directions, sampler=make(seed=seed), pruner=built,
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
     )
+    opened.set_user_attr(_study.PRUNER, describe_pruner(built))
     resumed = len(opened.get_trials(deepcopy=False))
     sampler_factory = lambda i: make(seed=sampler_seed(seed, i, resumed))  # noqa: E731
     opened.sampler = sampler_factory(0)
@@ -251,7 +293,7 @@ def tune(
     wrapped = _Constrained(objective, names, parsed)
     setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
     started = time.time()
-    drive(opened, setup, n_trials, timeout_s, n_workers, progress)
+    drive(opened, setup, n_trials, timeout_s, n_workers, progress, budget=compute)
 
     message = None
     try:

@@ -6,14 +6,19 @@
   value fails with the parameter, the expected range and the received value (never Optuna's
   message from deep inside).
 * ``auto`` is resolved by :func:`auto_pruner` from the problem and the budget (the rule and the
-  benchmark behind it are in its docstring).
+  benchmark behind it are in its docstring). For one objective it is
+  :class:`FractionalHalvingPruner`: asynchronous successive halving whose rungs sit at
+  fractions of the maximum step, so the same rule fits an objective that reports 4 steps
+  (tuneops' fidelity schedule) or 500 (every epoch of a custom objective).
 * :class:`ParetoPruner` prunes multi-objective studies, which Optuna does not (its issue
   #3450: ``Trial.report``/``should_prune`` raise ``NotImplementedError`` there). It is an
   ordinary :class:`optuna.pruners.BasePruner`; intermediate objective vectors are kept in the
   trial's user attribute ``tuneops:intermediate``. Use :func:`report` and
   :func:`should_prune` in any objective, tuneops or plain Optuna, single- or multi-objective.
 * :func:`pruning_savings` accounts a study: pruning rate, steps and fit seconds saved, time to
-  the best result (the ``pruning`` section of ``results.json`` and ``tuneops show``).
+  the best result, compute to the best and the anytime curve (best against compute spent): the
+  ``pruning`` section of ``results.json`` and ``tuneops show``. :func:`trial_compute` is the
+  compute of one trial in a budget's unit (``search.budget``, :mod:`tuneops.runner`).
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _optuna
+from tuneops import _optuna, _study
 from tuneops.errors import SpecError
 from tuneops.families import FIDELITY_STEPS
 from tuneops.pareto import pareto_mask
-from tuneops.spec import PRUNER_PARAMETERS, Component, Params, pruner_parameters
+from tuneops.spec import COMPUTE_UNITS, PRUNER_PARAMETERS, Component, Params, pruner_parameters
 
 __all__ = [
     "PRUNERS",
@@ -40,20 +45,25 @@ __all__ = [
     "auto_pruner",
     "check_pruner",
     "ParetoPruner",
+    "FractionalHalvingPruner",
+    "rung_steps",
+    "trial_compute",
+    "COMPUTE_UNITS",
     "report",
     "should_prune",
     "consult_at",
     "intermediate_values",
     "pruning_savings",
+    "custom_fidelity",
     "INTERMEDIATE_ATTR",
     "FIDELITY_ATTR",
     "PRUNER_ATTR",
     "describe_pruner",
 ]
 
-INTERMEDIATE_ATTR = "tuneops:intermediate"  # user attr: {str(step): [value per objective]}
-FIDELITY_ATTR = "tuneops:fidelity"  # trial user attr: {steps, n_steps, max_step, fit_s, pruned}
-PRUNER_ATTR = "tuneops:pruner"  # study user attr: the pruner a run resolved (``auto`` made concrete)
+INTERMEDIATE_ATTR = _study.INTERMEDIATE  # user attr: {str(step): [value per objective]}
+FIDELITY_ATTR = _study.FIDELITY  # trial user attr: {steps, n_steps, max_step, fit_s, pruned}
+PRUNER_ATTR = _study.PRUNER  # study user attr: the pruner a run resolved (``auto`` made concrete)
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -114,6 +124,7 @@ def _wilcoxon(**kw: Any) -> optuna.pruners.BasePruner:
 
 PRUNERS: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "auto": lambda **kw: auto_pruner(**kw),
+    "fractional_halving": lambda **kw: FractionalHalvingPruner(**kw),
     "none": _nop,
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
@@ -136,8 +147,18 @@ def make_pruner(
     *,
     n_objectives: int = 1,
     n_trials: int | None = None,
+    max_step: int | None = None,
+    measured_after_last: bool = False,
 ) -> optuna.pruners.BasePruner:
     """Build the pruner ``name`` with keyword ``params``; ``auto`` looks at the problem.
+
+    Args:
+        max_step: the objective's last step when the caller knows it (a spec's fidelity
+            schedule); a ``max_step`` parameter of the pruner wins; None: learned from the
+            first completed trials.
+        measured_after_last: the objective still measures something after its last step
+            (a spec's serving cost: latency, size), so a multi-objective cut there saves that
+            measurement; otherwise (``tune()``) the training is paid for and nothing is cut.
 
     Raises:
         SpecError: unknown name, an unknown parameter, or a value out of range (the message
@@ -150,63 +171,77 @@ def make_pruner(
         ...
         tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], received 150.
     """
-    options = check_pruner(name, params)
+    options = check_pruner(name, params).options()
     name = _component(name)[0] if not isinstance(name, str) else name
     if name == "auto":
-        return auto_pruner(n_objectives=n_objectives, n_trials=n_trials)
+        return auto_pruner(n_objectives=n_objectives, n_trials=n_trials,
+                           max_step=options.get("max_step", max_step), measured_after_last=measured_after_last)
     if n_objectives > 1 and name not in MULTI_OBJECTIVE:
         raise SpecError(
             f"search.pruner: {name!r} compares one objective, received a study with {n_objectives} "
             f"objectives; use one of {', '.join(MULTI_OBJECTIVE)} for multi-objective studies."
         )
-    return PRUNERS[name](**options.options())
+    if name == "pareto":
+        options.setdefault("max_step", max_step)
+        options["cut_at_last_step"] = measured_after_last
+    elif name == "fractional_halving":
+        options.setdefault("max_step", max_step)
+    return PRUNERS[name](**options)
 
 
 #: ``auto``: studies of fewer trials are not pruned.
 SMALL_BUDGET = 10
 
 
-def auto_pruner(*, n_objectives: int = 1, n_trials: int | None = None) -> optuna.pruners.BasePruner:
+#: ``auto``'s rungs (one objective): reduction factor and the first rung's fraction of the
+#: maximum step. Chosen by benchmarks/bench_pruners.py (see :func:`auto_pruner`).
+AUTO_REDUCTION_FACTOR = 3
+AUTO_MIN_FRACTION = 1 / 27
+#: ``auto`` with several objectives: Pareto pruning decides from this fraction of the maximum step.
+AUTO_PARETO_WARMUP = 1 / 3
+
+
+def auto_pruner(
+    *, n_objectives: int = 1, n_trials: int | None = None, max_step: int | None = None,
+    measured_after_last: bool = False,
+) -> optuna.pruners.BasePruner:
     """The pruner ``auto`` resolves to, by budget (``n_trials``) and number of objectives.
 
     * Fewer than ``SMALL_BUDGET`` (10) trials: no pruning (every trial would be compared with
       too few others).
-    * Several objectives: :class:`ParetoPruner` with its defaults (decides from step 4, half
-      the budget, on: in the benchmark's replays it kept every member of the final Pareto
-      front and the full hypervolume with less compute; deciding from step 2 saved more but
-      pruned final-front members).
-    * One objective, 10 trials or more, or no trial budget (a timeout): successive halving
-      with one rung at step 2, ``SuccessiveHalvingPruner(min_resource=2,
-      reduction_factor=4)``: after a quarter of its training budget (trees, rounds, epochs)
-      a trial goes on only if it is in the top quarter of the trials that reached that step;
-      from the second trial on, with no startup trials.
+    * Several objectives: :class:`ParetoPruner` deciding from a third of the maximum step on
+      (``warmup_fraction``; in the benchmark's replays deciding from a quarter or a half of
+      the training kept every member of the final Pareto front and the full hypervolume), and
+      never after the last step unless the objective still measures a serving cost there
+      (``measured_after_last``: a spec's latency or size).
+    * One objective, 10 trials or more, or no trial budget (a timeout or a compute budget):
+      :class:`FractionalHalvingPruner` with reduction factor 3 and rungs at 1/27, 1/9 and 1/3
+      of the maximum step (declared as ``max_step``, or learned from the completed trials):
+      at each rung a trial goes on only if it is in the top third of the trials that reached
+      it. With tuneops' fidelity schedule (27ths) the rungs are steps 1, 3 and 9; with an
+      objective that reports every one of 500 epochs, epochs 19, 56 and 167; with one that
+      reports 4 steps, steps 1 and 2 (rungs that fall on the same step merge).
 
-    Why (benchmarks/bench_pruners.py: real curves of histogram gradient boosting, random
-    forests and MLPs on 10 PMLB datasets of 2-4k rows, studies of 20, 30, 50 and 100 trials,
-    10 orders each; figures in docs/benchmarks.md): of the 16 rules replayed, it is one of
-    those that reached the no-pruning study's best (within 0.5 %) in every run at every
-    budget; it needed 1.15-1.23x less fit compute to get there (no such rule saved more than
-    0.04x above it at any budget; the seed's ``MedianPruner(n_startup_trials=5,
-    n_warmup_steps=2)``: 1.02-1.07x) and 1.95-2.05x less for the whole study (seed
-    1.45-2.08x: ahead only at 100 trials). Percentile and median rules train their
-    first 5 trials to the end, and the best often arrives within the first few trials, so
-    startup trials are most of the compute to the best. Successive halving, percentile and
-    median rules that cut from step 1 saved more in total (up to 4x) but lost the best in
-    2-10 % of the runs at every budget, 100 trials included (at step 1 the rank correlation
-    with the final accuracy was 0.28 on one dataset); Hyperband (factor 2) kept it but saved
-    only 1.03-1.06x to the best. No budget measured favoured another rule that kept the best, so
-    the budget only decides whether to prune at all.
+    Why (benchmarks/bench_pruners.py, figures in docs/benchmarks.md, "Pruning"): under a
+    fixed compute budget, on recorded real curves (tuneops' families on PMLB, and MLPs
+    reporting every epoch), pruning pays by buying more configurations with the compute it
+    saves; rungs placed at fractions of the training do so whatever the number of steps the
+    objective reports, where Optuna's ``SuccessiveHalvingPruner`` places rungs at absolute
+    steps (``min_resource * rf**k``: epochs 2, 8, 32 of a 50-epoch curve) or, with
+    ``min_resource='auto'``, at 1/100 of the longest trial.
     """
     if n_trials is not None and n_trials < SMALL_BUDGET:
         return optuna.pruners.NopPruner()
     if n_objectives > 1:
-        return ParetoPruner()
-    return _successive_halving(min_resource=2, reduction_factor=4)
+        return ParetoPruner(warmup_fraction=AUTO_PARETO_WARMUP, max_step=max_step,
+                            cut_at_last_step=measured_after_last)
+    return FractionalHalvingPruner(max_step=max_step, reduction_factor=AUTO_REDUCTION_FACTOR,
+                                   min_fraction=AUTO_MIN_FRACTION)
 
 
 def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
     """A short readable name of a built pruner, for results and logs."""
-    if isinstance(pruner, ParetoPruner):
+    if isinstance(pruner, (ParetoPruner, FractionalHalvingPruner)):
         return repr(pruner)
     fields = {k.lstrip("_"): v for k, v in vars(pruner).items() if isinstance(v, (int, float, str)) and not k.startswith("__")}
     inner = getattr(pruner, "_wrapped_pruner", None)
@@ -253,11 +288,18 @@ def dominates(a: Sequence[float | None], b: Sequence[float | None], directions: 
 class ParetoPruner(optuna.pruners.BasePruner):
     """Prune a trial whose intermediate objective vector is dominated by many peers at its step.
 
-    The rule: at step ``s`` (``s >= n_warmup_steps``), once ``n_startup_trials`` completed
-    trials reported a vector at ``s``, prune when at least ``max(min_dominating,
-    dominated_fraction * n)`` of those ``n`` vectors dominate the trial's vector at ``s``.
-    Dominance is Pareto dominance over the objectives both vectors know (a component may be
-    ``None``: not measured at that step). With one objective this is the percentile rule.
+    The rule: at step ``s`` (``s >= n_warmup_steps``, or ``s >= warmup_fraction * max_step``
+    when ``warmup_fraction`` is given), once ``n_startup_trials`` completed trials reported a
+    vector at ``s``, prune when at least ``max(min_dominating, dominated_fraction * n)`` of
+    those ``n`` vectors dominate the trial's vector at ``s``. Dominance is Pareto dominance
+    over the objectives both vectors know (a component may be ``None``: not measured at that
+    step). With one objective this is the percentile rule.
+
+    Never at or after the maximum step (declared ``max_step``, else the largest step a
+    completed trial reported) unless ``cut_at_last_step``: by then a custom objective has paid
+    for the whole training and a cut saves nothing; a spec objective that still measures a
+    serving cost (latency, size) after its last step saves that measurement, and tuneops
+    sets ``cut_at_last_step`` for it.
 
     Compared at the same step, like with like: tuneops reports for each objective what the
     step already measured: the CV quality, and for a serving-cost objective a cost of the
@@ -293,22 +335,34 @@ class ParetoPruner(optuna.pruners.BasePruner):
         n_warmup_steps: int = 4,
         dominated_fraction: float = 0.5,
         min_dominating: int = 2,
+        warmup_fraction: float | None = None,
+        max_step: int | None = None,
+        cut_at_last_step: bool = False,
     ) -> None:
         check_pruner(
             "pareto",
             {"n_startup_trials": n_startup_trials, "n_warmup_steps": n_warmup_steps,
-             "dominated_fraction": dominated_fraction, "min_dominating": min_dominating},
+             "dominated_fraction": dominated_fraction, "min_dominating": min_dominating,
+             **({"warmup_fraction": warmup_fraction} if warmup_fraction is not None else {}),
+             **({"max_step": max_step} if max_step is not None else {})},
             field="ParetoPruner",
         )
         self.n_startup_trials = n_startup_trials
         self.n_warmup_steps = n_warmup_steps
         self.dominated_fraction = dominated_fraction
         self.min_dominating = min_dominating
+        self.warmup_fraction = warmup_fraction
+        self.max_step = max_step
+        self.cut_at_last_step = cut_at_last_step
 
     def __repr__(self) -> str:
+        warmup = (f"warmup_fraction={self.warmup_fraction:.3g}" if self.warmup_fraction is not None
+                  else f"n_warmup_steps={self.n_warmup_steps}")
         return (
-            f"ParetoPruner(n_startup_trials={self.n_startup_trials}, n_warmup_steps={self.n_warmup_steps}, "
-            f"dominated_fraction={self.dominated_fraction}, min_dominating={self.min_dominating})"
+            f"ParetoPruner(n_startup_trials={self.n_startup_trials}, {warmup}, "
+            f"dominated_fraction={self.dominated_fraction}, min_dominating={self.min_dominating}, "
+            f"max_step={self.max_step if self.max_step is not None else 'learned'}, "
+            f"cut_at_last_step={self.cut_at_last_step})"
         )
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -317,17 +371,177 @@ class ParetoPruner(optuna.pruners.BasePruner):
         if not mine:
             return False
         step = max(mine)
-        if step < self.n_warmup_steps:
+        if self.warmup_fraction is None and step < self.n_warmup_steps:
             return False
         peers = []
+        learned = 0
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            vector = intermediate_values(other, len(directions)).get(step)
+            record = intermediate_values(other, len(directions))
+            if record:
+                learned = max(learned, max(record))
+            vector = record.get(step)
             if vector is not None:
                 peers.append(vector)
+        max_step = self.max_step if self.max_step is not None else (learned or None)
+        if max_step is not None and step >= max_step and not self.cut_at_last_step:
+            return False  # the training is paid for: a cut saves nothing
+        if self.warmup_fraction is not None and (max_step is None or step < self.warmup_fraction * max_step):
+            return False
         if len(peers) < self.n_startup_trials:
             return False
         n_dominating = sum(dominates(p, mine[step], directions) for p in peers)
         return n_dominating >= max(self.min_dominating, self.dominated_fraction * len(peers))
+
+
+def rung_steps(max_step: int, *, reduction_factor: int = 3, min_fraction: float = 1 / 27) -> list[int]:
+    """The steps of the rungs of :class:`FractionalHalvingPruner`, below ``max_step``.
+
+    Fractions ``min_fraction * reduction_factor**k`` below 1 of ``max_step``, rounded up to a
+    whole step (at least step 1); rungs that fall on the same step merge, so a coarse schedule
+    gets fewer rungs rather than a rung before anything is trained.
+
+    Example::
+
+        >>> rung_steps(27), rung_steps(500), rung_steps(8), rung_steps(4)
+        ([1, 3, 9], [19, 56, 167], [1, 3], [1, 2])
+    """
+    steps: list[int] = []
+    fraction = min_fraction
+    while fraction < 1 - 1e-9:
+        step = max(1, math.ceil(fraction * max_step - 1e-9))
+        if step < max_step and (not steps or step > steps[-1]):
+            steps.append(step)
+        fraction *= reduction_factor
+    return steps
+
+
+class FractionalHalvingPruner(optuna.pruners.BasePruner):
+    """Asynchronous successive halving with rungs at fractions of the maximum step.
+
+    The rule of Optuna's ``SuccessiveHalvingPruner`` (asynchronous successive halving, Li et
+    al. 2020): when a trial reaches a rung, it goes on only if its value is among the top
+    ``1 / reduction_factor`` of the values every trial had on reaching that rung (the first
+    ``reduction_factor - 1`` trials at a rung go on only if they are the best so far). The
+    rungs are not absolute steps but fractions of the maximum step
+    (:func:`rung_steps`: ``min_fraction``, ``min_fraction * reduction_factor``, ... below 1),
+    so an objective reporting 4 steps and one reporting 500 epochs are both cut at the same
+    share of their training. The maximum step is ``max_step`` when declared (a spec's
+    fidelity schedule, or a parameter), else the largest step a completed trial reported:
+    until a trial has completed nothing is pruned.
+
+    A trial's value at a rung is the value it reported at the first step at or after the
+    rung (before the maximum step); rungs are checked as a trial crosses them, from what it
+    reported, so nothing is written to the storage. Never prunes at or after the maximum step.
+    One objective (several: :class:`ParetoPruner`).
+
+    Example::
+
+        >>> import optuna
+        >>> pruner = FractionalHalvingPruner(max_step=500)
+        >>> pruner.rungs(500)
+        [19, 56, 167]
+        >>> study = optuna.create_study(direction="maximize", pruner=pruner)
+    """
+
+    def __init__(self, *, max_step: int | None = None, reduction_factor: int = 3,
+                 min_fraction: float = 1 / 27) -> None:
+        check_pruner(
+            "fractional_halving",
+            {"reduction_factor": reduction_factor, "min_fraction": min_fraction,
+             **({"max_step": max_step} if max_step is not None else {})},
+            field="FractionalHalvingPruner",
+        )
+        self.max_step = max_step
+        self.reduction_factor = reduction_factor
+        self.min_fraction = min_fraction
+        # Finished trials never change: their last step and their value at a rung are read once.
+        self._last_steps: dict[tuple[str, int], int] = {}
+        self._at_rung: dict[tuple[str, int, int, int], float | None] = {}
+        self._rungs: dict[int, list[int]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"FractionalHalvingPruner(max_step={self.max_step if self.max_step is not None else 'learned'}, "
+            f"reduction_factor={self.reduction_factor}, min_fraction={self.min_fraction:.4g})"
+        )
+
+    def rungs(self, max_step: int) -> list[int]:
+        """The rung steps for ``max_step`` (see :func:`rung_steps`)."""
+        if max_step not in self._rungs:
+            self._rungs[max_step] = rung_steps(max_step, reduction_factor=self.reduction_factor,
+                                               min_fraction=self.min_fraction)
+        return self._rungs[max_step]
+
+    def learned_max_step(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int | None:
+        """``max_step`` if declared, else the largest last step of the study's completed trials."""
+        if self.max_step is not None:
+            return self.max_step
+        if trials is None:
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        best = 0
+        for t in trials:
+            if t.state != TrialState.COMPLETE:
+                continue
+            key = (study.study_name, t.number)
+            last = self._last_steps.get(key)
+            if last is None:
+                last = self._last_steps[key] = max(t.intermediate_values, default=0)
+            best = max(best, last)
+        return best or None
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        values = trial.intermediate_values
+        if not values:
+            return False
+        step = max(values)
+        value = values[step]
+        # Trials are read only when needed: to learn the maximum step, or at a rung.
+        trials = None if self.max_step is not None else study.get_trials(deepcopy=False)
+        max_step = self.learned_max_step(study, trials)
+        if max_step is None or step >= max_step:
+            return False
+        if math.isnan(value):
+            return True
+        previous = step - 1 if step - 1 in values else max((s for s in values if s < step), default=0)
+        crossed = [r for r in self.rungs(max_step) if previous < r <= step]
+        if not crossed:
+            return False
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        for rung in crossed:
+            competing = [value]
+            for other in trials:
+                if other.number != trial.number:
+                    at = self._value_at(study.study_name, other, rung, max_step)
+                    if at is not None and not math.isnan(at):
+                        competing.append(at)
+            if not _promotable(value, competing, self.reduction_factor, maximize):
+                return True
+        return False
+
+    def _value_at(self, study_name: str, trial: FrozenTrial, rung: int, max_step: int) -> float | None:
+        """What ``trial`` reported on reaching ``rung`` (None: it never did before ``max_step``)."""
+        key = (study_name, trial.number, rung, max_step)
+        if key in self._at_rung:
+            return self._at_rung[key]
+        values = trial.intermediate_values
+        if rung in values:
+            at: float | None = values[rung]
+        else:
+            later = [s for s in values if rung <= s < max_step]
+            at = values[min(later)] if later else None
+        if trial.state.is_finished():
+            self._at_rung[key] = at
+        return at
+
+
+def _promotable(value: float, competing: list[float], reduction_factor: int, maximize: bool) -> bool:
+    """Optuna's rule (``_is_trial_promotable_to_next_rung``): in the top ``1/reduction_factor``
+    of ``competing`` (which holds ``value``); the best of them while fewer than that compete."""
+    index = max(len(competing) // reduction_factor - 1, 0)
+    ordered = sorted(competing, reverse=maximize)
+    return value >= ordered[index] if maximize else value <= ordered[index]
 
 
 def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None], step: int) -> None:
@@ -354,11 +568,15 @@ def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None]
     trial.set_user_attr(INTERMEDIATE_ATTR, record)
 
 
-def consult_at(step: int, n_objectives: int, last_step: int | None = None) -> bool:
+def consult_at(step: int, n_objectives: int, last_step: int | None = None, *,
+               measured_after: bool = True) -> bool:
     """Whether to ask the pruner after ``step``: always before the last step; at the last step
-    only with several objectives, where pruning still skips the serving-cost measurement."""
+    only with several objectives when something is still measured after it
+    (``measured_after``: a spec's serving cost), so that a cut there still saves it. A custom
+    objective has paid for the whole training at its last step: no cut there."""
 
-    return step != (last_step if last_step is not None else FIDELITY_STEPS[-1]) or n_objectives > 1
+    last = last_step if last_step is not None else FIDELITY_STEPS[-1]
+    return step != last or (n_objectives > 1 and measured_after)
 
 
 def should_prune(trial: optuna.trial.BaseTrial) -> bool:
@@ -371,6 +589,40 @@ def should_prune(trial: optuna.trial.BaseTrial) -> bool:
     return study.pruner.prune(study, _optuna.latest(trial))  # type: ignore[arg-type]
 
 
+# -- compute ------------------------------------------------------------------------------------
+def trial_compute(record: Mapping[str, Any] | None, unit: str) -> float:
+    """The compute a trial spent in ``unit`` (:data:`COMPUTE_UNITS`), from its fidelity record.
+
+    ``fit_cpu_s``: CPU seconds of fitting (a step-wise spec trial's ``fit_cpu_s_steps``, a
+    custom objective's ``fit_cpu_s``; a trial trained straight through records wall seconds
+    only, which stand in). ``fit_s``: wall seconds of fitting. ``steps``: the last fidelity
+    step trained (the resource: rounds, trees or epochs in units of the schedule; a trial that
+    reported no step counts its ``max_step``, at least 1). No record: 0.
+    """
+    if not record:
+        return 0.0
+    if unit == "steps":
+        steps = record.get("steps") or ()
+        return float(steps[-1]) if steps else float(record.get("max_step") or 1)
+    if unit == "fit_cpu_s":
+        if record.get("fit_cpu_s") is not None:
+            return float(record["fit_cpu_s"])
+        if record.get("fit_cpu_s_steps"):
+            return float(record["fit_cpu_s_steps"][-1])
+    return float(record.get("fit_s", 0.0))
+
+
+def custom_fidelity(trial: FrozenTrial, n_objectives: int, *, fit_s: float, fit_cpu_s: float,
+                    pruned: bool) -> dict[str, Any]:
+    """The fidelity record of a custom objective's trial (``tune()``): the steps it reported,
+    its wall and CPU seconds (the whole objective call: tuneops cannot tell fitting apart),
+    whether it was pruned. ``custom`` marks it: its maximum step is not known per trial, so
+    :func:`pruning_savings` takes the largest step a completed trial reported."""
+    steps = sorted(intermediate_values(trial, n_objectives))
+    return {"steps": steps, "n_steps": len(steps), "max_step": steps[-1] if steps else None,
+            "fit_s": fit_s, "fit_cpu_s": fit_cpu_s, "pruned": pruned, "custom": True}
+
+
 # -- savings ------------------------------------------------------------------------------------
 def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     """What pruning saved in ``study``: the ``pruning`` section of ``results.json``.
@@ -378,17 +630,27 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
     Returns None when no trial was trained step by step. Saved fit seconds of a pruned trial
     are its fit seconds so far scaled to the full budget (``fit_s * max_step / last_step``)
     minus what it spent: exact for trees, rounds and epochs, a lower bound for the
-    training-set fraction of super-linear models (SVM).
+    training-set fraction of super-linear models (SVM). A custom objective's trials
+    (``tune()``) are scaled to the largest step a completed trial reported.
+
+    ``compute`` gives the compute spent (in the unit of the study's compute budget, else fit
+    CPU seconds), the budget if any, the compute until the best result existed, and the
+    *anytime* curve: ``[compute spent, best value so far]`` at each completion that improved
+    the best (one objective), in order of completion.
     """
-    records = [(t, t.user_attrs[FIDELITY_ATTR]) for t in trials if FIDELITY_ATTR in t.user_attrs]
-    if not records:
+    recorded = [t for t in trials if FIDELITY_ATTR in t.user_attrs]
+    if not recorded:
         return None
+    largest = max((t.user_attrs[FIDELITY_ATTR]["steps"][-1] for t in recorded
+                   if t.state == TrialState.COMPLETE and t.user_attrs[FIDELITY_ATTR].get("steps")), default=0)
+    records = [(t, _scaled(t, largest)) for t in recorded]
     pruned = [(t, r) for t, r in records if t.state == TrialState.PRUNED]
     finished = [t for t, _ in records if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     steps_run = sum(len(r["steps"]) for _, r in records)
     steps_total = sum(r["n_steps"] for _, r in records)
     fit_s = sum(r["fit_s"] for _, r in records)
-    saved_s = sum(r["fit_s"] * (r["max_step"] / r["steps"][-1] - 1) for _, r in pruned if r["steps"])
+    saved_s = sum(r["fit_s"] * (r["max_step"] / r["steps"][-1] - 1) for _, r in pruned
+                  if r["steps"] and r["max_step"])
     out: dict[str, Any] = {
         "pruner": study.user_attrs.get(PRUNER_ATTR),
         "n_trials": len(finished),
@@ -402,6 +664,44 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
         "fit_saved_fraction": saved_s / (fit_s + saved_s) if fit_s + saved_s > 0 else 0.0,
     }
     out.update(_time_to_best(study, trials))
+    out["compute"] = _compute_curve(study, records)
+    return out
+
+
+def _scaled(trial: FrozenTrial, largest: int) -> dict[str, Any]:
+    """A trial's fidelity record; a custom objective's scaled to ``largest``, the largest step
+    a completed trial reported (a pruned trial would have run that far)."""
+    record = dict(trial.user_attrs[FIDELITY_ATTR])
+    if record.get("custom") and largest:
+        steps = record["steps"]
+        record["max_step"] = largest
+        if trial.state == TrialState.PRUNED and steps:
+            record["n_steps"] = round(len(steps) * largest / steps[-1])
+    return record
+
+
+def _compute_curve(study: optuna.Study, records: Sequence[tuple[FrozenTrial, dict[str, Any]]]) -> dict[str, Any]:
+    budget = _study.compute_budget(study)
+    unit = budget[0] if budget else "fit_cpu_s"
+    done = sorted((t for t, _ in records if t.datetime_complete is not None),
+                  key=lambda t: (t.datetime_complete, t.number))
+    by_number = {t.number: r for t, r in records}
+    single = len(study.directions) == 1
+    sign = 1.0 if single and study.directions[0] == StudyDirection.MAXIMIZE else -1.0
+    spent, best, best_at = 0.0, None, 0.0
+    curve: list[list[float]] = []
+    for t in done:
+        spent += trial_compute(by_number[t.number], unit)
+        if single and t.state == TrialState.COMPLETE and t.values is not None:
+            if best is None or sign * t.values[0] > sign * best:
+                best, best_at = t.values[0], spent
+                curve.append([spent, best])
+    if curve and curve[-1][0] != spent:
+        curve.append([spent, curve[-1][1]])
+    out: dict[str, Any] = {"unit": unit, "spent": spent, "budget": budget[1] if budget else None}
+    if single:
+        out["to_best"] = best_at if best is not None else None
+        out["anytime"] = curve
     return out
 
 

@@ -14,6 +14,14 @@ first, and retired unrun when their place is beyond the budget.
 
 A trial whose worker died or was interrupted is *abandoned*: marked FAIL with the reason,
 excluded from the budget, and its configuration is queued again once.
+
+A *compute budget* (``search.budget``, ``tuneops:compute_budget``: fit CPU seconds, fit
+seconds or fidelity steps) works alongside: a worker creates a new trial only while the compute
+the finished trials spent, read from their fidelity records (``tuneops:fidelity``), is below
+it, so the compute a pruner saves buys more trials. The sum is kept incrementally with the
+settled prefix of the study (see :class:`_Settled`), not re-read from every trial per claim.
+Trials still running are not counted yet: with ``n`` workers the budget is overshot by at most
+the trials the other workers run at the moment it is reached.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -40,10 +48,14 @@ from tuneops import _optuna, _study
 from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
 from tuneops.errors import UsageError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
+from tuneops.pruning import trial_compute
+from tuneops.spec import COMPUTE_UNITS
 from tuneops.storage import get_storage
 
 __all__ = [
     "set_budget",
+    "set_compute_budget",
+    "compute_spent",
     "next_trial",
     "run_trial",
     "work",
@@ -147,6 +159,43 @@ def _budget(study: optuna.Study, *, fresh: bool = False) -> int | None:
     return known[0]
 
 
+def set_compute_budget(study: optuna.Study, budget: Mapping[str, float] | None) -> None:
+    """Record the study's compute budget ``{unit: amount}`` (``search.budget``), or remove it.
+
+    Only the process that owns a run calls this; workers read it from the study.
+    """
+    if budget:
+        ((unit, amount),) = dict(budget).items()
+        _study.set_compute_budget_record(study, unit, amount)
+    elif _study.compute_budget(study) is not None:
+        _optuna.set_study_system_attr(study, _study.COMPUTE_BUDGET, {})
+    _COMPUTE.pop(study, None)
+
+
+def compute_spent(study: optuna.Study) -> dict[str, float]:
+    """The compute the study's finished, counted trials spent, per unit (``fit_cpu_s``,
+    ``fit_s``, ``steps``), as the budget counts it."""
+    return _Tally.of(_optuna.read_trials(study), study).spent
+
+
+def _compute_budget(study: optuna.Study) -> tuple[str, float] | None:
+    """The study's compute budget, as read at most ``BUDGET_TTL_S`` ago."""
+    known = _COMPUTE.get(study)
+    if known is None or time.monotonic() - known[1] > BUDGET_TTL_S:
+        known = _COMPUTE[study] = (_study.compute_budget(study), time.monotonic())
+    return known[0]
+
+
+def _compute_left(study: optuna.Study, tally: _Tally) -> bool:
+    """True unless the study has a compute budget that its finished trials have spent."""
+    limit = _compute_budget(study)
+    return limit is None or tally.spent[limit[0]] < limit[1]
+
+
+_COMPUTE: weakref.WeakKeyDictionary[optuna.Study, tuple[tuple[str, float] | None, float]] = (
+    weakref.WeakKeyDictionary()
+)
+
 # The budget each process last read, per study, and when: reading it for every trial would cost
 # a query per trial. It is read again before a trial is refused for lack of budget (the owner of
 # a resumed run may have raised it), and every BUDGET_TTL_S (or lowered it).
@@ -237,6 +286,8 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
             stop.abandoned.append(t.number)
             raise stop from None
         return trial
+    if not _compute_left(study, tally):
+        return None
     if unlimited:
         return _new(study, identity, tally, None)
     if _beyond(study, tally.live):
@@ -262,6 +313,7 @@ class _Settled:
     upto: int = 0
     live: int = 0
     out: int = 0
+    spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPUTE_UNITS, 0.0))
 
 
 # Per study object: the settled prefix, so that a claim examines only the trials that are new or
@@ -279,6 +331,7 @@ class _Tally:
     running: int  # running trials that count
     out: int  # trials that do not count (abandoned or retired)
     examined: int = 0  # trials looked at (the settled prefix is not)
+    spent: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COMPUTE_UNITS, 0.0))
 
     @classmethod
     def of(cls, trials: Sequence[FrozenTrial], study: optuna.Study | None = None) -> _Tally:
@@ -288,19 +341,28 @@ class _Tally:
         if study is not None:
             settled = _SETTLED.setdefault(study, settled)
             if settled.upto > len(trials) or (settled.upto and trials[settled.upto - 1].number != settled.upto - 1):
-                settled.upto = settled.live = settled.out = 0  # another study's trials: start over
-        tally = cls([], settled.live, 0, settled.out)
+                settled = _SETTLED[study] = _Settled()  # another study's trials: start over
+        tally = cls([], settled.live, 0, settled.out, spent=dict(settled.spent))
         extending = True
         for i in range(settled.upto, len(trials)):
             t = trials[i]
             tally.examined += 1
             out = ABANDONED in t.user_attrs
+            # the compute of a finished trial that counts (one unrun or abandoned did not train
+            # to the end of its record, and its retry runs again)
+            record = t.user_attrs.get(_study.FIDELITY) if t.state.is_finished() and not out else None
             if extending and t.state.is_finished():
                 settled.upto += 1
                 settled.out += out
                 settled.live += not out
+                if record:
+                    for unit in COMPUTE_UNITS:
+                        settled.spent[unit] += trial_compute(record, unit)
             else:
                 extending = False
+            if record:
+                for unit in COMPUTE_UNITS:
+                    tally.spent[unit] += trial_compute(record, unit)
             if out:
                 tally.out += 1
                 continue

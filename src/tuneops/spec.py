@@ -77,6 +77,8 @@ __all__ = [
     "AlertSettings",
     "SAMPLER_PARAMETERS",
     "PRUNER_PARAMETERS",
+    "COMPUTE_UNITS",
+    "check_budget",
     "sampler_parameters",
     "pruner_parameters",
     "load_spec",
@@ -88,6 +90,9 @@ TASKS = ("auto", "classification", "regression")
 STRATEGIES = ("staged",)
 POLICIES = ("knee", "lexicographic", "weighted")
 BACKENDS = ("local", "ray")
+#: ``search.budget``: the units a compute budget is counted in (see :mod:`tuneops.runner`):
+#: CPU seconds of fitting, wall seconds of fitting, or fidelity steps trained.
+COMPUTE_UNITS = ("fit_cpu_s", "fit_s", "steps")
 #: ``monitor.correction``: the multiple-testing corrections of :mod:`tuneops.ops.drift`.
 CORRECTIONS = ("bh", "bonferroni", "none")
 #: ``monitor.metric``: the metrics monitoring computes from a batch's labels and predictions
@@ -654,12 +659,33 @@ class ThresholdParams(Params):
 
 
 class ParetoParams(Params):
-    """:class:`tuneops.pruning.ParetoPruner`: from step 4, half the budget, on."""
+    """:class:`tuneops.pruning.ParetoPruner`: from step 4 on, or from ``warmup_fraction`` of
+    the maximum step (``max_step``, declared or learned from the completed trials)."""
 
     n_startup_trials: Int1 = 5
     n_warmup_steps: Int0 = 4
     dominated_fraction: Fraction = 0.5
     min_dominating: Int1 = 2
+    warmup_fraction: Fraction | None = None
+    max_step: Int1 | None = None
+
+
+class AutoPrunerParams(Params):
+    """``auto``: the objective's maximum step when declared (else a spec's fidelity schedule,
+    or learned from the first completed trials of a custom objective)."""
+
+    max_step: Int1 | None = None
+
+
+class FractionalHalvingParams(Params):
+    """:class:`tuneops.pruning.FractionalHalvingPruner`: rungs at ``min_fraction *
+    reduction_factor**k`` of the maximum step."""
+
+    max_step: Int1 | None = None
+    reduction_factor: Int2 = 3
+    min_fraction: Annotated[float, _check("a number in (0, 1)", _is_number(0, 1, low_open=True, high_open=True))] = (
+        1 / 27
+    )
 
 
 def _wrapped(raw: Any) -> Component:
@@ -703,7 +729,8 @@ SAMPLER_PARAMETERS: dict[str, type[Params]] = {
 
 #: pruner name -> its parameters (the factories are :data:`tuneops.pruning.PRUNERS`).
 PRUNER_PARAMETERS: dict[str, type[Params]] = {
-    "auto": _owned(NoParams, "pruner 'auto'"),
+    "auto": _owned(AutoPrunerParams, "pruner 'auto'"),
+    "fractional_halving": _owned(FractionalHalvingParams, "pruner 'fractional_halving'"),
     "none": _owned(NoParams, "pruner 'none'"),
     "median": _owned(MedianParams, "pruner 'median'"),
     "percentile": _owned(PercentileParams, "pruner 'percentile'"),
@@ -870,6 +897,33 @@ def _space(raw: Any, where: str) -> dict[str, Param]:
     return parse_space(raw, where)
 
 
+def _compute_budget(raw: Any) -> tuple[tuple[str, float], ...]:
+    """``search.budget``: ``{unit: amount > 0}`` with exactly one unit of :data:`COMPUTE_UNITS`."""
+    if raw is None:
+        return ()
+    if isinstance(raw, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in raw):
+        raw = dict(raw)
+    expected = f"a mapping with one of {', '.join(COMPUTE_UNITS)} and an amount > 0, e.g. {{fit_cpu_s: 600}}"
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        raise _expected(expected)
+    ((unit, amount),) = raw.items()
+    if unit not in COMPUTE_UNITS:
+        raise _problem(unknown_name("compute unit", unit, COMPUTE_UNITS))
+    if not _is_number(0, low_open=True)(amount):
+        raise _expected("an amount > 0", at=str(unit), received=amount)
+    return ((str(unit), float(amount)),)
+
+
+def check_budget(raw: Any, *, root: str = "search") -> tuple[tuple[str, float], ...]:
+    """A compute budget ``{unit: amount}`` validated as ``search.budget`` is.
+
+    Raises:
+        SpecError: not one unit of :data:`COMPUTE_UNITS` with an amount > 0 (the message names
+            ``ROOT.budget``).
+    """
+    return _validate(Search, {"budget": raw}, root).budget
+
+
 class Search(_Model):
     """How the search runs: sampler, pruner, budget, workers, folds, seed, backend."""
 
@@ -879,6 +933,10 @@ class Search(_Model):
     pruner: Component = Component()
     n_trials: Int1 | None = 20
     timeout_s: Annotated[float, _check("seconds > 0", _is_number(0, low_open=True))] | None = None
+    #: A compute budget, ``{unit: amount}`` with one unit of :data:`COMPUTE_UNITS`: trials are
+    #: created until the compute the finished trials spent reaches it, so the compute a pruner
+    #: saves buys more trials. Without an explicit ``n_trials`` it replaces the default 20.
+    budget: Annotated[tuple[tuple[str, float], ...], BeforeValidator(_compute_budget)] = ()
     n_workers: Int1 = 1
     cv_folds: Int2 = 3
     seed: Int0 = 0
@@ -914,8 +972,10 @@ class Search(_Model):
 
     @model_validator(mode="after")
     def _budget(self) -> Search:
-        if self.n_trials is None and self.timeout_s is None:
-            raise _problem("set n_trials, timeout_s, or both; received neither.")
+        if self.budget and "n_trials" not in self.model_fields_set:
+            object.__setattr__(self, "n_trials", None)  # the compute budget decides, not the default 20
+        if self.n_trials is None and self.timeout_s is None and not self.budget:
+            raise _problem("set n_trials, timeout_s, budget, or several; received none of them.")
         if self.strategy == "staged" and self.n_trials is None:
             raise _problem("strategy 'staged' shares n_trials out among its phases; set n_trials.")
         return self
@@ -933,6 +993,8 @@ class Search(_Model):
         }
         if self.strategy is not None:
             out["strategy"] = self.strategy
+        if self.budget:
+            out["budget"] = dict(self.budget)
         if self.resources:
             out["resources"] = dict(self.resources)
         return out

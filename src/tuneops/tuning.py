@@ -22,11 +22,17 @@ from tuneops.custom import RunResult, drive, sampler_seed, tune
 from tuneops.data import load_dataset
 from tuneops.errors import NoFeasibleTrial, UsageError
 from tuneops.export import save_model, write_json
+from tuneops.families import FIDELITY_STEPS
 from tuneops.knowledge.adaptive import WarmStartSampler
 from tuneops.knowledge.warm_start import parse_warm_start
 from tuneops.knowledge.warm_start import plan as warm_start_plan
+from tuneops.metrics import METRICS
 from tuneops.objective import SpecObjective
-from tuneops.pruning import PRUNER_ATTR, describe_pruner, make_pruner
+from tuneops.pruning import (
+    PRUNER_ATTR,
+    describe_pruner,
+    make_pruner,
+)
 from tuneops.results import study_results
 from tuneops.samplers import family_distributions, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
@@ -127,7 +133,8 @@ def run(
         spec.study, spec.storage, workers_sampler, pruner_factory, objective, spec.n_workers, join=join
     )
     started = time.time()
-    drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend)
+    drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend,
+          budget=dict(spec.search.budget))
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
 
@@ -160,9 +167,13 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
         plain = sampler_factory
         sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
             plain(index, resumed=resumed), objective.spaces)
+    # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
+    # step still saves the serving-cost measurement when the spec measures one.
+    measured_after = any(METRICS[m].kind in ("latency", "size") for m in spec.measured_metrics)
     pruner_factory: Callable[[], Any] = functools.partial(
         make_pruner, spec.pruner.name, spec.pruner.kwargs,
         n_objectives=len(spec.objectives), n_trials=spec.n_trials,
+        max_step=FIDELITY_STEPS[-1], measured_after_last=measured_after,
     )
     if spec.search.strategy == "staged":
         # pruning only in the phase where TPE models the space (see tuneops.strategy)
@@ -217,9 +228,10 @@ def join(
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
     unlimited = spec.n_trials is None
-    if unlimited and deadline is None:
+    if unlimited and deadline is None and not spec.search.budget:
         raise UsageError(
-            f"study {name!r} has no n_trials budget and no timeout; give the worker --timeout-s."
+            f"study {name!r} has no n_trials budget, no compute budget and no timeout; give the "
+            "worker --timeout-s."
         )
     return runner.work(study, objective, deadline=deadline, unlimited=unlimited, identity=who,
                        heartbeat_s=heartbeat_s, grace_s=grace_s)

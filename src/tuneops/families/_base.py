@@ -43,11 +43,11 @@ __all__ = [
     "single_threaded", "limit_threads", "serving_threads", "fit_threads", "available_cores",
 ]
 
-# Steps in units of 1/8 of the full training budget (trees, rounds, epochs or rows): each step
-# doubles the budget, so the step number is the resource a pruner sees (successive halving and
-# Hyperband rungs with reduction factor 2 fall exactly on steps), and stopping after step 2
-# saves three quarters of the training.
-FIDELITY_STEPS: tuple[int, ...] = (1, 2, 4, 8)
+# Steps in units of 1/27 of the full training budget (trees, rounds, epochs or rows): geometric
+# with factor 3, so the rungs of `auto` (successive halving, reduction factor 3, from 1/27 of
+# the budget: tuneops.pruning) fall exactly on steps, and a trial cut at the first rung trained
+# 1/27 of its budget (issue 18; eighths before: the coarse first step capped what pruning saved).
+FIDELITY_STEPS: tuple[int, ...] = (1, 3, 9, 27)
 
 
 def int_param(name: str, low: int, high: int, *, log: bool = False) -> Param:
@@ -138,7 +138,7 @@ class Family:
             >>> model = build_pipeline(fam, {"n_estimators": 16}, "classification", 0,
             ...                        numeric=tuple(X.columns), categorical=())
             >>> [(step, len(model[-1].estimators_)) for step in fam.fit_steps(model, X, y)]
-            [(1, 2), (2, 4), (4, 8), (8, 16)]
+            [(1, 1), (3, 2), (9, 6), (27, 16)]
         """
         pre, estimator = model[:-1], model[-1]
         with single_threaded():
