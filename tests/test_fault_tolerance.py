@@ -21,6 +21,7 @@ from servers import postgres_server, redis_server, storage_url_for  # noqa: F401
 
 import tuneops
 from tuneops import runner
+from tuneops._study import counted
 from tuneops.backends.local import run_local
 from tuneops.heartbeat import HEARTBEAT, stale_trials
 from tuneops.storage import get_storage
@@ -32,6 +33,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 VICTIM = """
 import sys, time, optuna
 from tuneops import runner
+from tuneops._study import counted
 from tuneops.storage import get_storage
 url, name, sleep_s, host, beat = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 study = optuna.load_study(study_name=name, storage=get_storage(url))
@@ -169,6 +171,29 @@ def test_ctrl_c_abandons_the_running_trial_and_queues_it_again(workdir: Path) ->
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
     runner.work(study, fast)
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 2
+
+
+def test_the_owner_draws_a_stream_of_its_own_after_its_forked_workers_died(workdir: Path) -> None:
+    # Both forked workers are SIGKILLed on their third trial; the owner recovers their trials
+    # and runs the rest of the budget itself. It must not draw from a forked worker's sampler
+    # stream (the same seed would propose that worker's configurations again).
+    owner, ran = os.getpid(), []
+
+    def dies_in_workers(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        ran.append(x)
+        if os.getpid() != owner and len(ran) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return x
+
+    result = tuneops.tune(dies_in_workers, n_trials=12, n_workers=2, sampler="random",
+                          storage=str(workdir / "s.journal"), study="replay")
+    trials = result.study.get_trials()
+    abandoned = [t for t in trials if "abandoned" in t.user_attrs]
+    assert len(abandoned) == 2 and len(ran) >= 8  # the owner ran the rest
+    fresh = [t.params["x"] for t in trials if t.params and "retry_of" not in t.user_attrs]
+    assert len(fresh) == len(set(fresh)), "the owner replayed a forked worker's configurations"
+    assert len(counted(trials)) == 12 and not result.study.get_trials(states=(TrialState.RUNNING,))
 
 
 def test_stale_trials_is_pure() -> None:

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,19 @@ class LocalBackend(Backend):
     ) -> None:
         run_local(setup, n_workers=n_workers, deadline=deadline, unlimited=unlimited,
                   study=study, on_progress=on_progress)
+
+
+# Sampler streams handed out so far, per study object (one run): each forked worker, and the
+# owner when it works on after them, draws from a stream (sampler index) of its own. Reusing
+# indexes 0..n-1 in a later round, or index 0 for the owner (its study's sampler), would replay
+# a forked worker's seed and propose its configurations again.
+_STREAMS: weakref.WeakKeyDictionary[optuna.Study, int] = weakref.WeakKeyDictionary()
+
+
+def _new_streams(study: optuna.Study, n: int) -> range:
+    start = _STREAMS.get(study, 0)
+    _STREAMS[study] = start + n
+    return range(start, start + n)
 
 
 def _die_with_parent() -> None:
@@ -135,9 +149,10 @@ def _run_local(
     started = datetime.datetime.now()
     ctx = multiprocessing.get_context("fork")
     pools = ThreadpoolController().select(user_api="openmp")
+    *indexes, own = _new_streams(study, n_workers + 1)
     procs = [
         ctx.Process(target=_child, args=(setup, i, deadline, unlimited, pools, os.getpid()), daemon=False)
-        for i in range(n_workers)
+        for i in indexes
     ]
     for p in procs:
         p.start()
@@ -167,5 +182,6 @@ def _run_local(
         raise stop from None
     finally:
         runner.recover_abandoned(study, grace_s=setup.grace_s)
+    study.sampler = setup.sampler(own)  # not the stream of forked worker 0 (the study's own)
     runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
                 heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
