@@ -67,7 +67,9 @@ def trial_id(trial: Trial | FrozenTrial) -> int:
     return trial._trial_id
 
 
-def read_trials(study: optuna.Study, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+def read_trials(
+    study: optuna.Study, states: Container[TrialState] | None = None
+) -> list[FrozenTrial]:
     """Every trial of ``study`` read from its storage now, without copies (do not mutate them)."""
     return study._storage.get_all_trials(study._study_id, deepcopy=False, states=states)
 
@@ -98,15 +100,22 @@ def latest(trial: Trial) -> FrozenTrial:
     return trial._get_latest_trial()
 
 
-def tell(study: optuna.Study, trial: Trial, values: Sequence[float] | None,
-         state: TrialState) -> TrialState | None:
+def tell(
+    study: optuna.Study, trial: Trial, values: Sequence[float] | None, state: TrialState
+) -> TrialState | None:
     """Finish ``trial`` as ``study.optimize`` does, without reading it back; a trial already
     finished (declared dead and abandoned meanwhile) is skipped. Returns the state told, or
     None when the trial had already finished.
     """
     try:
-        told, _, _ = _tell_with_warning(study, trial, None if values is None else list(values), state,
-                                        skip_if_finished=True, suppress_warning=True)
+        told, _, _ = _tell_with_warning(
+            study,
+            trial,
+            None if values is None else list(values),
+            state,
+            skip_if_finished=True,
+            suppress_warning=True,
+        )
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
     return told
@@ -126,21 +135,28 @@ def study_user_attrs(study: optuna.Study) -> dict[str, Any]:
     return study._storage.get_study_user_attrs(study._study_id)
 
 
-def set_trial_user_attr(study: optuna.Study, trial: Trial | FrozenTrial, key: str, value: Any) -> None:
+def set_trial_user_attr(
+    study: optuna.Study, trial: Trial | FrozenTrial, key: str, value: Any
+) -> None:
     """Write a user attribute of any trial of the study (a ``FrozenTrial`` has no setter)."""
     study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
 
-def set_trial_state(study: optuna.Study, trial: Trial | FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None = None) -> bool:
+def set_trial_state(
+    study: optuna.Study,
+    trial: Trial | FrozenTrial,
+    state: TrialState,
+    values: Sequence[float] | None = None,
+) -> bool:
     """Move a trial to ``state``; the storage makes this atomic. False when the trial was not
     WAITING and ``state`` is RUNNING (another worker claimed it).
 
     Raises:
         optuna.exceptions.UpdateFinishedTrialError: the trial had already finished.
     """
-    return study._storage.set_trial_state_values(trial._trial_id, state=state,
-                                                 values=None if values is None else list(values))
+    return study._storage.set_trial_state_values(
+        trial._trial_id, state=state, values=None if values is None else list(values)
+    )
 
 
 def cached_storage(storage: optuna.storages.RDBStorage) -> BaseStorage:
@@ -155,7 +171,9 @@ def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: boo
     pts = np.asarray(points, dtype=float)
     if len(pts) == 0:
         return 0.0
-    return float(compute_hypervolume(pts, np.asarray(reference, dtype=float), assume_pareto=assume_pareto))
+    return float(
+        compute_hypervolume(pts, np.asarray(reference, dtype=float), assume_pareto=assume_pareto)
+    )
 
 
 @contextlib.contextmanager

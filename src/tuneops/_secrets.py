@@ -48,5 +48,3 @@ def url_password(url: str) -> str | None:
     """The password in ``url`` (None without one)."""
     match = re.search(r"://[^:/@\s]*:(.*)@", url)
     return match.group(1) if match and match.group(1) else None
-
-

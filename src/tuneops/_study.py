@@ -36,12 +36,42 @@ from tuneops.errors import SpecError, StudyNotFound
 from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
 __all__ = [
-    "SPEC", "OBJECTIVES", "DATA", "CONSTRAINTS", "SELECTION", "PRUNER", "SCORING", "BUDGET",
-    "METRICS", "FAMILY", "WORKER", "HEARTBEAT", "ABANDONED", "RETIRED", "RETRY_OF", "FAIL_REASON",
-    "WARM_START", "INTERMEDIATE", "FIDELITY",
-    "StoredObjective", "open_study", "load_study", "objectives", "spec_record", "data_record",
-    "constraint_texts", "counted", "is_abandoned", "is_retired", "abandoned_label", "state_counts",
-    "feasible", "budget", "set_budget_record", "COMPUTE_BUDGET", "compute_budget",
+    "SPEC",
+    "OBJECTIVES",
+    "DATA",
+    "CONSTRAINTS",
+    "SELECTION",
+    "PRUNER",
+    "SCORING",
+    "BUDGET",
+    "METRICS",
+    "FAMILY",
+    "WORKER",
+    "HEARTBEAT",
+    "ABANDONED",
+    "RETIRED",
+    "RETRY_OF",
+    "FAIL_REASON",
+    "WARM_START",
+    "INTERMEDIATE",
+    "FIDELITY",
+    "StoredObjective",
+    "open_study",
+    "load_study",
+    "objectives",
+    "spec_record",
+    "data_record",
+    "constraint_texts",
+    "counted",
+    "is_abandoned",
+    "is_retired",
+    "abandoned_label",
+    "state_counts",
+    "feasible",
+    "budget",
+    "set_budget_record",
+    "COMPUTE_BUDGET",
+    "compute_budget",
     "set_compute_budget_record",
 ]
 
@@ -55,7 +85,8 @@ PRUNER = "tuneops:pruner"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
 COMPUTE_BUDGET = "tuneops:compute_budget"  # system attr: {unit: amount} (search.budget)
-STRATEGY = "tuneops:strategy"  # user attr: the staged strategy's phases and verification (tuneops.strategy)
+# user attr: the staged strategy's phases and verification (tuneops.strategy)
+STRATEGY = "tuneops:strategy"
 
 METRICS = "metrics"
 FAMILY = "family"
@@ -103,7 +134,9 @@ def open_study(
         SpecError: a study of that name exists with different objectives, data or space.
     """
     try:
-        existing = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        existing = optuna.load_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=pruner
+        )
     except KeyError:
         existing = None
     if existing is not None:
@@ -111,7 +144,8 @@ def open_study(
         have = [d.name.lower() for d in existing.directions]
         if have != list(directions):
             raise SpecError(
-                f"study {name!r} exists with directions {have}, but this run has {list(directions)}; "
+                f"study {name!r} exists with directions {have}, but this run has "
+                f"{list(directions)}; "
                 "give the run another study name (spec field 'study')."
             )
         if identity is not None and stored is not None:
@@ -133,16 +167,20 @@ def open_study(
         return existing
     with _optuna.quiet():  # the API says what it does itself; Optuna's INFO lines are noise here
         study = optuna.create_study(
-            study_name=name, storage=storage, directions=[str(d) for d in directions],  # type: ignore[misc]
-            sampler=sampler, pruner=pruner,
+            study_name=name,
+            storage=storage,
+            directions=[str(d) for d in directions],  # type: ignore[misc]
+            sampler=sampler,
+            pruner=pruner,
         )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
     return study
 
 
-def load_study(name: str, storage_url: str | None = None, *,
-               sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def load_study(
+    name: str, storage_url: str | None = None, *, sampler: optuna.samplers.BaseSampler | None = None
+) -> optuna.Study:
     """Load an existing study by name.
 
     Raises:
@@ -152,7 +190,9 @@ def load_study(name: str, storage_url: str | None = None, *,
     try:
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        names = [
+            s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        ]
         raise StudyNotFound(
             f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "
             f"{', '.join(names) or 'none'}. Pass --storage if the study lives elsewhere."
@@ -161,12 +201,15 @@ def load_study(name: str, storage_url: str | None = None, *,
 
 # -- study attributes -----------------------------------------------------------------------------
 def objectives(study: optuna.Study) -> list[StoredObjective]:
-    """The study's objectives: as stored by tuneops, else ``value``/``value_i`` and Optuna's directions."""
+    """The study's objectives: as stored by tuneops, else ``value``/``value_i`` and Optuna's
+    directions."""
     stored = study.user_attrs.get(OBJECTIVES)
     if stored:
         return [StoredObjective(o["metric"], o["direction"]) for o in stored]
-    return [StoredObjective(f"value_{i}" if len(study.directions) > 1 else "value", d.name.lower())
-            for i, d in enumerate(study.directions)]
+    return [
+        StoredObjective(f"value_{i}" if len(study.directions) > 1 else "value", d.name.lower())
+        for i, d in enumerate(study.directions)
+    ]
 
 
 def spec_record(study: optuna.Study) -> dict[str, Any] | None:
@@ -203,7 +246,8 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def abandoned_label(reason: str | None) -> str:
-    """How tables mark a trial whose ``abandoned`` user attr is ``reason``: retired, abandoned or not."""
+    """How tables mark a trial whose ``abandoned`` user attr is ``reason``: retired, abandoned or
+    not."""
     if reason is None:
         return ""
     return " (retired)" if str(reason).startswith(RETIRED) else " (abandoned)"
@@ -220,8 +264,11 @@ def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:
 
 def failures(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
     """The trials that failed by themselves (not abandoned), with their reasons."""
-    return [{"number": t.number, "reason": t.user_attrs.get(FAIL_REASON, "unknown")}
-            for t in trials if t.state == TrialState.FAIL and ABANDONED not in t.user_attrs]
+    return [
+        {"number": t.number, "reason": t.user_attrs.get(FAIL_REASON, "unknown")}
+        for t in trials
+        if t.state == TrialState.FAIL and ABANDONED not in t.user_attrs
+    ]
 
 
 def feasible(trial: FrozenTrial) -> bool | None:

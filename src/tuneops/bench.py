@@ -42,27 +42,42 @@ from tuneops.spec import load_spec
 from tuneops.tuning import run
 
 __all__ = [
-    "bench_pruners", "run_summary", "record_curves", "replay", "compute_to_reach", "hypervolume",
-    "reference_point", "render_table", "plot_bench",
+    "bench_pruners",
+    "run_summary",
+    "record_curves",
+    "replay",
+    "compute_to_reach",
+    "hypervolume",
+    "reference_point",
+    "render_table",
+    "plot_bench",
 ]
 
 
 # -- quality of a set of results ------------------------------------------------------------------
-def hypervolume(values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]) -> float:
+def hypervolume(
+    values: Sequence[Sequence[float]], directions: Sequence[str], reference: Sequence[float]
+) -> float:
     """Hypervolume dominated by ``values`` up to ``reference`` (Optuna's implementation)."""
     if not len(values):
         return 0.0
-    return pareto.hypervolume(pareto.losses(values, directions), pareto.losses([reference], directions)[0])
+    return pareto.hypervolume(
+        pareto.losses(values, directions), pareto.losses([reference], directions)[0]
+    )
 
 
-def reference_point(all_values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[float]:
+def reference_point(
+    all_values: Sequence[Sequence[float]], directions: Sequence[str]
+) -> list[float]:
     """A reference point just beyond the worst value of each objective over all runs compared."""
     arr = np.asarray(all_values, dtype=float)
     ref = []
     for j, d in enumerate(directions):
         col = arr[:, j]
         span = float(col.max() - col.min()) or 1.0
-        ref.append(float(col.min() - 0.1 * span) if d == "maximize" else float(col.max() + 0.1 * span))
+        ref.append(
+            float(col.min() - 0.1 * span) if d == "maximize" else float(col.max() + 0.1 * span)
+        )
     return ref
 
 
@@ -81,7 +96,9 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
     return {
         "n_trials": len(done),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
-        "pruning_rate": sum(t.state == TrialState.PRUNED for t in done) / len(done) if done else 0.0,
+        "pruning_rate": sum(t.state == TrialState.PRUNED for t in done) / len(done)
+        if done
+        else 0.0,
         "compute_s": compute,
         "wall_s": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
         "time_to_best_s": savings.get("time_to_best_s"),
@@ -106,7 +123,7 @@ def bench_pruners(
     Hyperband run repeats: its brackets hash the study name).
 
     Returns:
-        ``{"spec", "pruners": [{"pruner", "runs": [...], "mean": {...}, "std": {...}}], "reference"}``
+        ``{"spec", "pruners": [{"pruner", "runs", "mean", "std"}], "reference"}``
         where each run has pruning_rate, best (best value, or hypervolume with several
         objectives), compute_s, wall_s, time_to_best_s.
     """
@@ -125,10 +142,16 @@ def bench_pruners(
         label = pruner if isinstance(pruner, str) else _label(pruner)
         runs = []
         for seed in seeds:
-            name = f"{base.study}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label).strip('_')}-s{seed}"  # a valid study name
+            # a valid study name
+            name = f"{base.study}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label).strip('_')}-s{seed}"
             result = run(
-                base, study=name, seed=seed, pruner=pruner, storage=storage,
-                output_dir=str(out / "runs" / name), **overrides,
+                base,
+                study=name,
+                seed=seed,
+                pruner=pruner,
+                storage=storage,
+                output_dir=str(out / "runs" / name),
+                **overrides,
             )
             summary = run_summary(result.study)
             summary.update(seed=seed, study=name)
@@ -143,7 +166,9 @@ def bench_pruners(
         entry["mean"], entry["std"] = _aggregate(entry["runs"])
     return {
         "spec": base.study,
-        "metric": "hypervolume" if ref else (base.metric_names[0] if base.metric_names else "value"),
+        "metric": "hypervolume"
+        if ref
+        else (base.metric_names[0] if base.metric_names else "value"),
         "reference": ref,
         "seeds": list(seeds),
         "pruners": results,
@@ -155,7 +180,9 @@ def _label(component: Mapping[str, Any]) -> str:
     return f"{component.get('name')}(" + ",".join(f"{k}={v}" for k, v in sorted(rest.items())) + ")"
 
 
-def _best(values: Sequence[Sequence[float]], directions: Sequence[str], ref: Sequence[float] | None) -> float | None:
+def _best(
+    values: Sequence[Sequence[float]], directions: Sequence[str], ref: Sequence[float] | None
+) -> float | None:
     if not values:
         return None
     if ref is not None:
@@ -167,7 +194,9 @@ def _best(values: Sequence[Sequence[float]], directions: Sequence[str], ref: Seq
 _FIGURES = ("pruning_rate", "best", "compute_s", "wall_s", "time_to_best_s")
 
 
-def _aggregate(runs: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float | None], dict[str, float | None]]:
+def _aggregate(
+    runs: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
     for key in _FIGURES:
@@ -186,12 +215,27 @@ def render_table(bench: Mapping[str, Any]) -> list[list[str]]:
             return "-"
         return f"{m:{fmt}} ± {s:{fmt}}" if s else f"{m:{fmt}}"
 
-    rows = [["pruner", "pruning rate", f"best {bench['metric']}", "compute s", "wall s", "time to best s"]]
+    rows = [
+        [
+            "pruner",
+            "pruning rate",
+            f"best {bench['metric']}",
+            "compute s",
+            "wall s",
+            "time to best s",
+        ]
+    ]
     for entry in bench["pruners"]:
-        rows.append([
-            entry["pruner"], cell(entry, "pruning_rate", ".2f"), cell(entry, "best", ".4f"),
-            cell(entry, "compute_s", ".1f"), cell(entry, "wall_s", ".1f"), cell(entry, "time_to_best_s", ".1f"),
-        ])
+        rows.append(
+            [
+                entry["pruner"],
+                cell(entry, "pruning_rate", ".2f"),
+                cell(entry, "best", ".4f"),
+                cell(entry, "compute_s", ".1f"),
+                cell(entry, "wall_s", ".1f"),
+                cell(entry, "time_to_best_s", ".1f"),
+            ]
+        )
     return rows
 
 
@@ -218,7 +262,8 @@ def plot_bench(bench: Mapping[str, Any], path: str | Path) -> Path:
     return path
 
 
-# -- recorded curves and replays --------------------------------------------------------------------
+# -- recorded curves and replays
+# --------------------------------------------------------------------
 class _Never(optuna.pruners.BasePruner):
     """Prunes nothing but makes the objective train step by step and report every step."""
 
@@ -243,10 +288,16 @@ def record_curves(
     """
 
     spec = load_spec(spec, n_trials=n_configs, seed=seed)
-    data = dataset if dataset is not None else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    data = (
+        dataset
+        if dataset is not None
+        else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    )
     objective = SpecObjective(spec, data)
     study = optuna.create_study(
-        directions=spec.directions, sampler=optuna.samplers.RandomSampler(seed), pruner=_Never(),
+        directions=spec.directions,
+        sampler=optuna.samplers.RandomSampler(seed),
+        pruner=_Never(),
         study_name=f"{spec.study}-curves",
     )
     trials: list[dict[str, Any]] = []
@@ -258,19 +309,32 @@ def record_curves(
                 continue
             kept.add(t.number)
             record = t.user_attrs[FIDELITY_ATTR]
-            trials.append({
-                "params": dict(t.params),
-                "curve": {str(k): list(v) for k, v in intermediate_values(t, len(spec.directions)).items()},
-                **{key: record[key] for key in ("fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps")},
-                "measure_s": record.get("measure_s", 0.0),
-                "values": list(t.values),
-            })
+            trials.append(
+                {
+                    "params": dict(t.params),
+                    "curve": {
+                        str(k): list(v)
+                        for k, v in intermediate_values(t, len(spec.directions)).items()
+                    },
+                    **{
+                        key: record[key]
+                        for key in ("fit_s_steps", "fit_cpu_s_steps", "score_cpu_s_steps")
+                    },
+                    "measure_s": record.get("measure_s", 0.0),
+                    "values": list(t.values),
+                }
+            )
             if on_trial is not None:
                 on_trial(trials[-1])
 
     runner.set_budget(study, n_configs)
     runner.work(study, objective, on_trial=keep)
-    return {"study": spec.study, "directions": list(spec.directions), "metrics": spec.metric_names, "trials": trials}
+    return {
+        "study": spec.study,
+        "directions": list(spec.directions),
+        "metrics": spec.metric_names,
+        "trials": trials,
+    }
 
 
 def replay(
@@ -291,7 +355,9 @@ def replay(
     if isinstance(pruner, str):
         pruner = make_pruner(pruner, n_objectives=len(directions), n_trials=len(curves["trials"]))
     study = optuna.create_study(
-        directions=directions, pruner=pruner, sampler=optuna.samplers.RandomSampler(0),
+        directions=directions,
+        pruner=pruner,
+        sampler=optuna.samplers.RandomSampler(0),
         study_name=f"replay-{curves.get('study', 'curves')}",
     )
     out = []
@@ -310,10 +376,14 @@ def replay(
             spent = rec[cost][-1] + rec["measure_s"]
         else:
             study.tell(trial, state=TrialState.PRUNED)
-        out.append({
-            "index": index, "pruned_at": pruned_at, "compute_s": spent,
-            "values": None if pruned_at is not None else rec["values"],
-        })
+        out.append(
+            {
+                "index": index,
+                "pruned_at": pruned_at,
+                "compute_s": spent,
+                "values": None if pruned_at is not None else rec["values"],
+            }
+        )
     return out
 
 
@@ -327,4 +397,3 @@ def compute_to_reach(outcomes: Sequence[Mapping[str, Any]], target: float, direc
             if (v >= target) if direction == "maximize" else (v <= target):
                 return spent
     return math.inf
-

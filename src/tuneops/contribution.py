@@ -24,7 +24,9 @@ def _feasible(t: FrozenTrial) -> bool:
     return all(v <= 0 for v in (t.constraints or {}).values())
 
 
-def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[dict[str, Any]]:
+def worker_contributions(
+    trials: Sequence[FrozenTrial], directions: Sequence[str]
+) -> list[dict[str, Any]]:
     """One row per worker, in order of first trial (a pure function of the trials).
 
     Each row: ``worker`` (id), ``host``, ``pid``, ``node`` (Ray, else None), ``complete``,
@@ -35,13 +37,17 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     the Pareto front of feasible complete trials, and their fraction of that front).
     """
     # A trial retired unrun (beyond the budget) ran nothing, whoever created it.
-    ran = [t for t in trials if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not is_retired(t)]
+    ran = [
+        t
+        for t in trials
+        if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not is_retired(t)
+    ]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     pool = [t for t in complete if _feasible(t)] or complete
     front: set[int] = set()
     if pool:
         mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)
-        front = {t.number for t, m in zip(pool, mask) if m}
+        front = {t.number for t, m in zip(pool, mask, strict=False) if m}
     in_pool = {t.number for t in pool}
     single = len(directions) == 1
     sign = -1.0 if single and directions[0] == "maximize" else 1.0
@@ -50,11 +56,25 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     rows: dict[str, dict[str, Any]] = {}
     for t in sorted(ran, key=lambda t: t.number):
         w = t.user_attrs["worker"]
-        row = rows.setdefault(str(w.get("id")), {
-            "worker": str(w.get("id")), "host": w.get("host"), "pid": w.get("pid"), "node": w.get("node"),
-            "complete": 0, "pruned": 0, "failed": 0, "abandoned": 0, "running": 0, "busy_s": 0.0,
-            "best": None, "has_best": False, "pareto": 0, "pareto_share": 0.0,
-        })
+        row = rows.setdefault(
+            str(w.get("id")),
+            {
+                "worker": str(w.get("id")),
+                "host": w.get("host"),
+                "pid": w.get("pid"),
+                "node": w.get("node"),
+                "complete": 0,
+                "pruned": 0,
+                "failed": 0,
+                "abandoned": 0,
+                "running": 0,
+                "busy_s": 0.0,
+                "best": None,
+                "has_best": False,
+                "pareto": 0,
+                "pareto_share": 0.0,
+            },
+        )
         if "abandoned" in t.user_attrs:
             row["abandoned"] += 1
         elif t.state == TrialState.COMPLETE:
@@ -81,10 +101,16 @@ def worker_contributions(trials: Sequence[FrozenTrial], directions: Sequence[str
     return list(rows.values())
 
 
-def contribution_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+def contribution_section(
+    study: optuna.Study, trials: Sequence[FrozenTrial]
+) -> dict[str, Any] | None:
     """The ``workers`` section of results.json; None when no trial recorded its worker."""
     directions = [d.name.lower() for d in study.directions]
     rows = worker_contributions(trials, directions)
     if not rows:
         return None
-    return {"n_workers": len(rows), "hosts": sorted({str(r["host"]) for r in rows}), "workers": rows}
+    return {
+        "n_workers": len(rows),
+        "hosts": sorted({str(r["host"]) for r in rows}),
+        "workers": rows,
+    }

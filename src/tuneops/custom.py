@@ -128,7 +128,12 @@ class _Constrained:
     and what the trial trained and spent (``tuneops:fidelity``: the steps it reported, wall and
     CPU seconds of the call), which the pruning section and a compute budget read."""
 
-    def __init__(self, fn: Callable[[optuna.Trial], Any], names: Sequence[str], constraints: Sequence[Constraint]):
+    def __init__(
+        self,
+        fn: Callable[[optuna.Trial], Any],
+        names: Sequence[str],
+        constraints: Sequence[Constraint],
+    ):
         self.fn, self.names, self.constraints = fn, list(names), list(constraints)
 
     def __call__(self, trial: optuna.Trial) -> Any:
@@ -142,15 +147,23 @@ class _Constrained:
         finally:
             study = getattr(trial, "study", None)
             if study is not None and FIDELITY_ATTR not in trial.user_attrs:
-                trial.set_user_attr(FIDELITY_ATTR, custom_fidelity(
-                    _optuna.latest(trial), len(study.directions), fit_s=time.perf_counter() - wall,
-                    fit_cpu_s=time.process_time() - cpu, pruned=pruned))
+                trial.set_user_attr(
+                    FIDELITY_ATTR,
+                    custom_fidelity(
+                        _optuna.latest(trial),
+                        len(study.directions),
+                        fit_s=time.perf_counter() - wall,
+                        fit_cpu_s=time.process_time() - cpu,
+                        pruned=pruned,
+                    ),
+                )
 
     def _call(self, trial: optuna.Trial) -> Any:
         result = self.fn(trial)
         if self.constraints:
             values = list(result) if isinstance(result, (list, tuple)) else [result]
-            metrics = {**dict(zip(self.names, values)), **trial.user_attrs.get("metrics", {})}
+            named = dict(zip(self.names, values, strict=False))
+            metrics = {**named, **trial.user_attrs.get("metrics", {})}
             trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
@@ -166,8 +179,10 @@ def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{name}: expected an integer >= 1{' or None' if allow_none else ''}, "
-                        f"received {value!r}.")
+        raise SpecError(
+            f"{name}: expected an integer >= 1{' or None' if allow_none else ''}, "
+            f"received {value!r}."
+        )
 
 
 def _component(field: str, value: Any) -> tuple[str, dict[str, Any]]:
@@ -184,8 +199,10 @@ def _component(field: str, value: Any) -> tuple[str, dict[str, Any]]:
         if set(params) == {"params"} and isinstance(params["params"], Mapping):
             params = dict(params["params"])
     else:
-        raise SpecError(f"{field}: expected a name or {{'name': NAME, PARAMETER: value, ...}}, "
-                        f"received {value!r}.")
+        raise SpecError(
+            f"{field}: expected a name or {{'name': NAME, PARAMETER: value, ...}}, "
+            f"received {value!r}."
+        )
     check = sampler_parameters if field == "sampler" else pruner_parameters
     check(name, params, field=field)
     return name, params
@@ -251,38 +268,57 @@ def tune(
     compute = dict(check_budget(budget, root="")) if budget is not None else {}
     _check_count("n_trials", n_trials, allow_none=True)
     _check_count("n_workers", n_workers)
-    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
-                                  or not timeout_s > 0):
-        raise SpecError(f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}.")
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0
+    ):
+        raise SpecError(
+            f"timeout_s: expected a number of seconds > 0 or None, received {timeout_s!r}."
+        )
     if compute and n_trials is DEFAULT_N_TRIALS:
         n_trials = None  # the compute budget decides, as in a spec (n_trials limits when given)
     if n_trials is None and timeout_s is None and not compute:
-        raise SpecError("n_trials, timeout_s and budget: expected at least one of them, received none; "
-                        "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}.")
+        raise SpecError(
+            "n_trials, timeout_s and budget: expected at least one of them, received none; "
+            "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}."
+        )
     names = list(objectives)
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
     directions = list(directions)
     if len(directions) != len(names) or any(d not in ("maximize", "minimize") for d in directions):
         raise SpecError(
-            f"directions: expected one of maximize/minimize per objective {names}, received {directions}."
+            f"directions: expected one of maximize/minimize per objective {names}, received "
+            f"{directions}."
         )
-    objs = tuple(Objective(n, d) for n, d in zip(names, directions))
-    parsed = [parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints]
+    objs = tuple(Objective(n, d) for n, d in zip(names, directions, strict=False))
+    parsed = [
+        parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints
+    ]
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
     sampler_name, sampler_params = _component("sampler", sampler)
     # the space of a custom objective is judged by `auto` from its first trials
-    make = functools.partial(make_sampler, sampler_name, sampler_params, conditional=None, n_trials=n_trials,
-                             n_objectives=len(names))
+    make = functools.partial(
+        make_sampler,
+        sampler_name,
+        sampler_params,
+        conditional=None,
+        n_trials=n_trials,
+        n_objectives=len(names),
+    )
     pruner_name, pruner_params = _component("pruner", pruner)
-    pruner_factory = functools.partial(make_pruner, pruner_name, pruner_params,
-                                       n_objectives=len(names), n_trials=n_trials)
+    pruner_factory = functools.partial(
+        make_pruner, pruner_name, pruner_params, n_objectives=len(names), n_trials=n_trials
+    )
     make(seed=seed)  # bad sampler or pruner parameters fail before anything is written
     built = pruner_factory()
     store = get_storage(storage, n_workers=n_workers)  # after every check: a refusal writes nothing
     opened = open_study(
-        name, store, directions, sampler=make(seed=seed), pruner=built,
+        name,
+        store,
+        directions,
+        sampler=make(seed=seed),
+        pruner=built,
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
     )
     opened.set_user_attr(_study.PRUNER, describe_pruner(built))
@@ -298,7 +334,10 @@ def tune(
     message = None
     try:
         choice: Choice | None = select_trial(
-            candidates_from_trials(opened.get_trials(deepcopy=False), names), objs, parsed, chosen_selection
+            candidates_from_trials(opened.get_trials(deepcopy=False), names),
+            objs,
+            parsed,
+            chosen_selection,
         )
         opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
     except NoFeasibleTrial as exc:

@@ -86,7 +86,9 @@ class VersionMismatchWarning(TuneOpsWarning):
     predict differently."""
 
 
-def unknown_name(kind: str, received: object, valid: Iterable[str], *, field: str | None = None) -> str:
+def unknown_name(
+    kind: str, received: object, valid: Iterable[str], *, field: str | None = None
+) -> str:
     """Message for an unknown name: lists the valid ones and the closest match."""
     valid = sorted(valid)
     where = f"{field}: " if field else ""

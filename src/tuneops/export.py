@@ -27,13 +27,30 @@ import joblib
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, UsageError, VersionMismatchWarning
 
-__all__ = ["save_model", "load_model", "verify_model", "sha256_file", "library_versions",
-           "write_json", "MODEL_FILE", "METADATA_FILE"]
+__all__ = [
+    "save_model",
+    "load_model",
+    "verify_model",
+    "sha256_file",
+    "library_versions",
+    "write_json",
+    "MODEL_FILE",
+    "METADATA_FILE",
+]
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model.json"
-_LIBRARIES = ("tuneops", "optuna", "scikit-learn", "numpy", "pandas", "scipy", "joblib", "lightgbm",
-              "xgboost")
+_LIBRARIES = (
+    "tuneops",
+    "optuna",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "joblib",
+    "lightgbm",
+    "xgboost",
+)
 # The libraries whose version change can make a pickled pipeline load or predict differently
 # (scikit-learn documents no cross-version pickle compatibility; NumPy and Python change the
 # pickle of arrays and objects). Python is compared on major.minor: bug-fix releases keep pickles.
@@ -228,5 +245,6 @@ def _warn_versions(target: Path, saved: dict[str, Any]) -> None:
         warnings.warn(
             f"model {str(target)!r} was saved with {', '.join(mismatches)}; it may fail to load or "
             "predict differently. Check its predictions, or export it again in this environment.",
-            VersionMismatchWarning, stacklevel=3,
+            VersionMismatchWarning,
+            stacklevel=3,
         )

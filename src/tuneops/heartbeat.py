@@ -30,7 +30,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["HEARTBEAT", "INTERVAL_S", "GRACE_S", "Heartbeat", "last_seen", "stale_trials", "pid_alive"]
+__all__ = [
+    "HEARTBEAT",
+    "INTERVAL_S",
+    "GRACE_S",
+    "Heartbeat",
+    "last_seen",
+    "stale_trials",
+    "pid_alive",
+]
 
 _log = logging.getLogger("tuneops")
 
@@ -59,7 +67,9 @@ class Heartbeat:
     shortens the time the trial has left before others consider it stale.
     """
 
-    def __init__(self, storage: optuna.storages.BaseStorage, interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self, storage: optuna.storages.BaseStorage, interval_s: float = INTERVAL_S
+    ) -> None:
         self.storage = storage
         self.interval_s = interval_s
         self.trial_id: int | None = None

@@ -433,7 +433,8 @@ class ServingCost:
             lo, hi = self.batch.median_ci_ms
             out["batch_latency_p50_ms"] = [lo, hi]
             out["throughput_rows_per_s"] = [
-                _throughput(self.serving.batch_size, hi), _throughput(self.serving.batch_size, lo)
+                _throughput(self.serving.batch_size, hi),
+                _throughput(self.serving.batch_size, lo),
             ]
         return out
 
@@ -493,14 +494,20 @@ def measure_serving(
         if want_call:
             rows = serving.batch_size if serving.path == "batch" else 1
             call = _time_series(
-                _Caller(model, X, serving.path, clock), _requests(X, serving.path, rows),
-                budgets[0], config, want_p95="latency_p95_ms" in wanted,
+                _Caller(model, X, serving.path, clock),
+                _requests(X, serving.path, rows),
+                budgets[0],
+                config,
+                want_p95="latency_p95_ms" in wanted,
             )
         if want_batch:
             kind = {"row": "batch", "numpy": "numpy", "records": "records"}[serving.path]
             batch = _time_series(
-                _Caller(model, X, kind, clock), _requests(X, kind, serving.batch_size),
-                budgets[1], config, want_p95=False,
+                _Caller(model, X, kind, clock),
+                _requests(X, kind, serving.batch_size),
+                budgets[1],
+                config,
+                want_p95=False,
             )
     if serving.path == "batch":
         batch = call

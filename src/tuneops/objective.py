@@ -67,7 +67,8 @@ class SpecObjective:
         >>> spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
         ...                   "objectives": ["accuracy"], "search": {"n_trials": 1}})
         >>> objective = SpecObjective(spec, load_dataset("sklearn:iris"))
-        >>> values = objective(optuna.trial.FixedTrial({"n_neighbors": 5, "weights": "uniform", "p": 2}))
+        >>> params = {"n_neighbors": 5, "weights": "uniform", "p": 2}
+        >>> values = objective(optuna.trial.FixedTrial(params))
         >>> 0.9 < values[0] <= 1.0
         True
     """
@@ -82,7 +83,8 @@ class SpecObjective:
         # every fold scores the same class (see tuneops.metrics).
         self.pos_label = (
             positive_label(dataset.y, getattr(spec.data, "pos_label", None))
-            if dataset.task == "classification" else None
+            if dataset.task == "classification"
+            else None
         )
         self.spaces: dict[str, dict[str, Param]] = {
             name: get_family(name).space(dataset.task, spec.space.get(name))
@@ -96,8 +98,14 @@ class SpecObjective:
 
     def scoring_record(self) -> dict[str, Any]:
         """Positive class, averaging and the majority-class/mean baseline on the study's folds."""
-        return scoring_record(self.dataset.y, self.task, self.folds, self.spec.measured_metrics,
-                              labels=self.labels, pos_label=self.pos_label)
+        return scoring_record(
+            self.dataset.y,
+            self.task,
+            self.folds,
+            self.spec.measured_metrics,
+            labels=self.labels,
+            pos_label=self.pos_label,
+        )
 
     # -- parameters -------------------------------------------------------------------------
     def suggest(self, trial: optuna.trial.BaseTrial) -> tuple[str, dict[str, Any]]:
@@ -114,8 +122,12 @@ class SpecObjective:
 
     def pipeline(self, family: str, params: Mapping[str, Any]) -> Any:
         return build_pipeline(
-            get_family(family), params, self.task, self.spec.seed,
-            numeric=self.dataset.numeric, categorical=self.dataset.categorical,
+            get_family(family),
+            params,
+            self.task,
+            self.spec.seed,
+            numeric=self.dataset.numeric,
+            categorical=self.dataset.categorical,
         )
 
     # -- evaluation -------------------------------------------------------------------------
@@ -130,7 +142,8 @@ class SpecObjective:
         for constraint in self.spec.constraints:
             trial.set_constraint(str(constraint), violation(constraint, metrics, intervals))
         values = tuple(metrics[name] for name in self.spec.metric_names)
-        bad = [n for n, v in zip(self.spec.metric_names, values) if not math.isfinite(v)]
+        named = zip(self.spec.metric_names, values, strict=False)
+        bad = [n for n, v in named if not math.isfinite(v)]
         if bad:
             raise TrialFailed(f"objective {', '.join(bad)} is not finite for {family} {params}")
         return values
@@ -176,37 +189,69 @@ class SpecObjective:
             per_fold, record = self._by_steps(fam, models, fit_s, clocks, quality, trial)
         else:
             per_fold = []
-            for i, (model, (train, test)) in enumerate(zip(models, self.folds)):
+            for i, (model, (train, test)) in enumerate(zip(models, self.folds, strict=False)):
                 with clocks[i]:
-                    fam.fit(model, X.iloc[train], y.iloc[train], seed=self.spec.seed,
-                            threads=threads)
+                    fam.fit(
+                        model, X.iloc[train], y.iloc[train], seed=self.spec.seed, threads=threads
+                    )
                 fit_s[i] = clocks[i].wall_s
-                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality,
-                                      labels=self.labels, pos_label=self.pos_label))
+                per_fold.append(
+                    score(
+                        model,
+                        X.iloc[test],
+                        y.iloc[test],
+                        quality,
+                        labels=self.labels,
+                        pos_label=self.pos_label,
+                    )
+                )
                 if mode == "folds" and trial is not None:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
                     report(trial, per_fold[-1][self.spec.metric_names[0]], i)
                     if i < len(self.folds) - 1 and should_prune(trial):
-                        trial.set_user_attr(FIDELITY_ATTR, _fidelity(list(range(1, i + 2)), len(self.folds), len(self.folds), sum(fit_s), pruned=True))
+                        trial.set_user_attr(
+                            FIDELITY_ATTR,
+                            _fidelity(
+                                list(range(1, i + 2)),
+                                len(self.folds),
+                                len(self.folds),
+                                sum(fit_s),
+                                pruned=True,
+                            ),
+                        )
                         raise optuna.TrialPruned(f"pruned after fold {i + 1} of {len(self.folds)}")
             if mode == "folds":
-                record = _fidelity(list(range(1, len(self.folds) + 1)), len(self.folds), len(self.folds), sum(fit_s))
+                record = _fidelity(
+                    list(range(1, len(self.folds) + 1)),
+                    len(self.folds),
+                    len(self.folds),
+                    sum(fit_s),
+                )
             elif getattr(trial, "study", None) is not None:  # trained straight through: one step
                 record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
-        for fold, clock in zip(per_fold, clocks):
+        for fold, clock in zip(per_fold, clocks, strict=False):
             fold["fit_time_s"] = clock.cpu_s
         mean, spread = mean_metrics(per_fold)
-        cost: dict[str, Any] = {"fit": {
-            "cpu_s": [c.cpu_s for c in clocks], "wall_s": [c.wall_s for c in clocks],
-            "wall_mean_s": sum(c.wall_s for c in clocks) / len(clocks),
-            "threads": threads, "clock": clocks[0].clock,
-        }}
+        cost: dict[str, Any] = {
+            "fit": {
+                "cpu_s": [c.cpu_s for c in clocks],
+                "wall_s": [c.wall_s for c in clocks],
+                "wall_mean_s": sum(c.wall_s for c in clocks) / len(clocks),
+                "threads": threads,
+                "clock": clocks[0].clock,
+            }
+        }
         model = models[-1]
         start = time.perf_counter()
         latency = [m for m in wanted if METRICS[m].kind == "latency"]
         if latency:
-            served = measure_serving(model, X.iloc[self.folds[-1][1]], self.latency,
-                                     serving=self.serving, metrics=latency)
+            served = measure_serving(
+                model,
+                X.iloc[self.folds[-1][1]],
+                self.latency,
+                serving=self.serving,
+                metrics=latency,
+            )
             mean.update(served.metrics())
             cost["serving"] = served.record()
             cost["intervals"] = served.intervals()
@@ -229,15 +274,21 @@ class SpecObjective:
         return "steps"
 
     def _by_steps(
-        self, fam: Any, models: list[Any], fit_s: list[float], clocks: list[FitClock],
-        quality: list[str], trial: Any,
+        self,
+        fam: Any,
+        models: list[Any],
+        fit_s: list[float],
+        clocks: list[FitClock],
+        quality: list[str],
+        trial: Any,
     ) -> tuple[list[dict[str, float]], dict[str, Any]]:
         """Train all folds in lockstep over the fidelity steps, reporting after each step."""
         X, y = self.dataset.X, self.dataset.y
         runs = [
-            fam.fit_steps(model, X.iloc[train], y.iloc[train], seed=self.spec.seed,
-                          threads=clock.threads)
-            for model, (train, _), clock in zip(models, self.folds, clocks)
+            fam.fit_steps(
+                model, X.iloc[train], y.iloc[train], seed=self.spec.seed, threads=clock.threads
+            )
+            for model, (train, _), clock in zip(models, self.folds, clocks, strict=False)
         ]
         done: list[int] = []
         fit_by_step: list[float] = []
@@ -256,17 +307,31 @@ class SpecObjective:
             done.append(step)
             fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
-            for model, (_, test) in zip(models, self.folds):
+            for model, (_, test) in zip(models, self.folds, strict=False):
                 start = time.thread_time()
-                per_fold.append(score(model, X.iloc[test], y.iloc[test], quality,
-                                      labels=self.labels, pos_label=self.pos_label))
+                per_fold.append(
+                    score(
+                        model,
+                        X.iloc[test],
+                        y.iloc[test],
+                        quality,
+                        labels=self.labels,
+                        pos_label=self.pos_label,
+                    )
+                )
                 predict_s += time.thread_time() - start
             score_cpu += predict_s
             cpu["fit_cpu_s_steps"].append(fit_cpu)
             cpu["score_cpu_s_steps"].append(score_cpu)
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
-                trial.set_user_attr(FIDELITY_ATTR, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True) | cpu)
+                trial.set_user_attr(
+                    FIDELITY_ATTR,
+                    _fidelity(
+                        done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True
+                    )
+                    | cpu,
+                )
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
         return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step) | cpu
 
@@ -305,21 +370,32 @@ class SpecObjective:
         model = self.pipeline(family, estimator_params)
         threads = self.serving.threads
         with single_threaded():
-            get_family(family).fit(model, self.dataset.X, self.dataset.y, seed=self.spec.seed,
-                                   threads=threads)
+            get_family(family).fit(
+                model, self.dataset.X, self.dataset.y, seed=self.spec.seed, threads=threads
+            )
         if threads > 1 and "n_jobs" in model[-1].get_params():
             model[-1].set_params(n_jobs=threads)  # serves with the threads the spec gives it
         return family, estimator_params, model
 
 
 def _fidelity(
-    steps: list[int], n_steps: int, max_step: int, fit_s: float | list[float], *, pruned: bool = False
+    steps: list[int],
+    n_steps: int,
+    max_step: int,
+    fit_s: float | list[float],
+    *,
+    pruned: bool = False,
 ) -> dict[str, Any]:
     """What a trial trained (user attr ``tuneops:fidelity``): the steps it ran (of ``n_steps``,
     the last being ``max_step``) and its fit seconds summed over folds (cumulative per step
     when trained step by step; the step-wise path adds the CPU seconds of fitting and scoring,
     ``fit_cpu_s_steps`` and ``score_cpu_s_steps``)."""
-    record: dict[str, Any] = {"steps": steps, "n_steps": n_steps, "max_step": max_step, "pruned": pruned}
+    record: dict[str, Any] = {
+        "steps": steps,
+        "n_steps": n_steps,
+        "max_step": max_step,
+        "pruned": pruned,
+    }
     if isinstance(fit_s, list):
         record["fit_s"], record["fit_s_steps"] = fit_s[-1], list(fit_s)
     else:

@@ -19,12 +19,15 @@ __all__ = ["losses", "pareto_mask", "hypervolume", "hypervolume_history", "Paret
 
 
 def losses(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
-    """``values`` turned into losses (maximised objectives negated): smaller is better everywhere."""
+    """``values`` turned into losses (maximised objectives negated): smaller is better
+    everywhere."""
     signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
     return np.asarray(values, dtype=float).reshape(-1, len(signs)) * signs
 
 
-def pareto_mask(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+def pareto_mask(
+    values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]
+) -> np.ndarray:
     """True for rows not dominated by any other row (duplicates are all kept).
 
     A row dominates another when it is no worse in every objective and better in one. Two

@@ -170,12 +170,17 @@ class StudyProgress:
         self._active = True
         if self.plain:
             budget = f"{self.total} trials" if self.total is not None else "no trial budget"
-            self._line(f"{self.study.study_name}: started ({budget}, {len(self._seen)} finished "
-                       "before)")
+            self._line(
+                f"{self.study.study_name}: started ({budget}, {len(self._seen)} finished before)"
+            )
         else:
             self._progress = Progress(
-                TextColumn("[bold]{task.fields[study]}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False,
+                TextColumn("[bold]{task.fields[study]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                transient=False,
                 console=self._console,
             )
             self._progress.start()
@@ -203,8 +208,9 @@ class StudyProgress:
         if self.poll_s <= 0 or self._thread is not None:
             return
         self._stop = threading.Event()  # one per thread: a late old thread never sees it cleared
-        self._thread = threading.Thread(target=self._poll, args=(self._stop,),
-                                        name="tuneops-progress", daemon=True)
+        self._thread = threading.Thread(
+            target=self._poll, args=(self._stop,), name="tuneops-progress", daemon=True
+        )
         self._thread.start()
 
     def _stop_thread(self) -> None:
@@ -253,8 +259,9 @@ class StudyProgress:
             if self.plain:
                 self._print_lines(trials)
             else:
-                self._progress.update(self._task, completed=self._tally.done,
-                                      status=self._status(trials))
+                self._progress.update(
+                    self._task, completed=self._tally.done, status=self._status(trials)
+                )
 
     def _status(self, trials: list[FrozenTrial]) -> str:
         tally = self._tally
@@ -298,8 +305,10 @@ class StudyProgress:
             if step is None or ran_s < self.step_log_s or self._steps.get(t.number) == step:
                 continue
             self._steps[t.number] = step
-            self._line(f"{self.study.study_name}: trial {t.number} running {ran_s:.0f}s, "
-                       f"reached step {step}")
+            self._line(
+                f"{self.study.study_name}: trial {t.number} running {ran_s:.0f}s, "
+                f"reached step {step}"
+            )
 
     def _finished_line(self, t: FrozenTrial) -> str:
         seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
@@ -312,5 +321,7 @@ class StudyProgress:
             reason = str(t.user_attrs.get("fail_reason", "")).splitlines()
             outcome = "failed" + (f": {reason[0][:120]}" if reason else "")
         of = f"/{self.total}" if self.total is not None else ""
-        return (f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "
-                f"({self._tally.done}{of} done, {self._tally.best_text()})")
+        return (
+            f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "
+            f"({self._tally.done}{of} done, {self._tally.best_text()})"
+        )

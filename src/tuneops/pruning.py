@@ -71,11 +71,14 @@ PRUNER_ATTR = _study.PRUNER  # study user attr: the pruner a run resolved (``aut
 PARAMETERS = PRUNER_PARAMETERS
 
 
-def check_pruner(name: Any, params: Mapping[str, Any] | None = None, *, field: str = "search.pruner") -> Params:
+def check_pruner(
+    name: Any, params: Mapping[str, Any] | None = None, *, field: str = "search.pruner"
+) -> Params:
     """Validate a pruner name and its parameters without building it; returns the parameters.
 
     ``name`` may also be ``{name: ..., PARAMETER: value}`` or a spec's
-    :class:`~tuneops.spec.Component`. The check is the spec's (:func:`tuneops.spec.pruner_parameters`).
+    :class:`~tuneops.spec.Component`. The check is the spec's
+    (:func:`tuneops.spec.pruner_parameters`).
 
     Raises:
         SpecError: naming the parameter, the expected range and the received value.
@@ -97,7 +100,9 @@ def _nop(**kw: Any) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def _patience(*, patience: int = 1, min_delta: float = 0.0, wrapped: Any = "none") -> optuna.pruners.BasePruner:
+def _patience(
+    *, patience: int = 1, min_delta: float = 0.0, wrapped: Any = "none"
+) -> optuna.pruners.BasePruner:
     inner_name, inner_params = _component(wrapped)
     inner = None if inner_name == "none" else make_pruner(inner_name, inner_params)
     return optuna.pruners.PatientPruner(inner, patience=patience, min_delta=min_delta)
@@ -169,13 +174,18 @@ def make_pruner(
         >>> make_pruner("percentile", {"percentile": 150})
         Traceback (most recent call last):
         ...
-        tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], received 150.
+        tuneops.errors.SpecError: search.pruner.percentile: expected a number in [0, 100], received
+        150.
     """
     options = check_pruner(name, params).options()
     name = _component(name)[0] if not isinstance(name, str) else name
     if name == "auto":
-        return auto_pruner(n_objectives=n_objectives, n_trials=n_trials,
-                           max_step=options.get("max_step", max_step), measured_after_last=measured_after_last)
+        return auto_pruner(
+            n_objectives=n_objectives,
+            n_trials=n_trials,
+            max_step=options.get("max_step", max_step),
+            measured_after_last=measured_after_last,
+        )
     if n_objectives > 1 and name not in MULTI_OBJECTIVE:
         raise SpecError(
             f"search.pruner: {name!r} compares one objective, received a study with {n_objectives} "
@@ -202,7 +212,10 @@ AUTO_PARETO_WARMUP = 1 / 3
 
 
 def auto_pruner(
-    *, n_objectives: int = 1, n_trials: int | None = None, max_step: int | None = None,
+    *,
+    n_objectives: int = 1,
+    n_trials: int | None = None,
+    max_step: int | None = None,
     measured_after_last: bool = False,
 ) -> optuna.pruners.BasePruner:
     """The pruner ``auto`` resolves to, by budget (``n_trials``) and number of objectives.
@@ -233,17 +246,25 @@ def auto_pruner(
     if n_trials is not None and n_trials < SMALL_BUDGET:
         return optuna.pruners.NopPruner()
     if n_objectives > 1:
-        return ParetoPruner(warmup_fraction=AUTO_PARETO_WARMUP, max_step=max_step,
-                            cut_at_last_step=measured_after_last)
-    return FractionalHalvingPruner(max_step=max_step, reduction_factor=AUTO_REDUCTION_FACTOR,
-                                   min_fraction=AUTO_MIN_FRACTION)
+        return ParetoPruner(
+            warmup_fraction=AUTO_PARETO_WARMUP,
+            max_step=max_step,
+            cut_at_last_step=measured_after_last,
+        )
+    return FractionalHalvingPruner(
+        max_step=max_step, reduction_factor=AUTO_REDUCTION_FACTOR, min_fraction=AUTO_MIN_FRACTION
+    )
 
 
 def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
     """A short readable name of a built pruner, for results and logs."""
     if isinstance(pruner, (ParetoPruner, FractionalHalvingPruner)):
         return repr(pruner)
-    fields = {k.lstrip("_"): v for k, v in vars(pruner).items() if isinstance(v, (int, float, str)) and not k.startswith("__")}
+    fields = {
+        k.lstrip("_"): v
+        for k, v in vars(pruner).items()
+        if isinstance(v, (int, float, str)) and not k.startswith("__")
+    }
     inner = getattr(pruner, "_wrapped_pruner", None)
     if inner is not None:
         fields["wrapped"] = describe_pruner(inner)
@@ -252,7 +273,9 @@ def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
 
 
 # -- multi-objective pruning ----------------------------------------------------------------------
-def intermediate_values(trial: FrozenTrial, n_objectives: int) -> dict[int, tuple[float | None, ...]]:
+def intermediate_values(
+    trial: FrozenTrial, n_objectives: int
+) -> dict[int, tuple[float | None, ...]]:
     """The intermediate objective vectors a trial reported, ``{step: (value per objective)}``.
 
     Read from tuneops' user attribute (any study), else from Optuna's own record (one objective).
@@ -265,14 +288,16 @@ def intermediate_values(trial: FrozenTrial, n_objectives: int) -> dict[int, tupl
     return {}
 
 
-def dominates(a: Sequence[float | None], b: Sequence[float | None], directions: Sequence[StudyDirection]) -> bool:
+def dominates(
+    a: Sequence[float | None], b: Sequence[float | None], directions: Sequence[StudyDirection]
+) -> bool:
     """``a`` is at least as good as ``b`` on every objective both know, and better on one.
 
     Objectives unknown (None) in either vector are left out of the comparison.
     """
     better = False
     compared = 0
-    for x, y, d in zip(a, b, directions):
+    for x, y, d in zip(a, b, directions, strict=False):
         if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
             continue
         compared += 1
@@ -341,10 +366,14 @@ class ParetoPruner(optuna.pruners.BasePruner):
     ) -> None:
         check_pruner(
             "pareto",
-            {"n_startup_trials": n_startup_trials, "n_warmup_steps": n_warmup_steps,
-             "dominated_fraction": dominated_fraction, "min_dominating": min_dominating,
-             **({"warmup_fraction": warmup_fraction} if warmup_fraction is not None else {}),
-             **({"max_step": max_step} if max_step is not None else {})},
+            {
+                "n_startup_trials": n_startup_trials,
+                "n_warmup_steps": n_warmup_steps,
+                "dominated_fraction": dominated_fraction,
+                "min_dominating": min_dominating,
+                **({"warmup_fraction": warmup_fraction} if warmup_fraction is not None else {}),
+                **({"max_step": max_step} if max_step is not None else {}),
+            },
             field="ParetoPruner",
         )
         self.n_startup_trials = n_startup_trials
@@ -356,8 +385,11 @@ class ParetoPruner(optuna.pruners.BasePruner):
         self.cut_at_last_step = cut_at_last_step
 
     def __repr__(self) -> str:
-        warmup = (f"warmup_fraction={self.warmup_fraction:.3g}" if self.warmup_fraction is not None
-                  else f"n_warmup_steps={self.n_warmup_steps}")
+        warmup = (
+            f"warmup_fraction={self.warmup_fraction:.3g}"
+            if self.warmup_fraction is not None
+            else f"n_warmup_steps={self.n_warmup_steps}"
+        )
         return (
             f"ParetoPruner(n_startup_trials={self.n_startup_trials}, {warmup}, "
             f"dominated_fraction={self.dominated_fraction}, min_dominating={self.min_dominating}, "
@@ -385,7 +417,9 @@ class ParetoPruner(optuna.pruners.BasePruner):
         max_step = self.max_step if self.max_step is not None else (learned or None)
         if max_step is not None and step >= max_step and not self.cut_at_last_step:
             return False  # the training is paid for: a cut saves nothing
-        if self.warmup_fraction is not None and (max_step is None or step < self.warmup_fraction * max_step):
+        if self.warmup_fraction is not None and (
+            max_step is None or step < self.warmup_fraction * max_step
+        ):
             return False
         if len(peers) < self.n_startup_trials:
             return False
@@ -393,7 +427,9 @@ class ParetoPruner(optuna.pruners.BasePruner):
         return n_dominating >= max(self.min_dominating, self.dominated_fraction * len(peers))
 
 
-def rung_steps(max_step: int, *, reduction_factor: int = 3, min_fraction: float = 1 / 27) -> list[int]:
+def rung_steps(
+    max_step: int, *, reduction_factor: int = 3, min_fraction: float = 1 / 27
+) -> list[int]:
     """The steps of the rungs of :class:`FractionalHalvingPruner`, below ``max_step``.
 
     Fractions ``min_fraction * reduction_factor**k`` below 1 of ``max_step``, rounded up to a
@@ -443,12 +479,20 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         >>> study = optuna.create_study(direction="maximize", pruner=pruner)
     """
 
-    def __init__(self, *, max_step: int | None = None, reduction_factor: int = 3,
-                 min_fraction: float = 1 / 27) -> None:
+    def __init__(
+        self,
+        *,
+        max_step: int | None = None,
+        reduction_factor: int = 3,
+        min_fraction: float = 1 / 27,
+    ) -> None:
         check_pruner(
             "fractional_halving",
-            {"reduction_factor": reduction_factor, "min_fraction": min_fraction,
-             **({"max_step": max_step} if max_step is not None else {})},
+            {
+                "reduction_factor": reduction_factor,
+                "min_fraction": min_fraction,
+                **({"max_step": max_step} if max_step is not None else {}),
+            },
             field="FractionalHalvingPruner",
         )
         self.max_step = max_step
@@ -461,18 +505,22 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
 
     def __repr__(self) -> str:
         return (
-            f"FractionalHalvingPruner(max_step={self.max_step if self.max_step is not None else 'learned'}, "
+            "FractionalHalvingPruner(max_step="
+            f"{self.max_step if self.max_step is not None else 'learned'}, "
             f"reduction_factor={self.reduction_factor}, min_fraction={self.min_fraction:.4g})"
         )
 
     def rungs(self, max_step: int) -> list[int]:
         """The rung steps for ``max_step`` (see :func:`rung_steps`)."""
         if max_step not in self._rungs:
-            self._rungs[max_step] = rung_steps(max_step, reduction_factor=self.reduction_factor,
-                                               min_fraction=self.min_fraction)
+            self._rungs[max_step] = rung_steps(
+                max_step, reduction_factor=self.reduction_factor, min_fraction=self.min_fraction
+            )
         return self._rungs[max_step]
 
-    def learned_max_step(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int | None:
+    def learned_max_step(
+        self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+    ) -> int | None:
         """``max_step`` if declared, else the largest last step of the study's completed trials."""
         if self.max_step is not None:
             return self.max_step
@@ -502,7 +550,9 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
             return False
         if math.isnan(value):
             return True
-        previous = step - 1 if step - 1 in values else max((s for s in values if s < step), default=0)
+        previous = (
+            step - 1 if step - 1 in values else max((s for s in values if s < step), default=0)
+        )
         crossed = [r for r in self.rungs(max_step) if previous < r <= step]
         if not crossed:
             return False
@@ -520,7 +570,9 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
                 return True
         return False
 
-    def _value_at(self, study_name: str, trial: FrozenTrial, rung: int, max_step: int) -> float | None:
+    def _value_at(
+        self, study_name: str, trial: FrozenTrial, rung: int, max_step: int
+    ) -> float | None:
         """What ``trial`` reported on reaching ``rung`` (None: it never did before ``max_step``)."""
         key = (study_name, trial.number, rung, max_step)
         if key in self._at_rung:
@@ -536,7 +588,9 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         return at
 
 
-def _promotable(value: float, competing: list[float], reduction_factor: int, maximize: bool) -> bool:
+def _promotable(
+    value: float, competing: list[float], reduction_factor: int, maximize: bool
+) -> bool:
     """Optuna's rule (``_is_trial_promotable_to_next_rung``): in the top ``1/reduction_factor``
     of ``competing`` (which holds ``value``); the best of them while fewer than that compete."""
     index = max(len(competing) // reduction_factor - 1, 0)
@@ -544,7 +598,9 @@ def _promotable(value: float, competing: list[float], reduction_factor: int, max
     return value >= ordered[index] if maximize else value <= ordered[index]
 
 
-def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None], step: int) -> None:
+def report(
+    trial: optuna.trial.BaseTrial, values: float | Sequence[float | None], step: int
+) -> None:
     """Report the intermediate objective value(s) of ``trial`` at ``step``, once per step.
 
     Single-objective studies use Optuna's own record (``trial.report``). In a multi-objective
@@ -559,7 +615,8 @@ def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None]
         return
     if len(vector) != len(study.directions):
         raise ValueError(
-            f"report: expected {len(study.directions)} values (one per objective), received {len(vector)}."
+            f"report: expected {len(study.directions)} values (one per objective), received "
+            f"{len(vector)}."
         )
     record = dict(trial.user_attrs.get(INTERMEDIATE_ATTR, {}))
     if str(step) in record:
@@ -568,8 +625,9 @@ def report(trial: optuna.trial.BaseTrial, values: float | Sequence[float | None]
     trial.set_user_attr(INTERMEDIATE_ATTR, record)
 
 
-def consult_at(step: int, n_objectives: int, last_step: int | None = None, *,
-               measured_after: bool = True) -> bool:
+def consult_at(
+    step: int, n_objectives: int, last_step: int | None = None, *, measured_after: bool = True
+) -> bool:
     """Whether to ask the pruner after ``step``: always before the last step; at the last step
     only with several objectives when something is still measured after it
     (``measured_after``: a spec's serving cost), so that a cut there still saves it. A custom
@@ -612,15 +670,23 @@ def trial_compute(record: Mapping[str, Any] | None, unit: str) -> float:
     return float(record.get("fit_s", 0.0))
 
 
-def custom_fidelity(trial: FrozenTrial, n_objectives: int, *, fit_s: float, fit_cpu_s: float,
-                    pruned: bool) -> dict[str, Any]:
+def custom_fidelity(
+    trial: FrozenTrial, n_objectives: int, *, fit_s: float, fit_cpu_s: float, pruned: bool
+) -> dict[str, Any]:
     """The fidelity record of a custom objective's trial (``tune()``): the steps it reported,
     its wall and CPU seconds (the whole objective call: tuneops cannot tell fitting apart),
     whether it was pruned. ``custom`` marks it: its maximum step is not known per trial, so
     :func:`pruning_savings` takes the largest step a completed trial reported."""
     steps = sorted(intermediate_values(trial, n_objectives))
-    return {"steps": steps, "n_steps": len(steps), "max_step": steps[-1] if steps else None,
-            "fit_s": fit_s, "fit_cpu_s": fit_cpu_s, "pruned": pruned, "custom": True}
+    return {
+        "steps": steps,
+        "n_steps": len(steps),
+        "max_step": steps[-1] if steps else None,
+        "fit_s": fit_s,
+        "fit_cpu_s": fit_cpu_s,
+        "pruned": pruned,
+        "custom": True,
+    }
 
 
 # -- savings ------------------------------------------------------------------------------------
@@ -641,16 +707,25 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
     recorded = [t for t in trials if FIDELITY_ATTR in t.user_attrs]
     if not recorded:
         return None
-    largest = max((t.user_attrs[FIDELITY_ATTR]["steps"][-1] for t in recorded
-                   if t.state == TrialState.COMPLETE and t.user_attrs[FIDELITY_ATTR].get("steps")), default=0)
+    largest = max(
+        (
+            t.user_attrs[FIDELITY_ATTR]["steps"][-1]
+            for t in recorded
+            if t.state == TrialState.COMPLETE and t.user_attrs[FIDELITY_ATTR].get("steps")
+        ),
+        default=0,
+    )
     records = [(t, _scaled(t, largest)) for t in recorded]
     pruned = [(t, r) for t, r in records if t.state == TrialState.PRUNED]
     finished = [t for t, _ in records if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     steps_run = sum(len(r["steps"]) for _, r in records)
     steps_total = sum(r["n_steps"] for _, r in records)
     fit_s = sum(r["fit_s"] for _, r in records)
-    saved_s = sum(r["fit_s"] * (r["max_step"] / r["steps"][-1] - 1) for _, r in pruned
-                  if r["steps"] and r["max_step"])
+    saved_s = sum(
+        r["fit_s"] * (r["max_step"] / r["steps"][-1] - 1)
+        for _, r in pruned
+        if r["steps"] and r["max_step"]
+    )
     out: dict[str, Any] = {
         "pruner": study.user_attrs.get(PRUNER_ATTR),
         "n_trials": len(finished),
@@ -680,11 +755,15 @@ def _scaled(trial: FrozenTrial, largest: int) -> dict[str, Any]:
     return record
 
 
-def _compute_curve(study: optuna.Study, records: Sequence[tuple[FrozenTrial, dict[str, Any]]]) -> dict[str, Any]:
+def _compute_curve(
+    study: optuna.Study, records: Sequence[tuple[FrozenTrial, dict[str, Any]]]
+) -> dict[str, Any]:
     budget = _study.compute_budget(study)
     unit = budget[0] if budget else "fit_cpu_s"
-    done = sorted((t for t, _ in records if t.datetime_complete is not None),
-                  key=lambda t: (t.datetime_complete, t.number))
+    done = sorted(
+        (t for t, _ in records if t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
     by_number = {t.number: r for t, r in records}
     single = len(study.directions) == 1
     sign = 1.0 if single and study.directions[0] == StudyDirection.MAXIMIZE else -1.0
@@ -727,9 +806,8 @@ def _time_to_best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[st
         sign = -1 if directions[0] == StudyDirection.MAXIMIZE else 1
         best = [min(complete, key=lambda t: sign * t.values[0])]
     else:
-
         mask = pareto_mask([t.values for t in complete], [d.name.lower() for d in directions])
-        best = [t for t, m in zip(complete, mask) if m]
+        best = [t for t, m in zip(complete, mask, strict=False) if m]
     reached = max(t.datetime_complete for t in best)
     first = min(started)
     compute = sum(

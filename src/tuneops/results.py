@@ -32,8 +32,14 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
         "metrics": t.user_attrs.get(_study.METRICS, {}),
         "duration_s": t.duration.total_seconds() if t.duration else None,
     }
-    for key in (_study.FAMILY, _study.FAIL_REASON, _study.ABANDONED, _study.WORKER, _study.RETRY_OF,
-                _study.WARM_START):
+    for key in (
+        _study.FAMILY,
+        _study.FAIL_REASON,
+        _study.ABANDONED,
+        _study.WORKER,
+        _study.RETRY_OF,
+        _study.WARM_START,
+    ):
         if key in t.user_attrs:
             record[key] = t.user_attrs[key]
     feasible = _study.feasible(t)

@@ -70,8 +70,8 @@ __all__ = [
 _log = logging.getLogger("tuneops")
 
 
-
-# -- signals ----------------------------------------------------------------------------------------
+# -- signals
+# ----------------------------------------------------------------------------------------
 class Interrupted(KeyboardInterrupt):
     """A worker was stopped by SIGINT (Ctrl-C) or SIGTERM (``kill``, a scheduler).
 
@@ -152,7 +152,8 @@ def _ranks(trials: Sequence[FrozenTrial]) -> Callable[[FrozenTrial], int]:
 
 
 def _budget(study: optuna.Study, *, fresh: bool = False) -> int | None:
-    """The study's budget (``n_trials``), or None without one, as read at most ``BUDGET_TTL_S`` ago."""
+    """The study's budget (``n_trials``), or None without one, as read at most ``BUDGET_TTL_S``
+    ago."""
     known = _BUDGETS.get(study)
     if fresh or known is None or time.monotonic() - known[1] > BUDGET_TTL_S:
         known = _BUDGETS[study] = (_study.budget(study), time.monotonic())
@@ -200,15 +201,24 @@ _COMPUTE: weakref.WeakKeyDictionary[optuna.Study, tuple[tuple[str, float] | None
 # a query per trial. It is read again before a trial is refused for lack of budget (the owner of
 # a resumed run may have raised it), and every BUDGET_TTL_S (or lowered it).
 BUDGET_TTL_S = 5.0
-_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, tuple[int | None, float]] = weakref.WeakKeyDictionary()
+_BUDGETS: weakref.WeakKeyDictionary[optuna.Study, tuple[int | None, float]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _enqueue(study: optuna.Study, *, params: Mapping[str, Any] | None = None,
-             user_attrs: Mapping[str, Any] | None = None) -> None:
+def _enqueue(
+    study: optuna.Study,
+    *,
+    params: Mapping[str, Any] | None = None,
+    user_attrs: Mapping[str, Any] | None = None,
+) -> None:
     """Queue a WAITING trial with fixed ``params`` (if any)."""
     system_attrs = {"fixed_params": dict(params)} if params else {}
-    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs,
-                                              user_attrs=dict(user_attrs or {})))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING, system_attrs=system_attrs, user_attrs=dict(user_attrs or {})
+        )
+    )
 
 
 def _retire(study: optuna.Study, trial: FrozenTrial, reason: str, *, claimed: bool = False) -> bool:
@@ -241,8 +251,9 @@ def _claim_order(waiting: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [first, *head, *rest[8:]]
 
 
-def next_trial(study: optuna.Study, *, unlimited: bool = False,
-               identity: Mapping[str, Any] | None = None) -> optuna.Trial | None:
+def next_trial(
+    study: optuna.Study, *, unlimited: bool = False, identity: Mapping[str, Any] | None = None
+) -> optuna.Trial | None:
     """Atomically claim a queued trial, or create one while the budget allows; None otherwise.
 
     ``unlimited``: create trials without a budget (time-only runs). ``identity``: the worker's
@@ -251,8 +262,13 @@ def next_trial(study: optuna.Study, *, unlimited: bool = False,
     return _claim(study, _optuna.read_trials(study), identity, unlimited=unlimited)
 
 
-def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping[str, Any] | None,
-           *, unlimited: bool = False) -> optuna.Trial | None:
+def _claim(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    identity: Mapping[str, Any] | None,
+    *,
+    unlimited: bool = False,
+) -> optuna.Trial | None:
     """:func:`next_trial` on the study's ``trials`` just read.
 
     A queued trial runs when it is within the budget (its :func:`_ranks` place is below
@@ -266,7 +282,12 @@ def _claim(study: optuna.Study, trials: Sequence[FrozenTrial], identity: Mapping
     # The trials just read serve the sampler for this trial, as the read in study.ask() does.
     _optuna.share_trials(study, trials if isinstance(trials, list) else list(trials))
     for t in _claim_order(tally.waiting) if tally.waiting else ():
-        if not unlimited and rank is not None and _budget(study) is not None and _beyond(study, rank(t)):
+        if (
+            not unlimited
+            and rank is not None
+            and _budget(study) is not None
+            and _beyond(study, rank(t))
+        ):
             _retire(study, t, f"beyond the budget of {_budget(study)}")
             continue
         try:
@@ -340,7 +361,9 @@ class _Tally:
         settled = _Settled()
         if study is not None:
             settled = _SETTLED.setdefault(study, settled)
-            if settled.upto > len(trials) or (settled.upto and trials[settled.upto - 1].number != settled.upto - 1):
+            if settled.upto > len(trials) or (
+                settled.upto and trials[settled.upto - 1].number != settled.upto - 1
+            ):
                 settled = _SETTLED[study] = _Settled()  # another study's trials: start over
         tally = cls([], settled.live, 0, settled.out, spent=dict(settled.spent))
         extending = True
@@ -350,7 +373,9 @@ class _Tally:
             out = ABANDONED in t.user_attrs
             # the compute of a finished trial that counts (one unrun or abandoned did not train
             # to the end of its record, and its retry runs again)
-            record = t.user_attrs.get(_study.FIDELITY) if t.state.is_finished() and not out else None
+            record = (
+                t.user_attrs.get(_study.FIDELITY) if t.state.is_finished() and not out else None
+            )
             if extending and t.state.is_finished():
                 settled.upto += 1
                 settled.out += out
@@ -375,7 +400,8 @@ class _Tally:
 
 
 def _beyond(study: optuna.Study, place: int) -> bool:
-    """True when ``place`` is beyond the study's budget (or it has none); read again before saying so."""
+    """True when ``place`` is beyond the study's budget (or it has none); read again before saying
+    so."""
     budget = _budget(study)
     if budget is not None and place < budget:
         return False
@@ -383,11 +409,13 @@ def _beyond(study: optuna.Study, place: int) -> bool:
     return budget is None or place >= budget
 
 
-def _new(study: optuna.Study, identity: Mapping[str, Any] | None, tally: _Tally,
-         budget: int | None) -> optuna.Trial | None:
+def _new(
+    study: optuna.Study, identity: Mapping[str, Any] | None, tally: _Tally, budget: int | None
+) -> optuna.Trial | None:
     """A new RUNNING trial carrying the worker's record (one write); None when beyond the budget."""
-    template = optuna.trial.create_trial(state=TrialState.RUNNING,
-                                         user_attrs={} if identity is None else {WORKER: dict(identity)})
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, user_attrs={} if identity is None else {WORKER: dict(identity)}
+    )
     trial = _optuna.create_trial(study, template)
     if budget is None:
         return trial
@@ -400,8 +428,12 @@ def _new(study: optuna.Study, identity: Mapping[str, Any] | None, tally: _Tally,
     if _ranks(fresh)(_optuna.frozen(trial)) < budget:
         _optuna.share_trials(study, fresh)
         return trial
-    _retire(study, _optuna.frozen(trial), f"beyond the budget of {budget} (created with others at once)",
-            claimed=True)
+    _retire(
+        study,
+        _optuna.frozen(trial),
+        f"beyond the budget of {budget} (created with others at once)",
+        claimed=True,
+    )
     return None
 
 
@@ -421,8 +453,12 @@ def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     _log.warning("trial %d abandoned (%s); its configuration is queued again", trial.number, reason)
 
 
-def recover_abandoned(study: optuna.Study, *, grace_s: float | None = None,
-                      running: Sequence[FrozenTrial] | None = None) -> int:
+def recover_abandoned(
+    study: optuna.Study,
+    *,
+    grace_s: float | None = None,
+    running: Sequence[FrozenTrial] | None = None,
+) -> int:
     """Abandon RUNNING trials whose worker is gone; returns how many were recovered.
 
     A worker is gone when it ran on this host under a pid that no longer exists, or when its
@@ -451,7 +487,9 @@ def _as_values(result: Any, n_objectives: int) -> list[float] | str:
     return values
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], Any]) -> TrialState:
+def run_trial(
+    study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], Any]
+) -> TrialState:
     """Evaluate one claimed trial and tell the storage; never raises for the objective's errors.
 
     A pruned trial is PRUNED; an exception or a NaN is FAIL with ``fail_reason``; Ctrl-C
@@ -480,8 +518,14 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
     return _tell(study, trial, TrialState.COMPLETE, values=values)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
-          values: list[float] | None = None, reason: str | None = None) -> TrialState:
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    state: TrialState,
+    *,
+    values: list[float] | None = None,
+    reason: str | None = None,
+) -> TrialState:
     """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
     try:
         if reason is not None:
@@ -492,8 +536,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, *,
     # An abandoned trial is already FAIL, so it is skipped and keeps that state.
     told = _optuna.tell(study, trial, values, state)
     if told != state:
-        _log.warning("trial %d was abandoned while it ran (no heartbeat within the grace period); "
-                     "its result is dropped and its configuration runs again", trial.number)
+        _log.warning(
+            "trial %d was abandoned while it ran (no heartbeat within the grace period); "
+            "its result is dropped and its configuration runs again",
+            trial.number,
+        )
         return TrialState.FAIL
     return state
 
@@ -525,7 +572,9 @@ def work(
     n = 0
     idle_s = min(0.1, poll_s)
     last_scan = time.monotonic()
-    with Heartbeat(_optuna.storage_of(study), INTERVAL_S if heartbeat_s is None else heartbeat_s) as beat:
+    with Heartbeat(
+        _optuna.storage_of(study), INTERVAL_S if heartbeat_s is None else heartbeat_s
+    ) as beat:
         try:
             while deadline is None or time.time() < deadline:
                 if time.monotonic() - last_scan > grace_s / 4:
@@ -535,7 +584,8 @@ def work(
                 trial = _claim(study, trials, identity, unlimited=unlimited)
                 if trial is None:
                     if any(t.state == TrialState.WAITING for t in trials):
-                        continue  # others claimed the queued trials seen (or they were retired): look again
+                        # others claimed the queued trials seen (or they were retired): look again
+                        continue
                     running = [t for t in trials if t.state == TrialState.RUNNING]
                     if not running or not wait_for_others:
                         break
@@ -558,7 +608,10 @@ def work(
             # give back every trial this worker still holds, whatever it was doing.
             stop = Interrupted.of(exc)
             for t in _optuna.read_trials(study, states=(TrialState.RUNNING,)):
-                if t.user_attrs.get(WORKER, {}).get("id") == identity["id"] and t.number not in stop.abandoned:
+                if (
+                    t.user_attrs.get(WORKER, {}).get("id") == identity["id"]
+                    and t.number not in stop.abandoned
+                ):
                     abandon(study, t, f"interrupted ({stop.signal_name})")
                     stop.abandoned.append(t.number)
             raise stop from None
@@ -592,5 +645,3 @@ def load(setup: WorkerSetup, index: int) -> optuna.Study:
         sampler=setup.sampler(index),
         pruner=setup.pruner(),
     )
-
-

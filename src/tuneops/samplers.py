@@ -390,8 +390,10 @@ class AutoSampler(optuna.samplers.BaseSampler):
         stages, why = auto_plan(
             n_objectives, space, self._n_trials, gp=self._gp, gp_trials=self._gp_trials
         )
-        stages = [Stage(s.start, s.name, {**s.params, **self._tpe_params}) if s.name == "tpe" else s
-                  for s in stages]
+        stages = [
+            Stage(s.start, s.name, {**s.params, **self._tpe_params}) if s.name == "tpe" else s
+            for s in stages
+        ]
         self._plan = stages, why
         self._space = space
         self._delegate = SwitchingSampler([(s.start, build_stage(s, self._seed)) for s in stages])

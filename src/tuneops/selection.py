@@ -42,8 +42,14 @@ from tuneops.pareto import pareto_mask
 from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
 
 __all__ = [
-    "Candidate", "Choice", "pareto_mask", "noise_front", "violation", "candidates_from_trials",
-    "select_trial", "reselect",
+    "Candidate",
+    "Choice",
+    "pareto_mask",
+    "noise_front",
+    "violation",
+    "candidates_from_trials",
+    "select_trial",
+    "reselect",
 ]
 
 
@@ -233,16 +239,19 @@ def select_trial(
             "by their measured value but not beyond measurement noise (the interval reaches "
             "past the limit); they were not considered."
         )
-    return Choice(chosen, tuple(front), len(feasible), len(candidates), selection.policy,
-                  tuple(notes), within)
+    return Choice(
+        chosen, tuple(front), len(feasible), len(candidates), selection.policy, tuple(notes), within
+    )
 
 
 def _noise_note(c: Candidate, constraints: Sequence[Constraint]) -> str:
     parts = []
     for k in constraints:
         low, high = c.intervals[k.metric]
-        parts.append(f"{k.metric} {c.metrics[k.metric]:.4g} (95% interval {low:.4g}-{high:.4g}) "
-                     f"against the limit {k.threshold:g}")
+        parts.append(
+            f"{k.metric} {c.metrics[k.metric]:.4g} (95% interval {low:.4g}-{high:.4g}) "
+            f"against the limit {k.threshold:g}"
+        )
     return (
         f"no trial meets the constraints beyond measurement noise; the selected trial "
         f"{c.number} meets them by its measured value, within noise of the limit: "
@@ -283,16 +292,15 @@ def _closest_message(
     violations: Sequence[dict[str, float]],
     constraints: Sequence[Constraint],
 ) -> str:
-    scale = {
-        str(k): max(abs(k.threshold), 1e-9) for k in constraints
-    }
+    scale = {str(k): max(abs(k.threshold), 1e-9) for k in constraints}
     totals = [sum(max(0.0, x) / scale[n] for n, x in v.items()) for v in violations]
     best = int(np.argmin(totals))
     c, v = candidates[best], violations[best]
     missed = [
         f"'{n}' (it has {next(k.metric for k in constraints if str(k) == n)}="
         f"{c.metrics[next(k.metric for k in constraints if str(k) == n)]:.4g})"
-        for n, x in v.items() if x > 0
+        for n, x in v.items()
+        if x > 0
     ]
     return (
         f"no trial meets the constraints ({len(candidates)} complete). The closest is trial "
@@ -319,9 +327,11 @@ def reselect(
     raw = _study.spec_record(study)
     spec = load_spec(raw) if raw else None
     if constraints is None:
-        parsed = list(spec.constraints) if spec else [
-            parse_constraint(c, builtin_only=False) for c in _study.constraint_texts(study)
-        ]
+        parsed = (
+            list(spec.constraints)
+            if spec
+            else [parse_constraint(c, builtin_only=False) for c in _study.constraint_texts(study)]
+        )
     else:
         parsed = [
             parse_constraint(c, "--constraint", builtin_only=False) if isinstance(c, str) else c
@@ -335,5 +345,7 @@ def reselect(
         selection = spec.selection if spec else Selection()
     return select_trial(
         candidates_from_trials(study.get_trials(deepcopy=False), [o.metric for o in objectives]),
-        objectives, parsed, selection,
+        objectives,
+        parsed,
+        selection,
     )

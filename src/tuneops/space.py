@@ -135,9 +135,7 @@ def _parse_when(raw: Any, where: str) -> tuple[tuple[str, tuple[Any, ...]], ...]
             f"{where}.when: expected a mapping like {{parent: value}} or {{parent: [v1, v2]}}, "
             f"received {raw!r}."
         )
-    return tuple(
-        (str(k), tuple(v) if isinstance(v, list) else (v,)) for k, v in raw.items()
-    )
+    return tuple((str(k), tuple(v) if isinstance(v, list) else (v,)) for k, v in raw.items())
 
 
 def parse_space(raw: Any, where: str) -> dict[str, Param]:
@@ -182,7 +180,9 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, param: Param) -> Any:
     low, high = param.low, param.high
     if param.kind == "int":
         assert low is not None and high is not None  # parse_space sets both
-        return trial.suggest_int(name, int(low), int(high), step=int(param.step or 1), log=param.log)
+        return trial.suggest_int(
+            name, int(low), int(high), step=int(param.step or 1), log=param.log
+        )
     if param.kind == "float":
         assert low is not None and high is not None
         return trial.suggest_float(name, low, high, step=param.step, log=param.log)

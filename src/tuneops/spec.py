@@ -96,8 +96,11 @@ COMPUTE_UNITS = ("fit_cpu_s", "fit_s", "steps")
 #: ``monitor.correction``: the multiple-testing corrections of :mod:`tuneops.ops.drift`.
 CORRECTIONS = ("bh", "bonferroni", "none")
 #: ``monitor.metric``: the metrics monitoring computes from a batch's labels and predictions
-#: alone (quality metrics that need no class scores; :data:`tuneops.ops.monitor.PERFORMANCE_METRICS`).
-MONITORED_METRICS = tuple(name for name, m in METRICS.items() if m.is_quality and not m.needs_scores)
+#: alone (quality metrics that need no class scores;
+#: :data:`tuneops.ops.monitor.PERFORMANCE_METRICS`).
+MONITORED_METRICS = tuple(
+    name for name, m in METRICS.items() if m.is_quality and not m.needs_scores
+)
 #: ``warm_start.auto.strategy``: a static portfolio's order (:mod:`tuneops.knowledge.portfolio`),
 #: or ``adaptive``: each warm-start trial chosen after the results so far.
 AUTO_STRATEGIES = ("round_robin", "consensus", "coverage", "greedy", "adaptive")
@@ -152,8 +155,13 @@ def _is_int(low: int) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _is_number(low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
-               high_open: bool = False) -> Callable[[Any], bool]:
+def _is_number(
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Callable[[Any], bool]:
     def ok(v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return False
@@ -324,13 +332,16 @@ class DataSpec(_Model):
     ] = Field(default=None, validate_default=True)
     target: Annotated[str, _check("a column name", _is_text)] | None = None
     task: Annotated[str, _name("task", TASKS)] = "auto"
-    pos_label: Annotated[
-        str | int | bool,
-        _check(
-            "a class label (a string, an integer, true or false)",
-            lambda v: isinstance(v, (str, int)),
-        ),
-    ] | None = None
+    pos_label: (
+        Annotated[
+            str | int | bool,
+            _check(
+                "a class label (a string, an integer, true or false)",
+                lambda v: isinstance(v, (str, int)),
+            ),
+        ]
+        | None
+    ) = None
 
     @field_validator("source", mode="after")
     @classmethod
@@ -683,9 +694,9 @@ class FractionalHalvingParams(Params):
 
     max_step: Int1 | None = None
     reduction_factor: Int2 = 3
-    min_fraction: Annotated[float, _check("a number in (0, 1)", _is_number(0, 1, low_open=True, high_open=True))] = (
-        1 / 27
-    )
+    min_fraction: Annotated[
+        float, _check("a number in (0, 1)", _is_number(0, 1, low_open=True, high_open=True))
+    ] = 1 / 27
 
 
 def _wrapped(raw: Any) -> Component:
@@ -780,8 +791,9 @@ def _parameters(
     return _validate(table[name], dict(params or {}), field)
 
 
-def sampler_parameters(name: Any, params: Mapping[str, Any] | None = None, *,
-                       field: str = "search.sampler") -> Params:
+def sampler_parameters(
+    name: Any, params: Mapping[str, Any] | None = None, *, field: str = "search.sampler"
+) -> Params:
     """The validated parameters of sampler ``name`` (or of ``{name: ..., params...}``).
 
     Raises:
@@ -790,8 +802,9 @@ def sampler_parameters(name: Any, params: Mapping[str, Any] | None = None, *,
     return _parameters("sampler", SAMPLER_PARAMETERS, name, params, field)
 
 
-def pruner_parameters(name: Any, params: Mapping[str, Any] | None = None, *,
-                      field: str = "search.pruner") -> Params:
+def pruner_parameters(
+    name: Any, params: Mapping[str, Any] | None = None, *, field: str = "search.pruner"
+) -> Params:
     """The validated parameters of pruner ``name`` (or of ``{name: ..., params...}``).
 
     Example::
@@ -833,7 +846,9 @@ class ModelSpec(_Model):
             families = list(families)
         if not isinstance(families, list) or not families:
             raise _expected(
-                "a family name or a list of names", at="family", received=families,
+                "a family name or a list of names",
+                at="family",
+                received=families,
                 hint=f"Valid families: {', '.join(sorted(FAMILIES))}.",
             )
         for name in families:
@@ -860,8 +875,7 @@ class ModelSpec(_Model):
             accepted = _accepted_names(f) if params else None
             for p in params:
                 if accepted is not None and p not in accepted:
-                    raise _problem(unknown_name(f"{f} parameter", p, accepted),
-                                   at=f"space.{f}.{p}")
+                    raise _problem(unknown_name(f"{f} parameter", p, accepted), at=f"space.{f}.{p}")
         return {"families": tuple(families), "space": MappingProxyType(space)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -903,7 +917,10 @@ def _compute_budget(raw: Any) -> tuple[tuple[str, float], ...]:
         return ()
     if isinstance(raw, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in raw):
         raw = dict(raw)
-    expected = f"a mapping with one of {', '.join(COMPUTE_UNITS)} and an amount > 0, e.g. {{fit_cpu_s: 600}}"
+    expected = (
+        f"a mapping with one of {', '.join(COMPUTE_UNITS)} and an amount > 0, "
+        "e.g. {fit_cpu_s: 600}"
+    )
     if not isinstance(raw, Mapping) or len(raw) != 1:
         raise _expected(expected)
     ((unit, amount),) = raw.items()
@@ -973,7 +990,9 @@ class Search(_Model):
     @model_validator(mode="after")
     def _budget(self) -> Search:
         if self.budget and "n_trials" not in self.model_fields_set:
-            object.__setattr__(self, "n_trials", None)  # the compute budget decides, not the default 20
+            object.__setattr__(
+                self, "n_trials", None
+            )  # the compute budget decides, not the default 20
         if self.n_trials is None and self.timeout_s is None and not self.budget:
             raise _problem("set n_trials, timeout_s, budget, or several; received none of them.")
         if self.strategy == "staged" and self.n_trials is None:
@@ -1107,9 +1126,9 @@ class WarmStart(_Model):
     ] = ()
     studies: tuple[StudySource, ...] = ()
     auto: AutoSettings | None = None
-    out_of_space: Annotated[
-        str, _check("error or clip", lambda v: v in ("error", "clip"))
-    ] = "error"
+    out_of_space: Annotated[str, _check("error or clip", lambda v: v in ("error", "clip"))] = (
+        "error"
+    )
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -1401,8 +1420,10 @@ class Spec(_Model):
 
     study: Annotated[
         str,
-        _check("a name of letters, digits, '_', '-' or '.'",
-               lambda v: isinstance(v, str) and bool(_STUDY_NAME.match(v))),
+        _check(
+            "a name of letters, digits, '_', '-' or '.'",
+            lambda v: isinstance(v, str) and bool(_STUDY_NAME.match(v)),
+        ),
     ] = "tuneops"
     data: DataSpec
     model: ModelSpec

@@ -39,8 +39,16 @@ from tuneops import _optuna
 from tuneops._secrets import mask_secrets, mask_url, url_password
 from tuneops.errors import MissingExtra, StorageUnavailable, StudyNotFound, require
 
-__all__ = ["DEFAULT_STORAGE", "resolve_url", "mask_url", "mask_secrets", "storage_exists",
-           "get_storage", "RetryingStorage", "engine_url"]
+__all__ = [
+    "DEFAULT_STORAGE",
+    "resolve_url",
+    "mask_url",
+    "mask_secrets",
+    "storage_exists",
+    "get_storage",
+    "RetryingStorage",
+    "engine_url",
+]
 
 try:
     import pwd  # POSIX: names the user in permission errors
@@ -216,7 +224,7 @@ def _check_url(url: str) -> None:
             f"storage {mask_url(url)!r} is not a valid URL: '{head.group(1)}:' must be followed by "
             f"two slashes; expected {_FORMS[base]}."
         )
-    rest = url[head.end():]
+    rest = url[head.end() :]
     if base == "sqlite":
         if rest and not rest.startswith("/"):
             raise StorageUnavailable(
@@ -242,7 +250,7 @@ def _check_url(url: str) -> None:
                 f"storage {mask_url(url)!r} is not a valid URL: the IPv6 host {hostport!r} has no "
                 f"closing ']'; expected {_FORMS[base]} with HOST as [::1]."
             )
-        port = hostport[close + 1:].removeprefix(":") if hostport[close + 1:] else None
+        port = hostport[close + 1 :].removeprefix(":") if hostport[close + 1 :] else None
     else:
         port = hostport.rpartition(":")[2] if ":" in hostport else None
     if port is None:
@@ -304,41 +312,76 @@ def _user() -> str:
 # (words in the driver's error, what is wrong, what to do): first match wins, so the specific
 # causes (authentication, a missing role) come before the broad ones (does not exist, timeout).
 _DIAGNOSES = (
-    (("password authentication failed", "authentication failed", "access denied", "wrongpass",
-      "invalid username-password", "invalid password", "noauth", "no password supplied",
-      "auth failed"),
-     "authentication failed: the server refused the user name or password in the URL",
-     "check the user and password (percent-encode '@', ':' and '/' in a password, e.g. %40)"),
-    (('role "',),
-     "the user in the URL does not exist on the server",
-     "check the user name, or create the user first (PostgreSQL: CREATE USER name PASSWORD '...')"),
-    (("does not exist", "unknown database"),
-     "the database named in the URL does not exist on the server",
-     "check the database name, or create the database first (PostgreSQL: createdb NAME)"),
-    (("could not translate host name", "name or service not known", "nodename nor servname",
-      "temporary failure in name resolution", "unknown host", "name resolution"),
-     "the host name in the URL cannot be resolved",
-     "check the host name (and this machine's DNS)"),
-    (("connection refused", "error 111", "connect call failed"),
-     "connection refused: no server is running (or listening) on that host and port",
-     "start the server, or fix the host and port in the URL (and the server's listen_addresses "
-     "/ bind if it runs elsewhere)"),
-    (("timeout", "timed out", "no route to host", "network is unreachable"),
-     "the server did not answer in time (no route, firewall, or an overloaded server)",
-     "check that this machine can reach the host and port (firewall, VPN) and that the server "
-     "is up"),
-    (("too many clients", "too many connections", "max number of clients"),
-     "the server has no free connections",
-     "use fewer workers or raise the server's connection limit (PostgreSQL: max_connections)"),
-    (('on socket "',),
-     "no server listens on this machine's default socket (the URL names no host)",
-     "name the host and port in the URL, or start the server on this machine"),
-    (("unable to open database file",),
-     "SQLite cannot open the file",
-     "check that the path is a writable file on a local disk"),
-    (("file is not a database", "file is encrypted"),
-     "the file is not an SQLite database",
-     "point the URL at an SQLite file, or use a new file name"),
+    (
+        (
+            "password authentication failed",
+            "authentication failed",
+            "access denied",
+            "wrongpass",
+            "invalid username-password",
+            "invalid password",
+            "noauth",
+            "no password supplied",
+            "auth failed",
+        ),
+        "authentication failed: the server refused the user name or password in the URL",
+        "check the user and password (percent-encode '@', ':' and '/' in a password, e.g. %40)",
+    ),
+    (
+        ('role "',),
+        "the user in the URL does not exist on the server",
+        "check the user name, or create the user first (PostgreSQL: CREATE USER name PASSWORD "
+        "'...')",
+    ),
+    (
+        ("does not exist", "unknown database"),
+        "the database named in the URL does not exist on the server",
+        "check the database name, or create the database first (PostgreSQL: createdb NAME)",
+    ),
+    (
+        (
+            "could not translate host name",
+            "name or service not known",
+            "nodename nor servname",
+            "temporary failure in name resolution",
+            "unknown host",
+            "name resolution",
+        ),
+        "the host name in the URL cannot be resolved",
+        "check the host name (and this machine's DNS)",
+    ),
+    (
+        ("connection refused", "error 111", "connect call failed"),
+        "connection refused: no server is running (or listening) on that host and port",
+        "start the server, or fix the host and port in the URL (and the server's listen_addresses "
+        "/ bind if it runs elsewhere)",
+    ),
+    (
+        ("timeout", "timed out", "no route to host", "network is unreachable"),
+        "the server did not answer in time (no route, firewall, or an overloaded server)",
+        "check that this machine can reach the host and port (firewall, VPN) and that the server "
+        "is up",
+    ),
+    (
+        ("too many clients", "too many connections", "max number of clients"),
+        "the server has no free connections",
+        "use fewer workers or raise the server's connection limit (PostgreSQL: max_connections)",
+    ),
+    (
+        ('on socket "',),
+        "no server listens on this machine's default socket (the URL names no host)",
+        "name the host and port in the URL, or start the server on this machine",
+    ),
+    (
+        ("unable to open database file",),
+        "SQLite cannot open the file",
+        "check that the path is a writable file on a local disk",
+    ),
+    (
+        ("file is not a database", "file is encrypted"),
+        "the file is not an SQLite database",
+        "point the URL at an SQLite file, or use a new file name",
+    ),
 )
 
 
@@ -356,16 +399,21 @@ def _unreachable(url: str, exc: BaseException) -> str:
         reason = reason.replace(password, "***")
     reason = mask_url(reason)
     lowered = text.lower()
-    found = next(((what, todo) for keys, what, todo in _DIAGNOSES
-                  if any(k in lowered for k in keys)), None)
+    found = next(
+        ((what, todo) for keys, what, todo in _DIAGNOSES if any(k in lowered for k in keys)), None
+    )
     if found is None:
         form = _FORMS.get(_scheme(url), "the documented form")
-        return (f"storage {mask_url(url)!r} cannot be opened; the driver says: "
-                f"{reason[:300].rstrip('.')}. What to do: check the URL against {form}, and the "
-                "server's log.")
+        return (
+            f"storage {mask_url(url)!r} cannot be opened; the driver says: "
+            f"{reason[:300].rstrip('.')}. What to do: check the URL against {form}, and the "
+            "server's log."
+        )
     what, todo = found
-    return (f"storage {mask_url(url)!r} cannot be opened: {what} ({reason[:300].rstrip('.')}). "
-            f"What to do: {todo}.")
+    return (
+        f"storage {mask_url(url)!r} cannot be opened: {what} ({reason[:300].rstrip('.')}). "
+        f"What to do: {todo}."
+    )
 
 
 def _journal_file(path: str) -> optuna.storages.BaseStorage:
@@ -386,8 +434,11 @@ def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:
     # thread hold one connection each; the overflow covers a recovery scan. No pool_pre_ping:
     # Optuna checks a connection out for every storage call, so a ping would double the round
     # trips; a connection found dead on use is invalidated and RetryingStorage retries the call.
-    engine_kwargs: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW,
-                                     "pool_recycle": 1800}
+    engine_kwargs: dict[str, Any] = {
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_recycle": 1800,
+    }
     target = engine_url(url)
     if target.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 5}
@@ -433,7 +484,11 @@ def _check_connection_limit(rdb: optuna.storages.RDBStorage, url: str, n_workers
     if need > limit:
         _log.warning(
             "storage %s allows %d connections, but %d workers may hold %d; use fewer workers or "
-            "raise max_connections on the server", mask_url(url), limit, n_workers, need,
+            "raise max_connections on the server",
+            mask_url(url),
+            limit,
+            n_workers,
+            need,
         )
 
 
@@ -455,13 +510,19 @@ def _transient(exc: BaseException) -> bool:
     while cause is not None and seen < 6:
         module = type(cause).__module__
         name = type(cause).__name__
-        if module.startswith("sqlalchemy") and name in ("OperationalError", "InterfaceError",
-                                                        "DisconnectionError"):
+        if module.startswith("sqlalchemy") and name in (
+            "OperationalError",
+            "InterfaceError",
+            "DisconnectionError",
+        ):
             return True
         if getattr(cause, "connection_invalidated", False):
             return True
-        if module.startswith("redis") and name in ("ConnectionError", "TimeoutError",
-                                                   "BusyLoadingError"):
+        if module.startswith("redis") and name in (
+            "ConnectionError",
+            "TimeoutError",
+            "BusyLoadingError",
+        ):
             return True
         if isinstance(cause, (ConnectionError, TimeoutError)):
             return True
@@ -478,8 +539,14 @@ class RetryingStorage(optuna.storages.BaseStorage):
     inner storage is. Attributes the base class does not define are read from ``inner``.
     """
 
-    def __init__(self, inner: optuna.storages.BaseStorage, url: str, *, attempts: int = 7,
-                 first_delay_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        inner: optuna.storages.BaseStorage,
+        url: str,
+        *,
+        attempts: int = 7,
+        first_delay_s: float = 0.5,
+    ) -> None:
         self.inner = inner
         self.url = url
         self.attempts = attempts
@@ -500,7 +567,11 @@ class RetryingStorage(optuna.storages.BaseStorage):
                     raise
                 _log.warning(
                     "storage %s: connection lost during %s (%s); retrying in %.1f s (%d/%d)",
-                    mask_url(self.url), method, type(exc).__name__, delay, attempt,
+                    mask_url(self.url),
+                    method,
+                    type(exc).__name__,
+                    delay,
+                    attempt,
                     self.attempts - 1,
                 )
                 time.sleep(delay)

@@ -44,8 +44,17 @@ from tuneops.spec import (
 from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
-__all__ = ["run", "tune", "join", "RunResult", "open_study", "load_study", "study_spec", "reselect",
-           "export_model"]
+__all__ = [
+    "run",
+    "tune",
+    "join",
+    "RunResult",
+    "open_study",
+    "load_study",
+    "study_spec",
+    "reselect",
+    "export_model",
+]
 
 SPEC_ATTR = _study.SPEC
 OBJECTIVES_ATTR = _study.OBJECTIVES
@@ -84,7 +93,8 @@ def run(
         dataset: a pandas DataFrame to use instead of ``data.source`` (target column from
             ``data.target``, default ``target``).
         address: the Ray cluster to run on (``search.backend: ray``); None starts a local Ray.
-        **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ``backend``, ...).
+        **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ``backend``,
+        ...).
 
     Returns:
         a :class:`RunResult` with the study, the selection, and the output paths.
@@ -99,7 +109,9 @@ def run(
     spec = load_spec(spec, **overrides)
     backend = _backend_for(spec, address)
     if dataset is not None:
-        data = load_dataset(dataset, target=spec.data.target, task=spec.data.task, name=spec.data.source)
+        data = load_dataset(
+            dataset, target=spec.data.target, task=spec.data.task, name=spec.data.source
+        )
     else:
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective, sampler_factory, pruner_factory = _components(spec, data)
@@ -108,8 +120,11 @@ def run(
     pruner = pruner_factory()
     spec_dict = spec.to_dict()
     study = open_study(
-        spec.study, storage, spec.directions,
-        sampler=sampler_factory(0), pruner=pruner,
+        spec.study,
+        storage,
+        spec.directions,
+        sampler=sampler_factory(0),
+        pruner=pruner,
         attrs={
             SPEC_ATTR: spec_dict,
             OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
@@ -130,11 +145,25 @@ def run(
     # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
     setup = runner.WorkerSetup(
-        spec.study, spec.storage, workers_sampler, pruner_factory, objective, spec.n_workers, join=join
+        spec.study,
+        spec.storage,
+        workers_sampler,
+        pruner_factory,
+        objective,
+        spec.n_workers,
+        join=join,
     )
     started = time.time()
-    drive(study, setup, spec.n_trials, spec.timeout_s, spec.n_workers, progress, backend,
-          budget=dict(spec.search.budget))
+    drive(
+        study,
+        setup,
+        spec.n_trials,
+        spec.timeout_s,
+        spec.n_workers,
+        progress,
+        backend,
+        budget=dict(spec.search.budget),
+    )
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
 
@@ -166,14 +195,19 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
     if _adaptive_warm_start(spec):
         plain = sampler_factory
         sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
-            plain(index, resumed=resumed), objective.spaces)
+            plain(index, resumed=resumed), objective.spaces
+        )
     # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
     # step still saves the serving-cost measurement when the spec measures one.
     measured_after = any(METRICS[m].kind in ("latency", "size") for m in spec.measured_metrics)
     pruner_factory: Callable[[], Any] = functools.partial(
-        make_pruner, spec.pruner.name, spec.pruner.kwargs,
-        n_objectives=len(spec.objectives), n_trials=spec.n_trials,
-        max_step=FIDELITY_STEPS[-1], measured_after_last=measured_after,
+        make_pruner,
+        spec.pruner.name,
+        spec.pruner.kwargs,
+        n_objectives=len(spec.objectives),
+        n_trials=spec.n_trials,
+        max_step=FIDELITY_STEPS[-1],
+        measured_after_last=measured_after,
     )
     if spec.search.strategy == "staged":
         # pruning only in the phase where TPE models the space (see tuneops.strategy)
@@ -213,8 +247,12 @@ def join(
     """
 
     study = load_study(name, storage_url)
-    spec, data = rebuild(study, "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own code",
-                         dataset)
+    spec, data = rebuild(
+        study,
+        "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own "
+        "code",
+        dataset,
+    )
     objective, sampler_factory, pruner_factory = _components(spec, data)
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
@@ -222,8 +260,10 @@ def join(
     # keeps its host name and pid; pids are reused) must not replay its earlier proposals.
     resumed = len(study.get_trials(deepcopy=False))
     study = optuna.load_study(
-        study_name=name, storage=_optuna.storage_of(study),
-        sampler=sampler_factory(index, resumed=resumed), pruner=pruner_factory(),
+        study_name=name,
+        storage=_optuna.storage_of(study),
+        sampler=sampler_factory(index, resumed=resumed),
+        pruner=pruner_factory(),
     )
     timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
     deadline = time.time() + timeout_s if timeout_s else None
@@ -233,8 +273,15 @@ def join(
             f"study {name!r} has no n_trials budget, no compute budget and no timeout; give the "
             "worker --timeout-s."
         )
-    return runner.work(study, objective, deadline=deadline, unlimited=unlimited, identity=who,
-                       heartbeat_s=heartbeat_s, grace_s=grace_s)
+    return runner.work(
+        study,
+        objective,
+        deadline=deadline,
+        unlimited=unlimited,
+        identity=who,
+        heartbeat_s=heartbeat_s,
+        grace_s=grace_s,
+    )
 
 
 def _adaptive_warm_start(spec: Spec) -> bool:
@@ -246,22 +293,37 @@ def _adaptive_warm_start(spec: Spec) -> bool:
 def _space_of(spec: Spec, objective: SpecObjective) -> tuple[bool, dict[str, Any]]:
     """Whether the spec's space is conditional (several families, or ``when``), and the space
     as Optuna distributions named as the objective suggests them."""
-    conditional = len(spec.families) > 1 or any(p.when for s in objective.spaces.values() for p in s.values())
+    conditional = len(spec.families) > 1 or any(
+        p.when for s in objective.spaces.values() for p in s.values()
+    )
     return conditional, family_distributions(objective.spaces)
 
 
 def _staged(spec: Spec, conditional: bool, space: Mapping[str, Any], seed: int) -> StagedSampler:
-    return StagedSampler(seed=seed, n_trials=spec.n_trials, n_objectives=len(spec.objectives),
-                         space=space, conditional=conditional)
+    return StagedSampler(
+        seed=seed,
+        n_trials=spec.n_trials,
+        n_objectives=len(spec.objectives),
+        space=space,
+        conditional=conditional,
+    )
 
 
-def _sampler_for(spec: Spec, conditional: bool, space: Mapping[str, Any], index: int, *,
-                 resumed: int = 0) -> optuna.samplers.BaseSampler:
+def _sampler_for(
+    spec: Spec, conditional: bool, space: Mapping[str, Any], index: int, *, resumed: int = 0
+) -> optuna.samplers.BaseSampler:
     seed = sampler_seed(spec.seed, index, resumed)
     if spec.search.strategy == "staged":
         return _staged(spec, conditional, space, seed)
-    return make_sampler(spec.sampler.name, spec.sampler.kwargs, seed=seed, conditional=conditional,
-                        n_objectives=len(spec.objectives), space=space, n_trials=spec.n_trials)
+    return make_sampler(
+        spec.sampler.name,
+        spec.sampler.kwargs,
+        seed=seed,
+        conditional=conditional,
+        n_objectives=len(spec.objectives),
+        space=space,
+        n_trials=spec.n_trials,
+    )
 
 
 def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
@@ -272,14 +334,22 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
     if spec.search.strategy == "staged":
         # The seed's last stage: the top candidates again, with more folds and repeats, with
         # confidence intervals (recorded in the study; shown in results and the report).
-        verify_top(study, lambda folds, repeat: SpecObjective(
-            load_spec(spec, cv_folds=folds, seed=spec.seed + 1000 + repeat), objective.dataset),
-            k=5, folds=max(5, spec.cv_folds + 2), repeats=3)
+        verify_top(
+            study,
+            lambda folds, repeat: SpecObjective(
+                load_spec(spec, cv_folds=folds, seed=spec.seed + 1000 + repeat), objective.dataset
+            ),
+            k=5,
+            folds=max(5, spec.cv_folds + 2),
+            repeats=3,
+        )
     choice: Choice | None
     try:
         choice = select_trial(
             candidates_from_trials(study.get_trials(deepcopy=False), spec.metric_names),
-            objectives, spec.constraints, spec.selection,
+            objectives,
+            spec.constraints,
+            spec.selection,
         )
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
@@ -288,7 +358,10 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
         study.set_user_attr(SELECTION_ATTR, choice.to_dict())
         model_path = export_trial(study, choice.selected.number, objective, out_dir, spec=spec)
     results = study_results(study, choice=choice, elapsed_s=elapsed, message=message)
-    results["outputs"] = {"model": str(model_path) if model_path else None, "results": str(out_dir / "results.json")}
+    results["outputs"] = {
+        "model": str(model_path) if model_path else None,
+        "results": str(out_dir / "results.json"),
+    }
     results_path = write_json(out_dir / "results.json", results)
     return RunResult(study, choice, results, out_dir, model_path, results_path, message)
 
@@ -331,9 +404,14 @@ def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spe
     spec = study_spec(study)
     if spec is None:
         raise UsageError(
-            f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so {why_not}."
+            f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so "
+            f"{why_not}."
         )
-    data = dataset if dataset is not None else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    data = (
+        dataset
+        if dataset is not None
+        else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    )
     stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
     if stored and stored != data.fingerprint:
         raise UsageError(
@@ -352,7 +430,10 @@ def complete_trial(study: optuna.Study, trial: int | None) -> int:
     """
     if trial is None:
         return reselect(study).selected.number
-    if not 0 <= trial < len(study.trials) or study.trials[trial].state != optuna.trial.TrialState.COMPLETE:
+    if (
+        not 0 <= trial < len(study.trials)
+        or study.trials[trial].state != optuna.trial.TrialState.COMPLETE
+    ):
         raise UsageError(
             f"--trial: trial {trial} of study {study.study_name!r} is not a complete trial; "
             "`tuneops show STUDY --trials` lists them."
@@ -360,7 +441,9 @@ def complete_trial(study: optuna.Study, trial: int | None) -> int:
     return trial
 
 
-def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str | Path | None = None) -> Path:
+def export_model(
+    study: optuna.Study, *, trial: int | None = None, out_dir: str | Path | None = None
+) -> Path:
     """Refit and save a study's selected (or given) trial again, from its stored spec.
 
     Raises:
@@ -369,8 +452,8 @@ def export_model(study: optuna.Study, *, trial: int | None = None, out_dir: str 
     """
 
     trial = complete_trial(study, trial)
-    spec, data = rebuild(study, "tuneops cannot refit its model; refit it from the selected params in results.json")
+    spec, data = rebuild(
+        study, "tuneops cannot refit its model; refit it from the selected params in results.json"
+    )
     out = Path(out_dir or Path("tuneops-out") / study.study_name)
     return export_trial(study, trial, SpecObjective(spec, data), out, spec=spec)
-
-

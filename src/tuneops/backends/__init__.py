@@ -22,7 +22,8 @@ BACKENDS: dict[str, str] = {
 
 
 def get_backend(name: str | Backend, **options: Any) -> Backend:
-    """The backend ``name`` (``local`` or ``ray``) with its ``options`` (Ray: ``address``, ``resources``).
+    """The backend ``name`` (``local`` or ``ray``) with its ``options`` (Ray: ``address``,
+    ``resources``).
 
     Raises:
         SpecError: unknown name.

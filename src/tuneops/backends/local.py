@@ -58,8 +58,14 @@ class LocalBackend(Backend):
         unlimited: bool,
         on_progress: Callable[[], None] | None = None,
     ) -> None:
-        run_local(setup, n_workers=n_workers, deadline=deadline, unlimited=unlimited,
-                  study=study, on_progress=on_progress)
+        run_local(
+            setup,
+            n_workers=n_workers,
+            deadline=deadline,
+            unlimited=unlimited,
+            study=study,
+            on_progress=on_progress,
+        )
 
 
 # Sampler streams handed out so far, per study object (one run): each forked worker, and the
@@ -86,8 +92,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(setup: runner.WorkerSetup, index: int, deadline: float | None, unlimited: bool, pools: Any,
-           parent: int) -> None:
+def _child(
+    setup: runner.WorkerSetup,
+    index: int,
+    deadline: float | None,
+    unlimited: bool,
+    pools: Any,
+    parent: int,
+) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the request took effect
         sys.exit(128 + signal.SIGTERM)
@@ -100,8 +112,15 @@ def _child(setup: runner.WorkerSetup, index: int, deadline: float | None, unlimi
         # holds only OpenMP: resizing OpenBLAS in a forked child costs it CPU on every trial.
         with pools.limit(limits=1):
             with runner.stop_on_signals():
-                runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited,
-                            heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s, wait_for_others=False)
+                runner.work(
+                    study,
+                    setup.objective,
+                    deadline=deadline,
+                    unlimited=unlimited,
+                    heartbeat_s=setup.heartbeat_s,
+                    grace_s=setup.grace_s,
+                    wait_for_others=False,
+                )
     except runner.Interrupted as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(exc.exit_code)
@@ -129,8 +148,14 @@ def run_local(
     SIGKILL) is sent SIGTERM by the kernel and does the same for its own trial.
     """
     with runner.stop_on_signals():
-        _run_local(setup, n_workers=n_workers, deadline=deadline, unlimited=unlimited, study=study,
-                   on_progress=on_progress)
+        _run_local(
+            setup,
+            n_workers=n_workers,
+            deadline=deadline,
+            unlimited=unlimited,
+            study=study,
+            on_progress=on_progress,
+        )
 
 
 def _run_local(
@@ -143,15 +168,24 @@ def _run_local(
     on_progress: Callable[[], None] | None = None,
 ) -> None:
     if n_workers <= 1:
-        runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
-                    heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
+        runner.work(
+            study,
+            setup.objective,
+            deadline=deadline,
+            unlimited=unlimited,
+            on_trial=on_progress,
+            heartbeat_s=setup.heartbeat_s,
+            grace_s=setup.grace_s,
+        )
         return
     started = datetime.datetime.now()
     ctx = multiprocessing.get_context("fork")
     pools = ThreadpoolController().select(user_api="openmp")
     *indexes, own = _new_streams(study, n_workers + 1)
     procs = [
-        ctx.Process(target=_child, args=(setup, i, deadline, unlimited, pools, os.getpid()), daemon=False)
+        ctx.Process(
+            target=_child, args=(setup, i, deadline, unlimited, pools, os.getpid()), daemon=False
+        )
         for i in indexes
     ]
     for p in procs:
@@ -174,14 +208,23 @@ def _run_local(
                     p.kill()
                     p.join(timeout=5)
             stop.abandoned += [  # what the worker processes gave back
-                t.number for t in _optuna.read_trials(study, states=(TrialState.FAIL,))
+                t.number
+                for t in _optuna.read_trials(study, states=(TrialState.FAIL,))
                 if t.user_attrs.get(ABANDONED) == f"interrupted ({stop.signal_name})"
-                and t.datetime_complete is not None and t.datetime_complete >= started
+                and t.datetime_complete is not None
+                and t.datetime_complete >= started
                 and t.number not in stop.abandoned
             ]
         raise stop from None
     finally:
         runner.recover_abandoned(study, grace_s=setup.grace_s)
     study.sampler = setup.sampler(own)  # not the stream of forked worker 0 (the study's own)
-    runner.work(study, setup.objective, deadline=deadline, unlimited=unlimited, on_trial=on_progress,
-                heartbeat_s=setup.heartbeat_s, grace_s=setup.grace_s)
+    runner.work(
+        study,
+        setup.objective,
+        deadline=deadline,
+        unlimited=unlimited,
+        on_trial=on_progress,
+        heartbeat_s=setup.heartbeat_s,
+        grace_s=setup.grace_s,
+    )

@@ -3,7 +3,8 @@
 Each task is one worker, :func:`tuneops.tuning.join` — the same loop ``tuneops worker`` runs
 on any machine: it rebuilds the objective from the spec stored with the study and the data,
 which travels to the tasks through Ray's object store (so a ``run(dataset=DataFrame)`` works,
-and nodes need not read the data source), and claims trials from the shared storage. Ray places the tasks with the per-trial resources of the
+and nodes need not read the data source), and claims trials from the shared storage. Ray places the
+tasks with the per-trial resources of the
 spec's ``search.resources`` (``cpu``, ``gpu``, ``memory`` in bytes, or custom Ray resources);
 the storage, not Ray, hands out trials, so tasks that die lose nothing (their trials are
 recovered through the heartbeat and re-queued). Needs the ``[ray]`` extra; on a real cluster
@@ -30,8 +31,15 @@ __all__ = ["RayBackend", "ray_options"]
 
 _log = logging.getLogger("tuneops")
 
-_NAMED = {"cpu": "num_cpus", "cpus": "num_cpus", "num_cpus": "num_cpus", "gpu": "num_gpus",
-          "gpus": "num_gpus", "num_gpus": "num_gpus", "memory": "memory"}
+_NAMED = {
+    "cpu": "num_cpus",
+    "cpus": "num_cpus",
+    "num_cpus": "num_cpus",
+    "gpu": "num_gpus",
+    "gpus": "num_gpus",
+    "num_gpus": "num_gpus",
+    "memory": "memory",
+}
 
 
 def ray_options(resources: Mapping[str, float]) -> dict[str, Any]:
@@ -65,20 +73,34 @@ def _shared_url(url: str | None) -> str:
     if url.startswith(("journal://", "file://")):
         return f"{url.split('://', 1)[0]}://{Path(url.split('://', 1)[1]).resolve()}"
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return f"sqlite:///{Path(url[len('sqlite:///'):]).resolve()}"
+        return f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
     return url
 
 
-def _worker(join: Callable[..., int], study_name: str, url: str, timeout_s: float | None,
-            heartbeat_s: float | None, grace_s: float | None, dataset: Any = None) -> int:
+def _worker(
+    join: Callable[..., int],
+    study_name: str,
+    url: str,
+    timeout_s: float | None,
+    heartbeat_s: float | None,
+    grace_s: float | None,
+    dataset: Any = None,
+) -> int:
     """One Ray task: a tuneops worker (``join``) identified by its Ray node."""
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     node = ray.get_runtime_context().get_node_id()
     identity = runner.worker_identity(f"ray:{node[:8]}:{os.getpid()}", node=node)
-    return join(study_name, url, timeout_s=timeout_s, identity=identity, heartbeat_s=heartbeat_s,
-                grace_s=grace_s, dataset=dataset)
+    return join(
+        study_name,
+        url,
+        timeout_s=timeout_s,
+        identity=identity,
+        heartbeat_s=heartbeat_s,
+        grace_s=grace_s,
+        dataset=dataset,
+    )
 
 
 class RayBackend(Backend):
@@ -93,8 +115,13 @@ class RayBackend(Backend):
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, resources: Mapping[str, float] | None = None,
-                 init_kwargs: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        resources: Mapping[str, float] | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
         self.address = address
         self.resources = dict(resources or {})
         self.init_kwargs = dict(init_kwargs or {})
@@ -104,7 +131,11 @@ class RayBackend(Backend):
         ray = require("ray", "ray", "the Ray backend")
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            **self.init_kwargs,
+        }
         if self.address is None:
             # A local Ray: its workers import the same tuneops as this process.
             src = str(Path(__file__).resolve().parents[2])
@@ -114,7 +145,8 @@ class RayBackend(Backend):
             ray.init(address=self.address, **kwargs)
         except Exception as exc:
             raise TuneOpsError(
-                f"Ray: cannot connect to {self.address or 'a new local instance'}: {exc}. Check the "
+                f"Ray: cannot connect to {self.address or 'a new local instance'}: {exc}. Check "
+                "the "
                 "address (ray://HOST:10001 for Ray Client, HOST:6379 on a cluster node) and that "
                 "the cluster runs the same Ray and Python versions."
             ) from exc
@@ -142,11 +174,25 @@ class RayBackend(Backend):
 
         task = ray.remote(_worker).options(**ray_options(self.resources), max_retries=0)
         timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
-        data = getattr(setup.objective, "dataset", None)  # put once; Ray hands every task the object
+        data = getattr(
+            setup.objective, "dataset", None
+        )  # put once; Ray hands every task the object
         data_ref = ray.put(data) if data is not None else None
-        refs = [task.remote(setup.join, setup.study_name, url, timeout_s, setup.heartbeat_s, setup.grace_s, data_ref)
-                for _ in range(max(1, n_workers))]
-        _log.info("Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url))
+        refs = [
+            task.remote(
+                setup.join,
+                setup.study_name,
+                url,
+                timeout_s,
+                setup.heartbeat_s,
+                setup.grace_s,
+                data_ref,
+            )
+            for _ in range(max(1, n_workers))
+        ]
+        _log.info(
+            "Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url)
+        )
         try:
             pending = refs
             while pending:
@@ -175,4 +221,6 @@ class RayBackend(Backend):
                 raise cause from None
             raise TuneOpsError(f"Ray worker failed: {exc}") from exc
         except ray.exceptions.RayError as exc:  # the worker or its node died: trials recover
-            _log.warning("Ray worker lost (%s); its trial is recovered and queued again", type(exc).__name__)
+            _log.warning(
+                "Ray worker lost (%s); its trial is recovered and queued again", type(exc).__name__
+            )

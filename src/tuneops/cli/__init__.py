@@ -44,21 +44,37 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        term.out.print(f"tuneops {__version__} (optuna {optuna.__version__}, "
-                       f"Python {platform.python_version()})", highlight=False)
+        term.out.print(
+            f"tuneops {__version__} (optuna {optuna.__version__}, "
+            f"Python {platform.python_version()})",
+            highlight=False,
+        )
         raise typer.Exit(0)
 
 
 @app.callback()
 def _global(
-    version: Annotated[bool, typer.Option(
-        "--version", is_eager=True, callback=_version, help="Print the version and exit.")] = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print only results and errors: no progress, no status lines.")
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
     ] = False,
-    verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", help="Let Optuna's INFO lines and other libraries' logs and warnings "
-        "through (silenced by default).")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only results and errors: no progress, no status lines."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Let Optuna's INFO lines and other libraries' logs and warnings "
+            "through (silenced by default).",
+        ),
+    ] = False,
 ) -> None:
     """Set up the terminal for this invocation (the app's help text comes from the Typer)."""
     configure(quiet=quiet, verbose=verbose)

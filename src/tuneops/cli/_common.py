@@ -23,10 +23,24 @@ from rich.table import Table
 from rich.text import Text
 
 __all__ = [
-    "term", "configure", "emit_json", "fmt", "fmt_values", "Column", "print_fitted", "params_text",
+    "term",
+    "configure",
+    "emit_json",
+    "fmt",
+    "fmt_values",
+    "Column",
+    "print_fitted",
+    "params_text",
     "make_table",
-    "StorageOpt", "JsonOpt", "WideOpt", "ModelOpt", "print_summary", "print_front",
-    "print_pruning", "print_workers", "print_trials",
+    "StorageOpt",
+    "JsonOpt",
+    "WideOpt",
+    "ModelOpt",
+    "print_summary",
+    "print_front",
+    "print_pruning",
+    "print_workers",
+    "print_trials",
 ]
 
 # Third-party packages whose warnings are noise at the terminal unless --verbose: a fold that
@@ -59,8 +73,9 @@ class Terminal:
         self.err.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.err.print(Text.assemble(("error:", "red"), " ", message), highlight=False,
-                       soft_wrap=True)
+        self.err.print(
+            Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True
+        )
 
 
 term = Terminal()
@@ -95,7 +110,8 @@ StorageOpt = Annotated[
     typer.Option("--storage", "-s", help="Storage URL (default: tuneops.journal here)."),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document to stdout instead of tables."),
+    bool,
+    typer.Option("--json", help="Print one JSON document to stdout instead of tables."),
 ]
 WideOpt = Annotated[
     bool,
@@ -268,8 +284,14 @@ def print_fitted(
             if wide:
                 term.result(line, highlight=False, markup=False, overflow="fold")
             else:
-                term.result(line, highlight=False, markup=False, no_wrap=True,
-                            overflow="ellipsis", crop=True)
+                term.result(
+                    line,
+                    highlight=False,
+                    markup=False,
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    crop=True,
+                )
 
 
 # -- the results document as tables ---------------------------------------------------------------
@@ -298,13 +320,17 @@ def print_front(results: dict[str, Any], *, wide: bool = False) -> None:
     for t in front:
         values = _trial_metrics(results, t)
         family = t.get("family")
-        cells = [("★ " if t["number"] == selected else "") + str(t["number"]),
-                 *[fmt(values.get(n)) for n in objectives]]
+        cells = [
+            ("★ " if t["number"] == selected else "") + str(t["number"]),
+            *[fmt(values.get(n)) for n in objectives],
+        ]
         if show_family:
             cells.append(family or "-")
         rows.append((cells, params_text(t["params"], family)))
-    title = (f"Pareto front of {results['study']} "
-             f"(feasible: {', '.join(constraints) or 'no constraints'})")
+    title = (
+        f"Pareto front of {results['study']} "
+        f"(feasible: {', '.join(constraints) or 'no constraints'})"
+    )
     print_fitted(title, columns, rows, "params", wide=wide)
 
 
@@ -334,8 +360,10 @@ def print_summary(results: dict[str, Any], *, wide: bool = False) -> None:
     if results.get("message"):
         term.warn(results["message"])
     for f in results.get("failures", [])[:5]:
-        term.err.print(Text.assemble((f"trial {f['number']} failed:", "red"), " ",
-                                     f["reason"][:200]), highlight=False)
+        term.err.print(
+            Text.assemble((f"trial {f['number']} failed:", "red"), " ", f["reason"][:200]),
+            highlight=False,
+        )
 
 
 def print_pruning(results: dict[str, Any]) -> None:
@@ -351,8 +379,7 @@ def print_pruning(results: dict[str, Any]) -> None:
         f"({p['fit_saved_fraction']:.0%})"
     )
     if p.get("time_to_best_s") is not None:
-        line += (f"; best reached after {p['time_to_best_s']:.1f} s "
-                 f"({p['fit_s_to_best']:.1f} fit s)")
+        line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
     term.info(line + ".", highlight=False, markup=False, soft_wrap=True)
 
 
@@ -367,9 +394,16 @@ def print_workers(results: dict[str, Any]) -> None:
         add_name_column(table, col, justify="right")
     for r in section["workers"]:
         best = fmt(r["best"]) + (" ★" if r["has_best"] else "") if r["best"] is not None else "-"
-        table.add_row(free_cell(r["worker"], wide=False), str(r["complete"]), str(r["pruned"]),
-                      str(r["failed"]), str(r["abandoned"]), best, f"{r['busy_s']:.1f}",
-                      f"{r['pareto']} ({r['pareto_share']:.0%})")
+        table.add_row(
+            free_cell(r["worker"], wide=False),
+            str(r["complete"]),
+            str(r["pruned"]),
+            str(r["failed"]),
+            str(r["abandoned"]),
+            best,
+            f"{r['busy_s']:.1f}",
+            f"{r['pareto']} ({r['pareto_share']:.0%})",
+        )
     term.result(table)
 
 
@@ -380,17 +414,24 @@ def print_trials(results: dict[str, Any], label: Any, *, wide: bool = False) -> 
     """
     show_family = any(t.get("family") for t in results["trials"])
     objectives = _objective_names(results)
-    columns = [Column("trial", "right"), Column("state"),
-               *[Column(name, "right") for name in objectives], Column("time_s", "right")]
+    columns = [
+        Column("trial", "right"),
+        Column("state"),
+        *[Column(name, "right") for name in objectives],
+        Column("time_s", "right"),
+    ]
     if show_family:
         columns.append(Column("family", movable=True))
     rows = []
     for t in results["trials"]:
         family = t.get("family")
         values = t["values"] or [None] * len(objectives)
-        cells = [str(t["number"]), t["state"].lower() + label(t.get("abandoned")),
-                 *[fmt(v) for v in values],
-                 f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "-"]
+        cells = [
+            str(t["number"]),
+            t["state"].lower() + label(t.get("abandoned")),
+            *[fmt(v) for v in values],
+            f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "-",
+        ]
         if show_family:
             cells.append(family or "-")
         rows.append((cells, t.get("fail_reason") or params_text(t["params"], family)))

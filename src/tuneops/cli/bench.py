@@ -19,15 +19,19 @@ __all__ = ["pruners", "COMMANDS"]
 
 def pruners(
     spec: Annotated[Path, typer.Argument(help="Spec file (YAML or TOML).")],
-    pruners: Annotated[str, typer.Option(
-        help="Comma-separated pruner names.")] = "none,median,auto",
-    seeds: Annotated[str, typer.Option(
-        help="Comma-separated seeds; several give a spread.")] = "0,1,2",
+    pruners: Annotated[
+        str, typer.Option(help="Comma-separated pruner names.")
+    ] = "none,median,auto",
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated seeds; several give a spread.")
+    ] = "0,1,2",
     n_trials: Annotated[int | None, typer.Option(help="Override search.n_trials.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", "-w", help="Local worker processes.")] = None,
-    out: Annotated[Path, typer.Option(
-        help="Directory for the journal, bench.json and bench.png.")] = Path("tuneops-bench"),
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Local worker processes.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Directory for the journal, bench.json and bench.png.")
+    ] = Path("tuneops-bench"),
     json_out: JsonOpt = False,
 ) -> None:
     """Run SPEC once per pruner and seed: pruning rate, best result, compute and time to best."""
@@ -38,11 +42,13 @@ def pruners(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise UsageError(
-            f"--seeds: expected comma-separated integers, received {seeds!r}.") from None
+            f"--seeds: expected comma-separated integers, received {seeds!r}."
+        ) from None
     if not names or not seed_list:
         raise UsageError("--pruners and --seeds: expected at least one of each.")
-    result = bench_pruners(spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials,
-                           n_workers=workers)
+    result = bench_pruners(
+        spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials, n_workers=workers
+    )
     json_path = write_json(out / "bench.json", json.loads(json.dumps(result, default=str)))
     png = plot_bench(result, out / "bench.png")
     if json_out:

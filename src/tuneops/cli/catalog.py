@@ -35,16 +35,22 @@ def families(json_out: JsonOpt = False, wide: WideOpt = False) -> None:
     add_free_column(table, "description", wide=True)
     add_free_column(table, "default space (classification)", wide=wide)
     for row in rows:
-        table.add_row(row["name"], row["description"],
-                      free_cell(", ".join(row["default_space"]), wide=wide))
+        table.add_row(
+            row["name"], row["description"], free_cell(", ".join(row["default_space"]), wide=wide)
+        )
     term.result(table)
 
 
 def metrics(json_out: JsonOpt = False) -> None:
     """List the built-in metrics."""
     rows: list[dict[str, Any]] = [
-        {"name": m.name, "direction": m.direction, "kind": m.kind, "tasks": list(m.tasks),
-         "description": m.description}
+        {
+            "name": m.name,
+            "direction": m.direction,
+            "kind": m.kind,
+            "tasks": list(m.tasks),
+            "description": m.description,
+        }
         for m in METRICS.values()
     ]
     if json_out:
@@ -56,6 +62,7 @@ def metrics(json_out: JsonOpt = False) -> None:
         table.add_column(col)
     add_free_column(table, "description", wide=True)
     for row in rows:
-        table.add_row(row["name"], row["direction"], row["kind"], ", ".join(row["tasks"]),
-                      row["description"])
+        table.add_row(
+            row["name"], row["direction"], row["kind"], ", ".join(row["tasks"]), row["description"]
+        )
     term.result(table)

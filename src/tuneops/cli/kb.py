@@ -32,8 +32,10 @@ __all__ = ["COMMANDS"]
 
 KBSourceOpt = Annotated[
     list[str] | None,
-    typer.Option("--source", help="shipped, storage, or a file from `kb export`; repeat "
-                 "(default: shipped and storage)."),
+    typer.Option(
+        "--source",
+        help="shipped, storage, or a file from `kb export`; repeat (default: shipped and storage).",
+    ),
 ]
 
 
@@ -47,14 +49,21 @@ def _entry(e: Any) -> dict[str, Any]:
     return {**e.to_dict(history=False), "source": e.source, "best_score": e.best_score}
 
 
-def list_entries(storage: StorageOpt = None, source: KBSourceOpt = None,
-                 family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
-                 json_out: JsonOpt = False) -> None:
+def list_entries(
+    storage: StorageOpt = None,
+    source: KBSourceOpt = None,
+    family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """List the entries: dataset, family, task, best score, where they come from."""
     kb = _kb(source, storage).select(family=family)
     if json_out:
-        emit_json([{k: v for k, v in _entry(e).items() if k not in ("configs", "meta_features")}
-                   for e in kb])
+        emit_json(
+            [
+                {k: v for k, v in _entry(e).items() if k not in ("configs", "meta_features")}
+                for e in kb
+            ]
+        )
         return
     table = make_table(f"knowledge base: {len(kb)} entries")
     add_free_column(table, "dataset", wide=False)
@@ -63,49 +72,73 @@ def list_entries(storage: StorageOpt = None, source: KBSourceOpt = None,
     add_name_column(table, "best")
     add_name_column(table, "source")
     for e in kb:
-        table.add_row(free_cell(e.dataset, wide=False), e.family, e.task,
-                      f"{e.metric} {fmt(e.best_score)}", e.source)
+        table.add_row(
+            free_cell(e.dataset, wide=False),
+            e.family,
+            e.task,
+            f"{e.metric} {fmt(e.best_score)}",
+            e.source,
+        )
     term.result(table)
 
 
-def show(dataset: Annotated[str, typer.Argument(
-             help="Dataset name (pmlb: optional) or DATASET/FAMILY.")],
-         storage: StorageOpt = None, source: KBSourceOpt = None,
-         json_out: JsonOpt = False) -> None:
+def show(
+    dataset: Annotated[
+        str, typer.Argument(help="Dataset name (pmlb: optional) or DATASET/FAMILY.")
+    ],
+    storage: StorageOpt = None,
+    source: KBSourceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Show an entry's meta-features and best configurations."""
     kb = _kb(source, storage)
     found = kb.find(dataset)
     if not found:
-        raise UsageError(f"kb show: no entry for {dataset!r}; `tuneops kb list` shows the "
-                         f"{len(kb)} entries.")
+        raise UsageError(
+            f"kb show: no entry for {dataset!r}; `tuneops kb list` shows the {len(kb)} entries."
+        )
     built_with = kb.built_with if any(e.source == "shipped" for e in found) else None
     if json_out:
-        emit_json({"entries": [_entry(e) for e in found],
-                   "built_with": dict(built_with) if built_with else None})
+        emit_json(
+            {
+                "entries": [_entry(e) for e in found],
+                "built_with": dict(built_with) if built_with else None,
+            }
+        )
         return
     plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
     for e in found:
-        term.result(Text.assemble((e.dataset, "bold"),
-                                  f" / {e.family} ({e.task}, {e.metric}, source {e.source})"))
-        term.result("meta-features: " + ", ".join(f"{k}={fmt(v)}"
-                                                  for k, v in e.meta_features.items()), **plain)
+        term.result(
+            Text.assemble(
+                (e.dataset, "bold"), f" / {e.family} ({e.task}, {e.metric}, source {e.source})"
+            )
+        )
+        term.result(
+            "meta-features: " + ", ".join(f"{k}={fmt(v)}" for k, v in e.meta_features.items()),
+            **plain,
+        )
         for i, (params, score) in enumerate(e.configs[:5]):
-            term.result(f"  #{i + 1} {e.metric}={fmt(score)}: {params_text(dict(params))}",
-                        **plain)
+            term.result(f"  #{i + 1} {e.metric}={fmt(score)}: {params_text(dict(params))}", **plain)
     if built_with:
-        term.info(f"built with: {built_with.get('command')} ({built_with.get('built_at')})",
-                  **plain)
+        term.info(
+            f"built with: {built_with.get('command')} ({built_with.get('built_at')})", **plain
+        )
 
 
 def recommend(
-    data: Annotated[str, typer.Option(
-        "--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")],
+    data: Annotated[
+        str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")
+    ],
     family: Annotated[str, typer.Option("--family", help="Model family.")],
     target: Annotated[str | None, typer.Option(help="Target column (files).")] = None,
-    size: Annotated[int | None, typer.Option(
-        help="How many configurations (default: warm_start.auto's max_trials).")] = None,
-    storage: StorageOpt = None, source: KBSourceOpt = None,
-    json_out: JsonOpt = False, wide: WideOpt = False,
+    size: Annotated[
+        int | None,
+        typer.Option(help="How many configurations (default: warm_start.auto's max_trials)."),
+    ] = None,
+    storage: StorageOpt = None,
+    source: KBSourceOpt = None,
+    json_out: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Configurations to try first for FAMILY on DATA, from the nearest past tasks.
 
@@ -116,51 +149,91 @@ def recommend(
     from tuneops.knowledge import recommend as recommend_configs
 
     get_family(family)
-    recs, neighbours = recommend_configs(data, family, kb=_kb(source, storage), size=size,
-                                         target=target)
+    recs, neighbours = recommend_configs(
+        data, family, kb=_kb(source, storage), size=size, target=target
+    )
     if not recs:
-        raise UsageError(f"kb recommend: the knowledge base has no entry for family {family!r} "
-                         "and this task.")
+        raise UsageError(
+            f"kb recommend: the knowledge base has no entry for family {family!r} and this task."
+        )
     if json_out:
-        emit_json({
-            "family": family, "data": data,
-            "nearest": [{"dataset": n.entry.dataset, "distance": n.distance} for n in neighbours],
-            "portfolio": [{"dataset": r.dataset, "rank": r.rank, "distance": r.distance,
-                           "score": r.score, "params": dict(r.params)} for r in recs],
-        })
+        emit_json(
+            {
+                "family": family,
+                "data": data,
+                "nearest": [
+                    {"dataset": n.entry.dataset, "distance": n.distance} for n in neighbours
+                ],
+                "portfolio": [
+                    {
+                        "dataset": r.dataset,
+                        "rank": r.rank,
+                        "distance": r.distance,
+                        "score": r.score,
+                        "params": dict(r.params),
+                    }
+                    for r in recs
+                ],
+            }
+        )
         return
-    term.info("nearest: " + ", ".join(f"{n.entry.dataset} ({n.distance:.3g})"
-                                      for n in neighbours[:5]), highlight=False, markup=False)
+    term.info(
+        "nearest: " + ", ".join(f"{n.entry.dataset} ({n.distance:.3g})" for n in neighbours[:5]),
+        highlight=False,
+        markup=False,
+    )
     table = make_table(f"warm-start portfolio (consensus) for {family} on {data}")
     add_name_column(table, "from")
     add_name_column(table, "score there", justify="right")
     add_free_column(table, "params", wide=wide)
     for r in recs:
-        table.add_row(f"{r.dataset} #{r.rank + 1}", fmt(r.score),
-                      free_cell(params_text(dict(r.params)), wide=wide))
+        table.add_row(
+            f"{r.dataset} #{r.rank + 1}",
+            fmt(r.score),
+            free_cell(params_text(dict(r.params)), wide=wide),
+        )
     term.result(table)
 
 
 def build(
-    out: Annotated[Path, typer.Option(
-        help="Where to write the base (to replace the shipped base, give its path in a source "
-        "checkout: src/tuneops/knowledge/prebuilt.json.gz).")] = Path("prebuilt.json.gz"),
-    dataset: Annotated[list[str] | None, typer.Option(
-        "--dataset", help="PMLB dataset; repeat (default: the curated list).")] = None,
-    family: Annotated[list[str] | None, typer.Option(
-        "--family", help="Family; repeat (default: knn, linear, random_forest, "
-        "hist_gradient_boosting).")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Where to write the base (to replace the shipped base, give its path in a source "
+            "checkout: src/tuneops/knowledge/prebuilt.json.gz)."
+        ),
+    ] = Path("prebuilt.json.gz"),
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="PMLB dataset; repeat (default: the curated list)."),
+    ] = None,
+    family: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--family",
+            help="Family; repeat (default: knn, linear, random_forest, hist_gradient_boosting).",
+        ),
+    ] = None,
     n_trials: Annotated[int, typer.Option(help="Cold TPE trials per dataset and family.")] = 30,
     cv_folds: Annotated[int, typer.Option(help="CV folds.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of folds and sampler.")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
-    checkpoint: Annotated[Path | None, typer.Option(
-        help="JSON-lines checkpoint; a rerun resumes from it.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(
-        help="Start no job after this many minutes (0: only assemble the checkpoint).")] = None,
-    extend: Annotated[Path | None, typer.Option(
-        help="An earlier base to add to: entries built now replace its entries for the same "
-        "dataset and family.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="JSON-lines checkpoint; a rerun resumes from it.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Start no job after this many minutes (0: only assemble the checkpoint)."
+        ),
+    ] = None,
+    extend: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier base to add to: entries built now replace its entries for the same "
+            "dataset and family."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE).
@@ -181,20 +254,36 @@ def build(
         if not term.quiet:
             lines.print(*objects, highlight=False, markup=False, soft_wrap=True)
 
-    kb = build_base(dataset or list(DEFAULT_DATASETS), families, n_trials=n_trials,
-                    cv_folds=cv_folds, seed=seed, n_jobs=jobs, checkpoint=checkpoint,
-                    max_minutes=max_minutes, extend=base, log=log)
+    kb = build_base(
+        dataset or list(DEFAULT_DATASETS),
+        families,
+        n_trials=n_trials,
+        cv_folds=cv_folds,
+        seed=seed,
+        n_jobs=jobs,
+        checkpoint=checkpoint,
+        max_minutes=max_minutes,
+        extend=base,
+        log=log,
+    )
     path = kb.save(out)
     if json_out:
         emit_json({"path": str(path), "n_entries": len(kb), "bytes": path.stat().st_size})
     else:
-        term.result(f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)",
-                    highlight=False, markup=False, soft_wrap=True)
+        term.result(
+            f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
-def export(path: Annotated[Path, typer.Argument(help="File to write (.json or .json.gz).")],
-           storage: StorageOpt = None, source: KBSourceOpt = None,
-           json_out: JsonOpt = False) -> None:
+def export(
+    path: Annotated[Path, typer.Argument(help="File to write (.json or .json.gz).")],
+    storage: StorageOpt = None,
+    source: KBSourceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Write the knowledge base (default: the studies in the storage) to a file."""
     kb = _kb(source or ["storage"], storage)
     kb.save(path)
@@ -207,8 +296,9 @@ def export(path: Annotated[Path, typer.Argument(help="File to write (.json or .j
 def import_entries(
     path: Annotated[Path, typer.Argument(help="A file from `kb export`.")],
     storage: StorageOpt = None,
-    prefix: Annotated[str, typer.Option(
-        help="Name prefix of the studies that hold the entries.")] = "kb",
+    prefix: Annotated[
+        str, typer.Option(help="Name prefix of the studies that hold the entries.")
+    ] = "kb",
     json_out: JsonOpt = False,
 ) -> None:
     """Store a file's entries in the storage, where every run's warm start finds them."""
@@ -219,8 +309,11 @@ def import_entries(
     if json_out:
         emit_json({"studies": list(names), "n_entries": len(names)})
     else:
-        term.result(f"Imported {len(names)} entries into the storage (studies {prefix}.*)",
-                    highlight=False, markup=False)
+        term.result(
+            f"Imported {len(names)} entries into the storage (studies {prefix}.*)",
+            highlight=False,
+            markup=False,
+        )
 
 
 COMMANDS: dict[str, Any] = {

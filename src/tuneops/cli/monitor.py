@@ -28,8 +28,16 @@ from tuneops.errors import UsageError
 
 __all__ = ["monitor", "retune", "simulate", "label"]
 
-_COLOURS = {"ok": "green", "warn": "yellow", "retune": "red", "promote": "green", "hold": "yellow",
-            "slo": "red", "rollback": "red", "withdraw": "yellow"}
+_COLOURS = {
+    "ok": "green",
+    "warn": "yellow",
+    "retune": "red",
+    "promote": "green",
+    "hold": "yellow",
+    "slo": "red",
+    "rollback": "red",
+    "withdraw": "yellow",
+}
 _DEFAULT_LOG = "tuneops-out/predictions.jsonl"  # tuneops.ops.serve.DEFAULT_LOG, without loading it
 
 
@@ -37,24 +45,40 @@ def _ops() -> Any:
     """The library behind these commands, loaded once, when a command runs."""
     from tuneops.ops import alerts, live, monitor, predlog, registry, retune, simulate
 
-    return SimpleNamespace(alerts=alerts, live=live, monitor=monitor, predlog=predlog,
-                           registry=registry, retune=retune, simulate=simulate.simulate,
-                           parse_shift=simulate.parse_shift)
+    return SimpleNamespace(
+        alerts=alerts,
+        live=live,
+        monitor=monitor,
+        predlog=predlog,
+        registry=registry,
+        retune=retune,
+        simulate=simulate.simulate,
+        parse_shift=simulate.parse_shift,
+    )
 
 
 def _print_outcome(outcome: Any) -> None:
-    term.result(Text.assemble("Re-tuning study ", (outcome.study, "bold"),
-                              f": challenger v{outcome.challenger}, ",
-                              (outcome.decision, _COLOURS.get(outcome.decision, "yellow"))))
+    term.result(
+        Text.assemble(
+            "Re-tuning study ",
+            (outcome.study, "bold"),
+            f": challenger v{outcome.challenger}, ",
+            (outcome.decision, _COLOURS.get(outcome.decision, "yellow")),
+        )
+    )
     for reason in outcome.reasons:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_assessment(reg: Any, where: str, assessment: Any) -> None:
     version = reg.version(reg.require_champion())["version"]
-    term.result(Text.assemble(
-        (reg.name, "bold"), f" v{version} on {where} ({assessment.n_rows} rows): ",
-        (assessment.decision, _COLOURS[assessment.decision])))
+    term.result(
+        Text.assemble(
+            (reg.name, "bold"),
+            f" v{version} on {where} ({assessment.n_rows} rows): ",
+            (assessment.decision, _COLOURS[assessment.decision]),
+        )
+    )
     for reason in assessment.reasons:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
     table = make_table("drift per feature (top 10 by PSI)")
@@ -63,25 +87,39 @@ def _print_assessment(reg: Any, where: str, assessment: Any) -> None:
     for col in ("p (adjusted)", "PSI", "missing", "drifted"):
         add_name_column(table, col, justify="right")
     for f in sorted(assessment.features, key=lambda f: -f["psi"])[:10]:
-        table.add_row(f["column"], f["test"], f"{f['p_adjusted']:.3g}", f"{f['psi']:.3f}",
-                      f"{f.get('missing', 0.0):.0%}", "yes" if f["drifted"] else "")
+        table.add_row(
+            f["column"],
+            f["test"],
+            f"{f['p_adjusted']:.3g}",
+            f"{f['psi']:.3f}",
+            f"{f.get('missing', 0.0):.0%}",
+            "yes" if f["drifted"] else "",
+        )
     term.result(table)
 
 
 def _print_live(decision: Any) -> None:
-    term.result(Text.assemble(
-        f"champion v{decision.champion}",
-        f", {decision.mode} challenger v{decision.challenger}" if decision.challenger else "",
-        ": ", (decision.decision, _COLOURS.get(decision.decision, "yellow")),
-        " (applied)" if decision.applied else ""))
+    term.result(
+        Text.assemble(
+            f"champion v{decision.champion}",
+            f", {decision.mode} challenger v{decision.challenger}" if decision.challenger else "",
+            ": ",
+            (decision.decision, _COLOURS.get(decision.decision, "yellow")),
+            " (applied)" if decision.applied else "",
+        )
+    )
     for reason in decision.reasons:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
     for version, t in decision.traffic.items():
         latency = t.get("latency_ms") or {}
-        term.result(f"  v{version} {'/'.join(t['roles'])}: {t['n_requests']} requests, "
-                    f"{t['n_errors']} errors, p50 {fmt(latency.get('latency_p50_ms'))} ms, p95 "
-                    f"{fmt(latency.get('latency_p95_ms'))} ms, {t['rps']:.3g} req/s",
-                    highlight=False, markup=False, soft_wrap=True)
+        term.result(
+            f"  v{version} {'/'.join(t['roles'])}: {t['n_requests']} requests, "
+            f"{t['n_errors']} errors, p50 {fmt(latency.get('latency_p50_ms'))} ms, p95 "
+            f"{fmt(latency.get('latency_p95_ms'))} ms, {t['rps']:.3g} req/s",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _report_alerts(deliveries: list[Any]) -> None:
@@ -93,31 +131,59 @@ def _report_alerts(deliveries: list[Any]) -> None:
 
 
 def monitor(
-    batch: Annotated[Path | None, typer.Option(
-        "--batch", "-b", help="Batch file: feature columns, optionally the label column.")
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch", "-b", help="Batch file: feature columns, optionally the label column."
+        ),
     ] = None,
-    log: Annotated[Path | None, typer.Option(
-        "--log", help="Prediction log of `tuneops serve`: monitor its rows as a batch (labels "
-        "joined), or with --live its traffic (default for --live: "
-        "tuneops-out/predictions.jsonl).")] = None,
-    live: Annotated[bool, typer.Option(
-        "--live", help="Watch the served traffic: SLOs, the challenger against the champion, "
-        "automatic promotion and rollback.")] = False,
-    every: Annotated[float, typer.Option(
-        help="--live: seconds between checks.")] = 30.0,
-    checks: Annotated[int | None, typer.Option(
-        help="--live: stop after this many checks (default: until interrupted).")] = None,
-    no_apply: Annotated[bool, typer.Option(
-        "--no-apply", help="--live: decide, record and alert, but change nothing.")] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            help="Prediction log of `tuneops serve`: monitor its rows as a batch (labels "
+            "joined), or with --live its traffic (default for --live: "
+            "tuneops-out/predictions.jsonl).",
+        ),
+    ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Watch the served traffic: SLOs, the challenger against the champion, "
+            "automatic promotion and rollback.",
+        ),
+    ] = False,
+    every: Annotated[float, typer.Option(help="--live: seconds between checks.")] = 30.0,
+    checks: Annotated[
+        int | None,
+        typer.Option(help="--live: stop after this many checks (default: until interrupted)."),
+    ] = None,
+    no_apply: Annotated[
+        bool,
+        typer.Option("--no-apply", help="--live: decide, record and alert, but change nothing."),
+    ] = False,
     model: ModelOpt = None,
-    auto_retune: Annotated[bool, typer.Option(
-        "--auto-retune", help="Re-tune on the batch when the decision is retune.")] = False,
-    json_out: Annotated[bool, typer.Option(
-        "--json", help="Print the assessment (and re-tuning) as one JSON document; with --live, "
-        "one document per check.")] = False,
-    fail_on: Annotated[str | None, typer.Option(
-        "--fail-on", help="Exit 3 when the decision is this level or worse: warn or retune "
-        "(for cron and CI).")] = None,
+    auto_retune: Annotated[
+        bool,
+        typer.Option("--auto-retune", help="Re-tune on the batch when the decision is retune."),
+    ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the assessment (and re-tuning) as one JSON document; with --live, "
+            "one document per check.",
+        ),
+    ] = False,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 3 when the decision is this level or worse: warn or retune "
+            "(for cron and CI).",
+        ),
+    ] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Check a batch (a file or the prediction log) against the champion: drift, prediction
@@ -125,19 +191,25 @@ def monitor(
     the served traffic, SLOs, promotion and rollback."""
     if live:
         if batch is not None or auto_retune or fail_on:
-            raise UsageError("--live watches the prediction log; --batch, --auto-retune and "
-                             "--fail-on apply to batch monitoring: leave them out.")
+            raise UsageError(
+                "--live watches the prediction log; --batch, --auto-retune and "
+                "--fail-on apply to batch monitoring: leave them out."
+            )
         _watch(model, storage, log or Path(_DEFAULT_LOG), every, checks, not no_apply, json_out)
         return
     if (batch is None) == (log is None):
-        raise UsageError("monitor: give one of --batch FILE or --log FILE (a prediction log), "
-                         "or --live to watch the served traffic.")
+        raise UsageError(
+            "monitor: give one of --batch FILE or --log FILE (a prediction log), "
+            "or --live to watch the served traffic."
+        )
     if checks is not None or no_apply:
         raise UsageError("--checks and --no-apply apply to --live only.")
     ops = _ops()
     if fail_on is not None and fail_on not in ops.monitor.DECISIONS[1:]:
-        raise UsageError(f"--fail-on: expected one of {', '.join(ops.monitor.DECISIONS[1:])}, "
-                         f"received {fail_on!r}; leave it out to always exit 0 after a check")
+        raise UsageError(
+            f"--fail-on: expected one of {', '.join(ops.monitor.DECISIONS[1:])}, "
+            f"received {fail_on!r}; leave it out to always exit 0 after a check"
+        )
     reg = ops.registry.Registry.open(model, storage)
     champion = reg.version(reg.require_champion())
     if log is not None:
@@ -145,17 +217,24 @@ def monitor(
         source = f"prediction log {log}"
     else:
         frame, source = batch, str(batch)
-    assessment, outcome, note = ops.retune.monitor_batch(reg, frame, auto_retune=auto_retune,
-                                                         source=source)
+    assessment, outcome, note = ops.retune.monitor_batch(
+        reg, frame, auto_retune=auto_retune, source=source
+    )
     alert_config = ops.live.monitor_settings(champion)[2]
     deliveries = ops.alerts.alerts_for_assessment(alert_config, reg.name, assessment, outcome)
     _report_alerts(deliveries)
-    failed = (fail_on is not None and ops.monitor.DECISIONS.index(assessment.decision)
-              >= ops.monitor.DECISIONS.index(fail_on))
+    failed = fail_on is not None and ops.monitor.DECISIONS.index(
+        assessment.decision
+    ) >= ops.monitor.DECISIONS.index(fail_on)
     if json_out:
-        emit_json({"assessment": assessment.to_dict(),
-                   "retune": outcome.to_dict() if outcome else None, "note": note,
-                   "alerts": [vars(d) for d in deliveries]})
+        emit_json(
+            {
+                "assessment": assessment.to_dict(),
+                "retune": outcome.to_dict() if outcome else None,
+                "note": note,
+                "alerts": [vars(d) for d in deliveries],
+            }
+        )
     else:
         _print_assessment(reg, source, assessment)
         if note:
@@ -166,8 +245,15 @@ def monitor(
         raise typer.Exit(3)
 
 
-def _watch(model: str | None, storage: str | None, log: Path, every: float, checks: int | None,
-           apply: bool, json_out: bool) -> None:
+def _watch(
+    model: str | None,
+    storage: str | None,
+    log: Path,
+    every: float,
+    checks: int | None,
+    apply: bool,
+    json_out: bool,
+) -> None:
     if every <= 0:
         raise UsageError(f"--every: expected seconds > 0, received {every}.")
     if checks is not None and checks < 1:
@@ -189,11 +275,13 @@ def _watch(model: str | None, storage: str | None, log: Path, every: float, chec
 
 
 def retune(
-    data: Annotated[list[Path], typer.Option(
-        "--data", "-d", help="Recent labelled data file; repeat for more.")],
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Recent labelled data file; repeat for more.")
+    ],
     model: ModelOpt = None,
-    n_trials: Annotated[int | None, typer.Option(
-        help="Trials (default: monitor.retune_trials).")] = None,
+    n_trials: Annotated[
+        int | None, typer.Option(help="Trials (default: monitor.retune_trials).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
@@ -204,8 +292,13 @@ def retune(
     ops = _ops()
     frames = [ops.monitor.read_batch(path, field="--data") for path in data]
     reg = ops.registry.Registry.open(model, storage)
-    outcome = ops.retune.retune(reg, pd.concat(frames, ignore_index=True), n_trials=n_trials,
-                                seed=seed, trigger="tuneops retune")
+    outcome = ops.retune.retune(
+        reg,
+        pd.concat(frames, ignore_index=True),
+        n_trials=n_trials,
+        seed=seed,
+        trigger="tuneops retune",
+    )
     if json_out:
         emit_json(outcome.to_dict())
     else:
@@ -213,37 +306,65 @@ def retune(
 
 
 def simulate(
-    dataset: Annotated[str, typer.Option(
-        help="Dataset source: pmlb:NAME, sklearn:NAME, or a file (then --target).")
+    dataset: Annotated[
+        str,
+        typer.Option(help="Dataset source: pmlb:NAME, sklearn:NAME, or a file (then --target)."),
     ] = "pmlb:phoneme",
-    target: Annotated[str | None, typer.Option(
-        help="Label column of a file given as --dataset.")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Label column of a file given as --dataset.")
+    ] = None,
     family: Annotated[str, typer.Option(help="Model family.")] = "knn",
-    batches: Annotated[int | None, typer.Option(
-        min=1, help="Number of batches (default 24; with --time-column: every row after training).")
+    batches: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Number of batches (default 24; with --time-column: every row after training).",
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(
-        min=1, help="Rows per batch; no row is streamed twice, so batches x rows must fit in the data.")
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Rows per batch; no row is streamed twice: batches x rows must fit in the data.",
+        ),
     ] = 100,
-    shift: Annotated[list[str] | None, typer.Option(
-        help="KIND@BATCH, e.g. covariate@8, concept@16; repeat. Default: covariate at 1/3, "
-        "concept at 2/3.")] = None,
-    stationary: Annotated[bool, typer.Option(
-        "--stationary", help="No shift: a stationary stream (what false alarms are measured on).")
-    ] = False,
-    time_column: Annotated[str | None, typer.Option(
-        help="Stream the rows in the order of this column (its own drift; not a feature).")
+    shift: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KIND@BATCH, e.g. covariate@8, concept@16; repeat. Default: covariate at 1/3, "
+            "concept at 2/3."
+        ),
     ] = None,
-    n_trials: Annotated[int, typer.Option(
-        min=1, help="Trials of the initial tuning and of each re-tuning.")] = 8,
+    stationary: Annotated[
+        bool,
+        typer.Option(
+            "--stationary",
+            help="No shift: a stationary stream (what false alarms are measured on).",
+        ),
+    ] = False,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Stream the rows in the order of this column (its own drift; not a feature)."
+        ),
+    ] = None,
+    n_trials: Annotated[
+        int, typer.Option(min=1, help="Trials of the initial tuning and of each re-tuning.")
+    ] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the stream and the searches.")] = 0,
-    model: Annotated[str | None, typer.Option(
-        help="Model name (default: simulate-DATASET).")] = None,
-    out: Annotated[Path, typer.Option(
-        help="Output directory: storage, studies, model artifacts, timeline.json, timeline.png.")
+    model: Annotated[
+        str | None, typer.Option(help="Model name (default: simulate-DATASET).")
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output directory: storage, studies, model artifacts, timeline.json, timeline.png."
+        ),
     ] = Path("tuneops-out/simulate"),
-    storage: Annotated[str | None, typer.Option(
-        "--storage", "-s", help="Storage URL (default: OUT/simulate.journal).")] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", "-s", help="Storage URL (default: OUT/simulate.journal)."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Simulate a stream of unseen batches from a real dataset: monitor, re-tune, promote.
@@ -252,8 +373,10 @@ def simulate(
     """
     ops = _ops()
     if stationary and (shift or time_column):
-        raise UsageError("--stationary: a stationary stream has no --shift and no --time-column; "
-                         "give one of them.")
+        raise UsageError(
+            "--stationary: a stationary stream has no --shift and no --time-column; "
+            "give one of them."
+        )
     shifts = [ops.parse_shift(s) for s in shift] if shift else ([] if stationary else None)
     lines = term.err if json_out else term.out
 
@@ -261,40 +384,72 @@ def simulate(
         if term.quiet:
             return
         retuned = f" re-tuned: {row['retune']['decision']}" if row["retune"] else ""
-        lines.print(f"batch {row['t']:>3} {row['phase']:<18} {row['decision']:<6} max PSI "
-                    f"{row['max_psi']:.2f} champion v{row['champion']} "
-                    f"{fmt(row['champion_score'])} never-updated "
-                    f"{fmt(row['baseline_score'])}{retuned}", highlight=False, markup=False,
-                    soft_wrap=True)
+        lines.print(
+            f"batch {row['t']:>3} {row['phase']:<18} {row['decision']:<6} max PSI "
+            f"{row['max_psi']:.2f} champion v{row['champion']} "
+            f"{fmt(row['champion_score'])} never-updated "
+            f"{fmt(row['baseline_score'])}{retuned}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
-    timeline = ops.simulate(dataset, target=target, family=family, n_batches=batches,
-                            batch_size=batch_size, shifts=shifts, time_column=time_column,
-                            n_trials=n_trials, storage=storage, model=model, out_dir=out,
-                            seed=seed, progress=show)
+    timeline = ops.simulate(
+        dataset,
+        target=target,
+        family=family,
+        n_batches=batches,
+        batch_size=batch_size,
+        shifts=shifts,
+        time_column=time_column,
+        n_trials=n_trials,
+        storage=storage,
+        model=model,
+        out_dir=out,
+        seed=seed,
+        progress=show,
+    )
     files = {"timeline": str(out / "timeline.json"), "plot": str(out / "timeline.png")}
     if json_out:
         emit_json({**timeline, "outputs": files})
         return
     summary = timeline["summary"]
-    term.result(f"{timeline['mode'].capitalize()} stream of {summary['n_batches']} batches "
-                f"({timeline['rows']['streamed']} unseen rows): {summary['decisions']['warn']} "
-                f"warn, {summary['decisions']['retune']} retune; re-tunings: "
-                f"{summary['n_retunes']}, promotions: {summary['n_promotions']}",
-                highlight=False, soft_wrap=True)
+    term.result(
+        f"{timeline['mode'].capitalize()} stream of {summary['n_batches']} batches "
+        f"({timeline['rows']['streamed']} unseen rows): {summary['decisions']['warn']} "
+        f"warn, {summary['decisions']['retune']} retune; re-tunings: "
+        f"{summary['n_retunes']}, promotions: {summary['n_promotions']}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for s in summary["shifts"]:
-        term.result(f"  {s['kind']}@{s['at']}: detected at {fmt(s['detected_at'])}, promoted at "
-                    f"{fmt(s['first_promotion_at'])}; share of the loss recovered on unseen rows: "
-                    f"{fmt(s['recovered_share'])}", highlight=False, soft_wrap=True)
-    term.info(f"Timeline: {files['timeline']}, {files['plot']}", highlight=False, markup=False,
-              soft_wrap=True)
+        term.result(
+            f"  {s['kind']}@{s['at']}: detected at {fmt(s['detected_at'])}, promoted at "
+            f"{fmt(s['first_promotion_at'])}; share of the loss recovered on unseen rows: "
+            f"{fmt(s['recovered_share'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    term.info(
+        f"Timeline: {files['timeline']}, {files['plot']}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def label(
-    log: Annotated[Path, typer.Option(
-        "--log", help="The prediction log `tuneops serve --log` writes.")],
-    labels: Annotated[Path, typer.Option(
-        "--labels", help="CSV with the columns request_id and label (one row per request; a "
-        "multi-row request: its labels as a JSON list).")],
+    log: Annotated[
+        Path, typer.Option("--log", help="The prediction log `tuneops serve --log` writes.")
+    ],
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels",
+            help="CSV with the columns request_id and label (one row per request; a "
+            "multi-row request: its labels as a JSON list).",
+        ),
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
@@ -304,14 +459,20 @@ def label(
     frame = ops.monitor.read_batch(labels)
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
-        raise UsageError(f"--labels: {labels} lacks the column(s) {', '.join(missing)}; expected "
-                         f"request_id and label, received {', '.join(map(str, frame.columns))}.")
+        raise UsageError(
+            f"--labels: {labels} lacks the column(s) {', '.join(missing)}; expected "
+            f"request_id and label, received {', '.join(map(str, frame.columns))}."
+        )
     if frame["request_id"].isna().any() or frame["label"].isna().any():
-        raise UsageError(f"--labels: {labels} has rows without a request_id or a label; every "
-                         "row needs both. Nothing was written.")
+        raise UsageError(
+            f"--labels: {labels} has rows without a request_id or a label; every "
+            "row needs both. Nothing was written."
+        )
     if not log.is_file():
-        raise UsageError(f"--log: {str(log)!r} does not exist; point it at the file "
-                         "`tuneops serve --log` writes. Nothing was written.")
+        raise UsageError(
+            f"--log: {str(log)!r} does not exist; point it at the file "
+            "`tuneops serve --log` writes. Nothing was written."
+        )
 
     def value(v: Any) -> Any:
         if isinstance(v, str) and v.startswith("["):
@@ -326,10 +487,13 @@ def label(
     unknown = sorted(set(pairs) - known)
     n = ops.predlog.append_labels(log, pairs)
     if json_out:
-        emit_json({"log": str(log), "labels": n, "unknown_ids": unknown[:20],
-                   "n_unknown": len(unknown)})
+        emit_json(
+            {"log": str(log), "labels": n, "unknown_ids": unknown[:20], "n_unknown": len(unknown)}
+        )
         return
     term.result(f"{n} label(s) appended to {log}.", highlight=False, markup=False)
     if unknown:
-        term.warn(f"{len(unknown)} request id(s) are not in the log (yet), e.g. "
-                  f"{', '.join(unknown[:3])}; their labels are kept and join when they appear.")
+        term.warn(
+            f"{len(unknown)} request id(s) are not in the log (yet), e.g. "
+            f"{', '.join(unknown[:3])}; their labels are kept and join when they appear."
+        )

@@ -34,20 +34,30 @@ def _ops() -> Any:
     """The registry and the staging gate, loaded once, when a command runs."""
     from tuneops.ops import registry, verify
 
-    return SimpleNamespace(Registry=registry.Registry, list_models=registry.list_models,
-                           deploy=registry.deploy, verify=verify.verify)
+    return SimpleNamespace(
+        Registry=registry.Registry,
+        list_models=registry.list_models,
+        deploy=registry.deploy,
+        verify=verify.verify,
+    )
 
 
 def deploy(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    trial: Annotated[int | None, typer.Option(
-        help="Trial number (default: the selected trial).")] = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Model name (default: the study name).")] = None,
-    artifacts: Annotated[str | None, typer.Option(
-        help="Artifact directory (default: monitor.artifact_dir).")] = None,
-    no_verify: Annotated[bool, typer.Option(
-        "--no-verify", help="Skip the staging gate (tuneops verify) and promote at once.")
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number (default: the selected trial).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name (default: the study name).")
+    ] = None,
+    artifacts: Annotated[
+        str | None, typer.Option(help="Artifact directory (default: monitor.artifact_dir).")
+    ] = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify", help="Skip the staging gate (tuneops verify) and promote at once."
+        ),
     ] = False,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
@@ -56,8 +66,9 @@ def deploy(
     champion once it passes the staging gate (exit 1 when it fails: registered, not champion)."""
     ops = _ops()
     gate = None if no_verify else (lambda reg, version: ops.verify(reg, version))
-    record = ops.deploy(study, storage=storage, trial=trial, model=model, artifact_dir=artifacts,
-                        gate=gate)
+    record = ops.deploy(
+        study, storage=storage, trial=trial, model=model, artifact_dir=artifacts, gate=gate
+    )
     name = model or study
     if json_out:
         emit_json({"model": name, **record})
@@ -70,7 +81,9 @@ def deploy(
             f"Model {name} version {record['version']} {status} ({record['family']}, trial "
             f"{record['source']['trial']}, artifact from the {record['artifact']['from']}); "
             f"{record['artifact']['path']} {record['artifact']['sha256'][:19]}...",
-            highlight=False, markup=False, soft_wrap=True,
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if not record["promoted"]:
         raise typer.Exit(1)
@@ -78,14 +91,16 @@ def deploy(
 
 def _print_verdict(verdict: dict[str, Any]) -> None:
     colour = "green" if verdict["verdict"] == "pass" else "red"
-    term.result(Text.assemble(f"Staging gate, version {verdict['version']}: ",
-                              (verdict["verdict"], colour)))
+    term.result(
+        Text.assemble(f"Staging gate, version {verdict['version']}: ", (verdict["verdict"], colour))
+    )
     for reason in verdict["reasons"]:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
-def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
-                  json_out: JsonOpt = False) -> None:
+def list_versions(
+    model: ModelOpt = None, storage: StorageOpt = None, json_out: JsonOpt = False
+) -> None:
     """List the versions of every registered model (or of --model)."""
     ops = _ops()
     names = [model] if model else ops.list_models(storage)
@@ -97,8 +112,7 @@ def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
         emit_json(models)
         return
     if not models:
-        term.info("No model is registered; register one with `tuneops deploy STUDY`.",
-                  markup=False)
+        term.info("No model is registered; register one with `tuneops deploy STUDY`.", markup=False)
     for m in models:
         table = make_table(f"model {m['model']}")
         add_name_column(table, "version", justify="right")
@@ -110,20 +124,24 @@ def list_versions(model: ModelOpt = None, storage: StorageOpt = None,
         for v in m["versions"]:
             mark = "★ " if v["version"] == m["champion"] else ""
             src = v["source"]
-            table.add_row(f"{mark}{v['version']}", v["created"],
-                          free_cell(f"{src['kind']}: {src['study']} #{src['trial']}", wide=False),
-                          v["family"], f"{v['profile']['metric']} {fmt(v['profile']['reference'])}",
-                          v["artifact"]["sha256"][:12])
+            table.add_row(
+                f"{mark}{v['version']}",
+                v["created"],
+                free_cell(f"{src['kind']}: {src['study']} #{src['trial']}", wide=False),
+                v["family"],
+                f"{v['profile']['metric']} {fmt(v['profile']['reference'])}",
+                v["artifact"]["sha256"][:12],
+            )
         term.result(table)
 
 
 def show(
-    version: Annotated[int | None, typer.Argument(
-        help="Version (default: the champion).")] = None,
+    version: Annotated[int | None, typer.Argument(help="Version (default: the champion).")] = None,
     model: ModelOpt = None,
     events: Annotated[int, typer.Option(help="How many recent events to list.")] = 10,
-    json_out: Annotated[bool, typer.Option(
-        "--json", help="Print the version record and events as JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the version record and events as JSON.")
+    ] = False,
     storage: StorageOpt = None,
 ) -> None:
     """Show a version (params, metrics, data, artifact) and the model's recent events."""
@@ -135,20 +153,31 @@ def show(
         emit_json({"version": record, "champion": champion, "events": log})
         return
     plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
-    term.result(Text.assemble((reg.name, "bold"), f" version {record['version']}",
-                              " ★ champion" if record["version"] == champion else ""))
+    term.result(
+        Text.assemble(
+            (reg.name, "bold"),
+            f" version {record['version']}",
+            " ★ champion" if record["version"] == champion else "",
+        )
+    )
     for key in ("created", "source", "family", "params", "metrics", "artifact"):
         term.result(f"  {key}: {record[key]}", **plain)
     data = record["data"]
-    term.result(f"  data: {data.get('name')} ({data.get('rows')} rows, {data.get('fingerprint')})",
-                **plain)
-    term.result(f"  reference: {record['profile']['metric']} "
-                f"{fmt(record['profile']['reference'])} (out-of-fold), "
-                f"{len(record['features'])} feature profiles", **plain)
+    term.result(
+        f"  data: {data.get('name')} ({data.get('rows')} rows, {data.get('fingerprint')})", **plain
+    )
+    term.result(
+        f"  reference: {record['profile']['metric']} "
+        f"{fmt(record['profile']['reference'])} (out-of-fold), "
+        f"{len(record['features'])} feature profiles",
+        **plain,
+    )
     for e in log:
         detail = e.get("decision") or e.get("reason") or ""
-        term.result(f"  {e['time']} {e['kind']:<8} "
-                    f"v{e.get('version', e.get('challenger', '-'))} {detail}", **plain)
+        term.result(
+            f"  {e['time']} {e['kind']:<8} v{e.get('version', e.get('challenger', '-'))} {detail}",
+            **plain,
+        )
 
 
 def promote(
@@ -163,13 +192,15 @@ def promote(
     if json_out:
         emit_json(event)
     else:
-        term.result(f"Version {version} is the champion (was {event['previous']}).",
-                    highlight=False)
+        term.result(
+            f"Version {version} is the champion (was {event['previous']}).", highlight=False
+        )
 
 
 def rollback(
-    to: Annotated[int | None, typer.Option(
-        help="Version to restore (default: the previous champion).")] = None,
+    to: Annotated[
+        int | None, typer.Option(help="Version to restore (default: the previous champion).")
+    ] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
@@ -179,20 +210,29 @@ def rollback(
     if json_out:
         emit_json(event)
     else:
-        term.result(f"Rolled back: version {event['version']} is the champion "
-                    f"(was {event['previous']}).", highlight=False)
+        term.result(
+            f"Rolled back: version {event['version']} is the champion (was {event['previous']}).",
+            highlight=False,
+        )
 
 
 def challenger(
-    version: Annotated[int | None, typer.Argument(
-        help="Version to serve beside the champion.")] = None,
-    mode: Annotated[str | None, typer.Option(
-        help="shadow (scores every request, answers none) or canary (answers --share).")
+    version: Annotated[
+        int | None, typer.Argument(help="Version to serve beside the champion.")
     ] = None,
-    share: Annotated[float, typer.Option(
-        help="canary: share of requests the challenger answers, sticky by request key.")] = 0.1,
-    clear: Annotated[bool, typer.Option(
-        "--clear", help="Stop serving the challenger.")] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="shadow (scores every request, answers none) or canary (answers --share)."
+        ),
+    ] = None,
+    share: Annotated[
+        float,
+        typer.Option(
+            help="canary: share of requests the challenger answers, sticky by request key."
+        ),
+    ] = 0.1,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop serving the challenger.")] = False,
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "set by hand",
     model: ModelOpt = None,
     storage: StorageOpt = None,
@@ -201,30 +241,38 @@ def challenger(
     """Serve VERSION beside the champion in shadow or canary mode (or --clear it); a running
     `tuneops serve` picks it up at its next poll."""
     if clear == (version is not None):
-        raise UsageError("registry challenger: give a VERSION with --mode shadow|canary, or "
-                         "--clear; not both, not neither.")
+        raise UsageError(
+            "registry challenger: give a VERSION with --mode shadow|canary, or "
+            "--clear; not both, not neither."
+        )
     reg = _ops().Registry.open(model, storage)
     if clear:
         event = reg.clear_challenger("cleared by hand" if reason == "set by hand" else reason)
         if json_out:
             emit_json(event)
         else:
-            term.result(f"No challenger is served (was {fmt(event['previous'])}).",
-                        highlight=False)
+            term.result(f"No challenger is served (was {fmt(event['previous'])}).", highlight=False)
         return
     if mode is None:
         raise UsageError("--mode: expected shadow or canary, received nothing; add --mode.")
     if mode == "shadow" and share != 0.1:
-        raise UsageError("--share: a shadow challenger answers no request; --share applies to "
-                         "--mode canary only.")
+        raise UsageError(
+            "--share: a shadow challenger answers no request; --share applies to "
+            "--mode canary only."
+        )
     state = reg.set_challenger(version, mode, share if mode == "canary" else 0.0, reason)
     if json_out:
         emit_json(state)
     else:
-        what = (f"answers {state['share']:.0%} of requests" if mode == "canary"
-                else "scores every request, answers none")
-        term.result(f"Version {version} is the {mode} challenger of champion "
-                    f"{reg.champion()}: it {what}.", highlight=False)
+        what = (
+            f"answers {state['share']:.0%} of requests"
+            if mode == "canary"
+            else "scores every request, answers none"
+        )
+        term.result(
+            f"Version {version} is the {mode} challenger of champion {reg.champion()}: it {what}.",
+            highlight=False,
+        )
 
 
 COMMANDS: dict[str, Any] = {

@@ -22,11 +22,20 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def report(
     study: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOpt = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="HTML file, or the directory for --format png (default: "
-        "tuneops-out/STUDY/report.html or .../figures).")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", "-f", help="html (one self-contained file) or png (one file per figure).")
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="HTML file, or the directory for --format png (default: "
+            "tuneops-out/STUDY/report.html or .../figures).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="html (one self-contained file) or png (one file per figure)."
+        ),
     ] = "html",
     json_out: JsonOpt = False,
 ) -> None:
@@ -37,17 +46,23 @@ def report(
         emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
         return
     where = paths[0] if fmt == "html" else paths[0].parent
-    term.result(f"Report: {where} ({len(paths)} file(s))", soft_wrap=True, highlight=False,
-                markup=False)
+    term.result(
+        f"Report: {where} ({len(paths)} file(s))", soft_wrap=True, highlight=False, markup=False
+    )
 
 
 def dashboard(
-    study: Annotated[str | None, typer.Argument(
-        help="Open this study (default: the study list).")] = None,
+    study: Annotated[
+        str | None, typer.Argument(help="Open this study (default: the study list).")
+    ] = None,
     storage: StorageOpt = None,
-    host: Annotated[str, typer.Option(
-        help="Address to bind. The dashboard has no login: keep loopback unless a proxy "
-        "guards it.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to bind. The dashboard has no login: keep loopback unless a proxy "
+            "guards it."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
 ) -> None:
     """Serve optuna-dashboard on the study's storage.
@@ -56,11 +71,17 @@ def dashboard(
     """
     board = start_dashboard(storage, study=study, host=host, port=port)
     if host not in _LOOPBACK:
-        term.warn(f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
-                  "reaches this address can read and edit the studies.")
+        term.warn(
+            f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
+            "reaches this address can read and edit the studies."
+        )
     # Printed even with --quiet: the address is the result of this command.
-    term.result(f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)", highlight=False,
-                soft_wrap=True, markup=False)
+    term.result(
+        f"optuna-dashboard listening on {board.url} (Ctrl-C to stop)",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     sys.stdout.flush()
     try:
         board.serve_forever()

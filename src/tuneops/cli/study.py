@@ -28,8 +28,10 @@ def show(
     study: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOpt = None,
     trials: Annotated[bool, typer.Option("--trials", help="List every trial.")] = False,
-    json_out: Annotated[bool, typer.Option(
-        "--json", help="Print the results document (as in results.json) to stdout.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option("--json", help="Print the results document (as in results.json) to stdout."),
+    ] = False,
     wide: WideOpt = False,
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
@@ -50,11 +52,15 @@ def show(
 
 def select(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    constraint: Annotated[list[str] | None, typer.Option(
-        "--constraint", "-c", help="e.g. 'accuracy >= 0.95'; repeat for more. Replaces the "
-        "spec's constraints.")] = None,
-    policy: Annotated[str | None, typer.Option(
-        help="knee, lexicographic or weighted.")] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--constraint",
+            "-c",
+            help="e.g. 'accuracy >= 0.95'; repeat for more. Replaces the spec's constraints.",
+        ),
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="knee, lexicographic or weighted.")] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
     wide: WideOpt = False,
@@ -76,8 +82,9 @@ def select(
 
 def export(
     study: Annotated[str, typer.Argument(help="Study name.")],
-    trial: Annotated[int | None, typer.Option(
-        help="Trial number (default: the selected trial).")] = None,
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number (default: the selected trial).")
+    ] = None,
     out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,

@@ -22,11 +22,28 @@ from tuneops.families.sklearn import (
     RandomForest,
 )
 
-__all__ = ["FAMILIES", "FIDELITY_STEPS", "Family", "get_family", "build_pipeline", "register_family"]
+__all__ = [
+    "FAMILIES",
+    "FIDELITY_STEPS",
+    "Family",
+    "get_family",
+    "build_pipeline",
+    "register_family",
+]
 
 FAMILIES: dict[str, type[Family]] = {
     cls.name: cls
-    for cls in (RandomForest, ExtraTrees, HistGradientBoosting, Linear, SVM, KNN, MLP, LightGBM, XGBoost)
+    for cls in (
+        RandomForest,
+        ExtraTrees,
+        HistGradientBoosting,
+        Linear,
+        SVM,
+        KNN,
+        MLP,
+        LightGBM,
+        XGBoost,
+    )
 }
 
 
@@ -39,7 +56,9 @@ def get_family(name: str) -> Family:
     try:
         return FAMILIES[name]()
     except KeyError:
-        raise SpecError(unknown_name("model family", name, FAMILIES, field="model.family")) from None
+        raise SpecError(
+            unknown_name("model family", name, FAMILIES, field="model.family")
+        ) from None
 
 
 def register_family(cls: type[Family]) -> type[Family]:

@@ -39,8 +39,18 @@ from threadpoolctl import ThreadpoolController
 from tuneops.space import Param
 
 __all__ = [
-    "Family", "build_pipeline", "int_param", "float_param", "choice", "FIDELITY_STEPS", "budget",
-    "single_threaded", "limit_threads", "serving_threads", "fit_threads", "available_cores",
+    "Family",
+    "build_pipeline",
+    "int_param",
+    "float_param",
+    "choice",
+    "FIDELITY_STEPS",
+    "budget",
+    "single_threaded",
+    "limit_threads",
+    "serving_threads",
+    "fit_threads",
+    "available_cores",
 ]
 
 # Steps in units of 1/27 of the full training budget (trees, rounds, epochs or rows): geometric
@@ -82,7 +92,9 @@ class Family:
     # -- fidelity ----------------------------------------------------------------------------
     fidelity: ClassVar[str] = "fraction"
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+    def advance(
+        self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]
+    ) -> None:
         """Train ``estimator`` up to ``fraction`` (0 < f <= 1) of its full training budget.
 
         Called with increasing fractions on the same estimator; ``state`` is a dict private to
@@ -95,7 +107,9 @@ class Family:
         if "order" not in state:
             from sklearn.base import is_classifier
 
-            state["order"] = _interleaved_order(np.asarray(y), state.get("seed", 0), is_classifier(estimator))
+            state["order"] = _interleaved_order(
+                np.asarray(y), state.get("seed", 0), is_classifier(estimator)
+            )
         n_rows = len(state["order"])
         n = min(n_rows, max(math.ceil(fraction * n_rows), self.min_rows(estimator)))
         if n == state.get("rows"):
@@ -319,7 +333,9 @@ def build_pipeline(
     if categorical:
         categorical_steps = make_pipeline(
             SimpleImputer(strategy="most_frequent", keep_empty_features=True),
-            OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=32, sparse_output=False),
+            OneHotEncoder(
+                handle_unknown="infrequent_if_exist", max_categories=32, sparse_output=False
+            ),
         )
         transformers.append(("cat", categorical_steps, list(categorical)))
     pre = Preprocessor(transformers, remainder="drop", verbose_feature_names_out=False)

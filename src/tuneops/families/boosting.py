@@ -22,7 +22,9 @@ class _Boosting(Family):
         """The ``fit`` keyword that adds new rounds to ``estimator``'s booster."""
         raise NotImplementedError
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+    def advance(
+        self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]
+    ) -> None:
         total = state.setdefault("total", estimator.n_estimators)
         done, target = state.get("rounds", 0), budget(total, fraction)
         if target <= done:

@@ -35,7 +35,9 @@ class RandomForest(Family):
     fidelity = "trees"
     threads = "joblib"  # n_jobs builds trees in Python threads
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+    def advance(
+        self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]
+    ) -> None:
         # warm_start adds trees to the fitted ones; new trees draw their seeds after the
         # existing ones', so the forest equals one fitted with all trees at once.
         total = state.setdefault("total", estimator.n_estimators)
@@ -55,7 +57,11 @@ class RandomForest(Family):
     def _cls(self, task: str) -> type:
         from sklearn import ensemble
 
-        return ensemble.RandomForestClassifier if task == "classification" else ensemble.RandomForestRegressor
+        return (
+            ensemble.RandomForestClassifier
+            if task == "classification"
+            else ensemble.RandomForestRegressor
+        )
 
     def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
         return self._cls(task)(**params, random_state=seed, n_jobs=1)
@@ -68,7 +74,11 @@ class ExtraTrees(RandomForest):
     def _cls(self, task: str) -> type:
         from sklearn import ensemble
 
-        return ensemble.ExtraTreesClassifier if task == "classification" else ensemble.ExtraTreesRegressor
+        return (
+            ensemble.ExtraTreesClassifier
+            if task == "classification"
+            else ensemble.ExtraTreesRegressor
+        )
 
 
 class HistGradientBoosting(Family):
@@ -77,7 +87,9 @@ class HistGradientBoosting(Family):
     fidelity = "rounds"
     threads = "openmp"  # no n_jobs: the OpenMP thread-pool limit decides
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+    def advance(
+        self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]
+    ) -> None:
         total = state.setdefault("total", estimator.max_iter)
         if budget(total, fraction) > state.get("rounds", 0):
             state["rounds"] = budget(total, fraction)
@@ -173,7 +185,9 @@ class MLP(Family):
     description = "multi-layer perceptron (scikit-learn)"
     fidelity = "epochs"
 
-    def advance(self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]) -> None:
+    def advance(
+        self, estimator: Any, X: Any, y: Any, fraction: float, state: dict[str, Any]
+    ) -> None:
         # One partial_fit call is one epoch; the full budget is max_iter epochs, run to the
         # end (no tolerance-based stop, which would make the budget depend on the curve).
         from sklearn.base import is_classifier

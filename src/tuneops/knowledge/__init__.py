@@ -31,9 +31,16 @@ __all__ = [
 # name -> the module that defines it, imported on first use: reading a study's warm-start
 # results must not import pandas (meta-features) or the whole knowledge base.
 _HOME = {
-    "Entry": "base", "KnowledgeBase": "base", "load_file": "base", "load_shipped": "base",
-    "load_sources": "base", "meta_features": "metafeatures", "nearest": "portfolio",
-    "portfolio": "portfolio", "Recommendation": "portfolio", "recommend": "advisor",
+    "Entry": "base",
+    "KnowledgeBase": "base",
+    "load_file": "base",
+    "load_shipped": "base",
+    "load_sources": "base",
+    "meta_features": "metafeatures",
+    "nearest": "portfolio",
+    "portfolio": "portfolio",
+    "Recommendation": "portfolio",
+    "recommend": "advisor",
 }
 
 

@@ -1,4 +1,5 @@
-"""The adaptive warm start: each early trial chosen from past tasks *that agree with this one so far*.
+"""The adaptive warm start: each early trial chosen from past tasks *that agree with this one so
+far*.
 
 A static portfolio (:func:`tuneops.knowledge.portfolio.portfolio`) fixes its configurations
 before the first result. The adaptive warm start (``warm_start.auto.strategy: adaptive``) keeps
@@ -110,17 +111,31 @@ def plan_family(
             params, _ = fit_to_space(raw, space)
             add(params, f"kb:{n.entry.dataset}#{rank + 1} (distance {n.distance:.3g})")
     if not candidates or not neighbours:
-        return {"candidates": [], "sources": [], "regret": [], "prior": [], "head": [], "cost": [],
-                "cost_weight": 0.0, "neighbours": []}
+        return {
+            "candidates": [],
+            "sources": [],
+            "regret": [],
+            "prior": [],
+            "head": [],
+            "cost": [],
+            "cost_weight": 0.0,
+            "neighbours": [],
+        }
     unit, categorical = _unit_matrix(candidates, space)
     regret = _regrets(neighbours, unit, space, categorical)
     prior = 1.0 / np.arange(1, len(neighbours) + 1)
     family = neighbours[0].entry.family
     cost = cost_scores(family, candidates) if cost_weight else np.zeros(len(candidates))
-    return {"candidates": candidates, "sources": sources, "regret": np.round(regret, 6).tolist(),
-            "prior": (prior / prior.sum()).tolist(), "head": heads,
-            "cost": np.round(cost, 4).tolist(),
-            "cost_weight": float(cost_weight), "neighbours": [n.entry.dataset for n in neighbours]}
+    return {
+        "candidates": candidates,
+        "sources": sources,
+        "regret": np.round(regret, 6).tolist(),
+        "prior": (prior / prior.sum()).tolist(),
+        "head": heads,
+        "cost": np.round(cost, 4).tolist(),
+        "cost_weight": float(cost_weight),
+        "neighbours": [n.entry.dataset for n in neighbours],
+    }
 
 
 def propose(
@@ -146,14 +161,18 @@ def propose(
     seen = [p for p, _ in observed] + list(tried)
     if len(observed) >= 2:
         points, _ = _unit_matrix([p for p, _ in observed], space)
-        at = regret[:, np.argmin(_pairwise(points, unit, categorical), axis=1)]  # neighbours x observed
+        at = regret[
+            :, np.argmin(_pairwise(points, unit, categorical), axis=1)
+        ]  # neighbours x observed
         values = np.array([v for _, v in observed]) * (1.0 if maximize else -1.0)
         i, j = np.triu_indices(len(observed), k=1)
         keep = values[i] != values[j]
         if keep.any():
             i, j = i[keep], j[keep]
             better = values[i] > values[j]  # i beat j on this task
-            predicted = np.sign(at[:, j] - at[:, i])  # +1: the neighbour says i beats j (lower regret)
+            predicted = np.sign(
+                at[:, j] - at[:, i]
+            )  # +1: the neighbour says i beats j (lower regret)
             discordant = np.where(predicted == 0, 0.5, (predicted > 0) != better)
             weights = weights * np.exp(-len(observed) * discordant.mean(axis=1))
             weights = weights / weights.sum()
@@ -171,8 +190,12 @@ def propose(
     return None if not np.isfinite(score[best]) else best
 
 
-def head_proposal(plan: Mapping[str, Any], space: Mapping[str, Param], position: int,
-                  seen: Sequence[Mapping[str, Any]]) -> int | None:
+def head_proposal(
+    plan: Mapping[str, Any],
+    space: Mapping[str, Param],
+    position: int,
+    seen: Sequence[Mapping[str, Any]],
+) -> int | None:
     """The candidate index of the family's ``position``-th proposal while it is in the plan's
     zero-shot head (and not already tried), else None (the adaptive choice decides)."""
     head = list(plan.get("head") or [])
@@ -195,11 +218,15 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         spaces: the search space of each family, by family name (as the objective has them).
     """
 
-    def __init__(self, base: optuna.samplers.BaseSampler, spaces: Mapping[str, Mapping[str, Param]]) -> None:
+    def __init__(
+        self, base: optuna.samplers.BaseSampler, spaces: Mapping[str, Mapping[str, Param]]
+    ) -> None:
         self._base = base
         self._spaces = spaces
         self._plan: Mapping[str, Any] | None = None
-        self._quality: tuple[str | None, bool] | None = None  # (metric, maximize) the results are ranked by
+        self._quality: tuple[str | None, bool] | None = (
+            None  # (metric, maximize) the results are ranked by
+        )
         self._proposals: dict[int, dict[str, Any]] = {}  # trial number -> trial params
 
     def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
@@ -208,11 +235,15 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         return self._plan
 
     def _quality_of(self, study: optuna.Study) -> tuple[str | None, bool]:
-        """The study's first quality metric (what the past tasks' regrets are in), else its first objective."""
+        """The study's first quality metric (what the past tasks' regrets are in), else its first
+        objective."""
         if self._quality is None:
             found = quality_objective(_optuna.study_user_attrs(study))
-            self._quality = ((found[0], found[1] == "maximize") if found else
-                             (None, study.directions[0] == StudyDirection.MAXIMIZE))
+            self._quality = (
+                (found[0], found[1] == "maximize")
+                if found
+                else (None, study.directions[0] == StudyDirection.MAXIMIZE)
+            )
         return self._quality
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -226,8 +257,12 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         metric, maximize = self._quality_of(study)
         observed, tried = _trials_of(study, family, families, metric, exclude=trial.number)
         fam_plan = plan["families"][family]
-        index = head_proposal(fam_plan, self._spaces[family], position // len(plan["order"]),
-                              [p for p, _ in observed] + tried)
+        index = head_proposal(
+            fam_plan,
+            self._spaces[family],
+            position // len(plan["order"]),
+            [p for p, _ in observed] + tried,
+        )
         if index is not None:
             source = fam_plan["sources"][index]
         else:
@@ -238,25 +273,38 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         self._proposals[trial.number] = add_prefix(fam_plan["candidates"][index], family, families)
         _optuna.set_trial_user_attr(study, trial, TAG, source)
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         return self._base.infer_relative_search_space(study, trial)
 
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
         proposal = self._proposals.get(trial.number)
         if proposal is None:
             return self._base.sample_relative(study, trial, search_space)
         return {name: value for name, value in proposal.items() if name in search_space}
 
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
         proposal = self._proposals.get(trial.number)
         if proposal is not None and param_name in proposal:
             return proposal[param_name]
         return self._base.sample_independent(study, trial, param_name, param_distribution)
 
-    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
         self._proposals.pop(trial.number, None)
         self._base.after_trial(study, trial, state, values)
 
@@ -264,17 +312,27 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
         self._base.reseed_rng()
 
 
-def _trials_of(study: optuna.Study, family: str, families: Sequence[str], metric: str | None, *, exclude: int
-               ) -> tuple[list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
-    """(params, value of ``metric``, else the first objective) of the completed trials of ``family``,
+def _trials_of(
+    study: optuna.Study, family: str, families: Sequence[str], metric: str | None, *, exclude: int
+) -> tuple[list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
+    """(params, value of ``metric``, else the first objective) of the completed trials of
+    ``family``,
     and the params of its other trials (running, or without that value)."""
     observed, tried = [], []
     # From the storage: with Hyperband, a sampler is handed a study that shows one bracket only.
     for t in _optuna.read_trials(study, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if t.number == exclude or (len(families) > 1 and t.params.get("family") != family) or not t.params:
+        if (
+            t.number == exclude
+            or (len(families) > 1 and t.params.get("family") != family)
+            or not t.params
+        ):
             continue
         params = strip_prefix(t.params, family)
-        value = (t.user_attrs.get("metrics") or {}).get(metric) if metric else (t.values[0] if t.values else None)
+        value = (
+            (t.user_attrs.get("metrics") or {}).get(metric)
+            if metric
+            else (t.values[0] if t.values else None)
+        )
         if t.state == TrialState.COMPLETE and value is not None and math.isfinite(value):
             observed.append((params, float(value)))
         else:

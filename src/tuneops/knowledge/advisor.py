@@ -21,8 +21,14 @@ __all__ = ["recommend"]
 
 
 def recommend(
-    source: str, family: str, *, kb: KnowledgeBase | None = None, size: int | None = None,
-    neighbors: int | None = None, target: str | None = None, task: str = "auto",
+    source: str,
+    family: str,
+    *,
+    kb: KnowledgeBase | None = None,
+    size: int | None = None,
+    neighbors: int | None = None,
+    target: str | None = None,
+    task: str = "auto",
 ) -> tuple[list[Recommendation], list[Neighbour]]:
     """Configurations to try first for ``family`` on the data at ``source``.
 

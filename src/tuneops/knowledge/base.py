@@ -64,6 +64,7 @@ RELATED: tuple[frozenset[str], ...] = (
     frozenset({"monk1", "monk2", "monk3"}),
 )
 
+
 def related(dataset: str) -> set[str]:
     """``dataset`` and its near-duplicates (see :data:`RELATED`), with and without ``pmlb:``."""
     name = dataset.removeprefix("pmlb:")
@@ -114,8 +115,11 @@ class Entry:
             "direction": self.direction,
             "meta_features": dict(self.meta_features),
             "configs": [
-                {"params": dict(p), "score": s,
-                 **({"cost": dict(self.costs[i])} if self.costs else {})}
+                {
+                    "params": dict(p),
+                    "score": s,
+                    **({"cost": dict(self.costs[i])} if self.costs else {}),
+                }
                 for i, (p, s) in enumerate(self.configs)
             ],
         }
@@ -141,7 +145,8 @@ class Entry:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
-                f"knowledge base entry {raw.get('dataset', '?') if isinstance(raw, Mapping) else raw!r}: "
+                "knowledge base entry "
+                f"{raw.get('dataset', '?') if isinstance(raw, Mapping) else raw!r}: "
                 f"expected keys dataset, task, family, metric, meta_features, configs; {exc!r}."
             ) from exc
 
@@ -162,6 +167,7 @@ def size_proxy(family: str, params: Mapping[str, Any]) -> float:
     configuration); linear and SVM: 1 (their size depends on the data, not on the parameters).
     Missing parameters count as the estimator's default.
     """
+
     def num(name: str, default: float) -> float:
         value = params.get(name, default)
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -232,23 +238,34 @@ class KnowledgeBase:
         return KnowledgeBase(self.entries + other.entries, self.built_with or other.built_with)
 
     def select(self, *, family: str | None = None, task: str | None = None) -> KnowledgeBase:
-        return KnowledgeBase(tuple(
-            e for e in self.entries
-            if (family is None or e.family == family) and (task is None or e.task == task)
-        ), self.built_with)
+        return KnowledgeBase(
+            tuple(
+                e
+                for e in self.entries
+                if (family is None or e.family == family) and (task is None or e.task == task)
+            ),
+            self.built_with,
+        )
 
     def without(self, dataset: str | None = None, fingerprint: str | None = None) -> KnowledgeBase:
         """The base without any entry of ``dataset`` (by name or fingerprint) or of a known
         near-duplicate of it (:data:`tuneops.knowledge.build.RELATED`): leave-one-out."""
 
         names = related(dataset) if dataset is not None else set()
-        return KnowledgeBase(tuple(
-            e for e in self.entries
-            if not (e.dataset in names or (fingerprint is not None and e.fingerprint == fingerprint))
-        ), self.built_with)
+        return KnowledgeBase(
+            tuple(
+                e
+                for e in self.entries
+                if not (
+                    e.dataset in names or (fingerprint is not None and e.fingerprint == fingerprint)
+                )
+            ),
+            self.built_with,
+        )
 
     def find(self, name: str) -> list[Entry]:
-        """Entries whose dataset is ``name`` (``pmlb:`` prefix optional) or whose key is ``name``."""
+        """Entries whose dataset is ``name`` (``pmlb:`` prefix optional) or whose key is
+        ``name``."""
         wanted = {name, f"pmlb:{name}"}
         return [e for e in self.entries if e.dataset in wanted or e.key in wanted]
 
@@ -264,7 +281,9 @@ class KnowledgeBase:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(self.to_dict(history=history), separators=(",", ":"), default=_jsonable).encode()
+        data = json.dumps(
+            self.to_dict(history=history), separators=(",", ":"), default=_jsonable
+        ).encode()
         if path.suffix == ".gz":
             data = gzip.compress(data, mtime=0)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -292,7 +311,9 @@ def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"knowledge base {str(path)!r} does not exist; write one with `tuneops kb export PATH`.")
+        raise DataError(
+            f"knowledge base {str(path)!r} does not exist; write one with `tuneops kb export PATH`."
+        )
     try:
         raw_bytes = path.read_bytes()
         if raw_bytes[:2] == b"\x1f\x8b":
@@ -303,10 +324,13 @@ def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
     if not isinstance(raw, Mapping) or "entries" not in raw:
         raise DataError(
             f"knowledge base {str(path)!r}: expected an object with 'entries' (from `tuneops kb "
-            f"export`), received {type(raw).__name__} with keys {list(raw)[:5] if isinstance(raw, Mapping) else '-'}."
+            f"export`), received {type(raw).__name__} with keys "
+            f"{list(raw)[:5] if isinstance(raw, Mapping) else '-'}."
         )
     label = source or f"file:{path.name}"
-    return KnowledgeBase(tuple(Entry.from_dict(e, label) for e in raw["entries"]), raw.get("built_with"))
+    return KnowledgeBase(
+        tuple(Entry.from_dict(e, label) for e in raw["entries"]), raw.get("built_with")
+    )
 
 
 def load_shipped() -> KnowledgeBase:
@@ -364,35 +388,40 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
     for family, found in by_family.items():
         found.sort(key=lambda c: sign * c[1])  # stable: among equal scores, the earlier trial first
         configs, costs = dedupe([(p, s) for p, s, _ in found], [c for _, _, c in found])
-        out.append(Entry(
-            dataset=str(data.get("name", study.study_name)),
-            task=str(meta.get("task", data.get("task", ""))),
-            family=family,
-            metric=metric,
-            direction=direction,
-            meta_features=dict(meta["features"]),
-            configs=tuple(configs if keep is None else configs[:keep]),
-            fingerprint=data.get("fingerprint"),
-            source=f"storage:{study.study_name}",
-            history=tuple(order[family]),
-            costs=tuple(costs if keep is None else costs[:keep]),
-        ))
+        out.append(
+            Entry(
+                dataset=str(data.get("name", study.study_name)),
+                task=str(meta.get("task", data.get("task", ""))),
+                family=family,
+                metric=metric,
+                direction=direction,
+                meta_features=dict(meta["features"]),
+                configs=tuple(configs if keep is None else configs[:keep]),
+                fingerprint=data.get("fingerprint"),
+                source=f"storage:{study.study_name}",
+                history=tuple(order[family]),
+                costs=tuple(costs if keep is None else costs[:keep]),
+            )
+        )
     return out
 
 
 def add_prefix(params: Mapping[str, Any], family: str, families: Sequence[str]) -> dict[str, Any]:
-    """A trial's ``params`` for estimator parameters of ``family`` (the inverse of :func:`strip_prefix`):
-    unchanged when the study searches one family, else ``family`` plus ``family.``-prefixed names."""
+    """A trial's ``params`` for estimator parameters of ``family`` (the inverse of
+    :func:`strip_prefix`):
+    unchanged when the study searches one family, else ``family`` plus ``family.``-prefixed
+    names."""
     if len(families) == 1:
         return dict(params)
     return {"family": family, **{f"{family}.{k}": v for k, v in params.items()}}
 
 
 def strip_prefix(params: Mapping[str, Any], family: str) -> dict[str, Any]:
-    """Estimator parameters of a trial's ``params`` (drops ``family`` and the ``family.`` prefix)."""
+    """Estimator parameters of a trial's ``params`` (drops ``family`` and the ``family.``
+    prefix)."""
     prefix = f"{family}."
     if "family" in params:
-        return {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
     return dict(params)
 
 
@@ -416,7 +445,9 @@ def from_storage(storage_url: str | None, *, exclude: Iterable[str] = ()) -> Kno
 SOURCES_DOC = "'shipped', 'storage', or the path of a file from `tuneops kb export`"
 
 
-def load_sources(sources: Sequence[str], storage_url: str | None, *, exclude_study: str | None = None) -> KnowledgeBase:
+def load_sources(
+    sources: Sequence[str], storage_url: str | None, *, exclude_study: str | None = None
+) -> KnowledgeBase:
     """The union of the named sources (see :data:`SOURCES_DOC`)."""
     kb = KnowledgeBase()
     for source in sources:
@@ -435,7 +466,6 @@ def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = 
     Raises:
         UsageError: a study of that name already exists holding something else.
     """
-
 
     storage = get_storage(storage_url)
     names = []

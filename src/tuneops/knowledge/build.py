@@ -32,8 +32,14 @@ from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, dedupe, entrie
 from tuneops.tuning import run
 
 __all__ = [
-    "DEFAULT_DATASETS", "DEFAULT_FAMILIES", "ZERO_SHOT_DATASETS", "RELATED", "build", "build_one",
-    "cold_spec", "related",
+    "DEFAULT_DATASETS",
+    "DEFAULT_FAMILIES",
+    "ZERO_SHOT_DATASETS",
+    "RELATED",
+    "build",
+    "build_one",
+    "cold_spec",
+    "related",
 ]
 
 #: Small PMLB datasets (<= ~1000 rows), one of each group of near-duplicates (for example
@@ -41,22 +47,80 @@ __all__ = [
 #: cheapest first, so a time-boxed build covers as many datasets as it can.
 DEFAULT_DATASETS: tuple[str, ...] = (
     # classification, smallest first (rows x sqrt(columns))
-    "analcatdata_boxing1", "appendicitis", "iris", "mux6", "hayes_roth", "tae", "prnn_synth",
-    "corral", "new_thyroid", "glass2", "analcatdata_lawsuit", "prnn_crabs", "biomed", "glass",
-    "lymphography", "wine_recognition", "promoters", "penguins", "ecoli", "analcatdata_germangss",
-    "heart_statlog", "auto", "backache", "heart_h", "solar_flare_1", "heart_c", "irish",
-    "balance_scale", "spect", "schizo", "monk3", "monk1", "saheart", "monk2", "threeOf9",
-    "analcatdata_dmft", "sonar", "horse_colic", "vote", "profb", "ionosphere", "dermatology",
-    "pima", "calendarDOW", "spectf", "collins", "crx", "wdbc", "credit_g",
+    "analcatdata_boxing1",
+    "appendicitis",
+    "iris",
+    "mux6",
+    "hayes_roth",
+    "tae",
+    "prnn_synth",
+    "corral",
+    "new_thyroid",
+    "glass2",
+    "analcatdata_lawsuit",
+    "prnn_crabs",
+    "biomed",
+    "glass",
+    "lymphography",
+    "wine_recognition",
+    "promoters",
+    "penguins",
+    "ecoli",
+    "analcatdata_germangss",
+    "heart_statlog",
+    "auto",
+    "backache",
+    "heart_h",
+    "solar_flare_1",
+    "heart_c",
+    "irish",
+    "balance_scale",
+    "spect",
+    "schizo",
+    "monk3",
+    "monk1",
+    "saheart",
+    "monk2",
+    "threeOf9",
+    "analcatdata_dmft",
+    "sonar",
+    "horse_colic",
+    "vote",
+    "profb",
+    "ionosphere",
+    "dermatology",
+    "pima",
+    "calendarDOW",
+    "spectf",
+    "collins",
+    "crx",
+    "wdbc",
+    "credit_g",
     # regression, smallest first
-    "663_rabe_266", "210_cloud", "665_sleuth_case2002", "230_machine_cpu", "519_vinnie",
-    "579_fri_c0_250_5", "195_auto_price", "229_pwLinear", "690_visualizing_galaxy",
-    "602_fri_c3_250_10", "560_bodyfat", "522_pm10",
+    "663_rabe_266",
+    "210_cloud",
+    "665_sleuth_case2002",
+    "230_machine_cpu",
+    "519_vinnie",
+    "579_fri_c0_250_5",
+    "195_auto_price",
+    "229_pwLinear",
+    "690_visualizing_galaxy",
+    "602_fri_c3_250_10",
+    "560_bodyfat",
+    "522_pm10",
 )
 #: Every family the zero-shot warm start covers (issue 18); the shipped base has all of them.
 DEFAULT_FAMILIES: tuple[str, ...] = (
-    "knn", "linear", "hist_gradient_boosting", "lightgbm", "random_forest", "xgboost",
-    "extra_trees", "mlp", "svm",
+    "knn",
+    "linear",
+    "hist_gradient_boosting",
+    "lightgbm",
+    "random_forest",
+    "xgboost",
+    "extra_trees",
+    "mlp",
+    "svm",
 )
 #: The shipped base's datasets for every family: the 35 smallest classification datasets of
 #: :data:`DEFAULT_DATASETS` (31 groups once near-duplicates are merged), what a build on two
@@ -74,7 +138,9 @@ def _distinct(entry: Entry) -> Entry:
     return replace(entry, configs=tuple(configs), costs=tuple(costs))
 
 
-def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: int, seed: int) -> dict[str, Any]:
+def cold_spec(
+    dataset: str, family: str, task: str, *, n_trials: int, cv_folds: int, seed: int
+) -> dict[str, Any]:
     """The spec of the build's cold study (also what a benchmark compares warm runs against)."""
     source = dataset if dataset.startswith("pmlb:") else f"pmlb:{dataset}"
     return {
@@ -82,15 +148,21 @@ def cold_spec(dataset: str, family: str, task: str, *, n_trials: int, cv_folds: 
         "data": {"source": source},
         "model": {"family": family},
         "objectives": [QUALITY[task]],
-        "search": {"n_trials": n_trials, "cv_folds": cv_folds, "seed": seed, "sampler": "tpe",
-                   "pruner": "none"},  # every trial at full fidelity: the curve counts trials
+        "search": {
+            "n_trials": n_trials,
+            "cv_folds": cv_folds,
+            "seed": seed,
+            "sampler": "tpe",
+            "pruner": "none",
+        },  # every trial at full fidelity: the curve counts trials
         "storage": ":memory:",
     }
 
 
-def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int) -> list[dict[str, Any]]:
+def build_one(
+    dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int
+) -> list[dict[str, Any]]:
     """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields."""
-
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(f"pmlb:{dataset}")
@@ -101,11 +173,19 @@ def build_one(dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: 
     return [dict(e.to_dict(), source="shipped") for e in entries]
 
 
-def _job(args: tuple[str, str, int, int, int]) -> tuple[str, str, list[dict[str, Any]], float, str | None]:
+def _job(
+    args: tuple[str, str, int, int, int],
+) -> tuple[str, str, list[dict[str, Any]], float, str | None]:
     dataset, family, n_trials, cv_folds, seed = args
     started = time.time()
     try:
-        return dataset, family, build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed), time.time() - started, None
+        return (
+            dataset,
+            family,
+            build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed),
+            time.time() - started,
+            None,
+        )
     except Exception as exc:  # one bad dataset must not lose the others
         return dataset, family, [], time.time() - started, f"{type(exc).__name__}: {exc}"
 
@@ -147,7 +227,9 @@ def build(
     order = [(d, f) for f in cheap for d in datasets]
     order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
     jobs = [(d, f, n_trials, cv_folds, seed) for d, f in order if (d, f) not in done]
-    log(f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)")
+    log(
+        f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)"
+    )
     started = time.time()
 
     def record(result: tuple[str, str, list[dict[str, Any]], float, str | None]) -> None:
@@ -159,47 +241,76 @@ def build(
         trials_of[(dataset, family)] = n_trials
         if checkpoint:
             with open(checkpoint, "a") as fh:
-                fh.write(json.dumps({"dataset": dataset, "family": family, "n_trials": n_trials,
-                                     "entries": entries}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "dataset": dataset,
+                            "family": family,
+                            "n_trials": n_trials,
+                            "entries": entries,
+                        }
+                    )
+                    + "\n"
+                )
         best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
-        log(f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, {time.time() - started:.0f}s)")
+        log(
+            f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, "
+            f"{time.time() - started:.0f}s)"
+        )
 
     deadline = started + 60 * max_minutes if max_minutes is not None else None
     import multiprocessing
 
-    with ProcessPoolExecutor(max(1, n_jobs), mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(
+        max(1, n_jobs), mp_context=multiprocessing.get_context("fork")
+    ) as pool:
         pending: set[Any] = set()
         queue = list(jobs)
         while queue or pending:
-            while queue and len(pending) < max(1, n_jobs) and (deadline is None or time.time() < deadline):
+            while (
+                queue
+                and len(pending) < max(1, n_jobs)
+                and (deadline is None or time.time() < deadline)
+            ):
                 pending.add(pool.submit(_job, queue.pop(0)))
             if not pending:
-                log(f"kb build: time is up; {len(queue)} jobs not started (rerun with the checkpoint to resume)")
+                log(
+                    f"kb build: time is up; {len(queue)} jobs not started (rerun with the "
+                    "checkpoint to resume)"
+                )
                 break
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 record(future.result())
     entries = tuple(
         Entry.from_dict(e, "shipped")
-        for f in families for d in datasets for e in done.get((d, f), [])
+        for f in families
+        for d in datasets
+        for e in done.get((d, f), [])
     )
     if extend is not None:
         fresh = {(e.dataset, e.family) for e in entries}
         kept = tuple(_distinct(e) for e in extend if (e.dataset, e.family) not in fresh)
         entries = kept + entries
     per_family = {
-        f: sorted({t for (d, g), t in trials_of.items()
-                   if g == f and (d, g) in done and d in datasets})
+        f: sorted(
+            {t for (d, g), t in trials_of.items() if g == f and (d, g) in done and d in datasets}
+        )
         for f in families
     }
     built_with: dict[str, Any] = {
-        "command": "tuneops kb build " + " ".join(sys.argv[3:]) if sys.argv[1:3] == ["kb", "build"] else None,
+        "command": "tuneops kb build " + " ".join(sys.argv[3:])
+        if sys.argv[1:3] == ["kb", "build"]
+        else None,
         "datasets": [d for d in datasets if any((d, f) in done for f in families)],
         "built": {f: sum((d, f) in done for d in datasets) for f in families},
         "families": list(families),
         # one number when every job ran the same budget, else {family: [budgets]}
-        "n_trials": (n_trials if all(v in ([], [n_trials]) for v in per_family.values())
-                     else {f: v for f, v in per_family.items() if v}),
+        "n_trials": (
+            n_trials
+            if all(v in ([], [n_trials]) for v in per_family.values())
+            else {f: v for f, v in per_family.items() if v}
+        ),
         "distinct": "configurations deduplicated by parameters rounded to 3 significant digits",
         "cv_folds": cv_folds,
         "seed": seed,
@@ -211,5 +322,7 @@ def build(
     }
     if extend is not None:
         built_with["extends"] = dict(extend.built_with or {})
-        built_with["datasets"] = sorted(set(built_with["datasets"]) | set(built_with["extends"].get("datasets", [])))
+        built_with["datasets"] = sorted(
+            set(built_with["datasets"]) | set(built_with["extends"].get("datasets", []))
+        )
     return KnowledgeBase(entries, built_with)

@@ -23,22 +23,45 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported where a frame is read (not to read a study's results)
     import pandas as pd
 
-__all__ = ["FEATURES", "LOG_FEATURES", "meta_features", "scale_features", "distance", "raw_cosine_distance"]
+__all__ = [
+    "FEATURES",
+    "LOG_FEATURES",
+    "meta_features",
+    "scale_features",
+    "distance",
+    "raw_cosine_distance",
+]
 
 #: Every meta-feature, in a fixed order (the vector layout).
 FEATURES: tuple[str, ...] = (
     # size and shape
-    "n_rows", "n_features", "dimensionality",
+    "n_rows",
+    "n_features",
+    "dimensionality",
     # classes
-    "n_classes", "class_entropy", "minority_ratio", "majority_fraction",
+    "n_classes",
+    "class_entropy",
+    "minority_ratio",
+    "majority_fraction",
     # column types and missing values
-    "categorical_ratio", "missing_ratio", "rows_with_missing_ratio", "binary_feature_ratio",
+    "categorical_ratio",
+    "missing_ratio",
+    "rows_with_missing_ratio",
+    "binary_feature_ratio",
     # statistics of the numeric features and the target
-    "mean_skewness", "mean_kurtosis", "mean_abs_correlation", "target_skewness",
+    "mean_skewness",
+    "mean_kurtosis",
+    "mean_abs_correlation",
+    "target_skewness",
     # information theory
-    "mean_feature_entropy", "mean_mutual_information", "max_mutual_information", "noise_signal_ratio",
+    "mean_feature_entropy",
+    "mean_mutual_information",
+    "max_mutual_information",
+    "noise_signal_ratio",
     # landmarkers: 3-fold CV score of cheap models
-    "landmark_stump", "landmark_1nn", "landmark_linear",
+    "landmark_stump",
+    "landmark_1nn",
+    "landmark_linear",
 )
 
 #: Counts spanning orders of magnitude: compared on a log scale.
@@ -68,7 +91,11 @@ def meta_features(X: pd.DataFrame, y: pd.Series, task: str, *, seed: int = 0) ->
     n, p = X.shape
     import pandas as pd
 
-    categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
+    categorical = [
+        c
+        for c in X.columns
+        if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])
+    ]
     numeric = [c for c in X.columns if c not in categorical]
     missing = X.isna()
     out: dict[str, float] = {
@@ -98,7 +125,12 @@ def _finite(value: Any) -> float:
 
 def _class_features(y: pd.Series, task: str) -> dict[str, float]:
     if task != "classification":
-        return {"n_classes": 0.0, "class_entropy": 0.0, "minority_ratio": 0.0, "majority_fraction": 0.0}
+        return {
+            "n_classes": 0.0,
+            "class_entropy": 0.0,
+            "minority_ratio": 0.0,
+            "majority_fraction": 0.0,
+        }
     counts = y.value_counts().to_numpy(dtype=float)
     freq = counts / counts.sum()
     k = len(counts)
@@ -173,7 +205,11 @@ def _information(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
     if X.shape[1] == 0:
         return {}
     target = y.to_numpy()
-    target = np.unique(target, return_inverse=True)[1] if task == "classification" else _discretize(target.astype(float))
+    target = (
+        np.unique(target, return_inverse=True)[1]
+        if task == "classification"
+        else _discretize(target.astype(float))
+    )
     discrete = [_discretize(X[:, j]) for j in range(X.shape[1])]
     entropies = np.array([_entropy(d) for d in discrete])
     mi = np.array([_mutual_information(target, d) for d in discrete])
@@ -183,7 +219,9 @@ def _information(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
         "mean_mutual_information": mean_mi,
         "max_mutual_information": float(mi.max()),
         # High when features carry much entropy but little of it about the target.
-        "noise_signal_ratio": float((entropies.mean() - mean_mi) / mean_mi) if mean_mi > 1e-12 else 0.0,
+        "noise_signal_ratio": float((entropies.mean() - mean_mi) / mean_mi)
+        if mean_mi > 1e-12
+        else 0.0,
     }
 
 
@@ -200,8 +238,11 @@ def _landmarkers(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
     target = y.to_numpy()
     if task == "classification":
         smallest = int(np.unique(target, return_counts=True)[1].min())
-        folds = (StratifiedKFold(3, shuffle=True, random_state=seed) if smallest >= 3
-                 else KFold(3, shuffle=True, random_state=seed))
+        folds = (
+            StratifiedKFold(3, shuffle=True, random_state=seed)
+            if smallest >= 3
+            else KFold(3, shuffle=True, random_state=seed)
+        )
         models = {
             "landmark_stump": DecisionTreeClassifier(max_depth=1, random_state=seed),
             "landmark_1nn": make_pipeline(StandardScaler(), KNeighborsClassifier(1)),
@@ -237,15 +278,19 @@ def _transform(name: str, value: float) -> float:
 def scale_features(
     vectors: Sequence[Mapping[str, float]], reference: Sequence[Mapping[str, float]] | None = None
 ) -> np.ndarray:
-    """Map meta-feature dicts onto one comparable scale; returns an array (len(vectors), len(FEATURES)).
+    """Map meta-feature dicts onto one comparable scale; returns an array (len(vectors),
+    len(FEATURES)).
 
     Counts are log-transformed, then each feature is centred on the median of ``reference``
     (default: ``vectors`` themselves) and divided by its inter-quartile range (a feature
     constant in the population is ignored), and clipped to +-3 so one outlying feature
     cannot decide a distance.
     """
+
     def matrix(rows: Sequence[Mapping[str, float]]) -> np.ndarray:
-        return np.array([[_transform(f, float(r.get(f, 0.0))) for f in FEATURES] for r in rows], dtype=float)
+        return np.array(
+            [[_transform(f, float(r.get(f, 0.0))) for f in FEATURES] for r in rows], dtype=float
+        )
 
     values = matrix(vectors)
     ref = matrix(reference) if reference is not None else values
@@ -256,7 +301,9 @@ def scale_features(
     spread = q75 - q25
     fallback = ref.std(axis=0)
     spread = np.where(spread > 1e-12, spread, fallback)
-    scaled = np.where(spread > 1e-12, (values - centre) / np.where(spread > 1e-12, spread, 1.0), 0.0)
+    scaled = np.where(
+        spread > 1e-12, (values - centre) / np.where(spread > 1e-12, spread, 1.0), 0.0
+    )
     return np.clip(scaled, -3.0, 3.0)
 
 

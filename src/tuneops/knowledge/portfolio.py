@@ -23,9 +23,21 @@ from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_
 from tuneops.space import Param
 
 __all__ = [
-    "Neighbour", "Recommendation", "STRATEGIES", "nearest", "portfolio", "fit_to_space",
-    "param_distance", "seed_recipe", "greedy", "greedy_portfolio", "normalized_regrets",
-    "cost_scores", "candidate_pool", "pooled_regret", "kernel_mass",
+    "Neighbour",
+    "Recommendation",
+    "STRATEGIES",
+    "nearest",
+    "portfolio",
+    "fit_to_space",
+    "param_distance",
+    "seed_recipe",
+    "greedy",
+    "greedy_portfolio",
+    "normalized_regrets",
+    "cost_scores",
+    "candidate_pool",
+    "pooled_regret",
+    "kernel_mass",
 ]
 
 
@@ -50,8 +62,13 @@ class Recommendation:
         return f"kb:{self.dataset}#{self.rank + 1} (distance {self.distance:.3g})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": dict(self.params), "dataset": self.dataset, "distance": self.distance,
-                "score": self.score, "rank": self.rank}
+        return {
+            "params": dict(self.params),
+            "dataset": self.dataset,
+            "distance": self.distance,
+            "score": self.score,
+            "rank": self.rank,
+        }
 
 
 def nearest(
@@ -84,7 +101,9 @@ def seed_recipe(
         return []
     best = min(candidates, key=lambda e: (raw_cosine_distance(e.meta_features, meta), e.dataset))
     d = raw_cosine_distance(best.meta_features, meta)
-    return [Recommendation(p, best.dataset, d, s, i) for i, (p, s) in enumerate(best.configs[:size])]
+    return [
+        Recommendation(p, best.dataset, d, s, i) for i, (p, s) in enumerate(best.configs[:size])
+    ]
 
 
 def _unit(param: Param, value: Any) -> float | None:
@@ -107,11 +126,15 @@ def param_distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[st
             diffs.append(1.0 if (name in a) != (name in b) else 0.0)
             continue
         ua, ub = _unit(param, a[name]), _unit(param, b[name])
-        diffs.append(abs(ua - ub) if ua is not None and ub is not None else float(a[name] != b[name]))
+        diffs.append(
+            abs(ua - ub) if ua is not None and ub is not None else float(a[name] != b[name])
+        )
     return float(np.sqrt(np.mean(np.square(diffs)))) if diffs else 0.0
 
 
-def fit_to_space(params: Mapping[str, Any], space: Mapping[str, Param]) -> tuple[dict[str, Any], list[str]]:
+def fit_to_space(
+    params: Mapping[str, Any], space: Mapping[str, Param]
+) -> tuple[dict[str, Any], list[str]]:
     """Clip a configuration into ``space``; returns (params, what was changed).
 
     Numbers are clipped to [low, high] (ints rounded, steps snapped); a categorical value not
@@ -136,18 +159,25 @@ def fit_to_space(params: Mapping[str, Any], space: Mapping[str, Param]) -> tuple
             continue
         clipped = min(max(float(value), float(param.low)), float(param.high))
         if param.step:
-            clipped = float(param.low) + round((clipped - float(param.low)) / param.step) * param.step
+            clipped = (
+                float(param.low) + round((clipped - float(param.low)) / param.step) * param.step
+            )
             clipped = min(clipped, float(param.high))
         if param.kind == "int":
             clipped = int(round(clipped))
         if clipped != value:
-            changes.append(f"{name}={value!r}: outside [{param.low}, {param.high}], clipped to {clipped!r}")
+            changes.append(
+                f"{name}={value!r}: outside [{param.low}, {param.high}], clipped to {clipped!r}"
+            )
         out[name] = clipped
     return out, changes
 
 
-def _unit_matrix(configs: Sequence[Mapping[str, Any]], space: Mapping[str, Param]) -> tuple[np.ndarray, np.ndarray]:
-    """Configurations as rows on the unit scale of ``space`` (NaN = not set) and which columns are categorical."""
+def _unit_matrix(
+    configs: Sequence[Mapping[str, Any]], space: Mapping[str, Param]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Configurations as rows on the unit scale of ``space`` (NaN = not set) and which columns are
+    categorical."""
     names = [n for n, p in space.items() if p.kind != "fixed"]
     out = np.full((len(configs), len(names)), np.nan)
     categorical = np.array([space[n].kind == "categorical" for n in names], dtype=bool)
@@ -173,12 +203,17 @@ def _pairwise(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarr
     diff = np.where(categorical, (x != y).astype(float), np.abs(x - y))
     nan_x, nan_y = np.isnan(x), np.isnan(y)
     diff = np.where(nan_x & nan_y, 0.0, np.where(nan_x | nan_y, 1.0, diff))
-    return np.sqrt(np.mean(diff ** 2, axis=2))
+    return np.sqrt(np.mean(diff**2, axis=2))
 
 
-def _regrets(neighbours: Sequence[Neighbour], candidates: np.ndarray, space: Mapping[str, Param],
-             categorical: np.ndarray) -> np.ndarray:
-    """Estimated relative regret of each candidate on each neighbour, shape (neighbours, candidates).
+def _regrets(
+    neighbours: Sequence[Neighbour],
+    candidates: np.ndarray,
+    space: Mapping[str, Param],
+    categorical: np.ndarray,
+) -> np.ndarray:
+    """Estimated relative regret of each candidate on each neighbour, shape (neighbours,
+    candidates).
 
     A candidate's score on a past task is that of the nearest configuration tried there (the
     entry keeps every trial of its cold run), and its regret is the shortfall from that task's
@@ -221,7 +256,6 @@ def portfolio(
       (pass every entry of the family for the task-independent portfolio).
     """
     if strategy not in STRATEGIES:
-
         raise UsageError(unknown_name("portfolio strategy", strategy, STRATEGIES))
     pool: list[Recommendation] = []
     for rank in range(per_neighbour):
@@ -234,8 +268,9 @@ def portfolio(
                 continue
             pool.append(Recommendation(params, n.entry.dataset, n.distance, score, rank))
     if strategy == "greedy":
-        return greedy_portfolio(neighbours, space, size=size, per_neighbour=per_neighbour,
-                                min_distance=min_distance)
+        return greedy_portfolio(
+            neighbours, space, size=size, per_neighbour=per_neighbour, min_distance=min_distance
+        )
     if strategy == "round_robin" or len(pool) <= 1:
         return pool[:size]
     candidates, categorical = _unit_matrix([c.params for c in pool], space)
@@ -248,7 +283,10 @@ def portfolio(
     chosen: list[int] = []
     reached = np.full(len(neighbours), np.inf)
     while len(chosen) < min(size, len(pool)):
-        gain = [(weights @ np.minimum(reached, regret[:, j]) if j not in chosen else np.inf) for j in range(len(pool))]
+        gain = [
+            (weights @ np.minimum(reached, regret[:, j]) if j not in chosen else np.inf)
+            for j in range(len(pool))
+        ]
         j = int(np.argmin(gain))
         chosen.append(j)
         reached = np.minimum(reached, regret[:, j])
@@ -375,7 +413,11 @@ def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray
 
 
 def greedy(
-    regret: np.ndarray, size: int, *, cost: np.ndarray | None = None, cost_weight: float = 0.0,
+    regret: np.ndarray,
+    size: int,
+    *,
+    cost: np.ndarray | None = None,
+    cost_weight: float = 0.0,
     mean: np.ndarray | None = None,
 ) -> list[int]:
     """Greedy portfolio selection on a (tasks x candidates) regret matrix; returns column indices.

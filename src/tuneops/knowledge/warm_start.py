@@ -10,7 +10,7 @@ Schema (every key optional)::
       studies: [churn-v1, {study: churn-v2, take: pareto}]   # their best (or Pareto) trials
       auto: true                         # or {neighbors: 16, max_trials: 10, max_share: 0.25,
                                          #     sources: [shipped, storage, PATH],
-                                         #     strategy: consensus | coverage | round_robin | adaptive}
+                                         # strategy: consensus | coverage | round_robin | adaptive}
       out_of_space: error                # or clip: clip numbers, drop the rest, with a warning
 
 ``auto`` retrieves the nearest past tasks of the same family and task type from the knowledge
@@ -61,8 +61,16 @@ from tuneops.metrics import METRICS
 from tuneops.space import Param
 from tuneops.spec import AUTO_STRATEGIES, AutoSettings, WarmStart
 
-__all__ = ["WarmStart", "AutoSettings", "AUTO_STRATEGIES", "parse_warm_start", "plan", "WarmStartPlan",
-           "warm_start_section", "TAG"]
+__all__ = [
+    "WarmStart",
+    "AutoSettings",
+    "AUTO_STRATEGIES",
+    "parse_warm_start",
+    "plan",
+    "WarmStartPlan",
+    "warm_start_section",
+    "TAG",
+]
 
 _log = logging.getLogger("tuneops")
 TAG = _study.WARM_START  # trial user attr: where the configuration came from
@@ -106,7 +114,10 @@ class WarmStartPlan:
         """
         meta = study.user_attrs.get(META_ATTR)
         if meta is None:
-            meta = {"task": dataset.task, "features": meta_features(dataset.X, dataset.y, dataset.task, seed=seed)}
+            meta = {
+                "task": dataset.task,
+                "features": meta_features(dataset.X, dataset.y, dataset.task, seed=seed),
+            }
             study.set_user_attr(META_ATTR, meta)
         if study.get_trials(deepcopy=False):
             return []  # resuming: the warm start was enqueued when the study began
@@ -120,8 +131,11 @@ class WarmStartPlan:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in queue]
 
-    def _auto(self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int) -> list[tuple[dict[str, Any], str]]:
-        """The static portfolio to enqueue; for ``adaptive``, records the plan instead (nothing to enqueue)."""
+    def _auto(
+        self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int
+    ) -> list[tuple[dict[str, Any], str]]:
+        """The static portfolio to enqueue; for ``adaptive``, records the plan instead (nothing to
+        enqueue)."""
         auto = self.settings.auto
         assert auto is not None
         size = auto.size(self.n_trials)
@@ -137,8 +151,9 @@ class WarmStartPlan:
         out: list[tuple[dict[str, Any], str]] = []
         if auto.strategy == "adaptive":
             plans = {
-                f: plan_family(near[f], self.spaces[f], tasks=tasks[f],
-                               cost_weight=self.cost_weight)
+                f: plan_family(
+                    near[f], self.spaces[f], tasks=tasks[f], cost_weight=self.cost_weight
+                )
                 for f in families
             }
             order = [f for f in families if plans[f]["candidates"]]
@@ -149,10 +164,12 @@ class WarmStartPlan:
                 how = "each chosen after the results so far"
                 if first is not None:
                     f, fam_plan = first
-                    how = (f"first the robust default of {f}'s zero-shot portfolio "
-                           f"({_params(fam_plan['candidates'][fam_plan['head'][0]])}) and "
-                           f"{len(fam_plan['head']) - 1} more of it, then each chosen after the "
-                           "results so far")
+                    how = (
+                        f"first the robust default of {f}'s zero-shot portfolio "
+                        f"({_params(fam_plan['candidates'][fam_plan['head'][0]])}) and "
+                        f"{len(fam_plan['head']) - 1} more of it, then each chosen after the "
+                        "results so far"
+                    )
                 self._announce(size, near, order, n_explicit, how)
                 return []
         else:
@@ -160,45 +177,70 @@ class WarmStartPlan:
             per_family = {}
             for f in families:
                 if auto.strategy == "greedy":
-                    per_family[f] = greedy_portfolio(tasks[f], self.spaces[f], size=size,
-                                                     cost_weight=self.cost_weight)
+                    per_family[f] = greedy_portfolio(
+                        tasks[f], self.spaces[f], size=size, cost_weight=self.cost_weight
+                    )
                 else:
-                    per_family[f] = portfolio(near[f], self.spaces[f], size=size,
-                                              strategy=auto.strategy)
+                    per_family[f] = portfolio(
+                        near[f], self.spaces[f], size=size, strategy=auto.strategy
+                    )
             for i in range(size):
                 for family in families:
                     recs = per_family[family]
                     if i < len(recs) and len(out) < size:
                         out.append((add_prefix(recs[i].params, family, families), recs[i].source))
             if out:
-                self._announce(len(out), near, [f for f in families if per_family[f]], n_explicit,
-                               f"a {auto.strategy} portfolio, first {_params(out[0][0])}")
+                self._announce(
+                    len(out),
+                    near,
+                    [f for f in families if per_family[f]],
+                    n_explicit,
+                    f"a {auto.strategy} portfolio, first {_params(out[0][0])}",
+                )
         if not out:
             _log.warning(
                 "warm_start.auto: the knowledge base (%s) has no %s entries for %s; starting cold",
-                ", ".join(auto.sources), self.task, ", ".join(families),
+                ", ".join(auto.sources),
+                self.task,
+                ", ".join(families),
             )
         return out
 
-    def _announce(self, size: int, neighbours: Mapping[str, Sequence[Any]],
-                  families: Sequence[str], n_explicit: int, how: str) -> None:
+    def _announce(
+        self,
+        size: int,
+        neighbours: Mapping[str, Sequence[Any]],
+        families: Sequence[str],
+        n_explicit: int,
+        how: str,
+    ) -> None:
         """The console's summary line of what the warm start proposes (logger ``tuneops``, INFO):
         ``warm start: N configurations from K similar datasets (nearest: a, b, c) ...``."""
         found = [n for f in families for n in neighbours[f]]
         found.sort(key=lambda n: n.distance)
         names = list(dict.fromkeys(n.entry.dataset for n in found))
         explicit = f" after {n_explicit} explicit" if n_explicit else ""
-        cost = (f"; preferring configurations cheap to serve (weight {self.cost_weight:.2g})"
-                if self.cost_weight else "")
+        cost = (
+            f"; preferring configurations cheap to serve (weight {self.cost_weight:.2g})"
+            if self.cost_weight
+            else ""
+        )
         _log.info(
             "warm start: %d configurations%s from %d similar datasets (nearest: %s) for %s: %s%s",
-            size, explicit, len(names), ", ".join(names[:3]), ", ".join(families), how, cost,
+            size,
+            explicit,
+            len(names),
+            ", ".join(names[:3]),
+            ", ".join(families),
+            how,
+            cost,
         )
 
 
 def _params(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in params.items())
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
 
 
 def serving_cost_weight(objectives: Sequence[Any]) -> float:
@@ -209,19 +251,24 @@ def serving_cost_weight(objectives: Sequence[Any]) -> float:
     if not objectives:
         return 0.0
     costs = sum(
-        1 for o in objectives
-        if o.metric in METRICS and METRICS[o.metric].kind in ("latency", "size")
+        1
+        for o in objectives
+        if o.metric in METRICS
+        and METRICS[o.metric].kind in ("latency", "size")
         and o.direction == "minimize"
     )
     return costs / len(objectives)
 
 
-def _check(params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str) -> dict[str, Any]:
+def _check(
+    params: Mapping[str, Any], space: Mapping[str, Param], where: str, policy: str
+) -> dict[str, Any]:
     fitted, changes = fit_to_space(params, space)
     if changes and policy == "error":
         raise SpecError(
             f"{where}: {'; '.join(changes)} (the search space is "
-            f"{', '.join(f'{n}' for n, p in space.items() if p.kind != 'fixed')}). Fix the values, or set "
+            f"{', '.join(f'{n}' for n, p in space.items() if p.kind != 'fixed')}). Fix the values, "
+            "or set "
             "warm_start.out_of_space: clip to clip them with a warning."
         )
     for change in changes:
@@ -241,11 +288,18 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
         StudyNotFound: a study named in ``warm_start.studies`` does not exist.
     """
     settings = parse_warm_start(spec.warm_start)
-    result = WarmStartPlan(settings, spaces, task, spec.n_trials, spec.storage,
-                           cost_weight=serving_cost_weight(spec.objectives))
+    result = WarmStartPlan(
+        settings,
+        spaces,
+        task,
+        spec.n_trials,
+        spec.storage,
+        cost_weight=serving_cost_weight(spec.objectives),
+    )
     for i, source in enumerate(settings.auto.sources if settings.auto is not None else ()):
         if source not in ("shipped", "storage"):
-            try:  # read now: a missing or malformed file must refuse the run before the study exists
+            # read now: a missing or malformed file must refuse the run before the study exists
+            try:
                 load_file(source)
             except DataError as exc:
                 raise DataError(f"warm_start.auto.sources[{i}]: {exc}") from None
@@ -256,8 +310,13 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
         family = params.pop("family", families[0] if len(families) == 1 else None)
         if family not in spaces:
             raise SpecError(
-                f"{where}.family: expected one of the spec's families {families}, received {family!r}"
-                + ("; with several families, name the family of each configuration." if family is None else ".")
+                f"{where}.family: expected one of the spec's families {families}, received "
+                f"{family!r}"
+                + (
+                    "; with several families, name the family of each configuration."
+                    if family is None
+                    else "."
+                )
             )
         fitted = _check(params, spaces[family], where, settings.out_of_space)
         result.explicit.append((add_prefix(fitted, family, families), f"params[{i}]"))
@@ -278,7 +337,9 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
     return result
 
 
-def _study_configs(name: str, take: str, storage_url: str | None) -> list[tuple[int, str, dict[str, Any]]]:
+def _study_configs(
+    name: str, take: str, storage_url: str | None
+) -> list[tuple[int, str, dict[str, Any]]]:
     try:
         study = _study.load_study(name, storage_url)
     except StudyNotFound as exc:
@@ -328,9 +389,9 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     first = min(warm, key=lambda t: t.number)
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
-    neighbours = list(dict.fromkeys(
-        d for f in plan.get("order", []) for d in families[f].get("neighbours", [])
-    ))
+    neighbours = list(
+        dict.fromkeys(d for f in plan.get("order", []) for d in families[f].get("neighbours", []))
+    )
     section = {
         "n_enqueued": len(warm),
         "n_complete": sum(t.number in rank for t in warm),
@@ -345,8 +406,13 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         "n_adaptive": sum("adaptive after" in t.user_attrs[TAG] for t in warm),
         "neighbours": neighbours[:5],
         "trials": [
-            {"number": t.number, "source": t.user_attrs[TAG], "state": t.state.name,
-             "values": list(t.values) if t.values else None, "rank": rank.get(t.number)}
+            {
+                "number": t.number,
+                "source": t.user_attrs[TAG],
+                "state": t.state.name,
+                "values": list(t.values) if t.values else None,
+                "rank": rank.get(t.number),
+            }
             for t in warm
         ],
     }
@@ -359,13 +425,16 @@ def _summary(section: Mapping[str, Any]) -> str:
     (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``."""
     parts = [f"{section['n_portfolio']} portfolio", f"{section['n_adaptive']} adaptive"]
     other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"]
-    kinds = ", ".join([p for p in parts if not p.startswith("0 ")]
-                      + ([f"{other} given"] if other else []))
+    kinds = ", ".join(
+        [p for p in parts if not p.startswith("0 ")] + ([f"{other} given"] if other else [])
+    )
     text = f"warm start: {section['n_enqueued']} trials ({kinds})"
     if section["best_rank"] is None:
         return text + "; none completed"
-    text += (f"; best warm trial #{section['best_warm_trial']} ranked {section['best_rank']} of "
-             f"{section['n_ranked']} ({_g(section['best_warm_value'])}")
+    text += (
+        f"; best warm trial #{section['best_warm_trial']} ranked {section['best_rank']} of "
+        f"{section['n_ranked']} ({_g(section['best_warm_value'])}"
+    )
     if section["best_cold_value"] is not None:
         text += f" vs {_g(section['best_cold_value'])} for the best other trial)"
     else:

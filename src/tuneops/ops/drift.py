@@ -99,7 +99,9 @@ def _label(value: Any) -> str:
     return str(value.item() if hasattr(value, "item") else value)
 
 
-def profile_column(values: Any, kind: str, *, seed: int = 0, n_bins: int = N_BINS) -> dict[str, Any]:
+def profile_column(
+    values: Any, kind: str, *, seed: int = 0, n_bins: int = N_BINS
+) -> dict[str, Any]:
     """The reference profile of one column (plain JSON).
 
     Args:
@@ -118,13 +120,25 @@ def profile_column(values: Any, kind: str, *, seed: int = 0, n_bins: int = N_BIN
     if kind == "categorical":
         series = pd.Series(values).dropna()
         counts = series.map(_label).value_counts()
-        return {"kind": kind, "n": int(len(series)), "counts": {str(k): int(v) for k, v in counts.items()},
-                "rows": rows, "missing": _share(rows - len(series), rows)}
+        return {
+            "kind": kind,
+            "n": int(len(series)),
+            "counts": {str(k): int(v) for k, v in counts.items()},
+            "rows": rows,
+            "missing": _share(rows - len(series), rows),
+        }
     array = _numeric_values(values)
     missing = _share(rows - int(array.size), rows)
     if array.size == 0:
-        return {"kind": kind, "n": 0, "edges": [], "shares": [1.0], "sample": [], "rows": rows,
-                "missing": missing}
+        return {
+            "kind": kind,
+            "n": 0,
+            "edges": [],
+            "shares": [1.0],
+            "sample": [],
+            "rows": rows,
+            "missing": missing,
+        }
     edges = np.unique(np.quantile(array, np.linspace(0, 1, n_bins + 1)[1:-1]))
     counts = np.bincount(np.searchsorted(edges, array, side="right"), minlength=len(edges) + 1)
     rng = np.random.default_rng(seed)
@@ -144,7 +158,9 @@ def _share(part: int, whole: int) -> float:
     return float(part / whole) if whole else 0.0
 
 
-def profile_frame(X: pd.DataFrame, categorical: Sequence[str], *, seed: int = 0) -> dict[str, dict[str, Any]]:
+def profile_frame(
+    X: pd.DataFrame, categorical: Sequence[str], *, seed: int = 0
+) -> dict[str, dict[str, Any]]:
     """Profiles of every column of ``X``; ``categorical`` names the non-numeric ones."""
     return {
         str(c): profile_column(X[c], "categorical" if c in categorical else "numeric", seed=seed)
@@ -175,7 +191,10 @@ def _category_counts(profile: Mapping[str, Any], values: Any) -> tuple[np.ndarra
     current = pd.Series(values).dropna().map(_label).value_counts()
     known = list(ref_counts)
     ref = np.array([ref_counts[k] for k in known] + [0], dtype=float)
-    cur = np.array([current.get(k, 0) for k in known] + [current[~current.index.isin(known)].sum()], dtype=float)
+    cur = np.array(
+        [current.get(k, 0) for k in known] + [current[~current.index.isin(known)].sum()],
+        dtype=float,
+    )
     return ref, cur
 
 
@@ -221,7 +240,11 @@ def missing_test(profile: Mapping[str, Any], values: Any) -> tuple[float, float,
         return None
     series = pd.Series(values)
     n = int(len(series))
-    present = int(_numeric_values(series).size) if profile["kind"] == "numeric" else int(series.notna().sum())
+    present = (
+        int(_numeric_values(series).size)
+        if profile["kind"] == "numeric"
+        else int(series.notna().sum())
+    )
     share = _share(n - present, n)
     ref_rows = int(profile.get("rows") or profile.get("n") or 0)
     ref_missing = round(float(profile["missing"]) * ref_rows)
@@ -234,7 +257,8 @@ def missing_test(profile: Mapping[str, Any], values: Any) -> tuple[float, float,
 
 
 def column_drift(name: str, profile: Mapping[str, Any], values: Any) -> ColumnDrift:
-    """Test one column of a batch against its reference profile: its values and its missing share."""
+    """Test one column of a batch against its reference profile: its values and its missing
+    share."""
     if profile["kind"] == "categorical":
         statistic, p_value = chi2_test(profile, values)
         test, psi_value = "chi2", psi_categorical(profile, values)
@@ -249,8 +273,17 @@ def column_drift(name: str, profile: Mapping[str, Any], values: Any) -> ColumnDr
         if n == 0 and rows and profile.get("n"):
             # An old profile without a missing share: an empty column is still no evidence of
             # stability; it is the most a column can drift.
-            return ColumnDrift(name, profile["kind"], "missing", 1.0, 0.0, psi([1.0, 0.0], [0.0, 1.0]),
-                               0, 1.0, None)
+            return ColumnDrift(
+                name,
+                profile["kind"],
+                "missing",
+                1.0,
+                0.0,
+                psi([1.0, 0.0], [0.0, 1.0]),
+                0,
+                1.0,
+                None,
+            )
         return ColumnDrift(name, profile["kind"], test, statistic, p_value, psi_value, n)
     share, p_missing, psi_missing = missing
     ref_share = float(profile["missing"])
@@ -261,7 +294,9 @@ def column_drift(name: str, profile: Mapping[str, Any], values: Any) -> ColumnDr
             test, statistic = "missing", share - ref_share
         p_value = min(1.0, 2 * min(p_value, p_missing))
         psi_value = max(psi_value, psi_missing)
-    return ColumnDrift(name, profile["kind"], test, statistic, p_value, psi_value, n, share, ref_share)
+    return ColumnDrift(
+        name, profile["kind"], test, statistic, p_value, psi_value, n, share, ref_share
+    )
 
 
 # -- multiple testing ---------------------------------------------------------------------------

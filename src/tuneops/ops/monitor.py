@@ -45,7 +45,8 @@ from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
 from tuneops.spec import Monitor
 
-#: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by this order).
+#: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by
+#: this order).
 DECISIONS = ("ok", "warn", "retune")
 
 __all__ = [
@@ -130,8 +131,14 @@ def _positive(name: str, y: np.ndarray, pos_label: Any) -> Any:
 
 
 def _upper_bound(
-    name: str, y: Any, pred: Any, alpha: float, seed: int = 0, n_boot: int = 200,
-    *, pos_label: Any = None,
+    name: str,
+    y: Any,
+    pred: Any,
+    alpha: float,
+    seed: int = 0,
+    n_boot: int = 200,
+    *,
+    pos_label: Any = None,
 ) -> float:
     """One-sided (1 - alpha) bootstrap bound of the metric in its 'good' direction."""
     metric = PERFORMANCE_METRICS[name]
@@ -193,12 +200,18 @@ def validate_batch(
         )
     wrong = []
     for c in features:
-        if c in categorical or pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+        if (
+            c in categorical
+            or pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
+        ):
             continue
         converted = pd.to_numeric(frame[c], errors="coerce")
         bad = frame[c][converted.isna() & frame[c].notna()]
         if len(bad):
-            wrong.append(f"{c} (expected numbers, received {frame[c].dtype} such as {bad.iloc[0]!r})")
+            wrong.append(
+                f"{c} (expected numbers, received {frame[c].dtype} such as {bad.iloc[0]!r})"
+            )
     if wrong:
         raise DataError(
             f"{what}: wrong type in column(s) {'; '.join(wrong)}. Send numeric values for these "
@@ -251,7 +264,7 @@ def assess(
     predictions: Any,
     y: Any = None,
     *,
-    config: MonitorConfig = MonitorConfig(),
+    config: MonitorConfig = MonitorConfig(),  # noqa: B008 - frozen, shared safely
 ) -> Assessment:
     """Compare a validated batch with a reference profile and decide (pure: no I/O).
 
@@ -261,7 +274,9 @@ def assess(
         X: the batch's features; predictions: the model's predictions on X; y: labels or None.
     """
     tests = [drift.column_drift(c, profile["features"][c], X[c]) for c in X.columns]
-    pred_test = drift.column_drift("prediction", profile["prediction"], pd.Series(np.asarray(predictions)))
+    pred_test = drift.column_drift(
+        "prediction", profile["prediction"], pd.Series(np.asarray(predictions))
+    )
     # The predictions are one more test of the same batch: corrected with the features (an
     # uncorrected p < 0.05 on every batch was most of the false warnings on stationary streams).
     adjusted = drift.adjust_pvalues([t.p_value for t in [*tests, pred_test]], config.correction)
@@ -270,10 +285,14 @@ def assess(
         return p_adjusted < config.alpha and psi >= config.psi_floor
 
     features = [
-        {**t.to_dict(), "p_adjusted": p, "drifted": drifted(p, t.psi)} for t, p in zip(tests, adjusted)
+        {**t.to_dict(), "p_adjusted": p, "drifted": drifted(p, t.psi)}
+        for t, p in zip(tests, adjusted, strict=False)
     ]
-    prediction = {**pred_test.to_dict(), "p_adjusted": adjusted[-1],
-                  "drifted": drifted(adjusted[-1], pred_test.psi)}
+    prediction = {
+        **pred_test.to_dict(),
+        "p_adjusted": adjusted[-1],
+        "drifted": drifted(adjusted[-1], pred_test.psi),
+    }
     performance = None
     if y is not None:
         labelled = pd.Series(np.asarray(y)).notna().to_numpy()
@@ -288,8 +307,12 @@ def assess(
             bound = _upper_bound(name, y_l, p_l, config.alpha, pos_label=pos_label)
             bound_drop = reference - bound if direction == "maximize" else bound - reference
             performance = {
-                "metric": name, "value": value, "reference": reference, "drop": drop,
-                "confident_drop": bound_drop, "n_labelled": int(labelled.sum()),
+                "metric": name,
+                "value": value,
+                "reference": reference,
+                "drop": drop,
+                "confident_drop": bound_drop,
+                "n_labelled": int(labelled.sum()),
             }
     decision, reasons = decide(features, prediction, performance, config)
     n_drifted = sum(f["drifted"] for f in features)
@@ -322,42 +345,66 @@ def decide(
     warn: list[str] = []
     if performance is not None:
         p = performance
-        text = (f"{p['metric']} {p['value']:.4g} on this batch vs {p['reference']:.4g} reference "
-                f"(drop {p['drop']:.3g})")
+        text = (
+            f"{p['metric']} {p['value']:.4g} on this batch vs {p['reference']:.4g} reference "
+            f"(drop {p['drop']:.3g})"
+        )
         if p["confident_drop"] > config.max_metric_drop:
-            retune.append(f"{text}: dropped by more than max_metric_drop {config.max_metric_drop:g} "
-                          f"with {1 - config.alpha:.0%} confidence")
+            retune.append(
+                f"{text}: dropped by more than max_metric_drop {config.max_metric_drop:g} "
+                f"with {1 - config.alpha:.0%} confidence"
+            )
         elif p["drop"] > config.max_metric_drop and p["confident_drop"] > 0:
             # A drop beyond the tolerance by the point estimate, and some drop with confidence:
             # on a small batch the point estimate alone crosses 0.05 by chance (the stationary
             # benchmark's warns on phoneme, 200-row batches).
-            warn.append(f"{text}: more than max_metric_drop {config.max_metric_drop:g}, not yet "
-                        "with confidence")
+            warn.append(
+                f"{text}: more than max_metric_drop {config.max_metric_drop:g}, not yet "
+                "with confidence"
+            )
     drifted = [f for f in features if f["drifted"]]
     if features and len(drifted) / len(features) >= config.drift_share:
-        retune.append(f"{len(drifted)} of {len(features)} features drifted "
-                      f"({len(drifted) / len(features):.0%} >= drift_share {config.drift_share:.0%})")
+        retune.append(
+            f"{len(drifted)} of {len(features)} features drifted "
+            f"({len(drifted) / len(features):.0%} >= drift_share {config.drift_share:.0%})"
+        )
     for f in sorted(drifted, key=lambda f: -f["psi"]):
-        text = (f"feature {f['column']!r} drifted ({f['test'].upper()} p_adj={f['p_adjusted']:.2g} "
-                f"< {config.alpha:g}, PSI {f['psi']:.3f})")
+        text = (
+            f"feature {f['column']!r} drifted ({f['test'].upper()} p_adj={f['p_adjusted']:.2g} "
+            f"< {config.alpha:g}, PSI {f['psi']:.3f})"
+        )
         if f["psi"] >= config.psi_retune:
             retune.append(f"{text}: PSI >= psi_retune {config.psi_retune:g}")
         else:
-            warn.append(text + (f": moderate shift (PSI >= {config.psi_warn:g})" if f["psi"] >= config.psi_warn else ""))
+            warn.append(
+                text
+                + (
+                    f": moderate shift (PSI >= {config.psi_warn:g})"
+                    if f["psi"] >= config.psi_warn
+                    else ""
+                )
+            )
     if prediction["drifted"]:
         p_shown = prediction.get("p_adjusted", prediction["p_value"])
-        text = (f"predictions drifted ({prediction['test'].upper()} p_adj={p_shown:.2g} "
-                f"< {config.alpha:g}, PSI {prediction['psi']:.3f})")
+        text = (
+            f"predictions drifted ({prediction['test'].upper()} p_adj={p_shown:.2g} "
+            f"< {config.alpha:g}, PSI {prediction['psi']:.3f})"
+        )
         (retune if prediction["psi"] >= config.psi_retune else warn).append(text)
     if retune:
         return "retune", retune + warn
     if warn:
         return "warn", warn
     max_psi = max((f["psi"] for f in features), default=0.0)
-    reason = (f"no feature drifted at alpha {config.alpha:g} ({config.correction}-corrected); "
-              f"max PSI {max_psi:.3f}; predictions stable")
+    reason = (
+        f"no feature drifted at alpha {config.alpha:g} ({config.correction}-corrected); "
+        f"max PSI {max_psi:.3f}; predictions stable"
+    )
     if performance is not None:
-        reason += f"; {performance['metric']} {performance['value']:.4g} vs {performance['reference']:.4g} reference"
+        reason += (
+            f"; {performance['metric']} {performance['value']:.4g} vs "
+            f"{performance['reference']:.4g} reference"
+        )
     return "ok", [reason]
 
 
@@ -380,12 +427,19 @@ def check_batch(
     config = config or registry.config(version)
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
     X, y = validate_batch(
-        frame, features=version["features"], categorical=version["categorical"],
-        target=version["target"], min_rows=config.min_rows,
+        frame,
+        features=version["features"],
+        categorical=version["categorical"],
+        target=version["target"],
+        min_rows=config.min_rows,
     )
     model, _ = registry.load_model(version["version"])
     result = assess(version["profile"], X, model.predict(X), y, config=config)
     if record:
-        registry.record("monitor", version=version["version"], source=source or (str(batch) if isinstance(batch, (str, Path)) else "dataframe"),
-                        **{k: v for k, v in result.to_dict().items() if k != "thresholds"})
+        registry.record(
+            "monitor",
+            version=version["version"],
+            source=source or (str(batch) if isinstance(batch, (str, Path)) else "dataframe"),
+            **{k: v for k, v in result.to_dict().items() if k != "thresholds"},
+        )
     return result

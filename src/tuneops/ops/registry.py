@@ -49,8 +49,16 @@ from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
 from tuneops.storage import get_storage, mask_url, resolve_url, storage_exists
 from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
-__all__ = ["PREFIX", "Registry", "list_models", "deploy", "register_trial", "reference_profile",
-           "saved_artifact", "sha256_file"]
+__all__ = [
+    "PREFIX",
+    "Registry",
+    "list_models",
+    "deploy",
+    "register_trial",
+    "reference_profile",
+    "saved_artifact",
+    "sha256_file",
+]
 
 PREFIX = "tuneops-registry:"
 _VERSION = "tuneops:version:"
@@ -60,7 +68,7 @@ _CHALLENGER = "tuneops:challenger"
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def list_models(storage: str | None = None) -> list[str]:
@@ -69,7 +77,9 @@ def list_models(storage: str | None = None) -> list[str]:
     if not storage_exists(storage):
         return []
     summaries = optuna.get_all_study_summaries(get_storage(storage), include_best_trial=False)
-    return sorted(s.study_name.removeprefix(PREFIX) for s in summaries if s.study_name.startswith(PREFIX))
+    return sorted(
+        s.study_name.removeprefix(PREFIX) for s in summaries if s.study_name.startswith(PREFIX)
+    )
 
 
 class Registry:
@@ -87,7 +97,9 @@ class Registry:
         self.name = study.study_name.removeprefix(PREFIX)
 
     @classmethod
-    def open(cls, name: str | None = None, storage: str | None = None, *, create: bool = False) -> Registry:
+    def open(
+        cls, name: str | None = None, storage: str | None = None, *, create: bool = False
+    ) -> Registry:
         """Open the registry of model ``name`` (the only model, when ``name`` is None).
 
         Raises:
@@ -98,10 +110,14 @@ class Registry:
             names = list_models(storage)
             if len(names) != 1:
                 raise UsageError(
-                    f"--model: {'no model is' if not names else f'{len(names)} models are'} registered in "
+                    f"--model: {'no model is' if not names else f'{len(names)} models are'} "
+                    "registered in "
                     f"{mask_url(resolve_url(storage))!r}"
-                    + (f" ({', '.join(names)}); name one with --model." if names else
-                       "; register one with `tuneops deploy STUDY` first.")
+                    + (
+                        f" ({', '.join(names)}); name one with --model."
+                        if names
+                        else "; register one with `tuneops deploy STUDY` first."
+                    )
                 )
             name = names[0]
         try:
@@ -110,10 +126,13 @@ class Registry:
             if not create:
                 names = list_models(storage)
                 raise StudyNotFound(
-                    f"no model {name!r} in the registry of {mask_url(resolve_url(storage))!r}; registered: "
+                    f"no model {name!r} in the registry of {mask_url(resolve_url(storage))!r}; "
+                    "registered: "
                     f"{', '.join(names) or 'none'}. Register it with `tuneops deploy STUDY`."
                 ) from None
-            study = optuna.create_study(study_name=PREFIX + name, storage=store, directions=["maximize"])
+            study = optuna.create_study(
+                study_name=PREFIX + name, storage=store, directions=["maximize"]
+            )
             study.set_user_attr("tuneops:registry", {"model": name, "created": _now()})
         return cls(study, storage)
 
@@ -123,7 +142,9 @@ class Registry:
 
     def versions(self) -> list[dict[str, Any]]:
         attrs = self._attrs()
-        return sorted((v for k, v in attrs.items() if k.startswith(_VERSION)), key=lambda v: v["version"])
+        return sorted(
+            (v for k, v in attrs.items() if k.startswith(_VERSION)), key=lambda v: v["version"]
+        )
 
     def version(self, number: int, *, field: str = "version") -> dict[str, Any]:
         """The record of version ``number``; ``field`` is how the caller's input is named.
@@ -189,7 +210,8 @@ class Registry:
         path = Path(artifact["path"])
         if not path.is_file():
             raise UsageError(
-                f"model {self.name!r} version {number}: artifact {str(path)!r} does not exist on this "
+                f"model {self.name!r} version {number}: artifact {str(path)!r} does not exist on "
+                "this "
                 "machine, so it cannot be verified; copy the artifact directory here or set "
                 "monitor.artifact_dir to shared storage."
             )
@@ -221,7 +243,9 @@ class Registry:
             trial = _optuna.create_trial(self.study)
             number = trial.number + 1
             trial.set_user_attr("tuneops:version", number)
-            _optuna.set_trial_state(self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)])
+            _optuna.set_trial_state(
+                self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)]
+            )
             if number not in taken:
                 return number
 
@@ -251,11 +275,14 @@ class Registry:
         history = list(state.get("history", []))
         if previous is not None and previous != number:
             history.append(previous)
-        self.study.set_user_attr(_CHAMPION, {"version": number, "since": _now(), "history": history})
+        self.study.set_user_attr(
+            _CHAMPION, {"version": number, "since": _now(), "history": history}
+        )
         return self.record("promote", version=number, previous=previous, reason=reason)
 
-    def set_challenger(self, number: int, mode: str, share: float = 0.0,
-                       reason: str = "set by hand") -> dict[str, Any]:
+    def set_challenger(
+        self, number: int, mode: str, share: float = 0.0, reason: str = "set by hand"
+    ) -> dict[str, Any]:
         """Serve version ``number`` beside the champion: ``shadow`` (scores every request, answers
         none) or ``canary`` (answers ``share`` of the requests).
 
@@ -268,7 +295,7 @@ class Registry:
         if not 0.0 <= share <= 1.0:
             raise UsageError(f"--share: expected a share of traffic in [0, 1], received {share!r}.")
         # Microseconds: live monitoring counts the challenger's traffic from this instant on.
-        since = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+        since = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
         state = {"version": number, "mode": mode, "share": float(share), "since": since}
         self.study.set_user_attr(_CHALLENGER, state)
         self.record("challenger", **state, reason=reason)
@@ -295,7 +322,8 @@ class Registry:
         if to is None:
             if not history:
                 raise UsageError(
-                    f"model {self.name!r}: no previous champion to roll back to; name a version with --to."
+                    f"model {self.name!r}: no previous champion to roll back to; name a version "
+                    "with --to."
                 )
             to = history.pop()
         else:
@@ -307,8 +335,12 @@ class Registry:
             raise UsageError(f"model {self.name!r}: version {to} is already the champion.")
         self.verify(to)
         self.study.set_user_attr(_CHAMPION, {"version": to, "since": _now(), "history": history})
-        return self.record("rollback", version=to, previous=current,
-                           reason=reason or f"rolled back from version {current} to {to}")
+        return self.record(
+            "rollback",
+            version=to,
+            previous=current,
+            reason=reason or f"rolled back from version {current} to {to}",
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -327,7 +359,9 @@ def _plain(value: Any) -> Any:
 
 
 # -- reference profile --------------------------------------------------------------------------
-def reference_profile(objective: Any, params: Mapping[str, Any], metric: str, *, seed: int = 0) -> dict[str, Any]:
+def reference_profile(
+    objective: Any, params: Mapping[str, Any], metric: str, *, seed: int = 0
+) -> dict[str, Any]:
     """Per-feature distributions of the training data and the out-of-fold prediction distribution.
 
     Predictions come from the study's own CV folds (each row predicted by a model that did not
@@ -397,8 +431,11 @@ def register_trial(
         "version": number_v,
         "source": {"study": study.study_name, "trial": number, **source},
         # the sha256 save_model recorded in model.json, checked against the file's bytes now
-        "artifact": {"path": str(path), "sha256": verify_model(path)["artifact"]["sha256"],
-                     "from": "run" if saved is not None else "refit"},
+        "artifact": {
+            "path": str(path),
+            "sha256": verify_model(path)["artifact"]["sha256"],
+            "from": "run" if saved is not None else "refit",
+        },
         "family": family,
         "params": params,
         "trial_params": dict(trial.params),
@@ -414,7 +451,9 @@ def register_trial(
     }
     record = registry.add_version(record)
     if promote:
-        registry.promote(number_v, reason or f"deployed from study {study.study_name!r} trial {number}")
+        registry.promote(
+            number_v, reason or f"deployed from study {study.study_name!r} trial {number}"
+        )
     return record
 
 
@@ -437,8 +476,12 @@ def saved_artifact(study: optuna.Study, trial: int, spec: Any) -> Path | None:
     except IntegrityError:
         return None
     stored = (study.user_attrs.get(DATA_ATTR) or {}).get("fingerprint")
-    same = (meta.get("study") == study.study_name and meta.get("trial") == trial
-            and stored is not None and (meta.get("data") or {}).get("fingerprint") == stored)
+    same = (
+        meta.get("study") == study.study_name
+        and meta.get("trial") == trial
+        and stored is not None
+        and (meta.get("data") or {}).get("fingerprint") == stored
+    )
     return path if same else None
 
 
@@ -471,17 +514,28 @@ def deploy(
 
     study = load_study(study_name, storage)
     trial = complete_trial(study, trial)
-    spec, data = rebuild(study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec")
+    spec, data = rebuild(
+        study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec"
+    )
     MonitorConfig.from_spec(spec)  # a malformed monitor section fails before anything is written
     registry = Registry.open(model or study_name, storage, create=True)
     record = register_trial(
-        registry, study, trial, data, spec, source={"kind": "deploy"},
-        artifact_dir=artifact_dir, promote=gate is None, saved=saved_artifact(study, trial, spec),
+        registry,
+        study,
+        trial,
+        data,
+        spec,
+        source={"kind": "deploy"},
+        artifact_dir=artifact_dir,
+        promote=gate is None,
+        saved=saved_artifact(study, trial, spec),
     )
     if gate is None:
         return {**record, "promoted": True}
     verdict = gate(registry, record["version"])
     if verdict.passed:
-        registry.promote(record["version"], f"deployed from study {study_name!r} trial {trial}; "
-                         "passed the staging gate")
+        registry.promote(
+            record["version"],
+            f"deployed from study {study_name!r} trial {trial}; passed the staging gate",
+        )
     return {**record, "promoted": bool(verdict.passed), "verification": verdict.to_dict()}

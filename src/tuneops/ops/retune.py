@@ -42,7 +42,15 @@ from tuneops.spec import load_spec
 from tuneops.storage import get_storage, resolve_url
 from tuneops.tuning import load_study, reselect
 
-__all__ = ["RetuneOutcome", "retune", "monitor_batch", "performance_dropped", "warm_start_configs", "WARM_START_SOURCES", "compare"]
+__all__ = [
+    "RetuneOutcome",
+    "retune",
+    "monitor_batch",
+    "performance_dropped",
+    "warm_start_configs",
+    "WARM_START_SOURCES",
+    "compare",
+]
 
 
 @dataclass
@@ -110,10 +118,18 @@ def compare(
 ) -> tuple[str, list[str]]:
     """Promote when the challenger is better by ``margin`` and meets every constraint (pure)."""
     direction = PERFORMANCE_METRICS[metric].direction
-    gain = challenger_score - champion_score if direction == "maximize" else champion_score - challenger_score
-    text = (f"{metric} on held-out recent data: challenger {challenger_score:.4g} vs champion "
-            f"{champion_score:.4g} (gain {gain:+.4g}, margin {margin:g})")
-    missed = [f"challenger misses constraint '{c}' by {v:.4g}" for c, v in violations.items() if v > 0]
+    gain = (
+        challenger_score - champion_score
+        if direction == "maximize"
+        else champion_score - challenger_score
+    )
+    text = (
+        f"{metric} on held-out recent data: challenger {challenger_score:.4g} vs champion "
+        f"{champion_score:.4g} (gain {gain:+.4g}, margin {margin:g})"
+    )
+    missed = [
+        f"challenger misses constraint '{c}' by {v:.4g}" for c, v in violations.items() if v > 0
+    ]
     if gain < margin:
         return "keep", [f"{text}: not better by the margin; the champion stays"] + missed
     if missed:
@@ -160,33 +176,64 @@ def retune(
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
     X, y = validate_batch(
-        recent, features=champion["features"], categorical=champion["categorical"], target=target,
-        min_rows=max(config.min_rows, 20), require_labels=True, what="recent data",
+        recent,
+        features=champion["features"],
+        categorical=champion["categorical"],
+        target=target,
+        min_rows=max(config.min_rows, 20),
+        require_labels=True,
+        what="recent data",
     )
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
-    stratify = frame[target] if task == "classification" and frame[target].value_counts().min() >= 2 else None
-    tune_part, holdout = train_test_split(frame, test_size=config.holdout, random_state=seed, stratify=stratify)
+    stratify = (
+        frame[target]
+        if task == "classification" and frame[target].value_counts().min() >= 2
+        else None
+    )
+    tune_part, holdout = train_test_split(
+        frame, test_size=config.holdout, random_state=seed, stratify=stratify
+    )
     number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
     spec = load_spec(
-        champion["spec"], study=_study_name(registry.name, number), n_trials=n_trials or config.retune_trials,
-        n_workers=1, storage=resolve_url(registry.storage_url), seed=seed,
+        champion["spec"],
+        study=_study_name(registry.name, number),
+        n_trials=n_trials or config.retune_trials,
+        n_workers=1,
+        storage=resolve_url(registry.storage_url),
+        seed=seed,
         output_dir=str(Path(out_dir) / _study_name(registry.name, number)),
     )
     metric = champion["profile"]["metric"]
-    dataset = load_dataset(tune_part.reset_index(drop=True), target=target, task=task,
-                           name=f"recent data of {registry.name}")
+    dataset = load_dataset(
+        tune_part.reset_index(drop=True),
+        target=target,
+        task=task,
+        name=f"recent data of {registry.name}",
+    )
     configs = warm_start_configs(registry, champion, limit=max(1, spec.n_trials // 2))
     _open_warm(spec, dataset, configs)
     result = tuning.run(spec, dataset=tune_part.reset_index(drop=True))
-    outcome = RetuneOutcome("keep", [], champion_version, None, spec.study, metric,
-                            holdout_rows=len(holdout),
-                            warm_start=[{"source": s, "params": p} for s, p in configs])
+    outcome = RetuneOutcome(
+        "keep",
+        [],
+        champion_version,
+        None,
+        spec.study,
+        metric,
+        holdout_rows=len(holdout),
+        warm_start=[{"source": s, "params": p} for s, p in configs],
+    )
     if result.choice is None:
         outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
     else:
         challenger = register_trial(
-            registry, result.study, result.choice.selected.number, dataset, spec,
-            source={"kind": "retune", "champion": champion_version}, artifact_dir=config.artifact_dir,
+            registry,
+            result.study,
+            result.choice.selected.number,
+            dataset,
+            spec,
+            source={"kind": "retune", "champion": champion_version},
+            artifact_dir=config.artifact_dir,
             version=number,
         )
         outcome.challenger = challenger["version"]
@@ -195,14 +242,19 @@ def retune(
         challenger_model, _ = registry.load_model(challenger["version"])
         # One registry, one positive class: the champion's (recorded in its reference profile).
         pos_label = champion["profile"].get("pos_label")
-        outcome.champion_score = metric_value(metric, y_h.to_numpy(), champion_model.predict(X_h),
-                                              pos_label=pos_label)
-        outcome.challenger_score = metric_value(metric, y_h.to_numpy(),
-                                                challenger_model.predict(X_h), pos_label=pos_label)
-        holdout_quality = score(challenger_model, X_h, y_h, spec.measured_metrics,
-                                pos_label=pos_label)
+        outcome.champion_score = metric_value(
+            metric, y_h.to_numpy(), champion_model.predict(X_h), pos_label=pos_label
+        )
+        outcome.challenger_score = metric_value(
+            metric, y_h.to_numpy(), challenger_model.predict(X_h), pos_label=pos_label
+        )
+        holdout_quality = score(
+            challenger_model, X_h, y_h, spec.measured_metrics, pos_label=pos_label
+        )
         measured = {**challenger["metrics"], **holdout_quality}
-        violations = {str(c): c.violation(measured) for c in spec.constraints if c.metric in measured}
+        violations = {
+            str(c): c.violation(measured) for c in spec.constraints if c.metric in measured
+        }
         outcome.decision, outcome.reasons = compare(
             metric, outcome.champion_score, outcome.challenger_score, config.margin, violations
         )
@@ -219,7 +271,9 @@ def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str
     """
 
     study = tuning.open_study(
-        spec.study, get_storage(spec.storage), spec.directions,
+        spec.study,
+        get_storage(spec.storage),
+        spec.directions,
         attrs={
             tuning.SPEC_ATTR: spec.to_dict(),
             tuning.OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
@@ -257,7 +311,8 @@ def monitor_batch(
     default: the batch itself, which then needs labels) and is
     skipped for ``config.cooldown`` batches after the previous re-tuning, so a drift the
     champion survives does not re-tune on every batch - unless the labels show the champion's
-    metric dropped (:func:`performance_dropped`): a model that got worse is never left alone. Returns ``(assessment, outcome or None,
+    metric dropped (:func:`performance_dropped`): a model that got worse is never left alone.
+    Returns ``(assessment, outcome or None,
     note or None)``; the note says why a wanted re-tuning did not run.
 
     Raises:
@@ -273,19 +328,34 @@ def monitor_batch(
     events = registry.events()
     last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
     if last is not None and not performance_dropped(assessment, config):
-        since = sum(e["kind"] == "monitor" for e in events[last + 1:])
+        since = sum(e["kind"] == "monitor" for e in events[last + 1 :])
         if since <= config.cooldown:
-            return assessment, None, (
-                f"re-tuning skipped: the last one was {since} batch(es) ago, within monitor.cooldown "
-                f"{config.cooldown}"
+            return (
+                assessment,
+                None,
+                (
+                    f"re-tuning skipped: the last one was {since} batch(es) ago, within "
+                    "monitor.cooldown "
+                    f"{config.cooldown}"
+                ),
             )
     data = recent(assessment) if callable(recent) else recent if recent is not None else frame
     target = registry.version(registry.require_champion())["target"]
     if target not in data.columns or data[target].isna().all():
-        return assessment, None, (
-            f"re-tuning skipped: the batch has no label column {target!r}; run `tuneops retune "
-            "--data FILE` with labelled recent data"
+        return (
+            assessment,
+            None,
+            (
+                f"re-tuning skipped: the batch has no label column {target!r}; run `tuneops retune "
+                "--data FILE` with labelled recent data"
+            ),
         )
-    outcome = retune(registry, data, config=config, seed=seed,
-                     trigger="; ".join(assessment.reasons[:3]), out_dir=out_dir)
+    outcome = retune(
+        registry,
+        data,
+        config=config,
+        seed=seed,
+        trigger="; ".join(assessment.reasons[:3]),
+        out_dir=out_dir,
+    )
     return assessment, outcome, None

@@ -131,7 +131,9 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         findings=tuple(findings),
         panels=tuple(panels),
         table=trial_table(view),
-        spec=mask_secrets(dict(attrs[_study.SPEC])) if attrs.get(_study.SPEC) else None,  # older specs
+        spec=mask_secrets(dict(attrs[_study.SPEC]))
+        if attrs.get(_study.SPEC)
+        else None,  # older specs
         data=dict(attrs[_study.DATA]) if attrs.get(_study.DATA) else None,
         constraints=tuple(attrs.get(_study.CONSTRAINTS) or ()),
         selection=selection if isinstance(selection, dict) else None,

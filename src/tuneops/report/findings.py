@@ -450,13 +450,17 @@ def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             continue
         pos = scoring.get("pos_label")
         label = f" (positive class {pos!r})" if pos is not None else ""
-        out.append(Finding(
-            "warning", "baseline",
-            f"The best {name}{label} is {_fmt(best)}, no better than the "
-            f"{scoring.get('baseline_model', 'baseline')} model's {_fmt(base)} on the same folds: "
-            "the trials learned nothing useful from the features. Check the target and "
-            "data.pos_label, widen the search, or add features.",
-        ))
+        out.append(
+            Finding(
+                "warning",
+                "baseline",
+                f"The best {name}{label} is {_fmt(best)}, no better than the "
+                f"{scoring.get('baseline_model', 'baseline')} model's {_fmt(base)} on the same "
+                "folds: "
+                "the trials learned nothing useful from the features. Check the target and "
+                "data.pos_label, widen the search, or add features.",
+            )
+        )
     return out
 
 
