@@ -19,6 +19,9 @@ fi
 # TUNEOPS_PMLB_DIR there when it is unset), so nothing outside the clone is needed.
 
 python -m pip install -q -e ".[test]"
+# Lint and types first: seconds, and a failure here is cheaper to read than a test run.
+python -m ruff check src/
+python -m mypy
 # The newest supported Optuna, then the lowest: tuneops reaches into Optuna only through
 # src/tuneops/_optuna.py, and both ends of the pin must pass the whole suite.
 python -m pip install -q --upgrade "optuna>=5,<6"

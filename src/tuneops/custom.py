@@ -290,7 +290,7 @@ def tune(
             f"directions: expected one of maximize/minimize per objective {names}, received "
             f"{directions}."
         )
-    objs = tuple(Objective(n, d) for n, d in zip(names, directions, strict=False))
+    objs = tuple(Objective(metric=n, direction=d) for n, d in zip(names, directions, strict=False))
     parsed = [
         parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints
     ]
@@ -339,7 +339,8 @@ def tune(
             parsed,
             chosen_selection,
         )
-        opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
+        if choice is not None:
+            opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
     results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)

@@ -611,7 +611,7 @@ def report(
     if study is None:  # FixedTrial: nothing to record
         return
     if len(study.directions) == 1:
-        trial.report(float(vector[0]), step)
+        trial.report(float(vector[0]), step)  # type: ignore[arg-type]  # checked finite above
         return
     if len(vector) != len(study.directions):
         raise ValueError(
@@ -808,7 +808,7 @@ def _time_to_best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[st
     else:
         mask = pareto_mask([t.values for t in complete], [d.name.lower() for d in directions])
         best = [t for t, m in zip(complete, mask, strict=False) if m]
-    reached = max(t.datetime_complete for t in best)
+    reached = max(t.datetime_complete for t in best if t.datetime_complete is not None)
     first = min(started)
     compute = sum(
         t.user_attrs.get(FIDELITY_ATTR, {}).get("fit_s", 0.0)

@@ -323,7 +323,9 @@ def reselect(
         SpecError: malformed constraint or a metric the study did not measure.
         NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
     """
-    objectives = [Objective(o.metric, o.direction) for o in _study.objectives(study)]
+    objectives = [
+        Objective(metric=o.metric, direction=o.direction) for o in _study.objectives(study)
+    ]
     raw = _study.spec_record(study)
     spec = load_spec(raw) if raw else None
     if constraints is None:

@@ -67,7 +67,7 @@ SCORING_ATTR = _study.SCORING
 # -- studies ------------------------------------------------------------------------------------
 def study_objectives(study: optuna.Study) -> list[Objective]:
     """The study's objectives (as stored, else ``value``/``value_i`` with Optuna's directions)."""
-    return [Objective(o.metric, o.direction) for o in _study.objectives(study)]
+    return [Objective(metric=o.metric, direction=o.direction) for o in _study.objectives(study)]
 
 
 def study_spec(study: optuna.Study) -> Spec | None:

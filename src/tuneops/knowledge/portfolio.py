@@ -110,7 +110,7 @@ def _unit(param: Param, value: Any) -> float | None:
     """A parameter value on [0, 1] of its range (log ranges on log scale); None if categorical."""
     if param.kind not in ("int", "float") or not isinstance(value, (int, float)):
         return None
-    low, high = float(param.low), float(param.high)
+    low, high = float(param.low or 0.0), float(param.high or 0.0)
     if param.log:
         low, high, value = math.log(low), math.log(high), math.log(max(float(value), 1e-300))
     return 0.0 if high <= low else float(np.clip((float(value) - low) / (high - low), 0.0, 1.0))
@@ -157,12 +157,13 @@ def fit_to_space(
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             changes.append(f"{name}={value!r}: not a number, dropped")
             continue
-        clipped = min(max(float(value), float(param.low)), float(param.high))
+        clipped = min(max(float(value), float(param.low or 0.0)), float(param.high or 0.0))
         if param.step:
             clipped = (
-                float(param.low) + round((clipped - float(param.low)) / param.step) * param.step
+                float(param.low or 0.0)
+                + round((clipped - float(param.low or 0.0)) / param.step) * param.step
             )
-            clipped = min(clipped, float(param.high))
+            clipped = min(clipped, float(param.high or 0.0))
         if param.kind == "int":
             clipped = int(round(clipped))
         if clipped != value:

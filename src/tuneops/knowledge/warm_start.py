@@ -320,9 +320,9 @@ def plan(spec: Any, spaces: Mapping[str, Mapping[str, Param]], task: str) -> War
             )
         fitted = _check(params, spaces[family], where, settings.out_of_space)
         result.explicit.append((add_prefix(fitted, family, families), f"params[{i}]"))
-    for source in settings.studies:
-        name = source.study
-        for trial, family, params in _study_configs(name, source.take, spec.storage):
+    for study_source in settings.studies:
+        name = study_source.study
+        for trial, family, params in _study_configs(name, study_source.take, spec.storage):
             where = f"warm_start.studies {name!r} trial {trial}"
             if family not in spaces:
                 _log.warning("%s: family %s is not searched by this spec; skipped", where, family)

@@ -184,6 +184,7 @@ def retune(
         require_labels=True,
         what="recent data",
     )
+    assert y is not None  # require_labels=True above
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
     stratify = (
         frame[target]
@@ -210,7 +211,7 @@ def retune(
         task=task,
         name=f"recent data of {registry.name}",
     )
-    configs = warm_start_configs(registry, champion, limit=max(1, spec.n_trials // 2))
+    configs = warm_start_configs(registry, champion, limit=max(1, (spec.n_trials or 2) // 2))
     _open_warm(spec, dataset, configs)
     result = tuning.run(spec, dataset=tune_part.reset_index(drop=True))
     outcome = RetuneOutcome(
@@ -259,7 +260,7 @@ def retune(
             metric, outcome.champion_score, outcome.challenger_score, config.margin, violations
         )
     registry.record("retune", trigger=trigger, **outcome.to_dict())
-    if outcome.decision == "promote":
+    if outcome.decision == "promote" and outcome.challenger is not None:
         registry.promote(outcome.challenger, outcome.reasons[0])
     return outcome
 
