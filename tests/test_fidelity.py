@@ -135,12 +135,12 @@ def test_schedule_is_geometric_down_to_1_27_and_auto_rungs_fall_on_it():
 
     assert FIDELITY_STEPS == (1, 3, 9, 27)
     assert all(b == 3 * a for a, b in zip(FIDELITY_STEPS, FIDELITY_STEPS[1:], strict=False))
-    assert make_pruner("auto", {"max_step": FIDELITY_STEPS[-1]}, n_trials=50).rungs(27) == [1, 3, 9]
+    assert make_pruner("auto", {"max_step": FIDELITY_STEPS[-1]}, n_trials=50).rungs(27) == [3, 9]
 
 
 def test_spec_objective_prunes_at_the_auto_rungs(data):
     """A spec objective under ``auto`` (max_step declared by the schedule): a trial worse than
-    the first is cut at the first rung (1/27 of its trees), having trained nothing more."""
+    the first is cut at auto's first rung (step 3: 1/9 of its trees), having trained nothing more."""
     from tuneops.pruning import make_pruner
 
     objective = _objective("random_forest", data)
@@ -154,7 +154,7 @@ def test_spec_objective_prunes_at_the_auto_rungs(data):
     first, second = study.trials
     assert first.state == optuna.trial.TrialState.COMPLETE
     assert second.state == optuna.trial.TrialState.PRUNED
-    assert second.user_attrs[FIDELITY_ATTR]["steps"] == [1]
+    assert second.user_attrs[FIDELITY_ATTR]["steps"] == [1, 3]
 
 
 def test_wilcoxon_steps_are_folds(data):

@@ -54,9 +54,9 @@ __all__ = [
 ]
 
 # Steps in units of 1/27 of the full training budget (trees, rounds, epochs or rows): geometric
-# with factor 3, so the rungs of `auto` (successive halving, reduction factor 3, from 1/27 of
-# the budget: tuneops.pruning) fall exactly on steps, and a trial cut at the first rung trained
-# 1/27 of its budget (issue 18; eighths before: the coarse first step capped what pruning saved).
+# with factor 3, so the rungs of `auto` (successive halving, reduction factor 3, at 1/9 and 1/3
+# of the budget: tuneops.pruning) fall exactly on steps 3 and 9, and a pruner told to cut from
+# 1/27 can (issue 18; eighths before).
 FIDELITY_STEPS: tuple[int, ...] = (1, 3, 9, 27)
 
 
