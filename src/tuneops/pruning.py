@@ -490,29 +490,22 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         >>> study = optuna.create_study(direction="maximize", pruner=pruner)
     """
 
-<<<<<<< HEAD
     def __init__(
         self,
         *,
         max_step: int | None = None,
         reduction_factor: int = 3,
         min_fraction: float = 1 / 27,
+        n_brackets: int = 1,
     ) -> None:
         check_pruner(
             "fractional_halving",
             {
                 "reduction_factor": reduction_factor,
                 "min_fraction": min_fraction,
+                "n_brackets": n_brackets,
                 **({"max_step": max_step} if max_step is not None else {}),
             },
-=======
-    def __init__(self, *, max_step: int | None = None, reduction_factor: int = 3,
-                 min_fraction: float = 1 / 27, n_brackets: int = 1) -> None:
-        check_pruner(
-            "fractional_halving",
-            {"reduction_factor": reduction_factor, "min_fraction": min_fraction, "n_brackets": n_brackets,
-             **({"max_step": max_step} if max_step is not None else {})},
->>>>>>> h-pruning
             field="FractionalHalvingPruner",
         )
         self.max_step = max_step
@@ -527,22 +520,10 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
     def __repr__(self) -> str:
         brackets = f", n_brackets={self.n_brackets}" if self.n_brackets > 1 else ""
         return (
-<<<<<<< HEAD
             "FractionalHalvingPruner(max_step="
             f"{self.max_step if self.max_step is not None else 'learned'}, "
-            f"reduction_factor={self.reduction_factor}, min_fraction={self.min_fraction:.4g})"
-        )
-
-    def rungs(self, max_step: int) -> list[int]:
-        """The rung steps for ``max_step`` (see :func:`rung_steps`)."""
-        if max_step not in self._rungs:
-            self._rungs[max_step] = rung_steps(
-                max_step, reduction_factor=self.reduction_factor, min_fraction=self.min_fraction
-            )
-        return self._rungs[max_step]
-=======
-            f"FractionalHalvingPruner(max_step={self.max_step if self.max_step is not None else 'learned'}, "
-            f"reduction_factor={self.reduction_factor}, min_fraction={self.min_fraction:.4g}{brackets})"
+            f"reduction_factor={self.reduction_factor}, "
+            f"min_fraction={self.min_fraction:.4g}{brackets})"
         )
 
     def rungs(self, max_step: int, bracket: int = 0) -> list[int]:
@@ -550,8 +531,11 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         rung ``reduction_factor**bracket`` times later than bracket 0's)."""
         key = (max_step, bracket)
         if key not in self._rungs:
-            self._rungs[key] = rung_steps(max_step, reduction_factor=self.reduction_factor,
-                                          min_fraction=self.min_fraction * self.reduction_factor**bracket)
+            self._rungs[key] = rung_steps(
+                max_step,
+                reduction_factor=self.reduction_factor,
+                min_fraction=self.min_fraction * self.reduction_factor**bracket,
+            )
         return self._rungs[key]
 
     def bracket(self, study_name: str, number: int) -> int:
@@ -560,7 +544,6 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         if self.n_brackets == 1:
             return 0
         return zlib.crc32(f"{study_name}_{number}".encode()) % self.n_brackets
->>>>>>> h-pruning
 
     def learned_max_step(
         self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
@@ -594,16 +577,11 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
             return False
         if math.isnan(value):
             return True
-<<<<<<< HEAD
         previous = (
             step - 1 if step - 1 in values else max((s for s in values if s < step), default=0)
         )
-        crossed = [r for r in self.rungs(max_step) if previous < r <= step]
-=======
-        previous = step - 1 if step - 1 in values else max((s for s in values if s < step), default=0)
         bracket = self.bracket(study.study_name, trial.number)
         crossed = [r for r in self.rungs(max_step, bracket) if previous < r <= step]
->>>>>>> h-pruning
         if not crossed:
             return False
         if trials is None:
@@ -612,7 +590,10 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         for rung in crossed:
             competing = [value]
             for other in trials:
-                if other.number != trial.number and self.bracket(study.study_name, other.number) == bracket:
+                if (
+                    other.number != trial.number
+                    and self.bracket(study.study_name, other.number) == bracket
+                ):
                     at = self._value_at(study.study_name, other, rung, max_step)
                     if at is not None and not math.isnan(at):
                         competing.append(at)

@@ -694,16 +694,10 @@ class FractionalHalvingParams(Params):
 
     max_step: Int1 | None = None
     reduction_factor: Int2 = 3
-<<<<<<< HEAD
+    n_brackets: Int1 = 1
     min_fraction: Annotated[
         float, _check("a number in (0, 1)", _is_number(0, 1, low_open=True, high_open=True))
     ] = 1 / 27
-=======
-    n_brackets: Int1 = 1
-    min_fraction: Annotated[float, _check("a number in (0, 1)", _is_number(0, 1, low_open=True, high_open=True))] = (
-        1 / 27
-    )
->>>>>>> h-pruning
 
 
 def _wrapped(raw: Any) -> Component:
@@ -1001,7 +995,9 @@ class Search(_Model):
                 self, "n_trials", None
             )  # the compute budget decides, not the default 20
         if self.n_trials is None and self.timeout_s is None and not self.budget:
-            raise _problem("set n_trials, timeout_s, or both, or a compute budget; received none of them.")
+            raise _problem(
+                "set n_trials, timeout_s, or both, or a compute budget; received none of them."
+            )
         if self.strategy == "staged" and self.n_trials is None:
             raise _problem("strategy 'staged' shares n_trials out among its phases; set n_trials.")
         return self
