@@ -429,7 +429,7 @@ CASES: list[Case] = [
     Case("retune-extra-column", args("retune", "--data", "batch_extra.csv"), ("recent data",),
          ("zzz", "unexpected")),
     Case("simulate-unknown-dataset",
-         args("simulate", "--dataset", "sklearn:nope", "--batches", "3"), ("data.source",),
+         args("simulate", "--dataset", "sklearn:nope", "--batches", "3"), ("--dataset",),
          ("'nope'",)),
     Case("simulate-no-batches", args("simulate", "--batches", "0"), ("--batches",),
          ("greater than or equal to 1",)),

@@ -176,12 +176,17 @@ def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: boo
     )
 
 
+#: Set by ``tuneops --verbose``: Optuna's INFO lines are wanted, :func:`quiet` leaves them.
+VERBOSE = False
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """Optuna's INFO lines ("A new study created ...") silenced within the block, unless the
-    user asked for them (verbosity DEBUG); the previous verbosity is restored after."""
+    user asked for them (:data:`VERBOSE`, set by ``tuneops --verbose``, or verbosity DEBUG);
+    the previous verbosity is restored after."""
     previous = optuna.logging.get_verbosity()
-    if previous == optuna.logging.INFO:
+    if previous == optuna.logging.INFO and not VERBOSE:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         yield

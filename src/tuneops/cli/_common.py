@@ -22,6 +22,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from tuneops import _optuna
+
 __all__ = [
     "term",
     "configure",
@@ -91,6 +93,7 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
         raise typer.BadParameter("--quiet and --verbose exclude each other; give one.")
     term.out, term.err = Console(), Console(stderr=True)
     term.quiet, term.verbose = quiet, verbose
+    _optuna.VERBOSE = verbose
     if verbose:
         # Let Optuna's per-study and per-trial INFO lines and every library's warnings through.
         optuna.logging.set_verbosity(optuna.logging.INFO)
