@@ -464,8 +464,8 @@ def run_storage(
                     gap_s = rng.uniform(0.5, 3.0)
             time.sleep(0.25)
     finally:
-        for p in [owner, *workers]:
-            if p is not None and p.popen.poll() is None:
+        for p in run.procs:  # every process started, also one started as the driver was stopped
+            if p.popen.poll() is None:
                 p.popen.kill()
                 p.popen.wait()
                 p.ended, p.code = time.time(), p.popen.returncode
