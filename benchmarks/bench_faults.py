@@ -568,9 +568,9 @@ def _s(d: Mapping[str, float]) -> str:
     return f"{d['median']:.1f} ({d['min']:.1f}-{d['max']:.1f}, n={d['n']})"
 
 
-def markdown(
-    results: Sequence[Mapping[str, Any]], command: str, load: Sequence[float], stamp: str
-) -> str:
+def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]]) -> str:
+    """The doc block: ``runs`` are the commands that produced ``results`` (``command``,
+    ``stamp``, ``load`` at start and end, ``storages``), several when storages ran apart."""
     rows = []
     for r in results:
         v = r["verdict"]
@@ -666,8 +666,12 @@ def markdown(
     startup = sum(x["startup_interrupts"] for x in logs.values())
     breaks = sum(x["lock_breaks"] for x in logs.values())
     lines = [
-        f"`{command}` ({stamp}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, "
-        f"on {os.cpu_count()} cores)",
+        "; ".join(
+            f"`{r['command']}` ({', '.join(NAMES[k] for k in r['storages'])}: {r['stamp']}; load "
+            f"average {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end, on "
+            f"{os.cpu_count()} cores)"
+            for r in runs
+        ),
         "",
         f"Per storage: one study of {results[0]['n_trials'] if results else '?'} trials "
         "(`linear` on `sklearn:iris`, 2 CV folds, seeded random sampler, no pruning), 4 "
@@ -707,6 +711,17 @@ def _commit() -> str:
         return "unknown"
 
 
+def _run_record(
+    command: str, stamp: str, load_start: float, kinds: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "command": command,
+        "stamp": stamp,
+        "load": [load_start, os.getloadavg()[0]],
+        "storages": list(kinds),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -721,11 +736,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="journal only, 40 trials, 6 signals")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--json", help="also write the raw results here")
-    parser.add_argument("--render", metavar="JSON", help="only rewrite the doc from saved results")
+    parser.add_argument(
+        "--render", metavar="JSON", help="only rewrite the doc from saved results (--json)"
+    )
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads(Path(args.render).read_text())
-        text = markdown(saved["results"], saved["command"], saved["load"], saved["stamp"])
+        text = markdown(saved["results"], saved["runs"])
         print(text)
         if not args.no_doc:
             DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
@@ -771,10 +788,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(result)
             if args.json:  # after each storage: a long run that is cut short keeps what it measured
                 saved = {
-                    "command": command,
-                    "stamp": stamp,
+                    "runs": [_run_record(command, stamp, load_start, kinds)],
                     "results": results,
-                    "load": [load_start, os.getloadavg()[0]],
                 }
                 Path(args.json).write_text(json.dumps(saved, indent=1, default=str))
             print(
@@ -787,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for s in servers.values():
             s.stop()
-    text = markdown(results, command, (load_start, os.getloadavg()[0]), stamp)
+    text = markdown(results, [_run_record(command, stamp, load_start, kinds)])
     print("\n" + text)
     if not args.no_doc:
         DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
