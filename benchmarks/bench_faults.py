@@ -131,6 +131,7 @@ class Verdict:
     running: int  # RUNNING after the run: must be 0
     waiting: int  # WAITING after the run: must be 0
     excess: list[list[int]]  # configurations evaluated twice beyond documented retries
+    unretried: list[int]  # abandoned trials whose configuration was not queued again
 
 
 def verdict(trials: Sequence[FrozenTrial]) -> Verdict:
@@ -148,6 +149,10 @@ def verdict(trials: Sequence[FrozenTrial]) -> Verdict:
         running=sum(t.state == TrialState.RUNNING for t in trials),
         waiting=sum(t.state == TrialState.WAITING for t in trials),
         excess=excess_evaluations(trials),
+        unretried=sorted(
+            set(t.number for t in out if t not in retired)
+            - {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+        ),
     )
 
 
@@ -464,8 +469,8 @@ def run_storage(
                     gap_s = rng.uniform(0.5, 3.0)
             time.sleep(0.25)
     finally:
-        for p in [owner, *workers]:
-            if p is not None and p.popen.poll() is None:
+        for p in run.procs:  # every process started, also one started as the driver was stopped
+            if p.popen.poll() is None:
                 p.popen.kill()
                 p.popen.wait()
                 p.ended, p.code = time.time(), p.popen.returncode
@@ -563,9 +568,9 @@ def _s(d: Mapping[str, float]) -> str:
     return f"{d['median']:.1f} ({d['min']:.1f}-{d['max']:.1f}, n={d['n']})"
 
 
-def markdown(
-    results: Sequence[Mapping[str, Any]], command: str, load: tuple[float, float], stamp: str
-) -> str:
+def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]]) -> str:
+    """The doc block: ``runs`` are the commands that produced ``results`` (``command``,
+    ``stamp``, ``load`` at start and end, ``storages``), several when storages ran apart."""
     rows = []
     for r in results:
         v = r["verdict"]
@@ -577,6 +582,7 @@ def markdown(
                 len(v["excess"]),
                 v["running"],
                 v["abandoned"],
+                len(v["unretried"]) if "unretried" in v else "?",
                 v["retries"],
                 v["retired"],
                 _s(r["abandoned_s"]),
@@ -599,6 +605,7 @@ def markdown(
             "configs run twice beyond retries",
             "left RUNNING",
             "abandoned",
+            "abandoned, not re-queued",
             "retries run",
             "retired unrun",
             "kill -> abandoned + re-queued, s",
@@ -654,14 +661,17 @@ def markdown(
         f"{NAMES[r['storage']]}: {u}" for r in results for u in r["exits"]["unexplained"]
     ]
     alive = [f"{NAMES[r['storage']]}: {r['alive_after']}" for r in results if r["alive_after"]]
-    errors = [
-        f"{NAMES[r['storage']]}: {r['logs']['errors']}" for r in results if r["logs"]["errors"]
-    ]
-    startup = sum(r["logs"]["startup_interrupts"] for r in results)
-    breaks = sum(r["logs"]["lock_breaks"] for r in results)
+    logs = {r["storage"]: r.get("logs") or scan_log("") for r in results}
+    errors = [f"{NAMES[k]}: {x['errors']}" for k, x in logs.items() if x["errors"]]
+    startup = sum(x["startup_interrupts"] for x in logs.values())
+    breaks = sum(x["lock_breaks"] for x in logs.values())
     lines = [
-        f"`{command}` ({stamp}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, "
-        f"on {os.cpu_count()} cores)",
+        "; ".join(
+            f"`{r['command']}` ({', '.join(NAMES[k] for k in r['storages'])}: {r['stamp']}; load "
+            f"average {r['load'][0]:.1f} at the start, {r['load'][1]:.1f} at the end, on "
+            f"{os.cpu_count()} cores)"
+            for r in runs
+        ),
         "",
         f"Per storage: one study of {results[0]['n_trials'] if results else '?'} trials "
         "(`linear` on `sklearn:iris`, 2 CV folds, seeded random sampler, no pruning), 4 "
@@ -701,6 +711,17 @@ def _commit() -> str:
         return "unknown"
 
 
+def _run_record(
+    command: str, stamp: str, load_start: float, kinds: Sequence[str]
+) -> dict[str, Any]:
+    return {
+        "command": command,
+        "stamp": stamp,
+        "load": [load_start, os.getloadavg()[0]],
+        "storages": list(kinds),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -715,7 +736,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="journal only, 40 trials, 6 signals")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument(
+        "--render", metavar="JSON", help="only rewrite the doc from saved results (--json)"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        text = markdown(saved["results"], saved["runs"])
+        print(text)
+        if not args.no_doc:
+            DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
+        return 0
     if args.quick:
         args.storages, args.trials, args.signals = "journal", 40, 6
     kinds = [k for k in args.storages.split(",") if k]
@@ -756,7 +787,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = summarize(run, trials, time.time() - t0, logs)
             results.append(result)
             if args.json:  # after each storage: a long run that is cut short keeps what it measured
-                Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+                saved = {
+                    "runs": [_run_record(command, stamp, load_start, kinds)],
+                    "results": results,
+                }
+                Path(args.json).write_text(json.dumps(saved, indent=1, default=str))
             print(
                 f"  {kind}: ok={result['ok']} verdict={result['verdict']} "
                 f"abandoned_s={result['abandoned_s']} "
@@ -767,7 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for s in servers.values():
             s.stop()
-    text = markdown(results, command, (load_start, os.getloadavg()[0]), stamp)
+    text = markdown(results, [_run_record(command, stamp, load_start, kinds)])
     print("\n" + text)
     if not args.no_doc:
         DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))

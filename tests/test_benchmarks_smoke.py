@@ -121,15 +121,17 @@ def test_a_retry_of_an_abandoned_trial_is_allowed_once_and_anything_else_is_a_re
     assert excess_evaluations(trials) == [[2, 3], [4, 5, 6], [7, 8]]
     v = verdict(trials)
     assert (v.counted, v.abandoned, v.retired, v.retries) == (7, 2, 2, 4)
-    assert (v.running, v.waiting) == (0, 0)
+    assert (v.running, v.waiting, v.unretried) == (0, 0, [])
     assert excess_evaluations(trials[:2] + trials[4:6]) == []
 
 
 def test_verdict_counts_what_is_left_running_or_queued():
     trials = [_trial(0, TrialState.RUNNING, {"C": 1.0}), _trial(1, TrialState.WAITING),
-              _trial(2, params={"C": 2.0}, end=1.0)]
+              _trial(2, params={"C": 2.0}, end=1.0),
+              _trial(3, TrialState.FAIL, {"C": 3.0}, abandoned="interrupted (SIGTERM)")]
     v = verdict(trials)
     assert (v.counted, v.counted_finished, v.running, v.waiting) == (3, 1, 1, 1)
+    assert v.unretried == [3]  # abandoned, and no trial is its retry
 
 
 def test_recovery_times_attribute_abandoned_trials_to_the_signal_that_hit_their_worker():
