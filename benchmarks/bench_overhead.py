@@ -286,14 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()[0]
     body = summarize(runs, ends, n_trials, args.window, command, (load_start, load_end))
     print(body)
-    out = ROOT / "benchmarks" / "out" / "bench_overhead.json"
+    out = ROOT / "benchmarks" / "out" / f"bench_overhead-{'-'.join(stores)}-{n_trials}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"runs": {f"{k[0]}-{k[1]}": v for k, v in runs.items()}, "ends": ends})
     )
-    if not args.no_write:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_overhead", body))
-        print(f"wrote the 'bench_overhead' block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
+    if not args.no_write:  # one block per configuration: a run replaces only its own figures
+        key = f"bench_overhead {','.join(stores)} {args.objectives} {n_trials}"
+        DOC.write_text(replace_block(DOC.read_text(), SECTION, key, body))
+        print(f"wrote the {key!r} block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
     return 0
 
 

@@ -102,7 +102,7 @@ def _brute_mask(loss: np.ndarray) -> np.ndarray:
     return ~(le & lt).any(axis=0)  # row j is dominated when some row i is <= and < somewhere
 
 
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(3))
 def test_front_and_mask_match_brute_force_with_ties(k: int, seed: int) -> None:
     rng = np.random.default_rng(seed)

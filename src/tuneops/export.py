@@ -87,14 +87,11 @@ def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temporary file, then rename); URL passwords in ``data`` are masked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(mask_secrets(_plain_json(data)), indent=2, default=_jsonable) + "\n")
+    with tmp.open("w") as f:  # streamed: a 10,000-trial document is never one string in memory
+        json.dump(mask_secrets(data), f, indent=2, default=lambda v: mask_secrets(_jsonable(v)))
+        f.write("\n")
     os.replace(tmp, path)
     return path
-
-
-def _plain_json(data: Any) -> Any:
-    """``data`` through a JSON round trip: what ``_jsonable`` makes a string is masked too."""
-    return json.loads(json.dumps(data, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,15 +30,17 @@ def pareto_mask(
 ) -> np.ndarray:
     """True for rows not dominated by any other row (duplicates are all kept).
 
-    A row dominates another when it is no worse in every objective and better in one. Two
-    objectives: one sort and a running minimum (``n log n``). More: rows are visited in
-    lexicographic order, where a dominating row always comes first, and compared with the front
-    found so far only (``n x front``).
+    A row dominates another when it is no worse in every objective and better in one. One
+    objective: the rows equal to the best. Two objectives: one sort and a running minimum
+    (``n log n``). More: rows are visited in lexicographic order, where a dominating row always
+    comes first, and compared with the front found so far only (``n x front``).
     """
     loss = losses(values, directions) if len(directions) else np.asarray(values, dtype=float)
     n = len(loss)
     if n == 0:
         return np.zeros(0, dtype=bool)
+    if loss.shape[1] == 1:
+        return loss[:, 0] == loss[:, 0].min()
     if loss.shape[1] == 2:
         return _mask2d(loss)
     mask = np.zeros(n, dtype=bool)
