@@ -22,7 +22,7 @@ training row is ever monitored):
    (target >= 90%; a shift that cost nothing has no share).
 
 Run: ``nice -n 19 python benchmarks/bench_monitor.py [--quick]`` (with
-``TUNEOPS_PMLB_DIR=/work/shared/datasets/pmlb``); writes the "Production loop" section of
+``TUNEOPS_PMLB_DIR=../shared/datasets/pmlb``); writes the "Production loop" section of
 docs/benchmarks.md (not with --quick) and ``tuneops-out/bench_monitor/results.json``.
 """
 
@@ -57,7 +57,7 @@ TARGET_PSI = (0.1, 0.25, 0.5)
 OUT = ROOT / "tuneops-out" / "bench_monitor"
 HEADING = "## Production loop: drift, re-tuning (issue 7)"
 COMMAND = (
-    "TUNEOPS_PMLB_DIR=/work/shared/datasets/pmlb nice -n 19 python benchmarks/bench_monitor.py"
+    "TUNEOPS_PMLB_DIR=../shared/datasets/pmlb nice -n 19 python benchmarks/bench_monitor.py"
 )
 
 
