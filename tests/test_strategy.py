@@ -77,7 +77,7 @@ def test_bad_budget_is_refused() -> None:
 def _served(sampler: StagedSampler, study: optuna.Study) -> dict[str, str]:
     """The class of the sampler of each phase, after a run."""
     return {
-        p.name: type(sampler._sampler(study, study.trials[p.start])).__name__
+        p.name: type(sampler.route(study, study.trials[p.start])).__name__
         for p in sampler.phases(study)
         if p.start < len(study.trials)
     }

@@ -248,7 +248,48 @@ def build_stage(stage: Stage, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 # -- the wrappers -------------------------------------------------------------------------------
-class SwitchingSampler(optuna.samplers.BaseSampler):
+class RoutingSampler(optuna.samplers.BaseSampler):
+    """A sampler that hands each trial, whole, to the sampler :meth:`route` picks for it (by
+    trial number, so every worker and a resumed study agree). Subclasses say how to route."""
+
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        raise NotImplementedError
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self.route(study, trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.route(study, trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self.route(study, trial).sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.route(study, trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.route(study, trial).after_trial(study, trial, state, values)
+
+
+class SwitchingSampler(RoutingSampler):
     """Hands each trial to the sampler of its stage, by trial number.
 
     Trial numbers are assigned by the storage, so every worker, and a resumed study, hands a
@@ -278,6 +319,9 @@ class SwitchingSampler(optuna.samplers.BaseSampler):
     def stages(self) -> list[tuple[int, optuna.samplers.BaseSampler]]:
         return list(self._stages)
 
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        return self.sampler_for(trial.number)
+
     def sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
         """The sampler of trial ``number``."""
         chosen = self._stages[0][1]
@@ -286,45 +330,12 @@ class SwitchingSampler(optuna.samplers.BaseSampler):
                 chosen = sampler
         return chosen
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self.sampler_for(trial.number).infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self.sampler_for(trial.number).sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self.sampler_for(trial.number).sample_independent(
-            study, trial, param_name, param_distribution
-        )
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.sampler_for(trial.number).before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self.sampler_for(trial.number).after_trial(study, trial, state, values)
-
     def reseed_rng(self) -> None:
         for _, sampler in self._stages:
             sampler.reseed_rng()
 
 
-class AutoSampler(optuna.samplers.BaseSampler):
+class AutoSampler(RoutingSampler):
     """``sampler: auto``: the sampler :func:`auto_plan` chooses for this study.
 
     With ``space`` known (a spec) the choice is made here. Without it (``tune()``: the
@@ -398,7 +409,7 @@ class AutoSampler(optuna.samplers.BaseSampler):
         self._space = space
         self._delegate = SwitchingSampler([(s.start, build_stage(s, self._seed)) for s in stages])
 
-    def _resolve(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         if trial.number in self._routes:
             return self._routes[trial.number]
         if self._delegate is None:
@@ -430,30 +441,6 @@ class AutoSampler(optuna.samplers.BaseSampler):
             "space": self._space.to_dict() if self._space else None,
         }
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._resolve(study, trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self._resolve(study, trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._resolve(study, trial).sample_independent(
-            study, trial, param_name, param_distribution
-        )
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._resolve(study, trial).before_trial(study, trial)
-
     def after_trial(
         self,
         study: optuna.Study,
@@ -461,7 +448,7 @@ class AutoSampler(optuna.samplers.BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        sampler = self._routes.pop(trial.number, None) or self._resolve(study, trial)
+        sampler = self._routes.pop(trial.number, None) or self.route(study, trial)
         self._routes.pop(trial.number, None)
         sampler.after_trial(study, trial, state, values)
 

@@ -48,6 +48,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _optuna, _study, pareto
 from tuneops.samplers import (
     GP_MAX_PARAMS,
+    RoutingSampler,
     SpaceKind,
     Stage,
     _space_of_trials,
@@ -203,7 +204,7 @@ class _Plan:
         return self._phases
 
 
-class StagedSampler(optuna.samplers.BaseSampler):
+class StagedSampler(RoutingSampler):
     """Hands each trial to its phase's sampler (:func:`staged_phases`), by trial number.
 
     The space is given (a spec) or judged from the explore phase's finished trials when the
@@ -239,7 +240,7 @@ class StagedSampler(optuna.samplers.BaseSampler):
         """This study's phases."""
         return self._plan.phases(study)
 
-    def _sampler(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         phase = phase_of(self.phases(study), trial.number)
         if phase.name not in self._samplers:
             self._samplers[phase.name] = self._build(study, phase)
@@ -275,39 +276,6 @@ class StagedSampler(optuna.samplers.BaseSampler):
                 seed=self._seed, x0=_best_params(study, phase.start), sigma0=0.2, n_startup_trials=0
             )
         return build_stage_tpe(self._seed, {**tpe, "n_ei_candidates": 96})
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._sampler(study, trial).infer_relative_search_space(study, trial)
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self._sampler(study, trial).sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._sampler(study, trial).sample_independent(
-            study, trial, param_name, param_distribution
-        )
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._sampler(study, trial).before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._sampler(study, trial).after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         for sampler in self._samplers.values():
