@@ -339,7 +339,10 @@ def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float
         "(median) | cold noise @N (median) | datasets worse than their cold noise |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    budgets = {s["final_trials"] for f, s in summary.items() if f != "all"}
     for family, s in summary.items():
+        if family == "all" and len(budgets) > 1:
+            continue  # studies of different lengths: a pooled row would mix them
         r5, r10 = s["regret"].get(5, {}), s["regret"].get(10, {})
         flaml = (
             f"{_f(s['first_minus_flaml_median'], '+.4f')} ({s['first_ge_flaml']}/{s['n_flaml']})"
