@@ -14,6 +14,7 @@ z-score clipped to +-3), so no single feature dominates :func:`distance`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -217,8 +218,6 @@ def _landmarkers(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
         }
         scoring = "r2"
     out = {}
-    import warnings
-
     for name, model in models.items():
         with warnings.catch_warnings():
             # A landmarker on a tiny or degenerate fold may not converge or may see a missing

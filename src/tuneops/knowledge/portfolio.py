@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tuneops.errors import UsageError, unknown_name
-from tuneops.knowledge.base import Entry, KnowledgeBase
+from tuneops.knowledge.base import Entry, KnowledgeBase, size_proxy
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
 
@@ -366,8 +366,6 @@ def kernel_mass(
 def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Each configuration's serving-cost proxy (:func:`~tuneops.knowledge.base.size_proxy`) on
     [0, 1] among ``configs``: log scale, 0 = the cheapest, 1 = the most expensive."""
-    from tuneops.knowledge.base import size_proxy
-
     logs = np.log(np.array([max(size_proxy(family, c), 1e-9) for c in configs], dtype=float))
     if len(logs) == 0 or logs.max() - logs.min() < 1e-12:
         return np.zeros(len(logs))
