@@ -28,6 +28,7 @@ Cold TPE's run-to-run noise on D: the spread of its best at ``--trials`` over th
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -418,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-checkpoint", nargs="+", metavar="JSONL", help="only summarise these row files"
     )
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart18.json"))
+    out = ROOT / "benchmarks" / "results" / "warmstart18.json.gz"
+    parser.add_argument("--out", default=str(out),
+                        help="summary and rows (.json, or .json.gz)")
     parser.add_argument(
         "--docs", action="store_true", help="write the table into docs/benchmarks.md"
     )
@@ -495,18 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(summary, command, note, elapsed)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "command": command,
-                "summary": summary,
-                "rows": rows,
-                "elapsed_s": elapsed,
-                "wall_s": time.time() - started,
-            },
-            indent=1,
-        )
-    )
+    document = {"command": command, "summary": summary, "rows": rows, "elapsed_s": elapsed,
+                "wall_s": time.time() - started}
+    data = json.dumps(document, indent=None if args.out.endswith(".gz") else 1).encode()
+    Path(args.out).write_bytes(gzip.compress(data, mtime=0) if args.out.endswith(".gz") else data)
     if args.docs:
         write_docs(text)
     return 0

@@ -312,6 +312,7 @@ def pooled_regret(
     candidates: np.ndarray,
     space: Mapping[str, Param],
     categorical: np.ndarray,
+    sources: Sequence[int | None] = (),
 ) -> np.ndarray:
     """Each candidate's mean normalized regret over ``tasks``, estimated from all of them at once.
 
@@ -323,9 +324,14 @@ def pooled_regret(
     :func:`normalized_regrets` is mostly its prior there; pooling the tasks' trials sees the
     regions good on many tasks. This picks the portfolio's first configuration (the robust
     default) when the tasks' own trials are sparse (:func:`kernel_mass` below :data:`DENSE`).
+
+    ``sources``: for each candidate, the index of the task it was taken from; that task's trials
+    are left out of its estimate. Otherwise a candidate's own trial (regret 0 there, the best
+    of its task) dominates wherever the other tasks tried nothing near it, and an odd winner
+    of a single task (a forest of depth 2 on a noise-like dataset) looks like a robust default.
     """
-    points, regrets = [], []
-    for entry in tasks:
+    points, regrets, owner = [], [], []
+    for t, entry in enumerate(tasks):
         scores = np.array([s for _, s in entry.configs], dtype=float)
         if entry.direction != "maximize":
             scores = -scores
@@ -337,10 +343,15 @@ def pooled_regret(
             continue
         points.append(_unit_matrix([p for p, _ in entry.configs], space)[0])
         regrets.append((best - scores) / (best - worst))
+        owner.append(np.full(len(scores), t))
     if not points:
         return np.full(len(candidates), 0.5)
     distances = _pairwise(candidates, np.vstack(points), categorical)
     weights = np.exp(-((distances / POOLED_BANDWIDTH) ** 2))
+    if sources:
+        of = np.concatenate(owner)
+        own = np.array([-1 if s is None else s for s in sources])
+        weights = np.where(of[None, :] == own[:, None], 0.0, weights)
     prior = 0.5
     return (weights @ np.concatenate(regrets) + prior * 0.5) / (weights.sum(axis=1) + prior)
 
@@ -456,7 +467,9 @@ def greedy_portfolio(
     entries = [n.entry for n in tasks]
     regret = normalized_regrets(entries, unit, space, categorical)
     sparse = kernel_mass(entries, unit, space, categorical) < DENSE
-    mean = pooled_regret(entries, unit, space, categorical) if sparse else None
+    index = {e.dataset: i for i, e in enumerate(entries)}
+    sources = [index.get(c.dataset) for c in pool]
+    mean = pooled_regret(entries, unit, space, categorical, sources) if sparse else None
     family = tasks[0].entry.family
     cost = cost_scores(family, [c.params for c in pool]) if cost_weight else None
     chosen = greedy(regret, size, cost=cost, cost_weight=cost_weight, mean=mean)
