@@ -401,9 +401,9 @@ def greedy(
     construction; FLAML's zero-shot AutoML builds its portfolio the same way). Ties go to the
     lower mean regret. With ``cost`` (per candidate, on [0, 1]) the objective adds
     ``COST_SCALE * cost_weight * cost``: a serving-cost-aware portfolio prefers the cheaper of
-    two configurations that cover the tasks nearly alike, not the cheapest configuration. ``mean``: a better estimate of each candidate's
-    mean regret than ``regret.mean(axis=0)`` (:func:`pooled_regret`), for the first pick and
-    for ties.
+    two configurations that cover the tasks nearly alike, not the cheapest configuration.
+    ``mean``: a better estimate of each candidate's mean regret than ``regret.mean(axis=0)``
+    (:func:`pooled_regret`), for the first pick and for ties.
     """
     n_tasks, n = regret.shape
     if n == 0:
