@@ -28,6 +28,7 @@ Cold TPE's run-to-run noise on D: the spread of its best at ``--trials`` over th
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -339,7 +340,10 @@ def markdown(summary: dict[str, Any], command: str, kb_note: str, elapsed: float
         "(median) | cold noise @N (median) | datasets worse than their cold noise |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    budgets = {s["final_trials"] for f, s in summary.items() if f != "all"}
     for family, s in summary.items():
+        if family == "all" and len(budgets) > 1:
+            continue  # studies of different lengths: a pooled row would mix them
         r5, r10 = s["regret"].get(5, {}), s["regret"].get(10, {})
         flaml = (
             f"{_f(s['first_minus_flaml_median'], '+.4f')} ({s['first_ge_flaml']}/{s['n_flaml']})"
@@ -415,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--from-checkpoint", nargs="+", metavar="JSONL", help="only summarise these row files"
     )
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "warmstart18.json"))
+    out = ROOT / "benchmarks" / "results" / "warmstart18.json.gz"
+    parser.add_argument("--out", default=str(out),
+                        help="summary and rows (.json, or .json.gz)")
     parser.add_argument(
         "--docs", action="store_true", help="write the table into docs/benchmarks.md"
     )
@@ -492,18 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(summary, command, note, elapsed)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(
-            {
-                "command": command,
-                "summary": summary,
-                "rows": rows,
-                "elapsed_s": elapsed,
-                "wall_s": time.time() - started,
-            },
-            indent=1,
-        )
-    )
+    document = {"command": command, "summary": summary, "rows": rows, "elapsed_s": elapsed,
+                "wall_s": time.time() - started}
+    data = json.dumps(document, indent=None if args.out.endswith(".gz") else 1).encode()
+    Path(args.out).write_bytes(gzip.compress(data, mtime=0) if args.out.endswith(".gz") else data)
     if args.docs:
         write_docs(text)
     return 0

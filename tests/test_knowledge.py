@@ -13,7 +13,15 @@ from conftest import tiny_spec
 
 from tuneops.errors import SpecError, StudyNotFound
 from tuneops.families import get_family
-from tuneops.knowledge.base import Entry, KnowledgeBase, load_file, load_shipped
+from tuneops.knowledge.base import (
+    SHIPPED_PATH,
+    Entry,
+    KnowledgeBase,
+    dedupe,
+    load_file,
+    load_shipped,
+)
+from tuneops.knowledge.build import DEFAULT_FAMILIES
 from tuneops.knowledge.metafeatures import (
     FEATURES,
     meta_features,
@@ -145,11 +153,11 @@ def test_the_shipped_base_loads_records_its_build_and_recommends():
     kb = load_shipped()
     assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
     assert len(kb) >= 60 and {"random_forest", "knn", "svm"} <= {e.family for e in kb}
-    # the 200-trial cold runs keep every trial (the consensus portfolio estimates regrets from them)
+    # the 200-trial cold runs keep every distinct configuration (regrets are estimated from them)
     long = [e for e in kb if len(e.history) == 200]
-    assert len(long) >= 60 and all(len(e.configs) == 200 for e in long)
-    assert kb.built_with["extends"]["built"]["random_forest"] >= 20  # the earlier build is kept
-    assert kb.built_with["n_trials"] >= 10 and "pmlb" in kb.built_with["source"].lower()
+    assert len(long) >= 60 and all(3 <= len(e.configs) <= 200 for e in long)
+    assert kb.built_with["extends"]["built"]["svm"] >= 30  # the earlier builds are kept
+    assert kb.built_with["n_trials"] and "pmlb" in kb.built_with["source"].lower()
     assert set(kb.built_with["datasets"]) >= {e.dataset.removeprefix("pmlb:") for e in kb}
     recs, neighbours = recommend("sklearn:breast_cancer", "random_forest", kb=kb, size=4)
     assert 1 <= len(recs) <= 4 and neighbours
@@ -376,8 +384,8 @@ def _rf_base(path):
     robust = {"n_estimators": 100, "max_depth": 8, "min_samples_leaf": 3, "max_features": 0.3}
     small = {"n_estimators": 12, "max_depth": 4, "min_samples_leaf": 5, "max_features": 0.3}
     entries = []
-    for i, (name, scores) in enumerate({"a": (0.95, 0.80, 0.78), "b": (0.70, 0.90, 0.89),
-                                        "c": (0.72, 0.88, 0.87), "d": (0.70, 0.85, 0.85)}.items()):
+    for i, (name, scores) in enumerate({"a": (0.95, 0.80, 0.795), "b": (0.70, 0.90, 0.898),
+                                        "c": (0.72, 0.88, 0.878), "d": (0.70, 0.85, 0.85)}.items()):
         configs = sorted(zip((deep, robust, small), scores, strict=True), key=lambda c: -c[1])
         entries.append(Entry(f"pmlb:{name}", "classification", "random_forest", "accuracy",
                              "maximize",
@@ -414,6 +422,19 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
                     r"ranked \d", summary), summary
 
 
+def test_tuneops_run_prints_how_the_warm_start_did(workdir, cli):
+    import yaml
+
+    path = workdir / "kb.json"
+    _rf_base(path)
+    auto = {"sources": [str(path)], "max_trials": 2, "max_share": 1.0}
+    spec = tiny_spec(n_trials=3, model={"family": "random_forest"}, warm_start={"auto": auto})
+    (workdir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    code, out, _err = cli("run", "spec.yaml", "--no-report", "--no-progress")
+    assert code == 0
+    assert "Warm start: 2 trials (2 portfolio); best warm trial #" in out, out
+
+
 def test_a_spec_that_minimises_a_serving_cost_starts_from_cheap_configurations(workdir, caplog):
     from tuneops.knowledge.warm_start import serving_cost_weight
     from tuneops.spec import load_spec
@@ -444,3 +465,21 @@ def test_explicit_configurations_are_announced_too(workdir, caplog):
     assert "warm start: 1 configuration(s) from params[0]" in caplog.text
 
 
+def test_the_shipped_base_covers_every_default_family_with_distinct_configurations():
+    assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
+    kb = load_shipped()
+    assert set(DEFAULT_FAMILIES) <= {e.family for e in kb}
+    built = kb.built_with
+    # what it was built from
+    assert built["datasets"] and set(built["families"]) >= set(DEFAULT_FAMILIES) - {"knn", "svm"}
+    assert built["n_trials"] and built["seed"] == 0 and built["cv_folds"] == 3
+    assert {"optuna", "scikit-learn", "lightgbm", "xgboost"} <= set(built["versions"])
+    assert built["extends"]["built"]["svm"] >= 30  # the earlier 200-trial knn/svm runs are kept
+    for entry in kb:
+        assert len(dedupe(entry.configs)[0]) == len(entry.configs), entry.key  # distinct only
+    # entries of this build record each configuration's serving-cost proxy and fit time (an
+    # entry kept from an earlier build may not)
+    new = [e for e in kb if e.family not in ("knn", "svm") and e.costs]
+    for family in set(DEFAULT_FAMILIES) - {"knn", "svm"}:
+        assert sum(e.family == family for e in new) >= 10, family
+    assert all(len(e.costs) == len(e.configs) and "fit_s" in e.costs[0] for e in new)

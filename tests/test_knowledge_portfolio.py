@@ -130,9 +130,9 @@ BAD = {"n_estimators": 10, "max_depth": 2, "min_samples_leaf": 20, "max_features
 
 def _rf_tasks() -> list[Neighbour]:
     return [
-        _rf_task("a", [(DEEP, 0.95), (ROBUST, 0.80), (SMALL, 0.78), (BAD, 0.60)]),
-        _rf_task("b", [(DEEP, 0.70), (ROBUST, 0.90), (SMALL, 0.89), (BAD, 0.60)]),
-        _rf_task("c", [(DEEP, 0.72), (ROBUST, 0.88), (SMALL, 0.87), (BAD, 0.60)]),
+        _rf_task("a", [(DEEP, 0.95), (ROBUST, 0.80), (SMALL, 0.79), (BAD, 0.60)]),
+        _rf_task("b", [(DEEP, 0.70), (ROBUST, 0.90), (SMALL, 0.895), (BAD, 0.60)]),
+        _rf_task("c", [(DEEP, 0.72), (ROBUST, 0.88), (SMALL, 0.875), (BAD, 0.60)]),
         _rf_task("d", [(DEEP, 0.70), (ROBUST, 0.85), (SMALL, 0.85), (BAD, 0.55)]),
     ]
 
@@ -144,6 +144,7 @@ def test_the_greedy_portfolio_starts_with_the_configuration_best_on_average_not_
     assert dict(recs[0].params) == ROBUST  # best on average over a-d
     assert dict(recs[1].params) == DEEP  # what covers task a, which ROBUST misses
     # with a serving cost in the spec, the cheap configuration that is nearly as good comes first
+    # (a tenth of ROBUST's trees x depth, within 0.005 accuracy on every task)
     cheap = greedy_portfolio(_rf_tasks(), RF_SPACE, size=3, cost_weight=0.5)
     assert dict(cheap[0].params) == SMALL
 

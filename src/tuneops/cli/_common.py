@@ -360,6 +360,14 @@ def print_summary(results: dict[str, Any], *, wide: bool = False) -> None:
     if sentence:
         term.result(sentence, highlight=False, markup=False, soft_wrap=True)
     print_pruning(results)
+    warm = results.get("warm_start")
+    if warm and warm.get("summary"):
+        term.info(
+            warm["summary"][:1].upper() + warm["summary"][1:] + ".",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if results.get("message"):
         term.warn(results["message"])
     for f in results.get("failures", [])[:5]:

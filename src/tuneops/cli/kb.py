@@ -65,19 +65,16 @@ def list_entries(
             ]
         )
         return
+    # The dataset is what a reader looks for: it is never shortened, and the source (last) is
+    # shortened first on a narrow terminal. The metric names the task (--json has it too).
     table = make_table(f"knowledge base: {len(kb)} entries")
-    add_free_column(table, "dataset", wide=False)
+    add_name_column(table, "dataset")
     add_name_column(table, "family")
-    add_name_column(table, "task")
     add_name_column(table, "best")
-    add_name_column(table, "source")
+    add_free_column(table, "source", wide=False)
     for e in kb:
         table.add_row(
-            free_cell(e.dataset, wide=False),
-            e.family,
-            e.task,
-            f"{e.metric} {fmt(e.best_score)}",
-            e.source,
+            e.dataset, e.family, f"{e.metric} {fmt(e.best_score)}", free_cell(e.source, wide=False)
         )
     term.result(table)
 

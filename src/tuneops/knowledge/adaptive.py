@@ -45,6 +45,7 @@ from tuneops import _optuna
 from tuneops._study import WARM_START as TAG
 from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
 from tuneops.knowledge.portfolio import (
+    COST_SCALE,
     Neighbour,
     _pairwise,
     _regrets,
@@ -181,7 +182,7 @@ def propose(
     if cost_weight > 0 and len(score) > 1 and np.ptp(score) > 0:
         # regrets on [0, 1] among the candidates, so the cost proxy (also on [0, 1]) weighs in
         cost = np.asarray(plan["cost"], dtype=float)
-        score = (score - score.min()) / np.ptp(score) + cost_weight * cost
+        score = (score - score.min()) / np.ptp(score) + COST_SCALE * cost_weight * cost
     if seen:
         points, _ = _unit_matrix(seen, space)
         near = _pairwise(unit, points, categorical).min(axis=1) < MIN_DISTANCE

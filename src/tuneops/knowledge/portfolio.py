@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tuneops.errors import UsageError, unknown_name
-from tuneops.knowledge.base import Entry, KnowledgeBase
+from tuneops.knowledge.base import Entry, KnowledgeBase, size_proxy
 from tuneops.knowledge.metafeatures import distance, raw_cosine_distance, scale_features
 from tuneops.space import Param
 
@@ -341,6 +341,11 @@ def normalized_regrets(
     return out
 
 
+#: How much a serving cost can outweigh regret: the most expensive candidate pays at most
+#: ``COST_SCALE * cost_weight`` in mean normalized regret (0.05 for accuracy + latency), so
+#: the first pick is a cheaper good configuration, not a stump forest.
+COST_SCALE = 0.1
+
 #: Bandwidth of the pooled estimate of a configuration's mean regret (:func:`pooled_regret`),
 #: wider than :data:`BANDWIDTH`: it draws on the configurations tried on every task at once.
 POOLED_BANDWIDTH = 0.15
@@ -351,6 +356,7 @@ def pooled_regret(
     candidates: np.ndarray,
     space: Mapping[str, Param],
     categorical: np.ndarray,
+    sources: Sequence[int | None] = (),
 ) -> np.ndarray:
     """Each candidate's mean normalized regret over ``tasks``, estimated from all of them at once.
 
@@ -362,9 +368,14 @@ def pooled_regret(
     :func:`normalized_regrets` is mostly its prior there; pooling the tasks' trials sees the
     regions good on many tasks. This picks the portfolio's first configuration (the robust
     default) when the tasks' own trials are sparse (:func:`kernel_mass` below :data:`DENSE`).
+
+    ``sources``: for each candidate, the index of the task it was taken from; that task's trials
+    are left out of its estimate. Otherwise a candidate's own trial (regret 0 there, the best
+    of its task) dominates wherever the other tasks tried nothing near it, and an odd winner
+    of a single task (a forest of depth 2 on a noise-like dataset) looks like a robust default.
     """
-    points, regrets = [], []
-    for entry in tasks:
+    points, regrets, owner = [], [], []
+    for t, entry in enumerate(tasks):
         scores = np.array([s for _, s in entry.configs], dtype=float)
         if entry.direction != "maximize":
             scores = -scores
@@ -376,10 +387,15 @@ def pooled_regret(
             continue
         points.append(_unit_matrix([p for p, _ in entry.configs], space)[0])
         regrets.append((best - scores) / (best - worst))
+        owner.append(np.full(len(scores), t))
     if not points:
         return np.full(len(candidates), 0.5)
     distances = _pairwise(candidates, np.vstack(points), categorical)
     weights = np.exp(-((distances / POOLED_BANDWIDTH) ** 2))
+    if sources:
+        of = np.concatenate(owner)
+        own = np.array([-1 if s is None else s for s in sources])
+        weights = np.where(of[None, :] == own[:, None], 0.0, weights)
     prior = 0.5
     return (weights @ np.concatenate(regrets) + prior * 0.5) / (weights.sum(axis=1) + prior)
 
@@ -405,8 +421,6 @@ def kernel_mass(
 def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Each configuration's serving-cost proxy (:func:`~tuneops.knowledge.base.size_proxy`) on
     [0, 1] among ``configs``: log scale, 0 = the cheapest, 1 = the most expensive."""
-    from tuneops.knowledge.base import size_proxy
-
     logs = np.log(np.array([max(size_proxy(family, c), 1e-9) for c in configs], dtype=float))
     if len(logs) == 0 or logs.max() - logs.min() < 1e-12:
         return np.zeros(len(logs))
@@ -429,15 +443,15 @@ def greedy(
     on the tasks the others miss (Feurer et al. 2022, "Auto-sklearn 2.0", greedy portfolio
     construction; FLAML's zero-shot AutoML builds its portfolio the same way). Ties go to the
     lower mean regret. With ``cost`` (per candidate, on [0, 1]) the objective adds
-    ``cost_weight * cost``: a serving-cost-aware portfolio prefers the cheaper of two
-    configurations that cover the tasks alike. ``mean``: a better estimate of each candidate's
-    mean regret than ``regret.mean(axis=0)`` (:func:`pooled_regret`), for the first pick and
-    for ties.
+    ``COST_SCALE * cost_weight * cost``: a serving-cost-aware portfolio prefers the cheaper of
+    two configurations that cover the tasks nearly alike, not the cheapest configuration.
+    ``mean``: a better estimate of each candidate's mean regret than ``regret.mean(axis=0)``
+    (:func:`pooled_regret`), for the first pick and for ties.
     """
     n_tasks, n = regret.shape
     if n == 0:
         return []
-    penalty = cost_weight * (cost if cost is not None else np.zeros(n))
+    penalty = COST_SCALE * cost_weight * (cost if cost is not None else np.zeros(n))
     if mean is None:
         mean = regret.mean(axis=0) if n_tasks else np.zeros(n)
     chosen: list[int] = []
@@ -501,7 +515,9 @@ def greedy_portfolio(
     entries = [n.entry for n in tasks]
     regret = normalized_regrets(entries, unit, space, categorical)
     sparse = kernel_mass(entries, unit, space, categorical) < DENSE
-    mean = pooled_regret(entries, unit, space, categorical) if sparse else None
+    index = {e.dataset: i for i, e in enumerate(entries)}
+    sources = [index.get(c.dataset) for c in pool]
+    mean = pooled_regret(entries, unit, space, categorical, sources) if sparse else None
     family = tasks[0].entry.family
     cost = cost_scores(family, [c.params for c in pool]) if cost_weight else None
     chosen = greedy(regret, size, cost=cost, cost_weight=cost_weight, mean=mean)

@@ -164,12 +164,12 @@ class WarmStartPlan:
                 how = "each chosen after the results so far"
                 if first is not None:
                     f, fam_plan = first
-                    how = (
-                        f"first the robust default of {f}'s zero-shot portfolio "
-                        f"({_params(fam_plan['candidates'][fam_plan['head'][0]])}) and "
-                        f"{len(fam_plan['head']) - 1} more of it, then each chosen after the "
-                        "results so far"
-                    )
+                    more = min(len(fam_plan["head"]), size) - 1
+                    how = (f"first the robust default of {f}'s zero-shot portfolio "
+                           f"({_params(fam_plan['candidates'][fam_plan['head'][0]])})"
+                           + (f" and {more} more of it" if more > 0 else "")
+                           + (", then each chosen after the results so far"
+                              if size > len(fam_plan["head"]) else ""))
                 self._announce(size, near, order, n_explicit, how)
                 return []
         else:
