@@ -140,3 +140,50 @@ def test_a_worker_that_rejoins_under_the_same_identity_does_not_replay_its_propo
         assert tuning.join("tiny", str(workdir / "tuneops.journal"), identity=who) == 3
     params = [tuple(sorted(t.params.items())) for t in _load(workdir).trials]
     assert len(params) == 8 and len(set(params)) == 8, "the rejoined worker replayed its stream"
+
+
+def test_a_second_signal_does_not_cut_short_the_give_back(caplog):
+    # The first signal stops the block; one arriving while its trials are given back is noted
+    # and ignored, so the give-back finishes.
+    with caplog.at_level("WARNING", logger="tuneops"):
+        try:
+            with runner.stop_on_signals():
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)  # the handler raises before this ends
+                except runner.Interrupted as first:
+                    os.kill(os.getpid(), signal.SIGINT)  # while giving back
+                    time.sleep(0.05)  # the handler has run by now, and not raised
+                    raise first
+        except runner.Interrupted as stop:
+            assert stop.signal_name == "SIGTERM"
+    assert "already stopping (SIGTERM)" in caplog.text
+
+
+def test_a_signal_during_abandon_waits_until_the_configuration_is_queued_again(
+    workdir, monkeypatch
+):
+    study = optuna.create_study(storage=get_storage(str(workdir / "s.journal")))
+    runner.set_budget(study, 2)
+    trial = runner.next_trial(study)
+    trial.suggest_float("x", 0, 1)
+    real = runner._optuna.set_trial_state
+
+    def killed_midway(study_, t, state):  # the signal lands between FAIL and the re-queue
+        done = real(study_, t, state)
+        if state == TrialState.FAIL:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        return done
+
+    monkeypatch.setattr(runner._optuna, "set_trial_state", killed_midway)
+    try:
+        with runner.stop_on_signals():
+            runner.abandon(study, study.get_trials()[trial.number], "no heartbeat")
+            time.sleep(5)  # the held signal is delivered once abandon() returns
+    except runner.Interrupted as stop:
+        assert stop.signal_name == "SIGTERM"
+    trials = study.get_trials()
+    assert trials[trial.number].state == TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == trial.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +108,21 @@ def stop_on_signals() -> Any:
         yield
         return
 
+    stopping: list[int] = []
+
     def handler(signum: int, _frame: Any) -> None:
+        # One stop per block: a second signal (Ctrl-C pressed twice, a scheduler's repeated
+        # TERM) must not cut short the give-back of the running trials the first one started.
+        if stopping:
+            _log.warning(
+                "already stopping (%s): giving back the running trials first",
+                signal.Signals(stopping[0]).name,
+            )
+            return
+        stopping.append(signum)
+        if _HELD is not None:
+            _HELD.append(signum)  # raised when the held block is done
+            return
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -437,8 +451,39 @@ def _new(
     return None
 
 
+# Signals that arrived while held (see _signals_held): None when nothing is held.
+_HELD: list[int] | None = None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """A stop signal that arrives in the block takes effect when the block is done: a trial
+    marked abandoned must have its configuration queued again, or it is lost from the study.
+
+    (Masking the signal would not do: the kernel hands it to another thread of the process,
+    and Python runs the handler in the main thread anyway.)"""
+    global _HELD
+    if _HELD is not None or threading.current_thread() is not threading.main_thread():
+        yield  # already held, or not the thread where handlers run
+        return
+    _HELD = []
+    try:
+        yield
+    finally:
+        held, _HELD = _HELD, None
+        if held:
+            raise Interrupted(held[0])
+
+
 def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
-    """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once."""
+    """Mark a RUNNING trial FAIL as abandoned, and queue its configuration again once.
+
+    Signals are held meanwhile: the two writes are one step for whoever stops this process."""
+    with _signals_held():
+        _abandon(study, trial, reason)
+
+
+def _abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     try:
         _optuna.set_trial_user_attr(study, trial, ABANDONED, reason)
         # The storage makes this transition atomic: of several workers recovering the same
