@@ -616,7 +616,7 @@ def work(
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
     n = 0
     idle_s = min(0.1, poll_s)
-    last_scan = time.monotonic()
+    last_scan = -math.inf  # scan once on starting: a restarted worker frees its dead self's trial
     with Heartbeat(
         _optuna.storage_of(study), INTERVAL_S if heartbeat_s is None else heartbeat_s
     ) as beat:
