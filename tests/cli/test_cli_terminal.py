@@ -164,3 +164,24 @@ def test_run_writes_plain_progress_when_not_a_terminal(workdir, cli):
     for number in range(3):
         assert len(re.findall(rf"^tiny: trial {number} complete: ", err, re.M)) == 1, err
     assert "Pareto front" in out and "tiny: trial" not in out  # progress stays off stdout
+
+
+def test_a_note_on_the_selection_is_printed_and_in_the_report(capsys):
+    # e.g. the chosen trial meets `latency_p95_ms <= 5` only within measurement noise
+    import optuna
+    from optuna.trial import create_trial
+
+    from tuneops import _study
+    from tuneops.cli import _common
+    from tuneops.report import build_report
+
+    note = "no trial meets the constraints beyond measurement noise; the selected trial 0 ..."
+    results = {"study": "s", "n_trials": {"complete": 1}, "selection": {"notes": [note]}}
+    _common.configure()
+    _common.print_summary(results)
+    assert f"Note: {note}" in capsys.readouterr().err
+
+    study = optuna.create_study()
+    study.add_trial(create_trial(params={}, distributions={}, value=1.0))
+    study.set_user_attr(_study.SELECTION, {"selected_trial": 0, "notes": [note]})
+    assert note in build_report(study).notes

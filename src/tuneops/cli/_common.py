@@ -359,6 +359,8 @@ def print_summary(results: dict[str, Any], *, wide: bool = False) -> None:
     sentence = selected_sentence(results)
     if sentence:
         term.result(sentence, highlight=False, markup=False, soft_wrap=True)
+    for note in (results.get("selection") or {}).get("notes") or ():
+        term.warn(f"Note: {note}")  # e.g. the choice meets a constraint only within noise
     print_pruning(results)
     warm = results.get("warm_start")
     if warm and warm.get("summary"):

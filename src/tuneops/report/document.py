@@ -61,10 +61,20 @@ def trial_table(view: StudyView) -> TrialTable:
         if _study.FAMILY not in params
         else ("worker", "warm start")
     )
+    # A measured serving cost comes with its confidence interval and the preprocessing share
+    # of each call (tuneops:cost): shown beside the objectives when any trial has them.
+    costs = [t.user_attrs.get(_study.COST) or {} for t in view.trials]
+    measured = [m for m in view.objectives if any(m in c.get("intervals", {}) for c in costs)]
+    shares = any(
+        ((c.get("serving") or {}).get("call") or {}).get("preprocess_share") is not None
+        for c in costs
+    )
     columns = (
         "trial",
         "state",
         *view.objectives,
+        *(f"{m} 95% interval" for m in measured),
+        *(("preprocess share",) if shares else ()),
         "feasible",
         *marks,
         "duration s",
@@ -73,7 +83,9 @@ def trial_table(view: StudyView) -> TrialTable:
     )
     own_family = _study.FAMILY not in params
     rows = []
-    for t in view.trials:
+    for t, cost in zip(view.trials, costs, strict=True):
+        intervals = cost.get("intervals", {})
+        call = (cost.get("serving") or {}).get("call") or {}
         values = list(t.values) if t.values is not None else [None] * len(view.objectives)
         state = t.state.name + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         if t.number == view.selected:
@@ -83,6 +95,8 @@ def trial_table(view: StudyView) -> TrialTable:
                 t.number,
                 state,
                 *values,
+                *(_interval(intervals.get(m)) for m in measured),
+                *((_share(call.get("preprocess_share")),) if shares else ()),
                 view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
                 *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
                 worker_label(t),
@@ -97,6 +111,17 @@ def trial_table(view: StudyView) -> TrialTable:
             )
         )
     return TrialTable(columns, tuple(rows))
+
+
+def _interval(bounds: Any) -> str | None:
+    """``[low, high]`` as the table shows it: ``4.12 – 4.31``."""
+    if not bounds or len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds):
+        return None
+    return f"{bounds[0]:.3g} – {bounds[1]:.3g}"
+
+
+def _share(value: Any) -> str | None:
+    return f"{value:.0%}" if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def build_report(study: optuna.Study | StudyView) -> Report:
@@ -122,6 +147,8 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         )
     attrs = view.attrs
     selection = attrs.get(_study.SELECTION)
+    if isinstance(selection, dict):  # what a reader must know about the choice (noise, limits)
+        notes += [str(n) for n in selection.get("notes") or ()]
     return Report(
         study=view.name,
         objectives=view.objectives,
