@@ -24,10 +24,14 @@ def command_paths() -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = []
 
     def walk(command: object, prefix: tuple[str, ...]) -> None:
-        # typer ships its own click: a group is whatever has sub-commands
-        for name, sub in getattr(command, "commands", {}).items():
+        # typer ships its own click: a group is whatever lists sub-commands. Read through the
+        # group's API, since the app builds its commands lazily (tuneops.cli's table)
+        if not hasattr(command, "list_commands"):
+            return
+        ctx = command.make_context("tuneops", [], resilient_parsing=True)  # type: ignore[attr-defined]
+        for name in command.list_commands(ctx):
             paths.append((*prefix, name))
-            walk(sub, (*prefix, name))
+            walk(command.get_command(ctx, name), (*prefix, name))  # type: ignore[attr-defined]
 
     walk(typer.main.get_command(app), ())
     return paths

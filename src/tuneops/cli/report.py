@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneops import tuning
+from tuneops._study import load_study
 from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, term
 from tuneops.errors import MissingExtra
 from tuneops.report import get_renderer, write_report
@@ -41,7 +41,7 @@ def report(
 ) -> None:
     """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
     get_renderer(fmt)  # a bad --format fails before the study is read
-    paths = write_report(tuning.load_study(study, storage), out, fmt=fmt)
+    paths = write_report(load_study(study, storage), out, fmt=fmt)
     if json_out:
         emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
         return
