@@ -12,6 +12,8 @@ import typer
 
 from tuneops._study import abandoned_label, load_study
 from tuneops.cli._common import (
+    FRONT_ROWS,
+    AllOpt,
     JsonOpt,
     StorageOpt,
     WideOpt,
@@ -36,6 +38,7 @@ def show(
         typer.Option("--json", help="Print the results document (as in results.json) to stdout."),
     ] = False,
     wide: WideOpt = False,
+    all_rows: AllOpt = False,
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
     s = load_study(study, storage)
@@ -47,7 +50,7 @@ def show(
     if json_out:
         emit_json(results)
         return
-    print_summary(results, wide=wide)
+    print_summary(results, wide=wide, limit=None if all_rows else FRONT_ROWS)
     print_workers(results)
     if trials:
         print_trials(results, abandoned_label, wide=wide)
@@ -67,6 +70,7 @@ def select(
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
     wide: WideOpt = False,
+    all_rows: AllOpt = False,
 ) -> None:
     """Select again with other constraints or policy, without re-running any trial.
 
@@ -80,5 +84,4 @@ def select(
     if json_out:
         emit_json(results)
     else:
-        print_summary(results, wide=wide)
-
+        print_summary(results, wide=wide, limit=None if all_rows else FRONT_ROWS)
