@@ -26,6 +26,8 @@ the process) and ``resource.getrusage``:
     python benchmarks/bench_overhead.py              # 10,000 trials, journal and PostgreSQL
     python benchmarks/bench_overhead.py --quick      # 2,000 trials, journal only
     python benchmarks/bench_overhead.py --no-write   # leave docs/benchmarks.md alone
+    python benchmarks/bench_overhead.py --end-only --stores journal --objectives 2
+                                                     # 3. only: tuneops runs, no plain Optuna
 """
 
 from __future__ import annotations
@@ -214,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objectives", default="1,2", help="comma-separated numbers of objectives")
     parser.add_argument("--repeats", type=int, default=1, help="runs per tool and configuration")
     parser.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--end-only",
+        action="store_true",
+        help="only the end of a study (end of run, show, report): tuneops runs of 2+ "
+        "objectives, no plain Optuna, no per-trial or memory figures",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -222,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     n_trials = args.trials or (2000 if args.quick else 10_000)
     stores = (args.stores or ("journal" if args.quick else "journal,postgresql")).split(",")
     objectives = [int(n) for n in args.objectives.split(",")]
+    tools = ("tuneops",) if args.end_only else TOOLS
+    if args.end_only:
+        objectives = [n for n in objectives if n >= 2]
+        if not objectives:
+            parser.error("--end-only measures two-objective studies: give --objectives 2")
     command = command_line([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     print(command, flush=True)
     load_start = os.getloadavg()[0]
@@ -233,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         for store in stores:
             for n_obj in objectives:
                 key = (store, n_obj)
-                runs[key] = {t: [] for t in TOOLS}
-                order = [TOOLS[(i + r) % 2] for r in range(args.repeats) for i in range(2)]
+                runs[key] = {t: [] for t in tools}
+                order = [
+                    tools[(i + r) % len(tools)]
+                    for r in range(args.repeats)
+                    for i in range(len(tools))
+                ]
                 for tool in order:  # optuna, tuneops, tuneops, optuna, ...
                     url = pool.url(store)
                     spec = {
@@ -284,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         pool.close()
     load_end = os.getloadavg()[0]
-    body = summarize(runs, ends, n_trials, args.window, command, (load_start, load_end))
+    if args.end_only:
+        body = summarize_end(ends, n_trials, command, (load_start, load_end))
+    else:
+        body = summarize(runs, ends, n_trials, args.window, command, (load_start, load_end))
     print(body)
     out = ROOT / "benchmarks" / "out" / f"bench_overhead-{'-'.join(stores)}-{n_trials}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"runs": {f"{k[0]}-{k[1]}": v for k, v in runs.items()}, "ends": ends})
     )
     if not args.no_write:  # one block per configuration: a run replaces only its own figures
-        key = f"bench_overhead {','.join(stores)} {args.objectives} {n_trials}"
+        kind = "bench_overhead end" if args.end_only else "bench_overhead"
+        key = f"{kind} {','.join(stores)} {args.objectives} {n_trials}"
         DOC.write_text(replace_block(DOC.read_text(), SECTION, key, body))
         print(f"wrote the {key!r} block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
     return 0
@@ -332,24 +353,8 @@ def summarize(
     n_windows = -(-(n_trials - 1) // window)
     idx = sorted({0, n_windows // 4, n_windows // 2, 3 * n_windows // 4, n_windows - 1})
     heads = [f"trials {i * window + 1}-{min((i + 1) * window, n_trials)}" for i in idx]
-    end_rows = [
-        [
-            e["store"],
-            e["n_objectives"],
-            e["front"],
-            e["after_last_s"],
-            e["show_s"],
-            e["report_s"],
-            e["after_last_s"] + e["show_s"] + e["report_s"],
-        ]
-        for e in ends
-    ]
-    for e in ends:
-        total = e["after_last_s"] + e["show_s"] + e["report_s"]
-        verdicts.append(
-            f"end of run + show + report, {e['store']}: {total:.1f} s "
-            f"{'<=' if total <= TARGET_END_S else '>'} {TARGET_END_S:.0f} s CPU"
-        )
+    end_table, end_verdicts = _end_table(ends)
+    verdicts += end_verdicts
     return "\n".join(
         [
             f"`{command}` (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, on "
@@ -368,27 +373,70 @@ def summarize(
                 ["store", "objectives", "plain Optuna", "tuneops", "difference"], rss_rows
             ),
             "",
-            "End of a two-objective study: CPU seconds after the last trial until `tune()` "
-            "returned, "
-            "then `tuneops show` and `tuneops report` in fresh processes (imports included). "
-            "Target: <= 5 s in all.",
-            "",
-            render_table(
-                [
-                    "store",
-                    "objectives",
-                    "Pareto front",
-                    "end of run s",
-                    "show s",
-                    "report s",
-                    "total s",
-                ],
-                end_rows,
-            ),
+            *end_table,
             "",
             *[f"- {v}" for v in verdicts],
         ]
     )
+
+
+def summarize_end(
+    ends: list[dict[str, Any]], n_trials: int, command: str, load: tuple[float, float]
+) -> str:
+    """The Markdown block of ``--end-only``: the end-of-study table and its verdicts."""
+    end_table, verdicts = _end_table(ends)
+    return "\n".join(
+        [
+            f"`{command}` (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end, on "
+            f"{os.cpu_count()} cores; {n_trials} trials per run, RandomSampler; tuneops only)",
+            "",
+            *end_table,
+            "",
+            *[f"- {v}" for v in verdicts],
+        ]
+    )
+
+
+def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Lines of the end-of-study table, and one verdict per run."""
+    verdicts = []
+    end_rows = [
+        [
+            e["store"],
+            e["n_objectives"],
+            e["front"],
+            e["after_last_s"],
+            e["show_s"],
+            e["report_s"],
+            e["after_last_s"] + e["show_s"] + e["report_s"],
+        ]
+        for e in ends
+    ]
+    for e in ends:
+        total = e["after_last_s"] + e["show_s"] + e["report_s"]
+        verdicts.append(
+            f"end of run + show + report, {e['store']}: {total:.1f} s "
+            f"{'<=' if total <= TARGET_END_S else '>'} {TARGET_END_S:.0f} s CPU"
+        )
+    table = [
+        "End of a two-objective study: CPU seconds after the last trial until `tune()` returned, "
+        "then `tuneops show` and `tuneops report` in fresh processes (imports included). "
+        "Target: <= 5 s in all.",
+        "",
+        render_table(
+            [
+                "store",
+                "objectives",
+                "Pareto front",
+                "end of run s",
+                "show s",
+                "report s",
+                "total s",
+            ],
+            end_rows,
+        ),
+    ]
+    return table, verdicts
 
 
 if __name__ == "__main__":

@@ -176,6 +176,10 @@ def noise_front(candidates: Sequence[Candidate], objectives: Sequence[Objective]
     objective where it lies entirely below). With no intervals this is the usual front.
     """
     lo, hi = _loss_bounds(candidates, objectives)
+    if np.array_equal(lo, hi):
+        # No intervals: exactly the usual dominance, so the sort-based mask (the pairwise loop
+        # below took 13 s of CPU on a 10,000-trial two-objective study; issue 15).
+        return pareto_mask(lo, ["minimize"] * lo.shape[1])
     keep = np.ones(len(candidates), dtype=bool)
     for a in range(len(candidates)):
         better = (hi < lo[a]).any(axis=1)

@@ -165,6 +165,27 @@ def test_report_command_refuses_bad_input(workdir, cli):
     assert "1 completed trial(s)" in text and "Not shown: " in text
 
 
+def test_report_command_plotly_option(workdir, cli):
+    """--plotly cdn writes a small file that loads plotly.js from the CDN; embed (the default)
+    puts plotly.js inside; a bad value or --plotly with png exits 2 and writes nothing."""
+    spec = _write_spec(workdir / "s.yaml", n_trials=2)
+    assert cli("run", spec, "--no-progress", "--no-report")[0] == 0
+    code, out, err = cli("report", "tiny", "--plotly", "cdn", "--out", workdir / "cdn.html")
+    assert code == 0, err
+    text = (workdir / "cdn.html").read_text()
+    assert re.search(r'<script src="https://cdn\.plot\.ly/plotly-[0-9.]+\.min\.js"', text)
+    assert len(text) < 1_000_000
+    code, out, err = cli("report", "tiny", "--plotly", "embed", "--out", workdir / "embed.html")
+    assert code == 0, err
+    text = (workdir / "embed.html").read_text()
+    assert not re.search(r"<script src=\"https://cdn", text) and len(text) > 3_000_000
+    code, out, err = cli("report", "tiny", "--plotly", "web", "--out", workdir / "x.html")
+    assert code == 2 and "--plotly: expected one of embed, cdn, received 'web'" in err
+    code, out, err = cli("report", "tiny", "-f", "png", "--plotly", "cdn", "--out", workdir / "x")
+    assert code == 2 and "only the html format has --plotly" in err
+    assert not (workdir / "x.html").exists() and not (workdir / "x").exists()
+
+
 def test_importing_the_report_package_loads_no_plotting_library():
     code = (
         "import sys, tuneops.report, tuneops.report.document; "

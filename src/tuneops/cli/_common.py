@@ -37,6 +37,8 @@ __all__ = [
     "StorageOpt",
     "JsonOpt",
     "WideOpt",
+    "AllOpt",
+    "FRONT_ROWS",
     "ModelOpt",
     "print_summary",
     "print_front",
@@ -108,6 +110,10 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
 
 
 # -- options shared by several commands ---------------------------------------------------------
+# Rows of the Pareto front a summary prints: a 10,000-trial study's front holds thousands of
+# trials, which no one reads in a terminal and which took 2 s to lay out (issue 15).
+FRONT_ROWS = 20
+
 StorageOpt = Annotated[
     str | None,
     typer.Option("--storage", "-s", help="Storage URL (default: tuneops.journal here)."),
@@ -119,6 +125,12 @@ JsonOpt = Annotated[
 WideOpt = Annotated[
     bool,
     typer.Option("--wide", help="Show parameters in full (wrapped) instead of one line per trial."),
+]
+AllOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all", help=f"List the whole Pareto front (default: its first {FRONT_ROWS} trials)."
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
@@ -309,12 +321,20 @@ def _trial_metrics(results: dict[str, Any], trial: dict[str, Any]) -> dict[str, 
     return {**values, **(trial.get("metrics") or {})}
 
 
-def print_front(results: dict[str, Any], *, wide: bool = False) -> None:
-    """The Pareto front and the selected trial as a table, one line per trial unless ``wide``."""
+def print_front(
+    results: dict[str, Any], *, wide: bool = False, limit: int | None = FRONT_ROWS
+) -> None:
+    """The Pareto front and the selected trial as a table, one line per trial unless ``wide``.
+
+    At most ``limit`` rows (None: all): the front's first trials in the order of the results
+    document, with the selected trial always among them, then a line saying how many more
+    there are and how to see them.
+    """
     objectives = _objective_names(results)
     constraints = results.get("constraints") or []
     selected = (results.get("selected") or {}).get("number")
-    front = results.get("pareto_front", [])
+    whole = results.get("pareto_front", [])
+    front = _first_rows(whole, selected, limit)
     show_family = any(t.get("family") for t in front)
     columns = [Column("trial", "right"), *[Column(name, "right") for name in objectives]]
     if show_family:
@@ -335,6 +355,28 @@ def print_front(results: dict[str, Any], *, wide: bool = False) -> None:
         f"(feasible: {', '.join(constraints) or 'no constraints'})"
     )
     print_fitted(title, columns, rows, "params", wide=wide)
+    if len(front) < len(whole):
+        term.result(
+            f"… and {len(whole) - len(front)} more (use --all or --json: "
+            f"tuneops show {results['study']} --all)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _first_rows(
+    front: list[dict[str, Any]], selected: int | None, limit: int | None
+) -> list[dict[str, Any]]:
+    """The first ``limit`` members of ``front``, the selected trial kept (in place of the last)."""
+    if limit is None or len(front) <= limit:
+        return front
+    head = front[:limit]
+    if selected is not None and all(t["number"] != selected for t in head):
+        chosen = next((t for t in front if t["number"] == selected), None)
+        if chosen is not None:
+            head = [*head[: limit - 1], chosen]
+    return head
 
 
 def selected_sentence(results: dict[str, Any]) -> str | None:
@@ -350,12 +392,15 @@ def selected_sentence(results: dict[str, Any]) -> str | None:
     return text + "."
 
 
-def print_summary(results: dict[str, Any], *, wide: bool = False) -> None:
-    """Counts, the front, the selected trial and what pruning saved; failures on stderr."""
+def print_summary(
+    results: dict[str, Any], *, wide: bool = False, limit: int | None = FRONT_ROWS
+) -> None:
+    """Counts, the front (``limit`` rows, None: all), the selected trial and what pruning
+    saved; failures on stderr."""
     counts = ", ".join(f"{v} {k}" for k, v in results["n_trials"].items()) or "no trials"
     term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
     if results.get("pareto_front"):
-        print_front(results, wide=wide)
+        print_front(results, wide=wide, limit=limit)
     sentence = selected_sentence(results)
     if sentence:
         term.result(sentence, highlight=False, markup=False, soft_wrap=True)

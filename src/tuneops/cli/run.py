@@ -1,4 +1,6 @@
-"""``tuneops run`` (tune a spec on this machine) and ``tuneops worker`` (join a study)."""
+"""``tuneops run`` (tune a spec on this machine), ``tuneops worker`` (join a study) and
+``tuneops export`` (refit a stored trial): the commands that rebuild a spec's objective.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from tuneops import runner, tuning
 from tuneops.cli._common import JsonOpt, StorageOpt, WideOpt, emit_json, print_summary, term
 from tuneops.cli.report import write_run_report
 
-__all__ = ["run", "worker"]
+__all__ = ["run", "worker", "export"]
 
 
 def _stopped(exc: KeyboardInterrupt, *, owner: bool) -> typer.Exit:
@@ -139,3 +141,20 @@ def worker(
         term.result(
             f"worker done: ran {n} trial(s) of study {study}", highlight=False, markup=False
         )
+
+
+def export(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number (default: the selected trial).")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Refit and save a study's selected (or given) trial."""
+    path = tuning.export_model(tuning.load_study(study, storage), trial=trial, out_dir=out)
+    if json_out:
+        emit_json({"study": study, "trial": trial, "model": str(path)})
+    else:
+        term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)

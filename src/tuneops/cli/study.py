@@ -1,4 +1,8 @@
-"""Commands on a study that exists: ``show``, ``select`` (select again) and ``export``."""
+"""Commands on a study that exists: ``show`` and ``select`` (select again).
+
+They read the study through ``_study`` and ``selection`` only, not ``tuning`` (the spec path,
+which imports scikit-learn and pandas): ``tuneops show`` starts in the time of those imports.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from tuneops import tuning
-from tuneops._study import abandoned_label
+from tuneops._study import abandoned_label, load_study
 from tuneops.cli._common import (
+    FRONT_ROWS,
+    AllOpt,
     JsonOpt,
     StorageOpt,
     WideOpt,
@@ -16,12 +21,12 @@ from tuneops.cli._common import (
     print_summary,
     print_trials,
     print_workers,
-    term,
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
+from tuneops.selection import reselect
 
-__all__ = ["show", "select", "export"]
+__all__ = ["show", "select"]
 
 
 def show(
@@ -33,18 +38,19 @@ def show(
         typer.Option("--json", help="Print the results document (as in results.json) to stdout."),
     ] = False,
     wide: WideOpt = False,
+    all_rows: AllOpt = False,
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
-    s = tuning.load_study(study, storage)
+    s = load_study(study, storage)
     try:
-        choice, message = tuning.reselect(s), None
+        choice, message = reselect(s), None
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
     results = study_results(s, choice=choice, message=message)
     if json_out:
         emit_json(results)
         return
-    print_summary(results, wide=wide)
+    print_summary(results, wide=wide, limit=None if all_rows else FRONT_ROWS)
     print_workers(results)
     if trials:
         print_trials(results, abandoned_label, wide=wide)
@@ -64,34 +70,18 @@ def select(
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
     wide: WideOpt = False,
+    all_rows: AllOpt = False,
 ) -> None:
     """Select again with other constraints or policy, without re-running any trial.
 
     Exits 1 when no trial meets the constraints (the message names the closest trial).
     """
-    s = tuning.load_study(study, storage)
-    choice = tuning.reselect(s, constraints=constraint, policy=policy)
+    s = load_study(study, storage)
+    choice = reselect(s, constraints=constraint, policy=policy)
     results = study_results(s, choice=choice)
     if constraint is not None:
         results["constraints"] = constraint
     if json_out:
         emit_json(results)
     else:
-        print_summary(results, wide=wide)
-
-
-def export(
-    study: Annotated[str, typer.Argument(help="Study name.")],
-    trial: Annotated[
-        int | None, typer.Option(help="Trial number (default: the selected trial).")
-    ] = None,
-    out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
-    storage: StorageOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Refit and save a study's selected (or given) trial."""
-    path = tuning.export_model(tuning.load_study(study, storage), trial=trial, out_dir=out)
-    if json_out:
-        emit_json({"study": study, "trial": trial, "model": str(path)})
-    else:
-        term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)
+        print_summary(results, wide=wide, limit=None if all_rows else FRONT_ROWS)
