@@ -8,7 +8,15 @@ import pytest
 
 from tuneops.errors import DataError, SpecError
 from tuneops.ops import drift
-from tuneops.ops.monitor import MonitorConfig, assess, decide, validate_batch
+from tuneops.ops.monitor import (
+    PERFORMANCE_METRICS,
+    MonitorConfig,
+    _aligned,
+    _upper_bound,
+    assess,
+    decide,
+    validate_batch,
+)
 
 CONFIG = MonitorConfig()
 
@@ -199,3 +207,18 @@ def test_the_monitor_subsections_are_validated_at_load_time() -> None:
     assert LivePolicy.from_raw(raw["live"]).auto is False
     assert AlertConfig.from_raw(raw["alerts"]).command == ("cat",)
     assert "verify" not in MonitorConfig().to_dict()  # defaults are not written back
+
+
+def test_the_accuracy_bootstrap_equals_scoring_each_replicate() -> None:
+    # The bound of accuracy is computed for all replicates at once; it must be the value the
+    # per-replicate scoring (every other metric's path) gives, for numeric and text labels.
+    rng = np.random.default_rng(7)
+    for seed, n in enumerate((5, 37, 200)):
+        y = rng.integers(0, 3, n)
+        pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+        for labels, predicted in ((y, pred), (y.astype(str), pred.astype(str))):
+            y_arr, p_arr = _aligned(labels, predicted)
+            idx = np.random.default_rng(seed).integers(0, n, size=(200, n))
+            replicates = [PERFORMANCE_METRICS["accuracy"].score(y_arr[i], p_arr[i]) for i in idx]
+            expected = float(np.quantile(replicates, 0.95))
+            assert _upper_bound("accuracy", labels, predicted, 0.05, seed=seed) == expected

@@ -146,6 +146,13 @@ def _upper_bound(
     positive = _positive(name, y_arr, pos_label)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y_arr), size=(n_boot, len(y_arr)))
+    if name == "accuracy":
+        # Accuracy is the share of equal labels (what accuracy_score computes): all replicates
+        # in one array operation, the same values. Scoring each replicate through scikit-learn
+        # took 70% of bench_monitor's CPU (200 calls of about 3 ms per labelled batch).
+        correct = y_arr == p_arr
+        values = correct[idx].mean(axis=1)
+        return float(np.quantile(values, 1 - alpha))
     # Each replicate is a valid sample of the checked batch: scikit-learn's per-call input
     # validation is skipped (it dominated the bootstrap's time), the computation is not.
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
