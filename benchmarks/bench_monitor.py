@@ -329,23 +329,28 @@ def render(results: dict, *, quick: bool) -> str:
         + (f"; {len(unrecovered)} such shift(s) never promoted a challenger" if unrecovered else "")
         + ". Covariate shifts mostly cost k-NN nothing (p(y|x) unchanged), so they have no share.",
         "",
+        # Findings about this run, added to results.json by hand after reading it; a new run
+        # starts without them.
+        *[f"{note}\n" for note in results.get("notes", [])],
         f"Reproduce: `{COMMAND}"
         + (" --quick" if quick else "")
         + f"` ({results['elapsed_s'] / 60:.1f} min on {os.cpu_count()} shared cores"
         + (
-            f", load average {min(results['load_average']):.1f}-{max(results['load_average']):.1f}"
+            f", load average {min(results['load_average']):.1f}-"
+            f"{max(results['load_average']):.1f}"
             if results.get("load_average")
             else ""
         )
         + "). Default thresholds "
-        "(`monitor` section absent): alpha 0.05 with Benjamini-Hochberg over the features *and the "
-        "predictions*, psi_floor 0.1, drift_share 0.5, psi_retune 0.25, max_metric_drop 0.05. "
+        "(`monitor` section absent): alpha 0.05 with Benjamini-Hochberg over the features, the "
+        "predictions and the metric's drop, psi_floor 0.1, drift_share 0.5, psi_retune 0.25, max_metric_drop 0.05. "
         f"Reference model: k-NN (k=15) on a random {TRAIN_SHARE:.0%} of each dataset; batches of "
         f"{results['batch_rows']} rows from the rest.",
         "",
         "**Stationary batches** with labels: non-ok = `warn` or `retune` (target <= 2%). Side by "
         "side on the same batches: the rule before issue 19 (prediction test at raw p < 0.05, no "
-        "PSI floor) and two naive monitors.",
+        "PSI floor, the metric's drop at raw p < 0.05; the features' corrected p-values are this "
+        "run's) and two naive monitors.",
         "",
         "| dataset | rows x features | batches (per stream) | non-ok | `retune` | `warn` | causes | before issue 19 | naive: any KS p<0.05 | naive: any PSI>=0.25 |",
         "|---|---|---|---|---|---|---|---|---|---|",
