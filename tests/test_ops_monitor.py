@@ -8,7 +8,15 @@ import pytest
 
 from tuneops.errors import DataError, SpecError
 from tuneops.ops import drift
-from tuneops.ops.monitor import MonitorConfig, assess, decide, validate_batch
+from tuneops.ops.monitor import (
+    PERFORMANCE_METRICS,
+    MonitorConfig,
+    _aligned,
+    _upper_bound,
+    assess,
+    decide,
+    validate_batch,
+)
 
 CONFIG = MonitorConfig()
 
@@ -199,3 +207,51 @@ def test_the_monitor_subsections_are_validated_at_load_time() -> None:
     assert LivePolicy.from_raw(raw["live"]).auto is False
     assert AlertConfig.from_raw(raw["alerts"]).command == ("cat",)
     assert "verify" not in MonitorConfig().to_dict()  # defaults are not written back
+
+
+def test_the_accuracy_bootstrap_equals_scoring_each_replicate() -> None:
+    # The bound of accuracy is computed for all replicates at once; it must be the value the
+    # per-replicate scoring (every other metric's path) gives, for numeric and text labels.
+    rng = np.random.default_rng(7)
+    for seed, n in enumerate((5, 37, 200)):
+        y = rng.integers(0, 3, n)
+        pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+        for labels, predicted in ((y, pred), (y.astype(str), pred.astype(str))):
+            y_arr, p_arr = _aligned(labels, predicted)
+            idx = np.random.default_rng(seed).integers(0, n, size=(200, n))
+            replicates = [PERFORMANCE_METRICS["accuracy"].score(y_arr[i], p_arr[i]) for i in idx]
+            expected = float(np.quantile(replicates, 0.95))
+            assert _upper_bound("accuracy", labels, predicted, 0.05, seed=seed) == expected
+
+
+def test_the_metric_drop_is_corrected_with_the_batch_s_other_tests() -> None:
+    rng = np.random.default_rng(3)
+    profile = _profile(rng)
+    n = 200
+    batch = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.uniform(0, 1, n), "c": rng.choice(["x", "y"], n)})
+    preds = rng.choice([0, 1], n)
+    # Accuracy 0.84 against a reference of 0.9: a drop past the tolerance (0.05) by the point
+    # estimate, one-sided p about 0.01 alone, but not below alpha once corrected with the 4 other
+    # tests of the batch.
+    wrong = np.zeros(n, dtype=bool)
+    wrong[rng.choice(n, 32, replace=False)] = True
+    labels = np.where(wrong, 1 - preds, preds)
+    result = assess(profile, batch, preds, labels)
+    perf = result.performance
+    assert perf["drop"] == pytest.approx(0.06)
+    assert perf["p_value"] < CONFIG.alpha <= perf["p_adjusted"]
+    assert result.decision == "ok", result.reasons
+    # Without the correction the same batch warns: the p-value, not the point drop, decides.
+    loud = assess(profile, batch, preds, labels, config=MonitorConfig(correction="none"))
+    assert loud.decision == "warn" and "not yet with confidence" in loud.reasons[0]
+    # A large drop is still found, corrected or not.
+    bad = assess(profile, batch, preds, 1 - labels)
+    assert bad.decision == "retune" and bad.performance["p_adjusted"] < CONFIG.alpha
+
+
+def test_one_drifted_feature_of_two_is_judged_by_its_psi_not_by_the_share_rule() -> None:
+    moderate = [feature("a", 0.001, 0.15), feature("b", 0.5, 0.01)]
+    decision, reasons = decide(moderate, STABLE_PREDICTION, None, CONFIG)
+    assert decision == "warn" and not any("drift_share" in r for r in reasons)
+    major = [feature("a", 1e-9, 0.4), feature("b", 0.5, 0.01)]
+    assert decide(major, STABLE_PREDICTION, None, CONFIG)[0] == "retune"

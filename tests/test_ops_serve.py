@@ -6,13 +6,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-from _ops_helpers import FEATURES, logistic, register, rows
+from _ops_helpers import FEATURES, iris, logistic, register, rows
 
 from tuneops.errors import IntegrityError, UsageError
+from tuneops.families import build_pipeline, get_family
 from tuneops.ops.predlog import read_log
 from tuneops.ops.registry import Registry
 from tuneops.ops.serve import ServeConfig, canary_bucket, start_server
@@ -206,3 +208,44 @@ def test_serve_refuses_bad_settings(workdir: Path) -> None:
         ServeConfig(port=70000)
     with pytest.raises(UsageError, match="no model 'nothing'|does not exist"):
         start_server(ServeConfig(model="nothing", port=0))
+
+
+def tuneops_logistic(C: float) -> Any:
+    """The pipeline ``tuneops run`` builds: its Preprocessor (compiled), then the estimator."""
+    X, y = iris()
+    family = get_family("linear")
+    pipeline = build_pipeline(
+        family, {"C": C}, "classification", 0, numeric=tuple(FEATURES), categorical=()
+    )
+    return pipeline.fit(X, y)
+
+
+def test_a_tuneops_pipeline_takes_the_records_and_answers_as_from_a_dataframe(
+    workdir: Path,
+) -> None:
+    # The server hands a tuneops pipeline the checked JSON records (no DataFrame per request);
+    # the answers must be those of the same model on a DataFrame, a missing value included.
+    registry = Registry.open("iris", create=True)
+    register(registry, tuneops_logistic(1.0), workdir / "art", promote=True)
+    register(registry, logistic(0.01), workdir / "art")  # a plain pipeline: gets a DataFrame
+    registry.set_challenger(2, "shadow")
+    sent = rows(40, start=45)
+    sent[0] = {**sent[0], FEATURES[1]: None}
+    frame = pd.DataFrame(sent, columns=FEATURES, dtype=float)
+    expected = tuneops_logistic(1.0).predict(frame).tolist()
+    shadow_expected = logistic(0.01).predict(frame.iloc[1:]).tolist()
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        routing = server.server.routing
+        assert routing.champion.takes_records
+        assert routing.challenger is not None and not routing.challenger.takes_records
+        answers = [
+            client.post("/predict", json={"rows": [row], "request_id": f"r{i}"}).json()
+            for i, row in enumerate(sent)
+        ]
+        together = client.post("/predict", json=sent).json()
+    assert [a["predictions"][0] for a in answers] == expected
+    assert together["predictions"] == expected
+    logged = {r["id"]: r for r in read_log("predictions.jsonl").predictions}
+    # The plain pipeline cannot take a missing value: its failure is logged, the answer stands.
+    assert "error" in logged["r0"]["shadow"] and answers[0]["version"] == 1
+    assert [logged[f"r{i}"]["shadow"]["prediction"][0] for i in range(1, 40)] == shadow_expected

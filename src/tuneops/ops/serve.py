@@ -55,8 +55,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from tuneops.errors import MissingExtra, UsageError
+from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.predlog import PredictionLog
 from tuneops.ops.registry import Registry
 
@@ -131,6 +134,26 @@ class _Loaded:
     model: Any
     features: tuple[str, ...]
     numeric: frozenset[str]
+    # The feature names as one pandas Index, built once: a DataFrame given a ready Index is
+    # built in a sixth of the CPU of one given a list of names (0.04 vs 0.27 ms for one row).
+    columns: Any = None
+    # True when the model is a tuneops pipeline whose Preprocessor has a compiled path: it then
+    # takes the validated JSON records as they are, with the same output as from a DataFrame
+    # (tuneops.families._preprocess), and no DataFrame is built per request.
+    takes_records: bool = False
+
+
+def _takes_records(model: Any, features: tuple[str, ...]) -> bool:
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        return False
+    first = model.steps[0][1]
+    compiled = getattr(first, "compiled_", None)
+    return (
+        isinstance(first, Preprocessor)
+        and compiled is not None
+        and getattr(first, "fast_", True)
+        and tuple(compiled.columns) == features
+    )
 
 
 @dataclass(frozen=True)
@@ -182,10 +205,9 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
     )
 
 
-def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
-    """The rows as a DataFrame in the model's feature order, or a 422 naming the problem."""
-    import pandas as pd
-
+def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
+    """Every row a JSON object of exactly the model's features, numbers where numeric; or a
+    422 naming the problem."""
     if not rows:
         raise _BadRequest(422, "rows: expected at least one record, received none.")
     wanted = set(loaded.features)
@@ -217,12 +239,26 @@ def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
                 raise _BadRequest(
                     422, f"rows[{i}].{name}: expected a number (or null), received {value!r}."
                 )
-    columns = list(loaded.features)
-    values = [[row[f] for f in columns] for row in rows]
-    if len(loaded.numeric) == len(columns):
+
+
+def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
+    """The rows as a DataFrame in the model's feature order, or a 422 naming the problem."""
+    _check(rows, loaded)
+    columns = loaded.columns if loaded.columns is not None else list(loaded.features)
+    values = [[row[f] for f in loaded.features] for row in rows]
+    if len(loaded.numeric) == len(loaded.features):
         # All numeric (None -> NaN): one float array, half the CPU of building from records.
         return pd.DataFrame(np.array(values, dtype=float), columns=columns)
     return pd.DataFrame(values, columns=columns)
+
+
+def _model_input(rows: Sequence[Any], loaded: _Loaded) -> Any:
+    """What ``loaded.model.predict`` gets: the checked records themselves when it takes them,
+    else a DataFrame. Raises the 422 of :func:`_check`."""
+    if loaded.takes_records:
+        _check(rows, loaded)
+        return rows
+    return _frame(rows, loaded)
 
 
 # -- metrics --------------------------------------------------------------------------------------
@@ -347,7 +383,12 @@ class ModelServer:
             return None
         self.refused.pop(version, None)
         loaded = _Loaded(
-            version, model, features, frozenset(f for f in features if f not in categorical)
+            version,
+            model,
+            features,
+            frozenset(f for f in features if f not in categorical),
+            pd.Index(features),
+            _takes_records(model, features),
         )
         self._cache[version] = loaded
         return loaded
@@ -462,7 +503,7 @@ class ModelServer:
         if key is not None:
             record["key"] = key
         try:
-            X = _frame(rows, answering)
+            X = _model_input(rows, answering)
             predictions = answering.model.predict(X).tolist()
         except _BadRequest as exc:
             self.metrics.observe(answering.version, role, "bad_request", None)
@@ -495,17 +536,32 @@ class ModelServer:
             {"request_id": request_id, "version": answering.version, "predictions": predictions},
             default=str,
         )
-        # Shadow scoring and the log write run after the answer is sent.
-        task = BackgroundTask(self._after, record, shadow, X)
+        # Shadow scoring and the log write run after the answer is sent, on the event loop: a
+        # sync task would go through Starlette's thread pool, whose hand-off cost more CPU than
+        # the log write itself.
+        task = BackgroundTask(self._after, record, shadow, rows, answering, X)
         return Response(body, media_type="application/json", background=task)
 
-    def _after(self, record: dict[str, Any], shadow: _Loaded | None, X: Any) -> None:
+    async def _after(
+        self,
+        record: dict[str, Any],
+        shadow: _Loaded | None,
+        rows: Sequence[Any],
+        answering: _Loaded,
+        X: Any,
+    ) -> None:
         if shadow is not None:
             t0 = time.perf_counter()
             try:
+                same_input = (
+                    shadow.takes_records == answering.takes_records
+                    and shadow.features == answering.features
+                    and shadow.numeric == answering.numeric
+                )
+                shadow_X = X if same_input else _model_input(rows, shadow)
                 record["shadow"] = {
                     "version": shadow.version,
-                    "prediction": shadow.model.predict(X).tolist(),
+                    "prediction": shadow.model.predict(shadow_X).tolist(),
                     "latency_ms": (time.perf_counter() - t0) * 1e3,
                 }
                 self.metrics.observe(shadow.version, "shadow", "ok", time.perf_counter() - t0)
