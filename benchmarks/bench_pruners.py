@@ -77,9 +77,25 @@ PRUNERS: dict[str, Factory] = {
     "fractional_halving(rf 2, from 1/16)": _fh(2, 1 / 16),
     "previous auto: successive_halving(min 2, rf 4)": lambda m: optuna.pruners.SuccessiveHalvingPruner(
         min_resource=2, reduction_factor=4),
+    "fractional_halving(rf 3, from 1/9, 2 brackets)": _fh(3, 1 / 9, 2),
+    "fractional_halving(rf 3, from 1/3)": _fh(3, 1 / 3),
+    "fractional_halving(rf 4, from 1/9)": _fh(4, 1 / 9),
+    "fractional_halving(rf 2, from 1/9)": _fh(2, 1 / 9),
     "Optuna MedianPruner()": lambda m: optuna.pruners.MedianPruner(),
     "Optuna SuccessiveHalvingPruner()": lambda m: optuna.pruners.SuccessiveHalvingPruner(),
     "Optuna HyperbandPruner()": lambda m: optuna.pruners.HyperbandPruner(),
+}
+
+# Ceilings, not candidates: replayed on flat curves (every step reports the configuration's final
+# value), so the pruner ranks configurations by what they will reach. "auto's rungs, perfect
+# ranking": how much auto loses to curves that cross; "stop below T at the first step": no pruner
+# reporting at this schedule can spend less to reach T (every configuration that will not reach
+# it is stopped at the first step, the others trained in full).
+ORACLES: dict[str, Callable[[int, float], optuna.pruners.BasePruner]] = {
+    "oracle: auto's rungs, perfect ranking": lambda m, target: make_pruner(
+        "auto", {"max_step": m} if m else None, n_trials=100),
+    "oracle: stop below T at the first step": lambda m, target: optuna.pruners.ThresholdPruner(
+        lower=target - 1e-12),
 }
 
 # scenario -> (cache, steps replayed (None: all recorded), declared max step (0: learned), ask at the last step)
@@ -96,8 +112,9 @@ def stream(n: int, seed: int, length: int) -> list[int]:
 
 
 def run(curves: dict, pruner: optuna.pruners.BasePruner, order: list[int], steps: tuple[int, ...],
-        budget: float, ask_last: bool, name: str) -> list[dict]:
-    """Replay ``pruner`` over ``order`` until the finished trials spent ``budget`` fit CPU s."""
+        budget: float, ask_last: bool, name: str, oracle: bool = False) -> list[dict]:
+    """Replay ``pruner`` over ``order`` until the finished trials spent ``budget`` fit CPU s
+    (``oracle``: every step reports the configuration's final value)."""
     study = optuna.create_study(direction="maximize", pruner=pruner, study_name=name,
                                 sampler=optuna.samplers.RandomSampler(0))
     recorded = curves["steps"]
@@ -109,7 +126,7 @@ def run(curves: dict, pruner: optuna.pruners.BasePruner, order: list[int], steps
         trial = study.ask()
         pruned_at = None
         for step in steps:
-            trial.report(rec["curve"][str(step)][0], step)
+            trial.report(rec["values"][0] if oracle else rec["curve"][str(step)][0], step)
             if (ask_last or step != steps[-1]) and trial.should_prune():
                 pruned_at = step
                 break
@@ -140,7 +157,8 @@ def scenario(cache: dict, steps: tuple[int, ...] | None, max_step: int, ask_last
     datasets = {k.removeprefix("so-"): v for k, v in cache.items() if k.startswith("so-") and v.get("trials")}
     rows: dict[str, dict[str, list[float]]] = {
         label: {"ratio": [], "reached": [], "rate": [], "trials": [], **{f"gap{f}": [] for f in FRACTIONS}}
-        for label in PRUNERS}
+        for label in [*PRUNERS, *ORACLES]}
+    by_dataset: dict[str, dict[str, float]] = {label: {} for label in rows}
     info = {}
     for name, curves in datasets.items():
         curves.setdefault("steps", sorted(int(s) for s in curves["trials"][0]["curve"]))
@@ -154,6 +172,9 @@ def scenario(cache: dict, steps: tuple[int, ...] | None, max_step: int, ask_last
                    for label, factory in PRUNERS.items()}
         # an achieved value that no pruning reaches in at least half of the streams
         target = statistics.median_low(best_at(r, budget, floor) for r in results["none"])
+        for label, oracle in ORACLES.items():
+            results[label] = [run(curves, oracle(max_step, target), order, replayed, budget, ask_last,
+                                  f"{name}-{label}-{s}", oracle=True) for s, order in enumerate(streams)]
         base = [to_target(r, target, budget) for r in results["none"]]
         base_median = float(np.median(base))  # inf when fewer than half reached (not the case here)
         finals = [t["values"][0] for t in curves["trials"]]
@@ -161,6 +182,7 @@ def scenario(cache: dict, steps: tuple[int, ...] | None, max_step: int, ask_last
                       "best_recorded": max(finals), "steps": list(replayed)}
         for label, runs in results.items():
             r = rows[label]
+            by_dataset[label][name] = 1 - float(np.median([to_target(o, target, budget) / base_median for o in runs]))
             for outcomes in runs:
                 reach = to_target(outcomes, target, budget)
                 r["ratio"].append(reach / base_median)
@@ -173,8 +195,9 @@ def scenario(cache: dict, steps: tuple[int, ...] | None, max_step: int, ask_last
     summary = {}
     for label, r in rows.items():
         summary[label] = {
-            "pruner": describe_pruner(PRUNERS[label](max_step)),
+            "pruner": describe_pruner(PRUNERS[label](max_step) if label in PRUNERS else ORACLES[label](max_step, 0.0)),
             "runs": len(r["ratio"]),
+            "saving_by_dataset": by_dataset[label],
             "saving_median": 1 - float(np.median(r["ratio"])),
             "reached": statistics.fmean(r["reached"]),
             "pruning_rate": statistics.fmean(r["rate"]),
@@ -277,7 +300,7 @@ def write_doc(result: dict, command: str) -> None:
                   "| pruner | saving to T (median) | reached T | best vs T at 25 / 50 / 100 % of B | trials in B | pruned |",
                   "|---|---|---|---|---|---|"]
         for label, p in s["pruners"].items():
-            shown = f"**{label}**" if label == "auto" else label
+            shown = f"**{label}**" if label == "auto" else f"*{label}*" if label in ORACLES else label
             lines.append(
                 f"| {shown} | {100 * p['saving_median']:.0f} % | {p['reached']:.0%} | "
                 f"{p['best_vs_target_pct_at_25']:+.2f} / {p['best_vs_target_pct_at_50']:+.2f} / "
@@ -384,6 +407,12 @@ def main() -> None:
     command = "python benchmarks/bench_pruners.py" + (f" --streams {N_STREAMS}" if N_STREAMS != 20 else "")
     print(f"$ {command}", flush=True)
     result: dict = {"n_streams": N_STREAMS, "n_full": N_FULL, "scenarios": {}}
+    saved_path = OUT / "bench_pruners.json"
+    if args.only and saved_path.exists():
+        # a partial run updates its scenarios in the saved result (same protocol), keeping the others
+        saved = json.loads(saved_path.read_text())
+        if saved.get("n_streams") == N_STREAMS and saved.get("n_full") == N_FULL:
+            result["scenarios"] = {t: saved["scenarios"][t] for t in SCENARIOS if t in saved["scenarios"]}
     for title, (path, steps, max_step, ask_last) in SCENARIOS.items():
         if args.only and args.only not in title:
             continue
@@ -396,7 +425,8 @@ def main() -> None:
         for label, p in s["pruners"].items():
             print(f"  {label:48s} saving {100 * p['saving_median']:4.0f}%  reached {p['reached']:4.0%}  "
                   f"best-T @25/50/100 {p['best_vs_target_pct_at_25']:+.2f}/{p['best_vs_target_pct_at_50']:+.2f}/"
-                  f"{p['best_vs_target_pct_at_100']:+.2f}%  trials {p['trials_in_budget']:.0f}  pruned {p['pruning_rate']:.0%}",
+                  f"{p['best_vs_target_pct_at_100']:+.2f}%  trials {p['trials_in_budget']:.0f}  pruned {p['pruning_rate']:.0%}"
+                  "  by dataset " + " ".join(f"{100 * v:.0f}" for v in p["saving_by_dataset"].values()),
                   flush=True)
         print("  targets:", targets(s))
     result["multi_objective"] = multi_objective(load_cache(CACHE))
@@ -404,7 +434,7 @@ def main() -> None:
         print(f"  MO {label:60s} " + "  ".join(f"{k}={v:.3g}" for k, v in p.items()))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_pruners.json").write_text(json.dumps(result, indent=2))
-    if not args.no_doc and not args.only:
+    if not args.no_doc and all(t in result["scenarios"] for t in SCENARIOS):
         write_doc(result, command)
     print(f"\nreproduce: {RECORD} && {command}")
 
