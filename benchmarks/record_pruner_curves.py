@@ -70,6 +70,9 @@ QUICK = ["wdbc", "diabetes", "monk2"]
 MO_DATASETS = ["diabetes", "wdbc"]
 MAX_ROWS = 4000
 CHUNK = 10
+# the dense recording is stopped by wall time on a shared machine: small chunks keep the
+# datasets within DENSE_CHUNK configurations of each other whenever it is stopped
+DENSE_CHUNK = 2
 
 # tuneops' default spaces, with the budgets capped so the recording fits a shared 2-core machine.
 SO_SPACE = {
@@ -151,20 +154,25 @@ def record_dense(names: list[str], n_configs: int, path: Path) -> dict:
     """Configurations of ``SO_SPACE`` trained at ``DENSE_STEPS`` with the objective's folds."""
     cache = load_cache(path)
     started = time.time()
-    for round_ in range(0, n_configs, CHUNK):  # round-robin, a chunk per dataset
+    objectives: dict[str, SpecObjective] = {}
+    for round_ in range(0, n_configs, DENSE_CHUNK):  # round-robin, a chunk per dataset
         for name in names:
             entry = cache.setdefault(f"so-{name}", {"trials": [], "dataset": name, "directions": ["maximize"],
                                                     "metrics": ["accuracy"], "steps": list(DENSE_STEPS)})
             have = len(entry["trials"])
-            if have >= min(n_configs, round_ + CHUNK):
+            want = min(n_configs, round_ + DENSE_CHUNK)
+            if have >= want:
                 continue
-            ds = dataset(name)
+            if name not in objectives:
+                ds = dataset(name)
+                objectives[name] = SpecObjective(load_spec(spec_for(name, False)), ds)
+            objective = objectives[name]
+            ds = objective.dataset
             entry.update(rows=len(ds.X), columns=int(ds.X.shape[1]), classes=int(ds.y.nunique()))
-            objective = SpecObjective(load_spec(spec_for(name, False)), ds)
             # a new seed per chunk: new random configurations
             sampler = optuna.samplers.RandomSampler(2000 + have)
             study = optuna.create_study(direction="maximize", sampler=sampler)
-            for _ in range(min(n_configs, round_ + CHUNK) - have):
+            for _ in range(want - have):
                 trial = study.ask()
                 family, params = objective.suggest(trial)
                 study.tell(trial, 0.0)
