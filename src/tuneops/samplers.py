@@ -16,7 +16,9 @@ case                        sampler
 conditional space           TPE, multivariate + ``group`` (the only Optuna sampler that
                             models a conditional space; GP and CMA-ES model only the
                             parameters every trial shares and sample the rest at random)
-no conditional parameter,   GP for the first ``gp_trials`` (default 40) trials, then
+three or more objectives    independent TPE (Optuna 5's default for several objectives)
+one or two objectives, no   GP for the first ``gp_trials`` (default 40) trials, then
+conditional parameter,
 at most ``GP_MAX_PARAMS``   TPE: multivariate for one objective, independent for
 (16) parameters             several (Optuna 5's own defaults)
 more parameters, or         TPE, multivariate for one objective, independent for several
