@@ -218,7 +218,7 @@ PROBLEMS: dict[str, Problem] = {
     "rs_latency": Problem(
         "rs_latency",
         ("maximize", "minimize"),
-        "mixed",
+        "integer",
         _real_factory(
             _real_spec(
                 ["accuracy", "latency_p95_ms"],
