@@ -13,16 +13,18 @@ Problems (every one minimised or maximised as stated, the same budget for every 
 * ``mixed``: 1 objective on 3 continuous, 2 integer and 2 categorical variables (a shifted
   Rastrigin-like bowl whose categorical choices shift its optimum).
 * ``rs_latency``: a real tuneops spec, accuracy vs latency_p95_ms, one family
-  (hist_gradient_boosting: 3 integer, 2 float parameters), sklearn:breast_cancer, 3 CV folds.
+  (hist_gradient_boosting: 3 integer, 2 float parameters, max_iter capped at 100),
+  sklearn:breast_cancer, 3 CV folds, no pruning.
 * ``rs_size``: a real tuneops spec, accuracy vs model_size_kb, 3 families (random_forest, knn,
-  linear: a conditional space), sklearn:breast_cancer, 3 CV folds.
+  svm: a conditional space), sklearn:breast_cancer, 3 CV folds, no pruning.
 
 Quality: the hypervolume of the run's trials, divided by a per-problem normaliser. Synthetic
 problems: the reference point is 1.1 in every objective and the normaliser is the exact
 hypervolume of the true Pareto front (ZDT1: 0.8767, DTLZ2: 1.331 - pi/6); Hartmann6: the best
 value found over the global optimum (3.32237). Real specs: every objective is scaled to [0, 1]
-by the minimum and maximum over all runs of all samplers (a common reference point 1.1 after
-scaling), and the normaliser is the hypervolume of the union of all those runs' trials.
+between the ideal and the nadir of the Pareto front of all runs of all samplers together (the
+reference point is 1.1 after scaling, so a trial worse than that front's worst point in any
+objective adds nothing), and the normaliser is that union front's hypervolume.
 
 Cost: the CPU seconds of this thread spent inside the sampler's methods (a wrapper times each
 call), divided by the number of trials; the real specs' objective runs in the same thread but
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import math
 import statistics
@@ -155,10 +158,15 @@ def _mixed_factory() -> Callable[[optuna.Trial], float]:
     return objective
 
 
-def _real_spec(objectives: list[str], families: list[str]) -> dict[str, Any]:
+def _real_spec(
+    objectives: list[str], families: list[str], space: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    model: dict[str, Any] = {"families": families} if len(families) > 1 else {"family": families[0]}
+    if space:
+        model["space"] = space
     return {
         "data": {"source": "sklearn:breast_cancer"},
-        "model": {"families": families} if len(families) > 1 else {"family": families[0]},
+        "model": model,
         "objectives": objectives,
         "search": {"n_trials": 200, "cv_folds": 3, "seed": 0, "pruner": "none"},
     }
@@ -167,12 +175,17 @@ def _real_spec(objectives: list[str], families: list[str]) -> dict[str, Any]:
 def _real_factory(raw: dict[str, Any]) -> Callable[[], Callable[[optuna.Trial], Any]]:
     def factory() -> Callable[[optuna.Trial], Any]:
         from tuneops.data import load_dataset
+        from tuneops.measure import LatencyConfig
         from tuneops.objective import SpecObjective
         from tuneops.spec import load_spec
 
         spec = load_spec(raw)
+        # a 0.25 s latency budget (default 1 s): the p95 still gets its 100 calls; the ranking
+        # of configurations is what the benchmark needs, and it costs a quarter of the time
         return SpecObjective(
-            spec, load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+            spec,
+            load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task),
+            latency=LatencyConfig(budget_s=0.25),
         )
 
     return factory
@@ -205,8 +218,16 @@ PROBLEMS: dict[str, Problem] = {
     "rs_latency": Problem(
         "rs_latency",
         ("maximize", "minimize"),
-        "mixed",
-        _real_factory(_real_spec(["accuracy", "latency_p95_ms"], ["hist_gradient_boosting"])),
+        "integer",
+        _real_factory(
+            _real_spec(
+                ["accuracy", "latency_p95_ms"],
+                ["hist_gradient_boosting"],
+                # boosting rounds capped at 100 (default space: 500) so that 200 trials x every
+                # sampler x 3 seeds fit a shared core; the trade-off stays (rounds, leaves)
+                {"max_iter": {"type": "int", "low": 10, "high": 100, "log": True}},
+            )
+        ),
         None,
         None,
         synthetic=False,
@@ -216,7 +237,9 @@ PROBLEMS: dict[str, Problem] = {
         ("maximize", "minimize"),
         "conditional",
         _real_factory(
-            _real_spec(["accuracy", "model_size_kb"], ["random_forest", "knn", "linear"])
+            # not linear: on breast_cancer it is both the most accurate and the smallest model
+            # (0.98 at 6.8 KB), so the front is one point that every sampler finds
+            _real_spec(["accuracy", "model_size_kb"], ["random_forest", "knn", "svm"])
         ),
         None,
         None,
@@ -250,11 +273,20 @@ def optuna_samplers(
             "auto", seed=seed, n_objectives=len(problem.directions), n_trials=n_trials
         ),
     }
+    # auto as it is where PyTorch is missing (its fallback), measured under its own label so
+    # that runs with and without GP are never averaged together
+    table["auto (no torch)"] = lambda: samplers.AutoSampler(
+        seed=seed, n_objectives=len(problem.directions), n_trials=n_trials, gp=False
+    )
     if len(problem.directions) == 1:
         table["cmaes"] = lambda: s.CmaEsSampler(seed=seed)
         del table["nsga3"]
     for k in SWITCH_AT:  # candidate rules: GP for the first k trials, then Optuna's default TPE
         table[f"gp>tpe@{k}"] = functools.partial(_gp_then_tpe, seed, k)
+    if not samplers.gp_available():  # GPSampler needs PyTorch: those rows need another Python
+        table = {k: v for k, v in table.items() if not (k == "auto" or k.startswith("gp"))}
+    if importlib.util.find_spec("cmaes") is None:
+        table.pop("cmaes", None)
     return {k: functools.partial(_quiet, v) for k, v in table.items()}
 
 
@@ -420,18 +452,37 @@ def _normaliser(
     everything = np.vstack(
         [pareto.losses(r["values"], problem.directions) for r in runs if r["values"]]
     )
-    low, high = everything.min(axis=0), everything.max(axis=0)
+    # scaled between the ideal and the nadir of the union's Pareto front (not the extremes of
+    # all trials: one 0.63-accuracy trial would squeeze every front into the top corner and
+    # every sampler would score about 1.0)
+    front = everything[pareto.pareto_mask(everything, ["minimize"] * everything.shape[1])]
+    low, high = front.min(axis=0), front.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
 
     def loss_of(values: Any) -> np.ndarray:
         return (pareto.losses(values, problem.directions) - low) / span
 
     ref = np.full(len(problem.directions), 1.1)
-    return loss_of, ref, pareto.hypervolume((everything - low) / span, ref)
+    return loss_of, ref, pareto.hypervolume((front - low) / span, ref)
+
+
+def _is_optuna(label: str) -> bool:
+    """Whether ``label`` is one of Optuna's own samplers (the target's yardstick), not tuneops'
+    ``auto`` or a GP-then-TPE candidate rule."""
+    return not (label.startswith("auto") or label.startswith("gp>"))
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.fmean(values):.3f} ± {sd:.3f}" if len(values) > 1 else (f"{values[0]:.3f}")
 
 
 def summary_tables(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[str, list[str]]:
-    """The Markdown tables and the verdict per problem against the targets."""
+    """The Markdown tables and the verdict per problem against the targets.
+
+    ``auto`` is judged against the best Optuna sampler; ``auto (no torch)`` against the best
+    Optuna sampler that runs without PyTorch (every one but GP).
+    """
     parts, verdicts = [], []
     for name, rows in table.items():
         base_cpu = (
@@ -439,56 +490,53 @@ def summary_tables(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tupl
             if "tpe (Optuna default)" in rows
             else None
         )
-        best_label = max(
-            (k for k in rows if k != "auto"), key=lambda k: statistics.fmean(rows[k]["hv"])
-        )
-        best = statistics.fmean(rows[best_label]["hv"])
         lines = []
         for label, row in sorted(rows.items(), key=lambda kv: -statistics.fmean(kv[1]["hv"])):
-            hv = statistics.fmean(row["hv"])
             cpu = statistics.fmean(row["cpu_ms"])
             lines.append(
                 [
                     label,
-                    hv,
-                    statistics.stdev(row["hv"]) if len(row["hv"]) > 1 else float("nan"),
-                    min(row["hv"]),
+                    _mean_sd(row["hv"]),
+                    f"{min(row['hv']):.3f}-{max(row['hv']):.3f}",
                     cpu,
                     cpu / base_cpu if base_cpu else float("nan"),
                     len(row["hv"]),
                 ]
             )
         problem = PROBLEMS[name]
-        n = rows[next(iter(rows))]
         parts.append(
             f"**{name}** ({len(problem.directions)} objective(s), {problem.space} space)\n\n"
             + render_table(
                 [
                     "sampler",
-                    "hv (mean)",
-                    "hv std",
-                    "hv min",
+                    "hv ratio (mean ± sd)",
+                    "hv min-max",
                     "sampler ms/trial",
-                    "cpu / default TPE",
+                    "CPU / default TPE",
                     "seeds",
                 ],
                 lines,
             )
             + "\n"
         )
-        if "auto" in rows:
-            hv = statistics.fmean(rows["auto"]["hv"])
-            ratio = (
-                statistics.fmean(rows["auto"]["cpu_ms"]) / base_cpu if base_cpu else float("nan")
-            )
+        for auto, pool in (
+            ("auto", [k for k in rows if _is_optuna(k)]),
+            ("auto (no torch)", [k for k in rows if _is_optuna(k) and k != "gp"]),
+        ):
+            if auto not in rows or not pool:
+                continue
+            best_label = max(pool, key=lambda k: statistics.fmean(rows[k]["hv"]))
+            best = statistics.fmean(rows[best_label]["hv"])
+            hv = statistics.fmean(rows[auto]["hv"])
+            ratio = statistics.fmean(rows[auto]["cpu_ms"]) / base_cpu if base_cpu else float("nan")
             ok_hv = hv >= best - TARGET_HV_GAP
             ok_cpu = ratio <= TARGET_CPU_RATIO
+            seeds = f"{len(rows[auto]['hv'])} vs {len(rows[best_label]['hv'])}"
             verdicts.append(
-                f"- {name}: auto {hv:.3f} vs best other {best_label} {best:.3f} "
-                f"({'met' if ok_hv else 'NOT met'}: >= best - {TARGET_HV_GAP}); sampler CPU "
-                f"{ratio:.1f}x default TPE ({'met' if ok_cpu else 'NOT met'}: "
-                f"<= {TARGET_CPU_RATIO:g}x); "
-                f"seeds {len(n['hv'])}"
+                f"- {name}: {auto} {hv:.3f} vs best Optuna sampler"
+                f"{' without torch' if auto != 'auto' else ''} {best_label} {best:.3f}: "
+                f"hypervolume {'met' if ok_hv else 'NOT met'}; sampler CPU {ratio:.2f}x "
+                f"default TPE: {'met' if ok_cpu else 'NOT met'} (seeds {seeds})"
             )
     return "\n".join(parts), verdicts
 
@@ -534,11 +582,9 @@ def main() -> None:
     print("\n".join(verdicts))
     if args.doc:
         write_doc(
-            f"Budget {n_trials} trials per run. Targets: auto >= best other sampler - "
-            f"{TARGET_HV_GAP}, sampler CPU <= {TARGET_CPU_RATIO:g}x default TPE's.\n\n"
-            + body
-            + "\n"
-            + "\n".join(verdicts)
+            f"Budget {n_trials} trials per run. Targets: auto >= best Optuna sampler - "
+            f"{TARGET_HV_GAP} (hypervolume ratio), sampler CPU <= {TARGET_CPU_RATIO:g}x default "
+            "TPE's.\n\n" + body + "\n" + "\n".join(verdicts)
         )
 
 

@@ -16,25 +16,45 @@ case                        sampler
 conditional space           TPE, multivariate + ``group`` (the only Optuna sampler that
                             models a conditional space; GP and CMA-ES model only the
                             parameters every trial shares and sample the rest at random)
-no conditional parameter,   GP for the first ``gp_trials`` (default 40) trials, then
-at most ``GP_MAX_PARAMS``   TPE: multivariate for one objective, independent for
-(16) parameters             several (Optuna 5's own defaults)
+three or more objectives,   independent TPE (Optuna 5's default for several objectives)
+or two objectives on a
+space not all floats
+one objective, or two on    GP for the first ``gp_trials`` (default 40) trials, then
+floats only; no conditional TPE: multivariate for one objective, independent for
+parameter, at most          several (Optuna 5's own defaults)
+``GP_MAX_PARAMS`` (16)
 more parameters, or         TPE, multivariate for one objective, independent for several
 GP unavailable (no torch)
 ==========================  ===========================================================
 
-Evidence (``benchmarks/bench_samplers.py``, 200 trials; figures, seeds and what is still
-unmeasured in docs/benchmarks.md, "Samplers (issue 15)"): on ZDT1 (2 objectives, 10
-continuous parameters) GP is the only Optuna sampler that finds the front (0.955 of the ideal
-hypervolume; every TPE variant, NSGA-II/III and random 0.00, QMC 0.13), but it costs 0.7-1.2 s
-of CPU per trial from its first model on, 24x default TPE's sampler CPU over the study. GP for
-the first 50 trials then TPE kept 0.89 at 5.7x; ``gp_trials`` = 40 is the share that keeps
-``auto`` near the 5x budget, and a spec can buy more (``{name: auto, gp_trials: 200}``) where a
-trial's training dwarfs a second of sampler time. The previous ``auto`` (multivariate TPE with
-``group`` for every study) lost to Optuna's default independent TPE with several objectives
-(DTLZ2: 0.49 vs 0.77), and ``group``'s search-space scan is quadratic in the trials, so
-``group`` is for conditional spaces only. GP needs PyTorch (``pip install torch``); without it
-``auto`` is TPE, and :meth:`AutoSampler.describe` says which was chosen and why.
+Evidence (``benchmarks/bench_samplers.py``, 200 trials, hypervolume as a share of the ideal;
+every figure, its seeds and what is unmeasured in docs/benchmarks.md, "Samplers (issue 15)"):
+
+* ZDT1 (2 objectives, 10 continuous parameters): GP is the only Optuna sampler that finds the
+  front (0.955, 1 seed; every TPE variant, NSGA-II/III and random 0.00-0.11, QMC 0.13), at
+  0.7-1.2 s of CPU per trial, 23x default TPE's sampler CPU over the study. GP for the first
+  40 trials then TPE (``auto``) reached 0.84 +- 0.08 (3 seeds) at 3.6x; GP for 50 then TPE
+  0.89 at 5.4x. Within the 5x CPU budget no split reaches GP alone; a spec buys more with
+  ``{name: auto, gp_trials: 200}`` where a trial's training dwarfs a second of sampler time.
+* DTLZ2 (3 objectives, 7 continuous parameters): independent TPE 0.772 +- 0.013 (3 seeds);
+  GP for 40 trials then independent TPE 0.722 +- 0.046 (never above TPE alone) at 6.8x TPE's
+  CPU; GP alone 0.615 at 46x (2.3 s per trial, 1 seed); NSGA-III, the usual choice for 3+
+  objectives, 0.495 (its population of 50 has only four generations in 200 trials);
+  multivariate TPE 0.489, QMC 0.457, NSGA-II 0.448, random 0.403. Hence the row for three or
+  more objectives.
+* A real spec, accuracy vs latency_p95_ms with hist_gradient_boosting (3 integer, 2 float
+  parameters; 1 seed): GP cost about 2 s per trial there, 8.3x TPE's sampler CPU with 40 GP
+  trials, and its front was worse than independent TPE's. Hence two objectives on integer,
+  categorical or mixed spaces get TPE. One objective keeps GP (not measured in this benchmark).
+* A real spec with 3 families (conditional), accuracy vs model_size_kb: grouped multivariate
+  TPE 0.923 +- 0.034, independent TPE 0.936 +- 0.073 (2 seeds): within the 0.02 target.
+* Optuna's default independent TPE beat multivariate TPE (with or without ``group``) on both
+  multi-objective problems, and ``group``'s search-space scan is quadratic in the trials, so
+  ``group`` is for conditional spaces only.
+
+GP needs PyTorch (``pip install torch``); without it ``auto`` is TPE, which was the best
+sampler available without PyTorch on DTLZ2 and within 0.02 of the best (QMC) on ZDT1.
+:meth:`AutoSampler.describe` says which was chosen and why.
 """
 
 from __future__ import annotations
@@ -61,6 +81,7 @@ __all__ = [
     "SAMPLERS",
     "GP_TRIALS",
     "GP_MAX_PARAMS",
+    "GP_MAX_OBJECTIVES",
     "STARTUP_TRIALS",
     "SpaceKind",
     "Stage",
@@ -77,6 +98,7 @@ __all__ = [
 # objectives, 10 parameters); 40 keeps auto's sampler CPU at 200 trials within 5x default TPE's.
 GP_TRIALS = 40
 GP_MAX_PARAMS = 16  # GP's kernel fit grows with dimensions; beyond this TPE was as good
+GP_MAX_OBJECTIVES = 2  # with more, GP's sampler CPU doubles and it lost to TPE (DTLZ2)
 STARTUP_TRIALS = 10  # random trials before an unknown space is judged (GP and TPE start so too)
 
 
@@ -225,6 +247,24 @@ def auto_plan(
     if space.conditional:
         return [Stage(0, "tpe", {"multivariate": True, "group": True})], (
             "conditional space: multivariate TPE with group, the one Optuna sampler that models it"
+        )
+    if n_objectives > GP_MAX_OBJECTIVES:
+        # DTLZ2 (3 objectives, 7 parameters, 200 trials, 3 seeds): GP for 40 trials then TPE
+        # reached 0.72 of the ideal hypervolume, independent TPE alone 0.77, at 6.8x TPE's
+        # sampler CPU (about 2 s per GP trial); NSGA-III, the usual choice for 3+ objectives,
+        # 0.50 at this budget
+        return [Stage(0, "tpe", tpe)], (
+            f"{n_objectives} objectives: independent TPE (GP cost more and found less, "
+            "NSGA-III found less at a few hundred trials)"
+        )
+    if n_objectives > 1 and space.kind != "continuous":
+        # a real spec (accuracy vs latency, hist_gradient_boosting: 3 integer, 2 float
+        # parameters, 200 trials): GPSampler cost about 2 s per trial there (twice its cost on
+        # ZDT1's floats), 8.3x TPE's sampler CPU over the study with 40 GP trials, and the
+        # front was worse than independent TPE's
+        return [Stage(0, "tpe", tpe)], (
+            f"{space.kind} space, {n_objectives} objectives: independent TPE (GP cost 8x and "
+            "found less on integer parameters)"
         )
     if space.n_params > GP_MAX_PARAMS:
         return [Stage(0, "tpe", tpe)], f"{space.n_params} parameters (> {GP_MAX_PARAMS}): TPE"
