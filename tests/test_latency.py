@@ -314,3 +314,59 @@ def test_a_trial_records_cpu_fit_time_and_serving_cost_with_intervals():
     assert lo <= metrics["latency_p95_ms"] <= hi
     call = cost["serving"]["call"]
     assert call["n_calls"] >= 10 and call["preprocess_ms"] > 0 and call["model_ms"] > 0
+
+
+# -- measuring precisely only what can reach the front ---------------------------------------
+def test_a_series_known_to_be_dominated_stops_early():
+    ds = load_dataset("sklearn:iris")
+    model = build_pipeline(get_family("knn"), {"n_neighbors": 5}, "classification", 0,
+                           numeric=ds.numeric, categorical=ds.categorical).fit(ds.X, ds.y)
+    config = LatencyConfig(budget_s=2.0, min_calls=20, p95_calls=100)
+    full = measure_serving(model, ds.X, config, metrics=["latency_p95_ms"]).call
+    cut = measure_serving(model, ds.X, config, metrics=["latency_p95_ms"],
+                          dominated_above_ms=full.median_ms / 100).call
+    kept = measure_serving(model, ds.X, config, metrics=["latency_p95_ms"],
+                           dominated_above_ms=full.median_ms * 100).call
+    assert full.n_calls >= 100 and full.stopped_by != "dominated"
+    assert cut.stopped_by == "dominated" and cut.n_calls == 20  # the first check decides
+    assert cut.median_ci_ms[0] > full.median_ms / 100  # what it stopped on, and it is recorded
+    assert kept.n_calls >= 100 and kept.stopped_by != "dominated"  # not beyond the bound
+
+
+def _objective_and_study(objectives, constraints=()):
+    spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                      "objectives": objectives, "constraints": list(constraints),
+                      "search": {"n_trials": 1, "cv_folds": 2}})
+    objective = SpecObjective(spec, load_dataset("sklearn:iris"), latency=QUICK)
+    study = optuna.create_study(directions=["maximize"] + ["minimize"] * (len(objectives) - 1))
+    return objective, study
+
+
+def _done(study, accuracy, p95, interval, **more):
+    metrics = {"accuracy": accuracy, "latency_p95_ms": p95, **more}
+    values = [metrics[m] for m in ("accuracy", "latency_p95_ms", *more)][: len(study.directions)]
+    study.add_trial(optuna.trial.create_trial(
+        values=values, user_attrs={"metrics": metrics,
+                                   _study.COST: {"intervals": {"latency_p95_ms": interval}}}))
+
+
+def test_the_latency_to_beat_is_that_of_a_feasible_trial_at_least_as_accurate():
+    objective, study = _objective_and_study(["accuracy", "latency_p95_ms"], ["accuracy >= 0.9"])
+    _done(study, 0.95, 2.0, [1.8, 2.5])
+    _done(study, 0.97, 4.0, [3.5, 4.4])
+    _done(study, 0.99, 1.0, [0.9, 1.1])
+    study.add_trial(optuna.trial.create_trial(  # infeasible: not a bound
+        values=[0.85, 0.5], user_attrs={"metrics": {"accuracy": 0.85, "latency_p95_ms": 0.5}}))
+    trial = study.ask()
+    # the upper bound of the fastest trial at least as accurate (0.99 at [0.9, 1.1])
+    assert objective._latency_to_beat(trial, {"accuracy": 0.96}) == 1.1
+    assert objective._latency_to_beat(trial, {"accuracy": 0.995}) is None  # nothing as good
+
+
+def test_no_latency_to_beat_when_another_objective_is_unknown_before_timing():
+    objective, study = _objective_and_study(["accuracy", "latency_p95_ms", "model_size_kb"])
+    _done(study, 0.99, 1.0, [0.9, 1.1], model_size_kb=3.0)
+    assert objective._latency_to_beat(study.ask(), {"accuracy": 0.5}) is None
+    objective, study = _objective_and_study(["accuracy", "latency_p95_ms"], ["fit_time_s <= 1"])
+    _done(study, 0.99, 1.0, [0.9, 1.1], fit_time_s=0.1)
+    assert objective._latency_to_beat(study.ask(), {"accuracy": 0.5}) is None

@@ -385,7 +385,7 @@ class Timing:
     preprocess_ms: float
     model_ms: float
     preprocess_share: float
-    stopped_by: str  # "precision", "budget" or "max_calls"
+    stopped_by: str  # "precision", "budget", "max_calls" or "dominated"
     cpu_s: float  # CPU seconds the measurement cost (request preparation included)
 
     @property
@@ -459,6 +459,7 @@ def measure_serving(
     *,
     serving: ServingConfig = ServingConfig(),
     metrics: Iterable[str] | None = None,
+    dominated_above_ms: float | None = None,
 ) -> ServingCost:
     """Time ``model.predict`` on the declared serving path; preprocessing and model apart.
 
@@ -479,6 +480,12 @@ def measure_serving(
             ``latency_p50_ms``/``latency_p95_ms``; batch timings give the batch metrics (on
             the ``batch`` path they are the same calls). A part no wanted metric needs is
             skipped.
+        dominated_above_ms: stop timing the declared path early (``stopped_by`` is
+            ``"dominated"``) once the median's lower confidence bound exceeds this: a trial
+            whose latency is then known, with confidence, to be worse than that of a trial at
+            least as good on everything else cannot reach the Pareto front, and a precise
+            figure of it is not worth the calls (issue 15: measure precisely only what can
+            matter). Its figures and intervals are those of the calls made.
     """
     wanted = set(ROW_METRICS + BATCH_METRICS if metrics is None else metrics)
     want_call = bool(wanted & set(ROW_METRICS)) or serving.path == "batch"
@@ -499,6 +506,7 @@ def measure_serving(
                 budgets[0],
                 config,
                 want_p95="latency_p95_ms" in wanted,
+                dominated_above_ms=dominated_above_ms,
             )
         if want_batch:
             kind = {"row": "batch", "numpy": "numpy", "records": "records"}[serving.path]
@@ -597,9 +605,11 @@ def _time_series(
     config: LatencyConfig,
     *,
     want_p95: bool,
+    dominated_above_ms: float | None = None,
 ) -> Timing:
     """Call until the median is known to ``rel_precision`` (and p95 has its calls) or the
-    budget is spent; see :class:`LatencyConfig`."""
+    budget is spent; see :class:`LatencyConfig`. With ``dominated_above_ms``, also stop once
+    the median's lower confidence bound is above it (see :func:`measure_serving`)."""
     for i in range(config.warmup):
         call(request(i))
     need = max(config.min_calls, config.p95_calls if want_p95 else 0)
@@ -612,6 +622,8 @@ def _time_series(
     stopped_by = "max_calls"
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     check_at = need
+    dominated_ns = None if dominated_above_ms is None else dominated_above_ms * 1e6
+    dominance_at = config.min_calls
     try:
         for i in range(config.warmup, config.warmup + config.max_calls):
             req = request(i)
@@ -627,6 +639,14 @@ def _time_series(
             ):
                 stopped_by = "budget"
                 break
+            if dominated_ns is not None and n >= dominance_at:
+                low = quantile_ci(np.sort(np.asarray(totals, dtype=float)), 0.5, config.confidence)[
+                    0
+                ]
+                if low > dominated_ns:
+                    stopped_by = "dominated"
+                    break
+                dominance_at = math.ceil(n * 1.25)
             if n >= check_at:
                 ordered = np.sort(np.asarray(totals, dtype=float))
                 median = float(np.median(ordered))

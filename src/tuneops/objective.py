@@ -251,6 +251,7 @@ class SpecObjective:
                 self.latency,
                 serving=self.serving,
                 metrics=latency,
+                dominated_above_ms=self._latency_to_beat(trial, mean),
             )
             mean.update(served.metrics())
             cost["serving"] = served.record()
@@ -261,6 +262,44 @@ class SpecObjective:
             record["measure_s"] = time.perf_counter() - start
             trial.set_user_attr(FIDELITY_ATTR, record)
         return mean, spread, cost
+
+    def _latency_to_beat(
+        self, trial: optuna.trial.BaseTrial | None, quality: Mapping[str, float]
+    ) -> float | None:
+        """The latency above which this trial cannot reach the Pareto front: the lowest upper
+        bound of the latency objective among complete, feasible trials at least as good on
+        every other objective (None when that cannot be told, and the measurement is full).
+
+        Only for objectives of quality metrics plus one latency metric, and constraints on
+        objectives only: then a trial beyond this bound is dominated whatever it measures.
+        """
+        study = getattr(trial, "study", None)
+        names = list(self.spec.metric_names)
+        timed = [m for m in names if METRICS[m].kind == "latency"]
+        others = [m for m in names if m not in timed]
+        if (
+            study is None
+            or timed not in (["latency_p50_ms"], ["latency_p95_ms"])
+            or self.serving.path == "batch"
+            or any(METRICS[m].kind != "quality" or m not in quality for m in others)
+            or any(c.metric not in names for c in self.spec.constraints)
+        ):
+            return None
+        signs = {m: 1.0 if METRICS[m].direction == "maximize" else -1.0 for m in others}
+        best: float | None = None
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            metrics = t.user_attrs.get("metrics") or {}
+            if timed[0] not in metrics or any(m not in metrics for m in others):
+                continue
+            intervals = (t.user_attrs.get(_study.COST) or {}).get("intervals", {})
+            if any(signs[m] * (metrics[m] - quality[m]) < 0 for m in others) or any(
+                violation(c, metrics, intervals) > 0 for c in self.spec.constraints
+            ):
+                continue
+            bound = intervals.get(timed[0], [None, metrics[timed[0]]])[1]
+            if isinstance(bound, (int, float)) and (best is None or bound < best):
+                best = float(bound)
+        return best
 
     def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:
         """How to train: ``final`` (straight to the end), ``steps`` (fidelity) or ``folds``."""
