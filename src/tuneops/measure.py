@@ -316,6 +316,10 @@ class LatencyConfig:
         budget_s: CPU seconds of the serving thread for the whole measurement (all parts,
             request preparation included); the wall time is capped at ``wall_factor`` times it.
         rel_precision: target half-width of the median's interval, relative to the median.
+        min_cpu_s: CPU seconds spent before the precision may stop the calls: a cheap model
+            meets the precision within 20 calls of a few milliseconds, a window too short to
+            average the machine's drift (its idle CV between repeated measurements was
+            0.10-0.14 at 20 calls, bench_latency).
         confidence: level of the intervals.
         min_calls: timed calls before the interval is first checked.
         p95_calls: calls wanted when p95 is an objective or constraint.
@@ -327,6 +331,7 @@ class LatencyConfig:
 
     budget_s: float = 1.0
     rel_precision: float = 0.03
+    min_cpu_s: float = 0.1
     confidence: float = 0.95
     min_calls: int = 20
     p95_calls: int = 100
@@ -651,7 +656,9 @@ def _time_series(
                 ordered = np.sort(np.asarray(totals, dtype=float))
                 median = float(np.median(ordered))
                 lo, hi, _ = quantile_ci(ordered, 0.5, config.confidence)
-                if max(hi - median, median - lo) <= config.rel_precision * median:
+                precise = max(hi - median, median - lo) <= config.rel_precision * median
+                long_enough = time.thread_time() - cpu0 >= min(config.min_cpu_s, budget_s)
+                if precise and long_enough:
                     stopped_by = "precision"
                     break
                 check_at = math.ceil(n * 1.1)
