@@ -195,16 +195,7 @@ class SpecObjective:
                         model, X.iloc[train], y.iloc[train], seed=self.spec.seed, threads=threads
                     )
                 fit_s[i] = clocks[i].wall_s
-                per_fold.append(
-                    score(
-                        model,
-                        X.iloc[test],
-                        y.iloc[test],
-                        quality,
-                        labels=self.labels,
-                        pos_label=self.pos_label,
-                    )
-                )
+                per_fold.append(self._score(model, test, quality))
                 if mode == "folds" and trial is not None:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
                     report(trial, per_fold[-1][self.spec.metric_names[0]], i)
@@ -348,16 +339,7 @@ class SpecObjective:
             per_fold, predict_s = [], 0.0
             for model, (_, test) in zip(models, self.folds, strict=False):
                 start = time.thread_time()
-                per_fold.append(
-                    score(
-                        model,
-                        X.iloc[test],
-                        y.iloc[test],
-                        quality,
-                        labels=self.labels,
-                        pos_label=self.pos_label,
-                    )
-                )
+                per_fold.append(self._score(model, test, quality))
                 predict_s += time.thread_time() - start
             score_cpu += predict_s
             cpu["fit_cpu_s_steps"].append(fit_cpu)
@@ -373,6 +355,13 @@ class SpecObjective:
                 )
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
         return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step) | cpu
+
+    def _score(self, model: Any, test: Any, quality: list[str]) -> dict[str, float]:
+        """The quality metrics of ``model`` on the rows ``test`` of the study's data."""
+        X, y = self.dataset.X, self.dataset.y
+        return score(
+            model, X.iloc[test], y.iloc[test], quality, labels=self.labels, pos_label=self.pos_label
+        )
 
     def _intermediate(
         self, per_fold: list[dict[str, float]], fit_s: list[float], predict_s: float, model: Any

@@ -167,17 +167,30 @@ def _run_local(
     study: optuna.Study,
     on_progress: Callable[[], None] | None = None,
 ) -> None:
-    if n_workers <= 1:
-        runner.work(
-            study,
-            setup.objective,
-            deadline=deadline,
-            unlimited=unlimited,
-            on_trial=on_progress,
-            heartbeat_s=setup.heartbeat_s,
-            grace_s=setup.grace_s,
-        )
-        return
+    if n_workers > 1:
+        _run_forked(setup, n_workers, deadline, unlimited, study, on_progress)
+    # This process works too: alone, or on what the forked workers left (a dead one's trial).
+    runner.work(
+        study,
+        setup.objective,
+        deadline=deadline,
+        unlimited=unlimited,
+        on_trial=on_progress,
+        heartbeat_s=setup.heartbeat_s,
+        grace_s=setup.grace_s,
+    )
+
+
+def _run_forked(
+    setup: runner.WorkerSetup,
+    n_workers: int,
+    deadline: float | None,
+    unlimited: bool,
+    study: optuna.Study,
+    on_progress: Callable[[], None] | None,
+) -> None:
+    """Fork ``n_workers`` workers and wait for them; then give ``study`` a sampler stream of
+    its own for the work this process does after them."""
     started = datetime.datetime.now()
     ctx = multiprocessing.get_context("fork")
     pools = ThreadpoolController().select(user_api="openmp")
@@ -219,12 +232,3 @@ def _run_local(
     finally:
         runner.recover_abandoned(study, grace_s=setup.grace_s)
     study.sampler = setup.sampler(own)  # not the stream of forked worker 0 (the study's own)
-    runner.work(
-        study,
-        setup.objective,
-        deadline=deadline,
-        unlimited=unlimited,
-        on_trial=on_progress,
-        heartbeat_s=setup.heartbeat_s,
-        grace_s=setup.grace_s,
-    )
