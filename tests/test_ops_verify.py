@@ -37,6 +37,7 @@ def test_a_better_candidate_passes_and_the_verdict_is_an_event(registry: Registr
     assert verdict.settings["n_folds"] * verdict.settings["n_repeats"] == 10
     accuracy = verdict.quality["accuracy"]
     assert accuracy["low"] < accuracy["mean"] < accuracy["high"] and accuracy["low"] > 0.85
+    assert all(f"{m}: " in verdict.reasons[0] for m in verdict.quality)  # each one, not one
     comparison = verdict.comparison
     assert comparison["champion"] == 1 and comparison["low"] > 0  # better with confidence, paired
     names = [c["check"] for c in verdict.checks]

@@ -501,10 +501,13 @@ def verify(
         )
 
     failed = [c for c in checks if not c["passed"]]
+    # Every quality metric the gate measured (the monitored one first), not only the one
+    # monitoring watches: a study tuned for roc_auc wants to see its roc_auc.
     summary = (
-        f"{monitored}: {quality[monitored]['mean']:.4g} [{quality[monitored]['low']:.4g}, "
-        f"{quality[monitored]['high']:.4g}] over {len(folds)} folds "
-        f"({config.n_folds} x {config.n_repeats})"
+        ", ".join(
+            f"{m}: {q['mean']:.4g} [{q['low']:.4g}, {q['high']:.4g}]" for m, q in quality.items()
+        )
+        + f" over {len(folds)} folds ({config.n_folds} x {config.n_repeats})"
     )
     reasons = [summary] + [c["text"] for c in failed] + [c["text"] for c in checks if c["passed"]]
     verdict = Verdict(
