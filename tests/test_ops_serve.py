@@ -182,6 +182,9 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
             "missing feature(s) sepal width (cm), petal length (cm), petal width (cm)"
             in missing.json()["error"]
         )
+        wrapped = client.post("/predict", json={"records": rows(2)}, headers=auth)
+        assert wrapped.status_code == 422
+        assert 'JSON list of records or {"rows": [...]}' in wrapped.json()["error"]
         text = client.post(
             "/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth
         )

@@ -229,7 +229,13 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                 )
                 + f". The model (version {loaded.version}) expects exactly: "
                 + ", ".join(loaded.features)
-                + ".",
+                + "."
+                + (
+                    ' Several rows go in a JSON list of records or {"rows": [...]}.'
+                    if len(missing) == len(loaded.features)
+                    and any(isinstance(v, list) for v in row.values())
+                    else ""
+                ),
             )
         for name in loaded.numeric:
             value = row[name]
