@@ -12,7 +12,8 @@ from tuneops import _study
 from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
 from tuneops.samplers import SpaceKind
-from tuneops.spec import load_spec
+from tuneops.selection import select_in_study
+from tuneops.spec import Objective, Selection, load_spec, parse_constraint
 from tuneops.strategy import (
     StagedPruner,
     StagedSampler,
@@ -258,3 +259,37 @@ def test_verify_top_refuses_bad_arguments() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="folds >= 2"):
         verify_top(study, lambda f, r: _objective, k=1, folds=1)
+
+
+def _verified_study(means: dict[int, float]) -> optuna.Study:
+    """Three trials at accuracy 0.9, 0.8, 0.7 and a verification of trials 0 and 1."""
+    study = optuna.create_study(direction="maximize")
+    for value in (0.9, 0.8, 0.7):
+        study.add_trial(optuna.trial.create_trial(values=[value], params={}, distributions={}))
+    candidates = [
+        {"number": n, "params": {}, "values": [study.trials[n].value], "mean": [m],
+         "std": [0.01], "ci95": [[m - 0.02, m + 0.02]], "evaluations": [[m]] * 3}
+        for n, m in means.items()
+    ]
+    study.set_user_attr(_study.STRATEGY, {"name": "staged", "verification": {
+        "k": len(means), "folds": 5, "repeats": 3, "candidates": candidates}})
+    return study
+
+
+def test_selection_after_verification_uses_the_verified_means() -> None:
+    accuracy = [Objective(metric="accuracy", direction="maximize")]
+    # The search's best (trial 0, 0.9) verifies at 0.78; trial 1 (0.8) at 0.85: trial 1 wins.
+    study = _verified_study({0: 0.78, 1: 0.85})
+    choice = select_in_study(study, accuracy, [], Selection())
+    assert choice.selected.number == 1 and choice.selected.values == (0.85,)
+    assert "staged verification re-evaluated (5 folds x 3 repeats)" in choice.notes[0]
+    assert "accuracy 0.85 (95% CI 0.83-0.87)" in choice.notes[0]
+    # No verified candidate meets the constraint: every trial at its search value, said so.
+    limit = [parse_constraint("accuracy >= 0.88")]
+    choice = select_in_study(study, accuracy, limit, Selection())
+    assert choice.selected.number == 0
+    assert "none of the 2 candidates the staged verification re-evaluated" in choice.notes[0]
+    # Without a verification the search's values decide.
+    plain = optuna.create_study(direction="maximize")
+    plain.add_trial(optuna.trial.create_trial(values=[0.5], params={}, distributions={}))
+    assert select_in_study(plain, accuracy, [], Selection()).notes == ()

@@ -29,14 +29,14 @@ Measurement noise. A latency metric comes with a confidence interval (the trial'
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _study
+from tuneops import _optuna, _study
 from tuneops.errors import NoFeasibleTrial, SpecError
 from tuneops.pareto import pareto_mask
 from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
@@ -349,9 +349,73 @@ def reselect(
         selection = _selection(policy, tuple(objectives))
     else:
         selection = spec.selection if spec else Selection()
-    return select_trial(
-        candidates_from_trials(study.get_trials(deepcopy=False), [o.metric for o in objectives]),
-        objectives,
-        parsed,
-        selection,
+    return select_in_study(study, objectives, parsed, selection)
+
+
+def select_in_study(
+    study: optuna.Study,
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    selection: Selection,
+    metric_names: Sequence[str] | None = None,
+) -> Choice:
+    """:func:`select_trial` over the study's complete trials - after a staged strategy's
+    verification (``tuneops:strategy``), over the verified candidates at their verified means.
+
+    The verification re-evaluated the top candidates with more folds and repeats: a better
+    estimate than the search's single cross-validation, whose best is the luckiest as much as
+    the best. When no verified candidate meets the constraints, every trial is a candidate
+    again at its search values (and a note says so).
+    """
+    names = list(metric_names or [o.metric for o in objectives])
+    candidates = candidates_from_trials(study.get_trials(deepcopy=False), names)
+    strategy = _optuna.study_user_attrs(study).get(_study.STRATEGY) or {}
+    verification = strategy.get("verification") if isinstance(strategy, Mapping) else None
+    if not isinstance(verification, Mapping):
+        return select_trial(candidates, objectives, constraints, selection)
+    verified = _verified(candidates, verification, names[: len(objectives)])
+    if not verified:
+        return select_trial(candidates, objectives, constraints, selection)
+    basis = (
+        f"selected among the {len(verified)} candidates the staged verification re-evaluated "
+        f"({verification['folds']} folds x {verification['repeats']} repeats), on their mean "
+        "values"
     )
+    try:
+        choice = select_trial(verified, objectives, constraints, selection)
+    except NoFeasibleTrial:
+        choice = select_trial(candidates, objectives, constraints, selection)
+        note = (
+            f"none of the {len(verified)} candidates the staged verification re-evaluated meets "
+            "the constraints at its verified mean; selected from every trial at its search values."
+        )
+        return replace(choice, notes=(note, *choice.notes))
+    chosen = next(c for c in verification["candidates"] if c["number"] == choice.selected.number)
+    parts = [
+        f"{name} {mean:.4g}" + (f" (95% CI {ci[0]:.4g}-{ci[1]:.4g})" if ci else "")
+        for name, mean, ci in zip(names, chosen["mean"], chosen["ci95"], strict=False)
+    ]
+    note = f"{basis}: trial {choice.selected.number} {', '.join(parts)}."
+    return replace(choice, notes=(note, *choice.notes))
+
+
+def _verified(
+    candidates: Sequence[Candidate],
+    verification: Mapping[str, Any],
+    objective_names: Sequence[str],
+) -> list[Candidate]:
+    """The candidates the verification re-evaluated, valued at their verified means."""
+    means = {
+        int(v["number"]): [float(m) for m in v["mean"]]
+        for v in verification.get("candidates") or ()
+        if len(v.get("mean") or ()) == len(objective_names)
+    }
+    return [
+        replace(
+            c,
+            values=tuple(means[c.number]),
+            metrics={**c.metrics, **dict(zip(objective_names, means[c.number], strict=True))},
+        )
+        for c in candidates
+        if c.number in means
+    ]

@@ -35,7 +35,7 @@ from tuneops.pruning import (
 )
 from tuneops.results import study_results
 from tuneops.samplers import family_distributions, make_sampler
-from tuneops.selection import Choice, candidates_from_trials, reselect, select_trial
+from tuneops.selection import Choice, reselect, select_in_study
 from tuneops.spec import (
     Objective,
     Spec,
@@ -345,11 +345,8 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
         )
     choice: Choice | None
     try:
-        choice = select_trial(
-            candidates_from_trials(study.get_trials(deepcopy=False), spec.metric_names),
-            objectives,
-            spec.constraints,
-            spec.selection,
+        choice = select_in_study(
+            study, objectives, spec.constraints, spec.selection, spec.metric_names
         )
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
