@@ -220,6 +220,7 @@ def tune(
     *,
     objectives: Sequence[str] = ("value",),
     directions: Sequence[str] | None = None,
+    direction: str | None = None,
     constraints: Sequence[str] = (),
     selection: str | Mapping[str, Any] = "knee",
     n_trials: int | None = DEFAULT_N_TRIALS,
@@ -241,6 +242,8 @@ def tune(
         objectives: a name per returned value (used by constraints and reports).
         directions: ``maximize``/``minimize`` per objective; defaults from built-in metric
             names, else ``maximize``.
+        direction: the one objective's direction, as ``optuna.create_study(direction=...)``
+            takes it (``directions=[direction]``).
         constraints: expressions on objective names or on metrics the objective records with
             ``trial.set_user_attr("metrics", {...})``.
         n_workers: local worker processes (forked: the objective need not be importable).
@@ -282,6 +285,14 @@ def tune(
             "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}."
         )
     names = list(objectives)
+    if direction is not None:
+        if directions is not None or len(names) != 1:
+            raise SpecError(
+                f"direction: one objective's direction, received {direction!r} with "
+                f"objectives {names} and directions {directions}; give directions=[...] "
+                "(one per objective) instead."
+            )
+        directions = [direction]
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
     directions = list(directions)

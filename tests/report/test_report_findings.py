@@ -3,6 +3,8 @@ studies that must not trigger it. The definitions are the checks' docstrings (an
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -191,6 +193,35 @@ def test_too_much_pruning():
         9 / 12 > PRUNED_TOO_MANY and f.level == "warning" and "Too much pruning: 9 of 12" in f.text
     )
     assert topics(series([0.5] * 12), "pruning") == []
+
+
+def test_a_halving_pruner_at_its_design_share_is_not_too_much_pruning():
+    """tuneops' own default (rungs at 1/9 and 1/3, reduction factor 3) lets about 1 trial in 9
+    finish: 18 of 20 pruned is its design, not a warning; beyond the design it is."""
+    full = {"steps": [3, 10, 30], "n_steps": 30, "max_step": 30, "fit_s": 3.0, "pruned": False}
+
+    def halving(n: int, pruned_at: dict[int, int]) -> optuna.Study:
+        def record(i: int) -> dict[str, Any]:
+            if i not in pruned_at:
+                return {_study.FIDELITY: full}
+            steps = [3, 10][: 1 + (pruned_at[i] == 10)]
+            cut = {"steps": steps, "n_steps": 30, "max_step": 30, "fit_s": 0.1 * steps[-1],
+                   "pruned": True}
+            return {_study.FIDELITY: cut}
+
+        states = {i: TrialState.PRUNED for i in pruned_at}
+        study = series([0.5] * n, states=states, attrs=record)
+        study.set_user_attr(_study.PRUNER, "FractionalHalvingPruner(max_step=learned, "
+                                           "reduction_factor=3, min_fraction=0.1111)")
+        return study
+
+    two_rungs = {i: (3 if i % 3 else 10) for i in range(2, 20)}  # 18 of 20, at 2 rungs
+    (f,) = topics(halving(20, two_rungs), "pruning")
+    assert f.level == "info" and "18 of 20 finished trials (90%) were pruned: what halving" in f.text
+    assert "reduction factor 3 at 2 rung(s) lets about 1 in 9 trials finish" in f.text
+    one_rung = {i: 3 for i in range(2, 20)}  # 18 of 20 at the first rung: beyond 1 - 1/3
+    (f,) = topics(halving(20, one_rung), "pruning")
+    assert f.level == "warning" and "Too much pruning: 18 of 20" in f.text
 
 
 def test_pruning_savings_are_never_negative_or_meaningless():

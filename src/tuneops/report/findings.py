@@ -21,6 +21,7 @@ study or a plain Optuna study (no stored spec) is told what to change in its own
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -241,7 +242,11 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """How much was pruned, and what it saved when that can be measured.
 
     Definition: the *share* is pruned / (complete + pruned) trials. *Too much pruning* (a
-    warning) when the share exceeds ``PRUNED_TOO_MANY`` (50 %) with 10 or more finished trials.
+    warning) when the share exceeds ``PRUNED_TOO_MANY`` (50 %) with 10 or more finished trials -
+    unless a halving pruner (successive halving, Hyperband, tuneops' ``auto``) did no more than
+    its design: with reduction factor ``r`` and ``k`` rungs reached, it lets about ``r**-k`` of
+    the trials finish, so a share up to ``1 - r**-k`` (+ ``HALVING_SLACK``) is what it is for
+    and is said as information.
     The saving is the pruning feature's measured fit time (``tuneops.pruning.pruning_savings``:
     each pruned trial's fit seconds scaled to its full budget, minus what it spent). Without that
     record it is estimated as (pruned trials x the median duration of complete trials) - the
@@ -274,6 +279,17 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                     f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
                     "counted at the median duration of complete trials)."
                 )
+    design = _halving_design(savings)
+    if design is not None and share > PRUNED_TOO_MANY and share <= design[0] + HALVING_SLACK:
+        return [
+            Finding(
+                "info",
+                "pruning",
+                f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned: what "
+                f"halving does by design (reduction factor {design[1]:g} at {design[2]} rung(s) "
+                f"lets about 1 in {design[1] ** design[2]:.0f} trials finish).{saved}",
+            )
+        ]
     if share > PRUNED_TOO_MANY and finished >= MIN_TRIALS_TO_JUDGE:
         return [
             Finding(
@@ -292,6 +308,25 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned.{saved}",
         )
     ]
+
+
+#: How far above its design share a halving pruner may prune before it is "too much"
+#: (asynchronous halving decides on the trials finished so far, so early trials see few peers).
+HALVING_SLACK = 0.05
+
+
+def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, int] | None:
+    """(design share, reduction factor, rungs reached) of a halving pruner's record; None for
+    another pruner or without a record."""
+    text = str((savings or {}).get("pruner") or "")
+    if not any(name in text for name in ("Halving", "Hyperband")):
+        return None
+    found = re.search(r"reduction_factor=(\d+(?:\.\d+)?)", text)
+    rungs = len((savings or {}).get("pruned_at_step") or {})
+    if found is None or rungs == 0 or float(found.group(1)) <= 1:
+        return None
+    factor = float(found.group(1))
+    return 1.0 - factor**-rungs, factor, rungs
 
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
