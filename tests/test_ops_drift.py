@@ -18,7 +18,8 @@ def test_ks_matches_scipy_and_separates_known_distributions() -> None:
     for batch in (same, shifted):
         ours = drift.column_drift("x", profile, batch)
         expected = stats.ks_2samp(reference, batch)
-        assert drift.ks_test(profile["sample"], batch) == pytest.approx((expected.statistic, expected.pvalue))
+        ks = drift.ks_test(profile["sample"], batch)
+        assert ks == pytest.approx((expected.statistic, expected.pvalue))
         # The column's p-value: KS and the binned chi-squared, Bonferroni-corrected for the two.
         binned = drift.bins_test(profile, batch)[1]
         assert ours.p_value == pytest.approx(min(1.0, 2 * min(expected.pvalue, binned)))
@@ -174,8 +175,9 @@ def test_psi_noise_is_the_mean_psi_of_pure_sampling_noise() -> None:
         assert np.mean(values) == pytest.approx(drift.psi_noise(10, n, m), rel=0.1), (n, m)
     # Categories too; and the column's test records the noise of the signal its PSI is.
     profile = drift.profile_column(rng.choice(["a", "b", "c"], 3000), "categorical")
-    assert drift.column_drift("c", profile, rng.choice(["a", "b", "c"], 300)).psi_noise == pytest.approx(
-        drift.psi_noise(3, 300, 3000)
-    )
-    empty = drift.column_drift("x", drift.profile_column(rng.normal(size=1000), "numeric"), [np.nan] * 100)
-    assert empty.test == "missing" and empty.psi_noise == pytest.approx(drift.psi_noise(2, 100, 1000))
+    same = drift.column_drift("c", profile, rng.choice(["a", "b", "c"], 300))
+    assert same.psi_noise == pytest.approx(drift.psi_noise(3, 300, 3000))
+    numeric = drift.profile_column(rng.normal(size=1000), "numeric")
+    empty = drift.column_drift("x", numeric, [np.nan] * 100)
+    assert empty.test == "missing"
+    assert empty.psi_noise == pytest.approx(drift.psi_noise(2, 100, 1000))

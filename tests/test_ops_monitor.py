@@ -301,7 +301,8 @@ def test_pure_sampling_noise_rarely_warns_at_any_batch_size() -> None:
             assert noise["normal"] == pytest.approx(drift.psi_noise(10, n, 3000))
         rate = non_ok / n_batches
         # alpha plus two binomial standard errors at 50 rows; the floor's own target above.
-        limit = CONFIG.alpha + 2 * np.sqrt(CONFIG.alpha * (1 - CONFIG.alpha) / n_batches) if n == 50 else 0.02
+        se = np.sqrt(CONFIG.alpha * (1 - CONFIG.alpha) / n_batches)
+        limit = CONFIG.alpha + 2 * se if n == 50 else 0.02
         assert rate <= limit, (n, rate)
         if n == 200:
             assert cleared >= 1  # the noise-aware floor did something a fixed floor would not
