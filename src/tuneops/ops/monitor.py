@@ -2,13 +2,15 @@
 
 A batch (features, optionally the labels) is checked against the champion's reference profile:
 
-* every feature: Kolmogorov-Smirnov (numeric) or chi-squared (categorical) p-value, and a test
-  of its missing-value share (:func:`tuneops.ops.drift.column_drift`), and its PSI;
+* every feature: Kolmogorov-Smirnov and chi-squared on the PSI bins (numeric) or chi-squared
+  (categorical), and a test of its missing-value share, one p-value per column
+  (:func:`tuneops.ops.drift.column_drift`), and its PSI;
 * the champion's predictions on the batch against its out-of-fold predictions on the training
   data (chi-squared on predicted classes, KS on regression outputs), and their PSI;
 * all these p-values corrected together for multiple testing (Benjamini-Hochberg by default);
-  a column or the predictions *drifted* when the corrected p < ``alpha`` and the PSI >=
-  ``psi_floor`` (0.1: statistically detectable but practically stable shifts are not drift);
+  a column or the predictions *drifted* when the corrected p < ``alpha`` and the PSI net of
+  its sampling noise is >= ``psi_floor`` (0.1: statistically detectable but practically
+  stable shifts are not drift; see "The PSI floor and the batch size" below);
 * when the batch has labels: the monitored metric on the batch against the reference, with a
   bootstrap confidence bound, and a one-sided p-value of a drop that joins the correction above
   (one batch, one family of tests).
@@ -24,6 +26,26 @@ Decision (:func:`decide`), thresholds from the spec's ``monitor`` section (:clas
   to act, or the metric dropped by more than ``max_metric_drop`` (point estimate) and dropped at
   all (corrected p < ``alpha``), but not by ``max_metric_drop`` with confidence;
 * ``ok`` otherwise.
+
+The PSI floor and the batch size. PSI practice's lines (< 0.1 stable, >= 0.25 major) describe
+the population's shift and were drawn for large samples; a batch's PSI is that plus sampling
+noise, on average (bins - 1)(1/n + 1/m) for n batch rows and m reference rows
+(:func:`tuneops.ops.drift.psi_noise`: 0.049 at 10 bins, 200 rows, 2,000 reference rows; 0.18 at
+the 50-row minimum; 0.014 at 1,000 rows). A fixed floor of 0.1 on the raw PSI therefore let a
+200-row batch count as "moderately shifted" whenever noise reached twice its mean, which
+together with a test at its nominal 5% made 1.9% of stationary batches warn in bench_monitor
+before this rule (one feature, corrected p < 0.05, batch PSI 0.10-0.15). The floor is applied
+to the PSI net of its expected noise, ``psi - psi_noise >= psi_floor``: a (for small shifts,
+about unbiased) estimate of the population's shift against the configured line, no new
+setting, and the same as before for large batches (the noise vanishes as n grows). Not a
+threshold fitted to a benchmark: no constant in it beyond the configured floor and the bins.
+
+``psi_retune`` grades a shift already established (significant, and above the floor net of
+noise) and is compared with the batch's PSI as measured, as PSI practice does: its costs are
+asymmetric. Erring towards re-tuning costs a re-tuning run whose challenger must still beat
+the champion on held-out recent data to be promoted; erring the other way leaves a model hit
+by a major shift in place for another batch. (Net of noise there too, bench_monitor's
+detection within one batch at population PSI >= 0.25 fell from 95% to 86% of streams.)
 
 :func:`check_batch` applies this to the registry's champion and records the result as an event;
 a malformed batch is refused before anything is recorded.
@@ -341,17 +363,19 @@ def assess(
         p_values.append(performance["p_value"])
     adjusted = drift.adjust_pvalues(p_values, config.correction)
 
-    def drifted(p_adjusted: float, psi: float) -> bool:
-        return p_adjusted < config.alpha and psi >= config.psi_floor
+    def drifted(p_adjusted: float, test: drift.ColumnDrift) -> bool:
+        # The floor is on the population's shift: the batch's PSI net of its sampling noise
+        # (module docstring, "The PSI floor and the batch size").
+        return p_adjusted < config.alpha and test.psi - test.psi_noise >= config.psi_floor
 
     features = [
-        {**t.to_dict(), "p_adjusted": p, "drifted": drifted(p, t.psi)}
+        {**t.to_dict(), "p_adjusted": p, "drifted": drifted(p, t)}
         for t, p in zip(tests, adjusted, strict=False)
     ]
     prediction = {
         **pred_test.to_dict(),
         "p_adjusted": adjusted[len(tests)],
-        "drifted": drifted(adjusted[len(tests)], pred_test.psi),
+        "drifted": drifted(adjusted[len(tests)], pred_test),
     }
     if performance is not None:
         performance["p_adjusted"] = adjusted[-1]
@@ -378,8 +402,9 @@ def decide(
 ) -> tuple[str, list[str]]:
     """The decision rule (see the module docstring); returns ``(decision, reasons)``.
 
-    ``features`` items need ``column``, ``test``, ``p_adjusted``, ``psi``, ``drifted``;
-    ``prediction`` needs ``test``, ``p_value``, ``psi``, ``drifted``; ``performance`` needs
+    ``features`` items need ``column``, ``test``, ``p_adjusted``, ``psi``, ``drifted`` (and
+    may have ``psi_noise``, shown in the reasons); ``prediction`` needs ``test``, ``p_value``,
+    ``psi``, ``drifted``; ``performance`` needs
     ``metric``, ``value``, ``reference``, ``drop``, ``confident_drop``.
     """
     retune: list[str] = []
@@ -417,7 +442,7 @@ def decide(
     for f in sorted(drifted, key=lambda f: -f["psi"]):
         text = (
             f"feature {f['column']!r} drifted ({f['test'].upper()} p_adj={f['p_adjusted']:.2g} "
-            f"< {config.alpha:g}, PSI {f['psi']:.3f})"
+            f"< {config.alpha:g}, PSI {f['psi']:.3f}{_noise_text(f)})"
         )
         if f["psi"] >= config.psi_retune:
             retune.append(f"{text}: PSI >= psi_retune {config.psi_retune:g}")
@@ -434,7 +459,7 @@ def decide(
         p_shown = prediction.get("p_adjusted", prediction["p_value"])
         text = (
             f"predictions drifted ({prediction['test'].upper()} p_adj={p_shown:.2g} "
-            f"< {config.alpha:g}, PSI {prediction['psi']:.3f})"
+            f"< {config.alpha:g}, PSI {prediction['psi']:.3f}{_noise_text(prediction)})"
         )
         (retune if prediction["psi"] >= config.psi_retune else warn).append(text)
     if retune:
@@ -452,6 +477,12 @@ def decide(
             f"{performance['reference']:.4g} reference"
         )
     return "ok", [reason]
+
+
+def _noise_text(test: Mapping[str, Any]) -> str:
+    """The PSI's expected sampling noise, when the test recorded it."""
+    noise = test.get("psi_noise")
+    return f", of which noise ~{noise:.3f}" if noise else ""
 
 
 # -- the champion on a batch ----------------------------------------------------------------------
