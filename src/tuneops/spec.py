@@ -1342,8 +1342,10 @@ class Monitor(_Model):
     * ``artifact_dir: tuneops-out/registry`` - where model versions are saved (path + sha256
       are recorded in the registry).
     * ``psi_floor: 0.1`` - a feature (or the predictions) counts as drifted only when its
-      corrected p < ``alpha`` *and* its PSI >= this: with enough rows a test finds shifts too
-      small to matter, and PSI practice calls < 0.1 stable.
+      corrected p < ``alpha`` *and* its PSI net of its sampling noise (``(bins - 1)(1/n +
+      1/m)`` for a batch of n rows against m reference rows, :func:`tuneops.ops.drift.psi_noise`)
+      >= this: with enough rows a test finds shifts too small to matter, PSI practice calls
+      < 0.1 stable, and a small batch's PSI is inflated by noise alone (0.05 at 200 rows).
     * ``verify``, ``slo``, ``live``, ``alerts`` - the staging gate, service-level objectives,
       live promotion/rollback and alerts (:class:`VerifySettings`, :class:`SLOSettings`,
       :class:`LiveSettings`, :class:`AlertSettings`).
