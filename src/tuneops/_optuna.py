@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import pickle
 import sys
 import types
 from collections.abc import Container, Iterator, Sequence
@@ -26,6 +27,8 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -49,6 +52,12 @@ __all__ = [
     "hypervolume",
     "quiet",
     "param_importances",
+    "JournalSnapshot",
+    "journal_backend",
+    "journal_entries",
+    "journal_state",
+    "journal_file_offset",
+    "seek_journal_file",
 ]
 
 
@@ -244,3 +253,40 @@ def param_importances(
     total = sum(raw.values())
     values = {k: (v / total if total else 1.0 / len(raw)) for k, v in raw.items()}
     return dict(sorted(values.items(), key=lambda kv: -kv[1]))
+
+
+# -- journal snapshots (tuneops.storage) ----------------------------------------------------------
+#: A journal backend that can hand ``JournalStorage`` a saved replay state when it opens
+#: (``optuna.storages.journal._base.BaseJournalSnapshot``; Optuna's Redis backend is one).
+JournalSnapshot = BaseJournalSnapshot
+
+
+def journal_backend(storage: BaseStorage) -> object | None:
+    """The backend of a journal storage (``JournalStorage._backend``); None for another one."""
+    return storage._backend if isinstance(storage, JournalStorage) else None
+
+
+def journal_entries(storage: JournalStorage) -> int:
+    """How many journal entries ``storage`` has replayed so far."""
+    return storage._replay_result.log_number_read
+
+
+def journal_state(storage: JournalStorage) -> tuple[bytes, int]:
+    """The state a journal storage replayed, pickled as Optuna pickles its own snapshots
+    (``JournalStorage._replay_result``), and how many journal entries it holds; taken under
+    the storage's lock, so no entry is half applied."""
+    with storage._thread_lock:
+        result = storage._replay_result
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result.log_number_read
+
+
+def journal_file_offset(backend: JournalFileBackend, n_entries: int) -> int | None:
+    """The byte offset where entry ``n_entries`` of a journal file begins, as the backend
+    recorded it while reading (``JournalFileBackend._log_number_offset``); None if not read."""
+    return backend._log_number_offset.get(n_entries)
+
+
+def seek_journal_file(backend: JournalFileBackend, n_entries: int, offset: int) -> None:
+    """Let the backend's next read from entry ``n_entries`` start at byte ``offset`` instead of
+    scanning every line before it (the offset it would record itself)."""
+    backend._log_number_offset[n_entries] = offset
