@@ -50,7 +50,8 @@ def report(
     """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
     options = {} if plotly is None else {"plotly": plotly}
     get_renderer(fmt, **options)  # a bad --format or --plotly fails before the study is read
-    paths = write_report(read_study(study, storage), out, fmt=fmt, **options)
+    with read_study(study, storage) as s:
+        paths = write_report(s, out, fmt=fmt, **options)
     if json_out:
         emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
         return

@@ -42,13 +42,13 @@ def show(
     all_rows: AllOpt = False,
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
-    s = read_study(study, storage)
-    try:
-        choice, message = reselect(s), None
-    except NoFeasibleTrial as exc:
-        choice, message = None, str(exc)
-    # The summary prints neither the findings nor the trials off the front: not computed then.
-    results = study_results(s, choice=choice, message=message, brief=not (json_out or trials))
+    with read_study(study, storage) as s:
+        try:
+            choice, message = reselect(s), None
+        except NoFeasibleTrial as exc:
+            choice, message = None, str(exc)
+        # The summary prints neither the findings nor the trials off the front: not computed.
+        results = study_results(s, choice=choice, message=message, brief=not (json_out or trials))
     if json_out:
         emit_json(results)
         return
@@ -78,9 +78,9 @@ def select(
 
     Exits 1 when no trial meets the constraints (the message names the closest trial).
     """
-    s = read_study(study, storage)
-    choice = reselect(s, constraints=constraint, policy=policy)
-    results = study_results(s, choice=choice, brief=not json_out)
+    with read_study(study, storage) as s:
+        choice = reselect(s, constraints=constraint, policy=policy)
+        results = study_results(s, choice=choice, brief=not json_out)
     if constraint is not None:
         results["constraints"] = constraint
     if json_out:
