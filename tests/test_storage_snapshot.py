@@ -257,3 +257,16 @@ def test_a_copied_journal_and_snapshot_still_match(workdir: Path) -> None:
     opened = storage.get_storage(str(moved))
     assert _restored(opened) > 0
     assert _state(opened) == _state(_replayed(moved))
+
+
+def test_a_state_pickled_in_many_parts_restores_whole_and_in_order(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trials are pickled in parts (a bounded memo: memory at the end of a run)."""
+    monkeypatch.setattr(_optuna, "STATE_PART", 7)
+    path = workdir / "s.journal"
+    _run(path, 40)
+    opened = storage.get_storage(str(path))
+    assert _restored(opened) > 0
+    assert [t.number for t in opened.get_all_trials(0)] == list(range(40))
+    assert _state(opened) == _state(_replayed(path))

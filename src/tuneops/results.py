@@ -5,6 +5,7 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import optuna
@@ -63,6 +64,25 @@ def study_results(
     what the full document holds. At 10,000 trials the omitted parts are most of the work
     (issue 15), and nothing the summary prints comes from them.
     """
+    # The document is some 10^5 new dicts and lists at 10,000 trials, none of them garbage,
+    # yet each burst of them triggers the cyclic collector, which scans every trial of the
+    # study again: paused while building (0.74 -> 0.57 s of CPU at 10,000 trials).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build(study, choice, elapsed_s, message, brief)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build(
+    study: optuna.Study,
+    choice: Choice | None,
+    elapsed_s: float | None,
+    message: str | None,
+    brief: bool,
+) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     # Each trial is recorded once; the front and the selected trial reuse those records (at
     # 10,000 trials the front alone can hold thousands).
