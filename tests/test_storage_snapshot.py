@@ -3,6 +3,7 @@ that does not match the journal as it is now is never used."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -269,4 +270,25 @@ def test_a_state_pickled_in_many_parts_restores_whole_and_in_order(
     opened = storage.get_storage(str(path))
     assert _restored(opened) > 0
     assert [t.number for t in opened.get_all_trials(0)] == list(range(40))
+    assert _state(opened) == _state(_replayed(path))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"garbage", b"ctuneops._optuna\nno_such_function\n."],
+    ids=["not a pickle", "a name this tuneops lacks"],
+)
+def test_a_snapshot_that_passes_its_checks_but_does_not_load_is_replaced_by_the_replay(
+    workdir: Path, payload: bytes
+) -> None:
+    """As if written by a tuneops whose pickled names differ: the journal is replayed, and the
+    backend says nothing was restored (so a reader saves a new snapshot)."""
+    path = workdir / "s.journal"
+    _run(path, 10)
+    snap = storage.snapshot_path(path)
+    magic, header, _ = snap.read_bytes().split(b"\n", 2)
+    fields = {**json.loads(header), "payload_sha256": hashlib.sha256(payload).hexdigest()}
+    snap.write_bytes(magic + b"\n" + json.dumps(fields).encode() + b"\n" + payload)
+    opened = storage.get_storage(str(path))
+    assert _restored(opened) == 0
     assert _state(opened) == _state(_replayed(path))

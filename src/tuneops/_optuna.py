@@ -56,6 +56,7 @@ __all__ = [
     "JournalSnapshot",
     "journal_backend",
     "journal_entries",
+    "journal_restored",
     "journal_state",
     "journal_file_offset",
     "seek_journal_file",
@@ -315,7 +316,14 @@ def _join_state(parts: list[bytes]) -> Any:
     result = pickle.loads(parts[0])
     for part in parts[1:]:
         result._trials.update(pickle.loads(part))
+    result.tuneops_snapshot = True  # what journal_restored reads
     return result
+
+
+def journal_restored(storage: JournalStorage) -> bool:
+    """True when ``storage`` started from a state of :func:`journal_state` (Optuna's restore
+    ignores a snapshot it cannot unpickle with a warning, and replays the whole journal)."""
+    return bool(getattr(storage._replay_result, "tuneops_snapshot", False))
 
 
 def journal_file_offset(backend: JournalFileBackend, n_entries: int) -> int | None:

@@ -439,8 +439,22 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
     """A journal file (checked by :func:`_check_file`); created when it does not exist. Its
     snapshot, when valid, is restored first (see the module's docstring)."""
     try:
-        with _no_gc():
-            return JournalStorage(SnapshotJournalFile(path))
+        try:
+            backend = SnapshotJournalFile(path)
+            with _no_gc():
+                storage = JournalStorage(backend)
+            if backend.restored and not _optuna.journal_restored(storage):
+                backend.restored = 0  # Optuna could not unpickle it and replayed the journal
+            return storage
+        except (PermissionError, StorageUnavailable):
+            raise
+        except Exception as exc:
+            # A snapshot that passed its checks but does not load (written by a tuneops whose
+            # pickled names differ): replay the journal instead; a damaged journal raises again.
+            if not snapshot_path(path).exists():
+                raise
+            _log.debug("journal snapshot of %s not restored (%r): replaying the journal", path, exc)
+            return JournalStorage(SnapshotJournalFile(path, use_snapshot=False))
     except PermissionError as exc:
         raise StorageUnavailable(
             f"storage {path!r}: no permission to create or write {exc.filename or path!r} "
@@ -496,15 +510,16 @@ class SnapshotJournalFile(JournalFileBackend, _optuna.JournalSnapshot):
     refused); the storage then replays only the entries after those.
     """
 
-    def __init__(self, file_path: str) -> None:
+    def __init__(self, file_path: str, *, use_snapshot: bool = True) -> None:
         super().__init__(file_path)
         self.path = file_path
+        self.use_snapshot = use_snapshot
         self.restored = 0
 
     def load_snapshot(self) -> bytes | None:
         """The snapshot's pickled state when it is valid for this journal as it is now, else
         None (the storage then replays the journal from its first entry)."""
-        found = _read_snapshot(self.path)
+        found = _read_snapshot(self.path) if self.use_snapshot else None
         if found is None:
             return None
         n_entries, offset, payload = found
