@@ -84,14 +84,14 @@ def child_run(
     names = ["value"] if n_objectives == 1 else ["f1", "f2"]
     rss_before = _rss_mb()
     if tool == "optuna":
-        from tuneops.storage import engine_url  # the same driver as tuneops (psycopg 3)
-
         storage: Any = url
         if "://" not in url:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             storage = JournalStorage(JournalFileBackend(url))
-        else:
+        else:  # only here: plain Optuna on a journal file loads nothing of tuneops
+            from tuneops.storage import engine_url  # the same driver as tuneops (psycopg 3)
+
             storage = engine_url(url)
         s = optuna.create_study(
             study_name=study,
@@ -283,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
                                 str(tmp / f"report{pool.n}.html"),
                             ]
                         )
+                        # For scale: `show` once more with the journal's snapshot removed,
+                        # so it replays the whole journal (as every reader did before it).
+                        replay = None
+                        if store == "journal":
+                            # not at the top: the children (plain Optuna) must not load tuneops
+                            from tuneops.storage import snapshot_path
+
+                            snapshot_path(url).unlink(missing_ok=True)
+                            replay = _command_cpu(["show", spec["study"], "--storage", url])
                         ends.append(
                             {
                                 "store": store,
@@ -290,12 +299,14 @@ def main(argv: list[str] | None = None) -> int:
                                 "after_last_s": res["after_last_s"],
                                 "show_s": show,
                                 "report_s": report,
+                                "show_replay_s": replay,
                                 "front": res.get("front"),
                             }
                         )
                         print(
                             f"  end of run {res['after_last_s']:.2f} s, show {show:.2f} s, "
-                            f"report {report:.2f} s CPU (front of {res.get('front')})",
+                            f"report {report:.2f} s CPU (front of {res.get('front')}); "
+                            f"show replaying the journal {replay or 0:.2f} s",
                             flush=True,
                         )
     finally:
@@ -409,6 +420,7 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
             e["show_s"],
             e["report_s"],
             e["after_last_s"] + e["show_s"] + e["report_s"],
+            "-" if e.get("show_replay_s") is None else e["show_replay_s"],
         ]
         for e in ends
     ]
@@ -420,8 +432,9 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         )
     table = [
         "End of a two-objective study: CPU seconds after the last trial until `tune()` returned, "
-        "then `tuneops show` and `tuneops report` in fresh processes (imports included). "
-        "Target: <= 5 s in all.",
+        "then `tuneops show` and `tuneops report` in fresh processes (imports included; on a "
+        "journal they start from the snapshot the run saved). Target: <= 5 s in all. For scale, "
+        "the last column: `show` again without the snapshot (the whole journal replayed).",
         "",
         render_table(
             [
@@ -432,6 +445,7 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
                 "show s",
                 "report s",
                 "total s",
+                "show, replaying s",
             ],
             end_rows,
         ),

@@ -75,6 +75,29 @@ def test_results_record_every_trial_once(monkeypatch: pytest.MonkeyPatch) -> Non
     assert doc["selected"]["number"] == choice.selected.number
 
 
+def test_a_brief_document_is_the_full_one_less_what_show_does_not_print(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tuneops show`` without --json/--trials: no findings, no versions, no records of trials
+    off the front; everything it prints is what the full document holds."""
+    from tuneops.selection import candidates_from_trials, select_trial
+    from tuneops.spec import Objective
+
+    study = _two_objective_study(300)
+    choice = select_trial(candidates_from_trials(study.trials, ["a", "b"]),
+                          [Objective("a", "minimize"), Objective("b", "minimize")])
+    full = results.study_results(study, choice=choice, message="m")
+    calls = []
+    real = results.trial_record
+    monkeypatch.setattr(results, "trial_record", lambda t: calls.append(t.number) or real(t))
+    brief = results.study_results(study, choice=choice, message="m", brief=True)
+    assert "findings" in full and "versions" in full and len(full["trials"]) == 300
+    assert brief == {k: v for k, v in full.items() if k not in ("trials", "versions", "findings")}
+    assert sorted(calls) == sorted({c.number for c in choice.front} | {choice.selected.number})
+    calls.clear()
+    assert results.study_results(study, brief=True)["pareto_front"] == [] and calls == []
+
+
 def test_progress_looks_at_each_finished_trial_once(monkeypatch: pytest.MonkeyPatch) -> None:
     study = _two_objective_study(200)
     looked: list[int] = []

@@ -32,6 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna
+from tuneops import storage as _storage
 from tuneops.errors import SpecError, StudyNotFound
 from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
@@ -58,6 +59,7 @@ __all__ = [
     "StoredObjective",
     "open_study",
     "load_study",
+    "save_snapshot",
     "objectives",
     "spec_record",
     "data_record",
@@ -188,7 +190,7 @@ def load_study(
     """
     storage = get_storage(storage_url, must_exist=True)  # a read never creates a journal file
     try:
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         names = [
             s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -197,6 +199,17 @@ def load_study(
             f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "
             f"{', '.join(names) or 'none'}. Pass --storage if the study lives elsewhere."
         ) from None
+    # A journal replayed from far behind its snapshot: save one, so the next reader (`report`
+    # after `show`, another `show`) does not replay the same entries again.
+    _storage.refresh_snapshot(storage)
+    return study
+
+
+def save_snapshot(study: optuna.Study) -> None:
+    """Save the replayed state of the study's journal file for the next process that opens it
+    (at the end of a run: ``show`` and ``report`` then start from it); nothing for a database
+    or in-memory storage. See :func:`tuneops.storage.save_snapshot`."""
+    _storage.save_snapshot(_optuna.storage_of(study))
 
 
 # -- study attributes -----------------------------------------------------------------------------

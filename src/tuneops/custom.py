@@ -357,4 +357,5 @@ def tune(
     results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)
     out_dir = Path(output_dir or Path("tuneops-out") / name)
     results_path = write_json(out_dir / "results.json", results)
+    _study.save_snapshot(opened)  # `tuneops show`/`report` start from it (a journal file only)
     return RunResult(opened, choice, results, out_dir, None, results_path, message)

@@ -360,6 +360,7 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
         "results": str(out_dir / "results.json"),
     }
     results_path = write_json(out_dir / "results.json", results)
+    _study.save_snapshot(study)  # `tuneops show`/`report` start from it (a journal file only)
     return RunResult(study, choice, results, out_dir, model_path, results_path, message)
 
 

@@ -239,7 +239,9 @@ def test_show_and_report_import_only_what_they_need(workdir):
     cost 4.3 s of CPU per invocation): show needs neither scikit-learn, pandas, scipy nor
     plotly, nor the web stack of serve and the dashboard."""
     _front_study(5)
-    heavy = ("sklearn", "pandas", "scipy", "plotly", "uvicorn", "starlette", "pyarrow")
+    # sqlalchemy: only a database URL needs it, not this journal file
+    heavy = ("sklearn", "pandas", "scipy", "plotly", "uvicorn", "starlette", "pyarrow",
+             "sqlalchemy")
     probe = (
         "import sys\n"
         "from tuneops.cli import main\n"

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneops._study import load_study
-from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, term
+from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, read_study, term
 from tuneops.errors import MissingExtra
 from tuneops.report import get_renderer, write_report
 from tuneops.report.dashboard import start_dashboard
@@ -51,7 +50,8 @@ def report(
     """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
     options = {} if plotly is None else {"plotly": plotly}
     get_renderer(fmt, **options)  # a bad --format or --plotly fails before the study is read
-    paths = write_report(load_study(study, storage), out, fmt=fmt, **options)
+    with read_study(study, storage) as s:
+        paths = write_report(s, out, fmt=fmt, **options)
     if json_out:
         emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
         return

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tuneops._study import abandoned_label, load_study
+from tuneops._study import abandoned_label
 from tuneops.cli._common import (
     FRONT_ROWS,
     AllOpt,
@@ -21,6 +21,7 @@ from tuneops.cli._common import (
     print_summary,
     print_trials,
     print_workers,
+    read_study,
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
@@ -41,12 +42,13 @@ def show(
     all_rows: AllOpt = False,
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
-    s = load_study(study, storage)
-    try:
-        choice, message = reselect(s), None
-    except NoFeasibleTrial as exc:
-        choice, message = None, str(exc)
-    results = study_results(s, choice=choice, message=message)
+    with read_study(study, storage) as s:
+        try:
+            choice, message = reselect(s), None
+        except NoFeasibleTrial as exc:
+            choice, message = None, str(exc)
+        # The summary prints neither the findings nor the trials off the front: not computed.
+        results = study_results(s, choice=choice, message=message, brief=not (json_out or trials))
     if json_out:
         emit_json(results)
         return
@@ -76,9 +78,9 @@ def select(
 
     Exits 1 when no trial meets the constraints (the message names the closest trial).
     """
-    s = load_study(study, storage)
-    choice = reselect(s, constraints=constraint, policy=policy)
-    results = study_results(s, choice=choice)
+    with read_study(study, storage) as s:
+        choice = reselect(s, constraints=constraint, policy=policy)
+        results = study_results(s, choice=choice, brief=not json_out)
     if constraint is not None:
         results["constraints"] = constraint
     if json_out:
