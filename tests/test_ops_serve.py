@@ -17,7 +17,7 @@ from tuneops.errors import IntegrityError, UsageError
 from tuneops.families import build_pipeline, get_family
 from tuneops.ops.predlog import read_log
 from tuneops.ops.registry import Registry
-from tuneops.ops.serve import ServeConfig, canary_bucket, start_server
+from tuneops.ops.serve import ServeConfig, _Loaded, _warm_up, canary_bucket, start_server
 
 
 @pytest.fixture
@@ -252,3 +252,32 @@ def test_a_tuneops_pipeline_takes_the_records_and_answers_as_from_a_dataframe(
     # The plain pipeline cannot take a missing value: its failure is logged, the answer stands.
     assert "error" in logged["r0"]["shadow"] and answers[0]["version"] == 1
     assert [logged[f"r{i}"]["shadow"]["prediction"][0] for i in range(1, 40)] == shadow_expected
+
+
+class _Counting:
+    """A model that records what it was asked, and can fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[Any] = []
+        self.fail = fail
+
+    def predict(self, X: Any) -> Any:
+        if self.fail:
+            raise ValueError("no")
+        self.seen.append(X)
+        return [0] * len(X)
+
+
+def test_a_version_is_warmed_up_on_typical_rows_before_it_takes_traffic(caplog) -> None:
+    model = _Counting()
+    loaded = _Loaded(3, model, ("x", "colour", "empty"), frozenset({"x", "empty"}),
+                     pd.Index(["x", "colour", "empty"]))
+    profile = {"x": {"sample": [1.0, 2.0, 9.0]}, "colour": {"counts": {"red": 2, "blue": 5}}}
+    _warm_up(loaded, profile)
+    assert len(model.seen) == 3  # the first user does not pay the first call's cost
+    first = model.seen[0]
+    assert first["x"].tolist() == [2.0] and first["colour"].tolist() == ["blue"]
+    assert first["empty"].isna().all()  # no profile: missing, as a request may send it
+    failing = _Loaded(4, _Counting(fail=True), ("x",), frozenset({"x"}), pd.Index(["x"]))
+    _warm_up(failing, {})  # logged, never fatal
+    assert "warm-up of version 4 failed: no" in caplog.text
