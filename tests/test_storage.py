@@ -234,3 +234,13 @@ def test_retrying_storage_is_thread_safe_to_share(workdir) -> None:
     for t in threads:
         t.join()
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
+
+
+def test_a_missing_study_lists_the_studies_but_not_the_registries(workdir) -> None:
+    url = "s.journal"
+    storage = get_storage(url)
+    optuna.create_study(study_name="tuned", storage=storage)
+    optuna.create_study(study_name=f"{_study.REGISTRY_PREFIX}model", storage=storage)
+    with pytest.raises(tuneops.errors.StudyNotFound) as error:
+        _study.load_study("nope", url)
+    assert "studies there: tuned." in str(error.value)

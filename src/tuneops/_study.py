@@ -89,6 +89,8 @@ BUDGET = "tuneops:budget"  # system attr
 COMPUTE_BUDGET = "tuneops:compute_budget"  # system attr: {unit: amount} (search.budget)
 # user attr: the staged strategy's phases and verification (tuneops.strategy)
 STRATEGY = "tuneops:strategy"
+#: Name prefix of the studies that hold model registries (tuneops.ops.registry), not trials.
+REGISTRY_PREFIX = "tuneops-registry:"
 
 METRICS = "metrics"
 FAMILY = "family"
@@ -193,7 +195,9 @@ def load_study(
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
     except KeyError:
         names = [
-            s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+            s.study_name
+            for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+            if not s.study_name.startswith(REGISTRY_PREFIX)  # a registry is not a study to show
         ]
         raise StudyNotFound(
             f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from tuneops import _optuna
+from tuneops import _optuna, _study
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
@@ -60,7 +60,7 @@ __all__ = [
     "sha256_file",
 ]
 
-PREFIX = "tuneops-registry:"
+PREFIX = _study.REGISTRY_PREFIX
 _VERSION = "tuneops:version:"
 _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
