@@ -32,6 +32,10 @@ def test_no_drift_is_ok() -> None:
     decision, reasons = decide([feature("a", 0.6, 0.02), feature("b", 0.3, 0.05)], STABLE_PREDICTION, None, CONFIG)
     assert decision == "ok"
     assert "no feature drifted" in reasons[0]
+    assert "max PSI 0.050 (b)" in reasons[0]  # the largest PSI names its feature
+    noisy = {**feature("day", 0.9, 2.5), "psi_noise": 1.7}  # a date column: PSI from sampling
+    _, reasons = decide([feature("a", 0.6, 0.02), noisy], STABLE_PREDICTION, None, CONFIG)
+    assert "max PSI 2.500 (day, of which noise ~1.700)" in reasons[0]
 
 
 def test_one_moderate_drift_warns() -> None:

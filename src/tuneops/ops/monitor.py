@@ -466,10 +466,15 @@ def decide(
         return "retune", retune + warn
     if warn:
         return "warn", warn
-    max_psi = max((f["psi"] for f in features), default=0.0)
+    top = max(features, key=lambda f: f["psi"], default=None)
+    # The largest PSI with its feature and expected noise: a high-cardinality column (a date,
+    # an id) has a large PSI from sampling alone, which is not drift and must not read as it.
+    largest = (
+        f"max PSI {top['psi']:.3f} ({top['column']}{_noise_text(top)})" if top else "max PSI 0"
+    )
     reason = (
         f"no feature drifted at alpha {config.alpha:g} ({config.correction}-corrected); "
-        f"max PSI {max_psi:.3f}; predictions stable"
+        f"{largest}; predictions stable"
     )
     if performance is not None:
         reason += (
