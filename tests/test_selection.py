@@ -15,6 +15,8 @@ from tuneops.selection import (
     candidates_from_trials,
     noise_front,
     pareto_mask,
+    resolution_of,
+    select_in_study,
     select_trial,
     violation,
 )
@@ -161,3 +163,24 @@ def test_intervals_are_read_from_the_trials_cost_record():
     study.add_trial(trial)
     (c,) = candidates_from_trials(study.get_trials(), ["accuracy", "latency_p95_ms"])
     assert c.intervals == {"latency_p95_ms": (4.5, 5.5)}
+
+
+def test_accuracy_differences_below_one_row_are_ties_on_the_front():
+    """The quickstart showed trial 10 (0.963121, 14.7 ms) on the front beside trial 42
+    (0.963102, 7.9 ms): the same number of correct rows of 569, shared differently by the folds."""
+    rows = [(0.963121, 14.7, 0), (0.963102, 7.9, 0), (0.9596, 3.6, 0)]
+    assert [c.number for c in select_trial(cands(rows), OBJ).front] == [0, 1, 2]
+    resolution = resolution_of(OBJ, 569)
+    assert resolution == {"accuracy": pytest.approx(1 / 569)}
+    assert [c.number for c in select_trial(cands(rows), OBJ, resolution=resolution).front] == [1, 2]
+    # One more correct row (1/569 = 0.00176) is a real difference, kept.
+    rows[0] = (0.963102 + 1 / 569, 14.7, 0)
+    assert [c.number for c in select_trial(cands(rows), OBJ, resolution=resolution).front] == [
+        0, 1, 2]
+    # A study's data record gives the rows.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(_study.DATA, {"rows": 569})
+    for a, latency in [(0.963121, 14.7), (0.963102, 7.9)]:
+        study.add_trial(optuna.trial.create_trial(values=[a, latency], params={}, distributions={}))
+    assert [c.number for c in select_in_study(study, OBJ, [], Selection()).front] == [1]
+    assert resolution_of([Objective("roc_auc", "maximize")], 569) == {}

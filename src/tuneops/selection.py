@@ -153,29 +153,41 @@ def _within_noise(c: Candidate, constraints: Sequence[Constraint]) -> list[Const
 
 
 def _loss_bounds(
-    candidates: Sequence[Candidate], objectives: Sequence[Objective]
+    candidates: Sequence[Candidate],
+    objectives: Sequence[Objective],
+    resolution: Mapping[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of each objective as a loss (smaller is better); a metric
-    without an interval has both bounds at its value."""
+    without an interval has both bounds at its value - rounded to its ``resolution`` when it
+    has one (see :func:`resolution_of`)."""
     lo = np.empty((len(candidates), len(objectives)))
     hi = np.empty_like(lo)
+    steps = resolution or {}
     for i, c in enumerate(candidates):
         for j, o in enumerate(objectives):
             value = float(c.values[j])
+            step = steps.get(o.metric)
+            if step and o.metric not in c.intervals:
+                value = round(value / step) * step
             a, b = c.intervals.get(o.metric, (value, value))
             a, b = min(a, value), max(b, value)
             lo[i, j], hi[i, j] = (-b, -a) if o.direction == "maximize" else (a, b)
     return lo, hi
 
 
-def noise_front(candidates: Sequence[Candidate], objectives: Sequence[Objective]) -> np.ndarray:
+def noise_front(
+    candidates: Sequence[Candidate],
+    objectives: Sequence[Objective],
+    resolution: Mapping[str, float] | None = None,
+) -> np.ndarray:
     """Mask of the Pareto front where differences within the measured interval are ties.
 
     ``b`` dominates ``a`` when ``b`` is nowhere worse beyond noise (no objective where ``b``'s
     interval lies entirely above ``a``'s, as a loss) and somewhere better beyond noise (an
     objective where it lies entirely below). With no intervals this is the usual front.
+    Differences below a metric's ``resolution`` are ties too (:func:`resolution_of`).
     """
-    lo, hi = _loss_bounds(candidates, objectives)
+    lo, hi = _loss_bounds(candidates, objectives, resolution)
     if np.array_equal(lo, hi):
         # No intervals: exactly the usual dominance, so the sort-based mask (the pairwise loop
         # below took 13 s of CPU on a 10,000-trial two-objective study; issue 15).
@@ -196,13 +208,26 @@ def _scaled(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return (loss - lo) / span
 
 
+def resolution_of(objectives: Sequence[Objective], n_rows: int | None) -> dict[str, float]:
+    """The smallest real difference of count-based objectives: ``accuracy`` cross-validated
+    over ``n_rows`` rows moves by one correct row at a time (1 / n_rows); two configurations
+    with the same number of correct rows differ only by how the folds share them (2e-5 on
+    breast cancer), which put a model twice as slow on the quickstart's front for "0.9631 vs
+    0.9631". Values are compared rounded to it."""
+    if not n_rows or n_rows <= 0:
+        return {}
+    return {o.metric: 1.0 / n_rows for o in objectives if o.metric == "accuracy"}
+
+
 def select_trial(
     candidates: Sequence[Candidate],
     objectives: Sequence[Objective],
     constraints: Sequence[Constraint] = (),
     selection: Selection = _DEFAULT,
+    resolution: Mapping[str, float] | None = None,
 ) -> Choice:
-    """Choose one trial from the feasible Pareto front.
+    """Choose one trial from the feasible Pareto front (differences below an objective's
+    ``resolution`` are ties on it: :func:`resolution_of`).
 
     Raises:
         SpecError: a constraint names a metric the trials did not measure.
@@ -232,7 +257,8 @@ def select_trial(
         feasible = [c for c in candidates if c.number in within]
     if not feasible:
         raise NoFeasibleTrial(_closest_message(candidates, violations, constraints))
-    front = [c for c, keep in zip(feasible, noise_front(feasible, objectives), strict=True) if keep]
+    mask = noise_front(feasible, objectives, resolution)
+    front = [c for c, keep in zip(feasible, mask, strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection)
     if noisy.get(chosen.number):
@@ -369,22 +395,24 @@ def select_in_study(
     """
     names = list(metric_names or [o.metric for o in objectives])
     candidates = candidates_from_trials(study.get_trials(deepcopy=False), names)
+    rows = (_optuna.study_user_attrs(study).get(_study.DATA) or {}).get("rows")
+    resolution = resolution_of(objectives, rows if isinstance(rows, int) else None)
     strategy = _optuna.study_user_attrs(study).get(_study.STRATEGY) or {}
     verification = strategy.get("verification") if isinstance(strategy, Mapping) else None
     if not isinstance(verification, Mapping):
-        return select_trial(candidates, objectives, constraints, selection)
+        return select_trial(candidates, objectives, constraints, selection, resolution)
     verified = _verified(candidates, verification, names[: len(objectives)])
     if not verified:
-        return select_trial(candidates, objectives, constraints, selection)
+        return select_trial(candidates, objectives, constraints, selection, resolution)
     basis = (
         f"selected among the {len(verified)} candidates the staged verification re-evaluated "
         f"({verification['folds']} folds x {verification['repeats']} repeats), on their mean "
         "values"
     )
     try:
-        choice = select_trial(verified, objectives, constraints, selection)
+        choice = select_trial(verified, objectives, constraints, selection, resolution)
     except NoFeasibleTrial:
-        choice = select_trial(candidates, objectives, constraints, selection)
+        choice = select_trial(candidates, objectives, constraints, selection, resolution)
         note = (
             f"none of the {len(verified)} candidates the staged verification re-evaluated meets "
             "the constraints at its verified mean; selected from every trial at its search values."
