@@ -8,6 +8,7 @@ trial attribute of every study) are searched for the password. Expected hits: no
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -23,6 +24,7 @@ from conftest import tiny_spec
 from servers import PG_BIN, PostgresServer, postgres_server  # noqa: F401 - fixture
 
 from tuneops._secrets import mask_secrets, mask_url
+from tuneops.export import write_json
 
 
 @dataclass
@@ -82,6 +84,17 @@ def test_mask_secrets_walks_documents() -> None:
     assert mask_secrets(doc) == {"spec": {"storage": "postgresql://ann:***@db:5/t"},
                                  "urls": ("redis://:***@h/0",), "n": 3, "text": "plain"}
     assert mask_url("postgresql://ann@db/t") == "postgresql://ann@db/t"  # no password: unchanged
+
+
+def test_written_documents_are_masked_and_keep_one_record_per_line(tmp_path: Path) -> None:
+    trials = [{"number": i, "storage": "redis://:pw@h/0", "values": [i / 7]} for i in range(30)]
+    doc = {"spec": {"storage": "postgresql://ann:s3cr@db/t"}, "trials": trials, "few": [{"a": 1}]}
+    text = write_json(tmp_path / "r.json", doc).read_text()
+    assert "s3cr" not in text and ":pw@" not in text
+    assert json.loads(text) == mask_secrets(doc)
+    lines = text.splitlines()
+    assert sum(line.startswith('    {"number": ') for line in lines) == 30  # a record per line
+    assert '      "a": 1' in lines  # a short list stays indented
 
 
 @pytest.mark.postgres
