@@ -395,9 +395,10 @@ def select_in_study(
     """
     names = list(metric_names or [o.metric for o in objectives])
     candidates = candidates_from_trials(study.get_trials(deepcopy=False), names)
-    rows = (_optuna.study_user_attrs(study).get(_study.DATA) or {}).get("rows")
+    attrs = _optuna.study_user_attrs(study)  # one read of the storage for both records
+    rows = (attrs.get(_study.DATA) or {}).get("rows")
     resolution = resolution_of(objectives, rows if isinstance(rows, int) else None)
-    strategy = _optuna.study_user_attrs(study).get(_study.STRATEGY) or {}
+    strategy = attrs.get(_study.STRATEGY) or {}
     verification = strategy.get("verification") if isinstance(strategy, Mapping) else None
     if not isinstance(verification, Mapping):
         return select_trial(candidates, objectives, constraints, selection, resolution)
