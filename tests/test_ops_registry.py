@@ -13,7 +13,8 @@ from tuneops.data import load_dataset
 from tuneops.errors import DataError, IntegrityError, UsageError
 from tuneops.ops.monitor import MonitorConfig
 from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
-from tuneops.ops.retune import compare, monitor_batch, retune
+from tuneops.ops.monitor import metric_value
+from tuneops.ops.retune import compare, monitor_batch, refresh, refreshable, retune
 from tuneops.storage import get_storage
 
 
@@ -98,6 +99,52 @@ def test_keep_when_the_challenger_is_not_better_by_the_margin(deployed) -> None:
         registry.rollback()
 
 
+def test_refresh_refits_a_retuned_champion_on_the_rows_since_the_change(deployed) -> None:
+    registry, _, pool = deployed
+    new = flipped(pool.iloc[:1000])  # the labelling rule changed
+    outcome = retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
+    assert outcome.decision == "promote" and outcome.rows == 140, outcome.reasons
+    v2 = registry.version(2)
+    assert v2["data"]["rows"] == 140
+    config = registry.config(v2)
+    # Only a champion fitted on a recent window, and only when the window holds more rows.
+    assert not refreshable(registry.version(1), 10_000, config)  # deployed from the study
+    assert not refreshable(v2, 140, config)
+    assert not refreshable(v2, 10_000, MonitorConfig(refresh_rows=0))
+    assert refreshable(v2, 600, config)
+    batch, window = new.iloc[800:1000], new.iloc[:800]
+    assessment, outcome, _ = monitor_batch(registry, batch, auto_retune=True, window=window)
+    assert not assessment.performance["confident_drop"] > config.max_metric_drop
+    assert outcome is not None and outcome.method == "refresh"
+    assert (outcome.champion, outcome.rows, outcome.holdout_rows) == (2, 800, 200)
+    v3 = registry.version(outcome.challenger)
+    assert v3["source"] == {
+        "study": v2["source"]["study"], "trial": v2["source"]["trial"],
+        "kind": "refresh", "champion": 2, "rows": 800,
+    }
+    assert v3["data"]["rows"] == 800 and v3["params"] == v2["params"]
+    # Both scored on the batch, which neither was fitted on; a tie goes to the refit.
+    model, _ = registry.load_model(outcome.challenger)
+    X, y = batch.drop(columns=["target"]), batch["target"].to_numpy()
+    assert outcome.challenger_score == metric_value("accuracy", y, model.predict(X))
+    promoted = outcome.challenger_score >= outcome.champion_score
+    assert outcome.decision == ("promote" if promoted else "keep")
+    assert registry.champion() == (outcome.challenger if promoted else 2)
+    assert registry.events("refresh")[-1]["decision"] == outcome.decision
+    assert "configuration refitted on 800 rows since the change (v2: 140)" in outcome.reasons[0]
+
+
+def test_refresh_keeps_the_champion_when_the_refit_is_worse(deployed) -> None:
+    registry, _, pool = deployed
+    retune(registry, flipped(pool.iloc[:200]), config=MonitorConfig(retune_trials=3, margin=0.0))
+    assert registry.champion() == 2
+    # A window from before the change: the refit learns the old rule and loses on new rows.
+    outcome = refresh(registry, pool.iloc[200:800], holdout=flipped(pool.iloc[800:1000]))
+    assert outcome.decision == "keep" and outcome.challenger_score < outcome.champion_score - 0.3
+    assert registry.champion() == 2 and registry.version(outcome.challenger)["data"]["rows"] == 600
+    assert "not better by the margin; the champion stays" in outcome.reasons[0]
+
+
 def test_compare_requires_margin_and_constraints() -> None:
     assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
     assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"
@@ -150,6 +197,19 @@ def test_cli_production_loop(deployed, cli) -> None:
     assert code == 0 and "promote" in out
     code, out, _ = cli("registry", "list")
     assert code == 0 and "★ 2" in out
+    flipped(pool.iloc[500:1100]).to_csv("since.csv", index=False)
+    code, _, err = cli("retune", "--refresh", "--n-trials", "3", "--data", "since.csv")
+    assert code == 2 and "--refresh refits the champion's configuration" in err
+    code, _, err = cli("monitor", "--batch", "ok.csv", "--window", "since.csv")
+    assert code == 2 and "--window" in err and "--auto-retune" in err
+    code, out, _ = cli("retune", "--refresh", "--data", "since.csv", "--json")
+    refreshed = json.loads(out)
+    assert code == 0 and refreshed["method"] == "refresh" and refreshed["champion"] == 2
+    assert (refreshed["rows"], refreshed["holdout_rows"]) == (420, 180)
+    assert registry.version(refreshed["challenger"])["source"]["kind"] == "refresh"
+    if refreshed["decision"] == "promote":
+        registry.rollback()  # back to v2 for the rest of the test
+    assert registry.champion() == 2
     code, out, _ = cli("registry", "show", "1")
     assert code == 0 and "version 1" in out and "retune" in out
     code, out, _ = cli("registry", "rollback", "--to", "7")

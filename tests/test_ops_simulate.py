@@ -56,6 +56,13 @@ def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     assert concept["detected_at"] == 4 and concept["first_promotion_at"] == 4
     assert concept["after_promotion"]["lost"] > 0.3 and concept["recovered_share"] > 0.5
     assert rows[5]["frozen_scores"]["1"] == rows[5]["baseline_score"]  # v1 was in place at 4
+    # After the promotion, the champion (fitted on 70% of batch 4) is refreshed on the rows since
+    # the change: batch 4 at batch 5, batches 4-5 at batch 6 (judged on the batch itself).
+    assert rows[5]["refresh"]["champion"] == rows[5]["champion"] and rows[5]["refresh"]["rows"] == 150
+    assert rows[6]["refresh"]["rows"] == 300 and rows[6]["refresh"]["holdout_rows"] == 150
+    assert timeline["summary"]["n_refreshes"] == sum(
+        r["refresh"] is not None and r["refresh"]["decision"] == "promote" for r in rows
+    )
     registry = Registry.open("simulate-phoneme", "sim/simulate.journal")
     assert len(registry.events("monitor")) == 7
     assert "concept@4: detected at 4, promoted at 4" in out

@@ -1339,6 +1339,11 @@ class Monitor(_Model):
       data kept aside to compare challenger and champion; ``margin: 0.01`` - how much better the
       challenger must be on that data; ``recent_batches: 3`` - batches a simulation re-tunes on;
       ``cooldown: 2`` - batches after a re-tuning before ``--auto-retune`` re-tunes again.
+    * ``refresh_rows: 2000`` - after a re-tuning promotes a challenger fitted on the few rows
+      that showed a change, each later ``ok`` batch with labels refits the champion's
+      configuration on the labelled rows since the change (the newest ``refresh_rows``; no
+      search, one fit) and promotes the refit when it scores at least as well as the champion
+      on that batch, which neither was fitted on (:func:`tuneops.ops.retune.refresh`). 0: off.
     * ``artifact_dir: tuneops-out/registry`` - where model versions are saved (path + sha256
       are recorded in the registry).
     * ``psi_floor: 0.1`` - a feature (or the predictions) counts as drifted only when its
@@ -1367,6 +1372,7 @@ class Monitor(_Model):
     margin: NonNegative = 0.01
     recent_batches: Int1 = 3
     cooldown: Int0 = 2
+    refresh_rows: Int0 = 2000
     artifact_dir: Annotated[str, _check("a path", _is_text)] = "tuneops-out/registry"
     psi_floor: NonNegative = 0.1
     verify: VerifySettings = VerifySettings()

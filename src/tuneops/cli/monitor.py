@@ -57,10 +57,20 @@ def _ops() -> Any:
     )
 
 
+def _read_frames(ops: Any, paths: list[Path], field: str) -> Any:
+    """The files of a repeated option, read and concatenated in order."""
+    import pandas as pd  # type: ignore[import-untyped]
+
+    frames = [ops.monitor.read_batch(path, field=field) for path in paths]
+    return pd.concat(frames, ignore_index=True)
+
+
 def _print_outcome(outcome: Any) -> None:
     term.result(
         Text.assemble(
-            "Re-tuning study ",
+            "Refresh of a configuration of study "
+            if outcome.method == "refresh"
+            else "Re-tuning study ",
             (outcome.study, "bold"),
             f": challenger v{outcome.challenger}, ",
             (outcome.decision, _COLOURS.get(outcome.decision, "yellow")),
@@ -168,6 +178,15 @@ def monitor(
         bool,
         typer.Option("--auto-retune", help="Re-tune on the batch when the decision is retune."),
     ] = False,
+    window: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--window",
+            help="With --auto-retune: labelled data since the champion's change (files, oldest "
+            "first; repeat). A labelled batch that re-tunes nothing refreshes a re-tuned "
+            "champion on it (monitor.refresh_rows).",
+        ),
+    ] = None,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -204,6 +223,11 @@ def monitor(
         )
     if checks is not None or no_apply:
         raise UsageError("--checks and --no-apply apply to --live only.")
+    if window and not auto_retune:
+        raise UsageError(
+            "--window: the rows a refresh refits the champion on; it acts only with "
+            "--auto-retune: add --auto-retune or leave --window out."
+        )
     ops = _ops()
     if fail_on is not None and fail_on not in ops.monitor.DECISIONS[1:]:
         raise UsageError(
@@ -217,8 +241,9 @@ def monitor(
         source = f"prediction log {log}"
     else:
         frame, source = batch, str(batch)
+    since = _read_frames(ops, window, "--window") if window else None
     assessment, outcome, note = ops.retune.monitor_batch(
-        reg, frame, auto_retune=auto_retune, source=source
+        reg, frame, auto_retune=auto_retune, window=since, source=source
     )
     alert_config = ops.live.monitor_settings(champion)[2]
     deliveries = ops.alerts.alerts_for_assessment(alert_config, reg.name, assessment, outcome)
@@ -283,22 +308,29 @@ def retune(
         int | None, typer.Option(help="Trials (default: monitor.retune_trials).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh",
+            help="No search: refit the champion's configuration on the data (the newest "
+            "monitor.refresh_rows rows), compare on a held-out part, promote if at least as good.",
+        ),
+    ] = False,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Tune a challenger on recent data, compare it with the champion, promote or keep."""
-    import pandas as pd  # type: ignore[import-untyped]
-
     ops = _ops()
-    frames = [ops.monitor.read_batch(path, field="--data") for path in data]
+    if refresh and n_trials is not None:
+        raise UsageError("--refresh refits the champion's configuration: leave --n-trials out.")
+    recent = _read_frames(ops, data, "--data")
     reg = ops.registry.Registry.open(model, storage)
-    outcome = ops.retune.retune(
-        reg,
-        pd.concat(frames, ignore_index=True),
-        n_trials=n_trials,
-        seed=seed,
-        trigger="tuneops retune",
-    )
+    if refresh:
+        outcome = ops.retune.refresh(reg, recent, seed=seed, trigger="tuneops retune --refresh")
+    else:
+        outcome = ops.retune.retune(
+            reg, recent, n_trials=n_trials, seed=seed, trigger="tuneops retune"
+        )
     if json_out:
         emit_json(outcome.to_dict())
     else:
@@ -384,6 +416,8 @@ def simulate(
         if term.quiet:
             return
         retuned = f" re-tuned: {row['retune']['decision']}" if row["retune"] else ""
+        if row.get("refresh"):
+            retuned += f" refreshed on {row['refresh']['rows']} rows: {row['refresh']['decision']}"
         lines.print(
             f"batch {row['t']:>3} {row['phase']:<18} {row['decision']:<6} max PSI "
             f"{row['max_psi']:.2f} champion v{row['champion']} "
@@ -418,7 +452,8 @@ def simulate(
         f"{timeline['mode'].capitalize()} stream of {summary['n_batches']} batches "
         f"({timeline['rows']['streamed']} unseen rows): {summary['decisions']['warn']} "
         f"warn, {summary['decisions']['retune']} retune; re-tunings: "
-        f"{summary['n_retunes']}, promotions: {summary['n_promotions']}",
+        f"{summary['n_retunes']}, promotions: {summary['n_promotions']}, refreshes promoted: "
+        f"{summary['n_refreshes']}",
         highlight=False,
         soft_wrap=True,
     )

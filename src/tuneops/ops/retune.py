@@ -13,6 +13,12 @@
    its trial); otherwise the champion stays and the reasons are recorded.
 
 Every outcome is a ``retune`` event in the registry.
+
+A challenger promoted after a change was fitted on the few rows that showed the change (140 of
+one 200-row batch by default). :func:`refresh` refits the champion's own configuration on the
+labelled rows gathered since (``monitor.refresh_rows`` at most) and promotes the refit only when
+it scores at least as well as the champion on rows neither was fitted on: no search, one fit.
+Every outcome is a ``refresh`` event.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import pandas as pd
 
 from tuneops import tuning
 from tuneops.data import load_dataset
-from tuneops.errors import NoFeasibleTrial
+from tuneops.errors import NoFeasibleTrial, UsageError
 from tuneops.measure import score
 from tuneops.ops.monitor import (
     PERFORMANCE_METRICS,
@@ -45,6 +51,8 @@ from tuneops.tuning import load_study, reselect
 __all__ = [
     "RetuneOutcome",
     "retune",
+    "refresh",
+    "refreshable",
     "monitor_batch",
     "performance_dropped",
     "warm_start_configs",
@@ -67,6 +75,8 @@ class RetuneOutcome:
     challenger_score: float | None = None
     holdout_rows: int = 0
     warm_start: list[dict[str, Any]] = field(default_factory=list)
+    method: str = "retune"  # or "refresh": the champion's configuration refitted, no search
+    rows: int | None = None  # rows the challenger was fitted on
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,7 +144,8 @@ def compare(
         return "keep", [f"{text}: not better by the margin; the champion stays"] + missed
     if missed:
         return "keep", [f"{text}: better, but the champion stays"] + missed
-    return "promote", [f"{text}: better by the margin and meets the constraints"]
+    better = "better by the margin" if margin > 0 else "at least as good"
+    return "promote", [f"{text}: {better} and meets the constraints"]
 
 
 def _study_name(model: str, version: int) -> str:
@@ -223,6 +234,7 @@ def retune(
         metric,
         holdout_rows=len(holdout),
         warm_start=[{"source": s, "params": p} for s, p in configs],
+        rows=len(tune_part),
     )
     if result.choice is None:
         outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
@@ -265,6 +277,141 @@ def retune(
     return outcome
 
 
+# -- refresh: the champion's configuration refitted on the rows since the change ------------------
+#: Champions that a refresh may refit: fitted on a window of recent data (a re-tuning's or an
+#: earlier refresh's), not on the study's full training data.
+REFRESHABLE = ("retune", "refresh")
+
+
+def refreshable(champion: Mapping[str, Any], window_rows: int, config: MonitorConfig) -> bool:
+    """A refresh can add data: refresh is on, the champion was fitted on a recent window, and
+    the window now holds more rows than it was fitted on (pure)."""
+    source = champion.get("source") or {}
+    fitted = int((champion.get("data") or {}).get("rows") or 0)
+    usable = min(window_rows, config.refresh_rows)
+    return bool(config.refresh_rows) and source.get("kind") in REFRESHABLE and usable > fitted
+
+
+def refresh(
+    registry: Registry,
+    window: pd.DataFrame,
+    *,
+    holdout: pd.DataFrame | None = None,
+    config: MonitorConfig | None = None,
+    seed: int = 0,
+    trigger: str | None = None,
+) -> RetuneOutcome:
+    """Refit the champion's configuration on ``window``; promote it if it is at least as good.
+
+    ``window``: labelled rows since the change, oldest first; the newest
+    ``config.refresh_rows`` are used. ``holdout``: rows neither model was fitted on (the newest
+    batch, in a stream); None keeps ``config.holdout`` of the window aside (stratified). The
+    refit is registered as a version (source kind ``refresh``) and promoted when its metric on
+    the held-out rows is not worse than the champion's and it meets the spec's constraints: the
+    same configuration fitted on more rows of the same period, so a tie goes to the larger
+    sample. Every outcome is a ``refresh`` event.
+
+    Raises:
+        DataError: the window or the held-out rows lack columns or labels, or are too small.
+        IntegrityError: the champion's artifact changed since it was registered.
+        UsageError: the champion has no source trial to refit (registered before sources were
+            recorded).
+    """
+    from sklearn.model_selection import train_test_split
+
+    champion_version = registry.require_champion()
+    champion = registry.verify(champion_version)
+    config = config or registry.config(champion)
+    target, task = champion["target"], champion["task"]
+
+    def labelled(frame: pd.DataFrame, what: str, min_rows: int) -> pd.DataFrame:
+        X, y = validate_batch(
+            frame,
+            features=champion["features"],
+            categorical=champion["categorical"],
+            target=target,
+            min_rows=min_rows,
+            require_labels=True,
+            what=what,
+        )
+        assert y is not None  # require_labels=True above
+        return X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
+
+    frame = labelled(window, "the refresh window", max(config.min_rows, 20))
+    frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
+    if holdout is None:
+        stratify = (
+            frame[target]
+            if task == "classification" and frame[target].value_counts().min() >= 2
+            else None
+        )
+        frame, holdout = train_test_split(
+            frame, test_size=config.holdout, random_state=seed, stratify=stratify
+        )
+    else:
+        holdout = labelled(holdout, "the refresh's held-out rows", 1)
+    fit_part = frame.reset_index(drop=True)
+    source = champion.get("source") or {}
+    if "study" not in source or "trial" not in source:
+        raise UsageError(
+            f"refresh: champion v{champion_version} of {registry.name!r} records no source study "
+            "and trial to refit; re-tune it instead (`tuneops retune --data FILE`)."
+        )
+    spec = load_spec(champion["spec"], storage=resolve_url(registry.storage_url), seed=seed)
+    dataset = load_dataset(
+        fit_part, target=target, task=task, name=f"refresh window of {registry.name}"
+    )
+    study = load_study(source["study"], registry.storage_url)
+    challenger = register_trial(
+        registry,
+        study,
+        int(source["trial"]),
+        dataset,
+        spec,
+        source={"kind": "refresh", "champion": champion_version, "rows": len(fit_part)},
+        artifact_dir=config.artifact_dir,
+        # The version records the data it was fitted on, not the source study's.
+        extra={"data": dataset.summary()},
+    )
+    metric = champion["profile"]["metric"]
+    pos_label = champion["profile"].get("pos_label")
+    X_h, y_h = holdout.drop(columns=[target]), holdout[target].to_numpy()
+    champion_model, _ = registry.load_model(champion_version)
+    challenger_model, _ = registry.load_model(challenger["version"])
+    champion_score = metric_value(metric, y_h, champion_model.predict(X_h), pos_label=pos_label)
+    challenger_score = metric_value(metric, y_h, challenger_model.predict(X_h), pos_label=pos_label)
+    outcome = RetuneOutcome(
+        "keep",
+        [],
+        champion_version,
+        challenger["version"],
+        source["study"],
+        metric,
+        champion_score=champion_score,
+        challenger_score=challenger_score,
+        holdout_rows=len(holdout),
+        method="refresh",
+        rows=len(fit_part),
+    )
+    measured = {
+        **challenger["metrics"],
+        **score(challenger_model, X_h, holdout[target], spec.measured_metrics, pos_label=pos_label),
+    }
+    violations = {str(c): c.violation(measured) for c in spec.constraints if c.metric in measured}
+    outcome.decision, outcome.reasons = compare(
+        metric, champion_score, challenger_score, 0.0, violations
+    )
+    fitted = int((champion.get("data") or {}).get("rows") or 0)
+    outcome.reasons[0] = (
+        f"refresh: v{champion_version}'s configuration refitted on {len(fit_part)} rows "
+        f"since the change (v{champion_version}: {fitted}); " + outcome.reasons[0]
+    )
+    registry.record("refresh", trigger=trigger, **outcome.to_dict())
+    if outcome.decision == "promote":
+        registry.promote(challenger["version"], outcome.reasons[0])
+    return outcome
+
+
 def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued first.
 
@@ -301,6 +448,7 @@ def monitor_batch(
     *,
     auto_retune: bool = False,
     recent: pd.DataFrame | Callable[[Any], pd.DataFrame] | None = None,
+    window: pd.DataFrame | None = None,
     config: MonitorConfig | None = None,
     source: str | None = None,
     seed: int = 0,
@@ -313,8 +461,12 @@ def monitor_batch(
     skipped for ``config.cooldown`` batches after the previous re-tuning, so a drift the
     champion survives does not re-tune on every batch - unless the labels show the champion's
     metric dropped (:func:`performance_dropped`): a model that got worse is never left alone.
-    Returns ``(assessment, outcome or None,
-    note or None)``; the note says why a wanted re-tuning did not run.
+    With ``auto_retune`` and a ``window`` (labelled rows since the champion's change, without
+    this batch), a labelled batch that re-tunes nothing and shows no confident drop refreshes a
+    champion fitted on fewer rows (:func:`refreshable`, :func:`refresh`; the batch is the
+    held-out part). Returns
+    ``(assessment, outcome or None, note or None)``; the note says why a wanted re-tuning did
+    not run.
 
     Raises:
         DataError: the batch is malformed (nothing is recorded).
@@ -324,22 +476,16 @@ def monitor_batch(
     label = source or (str(batch) if isinstance(batch, (str, Path)) else None)
     config = config or registry.config(registry.version(registry.require_champion()))
     assessment = check_batch(registry, frame, config=config, source=label)
-    if not auto_retune or assessment.decision != "retune":
+    if not auto_retune:
         return assessment, None, None
-    events = registry.events()
-    last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
-    if last is not None and not performance_dropped(assessment, config):
-        since = sum(e["kind"] == "monitor" for e in events[last + 1 :])
-        if since <= config.cooldown:
-            return (
-                assessment,
-                None,
-                (
-                    f"re-tuning skipped: the last one was {since} batch(es) ago, within "
-                    "monitor.cooldown "
-                    f"{config.cooldown}"
-                ),
-            )
+    wait = _cooldown(registry, assessment, config) if assessment.decision == "retune" else None
+    if assessment.decision != "retune" or wait:
+        # No re-tuning on this batch: a refresh may still add the rows gathered since the change
+        # (not after a confident drop: the rows before it belong to another concept).
+        refreshed = None
+        if window is not None and not performance_dropped(assessment, config):
+            refreshed = _refresh_on(registry, frame, window, config, seed, label)
+        return assessment, refreshed, wait
     data = recent(assessment) if callable(recent) else recent if recent is not None else frame
     target = registry.version(registry.require_champion())["target"]
     if target not in data.columns or data[target].isna().all():
@@ -360,3 +506,45 @@ def monitor_batch(
         out_dir=out_dir,
     )
     return assessment, outcome, None
+
+
+def _cooldown(registry: Registry, assessment: Any, config: MonitorConfig) -> str | None:
+    """Why a wanted re-tuning waits (``monitor.cooldown`` batches since the last one, unless
+    the labels show a confident drop), or None."""
+    events = registry.events()
+    last = max((i for i, e in enumerate(events) if e["kind"] == "retune"), default=None)
+    if last is None or performance_dropped(assessment, config):
+        return None
+    since = sum(e["kind"] == "monitor" for e in events[last + 1 :])
+    if since > config.cooldown:
+        return None
+    return (
+        f"re-tuning skipped: the last one was {since} batch(es) ago, within monitor.cooldown "
+        f"{config.cooldown}"
+    )
+
+
+def _refresh_on(
+    registry: Registry,
+    batch: pd.DataFrame,
+    window: pd.DataFrame,
+    config: MonitorConfig,
+    seed: int,
+    label: str | None,
+) -> RetuneOutcome | None:
+    """Refresh the champion on ``window``, judged on ``batch``, when that can add data and the
+    batch has labels; else None."""
+    champion = registry.version(registry.require_champion())
+    target = champion["target"]
+    if target not in batch.columns or batch[target].isna().all():
+        return None
+    if not refreshable(champion, len(window), config):
+        return None
+    return refresh(
+        registry,
+        window,
+        holdout=batch,
+        config=config,
+        seed=seed,
+        trigger=f"ok batch {label}" if label else "ok batch",
+    )

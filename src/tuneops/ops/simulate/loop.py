@@ -3,9 +3,11 @@
 A training part tunes and deploys the first champion (version 1, also kept as the
 *never-updated* baseline); then every batch of the stream (:mod:`.stream`: disjoint, unseen
 rows) goes through :func:`tuneops.ops.retune.monitor_batch` (monitor, and re-tune when it says
-so, on the recent flagged batches), so the simulation drives exactly the code path of
-``tuneops monitor --auto-retune``. Every model is scored on a batch *before* anything learns
-from it, and no batch repeats a row, so every score is on rows no model has seen.
+so, on the recent flagged batches; after a promotion, an ``ok`` batch refreshes the champion on
+the rows since the change, :func:`tuneops.ops.retune.refresh`), so the simulation drives exactly
+the code path of ``tuneops monitor --auto-retune --window ...``. Every model is scored on a batch
+*before* anything learns from it, and no batch repeats a row, so every score is on rows no model
+has seen.
 
 Everything is written under ``out_dir``: the storage (``simulate.journal`` unless given), the
 initial study's outputs, the registry's artifacts, the re-tuning studies' outputs,
@@ -214,6 +216,10 @@ def _run(
     frozen: dict[int, Any] = {}  # shift index -> the champion in place when the shift began
     rows: list[dict[str, Any]] = []
     flagged: list[tuple[pd.DataFrame, str]] = []
+    # The labelled rows since the last promoted re-tuning (its recent data, then every ok
+    # batch): what a refresh refits the champion's configuration on. None before the first.
+    since_change: pd.DataFrame | None = None
+    retuned_on: list[pd.DataFrame] = []
     for t, batch in enumerate(stream.batches):
         champion = registry.require_champion()
         model_now, _ = registry.load_model(champion)
@@ -240,18 +246,34 @@ def _run(
                 trail.insert(0, (b, k))
             return [*trail, (batch, kind)][-config.recent_batches :]
 
+        def recent(assessment: Any, window: Any = window) -> pd.DataFrame:
+            frame = pd.concat([b for b, _ in window(assessment)], ignore_index=True)
+            retuned_on[:] = [frame]
+            return frame
+
         assessment, outcome, note = monitor_batch(
             registry,
             batch,
-            recent=lambda a: pd.concat([b for b, _ in window(a)], ignore_index=True),
+            recent=recent,
+            window=since_change,
             auto_retune=True,
             config=config,
             source=f"simulate batch {t}",
             seed=seed + t,
             out_dir=out,
         )
-        promoted = outcome is not None and outcome.decision == "promote"
+        refreshed = outcome if outcome is not None and outcome.method == "refresh" else None
+        retuned = outcome if refreshed is None else None
+        promoted = retuned is not None and retuned.decision == "promote"
         flagged = [] if assessment.decision == "ok" or promoted else window(assessment)
+        if promoted:
+            since_change = retuned_on[0]
+        elif (
+            since_change is not None
+            and retuned is None
+            and not performance_dropped(assessment, config)
+        ):
+            since_change = pd.concat([since_change, batch], ignore_index=True)
         row = {
             "t": t,
             "phase": stream.phases[t],
@@ -264,7 +286,8 @@ def _run(
             "champion_score": champion_score,
             "baseline_score": baseline_score,
             "frozen_scores": frozen_scores,
-            "retune": outcome.to_dict() if outcome is not None else None,
+            "retune": retuned.to_dict() if retuned is not None else None,
+            "refresh": refreshed.to_dict() if refreshed is not None else None,
             "note": note,
         }
         rows.append(row)
@@ -275,6 +298,11 @@ def _run(
 
 def _promoted(row: Mapping[str, Any]) -> bool:
     return bool(row["retune"]) and row["retune"]["decision"] == "promote"
+
+
+def _refreshed(row: Mapping[str, Any]) -> bool:
+    refresh = row.get("refresh") or {}
+    return refresh.get("decision") == "promote"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -298,6 +326,7 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
         "n_batches": n,
         "n_retunes": sum(r["retune"] is not None for r in rows),
         "n_promotions": sum(_promoted(r) for r in rows),
+        "n_refreshes": sum(_refreshed(r) for r in rows),
         "decisions": {d: sum(r["decision"] == d for r in rows) for d in ("ok", "warn", "retune")},
         "non_ok_share": (sum(r["decision"] != "ok" for r in rows) / n) if n else None,
     }

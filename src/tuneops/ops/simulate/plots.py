@@ -38,8 +38,12 @@ def timeline_figure(timeline: Mapping[str, Any]) -> Any:
                 ms=12 if promoted else 8,
                 color="tab:green" if promoted else "tab:red",
             )
+        if r.get("refresh") and r["refresh"]["decision"] == "promote":
+            top.plot(r["t"], r["champion_score"], "^", ms=7, color="tab:olive")
     top.plot([], [], "*", color="tab:green", label="re-tuned: challenger promoted")
     top.plot([], [], "x", color="tab:red", label="re-tuned: champion kept")
+    if any(r.get("refresh") for r in rows):
+        top.plot([], [], "^", color="tab:olive", label="refreshed on the rows since the change")
     top.set_ylabel(timeline["metric"])
     top.set_title(
         f"{timeline['dataset']} ({timeline['family']}), {timeline['batch_size']} "
