@@ -415,10 +415,11 @@ def render(results: dict, *, quick: bool) -> str:
         f"**Recovery per shift** (`tuneops.ops.simulate`, {sim['n_batches']} disjoint batches of "
         f"{sim['batch_size']} rows: covariate shift at batch {sim['n_batches'] // 4}, concept drift "
         f"(class labels rotated) at {sim['n_batches'] // 2}; k-NN, {sim['n_trials']} trials per "
-        "tuning, warm-started re-tuning on the flagged recent batches). `before`: the champion on "
-        "the settled batches before the shift; `frozen`: the model in place when the shift began, "
-        "never updated; after the first promotion, recovered = (champion - frozen) / (before - "
-        "frozen); `incl. detection`: the same over the whole segment. All on unseen rows.",
+        "tuning, warm-started re-tuning on the flagged recent batches, then refreshes of the "
+        "champion on the rows since the change). `before`: the champion on the settled batches "
+        "before the shift; `frozen`: the model in place when the shift began, never updated; "
+        "after the first promotion, recovered = (champion - frozen) / (before - frozen); "
+        "`incl. detection`: the same over the whole segment. All on unseen rows.",
         "",
         "| dataset | shift (at) | detected at | promoted at | before | frozen | champion | recovered | incl. detection |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -209,6 +209,9 @@ def send_alert(
     return out
 
 
+_ACTION = {"retune": "re-tuning", "refresh": "refresh"}
+
+
 def alerts_for_assessment(
     config: AlertConfig, model: str, assessment: Any, outcome: Any = None
 ) -> list[Delivery]:
@@ -230,7 +233,8 @@ def alerts_for_assessment(
             config,
             "promote",
             model=model,
-            summary=f"re-tuning promoted version {outcome.challenger}",
+            summary=f"{_ACTION[getattr(outcome, 'method', 'retune')]} promoted version "
+            f"{outcome.challenger}",
             details=outcome.to_dict(),
         )
     return out
