@@ -114,6 +114,28 @@ def test_sampler_is_deterministic_with_a_seed() -> None:
     assert params() == params()
 
 
+def test_no_phase_replays_the_configurations_of_the_phase_before() -> None:
+    # 20 trials: 6 random, then TPE, whose start-up still draws at random for 4 trials; with one
+    # seed for both it proposed trials 0-3 again (a duplicate even reached a real study's front).
+    study = optuna.create_study(sampler=StagedSampler(seed=0, n_trials=20, gp=False, cmaes=False))
+    study.optimize(_objective, n_trials=20)
+    configurations = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configurations)) == 20
+
+
+def test_auto_after_its_start_up_does_not_replay_it() -> None:
+    from tuneops.samplers import AutoSampler, stage_seed
+
+    assert stage_seed(3, 0) == 3 and stage_seed(None, 2) is None
+    assert len({stage_seed(3, k) for k in range(4)}) == 4
+    # The space unknown (tune()): 10 random start-up trials, then TPE, which keeps drawing at
+    # random while fewer than its own 20 start-up trials are done.
+    sampler = AutoSampler(seed=0, n_objectives=1, n_trials=30, gp=False, n_startup_trials=20)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=30)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 30
+
+
 def test_phases_come_from_the_stored_budget_on_resume() -> None:
     storage = optuna.storages.InMemoryStorage()  # shared by both "processes", as a database is
     study = optuna.create_study(

@@ -55,6 +55,7 @@ from tuneops.samplers import (
     build_stage,
     describe_space,
     gp_available,
+    stage_seed,
 )
 
 __all__ = [
@@ -212,7 +213,9 @@ class StagedSampler(RoutingSampler):
     the best trial numbered before the phase (a function of stored trials: resumable).
 
     Args:
-        seed: the seed of every phase's sampler.
+        seed: the explore phase's seed; the later phases' derive from it
+            (:func:`tuneops.samplers.stage_seed`: a TPE still drawing at random at the start of
+            its phase would otherwise replay the explore phase's configurations).
         n_trials: the budget if the study has none stored yet (the stored one wins).
         n_objectives: default: the study's.
         space: the search space (Optuna distributions or a SpaceKind), if known.
@@ -263,19 +266,20 @@ class StagedSampler(RoutingSampler):
         if phase.name == "explore":
             return optuna.samplers.RandomSampler(seed=self._seed)
         if phase.name == "model":
-            return build_stage_tpe(self._seed, tpe)
+            return build_stage_tpe(stage_seed(self._seed, 1), tpe)
+        seed = stage_seed(self._seed, 2)
         name = phase.sampler
         if (
             space is not None and self._plan.space is None
         ):  # judged now: the stored name may not fit
             name = refine_sampler(n_objectives, space, gp=self._plan.gp, cmaes=self._plan.cmaes)
         if name == "gp":
-            return optuna.samplers.GPSampler(seed=self._seed)
+            return optuna.samplers.GPSampler(seed=seed)
         if name == "cmaes":
             return optuna.samplers.CmaEsSampler(
-                seed=self._seed, x0=_best_params(study, phase.start), sigma0=0.2, n_startup_trials=0
+                seed=seed, x0=_best_params(study, phase.start), sigma0=0.2, n_startup_trials=0
             )
-        return build_stage_tpe(self._seed, {**tpe, "n_ei_candidates": 96})
+        return build_stage_tpe(seed, {**tpe, "n_ei_candidates": 96})
 
     def reseed_rng(self) -> None:
         for sampler in self._samplers.values():
