@@ -14,7 +14,7 @@ from tuneops.errors import DataError, IntegrityError, UsageError
 from tuneops.ops.monitor import MonitorConfig
 from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
 from tuneops.ops.monitor import metric_value
-from tuneops.ops.retune import compare, monitor_batch, refresh, refreshable, retune
+from tuneops.ops.retune import compare, monitor_batch, refresh, refresh_obstacle, retune
 from tuneops.storage import get_storage
 
 
@@ -108,11 +108,23 @@ def test_refresh_refits_a_retuned_champion_on_the_rows_since_the_change(deployed
     assert v2["data"]["rows"] == 140
     config = registry.config(v2)
     # Only a champion fitted on a recent window, and only when the window holds more rows.
-    assert not refreshable(registry.version(1), 10_000, config)  # deployed from the study
-    assert not refreshable(v2, 140, config)
-    assert not refreshable(v2, 10_000, MonitorConfig(refresh_rows=0))
-    assert refreshable(v2, 600, config)
+    assert "not fitted on a recent window (source 'deploy')" in refresh_obstacle(
+        registry.version(1), 10_000, config
+    )
+    assert "v2 was fitted on 140 rows; the window holds 140" in refresh_obstacle(v2, 140, config)
+    assert "refresh is off" in refresh_obstacle(v2, 10_000, MonitorConfig(refresh_rows=0))
+    assert refresh_obstacle(v2, 600, config) is None
     batch, window = new.iloc[800:1000], new.iloc[:800]
+    # A malformed window is refused before anything is recorded.
+    events = len(registry.events())
+    with pytest.raises(DataError, match="--window: no label column 'target'"):
+        monitor_batch(registry, batch, auto_retune=True, window=window.drop(columns=["target"]))
+    with pytest.raises(DataError, match=r"--window: .*missing feature column\(s\) Aa"):
+        monitor_batch(registry, batch, auto_retune=True, window=window.drop(columns=["Aa"]))
+    assert len(registry.events()) == events
+    # A window that adds nothing says so.
+    _, skipped, note = monitor_batch(registry, batch, auto_retune=True, window=window.iloc[:100])
+    assert skipped is None and "refresh skipped: champion v2 was fitted on 140 rows" in note
     assessment, outcome, _ = monitor_batch(registry, batch, auto_retune=True, window=window)
     assert not assessment.performance["confident_drop"] > config.max_metric_drop
     assert outcome is not None and outcome.method == "refresh"
@@ -167,7 +179,7 @@ def test_malformed_batch_records_nothing(deployed, cli) -> None:
     code, _, err = cli("monitor", "--batch", "text.csv")
     assert code == 2 and "wrong type in column(s) Ao" in err
     assert len(registry.events()) == before
-    with pytest.raises(DataError, match="re-tuning needs labelled recent data"):
+    with pytest.raises(DataError, match="no label column 'target'; re-tuning and refresh learn from labelled data"):
         retune(registry, pool.iloc[:300].drop(columns=["target"]))
     assert len(registry.events()) == before
 

@@ -278,8 +278,8 @@ def validate_batch(
         )
     if require_labels and target not in columns:
         raise DataError(
-            f"{what}: no label column {target!r}; re-tuning needs labelled recent data. Add the "
-            "labels to the batch."
+            f"{what}: no label column {target!r}; re-tuning and refresh learn from labelled "
+            "data. Add the labels to the file."
         )
     X = frame[list(features)].copy()
     for c in features:

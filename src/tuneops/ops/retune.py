@@ -52,7 +52,7 @@ __all__ = [
     "RetuneOutcome",
     "retune",
     "refresh",
-    "refreshable",
+    "refresh_obstacle",
     "monitor_batch",
     "performance_dropped",
     "warm_start_configs",
@@ -283,13 +283,50 @@ def retune(
 REFRESHABLE = ("retune", "refresh")
 
 
-def refreshable(champion: Mapping[str, Any], window_rows: int, config: MonitorConfig) -> bool:
-    """A refresh can add data: refresh is on, the champion was fitted on a recent window, and
-    the window now holds more rows than it was fitted on (pure)."""
-    source = champion.get("source") or {}
+def refresh_obstacle(
+    champion: Mapping[str, Any], window_rows: int, config: MonitorConfig
+) -> str | None:
+    """Why a refresh of ``champion`` on a window of ``window_rows`` rows would add nothing, or
+    None when it can: refresh is on, the champion was fitted on a recent window (a re-tuning's
+    or a refresh's), and the window holds more rows than it was fitted on (pure)."""
+    version = champion.get("version")
+    kind = (champion.get("source") or {}).get("kind")
     fitted = int((champion.get("data") or {}).get("rows") or 0)
-    usable = min(window_rows, config.refresh_rows)
-    return bool(config.refresh_rows) and source.get("kind") in REFRESHABLE and usable > fitted
+    if not config.refresh_rows:
+        return "refresh is off (monitor.refresh_rows: 0)"
+    if kind not in REFRESHABLE:
+        return (
+            f"champion v{version} was not fitted on a recent window (source {kind!r}); only a "
+            "re-tuned or refreshed champion is refreshed"
+        )
+    if min(window_rows, config.refresh_rows) <= fitted:
+        return (
+            f"champion v{version} was fitted on {fitted} rows; the window holds {window_rows} "
+            f"(monitor.refresh_rows {config.refresh_rows})"
+        )
+    return None
+
+
+def _labelled(
+    champion: Mapping[str, Any], frame: pd.DataFrame, what: str, min_rows: int
+) -> pd.DataFrame:
+    """``frame``'s feature and label columns, checked against the champion, rows with a label.
+
+    Raises:
+        DataError: columns missing or of the wrong type, no label column, too few rows.
+    """
+    target = champion["target"]
+    X, y = validate_batch(
+        frame,
+        features=champion["features"],
+        categorical=champion["categorical"],
+        target=target,
+        min_rows=min_rows,
+        require_labels=True,
+        what=what,
+    )
+    assert y is not None  # require_labels=True above
+    return X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
 
 
 def refresh(
@@ -324,20 +361,7 @@ def refresh(
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
 
-    def labelled(frame: pd.DataFrame, what: str, min_rows: int) -> pd.DataFrame:
-        X, y = validate_batch(
-            frame,
-            features=champion["features"],
-            categorical=champion["categorical"],
-            target=target,
-            min_rows=min_rows,
-            require_labels=True,
-            what=what,
-        )
-        assert y is not None  # require_labels=True above
-        return X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
-
-    frame = labelled(window, "the refresh window", max(config.min_rows, 20))
+    frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20))
     frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
     if holdout is None:
         stratify = (
@@ -349,7 +373,7 @@ def refresh(
             frame, test_size=config.holdout, random_state=seed, stratify=stratify
         )
     else:
-        holdout = labelled(holdout, "the refresh's held-out rows", 1)
+        holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1)
     fit_part = frame.reset_index(drop=True)
     source = champion.get("source") or {}
     if "study" not in source or "trial" not in source:
@@ -463,18 +487,20 @@ def monitor_batch(
     metric dropped (:func:`performance_dropped`): a model that got worse is never left alone.
     With ``auto_retune`` and a ``window`` (labelled rows since the champion's change, without
     this batch), a labelled batch that re-tunes nothing and shows no confident drop refreshes a
-    champion fitted on fewer rows (:func:`refreshable`, :func:`refresh`; the batch is the
-    held-out part). Returns
-    ``(assessment, outcome or None, note or None)``; the note says why a wanted re-tuning did
-    not run.
+    champion fitted on fewer rows (:func:`refresh_obstacle`, :func:`refresh`; the batch is the
+    held-out part). Returns ``(assessment, outcome or None, note or None)``; the note says why
+    a wanted re-tuning or refresh did not run.
 
     Raises:
-        DataError: the batch is malformed (nothing is recorded).
+        DataError: the batch or the window is malformed (checked first: nothing is recorded).
     """
 
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
     label = source or (str(batch) if isinstance(batch, (str, Path)) else None)
-    config = config or registry.config(registry.version(registry.require_champion()))
+    champion = registry.version(registry.require_champion())
+    config = config or registry.config(champion)
+    if auto_retune and window is not None:
+        window = _labelled(champion, window, "--window", 1)
     assessment = check_batch(registry, frame, config=config, source=label)
     if not auto_retune:
         return assessment, None, None
@@ -482,10 +508,10 @@ def monitor_batch(
     if assessment.decision != "retune" or wait:
         # No re-tuning on this batch: a refresh may still add the rows gathered since the change
         # (not after a confident drop: the rows before it belong to another concept).
-        refreshed = None
-        if window is not None and not performance_dropped(assessment, config):
-            refreshed = _refresh_on(registry, frame, window, config, seed, label)
-        return assessment, refreshed, wait
+        if window is None or performance_dropped(assessment, config):
+            return assessment, None, wait
+        refreshed, why = _refresh_on(registry, frame, window, config, seed, label)
+        return assessment, refreshed, "; ".join(n for n in (wait, why) if n) or None
     data = recent(assessment) if callable(recent) else recent if recent is not None else frame
     target = registry.version(registry.require_champion())["target"]
     if target not in data.columns or data[target].isna().all():
@@ -531,16 +557,17 @@ def _refresh_on(
     config: MonitorConfig,
     seed: int,
     label: str | None,
-) -> RetuneOutcome | None:
+) -> tuple[RetuneOutcome | None, str | None]:
     """Refresh the champion on ``window``, judged on ``batch``, when that can add data and the
-    batch has labels; else None."""
+    batch has labels: ``(outcome, None)``; else ``(None, why not)``."""
     champion = registry.version(registry.require_champion())
     target = champion["target"]
     if target not in batch.columns or batch[target].isna().all():
-        return None
-    if not refreshable(champion, len(window), config):
-        return None
-    return refresh(
+        return None, f"refresh skipped: the batch has no labels ({target!r}) to judge it on"
+    obstacle = refresh_obstacle(champion, len(window), config)
+    if obstacle is not None:
+        return None, f"refresh skipped: {obstacle}"
+    outcome = refresh(
         registry,
         window,
         holdout=batch,
@@ -548,3 +575,4 @@ def _refresh_on(
         seed=seed,
         trigger=f"ok batch {label}" if label else "ok batch",
     )
+    return outcome, None
