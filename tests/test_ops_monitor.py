@@ -332,3 +332,24 @@ def test_a_single_strongly_shifted_feature_is_detected_within_a_batch() -> None:
         assert retuned >= 19, (column, retuned)
         assert any(f"feature {column!r} drifted" in r for r in result.reasons)
         assert shifted["psi"] >= CONFIG.psi_retune and "of which noise" in result.reasons[0]
+
+
+def test_paired_gain_is_the_difference_on_the_same_resamples() -> None:
+    from tuneops.ops.monitor import paired_gain
+
+    y = np.array([0, 1] * 50)
+    before = np.zeros(100, dtype=int)  # accuracy 0.5
+    after = y.copy()
+    after[:6] = 1 - after[:6]  # accuracy 0.94
+    gain, low, high = paired_gain("accuracy", y, before, after)
+    assert gain == pytest.approx(0.44) and 0.3 < low < gain < high < 0.6
+    assert paired_gain("accuracy", y, after, after) == (0.0, 0.0, 0.0)  # nothing to resample
+    # The same rows in both: one row apart on 100 is within noise.
+    nearly = after.copy()
+    nearly[10] = 1 - nearly[10]
+    gain, low, high = paired_gain("accuracy", y, nearly, after)
+    assert gain == pytest.approx(0.01) and low <= 0 < high
+    # A metric to minimize: lower error is a positive gain.
+    target = np.linspace(0, 10, 100)
+    gain, low, _ = paired_gain("rmse", target, target + 2.0, target + 1.0)
+    assert gain == pytest.approx(1.0) and low == pytest.approx(1.0)

@@ -63,6 +63,8 @@ def test_concept_drift_retunes_and_promotes_then_rollback(deployed) -> None:
     assert assessment.decision == "retune" and note is None
     assert outcome.decision == "promote", outcome.reasons
     assert outcome.challenger_score > outcome.champion_score + 0.3
+    low, high = outcome.gain_interval
+    assert 0.3 < low <= outcome.challenger_score - outcome.champion_score <= high
     assert outcome.warm_start and outcome.warm_start[0]["source"] == "champion"
     study = optuna.load_study(study_name=outcome.study, storage=get_storage(None))
     assert study.trials[0].user_attrs["warm_start"] == "champion"
@@ -163,6 +165,12 @@ def test_compare_requires_margin_and_constraints() -> None:
     decision, reasons = compare("accuracy", 0.80, 0.90, 0.01, {"latency_p95_ms <= 5": 2.5})
     assert decision == "keep" and "misses constraint 'latency_p95_ms <= 5' by 2.5" in reasons[1]
     assert compare("rmse", 3.0, 2.0, 0.5, {})[0] == "promote"  # lower is better
+    # With the gain's interval: better by the margin is not enough without confidence.
+    decision, reasons = compare("accuracy", 0.80, 0.85, 0.01, {}, interval=(-0.02, 0.12))
+    assert decision == "keep" and "not with 95% confidence" in reasons[0]
+    assert "95% interval [-0.02, +0.12]" in reasons[0]
+    decision, reasons = compare("accuracy", 0.80, 0.85, 0.01, {}, interval=(0.01, 0.09))
+    assert decision == "promote" and "with 95% confidence" in reasons[0]
 
 
 def test_malformed_batch_records_nothing(deployed, cli) -> None:

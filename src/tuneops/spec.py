@@ -1337,7 +1337,8 @@ class Monitor(_Model):
     * ``min_rows: 50`` - smaller batches are refused (PSI over 10 bins is noise below that).
     * ``retune_trials: 12`` - trials of a re-tuning study; ``holdout: 0.3`` - share of the recent
       data kept aside to compare challenger and champion; ``margin: 0.01`` - how much better the
-      challenger must be on that data; ``recent_batches: 3`` - batches a simulation re-tunes on;
+      challenger must be on that data (and better with confidence: its gain's paired bootstrap
+      interval at 1 - ``alpha`` above 0); ``recent_batches: 3`` - batches a simulation re-tunes on;
       ``cooldown: 2`` - batches after a re-tuning before ``--auto-retune`` re-tunes again.
     * ``refresh_rows: 2000`` - after a re-tuning promotes a challenger fitted on the few rows
       that showed a change, each later ``ok`` batch with labels refits the champion's

@@ -54,7 +54,7 @@ import numpy as np
 
 from tuneops.errors import SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
-from tuneops.ops.monitor import PERFORMANCE_METRICS
+from tuneops.ops.monitor import PERFORMANCE_METRICS, paired_gain
 from tuneops.ops.predlog import LogContents, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
@@ -407,10 +407,9 @@ def compare_challenger(
             }
         y, a, b = _typed([t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples])
         champ_value, chall_value = fn(y, a), fn(y, b)
-        gains = []
-        for _ in range(policy.n_boot):
-            i = rng.integers(0, len(y), len(y))
-            gains.append(direction * (fn(y[i], b[i]) - fn(y[i], a[i])))
+        _, low, high = paired_gain(
+            metric, y, a, b, alpha=policy.alpha, n_boot=policy.n_boot, seed=seed
+        )
     else:
 
         def rows_of(version: int) -> tuple[np.ndarray, np.ndarray]:
@@ -438,7 +437,7 @@ def compare_challenger(
         for _ in range(policy.n_boot):
             i, j = rng.integers(0, len(y_a), len(y_a)), rng.integers(0, len(y_b), len(y_b))
             gains.append(direction * (fn(y_b[j], b[j]) - fn(y_a[i], a[i])))
-    low, high = np.quantile(gains, [policy.alpha / 2, 1 - policy.alpha / 2])
+        low, high = (float(q) for q in np.quantile(gains, [policy.alpha / 2, 1 - policy.alpha / 2]))
     return {
         "metric": metric,
         "paired": mode == "shadow",

@@ -78,6 +78,7 @@ __all__ = [
     "PERFORMANCE_METRICS",
     "monitored_metric",
     "metric_value",
+    "paired_gain",
     "Assessment",
     "read_batch",
     "validate_batch",
@@ -179,6 +180,31 @@ def _replicates(
     # validation is skipped (it dominated the bootstrap's time), the computation is not.
     with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
         return np.array([metric.score(y_arr[i], p_arr[i], pos_label=positive) for i in idx])
+
+
+def paired_gain(
+    name: str,
+    y: Any,
+    before: Any,
+    after: Any,
+    *,
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    pos_label: Any = None,
+) -> tuple[float, float, float]:
+    """How much better predictions ``after`` score than ``before`` on the same rows (positive:
+    better, in the metric's units), with its two-sided (1 - alpha) paired bootstrap interval:
+    both scored on the same resamples, so what the rows share cancels. ``(gain, low, high)``."""
+    sign = 1.0 if PERFORMANCE_METRICS[name].direction == "maximize" else -1.0
+    a = _replicates(name, y, before, seed, n_boot, pos_label=pos_label)
+    b = _replicates(name, y, after, seed, n_boot, pos_label=pos_label)  # same seed: same rows
+    gain = sign * (
+        metric_value(name, y, after, pos_label=pos_label)
+        - metric_value(name, y, before, pos_label=pos_label)
+    )
+    low, high = np.quantile(sign * (b - a), [alpha / 2, 1 - alpha / 2])
+    return gain, float(low), float(high)
 
 
 def _upper_bound(

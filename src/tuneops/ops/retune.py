@@ -8,9 +8,11 @@
    enqueued first, each with user attr ``warm_start`` naming its source.
 3. The selected trial is refitted, profiled and registered as a new version (a challenger).
 4. Challenger and champion are scored on the same held-out part. The challenger is promoted
-   only when it is better on the monitored metric by at least ``monitor.margin`` and meets the
-   spec's constraints (quality metrics from the held-out part, serving costs as measured by
-   its trial); otherwise the champion stays and the reasons are recorded.
+   only when it is better on the monitored metric by at least ``monitor.margin``, better with
+   confidence (the paired bootstrap interval of the gain at ``1 - monitor.alpha`` lies above
+   0, as a live challenger must be), and meets the spec's constraints (quality metrics from
+   the held-out part, serving costs as measured by its trial); otherwise the champion stays
+   and the reasons are recorded.
 
 Every outcome is a ``retune`` event in the registry.
 
@@ -40,6 +42,7 @@ from tuneops.ops.monitor import (
     MonitorConfig,
     check_batch,
     metric_value,
+    paired_gain,
     read_batch,
     validate_batch,
 )
@@ -77,6 +80,7 @@ class RetuneOutcome:
     warm_start: list[dict[str, Any]] = field(default_factory=list)
     method: str = "retune"  # or "refresh": the champion's configuration refitted, no search
     rows: int | None = None  # rows the challenger was fitted on
+    gain_interval: list[float] | None = None  # paired bootstrap interval of the gain
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,8 +129,12 @@ def compare(
     challenger_score: float,
     margin: float,
     violations: Mapping[str, float],
+    interval: tuple[float, float] | None = None,
+    confidence: float = 0.95,
 ) -> tuple[str, list[str]]:
-    """Promote when the challenger is better by ``margin`` and meets every constraint (pure)."""
+    """Promote when the challenger is better by ``margin`` and meets every constraint (pure);
+    with ``interval`` (the gain's ``confidence`` interval, :func:`paired_gain`), also only when
+    it is better with that confidence (the interval's lower end above 0)."""
     direction = PERFORMANCE_METRICS[metric].direction
     gain = (
         challenger_score - champion_score
@@ -140,11 +148,20 @@ def compare(
     missed = [
         f"challenger misses constraint '{c}' by {v:.4g}" for c, v in violations.items() if v > 0
     ]
+    if interval is not None:
+        text += f", {confidence:.0%} interval [{interval[0]:+.4g}, {interval[1]:+.4g}]"
     if gain < margin:
         return "keep", [f"{text}: not better by the margin; the champion stays"] + missed
+    if interval is not None and interval[0] <= 0:
+        return "keep", [
+            f"{text}: better by the margin, but not with {confidence:.0%} confidence; the "
+            "champion stays"
+        ] + missed
     if missed:
         return "keep", [f"{text}: better, but the champion stays"] + missed
     better = "better by the margin" if margin > 0 else "at least as good"
+    if interval is not None:
+        better += f" with {confidence:.0%} confidence"
     return "promote", [f"{text}: {better} and meets the constraints"]
 
 
@@ -255,12 +272,24 @@ def retune(
         challenger_model, _ = registry.load_model(challenger["version"])
         # One registry, one positive class: the champion's (recorded in its reference profile).
         pos_label = champion["profile"].get("pos_label")
+        champion_pred, challenger_pred = champion_model.predict(X_h), challenger_model.predict(X_h)
         outcome.champion_score = metric_value(
-            metric, y_h.to_numpy(), champion_model.predict(X_h), pos_label=pos_label
+            metric, y_h.to_numpy(), champion_pred, pos_label=pos_label
         )
         outcome.challenger_score = metric_value(
-            metric, y_h.to_numpy(), challenger_model.predict(X_h), pos_label=pos_label
+            metric, y_h.to_numpy(), challenger_pred, pos_label=pos_label
         )
+        # Paired over the held-out rows: a margin of one row on 60 is not evidence of better.
+        _, low, high = paired_gain(
+            metric,
+            y_h.to_numpy(),
+            champion_pred,
+            challenger_pred,
+            alpha=config.alpha,
+            seed=seed,
+            pos_label=pos_label,
+        )
+        outcome.gain_interval = [low, high]
         holdout_quality = score(
             challenger_model, X_h, y_h, spec.measured_metrics, pos_label=pos_label
         )
@@ -269,7 +298,13 @@ def retune(
             str(c): c.violation(measured) for c in spec.constraints if c.metric in measured
         }
         outcome.decision, outcome.reasons = compare(
-            metric, outcome.champion_score, outcome.challenger_score, config.margin, violations
+            metric,
+            outcome.champion_score,
+            outcome.challenger_score,
+            config.margin,
+            violations,
+            interval=(low, high),
+            confidence=1 - config.alpha,
         )
     registry.record("retune", trigger=trigger, **outcome.to_dict())
     if outcome.decision == "promote" and outcome.challenger is not None:
