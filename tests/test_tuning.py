@@ -155,7 +155,10 @@ def test_ctrl_c_keeps_finished_trials_and_resume_completes(workdir):
     while time.time() < deadline:
         time.sleep(0.5)
         if storage_file.exists():
-            study = optuna.load_study(study_name="tiny", storage=get_storage(str(storage_file)))
+            try:  # the journal file can exist a moment before the study's first record
+                study = optuna.load_study(study_name="tiny", storage=get_storage(str(storage_file)))
+            except KeyError:
+                continue
             if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2:
                 break
     proc.send_signal(signal.SIGINT)
