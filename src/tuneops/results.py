@@ -6,19 +6,22 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 from __future__ import annotations
 
 import gc
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuneops import _study
+from tuneops import _record, _study
 from tuneops.contribution import contribution_section
 from tuneops.export import library_versions
 from tuneops.knowledge.warm_start import warm_start_section
 from tuneops.pruning import pruning_savings
 from tuneops.report.findings import findings_section
-from tuneops.selection import Choice
 from tuneops.strategy import strategy_section
+
+if TYPE_CHECKING:
+    from tuneops.selection import Choice
 
 __all__ = ["study_results", "trial_record"]
 
@@ -52,17 +55,26 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
 def study_results(
     study: optuna.Study,
     *,
-    choice: Choice | None = None,
+    choice: Choice | Mapping[str, Any] | None = None,
     elapsed_s: float | None = None,
     message: str | None = None,
     brief: bool = False,
+    record: bool = False,
 ) -> dict[str, Any]:
     """The results document for ``study``; sections that need data a study lacks are omitted.
+
+    ``choice``: a :class:`~tuneops.selection.Choice`, or one as stored
+    (``Choice.to_dict()``, e.g. :func:`tuneops._record.current_choice`).
 
     ``brief``: only what ``tuneops show`` prints, for its summary: no ``trials`` (the records
     of trials off the Pareto front), no ``findings`` and no ``versions``; every other key holds
     what the full document holds. At 10,000 trials the omitted parts are most of the work
     (issue 15), and nothing the summary prints comes from them.
+
+    ``record``: at the end of a run, keep the costly sections and ``choice`` in the study
+    (:mod:`tuneops._record`) for readers to reuse while nothing changed. Only the run's own
+    selection under the study's stored rules may be passed with it. Whatever the flag, a
+    record that is current is reused here instead of recomputing its sections.
     """
     # The document is some 10^5 new dicts and lists at 10,000 trials, none of them garbage,
     # yet each burst of them triggers the cyclic collector, which scans every trial of the
@@ -70,7 +82,7 @@ def study_results(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(study, choice, elapsed_s, message, brief)
+        return _build(study, choice, elapsed_s, message, brief, record)
     finally:
         if was_enabled:
             gc.enable()
@@ -78,16 +90,22 @@ def study_results(
 
 def _build(
     study: optuna.Study,
-    choice: Choice | None,
+    choice: Choice | Mapping[str, Any] | None,
     elapsed_s: float | None,
     message: str | None,
     brief: bool,
+    record: bool,
 ) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
+    selection = None if choice is None else _selection_dict(choice)
     # Each trial is recorded once; the front and the selected trial reuse those records (at
     # 10,000 trials the front alone can hold thousands).
     if brief:
-        wanted = set() if choice is None else {c.number for c in (choice.selected, *choice.front)}
+        wanted = (
+            set()
+            if selection is None
+            else {selection["selected_trial"], *selection["pareto_front"]}
+        )
         records = [trial_record(t) for t in trials if t.number in wanted]
     else:
         records = [trial_record(t) for t in trials]
@@ -112,17 +130,36 @@ def _build(
     }
     if brief:
         del results["trials"], results["versions"]
-    if choice is not None:
-        results["selection"] = choice.to_dict()
-        results["selected"] = dict(by_number[choice.selected.number])
-        results["pareto_front"] = [dict(by_number[c.number]) for c in choice.front]
+    if selection is not None:
+        results["selection"] = selection
+        results["selected"] = dict(by_number[selection["selected_trial"]])
+        results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
+    stored = _record.current_record(study, trials)
+    computed: dict[str, Any] = {}
     for name, section in _sections():
         if brief and name in _NOT_BRIEF:
             continue
-        value = section(study, trials)
+        if stored is not None and name in _record.SECTIONS:
+            value = stored["sections"].get(name)
+        elif name == "findings":
+            # the sections just computed and the choice are not computed again for the findings
+            selected = None if selection is None else selection["selected_trial"]
+            value = findings_section(study, trials, sections=computed, selected=selected)
+        else:
+            value = section(study, trials)
+        computed[name] = value
         if value is not None:
             results[name] = value
+    if record:
+        _record.write_record(study, trials, computed, selection)
     return results
+
+
+def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``selection`` section: ``Choice.to_dict()``, or a copy of a stored one."""
+    if isinstance(choice, Mapping):
+        return dict(choice)
+    return choice.to_dict()
 
 
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.

@@ -6,10 +6,11 @@ which imports scikit-learn and pandas): ``tuneops show`` starts in the time of t
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from tuneops._record import current_choice
 from tuneops._study import abandoned_label
 from tuneops.cli._common import (
     FRONT_ROWS,
@@ -25,7 +26,7 @@ from tuneops.cli._common import (
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
-from tuneops.selection import reselect
+from tuneops.selection import Choice, reselect
 
 __all__ = ["show", "select"]
 
@@ -43,10 +44,14 @@ def show(
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
     with read_study(study, storage) as s:
-        try:
-            choice, message = reselect(s), None
-        except NoFeasibleTrial as exc:
-            choice, message = None, str(exc)
+        # The run's choice while nothing changed since (tuneops._record), else selected again.
+        choice: Choice | dict[str, Any] | None = current_choice(s, s.get_trials(deepcopy=False))
+        message = None
+        if choice is None:
+            try:
+                choice = reselect(s)
+            except NoFeasibleTrial as exc:
+                message = str(exc)
         # The summary prints neither the findings nor the trials off the front: not computed.
         results = study_results(s, choice=choice, message=message, brief=not (json_out or trials))
     if json_out:

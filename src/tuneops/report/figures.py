@@ -640,7 +640,11 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     ``tuneops.contribution``'s (the same as results.json and ``tuneops show``)."""
     from tuneops.contribution import worker_contributions
 
-    contributions = worker_contributions(view.trials, view.directions)
+    stored = view.sections.get("workers")  # computed already for these trials (the run's record)
+    if "workers" in view.sections:
+        contributions = list(stored["workers"]) if stored else []
+    else:
+        contributions = worker_contributions(view.trials, view.directions)
     if not contributions:
         raise Missing("no trial recorded which worker ran it (user attr 'worker').")
     rows = tuple(

@@ -331,9 +331,10 @@ def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, in
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
     """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
+    if "pruning" in view.sections:  # computed already for these trials (or the run's record)
+        return view.sections["pruning"]
     if view.study is None:
         return None
-
     return pruning_savings(view.study, list(view.trials))
 
 
@@ -519,9 +520,23 @@ def compute_findings(view: StudyView, panels: Mapping[str, Any]) -> list[Finding
     return sorted(found, key=lambda f: order.get(f.level, 3))
 
 
-def findings_section(study: Any, trials: Any) -> list[dict[str, str]] | None:
-    """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances."""
-    view = view_of(study, trials)
+def findings_section(
+    study: Any,
+    trials: Any,
+    *,
+    sections: Mapping[str, Any] | None = None,
+    selected: int | None = None,
+) -> list[dict[str, str]] | None:
+    """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances.
+
+    ``sections`` (pruning, workers) and the ``selected`` trial: already computed by the
+    caller for these trials, not computed again."""
+    view = view_of(
+        study,
+        trials,
+        sections=sections,
+        selection=None if selected is None else {"selected_trial": selected},
+    )
     if not view.trials:
         return None
     return [asdict(f) for f in compute_findings(view, {})]

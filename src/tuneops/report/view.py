@@ -19,7 +19,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _study
+from tuneops import _record, _study
 from tuneops.errors import TuneOpsError
 from tuneops.pareto import losses, pareto_mask
 from tuneops.pruning import intermediate_values
@@ -42,6 +42,11 @@ class StudyView:
     selected: int | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
     study: optuna.Study | None = None
+    #: results sections already computed for exactly these trials (``pruning``, ``workers``:
+    #: the run's record while current, see :mod:`tuneops._record`); others are computed here
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    #: the selection the report shows (``Choice.to_dict()``): the run's while current
+    selection: Mapping[str, Any] | None = None
 
     @property
     def multi(self) -> bool:
@@ -163,30 +168,60 @@ def _objectives(study: optuna.Study) -> tuple[str, ...]:
     return tuple(o.metric for o in _study.objectives(study))
 
 
-def _selected(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
-    """The selected trial: as stored by the run, else selected again from the trials now."""
+def _selection(
+    study: optuna.Study, trials: Sequence[FrozenTrial], record: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The selection: the run's, as stored, while no trial completed since it was made (the
+    record's when current; else the stored choice when it counted as many complete trials as
+    the study has now: complete trials are never removed), else selected again now."""
+    if record is not None and isinstance(record.get("selection"), Mapping):
+        return dict(record["selection"])
     stored = study.user_attrs.get(_study.SELECTION)
-    if isinstance(stored, Mapping) and isinstance(stored.get("selected_trial"), int):
-        return stored["selected_trial"]
-    if not any(t.state == TrialState.COMPLETE for t in trials):
+    n_complete = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.values is not None)
+    if (
+        isinstance(stored, Mapping)
+        and isinstance(stored.get("selected_trial"), int)
+        and stored.get("n_complete") == n_complete
+    ):
+        return dict(stored)
+    if not n_complete:
         return None
     try:
-        return reselect(study).selected.number
+        return reselect(study).to_dict()
     except (TuneOpsError, ValueError, KeyError):
         return None
 
 
-def view_of(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> StudyView:
-    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again)."""
+def view_of(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial] | None = None,
+    *,
+    sections: Mapping[str, Any] | None = None,
+    selection: Mapping[str, Any] | None = None,
+) -> StudyView:
+    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again).
+
+    ``sections`` and ``selection``: computed already for these trials (by ``study_results``),
+    not computed again; by default the run's record is reused while it is current."""
     trials = tuple(study.get_trials(deepcopy=False) if trials is None else trials)
+    record = None
+    if sections is None or selection is None:
+        record = _record.current_record(study, trials)
+    if sections is None:
+        sections = record["sections"] if record is not None else {}
+    if selection is None:
+        selection = _selection(study, trials, record)
+    selected = selection.get("selected_trial") if selection else None
     return StudyView(
         name=study.study_name,
         objectives=_objectives(study),
         directions=tuple(d.name.lower() for d in study.directions),
         trials=trials,
-        selected=_selected(study, trials),
+        selected=selected if isinstance(selected, int) else None,
         attrs=dict(study.user_attrs),
         study=study,
+        sections=sections,
+        selection=selection,
     )
 
 
