@@ -37,8 +37,9 @@ __all__ = ["SECTIONS", "basis", "write_record", "current_record", "current_choic
 
 FORMAT = 1
 #: Sections of the results document the record keeps: the ones that cost a pass over every
-#: trial's attributes (the others are read directly, or are cheap).
-SECTIONS = ("pruning", "workers")
+#: trial's attributes, or an import of the spec's models (``warm_start``); the others are read
+#: directly, or are cheap.
+SECTIONS = ("pruning", "warm_start", "workers")
 _UNFINISHED = (TrialState.WAITING.name, TrialState.RUNNING.name)
 
 
@@ -77,18 +78,30 @@ def write_record(
     with their basis. Returns False, storing nothing, when a trial was unfinished (the
     sections could change without the counts showing it).
 
-    ``choice`` is kept only when it was made from the same complete trials as ``trials``
-    (its ``n_complete`` equals their number): otherwise a trial completed between the
-    selection and now, and the choice would not match the basis.
+    ``choice`` is marked as current only when it is the study's stored choice
+    (``tuneops:selection``) and was made from the same complete trials as ``trials`` (its
+    ``n_complete`` equals their number): otherwise a trial completed between the selection and
+    now, and the choice would not match the basis.
     """
     stamp = basis(study, trials)
     if any(stamp["states"].get(s) for s in _UNFINISHED):
         return False
     record: dict[str, Any] = {**stamp, "sections": {k: sections.get(k) for k in SECTIONS}}
-    if choice is not None and choice.get("n_complete") == _complete(trials):
-        record["selection"] = dict(choice)
+    # The choice is the study's stored one (``tuneops:selection``, covered by the digest), so
+    # the record only says that it was made from these trials, instead of holding a copy.
+    stored = _optuna.study_user_attrs(study).get(_study.SELECTION)
+    record["selection"] = bool(
+        choice is not None
+        and choice.get("n_complete") == _complete(trials)
+        and _jsonable(choice) == stored
+    )
     study.set_user_attr(_study.RESULTS, record)
     return True
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as the storage gives it back (JSON: tuples become lists)."""
+    return json.loads(json.dumps(value))
 
 
 def current_record(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
@@ -140,9 +153,10 @@ def current_choice(
     basis), but ``tune(selection="weighted")`` stores no spec, and ``reselect`` uses knee there.
     """
     record = current_record(study, trials) if record is None else record
-    if record is None or not isinstance(record.get("selection"), Mapping):
+    if record is None or record.get("selection") is not True:
         return None
-    choice = dict(record["selection"])
-    if choice.get("policy") != _default_policy(_optuna.study_user_attrs(study)):
+    attrs = _optuna.study_user_attrs(study)
+    choice = attrs.get(_study.SELECTION)
+    if not isinstance(choice, Mapping) or choice.get("policy") != _default_policy(attrs):
         return None
-    return choice
+    return copy.deepcopy(dict(choice))

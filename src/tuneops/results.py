@@ -6,19 +6,14 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from tuneops import _record, _study
-from tuneops.contribution import contribution_section
-from tuneops.export import library_versions
-from tuneops.knowledge.warm_start import warm_start_section
-from tuneops.pruning import pruning_savings
-from tuneops.report.findings import findings_section
-from tuneops.strategy import strategy_section
 
 if TYPE_CHECKING:
     from tuneops.selection import Choice
@@ -126,7 +121,7 @@ def _build(
         "message": message,
         "failures": _study.failures(trials),
         "trials": records,
-        "versions": library_versions(),
+        "versions": None if brief else _resolve(_VERSIONS)(),
     }
     if brief:
         del results["trials"], results["versions"]
@@ -136,17 +131,17 @@ def _build(
         results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
     stored = _record.current_record(study, trials)
     computed: dict[str, Any] = {}
-    for name, section in _sections():
+    for name, where in SECTIONS.items():
         if brief and name in _NOT_BRIEF:
             continue
-        if stored is not None and name in _record.SECTIONS:
-            value = stored["sections"].get(name)
+        if stored is not None and name in stored["sections"]:
+            value = stored["sections"][name]
         elif name == "findings":
             # the sections just computed and the choice are not computed again for the findings
             selected = None if selection is None else selection["selected_trial"]
-            value = findings_section(study, trials, sections=computed, selected=selected)
+            value = _resolve(where)(study, trials, sections=computed, selected=selected)
         else:
-            value = section(study, trials)
+            value = _resolve(where)(study, trials)
         computed[name] = value
         if value is not None:
             results[name] = value
@@ -165,16 +160,24 @@ def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.
 _NOT_BRIEF = frozenset({"findings"})
 
+#: The sections other parts of tuneops contribute, in document order: name ->
+#: ``"module:function"``, a function ``(study, trials) -> dict | None``. Listed here, explicitly,
+#: so a reader sees every section of the document in one place; each module is imported when
+#: its section is first computed: with a current record (:mod:`tuneops._record`) ``tuneops
+#: show`` computes none of the costly ones, and then imports neither ``tuneops.spec`` (its
+#: pydantic models: about 0.25 s of CPU per process) nor the knowledge package.
+SECTIONS: dict[str, str] = {
+    "pruning": "tuneops.pruning:pruning_savings",
+    "warm_start": "tuneops.knowledge.warm_start:warm_start_section",
+    "workers": "tuneops.contribution:contribution_section",
+    "strategy": "tuneops.strategy:strategy_section",
+    "findings": "tuneops.report.findings:findings_section",
+}
+# the full document's library versions (joblib's import, 0.04 s, is not needed for a brief one)
+_VERSIONS = "tuneops.export:library_versions"
 
-def _sections() -> list[tuple[str, Any]]:
-    """Sections other parts of tuneops contribute: ``(study, trials) -> dict | None``.
 
-    Listed here, explicitly, so a reader sees every section of the document in one place.
-    """
-    return [
-        ("pruning", pruning_savings),
-        ("warm_start", warm_start_section),
-        ("workers", contribution_section),
-        ("strategy", strategy_section),
-        ("findings", findings_section),
-    ]
+def _resolve(where: str) -> Callable[..., Any]:
+    """The function ``"module:function"`` names."""
+    module, function = where.split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]

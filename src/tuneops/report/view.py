@@ -174,9 +174,9 @@ def _selection(
     """The selection: the run's, as stored, while no trial completed since it was made (the
     record's when current; else the stored choice when it counted as many complete trials as
     the study has now: complete trials are never removed), else selected again now."""
-    if record is not None and isinstance(record.get("selection"), Mapping):
-        return dict(record["selection"])
     stored = study.user_attrs.get(_study.SELECTION)
+    if record is not None and record.get("selection") is True and isinstance(stored, Mapping):
+        return dict(stored)
     n_complete = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.values is not None)
     if (
         isinstance(stored, Mapping)
