@@ -46,6 +46,7 @@ __all__ = [
     "PANELS",
     "sample",
     "normalized_losses",
+    "feasible_losses",
     "TOP_PARAMS",
     "MAX_POINTS",
 ]
@@ -322,7 +323,7 @@ def history(view: StudyView, ctx: dict[str, Any]) -> History:
     last_feasible = max((t.number for t, f in zip(complete, ok, strict=False) if f), default=None)
     return History(
         series,
-        _hypervolume_history(view, complete) if view.multi else None,
+        _hypervolume_history(view) if view.multi else None,
         max(t.number for t in view.trials),
         last_feasible,
         len(complete),
@@ -345,17 +346,29 @@ def normalized_losses(
     return (loss - lo) / np.where(hi > lo, hi - lo, 1.0), ref
 
 
-def _hypervolume_history(
-    view: StudyView, complete: list[FrozenTrial]
-) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
-    ok = [t for t in complete if view.is_feasible(t)]
+def feasible_losses(
+    view: StudyView,
+) -> tuple[list[FrozenTrial], np.ndarray, np.ndarray, list[int]]:
+    """The feasible complete trials (trial order), their :func:`normalized_losses`, the
+    reference point and the rows that grew the front (:func:`front_changes`): computed once
+    per view, for the history panel and the convergence finding (10,000 trials: 0.05 s each
+    time)."""
+    cached = view.memo.get("feasible_losses")
+    if cached is None:
+        ok = [t for t in view.complete if view.is_feasible(t)]
+        loss, ref = normalized_losses(view, ok)
+        cached = (ok, loss, ref, front_changes(loss) if ok else [])
+        view.memo["feasible_losses"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _hypervolume_history(view: StudyView) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+    ok, loss, ref, changes = feasible_losses(view)
     if not ok:
         return None
-    loss, ref = normalized_losses(view, ok)
     # The hypervolume changes only at rows that grew the front: the history of those rows (a
     # step line through them) is the exact history of all, at a fraction of the cost. Sampled
     # at up to 400 of them (exact there).
-    changes = front_changes(loss)
     indices, values = pareto.hypervolume_history(loss[changes], ref)
     box = float(np.prod(ref))
     numbers = [ok[changes[i]].number for i in indices]

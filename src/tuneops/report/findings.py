@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
 from tuneops.pruning import pruning_savings
-from tuneops.report.figures import best_numbers, front_changes, normalized_losses
+from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
@@ -121,9 +121,10 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     ok.sort(key=lambda t: t.number)
     before = [t for t in ok if t.number < start]
     if view.multi:
-        loss, ref = normalized_losses(view, ok)
+        # ``ok`` in trial order, as the view's: the losses and front changes the history
+        # panel computed for the same trials (the hypervolume changes only at those rows)
+        _, loss, ref, changes = feasible_losses(view)
         box = float(np.prod(ref))
-        changes = front_changes(loss)  # the hypervolume changes only at these rows
         last = changes[-1] if changes else None
         end_value = pareto.hypervolume(loss[changes], ref) / box
         early = [i for i in changes if i < len(before)]

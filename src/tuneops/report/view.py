@@ -47,6 +47,8 @@ class StudyView:
     sections: Mapping[str, Any] = field(default_factory=dict)
     #: the selection the report shows (``Choice.to_dict()``): the run's while current
     selection: Mapping[str, Any] | None = None
+    #: derived series computed once per view by the panels and findings that share them
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def multi(self) -> bool:
