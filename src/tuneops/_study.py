@@ -5,8 +5,9 @@ A tuneops study is an ordinary Optuna study; what tuneops adds lives in attribut
 study user attributes (the dashboard shows them)
     ``tuneops:spec`` the spec (masked storage URL), ``tuneops:objectives`` ``[{metric,
     direction}]``, ``tuneops:data`` the data summary and fingerprint, ``tuneops:constraints``
-    ``["metric op number"]``, ``tuneops:selection`` the choice of the last run, ``tuneops:results`` the
-    sections of its results document and the state of the study they describe,
+    ``["metric op number"]``, ``tuneops:selection`` the choice of the last run,
+    ``tuneops:results`` sections of its results document and the state of the study they
+    describe (see :mod:`tuneops._record`),
     ``tuneops:pruner`` the pruner a run resolved, ``tuneops:scoring`` the positive class and
     the majority-class/mean baseline.
 study system attributes (internal)
