@@ -20,7 +20,6 @@ import tuneops
 import tuneops.selection
 from tuneops import _record, _study, contribution, pruning, results, selection
 from tuneops._study import load_study
-from tuneops.report import view as report_view
 from tuneops.report.document import build_report
 
 
@@ -65,9 +64,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         "worker_contributions",
         counting("worker_contributions", contribution.worker_contributions),
     )
-    # `show` imports reselect from tuneops.selection when it needs it; the report at its start
+    # `show` and the report import reselect from tuneops.selection when they need it
     monkeypatch.setattr(tuneops.selection, "reselect", counting("reselect", selection.reselect))
-    monkeypatch.setattr(report_view, "reselect", counting("reselect", report_view.reselect))
     return counted
 
 

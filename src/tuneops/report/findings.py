@@ -33,7 +33,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
-from tuneops.pruning import pruning_savings
 from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
@@ -336,6 +335,10 @@ def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
         return view.sections["pruning"]
     if view.study is None:
         return None
+    # imported here: tuneops.pruning loads the spec's models (0.2 s), which a report whose
+    # run's record is current does not otherwise need
+    from tuneops.pruning import pruning_savings
+
     return pruning_savings(view.study, list(view.trials))
 
 

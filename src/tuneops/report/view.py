@@ -1,7 +1,10 @@
 """A snapshot of a study as the report sees it: trials, objectives, selection, attributes.
 
 Read once from the storage; every figure and finding is computed from this snapshot, so one
-report is consistent even while workers keep writing. Attributes written by other features
+report is consistent even while workers keep writing. ``tuneops.selection`` and
+``tuneops.pruning`` (and with them the spec's pydantic models, about 0.2 s of CPU per process)
+are imported only when needed: to select again when the run's choice is not current, to read
+learning curves when trials have them. Attributes written by other features
 (``worker``, ``warm_start``, ``fail_reason``, ``metrics_std``, pruning records) are read
 defensively: a study that lacks them simply has no such marks.
 """
@@ -22,8 +25,6 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _record, _study
 from tuneops.errors import TuneOpsError
 from tuneops.pareto import losses, pareto_mask
-from tuneops.pruning import intermediate_values
-from tuneops.selection import reselect
 
 __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
 
@@ -156,6 +157,8 @@ def intermediate_curve(
     """A trial's learning curve of the first objective, through the pruning feature's reader
     (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
     pairs = []
+    from tuneops.pruning import intermediate_values  # the spec's models: see the module's doc
+
     try:
         for step, vector in sorted(intermediate_values(t, n_objectives).items()):
             value = vector[0] if vector else None
@@ -190,6 +193,8 @@ def _selection(
         return dict(stored)
     if not n_complete:
         return None
+    from tuneops.selection import reselect  # the spec's models: see the module's doc
+
     try:
         return reselect(study).to_dict()
     except (TuneOpsError, ValueError, KeyError):
