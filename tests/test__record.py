@@ -9,6 +9,9 @@ change, or the stored choice is not what ``reselect`` would give.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -223,3 +226,38 @@ def test_results_reuse_the_record_with_the_same_document(workdir: Path, calls) -
     study.set_user_attr(_study.RESULTS, None)
     assert results.study_results(study, choice=choice) == {**reused}
     assert calls["pruning"] == 1 and calls["workers"] == 1
+
+
+def _modules_after(workdir: Path, command: list[str]) -> set[str]:
+    """The tuneops modules a fresh ``python -m tuneops COMMAND`` imported."""
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['tuneops', *{command!r}]\n"
+        "try:\n"
+        "    runpy.run_module('tuneops', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('tuneops')), file=sys.stderr)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=workdir
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stderr.strip().splitlines()[-1].split())
+
+
+def test_show_and_report_of_a_current_record_do_not_import_the_spec(workdir: Path) -> None:
+    """The spec's pydantic models (0.2-0.3 s per process) load only to select again."""
+    _run()
+    show = _modules_after(workdir, ["show", "rec", "--storage", "tuneops.journal"])
+    assert "tuneops.spec" not in show and "tuneops.selection" not in show
+    report = _modules_after(
+        workdir,
+        ["report", "rec", "--storage", "tuneops.journal", "--format", "html", "--plotly", "cdn"],
+    )
+    assert "tuneops.spec" not in report and "tuneops.selection" not in report
+    study = load_study("rec", "tuneops.journal")
+    study.set_user_attr(_study.CONSTRAINTS, ["f1 <= 0.5"])  # stale: select again
+    assert "tuneops.selection" in _modules_after(workdir, ["show", "rec"])
