@@ -261,3 +261,20 @@ def test_show_and_report_of_a_current_record_do_not_import_the_spec(workdir: Pat
     study = load_study("rec", "tuneops.journal")
     study.set_user_attr(_study.CONSTRAINTS, ["f1 <= 0.5"])  # stale: select again
     assert "tuneops.selection" in _modules_after(workdir, ["show", "rec"])
+
+
+def test_the_report_does_not_trust_a_stored_choice_the_record_does_not_vouch_for(
+    workdir: Path, calls
+) -> None:
+    study = _run()
+    trials = study.get_trials(deepcopy=False)
+    stored = dict(study.user_attrs[_study.SELECTION])
+    other = next(n for n in stored["pareto_front"] if n != stored["selected_trial"])
+    # a resumed run that found nothing feasible leaves an older choice behind (same trials)
+    study.set_user_attr(_study.SELECTION, {**stored, "selected_trial": other})
+    sections = {"pruning": None, "warm_start": None, "workers": None}
+    assert _record.write_record(study, trials, sections, None)
+    _fresh(calls)
+    report = build_report(study)
+    assert calls["reselect"] == 1
+    assert report.selected == stored["selected_trial"]  # selected again, not the stale one

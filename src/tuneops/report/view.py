@@ -184,6 +184,8 @@ def _selection(
     stored = study.user_attrs.get(_study.SELECTION)
     if record is not None and record.get("selection") is True and isinstance(stored, Mapping):
         return dict(stored)
+    if record is not None:  # current, and the stored choice is not the run's for these trials
+        stored = None
     n_complete = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.values is not None)
     if (
         isinstance(stored, Mapping)
