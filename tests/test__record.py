@@ -278,3 +278,15 @@ def test_the_report_does_not_trust_a_stored_choice_the_record_does_not_vouch_for
     report = build_report(study)
     assert calls["reselect"] == 1
     assert report.selected == stored["selected_trial"]  # selected again, not the stale one
+
+
+def test_changed_system_attributes_make_the_record_stale(workdir: Path) -> None:
+    """The warm-start plan and the budgets are system attributes the sections read."""
+    from tuneops import _optuna
+
+    study = _run()
+    trials = study.get_trials(deepcopy=False)
+    assert _record.current_record(study, trials) is not None
+    _study.set_compute_budget_record(study, "fit_cpu_s", 60.0)  # as a resumed run would
+    assert _record.current_record(study, trials) is None
+    assert _optuna.study_system_attrs(study)[_study.COMPUTE_BUDGET] == {"fit_cpu_s": 60.0}

@@ -10,8 +10,9 @@ So a record is reused only when
 
 * every trial it was computed from was finished (no WAITING or RUNNING trial), and
 * the study has now the same number of trials, in the same states, and
-* the same user attributes and compute budget (a SHA-256 of them: the spec, constraints,
-  data, pruner, strategy and stored selection that the sections read).
+* the same study attributes (a SHA-256 of the user and system attributes: the spec,
+  constraints, data, pruner, strategy, stored selection, budgets and warm-start plan that the
+  sections read).
 
 Then the trials are the same trials with the same contents, and each stored section equals
 what a recomputation would give. Anything else (a trial added, a worker still running, a
@@ -44,10 +45,11 @@ _UNFINISHED = (TrialState.WAITING.name, TrialState.RUNNING.name)
 
 
 def _attrs_digest(attrs: Mapping[str, Any], study: optuna.Study) -> str:
-    """SHA-256 of the study's user attributes (without the record) and its compute budget."""
+    """SHA-256 of the study's user attributes (without the record) and system attributes (the
+    budgets, the warm-start plan)."""
     kept = {k: v for k, v in attrs.items() if k != _study.RESULTS}
     text = json.dumps(
-        [kept, _study.compute_budget(study)], sort_keys=True, default=repr, allow_nan=True
+        [kept, _optuna.study_system_attrs(study)], sort_keys=True, default=repr, allow_nan=True
     )
     return hashlib.sha256(text.encode()).hexdigest()
 
