@@ -28,6 +28,9 @@ the process) and ``resource.getrusage``:
     python benchmarks/bench_overhead.py --no-write   # leave docs/benchmarks.md alone
     python benchmarks/bench_overhead.py --end-only --stores journal --objectives 2
                                                      # 3. only: tuneops runs, no plain Optuna
+    python benchmarks/bench_overhead.py --end-only --stores journal --objectives 2 --repeats 2 \
+        --baseline /tmp/before    # 3. side by side with another checkout's src/, made e.g. by
+                                  # git archive COMMIT | tar -x -C /tmp/before
 """
 
 from __future__ import annotations
@@ -136,11 +139,20 @@ def child_run(
 
 
 # -- parent -------------------------------------------------------------------------------------
-def _spawn(args: list[str]) -> tuple[dict[str, Any], float]:
-    """Run this script as a child; returns its JSON answer and its CPU (user + system)."""
+def _env(src: Path | None) -> dict[str, str]:
+    """A child's environment: this checkout's ``src`` first on the path, or ``src``'s."""
+    env = child_env()
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env["PYTHONPATH"]])
+    return env
+
+
+def _spawn(args: list[str], src: Path | None = None) -> tuple[dict[str, Any], float]:
+    """Run this script as a child (tuneops from ``src``, default this checkout); returns its
+    JSON answer and its CPU (user + system)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, env=child_env(), cwd=ROOT
+        [sys.executable, __file__, *args], capture_output=True, text=True, env=_env(src), cwd=ROOT
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -149,14 +161,14 @@ def _spawn(args: list[str]) -> tuple[dict[str, Any], float]:
     return json.loads(done.stdout.strip().splitlines()[-1]), cpu
 
 
-def _command_cpu(argv: list[str]) -> float:
+def _command_cpu(argv: list[str], src: Path | None = None) -> float:
     """CPU (user + system) of ``python -m tuneops ARGV`` in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-m", "tuneops", *argv],
         capture_output=True,
         text=True,
-        env=child_env(),
+        env=_env(src),
         cwd=ROOT,
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -222,8 +234,19 @@ def main(argv: list[str] | None = None) -> int:
         help="only the end of a study (end of run, show, report): tuneops runs of 2+ "
         "objectives, no plain Optuna, no per-trial or memory figures",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --end-only: a checkout of the code to compare with (its src/ is used); each "
+        "repeat runs it and this checkout in turn, alternating which goes first",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.baseline is not None and not args.end_only:
+        parser.error("--baseline compares the end of a study: give --end-only too")
+    baseline_src = None if args.baseline is None else args.baseline.resolve() / "src"
+    if baseline_src is not None and not (baseline_src / "tuneops").is_dir():
+        parser.error(f"--baseline: expected a checkout with src/tuneops, received {args.baseline}")
     if args.child:
         print(json.dumps(child_run(**json.loads(args.child))))
         return 0
@@ -252,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
                     for r in range(args.repeats)
                     for i in range(len(tools))
                 ]
-                for tool in order:  # optuna, tuneops, tuneops, optuna, ...
+                codes: list[Path | None] = [None] * len(order)
+                if baseline_src is not None:  # baseline, this, this, baseline, ...
+                    order = [t for t in order for _ in range(2)]
+                    codes = [(baseline_src, None)[(i + i // 2) % 2] for i in range(len(order))]
+                for tool, src in zip(order, codes, strict=True):  # optuna, tuneops, tuneops, ...
                     url = pool.url(store)
                     spec = {
                         "tool": tool,
@@ -262,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                         "study": f"overhead-{n_obj}",
                         "out_dir": str(tmp / f"out{pool.n}"),
                     }
-                    res, cpu = _spawn(["--child", json.dumps(spec)])
+                    res, cpu = _spawn(["--child", json.dumps(spec)], src)
                     res["process_cpu_s"] = cpu
                     runs[key][tool].append(res)
                     print(
@@ -272,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                     if tool == "tuneops" and n_obj >= 2:
-                        show = _command_cpu(["show", spec["study"], "--storage", url])
+                        show = _command_cpu(["show", spec["study"], "--storage", url], src)
                         report = _command_cpu(
                             [
                                 "report",
@@ -281,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                                 url,
                                 "--out",
                                 str(tmp / f"report{pool.n}.html"),
-                            ]
+                            ],
+                            src,
                         )
                         # For scale: `show` once more with the journal's snapshot removed,
                         # so it replays the whole journal (as every reader did before it).
@@ -291,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
                             from tuneops.storage import snapshot_path
 
                             snapshot_path(url).unlink(missing_ok=True)
-                            replay = _command_cpu(["show", spec["study"], "--storage", url])
+                            replay = _command_cpu(["show", spec["study"], "--storage", url], src)
                         ends.append(
                             {
+                                "code": "this" if src is None else "baseline",
                                 "store": store,
                                 "n_objectives": n_obj,
                                 "after_last_s": res["after_last_s"],
@@ -304,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                             }
                         )
                         print(
-                            f"  end of run {res['after_last_s']:.2f} s, show {show:.2f} s, "
+                            f"  {'baseline' if src else 'this checkout'}: "
+                            f"end of run {res['after_last_s']:.2f} s, show {show:.2f} s, "
                             f"report {report:.2f} s CPU (front of {res.get('front')}); "
                             f"show replaying the journal {replay or 0:.2f} s",
                             flush=True,
@@ -409,10 +439,13 @@ def summarize_end(
 
 
 def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Lines of the end-of-study table, and one verdict per run."""
+    """Lines of the end-of-study table, and one verdict per run (with ``--baseline``: a
+    ``code`` column, and per code the median and range of each phase)."""
+    compared = any(e.get("code") == "baseline" for e in ends)
     verdicts = []
     end_rows = [
         [
+            *([e.get("code", "this")] if compared else []),
             e["store"],
             e["n_objectives"],
             e["front"],
@@ -427,7 +460,8 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     for e in ends:
         total = e["after_last_s"] + e["show_s"] + e["report_s"]
         verdicts.append(
-            f"end of run + show + report, {e['store']}: {total:.1f} s "
+            f"end of run + show + report, {e['store']}"
+            f"{', ' + e.get('code', 'this') if compared else ''}: {total:.1f} s "
             f"{'<=' if total <= TARGET_END_S else '>'} {TARGET_END_S:.0f} s CPU"
         )
     table = [
@@ -438,6 +472,7 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         "",
         render_table(
             [
+                *(["code"] if compared else []),
                 "store",
                 "objectives",
                 "Pareto front",
@@ -450,7 +485,41 @@ def _end_table(ends: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
             end_rows,
         ),
     ]
+    if compared:
+        table += ["", *_medians(ends)]
     return table, verdicts
+
+
+def _medians(ends: list[dict[str, Any]]) -> list[str]:
+    """Per code: the median (range) of each phase over its runs, and this/baseline ratios."""
+    phases = {
+        "end of run": lambda e: e["after_last_s"],
+        "show": lambda e: e["show_s"],
+        "report": lambda e: e["report_s"],
+        "total": lambda e: e["after_last_s"] + e["show_s"] + e["report_s"],
+    }
+    medians: dict[str, dict[str, float]] = {}
+    lines = []
+    for code in ("baseline", "this"):
+        runs = [e for e in ends if e.get("code", "this") == code]
+        if not runs:
+            continue
+        parts = []
+        for name, of in phases.items():
+            values = [of(e) for e in runs]
+            medians.setdefault(code, {})[name] = statistics.median(values)
+            parts.append(
+                f"{name} {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+            )
+        lines.append(f"- {code}, median (range) of {len(runs)} run(s), CPU s: {'; '.join(parts)}")
+    if len(medians) == 2:
+        ratios = ", ".join(
+            f"{name} {medians['this'][name] / medians['baseline'][name]:.2f}"
+            for name in phases
+            if medians["baseline"][name] > 0
+        )
+        lines.append(f"- this / baseline (medians): {ratios}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ study user attributes (the dashboard shows them)
     ``tuneops:spec`` the spec (masked storage URL), ``tuneops:objectives`` ``[{metric,
     direction}]``, ``tuneops:data`` the data summary and fingerprint, ``tuneops:constraints``
     ``["metric op number"]``, ``tuneops:selection`` the choice of the last run,
+    ``tuneops:results`` sections of its results document and the state of the study they
+    describe (see :mod:`tuneops._record`),
     ``tuneops:pruner`` the pruner a run resolved, ``tuneops:scoring`` the positive class and
     the majority-class/mean baseline.
 study system attributes (internal)
@@ -42,6 +44,7 @@ __all__ = [
     "DATA",
     "CONSTRAINTS",
     "SELECTION",
+    "RESULTS",
     "PRUNER",
     "SCORING",
     "BUDGET",
@@ -83,6 +86,8 @@ OBJECTIVES = "tuneops:objectives"
 DATA = "tuneops:data"
 CONSTRAINTS = "tuneops:constraints"
 SELECTION = "tuneops:selection"
+# the end-of-run record: results sections with the state they were computed from (tuneops._record)
+RESULTS = "tuneops:results"
 PRUNER = "tuneops:pruner"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr

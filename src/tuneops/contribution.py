@@ -54,12 +54,16 @@ def worker_contributions(
     best_overall = min((sign * t.values[0] for t in pool), default=None) if single else None
 
     rows: dict[str, dict[str, Any]] = {}
+    # each FrozenTrial property read once, and a worker's row made once (10,000 trials: the
+    # loop was 0.1 s of every results document)
     for t in sorted(ran, key=lambda t: t.number):
-        w = t.user_attrs["worker"]
-        row = rows.setdefault(
-            str(w.get("id")),
-            {
-                "worker": str(w.get("id")),
+        attrs = t.user_attrs
+        w = attrs["worker"]
+        key = str(w.get("id"))
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                "worker": key,
                 "host": w.get("host"),
                 "pid": w.get("pid"),
                 "node": w.get("node"),
@@ -73,23 +77,25 @@ def worker_contributions(
                 "has_best": False,
                 "pareto": 0,
                 "pareto_share": 0.0,
-            },
-        )
-        if "abandoned" in t.user_attrs:
+            }
+        state = t.state
+        if "abandoned" in attrs:
             row["abandoned"] += 1
-        elif t.state == TrialState.COMPLETE:
+        elif state == TrialState.COMPLETE:
             row["complete"] += 1
-        elif t.state == TrialState.PRUNED:
+        elif state == TrialState.PRUNED:
             row["pruned"] += 1
-        elif t.state == TrialState.FAIL:
+        elif state == TrialState.FAIL:
             row["failed"] += 1
-        elif t.state == TrialState.RUNNING:
+        elif state == TrialState.RUNNING:
             row["running"] += 1
-        if t.datetime_start and t.datetime_complete:
-            row["busy_s"] += (t.datetime_complete - t.datetime_start).total_seconds()
-        if t.number in front:
+        start, end = t.datetime_start, t.datetime_complete
+        if start and end:
+            row["busy_s"] += (end - start).total_seconds()
+        number = t.number
+        if number in front:
             row["pareto"] += 1
-        if single and t.number in in_pool:
+        if single and number in in_pool:
             value = t.values[0]
             if row["best"] is None or sign * value < sign * row["best"]:
                 row["best"] = value

@@ -354,7 +354,9 @@ def tune(
             opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
-    results = study_results(opened, choice=choice, elapsed_s=time.time() - started, message=message)
+    results = study_results(
+        opened, choice=choice, elapsed_s=time.time() - started, message=message, record=True
+    )
     out_dir = Path(output_dir or Path("tuneops-out") / name)
     results_path = write_json(out_dir / "results.json", results)
     _study.save_snapshot(opened)  # `tuneops show`/`report` start from it (a journal file only)

@@ -96,15 +96,28 @@ def write_json(path: Path, data: Any) -> Path:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    masked = mask_secrets(data)
     with tmp.open("w") as f:  # streamed: a 10,000-trial document is never one string in memory
-        if isinstance(masked, dict):
-            _write_document(f, masked)
+        if isinstance(data, dict):
+            _write_document(f, data)
         else:
-            json.dump(masked, f, indent=2, default=_default)
+            f.write(_dumps(data, indent=2))
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def _dumps(value: Any, **options: Any) -> str:
+    """``json.dumps(mask_secrets(value))``, masking only where a password can be.
+
+    A URL with a password is a string holding both "://" and "@", which JSON writes unescaped:
+    text without both is the text of the masked value too. So the value is encoded as it is and
+    masked (and encoded again) only then: walking every record of 10,000 trials to mask nothing
+    was 0.15 s of CPU at the end of a run.
+    """
+    text = json.dumps(value, default=_default, **options)
+    if "://" in text and "@" in text:
+        text = json.dumps(mask_secrets(value), default=_default, **options)
+    return text
 
 
 def _default(value: Any) -> Any:
@@ -127,10 +140,10 @@ def _write_document(f: Any, data: dict[str, Any]) -> None:
         if records:
             f.write("[")
             for j, record in enumerate(value):
-                f.write(("," if j else "") + "\n    " + json.dumps(record, default=_default))
+                f.write(("," if j else "") + "\n    " + _dumps(record))
             f.write("\n  ]")
         else:
-            f.write(json.dumps(value, indent=2, default=_default).replace("\n", "\n  "))
+            f.write(_dumps(value, indent=2).replace("\n", "\n  "))
     f.write("\n}")
 
 

@@ -6,43 +6,49 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 from __future__ import annotations
 
 import gc
-from typing import Any
+import importlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from tuneops import _study
-from tuneops.contribution import contribution_section
-from tuneops.export import library_versions
-from tuneops.knowledge.warm_start import warm_start_section
-from tuneops.pruning import pruning_savings
-from tuneops.report.findings import findings_section
-from tuneops.selection import Choice
-from tuneops.strategy import strategy_section
+from tuneops import _record, _study
+
+if TYPE_CHECKING:
+    from tuneops.selection import Choice
 
 __all__ = ["study_results", "trial_record"]
 
 
+# trial user attributes a record carries when the trial has them, in this order
+_RECORD_KEYS = (
+    _study.FAMILY,
+    _study.FAIL_REASON,
+    _study.ABANDONED,
+    _study.WORKER,
+    _study.RETRY_OF,
+    _study.WARM_START,
+)
+
+
 def trial_record(t: FrozenTrial) -> dict[str, Any]:
     """One trial as plain data."""
+    # each FrozenTrial property is read once: 10,000 records at the end of every run
+    attrs = t.user_attrs
+    values = t.values
+    duration = t.duration
     record: dict[str, Any] = {
         "number": t.number,
         "state": t.state.name,
-        "values": list(t.values) if t.values is not None else None,
+        "values": list(values) if values is not None else None,
         "params": dict(t.params),
-        "metrics": t.user_attrs.get(_study.METRICS, {}),
-        "duration_s": t.duration.total_seconds() if t.duration else None,
+        "metrics": attrs.get(_study.METRICS, {}),
+        "duration_s": duration.total_seconds() if duration else None,
     }
-    for key in (
-        _study.FAMILY,
-        _study.FAIL_REASON,
-        _study.ABANDONED,
-        _study.WORKER,
-        _study.RETRY_OF,
-        _study.WARM_START,
-    ):
-        if key in t.user_attrs:
-            record[key] = t.user_attrs[key]
+    for key in _RECORD_KEYS:
+        if key in attrs:
+            record[key] = attrs[key]
     feasible = _study.feasible(t)
     if feasible is not None:
         record["feasible"] = feasible
@@ -52,17 +58,26 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
 def study_results(
     study: optuna.Study,
     *,
-    choice: Choice | None = None,
+    choice: Choice | Mapping[str, Any] | None = None,
     elapsed_s: float | None = None,
     message: str | None = None,
     brief: bool = False,
+    record: bool = False,
 ) -> dict[str, Any]:
     """The results document for ``study``; sections that need data a study lacks are omitted.
+
+    ``choice``: a :class:`~tuneops.selection.Choice`, or one as stored
+    (``Choice.to_dict()``, e.g. :func:`tuneops._record.current_choice`).
 
     ``brief``: only what ``tuneops show`` prints, for its summary: no ``trials`` (the records
     of trials off the Pareto front), no ``findings`` and no ``versions``; every other key holds
     what the full document holds. At 10,000 trials the omitted parts are most of the work
     (issue 15), and nothing the summary prints comes from them.
+
+    ``record``: at the end of a run, keep the costly sections and ``choice`` in the study
+    (:mod:`tuneops._record`) for readers to reuse while nothing changed. Only the run's own
+    selection under the study's stored rules may be passed with it. Whatever the flag, a
+    record that is current is reused here instead of recomputing its sections.
     """
     # The document is some 10^5 new dicts and lists at 10,000 trials, none of them garbage,
     # yet each burst of them triggers the cyclic collector, which scans every trial of the
@@ -70,7 +85,7 @@ def study_results(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(study, choice, elapsed_s, message, brief)
+        return _build(study, choice, elapsed_s, message, brief, record)
     finally:
         if was_enabled:
             gc.enable()
@@ -78,16 +93,22 @@ def study_results(
 
 def _build(
     study: optuna.Study,
-    choice: Choice | None,
+    choice: Choice | Mapping[str, Any] | None,
     elapsed_s: float | None,
     message: str | None,
     brief: bool,
+    record: bool,
 ) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
+    selection = None if choice is None else _selection_dict(choice)
     # Each trial is recorded once; the front and the selected trial reuse those records (at
     # 10,000 trials the front alone can hold thousands).
     if brief:
-        wanted = set() if choice is None else {c.number for c in (choice.selected, *choice.front)}
+        wanted = (
+            set()
+            if selection is None
+            else {selection["selected_trial"], *selection["pareto_front"]}
+        )
         records = [trial_record(t) for t in trials if t.number in wanted]
     else:
         records = [trial_record(t) for t in trials]
@@ -108,36 +129,63 @@ def _build(
         "message": message,
         "failures": _study.failures(trials),
         "trials": records,
-        "versions": library_versions(),
+        "versions": None if brief else _resolve(_VERSIONS)(),
     }
     if brief:
         del results["trials"], results["versions"]
-    if choice is not None:
-        results["selection"] = choice.to_dict()
-        results["selected"] = dict(by_number[choice.selected.number])
-        results["pareto_front"] = [dict(by_number[c.number]) for c in choice.front]
-    for name, section in _sections():
+    if selection is not None:
+        results["selection"] = selection
+        results["selected"] = dict(by_number[selection["selected_trial"]])
+        results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
+    stored = _record.current_record(study, trials)
+    computed: dict[str, Any] = {}
+    for name, where in SECTIONS.items():
         if brief and name in _NOT_BRIEF:
             continue
-        value = section(study, trials)
+        if stored is not None and name in stored["sections"]:
+            value = stored["sections"][name]
+        elif name == "findings":
+            # the sections just computed and the choice are not computed again for the findings
+            selected = None if selection is None else selection["selected_trial"]
+            value = _resolve(where)(study, trials, sections=computed, selected=selected)
+        else:
+            value = _resolve(where)(study, trials)
+        computed[name] = value
         if value is not None:
             results[name] = value
+    if record:
+        _record.write_record(study, trials, computed, selection)
     return results
+
+
+def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
+    """The ``selection`` section: ``Choice.to_dict()``, or a copy of a stored one."""
+    if isinstance(choice, Mapping):
+        return dict(choice)
+    return choice.to_dict()
 
 
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.
 _NOT_BRIEF = frozenset({"findings"})
 
+#: The sections other parts of tuneops contribute, in document order: name ->
+#: ``"module:function"``, a function ``(study, trials) -> dict | None``. Listed here, explicitly,
+#: so a reader sees every section of the document in one place; each module is imported when
+#: its section is first computed: with a current record (:mod:`tuneops._record`) ``tuneops
+#: show`` computes none of the costly ones, and then imports neither ``tuneops.spec`` (its
+#: pydantic models: about 0.25 s of CPU per process) nor the knowledge package.
+SECTIONS: dict[str, str] = {
+    "pruning": "tuneops.pruning:pruning_savings",
+    "warm_start": "tuneops.knowledge.warm_start:warm_start_section",
+    "workers": "tuneops.contribution:contribution_section",
+    "strategy": "tuneops.strategy:strategy_section",
+    "findings": "tuneops.report.findings:findings_section",
+}
+# the full document's library versions (joblib's import, 0.04 s, is not needed for a brief one)
+_VERSIONS = "tuneops.export:library_versions"
 
-def _sections() -> list[tuple[str, Any]]:
-    """Sections other parts of tuneops contribute: ``(study, trials) -> dict | None``.
 
-    Listed here, explicitly, so a reader sees every section of the document in one place.
-    """
-    return [
-        ("pruning", pruning_savings),
-        ("warm_start", warm_start_section),
-        ("workers", contribution_section),
-        ("strategy", strategy_section),
-        ("findings", findings_section),
-    ]
+def _resolve(where: str) -> Callable[..., Any]:
+    """The function ``"module:function"`` names."""
+    module, function = where.split(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]

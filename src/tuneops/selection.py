@@ -28,7 +28,9 @@ Measurement noise. A latency metric comes with a confidence interval (the trial'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,24 +97,52 @@ class Choice:
         }
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused: selection makes some 10^5 objects at 10,000
+    trials, none of them garbage, and each burst of them triggered a collection that scanned
+    the study's 10^6 objects again (0.27 -> 0.15 s of CPU at the end of a 10,000-trial run;
+    ``study_results`` does the same)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def candidates_from_trials(
     trials: Sequence[FrozenTrial], metric_names: Sequence[str]
 ) -> list[Candidate]:
     """COMPLETE trials as candidates; metrics default to the objective values by name."""
+    with _collector_paused():
+        return _candidates(trials, metric_names)
+
+
+def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> list[Candidate]:
     out = []
-    for t in trials:
-        if t.state != TrialState.COMPLETE or t.values is None:
+    for t in trials:  # each FrozenTrial property read once: 10,000 trials at every selection
+        if t.state != TrialState.COMPLETE:
             continue
-        metrics = dict(zip(metric_names, t.values, strict=False))
-        metrics.update(t.user_attrs.get(_study.METRICS, {}))
-        cost = t.user_attrs.get(_study.COST)
+        values = t.values
+        if values is None:
+            continue
+        attrs = t.user_attrs
+        metrics = dict(zip(metric_names, values, strict=False))
+        metrics.update(attrs.get(_study.METRICS, {}))
+        cost = attrs.get(_study.COST)
         raw = cost.get("intervals", {}) if isinstance(cost, Mapping) else {}
-        intervals = {
-            str(k): (float(v[0]), float(v[1]))
-            for k, v in raw.items()
-            if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(np.isfinite, v))
-        }
-        out.append(Candidate(t.number, tuple(t.values), metrics, dict(t.params), intervals))
+        intervals = (
+            {
+                str(k): (float(v[0]), float(v[1]))
+                for k, v in raw.items()
+                if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(np.isfinite, v))
+            }
+            if raw
+            else {}
+        )
+        out.append(Candidate(t.number, tuple(values), metrics, dict(t.params), intervals))
     return out
 
 
@@ -160,18 +190,29 @@ def _loss_bounds(
     """Lower and upper bounds of each objective as a loss (smaller is better); a metric
     without an interval has both bounds at its value - rounded to its ``resolution`` when it
     has one (see :func:`resolution_of`)."""
-    lo = np.empty((len(candidates), len(objectives)))
-    hi = np.empty_like(lo)
+    k = len(objectives)
     steps = resolution or {}
-    for i, c in enumerate(candidates):
-        for j, o in enumerate(objectives):
-            value = float(c.values[j])
-            step = steps.get(o.metric)
-            if step and o.metric not in c.intervals:
-                value = round(value / step) * step
-            a, b = c.intervals.get(o.metric, (value, value))
-            a, b = min(a, value), max(b, value)
-            lo[i, j], hi[i, j] = (-b, -a) if o.direction == "maximize" else (a, b)
+    # Most candidates have no interval: their bounds are their (rounded) values, by array
+    # operations; the Python loop below visits only the rows with an interval (10,000
+    # candidates took 0.04 s of CPU row by row).
+    values = np.array([c.values[:k] for c in candidates], dtype=float).reshape(-1, k)
+    lo = values.copy()
+    hi = values.copy()
+    with_interval = [i for i, c in enumerate(candidates) if c.intervals]
+    for j, o in enumerate(objectives):
+        step = steps.get(o.metric)
+        if step:
+            # np.round, like round(), rounds halves to even
+            lo[:, j] = hi[:, j] = np.round(values[:, j] / step) * step
+        for i in with_interval:
+            c = candidates[i]
+            if o.metric not in c.intervals:
+                continue
+            value = values[i, j]  # not rounded: the interval is the measure of its noise
+            a, b = c.intervals[o.metric]
+            lo[i, j], hi[i, j] = min(a, value), max(b, value)
+        if o.direction == "maximize":
+            lo[:, j], hi[:, j] = -hi[:, j], -lo[:, j]
     return lo, hi
 
 
@@ -236,6 +277,17 @@ def select_trial(
     """
     if not candidates:
         raise NoFeasibleTrial("no trial completed, so there is nothing to select; run more trials.")
+    with _collector_paused():
+        return _select(candidates, objectives, constraints, selection, resolution)
+
+
+def _select(
+    candidates: Sequence[Candidate],
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    selection: Selection,
+    resolution: Mapping[str, float] | None,
+) -> Choice:
     measured = set(candidates[0].metrics)
     for k in constraints:
         if k.metric not in measured:

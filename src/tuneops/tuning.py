@@ -354,7 +354,7 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
     if choice is not None:
         study.set_user_attr(SELECTION_ATTR, choice.to_dict())
         model_path = export_trial(study, choice.selected.number, objective, out_dir, spec=spec)
-    results = study_results(study, choice=choice, elapsed_s=elapsed, message=message)
+    results = study_results(study, choice=choice, elapsed_s=elapsed, message=message, record=True)
     results["outputs"] = {
         "model": str(model_path) if model_path else None,
         "results": str(out_dir / "results.json"),

@@ -187,7 +187,10 @@ def test_a_note_on_the_selection_is_printed_and_in_the_report(capsys):
 
     study = optuna.create_study()
     study.add_trial(create_trial(params={}, distributions={}, value=1.0))
-    study.set_user_attr(_study.SELECTION, {"selected_trial": 0, "notes": [note]})
+    # as a run stores it: made from the 1 complete trial, so still current for the report
+    study.set_user_attr(
+        _study.SELECTION, {"selected_trial": 0, "n_complete": 1, "notes": [note]}
+    )
     assert note in build_report(study).notes
 
 

@@ -11,7 +11,6 @@ import typer
 from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, read_study, term
 from tuneops.errors import MissingExtra
 from tuneops.report import get_renderer, write_report
-from tuneops.report.dashboard import start_dashboard
 
 __all__ = ["report", "dashboard", "write_run_report"]
 
@@ -79,6 +78,8 @@ def dashboard(
 
     Needs the extra: pip install 'tuneops[dashboard]'.
     """
+    from tuneops.report.dashboard import start_dashboard  # http.server: not for `report`
+
     board = start_dashboard(storage, study=study, host=host, port=port)
     if host not in _LOOPBACK:
         term.warn(

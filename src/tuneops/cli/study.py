@@ -2,14 +2,18 @@
 
 They read the study through ``_study`` and ``selection`` only, not ``tuning`` (the spec path,
 which imports scikit-learn and pandas): ``tuneops show`` starts in the time of those imports.
+``tuneops.selection`` itself (and with it the spec's pydantic models, about 0.25 s of CPU) is
+imported only to select again: ``show`` of a study whose run's record is current reuses the
+run's choice (:mod:`tuneops._record`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tuneops._record import current_choice
 from tuneops._study import abandoned_label
 from tuneops.cli._common import (
     FRONT_ROWS,
@@ -25,7 +29,9 @@ from tuneops.cli._common import (
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
-from tuneops.selection import reselect
+
+if TYPE_CHECKING:
+    from tuneops.selection import Choice
 
 __all__ = ["show", "select"]
 
@@ -43,10 +49,16 @@ def show(
 ) -> None:
     """Show a study: trial counts, the Pareto front and the selected trial."""
     with read_study(study, storage) as s:
-        try:
-            choice, message = reselect(s), None
-        except NoFeasibleTrial as exc:
-            choice, message = None, str(exc)
+        # The run's choice while nothing changed since (tuneops._record), else selected again.
+        choice: Choice | dict[str, Any] | None = current_choice(s, s.get_trials(deepcopy=False))
+        message = None
+        if choice is None:
+            from tuneops.selection import reselect  # the spec's models: only to select again
+
+            try:
+                choice = reselect(s)
+            except NoFeasibleTrial as exc:
+                message = str(exc)
         # The summary prints neither the findings nor the trials off the front: not computed.
         results = study_results(s, choice=choice, message=message, brief=not (json_out or trials))
     if json_out:
@@ -78,6 +90,8 @@ def select(
 
     Exits 1 when no trial meets the constraints (the message names the closest trial).
     """
+    from tuneops.selection import reselect  # not imported by `show` (see the module's doc)
+
     with read_study(study, storage) as s:
         choice = reselect(s, constraints=constraint, policy=policy)
         results = study_results(s, choice=choice, brief=not json_out)

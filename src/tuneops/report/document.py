@@ -146,8 +146,9 @@ def build_report(study: optuna.Study | StudyView) -> Report:
             "report again."
         )
     attrs = view.attrs
-    selection = attrs.get(_study.SELECTION)
-    if isinstance(selection, dict):  # what a reader must know about the choice (noise, limits)
+    # the selection the view shows: the run's while current, else made again now
+    selection = dict(view.selection) if view.selection is not None else None
+    if selection is not None:  # what a reader must know about the choice (noise, limits)
         notes += [str(n) for n in selection.get("notes") or ()]
     return Report(
         study=view.name,
@@ -163,7 +164,7 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         else None,  # older specs
         data=dict(attrs[_study.DATA]) if attrs.get(_study.DATA) else None,
         constraints=tuple(attrs.get(_study.CONSTRAINTS) or ()),
-        selection=selection if isinstance(selection, dict) else None,
+        selection=selection,
         notes=tuple(notes),
     )
 

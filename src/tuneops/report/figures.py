@@ -46,6 +46,7 @@ __all__ = [
     "PANELS",
     "sample",
     "normalized_losses",
+    "feasible_losses",
     "TOP_PARAMS",
     "MAX_POINTS",
 ]
@@ -291,19 +292,20 @@ def history(view: StudyView, ctx: dict[str, Any]) -> History:
     complete = _need_complete(view, 1, "the optimization history")
     ok = [view.is_feasible(t) for t in complete]
     warm = [is_warm_start(t) for t in complete]
+    # The best feasible value so far, and the trials that improved it, by array operations
+    # (row by row: 0.04 s at 10,000 trials). Exact: a sign of +-1 multiplies without rounding,
+    # and the values of ``view.complete`` are finite.
+    values = np.array([t.values for t in complete], dtype=float).reshape(len(complete), -1)
+    feasible = np.array(ok, dtype=bool)
     bests: list[list[float | None]] = []
     changed: set[int] = set()
     for i, direction in enumerate(view.directions):
-        best: list[float | None] = []
-        current: float | None = None
-        for j, t in enumerate(complete):
-            if ok[j]:
-                v = t.values[i]
-                if current is None or _sign(direction) * v < _sign(direction) * current:
-                    current = v
-                    changed.add(j)
-            best.append(current)
-        bests.append(best)
+        sign = _sign(direction)
+        loss = np.where(feasible, sign * values[:, i], np.inf)
+        so_far = np.minimum.accumulate(loss)
+        before = np.concatenate(([np.inf], so_far[:-1]))
+        changed.update(np.flatnonzero(loss < before).tolist())
+        bests.append([None if math.isinf(b) else sign * b for b in so_far.tolist()])
     keep = changed | {j for j, w in enumerate(warm) if w} | {len(complete) - 1}
     keep |= {j for j, t in enumerate(complete) if t.number == view.selected}
     idx = sample(len(complete), keep)
@@ -322,7 +324,7 @@ def history(view: StudyView, ctx: dict[str, Any]) -> History:
     last_feasible = max((t.number for t, f in zip(complete, ok, strict=False) if f), default=None)
     return History(
         series,
-        _hypervolume_history(view, complete) if view.multi else None,
+        _hypervolume_history(view) if view.multi else None,
         max(t.number for t in view.trials),
         last_feasible,
         len(complete),
@@ -345,17 +347,29 @@ def normalized_losses(
     return (loss - lo) / np.where(hi > lo, hi - lo, 1.0), ref
 
 
-def _hypervolume_history(
-    view: StudyView, complete: list[FrozenTrial]
-) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
-    ok = [t for t in complete if view.is_feasible(t)]
+def feasible_losses(
+    view: StudyView,
+) -> tuple[list[FrozenTrial], np.ndarray, np.ndarray, list[int]]:
+    """The feasible complete trials (trial order), their :func:`normalized_losses`, the
+    reference point and the rows that grew the front (:func:`front_changes`): computed once
+    per view, for the history panel and the convergence finding (10,000 trials: 0.05 s each
+    time)."""
+    cached = view.memo.get("feasible_losses")
+    if cached is None:
+        ok = [t for t in view.complete if view.is_feasible(t)]
+        loss, ref = normalized_losses(view, ok)
+        cached = (ok, loss, ref, front_changes(loss) if ok else [])
+        view.memo["feasible_losses"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _hypervolume_history(view: StudyView) -> tuple[tuple[int, ...], tuple[float, ...]] | None:
+    ok, loss, ref, changes = feasible_losses(view)
     if not ok:
         return None
-    loss, ref = normalized_losses(view, ok)
     # The hypervolume changes only at rows that grew the front: the history of those rows (a
     # step line through them) is the exact history of all, at a fraction of the cost. Sampled
     # at up to 400 of them (exact there).
-    changes = front_changes(loss)
     indices, values = pareto.hypervolume_history(loss[changes], ref)
     box = float(np.prod(ref))
     numbers = [ok[changes[i]].number for i in indices]
@@ -500,12 +514,8 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     # The two most important parameters that trials set together (conditional spaces: the top
     # two may belong to different model families and never meet).
     def spans(a: str, b: str) -> bool:
-        together = [t for t in complete if a in t.params and b in t.params]
-        return (
-            len(together) >= 3
-            and len({repr(t.params[a]) for t in together}) > 1
-            and len({repr(t.params[b]) for t in together}) > 1
-        )
+        together = [p for p in (t.params for t in complete) if a in p and b in p]
+        return len(together) >= 3 and _varies(together, a) and _varies(together, b)
 
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     chosen = next(((a, b) for a, b in pairs if spans(a, b)), None)
@@ -542,6 +552,13 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
         tuple(tuple(None if math.isnan(v) else float(v) for v in row) for row in grid),
         len(complete),
     )
+
+
+def _varies(params: Sequence[dict[str, Any]], name: str) -> bool:
+    """Whether ``name`` takes two values (compared by ``repr``) in ``params``; stops at the
+    second (a set of 10,000 reprs per parameter took 0.03 s of a report)."""
+    first = repr(params[0][name]) if params else None
+    return any(repr(p[name]) != first for p in params)
 
 
 def _idw(
@@ -640,7 +657,11 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     ``tuneops.contribution``'s (the same as results.json and ``tuneops show``)."""
     from tuneops.contribution import worker_contributions
 
-    contributions = worker_contributions(view.trials, view.directions)
+    stored = view.sections.get("workers")  # computed already for these trials (the run's record)
+    if "workers" in view.sections:
+        contributions = list(stored["workers"]) if stored else []
+    else:
+        contributions = worker_contributions(view.trials, view.directions)
     if not contributions:
         raise Missing("no trial recorded which worker ran it (user attr 'worker').")
     rows = tuple(

@@ -33,8 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
-from tuneops.pruning import pruning_savings
-from tuneops.report.figures import best_numbers, front_changes, normalized_losses
+from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
@@ -121,9 +120,10 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     ok.sort(key=lambda t: t.number)
     before = [t for t in ok if t.number < start]
     if view.multi:
-        loss, ref = normalized_losses(view, ok)
+        # ``ok`` in trial order, as the view's: the losses and front changes the history
+        # panel computed for the same trials (the hypervolume changes only at those rows)
+        _, loss, ref, changes = feasible_losses(view)
         box = float(np.prod(ref))
-        changes = front_changes(loss)  # the hypervolume changes only at these rows
         last = changes[-1] if changes else None
         end_value = pareto.hypervolume(loss[changes], ref) / box
         early = [i for i in changes if i < len(before)]
@@ -331,8 +331,13 @@ def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, in
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
     """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
+    if "pruning" in view.sections:  # computed already for these trials (or the run's record)
+        return view.sections["pruning"]
     if view.study is None:
         return None
+    # imported here: tuneops.pruning loads the spec's models (0.2 s), which a report whose
+    # run's record is current does not otherwise need
+    from tuneops.pruning import pruning_savings
 
     return pruning_savings(view.study, list(view.trials))
 
@@ -519,9 +524,23 @@ def compute_findings(view: StudyView, panels: Mapping[str, Any]) -> list[Finding
     return sorted(found, key=lambda f: order.get(f.level, 3))
 
 
-def findings_section(study: Any, trials: Any) -> list[dict[str, str]] | None:
-    """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances."""
-    view = view_of(study, trials)
+def findings_section(
+    study: Any,
+    trials: Any,
+    *,
+    sections: Mapping[str, Any] | None = None,
+    selected: int | None = None,
+) -> list[dict[str, str]] | None:
+    """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances.
+
+    ``sections`` (pruning, workers) and the ``selected`` trial: already computed by the
+    caller for these trials, not computed again."""
+    view = view_of(
+        study,
+        trials,
+        sections=sections,
+        selection=None if selected is None else {"selected_trial": selected},
+    )
     if not view.trials:
         return None
     return [asdict(f) for f in compute_findings(view, {})]

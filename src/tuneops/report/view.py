@@ -1,7 +1,10 @@
 """A snapshot of a study as the report sees it: trials, objectives, selection, attributes.
 
 Read once from the storage; every figure and finding is computed from this snapshot, so one
-report is consistent even while workers keep writing. Attributes written by other features
+report is consistent even while workers keep writing. ``tuneops.selection`` and
+``tuneops.pruning`` (and with them the spec's pydantic models, about 0.2 s of CPU per process)
+are imported only when needed: to select again when the run's choice is not current, to read
+learning curves when trials have them. Attributes written by other features
 (``worker``, ``warm_start``, ``fail_reason``, ``metrics_std``, pruning records) are read
 defensively: a study that lacks them simply has no such marks.
 """
@@ -19,11 +22,9 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _study
+from tuneops import _record, _study
 from tuneops.errors import TuneOpsError
 from tuneops.pareto import losses, pareto_mask
-from tuneops.pruning import intermediate_values
-from tuneops.selection import reselect
 
 __all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
 
@@ -42,6 +43,13 @@ class StudyView:
     selected: int | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
     study: optuna.Study | None = None
+    #: results sections already computed for exactly these trials (``pruning``, ``workers``:
+    #: the run's record while current, see :mod:`tuneops._record`); others are computed here
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    #: the selection the report shows (``Choice.to_dict()``): the run's while current
+    selection: Mapping[str, Any] | None = None
+    #: derived series computed once per view by the panels and findings that share them
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def multi(self) -> bool:
@@ -85,8 +93,10 @@ class StudyView:
         return tuple(t.number for t, m in zip(ok, mask, strict=False) if m)
 
     def is_feasible(self, t: FrozenTrial) -> bool:
-        """:func:`feasible`, answered from a set computed once."""
-        return t.number not in self._infeasible
+        """:func:`feasible`, answered from a set computed once (asked some 10^5 times for a
+        10,000-trial report: without constraints, without reading the trial)."""
+        infeasible = self._infeasible
+        return not infeasible or t.number not in infeasible
 
     def distributions(self) -> dict[str, BaseDistribution]:
         """Each parameter's search-space distribution, as recorded by the trials (first seen)."""
@@ -147,6 +157,8 @@ def intermediate_curve(
     """A trial's learning curve of the first objective, through the pruning feature's reader
     (tuneops' record ``tuneops:intermediate`` for any study, else Optuna's ``trial.report``)."""
     pairs = []
+    from tuneops.pruning import intermediate_values  # the spec's models: see the module's doc
+
     try:
         for step, vector in sorted(intermediate_values(t, n_objectives).items()):
             value = vector[0] if vector else None
@@ -163,30 +175,64 @@ def _objectives(study: optuna.Study) -> tuple[str, ...]:
     return tuple(o.metric for o in _study.objectives(study))
 
 
-def _selected(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
-    """The selected trial: as stored by the run, else selected again from the trials now."""
+def _selection(
+    study: optuna.Study, trials: Sequence[FrozenTrial], record: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The selection: the run's, as stored, while no trial completed since it was made (the
+    record's when current; else the stored choice when it counted as many complete trials as
+    the study has now: complete trials are never removed), else selected again now."""
     stored = study.user_attrs.get(_study.SELECTION)
-    if isinstance(stored, Mapping) and isinstance(stored.get("selected_trial"), int):
-        return stored["selected_trial"]
-    if not any(t.state == TrialState.COMPLETE for t in trials):
+    if record is not None and record.get("selection") is True and isinstance(stored, Mapping):
+        return dict(stored)
+    if record is not None:  # current, and the stored choice is not the run's for these trials
+        stored = None
+    n_complete = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.values is not None)
+    if (
+        isinstance(stored, Mapping)
+        and isinstance(stored.get("selected_trial"), int)
+        and stored.get("n_complete") == n_complete
+    ):
+        return dict(stored)
+    if not n_complete:
         return None
+    from tuneops.selection import reselect  # the spec's models: see the module's doc
+
     try:
-        return reselect(study).selected.number
+        return reselect(study).to_dict()
     except (TuneOpsError, ValueError, KeyError):
         return None
 
 
-def view_of(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> StudyView:
-    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again)."""
+def view_of(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial] | None = None,
+    *,
+    sections: Mapping[str, Any] | None = None,
+    selection: Mapping[str, Any] | None = None,
+) -> StudyView:
+    """Read ``study`` once into a :class:`StudyView` (``trials``: already read, not read again).
+
+    ``sections`` and ``selection``: computed already for these trials (by ``study_results``),
+    not computed again; by default the run's record is reused while it is current."""
     trials = tuple(study.get_trials(deepcopy=False) if trials is None else trials)
+    record = None
+    if sections is None or selection is None:
+        record = _record.current_record(study, trials)
+    if sections is None:
+        sections = record["sections"] if record is not None else {}
+    if selection is None:
+        selection = _selection(study, trials, record)
+    selected = selection.get("selected_trial") if selection else None
     return StudyView(
         name=study.study_name,
         objectives=_objectives(study),
         directions=tuple(d.name.lower() for d in study.directions),
         trials=trials,
-        selected=_selected(study, trials),
+        selected=selected if isinstance(selected, int) else None,
         attrs=dict(study.user_attrs),
         study=study,
+        sections=sections,
+        selection=selection,
     )
 
 
