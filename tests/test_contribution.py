@@ -54,6 +54,22 @@ def test_pareto_share_on_two_objectives_prefers_feasible_trials() -> None:
     assert abs(sum(r["pareto_share"] for r in rows.values()) - 1) < 1e-12
 
 
+def test_pareto_share_of_the_front_the_selection_printed() -> None:
+    # The selection's front drops ties within noise (here trial 0, tied with 3 on accuracy):
+    # the shares add up over the front a user reads, not the plain Pareto front.
+    trials = [
+        _trial(0, "a:1", TrialState.COMPLETE, [0.9, 5.0]),
+        _trial(1, "b:2", TrialState.COMPLETE, [0.8, 1.0]),
+        _trial(3, "c:3", TrialState.COMPLETE, [0.95, 9.0]),
+    ]
+    rows = {
+        r["worker"]: r
+        for r in worker_contributions(trials, ["maximize", "minimize"], front=[1, 3])
+    }
+    assert {w: r["pareto"] for w, r in rows.items()} == {"a:1": 0, "b:2": 1, "c:3": 1}
+    assert {w: r["pareto_share"] for w, r in rows.items()} == {"a:1": 0, "b:2": 0.5, "c:3": 0.5}
+
+
 def test_section_is_absent_without_worker_records() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)

@@ -7,7 +7,7 @@ machine that reads the storage.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,9 @@ def _feasible(t: FrozenTrial) -> bool:
 
 
 def worker_contributions(
-    trials: Sequence[FrozenTrial], directions: Sequence[str]
+    trials: Sequence[FrozenTrial],
+    directions: Sequence[str],
+    front: Collection[int] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per worker, in order of first trial (a pure function of the trials).
 
@@ -35,6 +37,9 @@ def worker_contributions(
     ``busy_s`` (time spent in its trials), ``best`` (its best value, single objective only),
     ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
     the Pareto front of feasible complete trials, and their fraction of that front).
+    ``front``: the trial numbers of the front the selection printed (differences within noise
+    and accuracy ties removed, :func:`tuneops.selection.noise_front`), so the shares add up to
+    the front a user reads; default: the plain Pareto front of the trials.
     """
     # A trial retired unrun (beyond the budget) ran nothing, whoever created it.
     ran = [
@@ -44,10 +49,10 @@ def worker_contributions(
     ]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     pool = [t for t in complete if _feasible(t)] or complete
-    front: set[int] = set()
-    if pool:
+    members: set[int] = set(front) if front is not None else set()
+    if pool and front is None:
         mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)
-        front = {t.number for t, m in zip(pool, mask, strict=False) if m}
+        members = {t.number for t, m in zip(pool, mask, strict=False) if m}
     in_pool = {t.number for t in pool}
     single = len(directions) == 1
     sign = -1.0 if single and directions[0] == "maximize" else 1.0
@@ -93,7 +98,7 @@ def worker_contributions(
         if start and end:
             row["busy_s"] += (end - start).total_seconds()
         number = t.number
-        if number in front:
+        if number in members:
             row["pareto"] += 1
         if single and number in in_pool:
             value = t.values[0]
@@ -103,16 +108,17 @@ def worker_contributions(
                 row["has_best"] = True
     for row in rows.values():
         row["busy_s"] = round(row["busy_s"], 3)
-        row["pareto_share"] = row["pareto"] / len(front) if front else 0.0
+        row["pareto_share"] = row["pareto"] / len(members) if members else 0.0
     return list(rows.values())
 
 
 def contribution_section(
-    study: optuna.Study, trials: Sequence[FrozenTrial]
+    study: optuna.Study, trials: Sequence[FrozenTrial], front: Collection[int] | None = None
 ) -> dict[str, Any] | None:
-    """The ``workers`` section of results.json; None when no trial recorded its worker."""
+    """The ``workers`` section of results.json (``front``: the selection's, see
+    :func:`worker_contributions`); None when no trial recorded its worker."""
     directions = [d.name.lower() for d in study.directions]
-    rows = worker_contributions(trials, directions)
+    rows = worker_contributions(trials, directions, front)
     if not rows:
         return None
     return {

@@ -148,6 +148,9 @@ def _build(
             # the sections just computed and the choice are not computed again for the findings
             selected = None if selection is None else selection["selected_trial"]
             value = _resolve(where)(study, trials, sections=computed, selected=selected)
+        elif name == "workers" and selection is not None and len(study.directions) > 1:
+            # shares of the front the selection printed, not of the plain Pareto front
+            value = _resolve(where)(study, trials, front=selection["pareto_front"])
         else:
             value = _resolve(where)(study, trials)
         computed[name] = value

@@ -661,7 +661,8 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     if "workers" in view.sections:
         contributions = list(stored["workers"]) if stored else []
     else:
-        contributions = worker_contributions(view.trials, view.directions)
+        printed = (view.selection or {}).get("pareto_front") if view.multi else None
+        contributions = worker_contributions(view.trials, view.directions, printed)
     if not contributions:
         raise Missing("no trial recorded which worker ran it (user attr 'worker').")
     rows = tuple(
