@@ -165,6 +165,24 @@ def compare(
     return "promote", [f"{text}: {better} and meets the constraints"]
 
 
+def _split(
+    frame: pd.DataFrame, target: str, task: str, share: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame`` split into a part to fit and a held-out ``share`` (stratified by class when
+    every class has two rows)."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = (
+        frame[target]
+        if task == "classification" and frame[target].value_counts().min() >= 2
+        else None
+    )
+    fit_part, holdout = train_test_split(
+        frame, test_size=share, random_state=seed, stratify=stratify
+    )
+    return fit_part, holdout
+
+
 def _study_name(model: str, version: int) -> str:
     base = re.sub(r"[^A-Za-z0-9_.\-]", "_", model).lstrip("_.-") or "model"
     return f"{base[:100]}.retune-v{version}"
@@ -195,8 +213,6 @@ def retune(
         IntegrityError: the champion's artifact changed since it was registered (checked
             first; nothing is tuned or registered). UsageError: it is missing on this machine.
     """
-    from sklearn.model_selection import train_test_split
-
     champion_version = registry.require_champion()
     # A champion whose artifact changed cannot be compared with: refuse before anything is
     # tuned or registered (no orphan challenger study or version).
@@ -214,14 +230,7 @@ def retune(
     )
     assert y is not None  # require_labels=True above
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
-    stratify = (
-        frame[target]
-        if task == "classification" and frame[target].value_counts().min() >= 2
-        else None
-    )
-    tune_part, holdout = train_test_split(
-        frame, test_size=config.holdout, random_state=seed, stratify=stratify
-    )
+    tune_part, holdout = _split(frame, target, task, config.holdout, seed)
     number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
     spec = load_spec(
         champion["spec"],
@@ -389,8 +398,6 @@ def refresh(
         UsageError: the champion has no source trial to refit (registered before sources were
             recorded).
     """
-    from sklearn.model_selection import train_test_split
-
     champion_version = registry.require_champion()
     champion = registry.verify(champion_version)
     config = config or registry.config(champion)
@@ -399,14 +406,7 @@ def refresh(
     frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20))
     frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
     if holdout is None:
-        stratify = (
-            frame[target]
-            if task == "classification" and frame[target].value_counts().min() >= 2
-            else None
-        )
-        frame, holdout = train_test_split(
-            frame, test_size=config.holdout, random_state=seed, stratify=stratify
-        )
+        frame, holdout = _split(frame, target, task, config.holdout, seed)
     else:
         holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1)
     fit_part = frame.reset_index(drop=True)
