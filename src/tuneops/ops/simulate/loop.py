@@ -216,8 +216,9 @@ def _run(
     frozen: dict[int, Any] = {}  # shift index -> the champion in place when the shift began
     rows: list[dict[str, Any]] = []
     flagged: list[tuple[pd.DataFrame, str]] = []
-    # The labelled rows since the last promoted re-tuning (its recent data, then every ok
-    # batch): what a refresh refits the champion's configuration on. None before the first.
+    # The labelled rows since the last promoted re-tuning (its recent data, then every batch
+    # that re-tuned nothing and showed no confident drop): what a refresh refits the champion's
+    # configuration on. None before the first promotion.
     since_change: pd.DataFrame | None = None
     retuned_on: list[pd.DataFrame] = []
     for t, batch in enumerate(stream.batches):
