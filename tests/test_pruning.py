@@ -427,3 +427,25 @@ def test_search_budget_in_a_spec(workdir):
         load_spec({**spec, "search": {"budget": {"cpu": 5}}})
     with pytest.raises(SpecError, match=r"search\.budget\.steps: expected an amount > 0, received 0"):
         load_spec({**spec, "search": {"budget": {"steps": 0}}})
+
+
+def test_savings_count_the_serving_measurements_a_cut_after_training_saved():
+    """A multi-objective spec may cut after the last step, before its serving cost is measured:
+    no fit is saved, the measurement is (counted, and estimated at the complete trials' median)."""
+    from tuneops.pruning import pruning_savings
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, (state, steps, cpu) in enumerate([
+        ("COMPLETE", [1, 3, 9, 27], 0.2), ("COMPLETE", [1, 3, 9, 27], 0.4),
+        ("COMPLETE", [1, 3, 9, 27], 0.3), ("PRUNED", [1, 3, 9, 27], None), ("PRUNED", [1, 3], None),
+    ]):
+        cost = {"serving": {"call": {"cpu_s": cpu}}} if cpu is not None else {}
+        study.add_trial(optuna.trial.create_trial(
+            state=getattr(optuna.trial.TrialState, state),
+            values=[0.9, 1.0 + i] if state == "COMPLETE" else None, intermediate_values={1: 0.5},
+            user_attrs={FIDELITY_ATTR: {"steps": steps, "fit_s": 1.0, "n_steps": 4, "max_step": 27,
+                                        "pruned": state == "PRUNED"}, "tuneops:cost": cost}))
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert (saving["n_pruned"], saving["measurements_saved"]) == (2, 1)  # only the cut at 27
+    assert saving["measure_s_saved"] == pytest.approx(0.3)  # the median measurement
+    assert saving["steps_saved"] == 2  # the trial cut at step 3 saved its two last steps

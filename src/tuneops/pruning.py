@@ -774,10 +774,37 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
         "fit_s": fit_s,
         "fit_s_saved": saved_s,
         "fit_saved_fraction": saved_s / (fit_s + saved_s) if fit_s + saved_s > 0 else 0.0,
+        **_measurements_saved(records, pruned),
     }
     out.update(_time_to_best(study, trials))
     out["compute"] = _compute_curve(study, records)
     return out
+
+
+def _measurements_saved(
+    records: Sequence[tuple[FrozenTrial, dict[str, Any]]],
+    pruned: Sequence[tuple[FrozenTrial, dict[str, Any]]],
+) -> dict[str, Any]:
+    """What a cut after the last step saved: a multi-objective spec's pruner may stop a trial
+    whose training is done but whose serving cost is still to be measured (``consult_at``).
+    ``measurements_saved`` counts those trials; ``measure_s_saved`` estimates their CPU seconds
+    as the median measurement of the complete trials (``tuneops:cost`` ``serving.call.cpu_s``).
+    """
+    after_last = sum(
+        1 for _, r in pruned if r["steps"] and r["max_step"] and r["steps"][-1] >= r["max_step"]
+    )
+    costs = sorted(
+        cost for t, _ in records if t.state == TrialState.COMPLETE and (cost := _measure_s(t))
+    )
+    median = costs[len(costs) // 2] if costs else 0.0
+    return {"measurements_saved": after_last, "measure_s_saved": after_last * median}
+
+
+def _measure_s(trial: FrozenTrial) -> float | None:
+    """CPU seconds of ``trial``'s serving measurement, if it recorded one."""
+    serving = (trial.user_attrs.get(_study.COST) or {}).get("serving") or {}
+    cpu = (serving.get("call") or {}).get("cpu_s")
+    return float(cpu) if cpu is not None else None
 
 
 def _scaled(trial: FrozenTrial, largest: int) -> dict[str, Any]:

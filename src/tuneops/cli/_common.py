@@ -461,6 +461,11 @@ def print_pruning(results: dict[str, Any]) -> None:
         f"{p['fit_s_saved']:.1f} of {p['fit_s'] + p['fit_s_saved']:.1f} fit seconds saved "
         f"({p['fit_saved_fraction']:.0%})"
     )
+    if p.get("measurements_saved"):
+        line += (
+            f", and the serving measurement of {p['measurements_saved']} trial(s) cut after "
+            f"training (about {p['measure_s_saved']:.1f} CPU s)"
+        )
     if p.get("time_to_best_s") is not None:
         line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
     term.info(line + ".", highlight=False, markup=False, soft_wrap=True)
