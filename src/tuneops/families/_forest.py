@@ -57,41 +57,37 @@ def _mean_prediction(forest: Any, X: Any) -> np.ndarray:
     return out
 
 
-class RandomForestClassifier(ensemble.RandomForestClassifier):
+class _DirectClassifier:
+    """Class probabilities through the trees directly when the forest allows it."""
+
+    def predict_proba(self, X: Any) -> Any:
+        check_is_fitted(self)
+        if not _direct(self):
+            return super().predict_proba(X)  # type: ignore[misc]
+        return _class_probabilities(self, X)
+
+
+class _DirectRegressor:
+    """The mean prediction through the trees directly when the forest allows it."""
+
+    def predict(self, X: Any) -> Any:
+        check_is_fitted(self)
+        if not _direct(self):
+            return super().predict(X)  # type: ignore[misc]
+        return _mean_prediction(self, X)
+
+
+class RandomForestClassifier(_DirectClassifier, ensemble.RandomForestClassifier):
     __doc__ = ensemble.RandomForestClassifier.__doc__
 
-    def predict_proba(self, X: Any) -> Any:
-        check_is_fitted(self)
-        if not _direct(self):
-            return super().predict_proba(X)
-        return _class_probabilities(self, X)
 
-
-class ExtraTreesClassifier(ensemble.ExtraTreesClassifier):
+class ExtraTreesClassifier(_DirectClassifier, ensemble.ExtraTreesClassifier):
     __doc__ = ensemble.ExtraTreesClassifier.__doc__
 
-    def predict_proba(self, X: Any) -> Any:
-        check_is_fitted(self)
-        if not _direct(self):
-            return super().predict_proba(X)
-        return _class_probabilities(self, X)
 
-
-class RandomForestRegressor(ensemble.RandomForestRegressor):
+class RandomForestRegressor(_DirectRegressor, ensemble.RandomForestRegressor):
     __doc__ = ensemble.RandomForestRegressor.__doc__
 
-    def predict(self, X: Any) -> Any:
-        check_is_fitted(self)
-        if not _direct(self):
-            return super().predict(X)
-        return _mean_prediction(self, X)
 
-
-class ExtraTreesRegressor(ensemble.ExtraTreesRegressor):
+class ExtraTreesRegressor(_DirectRegressor, ensemble.ExtraTreesRegressor):
     __doc__ = ensemble.ExtraTreesRegressor.__doc__
-
-    def predict(self, X: Any) -> Any:
-        check_is_fitted(self)
-        if not _direct(self):
-            return super().predict(X)
-        return _mean_prediction(self, X)

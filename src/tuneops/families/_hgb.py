@@ -99,27 +99,25 @@ def _without_stack(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-class HistGradientBoostingClassifier(ensemble.HistGradientBoostingClassifier):
+class _Direct:
+    """What both estimators add to scikit-learn's: the direct path, and a pickle without its
+    cache."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _without_stack(super().__getstate__())  # type: ignore[misc, arg-type]
+
+    def _predict_iterations(
+        self, X: Any, predictors: Any, raw_predictions: Any, is_binned: bool, n_threads: int
+    ) -> None:
+        if not _direct(self, X, predictors, raw_predictions, is_binned):
+            super()._predict_iterations(  # type: ignore[misc]
+                X, predictors, raw_predictions, is_binned, n_threads
+            )
+
+
+class HistGradientBoostingClassifier(_Direct, ensemble.HistGradientBoostingClassifier):
     __doc__ = ensemble.HistGradientBoostingClassifier.__doc__
 
-    def __getstate__(self) -> dict[str, Any]:
-        return _without_stack(super().__getstate__())
 
-    def _predict_iterations(
-        self, X: Any, predictors: Any, raw_predictions: Any, is_binned: bool, n_threads: int
-    ) -> None:
-        if not _direct(self, X, predictors, raw_predictions, is_binned):
-            super()._predict_iterations(X, predictors, raw_predictions, is_binned, n_threads)
-
-
-class HistGradientBoostingRegressor(ensemble.HistGradientBoostingRegressor):
+class HistGradientBoostingRegressor(_Direct, ensemble.HistGradientBoostingRegressor):
     __doc__ = ensemble.HistGradientBoostingRegressor.__doc__
-
-    def __getstate__(self) -> dict[str, Any]:
-        return _without_stack(super().__getstate__())
-
-    def _predict_iterations(
-        self, X: Any, predictors: Any, raw_predictions: Any, is_binned: bool, n_threads: int
-    ) -> None:
-        if not _direct(self, X, predictors, raw_predictions, is_binned):
-            super()._predict_iterations(X, predictors, raw_predictions, is_binned, n_threads)
