@@ -29,8 +29,8 @@ the process) and ``resource.getrusage``:
     python benchmarks/bench_overhead.py --end-only --stores journal --objectives 2
                                                      # 3. only: tuneops runs, no plain Optuna
     python benchmarks/bench_overhead.py --end-only --stores journal --objectives 2 --repeats 2 \
-        --baseline /tmp/before    # 3. side by side with another checkout's src/, made e.g. by
-                                  # git archive COMMIT | tar -x -C /tmp/before
+        --baseline ../before      # 3. side by side with another checkout's src/, made e.g. by
+                                  # git archive COMMIT | tar -x -C ../before
 """
 
 from __future__ import annotations
