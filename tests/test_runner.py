@@ -168,3 +168,46 @@ def test_the_budget_tally_examines_only_open_and_new_trials(workdir):
     # ... the same numbers as a full scan (no stale view)
     full = runner._Tally.of(_optuna.read_trials(study))
     assert (full.live, full.running, full.out, len(full.waiting)) == (301, 1, 0, 0)
+
+
+def _fails_as_family(trial: optuna.Trial) -> float:
+    family = trial.suggest_categorical("family", ["broken", "fine"])
+    if family == "broken" or trial.number >= 5:
+        raise ValueError(f"cannot fit {family}")
+    return trial.suggest_float("x", -3, 3)
+
+
+def test_a_study_whose_trials_all_fail_stops_instead_of_spending_its_budget(workdir, caplog) -> None:
+    study = _study(workdir)
+    runner.set_budget(study, 200)
+    study.enqueue_trial({"family": "fine"})  # a completed trial first: the streak starts after it
+    with caplog.at_level("ERROR", logger="tuneops"):
+        ran = runner.work(study, _fails_as_family, max_failed_in_a_row=7)
+    trials = study.get_trials()
+    failed = runner.failed_in_a_row(trials)
+    assert ran == len(trials) < 200
+    assert len(failed) == 7 and trials[-1].state == TrialState.FAIL
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 1
+    assert "stopping: the last 7 finished trials all failed" in caplog.text
+    assert "cannot fit" in caplog.text
+    # Under a compute budget, which failed trials do not spend, the same stop ends the run.
+    spent = _study(workdir)
+    runner.set_compute_budget(spent, {"steps": 10})
+    assert runner.work(spent, _fails_as_family, unlimited=True, max_failed_in_a_row=7) < 20
+    # Abandoned trials (a dead worker's) and running ones do not make or break a streak.
+    marked = [t for t in trials if t.state == TrialState.FAIL][-3:]
+    for t in marked:
+        t.user_attrs[study_format.ABANDONED] = "worker died"
+    assert len(runner.failed_in_a_row(trials)) == 4
+
+
+def _fails_one_in_three(trial: optuna.Trial) -> float:
+    if trial.number % 3 == 2:
+        raise ValueError("a diverging configuration")
+    return trial.suggest_float("x", -3, 3)
+
+
+def test_a_few_failing_configurations_do_not_stop_the_study(workdir) -> None:
+    study = _study(workdir)
+    runner.set_budget(study, 30)
+    assert runner.work(study, _fails_one_in_three, max_failed_in_a_row=2) == 30

@@ -59,6 +59,8 @@ __all__ = [
     "next_trial",
     "run_trial",
     "work",
+    "MAX_FAILED_IN_A_ROW",
+    "failed_in_a_row",
     "recover_abandoned",
     "worker_identity",
     "WorkerSetup",
@@ -590,6 +592,54 @@ def _tell(
     return state
 
 
+#: A study stops creating trials once this many of its most recent finished trials failed in a
+#: row: a setup error that no configuration escapes (a family that cannot fit the data, a
+#: custom objective's bug) would otherwise fail every trial of the budget, and forever under a
+#: compute budget, which failed trials do not spend. A few failing configurations among others
+#: (a diverging network) never make such a run. Trials abandoned by a dead worker do not count.
+MAX_FAILED_IN_A_ROW = 20
+
+
+def failed_in_a_row(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The study's most recent finished trials (by number) that failed, up to the last one that
+    did not (running and queued trials are passed over): newest first."""
+    failed: list[FrozenTrial] = []
+    for t in reversed(trials):
+        if not t.state.is_finished() or ABANDONED in t.user_attrs:
+            continue
+        if t.state != TrialState.FAIL:
+            break
+        failed.append(t)
+    return failed
+
+
+def _failing(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
+    """True, with the reason logged, when the last ``limit`` finished trials of ``trials`` all
+    failed."""
+    if not limit:
+        return False
+    failed = failed_in_a_row(trials)
+    if len(failed) < limit:
+        return False
+    families = {t.params.get("family") for t in failed}
+    # A sampler that never saw a family complete keeps proposing it (TPE ignores failed trials):
+    # name the family when every failure is of one.
+    family = (
+        f", all of family {families.pop()!r}" if len(families) == 1 and None not in families else ""
+    )
+    _log.error(
+        "stopping: the last %d finished trials all failed (trials %d-%d%s); the last said: %s. "
+        "Fix the cause (`tuneops show STUDY` lists the failures) and run again: the study "
+        "resumes with its finished trials",
+        len(failed),
+        failed[-1].number,
+        failed[0].number,
+        family,
+        failed[0].user_attrs.get(FAIL_REASON, "unknown"),
+    )
+    return True
+
+
 def work(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -603,6 +653,7 @@ def work(
     grace_s: float | None = None,
     poll_s: float = 0.5,
     wait_for_others: bool = True,
+    max_failed_in_a_row: int | None = MAX_FAILED_IN_A_ROW,
 ) -> int:
     """The worker loop: claim a trial, run it with a heartbeat, repeat.
 
@@ -610,7 +661,8 @@ def work(
     anywhere: while others still run trials it stays, recovers the trials of workers that died
     (their configurations are queued again) and runs those. With ``wait_for_others=False`` it
     stops as soon as it finds nothing to run (a local worker whose parent stays for the others).
-    Returns the number of trials it ran.
+    It also stops when the study's last ``max_failed_in_a_row`` finished trials all failed
+    (:data:`MAX_FAILED_IN_A_ROW`; None never). Returns the number of trials it ran.
     """
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
@@ -626,6 +678,8 @@ def work(
                     recover_abandoned(study, grace_s=grace_s)
                     last_scan = time.monotonic()
                 trials = _optuna.read_trials(study)
+                if _failing(trials, max_failed_in_a_row):
+                    break
                 trial = _claim(study, trials, identity, unlimited=unlimited)
                 if trial is None:
                     if any(t.state == TrialState.WAITING for t in trials):

@@ -88,5 +88,8 @@ class XGBoost(_Boosting):
 
     def estimator(self, params: Mapping[str, Any], task: str, seed: int) -> Any:
         xgb = require("xgboost", "xgboost", "The xgboost family")
-        cls = xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
+        # XGBoost's classifier takes only the labels 0..k-1; tuneops' takes any (families/_xgb).
+        from tuneops.families import _xgb
+
+        cls = _xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
         return cls(**params, random_state=seed, n_jobs=1, tree_method="hist", verbosity=0)
