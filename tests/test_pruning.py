@@ -243,12 +243,12 @@ def test_savings_section_in_results_and_show(workdir, cli):
     assert saving["pruning_rate"] == n_pruned / 10
     assert saving["pruner"].startswith("ThresholdPruner(")
     assert saving["steps_saved"] == sum(4 - len(t.user_attrs["tuneops:fidelity"]["steps"]) for t in result.study.trials)
-    assert saving["fit_s_saved"] > 0 and 0 < saving["fit_saved_fraction"] < 1
+    assert saving["fit_cpu_s_saved"] > 0 and saving["fit_s_saved"] > 0 and 0 < saving["fit_saved_fraction"] < 1
     assert saving["time_to_best_s"] >= 0 and saving["best_trials"]
     assert json.loads(Path(result.results_path).read_text())["pruning"]["n_pruned"] == n_pruned
     code, out, _ = cli("show", "tiny")
     assert code == 0
-    assert f"Pruning: {n_pruned} of 10 trials pruned" in out and "fit seconds saved" in out
+    assert f"Pruning: {n_pruned} of 10 trials pruned" in out and "fit CPU seconds saved" in out
 
 
 # -- bench pruners ------------------------------------------------------------------------------------
@@ -449,3 +449,25 @@ def test_savings_count_the_serving_measurements_a_cut_after_training_saved():
     assert (saving["n_pruned"], saving["measurements_saved"]) == (2, 1)  # only the cut at 27
     assert saving["measure_s_saved"] == pytest.approx(0.3)  # the median measurement
     assert saving["steps_saved"] == 2  # the trial cut at step 3 saved its two last steps
+
+
+def test_savings_are_counted_in_cpu_seconds_with_wall_seconds_beside() -> None:
+    from tuneops.pruning import pruning_savings
+
+    # A loaded machine: every trial's fitting took 3x its CPU seconds of wall time.
+    study = optuna.create_study()
+    for state, steps, cpu_steps in [
+        ("COMPLETE", [1, 3, 9, 27], [0.1, 0.3, 0.9, 2.7]),
+        ("PRUNED", [1, 3], [0.1, 0.3]),
+    ]:
+        study.add_trial(optuna.trial.create_trial(
+            state=getattr(optuna.trial.TrialState, state),
+            value=0.9 if state == "COMPLETE" else None, intermediate_values={s: 0.5 for s in steps},
+            user_attrs={FIDELITY_ATTR: {"steps": steps, "fit_s": 3 * cpu_steps[-1], "n_steps": 4,
+                                        "max_step": 27, "fit_cpu_s_steps": cpu_steps}}))
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert saving["fit_cpu_s"] == pytest.approx(3.0)  # 2.7 + 0.3
+    assert saving["fit_cpu_s_saved"] == pytest.approx(2.4)  # 0.3 * (27 / 3 - 1)
+    assert saving["fit_s_saved"] == pytest.approx(3 * 2.4)  # the wall figure, beside
+    assert saving["fit_saved_fraction"] == pytest.approx(2.4 / 5.4)
+    assert saving["fit_cpu_s_to_best"] == pytest.approx(2.7)  # the pruned trial came after it

@@ -261,7 +261,7 @@ def test_pruning_savings_come_from_the_pruning_features_record():
     )
     (f,) = topics(study, "pruning")
     # the pruned trial ran 2 of 10 steps in 2 s: 8 s saved; 32 s spent fitting, 40 s unpruned
-    assert "Pruning saved 8.0 s of fitting (20% of what full training would have taken)." in f.text
+    assert "Pruning saved 8.0 CPU s of fitting (20% of what full training would have taken)." in f.text
 
 
 # -- failures, noise, the rest -----------------------------------------------------------------

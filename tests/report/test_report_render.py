@@ -235,5 +235,5 @@ def test_learning_curves_of_a_real_multi_objective_pruned_run(workdir):
     assert all(str(n_pruned) in text for text in pruning)
     # The saving is stated when the pruned trials saved fit time: a trial cut after its last
     # step (the measured latency decides the cut) saved none, and then time is not mentioned.
-    saved = (result.results.get("pruning") or {}).get("fit_s_saved") or 0
+    saved = (result.results.get("pruning") or {}).get("fit_cpu_s_saved") or 0
     assert all(("of fitting" in text) == (saved > 0) for text in pruning)

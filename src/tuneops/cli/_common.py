@@ -454,12 +454,16 @@ def print_pruning(results: dict[str, Any]) -> None:
     p = results.get("pruning")
     if not p:
         return
+    # CPU seconds, which load does not inflate (a record written before they were counted
+    # has wall seconds only, and says so)
+    cpu = "fit_cpu_s" in p
+    spent, saved = (p["fit_cpu_s"], p["fit_cpu_s_saved"]) if cpu else (p["fit_s"], p["fit_s_saved"])
+    unit = "fit CPU seconds" if cpu else "fit seconds"
     line = (
         f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
         f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
         f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
-        f"{p['fit_s_saved']:.1f} of {p['fit_s'] + p['fit_s_saved']:.1f} fit seconds saved "
-        f"({p['fit_saved_fraction']:.0%})"
+        f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
     )
     if p.get("measurements_saved"):
         line += (
@@ -467,7 +471,11 @@ def print_pruning(results: dict[str, Any]) -> None:
             f"training (about {p['measure_s_saved']:.1f} CPU s)"
         )
     if p.get("time_to_best_s") is not None:
-        line += f"; best reached after {p['time_to_best_s']:.1f} s ({p['fit_s_to_best']:.1f} fit s)"
+        to_best = p.get("fit_cpu_s_to_best")
+        fit = (
+            f"{to_best:.1f} fit CPU s" if to_best is not None else f"{p['fit_s_to_best']:.1f} fit s"
+        )
+        line += f"; best reached after {p['time_to_best_s']:.1f} s ({fit})"
     term.info(line + ".", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -261,9 +261,13 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     share = len(pruned) / finished
     saved = ""
     savings = _pruning_savings(view)
-    if savings and (savings.get("fit_s_saved") or 0) > 0:
+    cpu = savings is not None and "fit_cpu_s_saved" in savings
+    if savings and (savings.get("fit_cpu_s_saved" if cpu else "fit_s_saved") or 0) > 0:
+        amount = (
+            f"{savings['fit_cpu_s_saved']:.1f} CPU s" if cpu else f"{savings['fit_s_saved']:.1f} s"
+        )
         saved = (
-            f" Pruning saved {savings['fit_s_saved']:.1f} s of fitting "
+            f" Pruning saved {amount} of fitting "
             f"({savings['fit_saved_fraction']:.0%} of what full training would have taken)."
         )
     elif (
