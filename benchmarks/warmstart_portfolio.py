@@ -13,6 +13,7 @@ it can show: how often, and how early, the portfolio alone reaches the target, a
 
     python benchmarks/warmstart_portfolio.py --kb benchmarks/results/warmstart_cold200.json.gz
     python benchmarks/warmstart_portfolio.py --kb KB --head-replay --family knn   # issue 18's HEAD
+    python benchmarks/warmstart_portfolio.py --kb KB --first-pick --family svm --seeds 0 1
 """
 
 from __future__ import annotations
@@ -216,6 +217,96 @@ def head_replay(
     return out
 
 
+def first_pick(
+    kb: KnowledgeBase, families: list[str], seeds: tuple[int, ...], cache: Path,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Does the zero-shot portfolio's first configuration beat the family's defaults?
+
+    Leave-one-dataset-out over the targets ``bench_warmstart.py`` uses (the base's zero-shot
+    classification datasets, smallest first, ``limit`` of them), the first pick of
+    :func:`~tuneops.knowledge.portfolio.greedy_portfolio` over every other past task, with the
+    base's default scores (``Entry.default_score``, the rule that prefers the candidate that
+    beats the defaults on the most past tasks) and without them (the lowest mean regret),
+    each scored by CV on the target (its cold run's spec, each seed's folds; cached in
+    ``cache``) next to the defaults (``params = {}``). No study runs: trial 1 of a warm run is
+    this first pick, so this is the first-trial figure of ``bench_warmstart.py`` at a fraction
+    of its cost.
+    """
+    from dataclasses import replace
+
+    from tuneops.data import load_dataset
+    from tuneops.families import get_family
+    from tuneops.knowledge.build import ZERO_SHOT_DATASETS, cold_spec
+    from tuneops.knowledge.portfolio import greedy_portfolio
+    from tuneops.objective import SpecObjective
+    from tuneops.spec import load_spec
+
+    scores: dict[str, float | None] = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            if line.strip():
+                k, v = json.loads(line)
+                scores[k] = v
+
+    def score(entry: Entry, params: dict[str, Any], seed: int) -> float | None:
+        key = json.dumps([entry.dataset, entry.family, seed, sorted(params.items())], default=str)
+        if key not in scores:
+            spec = load_spec(cold_spec(entry.dataset, entry.family, entry.task, n_trials=1,
+                                       cv_folds=3, seed=seed))
+            data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+            try:
+                metrics, _ = SpecObjective(spec, data).evaluate(entry.family, params)
+                scores[key] = float(metrics[entry.metric])
+            except Exception as exc:  # a configuration the estimator refuses scores nothing
+                print(f"  {entry.key} seed {seed}: {params} failed: {exc}", flush=True)
+                scores[key] = None
+            with open(cache, "a") as fh:
+                fh.write(json.dumps([key, scores[key]]) + "\n")
+        return scores[key]
+
+    order = {d: i for i, d in enumerate(ZERO_SHOT_DATASETS)}
+    out: dict[str, Any] = {}
+    for family in families:
+        targets = sorted((e for e in kb.select(family=family, task="classification")
+                          if e.history and e.dataset.removeprefix("pmlb:") in order),
+                         key=lambda e: order[e.dataset.removeprefix("pmlb:")])[:limit]
+        targets = [t for t in targets if _tunable(t)]
+        space = get_family(family).space("classification")
+        rows = []
+        for t in targets:
+            loo = leave_out(kb, t)
+            tasks = nearest(loo, t.meta_features, family=family, task=t.task, k=len(loo))
+            bare = [replace(n, entry=replace(n.entry, default_score=None)) for n in tasks]
+            picks = {"before": greedy_portfolio(bare, space, size=1)[0],
+                     "after": greedy_portfolio(tasks, space, size=1)[0]}
+            for seed in seeds:
+                row: dict[str, Any] = {"dataset": t.dataset, "family": family, "seed": seed,
+                                       "default": score(t, {}, seed)}
+                for name, rec in picks.items():
+                    row[name] = score(t, dict(rec.params), seed)
+                    row[f"{name}_from"] = f"{rec.dataset}#{rec.rank + 1}"
+                    row[f"{name}_params"] = dict(rec.params)
+                rows.append(row)
+                print(f"  {t.dataset:<28} {family} seed {seed}: default {row['default']:.4f} "
+                      f"before {row['before']:.4f} ({row['before_from']}) after {row['after']:.4f} "
+                      f"({row['after_from']})", flush=True)
+        summary = {}
+        for name in ("before", "after"):
+            pairs = [(r[name], r["default"]) for r in rows
+                     if r[name] is not None and r["default"] is not None]
+            summary[name] = {"beats": sum(w > d for w, d in pairs),
+                             "ties": sum(w == d for w, d in pairs), "n": len(pairs),
+                             "median_diff": statistics.median(w - d for w, d in pairs)
+                             if pairs else None}
+            s = summary[name]
+            print(f"{family} {name}: beats {s['beats']} / ties {s['ties']} of {s['n']} "
+                  f"({s['beats'] / max(s['n'], 1):.0%}), median first - default "
+                  f"{s['median_diff']:+.4f}", flush=True)
+        out[family] = {"rows": rows, "summary": summary}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb")
@@ -230,7 +321,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, nargs="+", default=[0, 1, 2, 3, 5, 10])
     parser.add_argument("--evaluate", action="store_true",
                         help="with --head-replay: score each proposal by CV on the target (cached)")
+    parser.add_argument("--first-pick", action="store_true",
+                        help="the first pick of the zero-shot portfolio against the defaults, "
+                             "with and without the base's default scores, and stop")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args(argv)
+    if args.first_pick:
+        kb = load_file(args.kb)
+        result = first_pick(kb, args.family or ["svm", "random_forest"], tuple(args.seeds),
+                            Path(args.cache).with_name("first_pick_evals.jsonl"), args.datasets)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return 0
     if args.head_replay:
         kb = load_file(args.kb)
         head_replay(kb, args.family or sorted({e.family for e in kb}), heads=tuple(args.heads),
