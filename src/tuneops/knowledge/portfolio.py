@@ -38,7 +38,6 @@ __all__ = [
     "candidate_pool",
     "pooled_regret",
     "kernel_mass",
-    "default_wins",
 ]
 
 
@@ -419,89 +418,6 @@ def kernel_mass(
     return float(np.median(mass / len(tasks)))
 
 
-#: A candidate "beats the default" on a past task when its estimated score there exceeds the
-#: family default's (``Entry.default_score``) by this share of the task's range (best - worst
-#: configuration tried there): a tie, or a win by a single test row of a noisy estimate, is not
-#: a reason to prefer it.
-DEFAULT_MARGIN = 0.02
-#: The first pick is the candidate with the lowest mean regret among those whose share of past
-#: tasks won against the default is within this much of the best share (ties in the share of
-#: wins are common, and they go to the configuration that is best on average).
-WIN_SLACK = 0.05
-#: Past tasks that record their default score needed before the first pick uses them; fewer,
-#: and the share of wins says little (the first pick is then the lowest mean regret, as before).
-MIN_DEFAULT_TASKS = 5
-
-
-def default_wins(
-    tasks: Sequence[Entry],
-    candidates: np.ndarray,
-    space: Mapping[str, Param],
-    categorical: np.ndarray,
-    *,
-    pooled: bool = False,
-    sources: Sequence[int | None] = (),
-) -> np.ndarray | None:
-    """Each candidate's estimated share of ``tasks`` on which it beats the family's defaults.
-
-    Only tasks that record the default's score (``Entry.default_score``) count; None when fewer
-    than :data:`MIN_DEFAULT_TASKS` do. A win is an estimated score above the default's by more
-    than :data:`DEFAULT_MARGIN` of the task's range. The estimate is that of
-    :func:`normalized_regrets` (per task, kernel-weighted over the configurations tried there);
-    with ``pooled`` (a sparse base, see :data:`DENSE`) it is pooled over the tasks as in
-    :func:`pooled_regret` instead: every configuration tried anywhere is a sample of (where it
-    is, did it beat that task's default), the share is their kernel-weighted mean, shrunk
-    towards the share of all samples that won, and each candidate's own task (``sources``) is
-    left out of its estimate.
-
-    Why: the zero-shot portfolio's first trial is what a user gets instead of the library's
-    defaults. The lowest mean regret can sit on a configuration that is a little better than
-    the defaults on a few tasks and a little worse on most (an SVM with a fixed ``gamma``
-    against the default's ``gamma='scale'``, a forest of shallow trees): on a new task it then
-    loses to the defaults more often than not.
-    """
-    with_default = [e for e in tasks if e.default_score is not None]
-    if len(with_default) < MIN_DEFAULT_TASKS or len(candidates) == 0:
-        return None
-    if not pooled:
-        wins = np.zeros(len(candidates))
-        for entry in with_default:
-            tried, _ = _unit_matrix([p for p, _ in entry.configs], space)
-            sign = 1.0 if entry.direction == "maximize" else -1.0
-            scores = sign * np.array([s for _, s in entry.configs], dtype=float)
-            reference = sign * np.array(entry.history, dtype=float) if entry.history else scores
-            best, worst = float(scores.max()), float(min(scores.min(), reference.min()))
-            spread = max(best - worst, 1e-12)
-            weights = np.exp(-((_pairwise(candidates, tried, categorical) / BANDWIDTH) ** 2))
-            median = float(np.median(reference))
-            estimate = (weights @ scores + PRIOR_WEIGHT * median) / (
-                weights.sum(axis=1) + PRIOR_WEIGHT
-            )
-            default = sign * float(entry.default_score or 0.0)
-            wins += (estimate - default) / spread > DEFAULT_MARGIN
-        return wins / len(with_default)
-    index = {id(e): t for t, e in enumerate(tasks)}
-    points, won, owner = [], [], []
-    for entry in with_default:
-        sign = 1.0 if entry.direction == "maximize" else -1.0
-        scores = sign * np.array([s for _, s in entry.configs], dtype=float)
-        reference = sign * np.array(entry.history, dtype=float) if entry.history else scores
-        spread = max(float(scores.max()) - float(min(scores.min(), reference.min())), 1e-12)
-        default = sign * float(entry.default_score or 0.0)
-        points.append(_unit_matrix([p for p, _ in entry.configs], space)[0])
-        won.append(((scores - default) / spread > DEFAULT_MARGIN).astype(float))
-        owner.append(np.full(len(scores), index[id(entry)]))
-    samples = np.concatenate(won)
-    distances = _pairwise(candidates, np.vstack(points), categorical)
-    weights = np.exp(-((distances / POOLED_BANDWIDTH) ** 2))
-    if sources:
-        of = np.concatenate(owner)
-        own = np.array([-1 if s is None else s for s in sources])
-        weights = np.where(of[None, :] == own[:, None], 0.0, weights)
-    prior = 0.5
-    return (weights @ samples + prior * float(samples.mean())) / (weights.sum(axis=1) + prior)
-
-
 def cost_scores(family: str, configs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Each configuration's serving-cost proxy (:func:`~tuneops.knowledge.base.size_proxy`) on
     [0, 1] among ``configs``: log scale, 0 = the cheapest, 1 = the most expensive."""
@@ -518,7 +434,6 @@ def greedy(
     cost: np.ndarray | None = None,
     cost_weight: float = 0.0,
     mean: np.ndarray | None = None,
-    wins: np.ndarray | None = None,
 ) -> list[int]:
     """Greedy portfolio selection on a (tasks x candidates) regret matrix; returns column indices.
 
@@ -532,10 +447,6 @@ def greedy(
     two configurations that cover the tasks nearly alike, not the cheapest configuration.
     ``mean``: a better estimate of each candidate's mean regret than ``regret.mean(axis=0)``
     (:func:`pooled_regret`), for the first pick and for ties.
-    ``wins``: each candidate's share of past tasks on which it beats the family's defaults
-    (:func:`default_wins`); the first pick is then the lowest mean regret among the candidates
-    whose share is within :data:`WIN_SLACK` of the best, so the first trial beats the defaults
-    on as many tasks as any candidate does.
     """
     n_tasks, n = regret.shape
     if n == 0:
@@ -548,8 +459,6 @@ def greedy(
     while len(chosen) < min(size, n):
         covered = np.minimum(reached[:, None], regret).mean(axis=0) if n_tasks else np.zeros(n)
         value = (covered if chosen else mean) + penalty
-        if not chosen and wins is not None:
-            value = np.where(wins >= wins.max() - WIN_SLACK, value, np.inf)
         value[chosen] = np.inf
         order = np.lexsort((mean + penalty, value))  # by value, then by mean regret
         j = int(order[0])
@@ -596,9 +505,7 @@ def greedy_portfolio(
 
     Candidates: :func:`candidate_pool`. Their regret on every task: :func:`normalized_regrets`.
     Selection: :func:`greedy` (the robust default first, then what covers the tasks it
-    misses). Where the tasks record the score of the family's defaults, the first pick is
-    among the candidates that beat them on the most tasks (:func:`default_wins`).
-    ``cost_weight`` > 0 (a spec that also minimises latency or size) adds each
+    misses). ``cost_weight`` > 0 (a spec that also minimises latency or size) adds each
     candidate's serving-cost proxy (:func:`cost_scores`) to the objective.
     """
     pool = candidate_pool(tasks, space, per_neighbour=per_neighbour, min_distance=min_distance)
@@ -611,8 +518,7 @@ def greedy_portfolio(
     index = {e.dataset: i for i, e in enumerate(entries)}
     sources = [index.get(c.dataset) for c in pool]
     mean = pooled_regret(entries, unit, space, categorical, sources) if sparse else None
-    wins = default_wins(entries, unit, space, categorical, pooled=sparse, sources=sources)
     family = tasks[0].entry.family
     cost = cost_scores(family, [c.params for c in pool]) if cost_weight else None
-    chosen = greedy(regret, size, cost=cost, cost_weight=cost_weight, mean=mean, wins=wins)
+    chosen = greedy(regret, size, cost=cost, cost_weight=cost_weight, mean=mean)
     return [pool[i] for i in chosen]
