@@ -167,17 +167,21 @@ def cold_spec(
     }
 
 
-def default_score(dataset: str, family: str, *, cv_folds: int, seed: int) -> float | None:
+def default_score(
+    dataset: str, family: str, *, cv_folds: int, seed: int, task: str | None = None
+) -> float | None:
     """The CV score of ``family`` with its library defaults (``params = {}``) on ``dataset``.
 
     The folds, seed and metric are those of the build's cold study (:func:`cold_spec`), so the
-    score is comparable with the entry's. None when the metric was not measured.
+    score is comparable with the entry's. ``task``: the entry's (default: inferred from the
+    data, as the build does). None when the metric was not measured.
 
     Raises:
         Exception: whatever the data checks or the estimator raise (a class too rare for the
             folds; a family whose defaults the tuneops objective cannot train).
     """
-    data = load_dataset(dataset if dataset.startswith("pmlb:") else f"pmlb:{dataset}")
+    source = dataset if dataset.startswith("pmlb:") else f"pmlb:{dataset}"
+    data = load_dataset(source, task=task or "auto")
     spec = load_spec(
         cold_spec(dataset, family, data.task, n_trials=1, cv_folds=cv_folds, seed=seed)
     )
@@ -188,11 +192,11 @@ def default_score(dataset: str, family: str, *, cv_folds: int, seed: int) -> flo
 
 
 def _safe_default(
-    dataset: str, family: str, *, cv_folds: int, seed: int
+    dataset: str, family: str, *, cv_folds: int, seed: int, task: str | None = None
 ) -> tuple[float | None, str | None]:
     """:func:`default_score`, or None and why: an entry without a default is still an entry."""
     try:
-        return default_score(dataset, family, cv_folds=cv_folds, seed=seed), None
+        return default_score(dataset, family, cv_folds=cv_folds, seed=seed, task=task), None
     except Exception as exc:
         return None, f"{type(exc).__name__}: {str(exc)[:160]}"
 
@@ -209,18 +213,18 @@ def build_one(
     with tempfile.TemporaryDirectory() as out, threadpool_limits(1):
         result = run(spec, dataset=None, output_dir=out)
         entries = entries_of_study(result.study, keep=None)
-    default, _ = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed)
+    default, _ = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed, task=data.task)
     return [
         dict(replace(e, default_score=default).to_dict(), source="shipped") for e in entries
     ]
 
 
 def _default_job(
-    args: tuple[int, str, str, int, int],
+    args: tuple[int, str, str, str, int, int],
 ) -> tuple[int, float | None, str | None, float]:
-    index, dataset, family, cv_folds, seed = args
+    index, dataset, family, task, cv_folds, seed = args
     started = time.time()
-    score, error = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed)
+    score, error = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed, task=task)
     return index, score, error, time.time() - started
 
 
@@ -242,7 +246,7 @@ def add_default_scores(
     built = dict(kb.built_with or {})
     cv_folds, seed = int(built.get("cv_folds", 3)), int(built.get("seed", 0))
     jobs = [
-        (i, e.dataset, e.family, cv_folds, seed)
+        (i, e.dataset, e.family, e.task, cv_folds, seed)
         for i, e in enumerate(kb.entries)
         if e.default_score is None and (families is None or e.family in families)
     ]
