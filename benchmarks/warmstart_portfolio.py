@@ -13,6 +13,7 @@ it can show: how often, and how early, the portfolio alone reaches the target, a
 
     python benchmarks/warmstart_portfolio.py --kb benchmarks/results/warmstart_cold200.json.gz
     python benchmarks/warmstart_portfolio.py --kb KB --head-replay --family knn   # issue 18's HEAD
+    python benchmarks/warmstart_portfolio.py --kb KB --first-pick --family svm --seeds 0 1
 """
 
 from __future__ import annotations
@@ -216,6 +217,109 @@ def head_replay(
     return out
 
 
+def first_pick(
+    kb: KnowledgeBase, families: list[str], seeds: tuple[int, ...], cache: Path,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Does the zero-shot portfolio's first configuration beat the family's defaults?
+
+    Leave-one-dataset-out over the targets ``bench_warmstart.py`` uses (the base's zero-shot
+    classification datasets, smallest first, ``limit`` of them): the first pick of
+    :func:`~tuneops.knowledge.portfolio.greedy_portfolio` over every other past task, scored
+    by CV on the target (its cold run's spec, each seed's folds; cached in ``cache``) next to
+    the defaults (``params = {}``). No study runs: trial 1 of a warm run is this first pick, so
+    this is the first-trial figure of ``bench_warmstart.py`` at a fraction of its cost (it
+    repeats that figure's 45 svm and random-forest rows of issue 18 exactly).
+
+    Where the base records its default scores (``Entry.default_score``, ``tuneops kb build``),
+    it also says how far any first pick could go: on how many past tasks the best
+    configuration tried there beat the defaults (what a perfect per-task choice among the tried
+    configurations would reach), and the median share of a task's tried configurations that
+    beat them.
+    """
+    import numpy as np
+
+    from tuneops.data import load_dataset
+    from tuneops.families import get_family
+    from tuneops.knowledge.build import ZERO_SHOT_DATASETS, cold_spec
+    from tuneops.knowledge.portfolio import greedy_portfolio
+    from tuneops.objective import SpecObjective
+    from tuneops.spec import load_spec
+
+    scores: dict[str, float | None] = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            if line.strip():
+                k, v = json.loads(line)
+                scores[k] = v
+
+    def score(entry: Entry, params: dict[str, Any], seed: int) -> float | None:
+        key = json.dumps([entry.dataset, entry.family, seed, sorted(params.items())], default=str)
+        if key not in scores:
+            spec = load_spec(cold_spec(entry.dataset, entry.family, entry.task, n_trials=1,
+                                       cv_folds=3, seed=seed))
+            data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+            try:
+                metrics, _ = SpecObjective(spec, data).evaluate(entry.family, params)
+                scores[key] = float(metrics[entry.metric])
+            except Exception as exc:  # a configuration the estimator refuses scores nothing
+                print(f"  {entry.key} seed {seed}: {params} failed: {exc}", flush=True)
+                scores[key] = None
+            with open(cache, "a") as fh:
+                fh.write(json.dumps([key, scores[key]]) + "\n")
+        return scores[key]
+
+    order = {d: i for i, d in enumerate(ZERO_SHOT_DATASETS)}
+    out: dict[str, Any] = {}
+    for family in families:
+        targets = sorted((e for e in kb.select(family=family, task="classification")
+                          if e.history and e.dataset.removeprefix("pmlb:") in order),
+                         key=lambda e: order[e.dataset.removeprefix("pmlb:")])[:limit]
+        targets = [t for t in targets if _tunable(t)]
+        space = get_family(family).space("classification")
+        rows = []
+        for t in targets:
+            loo = leave_out(kb, t)
+            tasks = nearest(loo, t.meta_features, family=family, task=t.task, k=len(loo))
+            pick = greedy_portfolio(tasks, space, size=1)[0]
+            for seed in seeds:
+                row: dict[str, Any] = {
+                    "dataset": t.dataset, "family": family, "seed": seed,
+                    "default": score(t, {}, seed), "first": score(t, dict(pick.params), seed),
+                    "from": f"{pick.dataset}#{pick.rank + 1}", "params": dict(pick.params),
+                }
+                rows.append(row)
+                print(f"  {t.dataset:<28} {family} seed {seed}: default {row['default']:.4f} "
+                      f"first {row['first']:.4f} ({row['from']})", flush=True)
+        pairs = [(r["first"], r["default"]) for r in rows
+                 if r["first"] is not None and r["default"] is not None]
+        summary: dict[str, Any] = {
+            "beats": sum(w > d for w, d in pairs), "ties": sum(w == d for w, d in pairs),
+            "n": len(pairs),
+            "median_diff": statistics.median(w - d for w, d in pairs) if pairs else None,
+        }
+        known = [e for e in kb.select(family=family, task="classification")
+                 if e.default_score is not None and e.configs]
+        if known:
+            summary["base_tasks"] = len(known)
+            summary["base_best_beats"] = sum(e.configs[0][1] > e.default_score for e in known)
+            summary["base_share_beating_median"] = float(np.median(
+                [np.mean([s > e.default_score for _, s in e.configs]) for e in known]))
+        print(f"{family}: first pick beats {summary['beats']} / ties {summary['ties']} of "
+              f"{summary['n']} ({summary['beats'] / max(summary['n'], 1):.0%}), median first - "
+              f"default {_signed(summary['median_diff'])}" + (
+                  f"; base: the best tried configuration beats the default on "
+                  f"{summary['base_best_beats']} of {summary['base_tasks']} tasks, a median "
+                  f"{summary['base_share_beating_median']:.0%} of a task's configurations do"
+                  if known else ""), flush=True)
+        out[family] = {"rows": rows, "summary": summary}
+    return out
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb")
@@ -230,7 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, nargs="+", default=[0, 1, 2, 3, 5, 10])
     parser.add_argument("--evaluate", action="store_true",
                         help="with --head-replay: score each proposal by CV on the target (cached)")
+    parser.add_argument("--first-pick", action="store_true",
+                        help="the zero-shot portfolio's first pick against the defaults "
+                             "(trial 1 of bench_warmstart.py, no study), and stop")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args(argv)
+    if args.first_pick:
+        kb = load_file(args.kb)
+        result = first_pick(kb, args.family or ["svm", "random_forest"], tuple(args.seeds),
+                            Path(args.cache).with_name("first_pick_evals.jsonl"), args.datasets)
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return 0
     if args.head_replay:
         kb = load_file(args.kb)
         head_replay(kb, args.family or sorted({e.family for e in kb}), heads=tuple(args.heads),

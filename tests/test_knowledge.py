@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -204,6 +205,11 @@ def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(
     kb = KnowledgeBase(tuple(
         _entry(f"pmlb:{d}", meta, family="knn", fingerprint=f"sha256:{d}") for d in names
     ) + (_entry("pmlb:iris_copy", meta, family="knn", fingerprint="sha256:iris"),))  # iris, renamed
+    # every entry knows its default's score; the target's must not reach the warm run either
+    kb = KnowledgeBase(tuple(
+        replace(e, default_score=0.5 + i / 100)
+        for i, e in enumerate(kb.entries)
+    ))
     entry = next(e for e in kb if e.dataset == target)
     seen = {}
 
@@ -224,6 +230,9 @@ def test_the_benchmark_never_gives_a_warm_run_its_target_or_a_near_duplicate(
     twin = {"pmlb:iris_copy"} if target == "pmlb:iris" else set()
     assert given == {e.dataset for e in kb} - related(target) - twin
     assert row["base_entries"] == len(given)
+    kept = {e.default_score for e in kb if e.dataset in given}
+    assert {e.default_score for e in seen["kb"]} == kept  # the others' defaults travel
+    assert not kept & {e.default_score for e in kb if e.dataset in related(target) | twin}
 
 
 def test_the_benchmark_summary_counts_the_issue_targets():
@@ -372,10 +381,39 @@ def test_kb_build_records_entries_and_provenance(workdir, cli):
     assert entry.meta_features["n_rows"] == 150.0
     assert kb.built_with["datasets"] == ["iris"] and kb.built_with["n_trials"] == 3
     assert kb.built_with["built"] == {"knn": 1}
+    # the defaults' score on the same folds, what the zero-shot first pick should beat
+    from tuneops.knowledge.build import default_score
+
+    assert entry.default_score == default_score("iris", "knn", cv_folds=2, seed=0)
+    assert 0.8 < entry.default_score <= 1.0 and "default_scores" in kb.built_with
     # a rerun resumes from the checkpoint instead of tuning again
     code, out, _ = cli("kb", "build", "--dataset", "iris", "--family", "knn", "--n-trials", "3",
                        "--cv-folds", "2", "--out", "kb2.json.gz", "--checkpoint", "kb.jsonl")
     assert code == 0 and "0 jobs to run (1 from the checkpoint)" in out
+
+
+def test_an_older_base_gains_the_default_scores_without_tuning_again(tmp_path):
+    from tuneops.knowledge.build import add_default_scores, default_score
+
+    meta = {f: 0.5 for f in FEATURES}
+    kb = KnowledgeBase((
+        _entry("pmlb:iris", meta),
+        Entry("pmlb:tae", "classification", "knn", "accuracy", "maximize", meta,
+              (({"n_neighbors": 5}, 0.5),), default_score=0.25),  # measured already: kept
+        _entry("pmlb:lymphography", meta),  # a class too rare for 3 folds: no default, said so
+    ), {"cv_folds": 3, "seed": 0})
+    lines = []
+    out = add_default_scores(kb, log=lines.append)
+    iris, tae, lymph = out.entries
+    assert iris.default_score == default_score("iris", "knn", cv_folds=3, seed=0) > 0.9
+    assert tae.default_score == 0.25 and lymph.default_score is None
+    assert "2 entries to score" in lines[0] and any("lymphography/knn: FAILED" in x for x in lines)
+    assert iris.configs == kb.entries[0].configs and "default_scores" in out.built_with
+    out.save(tmp_path / "kb.json.gz")
+    assert [e.default_score for e in load_file(tmp_path / "kb.json.gz")] == [
+        iris.default_score, 0.25, None]
+    # a base from before default scores reads as it did
+    assert "default_score" not in kb.entries[0].to_dict()
 
 
 # -- the zero-shot warm start (issue 18): what it says, serving costs, the shipped base ----------

@@ -83,6 +83,10 @@ class Entry:
     ran: ``fit_s`` (measured mean seconds per CV fit) and ``size`` (the family's
     :func:`size_proxy`, trees x depth and the like), so a multi-objective spec that also
     minimises latency or size can prefer configurations that were cheap.
+    ``default_score`` is the score of the family's library defaults (``params = {}``) on the
+    same CV folds, or None where it was not measured: the zero-shot portfolio's first pick
+    should beat it, so it prefers a configuration that beat the default on many past tasks.
+    It belongs to the entry, so leaving a dataset out of the base leaves its default out too.
     """
 
     dataset: str
@@ -96,6 +100,7 @@ class Entry:
     source: str = ""
     history: tuple[float, ...] = field(default=())
     costs: tuple[Mapping[str, float], ...] = field(default=())
+    default_score: float | None = None
 
     @property
     def key(self) -> str:
@@ -125,6 +130,8 @@ class Entry:
         }
         if history and self.history:
             out["history"] = list(self.history)
+        if self.default_score is not None:
+            out["default_score"] = self.default_score
         return out
 
     @classmethod
@@ -142,6 +149,7 @@ class Entry:
                 source=source or str(raw.get("source", "")),
                 history=tuple(float(v) for v in raw.get("history", ())),
                 costs=_costs(raw["configs"]),
+                default_score=_optional_float(raw.get("default_score")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(
@@ -149,6 +157,14 @@ class Entry:
                 f"{raw.get('dataset', '?') if isinstance(raw, Mapping) else raw!r}: "
                 f"expected keys dataset, task, family, metric, meta_features, configs; {exc!r}."
             ) from exc
+
+
+def _optional_float(value: Any) -> float | None:
+    """A finite float, or None (absent, null, or NaN: a default the estimator refused)."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _costs(configs: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, float], ...]:

@@ -4,7 +4,10 @@ For every (dataset, family) the build runs an ordinary tuneops study (``tuning.r
 multivariate TPE, the family's default space, fixed folds and seed) in an in-memory storage,
 and keeps what the study recorded: its meta-features, its best configurations and the score of
 every trial in the order they ran (the cold learning curve that ``benchmarks/bench_warmstart.py``
-reuses). Finished jobs are appended to a checkpoint file, so an interrupted build resumes.
+reuses), plus the score of the family's library defaults on the same folds (what the zero-shot
+portfolio's first pick should beat). Finished jobs are appended to a checkpoint file, so an
+interrupted build resumes. :func:`add_default_scores` measures the defaults of an existing base
+without running its studies again.
 
 The asset records what it was built from (``built_with``: datasets, families, trials, folds,
 seed, library versions, the command).
@@ -13,6 +16,7 @@ seed, library versions, the command).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -29,6 +33,8 @@ from threadpoolctl import threadpool_limits
 from tuneops.data import load_dataset
 from tuneops.export import library_versions
 from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, dedupe, entries_of_study, related
+from tuneops.objective import SpecObjective
+from tuneops.spec import load_spec
 from tuneops.tuning import run
 
 __all__ = [
@@ -39,6 +45,8 @@ __all__ = [
     "build",
     "build_one",
     "cold_spec",
+    "default_score",
+    "add_default_scores",
     "related",
 ]
 
@@ -159,10 +167,45 @@ def cold_spec(
     }
 
 
+def default_score(
+    dataset: str, family: str, *, cv_folds: int, seed: int, task: str | None = None
+) -> float | None:
+    """The CV score of ``family`` with its library defaults (``params = {}``) on ``dataset``.
+
+    The folds, seed and metric are those of the build's cold study (:func:`cold_spec`), so the
+    score is comparable with the entry's. ``task``: the entry's (default: inferred from the
+    data, as the build does). None when the metric was not measured.
+
+    Raises:
+        Exception: whatever the data checks or the estimator raise (a class too rare for the
+            folds; a family whose defaults the tuneops objective cannot train).
+    """
+    source = dataset if dataset.startswith("pmlb:") else f"pmlb:{dataset}"
+    data = load_dataset(source, task=task or "auto")
+    spec = load_spec(
+        cold_spec(dataset, family, data.task, n_trials=1, cv_folds=cv_folds, seed=seed)
+    )
+    with threadpool_limits(1):
+        metrics, _ = SpecObjective(spec, data).evaluate(family, {})
+    value = metrics.get(QUALITY[data.task])
+    return None if value is None else float(value)
+
+
+def _safe_default(
+    dataset: str, family: str, *, cv_folds: int, seed: int, task: str | None = None
+) -> tuple[float | None, str | None]:
+    """:func:`default_score`, or None and why: an entry without a default is still an entry."""
+    try:
+        return default_score(dataset, family, cv_folds=cv_folds, seed=seed, task=task), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {str(exc)[:160]}"
+
+
 def build_one(
     dataset: str, family: str, *, n_trials: int, cv_folds: int, seed: int
 ) -> list[dict[str, Any]]:
-    """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields."""
+    """Tune ``family`` on PMLB ``dataset`` cold; the entry (as a dict) its study yields, with
+    the score of the family's defaults on the same folds (:func:`default_score`)."""
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset(f"pmlb:{dataset}")
@@ -170,7 +213,61 @@ def build_one(
     with tempfile.TemporaryDirectory() as out, threadpool_limits(1):
         result = run(spec, dataset=None, output_dir=out)
         entries = entries_of_study(result.study, keep=None)
-    return [dict(e.to_dict(), source="shipped") for e in entries]
+    default, _ = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed, task=data.task)
+    return [
+        dict(replace(e, default_score=default).to_dict(), source="shipped") for e in entries
+    ]
+
+
+def _default_job(
+    args: tuple[int, str, str, str, int, int],
+) -> tuple[int, float | None, str | None, float]:
+    index, dataset, family, task, cv_folds, seed = args
+    started = time.time()
+    score, error = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed, task=task)
+    return index, score, error, time.time() - started
+
+
+def add_default_scores(
+    kb: KnowledgeBase,
+    *,
+    families: Sequence[str] | None = None,
+    n_jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> KnowledgeBase:
+    """``kb`` with the default score (:func:`default_score`) of every entry that lacks one.
+
+    Cheap next to the cold studies (one CV of the defaults per entry), so a base built before
+    defaults were recorded gains them without running its studies again. Uses the folds and
+    seed the base records (``built_with``; an entry's own build settings, 3 folds and seed 0,
+    when it records none). ``families``: only these families' entries.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    built = dict(kb.built_with or {})
+    cv_folds, seed = int(built.get("cv_folds", 3)), int(built.get("seed", 0))
+    jobs = [
+        (i, e.dataset, e.family, e.task, cv_folds, seed)
+        for i, e in enumerate(kb.entries)
+        if e.default_score is None and (families is None or e.family in families)
+    ]
+    log(f"kb defaults: {len(jobs)} entries to score, {n_jobs} process(es)")
+    scores: dict[int, float | None] = {}
+    with ProcessPoolExecutor(
+        max(1, n_jobs), mp_context=multiprocessing.get_context("fork")
+    ) as pool:
+        for index, score, error, seconds in pool.map(_default_job, jobs):
+            scores[index] = score
+            e = kb.entries[index]
+            what = f"FAILED {error}" if error else f"default {score}"
+            log(f"  {e.dataset}/{e.family}: {what} ({seconds:.1f}s)")
+    entries = tuple(
+        replace(e, default_score=scores[i]) if i in scores else e
+        for i, e in enumerate(kb.entries)
+    )
+    built["default_scores"] = (
+        "score of the family's library defaults (params = {}) on the entry's CV folds"
+    )
+    return KnowledgeBase(entries, built)
 
 
 def _job(
@@ -259,8 +356,6 @@ def build(
         )
 
     deadline = started + 60 * max_minutes if max_minutes is not None else None
-    import multiprocessing
-
     with ProcessPoolExecutor(
         max(1, n_jobs), mp_context=multiprocessing.get_context("fork")
     ) as pool:
@@ -316,6 +411,9 @@ def build(
         "seed": seed,
         "sampler": "tpe (multivariate, Optuna 5 defaults)",
         "metrics": QUALITY,
+        "default_scores": (
+            "score of the family's library defaults (params = {}) on the entry's CV folds"
+        ),
         "source": "PMLB (Penn Machine Learning Benchmark, MIT), local copy",
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": library_versions(),
