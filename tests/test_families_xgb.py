@@ -56,3 +56,13 @@ def test_the_family_builds_it_and_a_failed_fit_keeps_the_labels() -> None:
     with pytest.raises(ValueError):
         model.fit(X[:, :3], np.full(len(X), "bad"), xgb_model=model.get_booster())
     assert list(model.classes_) == ["bad", "good"]
+
+
+def test_a_space_without_n_estimators_trains_xgboosts_default_rounds_in_steps() -> None:
+    family = get_family("xgboost")
+    X, y = load_breast_cancer(return_X_y=True)
+    model, state = family.estimator({}, "classification", 0), {}
+    family.advance(model, X, y, 0.5, state)  # failed with a TypeError: None * 0.5
+    family.advance(model, X, y, 1.0, state)
+    plain = xgboost.XGBClassifier(n_jobs=1).fit(X, y)  # n_estimators=None: XGBoost's own 100
+    assert model.get_booster().num_boosted_rounds() == plain.get_booster().num_boosted_rounds() == 100

@@ -92,4 +92,7 @@ class XGBoost(_Boosting):
         from tuneops.families import _xgb
 
         cls = _xgb.XGBClassifier if task == "classification" else xgb.XGBRegressor
-        return cls(**params, random_state=seed, n_jobs=1, tree_method="hist", verbosity=0)
+        # XGBoost's n_estimators defaults to None (100 rounds inside): stated, so that a space
+        # without it still trains in rounds (fidelity steps take a share of the number).
+        rounds = {"n_estimators": 100, **params}
+        return cls(**rounds, random_state=seed, n_jobs=1, tree_method="hist", verbosity=0)
