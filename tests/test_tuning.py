@@ -196,3 +196,12 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     for c in verified["candidates"]:
         low, high = c["ci95"][0]
         assert low <= c["mean"][0] <= high
+
+
+def test_a_run_result_prints_in_one_line(workdir):
+    result = tuneops.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=4, study="short", output_dir=workdir / "o")
+    text = repr(result)
+    assert text.startswith("RunResult(study='short', trials: complete 4, selected: trial ")
+    assert "\n" not in text and len(text) < 400  # the dataclass's repr printed every trial
+    assert repr(tuneops.tune(lambda t: t.suggest_float("x", 0, 1), objectives=["v"], constraints=["v >= 2"],
+                             n_trials=2, study="none", output_dir=workdir / "n")).count("selected: none (") == 1

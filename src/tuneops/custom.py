@@ -71,6 +71,21 @@ class RunResult:
         trial = self.selected_trial
         return dict(trial.params) if trial is not None else None
 
+    def __repr__(self) -> str:
+        # The dataclass's repr printed every trial of ``results`` (pages in a notebook).
+        counts = ", ".join(f"{k} {v}" for k, v in (self.results.get("n_trials") or {}).items())
+        chosen = self.choice.selected if self.choice is not None else None
+        selected = (
+            f"trial {chosen.number} {dict(chosen.metrics) or list(chosen.values)}"
+            if chosen is not None
+            else f"none ({self.message})"
+        )
+        return (
+            f"RunResult(study={self.study.study_name!r}, trials: {counts or 'none'}, "
+            f"selected: {selected}, model_path={self.model_path!s}, "
+            f"results_path={self.results_path!s})"
+        )
+
 
 def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
     """The seed of worker ``index``'s sampler in a run that found ``resumed`` trials in its study.
