@@ -261,3 +261,17 @@ def test_show_and_report_import_only_what_they_need(workdir):
     assert done.returncode == 0, done.stderr
     # plotly builds the figures; nothing else heavy
     assert "LOADED ['plotly'] 0" in done.stdout, done.stdout[-500:]
+
+
+def test_tuneops_warnings_are_one_line_on_stderr(workdir, cli):
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame["constant"] = 1.0
+    frame.to_csv(workdir / "iris.csv", index=False)
+    spec = tiny_spec(data={"source": "iris.csv", "target": "target"})
+    (workdir / "spec.yaml").write_text(json.dumps(spec))  # JSON is YAML
+    code, _, err = cli("run", "spec.yaml", "--no-report", "--no-progress")
+    assert code == 0, err
+    assert "warning: Dropped 1 feature column(s) of 'iris.csv'" in err
+    assert "DataWarning" not in err and ".py:" not in err  # not Python's file:line format

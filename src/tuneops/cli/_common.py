@@ -79,6 +79,15 @@ _THIRD_PARTY = (
 )
 
 
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A warning that reaches the terminal (tuneops' own, such as a ``DataWarning``): one line,
+    ``warning: <message>``, instead of Python's file, line number and source line."""
+    term.warn(f"warning: {message}")
+
+
 @dataclass
 class Terminal:
     """Where results (stdout) and messages (stderr) go, and how much is said."""
@@ -126,11 +135,13 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
         optuna.logging.set_verbosity(optuna.logging.INFO)
         logging.basicConfig(level=logging.INFO, stream=sys.stderr)
         warnings.simplefilter("default")
+        warnings.showwarning = _PYTHON_SHOWWARNING  # where each comes from, too
     else:
         # tuneops prints its own progress and summary; Optuna's INFO lines would bury them.
         optuna.logging.set_verbosity(optuna.logging.ERROR if quiet else optuna.logging.WARNING)
         warnings.filterwarnings("ignore", module=_THIRD_PARTY)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.showwarning = _show_warning
     return term
 
 
