@@ -146,7 +146,8 @@ class _Constrained:
             raise
         finally:
             study = getattr(trial, "study", None)
-            if study is not None and FIDELITY_ATTR not in trial.user_attrs:
+            # the trial's own record, not `trial.user_attrs` (a deep copy per read)
+            if study is not None and FIDELITY_ATTR not in _optuna.frozen(trial).user_attrs:
                 runner.record_with_outcome(  # written with the outcome: no storage write of its own
                     trial,
                     FIDELITY_ATTR,

@@ -43,7 +43,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -506,6 +506,11 @@ class SnapshotJournalFile(JournalFileBackend):
         self._held: dict[int, list[dict[str, Any]]] = {}  # thread -> entries it holds
         self.appends = 0  # appends written to the file (one lock and one fsync each)
 
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        if threading.get_ident() in self._held:
+            return  # the first read after the block reads what it and others wrote (together)
+        yield from super().read_logs(log_number_from)
+
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         held = self._held.get(threading.get_ident())
         if held is not None:
@@ -520,9 +525,11 @@ class SnapshotJournalFile(JournalFileBackend):
         append (one lock, one write, one fsync: about 0.4 ms each on a local disk), in order;
         also when the block raises. Other threads (a heartbeat) write as usual meanwhile.
 
-        The storage applies an entry when it next reads the file, so within the block it does
-        not see what the block wrote: hold only writes that nothing reads before the block ends
-        (a trial's last attributes and its state, :func:`tuneops._optuna.tell`)."""
+        Within the block this thread reads nothing from the file (the storage sees it as it was
+        when the block began: what the block writes is not there yet, and reading only what
+        others wrote would cost a read per write for nothing); the first read after the block
+        applies both. Hold only writes that nothing reads before the block ends (a trial's
+        last attributes and its state, :func:`tuneops._optuna.tell`, which then reads)."""
         ident = threading.get_ident()
         if ident in self._held:  # already held by an outer block
             yield
