@@ -211,3 +211,45 @@ def test_a_few_failing_configurations_do_not_stop_the_study(workdir) -> None:
     study = _study(workdir)
     runner.set_budget(study, 30)
     assert runner.work(study, _fails_one_in_three, max_failed_in_a_row=2) == 30
+
+
+def test_attributes_recorded_with_the_outcome_share_its_journal_append(workdir: Path) -> None:
+    """``record_with_outcome`` within run_trial: the attributes reach the storage with the
+    trial's state, in one journal append (no write of their own); outside it, at once."""
+    study = _study(workdir)
+    seen: list[dict] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        runner.record_with_outcome(trial, "a", 1)
+        runner.record_with_outcome(trial, "b", {"c": [2.5]})
+        seen.append(_optuna.read_trial(study, trial).user_attrs)  # not written yet
+        return trial.suggest_float("x", 0, 1)
+
+    backend = _optuna.journal_backend(_optuna.storage_of(study))
+    trial = runner.next_trial(study, unlimited=True)
+    before = backend.appends
+    assert runner.run_trial(study, trial, objective) == TrialState.COMPLETE
+    assert backend.appends - before == 2  # the parameter, then the attributes with the state
+    (done,) = study.get_trials()
+    assert done.state == TrialState.COMPLETE and seen == [{}]
+    assert done.user_attrs == {"a": 1, "b": {"c": [2.5]}}
+    fixed = optuna.trial.FixedTrial({"x": 0.5})
+    runner.record_with_outcome(fixed, "a", 1)
+    assert fixed.user_attrs == {"a": 1}
+
+
+def test_a_trial_abandoned_while_it_ran_keeps_its_abandoners_state(workdir: Path) -> None:
+    """Another worker declared the trial dead while it ran: its held attributes and state are
+    refused once, at the tell, not at some later read of the study."""
+    study = _study(workdir)
+    other = get_storage(str(workdir / "s.journal"))  # another process's view of the file
+
+    def objective(trial: optuna.Trial) -> float:
+        runner.record_with_outcome(trial, "a", 1)
+        other.set_trial_state_values(_optuna.trial_id(trial), TrialState.FAIL)
+        return 0.5
+
+    trial = runner.next_trial(study, unlimited=True)
+    assert runner.run_trial(study, trial, objective) == TrialState.FAIL
+    assert [t.state for t in _optuna.read_trials(study)] == [TrialState.FAIL]
+    assert "a" not in study.get_trials()[0].user_attrs

@@ -161,8 +161,10 @@ class _Constrained:
             raise
         finally:
             study = getattr(trial, "study", None)
-            if study is not None and FIDELITY_ATTR not in trial.user_attrs:
-                trial.set_user_attr(
+            # the trial's own record, not `trial.user_attrs` (a deep copy per read)
+            if study is not None and FIDELITY_ATTR not in _optuna.frozen(trial).user_attrs:
+                runner.record_with_outcome(  # written with the outcome: no storage write of its own
+                    trial,
                     FIDELITY_ATTR,
                     custom_fidelity(
                         _optuna.latest(trial),
@@ -179,7 +181,7 @@ class _Constrained:
             values = list(result) if isinstance(result, (list, tuple)) else [result]
             named = dict(zip(self.names, values, strict=False))
             metrics = {**named, **trial.user_attrs.get("metrics", {})}
-            trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+            runner.record_with_outcome(trial, "metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
                     raise ConstraintMetricMissing(

@@ -46,6 +46,7 @@ from tuneops.measure import (
 )
 from tuneops.metrics import METRICS, check_task, positive_label
 from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
+from tuneops.runner import record_with_outcome
 from tuneops.selection import violation
 from tuneops.space import Param, suggest_params
 from tuneops.spec import Spec
@@ -135,9 +136,11 @@ class SpecObjective:
         family, params = self.suggest(trial)
         trial.set_user_attr("family", family)
         metrics, spread, cost = self._run(family, params, trial)
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("metrics_std", spread)
-        trial.set_user_attr(_study.COST, cost)
+        # Nothing reads these before the trial ends: written with its outcome when the runner
+        # runs it (on a journal file in the same storage write, not one write each).
+        record_with_outcome(trial, "metrics", metrics)
+        record_with_outcome(trial, "metrics_std", spread)
+        record_with_outcome(trial, _study.COST, cost)
         intervals = cost.get("intervals", {})
         for constraint in self.spec.constraints:
             trial.set_constraint(str(constraint), violation(constraint, metrics, intervals))
@@ -200,7 +203,8 @@ class SpecObjective:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
                     report(trial, per_fold[-1][self.spec.metric_names[0]], i)
                     if i < len(self.folds) - 1 and should_prune(trial):
-                        trial.set_user_attr(
+                        record_with_outcome(
+                            trial,
                             FIDELITY_ATTR,
                             _fidelity(
                                 list(range(1, i + 2)),
@@ -251,7 +255,7 @@ class SpecObjective:
             mean["model_size_kb"] = model_size_kb(model)
         if record is not None and trial is not None:  # one write per trial: trained, measuring cost
             record["measure_s"] = time.perf_counter() - start
-            trial.set_user_attr(FIDELITY_ATTR, record)
+            record_with_outcome(trial, FIDELITY_ATTR, record)
         return mean, spread, cost
 
     def _latency_to_beat(
@@ -346,7 +350,8 @@ class SpecObjective:
             cpu["score_cpu_s_steps"].append(score_cpu)
             report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
-                trial.set_user_attr(
+                record_with_outcome(
+                    trial,
                     FIDELITY_ATTR,
                     _fidelity(
                         done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True

@@ -58,6 +58,7 @@ __all__ = [
     "compute_spent",
     "next_trial",
     "run_trial",
+    "record_with_outcome",
     "work",
     "MAX_FAILED_IN_A_ROW",
     "failed_in_a_row",
@@ -534,35 +535,73 @@ def _as_values(result: Any, n_objectives: int) -> list[float] | str:
     return values
 
 
+# The trials run_trial is running (by id(trial)), each with the user attributes recorded for it
+# by record_with_outcome, written with its outcome.
+_OUTCOME_ATTRS: dict[int, dict[str, Any]] = {}
+
+
+def record_with_outcome(trial: optuna.trial.BaseTrial, key: str, value: Any) -> None:
+    """Set a user attribute of ``trial`` that nothing reads before the trial ends (its measured
+    metrics, its cost, its fidelity record): while :func:`run_trial` runs the trial it is
+    written with the trial's outcome (on a journal file, in the same storage write: no write of
+    its own); otherwise (a ``FixedTrial``, a trial driven elsewhere) now, as
+    ``trial.set_user_attr`` writes it. Within the objective, ``trial.user_attrs`` does not show
+    it yet when it waits for the outcome."""
+    held = _OUTCOME_ATTRS.get(id(trial))
+    if held is None:
+        trial.set_user_attr(key, value)
+    else:
+        held[key] = value
+
+
 def run_trial(
     study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], Any]
 ) -> TrialState:
     """Evaluate one claimed trial and tell the storage; never raises for the objective's errors.
 
     A pruned trial is PRUNED; an exception or a NaN is FAIL with ``fail_reason``; Ctrl-C
-    abandons the trial (its configuration is queued again) and re-raises.
+    abandons the trial (its configuration is queued again) and re-raises. Attributes the
+    objective set with :func:`record_with_outcome` are written with the outcome.
     """
+    attrs: dict[str, Any] = {}
+    _OUTCOME_ATTRS[id(trial)] = attrs
+    try:
+        return _run_trial(study, trial, objective, attrs)
+    finally:
+        _OUTCOME_ATTRS.pop(id(trial), None)
+
+
+def _run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], Any],
+    attrs: dict[str, Any],
+) -> TrialState:
     try:
         result = objective(trial)
     except optuna.TrialPruned:
-        return _tell(study, trial, TrialState.PRUNED)
+        return _tell(study, trial, TrialState.PRUNED, attrs=attrs)
     except KeyboardInterrupt as exc:
         stop = Interrupted.of(exc)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            for key, value in attrs.items():  # what the objective recorded, as it stopped
+                _optuna.set_trial_user_attr(study, trial, key, value)
         abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
         stop.abandoned.append(trial.number)
         raise stop from None
     except UsageError as exc:  # the setup is wrong, not the configuration: stop the run
-        _tell(study, trial, TrialState.FAIL, reason=f"{type(exc).__name__}: {exc}"[:2000])
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        _tell(study, trial, TrialState.FAIL, reason=reason, attrs=attrs)
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         _log.warning("trial %d failed: %s", trial.number, reason)
-        return _tell(study, trial, TrialState.FAIL, reason=reason[:2000])
+        return _tell(study, trial, TrialState.FAIL, reason=reason[:2000], attrs=attrs)
     values = _as_values(result, len(study.directions))
     if isinstance(values, str):
         _log.warning("trial %d failed: %s", trial.number, values)
-        return _tell(study, trial, TrialState.FAIL, reason=values)
-    return _tell(study, trial, TrialState.COMPLETE, values=values)
+        return _tell(study, trial, TrialState.FAIL, reason=values, attrs=attrs)
+    return _tell(study, trial, TrialState.COMPLETE, values=values, attrs=attrs)
 
 
 def _tell(
@@ -572,16 +611,16 @@ def _tell(
     *,
     values: list[float] | None = None,
     reason: str | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> TrialState:
-    """Record the outcome; a trial that was abandoned meanwhile (declared dead) stays FAIL."""
-    try:
-        if reason is not None:
-            trial.set_user_attr(FAIL_REASON, reason)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        pass
+    """Record the outcome, with ``attrs`` (and the ``fail_reason``) written just before it; a
+    trial that was abandoned meanwhile (declared dead) stays FAIL."""
+    attrs = dict(attrs or {})
+    if reason is not None:
+        attrs[FAIL_REASON] = reason
     # Optuna's own tell of study.optimize: study.tell would read the trial back once more.
     # An abandoned trial is already FAIL, so it is skipped and keeps that state.
-    told = _optuna.tell(study, trial, values, state)
+    told = _optuna.tell(study, trial, values, state, attrs)
     if told != state:
         _log.warning(
             "trial %d was abandoned while it ran (no heartbeat within the grace period); "

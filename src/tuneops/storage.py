@@ -40,9 +40,10 @@ import logging
 import os
 import re
 import stat
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -441,7 +442,7 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
         try:
             backend = SnapshotJournalFile(path)
             with _gc.paused():
-                storage = JournalStorage(backend)
+                storage = _optuna.open_journal(backend, backend.load_snapshot())
             if backend.restored and not _optuna.journal_restored(storage):
                 backend.restored = 0  # Optuna could not unpickle it and replayed the journal
             return storage
@@ -453,7 +454,7 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
             if not snapshot_path(path).exists():
                 raise
             _log.debug("journal snapshot of %s not restored (%r): replaying the journal", path, exc)
-            return JournalStorage(SnapshotJournalFile(path, use_snapshot=False))
+            return _optuna.open_journal(SnapshotJournalFile(path, use_snapshot=False))
     except PermissionError as exc:
         raise StorageUnavailable(
             f"storage {path!r}: no permission to create or write {exc.filename or path!r} "
@@ -487,9 +488,11 @@ def _prefix_digest(path: str, n_bytes: int) -> str | None:
     return digest.hexdigest()
 
 
-class SnapshotJournalFile(JournalFileBackend, _optuna.JournalSnapshot):
-    """Optuna's journal file backend, which also hands ``JournalStorage`` the snapshot saved
-    next to the file when it opens (Optuna's own hook for snapshots, used by its Redis backend).
+class SnapshotJournalFile(JournalFileBackend):
+    """Optuna's journal file backend, which also finds the snapshot saved next to the file
+    (:meth:`load_snapshot`), for :func:`tuneops._optuna.open_journal` to restore when the storage
+    opens. It is not an Optuna ``BaseJournalSnapshot``: Optuna would pickle the whole replay
+    state for it at every 100th trial (see ``open_journal``).
 
     ``restored`` is how many journal entries the snapshot held (0 when there was none or it was
     refused); the storage then replays only the entries after those.
@@ -500,6 +503,46 @@ class SnapshotJournalFile(JournalFileBackend, _optuna.JournalSnapshot):
         self.path = file_path
         self.use_snapshot = use_snapshot
         self.restored = 0
+        self._held: dict[int, list[dict[str, Any]]] = {}  # thread -> entries it holds
+        self.appends = 0  # appends written to the file (one lock and one fsync each)
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        if threading.get_ident() in self._held:
+            return  # the first read after the block reads what it and others wrote (together)
+        yield from super().read_logs(log_number_from)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        held = self._held.get(threading.get_ident())
+        if held is not None:
+            held.extend(logs)
+            return
+        self.appends += 1
+        super().append_logs(logs)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """The entries this thread appends within the block are written at its end, in one
+        append (one lock, one write, one fsync: about 0.4 ms each on a local disk), in order;
+        also when the block raises. Other threads (a heartbeat) write as usual meanwhile.
+
+        Within the block this thread reads nothing from the file (the storage sees it as it was
+        when the block began: what the block writes is not there yet, and reading only what
+        others wrote would cost a read per write for nothing); the first read after the block
+        applies both. Hold only writes that nothing reads before the block ends (a trial's
+        last attributes and its state, :func:`tuneops._optuna.tell`, which then reads)."""
+        ident = threading.get_ident()
+        if ident in self._held:  # already held by an outer block
+            yield
+            return
+        held: list[dict[str, Any]] = []
+        self._held[ident] = held
+        try:
+            yield
+        finally:
+            del self._held[ident]
+            if held:
+                self.appends += 1
+                super().append_logs(held)
 
     def load_snapshot(self) -> bytes | None:
         """The snapshot's pickled state when it is valid for this journal as it is now, else
@@ -511,10 +554,6 @@ class SnapshotJournalFile(JournalFileBackend, _optuna.JournalSnapshot):
         _optuna.seek_journal_file(self, n_entries, offset)
         self.restored = n_entries
         return payload
-
-    def save_snapshot(self, snapshot: bytes) -> None:
-        """Ignored: Optuna calls this every 100th study with a state whose journal offset it
-        does not say; tuneops saves its own (:func:`save_snapshot`), which records it."""
 
 
 def _read_snapshot(journal: str) -> tuple[int, int, bytes] | None:
@@ -560,7 +599,7 @@ def _read_snapshot(journal: str) -> tuple[int, int, bytes] | None:
 
 
 def _journal_backend(storage: optuna.storages.BaseStorage) -> SnapshotJournalFile | None:
-    backend = getattr(storage, "_backend", None) if isinstance(storage, JournalStorage) else None
+    backend = _optuna.journal_backend(storage)
     return backend if isinstance(backend, SnapshotJournalFile) else None
 
 
