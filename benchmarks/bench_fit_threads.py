@@ -6,7 +6,9 @@ A trial's fit uses ``search.resources.cpu`` threads (by default the cores per wo
 XGBoost) lets a thread that waits at a barrier spin for a while before it sleeps: on a machine
 whose cores are taken by other processes, the thread it waits for is not running, and the spin
 burns the waiter's CPU. ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep at once;
-tuneops sets it on import unless the environment already does.
+tuneops sets it on import unless the environment already does. The other policy measured is
+the variable unset, as the libraries run without tuneops (GNU OpenMP spins ``GOMP_SPINCOUNT``
+times, then sleeps).
 
 For each condition - the machine as it is ("idle": no load of ours), then with 2 busy processes
 per core - and each policy, in alternation, a child process fits each family with 1 and with 2
@@ -36,13 +38,21 @@ FAMILIES = {
     "xgboost": {"n_estimators": 100, "max_depth": 6},
 }
 ROWS = (1000, 20000)
-POLICIES = ("ACTIVE", "PASSIVE")
+#: "default": the variable unset (GNU OpenMP spins a while, GOMP_SPINCOUNT, before it sleeps);
+#: what the libraries do without tuneops.
+POLICIES = ("default", "PASSIVE")
 # A busy process that ends when its parent does (a killed benchmark leaves no load behind).
 HOG = "import os\nppid = os.getppid()\nwhile os.getppid() == ppid:\n    for _ in range(10**6): pass"
 
 
-def child() -> None:
+def child(policy: str) -> None:
     """Fit every family at every size with 1 and 2 threads; print JSON rows."""
+    import tuneops  # noqa: F401 - it sets OMP_WAIT_POLICY unless set; nothing of OpenMP yet
+
+    if policy == "default":  # what the libraries do without tuneops: the variable unset
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = policy
     import pandas as pd
     from sklearn.datasets import make_classification
 
@@ -71,9 +81,7 @@ def child() -> None:
 
 
 def run_child(policy: str) -> list[dict[str, Any]]:
-    env = child_env()
-    env["OMP_WAIT_POLICY"] = policy
-    out = subprocess.run([sys.executable, __file__, "--child"], env=env, check=True,
+    out = subprocess.run([sys.executable, __file__, "--child", policy], env=child_env(), check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -82,10 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="alternations per condition")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child()
+        child(args.child)
         return
     results: list[dict[str, Any]] = []
     loads = []
@@ -118,7 +126,7 @@ def main() -> None:
                     wall = sorted(r["wall"]["2"] / r["wall"]["1"] for r in mine)
                     cells += [f"{cpu[0]:.2f}-{cpu[-1]:.2f}", f"{wall[0]:.2f}-{wall[-1]:.2f}"]
                 table.append(cells)
-    header = ["family", "rows", "machine", "CPU 2t/1t, spinning (ACTIVE)", "wall 2t/1t, ACTIVE",
+    header = ["family", "rows", "machine", "CPU 2t/1t, unset (spins)", "wall 2t/1t, unset",
               "CPU 2t/1t, PASSIVE (tuneops)", "wall 2t/1t, PASSIVE"]
     load_text = ", ".join(f"{c} {v:.1f}" for c, v in loads)
     text = (
