@@ -26,7 +26,7 @@ def test_public_api_resolves():
 
 def test_openmp_threads_wait_passively_unless_the_environment_says_otherwise():
     """Before any OpenMP runtime loads (scikit-learn, LightGBM, XGBoost read it then): spinning
-    threads burned 4-9x the CPU of one thread on a busy machine (bench_fit_threads.py)."""
+    threads burned 2.6-53x the CPU of one thread on a busy machine (bench_fit_threads.py)."""
     code = "import os, tuneops, sklearn.ensemble; print(os.environ['OMP_WAIT_POLICY'])"
     env = {"PYTHONPATH": str(ROOT / "src")}
     run = lambda env: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,  # noqa: E731

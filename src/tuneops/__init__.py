@@ -17,11 +17,11 @@ from importlib import import_module, metadata
 from typing import Any
 
 # OpenMP threads that wait at a barrier sleep at once instead of spinning (unless the
-# environment says otherwise). A fit with several threads on a machine whose cores other
-# processes hold spun out 4-9x the CPU seconds of one thread, 2-3x slower in wall time, and
-# fit_time_s (CPU seconds) reported the spin; passive waiting keeps it at 1.1-1.8x
-# (benchmarks/bench_fit_threads.py). Read when an OpenMP runtime loads: set here, before
-# scikit-learn, LightGBM or XGBoost do.
+# environment says otherwise). On a machine whose cores other processes hold, a 2-thread fit
+# spun out 2.6-53x the CPU seconds of one thread and ran 1.6-32x slower, and fit_time_s (CPU
+# seconds) reported the spin; passive waiting keeps it at 1.1-1.7x. The price is some of the
+# threads' gain on an idle machine (benchmarks/bench_fit_threads.py). Read when an OpenMP
+# runtime loads: set here, before scikit-learn, LightGBM or XGBoost load.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = [
