@@ -38,23 +38,16 @@ def _direct(forest: Any) -> bool:
     return forest.n_outputs_ == 1 and forest.n_jobs in (None, 1)
 
 
-def _class_probabilities(forest: Any, X: Any) -> np.ndarray:
+def _tree_average(forest: Any, X: Any, *, classes: bool) -> np.ndarray:
+    """The trees' leaf values added in ``estimators_`` order, divided by their number: class
+    probabilities (one column per class) or, for a regressor, the single output as a vector."""
     X = forest._validate_X_predict(X)
-    k = int(forest.n_classes_)
+    k = int(forest.n_classes_) if classes else 1
     out = np.zeros((X.shape[0], k), dtype=np.float64)
     for tree in forest.estimators_:
         out += tree.tree_.predict(X)[:, :k]
     out /= len(forest.estimators_)
-    return out
-
-
-def _mean_prediction(forest: Any, X: Any) -> np.ndarray:
-    X = forest._validate_X_predict(X)
-    out = np.zeros(X.shape[0], dtype=np.float64)
-    for tree in forest.estimators_:
-        out += tree.tree_.predict(X)[:, 0]
-    out /= len(forest.estimators_)
-    return out
+    return out if classes else out[:, 0]
 
 
 class _DirectClassifier:
@@ -64,7 +57,7 @@ class _DirectClassifier:
         check_is_fitted(self)
         if not _direct(self):
             return super().predict_proba(X)  # type: ignore[misc]
-        return _class_probabilities(self, X)
+        return _tree_average(self, X, classes=True)
 
 
 class _DirectRegressor:
@@ -74,7 +67,7 @@ class _DirectRegressor:
         check_is_fitted(self)
         if not _direct(self):
             return super().predict(X)  # type: ignore[misc]
-        return _mean_prediction(self, X)
+        return _tree_average(self, X, classes=False)
 
 
 class RandomForestClassifier(_DirectClassifier, ensemble.RandomForestClassifier):
