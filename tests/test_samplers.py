@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from collections import Counter
 from typing import Any
 
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from tuneops.errors import SpecError
 from tuneops.families import get_family
@@ -16,6 +18,7 @@ from tuneops.samplers import (
     GP_TRIALS,
     STARTUP_TRIALS,
     AutoSampler,
+    FamilyGuard,
     SpaceKind,
     SwitchingSampler,
     auto_plan,
@@ -324,3 +327,61 @@ def test_switching_sampler_rejects_bad_stages() -> None:
                 (4, optuna.samplers.RandomSampler()),
             ]
         )
+
+
+# -- a family whose trials only fail --------------------------------------------------------------
+def _broken_family(trial: optuna.Trial) -> float:
+    family = trial.suggest_categorical("family", ["broken", "fine", "other"])
+    x = trial.suggest_float(f"{family}.x", 0.0, 1.0)
+    if family == "broken":
+        raise ValueError("cannot fit broken")
+    return x if family == "fine" else x / 2
+
+
+def _family_counts(study: optuna.Study) -> Counter:
+    return Counter((t.params["family"], t.state) for t in study.trials)
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["independent", "grouped multivariate"])
+def test_a_family_whose_trials_only_fail_is_proposed_no_more(group, caplog) -> None:
+    def tpe() -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=0, multivariate=group, group=group, n_startup_trials=5)
+
+    plain = optuna.create_study(direction="maximize", sampler=tpe())
+    plain.optimize(_broken_family, n_trials=40, catch=(ValueError,))
+    # what the guard is for: plain TPE learns nothing from failures and keeps proposing it
+    assert _family_counts(plain)[("broken", TrialState.FAIL)] > 10
+
+    guarded = optuna.create_study(direction="maximize", sampler=FamilyGuard(tpe(), ["broken", "fine", "other"], seed=0, limit=3))
+    with caplog.at_level("WARNING", logger="tuneops"):
+        guarded.optimize(_broken_family, n_trials=40, catch=(ValueError,))
+    counts = _family_counts(guarded)
+    assert counts[("broken", TrialState.FAIL)] == 3
+    assert counts[("fine", TrialState.COMPLETE)] + counts[("other", TrialState.COMPLETE)] == 37
+    told = [r.getMessage() for r in caplog.records if "no more trials of it" in r.getMessage()]
+    assert len(told) == 1 and "'broken'" in told[0]
+    assert guarded.best_value > plain.best_value - 0.05
+
+
+def test_a_family_that_completed_once_and_a_study_that_only_fails_are_not_excluded() -> None:
+    def fails_early(trial: optuna.Trial) -> float:
+        family = trial.suggest_categorical("family", ["broken", "fine"])
+        if family == "broken" and trial.number > 0:
+            raise ValueError("cannot fit broken")
+        return 1.0
+
+    study = optuna.create_study(sampler=FamilyGuard(optuna.samplers.RandomSampler(seed=1), ["broken", "fine"], limit=2))
+    study.enqueue_trial({"family": "broken"})  # completes: the family works on some configuration
+    study.optimize(fails_early, n_trials=30, catch=(ValueError,))
+    assert _family_counts(study)[("broken", TrialState.FAIL)] > 2
+    assert study.sampler.excluded(study) == set()
+
+    def always_fails(trial: optuna.Trial) -> float:
+        trial.suggest_categorical("family", ["a", "b"])
+        raise ValueError("bad data")
+
+    failing = optuna.create_study(sampler=FamilyGuard(optuna.samplers.RandomSampler(seed=0), ["a", "b"], limit=2))
+    failing.optimize(always_fails, n_trials=12, catch=(ValueError,))
+    # every family fails: none is excluded (the runner's stop says why instead)
+    assert failing.sampler.excluded(failing) == set()
+    assert {t.params["family"] for t in failing.trials} == {"a", "b"}

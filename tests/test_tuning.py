@@ -205,3 +205,20 @@ def test_a_run_result_prints_in_one_line(workdir):
     assert "\n" not in text and len(text) < 400  # the dataclass's repr printed every trial
     assert repr(tuneops.tune(lambda t: t.suggest_float("x", 0, 1), objectives=["v"], constraints=["v >= 2"],
                              n_trials=2, study="none", output_dir=workdir / "n")).count("selected: none (") == 1
+
+
+def test_a_family_that_cannot_fit_the_data_leaves_the_budget_to_the_others(workdir, monkeypatch, caplog):
+    from tuneops.families import get_family
+    from tuneops.samplers import FAMILY_FAILURES
+
+    def cannot_fit(self, params, task, seed):
+        raise ImportError("knn's library is missing (as a family with an absent extra would be)")
+
+    monkeypatch.setattr(type(get_family("knn")), "estimator", cannot_fit)
+    spec = tiny_spec(model={"family": ["knn", "linear"]}, n_trials=24, sampler="tpe")
+    with caplog.at_level("WARNING", logger="tuneops"):
+        result = tuneops.run(spec, storage=":memory:", output_dir=workdir / "out")
+    counts = Counter((t.params["family"], t.state) for t in result.study.trials)
+    assert counts[("knn", TrialState.FAIL)] == FAMILY_FAILURES
+    assert counts[("linear", TrialState.COMPLETE)] + counts[("linear", TrialState.PRUNED)] == 24 - FAMILY_FAILURES
+    assert any("family 'knn'" in r.getMessage() and "missing" in r.getMessage() for r in caplog.records)

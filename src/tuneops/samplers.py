@@ -1,11 +1,13 @@
 """Samplers by name, and the rule that says which Optuna sampler ``auto`` means.
 
 Optuna's samplers do the searching; this module names them, fixes their seeds, and chooses
-among them for ``auto``. Two wrappers, both ordinary Optuna ``BaseSampler`` s that work on any
+among them for ``auto``. Three wrappers, all ordinary Optuna ``BaseSampler`` s that work on any
 study: :class:`SwitchingSampler` hands each trial to one of several samplers by trial number
-(GP for the first trials of a study, TPE after), and :class:`AutoSampler` applies the rule,
+(GP for the first trials of a study, TPE after); :class:`AutoSampler` applies the rule,
 at construction when the space is known (a spec) or at the first trials when it is not
-(``tune()``: a user's objective declares its space by running).
+(``tune()``: a user's objective declares its space by running); and :class:`FamilyGuard`
+stops proposing a model family whose trials only fail, which Optuna's samplers would propose
+for ever (they learn nothing from failed trials).
 
 The ``auto`` rule (:func:`auto_plan`)
 =====================================
@@ -60,6 +62,7 @@ sampler available without PyTorch on DTLZ2 and within 0.02 of the best (QMC) on 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,8 +78,11 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from tuneops import _study
 from tuneops.errors import SpecError, unknown_name
 from tuneops.space import Param, distributions
+
+_log = logging.getLogger("tuneops")
 
 __all__ = [
     "SAMPLERS",
@@ -88,6 +94,8 @@ __all__ = [
     "Stage",
     "SwitchingSampler",
     "AutoSampler",
+    "FamilyGuard",
+    "FAMILY_FAILURES",
     "auto_plan",
     "describe_space",
     "family_distributions",
@@ -517,6 +525,153 @@ class AutoSampler(RoutingSampler):
         self._startup.reseed_rng()
         if self._delegate is not None:
             self._delegate.reseed_rng()
+
+
+#: A family is proposed no more once this many of its trials failed and none completed or was
+#: pruned (while another family can still be proposed).
+FAMILY_FAILURES = 5
+
+
+class FamilyGuard(optuna.samplers.BaseSampler):
+    """Stops proposing a model family whose trials only fail; defers everything else to ``base``.
+
+    Optuna's samplers learn from completed and pruned trials only, so a family that cannot fit
+    the data (a missing library, labels it refuses) stays the least known choice: TPE proposed
+    it for every trial from the 14th on of a 3-family study until the study stopped for its
+    failures (:data:`tuneops.runner.MAX_FAILED_IN_A_ROW`), the other families starved. Once a
+    family has ``limit`` failed trials and no completed or pruned one, its proposals are
+    replaced by a choice among the other families (independent TPE over the study's finished
+    trials). A family that completes a trial (one still running elsewhere) is proposed again.
+    When every family would be excluded none is: the study's own stop names the cause. Trials
+    queued with fixed parameters (warm start, retries) are Optuna's, not the sampler's.
+
+    The counts are kept incrementally (finished trials do not change), so a trial costs the
+    unfinished tail of the study, not a scan of every trial.
+
+    Args:
+        base: the sampler of every parameter and trial.
+        families: the choices of the ``family`` parameter.
+        seed: the seed of the replacement choice.
+        limit: failed trials, none completed, that exclude a family.
+    """
+
+    def __init__(
+        self,
+        base: optuna.samplers.BaseSampler,
+        families: Sequence[str],
+        *,
+        seed: int | None = None,
+        limit: int = FAMILY_FAILURES,
+    ) -> None:
+        self._base = base
+        self._families = list(families)
+        self._limit = limit
+        self._fallback = optuna.samplers.TPESampler(seed=seed, constant_liar=False)
+        self._rng = np.random.default_rng(seed)
+        self._done_below = 0  # every trial numbered below this is finished and counted
+        self._counted: set[int] = set()  # finished trials counted above it
+        self._failed: dict[str, int] = {}
+        self._worked: dict[str, int] = {}
+        self._last_reason: dict[str, str] = {}
+        self._told: set[str] = set()
+
+    @property
+    def base(self) -> optuna.samplers.BaseSampler:
+        return self._base
+
+    def excluded(self, study: optuna.Study) -> set[str]:
+        """The families no longer proposed, from the study's trials now."""
+        self._count(study)
+        out = {
+            f
+            for f in self._families
+            if self._failed.get(f, 0) >= self._limit and not self._worked.get(f)
+        }
+        if len(out) >= len(self._families):
+            return set()
+        for family in sorted(out - self._told):
+            _log.warning(
+                "family %r: its first %d trials failed and none completed, so no more trials of it "
+                "are proposed in this run (the last said: %s). Fix the cause and run again to "
+                "tune it: the study resumes with its finished trials",
+                family,
+                self._failed[family],
+                self._last_reason.get(family, "unknown"),
+            )
+            self._told.add(family)
+        return out
+
+    def _count(self, study: optuna.Study) -> None:
+        trials = study.get_trials(deepcopy=False)
+        for t in trials[self._done_below :]:
+            if t.number in self._counted or not t.state.is_finished():
+                continue
+            self._counted.add(t.number)
+            family = t.params.get(_study.FAMILY)
+            if family is None or _study.ABANDONED in t.user_attrs:
+                continue
+            if t.state == TrialState.FAIL:
+                self._failed[family] = self._failed.get(family, 0) + 1
+                self._last_reason[family] = str(t.user_attrs.get(_study.FAIL_REASON, "unknown"))
+            else:
+                self._worked[family] = self._worked.get(family, 0) + 1
+        while self._done_below in self._counted:
+            self._counted.discard(self._done_below)
+            self._done_below += 1
+
+    def _family(self, study: optuna.Study, trial: FrozenTrial, proposed: Any) -> Any:
+        excluded = self.excluded(study)
+        if proposed not in excluded:
+            return proposed
+        others = [f for f in self._families if f not in excluded]
+        try:
+            return self._fallback.sample_independent(
+                study, trial, _study.FAMILY, CategoricalDistribution(others)
+            )
+        except ValueError:
+            # a trial of an excluded family completed since the count (another worker's)
+            return others[int(self._rng.integers(len(others)))]
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        sampled = self._base.sample_relative(study, trial, search_space)
+        if _study.FAMILY in sampled:
+            sampled[_study.FAMILY] = self._family(study, trial, sampled[_study.FAMILY])
+        return sampled
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        value = self._base.sample_independent(study, trial, param_name, param_distribution)
+        if param_name == _study.FAMILY:
+            value = self._family(study, trial, value)
+        return value
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._fallback.reseed_rng()
 
 
 # -- the entry point ------------------------------------------------------------------------------

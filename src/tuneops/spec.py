@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -1687,6 +1688,8 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
     for key, value in overrides.items():
         if value is None:
             continue
+        if isinstance(value, os.PathLike):  # output_dir=Path(...), storage=Path("x.journal")
+            value = os.fspath(value)
         if key in _SEARCH_KEYS:
             if not isinstance(search, dict):
                 search = {}

@@ -34,7 +34,7 @@ from tuneops.pruning import (
     make_pruner,
 )
 from tuneops.results import study_results
-from tuneops.samplers import family_distributions, make_sampler
+from tuneops.samplers import FamilyGuard, family_distributions, make_sampler
 from tuneops.selection import Choice, reselect, select_in_study
 from tuneops.spec import (
     Objective,
@@ -196,6 +196,14 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
         plain = sampler_factory
         sampler_factory = lambda index, resumed=0: WarmStartSampler(  # noqa: E731
             plain(index, resumed=resumed), objective.spaces
+        )
+    if len(objective.spaces) > 1:
+        # a family whose trials only fail would otherwise be proposed for ever
+        unguarded = sampler_factory
+        sampler_factory = lambda index, resumed=0: FamilyGuard(  # noqa: E731
+            unguarded(index, resumed=resumed),
+            list(objective.spaces),
+            seed=sampler_seed(spec.seed, index, resumed),
         )
     # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
     # step still saves the serving-cost measurement when the spec measures one.
