@@ -84,3 +84,40 @@ def test_the_forest_families_build_the_direct_forests(name) -> None:
     assert isinstance(family.estimator({}, "classification", 0), ensemble._forest.ForestClassifier)
     assert type(family.estimator({}, "classification", 0)).__module__ == _forest.__name__
     assert type(family.estimator({}, "regression", 0)).__module__ == _forest.__name__
+
+
+def _same_trees(a, b) -> bool:
+    return len(a.estimators_) == len(b.estimators_) and all(
+        ta.get_params() == tb.get_params()
+        and all(
+            np.array_equal(getattr(ta.tree_, f), getattr(tb.tree_, f), equal_nan=True)
+            for f in ("children_left", "children_right", "feature", "threshold", "value", "missing_go_to_left")
+        )
+        for ta, tb in zip(a.estimators_, b.estimators_)
+    )
+
+
+@pytest.mark.parametrize(("theirs", "ours", "kind"), CASES)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_features": "sqrt", "max_depth": 6, "min_samples_leaf": 2},
+        {"bootstrap": False, "max_features": 0.7, "ccp_alpha": 0.001},
+        {"bootstrap": True, "max_samples": 0.5, "criterion": "entropy"},
+    ],
+    ids=["sqrt-depth", "no-bootstrap", "half-samples"],
+)
+def test_fitting_makes_scikit_learns_trees_node_for_node(theirs, ours, kind, params) -> None:
+    if params.get("criterion") == "entropy" and kind == "regression":
+        params = {**params, "criterion": "absolute_error"}
+    X, y = _data(kind != "regression", kind)
+    a, b = (cls(n_estimators=12, random_state=5, n_jobs=1, **params).fit(X, y) for cls in (theirs, ours))
+    assert _same_trees(a, b)
+    # grown in steps with warm_start (the families' fidelity steps): the same forest again
+    a.set_params(warm_start=True, n_estimators=30).fit(X, y)
+    b.set_params(warm_start=True, n_estimators=30).fit(X, y)
+    assert _same_trees(a, b)
+    assert np.array_equal(a.predict(X), b.predict(X))
+    # an unseeded forest still draws its trees' seeds from one generator (distinct trees)
+    free = ours(n_estimators=3, n_jobs=1, **{k: v for k, v in params.items() if k != "criterion"}).fit(X, y)
+    assert len({t.random_state for t in free.estimators_}) == 3
