@@ -164,3 +164,63 @@ def test_wilcoxon_steps_are_folds(data):
     trial = _run(objective, "knn", make_pruner("wilcoxon"))
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert list(trial.intermediate_values) == [0, 1]  # one per CV fold
+
+
+def _mixed_frame(seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 240
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n) * 100,
+            "colour": rng.choice(["red", "green", "blue", None], size=n),
+        }
+    )
+    frame.loc[::7, "a"] = np.nan
+    frame["target"] = np.where(frame["a"].fillna(0) + (frame["colour"] == "red") > 0.3, "yes", "no")
+    return frame
+
+
+@pytest.mark.parametrize("pruned", [False, True], ids=["straight through", "by steps"])
+def test_a_fold_is_preprocessed_once_and_scores_as_its_own_pipeline_would(pruned, monkeypatch) -> None:
+    """Later trials reuse each fold's fitted preprocessing (scaled and unscaled families apart)
+    and score exactly what a pipeline fitted from scratch on the fold scores."""
+    from sklearn.metrics import accuracy_score
+
+    import tuneops.objective as objective_module
+
+    data = load_dataset(_mixed_frame(), target="target", name="mixed")
+    spec = load_spec({"data": {"source": "mixed"}, "model": {"family": ["knn", "random_forest"]},
+                      "objectives": ["accuracy"], "search": {"n_trials": 1, "cv_folds": 3, "seed": 0}})
+    objective = SpecObjective(spec, data)
+    study = optuna.create_study(direction="maximize", pruner=Never() if pruned else optuna.pruners.NopPruner())
+    configs = [("knn", {"n_neighbors": 5}), ("random_forest", {"n_estimators": 12}), ("knn", {"n_neighbors": 9})]
+
+    def expected(family, params):  # scikit-learn's own pipeline, fitted from scratch per fold
+        scores = []
+        for train, test in objective.folds:
+            model = objective.pipeline(family, dict(_params(family), **params))
+            model.fit(data.X.iloc[train], data.y.iloc[train])
+            scores.append(accuracy_score(data.y.iloc[test], model.predict(data.X.iloc[test])))
+        return float(np.mean(scores))
+
+    for family, params in configs:
+        fixed = {"family": family, **{f"{family}.{k}": v for k, v in dict(_params(family), **params).items()}}
+        study.enqueue_trial(fixed)
+        study.optimize(objective, n_trials=1)
+        assert study.trials[-1].value == pytest.approx(expected(family, params), abs=0)
+    # knn scales and the forest does not: two preprocessings per fold, each fitted once
+    assert sorted(objective._prepared) == [(f, s) for f in range(3) for s in (False, True)]
+    fitted = objective.prepared(get_family("knn"), 0).pre
+    assert objective.prepared(get_family("knn"), 0).pre is fitted
+    # a copy elsewhere (a Ray worker) prepares its own folds; over the byte cap nothing is kept
+    import pickle
+
+    assert pickle.loads(pickle.dumps(objective))._prepared == {}
+    monkeypatch.setattr(objective_module, "PREPARED_MAX_BYTES", 0)
+    fresh = SpecObjective(spec, data)
+    study.enqueue_trial({"family": "knn", **{f"knn.{k}": v for k, v in _params("knn").items()}})
+    study.optimize(fresh, n_trials=1)
+    assert fresh._prepared == {} and study.trials[-1].value == pytest.approx(expected("knn", {}), abs=0)

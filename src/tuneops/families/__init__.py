@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 from tuneops.errors import SpecError, unknown_name
-from tuneops.families._base import FIDELITY_STEPS, Family, build_pipeline
+from tuneops.families._base import FIDELITY_STEPS, Family, build_pipeline, build_preprocessor
 from tuneops.families.boosting import LightGBM, XGBoost
 from tuneops.families.sklearn import (
     KNN,
@@ -28,6 +28,7 @@ __all__ = [
     "Family",
     "get_family",
     "build_pipeline",
+    "build_preprocessor",
     "register_family",
 ]
 

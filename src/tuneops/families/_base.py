@@ -41,6 +41,7 @@ from tuneops.space import Param
 __all__ = [
     "Family",
     "build_pipeline",
+    "build_preprocessor",
     "int_param",
     "float_param",
     "choice",
@@ -134,6 +135,7 @@ class Family:
         steps: tuple[int, ...] = FIDELITY_STEPS,
         seed: int = 0,
         threads: int = 1,
+        preprocessed: Any = None,
     ) -> Iterator[int]:
         """Train the pipeline ``model`` step by step; yields each step once it is trained.
 
@@ -142,6 +144,9 @@ class Family:
         resuming it) stops training: a pruned trial trains no further. ``threads`` (>= 1):
         threads the estimator's fit may use when the family can (``Family.threads``); the
         estimator is left with ``n_jobs=1`` so it predicts single-threaded.
+        ``preprocessed``: the pipeline's preprocessing step already fitted on these rows, ``X``
+        being its output; it becomes the pipeline's step (a study fits it once per fold, since
+        it depends on the rows and never on a trial's parameters).
 
         Example::
 
@@ -155,8 +160,14 @@ class Family:
             [(1, 1), (3, 2), (9, 6), (27, 16)]
         """
         pre, estimator = model[:-1], model[-1]
-        with single_threaded():
-            Xt = np.asarray(pre.fit_transform(X, y))
+        if preprocessed is None:
+            with single_threaded():
+                Xt = np.asarray(pre.fit_transform(X, y))
+        else:
+            if len(model.steps) != 2:
+                raise ValueError("preprocessed: expected a pipeline of preprocessing and model")
+            model.steps[0] = (model.steps[0][0], preprocessed)
+            Xt = X
         n_jobs, pool = _thread_plan(self.threads, threads)
         jobs = n_jobs > 1 and "n_jobs" in estimator.get_params()
         state: dict[str, Any] = {"seed": seed}
@@ -173,9 +184,18 @@ class Family:
             if jobs:
                 estimator.set_params(n_jobs=1)
 
-    def fit(self, model: Any, X: Any, y: Any, *, seed: int = 0, threads: int = 1) -> Any:
+    def fit(
+        self,
+        model: Any,
+        X: Any,
+        y: Any,
+        *,
+        seed: int = 0,
+        threads: int = 1,
+        preprocessed: Any = None,
+    ) -> Any:
         """Train the pipeline through every step (the same path trials take); returns it."""
-        for _ in self.fit_steps(model, X, y, seed=seed, threads=threads):
+        for _ in self.fit_steps(model, X, y, seed=seed, threads=threads, preprocessed=preprocessed):
             pass
         return model
 
@@ -312,12 +332,25 @@ def build_pipeline(
     """Preprocessing (impute, encode, optionally scale) followed by the family's estimator.
 
     Imputation and encoding happen inside the pipeline, so each CV fold learns them from its
-    own training rows only. The preprocessing step is a
-    :class:`~tuneops.families._preprocess.Preprocessor`: a ``ColumnTransformer`` that serves
-    small inputs through its compiled fitted state, with identical output.
+    own training rows only.
+    """
+    from sklearn.pipeline import Pipeline
+
+    pre = build_preprocessor(family, numeric=numeric, categorical=categorical)
+    return Pipeline([("pre", pre), ("model", family.estimator(params, task, seed))])
+
+
+def build_preprocessor(
+    family: Family, *, numeric: tuple[str, ...], categorical: tuple[str, ...]
+) -> Any:
+    """The (unfitted) preprocessing step of ``family``'s pipelines on these columns.
+
+    A :class:`~tuneops.families._preprocess.Preprocessor`: a ``ColumnTransformer`` that serves
+    small inputs through its compiled fitted state, with identical output. It depends on the
+    columns and on whether the family scales (``Family.scale``), never on its parameters.
     """
     from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     # Loaded here, not with the module: it imports scikit-learn, which spec loading (which
@@ -338,5 +371,4 @@ def build_pipeline(
             ),
         )
         transformers.append(("cat", categorical_steps, list(categorical)))
-    pre = Preprocessor(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("pre", pre), ("model", family.estimator(params, task, seed))])
+    return Preprocessor(transformers, remainder="drop", verbose_feature_names_out=False)
