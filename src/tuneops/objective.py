@@ -62,8 +62,9 @@ class TrialFailed(Exception):
 
 
 #: The fitted preprocessing of each fold is kept for the next trials while the folds' outputs
-#: take at most this many bytes (beyond it, each trial fits its own, as a pipeline would).
-PREPARED_MAX_BYTES = 256 * 2**20
+#: take at most this many bytes per worker (beyond it, each trial fits its own, as a pipeline
+#: would: on data that large the fits dwarf the preprocessing anyway).
+PREPARED_MAX_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
