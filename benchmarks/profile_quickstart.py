@@ -75,6 +75,8 @@ def instrument(ledger: Ledger) -> None:
     for cls in classes:
         if "advance" in vars(cls):
             ledger.wrap(cls, "advance", "fit (CV folds + final refit)")
+    # a fold's preprocessing, fitted once per worker and kept (SpecObjective.prepared)
+    ledger.wrap(tuneops.objective.SpecObjective, "prepared", "fit (CV folds + final refit)")
     ledger.wrap(tuneops.objective, "score", "quality scoring (predict on the fold)")
     ledger.wrap(tuneops.objective, "measure_serving", "latency measurement")
     for name in ("sample_relative", "sample_independent", "infer_relative_search_space",
