@@ -532,7 +532,7 @@ class AutoSampler(RoutingSampler):
 FAMILY_FAILURES = 5
 
 
-class FamilyGuard(optuna.samplers.BaseSampler):
+class FamilyGuard(RoutingSampler):
     """Stops proposing a model family whose trials only fail; defers everything else to ``base``.
 
     Optuna's samplers learn from completed and pruned trials only, so a family that cannot fit
@@ -574,10 +574,6 @@ class FamilyGuard(optuna.samplers.BaseSampler):
         self._worked: dict[str, int] = {}
         self._last_reason: dict[str, str] = {}
         self._told: set[str] = set()
-
-    @property
-    def base(self) -> optuna.samplers.BaseSampler:
-        return self._base
 
     def excluded(self, study: optuna.Study) -> set[str]:
         """The families no longer proposed, from the study's trials now."""
@@ -632,10 +628,8 @@ class FamilyGuard(optuna.samplers.BaseSampler):
             # a trial of an excluded family completed since the count (another worker's)
             return others[int(self._rng.integers(len(others)))]
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._base.infer_relative_search_space(study, trial)
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        return self._base
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -656,18 +650,6 @@ class FamilyGuard(optuna.samplers.BaseSampler):
         if param_name == _study.FAMILY:
             value = self._family(study, trial, value)
         return value
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._base.before_trial(study, trial)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._base.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
         self._base.reseed_rng()
