@@ -147,8 +147,8 @@ class _Seen(optuna.samplers.RandomSampler):
 
 def _run_three(study: optuna.Study) -> list[tuple[FrozenTrial, FrozenTrial]]:
     """Three trials as the runner runs them: created with the worker's record, a parameter, a
-    report, told with their last attributes (one none, one one, one several). Returns each
-    trial's record when created, with the storage's record read then."""
+    report, an attribute, told with their last attributes (one none, one one, one several, one
+    of them set before). Returns each trial's record when created, with a read made then."""
     created = []
     for i, attrs in enumerate([{}, {"fidelity": {"steps": 1}}, {"a": 1, "b": {"c": [2.5]},
                                                                  "t": (1, 2)}]):
@@ -159,33 +159,41 @@ def _run_three(study: optuna.Study) -> list[tuple[FrozenTrial, FrozenTrial]]:
         created.append((copy.deepcopy(_optuna.frozen(trial)), read))
         trial.suggest_float("x", 0, 1)
         trial.report(0.25, step=1)
+        trial.set_user_attr("a", 0)
         state = TrialState.FAIL if i == 0 else TrialState.COMPLETE
         values = None if i == 0 else [0.5 + i]
         assert _optuna.tell(study, trial, values, state, attrs) == state
     return created
 
 
-def test_a_trial_is_stored_and_seen_as_with_one_write_per_attribute(
-    rdb_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_trial_is_stored_and_seen_as_through_optunas_own_storage(rdb_url: str) -> None:
     """The savings change nothing stored nor seen: the same trials, attributes and records (the
-    trial's own and the one the sampler's ``after_trial`` gets) as through Optuna's public
-    per-attribute writes and reads."""
+    trial's own and the one the sampler's ``after_trial`` gets) as through Optuna's own storage
+    stack (one transaction per attribute, its own attribute statement, every read made)."""
     runs = {}
     for way in ("saving", "public"):
         name = f"seam-{way}-{uuid.uuid4().hex[:6]}"
-        storage = _cached(rdb_url)
+        # public: Optuna's own stack, as optuna.create_study(storage=URL) builds it
+        plain = optuna.storages.RDBStorage(rdb_url.replace("postgresql://", "postgresql+psycopg://"))
+        storage = _cached(rdb_url) if way == "saving" else optuna.storages.get_storage(plain)
         sampler = _Seen()
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler)
-        with monkeypatch.context() as m:
-            if way == "public":
-                m.setattr(_optuna, "_cached_rdb", lambda _storage: None)
-            created = _run_three(study)
+        created = _run_three(study)
+        study.set_user_attr("s", [1])  # and writes outside a trial's path
+        extra = _optuna.create_trial(study)
+        _optuna.set_trial_user_attr(study, extra, "late", {"x": None})
+        storage.set_trial_system_attr(_optuna.trial_id(extra), "sys", "v")
+        _optuna.set_trial_user_attrs(study, extra, {"m": 1, "n": [2]})
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            _optuna.set_trial_user_attr(study, created[1][0], "after", 1)
         runs[way] = (_stored(rdb_url, name), sampler.told, created)
+        plain.engine.dispose()
     saving, public = runs["saving"], runs["public"]
     assert saving[0] == public[0]
-    assert saving[0][2]["user_attrs"] == {
-        "worker": {"host": "h", "pid": 7, "n": [1]}, "a": 1, "b": {"c": [2.5]}, "t": [1, 2]}
+    assert saving[0][2]["user_attrs"] == {"worker": {"host": "h", "pid": 7, "n": [1]}, "a": 1,
+                                          "b": {"c": [2.5]}, "t": [1, 2]}
+    assert saving[0][3]["user_attrs"] == {"late": {"x": None}, "m": 1, "n": [2]}
+    assert saving[0][3]["system_attrs"] == {"sys": "v"}
 
     def plain(t: FrozenTrial) -> dict[str, Any]:
         return {k: v for k, v in vars(t).items() if k not in ("_trial_id", "_datetime_start")}

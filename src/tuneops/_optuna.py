@@ -54,6 +54,7 @@ __all__ = [
     "set_trial_user_attrs",
     "set_trial_state",
     "cached_storage",
+    "rdb_storage",
     "hypervolume",
     "quiet",
     "param_importances",
@@ -256,6 +257,72 @@ def set_trial_state(
     )
 
 
+def rdb_storage(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> _RDB:
+    """``optuna.storages.RDBStorage(url, engine_kwargs=...)`` whose trial attributes cost less
+    to write on PostgreSQL (see :class:`_RDB`); the same rows are stored."""
+    return _RDB(url, engine_kwargs=dict(engine_kwargs or {}))
+
+
+class _RDB(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, writing a trial's user or system attribute on PostgreSQL with a
+    Core statement built once, instead of a new ORM-enabled ``INSERT ... ON CONFLICT`` per
+    write (2.4 ms of client CPU per attribute through Optuna's own path, measured on
+    PostgreSQL 15 with psycopg 3 and SQLAlchemy 2.0; 0.6 ms this way). The statement and its
+    row are Optuna's (``RDBStorage._set_trial_attr_without_commit``): the key, and the value as
+    ``json.dumps`` writes it, upserted on (trial_id, key); the trial must exist and be
+    updatable. The trial is looked up by primary key in the session first, so within the
+    transaction that created it (a trial created from a template) it costs no query.
+    Elsewhere, or when Optuna's names have moved, Optuna's own path runs."""
+
+    def _set_trial_attr_without_commit(
+        self,
+        session: Any,
+        model_cls: Any,
+        trial_id: int,
+        key: str,
+        value: Any,
+    ) -> None:
+        statement = self._attr_upsert(model_cls) if self.engine.name == "postgresql" else None
+        if statement is None:
+            super()._set_trial_attr_without_commit(session, model_cls, trial_id, key, value)
+            return
+        trial = session.get(_rdb.models.TrialModel, trial_id)
+        if trial is None:
+            raise KeyError(_rdb.models.NOT_FOUND_MSG)
+        self.check_trial_is_updatable(trial_id, trial.state)
+        row = {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        session.execute(statement, row)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("_tuneops_upserts", None)  # statements bound to this engine's tables: rebuilt
+        return state
+
+    def _attr_upsert(self, model_cls: Any) -> Any:
+        """The upsert of one row of ``model_cls``'s table (made once per table); None when the
+        table is not the (trial_id, key, value_json) one Optuna's helper writes."""
+        cache: dict[Any, Any] = self.__dict__.setdefault("_tuneops_upserts", {})
+        if model_cls not in cache:
+            table: Any = getattr(model_cls, "__table__", None)
+            columns = set(table.c.keys()) if table is not None else set()
+            dialect = getattr(_rdb, "sqlalchemy_dialects_postgresql", None)
+            models = getattr(_rdb, "models", None)
+            if (
+                not {"trial_id", "key", "value_json"} <= columns
+                or dialect is None
+                or not hasattr(models, "TrialModel")
+                or not hasattr(models, "NOT_FOUND_MSG")
+            ):
+                cache[model_cls] = None
+            else:
+                insert = dialect.insert(table)
+                cache[model_cls] = insert.on_conflict_do_update(
+                    index_elements=[table.c.trial_id, table.c.key],
+                    set_={"value_json": insert.excluded.value_json},
+                )
+        return cache[model_cls]
+
+
 def cached_storage(storage: optuna.storages.RDBStorage) -> BaseStorage:
     """An RDB storage behind Optuna's cache of finished trials (as ``optuna.storages.get_storage``
     wraps it): a worker then reads only the trials that changed; it can also write a trial's
@@ -380,11 +447,16 @@ class _CachedRDB(optuna.storages._CachedStorage):
             return None
         try:
             with session_of(backend.scoped_session) as session:
+                # The trial's row, held (the session keeps only weak references) so that the
+                # writes look it up without a query (_RDB); its attributes, values, ... are
+                # loaded after the writes, by the read below.
+                model = session.get(_rdb.models.TrialModel, trial_id)
+                if model is None:
+                    return None
                 for key, value in attrs.items():
                     write(session, _rdb.models.TrialUserAttributeModel, trial_id, key, value)
                 # Read as RDBStorage.get_trial reads (a finished trial is not in the cache: the
                 # write above would have refused it).
-                model = _rdb.models.TrialModel.find_or_raise_by_id(trial_id, session)
                 record = build(model)
         except Exception:  # noqa: BLE001 - rolled back; the public path does it again
             return None
