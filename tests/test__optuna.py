@@ -1,17 +1,29 @@
 """The seam to Optuna's internals, tested on its own: each reach into a private name does what
-tuneops relies on, on journal and SQLite storages. CI runs this on the lowest and the newest
-supported Optuna, so an upgrade that moves a private name fails here first."""
+tuneops relies on, on journal and SQLite storages, and on a real PostgreSQL for the RDB writes
+(what a trial costs there, counted in statements and transactions). CI runs this on the lowest
+and the newest supported Optuna, so an upgrade that moves a private name fails here first."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import tempfile
+import types
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
 import pytest
-from optuna.trial import TrialState
+import sqlalchemy
+import sqlalchemy.event
+from optuna.trial import FrozenTrial, TrialState
+from servers import postgres_server  # noqa: F401
 
-from tuneops import _optuna
+import tuneops
+from tuneops import _optuna, runner
 from tuneops.storage import get_storage
 
 
@@ -83,3 +95,267 @@ def test_quiet_restores_the_verbosity() -> None:
         assert optuna.logging.get_verbosity() == optuna.logging.INFO
     finally:
         optuna.logging.set_verbosity(before)
+
+
+# -- RDB writes: a trial's attributes with its read, a created trial not read back ----------------
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def rdb_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL; the storage made of it is Optuna's cache over an RDB, as
+    ``tuneops.storage`` makes it for a database server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    return request.getfixturevalue("postgres_server").url
+
+
+def _cached(url: str) -> optuna.storages.BaseStorage:
+    if url.startswith("sqlite"):
+        return _optuna.cached_storage(optuna.storages.RDBStorage(url))
+    return get_storage(url)  # RetryingStorage over the cached RDB
+
+
+def _rdb_of(storage: Any) -> optuna.storages.RDBStorage:
+    """The RDB under the cache (tuneops' RetryingStorage hands on ``_backend``)."""
+    return storage._backend
+
+
+def _stored(url: str, name: str) -> list[dict[str, Any]]:
+    """The study's trials as a fresh process would read them (no cache), without ids/times."""
+    rdb = optuna.storages.RDBStorage(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        trials = optuna.load_study(study_name=name, storage=rdb).get_trials(deepcopy=False)
+    finally:
+        rdb.engine.dispose()
+    return [
+        {k: getattr(t, k) for k in ("number", "state", "values", "params", "distributions",
+                                    "user_attrs", "system_attrs", "intermediate_values")}
+        for t in trials
+    ]
+
+
+class _Seen(optuna.samplers.RandomSampler):
+    """Keeps the record of each trial the tell hands to ``after_trial``."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.told: list[FrozenTrial] = []
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        self.told.append(trial)
+        super().after_trial(study, trial, state, values)
+
+
+def _run_three(study: optuna.Study) -> list[tuple[FrozenTrial, FrozenTrial]]:
+    """Three trials as the runner runs them: created with the worker's record, a parameter, a
+    report, an attribute, told with their last attributes (one none, one one, one several, one
+    of them set before). Returns each trial's record when created, with a read made then."""
+    created = []
+    for i, attrs in enumerate([{}, {"fidelity": {"steps": 1}}, {"a": 1, "b": {"c": [2.5]},
+                                                                 "t": (1, 2)}]):
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, user_attrs={"worker": {"host": "h", "pid": 7, "n": (1,)}})
+        trial = _optuna.create_trial(study, template)
+        read = _rdb_of(_optuna.storage_of(study)).get_trial(_optuna.trial_id(trial))
+        created.append((copy.deepcopy(_optuna.frozen(trial)), read))
+        trial.suggest_float("x", 0, 1)
+        trial.report(0.25, step=1)
+        trial.set_user_attr("a", 0)
+        state = TrialState.FAIL if i == 0 else TrialState.COMPLETE
+        values = None if i == 0 else [0.5 + i]
+        assert _optuna.tell(study, trial, values, state, attrs) == state
+    return created
+
+
+def test_a_trial_is_stored_and_seen_as_through_optunas_own_storage(rdb_url: str) -> None:
+    """The savings change nothing stored nor seen: the same trials, attributes and records (the
+    trial's own and the one the sampler's ``after_trial`` gets) as through Optuna's own storage
+    stack (one transaction per attribute, its own attribute statement, every read made)."""
+    runs = {}
+    for way in ("saving", "public"):
+        name = f"seam-{way}-{uuid.uuid4().hex[:6]}"
+        # public: Optuna's own stack, as optuna.create_study(storage=URL) builds it
+        plain = optuna.storages.RDBStorage(rdb_url.replace("postgresql://", "postgresql+psycopg://"))
+        storage = _cached(rdb_url) if way == "saving" else optuna.storages.get_storage(plain)
+        sampler = _Seen()
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler)
+        created = _run_three(study)
+        study.set_user_attr("s", [1])  # and writes outside a trial's path
+        extra = _optuna.create_trial(study)
+        _optuna.set_trial_user_attr(study, extra, "late", {"x": None})
+        storage.set_trial_system_attr(_optuna.trial_id(extra), "sys", "v")
+        _optuna.set_trial_user_attrs(study, extra, {"m": 1, "n": [2]})
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            _optuna.set_trial_user_attr(study, created[1][0], "after", 1)
+        runs[way] = (_stored(rdb_url, name), sampler.told, created)
+        plain.engine.dispose()
+    saving, public = runs["saving"], runs["public"]
+    assert saving[0] == public[0]
+    assert saving[0][2]["user_attrs"] == {"worker": {"host": "h", "pid": 7, "n": [1]}, "a": 1,
+                                          "b": {"c": [2.5]}, "t": [1, 2]}
+    assert saving[0][3]["user_attrs"] == {"late": {"x": None}, "m": 1, "n": [2]}
+    assert saving[0][3]["system_attrs"] == {"sys": "v"}
+
+    def plain(t: FrozenTrial) -> dict[str, Any]:
+        return {k: v for k, v in vars(t).items() if k not in ("_trial_id", "_datetime_start")}
+
+    assert [plain(t) for t in saving[1]] == [plain(t) for t in public[1]]
+    # a created trial's record (handed, not read) is the record a read gives, times included
+    assert all(record == read for record, read in saving[2] + public[2])
+
+
+def test_a_trial_finished_meanwhile_is_skipped_with_nothing_written(rdb_url: str) -> None:
+    """Another worker declared the trial dead while it ran: its last attributes and outcome
+    are refused, and it keeps its abandoner's state."""
+    storage = _cached(rdb_url)
+    study = optuna.create_study(study_name=f"seam-{uuid.uuid4().hex[:6]}", storage=storage)
+    trial = _optuna.create_trial(study)
+    _rdb_of(storage).set_trial_state_values(_optuna.trial_id(trial), TrialState.FAIL)
+    told = _optuna.tell(study, trial, [1.0], TrialState.COMPLETE, {"a": 1, "b": 2})
+    assert told == TrialState.FAIL  # the state it has (the runner sees it was not told)
+    (t,) = _stored(rdb_url, study.study_name)
+    assert t["state"] == TrialState.FAIL and t["user_attrs"] == {}
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        _optuna.set_trial_user_attrs(study, trial, {"a": 1, "b": 2})
+    assert _stored(rdb_url, study.study_name)[0]["user_attrs"] == {}
+
+
+def test_a_failed_transaction_is_rolled_back_and_done_the_public_way(
+    rdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that fails midway (a lost connection) leaves nothing half-written: the
+    public path then writes every attribute (retrying as tuneops' storage does)."""
+    storage = _cached(rdb_url)
+    study = optuna.create_study(study_name=f"seam-{uuid.uuid4().hex[:6]}", storage=storage)
+    rdb = _rdb_of(storage)
+    write = rdb._set_trial_attr_without_commit
+    calls: list[str] = []
+
+    def flaky(session: Any, model: Any, trial_id: int, key: str, value: Any) -> None:
+        calls.append(key)
+        if len(calls) == 2:  # the second attribute of the one transaction
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+        write(session, model, trial_id, key, value)
+
+    monkeypatch.setattr(rdb, "_set_trial_attr_without_commit", flaky)
+    trial = _optuna.create_trial(study)
+    assert _optuna.tell(study, trial, [1.0], TrialState.COMPLETE, {"a": 1, "b": 2}) == (
+        TrialState.COMPLETE)
+    assert calls == ["a", "b", "a", "b"]  # rolled back, then one write per attribute
+    calls.clear()
+    second = _optuna.create_trial(study)
+    _optuna.set_trial_user_attrs(study, second, {"c": 3, "d": 4})
+    assert calls == ["c", "d", "c", "d"]
+    stored = _stored(rdb_url, study.study_name)
+    assert [t["user_attrs"] for t in stored] == [{"a": 1, "b": 2}, {"c": 3, "d": 4}]
+    assert stored[0]["state"] == TrialState.COMPLETE and stored[0]["values"] == [1.0]
+
+
+def test_without_optunas_session_helpers_the_public_path_is_taken(
+    rdb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Optuna release without the helpers that write within a session: the same trials are
+    stored, one write per attribute."""
+    # as the seam sees Optuna's RDB module (Optuna itself keeps using its own)
+    monkeypatch.setattr(_optuna, "_rdb", types.SimpleNamespace(models=_optuna._rdb.models))
+    storage = _cached(rdb_url)
+    study = optuna.create_study(study_name=f"seam-{uuid.uuid4().hex[:6]}", storage=storage)
+    _run_three(study)
+    trial = _optuna.create_trial(study)
+    _optuna.set_trial_user_attrs(study, trial, {"c": 3, "d": 4})
+    stored = _stored(rdb_url, study.study_name)
+    assert [t["user_attrs"].get("b") for t in stored] == [None, None, {"c": [2.5]}, None]
+    assert stored[3]["user_attrs"]["d"] == 4 and stored[2]["values"] == [2.5]
+
+
+def test_a_created_trial_is_read_back_when_its_record_could_differ(tmp_path: Path) -> None:
+    """Parameters and values are stored converted: a template with them is read back."""
+    storage = _cached(f"sqlite:///{tmp_path / 'c.db'}")
+    study = optuna.create_study(storage=storage)
+    template = optuna.trial.create_trial(
+        state=TrialState.RUNNING, params={"x": 0.5},
+        distributions={"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial_id = storage.create_new_trial(_optuna.study_id(study), template_trial=template)
+    cached = _optuna._cached_rdb(storage)
+    assert cached is not None and cached.created(trial_id, template) is None
+    assert cached.created(trial_id + 100, None) is None  # not created here: read
+
+
+@contextlib.contextmanager
+def _statements() -> Iterator[list[str]]:
+    """Every SQL statement and ``COMMIT`` any engine of this process runs in the block."""
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        seen.append(text)
+
+    def commit(_conn: Any) -> None:
+        seen.append("COMMIT")
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", statement)
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", commit)
+    try:
+        yield seen
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "before_cursor_execute", statement)
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", commit)
+
+
+def _per_trial(run: Callable[[Callable[[optuna.Trial], Any]], None], n_objectives: int,
+               n_trials: int) -> tuple[float, float]:
+    """Statements and transactions (commits) per trial of ``run(objective)``, counted from one
+    call of the objective to the next over the middle trials (the run's start and end apart)."""
+    marks: list[int] = []
+    with _statements() as seen:
+
+        def objective(trial: optuna.Trial) -> Any:
+            marks.append(len(seen))
+            x = trial.suggest_float("x", 0, 1)
+            return x if n_objectives == 1 else (x, 1 - x + 0.01 * trial.suggest_float("y", 0, 1))
+
+        run(objective)
+    assert len(marks) == n_trials
+    window = seen[marks[2]:marks[-2]]
+    n = len(marks) - 4
+    commits = window.count("COMMIT")
+    return (len(window) - commits) / n, commits / n
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_a_trial_costs_fewer_statements_and_transactions_than_plain_optuna_on_postgresql(
+    postgres_server, n_objectives: int, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """``tune()`` against ``optimize()``, RandomSampler, on a real PostgreSQL: per trial tuneops
+    makes 5 transactions (6 with a second parameter): create (with the worker's record), the
+    parameter, the loop's read of the trials (which serves the sampler, as ``ask()``'s does),
+    the last attributes with the tell's read, the outcome; plain Optuna makes one more (it
+    reads a trial back after creating it). Was 7: the attributes alone, the created trial read."""
+    monkeypatch.setattr(runner, "BUDGET_TTL_S", 1e9)  # the budget's periodic read: not a trial's
+    monkeypatch.setattr(runner, "INTERVAL_S", 1e9)  # no heartbeat within the count
+    url = postgres_server.url
+    n_trials = 14
+    directions = ["minimize"] * n_objectives
+    names = ["value"] if n_objectives == 1 else ["f1", "f2"]
+
+    def plain(objective: Callable[[optuna.Trial], Any]) -> None:
+        # as optuna.create_study(storage=URL) makes it: Optuna's cache over the RDB
+        rdb = optuna.storages.RDBStorage(url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            study = optuna.create_study(
+                study_name=f"plain-{uuid.uuid4().hex[:6]}", directions=directions,
+                storage=optuna.storages.get_storage(rdb),
+                sampler=optuna.samplers.RandomSampler(seed=0))
+            study.optimize(objective, n_trials=n_trials)
+        finally:
+            rdb.engine.dispose()
+
+    def tuned(objective: Callable[[optuna.Trial], Any]) -> None:
+        tuneops.tune(objective, objectives=names, directions=directions, n_trials=n_trials,
+                     sampler="random", storage=url, study=f"tuned-{uuid.uuid4().hex[:6]}",
+                     output_dir=tempfile.mkdtemp(dir=postgres_server.root.parent))
+
+    with _optuna.quiet():  # as the benchmark runs it: no "Best is trial ..." read per trial
+        optuna_statements, optuna_commits = _per_trial(plain, n_objectives, n_trials)
+        statements, commits = _per_trial(tuned, n_objectives, n_trials)
+    assert commits == 4 + n_objectives == optuna_commits - 1
+    assert statements <= optuna_statements - 2

@@ -18,8 +18,10 @@ import contextlib
 import copy
 import importlib
 import importlib.util
+import json
 import pickle
 import sys
+import threading
 import types
 from collections.abc import Container, Iterator, Mapping, Sequence
 from typing import Any
@@ -28,6 +30,7 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
+from optuna.storages._rdb import storage as _rdb
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
 from optuna.study._tell import _tell_with_warning
@@ -48,8 +51,10 @@ __all__ = [
     "set_study_system_attr",
     "study_user_attrs",
     "set_trial_user_attr",
+    "set_trial_user_attrs",
     "set_trial_state",
     "cached_storage",
+    "rdb_storage",
     "hypervolume",
     "quiet",
     "param_importances",
@@ -98,8 +103,21 @@ def share_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
 
 
 def create_trial(study: optuna.Study, template: FrozenTrial | None = None) -> Trial:
-    """A new trial of ``study`` created from ``template`` in one storage write."""
-    return Trial(study, study._storage.create_new_trial(study._study_id, template_trial=template))
+    """A new trial of ``study`` created from ``template`` in one storage write.
+
+    ``Trial(study, id)`` reads the trial it was given back from the storage (on PostgreSQL a
+    transaction of 6 statements, about a fifth of a trial's SQL); on a cached RDB storage
+    (:func:`cached_storage`) it is handed instead the record the create returned, the same
+    record as that read would give (see :meth:`_CachedRDB.created`).
+    """
+    storage = study._storage
+    trial_id = storage.create_new_trial(study._study_id, template_trial=template)
+    cached = _cached_rdb(storage)
+    created = cached.created(trial_id, template) if cached is not None else None
+    if cached is None or created is None:
+        return Trial(study, trial_id)
+    with cached.handing(created):
+        return Trial(study, trial_id)
 
 
 def frozen(trial: Trial) -> FrozenTrial:
@@ -127,10 +145,20 @@ def tell(
     write entries together (``together()``: tuneops' journal file) they go in the same append
     as the state, so a trial's last attributes cost no storage write of their own (a journal
     write is a lock, an append and an fsync: about 0.4 ms, as much as tuneops' whole overhead
-    per trial may be).
+    per trial may be). On a cached RDB storage (:func:`cached_storage`) they go in one
+    transaction with the read of the trial that the tell begins with (on PostgreSQL each
+    transaction costs the client about 1 ms of CPU; see :meth:`_CachedRDB.write_and_read`).
     """
     storage = study._storage
     together = getattr(journal_backend(storage), "together", None)
+    cached = _cached_rdb(storage) if together is None and user_attrs else None
+    if cached is not None and user_attrs:
+        # On an RDB: the attributes and the read of the trial that Optuna's tell begins with in
+        # one transaction, instead of a transaction per attribute and one for the read.
+        read = cached.write_and_read(trial._trial_id, user_attrs)
+        if read is not None:
+            with cached.handing(read):
+                return _tell(study, trial, values, state)
     if together is None or not user_attrs:
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             for key, value in (user_attrs or {}).items():
@@ -195,6 +223,23 @@ def set_trial_user_attr(
     study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
 
+def set_trial_user_attrs(
+    study: optuna.Study, trial: Trial | FrozenTrial, attrs: Mapping[str, Any]
+) -> None:
+    """Write several user attributes of a trial, in one transaction on a cached RDB storage
+    (:func:`cached_storage`), else one by one.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial had already finished (on an RDB,
+            none of ``attrs`` was written).
+    """
+    cached = _cached_rdb(study._storage)
+    if cached is not None and len(attrs) > 1 and cached.write_attrs(trial._trial_id, attrs):
+        return
+    for key, value in attrs.items():
+        study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
 def set_trial_state(
     study: optuna.Study,
     trial: Trial | FrozenTrial,
@@ -212,10 +257,223 @@ def set_trial_state(
     )
 
 
+def rdb_storage(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> _RDB:
+    """``optuna.storages.RDBStorage(url, engine_kwargs=...)`` whose trial attributes cost less
+    to write on PostgreSQL (see :class:`_RDB`); the same rows are stored."""
+    return _RDB(url, engine_kwargs=dict(engine_kwargs or {}))
+
+
+class _RDB(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, writing a trial's user or system attribute on PostgreSQL with a
+    Core statement built once, instead of a new ORM-enabled ``INSERT ... ON CONFLICT`` per
+    write (2.4 ms of client CPU per attribute through Optuna's own path, measured on
+    PostgreSQL 15 with psycopg 3 and SQLAlchemy 2.0; 0.6 ms this way). The statement and its
+    row are Optuna's (``RDBStorage._set_trial_attr_without_commit``): the key, and the value as
+    ``json.dumps`` writes it, upserted on (trial_id, key); the trial must exist and be
+    updatable. The trial is looked up by primary key in the session first, so within the
+    transaction that created it (a trial created from a template) it costs no query.
+    Elsewhere, or when Optuna's names have moved, Optuna's own path runs."""
+
+    def _set_trial_attr_without_commit(
+        self,
+        session: Any,
+        model_cls: Any,
+        trial_id: int,
+        key: str,
+        value: Any,
+    ) -> None:
+        statement = self._attr_upsert(model_cls) if self.engine.name == "postgresql" else None
+        if statement is None:
+            super()._set_trial_attr_without_commit(session, model_cls, trial_id, key, value)
+            return
+        trial = session.get(_rdb.models.TrialModel, trial_id)
+        if trial is None:
+            raise KeyError(_rdb.models.NOT_FOUND_MSG)
+        self.check_trial_is_updatable(trial_id, trial.state)
+        row = {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        session.execute(statement, row)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("_tuneops_upserts", None)  # statements bound to this engine's tables: rebuilt
+        return state
+
+    def _attr_upsert(self, model_cls: Any) -> Any:
+        """The upsert of one row of ``model_cls``'s table (made once per table); None when the
+        table is not the (trial_id, key, value_json) one Optuna's helper writes."""
+        cache: dict[Any, Any] = self.__dict__.setdefault("_tuneops_upserts", {})
+        if model_cls not in cache:
+            table: Any = getattr(model_cls, "__table__", None)
+            columns = set(table.c.keys()) if table is not None else set()
+            dialect = getattr(_rdb, "sqlalchemy_dialects_postgresql", None)
+            models = getattr(_rdb, "models", None)
+            if (
+                not {"trial_id", "key", "value_json"} <= columns
+                or dialect is None
+                or not hasattr(models, "TrialModel")
+                or not hasattr(models, "NOT_FOUND_MSG")
+            ):
+                cache[model_cls] = None
+            else:
+                insert = dialect.insert(table)
+                cache[model_cls] = insert.on_conflict_do_update(
+                    index_elements=[table.c.trial_id, table.c.key],
+                    set_={"value_json": insert.excluded.value_json},
+                )
+        return cache[model_cls]
+
+
 def cached_storage(storage: optuna.storages.RDBStorage) -> BaseStorage:
     """An RDB storage behind Optuna's cache of finished trials (as ``optuna.storages.get_storage``
-    wraps it): a worker then reads only the trials that changed."""
-    return optuna.storages._CachedStorage(storage)
+    wraps it): a worker then reads only the trials that changed; it can also write a trial's
+    attributes in one transaction and skip reads of trials it has just created or read (see
+    :class:`_CachedRDB`)."""
+    return _CachedRDB(storage)
+
+
+# A trial record handed to the next ``get_trial`` of its storage in this thread, instead of a
+# read: (storage, record); see _CachedRDB.handing.
+_HANDED = threading.local()
+
+# Engines whose DATETIME keeps microseconds, so that a trial created there reads back with the
+# very start time it was given (MySQL's DATETIME drops them).
+_EXACT_TIME_ENGINES = ("postgresql", "sqlite")
+
+
+class _CachedRDB(optuna.storages._CachedStorage):
+    """Optuna's ``_CachedStorage`` over an ``RDBStorage``, with three savings for the writes
+    and reads tuneops makes around each trial (each RDB transaction costs the client about
+    1 ms of CPU on PostgreSQL, through SQLAlchemy's ORM and the driver):
+
+    * :meth:`write_attrs`: several user attributes of a trial in one transaction (Optuna
+      writes each in its own);
+    * :meth:`write_and_read`: a trial's last attributes and the read of the trial that
+      Optuna's tell begins with, in one transaction;
+    * :meth:`handing`: the next ``get_trial`` of a trial in this thread returns a record just
+      read or created instead of reading it again (``Trial(study, id)`` and Optuna's tell both
+      begin with that read).
+
+    Each uses ``RDBStorage``'s helpers that write within a caller's session (the ones its own
+    ``create_new_trial`` uses); when one is missing or a transaction fails, the caller falls
+    back to the public path, one write per attribute.
+    """
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        handed = getattr(_HANDED, "record", None)
+        if handed is not None and handed[0] is self and handed[1]._trial_id == trial_id:
+            _HANDED.record = None
+            return handed[1]
+        return super().get_trial(trial_id)
+
+    @contextlib.contextmanager
+    def handing(self, record: FrozenTrial) -> Iterator[None]:
+        """Within the block, the first ``get_trial(record's id)`` of this storage in this thread
+        returns ``record`` (once; a record not taken is dropped when the block ends)."""
+        _HANDED.record = (self, record)
+        try:
+            yield
+        finally:
+            _HANDED.record = None
+
+    def created(self, trial_id: int, template: FrozenTrial | None) -> FrozenTrial | None:
+        """The trial just created as ``trial_id`` from ``template``, as reading it would return
+        it, without a read: Optuna's cache holds the record ``create_new_trial`` built (the
+        template with the number, id and start time given). None when that record could
+        differ from a read: a template with parameters, values or intermediate values (their
+        stored forms are converted), an engine whose times lose precision, or no such record.
+        """
+        if template is not None and (
+            template.params or template.values is not None or template.intermediate_values
+        ):
+            return None
+        if self._backend.engine.name not in _EXACT_TIME_ENGINES:
+            return None
+        with self._lock:
+            where = self._trial_id_to_study_id_and_number.get(trial_id)
+            info = self._studies.get(where[0]) if where else None
+            record = info.trials.get(where[1]) if info is not None and where else None
+        if record is None or record._trial_id != trial_id:
+            return None
+        return FrozenTrial(
+            number=record.number,
+            state=record.state,
+            value=None,
+            values=None,
+            datetime_start=record.datetime_start,
+            datetime_complete=record.datetime_complete,
+            params={},
+            distributions={},
+            # as stored: JSON (a tuple reads back as a list)
+            user_attrs=json.loads(json.dumps(record.user_attrs)),
+            system_attrs=json.loads(json.dumps(record.system_attrs)),
+            intermediate_values={},
+            trial_id=trial_id,
+        )
+
+    def write_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> bool:
+        """Write ``attrs`` as user attributes of a trial in one transaction. False when that
+        transaction could not be made (helpers missing, a lost connection): nothing was
+        written, and the caller takes the public path (which retries).
+
+        Raises:
+            optuna.exceptions.UpdateFinishedTrialError: the trial had finished (nothing written).
+        """
+        backend = self._backend
+        write = getattr(backend, "_set_trial_attr_without_commit", None)
+        session_of = getattr(_rdb, "_create_scoped_session", None)
+        if write is None or session_of is None:
+            return False
+        try:
+            with session_of(backend.scoped_session) as session:
+                for key, value in attrs.items():
+                    write(session, _rdb.models.TrialUserAttributeModel, trial_id, key, value)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise
+        except Exception:  # noqa: BLE001 - rolled back; the public path does it again
+            return False
+        return True
+
+    def write_and_read(self, trial_id: int, attrs: Mapping[str, Any]) -> FrozenTrial | None:
+        """Write ``attrs`` as user attributes of a trial, then read the trial, in one
+        transaction: the record ``get_trial`` would return after writing them one by one.
+        None when that transaction could not be made (helpers missing, the trial finished
+        meanwhile, a lost connection): nothing was written then, and the caller takes the
+        public path (which retries and reports the error as before)."""
+        backend = self._backend
+        write = getattr(backend, "_set_trial_attr_without_commit", None)
+        build = getattr(backend, "_build_frozen_trial_from_trial_model", None)
+        session_of = getattr(_rdb, "_create_scoped_session", None)
+        if write is None or build is None or session_of is None:
+            return None
+        try:
+            with session_of(backend.scoped_session) as session:
+                # The trial's row, held (the session keeps only weak references) so that the
+                # writes look it up without a query (_RDB); its attributes, values, ... are
+                # loaded after the writes, by the read below.
+                model = session.get(_rdb.models.TrialModel, trial_id)
+                if model is None:
+                    return None
+                for key, value in attrs.items():
+                    write(session, _rdb.models.TrialUserAttributeModel, trial_id, key, value)
+                # Read as RDBStorage.get_trial reads (a finished trial is not in the cache: the
+                # write above would have refused it).
+                record = build(model)
+        except Exception:  # noqa: BLE001 - rolled back; the public path does it again
+            return None
+        return record
+
+
+def _cached_rdb(storage: BaseStorage) -> _CachedRDB | None:
+    """The :class:`_CachedRDB` a study's storage is or wraps (tuneops' ``RetryingStorage``
+    holds it as ``inner``); None for any other storage."""
+    for _ in range(3):
+        if isinstance(storage, _CachedRDB):
+            return storage
+        inner = storage.__dict__.get("inner") if hasattr(storage, "__dict__") else None
+        if not isinstance(inner, BaseStorage):
+            return None
+        storage = inner
+    return None
 
 
 def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: bool = False) -> float:

@@ -584,8 +584,8 @@ def _run_trial(
     except KeyboardInterrupt as exc:
         stop = Interrupted.of(exc)
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            for key, value in attrs.items():  # what the objective recorded, as it stopped
-                _optuna.set_trial_user_attr(study, trial, key, value)
+            # what the objective recorded, as it stopped
+            _optuna.set_trial_user_attrs(study, trial, attrs)
         abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
         stop.abandoned.append(trial.number)
         raise stop from None
