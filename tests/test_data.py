@@ -100,6 +100,29 @@ def test_empty_and_constant_columns_are_dropped_with_a_warning_naming_them(recwa
         load_dataset(frame[["empty", "zero", "target"]])
 
 
+def test_date_and_duration_columns_are_dropped_with_a_warning_that_says_what_to_derive(tmp_path):
+    n = 60
+    frame = pd.DataFrame({
+        "amount": np.arange(n, dtype=float),
+        "when": pd.date_range("2024-01-01", periods=n, freq="h"),
+        "when_utc": pd.date_range("2024-01-01", periods=n, freq="D", tz="UTC"),
+        "waited": pd.to_timedelta(np.arange(n), unit="min"),
+        "month": pd.period_range("2020-01", periods=n, freq="M"),
+        "target": ["a", "b"] * (n // 2),
+    })
+    with pytest.warns(DataWarning, match=r"Dropped 4 feature column\(s\).*dates or durations.*"
+                      r"'when' \(datetime64.*'waited' \(timedelta64.*derive numeric columns"):
+        ds = load_dataset(frame)
+    assert list(ds.X.columns) == ["amount"] and ds.categorical == ()
+    assert ds.dropped == ("when", "when_utc", "waited", "month")
+    # the same from a parquet file, which keeps the dtype (a CSV's dates are text)
+    frame.drop(columns=["month"]).to_parquet(tmp_path / "events.parquet")
+    with pytest.warns(DataWarning, match="dates or durations"):
+        assert load_dataset(str(tmp_path / "events.parquet"), target="target").dropped == ("when", "when_utc", "waited")
+    with pytest.raises(DataError, match="constant, or a date or duration.*Derive numeric columns"):
+        load_dataset(frame[["when", "waited", "target"]])
+
+
 def test_pmlb_directory_comes_from_the_variable_or_the_documented_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TUNEOPS_PMLB_DIR", raising=False)
