@@ -275,3 +275,18 @@ def test_tuneops_warnings_are_one_line_on_stderr(workdir, cli):
     assert code == 0, err
     assert "warning: Dropped 1 feature column(s) of 'iris.csv'" in err
     assert "DataWarning" not in err and ".py:" not in err  # not Python's file:line format
+
+
+def test_the_pruning_line_names_a_saved_serving_measurement_only_when_one_was_saved(capsys):
+    from tuneops.cli import _common
+
+    _common.configure()
+    base = {"n_pruned": 2, "n_trials": 24, "pruning_rate": 2 / 24, "steps_saved": 1, "steps_run": 95,
+            "fit_cpu_s": 4.0, "fit_cpu_s_saved": 0.1, "fit_saved_fraction": 0.02, "measurements_saved": 1}
+    _common.print_pruning({"pruning": dict(base, measure_s_saved=0.0)})  # size objective: nothing timed
+    _common.print_pruning({"pruning": dict(base, measure_s_saved=0.8)})  # a latency objective
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.startswith("Pruning:")]
+    assert len(lines) == 2
+    assert "serving measurement" not in lines[0]
+    assert "serving measurement of 1 trial(s) cut after training (about 0.8 CPU s)" in lines[1]
