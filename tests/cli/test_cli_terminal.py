@@ -275,6 +275,10 @@ def test_tuneops_warnings_are_one_line_on_stderr(workdir, cli):
     assert code == 0, err
     assert "warning: Dropped 1 feature column(s) of 'iris.csv'" in err
     assert "DataWarning" not in err and ".py:" not in err  # not Python's file:line format
+    # deploy loads the data twice (the fingerprint, then its staging gate): said once
+    code, _, err = cli("deploy", "tiny")
+    assert code == 0, err
+    assert err.count("warning: Dropped 1 feature column(s)") == 1, err
 
 
 def test_the_pruning_line_names_a_saved_serving_measurement_only_when_one_was_saved(capsys):

@@ -84,8 +84,12 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
     """A warning that reaches the terminal (tuneops' own, such as a ``DataWarning``): one line,
-    ``warning: <message>``, instead of Python's file, line number and source line."""
-    term.warn(f"warning: {message}")
+    ``warning: <message>``, instead of Python's file, line number and source line; once per
+    command (``deploy`` loads the data twice, and said the same thing twice)."""
+    text = f"warning: {message}"
+    if text not in term.warned:
+        term.warned.add(text)
+        term.warn(text)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Terminal:
     err: Console = field(default_factory=lambda: Console(stderr=True))
     quiet: bool = False
     verbose: bool = False
+    warned: set[str] = field(default_factory=set)  # warnings printed by this command
 
     def result(self, *objects: Any, **kwargs: Any) -> None:
         """A result the user asked for: printed even with --quiet."""
@@ -129,6 +134,7 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
         raise typer.BadParameter("--quiet and --verbose exclude each other; give one.")
     term.out, term.err = Console(), Console(stderr=True)
     term.quiet, term.verbose = quiet, verbose
+    term.warned = set()
     _optuna.VERBOSE = verbose
     if verbose:
         # Let Optuna's per-study and per-trial INFO lines and every library's warnings through.
