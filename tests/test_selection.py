@@ -102,6 +102,8 @@ def test_no_feasible_names_the_closest_trial_and_missed_constraint():
 def test_constraint_on_unmeasured_metric():
     with pytest.raises(SpecError, match="uses 'roc_auc', which this study did not measure"):
         select_trial(cands(ROWS), OBJ, [parse_constraint("roc_auc >= 0.9")])
+    with pytest.raises(SpecError, match=r"uses 'acuracy'.*Did you mean 'accuracy'\?"):
+        select_trial(cands(ROWS), OBJ, [parse_constraint("acuracy >= 0.9", builtin_only=False)])
 
 
 # -- measurement noise ---------------------------------------------------------------------------

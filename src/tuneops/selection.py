@@ -28,6 +28,7 @@ Measurement noise. A latency metric comes with a confidence interval (the trial'
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -274,10 +275,13 @@ def _select(
     measured = set(candidates[0].metrics)
     for k in constraints:
         if k.metric not in measured:
+            close = difflib.get_close_matches(k.metric, sorted(measured), n=1)
             raise SpecError(
                 f"constraint '{k}' uses {k.metric!r}, which this study did not measure; measured "
-                f"metrics: {', '.join(sorted(measured))}. Add it to the spec's objectives or "
-                "constraints and run again."
+                f"metrics: {', '.join(sorted(measured))}."
+                + (f" Did you mean {close[0]!r}?" if close else "")
+                + " To use another metric, add it to the spec's objectives or constraints and "
+                "run again."
             )
     violations = [_violations(c, constraints) for c in candidates]
     feasible = [
