@@ -34,10 +34,13 @@ def register(
     *,
     promote: bool = False,
     spec: dict[str, Any] | None = None,
+    dropped: tuple[str, ...] = (),
 ) -> int:
-    """Save ``model`` as an artifact and add it as a version (promoted if asked)."""
+    """Save ``model`` as an artifact and add it as a version (promoted if asked); ``dropped``:
+    columns the training data had and the data load dropped."""
     number = registry.reserve_version()
-    path = save_model(model, {"features": FEATURES, "task": "classification"}, out / f"v{number}")
+    meta = {"features": FEATURES, "task": "classification", "data": {"dropped": list(dropped)}}
+    path = save_model(model, meta, out / f"v{number}")
     registry.add_version(
         {
             "version": number,

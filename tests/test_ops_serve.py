@@ -254,6 +254,28 @@ def test_a_tuneops_pipeline_takes_the_records_and_answers_as_from_a_dataframe(
     assert [logged[f"r{i}"]["shadow"]["prediction"][0] for i in range(1, 40)] == shadow_expected
 
 
+def test_a_column_the_data_load_dropped_may_be_sent_and_is_ignored(workdir: Path) -> None:
+    # A date column tuneops dropped on load is still in the records clients have: it is
+    # ignored (not logged), where any other unknown key is refused.
+    registry = Registry.open("iris", create=True)
+    register(registry, tuneops_logistic(1.0), workdir / "art", promote=True, dropped=("seen_at",))
+    register(registry, logistic(0.01), workdir / "art", dropped=("seen_at",))
+    registry.set_challenger(2, "shadow")
+    sent = rows(10, start=45)
+    frame = pd.DataFrame(sent, columns=FEATURES, dtype=float)
+    with start_server(config(log_rows=True)) as server, httpx.Client(base_url=server.url) as client:
+        assert server.server.routing.champion.ignored == frozenset({"seen_at"})
+        dated = [{**row, "seen_at": "2024-01-01T05:00:00"} for row in sent]
+        answer = client.post("/predict", json={"rows": dated, "request_id": "d"})
+        refused = client.post("/predict", json=[{**sent[0], "other": 1}])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == tuneops_logistic(1.0).predict(frame).tolist()
+    assert refused.status_code == 422 and "unexpected key(s) other" in refused.json()["error"]
+    logged = {r["id"]: r for r in read_log("predictions.jsonl").predictions}["d"]
+    assert all("seen_at" not in row for row in logged["rows"])
+    assert logged["shadow"]["prediction"] == logistic(0.01).predict(frame).tolist()
+
+
 class _Counting:
     """A model that records what it was asked, and can fail."""
 

@@ -141,6 +141,22 @@ class _Loaded:
     # takes the validated JSON records as they are, with the same output as from a DataFrame
     # (tuneops.families._preprocess), and no DataFrame is built per request.
     takes_records: bool = False
+    # Columns the training data had and tuneops dropped on load (dates, constant or empty
+    # columns: ``data.dropped``): a request may still send them, as the data it comes from has
+    # them; they are ignored, not logged.
+    ignored: frozenset[str] = frozenset()
+
+
+def _without_ignored(rows: Sequence[Any], loaded: _Loaded) -> Sequence[Any]:
+    """``rows`` without the keys ``loaded`` ignores (the same list when none has any)."""
+    if not loaded.ignored or not any(
+        isinstance(r, dict) and not loaded.ignored.isdisjoint(r) for r in rows
+    ):
+        return rows
+    return [
+        {k: v for k, v in r.items() if k not in loaded.ignored} if isinstance(r, dict) else r
+        for r in rows
+    ]
 
 
 def _takes_records(model: Any, features: tuple[str, ...]) -> bool:
@@ -289,6 +305,7 @@ def _warm_up(loaded: _Loaded, profile: Mapping[str, Any], calls: int = 3) -> Non
 def _model_input(rows: Sequence[Any], loaded: _Loaded) -> Any:
     """What ``loaded.model.predict`` gets: the checked records themselves when it takes them,
     else a DataFrame. Raises the 422 of :func:`_check`."""
+    rows = _without_ignored(rows, loaded)
     if loaded.takes_records:
         _check(rows, loaded)
         return rows
@@ -408,6 +425,7 @@ class ModelServer:
             if not features:
                 raise UsageError("the version records no feature names")
             categorical = set(record.get("categorical") or ())
+            dropped = (metadata.get("data") or {}).get("dropped") or ()
         except Exception as exc:  # noqa: BLE001 - any failure to load or verify means: do not serve it
             if self.refused.get(version) != str(exc):
                 logger.error(
@@ -423,6 +441,7 @@ class ModelServer:
             frozenset(f for f in features if f not in categorical),
             pd.Index(features),
             _takes_records(model, features),
+            frozenset(str(c) for c in dropped) - set(features),
         )
         _warm_up(loaded, (record.get("profile") or {}).get("features") or {})
         self._cache[version] = loaded
@@ -565,7 +584,7 @@ class ModelServer:
             status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
         )
         if self.config.log_rows:
-            record["rows"] = rows
+            record["rows"] = _without_ignored(rows, answering)
         shadow = routing.challenger if routing.mode == "shadow" else None
         body = json.dumps(
             {"request_id": request_id, "version": answering.version, "predictions": predictions},
