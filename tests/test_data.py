@@ -119,8 +119,27 @@ def test_date_and_duration_columns_are_dropped_with_a_warning_that_says_what_to_
     frame.drop(columns=["month"]).to_parquet(tmp_path / "events.parquet")
     with pytest.warns(DataWarning, match="dates or durations"):
         assert load_dataset(str(tmp_path / "events.parquet"), target="target").dropped == ("when", "when_utc", "waited")
-    with pytest.raises(DataError, match="constant, or a date or duration.*Derive numeric columns"):
+    with pytest.raises(DataError, match="constant, an identifier, or a date or duration.*Derive numeric columns"):
         load_dataset(frame[["when", "waited", "target"]])
+
+
+def test_a_text_column_with_a_different_value_in_every_row_is_dropped_as_an_identifier():
+    n = 40
+    frame = pd.DataFrame({
+        "amount": np.arange(n, dtype=float),
+        "customer": [f"cust-{i:04d}" for i in range(n)],
+        "note": [f"note {i}" for i in range(n - 1)] + [None],  # distinct where present
+        "colour": ["red", "green"] * (n // 2),
+        "code": np.arange(n),  # a distinct number per row is a number, not an identifier
+        "target": ["a", "b"] * (n // 2),
+    })
+    with pytest.warns(DataWarning, match=r"an identifier no model can learn from: 'customer', 'note'"):
+        ds = load_dataset(frame)
+    assert list(ds.X.columns) == ["amount", "colour", "code"]
+    assert ds.dropped == ("customer", "note")
+    # in a handful of rows distinct text says little: kept
+    small = frame.iloc[:12].assign(target=["a", "b"] * 6)
+    assert "customer" in load_dataset(small).X.columns
 
 
 def test_pmlb_directory_comes_from_the_variable_or_the_documented_default(tmp_path, monkeypatch):

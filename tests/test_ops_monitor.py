@@ -138,6 +138,13 @@ def test_malformed_batches_name_the_columns() -> None:
     assert y is None
     with pytest.raises(DataError, match=r"missing feature column\(s\) b; unexpected column\(s\) extra.*nothing was recorded"):
         _validate(good.drop(columns=["b"]).assign(extra=1))
+    # a column the training data's load dropped (a date) comes with batches from that source
+    dated = good.assign(seen_at=pd.date_range("2024-01-01", periods=20, freq="h"))
+    X, _ = validate_batch(dated, features=["a", "b", "c"], categorical=["c"], target="target",
+                          min_rows=10, ignored=("seen_at",))
+    assert list(X.columns) == ["a", "b", "c"]
+    with pytest.raises(DataError, match=r"unexpected column\(s\) seen_at"):
+        _validate(dated)
     bad_type = good.assign(a=["1.5"] * 19 + ["oops"])
     with pytest.raises(DataError, match=r"wrong type in column\(s\) a \(expected numbers, received .* such as 'oops'\)"):
         _validate(bad_type)

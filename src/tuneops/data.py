@@ -17,7 +17,9 @@ What is checked, and why:
   tuned on. Remove or label those rows first.
 * Feature columns that are entirely missing or hold a single value carry no information;
   they are dropped with a :class:`DataWarning` naming them, and listed in the dataset summary
-  (``dropped``, recorded in ``results.json``). So are date, time and duration columns: taken
+  (``dropped``, recorded in ``results.json``). So are text columns with a different value in
+  every row (identifiers, free text: as categories every test value would be unseen), and
+  date, time and duration columns: taken
   as categories, nearly every value would be one never seen in training (a one-hot table of
   timestamps that informs no model, and whose unseen values sent every serving call through
   scikit-learn's slow path: 13.5 of 14.4 ms of a forest's one-row latency); derive numeric
@@ -231,13 +233,15 @@ def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple
         for c in X.columns
         if c not in empty and c not in dates and X[c].nunique(dropna=False) == 1
     ]
-    gone = empty + dates + constant
+    ids = [c for c in X.columns if c not in empty + dates + constant and _is_identifier(X[c])]
+    gone = empty + dates + constant + ids
     if not gone:
         return X, ()
     if len(gone) == X.shape[1]:
         raise DataError(
-            f"data: every feature column of {name!r} is entirely missing, constant, or a date or "
-            f"duration ({', '.join(map(repr, gone))}); there is nothing to learn from. Derive "
+            f"data: every feature column of {name!r} is entirely missing, constant, an identifier, "
+            f"or a date or duration ({', '.join(map(repr, gone))}); there is nothing to learn "
+            "from. Derive "
             "numeric columns from the dates (the hour, the day of the week, days since an "
             "event) and load the data again."
         )
@@ -246,6 +250,11 @@ def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple
         parts.append(f"entirely missing: {', '.join(map(repr, empty))}")
     if constant:
         parts.append(f"a single value: {', '.join(map(repr, constant))}")
+    if ids:
+        parts.append(
+            f"text with a different value in every row, an identifier no model can learn from: "
+            f"{', '.join(map(repr, ids))}"
+        )
     if dates:
         parts.append(
             f"dates or durations, which tuneops does not turn into features: "
@@ -259,6 +268,20 @@ def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple
         stacklevel=3,
     )
     return X.drop(columns=gone), tuple(gone)
+
+
+#: Fewest non-missing values before a text column whose values are all distinct is taken for
+#: an identifier (in a handful of rows, distinct values say little).
+_ID_MIN_VALUES = 20
+
+
+def _is_identifier(column: pd.Series) -> bool:
+    """A text (or categorical) column whose non-missing values are all distinct: an ID or free
+    text. As a category every test value would be unseen (a one-hot table of arbitrary IDs)."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    values = column.dropna()
+    return len(values) >= _ID_MIN_VALUES and values.nunique() == len(values)
 
 
 def _is_time(column: pd.Series) -> bool:

@@ -82,6 +82,7 @@ __all__ = [
     "Assessment",
     "read_batch",
     "validate_batch",
+    "dropped_columns",
     "assess",
     "decide",
     "check_batch",
@@ -247,6 +248,12 @@ def read_batch(path: str | Path, *, field: str = "--batch") -> pd.DataFrame:
         raise DataError(str(exc).replace("data.source", field, 1)) from None
 
 
+def dropped_columns(version: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns a registry version's training data had and the data load dropped (dates,
+    constant or empty columns, identifiers: ``data.dropped``)."""
+    return tuple(str(c) for c in (version.get("data") or {}).get("dropped") or ())
+
+
 def validate_batch(
     frame: pd.DataFrame,
     *,
@@ -256,8 +263,12 @@ def validate_batch(
     min_rows: int,
     require_labels: bool = False,
     what: str = "batch",
+    ignored: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     """Check a batch against the model's features; returns ``(X, y or None)``.
+
+    ``ignored``: columns the training data had and its load dropped (:func:`dropped_columns`);
+    a batch from the same source has them, and they are left out.
 
     Raises:
         DataError: missing or extra columns, a numeric feature holding text, too few rows, or
@@ -266,7 +277,7 @@ def validate_batch(
     columns = [str(c) for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
     missing = [c for c in features if c not in columns]
-    extra = [c for c in columns if c not in features and c != target]
+    extra = [c for c in columns if c not in features and c != target and c not in ignored]
     problems = []
     if missing:
         problems.append(f"missing feature column(s) {', '.join(missing)}")
@@ -540,6 +551,7 @@ def check_batch(
         categorical=version["categorical"],
         target=version["target"],
         min_rows=config.min_rows,
+        ignored=dropped_columns(version),
     )
     model, _ = registry.load_model(version["version"])
     result = assess(version["profile"], X, model.predict(X), y, config=config)

@@ -41,6 +41,7 @@ from tuneops.ops.monitor import (
     PERFORMANCE_METRICS,
     MonitorConfig,
     check_batch,
+    dropped_columns,
     metric_value,
     paired_gain,
     read_batch,
@@ -227,6 +228,7 @@ def retune(
         min_rows=max(config.min_rows, 20),
         require_labels=True,
         what="recent data",
+        ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
@@ -368,6 +370,7 @@ def _labelled(
         min_rows=min_rows,
         require_labels=True,
         what=what,
+        ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
     return X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
