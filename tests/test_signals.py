@@ -44,7 +44,10 @@ def _wait_for(workdir: Path, predicate, timeout: float = 90) -> optuna.Study:
     while time.time() < deadline:
         time.sleep(0.3)
         if (workdir / "tuneops.journal").exists():
-            study = _load(workdir)
+            try:
+                study = _load(workdir)
+            except KeyError:  # the file is opened before the study is written into it
+                continue
             if predicate(study):
                 return study
     raise AssertionError("the run never reached the awaited state")
@@ -93,9 +96,11 @@ def test_sigterm_on_the_owner_abandons_running_trials_stops_every_worker_and_say
 
 def test_sigkill_on_the_owner_leaves_no_orphan_worker(workdir):
     proc = _start(workdir, _slow_spec(workdir), "--workers", "2")
-    study = _wait_for(workdir, lambda s: len({t.user_attrs.get(_study.WORKER, {}).get("pid")
-                                              for t in s.get_trials(states=(TrialState.RUNNING,))}) >= 2)
-    proc.kill()
+    try:
+        study = _wait_for(workdir, lambda s: len({t.user_attrs.get(_study.WORKER, {}).get("pid")
+                                                  for t in s.get_trials(states=(TrialState.RUNNING,))}) >= 2)
+    finally:  # a failed wait must not leave the run going (its pipes and process leak otherwise)
+        proc.kill()
     proc.communicate(timeout=30)
     deadline = time.time() + 30
     pids = _worker_pids(study) - {proc.pid}
