@@ -52,7 +52,7 @@ def register(
             "task": "classification",
             "spec": spec
             or {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}]},
-            "data": {},
+            "data": {"dropped": list(dropped)},
             "metrics": {},
         }
     )

@@ -60,6 +60,7 @@ from sklearn.pipeline import Pipeline
 
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
+from tuneops.ops.monitor import dropped_columns
 from tuneops.ops.predlog import PredictionLog
 from tuneops.ops.registry import Registry
 
@@ -425,7 +426,6 @@ class ModelServer:
             if not features:
                 raise UsageError("the version records no feature names")
             categorical = set(record.get("categorical") or ())
-            dropped = (metadata.get("data") or {}).get("dropped") or ()
         except Exception as exc:  # noqa: BLE001 - any failure to load or verify means: do not serve it
             if self.refused.get(version) != str(exc):
                 logger.error(
@@ -441,7 +441,7 @@ class ModelServer:
             frozenset(f for f in features if f not in categorical),
             pd.Index(features),
             _takes_records(model, features),
-            frozenset(str(c) for c in dropped) - set(features),
+            frozenset(dropped_columns(record)) - set(features),
         )
         _warm_up(loaded, (record.get("profile") or {}).get("features") or {})
         self._cache[version] = loaded
