@@ -359,3 +359,128 @@ def test_a_trial_costs_fewer_statements_and_transactions_than_plain_optuna_on_po
         statements, commits = _per_trial(tuned, n_objectives, n_trials)
     assert commits == 4 + n_objectives == optuna_commits - 1
     assert statements <= optuna_statements - 2
+
+
+# -- RDB reads: every trial by six Core SELECTs --------------------------------------------------
+def _varied_trials(study: optuna.Study) -> None:
+    """Trials of every state, every kind of distribution, infinite values and NaN reports."""
+    n_objectives = len(study.directions)
+    for i in range(14):
+        trial = study.ask()
+        trial.suggest_float("f", -1, 1)
+        trial.suggest_float("lf", 1e-3, 1, log=True)
+        trial.suggest_float("sf", 0, 1, step=0.25)
+        trial.suggest_int("i", 0, 9)
+        trial.suggest_int("li", 1, 64, log=True)
+        trial.suggest_int("si", 0, 10, step=2)
+        trial.suggest_categorical("c", [None, True, "a", 1.5])
+        trial.set_user_attr("u", {"i": i, "l": [1, None]})
+        trial.set_user_attr("z", i * 0.5)
+        study._storage.set_trial_system_attr(trial._trial_id, "s", [i])
+        if n_objectives == 1:
+            trial.report([float("nan"), float("inf"), float("-inf"), 0.5][i % 4], step=i % 3)
+            trial.report(0.25, step=7)
+        if i % 5 == 1:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif i % 5 == 2:
+            study.tell(trial, state=TrialState.FAIL)
+        elif i % 5 == 3:
+            continue  # RUNNING
+        else:
+            value = [float("inf"), float("-inf"), 0.5][i % 3]
+            study.tell(trial, [value] * n_objectives if n_objectives > 1 else value)
+    study.enqueue_trial({"f": 0.5}, user_attrs={"queued": True})  # WAITING
+
+
+def _fields(trial: FrozenTrial) -> dict[str, Any]:
+    out = {k: v for k, v in vars(trial).items() if k != "intermediate_values"}
+    out["steps"] = repr(sorted(trial.intermediate_values.items()))  # NaN != NaN
+    return out
+
+
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_every_trial_is_read_as_optunas_own_read_gives_it(
+    rdb_url: str, n_objectives: int
+) -> None:
+    """``_RDB._get_trials`` (Core rows) returns what Optuna's ORM read returns, field for
+    field, for every filter Optuna's cache reads with; and a study with no trials reads none."""
+    rdb = _optuna.rdb_storage(rdb_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        empty = optuna.create_study(storage=rdb, directions=["minimize"] * n_objectives)
+        assert rdb._get_trials(empty._study_id, None, set(), -1) == []
+        study = optuna.create_study(storage=rdb, directions=["minimize"] * n_objectives)
+        _varied_trials(study)
+        ids = [t._trial_id for t in study.get_trials(deepcopy=False)]
+        assert len(ids) == 15
+        for states, included, above in [
+            (None, set(), -1),
+            ((TrialState.COMPLETE, TrialState.PRUNED), set(), -1),
+            (None, set(), ids[6]),
+            (None, {ids[1], ids[3], ids[12]}, ids[8]),
+            ((TrialState.RUNNING, TrialState.WAITING), {ids[2]}, ids[4]),
+        ]:
+            mine = rdb._get_trials(study._study_id, states, included, above)
+            theirs = optuna.storages.RDBStorage._get_trials(
+                rdb, study._study_id, states, included, above)
+            assert len(mine) == len(theirs) > 0
+            assert [_fields(t) for t in mine] == [_fields(t) for t in theirs]
+        with pytest.raises(KeyError):
+            rdb._get_trials(study._study_id + 100, None, set(), -1)
+    finally:
+        rdb.engine.dispose()
+
+
+def test_reading_every_trial_takes_seven_statements_and_optunas_path_when_tables_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read costs the same statements whatever the number of trials (the study's check,
+    the trials, five tables of their parts); when Optuna's tables are not the ones it knows,
+    Optuna's own read runs and gives the same trials."""
+    rdb = _optuna.rdb_storage(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        study = optuna.create_study(storage=rdb)
+        _varied_trials(study)
+        with _statements() as seen:
+            read = rdb._get_trials(study._study_id, None, set(), -1)
+        assert len([s for s in seen if s.startswith("SELECT")]) == 7
+        assert sum("IN (SELECT" in s for s in seen) == 5  # each part by the trials' filter
+        monkeypatch.setattr(_optuna, "_CHILD_COLUMNS", {**_optuna._CHILD_COLUMNS,
+                                                        "trial_params": ("param_id", "moved")})
+        assert _optuna._trial_tables() is None
+        with _statements() as seen:
+            again = rdb._get_trials(study._study_id, None, set(), -1)
+        assert not any("IN (SELECT" in s for s in seen)  # Optuna's ORM read: its own lists
+        assert [_fields(t) for t in again] == [_fields(t) for t in read]
+    finally:
+        rdb.engine.dispose()
+
+
+def test_parts_of_a_trial_created_between_the_statements_are_left_out(tmp_path: Path) -> None:
+    """Another worker creates a trial after the trials were read and before their parts are:
+    its parts are left out with it (Optuna's ORM read never sees them either)."""
+    rdb = _optuna.rdb_storage(f"sqlite:///{tmp_path / 'r.db'}")
+    try:
+        study = optuna.create_study(storage=rdb)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        tables = _optuna._trial_tables()
+        execute = sqlalchemy.orm.Session.execute
+        calls = []
+
+        def late(session: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(statement)
+            if len(calls) == 3:  # after the trials, before their parameters: a new trial
+                later = optuna.load_study(study_name=study.study_name,
+                                          storage=optuna.storages.RDBStorage(rdb.url))
+                later.enqueue_trial({"x": 0.5})
+                later.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+            return execute(session, statement, *args, **kwargs)
+
+        assert tables is not None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sqlalchemy.orm.Session, "execute", late)
+            read = rdb._get_trials(study._study_id, None, set(), -1)
+        assert [t.number for t in read] == [0, 1]
+        assert all(t.params == {"x": t.values[0]} for t in read)
+        assert len(study.get_trials()) == 3  # the late trial is there for the next read
+    finally:
+        rdb.engine.dispose()

@@ -23,11 +23,12 @@ import pickle
 import sys
 import threading
 import types
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy
 from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
 from optuna.storages._rdb import storage as _rdb
@@ -298,6 +299,64 @@ class _RDB(optuna.storages.RDBStorage):
         state.pop("_tuneops_upserts", None)  # statements bound to this engine's tables: rebuilt
         return state
 
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: set[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
+        """Optuna's ``RDBStorage._get_trials`` (what its cache reads every trial with), with
+        the rows read by six Core ``SELECT``s instead of ORM objects (one per trial, parameter,
+        value, attribute and intermediate value: 2.6 s of client CPU for 2,000 two-objective
+        trials of tuneops on PostgreSQL) and each distribution decoded once per distinct JSON.
+        The same trials, the same fields: tests compare every field with Optuna's own read.
+        Optuna's path runs when its tables are not the ones this reads."""
+        tables = _trial_tables()
+        if tables is None:
+            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
+        included = {t for t in included_trial_ids if t <= trial_id_greater_than}
+        trials_t = tables["trials"]
+        where = [trials_t.c.study_id == study_id]
+        if states is not None:
+            assert isinstance(states, Iterable)
+            where.append(trials_t.c.state.in_(list(states)))
+        if included and trial_id_greater_than > -1:
+            where.append(
+                sqlalchemy.or_(
+                    trials_t.c.trial_id.in_(sorted(included)),
+                    trials_t.c.trial_id > trial_id_greater_than,
+                )
+            )
+        elif trial_id_greater_than > -1:
+            where.append(trials_t.c.trial_id > trial_id_greater_than)
+        ids = sqlalchemy.select(trials_t.c.trial_id).where(*where).scalar_subquery()
+        with _rdb._create_scoped_session(self.scoped_session) as session:
+            _rdb.models.StudyModel.find_or_raise_by_id(study_id, session)
+            head = session.execute(
+                sqlalchemy.select(
+                    trials_t.c.trial_id,
+                    trials_t.c.number,
+                    trials_t.c.state,
+                    trials_t.c.datetime_start,
+                    trials_t.c.datetime_complete,
+                )
+                .where(*where)
+                .order_by(trials_t.c.trial_id)
+            ).all()
+            if not head:
+                return []
+            rows = {
+                name: session.execute(
+                    sqlalchemy.select(*(table.c[c] for c in _CHILD_COLUMNS[name]))
+                    .where(table.c.trial_id.in_(ids))
+                    .order_by(table.c[_CHILD_COLUMNS[name][0]])
+                ).all()
+                for name, table in tables.items()
+                if name != "trials"
+            }
+        return _frozen_trials(head, rows)
+
     def _attr_upsert(self, model_cls: Any) -> Any:
         """The upsert of one row of ``model_cls``'s table (made once per table); None when the
         table is not the (trial_id, key, value_json) one Optuna's helper writes."""
@@ -321,6 +380,105 @@ class _RDB(optuna.storages.RDBStorage):
                     set_={"value_json": insert.excluded.value_json},
                 )
         return cache[model_cls]
+
+
+# The columns read from each table of a trial, the first its order (Optuna's row ids).
+_CHILD_COLUMNS = {
+    "trial_params": ("param_id", "trial_id", "param_name", "param_value", "distribution_json"),
+    "trial_values": ("trial_value_id", "trial_id", "objective", "value", "value_type"),
+    "trial_user_attributes": ("trial_user_attribute_id", "trial_id", "key", "value_json"),
+    "trial_system_attributes": ("trial_system_attribute_id", "trial_id", "key", "value_json"),
+    "trial_intermediate_values": (
+        "trial_intermediate_value_id",
+        "trial_id",
+        "step",
+        "intermediate_value",
+        "intermediate_value_type",
+    ),
+}
+_TRIAL_COLUMNS = ("trial_id", "number", "study_id", "state", "datetime_start", "datetime_complete")
+
+
+def _trial_tables() -> dict[str, Any] | None:
+    """Optuna's trial tables by name, when they have the columns :meth:`_RDB._get_trials`
+    reads and the value types it decodes; None otherwise."""
+    models = getattr(_rdb, "models", None)
+    if not hasattr(_rdb, "_create_scoped_session") or not hasattr(models, "StudyModel"):
+        return None
+    metadata = getattr(getattr(models, "BaseModel", None), "metadata", None)
+    tables = getattr(metadata, "tables", {})
+    wanted = {"trials": _TRIAL_COLUMNS, **_CHILD_COLUMNS}
+    for name, columns in wanted.items():
+        table = tables.get(name)
+        if table is None or not set(columns) <= set(table.c.keys()):
+            return None
+    value_types = getattr(getattr(models, "TrialValueModel", None), "TrialValueType", None)
+    step_types = getattr(
+        getattr(models, "TrialIntermediateValueModel", None), "TrialIntermediateValueType", None
+    )
+    if {t.name for t in value_types or ()} != {"FINITE", "INF_POS", "INF_NEG"}:
+        return None
+    if {t.name for t in step_types or ()} != {"FINITE", "INF_POS", "INF_NEG", "NAN"}:
+        return None
+    return {name: tables[name] for name in wanted}
+
+
+# A stored float by its type's name (Optuna keeps infinities and NaN as a type, the value NULL).
+_STORED_FLOAT = {"INF_POS": float("inf"), "INF_NEG": float("-inf"), "NAN": float("nan")}
+
+
+def _stored_float(value: float | None, kind: Any) -> float:
+    if kind.name == "FINITE":
+        assert value is not None
+        return value
+    return _STORED_FLOAT[kind.name]
+
+
+def _frozen_trials(head: Sequence[Any], rows: Mapping[str, Sequence[Any]]) -> list[FrozenTrial]:
+    """FrozenTrials from the rows of Optuna's trial tables, as
+    ``RDBStorage._build_frozen_trial_from_trial_model`` makes them from ORM objects."""
+    by_trial: dict[int, dict[str, Any]] = {
+        row.trial_id: {"params": [], "values": {}, "user": {}, "system": {}, "steps": {}}
+        for row in head
+    }
+    # A part of a trial created after the trials were read (another worker, between the
+    # statements) is left out with its trial, as Optuna's ORM read leaves it out.
+    nowhere: dict[str, Any] = {"params": [], "values": {}, "user": {}, "system": {}, "steps": {}}
+    decoded: dict[str, Any] = {}
+    for _, trial, name, value, dist_json in rows["trial_params"]:
+        dist = decoded.get(dist_json)
+        if dist is None:
+            dist = decoded[dist_json] = optuna.distributions.json_to_distribution(dist_json)
+        by_trial.get(trial, nowhere)["params"].append((name, value, dist))
+    for _, trial, objective, value, kind in rows["trial_values"]:
+        by_trial.get(trial, nowhere)["values"][objective] = _stored_float(value, kind)
+    for _, trial, key, value_json in rows["trial_user_attributes"]:
+        by_trial.get(trial, nowhere)["user"][key] = json.loads(value_json)
+    for _, trial, key, value_json in rows["trial_system_attributes"]:
+        by_trial.get(trial, nowhere)["system"][key] = json.loads(value_json)
+    for _, trial, step, value, kind in rows["trial_intermediate_values"]:
+        by_trial.get(trial, nowhere)["steps"][step] = _stored_float(value, kind)
+    out = []
+    for row in head:
+        parts = by_trial[row.trial_id]
+        values = parts["values"]
+        out.append(
+            FrozenTrial(
+                number=row.number,
+                state=row.state,
+                value=None,
+                values=[values[k] for k in range(len(values))] if values else None,
+                datetime_start=row.datetime_start,
+                datetime_complete=row.datetime_complete,
+                params={n: d.to_external_repr(v) for n, v, d in parts["params"]},
+                distributions={n: d for n, _, d in parts["params"]},
+                user_attrs=parts["user"],
+                system_attrs=parts["system"],
+                intermediate_values=parts["steps"],
+                trial_id=row.trial_id,
+            )
+        )
+    return out
 
 
 def cached_storage(storage: optuna.storages.RDBStorage) -> BaseStorage:
