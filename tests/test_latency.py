@@ -129,6 +129,67 @@ def test_a_competing_busy_process_does_not_change_the_cpu_figure(frame, loops_pe
     assert loaded.wall_median_ms >= 0.95 * loaded.median_ms
 
 
+class _Scripted:
+    """A serving call and a clock following a script of the machine's slowness: the reference
+    workload costs 1,000 ns times the slowness, the call 5,000 ns times it."""
+
+    def __init__(self, slowness: list[float]) -> None:
+        self.slowness, self.i, self.now, self.ticks = slowness, 0, 0, 0
+
+    def clock(self) -> int:  # called twice per reference: at its start and at its end
+        self.ticks += 1
+        if self.ticks % 2 == 0:
+            self.now += int(1_000 * self.slowness[self.i])
+        return self.now
+
+    def __call__(self, request: object) -> tuple[int, int]:
+        total = int(5_000 * self.slowness[min(self.i, len(self.slowness) - 1)])
+        self.i += 1
+        return total // 5, total
+
+
+def test_the_machines_slowness_during_the_calls_is_divided_out():
+    """The host slows down by 1.5x for a third of the calls (a busy neighbour, a lower clock):
+    the reference timed beside each call slows alike, and every call is expressed at the
+    calibrated speed; the clock's own median is kept beside it."""
+    from tuneops.measure import _time_series
+
+    slowness = [1.0] * 40 + [1.5] * 30 + [1.0] * 20
+    scripted = _Scripted(slowness)
+    config = LatencyConfig(budget_s=10.0, min_calls=90, max_calls=90, warmup=0)
+    timing = _time_series(scripted, lambda i: i, 10.0, config, want_p95=False, calibration=1_000)
+    assert timing.n_calls == 90
+    assert timing.median_ms == pytest.approx(0.005)  # 5,000 ns at the calibrated speed
+    assert timing.p95_ms == pytest.approx(0.005, rel=0.02)
+    assert timing.preprocess_ms == pytest.approx(0.001) and timing.speed == pytest.approx(1.0)
+    uncorrected = _time_series(_Scripted(slowness), lambda i: i, 10.0, config, want_p95=False)
+    assert uncorrected.p95_ms == pytest.approx(0.0075)  # the slow third shows without it
+    assert uncorrected.speed == 1.0 and uncorrected.raw_median_ms == uncorrected.median_ms
+    slow = _time_series(_Scripted([2.0] * 90), lambda i: i, 10.0, config, want_p95=False,
+                        calibration=1_000)
+    assert slow.median_ms == pytest.approx(0.005) and slow.raw_median_ms == pytest.approx(0.01)
+    assert slow.speed == pytest.approx(2.0)
+
+
+def test_a_study_measures_every_trial_against_one_calibration(frame):
+    """The objective calibrates once, before its workers start, and carries the calibration
+    to them (a pickled copy too); without latency metrics nothing is calibrated."""
+    from tuneops.measure import reference_calibration
+
+    data = load_dataset("sklearn:iris")
+    spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                      "objectives": ["accuracy", "latency_p50_ms"]})
+    objective = SpecObjective(spec, data)
+    assert objective.latency.reference_ns == reference_calibration() > 0
+    assert pickle.loads(pickle.dumps(objective)).latency.reference_ns == (
+        objective.latency.reference_ns)
+    plain = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                       "objectives": ["accuracy"]})
+    assert SpecObjective(plain, data).latency.reference_ns is None
+    pinned = LatencyConfig(reference_ns=12_345.0)
+    assert SpecObjective(spec, data, latency=pinned).latency.reference_ns == 12_345.0
+
+
 def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):
     cost = measure_serving(Spinner(sleep_s=0.004), frame, LatencyConfig(budget_s=0.1, min_calls=8))
     assert cost.call.median_ms < 1.0 < 4.0 <= cost.call.wall_median_ms

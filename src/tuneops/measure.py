@@ -14,8 +14,10 @@
   the wall-clock figures of the same calls, and the split into preprocessing and model.
   Wall time on a shared machine measures the machine's load (logistic regressions differing
   only in ``C`` measured 4.9-204 ms p95 within one study at load 10-40); the thread's CPU
-  time does not count the waits. Only the parts (declared path, batch) a study's metrics need
-  are timed.
+  time does not count the waits; the machine's own slowdowns (a busy neighbour on the core, a
+  lower clock) are divided out with a reference workload timed beside every call
+  (:attr:`LatencyConfig.reference`). Only the parts (declared path, batch) a study's metrics
+  need are timed.
 * Size: bytes of the pickled fitted pipeline.
 * Fit time: mean CPU seconds of one fold's fit (:class:`FitClock`); wall seconds recorded too.
 """
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import median_filter
 from scipy.stats import binom
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -49,6 +52,8 @@ __all__ = [
     "measure_latency",
     "measure_serving",
     "quantile_ci",
+    "reference_calibration",
+    "reference_work",
     "model_size_kb",
     "LatencyConfig",
     "ServingConfig",
@@ -327,6 +332,12 @@ class LatencyConfig:
         warmup: untimed calls first (caches, lazy imports, first-call allocations).
         batch_share: share of the budget for the batch timings, when they are wanted besides
             the declared path.
+        reference: time a fixed reference workload (:func:`reference_work`) before every
+            call and express each call at the speed the machine had when it was calibrated
+            (single-threaded serving only): the host's drift moves both alike and cancels.
+        reference_ns: that calibration, the reference's CPU ns per call; None: this process's
+            own (:func:`reference_calibration`). A study measures every trial against one
+            (:class:`tuneops.objective.SpecObjective` calibrates before its workers start).
     """
 
     budget_s: float = 1.0
@@ -339,6 +350,58 @@ class LatencyConfig:
     warmup: int = 3
     wall_factor: float = 10.0
     batch_share: float = 0.3
+    reference: bool = True
+    reference_ns: float | None = None
+
+
+_REFERENCE_VECTOR = np.arange(32.0)
+
+
+def reference_work() -> float:
+    """The fixed workload timed beside every serving call: interpreter work (a loop over a
+    small dict) and small NumPy calls, what a one-row ``predict`` is mostly made of. When the
+    machine slows down (a busy neighbour on the core, a lower clock), it slows down alike; on a
+    quiet host its cost varies by less than 2% between measurements (bench_latency)."""
+    total = 0.0
+    seen: dict[int, float] = {}
+    for i in range(100):
+        seen[i & 15] = total
+        total += i * 3 % 7
+    vector = _REFERENCE_VECTOR
+    for _ in range(8):
+        total += float(vector.dot(vector))
+    return total
+
+
+_CALIBRATION: list[float] = []  # this process's reference_ns, measured once
+
+
+def reference_calibration(calls: int = 400) -> float:
+    """CPU nanoseconds of one :func:`reference_work` on this thread: the median of ``calls``
+    timed calls, measured on first use and kept for the process. Measurements expressed
+    against it are in milliseconds at the machine's speed at that moment."""
+    if not _CALIBRATION:
+        clock = time.thread_time_ns
+        samples = []
+        # As it is timed beside serving calls: warm, after other work went through the caches.
+        other = np.ones(1 << 18)  # 2 MiB of data, and pandas' code, as a request's call
+        with _gc.paused():
+            for i in range(calls):
+                other.sum()
+                pd.DataFrame({"x": [float(i)]}).iloc[[0]]
+                reference_work()
+                start = clock()
+                reference_work()
+                samples.append(clock() - start)
+        _CALIBRATION.append(float(np.median(samples)))
+    return _CALIBRATION[0]
+
+
+def _speeds(reference_ns: Sequence[int], calibration: float) -> np.ndarray:
+    """Per call, the machine's slowness against the calibration: the running median (over 9
+    calls) of the reference's cost, divided by the calibrated cost."""
+    refs = np.asarray(reference_ns, dtype=float)
+    return median_filter(refs, size=min(9, len(refs)), mode="nearest") / calibration
 
 
 ROW_METRICS = ("latency_p50_ms", "latency_p95_ms")
@@ -376,7 +439,10 @@ class Timing:
 
     ``preprocess_ms`` and ``model_ms`` are the medians of the two parts of each call;
     ``preprocess_share`` is the preprocessing share of the summed time. ``wall_*`` are wall
-    clock figures of the same calls (what a client would wait on this machine, now).
+    clock figures of the same calls (what a client would wait on this machine, now). With the
+    reference (:attr:`LatencyConfig.reference`), every call is divided by the machine's
+    slowness at that moment (``speed``, 1.0 at the calibration); ``raw_median_ms`` is the
+    clock's own median.
     """
 
     median_ms: float
@@ -392,6 +458,8 @@ class Timing:
     preprocess_share: float
     stopped_by: str  # "precision", "budget", "max_calls" or "dominated"
     cpu_s: float  # CPU seconds the measurement cost (request preparation included)
+    raw_median_ms: float = float("nan")  # the clock's own median, before the speed correction
+    speed: float = 1.0  # the machine's slowness against the calibration (median over calls)
 
     @property
     def relative_halfwidth(self) -> float:
@@ -501,6 +569,9 @@ def measure_serving(
         if want_call and want_batch
         else (config.budget_s, config.budget_s)
     )
+    calibration = None
+    if config.reference and serving.threads == 1:  # a one-thread reference for one thread
+        calibration = config.reference_ns or reference_calibration()
     call = batch = None
     with serving_threads(model, serving.threads):
         if want_call:
@@ -512,6 +583,7 @@ def measure_serving(
                 config,
                 want_p95="latency_p95_ms" in wanted,
                 dominated_above_ms=dominated_above_ms,
+                calibration=calibration,
             )
         if want_batch:
             kind = {"row": "batch", "numpy": "numpy", "records": "records"}[serving.path]
@@ -521,6 +593,7 @@ def measure_serving(
                 budgets[1],
                 config,
                 want_p95=False,
+                calibration=calibration,
             )
     if serving.path == "batch":
         batch = call
@@ -611,16 +684,30 @@ def _time_series(
     *,
     want_p95: bool,
     dominated_above_ms: float | None = None,
+    calibration: float | None = None,
 ) -> Timing:
     """Call until the median is known to ``rel_precision`` (and p95 has its calls) or the
     budget is spent; see :class:`LatencyConfig`. With ``dominated_above_ms``, also stop once
-    the median's lower confidence bound is above it (see :func:`measure_serving`)."""
+    the median's lower confidence bound is above it (see :func:`measure_serving`). With a
+    ``calibration``, :func:`reference_work` is timed before each call and each call is divided
+    by the machine's slowness then (:func:`_speeds`)."""
     for i in range(config.warmup):
         call(request(i))
     need = max(config.min_calls, config.p95_calls if want_p95 else 0)
     totals: list[int] = []
     pres: list[int] = []
     walls: list[int] = []
+    refs: list[int] = []
+    clock = call.clock
+
+    def corrected() -> tuple[np.ndarray, np.ndarray]:
+        """Per-call totals in ns, and the speeds they were divided by."""
+        raw = np.asarray(totals, dtype=float)
+        if calibration is None:
+            return raw, np.ones_like(raw)
+        speeds = _speeds(refs, calibration)
+        return raw / speeds, speeds
+
     stopped_by = "max_calls"
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     check_at = need
@@ -631,6 +718,11 @@ def _time_series(
     with _gc.paused():
         for i in range(config.warmup, config.warmup + config.max_calls):
             req = request(i)
+            if calibration is not None:  # timed warm: the model's call evicts caches
+                reference_work()
+                start = clock()
+                reference_work()
+                refs.append(clock() - start)
             w = time.perf_counter_ns()
             pre, total = call(req)
             walls.append(time.perf_counter_ns() - w)
@@ -644,15 +736,13 @@ def _time_series(
                 stopped_by = "budget"
                 break
             if dominated_ns is not None and n >= dominance_at:
-                low = quantile_ci(np.sort(np.asarray(totals, dtype=float)), 0.5, config.confidence)[
-                    0
-                ]
+                low = quantile_ci(np.sort(corrected()[0]), 0.5, config.confidence)[0]
                 if low > dominated_ns:
                     stopped_by = "dominated"
                     break
                 dominance_at = math.ceil(n * 1.25)
             if n >= check_at:
-                ordered = np.sort(np.asarray(totals, dtype=float))
+                ordered = np.sort(corrected()[0])
                 median = float(np.median(ordered))
                 lo, hi, _ = quantile_ci(ordered, 0.5, config.confidence)
                 precise = max(hi - median, median - lo) <= config.rel_precision * median
@@ -662,12 +752,13 @@ def _time_series(
                     break
                 check_at = math.ceil(n * 1.1)
     cpu_s = time.thread_time() - cpu0
-    total_ms = np.sort(np.asarray(totals, dtype=float)) / 1e6
-    pre_ms = np.asarray(pres, dtype=float) / 1e6
+    total_ns, speeds = corrected()
+    unsorted_total = total_ns / 1e6
+    total_ms = np.sort(unsorted_total)
+    pre_ms = np.asarray(pres, dtype=float) / speeds / 1e6
     wall_ms = np.asarray(walls, dtype=float) / 1e6
     med_lo, med_hi, _ = quantile_ci(total_ms, 0.5, config.confidence)
     p95_lo, p95_hi, p95_bounded = quantile_ci(total_ms, 0.95, config.confidence)
-    unsorted_total = np.asarray(totals, dtype=float) / 1e6
     summed = float(unsorted_total.sum())
     return Timing(
         median_ms=float(np.median(total_ms)),
@@ -683,6 +774,8 @@ def _time_series(
         preprocess_share=float(pre_ms.sum() / summed) if summed > 0 else 0.0,
         stopped_by=stopped_by,
         cpu_s=cpu_s,
+        raw_median_ms=float(np.median(totals)) / 1e6,
+        speed=float(np.median(speeds)),
     )
 
 

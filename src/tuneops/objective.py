@@ -20,6 +20,7 @@ for families that can; the refit for export and the serving measurement use
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -43,6 +44,7 @@ from tuneops.measure import (
     mean_metrics,
     measure_serving,
     model_size_kb,
+    reference_calibration,
     score,
     scoring_record,
     serving_config,
@@ -121,9 +123,15 @@ class SpecObjective:
             name: get_family(name).space(dataset.task, spec.space.get(name))
             for name in spec.families
         }
-        self.latency = latency
         # The spec's serving section (read with defaults while the spec gains it).
         self.serving = serving_config(getattr(spec, "serving", None))
+        kinds = {getattr(METRICS.get(m), "kind", None) for m in spec.measured_metrics}
+        if "latency" in kinds and latency.reference and latency.reference_ns is None:
+            # One calibration of the machine's speed for every trial, made here before the
+            # workers start (forked or pickled, they carry it; Ray workers on other machines
+            # then report in this machine's unit): see LatencyConfig.reference.
+            latency = dataclasses.replace(latency, reference_ns=reference_calibration())
+        self.latency = latency
         self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         self._prepared: dict[tuple[int, bool], Prepared] = {}  # (fold, family scales) -> fold
         check_task(spec.measured_metrics, dataset.task, dataset.name)
