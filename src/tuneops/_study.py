@@ -92,6 +92,8 @@ PRUNER = "tuneops:pruner"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
 COMPUTE_BUDGET = "tuneops:compute_budget"  # system attr: {unit: amount} (search.budget)
+# system attr: the latency calibration every trial is expressed at (measure.LatencyConfig)
+REFERENCE = "tuneops:reference_ns"
 # user attr: the staged strategy's phases and verification (tuneops.strategy)
 STRATEGY = "tuneops:strategy"
 #: Name prefix of the studies that hold model registries (tuneops.ops.registry), not trials.
@@ -323,3 +325,15 @@ def compute_budget(study: optuna.Study) -> tuple[str, float] | None:
 
 def set_compute_budget_record(study: optuna.Study, unit: str, amount: float) -> None:
     _optuna.set_study_system_attr(study, COMPUTE_BUDGET, {unit: float(amount)})
+
+
+# -- the latency calibration ----------------------------------------------------------------------
+def shared_calibration(study: optuna.Study, reference_ns: float) -> float:
+    """The study's latency calibration: the one stored with it (by its first run), or
+    ``reference_ns``, stored now, so that a resumed run and joining workers express their
+    trials in the same unit as the first."""
+    stored = _optuna.study_system_attrs(study).get(REFERENCE)
+    if isinstance(stored, int | float) and not isinstance(stored, bool) and stored > 0:
+        return float(stored)
+    _optuna.set_study_system_attr(study, REFERENCE, float(reference_ns))
+    return float(reference_ns)

@@ -139,6 +139,13 @@ class SpecObjective:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_prepared": {}}  # a copy elsewhere prepares its own folds
 
+    def share_calibration(self, study: optuna.Study) -> None:
+        """Measure latency at the study's calibration (its first run's), storing this one when
+        the study has none: a resumed run or a joining worker reports in the same unit."""
+        if self.latency.reference_ns is not None:
+            shared = _study.shared_calibration(study, self.latency.reference_ns)
+            self.latency = dataclasses.replace(self.latency, reference_ns=shared)
+
     def scoring_record(self) -> dict[str, Any]:
         """Positive class, averaging and the majority-class/mean baseline on the study's folds."""
         return scoring_record(

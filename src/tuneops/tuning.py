@@ -132,6 +132,7 @@ def run(
         },
         identity=spec_dict,
     )
+    objective.share_calibration(study)  # before the workers start: they carry it
     resumed = len(study.get_trials(deepcopy=False))
     workers_sampler = functools.partial(sampler_factory, resumed=resumed)
     if resumed:
@@ -262,6 +263,7 @@ def join(
         dataset,
     )
     objective, sampler_factory, pruner_factory = _components(spec, data)
+    objective.share_calibration(study)
     who = dict(identity) if identity is not None else runner.worker_identity()
     index = 1 + zlib.crc32(str(who["id"]).encode()) % 100_000  # a sampler stream of its own
     # ... and of this join: a worker that joins again under the same id (a restarted container
