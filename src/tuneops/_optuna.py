@@ -307,8 +307,9 @@ class _RDB(optuna.storages.RDBStorage):
     ) -> list[FrozenTrial]:
         """Optuna's ``RDBStorage._get_trials`` (what its cache reads every trial with), with
         the rows read by six Core ``SELECT``s instead of ORM objects (one per trial, parameter,
-        value, attribute and intermediate value: 2.6 s of client CPU for 2,000 two-objective
-        trials of tuneops on PostgreSQL) and each distribution decoded once per distinct JSON.
+        value, attribute and intermediate value: 0.12-0.21 s of client CPU for 300 trials on
+        PostgreSQL and SQLite, against 0.018-0.026 s this way) and each distribution decoded
+        once per distinct JSON.
         The same trials, the same fields: tests compare every field with Optuna's own read.
         Optuna's path runs when its tables are not the ones this reads."""
         import sqlalchemy  # here: a journal's reader never loads it (0.3-0.45 s of CPU)

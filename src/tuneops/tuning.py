@@ -464,4 +464,6 @@ def export_model(
         study, "tuneops cannot refit its model; refit it from the selected params in results.json"
     )
     out = Path(out_dir or Path("tuneops-out") / study.study_name)
-    return export_trial(study, trial, SpecObjective(spec, data), out, spec=spec)
+    objective = SpecObjective(spec, data)
+    objective.share_calibration(study)  # its model's latency in the study's unit
+    return export_trial(study, trial, objective, out, spec=spec)

@@ -413,6 +413,7 @@ def register_trial(
     """
 
     objective = SpecObjective(spec, dataset)
+    objective.share_calibration(study)  # a refit's latency in the study's unit
     config = MonitorConfig.from_spec(spec)
     metric = monitored_metric(config, spec.metric_names, dataset.task)
     number_v = version if version is not None else registry.reserve_version()
