@@ -334,7 +334,7 @@ class LatencyConfig:
             the declared path.
         reference: time a fixed reference workload (:func:`reference_work`) before every
             call and express each call at the speed the machine had when it was calibrated
-            (single-threaded serving only): the host's drift moves both alike and cancels.
+            (single-threaded serving only): what of the host's drift moves both cancels.
         reference_ns: that calibration, the reference's CPU ns per call; None: this process's
             own (:func:`reference_calibration`). A study measures every trial against one
             (:class:`tuneops.objective.SpecObjective` calibrates before its workers start).
@@ -359,9 +359,11 @@ _REFERENCE_VECTOR = np.arange(32.0)
 
 def reference_work() -> float:
     """The fixed workload timed beside every serving call: interpreter work (a loop over a
-    small dict) and small NumPy calls, what a one-row ``predict`` is mostly made of. When the
-    machine slows down (a busy neighbour on the core, a lower clock), it slows down alike; on a
-    quiet host its cost varies by less than 2% between measurements (bench_latency)."""
+    small dict) and small NumPy calls, what a one-row ``predict`` is mostly made of. It is
+    timed warm, so it follows the machine's own speed (its clock, a neighbour on the core), not
+    the cache refills a model pays after its thread was switched out: under 4 busy processes on
+    2 cores it slowed 1.02-1.09x where the models slowed 1.01-1.23x (bench_latency), so the
+    correction removes part of such a slowdown, not all of it."""
     total = 0.0
     seen: dict[int, float] = {}
     for i in range(100):
