@@ -375,6 +375,15 @@ def reference_work() -> float:
     return total
 
 
+def _timed_reference(clock: Callable[[], int]) -> int:
+    """One timing of :func:`reference_work`, warm (run once untimed first: the call before it
+    went through the caches), the same way for the calibration and beside every call."""
+    reference_work()
+    start = clock()
+    reference_work()
+    return clock() - start
+
+
 _CALIBRATION: list[float] = []  # this process's reference_ns, measured once
 
 
@@ -391,10 +400,7 @@ def reference_calibration(calls: int = 400) -> float:
             for i in range(calls):
                 other.sum()
                 pd.DataFrame({"x": [float(i)]}).iloc[[0]]
-                reference_work()
-                start = clock()
-                reference_work()
-                samples.append(clock() - start)
+                samples.append(_timed_reference(clock))
         _CALIBRATION.append(float(np.median(samples)))
     return _CALIBRATION[0]
 
@@ -720,11 +726,8 @@ def _time_series(
     with _gc.paused():
         for i in range(config.warmup, config.warmup + config.max_calls):
             req = request(i)
-            if calibration is not None:  # timed warm: the model's call evicts caches
-                reference_work()
-                start = clock()
-                reference_work()
-                refs.append(clock() - start)
+            if calibration is not None:
+                refs.append(_timed_reference(clock))
             w = time.perf_counter_ns()
             pre, total = call(req)
             walls.append(time.perf_counter_ns() - w)
