@@ -246,7 +246,8 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 def scan_log(text: str) -> dict[str, Any]:
     """What the processes' output says beyond the trials: tracebacks by their last line (a
     KeyboardInterrupt is SIGINT arriving before tuneops handles it, while Python imports), and
-    how often a journal file lock left by a killed holder was broken (Optuna waits for it)."""
+    how often a journal file lock left by a killed holder was removed: at once (the holder was
+    a tuneops writer of this host, tuneops._journal_lock) or after the 30 s grace period."""
     errors: Counter[str] = Counter()
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -256,7 +257,8 @@ def scan_log(text: str) -> dict[str, Any]:
     return {
         "startup_interrupts": errors.pop("KeyboardInterrupt", 0),
         "errors": dict(errors),
-        "lock_breaks": text.count("Forcibly releasing the lock file"),
+        "lock_breaks": text.count("Forcibly releasing the lock file") + text.count("has stood for"),
+        "lock_removals": text.count("left by a writer that is gone"),
     }
 
 
@@ -665,6 +667,7 @@ def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, A
     errors = [f"{NAMES[k]}: {x['errors']}" for k, x in logs.items() if x["errors"]]
     startup = sum(x["startup_interrupts"] for x in logs.values())
     breaks = sum(x["lock_breaks"] for x in logs.values())
+    removals = sum(x.get("lock_removals", 0) for x in logs.values())
     lines = [
         "; ".join(
             f"`{r['command']}` ({', '.join(NAMES[k] for k in r['storages'])}: {r['stamp']}; load "
@@ -693,7 +696,8 @@ def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, A
         f"Errors in the processes' output (tracebacks other than SIGINT during start-up): "
         f"{'; '.join(errors) if errors else 'none'}. SIGINT during start-up (before tuneops "
         f"handles it: a KeyboardInterrupt traceback, nothing to give back): {startup}. Journal "
-        f"file locks left by a killed holder and broken after Optuna's 30 s wait: {breaks}.",
+        f"file locks left by a killed holder: {removals} removed at once, {breaks} after the "
+        "30 s grace period.",
     ]
     return "\n".join(lines)
 

@@ -164,6 +164,8 @@ def test_scan_log_tells_start_up_interrupts_from_errors_and_counts_broken_locks(
         "Traceback (most recent call last):\n  File \"y\"\n    raise E\nValueError: boom\n"
         "[W ...] The existing lock file has not been released for an extended period. "
         "Forcibly releasing the lock file.\n"
+        "W tuneops._journal_lock: removed the journal lock file s.journal.lock left by a writer "
+        "that is gone (host 123)\n"
     )
     assert scan_log(text) == {"startup_interrupts": 1, "errors": {"ValueError: boom": 1},
-                              "lock_breaks": 1}
+                              "lock_breaks": 1, "lock_removals": 1}

@@ -33,6 +33,7 @@ from optuna.storages import BaseStorage
 from optuna.storages._rdb import storage as _rdb
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
+from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -59,6 +60,7 @@ __all__ = [
     "quiet",
     "param_importances",
     "JournalSnapshot",
+    "JournalFileLock",
     "open_journal",
     "journal_backend",
     "journal_entries",
@@ -721,6 +723,10 @@ def param_importances(
 #: A journal backend that can hand ``JournalStorage`` a saved replay state when it opens
 #: (``optuna.storages.journal._base.BaseJournalSnapshot``; Optuna's Redis backend is one).
 JournalSnapshot = BaseJournalSnapshot
+
+#: The lock a journal file backend takes around each append (``acquire``/``release``;
+#: ``optuna.storages.journal._file.BaseJournalFileLock``): tuneops.storage passes its own.
+JournalFileLock = BaseJournalFileLock
 
 
 class _Opening(BaseJournalBackend, BaseJournalSnapshot):

@@ -1,9 +1,10 @@
 """Storage URLs -> Optuna storages. The storage is the single source of truth.
 
 * no URL: the embedded default, an Optuna journal file ``tuneops.journal`` in the working
-  directory. A journal file is append-only and guarded by a lock file, so several local worker
-  processes write to it without the "database is locked" failures SQLite gives under
-  concurrent writers (see docs/benchmarks.md for the measurement).
+  directory. A journal file is append-only and guarded by a lock (:mod:`tuneops._journal_lock`:
+  the kernel's ``flock`` plus Optuna's lock file, which a killed writer does not leave behind),
+  so several local worker processes write to it without the "database is locked" failures
+  SQLite gives under concurrent writers (see docs/benchmarks.md for the measurement).
 * ``path/to/file.journal`` or ``journal:///abs/path``: a journal file at that path.
 * ``sqlite:///file.db``: Optuna's RDB storage on SQLite (one machine).
 * ``postgresql://USER:PASS@HOST:PORT/DB`` (or ``postgres://``), ``mysql://...``: Optuna's RDB
@@ -51,6 +52,7 @@ import optuna
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 
 from tuneops import _gc, _optuna
+from tuneops._journal_lock import JournalLock
 from tuneops._secrets import mask_secrets, mask_url, url_password
 from tuneops.errors import MissingExtra, StorageUnavailable, StudyNotFound, require
 
@@ -499,7 +501,7 @@ class SnapshotJournalFile(JournalFileBackend):
     """
 
     def __init__(self, file_path: str, *, use_snapshot: bool = True) -> None:
-        super().__init__(file_path)
+        super().__init__(file_path, lock_obj=JournalLock(file_path))
         self.path = file_path
         self.use_snapshot = use_snapshot
         self.restored = 0
