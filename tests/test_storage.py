@@ -244,3 +244,41 @@ def test_a_missing_study_lists_the_studies_but_not_the_registries(workdir) -> No
     with pytest.raises(tuneops.errors.StudyNotFound) as error:
         _study.load_study("nope", url)
     assert "studies there: tuned." in str(error.value)
+
+
+def test_an_entry_torn_at_the_journals_end_is_cut_before_the_next_append(
+    workdir, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A writer killed within a large write, or a full disk, leaves a line without its newline.
+    # Appended after as is, the next entry would be glued to it and no reader could load the
+    # study again (plain Optuna fails so); tuneops cuts the torn bytes off first.
+    path = workdir / "s.journal"
+    study = optuna.create_study(study_name="torn", storage=get_storage(str(path)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    torn = b'{"op_code":5,"worker_id":"w","trial_id":3,"state":'
+    with path.open("ab") as f:
+        f.write(torn)
+    study = optuna.load_study(study_name="torn", storage=get_storage(str(path)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert f"cut off {len(torn)} bytes" in caplog.text
+    again = optuna.load_study(study_name="torn", storage=get_storage(str(path)))
+    assert [t.state for t in again.trials] == [TrialState.COMPLETE] * 5
+    assert path.read_bytes().endswith(b"}\n") and torn not in path.read_bytes()
+
+
+def test_a_torn_tail_longer_than_a_read_or_the_whole_file_is_cut(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from tuneops import storage
+
+    monkeypatch.setattr(storage, "_TAIL_CHUNK", 4)
+    for content, kept in ((b'{"a":1}\n{"b":2}\n' + b"x" * 23, b'{"a":1}\n{"b":2}\n'),
+                          (b"x" * 9, b""), (b'{"a":1}\n', b'{"a":1}\n')):
+        path = tmp_path / "j"
+        path.write_bytes(content)
+        with path.open("a+b") as f:
+            storage._cut_torn_tail(f.fileno(), str(path))
+        assert path.read_bytes() == kept
+        os.remove(path)

@@ -498,10 +498,18 @@ class SnapshotJournalFile(JournalFileBackend):
 
     ``restored`` is how many journal entries the snapshot held (0 when there was none or it was
     refused); the storage then replays only the entries after those.
+
+    Appends are Optuna's (one JSON line per entry, under the lock, fsync'd) with one repair
+    first: an entry left incomplete at the end of the file (its writer was killed within a
+    large write, or the disk filled up) is cut off. Optuna's reader skips such a tail, but the
+    next entry appended after it would be glued to it into one undecodable line, and from then
+    on every reader of the study fails. Nobody was told the torn entry was written (its write
+    raised, or its process died), so cutting it loses nothing that was acknowledged.
     """
 
     def __init__(self, file_path: str, *, use_snapshot: bool = True) -> None:
-        super().__init__(file_path, lock_obj=JournalLock(file_path))
+        self.lock = JournalLock(file_path)
+        super().__init__(file_path, lock_obj=self.lock)
         self.path = file_path
         self.use_snapshot = use_snapshot
         self.restored = 0
@@ -518,8 +526,7 @@ class SnapshotJournalFile(JournalFileBackend):
         if held is not None:
             held.extend(logs)
             return
-        self.appends += 1
-        super().append_logs(logs)
+        self._append(logs)
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -543,8 +550,20 @@ class SnapshotJournalFile(JournalFileBackend):
         finally:
             del self._held[ident]
             if held:
-                self.appends += 1
-                super().append_logs(held)
+                self._append(held)
+
+    def _append(self, logs: list[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        self.appends += 1
+        self.lock.acquire()
+        try:
+            with open(self.path, "a+b") as f:
+                _cut_torn_tail(f.fileno(), self.path)
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            self.lock.release()
 
     def load_snapshot(self) -> bytes | None:
         """The snapshot's pickled state when it is valid for this journal as it is now, else
@@ -556,6 +575,32 @@ class SnapshotJournalFile(JournalFileBackend):
         _optuna.seek_journal_file(self, n_entries, offset)
         self.restored = n_entries
         return payload
+
+
+_TAIL_CHUNK = 1 << 16
+
+
+def _cut_torn_tail(fd: int, path: str) -> None:
+    """Truncate the file open at ``fd`` after its last newline when it does not end with one
+    (see :class:`SnapshotJournalFile`); the caller holds the journal's lock."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    keep = 0
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            break
+        end = start
+    os.ftruncate(fd, keep)
+    _log.warning(
+        "journal %s: cut off %d bytes of an entry left incomplete at its end (its writer was "
+        "killed mid-write or the disk was full); nothing acknowledged is lost",
+        path, size - keep,
+    )
 
 
 def _read_snapshot(journal: str) -> tuple[int, int, bytes] | None:
