@@ -270,3 +270,31 @@ def test_show_prints_each_workers_contribution(workdir: Path, cli) -> None:
     assert "workers (2 on 1 host(s))" in out
     for row in section["workers"]:
         assert row["worker"] in out
+
+
+def test_a_journal_that_cannot_grow_stops_the_run_cleanly_and_the_same_command_resumes(workdir):
+    # A real write failure, not a mock: the process may not grow a file past 48 KB (as a full
+    # disk refuses a write, here with EFBIG), so an append fails within the run, maybe halfway.
+    import resource
+    import yaml
+
+    spec = workdir / "s.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(n_trials=120, n_workers=2, sampler="random")))
+    command = [sys.executable, "-m", "tuneops", "run", str(spec), "--storage", "s.journal",
+               "--out", "out"]
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48_000, 48_000))
+
+    first = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300,
+                           preexec_fn=limited)
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert "could not write to the journal" in first.stderr and "ulimit -f" in first.stderr
+    assert "Traceback" not in first.stderr, first.stderr[-3000:]
+    assert (workdir / "s.journal").stat().st_size <= 48_000
+    second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    study = optuna.load_study(study_name="tiny", storage=get_storage("s.journal"))
+    assert len(counted(study.trials)) == 120
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))

@@ -41,6 +41,7 @@ __all__ = [
     "DataError",
     "StorageUnavailable",
     "NoFeasibleTrial",
+    "StorageWriteError",
 ]
 
 _LAZY = {
@@ -60,6 +61,7 @@ _LAZY = {
     "DataError": "tuneops.errors",
     "StorageUnavailable": "tuneops.errors",
     "NoFeasibleTrial": "tuneops.errors",
+    "StorageWriteError": "tuneops.errors",
 }
 
 

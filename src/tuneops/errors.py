@@ -23,6 +23,7 @@ __all__ = [
     "DataError",
     "StorageUnavailable",
     "StudyNotFound",
+    "StorageWriteError",
     "NoFeasibleTrial",
     "MissingExtra",
     "IntegrityError",
@@ -59,6 +60,14 @@ class StudyNotFound(UsageError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else ""
+
+
+class StorageWriteError(TuneOpsError, OSError):
+    """The storage refused a write at run time (a full disk, a quota, a read-only file system).
+
+    Not a :class:`UsageError`: the input was fine until the machine changed. What the storage
+    acknowledged before stays; the CLI exits 1 and the same command resumes the study.
+    """
 
 
 class NoFeasibleTrial(TuneOpsError):

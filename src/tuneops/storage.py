@@ -33,6 +33,7 @@ pickle, like Optuna's own snapshots). Otherwise the journal is replayed in full,
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import importlib.util
@@ -54,7 +55,13 @@ from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, Jou
 from tuneops import _gc, _optuna
 from tuneops._journal_lock import JournalLock
 from tuneops._secrets import mask_secrets, mask_url, url_password
-from tuneops.errors import MissingExtra, StorageUnavailable, StudyNotFound, require
+from tuneops.errors import (
+    MissingExtra,
+    StorageUnavailable,
+    StorageWriteError,
+    StudyNotFound,
+    require,
+)
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -557,11 +564,18 @@ class SnapshotJournalFile(JournalFileBackend):
         self.appends += 1
         self.lock.acquire()
         try:
-            with open(self.path, "a+b") as f:
-                _cut_torn_tail(f.fileno(), self.path)
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            # Unbuffered: an entry that failed is never completed later by a buffer's flush.
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                _cut_torn_tail(fd, self.path)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from exc
         finally:
             self.lock.release()
 
@@ -578,6 +592,23 @@ class SnapshotJournalFile(JournalFileBackend):
 
 
 _TAIL_CHUNK = 1 << 16
+_WRITE_TODO = {
+    errno.ENOSPC: "free space on that disk, or give --storage a path on another",
+    errno.EDQUOT: "free space within your disk quota, or give --storage a path on another disk",
+    errno.EROFS: "the file system is read-only: give --storage a writable path",
+    errno.EFBIG: "the file reached this process's file size limit (ulimit -f): raise it",
+}
+
+
+def _write_error(path: str, exc: OSError) -> StorageWriteError:
+    todo = _WRITE_TODO.get(exc.errno or 0, "check the disk and the file's permissions")
+    error = StorageWriteError(
+        f"storage {path!r}: could not write to the journal ({exc.strerror or exc}). Everything "
+        f"recorded before is intact (an entry cut short is removed at the next write). What to "
+        f"do: {todo}; then run the same command again to resume the study."
+    )
+    error.errno = exc.errno  # as the OSError it is
+    return error
 
 
 def _cut_torn_tail(fd: int, path: str) -> None:

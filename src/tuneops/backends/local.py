@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import datetime
+import logging
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,7 @@ from threadpoolctl import ThreadpoolController
 from tuneops import _optuna, runner
 from tuneops._study import ABANDONED
 from tuneops.backends._base import Backend
+from tuneops.errors import TuneOpsError
 
 __all__ = ["LocalBackend", "run_local"]
 
@@ -124,6 +126,9 @@ def _child(
     except runner.Interrupted as exc:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(exc.exit_code)
+    except TuneOpsError as exc:  # said in one line, not a traceback; this process goes on
+        logging.getLogger("tuneops").error("worker %d stopped: %s", index, exc)
+        sys.exit(1)
 
 
 def run_local(
