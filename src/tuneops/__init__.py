@@ -41,7 +41,7 @@ __all__ = [
     "DataError",
     "StorageUnavailable",
     "NoFeasibleTrial",
-    "StorageWriteError",
+    "WriteError",
 ]
 
 _LAZY = {
@@ -61,7 +61,7 @@ _LAZY = {
     "DataError": "tuneops.errors",
     "StorageUnavailable": "tuneops.errors",
     "NoFeasibleTrial": "tuneops.errors",
-    "StorageWriteError": "tuneops.errors",
+    "WriteError": "tuneops.errors",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from tuneops import _optuna, _study, runner
+from tuneops._files import check_output_dir
 from tuneops._study import open_study
 from tuneops.backends import get_backend
 from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
@@ -324,6 +325,8 @@ def tune(
     ]
     chosen_selection = _selection(selection, objs)
     name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
+    out_dir = Path(output_dir or Path("tuneops-out") / name)
+    check_output_dir(out_dir, option="output_dir")  # refused now, not after the trials
     sampler_name, sampler_params = _component("sampler", sampler)
     # the space of a custom objective is judged by `auto` from its first trials
     make = functools.partial(
@@ -374,7 +377,6 @@ def tune(
     results = study_results(
         opened, choice=choice, elapsed_s=time.time() - started, message=message, record=True
     )
-    out_dir = Path(output_dir or Path("tuneops-out") / name)
     results_path = write_json(out_dir / "results.json", results)
     _study.save_snapshot(opened)  # `tuneops show`/`report` start from it (a journal file only)
     return RunResult(opened, choice, results, out_dir, None, results_path, message)

@@ -23,7 +23,7 @@ __all__ = [
     "DataError",
     "StorageUnavailable",
     "StudyNotFound",
-    "StorageWriteError",
+    "WriteError",
     "NoFeasibleTrial",
     "MissingExtra",
     "IntegrityError",
@@ -62,11 +62,14 @@ class StudyNotFound(UsageError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class StorageWriteError(TuneOpsError, OSError):
-    """The storage refused a write at run time (a full disk, a quota, a read-only file system).
+class WriteError(TuneOpsError, OSError):
+    """The machine refused a write at run time: a full disk, a quota, a read-only file system,
+    a file size limit. The message names the file and what to do.
 
-    Not a :class:`UsageError`: the input was fine until the machine changed. What the storage
-    acknowledged before stays; the CLI exits 1 and the same command resumes the study.
+    Not a :class:`UsageError`: the input was fine, the machine changed. Nothing is left
+    half-written (files are written under a temporary name and renamed; a journal entry cut
+    short is removed at the next append); what was recorded before stays. The CLI exits 1 and
+    the same command resumes.
     """
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import platform
 import warnings
 from importlib import metadata as importlib_metadata
@@ -24,6 +23,7 @@ from typing import Any
 
 import joblib
 
+from tuneops._files import replacing
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, UsageError, VersionMismatchWarning
 
@@ -94,15 +94,13 @@ def write_json(path: Path, data: Any) -> Path:
     one compact record per line: as readable and as diff-able, and a fifth of the encoder's
     time (``indent=2`` over 10,000 trial records took 0.65 s of CPU at the end of a run).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:  # streamed: a 10,000-trial document is never one string in memory
+    # streamed: a 10,000-trial document is never one string in memory
+    with replacing(path) as tmp, tmp.open("w") as f:
         if isinstance(data, dict):
             _write_document(f, data)
         else:
             f.write(_dumps(data, indent=2))
         f.write("\n")
-    os.replace(tmp, path)
     return path
 
 
@@ -165,13 +163,11 @@ def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Pat
     """
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     metadata = mask_secrets({**metadata, "versions": library_versions()})
     path = out / MODEL_FILE
-    tmp = out / (MODEL_FILE + ".tmp")
-    joblib.dump({"model": model, "metadata": metadata}, tmp)
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        joblib.dump({"model": model, "metadata": metadata}, tmp)
+        digest = sha256_file(tmp)
     artifact = {"file": MODEL_FILE, "sha256": digest}
     write_json(out / METADATA_FILE, {**metadata, "artifact": artifact})
     return path

@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
 from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
-from tuneops.errors import StorageWriteError, UsageError
+from tuneops.errors import UsageError, WriteError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
 from tuneops.pruning import trial_compute
 from tuneops.spec import COMPUTE_UNITS
@@ -589,7 +589,7 @@ def _run_trial(
         abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
         stop.abandoned.append(trial.number)
         raise stop from None
-    except StorageWriteError:  # nothing more can be recorded (a full disk): stop the run; the
+    except WriteError:  # nothing more can be recorded (a full disk): stop the run; the
         raise  # trial stays RUNNING, and is abandoned and queued again when the study resumes
     except UsageError as exc:  # the setup is wrong, not the configuration: stop the run
         reason = f"{type(exc).__name__}: {exc}"[:2000]

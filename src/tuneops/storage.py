@@ -33,7 +33,6 @@ pickle, like Optuna's own snapshots). Otherwise the journal is replayed in full,
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import importlib.util
@@ -53,13 +52,14 @@ import optuna
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 
 from tuneops import _gc, _optuna
+from tuneops._files import write_error
 from tuneops._journal_lock import JournalLock
 from tuneops._secrets import mask_secrets, mask_url, url_password
 from tuneops.errors import (
     MissingExtra,
     StorageUnavailable,
-    StorageWriteError,
     StudyNotFound,
+    WriteError,
     require,
 )
 
@@ -592,23 +592,16 @@ class SnapshotJournalFile(JournalFileBackend):
 
 
 _TAIL_CHUNK = 1 << 16
-_WRITE_TODO = {
-    errno.ENOSPC: "free space on that disk, or give --storage a path on another",
-    errno.EDQUOT: "free space within your disk quota, or give --storage a path on another disk",
-    errno.EROFS: "the file system is read-only: give --storage a writable path",
-    errno.EFBIG: "the file reached this process's file size limit (ulimit -f): raise it",
-}
 
 
-def _write_error(path: str, exc: OSError) -> StorageWriteError:
-    todo = _WRITE_TODO.get(exc.errno or 0, "check the disk and the file's permissions")
-    error = StorageWriteError(
-        f"storage {path!r}: could not write to the journal ({exc.strerror or exc}). Everything "
-        f"recorded before is intact (an entry cut short is removed at the next write). What to "
-        f"do: {todo}; then run the same command again to resume the study."
+def _write_error(path: str, exc: OSError) -> WriteError:
+    return write_error(
+        path,
+        exc,
+        what="write to the journal",
+        then="run the same command again to resume the study: everything recorded before is "
+        "intact (an entry cut short is removed at the next write)",
     )
-    error.errno = exc.errno  # as the OSError it is
-    return error
 
 
 def _cut_torn_tail(fd: int, path: str) -> None:

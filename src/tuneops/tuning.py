@@ -16,11 +16,12 @@ from typing import Any
 import optuna
 
 from tuneops import _optuna, _study, runner
+from tuneops._files import check_output_dir
 from tuneops._study import load_study, open_study
 from tuneops.backends import get_backend
 from tuneops.custom import RunResult, drive, sampler_seed, tune
 from tuneops.data import load_dataset
-from tuneops.errors import NoFeasibleTrial, UsageError
+from tuneops.errors import NoFeasibleTrial, UsageError, WriteError
 from tuneops.export import save_model, write_json
 from tuneops.families import FIDELITY_STEPS
 from tuneops.knowledge.adaptive import WarmStartSampler
@@ -116,6 +117,7 @@ def run(
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
+    check_output_dir(_output_dir(spec))  # refused now, not after hours of tuning
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     pruner = pruner_factory()
     spec_dict = spec.to_dict()
@@ -336,9 +338,24 @@ def _sampler_for(
     )
 
 
-def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
+def _output_dir(spec: Spec) -> Path:
+    return Path(spec.output_dir or Path("tuneops-out") / spec.study)
 
-    out_dir = Path(spec.output_dir or Path("tuneops-out") / spec.study)
+
+def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
+    try:
+        return _write_outputs(study, spec, objective, elapsed)
+    except WriteError as exc:
+        error = WriteError(
+            f"{exc} Every trial is recorded in the study's storage: the same command runs only "
+            "what its budget has left (nothing once it is spent) and writes the outputs."
+        )
+        error.errno = exc.errno
+        raise error from exc
+
+
+def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
+    out_dir = _output_dir(spec)
     objectives = list(spec.objectives)
     message = None
     if spec.search.strategy == "staged":
@@ -460,10 +477,11 @@ def export_model(
     """
 
     trial = complete_trial(study, trial)
+    out = Path(out_dir or Path("tuneops-out") / study.study_name)
+    check_output_dir(out)  # before the refit
     spec, data = rebuild(
         study, "tuneops cannot refit its model; refit it from the selected params in results.json"
     )
-    out = Path(out_dir or Path("tuneops-out") / study.study_name)
     objective = SpecObjective(spec, data)
     objective.share_calibration(study)  # its model's latency in the study's unit
     return export_trial(study, trial, objective, out, spec=spec)

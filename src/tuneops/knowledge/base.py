@@ -18,8 +18,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuneops._files import write_atomic
 from tuneops.errors import DataError, UsageError
 from tuneops.metrics import METRICS
 from tuneops.storage import get_storage, storage_exists
@@ -296,20 +295,12 @@ class KnowledgeBase:
         """Write the base as JSON (gzip when the name ends in .gz), atomically."""
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(
             self.to_dict(history=history), separators=(",", ":"), default=_jsonable
         ).encode()
         if path.suffix == ".gz":
             data = gzip.compress(data, mtime=0)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a base is meant to be shared
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, data)  # readable by others: a base is meant to be shared
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import optuna
 
 from tuneops import _optuna, _study
+from tuneops._files import copy_atomic
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
@@ -420,9 +420,8 @@ def register_trial(
     out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
     if saved is not None:
         # A copy: the run's output directory is rewritten by the next run, a version never is.
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(saved.with_name(METADATA_FILE), out / METADATA_FILE)
-        shutil.copy2(saved, out / MODEL_FILE)
+        copy_atomic(saved.with_name(METADATA_FILE), out / METADATA_FILE)
+        copy_atomic(saved, out / MODEL_FILE)
         path = (out / MODEL_FILE).resolve()
     else:
         path = export_trial(study, number, objective, out, spec=spec).resolve()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 from tuneops.report.document import Report
 
-__all__ = ["Renderer", "write_atomic"]
+__all__ = ["Renderer"]
 
 
 class Renderer(ABC):
@@ -29,33 +27,6 @@ class Renderer(ABC):
     @abstractmethod
     def render(self, report: Report, out: Path) -> list[Path]:
         """Write ``report`` to ``out``; return the paths written."""
-
-
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory.
-
-    The file gets the mode an ordinary ``open()`` would give (0666 less the umask, so 0644 by
-    default): ``mkstemp`` creates its file 0600, and a report is meant to be read by others.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):  # POSIX
-            os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    """The process umask. POSIX only lets one read it by setting it, so set it back at once."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # Shared by every renderer, so the HTML and the PNG of a panel read the same.

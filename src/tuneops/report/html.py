@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tuneops._files import write_atomic
 from tuneops.errors import UsageError, require
 from tuneops.report import figures as F
 from tuneops.report._base import (
@@ -29,7 +30,6 @@ from tuneops.report._base import (
     STATE_COLORS,
     WARM_COLOR,
     Renderer,
-    write_atomic,
 )
 from tuneops.report.document import Report, jsonable
 

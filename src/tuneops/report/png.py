@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tuneops._files import write_atomic
 from tuneops.errors import require
 from tuneops.report import figures as F
 from tuneops.report._base import (
@@ -22,7 +23,6 @@ from tuneops.report._base import (
     STATE_COLORS,
     WARM_COLOR,
     Renderer,
-    write_atomic,
 )
 from tuneops.report.document import Report
 

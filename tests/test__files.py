@@ -1,0 +1,87 @@
+"""Files written whole or not at all; a refused write names the file and what to do; an output
+directory that cannot be created is refused before the work starts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+import yaml
+from conftest import tiny_spec
+
+from tuneops._files import check_output_dir, copy_atomic, replacing, write_atomic
+from tuneops.errors import UsageError, WriteError
+from tuneops.export import MODEL_FILE, save_model
+
+
+class _FullDisk:
+    """Pickling it fails as a full disk fails a write, halfway through the file."""
+
+    def __reduce__(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_write_that_fails_leaves_neither_the_file_nor_a_temporary(tmp_path) -> None:
+    with pytest.raises(WriteError, match=r"could not write .*model\.joblib.*No space left on "
+                       r"device.*free space on that disk") as caught:
+        save_model({"weights": [1.0] * 1000, "tail": _FullDisk()}, {"study": "s"}, tmp_path)
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value, OSError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path) -> None:
+    path = tmp_path / "results.json"
+    write_atomic(path, b"old")
+    with pytest.raises(RuntimeError), replacing(path) as tmp:
+        tmp.write_bytes(b"half of the new")
+        raise RuntimeError("stopped")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["results.json"]
+
+
+def test_written_files_are_readable_by_others_as_open_makes_them(tmp_path) -> None:
+    mask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "a.html", b"<html>")
+        copied = copy_atomic(path, tmp_path / "b.html")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert copied.read_bytes() == b"<html>" and stat.S_IMODE(copied.stat().st_mode) == 0o644
+
+
+def test_an_output_directory_under_a_file_is_refused(tmp_path) -> None:
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(UsageError, match=r"'.*taken' is a file.*give --out a directory"):
+        check_output_dir(tmp_path / "taken" / "out")
+    check_output_dir(tmp_path / "new" / "deeper")  # creatable: accepted, and nothing created
+    assert not (tmp_path / "new").exists()
+
+
+def test_run_refuses_a_bad_out_before_any_trial_and_writes_no_study(workdir, cli) -> None:
+    (workdir / "taken").write_text("a file")
+    (workdir / "s.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    code, _, err = cli("run", "s.yaml", "--out", "taken/out")
+    assert code == 2, err
+    assert "is a file" in err and "--out" in err
+    assert not (workdir / "tuneops.journal").exists()  # no study begun
+    assert not (workdir / "tuneops-out").exists()
+
+
+def test_a_model_that_cannot_be_saved_says_the_study_is_kept(workdir, cli, monkeypatch) -> None:
+    import tuneops.tuning
+
+    def full_disk(model, metadata, out_dir):
+        return save_model({"model": model, "tail": _FullDisk()}, metadata, out_dir)
+
+    (workdir / "s.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    with monkeypatch.context() as patched:
+        patched.setattr(tuneops.tuning, "save_model", full_disk)
+        code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report")
+    assert code == 1, err
+    assert "No space left on device" in err and "Every trial is recorded" in err
+    assert not (workdir / "out" / MODEL_FILE).exists()
+    code, out, err = cli("run", "s.yaml", "--out", "out", "--no-report")
+    assert code == 0, err
+    assert "4 finished before" in err + out and (workdir / "out" / MODEL_FILE).exists()
