@@ -172,22 +172,32 @@ def test_the_machines_slowness_during_the_calls_is_divided_out():
 
 
 def test_a_study_measures_every_trial_against_one_calibration(frame):
-    """The objective calibrates once, before its workers start, and carries the calibration
-    to them (a pickled copy too); without latency metrics nothing is calibrated."""
+    """The objective takes the study's calibration (this machine's when the study has none,
+    stored then) before its workers start, and carries it to them (a pickled copy too);
+    without latency metrics nothing is calibrated."""
+    import optuna
+
+    from tuneops import _optuna, _study
     from tuneops.measure import reference_calibration
 
     data = load_dataset("sklearn:iris")
     spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
                       "objectives": ["accuracy", "latency_p50_ms"]})
+    study = optuna.create_study(directions=["maximize", "minimize"])
     objective = SpecObjective(spec, data)
+    objective.share_calibration(study)
     assert objective.latency.reference_ns == reference_calibration() > 0
+    assert _optuna.study_system_attrs(study)[_study.REFERENCE] == objective.latency.reference_ns
     assert pickle.loads(pickle.dumps(objective)).latency.reference_ns == (
         objective.latency.reference_ns)
     plain = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
                        "objectives": ["accuracy"]})
-    assert SpecObjective(plain, data).latency.reference_ns is None
-    pinned = LatencyConfig(reference_ns=12_345.0)
-    assert SpecObjective(spec, data, latency=pinned).latency.reference_ns == 12_345.0
+    unmeasured = SpecObjective(plain, data)
+    unmeasured.share_calibration(optuna.create_study())
+    assert unmeasured.latency.reference_ns is None
+    pinned = SpecObjective(spec, data, latency=LatencyConfig(reference_ns=12_345.0))
+    pinned.share_calibration(optuna.create_study(directions=["maximize", "minimize"]))
+    assert pinned.latency.reference_ns == 12_345.0
 
 
 def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):

@@ -27,7 +27,7 @@ bottom layer: it imports only Optuna, the storage and the errors.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import optuna
@@ -328,12 +328,13 @@ def set_compute_budget_record(study: optuna.Study, unit: str, amount: float) -> 
 
 
 # -- the latency calibration ----------------------------------------------------------------------
-def shared_calibration(study: optuna.Study, reference_ns: float) -> float:
+def shared_calibration(study: optuna.Study, calibrate: Callable[[], float]) -> float:
     """The study's latency calibration: the one stored with it (by its first run), or
-    ``reference_ns``, stored now, so that a resumed run and joining workers express their
-    trials in the same unit as the first."""
+    ``calibrate()``, stored now, so that a resumed run and joining workers express their
+    trials in the same unit as the first (and do not calibrate for nothing)."""
     stored = _optuna.study_system_attrs(study).get(REFERENCE)
     if isinstance(stored, int | float) and not isinstance(stored, bool) and stored > 0:
         return float(stored)
-    _optuna.set_study_system_attr(study, REFERENCE, float(reference_ns))
-    return float(reference_ns)
+    reference_ns = float(calibrate())
+    _optuna.set_study_system_attr(study, REFERENCE, reference_ns)
+    return reference_ns

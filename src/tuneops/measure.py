@@ -337,7 +337,7 @@ class LatencyConfig:
             (single-threaded serving only): what of the host's drift moves both cancels.
         reference_ns: that calibration, the reference's CPU ns per call; None: this process's
             own (:func:`reference_calibration`). A study measures every trial against one
-            (:class:`tuneops.objective.SpecObjective` calibrates before its workers start).
+            (``SpecObjective.share_calibration`` takes the study's before its workers start).
     """
 
     budget_s: float = 1.0

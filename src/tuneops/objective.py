@@ -126,11 +126,9 @@ class SpecObjective:
         # The spec's serving section (read with defaults while the spec gains it).
         self.serving = serving_config(getattr(spec, "serving", None))
         kinds = {getattr(METRICS.get(m), "kind", None) for m in spec.measured_metrics}
-        if "latency" in kinds and latency.reference and latency.reference_ns is None:
-            # One calibration of the machine's speed for every trial, made here before the
-            # workers start (forked or pickled, they carry it; Ray workers on other machines
-            # then report in this machine's unit): see LatencyConfig.reference.
-            latency = dataclasses.replace(latency, reference_ns=reference_calibration())
+        # One calibration of the machine's speed for every trial of a study (see
+        # LatencyConfig.reference), taken by share_calibration before the workers start.
+        self.calibrates = "latency" in kinds and latency.reference and latency.reference_ns is None
         self.latency = latency
         self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         self._prepared: dict[tuple[int, bool], Prepared] = {}  # (fold, family scales) -> fold
@@ -140,10 +138,12 @@ class SpecObjective:
         return {**self.__dict__, "_prepared": {}}  # a copy elsewhere prepares its own folds
 
     def share_calibration(self, study: optuna.Study) -> None:
-        """Measure latency at the study's calibration (its first run's), storing this one when
-        the study has none: a resumed run or a joining worker reports in the same unit."""
-        if self.latency.reference_ns is not None:
-            shared = _study.shared_calibration(study, self.latency.reference_ns)
+        """Measure latency at the study's calibration: the one its first run stored, else
+        this machine's, taken now (0.1-0.3 s) and stored. Called before the workers start:
+        forked or pickled, they carry it, and Ray workers on other machines report in this
+        unit too; a resumed run or a joining worker reports in the first run's."""
+        if self.calibrates:
+            shared = _study.shared_calibration(study, reference_calibration)
             self.latency = dataclasses.replace(self.latency, reference_ns=shared)
 
     def scoring_record(self) -> dict[str, Any]:
