@@ -133,12 +133,14 @@ def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
     columns = report.table.columns
     value, interval = columns.index("latency_p95_ms"), columns.index("latency_p95_ms 95% interval")
     share = columns.index("preprocess share")
+    slowness = columns.index("host slowness (divided out)")
     complete = [r for r in report.table.rows if r[1].startswith("COMPLETE")]
     assert complete
     for row in complete:
         low, high = (float(x) for x in row[interval].split(" – "))
         assert low <= float(f"{row[value]:.3g}") <= high
         assert re.fullmatch(r"\d+%", row[share])
+        assert re.fullmatch(r"\d+\.\d\dx", row[slowness]) and 0.2 < float(row[slowness][:-1]) < 5
     front = report.panel("pareto_front").data
     assert front.kinds.count("selected") == 1
     assert front.numbers[front.kinds.index("selected")] == report.selected

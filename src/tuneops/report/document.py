@@ -61,13 +61,17 @@ def trial_table(view: StudyView) -> TrialTable:
         if _study.FAMILY not in params
         else ("worker", "warm start")
     )
-    # A measured serving cost comes with its confidence interval and the preprocessing share
-    # of each call (tuneops:cost): shown beside the objectives when any trial has them.
+    # A measured serving cost comes with its confidence interval, the preprocessing share of
+    # each call and the host's slowness divided out of it (tuneops:cost): shown beside the
+    # objectives when any trial has them.
     costs = [t.user_attrs.get(_study.COST) or {} for t in view.trials]
     measured = [m for m in view.objectives if any(m in c.get("intervals", {}) for c in costs)]
     shares = any(
         ((c.get("serving") or {}).get("call") or {}).get("preprocess_share") is not None
         for c in costs
+    )
+    speeds = any(
+        ((c.get("serving") or {}).get("call") or {}).get("speed") is not None for c in costs
     )
     columns = (
         "trial",
@@ -75,6 +79,7 @@ def trial_table(view: StudyView) -> TrialTable:
         *view.objectives,
         *(f"{m} 95% interval" for m in measured),
         *(("preprocess share",) if shares else ()),
+        *(("host slowness (divided out)",) if speeds else ()),
         "feasible",
         *marks,
         "duration s",
@@ -97,6 +102,7 @@ def trial_table(view: StudyView) -> TrialTable:
                 *values,
                 *(_interval(intervals.get(m)) for m in measured),
                 *((_share(call.get("preprocess_share")),) if shares else ()),
+                *((_slowness(call.get("speed")),) if speeds else ()),
                 view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
                 *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
                 worker_label(t),
@@ -118,6 +124,12 @@ def _interval(bounds: Any) -> str | None:
     if not bounds or len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds):
         return None
     return f"{bounds[0]:.3g} – {bounds[1]:.3g}"
+
+
+def _slowness(value: Any) -> str | None:
+    """The machine's slowness during a latency measurement against its calibration: 1.20x
+    means calls ran 1.2x slower than at calibration, and were divided by that."""
+    return f"{value:.2f}x" if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def _share(value: Any) -> str | None:
