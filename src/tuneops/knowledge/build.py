@@ -214,9 +214,7 @@ def build_one(
         result = run(spec, dataset=None, output_dir=out)
         entries = entries_of_study(result.study, keep=None)
     default, _ = _safe_default(dataset, family, cv_folds=cv_folds, seed=seed, task=data.task)
-    return [
-        dict(replace(e, default_score=default).to_dict(), source="shipped") for e in entries
-    ]
+    return [dict(replace(e, default_score=default).to_dict(), source="shipped") for e in entries]
 
 
 def _default_job(
@@ -261,8 +259,7 @@ def add_default_scores(
             what = f"FAILED {error}" if error else f"default {score}"
             log(f"  {e.dataset}/{e.family}: {what} ({seconds:.1f}s)")
     entries = tuple(
-        replace(e, default_score=scores[i]) if i in scores else e
-        for i, e in enumerate(kb.entries)
+        replace(e, default_score=scores[i]) if i in scores else e for i, e in enumerate(kb.entries)
     )
     built["default_scores"] = (
         "score of the family's library defaults (params = {}) on the entry's CV folds"

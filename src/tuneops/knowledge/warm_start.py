@@ -165,11 +165,16 @@ class WarmStartPlan:
                 if first is not None:
                     f, fam_plan = first
                     more = min(len(fam_plan["head"]), size) - 1
-                    how = (f"first the robust default of {f}'s zero-shot portfolio "
-                           f"({_params(fam_plan['candidates'][fam_plan['head'][0]])})"
-                           + (f" and {more} more of it" if more > 0 else "")
-                           + (", then each chosen after the results so far"
-                              if size > len(fam_plan["head"]) else ""))
+                    how = (
+                        f"first the robust default of {f}'s zero-shot portfolio "
+                        f"({_params(fam_plan['candidates'][fam_plan['head'][0]])})"
+                        + (f" and {more} more of it" if more > 0 else "")
+                        + (
+                            ", then each chosen after the results so far"
+                            if size > len(fam_plan["head"])
+                            else ""
+                        )
+                    )
                 self._announce(size, near, order, n_explicit, how)
                 return []
         else:
