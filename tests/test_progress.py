@@ -76,3 +76,18 @@ def test_the_polling_thread_is_stopped_before_a_fork_and_restarted_after():
         child.join(timeout=30)
         progress.refresh(force=True)  # the next refresh in the main thread restarts it
         assert progress._thread is not None and progress._thread.is_alive()
+
+
+def test_a_trial_stopped_by_its_time_limit_says_so():
+    study = optuna.create_study(study_name="t")
+
+    def late(trial: optuna.Trial) -> float:
+        trial.set_user_attr("tuneops:timed_out", {"limit_s": 60.0, "elapsed_s": 61.2,
+                                                  "at": "after fold 1 of 3"})
+        raise optuna.TrialPruned()
+
+    stream = io.StringIO()
+    with StudyProgress(study, 1, stream=stream, poll_s=0.05) as progress:
+        study.optimize(late, n_trials=1, callbacks=[lambda s, t: progress.refresh()])
+    assert re.search(r"t: trial 0 stopped after fold 1 of 3: over the trial time limit "
+                     r"\(60.0 s\) in ", stream.getvalue()), stream.getvalue()

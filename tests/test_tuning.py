@@ -240,3 +240,36 @@ def test_a_resumed_run_measures_latency_at_the_first_runs_calibration(workdir, m
               for t in second.study.get_trials()]
     assert len(speeds) == 4 and all(0.2 < s < 5 for s in speeds)
     assert _optuna.study_system_attrs(second.study)[_study.REFERENCE] == stored
+
+
+@pytest.mark.parametrize("pruner", ["none", "median"])  # folds trained straight; fidelity steps
+def test_a_trial_over_its_time_limit_stops_before_its_next_fold_or_step(workdir, pruner, caplog):
+    spec = tiny_spec(n_trials=3, pruner=pruner, model={"family": "random_forest"})
+    spec["search"]["trial_timeout_s"] = 1e-4
+    with caplog.at_level("INFO", logger="tuneops"):
+        result = tuneops.run(spec, storage=":memory:", output_dir=workdir / "out")
+    trials = result.study.trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 3
+    for t in trials:
+        late = t.user_attrs[_study.TIMED_OUT]
+        assert late["limit_s"] == 1e-4 and late["elapsed_s"] > 1e-4
+        # the first check: after fold 1 of 2 straight through, or at the first fidelity step
+        assert late["at"] == ("after fold 1 of 2" if pruner == "none" else "at step 1 of 27")
+    assert result.choice is None and result.message
+    assert result.study.user_attrs[_study.SPEC]["search"]["trial_timeout_s"] == 1e-4
+
+
+def test_a_trial_within_its_time_limit_is_not_touched(workdir):
+    spec = tiny_spec(n_trials=2)
+    spec["search"]["trial_timeout_s"] = 600
+    result = tuneops.run(spec, storage=":memory:", output_dir=workdir / "out")
+    assert all(_study.TIMED_OUT not in t.user_attrs for t in result.study.trials)
+    assert any(t.state == TrialState.COMPLETE for t in result.study.trials)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "soon"])
+def test_a_trial_time_limit_must_be_positive_seconds(bad):
+    from tuneops.spec import load_spec
+
+    with pytest.raises(SpecError, match=r"search\.trial_timeout_s"):
+        load_spec({**tiny_spec(), "search": {**tiny_spec()["search"], "trial_timeout_s": bad}})

@@ -111,6 +111,7 @@ WARM_START = "warm_start"
 INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}
 FIDELITY = "tuneops:fidelity"  # {steps, n_steps, max_step, fit_s, pruned}
 COST = "tuneops:cost"  # {fit, serving, intervals: {metric: [low, high]}} (measure.py)
+TIMED_OUT = "tuneops:timed_out"  # {limit_s, elapsed_s, at}: stopped by search.trial_timeout_s
 
 
 class StoredObjective(NamedTuple):

@@ -90,6 +90,31 @@ class Prepared:
         return int(self.X_train.nbytes + self.X_test.nbytes)
 
 
+class _Deadline:
+    """``search.trial_timeout_s`` for one trial: :meth:`check`, called before each further CV
+    fold or fidelity step, stops a trial that has run longer (wall clock, from the start of its
+    fits) as pruned, recording ``tuneops:timed_out``. A trial whose last fold or step is done is
+    kept: what remains (its latency, its size) is bounded by the measurement's own budget."""
+
+    def __init__(self, trial: optuna.trial.BaseTrial, limit_s: float) -> None:
+        self.trial, self.limit_s, self.started = trial, limit_s, time.monotonic()
+
+    def check(self, at: str, fidelity: dict[str, Any] | None = None) -> None:
+        elapsed = time.monotonic() - self.started
+        if elapsed <= self.limit_s:
+            return
+        if fidelity is not None:
+            record_with_outcome(self.trial, FIDELITY_ATTR, fidelity)
+        record_with_outcome(
+            self.trial,
+            _study.TIMED_OUT,
+            {"limit_s": self.limit_s, "elapsed_s": round(elapsed, 3), "at": at},
+        )
+        raise optuna.TrialPruned(
+            f"stopped {at}: over search.trial_timeout_s ({self.limit_s:g} s, ran {elapsed:.1f} s)"
+        )
+
+
 class SpecObjective:
     """The objective for a spec on a dataset.
 
@@ -257,8 +282,12 @@ class SpecObjective:
         threads = self.threads if fam.threads else 1
         clocks = [FitClock(threads) for _ in self.folds]
         record: dict[str, Any] | None = None
+        limit = self.spec.search.trial_timeout_s
+        over_time = _Deadline(trial, limit) if limit is not None and trial is not None else None
         if mode == "steps":
-            per_fold, record = self._by_steps(fam, models, fit_s, clocks, quality, trial)
+            per_fold, record = self._by_steps(
+                fam, models, fit_s, clocks, quality, trial, over_time
+            )
         else:
             per_fold = []
             for i, model in enumerate(models):
@@ -290,6 +319,8 @@ class SpecObjective:
                             ),
                         )
                         raise optuna.TrialPruned(f"pruned after fold {i + 1} of {len(self.folds)}")
+                if over_time is not None and i < len(self.folds) - 1:
+                    over_time.check(f"after fold {i + 1} of {len(self.folds)}")
             if mode == "folds":
                 record = _fidelity(
                     list(range(1, len(self.folds) + 1)),
@@ -390,6 +421,7 @@ class SpecObjective:
         clocks: list[FitClock],
         quality: list[str],
         trial: Any,
+        over_time: _Deadline | None = None,
     ) -> tuple[list[dict[str, float]], dict[str, Any]]:
         """Train all folds in lockstep over the fidelity steps, reporting after each step."""
         folds = []
@@ -442,6 +474,14 @@ class SpecObjective:
                     | cpu,
                 )
                 raise optuna.TrialPruned(f"pruned at step {step} of {FIDELITY_STEPS[-1]}")
+            if over_time is not None and step != FIDELITY_STEPS[-1]:
+                over_time.check(
+                    f"at step {step} of {FIDELITY_STEPS[-1]}",
+                    _fidelity(
+                        done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step, pruned=True
+                    )
+                    | cpu,
+                )
         return per_fold, _fidelity(done, len(FIDELITY_STEPS), FIDELITY_STEPS[-1], fit_by_step) | cpu
 
     def _score(self, model: Any, fold: Prepared, quality: list[str]) -> dict[str, float]:

@@ -38,6 +38,7 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # The multi-objective intermediate record (tuneops.pruning.INTERMEDIATE_ATTR): a literal here
 # because this module sits below pruning (which imports the families and scikit-learn).
 _INTERMEDIATE = "tuneops:intermediate"
+_TIMED_OUT = "tuneops:timed_out"  # tuneops._study.TIMED_OUT, a literal for the same reason
 
 
 _ACTIVE: weakref.WeakSet[StudyProgress] = weakref.WeakSet()
@@ -314,6 +315,10 @@ class StudyProgress:
         seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
         if t.state == TrialState.COMPLETE and t.values is not None:
             outcome = "complete: " + ", ".join(_number(v) for v in t.values)
+        elif t.state == TrialState.PRUNED and isinstance(t.user_attrs.get(_TIMED_OUT), dict):
+            late = t.user_attrs[_TIMED_OUT]
+            limit = late.get("limit_s")
+            outcome = f"stopped {late.get('at', '')}: over the trial time limit ({limit} s)"
         elif t.state == TrialState.PRUNED:
             step = _last_step(t)
             outcome = "pruned" + (f" at step {step}" if step is not None else "")

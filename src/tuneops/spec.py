@@ -956,6 +956,11 @@ class Search(_Model):
     #: created until the compute the finished trials spent reaches it, so the compute a pruner
     #: saves buys more trials. Without an explicit ``n_trials`` it replaces the default 20.
     budget: Annotated[tuple[tuple[str, float], ...], BeforeValidator(_compute_budget)] = ()
+    #: Wall seconds after which a trial still running stops before its next CV fold or
+    #: fidelity step (recorded as pruned, with ``tuneops:timed_out``); None: no limit.
+    trial_timeout_s: (
+        Annotated[float, _check("seconds > 0", _is_number(0, low_open=True))] | None
+    ) = None
     n_workers: Int1 = 1
     cv_folds: Int2 = 3
     seed: Int0 = 0
@@ -1016,6 +1021,8 @@ class Search(_Model):
         }
         if self.strategy is not None:
             out["strategy"] = self.strategy
+        if self.trial_timeout_s is not None:
+            out["trial_timeout_s"] = self.trial_timeout_s
         if self.budget:
             out["budget"] = dict(self.budget)
         if self.resources:
