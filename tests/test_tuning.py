@@ -257,6 +257,9 @@ def test_a_trial_over_its_time_limit_stops_before_its_next_fold_or_step(workdir,
         assert late["at"] == ("after fold 1 of 2" if pruner == "none" else "at step 1 of 27")
     assert result.choice is None and result.message
     assert result.study.user_attrs[_study.SPEC]["search"]["trial_timeout_s"] == 1e-4
+    if pruner == "median":  # not counted as the pruner's doing
+        assert result.results["pruning"]["n_pruned"] == 0
+        assert result.results["pruning"]["n_timed_out"] == 3
 
 
 def test_a_trial_within_its_time_limit_is_not_touched(workdir):

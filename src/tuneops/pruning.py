@@ -756,7 +756,13 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
         default=0,
     )
     records = [(t, _scaled(t, largest)) for t in recorded]
-    pruned = [(t, r) for t, r in records if t.state == TrialState.PRUNED]
+    # A trial stopped by search.trial_timeout_s is not the pruner's doing, nor its saving.
+    late = [t for t, _ in records if _study.TIMED_OUT in t.user_attrs]
+    pruned = [
+        (t, r)
+        for t, r in records
+        if t.state == TrialState.PRUNED and _study.TIMED_OUT not in t.user_attrs
+    ]
     finished = [t for t, _ in records if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     steps_run = sum(len(r["steps"]) for _, r in records)
     steps_total = sum(r["n_steps"] for _, r in records)
@@ -768,6 +774,7 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
         "pruner": study.user_attrs.get(PRUNER_ATTR),
         "n_trials": len(finished),
         "n_pruned": len(pruned),
+        "n_timed_out": len(late),
         "pruning_rate": len(pruned) / len(finished) if finished else 0.0,
         "pruned_at_step": _count(r["steps"][-1] for _, r in pruned if r["steps"]),
         "steps_run": steps_run,
