@@ -43,6 +43,9 @@ def run(
         int | None, typer.Option("--workers", "-w", help="Local worker processes.")
     ] = None,
     timeout_s: Annotated[float | None, typer.Option(help="Override search.timeout_s.")] = None,
+    trial_timeout_s: Annotated[
+        float | None, typer.Option(help="Override search.trial_timeout_s.")
+    ] = None,
     storage: StorageOpt = None,
     study: Annotated[str | None, typer.Option(help="Override the study name.")] = None,
     output_dir: Annotated[str | None, typer.Option("--out", help="Output directory.")] = None,
@@ -77,6 +80,7 @@ def run(
                 n_trials=n_trials,
                 n_workers=workers,
                 timeout_s=timeout_s,
+                trial_timeout_s=trial_timeout_s,
                 storage=storage,
                 study=study,
                 output_dir=output_dir,
