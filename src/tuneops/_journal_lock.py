@@ -146,7 +146,10 @@ class JournalLock(JournalFileLock):
             else:
                 try:
                     if kernel_held:
-                        os.write(fd, _MARK + f"{_HOST} {os.getpid()}\n".encode())
+                        try:
+                            os.write(fd, _MARK + f"{_HOST} {os.getpid()}\n".encode())
+                        except OSError:  # a full disk: the lock holds all the same, unnamed
+                            pass
                     info = os.fstat(fd)
                 finally:
                     os.close(fd)

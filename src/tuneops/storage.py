@@ -562,22 +562,25 @@ class SnapshotJournalFile(JournalFileBackend):
     def _append(self, logs: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
         self.appends += 1
-        self.lock.acquire()
         try:
-            # Unbuffered: an entry that failed is never completed later by a buffer's flush.
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self.lock.acquire()  # creates a lock file: a full disk can refuse that too
             try:
-                _cut_torn_tail(fd, self.path)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                # Unbuffered: an entry that failed is never completed later by a buffer's flush.
+                fd = os.open(
+                    self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+                )
+                try:
+                    _cut_torn_tail(fd, self.path)
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             finally:
-                os.close(fd)
+                self.lock.release()
         except OSError as exc:
             raise _write_error(self.path, exc) from exc
-        finally:
-            self.lock.release()
 
     def load_snapshot(self) -> bytes | None:
         """The snapshot's pickled state when it is valid for this journal as it is now, else
