@@ -196,3 +196,43 @@ def test_bad_live_settings_name_the_field() -> None:
     with pytest.raises(SpecError, match="monitor.live.metric: unknown monitored metric 'acc'"):
         LivePolicy.from_raw({"metric": "acc"})
     assert SLOConfig.from_raw({"latency_p95_ms": None}).latency_p95_ms is None
+
+
+# Appends records to the log under a file size limit until the disk "fills" (EFBIG), lifts the
+# limit, appends one more: as a full disk that frees up again. argv: log path, limit bytes.
+_FILLING = """
+import resource, signal, sys
+from tuneops.ops.predlog import PredictionLog
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+log = PredictionLog(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), hard))
+written = 0
+try:
+    while True:
+        log.append({"kind": "prediction", "id": f"r{written}", "t": 1.0, "prediction": [1],
+                    "pad": "x" * 100})
+        written += 1
+except OSError as exc:
+    failed = exc
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+log.append({"kind": "prediction", "id": "after", "t": 2.0, "prediction": [0]})
+print(written)
+"""
+
+
+def test_a_record_the_disk_cut_short_does_not_take_the_next_one_with_it(workdir: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = workdir / "predictions.jsonl"
+    done = subprocess.run([sys.executable, "-c", _FILLING, str(path), "1000"], check=True,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    written = int(done.stdout)
+    assert 0 < written < 10  # the limit cut a record short (1000 bytes, ~150 per record)
+    log = read_log(path)
+    assert [r["id"] for r in log.predictions] == [f"r{i}" for i in range(written)] + ["after"]
+    assert log.bad_lines == 1  # the fragment, a line of its own

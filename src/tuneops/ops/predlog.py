@@ -10,8 +10,11 @@ Why a JSON-lines file rather than the study storage: a served request must not w
 database round trip (storage writes cost 13-67 ms per trial, DESIGN.md), and a file is what
 log shippers and ``jq`` read. Each record is written with one ``write(2)`` on a descriptor
 opened with ``O_APPEND``, so concurrent writers (threads, or several server processes on one
-machine) never interleave or overwrite each other's lines. A reader skips a torn last line
-(a writer killed mid-write) and counts it.
+machine) never interleave or overwrite each other's lines. A reader skips a torn line (a
+writer killed mid-write) and counts it. A write the disk cut short (full, or a size limit)
+raises; the writer's next record then starts with a newline, so the fragment stays a line of
+its own and the records after it are read whole (without that, the next record was glued to
+the fragment and lost with it).
 
 Record formats::
 
@@ -63,6 +66,7 @@ class PredictionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
+        self._torn = False  # this writer's last record was cut short: the next closes its line
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record (a JSON object) as one line."""
@@ -70,7 +74,16 @@ class PredictionLog:
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"prediction log {str(self.path)!r} is closed.")
-            os.write(self._fd, line)
+            if self._torn:
+                line = b"\n" + line
+            view = memoryview(line)
+            try:  # one write(2) unless the disk cuts it short; then the rest, or the error
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                self._torn = self._torn or len(view) < len(line)
+                raise
+            self._torn = False
 
     def label(self, request_id: str, label: Any) -> None:
         """Record the true label(s) of request ``request_id`` (a list for a multi-row request)."""
