@@ -484,3 +484,21 @@ def test_parts_of_a_trial_created_between_the_statements_are_left_out(tmp_path: 
         assert len(study.get_trials()) == 3  # the late trial is there for the next read
     finally:
         rdb.engine.dispose()
+
+
+def test_the_journal_file_reader_is_optunas_on_a_sound_journal(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = str(tmp_path / "s.journal")
+    study = optuna.create_study(study_name="r", storage=JournalStorage(JournalFileBackend(path)))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    with open(path, "ab") as f:
+        f.write(b'{"op_code":8,"worker_id"')  # a torn last line: skipped by both
+    theirs, ours = JournalFileBackend(path), JournalFileBackend(path)
+    assert list(_optuna.read_journal_file(ours, 0, _no_glue)) == list(theirs.read_logs(0))
+    assert ours._log_number_offset == theirs._log_number_offset
+    assert list(_optuna.read_journal_file(ours, 7, _no_glue)) == list(theirs.read_logs(7))
+
+
+def _no_glue(log_number: int, dropped: int) -> None:
+    raise AssertionError(f"no glued line here (entry {log_number})")

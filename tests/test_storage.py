@@ -282,3 +282,25 @@ def test_a_torn_tail_longer_than_a_read_or_the_whole_file_is_cut(
             storage._cut_torn_tail(f.fileno(), str(path))
         assert path.read_bytes() == kept
         os.remove(path)
+
+
+def test_a_journal_with_an_entry_glued_to_a_torn_one_is_read_again(workdir, caplog) -> None:
+    # Written before tails were cut (or by plain Optuna): a torn entry with the next writer's
+    # whole entry appended on the same line. Optuna stops every read of the study there.
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = workdir / "s.journal"
+    plain = optuna.create_study(study_name="glued",
+                                storage=JournalStorage(JournalFileBackend(str(path))))
+    plain.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    with path.open("ab") as f:
+        f.write(b'{"op_code":8,"worker_id":"w","trial_id":2,"user_attr":{"big"')
+    plain.set_user_attr("after", 1)  # glued to the torn bytes
+    assert b'"big"{"op_code":2' in path.read_bytes()
+    study = optuna.load_study(study_name="glued", storage=get_storage(str(path)))
+    assert study.user_attrs == {"after": 1}
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert "was glued to 60 bytes of an entry left incomplete" in caplog.text
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # and it goes on
+    again = optuna.load_study(study_name="glued", storage=get_storage(str(path)))
+    assert len(again.trials) == 4

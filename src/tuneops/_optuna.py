@@ -19,11 +19,12 @@ import copy
 import importlib
 import importlib.util
 import json
+import os
 import pickle
 import sys
 import threading
 import types
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,7 @@ __all__ = [
     "journal_state",
     "journal_file_offset",
     "seek_journal_file",
+    "read_journal_file",
 ]
 
 
@@ -837,3 +839,59 @@ def seek_journal_file(backend: JournalFileBackend, n_entries: int, offset: int) 
     """Let the backend's next read from entry ``n_entries`` start at byte ``offset`` instead of
     scanning every line before it (the offset it would record itself)."""
     backend._log_number_offset[n_entries] = offset
+
+
+_ENTRY_START = b'{"op_code":'  # every entry Optuna writes begins so (its first key)
+
+
+def read_journal_file(
+    backend: JournalFileBackend, log_number_from: int, on_glued: Callable[[int, int], None]
+) -> Iterator[dict[str, Any]]:
+    """``JournalFileBackend.read_logs`` (Optuna 5.0-5.1, line for line, its offsets kept in
+    ``_log_number_offset``), except for a *glued* line: an entry a writer left incomplete
+    (killed within a write, a full disk), with the next writer's whole entry appended after
+    it on the same line. Optuna stops every read there with a decode error, so the study could
+    never be loaded again; here the whole entry at the line's end is read, and
+    ``on_glued(log_number, bytes dropped)`` is called. Any other undecodable line raises as in
+    Optuna (at the next line; a torn last line is skipped)."""
+    path = backend._file_path
+    offsets = backend._log_number_offset
+    with open(path, "rb") as f:
+        remaining = os.stat(path).st_size
+        start = 0
+        if log_number_from in offsets:
+            f.seek(offsets[log_number_from])
+            start = log_number_from
+            remaining -= offsets[log_number_from]
+        error: Exception | None = None
+        for log_number, line in enumerate(f, start=start):
+            remaining -= len(line)
+            if remaining < 0:
+                break
+            if error is not None:
+                raise error
+            if not line.endswith(b"\n"):
+                error = ValueError("Invalid log format.")
+                continue
+            if log_number + 1 not in offsets:
+                offsets[log_number + 1] = offsets[log_number] + len(line)
+            if log_number < log_number_from:
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as err:
+                at = line.rfind(_ENTRY_START)
+                entry = _decoded(line[at:]) if at > 0 else None
+                if entry is None:
+                    error = err
+                    del offsets[log_number + 1]
+                    continue
+                on_glued(log_number, at)
+            yield entry
+
+
+def _decoded(text: bytes) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None

@@ -511,7 +511,9 @@ class SnapshotJournalFile(JournalFileBackend):
     large write, or the disk filled up) is cut off. Optuna's reader skips such a tail, but the
     next entry appended after it would be glued to it into one undecodable line, and from then
     on every reader of the study fails. Nobody was told the torn entry was written (its write
-    raised, or its process died), so cutting it loses nothing that was acknowledged.
+    raised, or its process died), so cutting it loses nothing that was acknowledged. A journal
+    glued so before (by an earlier version, or by plain Optuna) is read with the whole entry at
+    the glued line's end (:func:`tuneops._optuna.read_journal_file`), with a warning.
     """
 
     def __init__(self, file_path: str, *, use_snapshot: bool = True) -> None:
@@ -522,11 +524,22 @@ class SnapshotJournalFile(JournalFileBackend):
         self.restored = 0
         self._held: dict[int, list[dict[str, Any]]] = {}  # thread -> entries it holds
         self.appends = 0  # appends written to the file (one lock and one fsync each)
+        self._warned_glued: set[int] = set()
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         if threading.get_ident() in self._held:
             return  # the first read after the block reads what it and others wrote (together)
-        yield from super().read_logs(log_number_from)
+        yield from _optuna.read_journal_file(self, log_number_from, self._glued)
+
+    def _glued(self, log_number: int, dropped: int) -> None:
+        if log_number not in self._warned_glued:
+            self._warned_glued.add(log_number)
+            _log.warning(
+                "journal %s: entry %d was glued to %d bytes of an entry left incomplete before "
+                "it (a writer killed mid-write or a full disk, before this version cut such "
+                "tails): read without them",
+                self.path, log_number, dropped,
+            )
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         held = self._held.get(threading.get_ident())
