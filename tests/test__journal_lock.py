@@ -169,3 +169,26 @@ def test_concurrent_writers_append_whole_entries(journal: str) -> None:
         (w, i) for w in range(3) for i in range(150)
     ]
     assert not Path(journal + ".lock").exists()
+
+
+def test_without_flock_the_lock_is_optunas_lock_file_alone(journal, monkeypatch) -> None:
+    # Some network file systems refuse flock (ENOLCK): the lock file still excludes, and it
+    # is created unnamed, so nobody removes it early on the word of a flock it never had.
+    import errno
+    import types
+
+    from tuneops import _journal_lock
+
+    def refused(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_journal_lock, "fcntl", types.SimpleNamespace(flock=refused, LOCK_EX=2))
+    lock = JournalLock(journal, grace_period_s=HOUR)
+    lock.acquire()
+    assert Path(journal + ".lock").read_bytes() == b""  # unnamed
+    other = _Taker(JournalLock(journal, grace_period_s=HOUR))
+    assert not other.got.wait(0.5), "a second writer took the lock file the first held"
+    lock.release()
+    assert other.got.wait(30)
+    other.release()
+    assert not Path(journal + ".lock").exists()
