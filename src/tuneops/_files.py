@@ -51,14 +51,13 @@ def write_error(
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, *, then: str = "") -> Iterator[Path]:
+def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for the block to write; renamed onto ``path`` when the
     block ends, removed when it raises. The file gets the mode an ordinary ``open()`` gives
     (0666 less the umask): ``mkstemp`` makes it private, and these files are meant to be read.
 
     Raises:
-        WriteError: the directory or the file could not be written (``then`` is added to its
-            advice).
+        WriteError: the directory or the file could not be written.
     """
     path = Path(path)
     tmp: Path | None = None
@@ -75,7 +74,7 @@ def replacing(path: str | Path, *, then: str = "") -> Iterator[Path]:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            raise write_error(path, exc, then=then) from exc
+            raise write_error(path, exc) from exc
         raise
 
 
