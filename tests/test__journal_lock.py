@@ -129,7 +129,6 @@ def test_a_lock_never_released_by_its_thread_is_kept_not_waited_for(journal: str
         lock.release()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
 def test_a_child_forked_while_a_thread_holds_the_lock_does_not_keep_it(journal: str) -> None:
     lock = JournalLock(journal, grace_period_s=HOUR)
     lock.acquire()  # held by this thread while the child is forked
