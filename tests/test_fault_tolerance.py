@@ -5,6 +5,7 @@ Victim workers are real processes (killed with real signals) on real storages.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from optuna.trial import TrialState
 from servers import postgres_server, redis_server, storage_url_for  # noqa: F401 - fixtures
 
 import tuneops
-from tuneops import runner
+from tuneops import _optuna, runner
 from tuneops._study import counted, is_retired
 from tuneops.backends.local import run_local
 from tuneops.heartbeat import HEARTBEAT, stale_trials
@@ -298,3 +299,24 @@ def test_a_journal_that_cannot_grow_stops_the_run_cleanly_and_the_same_command_r
     study = optuna.load_study(study_name="tiny", storage=get_storage("s.journal"))
     assert len(counted(study.trials)) == 120
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+def test_show_counts_a_trial_whose_worker_is_gone_apart_from_the_running_ones(workdir, cli):
+    """After a crash (a SIGKILL, a full disk) a trial stays RUNNING in the storage although
+    nothing runs it: `show` must not say it is running."""
+    import socket
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)  # a process that has exited
+    study = optuna.create_study(study_name="crashed", storage=get_storage("s.journal"))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    host = socket.gethostname()
+    for pid in (dead_pid, os.getpid()):  # one worker gone, one alive (this process)
+        _optuna.set_trial_user_attr(
+            study, study.ask(), "worker", {"host": host, "pid": pid, "id": f"{host}:{pid}"})
+    code, out, err = cli("show", "crashed", "--storage", "s.journal", "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_trials"] == {"complete": 2, "running": 1, "stale": 1}
+    code, out, err = cli("show", "crashed", "--storage", "s.journal")
+    assert "1 running" in out and "1 left running by a worker that is gone" in out

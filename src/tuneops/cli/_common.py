@@ -434,12 +434,18 @@ def selected_sentence(results: dict[str, Any]) -> str | None:
     return text + "."
 
 
+_COUNT_LABELS = {"stale": "left running by a worker that is gone (queued again by the next run)"}
+
+
 def print_summary(
     results: dict[str, Any], *, wide: bool = False, limit: int | None = FRONT_ROWS
 ) -> None:
     """Counts, the front (``limit`` rows, None: all), the selected trial and what pruning
     saved; failures on stderr."""
-    counts = ", ".join(f"{v} {k}" for k, v in results["n_trials"].items()) or "no trials"
+    counts = (
+        ", ".join(f"{v} {_COUNT_LABELS.get(k, k)}" for k, v in results["n_trials"].items())
+        or "no trials"
+    )
     term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
     if results.get("pareto_front"):
         print_front(results, wide=wide, limit=limit)
