@@ -19,10 +19,10 @@ for as Optuna waits, grace period included.
 Where the file system refuses ``flock`` (some network mounts), the lock is Optuna's alone: the
 lock file is created empty and never removed early.
 
-Optuna takes the lock with ``acquire()`` just before the ``try`` whose ``finally`` releases it
-(its ``get_lock_file``): a signal turned into an exception in between
-leaves it held. The same thread's next ``acquire()`` finds it still held and keeps it, so the
-process does not wait on itself; its ``flock`` ends with the process anyway.
+A writer takes the lock with ``acquire()`` just before the ``try`` whose ``finally`` releases
+it (Optuna's ``get_lock_file``, tuneops' journal append): a signal turned into an exception in
+between leaves it held. The same thread's next ``acquire()`` finds it still held and keeps it,
+so the process does not wait on itself; its ``flock`` ends with the process anyway.
 """
 
 from __future__ import annotations
