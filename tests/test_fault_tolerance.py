@@ -320,3 +320,8 @@ def test_show_counts_a_trial_whose_worker_is_gone_apart_from_the_running_ones(wo
     assert json.loads(out)["n_trials"] == {"complete": 2, "running": 1, "stale": 1}
     code, out, err = cli("show", "crashed", "--storage", "s.journal")
     assert "1 running" in out and "1 left running by a worker that is gone" in out
+    from tuneops.report import build_report
+
+    texts = [f.text for f in build_report(study).findings]
+    assert "Snapshot of a study in progress: 1 trials running, 0 waiting." in texts
+    assert any(t.startswith("1 trials were left running by workers that are gone") for t in texts)

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from tuneops import _gc, _record, _study
-from tuneops.heartbeat import GRACE_S, stale_trials
+from tuneops.heartbeat import GRACE_S, stale_trials, tuneops_workers
 
 if TYPE_CHECKING:
     from tuneops.selection import Choice
@@ -111,7 +111,7 @@ def _build(
         # A trial left RUNNING by a worker that is gone (killed, its disk full) runs nowhere:
         # counted apart, so "running" counts only what runs (the next run queues it again).
         running = [t for t in trials if _study.ABANDONED not in t.user_attrs]
-        gone = len(stale_trials(running, now=time.time(), grace_s=GRACE_S))
+        gone = len(stale_trials(tuneops_workers(running), now=time.time(), grace_s=GRACE_S))
         counts["RUNNING"] -= gone
         counts["STALE"] = gone
     results: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from datetime import datetime, timedelta
 
 import optuna
@@ -127,7 +128,8 @@ def build(
             n,
             {"lr": 0.01},
             state=TrialState.RUNNING,
-            attrs={"worker": {"host": "hostA", "pid": 1000, "id": "w0"}},
+            # running now: its worker (on another host) beat a moment ago
+            attrs={"worker": {"host": "hostA", "pid": 1000, "id": "w0"}, "heartbeat": time.time()},
         )
     return study
 

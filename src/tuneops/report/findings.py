@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
+from tuneops.heartbeat import GRACE_S, stale_trials, tuneops_workers
 from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
@@ -424,17 +426,32 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 
 
 def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    n_run = len(view.of_state(TrialState.RUNNING))
+    on = [t for t in view.of_state(TrialState.RUNNING) if _study.ABANDONED not in t.user_attrs]
+    # Left RUNNING by a tuneops worker that is gone (killed, its disk full): nothing runs them.
+    # Trials without a worker record (plain Optuna's) cannot be told: counted as running.
+    n_gone = len(stale_trials(tuneops_workers(on), now=time.time(), grace_s=GRACE_S))
+    n_run = len(on) - n_gone
     n_wait = len(view.of_state(TrialState.WAITING))
-    if not (n_run or n_wait):
-        return []
-    return [
-        Finding(
-            "info",
-            "progress",
-            f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.",
+    out = []
+    if n_run or n_wait:
+        out.append(
+            Finding(
+                "info",
+                "progress",
+                f"Snapshot of a study in progress: {n_run} trials running, {n_wait} waiting.",
+            )
         )
-    ]
+    if n_gone:
+        out.append(
+            Finding(
+                "warning",
+                "progress",
+                f"{n_gone} trials were left running by workers that are gone (killed, or "
+                "stopped by an error); nothing runs them. The next run of the study, or "
+                "`tuneops worker`, gives them back and runs their configurations again.",
+            )
+        )
+    return out
 
 
 def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
