@@ -26,6 +26,7 @@ bottom layer: it imports only Optuna, the storage and the errors.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -36,6 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _optuna
 from tuneops import storage as _storage
 from tuneops.errors import SpecError, StudyNotFound
+from tuneops.heartbeat import GRACE_S, stale_trials
 from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
 __all__ = [
@@ -280,10 +282,18 @@ def abandoned_label(reason: str | None) -> str:
 
 def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:
     """Trials by state (``COMPLETE``, ``PRUNED``, ...), with ``ABANDONED`` and ``RETIRED`` apart:
-    those two are not counted under their Optuna state (FAIL)."""
+    those two are not counted under their Optuna state (FAIL). ``STALE``, also apart from
+    ``RUNNING``: trials left running by a tuneops worker that is gone (a dead pid on this host,
+    or silent past the grace period; read now), which nothing runs until a worker or the next
+    run gives them back. A trial no tuneops worker recorded itself on (plain Optuna's) has no
+    heartbeat to be judged by and counts as running."""
     counts = Counter(t.state.name for t in trials if ABANDONED not in t.user_attrs)
     counts["RETIRED"] = sum(is_retired(t) for t in trials)
     counts["ABANDONED"] = sum(ABANDONED in t.user_attrs for t in trials) - counts["RETIRED"]
+    if counts["RUNNING"]:
+        mine = [t for t in trials if ABANDONED not in t.user_attrs and t.user_attrs.get(WORKER)]
+        counts["STALE"] = len(stale_trials(mine, now=time.time(), grace_s=GRACE_S))
+        counts["RUNNING"] -= counts["STALE"]
     return counts
 
 

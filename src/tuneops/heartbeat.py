@@ -37,7 +37,6 @@ __all__ = [
     "Heartbeat",
     "last_seen",
     "stale_trials",
-    "tuneops_workers",
     "pid_alive",
 ]
 
@@ -105,14 +104,6 @@ def last_seen(trial: FrozenTrial) -> float | None:
     start = trial.datetime_start.timestamp() if trial.datetime_start else None
     seen = [t for t in (beat, start) if t is not None]
     return max(seen) if seen else None
-
-
-def tuneops_workers(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials a tuneops worker recorded itself on (``worker``): a reader can judge those
-    stale. A RUNNING trial without the record is plain Optuna's (no heartbeat to judge by) or
-    was claimed a moment ago; only a worker's recovery, which gives it two heartbeat
-    intervals, abandons those."""
-    return [t for t in trials if t.user_attrs.get("worker")]
 
 
 def stale_trials(

@@ -6,7 +6,6 @@ Computed from the storage only, so ``tuneops show`` on any machine gives the sam
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from tuneops import _gc, _record, _study
-from tuneops.heartbeat import GRACE_S, stale_trials, tuneops_workers
 
 if TYPE_CHECKING:
     from tuneops.selection import Choice
@@ -106,14 +104,7 @@ def _build(
     else:
         records = [trial_record(t) for t in trials]
     by_number = {r["number"]: r for r in records}
-    counts = _study.state_counts(trials)
-    if counts["RUNNING"]:
-        # A trial left RUNNING by a worker that is gone (killed, its disk full) runs nowhere:
-        # counted apart, so "running" counts only what runs (the next run queues it again).
-        running = [t for t in trials if _study.ABANDONED not in t.user_attrs]
-        gone = len(stale_trials(tuneops_workers(running), now=time.time(), grace_s=GRACE_S))
-        counts["RUNNING"] -= gone
-        counts["STALE"] = gone
+    counts = _study.state_counts(trials)  # "running" counts only what runs (STALE apart)
     results: dict[str, Any] = {
         "study": study.study_name,
         "objectives": [o.to_dict() for o in _study.objectives(study)],

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -34,7 +33,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
-from tuneops.heartbeat import GRACE_S, stale_trials, tuneops_workers
 from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, view_of
 
@@ -426,11 +424,8 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 
 
 def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    on = [t for t in view.of_state(TrialState.RUNNING) if _study.ABANDONED not in t.user_attrs]
-    # Left RUNNING by a tuneops worker that is gone (killed, its disk full): nothing runs them.
-    # Trials without a worker record (plain Optuna's) cannot be told: counted as running.
-    n_gone = len(stale_trials(tuneops_workers(on), now=time.time(), grace_s=GRACE_S))
-    n_run = len(on) - n_gone
+    counts = _study.state_counts(view.trials)
+    n_gone, n_run = counts["STALE"], counts["RUNNING"]
     n_wait = len(view.of_state(TrialState.WAITING))
     out = []
     if n_run or n_wait:
