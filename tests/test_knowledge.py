@@ -120,8 +120,11 @@ def test_retrieval_finds_an_identical_dataset_first():
     kb = shipped + KnowledgeBase((_entry("sklearn:wine", meta),))
     found = nearest(kb, meta, family="knn", task="classification", k=5)
     # the shipped base holds the same data as pmlb:wine_recognition: both are found first, at 0
+    # (up to the last bit of a correlation, which moves between NumPy versions)
     assert {n.entry.dataset for n in found[:2]} == {"sklearn:wine", "pmlb:wine_recognition"}
-    assert found[0].distance == found[1].distance == 0.0 and found[2].distance > 0
+    assert found[0].distance == pytest.approx(0.0, abs=1e-12)
+    assert found[1].distance == pytest.approx(0.0, abs=1e-12)
+    assert found[2].distance > 1e-3
 
 
 def test_portfolio_is_diverse_and_inside_the_space():
