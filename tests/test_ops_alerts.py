@@ -98,3 +98,26 @@ def test_bad_alert_settings_name_the_field() -> None:
     with pytest.raises(SpecError, match="unknown alert setting 'hook'"):
         AlertConfig.from_raw({"hook": "http://x"})
     assert not AlertConfig.from_raw(None).enabled
+
+
+def test_an_unquoted_on_key_in_yaml_is_the_alert_kinds() -> None:
+    # YAML 1.1 reads `on:` as the boolean true; the documented spelling must load.
+    import yaml
+
+    from tuneops.spec import load_spec
+
+    text = """
+study: s
+data: {source: "sklearn:iris"}
+model: {family: knn}
+objectives: [accuracy]
+monitor:
+  alerts:
+    webhook: http://127.0.0.1:9/hook
+    on: [warn, rollback]
+"""
+    raw = yaml.safe_load(text)
+    assert True in raw["monitor"]["alerts"]  # what PyYAML gives
+    assert AlertConfig.from_raw(raw["monitor"]["alerts"]).on == ("warn", "rollback")
+    spec = load_spec(raw)
+    assert spec.monitor.alerts.on == ("warn", "rollback")

@@ -236,3 +236,18 @@ def test_a_record_the_disk_cut_short_does_not_take_the_next_one_with_it(workdir:
     log = read_log(path)
     assert [r["id"] for r in log.predictions] == [f"r{i}" for i in range(written)] + ["after"]
     assert log.bad_lines == 1  # the fragment, a line of its own
+
+
+def test_a_line_left_torn_before_the_writer_opened_is_closed_and_odd_records_are_counted(
+    workdir: Path,
+) -> None:
+    path = workdir / "predictions.jsonl"
+    path.write_text('{"kind":"prediction","id":"torn","t":17965')  # a server killed mid-write
+    with PredictionLog(path) as log:
+        log.append({"kind": "prediction", "id": "after", "t": 1.0, "prediction": [0]})
+        log.append({"kind": "prediction", "id": "odd", "t": "yesterday", "prediction": [0]})
+        log.label("after", [0])
+    contents = read_log(path)
+    assert [r["id"] for r in contents.predictions] == ["after"]
+    assert contents.predictions[0]["label"] == [0]
+    assert contents.bad_lines == 2  # the torn line, and the record whose time is not a number

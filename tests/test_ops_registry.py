@@ -265,3 +265,67 @@ def test_readme_production_example(workdir: Path, cli) -> None:
     assert "challenger v2, promote" in out and "meets the constraints" in out
     code, out, err = cli("registry", "show", "2")
     assert code == 0 and "retune" in out, (out, err)
+
+
+def test_promote_and_rollback_by_hand_retire_the_challenger(workdir: Path) -> None:
+    from _ops_helpers import logistic, register
+
+    registry = Registry.open("iris", create=True)
+    v1 = register(registry, logistic(1.0), workdir / "art", promote=True)
+    v2 = register(registry, logistic(0.01), workdir / "art")
+    with pytest.raises(UsageError, match="is the champion; a challenger is another version"):
+        registry.set_challenger(v1, "shadow")
+    registry.set_challenger(v2, "canary", 0.3)
+    with pytest.raises(UsageError, match="already the champion"):
+        registry.promote(v1)
+    registry.promote(v2)
+    assert registry.challenger() is None  # the champion does not also answer as the canary
+    registry.set_challenger(v1, "shadow")
+    registry.rollback()  # back to v1: it is the champion, not its own shadow
+    assert registry.require_champion() == v1 and registry.challenger() is None
+    assert [e["version"] for e in registry.events("promote")] == [v1, v2]
+    # A challenger answers requests: its artifact must pass the check promote makes.
+    Path(registry.version(v2)["artifact"]["path"]).write_bytes(b"tampered")
+    with pytest.raises(IntegrityError):
+        registry.set_challenger(v2, "shadow")
+    assert registry.challenger() is None
+
+
+def test_labels_in_another_encoding_are_refused_not_read_as_decay(deployed, cli) -> None:
+    registry, _, pool = deployed
+    before = len(registry.events())
+    worded = pool.iloc[:100].assign(target=pool["target"].iloc[:100].map({0: "zero", 1: "one"}))
+    worded.to_csv("worded.csv", index=False)
+    code, _, err = cli("monitor", "--batch", "worded.csv", "--auto-retune")
+    assert code == 2, err
+    assert "labels are not among the classes the champion predicts (0, 1)" in err
+    assert "such as 'zero', 'one'" in err.replace("\n", " ") or "'zero'" in err
+    # One unknown label among known ones: drift to assess, but nothing to train a challenger on.
+    odd = pool.iloc[:300].copy()
+    odd.loc[odd.index[0], "target"] = 7
+    with pytest.raises(DataError, match="1 of 300 labels are not among the classes"):
+        retune(registry, odd)
+    assert len(registry.events()) == before
+    assert registry.require_champion() == 1
+
+
+def test_label_ids_that_look_like_numbers_stay_text(deployed, cli) -> None:
+    from tuneops.ops.predlog import PredictionLog, read_log
+
+    with PredictionLog("p.jsonl") as log:
+        for request_id in ("0042", "1.50"):
+            log.append({"kind": "prediction", "id": request_id, "t": 1.0, "prediction": [1]})
+    Path("labels.csv").write_text("request_id,label\n0042,1\n1.50,0\n")
+    code, _, err = cli("label", "--labels", "labels.csv", "--log", "p.jsonl")
+    assert code == 0, err
+    assert {r["id"]: r.get("label") for r in read_log("p.jsonl").predictions} == {
+        "0042": 1,
+        "1.50": 0,
+    }
+
+
+def test_a_deploy_that_cannot_write_its_artifact_registers_nothing(deployed, cli) -> None:
+    Path("blocker").write_text("a file where the artifact directory would go")
+    code, _, err = cli("deploy", "phon", "--model", "other", "--artifacts", "blocker", "--no-verify")
+    assert code == 2 and "is a file" in err
+    assert "other" not in list_models()

@@ -191,6 +191,16 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         assert text.status_code == 422
         assert "rows[0].petal width (cm): expected a number" in text.json()["error"]
         assert client.post("/predict", content=b"{nope", headers=auth).status_code == 400
+        # Numbers a float cannot hold are the client's mistake (422), not a model failure (a
+        # 500, which the error-rate SLO counts and a rollback acts on).
+        for bad in (b"1e999", b"-Infinity", b"NaN", b"1" + b"0" * 400, b"1" * 5000):
+            body = b'[{"sepal length (cm)": ' + bad + b', "sepal width (cm)": 3.0, '
+            body += b'"petal length (cm)": 1.4, "petal width (cm)": 0.2}]'
+            answer = client.post("/predict", content=body, headers=auth)
+            assert answer.status_code in (400, 422), (bad[:20], answer.text)
+        assert "expected a finite number" in client.post(
+            "/predict", content=body.replace(b"1" * 5000, b"1e999"), headers=auth
+        ).json()["error"]
         ok = client.post("/predict", json=rows(3), headers={**auth, "X-Request-ID": "abc"})
         assert ok.status_code == 200 and ok.json()["request_id"] == "abc"
         assert len(ok.json()["predictions"]) == 3
@@ -200,6 +210,7 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         assert labelled.json() == {"labelled": 1}
         metrics = client.get("/metrics", headers=auth).text
     assert 'tuneops_requests_total{version="1",role="champion",outcome="ok"} 1' in metrics
+    assert 'outcome="error"' not in metrics
     assert 'tuneops_request_latency_seconds_count{version="1"} 1' in metrics
     assert "tuneops_champion_version 1" in metrics
     contents = read_log("predictions.jsonl")
@@ -209,6 +220,8 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
 def test_serve_refuses_bad_settings(workdir: Path) -> None:
     with pytest.raises(UsageError, match="--port: expected 0-65535"):
         ServeConfig(port=70000)
+    with pytest.raises(UsageError, match="expected a non-empty token"):
+        ServeConfig(token="")
     with pytest.raises(UsageError, match="no model 'nothing'|does not exist"):
         start_server(ServeConfig(model="nothing", port=0))
 
@@ -303,3 +316,19 @@ def test_a_version_is_warmed_up_on_typical_rows_before_it_takes_traffic(caplog) 
     failing = _Loaded(4, _Counting(fail=True), ("x",), frozenset({"x"}), pd.Index(["x"]))
     _warm_up(failing, {})  # logged, never fatal
     assert "warm-up of version 4 failed: no" in caplog.text
+
+
+def test_the_cli_refuses_an_empty_token_and_announces_only_a_server_that_can_serve(
+    workdir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --token "$UNSET" must not serve without authentication.
+    monkeypatch.setenv("TUNEOPS_SERVE_TOKEN", "")
+    code, out, err = cli("serve", "--model", "iris", "--port", "0")
+    assert code == 2 and "expected a non-empty token" in err
+    monkeypatch.delenv("TUNEOPS_SERVE_TOKEN")
+    # No champion to serve: an error, no "Serving on", no prediction log created.
+    registry = Registry.open("empty", create=True)
+    register(registry, logistic(1.0), workdir / "art")
+    code, out, err = cli("serve", "--model", "empty", "--port", "0", "--log", "p.jsonl")
+    assert code == 2 and "Serving on" not in out + err and "champion" in err
+    assert not Path("p.jsonl").exists()

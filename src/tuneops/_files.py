@@ -110,12 +110,24 @@ def check_output_dir(path: str | Path, *, option: str = "--out") -> None:
             f"output directory {str(path)!r} cannot be created: {str(existing)!r} is a file. "
             f"What to do: give {option} a directory path."
         )
-    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+    if existing.exists() and not _can_write_in(existing):
         raise UsageError(
             f"output directory {str(path)!r} cannot be written: {str(existing)!r} is not "
             f"writable by this user. What to do: give {option} a directory you can write, or "
             "fix its permissions."
         )
+
+
+def _can_write_in(directory: Path) -> bool:
+    """True when a file can be created in ``directory``: tried (and removed at once), as
+    permissions alone do not tell (root passes ``os.access`` on /sys, a read-only mount)."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".tuneops-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _umask() -> int:

@@ -36,6 +36,7 @@ import difflib
 import hashlib
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,7 +335,9 @@ def _pmlb(name: str) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t")
 
 
-def _file(path: Path) -> pd.DataFrame:
+def _file(path: Path, *, text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a data file; the columns named in ``text`` are read as text from CSV/TSV (an id
+    such as ``0042`` stays ``"0042"``)."""
     if not path.exists():
         raise DataError(
             f"data.source: {str(path)!r} does not exist; expected sklearn:NAME, pmlb:NAME, or the "
@@ -345,9 +348,9 @@ def _file(path: Path) -> pd.DataFrame:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
         elif ".tsv" in suffixes:
-            frame = pd.read_csv(path, sep="\t")
+            frame = pd.read_csv(path, sep="\t", dtype=dict.fromkeys(text, str))
         elif ".csv" in suffixes:
-            frame = pd.read_csv(path)
+            frame = pd.read_csv(path, dtype=dict.fromkeys(text, str))
         else:
             raise DataError(
                 f"data.source: {str(path)!r} has an unsupported type {path.suffix!r}; expected "

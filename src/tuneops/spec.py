@@ -1185,8 +1185,8 @@ class WarmStart(_Model):
 
 
 # -- monitor --------------------------------------------------------------------------------------
-#: ``monitor.alerts.on``: what can raise an alert (:data:`tuneops.ops.alerts.ALERT_KINDS`, which a
-#: test keeps equal: spec.py sits below ``tuneops.ops`` and does not import it).
+#: ``monitor.alerts.on``: what can raise an alert: monitoring decisions, an SLO breach, and the
+#: two champion changes (:mod:`tuneops.ops.alerts` takes it from here).
 ALERT_KINDS = ("warn", "retune", "slo", "promote", "rollback")
 
 
@@ -1325,6 +1325,18 @@ class AlertSettings(_Settings):
     timeout_s: Annotated[
         float, _check("seconds in (0, 300]", _is_number(0, 300, low_open=True))
     ] = 5.0
+
+    @classmethod
+    def _normalize(cls, raw: Any) -> Any:
+        return yaml_on_key(raw)
+
+
+def yaml_on_key(raw: Any) -> Any:
+    """``raw`` with the key ``True`` read as ``"on"``: YAML 1.1 (PyYAML) reads an unquoted
+    ``on:`` key as the boolean true, so ``alerts: {on: [warn]}`` arrives as ``{True: [...]}``."""
+    if isinstance(raw, Mapping) and any(k is True for k in raw) and "on" not in raw:
+        return {("on" if k is True else k): v for k, v in raw.items()}
+    return raw
 
 
 class Monitor(_Model):

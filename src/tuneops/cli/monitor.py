@@ -156,6 +156,18 @@ def monitor(
             "tuneops-out/predictions.jsonl).",
         ),
     ] = None,
+    log_since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="--log: only requests since then: a duration back from now (90s, 30m, 2h, "
+            "7d) or a date-time (2026-12-06T10:00, local time unless it names its zone).",
+        ),
+    ] = None,
+    log_version: Annotated[
+        int | None,
+        typer.Option("--version", help="--log: only requests answered by this version."),
+    ] = None,
     live: Annotated[
         bool,
         typer.Option(
@@ -223,6 +235,11 @@ def monitor(
         )
     if checks is not None or no_apply:
         raise UsageError("--checks and --no-apply apply to --live only.")
+    if (log_since is not None or log_version is not None) and log is None:
+        raise UsageError(
+            "--since and --version choose requests of a prediction log: add --log FILE or "
+            "leave them out."
+        )
     if window and not auto_retune:
         raise UsageError(
             "--window: the rows a refresh refits the champion on; it acts only with "
@@ -237,8 +254,26 @@ def monitor(
     reg = ops.registry.Registry.open(model, storage)
     champion = reg.version(reg.require_champion())
     if log is not None:
-        frame = ops.live.batch_from_log(log, champion["features"], champion["target"])
-        source = f"prediction log {log}"
+        contents = ops.predlog.read_log(log)
+        frame = ops.live.batch_from_log(
+            contents,
+            champion["features"],
+            champion["target"],
+            since=None if log_since is None else _since_time(log_since),
+            version=log_version,
+        )
+        source = f"prediction log {log}" + "".join(
+            [
+                f" since {log_since}" if log_since else "",
+                f" (version {log_version})" if log_version else "",
+            ]
+        )
+        if contents.bad_lines:
+            term.warn(
+                f"prediction log {log}: {contents.bad_lines} line(s) skipped, not records "
+                "tuneops serve writes whole (a write cut short by a crash or a full disk, or "
+                "a line written by something else)."
+            )
     else:
         frame, source = batch, str(batch)
     since = _read_frames(ops, window, "--window") if window else None
@@ -268,6 +303,26 @@ def monitor(
             _print_outcome(outcome)
     if failed:
         raise typer.Exit(3)
+
+
+def _since_time(text: str) -> float:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``2h``, ``7d``) or an ISO
+    date-time, as a Unix time."""
+    import datetime
+    import re
+    import time
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if match:
+        seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+        return time.time() - seconds
+    try:
+        return datetime.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"--since: expected a duration back from now (90s, 30m, 2h, 7d) or a date-time "
+            f"(2026-12-06T10:00), received {text!r}."
+        ) from None
 
 
 def _watch(
@@ -491,7 +546,7 @@ def label(
     import json
 
     ops = _ops()
-    frame = ops.monitor.read_batch(labels)
+    frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id",))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
         raise UsageError(

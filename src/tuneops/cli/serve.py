@@ -53,11 +53,14 @@ def serve(
         storage=storage,
         host=host,
         port=port,
-        token=token or os.environ.get("TUNEOPS_SERVE_TOKEN") or None,
+        # An empty --token (or $TUNEOPS_SERVE_TOKEN set empty, as "$UNSET" gives) is refused by
+        # ServeConfig, not taken as "no token": serving open by accident is the worse mistake.
+        token=token if token is not None else os.environ.get("TUNEOPS_SERVE_TOKEN"),
         log=str(log),
         poll_s=poll,
     )
-    term.info(
-        f"Serving on http://{host}:{port} (log {log}); Ctrl-C stops.", highlight=False, markup=False
-    )
-    serving.serve(config)
+
+    def ready(url: str) -> None:
+        term.info(f"Serving on {url} (log {log}); Ctrl-C stops.", highlight=False, markup=False)
+
+    serving.serve(config, on_ready=ready)

@@ -68,6 +68,27 @@ def verify(
     the intervals; the verdict is a registry event."""
     if target is not None and data is None:
         raise UsageError("--target names the label column of --data; give --data FILE too.")
+    overrides = {
+        "n_folds": folds,
+        "n_repeats": repeats,
+        "concurrency": concurrency,
+        "n_requests": requests,
+    }
+    from tuneops.errors import SpecError
+    from tuneops.spec import VerifySettings
+
+    flags = {
+        "n_folds": "--folds",
+        "n_repeats": "--repeats",
+        "concurrency": "--concurrency",
+        "n_requests": "--requests",
+    }
+    for key, value in overrides.items():
+        if value is not None:  # a flag's bad value is named as the flag, not the spec field
+            try:
+                VerifySettings.from_raw({key: value}, field_name="")
+            except SpecError as exc:
+                raise UsageError(f"{flags[key]}: {str(exc).split(': ', 1)[-1]}") from None
     ops = _ops()
     reg = ops.Registry.open(model, storage)
     versions = reg.versions()
@@ -75,16 +96,10 @@ def verify(
         version = int(versions[-1]["version"])
     record = reg.version(version) if version is not None else None
     raw = dict(((record or {}).get("spec") or {}).get("monitor", {}).get("verify") or {})
-    overrides = {
-        "n_folds": folds,
-        "n_repeats": repeats,
-        "concurrency": concurrency,
-        "n_requests": requests,
-    }
     raw.update({k: v for k, v in overrides.items() if v is not None})
     frame = None
     if data is not None:
-        frame = ops.read_batch(data)
+        frame = ops.read_batch(data, field="--data")
         label = target or (record or {}).get("target") or "target"
         if label not in frame.columns:
             raise UsageError(

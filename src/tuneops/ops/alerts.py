@@ -32,11 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuneops.errors import SpecError, unknown_name
+from tuneops.spec import ALERT_KINDS, yaml_on_key
 
 __all__ = ["ALERT_KINDS", "AlertConfig", "Delivery", "send_alert", "alerts_for_assessment"]
-
-#: What can raise an alert: monitoring decisions, an SLO breach, and the two champion changes.
-ALERT_KINDS = ("warn", "retune", "slo", "promote", "rollback")
 
 logger = logging.getLogger("tuneops.alerts")
 
@@ -66,6 +64,7 @@ class AlertConfig:
                 f"{field_name}: expected a mapping (webhook, command, on, timeout_s), "
                 f"received {type(raw).__name__}."
             )
+        raw = yaml_on_key(raw)
         valid = ("webhook", "command", "on", "timeout_s")
         for key in raw:
             if key not in valid:

@@ -672,8 +672,7 @@ def check_live(
 def _apply(registry: Registry, decision: LiveDecision) -> bool:
     reason = "live: " + decision.reasons[0]
     if decision.decision == "promote" and decision.challenger is not None:
-        registry.promote(decision.challenger, reason)
-        registry.clear_challenger(reason)
+        registry.promote(decision.challenger, reason)  # which clears it as the challenger
         return True
     if decision.decision == "rollback":
         try:
@@ -777,7 +776,9 @@ def batch_from_log(
         if since is not None and float(r.get("t", 0.0)) < since:
             continue
         label = r.get("label")
-        labels = label if isinstance(label, list) else [label] * len(r["rows"])
+        # One label per row: a single label for a request of several rows is ambiguous,
+        # left unlabelled here as in the live comparison (predlog.labelled_rows).
+        labels = label if isinstance(label, list) else [label]
         for row, y in zip(  # noqa: B905 - lengths checked just above
             r["rows"], labels if len(labels) == len(r["rows"]) else [None] * len(r["rows"])
         ):

@@ -235,15 +235,18 @@ def _drop_pvalue(drop: float, values: np.ndarray) -> float:
 
 
 # -- batches ------------------------------------------------------------------------------------
-def read_batch(path: str | Path, *, field: str = "--batch") -> pd.DataFrame:
-    """Read a batch file (CSV, TSV, optionally gzipped, or Parquet); errors name ``field``.
+def read_batch(
+    path: str | Path, *, field: str = "--batch", text: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a batch file (CSV, TSV, optionally gzipped, or Parquet); errors name ``field``;
+    the columns in ``text`` are read as text (request ids).
 
     Raises:
         DataError: the file does not exist, cannot be read, or is empty.
     """
 
     try:
-        return _file(Path(path))
+        return _file(Path(path), text=text)
     except DataError as exc:
         raise DataError(str(exc).replace("data.source", field, 1)) from None
 
@@ -328,6 +331,38 @@ def validate_batch(
     if y is not None and y.isna().all():
         y = None
     return X, y
+
+
+def check_labels(
+    y: pd.Series | None, classes: Any, *, what: str = "batch", strict: bool = False
+) -> None:
+    """Refuse labels the champion cannot predict: a label column encoded otherwise than the
+    training data (``"setosa"`` for ``0``, ``"1"`` for ``1``) would read as a model that gets
+    everything wrong, and a re-tuning on it would promote a model answering in the new code.
+
+    ``classes``: the champion's ``classes_`` (None for a regressor: nothing to check).
+    ``strict``: refuse any unknown label (what a model is trained on); else only a column with
+    no known label at all (a new class in a batch to assess is drift, counted as errors).
+
+    Raises:
+        DataError: naming the unknown labels and the champion's classes.
+    """
+    if y is None or classes is None:
+        return
+    known = list(np.asarray(classes).tolist())
+    values = y.dropna()
+    unknown = ~values.isin(known)
+    if not unknown.any() or not (strict or unknown.all()):
+        return
+    examples = ", ".join(repr(v) for v in pd.unique(values[unknown])[:5])
+    raise DataError(
+        f"{what}: {int(unknown.sum())} of {len(values)} labels are not among the classes the "
+        f"champion predicts ({', '.join(repr(c) for c in known[:10])}"
+        f"{', ...' if len(known) > 10 else ''}), such as {examples}. Encode the labels as the "
+        "training data did"
+        + ("" if not strict else "; a model with new classes is a new study (tuneops run)")
+        + ". Nothing was recorded."
+    )
 
 
 # -- the assessment -----------------------------------------------------------------------------
@@ -554,6 +589,11 @@ def check_batch(
         ignored=dropped_columns(version),
     )
     model, _ = registry.load_model(version["version"])
+    check_labels(
+        y,
+        getattr(model, "classes_", None),
+        what=str(batch) if isinstance(batch, (str, Path)) else "batch",
+    )
     result = assess(version["profile"], X, model.predict(X), y, config=config)
     if record:
         registry.record(

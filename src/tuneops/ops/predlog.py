@@ -66,7 +66,9 @@ class PredictionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lock = threading.Lock()
-        self._torn = False  # this writer's last record was cut short: the next closes its line
+        # The last record (this writer's, or a writer's before it: a server killed mid-write,
+        # a full disk) was cut short: the next record starts with a newline to close its line.
+        self._torn = not _ends_a_line(self.path)
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record (a JSON object) as one line."""
@@ -100,6 +102,15 @@ class PredictionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ends_a_line(path: Path) -> bool:
+    """True when the file at ``path`` is empty or ends with a newline."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def append_labels(path: str | Path, labels: Mapping[str, Any]) -> int:
@@ -157,9 +168,13 @@ def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
             out.bad_lines += 1
             continue
         kind = record.get("kind", "prediction")
+        stamp = record.get("t", 0.0)
+        if "id" not in record or isinstance(stamp, bool) or not isinstance(stamp, int | float):
+            out.bad_lines += 1  # not a record tuneops wrote: no request id, or no time
+            continue
         if kind == "label":
-            labels[str(record.get("id"))] = record.get("label")
-        elif since is None or float(record.get("t", 0.0)) >= since:
+            labels[str(record["id"])] = record.get("label")
+        elif since is None or stamp >= since:
             out.predictions.append(record)
     out.n_labels = len(labels)
     for record in out.predictions:

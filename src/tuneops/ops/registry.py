@@ -39,7 +39,7 @@ import numpy as np
 import optuna
 
 from tuneops import _optuna, _study
-from tuneops._files import copy_atomic
+from tuneops._files import check_output_dir, copy_atomic
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
@@ -269,16 +269,22 @@ class Registry:
             UsageError: no such version, or its artifact is missing. IntegrityError: the
                 artifact changed since it was registered; the registry is left unchanged.
         """
-        self.verify(number)
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         previous = state.get("version")
+        if previous == number:
+            # Not a new promotion: recording one would restart the probation window that
+            # automatic rollback judges the champion by.
+            raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
+        self.verify(number)
         history = list(state.get("history", []))
-        if previous is not None and previous != number:
+        if previous is not None:
             history.append(previous)
         self.study.set_user_attr(
             _CHAMPION, {"version": number, "since": _now(), "history": history}
         )
-        return self.record("promote", version=number, previous=previous, reason=reason)
+        event = self.record("promote", version=number, previous=previous, reason=reason)
+        self._retire_challenger({number}, f"version {number} became the champion")
+        return event
 
     def set_challenger(
         self, number: int, mode: str, share: float = 0.0, reason: str = "set by hand"
@@ -289,11 +295,16 @@ class Registry:
         Raises:
             UsageError: no such version, an unknown mode, or a share outside [0, 1].
         """
-        self.version(number)
         if mode not in ("shadow", "canary"):
             raise UsageError(f"--mode: expected 'shadow' or 'canary', received {mode!r}.")
         if not 0.0 <= share <= 1.0:
             raise UsageError(f"--share: expected a share of traffic in [0, 1], received {share!r}.")
+        if number == (self._attrs().get(_CHAMPION) or {}).get("version"):
+            raise UsageError(
+                f"model {self.name!r}: version {number} is the champion; a challenger is "
+                "another version (`tuneops registry list`)."
+            )
+        self.verify(number)  # a challenger answers requests too: its artifact must be intact
         # Microseconds: live monitoring counts the challenger's traffic from this instant on.
         since = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
         state = {"version": number, "mode": mode, "share": float(share), "since": since}
@@ -306,6 +317,13 @@ class Registry:
         previous = (self.challenger() or {}).get("version")
         self.study.set_user_attr(_CHALLENGER, {"version": None, "since": _now()})
         return self.record("challenger", version=None, previous=previous, reason=reason)
+
+    def _retire_challenger(self, versions: set[Any], why: str) -> None:
+        """Clear the challenger when it is one of ``versions`` (now the champion, or the
+        version just rolled back from: neither may keep answering as a challenger)."""
+        current = (self.challenger() or {}).get("version")
+        if current is not None and current in versions:
+            self.clear_challenger(f"{why}: it no longer serves as the challenger")
 
     def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
         """Restore a previous champion (the one before the current, or version ``to``).
@@ -335,12 +353,14 @@ class Registry:
             raise UsageError(f"model {self.name!r}: version {to} is already the champion.")
         self.verify(to)
         self.study.set_user_attr(_CHAMPION, {"version": to, "since": _now(), "history": history})
-        return self.record(
+        event = self.record(
             "rollback",
             version=to,
             previous=current,
             reason=reason or f"rolled back from version {current} to {to}",
         )
+        self._retire_challenger({to, current}, f"rolled back from version {current} to {to}")
+        return event
 
 
 def _plain(value: Any) -> Any:
@@ -517,7 +537,10 @@ def deploy(
     spec, data = rebuild(
         study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec"
     )
-    MonitorConfig.from_spec(spec)  # a malformed monitor section fails before anything is written
+    # A malformed monitor section or an artifact directory that cannot be written fails
+    # before anything is written (no empty registry, no version number used up).
+    config = MonitorConfig.from_spec(spec)
+    check_output_dir(artifact_dir or config.artifact_dir, option="--artifacts")
     registry = Registry.open(model or study_name, storage, create=True)
     record = register_trial(
         registry,

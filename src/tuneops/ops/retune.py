@@ -41,6 +41,7 @@ from tuneops.ops.monitor import (
     PERFORMANCE_METRICS,
     MonitorConfig,
     check_batch,
+    check_labels,
     dropped_columns,
     metric_value,
     paired_gain,
@@ -231,6 +232,7 @@ def retune(
         ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
+    check_labels(y, _classes(registry, champion_version), what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
     tune_part, holdout = _split(frame, target, task, config.holdout, seed)
     number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
@@ -353,8 +355,17 @@ def refresh_obstacle(
     return None
 
 
+def _classes(registry: Registry, version: int) -> Any:
+    """The classes version ``version`` predicts (None for a regressor)."""
+    return getattr(registry.load_model(version)[0], "classes_", None)
+
+
 def _labelled(
-    champion: Mapping[str, Any], frame: pd.DataFrame, what: str, min_rows: int
+    champion: Mapping[str, Any],
+    frame: pd.DataFrame,
+    what: str,
+    min_rows: int,
+    classes: Any = None,
 ) -> pd.DataFrame:
     """``frame``'s feature and label columns, checked against the champion, rows with a label.
 
@@ -373,6 +384,7 @@ def _labelled(
         ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
+    check_labels(y, classes, what=what, strict=True)
     return X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
 
 
@@ -406,12 +418,13 @@ def refresh(
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
 
-    frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20))
+    classes = _classes(registry, champion_version)
+    frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20), classes)
     frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
     if holdout is None:
         frame, holdout = _split(frame, target, task, config.holdout, seed)
     else:
-        holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1)
+        holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1, classes)
     fit_part = frame.reset_index(drop=True)
     source = champion.get("source") or {}
     if "study" not in source or "trial" not in source:
@@ -537,8 +550,13 @@ def monitor_batch(
     label = source or (str(batch) if isinstance(batch, (str, Path)) else None)
     champion = registry.version(registry.require_champion())
     config = config or registry.config(champion)
-    if auto_retune and window is not None:
-        window = _labelled(champion, window, "--window", 1)
+    if auto_retune:
+        # What a re-tuning or refresh would learn from is checked before anything is recorded.
+        classes = _classes(registry, champion["version"])
+        if window is not None:
+            window = _labelled(champion, window, "--window", 1, classes)
+        if champion["target"] in frame.columns:
+            check_labels(frame[champion["target"]], classes, what=label or "batch", strict=True)
     assessment = check_batch(registry, frame, config=config, source=label)
     if not auto_retune:
         return assessment, None, None

@@ -50,7 +50,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +115,10 @@ class ServeConfig:
         if not self.poll_s > 0:
             raise UsageError(f"--poll: expected seconds > 0, received {self.poll_s}.")
         if self.token is not None and not self.token:
-            raise UsageError("--token: expected a non-empty token; omit it to serve without one.")
+            raise UsageError(
+                "--token (or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, received an "
+                "empty one; set it, or leave both out to serve without one."
+            )
 
 
 def canary_bucket(key: str) -> float:
@@ -262,6 +265,22 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                 raise _BadRequest(
                     422, f"rows[{i}].{name}: expected a number (or null), received {value!r}."
                 )
+            if value is not None and not _finite(value):
+                # JSON's 1e999, Infinity, NaN or a 400-digit integer: the client's mistake, a
+                # 422 here, not a model failure (a 500 counted against the error-rate SLO).
+                shown = repr(value) if isinstance(value, float) else "an integer beyond a float"
+                raise _BadRequest(
+                    422,
+                    f"rows[{i}].{name}: expected a finite number (or null for missing), "
+                    f"received {shown}.",
+                )
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)  # an int beyond a float's range raises OverflowError
+    except OverflowError:
+        return False
 
 
 def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
@@ -401,7 +420,7 @@ class ModelServer:
         self._cache: dict[int, _Loaded] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self.log = PredictionLog(config.log) if config.log else None
+        self.log: PredictionLog | None = None
         champion = self.registry.require_champion()
         loaded = self._load(champion)
         if loaded is None:
@@ -410,6 +429,7 @@ class ModelServer:
                 f"{champion}, "
                 f"cannot be loaded and verified: {self.refused[champion]}"
             )
+        self.log = PredictionLog(config.log) if config.log else None  # once there is a model
         self.routing = _Routing(loaded)
         self._apply(self._desired())
 
@@ -531,7 +551,7 @@ class ModelServer:
         try:
             try:
                 payload = json.loads(await request.body())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
                 raise _BadRequest(400, f"body: expected JSON, could not parse it: {exc}.") from None
             rows, request_id, key = _rows(payload)
         except _BadRequest as exc:
@@ -636,7 +656,7 @@ class ModelServer:
             return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
         try:
             payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
             return self._error(400, f"body: expected JSON, could not parse it: {exc}.")
         if (
             isinstance(payload, dict)
@@ -730,15 +750,29 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: ServeConfig, registry: Registry | None = None) -> None:
+def serve(
+    config: ServeConfig,
+    registry: Registry | None = None,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM, handled by uvicorn). What ``tuneops serve`` runs.
+
+    ``on_ready(url)`` is called once the champion is loaded and verified and the address is
+    bound: what it announces is then true.
 
     Raises:
         UsageError: see :func:`create_app`; the address is taken.
     """
     app, server = create_app(config, registry)
     _warn_if_exposed(config)
-    sock = _socket(config.host, config.port)
+    try:
+        sock = _socket(config.host, config.port)
+    except BaseException:
+        server.close()
+        raise
+    if on_ready is not None:
+        on_ready(f"http://{config.host}:{sock.getsockname()[1]}")
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         uvicorn_server.run(sockets=[sock])
