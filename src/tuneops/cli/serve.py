@@ -42,6 +42,16 @@ def serve(
             help="Seconds between registry polls (promotion, rollback, challenger changes)."
         ),
     ] = 2.0,
+    max_rows: Annotated[
+        int,
+        typer.Option(
+            help="Rows per request at most (413 beyond): requests are predicted one at a time, "
+            "so a huge one delays every other."
+        ),
+    ] = 10_000,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Request body size at most, in MB (413 beyond).")
+    ] = 16.0,
 ) -> None:
     """Serve the champion (and a shadow or canary challenger) on POST /predict; labels on POST
     /label; GET /health; GET /metrics (Prometheus). Verified artifacts only; hot switch on
@@ -58,6 +68,8 @@ def serve(
         token=token if token is not None else os.environ.get("TUNEOPS_SERVE_TOKEN"),
         log=str(log),
         poll_s=poll,
+        max_rows=max_rows,
+        max_body_mb=max_body_mb,
     )
 
     def ready(url: str) -> None:

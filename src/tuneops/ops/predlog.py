@@ -24,7 +24,11 @@ Record formats::
     {"kind": "label", "id": "...", "t": 1733400060.0, "label": [1]}
 
 ``status`` is ``"error"`` (with ``error``) for a request the model failed on; ``key`` is the
-canary key when the client sent one.
+canary key when the client sent one. ``latency_ms`` is the server's time for the request from
+the moment its handler starts (parsing, checks, the predict, the answer's JSON): one server
+process predicts one request at a time, so under concurrent load a client also waits for the
+requests ahead of its own, which this figure does not include (the client's own timing, or
+more replicas, covers that).
 """
 
 from __future__ import annotations

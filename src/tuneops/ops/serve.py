@@ -108,10 +108,18 @@ class ServeConfig:
     log: str | None = DEFAULT_LOG
     log_rows: bool = True
     poll_s: float = 2.0
+    # One request is predicted at a time on the event loop: a huge one holds every other
+    # request (and /health) for as long as it takes, so its size is bounded (413 beyond).
+    max_rows: int = 10_000
+    max_body_mb: float = 16.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise UsageError(f"--port: expected 0-65535, received {self.port}.")
+        if not (isinstance(self.max_rows, int) and self.max_rows >= 1):
+            raise UsageError(f"--max-rows: expected an integer >= 1, received {self.max_rows!r}.")
+        if not self.max_body_mb > 0:
+            raise UsageError(f"--max-body-mb: expected a size > 0, received {self.max_body_mb!r}.")
         if not self.poll_s > 0:
             raise UsageError(f"--poll: expected seconds > 0, received {self.poll_s}.")
         if self.token is not None and not self.token:
@@ -549,11 +557,19 @@ class ModelServer:
             return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
         routing = self.routing
         try:
+            body = await self._body(request)
             try:
-                payload = json.loads(await request.body())
+                payload = json.loads(body)
             except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
                 raise _BadRequest(400, f"body: expected JSON, could not parse it: {exc}.") from None
             rows, request_id, key = _rows(payload)
+            if len(rows) > self.config.max_rows:
+                raise _BadRequest(
+                    413,
+                    f"rows: at most {self.config.max_rows} per request (serve --max-rows), "
+                    f"received {len(rows)}; send them in several requests, or score a file "
+                    "offline with the model.joblib artifact.",
+                )
         except _BadRequest as exc:
             self.metrics.observe(None, "none", "bad_request", None)
             return self._error(exc.status, str(exc))
@@ -615,6 +631,25 @@ class ModelServer:
         # the log write itself.
         task = BackgroundTask(self._after, record, shadow, rows, answering, X)
         return Response(body, media_type="application/json", background=task)
+
+    async def _body(self, request: Request) -> bytes:
+        """The request's body, refused (413) beyond ``max_body_mb`` before it is all read."""
+        limit = int(self.config.max_body_mb * 2**20)
+        too_large = _BadRequest(
+            413,
+            f"body: at most {self.config.max_body_mb:g} MB (serve --max-body-mb); send the rows "
+            "in several requests.",
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _after(
         self,
