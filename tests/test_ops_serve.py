@@ -332,3 +332,20 @@ def test_the_cli_refuses_an_empty_token_and_announces_only_a_server_that_can_ser
     code, out, err = cli("serve", "--model", "empty", "--port", "0", "--log", "p.jsonl")
     assert code == 2 and "Serving on" not in out + err and "champion" in err
     assert not Path("p.jsonl").exists()
+
+
+def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
+    registry: Registry,
+) -> None:
+    with (
+        start_server(config(max_rows=5, max_body_mb=0.01)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json=rows(5)).status_code == 200
+        many = client.post("/predict", json=rows(6))
+        assert many.status_code == 413 and "at most 5 per request" in many.json()["error"]
+        big = client.post("/predict", json={"rows": rows(1), "pad": "x" * 20_000})
+        assert big.status_code == 413 and "at most 0.01 MB" in big.json()["error"]
+        assert client.get("/health").status_code == 200
+        metrics = client.get("/metrics").text
+    assert 'outcome="error"' not in metrics
