@@ -160,3 +160,22 @@ def test_pmlb_directory_comes_from_the_variable_or_the_documented_default(tmp_pa
     monkeypatch.chdir(tmp_path / "run")
     monkeypatch.delenv("TUNEOPS_PMLB_DIR")
     assert len(load_dataset("pmlb:tiny").X) == 12
+
+
+def test_infinite_values_and_duplicated_columns_are_refused_before_anything_runs(tmp_path):
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3, "target": [0, 1] * 20})
+    frame.loc[[3, 7, 9], "a"] = np.inf
+    frame.loc[5, "b"] = -np.inf
+    path = tmp_path / "inf.csv"
+    frame.to_csv(path, index=False)  # written as "inf" / "-inf", read back as infinities
+    with pytest.raises(DataError, match=r"infinite values in column\(s\) 'a' \(3\), 'b' \(1\)"):
+        load_dataset(str(path), target="target")
+    twice = pd.DataFrame([[1.0, 2.0, i % 2] for i in range(40)], columns=["a", "a", "target"])
+    with pytest.raises(DataError, match="several columns named 'a'"):
+        load_dataset(twice)
+
+
+def test_a_file_with_a_column_named_target_needs_no_data_target(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"a": np.arange(40.0), "target": [0, 1] * 20}).to_csv(path, index=False)
+    assert load_dataset(str(path)).y.tolist() == [0, 1] * 20

@@ -155,7 +155,15 @@ def load_dataset(
     elif source.startswith("pmlb:"):
         frame, default_target = _pmlb(source.removeprefix("pmlb:")), "target"
     else:
-        frame, default_target = _file(Path(source)), None
+        frame = _file(Path(source))
+        default_target = "target" if "target" in frame.columns else None  # as spec.md says
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(
+            f"data: {name or source!r} has several columns named "
+            f"{', '.join(map(repr, duplicated))}; expected one column per name. Rename or drop "
+            "the duplicates and load the data again."
+        )
     target = target or default_target
     if target is None:
         raise DataError(
@@ -182,6 +190,7 @@ def load_dataset(
     X = frame.drop(columns=[target]).reset_index(drop=True)
     if X.shape[1] == 0:
         raise DataError(f"data: {name or source!r} has no feature columns besides {target!r}.")
+    _refuse_infinite(frame, name or str(source))
     X.columns = [str(c) for c in X.columns]
     X, dropped = _drop_uninformative(X, name or str(source))
     y = frame[target].reset_index(drop=True)
@@ -216,6 +225,27 @@ def load_dataset(
         categorical=categorical,
         dropped=dropped,
     )
+
+
+def _refuse_infinite(frame: pd.DataFrame, name: str) -> None:
+    """Refuse infinite values (``inf`` in a CSV, a division by zero upstream): no estimator
+    accepts them, and every trial would fail on them.
+
+    Raises:
+        DataError: naming the columns and how many values each holds.
+    """
+    numeric = frame.select_dtypes(include="number")
+    if numeric.empty:
+        return
+    counts = np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).sum(axis=0)
+    bad = [f"{c!r} ({int(n)})" for c, n in zip(numeric.columns, counts, strict=True) if n]
+    if bad:
+        raise DataError(
+            f"data: {name!r} has infinite values in column(s) {', '.join(bad[:10])}"
+            f"{' and more' if len(bad) > 10 else ''}; expected finite numbers. Replace them with "
+            "a finite value, or leave them empty (missing values are imputed), and load the data "
+            "again."
+        )
 
 
 def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple[str, ...]]:

@@ -265,7 +265,12 @@ def _landmarkers(X: np.ndarray, y: pd.Series, task: str, seed: int) -> dict[str,
             # A landmarker on a tiny or degenerate fold may not converge or may see a missing
             # class; its score is still the signal we want (a low one).
             warnings.simplefilter("ignore")
-            scores = cross_val_score(model, X, target, cv=folds, scoring=scoring, error_score=0.0)
+            try:
+                scores = cross_val_score(
+                    model, X, target, cv=folds, scoring=scoring, error_score=0.0
+                )
+            except ValueError:  # every fit failed (scikit-learn raises then): no signal at all
+                scores = np.zeros(1)
         out[name] = float(np.clip(np.mean(scores), -1.0, 1.0))
     return out
 
