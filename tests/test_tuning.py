@@ -61,6 +61,11 @@ def test_resume_refuses_a_different_definition(workdir):
     tuneops.run(tiny_spec(n_trials=2))
     with pytest.raises(SpecError, match="exists with a different model"):
         tuneops.run(tiny_spec(n_trials=2, model={"family": "linear"}))
+    # Other folds score the same configuration differently: not the same study either.
+    with pytest.raises(SpecError, match="exists with a different search.cv_folds"):
+        tuneops.run(tiny_spec(n_trials=3, cv_folds=3))
+    with pytest.raises(SpecError, match="exists with a different search.seed"):
+        tuneops.run(tiny_spec(n_trials=3, seed=1))
 
 
 def test_parallel_workers_run_exactly_n_trials(workdir):

@@ -127,7 +127,15 @@ class StoredObjective(NamedTuple):
 
 
 # -- studies --------------------------------------------------------------------------------------
-_IDENTITY_KEYS = ("data", "model", "objectives")
+#: What a resumed run must share with the study: its data, models and objectives, and the
+#: folds every trial is scored on (``search.cv_folds`` and ``search.seed``, which shuffles them).
+_IDENTITY_KEYS = ("data", "model", "objectives", "search.cv_folds", "search.seed")
+
+
+def _identity_part(spec: Mapping[str, Any], key: str) -> Any:
+    section, _, field = key.partition(".")
+    value = spec.get(section)
+    return (value or {}).get(field) if field else value
 
 
 def open_study(
@@ -163,12 +171,19 @@ def open_study(
                 "give the run another study name (spec field 'study')."
             )
         if identity is not None and stored is not None:
-            changed = [k for k in _IDENTITY_KEYS if stored.get(k) != identity.get(k)]
+            changed = [
+                k
+                for k in _IDENTITY_KEYS
+                if _identity_part(stored, k) != _identity_part(identity, k)
+                # a study stored before the folds were part of its identity: not compared
+                and not ("." in k and _identity_part(stored, k) is None)
+            ]
             if changed:
                 raise SpecError(
                     f"study {name!r} exists with a different {', '.join(changed)}; resuming would "
-                    "mix incomparable trials. Give the run another study name (spec field "
-                    "'study'), or restore the original spec."
+                    "mix incomparable trials (each trial is scored on the study's folds). Give "
+                    "the run another study name (spec field 'study'), or restore the original "
+                    "spec."
                 )
         if attrs and DATA in attrs and DATA in existing.user_attrs:
             old = existing.user_attrs[DATA].get("fingerprint")
