@@ -186,3 +186,12 @@ def test_accuracy_differences_below_one_row_are_ties_on_the_front():
         study.add_trial(optuna.trial.create_trial(values=[a, latency], params={}, distributions={}))
     assert [c.number for c in select_in_study(study, OBJ, [], Selection()).front] == [1]
     assert resolution_of([Objective("roc_auc", "maximize")], 569) == {}
+
+
+def test_lexicographic_order_ties_accuracies_below_the_resolution():
+    # ionosphere: one row is 1/351 of accuracy; 1.6e-5 apart is how folds share the same rows
+    plain = [Candidate(0, (0.868946, 0.3729), {}), Candidate(1, (0.868962, 0.3933), {})]
+    policy = Selection("lexicographic", priority=("accuracy",))
+    assert select_trial(plain, OBJ, [], policy).selected.number == 1  # no resolution: 1 wins
+    resolution = resolution_of(OBJ, 351)
+    assert select_trial(plain, OBJ, [], policy, resolution).selected.number == 0  # the faster
