@@ -125,6 +125,7 @@ def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
     text = (workdir / "r.html").read_text()
     assert 'data-panel="pareto_front" data-drawn="1"' in text
     assert "latency_p95_ms" in text and "★" in text
+    assert "Drawn: 0 of" not in text  # every panel draws all 5 trials: no sample note
 
     from tuneops.tuning import load_study
 

@@ -874,7 +874,7 @@ def _sample_note(p: F.Panel) -> str:
     """Say when a panel draws a sample of the trials, and how the sample was chosen."""
     d = p.data
     total = getattr(d, "n_total", 0)
-    shown = len(getattr(d, "numbers", ()) or getattr(d, "curves", ()))
+    shown = len(getattr(d, "numbers", ()) or getattr(d, "curves", ()) or getattr(d, "z", ()))
     if p.key == "history":
         total, shown = d.n_complete, len(d.series[0].numbers) if d.series else 0
     if not total or shown >= total:
