@@ -38,6 +38,12 @@ def test_run_show_select_export(workdir, cli):
 
     code, out, _ = cli("export", "tiny", "--trial", "0", "--out", "exported")
     assert code == 0 and (workdir / "exported/model.joblib").is_file()
+    # Without --out a given trial goes beside the run's model, never over it.
+    run_model = workdir / "tuneops-out/tiny/model.json"
+    before = run_model.read_bytes()
+    code, out, _ = cli("export", "tiny", "--trial", "1")
+    assert code == 0 and (workdir / "tuneops-out/tiny/trial-1/model.joblib").is_file()
+    assert run_model.read_bytes() == before
 
 
 @pytest.mark.parametrize(

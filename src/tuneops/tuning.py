@@ -471,17 +471,24 @@ def export_model(
 ) -> Path:
     """Refit and save a study's selected (or given) trial again, from its stored spec.
 
+    Without ``out_dir``: the selected trial goes where the run wrote it (the spec's output
+    directory), a given ``trial`` to ``trial-N/`` inside it, so the run's ``model.joblib``
+    stays the model its ``results.json`` names.
+
     Raises:
         UsageError: the study was not run from a spec, the trial is not complete, or the data
             changed since the study ran.
     """
 
+    given = trial
     trial = complete_trial(study, trial)
-    out = Path(out_dir or Path("tuneops-out") / study.study_name)
-    check_output_dir(out)  # before the refit
     spec, data = rebuild(
         study, "tuneops cannot refit its model; refit it from the selected params in results.json"
     )
+    out = Path(out_dir) if out_dir else _output_dir(spec)
+    if out_dir is None and given is not None:
+        out = out / f"trial-{trial}"
+    check_output_dir(out)  # before the refit
     objective = SpecObjective(spec, data)
     objective.share_calibration(study)  # its model's latency in the study's unit
     return export_trial(study, trial, objective, out, spec=spec)

@@ -152,7 +152,13 @@ def export(
     trial: Annotated[
         int | None, typer.Option(help="Trial number (default: the selected trial).")
     ] = None,
-    out: Annotated[str | None, typer.Option(help="Output directory.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            help="Output directory (default: the run's; with --trial, trial-N inside it, so the "
+            "run's model stays the one its results name)."
+        ),
+    ] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
