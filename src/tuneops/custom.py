@@ -10,6 +10,7 @@ objective does not pay for them: about 170 MB of memory and a second of imports.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from tuneops.results import study_results
 from tuneops.samplers import make_sampler
 from tuneops.selection import Choice, candidates_from_trials, select_trial
 from tuneops.spec import (
+    _STUDY_NAME,
     Constraint,
     Objective,
     _selection,
@@ -286,6 +288,13 @@ def tune(
         >>> result = tune(objective, n_trials=10, storage=":memory:")   # doctest: +SKIP
     """
 
+    if not callable(objective):
+        raise SpecError(
+            f"objective: expected a function of an Optuna trial returning the objective "
+            f"value(s), received {type(objective).__name__} {objective!r}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"seed: expected an integer >= 0, received {seed!r}.")
     compute = dict(check_budget(budget, root="")) if budget is not None else {}
     _check_count("n_trials", n_trials, allow_none=True)
     _check_count("n_workers", n_workers)
@@ -302,7 +311,18 @@ def tune(
             "n_trials, timeout_s and budget: expected at least one of them, received none; "
             "give n_trials=N, timeout_s=SECONDS or budget={'fit_cpu_s': SECONDS}."
         )
-    names = list(objectives)
+    names = [objectives] if isinstance(objectives, str) else list(objectives)  # one objective
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise SpecError(
+            f"objectives: expected the objectives' names, such as ['accuracy', "
+            f"'latency_p95_ms'], received {objectives!r}."
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise SpecError(
+            f"objectives: {', '.join(map(repr, twice))} is listed twice in {names}; name each "
+            "objective once."
+        )
     if direction is not None:
         if directions is not None or len(names) != 1:
             raise SpecError(
@@ -324,7 +344,15 @@ def tune(
         parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints
     ]
     chosen_selection = _selection(selection, objs)
-    name = study or f"tune-{getattr(objective, '__name__', 'objective')}"
+    function = getattr(objective, "__name__", "objective")
+    default = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"tune-{function}")  # tune-<lambda>: tune-_lambda_
+    name = study or default[:128]
+    if not isinstance(name, str) or not _STUDY_NAME.match(name):
+        # also keeps the default output directory, tuneops-out/NAME, inside tuneops-out
+        raise SpecError(
+            f"study: expected a name of letters, digits, '_', '-' or '.' (starting with a "
+            f"letter or digit), received {name!r}."
+        )
     out_dir = Path(output_dir or Path("tuneops-out") / name)
     check_output_dir(out_dir, option="output_dir")  # refused now, not after the trials
     sampler_name, sampler_params = _component("sampler", sampler)

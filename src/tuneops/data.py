@@ -144,6 +144,7 @@ def load_dataset(
     Raises:
         DataError: the source is unknown, missing, empty, or has no such target column.
     """
+    default_target: str | None
     if isinstance(source, pd.DataFrame):
         frame, default_target, name = source, "target", name or "dataframe"
     elif not isinstance(source, str):

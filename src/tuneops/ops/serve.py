@@ -622,7 +622,7 @@ class ModelServer:
         if self.config.log_rows:
             record["rows"] = _without_ignored(rows, answering)
         shadow = routing.challenger if routing.mode == "shadow" else None
-        body = json.dumps(
+        answer = json.dumps(
             {"request_id": request_id, "version": answering.version, "predictions": predictions},
             default=str,
         )
@@ -630,7 +630,7 @@ class ModelServer:
         # sync task would go through Starlette's thread pool, whose hand-off cost more CPU than
         # the log write itself.
         task = BackgroundTask(self._after, record, shadow, rows, answering, X)
-        return Response(body, media_type="application/json", background=task)
+        return Response(answer, media_type="application/json", background=task)
 
     async def _body(self, request: Request) -> bytes:
         """The request's body, refused (413) beyond ``max_body_mb`` before it is all read."""
