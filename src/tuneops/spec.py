@@ -878,6 +878,9 @@ class ModelSpec(_Model):
             for p in params:
                 if accepted is not None and p not in accepted:
                     raise _problem(unknown_name(f"{f} parameter", p, accepted), at=f"space.{f}.{p}")
+                refused = _refused_value(f, params[p]) if accepted is not None else None
+                if refused:
+                    raise _problem(refused, at=f"space.{f}.{p}")
         return {"families": tuple(families), "space": MappingProxyType(space)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -905,6 +908,47 @@ def _accepted_names(name: str) -> set[str] | None:
     except ImportError:
         return None
     return names
+
+
+def _refused_value(name: str, param: Param) -> str | None:
+    """Why the estimator of family ``name`` refuses a value of ``param`` (a fixed value, a
+    choice, or a range's bound), or None. Asked of scikit-learn's own parameter checks
+    (``_validate_params``), so ``weights: cosine`` or ``n_neighbors: {low: 0}`` fails when the
+    spec loads instead of failing every trial that draws it. A value is refused only when every
+    task whose estimator takes the parameter refuses it; an estimator without the checks
+    (LightGBM, XGBoost) or that cannot be built here is not asked.
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    if param.kind == "fixed":
+        values = [param.value]
+    elif param.kind == "categorical":
+        values = list(param.choices)
+    else:
+        cast = int if param.kind == "int" else float
+        values = [cast(v) for v in (param.low, param.high) if v is not None]
+    family = FAMILIES[name]()
+    for value in values:
+        refusals: list[str] = []
+        asked = 0
+        for task in family.tasks:
+            try:
+                estimator = family.estimator({param.name: value}, task, 0)
+                check = getattr(estimator, "_validate_params", None)
+                if check is None:
+                    continue
+                asked += 1
+                check()
+            except InvalidParameterError as exc:
+                refusals.append(str(exc))
+            except Exception:  # noqa: BLE001 - a parameter of the other task, a missing extra
+                continue
+        if asked and len(refusals) == asked:
+            return (
+                f"{name} does not accept {value!r}: {refusals[0]} Change it in the spec "
+                "(`tuneops families` lists each family's default space)."
+            )
+    return None
 
 
 def _space(raw: Any, where: str) -> dict[str, Param]:

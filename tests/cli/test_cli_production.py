@@ -147,7 +147,7 @@ def test_a_failing_gate_leaves_the_version_registered_not_champion(
     doc = as_json(cli("verify", "2", "--data", "labelled.csv", "--target", "species", "--json"))
     assert doc["settings"]["n_rows"] == 150
     code, _, err = cli("verify", "2", "--folds", "1")
-    assert code == 2 and "monitor.verify.n_folds: expected an integer in [2, 20], received 1" in err
+    assert code == 2 and "--folds: expected an integer in [2, 20], received 1" in err
     code, _, err = cli("verify", "2", "--data", "labelled.csv", "--target", "nope")
     assert code == 2 and "no column 'nope'" in err
     code, _, err = cli("verify", "9")

@@ -7,6 +7,9 @@ which every other command (and ``tuneops -h``) would otherwise pay for.
 
 from __future__ import annotations
 
+import datetime
+import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -308,9 +311,6 @@ def monitor(
 def _since_time(text: str) -> float:
     """``--since``: a duration back from now (``90s``, ``30m``, ``2h``, ``7d``) or an ISO
     date-time, as a Unix time."""
-    import datetime
-    import re
-    import time
 
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if match:

@@ -14,7 +14,8 @@ import typer
 from rich.text import Text
 
 from tuneops.cli._common import JsonOpt, ModelOpt, StorageOpt, emit_json, fmt, term
-from tuneops.errors import UsageError
+from tuneops.errors import SpecError, UsageError
+from tuneops.spec import VerifySettings
 
 __all__ = ["verify"]
 
@@ -74,9 +75,6 @@ def verify(
         "concurrency": concurrency,
         "n_requests": requests,
     }
-    from tuneops.errors import SpecError
-    from tuneops.spec import VerifySettings
-
     flags = {
         "n_folds": "--folds",
         "n_repeats": "--repeats",
