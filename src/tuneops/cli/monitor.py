@@ -135,14 +135,6 @@ def _print_live(decision: Any) -> None:
         )
 
 
-def _report_alerts(deliveries: list[Any]) -> None:
-    for d in deliveries:
-        ok = d.ok if hasattr(d, "ok") else d["ok"]
-        if not ok:
-            error = d.error if hasattr(d, "error") else d["error"]
-            term.warn(f"alert not delivered: {error}")
-
-
 def monitor(
     batch: Annotated[
         Path | None,
@@ -285,7 +277,6 @@ def monitor(
     )
     alert_config = ops.live.monitor_settings(champion)[2]
     deliveries = ops.alerts.alerts_for_assessment(alert_config, reg.name, assessment, outcome)
-    _report_alerts(deliveries)
     failed = fail_on is not None and ops.monitor.DECISIONS.index(
         assessment.decision
     ) >= ops.monitor.DECISIONS.index(fail_on)
@@ -343,7 +334,6 @@ def _watch(
     reg.require_champion()
 
     def show(decision: Any) -> None:
-        _report_alerts(decision.alerts)
         if json_out:
             emit_json(decision.to_dict())
         else:
