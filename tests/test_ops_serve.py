@@ -211,7 +211,7 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         metrics = client.get("/metrics", headers=auth).text
     assert 'tuneops_requests_total{version="1",role="champion",outcome="ok"} 1' in metrics
     assert 'outcome="error"' not in metrics
-    assert 'tuneops_request_latency_seconds_count{version="1"} 1' in metrics
+    assert 'tuneops_request_latency_seconds_count{version="1",role="champion"} 1' in metrics
     assert "tuneops_champion_version 1" in metrics
     contents = read_log("predictions.jsonl")
     assert contents.predictions[-1]["label"] == [0, 0, 0] and contents.n_labels == 1

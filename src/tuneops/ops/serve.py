@@ -346,8 +346,12 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.requests: dict[tuple[int | None, str, str], int] = defaultdict(int)
-        self.buckets: dict[int, list[int]] = defaultdict(lambda: [0] * (len(_BUCKETS) + 1))
-        self.sums: dict[int, float] = defaultdict(float)
+        # By version and role: a shadow's model-only time must not mix with what the same
+        # version answered as champion or canary (a whole request each).
+        self.buckets: dict[tuple[int, str], list[int]] = defaultdict(
+            lambda: [0] * (len(_BUCKETS) + 1)
+        )
+        self.sums: dict[tuple[int, str], float] = defaultdict(float)
         self.switches = 0
         self._lock = threading.Lock()
 
@@ -355,14 +359,14 @@ class _Metrics:
         with self._lock:
             self.requests[(version, role, outcome)] += 1
             if version is not None and seconds is not None:
-                counts = self.buckets[version]
+                counts = self.buckets[(version, role)]
                 for i, bound in enumerate(_BUCKETS):
                     if seconds <= bound:
                         counts[i] += 1
                         break
                 else:
                     counts[-1] += 1
-                self.sums[version] += seconds
+                self.sums[(version, role)] += seconds
 
     def render(self, routing: _Routing) -> str:
         lines = [
@@ -377,25 +381,24 @@ class _Metrics:
                     f'role="{role}",outcome="{outcome}"}} {n}'
                 )
             lines += [
-                "# HELP tuneops_request_latency_seconds Server-side latency of answered requests.",
+                "# HELP tuneops_request_latency_seconds Server-side latency of answered requests "
+                "by version and role (a shadow's: its predict alone).",
                 "# TYPE tuneops_request_latency_seconds histogram",
             ]
-            for version, counts in sorted(self.buckets.items()):
+            for (version, role), counts in sorted(self.buckets.items()):
+                labels = f'version="{version}",role="{role}"'
                 cumulative = 0
                 for bound, n in zip((*_BUCKETS, math.inf), counts, strict=True):
                     cumulative += n
                     le = "+Inf" if bound == math.inf else repr(bound)
                     lines.append(
-                        "tuneops_request_latency_seconds_bucket"
-                        f'{{version="{version}",le="{le}"}} {cumulative}'
+                        f'tuneops_request_latency_seconds_bucket{{{labels},le="{le}"}} {cumulative}'
                     )
                 lines.append(
-                    "tuneops_request_latency_seconds_sum"
-                    f'{{version="{version}"}} {self.sums[version]:.6f}'
+                    f"tuneops_request_latency_seconds_sum{{{labels}}} "
+                    f"{self.sums[(version, role)]:.6f}"
                 )
-                lines.append(
-                    f'tuneops_request_latency_seconds_count{{version="{version}"}} {cumulative}'
-                )
+                lines.append(f"tuneops_request_latency_seconds_count{{{labels}}} {cumulative}")
             switches = self.switches
         lines += [
             "# HELP tuneops_champion_version The version answering requests by default.",
