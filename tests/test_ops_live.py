@@ -175,6 +175,17 @@ def test_traffic_per_version_and_the_log_as_a_batch(registry: Registry) -> None:
     )
     assert traffic[3].shadow_only and traffic[3].rps == 0 and traffic[1].rps > 0
     assert traffic[1].latency_ms["latency_p95_ms"] == pytest.approx(1.0)
+    # A version that answered requests and scored others in shadow within the window (a shadow
+    # just promoted) is judged on what it answered: whole requests, not its predict alone.
+    mixed = [
+        {"kind": "prediction", "id": "a", "t": 10.0, "version": 1, "role": "champion",
+         "status": "ok", "latency_ms": 0.5, "shadow": {"version": 2, "latency_ms": 0.1}},
+        {"kind": "prediction", "id": "b", "t": 11.0, "version": 2, "role": "champion",
+         "status": "ok", "latency_ms": 9.0},
+    ]
+    both = summarize(mixed, now=12.0, window_s=60)
+    assert both[2].roles == ["shadow", "champion"] and both[2].samples_ms == [9.0]
+    assert summarize(mixed[:1], now=12.0, window_s=60)[2].samples_ms == [0.1]
     batch = batch_from_log(contents, FEATURES, "target", version=2)
     assert list(batch.columns) == [*FEATURES, "target"] and len(batch) == 50
     X, y = iris()

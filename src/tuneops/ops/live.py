@@ -255,6 +255,8 @@ def summarize(
     span = max(now - max(start, min((float(r["t"]) for r in recent), default=now)), 1e-9)
     out: dict[int, VersionTraffic] = {}
 
+    shadow_ms: dict[int, list[float]] = {}
+
     def entry(version: int) -> VersionTraffic:
         return out.setdefault(version, VersionTraffic(version, [], 0, 0))
 
@@ -279,9 +281,13 @@ def summarize(
             if "error" in shadow:
                 item.n_errors += 1
             else:
-                item.samples_ms.append(float(shadow["latency_ms"]))
+                shadow_ms.setdefault(item.version, []).append(float(shadow["latency_ms"]))
     for item in out.values():
         item.shadow_only = item.roles == ["shadow"]
+        if item.shadow_only or not item.samples_ms:
+            # A shadow's latency is its predict alone; a version that also answered requests
+            # in the window (a shadow promoted) is judged on what it answered.
+            item.samples_ms = shadow_ms.get(item.version, [])
         answered = item.n_requests if not item.shadow_only else 0
         item.rps = answered / span
         if item.samples_ms:
