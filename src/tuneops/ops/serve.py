@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -65,6 +66,8 @@ from tuneops.ops.predlog import PredictionLog
 from tuneops.ops.registry import Registry
 
 try:
+    import anyio  # Starlette's own dependency
+    import anyio.to_thread
     import uvicorn
     from starlette.applications import Starlette
     from starlette.background import BackgroundTask
@@ -330,6 +333,16 @@ def _warm_up(loaded: _Loaded, profile: Mapping[str, Any], calls: int = 3) -> Non
         logger.warning("warm-up of version %s failed: %s", loaded.version, exc)
 
 
+def _predict(loaded: _Loaded, X: Any) -> list[Any]:
+    return loaded.model.predict(X).tolist()  # type: ignore[no-any-return]
+
+
+def _answer(rows: Sequence[Any], loaded: _Loaded) -> tuple[Any, list[Any]]:
+    """The model input of ``rows`` and ``loaded``'s predictions for it (in the model thread)."""
+    X = _model_input(rows, loaded)
+    return X, _predict(loaded, X)
+
+
 def _model_input(rows: Sequence[Any], loaded: _Loaded) -> Any:
     """What ``loaded.model.predict`` gets: the checked records themselves when it takes them,
     else a DataFrame. Raises the 422 of :func:`_check`."""
@@ -418,9 +431,11 @@ class _Metrics:
 class ModelServer:
     """The state behind the app: the registry, the loaded models, the log and the metrics.
 
-    Thread-safety: requests run on the event loop and read :attr:`routing` once each; the poller
-    thread builds a new routing and assigns it in one step (a reference assignment is atomic in
-    CPython), so a request never sees half a switch.
+    Thread-safety: requests run on the event loop and read :attr:`routing` once each; their
+    predicts run one at a time in a model thread (:meth:`_in_worker`), so a model is never
+    called from two threads at once. The poller thread builds a new routing and assigns it in
+    one step (a reference assignment is atomic in CPython), so a request never sees half a
+    switch.
     """
 
     def __init__(self, config: ServeConfig, registry: Registry | None = None):
@@ -431,6 +446,7 @@ class ModelServer:
         self._cache: dict[int, _Loaded] = {}
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._limiter: Any = None  # anyio.CapacityLimiter(1): one predict at a time
         self.log: PredictionLog | None = None
         champion = self.registry.require_champion()
         loaded = self._load(champion)
@@ -596,8 +612,7 @@ class ModelServer:
         if key is not None:
             record["key"] = key
         try:
-            X = _model_input(rows, answering)
-            predictions = answering.model.predict(X).tolist()
+            X, predictions = await self._in_worker(_answer, rows, answering)
         except _BadRequest as exc:
             self.metrics.observe(answering.version, role, "bad_request", None)
             return self._error(exc.status, str(exc), request_id)
@@ -629,11 +644,24 @@ class ModelServer:
             {"request_id": request_id, "version": answering.version, "predictions": predictions},
             default=str,
         )
-        # Shadow scoring and the log write run after the answer is sent, on the event loop: a
-        # sync task would go through Starlette's thread pool, whose hand-off cost more CPU than
-        # the log write itself.
+        # Shadow scoring (in the model thread) and the log write (on the event loop: the thread
+        # pool's hand-off cost more CPU than the write itself) run after the answer is sent.
         task = BackgroundTask(self._after, record, shadow, rows, answering, X)
         return Response(answer, media_type="application/json", background=task)
+
+    async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function(*args)`` (a predict) in the one model thread, off the event loop.
+
+        The loop stays free to take the next requests as they arrive, start their clocks and
+        answer /health, while predicts run one at a time: a request's logged latency then
+        includes its wait behind the requests ahead of it, which a predict on the loop hid (8
+        parallel clients saw a p95 of 186 ms where 5.4 ms was logged).
+        """
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)  # made in the loop, on first use
+        return await anyio.to_thread.run_sync(
+            functools.partial(function, *args), limiter=self._limiter
+        )
 
     async def _body(self, request: Request) -> bytes:
         """The request's body, refused (413) beyond ``max_body_mb`` before it is all read."""
@@ -671,9 +699,10 @@ class ModelServer:
                     and shadow.numeric == answering.numeric
                 )
                 shadow_X = X if same_input else _model_input(rows, shadow)
+                predicted = await self._in_worker(_predict, shadow, shadow_X)
                 record["shadow"] = {
                     "version": shadow.version,
-                    "prediction": shadow.model.predict(shadow_X).tolist(),
+                    "prediction": predicted,
                     "latency_ms": (time.perf_counter() - t0) * 1e3,
                 }
                 self.metrics.observe(shadow.version, "shadow", "ok", time.perf_counter() - t0)
