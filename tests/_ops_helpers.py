@@ -98,3 +98,22 @@ class Webhook:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+#: Set by every :class:`Slow` predict as it starts (a server in this process: the tests' own).
+SLOW_STARTED = __import__("threading").Event()
+
+
+class Slow:
+    """A model whose every predict takes ``seconds`` (a sleep) on top of ``model``'s."""
+
+    def __init__(self, model: Any, seconds: float):
+        self.model, self.seconds = model, seconds
+        self.classes_ = model.classes_
+
+    def predict(self, X: Any) -> Any:
+        import time
+
+        SLOW_STARTED.set()
+        time.sleep(self.seconds)
+        return self.model.predict(X)
