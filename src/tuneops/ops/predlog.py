@@ -25,10 +25,9 @@ Record formats::
 
 ``status`` is ``"error"`` (with ``error``) for a request the model failed on; ``key`` is the
 canary key when the client sent one. ``latency_ms`` is the server's time for the request from
-the moment its handler starts (parsing, checks, the predict, the answer's JSON): one server
-process predicts one request at a time, so under concurrent load a client also waits for the
-requests ahead of its own, which this figure does not include (the client's own timing, or
-more replicas, covers that).
+the moment it arrived (the event loop takes each request as it comes: parsing, checks, the wait
+for the model thread behind the requests ahead, the predict, the answer's JSON): what the client
+waits, but for its own side of the connection.
 """
 
 from __future__ import annotations
