@@ -111,8 +111,8 @@ class ServeConfig:
     log: str | None = DEFAULT_LOG
     log_rows: bool = True
     poll_s: float = 2.0
-    # One request is predicted at a time on the event loop: a huge one holds every other
-    # request (and /health) for as long as it takes, so its size is bounded (413 beyond).
+    # One request is predicted at a time (in the model thread): a huge one holds every other
+    # request for as long as it takes, so its size is bounded (413 beyond).
     max_rows: int = 10_000
     max_body_mb: float = 16.0
 
