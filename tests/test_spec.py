@@ -86,6 +86,15 @@ def test_constraint_parsing():
     assert (c.metric, c.op, c.threshold) == ("latency_p95_ms", "<=", 50.0)
     assert c.violation({"latency_p95_ms": 60}) == pytest.approx(10)
     assert str(c) == "latency_p95_ms <= 50"
+    # a threshold the metric cannot reach is refused before the budget runs
+    with pytest.raises(SpecError, match="no model can meet 'accuracy >= 1.5': accuracy takes "
+                       "values from 0 to 1"):
+        load_spec(tiny_spec(constraints=["accuracy >= 1.5"]))
+    with pytest.raises(SpecError, match="latency_p95_ms takes values from 0"):
+        parse_constraint("latency_p95_ms < 0")
+    assert parse_constraint("accuracy >= 1").threshold == 1.0  # reachable, if hardly
+    # a custom objective's metric is in its own units (an accuracy in %)
+    assert parse_constraint("accuracy >= 90", builtin_only=False).threshold == 90.0
 
 
 def test_space_overrides_with_several_families():

@@ -73,6 +73,27 @@ class ScoreOptions:
 Compute = Callable[[np.ndarray, np.ndarray | None, np.ndarray | None, ScoreOptions], float]
 
 
+#: The attainable values of the bounded quality metrics (serving costs are >= 0).
+_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(
+        (
+            "accuracy",
+            "balanced_accuracy",
+            "f1",
+            "precision",
+            "recall",
+            "roc_auc",
+            "average_precision",
+        ),
+        (0.0, 1.0),
+    ),
+    "log_loss": (0.0, np.inf),
+    "r2": (-np.inf, 1.0),
+    "rmse": (0.0, np.inf),
+    "mae": (0.0, np.inf),
+}
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric of the registry.
@@ -97,6 +118,11 @@ class Metric:
     description: str = ""
     uses_pos_label: bool = False
     compute: Compute | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """The values the metric can take (``-inf``/``inf`` where unbounded)."""
+        return _RANGES.get(self.name, (0.0 if self.kind in COST_KINDS else -np.inf, np.inf))
 
     @property
     def is_quality(self) -> bool:

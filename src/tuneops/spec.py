@@ -405,14 +405,29 @@ def parse_constraint(
             "of >=, <=, >, < (for example 'accuracy >= 0.90' or 'latency_p95_ms <= 50')."
         )
     metric, op, number = match.groups()
-    if builtin_only:
-        get_metric(metric, field=field)
+    # A custom objective may use a built-in name in its own units (accuracy in %): its range
+    # is checked only for the built-in metrics.
+    known = get_metric(metric, field=field) if builtin_only else None
     try:
         threshold = float(number)
     except ValueError:
         raise SpecError(f"{field}: {number!r} in {text!r} is not a number.") from None
     if not math.isfinite(threshold):
         raise SpecError(f"{field}: threshold in {text!r} must be finite.")
+    if known is not None:
+        low, high = known.range
+        impossible = (
+            (op == ">=" and threshold > high)
+            or (op == ">" and threshold >= high)
+            or (op == "<=" and threshold < low)
+            or (op == "<" and threshold <= low)
+        )
+        if impossible:
+            # Refused now: otherwise the whole budget runs before "no trial meets it".
+            raise SpecError(
+                f"{field}: no model can meet {text!r}: {metric} takes values from {low:g} to "
+                f"{high:g}. Give a threshold {metric} can reach."
+            )
     return Constraint(metric=metric, op=op, threshold=threshold)
 
 
