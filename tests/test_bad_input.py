@@ -104,6 +104,7 @@ SPECS: dict[str, str] = {
     "direction.yaml": _spec(objectives=[{"metric": "accuracy", "direction": "minimize"}]),
     "task.yaml": _spec(data={"source": "sklearn:iris", "task": "clasification"}),
     "constraint.yaml": _spec(constraints=["accuracy >> 0.9"]),
+    "constraint_out_of_range.yaml": _spec(constraints=["accuracy >= 1.5"]),
     "seed.yaml": _spec(seed=-3),
     "study_name.yaml": _spec(study="my study!"),
     "no_budget.yaml": _spec(search={"n_trials": None}),
@@ -160,6 +161,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "bad.parquet").write_text("not parquet")
         (root / "data.txt").write_text("a,y\n1,0\n")
         (root / "batch.txt").write_text("a\n1\n")
+        (root / "not_a_journal.json").write_text('{"not": "a journal"}\n')
 
         X, y = iris()
         batch = X.assign(target=y).sample(80, random_state=0)
@@ -391,6 +393,19 @@ CASES: list[Case] = [
     Case("kb-recommend-unknown-family",
          args("kb", "recommend", "--data", "sklearn:iris", "--family", "knnn"),
          ("family",), ("'knnn'", "Did you mean 'knn'")),
+    Case("kb-recommend-size-0",
+         args("kb", "recommend", "--data", "sklearn:iris", "--family", "knn", "--size", "0"),
+         ("--size",), ("received 0",)),
+    Case("kb-recommend-family-flag",
+         args("kb", "recommend", "--data", "sklearn:iris", "--family", "knnn"),
+         ("--family",), ("'knnn'",)),
+    Case("kb-export-suffix", args("kb", "export", "kb.txt"), ("kb export",), ("'kb.txt'",)),
+    Case("registry-show-negative-events", args("registry", "show", "--events", "-3"),
+         ("--events",), ("-3",)),
+    Case("constraint-out-of-range", args("run", "constraint_out_of_range.yaml"),
+         ("constraints",), ("'accuracy >= 1.5'", "from 0 to 1")),
+    Case("storage-not-a-journal", args("show", "x", "--storage", "not_a_journal.json"),
+         ("storage",), ("'not_a_journal.json'", "not an Optuna journal file")),
     Case("registry-unknown-model", args("registry", "show", "--model", "nope"), ("model",),
          ("'nope'", f"registered: {MODEL}")),
     Case("registry-unknown-version", args("registry", "show", "9"), ("version",), ("9",)),

@@ -216,6 +216,15 @@ def get_storage(
     except (StorageUnavailable, MissingExtra):
         raise
     except Exception as exc:
+        if scheme in ("", *_FILE_SCHEMES) and not isinstance(exc, OSError):
+            # A journal file whose entries Optuna cannot replay: another kind of file (a spec,
+            # results.json, a CSV) given as --storage, or a journal of another tool.
+            raise StorageUnavailable(
+                f"storage {mask_url(url)!r} is not an Optuna journal file that tuneops can read "
+                f"(replaying it failed: {type(exc).__name__}: {str(exc)[:200]}). What to do: "
+                "point --storage at the journal file a run wrote (default tuneops.journal in "
+                "the working directory) or at a database URL."
+            ) from exc
         raise StorageUnavailable(_unreachable(url, exc)) from exc
     raise StorageUnavailable(
         f"storage: unknown scheme {scheme!r} in {mask_url(url)!r}; expected a journal file path, "

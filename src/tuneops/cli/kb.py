@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from tuneops._files import check_output_dir
 from tuneops.cli._common import (
     JsonOpt,
     StorageOpt,
@@ -25,7 +26,7 @@ from tuneops.cli._common import (
     params_text,
     term,
 )
-from tuneops.errors import UsageError
+from tuneops.errors import SpecError, UsageError
 from tuneops.families import get_family
 
 __all__ = ["COMMANDS"]
@@ -145,7 +146,12 @@ def recommend(
     """
     from tuneops.knowledge import recommend as recommend_configs
 
-    get_family(family)
+    if size is not None and size < 1:
+        raise UsageError(f"--size: expected an integer >= 1, received {size}.")
+    try:
+        get_family(family)
+    except SpecError as exc:
+        raise UsageError(str(exc).replace("model.family", "--family", 1)) from None
     recs, neighbours = recommend_configs(
         data, family, kb=_kb(source, storage), size=size, target=target
     )
@@ -282,6 +288,11 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Write the knowledge base (default: the studies in the storage) to a file."""
+    if not str(path).endswith((".json", ".json.gz")):
+        raise UsageError(
+            f"kb export: expected a file name ending in .json or .json.gz, received {str(path)!r}."
+        )
+    check_output_dir(path.parent, option="the file's directory")
     kb = _kb(source or ["storage"], storage)
     kb.save(path)
     if json_out:

@@ -145,6 +145,8 @@ def show(
     storage: StorageOpt = None,
 ) -> None:
     """Show a version (params, metrics, data, artifact) and the model's recent events."""
+    if events < 0:
+        raise UsageError(f"--events: expected a number of events >= 0, received {events}.")
     reg = _ops().Registry.open(model, storage)
     record = reg.version(version if version is not None else reg.require_champion())
     log = reg.events()[-events:] if events > 0 else []

@@ -86,10 +86,15 @@ def _concept(batch: pd.DataFrame, target: str, classes: Sequence[Any] | None) ->
 
 def _too_small(n_pool: int, n_batches: int, batch_size: int, what: str) -> UsageError:
     most = n_pool // batch_size
+    fewer = (
+        f"ask for at most {most} batches (--batches), smaller batches (--batch-size)"
+        if most >= 1
+        else f"ask for batches of at most {n_pool} rows (--batch-size)"
+    )
     return UsageError(
         f"simulate: {n_pool} rows remain {what}, but {n_batches} disjoint batches of {batch_size} "
-        f"rows need {n_batches * batch_size} (no row is streamed twice); ask for at most {most} "
-        "batches (--batches), smaller batches (--batch-size), or a larger dataset."
+        f"rows need {n_batches * batch_size} (no row is streamed twice); {fewer}, or a larger "
+        "dataset."
     )
 
 
