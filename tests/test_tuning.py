@@ -68,6 +68,19 @@ def test_resume_refuses_a_different_definition(workdir):
         tuneops.run(tiny_spec(n_trials=3, seed=1))
 
 
+def test_a_study_that_never_ran_a_trial_takes_the_new_definition(workdir):
+    # A run that stopped before its first trial (bad data found late, a crash) must not block
+    # the corrected run with "the data changed".
+    old = {"data": {"source": "sklearn:wine"}, "model": {"family": "knn"}}
+    _study.open_study("tiny", get_storage(None), ["maximize"],
+                      attrs={_study.SPEC: old, _study.DATA: {"fingerprint": "sha256:old"}},
+                      identity=old)
+    result = tuneops.run(tiny_spec(n_trials=2))
+    assert len(result.study.trials) == 2
+    assert result.study.user_attrs[_study.DATA]["fingerprint"] != "sha256:old"
+    assert result.study.user_attrs[_study.SPEC]["data"]["source"] == "sklearn:iris"
+
+
 def test_parallel_workers_run_exactly_n_trials(workdir):
     result = tuneops.run(tiny_spec(n_trials=9, n_workers=3))
     trials = _study.counted(result.study.trials)  # leaves out any created beyond the budget, unrun

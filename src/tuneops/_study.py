@@ -170,6 +170,12 @@ def open_study(
                 f"{list(directions)}; "
                 "give the run another study name (spec field 'study')."
             )
+        if not existing.get_trials(deepcopy=False):
+            # A study that never ran a trial (its run stopped on bad data, a crash before the
+            # first trial): nothing to keep comparable, so this run's definition replaces its.
+            for key, value in (attrs or {}).items():
+                existing.set_user_attr(key, value)
+            return existing
         if identity is not None and stored is not None:
             changed = [
                 k
