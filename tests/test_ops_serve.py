@@ -175,6 +175,12 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         assert client.post("/predict", json=rows(1)).status_code == 401
         assert client.get("/metrics").status_code == 401
         assert client.get("/health").status_code == 200  # health needs no token
+        server.server.refused[2] = "/srv/art/v2/model.joblib: sha256 abc changed"
+        public = client.get("/health").json()["refused"]
+        assert public == {"2": "refused (send the token for the reason)"}  # no paths, no sums
+        told = client.get("/health", headers={"Authorization": "Bearer s3cret"}).json()
+        assert "model.joblib" in told["refused"]["2"]
+        server.server.refused.clear()
         auth = {"Authorization": "Bearer s3cret"}
         missing = client.post("/predict", json=[{"sepal length (cm)": 1.0}], headers=auth)
         assert missing.status_code == 422

@@ -747,6 +747,13 @@ class ModelServer:
 
     async def health(self, request: Request) -> Response:
         routing = self.routing
+        # /health needs no token (load balancers call it), so without one it does not say why
+        # a version was refused: the reasons name artifact paths and checksums.
+        authorized = self._authorized(request)
+        refused = {
+            str(v): reason if authorized else "refused (send the token for the reason)"
+            for v, reason in self.refused.items()
+        }
         return JSONResponse(
             {
                 "status": "ok",
@@ -755,7 +762,7 @@ class ModelServer:
                 "challenger": routing.challenger.version if routing.challenger else None,
                 "mode": routing.mode,
                 "share": routing.share,
-                "refused": {str(v): reason for v, reason in self.refused.items()},
+                "refused": refused,
             }
         )
 
