@@ -191,6 +191,10 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         wrapped = client.post("/predict", json={"records": rows(2)}, headers=auth)
         assert wrapped.status_code == 422
         assert 'JSON list of records or {"rows": [...]}' in wrapped.json()["error"]
+        columns = client.post(
+            "/predict", json={f: [1.0, 2.0] for f in FEATURES}, headers=auth
+        )  # a column of values per feature
+        assert columns.status_code == 422 and "one object per row" in columns.json()["error"]
         text = client.post(
             "/predict", json=[{**rows(1)[0], "petal width (cm)": "wide"}], headers=auth
         )

@@ -313,8 +313,13 @@ def validate_batch(
         )
     if len(frame) < min_rows:
         raise DataError(
-            f"{what}: {len(frame)} rows, but at least {min_rows} are needed for drift tests "
-            "(monitor.min_rows); send a larger batch. Nothing was recorded."
+            f"{what}: {len(frame)} rows, but at least {min_rows} are needed "
+            + (
+                "to train and compare a challenger (monitor.min_rows, at least 20)"
+                if require_labels
+                else "for drift tests (monitor.min_rows)"
+            )
+            + "; send more rows. Nothing was recorded."
         )
     if require_labels and target not in columns:
         raise DataError(

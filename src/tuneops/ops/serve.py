@@ -274,7 +274,14 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
                 raise _BadRequest(
-                    422, f"rows[{i}].{name}: expected a number (or null), received {value!r}."
+                    422,
+                    f"rows[{i}].{name}: expected a number (or null), received {value!r}."
+                    + (
+                        ' Several rows go in a JSON list of records or {"rows": [...]}, one '
+                        "object per row, not a list of values per feature."
+                        if isinstance(value, list)
+                        else ""
+                    ),
                 )
             if value is not None and not _finite(value):
                 # JSON's 1e999, Infinity, NaN or a 400-digit integer: the client's mistake, a
