@@ -262,3 +262,30 @@ def test_a_line_left_torn_before_the_writer_opened_is_closed_and_odd_records_are
     assert [r["id"] for r in contents.predictions] == ["after"]
     assert contents.predictions[0]["label"] == [0]
     assert contents.bad_lines == 2  # the torn line, and the record whose time is not a number
+
+
+def test_the_live_reader_parses_only_what_was_appended(workdir: Path, monkeypatch) -> None:
+    import json as json_module
+
+    from tuneops.ops import predlog
+
+    path = workdir / "predictions.jsonl"
+    reader = predlog.LogReader(path)
+    with PredictionLog(path) as log:
+        for i in range(3):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0 + i, "prediction": [0]})
+    assert [r["id"] for r in reader.read().predictions] == ["r0", "r1", "r2"]
+    parsed: list[str] = []
+    real = json_module.loads
+    monkeypatch.setattr(predlog.json, "loads", lambda text: parsed.append(text) or real(text))
+    with open(path, "a") as handle:  # a record being written: left for the next read
+        handle.write('{"kind": "label", "id": "r0", "t": 9.0, "label": [1]}\n{"kind": "pred')
+    contents = reader.read()
+    assert len(parsed) == 1  # the new label line only, not the three before it
+    assert contents.predictions[0]["label"] == [1] and contents.n_labels == 1
+    with open(path, "a") as handle:
+        handle.write('iction", "id": "r3", "t": 5.0, "prediction": [1]}\n')
+    assert [r["id"] for r in reader.read().predictions] == ["r0", "r1", "r2", "r3"]
+    assert reader.read().bad_lines == 0
+    path.write_text('{"kind": "prediction", "id": "new", "t": 1.0, "prediction": [0]}\n')
+    assert [r["id"] for r in reader.read().predictions] == ["new"]  # rotated: read again

@@ -55,7 +55,7 @@ import numpy as np
 from tuneops.errors import SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
 from tuneops.ops.monitor import PERFORMANCE_METRICS, paired_gain
-from tuneops.ops.predlog import LogContents, labelled_rows, read_log
+from tuneops.ops.predlog import LogContents, LogReader, labelled_rows, read_log
 from tuneops.ops.registry import Registry
 
 __all__ = [
@@ -740,9 +740,10 @@ def watch(
     """Run :func:`check_live` every ``every_s`` seconds (``n_checks`` times, or until interrupted);
     what ``tuneops monitor --live`` runs. A log that does not exist yet is waited for."""
     decisions: list[LiveDecision] = []
+    reader = LogReader(log)  # each check parses only what was appended since the last
     while n_checks is None or len(decisions) < n_checks:
         if Path(log).is_file():
-            decision = check_live(registry, log, **settings)
+            decision = check_live(registry, reader.read(), **settings)
             decisions.append(decision)
             if on_decision is not None:
                 on_decision(decision)

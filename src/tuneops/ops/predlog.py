@@ -36,14 +36,14 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tuneops.errors import DataError
 
-__all__ = ["PredictionLog", "LogContents", "read_log", "append_labels"]
+__all__ = ["PredictionLog", "LogContents", "LogReader", "read_log", "append_labels"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -137,11 +137,6 @@ class LogContents:
     bad_lines: int = 0
 
 
-def _lines(path: Path) -> Iterator[str]:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        yield from handle
-
-
 def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
     """Read a prediction log; each prediction record gets ``label`` when one was recorded.
 
@@ -151,39 +146,81 @@ def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
     Raises:
         DataError: the file does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"prediction log {str(path)!r} does not exist; point --log at the file `tuneops serve "
-            "--log` writes (default tuneops-out/predictions.jsonl)."
-        )
-    out = LogContents()
-    labels: dict[str, Any] = {}
-    for line in _lines(path):
+    return LogReader(path, since=since).read(final=True)
+
+
+class LogReader:
+    """A prediction log read as it grows: each :meth:`read` parses only the lines appended
+    since the last one (``monitor --live`` checks every few seconds; re-reading a log of a
+    million requests each time cost tens of seconds), and returns the whole contents so far,
+    labels joined. A log truncated or replaced (rotated) is read again from its start.
+    """
+
+    def __init__(self, path: str | Path, *, since: float | None = None) -> None:
+        self.path, self.since = Path(path), since
+        self._offset = 0
+        self._inode: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._offset = 0
+        self._contents = LogContents()
+        self._labels: dict[str, Any] = {}
+        self._by_id: dict[str, list[dict[str, Any]]] = {}
+
+    def read(self, *, final: bool = False) -> LogContents:
+        """The contents so far. A last line without its newline is a record being written and
+        is left for the next read, unless ``final`` (then it is a torn line, counted bad).
+
+        Raises:
+            DataError: the file does not exist.
+        """
+        if not self.path.is_file():
+            raise DataError(
+                f"prediction log {str(self.path)!r} does not exist; point --log at the file "
+                "`tuneops serve --log` writes (default tuneops-out/predictions.jsonl)."
+            )
+        with open(self.path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if info.st_ino != self._inode or info.st_size < self._offset:
+                self._inode = info.st_ino
+                self._reset()
+            handle.seek(self._offset)
+            data = handle.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        self._offset += end
+        for line in data[:end].decode("utf-8", errors="replace").splitlines():
+            self._add(line)
+        self._contents.n_labels = len(self._labels)
+        return self._contents
+
+    def _add(self, line: str) -> None:
+        out = self._contents
         if not line.strip():
-            continue
+            return
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (a torn line), or a 5,000-digit number
             out.bad_lines += 1
-            continue
+            return
         if not isinstance(record, dict):
             out.bad_lines += 1
-            continue
+            return
         kind = record.get("kind", "prediction")
         stamp = record.get("t", 0.0)
         if "id" not in record or isinstance(stamp, bool) or not isinstance(stamp, int | float):
             out.bad_lines += 1  # not a record tuneops wrote: no request id, or no time
-            continue
+            return
+        key = str(record["id"])
         if kind == "label":
-            labels[str(record["id"])] = record.get("label")
-        elif since is None or stamp >= since:
+            self._labels[key] = record.get("label")
+            for prediction in self._by_id.get(key, ()):
+                prediction["label"] = record.get("label")
+        elif self.since is None or stamp >= self.since:
+            if key in self._labels:
+                record["label"] = self._labels[key]
+            self._by_id.setdefault(key, []).append(record)
             out.predictions.append(record)
-    out.n_labels = len(labels)
-    for record in out.predictions:
-        if str(record.get("id")) in labels:
-            record["label"] = labels[str(record["id"])]
-    return out
 
 
 def labelled_rows(record: Mapping[str, Any]) -> Iterable[tuple[Any, Any, Any]]:
