@@ -471,3 +471,88 @@ def test_savings_are_counted_in_cpu_seconds_with_wall_seconds_beside() -> None:
     assert saving["fit_s_saved"] == pytest.approx(3 * 2.4)  # the wall figure, beside
     assert saving["fit_saved_fraction"] == pytest.approx(2.4 / 5.4)
     assert saving["fit_cpu_s_to_best"] == pytest.approx(2.7)  # the pruned trial came after it
+
+
+def _fidelity_trial(state, steps, cpu_steps, *, value=None, constraints=None, start=None, end=None,
+                    custom=False):
+    import datetime as dt
+
+    record = {"steps": steps, "fit_s": cpu_steps[-1], "n_steps": 4, "max_step": 27,
+              "fit_cpu_s_steps": cpu_steps}
+    if custom:
+        record = {"steps": steps, "n_steps": len(steps), "max_step": steps[-1], "fit_s": 1.0,
+                  "fit_cpu_s": 1.0, "pruned": state == "PRUNED", "custom": True}
+    base = dt.datetime(2026, 1, 1)
+    return optuna.trial.FrozenTrial(
+        number=0, trial_id=0, state=getattr(optuna.trial.TrialState, state),
+        value=value, params={}, distributions={},
+        intermediate_values={s: 0.5 for s in steps},
+        user_attrs={FIDELITY_ATTR: record},
+        system_attrs={"constraints": constraints} if constraints is not None else {},
+        datetime_start=base + dt.timedelta(seconds=start or 0),
+        datetime_complete=base + dt.timedelta(seconds=end if end is not None else 1),
+    )
+
+
+def test_a_pruned_trial_s_saving_follows_the_measured_cost_curve_not_the_steps() -> None:
+    """Fixed costs make the first steps dear: the completed trials measured 1/27 of the trees
+    at a tenth of the full fit's CPU, so a trial cut there saved 9x what it spent, not 26x."""
+    from tuneops.pruning import pruning_savings
+
+    study = optuna.create_study()
+    for cpu in ([1.0, 2.0, 4.0, 10.0], [2.0, 4.0, 8.0, 20.0]):
+        study.add_trial(_fidelity_trial("COMPLETE", [1, 3, 9, 27], cpu, value=0.9))
+    study.add_trial(_fidelity_trial("PRUNED", [1], [1.5]))
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert saving["fit_cpu_s_saved"] == pytest.approx(1.5 * (10.0 - 1))  # measured 10x
+    # without completed trials to measure: the share of the resource, as before
+    alone = optuna.create_study()
+    alone.add_trial(_fidelity_trial("PRUNED", [1, 3], [0.1, 0.3]))
+    assert pruning_savings(alone, alone.get_trials())["fit_cpu_s_saved"] == pytest.approx(2.4)
+
+
+def test_the_best_and_the_time_to_it_count_feasible_trials_and_busy_time_only() -> None:
+    from tuneops.pruning import pruning_savings
+
+    study = optuna.create_study(direction="maximize")
+    # trial 0 feasible; trial 1 better but infeasible; a pause of an hour; trial 2 (resumed)
+    study.add_trial(_fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], value=0.80,
+                                    constraints=[-1.0], start=0, end=10))
+    study.add_trial(_fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], value=0.95,
+                                    constraints=[2.0], start=10, end=20))
+    study.add_trial(_fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], value=0.85,
+                                    constraints=[-0.5], start=3620, end=3630))
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert saving["best_trials"] == [2]
+    assert saving["time_to_best_s"] == pytest.approx(30.0)  # 20 s, then 10 s after the pause
+    assert saving["compute"]["anytime"][-1][1] == 0.85
+
+
+def test_custom_steps_from_zero_and_steps_not_every_integer_are_counted_as_reported() -> None:
+    from tuneops.pruning import pruning_savings
+
+    study = optuna.create_study()
+    study.add_trial(_fidelity_trial("COMPLETE", list(range(10)), [1.0], value=0.9, custom=True))
+    study.add_trial(_fidelity_trial("PRUNED", [0], [1.0], custom=True))  # cut after epoch 0
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert saving["steps_saved"] == 9 and saving["fit_cpu_s_saved"] == pytest.approx(9.0)
+    doubling = optuna.create_study()
+    doubling.add_trial(_fidelity_trial("COMPLETE", [1, 2, 4, 8], [1.0], value=0.9, custom=True))
+    doubling.add_trial(_fidelity_trial("PRUNED", [1, 2, 4], [1.0], custom=True))
+    assert pruning_savings(doubling, doubling.get_trials())["steps_saved"] == 1  # step 8 only
+
+
+def test_a_custom_objective_reporting_from_step_zero_is_pruned_and_summarized(workdir) -> None:
+    import tuneops
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        for epoch in range(6):
+            trial.report(x * (epoch + 1) / 6, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x
+
+    result = tuneops.tune(objective, n_trials=12, sampler="random", seed=3,
+                          pruner={"name": "median", "n_startup_trials": 2})
+    assert result.results["pruning"]["n_trials"] == 12  # summarized, not a ZeroDivisionError

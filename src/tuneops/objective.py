@@ -330,6 +330,8 @@ class SpecObjective:
                 )
             elif getattr(trial, "study", None) is not None:  # trained straight through: one step
                 record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
+            if record is not None:  # CPU seconds, as the step-wise path records them
+                record["fit_cpu_s"] = sum(c.cpu_s for c in clocks)
         for scores, clock in zip(per_fold, clocks, strict=False):
             scores["fit_time_s"] = clock.cpu_s
         mean, spread = mean_metrics(per_fold)

@@ -254,19 +254,37 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     ``SAVING_MIN_SHARE`` (5 %) of the estimated total; otherwise nothing is said about time.
     """
     complete = view.of_state(TrialState.COMPLETE)
-    pruned = view.of_state(TrialState.PRUNED)
+    stopped = view.of_state(TrialState.PRUNED)
+    # A trial over search.trial_timeout_s is recorded as pruned, but the pruner did not stop it.
+    timed_out = [t for t in stopped if _study.TIMED_OUT in t.user_attrs]
+    pruned = [t for t in stopped if _study.TIMED_OUT not in t.user_attrs]
+    late = (
+        f" {len(timed_out)} more stopped over the trial time limit (search.trial_timeout_s)."
+        if timed_out
+        else ""
+    )
     if not pruned:
+        if timed_out:
+            return [
+                Finding(
+                    "info",
+                    "pruning",
+                    f"{len(timed_out)} of {len(complete) + len(timed_out)} finished trials "
+                    "stopped over the trial time limit (search.trial_timeout_s); none was "
+                    "pruned.",
+                )
+            ]
         return []
     finished = len(pruned) + len(complete)
     share = len(pruned) / finished
-    saved = ""
+    saved = late
     savings = _pruning_savings(view)
     cpu = savings is not None and "fit_cpu_s_saved" in savings
     if savings and (savings.get("fit_cpu_s_saved" if cpu else "fit_s_saved") or 0) > 0:
         amount = (
             f"{savings['fit_cpu_s_saved']:.1f} CPU s" if cpu else f"{savings['fit_s_saved']:.1f} s"
         )
-        saved = (
+        saved += (
             f" Pruning saved {amount} of fitting "
             f"({savings['fit_saved_fraction']:.0%} of what full training would have taken)."
         )
@@ -279,7 +297,7 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             est = len(pruned) * float(np.median(full)) - spent
             total = est + spent + sum(full)
             if est >= SAVING_MIN_S and total > 0 and est >= SAVING_MIN_SHARE * total:
-                saved = (
+                saved += (
                     f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
                     "counted at the median duration of complete trials)."
                 )
