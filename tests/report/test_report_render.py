@@ -144,6 +144,8 @@ def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
         assert re.fullmatch(r"\d+\.\d\dx", row[slowness]) and 0.2 < float(row[slowness][:-1]) < 5
     front = report.panel("pareto_front").data
     assert front.kinds.count("selected") == 1
+    on_front = {n for n, k in zip(front.numbers, front.kinds, strict=True) if k in ("pareto", "selected")}
+    assert on_front == set(results["selection"]["pareto_front"])  # the front show and results give
     assert front.numbers[front.kinds.index("selected")] == report.selected
     assert report.panel("workers").data.rows  # the core runner records the worker
     code, out, err = cli("report", "mo", "--format", "png", "--out", workdir / "png")

@@ -79,10 +79,16 @@ class StudyView:
 
     @cached_property
     def best(self) -> tuple[int, ...]:
-        """Numbers of the best feasible trial (one objective) or of the feasible Pareto front."""
+        """Numbers of the best feasible trial (one objective) or of the feasible Pareto front:
+        with several objectives the selection's front when there is one (noise-aware, as
+        ``show`` and ``results.json`` give it), else the plain front."""
         ok = [t for t in self._complete if self.is_feasible(t)]
         if not ok:
             return ()
+        front = (self.selection or {}).get("pareto_front")
+        if self.multi and isinstance(front, list) and front:
+            known = {t.number for t in self._complete}
+            return tuple(n for n in front if n in known)
         if not self.multi:
             sign = -1.0 if self.directions[0] == "maximize" else 1.0
             return (min(ok, key=lambda t: sign * t.values[0]).number,)
