@@ -242,3 +242,17 @@ def test_learning_curves_of_a_real_multi_objective_pruned_run(workdir):
     # step (the measured latency decides the cut) saved none, and then time is not mentioned.
     saved = (result.results.get("pruning") or {}).get("fit_cpu_s_saved") or 0
     assert all(("of fitting" in text) == (saved > 0) for text in pruning)
+
+
+def test_the_report_counts_trials_as_show_does():
+    import optuna
+
+    from tuneops import _study
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={_study.ABANDONED: "interrupted"}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    counts = build_report(study).counts
+    assert (counts["complete"], counts["fail"], counts["abandoned"]) == (1, 1, 1)

@@ -148,7 +148,10 @@ def build_report(study: optuna.Study | StudyView) -> Report:
     view = study if isinstance(study, StudyView) else view_of(study)
     panels = compute_panels(view)
     findings = compute_findings(view, {p.key: p.data for p in panels})
-    counts = Counter(t.state.name.lower() for t in view.trials)
+    # as show counts them: abandoned, retired and stale trials apart from failed and running
+    counts = Counter(
+        {state.lower(): n for state, n in _study.state_counts(view.trials).items() if n}
+    )
     notes = []
     if len(view.complete) < 2:
         notes.append(
