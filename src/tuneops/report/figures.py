@@ -522,9 +522,8 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
     if chosen is None:
         raise Missing("no two parameters vary together in 3 or more completed trials.")
     x_name, y_name = chosen
-    both = _sampled(
-        view, [t for t in complete if x_name in t.params and y_name in t.params], MAX_POINTS // 2
-    )
+    setting_both = [t for t in complete if x_name in t.params and y_name in t.params]
+    both = _sampled(view, setting_both, MAX_POINTS // 2)
     x, y = _axis(x_name, dists[x_name], both), _axis(y_name, dists[y_name], both)
     z = np.array([t.values[0] for t in both])
 
@@ -550,7 +549,7 @@ def contour(view: StudyView, ctx: dict[str, Any]) -> Contour:
         tuple(unscale(gx, x).tolist()),
         tuple(unscale(gy, y).tolist()),
         tuple(tuple(None if math.isnan(v) else float(v) for v in row) for row in grid),
-        len(complete),
+        len(setting_both),  # the trials it could draw: a sample note only when it sampled
     )
 
 
