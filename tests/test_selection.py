@@ -195,3 +195,10 @@ def test_lexicographic_order_ties_accuracies_below_the_resolution():
     assert select_trial(plain, OBJ, [], policy).selected.number == 1  # no resolution: 1 wins
     resolution = resolution_of(OBJ, 351)
     assert select_trial(plain, OBJ, [], policy, resolution).selected.number == 0  # the faster
+
+
+def test_the_closest_trial_s_miss_shows_the_interval_it_was_judged_on():
+    limit = [parse_constraint("latency_p95_ms <= 0.76"), parse_constraint("accuracy >= 0.99")]
+    rows = [(0.95, 0.717, (0.69, 0.768))]
+    with pytest.raises(NoFeasibleTrial, match=r"latency_p95_ms=0\.717, 95% interval 0\.69-0\.768"):
+        select_trial(noisy(rows), OBJ, limit)

@@ -370,15 +370,28 @@ def _closest_message(
     totals = [sum(max(0.0, x) / scale[n] for n, x in v.items()) for v in violations]
     best = int(np.argmin(totals))
     c, v = candidates[best], violations[best]
+
+    def measured(metric: str) -> str:
+        text = f"{metric}={c.metrics[metric]:.6g}"
+        if metric in c.intervals:  # the verdict is on the interval, not on the value alone
+            low, high = c.intervals[metric]
+            text += f", 95% interval {low:.6g}-{high:.6g}"
+        return text
+
     missed = [
-        f"'{n}' (it has {next(k.metric for k in constraints if str(k) == n)}="
-        f"{c.metrics[next(k.metric for k in constraints if str(k) == n)]:.4g})"
+        f"'{n}' (it has {measured(next(k.metric for k in constraints if str(k) == n))})"
         for n, x in v.items()
         if x > 0
     ]
     return (
         f"no trial meets the constraints ({len(candidates)} complete). The closest is trial "
-        f"{c.number}, which misses {', '.join(missed)}. Relax the constraint, widen the search "
+        f"{c.number}, which misses {', '.join(missed)}"
+        + (
+            " (a measured metric meets a constraint when its whole interval does)"
+            if any("interval" in m for m in missed)
+            else ""
+        )
+        + ". Relax the constraint, widen the search "
         "space, or run more trials; re-select without re-running with "
         "`tuneops select STUDY --constraint ...`."
     )
