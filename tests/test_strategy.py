@@ -306,6 +306,9 @@ def test_selection_after_verification_uses_the_verified_means() -> None:
     assert choice.selected.number == 1 and choice.selected.values == (0.85,)
     assert "staged verification re-evaluated (5 folds x 3 repeats)" in choice.notes[0]
     assert "accuracy 0.85 (95% CI 0.83-0.87)" in choice.notes[0]
+    assert (choice.n_candidates, choice.n_feasible) == (3, 3)  # the study's, not the verified 2
+    limited = select_in_study(study, accuracy, [parse_constraint("accuracy >= 0.75")], Selection())
+    assert (limited.n_candidates, limited.n_feasible) == (3, 2)
     # No verified candidate meets the constraint: every trial at its search value, said so.
     limit = [parse_constraint("accuracy >= 0.88")]
     choice = select_in_study(study, accuracy, limit, Selection())

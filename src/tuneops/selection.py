@@ -482,7 +482,17 @@ def select_in_study(
         for name, mean, ci in zip(names, chosen["mean"], chosen["ci95"], strict=False)
     ]
     note = f"{basis}: trial {choice.selected.number} {', '.join(parts)}."
-    return replace(choice, notes=(note, *choice.notes))
+    # The counts are the study's (its complete trials, those meeting the constraints at their
+    # search values), as without the strategy: the verified few are said in the note.
+    n_feasible = sum(
+        all(x <= 0 for x in _violations(c, constraints).values()) for c in candidates
+    )
+    return replace(
+        choice,
+        notes=(note, *choice.notes),
+        n_candidates=len(candidates),
+        n_feasible=n_feasible,
+    )
 
 
 def _verified(
