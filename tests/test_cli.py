@@ -35,6 +35,12 @@ def test_run_show_select_export(workdir, cli):
     code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0.5",
                        "--policy", "lexicographic")
     assert code == 0 and "Selected trial" in out
+    # Re-selected with another constraint: the workers' shares are of the new front, not the
+    # run's record.
+    code, out, _ = cli("select", "tiny", "--constraint", "fit_time_s <= 1000", "--json")
+    selected = json.loads(out)
+    members = sum(w["pareto"] for w in selected["workers"]["workers"])
+    assert code == 0 and members == len(selected["selection"]["pareto_front"])
 
     code, out, _ = cli("export", "tiny", "--trial", "0", "--out", "exported")
     assert code == 0 and (workdir / "exported/model.joblib").is_file()

@@ -106,6 +106,14 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def is_stored_choice(study: optuna.Study, choice: Mapping[str, Any] | None) -> bool:
+    """Whether ``choice`` is the study's stored one (what the record's sections were computed
+    with); a selection made again with other constraints or policy is not."""
+    if choice is None:
+        return True
+    return bool(_jsonable(choice) == _optuna.study_user_attrs(study).get(_study.SELECTION))
+
+
 def current_record(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     """The study's record when it describes the study as it is now (``trials`` read now), else
     None: a reader then recomputes."""

@@ -129,11 +129,18 @@ def _build(
         results["selected"] = dict(by_number[selection["selected_trial"]])
         results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
     stored = _record.current_record(study, trials)
+    # The findings and the workers' shares of the front depend on the choice: a selection made
+    # again with other constraints (`tuneops select -c ...`) computes them anew.
+    reused = (
+        set(SECTIONS)
+        if _record.is_stored_choice(study, selection)
+        else set(SECTIONS) - _CHOICE_SECTIONS
+    )
     computed: dict[str, Any] = {}
     for name, where in SECTIONS.items():
         if brief and name in _NOT_BRIEF:
             continue
-        if stored is not None and name in stored["sections"]:
+        if stored is not None and name in stored["sections"] and name in reused:
             value = stored["sections"][name]
         elif name == "findings":
             # the sections just computed and the choice are not computed again for the findings
@@ -161,6 +168,8 @@ def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
 
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.
 _NOT_BRIEF = frozenset({"findings"})
+# Sections computed from the selection's front and selected trial.
+_CHOICE_SECTIONS = frozenset({"findings", "workers"})
 
 #: The sections other parts of tuneops contribute, in document order: name ->
 #: ``"module:function"``, a function ``(study, trials) -> dict | None``. Listed here, explicitly,
