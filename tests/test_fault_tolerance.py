@@ -221,6 +221,22 @@ def test_stale_trials_is_pure() -> None:
     ]
     stale = stale_trials(trials, now=now, grace_s=60, host="here", alive=lambda pid: pid == 6)
     assert [(t.number, reason.split(" ")[0]) for t, reason in stale] == [(0, "worker"), (2, "no"), (4, "no")]
+    # A live worker of this host that started before its trial runs it, silent or not: a
+    # storage stall past the grace period kept its heartbeats from being written.
+    import socket
+    import time
+
+    here = socket.gethostname()
+    with open(f"/proc/{os.getpid()}/stat", "rb") as handle:
+        ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
+    with open("/proc/stat", "rb") as handle:
+        boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")  # this process's start
+    mine = running(5, {"host": here, "pid": os.getpid(), "id": "me"}, None, started + 2)
+    assert stale_trials([mine], now=started + 600, grace_s=60, host=here) == []
+    # a pid that a later process reused (it started after the trial) is judged by the heartbeat
+    reused = running(6, {"host": here, "pid": os.getpid(), "id": "old"}, None, 1_000.0)
+    assert [t.number for t, _ in stale_trials([reused], now=time.time(), grace_s=60, host=here)] == [6]
 
 
 # -- remote workers -------------------------------------------------------------------------------

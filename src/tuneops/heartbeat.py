@@ -106,6 +106,23 @@ def last_seen(trial: FrozenTrial) -> float | None:
     return max(seen) if seen else None
 
 
+def _running_since_before(pid: int, trial: FrozenTrial) -> bool:
+    """True when process ``pid`` of this host started before ``trial`` did (so it is the
+    worker that claimed it, not a later process that reused its pid); False when that cannot
+    be told (no /proc: the heartbeat decides)."""
+    if trial.datetime_start is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return started <= trial.datetime_start.timestamp() + 1.0
+
+
 def stale_trials(
     trials: Iterable[FrozenTrial],
     *,
@@ -129,9 +146,16 @@ def stale_trials(
         if t.state != TrialState.RUNNING:
             continue
         worker = t.user_attrs.get("worker") or {}
-        if worker.get("host") == host and "pid" in worker and not alive(int(worker["pid"])):
-            stale.append((t, f"worker {worker.get('id')} is no longer running"))
-            continue
+        if worker.get("host") == host and "pid" in worker:
+            pid = int(worker["pid"])
+            if not alive(pid):
+                stale.append((t, f"worker {worker.get('id')} is no longer running"))
+                continue
+            if _running_since_before(pid, t):
+                # Its process lives on this host and started before the trial: it is running
+                # the trial, even if its heartbeats could not be written (a storage stall of
+                # more than the grace period abandoned live trials and ran them twice).
+                continue
         seen = last_seen(t)
         # A worker records itself right after it claims a trial; one that has not after two
         # heartbeat intervals died in between, so it need not wait out the whole grace period.

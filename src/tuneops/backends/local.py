@@ -131,6 +131,17 @@ def _child(
         sys.exit(1)
 
 
+def _quietly(function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call ``function``; an error is logged, not raised (the workers carry on, and the next
+    call retries)."""
+    try:
+        function(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logging.getLogger("tuneops").debug(
+            "%s failed: %s", getattr(function, "__name__", function), exc
+        )
+
+
 def run_local(
     setup: runner.WorkerSetup,
     *,
@@ -208,12 +219,20 @@ def _run_forked(
     ]
     for p in procs:
         p.start()
+    gone: set[int] = set()
     try:
         while any(p.is_alive() for p in procs):
             for p in procs:
                 p.join(timeout=0.5 / n_workers)
+            killed = [p for p in procs if p.exitcode not in (None, 0) and p.pid not in gone]
+            if killed:
+                # A worker killed mid-trial (SIGKILL, the OOM killer): its trial goes back to
+                # the queue now (its pid is dead), not when another worker next looks between
+                # trials.
+                gone.update(p.pid for p in killed if p.pid is not None)
+                _quietly(runner.recover_abandoned, study, grace_s=setup.grace_s)
             if on_progress is not None:
-                on_progress()
+                _quietly(on_progress)  # a read the storage fails must not end the run
     except KeyboardInterrupt as exc:
         stop = runner.Interrupted.of(exc)
         with _signals_ignored():  # a second signal must not cut the clean-up short

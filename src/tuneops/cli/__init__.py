@@ -8,8 +8,8 @@ plotly, uvicorn, pandas) is imported only when that command runs or when the hel
 invocation when every module was imported at start).
 
 Exit codes: 0 success, 1 failure (for example no feasible trial), 2 bad input (spec, data,
-storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted; ``verify``
-and ``deploy`` exit 1 when the staging gate fails.
+storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted (SIGINT), 143
+(SIGTERM); ``verify`` and ``deploy`` exit 1 when the staging gate fails.
 """
 
 from __future__ import annotations
