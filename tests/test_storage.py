@@ -223,6 +223,16 @@ def test_retry_gives_up_on_errors_that_are_not_connections() -> None:
         storage.get_study_id_from_name("x")
     assert len(calls) == 1
 
+    class Down(optuna.storages.InMemoryStorage):
+        def get_all_studies(self):
+            raise ConnectionRefusedError("connection refused to pw:secret@h")
+
+    down = RetryingStorage(Down(), "redis://:secret@h/0", attempts=3, first_delay_s=0.01)
+    with pytest.raises(StorageUnavailable, match=r"stayed unreachable: get_all_studies failed 3 "
+                       r"times.*ConnectionRefusedError.*run the same command again") as raised:
+        down.get_all_studies()
+    assert "secret" not in str(raised.value)
+
 
 def test_retrying_storage_is_thread_safe_to_share(workdir) -> None:
     storage = RetryingStorage(get_storage(str(workdir / "s.journal")), "x", first_delay_s=0.01)

@@ -895,12 +895,27 @@ class RetryingStorage(optuna.storages.BaseStorage):
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         delay = self.first_delay_s
+        started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             try:
                 return getattr(self.inner, method)(*args, **kwargs)
             except Exception as exc:
-                if attempt == self.attempts or not _transient(exc):
+                if not _transient(exc):
                     raise
+                if attempt == self.attempts:
+                    # One line that says what happened and what to do, not the driver's
+                    # traceback (pages of it, once per worker).
+                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    password = url_password(self.url)
+                    if password:
+                        first = first.replace(password, "***")
+                    raise StorageUnavailable(
+                        f"storage {mask_url(self.url)!r} stayed unreachable: {method} failed "
+                        f"{attempt} times over {time.monotonic() - started:.0f} s "
+                        f"({type(exc).__name__}: {mask_url(first)}). "
+                        "Trials that were running stay RUNNING and are queued again by the next "
+                        "run or worker: start the server and run the same command again."
+                    ) from exc
                 _log.warning(
                     "storage %s: connection lost during %s (%s); retrying in %.1f s (%d/%d)",
                     mask_url(self.url),
