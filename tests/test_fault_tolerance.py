@@ -221,6 +221,9 @@ def test_stale_trials_is_pure() -> None:
     ]
     stale = stale_trials(trials, now=now, grace_s=60, host="here", alive=lambda pid: pid == 6)
     assert [(t.number, reason.split(" ")[0]) for t, reason in stale] == [(0, "worker"), (2, "no"), (4, "no")]
+    # A worker started with a longer grace period is judged by it, by every reader.
+    patient = running(7, {"host": "far", "pid": 5, "id": "p", "grace_s": 600}, now - 100, now - 500)
+    assert stale_trials([patient], now=now, grace_s=60, host="here") == []
     # A live worker of this host that started before its trial runs it, silent or not: a
     # storage stall past the grace period kept its heartbeats from being written.
     import socket

@@ -160,6 +160,9 @@ def stale_trials(
         # A worker records itself right after it claims a trial; one that has not after two
         # heartbeat intervals died in between, so it need not wait out the whole grace period.
         limit = grace_s if worker else min(grace_s, 2 * INTERVAL_S)
+        declared = worker.get("grace_s")  # a worker started with a longer grace period
+        if isinstance(declared, int | float) and not isinstance(declared, bool):
+            limit = max(limit, float(declared))
         if seen is not None and now - seen > limit:
             who = f"worker {worker['id']}" if worker.get("id") else "its worker (never recorded)"
             stale.append((t, f"no heartbeat from {who} for {now - seen:.0f} s (grace {limit:g} s)"))

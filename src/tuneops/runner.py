@@ -707,6 +707,10 @@ def work(
     """
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
+    if grace_s != GRACE_S:
+        # Recorded with each trial: every reader (other workers, `tuneops show`) then judges
+        # this worker's silence by the grace period it was started with, not by its own.
+        identity.setdefault("grace_s", grace_s)
     n = 0
     idle_s = min(0.1, poll_s)
     last_scan = -math.inf  # scan once on starting: a restarted worker frees its dead self's trial
