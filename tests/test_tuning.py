@@ -81,6 +81,21 @@ def test_a_study_that_never_ran_a_trial_takes_the_new_definition(workdir):
     assert result.study.user_attrs[_study.SPEC]["data"]["source"] == "sklearn:iris"
 
 
+def test_a_study_created_by_another_process_meanwhile_is_opened(workdir, monkeypatch):
+    # Two runs started together: both find no study, one creates it first; the other's create
+    # fails with DuplicatedStudyError and must open the study instead of crashing.
+    storage = get_storage(None)
+    real_create = optuna.create_study
+
+    def create_after_the_other(**kwargs):
+        real_create(**kwargs)  # "the other process" wins the race
+        return real_create(**kwargs)  # ... so this one is a duplicate
+
+    monkeypatch.setattr(optuna, "create_study", create_after_the_other)
+    study = _study.open_study("raced", storage, ["maximize"], attrs={"a": 1})
+    assert study.study_name == "raced" and study.user_attrs["a"] == 1
+
+
 def test_parallel_workers_run_exactly_n_trials(workdir):
     result = tuneops.run(tiny_spec(n_trials=9, n_workers=3))
     trials = _study.counted(result.study.trials)  # leaves out any created beyond the budget, unrun

@@ -200,13 +200,26 @@ def open_study(
                     f"{new}; the data changed. Use a new study name for the new data."
                 )
         return existing
-    with _optuna.quiet():  # the API says what it does itself; Optuna's INFO lines are noise here
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            directions=[str(d) for d in directions],  # type: ignore[misc]
+    try:
+        with _optuna.quiet():  # the API says what it does itself; Optuna's INFO lines are noise
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                directions=[str(d) for d in directions],  # type: ignore[misc]
+                sampler=sampler,
+                pruner=pruner,
+            )
+    except optuna.exceptions.DuplicatedStudyError:
+        # Another process created it between the load above and this create (two runs or
+        # workers started together): open it as it now exists, with the same checks.
+        return open_study(
+            name,
+            storage,
+            directions,
             sampler=sampler,
             pruner=pruner,
+            attrs=attrs,
+            identity=identity,
         )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
