@@ -19,6 +19,7 @@ interval and any clock skew.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -115,12 +116,17 @@ def _running_since_before(pid: int, trial: FrozenTrial) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as handle:
-            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
-        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return False
     return started <= trial.datetime_start.timestamp() + 1.0
+
+
+@functools.cache
+def _boot_time() -> int:
+    """This machine's boot time (Unix seconds, /proc/stat's ``btime``): read once."""
+    with open("/proc/stat", "rb") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
 
 
 def stale_trials(

@@ -767,19 +767,12 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
     # A trial stopped by search.trial_timeout_s is not the pruner's doing, nor its saving;
     # counted from every trial (one trained straight through records no fidelity).
     late = [t for t in trials if _study.TIMED_OUT in t.user_attrs]
-    pruned = [
-        (t, r)
-        for t, r in records
-        if t.state == TrialState.PRUNED and _study.TIMED_OUT not in t.user_attrs
-    ]
-    finished = [
-        t
-        for t, _ in records
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        and _study.TIMED_OUT not in t.user_attrs
-    ] + late
     # Steps saved are the pruner's: a timed-out trial's unrun steps are not (nor its CPU).
     counted = [(t, r) for t, r in records if _study.TIMED_OUT not in t.user_attrs]
+    pruned = [(t, r) for t, r in counted if t.state == TrialState.PRUNED]
+    finished = [
+        t for t, _ in counted if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ] + late
     steps_run = sum(len(r["steps"]) for _, r in counted)
     steps_total = sum(r["n_steps"] for _, r in counted)
     fit_s = sum(r["fit_s"] for _, r in records)

@@ -133,7 +133,7 @@ def _build(
     # again with other constraints (`tuneops select -c ...`) computes them anew.
     reused = (
         set(SECTIONS)
-        if _record.is_stored_choice(study, selection)
+        if stored is None or _record.is_stored_choice(study, selection)
         else set(SECTIONS) - _CHOICE_SECTIONS
     )
     computed: dict[str, Any] = {}

@@ -95,6 +95,7 @@ class Registry:
         self.study = study
         self.storage_url = storage_url
         self.name = study.study_name.removeprefix(PREFIX)
+        self._classes: dict[int, Any] = {}
 
     @classmethod
     def open(
@@ -231,6 +232,14 @@ class Registry:
         """
         path = Path(self.verify(number)["artifact"]["path"])
         return load_model(path, verify=False)  # just verified, against the registry's record too
+
+    def classes(self, number: int) -> Any:
+        """The classes version ``number`` predicts (its model's ``classes_``; None for a
+        regressor), loaded once per registry object: a monitored batch, the re-tuning it starts
+        and a refresh all check their labels against them."""
+        if number not in self._classes:
+            self._classes[number] = getattr(self.load_model(number)[0], "classes_", None)
+        return self._classes[number]
 
     # -- writing ----------------------------------------------------------------------------
     def reserve_version(self) -> int:

@@ -232,7 +232,7 @@ def retune(
         ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
-    check_labels(y, _classes(registry, champion_version), what="recent data", strict=True)
+    check_labels(y, registry.classes(champion_version), what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
     tune_part, holdout = _split(frame, target, task, config.holdout, seed)
     number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
@@ -355,11 +355,6 @@ def refresh_obstacle(
     return None
 
 
-def _classes(registry: Registry, version: int) -> Any:
-    """The classes version ``version`` predicts (None for a regressor)."""
-    return getattr(registry.load_model(version)[0], "classes_", None)
-
-
 def _labelled(
     champion: Mapping[str, Any],
     frame: pd.DataFrame,
@@ -418,7 +413,7 @@ def refresh(
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
 
-    classes = _classes(registry, champion_version)
+    classes = registry.classes(champion_version)
     frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20), classes)
     frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
     if holdout is None:
@@ -552,7 +547,7 @@ def monitor_batch(
     config = config or registry.config(champion)
     if auto_retune:
         # What a re-tuning or refresh would learn from is checked before anything is recorded.
-        classes = _classes(registry, champion["version"])
+        classes = registry.classes(champion["version"])
         if window is not None:
             window = _labelled(champion, window, "--window", 1, classes)
         if champion["target"] in frame.columns:
