@@ -253,3 +253,32 @@ def test_a_trial_abandoned_while_it_ran_keeps_its_abandoners_state(workdir: Path
     assert runner.run_trial(study, trial, objective) == TrialState.FAIL
     assert [t.state for t in _optuna.read_trials(study)] == [TrialState.FAIL]
     assert "a" not in study.get_trials()[0].user_attrs
+
+
+def test_two_runs_that_find_the_study_empty_draw_streams_of_their_own(workdir: Path) -> None:
+    """Two processes that open one study in the same moment both find it empty, so both number
+    worker 0's stream from 0 trials; each is handed a trial of its own number and draws from it
+    (they proposed the same configurations: 6 of 12 trials on PostgreSQL). A single worker
+    draws the stream it always did."""
+    from tuneops.data import load_dataset
+    from tuneops.spec import load_spec
+    from tuneops.tuning import _components
+
+    spec = load_spec({"study": "together", "data": {"source": "sklearn:iris"},
+                      "model": {"family": "knn"}, "objectives": ["accuracy"],
+                      "storage": str(workdir / "together.journal"),
+                      "search": {"n_trials": 8, "seed": 3, "sampler": "random", "pruner": "none"}})
+    _, factory, _ = _components(spec, load_dataset("sklearn:iris"))
+    storage = get_storage(spec.storage)
+    optuna.create_study(study_name="together", storage=storage)
+    one, two = (optuna.load_study(study_name="together", storage=storage,
+                                  sampler=factory(0, resumed=0)) for _ in range(2))
+    first, second = one.ask(), two.ask()  # trials 0 and 1, from samplers built for 0 trials
+    assert (first.number, second.number) == (0, 1)
+    a = {k: first.suggest_int(k, 1, 10_000) for k in "abc"}
+    b = {k: second.suggest_int(k, 1, 10_000) for k in "abc"}
+    assert a != b
+
+    # a single worker's first trial is the one expected: the stream it always drew
+    alone = optuna.create_study(sampler=factory(0, resumed=0)).ask()
+    assert {k: alone.suggest_int(k, 1, 10_000) for k in "abc"} == a

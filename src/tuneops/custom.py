@@ -29,7 +29,7 @@ from tuneops.metrics import METRICS
 from tuneops.progress import StudyProgress
 from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, describe_pruner, make_pruner
 from tuneops.results import study_results
-from tuneops.samplers import make_sampler
+from tuneops.samplers import FirstTrialSeeded, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, select_trial
 from tuneops.spec import (
     _STUDY_NAME,
@@ -91,7 +91,8 @@ class RunResult:
 
 
 def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
-    """The seed of worker ``index``'s sampler in a run that found ``resumed`` trials in its study.
+    """The seed of worker ``index``'s sampler whose first trial is number ``resumed``: the trials
+    found in its study, or the trial it was handed (:class:`tuneops.samplers.FirstTrialSeeded`).
 
     Distinct streams per worker, reproducible per index; a resumed run draws new streams (the
     first run's streams would propose its configurations again), which depend only on the spec's
@@ -382,7 +383,9 @@ def tune(
     )
     opened.set_user_attr(_study.PRUNER, describe_pruner(built))
     resumed = len(opened.get_trials(deepcopy=False))
-    sampler_factory = lambda i: make(seed=sampler_seed(seed, i, resumed))  # noqa: E731
+    sampler_factory = lambda i: FirstTrialSeeded(  # noqa: E731
+        lambda first: make(seed=sampler_seed(seed, i, first)), resumed
+    )
     opened.sampler = sampler_factory(0)
     opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])
     wrapped = _Constrained(objective, names, parsed)

@@ -7,7 +7,8 @@ study: :class:`SwitchingSampler` hands each trial to one of several samplers by 
 at construction when the space is known (a spec) or at the first trials when it is not
 (``tune()``: a user's objective declares its space by running); and :class:`FamilyGuard`
 stops proposing a model family whose trials only fail, which Optuna's samplers would propose
-for ever (they learn nothing from failed trials).
+for ever (they learn nothing from failed trials). :class:`FirstTrialSeeded` gives each worker
+a seed stream of its own even when several start on one study in the same moment.
 
 The ``auto`` rule (:func:`auto_plan`)
 =====================================
@@ -96,6 +97,7 @@ __all__ = [
     "SwitchingSampler",
     "AutoSampler",
     "FamilyGuard",
+    "FirstTrialSeeded",
     "FAMILY_FAILURES",
     "auto_plan",
     "describe_space",
@@ -350,6 +352,42 @@ class RoutingSampler(optuna.samplers.BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self.route(study, trial).after_trial(study, trial, state, values)
+
+
+class FirstTrialSeeded(RoutingSampler):
+    """A sampler whose seed stream is fixed by the number of the first trial it samples.
+
+    A worker numbers its stream from the trials it finds in the study when it starts; two
+    processes that open one study in the same moment both find the same trials there, would draw
+    the same stream and propose the same configurations (6 of 12 trials repeated, two runs of
+    one spec on PostgreSQL). The trial the storage hands each of them has a number of its own,
+    so the sampler is built again from that number when it differs from the one expected. A
+    single worker's first trial is the one expected: its stream, and a seeded replay, are as
+    before.
+
+    Args:
+        build: first trial number -> the sampler (with the seed that number gives).
+        expected: the first trial number expected (the trials found in the study); the sampler
+            is built for it here, so bad parameters fail before any trial.
+    """
+
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], expected: int) -> None:
+        self._build = build
+        self._sampler = build(expected)
+        self._expected: int | None = expected
+
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        return self._sampler
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self._expected is not None:
+            if trial.number != self._expected:
+                self._sampler = self._build(trial.number)
+            self._expected = None
+        self._sampler.before_trial(study, trial)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
 
 
 class SwitchingSampler(RoutingSampler):

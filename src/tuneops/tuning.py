@@ -35,7 +35,7 @@ from tuneops.pruning import (
     make_pruner,
 )
 from tuneops.results import study_results
-from tuneops.samplers import FamilyGuard, family_distributions, make_sampler
+from tuneops.samplers import FamilyGuard, FirstTrialSeeded, family_distributions, make_sampler
 from tuneops.selection import Choice, reselect, select_in_study
 from tuneops.spec import (
     Objective,
@@ -208,6 +208,12 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
             list(objective.spaces),
             seed=sampler_seed(spec.seed, index, resumed),
         )
+    # each worker's stream numbered by its first trial, not only by what it found in the study:
+    # two runs that start together find the same trials there
+    streams = sampler_factory
+    sampler_factory = lambda index, resumed=0: FirstTrialSeeded(  # noqa: E731
+        lambda first: streams(index, resumed=first), resumed
+    )
     # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
     # step still saves the serving-cost measurement when the spec measures one.
     measured_after = any(METRICS[m].kind in ("latency", "size") for m in spec.measured_metrics)
