@@ -289,3 +289,33 @@ def test_the_live_reader_parses_only_what_was_appended(workdir: Path, monkeypatc
     assert reader.read().bad_lines == 0
     path.write_text('{"kind": "prediction", "id": "new", "t": 1.0, "prediction": [0]}\n')
     assert [r["id"] for r in reader.read().predictions] == ["new"]  # rotated: read again
+
+
+def test_the_models_own_settings_route_alerts_through_promotions(registry: Registry) -> None:
+    """Alerts and the live policy set on the model (not in a version's spec) decide and alert
+    for whichever version is champion, and stay through the promotion they announce."""
+    registry.set_challenger(2, "canary", share=0.5)
+    hook = Webhook()
+    write_traffic(Path("predictions.jsonl"), {1: logistic(0.01), 2: logistic(1.0)}, n=600)
+    with pytest.raises(SpecError, match="settings.live: unknown live setting .min_labeled."):
+        registry.configure({"live": {"min_labeled": 100}})
+    assert registry.settings() == {} and registry.events("settings") == []  # nothing stored
+    event = registry.configure(
+        {"live": {"min_labelled": 700}, "alerts": {"webhook": hook.url, "on": ["promote"]}}
+    )
+    assert event["previous"] == {} and set(event["monitor"]) == {"live", "alerts"}
+    try:
+        held = check_live(registry, "predictions.jsonl")  # the model's min_labelled: 700
+        assert held.decision == "hold" and "700 needed on each side" in held.reasons[-1]
+        registry.configure({"live": {"min_labelled": 100}, "alerts": {"webhook": hook.url}})
+        decision = check_live(registry, "predictions.jsonl")
+    finally:
+        hook.close()
+    assert decision.decision == "promote" and registry.champion() == 2, decision.reasons
+    assert hook.kinds() == ["promote"]  # the versions' specs have no alerts
+    assert registry.monitor_section(registry.version(2))["alerts"]["webhook"] == hook.url
+    registry.configure(None)
+    assert registry.settings() == {} and "alerts" not in registry.monitor_section(
+        registry.version(2)
+    )
+    assert [e["monitor"] == {} for e in registry.events("settings")] == [False, False, True]

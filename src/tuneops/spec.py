@@ -85,6 +85,7 @@ __all__ = [
     "load_spec",
     "dump_spec",
     "parse_constraint",
+    "read_monitor_settings",
 ]
 
 TASKS = ("auto", "classification", "regression")
@@ -1781,23 +1782,43 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
     return _validate(Spec, raw, "")
 
 
-def _read_file(path: Path) -> Any:
+def _read_file(path: Path, what: str = "spec file") -> Any:
     if path.suffix not in (".yaml", ".yml", ".toml"):
         raise SpecError(
-            f"spec file {str(path)!r}: expected a .yaml, .yml or .toml file, received "
+            f"{what} {str(path)!r}: expected a .yaml, .yml or .toml file, received "
             f"{path.suffix!r}."
         )
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"spec file {str(path)!r} cannot be read: {exc}.") from exc
+        raise SpecError(f"{what} {str(path)!r} cannot be read: {exc}.") from exc
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
         return yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:  # the message has line and column
         kind = path.suffix[1:].upper()
-        raise SpecError(f"spec file {str(path)!r} is not valid {kind}: {exc}") from exc
+        raise SpecError(f"{what} {str(path)!r} is not valid {kind}: {exc}") from exc
+
+
+def read_monitor_settings(path: str | Path) -> dict[str, Any]:
+    """The ``monitor`` settings in a YAML or TOML file: the file is a ``monitor`` section, or
+    a spec (its ``monitor`` section is read). Validated where they are stored
+    (:meth:`tuneops.ops.registry.Registry.configure`).
+
+    Raises:
+        SpecError: the file cannot be read or parsed, or holds no mapping of settings.
+    """
+    path = Path(path)
+    raw = _read_file(path, "settings file")
+    if isinstance(raw, Mapping) and "monitor" in raw:
+        raw = raw["monitor"]
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError(
+            f"settings file {str(path)!r}: expected a mapping of monitor settings (alpha, slo, "
+            f"alerts, ...) or a spec with a monitor section, received {raw!r}."
+        )
+    return dict(raw)
 
 
 def dump_spec(spec: Spec, path: str | Path) -> Path:

@@ -179,6 +179,33 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
         assert code == 2 and message in err, (args, err)
 
 
+def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Registry, cli) -> None:
+    (workdir / "settings.yaml").write_text(
+        "monitor:\n  slo: {latency_p95_ms: 20}\n"
+        "  alerts:\n    webhook: http://127.0.0.1:9/hook\n    on: [rollback]\n"
+    )
+    event = as_json(cli("registry", "settings", "settings.yaml", "--json"))
+    assert event["monitor"]["alerts"] == {"webhook": "http://127.0.0.1:9/hook", "on": ["rollback"]}
+    code, out, _ = cli("registry", "settings")
+    assert code == 0 and "slo: {'latency_p95_ms': 20.0}" in out
+    assert "verify: " in out and "from champion 1's spec" in out
+    shown = as_json(cli("registry", "settings", "--json"))
+    assert shown["effective"]["slo"] == {"latency_p95_ms": 20.0}
+    assert shown["effective"]["verify"] == FAST  # the champion spec's, where the model sets none
+    for args, message in [
+        (("missing.yaml",), "settings file 'missing.yaml' cannot be read"),
+        (("settings.yaml", "--clear"), "give FILE or --clear, not both"),
+    ]:
+        code, _, err = cli("registry", "settings", *args)
+        assert code == 2 and message in err, (args, err)
+    (workdir / "bad.yaml").write_text("slo: {latency_p95_ms: -1}\n")
+    code, _, err = cli("registry", "settings", "bad.yaml")
+    assert code == 2 and "settings.slo.latency_p95_ms: expected a number" in err, err
+    assert iris_registry.settings()["slo"] == {"latency_p95_ms": 20.0}  # unchanged by the refusal
+    code, out, _ = cli("registry", "settings", "--clear")
+    assert code == 0 and "no settings of its own" in out and iris_registry.settings() == {}
+
+
 def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     with PredictionLog(workdir / "p.jsonl") as log:
         for i in range(3):

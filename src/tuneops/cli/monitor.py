@@ -8,6 +8,7 @@ which every other command (and ``tuneops -h``) would otherwise pay for.
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import time
 from pathlib import Path
@@ -275,7 +276,7 @@ def monitor(
     assessment, outcome, note = ops.retune.monitor_batch(
         reg, frame, auto_retune=auto_retune, window=since, source=source
     )
-    alert_config = ops.live.monitor_settings(champion)[2]
+    alert_config = ops.live.monitor_settings(reg.monitor_section(champion))[2]
     deliveries = ops.alerts.alerts_for_assessment(alert_config, reg.name, assessment, outcome)
     failed = fail_on is not None and ops.monitor.DECISIONS.index(
         assessment.decision
@@ -533,8 +534,6 @@ def label(
     json_out: JsonOpt = False,
 ) -> None:
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
-    import json
-
     ops = _ops()
     frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id",))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]

@@ -27,7 +27,16 @@ from tuneops.cli._common import (
 )
 from tuneops.errors import UsageError
 
-__all__ = ["deploy", "list_versions", "show", "promote", "rollback", "challenger", "COMMANDS"]
+__all__ = [
+    "deploy",
+    "list_versions",
+    "show",
+    "promote",
+    "rollback",
+    "challenger",
+    "settings",
+    "COMMANDS",
+]
 
 
 def _ops() -> Any:
@@ -277,10 +286,81 @@ def challenger(
         )
 
 
+def settings(
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="YAML or TOML file of monitor settings (a monitor section, or a spec: its "
+            "monitor section is read)."
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the model's own settings.")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why (recorded).")] = "set by hand",
+    model: ModelOpt = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the model's own monitor settings, set them from FILE, or --clear them.
+
+    They take the place of the same keys of every version's spec `monitor` section (alerts,
+    slo, live, drift thresholds, ...): an alert route or an SLO changes without registering a
+    version, and stays through promotions and rollbacks."""
+    from tuneops.spec import read_monitor_settings
+
+    if file is not None and clear:
+        raise UsageError("registry settings: give FILE or --clear, not both.")
+    reg = _ops().Registry.open(model, storage)
+    if file is not None or clear:
+        raw = read_monitor_settings(file) if file is not None else None
+        event = reg.configure(raw, reason if reason != "set by hand" or raw else "cleared by hand")
+        if json_out:
+            emit_json(event)
+        elif event["monitor"]:
+            keys = ", ".join(sorted(event["monitor"]))
+            term.result(
+                f"Model {reg.name!r}: its own settings of {keys} apply to every version.",
+                highlight=False,
+            )
+        else:
+            term.result(
+                f"Model {reg.name!r}: no settings of its own; each version's spec applies.",
+                highlight=False,
+            )
+        return
+    own = reg.settings()
+    champion = reg.champion()
+    effective = reg.monitor_section(reg.version(champion)) if champion is not None else None
+    if json_out:
+        emit_json(
+            {"model": reg.name, "settings": own, "champion": champion, "effective": effective}
+        )
+        return
+    plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
+    if not own:
+        term.result(
+            f"Model {reg.name!r} has no settings of its own; each version's spec applies.", **plain
+        )
+    else:
+        term.result(
+            f"Model {reg.name!r}: its own settings (in place of the versions' specs):", **plain
+        )
+        for key in sorted(own):
+            term.result(f"  {key}: {own[key]}", **plain)
+    if effective is not None:
+        spec_keys = sorted(
+            k for k in ("slo", "live", "alerts", "verify") if k in effective and k not in own
+        )
+        for key in spec_keys:
+            term.result(f"  {key}: {effective[key]} (from champion {champion}'s spec)", **plain)
+
+
 COMMANDS: dict[str, Any] = {
     "list": list_versions,
     "show": show,
     "promote": promote,
     "rollback": rollback,
     "challenger": challenger,
+    "settings": settings,
 }

@@ -210,9 +210,9 @@ class LivePolicy:
         return asdict(self)
 
 
-def monitor_settings(version: Mapping[str, Any]) -> tuple[SLOConfig, LivePolicy, AlertConfig]:
-    """The ``slo``, ``live`` and ``alerts`` settings of a version's spec ``monitor`` section."""
-    monitor = (version.get("spec") or {}).get("monitor") or {}
+def monitor_settings(monitor: Mapping[str, Any]) -> tuple[SLOConfig, LivePolicy, AlertConfig]:
+    """The ``slo``, ``live`` and ``alerts`` settings of a ``monitor`` section (the one that
+    applies to a version: :meth:`tuneops.ops.registry.Registry.monitor_section`)."""
     return (
         SLOConfig.from_raw(monitor.get("slo")),
         LivePolicy.from_raw(monitor.get("live")),
@@ -588,8 +588,9 @@ def check_live(
     Args:
         registry: the served model's registry (champion and challenger come from it).
         log: the prediction log (path, or contents already read).
-        slo, policy, alerts: settings (mappings are validated); None reads the champion spec's
-            ``monitor.slo`` / ``monitor.live`` / ``monitor.alerts``.
+        slo, policy, alerts: settings (mappings are validated); None reads the champion's
+            ``monitor.slo`` / ``monitor.live`` / ``monitor.alerts`` (its spec's, or the
+            model's own: ``tuneops registry settings``).
         apply: change the registry (default ``policy.auto``).
 
     Raises:
@@ -604,7 +605,7 @@ def check_live(
     now = time.time() if now is None else now
     champion = registry.require_champion()
     record_c = registry.version(champion)
-    spec_slo, spec_policy, spec_alerts = monitor_settings(record_c)
+    spec_slo, spec_policy, spec_alerts = monitor_settings(registry.monitor_section(record_c))
     slo = SLOConfig.from_raw(slo) if slo is not None else spec_slo
     policy = LivePolicy.from_raw(policy) if policy is not None else spec_policy
     alert_config = AlertConfig.from_raw(alerts) if alerts is not None else spec_alerts

@@ -46,6 +46,7 @@ from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, v
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
+from tuneops.spec import Monitor
 from tuneops.storage import get_storage, mask_url, resolve_url, storage_exists
 from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
@@ -65,6 +66,7 @@ _VERSION = "tuneops:version:"
 _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
 _CHALLENGER = "tuneops:challenger"
+_SETTINGS = "tuneops:settings"
 
 
 def _now() -> str:
@@ -194,9 +196,20 @@ class Registry:
         keys = sorted(k for k in attrs if k.startswith(_EVENT))
         return [attrs[k] for k in keys if kind is None or attrs[k]["kind"] == kind]
 
+    def settings(self) -> dict[str, Any]:
+        """The model's own ``monitor`` settings (:meth:`configure`; empty: none)."""
+        return dict((self._attrs().get(_SETTINGS) or {}).get("monitor") or {})
+
+    def monitor_section(self, version: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``monitor`` settings that apply to ``version``: its spec's section, with the
+        model's own settings in place of the keys they set."""
+        section = dict((version.get("spec") or {}).get("monitor") or {})
+        section.update(self.settings())
+        return section
+
     def config(self, version: Mapping[str, Any]) -> MonitorConfig:
-        """The monitoring thresholds of a version (its spec's ``monitor`` section)."""
-        return MonitorConfig.from_raw((version.get("spec") or {}).get("monitor"))
+        """The monitoring thresholds that apply to a version (:meth:`monitor_section`)."""
+        return MonitorConfig.from_raw(self.monitor_section(version))
 
     def verify(self, number: int) -> dict[str, Any]:
         """Check version ``number``'s artifact against the sha256 recorded at registration (and
@@ -270,6 +283,34 @@ class Registry:
         self.study.set_user_attr(f"{_VERSION}{stored['version']}", stored)
         self.record("register", version=stored["version"], source=stored["source"])
         return stored
+
+    def configure(
+        self, monitor: Mapping[str, Any] | None, reason: str = "set by hand"
+    ) -> dict[str, Any]:
+        """Set the model's own ``monitor`` settings (None: clear them); returns the event.
+
+        They take the place of the same keys of every version's spec section, so an alert
+        route or an SLO changes without registering a version, and stays through promotions
+        and rollbacks. Validated as a spec's ``monitor`` section; nothing is stored when a
+        setting is refused.
+
+        Raises:
+            SpecError: an unknown key, a value of the wrong type or out of range.
+        """
+        previous = self.settings()
+        stored: dict[str, Any] = {}
+        if monitor is not None:
+            if not isinstance(monitor, Mapping) or not monitor:
+                raise UsageError(
+                    "settings: expected a mapping of monitor settings (alpha, slo, alerts, "
+                    f"...), received {monitor!r}; give --clear to remove them."
+                )
+            checked = Monitor.from_raw(monitor, "settings")
+            for key in monitor:  # the keys given, as validated (nested sections complete)
+                value = getattr(checked, key)
+                stored[key] = value.to_dict() if hasattr(value, "to_dict") else value
+        self.study.set_user_attr(_SETTINGS, {"monitor": _plain(stored), "time": _now()})
+        return self.record("settings", monitor=stored, previous=previous, reason=reason)
 
     def promote(self, number: int, reason: str = "promoted by hand") -> dict[str, Any]:
         """Make version ``number`` the champion, once its artifact passes :meth:`verify`.

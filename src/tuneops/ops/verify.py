@@ -366,9 +366,9 @@ def verify(
             )
         candidate = int(versions[-1]["version"])
     record_v = registry.version(candidate)
-    raw_monitor = (record_v.get("spec") or {}).get("monitor") or {}
+    raw_monitor = registry.monitor_section(record_v)
     config = VerifyConfig.from_raw(config if config is not None else raw_monitor.get("verify"))
-    slo_config = SLOConfig.from_raw(slo) if slo is not None else monitor_settings(record_v)[0]
+    slo_config = SLOConfig.from_raw(slo) if slo is not None else monitor_settings(raw_monitor)[0]
     model, _ = registry.load_model(candidate)
     champion_v = registry.champion()
     champion_model = (
