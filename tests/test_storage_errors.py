@@ -191,3 +191,57 @@ def test_unknown_user_and_unknown_database(postgres_server) -> None:  # noqa: F8
     assert "the user in the URL does not exist" in message
     message = refused(f"postgresql://postgres:pw@{base}/no_such_db")
     assert "the database named in the URL does not exist" in message and "createdb" in message
+
+
+def _cluster_pids(server) -> list[int]:  # noqa: ANN001 - servers.PostgresServer
+    """The postmaster and every process it forked (the backends that hold our connections)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat_line = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat_line.rsplit(")", 1)[1].split()[1]) == postmaster:
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.postgres
+def test_a_server_that_stops_answering_is_reported_not_waited_on_in_silence(
+    postgres_server, monkeypatch, caplog  # noqa: F811
+) -> None:
+    """A stopped server keeps its connections open: the driver waits with no timeout to end
+    it. tuneops says so while it waits, and again when the answer comes."""
+    import logging
+    import signal
+    import threading
+    import time
+
+    import optuna
+
+    monkeypatch.setenv("TUNEOPS_STORAGE_STALL_S", "0.4")
+    storage = get_storage(postgres_server.url)
+    study = optuna.create_study(storage=storage, study_name=f"stall-{os.getpid()}")
+    pids = _cluster_pids(postgres_server)
+    caplog.set_level(logging.WARNING, logger="tuneops.storage")
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        reader = threading.Thread(target=study.get_trials)
+        reader.start()
+        deadline = time.monotonic() + 20
+        while "has not answered" not in caplog.text:
+            assert time.monotonic() < deadline, "no word of the stall"
+            time.sleep(0.1)
+        assert reader.is_alive()  # still waiting: nothing was interrupted
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    stalled = [r.getMessage() for r in caplog.records if "has not answered" in r.getMessage()]
+    assert len(stalled) == 1 and "postgresql://postgres@127.0.0.1" in stalled[0]
+    assert "cut off by the network" in stalled[0] and "Ctrl-C stops" in stalled[0]
+    assert any("answered" in m and "going on" in m for m in (r.getMessage() for r in caplog.records))

@@ -36,6 +36,7 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -547,7 +548,9 @@ class SnapshotJournalFile(JournalFileBackend):
                 "journal %s: entry %d was glued to %d bytes of an entry left incomplete before "
                 "it (a writer killed mid-write or a full disk, before this version cut such "
                 "tails): read without them",
-                self.path, log_number, dropped,
+                self.path,
+                log_number,
+                dropped,
             )
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
@@ -588,9 +591,7 @@ class SnapshotJournalFile(JournalFileBackend):
             self.lock.acquire()  # creates a lock file: a full disk can refuse that too
             try:
                 # Unbuffered: an entry that failed is never completed later by a buffer's flush.
-                fd = os.open(
-                    self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
-                )
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
                 try:
                     _cut_torn_tail(fd, self.path)
                     view = memoryview(data)
@@ -648,7 +649,8 @@ def _cut_torn_tail(fd: int, path: str) -> None:
     _log.warning(
         "journal %s: cut off %d bytes of an entry left incomplete at its end (its writer was "
         "killed mid-write or the disk was full); nothing acknowledged is lost",
-        path, size - keep,
+        path,
+        size - keep,
     )
 
 
@@ -867,12 +869,97 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
+#: Seconds a storage call may go unanswered before tuneops says so (TUNEOPS_STORAGE_STALL_S).
+STALL_WARN_S = 30.0
+
+
+class _StallWatch:
+    """Says when a storage call goes unanswered, and when the answer comes.
+
+    A server that stops answering without closing its connections (stopped, swapped out, cut
+    off by a network partition) leaves the driver waiting: the kernel keeps a stopped server's
+    connections open, so neither timeouts nor keepalives end the wait, and a run would hang
+    without a word. Calls in flight are noted (a dict entry, about a microsecond); a daemon
+    thread started with the first call looks at them every few seconds and warns once per
+    stalled call. Nothing is interrupted: the answer may still come (a server resumed), and
+    Ctrl-C stops the run as always.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[int, tuple[float, str, str]] = {}  # id -> (started, url, method)
+        self.warned: set[int] = set()
+        self.ids = itertools.count()
+        self.lock = threading.Lock()
+        self.pid: int | None = None  # the process the watching thread runs in (not a fork's)
+
+    def limit_s(self) -> float:
+        raw = os.environ.get("TUNEOPS_STORAGE_STALL_S")
+        try:
+            return float(raw) if raw else STALL_WARN_S
+        except ValueError:
+            return STALL_WARN_S
+
+    @contextlib.contextmanager
+    def call(self, url: str, method: str) -> Iterator[None]:
+        if self.pid != os.getpid():
+            self._start()
+        started = time.monotonic()
+        key = next(self.ids)
+        self.calls[key] = (started, url, method)
+        try:
+            yield
+        finally:
+            del self.calls[key]
+            if key in self.warned:
+                with self.lock:
+                    self.warned.discard(key)
+                _log.warning(
+                    "storage %s answered %s after %.0f s; going on.",
+                    mask_url(url),
+                    method,
+                    time.monotonic() - started,
+                )
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # first call, or first in a forked worker
+                self.calls.clear()  # the parent's calls are not this process's
+                self.warned.clear()
+                self.pid = os.getpid()
+                watcher = threading.Thread(
+                    target=self._watch, name="tuneops-storage-stall", daemon=True
+                )
+                watcher.start()
+
+    def _watch(self) -> None:
+        while True:
+            limit = self.limit_s()
+            time.sleep(min(5.0, max(0.05, limit / 4)))
+            now = time.monotonic()
+            for key, (started, url, method) in list(self.calls.items()):
+                if now - started >= limit and key not in self.warned:
+                    with self.lock:
+                        self.warned.add(key)
+                    _log.warning(
+                        "storage %s has not answered %s for %.0f s: the server is stopped, "
+                        "overloaded or cut off by the network. Waiting for it; Ctrl-C stops "
+                        "(running trials are queued again by the next run or worker).",
+                        mask_url(url),
+                        method,
+                        now - started,
+                    )
+
+
+_STALLS = _StallWatch()
+
+
 class RetryingStorage(optuna.storages.BaseStorage):
     """Delegates to ``inner``; retries an operation whose connection dropped, with backoff.
 
     Only connection failures are retried (a refused or reset connection, a server restart, a
     timeout); every other error, and the last failure, reaches the caller. Thread-safe as the
-    inner storage is. Attributes the base class does not define are read from ``inner``.
+    inner storage is. Attributes the base class does not define are read from ``inner``. A
+    call that goes unanswered longer than :data:`STALL_WARN_S` is reported (:class:`_StallWatch`).
     """
 
     def __init__(
@@ -898,7 +985,8 @@ class RetryingStorage(optuna.storages.BaseStorage):
         started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
             try:
-                return getattr(self.inner, method)(*args, **kwargs)
+                with _STALLS.call(self.url, method):
+                    return getattr(self.inner, method)(*args, **kwargs)
             except Exception as exc:
                 if not _transient(exc):
                     raise
