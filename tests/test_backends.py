@@ -53,7 +53,9 @@ def local_ray():
             pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
         pytest.skip("ray is not installed")
     path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # address="local": a Ray instance of its own, even when a cluster already runs on this
+    # machine (ray.init would join it, and refuses num_cpus then)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     ray.shutdown()

@@ -319,3 +319,18 @@ def test_the_models_own_settings_route_alerts_through_promotions(registry: Regis
         registry.version(2)
     )
     assert [e["monitor"] == {} for e in registry.events("settings")] == [False, False, True]
+
+
+def test_a_label_that_is_no_label_is_counted_as_a_bad_line_not_joined(workdir: Path) -> None:
+    """An object where a label goes (a log written by something else, or by a server before
+    /label checked its labels) made `monitor --log` fail with "unhashable type"."""
+    write_traffic(Path("predictions.jsonl"), {1: logistic(0.01)}, n=4)
+    with PredictionLog("predictions.jsonl") as log:
+        log.label("r0", {"class": 1})
+        log.label("r1", [[1]])
+        log.label("r2", float("nan"))
+    contents = read_log("predictions.jsonl")
+    assert contents.bad_lines == 3
+    _, y = iris()
+    # the labels written with the traffic stand; the bad ones neither replace nor join them
+    assert [r["label"] for r in contents.predictions] == [[int(y.iloc[i])] for i in range(4)]

@@ -200,16 +200,17 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         )
         assert text.status_code == 422
         assert "rows[0].petal width (cm): expected a number" in text.json()["error"]
-        assert client.post("/predict", content=b"{nope", headers=auth).status_code == 400
+        as_json = {**auth, "Content-Type": "application/json"}
+        assert client.post("/predict", content=b"{nope", headers=as_json).status_code == 400
         # Numbers a float cannot hold are the client's mistake (422), not a model failure (a
         # 500, which the error-rate SLO counts and a rollback acts on).
         for bad in (b"1e999", b"-Infinity", b"NaN", b"1" + b"0" * 400, b"1" * 5000):
             body = b'[{"sepal length (cm)": ' + bad + b', "sepal width (cm)": 3.0, '
             body += b'"petal length (cm)": 1.4, "petal width (cm)": 0.2}]'
-            answer = client.post("/predict", content=body, headers=auth)
+            answer = client.post("/predict", content=body, headers=as_json)
             assert answer.status_code in (400, 422), (bad[:20], answer.text)
         assert "expected a finite number" in client.post(
-            "/predict", content=body.replace(b"1" * 5000, b"1e999"), headers=auth
+            "/predict", content=body.replace(b"1" * 5000, b"1e999"), headers=as_json
         ).json()["error"]
         ok = client.post("/predict", json=rows(3), headers={**auth, "X-Request-ID": "abc"})
         assert ok.status_code == 200 and ok.json()["request_id"] == "abc"
@@ -356,9 +357,18 @@ def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
         assert many.status_code == 413 and "at most 5 per request" in many.json()["error"]
         big = client.post("/predict", json={"rows": rows(1), "pad": "x" * 20_000})
         assert big.status_code == 413 and "at most 0.01 MB" in big.json()["error"]
+        labels = client.post("/label", json={"labels": {f"r{i}": 0 for i in range(6)}})
+        assert labels.status_code == 413 and "labels: at most 5 per request" in labels.text
+        padded = client.post("/label", json={"request_id": "a", "label": "x" * 20_000})
+        assert padded.status_code == 413 and "at most 0.01 MB" in padded.json()["error"]
+        odd = client.post("/label", json={"labels": {"a": 1, "b": {"nested": 1}}})
+        assert odd.status_code == 422 and "labels['b']: expected the true label" in odd.text
+        assert client.post("/label", json={"labels": {"c": [1, 0]}}).status_code == 200
         assert client.get("/health").status_code == 200
         metrics = client.get("/metrics").text
     assert 'outcome="error"' not in metrics
+    log = read_log("predictions.jsonl")
+    assert log.n_labels == 1  # the refused requests recorded nothing, not even label "a"
 
 
 def test_the_logged_latency_includes_the_wait_behind_other_requests(workdir: Path) -> None:
@@ -398,3 +408,89 @@ def test_the_logged_latency_includes_the_wait_behind_other_requests(workdir: Pat
     for request_id, seconds in observed.items():
         assert 0.8 * seconds <= logged[request_id] <= seconds, (request_id, logged, observed)
     assert health_s < 0.3  # answered while a predict runs, not after it
+
+
+def test_a_web_page_can_neither_post_nor_rebind_its_name_to_the_server(
+    registry: Registry,
+) -> None:
+    """Without a token, what keeps a page in a browser on this machine from posting forged
+    labels (which steer live promotion) or predictions: bodies must be JSON, which a page on
+    another site cannot send without a preflight the server never grants; and a page whose
+    name was rebound to 127.0.0.1 names its own host, which loopback does not answer."""
+    forged = '{"labels": {"r0": 1}}'
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        ok = client.post("/predict", json=rows(1), headers={"X-Request-ID": "r0"})
+        assert ok.status_code == 200
+        for path, body in (("/label", forged), ("/predict", '[{"a": 1}]')):
+            answer = client.post(
+                path,
+                content=body,
+                headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
+            )
+            assert answer.status_code == 415, answer.text
+            assert "Content-Type: expected application/json, received 'text/plain'" in answer.text
+        port = server.url.rsplit(":", 1)[1]
+        for path in ("/health", "/metrics"):
+            rebound = client.get(path, headers={"Host": f"evil.example:{port}"})
+            assert rebound.status_code == 421 and "--allow-host" in rebound.text
+        rebound = client.post("/label", content=forged, headers={
+            "Host": f"evil.example:{port}", "Content-Type": "application/json"})
+        assert rebound.status_code == 421
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST"):
+            assert client.get("/health", headers={"Host": host}).status_code == 200, host
+    log = read_log("predictions.jsonl")
+    assert log.n_labels == 0 and len(log.predictions) == 1
+    with (
+        start_server(config(allowed_hosts=("models.internal",), token="t0k")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        named = {"Host": "models.internal", "Authorization": "bearer t0k"}  # any case: RFC 7235
+        assert client.post("/predict", json=rows(1), headers=named).status_code == 200
+        other = {"Host": "other.example", "Authorization": "Bearer t0k"}
+        assert client.post("/predict", json=rows(1), headers=other).status_code == 421
+        wrong = client.post("/predict", json=rows(1), headers={**named, "Authorization": "Bearer x"})
+        assert wrong.status_code == 401
+
+
+def test_a_category_must_be_a_value_not_an_object(workdir: Path) -> None:
+    """An object or a list sent as a category failed in the model: a 500, counted against the
+    error-rate SLO (a client could roll back a champion on probation with them)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tuneops.export import save_model
+    from tuneops.ops.registry import sha256_file
+
+    X, y = iris()
+    X = X.assign(colour=["red", "blue", "green"] * 50)
+    features = [*FEATURES, "colour"]
+    model = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["colour"]), remainder="passthrough"
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(X, y)
+    registry = Registry.open("coloured", create=True)
+    path = save_model(model, {"features": features, "task": "classification"}, workdir / "v1")
+    registry.add_version({
+        "version": registry.reserve_version(), "source": {"kind": "test"},
+        "artifact": {"path": str(path.resolve()), "sha256": sha256_file(path)},
+        "features": features, "categorical": ["colour"], "target": "target",
+        "task": "classification", "spec": {}, "data": {}, "metrics": {},
+    })
+    registry.promote(1, "test")
+    row = {**rows(1)[0], "colour": "red"}
+    with (
+        start_server(config(model="coloured")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json=[row]).status_code == 200
+        assert client.post("/predict", json=[{**row, "colour": None}]).status_code == 200
+        for bad in ({"a": 1}, ["red"]):
+            answer = client.post("/predict", json=[{**row, "colour": bad}])
+            assert answer.status_code == 422, answer.text
+            assert "rows[0].colour: expected a category (a string, number or boolean" in answer.text
+        metrics = client.get("/metrics").text
+    assert 'outcome="error"' not in metrics

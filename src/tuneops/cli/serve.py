@@ -52,10 +52,21 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option(help="Request body size at most, in MB (413 beyond).")
     ] = 16.0,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Host name requests may be addressed to besides the loopback names (repeat "
+            "for several; 421 otherwise). Default: the loopback names alone when --host is "
+            "loopback (a proxy on this machine that keeps the public Host header needs its "
+            "name here), any name otherwise.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the champion (and a shadow or canary challenger) on POST /predict; labels on POST
     /label; GET /health; GET /metrics (Prometheus). Verified artifacts only; hot switch on
-    promote/rollback without dropping requests. Stops on Ctrl-C."""
+    promote/rollback without dropping requests. Bodies are JSON (Content-Type:
+    application/json). Stops on Ctrl-C."""
     from tuneops.ops import serve as serving
 
     config = serving.ServeConfig(
@@ -70,6 +81,7 @@ def serve(
         poll_s=poll,
         max_rows=max_rows,
         max_body_mb=max_body_mb,
+        allowed_hosts=tuple(allow_host) if allow_host else None,
     )
 
     def ready(url: str) -> None:

@@ -33,6 +33,7 @@ waits, but for its own side of the connection.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -43,7 +44,7 @@ from typing import Any
 
 from tuneops.errors import DataError
 
-__all__ = ["PredictionLog", "LogContents", "LogReader", "read_log", "append_labels"]
+__all__ = ["PredictionLog", "LogContents", "LogReader", "read_log", "append_labels", "is_label"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -213,6 +214,9 @@ class LogReader:
             return
         key = str(record["id"])
         if kind == "label":
+            if not is_label(record.get("label")):
+                out.bad_lines += 1  # an object where a label goes: not what tuneops writes
+                return
             self._labels[key] = record.get("label")
             for prediction in self._by_id.get(key, ()):
                 prediction["label"] = record.get("label")
@@ -221,6 +225,19 @@ class LogReader:
                 record["label"] = self._labels[key]
             self._by_id.setdefault(key, []).append(record)
             out.predictions.append(record)
+
+
+def is_label(value: Any) -> bool:
+    """A true label as the log keeps it: a string, a boolean or a finite number, or a non-empty
+    list of them (a request of several rows)."""
+    if isinstance(value, list):
+        return bool(value) and all(is_label(v) and not isinstance(v, list) for v in value)
+    if isinstance(value, (str, bool)):
+        return True
+    try:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an integer beyond a float
+        return False
 
 
 def labelled_rows(record: Mapping[str, Any]) -> Iterable[tuple[Any, Any, Any]]:

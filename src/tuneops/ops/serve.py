@@ -28,7 +28,10 @@ a live decision from another process), loads the new model first and then swaps 
 requests in flight finish on the model they started with, none is dropped.
 
 Binds to 127.0.0.1 unless told otherwise; with ``token`` every endpoint but ``/health`` needs
-``Authorization: Bearer <token>``.
+``Authorization: Bearer <token>``. ``POST`` bodies must be sent as ``application/json`` (415
+otherwise), and on loopback only requests addressed to a loopback name are answered (421): a
+web page in a browser on this machine can neither post to the server nor, by rebinding its
+name to 127.0.0.1, read from it.
 
 Example::
 
@@ -62,7 +65,7 @@ from sklearn.pipeline import Pipeline
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.monitor import dropped_columns
-from tuneops.ops.predlog import PredictionLog
+from tuneops.ops.predlog import PredictionLog, is_label
 from tuneops.ops.registry import Registry
 
 try:
@@ -115,6 +118,10 @@ class ServeConfig:
     # request for as long as it takes, so its size is bounded (413 beyond).
     max_rows: int = 10_000
     max_body_mb: float = 16.0
+    # Host names a request may be addressed to (the Host header), besides the loopback names;
+    # None: the loopback names alone when bound to loopback (a web page whose name was rebound
+    # to 127.0.0.1 is refused), any name otherwise.
+    allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -160,6 +167,10 @@ class _Loaded:
     # columns: ``data.dropped``): a request may still send them, as the data it comes from has
     # them; they are ignored, not logged.
     ignored: frozenset[str] = frozenset()
+
+    @functools.cached_property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(f for f in self.features if f not in self.numeric)
 
 
 def _without_ignored(rows: Sequence[Any], loaded: _Loaded) -> Sequence[Any]:
@@ -292,6 +303,21 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                     f"rows[{i}].{name}: expected a finite number (or null for missing), "
                     f"received {shown}.",
                 )
+        for name in loaded.categorical:
+            value = row[name]
+            if isinstance(value, (dict, list)) or (isinstance(value, float) and not _finite(value)):
+                # an object or a list reached the model as a category and failed there: a 500
+                # counted against the error-rate SLO, which a client could use to roll back
+                raise _BadRequest(
+                    422,
+                    f"rows[{i}].{name}: expected a category (a string, number or boolean; null "
+                    f"for missing), received {type(value).__name__} {_short(value)}.",
+                )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _finite(value: int | float) -> bool:
@@ -463,6 +489,13 @@ class ModelServer:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._limiter: Any = None  # anyio.CapacityLimiter(1): one predict at a time
+        self._allowed_hosts: tuple[str, ...] | None = (
+            _LOOPBACK + tuple(h.lower() for h in config.allowed_hosts)
+            if config.allowed_hosts
+            else _LOOPBACK
+            if config.host in _LOOPBACK
+            else None
+        )
         self.log: PredictionLog | None = None
         champion = self.registry.require_champion()
         loaded = self._load(champion)
@@ -578,8 +611,44 @@ class ModelServer:
     def _authorized(self, request: Request) -> bool:
         if self.config.token is None:
             return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {self.config.token}".encode())
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.config.token.encode()
+        )
+
+    def _refused(
+        self, request: Request, *, body: bool = False, auth: bool = True
+    ) -> Response | None:
+        """Why a request is refused before anything else is read, or None.
+
+        A browser page on another site may send only form or plain-text bodies without asking
+        first (a CORS preflight, which this server never grants): requiring JSON keeps such a
+        page from posting predictions or labels through a visitor's browser. A page whose name
+        was rebound to 127.0.0.1 (DNS rebinding) is the same origin as this server, but names
+        its own host: on loopback only loopback names are accepted (``allowed_hosts``).
+        """
+        allowed = self._allowed_hosts
+        if allowed is not None:
+            host = request.headers.get("host", "")
+            name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+            if name.lower() not in allowed and not name.startswith("127."):
+                return self._error(
+                    421,
+                    f"Host: this server answers requests addressed to {', '.join(allowed)}, "
+                    f"received {_short(host)}; start it with --allow-host NAME to accept "
+                    "another name (a proxy's).",
+                )
+        if body:
+            kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if kind != "application/json" and not kind.endswith("+json"):
+                return self._error(
+                    415,
+                    f"Content-Type: expected application/json, received {_short(kind or 'none')}; "
+                    "send the header (curl: -H 'Content-Type: application/json').",
+                )
+        if auth and not self._authorized(request):
+            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
+        return None
 
     @staticmethod
     def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
@@ -587,9 +656,12 @@ class ModelServer:
 
     async def predict(self, request: Request) -> Response:
         start = time.perf_counter()
-        if not self._authorized(request):
-            self.metrics.observe(None, "none", "unauthorized", None)
-            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
+        refused = self._refused(request, body=True)
+        if refused is not None:
+            self.metrics.observe(
+                None, "none", "unauthorized" if refused.status_code == 401 else "bad_request", None
+            )
+            return refused
         routing = self.routing
         try:
             body = await self._body(request)
@@ -735,10 +807,13 @@ class ModelServer:
                 logger.error("prediction log %s: %s", self.config.log, exc)
 
     async def label(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
+        refused = self._refused(request, body=True)
+        if refused is not None:
+            return refused
         try:
-            payload = json.loads(await request.body())
+            payload = json.loads(await self._body(request))
+        except _BadRequest as exc:
+            return self._error(exc.status, str(exc))
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
             return self._error(400, f"body: expected JSON, could not parse it: {exc}.")
         if (
@@ -755,13 +830,36 @@ class ModelServer:
                 'body: expected {"request_id": ID, "label": VALUE} or '
                 '{"labels": {ID: VALUE, ...}}.',
             )
+        if len(labels) > self.config.max_rows:
+            return self._error(
+                413,
+                f"labels: at most {self.config.max_rows} per request (serve --max-rows), "
+                f"received {len(labels)}; send them in several requests, or append them to the "
+                "log offline (tuneops label).",
+            )
+        for request_id, value in labels.items():
+            if not is_label(value):
+                return self._error(
+                    422,
+                    f"labels[{_short(request_id)}]: expected the true label (a string, number or "
+                    "boolean; a list of them for a multi-row request), received "
+                    f"{type(value).__name__} {_short(value)}. Nothing was recorded.",
+                )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
-        for request_id, value in labels.items():
-            self.log.label(request_id, value)
+        # off the loop (/health stays quick) and not in the model thread (predicts go on)
+        await anyio.to_thread.run_sync(functools.partial(self._write_labels, labels))
         return JSONResponse({"labelled": len(labels)})
 
+    def _write_labels(self, labels: Mapping[str, Any]) -> None:
+        assert self.log is not None
+        for request_id, value in labels.items():
+            self.log.label(request_id, value)
+
     async def health(self, request: Request) -> Response:
+        wrong_host = self._refused(request, auth=False)
+        if wrong_host is not None:
+            return wrong_host
         routing = self.routing
         # /health needs no token (load balancers call it), so without one it does not say why
         # a version was refused: the reasons name artifact paths and checksums.
@@ -783,8 +881,9 @@ class ModelServer:
         )
 
     async def prometheus(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         return PlainTextResponse(
             self.metrics.render(self.routing), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
