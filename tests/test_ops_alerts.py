@@ -121,3 +121,40 @@ monitor:
     assert AlertConfig.from_raw(raw["monitor"]["alerts"]).on == ("warn", "rollback")
     spec = load_spec(raw)
     assert spec.monitor.alerts.on == ("warn", "rollback")
+
+
+def test_a_webhook_read_from_the_environment_and_never_shown_whole(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook's secret is its path or query (Slack's /services/T/B/XXXX, ?token=): it may
+    live in the environment, and no message shows more than its scheme and host."""
+    from tuneops.spec import Monitor
+
+    hook = Webhook()
+    try:
+        config = AlertConfig.from_raw({"webhook": "${TUNEOPS_TEST_HOOK}"})
+        assert Monitor.from_raw({"alerts": {"webhook": "$TUNEOPS_TEST_HOOK"}}).alerts.webhook
+        with caplog.at_level(logging.WARNING, logger="tuneops.alerts"):
+            unset = send_alert(config, "slo", model="m", summary="s")
+            monkeypatch.setenv("TUNEOPS_TEST_HOOK", hook.url + "/services/T0/B0/s3cretpath?token=s3cret")
+            sent = send_alert(config, "slo", model="m", summary="s")
+    finally:
+        hook.close()
+    assert not unset[0].ok and "TUNEOPS_TEST_HOOK should hold the URL: it is not set" in unset[0].error
+    assert sent[0].ok and hook.kinds() == ["slo"]
+    gone = send_alert(config, "slo", model="m", summary="s")  # the hook is closed now
+    assert not gone[0].ok and "cannot reach 'http://127.0.0.1:" in gone[0].error
+    assert "s3cret" not in gone[0].error and "/..." in gone[0].error
+    assert all("s3cret" not in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("url", ["https://ann:pw@hooks.example/x", "https://:tok@hooks.example"])
+def test_a_webhook_with_a_login_in_it_is_refused_where_it_is_written(url: str) -> None:
+    """urllib does not send user:password@ as a login, and the registry masks its copy: such a
+    webhook never delivered; both validators say so when the spec is loaded."""
+    from tuneops.spec import Monitor
+
+    with pytest.raises(SpecError, match="without user:password@"):
+        AlertConfig.from_raw({"webhook": url})
+    with pytest.raises(SpecError, match="without user:password@"):
+        Monitor.from_raw({"alerts": {"webhook": url}})

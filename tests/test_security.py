@@ -162,3 +162,29 @@ def test_password_appears_in_no_file_output_log_or_stored_attribute(
     leaks = [re.sub(re.escape(secret_db.password) + "|" + re.escape(wrong), "<PASSWORD>", leak)
              for leak in leaks]
     assert not leaks, "the password leaked into:\n" + "\n".join(leaks)
+
+
+@pytest.mark.postgres
+def test_a_password_given_as_a_query_parameter_is_masked_too(
+    secret_db: SecretDatabase, workdir: Path, cli
+) -> None:
+    """libpq (and redis-py) also take the password as ?password=: it was written to
+    results.json, model.json, the report and the registry as it was."""
+    url = (f"postgresql://{secret_db.user}@127.0.0.1:{secret_db.server.port}/"
+           f"{secret_db.database}?password={secret_db.password}")
+    (workdir / "q.yaml").write_text(yaml.safe_dump(tiny_spec(study="q", storage=url)))
+    texts = []
+    for args in (("run", "q.yaml"), ("show", "q", "--storage", url, "--json"),
+                 ("deploy", "q", "--storage", url, "--artifacts", "artifacts"),
+                 ("registry", "show", "--model", "q", "--json", "--storage", url)):
+        code, out, err = cli(*args)
+        assert code == 0, (args, err.replace(secret_db.password, "<PASSWORD>"))
+        texts.append(out + err)
+    texts.append(cli("show", "q", "--storage", url.replace("password=", "password=x"))[2])
+    written = [p for p in workdir.rglob("*") if p.is_file() and p.name != "q.yaml"]
+    assert {"results.json", "model.json", "report.html"} <= {p.name for p in written}
+    needle = secret_db.password
+    assert not [p.name for p in written if needle.encode() in p.read_bytes()]
+    assert not [t for t in texts if needle in t]
+    assert not [line for line in secret_db.dump().splitlines() if needle in line]
+    assert "password=***" in texts[1]

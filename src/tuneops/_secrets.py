@@ -13,6 +13,8 @@ __all__ = ["mask_url", "mask_secrets", "url_password"]
 
 # Greedy to the last "@": a password may hold an unescaped "@".
 _PASSWORD = re.compile(r"(://[^:/@\s]*:).*@")
+# libpq and redis-py also take the password as a query parameter (?password=, ?sslpassword=).
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s'\"]*", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
@@ -20,8 +22,10 @@ def mask_url(url: str) -> str:
 
     >>> mask_url("postgresql://ann:s3cret@db:5432/tune")
     'postgresql://ann:***@db:5432/tune'
+    >>> mask_url("redis://db:6379/0?password=s3cret&ssl=true")
+    'redis://db:6379/0?password=***&ssl=true'
     """
-    return _PASSWORD.sub(r"\1***@", url)
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
 
 
 def mask_secrets(value: Any) -> Any:
@@ -34,7 +38,11 @@ def mask_secrets(value: Any) -> Any:
     {'storage': 'postgresql://ann:***@db/tune', 'n': [1, 'redis://:***@h']}
     """
     if isinstance(value, str):
-        return mask_url(value) if "://" in value and "@" in value else value
+        return (
+            mask_url(value)
+            if "://" in value and ("@" in value or "password=" in value.lower())
+            else value
+        )
     if isinstance(value, dict):
         return {k: mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -45,6 +53,8 @@ def mask_secrets(value: Any) -> Any:
 
 
 def url_password(url: str) -> str | None:
-    """The password in ``url`` (None without one)."""
-    match = re.search(r"://[^:/@\s]*:(.*)@", url)
+    """The password in ``url``, before its host or as a query parameter (None without one)."""
+    match = re.search(r"://[^:/@\s]*:(.*)@", url) or re.search(
+        r"[?&](?:ssl)?password=([^&#\s'\"]*)", url, re.IGNORECASE
+    )
     return match.group(1) if match and match.group(1) else None

@@ -1348,8 +1348,31 @@ class LiveSettings(_Settings):
     auto: Flag = True
 
 
+#: ``monitor.alerts.webhook: ${NAME}``: the URL is read from the environment when an alert is
+#: sent, so a secret in it (a Slack path, a ?token=) stays out of specs, the registry and the
+#: dashboard.
+WEBHOOK_FROM_ENV = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+
+
+def webhook_problem(url: Any) -> str | None:
+    """What is wrong with a ``monitor.alerts.webhook`` value (None: nothing)."""
+    if isinstance(url, str) and WEBHOOK_FROM_ENV.match(url):
+        return None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return (
+            "expected an http:// or https:// URL (or ${VARIABLE} to read it from the environment)"
+        )
+    if "@" in url.split("/", 3)[2]:
+        return (
+            "expected a URL without user:password@ (it is not sent as a login, and the copy the "
+            "registry keeps is masked); put the service's token where it documents it, and "
+            "the URL in the environment: webhook: ${ALERT_WEBHOOK}"
+        )
+    return None
+
+
 def _is_url(v: Any) -> bool:
-    return isinstance(v, str) and v.startswith(("http://", "https://"))
+    return webhook_problem(v) is None
 
 
 def _command(raw: Any) -> Any:
@@ -1379,7 +1402,13 @@ class AlertSettings(_Settings):
     SECTION = "monitor.alerts"
     KEY_KIND = "alert setting"
 
-    webhook: Annotated[str, _check("an http:// or https:// URL", _is_url)] | None = None
+    webhook: (
+        Annotated[
+            str,
+            _check("an http:// or https:// URL without user:password@, or ${VARIABLE}", _is_url),
+        ]
+        | None
+    ) = None
     command: Annotated[str | tuple[str, ...] | None, BeforeValidator(_command)] = None
     on: Annotated[tuple[str, ...], BeforeValidator(_kinds)] = ALERT_KINDS
     timeout_s: Annotated[
@@ -1785,8 +1814,7 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
 def _read_file(path: Path, what: str = "spec file") -> Any:
     if path.suffix not in (".yaml", ".yml", ".toml"):
         raise SpecError(
-            f"{what} {str(path)!r}: expected a .yaml, .yml or .toml file, received "
-            f"{path.suffix!r}."
+            f"{what} {str(path)!r}: expected a .yaml, .yml or .toml file, received {path.suffix!r}."
         )
     try:
         text = path.read_text()

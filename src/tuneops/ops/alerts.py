@@ -23,16 +23,18 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import shlex
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tuneops.errors import SpecError, unknown_name
-from tuneops.spec import ALERT_KINDS, yaml_on_key
+from tuneops.spec import ALERT_KINDS, WEBHOOK_FROM_ENV, webhook_problem, yaml_on_key
 
 __all__ = ["ALERT_KINDS", "AlertConfig", "Delivery", "send_alert", "alerts_for_assessment"]
 
@@ -70,12 +72,10 @@ class AlertConfig:
             if key not in valid:
                 raise SpecError(unknown_name("alert setting", key, valid, field=field_name))
         webhook = raw.get("webhook")
-        if webhook is not None and (
-            not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
-        ):
-            raise SpecError(
-                f"{field_name}.webhook: expected an http:// or https:// URL, received {webhook!r}."
-            )
+        problem = None if webhook is None else webhook_problem(webhook)
+        if problem is not None:
+            shown = _where(webhook) if isinstance(webhook, str) else repr(webhook)
+            raise SpecError(f"{field_name}.webhook: {problem}, received {shown}.")
         command = raw.get("command")
         if command is not None:
             if isinstance(command, str):
@@ -128,7 +128,34 @@ class Delivery:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _where(url: str) -> str:
+    """Where a webhook goes, for messages: its scheme and host, not its path or query (a
+    Slack-style path or a ?token= is the secret)."""
+    if WEBHOOK_FROM_ENV.match(url):
+        return repr(url)
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return (
+        f"'{parts.scheme}://{host}/...'"
+        if parts.path.strip("/") or parts.query
+        else (f"'{parts.scheme}://{host}'")
+    )
+
+
 def _post(url: str, body: bytes, timeout: float) -> Delivery:
+    named = WEBHOOK_FROM_ENV.match(url)
+    if named:
+        value = os.environ.get(named.group(1), "")
+        problem = webhook_problem(value) if value else "it is not set"
+        if problem is not None or value == url:
+            return Delivery(
+                "webhook",
+                False,
+                f"webhook {url}: the environment variable {named.group(1)} should hold the URL: "
+                f"{problem or 'it names itself'}; set it where monitoring runs.",
+            )
+        url = value
+    where = _where(url)
     request = urllib.request.Request(
         url,
         data=body,
@@ -139,11 +166,12 @@ def _post(url: str, body: bytes, timeout: float) -> Delivery:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (validated scheme)
             status = response.status
     except urllib.error.HTTPError as exc:
-        return Delivery("webhook", False, f"HTTP {exc.code} from {url}")
+        return Delivery("webhook", False, f"HTTP {exc.code} from {where}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        return Delivery("webhook", False, f"cannot reach {url}: {exc}")
+        reason = getattr(exc, "reason", exc)
+        return Delivery("webhook", False, f"cannot reach {where}: {type(exc).__name__}: {reason}")
     if not 200 <= status < 300:
-        return Delivery("webhook", False, f"HTTP {status} from {url}")
+        return Delivery("webhook", False, f"HTTP {status} from {where}")
     return Delivery("webhook", True, details={"status": status})
 
 
