@@ -179,6 +179,30 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
         assert code == 2 and message in err, (args, err)
 
 
+def test_a_model_name_cannot_leave_the_artifact_directory_or_take_anothers(
+    workdir: Path, cli
+) -> None:
+    """'..' as a model name wrote the artifact outside --artifacts; a model of the same name in
+    another storage, sharing the artifact directory, overwrote the first one's version (which
+    could then no longer be served: its sha256 no longer matched)."""
+    (workdir / "s.yaml").write_text(json.dumps(tiny_spec(n_trials=2)))
+    assert cli("--quiet", "run", "s.yaml")[0] == 0
+    assert cli("--quiet", "run", "s.yaml", "--storage", "other.journal")[0] == 0
+    for name in ("..", "a/b", ".hidden"):
+        code, _, err = cli("deploy", "tiny", "--no-verify", "--artifacts", "art", "-m", name)
+        assert code == 2 and "--model: expected a name of letters" in err, (name, err)
+    assert not (workdir / "art").exists() or not any((workdir / "art").rglob("*.joblib"))
+    assert cli("deploy", "tiny", "--no-verify", "--artifacts", "art")[0] == 0
+    first = (workdir / "art" / "tiny" / "v1" / "model.joblib").read_bytes()
+    code, _, err = cli(
+        "deploy", "tiny", "--no-verify", "--artifacts", "art", "--storage", "other.journal"
+    )
+    assert code == 2 and "already holds versions of a model named 'tiny'" in err, err
+    assert cli("registry", "list", "--storage", "other.journal", "--json")[1].strip() == "[]"
+    assert (workdir / "art" / "tiny" / "v1" / "model.joblib").read_bytes() == first
+    assert Registry.open("tiny").verify(1)  # the first registry's version still checks out
+
+
 def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Registry, cli) -> None:
     (workdir / "settings.yaml").write_text(
         "monitor:\n  slo: {latency_p95_ms: 20}\n"

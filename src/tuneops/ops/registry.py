@@ -67,6 +67,7 @@ _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
 _CHALLENGER = "tuneops:challenger"
 _SETTINGS = "tuneops:settings"
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
 
 
 def _now() -> str:
@@ -108,6 +109,13 @@ class Registry:
         Raises:
             StudyNotFound: no such model (the message lists the registered ones).
         """
+        if create and name is not None and not _MODEL_NAME.match(name):
+            # the name becomes a directory of the artifacts: '..' or 'a/b' would leave it, and
+            # names that differ only in such characters would share one
+            raise UsageError(
+                f"--model: expected a name of letters, digits, '_', '-' or '.' starting with a "
+                f"letter or digit (at most 128), received {name!r}."
+            )
         store = get_storage(storage, must_exist=not create)  # reading never creates a file
         if name is None:
             names = list_models(storage)
@@ -488,6 +496,14 @@ def register_trial(
     metric = monitored_metric(config, spec.metric_names, dataset.task)
     number_v = version if version is not None else registry.reserve_version()
     out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
+    if (out / MODEL_FILE).exists():
+        # another registry's version (a model of the same name in another storage, sharing the
+        # artifact directory): overwriting it would make that version unservable
+        raise UsageError(
+            f"{out / MODEL_FILE} already exists: a model named {registry.name!r} in another "
+            "storage keeps its versions in the same artifact directory. Give this one its own "
+            "(--artifacts DIR, or monitor.artifact_dir)."
+        )
     if saved is not None:
         # A copy: the run's output directory is rewritten by the next run, a version never is.
         copy_atomic(saved.with_name(METADATA_FILE), out / METADATA_FILE)
@@ -591,7 +607,16 @@ def deploy(
     # before anything is written (no empty registry, no version number used up).
     config = MonitorConfig.from_spec(spec)
     check_output_dir(artifact_dir or config.artifact_dir, option="--artifacts")
-    registry = Registry.open(model or study_name, storage, create=True)
+    name = model or study_name
+    folder = Path(artifact_dir or config.artifact_dir) / _safe(name)
+    if name not in list_models(storage) and any(folder.glob(f"v*/{MODEL_FILE}")):
+        raise UsageError(  # refused before this storage gets an empty registry
+            f"{folder} already holds versions of a model named {name!r}, which this storage "
+            f"does not have: a model of the same name in another storage keeps its versions "
+            "there. Give this one its own artifact directory (--artifacts DIR, or "
+            "monitor.artifact_dir), or another name (--model)."
+        )
+    registry = Registry.open(name, storage, create=True)
     record = register_trial(
         registry,
         study,
