@@ -49,6 +49,32 @@ def test_model_json_records_the_sha256_of_the_model_bytes(saved: Path) -> None:
     assert load_model(saved.parent)[1]["study"] == "iris"  # the directory works too
 
 
+def test_a_file_replaced_between_the_check_and_the_load_is_not_the_one_loaded(
+    saved: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sha256 was computed from one read of the file and the model unpickled from a
+    second: a file replaced in between ran its code (found by a security audit)."""
+    import tuneops.export as export
+
+    marker = workdir / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    checked = export.verify_model
+
+    def check_then_replace(*args, **kwargs):
+        recorded = checked(*args, **kwargs)
+        saved.write_bytes(pickle.dumps(Payload()))  # the race, made certain
+        return recorded
+
+    monkeypatch.setattr(export, "verify_model", check_then_replace)
+    model, _ = load_model(saved)
+    assert not marker.exists()
+    assert model.predict(load_iris().data[:3]).tolist() == [0, 0, 0]  # the bytes checked
+
+
 def test_changed_model_is_refused_with_both_hashes_and_what_to_do(saved: Path) -> None:
     recorded = json.loads((saved.parent / "model.json").read_text())["artifact"]["sha256"]
     saved.write_bytes(saved.read_bytes() + b"\0")

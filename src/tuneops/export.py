@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import platform
 import warnings
@@ -180,13 +181,17 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     return target, target.with_name(METADATA_FILE)
 
 
-def verify_model(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
+def verify_model(
+    path: str | Path, sha256: str | None = None, *, content: bytes | None = None
+) -> dict[str, Any]:
     """Check ``model.joblib`` against the sha256 recorded for it; returns its ``model.json``.
 
     Args:
         path: ``model.joblib`` or the directory holding it.
         sha256: the expected ``"sha256:<hex>"`` (as a registry recorded it); default: the one
             in ``model.json`` next to the file. When both exist, both must match.
+        content: the file's bytes, already read (what is checked is then what gets loaded:
+            a file replaced between a check and a second read would be unpickled unchecked).
 
     Raises:
         IntegrityError: the file is missing, has no recorded sha256, or its bytes changed;
@@ -216,7 +221,9 @@ def verify_model(path: str | Path, sha256: str | None = None) -> dict[str, Any]:
             "be verified. Export it again with this tuneops, or load it with verify=False if you "
             "trust the file (loading unpickles it, which runs code)."
         )
-    actual = sha256_file(target)
+    actual = (
+        sha256_file(target) if content is None else "sha256:" + hashlib.sha256(content).hexdigest()
+    )
     for want in expected:
         if actual != want:
             raise IntegrityError(
@@ -268,10 +275,17 @@ def load_model(
         model.predict(X_new)
     """
     target, _ = _paths(path)
-    recorded = verify_model(target, sha256) if verify else {}
-    if recorded:
+    if not verify:
+        bundle = joblib.load(target)
+        recorded: dict[str, Any] = {}
+    else:
+        try:
+            content = target.read_bytes()  # read once: the bytes checked are the bytes loaded
+        except OSError:
+            content = None  # verify_model names the missing file
+        recorded = verify_model(target, sha256, content=content)
         _warn_versions(target, recorded.get("versions") or {})
-    bundle = joblib.load(target)
+        bundle = joblib.load(io.BytesIO(content or b""))
     if not isinstance(bundle, dict) or not {"model", "metadata"} <= set(bundle):
         raise UsageError(
             f"{str(target)!r} is not a tuneops model: expected a bundle with 'model' and "
