@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 
+import optuna
 import pytest
 from conftest import IN_CI, ROOT, tiny_spec
 from optuna.trial import TrialState
@@ -13,6 +17,7 @@ from tuneops import _study, runner
 from tuneops.backends import BACKENDS, get_backend
 from tuneops.backends.local import LocalBackend
 from tuneops.errors import SpecError, StorageUnavailable, UsageError
+from tuneops.storage import get_storage
 
 
 def test_backend_table_resolves_names_once() -> None:
@@ -91,3 +96,61 @@ def test_ray_workers_get_a_dataframe_through_the_object_store(local_ray, workdir
     trials = _study.counted(result.study.get_trials())
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert all(t.user_attrs["worker"]["pid"] != os.getpid() for t in trials)
+
+
+def test_a_ray_cluster_that_does_not_answer_is_refused_before_anything_is_written(workdir) -> None:
+    """ray.init retried for over 5 minutes, and the study had already been written."""
+    from servers import free_port
+
+    spec = tiny_spec(storage=str(workdir / "ray-none.journal"))
+    spec["search"]["backend"] = "ray"
+    started = time.monotonic()
+    for address in (f"127.0.0.1:{free_port()}", f"ray://127.0.0.1:{free_port()}"):
+        with pytest.raises(UsageError, match=r"--address: no Ray cluster answers at .*ray start --head"):
+            tuneops.run(spec, address=address)
+    with pytest.raises(UsageError, match=r"--address: expected ray://HOST:PORT"):
+        tuneops.run(spec, address="head-node")
+    assert time.monotonic() - started < 30
+    assert not (workdir / "ray-none.journal").exists()
+
+
+@pytest.mark.ray
+def test_a_killed_last_ray_worker_is_replaced_and_the_budget_is_spent(local_ray, workdir) -> None:
+    """With one worker, a Ray task SIGKILLed in the last trial left no task to run its retry:
+    the run ended a trial short, exit 0, saying the trial was queued again."""
+    storage = str(workdir / "ray-kill.journal")
+    spec = tiny_spec(n_trials=3, n_workers=1, data={"source": "pmlb:phoneme"}, storage=storage,
+                     model={"family": "random_forest", "space": {"n_estimators": 300}})
+    spec["search"].update(backend="ray", resources={"cpu": 1})
+    killed: list[int] = []
+
+    def kill_the_first_running_trials_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            try:
+                study = optuna.load_study(study_name="tiny", storage=get_storage(storage))
+                trials = study.get_trials()
+            except (KeyError, OSError, ValueError):
+                trials = []
+            if sum(t.state == TrialState.COMPLETE for t in trials) < 2:
+                time.sleep(0.2)
+                continue  # the last trial of the budget: no other task is left to retry it
+            for t in (t for t in trials if t.state == TrialState.RUNNING):
+                worker = t.user_attrs.get("worker") or {}
+                if str(worker.get("id", "")).startswith("ray:") and worker.get("pid"):
+                    os.kill(int(worker["pid"]), signal.SIGKILL)
+                    killed.append(t.number)
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_first_running_trials_worker)
+    killer.start()
+    result = tuneops.run(spec)
+    killer.join()
+    assert killed, "no trial was seen running"
+    trials = result.study.get_trials()
+    counted = _study.counted(trials)
+    assert [t.state for t in counted] == [TrialState.COMPLETE] * 3
+    victim = trials[killed[0]]
+    assert victim.state == TrialState.FAIL and "its Ray worker was lost" in str(victim.user_attrs)
+    assert result.results["n_trials"]["complete"] == 3

@@ -344,3 +344,24 @@ def test_show_counts_a_trial_whose_worker_is_gone_apart_from_the_running_ones(wo
     texts = [f.text for f in build_report(study).findings]
     assert "Snapshot of a study in progress: 1 trials running, 0 waiting." in texts
     assert any(t.startswith("1 trials were left running by workers that are gone") for t in texts)
+
+
+def test_a_dead_worker_not_yet_reaped_is_not_alive() -> None:
+    """A killed Ray worker stays a zombie until its parent reaps it: its pid still exists, and
+    its trial was left RUNNING when the run checked for orphans at that moment."""
+    from tuneops.heartbeat import pid_alive
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(pid, 0)  # the pid exists ...
+        assert not pid_alive(pid)  # ... and is dead
+        assert pid_alive(os.getpid())
+    finally:
+        os.waitpid(pid, 0)
+    assert not pid_alive(pid)

@@ -10,6 +10,7 @@ objective does not pay for them: about 170 MB of memory and a second of imports.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,8 @@ from tuneops.spec import (
 from tuneops.storage import get_storage
 
 __all__ = ["tune", "RunResult", "ConstraintMetricMissing", "drive", "sampler_seed"]
+
+_log = logging.getLogger("tuneops")
 
 OBJECTIVES_ATTR = _study.OBJECTIVES
 CONSTRAINTS_ATTR = _study.CONSTRAINTS
@@ -135,6 +138,14 @@ def drive(
             waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
             if not waiting or (deadline is not None and time.time() >= deadline):
                 break
+        else:
+            if waiting:
+                _log.warning(
+                    "%d trial(s) are still queued after 3 rounds of workers, each round ending "
+                    "with workers lost: the budget is not spent. Check the workers' machines "
+                    "(memory, preemption), then run the same command again to finish.",
+                    len(waiting),
+                )
 
 
 class ConstraintMetricMissing(UsageError):

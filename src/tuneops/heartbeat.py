@@ -49,14 +49,23 @@ GRACE_S = 60.0
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` exists on this host."""
+    """True when a process ``pid`` runs on this host (a zombie, dead and not yet reaped by its
+    parent, does not: a killed Ray worker stays one for a while)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):  # gone meanwhile, or no /proc
+        return False
 
 
 class Heartbeat:
@@ -116,6 +125,8 @@ def _running_since_before(pid: int, trial: FrozenTrial) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
+        if fields[0] == b"Z":  # dead, not yet reaped
+            return False
         started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return False

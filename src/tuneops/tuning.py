@@ -118,6 +118,7 @@ def run(
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     check_output_dir(_output_dir(spec))  # refused now, not after hours of tuning
+    backend.prepare()  # a cluster that cannot be reached: refused before anything is written
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     pruner = pruner_factory()
     spec_dict = spec.to_dict()

@@ -32,6 +32,10 @@ class Backend(abc.ABC):
 
     name: str = "base"
 
+    def prepare(self) -> None:  # noqa: B027 - most backends have nothing to prepare
+        """Check, before anything is written, that the workers can be started (a cluster
+        reachable); raises :class:`tuneops.errors.UsageError` when they cannot."""
+
     @abc.abstractmethod
     def execute(
         self,

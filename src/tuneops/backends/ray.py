@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tuneops import runner
 from tuneops.backends._base import Backend
-from tuneops.errors import StorageUnavailable, TuneOpsError, require
+from tuneops.errors import StorageUnavailable, TuneOpsError, UsageError, require
 from tuneops.storage import mask_url, resolve_url
 
 __all__ = ["RayBackend", "ray_options"]
 
 _log = logging.getLogger("tuneops")
+CONNECT_TIMEOUT_S = 5.0  # a cluster's port that does not answer within this is refused
 
 _NAMED = {
     "cpu": "num_cpus",
@@ -85,13 +89,15 @@ def _worker(
     heartbeat_s: float | None,
     grace_s: float | None,
     dataset: Any = None,
+    run: str | None = None,
 ) -> int:
-    """One Ray task: a tuneops worker (``join``) identified by its Ray node."""
+    """One Ray task: a tuneops worker (``join``) identified by its Ray node (and the run that
+    started it: that run knows its trials have no worker once its tasks are all gone)."""
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     node = ray.get_runtime_context().get_node_id()
-    identity = runner.worker_identity(f"ray:{node[:8]}:{os.getpid()}", node=node)
+    identity = runner.worker_identity(f"ray:{node[:8]}:{os.getpid()}", node=node, run=run)
     return join(
         study_name,
         url,
@@ -125,6 +131,30 @@ class RayBackend(Backend):
         self.address = address
         self.resources = dict(resources or {})
         self.init_kwargs = dict(init_kwargs or {})
+
+    def prepare(self) -> None:
+        """Ray is installed, and a cluster named by ``HOST:PORT`` or ``ray://HOST:PORT``
+        answers on that port (ray.init would retry for minutes, after the study was written)."""
+        require("ray", "ray", "the Ray backend")
+        if self.address in (None, "auto", "local"):
+            return
+        hostport = self.address.split("://", 1)[-1].rstrip("/")
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(
+                f"--address: expected ray://HOST:PORT (Ray Client), HOST:PORT (the cluster's "
+                f"GCS, on a node) or auto, received {self.address!r}."
+            )
+        try:
+            socket.create_connection(
+                (host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S
+            ).close()
+        except OSError as exc:
+            raise UsageError(
+                f"--address: no Ray cluster answers at {self.address!r} ({exc}); start it (`ray "
+                "start --head` on its head node), or check the host and port: ray://HOST:10001 for "
+                "Ray Client, HOST:6379 on a cluster node."
+            ) from None
 
     def _connect(self) -> bool:
         """Initialise Ray unless it is; True when this call started it (and must stop it)."""
@@ -173,34 +203,45 @@ class RayBackend(Backend):
         import ray
 
         task = ray.remote(_worker).options(**ray_options(self.resources), max_retries=0)
-        timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
         data = getattr(
             setup.objective, "dataset", None
         )  # put once; Ray hands every task the object
         data_ref = ray.put(data) if data is not None else None
-        refs = [
-            task.remote(
-                setup.join,
-                setup.study_name,
-                url,
-                timeout_s,
-                setup.heartbeat_s,
-                setup.grace_s,
-                data_ref,
-            )
-            for _ in range(max(1, n_workers))
-        ]
+        run = uuid.uuid4().hex[:12]
+
+        def start(n: int) -> list[Any]:
+            timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
+            return [
+                task.remote(
+                    setup.join,
+                    setup.study_name,
+                    url,
+                    timeout_s,
+                    setup.heartbeat_s,
+                    setup.grace_s,
+                    data_ref,
+                    run,
+                )
+                for _ in range(n)
+            ]
+
+        refs = start(max(1, n_workers))
         _log.info(
             "Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url)
         )
         try:
-            pending = refs
-            while pending:
-                done, pending = ray.wait(pending, timeout=0.5)
-                for ref in done:
-                    self._collect(ray, ref)
-                if on_progress is not None:
-                    on_progress()
+            lost = self._wait(ray, refs, on_progress)
+            if lost:
+                # Every task of this run is gone: a trial one of them left RUNNING has no worker,
+                # known now (its pid may still be a zombie, its node unreachable, and the grace
+                # period is a minute). Queued again, it runs in the caller's next round.
+                abandoned = self._abandon_orphans(study, run, lost)
+                _log.warning(
+                    "Ray: %d worker(s) lost (%s); %d trial(s) they left running queued again",
+                    len(lost),
+                    ", ".join(sorted(set(lost))),
+                    abandoned,
+                )
         except KeyboardInterrupt:
             for ref in refs:
                 ray.cancel(ref)  # KeyboardInterrupt in the task: its trial is abandoned
@@ -211,8 +252,34 @@ class RayBackend(Backend):
             if started:
                 ray.shutdown()
 
+    def _wait(self, ray: Any, refs: list[Any], on_progress: Callable[[], None] | None) -> list[str]:
+        """Wait for every task; the errors of the ones lost (worker or node died)."""
+        lost: list[str] = []
+        pending = refs
+        while pending:
+            done, pending = ray.wait(pending, timeout=0.5)
+            for ref in done:
+                error = self._collect(ray, ref)
+                if error is not None:
+                    lost.append(error)
+            if on_progress is not None:
+                on_progress()
+        return lost
+
     @staticmethod
-    def _collect(ray: Any, ref: Any) -> None:
+    def _abandon_orphans(study: optuna.Study, run: str, lost: list[str]) -> int:
+        orphans = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if (t.user_attrs.get("worker") or {}).get("run") == run
+        ]
+        for t in orphans:
+            runner.abandon(study, t, f"its Ray worker was lost ({lost[0]})")
+        return len(orphans)
+
+    @staticmethod
+    def _collect(ray: Any, ref: Any) -> str | None:
+        """Raise a worker's own error; return the error name of a worker lost, else None."""
         try:
             ray.get(ref)
         except ray.exceptions.RayTaskError as exc:  # tuneops' own error in the worker
@@ -220,7 +287,6 @@ class RayBackend(Backend):
             if isinstance(cause, TuneOpsError):
                 raise cause from None
             raise TuneOpsError(f"Ray worker failed: {exc}") from exc
-        except ray.exceptions.RayError as exc:  # the worker or its node died: trials recover
-            _log.warning(
-                "Ray worker lost (%s); its trial is recovered and queued again", type(exc).__name__
-            )
+        except ray.exceptions.RayError as exc:  # the worker or its node died
+            return type(exc).__name__
+        return None
