@@ -203,6 +203,30 @@ def test_a_model_name_cannot_leave_the_artifact_directory_or_take_anothers(
     assert Registry.open("tiny").verify(1)  # the first registry's version still checks out
 
 
+def test_the_gate_refuses_labels_it_cannot_judge_and_models_of_another_task(
+    workdir: Path, iris_registry: Registry, cli
+) -> None:
+    """One class left after the rows without a label were dropped passed the gate with
+    accuracy 1 [1, 1]; a study of other data deployed to the model was registered, then the
+    gate failed with scikit-learn's traceback."""
+    X, y = iris()
+    one = X.assign(target=y.map({0: "yes"}))  # 'yes' and 100 missing labels
+    one.to_csv("one.csv", index=False)
+    X.assign(target=y.map({0: "a", 1: "b", 2: "c"})).to_csv("letters.csv", index=False)
+    events = len(iris_registry.events())
+    code, _, err = cli("verify", "2", "--data", "one.csv")
+    assert code == 2 and "the label column holds 1 class(es) ('yes')" in err, err
+    code, _, err = cli("verify", "2", "--data", "letters.csv")
+    assert code == 2 and "150 of 150 labels are not among the classes" in err, err
+    (workdir / "iono.yaml").write_text(
+        json.dumps(tiny_spec(study="iono", n_trials=2, data={"source": "pmlb:ionosphere"}))
+    )
+    assert cli("--quiet", "run", "iono.yaml")[0] == 0
+    code, _, err = cli("deploy", "iono", "--model", "iris")
+    assert code == 2 and "is not a model of champion 1's task (features: without" in err, err
+    assert len(iris_registry.versions()) == 2 and len(iris_registry.events()) == events
+
+
 def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Registry, cli) -> None:
     (workdir / "settings.yaml").write_text(
         "monitor:\n  slo: {latency_p95_ms: 20}\n"

@@ -59,6 +59,7 @@ __all__ = [
     "reference_profile",
     "saved_artifact",
     "sha256_file",
+    "comparable",
 ]
 
 PREFIX = _study.REGISTRY_PREFIX
@@ -543,6 +544,35 @@ def register_trial(
     return record
 
 
+def comparable(champion: Mapping[str, Any], candidate: Mapping[str, Any]) -> None:
+    """Refuse a candidate that is not a model of the champion's task: other features, or
+    another kind of task (the gate would fit the champion on the candidate's columns).
+
+    Raises:
+        UsageError: naming both versions and what differs.
+    """
+    mine, theirs = list(candidate.get("features") or []), list(champion.get("features") or [])
+    differ = []
+    if set(mine) != set(theirs):
+        missing = [f for f in theirs if f not in mine][:5]
+        extra = [f for f in mine if f not in theirs][:5]
+        differ.append(
+            "features: "
+            + "; ".join(
+                ([f"without the champion's {', '.join(missing)}"] if missing else [])
+                + ([f"with {', '.join(extra)} the champion lacks"] if extra else [])
+            )
+        )
+    if candidate.get("task") and champion.get("task") and candidate["task"] != champion["task"]:
+        differ.append(f"task: {candidate['task']} where the champion's is {champion['task']}")
+    if differ:
+        raise UsageError(
+            f"version {candidate.get('version', '(new)')} is not a model of champion "
+            f"{champion['version']}'s task ({'; '.join(differ)}); register it as another "
+            "model (--model NAME) or deploy a study of the same data. Nothing was recorded."
+        )
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
 
@@ -616,6 +646,14 @@ def deploy(
             "there. Give this one its own artifact directory (--artifacts DIR, or "
             "monitor.artifact_dir), or another name (--model)."
         )
+    if name in list_models(storage):  # a version of another task: refused before it is one
+        existing = Registry.open(name, storage)
+        champion = existing.champion()
+        if champion is not None:
+            comparable(
+                existing.version(champion),
+                {"features": [str(c) for c in data.X.columns], "task": data.task},
+            )
     registry = Registry.open(name, storage, create=True)
     record = register_trial(
         registry,

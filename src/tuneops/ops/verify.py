@@ -52,8 +52,8 @@ from tuneops.errors import DataError, SpecError, UsageError, unknown_name
 from tuneops.measure import model_size_kb, score
 from tuneops.metrics import METRICS
 from tuneops.ops.live import SLOConfig, monitor_settings
-from tuneops.ops.monitor import PERFORMANCE_METRICS
-from tuneops.ops.registry import Registry
+from tuneops.ops.monitor import PERFORMANCE_METRICS, check_labels
+from tuneops.ops.registry import Registry, comparable
 from tuneops.spec import parse_constraint
 
 __all__ = ["VerifyConfig", "Verdict", "verify", "corrected_interval", "quantile_bounds"]
@@ -248,6 +248,21 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
     return frame[features], frame[target]
 
 
+def _check_classes(y: Any, classes: Any, record: Mapping[str, Any]) -> None:
+    """Labels a classifier's verification can mean something on: at least two classes, and
+    not all unknown to the model (``{1: 'yes'}`` left 'yes' and 268 missing labels, and the
+    gate passed with accuracy 1 [1, 1])."""
+    values = y.unique()
+    if len(values) < 2:
+        raise DataError(
+            f"--data: the label column holds {len(values)} class(es) "
+            f"({', '.join(repr(v) for v in values[:3])}) in the {len(y)} labelled rows; "
+            f"verifying version {record['version']} needs at least two. Pass data labelled as "
+            "the training data was."
+        )
+    check_labels(y, classes, what="--data")
+
+
 def _folds(
     y: Any, task: str, config: VerifyConfig, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -369,8 +384,10 @@ def verify(
     raw_monitor = registry.monitor_section(record_v)
     config = VerifyConfig.from_raw(config if config is not None else raw_monitor.get("verify"))
     slo_config = SLOConfig.from_raw(slo) if slo is not None else monitor_settings(raw_monitor)[0]
-    model, _ = registry.load_model(candidate)
     champion_v = registry.champion()
+    if champion_v not in (None, candidate):
+        comparable(registry.version(champion_v), record_v)
+    model, _ = registry.load_model(candidate)
     champion_model = (
         registry.load_model(champion_v)[0] if champion_v not in (None, candidate) else None
     )
@@ -378,6 +395,8 @@ def verify(
     task = record_v.get("task") or (
         "classification" if hasattr(model, "classes_") else "regression"
     )
+    if task == "classification":
+        _check_classes(y, getattr(model, "classes_", None), record_v)
     spec = record_v.get("spec") or {}
     constraints = [
         parse_constraint(c, "constraints", builtin_only=False)
