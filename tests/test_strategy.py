@@ -277,6 +277,62 @@ def test_verify_top_reports_confidence_intervals_on_real_cv() -> None:
     assert strategy_section(study, study.trials)["verification"]["k"] == 2  # type: ignore[index]
 
 
+def test_a_retry_keeps_the_phase_of_the_trial_it_repeats() -> None:
+    """By trial number, a model-phase trial abandoned and retried ran in the refine phase (with
+    pruning off), and the refine phase ran more trials than planned (audit: 3/3/6 of 4/4/4). By
+    place in the budget, abandoned trials hold no place: the retry takes the model phase."""
+    sampler = StagedSampler(seed=0, n_trials=12, gp=False, cmaes=False)
+    pruner = staged_pruner(_Always(), sampler)
+    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    assert [(p.name, p.start, p.end) for p in sampler.phases(study)] == [
+        ("explore", 0, 4), ("model", 4, 8), ("refine", 8, 12)
+    ]
+    study.optimize(_objective, n_trials=7)  # places 0-6
+    abandoned = study.ask()  # trial 7, place 7: model
+    assert sampler.phase(study, abandoned.number).name == "model"
+    abandoned.set_user_attr(_study.ABANDONED, "worker gone")
+    study.tell(abandoned, state=optuna.trial.TrialState.FAIL)
+    retry = study.ask()  # trial 8: by number the refine phase; its place is 7
+    assert retry.number == 8 and sampler.phase(study, 8).name == "model"
+    assert type(sampler.route(study, study.trials[8])).__name__ == "TPESampler"
+    retry.report(1.0, 1)
+    assert retry.should_prune()  # pruning on, as in the model phase
+    study.tell(retry, 1.0)
+    study.optimize(_objective, n_trials=4)  # places 8-11: refine
+    assert [sampler.phase(study, n).name for n in range(9, 13)] == ["refine"] * 4
+    record_strategy(study, sampler.phases(study))
+    section = strategy_section(study, study.trials)
+    assert section is not None
+    assert [sum(p["trials"].values()) for p in section["phases"]] == [4, 4, 4]
+
+
+def test_verification_is_not_drawn_again_for_the_same_candidates() -> None:
+    """A run again after the budget is spent redrew the verification: the intervals and the
+    selection moved (a latency CI from 0.44-0.54 to 0.40-0.57) with nothing new to judge."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    record_strategy(study, staged_phases(6))
+    study.optimize(_objective, n_trials=6)
+    calls: list[int] = []
+
+    def factory(folds: int, repeat: int) -> Any:
+        calls.append(repeat)
+        rng = __import__("numpy").random.default_rng(len(calls))
+        return lambda t: _objective(t) + rng.normal(0, 0.1)
+
+    first = verify_top(study, factory, k=2, folds=3, repeats=3)
+    assert len(calls) == 3
+    assert verify_top(study, factory, k=2, folds=3, repeats=3) == first
+    assert len(calls) == 3  # nothing drawn again
+    study.optimize(_objective, n_trials=30)  # new trials: other candidates, verified anew
+    if [c["number"] for c in first["candidates"]] != [
+        t.number for t in top_candidates(study.trials, ["minimize"], 2)
+    ]:
+        verify_top(study, factory, k=2, folds=3, repeats=3)
+        assert len(calls) == 6
+    verify_top(study, factory, k=2, folds=4, repeats=3)  # other settings: verified anew
+    assert len(calls) in (6, 9)
+
+
 def test_verify_top_refuses_bad_arguments() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="folds >= 2"):

@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tuneops._study import ABANDONED
 from tuneops.pareto import ParetoFront
 
 __all__ = ["StudyProgress"]
@@ -171,9 +172,11 @@ class StudyProgress:
         self._active = True
         if self.plain:
             budget = f"{self.total} trials" if self.total is not None else "no trial budget"
-            self._line(
-                f"{self.study.study_name}: started ({budget}, {len(self._seen)} finished before)"
+            # what counts against the budget: abandoned trials were given back
+            before = sum(
+                t.number in self._seen and ABANDONED not in t.user_attrs for t in self._trials()
             )
+            self._line(f"{self.study.study_name}: started ({budget}, {before} finished before)")
         else:
             self._progress = Progress(
                 TextColumn("[bold]{task.fields[study]}"),

@@ -163,13 +163,22 @@ def staged_phases(
     return phases
 
 
-def phase_of(phases: Sequence[Phase], number: int) -> Phase:
-    """The phase of trial ``number``; trials past the budget (retries of abandoned ones, a
-    time-only run) belong to the last phase."""
+def phase_of(phases: Sequence[Phase], place: int) -> Phase:
+    """The phase of the trial at ``place`` in the budget (:func:`place_in_budget`); places past
+    the budget (a time-only run) belong to the last phase."""
     for phase in phases:
-        if phase.start <= number < phase.end:
+        if phase.start <= place < phase.end:
             return phase
     return phases[-1]
+
+
+def place_in_budget(trials: Sequence[FrozenTrial], number: int) -> int:
+    """Trial ``number``'s place in the budget: how many counted trials are older, the rule the
+    budget itself counts by (:mod:`tuneops.runner`). An abandoned trial holds no place, so its
+    retry takes one in the phase the abandoned trial had (by trial number, a trial abandoned in
+    the model phase was retried in the refine phase, with pruning off, and the refine phase ran
+    more trials than planned)."""
+    return sum(1 for t in trials if t.number < number and _study.ABANDONED not in t.user_attrs)
 
 
 class _Plan:
@@ -238,13 +247,21 @@ class StagedSampler(RoutingSampler):
         self._seed = seed
         self._plan = _Plan(n_trials, n_objectives, space, gp, cmaes)
         self._samplers: dict[str, optuna.samplers.BaseSampler] = {}
+        self._placed: tuple[int, int] = (-1, 0)  # (trial number, its place in the budget)
 
     def phases(self, study: optuna.Study) -> list[Phase]:
         """This study's phases."""
         return self._plan.phases(study)
 
+    def phase(self, study: optuna.Study, number: int) -> Phase:
+        """The phase of trial ``number``, by its place in the budget when it was first asked
+        (read once per trial: the sampler is asked for every parameter)."""
+        if self._placed[0] != number:
+            self._placed = (number, place_in_budget(_optuna.read_trials(study), number))
+        return phase_of(self.phases(study), self._placed[1])
+
     def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
-        phase = phase_of(self.phases(study), trial.number)
+        phase = self.phase(study, trial.number)
         if phase.name not in self._samplers:
             self._samplers[phase.name] = self._build(study, phase)
         return self._samplers[phase.name]
@@ -316,17 +333,17 @@ class StagedPruner(optuna.pruners.BasePruner):
 
     Args:
         base: the pruner of the model phase.
-        phases: ``study -> phases`` (:meth:`StagedSampler.phases`).
+        phase: ``(study, trial number) -> its phase`` (:meth:`StagedSampler.phase`).
     """
 
     def __init__(
-        self, base: optuna.pruners.BasePruner, phases: Callable[[optuna.Study], Sequence[Phase]]
+        self, base: optuna.pruners.BasePruner, phase: Callable[[optuna.Study, int], Phase]
     ) -> None:
         self.base = base
-        self._phases = phases
+        self._phase = phase
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        if not phase_of(self._phases(study), trial.number).pruning:
+        if not self._phase(study, trial.number).pruning:
             return False
         return self.base.prune(study, trial)
 
@@ -338,7 +355,7 @@ def staged_pruner(
     sets how the objective trains (Wilcoxon: by folds), is returned as it is."""
     if isinstance(base, (optuna.pruners.NopPruner, optuna.pruners.WilcoxonPruner)):
         return base
-    return StagedPruner(base, sampler.phases)
+    return StagedPruner(base, sampler.phase)
 
 
 # -- the record in the study -------------------------------------------------------------------
@@ -457,6 +474,16 @@ def verify_top(
         )
     directions = [d.name.lower() for d in study.directions]
     candidates = top_candidates(_optuna.read_trials(study), directions, k)
+    stored = (_optuna.study_user_attrs(study).get(_study.STRATEGY) or {}).get("verification")
+    if (
+        stored
+        and (stored["k"], stored["folds"], stored["repeats"]) == (k, folds, repeats)
+        and [(c["number"], c["values"]) for c in stored["candidates"]]
+        == [(t.number, list(t.values)) for t in candidates]
+    ):
+        # The same candidates were verified: a run again (the budget spent) does not draw new
+        # estimates that would move the intervals and the selection.
+        return dict(stored)
     objectives = [objective_factory(folds, r) for r in range(repeats)]
     out = []
     for trial in candidates:
@@ -508,13 +535,10 @@ def strategy_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict
         Phase(p["phase"], p["from_trial"], p["to_trial"], p["sampler"], p["pruning"])
         for p in record.get("phases", [])
     ]
+    counted = sorted(_study.counted(trials), key=lambda t: t.number)
     rows = []
     for phase in phases:
-        inside = [
-            t
-            for t in trials
-            if phase_of(phases, t.number) is phase and _study.ABANDONED not in t.user_attrs
-        ]
+        inside = [t for place, t in enumerate(counted) if phase_of(phases, place) is phase]
         done = [t for t in inside if t.state == TrialState.COMPLETE and t.values is not None]
         best = [
             (max if d == "maximize" else min)(t.values[i] for t in done) if done else None

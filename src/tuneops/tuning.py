@@ -368,11 +368,16 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
     if spec.search.strategy == "staged":
         # The seed's last stage: the top candidates again, with more folds and repeats, with
         # confidence intervals (recorded in the study; shown in results and the report).
+        def verifying(folds: int, repeat: int) -> SpecObjective:
+            again = SpecObjective(
+                load_spec(spec, cv_folds=folds, seed=spec.seed + 1000 + repeat), objective.dataset
+            )
+            again.share_calibration(study)  # latency in the unit the search measured in
+            return again
+
         verify_top(
             study,
-            lambda folds, repeat: SpecObjective(
-                load_spec(spec, cv_folds=folds, seed=spec.seed + 1000 + repeat), objective.dataset
-            ),
+            verifying,
             k=5,
             folds=max(5, spec.cv_folds + 2),
             repeats=3,
