@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -84,3 +85,38 @@ def test_dashboard_command_prints_where_it_listens(journal):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _request(url: str, method: str = "GET", host: str | None = None) -> int:
+    request = urllib.request.Request(url, method=method, data=b"{}" if method != "GET" else None,
+                                     headers={"Content-Type": "application/json"})
+    if host is not None:
+        request.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("allow_writes", [False, True])
+def test_the_dashboard_is_read_only_and_answers_only_loopback_names(journal, allow_writes):
+    """optuna-dashboard's API deletes studies (the model registry is one) and has no login:
+    any local user, or a web page whose name was rebound to 127.0.0.1, could delete them."""
+    board = start_dashboard(journal, port=0, allow_writes=allow_writes)
+    thread = threading.Thread(target=board.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{board.port}"
+    try:
+        assert _request(f"{base}/api/studies", host=f"evil.example:{board.port}") == 421
+        assert _request(f"{base}/api/studies/0", "DELETE", host=f"evil.example:{board.port}") == 421
+        assert _request(f"{base}/api/studies", host=f"localhost:{board.port}") == 200
+        deleted = _request(f"{base}/api/studies/0", "DELETE")
+    finally:
+        board.shutdown()
+        thread.join(timeout=10)
+    names = [s.study_name for s in get_storage(journal).get_all_studies()]
+    if allow_writes:
+        assert deleted == 204 and names == []
+    else:
+        assert deleted == 403 and names == ["dash"]

@@ -73,18 +73,27 @@ def dashboard(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    allow_writes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-writes",
+            help="Let the dashboard change the storage (notes, renaming and deleting studies, "
+            "the model registry among them); read-only by default.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve optuna-dashboard on the study's storage.
+    """Serve optuna-dashboard on the study's storage (read-only unless --allow-writes).
 
     Needs the extra: pip install 'tuneops[dashboard]'.
     """
     from tuneops.report.dashboard import start_dashboard  # http.server: not for `report`
 
-    board = start_dashboard(storage, study=study, host=host, port=port)
+    board = start_dashboard(storage, study=study, host=host, port=port, allow_writes=allow_writes)
     if host not in _LOOPBACK:
         term.warn(
             f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
-            "reaches this address can read and edit the studies."
+            "reaches this address can read the studies"
+            + (" and delete them." if allow_writes else ".")
         )
     # Printed even with --quiet: the address is the result of this command.
     term.result(

@@ -1,10 +1,14 @@
 """optuna-dashboard on a study's storage (the optional extra ``dashboard``).
 
-optuna-dashboard has no authentication, so it binds to loopback unless told otherwise.
+optuna-dashboard has no authentication, so it binds to loopback unless told otherwise, and
+its API can delete and rename studies (the model registry is a study too). Guarded here: read
+only unless ``allow_writes``, and on loopback only requests addressed to a loopback name are
+answered (a web page whose name was rebound to 127.0.0.1 names its own host).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -16,6 +20,42 @@ from tuneops.storage import get_storage
 __all__ = ["Dashboard", "start_dashboard"]
 
 LOOPBACK = "127.0.0.1"
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+_READING = ("GET", "HEAD", "OPTIONS")
+
+
+def _guarded(app: Any, *, loopback: bool, allow_writes: bool) -> Any:
+    """``app`` answering only reads (unless ``allow_writes``) and, on loopback, only requests
+    addressed to a loopback name."""
+
+    def refuse(start_response: Any, status: str, message: str) -> list[bytes]:
+        body = json.dumps({"reason": message}).encode()
+        start_response(
+            status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if loopback:
+            host = environ.get("HTTP_HOST", "")
+            name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+            if name.lower() not in _LOOPBACK_NAMES and not name.startswith("127."):
+                return refuse(
+                    start_response,
+                    "421 Misdirected Request",
+                    f"this dashboard answers requests addressed to 127.0.0.1 or localhost, "
+                    f"received Host {host[:60]!r}",
+                )
+        if not allow_writes and environ.get("REQUEST_METHOD", "GET") not in _READING:
+            return refuse(
+                start_response,
+                "403 Forbidden",
+                "tuneops dashboard is read-only (its API can delete studies, the model "
+                "registry among them); start it with --allow-writes to edit notes or studies",
+            )
+        return app(environ, start_response)
+
+    return guarded
 
 
 @dataclass
@@ -44,8 +84,10 @@ def start_dashboard(
     study: str | None = None,
     host: str = LOOPBACK,
     port: int = 8080,
+    allow_writes: bool = False,
 ) -> Dashboard:
-    """Bind optuna-dashboard to ``host:port`` on the storage (``port=0``: a free port).
+    """Bind optuna-dashboard to ``host:port`` on the storage (``port=0``: a free port), read
+    only unless ``allow_writes`` (its API deletes and renames studies).
 
     The socket is bound on return; call :meth:`Dashboard.serve_forever` to answer requests.
 
@@ -69,9 +111,8 @@ def start_dashboard(
             pass
 
     try:
-        server = make_server(
-            host, port, wsgi(storage), server_class=WSGIServer, handler_class=QuietHandler
-        )
+        app = _guarded(wsgi(storage), loopback=host in _LOOPBACK_NAMES, allow_writes=allow_writes)
+        server = make_server(host, port, app, server_class=WSGIServer, handler_class=QuietHandler)
     except OSError as exc:
         raise UsageError(
             f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "
