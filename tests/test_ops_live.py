@@ -334,3 +334,12 @@ def test_a_label_that_is_no_label_is_counted_as_a_bad_line_not_joined(workdir: P
     _, y = iris()
     # the labels written with the traffic stand; the bad ones neither replace nor join them
     assert [r["label"] for r in contents.predictions] == [[int(y.iloc[i])] for i in range(4)]
+
+
+def test_the_prediction_log_is_not_readable_by_every_user(workdir: Path) -> None:
+    """It holds every request's input rows: created 0640 (it was 0644)."""
+    import stat
+
+    with PredictionLog("fresh.jsonl") as log:
+        log.label("r0", 1)
+    assert stat.S_IMODE(Path("fresh.jsonl").stat().st_mode) & 0o007 == 0

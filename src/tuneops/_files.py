@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,7 +24,14 @@ from pathlib import Path
 
 from tuneops.errors import UsageError, WriteError
 
-__all__ = ["replacing", "write_atomic", "copy_atomic", "write_error", "check_output_dir"]
+__all__ = [
+    "replacing",
+    "write_atomic",
+    "copy_atomic",
+    "write_error",
+    "check_output_dir",
+    "path_part",
+]
 
 _TODO = {
     errno.ENOSPC: "free space on that disk, or write to another",
@@ -90,6 +98,13 @@ def copy_atomic(source: str | Path, path: str | Path) -> Path:
     with replacing(path) as tmp:
         shutil.copy2(source, tmp)
     return Path(path)
+
+
+def path_part(name: str) -> str:
+    """``name`` (a study's or a model's, read from a storage) as one directory name: letters,
+    digits, ``_``, ``-`` and ``.`` kept, the rest ``_``, no leading dot (``..`` or ``a/b``
+    would leave the directory it is meant to sit in)."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip(".") or "_"
 
 
 def check_output_dir(path: str | Path, *, option: str = "--out") -> None:

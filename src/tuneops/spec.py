@@ -1823,10 +1823,40 @@ def _read_file(path: Path, what: str = "spec file") -> Any:
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
-        return yaml.safe_load(text)
+        raw = yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:  # the message has line and column
         kind = path.suffix[1:].upper()
         raise SpecError(f"{what} {str(path)!r} is not valid {kind}: {exc}") from exc
+    if _larger_than(raw, MAX_SPEC_VALUES):
+        # YAML aliases share one object per anchor, so a 1 KB file of nested aliases expands to
+        # billions of values when validated (it held 2.4 GB after a minute): refused here
+        raise SpecError(
+            f"{what} {str(path)!r}: more than {MAX_SPEC_VALUES:,} values once its YAML aliases "
+            "(*name) are expanded; a spec is far smaller. Write the values out, or check for "
+            "aliases nested in each other."
+        )
+    return raw
+
+
+#: Values a spec file may hold with its YAML aliases expanded (a large spec holds hundreds).
+MAX_SPEC_VALUES = 100_000
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds more than ``limit`` values, counting each alias where it is
+    used; stops counting at the limit."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+            stack.extend(item.keys())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def read_monitor_settings(path: str | Path) -> dict[str, Any]:

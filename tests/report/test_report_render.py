@@ -256,3 +256,22 @@ def test_the_report_counts_trials_as_show_does():
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
     counts = build_report(study).counts
     assert (counts["complete"], counts["fail"], counts["abandoned"]) == (1, 1, 1)
+
+
+def test_a_study_name_from_the_storage_does_not_choose_where_the_report_goes(workdir):
+    """A study created by plain Optuna (or the dashboard) may be named '../../x': the default
+    report path stays inside tuneops-out (found by a security audit)."""
+    from tuneops.storage import get_storage
+
+    storage = get_storage(str(workdir / "odd.journal"))
+    build(6, name="../../escaped<b>", storage=storage)
+    written = write_report(build_report(optuna_study(storage, "../../escaped<b>")))
+    inside = (workdir / "tuneops-out").resolve()
+    assert all(inside in Path(p).resolve().parents for p in written), written
+    assert not (workdir.parent / "escaped<b>").exists()
+
+
+def optuna_study(storage, name):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=storage)

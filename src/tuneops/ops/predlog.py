@@ -68,7 +68,9 @@ class PredictionLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Not world-readable: it holds every request's input rows (0640: a monitoring account
+        # in the server's group may read it).
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._lock = threading.Lock()
         # The last record (this writer's, or a writer's before it: a server killed mid-write,
         # a full disk) was cut short: the next record starts with a newline to close its line.

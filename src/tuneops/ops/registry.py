@@ -39,7 +39,7 @@ import numpy as np
 import optuna
 
 from tuneops import _optuna, _study
-from tuneops._files import check_output_dir, copy_atomic
+from tuneops._files import check_output_dir, copy_atomic, path_part
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
@@ -496,7 +496,7 @@ def register_trial(
     config = MonitorConfig.from_spec(spec)
     metric = monitored_metric(config, spec.metric_names, dataset.task)
     number_v = version if version is not None else registry.reserve_version()
-    out = Path(artifact_dir or config.artifact_dir) / _safe(registry.name) / f"v{number_v}"
+    out = Path(artifact_dir or config.artifact_dir) / path_part(registry.name) / f"v{number_v}"
     if (out / MODEL_FILE).exists():
         # another registry's version (a model of the same name in another storage, sharing the
         # artifact directory): overwriting it would make that version unservable
@@ -573,10 +573,6 @@ def comparable(champion: Mapping[str, Any], candidate: Mapping[str, Any]) -> Non
         )
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
-
-
 def saved_artifact(study: optuna.Study, trial: int, spec: Any) -> Path | None:
     """The ``model.joblib`` that ``run`` exported for ``trial``, if it is still that model.
 
@@ -584,7 +580,7 @@ def saved_artifact(study: optuna.Study, trial: int, spec: Any) -> Path | None:
     and the data fingerprint the study recorded (so it was fitted on the same data); otherwise
     None, and the trial is refitted.
     """
-    path = Path(spec.output_dir or Path("tuneops-out") / study.study_name) / MODEL_FILE
+    path = Path(spec.output_dir or Path("tuneops-out") / path_part(study.study_name)) / MODEL_FILE
     if not path.is_file():
         return None
     try:
@@ -638,7 +634,7 @@ def deploy(
     config = MonitorConfig.from_spec(spec)
     check_output_dir(artifact_dir or config.artifact_dir, option="--artifacts")
     name = model or study_name
-    folder = Path(artifact_dir or config.artifact_dir) / _safe(name)
+    folder = Path(artifact_dir or config.artifact_dir) / path_part(name)
     if name not in list_models(storage) and any(folder.glob(f"v*/{MODEL_FILE}")):
         raise UsageError(  # refused before this storage gets an empty registry
             f"{folder} already holds versions of a model named {name!r}, which this storage "

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneops._files import path_part
 from tuneops.errors import UsageError, unknown_name
 
 if TYPE_CHECKING:
@@ -84,7 +85,9 @@ def write_report(
     renderer = get_renderer(fmt, **options)
     report = study if isinstance(study, Report) else build_report(study)
     target = (
-        Path(out) if out is not None else Path("tuneops-out") / report.study / renderer.default_name
+        Path(out)
+        if out is not None
+        else Path("tuneops-out") / path_part(report.study) / renderer.default_name
     )
     if renderer.single_file and target.is_dir():
         target = target / renderer.default_name
