@@ -229,6 +229,21 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     for c in verified["candidates"]:
         low, high = c["ci95"][0]
         assert low <= c["mean"][0] <= high
+    # ... shown in the report as well: the phases as run and the verified candidates
+    from tuneops.report import build_report
+    from tuneops.report.html import render_html
+
+    report = build_report(result.study)
+    assert report.strategy == section
+    page = render_html(report, plotly="cdn")
+    assert '<section class="panel" data-panel="strategy"' in page and "<td>explore</td>" in page
+    best = verified["candidates"][0]
+    low, high = best["ci95"][0]
+    assert f"<td>{best['number']}</td>" in page and f"{low:.4g} – {high:.4g}" in page
+    # a run again keeps the verification: nothing new to judge, nothing redrawn
+    again = tuneops.run(tiny_spec(n_trials=24, cv_folds=2) | {"search": {
+        "strategy": "staged", "n_trials": 24, "cv_folds": 2, "seed": 0}}, progress=False)
+    assert again.results["strategy"]["verification"] == verified
 
 
 def test_a_run_result_prints_in_one_line(workdir):

@@ -70,6 +70,7 @@ __all__ = [
     "top_candidates",
     "verify_top",
     "strategy_section",
+    "strategy_summary",
 ]
 
 STRATEGIES = ("staged",)
@@ -527,10 +528,19 @@ def verify_top(
 def strategy_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     """The ``strategy`` section of the results document: the phases, per phase the trials by
     state and the best value of each objective, and the verification; None without a strategy."""
-    record = _optuna.study_user_attrs(study).get(_study.STRATEGY)
+    return strategy_summary(
+        _optuna.study_user_attrs(study).get(_study.STRATEGY),
+        [d.name.lower() for d in study.directions],
+        trials,
+    )
+
+
+def strategy_summary(
+    record: Mapping[str, Any] | None, directions: Sequence[str], trials: Sequence[FrozenTrial]
+) -> dict[str, Any] | None:
+    """:func:`strategy_section` from the stored record (the report reads it from its view)."""
     if not record:
         return None
-    directions = [d.name.lower() for d in study.directions]
     phases = [
         Phase(p["phase"], p["from_trial"], p["to_trial"], p["sampler"], p["pruning"])
         for p in record.get("phases", [])

@@ -19,6 +19,7 @@ from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
 from tuneops.report.view import StudyView, is_warm_start, view_of, worker_label
+from tuneops.strategy import strategy_summary
 
 __all__ = ["Report", "TrialTable", "build_report"]
 
@@ -44,6 +45,9 @@ class Report:
     constraints: tuple[str, ...] = ()
     selection: dict[str, Any] | None = None
     notes: tuple[str, ...] = ()
+    # ``strategy: staged``: its phases (trials by state, best values) and the verification of
+    # the top candidates (tuneops.strategy.strategy_summary); None for other studies
+    strategy: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
     def panel(self, key: str) -> Panel:
@@ -181,6 +185,7 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         constraints=tuple(attrs.get(_study.CONSTRAINTS) or ()),
         selection=selection,
         notes=tuple(notes),
+        strategy=strategy_summary(attrs.get(_study.STRATEGY), view.directions, view.trials),
     )
 
 

@@ -851,6 +851,73 @@ def _summary(report: Report) -> str:
     )
 
 
+def _strategy_block(report: Report) -> str:
+    """``strategy: staged``: the phases as run, and the top candidates verified with more folds
+    and repeats (the values selection used, with their 95% intervals)."""
+    record = report.strategy
+    if not record:
+        return ""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return html.escape(f"{v:.4g}")
+        return html.escape("–" if v is None else str(v))
+
+    def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+        return f'<table class="kv"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+    objectives = list(report.objectives)
+    phases = table(
+        ["phase", "places in the budget", "sampler", "pruning", "complete", "pruned", "failed"]
+        + [f"best {o}" for o in objectives],
+        [
+            [
+                p["phase"],
+                f"{p['from_trial']}–{p['to_trial'] - 1}",
+                p["sampler"],
+                "yes" if p["pruning"] else "no",
+                p["trials"]["complete"],
+                p["trials"]["pruned"],
+                p["trials"]["fail"],
+                *p["best"],
+            ]
+            for p in record["phases"]
+        ],
+    )
+    verified = record.get("verification") or {}
+    rows = []
+    for c in verified.get("candidates", []):
+        row: list[Any] = [c["number"]]
+        for i, _ in enumerate(objectives):
+            ci = (c.get("ci95") or [None] * len(objectives))[i]
+            row += [
+                c["values"][i],
+                c["mean"][i],
+                f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else None,
+            ]
+        rows.append(row)
+    verification = (
+        f"<h3>Verification: the top {verified.get('k')} candidates, {verified.get('folds')} "
+        f"folds × {verified.get('repeats')} repeats on other fold seeds</h3>"
+        + table(
+            ["trial"]
+            + [h for o in objectives for h in (f"{o} (search)", f"{o} (verified)", "95% CI")],
+            rows,
+        )
+        if rows
+        else '<p class="missing">The verification phase has not run yet (it runs when the '
+        "budget is spent).</p>"
+    )
+    return (
+        '<section class="panel" data-panel="strategy" data-drawn="1"><h2>Staged strategy</h2>'
+        '<p class="meta">Each trial belongs to the phase of its place in the budget. Selection '
+        "chose among the verified candidates at their verified means.</p>"
+        f"{phases}{verification}</section>"
+    )
+
+
 def _spec_block(report: Report) -> str:
     parts = []
     if report.spec:
@@ -959,6 +1026,7 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 <h2>Findings</h2>
 {findings}
 {"".join(sections)}
+{_strategy_block(report)}
 <section class="panel" data-panel="trials" data-drawn="1">
 <h2>Trials</h2>
 <p class="meta">Click a column header to sort. ★ marks the selected trial.
