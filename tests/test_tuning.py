@@ -229,6 +229,10 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     for c in verified["candidates"]:
         low, high = c["ci95"][0]
         assert low <= c["mean"][0] <= high
+    chosen = result.results["selected"]
+    assert chosen["verified"]["mean"] == next(
+        c["mean"] for c in verified["candidates"] if c["number"] == chosen["number"])
+    assert all("verified" in r for r in result.results["pareto_front"])
     # ... shown in the report as well: the phases as run and the verified candidates
     from tuneops.report import build_report
     from tuneops.report.html import render_html

@@ -128,6 +128,14 @@ def _build(
         results["selection"] = selection
         results["selected"] = dict(by_number[selection["selected_trial"]])
         results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
+        # Under the staged strategy the selection (its front included) is made at the verified
+        # means: each record says them beside its search values, which may rank otherwise.
+        verification = (study.user_attrs.get(_study.STRATEGY) or {}).get("verification") or {}
+        verified = {c["number"]: c for c in verification.get("candidates", [])}
+        for shown in (results["selected"], *results["pareto_front"]):
+            if shown["number"] in verified:
+                v = verified[shown["number"]]
+                shown["verified"] = {"mean": v["mean"], "ci95": v["ci95"]}
     stored = _record.current_record(study, trials)
     # The findings and the workers' shares of the front depend on the choice: a selection made
     # again with other constraints (`tuneops select -c ...`) computes them anew.
