@@ -91,3 +91,15 @@ def test_a_trial_stopped_by_its_time_limit_says_so():
         study.optimize(late, n_trials=1, callbacks=[lambda s, t: progress.refresh()])
     assert re.search(r"t: trial 0 stopped after fold 1 of 3: over the trial time limit "
                      r"\(60.0 s\) in ", stream.getvalue()), stream.getvalue()
+
+
+def test_trials_read_together_count_up_one_by_one():
+    """Trials that finished between two reads (workers elsewhere, Ray's polling) all said the
+    total read then: "trial 1 complete ... (5/8 done)"."""
+    study = optuna.create_study(study_name="c", sampler=optuna.samplers.RandomSampler(seed=0))
+    stream = io.StringIO()
+    with StudyProgress(study, 4, stream=stream, poll_s=60) as progress:
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)  # no refresh meanwhile
+        progress.refresh(force=True)
+    done = re.findall(r"c: trial (\d) complete: .* \((\d)/4 done", stream.getvalue())
+    assert done == [("0", "1"), ("1", "2"), ("2", "3")], stream.getvalue()

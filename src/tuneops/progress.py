@@ -295,12 +295,17 @@ class StudyProgress:
 
     def _print_lines(self, trials: list[FrozenTrial]) -> None:
         finished = [t for t in trials if t.state in _FINISHED and t.number not in self._seen]
-        for t in sorted(finished, key=lambda t: t.number):
+        finished.sort(key=lambda t: t.number)
+        shown = [t for t in finished if ABANDONED not in t.user_attrs]
+        # Several trials may have finished since the last read (workers elsewhere, a slow
+        # poll): each line counts up to its own trial, not to the total read now.
+        done = self._tally.done - len(shown)
+        for t in finished:
             self._seen.add(t.number)
             self._steps.pop(t.number, None)
-            if "abandoned" in t.user_attrs:
-                continue  # retired or abandoned: re-queued, reported when it runs again
-            self._line(self._finished_line(t))
+        for t in shown:  # retired or abandoned ones: re-queued, reported when they run again
+            done += 1
+            self._line(self._finished_line(t, done))
         for t in trials:
             if t.state != TrialState.RUNNING or t.datetime_start is None:
                 continue
@@ -314,7 +319,7 @@ class StudyProgress:
                 f"reached step {step}"
             )
 
-    def _finished_line(self, t: FrozenTrial) -> str:
+    def _finished_line(self, t: FrozenTrial, done: int) -> str:
         seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
         if t.state == TrialState.COMPLETE and t.values is not None:
             outcome = "complete: " + ", ".join(_number(v) for v in t.values)
@@ -331,5 +336,5 @@ class StudyProgress:
         of = f"/{self.total}" if self.total is not None else ""
         return (
             f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "
-            f"({self._tally.done}{of} done, {self._tally.best_text()})"
+            f"({done}{of} done, {self._tally.best_text()})"
         )
