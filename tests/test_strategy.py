@@ -60,6 +60,9 @@ def test_refine_sampler_by_case() -> None:
         == "tpe"
     )
     assert staged_phases(200, space=SpaceKind(9, "mixed", True), gp=True)[-1].sampler == "tpe"
+    # GP lost to TPE with three objectives (DTLZ2): not chosen there even with PyTorch
+    assert staged_phases(200, n_objectives=2, gp=True)[-1].sampler == "gp"
+    assert staged_phases(200, n_objectives=3, gp=True)[-1].sampler == "tpe"
 
 
 def test_phase_of_puts_trials_past_the_budget_in_the_last_phase() -> None:

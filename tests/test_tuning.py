@@ -248,6 +248,13 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     again = tuneops.run(tiny_spec(n_trials=24, cv_folds=2) | {"search": {
         "strategy": "staged", "n_trials": 24, "cv_folds": 2, "seed": 0}}, progress=False)
     assert again.results["strategy"]["verification"] == verified
+    # resumed with a larger budget: the record is the new budget's plan (it kept the old one,
+    # and the report showed a refine phase 'trials 6-8' holding 5 trials)
+    more = tuneops.run(tiny_spec(n_trials=30, cv_folds=2) | {"search": {
+        "strategy": "staged", "n_trials": 30, "cv_folds": 2, "seed": 0}}, progress=False)
+    phases = more.results["strategy"]["phases"]
+    assert phases[-1]["to_trial"] == 30 and more.results["strategy"]["n_trials"] == 30
+    assert sum(sum(p["trials"].values()) for p in phases) == 30
 
 
 def test_a_run_result_prints_in_one_line(workdir):

@@ -11,7 +11,8 @@ model          the rest (~55 %)     TPE as ``auto`` configures it (multivariate 
                                     objective, independent for several, grouped for a
                                     conditional space), with the study's pruner
 refine         30 %                 GP around what the model phase found (a space of at
-                                    most 16 unconditional parameters, PyTorch installed);
+                                    most 16 unconditional parameters, one or two
+                                    objectives, PyTorch installed);
                                     else CMA-ES started at the best trial so far (one
                                     objective, numbers only, ``cmaes`` installed); else TPE
                                     with 4x the candidates per trial (more exploitation)
@@ -47,6 +48,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study, pareto
 from tuneops.samplers import (
+    GP_MAX_OBJECTIVES,
     GP_MAX_PARAMS,
     RoutingSampler,
     SpaceKind,
@@ -112,7 +114,8 @@ def refine_sampler(
     cmaes = _cmaes_available() if cmaes is None else cmaes
     if space is not None and space.conditional:
         return "tpe"
-    if gp and (space is None or space.n_params <= GP_MAX_PARAMS):
+    small = space is None or space.n_params <= GP_MAX_PARAMS
+    if gp and n_objectives <= GP_MAX_OBJECTIVES and small:  # GP lost to TPE on 3 objectives
         return "gp"
     if (
         cmaes
@@ -253,6 +256,20 @@ class StagedSampler(RoutingSampler):
     def phases(self, study: optuna.Study) -> list[Phase]:
         """This study's phases."""
         return self._plan.phases(study)
+
+    def planned(self) -> list[Phase]:
+        """The phases of the budget given here (``n_trials``, ``n_objectives``), whatever the
+        study stores: a run records its plan before it stores a larger budget on resume."""
+        plan = self._plan
+        if plan.n_trials is None or plan.n_objectives is None:
+            raise ValueError("planned phases need n_trials and n_objectives")
+        return staged_phases(
+            plan.n_trials,
+            n_objectives=plan.n_objectives,
+            space=plan.space,
+            gp=plan.gp,
+            cmaes=plan.cmaes,
+        )
 
     def phase(self, study: optuna.Study, number: int) -> Phase:
         """The phase of trial ``number``, by its place in the budget when it was first asked

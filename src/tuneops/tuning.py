@@ -144,7 +144,8 @@ def run(
     study.set_user_attr(SCORING_ATTR, objective.scoring_record())
     study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
     if spec.search.strategy == "staged":
-        record_strategy(study, _staged(spec, *_space_of(spec, objective), spec.seed).phases(study))
+        # this run's budget (a resumed run with a larger one stores it only when it starts)
+        record_strategy(study, _staged(spec, *_space_of(spec, objective), spec.seed).planned())
     # Meta-features are stored once; warm-start trials are enqueued before the budget is set
     # (in _drive), so they count in n_trials.
     warm_start.apply(study, data, seed=spec.seed)
