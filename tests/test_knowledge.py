@@ -447,7 +447,7 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
         result = run(tiny_spec(n_trials=4, model={"family": "random_forest"},
                                warm_start={"auto": auto}))
     lines = [r.getMessage() for r in caplog.records
-             if r.name == "tuneops" and r.getMessage().startswith("warm start:")]
+             if r.name == "tuneops.status" and r.getMessage().startswith("warm start:")]
     assert len(lines) == 1
     assert re.match(r"warm start: 3 configurations from 4 similar datasets \(nearest: pmlb:\w, "
                     r"pmlb:\w, pmlb:\w\) for random_forest: first the robust default of "
@@ -471,9 +471,12 @@ def test_tuneops_run_prints_how_the_warm_start_did(workdir, cli):
     auto = {"sources": [str(path)], "max_trials": 2, "max_share": 1.0}
     spec = tiny_spec(n_trials=3, model={"family": "random_forest"}, warm_start={"auto": auto})
     (workdir / "spec.yaml").write_text(yaml.safe_dump(spec))
-    code, out, _err = cli("run", "spec.yaml", "--no-report", "--no-progress")
+    code, out, err = cli("run", "spec.yaml", "--no-report", "--no-progress")
     assert code == 0
     assert "Warm start: 2 trials (2 portfolio); best warm trial #" in out, out
+    # what it proposes is said before the first trial, without -v (it was an INFO log line)
+    assert "warm start: 2 configurations from 4 similar datasets (nearest: pmlb:" in err, err
+    assert cli("--quiet", "run", "spec.yaml", "--no-report", "--no-progress")[2] == ""
 
 
 def test_a_spec_that_minimises_a_serving_cost_starts_from_cheap_configurations(workdir, caplog):

@@ -135,6 +135,7 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
     term.out, term.err = Console(), Console(stderr=True)
     term.quiet, term.verbose = quiet, verbose
     term.warned = set()
+    _status_lines(not quiet and not verbose)  # -v: the root handler prints them with the rest
     _optuna.VERBOSE = verbose
     if verbose:
         # Let Optuna's per-study and per-trial INFO lines and every library's warnings through.
@@ -149,6 +150,22 @@ def configure(*, quiet: bool = False, verbose: bool = False) -> Terminal:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.showwarning = _show_warning
     return term
+
+
+class _StatusHandler(logging.Handler):
+    """Prints the library's status lines (logger ``tuneops.status``: what the warm start
+    proposes, before the first trial) on stderr, as the command's own status lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        term.err.print(record.getMessage(), highlight=False, markup=False, soft_wrap=True)
+
+
+def _status_lines(shown: bool) -> None:
+    status = logging.getLogger("tuneops.status")
+    status.handlers = [h for h in status.handlers if not isinstance(h, _StatusHandler)]
+    if shown:
+        status.addHandler(_StatusHandler())
+    status.setLevel(logging.INFO)
 
 
 # -- options shared by several commands ---------------------------------------------------------

@@ -73,6 +73,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("tuneops")
+# What the warm start proposes, before the first trial: a status line the CLI prints (without
+# -v), where INFO lines of the "tuneops" logger are hidden (tuneops.cli._common.configure).
+_status = logging.getLogger("tuneops.status")
 TAG = _study.WARM_START  # trial user attr: where the configuration came from
 
 
@@ -126,7 +129,7 @@ class WarmStartPlan:
             queue += self._auto(study, meta["features"], len(queue))
         elif queue:
             sources = ", ".join(s for _, s in queue[:5]) + (", ..." if len(queue) > 5 else "")
-            _log.info("warm start: %d configuration(s) from %s", len(queue), sources)
+            _status.info("warm start: %d configuration(s) from %s", len(queue), sources)
         for params, source in queue:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in queue]
@@ -219,7 +222,7 @@ class WarmStartPlan:
         n_explicit: int,
         how: str,
     ) -> None:
-        """The console's summary line of what the warm start proposes (logger ``tuneops``, INFO):
+        """The console's line of what the warm start proposes (logger ``tuneops.status``, INFO):
         ``warm start: N configurations from K similar datasets (nearest: a, b, c) ...``."""
         found = [n for f in families for n in neighbours[f]]
         found.sort(key=lambda n: n.distance)
@@ -230,7 +233,7 @@ class WarmStartPlan:
             if self.cost_weight
             else ""
         )
-        _log.info(
+        _status.info(
             "warm start: %d configurations%s from %d similar datasets (nearest: %s) for %s: %s%s",
             size,
             explicit,
