@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -65,6 +66,9 @@ def _objective(n_objectives: int, stamps: list[float]) -> Any:
         if n_objectives == 1:
             return x * x
         y = trial.suggest_float("y", 0.0, 1.0)
+        if n_objectives == 3:  # DTLZ2's sphere: every point is on the front (the worst case)
+            a, b = x * math.pi / 2, y * math.pi / 2
+            return math.cos(a) * math.cos(b), math.cos(a) * math.sin(b), math.sin(a)
         return x, 1.0 - x + 0.01 * y
 
     return objective
@@ -84,7 +88,7 @@ def child_run(
     stamps: list[float] = []
     objective = _objective(n_objectives, stamps)
     directions = ["minimize"] * n_objectives
-    names = ["value"] if n_objectives == 1 else ["f1", "f2"]
+    names = ["value"] if n_objectives == 1 else [f"f{i + 1}" for i in range(n_objectives)]
     rss_before = _rss_mb()
     if tool == "optuna":
         storage: Any = url
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.end_only:
         objectives = [n for n in objectives if n >= 2]
         if not objectives:
-            parser.error("--end-only measures two-objective studies: give --objectives 2")
+            parser.error("--end-only measures multi-objective studies: give --objectives 2 or 3")
     command = command_line([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     print(command, flush=True)
     load_start = os.getloadavg()[0]
