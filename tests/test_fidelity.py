@@ -224,3 +224,26 @@ def test_a_fold_is_preprocessed_once_and_scores_as_its_own_pipeline_would(pruned
     study.enqueue_trial({"family": "knn", **{f"knn.{k}": v for k, v in _params("knn").items()}})
     study.optimize(fresh, n_trials=1)
     assert fresh._prepared == {} and study.trials[-1].value == pytest.approx(expected("knn", {}), abs=0)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FAMILIES if FAMILIES[n].fidelity == "fraction"))
+def test_a_fraction_family_trained_straight_through_fits_once(name, data, monkeypatch):
+    """With no pruner to read the steps (and at the final refit), the steps before the last
+    are refits on fewer rows that would be thrown away: svm, knn and linear fitted four times
+    per fold (audit of issue 15). One fit, the same model and the same score."""
+    calls = _spy(monkeypatch, name)
+    straight = _run(_objective(name, data), name, optuna.pruners.NopPruner())
+    assert [f for f, _ in calls] == [1.0, 1.0]  # one fit per fold, on all the fold's rows
+    stepped = _run(_objective(name, data), name, Never())
+    assert stepped.value == straight.value
+    fam = get_family(name)
+    model = build_pipeline(fam, _params(name), "classification", 0, numeric=data.numeric,
+                           categorical=())
+    calls.clear()
+    fitted = fam.fit(model, data.X, data.y)
+    assert [f for f, _ in calls] == [1.0]
+    stepwise = build_pipeline(fam, _params(name), "classification", 0, numeric=data.numeric,
+                              categorical=())
+    for _ in fam.fit_steps(stepwise, data.X, data.y):
+        pass
+    assert np.array_equal(fitted.predict(data.X), stepwise.predict(data.X))
