@@ -142,6 +142,16 @@ def test_a_failing_gate_leaves_the_version_registered_not_champion(
     code, out, _ = cli("verify")  # the newest version, in words
     assert code == 1 and f"version {number}: fail" in out
     assert iris_registry.verification(number)["verdict"] == "fail"
+    # A version that failed the gate is neither promoted nor served as a canary by hand
+    # without --force (it was served to half the requests); as a shadow it answers no one.
+    for args in (("promote", str(number)), ("challenger", str(number), "--mode", "canary")):
+        code, _, err = cli("registry", *args)
+        assert code == 2 and f"version {number} failed the staging gate at" in err, err
+        assert "--force" in err
+    assert iris_registry.champion() == 1 and iris_registry.challenger() is None
+    assert cli("registry", "challenger", str(number), "--mode", "shadow")[0] == 0
+    assert cli("registry", "challenger", str(number), "--mode", "canary", "--force")[0] == 0
+    assert cli("registry", "challenger", "--clear")[0] == 0
     # --data with another label column name
     X.assign(species=y).to_csv("labelled.csv", index=False)
     doc = as_json(cli("verify", "2", "--data", "labelled.csv", "--target", "species", "--json"))

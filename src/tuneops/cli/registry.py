@@ -195,11 +195,15 @@ def promote(
     version: Annotated[int, typer.Argument(help="Version to make the champion.")],
     model: ModelOpt = None,
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "promoted by hand",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote a version whose staging gate failed."),
+    ] = False,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Make VERSION the champion."""
-    event = _ops().Registry.open(model, storage).promote(version, reason)
+    """Make VERSION the champion (refused when its latest staging gate failed, unless --force)."""
+    event = _ops().Registry.open(model, storage).promote(version, reason, force=force)
     if json_out:
         emit_json(event)
     else:
@@ -244,6 +248,10 @@ def challenger(
         ),
     ] = 0.1,
     clear: Annotated[bool, typer.Option("--clear", help="Stop serving the challenger.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Serve as canary a version whose staging gate failed."),
+    ] = False,
     reason: Annotated[str, typer.Option(help="Why (recorded).")] = "set by hand",
     model: ModelOpt = None,
     storage: StorageOpt = None,
@@ -271,7 +279,9 @@ def challenger(
             "--share: a shadow challenger answers no request; --share applies to "
             "--mode canary only."
         )
-    state = reg.set_challenger(version, mode, share if mode == "canary" else 0.0, reason)
+    state = reg.set_challenger(
+        version, mode, share if mode == "canary" else 0.0, reason, force=force
+    )
     if json_out:
         emit_json(state)
     else:

@@ -679,7 +679,8 @@ def check_live(
 def _apply(registry: Registry, decision: LiveDecision) -> bool:
     reason = "live: " + decision.reasons[0]
     if decision.decision == "promote" and decision.challenger is not None:
-        registry.promote(decision.challenger, reason)  # which clears it as the challenger
+        # which clears it as the challenger; its live evidence is newer than any gate verdict
+        registry.promote(decision.challenger, reason, force=True)
         return True
     if decision.decision == "rollback":
         try:

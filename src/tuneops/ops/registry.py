@@ -321,12 +321,29 @@ class Registry:
         self.study.set_user_attr(_SETTINGS, {"monitor": _plain(stored), "time": _now()})
         return self.record("settings", monitor=stored, previous=previous, reason=reason)
 
-    def promote(self, number: int, reason: str = "promoted by hand") -> dict[str, Any]:
-        """Make version ``number`` the champion, once its artifact passes :meth:`verify`.
+    def _gate_passed(self, number: int, force: bool, what: str) -> None:
+        """Refuse a version whose latest staging-gate verdict is a fail, unless ``force``."""
+        verdict = self.verification(number)
+        if force or verdict is None or verdict.get("verdict") != "fail":
+            return
+        reasons = verdict.get("reasons") or []
+        why = next((r for r in reasons if "fail" in str(r).lower()), reasons[0] if reasons else "")
+        raise UsageError(
+            f"model {self.name!r}: version {number} failed the staging gate at "
+            f"{verdict.get('time', '?')} ({str(why)[:200]}); {what} it only after `tuneops "
+            f"verify {number}` passes, or give --force to {what} it anyway."
+        )
+
+    def promote(
+        self, number: int, reason: str = "promoted by hand", *, force: bool = False
+    ) -> dict[str, Any]:
+        """Make version ``number`` the champion, once its artifact passes :meth:`verify` (and,
+        unless ``force``, its latest staging-gate verdict is not a fail).
 
         Raises:
-            UsageError: no such version, or its artifact is missing. IntegrityError: the
-                artifact changed since it was registered; the registry is left unchanged.
+            UsageError: no such version, its artifact is missing, or it failed the staging
+                gate. IntegrityError: the artifact changed since it was registered; the
+                registry is left unchanged.
         """
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         previous = state.get("version")
@@ -334,6 +351,7 @@ class Registry:
             # Not a new promotion: recording one would restart the probation window that
             # automatic rollback judges the champion by.
             raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
+        self._gate_passed(number, force, "promote")
         self.verify(number)
         history = list(state.get("history", []))
         if previous is not None:
@@ -346,13 +364,20 @@ class Registry:
         return event
 
     def set_challenger(
-        self, number: int, mode: str, share: float = 0.0, reason: str = "set by hand"
+        self,
+        number: int,
+        mode: str,
+        share: float = 0.0,
+        reason: str = "set by hand",
+        *,
+        force: bool = False,
     ) -> dict[str, Any]:
         """Serve version ``number`` beside the champion: ``shadow`` (scores every request, answers
         none) or ``canary`` (answers ``share`` of the requests).
 
         Raises:
-            UsageError: no such version, an unknown mode, or a share outside [0, 1].
+            UsageError: no such version, an unknown mode, a share outside [0, 1], or a version
+                that failed the staging gate (a canary answers users) unless ``force``.
         """
         if mode not in ("shadow", "canary"):
             raise UsageError(f"--mode: expected 'shadow' or 'canary', received {mode!r}.")
@@ -363,6 +388,8 @@ class Registry:
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
                 "another version (`tuneops registry list`)."
             )
+        if mode == "canary":  # a shadow answers no one: watching a failed version is fine
+            self._gate_passed(number, force, "serve")
         self.verify(number)  # a challenger answers requests too: its artifact must be intact
         # Microseconds: live monitoring counts the challenger's traffic from this instant on.
         since = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
