@@ -82,3 +82,11 @@ def test_the_3d_sweep_equals_optunas_wfg_with_ties_and_dominated_points(seed: in
     assert hypervolume(big, ref) == pytest.approx(
         _optuna.hypervolume(front, ref, assume_pareto=True), rel=1e-12
     )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_3d_mask_matches_brute_force_on_larger_sets_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    values = rng.integers(0, 7, size=(250, 3)).astype(float)
+    values[rng.integers(0, 250, 40)] = values[rng.integers(0, 250, 40)]  # duplicate rows
+    assert (pareto_mask(values, ["minimize"] * 3) == _brute_mask(values)).all()
