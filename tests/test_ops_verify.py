@@ -124,3 +124,30 @@ def test_corrected_interval_is_wider_than_the_naive_one() -> None:
     _, naive_low, naive_high = corrected_interval(values, 0.0, 0.05)
     assert mean == pytest.approx(np.mean(values))
     assert low < naive_low < mean < naive_high < high
+
+
+@pytest.mark.parametrize("path", ["numpy", "records", "batch"])
+def test_latency_is_timed_on_the_serving_path_the_version_declares(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The gate timed one-row DataFrames whatever the spec's serving.path said (audit of
+    issue 19): a model served NumPy rows or JSON records was judged on another cost."""
+    import tuneops.measure as measure
+
+    kinds: list[str] = []
+    made = measure.serving_call
+
+    def spy(model, X, kind, rows):  # noqa: ANN001 - the wrapped signature
+        kinds.append(kind)
+        request, call = made(model, X, kind, rows)
+        return request, call
+
+    monkeypatch.setattr("tuneops.ops.verify.serving_call", spy)
+    registry = Registry.open("served", create=True)
+    spec = {**SPEC, "serving": {"path": path, "batch_size": 8}}
+    register(registry, logistic(1.0), workdir / "art", promote=True, spec=spec)
+    verdict = verify(registry, 1, config=FAST, record=False)
+    assert kinds == [path, path]  # one call after another, then in parallel
+    assert verdict.latency["path"] == path == verdict.concurrency["path"]
+    assert verdict.latency["rows"] == (8 if path == "batch" else 1)
+    assert verdict.latency["latency_p50_ms"]["estimate"] > 0

@@ -45,6 +45,7 @@ from tuneops.families._base import serving_threads
 from tuneops.metrics import METRICS, plain, positive_label
 
 __all__ = [
+    "serving_call",
     "make_folds",
     "score",
     "baseline_scores",
@@ -618,6 +619,17 @@ def measure_latency(
 ) -> dict[str, float]:
     """The latency metrics of :func:`measure_serving` (which also gives intervals and parts)."""
     return measure_serving(model, X, config, serving=serving, metrics=metrics).metrics()
+
+
+def serving_call(
+    model: Any, X: pd.DataFrame, path: str, rows: int
+) -> tuple[Callable[[int], Any], Callable[[Any], float]]:
+    """``(request, call)`` for timing ``model`` on serving ``path`` by the wall clock (what a
+    client waits; the staging gate's figure): ``request(i)`` makes call ``i``'s request of
+    ``rows`` rows, fresh, and ``call(request)`` answers it, converting it first when the
+    pipeline does not take that kind itself, and returns its seconds."""
+    caller = _Caller(model, X, path, time.perf_counter_ns)
+    return _requests(X, path, rows), lambda request: caller(request)[1] / 1e9
 
 
 def _requests(X: pd.DataFrame, path: str, rows: int) -> Callable[[int], Any]:

@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 
 from tuneops.data import load_dataset
 from tuneops.errors import DataError, SpecError, UsageError, unknown_name
-from tuneops.measure import model_size_kb, score
+from tuneops.measure import model_size_kb, score, serving_call, serving_config
 from tuneops.metrics import METRICS
 from tuneops.ops.live import SLOConfig, monitor_settings
 from tuneops.ops.monitor import PERFORMANCE_METRICS, check_labels
@@ -299,19 +299,21 @@ def _cross_validate(
     return out
 
 
-def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict[str, Any]:
-    """Per-call latency of ``predict`` on ``config.rows`` rows, ``concurrency`` calls at once
-    (1: one after another), in 5 rounds; quantiles with distribution-free bounds, throughput
-    per round with a t interval over the rounds."""
-    calls = [
-        X.iloc[[(i * config.rows + j) % len(X) for j in range(config.rows)]]
-        for i in range(config.n_requests)
-    ]
-
-    def timed(frame: Any) -> float:
-        t0 = time.perf_counter()
-        model.predict(frame)
-        return time.perf_counter() - t0
+def _latency(
+    model: Any,
+    X: Any,
+    config: VerifyConfig,
+    concurrency: int,
+    path: str = "row",
+    rows: int | None = None,
+) -> dict[str, Any]:
+    """Per-call latency on the declared serving ``path`` (``rows`` rows per call, default
+    ``config.rows``), ``concurrency`` calls at once (1: one after another), in 5 rounds;
+    quantiles with distribution-free bounds, throughput per round with a t interval over the
+    rounds."""
+    rows = config.rows if rows is None else rows
+    request, timed = serving_call(model, X, path, rows)
+    calls = [request(i) for i in range(config.n_requests)]
 
     rounds = 5
     per_round = max(len(calls) // rounds, 1)
@@ -319,8 +321,8 @@ def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict
     throughput: list[float] = []
     # BLAS/OpenMP pools limited to one thread, as tuning measured: the parallelism is the requests'.
     with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for frame in calls[:concurrency]:
-            model.predict(frame)  # warm-up
+        for call in calls[:concurrency]:
+            timed(call)  # warm-up
         for r in range(rounds):
             chunk = calls[r * per_round : (r + 1) * per_round]
             t0 = time.perf_counter()
@@ -331,7 +333,8 @@ def _latency(model: Any, X: Any, config: VerifyConfig, concurrency: int) -> dict
     out: dict[str, Any] = {
         "concurrency": concurrency,
         "n_requests": len(samples),
-        "rows": config.rows,
+        "rows": rows,
+        "path": path,
     }
     for name, q in (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99)):
         estimate, low, high = quantile_bounds([s * 1e3 for s in samples], q, config.alpha)
@@ -462,9 +465,12 @@ def verify(
         )
         checks.append(check)
 
-    latency = _latency(model, X, config, 1)
+    # the serving path the version was tuned for (its spec's serving section)
+    serving = serving_config(spec.get("serving"))
+    rows = serving.batch_size if serving.path == "batch" else config.rows
+    latency = _latency(model, X, config, 1, serving.path, rows)
     latency["model_size_kb"] = model_size_kb(model)
-    concurrent = _latency(model, X, config, config.concurrency)
+    concurrent = _latency(model, X, config, config.concurrency, serving.path, rows)
 
     for c in constraints:
         if c.metric in quality:
