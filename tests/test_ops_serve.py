@@ -431,12 +431,13 @@ def test_a_web_page_can_neither_post_nor_rebind_its_name_to_the_server(
             assert "Content-Type: expected application/json, received 'text/plain'" in answer.text
         port = server.url.rsplit(":", 1)[1]
         for path in ("/health", "/metrics"):
-            rebound = client.get(path, headers={"Host": f"evil.example:{port}"})
-            assert rebound.status_code == 421 and "--allow-host" in rebound.text
+            for evil in (f"evil.example:{port}", "127.evil.example", f"127.0.0.1.evil.example:{port}"):
+                rebound = client.get(path, headers={"Host": evil})
+                assert rebound.status_code == 421 and "--allow-host" in rebound.text, evil
         rebound = client.post("/label", content=forged, headers={
             "Host": f"evil.example:{port}", "Content-Type": "application/json"})
         assert rebound.status_code == 421
-        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST"):
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST", "127.0.0.2", "[::1]:80"):
             assert client.get("/health", headers={"Host": host}).status_code == 200, host
     log = read_log("predictions.jsonl")
     assert log.n_labels == 0 and len(log.predictions) == 1
@@ -450,6 +451,9 @@ def test_a_web_page_can_neither_post_nor_rebind_its_name_to_the_server(
         assert client.post("/predict", json=rows(1), headers=other).status_code == 421
         wrong = client.post("/predict", json=rows(1), headers={**named, "Authorization": "Bearer x"})
         assert wrong.status_code == 401
+    for bad in ("models.internal:8080", "", " "):
+        with pytest.raises(UsageError, match="--allow-host: expected a host name without a port"):
+            config(allowed_hosts=(bad,))
 
 
 def test_a_category_must_be_a_value_not_an_object(workdir: Path) -> None:

@@ -109,6 +109,8 @@ def test_the_dashboard_is_read_only_and_answers_only_loopback_names(journal, all
     base = f"http://127.0.0.1:{board.port}"
     try:
         assert _request(f"{base}/api/studies", host=f"evil.example:{board.port}") == 421
+        assert _request(f"{base}/api/studies", host="127.0.0.1.evil.example") == 421
+        assert _request(f"{base}/api/studies", host="127.evil.example") == 421
         assert _request(f"{base}/api/studies/0", "DELETE", host=f"evil.example:{board.port}") == 421
         assert _request(f"{base}/api/studies", host=f"localhost:{board.port}") == 200
         deleted = _request(f"{base}/api/studies/0", "DELETE")

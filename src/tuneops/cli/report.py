@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
+from tuneops._hosts import is_loopback
 from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, read_study, term
 from tuneops.errors import MissingExtra
 from tuneops.report import get_renderer, write_report
 
 __all__ = ["report", "dashboard", "write_run_report"]
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def report(
@@ -89,7 +88,7 @@ def dashboard(
     from tuneops.report.dashboard import start_dashboard  # http.server: not for `report`
 
     board = start_dashboard(storage, study=study, host=host, port=port, allow_writes=allow_writes)
-    if host not in _LOOPBACK:
+    if not is_loopback(host):
         term.warn(
             f"warning: optuna-dashboard has no login and now listens on {host}; anyone who "
             "reaches this address can read the studies"

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from tuneops._hosts import host_name, is_loopback
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.monitor import dropped_columns
@@ -97,7 +98,6 @@ __all__ = [
 logger = logging.getLogger("tuneops.serve")
 
 DEFAULT_LOG = "tuneops-out/predictions.jsonl"
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 # Prometheus' default latency buckets start at 5 ms; a one-row predict takes well under that.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -132,6 +132,12 @@ class ServeConfig:
             raise UsageError(f"--max-body-mb: expected a size > 0, received {self.max_body_mb!r}.")
         if not self.poll_s > 0:
             raise UsageError(f"--poll: expected seconds > 0, received {self.poll_s}.")
+        for name in self.allowed_hosts or ():
+            if not name.strip() or host_name(name) != name.strip().lower().strip("[]"):
+                raise UsageError(
+                    f"--allow-host: expected a host name without a port (the Host header's "
+                    f"name is compared, whatever its port), received {name!r}."
+                )
         if self.token is not None and not self.token:
             raise UsageError(
                 "--token (or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, received an "
@@ -489,11 +495,12 @@ class ModelServer:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._limiter: Any = None  # anyio.CapacityLimiter(1): one predict at a time
-        self._allowed_hosts: tuple[str, ...] | None = (
-            _LOOPBACK + tuple(h.lower() for h in config.allowed_hosts)
+        # Host names answered besides the loopback ones; None: any (bound elsewhere, no list)
+        self._allowed_hosts: frozenset[str] | None = (
+            frozenset(h.lower() for h in config.allowed_hosts)
             if config.allowed_hosts
-            else _LOOPBACK
-            if config.host in _LOOPBACK
+            else frozenset()
+            if is_loopback(config.host)
             else None
         )
         self.log: PredictionLog | None = None
@@ -630,13 +637,14 @@ class ModelServer:
         allowed = self._allowed_hosts
         if allowed is not None:
             host = request.headers.get("host", "")
-            name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
-            if name.lower() not in allowed and not name.startswith("127."):
+            name = host_name(host)
+            if name not in allowed and not is_loopback(name):
+                names = ", ".join(["localhost", "127.0.0.1", "::1", *sorted(allowed)])
                 return self._error(
                     421,
-                    f"Host: this server answers requests addressed to {', '.join(allowed)}, "
-                    f"received {_short(host)}; start it with --allow-host NAME to accept "
-                    "another name (a proxy's).",
+                    f"Host: this server answers requests addressed to {names}, received "
+                    f"{_short(host)}; start it with --allow-host NAME to accept another name "
+                    "(a proxy's).",
                 )
         if body:
             kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -913,12 +921,17 @@ def create_app(
 
 
 def _warn_if_exposed(config: ServeConfig) -> None:
-    if config.host not in _LOOPBACK and config.token is None:
+    if not is_loopback(config.host) and config.token is None:
         logger.warning(
             "serving on %s without --token: anyone who reaches this address can query "
             "the model; set a token or bind to 127.0.0.1.",
             config.host,
         )
+
+
+def _url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _socket(host: str, port: int) -> socket.socket:
@@ -961,7 +974,7 @@ def serve(
         server.close()
         raise
     if on_ready is not None:
-        on_ready(f"http://{config.host}:{sock.getsockname()[1]}")
+        on_ready(_url(config.host, sock.getsockname()[1]))
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         uvicorn_server.run(sockets=[sock])
@@ -1022,4 +1035,4 @@ def start_server(
             )
         time.sleep(0.01)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    return RunningServer(f"http://{host}:{port}", server, uvicorn_server, thread, sock)
+    return RunningServer(_url(host, port), server, uvicorn_server, thread, sock)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from tuneops._hosts import host_name, is_loopback
 from tuneops._study import load_study
 from tuneops.errors import UsageError, require
 from tuneops.storage import get_storage
@@ -20,7 +21,6 @@ from tuneops.storage import get_storage
 __all__ = ["Dashboard", "start_dashboard"]
 
 LOOPBACK = "127.0.0.1"
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _READING = ("GET", "HEAD", "OPTIONS")
 
 
@@ -38,8 +38,7 @@ def _guarded(app: Any, *, loopback: bool, allow_writes: bool) -> Any:
     def guarded(environ: dict[str, Any], start_response: Any) -> Any:
         if loopback:
             host = environ.get("HTTP_HOST", "")
-            name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
-            if name.lower() not in _LOOPBACK_NAMES and not name.startswith("127."):
+            if not is_loopback(host_name(host)):
                 return refuse(
                     start_response,
                     "421 Misdirected Request",
@@ -111,7 +110,7 @@ def start_dashboard(
             pass
 
     try:
-        app = _guarded(wsgi(storage), loopback=host in _LOOPBACK_NAMES, allow_writes=allow_writes)
+        app = _guarded(wsgi(storage), loopback=is_loopback(host), allow_writes=allow_writes)
         server = make_server(host, port, app, server_class=WSGIServer, handler_class=QuietHandler)
     except OSError as exc:
         raise UsageError(
