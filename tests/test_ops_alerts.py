@@ -158,3 +158,27 @@ def test_a_webhook_with_a_login_in_it_is_refused_where_it_is_written(url: str) -
         AlertConfig.from_raw({"webhook": url})
     with pytest.raises(SpecError, match="without user:password@"):
         Monitor.from_raw({"alerts": {"webhook": url}})
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example.com:abc/T0/s3cret", "https://[::1/s3cret", "https://h/T0 0/s3cret",
+     "https://h:99999/s3cret", "https:///s3cret"],
+)
+def test_a_malformed_webhook_is_refused_and_never_stops_monitoring(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each passed validation, then crashed `monitor` and `monitor --live` (after their
+    decision was recorded or applied) with a traceback printing the secret path."""
+    from tuneops.spec import Monitor
+
+    with pytest.raises(SpecError, match="webhook: expected"):
+        AlertConfig.from_raw({"webhook": url})
+    with pytest.raises(SpecError, match="webhook"):
+        Monitor.from_raw({"alerts": {"webhook": url}})
+    # from the environment, or however it got past the check: a failed delivery, no secret
+    monkeypatch.setenv("TUNEOPS_TEST_HOOK", url)
+    for config in (AlertConfig.from_raw({"webhook": "${TUNEOPS_TEST_HOOK}"}), AlertConfig(webhook=url)):
+        delivered = send_alert(config, "rollback", model="m", summary="s")
+        assert len(delivered) == 1 and not delivered[0].ok
+        assert "s3cret" not in (delivered[0].error or ""), delivered[0].error

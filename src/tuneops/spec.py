@@ -34,6 +34,7 @@ import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -1362,7 +1363,16 @@ def webhook_problem(url: Any) -> str | None:
         return (
             "expected an http:// or https:// URL (or ${VARIABLE} to read it from the environment)"
         )
-    if "@" in url.split("/", 3)[2]:
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        return "expected a URL without spaces or control characters (encode a space as %20)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0-65535
+    except ValueError as exc:
+        return f"expected a well-formed URL ({exc})"
+    if not parts.hostname:
+        return "expected a URL with a host name"
+    if "@" in parts.netloc:
         return (
             "expected a URL without user:password@ (it is not sent as a login, and the copy the "
             "registry keeps is masked); put the service's token where it documents it, and "

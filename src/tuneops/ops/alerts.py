@@ -133,7 +133,10 @@ def _where(url: str) -> str:
     Slack-style path or a ?token= is the secret)."""
     if WEBHOOK_FROM_ENV.match(url):
         return repr(url)
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "'(a malformed URL)'"
     host = parts.netloc.rpartition("@")[2]
     return (
         f"'{parts.scheme}://{host}/...'"
@@ -143,6 +146,15 @@ def _where(url: str) -> str:
 
 
 def _post(url: str, body: bytes, timeout: float) -> Delivery:
+    """Deliver to a webhook; never raises (a failed alert must not stop the decision it is
+    about) and never names more of the URL than its scheme and host."""
+    try:
+        return _deliver(url, body, timeout)
+    except Exception as exc:  # noqa: BLE001 - whatever the URL or the network did
+        return Delivery("webhook", False, f"cannot deliver to {_where(url)}: {type(exc).__name__}")
+
+
+def _deliver(url: str, body: bytes, timeout: float) -> Delivery:
     named = WEBHOOK_FROM_ENV.match(url)
     if named:
         value = os.environ.get(named.group(1), "")
@@ -167,9 +179,11 @@ def _post(url: str, body: bytes, timeout: float) -> Delivery:
             status = response.status
     except urllib.error.HTTPError as exc:
         return Delivery("webhook", False, f"HTTP {exc.code} from {where}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Delivery("webhook", False, f"cannot reach {where}: {type(exc).__name__}: {reason}")
+    except urllib.error.URLError as exc:  # its reason is the socket's, not the URL
+        reason = exc.reason if isinstance(exc.reason, OSError) else type(exc.reason).__name__
+        return Delivery("webhook", False, f"cannot reach {where}: URLError: {reason}")
+    except OSError as exc:  # a timeout, a reset
+        return Delivery("webhook", False, f"cannot reach {where}: {type(exc).__name__}")
     if not 200 <= status < 300:
         return Delivery("webhook", False, f"HTTP {status} from {where}")
     return Delivery("webhook", True, details={"status": status})
