@@ -234,6 +234,12 @@ def test_the_gate_refuses_labels_it_cannot_judge_and_models_of_another_task(
     assert cli("--quiet", "run", "iono.yaml")[0] == 0
     code, _, err = cli("deploy", "iono", "--model", "iris")
     assert code == 2 and "is not a model of champion 1's task (features: without" in err, err
+    # the same features, the labels encoded otherwise: it passed the gate and became champion
+    (workdir / "named.yaml").write_text(json.dumps(tiny_spec(
+        study="named", n_trials=2, data={"source": "letters.csv", "target": "target"})))
+    assert cli("--quiet", "run", "named.yaml")[0] == 0
+    code, _, err = cli("deploy", "named", "--model", "iris")
+    assert code == 2 and "none of which champion 1 of model 'iris' predicts" in err, err
     assert len(iris_registry.versions()) == 2 and len(iris_registry.events()) == events
 
 

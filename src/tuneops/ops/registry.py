@@ -677,6 +677,17 @@ def deploy(
                 existing.version(champion),
                 {"features": [str(c) for c in data.X.columns], "task": data.task},
             )
+            classes = existing.classes(champion) if data.task == "classification" else None
+            labels = set(data.y.dropna().unique().tolist())
+            if classes is not None and labels.isdisjoint(np.asarray(classes).tolist()):
+                known = ", ".join(repr(c) for c in np.asarray(classes).tolist()[:5])
+                raise UsageError(
+                    f"study {study_name!r} labels its rows {sorted(map(repr, labels))[:5]}, none "
+                    f"of which champion {champion} of model {name!r} predicts ({known}): the "
+                    "labels are encoded otherwise, and a champion answering in the new code "
+                    "would read as wrong on every logged label. Encode them as the champion's "
+                    "data did, or deploy to another --model. Nothing was recorded."
+                )
     registry = Registry.open(name, storage, create=True)
     record = register_trial(
         registry,

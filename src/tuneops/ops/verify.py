@@ -394,6 +394,13 @@ def verify(
     champion_model = (
         registry.load_model(champion_v)[0] if champion_v not in (None, candidate) else None
     )
+    mine, theirs = getattr(model, "classes_", None), getattr(champion_model, "classes_", None)
+    if mine is not None and theirs is not None and set(mine.tolist()).isdisjoint(theirs.tolist()):
+        raise UsageError(
+            f"version {candidate} predicts {list(mine.tolist())[:5]}, champion {champion_v} "
+            f"{list(theirs.tolist())[:5]}: the labels are encoded otherwise; register it as "
+            "another model (--model NAME). Nothing was recorded."
+        )
     X, y = _frame_of(registry, record_v, data)
     task = record_v.get("task") or (
         "classification" if hasattr(model, "classes_") else "regression"
