@@ -1881,6 +1881,11 @@ def read_monitor_settings(path: str | Path) -> dict[str, Any]:
     raw = _read_file(path, "settings file")
     if isinstance(raw, Mapping) and "monitor" in raw:
         raw = raw["monitor"]
+    elif isinstance(raw, Mapping) and {"data", "model", "study"} & set(raw):
+        raise SpecError(
+            f"settings file {str(path)!r} is a spec without a monitor section; write the "
+            "settings under monitor:, or in a file of their own (alpha, slo, alerts, ...)."
+        )
     if not isinstance(raw, Mapping) or not raw:
         raise SpecError(
             f"settings file {str(path)!r}: expected a mapping of monitor settings (alpha, slo, "

@@ -198,7 +198,7 @@ def test_a_model_name_cannot_leave_the_artifact_directory_or_take_anothers(
     (workdir / "s.yaml").write_text(json.dumps(tiny_spec(n_trials=2)))
     assert cli("--quiet", "run", "s.yaml")[0] == 0
     assert cli("--quiet", "run", "s.yaml", "--storage", "other.journal")[0] == 0
-    for name in ("..", "a/b", ".hidden"):
+    for name in ("..", "a/b", ".hidden", "", "x" * 300):
         code, _, err = cli("deploy", "tiny", "--no-verify", "--artifacts", "art", "-m", name)
         assert code == 2 and "--model: expected a name of letters" in err, (name, err)
     assert not (workdir / "art").exists() or not any((workdir / "art").rglob("*.joblib"))
@@ -256,6 +256,14 @@ def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Regi
     shown = as_json(cli("registry", "settings", "--json"))
     assert shown["effective"]["slo"] == {"latency_p95_ms": 20.0}
     assert shown["effective"]["verify"] == FAST  # the champion spec's, where the model sets none
+    # a nested section is merged setting by setting: the spec's other verify settings stay
+    (workdir / "repeats.yaml").write_text("verify: {n_repeats: 3}\n")
+    assert cli("registry", "settings", "repeats.yaml")[0] == 0
+    assert as_json(cli("registry", "settings", "--json"))["effective"]["verify"] == {
+        **FAST, "n_repeats": 3}
+    (workdir / "spec-only.yaml").write_text(json.dumps(tiny_spec()))
+    code, _, err = cli("registry", "settings", "spec-only.yaml")
+    assert code == 2 and "is a spec without a monitor section" in err, err
     for args, message in [
         (("missing.yaml",), "settings file 'missing.yaml' cannot be read"),
         (("settings.yaml", "--clear"), "give FILE or --clear, not both"),
@@ -265,7 +273,7 @@ def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Regi
     (workdir / "bad.yaml").write_text("slo: {latency_p95_ms: -1}\n")
     code, _, err = cli("registry", "settings", "bad.yaml")
     assert code == 2 and "settings.slo.latency_p95_ms: expected a number" in err, err
-    assert iris_registry.settings()["slo"] == {"latency_p95_ms": 20.0}  # unchanged by the refusal
+    assert iris_registry.settings()["verify"] == {"n_repeats": 3}  # unchanged by the refusal
     code, out, _ = cli("registry", "settings", "--clear")
     assert code == 0 and "no settings of its own" in out and iris_registry.settings() == {}
 

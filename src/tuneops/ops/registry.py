@@ -46,7 +46,7 @@ from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, v
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
-from tuneops.spec import Monitor
+from tuneops.spec import Monitor, yaml_on_key
 from tuneops.storage import get_storage, mask_url, resolve_url, storage_exists
 from tuneops.tuning import DATA_ATTR, complete_trial, export_trial, load_study, rebuild
 
@@ -211,9 +211,16 @@ class Registry:
 
     def monitor_section(self, version: Mapping[str, Any]) -> dict[str, Any]:
         """The ``monitor`` settings that apply to ``version``: its spec's section, with the
-        model's own settings in place of the keys they set."""
+        model's own settings in place of the keys they set (nested sections merged setting by
+        setting)."""
         section = dict((version.get("spec") or {}).get("monitor") or {})
-        section.update(self.settings())
+        for key, value in self.settings().items():
+            mine = section.get(key)
+            # a nested section (verify, slo, live, alerts) is merged setting by setting:
+            # `verify: {n_repeats: 2}` keeps the spec's n_folds
+            if isinstance(mine, dict) and isinstance(value, dict):
+                value = {**mine, **value}
+            section[key] = value
         return section
 
     def config(self, version: Mapping[str, Any]) -> MonitorConfig:
@@ -315,9 +322,13 @@ class Registry:
                     f"...), received {monitor!r}; give --clear to remove them."
                 )
             checked = Monitor.from_raw(monitor, "settings")
-            for key in monitor:  # the keys given, as validated (nested sections complete)
+            for key, raw in monitor.items():  # the keys given, as validated
                 value = getattr(checked, key)
-                stored[key] = value.to_dict() if hasattr(value, "to_dict") else value
+                if hasattr(value, "to_dict"):  # a nested section: the settings given, even
+                    given = yaml_on_key(raw) if isinstance(raw, Mapping) else {}
+                    full = value.to_dict()  # ... one equal to its default (to_dict omits it)
+                    value = {k: full.get(k, getattr(value, k)) for k in given}
+                stored[key] = value
         self.study.set_user_attr(_SETTINGS, {"monitor": _plain(stored), "time": _now()})
         return self.record("settings", monitor=stored, previous=previous, reason=reason)
 
@@ -660,7 +671,15 @@ def deploy(
     # before anything is written (no empty registry, no version number used up).
     config = MonitorConfig.from_spec(spec)
     check_output_dir(artifact_dir or config.artifact_dir, option="--artifacts")
-    name = model or study_name
+    name = model if model is not None else study_name
+    if not _MODEL_NAME.match(name):  # before anything is read or written by that name
+        raise UsageError(
+            f"--model: expected a name of letters, digits, '_', '-' or '.' starting with a "
+            f"letter or digit (at most 128), received {name!r}."
+        )
+    if artifact_dir is None and name in list_models(storage):
+        # the model's own settings (`tuneops registry settings`) say where its versions go
+        artifact_dir = Registry.open(name, storage).settings().get("artifact_dir")
     folder = Path(artifact_dir or config.artifact_dir) / path_part(name)
     if name not in list_models(storage) and any(folder.glob(f"v*/{MODEL_FILE}")):
         raise UsageError(  # refused before this storage gets an empty registry
