@@ -188,3 +188,13 @@ def test_a_password_given_as_a_query_parameter_is_masked_too(
     assert not [t for t in texts if needle in t]
     assert not [line for line in secret_db.dump().splitlines() if needle in line]
     assert "password=***" in texts[1]
+
+
+def test_query_passwords_are_masked_in_every_form_drivers_take() -> None:
+    """pymysql's ?passwd= went unmasked, and a quoted password was masked up to its space."""
+    assert mask_url("mysql+pymysql://u@h/db?passwd=hunter2&x=1") == "mysql+pymysql://u@h/db?passwd=***&x=1"
+    assert mask_url('postgresql://h/db?password="a b"&sslmode=require') == (
+        "postgresql://h/db?password=***&sslmode=require")
+    assert mask_url("redis://h:6379/0?PASSWORD=s3cret") == "redis://h:6379/0?PASSWORD=***"
+    assert mask_secrets({"u": "postgresql://h/db?sslpassword=k3y"}) == {
+        "u": "postgresql://h/db?sslpassword=***"}

@@ -14,7 +14,9 @@ __all__ = ["mask_url", "mask_secrets", "url_password"]
 # Greedy to the last "@": a password may hold an unescaped "@".
 _PASSWORD = re.compile(r"(://[^:/@\s]*:).*@")
 # libpq and redis-py also take the password as a query parameter (?password=, ?sslpassword=).
-_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^&#\s'\"]*", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(
+    r"([?&](?:ssl)?(?:password|passwd)=)(\"[^\"]*\"|'[^']*'|[^&#\s]*)", re.IGNORECASE
+)
 
 
 def mask_url(url: str) -> str:
@@ -40,7 +42,7 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, str):
         return (
             mask_url(value)
-            if "://" in value and ("@" in value or "password=" in value.lower())
+            if "://" in value and ("@" in value or "passw" in value.lower())
             else value
         )
     if isinstance(value, dict):
@@ -55,6 +57,6 @@ def mask_secrets(value: Any) -> Any:
 def url_password(url: str) -> str | None:
     """The password in ``url``, before its host or as a query parameter (None without one)."""
     match = re.search(r"://[^:/@\s]*:(.*)@", url) or re.search(
-        r"[?&](?:ssl)?password=([^&#\s'\"]*)", url, re.IGNORECASE
+        r"[?&](?:ssl)?(?:password|passwd)=(\"[^\"]*\"|'[^']*'|[^&#\s]*)", url, re.IGNORECASE
     )
     return match.group(1) if match and match.group(1) else None

@@ -39,6 +39,7 @@ import importlib.util
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -891,13 +892,26 @@ class _StallWatch:
         self.ids = itertools.count()
         self.lock = threading.Lock()
         self.pid: int | None = None  # the process the watching thread runs in (not a fork's)
+        self.refused: set[str] = set()  # bad TUNEOPS_STORAGE_STALL_S values, said once each
 
     def limit_s(self) -> float:
         raw = os.environ.get("TUNEOPS_STORAGE_STALL_S")
-        try:
-            return float(raw) if raw else STALL_WARN_S
-        except ValueError:
+        if not raw:
             return STALL_WARN_S
+        try:
+            limit = float(raw)
+        except ValueError:
+            limit = math.nan
+        if not limit > 0:  # NaN too
+            if raw not in self.refused:
+                self.refused.add(raw)
+                _log.warning(
+                    "TUNEOPS_STORAGE_STALL_S: expected seconds > 0, received %r; using %g s.",
+                    raw,
+                    STALL_WARN_S,
+                )
+            return STALL_WARN_S
+        return limit
 
     @contextlib.contextmanager
     def call(self, url: str, method: str) -> Iterator[None]:
