@@ -154,3 +154,32 @@ def test_a_killed_last_ray_worker_is_replaced_and_the_budget_is_spent(local_ray,
     victim = trials[killed[0]]
     assert victim.state == TrialState.FAIL and "its Ray worker was lost" in str(victim.user_attrs)
     assert result.results["n_trials"]["complete"] == 3
+
+
+def test_a_port_that_is_not_ray_is_refused_before_anything_is_written(workdir) -> None:
+    """An HTTP server passed the bare TCP check, and ray.init then waited on it for more than
+    ten minutes, deaf to Ctrl-C, after the study was written (audit of today's features)."""
+    import http.server
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    spec = tiny_spec(storage=str(workdir / "not-ray.journal"))
+    spec["search"]["backend"] = "ray"
+    started = time.monotonic()
+    try:
+        with pytest.raises(UsageError, match=r"something listens at .*, but not Ray"):
+            tuneops.run(spec, address=f"127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 20
+    assert not (workdir / "not-ray.journal").exists()
+
+
+@pytest.mark.ray
+def test_a_ray_clusters_gcs_answers_the_protocol_check(local_ray) -> None:
+    from tuneops.backends.ray import _grpc_answer
+
+    host, port = local_ray.get_runtime_context().gcs_address.rsplit(":", 1)
+    assert _grpc_answer(host, int(port)) is True

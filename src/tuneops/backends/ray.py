@@ -109,6 +109,26 @@ def _worker(
     )
 
 
+def _grpc_answer(host: str, port: int) -> bool | None:
+    """Whether ``host:port`` answers as a gRPC server (HTTP/2: a SETTINGS frame to the client
+    preface), which Ray's GCS and Ray Client are; None when that cannot be told (TLS, which
+    ``RAY_USE_TLS`` turns on). Raises OSError when nothing accepts the connection."""
+    with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as sock:
+        if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
+            return None
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        sock.sendall(_HTTP2_PREFACE)
+        try:
+            head = sock.recv(9)
+        except OSError:  # a timeout or a reset: not a server that speaks HTTP/2
+            return False
+    return len(head) >= 4 and head[3] == 0x04
+
+
+# The HTTP/2 client connection preface and an empty SETTINGS frame (RFC 9113, 3.4).
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 class RayBackend(Backend):
     """Workers as Ray tasks.
 
@@ -146,15 +166,20 @@ class RayBackend(Backend):
                 f"GCS, on a node) or auto, received {self.address!r}."
             )
         try:
-            socket.create_connection(
-                (host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S
-            ).close()
+            answer = _grpc_answer(host.strip("[]"), int(port))
         except OSError as exc:
             raise UsageError(
                 f"--address: no Ray cluster answers at {self.address!r} ({exc}); start it (`ray "
                 "start --head` on its head node), or check the host and port: ray://HOST:10001 for "
                 "Ray Client, HOST:6379 on a cluster node."
             ) from None
+        if answer is False:
+            raise UsageError(
+                f"--address: something listens at {self.address!r}, but not Ray (it does not "
+                "answer gRPC, which Ray's GCS and Ray Client speak; ray.init would wait for it "
+                "without end): check the port: ray://HOST:10001 for Ray Client, HOST:6379 on a "
+                "cluster node."
+            )
 
     def _connect(self) -> bool:
         """Initialise Ray unless it is; True when this call started it (and must stop it)."""
