@@ -314,3 +314,31 @@ def test_a_journal_with_an_entry_glued_to_a_torn_one_is_read_again(workdir, capl
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # and it goes on
     again = optuna.load_study(study_name="glued", storage=get_storage(str(path)))
     assert len(again.trials) == 4
+
+
+def _open_together(path: str, barrier, results) -> None:  # noqa: ANN001 - multiprocessing
+    from tuneops.storage import get_storage
+
+    barrier.wait()
+    try:
+        get_storage(f"sqlite:///{path}")
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_one_new_sqlite_file_together_all_open_it(tmp_path) -> None:
+    """Each created the tables; the losers failed ("table studies already exists", a unique
+    violation on alembic_version): 16 failures in 8 rounds of 6 processes before."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    for round_ in range(2):
+        barrier, results = ctx.Barrier(5), ctx.Queue()
+        path = str(tmp_path / f"new-{round_}.db")
+        procs = [ctx.Process(target=_open_together, args=(path, barrier, results)) for _ in range(5)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [results.get(timeout=10) for _ in procs] == ["ok"] * 5

@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -263,8 +264,25 @@ def set_trial_state(
 
 def rdb_storage(url: str, engine_kwargs: Mapping[str, Any] | None = None) -> _RDB:
     """``optuna.storages.RDBStorage(url, engine_kwargs=...)`` whose trial attributes cost less
-    to write on PostgreSQL (see :class:`_RDB`); the same rows are stored."""
-    return _RDB(url, engine_kwargs=dict(engine_kwargs or {}))
+    to write on PostgreSQL (see :class:`_RDB`); the same rows are stored.
+
+    Two processes opening one new database in the same moment both create its tables, and
+    the one that loses fails ("table studies already exists", a unique violation on
+    ``alembic_version``): it opens the database again, which then finds the tables made.
+    """
+    for attempt in range(3):
+        try:
+            return _RDB(url, engine_kwargs=dict(engine_kwargs or {}))
+        except Exception as exc:  # SQLAlchemy's OperationalError or IntegrityError: by name,
+            # not imported here (SQLAlchemy is loaded by RDBStorage, only for databases)
+            text = str(exc).lower()
+            racing = type(exc).__name__ in ("OperationalError", "IntegrityError") and (
+                "already exists" in text or "unique" in text or "duplicate" in text
+            )
+            if not racing or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class _RDB(optuna.storages.RDBStorage):
