@@ -81,6 +81,20 @@ def _mask2d(loss: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _slot(xs: list[float], ys: list[float], x: float, y: float) -> tuple[int, int] | None:
+    """Where ``(x, y)`` goes in a staircase of 2-D minima (``xs`` rising, ``ys`` falling):
+    ``xs[lo:hi] = [x]; ys[lo:hi] = [y]`` replaces the members it dominates. None when a member
+    weakly dominates it (no larger in both)."""
+    lo = bisect.bisect_left(xs, x)
+    # the members with xs <= x: the one at lo if it equals x, else the one before lo
+    if (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (lo > 0 and ys[lo - 1] <= y):
+        return None
+    hi = lo
+    while hi < len(ys) and ys[hi] >= y:
+        hi += 1
+    return lo, hi
+
+
 def _mask3d(loss: np.ndarray) -> np.ndarray:
     """:func:`pareto_mask` of three-column losses in ``n log n``.
 
@@ -113,18 +127,10 @@ def _mask3d(loss: np.ndarray) -> np.ndarray:
             dominated = (at >= 0 and zs[at] <= z) or below <= z or run_f3 < z
             keep[k] = not dominated
         for k in range(start, end):  # the group joins the staircase
-            if not keep[k]:
-                continue
-            _, y, z = rows[k]
-            at = bisect.bisect_right(ys, y) - 1
-            if at >= 0 and zs[at] <= z:
-                continue
-            lo = bisect.bisect_left(ys, y)
-            hi = lo
-            while hi < len(ys) and zs[hi] >= z:
-                hi += 1
-            ys[lo:hi] = [y]
-            zs[lo:hi] = [z]
+            slot = _slot(ys, zs, rows[k][1], rows[k][2]) if keep[k] else None
+            if slot is not None:
+                ys[slot[0] : slot[1]] = [rows[k][1]]
+                zs[slot[0] : slot[1]] = [rows[k][2]]
         start = end
     mask = np.zeros(len(rows), dtype=bool)
     mask[order] = keep
@@ -174,12 +180,9 @@ def _hv3d(points: np.ndarray, ref: np.ndarray) -> float:
     area = volume = 0.0
     zs = pts[:, 2].tolist() + [rz]
     for k, (x, y) in enumerate(pts[:, :2].tolist()):
-        lo = bisect.bisect_left(xs, x)
-        dominated = (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (lo > 0 and ys[lo - 1] <= y)
-        if not dominated:
-            hi = lo
-            while hi < len(ys) and ys[hi] >= y:
-                hi += 1
+        slot = _slot(xs, ys, x, y)
+        if slot is not None:
+            lo, hi = slot
             right = xs[hi] if hi < len(xs) else rx  # where the new step ends
             first = max(lo - 1, 0)
             old = sum(
@@ -265,19 +268,11 @@ def _history2d(loss: np.ndarray, ref: np.ndarray, checkpoints: np.ndarray) -> np
     value = 0.0
     values = []
     for i, (x, y) in enumerate(loss.tolist()):
-        if x < ref[0] and y < ref[1]:
-            lo = bisect.bisect_left(xs, x)
-            # the members with f1 <= x: the one at lo if its f1 equals x, else the one before
-            dominated = (lo < len(xs) and xs[lo] == x and ys[lo] <= y) or (
-                lo > 0 and ys[lo - 1] <= y
-            )
-            if not dominated:
-                hi = lo
-                while hi < len(ys) and ys[hi] >= y:
-                    hi += 1
-                xs[lo:hi] = [x]
-                ys[lo:hi] = [y]
-                changed = True
+        slot = _slot(xs, ys, x, y) if x < ref[0] and y < ref[1] else None
+        if slot is not None:
+            xs[slot[0] : slot[1]] = [x]
+            ys[slot[0] : slot[1]] = [y]
+            changed = True
         if i in at:
             if changed:
                 value = _hv2d(np.column_stack([xs, ys]), ref)
