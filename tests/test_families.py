@@ -46,3 +46,28 @@ def test_log_scales_where_they_belong():
 def test_unknown_family_lists_the_valid_ones():
     with pytest.raises(SpecError, match="unknown model family 'rf'; expected one of extra_trees"):
         get_family("rf")
+
+
+def test_knn_asks_no_more_neighbours_than_a_fold_has_rows():
+    """A re-tuning on a few recent rows drew n_neighbors up to 50 for folds of 26 training
+    rows: "Expected n_neighbors <= n_samples_fit", a failed trial. The range is bounded by the
+    smallest fold's training rows; a spec's own range is kept as written."""
+    from sklearn.datasets import load_iris
+
+    from tuneops.objective import SpecObjective
+    from tuneops.spec import load_spec
+
+    frame = load_iris(as_frame=True).frame.sample(40, random_state=0)
+    data = load_dataset(frame, target="target")
+    spec = load_spec({"data": {"source": "small"}, "model": {"family": "knn"},
+                      "search": {"n_trials": 3, "cv_folds": 3}})
+    objective = SpecObjective(spec, data)
+    assert objective.spaces["knn"]["n_neighbors"].high == 40 - 14  # 26 training rows
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"n_neighbors": 26, "weights": "uniform", "p": 2})
+    study.optimize(objective, n_trials=3)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert get_family("knn").space("classification")["n_neighbors"].high == 50  # no rows: as is
+    own = load_spec({"data": {"source": "small"}, "model": {"family": "knn", "space": {
+        "n_neighbors": {"low": 1, "high": 45}}}, "search": {"n_trials": 3, "cv_folds": 3}})
+    assert SpecObjective(own, data).spaces["knn"]["n_neighbors"].high == 45

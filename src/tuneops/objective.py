@@ -144,8 +144,11 @@ class SpecObjective:
             if dataset.task == "classification"
             else None
         )
+        # the smallest fold's training rows bound what a space may ask of them
+        n_rows = len(dataset.y)
+        train_rows = n_rows - math.ceil(n_rows / spec.cv_folds)
         self.spaces: dict[str, dict[str, Param]] = {
-            name: get_family(name).space(dataset.task, spec.space.get(name))
+            name: get_family(name).space(dataset.task, spec.space.get(name), train_rows=train_rows)
             for name in spec.families
         }
         # The spec's serving section (read with defaults while the spec gains it).
@@ -285,9 +288,7 @@ class SpecObjective:
         limit = self.spec.search.trial_timeout_s
         over_time = _Deadline(trial, limit) if limit is not None and trial is not None else None
         if mode == "steps":
-            per_fold, record = self._by_steps(
-                fam, models, fit_s, clocks, quality, trial, over_time
-            )
+            per_fold, record = self._by_steps(fam, models, fit_s, clocks, quality, trial, over_time)
         else:
             per_fold = []
             for i, model in enumerate(models):

@@ -208,10 +208,24 @@ class Family:
             pass
         return model
 
-    def space(self, task: str, overrides: Mapping[str, Param] | None = None) -> dict[str, Param]:
-        """The default space with spec overrides applied (override entries replace by name)."""
+    def space(
+        self,
+        task: str,
+        overrides: Mapping[str, Param] | None = None,
+        *,
+        train_rows: int | None = None,
+    ) -> dict[str, Param]:
+        """The default space with spec overrides applied (override entries replace by name),
+        fitted to folds of ``train_rows`` training rows when given (:meth:`fit_to_rows`)."""
         space = {p.name: p for p in self.default_space(task).values()}
-        space.update(overrides or {})
+        if train_rows is not None:
+            space = self.fit_to_rows(space, train_rows)
+        space.update(overrides or {})  # the spec's own ranges are as written
+        return space
+
+    def fit_to_rows(self, space: dict[str, Param], train_rows: int) -> dict[str, Param]:
+        """The default space where a value cannot fit ``train_rows`` rows (k-NN's neighbours)
+        is bounded by them; most families need no change."""
         return space
 
 

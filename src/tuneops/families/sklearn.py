@@ -6,6 +6,7 @@ rates, counts spanning orders of magnitude; linear scales for fractions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -166,6 +167,15 @@ class KNN(Family):
 
     def min_rows(self, estimator: Any) -> int:
         return max(30, estimator.n_neighbors)
+
+    def fit_to_rows(self, space: dict[str, Param], train_rows: int) -> dict[str, Param]:
+        """No more neighbours than a fold's training rows (a re-tuning on a few recent rows
+        drew n_neighbors 50 for 28 rows: "Expected n_neighbors <= n_samples_fit")."""
+        k = space.get("n_neighbors")
+        if k is not None and k.kind == "int" and k.high is not None and k.high > train_rows >= 1:
+            bounded = dataclasses.replace(k, high=max(train_rows, k.low or 1))
+            space = {**space, "n_neighbors": bounded}
+        return space
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
