@@ -90,3 +90,16 @@ def test_the_3d_mask_matches_brute_force_on_larger_sets_with_ties(seed: int) -> 
     values = rng.integers(0, 7, size=(250, 3)).astype(float)
     values[rng.integers(0, 250, 40)] = values[rng.integers(0, 250, 40)]  # duplicate rows
     assert (pareto_mask(values, ["minimize"] * 3) == _brute_mask(values)).all()
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_front_changes_are_the_rows_no_earlier_row_weakly_dominates(k: int, seed: int) -> None:
+    """The rows where a study's hypervolume history can move (ties and duplicates on purpose);
+    three or more objectives skip the comparison for rows of the final front (a 10,000-row
+    front took 3.3 s compared row by row)."""
+    from tuneops.report.figures import front_changes
+
+    loss = np.random.default_rng(seed).integers(0, 5, size=(150, k)).astype(float)
+    brute = [i for i, row in enumerate(loss) if not (i and (loss[:i] <= row).all(axis=1).any())]
+    assert front_changes(loss) == brute
