@@ -893,6 +893,12 @@ class _StallWatch:
         self.lock = threading.Lock()
         self.pid: int | None = None  # the process the watching thread runs in (not a fork's)
         self.refused: set[str] = set()  # bad TUNEOPS_STORAGE_STALL_S values, said once each
+        # a fork copies a lock another thread may hold at that instant: the child makes its own
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = None
 
     def limit_s(self) -> float:
         raw = os.environ.get("TUNEOPS_STORAGE_STALL_S")
