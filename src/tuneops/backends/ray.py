@@ -232,25 +232,21 @@ class RayBackend(Backend):
             setup.objective, "dataset", None
         )  # put once; Ray hands every task the object
         data_ref = ray.put(data) if data is not None else None
-        run = uuid.uuid4().hex[:12]
-
-        def start(n: int) -> list[Any]:
-            timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
-            return [
-                task.remote(
-                    setup.join,
-                    setup.study_name,
-                    url,
-                    timeout_s,
-                    setup.heartbeat_s,
-                    setup.grace_s,
-                    data_ref,
-                    run,
-                )
-                for _ in range(n)
-            ]
-
-        refs = start(max(1, n_workers))
+        run = uuid.uuid4().hex[:12]  # this run's tasks, as their trials record them
+        timeout_s = max(0.0, deadline - time.time()) if deadline is not None else None
+        refs = [
+            task.remote(
+                setup.join,
+                setup.study_name,
+                url,
+                timeout_s,
+                setup.heartbeat_s,
+                setup.grace_s,
+                data_ref,
+                run,
+            )
+            for _ in range(max(1, n_workers))
+        ]
         _log.info(
             "Ray: %d workers on %s, storage %s", len(refs), self.address or "local", mask_url(url)
         )
