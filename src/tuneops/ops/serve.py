@@ -646,6 +646,8 @@ class ModelServer:
                     f"{_short(host)}; start it with --allow-host NAME to accept another name "
                     "(a proxy's).",
                 )
+        if auth and not self._authorized(request):
+            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
         if body:
             kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
             if kind != "application/json" and not kind.endswith("+json"):
@@ -654,8 +656,6 @@ class ModelServer:
                     f"Content-Type: expected application/json, received {_short(kind or 'none')}; "
                     "send the header (curl: -H 'Content-Type: application/json').",
                 )
-        if auth and not self._authorized(request):
-            return self._error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN).")
         return None
 
     @staticmethod
