@@ -241,6 +241,8 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     assert report.strategy == section
     page = render_html(report, plotly="cdn")
     assert '<section class="panel" data-panel="strategy"' in page and "<td>explore</td>" in page
+    # a table, not a figure: the page's drawn figures (and the trial table) are as without it
+    assert page.count('data-drawn="1"') == sum(p.data is not None for p in report.panels) + 1
     best = verified["candidates"][0]
     low, high = best["ci95"][0]
     assert f"<td>{best['number']}</td>" in page and f"{low:.4g} – {high:.4g}" in page

@@ -911,7 +911,7 @@ def _strategy_block(report: Report) -> str:
         "budget is spent).</p>"
     )
     return (
-        '<section class="panel" data-panel="strategy" data-drawn="1"><h2>Staged strategy</h2>'
+        '<section class="panel" data-panel="strategy"><h2>Staged strategy</h2>'
         '<p class="meta">Each trial belongs to the phase of its place in the budget. Selection '
         "chose among the verified candidates at their verified means.</p>"
         f"{phases}{verification}</section>"
