@@ -275,3 +275,25 @@ def optuna_study(storage, name):
     import optuna
 
     return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_the_anytime_curve_is_drawn_from_the_runs_compute(workdir):
+    """results.json's best-against-compute curve (issue 18) as a report panel: the same points,
+    the best's arrival marked; one objective only."""
+    import tuneops
+
+    result = tuneops.run(tiny_spec(n_trials=6), progress=False)
+    compute = result.results["pruning"]["compute"]
+    report = build_report(result.study)
+    panel = report.panel("anytime")
+    assert panel.data is not None, panel.missing
+    assert [list(p) for p in panel.data.points] == compute["anytime"]
+    assert panel.data.unit == compute["unit"] == "fit_cpu_s"
+    assert panel.data.to_best == compute["to_best"]
+    (page,) = write_report(report, workdir / "r.html", plotly="cdn")
+    text = page.read_text()
+    assert 'data-panel="anytime" data-drawn="1"' in text and "fit CPU seconds spent" in text
+    figures = write_report(report, workdir / "png", fmt="png")
+    assert any(p.name.endswith("anytime.png") for p in map(Path, figures))
+    multi = build_report(build(20))
+    assert "one objective only" in (multi.panel("anytime").missing or "")

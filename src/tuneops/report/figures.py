@@ -25,6 +25,7 @@ from tuneops.report.view import (
     categorical_labels,
     intermediate_curve,
     is_warm_start,
+    pruning_section,
 )
 
 __all__ = [
@@ -224,6 +225,23 @@ class WorkerRow:
 class Workers:
     rows: tuple[WorkerRow, ...]
     n_unattributed: int = 0
+
+
+#: How an axis names each unit of compute (``search.budget``'s units).
+COMPUTE_LABELS = {"fit_cpu_s": "fit CPU seconds", "fit_s": "fit seconds (wall)", "steps": "steps"}
+
+
+@dataclass(frozen=True)
+class Anytime:
+    """The best value against the compute spent (one objective): what a longer or shorter run
+    would have reached, and where the best appeared."""
+
+    objective: str
+    unit: str  # fit_cpu_s, fit_s or steps (the study's compute budget's, else fit_cpu_s)
+    points: tuple[tuple[float, float], ...]  # (compute spent, best so far), each improvement
+    spent: float
+    budget: float | None
+    to_best: float | None
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -698,6 +716,28 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
     return Workers(rows, unattributed)
 
 
+def anytime(view: StudyView, ctx: dict[str, Any]) -> Anytime:
+    """The anytime curve of ``results.json``'s ``pruning.compute``: best feasible value against
+    the compute the finished trials spent, in order of completion (one objective)."""
+    if view.multi:
+        raise Missing("one objective only: with several, the history panel's hypervolume is it.")
+    compute = (pruning_section(view) or {}).get("compute") or {}
+    points = tuple((float(x), float(y)) for x, y in compute.get("anytime") or ())
+    if not points:
+        raise Missing(
+            "no trial recorded the compute it spent (trials of a spec or of tune() do; a plain "
+            "Optuna study does not)."
+        )
+    return Anytime(
+        view.objectives[0],
+        str(compute.get("unit", "fit_cpu_s")),
+        points,
+        float(compute.get("spent", points[-1][0])),
+        compute.get("budget"),
+        compute.get("to_best"),
+    )
+
+
 def best_numbers(view: StudyView) -> list[int]:
     """The best feasible trial (one objective) or the feasible Pareto front (several)."""
     return list(view.best)
@@ -713,6 +753,7 @@ PANELS: dict[str, tuple[str, Callable[[StudyView, dict[str, Any]], Any]]] = {
     "contour": ("Contour of the two most important parameters", contour),
     "intermediate_values": ("Learning curves (intermediate values)", intermediate_values),
     "workers": ("Worker contribution", workers),
+    "anytime": ("Best against compute spent", anytime),
 }
 
 

@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
 from tuneops.report.figures import best_numbers, feasible_losses
-from tuneops.report.view import StudyView, is_warm_start, view_of
+from tuneops.report.view import StudyView, is_warm_start, pruning_section, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
 
@@ -353,15 +353,7 @@ def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, in
 
 def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
     """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
-    if "pruning" in view.sections:  # computed already for these trials (or the run's record)
-        return view.sections["pruning"]
-    if view.study is None:
-        return None
-    # imported here: tuneops.pruning loads the spec's models (0.2 s), which a report whose
-    # run's record is current does not otherwise need
-    from tuneops.pruning import pruning_savings
-
-    return pruning_savings(view.study, list(view.trials))
+    return pruning_section(view)
 
 
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:

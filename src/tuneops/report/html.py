@@ -642,6 +642,45 @@ def _workers(d: F.Workers) -> Figure:
     return {"data": data, "layout": layout}
 
 
+def _anytime(d: F.Anytime) -> Figure:
+    x = [p[0] for p in d.points] + ([d.spent] if d.spent > d.points[-1][0] else [])
+    y = [p[1] for p in d.points] + ([d.points[-1][1]] if len(x) > len(d.points) else [])
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "line": {"shape": "hv"},
+            "x": x,
+            "y": y,
+            "name": f"best {d.objective} so far",
+        }
+    ]
+    shapes = []
+    for at, label, dash in ((d.to_best, "best reached", "dot"), (d.budget, "budget", "dash")):
+        if at is not None:
+            shapes.append(
+                {
+                    "type": "line",
+                    "x0": at,
+                    "x1": at,
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"dash": dash, "width": 1},
+                    "name": label,
+                }
+            )
+    spent = F.COMPUTE_LABELS.get(d.unit, d.unit) + " spent"
+    layout = {
+        "xaxis": {"title": _title(spent), "automargin": True},
+        "yaxis": {"title": _title(f"best {d.objective}"), "automargin": True},
+        "height": 360,
+        "shapes": shapes,
+        "legend": _legend("dotted: best reached; dashed: the compute budget"),
+    }
+    return {"data": data, "layout": layout}
+
+
 FIGURES: dict[str, Callable[[Any], Figure | list[tuple[str, Figure]]]] = {
     "history": _history,
     "importances": _importances,
@@ -651,6 +690,7 @@ FIGURES: dict[str, Callable[[Any], Figure | list[tuple[str, Figure]]]] = {
     "contour": _contour,
     "intermediate_values": _intermediate,
     "workers": _workers,
+    "anytime": _anytime,
 }
 
 

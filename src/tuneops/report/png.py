@@ -349,6 +349,22 @@ def _workers(d: F.Workers):
     return fig
 
 
+def _anytime(d: F.Anytime):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = [p[0] for p in d.points] + [max(d.spent, d.points[-1][0])]
+    y = [p[1] for p in d.points] + [d.points[-1][1]]
+    ax.step(x, y, where="post", marker=".", label=f"best {d.objective} so far")
+    if d.to_best is not None:
+        ax.axvline(d.to_best, linestyle=":", linewidth=1, color="#444", label="best reached")
+    if d.budget is not None:
+        ax.axvline(d.budget, linestyle="--", linewidth=1, color="#888", label="budget")
+    ax.set_xlabel(F.COMPUTE_LABELS.get(d.unit, d.unit) + " spent")
+    ax.set_ylabel(f"best {d.objective}")
+    ax.legend(fontsize=8)
+    return fig
+
+
 FIGURES: dict[str, Callable[[Any], Any]] = {
     "history": _history,
     "importances": _importances,
@@ -358,6 +374,7 @@ FIGURES: dict[str, Callable[[Any], Any]] = {
     "contour": _contour,
     "intermediate_values": _intermediate,
     "workers": _workers,
+    "anytime": _anytime,
 }
 
 

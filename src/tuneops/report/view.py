@@ -26,7 +26,14 @@ from tuneops import _record, _study
 from tuneops.errors import TuneOpsError
 from tuneops.pareto import losses, pareto_mask
 
-__all__ = ["StudyView", "view_of", "is_warm_start", "worker_label", "intermediate_curve"]
+__all__ = [
+    "StudyView",
+    "view_of",
+    "is_warm_start",
+    "worker_label",
+    "intermediate_curve",
+    "pruning_section",
+]
 
 
 @dataclass(frozen=True)
@@ -246,3 +253,20 @@ def categorical_labels(dist: BaseDistribution) -> list[str] | None:
     if isinstance(dist, CategoricalDistribution):
         return [str(c) for c in dist.choices]
     return None
+
+
+def pruning_section(view: StudyView) -> dict[str, Any] | None:
+    """The pruning feature's account of the study (``results.json`` section ``pruning``: saved
+    fit time, the compute spent and the anytime curve): the run's record when current, else
+    computed once per view."""
+    if "pruning" in view.sections:  # computed already for these trials (or the run's record)
+        return view.sections["pruning"]  # type: ignore[no-any-return]
+    if view.study is None:
+        return None
+    if "pruning" not in view.memo:
+        # imported here: tuneops.pruning loads the spec's models (0.2 s), which a report whose
+        # run's record is current does not otherwise need
+        from tuneops.pruning import pruning_savings
+
+        view.memo["pruning"] = pruning_savings(view.study, list(view.trials))
+    return view.memo["pruning"]  # type: ignore[no-any-return]
