@@ -670,44 +670,44 @@ def deploy(
     # A malformed monitor section or an artifact directory that cannot be written fails
     # before anything is written (no empty registry, no version number used up).
     config = MonitorConfig.from_spec(spec)
-    check_output_dir(artifact_dir or config.artifact_dir, option="--artifacts")
     name = model if model is not None else study_name
     if not _MODEL_NAME.match(name):  # before anything is read or written by that name
         raise UsageError(
             f"--model: expected a name of letters, digits, '_', '-' or '.' starting with a "
             f"letter or digit (at most 128), received {name!r}."
         )
-    if artifact_dir is None and name in list_models(storage):
+    existing = Registry.open(name, storage) if name in list_models(storage) else None
+    if artifact_dir is None and existing is not None:
         # the model's own settings (`tuneops registry settings`) say where its versions go
-        artifact_dir = Registry.open(name, storage).settings().get("artifact_dir")
-    folder = Path(artifact_dir or config.artifact_dir) / path_part(name)
-    if name not in list_models(storage) and any(folder.glob(f"v*/{MODEL_FILE}")):
+        artifact_dir = existing.settings().get("artifact_dir")
+    artifact_dir = artifact_dir or config.artifact_dir
+    check_output_dir(artifact_dir, option="--artifacts")
+    folder = Path(artifact_dir) / path_part(name)
+    if existing is None and any(folder.glob(f"v*/{MODEL_FILE}")):
         raise UsageError(  # refused before this storage gets an empty registry
             f"{folder} already holds versions of a model named {name!r}, which this storage "
             f"does not have: a model of the same name in another storage keeps its versions "
             "there. Give this one its own artifact directory (--artifacts DIR, or "
             "monitor.artifact_dir), or another name (--model)."
         )
-    if name in list_models(storage):  # a version of another task: refused before it is one
-        existing = Registry.open(name, storage)
-        champion = existing.champion()
-        if champion is not None:
-            comparable(
-                existing.version(champion),
-                {"features": [str(c) for c in data.X.columns], "task": data.task},
+    champion = existing.champion() if existing is not None else None
+    if existing is not None and champion is not None:  # a version of another task: refused
+        comparable(
+            existing.version(champion),
+            {"features": [str(c) for c in data.X.columns], "task": data.task},
+        )
+        classes = existing.classes(champion) if data.task == "classification" else None
+        labels = set(data.y.dropna().unique().tolist())
+        if classes is not None and labels.isdisjoint(np.asarray(classes).tolist()):
+            known = ", ".join(repr(c) for c in np.asarray(classes).tolist()[:5])
+            raise UsageError(
+                f"study {study_name!r} labels its rows {sorted(map(repr, labels))[:5]}, none "
+                f"of which champion {champion} of model {name!r} predicts ({known}): the "
+                "labels are encoded otherwise, and a champion answering in the new code "
+                "would read as wrong on every logged label. Encode them as the champion's "
+                "data did, or deploy to another --model. Nothing was recorded."
             )
-            classes = existing.classes(champion) if data.task == "classification" else None
-            labels = set(data.y.dropna().unique().tolist())
-            if classes is not None and labels.isdisjoint(np.asarray(classes).tolist()):
-                known = ", ".join(repr(c) for c in np.asarray(classes).tolist()[:5])
-                raise UsageError(
-                    f"study {study_name!r} labels its rows {sorted(map(repr, labels))[:5]}, none "
-                    f"of which champion {champion} of model {name!r} predicts ({known}): the "
-                    "labels are encoded otherwise, and a champion answering in the new code "
-                    "would read as wrong on every logged label. Encode them as the champion's "
-                    "data did, or deploy to another --model. Nothing was recorded."
-                )
-    registry = Registry.open(name, storage, create=True)
+    registry = existing or Registry.open(name, storage, create=True)
     record = register_trial(
         registry,
         study,

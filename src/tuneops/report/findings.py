@@ -278,7 +278,7 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     finished = len(pruned) + len(complete)
     share = len(pruned) / finished
     saved = late
-    savings = _pruning_savings(view)
+    savings = pruning_section(view)
     cpu = savings is not None and "fit_cpu_s_saved" in savings
     if savings and (savings.get("fit_cpu_s_saved" if cpu else "fit_s_saved") or 0) > 0:
         amount = (
@@ -349,11 +349,6 @@ def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, in
         return None
     factor = float(found.group(1))
     return 1.0 - factor**-rungs, factor, rungs
-
-
-def _pruning_savings(view: StudyView) -> dict[str, Any] | None:
-    """The pruning feature's account of saved fit time (``results.json`` section ``pruning``)."""
-    return pruning_section(view)
 
 
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
