@@ -168,14 +168,13 @@ class StudyProgress:
     def __enter__(self) -> StudyProgress:
         if not self.enabled:
             return self
-        self._seen = {t.number for t in self._trials() if t.state in _FINISHED}
+        finished = [t for t in self._trials() if t.state in _FINISHED]
+        self._seen = {t.number for t in finished}
         self._active = True
         if self.plain:
             budget = f"{self.total} trials" if self.total is not None else "no trial budget"
             # what counts against the budget: abandoned trials were given back
-            before = sum(
-                t.number in self._seen and ABANDONED not in t.user_attrs for t in self._trials()
-            )
+            before = sum(ABANDONED not in t.user_attrs for t in finished)
             self._line(f"{self.study.study_name}: started ({budget}, {before} finished before)")
         else:
             self._progress = Progress(
