@@ -502,16 +502,7 @@ def _findings(res: dict) -> list[str]:
                 f"{e['plain_efficiency']:.2f}. tuneops took {e['wall_1_s'] / e['plain_wall_1_s']:.2f}x plain "
                 f"Optuna's wall time with one worker and {e['wall_n_s'] / e['plain_wall_n_s']:.2f}x with "
                 f"{e['workers']}. At these wall times each second more for the {e['workers']} workers costs "
-                f"{per_second:.2f} of efficiency.",
-                "* Changed since the previous measurement (median overhead +20.1%, efficiency 0.87): the budget "
-                "is kept by place (workers create trials while fewer than n_trials count, in one write) instead "
-                "of a window of queued slots that cost one more write per trial; forked local workers stop as "
-                "soon as they find nothing to run, where they used to poll (up to 0.5 s) until the last trial "
-                "anywhere had finished; the thread limit that keeps forked workers clear of a GNU OpenMP "
-                "deadlock is found once in the parent and applies to OpenMP only (resizing OpenBLAS in every "
-                "forked worker cost each of them CPU throughout the run); and every throughput run starts on an "
-                "empty store (the journal storages replay every study in them when opened, which taxed "
-                "whichever contender ran later).", ""]
+                f"{per_second:.2f} of efficiency.", ""]
     return out
 
 
