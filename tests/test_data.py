@@ -23,6 +23,28 @@ def test_pmlb_source_reads_the_local_directory():
     assert len(ds.X) == 48 and ds.task == "regression"
 
 
+def test_a_pmlb_dataset_takes_the_task_pmlb_declares():
+    # 16 integer values on 380 rows look like classes; PMLB's metadata says regression
+    vinnie = load_dataset("pmlb:519_vinnie")
+    assert detect_task(vinnie.y) == "classification" and vinnie.task == "regression"
+    # 6 classes on 72 rows look like a quantity; PMLB says classification
+    confidence = load_dataset("pmlb:confidence")
+    assert detect_task(confidence.y) == "regression" and confidence.task == "classification"
+    assert load_dataset("pmlb:519_vinnie", task="classification").task == "classification"
+
+
+def test_a_pmlb_dataset_without_readable_metadata_is_detected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path))
+    (tmp_path / "tiny").mkdir()
+    frame = pd.DataFrame({"a": range(40), "target": [0, 1, 2, 3] * 10})
+    frame.to_csv(tmp_path / "tiny/tiny.tsv.gz", sep="\t", index=False)
+    assert load_dataset("pmlb:tiny").task == "classification"  # no metadata.yaml
+    (tmp_path / "tiny/metadata.yaml").write_text("task: [unclosed\n")
+    assert load_dataset("pmlb:tiny").task == "classification"  # unreadable: detected
+    (tmp_path / "tiny/metadata.yaml").write_text("task: regression\n")
+    assert load_dataset("pmlb:tiny").task == "regression"
+
+
 def test_fingerprint_is_content_not_path(tmp_path):
     frame = load_dataset("sklearn:iris").X.assign(target=load_dataset("sklearn:iris").y)
     frame.to_csv(tmp_path / "a.csv", index=False)
