@@ -17,8 +17,9 @@ target (dataset D, family F) and every seed s (CV folds and sampler seed):
   the estimator's parameter names and scored with the same CV. Needs ``flaml`` importable
   (``pip install flaml``; not a tuneops dependency); without it the column is empty.
 
-All scores are the CV accuracy of the same folds. Normalized regret of a curve at trial t:
-``(best - best so far) / (best - worst)`` over every score measured on (D, F, s) by any method.
+All scores are the CV accuracy (R^2 with ``--task regression``) of the same folds. Normalized
+regret of a curve at trial t: ``(best - best so far) / (best - worst)`` over every score
+measured on (D, F, s) by any method.
 Cold TPE's run-to-run noise on D: the spread of its best at ``--trials`` over the seeds.
 
     python benchmarks/bench_warmstart.py --family knn --seeds 0 1 --checkpoint rows.jsonl
@@ -387,14 +388,18 @@ def write_docs(text: str) -> None:
     path.write_text(doc[:a] + "\n" + text + "\n" + doc[b:])
 
 
-def targets_of(kb: KnowledgeBase, family: str, limit: int | None) -> list[Entry]:
-    """The family's entries of the zero-shot datasets (``ZERO_SHOT_DATASETS``), smallest first."""
-    from tuneops.knowledge.build import ZERO_SHOT_DATASETS
+def targets_of(
+    kb: KnowledgeBase, family: str, limit: int | None, task: str = "classification"
+) -> list[Entry]:
+    """The family's entries of the zero-shot datasets (``ZERO_SHOT_DATASETS``; for regression,
+    the regression datasets of ``DEFAULT_DATASETS``), smallest first."""
+    from tuneops.knowledge.build import DEFAULT_DATASETS, ZERO_SHOT_DATASETS
 
-    order = {d: i for i, d in enumerate(ZERO_SHOT_DATASETS)}
+    names = ZERO_SHOT_DATASETS if task == "classification" else DEFAULT_DATASETS
+    order = {d: i for i, d in enumerate(names)}
     entries = [
         e
-        for e in kb.select(family=family, task="classification")
+        for e in kb.select(family=family, task=task)
         if e.history and e.dataset.removeprefix("pmlb:") in order
     ]
     entries.sort(key=lambda e: order[e.dataset.removeprefix("pmlb:")])
@@ -409,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--datasets", type=int, help="at most this many targets per family (smallest first)"
+    )
+    parser.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="the targets' task (regression: the base's PMLB regression sets; scores are R^2)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--trials", type=int, default=40)
@@ -457,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [
             (e.to_dict(), kb_dict, s, args.trials, int(built.get("seed", 0)), tmp)
             for f in families
-            for e in targets_of(kb, f, args.datasets)
+            for e in targets_of(kb, f, args.datasets, args.task)
             for s in args.seeds
             if (e.dataset, f, s, args.trials) not in done
         ]
@@ -503,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     data = json.dumps(document, indent=None if args.out.endswith(".gz") else 1).encode()
     Path(args.out).write_bytes(gzip.compress(data, mtime=0) if args.out.endswith(".gz") else data)
     if args.docs:
-        write_docs(text)
+        write_docs(text, args.task)
     return 0
 
 
