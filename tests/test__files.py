@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import threading
 
 import pytest
 import yaml
@@ -49,6 +50,22 @@ def test_written_files_are_readable_by_others_as_open_makes_them(tmp_path) -> No
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert copied.read_bytes() == b"<html>" and stat.S_IMODE(copied.stat().st_mode) == 0o644
+
+
+def test_a_pipe_or_device_given_as_the_file_is_written_into_not_replaced(tmp_path) -> None:
+    # `--out /dev/null` renamed a regular file onto /dev/null (as root): it must stay a device
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomic(fifo, b"the base")
+    reader.join(timeout=10)
+    assert received == [b"the base"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temporary left
+    (tmp_path / "out").mkdir()
+    with pytest.raises(UsageError, match=r"'.*out' is a directory; expected the path of a file"):
+        write_atomic(tmp_path / "out", b"x")
 
 
 def test_an_output_directory_under_a_file_is_refused(tmp_path) -> None:

@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,10 +65,15 @@ def replacing(path: str | Path) -> Iterator[Path]:
     block ends, removed when it raises. The file gets the mode an ordinary ``open()`` gives
     (0666 less the umask): ``mkstemp`` makes it private, and these files are meant to be read.
 
+    A path that names a character device or a pipe (``/dev/null``, ``/dev/stdout``) is
+    written into, not replaced: renaming onto it would put a regular file in its place.
+
     Raises:
+        UsageError: ``path`` is a directory or another kind of file that cannot be written.
         WriteError: the directory or the file could not be written.
     """
     path = Path(path)
+    stream = _stream_target(path)
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,13 +83,40 @@ def replacing(path: str | Path) -> Iterator[Path]:
             os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         yield tmp
-        os.replace(tmp, path)
+        if stream:
+            with open(tmp, "rb") as source, open(path, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
             raise write_error(path, exc) from exc
         raise
+
+
+def _stream_target(path: Path) -> bool:
+    """True when ``path`` is a character device or a pipe, to be written into; False for a
+    regular file or no file yet.
+
+    Raises:
+        UsageError: ``path`` is a directory, a socket or a block device.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False  # nothing there yet (or unreadable: the write says why)
+    if stat.S_ISREG(mode):
+        return False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    raise UsageError(
+        f"{str(path)!r} is {kind}; expected the path of a file to write. Give a file name "
+        f"(for example {str(path / 'out') if stat.S_ISDIR(mode) else 'out.json'!r})."
+    )
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
