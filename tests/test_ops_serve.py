@@ -498,3 +498,31 @@ def test_a_category_must_be_a_value_not_an_object(workdir: Path) -> None:
             assert "rows[0].colour: expected a category (a string, number or boolean" in answer.text
         metrics = client.get("/metrics").text
     assert 'outcome="error"' not in metrics
+
+
+class _Leaky:
+    """A model whose failure message carries what a client must not see (a path, a value)."""
+
+    def predict(self, X: Any) -> Any:
+        raise ValueError("cannot read /srv/private/train.csv: row 7 has 5.1")
+
+
+def test_a_model_failure_answers_500_without_the_exception_text(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry.open("leaky", create=True)
+    register(registry, _Leaky(), workdir / "art", promote=True)
+    with (
+        start_server(config(model="leaky")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        answer = client.post("/predict", json={"rows": rows(1), "request_id": "r-secret"})
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert "/srv/private" not in error and "5.1" not in error and "ValueError" not in error
+    assert "version 1" in error and "r-secret" in error and "prediction log" in error
+    assert answer.json()["request_id"] == "r-secret"
+    # The full text stays where the operator reads it: the prediction log and the server log.
+    (logged,) = [r for r in read_log("predictions.jsonl").predictions if r.get("id") == "r-secret"]
+    assert logged["error"] == "ValueError: cannot read /srv/private/train.csv: row 7 has 5.1"
+    assert any("r-secret" in m and "train.csv: row 7 has 5.1" in m for m in caplog.messages)

@@ -721,11 +721,20 @@ class ModelServer:
                 latency_ms=latency * 1e3,
                 n_rows=len(rows),
             )
+            # The exception's text may name paths or data values: it goes to the operator (the
+            # server log and the prediction log), never to the client.
+            logger.error(
+                "version %s failed to predict request %s: %s",
+                answering.version, request_id, record["error"],
+            )
+            where = "the server log"
             if self.log is not None:
                 self.log.append(record)
+                where = f"the prediction log (status \"error\") and {where}"
             return self._error(
                 500,
-                f"version {answering.version} failed to predict: {type(exc).__name__}: {exc}",
+                f"version {answering.version} failed to predict request {request_id}; the "
+                f"error is recorded in {where} under this request id.",
                 request_id,
             )
         latency = time.perf_counter() - start
