@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def write_traffic(
             record = {
                 "kind": "prediction",
                 "id": f"r{i}",
-                "t": time.time(),
+                "t": time.time() - 1e-3,  # arrived 1 ms before it was answered (now)
                 "version": version,
                 "role": "champion" if i % len(versions) == 0 else "challenger",
                 "status": "ok",
@@ -343,3 +344,37 @@ def test_the_prediction_log_is_not_readable_by_every_user(workdir: Path) -> None
     with PredictionLog("fresh.jsonl") as log:
         log.label("r0", 1)
     assert stat.S_IMODE(Path("fresh.jsonl").stat().st_mode) & 0o007 == 0
+
+
+def test_a_label_counts_only_for_a_prediction_answered_before_it_was_recorded(
+    workdir: Path,
+) -> None:
+    """A label posted before its request was answered (forged, or guessed ahead of a client's
+    id) must not join the prediction answered later under that id. The join compares times,
+    not positions: the server appends a prediction after its answer is sent (after the shadow
+    scored it), so the label of a quick client can come first in the file."""
+    from tuneops.ops import predlog
+
+    path = workdir / "predictions.jsonl"
+    lines = [
+        {"kind": "label", "id": "forged", "t": 5.0, "label": 1},
+        {"kind": "prediction", "id": "forged", "t": 10.0, "latency_ms": 1.0, "prediction": [0]},
+        # recorded while the request was in flight (answered at 11.0): not yet answered
+        {"kind": "label", "id": "slow", "t": 10.5, "label": 1},
+        {"kind": "label", "id": "quick", "t": 21.0, "label": 1},  # before its record, after it
+        {"kind": "prediction", "id": "slow", "t": 10.0, "latency_ms": 1000.0, "prediction": [0]},
+        {"kind": "prediction", "id": "quick", "t": 20.0, "latency_ms": 1.0, "prediction": [0]},
+        {"kind": "label", "id": "slow", "t": 12.0, "label": 2},
+        {"kind": "label", "id": "quick", "t": 22.0, "label": 2},  # a correction
+        {"kind": "label", "id": "quick", "t": 15.0, "label": 3},  # later in the file, too early
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    expected = {"forged": None, "slow": 2, "quick": 2}
+    assert {r["id"]: r.get("label") for r in read_log(path).predictions} == expected
+    reader = predlog.LogReader(path)  # read as it grows, one line at a time: the same join
+    path.write_text("")
+    for line in lines:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+        contents = reader.read()
+    assert {r["id"]: r.get("label") for r in contents.predictions} == expected

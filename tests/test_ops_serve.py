@@ -218,7 +218,7 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
         labelled = client.post(
             "/label", json={"request_id": "abc", "label": [0, 0, 0]}, headers=auth
         )
-        assert labelled.json() == {"labelled": 1}
+        assert labelled.json() == {"labelled": 1, "n_unknown": 0}
         metrics = client.get("/metrics", headers=auth).text
     assert 'tuneops_requests_total{version="1",role="champion",outcome="ok"} 1' in metrics
     assert 'outcome="error"' not in metrics
@@ -526,3 +526,34 @@ def test_a_model_failure_answers_500_without_the_exception_text(
     (logged,) = [r for r in read_log("predictions.jsonl").predictions if r.get("id") == "r-secret"]
     assert logged["error"] == "ValueError: cannot read /srv/private/train.csv: row 7 has 5.1"
     assert any("r-secret" in m and "train.csv: row 7 has 5.1" in m for m in caplog.messages)
+
+
+def test_label_says_which_ids_this_server_did_not_answer_and_an_early_label_never_counts(
+    registry: Registry,
+) -> None:
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "a"}).status_code == 200
+        posted = client.post("/label", json={"labels": {"a": 0, "later": 1}})
+        assert posted.status_code == 200
+        answer = posted.json()
+        assert (answer["labelled"], answer["n_unknown"], answer["unknown_ids"]) == (
+            2, 1, ["later"]
+        )
+        assert "not answered by this server" in answer["note"]
+        # the label came before the request: it stays in the log and never joins it
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "later"}).is_success
+        again = client.post("/label", json={"request_id": "a", "label": 1}).json()
+        assert again == {"labelled": 1, "n_unknown": 0}
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 2)
+    labels = {r["id"]: r.get("label") for r in read_log("predictions.jsonl").predictions}
+    assert labels == {"a": 1, "later": None}
+
+
+def test_the_server_remembers_a_bounded_number_of_answered_ids() -> None:
+    from tuneops.ops.serve import _AnsweredIds
+
+    answered = _AnsweredIds(capacity=3)
+    for request_id in ("a", "b", "c", "a", "d"):  # "a" again: the latest answer counts
+        answered.add(request_id)
+    assert [i in answered for i in ("a", "b", "c", "d")] == [True, False, True, True]
+    assert len(answered) == 3

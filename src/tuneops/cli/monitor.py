@@ -574,5 +574,6 @@ def label(
     if unknown:
         term.warn(
             f"{len(unknown)} request id(s) are not in the log (yet), e.g. "
-            f"{', '.join(unknown[:3])}; their labels are kept and join when they appear."
+            f"{', '.join(unknown[:3])}; their labels are kept and join a request answered "
+            "before now that is logged later, never one answered after."
         )

@@ -24,10 +24,18 @@ Record formats::
     {"kind": "label", "id": "...", "t": 1733400060.0, "label": [1]}
 
 ``status`` is ``"error"`` (with ``error``) for a request the model failed on; ``key`` is the
-canary key when the client sent one. ``latency_ms`` is the server's time for the request from
-the moment it arrived (the event loop takes each request as it comes: parsing, checks, the wait
-for the model thread behind the requests ahead, the predict, the answer's JSON): what the client
-waits, but for its own side of the connection.
+canary key when the client sent one. ``t`` is when the request arrived and ``latency_ms`` the
+server's time for it from that moment (the event loop takes each request as it comes: parsing,
+checks, the wait for the model thread behind the requests ahead, the predict): what the client
+waits, but for its own side of the connection. ``t + latency_ms`` is when it was answered.
+
+A label counts only for a prediction answered before the label was recorded: one posted
+earlier (forged, or guessed ahead of a client's request id) never joins the request answered
+later under that id. The join compares the records' times, not their places in the file: the
+server appends a prediction after its answer is sent (and after the shadow scored it), so a
+quick client's label can come first in the file. Both times are the wall clock of the machine
+that wrote them (several servers appending to one log on one machine share it); a clock
+stepped back between an answer and its label (NTP) can make that label not count.
 """
 
 from __future__ import annotations
@@ -143,7 +151,8 @@ class LogContents:
 def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
     """Read a prediction log; each prediction record gets ``label`` when one was recorded.
 
-    A label recorded twice for one request keeps the last one (a correction). Records before
+    A label joins a prediction only if it was recorded after the prediction was answered (see
+    the module's docstring); of those, the last one in the log (a correction). Records before
     ``since`` (a Unix time) are skipped; labels are joined whatever their time.
 
     Raises:
@@ -168,7 +177,8 @@ class LogReader:
     def _reset(self) -> None:
         self._offset = 0
         self._contents = LogContents()
-        self._labels: dict[str, Any] = {}
+        # per request id, its labels in log order: (the time recorded, the label)
+        self._labels: dict[str, list[tuple[float, Any]]] = {}
         self._by_id: dict[str, list[dict[str, Any]]] = {}
 
     def read(self, *, final: bool = False) -> LogContents:
@@ -219,14 +229,27 @@ class LogReader:
             if not is_label(record.get("label")):
                 out.bad_lines += 1  # an object where a label goes: not what tuneops writes
                 return
-            self._labels[key] = record.get("label")
+            self._labels.setdefault(key, []).append((stamp, record["label"]))
             for prediction in self._by_id.get(key, ()):
-                prediction["label"] = record.get("label")
+                if stamp >= _answered(prediction):  # later in the log: replaces an earlier one
+                    prediction["label"] = record["label"]
         elif self.since is None or stamp >= self.since:
-            if key in self._labels:
-                record["label"] = self._labels[key]
+            answered = _answered(record)
+            for recorded, label in reversed(self._labels.get(key, ())):
+                if recorded >= answered:
+                    record["label"] = label
+                    break
             self._by_id.setdefault(key, []).append(record)
             out.predictions.append(record)
+
+
+def _answered(record: Mapping[str, Any]) -> float:
+    """When a prediction record's request was answered (Unix time): its arrival ``t`` plus its
+    ``latency_ms``; ``t`` alone for a record without a latency."""
+    latency = record.get("latency_ms")
+    if isinstance(latency, int | float) and not isinstance(latency, bool) and latency > 0:
+        return float(record["t"]) + latency / 1e3  # NaN fails `> 0`; +inf: never labelled
+    return float(record["t"])
 
 
 def is_label(value: Any) -> bool:

@@ -6,7 +6,10 @@ An ASGI app (Starlette) on uvicorn. Endpoints:
   ..., "key": ...}`` (``X-Request-ID`` / ``X-Request-Key`` headers work too). Answers
   ``{"request_id", "version", "predictions"}``.
 * ``POST /label`` - ``{"request_id": ..., "label": ...}`` or ``{"labels": {id: label}}``: the
-  truth, joined to the prediction later by request id (:mod:`tuneops.ops.predlog`).
+  truth, joined to the prediction later by request id (:mod:`tuneops.ops.predlog`), if the
+  prediction was answered before the label was recorded. Answers ``{"labelled", "n_unknown"}``
+  (and ``unknown_ids``, ``note``): how many posted ids this server did not answer since it
+  started (of the last 100,000 it answered); their labels are logged all the same.
 * ``GET /health`` - the versions served, the refused ones and why; no token needed.
 * ``GET /metrics`` - Prometheus text format: requests by version, role and outcome, a latency
   histogram per version, the champion version, model switches.
@@ -53,7 +56,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +101,9 @@ __all__ = [
 logger = logging.getLogger("tuneops.serve")
 
 DEFAULT_LOG = "tuneops-out/predictions.jsonl"
+# How many answered request ids a server remembers, to tell a /label client which of its ids it
+# never answered (about 14 MB at 100,000).
+ANSWERED_IDS_KEPT = 100_000
 # Prometheus' default latency buckets start at 5 ms; a one-row predict takes well under that.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -401,6 +407,33 @@ def _model_input(rows: Sequence[Any], loaded: _Loaded) -> Any:
     return _frame(rows, loaded)
 
 
+class _AnsweredIds:
+    """The ids of the last ``capacity`` requests answered, for ``/label`` to say which posted ids
+    this server never answered. Used from the event loop only (no lock).
+
+    It keeps ``hash(id)``, not the id: a client chooses its ids, and 100,000 ids of a megabyte
+    each must not stay in memory. Python's string hash is keyed per process (SipHash), so a
+    client cannot make up an id that collides with another's.
+    """
+
+    def __init__(self, capacity: int = ANSWERED_IDS_KEPT) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def add(self, request_id: str) -> None:
+        key = hash(request_id)
+        self._ids[key] = None
+        self._ids.move_to_end(key)  # answered again: its latest answer counts
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, request_id: object) -> bool:
+        return hash(request_id) in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 # -- metrics --------------------------------------------------------------------------------------
 class _Metrics:
     """Counters and a latency histogram in Prometheus' text exposition format (version 0.0.4)."""
@@ -490,6 +523,7 @@ class ModelServer:
         self.config = config
         self.registry = registry or Registry.open(config.model, config.storage)
         self.metrics = _Metrics()
+        self.answered = _AnsweredIds()
         self.refused: dict[int, str] = {}
         self._cache: dict[int, _Loaded] = {}
         self._stop = threading.Event()
@@ -663,7 +697,7 @@ class ModelServer:
         return JSONResponse({"error": message, "request_id": request_id}, status_code=status)
 
     async def predict(self, request: Request) -> Response:
-        start = time.perf_counter()
+        start, arrived = time.perf_counter(), time.time()  # t + latency_ms: when answered
         refused = self._refused(request, body=True)
         if refused is not None:
             self.metrics.observe(
@@ -700,7 +734,7 @@ class ModelServer:
         record: dict[str, Any] = {
             "kind": "prediction",
             "id": request_id,
-            "t": time.time(),
+            "t": arrived,
             "version": answering.version,
             "role": role,
             "mode": routing.mode,
@@ -739,6 +773,7 @@ class ModelServer:
             )
         latency = time.perf_counter() - start
         self.metrics.observe(answering.version, role, "ok", latency)
+        self.answered.add(request_id)  # before the answer is sent: its label may come at once
         record.update(
             status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
         )
@@ -864,9 +899,22 @@ class ModelServer:
                 )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
+        unknown = [request_id for request_id in labels if request_id not in self.answered]
         # off the loop (/health stays quick) and not in the model thread (predicts go on)
         await anyio.to_thread.run_sync(functools.partial(self._write_labels, labels))
-        return JSONResponse({"labelled": len(labels)})
+        answer: dict[str, Any] = {"labelled": len(labels), "n_unknown": len(unknown)}
+        if unknown:
+            # Still written: the request may have been answered before a restart, or by another
+            # replica. The join counts a label only for a prediction answered before it.
+            answer["unknown_ids"] = unknown[:20]
+            answer["note"] = (
+                f"{len(unknown)} of the {len(labels)} request id(s) were not answered by this "
+                f"server since it started (it remembers the last {self.answered.capacity:,}); "
+                "their labels are logged and count only for a request answered before they "
+                "were recorded (by this server before a restart, or by another replica "
+                "writing this log), never for one answered later."
+            )
+        return JSONResponse(answer)
 
     def _write_labels(self, labels: Mapping[str, Any]) -> None:
         assert self.log is not None
