@@ -54,6 +54,36 @@ def test_cdn_mode_links_plotly_instead_of_embedding_it(tmp_path):
     assert not (tmp_path / "x.html").exists() and not (tmp_path / "x").exists()
 
 
+def test_cdn_mode_pins_the_bundled_plotly_js_by_its_sri_hash(tmp_path, monkeypatch):
+    """cdn.plot.ly/plotly-V.min.js is plotly.js's dist/plotly.min.js of release V, the file
+    plotly.py bundles for V (its commands.py update_bundle): the page names its sha384, so a
+    browser refuses a CDN file that is not the one this plotly was released with."""
+    import base64
+    import hashlib
+    import pkgutil
+
+    import plotly.offline
+
+    report = build_report(build(20))
+    (small,) = write_report(report, tmp_path / "cdn.html", plotly="cdn")
+    bundled = pkgutil.get_data("plotly", "package_data/plotly.min.js")
+    assert bundled is not None
+    digest = base64.b64encode(hashlib.sha384(bundled).digest()).decode()
+    version = plotly.offline.get_plotlyjs_version()
+    tag = re.search(r"<script src=\"https://cdn\.plot\.ly/[^>]*>", small.read_text())
+    assert tag is not None
+    assert f'src="https://cdn.plot.ly/plotly-{version}.min.js"' in tag.group()
+    assert f'integrity="sha384-{digest}"' in tag.group() and 'crossorigin="anonymous"' in tag.group()
+    # A plotly whose bundle is not the release its version names (a development build, named
+    # "plotly/plotly.js_master_<date>_<rev>"; a bundle replaced by hand): no hash could be
+    # right, so the CDN mode is refused before anything is written.
+    for other in ("plotly/plotly.js_master_2026-01-01_0123abcd", "1.0.0"):
+        monkeypatch.setattr(plotly.offline, "get_plotlyjs_version", lambda other=other: other)
+        with pytest.raises(UsageError, match="--plotly cdn: .*Use --plotly embed"):
+            write_report(report, tmp_path / "odd.html", plotly="cdn")
+    assert not (tmp_path / "odd.html").exists()
+
+
 def test_trial_table_has_one_family_column():
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution

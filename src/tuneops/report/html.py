@@ -11,9 +11,13 @@ parameters are drawn and the rest are one click away (a ``<details>`` drawn when
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
+import pkgutil
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -1025,22 +1029,19 @@ def _panel_section(p: F.Panel, scripts: list[str]) -> str:
 
 def render_html(report: Report, *, plotly: str = "embed") -> str:
     """The report as one HTML document. ``plotly="embed"`` (default) includes plotly.js (about
-    4.6 MB; works offline); ``"cdn"`` links it from cdn.plot.ly (a file of a few hundred KB that
-    needs the network when opened)."""
+    4.6 MB; works offline); ``"cdn"`` links it from cdn.plot.ly, pinned by the sha384 of the
+    file plotly bundles (a file of a few hundred KB that needs the network when opened)."""
     if plotly not in PLOTLY_MODES:
         raise UsageError(
             f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received {plotly!r}."
         )
     require("plotly", "report", "the HTML report")
-    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+    from plotly.offline import get_plotlyjs
 
     if plotly == "embed":
         plotly_js = f'<script type="text/javascript">{get_plotlyjs()}</script>'
     else:
-        plotly_js = (
-            f'<script src="https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js" '
-            'charset="utf-8"></script>'
-        )
+        plotly_js = _plotly_cdn_script()
     scripts: list[str] = []
     sections = [_panel_section(p, scripts) for p in report.panels]
     findings = (
@@ -1081,6 +1082,51 @@ The table scrolls inside its box.</p>
 """
 
 
+# A plotly.js release number (4.1.1, 3.0.0-rc.1), and the version a bundle's header names.
+_RELEASE = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?")
+_BUNDLE_VERSION = re.compile(rb"\A/\*\*\s*\*\s*plotly\.js v(\S+)")
+
+
+def _plotly_cdn_script() -> str:
+    """The ``<script>`` that loads the installed plotly's plotly.js from cdn.plot.ly, pinned
+    by a Subresource Integrity hash of the file plotly bundles.
+
+    Why that hash is the CDN file's: a plotly.py release bundles plotly.js's
+    ``dist/plotly.min.js`` of tag ``v<version>`` and records that version
+    (``update_bundle`` in plotly.py's ``commands.py``), and cdn.plot.ly/plotly-<version>.min.js
+    serves the same dist file (plotly.py's own ``include_plotlyjs="cdn"`` emits a hash of its
+    bundle for that URL). A development plotly (``updateplotlyjsdev``) bundles a branch's
+    build and names it ``plotly/plotly.js_master_<date>_<rev>``, which the CDN does not serve,
+    and a bundle replaced by hand names another version than the one recorded: a hash of the
+    bundle would then describe a file the URL does not serve. So the hash is given only when
+    the recorded version is a release number and the bundle's header names it; otherwise the
+    CDN mode is refused rather than linking a script nobody can pin.
+
+    Raises:
+        UsageError: the bundle is not the release its version names.
+    """
+    require("plotly", "report", "the HTML report")
+    from plotly.offline import get_plotlyjs_version
+
+    version = str(get_plotlyjs_version())
+    bundle = pkgutil.get_data("plotly", "package_data/plotly.min.js") or b""
+    named = _BUNDLE_VERSION.match(bundle)
+    bundled = named.group(1).decode("ascii", "replace") if named else None
+    if not _RELEASE.fullmatch(version) or bundled != version:
+        raise UsageError(
+            f"--plotly cdn: the installed plotly records plotly.js version {version!r} but "
+            f"bundles {f'v{bundled}' if bundled else 'a plotly.js of no stated version'}; "
+            f"cdn.plot.ly may not serve that file, so no integrity hash can pin it. "
+            "Use --plotly embed (the default: the bundled file inside the report), or install "
+            "a released plotly (pip install --force-reinstall plotly)."
+        )
+    digest = base64.b64encode(hashlib.sha384(bundle).digest()).decode("ascii")
+    return (
+        f'<script src="https://cdn.plot.ly/plotly-{version}.min.js" charset="utf-8" '
+        f'integrity="sha384-{digest}" crossorigin="anonymous"></script>'
+    )
+
+
 class HtmlRenderer(Renderer):
     """The HTML report; ``plotly``: ``"embed"`` (offline, default) or ``"cdn"`` (smaller file)."""
 
@@ -1093,6 +1139,8 @@ class HtmlRenderer(Renderer):
                 f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received "
                 f"{plotly!r}; 'cdn' links plotly.js instead of embedding it."
             )
+        if plotly == "cdn":
+            _plotly_cdn_script()  # a bundle no hash can pin fails before any work is done
         self.plotly = plotly
 
     def render(self, report: Report, out: Path) -> list[Path]:
