@@ -122,3 +122,47 @@ def test_the_dashboard_is_read_only_and_answers_only_loopback_names(journal, all
         assert deleted == 204 and names == []
     else:
         assert deleted == 403 and names == ["dash"]
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_the_dashboard_listens_on_ipv6_loopback(journal, host):
+    """`--host ::1` failed: wsgiref's server is IPv4 only (address family AF_INET)."""
+    board = start_dashboard(journal, study="dash", host=host, port=0)
+    thread = threading.Thread(target=board.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://[::1]:{board.port}"
+    try:
+        assert board.url == f"{base}/dashboard/studies/0"
+        status, page = fetch(board.url)  # Host: [::1]:PORT, a loopback name
+        assert status == 200 and "<html" in page.lower()
+        assert _request(f"{base}/api/studies", host=f"evil.example:{board.port}") == 421
+        assert _request(f"{base}/api/studies", host=f"localhost:{board.port}") == 200
+        assert _request(f"{base}/api/studies/0", "DELETE") == 403  # still read-only
+    finally:
+        board.shutdown()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_an_ipv6_host_gets_an_ipv6_server() -> None:
+    """The choice the test above exercises, checked where a machine has no IPv6 loopback."""
+    import socket
+
+    from tuneops.report.dashboard import _server_class
+
+    assert _server_class("::1").address_family == socket.AF_INET6
+    assert _server_class("fe80::1%eth0").address_family == socket.AF_INET6
+    assert _server_class("127.0.0.1").address_family == socket.AF_INET
+    assert _server_class("localhost").address_family == socket.AF_INET

@@ -67,8 +67,8 @@ def dashboard(
     host: Annotated[
         str,
         typer.Option(
-            help="Address to bind. The dashboard has no login: keep loopback unless a proxy "
-            "guards it."
+            help="Address to bind (IPv4 or IPv6, such as ::1). The dashboard has no login: keep "
+            "loopback unless a proxy guards it."
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,

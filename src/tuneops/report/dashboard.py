@@ -9,6 +9,7 @@ answered (a web page whose name was rebound to 127.0.0.1 names its own host).
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -42,7 +43,7 @@ def _guarded(app: Any, *, loopback: bool, allow_writes: bool) -> Any:
                 return refuse(
                     start_response,
                     "421 Misdirected Request",
-                    f"this dashboard answers requests addressed to 127.0.0.1 or localhost, "
+                    f"this dashboard answers requests addressed to 127.0.0.1, ::1 or localhost, "
                     f"received Host {host[:60]!r}",
                 )
         if not allow_writes and environ.get("REQUEST_METHOD", "GET") not in _READING:
@@ -55,6 +56,18 @@ def _guarded(app: Any, *, loopback: bool, allow_writes: bool) -> Any:
         return app(environ, start_response)
 
     return guarded
+
+
+class _IPv6Server(WSGIServer):
+    """wsgiref's server on an IPv6 address (``WSGIServer`` binds AF_INET sockets only)."""
+
+    address_family = socket.AF_INET6
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    """The WSGI server class that can bind ``host``: an IPv6 address (``::1``) needs an
+    AF_INET6 socket; a host name or an IPv4 address, wsgiref's own."""
+    return _IPv6Server if ":" in host else WSGIServer
 
 
 @dataclass
@@ -96,6 +109,8 @@ def start_dashboard(
         UsageError: the port cannot be bound.
     """
     require("optuna_dashboard", "dashboard", "tuneops dashboard")
+    if host.startswith("[") and host.endswith("]"):  # [::1], as a URL writes it
+        host = host[1:-1]
 
     from optuna_dashboard import wsgi
 
@@ -111,7 +126,9 @@ def start_dashboard(
 
     try:
         app = _guarded(wsgi(storage), loopback=is_loopback(host), allow_writes=allow_writes)
-        server = make_server(host, port, app, server_class=WSGIServer, handler_class=QuietHandler)
+        server = make_server(
+            host, port, app, server_class=_server_class(host), handler_class=QuietHandler
+        )
     except OSError as exc:
         raise UsageError(
             f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "
