@@ -9,6 +9,7 @@ import time
 
 import optuna
 import pytest
+import yaml
 from conftest import IN_CI, ROOT, tiny_spec
 from optuna.trial import TrialState
 
@@ -112,6 +113,59 @@ def test_a_ray_cluster_that_does_not_answer_is_refused_before_anything_is_writte
         tuneops.run(spec, address="head-node")
     assert time.monotonic() - started < 30
     assert not (workdir / "ray-none.journal").exists()
+
+
+@pytest.fixture
+def no_ray_around(tmp_path, monkeypatch):
+    """Ray's own lookup of ``address="auto"`` sees no cluster: no RAY_ADDRESS, its record of
+    the latest `ray start` (``<RAY_TMPDIR>/ray/ray_current_cluster``) in an empty temp dir, and
+    no raylet process (Ray's scan of the processes would find the suite's local Ray)."""
+    services = pytest.importorskip("ray._private.services")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
+    (tmp_path / "raytmp" / "ray").mkdir(parents=True)
+    def no_raylet() -> frozenset[str]:
+        return frozenset()
+
+    no_raylet.cache_clear = lambda: None  # type: ignore[attr-defined] # ray.init calls it
+    monkeypatch.setattr(services, "find_gcs_addresses", no_raylet)
+    return tmp_path / "raytmp" / "ray" / "ray_current_cluster"
+
+
+def test_address_auto_without_a_ray_cluster_is_refused_before_anything_is_written(
+    workdir, no_ray_around, monkeypatch, cli
+) -> None:
+    """`--address auto` with no cluster printed "started" and then failed in ray.init."""
+    from servers import free_port
+
+    spec = tiny_spec(storage=str(workdir / "ray-auto.journal"))
+    spec["search"]["backend"] = "ray"
+    with pytest.raises(UsageError, match=r"--address auto: no Ray cluster found.*ray start --head"):
+        tuneops.run(spec, address="auto")
+    # A record left by a cluster that is gone (killed, not `ray stop`ped), and RAY_ADDRESS,
+    # which Ray reads first: the address they name is checked as a given one is.
+    no_ray_around.write_text(f"127.0.0.1:{free_port()}")
+    with pytest.raises(UsageError, match=r"--address auto: .*ray_current_cluster names 127\.0\.0\.1:\d+, but no Ray cluster answers there"):
+        tuneops.run(spec, address="auto")
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{free_port()}")
+    with pytest.raises(UsageError, match=r"--address auto: RAY_ADDRESS names ray://127\.0\.0\.1:\d+, but no Ray cluster answers there"):
+        tuneops.run(spec, address="auto")
+    assert not (workdir / "ray-auto.journal").exists()
+    monkeypatch.delenv("RAY_ADDRESS")
+    no_ray_around.unlink()
+    spec_file = workdir / "auto.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    code, out, err = cli("run", spec_file, "--backend", "ray", "--address", "auto", "--no-progress")
+    assert code == 2 and "no Ray cluster found" in err and "started" not in out + err
+    assert not (workdir / "ray-auto.journal").exists()
+
+
+@pytest.mark.ray
+def test_address_auto_finds_the_cluster_ray_start_recorded(local_ray, no_ray_around) -> None:
+    from tuneops.backends.ray import RayBackend
+
+    no_ray_around.write_text(local_ray.get_runtime_context().gcs_address)
+    RayBackend(address="auto").prepare()  # answers: no error
 
 
 @pytest.mark.ray

@@ -125,6 +125,33 @@ def _grpc_answer(host: str, port: int) -> bool | None:
     return len(head) >= 4 and head[3] == 0x04
 
 
+def _auto_address(temp_dir: str | None) -> tuple[str | None, str]:
+    """The cluster ``ray.init(address="auto")`` would join, found as Ray finds it, and where it
+    was found; ``(None, what was looked at)`` when there is none.
+
+    Ray's order (``get_ray_address_from_environment`` in ``ray._private.services``, which
+    ``ray.init`` calls): ``$RAY_ADDRESS``; else the address the latest ``ray start`` on this
+    machine recorded in ``<temp dir>/ray_current_cluster`` (``$RAY_TMPDIR/ray``, else
+    ``$TMPDIR/ray``, else ``/tmp/ray``; ``ray stop`` deletes it); else, for ``auto``, any
+    running raylet's GCS address. Ray's own function is called so that the answer is Ray's.
+    """
+    from ray._common.utils import get_ray_address_file
+    from ray._private import services
+
+    path = get_ray_address_file(temp_dir)
+    try:
+        found = services.get_ray_address_from_environment("auto", temp_dir)
+    except ConnectionError:  # Ray's "Could not find any running Ray instance"
+        return None, f"RAY_ADDRESS is not set, {path} does not exist, no raylet runs here"
+    if os.environ.get("RAY_ADDRESS"):
+        return found, "RAY_ADDRESS"
+    try:
+        recorded = Path(path).read_text().strip()
+    except OSError:
+        recorded = None
+    return found, path if recorded == found else "a raylet running on this machine"
+
+
 # The HTTP/2 client connection preface and an empty SETTINGS frame (RFC 9113, 3.4).
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
@@ -153,29 +180,61 @@ class RayBackend(Backend):
         self.init_kwargs = dict(init_kwargs or {})
 
     def prepare(self) -> None:
-        """Ray is installed, and a cluster named by ``HOST:PORT`` or ``ray://HOST:PORT``
-        answers on that port (ray.init would retry for minutes, after the study was written)."""
+        """Ray is installed, and a cluster named by ``HOST:PORT`` or ``ray://HOST:PORT``, or
+        the one ``auto`` finds, answers on that port (ray.init would retry for minutes, or
+        fail, after the study was written)."""
         require("ray", "ray", "the Ray backend")
-        if self.address in (None, "auto", "local"):
+        if self.address in (None, "local"):
             return
-        hostport = self.address.split("://", 1)[-1].rstrip("/")
+        if self.address != "auto":
+            self._check_answers(self.address)
+            return
+        address, where = _auto_address(self.init_kwargs.get("_temp_dir"))
+        if address is None:
+            raise UsageError(
+                f"--address auto: no Ray cluster found on this machine ({where}); start one "
+                "with `ray start --head`, give a cluster's address (--address HOST:6379 on a "
+                "cluster node, ray://HOST:10001 for Ray Client), or leave --address out to run "
+                "on a local Ray of its own."
+            )
+        self._check_answers(address, found_in=where)
+
+    @staticmethod
+    def _check_answers(address: str, found_in: str | None = None) -> None:
+        """Refuse ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) unless Ray answers there;
+        ``found_in``: where ``auto`` found it (None: the user gave it)."""
+        field = "--address" if found_in is None else "--address auto"
+        named = repr(address) if found_in is None else f"{address} (which {found_in} names)"
+        hostport = address.split("://", 1)[-1].rstrip("/")
         host, _, port = hostport.rpartition(":")
         if not host or not port.isdigit():
             raise UsageError(
-                f"--address: expected ray://HOST:PORT (Ray Client), HOST:PORT (the cluster's "
-                f"GCS, on a node) or auto, received {self.address!r}."
+                f"{field}: expected ray://HOST:PORT (Ray Client), HOST:PORT (the cluster's "
+                f"GCS, on a node) or auto, received {named}."
             )
         try:
             answer = _grpc_answer(host.strip("[]"), int(port))
         except OSError as exc:
+            if found_in is None:
+                raise UsageError(
+                    f"--address: no Ray cluster answers at {named} ({exc}); start it (`ray "
+                    "start --head` on its head node), or check the host and port: "
+                    "ray://HOST:10001 for Ray Client, HOST:6379 on a cluster node."
+                ) from None
+            advice = (
+                "unset RAY_ADDRESS, or point it at a running cluster"
+                if found_in == "RAY_ADDRESS"
+                else "the cluster recorded there is gone (one that stopped without `ray stop` "
+                "leaves its record behind); start one with `ray start --head` (`ray stop` "
+                "clears the record), or give a running cluster's address"
+            )
             raise UsageError(
-                f"--address: no Ray cluster answers at {self.address!r} ({exc}); start it (`ray "
-                "start --head` on its head node), or check the host and port: ray://HOST:10001 for "
-                "Ray Client, HOST:6379 on a cluster node."
+                f"--address auto: {found_in} names {address}, but no Ray cluster answers there "
+                f"({exc}); {advice}."
             ) from None
         if answer is False:
             raise UsageError(
-                f"--address: something listens at {self.address!r}, but not Ray (it does not "
+                f"{field}: something listens at {named}, but not Ray (it does not "
                 "answer gRPC, which Ray's GCS and Ray Client speak; ray.init would wait for it "
                 "without end): check the port: ray://HOST:10001 for Ray Client, HOST:6379 on a "
                 "cluster node."

@@ -61,7 +61,12 @@ def run(
     ] = True,
     backend: Annotated[str | None, typer.Option(help="Where workers run: local or ray.")] = None,
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (with --backend ray).")
+        str | None,
+        typer.Option(
+            help="Ray cluster address (with --backend ray): HOST:PORT, ray://HOST:PORT or auto "
+            "(the cluster Ray finds: $RAY_ADDRESS, the latest `ray start` here); checked before "
+            "anything is written (exit 2 when no cluster answers)."
+        ),
     ] = None,
     json_out: JsonOpt = False,
     wide: WideOpt = False,
