@@ -150,6 +150,14 @@ def test_fit_to_space_clips_and_drops():
 
 
 # -- the shipped base and leave-one-out ---------------------------------------------------------
+def _builds(built: dict) -> list[dict]:
+    """A base's build record, then the records of the builds it extended, newest first."""
+    chain = [built]
+    while "extends" in chain[-1]:
+        chain.append(chain[-1]["extends"])
+    return chain
+
+
 def test_the_shipped_base_loads_records_its_build_and_recommends():
     from tuneops.knowledge import recommend
     from tuneops.knowledge.base import SHIPPED_PATH
@@ -160,7 +168,8 @@ def test_the_shipped_base_loads_records_its_build_and_recommends():
     # the 200-trial cold runs keep every distinct configuration (regrets are estimated from them)
     long = [e for e in kb if len(e.history) == 200]
     assert len(long) >= 60 and all(3 <= len(e.configs) <= 200 for e in long)
-    assert kb.built_with["extends"]["built"]["svm"] >= 30  # the earlier builds are kept
+    # the earlier builds are kept
+    assert any(b.get("built", {}).get("svm", 0) >= 30 for b in _builds(kb.built_with)[1:])
     assert kb.built_with["n_trials"] and "pmlb" in kb.built_with["source"].lower()
     assert set(kb.built_with["datasets"]) >= {e.dataset.removeprefix("pmlb:") for e in kb}
     recs, neighbours = recommend("sklearn:breast_cancer", "random_forest", kb=kb, size=4)
@@ -509,6 +518,22 @@ def test_explicit_configurations_are_announced_too(workdir, caplog):
     assert "warm start: 1 configuration(s) from params[0]" in caplog.text
 
 
+def test_a_regression_spec_gets_its_zero_shot_warm_start_from_the_shipped_base(workdir, caplog):
+    from tuneops.tuning import run
+
+    spec = tiny_spec(n_trials=8, data={"source": "sklearn:diabetes"}, objectives=["r2"],
+                     model={"family": "random_forest"}, warm_start="auto")
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        result = run(spec)
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "tuneops.status" and r.getMessage().startswith("warm start:")]
+    assert len(lines) == 1 and "for random_forest" in lines[0], lines
+    assert "similar datasets" in lines[0] and "pmlb:" in lines[0]
+    first = _trials(result.study)[0]
+    assert first.user_attrs.get("warm_start"), first.user_attrs  # a proposal, not TPE's draw
+    assert result.results["warm_start"]["n_portfolio"] >= 1
+
+
 def test_the_shipped_base_covers_every_default_family_with_distinct_configurations():
     assert SHIPPED_PATH.stat().st_size < 5 * 1024 * 1024
     kb = load_shipped()
@@ -518,7 +543,12 @@ def test_the_shipped_base_covers_every_default_family_with_distinct_configuratio
     assert built["datasets"] and set(built["families"]) >= set(DEFAULT_FAMILIES) - {"knn", "svm"}
     assert built["n_trials"] and built["seed"] == 0 and built["cv_folds"] == 3
     assert {"optuna", "scikit-learn", "lightgbm", "xgboost"} <= set(built["versions"])
-    assert built["extends"]["built"]["svm"] >= 30  # the earlier 200-trial knn/svm runs are kept
+    # the earlier 200-trial knn/svm runs are kept
+    assert any(b.get("built", {}).get("svm", 0) >= 30 for b in _builds(built)[1:])
+    # both tasks, every default family: regression specs get a zero-shot warm start too
+    for task in ("classification", "regression"):
+        for family in DEFAULT_FAMILIES:
+            assert len(kb.select(family=family, task=task)) >= 10, (family, task)
     for entry in kb:
         assert len(dedupe(entry.configs)[0]) == len(entry.configs), entry.key  # distinct only
     # entries of this build record each configuration's serving-cost proxy and fit time (an
