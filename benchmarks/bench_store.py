@@ -12,7 +12,9 @@ storage's and the runner's, not the sampler's) with 2, 4 and 8 local processes:
   ``sqlite:///`` URL (SQLAlchemy's default 5 s busy timeout), each call in a ``try`` so an
   error is counted and the worker goes on instead of dying.
 
-Counted: trials completed, trials failed, trials lost (budget minus complete minus failed),
+Counted: trials completed, trials failed, trials retired unrun (tuneops: a worker that opened
+a trial as the last place of the budget was taken gives it up, FAIL with the reason
+"retired"; not a failure), trials lost (budget minus complete minus failed),
 storage errors (exceptions and tracebacks; "database is locked" separately), wall time and
 per-trial overhead (worker-milliseconds per completed trial). Every configuration runs in
 its own child process and temporary directory.
@@ -59,11 +61,18 @@ def run_tuneops(store: str, n_workers: int, per_worker: int, workdir: Path) -> d
         output_dir=workdir / "out",
     )
     wall = time.perf_counter() - start
-    states = [t.state for t in result.study.get_trials(deepcopy=False)]
+    from tuneops._study import is_retired
+
+    trials = result.study.get_trials(deepcopy=False)
+    # a worker that opened a trial as the last place of the budget was taken retires it unrun
+    # (FAIL, tuneops:abandoned "retired ..."): budget bookkeeping, not a failure
+    retired = sum(is_retired(t) for t in trials)
+    states = [t.state for t in trials]
     return {
         "wall_s": wall,
         "complete": states.count(optuna.trial.TrialState.COMPLETE),
-        "failed": states.count(optuna.trial.TrialState.FAIL),
+        "failed": states.count(optuna.trial.TrialState.FAIL) - retired,
+        "retired": retired,
         "errors": [],
     }
 
@@ -154,6 +163,7 @@ def measure(store: str, n_workers: int, per_worker: int) -> dict[str, Any]:
         "budget": budget,
         "complete": result["complete"],
         "failed": result["failed"],
+        "retired": result.get("retired", 0),
         "lost": budget - result["complete"] - result["failed"],
         "errors": len(errors) + tracebacks,
         "locked": sum("locked" in e.lower() for e in errors) + locked_in_stderr,
@@ -175,12 +185,14 @@ def report(rows: Sequence[dict[str, Any]], per_worker: int, command: str) -> str
     for r in rows:
         base = journal.get(r["n_workers"])
         table.append([
-            r["store"], r["n_workers"], f"{r['complete']}/{r['budget']}", r["failed"], r["lost"],
+            r["store"], r["n_workers"], f"{r['complete']}/{r['budget']}", r["failed"],
+            r.get("retired", 0), r["lost"],
             r["errors"], r["locked"], r["wall_s"], r["ms_per_trial"],
             r["ms_per_trial"] / base["ms_per_trial"] if base else float("nan"),
         ])
     header = [
-        "store", "workers", "complete/budget", "failed", "lost", "errors", "'database is locked'",
+        "store", "workers", "complete/budget", "failed", "retired unrun", "lost", "errors",
+        "'database is locked'",
         "wall s", "worker-ms per trial", "overhead ratio vs journal",
     ]
     samples = sorted({r["sample_error"] for r in rows if r["sample_error"]})
@@ -194,7 +206,8 @@ def report(rows: Sequence[dict[str, Any]], per_worker: int, command: str) -> str
         "Worker-ms per trial = wall time x workers / completed trials (the objective is trivial, "
         "so this is storage, sampler (random) and runner overhead; on 2 cores, more than 2 "
         "workers share CPUs). Errors: exceptions raised to the worker plus tracebacks in its "
-        "stderr; lost: budget minus complete minus failed.",
+        "stderr; retired unrun: trials a tuneops worker opened as the budget filled and gave up "
+        "unrun (not failures); lost: budget minus complete minus failed.",
     ]
     if samples:
         lines += ["", "Errors seen: " + "; ".join(f"`{s}`" for s in samples[:4])]
