@@ -80,7 +80,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _study
+from tuneops import _optuna, _study
 from tuneops.errors import SpecError, unknown_name
 from tuneops.space import Param, distributions
 
@@ -571,6 +571,10 @@ class AutoSampler(RoutingSampler):
 FAMILY_FAILURES = 5
 
 
+#: study system attr ``PREFIX + family``: a worker has said the family is proposed no more
+_EXCLUDED_PREFIX = "tuneops:family_excluded:"
+
+
 class FamilyGuard(RoutingSampler):
     """Stops proposing a model family whose trials only fail; defers everything else to ``base``.
 
@@ -625,6 +629,12 @@ class FamilyGuard(RoutingSampler):
         if len(out) >= len(self._families):
             return set()
         for family in sorted(out - self._told):
+            self._told.add(family)
+            # once per study, not once per worker: the first to see it marks the study
+            said = f"{_EXCLUDED_PREFIX}{family}"
+            if _optuna.study_system_attrs(study).get(said):
+                continue
+            _optuna.set_study_system_attr(study, said, True)
             _log.warning(
                 "family %r: its first %d trials failed and none completed, so no more trials of it "
                 "are proposed in this run (the last said: %s). Fix the cause and run again to "
@@ -633,7 +643,6 @@ class FamilyGuard(RoutingSampler):
                 self._failed[family],
                 self._last_reason.get(family, "unknown"),
             )
-            self._told.add(family)
         return out
 
     def _count(self, study: optuna.Study) -> None:
