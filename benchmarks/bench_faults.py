@@ -315,7 +315,7 @@ class Run:
 
 SPEC = """\
 study: {study}
-data: {{source: "sklearn:iris"}}
+data: {{source: "{data}"}}
 model: {{family: linear}}
 objectives: [accuracy]
 search: {{n_trials: {n_trials}, cv_folds: 2, sampler: random, pruner: none, seed: {seed}}}
@@ -346,11 +346,12 @@ def run_storage(
     n_signals: int,
     seed: int,
     timeout_s: float,
+    data: str = "sklearn:iris",
 ) -> tuple[Run, list[FrozenTrial]]:
     """Run one study under signals until its owner finishes; return what happened and its trials."""
     name = f"faults-{kind}"
     spec = scratch / "faults.yaml"
-    spec.write_text(SPEC.format(study=name, n_trials=n_trials, seed=seed))
+    spec.write_text(SPEC.format(study=name, n_trials=n_trials, seed=seed, data=data))
     env = child_env()
     owner_cmd = [
         sys.executable,
@@ -677,7 +678,8 @@ def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, A
         ),
         "",
         f"Per storage: one study of {results[0]['n_trials'] if results else '?'} trials "
-        "(`linear` on `sklearn:iris`, 2 CV folds, seeded random sampler, no pruning), 4 "
+        f"(`linear` on `{results[0].get('data', 'sklearn:iris') if results else '?'}`, 2 CV "
+        "folds, seeded random sampler, no pruning), 4 "
         "workers (the owner's 2 forked, 2 joined). Times as median (min-max, n).",
         "",
         table,
@@ -735,6 +737,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--signals", type=int, default=24, help="signals per storage")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--data",
+        default="sklearn:iris",
+        help="the study's data (a slower fit, e.g. sklearn:digits, keeps a study running long "
+        "enough for every signal on a quiet machine)",
+    )
+    parser.add_argument(
         "--timeout-s", type=float, default=900, help="give up on a storage after this"
     )
     parser.add_argument("--quick", action="store_true", help="journal only, 40 trials, 6 signals")
@@ -786,9 +794,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 n_signals=args.signals,
                 seed=args.seed,
                 timeout_s=args.timeout_s,
+                data=args.data,
             )
             logs = "".join((scratch / f"{r}.log").read_text(errors="replace") for r in ROLES)
             result = summarize(run, trials, time.time() - t0, logs)
+            result["data"] = args.data
             results.append(result)
             if args.json:  # after each storage: a long run that is cut short keeps what it measured
                 saved = {
