@@ -7,12 +7,13 @@ import errno
 import os
 import stat
 import threading
+import time
 
 import pytest
 import yaml
 from conftest import tiny_spec
 
-from tuneops._files import check_output_dir, copy_atomic, replacing, write_atomic
+from tuneops._files import check_output_dir, copy_atomic, is_stream, replacing, write_atomic
 from tuneops.errors import UsageError, WriteError
 from tuneops.export import MODEL_FILE, save_model
 
@@ -53,19 +54,54 @@ def test_written_files_are_readable_by_others_as_open_makes_them(tmp_path) -> No
 
 
 def test_a_pipe_or_device_given_as_the_file_is_written_into_not_replaced(tmp_path) -> None:
-    # `--out /dev/null` renamed a regular file onto /dev/null (as root): it must stay a device
+    # `--out /dev/null` renamed a regular file onto /dev/null (as root): a stream is written into
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
+    time.sleep(0.2)  # the reader has the pipe open
     write_atomic(fifo, b"the base")
     reader.join(timeout=10)
     assert received == [b"the base"] and stat.S_ISFIFO(fifo.stat().st_mode)
-    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temporary left
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]  # no temporary left beside it
+    # a descriptor by name (/dev/stdout is one): written to the descriptor itself
+    r, w = os.pipe()
+    try:
+        write_atomic(f"/dev/fd/{w}", b"to the descriptor")
+        assert os.read(r, 100) == b"to the descriptor"
+    finally:
+        os.close(r)
+        os.close(w)
+    assert is_stream("/dev/null") and is_stream("/dev/stdout") and is_stream("/dev/stderr")
+
+
+def test_a_pipe_nobody_reads_is_refused_at_once_and_leaves_nothing(tmp_path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(UsageError, match=r"'.*pipe' is a named pipe that no process reads"):
+        write_atomic(fifo, b"x")
+    assert time.monotonic() - start < 5 and sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+def test_links_devices_and_directories_given_as_the_file(tmp_path) -> None:
+    # a link planted in an output directory is replaced; the device it names is not written
+    link = tmp_path / "report.html"
+    link.symlink_to("/dev/null")
+    write_atomic(link, b"<html>")
+    assert not link.is_symlink() and link.read_bytes() == b"<html>"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    # a device that is not a stream is refused (checked without writing: never rename onto one)
+    with pytest.raises(UsageError, match=r"'/dev/zero' is a device or socket, not a file"):
+        is_stream("/dev/zero")
     (tmp_path / "out").mkdir()
     with pytest.raises(UsageError, match=r"'.*out' is a directory; expected the path of a file"):
         write_atomic(tmp_path / "out", b"x")
+    (tmp_path / "to-dir").symlink_to(tmp_path / "out")
+    with pytest.raises(UsageError, match=r"is a directory"):
+        write_atomic(tmp_path / "to-dir", b"x")
+    assert sorted(os.listdir(tmp_path)) == ["out", "report.html", "to-dir"]
 
 
 def test_an_output_directory_under_a_file_is_refused(tmp_path) -> None:
@@ -102,3 +138,11 @@ def test_a_model_that_cannot_be_saved_says_the_study_is_kept(workdir, cli, monke
     code, out, err = cli("run", "s.yaml", "--out", "out", "--no-report")
     assert code == 0, err
     assert "4 finished before" in err + out and (workdir / "out" / MODEL_FILE).exists()
+
+
+def test_a_results_path_taken_by_a_directory_says_the_study_is_kept(workdir, cli) -> None:
+    (workdir / "s.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    (workdir / "out" / "results.json").mkdir(parents=True)
+    code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report")
+    assert code == 2, err
+    assert "results.json' is a directory" in err and "Every trial is recorded" in err

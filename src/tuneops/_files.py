@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ __all__ = [
     "replacing",
     "write_atomic",
     "copy_atomic",
+    "is_stream",
+    "is_stdout",
     "write_error",
     "check_output_dir",
     "path_part",
@@ -41,6 +44,7 @@ _TODO = {
     errno.EFBIG: "the file reached this process's file size limit (ulimit -f): raise it",
     errno.EACCES: "fix the directory's permissions, or write to another path",
     errno.EPERM: "fix the directory's permissions, or write to another path",
+    errno.EPIPE: "the process reading the pipe stopped before the end: keep it reading",
 }
 
 
@@ -65,27 +69,31 @@ def replacing(path: str | Path) -> Iterator[Path]:
     block ends, removed when it raises. The file gets the mode an ordinary ``open()`` gives
     (0666 less the umask): ``mkstemp`` makes it private, and these files are meant to be read.
 
-    A path that names a character device or a pipe (``/dev/null``, ``/dev/stdout``) is
-    written into, not replaced: renaming onto it would put a regular file in its place.
+    A stream (:func:`is_stream`: ``/dev/null``, ``/dev/stdout``, a named pipe) is written into,
+    not replaced: a rename onto it would put a regular file in place of the device or the link.
+    The temporary file is then in the system's temporary directory.
 
     Raises:
-        UsageError: ``path`` is a directory or another kind of file that cannot be written.
+        UsageError: ``path`` is a directory, a device that is not a stream, or a pipe no
+            process reads.
         WriteError: the directory or the file could not be written.
     """
     path = Path(path)
-    stream = _stream_target(path)
+    stream = is_stream(path)
     tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if stream:
+            fd, name = tempfile.mkstemp(prefix=".tuneops-out.", suffix=".tmp")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         tmp = Path(name)
         if hasattr(os, "fchmod"):  # POSIX
             os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         yield tmp
         if stream:
-            with open(tmp, "rb") as source, open(path, "wb") as sink:
-                shutil.copyfileobj(source, sink)
+            _write_stream(path, tmp)
             tmp.unlink()
         else:
             os.replace(tmp, path)
@@ -97,26 +105,92 @@ def replacing(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def _stream_target(path: Path) -> bool:
-    """True when ``path`` is a character device or a pipe, to be written into; False for a
-    regular file or no file yet.
+#: Paths that name a stream, by name (not resolved: /dev/stdout is a link to the process's
+#: descriptor): written into, never replaced.
+_STREAM_NAMES = {"/dev/null": None, "/dev/tty": None, "/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PREFIXES = ("/dev/fd/", "/proc/self/fd/")
+
+
+def _descriptor(path: Path) -> int | None:
+    """The open descriptor ``path`` names (``/dev/stdout``: 1, ``/dev/fd/3``: 3), else None."""
+    text = os.path.abspath(path)
+    if text in _STREAM_NAMES:
+        return _STREAM_NAMES[text]
+    for prefix in _FD_PREFIXES:
+        if text.startswith(prefix) and text[len(prefix) :].isdigit():
+            return int(text[len(prefix) :])
+    return None
+
+
+def is_stdout(path: str | Path | None) -> bool:
+    """True when ``path`` names this process's standard output (``/dev/stdout``, ``/dev/fd/1``):
+    what the command prints besides must then go to standard error."""
+    return path is not None and _descriptor(Path(path)) == 1
+
+
+def is_stream(path: str | Path) -> bool:
+    """True when ``path`` is written into rather than replaced: ``/dev/null``, ``/dev/tty``,
+    the process's own streams (``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``) or a named
+    pipe. False for a regular file, a missing one, or a symbolic link to a file (the link is
+    replaced, what it pointed to is left alone: a link planted in an output directory cannot
+    make tuneops write into a device).
 
     Raises:
-        UsageError: ``path`` is a directory, a socket or a block device.
+        UsageError: ``path`` is a directory (or a link to one), or a device or socket that is
+            not one of those streams.
     """
+    path = Path(path)
+    if os.path.abspath(path) in _STREAM_NAMES or _descriptor(path) is not None:
+        return True
     try:
-        mode = path.stat().st_mode
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            mode = path.stat().st_mode
+            if not stat.S_ISDIR(mode):
+                return False
     except OSError:
-        return False  # nothing there yet (or unreadable: the write says why)
+        return False  # nothing there yet, or a dangling link: written as a new file
     if stat.S_ISREG(mode):
         return False
-    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+    if stat.S_ISFIFO(mode):
         return True
-    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    if stat.S_ISDIR(mode):
+        raise UsageError(
+            f"{str(path)!r} is a directory; expected the path of a file to write. Give a file "
+            f"name inside it (for example {str(path / 'out.json')!r})."
+        )
     raise UsageError(
-        f"{str(path)!r} is {kind}; expected the path of a file to write. Give a file name "
-        f"(for example {str(path / 'out') if stat.S_ISDIR(mode) else 'out.json'!r})."
+        f"{str(path)!r} is a device or socket, not a file; expected the path of a file to "
+        "write (or /dev/null to discard the output, /dev/stdout to print it)."
     )
+
+
+def _write_stream(path: Path, source: Path) -> None:
+    """Copy ``source`` into the stream ``path``: the process's own descriptor for
+    ``/dev/stdout``-like names (so what is printed after it follows it), else the path opened
+    for writing; a named pipe must have a reader already (no wait for one that never comes)."""
+    descriptor = _descriptor(path)
+    with open(source, "rb") as src:
+        if descriptor is not None:
+            if descriptor == 1:
+                sys.stdout.flush()  # what the process printed before comes first
+            while chunk := src.read(1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(descriptor, view) :]
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise UsageError(
+                    f"{str(path)!r} is a named pipe that no process reads; start its reader "
+                    "first, or give a file name."
+                ) from exc
+            raise
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as sink:
+            shutil.copyfileobj(src, sink)
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -354,12 +354,20 @@ def _finish(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> 
     try:
         return _write_outputs(study, spec, objective, elapsed)
     except WriteError as exc:
-        error = WriteError(
-            f"{exc} Every trial is recorded in the study's storage: the same command runs only "
-            "what its budget has left (nothing once it is spent) and writes the outputs."
-        )
+        error = WriteError(f"{exc} {_RESUME_WRITES}")
         error.errno = exc.errno
         raise error from exc
+    except UsageError as exc:
+        if type(exc) is not UsageError:  # a spec, data or storage error says what to do itself
+            raise
+        # an output path that is a directory or a device (tuneops._files)
+        raise UsageError(f"{exc} {_RESUME_WRITES}") from exc
+
+
+_RESUME_WRITES = (
+    "Every trial is recorded in the study's storage: the same command runs only what its "
+    "budget has left (nothing once it is spent) and writes the outputs."
+)
 
 
 def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from tuneops._files import check_output_dir
+from tuneops._files import check_output_dir, is_stdout
 from tuneops.cli._common import (
     JsonOpt,
     StorageOpt,
@@ -251,7 +251,7 @@ def build(
     for f in families:
         get_family(f)
     base = load_file(extend) if extend is not None else None  # read before `out` may overwrite it
-    lines = term.err if json_out else term.out
+    lines = term.err if json_out or is_stdout(out) else term.out  # the base may be on stdout
 
     def log(*objects: Any) -> None:
         if not term.quiet:
@@ -273,7 +273,7 @@ def build(
     if json_out:
         emit_json({"path": str(path), "n_entries": len(kb), "bytes": path.stat().st_size})
     else:
-        term.result(
+        (term.err.print if is_stdout(out) else term.result)(
             f"Wrote {len(kb)} entries to {path} ({path.stat().st_size / 1024:.0f} KiB)",
             highlight=False,
             markup=False,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tuneops._files import is_stdout
 from tuneops._hosts import is_loopback
 from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, read_study, term
 from tuneops.errors import MissingExtra
@@ -54,7 +55,7 @@ def report(
         emit_json({"study": study, "format": fmt, "files": [str(p) for p in paths]})
         return
     where = paths[0] if fmt == "html" else paths[0].parent
-    term.result(
+    (term.err if is_stdout(out) else term.out).print(  # the report itself may be on stdout
         f"Report: {where} ({len(paths)} file(s))", soft_wrap=True, highlight=False, markup=False
     )
 
