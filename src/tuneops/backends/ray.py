@@ -135,14 +135,20 @@ def _auto_address(temp_dir: str | None) -> tuple[str | None, str]:
     ``$TMPDIR/ray``, else ``/tmp/ray``; ``ray stop`` deletes it); else, for ``auto``, any
     running raylet's GCS address. Ray's own function is called so that the answer is Ray's.
     """
-    from ray._common.utils import get_ray_address_file
     from ray._private import services
+
+    try:  # where `ray start` records the address: ray._common in recent Ray, _private before
+        from ray._common.utils import get_ray_address_file
+    except ImportError:  # pragma: no cover - Ray < 2.4x (the extra allows 2.9)
+        from ray._private.utils import get_ray_address_file
 
     path = get_ray_address_file(temp_dir)
     try:
         found = services.get_ray_address_from_environment("auto", temp_dir)
     except ConnectionError:  # Ray's "Could not find any running Ray instance"
-        return None, f"RAY_ADDRESS is not set, {path} does not exist, no raylet runs here"
+        given = os.environ.get("RAY_ADDRESS")
+        env = f"RAY_ADDRESS={given!r}" if given else "RAY_ADDRESS is not set"
+        return None, f"{env}, {path} does not exist, no raylet runs here"
     if os.environ.get("RAY_ADDRESS"):
         return found, "RAY_ADDRESS"
     try:
