@@ -31,6 +31,34 @@ def test_a_pmlb_dataset_takes_the_task_pmlb_declares():
     confidence = load_dataset("pmlb:confidence")
     assert detect_task(confidence.y) == "regression" and confidence.task == "classification"
     assert load_dataset("pmlb:519_vinnie", task="classification").task == "classification"
+    # the declared task is the `target` column's: another column chosen as target is detected
+    assert load_dataset("pmlb:wdbc", target="Radius1").task == "regression"
+
+
+def test_a_study_whose_automatic_task_changed_resumes_with_the_task_stated(tmp_path, monkeypatch):
+    from conftest import tiny_spec
+
+    from tuneops.errors import SpecError
+    from tuneops.tuning import run
+
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path / "pmlb"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pmlb/tiny").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60),
+                          "target": [0, 1, 2] * 20})
+    frame.to_csv(tmp_path / "pmlb/tiny/tiny.tsv.gz", sep="\t", index=False)
+    spec = tiny_spec(n_trials=2, data={"source": "pmlb:tiny"}, objectives=["accuracy"],
+                     storage=str(tmp_path / "s.journal"))
+    run(spec)  # detected: classification
+    # the metadata now declares another task: `task: auto` would change what the study is
+    (tmp_path / "pmlb/tiny/metadata.yaml").write_text("task: regression\n")
+    with pytest.raises(SpecError):
+        run({**spec, "search": {**spec["search"], "n_trials": 3}})
+    # stating the task the study was run as resumes it
+    pinned = {**spec, "data": {"source": "pmlb:tiny", "task": "classification"},
+              "search": {**spec["search"], "n_trials": 3}}
+    assert len(run(pinned).study.trials) == 3
 
 
 def test_a_pmlb_dataset_without_readable_metadata_is_detected(tmp_path, monkeypatch):

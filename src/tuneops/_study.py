@@ -138,6 +138,18 @@ def _identity_part(spec: Mapping[str, Any], key: str) -> Any:
     return (value or {}).get(field) if field else value
 
 
+def _pinned(stored: Any, given: Any, ran_as: str | None) -> bool:
+    """True when ``given`` is the ``stored`` data section with ``task: auto`` (or no task)
+    replaced by ``ran_as``, the task the study was run as: a study whose automatic task would
+    now come out otherwise (PMLB's declared task) is resumed by stating the task it had."""
+    if not isinstance(stored, Mapping) or not isinstance(given, Mapping) or ran_as is None:
+        return False
+    if stored.get("task", "auto") != "auto" or given.get("task") != ran_as:
+        return False
+    rest = {k: v for k, v in given.items() if k != "task"}
+    return rest == {k: v for k, v in stored.items() if k != "task"}
+
+
 def open_study(
     name: str,
     storage: optuna.storages.BaseStorage,
@@ -177,10 +189,13 @@ def open_study(
                 existing.set_user_attr(key, value)
             return existing
         if identity is not None and stored is not None:
+            ran_as = (existing.user_attrs.get(DATA) or {}).get("task")
             changed = [
                 k
                 for k in _IDENTITY_KEYS
                 if _identity_part(stored, k) != _identity_part(identity, k)
+                # `task: auto` stored, the task it was run as now stated: the same data
+                and not (k == "data" and _pinned(stored.get("data"), identity.get("data"), ran_as))
                 # a study stored before the folds were part of its identity: not compared
                 and not ("." in k and _identity_part(stored, k) is None)
             ]

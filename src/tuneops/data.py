@@ -36,6 +36,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from tuneops.errors import DataError, unknown_name
 
@@ -199,7 +199,8 @@ def load_dataset(
     X.columns = [str(c) for c in X.columns]
     X, dropped = _drop_uninformative(X, name or str(source))
     y = frame[target].reset_index(drop=True)
-    detected = declared or detect_task(y)
+    # PMLB's declared task describes its `target` column, not another column chosen as target
+    detected = (declared if target == default_target else None) or detect_task(y)
     if task == "auto":
         task = detected
     elif task == "classification" and detected == "regression" and y.nunique() > 100:
@@ -374,14 +375,16 @@ def _pmlb(name: str) -> tuple[pd.DataFrame, str | None]:
 
 
 def _pmlb_task(path: Path) -> str | None:
-    """``task`` of a PMLB ``metadata.yaml``: classification, regression, or None when the file
-    is missing, unreadable or says something else."""
+    """``task`` of a PMLB ``metadata.yaml`` (its top-level ``task:`` line; the file's feature
+    list can be tens of KB, not worth a YAML parse): classification, regression, or None when
+    the file is missing, unreadable or says something else."""
     try:
-        meta = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        text = path.read_text(errors="replace")
+    except OSError:
         return None
-    task = meta.get("task") if isinstance(meta, dict) else None
-    return task if task in ("classification", "regression") else None
+    found = re.search(r"^task:[ \t]*['\"]?(classification|regression)['\"]?[ \t]*(#.*)?$", text,
+                      re.MULTILINE)
+    return found.group(1) if found else None
 
 
 def _file(path: Path, *, text: Sequence[str] = ()) -> pd.DataFrame:
