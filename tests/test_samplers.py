@@ -361,14 +361,21 @@ def test_a_family_whose_trials_only_fail_is_proposed_no_more(group, caplog) -> N
     told = [r.getMessage() for r in caplog.records if "no more trials of it" in r.getMessage()]
     assert len(told) == 1 and "'broken'" in told[0]
     assert guarded.best_value > plain.best_value - 0.05
-    # another worker of the same study (its own sampler) excludes the family without saying so
-    # again: one warning per study, not one per worker
+    # another worker of the same run (a forked copy of the sampler) excludes the family without
+    # saying so again: one warning per run, not one per worker
+    import copy
+
     caplog.clear()
-    other = optuna.load_study(study_name=guarded.study_name, storage=guarded._storage,
-                              sampler=FamilyGuard(tpe(), ["broken", "fine", "other"], seed=1, limit=3))
+    forked = copy.deepcopy(guarded.sampler)
+    forked._told.clear()
     with caplog.at_level("WARNING", logger="tuneops"):
-        assert other.sampler.excluded(other) == {"broken"}
+        assert forked.excluded(guarded) == {"broken"}
     assert not [r for r in caplog.records if "no more trials of it" in r.getMessage()]
+    # a later run of the study (a new sampler) says it again: the user is told on resuming
+    resumed = FamilyGuard(tpe(), ["broken", "fine", "other"], seed=1, limit=3)
+    with caplog.at_level("WARNING", logger="tuneops"):
+        assert resumed.excluded(guarded) == {"broken"}
+    assert len([r for r in caplog.records if "no more trials of it" in r.getMessage()]) == 1
 
 
 def test_a_family_that_completed_once_and_a_study_that_only_fails_are_not_excluded() -> None:

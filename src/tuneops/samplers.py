@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -571,7 +572,7 @@ class AutoSampler(RoutingSampler):
 FAMILY_FAILURES = 5
 
 
-#: study system attr ``PREFIX + family``: a worker has said the family is proposed no more
+#: study system attr ``PREFIX + family``: when a worker said the family is proposed no more
 _EXCLUDED_PREFIX = "tuneops:family_excluded:"
 
 
@@ -617,6 +618,7 @@ class FamilyGuard(RoutingSampler):
         self._worked: dict[str, int] = {}
         self._last_reason: dict[str, str] = {}
         self._told: set[str] = set()
+        self._created = time.time()
 
     def excluded(self, study: optuna.Study) -> set[str]:
         """The families no longer proposed, from the study's trials now."""
@@ -630,11 +632,14 @@ class FamilyGuard(RoutingSampler):
             return set()
         for family in sorted(out - self._told):
             self._told.add(family)
-            # once per study, not once per worker: the first to see it marks the study
+            # Once per run, not once per worker: the first of a run's forked workers (which
+            # share this sampler's creation time) marks the study with the time; a later run
+            # (a resumed one, a joined worker) was created after the mark and says it again.
             said = f"{_EXCLUDED_PREFIX}{family}"
-            if _optuna.study_system_attrs(study).get(said):
+            mark = _optuna.study_system_attrs(study).get(said)
+            if isinstance(mark, float) and mark >= self._created:
                 continue
-            _optuna.set_study_system_attr(study, said, True)
+            _optuna.set_study_system_attr(study, said, time.time())
             _log.warning(
                 "family %r: its first %d trials failed and none completed, so no more trials of it "
                 "are proposed in this run (the last said: %s). Fix the cause and run again to "
