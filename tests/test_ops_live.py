@@ -337,6 +337,24 @@ def test_a_label_that_is_no_label_is_counted_as_a_bad_line_not_joined(workdir: P
     assert [r["label"] for r in contents.predictions] == [[int(y.iloc[i])] for i in range(4)]
 
 
+def test_records_without_a_usable_time_are_bad_lines_not_a_crash(workdir: Path) -> None:
+    """A prediction without `t`, or with a time or latency no float holds, raised KeyError or
+    OverflowError in the reader (and so in `monitor --log` and live decisions)."""
+    lines = [
+        {"kind": "prediction", "id": "a", "version": 1, "prediction": [0]},  # no t
+        {"kind": "prediction", "id": "b", "t": 10**400, "version": 1, "prediction": [0]},
+        {"kind": "label", "id": "c", "label": 1},  # a label without t
+        {"kind": "prediction", "id": "d", "t": 5.0, "latency_ms": 10**400, "version": 1,
+         "prediction": [0]},
+        {"kind": "label", "id": "d", "t": 6.0, "label": 0},
+    ]
+    Path("odd.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    contents = read_log("odd.jsonl")
+    assert contents.bad_lines == 3
+    assert [r["id"] for r in contents.predictions] == ["d"]
+    assert "label" not in contents.predictions[0]  # never answered in a float's range: unlabelled
+
+
 def test_the_prediction_log_is_not_readable_by_every_user(workdir: Path) -> None:
     """It holds every request's input rows: created 0640 (it was 0644)."""
     import stat

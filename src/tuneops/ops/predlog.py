@@ -220,9 +220,9 @@ class LogReader:
             out.bad_lines += 1
             return
         kind = record.get("kind", "prediction")
-        stamp = record.get("t", 0.0)
-        if "id" not in record or isinstance(stamp, bool) or not isinstance(stamp, int | float):
-            out.bad_lines += 1  # not a record tuneops wrote: no request id, or no time
+        stamp = _time_of(record.get("t"))
+        if "id" not in record or stamp is None:
+            out.bad_lines += 1  # not a record tuneops wrote: no request id, or no usable time
             return
         key = str(record["id"])
         if kind == "label":
@@ -243,13 +243,29 @@ class LogReader:
             out.predictions.append(record)
 
 
+def _time_of(value: Any) -> float | None:
+    """A record's time ``t`` as a finite float; None for a missing, boolean, non-numeric,
+    infinite or unrepresentable one (a 400-digit integer)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        stamp = float(value)
+    except OverflowError:
+        return None
+    return stamp if math.isfinite(stamp) else None
+
+
 def _answered(record: Mapping[str, Any]) -> float:
-    """When a prediction record's request was answered (Unix time): its arrival ``t`` plus its
-    ``latency_ms``; ``t`` alone for a record without a latency."""
+    """When a prediction record's request was answered (Unix time): its arrival ``t`` (checked
+    by the reader) plus its ``latency_ms``; ``t`` alone for a record without a latency."""
+    start = float(record["t"])
     latency = record.get("latency_ms")
     if isinstance(latency, int | float) and not isinstance(latency, bool) and latency > 0:
-        return float(record["t"]) + latency / 1e3  # NaN fails `> 0`; +inf: never labelled
-    return float(record["t"])
+        try:
+            return start + float(latency) / 1e3  # NaN fails `> 0`; +inf: never labelled
+        except OverflowError:  # a latency no float holds: never labelled
+            return math.inf
+    return start
 
 
 def is_label(value: Any) -> bool:

@@ -758,7 +758,7 @@ class ModelServer:
             # The exception's text may name paths or data values: it goes to the operator (the
             # server log and the prediction log), never to the client.
             logger.error(
-                "version %s failed to predict request %s: %s",
+                "version %s failed to predict request %r: %s",  # %r: a client's id, quoted
                 answering.version, request_id, record["error"],
             )
             where = "the server log"
