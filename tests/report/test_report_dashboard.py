@@ -58,6 +58,9 @@ def test_dashboard_refuses_unknown_study_and_busy_port(journal):
             start_dashboard(journal, port=first.port)
     finally:
         first.server.server_close()
+    # an address not on this machine is the host's fault, not the port's
+    with pytest.raises(UsageError, match=r"--host: cannot listen on '192\.0\.2\.1'.*address of this"):
+        start_dashboard(journal, host="192.0.2.1", port=0)
 
 
 def test_dashboard_command_prints_where_it_listens(journal):

@@ -8,6 +8,7 @@ answered (a web page whose name was rebound to 127.0.0.1 names its own host).
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 from dataclasses import dataclass
@@ -130,9 +131,14 @@ def start_dashboard(
             host, port, app, server_class=_server_class(host), handler_class=QuietHandler
         )
     except OSError as exc:
-        raise UsageError(
-            f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another port "
-            "with --port, or --port 0 for any free one."
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise UsageError(
+                f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another "
+                "port with --port, or --port 0 for any free one."
+            ) from exc
+        raise UsageError(  # a name that does not resolve, an address not on this machine
+            f"--host: cannot listen on {host!r} ({exc.strerror or exc}); give an address of "
+            "this machine, such as 127.0.0.1 or ::1 (the default is 127.0.0.1)."
         ) from exc
     bound_port = server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
