@@ -23,16 +23,28 @@ def test_pmlb_source_reads_the_local_directory():
     assert len(ds.X) == 48 and ds.task == "regression"
 
 
-def test_a_pmlb_dataset_takes_the_task_pmlb_declares():
-    # 16 integer values on 380 rows look like classes; PMLB's metadata says regression
-    vinnie = load_dataset("pmlb:519_vinnie")
+def test_a_pmlb_dataset_takes_the_task_pmlb_declares(tmp_path, monkeypatch):
+    """As PMLB's 519_vinnie (a regression target of 16 integers on 380 rows, taken for classes)
+    and confidence (6 classes on 72 rows, taken for a quantity)."""
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+
+    def pmlb(name: str, target, task: str) -> None:
+        (tmp_path / name).mkdir()
+        frame = pd.DataFrame({"x": rng.normal(size=len(target)), "target": target})
+        frame.to_csv(tmp_path / name / f"{name}.tsv.gz", sep="\t", index=False)
+        (tmp_path / name / "metadata.yaml").write_text(
+            f"# generated\ndataset: {name}\ntask: {task}\ntarget:\n  type: x\n")
+
+    pmlb("vinnie", rng.integers(0, 16, size=380), "regression")
+    pmlb("confidence", np.repeat(np.arange(6), 12), "classification")
+    vinnie = load_dataset("pmlb:vinnie")
     assert detect_task(vinnie.y) == "classification" and vinnie.task == "regression"
-    # 6 classes on 72 rows look like a quantity; PMLB says classification
     confidence = load_dataset("pmlb:confidence")
     assert detect_task(confidence.y) == "regression" and confidence.task == "classification"
-    assert load_dataset("pmlb:519_vinnie", task="classification").task == "classification"
+    assert load_dataset("pmlb:vinnie", task="classification").task == "classification"
     # the declared task is the `target` column's: another column chosen as target is detected
-    assert load_dataset("pmlb:wdbc", target="Radius1").task == "regression"
+    assert load_dataset("pmlb:confidence", target="x").task == "regression"
 
 
 def test_a_study_whose_automatic_task_changed_resumes_with_the_task_stated(tmp_path, monkeypatch):
