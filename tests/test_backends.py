@@ -242,3 +242,27 @@ def test_a_ray_clusters_gcs_answers_the_protocol_check(local_ray) -> None:
 
     host, port = local_ray.get_runtime_context().gcs_address.rsplit(":", 1)
     assert _grpc_answer(host, int(port)) is True
+
+
+def test_without_an_address_ray_starts_a_local_instance_unless_ray_address_is_set(monkeypatch):
+    """Ray's default joins the cluster the latest `ray start` recorded, and failed after
+    "started" when that record outlived its cluster: no --address means a local Ray of its own
+    (the docs' promise), except under RAY_ADDRESS (a Ray job's driver)."""
+    try:
+        import ray
+    except ImportError:
+        if IN_CI:
+            pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
+        pytest.skip("ray is not installed")
+    from tuneops.backends.ray import RayBackend
+
+    asked: list = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda address=None, **kwargs: asked.append(address))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert RayBackend()._connect() is True and asked == ["local"]
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    RayBackend()._connect()
+    assert asked[-1] is None  # Ray's own lookup reads RAY_ADDRESS
+    RayBackend(address="auto")._connect()
+    assert asked[-1] == "auto"

@@ -261,8 +261,14 @@ class RayBackend(Backend):
             src = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
             kwargs.setdefault("runtime_env", {"env_vars": {"PYTHONPATH": path}})
+        address = self.address
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            # A local Ray of its own, as documented: Ray's own default would first join the
+            # cluster the latest `ray start` recorded, and fail after "started" when that
+            # record outlived its cluster. RAY_ADDRESS (a Ray job's driver) is still obeyed.
+            address = "local"
         try:
-            ray.init(address=self.address, **kwargs)
+            ray.init(address=address, **kwargs)
         except Exception as exc:
             raise TuneOpsError(
                 f"Ray: cannot connect to {self.address or 'a new local instance'}: {exc}. Check "
