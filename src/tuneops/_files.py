@@ -88,7 +88,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         tmp = Path(name)
-        if hasattr(os, "fchmod"):  # POSIX
+        if hasattr(os, "fchmod") and not stream:  # POSIX; a stream's copy in /tmp stays private
             os.fchmod(fd, 0o666 & ~_umask())
         os.close(fd)
         yield tmp
