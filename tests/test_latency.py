@@ -127,8 +127,11 @@ def test_a_competing_busy_process_does_not_change_the_cpu_figure(frame, loops_pe
             hog.kill()
             hog.wait()
     assert 0.8 < loaded.median_ms / alone.median_ms < 1.25
-    # The wall figure is kept beside it; it can only be longer than the CPU time.
-    assert loaded.wall_median_ms >= 0.95 * loaded.median_ms
+    # The wall figure is kept beside it; it can only be longer than the CPU time the clock
+    # measured (raw_median_ms: median_ms is that time divided by the machine's slowness, which
+    # can exceed the wall time when the machine ran faster than at its calibration; CI saw
+    # wall 1.67 ms against a corrected 2.23 ms)
+    assert loaded.wall_median_ms >= 0.95 * loaded.raw_median_ms
 
 
 class _Scripted:
