@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["is_loopback", "host_name", "LOOPBACK_NAMES"]
+__all__ = ["is_loopback", "host_name", "url", "LOOPBACK_NAMES"]
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -34,3 +34,9 @@ def host_name(header: str) -> str:
     if header.startswith("["):
         return header[1:].partition("]")[0].lower()
     return header.rpartition(":")[0].lower() if header.count(":") == 1 else header.lower()
+
+
+def url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for a server bound to ``host``, an IPv6 address in brackets."""
+    host = host.strip("[]")
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

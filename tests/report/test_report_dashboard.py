@@ -169,3 +169,12 @@ def test_an_ipv6_host_gets_an_ipv6_server() -> None:
     assert _server_class("fe80::1%eth0").address_family == socket.AF_INET6
     assert _server_class("127.0.0.1").address_family == socket.AF_INET
     assert _server_class("localhost").address_family == socket.AF_INET
+
+
+def test_a_server_url_brackets_an_ipv6_address_once() -> None:
+    from tuneops._hosts import url
+
+    # serve's start_server bracketed ::1 and then bracketed it again: http://[[::1]]:8000
+    assert url("::1", 8000) == url("[::1]", 8000) == "http://[::1]:8000"
+    assert url("127.0.0.1", 8000) == "http://127.0.0.1:8000"
+    assert url("localhost", 80) == "http://localhost:80"

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tuneops._hosts import host_name, is_loopback
+from tuneops._hosts import host_name, is_loopback, url
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.monitor import dropped_columns
@@ -986,11 +986,6 @@ def _warn_if_exposed(config: ServeConfig) -> None:
         )
 
 
-def _url(host: str, port: int) -> str:
-    """``http://HOST:PORT``, an IPv6 address in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def _socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -1031,7 +1026,7 @@ def serve(
         server.close()
         raise
     if on_ready is not None:
-        on_ready(_url(config.host, sock.getsockname()[1]))
+        on_ready(url(config.host, sock.getsockname()[1]))
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         uvicorn_server.run(sockets=[sock])
@@ -1091,5 +1086,4 @@ def start_server(
                 f"the server on {config.host}:{port} did not start within {timeout:g} s."
             )
         time.sleep(0.01)
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    return RunningServer(_url(host, port), server, uvicorn_server, thread, sock)
+    return RunningServer(url(config.host, port), server, uvicorn_server, thread, sock)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tuneops._hosts import host_name, is_loopback
+from tuneops._hosts import host_name, is_loopback, url
 from tuneops._study import load_study
 from tuneops.errors import UsageError, require
 from tuneops.storage import get_storage
@@ -141,5 +141,4 @@ def start_dashboard(
             "this machine, such as 127.0.0.1 or ::1 (the default is 127.0.0.1)."
         ) from exc
     bound_port = server.server_address[1]
-    shown = f"[{host}]" if ":" in host else host
-    return Dashboard(server, host, bound_port, f"http://{shown}:{bound_port}{path}")
+    return Dashboard(server, host, bound_port, url(host, bound_port) + path)
