@@ -24,7 +24,7 @@ from servers import postgres_server  # noqa: F401
 
 import tuneops
 from tuneops import _optuna, runner
-from tuneops.storage import get_storage
+from tuneops.storage import SnapshotJournalFile, get_storage
 
 
 @pytest.fixture(params=["journal", "sqlite"])
@@ -496,8 +496,33 @@ def test_the_journal_file_reader_is_optunas_on_a_sound_journal(tmp_path: Path) -
         f.write(b'{"op_code":8,"worker_id"')  # a torn last line: skipped by both
     theirs, ours = JournalFileBackend(path), JournalFileBackend(path)
     assert list(_optuna.read_journal_file(ours, 0, _no_glue)) == list(theirs.read_logs(0))
-    assert ours._log_number_offset == theirs._log_number_offset
+    # the offsets kept are Optuna's, but only those of entry 0 and of the next entry to read
+    last = max(theirs._log_number_offset)
+    assert ours._log_number_offset == {n: theirs._log_number_offset[n] for n in (0, last)}
     assert list(_optuna.read_journal_file(ours, 7, _no_glue)) == list(theirs.read_logs(7))
+    assert list(_optuna.read_journal_file(ours, last, _no_glue)) == []
+
+
+def test_the_journal_reader_keeps_few_offsets_and_one_copy_of_each_attribute_name(
+    tmp_path: Path,
+) -> None:
+    """A 10,000-trial study is some 50,000 entries: an offset per entry, and a copy per trial of
+    every attribute name and worker, were megabytes that Optuna's replay kept (issue 15)."""
+    from optuna.storages.journal import JournalStorage
+
+    backend = SnapshotJournalFile(str(tmp_path / "s.journal"), use_snapshot=False)
+    study = optuna.create_study(study_name="r", storage=JournalStorage(backend))
+    for _ in range(30):  # a read after every write, as a worker reads
+        trial = study.ask()
+        trial.set_user_attr("tuneops:fidelity", {"steps": [], "custom": True})
+        trial.set_user_attr("worker", {"host": "vm", "id": "vm:1"})
+        study.tell(trial, 1.0)
+    assert len(backend._log_number_offset) <= 3
+    attrs = [t.user_attrs for t in study.get_trials(deepcopy=False)]
+    keys = {id(k) for a in attrs for k in a} | {id(k) for a in attrs for k in a["worker"]}
+    assert len(keys) == 2 + 2  # one object per name, not one per trial
+    assert len({id(a["worker"]["id"]) for a in attrs}) == 1
+    assert len({id(a["worker"]) for a in attrs}) == 30  # every dict stays the trial's own
 
 
 def _no_glue(log_number: int, dropped: int) -> None:

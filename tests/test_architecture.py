@@ -13,9 +13,10 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "tuneops"
 # Optional and heavy dependencies may be imported where first needed (and only there): the
-# extras, and the numeric stack (pandas, scikit-learn, scipy: 0.3-1 s and tens of MB each), which
-# reading a study, `import tuneops` and the CLI's start must not pay for.
-OPTIONAL = {"pandas", "sklearn", "scipy", "ray", "plotly", "matplotlib", "torch", "lightgbm", "xgboost", "pyarrow", "kaleido",
+# extras, and the numeric stack (pandas, scikit-learn, scipy: 0.3-1 s and tens of MB each; joblib,
+# which saves and loads models: 2 MB), which reading a study, `tune()`, `import tuneops` and the
+# CLI's start must not pay for.
+OPTIONAL = {"pandas", "sklearn", "scipy", "joblib", "ray", "plotly", "matplotlib", "torch", "lightgbm", "xgboost", "pyarrow", "kaleido",
             "optuna_dashboard", "psycopg", "redis", "tomli_w", "selenium", "uvicorn", "starlette",
             "fastapi", "httpx", "multiprocessing", "flaml"}
 MAX_FUNCTION_LEVEL = 30

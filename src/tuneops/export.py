@@ -22,8 +22,6 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from tuneops._files import replacing
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, UsageError, VersionMismatchWarning
@@ -166,6 +164,8 @@ def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Pat
     out = Path(out_dir)
     metadata = mask_secrets({**metadata, "versions": library_versions()})
     path = out / MODEL_FILE
+    import joblib  # the model stack: a run that saves no model (``tune()``) never loads it
+
     with replacing(path) as tmp:
         joblib.dump({"model": model, "metadata": metadata}, tmp)
         digest = sha256_file(tmp)
@@ -274,6 +274,8 @@ def load_model(
         model, meta = load_model("tuneops-out/quickstart/model.joblib")
         model.predict(X_new)
     """
+    import joblib
+
     target, _ = _paths(path)
     if not verify:
         bundle = joblib.load(target)

@@ -92,18 +92,6 @@ def _build(
 ) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     selection = None if choice is None else _selection_dict(choice)
-    # Each trial is recorded once; the front and the selected trial reuse those records (at
-    # 10,000 trials the front alone can hold thousands).
-    if brief:
-        wanted = (
-            set()
-            if selection is None
-            else {selection["selected_trial"], *selection["pareto_front"]}
-        )
-        records = [trial_record(t) for t in trials if t.number in wanted]
-    else:
-        records = [trial_record(t) for t in trials]
-    by_number = {r["number"]: r for r in records}
     counts = _study.state_counts(trials)  # "running" counts only what runs (STALE apart)
     results: dict[str, Any] = {
         "study": study.study_name,
@@ -119,13 +107,32 @@ def _build(
         "pareto_front": [],
         "message": message,
         "failures": _study.failures(trials),
-        "trials": records,
+        "trials": None,  # below, after the sections (see there)
         "versions": None if brief else _resolve(_VERSIONS)(),
     }
     if brief:
         del results["trials"], results["versions"]
     if selection is not None:
         results["selection"] = selection
+    computed = _sections(study, trials, selection, brief, results)
+    if record:
+        _record.write_record(study, trials, computed, selection)
+    # Each trial is recorded once; the front and the selected trial reuse those records (at
+    # 10,000 trials the front alone can hold thousands). Made after the sections: the records
+    # (6 MB at 10,000 trials) and what the sections allocate while they are computed (findings,
+    # savings) are then never in memory together, which is where the end of a run peaked.
+    if brief:
+        wanted = (
+            set()
+            if selection is None
+            else {selection["selected_trial"], *selection["pareto_front"]}
+        )
+        records = [trial_record(t) for t in trials if t.number in wanted]
+    else:
+        records = [trial_record(t) for t in trials]
+        results["trials"] = records
+    by_number = {r["number"]: r for r in records}
+    if selection is not None:
         results["selected"] = dict(by_number[selection["selected_trial"]])
         results["pareto_front"] = [dict(by_number[n]) for n in selection["pareto_front"]]
         # Under the staged strategy the selection (its front included) is made at the verified
@@ -136,6 +143,18 @@ def _build(
             if shown["number"] in verified:
                 v = verified[shown["number"]]
                 shown["verified"] = {"mean": v["mean"], "ci95": v["ci95"]}
+    return results
+
+
+def _sections(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    selection: dict[str, Any] | None,
+    brief: bool,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """Add the :data:`SECTIONS` to ``results`` (a current stored record's where it holds them);
+    returns every section computed or reused, None included, by name."""
     stored = _record.current_record(study, trials)
     # The findings and the workers' shares of the front depend on the choice: a selection made
     # again with other constraints (`tuneops select -c ...`) computes them anew.
@@ -162,9 +181,7 @@ def _build(
         computed[name] = value
         if value is not None:
             results[name] = value
-    if record:
-        _record.write_record(study, trials, computed, selection)
-    return results
+    return computed
 
 
 def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:

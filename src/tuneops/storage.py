@@ -713,7 +713,7 @@ def save_snapshot(storage: optuna.storages.BaseStorage) -> Path | None:
     backend = _journal_backend(storage)
     if backend is None or not isinstance(storage, JournalStorage):
         return None
-    payload, n_entries = _optuna.journal_state(storage)
+    state, n_entries = _optuna.journal_state(storage)
     offset = _optuna.journal_file_offset(backend, n_entries)
     if offset is None:
         return None
@@ -729,13 +729,13 @@ def save_snapshot(storage: optuna.storages.BaseStorage) -> Path | None:
             "entries": n_entries,
             "offset": offset,
             "journal_sha256": digest,
-            "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            "payload_sha256": _Digest.of(state.dump),
         }
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(_SNAPSHOT_MAGIC)
             f.write(json.dumps(header).encode() + b"\n")
-            f.write(payload)
+            state.dump(f)  # written twice (hashed, then saved), never held whole in memory
         os.replace(temporary, target)
     except OSError as exc:
         _log.debug("journal snapshot %s not written: %s", target, exc)
@@ -744,6 +744,24 @@ def save_snapshot(storage: optuna.storages.BaseStorage) -> Path | None:
         return None
     backend.restored = n_entries
     return target
+
+
+class _Digest:
+    """A file-like sink that only hashes what is written to it (SHA-256)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        return len(data)
+
+    @classmethod
+    def of(cls, dump: Callable[[Any], None]) -> str:
+        """The hex digest of what ``dump(file)`` writes."""
+        sink = cls()
+        dump(sink)
+        return sink._hash.hexdigest()
 
 
 def refresh_snapshot(storage: optuna.storages.BaseStorage, *, min_entries: int = 1000) -> bool:

@@ -391,6 +391,7 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
             folds=max(5, spec.cv_folds + 2),
             repeats=3,
         )
+    _study.save_snapshot(study)  # before selection: see tuneops.custom.tune (memory)
     choice: Choice | None
     try:
         choice = select_in_study(
@@ -408,7 +409,6 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
         "results": str(out_dir / "results.json"),
     }
     results_path = write_json(out_dir / "results.json", results)
-    _study.save_snapshot(study)  # `tuneops show`/`report` start from it (a journal file only)
     return RunResult(study, choice, results, out_dir, model_path, results_path, message)
 
 
