@@ -521,8 +521,13 @@ def test_the_journal_reader_keeps_few_offsets_and_one_copy_of_each_attribute_nam
     attrs = [t.user_attrs for t in study.get_trials(deepcopy=False)]
     keys = {id(k) for a in attrs for k in a} | {id(k) for a in attrs for k in a["worker"]}
     assert len(keys) == 2 + 2  # one object per name, not one per trial
-    assert len({id(a["worker"]["id"]) for a in attrs}) == 1
-    assert len({id(a["worker"]) for a in attrs}) == 30  # every dict stays the trial's own
+    assert len({id(a["worker"]) for a in attrs}) == 1  # a small record: one object
+    assert len({id(a["tuneops:fidelity"]) for a in attrs}) == 30  # holds a list: each its own
+    assert all(a["worker"] == {"host": "vm", "id": "vm:1"} for a in attrs)
+    # equal in Python is not the same JSON: 1, 1.0 and true stay what was written
+    shared = [_optuna._shared({"v": v}) for v in (1, 1.0, True, 1)]
+    assert [type(d["v"]) for d in shared] == [int, float, bool, int]
+    assert shared[0] is shared[3]
 
 
 def _no_glue(log_number: int, dropped: int) -> None:

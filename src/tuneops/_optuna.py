@@ -884,8 +884,9 @@ def read_journal_file(
     its memory: the backend keeps the byte offsets of entry 0, of ``log_number_from`` and of
     the next entry to read, not of every entry read (the storage only ever asks for the
     entry after the last it applied; any other number is found by a scan from the start, as
-    Optuna does for a number it never saw); and the keys and short strings of attributes are
-    shared (:func:`_shared`), not one copy per trial of ``"tuneops:fidelity"``, ``"host"`` ...
+    Optuna does for a number it never saw); and attribute names, short strings and small
+    records are shared (:func:`_shared`), not one copy per trial of ``"tuneops:fidelity"``, of
+    the worker that ran it ...
     """
     path = backend._file_path
     offsets = backend._log_number_offset
@@ -924,9 +925,9 @@ def read_journal_file(
                     del offsets[log_number + 1]
                     continue
                 on_glued(log_number, at)
-            for key in _ATTR_KEYS:
-                if key in entry:
-                    entry[key] = _shared(entry[key])
+            for key in _ATTR_KEYS:  # each attribute's value; the mapping stays the entry's own
+                if isinstance(entry.get(key), dict):
+                    entry[key] = {sys.intern(k): _shared(v) for k, v in entry[key].items()}
             yield entry
 
 
@@ -935,12 +936,27 @@ _ATTR_KEYS = ("user_attr", "system_attr", "user_attrs", "system_attrs")
 _SHARED_STR = 64  # strings up to this length are shared (interned); longer ones are data
 
 
+_SHARED_RECORDS = 256  # at most so many distinct small records are shared (see _shared)
+_shared_records: dict[tuple[tuple[str, type, Any], ...], dict[str, Any]] = {}
+
+
 def _shared(value: Any) -> Any:
-    """``value`` (decoded JSON) with its dict keys and short strings interned: equal strings
-    are one object, as the trials of a study repeat the same attribute names and workers.
-    Only immutable strings are shared: every dict and list stays the trial's own."""
+    """``value`` (decoded JSON) with its dict keys and short strings interned: equal strings are
+    one object, as the trials of a study repeat the same attribute names. A small record of
+    strings and numbers seen before (the worker that ran a trial, on every trial it ran) is
+    the object decoded first, among the first :data:`_SHARED_RECORDS` distinct ones; neither
+    Optuna's replay nor tuneops changes an attribute's value in place (a trial read with
+    ``deepcopy=True``, Optuna's default, has copies)."""
     if isinstance(value, dict):
-        return {sys.intern(k): _shared(v) for k, v in value.items()}
+        out = {sys.intern(k): _shared(v) for k, v in value.items()}
+        if 0 < len(out) <= 4 and all(type(v) in (str, int, float, bool) for v in out.values()):
+            key = tuple((k, type(v), v) for k, v in out.items())  # 1, 1.0 and True differ
+            first = _shared_records.get(key)
+            if first is not None:
+                return first
+            if len(_shared_records) < _SHARED_RECORDS:
+                _shared_records[key] = out
+        return out
     if isinstance(value, list):
         return [_shared(v) for v in value]
     if isinstance(value, str) and len(value) <= _SHARED_STR:
