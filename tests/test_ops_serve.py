@@ -556,4 +556,24 @@ def test_the_server_remembers_a_bounded_number_of_answered_ids() -> None:
     for request_id in ("a", "b", "c", "a", "d"):  # "a" again: the latest answer counts
         answered.add(request_id)
     assert [i in answered for i in ("a", "b", "c", "d")] == [True, False, True, True]
+    assert answered.missing(["d", "b", "x", "a"]) == ["b", "x"]
     assert len(answered) == 3
+    assert _AnsweredIds(capacity=5).missing(["a"]) == ["a"]  # nothing answered yet
+
+
+def test_the_answered_ids_of_a_busy_server_stay_small() -> None:
+    """100,000 remembered ids: an ordered dict of their hashes held 14 MB."""
+    import tracemalloc
+
+    from tuneops.ops.serve import ANSWERED_IDS_KEPT, _AnsweredIds
+
+    tracemalloc.start()
+    answered = _AnsweredIds()
+    for n in range(ANSWERED_IDS_KEPT + 10):
+        answered.add(f"request-{n}")
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert held < 2_000_000
+    assert answered.missing(["request-5", "request-50", f"request-{ANSWERED_IDS_KEPT}"]) == [
+        "request-5"
+    ]

@@ -12,6 +12,7 @@ parameters are drawn and the rest are one click away (a ``<details>`` drawn when
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -1109,9 +1110,7 @@ def _plotly_cdn_script() -> str:
     from plotly.offline import get_plotlyjs_version
 
     version = str(get_plotlyjs_version())
-    bundle = pkgutil.get_data("plotly", "package_data/plotly.min.js") or b""
-    named = _BUNDLE_VERSION.match(bundle)
-    bundled = named.group(1).decode("ascii", "replace") if named else None
+    bundled, digest = _plotly_bundle()
     if not _RELEASE.fullmatch(version) or bundled != version:
         raise UsageError(
             f"--plotly cdn: the installed plotly records plotly.js version {version!r} but "
@@ -1120,11 +1119,19 @@ def _plotly_cdn_script() -> str:
             "Use --plotly embed (the default: the bundled file inside the report), or install "
             "a released plotly (pip install --force-reinstall plotly)."
         )
-    digest = base64.b64encode(hashlib.sha384(bundle).digest()).decode("ascii")
     return (
         f'<script src="https://cdn.plot.ly/plotly-{version}.min.js" charset="utf-8" '
         f'integrity="sha384-{digest}" crossorigin="anonymous"></script>'
     )
+
+
+@functools.cache  # read and hashed once per process (4.6 MB), not once per page
+def _plotly_bundle() -> tuple[str | None, str]:
+    """The plotly.js version the installed bundle's header names, and the bundle's sha384."""
+    bundle = pkgutil.get_data("plotly", "package_data/plotly.min.js") or b""
+    named = _BUNDLE_VERSION.match(bundle)
+    bundled = named.group(1).decode("ascii", "replace") if named else None
+    return bundled, base64.b64encode(hashlib.sha384(bundle).digest()).decode("ascii")
 
 
 class HtmlRenderer(Renderer):
