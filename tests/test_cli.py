@@ -63,7 +63,10 @@ def test_run_show_select_export(workdir, cli):
         ({"data": {"source": "missing.csv", "target": "y"}}, "'missing.csv' does not exist"),
         ({"data": {"source": "sklearn:iris", "task": "regression"}},
          "metric 'accuracy' applies to classification"),
-        ({"objectives": ["r2"]}, "metric 'r2' applies to regression"),
+        ({"objectives": ["r2"]}, "objectives: metric 'r2' applies to regression"),
+        ({"constraints": ["rmse <= 0.5"]}, "constraints: metric 'rmse' applies to regression"),
+        ({"objectives": ["log_loss"], "model": {"family": ["knn", "svm"]}},
+         "model.family: 'svm' gives no class probabilities .* which 'log_loss' needs; remove it"),
         ({"storage": "postgresql://u:secret@127.0.0.1:1/db"},
          r"'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be opened"),
         ({"storage": "ftp://host/x"}, "unknown scheme 'ftp'"),
@@ -141,3 +144,38 @@ def test_bad_usage_exits_2(cli):
     assert code == 2 and "No such option" in err
     code, out, _ = cli("--help")
     assert code == 0 and "run" in out
+
+
+def test_ctrl_c_while_the_report_is_written_leaves_no_stale_report(workdir, cli, monkeypatch):
+    """Found by a user: a Ctrl-C after the trials, while report.html was written, exited 130
+    without a word and left the previous run's report beside the new results.json."""
+    import tuneops.cli.report as report_cli
+
+    spec = write_spec(workdir / "s.yaml", n_trials=2)
+    code, _, err = cli("run", spec, "--no-progress")
+    report = workdir / "tuneops-out/tiny/report.html"
+    if not report.exists():  # the report extra is missing: the run says so and goes on
+        assert "No report.html" in err
+    before = json.loads((workdir / "tuneops-out/tiny/results.json").read_text())
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_cli, "write_report", interrupted)
+    code, _, err = cli("run", spec, "--no-progress", "--n-trials", "3")
+    assert code == 130
+    said = " ".join(err.split())
+    assert "while writing the report" in said and "tuneops report tiny" in said
+    after = json.loads((workdir / "tuneops-out/tiny/results.json").read_text())
+    assert before["n_trials"] == {"complete": 2} and after["n_trials"] == {"complete": 3}
+    assert not report.exists()
+
+
+def test_an_output_directory_that_is_a_file_is_blamed_on_where_it_was_named(workdir, cli):
+    (workdir / "afile").write_text("x")
+    spec = write_spec(workdir / "s.yaml", output_dir="afile")
+    code, _, err = cli("run", spec, "--no-progress")
+    assert code == 2 and "give the spec's output_dir a directory path" in " ".join(err.split())
+    code, _, err = cli("run", write_spec(workdir / "t.yaml"), "--no-progress", "--out", "afile")
+    assert code == 2 and "give --out a directory path" in " ".join(err.split())
+    assert sorted(p.name for p in workdir.iterdir()) == ["afile", "s.yaml", "t.yaml"]

@@ -129,6 +129,47 @@ def test_differences_within_the_interval_are_ties_on_the_front():
         True, False, False]
 
 
+def test_a_trade_off_dominated_only_through_a_chain_of_ties_stays_on_the_front():
+    """Found by a user: each trial is more accurate than the next (roc_auc, no interval) and
+    slower only within noise, but trial 4 is faster than trial 0 beyond noise. Dominance within
+    noise is not transitive: 0 dominates 1, 1 dominates 2 ... yet nothing on the front dominates
+    the fast trials, which the pairwise test dropped (the front was {0})."""
+    rows = [(0.95, 0.47, (0.45, 0.49)), (0.94, 0.44, (0.42, 0.46)), (0.93, 0.41, (0.39, 0.43)),
+            (0.92, 0.38, (0.36, 0.40)), (0.91, 0.35, (0.33, 0.37))]
+    front = noise_front(noisy(rows), OBJ)
+    assert list(front) == [True, False, True, False, True]
+    _assert_kernel(noisy(rows), front)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_trial_left_off_the_noise_front_is_dominated_by_a_trial_on_it(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    acc = rng.integers(80, 100, size=n) / 100
+    lat = rng.uniform(1.0, 3.0, size=n)
+    width = rng.uniform(0.05, 0.6, size=n)
+    cs = noisy([(a, m, (m - w, m + w)) for a, m, w in zip(acc, lat, width, strict=True)])
+    _assert_kernel(cs, noise_front(cs, OBJ))
+
+
+def _assert_kernel(cs, front):
+    """No front member dominates another within noise; every other trial is dominated by one."""
+
+    def dominates(b, a):
+        (acc_b, _), (acc_a, _) = b.values, a.values
+        lo_b, hi_b = b.intervals["latency_p95_ms"]
+        lo_a, hi_a = a.intervals["latency_p95_ms"]
+        better = acc_b > acc_a or hi_b < lo_a
+        worse = acc_b < acc_a or lo_b > hi_a
+        return better and not worse
+
+    members = [c for c, keep in zip(cs, front, strict=True) if keep]
+    assert members
+    for a in cs:
+        dominated = any(dominates(b, a) for b in members)
+        assert dominated != (a in members), a.number
+
+
 def test_lexicographic_passes_a_tie_within_noise_to_the_next_objective():
     rows = [(0.90, 5.0, (4.8, 5.2)), (0.95, 5.1, (4.9, 5.3)), (0.99, 9.0, (8.8, 9.2))]
     policy = Selection("lexicographic", priority=("latency_p95_ms", "accuracy"))

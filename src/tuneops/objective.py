@@ -35,6 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tuneops import _study
 from tuneops.data import Dataset
+from tuneops.errors import SpecError
 from tuneops.families import FIDELITY_STEPS, build_pipeline, build_preprocessor, get_family
 from tuneops.families._base import fit_threads, single_threaded
 from tuneops.measure import (
@@ -115,6 +116,23 @@ class _Deadline:
         )
 
 
+def _check_probabilities(spec: Spec, task: str) -> None:
+    """Refuse a metric of class probabilities (``log_loss``) with a family that gives none, before
+    any trial: each of its trials would fail, and more trials would not help.
+
+    Raises:
+        SpecError: names the family, the metric, and what to do.
+    """
+    needing = [m for m in spec.measured_metrics if METRICS[m].needs_probabilities]
+    lacking = [f for f in spec.families if not get_family(f).probabilities]
+    if task == "classification" and needing and lacking:
+        raise SpecError(
+            f"model.family: {', '.join(map(repr, lacking))} gives no class probabilities (only "
+            f"decision scores), which {needing[0]!r} needs; remove it from model.family, or "
+            "measure roc_auc or average_precision instead (they use decision scores)."
+        )
+
+
 class SpecObjective:
     """The objective for a spec on a dataset.
 
@@ -160,7 +178,10 @@ class SpecObjective:
         self.latency = latency
         self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         self._prepared: dict[tuple[int, bool], Prepared] = {}  # (fold, family scales) -> fold
-        check_task(spec.measured_metrics, dataset.task, dataset.name)
+        check_task(spec.metric_names, dataset.task, dataset.name, field="objectives")
+        constrained = [c.metric for c in spec.constraints if c.metric not in spec.metric_names]
+        check_task(constrained, dataset.task, dataset.name, field="constraints")
+        _check_probabilities(spec, dataset.task)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_prepared": {}}  # a copy elsewhere prepares its own folds

@@ -217,18 +217,36 @@ def noise_front(
     interval lies entirely above ``a``'s, as a loss) and somewhere better beyond noise (an
     objective where it lies entirely below). With no intervals this is the usual front.
     Differences below a metric's ``resolution`` are ties too (:func:`resolution_of`).
+
+    A tie is not transitive, so neither is this dominance: ``b`` may dominate ``a`` (better
+    beyond noise on accuracy, slower within noise) and itself be dominated by ``c``, which does
+    not dominate ``a`` (``a`` is faster than ``c`` beyond noise). The front is therefore the
+    set of candidates that no *member of the front* dominates (the relation's kernel), not
+    those that no candidate at all dominates, which dropped ``a`` along a chain of dominated
+    trials. Every candidate left out is dominated by a front member, and no front member
+    dominates another.
     """
     lo, hi = _loss_bounds(candidates, objectives, resolution)
     if np.array_equal(lo, hi):
         # No intervals: exactly the usual dominance, so the sort-based mask (the pairwise loop
         # below took 13 s of CPU on a 10,000-trial two-objective study; issue 15).
         return pareto_mask(lo, ["minimize"] * lo.shape[1])
-    keep = np.ones(len(candidates), dtype=bool)
-    for a in range(len(candidates)):
-        better = (hi < lo[a]).any(axis=1)
-        worse = (lo > hi[a]).any(axis=1)
-        keep[a] = not (better & ~worse).any()
-    return keep
+    IN, OUT, OPEN = 1, -1, 0
+    state = np.full(len(candidates), OPEN, dtype=np.int8)
+    while (state == OPEN).any():
+        changed = False
+        for a in np.flatnonzero(state == OPEN):
+            dominators = (hi < lo[a]).any(axis=1) & ~(lo > hi[a]).any(axis=1)
+            if (dominators & (state == IN)).any():
+                state[a] = OUT
+            elif not (dominators & (state == OPEN)).any():
+                state[a] = IN  # only dominated (if at all) by candidates left out
+            else:
+                continue
+            changed = True
+        if not changed:  # a cycle of dominance among the rest (not seen): keep them all
+            state[state == OPEN] = IN
+    return state == IN
 
 
 def _scaled(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

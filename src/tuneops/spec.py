@@ -961,11 +961,26 @@ def _refused_value(name: str, param: Param) -> str | None:
             except Exception:  # noqa: BLE001 - a parameter of the other task, a missing extra
                 continue
         if asked and len(refusals) == asked:
+            if _whole_numbers_written_as_decimals(family, param):
+                written = ", ".join(f"{k}: {getattr(param, k)!r}" for k in ("low", "high"))
+                return (
+                    f"{name} takes whole numbers for {param.name} (its default range is of "
+                    f"integers), but {written} make a range of decimals, and {value!r} is "
+                    f"refused; give whole-number bounds (for example low: "
+                    f"{math.ceil(param.low or 0)}, high: {math.floor(param.high or 0)})."
+                )
             return (
                 f"{name} does not accept {value!r}: {refusals[0]} Change it in the spec "
                 "(`tuneops families` lists each family's default space)."
             )
     return None
+
+
+def _whole_numbers_written_as_decimals(family: Any, param: Param) -> bool:
+    """A float range for a parameter whose default range is of integers: one bound written as
+    a decimal (``high: 20.5``) makes the whole range decimal."""
+    defaults = [family.default_space(task).get(param.name) for task in family.tasks]
+    return param.kind == "float" and any(d is not None and d.kind == "int" for d in defaults)
 
 
 def _space(raw: Any, where: str) -> dict[str, Param]:

@@ -117,7 +117,9 @@ def run(
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
-    check_output_dir(_output_dir(spec))  # refused now, not after hours of tuning
+    # refused now, not after hours of tuning; the message names where the directory came from
+    named_by = "--out" if overrides.get("output_dir") else "the spec's output_dir"
+    check_output_dir(_output_dir(spec), option=named_by)
     backend.prepare()  # a cluster that cannot be reached: refused before anything is written
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
     pruner = pruner_factory()
@@ -476,13 +478,18 @@ def complete_trial(study: optuna.Study, trial: int | None) -> int:
     """
     if trial is None:
         return reselect(study).selected.number
-    if (
-        not 0 <= trial < len(study.trials)
-        or study.trials[trial].state != optuna.trial.TrialState.COMPLETE
-    ):
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= trial < len(trials):
         raise UsageError(
-            f"--trial: trial {trial} of study {study.study_name!r} is not a complete trial; "
-            "`tuneops show STUDY --trials` lists them."
+            f"--trial: study {study.study_name!r} has no trial {trial} (its trials are numbered "
+            f"0 to {len(trials) - 1}); `tuneops show STUDY --trials` lists them."
+        )
+    state = trials[trial].state
+    if state != optuna.trial.TrialState.COMPLETE:
+        raise UsageError(
+            f"--trial: trial {trial} of study {study.study_name!r} is {state.name.lower()}, "
+            "not complete, so it has no model to export; `tuneops show STUDY --trials` lists "
+            "the complete ones."
         )
     return trial
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -112,9 +113,15 @@ def dashboard(
 def write_run_report(study: Any, output_dir: Path) -> Path | None:
     """After ``tuneops run``: report.html next to results.json. Skipped with a warning, never
     failing the run, when the report extra is missing or the report cannot be written (the
-    run's results are already saved). Returns the report's path, or None."""
+    run's results are already saved). Returns the report's path, or None.
+
+    An earlier run's report.html is removed first: left beside this run's results.json after a
+    failure or a Ctrl-C, it would describe another state of the study."""
+    target = Path(output_dir) / "report.html"
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        target.unlink()
     try:
-        return write_report(study, Path(output_dir) / "report.html")[0]
+        return write_report(study, target)[0]
     except MissingExtra as exc:
         term.warn(f"No report.html: {exc}")
     except Exception as exc:  # noqa: BLE001 - a report problem is not a failed run

@@ -77,6 +77,7 @@ def run(
     and 143 on SIGTERM (running trials are abandoned and queued again, finished ones kept:
     the same command resumes).
     """
+    result = None
     try:
         with runner.stop_on_signals():
             result = tuning.run(
@@ -92,9 +93,18 @@ def run(
                 backend=backend,
                 address=address,
             )
+            report_path = write_run_report(result.study, result.output_dir) if report else None
     except KeyboardInterrupt as exc:
-        raise _stopped(exc, owner=True) from None
-    report_path = write_run_report(result.study, result.output_dir) if report else None
+        if result is None:
+            raise _stopped(exc, owner=True) from None
+        # Stopped while the report was written: everything else is saved and says so.
+        stop = runner.Interrupted.of(exc)
+        term.warn(
+            f"Stopped by {stop.signal_name} while writing the report: the trials, "
+            f"{result.results_path} and the model are saved; there is no report.html (`tuneops "
+            f"report {result.study.study_name}` writes it)."
+        )
+        raise typer.Exit(stop.exit_code) from None
     if json_out:
         emit_json(
             {

@@ -83,6 +83,7 @@ class Family:
     extra: ClassVar[str | None] = None  # the pip extra this family needs, if any
     description: ClassVar[str] = ""
     threads: ClassVar[str | None] = None  # how fit uses threads: "joblib", "openmp" or None
+    probabilities: ClassVar[bool] = True  # its classifier gives class probabilities (log_loss)
 
     def default_space(self, task: str) -> dict[str, Param]:
         raise NotImplementedError

@@ -141,6 +141,7 @@ class SVM(Family):
     name = "svm"
     scale = True
     description = "SVC / SVR with an RBF kernel"
+    probabilities = False  # decision scores: probability=True would cost an internal 5-fold CV
 
     def default_space(self, task: str) -> dict[str, Param]:
         space = _space(
