@@ -532,3 +532,22 @@ def test_the_journal_reader_keeps_few_offsets_and_one_copy_of_each_attribute_nam
 
 def _no_glue(log_number: int, dropped: int) -> None:
     raise AssertionError(f"no glued line here (entry {log_number})")
+
+
+def test_the_database_reader_shares_distributions_and_attribute_names(tmp_path: Path) -> None:
+    """Trials read from a database: one distribution object per distinct distribution and one
+    copy of each attribute name and small record, not one per trial (issue 15: memory)."""
+    study = optuna.create_study(
+        study_name="r", storage=get_storage(f"sqlite:///{tmp_path / 's.db'}")
+    )
+    for _ in range(12):
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 1.0)
+        trial.set_user_attr("worker", {"host": "vm", "id": "vm:1"})
+        study.tell(trial, 1.0)
+    again = optuna.load_study(study_name="r", storage=get_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    trials = again.get_trials(deepcopy=False)
+    assert len(trials) == 12
+    assert len({id(t.distributions["x"]) for t in trials}) == 1
+    assert len({id(t.user_attrs["worker"]) for t in trials}) == 1
+    assert {id(k) for t in trials for k in t.user_attrs} == {id(next(iter(trials[0].user_attrs)))}

@@ -458,6 +458,21 @@ def _stored_float(value: float | None, kind: Any) -> float:
     return _STORED_FLOAT[kind.name]
 
 
+_DISTRIBUTIONS = 1024  # distinct distributions decoded once per process, at most so many
+_distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+
+
+def _distribution(text: str) -> optuna.distributions.BaseDistribution:
+    """The distribution of a parameter row, decoded once per process and shared by every trial
+    that has it (Optuna's read decodes one per trial and parameter, twice)."""
+    found = _distributions.get(text)
+    if found is None:
+        found = optuna.distributions.json_to_distribution(text)
+        if len(_distributions) < _DISTRIBUTIONS:
+            _distributions[text] = found
+    return found
+
+
 def _frozen_trials(head: Sequence[Any], rows: Mapping[str, Sequence[Any]]) -> list[FrozenTrial]:
     """FrozenTrials from the rows of Optuna's trial tables, as
     ``RDBStorage._build_frozen_trial_from_trial_model`` makes them from ORM objects."""
@@ -468,18 +483,15 @@ def _frozen_trials(head: Sequence[Any], rows: Mapping[str, Sequence[Any]]) -> li
     # A part of a trial created after the trials were read (another worker, between the
     # statements) is left out with its trial, as Optuna's ORM read leaves it out.
     nowhere: dict[str, Any] = {"params": [], "values": {}, "user": {}, "system": {}, "steps": {}}
-    decoded: dict[str, Any] = {}
     for _, trial, name, value, dist_json in rows["trial_params"]:
-        dist = decoded.get(dist_json)
-        if dist is None:
-            dist = decoded[dist_json] = optuna.distributions.json_to_distribution(dist_json)
-        by_trial.get(trial, nowhere)["params"].append((name, value, dist))
+        by_trial.get(trial, nowhere)["params"].append((name, value, _distribution(dist_json)))
     for _, trial, objective, value, kind in rows["trial_values"]:
         by_trial.get(trial, nowhere)["values"][objective] = _stored_float(value, kind)
+    # attribute names, short strings and small records shared, as the journal reader shares them
     for _, trial, key, value_json in rows["trial_user_attributes"]:
-        by_trial.get(trial, nowhere)["user"][key] = json.loads(value_json)
+        by_trial.get(trial, nowhere)["user"][sys.intern(key)] = _shared(json.loads(value_json))
     for _, trial, key, value_json in rows["trial_system_attributes"]:
-        by_trial.get(trial, nowhere)["system"][key] = json.loads(value_json)
+        by_trial.get(trial, nowhere)["system"][sys.intern(key)] = _shared(json.loads(value_json))
     for _, trial, step, value, kind in rows["trial_intermediate_values"]:
         by_trial.get(trial, nowhere)["steps"][step] = _stored_float(value, kind)
     out = []
