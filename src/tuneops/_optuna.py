@@ -946,8 +946,6 @@ def read_journal_file(
 # the keys of the journal entries that carry attributes (set one; create a trial with several)
 _ATTR_KEYS = ("user_attr", "system_attr", "user_attrs", "system_attrs")
 _SHARED_STR = 64  # strings up to this length are shared (interned); longer ones are data
-
-
 _SHARED_RECORDS = 256  # at most so many distinct small records are shared (see _shared)
 _shared_records: dict[tuple[tuple[str, type, Any], ...], dict[str, Any]] = {}
 
