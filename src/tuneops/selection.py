@@ -235,15 +235,22 @@ def noise_front(
     state = np.full(len(candidates), OPEN, dtype=np.int8)
     while (state == OPEN).any():
         changed = False
-        for a in np.flatnonzero(state == OPEN):
-            dominators = (hi < lo[a]).any(axis=1) & ~(lo > hi[a]).any(axis=1)
-            if (dominators & (state == IN)).any():
-                state[a] = OUT
-            elif not (dominators & (state == OPEN)).any():
-                state[a] = IN  # only dominated (if at all) by candidates left out
-            else:
-                continue
-            changed = True
+        open_rows = np.flatnonzero(state == OPEN)
+        # Rows in blocks (a block's dominators at once: 256 x n x objectives comparisons), each
+        # block judged on the states at its start: a decision never changes (IN and OUT are
+        # final), so a state changed within the block is only seen a pass later.
+        for block in np.array_split(open_rows, max(1, len(open_rows) // 256)):
+            better = np.zeros((len(block), len(state)), dtype=bool)
+            worse = np.zeros_like(better)
+            for j in range(lo.shape[1]):  # one objective at a time (any() over a last axis
+                better |= hi[None, :, j] < lo[block, j][:, None]  # of 2 is 5x slower)
+                worse |= lo[None, :, j] > hi[block, j][:, None]
+            dominators = better & ~worse
+            out = (dominators & (state == IN)).any(axis=1)
+            free = ~(dominators & (state == OPEN)).any(axis=1)
+            state[block[out]] = OUT
+            state[block[~out & free]] = IN  # only dominated (if at all) by candidates left out
+            changed |= bool(out.any() or free.any())
         if not changed:  # a cycle of dominance among the rest (not seen): keep them all
             state[state == OPEN] = IN
     return state == IN
