@@ -396,3 +396,17 @@ def test_a_label_counts_only_for_a_prediction_answered_before_it_was_recorded(
             handle.write(json.dumps(line) + "\n")
         contents = reader.read()
     assert {r["id"]: r.get("label") for r in contents.predictions} == expected
+
+
+def test_throughput_is_per_second_of_the_role_held_and_counts_only_answers():
+    """Found by a user: a champion since a rollback a second ago was divided by the whole window
+    (0.4 req/s for 109 requests in a second), and a version that was both shadow and canary
+    counted the requests it only shadowed as answered."""
+    old = [{"t": float(t), "version": 1, "role": "champion", "latency_ms": 1.0} for t in range(100)]
+    new = [{"t": 299.0 + i / 100, "version": 1, "role": "champion", "latency_ms": 1.0,
+            "shadow": {"version": 2, "latency_ms": 1.0}} for i in range(100)]
+    canary = [{"t": 299.5, "version": 2, "role": "canary", "latency_ms": 1.0}] * 10
+    traffic = summarize(old + new + canary, now=300.0, window_s=400, since={1: 299.0})
+    assert traffic[1].n_requests == 100 and traffic[1].rps == pytest.approx(100.0)
+    assert traffic[2].n_requests == 110  # 100 shadowed, 10 answered
+    assert traffic[2].rps == pytest.approx(10 / 300.0)  # answered ones, over the whole window

@@ -9,7 +9,7 @@ import pytest
 from _ops_helpers import logistic, register
 from sklearn.dummy import DummyClassifier
 
-from tuneops.errors import IntegrityError, SpecError
+from tuneops.errors import IntegrityError, SpecError, UsageError
 from tuneops.export import save_model
 from tuneops.ops.registry import Registry, sha256_file
 from tuneops.ops.verify import VerifyConfig, corrected_interval, quantile_bounds, verify
@@ -37,6 +37,7 @@ def test_a_better_candidate_passes_and_the_verdict_is_an_event(registry: Registr
     assert verdict.settings["n_folds"] * verdict.settings["n_repeats"] == 10
     accuracy = verdict.quality["accuracy"]
     assert accuracy["low"] < accuracy["mean"] < accuracy["high"] and accuracy["low"] > 0.85
+    assert accuracy["high"] <= 1.0  # within what an accuracy can be, whatever the folds
     assert all(f"{m}: " in verdict.reasons[0] for m in verdict.quality)  # each one, not one
     comparison = verdict.comparison
     assert comparison["champion"] == 1 and comparison["low"] > 0  # better with confidence, paired
@@ -87,6 +88,9 @@ def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
     }
     assert any("upper bound misses the limit" in r for r in verdict.reasons)
     assert registry.verification(number)["verdict"] == "fail"
+    # a refused promotion quotes a check that failed, not the summary of every metric
+    with pytest.raises(UsageError, match=r"failed the staging gate .*\(\S[^)]* >= \S+: .*misses the limit\)"):
+        registry.promote(number)
     # 100 calls cannot bound a p99 from above: the gate fails it and says why.
     verdict = verify(registry, 2, config=FAST, slo={"latency_p99_ms": 10_000}, record=False)
     assert verdict.verdict == "fail" and any(

@@ -262,6 +262,11 @@ def monitor(
             [
                 f" since {log_since}" if log_since else "",
                 f" (version {log_version})" if log_version else "",
+                # monitor judges the champion: on another version's requests it says so
+                f", scored with the champion v{champion['version']}, not v{log_version} (the "
+                "live comparison of `monitor --live` judges a challenger on its own answers)"
+                if log_version and log_version != champion["version"]
+                else "",
             ]
         )
         if contents.bad_lines:

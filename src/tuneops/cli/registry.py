@@ -184,9 +184,11 @@ def show(
         **plain,
     )
     for e in log:
-        detail = e.get("decision") or e.get("reason") or ""
+        detail = e.get("decision") or e.get("verdict") or e.get("reason") or ""
+        # a key present with None (a live check, a settings change) names no version either
+        version = next((e[k] for k in ("version", "challenger") if e.get(k) is not None), None)
         term.result(
-            f"  {e['time']} {e['kind']:<8} v{e.get('version', e.get('challenger', '-'))} {detail}",
+            f"  {e['time']} {e['kind']:<8} {'-' if version is None else f'v{version}'} {detail}",
             **plain,
         )
 

@@ -252,10 +252,11 @@ def summarize(
     """
     start = now - window_s
     recent = [r for r in records if float(r.get("t", 0.0)) >= start]
-    span = max(now - max(start, min((float(r["t"]) for r in recent), default=now)), 1e-9)
+    first = max(start, min((float(r["t"]) for r in recent), default=now))
     out: dict[int, VersionTraffic] = {}
 
     shadow_ms: dict[int, list[float]] = {}
+    answered: dict[int, int] = {}  # requests a version answered (not those it only shadowed)
 
     def entry(version: int) -> VersionTraffic:
         return out.setdefault(version, VersionTraffic(version, [], 0, 0))
@@ -268,6 +269,7 @@ def summarize(
             if r.get("role") not in item.roles:
                 item.roles.append(str(r.get("role")))
             item.n_requests += 1
+            answered[version] = answered.get(version, 0) + 1
             if r.get("status") == "error":
                 item.n_errors += 1
             elif r.get("latency_ms") is not None:
@@ -288,8 +290,10 @@ def summarize(
             # A shadow's latency is its predict alone; a version that also answered requests
             # in the window (a shadow promoted) is judged on what it answered.
             item.samples_ms = shadow_ms.get(item.version, [])
-        answered = item.n_requests if not item.shadow_only else 0
-        item.rps = answered / span
+        # per second of the time the version held its role in the window: a champion since a
+        # rollback a minute ago is not divided by the whole window
+        held = max(first, (since or {}).get(item.version, -math.inf))
+        item.rps = answered.get(item.version, 0) / max(now - held, 1e-9)
         if item.samples_ms:
             values = np.asarray(item.samples_ms)
             item.latency_ms = {name: float(np.quantile(values, q)) for name, q in _LATENCY.items()}

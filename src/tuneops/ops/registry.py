@@ -337,8 +337,10 @@ class Registry:
         verdict = self.verification(number)
         if force or verdict is None or verdict.get("verdict") != "fail":
             return
+        # the check that failed (its text says "misses the limit"), not the summary line
+        failed = [c for c in verdict.get("checks") or [] if not c.get("passed", True)]
         reasons = verdict.get("reasons") or []
-        why = next((r for r in reasons if "fail" in str(r).lower()), reasons[0] if reasons else "")
+        why = failed[0].get("text", "") if failed else (reasons[0] if reasons else "")
         raise UsageError(
             f"model {self.name!r}: version {number} failed the staging gate at "
             f"{verdict.get('time', '?')} ({str(why)[:200]}); {what} it only after `tuneops "

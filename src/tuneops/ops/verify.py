@@ -436,7 +436,9 @@ def verify(
         mean, low, high = corrected_interval(
             [f[m] for f in candidate_folds], test_fraction, config.alpha
         )
-        quality[m] = {"mean": mean, "low": low, "high": high}
+        # within the values the metric can take (an accuracy's interval above 1 on 20 rows)
+        bottom, top = METRICS[m].range if m in METRICS else (-math.inf, math.inf)
+        quality[m] = {"mean": mean, "low": max(low, bottom), "high": min(high, top)}
     checks: list[dict[str, Any]] = []
     comparison = None
     if champion_model is not None:
