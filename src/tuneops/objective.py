@@ -123,9 +123,11 @@ def _check_probabilities(spec: Spec, task: str) -> None:
     Raises:
         SpecError: names the family, the metric, and what to do.
     """
+    if task != "classification":
+        return
     needing = [m for m in spec.measured_metrics if METRICS[m].needs_probabilities]
     lacking = [f for f in spec.families if not get_family(f).probabilities]
-    if task == "classification" and needing and lacking:
+    if needing and lacking:
         raise SpecError(
             f"model.family: {', '.join(map(repr, lacking))} gives no class probabilities (only "
             f"decision scores), which {needing[0]!r} needs; remove it from model.family, or "

@@ -57,7 +57,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -427,7 +427,7 @@ class _AnsweredIds:
         self._ring[self._n % self.capacity] = hash(request_id)
         self._n += 1
 
-    def missing(self, request_ids: Sequence[str]) -> list[str]:
+    def missing(self, request_ids: Sequence[Hashable]) -> list[Hashable]:
         """The ids of ``request_ids`` that are not among the last ``capacity`` answered (one
         pass over the ring for all of them)."""
         hashes = np.fromiter((hash(i) for i in request_ids), dtype=np.int64, count=len(request_ids))
@@ -435,7 +435,7 @@ class _AnsweredIds:
         return [i for i, k in zip(request_ids, known, strict=True) if not k]
 
     def __contains__(self, request_id: object) -> bool:
-        return bool(np.any(self._ring[: len(self)] == hash(request_id)))
+        return isinstance(request_id, Hashable) and not self.missing([request_id])
 
     def __len__(self) -> int:
         return min(self._n, self.capacity)
