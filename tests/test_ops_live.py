@@ -364,6 +364,20 @@ def test_the_prediction_log_is_not_readable_by_every_user(workdir: Path) -> None
     assert stat.S_IMODE(Path("fresh.jsonl").stat().st_mode) & 0o007 == 0
 
 
+def test_a_label_of_the_wrong_shape_never_replaces_a_good_one(workdir: Path) -> None:
+    records = [
+        {"kind": "prediction", "id": "one", "t": 1.0, "latency_ms": 1, "prediction": [0]},
+        {"kind": "label", "id": "one", "t": 2.0, "label": 1},
+        {"kind": "label", "id": "one", "t": 3.0, "label": [0, 1]},  # two labels for one row
+        {"kind": "label", "id": "two", "t": 4.0, "label": [1, 1]},  # before its request: ...
+        {"kind": "label", "id": "two", "t": 8.0, "label": 1},  # ... and one label for two rows
+        {"kind": "prediction", "id": "two", "t": 5.0, "latency_ms": 1, "prediction": [0, 1]},
+    ]
+    Path("p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    labels = {r["id"]: r.get("label") for r in read_log("p.jsonl").predictions}
+    assert labels == {"one": 1, "two": None}
+
+
 def test_a_label_counts_only_for_a_prediction_answered_before_it_was_recorded(
     workdir: Path,
 ) -> None:

@@ -549,6 +549,45 @@ def test_label_says_which_ids_this_server_did_not_answer_and_an_early_label_neve
     assert labels == {"a": 1, "later": None}
 
 
+def test_a_label_of_the_wrong_shape_or_an_id_that_is_no_id_is_refused(registry: Registry) -> None:
+    """A list of two labels for a one-row request replaced its good label and joined nothing; an
+    object as request id was kept as its Python repr."""
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        object_id = client.post("/predict", json={"rows": rows(1), "request_id": {"a": 1}})
+        assert object_id.status_code == 422
+        assert "request_id: expected a string (or a number), received dict" in object_id.text
+        numbered = client.post("/predict", json={"rows": rows(2), "request_id": 7}).json()
+        assert numbered["request_id"] == "7"
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "one"}).is_success
+        assert client.post("/label", json={"request_id": "one", "label": 0}).is_success
+        for request_id, label, expected in (
+            ("one", [0, 1], "answered for 1 row(s); expected one label (or a list of 1), "
+             "received a list of 2"),
+            (7, 0, "answered for 2 row(s); expected a list of 2 labels, received one label"),
+        ):
+            refused = client.post("/label", json={"request_id": request_id, "label": label})
+            assert refused.status_code == 422 and expected in refused.json()["error"]
+            assert "Nothing was recorded" in refused.json()["error"]
+        assert client.post("/label", json={"labels": {"7": [0, 0], "one": [0]}}).json() == {
+            "labelled": 2, "n_unknown": 0
+        }
+        for bad_id in ({"x": 1}, None, ""):
+            refused = client.post("/label", json={"request_id": bad_id, "label": 1})
+            assert refused.status_code == 422 and "request_id: expected" in refused.text
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 2)
+    labels = {r["id"]: r.get("label") for r in read_log("predictions.jsonl").predictions}
+    assert labels == {"7": [0, 0], "one": [0]}
+    assert read_log("predictions.jsonl").n_labels == 2
+
+
+def test_a_taken_port_is_refused_before_anything_is_written(registry: Registry) -> None:
+    with start_server(config()) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{port}"):
+            start_server(config(port=port, log="second.jsonl"))
+    assert not Path("second.jsonl").exists()
+
+
 def test_the_server_remembers_a_bounded_number_of_answered_ids() -> None:
     from tuneops.ops.serve import _AnsweredIds
 
@@ -558,6 +597,12 @@ def test_the_server_remembers_a_bounded_number_of_answered_ids() -> None:
     assert [i in answered for i in ("a", "b", "c", "d")] == [True, False, True, True]
     assert answered.missing(["d", "b", "x", "a"]) == ["b", "x"]
     assert len(answered) == 3
+    counted = _AnsweredIds(capacity=4)
+    for request_id, n_rows in (("a", 1), ("b", 2), ("a", 3), ("c", 4), ("d", 5), ("e", 6)):
+        counted.add(request_id, n_rows)  # "a" answered twice: its latest answer counts
+    asked = ["a", "b", "c", "e", "x"]
+    assert counted.rows_of(asked) == [3, 0, 4, 6, 0]
+    assert counted.rows_of(asked * 10) == [3, 0, 4, 6, 0] * 10  # the sorted path of a batch
     assert _AnsweredIds(capacity=5).missing(["a"]) == ["a"]  # nothing answered yet
 
 

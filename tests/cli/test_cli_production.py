@@ -297,7 +297,36 @@ def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     assert code == 2 and "lacks the column(s) request_id" in err
     code, _, err = cli("label", "--log", "nope.jsonl", "--labels", "y.csv")
     assert code == 2 and "does not exist" in err
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "missing.csv")
+    assert code == 2 and "'missing.csv' does not exist; expected the path of a CSV" in err
+    # labels that could never be compared with what the model answers are refused
+    for label, message in (
+        ("yes", "1 label value(s) are text where the model answers numbers (e.g. 0, 1)"),
+        ("[0, 1]", "request r0 was answered for 1 row(s), the label is a list of 2"),
+    ):
+        pd.DataFrame({"request_id": ["r0"], "label": [label]}).to_csv("odd.csv", index=False)
+        code, _, err = cli("label", "--log", "p.jsonl", "--labels", "odd.csv")
+        assert code == 2 and message in err and "Nothing was written" in err, err
     assert (workdir / "p.jsonl").read_text() == before and not (workdir / "nope.jsonl").exists()
+
+
+def test_label_reads_each_label_as_the_model_answers(workdir: Path, cli) -> None:
+    """Classes written as digits stay text for a model that answers text; numbers and JSON
+    lists become numbers for a model that answers numbers."""
+    with PredictionLog(workdir / "text.jsonl") as log:
+        log.append({"kind": "prediction", "id": "a", "t": 1.0, "prediction": ["1"]})
+        log.append({"kind": "prediction", "id": "b", "t": 1.0, "prediction": ["2", "3"]})
+    with PredictionLog(workdir / "numbers.jsonl") as log:
+        log.append({"kind": "prediction", "id": "a", "t": 1.0, "prediction": [1.5]})
+        log.append({"kind": "prediction", "id": "b", "t": 1.0, "prediction": [2, 0]})
+    pd.DataFrame({"request_id": ["a", "b"], "label": ["2", "[3, 2]"]}).to_csv(
+        "y.csv", index=False
+    )
+    expected = {"text": {"a": "2", "b": ["3", "2"]}, "numbers": {"a": 2, "b": [3, 2]}}
+    for name, labels in expected.items():
+        assert cli("label", "--log", f"{name}.jsonl", "--labels", "y.csv")[0] == 0
+        joined = {r["id"]: r.get("label") for r in read_log(workdir / f"{name}.jsonl").predictions}
+        assert joined == labels and type(joined["a"]) is type(labels["a"]), name
 
 
 def _free_port() -> int:

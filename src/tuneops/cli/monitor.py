@@ -540,7 +540,7 @@ def label(
 ) -> None:
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
     ops = _ops()
-    frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id",))
+    frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id", "label"))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
         raise UsageError(
@@ -557,17 +557,15 @@ def label(
             f"--log: {str(log)!r} does not exist; point it at the file "
             "`tuneops serve --log` writes. Nothing was written."
         )
-
-    def value(v: Any) -> Any:
-        if isinstance(v, str) and v.startswith("["):
-            try:
-                return json.loads(v)
-            except ValueError:
-                return v
-        return v.item() if hasattr(v, "item") else v
-
-    pairs = {str(k): value(v) for k, v in zip(frame["request_id"], frame["label"], strict=True)}
-    known = {str(r.get("id")) for r in ops.predlog.read_log(log).predictions}
+    predictions = ops.predlog.read_log(log).predictions
+    answers = _answer_kinds(predictions)
+    kind = next(iter(answers)) if len(answers) == 1 else None
+    pairs = {
+        str(k): _label_value(v, kind)
+        for k, v in zip(frame["request_id"], frame["label"], strict=True)
+    }
+    _check_labels(pairs, predictions, answers, labels, ops.predlog)
+    known = {str(r.get("id")) for r in predictions}
     unknown = sorted(set(pairs) - known)
     n = ops.predlog.append_labels(log, pairs)
     if json_out:
@@ -581,4 +579,102 @@ def label(
             f"{len(unknown)} request id(s) are not in the log (yet), e.g. "
             f"{', '.join(unknown[:3])}; their labels are kept and join a request answered "
             "before now that is logged later, never one answered after."
+        )
+
+
+def _kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else "number"
+
+
+def _answer_kinds(predictions: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """What the model answers in the log: per kind of value (text, number), up to 3 examples."""
+    examples: dict[str, list[Any]] = {}
+    for record in predictions:
+        predicted = record.get("prediction")
+        for v in predicted if isinstance(predicted, list) else ():
+            seen = examples.setdefault(_kind(v), [])
+            if len(seen) < 3 and v not in seen:
+                seen.append(v)
+    return examples
+
+
+def _label_value(value: Any, kind: str | None) -> Any:
+    """A label of the labels file as the log keeps it: a JSON list as a list; read as the model
+    answers (``kind``: ``1`` as a number where it answers numbers, ``"1"`` where it answers
+    text); as pandas would read it when the log shows no answer yet."""
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        return [_label_value(v, kind) for v in parsed] if isinstance(parsed, list) else value
+    if hasattr(value, "item"):
+        value = value.item()
+    if kind == "text":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # a Parquet column of floats: 1.0 is the class "1"
+        return str(value)
+    if isinstance(value, str):
+        word = value.strip()
+        if word.lower() in ("true", "false") and kind == "number":
+            return word.lower() == "true"
+        for parse in (int, float):
+            try:
+                return parse(word)
+            except ValueError:
+                pass
+    return value
+
+
+def _check_labels(
+    pairs: dict[str, Any],
+    predictions: list[dict[str, Any]],
+    answers: dict[str, list[Any]],
+    path: Path,
+    predlog: Any,
+) -> None:
+    """Refuse (nothing written) labels that could never be compared with what the model
+    answered: not a label at all, the wrong number of labels for a logged request, or text where
+    the model answers numbers (or the reverse: ``yes`` is never equal to ``1``)."""
+    problems = [
+        f"request {k}: {v!r} is not a label (a string, number or boolean; a list of them for a "
+        "multi-row request)"
+        for k, v in pairs.items()
+        if not predlog.is_label(v)
+    ]
+    answered = {
+        str(r.get("id")): len(r["prediction"])
+        for r in predictions
+        if isinstance(r.get("prediction"), list) and r["prediction"]
+    }
+    for request_id, label in pairs.items():
+        n = answered.get(request_id)
+        if n and predlog.is_label(label) and not predlog.label_fits(label, n):
+            received = f"a list of {len(label)}" if isinstance(label, list) else "one label"
+            problems.append(
+                f"request {request_id} was answered for {n} row(s), the label is {received}"
+            )
+    if len(answers) == 1:  # one kind of answer: a label of the other kind never matches
+        (kind,) = answers
+        odd = [
+            (k, v)
+            for k, label in pairs.items()
+            if predlog.is_label(label)
+            for v in (label if isinstance(label, list) else [label])
+            if _kind(v) != kind
+        ]
+        if odd:
+            k, v = odd[0]
+            problems.append(
+                f"{len(odd)} label value(s) are {'text' if kind == 'number' else 'numbers'} "
+                f"where the model answers {'numbers' if kind == 'number' else 'text'} (e.g. "
+                f"{', '.join(map(repr, answers[kind]))}), so they never match a prediction: "
+                f"request {k} has {v!r}"
+            )
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise UsageError(
+            f"--labels: {path}: {'; '.join(problems[:3])}{more}. Write each label as the model "
+            "predicts it (one per row of its request, a JSON list for a multi-row request). "
+            "Nothing was written."
         )

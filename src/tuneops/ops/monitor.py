@@ -248,7 +248,10 @@ def read_batch(
     try:
         return _file(Path(path), text=text)
     except DataError as exc:
-        raise DataError(str(exc).replace("data.source", field, 1)) from None
+        # a batch is a file: the dataset names a spec's data.source also takes do not apply
+        message = str(exc).replace("data.source", field, 1)
+        message = message.replace("sklearn:NAME, pmlb:NAME, or the path", "the path")
+        raise DataError(message) from None
 
 
 def dropped_columns(version: Mapping[str, Any]) -> tuple[str, ...]:

@@ -29,14 +29,15 @@ server's time for it from that moment (the event loop takes each request as it c
 checks, the wait for the model thread behind the requests ahead, the predict): what the client
 waits, but for its own side of the connection. ``t + latency_ms`` is when it was answered.
 
-A label counts only for a prediction answered before the label was recorded: one posted
-earlier (forged, or guessed ahead of a client's request id) never joins the request answered
-later under that id. The join compares the records' times, not their places in the file: the
-server appends a prediction after its answer is sent (and after the shadow scored it), so a
-quick client's label can come first in the file. Both times are the wall clock of the machine
-that wrote them (several servers appending to one log on one machine share it); a clock
-stepped back between an answer and its label (NTP) can make that label not count.
-"""
+A label counts only if it fits the request (one label for one row, a list of one per row: one
+of the wrong shape never replaces a good one), and only for a prediction answered before the
+label was recorded: one posted earlier (forged, or guessed ahead of a client's request id)
+never joins the request answered later under that id. The join compares the records' times, not
+their places in the file: the server appends a prediction after its answer is sent (and after
+the shadow scored it), so a quick client's label can come first in the file. Both times are the
+wall clock of the machine that wrote them (several servers appending to one log on one machine
+share it); a clock stepped back between an answer and its label (NTP) can make that label not
+count."""
 
 from __future__ import annotations
 
@@ -52,7 +53,15 @@ from typing import Any
 
 from tuneops.errors import DataError
 
-__all__ = ["PredictionLog", "LogContents", "LogReader", "read_log", "append_labels", "is_label"]
+__all__ = [
+    "PredictionLog",
+    "LogContents",
+    "LogReader",
+    "read_log",
+    "append_labels",
+    "is_label",
+    "label_fits",
+]
 
 
 def _jsonable(value: Any) -> Any:
@@ -231,12 +240,16 @@ class LogReader:
                 return
             self._labels.setdefault(key, []).append((stamp, record["label"]))
             for prediction in self._by_id.get(key, ()):
-                if stamp >= _answered(prediction):  # later in the log: replaces an earlier one
+                # later in the log: replaces an earlier one, unless it cannot be this request's
+                # truth (two labels for one row would replace a good one and join nothing)
+                if stamp >= _answered(prediction) and label_fits(
+                    record["label"], _n_answered(prediction)
+                ):
                     prediction["label"] = record["label"]
         elif self.since is None or stamp >= self.since:
-            answered = _answered(record)
+            answered, n_rows = _answered(record), _n_answered(record)
             for recorded, label in reversed(self._labels.get(key, ())):
-                if recorded >= answered:
+                if recorded >= answered and label_fits(label, n_rows):
                     record["label"] = label
                     break
             self._by_id.setdefault(key, []).append(record)
@@ -279,6 +292,18 @@ def is_label(value: Any) -> bool:
         return isinstance(value, (int, float)) and math.isfinite(value)
     except OverflowError:  # an integer beyond a float
         return False
+
+
+def label_fits(label: Any, n_rows: int) -> bool:
+    """Whether ``label`` can be the truth of a request of ``n_rows`` rows: one label for one row,
+    or a list of one label per row."""
+    return len(label) == n_rows if isinstance(label, list) else n_rows == 1
+
+
+def _n_answered(record: Mapping[str, Any]) -> int:
+    """The rows a prediction record answered (0 for a failed request: no label joins it)."""
+    prediction = record.get("prediction")
+    return len(prediction) if isinstance(prediction, list) else 0
 
 
 def labelled_rows(record: Mapping[str, Any]) -> Iterable[tuple[Any, Any, Any]]:

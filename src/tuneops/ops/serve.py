@@ -69,7 +69,7 @@ from tuneops._hosts import host_name, is_loopback, url
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.monitor import dropped_columns
-from tuneops.ops.predlog import PredictionLog, is_label
+from tuneops.ops.predlog import PredictionLog, is_label, label_fits
 from tuneops.ops.registry import Registry
 
 try:
@@ -244,11 +244,10 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
             raise _BadRequest(
                 422, f"rows: expected a list of records, received {type(rows).__name__}."
             )
-        request_id, key = payload.get("request_id"), payload.get("key")
         return (
             rows,
-            None if request_id is None else str(request_id),
-            None if key is None else str(key),
+            _identifier(payload.get("request_id"), "request_id"),
+            _identifier(payload.get("key"), "key"),
         )
     if isinstance(payload, dict):
         return [payload], None, None
@@ -256,6 +255,34 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
         422,
         "body: expected a JSON list of records, one record, or "
         f'{{"rows": [...]}}; received {type(payload).__name__}.',
+    )
+
+
+def _identifier(value: Any, name: str) -> str | None:
+    """A client's request id or canary key as the log keeps it: a string, or a number as its
+    text (``7`` is ``"7"``); None when not sent. Raises a 422 for anything else (an object's
+    Python repr made an id no client could send again)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and _finite(value):
+        return str(value)
+    raise _BadRequest(
+        422,
+        f"{name}: expected a string (or a number), received {type(value).__name__} "
+        f"{_short(value)}.",
+    )
+
+
+def _label_shape_error(request_id: str, label: Any, n_rows: int) -> str | None:
+    """Why ``label`` cannot be the truth of request ``request_id`` answered for ``n_rows`` rows
+    (one label, or a list of one per row); None when it can."""
+    if label_fits(label, n_rows):
+        return None
+    received = f"a list of {len(label)}" if isinstance(label, list) else "one label"
+    expected = "one label (or a list of 1)" if n_rows == 1 else f"a list of {n_rows} labels"
+    return (
+        f"labels[{_short(request_id)}]: the request was answered for {n_rows} row(s); expected "
+        f"{expected}, received {received}. Nothing was recorded."
     )
 
 
@@ -408,31 +435,57 @@ def _model_input(rows: Sequence[Any], loaded: _Loaded) -> Any:
 
 
 class _AnsweredIds:
-    """The ids of the last ``capacity`` requests answered, for ``/label`` to say which posted ids
-    this server never answered. Used from the event loop only (no lock).
+    """The ids of the last ``capacity`` requests answered and their numbers of rows, for
+    ``/label`` to say which posted ids this server never answered and to refuse a label of the
+    wrong shape. Used from the event loop only (no lock).
 
     It keeps ``hash(id)``, not the id: a client chooses its ids, and 100,000 ids of a megabyte
     each must not stay in memory. Python's string hash is keyed per process (SipHash), so a
     client cannot make up an id that collides with another's. The hashes are a ring of 64-bit
-    integers (0.8 MB at 100,000: an ordered dict of them took 14 MB); an id answered again
-    takes a new place, so the latest answer counts.
+    integers beside one of 32-bit row counts (1.2 MB at 100,000: an ordered dict of the hashes
+    alone took 14 MB); an id answered again takes a new place, so the latest answer counts.
     """
 
     def __init__(self, capacity: int = ANSWERED_IDS_KEPT) -> None:
         self.capacity = capacity
         self._ring = np.zeros(capacity, dtype=np.int64)
+        self._rows = np.zeros(capacity, dtype=np.int32)
         self._n = 0  # answers recorded since the start
 
-    def add(self, request_id: str) -> None:
+    def add(self, request_id: str, n_rows: int = 1) -> None:
         self._ring[self._n % self.capacity] = hash(request_id)
+        self._rows[self._n % self.capacity] = n_rows
         self._n += 1
 
-    def missing(self, request_ids: Sequence[Hashable]) -> list[Hashable]:
-        """The ids of ``request_ids`` that are not among the last ``capacity`` answered (one
-        pass over the ring for all of them)."""
+    def rows_of(self, request_ids: Sequence[Hashable]) -> list[int]:
+        """The number of rows of the latest answer to each of ``request_ids``; 0 for an id not
+        among the last ``capacity`` answered."""
+        n = len(self)
+        ring, rows = self._ring[:n], self._rows[:n]
         hashes = np.fromiter((hash(i) for i in request_ids), dtype=np.int64, count=len(request_ids))
-        known = np.isin(hashes, self._ring[: len(self)])
-        return [i for i, k in zip(request_ids, known, strict=True) if not k]
+        if len(hashes) <= 32:  # a scan per id (30 us each) beats sorting the ring (5-10 ms)
+            found = []
+            for h in hashes:
+                hits = np.flatnonzero(ring == h)
+                # of several answers to one id, the newest: the largest age rank
+                found.append(int(rows[hits[np.argmax(self._age(hits))]]) if hits.size else 0)
+            return found
+        # the places oldest first, sorted by hash (stable: a hash's last place is its newest)
+        by_age = np.argsort(self._age(np.arange(n)))
+        order = by_age[np.argsort(ring[by_age], kind="stable")]
+        at = np.searchsorted(ring[order], hashes, side="right") - 1
+        hit = (at >= 0) & (ring[order][np.maximum(at, 0)] == hashes)
+        return [int(rows[order[a]]) if h else 0 for a, h in zip(at, hit, strict=True)]
+
+    def _age(self, places: np.ndarray) -> np.ndarray:
+        """A rank of ``places`` in the ring by when they were written, larger is newer (the
+        next place to write holds the oldest answer)."""
+        return (places - self._n) % self.capacity
+
+    def missing(self, request_ids: Sequence[Hashable]) -> list[Hashable]:
+        """The ids of ``request_ids`` that are not among the last ``capacity`` answered."""
+        counts = self.rows_of(request_ids)
+        return [i for i, c in zip(request_ids, counts, strict=True) if not c]
 
     def __contains__(self, request_id: object) -> bool:
         return isinstance(request_id, Hashable) and not self.missing([request_id])
@@ -780,7 +833,7 @@ class ModelServer:
             )
         latency = time.perf_counter() - start
         self.metrics.observe(answering.version, role, "ok", latency)
-        self.answered.add(request_id)  # before the answer is sent: its label may come at once
+        self.answered.add(request_id, len(rows))  # before the answer: its label may come at once
         record.update(
             status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
         )
@@ -882,7 +935,17 @@ class ModelServer:
         ):
             labels = {str(k): v for k, v in payload["labels"].items()}
         elif isinstance(payload, dict) and "request_id" in payload and "label" in payload:
-            labels = {str(payload["request_id"]): payload["label"]}
+            try:
+                request_id = _identifier(payload["request_id"], "request_id")
+            except _BadRequest as exc:
+                return self._error(exc.status, f"{exc} Nothing was recorded.")
+            if not request_id:
+                return self._error(
+                    422,
+                    "request_id: expected the id /predict answered with, received "
+                    f"{json.dumps(payload['request_id'])}. Nothing was recorded.",
+                )
+            labels = {request_id: payload["label"]}
         else:
             return self._error(
                 422,
@@ -906,7 +969,13 @@ class ModelServer:
                 )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
-        unknown = self.answered.missing(list(labels))
+        n_rows = self.answered.rows_of(list(labels))
+        for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
+            # a label of the wrong shape would replace a good one and join no row
+            wrong = _label_shape_error(request_id, value, n) if n else None
+            if wrong is not None:
+                return self._error(422, wrong)
+        unknown = [i for i, n in zip(labels, n_rows, strict=True) if not n]
         # off the loop (/health stays quick) and not in the model thread (predicts go on)
         await anyio.to_thread.run_sync(functools.partial(self._write_labels, labels))
         answer: dict[str, Any] = {"labelled": len(labels), "n_unknown": len(unknown)}
@@ -1025,13 +1094,15 @@ def serve(
     Raises:
         UsageError: see :func:`create_app`; the address is taken.
     """
-    app, server = create_app(config, registry)
-    _warn_if_exposed(config)
+    # The address first: a taken port is refused before the champion is loaded and the log is
+    # opened (a server that could not start left an empty prediction log behind).
+    sock = _socket(config.host, config.port)
     try:
-        sock = _socket(config.host, config.port)
+        app, server = create_app(config, registry)
     except BaseException:
-        server.close()
+        sock.close()
         raise
+    _warn_if_exposed(config)
     if on_ready is not None:
         on_ready(url(config.host, sock.getsockname()[1]))
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
@@ -1074,9 +1145,13 @@ def start_server(
     Raises:
         UsageError: see :func:`serve`. RuntimeError: the server did not start within ``timeout``.
     """
-    app, server = create_app(config, registry)
+    sock = _socket(config.host, config.port)  # first, as in serve()
+    try:
+        app, server = create_app(config, registry)
+    except BaseException:
+        sock.close()
+        raise
     _warn_if_exposed(config)
-    sock = _socket(config.host, config.port)
     port = sock.getsockname()[1]
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(
