@@ -176,6 +176,20 @@ def test_traffic_per_version_and_the_log_as_a_batch(registry: Registry) -> None:
     )
     assert traffic[3].shadow_only and traffic[3].rps == 0 and traffic[1].rps > 0
     assert traffic[1].latency_ms["latency_p95_ms"] == pytest.approx(1.0)
+    assert traffic[1].score is None and traffic[1].n_labelled == 0  # no metric asked
+    # The metric per version on the labelled rows each answered (or, as a shadow, scored).
+    scored = summarize(contents.predictions, now=time.time() + 1, window_s=60, metric="accuracy")
+    X, y = iris()
+    for version, model, index in (
+        (1, logistic(0.01), range(0, 100, 2)),
+        (2, logistic(1.0), range(1, 100, 2)),
+        (3, logistic(1.0), range(100)),
+    ):
+        expected = float((model.predict(X.iloc[list(index)]) == y.iloc[list(index)]).mean())
+        assert scored[version].n_labelled == len(index)
+        assert scored[version].score == pytest.approx(expected), version
+    assert scored[1].score != scored[2].score  # the two models differ on these rows
+    assert scored[3].to_dict()["score"] == scored[3].score and "labelled" not in scored[3].to_dict()
     # A version that answered requests and scored others in shadow within the window (a shadow
     # just promoted) is judged on what it answered: whole requests, not its predict alone.
     mixed = [
@@ -189,7 +203,6 @@ def test_traffic_per_version_and_the_log_as_a_batch(registry: Registry) -> None:
     assert summarize(mixed[:1], now=12.0, window_s=60)[2].samples_ms == [0.1]
     batch = batch_from_log(contents, FEATURES, "target", version=2)
     assert list(batch.columns) == [*FEATURES, "target"] and len(batch) == 50
-    X, y = iris()
     assert batch["target"].tolist() == [int(y.iloc[i]) for i in range(1, 100, 2)]
     with open("predictions.jsonl", "a") as handle:
         handle.write('{"kind": "prediction", "id": "torn"')  # a writer killed mid-line

@@ -80,6 +80,7 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     record = as_json(cli("deploy", "tiny", "--no-verify", "--json"))
     assert record["artifact"]["from"] == "refit" and "verification" not in record
     assert registry.champion() == 2
+    assert "without the staging gate" in registry.events("promote")[-1]["reason"]
 
     # Monitoring the prediction log: a log the server would write, with shifted rows.
     X, _ = iris()
@@ -107,6 +108,22 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     assert registry.events("monitor")[-1]["source"] == "prediction log predictions.jsonl"
     code, _, err = cli("monitor", "--batch", "x.csv", "--log", "predictions.jsonl")
     assert code == 2 and "give one of --batch FILE or --log FILE" in err
+    # Another version's requests are scored with the champion, and the event says so; a
+    # selection that matches nothing names what the log holds.
+    with PredictionLog(workdir / "predictions.jsonl") as log:
+        for i in range(60):
+            log.append(
+                {
+                    "kind": "prediction", "id": f"old{i}", "t": time.time(), "version": 1,
+                    "status": "ok", "prediction": [0], "rows": [dict(X.iloc[i % len(X)])],
+                }
+            )
+    doc = as_json(cli("monitor", "--log", "predictions.jsonl", "--version", "1", "--json"))
+    assert doc["assessment"]["n_rows"] == 60
+    assert "scored with the champion v2, not v1" in registry.events("monitor")[-1]["source"]
+    code, _, err = cli("monitor", "--log", "predictions.jsonl", "--version", "7")
+    assert code == 2 and "no request of predictions.jsonl matches --version 7" in err
+    assert "per version v1: 60, v2: 60" in err
 
 
 def test_a_failing_gate_leaves_the_version_registered_not_champion(

@@ -126,14 +126,58 @@ def _print_live(decision: Any) -> None:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
     for version, t in decision.traffic.items():
         latency = t.get("latency_ms") or {}
+        # a shadow scores requests and answers none: its throughput is no figure of its own
+        served = "answers none" if t.get("shadow_only") else f"{t['rps']:.3g} req/s"
         term.result(
-            f"  v{version} {'/'.join(t['roles'])}: {t['n_requests']} requests, "
-            f"{t['n_errors']} errors, p50 {fmt(latency.get('latency_p50_ms'))} ms, p95 "
-            f"{fmt(latency.get('latency_p95_ms'))} ms, {t['rps']:.3g} req/s",
+            f"  v{version} {'/'.join(t['roles'])}: {t['n_requests']} requests"
+            f"{' scored' if t.get('shadow_only') else ''}, {t['n_errors']} errors, p50 "
+            f"{fmt(latency.get('latency_p50_ms'))} ms, p95 "
+            f"{fmt(latency.get('latency_p95_ms'))} ms, {served}{_labelled_score(t)}",
             highlight=False,
             markup=False,
             soft_wrap=True,
         )
+
+
+def _nothing_selected(
+    log: Path, predictions: list[dict[str, Any]], since: str | None, version: int | None
+) -> str:
+    """Why no row of the prediction log was selected, and what to do."""
+    answered = [r for r in predictions if r.get("status", "ok") == "ok"]
+    if not answered:
+        return (
+            f"--log: {log} holds no answered request yet; send traffic to `tuneops serve` "
+            "first. Nothing was recorded."
+        )
+    if not any(r.get("rows") for r in answered):
+        return (
+            f"--log: {log} holds {len(answered)} answered request(s), all logged without "
+            "their input rows (serve's log_rows off), so drift cannot be tested on them; "
+            "check a batch file (--batch) instead. Nothing was recorded."
+        )
+    versions: dict[Any, int] = {}
+    for r in answered:
+        versions[r.get("version")] = versions.get(r.get("version"), 0) + 1
+    held = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items(), key=str))
+    asked = " and ".join(
+        [f"--since {since}"] * (since is not None) + [f"--version {version}"] * (version is not None)
+    )
+    return (
+        f"--log: no request of {log} matches {asked} (it holds {len(answered)} answered "
+        f"request(s) with rows; per version {held}); widen --since, choose a version it "
+        "holds, or leave them out. Nothing was recorded."
+    )
+
+
+def _labelled_score(traffic: dict[str, Any]) -> str:
+    if not traffic.get("metric"):
+        return ""
+    if not traffic.get("n_labelled"):
+        return ", no labelled rows yet"
+    rows = f"{traffic['n_labelled']} labelled row(s)"
+    if traffic.get("score") is None:
+        return f", {traffic['metric']} undefined on {rows}"
+    return f", {traffic['metric']} {fmt(traffic['score'])} on {rows}"
 
 
 def monitor(
@@ -269,6 +313,8 @@ def monitor(
                 else "",
             ]
         )
+        if frame.empty:
+            raise UsageError(_nothing_selected(log, contents.predictions, log_since, log_version))
         if contents.bad_lines:
             term.warn(
                 f"prediction log {log}: {contents.bad_lines} line(s) skipped, not records "

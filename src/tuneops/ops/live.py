@@ -232,10 +232,17 @@ class VersionTraffic:
     latency_ms: dict[str, float] = field(default_factory=dict)
     rps: float = 0.0
     shadow_only: bool = False
+    # the monitored metric on the labelled rows this version answered (or, as a shadow, scored)
+    metric: str | None = None
+    score: float | None = None
+    n_labelled: int = 0
     samples_ms: list[float] = field(default_factory=list, repr=False)
+    labelled: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "samples_ms"}
+        return {
+            k: v for k, v in asdict(self).items() if k not in ("samples_ms", "labelled")
+        }
 
 
 def summarize(
@@ -244,8 +251,11 @@ def summarize(
     now: float,
     window_s: float,
     since: Mapping[int, float] | None = None,
+    metric: str | None = None,
 ) -> dict[int, VersionTraffic]:
-    """Per-version requests, errors, latency quantiles and throughput over the last ``window_s``.
+    """Per-version requests, errors, latency quantiles and throughput over the last ``window_s``,
+    and ``metric`` (a name of ``PERFORMANCE_METRICS``) on the labelled rows each version answered
+    or, as a shadow, scored.
 
     ``since`` maps a version to the time from which its traffic counts (a champion's traffic
     from before a rollback made it champion again is not its present behaviour).
@@ -274,6 +284,8 @@ def summarize(
                 item.n_errors += 1
             elif r.get("latency_ms") is not None:
                 item.samples_ms.append(float(r["latency_ms"]))
+            if metric and r.get("label") is not None:
+                item.labelled.extend((y, p) for y, p, _ in labelled_rows(r))
         shadow = r.get("shadow")
         if shadow and t >= (since or {}).get(int(shadow["version"]), -math.inf):
             item = entry(int(shadow["version"]))
@@ -284,6 +296,8 @@ def summarize(
                 item.n_errors += 1
             else:
                 shadow_ms.setdefault(item.version, []).append(float(shadow["latency_ms"]))
+                if metric and r.get("label") is not None:
+                    item.labelled.extend((y, s) for y, _, s in labelled_rows(r) if s is not None)
     for item in out.values():
         item.shadow_only = item.roles == ["shadow"]
         if item.shadow_only or not item.samples_ms:
@@ -297,7 +311,21 @@ def summarize(
         if item.samples_ms:
             values = np.asarray(item.samples_ms)
             item.latency_ms = {name: float(np.quantile(values, q)) for name, q in _LATENCY.items()}
+        if metric:
+            item.metric, item.n_labelled = metric, len(item.labelled)
+            if item.labelled:
+                y, predicted = _typed([p[0] for p in item.labelled], [p[1] for p in item.labelled])
+                item.score = _score(metric, y, predicted)
     return out
+
+
+def _score(metric: str, y: np.ndarray, predicted: np.ndarray) -> float | None:
+    """``metric`` of ``predicted`` against ``y``; None where it is undefined (r2 of one row)."""
+    try:
+        value = float(PERFORMANCE_METRICS[metric].score(y, predicted))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def slo_breaches(item: VersionTraffic, slo: SLOConfig) -> list[dict[str, Any]]:
@@ -620,7 +648,14 @@ def check_live(
     mode = state["mode"] if challenger is not None and state else None
     since_champion, promoted, has_previous = _champion_since(registry, champion)
     since = {champion: since_champion} if since_champion is not None else {}
-    traffic = summarize(contents.predictions, now=now, window_s=slo.window_s, since=since)
+    metric = (
+        policy.metric
+        or (record_c.get("profile") or {}).get("metric")
+        or ("accuracy" if record_c.get("task", "classification") == "classification" else "r2")
+    )
+    traffic = summarize(
+        contents.predictions, now=now, window_s=slo.window_s, since=since, metric=metric
+    )
     breaches = [
         b
         for v in traffic.values()
@@ -636,11 +671,6 @@ def check_live(
         breaches.append(service)
     comparison = None
     if challenger is not None:
-        metric = (
-            policy.metric
-            or (record_c.get("profile") or {}).get("metric")
-            or ("accuracy" if record_c.get("task", "classification") == "classification" else "r2")
-        )
         challenger_since = _epoch(state.get("since")) if state else None
         labelled = [
             r

@@ -719,6 +719,8 @@ def deploy(
         source={"kind": "deploy"},
         artifact_dir=artifact_dir,
         promote=gate is None,
+        # the registry's history says the gate was skipped, not only that it was deployed
+        reason=f"deployed from study {study_name!r} trial {trial} without the staging gate",
         saved=saved_artifact(study, trial, spec),
     )
     if gate is None:
