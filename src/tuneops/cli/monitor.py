@@ -160,7 +160,8 @@ def _nothing_selected(
         versions[r.get("version")] = versions.get(r.get("version"), 0) + 1
     held = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items(), key=str))
     asked = " and ".join(
-        [f"--since {since}"] * (since is not None) + [f"--version {version}"] * (version is not None)
+        ([f"--since {since}"] if since is not None else [])
+        + ([f"--version {version}"] if version is not None else [])
     )
     return (
         f"--log: no request of {log} matches {asked} (it holds {len(answered)} answered "
