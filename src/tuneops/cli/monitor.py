@@ -158,7 +158,7 @@ def _nothing_selected(
     versions: dict[Any, int] = {}
     for r in answered:
         versions[r.get("version")] = versions.get(r.get("version"), 0) + 1
-    held = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items(), key=str))
+    held = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items(), key=lambda kv: (len(str(kv[0])), str(kv[0]))))
     asked = " and ".join(
         ([f"--since {since}"] if since is not None else [])
         + ([f"--version {version}"] if version is not None else [])
