@@ -155,10 +155,11 @@ def _nothing_selected(
             "their input rows (serve's log_rows off), so drift cannot be tested on them; "
             "check a batch file (--batch) instead. Nothing was recorded."
         )
-    versions: dict[Any, int] = {}
+    versions: dict[str, int] = {}
     for r in answered:
-        versions[r.get("version")] = versions.get(r.get("version"), 0) + 1
-    held = ", ".join(f"v{v}: {n}" for v, n in sorted(versions.items(), key=lambda kv: (len(str(kv[0])), str(kv[0]))))
+        versions[str(r.get("version"))] = versions.get(str(r.get("version")), 0) + 1
+    in_order = sorted(versions.items(), key=lambda kv: (len(kv[0]), kv[0]))  # v2 before v10
+    held = ", ".join(f"v{v}: {n}" for v, n in in_order)
     asked = " and ".join(
         ([f"--since {since}"] if since is not None else [])
         + ([f"--version {version}"] if version is not None else [])
