@@ -185,8 +185,13 @@ def test_run_then_report_on_a_real_multi_objective_study(workdir, cli):
 
 def test_report_command_refuses_bad_input(workdir, cli):
     spec = _write_spec(workdir / "s.yaml", n_trials=1)
-    assert cli("run", spec, "--no-progress", "--no-report")[0] == 0
-    assert not (workdir / "tuneops-out" / "tiny" / "report.html").exists()
+    stale = workdir / "tuneops-out" / "tiny" / "report.html"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an earlier run's report")
+    code, out, err = cli("run", spec, "--no-progress", "--no-report")
+    assert code == 0, err
+    # an earlier report would describe the study before this run: removed, and said
+    assert not stale.exists() and "Removed the earlier" in err + out
     code, out, err = cli("report", "tiny", "--format", "pdf", "--out", workdir / "x")
     assert code == 2 and "unknown report format 'pdf'" in err and not (workdir / "x").exists()
     code, out, err = cli("report", "nope")

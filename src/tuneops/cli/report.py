@@ -110,16 +110,27 @@ def dashboard(
         pass
 
 
-def write_run_report(study: Any, output_dir: Path) -> Path | None:
+def write_run_report(study: Any, output_dir: Path, *, write: bool = True) -> Path | None:
     """After ``tuneops run``: report.html next to results.json. Skipped with a warning, never
     failing the run, when the report extra is missing or the report cannot be written (the
     run's results are already saved). Returns the report's path, or None.
 
-    An earlier run's report.html is removed first: left beside this run's results.json after a
-    failure or a Ctrl-C, it would describe another state of the study."""
+    An earlier run's report.html is removed first, also when ``write`` is False (``run
+    --no-report``): left beside this run's results.json after a failure, a Ctrl-C or a run
+    without a report, it would describe another state of the study."""
     target = Path(output_dir) / "report.html"
     with contextlib.suppress(FileNotFoundError, IsADirectoryError):
         target.unlink()
+        if not write:
+            term.info(
+                f"Removed the earlier {target}: it described the study before this run "
+                f"(`tuneops report {study.study_name}` writes a current one).",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
+    if not write:
+        return None
     try:
         return write_report(study, target)[0]
     except MissingExtra as exc:

@@ -57,7 +57,10 @@ def run(
     ] = True,
     report: Annotated[
         bool,
-        typer.Option(help="Write report.html next to results.json (needs the extra 'report')."),
+        typer.Option(
+            help="Write report.html next to results.json (needs the extra 'report'); "
+            "--no-report removes an earlier run's, which would describe another state."
+        ),
     ] = True,
     backend: Annotated[str | None, typer.Option(help="Where workers run: local or ray.")] = None,
     address: Annotated[
@@ -93,7 +96,7 @@ def run(
                 backend=backend,
                 address=address,
             )
-            report_path = write_run_report(result.study, result.output_dir) if report else None
+            report_path = write_run_report(result.study, result.output_dir, write=report)
     except KeyboardInterrupt as exc:
         if result is None:
             raise _stopped(exc, owner=True) from None
