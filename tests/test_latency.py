@@ -205,6 +205,25 @@ def test_a_study_measures_every_trial_against_one_calibration(frame):
     assert pinned.latency.reference_ns == 12_345.0
 
 
+def test_two_processes_starting_together_measure_against_one_calibration() -> None:
+    """A worker that stored its calibration while this process calibrated: this one takes it
+    (each used its own, so their trials' latencies were in two units)."""
+    from tuneops import _optuna, _study
+
+    study = optuna.create_study()
+
+    def calibrate_while_another_stores() -> float:
+        _optuna.set_study_system_attr(study, _study.REFERENCE, 900.0)  # the other process
+        return 1000.0
+
+    assert _study.shared_calibration(study, calibrate_while_another_stores) == 900.0
+    assert _optuna.study_system_attrs(study)[_study.REFERENCE] == 900.0
+    assert _study.shared_calibration(study, lambda: 5.0) == 900.0  # stored: no calibration
+    fresh = optuna.create_study()
+    assert _study.shared_calibration(fresh, lambda: 1000.0) == 1000.0
+    assert _optuna.study_system_attrs(fresh)[_study.REFERENCE] == 1000.0
+
+
 def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):
     cost = measure_serving(Spinner(sleep_s=0.004), frame, LatencyConfig(budget_s=0.1, min_calls=8))
     assert cost.call.median_ms < 1.0 < 4.0 <= cost.call.wall_median_ms

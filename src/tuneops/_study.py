@@ -391,10 +391,26 @@ def set_compute_budget_record(study: optuna.Study, unit: str, amount: float) -> 
 def shared_calibration(study: optuna.Study, calibrate: Callable[[], float]) -> float:
     """The study's latency calibration: the one stored with it (by its first run), or
     ``calibrate()``, stored now, so that a resumed run and joining workers express their
-    trials in the same unit as the first (and do not calibrate for nothing)."""
-    stored = _optuna.study_system_attrs(study).get(REFERENCE)
-    if isinstance(stored, int | float) and not isinstance(stored, bool) and stored > 0:
-        return float(stored)
+    trials in the same unit as the first (and do not calibrate for nothing).
+
+    Two processes that start on a new study together (a run and a worker started at once)
+    both find none: each looks again after calibrating (0.1-0.5 s, when the other may have
+    stored its own) and after storing, and takes what the study holds then, so that both
+    measure against one calibration. (Storages offer no compare-and-set; a race is left only
+    between two stores milliseconds apart.)"""
+
+    def stored() -> float | None:
+        value = _optuna.study_system_attrs(study).get(REFERENCE)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
+
+    found = stored()
+    if found is not None:
+        return found
     reference_ns = float(calibrate())
+    found = stored()  # another process stored its own while this one calibrated
+    if found is not None:
+        return found
     _optuna.set_study_system_attr(study, REFERENCE, reference_ns)
-    return reference_ns
+    return stored() or reference_ns  # the last store wins: measure against that one
