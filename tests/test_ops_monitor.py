@@ -360,3 +360,19 @@ def test_paired_gain_is_the_difference_on_the_same_resamples() -> None:
     target = np.linspace(0, 10, 100)
     gain, low, _ = paired_gain("rmse", target, target + 2.0, target + 1.0)
     assert gain == pytest.approx(1.0) and low == pytest.approx(1.0)
+
+
+def test_a_champion_without_a_reference_profile_is_refused_by_name(workdir) -> None:
+    """A version added through the API without a profile crashed `monitor` with KeyError."""
+    from _ops_helpers import iris, logistic, register
+
+    from tuneops.errors import UsageError
+    from tuneops.ops.monitor import check_batch
+    from tuneops.ops.registry import Registry
+
+    registry = Registry.open("bare", create=True)
+    register(registry, logistic(1.0), workdir / "art", promote=True)
+    X, y = iris()
+    with pytest.raises(UsageError, match="champion 1 has no reference profile.*tuneops deploy"):
+        check_batch(registry, X.assign(target=y))
+    assert registry.events("monitor") == []  # nothing recorded

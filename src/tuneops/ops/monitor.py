@@ -64,7 +64,7 @@ import scipy.stats
 import sklearn
 
 from tuneops.data import _file
-from tuneops.errors import DataError, SpecError
+from tuneops.errors import DataError, SpecError, UsageError
 from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
 from tuneops.spec import Monitor
@@ -583,9 +583,16 @@ def check_batch(
 
     Raises:
         DataError: the batch is malformed (nothing is recorded).
-        UsageError: the registry has no champion.
+        UsageError: the registry has no champion, or it has no reference profile.
     """
     version = registry.version(registry.require_champion())
+    if not version.get("profile"):
+        raise UsageError(
+            f"model {registry.name!r} champion {version['version']} has no reference profile "
+            "of its training data (added through Registry.add_version without one), so a batch "
+            "cannot be compared with it; register it with `tuneops deploy`, which profiles "
+            "the data. Nothing was recorded."
+        )
     config = config or registry.config(version)
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
     X, y = validate_batch(
