@@ -571,6 +571,9 @@ def test_a_label_of_the_wrong_shape_or_an_id_that_is_no_id_is_refused(registry: 
         assert client.post("/label", json={"labels": {"7": [0, 0], "one": [0]}}).json() == {
             "labelled": 2, "n_unknown": 0
         }
+        word = client.post("/label", json={"request_id": "one", "label": "setosa"})
+        assert word.status_code == 422
+        assert "'setosa' can never equal an answer of the model, whose classes are numbers (0, 1, 2)" in word.text
         for bad_id in ({"x": 1}, None, ""):
             refused = client.post("/label", json={"request_id": bad_id, "label": 1})
             assert refused.status_code == 422 and "request_id: expected" in refused.text

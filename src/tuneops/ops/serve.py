@@ -184,6 +184,15 @@ class _Loaded:
     def categorical(self) -> tuple[str, ...]:
         return tuple(f for f in self.features if f not in self.numeric)
 
+    @functools.cached_property
+    def numeric_classes(self) -> list[Any] | None:
+        """A classifier's classes when they are all numbers (then a text label such as "yes"
+        never equals an answer); None otherwise (text classes, a regressor)."""
+        classes = getattr(self.model, "classes_", None)
+        if classes is None or getattr(classes, "dtype", np.dtype(object)).kind not in "iufb":
+            return None
+        return np.asarray(classes).tolist()
+
 
 def _without_ignored(rows: Sequence[Any], loaded: _Loaded) -> Sequence[Any]:
     """``rows`` without the keys ``loaded`` ignores (the same list when none has any)."""
@@ -271,6 +280,14 @@ def _identifier(value: Any, name: str) -> str | None:
         f"{name}: expected a string (or a number), received {type(value).__name__} "
         f"{_short(value)}.",
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _label_shape_error(request_id: str, label: Any, n_rows: int) -> str | None:
@@ -969,6 +986,26 @@ class ModelServer:
                 )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
+        routing = self.routing
+        classes = [
+            v.numeric_classes
+            for v in (routing.champion, routing.challenger)
+            if v is not None and v.numeric_classes is not None
+        ]
+        if classes:  # the models served answer numbers: a text label never matches
+            for request_id, value in labels.items():
+                words = [
+                    v for v in (value if isinstance(value, list) else [value])
+                    if isinstance(v, str) and not _is_number(v)
+                ]
+                if words:
+                    return self._error(
+                        422,
+                        f"labels[{_short(request_id)}]: {_short(words[0])} can never equal an "
+                        f"answer of the model, whose classes are numbers "
+                        f"({', '.join(map(str, classes[0][:5]))}); send the label as the model "
+                        "answers it. Nothing was recorded.",
+                    )
         n_rows = self.answered.rows_of(list(labels))
         for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
             # a label of the wrong shape would replace a good one and join no row
