@@ -103,3 +103,18 @@ def test_trials_read_together_count_up_one_by_one():
         progress.refresh(force=True)
     done = re.findall(r"c: trial (\d) complete: .* \((\d)/4 done", stream.getvalue())
     assert done == [("0", "1"), ("1", "2"), ("2", "3")], stream.getvalue()
+
+
+def test_a_multi_objective_study_counts_its_non_dominated_trials_by_value():
+    """Not "Pareto front N": the front a run ends with ties differences within noise."""
+    study = optuna.create_study(study_name="mo", directions=["maximize", "minimize"])
+    for values in ([0.9, 2.0], [0.8, 1.0], [0.7, 3.0]):  # the third is dominated by the first
+        study.enqueue_trial({"a": values[0], "b": values[1]})
+    stream = io.StringIO()
+    with StudyProgress(study, 3, stream=stream, poll_s=0) as progress:
+        study.optimize(
+            lambda t: (t.suggest_float("a", 0, 1), t.suggest_float("b", 0, 5)),
+            n_trials=3,
+            callbacks=[lambda s, t: progress.refresh()],
+        )
+    assert stream.getvalue().splitlines()[-1].endswith("(3/3 done, 2 non-dominated)")

@@ -112,7 +112,9 @@ class _Tally:
         if not self.complete:
             return "no complete trial yet"
         if len(self.signs) > 1:
-            return f"Pareto front {len(self.front)}"
+            # by value: the front the run ends with treats differences within a measured
+            # interval as ties, and may hold fewer trials ("Pareto front 7" then a table of 2)
+            return f"{len(self.front)} non-dominated"
         return "no feasible trial yet" if self.best is None else f"best {self.best:.5g}"
 
 
