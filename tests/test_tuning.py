@@ -337,3 +337,24 @@ def test_a_trial_time_limit_must_be_positive_seconds(bad):
 
     with pytest.raises(SpecError, match=r"search\.trial_timeout_s"):
         load_spec({**tiny_spec(), "search": {**tiny_spec()["search"], "trial_timeout_s": bad}})
+
+
+def test_the_saved_model_is_measured_again_and_a_size_it_breaks_is_said(workdir):
+    """A trial's model_size_kb is that of a cross-validation fold's model: k-NN on 2 folds
+    keeps half of the rows, and the saved model, refitted on all, keeps them all."""
+    spec = tiny_spec(objectives=["accuracy", "model_size_kb"], n_trials=2)
+    first = tuneops.run(spec)
+    _, meta = tuneops.load_model(first.model_path)
+    saved, measured = meta["saved"]["model_size_kb"], meta["metrics"]["model_size_kb"]
+    # 150 rows kept instead of 75; the file holds the model (and its metadata)
+    assert 1.3 * measured < saved < first.model_path.stat().st_size / 1024
+    assert not first.choice.notes
+    limit = round((saved + measured) / 2, 1)  # met by the trials, broken by the saved model
+    second = tuneops.run(
+        {**spec, "study": "tight", "constraints": [f"model_size_kb <= {limit}"]}
+    )
+    (note,) = [n for n in second.choice.notes if "saved model" in n]
+    assert f"breaks the constraint 'model_size_kb <= {limit:g}'" in note
+    assert "cross-validation models" in note
+    assert note in second.results["selection"]["notes"]
+    assert tuneops.load_model(second.model_path)[1]["saved"]["note"] == note
