@@ -358,3 +358,33 @@ def test_the_saved_model_is_measured_again_and_a_size_it_breaks_is_said(workdir)
     assert "cross-validation models" in note
     assert note in second.results["selection"]["notes"]
     assert tuneops.load_model(second.model_path)[1]["saved"]["note"] == note
+
+
+def test_a_pruned_trial_shows_no_objective_value_but_where_it_stopped():
+    """Optuna gives a pruned trial of a one-objective study its last intermediate value: a
+    partial-training score that read as better than the selected model in the trial table."""
+    from tuneops.report.document import trial_table
+    from tuneops.report.view import view_of
+    from tuneops.results import trial_record
+
+    study = optuna.create_study(direction="minimize")
+
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        for step in (1, 3, 9):
+            trial.report(10.0 / step, step)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        return 5.0
+
+    study.optimize(objective, n_trials=2)
+    pruned = study.trials[1]
+    assert pruned.state == TrialState.PRUNED and pruned.value == pytest.approx(10 / 9)
+    record = trial_record(pruned)
+    assert record["values"] is None
+    assert record["pruned_at"] == {"step": 9, "value": pytest.approx(10 / 9)}
+    assert trial_record(study.trials[0])["values"] == [5.0]
+    assert "pruned_at" not in trial_record(study.trials[0])
+    table = trial_table(view_of(study))
+    row = dict(zip(table.columns, table.rows[1], strict=False))
+    assert row["state"] == "PRUNED at step 9" and row[table.columns[2]] is None

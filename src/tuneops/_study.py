@@ -363,6 +363,22 @@ def feasible(trial: FrozenTrial) -> bool | None:
     return all(v <= 0 for v in constraints.values())
 
 
+def final_values(trial: FrozenTrial) -> list[float] | None:
+    """The trial's objective values when it completed; None otherwise. Optuna gives a pruned
+    trial of a one-objective study its last intermediate value, a score of partial training
+    (step 9 of 27) that read as better than the selected model's in a table of trials."""
+    values = trial.values
+    return list(values) if trial.state == TrialState.COMPLETE and values is not None else None
+
+
+def pruned_at(trial: FrozenTrial) -> dict[str, Any] | None:
+    """Where a pruned trial stopped: its last reported step and value; None for another."""
+    if trial.state != TrialState.PRUNED or not trial.intermediate_values:
+        return None
+    step = max(trial.intermediate_values)
+    return {"step": step, "value": trial.intermediate_values[step]}
+
+
 # -- the budget -----------------------------------------------------------------------------------
 def budget(study: optuna.Study) -> int | None:
     """The study's global budget (``n_trials``) read now, or None without one."""

@@ -35,16 +35,18 @@ def trial_record(t: FrozenTrial) -> dict[str, Any]:
     """One trial as plain data."""
     # each FrozenTrial property is read once: 10,000 records at the end of every run
     attrs = t.user_attrs
-    values = t.values
     duration = t.duration
     record: dict[str, Any] = {
         "number": t.number,
         "state": t.state.name,
-        "values": list(values) if values is not None else None,
+        "values": _study.final_values(t),  # none for a pruned trial: it was not trained fully
         "params": dict(t.params),
         "metrics": attrs.get(_study.METRICS, {}),
         "duration_s": duration.total_seconds() if duration else None,
     }
+    stopped = _study.pruned_at(t)
+    if stopped is not None:
+        record["pruned_at"] = stopped
     for key in _RECORD_KEYS:
         if key in attrs:
             record[key] = attrs[key]

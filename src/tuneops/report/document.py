@@ -95,8 +95,14 @@ def trial_table(view: StudyView) -> TrialTable:
     for t, cost in zip(view.trials, costs, strict=True):
         intervals = cost.get("intervals", {})
         call = (cost.get("serving") or {}).get("call") or {}
-        values = list(t.values) if t.values is not None else [None] * len(view.objectives)
+        final = _study.final_values(t)
+        values: list[float | None] = (
+            list(final) if final is not None else [None] * len(view.objectives)
+        )
         state = t.state.name + abandoned_label(t.user_attrs.get(_study.ABANDONED))
+        stopped = _study.pruned_at(t)
+        if stopped is not None:
+            state += f" at step {stopped['step']}"
         if t.number == view.selected:
             state += " ★"
         rows.append(
