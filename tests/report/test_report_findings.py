@@ -101,6 +101,43 @@ def test_minimized_objective_and_a_small_gain_below_the_threshold_is_converged()
     assert f.level == "warning" and f.text.startswith("Still improving")
 
 
+def test_an_improvement_within_the_fold_noise_is_converged_within_noise():
+    """An AUC gain of 0.0047 against a fold-to-fold std of 0.012 read as "still improving"."""
+    values = [0.70, 0.79] + [0.75] * 17 + [0.7947]
+    noisy = {"attrs": lambda i: {"metrics_std": {"value": 0.012}}}
+    (f,) = topics(series(values, **noisy), "convergence")
+    assert f.level == "ok" and f.text.startswith("Converged within noise: the best value")
+    assert "lies within the noise of an earlier trial" in f.text
+    values[-1] = 0.83  # 0.04 above the earlier best: beyond a fold std of 0.012
+    (f,) = topics(series(values, **noisy), "convergence")
+    assert f.level == "warning" and f.text.startswith("Still improving")
+    # without a recorded std an improvement is judged by its size alone, as before
+    values[-1] = 0.7947
+    (f,) = topics(series(values), "convergence")
+    assert f.level == "warning" and f.text.startswith("Still improving")
+
+
+def test_several_objectives_judge_the_front_shown_and_its_noise():
+    """The last improvement is a member of the front shown; a new point within the measured
+    interval of an earlier one's latency is no improvement."""
+    points = [(0.80, 10.0), (0.90, 20.0)] + [(0.5, 30.0)] * 17 + [(0.90, 19.5)]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency", "direction": "minimize"},
+        ],
+    )
+    # 19 is faster than 1 only within 1's measured interval
+    intervals = {1: [18.0, 22.0], 19: [18.5, 20.5]}
+    for i, p in enumerate(points):
+        attrs = {_study.COST: {"intervals": {"latency": intervals[i]}}} if i in intervals else {}
+        add(study, i, {"lr": 0.01, "depth": 1 + i % 10}, list(p), attrs=attrs)
+    (f,) = topics(study, "convergence")
+    assert f.level == "ok" and f.text.startswith("Converged within noise"), f.text
+
+
 def test_every_finished_trial_counts_in_the_window_not_only_feasible_ones():
     # improvements up to trial 19, then 10 pruned trials: the last 10 finished trials improved
     # nothing, although the last feasible trials did
