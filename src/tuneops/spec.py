@@ -976,6 +976,24 @@ def _refused_value(name: str, param: Param) -> str | None:
     return None
 
 
+def refuses_beyond(family: str, name: str, bound: float, side: str, *, integer: bool) -> bool:
+    """Whether the estimator of ``family`` refuses every value just beyond ``bound`` of its
+    parameter ``name`` (``side``: ``lower`` or ``upper``): a range that cannot be widened there
+    (``min_samples_leaf`` below 1, ``max_features`` above 1.0). False when unknown."""
+    if family not in FAMILIES:
+        return False
+    if integer:
+        value: float = bound - 1 if side == "lower" else bound + 1
+    else:
+        step = abs(bound) * 0.1 or 1e-3
+        value = bound - step if side == "lower" else bound + step
+    fixed = Param(name=name, kind="fixed", value=int(value) if integer else float(value))
+    try:
+        return _refused_value(family, fixed) is not None
+    except Exception:  # noqa: BLE001 - an estimator that cannot be built here: not known
+        return False
+
+
 def _whole_numbers_written_as_decimals(family: Any, param: Param) -> bool:
     """A float range for a parameter whose default range is of integers: one bound written as
     a decimal (``high: 20.5``) makes the whole range decimal."""

@@ -18,6 +18,7 @@ DISTS = {
     "depth": IntDistribution(1, 10),
     "criterion": CategoricalDistribution(["gini", "entropy"]),
     "width": FloatDistribution(0.0, 1.0),
+    "n_neighbors": IntDistribution(1, 10),
 }
 
 

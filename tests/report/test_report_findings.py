@@ -214,6 +214,19 @@ def test_boundary_advice_fits_the_kind_of_study():
     assert f.text.endswith("Widen the range beyond 10 in the spec, field model.space.depth.")
 
 
+def test_no_advice_to_widen_a_range_past_the_estimators_own_limit():
+    """k-NN refuses n_neighbors 0: "widen the range beyond 1" was refused by the spec check."""
+    values = [1 - k / 10 for k in DEPTHS * 2]  # best at the lower bound 1
+    params = lambda i: {"n_neighbors": DEPTHS[i % 10]}  # noqa: E731
+    spec = {"study": "s", "model": {"family": "knn"}}
+    assert topics(series(values, params=params, spec=spec), "boundary") == []
+    # a custom objective's range (no estimator known) and the upper bound are still judged
+    assert "lower bound 1 " in topics(series(values, params=params), "boundary")[0].text
+    high = [k / 10 for k in DEPTHS * 2]
+    (f,) = topics(series(high, params=params, spec=spec), "boundary")
+    assert "upper bound 10" in f.text and "model.space.n_neighbors" in f.text
+
+
 def test_log_parameters_are_judged_on_the_log_scale():
     lrs = [10 ** (-4 + 4 * k / 9) for k in range(10)] * 2  # 1e-4 .. 1 evenly in log
     study = series(

@@ -268,6 +268,24 @@ def _where_to_widen(view: StudyView, name: str) -> str:
     return f"in the spec, field model.space.{name}"
 
 
+def _hard_limit(view: StudyView, name: str, bound: float, side: str, integer: bool) -> bool:
+    """Whether ``bound`` of a spec study's parameter ``name`` is the estimator's own limit
+    (``min_samples_leaf`` 1): advice to widen the range there was refused by the spec check."""
+    spec = _from_spec(view)
+    model = spec.get("model") if spec is not None else None
+    if not isinstance(model, Mapping):
+        return False
+    families = model.get("family")
+    family, param = (
+        name.split(".", 1)
+        if isinstance(families, list) and len(families) > 1 and "." in name
+        else (families[0] if isinstance(families, list) else families, name)
+    )
+    from tuneops.spec import refuses_beyond  # the spec's models: loaded for spec studies only
+
+    return isinstance(family, str) and refuses_beyond(family, param, bound, side, integer=integer)
+
+
 def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """Best trials at the edge of a parameter's range.
 
@@ -295,6 +313,8 @@ def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             ("upper", [p >= 1 - BOUNDARY_EDGE for p in positions], hi),
         ):
             if sum(at) >= 2 and sum(at) * 2 >= len(positions):
+                if _hard_limit(view, name, bound, side, isinstance(dist, IntDistribution)):
+                    continue  # the estimator accepts nothing beyond: no range to widen
                 out.append(
                     Finding(
                         "warning",
