@@ -289,6 +289,40 @@ def _trials(study):
     return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
 
 
+def test_with_several_objectives_a_warm_trial_is_ranked_by_dominance_not_by_the_first():
+    """Ranked by the first objective, a dominated warm trial was called the best (#0 "ranked 5"
+    while #1 was on the front); infeasible trials were ranked too."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops.knowledge.warm_start import TAG, warm_start_section
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rows = [  # (accuracy, size, warm source, feasible)
+        (0.90, 400.0, "kb:portfolio#0", True),  # dominated by trial 3 (0.91, 100)
+        (0.85, 50.0, "kb:portfolio#1", True),  # on the front: the smallest
+        (0.99, 10.0, None, False),  # infeasible: it ranks nothing
+        (0.91, 100.0, None, True),
+        (0.80, 500.0, None, True),
+    ]
+    for accuracy, size, source, feasible in rows:
+        study.add_trial(
+            create_trial(
+                state=TrialState.COMPLETE,
+                values=[accuracy, size],
+                user_attrs={TAG: source} if source else {},
+                system_attrs={"constraints": [0.0 if feasible else 1.0]},
+            )
+        )
+    section = warm_start_section(study, study.get_trials(deepcopy=False))
+    assert section["ranking"] == "pareto" and section["n_ranked"] == 4
+    assert {t["number"]: t["rank"] for t in section["trials"]} == {0: 2, 1: 1}
+    assert section["best_warm_trial"] == 1 and section["n_on_front"] == 1
+    assert "1 of 2 on the Pareto front of the 4 feasible trials (best warm trial #1)" in (
+        section["summary"]
+    )
+
+
 def test_warm_start_trials_are_tagged_completed_and_counted_in_the_budget(workdir):
     from tuneops.tuning import run
 

@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -382,18 +383,44 @@ def _single_family(study: optuna.Study, name: str) -> str:
 
 # -- results ------------------------------------------------------------------------------------
 def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
-    """How the warm-start trials did: each one's source, value and rank among complete trials,
-    where the best warm trial ranked, and a one-line ``summary`` for the console."""
+    """How the warm-start trials did: each one's source, value and rank among the feasible
+    complete trials, where the best warm trial ranked, and a one-line ``summary`` for the
+    console.
+
+    With one objective the rank is by value (1: the best). With several it is 1 plus the number
+    of feasible trials that dominate the trial (1: on the Pareto front): ranking by the first
+    objective alone called a dominated trial the best warm one."""
     warm = [t for t in trials if TAG in t.user_attrs]
     if not warm:
         return None
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-    sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
-    ranked = sorted(complete, key=lambda t: sign * t.values[0])
-    rank = {t.number: i + 1 for i, t in enumerate(ranked)}
-    best_warm = min((rank[t.number] for t in warm if t.number in rank), default=None)
-    cold = [t for t in complete if TAG not in t.user_attrs]
-    best_cold = min(cold, key=lambda t: sign * t.values[0]).values[0] if cold else None
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and _study.feasible(t) is not False
+    ]
+    signs = np.array(
+        [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
+    )
+    multi = len(signs) > 1
+    if multi:
+        loss = np.array([t.values for t in complete], dtype=float).reshape(-1, len(signs)) * signs
+
+        def dominated_by(t: FrozenTrial) -> int:
+            own = np.asarray(t.values, dtype=float) * signs
+            return int(np.sum(np.all(loss <= own, axis=1) & np.any(loss < own, axis=1)))
+
+        ranked_numbers = {t.number for t in complete}
+        rank = {t.number: 1 + dominated_by(t) for t in warm if t.number in ranked_numbers}
+        best = min(rank, key=lambda n: (rank[n], n), default=None)
+        best_cold = None
+    else:
+        ranked = sorted(complete, key=lambda t: signs[0] * t.values[0])
+        position = {t.number: i + 1 for i, t in enumerate(ranked)}
+        rank = {t.number: position[t.number] for t in warm if t.number in position}
+        best = min(rank, key=lambda n: rank[n], default=None)
+        cold = [t for t in complete if TAG not in t.user_attrs]
+        best_cold = min(cold, key=lambda t: signs[0] * t.values[0]).values[0] if cold else None
+    by_number = {t.number: t for t in warm}
     first = min(warm, key=lambda t: t.number)
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
@@ -402,13 +429,16 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     )
     section = {
         "n_enqueued": len(warm),
-        "n_complete": sum(t.number in rank for t in warm),
-        "n_ranked": len(ranked),
-        "best_rank": best_warm,  # 1 = a warm-start trial is the best of the study (first objective)
-        "best_warm_value": ranked[best_warm - 1].values[0] if best_warm else None,
-        "best_warm_trial": ranked[best_warm - 1].number if best_warm else None,
+        "n_complete": len(rank),
+        "n_ranked": len(complete),
+        # 1: a warm trial is the best of the study (one objective) or on its front (several)
+        "ranking": "pareto" if multi else "value",
+        "best_rank": rank[best] if best is not None else None,
+        "best_warm_value": _first(by_number[best]) if best is not None else None,
+        "best_warm_trial": best,
         "best_cold_value": best_cold,
-        "first_value": first.values[0] if first.number in rank else None,
+        "n_on_front": sum(r == 1 for r in rank.values()) if multi else None,
+        "first_value": _first(first) if first.number in rank else None,
         "first_rank": rank.get(first.number),
         "n_portfolio": sum(t.user_attrs[TAG].startswith("kb:portfolio#") for t in warm),
         "n_adaptive": sum("adaptive after" in t.user_attrs[TAG] for t in warm),
@@ -428,9 +458,19 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     return section
 
 
+def _first(trial: FrozenTrial) -> float | list[float] | None:
+    """A trial's value (one objective) or values (several)."""
+    values = trial.values
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
 def _summary(section: Mapping[str, Any]) -> str:
     """``warm start: 10 trials (3 portfolio, 7 adaptive); best warm trial #4 ranked 2 of 40
-    (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``."""
+    (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``; with several
+    objectives ``...; 2 of 10 on the Pareto front (best warm trial #4)`` or ``best warm trial
+    #4 dominated by 3 of 40 feasible trials``."""
     parts = [f"{section['n_portfolio']} portfolio", f"{section['n_adaptive']} adaptive"]
     other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"]
     kinds = ", ".join(
@@ -438,7 +478,19 @@ def _summary(section: Mapping[str, Any]) -> str:
     )
     text = f"warm start: {section['n_enqueued']} trials ({kinds})"
     if section["best_rank"] is None:
-        return text + "; none completed"
+        return text + "; none completed feasible"
+    if section.get("ranking") == "pareto":
+        if section["n_on_front"]:
+            return text + (
+                f"; {section['n_on_front']} of {section['n_complete']} on the Pareto front of "
+                f"the {section['n_ranked']} feasible trials (best warm trial "
+                f"#{section['best_warm_trial']})"
+            )
+        return text + (
+            f"; none on the Pareto front: best warm trial #{section['best_warm_trial']} "
+            f"dominated by {section['best_rank'] - 1} of the {section['n_ranked']} feasible "
+            "trials"
+        )
     text += (
         f"; best warm trial #{section['best_warm_trial']} ranked {section['best_rank']} of "
         f"{section['n_ranked']} ({_g(section['best_warm_value'])}"
