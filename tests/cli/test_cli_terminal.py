@@ -72,7 +72,7 @@ def test_quiet_prints_only_results(workdir, cli):
     code, out, err = cli("--quiet", "run", spec)  # progress on by default: --quiet turns it off
     assert code == 0, err
     assert err == ""  # no progress, no warnings
-    assert "Pareto front of tiny" in out and "Selected trial" in out and "Model: " in out
+    assert "Best trial of tiny" in out and "Selected trial" in out and "Model: " in out
     assert "Report: " not in out and "Pruning: " not in out
     code, loud, _ = cli("run", spec, "--no-progress")
     assert code == 0 and "Report: " in loud and "Pruning: " in loud
@@ -156,7 +156,9 @@ def test_show_completes_the_selected_sentence_for_tune_studies(workdir, cli):
                  directions=["minimize"])
     code, out, err = cli("show", "custom")
     assert code == 0, err
-    assert re.search(r"Selected trial \d+ by knee: value=[0-9.e-]+\.", out), out
+    # one objective: the best trial, not a Pareto front chosen from by a knee
+    assert re.search(r"Selected trial \d+, the best feasible value: value=[0-9.e-]+\.", out), out
+    assert "Best trial of custom" in out and "Pareto front" not in out
 
 
 def test_run_writes_plain_progress_when_not_a_terminal(workdir, cli):
@@ -167,7 +169,7 @@ def test_run_writes_plain_progress_when_not_a_terminal(workdir, cli):
     assert "\r" not in err and "\x1b[" not in err
     for number in range(3):
         assert len(re.findall(rf"^tiny: trial {number} complete: ", err, re.M)) == 1, err
-    assert "Pareto front" in out and "tiny: trial" not in out  # progress stays off stdout
+    assert "Best trial of tiny" in out and "tiny: trial" not in out  # progress: not on stdout
 
 
 def test_a_note_on_the_selection_is_printed_and_in_the_report(capsys):
@@ -294,3 +296,20 @@ def test_the_pruning_line_names_a_saved_serving_measurement_only_when_one_was_sa
     assert len(lines) == 2
     assert "serving measurement" not in lines[0]
     assert "serving measurement of 1 trial(s) cut after training (about 0.8 CPU s)" in lines[1]
+
+
+def test_a_binary_metric_names_its_positive_class(workdir, cli):
+    """f1 of breast cancer is the F1 of its minority class, 0 (malignant): said, not only
+    recorded in results.json."""
+    spec = write_spec(
+        workdir / "s.yaml", data={"source": "sklearn:breast_cancer"}, objectives=["f1"], n_trials=2
+    )
+    code, out, err = cli("run", spec, "--no-progress", "--no-report")
+    assert code == 0, err
+    assert re.search(
+        r"Selected trial \d+, the best feasible f1: f1=[0-9.]+.* \(positive class 0; "
+        r"data\.pos_label sets it\)\.",
+        out,
+    ), out
+    code, out, err = cli("run", write_spec(workdir / "a.yaml", study="acc", n_trials=2))
+    assert "positive class" not in out  # accuracy does not depend on it

@@ -410,7 +410,7 @@ def print_front(
             cells.append(family or "-")
         rows.append((cells, params_text(t["params"], family)))
     title = (
-        f"Pareto front of {results['study']} "
+        f"{'Best trial' if len(objectives) == 1 else 'Pareto front'} of {results['study']} "
         f"(feasible: {', '.join(constraints) or 'no constraints'})"
     )
     print_fitted(title, columns, rows, "params", wide=wide)
@@ -445,10 +445,27 @@ def selected_sentence(results: dict[str, Any]) -> str | None:
         return None
     policy = (results.get("selection") or {}).get("policy", "the selection policy")
     numbers = _trial_metrics(results, sel)
-    text = f"Selected trial {sel['number']} by {policy}"
+    objectives = _objective_names(results)
+    if len(objectives) == 1:  # the best feasible trial, whatever the policy (a knee needs two)
+        text = f"Selected trial {sel['number']}, the best feasible {objectives[0]}"
+    else:
+        text = f"Selected trial {sel['number']} by {policy}"
     if numbers:
-        return text + ": " + ", ".join(f"{k}={fmt(v)}" for k, v in numbers.items()) + "."
-    return text + "."
+        text += ": " + ", ".join(f"{k}={fmt(v)}" for k, v in numbers.items())
+    return text + _positive_class(results, numbers) + "."
+
+
+def _positive_class(results: dict[str, Any], numbers: dict[str, Any]) -> str:
+    """`` (positive class 'bad')`` when a binary metric shown depends on which class is
+    positive (f1, precision, recall, roc_auc, average_precision); else empty."""
+    from tuneops.metrics import METRICS
+
+    pos = (results.get("scoring") or {}).get("pos_label")
+    if pos is None or not any(
+        getattr(METRICS.get(name), "uses_pos_label", False) for name in numbers
+    ):
+        return ""
+    return f" (positive class {pos!r}; data.pos_label sets it)"
 
 
 _COUNT_LABELS = {"stale": "left running by a worker that is gone (queued again by the next run)"}
