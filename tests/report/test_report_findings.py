@@ -339,10 +339,12 @@ def test_failed_trials_and_their_reasons():
     ],
 )
 def test_high_noise_between_cv_folds(spec, advice):
+    distinct = {"params": lambda i: {"lr": 0.01 * (i + 1), "depth": 5}}
     noisy = series(
         [0.90 + 0.001 * (i % 5) for i in range(12)],
         attrs=lambda i: {"metrics_std": {"value": 0.05}},
         spec=spec,
+        **distinct,
     )
     (f,) = topics(noisy, "noise")
     assert f.level == "warning" and f.text.startswith(
@@ -350,9 +352,24 @@ def test_high_noise_between_cv_folds(spec, advice):
     )
     assert f.text.endswith(advice)
     quiet = series(
-        [0.5 + 0.03 * i for i in range(12)], attrs=lambda i: {"metrics_std": {"value": 0.001}}
+        [0.5 + 0.03 * i for i in range(12)],
+        attrs=lambda i: {"metrics_std": {"value": 0.001}},
+        **distinct,
     )
     assert topics(quiet, "noise") == []
+
+
+def test_a_configuration_evaluated_again_counts_once_among_the_top_trials():
+    """Three evaluations of one configuration (identical scores on the same folds) made "the
+    top 4 differ by 2.3e-05"; the distinct configurations are far apart."""
+    values = [0.95, 0.80, 0.70, 0.60, 0.95, 0.95] + [0.5 - 0.01 * i for i in range(6)]
+    repeat = {0: 1.0, 4: 1.0, 5: 1.0}  # trials 0, 4 and 5: one configuration
+    study = series(
+        values,
+        params=lambda i: {"lr": repeat.get(i, 0.001 * (i + 1)), "depth": 5},
+        attrs=lambda i: {"metrics_std": {"value": 0.02}},
+    )
+    assert topics(study, "noise") == []
 
 
 def test_warm_start_running_and_constraints():

@@ -477,12 +477,17 @@ def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     return out
 
 
+def _params_key(t: FrozenTrial) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in t.params.items()))
+
+
 def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """Top trials closer together than their noise.
 
-    Definition: per objective whose fold-to-fold standard deviation is recorded (trial user attr
-    ``metrics_std``) for 3 or more feasible trials: the *top trials* are the best ``max(3, 25 %)``
-    of them; a warning when the median of their fold std exceeds ``NOISE_RATIO`` x the spread
+    Definition: per objective whose fold-to-fold standard deviation is recorded (trial user
+    attr ``metrics_std``) for 3 or more feasible trials of distinct configurations: the *top
+    trials* are the best ``max(3, 25 %)`` of them (a configuration evaluated again counts
+    once); a warning when the median of their fold std exceeds ``NOISE_RATIO`` x the spread
     (best - worst) of their values.
     """
     out = []
@@ -492,10 +497,14 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         else "Average over more folds or repeats in your objective, or use more data."
     )
     ok = [t for t in view.complete if view.is_feasible(t)]
+    # one trial per configuration: the same configuration evaluated again (a sampler's repeat on
+    # a small space) scores alike on the same folds, and three of them made "the top 4 differ
+    # by 2.3e-05"
+    distinct = list({_params_key(t): t for t in reversed(ok)}.values())[::-1]
     for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False)):
         rows = [
             (t.values[i], t.user_attrs["metrics_std"][name])
-            for t in ok
+            for t in distinct
             if isinstance(t.user_attrs.get("metrics_std"), Mapping)
             and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))
         ]
