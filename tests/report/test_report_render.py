@@ -196,6 +196,10 @@ def test_report_command_refuses_bad_input(workdir, cli):
     assert code == 2 and "unknown report format 'pdf'" in err and not (workdir / "x").exists()
     code, out, err = cli("report", "nope")
     assert code == 2 and "no study 'nope'" in err and "tiny" in err
+    (workdir / "blocker").write_text("a file where a directory would go")
+    for target in ("blocker/r.html", "blocker/sub"):
+        code, out, err = cli("report", "tiny", "--out", workdir / target)
+        assert code == 2 and "'blocker' is a file" in err.replace(str(workdir) + "/", ""), err
     # one trial: a short report that says why panels are missing
     code, out, err = cli(
         "report", "tiny", "--storage", workdir / "tuneops.journal", "--out", workdir

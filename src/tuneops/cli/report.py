@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneops._files import is_stdout
+from tuneops._files import check_output_dir, is_stdout, is_stream
 from tuneops._hosts import is_loopback
 from tuneops.cli._common import JsonOpt, StorageOpt, emit_json, read_study, term
 from tuneops.errors import MissingExtra
@@ -50,6 +50,9 @@ def report(
     """Write a report of STUDY: findings in words, figures, the trial table, the spec."""
     options = {} if plotly is None else {"plotly": plotly}
     get_renderer(fmt, **options)  # a bad --format or --plotly fails before the study is read
+    if out is not None and (out.is_dir() or not is_stream(out)):  # refused first: exit 2
+        folder = out if fmt != "html" or out.is_dir() or not out.suffix else out.parent
+        check_output_dir(folder, option="--out")
     with read_study(study, storage) as s:
         paths = write_report(s, out, fmt=fmt, **options)
     if json_out:
