@@ -104,6 +104,13 @@ def test_constraint_on_unmeasured_metric():
         select_trial(cands(ROWS), OBJ, [parse_constraint("roc_auc >= 0.9")])
     with pytest.raises(SpecError, match=r"uses 'acuracy'.*Did you mean 'accuracy'\?"):
         select_trial(cands(ROWS), OBJ, [parse_constraint("acuracy >= 0.9", builtin_only=False)])
+    # a name that is no metric at all is not sent to the spec (which would refuse it)
+    with pytest.raises(SpecError) as unknown:
+        select_trial(cands(ROWS), OBJ, [parse_constraint("F1 >= 0.8", builtin_only=False)])
+    assert "'F1', which is not a metric tuneops knows" in str(unknown.value)
+    assert "Did you mean 'f1'?" in str(unknown.value) and "add it to the spec" not in str(
+        unknown.value
+    )
 
 
 # -- measurement noise ---------------------------------------------------------------------------

@@ -306,13 +306,26 @@ def _select(
     measured = set(candidates[0].metrics)
     for k in constraints:
         if k.metric not in measured:
-            close = difflib.get_close_matches(k.metric, sorted(measured), n=1)
+            from tuneops.metrics import METRICS
+
+            known = k.metric in METRICS
+            close = difflib.get_close_matches(
+                k.metric.lower(), sorted(measured | (set() if known else set(METRICS))), n=1
+            )
             raise SpecError(
-                f"constraint '{k}' uses {k.metric!r}, which this study did not measure; measured "
-                f"metrics: {', '.join(sorted(measured))}."
+                f"constraint '{k}' uses {k.metric!r}, "
+                + (
+                    "which this study did not measure"
+                    if known
+                    else "which is not a metric tuneops knows nor one this study measured"
+                )
+                + f"; measured metrics: {', '.join(sorted(measured))}."
                 + (f" Did you mean {close[0]!r}?" if close else "")
-                + " To use another metric, add it to the spec's objectives or constraints and "
-                "run again."
+                + (
+                    " To use it, add it to the spec's objectives or constraints and run again."
+                    if known
+                    else " `tuneops metrics` lists the metrics a spec can use."
+                )
             )
     violations = [_violations(c, constraints) for c in candidates]
     feasible = [
