@@ -255,6 +255,45 @@ def test_a_trial_abandoned_while_it_ran_keeps_its_abandoners_state(workdir: Path
     assert "a" not in study.get_trials()[0].user_attrs
 
 
+def test_a_write_to_a_trial_abandoned_meanwhile_is_no_failure_of_the_configuration(
+    workdir: Path, caplog
+) -> None:
+    """The objective's intermediate report hit the trial another worker had abandoned: it was
+    logged as 'trial 3 failed: UpdateFinishedTrialError'."""
+    study = _study(workdir)
+
+    def objective(trial: optuna.Trial) -> float:
+        runner.abandon(study, _optuna.read_trial(study, trial), "no heartbeat")  # another worker
+        trial.report(0.5, 1)
+        return 0.5
+
+    trial = runner.next_trial(study, unlimited=True)
+    with caplog.at_level("WARNING", logger="tuneops"):
+        assert runner.run_trial(study, trial, objective) == TrialState.FAIL
+    assert "was abandoned while it ran" in caplog.text and "failed:" not in caplog.text
+    assert study.get_trials()[1].user_attrs[study_format.RETRY_OF] == trial.number  # queued
+
+
+def test_a_storage_gone_during_a_trial_leaves_it_running_to_be_queued_again(
+    workdir: Path,
+) -> None:
+    """Told FAIL once the server was back (a PostgreSQL restart of 30-65 s), the trial spent a
+    place of the budget and never ran again, while the message promised it would."""
+    import pytest
+
+    from tuneops.errors import StorageUnavailable
+
+    study = _study(workdir)
+
+    def objective(trial: optuna.Trial) -> float:
+        raise StorageUnavailable("storage 'postgresql://...' stayed unreachable")
+
+    trial = runner.next_trial(study, unlimited=True)
+    with pytest.raises(StorageUnavailable):
+        runner.run_trial(study, trial, objective)
+    assert [t.state for t in _optuna.read_trials(study)] == [TrialState.RUNNING]
+
+
 def test_two_runs_that_find_the_study_empty_draw_streams_of_their_own(workdir: Path) -> None:
     """Two processes that open one study in the same moment both find it empty, so both number
     worker 0's stream from 0 trials; each is handed a trial of its own number and draws from it

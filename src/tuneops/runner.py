@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
 from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
-from tuneops.errors import UsageError, WriteError
+from tuneops.errors import StorageUnavailable, UsageError, WriteError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
 from tuneops.pruning import trial_compute
 from tuneops.spec import COMPUTE_UNITS
@@ -589,8 +589,25 @@ def _run_trial(
         abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
         stop.abandoned.append(trial.number)
         raise stop from None
-    except WriteError:  # nothing more can be recorded (a full disk): stop the run; the
-        raise  # trial stays RUNNING, and is abandoned and queued again when the study resumes
+    except (WriteError, StorageUnavailable):
+        # Nothing more can be recorded (a full disk; a storage down longer than its retries):
+        # stop the run, the trial left RUNNING, abandoned and queued again when the study
+        # resumes. Told FAIL (the server back by then: a PostgreSQL restart of 30-65 s), it
+        # spent a place of the budget and never ran again.
+        raise
+    except optuna.exceptions.UpdateFinishedTrialError as exc:
+        if ABANDONED not in _optuna.read_trial(study, trial).user_attrs:
+            reason = f"{type(exc).__name__}: {exc}"
+            _log.warning("trial %d failed: %s", trial.number, reason)
+            return TrialState.FAIL
+        # The objective wrote to its trial after another worker declared it dead (no heartbeat
+        # within the grace period) and queued it again: not a failure of this configuration.
+        _log.warning(
+            "trial %d was abandoned while it ran (no heartbeat within the grace period); "
+            "its result is dropped and its configuration runs again",
+            trial.number,
+        )
+        return TrialState.FAIL
     except UsageError as exc:  # the setup is wrong, not the configuration: stop the run
         reason = f"{type(exc).__name__}: {exc}"[:2000]
         _tell(study, trial, TrialState.FAIL, reason=reason, attrs=attrs)
