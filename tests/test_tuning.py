@@ -94,6 +94,55 @@ def test_a_study_created_by_another_process_meanwhile_is_opened(workdir, monkeyp
     monkeypatch.setattr(optuna, "create_study", create_after_the_other)
     study = _study.open_study("raced", storage, ["maximize"], attrs={"a": 1})
     assert study.study_name == "raced" and study.user_attrs["a"] == 1
+    # the winner records another model: the loser is refused, not mixed into its study
+    knn = {"data": {"source": "sklearn:iris"}, "model": {"family": "knn"}}
+    forest = {"data": {"source": "sklearn:iris"}, "model": {"family": "random_forest"}}
+
+    def create_with_knn(**kwargs):
+        real_create(**kwargs).set_user_attr(_study.SPEC, knn)
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(optuna, "create_study", create_with_knn)
+    with pytest.raises(SpecError, match="different model, created a moment ago"):
+        _study.open_study("raced2", storage, ["maximize"], attrs={_study.SPEC: forest},
+                          identity=forest)
+
+
+def test_a_study_another_run_is_starting_is_not_taken_over_by_another_definition(workdir):
+    """Two runs started together on a new name with different models: the one that lost the
+    race to create the study replaced the other's spec, and their trials mixed."""
+    import socket
+
+    storage = get_storage(None)
+    knn = {"data": {"source": "sklearn:iris"}, "model": {"family": "knn"}}
+    forest = {"data": {"source": "sklearn:iris"}, "model": {"family": "random_forest"}}
+
+    def created_by(pid):
+        study = _study.open_study(f"s{pid}", storage, ["maximize"], attrs={_study.SPEC: knn},
+                                  identity=knn)
+        record = {"t": time.time(), "host": socket.gethostname(), "pid": pid}
+        _optuna_attr(study, record)
+        return study.study_name
+
+    alive = created_by(os.getppid())  # a process that runs: a run still starting the study
+    with pytest.raises(SpecError, match="different model, created a moment ago by another run"):
+        _study.open_study(alive, storage, ["maximize"], attrs={_study.SPEC: forest},
+                          identity=forest)
+    # the same definition joins it; a creator that is gone leaves it to the new definition
+    assert _study.open_study(alive, storage, ["maximize"], attrs={_study.SPEC: knn},
+                             identity=knn).user_attrs[_study.SPEC] == knn
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = created_by(int(gone.stdout))
+    taken = _study.open_study(dead, storage, ["maximize"], attrs={_study.SPEC: forest},
+                              identity=forest)
+    assert taken.user_attrs[_study.SPEC] == forest
+
+
+def _optuna_attr(study, record):
+    from tuneops import _optuna
+
+    _optuna.set_study_system_attr(study, _study.CREATED, record)
 
 
 def test_parallel_workers_run_exactly_n_trials(workdir):

@@ -26,6 +26,8 @@ bottom layer: it imports only Optuna, the storage and the errors.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _optuna
 from tuneops import storage as _storage
 from tuneops.errors import SpecError, StudyNotFound
-from tuneops.heartbeat import GRACE_S, stale_trials
+from tuneops.heartbeat import GRACE_S, pid_alive, stale_trials
 from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
 __all__ = [
@@ -84,6 +86,9 @@ __all__ = [
 
 # -- keys ---------------------------------------------------------------------------------------
 SPEC = "tuneops:spec"
+# system attr: who created the study and when ({t, host, pid}), to tell a study another run is
+# still starting from one whose run stopped before its first trial
+CREATED = "tuneops:created"
 OBJECTIVES = "tuneops:objectives"
 DATA = "tuneops:data"
 CONSTRAINTS = "tuneops:constraints"
@@ -159,10 +164,17 @@ def open_study(
     pruner: optuna.pruners.BasePruner | None = None,
     attrs: Mapping[str, Any] | None = None,
     identity: Mapping[str, Any] | None = None,
+    _raced: bool = False,
 ) -> optuna.Study:
     """Create the study, or resume it when one of that name exists with the same definition.
 
     ``identity``: the parts of the spec that must match to resume (data, model, objectives).
+
+    A study that never ran a trial takes this run's definition (its run stopped on bad data),
+    unless another run may still be starting it: one that created it a moment ago (this run
+    lost the race to create it, or it is younger than :data:`STARTING_S`) with another
+    definition is refused like a study with trials (two runs started together on one name
+    with different models mixed their trials).
 
     Raises:
         SpecError: a study of that name exists with different objectives, data or space.
@@ -183,28 +195,31 @@ def open_study(
                 "give the run another study name (spec field 'study')."
             )
         if not existing.get_trials(deepcopy=False):
-            # A study that never ran a trial (its run stopped on bad data, a crash before the
-            # first trial): nothing to keep comparable, so this run's definition replaces its.
-            for key, value in (attrs or {}).items():
-                existing.set_user_attr(key, value)
-            return existing
+            starting = _raced or _creator_starting(
+                _optuna.study_system_attrs(existing).get(CREATED)
+            )
+            if starting and stored is None and identity is not None:
+                stored = _wait_for_spec(existing)  # its creator writes it just after creating
+            if not starting or stored is None or not _changed(existing, stored, identity):
+                # A study that never ran a trial (its run stopped on bad data, a crash before
+                # the first trial): nothing to keep comparable; this run's definition replaces
+                # its own.
+                for key, value in (attrs or {}).items():
+                    existing.set_user_attr(key, value)
+                return existing
         if identity is not None and stored is not None:
-            ran_as = (existing.user_attrs.get(DATA) or {}).get("task")
-            changed = [
-                k
-                for k in _IDENTITY_KEYS
-                if _identity_part(stored, k) != _identity_part(identity, k)
-                # `task: auto` stored, the task it was run as now stated: the same data
-                and not (k == "data" and _pinned(stored.get("data"), identity.get("data"), ran_as))
-                # a study stored before the folds were part of its identity: not compared
-                and not ("." in k and _identity_part(stored, k) is None)
-            ]
+            changed = _changed(existing, stored, identity)
             if changed:
                 raise SpecError(
-                    f"study {name!r} exists with a different {', '.join(changed)}; resuming would "
-                    "mix incomparable trials (each trial is scored on the study's folds). Give "
-                    "the run another study name (spec field 'study'), or restore the original "
-                    "spec."
+                    f"study {name!r} exists with a different {', '.join(changed)}"
+                    + (
+                        ", created a moment ago by another run that is starting it"
+                        if not existing.get_trials(deepcopy=False)
+                        else ""
+                    )
+                    + "; resuming would mix incomparable trials (each trial is scored on the "
+                    "study's folds). Give the run another study name (spec field 'study'), or "
+                    "restore the original spec."
                 )
         if attrs and DATA in attrs and DATA in existing.user_attrs:
             old = existing.user_attrs[DATA].get("fingerprint")
@@ -235,10 +250,59 @@ def open_study(
             pruner=pruner,
             attrs=attrs,
             identity=identity,
+            _raced=True,
         )
+    _optuna.set_study_system_attr(
+        study, CREATED, {"t": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+    )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
     return study
+
+
+#: Seconds after its creation during which a study without trials, created on another host, may
+#: still be being started by its run (reading the data, calibrating); on this host the creating
+#: process is asked whether it still runs.
+STARTING_S = 120.0
+
+
+def _creator_starting(created: Any) -> bool:
+    """Whether the run that created a study (its ``CREATED`` record) may still be starting it:
+    its process still runs here, or, on another host, it created it within ``STARTING_S``."""
+    if not isinstance(created, Mapping) or not isinstance(created.get("t"), int | float):
+        return False
+    if created.get("host") == socket.gethostname() and isinstance(created.get("pid"), int):
+        return created["pid"] != os.getpid() and pid_alive(created["pid"])
+    return time.time() - created["t"] < STARTING_S
+
+
+def _changed(
+    existing: optuna.Study, stored: Mapping[str, Any], identity: Mapping[str, Any] | None
+) -> list[str]:
+    """The parts of the stored spec's identity that ``identity`` changes (none without one)."""
+    if identity is None:
+        return []
+    ran_as = (existing.user_attrs.get(DATA) or {}).get("task")
+    return [
+        k
+        for k in _IDENTITY_KEYS
+        if _identity_part(stored, k) != _identity_part(identity, k)
+        # `task: auto` stored, the task it was run as now stated: the same data
+        and not (k == "data" and _pinned(stored.get("data"), identity.get("data"), ran_as))
+        # a study stored before the folds were part of its identity: not compared
+        and not ("." in k and _identity_part(stored, k) is None)
+    ]
+
+
+def _wait_for_spec(study: optuna.Study, timeout_s: float = 10.0) -> Any:
+    """The spec the creator of ``study`` records right after creating it; None if it never
+    comes (the creator died)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored = _optuna.study_user_attrs(study).get(SPEC)
+        if stored is not None or time.monotonic() > deadline:
+            return stored
+        time.sleep(0.1)
 
 
 def load_study(
