@@ -7,6 +7,7 @@ same storage, budget, parallel workers, constraint-aware selection and outputs.
 from __future__ import annotations
 
 import functools
+import math
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from tuneops.data import load_dataset
 from tuneops.errors import NoFeasibleTrial, UsageError, WriteError
 from tuneops.export import save_model, write_json
 from tuneops.families import FIDELITY_STEPS
+from tuneops.heartbeat import INTERVAL_S
 from tuneops.knowledge.adaptive import WarmStartSampler
 from tuneops.knowledge.warm_start import parse_warm_start
 from tuneops.knowledge.warm_start import plan as warm_start_plan
@@ -241,6 +243,36 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
     return objective, sampler_factory, pruner_factory
 
 
+def _check_worker_times(
+    timeout_s: float | None, heartbeat_s: float | None, grace_s: float | None
+) -> None:
+    """Refuse a worker's time settings that would lose work: a grace period within two
+    heartbeats declares live trials dead between their beats (``--grace-s 0`` abandoned every
+    trial of a healthy worker on another host and ran 30 trials for a budget of 20).
+
+    Raises:
+        UsageError: a setting that is not a positive number of seconds, or a grace period of
+            at most two heartbeat intervals.
+    """
+    for option, value in (
+        ("--timeout-s", timeout_s),
+        ("--heartbeat-s", heartbeat_s),
+        ("--grace-s", grace_s),
+    ):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(
+                f"{option}: expected seconds > 0, received {value:g}; leave it out for the "
+                "default."
+            )
+    beat = heartbeat_s if heartbeat_s is not None else INTERVAL_S
+    if grace_s is not None and grace_s <= 2 * beat:
+        raise UsageError(
+            f"--grace-s: expected more than two heartbeat intervals ({2 * beat:g} s with "
+            f"--heartbeat-s {beat:g}), received {grace_s:g}: a trial goes that long between two "
+            "signs of life, so a shorter grace declares live trials dead and runs them again."
+        )
+
+
 def join(
     name: str,
     storage_url: str | None = None,
@@ -269,6 +301,7 @@ def join(
         17
     """
 
+    _check_worker_times(timeout_s, heartbeat_s, grace_s)
     study = load_study(name, storage_url)
     spec, data = rebuild(
         study,

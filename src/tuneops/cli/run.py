@@ -142,7 +142,11 @@ def worker(
     ] = None,
     grace_s: Annotated[
         float | None,
-        typer.Option(help="Seconds without heartbeat before a trial counts as dead (default 60)."),
+        typer.Option(
+            help="Seconds without a heartbeat before this worker counts another's trial as dead "
+            "and queues it again (default 60; more than two heartbeat intervals). A longer "
+            "grace is recorded, so that every worker waits as long for this one's trials."
+        ),
     ] = None,
     heartbeat_s: Annotated[
         float | None, typer.Option(help="Seconds between heartbeats (default 10).")
