@@ -94,7 +94,8 @@ class PostgresServer:
 
 
 class RedisServer:
-    """``redis-server`` in the foreground on a free port, without persistence."""
+    """``redis-server`` in the foreground on a free port, with an append-only file (what a
+    study that must survive a restart needs; tuneops warns without one)."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -107,7 +108,7 @@ class RedisServer:
         if exe is None:
             raise FileNotFoundError("redis-server is not installed (scripts/test.sh installs it)")
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
              "--dir", str(self.root), "--maxclients", "1000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -162,6 +162,46 @@ def test_refused_redis_names_url_and_what_to_check() -> None:
         get_storage(f"redis://:topsecret@127.0.0.1:{free_port()}/0")
 
 
+def test_a_redis_that_lost_the_journal_stops_the_run_by_name(redis_server, caplog) -> None:
+    """A Redis restarted without its data: a run went on writing into a journal that no longer
+    held its study and reported success; `show` then found no study."""
+    import redis
+
+    url = redis_server.url.rsplit("/", 1)[0] + "/5"  # a database of its own
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    storage = get_storage(url)
+    study = optuna.create_study(study_name="lost", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    client.flushdb()  # the server comes back empty, and another writer appends from 0 again
+    client.set(":log_number", 0)  # (Optuna's journal keys: one entry since the restart)
+    with pytest.raises(StorageUnavailable, match="lost the study journal.*appendonly yes"):
+        study.get_trials()
+    client.flushdb()
+
+
+def test_a_redis_that_keeps_its_data_in_memory_only_is_named(caplog) -> None:
+    """(Switching the test server's persistence off and on again makes it refuse to stop
+    while it writes its first append-only file: a server of another config is faked.)"""
+    from tuneops.storage import _warn_if_volatile
+
+    class Server:
+        def __init__(self, appendonly: str, save: str) -> None:
+            self.config = {"appendonly": appendonly, "save": save}
+
+        def config_get(self, key: str) -> dict:
+            return {key: self.config[key]}
+
+    with caplog.at_level("WARNING", logger="tuneops"):
+        _warn_if_volatile(Server("yes", ""), "redis://:pw@a:1/0")
+        _warn_if_volatile(Server("no", "3600 1"), "redis://:pw@b:1/0")
+        assert caplog.text == ""  # an append-only file or save points keep the data
+        for _ in range(2):
+            _warn_if_volatile(Server("no", ""), "redis://:pw@c:1/0")
+    assert caplog.text.count("keeps its data in memory only") == 1  # said once per server
+    assert "redis://:***@c:1/0" in caplog.text and "appendonly yes" in caplog.text
+
+
 def test_journal_in_missing_directory(workdir) -> None:
     with pytest.raises(StorageUnavailable, match="does not exist; create it first"):
         get_storage(str(workdir / "nope" / "x.journal"))

@@ -854,9 +854,53 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     redis = require("redis", "redis", "Redis storage")
     client = redis.Redis.from_url(url, socket_connect_timeout=5)
     client.ping()
+    _warn_if_volatile(client, url)
     client.close()
 
-    return RetryingStorage(JournalStorage(JournalRedisBackend(url)), url)  # type: ignore[abstract]
+    return RetryingStorage(JournalStorage(_RedisJournal(url)), url)  # type: ignore[abstract]
+
+
+_VOLATILE_SAID: set[str] = set()
+
+
+def _warn_if_volatile(client: Any, url: str) -> None:
+    """Say once per server when Redis keeps its data in memory only (no AOF, no RDB
+    snapshots): a restart then loses every study, which nothing else would notice."""
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly")
+        save = client.config_get("save").get("save")
+    except Exception:  # noqa: BLE001 - CONFIG refused (a managed Redis): nothing to tell
+        return
+    if appendonly == "no" and not save and mask_url(url) not in _VOLATILE_SAID:
+        _VOLATILE_SAID.add(mask_url(url))
+        _log.warning(
+            "storage %s keeps its data in memory only (appendonly no, no save points): a "
+            "restart of the Redis server loses every study in it. Turn on persistence "
+            "(appendonly yes) for studies you keep.",
+            mask_url(url),
+        )
+
+
+class _RedisJournal(JournalRedisBackend):
+    """Optuna's Redis journal, which notices when the server lost the journal it was reading.
+
+    A Redis restarted without its data (no persistence) or flushed starts numbering entries
+    from 0 again; Optuna's reader, past them, read nothing and a run went on writing into a
+    journal that no longer held its study, and reported a study that ``show`` could not find.
+    """
+
+    def read_logs(self, log_number_from: int) -> Any:
+        if log_number_from > 0:
+            top = self._redis.get(f"{self._prefix}:log_number")
+            if top is None or int(top) < log_number_from - 1:
+                raise StorageUnavailable(
+                    f"storage {mask_url(self._url)!r} lost the study journal: the Redis server "
+                    f"holds {0 if top is None else int(top) + 1} entries where this process "
+                    f"had read {log_number_from} (a restart without persistence, or a flush). "
+                    "The trials it held are gone; turn on persistence (appendonly yes) and run "
+                    "the spec again."
+                )
+        return super().read_logs(log_number_from)
 
 
 # -- dropped connections ------------------------------------------------------------------------
