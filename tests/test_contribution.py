@@ -36,9 +36,22 @@ def test_single_objective_counts_best_and_busy_time() -> None:
     a, b = rows["a:1"], rows["b:2"]
     assert (a["complete"], a["pruned"], a["failed"], a["abandoned"]) == (1, 1, 0, 1)
     assert (b["complete"], b["pruned"], b["failed"], b["abandoned"]) == (1, 0, 1, 0)
-    assert a["busy_s"] == 6.5 and b["busy_s"] == 4.0
+    # trial 4's worker died: its time ends at its last sign of life (here its start), not when
+    # another process noticed (4 s later; a killed worker showed 70 s busy for 8 s of life)
+    assert a["busy_s"] == 2.5 and b["busy_s"] == 4.0
     assert (a["best"], a["has_best"], b["best"], b["has_best"]) == (0.8, False, 0.9, True)
     assert (a["pareto_share"], b["pareto_share"]) == (0.0, 1.0)
+
+
+def test_a_dead_workers_trial_counts_until_its_last_heartbeat() -> None:
+    beat = (T0 + timedelta(seconds=8)).timestamp()
+    died = _trial(0, "a:1", TrialState.FAIL, seconds=70, abandoned="no heartbeat from worker a:1",
+                  heartbeat=beat)
+    stopped = _trial(1, "b:2", TrialState.FAIL, seconds=5, abandoned="interrupted (SIGINT)",
+                     heartbeat=(T0 + timedelta(seconds=1)).timestamp())
+    rows = {r["worker"]: r for r in worker_contributions([died, stopped], ["maximize"])}
+    assert rows["a:1"]["busy_s"] == 8.0
+    assert rows["b:2"]["busy_s"] == 5.0  # interrupted: it ran until it was stopped
 
 
 def test_pareto_share_on_two_objectives_prefers_feasible_trials() -> None:

@@ -26,6 +26,7 @@ bottom layer: it imports only Optuna, the storage and the errors.
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import time
@@ -39,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _optuna
 from tuneops import storage as _storage
 from tuneops.errors import SpecError, StudyNotFound
-from tuneops.heartbeat import GRACE_S, pid_alive, stale_trials
+from tuneops.heartbeat import GRACE_S, last_seen, pid_alive, stale_trials
 from tuneops.storage import get_storage, mask_secrets, mask_url, resolve_url
 
 __all__ = [
@@ -425,6 +426,19 @@ def feasible(trial: FrozenTrial) -> bool | None:
     if not constraints:
         return None
     return all(v <= 0 for v in constraints.values())
+
+
+def ran_until(trial: FrozenTrial) -> datetime.datetime | None:
+    """When the trial stopped running: its end, except for a trial abandoned because its worker
+    died, whose end is when another process noticed (at the next run, perhaps hours later):
+    its last sign of life then (heartbeat, else start). A killed worker showed 70 s busy for
+    the 8 s it lived, and the study's time to its best counted the idle time in between."""
+    end = trial.datetime_complete
+    reason = trial.user_attrs.get(ABANDONED)
+    if end is None or not isinstance(reason, str) or reason.startswith(("interrupted", RETIRED)):
+        return end
+    seen = last_seen(trial)
+    return end if seen is None else min(end, datetime.datetime.fromtimestamp(seen))
 
 
 def final_values(trial: FrozenTrial) -> list[float] | None:

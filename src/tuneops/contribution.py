@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops._study import is_retired
+from tuneops._study import is_retired, ran_until
 from tuneops.pareto import pareto_mask
 
 __all__ = ["worker_contributions", "contribution_section"]
@@ -94,7 +94,7 @@ def worker_contributions(
             row["failed"] += 1
         elif state == TrialState.RUNNING:
             row["running"] += 1
-        start, end = t.datetime_start, t.datetime_complete
+        start, end = t.datetime_start, ran_until(t)
         if start and end:
             row["busy_s"] += (end - start).total_seconds()
         number = t.number

@@ -938,7 +938,7 @@ def _busy_seconds(trials: Sequence[FrozenTrial], until: Any) -> float:
     trials' [start, end] intervals, so the idle time between a run and its resumption (hours,
     perhaps) is not counted as time spent reaching the best."""
     spans = sorted(
-        (t.datetime_start, min(t.datetime_complete or until, until))
+        (t.datetime_start, min(_study.ran_until(t) or until, until))
         for t in trials
         if t.datetime_start is not None and t.datetime_start < until
     )
