@@ -273,6 +273,22 @@ def test_retry_gives_up_on_errors_that_are_not_connections() -> None:
         down.get_all_studies()
     assert "secret" not in str(raised.value)
 
+    class Wrapped(optuna.storages.InMemoryStorage):
+        def get_all_studies(self):
+            try:
+                raise ConnectionRefusedError("connection to server at 127.0.0.1 refused")
+            except ConnectionRefusedError as exc:  # as Optuna's RDB storage wraps a commit
+                raise optuna.exceptions.StorageInternalError(
+                    "An exception is raised during the commit. This typically happens due to "
+                    "invalid data in the commit, e.g. exceeding max length."
+                ) from exc
+
+    wrapped = RetryingStorage(Wrapped(), "postgresql://h/db", attempts=2, first_delay_s=0.01)
+    with pytest.raises(StorageUnavailable) as raised:
+        wrapped.get_all_studies()
+    assert "ConnectionRefusedError: connection to server at 127.0.0.1 refused" in str(raised.value)
+    assert "invalid data" not in str(raised.value)
+
 
 def test_retrying_storage_is_thread_safe_to_share(workdir) -> None:
     storage = RetryingStorage(get_storage(str(workdir / "s.journal")), "x", first_delay_s=0.01)

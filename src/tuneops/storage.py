@@ -424,12 +424,21 @@ _DIAGNOSES = (
 )
 
 
-def _unreachable(url: str, exc: BaseException) -> str:
-    texts: list[str] = []
+def _chain(exc: BaseException, limit: int = 5) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first, without Optuna's ``StorageInternalError``
+    wrapper, whose text ("invalid data in the commit, e.g. exceeding max length") sent users
+    to their data after a server restart or "too many clients"."""
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None and len(texts) < 5:
-        texts.append(str(cause))
+    while cause is not None and len(chain) < limit:
+        chain.append(cause)
         cause = cause.__cause__ or cause.__context__
+    kept = [c for c in chain if not isinstance(c, optuna.exceptions.StorageInternalError)]
+    return kept or chain
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    texts = [str(c) for c in _chain(exc)]
     text = " ".join(texts)
     lines = (line.strip() for t in texts for line in t.splitlines() if line.strip())
     reason = next(lines, type(exc).__name__)
@@ -1075,14 +1084,15 @@ class RetryingStorage(optuna.storages.BaseStorage):
                 if attempt == self.attempts:
                     # One line that says what happened and what to do, not the driver's
                     # traceback (pages of it, once per worker).
-                    first = (str(exc).strip().splitlines() or [""])[0][:200]
+                    cause = _chain(exc)[0]  # the driver's words, not Optuna's wrapper's
+                    first = (str(cause).strip().splitlines() or [""])[0][:200]
                     password = url_password(self.url)
                     if password:
                         first = first.replace(password, "***")
                     raise StorageUnavailable(
                         f"storage {mask_url(self.url)!r} stayed unreachable: {method} failed "
                         f"{attempt} times over {time.monotonic() - started:.0f} s "
-                        f"({type(exc).__name__}: {mask_url(first)}). "
+                        f"({type(cause).__name__}: {mask_url(first)}). "
                         "Trials that were running stay RUNNING and are queued again by the next "
                         "run or worker: start the server and run the same command again."
                     ) from exc
