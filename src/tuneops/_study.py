@@ -27,6 +27,7 @@ bottom layer: it imports only Optuna, the storage and the errors.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import time
@@ -138,6 +139,12 @@ class StoredObjective(NamedTuple):
 _IDENTITY_KEYS = ("data", "model", "objectives", "search.cv_folds", "search.seed")
 
 
+def _brief(value: Any, limit: int = 120) -> str:
+    """A spec part in one short line (JSON), for a message."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _identity_part(spec: Mapping[str, Any], key: str) -> Any:
     section, _, field = key.partition(".")
     value = spec.get(section)
@@ -211,16 +218,20 @@ def open_study(
         if identity is not None and stored is not None:
             changed = _changed(existing, stored, identity)
             if changed:
+                shown = "; ".join(
+                    f"{k}: stored {_brief(_identity_part(stored, k))}, this spec "
+                    f"{_brief(_identity_part(identity, k))}"
+                    for k in changed
+                )
                 raise SpecError(
-                    f"study {name!r} exists with a different {', '.join(changed)}"
+                    f"study {name!r} exists with a different {', '.join(changed)} ({shown})"
                     + (
                         ", created a moment ago by another run that is starting it"
                         if not existing.get_trials(deepcopy=False)
                         else ""
                     )
-                    + "; resuming would mix incomparable trials (each trial is scored on the "
-                    "study's folds). Give the run another study name (spec field 'study'), or "
-                    "restore the original spec."
+                    + "; resuming would mix trials that cannot be compared. Give the run another "
+                    "study name (spec field 'study'), or restore the original spec."
                 )
         if attrs and DATA in attrs and DATA in existing.user_attrs:
             old = existing.user_attrs[DATA].get("fingerprint")
