@@ -55,6 +55,19 @@ def test_rerunning_the_same_spec_resumes(workdir):
     assert [t.params for t in second.study.trials[:3]] == params
     third = tuneops.run(tiny_spec(n_trials=5))
     assert len(third.study.trials) == 5  # nothing left to run
+    # the results and the model carry the budget of the run that wrote them
+    assert third.results["spec"]["search"]["n_trials"] == 5
+    assert tuneops.load_model(third.model_path)[1]["spec"]["search"]["n_trials"] == 5
+
+
+def test_a_budget_below_the_trials_held_is_said(workdir, caplog):
+    tuneops.run(tiny_spec(n_trials=3))
+    with caplog.at_level("WARNING", logger="tuneops"):
+        lower = tuneops.run(tiny_spec(n_trials=2))
+    assert len(lower.study.trials) == 3
+    assert "already holds 3 trials, more than the budget of 2: none runs" in caplog.text
+    assert lower.results["spec"]["search"]["n_trials"] == 2
+    assert lower.results["spec"]["model"] == {"family": "knn"}  # the identity as first written
 
 
 def test_resume_refuses_a_different_definition(workdir):

@@ -139,6 +139,20 @@ class StoredObjective(NamedTuple):
 _IDENTITY_KEYS = ("data", "model", "objectives", "search.cv_folds", "search.seed")
 
 
+def with_stored_identity(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` (a resumed run's spec) with the identity parts of ``stored`` (the spec the
+    study was created with: its data, model, objectives, folds and seed, as first written)."""
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in given.items()}
+    for key in _IDENTITY_KEYS:
+        section, _, field = key.partition(".")
+        if not field:
+            if section in stored:
+                out[section] = stored[section]
+        elif isinstance(stored.get(section), Mapping) and field in stored[section]:
+            out.setdefault(section, {})[field] = stored[section][field]
+    return out
+
+
 def _brief(value: Any, limit: int = 120) -> str:
     """A spec part in one short line (JSON), for a message."""
     text = json.dumps(value, sort_keys=True, default=str)

@@ -7,6 +7,7 @@ same storage, budget, parallel workers, constraint-aware selection and outputs.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 import zlib
@@ -48,6 +49,8 @@ from tuneops.spec import (
 )
 from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
+
+_log = logging.getLogger("tuneops")
 
 __all__ = [
     "run",
@@ -142,7 +145,24 @@ def run(
         identity=spec_dict,
     )
     objective.share_calibration(study)  # before the workers start: they carry it
-    resumed = len(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    resumed = len(trials)
+    stored = study.user_attrs.get(SPEC_ATTR)
+    if resumed and isinstance(stored, Mapping):
+        # Resumed with other settings besides the identity checked above (a budget,
+        # constraints, a pruner): the stored spec takes them, as results.json and model.json
+        # show it (a run with --n-trials 24 showed the first run's 20) and joining workers use
+        # it; its identity stays as first written.
+        updated = _study.with_stored_identity(stored, spec_dict)
+        if updated != stored:
+            study.set_user_attr(SPEC_ATTR, updated)
+    counted = len(_study.counted(trials))
+    if resumed and spec.n_trials is not None and counted > spec.n_trials:
+        _log.warning(
+            "study %s already holds %d trials, more than the budget of %d: none runs; the "
+            "results cover all %d (give n_trials above %d to run more)",
+            spec.study, counted, spec.n_trials, counted, counted,
+        )
     workers_sampler = functools.partial(sampler_factory, resumed=resumed)
     if resumed:
         study.sampler = workers_sampler(0)
