@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _gc, _optuna, _study
 from tuneops.errors import NoFeasibleTrial, SpecError
+from tuneops.metrics import METRICS
 from tuneops.pareto import pareto_mask
 from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
 
@@ -306,8 +307,6 @@ def _select(
     measured = set(candidates[0].metrics)
     for k in constraints:
         if k.metric not in measured:
-            from tuneops.metrics import METRICS
-
             known = k.metric in METRICS
             close = difflib.get_close_matches(
                 k.metric.lower(), sorted(measured | (set() if known else set(METRICS))), n=1

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from tuneops import _optuna
 from tuneops._study import load_study
+from tuneops.metrics import METRICS
 
 __all__ = [
     "read_study",
@@ -458,8 +459,6 @@ def selected_sentence(results: dict[str, Any]) -> str | None:
 def _positive_class(results: dict[str, Any], numbers: dict[str, Any]) -> str:
     """`` (positive class 'bad')`` when a binary metric shown depends on which class is
     positive (f1, precision, recall, roc_auc, average_precision); else empty."""
-    from tuneops.metrics import METRICS
-
     pos = (results.get("scoring") or {}).get("pos_label")
     if pos is None or not any(
         getattr(METRICS.get(name), "uses_pos_label", False) for name in numbers

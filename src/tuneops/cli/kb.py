@@ -310,10 +310,9 @@ def import_entries(
     json_out: JsonOpt = False,
 ) -> None:
     """Store a file's entries in the storage, where every run's warm start finds them."""
-    from tuneops.knowledge.base import import_entries as store_entries
-    from tuneops.knowledge.base import load_file
+    from tuneops.knowledge import base
 
-    names = store_entries(load_file(path), storage, prefix=prefix)
+    names = base.import_entries(base.load_file(path), storage, prefix=prefix)
     if json_out:
         emit_json({"studies": list(names), "n_entries": len(names)})
     else:

@@ -586,13 +586,6 @@ def check_batch(
         UsageError: the registry has no champion, or it has no reference profile.
     """
     version = registry.version(registry.require_champion())
-    if not version.get("profile"):
-        raise UsageError(
-            f"model {registry.name!r} champion {version['version']} has no reference profile "
-            "of its training data (added through Registry.add_version without one), so a batch "
-            "cannot be compared with it; register it with `tuneops deploy`, which profiles "
-            "the data. Nothing was recorded."
-        )
     config = config or registry.config(version)
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
     X, y = validate_batch(
@@ -603,6 +596,13 @@ def check_batch(
         min_rows=config.min_rows,
         ignored=dropped_columns(version),
     )
+    if not version.get("profile"):
+        raise UsageError(
+            f"model {registry.name!r} champion {version['version']} has no reference profile "
+            "of its training data (added through Registry.add_version without one), so a batch "
+            "cannot be compared with it; register it with `tuneops deploy`, which profiles "
+            "the data. Nothing was recorded."
+        )
     model, _ = registry.load_model(version["version"])
     check_labels(
         y,
