@@ -267,8 +267,8 @@ def test_a_halving_pruner_at_its_design_share_is_not_too_much_pruning():
 
     two_rungs = {i: (3 if i % 3 else 10) for i in range(2, 20)}  # 18 of 20, at 2 rungs
     (f,) = topics(halving(20, two_rungs), "pruning")
-    assert f.level == "info" and "18 of 20 finished trials (90%) were pruned: what halving" in f.text
-    assert "reduction factor 3 at 2 rung(s) lets about 1 in 9 trials finish" in f.text
+    assert f.level == "info" and "18 of 20 finished trials (90%) were pruned: within what" in f.text
+    assert "reduction factor 3 at 2 rung(s) prunes up to 89% of the trials, all but about 1 in 9" in f.text
     one_rung = {i: 3 for i in range(2, 20)}  # 18 of 20 at the first rung: beyond 1 - 1/3
     (f,) = topics(halving(20, one_rung), "pruning")
     assert f.level == "warning" and "Too much pruning: 18 of 20" in f.text

@@ -521,10 +521,11 @@ def print_pruning(results: dict[str, Any]) -> None:
         f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
         f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
     )
-    if p.get("measurements_saved") and p.get("measure_s_saved"):  # none without a latency
+    if p.get("measurements_saved"):  # none without a latency
         line += (
             f", and the serving measurement of {p['measurements_saved']} trial(s) cut after "
-            f"training (about {p['measure_s_saved']:.1f} CPU s)"
+            "training"
+            + (f" (about {p['measure_s_saved']:.1f} CPU s)" if p.get("measure_s_saved") else "")
         )
     if p.get("time_to_best_s") is not None:
         to_best = p.get("fit_cpu_s_to_best")

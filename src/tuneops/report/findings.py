@@ -397,9 +397,10 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             Finding(
                 "info",
                 "pruning",
-                f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned: what "
-                f"halving does by design (reduction factor {design[1]:g} at {design[2]} rung(s) "
-                f"lets about 1 in {design[1] ** design[2]:.0f} trials finish).{saved}",
+                f"{len(pruned)} of {finished} finished trials ({share:.0%}) were pruned: within "
+                f"what halving does by design (reduction factor {design[1]:g} at {design[2]} "
+                f"rung(s) prunes up to {design[0]:.0%} of the trials, all but about 1 in "
+                f"{design[1] ** design[2]:.0f}).{saved}",
             )
         ]
     if share > PRUNED_TOO_MANY and finished >= MIN_TRIALS_TO_JUDGE:
