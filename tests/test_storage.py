@@ -290,6 +290,33 @@ def test_retry_gives_up_on_errors_that_are_not_connections() -> None:
     assert "invalid data" not in str(raised.value)
 
 
+def test_an_outage_is_said_when_it_begins_and_when_it_ends_not_per_retry(caplog) -> None:
+    """Each retry of each call and thread printed a line (about 50 for one outage, each twice)
+    and nothing said when the server was back."""
+    failures = [3]
+
+    class Flaky(optuna.storages.InMemoryStorage):
+        def get_all_studies(self):
+            if failures[0]:
+                failures[0] -= 1
+                raise ConnectionResetError("reset by peer")
+            return []
+
+    storage = RetryingStorage(Flaky(), "postgresql://u:pw@flaky/db", first_delay_s=0.01)
+    with caplog.at_level("WARNING", logger="tuneops"):
+        assert storage.get_all_studies() == []
+        failures[0] = 2  # a second outage later is said again
+        assert storage.get_all_studies() == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line.split(": ", 1)[1].split(" (")[0].split(";")[0] for line in lines] == [
+        "connection lost during get_all_studies",
+        "reconnected after 0 s",
+        "connection lost during get_all_studies",
+        "reconnected after 0 s",
+    ], lines
+    assert all("u:***@flaky" in line and "pw" not in line for line in lines)
+
+
 def test_retrying_storage_is_thread_safe_to_share(workdir) -> None:
     storage = RetryingStorage(get_storage(str(workdir / "s.journal")), "x", first_delay_s=0.01)
     study = optuna.create_study(storage=storage)

@@ -1044,6 +1044,51 @@ class _StallWatch:
 _STALLS = _StallWatch()
 
 
+class _Outages:
+    """What a process says about a storage's lost connection: once when it is lost, every
+    ``every_s`` while calls still retry, and once when a call gets through again. Each call and
+    thread (a worker's loop, its heartbeat) retries on its own; one line per retry of each
+    printed about 50 lines, twice over, for one outage, and nothing when it ended."""
+
+    def __init__(self, every_s: float = 15.0) -> None:
+        self.every_s = every_s
+        self.lock = threading.Lock()
+        self.since: dict[str, tuple[float, float]] = {}  # url -> (lost at, last said at)
+
+    def retrying(self, url: str, method: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self.lock:
+            lost, said = self.since.get(url, (now, -math.inf))
+            if now - said < self.every_s:
+                return
+            self.since[url] = (lost, now)
+        if said == -math.inf:
+            _log.warning(
+                "storage %s: connection lost during %s (%s); retrying with backoff for about "
+                "30 s per call",
+                mask_url(url),
+                method,
+                type(_chain(exc)[0]).__name__,
+            )
+        else:
+            _log.warning(
+                "storage %s: still unreachable after %.0f s; retrying", mask_url(url), now - lost
+            )
+
+    def ended(self, url: str) -> None:
+        with self.lock:
+            began = self.since.pop(url, None)
+        if began is not None:
+            _log.warning(
+                "storage %s: reconnected after %.0f s; going on",
+                mask_url(url),
+                time.monotonic() - began[0],
+            )
+
+
+_OUTAGES = _Outages()
+
+
 class RetryingStorage(optuna.storages.BaseStorage):
     """Delegates to ``inner``; retries an operation whose connection dropped, with backoff.
 
@@ -1077,7 +1122,10 @@ class RetryingStorage(optuna.storages.BaseStorage):
         for attempt in range(1, self.attempts + 1):
             try:
                 with _STALLS.call(self.url, method):
-                    return getattr(self.inner, method)(*args, **kwargs)
+                    result = getattr(self.inner, method)(*args, **kwargs)
+                if self.url in _OUTAGES.since:  # a call got through: the outage ended
+                    _OUTAGES.ended(self.url)
+                return result
             except Exception as exc:
                 if not _transient(exc):
                     raise
@@ -1096,15 +1144,7 @@ class RetryingStorage(optuna.storages.BaseStorage):
                         "Trials that were running stay RUNNING and are queued again by the next "
                         "run or worker: start the server and run the same command again."
                     ) from exc
-                _log.warning(
-                    "storage %s: connection lost during %s (%s); retrying in %.1f s (%d/%d)",
-                    mask_url(self.url),
-                    method,
-                    type(exc).__name__,
-                    delay,
-                    attempt,
-                    self.attempts - 1,
-                )
+                _OUTAGES.retrying(self.url, method, exc)
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
