@@ -321,3 +321,18 @@ def test_two_runs_that_find_the_study_empty_draw_streams_of_their_own(workdir: P
     # a single worker's first trial is the one expected: the stream it always drew
     alone = optuna.create_study(sampler=factory(0, resumed=0)).ask()
     assert {k: alone.suggest_int(k, 1, 10_000) for k in "abc"} == a
+
+
+def test_a_forked_worker_whose_run_died_says_so(monkeypatch) -> None:
+    """A run killed with SIGKILL: Linux sends its forked workers SIGTERM, recorded as
+    'interrupted (SIGTERM)' as if the user had sent it."""
+    import os
+    import signal
+
+    stop = runner.Interrupted(signal.SIGTERM)
+    assert stop.reason == "interrupted (SIGTERM)"  # not a forked worker
+    monkeypatch.setattr(runner, "FORKED_FROM", os.getppid())
+    assert stop.reason == "interrupted (SIGTERM)"  # its run is alive: the signal was sent
+    monkeypatch.setattr(runner, "FORKED_FROM", -1)  # its parent changed: the run died
+    assert stop.reason == "interrupted (SIGTERM: the run that started this worker stopped)"
+    assert runner.Interrupted(signal.SIGINT).reason == "interrupted (SIGINT)"

@@ -101,6 +101,20 @@ class Interrupted(KeyboardInterrupt):
     def exit_code(self) -> int:
         return 128 + self.signum
 
+    @property
+    def reason(self) -> str:
+        """Why its trials were abandoned, as recorded: the signal, and for a forked worker whose
+        run died (SIGKILL) the SIGTERM Linux sent it then, said as such."""
+        if self.signum == signal.SIGTERM and FORKED_FROM is not None and (
+            os.getppid() != FORKED_FROM
+        ):
+            return "interrupted (SIGTERM: the run that started this worker stopped)"
+        return f"interrupted ({self.signal_name})"
+
+
+#: The pid of the run that forked this worker process (tuneops.backends.local); None elsewhere.
+FORKED_FROM: int | None = None
+
 
 @contextlib.contextmanager
 def stop_on_signals() -> Any:
@@ -320,7 +334,7 @@ def _claim(
             continue  # declared dead (no heartbeat) before the record was written: it is re-queued
         except KeyboardInterrupt as exc:  # the trial is ours: give it back
             stop = Interrupted.of(exc)
-            abandon(study, _optuna.read_trial(study, t), f"interrupted ({stop.signal_name})")
+            abandon(study, _optuna.read_trial(study, t), stop.reason)
             stop.abandoned.append(t.number)
             raise stop from None
         return trial
@@ -586,7 +600,7 @@ def _run_trial(
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             # what the objective recorded, as it stopped
             _optuna.set_trial_user_attrs(study, trial, attrs)
-        abandon(study, _optuna.read_trial(study, trial), f"interrupted ({stop.signal_name})")
+        abandon(study, _optuna.read_trial(study, trial), stop.reason)
         stop.abandoned.append(trial.number)
         raise stop from None
     except (WriteError, StorageUnavailable):
@@ -773,7 +787,7 @@ def work(
                     t.user_attrs.get(WORKER, {}).get("id") == identity["id"]
                     and t.number not in stop.abandoned
                 ):
-                    abandon(study, t, f"interrupted ({stop.signal_name})")
+                    abandon(study, t, stop.reason)
                     stop.abandoned.append(t.number)
             raise stop from None
     return n

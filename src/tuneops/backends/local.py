@@ -87,6 +87,7 @@ def _die_with_parent() -> None:
     """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a
     worker never outlives the run that forked it, even one killed with SIGKILL: it abandons its
     trial (queued again) and exits instead of tuning on as an orphan."""
+    runner.FORKED_FROM = os.getppid()  # a SIGTERM once it changed: the run died (its reason)
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
