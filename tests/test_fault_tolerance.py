@@ -179,7 +179,9 @@ def test_ctrl_c_abandons_the_running_trial_and_queues_it_again(workdir: Path) ->
     assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 2
 
 
-def test_the_owner_draws_a_stream_of_its_own_after_its_forked_workers_died(workdir: Path) -> None:
+def test_the_owner_draws_a_stream_of_its_own_after_its_forked_workers_died(
+    workdir: Path, caplog
+) -> None:
     # Both forked workers are SIGKILLed on their third trial; the owner recovers their trials
     # and runs the rest of the budget itself. It must not draw from a forked worker's sampler
     # stream (the same seed would propose that worker's configurations again).
@@ -192,8 +194,14 @@ def test_the_owner_draws_a_stream_of_its_own_after_its_forked_workers_died(workd
             os.kill(os.getpid(), signal.SIGKILL)
         return x
 
-    result = tuneops.tune(dies_in_workers, n_trials=12, n_workers=2, sampler="random",
-                          storage=str(workdir / "s.journal"), study="replay")
+    with caplog.at_level("WARNING", logger="tuneops"):
+        result = tuneops.tune(dies_in_workers, n_trials=12, n_workers=2, sampler="random",
+                              storage=str(workdir / "s.journal"), study="replay")
+    # each death is said, with how many workers go on (the run went on with fewer silently)
+    assert caplog.text.count("was killed by SIGKILL") == 2
+    assert ("the run goes on with 1 of its 2 workers" in caplog.text) or (
+        "this process runs what is left of the budget on its own" in caplog.text
+    )
     trials = result.study.get_trials()
     abandoned = [t for t in trials if "abandoned" in t.user_attrs]
     assert len(abandoned) == 2 and len(ran) >= 8  # the owner ran the rest

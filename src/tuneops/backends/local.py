@@ -231,6 +231,22 @@ def _run_forked(
                 # the queue now (its pid is dead), not when another worker next looks between
                 # trials.
                 gone.update(p.pid for p in killed if p.pid is not None)
+                for p in killed:
+                    how = (
+                        f"was killed by {signal.Signals(-p.exitcode).name} (the out-of-memory "
+                        "killer sends SIGKILL)"
+                        if p.exitcode is not None and p.exitcode < 0
+                        else f"stopped with exit code {p.exitcode}"
+                    )
+                    left = sum(q.is_alive() for q in procs)
+                    logging.getLogger("tuneops").warning(
+                        "worker process %s %s; %s",
+                        p.pid,
+                        how,
+                        f"the run goes on with {left} of its {n_workers} workers"
+                        if left
+                        else "this process runs what is left of the budget on its own",
+                    )
                 _quietly(runner.recover_abandoned, study, grace_s=setup.grace_s)
             if on_progress is not None:
                 _quietly(on_progress)  # a read the storage fails must not end the run
