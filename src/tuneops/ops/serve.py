@@ -102,7 +102,7 @@ logger = logging.getLogger("tuneops.serve")
 
 DEFAULT_LOG = "tuneops-out/predictions.jsonl"
 # How many answered request ids a server remembers, to tell a /label client which of its ids it
-# never answered (0.8 MB at 100,000).
+# never answered and to refuse a label of the wrong shape (1.2 MB at 100,000).
 ANSWERED_IDS_KEPT = 100_000
 # Prometheus' default latency buckets start at 5 ms; a one-row predict takes well under that.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
