@@ -211,6 +211,44 @@ def test_pareto_pruner_in_a_plain_optuna_multi_objective_study():
         optuna.create_study(directions=["maximize", "minimize"]).ask().report(0.1, 1)
 
 
+def test_pareto_pruner_spares_a_trial_at_a_step_where_trials_ended():
+    """Epochs as a hyperparameter (25 or 50): trials of 25 were cut at step 25, their last,
+    fully trained and thrown away, because the last step was learned as 50."""
+    study = optuna.create_study(
+        directions=["maximize", "minimize"],
+        pruner=ParetoPruner(n_startup_trials=2, n_warmup_steps=25),  # judged from step 25 on
+        sampler=optuna.samplers.RandomSampler(0),
+    )
+    cut_at = {}
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        epochs = 25 if trial.number % 2 else 50
+        for step in range(5, epochs + 1, 5):
+            report(trial, (x * step / 50, 2 - x), step)  # a higher x is better in both
+            if should_prune(trial):
+                cut_at[trial.number] = (step, epochs)
+                raise optuna.TrialPruned()
+        return x * epochs / 50, 2 - x
+
+    for x in (0.9, 0.8, 0.85):  # good trials first: of both lengths, complete
+        study.enqueue_trial({"x": x})
+    study.optimize(objective, n_trials=30)
+    assert cut_at, "dominated trials should be pruned"
+    assert all(step != epochs for step, epochs in cut_at.values()), cut_at
+
+
+def test_savings_of_steps_counted_from_zero():
+    """Epochs 0..59: a trial pruned at step 1 ran 2 of 60, scaled 59/1 instead of 60/2."""
+    from tuneops.pruning import _unspent, trial_compute
+
+    assert _unspent({"steps": [0, 1], "max_step": 59}, 1.0) == pytest.approx(29.0)
+    assert _unspent({"steps": [1, 2], "max_step": 60}, 1.0) == pytest.approx(29.0)
+    assert _unspent({"steps": [0], "max_step": 59}, 1.0) == pytest.approx(59.0)
+    assert trial_compute({"steps": [0, 1, 2]}, "steps") == 3.0  # three epochs trained
+    assert trial_compute({"steps": [1, 2, 3]}, "steps") == 3.0
+
+
 def test_pareto_pruner_never_prunes_the_final_front_of_real_curves():
     """Replay recorded real curves (random forests on PMLB diabetes, accuracy vs latency):
     in every order, no member of the final Pareto front is pruned, and pruning does happen."""

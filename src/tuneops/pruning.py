@@ -420,15 +420,23 @@ class ParetoPruner(optuna.pruners.BasePruner):
             return False
         peers = []
         learned = 0
+        ends = set()  # the last steps completed trials reported
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             record = intermediate_values(other, len(directions))
             if record:
-                learned = max(learned, max(record))
+                last = max(record)
+                learned = max(learned, last)
+                ends.add(last)
             vector = record.get(step)
             if vector is not None:
                 peers.append(vector)
         max_step = self.max_step if self.max_step is not None else (learned or None)
-        if max_step is not None and step >= max_step and not self.cut_at_last_step:
+        if not self.cut_at_last_step and (
+            (max_step is not None and step >= max_step)
+            # a step where completed trials ended may be this trial's last too (epochs as a
+            # hyperparameter: trials of 25 epochs were cut at step 25, fully trained)
+            or (self.max_step is None and step in ends)
+        ):
             return False  # the training is paid for: a cut saves nothing
         if self.warmup_fraction is not None and (
             max_step is None or step < self.warmup_fraction * max_step
@@ -693,14 +701,17 @@ def trial_compute(record: Mapping[str, Any] | None, unit: str) -> float:
     custom objective's or a straight-through trial's ``fit_cpu_s``; a record from before
     straight-through trials recorded CPU has wall seconds only, which stand in). ``fit_s``:
     wall seconds of fitting. ``steps``: the last fidelity step trained (the resource: rounds,
-    trees or epochs in units of the schedule; a trial that reported no step counts its
-    ``max_step``, at least 1). No record: 0.
+    trees or epochs in units of the schedule; one more when the steps count from 0; a trial
+    that reported no step counts its ``max_step``, at least 1). No record: 0.
     """
     if not record:
         return 0.0
     if unit == "steps":
         steps = record.get("steps") or ()
-        return float(steps[-1]) if steps else float(record.get("max_step") or 1)
+        if not steps:
+            return float(record.get("max_step") or 1)
+        # epoch indices from 0: a trial that reached step k trained k + 1 of them
+        return float(steps[-1] + 1 if steps[0] == 0 else steps[-1])
     if unit == "fit_cpu_s":
         if record.get("fit_cpu_s") is not None:
             return float(record["fit_cpu_s"])
@@ -814,10 +825,10 @@ def _unspent(record: Mapping[str, Any], spent: float, ratio: float | None = None
     if not steps or not top:
         return 0.0
     if ratio is None:
-        if steps[-1] > 0:
-            ratio = top / steps[-1]
+        if steps[0] == 0:  # epoch indices from 0: step k is the (k + 1)-th of top + 1
+            ratio = (top + 1) / (steps[-1] + 1)
         else:
-            ratio = (record.get("n_steps") or len(steps)) / len(steps)
+            ratio = top / steps[-1]
     return spent * max(ratio - 1.0, 0.0)
 
 
