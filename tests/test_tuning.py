@@ -452,3 +452,38 @@ def test_a_pruned_trial_shows_no_objective_value_but_where_it_stopped():
     table = trial_table(view_of(study))
     row = dict(zip(table.columns, table.rows[1], strict=False))
     assert row["state"] == "PRUNED at step 9" and row[table.columns[2]] is None
+
+
+def test_tune_takes_one_constraint_as_text_and_refuses_renamed_objectives(workdir):
+    """A single text was split into characters ("malformed constraint 'v'"); renamed objectives
+    on a resume were accepted, the stored names kept, and reselect failed later."""
+    def objective(trial):
+        x = trial.suggest_float("x", -5, 5)
+        return (x - 1) ** 2, abs(x)
+
+    kwargs = dict(objectives=["loss", "size"], directions=["minimize", "minimize"],
+                  storage="t.journal", study="t")
+    result = tuneops.tune(objective, n_trials=4, constraints="loss <= 100", **kwargs)
+    assert result.results["constraints"] == ["loss <= 100"]
+    with pytest.raises(SpecError, match=r"exists with objectives \['loss', 'size'\], but this "
+                                        r"run names them \['loss2', 'size'\]"):
+        tuneops.tune(objective, n_trials=6, **{**kwargs, "objectives": ["loss2", "size"]})
+
+
+def test_with_constraints_a_bad_return_fails_the_trial_with_the_same_reason(workdir, caplog):
+    """With constraints, None or a wrong count failed with "float() argument must be ...";
+    a non-numeric extra metric failed without naming its key."""
+    returns = iter([None, (1.0, 2.0), 2.0])
+
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        value = next(returns)
+        if value == 2.0:
+            trial.set_user_attr("metrics", {"size": "big"})
+        return value
+
+    result = tuneops.tune(objective, n_trials=3, constraints=["value <= 10"], sampler="random")
+    reasons = [t.user_attrs.get("fail_reason", "") for t in result.study.trials]
+    assert reasons[0].startswith("the objective returned None, expected numbers"), reasons
+    assert reasons[1] == "the objective returned 2 value(s) for 1 objective(s)", reasons
+    assert "metrics']['size']: expected a number, received 'big'" in reasons[2], reasons

@@ -247,6 +247,16 @@ def open_study(
                     + "; resuming would mix trials that cannot be compared. Give the run another "
                     "study name (spec field 'study'), or restore the original spec."
                 )
+        named = [o.get("metric") for o in existing.user_attrs.get(OBJECTIVES) or ()]
+        naming = [o.get("metric") for o in (attrs or {}).get(OBJECTIVES) or ()]
+        if named and naming and named != naming:
+            # a custom objective's names (tune()): the stored ones label every trial's values
+            raise SpecError(
+                f"study {name!r} exists with objectives {named}, but this run names them "
+                f"{naming}; its trials' values would be read under the wrong names (and its "
+                "constraints name metrics the study lacks). Give the run another study name, "
+                "or the objectives their stored names."
+            )
         if attrs and DATA in attrs and DATA in existing.user_attrs:
             old = existing.user_attrs[DATA].get("fingerprint")
             new = attrs[DATA].get("fingerprint")

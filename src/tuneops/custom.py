@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import numbers
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +39,7 @@ from tuneops.spec import (
     Objective,
     _selection,
     check_budget,
-    parse_constraint,
+    parse_constraints,
     pruner_parameters,
     sampler_parameters,
 )
@@ -193,9 +194,18 @@ class _Constrained:
     def _call(self, trial: optuna.Trial) -> Any:
         result = self.fn(trial)
         if self.constraints:
-            values = list(result) if isinstance(result, (list, tuple)) else [result]
+            values = runner.as_values(result, len(self.names))
+            if isinstance(values, str):
+                return result  # failed by the runner with this reason, as without constraints
             named = dict(zip(self.names, values, strict=False))
-            metrics = {**named, **trial.user_attrs.get("metrics", {})}
+            extra = trial.user_attrs.get("metrics", {})
+            for key, value in extra.items():
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise ValueError(
+                        f"trial.user_attrs['metrics'][{key!r}]: expected a number, received "
+                        f"{value!r}"
+                    )
+            metrics = {**named, **extra}
             runner.record_with_outcome(trial, "metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
@@ -352,9 +362,7 @@ def tune(
             f"{directions}."
         )
     objs = tuple(Objective(metric=n, direction=d) for n, d in zip(names, directions, strict=False))
-    parsed = [
-        parse_constraint(c, builtin_only=False) if isinstance(c, str) else c for c in constraints
-    ]
+    parsed = parse_constraints(constraints)
     chosen_selection = _selection(selection, objs)
     function = getattr(objective, "__name__", "objective")
     default = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"tune-{function}")  # tune-<lambda>: tune-_lambda_

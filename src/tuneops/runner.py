@@ -536,7 +536,8 @@ def recover_abandoned(
 
 
 # -- one trial ----------------------------------------------------------------------------------
-def _as_values(result: Any, n_objectives: int) -> list[float] | str:
+def as_values(result: Any, n_objectives: int) -> list[float] | str:
+    """An objective's result as its values, or the reason it is not (a trial's fail reason)."""
     values = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(values) != n_objectives:
         return f"the objective returned {len(values)} value(s) for {n_objectives} objective(s)"
@@ -630,7 +631,7 @@ def _run_trial(
         reason = f"{type(exc).__name__}: {exc}"
         _log.warning("trial %d failed: %s", trial.number, reason)
         return _tell(study, trial, TrialState.FAIL, reason=reason[:2000], attrs=attrs)
-    values = _as_values(result, len(study.directions))
+    values = as_values(result, len(study.directions))
     if isinstance(values, str):
         _log.warning("trial %d failed: %s", trial.number, values)
         return _tell(study, trial, TrialState.FAIL, reason=values, attrs=attrs)

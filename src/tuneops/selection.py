@@ -42,7 +42,15 @@ from tuneops import _gc, _optuna, _study
 from tuneops.errors import NoFeasibleTrial, SpecError
 from tuneops.metrics import METRICS
 from tuneops.pareto import pareto_mask
-from tuneops.spec import Constraint, Objective, Selection, _selection, load_spec, parse_constraint
+from tuneops.spec import (
+    Constraint,
+    Objective,
+    Selection,
+    _selection,
+    load_spec,
+    parse_constraint,
+    parse_constraints,
+)
 
 __all__ = [
     "Candidate",
@@ -465,10 +473,7 @@ def reselect(
             else [parse_constraint(c, builtin_only=False) for c in _study.constraint_texts(study)]
         )
     else:
-        parsed = [
-            parse_constraint(c, "--constraint", builtin_only=False) if isinstance(c, str) else c
-            for c in constraints
-        ]
+        parsed = parse_constraints(constraints, "constraints")
     if isinstance(policy, Selection):
         selection = policy
     elif policy is not None:

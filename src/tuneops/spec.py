@@ -389,6 +389,38 @@ class Constraint(_Model):
         return f"{self.metric} {self.op} {self.threshold:g}"
 
 
+def parse_constraints(
+    value: Any, field: str = "constraints", *, builtin_only: bool = False
+) -> list[Constraint]:
+    """Constraints as the Python API takes them: one text (``"accuracy >= 0.9"``), a
+    :class:`Constraint`, or a list of those; None for none. A single text was read as a list
+    of its characters ("malformed constraint 'v'"), and a number failed every trial.
+
+    Raises:
+        SpecError: anything else, naming it.
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, Constraint)) else value
+    if not isinstance(items, (list, tuple)):
+        raise SpecError(
+            f"{field}: expected a constraint such as 'accuracy >= 0.9' or a list of them, "
+            f"received {type(value).__name__} {value!r}."
+        )
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Constraint):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(parse_constraint(item, field, builtin_only=builtin_only))
+        else:
+            raise SpecError(
+                f"{field}[{i}]: expected a constraint such as 'accuracy >= 0.9', received "
+                f"{type(item).__name__} {item!r}."
+            )
+    return out
+
+
 def parse_constraint(
     text: Any, field: str = "constraints", *, builtin_only: bool = True
 ) -> Constraint:
