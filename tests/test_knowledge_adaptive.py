@@ -53,6 +53,60 @@ def test_nothing_is_proposed_twice_and_minimising_flips_the_order():
     assert PLAN["candidates"][propose(PLAN, SPACE, [(X, 0.40), (Y, 0.30)], maximize=False)] == W
 
 
+def test_a_candidate_run_by_a_trial_that_set_more_parameters_counts_as_tried():
+    """The spec searched a parameter the base lacks (the sampler chose it): counted as a
+    difference of 1, the candidate never looked tried, and 5 of 8 warm trials ran it again."""
+    from tuneops.space import Param
+
+    space = {**SPACE, "leaf_size": Param(name="leaf_size", kind="int", low=10, high=50)}
+    first = PLAN["candidates"][propose(PLAN, space, [])]
+    ran = {**first, "leaf_size": 30}  # the trial that ran it, with the extra parameter
+    assert PLAN["candidates"][propose(PLAN, space, [], tried=[ran])] != first
+
+
+def test_a_pruned_or_failed_warm_trial_is_not_proposed_again(workdir):
+    """A pruned warm trial was neither a result nor tried: proposed four times in a row."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops.knowledge.adaptive import _trials_of
+
+    study = optuna.create_study()
+    dists = {"n_neighbors": IntDistribution(1, 50), "weights": CategoricalDistribution(
+        ["uniform", "distance"]), "p": IntDistribution(1, 2)}
+    for state, params in ((TrialState.PRUNED, X), (TrialState.FAIL, Y), (TrialState.COMPLETE, Z)):
+        study.add_trial(create_trial(state=state, params=params, distributions=dists,
+                                     value=0.8 if state == TrialState.COMPLETE else None))
+    observed, tried = _trials_of(study, "knn", ["knn"], None, exclude=-1)
+    assert observed == [(Z, 0.8)] and tried == [X, Y]
+
+
+def test_warm_start_trials_are_counted_once_by_where_they_came_from():
+    """An adaptive pick of a portfolio candidate was counted twice ("8 portfolio, 5 adaptive,
+    -5 given"); a fixed list from the knowledge base read as "given"."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops.knowledge.warm_start import TAG, warm_start_section
+
+    study = optuna.create_study(direction="maximize")
+    for i, tag in enumerate([
+        "kb:portfolio#1 (robust default; from pmlb:a#1)",
+        "kb:portfolio#1 (robust default; from pmlb:a#1), adaptive after 2 result(s)",
+        "kb:pmlb:a#2 (distance 0.1)",
+        "params[0]",
+    ]):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5 + i / 10,
+                                     user_attrs={TAG: tag}))
+    section = warm_start_section(study, study.get_trials(deepcopy=False))
+    counts = (section["n_portfolio"], section["n_adaptive"], section["n_kb"])
+    assert counts == (1, 1, 1)
+    assert "4 trials (1 portfolio, 1 adaptive, 1 from the knowledge base, 1 given)" in (
+        section["summary"]
+    )
+
+
 def test_an_adaptive_warm_start_tags_its_trials_counts_them_and_resumes(workdir):
     from tuneops.tuning import run
 

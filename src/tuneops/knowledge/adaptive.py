@@ -47,6 +47,7 @@ from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
 from tuneops.knowledge.portfolio import (
     COST_SCALE,
     Neighbour,
+    _distance_on_own,
     _pairwise,
     _regrets,
     _unit_matrix,
@@ -185,7 +186,7 @@ def propose(
         score = (score - score.min()) / np.ptp(score) + COST_SCALE * cost_weight * cost
     if seen:
         points, _ = _unit_matrix(seen, space)
-        near = _pairwise(unit, points, categorical).min(axis=1) < MIN_DISTANCE
+        near = _distance_on_own(unit, points, categorical).min(axis=1) < MIN_DISTANCE
         score = np.where(near, np.inf, score)
     best = int(np.argmin(score))
     return None if not np.isfinite(score[best]) else best
@@ -206,7 +207,7 @@ def head_proposal(
     if seen:
         unit, categorical = _unit_matrix([plan["candidates"][index]], space)
         points, _ = _unit_matrix(list(seen), space)
-        if _pairwise(unit, points, categorical).min() < MIN_DISTANCE:
+        if _distance_on_own(unit, points, categorical).min() < MIN_DISTANCE:
             return None
     return index
 
@@ -317,11 +318,12 @@ def _trials_of(
     study: optuna.Study, family: str, families: Sequence[str], metric: str | None, *, exclude: int
 ) -> tuple[list[tuple[dict[str, Any], float]], list[dict[str, Any]]]:
     """(params, value of ``metric``, else the first objective) of the completed trials of
-    ``family``,
-    and the params of its other trials (running, or without that value)."""
+    ``family``, and the params of its other trials (running, pruned, failed, or without that
+    value): none is proposed again (a pruned warm trial was, four times in a row)."""
     observed, tried = [], []
     # From the storage: with Hyperband, a sampler is handed a study that shows one bracket only.
-    for t in _optuna.read_trials(study, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+    states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL)
+    for t in _optuna.read_trials(study, states=states):
         if (
             t.number == exclude
             or (len(families) > 1 and t.params.get("family") != family)

@@ -440,15 +440,17 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         "n_on_front": sum(r == 1 for r in rank.values()) if multi else None,
         "first_value": _first(first) if first.number in rank else None,
         "first_rank": rank.get(first.number),
-        "n_portfolio": sum(t.user_attrs[TAG].startswith("kb:portfolio#") for t in warm),
-        "n_adaptive": sum("adaptive after" in t.user_attrs[TAG] for t in warm),
+        # each trial counted once: an adaptive pick of a portfolio candidate is adaptive
+        "n_portfolio": sum(_kind(t) == "portfolio" for t in warm),
+        "n_adaptive": sum(_kind(t) == "adaptive" for t in warm),
+        "n_kb": sum(_kind(t) == "kb" for t in warm),  # a fixed list (strategy consensus ...)
         "neighbours": neighbours[:5],
         "trials": [
             {
                 "number": t.number,
                 "source": t.user_attrs[TAG],
                 "state": t.state.name,
-                "values": list(t.values) if t.values else None,
+                "values": _study.final_values(t),  # none for a pruned trial's partial score
                 "rank": rank.get(t.number),
             }
             for t in warm
@@ -456,6 +458,18 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     }
     section["summary"] = _summary(section)
     return section
+
+
+def _kind(trial: FrozenTrial) -> str:
+    """Where a warm-start trial came from, each counted once: ``adaptive`` (chosen after the
+    results so far, a portfolio candidate too), ``portfolio`` (the zero-shot head), ``kb`` (a
+    fixed list from the knowledge base), ``given`` (the spec's params or studies)."""
+    tag = str(trial.user_attrs[TAG])
+    if "adaptive after" in tag:
+        return "adaptive"
+    if tag.startswith("kb:portfolio#"):
+        return "portfolio"
+    return "kb" if tag.startswith("kb:") else "given"
 
 
 def _first(trial: FrozenTrial) -> float | list[float] | None:
@@ -471,8 +485,13 @@ def _summary(section: Mapping[str, Any]) -> str:
     (0.912 vs 0.915 for the best other trial); first warm trial 0.905, ranked 6``; with several
     objectives ``...; 2 of 10 on the Pareto front (best warm trial #4)`` or ``best warm trial
     #4 dominated by 3 of 40 feasible trials``."""
-    parts = [f"{section['n_portfolio']} portfolio", f"{section['n_adaptive']} adaptive"]
-    other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"]
+    from_kb = section.get("n_kb", 0)
+    parts = [
+        f"{section['n_portfolio']} portfolio",
+        f"{section['n_adaptive']} adaptive",
+        f"{from_kb} from the knowledge base",
+    ]
+    other = section["n_enqueued"] - section["n_portfolio"] - section["n_adaptive"] - from_kb
     kinds = ", ".join(
         [p for p in parts if not p.startswith("0 ")] + ([f"{other} given"] if other else [])
     )
