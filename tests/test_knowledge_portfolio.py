@@ -81,6 +81,23 @@ def test_an_entry_can_keep_every_trial_of_its_study():
     assert every.configs[0] == ({"n_neighbors": 15}, 0.15) and every.configs[-1] == ({"n_neighbors": 1}, 0.01)
 
 
+def test_an_entry_from_a_study_keeps_the_spec_s_fixed_values():
+    """An svm study with gamma fixed at 0.01 became 'C=1.252 -> 0.8086'; a later run reused C
+    with another gamma and scored 0.7954."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(META_ATTR, {"task": "classification", "features": {f: 0.5 for f in FEATURES}})
+    study.set_user_attr("tuneops:objectives", [{"metric": "accuracy", "direction": "maximize"}])
+    study.set_user_attr("tuneops:data", {"name": "d", "task": "classification"})
+    study.set_user_attr("tuneops:spec", {"model": {"family": "svm", "space": {"svm": {
+        "C": {"type": "float", "low": 0.1, "high": 10, "log": True}, "gamma": {"value": 0.01},
+        "degree": {"value": 3, "when": {"kernel": "poly"}}}}}})
+    dist = {"C": optuna.distributions.FloatDistribution(0.1, 10, log=True)}
+    study.add_trial(optuna.trial.create_trial(params={"C": 1.25}, distributions=dist, value=0.8,
+                                              user_attrs={"family": "svm", "metrics": {"accuracy": 0.8}}))
+    (entry,) = entries_of_study(study)
+    assert entry.configs[0] == ({"gamma": 0.01, "C": 1.25}, 0.8)  # a conditional one is not
+
+
 def test_kb_build_extends_an_earlier_base(workdir, cli):
     args = ("--dataset", "iris", "--n-trials", "2", "--cv-folds", "2")
     code, out, _ = cli("kb", "build", *args, "--family", "knn", "--out", "a.json.gz")

@@ -356,6 +356,20 @@ def quality_objective(study_attrs: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def _fixed_values(attrs: Mapping[str, Any], family: str) -> dict[str, Any]:
+    """The unconditional fixed values of ``family`` in the spec a study recorded (``model.space``
+    as ``Spec.to_dict`` writes it: ``{family: {name: {"value": ...}}}``)."""
+    model = (attrs.get("tuneops:spec") or {}).get("model") or {}
+    space = (model.get("space") or {}).get(family) if isinstance(model, Mapping) else None
+    if not isinstance(space, Mapping):
+        return {}
+    return {
+        name: d["value"]
+        for name, d in space.items()
+        if isinstance(d, Mapping) and set(d) == {"value"}
+    }
+
+
 def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]:
     """The entries a finished tuneops study contributes (one per family it tried).
 
@@ -383,7 +397,9 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
         family = t.user_attrs.get("family")
         if family is None or score is None or not math.isfinite(score):
             continue
-        params = strip_prefix(t.params, family)
+        # the spec's fixed values ran with every trial but are no Optuna parameter: an entry
+        # without them advertised a score its configuration does not reach elsewhere
+        params = {**_fixed_values(attrs, family), **strip_prefix(t.params, family)}
         cost = {"size": size_proxy(family, params)}
         for name, key in (("fit_time_s", "fit_s"), ("model_size_kb", "model_size_kb")):
             if isinstance(metrics.get(name), (int, float)) and math.isfinite(metrics[name]):
