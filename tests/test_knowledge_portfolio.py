@@ -98,6 +98,23 @@ def test_an_entry_from_a_study_keeps_the_spec_s_fixed_values():
     assert entry.configs[0] == ({"gamma": 0.01, "C": 1.25}, 0.8)  # a conditional one is not
 
 
+def test_two_entries_of_one_dataset_and_family_are_both_imported(workdir):
+    """The second replaced the first while 'Imported 6 entries' was said for 5 stored."""
+    from tuneops.knowledge.base import from_storage, import_entries
+
+    meta = {f: 0.5 for f in FEATURES}
+    kb = KnowledgeBase([
+        Entry("pmlb:cleve", "classification", "svm", "accuracy", "maximize", meta,
+              (({"C": 1.0}, score),), source=f"storage:{name}")
+        for name, score in (("svm-cleve", 0.81), ("multi-cleve", 0.79))
+    ])
+    names = import_entries(kb, str(workdir / "kb.journal"))
+    assert names == ["kb.pmlb_cleve.svm", "kb.pmlb_cleve.svm.2"]
+    assert import_entries(kb, str(workdir / "kb.journal")) == names  # again: the same studies
+    stored = sorted(e.configs[0][1] for e in from_storage(str(workdir / "kb.journal")))
+    assert stored == [0.79, 0.81]
+
+
 def test_kb_build_extends_an_earlier_base(workdir, cli):
     args = ("--dataset", "iris", "--n-trials", "2", "--cv-folds", "2")
     code, out, _ = cli("kb", "build", *args, "--family", "knn", "--out", "a.json.gz")

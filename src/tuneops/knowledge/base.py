@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,16 +486,28 @@ def load_sources(
 
 def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = "kb") -> list[str]:
     """Store each entry as a trial-less study ``{prefix}.{dataset}.{family}``; returns the names.
+    A second entry of the same dataset and family in ``kb`` (from another study) is stored as
+    ``....{family}.2`` and so on, not over the first (one was lost while the count said
+    imported); importing the same file again replaces the same studies.
 
     Raises:
-        UsageError: a study of that name already exists holding something else.
+        UsageError: ``prefix`` is no study-name prefix; a study of that name already exists
+            holding something else.
     """
-
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", prefix or ""):
+        raise UsageError(
+            f"--prefix: expected letters, digits, '_', '-' or '.' starting with a letter or "
+            f"digit (it starts study names), received {prefix!r}."
+        )
     storage = get_storage(storage_url)
-    names = []
+    names: list[str] = []
     for entry in kb:
         safe = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in entry.dataset)
-        name = f"{prefix}.{safe}.{entry.family}"[:128]
+        base = f"{prefix}.{safe}.{entry.family}"[:120]
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}.{n}"
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
         existing = study.user_attrs.get(ENTRY_ATTR)
         if existing is None and (study.trials or study.user_attrs):
