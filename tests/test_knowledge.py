@@ -413,6 +413,14 @@ def test_kb_commands(workdir, cli):
     assert code == 0 and "sklearn:iris #1" in out
     code, out, err = cli("kb", "show", "no_such_data", "--source", "team.json.gz")
     assert code == 2 and "no entry for 'no_such_data'" in err
+    code, out, err = cli("kb", "list", "--family", "knnn")  # it listed nothing, exit 0
+    assert code == 2 and "Did you mean 'knn'?" in err
+    code, out, err = cli("kb", "recommend", "--data", "sklearn:diabetes", "--family", "knn",
+                         "--source", "team.json.gz")
+    assert code == 2 and "no entry for family 'knn' on regression tasks (it holds " in err
+    code, out, err = cli("kb", "build", "--dataset", "no_such_set", "--family", "knn",
+                         "--n-trials", "2", "--out", "none.json.gz")
+    assert code == 2 and "no entry was built" in err and not (workdir / "none.json.gz").exists()
     code, out, _ = cli("kb", "list")  # shipped + storage
     assert code == 0 and "pmlb:iris" in out
     assert json.loads(__import__("gzip").decompress((workdir / "team.json.gz").read_bytes()))["entries"][0]["family"] == "knn"
@@ -494,7 +502,7 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
     lines = [r.getMessage() for r in caplog.records
              if r.name == "tuneops.status" and r.getMessage().startswith("warm start:")]
     assert len(lines) == 1
-    assert re.match(r"warm start: 3 configurations from 4 similar datasets \(nearest: pmlb:\w, "
+    assert re.match(r"warm start: up to 3 configurations from 4 similar datasets \(nearest: pmlb:\w, "
                     r"pmlb:\w, pmlb:\w\) for random_forest: first the robust default of "
                     r"random_forest's zero-shot portfolio \(n_estimators=100, max_depth=8, "
                     r"min_samples_leaf=3, max_features=0.3\) and 2 more of it", lines[0]), lines[0]
@@ -520,7 +528,7 @@ def test_tuneops_run_prints_how_the_warm_start_did(workdir, cli):
     assert code == 0
     assert "Warm start: 2 trials (2 portfolio); best warm trial #" in out, out
     # what it proposes is said before the first trial, without -v (it was an INFO log line)
-    assert "warm start: 2 configurations from 4 similar datasets (nearest: pmlb:" in err, err
+    assert "warm start: up to 2 configurations from 4 similar datasets (nearest: pmlb:" in err, err
     assert cli("--quiet", "run", "spec.yaml", "--no-report", "--no-progress")[2] == ""
 
 

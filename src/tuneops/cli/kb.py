@@ -57,6 +57,11 @@ def list_entries(
     json_out: JsonOpt = False,
 ) -> None:
     """List the entries: dataset, family, task, best score, where they come from."""
+    if family is not None:
+        try:
+            get_family(family)  # a misspelt family listed nothing, as if the base had none
+        except SpecError as exc:
+            raise UsageError(str(exc).replace("model.family", "--family", 1)) from None
     kb = _kb(source, storage).select(family=family)
     if json_out:
         emit_json(
@@ -140,9 +145,9 @@ def recommend(
 ) -> None:
     """Configurations to try first for FAMILY on DATA, from the nearest past tasks.
 
-    The list is the consensus portfolio (what warm_start.auto with strategy: consensus
-    enqueues); the adaptive default draws on the same tasks and picks each trial after the
-    results so far.
+    First the zero-shot portfolio (the first trials of the default adaptive warm start), then
+    the consensus of the nearest tasks; the adaptive warm start picks each later trial after
+    the results so far.
     """
     from tuneops.knowledge import recommend as recommend_configs
 
@@ -155,10 +160,6 @@ def recommend(
     recs, neighbours = recommend_configs(
         data, family, kb=_kb(source, storage), size=size, target=target
     )
-    if not recs:
-        raise UsageError(
-            f"kb recommend: the knowledge base has no entry for family {family!r} and this task."
-        )
     if json_out:
         emit_json(
             {
@@ -185,7 +186,7 @@ def recommend(
         highlight=False,
         markup=False,
     )
-    table = make_table(f"warm-start portfolio (consensus) for {family} on {data}")
+    table = make_table(f"warm-start portfolio (zero-shot, then consensus) for {family} on {data}")
     add_name_column(table, "from")
     add_name_column(table, "score there", justify="right")
     add_free_column(table, "params", wide=wide)
@@ -214,7 +215,8 @@ def build(
         list[str] | None,
         typer.Option(
             "--family",
-            help="Family; repeat (default: knn, linear, random_forest, hist_gradient_boosting).",
+            help="Family; repeat (default: the nine default families: knn, linear, "
+            "hist_gradient_boosting, lightgbm, random_forest, xgboost, extra_trees, mlp, svm).",
         ),
     ] = None,
     n_trials: Annotated[int, typer.Option(help="Cold TPE trials per dataset and family.")] = 30,
@@ -269,6 +271,12 @@ def build(
         extend=base,
         log=log,
     )
+    if not len(kb):  # every job failed: an empty base is no result (it exited 0)
+        raise UsageError(
+            f"kb build: no entry was built ({len(dataset or DEFAULT_DATASETS)} dataset(s) x "
+            f"{len(families)} family(ies) all failed; their reasons are above). Check the "
+            "dataset names against the PMLB directory ($TUNEOPS_PMLB_DIR). Nothing was written."
+        )
     path = kb.save(out)
     if json_out:
         emit_json({"path": str(path), "n_entries": len(kb), "bytes": path.stat().st_size})
@@ -284,7 +292,13 @@ def build(
 def export(
     path: Annotated[Path, typer.Argument(help="File to write (.json or .json.gz).")],
     storage: StorageOpt = None,
-    source: KBSourceOpt = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="shipped, storage, or a file from `kb export`; repeat (default: storage).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write the knowledge base (default: the studies in the storage) to a file."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tuneops.data import load_dataset
+from tuneops.errors import UsageError
 from tuneops.families import get_family
 from tuneops.knowledge import adaptive
 from tuneops.knowledge.base import KnowledgeBase, load_shipped
@@ -39,6 +40,9 @@ def recommend(
     warm start picks those later trials after the results so far, so they are known only as
     the study runs; the consensus order is its best guess without results. ``kb`` defaults to
     the shipped base; size and neighbours default to auto's.
+
+    Raises:
+        UsageError: the knowledge base has no entry for ``family`` on the data's task.
     """
     defaults = AutoSettings()
     size = defaults.max_trials if size is None else size
@@ -48,6 +52,14 @@ def recommend(
     kb = load_shipped() if kb is None else kb
     meta = meta_features(data.X, data.y, data.task)
     everyone = nearest(kb, meta, family=family, task=data.task, k=len(kb))
+    if not everyone:
+        tasks = sorted({e.task for e in kb.select(family=family)})
+        raise UsageError(
+            f"kb recommend: the knowledge base has no entry for family {family!r} on "
+            f"{data.task} tasks"
+            + (f" (it holds {', '.join(tasks)} ones)" if tasks else " (it holds none)")
+            + "; give --source a base that has them (tuneops kb build)."
+        )
     neighbours = everyone[:neighbors]
     space = get_family(family).space(data.task)
     head = greedy_portfolio(everyone, space, size=min(size, adaptive.HEAD)) if everyone else []

@@ -322,7 +322,8 @@ def build(
     order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
     jobs = [(d, f, n_trials, cv_folds, seed) for d, f in order if (d, f) not in done]
     log(
-        f"kb build: {len(jobs)} jobs to run ({len(done)} from the checkpoint), {n_jobs} process(es)"
+        f"kb build: {len(jobs)} job{'' if len(jobs) == 1 else 's'} to run ({len(done)} from the "
+        f"checkpoint), {n_jobs} process(es)"
     )
     started = time.time()
 

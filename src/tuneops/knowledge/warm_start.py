@@ -235,10 +235,13 @@ class WarmStartPlan:
             else ""
         )
         _status.info(
-            "warm start: %d configurations%s from %d similar datasets (nearest: %s) for %s: %s%s",
+            # "up to": candidates that fall together in a narrowed space are run once
+            "warm start: up to %d configurations%s from %d similar dataset%s (nearest: %s) for "
+            "%s: %s%s",
             size,
             explicit,
             len(names),
+            "" if len(names) == 1 else "s",
             ", ".join(names[:3]),
             ", ".join(families),
             how,
