@@ -146,7 +146,25 @@ def test_fit_to_space_clips_and_drops():
     space = get_family("random_forest").space("classification")
     fitted, changes = fit_to_space({"n_estimators": 1000, "max_features": 0.5, "criterion": "gini"}, space)
     assert fitted == {"n_estimators": 300, "max_features": 0.5}
-    assert any("criterion" in c for c in changes) and any("clipped to 300" in c for c in changes)
+    assert ("criterion: not searched in this space", "dropped") in changes
+    assert ("n_estimators=1000: outside [10, 300]", "set to 300") in changes
+    # an in-range value is not called outside; a misspelt name gets a suggestion; a fixed
+    # parameter given its own value fits; a conditional one given while inactive is said
+    from tuneops.space import Param
+
+    fixed = {**space, "max_depth": Param(name="max_depth", kind="fixed", value=6)}
+    _, changes = fit_to_space({"n_estimators": 20.7, "n_estimator": 20, "max_depth": 6}, fixed)
+    assert changes == [
+        ("n_estimators=20.7: not a whole number", "set to 21"),
+        ("n_estimator: not searched in this space (did you mean 'n_estimators'?)", "dropped"),
+    ]
+    conditional = {
+        "kernel": Param(name="kernel", kind="categorical", choices=("rbf", "poly")),
+        "degree": Param(name="degree", kind="int", low=2, high=5, when=(("kernel", ("poly",)),)),
+    }
+    fitted, changes = fit_to_space({"kernel": "rbf", "degree": 3}, conditional)
+    assert fitted == {"kernel": "rbf"}
+    assert changes == [("degree: used only when kernel in ['poly']", "ignored")]
 
 
 # -- the shipped base and leave-one-out ---------------------------------------------------------
@@ -360,7 +378,7 @@ def test_out_of_space_clip_warns_and_clips(workdir, caplog):
         result = run(tiny_spec(n_trials=2, warm_start={"params": [{"n_neighbors": 500, "leaf_size": 3}],
                                                         "out_of_space": "clip"}))
     assert _trials(result.study)[0].params["n_neighbors"] == 50
-    assert "clipped to 50" in caplog.text and "leaf_size: not searched" in caplog.text
+    assert "outside [1, 50], set to 50" in caplog.text and "leaf_size: not searched" in caplog.text
 
 
 def test_warm_start_from_an_earlier_study_and_several_families(workdir):

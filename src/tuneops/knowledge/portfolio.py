@@ -10,6 +10,7 @@ configuration into the current search space (clip numbers, drop unknown paramete
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -134,42 +135,57 @@ def param_distance(a: Mapping[str, Any], b: Mapping[str, Any], space: Mapping[st
 
 def fit_to_space(
     params: Mapping[str, Any], space: Mapping[str, Param]
-) -> tuple[dict[str, Any], list[str]]:
-    """Clip a configuration into ``space``; returns (params, what was changed).
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Put a configuration into ``space``; returns (params, what did not fit: ``(issue,
+    action)`` pairs, the action being what clipping does about it).
 
-    Numbers are clipped to [low, high] (ints rounded, steps snapped); a categorical value not
-    among the choices and a parameter the space does not search are dropped, so the sampler
-    fills them in.
+    Numbers out of [low, high] are clipped, ints rounded and steps snapped; a categorical value
+    not among the choices and a parameter the space does not search are dropped, so the sampler
+    fills them in. A fixed parameter given its fixed value fits.
     """
     out: dict[str, Any] = {}
-    changes: list[str] = []
+    changes: list[tuple[str, str]] = []
+    searched = [n for n, p in space.items() if p.kind != "fixed"]
     for name, value in params.items():
         param = space.get(name)
-        if param is None or param.kind == "fixed":
-            changes.append(f"{name}: not searched in this space, dropped")
+        if param is not None and param.kind == "fixed":
+            if value != param.value:
+                changes.append((f"{name}={value!r}: fixed at {param.value!r} here", "dropped"))
+            continue
+        if param is None:
+            close = difflib.get_close_matches(name, searched, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            changes.append((f"{name}: not searched in this space{hint}", "dropped"))
+            continue
+        if param.when and all(parent in params for parent, _ in param.when) and not (
+            param.is_active(params)
+        ):
+            when = ", ".join(f"{p} in {list(v)}" for p, v in param.when)
+            changes.append((f"{name}: used only when {when}", "ignored"))
             continue
         if param.kind == "categorical":
             if value in param.choices:
                 out[name] = value
             else:
-                changes.append(f"{name}={value!r}: not among {list(param.choices)}, dropped")
+                changes.append((f"{name}={value!r}: not among {list(param.choices)}", "dropped"))
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            changes.append(f"{name}={value!r}: not a number, dropped")
+            changes.append((f"{name}={value!r}: not a number", "dropped"))
             continue
-        clipped = min(max(float(value), float(param.low or 0.0)), float(param.high or 0.0))
+        low, high = float(param.low or 0.0), float(param.high or 0.0)
+        clipped = min(max(float(value), low), high)
+        issue = f"{name}={value!r}: outside [{param.low}, {param.high}]" if clipped != value else ""
         if param.step:
-            clipped = (
-                float(param.low or 0.0)
-                + round((clipped - float(param.low or 0.0)) / param.step) * param.step
-            )
-            clipped = min(clipped, float(param.high or 0.0))
+            snapped = min(low + round((clipped - low) / param.step) * param.step, high)
+            if snapped != clipped and not issue:
+                issue = f"{name}={value!r}: not on the grid of step {param.step:g} from {param.low}"
+            clipped = snapped
         if param.kind == "int":
+            if clipped != round(clipped) and not issue:
+                issue = f"{name}={value!r}: not a whole number"
             clipped = int(round(clipped))
         if clipped != value:
-            changes.append(
-                f"{name}={value!r}: outside [{param.low}, {param.high}], clipped to {clipped!r}"
-            )
+            changes.append((issue or f"{name}={value!r}: not in the space", f"set to {clipped!r}"))
         out[name] = clipped
     return out, changes
 

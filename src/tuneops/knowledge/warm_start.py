@@ -278,13 +278,12 @@ def _check(
     fitted, changes = fit_to_space(params, space)
     if changes and policy == "error":
         raise SpecError(
-            f"{where}: {'; '.join(changes)} (the search space is "
+            f"{where}: {'; '.join(issue for issue, _ in changes)} (the search space is "
             f"{', '.join(f'{n}' for n, p in space.items() if p.kind != 'fixed')}). Fix the values, "
-            "or set "
-            "warm_start.out_of_space: clip to clip them with a warning."
+            "or set warm_start.out_of_space: clip to have them put into the space with a warning."
         )
-    for change in changes:
-        _log.warning("%s: %s", where, change)
+    for issue, action in changes:
+        _log.warning("%s: %s, %s", where, issue, action)
     return fitted
 
 
