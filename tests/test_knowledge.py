@@ -528,6 +528,14 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
     assert trials[0].params == robust  # the configuration best on average over the four tasks
     section = result.results["warm_start"]
     assert section["n_portfolio"] == 3 and section["first_rank"] >= 1 and section["neighbours"]
+    # a share of the budget that rounds to no trial is said (it was silent)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tuneops"):
+        run(tiny_spec(study="none", n_trials=4, model={"family": "random_forest"},
+                      warm_start={"auto": {**auto, "max_share": 0.1}}))
+    assert "warm_start.auto: no trial of the budget is left for it (max_share 0.1 of n_trials 4" in (
+        caplog.text
+    )
     summary = section["summary"]
     assert re.match(r"warm start: 3 trials \(3 portfolio\); best warm trial #\d ranked \d of 4 "
                     r"\([\d.]+ vs [\d.]+ for the best other trial\); first warm trial [\d.]+, "

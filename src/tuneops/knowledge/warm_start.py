@@ -146,6 +146,15 @@ class WarmStartPlan:
         if self.n_trials is not None:
             size = min(size, self.n_trials - n_explicit)
         if size <= 0:
+            _log.warning(
+                "warm_start.auto: no trial of the budget is left for it (max_share %g of "
+                "n_trials %s is %d trial(s), %d taken by explicit configurations); raise "
+                "max_share or n_trials for a warm start",
+                auto.max_share,
+                self.n_trials,
+                auto.size(self.n_trials),
+                n_explicit,
+            )
             return []
         kb = load_sources(auto.sources, self.storage_url, exclude_study=study.study_name)
         families = list(self.spaces)
