@@ -321,6 +321,13 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     phases = more.results["strategy"]["phases"]
     assert phases[-1]["to_trial"] == 30 and more.results["strategy"]["n_trials"] == 30
     assert sum(sum(p["trials"].values()) for p in phases) == 30
+    # ... and each trial that ran is counted in the phase it ran in, not the stretched plan's
+    ran = {t.number: t.user_attrs["tuneops:phase"] for t in more.study.trials}
+    first = {p["phase"]: (p["from_trial"], p["to_trial"]) for p in section["phases"]}
+    assert all(ran[n] == name for name, (a, b) in first.items() for n in range(a, b))
+    by_phase = {p["phase"]: sum(p["trials"].values()) for p in phases}
+    assert by_phase == {name: sum(1 for v in ran.values() if v == name) for name in by_phase}
+    assert by_phase["explore"] == first["explore"][1] - first["explore"][0]  # none moved in
 
 
 def test_a_run_result_prints_in_one_line(workdir):

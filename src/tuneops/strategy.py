@@ -185,6 +185,10 @@ def place_in_budget(trials: Sequence[FrozenTrial], number: int) -> int:
     return sum(1 for t in trials if t.number < number and _study.ABANDONED not in t.user_attrs)
 
 
+#: trial user attr: the phase of the staged strategy the trial ran in
+PHASE_ATTR = "tuneops:phase"
+
+
 class _Plan:
     """The phases of one study, computed once from its stored budget (or the given one)."""
 
@@ -277,6 +281,15 @@ class StagedSampler(RoutingSampler):
         if self._placed[0] != number:
             self._placed = (number, place_in_budget(_optuna.read_trials(study), number))
         return phase_of(self.phases(study), self._placed[1])
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        super().before_trial(study, trial)
+        # The phase the trial runs in, recorded: a resumed run with another budget stretches
+        # the phases of the trials to come, and the ones that ran are reported in theirs (model
+        # trials were shown under explore, as pruned random trials, after 12 -> 18 trials).
+        if PHASE_ATTR not in trial.user_attrs:
+            phase = self.phase(study, trial.number).name
+            _optuna.set_trial_user_attr(study, trial, PHASE_ATTR, phase)
 
     def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         phase = self.phase(study, trial.number)
@@ -563,9 +576,13 @@ def strategy_summary(
         for p in record.get("phases", [])
     ]
     counted = sorted(_study.counted(trials), key=lambda t: t.number)
+    ran_in = [  # the phase each trial ran in: recorded, else by its place in the budget
+        t.user_attrs.get(PHASE_ATTR) or phase_of(phases, place).name
+        for place, t in enumerate(counted)
+    ]
     rows = []
     for phase in phases:
-        inside = [t for place, t in enumerate(counted) if phase_of(phases, place) is phase]
+        inside = [t for t, name in zip(counted, ran_in, strict=True) if name == phase.name]
         done = [t for t in inside if t.state == TrialState.COMPLETE and t.values is not None]
         best = [
             (max if d == "maximize" else min)(t.values[i] for t in done) if done else None
