@@ -278,7 +278,16 @@ def load_model(
 
     target, _ = _paths(path)
     if not verify:
-        bundle = joblib.load(target)
+        try:
+            bundle = joblib.load(target)
+        except FileNotFoundError:
+            raise UsageError(f"{str(target)!r} does not exist; expected a model.joblib.") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling error: the file is no model
+            raise UsageError(
+                f"{str(target)!r} cannot be read as a model ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); it is damaged or not a model.joblib. Export it again "
+                "(tuneops export)."
+            ) from None
         recorded: dict[str, Any] = {}
     else:
         try:

@@ -39,7 +39,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _gc, _optuna, _study
-from tuneops.errors import NoFeasibleTrial, SpecError
+from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
 from tuneops.metrics import METRICS
 from tuneops.pareto import pareto_mask
 from tuneops.spec import (
@@ -460,7 +460,13 @@ def reselect(
     Raises:
         SpecError: malformed constraint or a metric the study did not measure.
         NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
+        UsageError: ``study`` is not a study (a name: load it first).
     """
+    if not isinstance(study, optuna.Study):
+        raise UsageError(
+            f"study: expected an optuna.Study, received {type(study).__name__} {study!r}; load "
+            "it first: reselect(tuneops.load_study(NAME, STORAGE))."
+        )
     objectives = [
         Objective(metric=o.metric, direction=o.direction) for o in _study.objectives(study)
     ]

@@ -601,6 +601,8 @@ def export_model(
             changed since the study ran.
     """
 
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+        raise UsageError(f"trial: expected a trial number (an int), received {trial!r}.")
     given = trial
     trial = complete_trial(study, trial)
     spec, data = rebuild(
