@@ -336,3 +336,23 @@ def test_a_forked_worker_whose_run_died_says_so(monkeypatch) -> None:
     monkeypatch.setattr(runner, "FORKED_FROM", -1)  # its parent changed: the run died
     assert stop.reason == "interrupted (SIGTERM: the run that started this worker stopped)"
     assert runner.Interrupted(signal.SIGINT).reason == "interrupted (SIGINT)"
+
+
+def test_optuna_s_report_in_a_multi_objective_study_stops_at_the_first_trial(workdir) -> None:
+    """Every trial failed the same way (20 of them before the run stopped on failures)."""
+    import pytest
+
+    import tuneops
+    from tuneops.errors import UsageError
+
+    calls = []
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        calls.append(trial.number)
+        x = trial.suggest_float("x", 0, 1)
+        trial.report(x, 1)
+        return x, 1 - x
+
+    with pytest.raises(UsageError, match=r"tuneops\.pruning\.report\(trial, values, step\)"):
+        tuneops.tune(objective, n_trials=10, objectives=["a", "b"], storage=":memory:")
+    assert calls == [0]

@@ -629,6 +629,19 @@ def _run_trial(
         raise
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        if (
+            isinstance(exc, NotImplementedError)
+            and len(study.directions) > 1
+            and "multi-objective" in str(exc)
+        ):
+            # Optuna's trial.report / should_prune in a multi-objective study: every trial
+            # would fail the same way (20 of them, before the run stopped on failures)
+            problem = UsageError(
+                f"{exc} Report the steps with tuneops.pruning.report(trial, values, step) and "
+                "ask tuneops.pruning.should_prune(trial), which work with several objectives."
+            )
+            _tell(study, trial, TrialState.FAIL, reason=f"UsageError: {problem}", attrs=attrs)
+            raise problem from exc
         _log.warning("trial %d failed: %s", trial.number, reason)
         return _tell(study, trial, TrialState.FAIL, reason=reason[:2000], attrs=attrs)
     values = as_values(result, len(study.directions))
