@@ -143,6 +143,23 @@ def test_explicit_configurations_come_first_and_the_adaptive_range_follows(workd
     assert trials[1].params != Y and trials[1].params in PLAN["candidates"]
 
 
+def test_a_configuration_queued_twice_runs_once(workdir, caplog):
+    """The consensus re-proposed the spec's own configuration, and a study's trial listed twice
+    was queued twice."""
+    from tuneops.tuning import run
+
+    path = workdir / "kb.json"
+    KnowledgeBase((A, B)).save(str(path))
+    spec = tiny_spec(n_trials=4, warm_start={"params": [X, X], "auto": {
+        "sources": [str(path)], "strategy": "consensus", "max_trials": 2, "max_share": 1.0}})
+    with caplog.at_level("WARNING", logger="tuneops"):
+        trials = sorted(run(spec).study.trials, key=lambda t: t.number)
+    warm = [t for t in trials if "warm_start" in t.user_attrs]
+    configs = [t.params for t in warm]
+    assert configs.count(X) == 1 and len(configs) == len({str(sorted(c.items())) for c in configs})
+    assert "is the configuration of params[0], already queued; run once" in caplog.text
+
+
 def test_the_adaptive_choice_follows_the_portfolio_head(workdir, monkeypatch):
     from tuneops.knowledge import adaptive
     from tuneops.tuning import run

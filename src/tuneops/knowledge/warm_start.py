@@ -131,9 +131,20 @@ class WarmStartPlan:
         elif queue:
             sources = ", ".join(s for _, s in queue[:5]) + (", ..." if len(queue) > 5 else "")
             _status.info("warm start: %d configuration(s) from %s", len(queue), sources)
+        distinct: list[tuple[dict[str, Any], str]] = []
         for params, source in queue:
+            first = next((s for p, s in distinct if p == params), None)
+            if first is not None:  # a study's trial listed twice; a kb pick the spec gave too
+                _log.warning(
+                    "warm start: %s is the configuration of %s, already queued; run once",
+                    source,
+                    first,
+                )
+                continue
+            distinct.append((params, source))
+        for params, source in distinct:
             study.enqueue_trial(params, user_attrs={TAG: source})
-        return [s for _, s in queue]
+        return [s for _, s in distinct]
 
     def _auto(
         self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int
