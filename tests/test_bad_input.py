@@ -479,7 +479,7 @@ CASES: list[Case] = [
          ("'maximise'",), error=SpecError, in_world=False),
     Case("tune-direction-and-directions", tune_with(direction="minimize", directions=["minimize"]),
          ("direction",), ("'minimize'", "directions=[...]"), error=SpecError, in_world=False),
-    Case("tune-direction-typo-singular", tune_with(direction="max"), ("directions",), ("'max'",),
+    Case("tune-direction-typo-singular", tune_with(direction="max"), ("direction:",), ("'max'",),
          error=SpecError, in_world=False),
     Case("tune-policy-typo", tune_with(selection="knees"), ("selection.policy",),
          ("'knees'",), error=SpecError, in_world=False),

@@ -352,6 +352,10 @@ def tune(
                 f"objectives {names} and directions {directions}; give directions=[...] "
                 "(one per objective) instead."
             )
+        if direction not in ("maximize", "minimize"):
+            raise SpecError(
+                f"direction: expected maximize or minimize, received {direction!r}."
+            )
         directions = [direction]
     if directions is None:
         directions = [METRICS[n].direction if n in METRICS else "maximize" for n in names]
