@@ -516,6 +516,8 @@ CASES: list[Case] = [
     Case("export_model-trial-text",
          lambda: tuneops.export_model(tuneops.load_study(PRUNED_STUDY), trial="3"), ("trial",),
          ("'3'",), error=UsageError),
+    Case("load_model-the-metadata", lambda: tuneops.load_model("m/model.json"), ("model.json",),
+         ("metadata", "model.joblib"), error=UsageError, in_world=False),
     Case("load_model-unverified-damaged",
          lambda: tuneops.load_model("not_a_journal.json", verify=False), ("not_a_journal.json",),
          ("cannot be read as a model",), error=UsageError),

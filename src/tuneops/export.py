@@ -178,6 +178,11 @@ def _paths(path: str | Path) -> tuple[Path, Path]:
     target = Path(path)
     if target.is_dir():
         target = target / MODEL_FILE
+    elif target.name == METADATA_FILE:  # "the file changed" was said of the metadata
+        raise UsageError(
+            f"{str(target)!r} is the model's metadata; give its {MODEL_FILE} (or the directory "
+            "holding both)."
+        )
     return target, target.with_name(METADATA_FILE)
 
 
