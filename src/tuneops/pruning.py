@@ -107,7 +107,10 @@ def _patience(
 ) -> optuna.pruners.BasePruner:
     inner_name, inner_params = _component(wrapped)
     inner = None if inner_name == "none" else make_pruner(inner_name, inner_params)
-    return optuna.pruners.PatientPruner(inner, patience=patience, min_delta=min_delta)
+    with warnings.catch_warnings():
+        # Chosen by name: the user asked for it; Optuna marks it experimental.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(inner, patience=patience, min_delta=min_delta)
 
 
 def _successive_halving(**kw: Any) -> optuna.pruners.BasePruner:
