@@ -96,13 +96,17 @@ def test_a_trial_stopped_by_its_time_limit_says_so():
 def test_trials_read_together_count_up_one_by_one():
     """Trials that finished between two reads (workers elsewhere, Ray's polling) all said the
     total read then: "trial 1 complete ... (5/8 done)"."""
-    study = optuna.create_study(study_name="c", sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(study_name="c", direction="maximize")
+    for x in (0.2, 0.9, 0.5):
+        study.enqueue_trial({"x": x})
     stream = io.StringIO()
     with StudyProgress(study, 4, stream=stream, poll_s=60) as progress:
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)  # no refresh meanwhile
         progress.refresh(force=True)
-    done = re.findall(r"c: trial (\d) complete: .* \((\d)/4 done", stream.getvalue())
-    assert done == [("0", "1"), ("1", "2"), ("2", "3")], stream.getvalue()
+    done = re.findall(r"c: trial (\d) complete: .* \((\d)/4 done, best ([0-9.]+)\)",
+                      stream.getvalue())
+    # ... and each says the best as of its own trial (trial 0 quoted trial 1's 0.9)
+    assert done == [("0", "1", "0.2"), ("1", "2", "0.9"), ("2", "3", "0.9")], stream.getvalue()
 
 
 def test_a_multi_objective_study_counts_its_non_dominated_trials_by_value():

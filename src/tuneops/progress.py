@@ -260,10 +260,10 @@ class StudyProgress:
         with self._lock:
             self._last = now
             trials = self._trials()
-            self._tally.update(trials)
             if self.plain:
-                self._print_lines(trials)
+                self._print_lines(trials)  # the tally, trial by trial with its line
             else:
+                self._tally.update(trials)
                 self._progress.update(
                     self._task, completed=self._tally.done, status=self._status(trials)
                 )
@@ -297,16 +297,16 @@ class StudyProgress:
     def _print_lines(self, trials: list[FrozenTrial]) -> None:
         finished = [t for t in trials if t.state in _FINISHED and t.number not in self._seen]
         finished.sort(key=lambda t: t.number)
-        shown = [t for t in finished if ABANDONED not in t.user_attrs]
         # Several trials may have finished since the last read (workers elsewhere, a slow
-        # poll): each line counts up to its own trial, not to the total read now.
-        done = self._tally.done - len(shown)
+        # poll): each line counts up to its own trial and says the best as of it, not as of
+        # the trials read now (a line for trial 0 quoted trial 3's value as the best).
         for t in finished:
             self._seen.add(t.number)
             self._steps.pop(t.number, None)
-        for t in shown:  # retired or abandoned ones: re-queued, reported when they run again
-            done += 1
-            self._line(self._finished_line(t, done))
+            self._tally.update([t])
+            if ABANDONED not in t.user_attrs:  # re-queued: reported when it runs again
+                self._line(self._finished_line(t, self._tally.done))
+        self._tally.update(trials)  # trials finished before the start, not shown
         for t in trials:
             if t.state != TrialState.RUNNING or t.datetime_start is None:
                 continue
