@@ -232,3 +232,23 @@ def test_results_are_ranked_by_the_quality_metric_even_when_it_is_not_the_first_
     # entries' metric, maximised), not for their fit times (the first objective, minimised)
     by_accuracy = [(t.params, t.user_attrs["metrics"]["accuracy"]) for t in trials[:2]]
     assert trials[2].params == plan["candidates"][propose(plan, SPACE, by_accuracy)]
+
+
+def test_the_nearest_datasets_of_the_results_are_those_of_every_family_nearest_first():
+    """The console named pmlb:cleve (svm's nearest); results.json listed knn's five only."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops import _optuna
+    from tuneops.knowledge.warm_start import TAG, warm_start_section
+
+    study = optuna.create_study(direction="maximize")
+    _optuna.set_study_system_attr(study, PLAN_ATTR, {
+        "order": ["knn", "svm"],
+        "families": {"knn": {"neighbours": ["a", "b"], "distances": [0.2, 0.3]},
+                     "svm": {"neighbours": ["c", "a"], "distances": [0.1, 0.2]}},
+    })
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5,
+                                 user_attrs={TAG: "kb:portfolio#1 (robust default)"}))
+    section = warm_start_section(study, study.get_trials(deepcopy=False))
+    assert section["neighbours"] == ["c", "a", "b"]

@@ -137,6 +137,7 @@ def plan_family(
         "cost": np.round(cost, 4).tolist(),
         "cost_weight": float(cost_weight),
         "neighbours": [n.entry.dataset for n in neighbours],
+        "distances": [round(float(n.distance), 6) for n in neighbours],
     }
 
 

@@ -446,9 +446,18 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
     first = min(warm, key=lambda t: t.number)
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
-    neighbours = list(
-        dict.fromkeys(d for f in plan.get("order", []) for d in families[f].get("neighbours", []))
-    )
+    # the nearest past datasets over every family, nearest first (as the console names them;
+    # the first family's five missed a nearer dataset of another family)
+    found = [
+        (distance, d)
+        for f in plan.get("order", [])
+        for d, distance in zip(
+            families[f].get("neighbours", []),
+            families[f].get("distances") or range(len(families[f].get("neighbours", []))),
+            strict=False,
+        )
+    ]
+    neighbours = list(dict.fromkeys(d for _, d in sorted(found, key=lambda x: x[0])))
     section = {
         "n_enqueued": len(warm),
         "n_complete": len(rank),
