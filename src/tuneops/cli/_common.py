@@ -521,11 +521,12 @@ def print_pruning(results: dict[str, Any]) -> None:
         f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
         f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
     )
-    if p.get("measurements_saved"):  # none without a latency
+    # a cut after training saves a serving measurement only when a latency is measured (a size
+    # objective times nothing: measure_s_saved 0)
+    if p.get("measurements_saved") and p.get("measure_s_saved"):
         line += (
             f", and the serving measurement of {p['measurements_saved']} trial(s) cut after "
-            "training"
-            + (f" (about {p['measure_s_saved']:.1f} CPU s)" if p.get("measure_s_saved") else "")
+            f"training (about {p['measure_s_saved']:.1f} CPU s)"
         )
     if p.get("time_to_best_s") is not None:
         to_best = p.get("fit_cpu_s_to_best")
