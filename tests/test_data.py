@@ -241,3 +241,26 @@ def test_a_file_with_a_column_named_target_needs_no_data_target(tmp_path):
     path = tmp_path / "t.csv"
     pd.DataFrame({"a": np.arange(40.0), "target": [0, 1] * 20}).to_csv(path, index=False)
     assert load_dataset(str(path)).y.tolist() == [0, 1] * 20
+
+
+def test_a_csv_with_a_repeated_header_is_refused(tmp_path):
+    """pandas reads 'label,label' as label and label.1: the target's copy from a join became a
+    feature (accuracy 1.0 in every trial) and the model then failed on fresh rows."""
+    import pytest
+
+    from tuneops.errors import DataError
+
+    path = tmp_path / "joined.csv"
+    path.write_text("a,b,label,label\n" + "".join(f"{i},{i % 3},{i % 2},{i % 2}\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"several columns named 'label'.*pandas would read"):
+        load_dataset(str(path), target="label")
+
+
+def test_a_category_target_with_an_unused_level_is_not_called_a_rare_class():
+    """A level no row uses was refused as 'a class with a single row'."""
+    import pandas as pd
+
+    from tuneops.measure import make_folds
+
+    y = pd.Series(pd.Categorical(["high", "low"] * 20, categories=["high", "low", "unknown"]))
+    assert len(make_folds(y, "classification", 3, 0)) == 3  # 'unknown' has no row at all

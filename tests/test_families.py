@@ -71,3 +71,67 @@ def test_knn_asks_no_more_neighbours_than_a_fold_has_rows():
     own = load_spec({"data": {"source": "small"}, "model": {"family": "knn", "space": {
         "n_neighbors": {"low": 1, "high": 45}}}, "search": {"n_trials": 3, "cv_folds": 3}})
     assert SpecObjective(own, data).spaces["knn"]["n_neighbors"].high == 45
+
+
+def _mixed_pipeline():
+    """A tuneops linear pipeline fitted on data as tuneops.data loads it: a numeric, a
+    text and a boolean-as-category column."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame({
+        "age": rng.normal(40, 10, n),
+        "colour": rng.choice(["red", "green", "blue"], n),
+        "flag": rng.choice([True, False], n),
+        "target": rng.choice([0, 1], n),
+    })
+    frame.loc[::7, "colour"] = None
+    data = load_dataset(frame, target="target")
+    pipeline = build_pipeline(get_family("linear"), {"C": 1.0}, "classification", 0,
+                              numeric=("age",), categorical=("colour", "flag"))
+    return pipeline.fit(data.X, data.y), data
+
+
+def test_a_missing_category_is_missing_whatever_form_it_takes():
+    """None in a one-row frame was scored as an unseen category, unlike NaN or the same row in
+    a batch; a JSON record's null likewise."""
+    import numpy as np
+    import pandas as pd
+
+    pipeline, data = _mixed_pipeline()
+    row = {"age": 41.0, "colour": None, "flag": True}
+    expected = pipeline.predict_proba(pd.DataFrame([{**row, "colour": np.nan}]))
+    for given in (pd.DataFrame([row]), [row], pd.DataFrame([row, {**row, "colour": "red"}])[:1]):
+        assert np.allclose(pipeline.predict_proba(given)[:1], expected), given
+    unseen = pipeline.predict_proba(pd.DataFrame([{**row, "colour": "purple"}]))
+    assert not np.allclose(unseen, expected)  # the test can tell the two apart
+
+
+def test_a_model_predicts_on_nullable_columns_and_integer_column_names():
+    """A Parquet file's boolean and string columns with NA trained (tuneops.data makes them
+    object/NaN) and then crashed the saved model; integer column names likewise."""
+    import numpy as np
+    import pandas as pd
+
+    pipeline, data = _mixed_pipeline()
+    X = data.X.head(20)
+    expected = pipeline.predict_proba(X)
+    nullable = X.assign(
+        age=X["age"].astype("Float64"),
+        colour=X["colour"].astype("string"),
+        flag=X["flag"].astype("boolean"),
+    )
+    nullable.loc[3, ["age", "colour", "flag"]] = pd.NA
+    plain = X.copy()
+    plain.loc[3, ["age", "colour", "flag"]] = np.nan
+    assert np.allclose(pipeline.predict_proba(nullable), pipeline.predict_proba(plain))
+    assert np.allclose(pipeline.predict_proba(nullable)[:3], expected[:3])
+
+    numbered = pd.DataFrame(np.random.default_rng(1).normal(size=(60, 3)))
+    frame = numbered.assign(target=np.arange(60) % 2)
+    model = build_pipeline(get_family("linear"), {"C": 1.0}, "classification", 0,
+                           numeric=("0", "1", "2"), categorical=())
+    model.fit(load_dataset(frame, target="target").X, frame["target"])
+    assert model.predict(numbered).shape == (60,)  # columns 0..2, as the data had them

@@ -399,10 +399,21 @@ def _file(path: Path, *, text: Sequence[str] = ()) -> pd.DataFrame:
     try:
         if path.suffix.lower() == ".parquet":
             frame = pd.read_parquet(path)
-        elif ".tsv" in suffixes:
-            frame = pd.read_csv(path, sep="\t", dtype=dict.fromkeys(text, str))
-        elif ".csv" in suffixes:
-            frame = pd.read_csv(path, dtype=dict.fromkeys(text, str))
+        elif ".tsv" in suffixes or ".csv" in suffixes:
+            sep = "\t" if ".tsv" in suffixes else ","
+            frame = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text, str))
+            # pandas renames a repeated header (label, label.1): the target's copy from a join
+            # became a feature (accuracy 1.0). The names as written:
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str).iloc[0]
+            written = [str(h) for h in header]
+            repeated = sorted({h for h in written if written.count(h) > 1})
+            if repeated:
+                raise DataError(
+                    f"data.source: {str(path)!r} has several columns named "
+                    f"{', '.join(map(repr, repeated))}; expected one column per name (pandas "
+                    "would read them as NAME, NAME.1). Rename or drop the duplicates and load "
+                    "the data again."
+                )
         else:
             raise DataError(
                 f"data.source: {str(path)!r} has an unsupported type {path.suffix!r}; expected "

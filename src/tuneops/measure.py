@@ -89,6 +89,7 @@ def make_folds(
         )
     if task == "classification":
         counts = y.value_counts()
+        counts = counts[counts > 0]  # a category column lists its unused levels with 0 rows
         smallest = int(counts.min())
         if smallest < n_folds:
             numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)

@@ -100,7 +100,10 @@ class _Categorical:
             for value in values[:, position]:
                 code = codes.get(value)
                 if code is None:
-                    if value != value:  # NaN of any provenance: imputed like scikit-learn
+                    # missing: NaN of any provenance, None (a JSON null, a one-row frame's
+                    # None), pandas' NA; imputed as at training (None scored as an unseen
+                    # category, and differently alone than in a batch)
+                    if value is None or value is pd.NA or value != value:
                         code = codes[_MISSING]
                     elif unseen_row is not None and _kind(value) == kind:
                         code = unseen_row
@@ -354,4 +357,35 @@ class Preprocessor(ColumnTransformer):
                 return out
         if isinstance(X, list) and X and all(isinstance(r, Mapping) for r in X):
             X = pd.DataFrame.from_records(X, columns=list(self.feature_names_in_))
+        if isinstance(X, pd.DataFrame):
+            X = _as_fitted(X, getattr(self, "feature_names_in_", None))
         return super().transform(X, **params)
+
+
+def _as_fitted(X: pd.DataFrame, names: Any) -> pd.DataFrame:
+    """``X`` in the form the fit saw (tuneops.data loads every source so): column names as
+    text (a frame of columns 0..4 trained, as '0'..'4', and then failed to predict), and
+    missing values as NaN: pandas' NA of nullable columns (a Parquet file's ``boolean`` or
+    ``string`` column crashed the imputer) and None in text columns (scored as an unseen
+    category). A frame already in that form is returned as it is."""
+    if names is not None and any(not isinstance(c, str) for c in X.columns):
+        text = [str(c) for c in X.columns]
+        if set(text) >= set(map(str, names)):
+            X = X.set_axis(text, axis=1)
+    changes = {}
+    for name, column in X.items():
+        dtype = column.dtype
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
+            dtype, pd.CategoricalDtype | pd.DatetimeTZDtype
+        ):
+            numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(
+                dtype
+            )
+            changes[name] = (
+                column.astype("float64")
+                if numeric
+                else column.astype(object).where(column.notna(), np.nan)
+            )
+        elif pd.api.types.is_object_dtype(dtype) and column.isna().any():
+            changes[name] = column.where(column.notna(), np.nan)  # None -> NaN
+    return X.assign(**changes) if changes else X
