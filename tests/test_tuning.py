@@ -494,3 +494,14 @@ def test_with_constraints_a_bad_return_fails_the_trial_with_the_same_reason(work
     assert reasons[0].startswith("the objective returned None, expected numbers"), reasons
     assert reasons[1] == "the objective returned 2 value(s) for 1 objective(s)", reasons
     assert "metrics']['size']: expected a number, received 'big'" in reasons[2], reasons
+
+
+def test_a_run_that_selects_nothing_leaves_no_earlier_model_beside_its_results(workdir):
+    """A resumed run with a tightened constraint said 'no model' while the earlier run's
+    model.joblib (which misses the new constraint) stayed in the same folder."""
+    first = tuneops.run(tiny_spec(n_trials=2, constraints=["accuracy >= 0.5"]))
+    assert first.model_path.is_file()
+    again = tuneops.run(tiny_spec(n_trials=3, constraints=["accuracy >= 0.9999"]))
+    assert again.model_path is None and not first.model_path.exists()
+    assert not first.model_path.with_name("model.json").exists()
+    assert "earlier run's model.joblib" in again.message

@@ -25,7 +25,7 @@ from tuneops.backends import get_backend
 from tuneops.custom import RunResult, drive, sampler_seed, tune
 from tuneops.data import load_dataset
 from tuneops.errors import NoFeasibleTrial, UsageError, WriteError
-from tuneops.export import save_model, write_json
+from tuneops.export import METADATA_FILE, MODEL_FILE, save_model, write_json
 from tuneops.families import FIDELITY_STEPS
 from tuneops.heartbeat import INTERVAL_S
 from tuneops.knowledge.adaptive import WarmStartSampler
@@ -456,6 +456,16 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
         )
     except NoFeasibleTrial as exc:
         choice, message = None, str(exc)
+        stale = [out_dir / n for n in (MODEL_FILE, METADATA_FILE) if (out_dir / n).is_file()]
+        if stale:
+            # An earlier run's model beside a results.json that says there is none: a pipeline
+            # picking it up would deploy a model this run's constraints no longer allow.
+            for path in stale:
+                path.unlink()
+            message += (
+                f" The earlier run's {MODEL_FILE} in {out_dir} was removed: it met that run's "
+                "constraints, not these (tuneops export --trial N writes a model again)."
+            )
     model_path = None
     if choice is not None:
         study.set_user_attr(SELECTION_ATTR, choice.to_dict())
