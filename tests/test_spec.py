@@ -328,3 +328,17 @@ def test_the_serving_section_is_validated_at_load_and_reaches_the_measurement():
         load_spec(tiny_spec(serving={"path": "rows"}))
     with pytest.raises(SpecError, match=r"serving: unknown key 'thread'.*Did you mean 'threads'"):
         load_spec(tiny_spec(serving={"thread": 2}))
+
+
+def test_a_spec_without_objectives_on_regression_data_tunes_r2(workdir):
+    """The default 'accuracy' was chosen before the task was known, and the run was refused
+    over a metric the user never wrote."""
+    import tuneops
+
+    spec = {"study": "reg", "data": {"source": "sklearn:diabetes"}, "model": {"family": "linear"},
+            "search": {"n_trials": 2, "cv_folds": 3}}
+    result = tuneops.run(spec)
+    assert [o["metric"] for o in result.results["objectives"]] == ["r2"]
+    from tuneops.errors import SpecError
+    with pytest.raises(SpecError, match="metric 'accuracy' applies to classification"):
+        tuneops.run({**spec, "study": "reg2", "objectives": ["accuracy"]})  # written: refused

@@ -46,6 +46,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SkipValidation,
     ValidationError,
     field_serializer,
@@ -1634,6 +1635,10 @@ class Spec(_Model):
     warm_start: WarmStart | None = None
     monitor: Monitor | None = None
     serving: Serving | None = None
+    # True when the spec wrote no objectives and got the default of its written task
+    # (accuracy unless data.task says regression): a run whose data turns out a regression
+    # takes r2 instead (:func:`for_task`), not a refusal over a metric the user never wrote.
+    _objectives_defaulted: bool = PrivateAttr(default=False)
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -1883,7 +1888,24 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
             raise SpecError(unknown_name("override", key, _SEARCH_KEYS + _TOP_KEYS))
     raw["search"] = search
     raw["study"] = raw.get("study") or default_name
-    return _validate(Spec, raw, "")
+    defaulted = (
+        source._objectives_defaulted if isinstance(source, Spec) else "objectives" not in raw
+    ) and "objectives" not in overrides
+    spec = _validate(Spec, raw, "")
+    private = spec.__pydantic_private__  # (Spec is immutable)
+    assert private is not None  # it declares a private attribute
+    private["_objectives_defaulted"] = bool(defaulted)
+    return spec
+
+
+def for_task(spec: Spec, task: str) -> Spec:
+    """``spec`` with the default objective of ``task`` when it wrote none (r2 for a regression
+    found when the data loaded); else ``spec`` itself."""
+    if spec._objectives_defaulted and task == "regression" and spec.metric_names == ["accuracy"]:
+        raw = spec._raw(masked=False)
+        raw["objectives"] = ["r2"]
+        return _validate(Spec, raw, "")
+    return spec
 
 
 def _read_file(path: Path, what: str = "spec file") -> Any:

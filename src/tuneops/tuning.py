@@ -45,6 +45,7 @@ from tuneops.selection import Choice, reselect, select_in_study
 from tuneops.spec import (
     Objective,
     Spec,
+    for_task,
     load_spec,
 )
 from tuneops.storage import get_storage
@@ -122,6 +123,7 @@ def run(
         )
     else:
         data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+    spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     # refused now, not after hours of tuning; the message names where the directory came from
