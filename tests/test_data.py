@@ -76,7 +76,7 @@ def test_a_study_whose_automatic_task_changed_resumes_with_the_task_stated(tmp_p
 def test_a_pmlb_dataset_without_readable_metadata_is_detected(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path))
     (tmp_path / "tiny").mkdir()
-    frame = pd.DataFrame({"a": range(40), "target": [0, 1, 2, 3] * 10})
+    frame = pd.DataFrame({"a": [(7 * i) % 40 for i in range(40)], "target": [0, 1, 2, 3] * 10})
     frame.to_csv(tmp_path / "tiny/tiny.tsv.gz", sep="\t", index=False)
     assert load_dataset("pmlb:tiny").task == "classification"  # no metadata.yaml
     (tmp_path / "tiny/metadata.yaml").write_text("task: [unclosed\n")
@@ -192,7 +192,8 @@ def test_a_text_column_with_a_different_value_in_every_row_is_dropped_as_an_iden
         "customer": [f"cust-{i:04d}" for i in range(n)],
         "note": [f"note {i}" for i in range(n - 1)] + [None],  # distinct where present
         "colour": ["red", "green"] * (n // 2),
-        "code": np.arange(n),  # a distinct number per row is a number, not an identifier
+        # a distinct number per row is a number, not an identifier (a row count is said: below)
+        "code": np.random.default_rng(0).permutation(n),
         "target": ["a", "b"] * (n // 2),
     })
     with pytest.warns(DataWarning, match=r"an identifier no model can learn from: 'customer', 'note'"):
@@ -264,3 +265,33 @@ def test_a_category_target_with_an_unused_level_is_not_called_a_rare_class():
 
     y = pd.Series(pd.Categorical(["high", "low"] * 20, categories=["high", "low", "unknown"]))
     assert len(make_folds(y, "classification", 3, 0)) == 3  # 'unknown' has no row at all
+
+
+def test_a_column_that_counts_the_rows_is_said():
+    """A row number on a file sorted by the target: CV accuracy 1.0, 25% on new rows, and
+    nothing said. Kept (a time step counts rows too), with a warning naming it."""
+    n = 40
+    frame = pd.DataFrame({
+        "x": np.random.default_rng(0).normal(size=n),
+        "row_id": np.arange(n),
+        "target": [0] * (n // 2) + [1] * (n // 2),  # sorted by the target
+    })
+    with pytest.warns(DataWarning, match=r"'row_id' of 'dataframe' count the rows"):
+        data = load_dataset(frame)
+    assert "row_id" in data.X.columns
+
+
+def test_dates_written_as_text_are_dropped_as_dates(tmp_path):
+    """The guide says date columns are dropped; a CSV's dates became 60 categories."""
+    n = 60
+    frame = pd.DataFrame({
+        "x": np.random.default_rng(0).normal(size=n),
+        "signup": [f"2020-{1 + i % 12:02d}-{1 + i % 28:02d}" for i in range(n)],
+        "seen": [f"{1 + i % 28}/{1 + i % 12}/2021 10:{i % 60:02d}" for i in range(n)],
+        "code": [f"A-{i % 5}" for i in range(n)],  # text with a dash: no date
+        "target": [0, 1] * (n // 2),
+    })
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.warns(DataWarning, match=r"dates or durations.*'signup'.*'seen'"):
+        data = load_dataset(str(tmp_path / "d.csv"), target="target")
+    assert list(data.X.columns) == ["x", "code"]
