@@ -278,6 +278,28 @@ def test_a_line_left_torn_before_the_writer_opened_is_closed_and_odd_records_are
     assert contents.bad_lines == 2  # the torn line, and the record whose time is not a number
 
 
+def test_a_line_another_writer_left_torn_while_this_one_runs_is_closed(workdir: Path) -> None:
+    """The check at open alone: a replica killed mid-write while this server ran had its torn
+    line glued to this server's next record, and readers skipped both."""
+    path = workdir / "predictions.jsonl"
+    with PredictionLog(path) as log:
+        log.append({"kind": "prediction", "id": "before", "t": 1.0, "prediction": [0]})
+        with open(path, "a") as other:  # the other replica, killed mid-write
+            other.write('{"kind":"prediction","id":"torn","t":2')
+        log.append({"kind": "prediction", "id": "after", "t": 3.0, "prediction": [1]})
+    contents = read_log(path)
+    assert [r["id"] for r in contents.predictions] == ["before", "after"]
+    assert contents.bad_lines == 1
+
+
+def test_a_prediction_log_that_cannot_be_opened_is_named(workdir: Path) -> None:
+    from tuneops.errors import DataError
+
+    (workdir / "a_directory").mkdir()
+    with pytest.raises(DataError, match=r"prediction log '.*a_directory' cannot be opened"):
+        PredictionLog(workdir / "a_directory")
+
+
 def test_the_live_reader_parses_only_what_was_appended(workdir: Path, monkeypatch) -> None:
     import json as json_module
 

@@ -84,14 +84,21 @@ class PredictionLog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Not world-readable: it holds every request's input rows (0640: a monitoring account
-        # in the server's group may read it).
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Not world-readable: it holds every request's input rows (0640: a monitoring
+            # account in the server's group may read it). Read too: see append.
+            self._fd: int | None = os.open(
+                self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640
+            )
+        except OSError as exc:
+            raise DataError(
+                f"prediction log {str(self.path)!r} cannot be opened for writing "
+                f"({exc.strerror or exc}); give --log a file path in a directory you can write."
+            ) from None
         self._lock = threading.Lock()
-        # The last record (this writer's, or a writer's before it: a server killed mid-write,
-        # a full disk) was cut short: the next record starts with a newline to close its line.
-        self._torn = not _ends_a_line(self.path)
+        # This writer's last record was cut short (a full disk): the next starts with a newline.
+        self._torn = False
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record (a JSON object) as one line."""
@@ -99,7 +106,10 @@ class PredictionLog:
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"prediction log {str(self.path)!r} is closed.")
-            if self._torn:
+            # A line left unfinished, by this writer or another (a replica killed mid-write
+            # while this one runs; the check at open alone let the next record glue onto it,
+            # and both were skipped by readers): the record starts on a line of its own.
+            if self._torn or not _fd_ends_a_line(self._fd):
                 line = b"\n" + line
             view = memoryview(line)
             try:  # one write(2) unless the disk cuts it short; then the rest, or the error
@@ -127,13 +137,10 @@ class PredictionLog:
         self.close()
 
 
-def _ends_a_line(path: Path) -> bool:
-    """True when the file at ``path`` is empty or ends with a newline."""
-    with open(path, "rb") as handle:
-        if handle.seek(0, os.SEEK_END) == 0:
-            return True
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
+def _fd_ends_a_line(fd: int) -> bool:
+    """True when the file open at ``fd`` is empty or ends with a newline (two system calls)."""
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
 
 def append_labels(path: str | Path, labels: Mapping[str, Any]) -> int:
