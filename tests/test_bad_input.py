@@ -169,6 +169,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         batch.assign(zzz=1.0).to_csv(root / "batch_extra.csv", index=False)
         batch.assign(**{FEATURES[1]: ["abc"] * len(batch)}).to_csv(
             root / "batch_dtype.csv", index=False)
+        batch.assign(**{FEATURES[2]: [np.inf] + [1.0] * (len(batch) - 1)}).to_csv(
+            root / "batch_inf.csv", index=False)
         (root / "batch_empty.csv").write_text("")
         batch.head(5).to_csv(root / "batch_small.csv", index=False)
 
@@ -416,6 +418,8 @@ CASES: list[Case] = [
          ("batch", FEATURES[0]), ("missing",)),
     Case("monitor-extra-column", args("monitor", "--batch", "batch_extra.csv"),
          ("batch", "zzz"), ("unexpected",)),
+    Case("monitor-infinite", args("monitor", "--batch", "batch_inf.csv"), ("batch", FEATURES[2]),
+         ("infinite values",)),
     Case("monitor-wrong-dtype", args("monitor", "--batch", "batch_dtype.csv"),
          ("batch", FEATURES[1]), ("'abc'", "expected numbers")),
     Case("monitor-empty-batch", args("monitor", "--batch", "batch_empty.csv"),

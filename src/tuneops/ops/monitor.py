@@ -314,6 +314,19 @@ def validate_batch(
             f"{what}: wrong type in column(s) {'; '.join(wrong)}. Send numeric values for these "
             "features; nothing was recorded."
         )
+    infinite = [  # the model's imputer refuses them with a traceback (exit 1)
+        f"{c} ({int(n)} row(s))"
+        for c in features
+        if c not in categorical
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+        and (n := np.isinf(pd.to_numeric(frame[c], errors="coerce")).sum())
+    ]
+    if infinite:
+        raise DataError(
+            f"{what}: infinite values in column(s) {', '.join(infinite)}; expected finite "
+            "numbers (an empty cell for a missing value). Nothing was recorded."
+        )
     if len(frame) < min_rows:
         raise DataError(
             f"{what}: {len(frame)} rows, but at least {min_rows} are needed "
