@@ -459,3 +459,13 @@ def test_throughput_is_per_second_of_the_role_held_and_counts_only_answers():
     assert traffic[1].n_requests == 100 and traffic[1].rps == pytest.approx(100.0)
     assert traffic[2].n_requests == 110  # 100 shadowed, 10 answered
     assert traffic[2].rps == pytest.approx(10 / 300.0)  # answered ones, over the whole window
+
+
+def test_a_window_without_traffic_judges_nothing(registry: Registry) -> None:
+    """'every judged version meets its SLOs' was said of a log without a request."""
+    from tuneops.ops.live import check_live
+
+    Path("empty.jsonl").write_text("")
+    decision = check_live(registry, "empty.jsonl", record=False)
+    assert decision.decision == "ok"
+    assert decision.reasons == ["no request in the last 300 s: nothing to judge yet"]

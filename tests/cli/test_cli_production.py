@@ -431,3 +431,12 @@ def test_serve_and_monitor_live_through_the_cli(
     assert iris_registry.events("live")[-1]["decision"] == "hold"
     code, _, err = cli("monitor", "--live", "--batch", "x.csv")
     assert code == 2 and "--live watches the prediction log" in err
+    # a log that never appears ends the given checks (it waited forever); a directory is named
+    code, _, err = cli("monitor", "--live", "--log", "none.jsonl", "--checks", "1",
+                       "--every", "0.01")
+    assert code == 2 and "did not appear in 1 check(s)" in err
+    (workdir / "logdir").mkdir()
+    pd.DataFrame({"request_id": ["q0"], "label": [1]}).to_csv("y.csv", index=False)
+    for command in (("monitor", "--live", "--checks", "1"), ("monitor",), ("label", "--labels", "y.csv")):
+        code, _, err = cli(*command, "--log", "logdir")
+        assert code == 2 and "is a directory" in err, (command, err)

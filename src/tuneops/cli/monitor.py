@@ -393,9 +393,16 @@ def _watch(
         else:
             _print_live(decision)
 
-    if not log.is_file():
+    if not log.exists():
         term.info(f"Waiting for the prediction log {log} ...", highlight=False, markup=False)
-    ops.live.watch(reg, log, every_s=every, n_checks=checks, on_decision=show, apply=apply)
+    decisions = ops.live.watch(
+        reg, log, every_s=every, n_checks=checks, on_decision=show, apply=apply
+    )
+    if checks is not None and not decisions:
+        raise UsageError(
+            f"--log: the prediction log {str(log)!r} did not appear in {checks} check(s); "
+            "point --log at the file `tuneops serve --log` writes."
+        )
 
 
 def retune(
@@ -602,8 +609,9 @@ def label(
         )
     if not log.is_file():
         raise UsageError(
-            f"--log: {str(log)!r} does not exist; point it at the file "
-            "`tuneops serve --log` writes. Nothing was written."
+            f"--log: {str(log)!r} "
+            + ("is a directory" if log.is_dir() else "does not exist")
+            + "; point it at the file `tuneops serve --log` writes. Nothing was written."
         )
     predictions = ops.predlog.read_log(log).predictions
     answers = _answer_kinds(predictions)

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from tuneops.errors import SpecError, UsageError, unknown_name
+from tuneops.errors import DataError, SpecError, UsageError, unknown_name
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
 from tuneops.ops.monitor import PERFORMANCE_METRICS, paired_gain
 from tuneops.ops.predlog import LogContents, LogReader, labelled_rows, read_log
@@ -692,6 +692,8 @@ def check_live(
         champion_on_probation=on_probation,
         has_previous=has_previous,
     )
+    if decision == "ok" and not traffic:  # nothing was judged: not "every version meets"
+        reasons = [f"no request in the last {slo.window_s:g} s: nothing to judge yet"]
     out = LiveDecision(
         decision,
         reasons,
@@ -777,13 +779,20 @@ def watch(
     what ``tuneops monitor --live`` runs. A log that does not exist yet is waited for."""
     decisions: list[LiveDecision] = []
     reader = LogReader(log)  # each check parses only what was appended since the last
-    while n_checks is None or len(decisions) < n_checks:
+    if Path(log).is_dir():
+        raise DataError(
+            f"prediction log {str(log)!r} is a directory; point --log at the file "
+            "`tuneops serve --log` writes."
+        )
+    checked = 0  # a check while the log does not exist yet counts (--checks 1 waited forever)
+    while n_checks is None or checked < n_checks:
+        checked += 1
         if Path(log).is_file():
             decision = check_live(registry, reader.read(), **settings)
             decisions.append(decision)
             if on_decision is not None:
                 on_decision(decision)
-        if n_checks is None or len(decisions) < n_checks:
+        if n_checks is None or checked < n_checks:
             time.sleep(every_s)
     return decisions
 

@@ -206,7 +206,9 @@ class LogReader:
         """
         if not self.path.is_file():
             raise DataError(
-                f"prediction log {str(self.path)!r} does not exist; point --log at the file "
+                f"prediction log {str(self.path)!r} "
+                + ("is a directory" if self.path.is_dir() else "does not exist")
+                + "; point --log at the file "
                 "`tuneops serve --log` writes (default tuneops-out/predictions.jsonl)."
             )
         with open(self.path, "rb") as handle:
