@@ -87,6 +87,11 @@ def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
         "requests/s >= 1e+09",
     }
     assert any("upper bound misses the limit" in r for r in verdict.reasons)
+    (gain,) = [c for c in verdict.checks if c["check"].startswith("gain in accuracy")]
+    assert gain["text"].endswith("worse than champion 1 with confidence") or (
+        "not shown to be at least as good as champion 1" in gain["text"]
+        and "monitor.verify.max_regression" in gain["text"]
+    )
     assert registry.verification(number)["verdict"] == "fail"
     # a refused promotion quotes a check that failed, not the summary of every metric
     with pytest.raises(UsageError, match=r"failed the staging gate .*\(\S[^)]* >= \S+: .*misses the limit\)"):

@@ -472,6 +472,17 @@ def verify(
             high,
             "paired CV",
         )
+        if not check["passed"]:
+            # not a "worse" verdict: the gate asks the candidate to be shown at least as good
+            # (an equal model, gain +0.0013 [-0.027, +0.030], fails at max_regression 0)
+            check["text"] += (
+                f": the candidate is not shown to be at least as good as champion {champion_v}"
+                f" (its gain's lower bound must be >= {-config.max_regression:g}); set "
+                "monitor.verify.max_regression to the loss you accept, or promote it anyway "
+                "(tuneops registry promote VERSION --force)"
+                if high >= -config.max_regression
+                else f": the candidate is worse than champion {champion_v} with confidence"
+            )
         checks.append(check)
 
     # the serving path the version was tuned for (its spec's serving section)
