@@ -94,7 +94,7 @@ def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
     )
     assert registry.verification(number)["verdict"] == "fail"
     # a refused promotion quotes a check that failed, not the summary of every metric
-    with pytest.raises(UsageError, match=r"failed the staging gate .*\(\S[^)]* >= \S+: .*misses the limit\)"):
+    with pytest.raises(UsageError, match=r"failed the staging gate .*\(\S[^)]* >= \S+: .*misses the limit"):
         registry.promote(number)
     # 100 calls cannot bound a p99 from above: the gate fails it and says why.
     verdict = verify(registry, 2, config=FAST, slo={"latency_p99_ms": 10_000}, record=False)
