@@ -469,3 +469,18 @@ def test_a_window_without_traffic_judges_nothing(registry: Registry) -> None:
     decision = check_live(registry, "empty.jsonl", record=False)
     assert decision.decision == "ok"
     assert decision.reasons == ["no request in the last 300 s: nothing to judge yet"]
+
+
+def test_a_better_challenger_is_promoted_when_the_established_champion_breaks_an_slo() -> None:
+    """It was held: the champion's breach (which no rollback can undo) blocked the way out."""
+    from tuneops.ops.live import decide
+
+    breach = {"version": 1, "slo": "latency_p95_ms", "limit": 50, "observed": 80.0,
+              "p_value": 0.001, "share_over": 0.2, "n": 400}
+    comparison = {"enough": True, "metric": "accuracy", "champion": 0.80, "challenger": 0.86,
+                  "n_champion": 300, "n_challenger": 300, "gain": 0.06, "low": 0.03,
+                  "high": 0.09, "confidence": 0.95, "paired": True}
+    decision, reasons = decide(1, 2, [breach], comparison, LivePolicy(),
+                               champion_on_probation=False, has_previous=True)
+    assert decision == "promote" and "better with confidence" in reasons[0]
+    assert any("champion 1 breaks its SLO" in r for r in reasons)

@@ -575,7 +575,9 @@ def decide(
             f"{c['confidence']:.0%} CI [{c['low']:+.4g}, {c['high']:+.4g}]"
             + (" (paired)" if c["paired"] else "")
         )
-        if c["low"] > policy.margin and not champ:
+        if c["low"] > policy.margin:
+            # also when the champion breaks an SLO it cannot be rolled back from: a better
+            # challenger within its SLOs is the way out (it was held)
             return "promote", [
                 f"{text}: better with confidence (lower bound > margin {policy.margin:g}) "
                 "and within its SLOs"
