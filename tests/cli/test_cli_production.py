@@ -278,6 +278,9 @@ def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Regi
     assert cli("registry", "settings", "repeats.yaml")[0] == 0
     assert as_json(cli("registry", "settings", "--json"))["effective"]["verify"] == {
         **FAST, "n_repeats": 3}
+    # ... and a file's keys join the settings set before: the SLO and the alerts stay
+    own = iris_registry.settings()
+    assert own["slo"] == {"latency_p95_ms": 20.0} and own["alerts"]["on"] == ["rollback"]
     (workdir / "spec-only.yaml").write_text(json.dumps(tiny_spec()))
     code, _, err = cli("registry", "settings", "spec-only.yaml")
     assert code == 2 and "is a spec without a monitor section" in err, err

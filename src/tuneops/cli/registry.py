@@ -314,7 +314,8 @@ def settings(
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the model's own monitor settings, set them from FILE, or --clear them.
+    """Show the model's own monitor settings, set them from FILE (its keys replace those keys;
+    the others stay), or --clear them.
 
     They take the place of the same keys of every version's spec `monitor` section (alerts,
     slo, live, drift thresholds, ...): an alert route or an SLO changes without registering a
@@ -326,6 +327,10 @@ def settings(
     reg = _ops().Registry.open(model, storage)
     if file is not None or clear:
         raw = read_monitor_settings(file) if file is not None else None
+        if raw is not None and isinstance(raw, dict):
+            # the file's keys on top of the model's settings: the guide's "a webhook moves"
+            # file replaced an SLO and a probation set before, which fell back to the specs
+            raw = {**reg.settings(), **raw}
         event = reg.configure(raw, reason if reason != "set by hand" or raw else "cleared by hand")
         if json_out:
             emit_json(event)
