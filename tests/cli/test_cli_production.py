@@ -319,6 +319,9 @@ def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     assert code == 2 and "does not exist" in err
     code, _, err = cli("label", "--log", "p.jsonl", "--labels", "missing.csv")
     assert code == 2 and "'missing.csv' does not exist; expected the path of a CSV" in err
+    pd.DataFrame({"request_id": ["r0", "r0"], "label": [1, 0]}).to_csv("twice.csv", index=False)
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "twice.csv")
+    assert code == 2 and "gives request id(s) r0 different labels" in err
     # labels that could never be compared with what the model answers are refused
     for label, message in (
         ("yes", "1 label value(s) are text where the model answers numbers (e.g. 0, 1)"),

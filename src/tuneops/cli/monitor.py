@@ -613,6 +613,16 @@ def label(
             + ("is a directory" if log.is_dir() else "does not exist")
             + "; point it at the file `tuneops serve --log` writes. Nothing was written."
         )
+    ids = frame["request_id"].astype(str)
+    twice = frame[ids.duplicated(keep=False)]
+    conflicting = sorted(
+        str(i) for i, rows in twice.groupby(ids[twice.index]) if rows["label"].nunique() > 1
+    )
+    if conflicting:  # the last one silently won
+        raise UsageError(
+            f"--labels: {labels} gives request id(s) {', '.join(conflicting[:3])} different "
+            "labels on several rows; expected one label per request id. Nothing was written."
+        )
     predictions = ops.predlog.read_log(log).predictions
     answers = _answer_kinds(predictions)
     kind = next(iter(answers)) if len(answers) == 1 else None
