@@ -295,3 +295,19 @@ def test_dates_written_as_text_are_dropped_as_dates(tmp_path):
     with pytest.warns(DataWarning, match=r"dates or durations.*'signup'.*'seen'"):
         data = load_dataset(str(tmp_path / "d.csv"), target="target")
     assert list(data.X.columns) == ["x", "code"]
+
+
+def test_a_column_of_text_and_numbers_is_refused_and_a_marker_in_numbers_is_said():
+    """Mixed text and numbers failed every trial in the encoder without naming the column; a
+    '?' among numbers made the column categories without a word."""
+    n = 40
+    frame = pd.DataFrame({
+        "x": np.random.default_rng(0).normal(size=n),
+        "kind": ["a", 3] * (n // 2),
+        "target": [0, 1] * (n // 2),
+    })
+    with pytest.raises(DataError, match=r"column 'kind' of 'dataframe' holds both text and"):
+        load_dataset(frame)
+    marked = frame.assign(kind=[str(i % 9) for i in range(n - 2)] + ["?", "?"])
+    with pytest.warns(DataWarning, match=r"'kind' of 'dataframe' holds numbers but also 1 text value\(s\) \('\?' in 2 row\(s\)\)"):
+        load_dataset(marked)

@@ -222,6 +222,7 @@ def load_dataset(
     )
     for c in categorical:  # one representation for text and categories, robust to NaN
         X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
+    _check_categories(X, categorical, name or str(source))
     return Dataset(
         name=name or source,
         X=X,
@@ -333,6 +334,40 @@ def _is_identifier(column: pd.Series) -> bool:
         return False
     values = column.dropna()
     return len(values) >= _ID_MIN_VALUES and values.nunique() == len(values)
+
+
+def _check_categories(X: pd.DataFrame, categorical: Sequence[str], name: str) -> None:
+    """Refuse a text column that also holds numbers (every trial failed in the encoder, the
+    column unnamed), and say when a column of numbers holds a few text tokens (a missing-value
+    marker such as '?': the column is read as categories, and a file without the marker then
+    reads it as numbers, every value unseen).
+
+    Raises:
+        DataError: a column mixing text and numbers.
+    """
+    for c in categorical:
+        values = X[c].dropna()
+        text = values.map(lambda v: isinstance(v, str))
+        if text.any() and not text.all():
+            example = (values[text].iloc[0], values[~text].iloc[0])
+            raise DataError(
+                f"data: column {c!r} of {name!r} holds both text and other values (such as "
+                f"{example[0]!r} and {example[1]!r}); expected one kind of value per column. "
+                "Write them all as text (or all as numbers) and load the data again."
+            )
+        if not text.all() or len(values) < _ID_MIN_VALUES:
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        odd = values[numbers.isna()]
+        if len(odd) and len(odd) <= 0.1 * len(values) and odd.nunique() <= 3:
+            warnings.warn(
+                f"Column {c!r} of {name!r} holds numbers but also {odd.nunique()} text "
+                f"value(s) ({', '.join(map(repr, odd.unique()[:3]))} in {len(odd)} row(s)), so it "
+                "is read as categories, not as a number. If that text marks a missing value, "
+                "leave those cells empty in the file.",
+                DataWarning,
+                stacklevel=3,
+            )
 
 
 def _is_row_number(column: pd.Series) -> bool:
