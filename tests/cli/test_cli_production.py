@@ -168,7 +168,10 @@ def test_a_failing_gate_leaves_the_version_registered_not_champion(
     assert iris_registry.champion() == 1 and iris_registry.challenger() is None
     assert cli("registry", "challenger", str(number), "--mode", "shadow")[0] == 0
     assert cli("registry", "challenger", str(number), "--mode", "canary", "--force")[0] == 0
-    assert cli("registry", "challenger", "--clear")[0] == 0
+    code, out, _ = cli("registry", "challenger", "--clear")
+    assert code == 0 and f"No challenger is served (was version {number})." in out
+    code, out, _ = cli("registry", "challenger", "--clear")
+    assert code == 0 and "No challenger is served; none was." in out  # it said "(was -)"
     # --data with another label column name
     X.assign(species=y).to_csv("labelled.csv", index=False)
     doc = as_json(cli("verify", "2", "--data", "labelled.csv", "--target", "species", "--json"))

@@ -563,11 +563,17 @@ def simulate(
         highlight=False,
         soft_wrap=True,
     )
-    for s in summary["shifts"]:
+    unrecovered = set(summary.get("unrecovered") or ())
+    for i, s in enumerate(summary["shifts"]):
+        recovered = (
+            "unrecovered (it cost accuracy and no challenger was promoted)"
+            if i in unrecovered
+            else fmt(s["recovered_share"])
+        )
         term.result(
             f"  {s['kind']}@{s['at']}: detected at {fmt(s['detected_at'])}, promoted at "
             f"{fmt(s['first_promotion_at'])}; share of the loss recovered on unseen rows: "
-            f"{fmt(s['recovered_share'])}",
+            f"{recovered}",
             highlight=False,
             soft_wrap=True,
         )

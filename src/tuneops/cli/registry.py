@@ -272,7 +272,12 @@ def challenger(
         if json_out:
             emit_json(event)
         else:
-            term.result(f"No challenger is served (was {fmt(event['previous'])}).", highlight=False)
+            was = event.get("previous")
+            term.result(
+                "No challenger is served"
+                + (f" (was version {was})." if was is not None else "; none was."),
+                highlight=False,
+            )
         return
     if mode is None:
         raise UsageError("--mode: expected shadow or canary, received nothing; add --mode.")
