@@ -102,6 +102,8 @@ def test_an_slo_breach_rolls_back_under_a_running_server_and_alerts(registry: Re
     )
     assert hook.kinds() == ["slo", "rollback"]
     assert "champion 2 rolled back" in hook.received[1]["summary"]
+    assert "alerts" not in hook.received[0]["details"]  # it was always an empty list
+    assert hook.received[0]["details"]["decision"] == "rollback"
     kinds = [e["kind"] for e in registry.events()]
     assert (
         kinds[-2:] == ["rollback", "live"] and registry.events("live")[-1]["decision"] == "rollback"

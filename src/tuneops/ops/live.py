@@ -735,7 +735,8 @@ def _apply(registry: Registry, decision: LiveDecision) -> bool:
 
 def _alert(config: AlertConfig, model: str, decision: LiveDecision) -> list[Delivery]:
     out: list[Delivery] = []
-    details = decision.to_dict()
+    # the decision as the alert's details, without its own deliveries (not sent yet: always [])
+    details = {k: v for k, v in decision.to_dict().items() if k != "alerts"}
     if decision.breaches:
         out += send_alert(
             config,
