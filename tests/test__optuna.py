@@ -504,11 +504,15 @@ def test_the_journal_file_reader_is_optunas_on_a_sound_journal(tmp_path: Path) -
 
 
 def test_the_journal_reader_keeps_few_offsets_and_one_copy_of_each_attribute_name(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch
 ) -> None:
     """A 10,000-trial study is some 50,000 entries: an offset per entry, and a copy per trial of
     every attribute name and worker, were megabytes that Optuna's replay kept (issue 15)."""
     from optuna.storages.journal import JournalStorage
+
+    # the process-wide table of shared records holds the first 256 distinct ones: the tests
+    # run before this one in the same process may have filled it
+    monkeypatch.setattr(_optuna, "_shared_records", {})
 
     backend = SnapshotJournalFile(str(tmp_path / "s.journal"), use_snapshot=False)
     study = optuna.create_study(study_name="r", storage=JournalStorage(backend))
@@ -534,9 +538,12 @@ def _no_glue(log_number: int, dropped: int) -> None:
     raise AssertionError(f"no glued line here (entry {log_number})")
 
 
-def test_the_database_reader_shares_distributions_and_attribute_names(tmp_path: Path) -> None:
+def test_the_database_reader_shares_distributions_and_attribute_names(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Trials read from a database: one distribution object per distinct distribution and one
     copy of each attribute name and small record, not one per trial (issue 15: memory)."""
+    monkeypatch.setattr(_optuna, "_shared_records", {})  # as above: a fresh table
     study = optuna.create_study(
         study_name="r", storage=get_storage(f"sqlite:///{tmp_path / 's.db'}")
     )
