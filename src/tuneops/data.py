@@ -347,15 +347,18 @@ def _check_categories(X: pd.DataFrame, categorical: Sequence[str], name: str) ->
     """
     for c in categorical:
         values = X[c].dropna()
-        text = values.map(lambda v: isinstance(v, str))
-        if text.any() and not text.all():
+        kind = pd.api.types.infer_dtype(values, skipna=True)  # in C: no Python call per value
+        if kind not in ("string", "empty") and not kind.startswith("mixed"):
+            continue  # numbers, booleans: no text to mix or to hold a marker
+        text = values.map(lambda v: isinstance(v, str)) if kind != "string" else None
+        if text is not None and text.any():
             example = (values[text].iloc[0], values[~text].iloc[0])
             raise DataError(
                 f"data: column {c!r} of {name!r} holds both text and other values (such as "
                 f"{example[0]!r} and {example[1]!r}); expected one kind of value per column. "
                 "Write them all as text (or all as numbers) and load the data again."
             )
-        if not text.all() or len(values) < _ID_MIN_VALUES:
+        if text is not None or len(values) < _ID_MIN_VALUES:
             continue
         numbers = pd.to_numeric(values, errors="coerce")
         odd = values[numbers.isna()]

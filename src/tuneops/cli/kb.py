@@ -46,6 +46,14 @@ def _kb(sources: list[str] | None, storage: str | None) -> Any:
     return load_sources(sources or ["shipped", "storage"], storage)
 
 
+def _check_family(name: str) -> None:
+    """Refuse an unknown family as ``--family`` (exit 2, with the names it could be)."""
+    try:
+        get_family(name)
+    except SpecError as exc:
+        raise UsageError(str(exc).replace("model.family", "--family", 1)) from None
+
+
 def _entry(e: Any) -> dict[str, Any]:
     return {**e.to_dict(history=False), "source": e.source, "best_score": e.best_score}
 
@@ -58,10 +66,7 @@ def list_entries(
 ) -> None:
     """List the entries: dataset, family, task, best score, where they come from."""
     if family is not None:
-        try:
-            get_family(family)  # a misspelt family listed nothing, as if the base had none
-        except SpecError as exc:
-            raise UsageError(str(exc).replace("model.family", "--family", 1)) from None
+        _check_family(family)  # a misspelt family listed nothing, as if the base had none
     kb = _kb(source, storage).select(family=family)
     if json_out:
         emit_json(
@@ -153,10 +158,7 @@ def recommend(
 
     if size is not None and size < 1:
         raise UsageError(f"--size: expected an integer >= 1, received {size}.")
-    try:
-        get_family(family)
-    except SpecError as exc:
-        raise UsageError(str(exc).replace("model.family", "--family", 1)) from None
+    _check_family(family)
     recs, neighbours = recommend_configs(
         data, family, kb=_kb(source, storage), size=size, target=target
     )
