@@ -33,6 +33,7 @@ created before the workers create theirs); its user attr ``warm_start`` names it
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -443,6 +444,7 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         cold = [t for t in complete if TAG not in t.user_attrs]
         best_cold = min(cold, key=lambda t: signs[0] * t.values[0]).values[0] if cold else None
     by_number = {t.number: t for t in warm}
+    kinds = Counter(_kind(t) for t in warm)
     first = min(warm, key=lambda t: t.number)
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
@@ -472,9 +474,9 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         "first_value": _first(first) if first.number in rank else None,
         "first_rank": rank.get(first.number),
         # each trial counted once: an adaptive pick of a portfolio candidate is adaptive
-        "n_portfolio": sum(_kind(t) == "portfolio" for t in warm),
-        "n_adaptive": sum(_kind(t) == "adaptive" for t in warm),
-        "n_kb": sum(_kind(t) == "kb" for t in warm),  # a fixed list (strategy consensus ...)
+        "n_portfolio": kinds["portfolio"],
+        "n_adaptive": kinds["adaptive"],
+        "n_kb": kinds["kb"],  # a fixed list from the knowledge base (strategy consensus ...)
         "neighbours": neighbours[:5],
         "trials": [
             {
