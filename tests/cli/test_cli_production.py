@@ -328,7 +328,7 @@ def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     # labels that could never be compared with what the model answers are refused
     for label, message in (
         ("yes", "1 label value(s) are text where the model answers numbers (e.g. 0, 1)"),
-        ("[0, 1]", "request r0 was answered for 1 row(s), the label is a list of 2"),
+        ("[0, 1]", "request r0 was answered for 1 row(s); expected one label (or a list of 1), received a list of 2"),
     ):
         pd.DataFrame({"request_id": ["r0"], "label": [label]}).to_csv("odd.csv", index=False)
         code, _, err = cli("label", "--log", "p.jsonl", "--labels", "odd.csv")

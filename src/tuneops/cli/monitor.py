@@ -721,11 +721,9 @@ def _check_labels(
     }
     for request_id, label in pairs.items():
         n = answered.get(request_id)
-        if n and predlog.is_label(label) and not predlog.label_fits(label, n):
-            received = f"a list of {len(label)}" if isinstance(label, list) else "one label"
-            problems.append(
-                f"request {request_id} was answered for {n} row(s), the label is {received}"
-            )
+        wrong = predlog.label_shape_problem(request_id, label, n) if n else None
+        if wrong is not None and predlog.is_label(label):
+            problems.append(wrong)
     if len(answers) == 1:  # one kind of answer: a label of the other kind never matches
         (kind,) = answers
         odd = [

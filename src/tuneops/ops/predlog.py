@@ -61,6 +61,7 @@ __all__ = [
     "append_labels",
     "is_label",
     "label_fits",
+    "label_shape_problem",
 ]
 
 
@@ -307,6 +308,21 @@ def label_fits(label: Any, n_rows: int) -> bool:
     """Whether ``label`` can be the truth of a request of ``n_rows`` rows: one label for one row,
     or a list of one label per row."""
     return len(label) == n_rows if isinstance(label, list) else n_rows == 1
+
+
+def label_shape_problem(request_id: str, label: Any, n_rows: int) -> str | None:
+    """Why ``label`` cannot be the truth of request ``request_id``, answered for ``n_rows`` rows
+    (a label of the wrong shape would replace a good one and join no row); None when it can.
+    ``POST /label`` and ``tuneops label`` refuse with this reason."""
+    if label_fits(label, n_rows):
+        return None
+    received = f"a list of {len(label)}" if isinstance(label, list) else "one label"
+    expected = "one label (or a list of 1)" if n_rows == 1 else f"a list of {n_rows} labels"
+    shown = request_id if len(request_id) <= 60 else request_id[:57] + "..."
+    return (
+        f"request {shown} was answered for {n_rows} row(s); expected {expected}, "
+        f"received {received}"
+    )
 
 
 def _n_answered(record: Mapping[str, Any]) -> int:

@@ -69,7 +69,7 @@ from tuneops._hosts import host_name, is_loopback, url
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import Preprocessor
 from tuneops.ops.monitor import dropped_columns
-from tuneops.ops.predlog import PredictionLog, is_label, label_fits
+from tuneops.ops.predlog import PredictionLog, is_label, label_shape_problem
 from tuneops.ops.registry import Registry
 
 try:
@@ -288,19 +288,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _label_shape_error(request_id: str, label: Any, n_rows: int) -> str | None:
-    """Why ``label`` cannot be the truth of request ``request_id`` answered for ``n_rows`` rows
-    (one label, or a list of one per row); None when it can."""
-    if label_fits(label, n_rows):
-        return None
-    received = f"a list of {len(label)}" if isinstance(label, list) else "one label"
-    expected = "one label (or a list of 1)" if n_rows == 1 else f"a list of {n_rows} labels"
-    return (
-        f"labels[{_short(request_id)}]: the request was answered for {n_rows} row(s); expected "
-        f"{expected}, received {received}. Nothing was recorded."
-    )
 
 
 def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
@@ -1009,9 +996,9 @@ class ModelServer:
         n_rows = self.answered.rows_of(list(labels))
         for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
             # a label of the wrong shape would replace a good one and join no row
-            wrong = _label_shape_error(request_id, value, n) if n else None
+            wrong = label_shape_problem(request_id, value, n) if n else None
             if wrong is not None:
-                return self._error(422, wrong)
+                return self._error(422, f"labels: {wrong}. Nothing was recorded.")
         unknown = [i for i, n in zip(labels, n_rows, strict=True) if not n]
         # off the loop (/health stays quick) and not in the model thread (predicts go on)
         await anyio.to_thread.run_sync(functools.partial(self._write_labels, labels))
