@@ -67,6 +67,21 @@ def test_pareto_share_on_two_objectives_prefers_feasible_trials() -> None:
     assert abs(sum(r["pareto_share"] for r in rows.values()) - 1) < 1e-12
 
 
+def test_no_best_and_no_front_member_when_no_trial_meets_the_constraints() -> None:
+    trials = [
+        _trial(0, "a:1", TrialState.COMPLETE, [0.9, 5.0]),
+        _trial(1, "b:2", TrialState.COMPLETE, [0.8, 1.0]),
+    ]
+    # each misses a constraint by 0.5
+    for directions in (["maximize", "minimize"], ["maximize"]):
+        kept = [optuna.trial.create_trial(
+            state=t.state, values=t.values[: len(directions)], user_attrs=t.user_attrs,
+            system_attrs={"constraints": [0.5]},
+        ) for t in trials]
+        rows = worker_contributions(kept, directions)
+        assert [(r["pareto"], r["has_best"], r["best"]) for r in rows] == [(0, False, None)] * 2
+
+
 def test_pareto_share_of_the_front_the_selection_printed() -> None:
     # The selection's front drops ties within noise (here trial 0, tied with 3 on accuracy):
     # the shares add up over the front a user reads, not the plain Pareto front.

@@ -48,7 +48,9 @@ def worker_contributions(
         if t.user_attrs.get("worker") and t.state != TrialState.WAITING and not is_retired(t)
     ]
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
-    pool = [t for t in complete if _feasible(t)] or complete
+    # the feasible trials only: when none meets the constraints, no worker found a best or a
+    # member of the front (an infeasible "best" credited 3 workers with a front of none)
+    pool = [t for t in complete if _feasible(t)]
     members: set[int] = set(front) if front is not None else set()
     if pool and front is None:
         mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)
