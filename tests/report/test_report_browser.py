@@ -241,6 +241,12 @@ def test_multi_objective_report_renders_and_its_table_sorts(browser, tmp_path):
     ascending = sort_by(browser, 2)
     assert len(ascending) == 48 and ascending == sorted(ascending)  # complete trials have values
     assert sort_by(browser, 2) == sorted(ascending, reverse=True)
+    # offline report: no modebar button uploads a figure to Plotly's cloud
+    titles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.modebar-btn'))"
+        ".map(b => b.getAttribute('data-title'))"
+    )
+    assert titles and not [t for t in titles if "cloud" in t.lower() or "share" in t.lower()]
 
 
 def test_three_objective_front_in_3d(browser, tmp_path):

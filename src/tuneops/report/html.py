@@ -773,7 +773,9 @@ pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;max-width:100%}
 # a click on a header sorts by that column, again to reverse; numbers as numbers, empty last.
 _PAGE_JS = """
 (function(){
-  var config = {displaylogo: false, responsive: true};
+  // offline: no button that uploads a figure (trial values, parameters) to Plotly's cloud
+  var config = {displaylogo: false, responsive: true, showSendToCloud: false,
+                plotlyServerURL: '', showEditInChartStudio: false};
   function draw(el){ if (el.dataset.drawn) return; el.dataset.drawn = '1';
     var fig = JSON.parse(document.getElementById(el.dataset.fig).textContent);
     Plotly.newPlot(el, fig.data, fig.layout, config); }
