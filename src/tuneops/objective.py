@@ -85,6 +85,7 @@ class Prepared:
     y_train: pd.Series
     X_test: np.ndarray
     y_test: pd.Series
+    fit_cpu_s: float = 0.0  # CPU seconds of fitting the preprocessing on the training rows
 
     @property
     def nbytes(self) -> int:
@@ -180,6 +181,8 @@ class SpecObjective:
         self.latency = latency
         self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         self._prepared: dict[tuple[int, bool], Prepared] = {}  # (fold, family scales) -> fold
+        # CPU seconds this process spent preparing folds: a trial that prepares one spends it
+        self.preparing_cpu_s = 0.0
         check_task(spec.metric_names, dataset.task, dataset.name, field="objectives")
         constrained = [c.metric for c in spec.constraints if c.metric not in spec.metric_names]
         check_task(constrained, dataset.task, dataset.name, field="constraints")
@@ -244,9 +247,12 @@ class SpecObjective:
             fam, numeric=self.dataset.numeric, categorical=self.dataset.categorical
         )
         with single_threaded():
+            start = time.thread_time()
             X_train = np.asarray(pre.fit_transform(X.iloc[train], y.iloc[train]))
+            fitted = time.thread_time()
             X_test = np.asarray(pre.transform(X.iloc[test]))
-        made = Prepared(pre, X_train, y.iloc[train], X_test, y.iloc[test])
+            self.preparing_cpu_s += time.thread_time() - start
+        made = Prepared(pre, X_train, y.iloc[train], X_test, y.iloc[test], fitted - start)
         if sum(p.nbytes for p in self._prepared.values()) + made.nbytes <= PREPARED_MAX_BYTES:
             self._prepared[key] = made
         return made
@@ -307,16 +313,34 @@ class SpecObjective:
         fit_s = [0.0] * len(self.folds)
         threads = self.threads if fam.threads else 1
         clocks = [FitClock(threads) for _ in self.folds]
+        # the model's fit CPU per fold: the whole training, or a fraction family's last step (it
+        # refits on all rows from scratch; the smaller fits before it only rank the trial)
+        model_cpu = [0.0] * len(self.folds)
         record: dict[str, Any] | None = None
         limit = self.spec.search.trial_timeout_s
         over_time = _Deadline(trial, limit) if limit is not None and trial is not None else None
+        preparing = self.preparing_cpu_s
+        folds: list[Prepared] = []
         if mode == "steps":
-            per_fold, record = self._by_steps(fam, models, fit_s, clocks, quality, trial, over_time)
+            folds = [self.prepared(fam, i) for i in range(len(self.folds))]
+            per_fold, record = self._by_steps(
+                fam,
+                models,
+                folds,
+                fit_s,
+                clocks,
+                model_cpu,
+                quality,
+                trial,
+                over_time,
+                self.preparing_cpu_s - preparing,
+            )
         else:
             per_fold = []
             for i, model in enumerate(models):
+                fold = self.prepared(fam, i)  # as the folds come: a pruned trial needs no more
+                folds.append(fold)
                 with clocks[i]:
-                    fold = self.prepared(fam, i)
                     fam.fit(
                         model,
                         fold.X_train,
@@ -326,6 +350,7 @@ class SpecObjective:
                         preprocessed=fold.pre,
                     )
                 fit_s[i] = clocks[i].wall_s
+                model_cpu[i] = clocks[i].cpu_s
                 per_fold.append(self._score(model, fold, quality))
                 if mode == "folds" and trial is not None:
                     # Wilcoxon compares trials instance by instance: here, fold by fold.
@@ -340,7 +365,12 @@ class SpecObjective:
                                 len(self.folds),
                                 sum(fit_s),
                                 pruned=True,
-                            ),
+                            )
+                            | {  # CPU, as a trial trained to the end records it
+                                "fit_cpu_s": sum(c.cpu_s for c in clocks)
+                                + self.preparing_cpu_s
+                                - preparing
+                            },
                         )
                         raise optuna.TrialPruned(f"pruned after fold {i + 1} of {len(self.folds)}")
                 if over_time is not None and i < len(self.folds) - 1:
@@ -354,14 +384,20 @@ class SpecObjective:
                 )
             elif getattr(trial, "study", None) is not None:  # trained straight through: one step
                 record = _fidelity([FIDELITY_STEPS[-1]], 1, FIDELITY_STEPS[-1], sum(fit_s))
-            if record is not None:  # CPU seconds, as the step-wise path records them
-                record["fit_cpu_s"] = sum(c.cpu_s for c in clocks)
-        for scores, clock in zip(per_fold, clocks, strict=False):
-            scores["fit_time_s"] = clock.cpu_s
+            if record is not None:  # CPU seconds, as the step-wise path records them; with the
+                # fold preprocessing this trial fitted (once per worker): compute it spent
+                record["fit_cpu_s"] = sum(c.cpu_s for c in clocks) + (
+                    self.preparing_cpu_s - preparing
+                )
+        # What fitting this configuration costs, the same for every trial: the model's fit plus
+        # its fold's preprocessing, whichever trial of the worker happened to fit that first.
+        for scores, cpu, fold in zip(per_fold, model_cpu, folds, strict=False):
+            scores["fit_time_s"] = cpu + fold.fit_cpu_s
         mean, spread = mean_metrics(per_fold)
         cost: dict[str, Any] = {
             "fit": {
                 "cpu_s": [c.cpu_s for c in clocks],
+                "preprocess_cpu_s": [f.fit_cpu_s for f in folds],
                 "wall_s": [c.wall_s for c in clocks],
                 "wall_mean_s": sum(c.wall_s for c in clocks) / len(clocks),
                 "threads": threads,
@@ -443,17 +479,17 @@ class SpecObjective:
         self,
         fam: Any,
         models: list[Any],
+        folds: list[Prepared],
         fit_s: list[float],
         clocks: list[FitClock],
+        model_cpu: list[float],
         quality: list[str],
         trial: Any,
-        over_time: _Deadline | None = None,
+        over_time: _Deadline | None,
+        preparing_s: float,
     ) -> tuple[list[dict[str, float]], dict[str, Any]]:
-        """Train all folds in lockstep over the fidelity steps, reporting after each step."""
-        folds = []
-        for i in range(len(models)):
-            with clocks[i]:  # the fold's preprocessing is fitting too, when this trial fits it
-                folds.append(self.prepared(fam, i))
+        """Train all folds in lockstep over the fidelity steps, reporting after each step
+        (``preparing_s``: the CPU seconds this trial spent preparing folds, counted as fit)."""
         runs = [
             fam.fit_steps(
                 model,
@@ -473,12 +509,15 @@ class SpecObjective:
         cpu: dict[str, list[float]] = {"fit_cpu_s_steps": [], "score_cpu_s_steps": []}
         score_cpu = 0.0
         per_fold: list[dict[str, float]] = []
+        from_scratch = fam.fidelity == "fraction"
         for step in FIDELITY_STEPS:
             for i, run in enumerate(runs):
+                before = clocks[i].cpu_s
                 with clocks[i]:
                     next(run)
                 fit_s[i] = clocks[i].wall_s
-            fit_cpu = sum(c.cpu_s for c in clocks)
+                model_cpu[i] = clocks[i].cpu_s - before if from_scratch else clocks[i].cpu_s
+            fit_cpu = sum(c.cpu_s for c in clocks) + preparing_s
             done.append(step)
             fit_by_step.append(sum(fit_s))
             per_fold, predict_s = [], 0.0
@@ -489,7 +528,8 @@ class SpecObjective:
             score_cpu += predict_s
             cpu["fit_cpu_s_steps"].append(fit_cpu)
             cpu["score_cpu_s_steps"].append(score_cpu)
-            report(trial, self._intermediate(per_fold, fit_s, predict_s, models[-1]), step)
+            cumulative = [c.cpu_s for c in clocks]
+            report(trial, self._intermediate(per_fold, cumulative, predict_s, models[-1]), step)
             if consult_at(step, len(self.spec.objectives)) and should_prune(trial):
                 record_with_outcome(
                     trial,
@@ -523,13 +563,13 @@ class SpecObjective:
         )
 
     def _intermediate(
-        self, per_fold: list[dict[str, float]], fit_s: list[float], predict_s: float, model: Any
+        self, per_fold: list[dict[str, float]], fit_cpu_s: list[float], predict_s: float, model: Any
     ) -> list[float | None]:
         """The objective vector at a step, from what the step measured anyway.
 
         Quality: the mean CV score. Costs (multi-objective only), of the partially trained
         model: validation predict CPU time per row for latency and throughput objectives, the
-        pickled size for size, fit seconds so far for fit time. Comparable across trials at
+        pickled size for size, fit CPU seconds so far for fit time. Comparable across trials at
         the same step; the objective values themselves are measured on the final model.
         """
         n_rows = sum(len(test) for _, test in self.folds)
@@ -546,7 +586,7 @@ class SpecObjective:
             elif kind == "size":
                 vector.append(model_size_kb(model))
             elif kind == "time":
-                vector.append(sum(fit_s) / len(fit_s))
+                vector.append(sum(fit_cpu_s) / len(fit_cpu_s))
             else:
                 vector.append(None)
         return vector
