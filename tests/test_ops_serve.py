@@ -625,3 +625,19 @@ def test_the_answered_ids_of_a_busy_server_stay_small() -> None:
     assert answered.missing(["request-5", "request-50", f"request-{ANSWERED_IDS_KEPT}"]) == [
         "request-5"
     ]
+
+
+def test_a_plain_scikit_learn_pipeline_is_served_through_its_steps(registry: Registry) -> None:
+    """An artifact saved as scikit-learn's Pipeline (before tuneops' own) is served through its
+    steps, as its latency was measured, not with Pipeline.predict's ~90 us of checks."""
+    from tuneops.families._preprocess import ServingPipeline
+    from tuneops.ops.serve import ModelServer
+
+    server = ModelServer(config(), registry)
+    try:
+        loaded = server._load(1)
+        assert loaded is not None and type(loaded.model) is ServingPipeline
+        X, _ = iris()
+        assert (loaded.model.predict(X) == logistic(1.0).predict(X)).all()
+    finally:
+        server.close()

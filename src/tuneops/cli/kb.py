@@ -247,11 +247,10 @@ def build(
 
     One line per finished job (on stderr with --json, none with --quiet).
     """
+    from tuneops.knowledge import build as builder
     from tuneops.knowledge.base import load_file
-    from tuneops.knowledge.build import DEFAULT_DATASETS, DEFAULT_FAMILIES
-    from tuneops.knowledge.build import build as build_base
 
-    families = family or list(DEFAULT_FAMILIES)
+    families = family or list(builder.DEFAULT_FAMILIES)
     for f in families:
         get_family(f)
     base = load_file(extend) if extend is not None else None  # read before `out` may overwrite it
@@ -261,8 +260,8 @@ def build(
         if not term.quiet:
             lines.print(*objects, highlight=False, markup=False, soft_wrap=True)
 
-    kb = build_base(
-        dataset or list(DEFAULT_DATASETS),
+    kb = builder.build(
+        dataset or list(builder.DEFAULT_DATASETS),
         families,
         n_trials=n_trials,
         cv_folds=cv_folds,
@@ -274,8 +273,9 @@ def build(
         log=log,
     )
     if not len(kb):  # every job failed: an empty base is no result (it exited 0)
+        n_datasets = len(dataset or builder.DEFAULT_DATASETS)
         raise UsageError(
-            f"kb build: no entry was built ({len(dataset or DEFAULT_DATASETS)} dataset(s) x "
+            f"kb build: no entry was built ({n_datasets} dataset(s) x "
             f"{len(families)} family(ies) all failed; their reasons are above). Check the "
             "dataset names against the PMLB directory ($TUNEOPS_PMLB_DIR). Nothing was written."
         )

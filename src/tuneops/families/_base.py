@@ -358,10 +358,10 @@ def build_pipeline(
     Imputation and encoding happen inside the pipeline, so each CV fold learns them from its
     own training rows only.
     """
-    from sklearn.pipeline import Pipeline
+    from tuneops.families._preprocess import ServingPipeline
 
     pre = build_preprocessor(family, numeric=numeric, categorical=categorical)
-    return Pipeline([("pre", pre), ("model", family.estimator(params, task, seed))])
+    return ServingPipeline([("pre", pre), ("model", family.estimator(params, task, seed))])
 
 
 def build_preprocessor(

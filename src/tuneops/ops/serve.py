@@ -67,7 +67,7 @@ from sklearn.pipeline import Pipeline
 
 from tuneops._hosts import host_name, is_loopback, url
 from tuneops.errors import MissingExtra, UsageError
-from tuneops.families._preprocess import Preprocessor
+from tuneops.families._preprocess import Preprocessor, ServingPipeline
 from tuneops.ops.monitor import dropped_columns
 from tuneops.ops.predlog import PredictionLog, is_label, label_shape_problem
 from tuneops.ops.registry import Registry
@@ -635,6 +635,8 @@ class ModelServer:
             self.refused[version] = str(exc)
             return None
         self.refused.pop(version, None)
+        if type(model) is Pipeline:  # saved before tuneops' own: served at its measured cost
+            model = ServingPipeline(model.steps, memory=model.memory, verbose=model.verbose)
         loaded = _Loaded(
             version,
             model,
