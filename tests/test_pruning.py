@@ -304,6 +304,20 @@ def test_bench_pruners_end_to_end(workdir, cli):
         assert entry["mean"]["best"] is not None and entry["std"]["best"] is not None
     assert bench["pruners"][0]["mean"]["pruning_rate"] == 0
     assert (workdir / "b" / "bench.png").stat().st_size > 0
+
+
+def test_bench_pruners_refuses_a_pruner_the_spec_cannot_use_before_any_run(workdir, cli):
+    """The documented `--pruners none,median,auto` on the two-objective quickstart ran `none`
+    for 26 s, then failed on `median` with exit 2 and a half-written benchmark (audit)."""
+    spec = workdir / "mo.yaml"
+    spec.write_text(json.dumps(tiny_spec(objectives=["accuracy", "model_size_kb"])))
+    code, _, err = cli("bench", "pruners", spec, "--pruners", "none,median", "--out", "b")
+    assert code == 2 and "'median' compares one objective" in err and "pareto" in err
+    assert not (workdir / "b").exists()  # nothing ran, nothing written
+    from tuneops.bench import default_pruners
+
+    assert default_pruners(2) == ("none", "pareto", "auto")
+    assert default_pruners(1) == ("none", "median", "auto")
     code, _, err = cli("bench", "pruners", spec, "--pruners", "mediun")
     assert code == 2 and "Did you mean 'median'" in err
 

@@ -37,6 +37,7 @@ from tuneops.pruning import (
     pruning_savings,
     report,
     should_prune,
+    trial_compute,
 )
 from tuneops.spec import load_spec
 from tuneops.tuning import run
@@ -89,7 +90,12 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     fit = [t.user_attrs.get(FIDELITY_ATTR, {}) for t in done]
-    compute = sum(r.get("fit_s", 0.0) + r.get("measure_s", 0.0) for r in fit)
+    # CPU seconds, which the machine's load does not inflate (wall seconds measured the load:
+    # 1.6-3.0x the CPU between runs on a busy machine); records without CPU give wall seconds
+    compute = sum(
+        trial_compute(r, "fit_cpu_s") + r.get("measure_cpu_s", r.get("measure_s", 0.0))
+        for r in fit
+    )
     starts = [t.datetime_start for t in done if t.datetime_start]
     ends = [t.datetime_complete for t in done if t.datetime_complete]
     savings = pruning_savings(study, trials) or {}
@@ -110,7 +116,7 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
 
 def bench_pruners(
     spec: Any,
-    pruners: Sequence[str | Mapping[str, Any]] = ("none", "median", "auto"),
+    pruners: Sequence[str | Mapping[str, Any]] | None = None,
     *,
     seeds: Sequence[int] = (0, 1, 2),
     out_dir: str | Path = "tuneops-bench",
@@ -125,10 +131,14 @@ def bench_pruners(
     Returns:
         ``{"spec", "pruners": [{"pruner", "runs", "mean", "std"}], "reference"}``
         where each run has pruning_rate, best (best value, or hypervolume with several
-        objectives), compute_s, wall_s, time_to_best_s.
+        objectives), compute_s (fit plus measurement CPU seconds), wall_s, time_to_best_s.
     """
 
     base = load_spec(spec)
+    if pruners is None:
+        pruners = default_pruners(len(base.metric_names))
+    for pruner in pruners:  # every pruner fits the spec before any run (nothing half-done)
+        make_pruner(pruner, n_objectives=len(base.metric_names))
     overrides: dict[str, Any] = {}
     if n_trials is not None:
         overrides["n_trials"] = n_trials
@@ -173,6 +183,12 @@ def bench_pruners(
         "seeds": list(seeds),
         "pruners": results,
     }
+
+
+def default_pruners(n_objectives: int) -> tuple[str, ...]:
+    """What ``bench pruners`` compares when not told: no pruning, Optuna's median pruner (one
+    objective) or the Pareto pruner (several), and ``auto``."""
+    return ("none", "median", "auto") if n_objectives == 1 else ("none", "pareto", "auto")
 
 
 def _label(component: Mapping[str, Any]) -> str:
@@ -220,7 +236,7 @@ def render_table(bench: Mapping[str, Any]) -> list[list[str]]:
             "pruner",
             "pruning rate",
             f"best {bench['metric']}",
-            "compute s",
+            "compute CPU s",
             "wall s",
             "time to best s",
         ]
@@ -251,7 +267,7 @@ def plot_bench(bench: Mapping[str, Any], path: str | Path) -> Path:
         xs = [r["compute_s"] for r in entry["runs"] if r.get("best") is not None]
         ys = [r["best"] for r in entry["runs"] if r.get("best") is not None]
         ax.scatter(xs, ys, label=entry["pruner"], alpha=0.8)
-    ax.set_xlabel("compute (fit + measurement seconds)")
+    ax.set_xlabel("compute (fit + measurement CPU seconds)")
     ax.set_ylabel(f"best {bench['metric']}")
     ax.set_title(f"pruners on {bench['spec']} (seeds {', '.join(map(str, bench['seeds']))})")
     ax.legend(fontsize="small")

@@ -20,8 +20,12 @@ __all__ = ["pruners", "COMMANDS"]
 def pruners(
     spec: Annotated[Path, typer.Argument(help="Spec file (YAML or TOML).")],
     pruners: Annotated[
-        str, typer.Option(help="Comma-separated pruner names.")
-    ] = "none,median,auto",
+        str | None,
+        typer.Option(
+            help="Comma-separated pruner names [default: none,median,auto for one objective; "
+            "none,pareto,auto for several]."
+        ),
+    ] = None,
     seeds: Annotated[
         str, typer.Option(help="Comma-separated seeds; several give a spread.")
     ] = "0,1,2",
@@ -35,8 +39,8 @@ def pruners(
     json_out: JsonOpt = False,
 ) -> None:
     """Run SPEC once per pruner and seed: pruning rate, best result, compute and time to best."""
-    names = [p.strip() for p in pruners.split(",") if p.strip()]
-    for name in names:
+    names = None if pruners is None else [p.strip() for p in pruners.split(",") if p.strip()]
+    for name in names or ():
         check_pruner(name, field="--pruners")
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -44,7 +48,7 @@ def pruners(
         raise UsageError(
             f"--seeds: expected comma-separated integers, received {seeds!r}."
         ) from None
-    if not names or not seed_list:
+    if names == [] or not seed_list:
         raise UsageError("--pruners and --seeds: expected at least one of each.")
     result = bench_pruners(
         spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials, n_workers=workers
