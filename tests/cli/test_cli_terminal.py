@@ -296,6 +296,27 @@ def test_the_pruning_line_names_a_saved_serving_measurement_only_when_one_was_sa
     assert len(lines) == 2
     assert "serving measurement" not in lines[0]
     assert "serving measurement of 1 trial(s) cut after training (about 0.8 CPU s)" in lines[1]
+    assert "1 of 96 intermediate reports" in lines[0]  # reports, not the budget's steps
+
+
+def test_the_console_says_when_a_compute_budget_ended_the_run(capsys):
+    """A `budget: {steps: 100}` run stopped after 4 of its 8 trials without a word, and counted
+    "0 of 4 steps" in reports where the budget counted 108 steps of training (audit)."""
+    from tuneops.cli import _common
+
+    _common.configure()
+    base = {"n_pruned": 0, "n_trials": 4, "pruning_rate": 0.0, "steps_saved": 0, "steps_run": 4,
+            "fit_cpu_s": 4.0, "fit_cpu_s_saved": 0.0, "fit_saved_fraction": 0.0}
+    for spent in (108, 54):
+        compute = {"unit": "steps", "spent": spent, "budget": 100}
+        _common.print_pruning({"pruning": dict(base, compute=compute)})
+    _common.print_pruning({"pruning": dict(base, compute={"unit": "fit_cpu_s", "spent": 3.0,
+                                                           "budget": None})})
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.startswith("Compute budget:")]
+    assert len(lines) == 2
+    assert lines[0].startswith("Compute budget: 108 of 100 steps of training") and "ended" in lines[0]
+    assert lines[1].startswith("Compute budget: 54 of 100 steps") and "ended" not in lines[1]
 
 
 def test_a_binary_metric_names_its_positive_class(workdir, cli):

@@ -518,7 +518,7 @@ def print_pruning(results: dict[str, Any]) -> None:
     line = (
         f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
         f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
-        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} steps and "
+        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} intermediate reports and "
         f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
     )
     # a cut after training saves a serving measurement only when a latency is measured (a size
@@ -535,6 +535,29 @@ def print_pruning(results: dict[str, Any]) -> None:
         )
         line += f"; best reached after {p['time_to_best_s']:.1f} s ({fit})"
     term.info(line + ".", highlight=False, markup=False, soft_wrap=True)
+    compute = p.get("compute") or {}
+    if compute.get("budget") is not None:
+        unit = COMPUTE_UNIT_WORDS.get(compute["unit"], compute["unit"])
+        spent, budget = compute["spent"], compute["budget"]
+        ended = (
+            "; the budget ended the run (trials running then finished past it)"
+            if spent >= budget
+            else ""
+        )
+        term.info(
+            f"Compute budget: {spent:.4g} of {budget:.4g} {unit} spent{ended}.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+#: The units of ``search.budget`` as the console names them.
+COMPUTE_UNIT_WORDS = {
+    "fit_cpu_s": "fit CPU seconds",
+    "fit_s": "fit seconds (wall)",
+    "steps": "steps of training (a spec's schedule counts 27 per full fit)",
+}
 
 
 def print_workers(results: dict[str, Any]) -> None:
