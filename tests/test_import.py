@@ -33,3 +33,17 @@ def test_openmp_threads_wait_passively_unless_the_environment_says_otherwise():
                                      check=True, env=env).stdout.strip()
     assert run(env) == "PASSIVE"
     assert run({**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"  # the user's setting wins
+
+
+def test_every_error_of_the_api_reference_table_is_importable_from_tuneops():
+    """api.md lists IntegrityError (what load_model raises) in its errors table, which says
+    everything is importable from `tuneops`; it was not (audit)."""
+    import re
+
+    import tuneops
+
+    text = (ROOT / "docs" / "reference" / "api.md").read_text()
+    table = text.split("## Errors", 1)[1].split("\n\n`", 1)[0]
+    names = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
+    assert "IntegrityError" in names and len(names) >= 7
+    assert [n for n in names if not hasattr(tuneops, n)] == []

@@ -505,3 +505,56 @@ def test_a_run_that_selects_nothing_leaves_no_earlier_model_beside_its_results(w
     assert again.model_path is None and not first.model_path.exists()
     assert not first.model_path.with_name("model.json").exists()
     assert "earlier run's model.joblib" in again.message
+
+
+def test_tune_says_when_it_resumes_another_objective_or_a_spent_budget(workdir, caplog):
+    """The default study name is tune-<function name>, so every `def objective` shares one
+    study: a second objective silently got the first one's result (its budget was spent), or
+    ran in the same study as the first one's trials (audit)."""
+    import logging
+
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1)
+
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        tuneops.tune(objective, n_trials=3, storage="t.journal")
+    assert "resuming" not in caplog.text
+
+    def objective(trial):  # noqa: F811 - the same name, another objective
+        return trial.suggest_float("y", 0, 1)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        tuneops.tune(objective, n_trials=3, storage="t.journal")
+    assert "tune(): resuming study 'tune-objective'" in caplog.text
+    assert "the code of test_tune_says_when_it_resumes" in caplog.text
+    assert "budget is spent (3 finished trial(s) of n_trials=3" in caplog.text
+    assert "study='NEW_NAME'" in caplog.text
+
+    def other(trial):
+        return trial.suggest_float("y", 0, 1)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        tuneops.tune(other, n_trials=4, storage="t.journal", study="tune-objective")
+    assert f"this call runs {__name__}." in caplog.text and "other" in caplog.text
+    assert "budget is spent" not in caplog.text  # one more trial to run
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tuneops"):
+        tuneops.tune(other, n_trials=5, storage="t.journal", study="tune-objective")
+    assert "resuming study 'tune-objective' with its 4 trial(s)" in caplog.text  # plain resume
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_run_on_a_dataframe_needs_no_data_source(workdir):
+    """api.md: `dataset` is used instead of data.source, yet a dict spec without one was
+    refused ("data.source: expected a data source ...")."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    spec = {"study": "frame", "model": {"family": "knn"},
+            "search": {"n_trials": 2, "cv_folds": 2}}
+    result = tuneops.run(spec, dataset=frame, storage="t.journal")
+    assert result.results["data"]["name"] == "dataframe" and result.results["data"]["rows"] == 150
+    with pytest.raises(SpecError, match="data.source"):  # without a DataFrame it is needed
+        tuneops.run(spec, storage="t.journal")

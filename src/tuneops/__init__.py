@@ -42,6 +42,8 @@ __all__ = [
     "StorageUnavailable",
     "NoFeasibleTrial",
     "WriteError",
+    "IntegrityError",
+    "StudyNotFound",
 ]
 
 _LAZY = {
@@ -62,6 +64,8 @@ _LAZY = {
     "StorageUnavailable": "tuneops.errors",
     "NoFeasibleTrial": "tuneops.errors",
     "WriteError": "tuneops.errors",
+    "IntegrityError": "tuneops.errors",
+    "StudyNotFound": "tuneops.errors",
 }
 
 

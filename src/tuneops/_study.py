@@ -214,7 +214,8 @@ def open_study(
             raise SpecError(
                 f"study {name!r} exists with directions {have}, but this run has "
                 f"{list(directions)}; "
-                "give the run another study name (spec field 'study')."
+                "give the run another study name (a spec's `study:` field, or "
+                "tune(study=...))."
             )
         if not existing.get_trials(deepcopy=False):
             starting = _raced or _creator_starting(

@@ -10,6 +10,7 @@ objective does not pay for them: about 170 MB of memory and a second of imports.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import numbers
 import re
@@ -217,6 +218,79 @@ class _Constrained:
         return result
 
 
+#: User attribute: which objective function a tune() study runs (module, name, code digest).
+OBJECTIVE_FUNCTION_ATTR = "tuneops:objective_function"
+
+
+def _function_identity(objective: Callable[..., Any]) -> dict[str, str]:
+    """Where ``objective`` is defined and a digest of its code (its bytecode, constants and
+    names, nested functions included), to tell a resumed study that its objective changed."""
+    target = getattr(objective, "__func__", objective)
+    code = getattr(target, "__code__", None)
+    if code is None:  # a callable object: its class's __call__
+        code = getattr(vars(type(target)).get("__call__"), "__code__", None)
+    digest = hashlib.sha256()
+
+    def add(c: Any) -> None:
+        digest.update(c.co_code)
+        digest.update(repr(c.co_names).encode())
+        for const in c.co_consts:
+            if hasattr(const, "co_code"):
+                add(const)  # a nested function: its code, not its repr (an address)
+            else:
+                digest.update(repr(const).encode())
+
+    if code is not None:
+        add(code)
+    return {
+        "module": str(getattr(target, "__module__", "")),
+        "name": str(getattr(target, "__qualname__", type(target).__qualname__)),
+        "code": digest.hexdigest()[:16] if code is not None else "",
+    }
+
+
+def _say_resumed(
+    study: optuna.Study, objective: Callable[..., Any], n_existing: int, n_trials: int | None
+) -> None:
+    """Record which function the study runs; on a resume, say so when it matters: the study
+    held trials of another objective function (the default name is ``tune-<function name>``,
+    so every ``def objective`` shares one study), or the budget is spent already (a second
+    call with another objective returned the first one's result and ran nothing)."""
+    now = _function_identity(objective)
+    before = study.user_attrs.get(OBJECTIVE_FUNCTION_ATTR)
+    if before != now:
+        study.set_user_attr(OBJECTIVE_FUNCTION_ATTR, now)
+    if not n_existing:
+        return
+    name = study.study_name
+    notes = []
+    if isinstance(before, Mapping) and (before.get("module"), before.get("name")) != (
+        now["module"],
+        now["name"],
+    ):
+        notes.append(
+            f"its {n_existing} trial(s) ran {before.get('module')}.{before.get('name')}, this "
+            f"call runs {now['module']}.{now['name']}"
+        )
+    elif isinstance(before, Mapping) and before.get("code") != now["code"]:
+        notes.append(f"the code of {now['name']}() changed since its {n_existing} trial(s) ran")
+    finished = sum(t.state.is_finished() for t in runner.counted(study.get_trials(deepcopy=False)))
+    if n_trials is not None and finished >= n_trials:
+        notes.append(
+            f"its budget is spent ({finished} finished trial(s) of n_trials={n_trials}, which "
+            "counts the study's trials, not this call's), so no trial runs"
+        )
+    if notes:
+        _log.warning(
+            "tune(): resuming study %r: %s. Pass study='NEW_NAME' to start a new study, or "
+            "a larger n_trials to run more.",
+            name,
+            "; ".join(notes),
+        )
+    else:
+        _log.info("tune(): resuming study %r with its %d trial(s).", name, n_existing)
+
+
 def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -406,6 +480,7 @@ def tune(
     )
     opened.set_user_attr(_study.PRUNER, describe_pruner(built))
     resumed = len(opened.get_trials(deepcopy=False))
+    _say_resumed(opened, objective, resumed, n_trials)
     sampler_factory = lambda i: FirstTrialSeeded(  # noqa: E731
         lambda first: make(seed=sampler_seed(seed, i, first)), resumed
     )

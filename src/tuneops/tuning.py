@@ -100,7 +100,8 @@ def run(
         spec: a Spec, a dict, or the path of a YAML/TOML spec.
         progress: show a progress bar.
         dataset: a pandas DataFrame to use instead of ``data.source`` (target column from
-            ``data.target``, default ``target``).
+            ``data.target``, default ``target``); ``data.source`` then only names it (a dict
+            spec may leave it out: ``dataframe``).
         address: the Ray cluster to run on (``search.backend: ray``); None starts a local Ray.
         **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ``backend``,
         ...).
@@ -115,6 +116,10 @@ def run(
         PosixPath('tuneops-out/quickstart/model.joblib')
     """
 
+    if dataset is not None and isinstance(spec, Mapping):
+        section = spec.get("data")
+        if section is None or (isinstance(section, Mapping) and "source" not in section):
+            spec = {**spec, "data": {**(section or {}), "source": "dataframe"}}
     spec = load_spec(spec, **overrides)
     backend = _backend_for(spec, address)
     if dataset is not None:
