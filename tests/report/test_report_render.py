@@ -336,3 +336,21 @@ def test_the_anytime_curve_is_drawn_from_the_runs_compute(workdir):
     assert any(p.name.endswith("anytime.png") for p in map(Path, figures))
     multi = build_report(build(20))
     assert "one objective only" in (multi.panel("anytime").missing or "")
+
+
+def test_tuneops_report_writes_beside_the_runs_results_in_its_output_dir(workdir, cli):
+    """A run with output_dir kept results.json there, while `tuneops report STUDY` wrote to
+    tuneops-out/STUDY (audit). A spec's output_dir without this study's results.json (the
+    storage alone does not choose a directory) keeps the default."""
+    import tuneops
+
+    tuneops.run(tiny_spec(study="ov", n_trials=2), storage="t.journal", output_dir="ovout")
+    (workdir / "ovout" / "report.html").unlink(missing_ok=True)
+    code, _, err = cli("report", "ov", "--storage", "t.journal")
+    assert code == 0, err
+    assert (workdir / "ovout" / "report.html").is_file()
+    assert not (workdir / "tuneops-out" / "ov").exists()
+    (workdir / "ovout" / "results.json").unlink()
+    code, _, err = cli("report", "ov", "--storage", "t.journal")
+    assert code == 0, err
+    assert (workdir / "tuneops-out" / "ov" / "report.html").is_file()

@@ -26,8 +26,8 @@ def report(
         typer.Option(
             "--out",
             "-o",
-            help="HTML file, or the directory for --format png (default: "
-            "tuneops-out/STUDY/report.html or .../figures).",
+            help="HTML file, or the directory for --format png (default: report.html or "
+            "figures/ beside the run's results.json: its output_dir, else tuneops-out/STUDY).",
         ),
     ] = None,
     fmt: Annotated[

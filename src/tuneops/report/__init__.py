@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +75,10 @@ def write_report(
 ) -> list[Path]:
     """Compute and render the report of ``study`` to ``out`` (a file for html, a directory for png).
 
-    ``out`` defaults to ``tuneops-out/<study>/report.html`` (html) or
-    ``tuneops-out/<study>/figures`` (png), next to ``results.json``. ``options``: the
+    ``out`` defaults to ``report.html`` (html) or ``figures`` (png) next to ``results.json``:
+    in the run's ``output_dir`` when the study's spec names one that holds this study's
+    results.json, else in ``tuneops-out/<study>``.
+    ``options``: the
     renderer's (html: ``plotly="cdn"`` links plotly.js from its CDN instead of embedding 4.6 MB
     of it). Returns the paths written. The
     format and options are checked before any work is done.
@@ -84,11 +87,22 @@ def write_report(
 
     renderer = get_renderer(fmt, **options)
     report = study if isinstance(study, Report) else build_report(study)
-    target = (
-        Path(out)
-        if out is not None
-        else Path("tuneops-out") / path_part(report.study) / renderer.default_name
-    )
+    target = Path(out) if out is not None else _beside_results(report) / renderer.default_name
     if renderer.single_file and target.is_dir():
         target = target / renderer.default_name
     return renderer.render(report, target)
+
+
+def _beside_results(report: Report) -> Path:
+    """The run's output directory: the spec's ``output_dir`` when it holds this study's
+    results.json (what the storage says is not trusted to choose a directory by itself, as a
+    study's name is not), else ``tuneops-out/<study>``."""
+    named = (report.spec or {}).get("output_dir")
+    if isinstance(named, str) and named:
+        try:
+            held = json.loads((Path(named) / "results.json").read_text())
+        except (OSError, ValueError):
+            held = None
+        if isinstance(held, dict) and held.get("study") == report.study:
+            return Path(named)
+    return Path("tuneops-out") / path_part(report.study)
