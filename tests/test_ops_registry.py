@@ -263,6 +263,8 @@ def test_readme_production_example(workdir: Path, cli) -> None:
     code, out, _ = cli("monitor", "--batch", "recent.csv", "--auto-retune")
     assert code == 0 and ": retune" in out and "Re-tuning study production.retune-v2" in out, out
     assert "challenger v2, promote" in out and "meets the constraints" in out
+    # the batch was judged against v1; the header named v2, promoted after it (audit)
+    assert "production v1 on recent.csv" in out, out
     code, out, err = cli("registry", "show", "2")
     assert code == 0 and "retune" in out, (out, err)
 

@@ -84,8 +84,9 @@ def _print_outcome(outcome: Any) -> None:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _print_assessment(reg: Any, where: str, assessment: Any) -> None:
-    version = reg.version(reg.require_champion())["version"]
+def _print_assessment(reg: Any, version: int, where: str, assessment: Any) -> None:
+    """The assessment of ``version`` (the champion the batch was judged against: a re-tune may
+    have promoted another since)."""
     term.result(
         Text.assemble(
             (reg.name, "bold"),
@@ -337,14 +338,14 @@ def monitor(
     if json_out:
         emit_json(
             {
-                "assessment": assessment.to_dict(),
+                "assessment": {"version": champion["version"], **assessment.to_dict()},
                 "retune": outcome.to_dict() if outcome else None,
                 "note": note,
                 "alerts": [vars(d) for d in deliveries],
             }
         )
     else:
-        _print_assessment(reg, source, assessment)
+        _print_assessment(reg, champion["version"], source, assessment)
         if note:
             term.warn(note)
         if outcome is not None:
