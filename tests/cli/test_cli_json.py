@@ -39,7 +39,12 @@ def test_json_of_study_commands(workdir, cli):
 
 def test_json_of_listings(cli):
     families = as_json(cli("families", "--json"))
-    assert {"name": "knn"}.items() <= next(f for f in families if f["name"] == "knn").items()
+    knn = next(f for f in families if f["name"] == "knn")
+    assert knn["default_space"]["classification"]["n_neighbors"] == {
+        "type": "int", "low": 1, "high": 50, "log": True
+    }
+    linear = next(f for f in families if f["name"] == "linear")
+    assert list(linear["default_space"]["regression"]) == ["alpha"]  # Ridge: the task's own
     metrics = as_json(cli("metrics", "--json"))
     assert any(m["name"] == "latency_p95_ms" and m["direction"] == "minimize" for m in metrics)
     entries = as_json(cli("kb", "list", "--json", "--source", "shipped", "--family", "knn"))

@@ -9,9 +9,12 @@ import subprocess
 import sys
 
 import typer
+import yaml
 from conftest import ROOT, tiny_spec
 
 from tuneops.cli import app
+from tuneops.families import FAMILIES
+from tuneops.space import parse_param
 
 
 def write_spec(path, **changes):
@@ -334,3 +337,26 @@ def test_a_binary_metric_names_its_positive_class(workdir, cli):
     ), out
     code, out, err = cli("run", write_spec(workdir / "a.yaml", study="acc", n_trials=2))
     assert "positive class" not in out  # accuracy does not depend on it
+
+
+def test_families_print_each_default_space_in_the_spec_syntax(cli, monkeypatch):
+    """`tuneops families` prints every parameter's definition (bounds, log, choices), one line
+    each at 80 columns, in the syntax model.space takes: each line parses back to the family's
+    own default parameter, for each task."""
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli("families")
+    assert code == 0
+    lines = out.splitlines()
+    assert all(len(line) <= 80 and not line.endswith("…") for line in lines), out
+    for name, cls in FAMILIES.items():
+        start = lines.index(f"{name}: {cls().description}") + 1
+        end = lines.index("", start) if "" in lines[start:] else len(lines)
+        printed = dict(line.strip().split("  ", 1) for line in lines[start:end])
+        for task in ("classification", "regression"):
+            for param, default in cls().default_space(task).items():
+                definition = printed.get(param) or printed[f"{param} ({task})"]
+                assert parse_param(param, yaml.safe_load(definition.strip()), "s") == default
+    assert "{type: categorical, choices: [uniform, distance]}" in out  # knn's weights
+    assert "alpha (regression)" in out and "C (classification)" in out  # linear: by task
+    code, wide, _ = cli("families", "--wide")
+    assert code == 0 and "l2_regularization" in wide

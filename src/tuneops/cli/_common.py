@@ -184,7 +184,11 @@ JsonOpt = Annotated[
 ]
 WideOpt = Annotated[
     bool,
-    typer.Option("--wide", help="Show parameters in full (wrapped) instead of one line per trial."),
+    typer.Option(
+        "--wide",
+        help="Show long cells (parameters, definitions, descriptions) in full, wrapped, "
+        "instead of one line per row cut short.",
+    ),
 ]
 AllOpt = Annotated[
     bool,
