@@ -419,6 +419,9 @@ def test_kb_commands(workdir, cli):
     run(tiny_spec(study="mine", n_trials=3))
     code, out, _ = cli("kb", "list", "--source", "storage")
     assert code == 0 and "sklearn:iris" in out and "knn" in out
+    header = next(line.split() for line in out.splitlines() if line.startswith("dataset"))
+    assert header == ["dataset", "family", "task", "best", "source"]  # as the docs say
+    assert "classification" in out
     code, out, _ = cli("kb", "export", "team.json.gz")
     assert code == 0 and "1 entries" in out
     code, out, _ = cli("kb", "import", "team.json.gz", "--storage", "other.journal")

@@ -77,15 +77,20 @@ def list_entries(
         )
         return
     # The dataset is what a reader looks for: it is never shortened, and the source (last) is
-    # shortened first on a narrow terminal. The metric names the task (--json has it too).
+    # shortened first on a narrow terminal.
     table = make_table(f"knowledge base: {len(kb)} entries")
     add_name_column(table, "dataset")
     add_name_column(table, "family")
+    add_name_column(table, "task")
     add_name_column(table, "best")
     add_free_column(table, "source", wide=False)
     for e in kb:
         table.add_row(
-            e.dataset, e.family, f"{e.metric} {fmt(e.best_score)}", free_cell(e.source, wide=False)
+            e.dataset,
+            e.family,
+            e.task,
+            f"{e.metric} {fmt(e.best_score)}",
+            free_cell(e.source, wide=False),
         )
     term.result(table)
 
