@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tuneops.errors import SpecError
-from tuneops.spec import dump_spec, load_spec, parse_constraint
-from conftest import EXAMPLES, tiny_spec
+from tuneops.spec import (
+    MONITORED_METRICS,
+    PRUNER_PARAMETERS,
+    dump_spec,
+    load_spec,
+    parse_constraint,
+)
+from conftest import EXAMPLES, ROOT, tiny_spec
 
 
 def test_examples_load_and_round_trip(tmp_path):
@@ -342,3 +350,34 @@ def test_a_spec_without_objectives_on_regression_data_tunes_r2(workdir):
     from tuneops.errors import SpecError
     with pytest.raises(SpecError, match="metric 'accuracy' applies to classification"):
         tuneops.run({**spec, "study": "reg2", "objectives": ["accuracy"]})  # written: refused
+
+
+SPEC_MD = ROOT / "docs" / "reference" / "spec.md"
+
+
+def test_spec_md_pruner_table_names_every_pruner_and_parameter():
+    """docs/reference/spec.md's pruner table: a row per accepted pruner, naming each of its
+    parameters (the truth is PRUNER_PARAMETERS, which the spec validates against)."""
+    text = SPEC_MD.read_text()
+    table = text[text.index("| name | what it is | parameters |") :].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        name, _, parameters = line.strip("|").split(" | ")
+        rows[name.strip("` ")] = set(re.findall(r"`([a-z_]+)`", parameters))
+    assert set(rows) == set(PRUNER_PARAMETERS)
+    for name, model in PRUNER_PARAMETERS.items():
+        missing = set(model.model_fields) - rows[name]
+        assert not missing, f"pruner {name!r}: spec.md does not name {sorted(missing)}"
+
+
+def test_spec_md_names_the_accepted_monitored_metrics_and_pos_labels():
+    text = SPEC_MD.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `metric` |"))
+    assert set(re.findall(r"`([a-z0-9_]+)`", row)) >= set(MONITORED_METRICS)
+    data = {"source": "sklearn:breast_cancer"}
+    for accepted in ("yes", 1, True):
+        assert load_spec({"data": {**data, "pos_label": accepted}, "model": {"family": "knn"}})
+    with pytest.raises(SpecError, match=r"data.pos_label: expected a class label \(a string, an"):
+        load_spec({"data": {**data, "pos_label": 1.5}, "model": {"family": "knn"}})
+    row = next(line for line in text.splitlines() if line.startswith("| `pos_label` |"))
+    assert "a string, an integer, `true` or `false`" in row
