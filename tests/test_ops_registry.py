@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -248,8 +251,21 @@ def test_readme_production_example(workdir: Path, cli) -> None:
     """The README's commands on examples/production.yaml (fewer trials), two objectives."""
     from tuneops.spec import load_spec
 
-    example = Path(__file__).resolve().parents[1] / "examples" / "production.yaml"
+    root = Path(__file__).resolve().parents[1]
+    example = root / "examples" / "production.yaml"
     assert MonitorConfig.from_spec(load_spec(example)) == MonitorConfig()  # it lists the defaults
+    # The README's block sets where pmlb:phoneme is, and its one-line recipe makes a batch from
+    # the PMLB file: run as written, from a folder where tests/ is the repository's.
+    readme = (root / "README.md").read_text()
+    assert "export TUNEOPS_PMLB_DIR=$PWD/tests/data/pmlb" in readme
+    recipe = re.search(r'^python -c "(.+)"$', readme, re.MULTILINE).group(1)
+    (workdir / "readme").mkdir()
+    (workdir / "readme" / "tests").symlink_to(root / "tests")
+    subprocess.run([sys.executable, "-c", recipe], cwd=workdir / "readme", check=True)
+    batch = pd.read_csv(workdir / "readme" / "batch.csv")
+    source = load_dataset("pmlb:phoneme")
+    assert len(batch) == 600 and list(batch.columns) == [*source.X.columns, "target"]
+    assert set(batch["target"]) == {0, 1}
     code, _, err = cli("run", str(example), "--n-trials", "3", "--no-progress")
     assert code == 0, err
     code, out, err = cli("deploy", "production")
