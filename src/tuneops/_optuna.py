@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -780,6 +781,51 @@ class _Opening(BaseJournalBackend, BaseJournalSnapshot):
         """Nothing: a snapshot is saved by its owner, who knows where it belongs."""
 
 
+# A stop signal's handler raises in whatever the main thread is doing (tuneops.runner). Inside
+# Optuna's journal replay (``JournalStorageReplayResult.apply_logs`` counts an entry read before
+# it applies it) that lost the entry from the process's view for good: a trial the worker had
+# just created was missing when it gave its trials back, and stayed RUNNING. The handler defers
+# a signal that arrives during a replay of the main thread; the replay delivers it again when
+# done (a few microseconds per storage read when nothing arrives).
+_replaying = 0
+_deferred: list[int] = []
+
+
+def replaying() -> bool:
+    """Whether the main thread is replaying journal entries (a signal must wait)."""
+    return _replaying > 0
+
+
+def defer_signal(signum: int) -> None:
+    """Deliver ``signum`` again when the current journal replay is done."""
+    _deferred.append(signum)
+
+
+class _Journal(JournalStorage):
+    """Optuna's ``JournalStorage`` whose replay a stop signal does not cut in half."""
+
+    def _sync_with_backend(self) -> None:
+        global _replaying
+        if threading.current_thread() is not threading.main_thread():
+            super()._sync_with_backend()  # signal handlers run in the main thread only
+            return
+        _replaying += 1
+        try:
+            super()._sync_with_backend()
+        finally:
+            _replaying -= 1
+            if not _replaying and _deferred:
+                signum = _deferred[0]
+                _deferred.clear()
+                signal.raise_signal(signum)
+
+
+def journal_storage(backend: BaseJournalBackend) -> JournalStorage:
+    """A ``JournalStorage`` on ``backend`` (its own snapshot, if it keeps one, restored) whose
+    replay a stop signal does not cut in half."""
+    return _Journal(backend)
+
+
 def open_journal(backend: BaseJournalBackend, snapshot: bytes | None = None) -> JournalStorage:
     """A ``JournalStorage`` on ``backend`` that starts from ``snapshot`` (a pickled replay state,
     as :func:`journal_state` makes; None: none) and replays the entries after it.
@@ -791,7 +837,7 @@ def open_journal(backend: BaseJournalBackend, snapshot: bytes | None = None) -> 
     that saves its snapshots itself. So the backend is a snapshot-giving one only while the
     storage opens (``JournalStorage._backend`` is the plain backend after).
     """
-    storage = JournalStorage(_Opening(backend, snapshot))
+    storage = _Journal(_Opening(backend, snapshot))
     storage._backend = backend
     return storage
 

@@ -90,7 +90,9 @@ class Interrupted(KeyboardInterrupt):
 
     @classmethod
     def of(cls, exc: BaseException) -> Interrupted:
-        """``exc`` as an :class:`Interrupted` (a plain KeyboardInterrupt is Ctrl-C)."""
+        """``exc`` as an :class:`Interrupted` (a plain KeyboardInterrupt is Ctrl-C); the stop
+        has reached code that acts on it (see :func:`stop_on_signals`)."""
+        _STOP["acknowledged"] = True
         return exc if isinstance(exc, Interrupted) else cls(signal.SIGINT)
 
     @property
@@ -115,6 +117,19 @@ class Interrupted(KeyboardInterrupt):
 #: The pid of the run that forked this worker process (tuneops.backends.local); None elsewhere.
 FORKED_FROM: int | None = None
 
+# The stop of the current stop_on_signals block: the signal (None before one arrives) and
+# whether the Interrupted it raised reached code that acts on it (Interrupted.of).
+_STOP: dict[str, Any] = {"signum": None, "acknowledged": False}
+
+
+def check_stop() -> None:
+    """Raise the stop again if the one the handler raised was lost. Python ignores an exception
+    raised in a finalizer (``__del__``): a Ctrl-C that arrived while joblib's thread pool of a
+    forest fit was finalized was printed as "Exception ignored" and the run went on to its end,
+    every later Ctrl-C answered with "already stopping". Called between trials."""
+    if _STOP["signum"] is not None and not _STOP["acknowledged"] and _HELD is None:
+        raise Interrupted(_STOP["signum"])
+
 
 @contextlib.contextmanager
 def stop_on_signals() -> Any:
@@ -125,29 +140,36 @@ def stop_on_signals() -> Any:
         yield
         return
 
-    stopping: list[int] = []
-
     def handler(signum: int, _frame: Any) -> None:
-        # One stop per block: a second signal (Ctrl-C pressed twice, a scheduler's repeated
-        # TERM) must not cut short the give-back of the running trials the first one started.
-        if stopping:
+        if _optuna.replaying():  # a journal replay cut in half loses entries: after it
+            _optuna.defer_signal(signum)
+            return
+        stopping = _STOP["signum"]
+        if stopping is not None:
+            if not _STOP["acknowledged"] and _HELD is None:
+                raise Interrupted(stopping)  # the first was raised where Python ignored it
+            # One stop per block: a second signal (Ctrl-C pressed twice, a scheduler's repeated
+            # TERM) must not cut short the give-back of the running trials the first started.
             _log.warning(
                 "already stopping (%s): giving back the running trials first",
-                signal.Signals(stopping[0]).name,
+                signal.Signals(stopping).name,
             )
             return
-        stopping.append(signum)
+        _STOP["signum"] = signum
         if _HELD is not None:
             _HELD.append(signum)  # raised when the held block is done
             return
         raise Interrupted(signum)
 
+    outer = dict(_STOP)
+    _STOP.update(signum=None, acknowledged=False)
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        _STOP.update(outer)
 
 
 # -- identity ---------------------------------------------------------------------------------
@@ -764,6 +786,7 @@ def work(
     ) as beat:
         try:
             while deadline is None or time.time() < deadline:
+                check_stop()
                 if time.monotonic() - last_scan > grace_s / 4:
                     recover_abandoned(study, grace_s=grace_s)
                     last_scan = time.monotonic()
@@ -789,6 +812,7 @@ def work(
                     run_trial(study, trial, objective)
                 finally:
                     beat.trial_id = None
+                check_stop()  # a stop lost during the trial: before counting it as run on
                 n += 1
                 if on_trial is not None:
                     on_trial()

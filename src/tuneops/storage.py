@@ -866,7 +866,7 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     _warn_if_volatile(client, url)
     client.close()
 
-    return RetryingStorage(JournalStorage(_RedisJournal(url)), url)  # type: ignore[abstract]
+    return RetryingStorage(_optuna.journal_storage(_RedisJournal(url)), url)  # type: ignore[abstract]
 
 
 _VOLATILE_SAID: set[str] = set()
