@@ -362,6 +362,33 @@ def test_warm_start_trials_are_tagged_completed_and_counted_in_the_budget(workdi
     assert sum("warm_start" in t.user_attrs for t in again.study.trials) == 2 and len(again.study.trials) == 5
 
 
+def test_a_warm_start_cut_short_while_queuing_is_completed_on_resume(workdir, monkeypatch, caplog):
+    """A Ctrl-C (or a kill) among the enqueues of six given configurations lost the rest: the
+    resumed run ran two of them and said "warm start: 2 trials (2 given)" (audit)."""
+    from tuneops.tuning import run
+
+    given = [{"n_neighbors": k} for k in (3, 5, 7, 9, 11, 13)]
+    spec = tiny_spec(n_trials=8, warm_start={"params": given})
+    real, calls = optuna.Study.enqueue_trial, []
+
+    def stopped_at_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec)
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", real)
+    with caplog.at_level(logging.WARNING, logger="tuneops"):
+        result = run(spec)
+    assert "4 of its 6 configuration(s) were not queued" in caplog.text
+    sources = [t.user_attrs.get("warm_start") for t in result.study.trials]
+    assert sorted(s for s in sources if s) == [f"params[{i}]" for i in range(6)]
+    assert len(result.study.trials) == 8
+
+
 def test_out_of_space_is_an_error_with_nothing_written(workdir):
     from tuneops.tuning import run
 

@@ -79,6 +79,9 @@ _log = logging.getLogger("tuneops")
 # -v), where INFO lines of the "tuneops" logger are hidden (tuneops.cli._common.configure).
 _status = logging.getLogger("tuneops.status")
 TAG = _study.WARM_START  # trial user attr: where the configuration came from
+#: Study user attr: the configurations the warm start queues ({params, source} each), written
+#: before the first is queued, so a resume queues those a stopped run had not queued yet.
+QUEUE_ATTR = "tuneops:warm_start_queue"
 
 
 def parse_warm_start(raw: Any) -> WarmStart:
@@ -95,6 +98,25 @@ def parse_warm_start(raw: Any) -> WarmStart:
     if isinstance(raw, WarmStart):
         return raw
     return WarmStart.from_raw(raw)
+
+
+def _queue_the_rest(study: optuna.Study, trials: list[Any]) -> list[str]:
+    """On a resume, queue the configurations of the warm start's plan that the run which began
+    the study had not queued when it stopped (a Ctrl-C or a kill among the enqueues lost the
+    rest silently: "warm start: 2 trials (2 given)" of 6 listed). Returns their sources."""
+    plan = study.user_attrs.get(QUEUE_ATTR) or []
+    present = {t.user_attrs.get(TAG) for t in trials}
+    missing = [item for item in plan if item.get("source") not in present]
+    if missing:
+        _log.warning(
+            "warm start: %d of its %d configuration(s) were not queued when the run that began "
+            "the study stopped; queued now",
+            len(missing),
+            len(plan),
+        )
+    for item in missing:
+        study.enqueue_trial(item["params"], user_attrs={TAG: item["source"]})
+    return [item["source"] for item in missing]
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -124,8 +146,9 @@ class WarmStartPlan:
                 "features": meta_features(dataset.X, dataset.y, dataset.task, seed=seed),
             }
             study.set_user_attr(META_ATTR, meta)
-        if study.get_trials(deepcopy=False):
-            return []  # resuming: the warm start was enqueued when the study began
+        trials = study.get_trials(deepcopy=False)
+        if trials:  # resuming: the warm start was queued when the study began, unless its run
+            return _queue_the_rest(study, trials)  # stopped before it queued them all
         queue = list(self.explicit)
         if self.settings.auto is not None:
             queue += self._auto(study, meta["features"], len(queue))
@@ -143,6 +166,8 @@ class WarmStartPlan:
                 )
                 continue
             distinct.append((params, source))
+        if distinct:
+            study.set_user_attr(QUEUE_ATTR, [{"params": p, "source": s} for p, s in distinct])
         for params, source in distinct:
             study.enqueue_trial(params, user_attrs={TAG: source})
         return [s for _, s in distinct]
