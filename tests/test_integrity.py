@@ -49,6 +49,39 @@ def test_model_json_records_the_sha256_of_the_model_bytes(saved: Path) -> None:
     assert load_model(saved.parent)[1]["study"] == "iris"  # the directory works too
 
 
+def test_a_save_stopped_midway_keeps_the_earlier_model_whole(saved: Path, monkeypatch) -> None:
+    """A kill while model.joblib was written left the new model beside the old model.json, and
+    load_model called it tampered (audit). Both files are renamed only when both are written;
+    a temporary file a killed save left for over an hour is removed by the next save."""
+    import joblib
+
+    from tuneops import export
+
+    before = saved.read_bytes(), (saved.parent / "model.json").read_text()
+    X, y = load_iris(return_X_y=True)
+    real_dump = joblib.dump
+
+    def dumped_then_stopped(value, target, *args, **kwargs):
+        real_dump(value, target, *args, **kwargs)
+        raise KeyboardInterrupt  # the model is written, its metadata not yet
+
+    monkeypatch.setattr(joblib, "dump", dumped_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(LogisticRegression(C=0.01, max_iter=500).fit(X, y), {"study": "iris"}, saved.parent)
+    monkeypatch.setattr(joblib, "dump", real_dump)
+    assert (saved.read_bytes(), (saved.parent / "model.json").read_text()) == before
+    load_model(saved)  # whole and consistent
+    assert not list(saved.parent.glob(".*.tmp"))
+    stale = saved.parent / ".model.joblib.abc123.tmp"
+    stale.write_bytes(b"x" * 100)
+    os.utime(stale, (0, 0))  # untouched for decades: a killed save's
+    fresh = saved.parent / ".model.joblib.def456.tmp"
+    fresh.write_bytes(b"y")  # a save in progress elsewhere: kept
+    save_model(LogisticRegression(max_iter=500).fit(X, y), {"study": "iris"}, saved.parent)
+    assert not stale.exists() and fresh.exists()
+    assert export.STALE_TEMPORARY_S == 3600.0
+
+
 def test_a_file_replaced_between_the_check_and_the_load_is_not_the_one_loaded(
     saved: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,11 +12,13 @@ model. Metadata never carries a password: storage URLs in it are masked.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import platform
+import time
 import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -166,12 +168,34 @@ def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Pat
     path = out / MODEL_FILE
     import joblib  # the model stack: a run that saves no model (``tune()``) never loads it
 
-    with replacing(path) as tmp:
+    _remove_stale_temporaries(out)
+    # Both files are written whole under temporary names first and renamed one after the other
+    # on leaving the block (microseconds apart): a run stopped while the model was written (a
+    # kill, a full disk) left the new model.joblib beside the old model.json, which load_model
+    # then called "changed (edited, truncated or replaced)".
+    with replacing(out / METADATA_FILE) as tmp_meta, replacing(path) as tmp:
         joblib.dump({"model": model, "metadata": metadata}, tmp)
-        digest = sha256_file(tmp)
-    artifact = {"file": MODEL_FILE, "sha256": digest}
-    write_json(out / METADATA_FILE, {**metadata, "artifact": artifact})
+        artifact = {"file": MODEL_FILE, "sha256": sha256_file(tmp)}
+        with tmp_meta.open("w") as f:
+            _write_document(f, {**metadata, "artifact": artifact})
+            f.write("\n")
     return path
+
+
+#: A temporary file of a save older than this was left by a process that died while saving.
+STALE_TEMPORARY_S = 3600.0
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove what a save killed mid-write left in ``out`` (a ``.model.joblib.*.tmp`` as large
+    as the model, 72 MB for a forest of 300 trees, that no later run removed). A save in
+    progress writes its file continually, so one untouched for an hour is no one's."""
+    now = time.time()
+    for name in (MODEL_FILE, METADATA_FILE):
+        for tmp in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > STALE_TEMPORARY_S:
+                    tmp.unlink()
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
