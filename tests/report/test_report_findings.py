@@ -388,3 +388,22 @@ def test_warm_start_running_and_constraints():
 def test_warnings_come_first():
     levels = [f.level for f in build_report(build(40)).findings]
     assert levels == sorted(levels, key=["warning", "info", "ok"].index)
+
+
+@pytest.mark.parametrize("spec, where", [(None, "NopPruner"), ({"study": "s"}, "search.pruner")])
+def test_every_trial_pruned_is_a_warning_and_claims_no_saving(spec, where):
+    """8 of 8 pruned read "Pruning saved 14.8 CPU s of fitting (96% ...)" as information: the
+    compute bought no model at all."""
+    cut = {"steps": [1], "n_steps": 10, "max_step": 10, "fit_s": 1.0, "pruned": True}
+    study = series(
+        [0.5] * 8,
+        states=dict.fromkeys(range(8), TrialState.PRUNED),
+        attrs=lambda i: {_study.FIDELITY: cut},
+        spec=spec,
+    )
+    (f,) = topics(study, "pruning")
+    assert f.level == "warning" and f.text.startswith(
+        "Every trial was pruned: the pruner stopped all 8 finished trials"
+    )
+    assert "no model was trained to the end" in f.text and where in f.text
+    assert "saved" not in f.text

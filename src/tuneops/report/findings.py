@@ -340,7 +340,9 @@ def boundary(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """How much was pruned, and what it saved when that can be measured.
 
-    Definition: the *share* is pruned / (complete + pruned) trials. *Too much pruning* (a
+    Definition: the *share* is pruned / (complete + pruned) trials. *Every trial pruned* (a
+    warning, whatever the number of trials, and no saving is claimed) when none completed.
+    *Too much pruning* (a
     warning) when the share exceeds ``PRUNED_TOO_MANY`` (50 %) with 10 or more finished trials -
     unless a halving pruner (successive halving, Hyperband, tuneops' ``auto``) did no more than
     its design: with reduction factor ``r`` and ``k`` rungs reached, it lets about ``r**-k`` of
@@ -376,6 +378,26 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         return []
     finished = len(pruned) + len(complete)
     share = len(pruned) / finished
+    if not complete:
+        # Nothing ran to the end: the compute pruning "saved" bought no model (8 of 8 pruned,
+        # "saved 14.8 CPU s", read as a success), whatever the number of trials.
+        where = (
+            "in the spec, field search.pruner (raise n_warmup_steps / min_resource, or "
+            "pruner: none)"
+            if _from_spec(view) is not None
+            else "in your objective's pruner (raise n_warmup_steps / min_resource, or use "
+            "optuna.pruners.NopPruner)"
+        )
+        return [
+            Finding(
+                "warning",
+                "pruning",
+                f"Every trial was pruned: the pruner stopped all {len(pruned)} finished "
+                "trials before their last step, so no model was trained to the end and "
+                f"there is nothing to select. Loosen the pruner {where}, or check the "
+                f"learning curves: early steps may not predict the final score.{late}",
+            )
+        ]
     saved = late
     savings = pruning_section(view)
     cpu = savings is not None and "fit_cpu_s_saved" in savings
