@@ -354,3 +354,32 @@ def test_tuneops_report_writes_beside_the_runs_results_in_its_output_dir(workdir
     code, _, err = cli("report", "ov", "--storage", "t.journal")
     assert code == 0, err
     assert (workdir / "tuneops-out" / "ov" / "report.html").is_file()
+
+
+def _page(study) -> str:
+    from tuneops.report.html import render_html
+
+    return render_html(build_report(study), plotly="cdn")
+
+
+def test_the_summary_says_why_no_trial_is_selected():
+    """"no completed trial meets the constraints" was said of a study without constraints whose
+    every trial was pruned or failed."""
+    import optuna
+    from optuna.trial import TrialState
+    from report_studies import add
+
+    from tuneops import _study
+
+    study = optuna.create_study()
+    for i in range(3):
+        add(study, i, {"lr": 0.1}, state=TrialState.PRUNED if i else TrialState.FAIL)
+    text = _page(study)
+    assert "no trial completed: 2 pruned, 1 failed" in text
+    assert "meets the constraints" not in text
+    infeasible = optuna.create_study(direction="maximize")
+    infeasible.set_user_attr(_study.OBJECTIVES, [{"metric": "accuracy", "direction": "maximize"}])
+    infeasible.set_user_attr(_study.CONSTRAINTS, ["accuracy >= 0.9"])
+    for i in range(2):
+        add(infeasible, i, {"lr": 0.1}, [0.5], constraint=0.4)
+    assert "none (no completed trial meets the constraints)" in _page(infeasible)

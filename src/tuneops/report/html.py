@@ -877,7 +877,7 @@ def _summary(report: Report) -> str:
             )
         )
     else:
-        rows.append(("selected trial", "none (no completed trial meets the constraints)"))
+        rows.append(("selected trial", f"none ({_why_none_selected(report)})"))
     data = report.data or {}
     if data:
         rows.append(
@@ -896,6 +896,30 @@ def _summary(report: Report) -> str:
         )
         + "</table>"
     )
+
+
+def _why_none_selected(report: Report) -> str:
+    """Why no trial is selected: no trial completed (all pruned, failed or still running), or
+    none of the completed ones meets the constraints (said only when there are constraints)."""
+    if not report.counts.get("complete"):
+        ended = ", ".join(
+            f"{report.counts[state]} {label}"
+            for state, label in (
+                ("pruned", "pruned"),
+                ("fail", "failed"),
+                ("abandoned", "abandoned"),
+                ("running", "running"),
+                ("waiting", "waiting"),
+                ("stale", "left running by a worker that is gone"),
+            )
+            if report.counts.get(state)
+        )
+        return "no trial completed" + (f": {ended}" if ended else "")
+    # constraints declared by the spec, or recorded by a tune()/plain Optuna objective alone
+    column = report.table.columns.index("feasible")
+    if report.constraints or any(row[column] is False for row in report.table.rows):
+        return "no completed trial meets the constraints"
+    return "no completed trial has finite values to select from"
 
 
 def _strategy_block(report: Report) -> str:
