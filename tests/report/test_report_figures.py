@@ -222,3 +222,26 @@ def test_contour_takes_the_top_parameters_that_trials_set_together():
     # lr and depth are never set together; criterion is constant where lr is set
     assert {contour.x.name, contour.y.name} == {"lr", "width"}
     assert None not in contour.x.values and len(contour.x.values) == 8
+
+
+def _all_pruned_spec_run(n: int = 4, **spec) -> optuna.Study:
+    """A one-objective spec run whose every trial was pruned at its first step."""
+    from tuneops import _study
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(_study.SPEC, {"study": "s", **spec})
+    cut = {"steps": [1], "n_steps": 4, "max_step": 4, "fit_s": 1.0, "pruned": True}
+    for i in range(n):
+        add(study, i, {"lr": 0.1}, state=TrialState.PRUNED, attrs={_study.FIDELITY: cut},
+            intermediate={1: 0.5})
+    return study
+
+
+def test_the_anytime_panel_says_no_feasible_trial_completed_when_none_did():
+    """A spec run read "no trial recorded the compute it spent (trials of a spec ... do)"."""
+    anytime = panels(_all_pruned_spec_run())[0]["anytime"]
+    assert anytime.data is None
+    assert anytime.missing == "no feasible trial completed (4 pruned)."
+    plain = optuna.create_study()
+    add(plain, 0, {"lr": 0.1}, [1.0])  # a plain Optuna study: no compute record
+    assert "no trial recorded the compute it spent" in panels(plain)[0]["anytime"].missing

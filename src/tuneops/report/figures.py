@@ -724,6 +724,10 @@ def anytime(view: StudyView, ctx: dict[str, Any]) -> Anytime:
     compute = (pruning_section(view) or {}).get("compute") or {}
     points = tuple((float(x), float(y)) for x, y in compute.get("anytime") or ())
     if not points:
+        if not any(view.is_feasible(t) for t in view.complete):
+            # the curve starts at the first feasible completed trial: a spec run whose every
+            # trial was pruned read "no trial recorded the compute it spent"
+            raise Missing(f"no feasible trial completed ({_unfinished_account(view)}).")
         raise Missing(
             "no trial recorded the compute it spent (trials of a spec or of tune() do; a plain "
             "Optuna study does not)."
@@ -736,6 +740,24 @@ def anytime(view: StudyView, ctx: dict[str, Any]) -> Anytime:
         compute.get("budget"),
         compute.get("to_best"),
     )
+
+
+def _unfinished_account(view: StudyView) -> str:
+    """What became of the trials when none completed feasible: ``3 pruned, 1 failed``."""
+    counts = _study.state_counts(view.trials)
+    infeasible = sum(not view.is_feasible(t) for t in view.complete)
+    parts = [
+        f"{n} {label}"
+        for n, label in (
+            (infeasible, "completed but infeasible (violates a constraint)"),
+            (counts["PRUNED"], "pruned"),
+            (counts["FAIL"], "failed"),
+            (counts["ABANDONED"], "abandoned"),
+            (counts["RUNNING"] + counts["WAITING"], "running or waiting"),
+        )
+        if n
+    ]
+    return ", ".join(parts) or "no trial finished"
 
 
 def best_numbers(view: StudyView) -> list[int]:
