@@ -245,3 +245,21 @@ def test_the_anytime_panel_says_no_feasible_trial_completed_when_none_did():
     plain = optuna.create_study()
     add(plain, 0, {"lr": 0.1}, [1.0])  # a plain Optuna study: no compute record
     assert "no trial recorded the compute it spent" in panels(plain)[0]["anytime"].missing
+
+
+@pytest.mark.parametrize("pruner", ["none", {"name": "none"}])
+def test_the_learning_curves_panel_says_pruning_was_off(pruner):
+    """A spec run with pruner: none read "the objective did not report learning-curve steps,
+    so nothing could be pruned": the cause is the pruner, not the objective."""
+    from tuneops import _study
+
+    study = optuna.create_study()
+    study.set_user_attr(_study.SPEC, {"study": "s", "search": {"pruner": pruner}})
+    study.set_user_attr(_study.PRUNER, "NopPruner()")
+    add(study, 0, {"lr": 0.1}, [1.0])
+    missing = panels(study)[0]["intermediate_values"].missing
+    assert missing.startswith("pruning was off (the spec's search.pruner is none)")
+    assert "did not report" not in missing
+    plain = optuna.create_study()  # a plain study: no pruner known, the objective reported none
+    add(plain, 0, {"lr": 0.1}, [1.0])
+    assert "did not report learning-curve steps" in panels(plain)[0]["intermediate_values"].missing

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -674,11 +674,38 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
         if curve is not None:
             curves.append(Curve(t.number, t.state.name, tuple(curve[0]), tuple(curve[1])))
     if not curves:
+        if _pruning_off(view):
+            # the cause, not a consequence: "the objective did not report steps, so nothing
+            # could be pruned" was said of a spec run with pruner: none
+            if _study.SPEC in view.attrs:
+                raise Missing(
+                    "pruning was off (the spec's search.pruner is none): trials were trained "
+                    "in one go, with no learning-curve steps to record. Choose a pruner "
+                    "(search.pruner: auto) to train step by step and see the curves."
+                )
+            raise Missing(
+                f"pruning was off (the study's pruner is {view.attrs.get(_study.PRUNER)}): "
+                "no trial reported intermediate values."
+            )
         raise Missing(
             "no trial reported intermediate values (the objective did not report "
             "learning-curve steps, so nothing could be pruned)."
         )
     return IntermediateValues(view.objectives[0], tuple(curves), len(candidates))
+
+
+def _pruning_off(view: StudyView) -> bool:
+    """Whether the run chose no pruner: the spec's ``search.pruner: none`` (a name or a
+    ``{name: none}``), or the pruner the run recorded (``tuneops:pruner``) is Optuna's
+    ``NopPruner``."""
+    spec = view.attrs.get(_study.SPEC)
+    search = spec.get("search") if isinstance(spec, Mapping) else None
+    chosen = search.get("pruner") if isinstance(search, Mapping) else None
+    if isinstance(chosen, Mapping):
+        chosen = chosen.get("name")
+    if chosen is not None:
+        return chosen == "none"
+    return str(view.attrs.get(_study.PRUNER) or "").startswith("NopPruner")
 
 
 def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
