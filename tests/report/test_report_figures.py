@@ -263,3 +263,23 @@ def test_the_learning_curves_panel_says_pruning_was_off(pruner):
     plain = optuna.create_study()  # a plain study: no pruner known, the objective reported none
     add(plain, 0, {"lr": 0.1}, [1.0])
     assert "did not report learning-curve steps" in panels(plain)[0]["intermediate_values"].missing
+
+
+def test_trials_tied_with_the_noise_aware_front_are_not_drawn_as_dominated():
+    """The selection's front resolves ties within measured noise: trial 1 is faster than trial 0
+    by less than the latency's interval, so only trial 0 is on it; nothing beats trial 1 on
+    both objectives, and it was drawn as "dominated (feasible)"."""
+    from tuneops.report.html import figure_json
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i, point in enumerate([(0.90, 10.0), (0.89, 9.9), (0.80, 20.0)]):
+        add(study, i, {"lr": 0.1 * (i + 1)}, list(point))
+    view = view_of(study, selection={"selected_trial": 0, "pareto_front": [0]})
+    (panel,) = F.compute_panels(view, ["pareto_front"])
+    assert dict(zip(panel.data.numbers, panel.data.kinds, strict=True)) == {
+        0: "selected",
+        1: "tied",
+        2: "dominated",
+    }
+    names = [trace["name"] for trace in figure_json(panel)[0][1]["data"]]
+    assert "tied with the front within measurement noise" in names

@@ -33,6 +33,7 @@ class Renderer(ABC):
 KIND_COLORS = {
     "dominated": "#aec7e8",
     "pareto": "#1f77b4",
+    "tied": "#17becf",  # on no trial's losing side, tied with the front within noise
     "infeasible": "#9e9e9e",
     "selected": "#d62728",
 }

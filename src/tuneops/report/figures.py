@@ -20,6 +20,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study, pareto
+from tuneops.pareto import pareto_mask
 from tuneops.report.view import (
     StudyView,
     categorical_labels,
@@ -179,7 +180,11 @@ class Contour:
 
 @dataclass(frozen=True)
 class ParetoFront:
-    """Trials in objective space; ``kinds`` is one of selected, pareto, dominated, infeasible.
+    """Trials in objective space; ``kinds`` is one of selected, pareto, tied, dominated,
+    infeasible. ``pareto`` is the front shown (the selection's, noise-aware: ties within the
+    measured noise of serving costs and fold spread are resolved); ``tied`` are feasible trials
+    no trial beats on every objective that the noise-aware front leaves out: tied within
+    measurement noise with a front trial that is better beyond noise on another objective.
 
     ``ranges`` is the axis range of each objective: it covers the feasible front, the selected
     trial and the central :data:`PARETO_QUANTILES` of the feasible trials (all trials when none
@@ -613,6 +618,14 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
     ok = np.array([view.is_feasible(t) for t in complete])
     front_numbers = set(view.best)
     on_front = np.array([t.number in front_numbers for t in complete])
+    # The selection's front is noise-aware (tuneops.selection.noise_front): a trial that
+    # nothing beats on every objective may be left out of it, tied within measured noise with
+    # a front trial that is better beyond noise elsewhere. Drawn as "dominated" it read as
+    # beaten; it is a kind of its own.
+    tied = np.zeros(len(complete), dtype=bool)
+    if ok.any():
+        tied[ok] = pareto_mask(values[ok], view.directions)
+        tied &= ~on_front
     kinds = [
         "selected"
         if t.number == view.selected
@@ -620,12 +633,15 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
         if not f
         else "pareto"
         if p
+        else "tied"
+        if n
         else "dominated"
-        for t, f, p in zip(complete, ok, on_front, strict=False)
+        for t, f, p, n in zip(complete, ok, on_front, tied, strict=False)
     ]
     values = values[:, :k]
-    ranges = _pareto_ranges(values, ok, np.array([kd in ("pareto", "selected") for kd in kinds]))
-    idx = sample(len(complete), {i for i, kd in enumerate(kinds) if kd in ("pareto", "selected")})
+    shown = ("pareto", "tied", "selected")  # always kept, never beyond the axes
+    ranges = _pareto_ranges(values, ok, np.array([kd in shown for kd in kinds]))
+    idx = sample(len(complete), {i for i, kd in enumerate(kinds) if kd in shown})
     outside = [
         bool(any(not lo <= v <= hi for v, (lo, hi) in zip(values[i], ranges, strict=False)))
         for i in idx

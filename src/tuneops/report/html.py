@@ -482,6 +482,7 @@ def _contour(d: F.Contour) -> Figure:
 
 _PARETO_NAMES = {
     "dominated": "dominated (feasible)",
+    "tied": "tied with the front within measurement noise",
     "pareto": "Pareto front (feasible)",
     "infeasible": "infeasible (violates a constraint)",
     "selected": "selected trial",
@@ -494,18 +495,19 @@ def _pareto(d: F.ParetoFront) -> Figure:
     style: dict[str, dict[str, Any]] = {
         "dominated": {"size": 6, "opacity": 0.6},
         "pareto": {"size": 8},
+        "tied": {"size": 8, "symbol": "circle-open", "line": {"width": 2}},
         "infeasible": {"size": 6, "symbol": "x" if not three else "cross", "opacity": 0.7},
         "selected": {"size": 14, "symbol": "diamond", "line": {"color": "black", "width": 1}},
     }
     if three:
         style["dominated"]["size"], style["pareto"]["size"], style["selected"]["size"] = 3, 5, 8
-        style["infeasible"]["size"] = 4
+        style["infeasible"]["size"], style["tied"]["size"] = 4, 5
     data: list[dict[str, Any]] = []
 
     def clip(row: Sequence[float]) -> list[float | None]:
         return [_num(min(max(v, lo), hi)) for v, (lo, hi) in zip(row, d.ranges, strict=False)]
 
-    for kind in ("dominated", "infeasible", "pareto", "selected"):
+    for kind in ("dominated", "infeasible", "tied", "pareto", "selected"):
         for out in (False, True):
             idx = [
                 i

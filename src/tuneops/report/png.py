@@ -260,10 +260,11 @@ def _pareto(d: F.ParetoFront):
     three = len(d.objectives) == 3
     fig = plt.figure(figsize=(7.5, 6))
     ax = fig.add_subplot(projection="3d" if three else None)
-    markers = {"dominated": "o", "pareto": "o", "infeasible": "x", "selected": "*"}
-    sizes = {"dominated": 10, "pareto": 26, "infeasible": 14, "selected": 160}
+    markers = {"dominated": "o", "tied": "D", "pareto": "o", "infeasible": "x", "selected": "*"}
+    sizes = {"dominated": 10, "tied": 18, "pareto": 26, "infeasible": 14, "selected": 160}
     names = {
         "dominated": "dominated (feasible)",
+        "tied": "tied with the front within measurement noise",
         "pareto": "Pareto front (feasible)",
         "infeasible": "infeasible",
         "selected": "selected trial",
@@ -273,7 +274,7 @@ def _pareto(d: F.ParetoFront):
     def clip(i: int) -> list[float]:
         return [min(max(v, lo), hi) for v, (lo, hi) in zip(d.values[i], d.ranges, strict=False)]
 
-    for kind in ("dominated", "infeasible", "pareto", "selected"):
+    for kind in ("dominated", "infeasible", "tied", "pareto", "selected"):
         idx = [i for i, k in enumerate(d.kinds) if k == kind and not outside[i]]
         if idx:
             cols = list(zip(*[clip(i) for i in idx], strict=False))
