@@ -283,3 +283,22 @@ def test_trials_tied_with_the_noise_aware_front_are_not_drawn_as_dominated():
     }
     names = [trace["name"] for trace in figure_json(panel)[0][1]["data"]]
     assert "tied with the front within measurement noise" in names
+
+
+def test_slice_plots_keep_every_trial_visible_and_mark_the_selected_one():
+    """The reversed Blues scale drew the earliest trials (often the best) near-white, and the
+    selected trial was not told apart."""
+    from tuneops.report.html import figure_json
+
+    study = build(20, multi=False)
+    found, view = panels(study, selected=study.best_trial.number)
+    slices = found["slices"]
+    assert slices.data.selected == view.selected
+    traces = figure_json(slices)[0][1]["data"]
+    points = [t for t in traces if t.get("name") != "selected trial"]
+    assert {t["marker"]["colorscale"] for t in points} == {"Viridis"}
+    assert not any(t["marker"].get("reversescale") for t in points)
+    chosen = [t for t in traces if t.get("name") == "selected trial"]
+    assert len(chosen) == len(points)  # one mark per subplot, one legend entry
+    assert [t["showlegend"] for t in chosen].count(True) == 1
+    assert all(t["text"] == [f"trial {view.selected} (selected)"] for t in chosen)

@@ -164,6 +164,7 @@ class Slices:
     params: tuple[Axis, ...]
     objectives: dict[str, tuple[float, ...]]
     n_total: int = 0
+    selected: int | None = None  # the selected trial's number, among ``numbers`` when set
 
 
 @dataclass(frozen=True)
@@ -531,6 +532,7 @@ def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
         tuple(_axis(n, dists[n], shown) for n in names),
         {o: tuple(t.values[i] for t in shown) for i, o in enumerate(view.objectives)},
         len(complete),
+        view.selected if any(t.number == view.selected for t in shown) else None,
     )
 
 

@@ -394,8 +394,9 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
                         "size": 5,
                         "opacity": 0.75,
                         "color": [d.numbers[i] for i in idx],
-                        "colorscale": "Blues",
-                        "reversescale": True,  # later trials darker
+                        # both ends visible on white: the reversed Blues drew the earliest
+                        # trials (often the best) near-white
+                        "colorscale": "Viridis",
                         "cmin": min(d.numbers),
                         "cmax": max(d.numbers),
                         "showscale": first,
@@ -415,6 +416,28 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
                     },
                 }
             )
+            chosen = [i for i in idx if d.numbers[i] == d.selected]
+            if chosen:
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": "selected trial",
+                        "legendgroup": "selected",
+                        "showlegend": not any(t.get("name") == "selected trial" for t in data),
+                        "x": [xs[i] for i in chosen],
+                        "y": _nums([d.objectives[obj][i] for i in chosen]),
+                        "xaxis": x,
+                        "yaxis": y,
+                        "text": [f"trial {d.numbers[i]} (selected)" for i in chosen],
+                        "marker": {
+                            "size": 11,
+                            "symbol": "diamond",
+                            "color": KIND_COLORS["selected"],
+                            "line": {"color": "black", "width": 1},
+                        },
+                    }
+                )
             xa, ya = f"xaxis{x[1:]}", f"yaxis{y[1:]}"
             layout[xa].update(title=_title(a.name, size=11), **axis)
             layout[ya]["title"] = _title(obj, size=11)
@@ -423,7 +446,11 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
             for axis_key in (f"xaxis{refs[i][0][1:]}", f"yaxis{refs[i][1][1:]}"):
                 layout[axis_key]["visible"] = False
     assert len(used) == n
-    layout.update(height=height, margin={"l": 60, "r": 80, "t": 30, "b": 40})
+    layout.update(
+        height=height,
+        margin={"l": 60, "r": 80, "t": 30, "b": 40},
+        legend={**_legend(""), "y": 1.0, "title": None},
+    )
     return {"data": data, "layout": layout}
 
 

@@ -229,15 +229,32 @@ def _slices(d: F.Slices):
                 xs,
                 [d.objectives[obj][i] for i in idx],
                 c=[d.numbers[i] for i in idx],
-                cmap="Blues",
+                cmap="viridis",  # both ends visible on white (Blues drew early trials white)
                 s=10,
                 vmin=min(d.numbers),
                 vmax=max(d.numbers),
             )
+            chosen = [i for i in idx if d.numbers[i] == d.selected]
+            if chosen:
+                ax.scatter(
+                    [xs[idx.index(i)] for i in chosen],
+                    [d.objectives[obj][i] for i in chosen],
+                    c=KIND_COLORS["selected"],
+                    marker="D",
+                    s=40,
+                    edgecolors="black",
+                    linewidths=0.8,
+                    label="selected trial",
+                )
             _style_axis(ax, a, "x")
             ax.set_ylabel(obj, fontsize=8)
             ax.tick_params(labelsize=7)
     fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
+    for ax in axes.flat:  # one legend entry for the selected trial, if drawn
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles[:1], labels[:1], loc="outside upper left", fontsize=8)
+            break
     return fig
 
 
