@@ -486,11 +486,25 @@ def final_values(trial: FrozenTrial) -> list[float] | None:
 
 
 def pruned_at(trial: FrozenTrial) -> dict[str, Any] | None:
-    """Where a pruned trial stopped: its last reported step and value; None for another."""
-    if trial.state != TrialState.PRUNED or not trial.intermediate_values:
+    """Where a pruned trial stopped: its last reported step and value (one objective: Optuna's
+    record), or values (several: tuneops' own record :data:`INTERMEDIATE`, ``{str(step):
+    [value per objective]}``, as ``tuneops.pruning.report`` writes it: Optuna's ``report``
+    raises in a multi-objective study, issue #3450); None for another trial. Read here, in
+    the stored format's module, not through ``tuneops.pruning``, which sits above it."""
+    if trial.state != TrialState.PRUNED:
         return None
-    step = max(trial.intermediate_values)
-    return {"step": step, "value": trial.intermediate_values[step]}
+    if trial.intermediate_values:
+        step = max(trial.intermediate_values)
+        return {"step": step, "value": trial.intermediate_values[step]}
+    record = trial.user_attrs.get(INTERMEDIATE)
+    if not isinstance(record, Mapping) or not record:
+        return None
+    try:
+        steps = {int(k): v for k, v in record.items()}
+    except (TypeError, ValueError):  # a record of another shape says nothing of where
+        return None
+    step = max(steps)
+    return {"step": step, "value": steps[step]}
 
 
 # -- the budget -----------------------------------------------------------------------------------

@@ -383,3 +383,18 @@ def test_the_summary_says_why_no_trial_is_selected():
     for i in range(2):
         add(infeasible, i, {"lr": 0.1}, [0.5], constraint=0.4)
     assert "none (no completed trial meets the constraints)" in _page(infeasible)
+
+
+def test_pruned_trials_of_a_multi_objective_study_say_where_they_stopped():
+    """Single-objective tables said "PRUNED at step N", multi-objective ones only "PRUNED": the
+    step was read from Optuna's record alone, which trial.report cannot write there (#3450)."""
+    from tuneops.results import trial_record
+
+    study = build(20)  # trials 5 and 15 pruned after step 1, in tuneops' own record
+    report = build_report(study)
+    states = {row[0]: row[1] for row in report.table.rows}
+    assert states[5] == states[15] == "PRUNED at step 1"
+    stopped = trial_record(study.trials[5])["pruned_at"]
+    assert stopped["step"] == 1 and len(stopped["value"]) == 2  # a value per objective
+    single = build_report(build(20, multi=False)).table.rows  # Optuna's record, as before
+    assert {row[1] for row in single if row[0] in (5, 15)} == {"PRUNED at step 1"}
