@@ -302,3 +302,30 @@ def test_slice_plots_keep_every_trial_visible_and_mark_the_selected_one():
     assert len(chosen) == len(points)  # one mark per subplot, one legend entry
     assert [t["showlegend"] for t in chosen].count(True) == 1
     assert all(t["text"] == [f"trial {view.selected} (selected)"] for t in chosen)
+
+
+def test_legends_that_explain_a_figure_are_shown_even_with_one_trace():
+    """plotly hides the legend of a figure with one legend item: the anytime panel's line
+    styles, the contour's black dots and an all-infeasible front's grey crosses were never
+    explained."""
+    from tuneops.report.html import figure_json
+
+    def layout(key, **data):
+        return figure_json(F.Panel(key, key, data["data"]))[0][1]["layout"]
+
+    anytime = F.Anytime("accuracy", "fit_cpu_s", ((1.0, 0.5), (3.0, 0.7)), 4.0, 10.0, 3.0)
+    shown = layout("anytime", data=anytime)
+    assert shown["showlegend"] is True
+    assert shown["legend"]["title"]["text"] == "dotted: best reached; dashed: the compute budget"
+    no_budget = dataclasses.replace(anytime, budget=None)
+    assert layout("anytime", data=no_budget)["legend"]["title"]["text"] == "dotted: best reached"
+    contour = panels(build(30, multi=False))[0]["contour"].data
+    assert layout("contour", data=contour)["showlegend"] is True
+    three = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for i in range(4):  # every trial violates its constraint: one kind of point only
+        add(three, i, {"lr": 0.1 * (i + 1)}, [float(i), 1.0, 2.0], constraint=1.0)
+    view = dataclasses.replace(view_of(three), selected=None)  # no trial meets the constraints
+    (front_panel,) = F.compute_panels(view, ["pareto_front"])
+    front = front_panel.data
+    assert set(front.kinds) == {"infeasible"}
+    assert layout("pareto_front", data=front)["showlegend"] is True

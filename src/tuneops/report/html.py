@@ -502,8 +502,11 @@ def _contour(d: F.Contour) -> Figure:
         "xaxis": {"title": _title(d.x.name), **xaxis, "automargin": True},
         "yaxis": {"title": _title(d.y.name), **yaxis, "automargin": True},
         "height": 480,
-        "legend": _legend("black dots:"),
     }
+    if d.x.labels is None and d.y.labels is None:
+        # plotly hides the legend of a figure with one legend item: the black dots' meaning
+        # (trials, against an interpolated surface) would never show
+        layout.update(legend=_legend("black dots:"), showlegend=True)
     return {"data": data, "layout": layout}
 
 
@@ -593,6 +596,7 @@ def _pareto(d: F.ParetoFront) -> Figure:
             "height": 620,
             "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
             "legend": _legend("points:"),
+            "showlegend": True,  # one kind (all infeasible: grey crosses) must still say so
         }
     else:
         layout = {
@@ -600,6 +604,7 @@ def _pareto(d: F.ParetoFront) -> Figure:
             "yaxis": {"title": _title(labels[1]), "range": list(d.ranges[1]), "automargin": True},
             "height": 500,
             "legend": _legend("points:"),
+            "showlegend": True,
         }
     return {"data": data, "layout": layout}
 
@@ -689,9 +694,14 @@ def _anytime(d: F.Anytime) -> Figure:
             "name": f"best {d.objective} so far",
         }
     ]
-    shapes = []
-    for at, label, dash in ((d.to_best, "best reached", "dot"), (d.budget, "budget", "dash")):
+    shapes: list[dict[str, Any]] = []
+    drawn: list[str] = []
+    for at, label, dash in (
+        (d.to_best, "dotted: best reached", "dot"),
+        (d.budget, "dashed: the compute budget", "dash"),
+    ):
         if at is not None:
+            drawn.append(label)
             shapes.append(
                 {
                     "type": "line",
@@ -710,7 +720,10 @@ def _anytime(d: F.Anytime) -> Figure:
         "yaxis": {"title": _title(f"best {d.objective}"), "automargin": True},
         "height": 360,
         "shapes": shapes,
-        "legend": _legend("dotted: best reached; dashed: the compute budget"),
+        # the lines are shapes, not traces: the legend's title says what they mean, and plotly
+        # hides a legend of one trace unless told
+        "legend": _legend("; ".join(drawn)),
+        "showlegend": True,
     }
     return {"data": data, "layout": layout}
 
