@@ -329,3 +329,33 @@ def test_legends_that_explain_a_figure_are_shown_even_with_one_trace():
     front = front_panel.data
     assert set(front.kinds) == {"infeasible"}
     assert layout("pareto_front", data=front)["showlegend"] is True
+
+
+def test_degenerate_figures_are_not_drawn_as_if_they_meant_something():
+    """One trial drew a hypervolume of 1.0 ("share of box": the box is that trial), ticks at
+    -0.5 and 0.5 "trial", and a latency axis from -0.5 ms."""
+    from tuneops import _study
+    from tuneops.report.html import figure_json
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_p95_ms", "direction": "minimize"},
+        ],
+    )
+    add(study, 0, {"lr": 0.1}, [0.9, 0.02])
+    found, _ = panels(study)
+    history = found["history"].data
+    assert history.hypervolume is None
+    assert history.notes and history.notes[0].startswith("Hypervolume not drawn")
+    layout = figure_json(found["history"])[0][1]["layout"]
+    assert layout["xaxis"]["tickformat"] == "d" and layout["xaxis"]["dtick"] == 1
+    assert "rangemode" not in layout["yaxis"] and layout["yaxis2"]["rangemode"] == "nonnegative"
+    front = found["pareto_front"].data
+    assert front.ranges[1][0] >= 0  # latency: the 5 % padding stops at 0
+    add(study, 1, {"lr": 0.2}, [0.8, 0.01])
+    history = panels(study)[0]["history"].data
+    assert history.hypervolume is not None
+    assert "relative to this study" in history.notes[0]

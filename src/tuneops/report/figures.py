@@ -20,6 +20,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study, pareto
+from tuneops.metrics import METRICS
 from tuneops.pareto import pareto_mask
 from tuneops.report.view import (
     StudyView,
@@ -51,6 +52,7 @@ __all__ = [
     "feasible_losses",
     "TOP_PARAMS",
     "MAX_POINTS",
+    "is_cost",
 ]
 
 # Readability limits, the same for every renderer. A figure shows the TOP_PARAMS most important
@@ -117,6 +119,7 @@ class History:
     last_trial: int | None = None
     last_feasible: int | None = None
     n_complete: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -346,13 +349,48 @@ def history(view: StudyView, ctx: dict[str, Any]) -> History:
         for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False))
     )
     last_feasible = max((t.number for t, f in zip(complete, ok, strict=False) if f), default=None)
+    hypervolume, notes = _hypervolume_drawn(view) if view.multi else (None, ())
     return History(
         series,
-        _hypervolume_history(view) if view.multi else None,
+        hypervolume,
         max(t.number for t in view.trials),
         last_feasible,
         len(complete),
+        notes,
     )
+
+
+def _hypervolume_drawn(
+    view: StudyView,
+) -> tuple[tuple[tuple[int, ...], tuple[float, ...]] | None, tuple[str, ...]]:
+    """The hypervolume history, or None when it would mean nothing, with the notes that say
+    how to read it. Normalized between the study's own best and worst feasible values, one
+    feasible trial (or trials alike in every objective) is the whole box: 1.0 after a single
+    trial read as a perfect front."""
+    ok = [t for t in view.complete if view.is_feasible(t)]
+    loss = pareto.losses([t.values for t in ok], view.directions) if ok else None
+    flat = [] if loss is None else [
+        name
+        for name, lo, hi in zip(view.objectives, loss.min(axis=0), loss.max(axis=0), strict=False)
+        if hi <= lo
+    ]
+    if len(ok) < 2 or len(flat) == len(view.objectives):
+        return None, (
+            f"Hypervolume not drawn: it is measured between the study's own best and worst "
+            f"feasible values, which needs 2 or more feasible trials that differ ({len(ok)} "
+            "feasible so far).",
+        )
+    notes = [
+        "Hypervolume: the share of the box between this study's own best and worst feasible "
+        "values (the reference point 10% beyond the worst) that the feasible front dominates; "
+        "relative to this study, not comparable between studies."
+    ]
+    if flat:
+        notes.append(
+            f"{', '.join(flat)} took one value over the feasible trials: the hypervolume "
+            "measures the other objectives only."
+        )
+    return _hypervolume_history(view), tuple(notes)
 
 
 def normalized_losses(
@@ -643,6 +681,11 @@ def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
     values = values[:, :k]
     shown = ("pareto", "tied", "selected")  # always kept, never beyond the axes
     ranges = _pareto_ranges(values, ok, np.array([kd in shown for kd in kinds]))
+    # a serving cost is never negative: the padding must not draw "-0.5 ms"
+    ranges = tuple(
+        (max(lo, 0.0), hi) if is_cost(name) and lo < 0 <= values[:, i].min() else (lo, hi)
+        for i, (name, (lo, hi)) in enumerate(zip(view.objectives[:k], ranges, strict=False))
+    )
     idx = sample(len(complete), {i for i, kd in enumerate(kinds) if kd in shown})
     outside = [
         bool(any(not lo <= v <= hi for v, (lo, hi) in zip(values[i], ranges, strict=False)))
@@ -803,6 +846,13 @@ def _unfinished_account(view: StudyView) -> str:
         if n
     ]
     return ", ".join(parts) or "no trial finished"
+
+
+def is_cost(name: str) -> bool:
+    """Whether objective ``name`` is a serving cost (latency, size, time): never negative, so
+    its axes start at 0 at the lowest."""
+    metric = METRICS.get(name)
+    return metric is not None and metric.is_serving_cost
 
 
 def best_numbers(view: StudyView) -> list[int]:

@@ -88,6 +88,12 @@ def _legend(title: str) -> dict[str, Any]:
     }
 
 
+def _integer_ticks(lo: float, hi: float) -> dict[str, Any]:
+    """Axis settings for counts and trial or step numbers: integer labels, and a tick per unit
+    over a short span (plotly put ticks at -0.5 and 0.5 "trial" around a single trial)."""
+    return {"tickformat": "d", **({"tick0": 0, "dtick": 1} if hi - lo < 10 else {})}
+
+
 def _grid(
     n: int,
     cols: int,
@@ -131,6 +137,8 @@ def _history(d: F.History) -> Figure:
     layout, refs, height = _grid(rows, 1, 230, top=70, gap_px=70)
     data: list[dict[str, Any]] = []
     last = d.last_trial if d.last_trial is not None else None
+    first = min((s.numbers[0] for s in d.series if s.numbers), default=0)
+    trial_ticks = _integer_ticks(first, last if last is not None else first)
     for r, s in enumerate(d.series):
         x, y = refs[r]
         groups = (
@@ -186,8 +194,10 @@ def _history(d: F.History) -> Figure:
                 "yaxis": y,
             }
         )
-        layout[f"xaxis{x[1:]}"]["title"] = _title("trial")
+        layout[f"xaxis{x[1:]}"].update(title=_title("trial"), **trial_ticks)
         layout[f"yaxis{y[1:]}"]["title"] = _title(f"{s.name} ({s.direction})")
+        if F.is_cost(s.name):
+            layout[f"yaxis{y[1:]}"]["rangemode"] = "nonnegative"
     if d.hypervolume is not None:
         x, y = refs[-1]
         hx, hy = list(d.hypervolume[0]), _nums(d.hypervolume[1])
@@ -206,8 +216,10 @@ def _history(d: F.History) -> Figure:
                 "yaxis": y,
             }
         )
-        layout[f"xaxis{x[1:]}"]["title"] = _title("trial")
-        layout[f"yaxis{y[1:]}"].update(title=_title("hypervolume (share of box)"), range=[0, 1.02])
+        layout[f"xaxis{x[1:]}"].update(title=_title("trial"), **trial_ticks)
+        layout[f"yaxis{y[1:]}"].update(
+            title=_title("hypervolume (share of this study's box)"), range=[0, 1.02]
+        )
     shapes, notes = [], []
     if d.last_feasible is not None and last is not None and d.last_feasible < last:
         for x, y in refs:
@@ -404,6 +416,7 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
                             {
                                 "colorbar": {
                                     "title": _title("trial<br>number"),
+                                    **_integer_ticks(min(d.numbers), max(d.numbers)),
                                     "thickness": 12,
                                     "len": min(1.0, 300 / height),
                                     "y": 1,
@@ -441,6 +454,8 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
             xa, ya = f"xaxis{x[1:]}", f"yaxis{y[1:]}"
             layout[xa].update(title=_title(a.name, size=11), **axis)
             layout[ya]["title"] = _title(obj, size=11)
+            if F.is_cost(obj):
+                layout[ya]["rangemode"] = "nonnegative"
     for i in range(len(refs)):  # grid cells left empty at the end of a block
         if refs[i] not in used:
             for axis_key in (f"xaxis{refs[i][0][1:]}", f"yaxis{refs[i][1][1:]}"):
@@ -636,8 +651,13 @@ def _intermediate(d: F.IntermediateValues) -> Figure:
                     "opacity": 0.6 if state == "PRUNED" else 0.85,
                 }
             )
+    steps = [step for c in d.curves for step in c.steps]
     layout = {
-        "xaxis": {"title": _title("step"), "automargin": True},
+        "xaxis": {
+            "title": _title("step"),
+            "automargin": True,
+            **_integer_ticks(min(steps, default=0), max(steps, default=0)),
+        },
         "yaxis": {"title": _title(f"{d.objective} (intermediate)"), "automargin": True},
         "height": 420,
         "legend": _legend("trial state:"),
@@ -674,7 +694,11 @@ def _workers(d: F.Workers) -> Figure:
     layout = {
         "barmode": "stack",
         "xaxis": {"title": _title("worker"), "automargin": True},
-        "yaxis": {"title": _title("trials"), "automargin": True},
+        "yaxis": {
+            "title": _title("trials"),
+            "automargin": True,
+            **_integer_ticks(0, max((sum(r.counts.values()) for r in d.rows), default=0)),
+        },
         "height": 380,
         "legend": _legend("trial state:"),
     }
