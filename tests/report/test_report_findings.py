@@ -407,3 +407,20 @@ def test_every_trial_pruned_is_a_warning_and_claims_no_saving(spec, where):
     )
     assert "no model was trained to the end" in f.text and where in f.text
     assert "saved" not in f.text
+
+
+def test_failures_differing_only_in_numbers_are_one_reason():
+    """"1x RuntimeError: boom 0.55; 1x RuntimeError: boom 0.72; ..." listed one failure once per
+    value in its message."""
+    reasons = {i: f"RuntimeError: boom {0.5 + i / 100}\ntraceback" for i in range(1, 5)}
+    reasons[5] = "MemoryError: out"
+    study = series(
+        [0.5] * 7,
+        states={i: TrialState.FAIL for i in reasons},
+        attrs=lambda i: {_study.FAIL_REASON: reasons[i]} if i in reasons else {},
+    )
+    (f,) = topics(study, "failures")
+    assert f.text == (
+        "5 of 7 trials failed: 4x RuntimeError: boom <n> (e.g. RuntimeError: boom 0.51); "
+        "1x MemoryError: out."
+    )

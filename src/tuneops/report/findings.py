@@ -473,14 +473,25 @@ def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, in
     return 1.0 - factor**-rungs, factor, rungs
 
 
+#: Numbers in a failure's message (values, sizes, addresses): masked to group failures.
+_NUMBER = re.compile(r"0x[0-9a-fA-F]+|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _reason_kind(first_line: str) -> str:
+    """A failure's kind: the first line of its reason (exception type and message) with every
+    number masked as ``<n>``."""
+    return _NUMBER.sub("<n>", first_line)
+
+
 def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    """Failed trials grouped by the first line of their recorded reason (the three most
-    frequent named), and trials abandoned by a stopped worker; retired trials are not failures."""
+    """Failed trials grouped by kind, the first line of their recorded reason (exception type
+    and message) with numbers masked, the three most frequent named with a count and one
+    example; and trials abandoned by a stopped worker; retired trials are not failures."""
     failed = [t for t in view.of_state(TrialState.FAIL) if _study.ABANDONED not in t.user_attrs]
     abandoned = [t for t in view.trials if _study.ABANDONED in t.user_attrs and not retired(t)]
     out = []
     if failed:
-        reasons = Counter(
+        firsts = [
             (
                 str(t.user_attrs.get(_study.FAIL_REASON) or "no reason recorded")
                 .strip()
@@ -488,8 +499,17 @@ def failures(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                 or ["?"]
             )[0][:160]
             for t in failed
+        ]
+        # one reason per kind of failure: "1x RuntimeError: boom 0.55; 1x ... boom 0.72" was
+        # one failure told apart by the numbers in its message
+        reasons = Counter(_reason_kind(r) for r in firsts)
+        example: dict[str, str] = {}
+        for r in firsts:
+            example.setdefault(_reason_kind(r), r)
+        listed = "; ".join(
+            f"{n}x {kind}" + (f" (e.g. {example[kind]})" if example[kind] != kind else "")
+            for kind, n in reasons.most_common(3)
         )
-        listed = "; ".join(f"{n}x {r}" for r, n in reasons.most_common(3))
         more = f" (and {len(reasons) - 3} other reasons)" if len(reasons) > 3 else ""
         out.append(
             Finding(
