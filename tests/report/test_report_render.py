@@ -398,3 +398,32 @@ def test_pruned_trials_of_a_multi_objective_study_say_where_they_stopped():
     assert stopped["step"] == 1 and len(stopped["value"]) == 2  # a value per objective
     single = build_report(build(20, multi=False)).table.rows  # Optuna's record, as before
     assert {row[1] for row in single if row[0] in (5, 15)} == {"PRUNED at step 1"}
+
+
+def test_the_summary_gives_the_selected_trial_as_selection_saw_it():
+    """One objective read "(policy: knee)" where the CLI says "the best feasible accuracy"; under
+    the staged strategy the search value was shown though selection used the verified mean."""
+    import optuna
+
+    from tuneops import _study
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(_study.OBJECTIVES, [{"metric": "accuracy", "direction": "maximize"}])
+    for value in (0.9, 0.8, 0.7):
+        study.add_trial(optuna.trial.create_trial(values=[value], params={}, distributions={}))
+    plain = _page(study)
+    assert "0 ★ accuracy=0.9 (the best feasible accuracy)" in plain and "policy:" not in plain
+    candidates = [  # trial 0 verifies at 0.78, trial 1 at 0.85: trial 1 is selected
+        {"number": n, "params": {}, "values": [study.trials[n].value], "mean": [m],
+         "std": [0.01], "ci95": [[m - 0.02, m + 0.02]], "evaluations": [[m]] * 3}
+        for n, m in {0: 0.78, 1: 0.85}.items()
+    ]
+    phase = {"phase": "explore", "from_trial": 0, "to_trial": 3, "sampler": "tpe", "pruning": False}
+    study.set_user_attr(_study.STRATEGY, {"name": "staged", "phases": [phase], "verification": {
+        "k": 2, "folds": 5, "repeats": 3, "candidates": candidates}})
+    text = _page(study)
+    assert (
+        "1 ★ accuracy=0.85 verified (95% CI 0.83 – 0.87), 0.8 in the search (the best feasible "
+        "accuracy, by its verified mean)"
+    ) in text
+    assert '<tr class="sel"><td>1 ★</td><td>0.8</td><td>0.85</td>' in text

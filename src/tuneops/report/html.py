@@ -829,7 +829,7 @@ table.trials th{position:sticky;top:0;background:#eee;cursor:pointer;user-select
 table.trials th,table.trials td{border:1px solid #ddd;padding:2px 6px;text-align:right;
   white-space:nowrap}
 table.trials td.s{text-align:left;max-width:28em;overflow:hidden;text-overflow:ellipsis}
-table.trials tr.sel td{background:#ffe9e9}
+table.trials tr.sel td,table.kv tr.sel td{background:#ffe9e9}
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px;max-width:100%}
 .kv td{padding:2px 10px 2px 0;vertical-align:top}
 """
@@ -935,13 +935,28 @@ def _summary(report: Report) -> str:
                     report.objectives, sel[2 : 2 + len(report.objectives)], strict=False
                 )
             )
-        policy = (report.selection or {}).get("policy")
-        rows.append(
-            (
-                "selected trial",
-                f"{report.selected} ★ {values}" + (f" (policy: {policy})" if policy else ""),
+        verified = _verified(report)
+        if verified is not None:
+            # staged: selection chose at the verified means, not at the search values
+            values = ", ".join(
+                f"{o}={_g(mean)} verified"
+                + (f" (95% CI {_g(ci[0])} – {_g(ci[1])})" if ci else "")
+                + (f", {_g(search)} in the search" if isinstance(search, (int, float)) else "")
+                for o, mean, ci, search in zip(
+                    report.objectives,
+                    verified["mean"],
+                    verified.get("ci95") or [None] * len(report.objectives),
+                    verified.get("values") or [None] * len(report.objectives),
+                    strict=False,
+                )
             )
-        )
+        policy = (report.selection or {}).get("policy")
+        if len(report.objectives) == 1:  # whatever the policy (a knee needs two), as the CLI
+            how = f" (the best feasible {report.objectives[0]}"
+            how += ", by its verified mean)" if verified is not None else ")"
+        else:
+            how = f" (policy: {policy})" if policy else ""
+        rows.append(("selected trial", f"{report.selected} ★ {values}{how}"))
     else:
         rows.append(("selected trial", f"none ({_why_none_selected(report)})"))
     data = report.data or {}
@@ -961,6 +976,24 @@ def _summary(report: Report) -> str:
             for k, v in rows
         )
         + "</table>"
+    )
+
+
+def _g(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _verified(report: Report) -> dict[str, Any] | None:
+    """The selected trial's verification under ``strategy: staged`` (its verified means and
+    95% intervals, the values selection used), or None."""
+    verification = (report.strategy or {}).get("verification") or {}
+    return next(
+        (
+            dict(c)
+            for c in verification.get("candidates", [])
+            if c.get("number") == report.selected and c.get("mean") is not None
+        ),
+        None,
     )
 
 
@@ -1000,9 +1033,16 @@ def _strategy_block(report: Report) -> str:
             return html.escape(f"{v:.4g}")
         return html.escape("–" if v is None else str(v))
 
-    def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def table(
+        columns: Sequence[str], rows: Sequence[Sequence[Any]], selected: Any = None
+    ) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+        body = "".join(
+            ('<tr class="sel">' if selected is not None and r[0] == selected else "<tr>")
+            + "".join(f"<td>{cell(v)}</td>" for v in r)
+            + "</tr>"
+            for r in rows
+        )
         return f'<table class="kv"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
     objectives = list(report.objectives)
@@ -1026,7 +1066,7 @@ def _strategy_block(report: Report) -> str:
     verified = record.get("verification") or {}
     rows = []
     for c in verified.get("candidates", []):
-        row: list[Any] = [c["number"]]
+        row: list[Any] = [f"{c['number']} ★" if c["number"] == report.selected else c["number"]]
         for i, _ in enumerate(objectives):
             ci = (c.get("ci95") or [None] * len(objectives))[i]
             row += [
@@ -1042,6 +1082,7 @@ def _strategy_block(report: Report) -> str:
             ["trial"]
             + [h for o in objectives for h in (f"{o} (search)", f"{o} (verified)", "95% CI")],
             rows,
+            selected=f"{report.selected} ★",
         )
         if rows
         else '<p class="missing">The verification phase has not run yet (it runs when the '
