@@ -424,3 +424,20 @@ def test_failures_differing_only_in_numbers_are_one_reason():
         "5 of 7 trials failed: 4x RuntimeError: boom <n> (e.g. RuntimeError: boom 0.51); "
         "1x MemoryError: out."
     )
+
+
+def test_the_positive_class_is_named_only_for_metrics_that_depend_on_it():
+    """"The best accuracy (positive class 1) is ...": accuracy has no positive class."""
+
+    def no_better(metric: str) -> str:
+        study = series([0.5, 0.55, 0.52])
+        study.set_user_attr(_study.OBJECTIVES, [{"metric": metric, "direction": "maximize"}])
+        study.set_user_attr(
+            _study.SCORING,
+            {"pos_label": 1, "baseline_model": "majority-class", "baseline": {metric: 0.6}},
+        )
+        (f,) = topics(study, "baseline")
+        return f.text
+
+    assert no_better("accuracy").startswith("The best accuracy is 0.55, no better than")
+    assert no_better("f1").startswith("The best f1 (positive class 1) is 0.55")

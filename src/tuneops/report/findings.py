@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
+from tuneops.metrics import METRICS
 from tuneops.report.figures import best_numbers, feasible_losses
 from tuneops.report.view import StudyView, is_warm_start, pruning_section, view_of
 
@@ -661,7 +662,10 @@ def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         if (best > base) if direction == "maximize" else (best < base):
             continue
         pos = scoring.get("pos_label")
-        label = f" (positive class {pos!r})" if pos is not None else ""
+        # only a metric whose value depends on which class is positive (f1, precision, recall,
+        # roc_auc, average_precision) is "of" a positive class: not accuracy
+        uses = getattr(METRICS.get(name), "uses_pos_label", False)
+        label = f" (positive class {pos!r})" if pos is not None and uses else ""
         out.append(
             Finding(
                 "warning",
