@@ -427,3 +427,31 @@ def test_the_summary_gives_the_selected_trial_as_selection_saw_it():
         "accuracy, by its verified mean)"
     ) in text
     assert '<tr class="sel"><td>1 ★</td><td>0.8</td><td>0.85</td>' in text
+
+
+def test_the_report_says_how_the_warm_start_trials_did():
+    """results.json's warm_start section (sources, ranks, best warm against the best other)
+    had no place in the report."""
+    study = build(20, multi=False)
+    for t in study.trials[:3]:  # the three warm-start trials, as a spec's params gives them
+        assert t.user_attrs["warm_start"] is True
+    report = build_report(study)
+    assert report.warm_start is not None and len(report.warm_start["trials"]) == 3
+    text = _page(study)
+    section = text[text.index('data-panel="warm_start"') :]
+    section = section[: section.index("</section>")]
+    assert "<h2>Warm start</h2>" in section
+    assert "warm start: 3 trials (3 given); best warm trial #" in section
+    assert "vs " in section and "for the best other trial" in section
+    assert section.count("<tr>") + section.count('<tr class="sel">') == 1 + 3  # head + trials
+    assert 'data-panel="warm_start"' not in _page(_cold(6))  # no warm start: no section
+
+
+def _cold(n: int):
+    import optuna
+    from report_studies import add
+
+    study = optuna.create_study()
+    for i in range(n):
+        add(study, i, {"lr": 0.1 * (i + 1)}, [float(i)])
+    return study

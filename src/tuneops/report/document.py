@@ -18,7 +18,13 @@ from tuneops._secrets import mask_secrets
 from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
 from tuneops.report.findings import Finding, compute_findings
-from tuneops.report.view import StudyView, is_warm_start, view_of, worker_label
+from tuneops.report.view import (
+    StudyView,
+    is_warm_start,
+    view_of,
+    warm_start_section,
+    worker_label,
+)
 from tuneops.strategy import strategy_summary
 
 __all__ = ["Report", "TrialTable", "build_report"]
@@ -48,6 +54,8 @@ class Report:
     # ``strategy: staged``: its phases (trials by state, best values) and the verification of
     # the top candidates (tuneops.strategy.strategy_summary); None for other studies
     strategy: dict[str, Any] | None = None
+    # how the warm-start trials did (results.json's ``warm_start``); None without any
+    warm_start: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
     def panel(self, key: str) -> Panel:
@@ -192,6 +200,7 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         selection=selection,
         notes=tuple(notes),
         strategy=strategy_summary(attrs.get(_study.STRATEGY), view.directions, view.trials),
+        warm_start=warm_start_section(view),
     )
 
 

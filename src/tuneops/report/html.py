@@ -1096,6 +1096,52 @@ def _strategy_block(report: Report) -> str:
     )
 
 
+def _warm_start_block(report: Report) -> str:
+    """How the warm-start trials did: results.json's ``warm_start`` summary, then each warm
+    trial's source, state, values and rank among the feasible completed trials (1: the best,
+    or on the Pareto front)."""
+    section = report.warm_start
+    if not section:
+        return ""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return html.escape(", ".join(_g(x) for x in v))
+        return html.escape("–" if v is None else _g(v))
+
+    ranking = (
+        "1 + the feasible trials that dominate it (1: on the Pareto front)"
+        if section.get("ranking") == "pareto"
+        else "by value among the feasible completed trials (1: the best)"
+    )
+    head = "".join(
+        f"<th>{html.escape(c)}</th>"
+        for c in ("trial", "source", "state", ", ".join(report.objectives), "rank")
+    )
+    body = "".join(
+        ('<tr class="sel">' if t.get("number") == report.selected else "<tr>")
+        + "".join(
+            f"<td>{cell(v)}</td>"
+            for v in (
+                f"{t.get('number')} ★" if t.get("number") == report.selected else t.get("number"),
+                t.get("source"),
+                t.get("state"),
+                t.get("values"),
+                t.get("rank"),
+            )
+        )
+        + "</tr>"
+        for t in section.get("trials", [])
+    )
+    return (
+        '<section class="panel" data-panel="warm_start"><h2>Warm start</h2>'
+        f"<p>{html.escape(str(section.get('summary', '')))}.</p>"
+        f'<p class="meta">Rank: {html.escape(ranking)}, of {section.get("n_ranked", "?")}.</p>'
+        f'<table class="kv"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        "</section>"
+    )
+
+
 def _spec_block(report: Report) -> str:
     parts = []
     if report.spec:
@@ -1202,6 +1248,7 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 {findings}
 {"".join(sections)}
 {_strategy_block(report)}
+{_warm_start_block(report)}
 <section class="panel" data-panel="trials" data-drawn="1">
 <h2>Trials</h2>
 <p class="meta">Click a column header to sort. ★ marks the selected trial.

@@ -11,6 +11,7 @@ defensively: a study that lacks them simply has no such marks.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops import _record, _study
 from tuneops.errors import TuneOpsError
 from tuneops.pareto import losses, pareto_mask
+from tuneops.results import SECTIONS as RESULT_SECTIONS
 
 __all__ = [
     "StudyView",
@@ -33,6 +35,7 @@ __all__ = [
     "worker_label",
     "intermediate_curve",
     "pruning_section",
+    "warm_start_section",
 ]
 
 
@@ -270,3 +273,20 @@ def pruning_section(view: StudyView) -> dict[str, Any] | None:
 
         view.memo["pruning"] = pruning_savings(view.study, list(view.trials))
     return view.memo["pruning"]  # type: ignore[no-any-return]
+
+
+def warm_start_section(view: StudyView) -> dict[str, Any] | None:
+    """How the warm-start trials did (``results.json`` section ``warm_start``: sources, ranks,
+    the best warm trial against the best other): the run's record when current, else computed
+    once per view; None without warm-start trials. Computed through the results document's
+    table of sections, so the knowledge package (and the spec's models) load only for a study
+    that has warm-start trials and no current record."""
+    if "warm_start" in view.sections:
+        return view.sections["warm_start"]  # type: ignore[no-any-return]
+    if view.study is None or not any(is_warm_start(t) for t in view.trials):
+        return None
+    if "warm_start" not in view.memo:
+        module, function = RESULT_SECTIONS["warm_start"].split(":")
+        compute = getattr(importlib.import_module(module), function)
+        view.memo["warm_start"] = compute(view.study, list(view.trials))
+    return view.memo["warm_start"]  # type: ignore[no-any-return]
