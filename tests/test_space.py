@@ -51,3 +51,30 @@ def test_bad_parameters(raw, message):
 
     with pytest.raises(SpecError, match=message):
         parse_space(raw, "model.space")
+
+
+def test_a_conditional_default_parameter_follows_the_parent_the_spec_adds():
+    """`max_depth: {when: {criterion: gini}}` kept the default space's place of max_depth,
+    ahead of the new `criterion`: suggested before its parent, it was never active, and no
+    gini trial ever had a max_depth (audit)."""
+    import optuna
+
+    from tuneops.families import get_family
+    from tuneops.space import parse_space, suggest_params
+
+    overrides = parse_space(
+        {"criterion": ["gini", "entropy"],
+         "max_depth": {"type": "int", "low": 2, "high": 8, "when": {"criterion": "gini"}}},
+        "model.space.random_forest",
+    )
+    space = get_family("random_forest").space("classification", overrides)
+    names = list(space)
+    assert names.index("criterion") < names.index("max_depth")
+    chosen = suggest_params(
+        optuna.trial.FixedTrial({"n_estimators": 10, "min_samples_leaf": 1, "max_features": 0.5,
+                                 "criterion": "gini", "max_depth": 5}), space)
+    assert chosen["max_depth"] == 5
+    entropy = suggest_params(
+        optuna.trial.FixedTrial({"n_estimators": 10, "min_samples_leaf": 1, "max_features": 0.5,
+                                 "criterion": "entropy"}), space)
+    assert "max_depth" not in entropy

@@ -157,6 +157,27 @@ def parse_space(raw: Any, where: str) -> dict[str, Param]:
     return space
 
 
+def parents_first(space: Mapping[str, Param]) -> dict[str, Param]:
+    """``space`` in its own order, except that a conditional parameter comes after the
+    parameters its ``when`` names: suggested before its parent, it was never active (a spec's
+    ``max_depth: {when: {criterion: gini}}`` kept the default space's place of ``max_depth``,
+    ahead of ``criterion``, and no trial ever had a ``max_depth``)."""
+    ordered: dict[str, Param] = {}
+    pending = list(space.items())
+    while pending:
+        waiting = []
+        for name, param in pending:
+            if all(parent in ordered or parent not in space for parent, _ in param.when):
+                ordered[name] = param
+            else:
+                waiting.append((name, param))
+        if len(waiting) == len(pending):  # a cycle (parse_space refuses one): as they are
+            ordered.update(waiting)
+            break
+        pending = waiting
+    return ordered
+
+
 def space_to_dict(space: Mapping[str, Param]) -> dict[str, Any]:
     return {name: p.to_dict() for name, p in space.items()}
 

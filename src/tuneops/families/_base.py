@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from tuneops.space import Param
+from tuneops.space import Param, parents_first
 
 __all__ = [
     "Family",
@@ -222,7 +222,7 @@ class Family:
         if train_rows is not None:
             space = self.fit_to_rows(space, train_rows)
         space.update(overrides or {})  # the spec's own ranges are as written
-        return space
+        return parents_first(space)
 
     def fit_to_rows(self, space: dict[str, Param], train_rows: int) -> dict[str, Param]:
         """The default space where a value cannot fit ``train_rows`` rows (k-NN's neighbours)
