@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -492,6 +493,10 @@ class ServingCost:
     clock: str  # "thread_cpu" (one thread) or "wall" (serving.threads > 1)
     call: Timing | None  # one request on the declared path
     batch: Timing | None  # serving.batch_size rows per call
+    # the machine's 1-minute load average when the measurement ended, and its cores: a busy
+    # machine slows the models themselves beyond what the reference work divides out
+    load: float | None = None
+    cores: int | None = None
 
     def metrics(self) -> dict[str, float]:
         """The registry's latency metrics (``latency_p50_ms`` ... ``throughput_rows_per_s``)."""
@@ -528,6 +533,8 @@ class ServingCost:
             "clock": self.clock,
             "call": self.call.to_dict() if self.call is not None else None,
             "batch": self.batch.to_dict() if self.batch is not None else None,
+            "load": self.load,
+            "cores": self.cores,
         }
 
 
@@ -607,7 +614,22 @@ def measure_serving(
             )
     if serving.path == "batch":
         batch = call
-    return ServingCost(serving, "thread_cpu" if serving.threads == 1 else "wall", call, batch)
+    return ServingCost(
+        serving,
+        "thread_cpu" if serving.threads == 1 else "wall",
+        call,
+        batch,
+        load=_load_average(),
+        cores=os.cpu_count(),
+    )
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the system does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def measure_latency(

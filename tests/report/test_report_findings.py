@@ -441,3 +441,20 @@ def test_the_positive_class_is_named_only_for_metrics_that_depend_on_it():
 
     assert no_better("accuracy").startswith("The best accuracy is 0.55, no better than")
     assert no_better("f1").startswith("The best f1 (positive class 1) is 0.55")
+
+
+def test_latencies_measured_on_a_busy_machine_are_a_warning():
+    """On 2 cores at load 6-15 the same model measured up to 2.4x slower than idle, beyond its
+    intervals: identical models got different feasibility verdicts, with no word (audit)."""
+    def cost(load):
+        return {"tuneops:cost": {"serving": {"path": "dataframe", "load": load, "cores": 2}}}
+
+    loads = [0.7, 0.9, 6.5, 12.2, 1.5]
+    busy = series([0.9, 0.91, 0.92, 0.93, 0.94], attrs=lambda i: cost(loads[i]))
+    found = topics(busy, "latency")
+    assert len(found) == 1 and found[0].level == "warning"
+    assert "2 of 5 latency measurements ran on a busy machine" in found[0].text
+    assert "load average up to 12.2 on 2 cores" in found[0].text
+    quiet = series([0.9, 0.91, 0.92], attrs=lambda i: cost(1.9))
+    assert topics(quiet, "latency") == []
+    assert topics(series([0.9, 0.91, 0.92]), "latency") == []  # nothing timed

@@ -580,6 +580,41 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     return out
 
 
+def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """Latencies measured while the machine was busy.
+
+    Definition: complete trials whose serving measurement recorded the machine's 1-minute load
+    average above its number of cores (``tuneops:cost.serving.load`` and ``cores``). The
+    measurement divides out the machine's slowness as a reference workload sees it, but on an
+    oversubscribed machine the models slow down more than the reference: an audit measured the
+    same logistic regression 1.6x slower at load 6 and 2.4x at load 12 on 2 cores, beyond
+    their intervals, so identical models got different feasibility verdicts.
+    """
+    rows = []
+    for t in view.complete:
+        serving = (t.user_attrs.get(_study.COST) or {}).get("serving") or {}
+        load, cores = serving.get("load"), serving.get("cores")
+        if isinstance(load, (int, float)) and isinstance(cores, int) and cores > 0:
+            rows.append((float(load), cores))
+    busy = [(load, cores) for load, cores in rows if load > cores]
+    if not busy:
+        return []
+    load, cores = max(busy, key=lambda r: r[0] / r[1])
+    return [
+        Finding(
+            "warning",
+            "latency",
+            f"{len(busy)} of {len(rows)} latency measurements ran on a busy machine (load "
+            f"average up to {load:.1f} on {cores} cores). A busy machine slows the models "
+            "themselves beyond what the measurement divides out (the same model measured up "
+            "to 2.4x slower at load 12 on 2 cores), so trials measured at different loads can "
+            "differ beyond their intervals, and a latency constraint can pass or fail with the "
+            "load. Measure the chosen model again on a quiet machine (`tuneops verify`), or "
+            "run fewer workers or other jobs beside the study.",
+        )
+    ]
+
+
 def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     counts = _study.state_counts(view.trials)
     n_gone, n_run = counts["STALE"], counts["RUNNING"]
@@ -687,6 +722,7 @@ CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
     pruning,
     failures,
     noise,
+    busy_machine,
     feasibility,
     warm_start,
     running,
