@@ -41,7 +41,7 @@ def saved(workdir: Path) -> Path:
 
 def test_model_json_records_the_sha256_of_the_model_bytes(saved: Path) -> None:
     meta = json.loads((saved.parent / "model.json").read_text())
-    assert meta["artifact"] == {"file": "model.joblib", "sha256": sha256_file(saved)}
+    assert meta["artifact"] == {"file": "model.joblib", "sha256": sha256_file(saved), "bytes": saved.stat().st_size}
     assert meta["versions"]["scikit-learn"] == library_versions()["scikit-learn"]
     model, loaded = tuneops.load_model(saved)
     assert model.predict(load_iris().data[:3]).tolist() == [0, 0, 0]

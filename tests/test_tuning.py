@@ -429,6 +429,17 @@ def test_the_saved_model_is_measured_again_and_a_size_it_breaks_is_said(workdir)
     assert "cross-validation models" in note
     assert note in second.results["selection"]["notes"]
     assert tuneops.load_model(second.model_path)[1]["saved"]["note"] == note
+    # between the pickled model and its file: the file breaks it (joblib writes k-NN's rows
+    # and its tree's copy of them each on its own), which a deployment ships (audit)
+    file_kb = first.model_path.stat().st_size / 1024
+    assert tuneops.load_model(first.model_path)[1]["artifact"]["bytes"] == first.model_path.stat().st_size
+    between = round((saved + file_kb) / 2, 1)
+    third = tuneops.run(
+        {**spec, "study": "file", "constraints": [f"model_size_kb <= {between}"]}
+    )
+    (note,) = [n for n in third.choice.notes if "saved file" in n]
+    assert "the saved file model.joblib is" in note and f"'model_size_kb <= {between:g}'" in note
+    assert float(note.split("model.joblib is ")[1].split(" KiB")[0]) > between
 
 
 def test_a_pruned_trial_shows_no_objective_value_but_where_it_stopped():

@@ -159,8 +159,8 @@ def _jsonable(value: Any) -> Any:
 def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Path:
     """Save ``model`` with ``metadata`` as ``out_dir/model.joblib`` and ``out_dir/model.json``.
 
-    ``model.json`` also records ``artifact: {file, sha256}`` of ``model.joblib``'s bytes, which
-    :func:`load_model` verifies. Returns the path of ``model.joblib``.
+    ``model.json`` also records ``artifact: {file, sha256, bytes}`` of ``model.joblib``, whose
+    sha256 :func:`load_model` verifies. Returns the path of ``model.joblib``.
     """
 
     out = Path(out_dir)
@@ -175,7 +175,7 @@ def save_model(model: Any, metadata: dict[str, Any], out_dir: str | Path) -> Pat
     # then called "changed (edited, truncated or replaced)".
     with replacing(out / METADATA_FILE) as tmp_meta, replacing(path) as tmp:
         joblib.dump({"model": model, "metadata": metadata}, tmp)
-        artifact = {"file": MODEL_FILE, "sha256": sha256_file(tmp)}
+        artifact = {"file": MODEL_FILE, "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size}
         with tmp_meta.open("w") as f:
             _write_document(f, {**metadata, "artifact": artifact})
             f.write("\n")
