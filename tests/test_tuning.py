@@ -569,3 +569,19 @@ def test_run_on_a_dataframe_needs_no_data_source(workdir):
     assert result.results["data"]["name"] == "dataframe" and result.results["data"]["rows"] == 150
     with pytest.raises(SpecError, match="data.source"):  # without a DataFrame it is needed
         tuneops.run(spec, storage="t.journal")
+
+
+def test_a_study_names_its_objectives_for_optunas_own_tools(workdir):
+    """optuna-dashboard labelled the objectives "Objective 0/1" (audit): the study records
+    their names where Optuna's tools read them."""
+    import warnings
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        return x, 1 - x
+
+    result = tuneops.tune(objective, objectives=["accuracy", "latency_p95_ms"], n_trials=2,
+                          storage="t.journal", study="named")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        assert result.study.metric_names == ["accuracy", "latency_p95_ms"]

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -684,6 +685,15 @@ def hypervolume(points: np.ndarray, reference: np.ndarray, *, assume_pareto: boo
 
 #: Set by ``tuneops --verbose``: Optuna's INFO lines are wanted, :func:`quiet` leaves them.
 VERBOSE = False
+
+
+def set_metric_names(study: optuna.Study, names: Sequence[str]) -> None:
+    """Name the study's objectives where Optuna's own tools read them (optuna-dashboard showed
+    "Objective 0", "Objective 1"); ``Study.set_metric_names`` is experimental, its warning
+    silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(names))
 
 
 @contextlib.contextmanager

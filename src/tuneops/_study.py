@@ -294,6 +294,9 @@ def open_study(
     )
     for key, value in (attrs or {}).items():
         study.set_user_attr(key, value)
+    names = [o.get("metric") for o in (attrs or {}).get(OBJECTIVES) or ()]
+    if names and all(isinstance(n, str) for n in names) and len(names) == len(directions):
+        _optuna.set_metric_names(study, names)
     return study
 
 
