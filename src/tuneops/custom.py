@@ -49,6 +49,8 @@ from tuneops.storage import get_storage
 __all__ = ["tune", "RunResult", "ConstraintMetricMissing", "drive", "sampler_seed"]
 
 _log = logging.getLogger("tuneops")
+# a status line the CLI prints (tuneops.cli._common.configure), as the warm start's
+_status = logging.getLogger("tuneops.status")
 
 OBJECTIVES_ATTR = _study.OBJECTIVES
 CONSTRAINTS_ATTR = _study.CONSTRAINTS
@@ -148,6 +150,18 @@ def drive(
                     "(memory, preemption), then run the same command again to finish.",
                     len(waiting),
                 )
+    if deadline is not None and time.time() >= deadline:
+        trials = runner.counted(study.get_trials(deepcopy=False))
+        finished = sum(t.state.is_finished() for t in trials)
+        if n_trials is None or finished < n_trials:
+            # a run cut by its time budget ended with exit 0 and no word of the trials it left
+            _status.info(
+                "Time budget: timeout_s=%g ended the run with %d finished trial(s)%s; running "
+                "it again resumes with the trials left.",
+                timeout_s,
+                finished,
+                f" of n_trials={n_trials}" if n_trials is not None else "",
+            )
 
 
 class ConstraintMetricMissing(UsageError):

@@ -360,3 +360,13 @@ def test_families_print_each_default_space_in_the_spec_syntax(cli, monkeypatch):
     assert "alpha (regression)" in out and "C (classification)" in out  # linear: by task
     code, wide, _ = cli("families", "--wide")
     assert code == 0 and "l2_regularization" in wide
+
+
+def test_a_run_ended_by_its_time_budget_says_so(workdir, cli):
+    """`--timeout-s 8` with n_trials 50 stopped after 4 trials, exit 0, without a word of the
+    46 left (audit)."""
+    spec = write_spec(workdir / "s.yaml", n_trials=500, timeout_s=1)
+    code, out, err = cli("run", spec, "--no-progress", "--no-report")
+    assert code == 0, err
+    assert re.search(r"Time budget: timeout_s=1 ended the run with \d+ finished trial\(s\) of "
+                     r"n_trials=500; running it again resumes", out + err), out + err
