@@ -309,7 +309,8 @@ def test_a_staged_run_records_its_phases_and_verifies_the_top_candidates(workdir
     assert page.count('data-drawn="1"') == sum(p.data is not None for p in report.panels) + 1
     best = verified["candidates"][0]
     low, high = best["ci95"][0]
-    assert f"<td>{best['number']}</td>" in page and f"{low:.4g} – {high:.4g}" in page
+    mark = " ★" if best["number"] == chosen["number"] else ""  # the selected row is marked
+    assert f"<td>{best['number']}{mark}</td>" in page and f"{low:.4g} – {high:.4g}" in page
     # a run again keeps the verification: nothing new to judge, nothing redrawn
     again = tuneops.run(tiny_spec(n_trials=24, cv_folds=2) | {"search": {
         "strategy": "staged", "n_trials": 24, "cv_folds": 2, "seed": 0}}, progress=False)
