@@ -35,6 +35,7 @@ pruner: both work on any Optuna study.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +60,9 @@ from tuneops.samplers import (
     gp_available,
     stage_seed,
 )
+
+# progress lines the CLI prints (tuneops.cli._common.configure)
+_status = logging.getLogger("tuneops.status")
 
 __all__ = [
     "STRATEGIES",
@@ -517,7 +521,16 @@ def verify_top(
         return dict(stored)
     objectives = [objective_factory(folds, r) for r in range(repeats)]
     out = []
-    for trial in candidates:
+    for i, trial in enumerate(candidates):
+        # a line per candidate: the phase took 40 s of silence after the last trial (audit)
+        _status.info(
+            "Verifying candidate %d of %d (trial %d): %d folds x %d repeats",
+            i + 1,
+            len(candidates),
+            trial.number,
+            folds,
+            repeats,
+        )
         runs = []
         for objective in objectives:
             value = objective(optuna.trial.FixedTrial(dict(trial.params)))

@@ -52,6 +52,7 @@ from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
 _log = logging.getLogger("tuneops")
+_status = logging.getLogger("tuneops.status")  # progress lines the CLI prints
 
 __all__ = [
     "run",
@@ -527,6 +528,12 @@ def _export(
 ) -> tuple[Path, dict[str, Any]]:
     """:func:`export_trial`, and what the saved model measured (:func:`_saved_size`)."""
     trial = study.trials[number]
+    _status.info(  # a long refit (a forest on all rows) was silence (47 s seen)
+        "Refitting trial %d on all %d rows and saving it to %s",
+        number,
+        len(objective.dataset.X),
+        out_dir,
+    )
     family, params, model = objective.refit(trial.params)
     saved = _saved_size(model, trial, spec)
     metadata = {

@@ -370,3 +370,12 @@ def test_a_run_ended_by_its_time_budget_says_so(workdir, cli):
     assert code == 0, err
     assert re.search(r"Time budget: timeout_s=1 ended the run with \d+ finished trial\(s\) of "
                      r"n_trials=500; running it again resumes", out + err), out + err
+
+
+def test_the_refit_after_the_trials_says_what_it_does(workdir, cli):
+    """47 s of silence between the last trial and the summary while a forest was refitted on
+    all rows (audit): a line says it."""
+    spec = write_spec(workdir / "s.yaml", n_trials=2)
+    code, out, err = cli("run", spec, "--no-progress", "--no-report")
+    assert code == 0, err
+    assert re.search(r"Refitting trial \d+ on all 150 rows and saving it to ", err), err
