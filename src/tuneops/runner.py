@@ -119,7 +119,9 @@ FORKED_FROM: int | None = None
 
 # The stop of the current stop_on_signals block: the signal (None before one arrives) and
 # whether the Interrupted it raised reached code that acts on it (Interrupted.of).
-_STOP: dict[str, Any] = {"signum": None, "acknowledged": False}
+_STOP: dict[str, Any] = {"signum": None, "acknowledged": False, "t": 0.0}
+#: A second stop signal this soon after the first is the same stop delivered twice.
+SAME_STOP_S = 1.0
 
 
 def check_stop() -> None:
@@ -150,19 +152,22 @@ def stop_on_signals() -> Any:
                 raise Interrupted(stopping)  # the first was raised where Python ignored it
             # One stop per block: a second signal (Ctrl-C pressed twice, a scheduler's repeated
             # TERM) must not cut short the give-back of the running trials the first started.
-            _log.warning(
+            # Within a second it is the same stop twice (a terminal signals a local run's
+            # workers, and the run forwards its own): not worth a line.
+            repeated = time.monotonic() - _STOP["t"] < SAME_STOP_S
+            (_log.debug if repeated else _log.warning)(
                 "already stopping (%s): giving back the running trials first",
                 signal.Signals(stopping).name,
             )
             return
-        _STOP["signum"] = signum
+        _STOP["signum"], _STOP["t"] = signum, time.monotonic()
         if _HELD is not None:
             _HELD.append(signum)  # raised when the held block is done
             return
         raise Interrupted(signum)
 
     outer = dict(_STOP)
-    _STOP.update(signum=None, acknowledged=False)
+    _STOP.update(signum=None, acknowledged=False, t=0.0)
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
