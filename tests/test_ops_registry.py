@@ -17,7 +17,16 @@ from tuneops.errors import DataError, IntegrityError, UsageError
 from tuneops.ops.monitor import MonitorConfig
 from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
 from tuneops.ops.monitor import metric_value
-from tuneops.ops.retune import compare, monitor_batch, refresh, refresh_obstacle, retune
+from tuneops.ops.retune import (
+    RETUNE_ATTR,
+    RetuneInterrupted,
+    compare,
+    monitor_batch,
+    refresh,
+    refresh_obstacle,
+    retune,
+    unfinished_retune,
+)
 from tuneops.storage import get_storage
 
 
@@ -347,3 +356,67 @@ def test_a_deploy_that_cannot_write_its_artifact_registers_nothing(deployed, cli
     code, _, err = cli("deploy", "phon", "--model", "other", "--artifacts", "blocker", "--no-verify")
     assert code == 2 and "is a file" in err
     assert "other" not in list_models()
+
+
+def test_a_stopped_retune_resumes_its_study_under_the_same_version(deployed, cli, monkeypatch) -> None:
+    """Ctrl-C after 2 of 4 trials: the same command goes on in the same study (retune-v2), its
+    finished trials kept and the abandoned one run again, instead of a new study and version."""
+    from tuneops.objective import SpecObjective
+
+    registry, _, pool = deployed
+    flipped(pool.iloc[:300]).to_csv("recent.csv", index=False)
+    calls, real = [0], SpecObjective.__call__
+
+    def stop_at_the_third(self, trial):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return real(self, trial)
+
+    monkeypatch.setattr(SpecObjective, "__call__", stop_at_the_third)
+    code, _, err = cli("retune", "--data", "recent.csv", "--n-trials", "4")
+    assert code == 130, err
+    assert "Stopped by SIGINT: re-tuning study phon.retune-v2 keeps its 2 finished trials; " in err
+    assert "trial 2 was running: abandoned, it runs again on resume" in err
+    assert "`tuneops retune --data recent.csv --model phon --n-trials 4` resumes it" in err
+    assert registry.versions()[-1]["version"] == 1 and registry.events("retune") == []
+    monkeypatch.setattr(SpecObjective, "__call__", real)
+    code, out, err = cli("retune", "--data", "recent.csv", "--n-trials", "4", "--json")
+    assert code == 0, err
+    outcome = json.loads(out)
+    assert (outcome["study"], outcome["challenger"]) == ("phon.retune-v2", 2)
+    study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 4 and states.count("FAIL") == 1, states
+    assert [t.user_attrs.get("retry_of") for t in study.trials if "retry_of" in t.user_attrs] == [2]
+    names = {s.study_name for s in optuna.get_all_study_summaries(get_storage(None), False)}
+    assert not any(n.startswith("phon.retune-v3") for n in names)
+    # Finished (its retune event names it): never resumed again, even against the same champion.
+    mark = study.user_attrs[RETUNE_ATTR]
+    assert mark["champion"] == 1 and mark["version"] == 2
+    assert unfinished_retune(registry, 1, mark["data"], mark["tuning_data"]) is None
+
+
+def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resumed(
+    deployed, monkeypatch
+) -> None:
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    real = retune_module.paired_gain
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retune_module, "paired_gain", stop)
+    with pytest.raises(RetuneInterrupted) as info:
+        retune(registry, recent, n_trials=2)
+    stopped = info.value
+    assert (stopped.study, stopped.version, stopped.registered) == ("phon.retune-v2", 2, True)
+    assert stopped.exit_code == 130 and registry.events("retune") == []
+    monkeypatch.setattr(retune_module, "paired_gain", real)
+    outcome = retune(registry, recent, n_trials=2)
+    assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
+    assert outcome.challenger_score is not None
+    assert [v["version"] for v in registry.versions()] == [1, 2]  # v2 compared, not another

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from tuneops import runner
 from tuneops.cli._common import (
     JsonOpt,
     ModelOpt,
@@ -29,6 +31,7 @@ from tuneops.cli._common import (
     term,
 )
 from tuneops.errors import UsageError
+from tuneops.storage import mask_url
 
 __all__ = ["monitor", "retune", "simulate", "label"]
 
@@ -426,22 +429,72 @@ def retune(
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Tune a challenger on recent data, compare it with the champion, promote or keep."""
+    """Tune a challenger on recent data, compare it with the champion, promote or keep.
+
+    Exits 130 on Ctrl-C and 143 on SIGTERM: the finished trials are kept, and the same command
+    (same data, same champion) resumes the re-tuning under the same version number.
+    """
     ops = _ops()
     if refresh and n_trials is not None:
         raise UsageError("--refresh refits the champion's configuration: leave --n-trials out.")
     recent = _read_frames(ops, data, "--data")
     reg = ops.registry.Registry.open(model, storage)
-    if refresh:
-        outcome = ops.retune.refresh(reg, recent, seed=seed, trigger="tuneops retune --refresh")
-    else:
-        outcome = ops.retune.retune(
-            reg, recent, n_trials=n_trials, seed=seed, trigger="tuneops retune"
-        )
+    command = ["tuneops", "retune", *(a for p in data for a in ("--data", str(p)))]
+    command += ["--model", reg.name, *(["--refresh"] if refresh else [])]
+    command += ["--n-trials", str(n_trials)] if n_trials is not None else []
+    command += ["--seed", str(seed)] if seed else []
+    command += ["--storage", mask_url(storage)] if storage else []
+    try:
+        with runner.stop_on_signals():
+            if refresh:
+                outcome = ops.retune.refresh(
+                    reg, recent, seed=seed, trigger="tuneops retune --refresh"
+                )
+            else:
+                outcome = ops.retune.retune(
+                    reg, recent, n_trials=n_trials, seed=seed, trigger="tuneops retune"
+                )
+    except KeyboardInterrupt as exc:
+        raise _retune_stopped(exc, shlex.join(command), refresh=refresh) from None
     if json_out:
         emit_json(outcome.to_dict())
     else:
         _print_outcome(outcome)
+
+
+def _retune_stopped(exc: KeyboardInterrupt, command: str, *, refresh: bool) -> typer.Exit:
+    """Say what a stopped ``retune`` kept (only what happened) and how to resume; exit 130/143."""
+    stop = runner.Interrupted.of(exc)
+    study = getattr(stop, "study", None)  # a RetuneInterrupted names its study
+    if study is None:
+        what = "the refresh did not finish" if refresh else "no re-tuning study was started"
+        term.warn(f"Stopped by {stop.signal_name}: {what}. `{command}` runs it again.")
+        return typer.Exit(stop.exit_code)
+    version = getattr(stop, "version", None)
+    if getattr(stop, "registered", False):
+        what = (
+            f"re-tuning study {study} finished and registered its challenger v{version}, "
+            "which was not compared with the champion yet"
+        )
+        then = "compares it and promotes it or keeps the champion"
+    else:
+        finished = getattr(stop, "n_finished", 0)
+        numbers = sorted(set(stop.abandoned))
+        running = (
+            f"; trial{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} "
+            f"{'were' if len(numbers) > 1 else 'was'} running: abandoned, "
+            f"{'they run' if len(numbers) > 1 else 'it runs'} again on resume"
+            if numbers
+            else ""
+        )
+        what = (
+            f"re-tuning study {study} keeps its {finished} finished trial"
+            f"{'' if finished == 1 else 's'}{running}; version {version} stays reserved for "
+            "its challenger"
+        )
+        then = "resumes it (the same data and champion; other data starts a new re-tuning)"
+    term.warn(f"Stopped by {stop.signal_name}: {what}. `{command}` {then}.")
+    return typer.Exit(stop.exit_code)
 
 
 def simulate(

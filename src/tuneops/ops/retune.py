@@ -16,6 +16,12 @@
 
 Every outcome is a ``retune`` event in the registry.
 
+A re-tuning that was stopped (Ctrl-C, SIGTERM, a crash) is resumed by the next one on the same
+recent data against the same champion: its study records what it re-tunes (``tuneops:retune``:
+the champion's version and the fingerprints of the recent data and of its tuning part), and
+while no ``retune`` event names it, :func:`retune` continues it under the same version number
+(its finished trials kept, the ones it abandoned run again) instead of starting another.
+
 A challenger promoted after a change was fitted on the few rows that showed the change (140 of
 one 200-row batch by default). :func:`refresh` refits the champion's own configuration on the
 labelled rows gathered since (``monitor.refresh_rows`` at most) and promotes the refit only when
@@ -31,10 +37,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 
-from tuneops import tuning
-from tuneops.data import load_dataset
+from tuneops import runner, tuning
+from tuneops.data import fingerprint, load_dataset
 from tuneops.errors import NoFeasibleTrial, UsageError
 from tuneops.measure import score
 from tuneops.ops.monitor import (
@@ -55,6 +62,9 @@ from tuneops.tuning import load_study, reselect
 
 __all__ = [
     "RetuneOutcome",
+    "RetuneInterrupted",
+    "RETUNE_ATTR",
+    "unfinished_retune",
     "retune",
     "refresh",
     "refresh_obstacle",
@@ -86,6 +96,68 @@ class RetuneOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: User attribute of a re-tuning study: what it re-tunes (``champion``: the version it tries to
+#: beat; ``data``, ``tuning_data``: fingerprints of the recent data and of its tuning part;
+#: ``version``: the number its challenger gets). A stopped re-tuning is resumed by it.
+RETUNE_ATTR = "tuneops:retune"
+
+
+class RetuneInterrupted(runner.Interrupted):
+    """A re-tuning stopped by SIGINT or SIGTERM, with what it kept (for the message that says
+    how to resume it).
+
+    ``study``: the re-tuning study (None: stopped before it was created, nothing kept);
+    ``version``: the version number held for its challenger; ``n_finished``: its finished
+    trials; ``registered``: its challenger was registered but not yet compared with the champion.
+    """
+
+    def __init__(
+        self,
+        signum: int,
+        *,
+        study: str | None,
+        version: int | None,
+        n_finished: int = 0,
+        registered: bool = False,
+    ) -> None:
+        super().__init__(signum)
+        self.study, self.version = study, version
+        self.n_finished, self.registered = n_finished, registered
+
+
+def unfinished_retune(
+    registry: Registry, champion: int, data: str, tuning_data: str
+) -> tuple[int, str] | None:
+    """``(version, study)`` of a stopped re-tuning of ``registry``'s model to resume: one whose
+    study records this ``champion`` and these data fingerprints (:data:`RETUNE_ATTR`), that no
+    ``retune`` event names (it never finished) and whose version is unregistered or its own
+    challenger; the newest of them, or None."""
+    pattern = re.compile(re.escape(_study_base(registry.name)) + r"\.retune-v(\d+)$")
+    finished = {e.get("study") for e in registry.events("retune")}
+    versions = {v["version"]: v for v in registry.versions()}
+    found: list[tuple[int, str]] = []
+    summaries = optuna.get_all_study_summaries(
+        get_storage(registry.storage_url), include_best_trial=False
+    )
+    for summary in summaries:
+        match = pattern.match(summary.study_name)
+        mark = summary.user_attrs.get(RETUNE_ATTR) or {}
+        if match is None or summary.study_name in finished:
+            continue
+        number = int(match.group(1))
+        if mark != {
+            "champion": champion,
+            "data": data,
+            "tuning_data": tuning_data,
+            "version": number,
+        }:
+            continue
+        record = versions.get(number)
+        if record is None or (record.get("source") or {}).get("study") == summary.study_name:
+            found.append((number, summary.study_name))
+    return max(found) if found else None
 
 
 # -- warm start ---------------------------------------------------------------------------------
@@ -185,9 +257,12 @@ def _split(
     return fit_part, holdout
 
 
+def _study_base(model: str) -> str:
+    return (re.sub(r"[^A-Za-z0-9_.\-]", "_", model).lstrip("_.-") or "model")[:100]
+
+
 def _study_name(model: str, version: int) -> str:
-    base = re.sub(r"[^A-Za-z0-9_.\-]", "_", model).lstrip("_.-") or "model"
-    return f"{base[:100]}.retune-v{version}"
+    return f"{_study_base(model)}.retune-v{version}"
 
 
 def retune(
@@ -235,7 +310,17 @@ def retune(
     check_labels(y, registry.classes(champion_version), what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
     tune_part, holdout = _split(frame, target, task, config.holdout, seed)
-    number = registry.reserve_version()  # names the re-tuning study; the challenger gets it
+    tune_part = tune_part.reset_index(drop=True)
+    dataset = load_dataset(
+        tune_part, target=target, task=task, name=f"recent data of {registry.name}"
+    )
+    data_fp = fingerprint(frame.drop(columns=[target]), frame[target])
+    mark = {"champion": champion_version, "data": data_fp, "tuning_data": dataset.fingerprint}
+    # A re-tuning of the same data against the same champion that was stopped goes on where it
+    # stopped, under the version number it holds (not a new study, a new number, its trials lost).
+    resumed = unfinished_retune(registry, champion_version, data_fp, dataset.fingerprint)
+    # the number names the re-tuning study; the challenger gets it
+    number = resumed[0] if resumed is not None else registry.reserve_version()
     spec = load_spec(
         champion["spec"],
         study=_study_name(registry.name, number),
@@ -246,15 +331,7 @@ def retune(
         output_dir=str(Path(out_dir) / _study_name(registry.name, number)),
     )
     metric = champion["profile"]["metric"]
-    dataset = load_dataset(
-        tune_part.reset_index(drop=True),
-        target=target,
-        task=task,
-        name=f"recent data of {registry.name}",
-    )
     configs = warm_start_configs(registry, champion, limit=max(1, (spec.n_trials or 2) // 2))
-    _open_warm(spec, dataset, configs)
-    result = tuning.run(spec, dataset=tune_part.reset_index(drop=True))
     outcome = RetuneOutcome(
         "keep",
         [],
@@ -266,59 +343,20 @@ def retune(
         warm_start=[{"source": s, "params": p} for s, p in configs],
         rows=len(tune_part),
     )
-    if result.choice is None:
-        outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
-    else:
-        challenger = register_trial(
-            registry,
-            result.study,
-            result.choice.selected.number,
-            dataset,
-            spec,
-            source={"kind": "retune", "champion": champion_version},
-            artifact_dir=config.artifact_dir,
-            version=number,
-        )
-        outcome.challenger = challenger["version"]
-        X_h, y_h = holdout.drop(columns=[target]), holdout[target]
-        champion_model, _ = registry.load_model(champion_version)
-        challenger_model, _ = registry.load_model(challenger["version"])
-        # One registry, one positive class: the champion's (recorded in its reference profile).
-        pos_label = champion["profile"].get("pos_label")
-        champion_pred, challenger_pred = champion_model.predict(X_h), challenger_model.predict(X_h)
-        outcome.champion_score = metric_value(
-            metric, y_h.to_numpy(), champion_pred, pos_label=pos_label
-        )
-        outcome.challenger_score = metric_value(
-            metric, y_h.to_numpy(), challenger_pred, pos_label=pos_label
-        )
-        # Paired over the held-out rows: a margin of one row on 60 is not evidence of better.
-        _, low, high = paired_gain(
-            metric,
-            y_h.to_numpy(),
-            champion_pred,
-            challenger_pred,
-            alpha=config.alpha,
-            seed=seed,
-            pos_label=pos_label,
-        )
-        outcome.gain_interval = [low, high]
-        holdout_quality = score(
-            challenger_model, X_h, y_h, spec.measured_metrics, pos_label=pos_label
-        )
-        measured = {**challenger["metrics"], **holdout_quality}
-        violations = {
-            str(c): c.violation(measured) for c in spec.constraints if c.metric in measured
-        }
-        outcome.decision, outcome.reasons = compare(
-            metric,
-            outcome.champion_score,
-            outcome.challenger_score,
-            config.margin,
-            violations,
-            interval=(low, high),
-            confidence=1 - config.alpha,
-        )
+    study: optuna.Study | None = None
+    try:
+        study = _open_warm(spec, dataset, configs, {**mark, "version": number})
+        result = tuning.run(spec, dataset=tune_part)
+        if result.choice is None:
+            outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
+        else:
+            challenger = _challenger(
+                registry, number, result, dataset, spec, champion_version, config
+            )
+            outcome.challenger = challenger["version"]
+            _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
+    except KeyboardInterrupt as exc:
+        raise _interrupted(exc, registry, study, number) from None
     registry.record("retune", trigger=trigger, **outcome.to_dict())
     if outcome.decision == "promote" and outcome.challenger is not None:
         registry.promote(outcome.challenger, outcome.reasons[0])
@@ -482,8 +520,111 @@ def refresh(
     return outcome
 
 
-def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued first.
+def _judge(
+    outcome: RetuneOutcome,
+    registry: Registry,
+    champion: Mapping[str, Any],
+    challenger: Mapping[str, Any],
+    holdout: pd.DataFrame,
+    spec: Any,
+    config: MonitorConfig,
+    seed: int,
+) -> None:
+    """Score champion and challenger on the same held-out rows; set ``outcome``'s scores, gain
+    interval, decision and reasons (:func:`compare`)."""
+    metric, target = outcome.metric, champion["target"]
+    X_h, y_h = holdout.drop(columns=[target]), holdout[target]
+    champion_model, _ = registry.load_model(champion["version"])
+    challenger_model, _ = registry.load_model(challenger["version"])
+    # One registry, one positive class: the champion's (recorded in its reference profile).
+    pos_label = champion["profile"].get("pos_label")
+    champion_pred, challenger_pred = champion_model.predict(X_h), challenger_model.predict(X_h)
+    outcome.champion_score = metric_value(
+        metric, y_h.to_numpy(), champion_pred, pos_label=pos_label
+    )
+    outcome.challenger_score = metric_value(
+        metric, y_h.to_numpy(), challenger_pred, pos_label=pos_label
+    )
+    # Paired over the held-out rows: a margin of one row on 60 is not evidence of better.
+    _, low, high = paired_gain(
+        metric,
+        y_h.to_numpy(),
+        champion_pred,
+        challenger_pred,
+        alpha=config.alpha,
+        seed=seed,
+        pos_label=pos_label,
+    )
+    outcome.gain_interval = [low, high]
+    holdout_quality = score(challenger_model, X_h, y_h, spec.measured_metrics, pos_label=pos_label)
+    measured = {**challenger["metrics"], **holdout_quality}
+    violations = {str(c): c.violation(measured) for c in spec.constraints if c.metric in measured}
+    outcome.decision, outcome.reasons = compare(
+        metric,
+        outcome.champion_score,
+        outcome.challenger_score,
+        config.margin,
+        violations,
+        interval=(low, high),
+        confidence=1 - config.alpha,
+    )
+
+
+def _challenger(
+    registry: Registry,
+    number: int,
+    result: Any,
+    dataset: Any,
+    spec: Any,
+    champion_version: int,
+    config: MonitorConfig,
+) -> dict[str, Any]:
+    """The re-tuning's selected trial registered as version ``number``; a resumed re-tuning
+    stopped after it registered its challenger takes that version as it is."""
+    existing = {v["version"]: v for v in registry.versions()}.get(number)
+    if existing is not None:  # unfinished_retune checked it is this study's
+        return existing
+    return register_trial(
+        registry,
+        result.study,
+        result.choice.selected.number,
+        dataset,
+        spec,
+        source={"kind": "retune", "champion": champion_version},
+        artifact_dir=config.artifact_dir,
+        version=number,
+    )
+
+
+def _interrupted(
+    exc: KeyboardInterrupt, registry: Registry, study: optuna.Study | None, number: int
+) -> RetuneInterrupted:
+    """``exc`` as a :class:`RetuneInterrupted` saying what the stopped re-tuning kept."""
+    stop = runner.Interrupted.of(exc)
+    finished = 0
+    if study is not None:
+        states = [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+        finished = len(study.get_trials(deepcopy=False, states=states))
+    registered = any(v["version"] == number for v in registry.versions())
+    out = RetuneInterrupted(
+        stop.signum,
+        study=study.study_name if study is not None else None,
+        version=number,
+        n_finished=finished,
+        registered=registered,
+    )
+    out.abandoned = list(stop.abandoned)
+    return out
+
+
+def _open_warm(
+    spec: Any,
+    dataset: Any,
+    configs: Sequence[tuple[str, Mapping[str, Any]]],
+    mark: Mapping[str, Any],
+) -> optuna.Study:
+    """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued
+    first and ``mark`` (:data:`RETUNE_ATTR`: what it re-tunes) recorded; returns it.
 
     ``tuning.run`` then resumes it: the queued trials count against ``n_trials`` and run first.
     """
@@ -496,13 +637,15 @@ def _open_warm(spec: Any, dataset: Any, configs: Sequence[tuple[str, Mapping[str
             tuning.SPEC_ATTR: spec.to_dict(),
             tuning.OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
             tuning.DATA_ATTR: dataset.summary(),
+            RETUNE_ATTR: dict(mark),
         },
         identity=spec.to_dict(),
     )
     if study.trials:  # resumed: the warm start was queued when the study was created
-        return
+        return study
     for source, params in configs:
         study.enqueue_trial(dict(params), user_attrs={"warm_start": source})
+    return study
 
 
 def performance_dropped(assessment: Any, config: MonitorConfig) -> bool:
