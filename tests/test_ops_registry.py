@@ -420,3 +420,69 @@ def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resu
     assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
     assert outcome.challenger_score is not None
     assert [v["version"] for v in registry.versions()] == [1, 2]  # v2 compared, not another
+
+
+def test_a_deploy_stopped_while_writing_its_artifact_leaves_nothing(deployed, cli, monkeypatch) -> None:
+    """Ctrl-C after model.json was copied: no artifact left in the registry's directory, no
+    version, and the message says so (it said nothing and left an orphan v2)."""
+    import tuneops.ops.registry as registry_module
+
+    registry, _, _ = deployed
+    real = registry_module.copy_atomic
+
+    def stop_on_the_model(source, path):
+        if Path(path).name == "model.joblib":
+            raise KeyboardInterrupt
+        return real(source, path)
+
+    monkeypatch.setattr(registry_module, "copy_atomic", stop_on_the_model)
+    code, _, err = cli("deploy", "phon", "--no-verify")
+    assert code == 130
+    assert "Stopped by SIGINT before a version was registered: nothing was kept" in err, err
+    assert "`tuneops deploy phon --no-verify` runs it again" in err
+    assert sorted(p.name for p in Path("tuneops-out/registry/phon").iterdir()) == ["v1"]
+    assert [v["version"] for v in registry.versions()] == [1]
+    assert [e["kind"] for e in registry.events()] == ["register", "promote"]
+
+
+def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_command(
+    deployed, cli, monkeypatch
+) -> None:
+    """SIGTERM during the gate: the version is registered, not verified, and the message says
+    what finishes it; the same deploy then verifies and promotes it instead of adding v3."""
+    import signal
+    from types import SimpleNamespace
+
+    import tuneops.ops.verify as verify_module
+    from tuneops.runner import Interrupted
+
+    registry, _, _ = deployed
+
+    def stopped(reg, version, **kwargs):
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(verify_module, "verify", stopped)
+    code, _, err = cli("deploy", "phon")
+    assert code == 143
+    assert "Stopped by SIGTERM: model phon version 2 is registered, not verified, not the champion" in err, err
+    assert "`tuneops deploy phon` finishes it (no other version is registered)" in err
+    assert "`tuneops verify 2 --model phon` then `tuneops registry promote 2 --model phon`" in err
+    assert registry.champion() == 1 and registry.verification(2) is None
+    gated = []
+
+    def passes(reg, version, **kwargs):
+        gated.append(version)
+        verdict = {"version": version, "verdict": "pass", "reasons": ["fine"]}
+        reg.record("verify", **verdict)
+        return SimpleNamespace(passed=True, to_dict=lambda: verdict)
+
+    monkeypatch.setattr(verify_module, "verify", passes)
+    code, out, err = cli("deploy", "phon")
+    assert code == 0, err
+    assert "version 2 is the champion (registered by an earlier deploy that was stopped" in out
+    assert gated == [2] and registry.champion() == 2
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    # Finished (champion now): the next deploy of the same trial is a new version again.
+    monkeypatch.setattr(verify_module, "verify", stopped)
+    assert cli("deploy", "phon")[0] == 143 and [v["version"] for v in registry.versions()] == [1, 2, 3]
+

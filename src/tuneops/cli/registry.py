@@ -7,12 +7,14 @@ promotion, rollback.
 
 from __future__ import annotations
 
+import shlex
 from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+from tuneops import runner
 from tuneops.cli._common import (
     JsonOpt,
     ModelOpt,
@@ -26,6 +28,7 @@ from tuneops.cli._common import (
     term,
 )
 from tuneops.errors import UsageError
+from tuneops.storage import mask_url
 
 __all__ = [
     "deploy",
@@ -72,12 +75,32 @@ def deploy(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a study's selected (or given) trial as a new model version; promote it to
-    champion once it passes the staging gate (exit 1 when it fails: registered, not champion)."""
+    champion once it passes the staging gate (exit 1 when it fails: registered, not champion).
+
+    Exits 130 on Ctrl-C and 143 on SIGTERM, saying what was kept: nothing, or a version
+    registered and not verified, which the same command then verifies and promotes (instead of
+    registering another).
+    """
     ops = _ops()
     gate = None if no_verify else (lambda reg, version: ops.verify(reg, version))
-    record = ops.deploy(
-        study, storage=storage, trial=trial, model=model, artifact_dir=artifacts, gate=gate
-    )
+    command = ["tuneops", "deploy", study]
+    command += ["--trial", str(trial)] if trial is not None else []
+    command += ["--model", model] if model is not None else []
+    command += ["--artifacts", artifacts] if artifacts is not None else []
+    command += ["--no-verify"] if no_verify else []
+    command += ["--storage", mask_url(storage)] if storage else []
+    try:
+        with runner.stop_on_signals():
+            record = ops.deploy(
+                study, storage=storage, trial=trial, model=model, artifact_dir=artifacts, gate=gate
+            )
+    except KeyboardInterrupt as exc:
+        raise _deploy_stopped(
+            exc,
+            shlex.join(command),
+            no_verify=no_verify,
+            storage=mask_url(storage) if storage else None,
+        ) from None
     name = model or study
     if json_out:
         emit_json({"model": name, **record})
@@ -86,6 +109,8 @@ def deploy(
         if verdict is not None:
             _print_verdict(verdict)
         status = "is the champion" if record["promoted"] else "is registered, NOT promoted"
+        if record.get("resumed"):
+            status += " (registered by an earlier deploy that was stopped before it finished)"
         term.result(
             f"Model {name} version {record['version']} {status} ({record['family']}, trial "
             f"{record['source']['trial']}, artifact from the {record['artifact']['from']}); "
@@ -96,6 +121,34 @@ def deploy(
         )
     if not record["promoted"]:
         raise typer.Exit(1)
+
+
+def _deploy_stopped(
+    exc: KeyboardInterrupt, command: str, *, no_verify: bool, storage: str | None
+) -> typer.Exit:
+    """Say what a stopped ``deploy`` kept (only what happened) and what finishes it; exit
+    130/143."""
+    stop = runner.Interrupted.of(exc)
+    version = getattr(stop, "version", None)  # a DeployInterrupted says what it registered
+    if version is None:
+        term.warn(
+            f"Stopped by {stop.signal_name} before a version was registered: nothing was kept "
+            f"(no version, no artifact). `{command}` runs it again."
+        )
+        return typer.Exit(stop.exit_code)
+    model = getattr(stop, "model", None)
+    of = f" --model {shlex.quote(model)}" if model else ""
+    of += f" --storage {shlex.quote(storage)}" if storage else ""
+    if no_verify:
+        what, then = "registered, not promoted", f"`tuneops registry promote {version}{of}`"
+    else:
+        what = "registered, not verified, not the champion"
+        then = f"`tuneops verify {version}{of}` then `tuneops registry promote {version}{of}`"
+    term.warn(
+        f"Stopped by {stop.signal_name}: model {model} version {version} is {what}. "
+        f"`{command}` finishes it (no other version is registered), or {then}."
+    )
+    return typer.Exit(stop.exit_code)
 
 
 def _print_verdict(verdict: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import re
 import time
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from tuneops import _optuna, _study
+from tuneops import _optuna, _study, runner
 from tuneops._files import check_output_dir, copy_atomic, path_part
 from tuneops._secrets import mask_secrets
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
@@ -60,6 +61,8 @@ __all__ = [
     "saved_artifact",
     "sha256_file",
     "comparable",
+    "DeployInterrupted",
+    "unfinished_deploy",
 ]
 
 PREFIX = _study.REGISTRY_PREFIX
@@ -524,8 +527,12 @@ def register_trial(
     version: int | None = None,
     saved: Path | None = None,
 ) -> dict[str, Any]:
-    """Refit trial ``number`` on ``dataset``, save it, profile it, and add it as a version
+    """Profile trial ``number`` on ``dataset``, refit and save it, and add it as a version
     (number ``version`` from :meth:`Registry.reserve_version`, else a new one).
+
+    The profile (the slow part) comes first, and a version's files are removed again when it
+    cannot be recorded (an error, Ctrl-C, SIGTERM): a stop leaves no artifact that no version
+    names.
 
     ``saved``: a ``model.joblib`` already fitted for this trial on this data (what ``run``
     exported; see :func:`saved_artifact`): copied into the registry instead of refitted.
@@ -535,6 +542,11 @@ def register_trial(
     objective.share_calibration(study)  # a refit's latency in the study's unit
     config = MonitorConfig.from_spec(spec)
     metric = monitored_metric(config, spec.metric_names, dataset.task)
+    trial = study.trials[number]
+    family, params = objective.config_of(trial.params)
+    # The slow part (a fit per CV fold) before anything is written: a stop during it leaves no
+    # artifact and uses up no version number.
+    profile = reference_profile(objective, trial.params, metric, seed=spec.seed)
     number_v = version if version is not None else registry.reserve_version()
     out = Path(artifact_dir or config.artifact_dir) / path_part(registry.name) / f"v{number_v}"
     if (out / MODEL_FILE).exists():
@@ -545,43 +557,63 @@ def register_trial(
             "storage keeps its versions in the same artifact directory. Give this one its own "
             "(--artifacts DIR, or monitor.artifact_dir)."
         )
-    if saved is not None:
-        # A copy: the run's output directory is rewritten by the next run, a version never is.
-        copy_atomic(saved.with_name(METADATA_FILE), out / METADATA_FILE)
-        copy_atomic(saved, out / MODEL_FILE)
-        path = (out / MODEL_FILE).resolve()
-    else:
-        path = export_trial(study, number, objective, out, spec=spec).resolve()
-    trial = study.trials[number]
-    family, params = objective.config_of(trial.params)
-    record = {
-        "version": number_v,
-        "source": {"study": study.study_name, "trial": number, **source},
-        # the sha256 save_model recorded in model.json, checked against the file's bytes now
-        "artifact": {
-            "path": str(path),
-            "sha256": verify_model(path)["artifact"]["sha256"],
-            "from": "run" if saved is not None else "refit",
-        },
-        "family": family,
-        "params": params,
-        "trial_params": dict(trial.params),
-        "metrics": trial.user_attrs.get("metrics", {}),
-        "spec": spec.to_dict(),
-        "data": study.user_attrs.get(DATA_ATTR) or dataset.summary(),
-        "features": [str(c) for c in dataset.X.columns],
-        "categorical": list(dataset.categorical),
-        "target": spec.data.target or "target",
-        "task": dataset.task,
-        "profile": reference_profile(objective, trial.params, metric, seed=spec.seed),
-        **(extra or {}),
-    }
-    record = registry.add_version(record)
+    try:
+        if saved is not None:
+            # A copy: the run's output directory is rewritten by the next run, a version never
+            # is.
+            copy_atomic(saved.with_name(METADATA_FILE), out / METADATA_FILE)
+            copy_atomic(saved, out / MODEL_FILE)
+            path = (out / MODEL_FILE).resolve()
+        else:
+            path = export_trial(study, number, objective, out, spec=spec).resolve()
+        record = {
+            "version": number_v,
+            "source": {"study": study.study_name, "trial": number, **source},
+            # the sha256 save_model recorded in model.json, checked against the file's bytes now
+            "artifact": {
+                "path": str(path),
+                "sha256": verify_model(path)["artifact"]["sha256"],
+                "from": "run" if saved is not None else "refit",
+            },
+            "family": family,
+            "params": params,
+            "trial_params": dict(trial.params),
+            "metrics": trial.user_attrs.get("metrics", {}),
+            "spec": spec.to_dict(),
+            "data": study.user_attrs.get(DATA_ATTR) or dataset.summary(),
+            "features": [str(c) for c in dataset.X.columns],
+            "categorical": list(dataset.categorical),
+            "target": spec.data.target or "target",
+            "task": dataset.task,
+            "profile": profile,
+            **(extra or {}),
+        }
+        record = registry.add_version(record)
+    except BaseException:
+        # Stopped or failed before the version was recorded: an artifact no version names
+        # would be an orphan in the registry's directory (and refuse the next deploy there).
+        _remove_unregistered(registry, number_v, out)
+        raise
     if promote:
         registry.promote(
             number_v, reason or f"deployed from study {study.study_name!r} trial {number}"
         )
     return record
+
+
+def _remove_unregistered(registry: Registry, number: int, out: Path) -> None:
+    """Remove the files register_trial wrote to ``out`` unless version ``number`` was recorded
+    (best effort: when the registry cannot be read, nothing is removed)."""
+    try:
+        if any(v["version"] == number for v in registry.versions()):
+            return
+    except Exception:  # noqa: BLE001 - the storage may be what failed; keep the files then
+        return
+    for name in (MODEL_FILE, METADATA_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only when empty: nothing else of this version is removed
 
 
 def comparable(champion: Mapping[str, Any], candidate: Mapping[str, Any]) -> None:
@@ -637,6 +669,46 @@ def saved_artifact(study: optuna.Study, trial: int, spec: Any) -> Path | None:
     return path if same else None
 
 
+class DeployInterrupted(runner.Interrupted):
+    """A deploy stopped by SIGINT or SIGTERM: ``model``, and ``version`` when one was registered
+    (not verified and not promoted: the same deploy finishes it, :func:`unfinished_deploy`),
+    else None (nothing was kept: no version, no artifact)."""
+
+    def __init__(self, signum: int, *, model: str, version: int | None) -> None:
+        super().__init__(signum)
+        self.model, self.version = model, version
+
+
+def unfinished_deploy(
+    registry: Registry, study_name: str, trial: int, data_fingerprint: str | None
+) -> dict[str, Any] | None:
+    """The version an earlier deploy of the same study, trial and data registered and never
+    finished (stopped before its staging gate gave a verdict, or before the promotion after a
+    pass): never champion, no failed verdict, its artifact intact; the newest, or None."""
+    been_champion = {registry.champion(), *registry.champion_history()}
+    been_champion |= {e.get("version") for e in registry.events("promote")}
+    been_champion |= {e.get("previous") for e in registry.events("rollback")}
+    for record in reversed(registry.versions()):
+        source, number = record.get("source") or {}, record["version"]
+        if (
+            source.get("kind") != "deploy"
+            or source.get("study") != study_name
+            or source.get("trial") != trial
+            or (record.get("data") or {}).get("fingerprint") != data_fingerprint
+            or number in been_champion
+        ):
+            continue
+        verdict = registry.verification(number)
+        if verdict is not None and verdict.get("verdict") != "pass":
+            continue
+        try:
+            registry.verify(number)  # the artifact is still the one registered
+        except (UsageError, IntegrityError):
+            continue
+        return record
+    return None
+
+
 def deploy(
     study_name: str,
     *,
@@ -659,9 +731,16 @@ def deploy(
     ``passed`` (and ``to_dict()``); a version that fails stays registered, not champion. The
     returned record then has ``verification`` (the verdict) and ``promoted``.
 
+    A deploy that was stopped after it registered its version (during the staging gate) is
+    finished by the next deploy of the same study, trial and data (:func:`unfinished_deploy`):
+    that version is verified and promoted instead of another one registered; the returned
+    record then has ``resumed`` True.
+
     Raises:
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
             is not complete, or the data changed since the study ran.
+        DeployInterrupted: stopped by SIGINT or SIGTERM (what it kept: the registered version
+            or nothing).
     """
 
     study = load_study(study_name, storage)
@@ -710,25 +789,45 @@ def deploy(
                 "data did, or deploy to another --model. Nothing was recorded."
             )
     registry = existing or Registry.open(name, storage, create=True)
-    record = register_trial(
-        registry,
-        study,
-        trial,
-        data,
-        spec,
-        source={"kind": "deploy"},
-        artifact_dir=artifact_dir,
-        promote=gate is None,
-        # the registry's history says the gate was skipped, not only that it was deployed
-        reason=f"deployed from study {study_name!r} trial {trial} without the staging gate",
-        saved=saved_artifact(study, trial, spec),
-    )
-    if gate is None:
-        return {**record, "promoted": True}
-    verdict = gate(registry, record["version"])
-    if verdict.passed:
-        registry.promote(
-            record["version"],
-            f"deployed from study {study_name!r} trial {trial}; passed the staging gate",
-        )
-    return {**record, "promoted": bool(verdict.passed), "verification": verdict.to_dict()}
+    fingerprint = (study.user_attrs.get(DATA_ATTR) or data.summary()).get("fingerprint")
+    record: dict[str, Any] | None = None
+    try:
+        record = unfinished_deploy(registry, study_name, trial, fingerprint)
+        resumed = record is not None
+        if record is None:
+            record = register_trial(
+                registry,
+                study,
+                trial,
+                data,
+                spec,
+                source={"kind": "deploy"},
+                artifact_dir=artifact_dir,
+                saved=saved_artifact(study, trial, spec),
+            )
+        if gate is None:
+            registry.promote(
+                record["version"],
+                # the registry's history says the gate was skipped, not only that it was deployed
+                f"deployed from study {study_name!r} trial {trial} without the staging gate",
+            )
+            return {**record, "promoted": True, "resumed": resumed}
+        verdict = gate(registry, record["version"])
+        if verdict.passed:
+            registry.promote(
+                record["version"],
+                f"deployed from study {study_name!r} trial {trial}; passed the staging gate",
+            )
+    except KeyboardInterrupt as exc:
+        stop = runner.Interrupted.of(exc)
+        if record is None:  # stopped while registering: recorded, or nothing was kept
+            record = unfinished_deploy(registry, study_name, trial, fingerprint)
+        raise DeployInterrupted(
+            stop.signum, model=name, version=None if record is None else record["version"]
+        ) from None
+    return {
+        **record,
+        "promoted": bool(verdict.passed),
+        "verification": verdict.to_dict(),
+        "resumed": resumed,
+    }
