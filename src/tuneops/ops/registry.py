@@ -283,10 +283,17 @@ class Registry:
         while True:
             trial = _optuna.create_trial(self.study)
             number = trial.number + 1
-            trial.set_user_attr("tuneops:version", number)
-            _optuna.set_trial_state(
-                self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)]
-            )
+            try:
+                trial.set_user_attr("tuneops:version", number)
+                _optuna.set_trial_state(
+                    self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)]
+                )
+            except BaseException:
+                # Stopped (Ctrl-C, SIGTERM) or failed before the number was handed out: it is
+                # given up, and its trial FAIL rather than RUNNING for ever in the registry.
+                with contextlib.suppress(Exception):
+                    _optuna.set_trial_state(self.study, trial, optuna.trial.TrialState.FAIL)
+                raise
             if number not in taken:
                 return number
 
