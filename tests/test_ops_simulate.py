@@ -220,3 +220,37 @@ def test_bad_shifts_are_refused() -> None:
             batch_size=10,
             shifts=[Shift("concept", 9)],
         )
+
+
+def test_a_stopped_simulation_says_so_and_the_same_command_starts_it_over(
+    workdir: Path, cli, monkeypatch
+) -> None:
+    """Ctrl-C after 2 of 4 batches: the message names the partial simulation and the command;
+    that command starts over in the same --out (it was refused: the model was registered), and
+    a finished simulation is never replaced."""
+    import tuneops.ops.simulate.loop as loop
+
+    real, calls = loop.monitor_batch, [0]
+
+    def stop_at_the_third(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "monitor_batch", stop_at_the_third)
+    args = ("simulate", "--batches", "4", "--stationary", "--n-trials", "2", "--out", "sim")
+    code, _, err = cli(*args)
+    assert code == 130
+    assert "Stopped by SIGINT after 2 of 4 batches: sim holds a partial simulation" in err, err
+    assert "`tuneops simulate --batches 4 --n-trials 2 --out sim --stationary` starts it over" in err
+    assert Path("sim/simulate.running").is_file() and not Path("sim/timeline.json").exists()
+    monkeypatch.setattr(loop, "monitor_batch", real)
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert Path("sim/timeline.json").is_file() and not Path("sim/simulate.running").exists()
+    registry = Registry.open("simulate-phoneme", "sim/simulate.journal")
+    assert len(registry.events("monitor")) == 4  # the stopped run's registry was replaced
+    assert [v["version"] for v in registry.versions()][0] == 1
+    code, _, err = cli(*args)
+    assert code == 2 and "already registered" in err  # finished: kept as it is

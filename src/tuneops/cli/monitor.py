@@ -588,21 +588,42 @@ def simulate(
             soft_wrap=True,
         )
 
-    timeline = ops.simulate(
-        dataset,
-        target=target,
-        family=family,
-        n_batches=batches,
-        batch_size=batch_size,
-        shifts=shifts,
-        time_column=time_column,
-        n_trials=n_trials,
-        storage=storage,
-        model=model,
-        out_dir=out,
-        seed=seed,
-        progress=show,
-    )
+    try:
+        with runner.stop_on_signals():
+            timeline = ops.simulate(
+                dataset,
+                target=target,
+                family=family,
+                n_batches=batches,
+                batch_size=batch_size,
+                shifts=shifts,
+                time_column=time_column,
+                n_trials=n_trials,
+                storage=storage,
+                model=model,
+                out_dir=out,
+                seed=seed,
+                progress=show,
+            )
+    except KeyboardInterrupt as exc:
+        command = _simulate_command(
+            {
+                "--dataset": None if dataset == "pmlb:phoneme" else dataset,
+                "--target": target,
+                "--family": None if family == "knn" else family,
+                "--batches": batches,
+                "--batch-size": None if batch_size == 100 else batch_size,
+                "--time-column": time_column,
+                "--n-trials": None if n_trials == 8 else n_trials,
+                "--seed": seed or None,
+                "--model": model,
+                "--out": out,
+                "--storage": mask_url(storage) if storage else None,
+            },
+            shift or [],
+            stationary,
+        )
+        raise _simulate_stopped(exc, out, command) from None
     files = {"timeline": str(out / "timeline.json"), "plot": str(out / "timeline.png")}
     if json_out:
         emit_json({**timeline, "outputs": files})
@@ -637,6 +658,33 @@ def simulate(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _simulate_command(options: dict[str, Any], shifts: list[str], stationary: bool) -> str:
+    """The ``tuneops simulate`` command line of these options (None: left out)."""
+    command = ["tuneops", "simulate"]
+    command += [a for k, v in options.items() if v is not None for a in (k, str(v))]
+    command += [a for s in shifts for a in ("--shift", s)]
+    command += ["--stationary"] if stationary else []
+    return shlex.join(command)
+
+
+def _simulate_stopped(exc: KeyboardInterrupt, out: Path, command: str) -> typer.Exit:
+    """Say what a stopped ``simulate`` left (only what happened) and what starts it over."""
+    stop = runner.Interrupted.of(exc)
+    if getattr(stop, "out", None) is None:  # not a SimulationInterrupted: nothing written
+        term.warn(
+            f"Stopped by {stop.signal_name} before anything was written. `{command}` runs it again."
+        )
+        return typer.Exit(stop.exit_code)
+    n_done, n_batches = getattr(stop, "n_done", 0), getattr(stop, "n_batches", 0)
+    done = f"after {n_done} of {n_batches} batches" if n_done else "before the first batch"
+    term.warn(
+        f"Stopped by {stop.signal_name} {done}: {out} holds a partial simulation, without "
+        f"timeline.json. `{command}` starts it over, replacing it (a finished simulation is "
+        "never replaced)."
+    )
+    return typer.Exit(stop.exit_code)
 
 
 def label(

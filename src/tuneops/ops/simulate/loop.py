@@ -13,29 +13,56 @@ Everything is written under ``out_dir``: the storage (``simulate.journal`` unles
 initial study's outputs, the registry's artifacts, the re-tuning studies' outputs,
 ``timeline.json`` and ``timeline.png``. Bad input (an unknown dataset, a file without
 ``target``, a stream that does not fit) is refused before anything is written.
+
+While it runs, ``out_dir/simulate.running`` (:data:`RUNNING_MARKER`) names the model and the
+storage it writes; it is removed once ``timeline.json`` and ``timeline.png`` are written. A
+simulation stopped before that (Ctrl-C, SIGTERM, a crash) leaves it, and the next simulation of
+the same model and storage in that directory starts over: it deletes the stopped one's studies
+(the initial study, the registry, the re-tuning studies) and artifacts first. A finished
+simulation has no marker and is never touched (its model name stays taken).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 
-from tuneops import tuning
+from tuneops import runner, tuning
+from tuneops._files import path_part
 from tuneops.data import load_dataset
 from tuneops.errors import DataError, UsageError
 from tuneops.export import write_json
 from tuneops.ops.monitor import MonitorConfig, metric_value
-from tuneops.ops.registry import Registry, list_models, register_trial
+from tuneops.ops.registry import PREFIX, Registry, list_models, register_trial
 from tuneops.ops.retune import monitor_batch, performance_dropped
 from tuneops.ops.simulate.plots import timeline_figure
 from tuneops.ops.simulate.stream import Shift, Stream, make_stream, time_stream
 from tuneops.spec import load_spec
+from tuneops.storage import get_storage, mask_url
 
-__all__ = ["simulate", "recovery"]
+__all__ = ["simulate", "recovery", "SimulationInterrupted", "RUNNING_MARKER"]
+
+#: The file in ``out_dir`` that says a simulation there has not finished (see the module).
+RUNNING_MARKER = "simulate.running"
+
+
+class SimulationInterrupted(runner.Interrupted):
+    """A simulation stopped by SIGINT or SIGTERM after ``n_done`` of ``n_batches`` batches
+    (0: during the initial tuning); ``out`` holds a partial simulation, without a timeline,
+    which the same simulation replaces when run again."""
+
+    def __init__(self, signum: int, *, out: Path, n_done: int, n_batches: int) -> None:
+        super().__init__(signum)
+        self.out, self.n_done, self.n_batches = out, n_done, n_batches
 
 
 def _is_file(source: str) -> bool:
@@ -88,7 +115,10 @@ def simulate(
         progress: called with each batch's timeline row.
 
     Raises:
-        UsageError: bad arguments or data (before anything is written); the model name is taken.
+        UsageError: bad arguments or data (before anything is written); the model name is taken
+            (by a finished simulation: an unfinished one in ``out_dir`` is started over).
+        SimulationInterrupted: stopped by SIGINT or SIGTERM; ``out_dir`` holds a partial
+            simulation that the same call starts over.
 
     Example::
 
@@ -132,7 +162,9 @@ def simulate(
     }
     config = MonitorConfig.from_raw(monitor_raw)
     storage = storage or str(out / "simulate.journal")
-    if name in list_models(storage):
+    marker = {"model": name, "storage": mask_url(storage)}
+    stopped = _read_marker(out) == marker  # an earlier one of this model here never finished
+    if name in list_models(storage) and not stopped:
         raise UsageError(
             f"simulate: model {name!r} is already registered in this storage; pass another --model "
             "name or another --storage (or --out for the default storage)."
@@ -150,23 +182,35 @@ def simulate(
             "monitor": monitor_raw,
         }
     )
+    if stopped:
+        _start_over(out, name, storage)
     out.mkdir(parents=True, exist_ok=True)  # the first write: everything above only read
-    result = tuning.run(spec, dataset=stream.train)
-    if result.choice is None:
-        raise UsageError(f"simulate: the initial tuning found no model: {result.message}")
-    train = load_dataset(stream.train, target=label, task=data.task, name=source)
-    registry = Registry.open(name, storage, create=True)
-    register_trial(
-        registry,
-        result.study,
-        result.choice.selected.number,
-        train,
-        spec,
-        source={"kind": "simulate"},
-        promote=True,
-        reason="initial model of the simulation",
-    )
-    rows = _run(registry, stream, shifts, label, metric, config, out, seed, progress)
+    write_json(out / RUNNING_MARKER, {**marker, "started": _now()})
+    rows: list[dict[str, Any]] = []
+    try:
+        result = tuning.run(spec, dataset=stream.train)
+        if result.choice is None:
+            raise UsageError(f"simulate: the initial tuning found no model: {result.message}")
+        train = load_dataset(stream.train, target=label, task=data.task, name=source)
+        registry = Registry.open(name, storage, create=True)
+        register_trial(
+            registry,
+            result.study,
+            result.choice.selected.number,
+            train,
+            spec,
+            source={"kind": "simulate"},
+            promote=True,
+            reason="initial model of the simulation",
+        )
+        _run(registry, stream, shifts, label, metric, config, out, seed, progress, rows)
+    except KeyboardInterrupt as exc:
+        raise SimulationInterrupted(
+            runner.Interrupted.of(exc).signum,
+            out=out,
+            n_done=len(rows),
+            n_batches=len(stream.batches),
+        ) from None
     timeline = {
         "dataset": source,
         "family": family,
@@ -192,7 +236,39 @@ def simulate(
         import matplotlib.pyplot as plt
 
         plt.close(figure)
+    (out / RUNNING_MARKER).unlink()  # finished: never started over
     return timeline
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _read_marker(out: Path) -> dict[str, Any] | None:
+    """The model and storage of the unfinished simulation in ``out``, or None."""
+    try:
+        marker = json.loads((out / RUNNING_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict):
+        return None
+    return {"model": marker.get("model"), "storage": marker.get("storage")}
+
+
+def _start_over(out: Path, name: str, storage: str) -> None:
+    """Delete what an unfinished simulation of model ``name`` wrote: its studies in ``storage``
+    (the initial study, the registry, the re-tuning studies) and its artifacts and timeline in
+    ``out`` (re-tuning output directories are rewritten by the studies of the same names)."""
+    store = get_storage(storage)
+    retuning = f"{path_part(name)[:100]}.retune-v"
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        study = summary.study_name
+        if study in (f"{name}.initial", PREFIX + name) or study.startswith(retuning):
+            optuna.delete_study(study_name=study, storage=store)
+    shutil.rmtree(out / "registry" / path_part(name), ignore_errors=True)
+    for stale in ("timeline.json", "timeline.png"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / stale).unlink()
 
 
 def _seen_twice(stream: Stream) -> int:
@@ -211,10 +287,11 @@ def _run(
     out: Path,
     seed: int,
     progress: Callable[[dict[str, Any]], None] | None,
+    rows: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    """Append each batch's timeline row to ``rows`` (what a stop leaves is the batches done)."""
     baseline, _ = registry.load_model(1)
     frozen: dict[int, Any] = {}  # shift index -> the champion in place when the shift began
-    rows: list[dict[str, Any]] = []
     flagged: list[tuple[pd.DataFrame, str]] = []
     # The labelled rows since the last promoted re-tuning (its recent data, then every batch
     # that re-tuned nothing and showed no confident drop): what a refresh refits the champion's
