@@ -250,3 +250,26 @@ def test_the_closest_trial_s_miss_shows_the_interval_it_was_judged_on():
     rows = [(0.95, 0.717, (0.69, 0.768))]
     with pytest.raises(NoFeasibleTrial, match=r"latency_p95_ms=0\.717, 95% interval 0\.69-0\.768"):
         select_trial(noisy(rows), OBJ, limit)
+
+
+def test_constraints_optuna_recorded_rule_trials_out_when_no_expression_is_given():
+    """A plain Optuna study's constraints_func records each trial's constraint values; without
+    constraint expressions selection ignored them, and a study whose every trial broke one had
+    a trial "selected" (and drawn as selected in its report; audit)."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops.selection import candidates_from_trials, select_trial
+
+    def trial(number, value, constraint):
+        t = create_trial(state=TrialState.COMPLETE, values=[value], params={},
+                         distributions={}, system_attrs={"constraints": [constraint]})
+        t.number = number
+        return t
+
+    objectives = [Objective(metric="accuracy", direction="maximize")]
+    broken = [trial(0, 0.9, 0.5), trial(1, 0.8, 1.0)]
+    with pytest.raises(NoFeasibleTrial, match="constraints the study recorded"):
+        select_trial(candidates_from_trials(broken, ["accuracy"]), objectives, [], Selection())
+    mixed = [*broken, trial(2, 0.7, -0.1)]
+    chosen = select_trial(candidates_from_trials(mixed, ["accuracy"]), objectives, [], Selection())
+    assert chosen.selected.number == 2

@@ -82,6 +82,9 @@ class Candidate:
     metrics: Mapping[str, float]
     params: Mapping[str, Any] = field(default_factory=dict)
     intervals: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    # the trial broke a constraint Optuna recorded for it (a plain study's constraints_func):
+    # what selection judges when it is given no constraint expressions
+    recorded_infeasible: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,16 @@ def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> l
             if raw
             else _NO_INTERVALS
         )
-        out.append(Candidate(t.number, tuple(values), metrics, t.params, intervals))
+        out.append(
+            Candidate(
+                t.number,
+                tuple(values),
+                metrics,
+                t.params,
+                intervals,
+                _study.feasible(t) is False,
+            )
+        )
     return out
 
 
@@ -338,6 +350,16 @@ def _select(
     feasible = [
         c for c, v in zip(candidates, violations, strict=True) if all(x <= 0 for x in v.values())
     ]
+    if not constraints:
+        # No expressions: the constraints Optuna recorded (a plain study's constraints_func)
+        # still rule a trial out (a study whose every trial broke one had one "selected").
+        feasible = [c for c in feasible if not c.recorded_infeasible]
+        if not feasible:
+            raise NoFeasibleTrial(
+                f"no trial meets the constraints the study recorded ({len(candidates)} "
+                "complete; Optuna's constraints_func: a value above 0 is a violation). Relax "
+                "them, widen the search space, or run more trials."
+            )
     noisy = {c.number: _within_noise(c, constraints) for c in candidates}
     within = tuple(n for n, ks in noisy.items() if ks)
     notes: list[str] = []
