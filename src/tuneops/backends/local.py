@@ -28,7 +28,7 @@ from tuneops._study import ABANDONED
 from tuneops.backends._base import Backend
 from tuneops.errors import TuneOpsError
 
-__all__ = ["LocalBackend", "run_local"]
+__all__ = ["LocalBackend", "run_local", "die_with_parent"]
 
 
 @contextlib.contextmanager
@@ -83,10 +83,11 @@ def _new_streams(study: optuna.Study, n: int) -> range:
     return range(start, start + n)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a
     worker never outlives the run that forked it, even one killed with SIGKILL: it abandons its
-    trial (queued again) and exits instead of tuning on as an orphan."""
+    trial (queued again) and exits instead of tuning on as an orphan. Also what a process
+    pool's initializer calls (``tuneops kb build``) for the same reason."""
     runner.FORKED_FROM = os.getppid()  # a SIGTERM once it changed: the run died (its reason)
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -103,7 +104,7 @@ def _child(
     pools: Any,
     parent: int,
 ) -> None:
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != parent:  # the parent died before the request took effect
         sys.exit(128 + signal.SIGTERM)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -250,7 +250,8 @@ def build(
 ) -> None:
     """Build the prebuilt base by tuning each family on PMLB datasets (cold TPE).
 
-    One line per finished job (on stderr with --json, none with --quiet).
+    One line per finished job (on stderr with --json, none with --quiet). Ctrl-C or SIGTERM
+    stops the worker processes, exits 130 or 143 and says how many jobs the --checkpoint kept.
     """
     from tuneops.knowledge import build as builder
     from tuneops.knowledge.base import load_file
@@ -265,18 +266,32 @@ def build(
         if not term.quiet:
             lines.print(*objects, highlight=False, markup=False, soft_wrap=True)
 
-    kb = builder.build(
-        dataset or list(builder.DEFAULT_DATASETS),
-        families,
-        n_trials=n_trials,
-        cv_folds=cv_folds,
-        seed=seed,
-        n_jobs=jobs,
-        checkpoint=checkpoint,
-        max_minutes=max_minutes,
-        extend=base,
-        log=log,
-    )
+    try:
+        kb = builder.build(
+            dataset or list(builder.DEFAULT_DATASETS),
+            families,
+            n_trials=n_trials,
+            cv_folds=cv_folds,
+            seed=seed,
+            n_jobs=jobs,
+            checkpoint=checkpoint,
+            max_minutes=max_minutes,
+            extend=base,
+            log=log,
+        )
+    except builder.BuildInterrupted as stop:
+        kept = (
+            f"{stop.kept} of {stop.total} jobs kept in {checkpoint}; rerun with the same "
+            "--checkpoint to resume."
+            if checkpoint is not None
+            else f"{stop.kept} of {stop.total} jobs had finished and none was kept; give "
+            "--checkpoint FILE to keep finished jobs for a rerun."
+        )
+        term.warn(
+            f"Stopped by {stop.signal_name}: kb build did not finish and wrote no base to "
+            f"{out}; {kept}"
+        )
+        raise typer.Exit(stop.exit_code) from None
     if not len(kb):  # every job failed: an empty base is no result (it exited 0)
         n_datasets = len(dataset or builder.DEFAULT_DATASETS)
         raise UsageError(

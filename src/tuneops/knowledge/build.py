@@ -6,8 +6,12 @@ and keeps what the study recorded: its meta-features, its best configurations an
 every trial in the order they ran (the cold learning curve that ``benchmarks/bench_warmstart.py``
 reuses), plus the score of the family's library defaults on the same folds (what the zero-shot
 portfolio's first pick should beat). Finished jobs are appended to a checkpoint file, so an
-interrupted build resumes. :func:`add_default_scores` measures the defaults of an existing base
-without running its studies again.
+interrupted build resumes: each record is one write of one line, and a last line torn by a
+crash is skipped with a warning. The jobs run in worker processes that die with the build
+(SIGTERM or SIGKILL to it), and SIGINT or SIGTERM stops the build with
+:class:`BuildInterrupted`, which says how many jobs the checkpoint kept.
+:func:`add_default_scores` measures the defaults of an existing base without running its
+studies again.
 
 The asset records what it was built from (``built_with``: datasets, families, trials, folds,
 seed, library versions, the command).
@@ -15,9 +19,12 @@ seed, library versions, the command).
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -30,7 +37,11 @@ from typing import Any
 import optuna
 from threadpoolctl import threadpool_limits
 
+from tuneops import runner
+from tuneops._files import write_error
+from tuneops.backends.local import die_with_parent
 from tuneops.data import load_dataset
+from tuneops.errors import UsageError
 from tuneops.export import library_versions
 from tuneops.knowledge.base import RELATED, Entry, KnowledgeBase, dedupe, entries_of_study, related
 from tuneops.objective import SpecObjective
@@ -38,6 +49,7 @@ from tuneops.spec import load_spec
 from tuneops.tuning import run
 
 __all__ = [
+    "BuildInterrupted",
     "DEFAULT_DATASETS",
     "DEFAULT_FAMILIES",
     "ZERO_SHOT_DATASETS",
@@ -267,21 +279,154 @@ def add_default_scores(
     return KnowledgeBase(entries, built)
 
 
+class BuildInterrupted(runner.Interrupted):
+    """:func:`build` was stopped by SIGINT or SIGTERM; its worker processes are stopped.
+
+    ``kept`` of the ``total`` jobs are in ``checkpoint`` (None: no checkpoint, nothing kept);
+    the same build with the same checkpoint runs only the others.
+    """
+
+    def __init__(self, signum: int, *, kept: int, total: int, checkpoint: Path | None) -> None:
+        super().__init__(signum)
+        self.kept, self.total, self.checkpoint = kept, total, checkpoint
+
+    @property
+    def summary(self) -> str:
+        """What the interruption kept, and how to go on, in one sentence."""
+        if self.checkpoint is None:
+            return (
+                f"{self.kept} of {self.total} jobs had finished and none was kept (no "
+                "checkpoint); build with a checkpoint file to keep finished jobs for a rerun"
+            )
+        return (
+            f"{self.kept} of {self.total} jobs kept in {self.checkpoint}; build again with the "
+            "same checkpoint to resume"
+        )
+
+
+#: True in a worker process of :func:`build`'s pool (set by its initializer).
+_IN_POOL = False
+
+
+class _NoRequeueNotices(logging.Filter):
+    """Drops the runner's notices that an interrupted trial is queued again (or is being given
+    back): a build job's study is in memory and goes with its process, so nothing is queued."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return "queued again" not in text and "giving back the running trials" not in text
+
+
+def _start_pool_worker(parent: int) -> None:
+    """Initializer of :func:`build`'s worker processes."""
+    global _IN_POOL
+    _IN_POOL = True
+    # SIGTERM when the build dies, even by SIGKILL or a SIGTERM to its pid alone (`kill PID`,
+    # `timeout`, a scheduler): the worker must not tune on as an orphan of init.
+    die_with_parent()
+    if os.getppid() != parent:  # the build died before the request took effect
+        os._exit(128 + signal.SIGTERM)
+    # Between jobs, Ctrl-C is the build's to handle (it stops its workers); in a job,
+    # SIGINT and SIGTERM end the job (see _job).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("tuneops").addFilter(_NoRequeueNotices())
+
+
 def _job(
     args: tuple[str, str, int, int, int],
 ) -> tuple[str, str, list[dict[str, Any]], float, str | None]:
     dataset, family, n_trials, cv_folds, seed = args
     started = time.time()
     try:
-        return (
-            dataset,
-            family,
-            build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed),
-            time.time() - started,
-            None,
-        )
+        with runner.stop_on_signals():
+            entries = build_one(dataset, family, n_trials=n_trials, cv_folds=cv_folds, seed=seed)
+        return dataset, family, entries, time.time() - started, None
+    except KeyboardInterrupt as exc:
+        if not _IN_POOL:
+            raise
+        # The build stops (it was signalled too, or it died): leave now, build_one's temporary
+        # folder removed on the way here. A pool worker that returned would wait for more work.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(runner.Interrupted.of(exc).exit_code)
     except Exception as exc:  # one bad dataset must not lose the others
         return dataset, family, [], time.time() - started, f"{type(exc).__name__}: {exc}"
+
+
+def _read_checkpoint(
+    path: Path, n_trials: int, log: Callable[[str], None]
+) -> dict[tuple[str, str], tuple[list[dict[str, Any]], int]]:
+    """The jobs a checkpoint holds: (dataset, family) -> (entries, n_trials).
+
+    A last line without its newline that is not a whole record (the build was killed while
+    appending it) is cut off the file with a warning: that job runs again, and the next record
+    starts on a line of its own. Any other bad line is refused.
+
+    Raises:
+        UsageError: a line is not a record of a kb build job (and was not cut off).
+    """
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    done: dict[tuple[str, str], tuple[list[dict[str, Any]], int]] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            done[(rec["dataset"], rec["family"])] = (
+                rec["entries"],
+                int(rec.get("n_trials", n_trials)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            if number == len(lines):  # the last line, and the file does not end with a newline
+                log(
+                    f"kb build: warning: the last line of the checkpoint {path} (line {number}, "
+                    f"{len(line)} bytes) was cut off while it was written ({type(exc).__name__}"
+                    "); removed it from the file: that job runs again"
+                )
+                with open(path, "r+b") as fh:
+                    fh.truncate(len(data) - len(line))
+                continue
+            raise UsageError(
+                f"checkpoint {str(path)!r}, line {number}: expected a JSON record of a kb build "
+                f"job (dataset, family, entries), received {line[:80]!r}. What to do: give "
+                "the checkpoint file of a kb build, or another path to start afresh."
+            ) from None
+    return done
+
+
+def _append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to the checkpoint with a single write, flushed to disk: a crash
+    leaves at most the last line cut off (removed on reading), never a line between others."""
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a last record without its newline
+            data = b"\n" + data
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk: the line is cut off, as by a crash
+            raise OSError(errno.ENOSPC, "short write: " + os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+    except OSError as exc:
+        raise write_error(path, exc, what="append to the checkpoint") from exc
+    finally:
+        os.close(fd)
+
+
+def _stop_workers(workers: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """SIGTERM to the build's worker processes (Ctrl-C reached them already, but SIGTERM to
+    the build's pid alone did not, and an idle worker ignores SIGINT); SIGKILL to one that has
+    not exited within 10 s (a signal waits for a long computation in C to return)."""
+    for p in workers:
+        if p.pid is not None and p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for p in workers:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
 
 
 def build(
@@ -312,11 +457,8 @@ def build(
     done: dict[tuple[str, str], list[dict[str, Any]]] = {}
     trials_of: dict[tuple[str, str], int] = {}  # what each (dataset, family) was built with
     if checkpoint and Path(checkpoint).is_file():
-        for line in Path(checkpoint).read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                done[(rec["dataset"], rec["family"])] = rec["entries"]
-                trials_of[(rec["dataset"], rec["family"])] = int(rec.get("n_trials", n_trials))
+        for key, (stored, trials) in _read_checkpoint(Path(checkpoint), n_trials, log).items():
+            done[key], trials_of[key] = stored, trials
     cheap = [f for f in families if f in _CHEAP]
     order = [(d, f) for f in cheap for d in datasets]
     order += [(d, f) for f in families if f not in _CHEAP for d in datasets]
@@ -335,18 +477,10 @@ def build(
         done[(dataset, family)] = entries
         trials_of[(dataset, family)] = n_trials
         if checkpoint:
-            with open(checkpoint, "a") as fh:
-                fh.write(
-                    json.dumps(
-                        {
-                            "dataset": dataset,
-                            "family": family,
-                            "n_trials": n_trials,
-                            "entries": entries,
-                        }
-                    )
-                    + "\n"
-                )
+            _append_record(
+                Path(checkpoint),
+                {"dataset": dataset, "family": family, "n_trials": n_trials, "entries": entries},
+            )
         best = entries[0]["configs"][0]["score"] if entries and entries[0]["configs"] else None
         log(
             f"  {dataset}/{family}: best {best} in {seconds:.1f}s ({len(done)} done, "
@@ -354,27 +488,50 @@ def build(
         )
 
     deadline = started + 60 * max_minutes if max_minutes is not None else None
-    with ProcessPoolExecutor(
-        max(1, n_jobs), mp_context=multiprocessing.get_context("fork")
-    ) as pool:
-        pending: set[Any] = set()
-        queue = list(jobs)
-        while queue or pending:
-            while (
-                queue
-                and len(pending) < max(1, n_jobs)
-                and (deadline is None or time.time() < deadline)
-            ):
-                pending.add(pool.submit(_job, queue.pop(0)))
-            if not pending:
-                log(
-                    f"kb build: time is up; {len(queue)} jobs not started (rerun with the "
-                    "checkpoint to resume)"
-                )
-                break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                record(future.result())
+    before = {p.pid for p in multiprocessing.active_children()}
+    pool = ProcessPoolExecutor(
+        max(1, n_jobs),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_start_pool_worker,
+        initargs=(os.getpid(),),
+    )
+    try:
+        with runner.stop_on_signals():
+            pending: set[Any] = set()
+            queue = list(jobs)
+            while queue or pending:
+                while (
+                    queue
+                    and len(pending) < max(1, n_jobs)
+                    and (deadline is None or time.time() < deadline)
+                ):
+                    pending.add(pool.submit(_job, queue.pop(0)))
+                if not pending:
+                    log(
+                        f"kb build: time is up; {len(queue)} jobs not started (rerun with the "
+                        "checkpoint to resume)"
+                    )
+                    break
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    record(future.result())
+    except KeyboardInterrupt as exc:
+        stop = runner.Interrupted.of(exc)
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:  # a second signal must not cut the stopping of the workers short
+            _stop_workers([p for p in multiprocessing.active_children() if p.pid not in before])
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+        raise BuildInterrupted(
+            stop.signum,
+            kept=sum(key in done for key in order),
+            total=len(order),
+            checkpoint=Path(checkpoint) if checkpoint else None,
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     entries = tuple(
         Entry.from_dict(e, "shipped")
         for f in families
