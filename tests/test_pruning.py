@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -296,6 +297,11 @@ def test_bench_pruners_end_to_end(workdir, cli):
     code, out, err = cli("bench", "pruners", spec, "--pruners", "none,median", "--seeds", "0,1", "--out", "b")
     assert code == 0, err
     assert "none" in out and "median" in out and "pruning rate" in out
+    # one line per run as it ends, before the table (the runs take minutes on real specs)
+    runs = re.findall(r"^  (none|median) seed (\d): 4 trials \(\d pruned\), best 0\.\d+, "
+                      r"[\d.]+ CPU s, [\d.]+ s wall$", out, re.MULTILINE)
+    assert runs == [("none", "0"), ("none", "1"), ("median", "0"), ("median", "1")], out
+    assert out.index("median seed 1:") < out.index("pruning rate")
     bench = json.loads((workdir / "b" / "bench.json").read_text())
     assert [p["pruner"] for p in bench["pruners"]] == ["none", "median"]
     for entry in bench["pruners"]:
@@ -304,6 +310,25 @@ def test_bench_pruners_end_to_end(workdir, cli):
         assert entry["mean"]["best"] is not None and entry["std"]["best"] is not None
     assert bench["pruners"][0]["mean"]["pruning_rate"] == 0
     assert (workdir / "b" / "bench.png").stat().st_size > 0
+
+
+def test_bench_wall_time_counts_the_seconds_trials_ran_not_the_gap_before_a_resume():
+    """A run interrupted and resumed a minute later showed 63.5 s of wall time for 7.3 s of
+    compute: the span from the first start to the last end counted the idle minute (audit)."""
+    import datetime
+
+    from tuneops.bench import run_summary
+
+    study = optuna.create_study(direction="maximize")
+    t0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    for start, seconds in ((0, 2.0), (1, 2.0), (60, 3.0)):  # two overlap; the resume after 60 s
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=0, state=optuna.trial.TrialState.COMPLETE, value=0.5, values=None,
+            datetime_start=t0 + datetime.timedelta(seconds=start),
+            datetime_complete=t0 + datetime.timedelta(seconds=start + seconds),
+            params={}, distributions={}, user_attrs={}, system_attrs={},
+            intermediate_values={}, trial_id=0))
+    assert run_summary(study)["wall_s"] == pytest.approx(3.0 + 3.0)
 
 
 def test_bench_pruners_refuses_a_pruner_the_spec_cannot_use_before_any_run(workdir, cli):

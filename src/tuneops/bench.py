@@ -31,6 +31,7 @@ from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
 from tuneops.pruning import (
     FIDELITY_ATTR,
+    busy_seconds,
     consult_at,
     intermediate_values,
     make_pruner,
@@ -84,7 +85,12 @@ def reference_point(
 
 # -- live runs ------------------------------------------------------------------------------------
 def run_summary(study: optuna.Study) -> dict[str, Any]:
-    """Per-run figures from the storage: trials, pruning, compute, best, time to best."""
+    """Per-run figures from the storage: trials, pruning, compute, best, time to best.
+
+    ``wall_s`` counts the seconds during which a finished trial ran (:func:`busy_seconds`),
+    not the span from the first start to the last end: a run interrupted and resumed an hour
+    later took the seconds its trials ran, not the hour between.
+    """
 
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -96,8 +102,6 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
         trial_compute(r, "fit_cpu_s") + r.get("measure_cpu_s", r.get("measure_s", 0.0))
         for r in fit
     )
-    starts = [t.datetime_start for t in done if t.datetime_start]
-    ends = [t.datetime_complete for t in done if t.datetime_complete]
     savings = pruning_savings(study, trials) or {}
     return {
         "n_trials": len(done),
@@ -106,7 +110,8 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
         if done
         else 0.0,
         "compute_s": compute,
-        "wall_s": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
+        # while trials ran: a run interrupted and resumed later spent no time in between
+        "wall_s": busy_seconds(done),
         "time_to_best_s": savings.get("time_to_best_s"),
         "fit_s_to_best": savings.get("fit_s_to_best"),
         "values": [list(t.values) for t in complete],
@@ -122,11 +127,15 @@ def bench_pruners(
     out_dir: str | Path = "tuneops-bench",
     n_trials: int | None = None,
     n_workers: int | None = None,
+    on_run: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``spec`` once per pruner and seed on the same data and budget; summarise each run.
 
     Studies are named ``<study>-<pruner>-s<seed>`` in a journal file in ``out_dir`` (so a
-    Hyperband run repeats: its brackets hash the study name).
+    Hyperband run repeats: its brackets hash the study name, and a rerun resumes the runs it
+    finds). ``on_run`` receives each run's summary as soon as the run ends, with ``pruner``
+    and, as ``run_best``, its best value (one objective) or the size of its Pareto front
+    (several: the hypervolume needs every run's results).
 
     Returns:
         ``{"spec", "pruners": [{"pruner", "runs", "mean", "std"}], "reference"}``
@@ -166,6 +175,8 @@ def bench_pruners(
             summary = run_summary(result.study)
             summary.update(seed=seed, study=name)
             runs.append(summary)
+            if on_run is not None:
+                on_run({**summary, "pruner": label, "run_best": _run_best(summary)})
         results.append({"pruner": label, "runs": runs})
     directions = results[0]["runs"][0]["directions"] if results and results[0]["runs"] else []
     everything = [v for r in results for run_ in r["runs"] for v in run_["values"]]
@@ -205,6 +216,14 @@ def _best(
         return hypervolume(values, directions, ref)
     pick = max if directions[0] == "maximize" else min
     return float(pick(v[0] for v in values))
+
+
+def _run_best(run_: Mapping[str, Any]) -> float | int | None:
+    """One run's best value (one objective), or how many trials its Pareto front holds."""
+    values, directions = run_["values"], run_["directions"]
+    if len(directions) == 1:
+        return _best(values, directions, None)
+    return int(pareto.pareto_mask(values, directions).sum()) if values else 0
 
 
 _FIGURES = ("pruning_rate", "best", "compute_s", "wall_s", "time_to_best_s")

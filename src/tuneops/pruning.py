@@ -56,6 +56,7 @@ __all__ = [
     "consult_at",
     "intermediate_values",
     "pruning_savings",
+    "busy_seconds",
     "custom_fidelity",
     "INTERMEDIATE_ATTR",
     "FIDELITY_ATTR",
@@ -947,25 +948,36 @@ def _counts_as_best(trial: FrozenTrial) -> bool:
     )
 
 
-def _busy_seconds(trials: Sequence[FrozenTrial], until: Any) -> float:
-    """Wall seconds until ``until`` during which at least one trial ran: the union of the
-    trials' [start, end] intervals, so the idle time between a run and its resumption (hours,
-    perhaps) is not counted as time spent reaching the best."""
-    spans = sorted(
-        (t.datetime_start, min(_study.ran_until(t) or until, until))
-        for t in trials
-        if t.datetime_start is not None and t.datetime_start < until
-    )
-    total, current_start, current_end = 0.0, None, None
+def busy_seconds(trials: Sequence[FrozenTrial], until: Any = None) -> float:
+    """Wall seconds during which at least one of ``trials`` ran: the union of their [start,
+    end] intervals, so the idle time between a run and its resumption (hours, perhaps) is not
+    counted. ``until`` (a datetime): only up to then, a trial still running counting up to it;
+    None: up to the last end, a trial without an end not counting. A trial abandoned by a dead
+    worker ends at its last sign of life (:func:`tuneops._study.ran_until`)."""
+    spans: list[tuple[Any, Any]] = []
+    for t in trials:
+        start, end = t.datetime_start, _study.ran_until(t)
+        if start is None:
+            continue
+        if until is not None:
+            if start >= until:
+                continue
+            end = min(end or until, until)
+        elif end is None:
+            continue
+        spans.append((start, end))
+    spans.sort()
+    total = 0.0
+    current: tuple[Any, Any] | None = None  # the union's interval being extended
     for start, end in spans:
-        if current_end is None or start > current_end:
-            if current_end is not None:
-                total += (current_end - current_start).total_seconds()
-            current_start, current_end = start, end
-        elif end > current_end:
-            current_end = end
-    if current_end is not None:
-        total += (current_end - current_start).total_seconds()
+        if current is not None and start <= current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None:
+            total += (current[1] - current[0]).total_seconds()
+        current = (start, end)
+    if current is not None:
+        total += (current[1] - current[0]).total_seconds()
     return total
 
 
@@ -1002,7 +1014,7 @@ def _time_to_best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[st
     ]
     return {
         "best_trials": [t.number for t in best],
-        "time_to_best_s": _busy_seconds(trials, reached),
+        "time_to_best_s": busy_seconds(trials, reached),
         "fit_cpu_s_to_best": sum(trial_compute(r, "fit_cpu_s") for r in before),
         "fit_s_to_best": sum(trial_compute(r, "fit_s") for r in before),
     }

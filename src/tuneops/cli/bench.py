@@ -38,7 +38,11 @@ def pruners(
     ] = Path("tuneops-bench"),
     json_out: JsonOpt = False,
 ) -> None:
-    """Run SPEC once per pruner and seed: pruning rate, best result, compute and time to best."""
+    """Run SPEC once per pruner and seed: pruning rate, best result, compute and time to best.
+
+    One line per finished run (pruner, seed, trials, best) as it ends (on stderr with --json,
+    none with --quiet); the table when all have run.
+    """
     names = None if pruners is None else [p.strip() for p in pruners.split(",") if p.strip()]
     for name in names or ():
         check_pruner(name, field="--pruners")
@@ -50,8 +54,33 @@ def pruners(
         ) from None
     if names == [] or not seed_list:
         raise UsageError("--pruners and --seeds: expected at least one of each.")
+    lines = term.err if json_out else term.out  # the JSON alone on stdout
+
+    def said(run: dict[str, Any]) -> None:
+        if term.quiet:
+            return
+        best = run["run_best"]
+        if len(run["directions"]) > 1:
+            what = f"Pareto front of {best} trial{'' if best == 1 else 's'}"
+        else:
+            what = "best -" if best is None else f"best {best:.4g}"
+        lines.print(
+            f"  {run['pruner']} seed {run['seed']}: {run['n_trials']} trials "
+            f"({run['n_pruned']} pruned), {what}, {run['compute_s']:.1f} CPU s, "
+            f"{run['wall_s']:.1f} s wall",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
     result = bench_pruners(
-        spec, names, seeds=seed_list, out_dir=out, n_trials=n_trials, n_workers=workers
+        spec,
+        names,
+        seeds=seed_list,
+        out_dir=out,
+        n_trials=n_trials,
+        n_workers=workers,
+        on_run=said,
     )
     json_path = write_json(out / "bench.json", json.loads(json.dumps(result, default=str)))
     png = plot_bench(result, out / "bench.png")
