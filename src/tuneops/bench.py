@@ -15,6 +15,7 @@ The data is computed first (plain dicts); :func:`render_table` and :func:`plot_b
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import statistics
@@ -27,6 +28,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuneops import pareto, runner
+from tuneops._files import write_atomic
 from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
 from tuneops.pruning import (
@@ -291,10 +293,12 @@ def plot_bench(bench: Mapping[str, Any], path: str | Path) -> Path:
     ax.set_title(f"pruners on {bench['spec']} (seeds {', '.join(map(str, bench['seeds']))})")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return write_atomic(path, buf.getvalue())  # whole or not at all, as every tuneops file
 
 
 # -- recorded curves and replays

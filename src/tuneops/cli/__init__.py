@@ -10,14 +10,25 @@ invocation when every module was imported at start).
 Exit codes: 0 success, 1 failure (for example no feasible trial), 2 bad input (spec, data,
 storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted (SIGINT), 143
 (SIGTERM); ``verify`` and ``deploy`` exit 1 when the staging gate fails.
+
+Interruptions: :func:`main` turns SIGTERM into an exception, as Python does SIGINT, so the
+``finally`` blocks of a command stopped by ``kill``, ``timeout`` or a scheduler run (temporary
+files are removed) instead of the process dying at once. A command stopped either way says so
+in one line, what its interruption left (:data:`_STOPPED`), and exits 130 or 143. ``run``,
+``worker`` and ``kb build`` handle the signals themselves and say more (which trials were given
+back, which jobs the checkpoint kept).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
 import platform
+import signal
 import sys
-from collections.abc import Iterator, MutableMapping
+import threading
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated, Any
 
 import optuna
@@ -68,6 +79,69 @@ _GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+# -- interruptions ----------------------------------------------------------------------------
+#: What an interrupted command left, when it is not what every other leaves (_STOPPED_DEFAULT).
+#: Every file tuneops writes goes to a temporary name and is renamed when whole
+#: (tuneops._files), so a stopped command never leaves half a file.
+_STOPPED: dict[str, str] = {
+    "serve": "tuneops serve shut down.",
+    "bench pruners": (
+        "bench pruners did not finish; the trials that finished are kept in the journal in its "
+        "--out directory (the same command resumes); bench.json and bench.png are written "
+        "once every run has finished."
+    ),
+    # its timeline.png is drawn straight into the folder (tuneops.ops.simulate)
+    "simulate": (
+        "simulate did not finish; its --out directory holds a partial simulation: give another "
+        "--out (or remove that one) to run it again."
+    ),
+}
+_STOPPED_DEFAULT = (
+    "{command} did not finish; no file it was writing is left half-written (tuneops writes "
+    "each under a temporary name and renames it when whole), and what it had already stored "
+    "is kept."
+)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that ``finally`` blocks run."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _untrap_in_child() -> None:
+    """In a process forked by a command (local workers, kb build's pool): SIGTERM kills again,
+    as before main trapped it; such a process sets the handlers it needs itself."""
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_untrap_in_child)
+
+
+def _interruptible(path: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (command ``path``), saying in one line that an interruption stopped it and
+    what that left, then exiting 130 (SIGINT) or 143 (SIGTERM). Typer reads the parameters of
+    ``function`` through the wrapper (``__wrapped__``)."""
+
+    @functools.wraps(function)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            # runner.Interrupted and _Terminated carry their signal; a plain one is Ctrl-C's
+            signum = int(getattr(exc, "signum", signal.SIGINT))
+            what = _STOPPED.get(path, _STOPPED_DEFAULT).format(command=f"tuneops {path}")
+            term.warn(f"Stopped by {signal.Signals(signum).name}: {what}")
+            raise typer.Exit(128 + signum) from None
+
+    return command
+
+
 def _module(name: str) -> Any:
     return importlib.import_module(f"{__name__}.{name}")
 
@@ -78,11 +152,11 @@ def _load(name: str) -> Any:
         help_text, module = _GROUPS[name]
         sub = typer.Typer(name=name, help=help_text, **_TYPER)
         for command, function in _module(module).COMMANDS.items():
-            sub.command(command)(function)
+            sub.command(command)(_interruptible(f"{name} {command}", function))
         return typer.main.get_group(sub)
     module, function = _COMMANDS[name]
     single = typer.Typer(**_TYPER)
-    single.command(name)(getattr(_module(module), function))
+    single.command(name)(_interruptible(name, getattr(_module(module), function)))
     return typer.main.get_command(single)
 
 
@@ -174,8 +248,20 @@ def _global(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures)."""
+    """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures) and
+    SIGTERM to an exception (exit 143, see the module's docstring)."""
     configure()  # also for errors raised before the app's callback runs
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if main_thread:
+            # None: a handler not set from Python, which cannot be put back; the default then
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         # Standalone mode: typer prints usage errors itself and exits 2, and turns typer.Exit
         # into SystemExit; tuneops' own errors propagate to the handlers below.
