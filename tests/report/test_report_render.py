@@ -455,3 +455,66 @@ def _cold(n: int):
     for i in range(n):
         add(study, i, {"lr": 0.1 * (i + 1)}, [float(i)])
     return study
+
+
+# -- png: the folder is replaced whole ----------------------------------------------------------
+def _png_names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_png_interrupted_leaves_the_earlier_figures_and_no_temporary_folder(tmp_path, monkeypatch):
+    """Interrupted, `report --format png` left 4 of 8 PNGs and no README.txt (audit)."""
+    from tuneops.report import png
+
+    out = tmp_path / "figs"
+    write_report(build_report(build(20, multi=False)), out, fmt="png")  # an earlier report
+    report = build_report(build(30, multi=False))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    drawn = 0
+
+    def interrupted(draw):
+        def figure(data):
+            nonlocal drawn
+            drawn += 1
+            if drawn == 3:  # Ctrl-C while the third figure is drawn
+                raise KeyboardInterrupt
+            return draw(data)
+
+        return figure
+
+    monkeypatch.setattr(png, "FIGURES", {k: interrupted(f) for k, f in png.FIGURES.items()})
+    with pytest.raises(KeyboardInterrupt):
+        write_report(report, out, fmt="png")
+    assert drawn == 3
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _png_names(tmp_path) == ["figs"]  # no temporary folder beside it
+
+
+def test_png_into_an_earlier_figures_folder_replaces_it_whole(tmp_path):
+    out = tmp_path / "figs"
+    write_report(build_report(build(20, multi=True)), out, fmt="png")
+    assert "pareto_front.png" in _png_names(out)
+    paths = write_report(build_report(build(20, multi=False)), out, fmt="png")
+    # the one-objective report has no Pareto front: the earlier one is gone, not mixed in
+    assert _png_names(out) == sorted(p.name for p in paths) and "pareto_front.png" not in _png_names(out)
+    assert _png_names(tmp_path) == ["figs"]
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's private mode
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_png_refuses_a_folder_with_other_files_before_drawing(tmp_path):
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    (out / "old.png").write_bytes(b"x")
+    with pytest.raises(UsageError, match=r"figures folder .*docs' holds files that are not report "
+                                         r"figures \(notes.md\); .* give --out a new or empty"):
+        write_report(build_report(build(10, multi=False)), out, fmt="png")
+    assert _png_names(out) == ["notes.md", "old.png"] and _png_names(tmp_path) == ["docs"]

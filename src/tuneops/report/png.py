@@ -1,20 +1,30 @@
 """Each panel as a PNG (matplotlib, Agg backend) for documents: ``DIR/<panel>.png``.
 
 Panels a study cannot fill are listed in ``DIR/README.txt`` with the reason, with the findings.
+
+The figures are drawn into a temporary folder beside ``DIR`` that takes ``DIR``'s place when
+every file is written: an interrupted or failed report leaves ``DIR`` as it was (an earlier
+report's figures, or nothing), never half the figures or new ones mixed with old ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Callable
+import os
+import secrets
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tuneops._files import write_atomic
-from tuneops.errors import require
+from tuneops._files import write_error
+from tuneops.errors import UsageError, WriteError, require
 from tuneops.report import figures as F
 from tuneops.report._base import (
     BEST_COLOR,
@@ -27,6 +37,9 @@ from tuneops.report._base import (
 from tuneops.report.document import Report
 
 __all__ = ["PngRenderer"]
+
+#: What a figures folder holds; a folder with anything else is not replaced (it is not one).
+_OURS = (".png", "README.txt")
 
 
 def _plt():
@@ -396,6 +409,75 @@ FIGURES: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse, before any drawing, an ``out`` that replacing would lose something in: a file,
+    or a folder holding anything but the PNGs and README.txt of a figures folder.
+
+    Raises:
+        UsageError: names the folder, what is in it, and what to do.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UsageError(
+            f"figures folder {str(out)!r} is {'a link' if out.is_symlink() else 'a file'}; "
+            "expected a directory (new, empty, or the figures of an earlier report, which the "
+            "new ones replace). What to do: give --out another path."
+        )
+    if not out.is_dir():
+        return
+    foreign = sorted(
+        e.name for e in out.iterdir() if not (e.is_file() and e.name.endswith(_OURS))
+    )
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise UsageError(
+            f"figures folder {str(out)!r} holds files that are not report figures ({shown}); "
+            "the new figures replace the whole folder, which would delete them. What to do: "
+            "give --out a new or empty directory, or the figures folder of an earlier report."
+        )
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait for the block to end (two renames must not be split: ``out``
+    would be missing); delivered when it ends. Only the main thread receives them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _new_folder(out: Path) -> Path:
+    """A new empty folder beside ``out`` (``.NAME.XXXXXXXX.tmp``) with the mode an ordinary
+    ``mkdir`` gives (``mkdtemp``'s is private; figures are meant to be read)."""
+    while True:
+        folder = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def _swap_in(folder: Path, out: Path) -> None:
+    """Put the complete ``folder`` in ``out``'s place; an earlier ``out`` is removed."""
+    old: Path | None = None
+    try:
+        with _signals_deferred():
+            if out.exists():
+                old = _new_folder(out)
+                os.replace(out, old)  # onto the empty folder just made
+            os.replace(folder, out)
+    finally:  # also when a signal deferred above is raised as the block ends
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class PngRenderer(Renderer):
     single_file = False
     default_name = "figures"
@@ -403,21 +485,40 @@ class PngRenderer(Renderer):
     def render(self, report: Report, out: Path) -> list[Path]:
         plt = _plt()
         out = Path(out)
-        written = []
-        for p in report.panels:
-            if p.data is None:
-                continue
-            fig = FIGURES[p.key](p.data)
-            fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
-            buf = io.BytesIO()
-            try:
-                fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-            finally:
-                plt.close(fig)
-            written.append(write_atomic(out / f"{p.key}.png", buf.getvalue()))
-        lines = [f"Figures of study {report.study}.", ""]
-        lines += [f"{p.key}.png: {p.title}" for p in report.panels if p.data is not None]
-        lines += [f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None]
-        lines += ["", "Findings:"] + [f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings]
-        written.append(write_atomic(out / "README.txt", ("\n".join(lines) + "\n").encode()))
-        return written
+        _check_replaceable(out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            folder = _new_folder(out)
+        except OSError as exc:
+            raise write_error(out, exc, what="write the figures to") from exc
+        try:
+            names = []
+            for p in report.panels:
+                if p.data is None:
+                    continue
+                fig = FIGURES[p.key](p.data)
+                fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
+                buf = io.BytesIO()
+                try:
+                    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+                finally:
+                    plt.close(fig)
+                (folder / f"{p.key}.png").write_bytes(buf.getvalue())
+                names.append(f"{p.key}.png")
+            lines = [f"Figures of study {report.study}.", ""]
+            lines += [f"{p.key}.png: {p.title}" for p in report.panels if p.data is not None]
+            lines += [
+                f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None
+            ]
+            lines += ["", "Findings:"] + [
+                f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings
+            ]
+            (folder / "README.txt").write_text("\n".join(lines) + "\n")
+            names.append("README.txt")
+            _swap_in(folder, out)
+        except BaseException as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+                raise write_error(out, exc, what="write the figures to") from exc
+            raise
+        return [out / name for name in names]
