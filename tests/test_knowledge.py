@@ -664,3 +664,29 @@ def test_the_shipped_base_covers_every_default_family_with_distinct_configuratio
     for family in set(DEFAULT_FAMILIES) - {"knn", "svm"}:
         assert sum(e.family == family for e in new) >= 10, family
     assert all(len(e.costs) == len(e.configs) and "fit_s" in e.costs[0] for e in new)
+
+
+def test_the_rest_of_a_warm_start_queue_is_told_by_place_not_by_source(monkeypatch):
+    """Two families' portfolios can both draw "kb:pmlb:pima#1": matched by source, the second
+    configuration counted as queued when only the first was (audit of the resume)."""
+    from tuneops.knowledge.warm_start import queue, queue_the_rest
+
+    study = optuna.create_study()
+    items = [({"family": "knn"}, "kb:pmlb:pima#1"), ({"family": "linear"}, "kb:pmlb:pima#1")]
+    real = optuna.Study.enqueue_trial
+    calls = []
+
+    def stopped_at_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        queue(study, items)
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", real)
+    assert queue_the_rest(study, study.get_trials()) == ["kb:pmlb:pima#1"]
+    assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == [
+        {"family": "knn"}, {"family": "linear"}]
+    assert queue_the_rest(study, study.get_trials()) == []

@@ -82,6 +82,9 @@ TAG = _study.WARM_START  # trial user attr: where the configuration came from
 #: Study user attr: the configurations the warm start queues ({params, source} each), written
 #: before the first is queued, so a resume queues those a stopped run had not queued yet.
 QUEUE_ATTR = "tuneops:warm_start_queue"
+#: Trial user attr: the trial's place in that queue (sources are not unique: two families'
+#: portfolios can both draw "kb:pmlb:pima#1").
+INDEX = "tuneops:warm_start_index"
 
 
 def parse_warm_start(raw: Any) -> WarmStart:
@@ -100,13 +103,25 @@ def parse_warm_start(raw: Any) -> WarmStart:
     return WarmStart.from_raw(raw)
 
 
-def _queue_the_rest(study: optuna.Study, trials: list[Any]) -> list[str]:
-    """On a resume, queue the configurations of the warm start's plan that the run which began
-    the study had not queued when it stopped (a Ctrl-C or a kill among the enqueues lost the
-    rest silently: "warm start: 2 trials (2 given)" of 6 listed). Returns their sources."""
+def queue(study: optuna.Study, items: Sequence[tuple[Mapping[str, Any], str]]) -> list[str]:
+    """Queue ``(params, source)`` warm-start configurations on a new study: recorded first
+    (:data:`QUEUE_ATTR`), so that :func:`queue_the_rest` can finish a queue a stopped run left
+    short. Returns the sources queued."""
+    if not items:
+        return []
+    study.set_user_attr(QUEUE_ATTR, [{"params": dict(p), "source": s} for p, s in items])
+    for i, (params, source) in enumerate(items):
+        study.enqueue_trial(dict(params), user_attrs={TAG: source, INDEX: i})
+    return [s for _, s in items]
+
+
+def queue_the_rest(study: optuna.Study, trials: Sequence[Any]) -> list[str]:
+    """On a resume, queue the configurations of the recorded warm-start queue that the run which
+    began the study had not queued when it stopped (a Ctrl-C or a kill among the enqueues lost
+    the rest silently: "warm start: 2 trials (2 given)" of 6 listed). Returns their sources."""
     plan = study.user_attrs.get(QUEUE_ATTR) or []
-    present = {t.user_attrs.get(TAG) for t in trials}
-    missing = [item for item in plan if item.get("source") not in present]
+    present = {t.user_attrs.get(INDEX) for t in trials}
+    missing = [(i, item) for i, item in enumerate(plan) if i not in present]
     if missing:
         _log.warning(
             "warm start: %d of its %d configuration(s) were not queued when the run that began "
@@ -114,9 +129,9 @@ def _queue_the_rest(study: optuna.Study, trials: list[Any]) -> list[str]:
             len(missing),
             len(plan),
         )
-    for item in missing:
-        study.enqueue_trial(item["params"], user_attrs={TAG: item["source"]})
-    return [item["source"] for item in missing]
+    for i, item in missing:
+        study.enqueue_trial(item["params"], user_attrs={TAG: item["source"], INDEX: i})
+    return [item["source"] for _, item in missing]
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -148,15 +163,15 @@ class WarmStartPlan:
             study.set_user_attr(META_ATTR, meta)
         trials = study.get_trials(deepcopy=False)
         if trials:  # resuming: the warm start was queued when the study began, unless its run
-            return _queue_the_rest(study, trials)  # stopped before it queued them all
-        queue = list(self.explicit)
+            return queue_the_rest(study, trials)  # stopped before it queued them all
+        proposed = list(self.explicit)
         if self.settings.auto is not None:
-            queue += self._auto(study, meta["features"], len(queue))
-        elif queue:
-            sources = ", ".join(s for _, s in queue[:5]) + (", ..." if len(queue) > 5 else "")
-            _status.info("warm start: %d configuration(s) from %s", len(queue), sources)
+            proposed += self._auto(study, meta["features"], len(proposed))
+        elif proposed:
+            sources = ", ".join(s for _, s in proposed[:5]) + (", ..." if len(proposed) > 5 else "")
+            _status.info("warm start: %d configuration(s) from %s", len(proposed), sources)
         distinct: list[tuple[dict[str, Any], str]] = []
-        for params, source in queue:
+        for params, source in proposed:
             first = next((s for p, s in distinct if p == params), None)
             if first is not None:  # a study's trial listed twice; a kb pick the spec gave too
                 _log.warning(
@@ -166,11 +181,7 @@ class WarmStartPlan:
                 )
                 continue
             distinct.append((params, source))
-        if distinct:
-            study.set_user_attr(QUEUE_ATTR, [{"params": p, "source": s} for p, s in distinct])
-        for params, source in distinct:
-            study.enqueue_trial(params, user_attrs={TAG: source})
-        return [s for _, s in distinct]
+        return queue(study, distinct)
 
     def _auto(
         self, study: optuna.Study, meta: Mapping[str, float], n_explicit: int

@@ -43,6 +43,8 @@ import pandas as pd
 from tuneops import runner, tuning
 from tuneops.data import fingerprint, load_dataset
 from tuneops.errors import NoFeasibleTrial, UsageError
+from tuneops.knowledge.warm_start import queue as queue_warm_start
+from tuneops.knowledge.warm_start import queue_the_rest
 from tuneops.measure import score
 from tuneops.ops.monitor import (
     PERFORMANCE_METRICS,
@@ -641,10 +643,11 @@ def _open_warm(
         },
         identity=spec.to_dict(),
     )
-    if study.trials:  # resumed: the warm start was queued when the study was created
-        return study
-    for source, params in configs:
-        study.enqueue_trial(dict(params), user_attrs={"warm_start": source})
+    trials = study.get_trials(deepcopy=False)
+    if trials:  # resumed: the warm start was queued when the study was created, unless the
+        queue_the_rest(study, trials)  # re-tuning stopped before all of it was
+    else:
+        queue_warm_start(study, [(params, source) for source, params in configs])
     return study
 
 
