@@ -586,3 +586,45 @@ def test_a_study_names_its_objectives_for_optunas_own_tools(workdir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         assert result.study.metric_names == ["accuracy", "latency_p95_ms"]
+
+
+def test_an_objectives_identity_is_the_same_in_every_process_and_sees_through_wrappers(workdir):
+    """A set literal's constant is a frozenset, whose repr follows the per-process string hash:
+    every resume said "the code changed" (audit). A partial was every partial's identity, and
+    an inherited __call__ had none."""
+    import functools
+
+    from tuneops.custom import _function_identity
+
+    source = (
+        "import sys; sys.path.insert(0, 'src')\n"
+        "from tuneops.custom import _function_identity\n"
+        "def objective(trial):\n"
+        "    return 1.0 if trial in {'alpha', 'beta', 'gamma', 'delta', 'epsilon'} else 0.0\n"
+        "print(_function_identity(objective)['code'])\n"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", source], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}, check=True).stdout
+        for seed in range(4)
+    }
+    assert len(digests) == 1
+
+    def first(trial, scale):
+        return scale
+
+    def second(trial, scale):
+        return -scale
+
+    a, b = functools.partial(first, scale=1), functools.partial(second, scale=1)
+    assert _function_identity(a)["name"].endswith("first")
+    assert _function_identity(a)["code"] != _function_identity(b)["code"]
+
+    class Base:
+        def __call__(self, trial):
+            return 1.0
+
+    class Child(Base):
+        pass
+
+    assert _function_identity(Child())["code"] == _function_identity(Base())["code"] != ""

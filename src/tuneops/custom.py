@@ -238,21 +238,34 @@ OBJECTIVE_FUNCTION_ATTR = "tuneops:objective_function"
 
 def _function_identity(objective: Callable[..., Any]) -> dict[str, str]:
     """Where ``objective`` is defined and a digest of its code (its bytecode, constants and
-    names, nested functions included), to tell a resumed study that its objective changed."""
-    target = getattr(objective, "__func__", objective)
+    names, nested functions included), to tell a resumed study that its objective changed.
+
+    The digest is the same in every process: a set's constants are hashed in sorted order (a
+    frozenset's repr follows the per-process string hash: "the code changed" on every resume).
+    A ``functools.partial`` is its function's; a callable object, its class's ``__call__``."""
+    target = objective
+    while isinstance(target, functools.partial):
+        target = target.func
+    target = getattr(target, "__func__", target)
     code = getattr(target, "__code__", None)
-    if code is None:  # a callable object: its class's __call__
-        code = getattr(vars(type(target)).get("__call__"), "__code__", None)
+    if code is None and not isinstance(target, type):  # a callable object
+        code = getattr(type(target).__call__, "__code__", None)
     digest = hashlib.sha256()
 
-    def add(c: Any) -> None:
-        digest.update(c.co_code)
-        digest.update(repr(c.co_names).encode())
-        for const in c.co_consts:
-            if hasattr(const, "co_code"):
-                add(const)  # a nested function: its code, not its repr (an address)
-            else:
-                digest.update(repr(const).encode())
+    def add(value: Any) -> None:
+        if hasattr(value, "co_code"):  # a code object: its code, not its repr (an address)
+            digest.update(value.co_code)
+            digest.update(repr(value.co_names).encode())
+            for const in value.co_consts:
+                add(const)
+        elif isinstance(value, frozenset):
+            for text in sorted(map(repr, value)):
+                digest.update(text.encode())
+        elif isinstance(value, tuple):
+            for item in value:
+                add(item)
+        else:
+            digest.update(repr(value).encode())
 
     if code is not None:
         add(code)
