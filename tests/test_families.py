@@ -157,3 +157,8 @@ def test_the_pipeline_predicts_through_its_steps_only_as_the_latency_objective_t
     plain = Pipeline(model.steps)
     for rows in (data.X.iloc[:1], data.X.to_numpy()[:5], data.X):
         assert np.array_equal(model.predict(rows), plain.predict(rows))
+    # as scikit-learn's: no predict when the last step has none
+    from sklearn.preprocessing import StandardScaler
+
+    assert not hasattr(ServingPipeline([("a", StandardScaler()), ("b", StandardScaler())]),
+                       "predict")

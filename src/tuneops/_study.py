@@ -95,6 +95,8 @@ OBJECTIVES = "tuneops:objectives"
 DATA = "tuneops:data"
 CONSTRAINTS = "tuneops:constraints"
 SELECTION = "tuneops:selection"
+# where the last run wrote results.json (absolute): `tuneops report` writes beside it
+OUTPUT_DIR = "tuneops:output_dir"
 # the end-of-run record: results sections with the state they were computed from (tuneops._record)
 RESULTS = "tuneops:results"
 PRUNER = "tuneops:pruner"
@@ -457,6 +459,13 @@ def failures(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:
         for t in trials
         if t.state == TrialState.FAIL and ABANDONED not in t.user_attrs
     ]
+
+
+def record_output_dir(study: optuna.Study, out_dir: str | os.PathLike[str]) -> None:
+    """Record where this run writes results.json (absolute), unless recorded already."""
+    where = os.path.abspath(out_dir)
+    if study.user_attrs.get(OUTPUT_DIR) != where:
+        study.set_user_attr(OUTPUT_DIR, where)
 
 
 def feasible(trial: FrozenTrial) -> bool | None:

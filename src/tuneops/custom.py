@@ -156,11 +156,12 @@ def drive(
         if n_trials is None or finished < n_trials:
             # a run cut by its time budget ended with exit 0 and no word of the trials it left
             _status.info(
-                "Time budget: timeout_s=%g ended the run with %d finished trial(s)%s; running "
-                "it again resumes with the trials left.",
+                "Time budget: timeout_s=%g ended the run with %d finished trial(s)%s.",
                 timeout_s,
                 finished,
-                f" of n_trials={n_trials}" if n_trials is not None else "",
+                f" of n_trials={n_trials}; running it again resumes with the trials left"
+                if n_trials is not None
+                else "; running it again runs for another timeout_s",
             )
 
 
@@ -538,5 +539,6 @@ def tune(
     results = study_results(
         opened, choice=choice, elapsed_s=time.time() - started, message=message, record=True
     )
+    _study.record_output_dir(opened, out_dir)
     results_path = write_json(out_dir / "results.json", results)
     return RunResult(opened, choice, results, out_dir, None, results_path, message)

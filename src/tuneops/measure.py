@@ -42,7 +42,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from tuneops import _gc
 from tuneops.errors import SpecError
-from tuneops.families._base import serving_threads
+from tuneops.families._base import available_cores, serving_threads
 from tuneops.metrics import METRICS, plain, positive_label
 
 __all__ = [
@@ -620,7 +620,7 @@ def measure_serving(
         call,
         batch,
         load=_load_average(),
-        cores=os.cpu_count(),
+        cores=available_cores(),  # this process's (affinity), not the host's count
     )
 
 

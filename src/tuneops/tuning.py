@@ -437,6 +437,7 @@ _RESUME_WRITES = (
 
 def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: float) -> RunResult:
     out_dir = _output_dir(spec)
+    _study.record_output_dir(study, out_dir)
     objectives = list(spec.objectives)
     message = None
     if spec.search.strategy == "staged":

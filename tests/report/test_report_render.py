@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -350,6 +351,18 @@ def test_tuneops_report_writes_beside_the_runs_results_in_its_output_dir(workdir
     assert code == 0, err
     assert (workdir / "ovout" / "report.html").is_file()
     assert not (workdir / "tuneops-out" / "ov").exists()
+    # from another working directory: the relative output_dir names another place; the run
+    # recorded where it wrote (audit)
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    (workdir / "ovout" / "report.html").unlink()
+    os.chdir(elsewhere)
+    try:
+        code, _, err = cli("report", "ov", "--storage", str(workdir / "t.journal"))
+    finally:
+        os.chdir(workdir)
+    assert code == 0, err
+    assert (workdir / "ovout" / "report.html").is_file() and not (elsewhere / "tuneops-out").exists()
     (workdir / "ovout" / "results.json").unlink()
     code, _, err = cli("report", "ov", "--storage", "t.journal")
     assert code == 0, err

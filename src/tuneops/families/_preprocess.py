@@ -45,6 +45,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.metaestimators import available_if
 
 __all__ = ["Preprocessor", "CompiledTransform", "compile_transform", "ServingPipeline"]
 
@@ -402,6 +403,7 @@ class ServingPipeline(Pipeline):
     times them. With parameters (metadata routing) it is scikit-learn's own. An unfitted step
     still raises scikit-learn's ``NotFittedError`` from its own ``transform`` or ``predict``."""
 
+    @available_if(lambda self: hasattr(self._final_estimator, "predict"))
     def predict(self, X: Any, **params: Any) -> Any:
         if params:
             return super().predict(X, **params)

@@ -636,7 +636,7 @@ class ModelServer:
             return None
         self.refused.pop(version, None)
         if type(model) is Pipeline:  # saved before tuneops' own: served at its measured cost
-            model = ServingPipeline(model.steps, memory=model.memory, verbose=model.verbose)
+            model = ServingPipeline(**model.get_params(deep=False))
         loaded = _Loaded(
             version,
             model,

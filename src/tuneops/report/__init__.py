@@ -94,15 +94,16 @@ def write_report(
 
 
 def _beside_results(report: Report) -> Path:
-    """The run's output directory: the spec's ``output_dir`` when it holds this study's
-    results.json (what the storage says is not trusted to choose a directory by itself, as a
-    study's name is not), else ``tuneops-out/<study>``."""
-    named = (report.spec or {}).get("output_dir")
-    if isinstance(named, str) and named:
-        try:
-            held = json.loads((Path(named) / "results.json").read_text())
-        except (OSError, ValueError):
-            held = None
-        if isinstance(held, dict) and held.get("study") == report.study:
-            return Path(named)
+    """The run's output directory: where its last run wrote results.json (recorded absolute),
+    else the spec's ``output_dir``, when it holds this study's results.json (what the storage
+    says is not trusted to choose a directory by itself, as a study's name is not), else
+    ``tuneops-out/<study>``."""
+    for named in (report.output_dir, (report.spec or {}).get("output_dir")):
+        if isinstance(named, str) and named:
+            try:
+                held = json.loads((Path(named) / "results.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(held, dict) and held.get("study") == report.study:
+                return Path(named)
     return Path("tuneops-out") / path_part(report.study)

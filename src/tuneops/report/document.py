@@ -56,6 +56,8 @@ class Report:
     strategy: dict[str, Any] | None = None
     # how the warm-start trials did (results.json's ``warm_start``); None without any
     warm_start: dict[str, Any] | None = None
+    # where the last run wrote results.json (absolute; tuneops._study.OUTPUT_DIR), if recorded
+    output_dir: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
     def panel(self, key: str) -> Panel:
@@ -201,6 +203,7 @@ def build_report(study: optuna.Study | StudyView) -> Report:
         notes=tuple(notes),
         strategy=strategy_summary(attrs.get(_study.STRATEGY), view.directions, view.trials),
         warm_start=warm_start_section(view),
+        output_dir=attrs.get(_study.OUTPUT_DIR),
     )
 
 
