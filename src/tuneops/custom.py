@@ -514,6 +514,7 @@ def tune(
     )
     opened.sampler = sampler_factory(0)
     opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])
+    _study.record_output_dir(opened, out_dir)  # before the trials: the record sees it
     wrapped = _Constrained(objective, names, parsed)
     setup = runner.WorkerSetup(name, storage, sampler_factory, pruner_factory, wrapped, n_workers)
     started = time.time()
@@ -539,6 +540,5 @@ def tune(
     results = study_results(
         opened, choice=choice, elapsed_s=time.time() - started, message=message, record=True
     )
-    _study.record_output_dir(opened, out_dir)
     results_path = write_json(out_dir / "results.json", results)
     return RunResult(opened, choice, results, out_dir, None, results_path, message)
