@@ -169,3 +169,25 @@ def test_scan_log_tells_start_up_interrupts_from_errors_and_counts_broken_locks(
     )
     assert scan_log(text) == {"startup_interrupts": 1, "errors": {"ValueError: boom": 1},
                               "lock_breaks": 1, "lock_removals": 1}
+
+
+def test_distributed_section_renders_only_the_parts_it_has():
+    from bench_distributed import markdown
+
+    res = {"statements": {"trials": 30, "PostgreSQL|plain": 44.4, "PostgreSQL|tuneops": 39.2,
+                          "journal file|plain": 4.7, "journal file|tuneops": 6.0,
+                          "journal file fsync|plain": 4.7, "journal file fsync|tuneops": 5.0}}
+    text = markdown(res, "python benchmarks/bench_distributed.py --parts statements")
+    assert "journal file: fsync'd writes | 4.7 | 5.0 | 1.06 |" in text
+    assert "Not in this run" in text and "efficiency" in text
+
+
+def test_distributed_overhead_is_reported_both_ways():
+    from bench_distributed import overhead_summary
+
+    rows = [{"overhead": 0.0, "plain_trials_per_s": 100.0, "tuneops_trials_per_s": 90.0},
+            {"overhead": -0.05, "plain_trials_per_s": 100.0, "tuneops_trials_per_s": 100.0},
+            {"overhead": 0.02, "plain_trials_per_s": 110.0, "tuneops_trials_per_s": 100.0}]
+    both = overhead_summary(rows)
+    assert both["per_run"] == 0.0
+    assert both["rates"] == pytest.approx(0.1)
