@@ -43,7 +43,9 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -59,7 +61,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
-from _common import DOC, render_table, replace_block  # noqa: E402
+from _common import DOC, command_line, render_table, replace_block  # noqa: E402
 from optuna.distributions import BaseDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -366,7 +368,7 @@ def run_one(
         sampler=timed,
         study_name=f"{problem.name}-{label}-{seed}",
     )
-    started, cpu0 = time.perf_counter(), time.process_time()
+    started, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study.optimize(objective, n_trials=n_trials, catch=(Exception,))
@@ -383,8 +385,41 @@ def run_one(
         "wall_s": time.perf_counter() - started,
         "optuna": optuna.__version__,
         "resolved": getattr(timed.base, "describe", lambda: None)(),
+        # where and when: runs of one table may come from different sessions and environments
+        "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": _commit(),
+        "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        "torch": importlib.util.find_spec("torch") is not None,
     }
     return record
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:  # noqa: BLE001 - not a git checkout
+        return "unknown"
+
+
+def provenance(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Where the summarised runs come from: dates, commits, load, PyTorch, per problem (runs
+    saved before these were recorded say so)."""
+    out = []
+    for problem in sorted({r["problem"] for r in runs}):
+        rs = [r for r in runs if r["problem"] == problem]
+        known = [r for r in rs if "finished_at" in r]
+        text = f"{problem}: {len(rs)} runs"
+        if known:
+            dates = sorted(r["finished_at"] for r in known)
+            loads = [x for r in known for x in r["load"]]
+            text += (f", {dates[0]} to {dates[-1]}, commit(s) {', '.join(sorted({r['commit'] for r in known}))}, "
+                     f"load {min(loads):.1f}-{max(loads):.1f}, PyTorch "
+                     + "/".join(sorted({'yes' if r['torch'] else 'no' for r in known})))
+        if len(known) < len(rs):
+            text += f" ({len(rs) - len(known)} saved without date, commit or load)"
+        out.append(text)
+    return "; ".join(out)
 
 
 def run(
@@ -575,13 +610,26 @@ def main() -> None:
     }
     problems = [q for p in args.problems for q in groups.get(p, [p])]
     seeds, n_trials = (range(1), 60) if args.quick else (range(args.seeds), args.trials)
+    command = "taskset -c 1 " + command_line()
+    print(command, flush=True)
     if not args.summary:
         run(problems, args.samplers, list(seeds), n_trials, args.force)
-    body, verdicts = summary_tables(scores(load_runs(n_trials)))
+    runs = load_runs(n_trials)
+    if not runs:
+        # the saved runs are not shipped with the repository: on a fresh clone there is nothing
+        # to summarise, and writing the block would blank the figures in docs/benchmarks.md
+        print(f"no saved runs of {n_trials} trials under {OUT}: nothing to summarise"
+              + ("; docs/benchmarks.md left alone" if args.doc else ""), file=sys.stderr)
+        sys.exit(1 if args.doc else 0)
+    body, verdicts = summary_tables(scores(runs))
+    origin = provenance(runs)
     print(body)
     print("\n".join(verdicts))
+    print(f"runs summarised: {origin}")
     if args.doc:
         write_doc(
+            f"Command: `{command}` (tables from every saved run under `benchmarks/out/bench_samplers/`, "
+            f"which is not shipped: runs summarised: {origin}). "
             f"Budget {n_trials} trials per run. Targets: auto >= best Optuna sampler - "
             f"{TARGET_HV_GAP} (hypervolume ratio), sampler CPU <= {TARGET_CPU_RATIO:g}x default "
             "TPE's.\n\n" + body + "\n" + "\n".join(verdicts)

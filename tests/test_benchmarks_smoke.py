@@ -191,3 +191,14 @@ def test_distributed_overhead_is_reported_both_ways():
     both = overhead_summary(rows)
     assert both["per_run"] == 0.0
     assert both["rates"] == pytest.approx(0.1)
+
+
+def test_sampler_runs_say_where_they_come_from():
+    from bench_samplers import provenance
+
+    runs = [{"problem": "dtlz2", "finished_at": "2026-12-07 10:00 UTC", "commit": "abc1234",
+             "load": [1.0, 2.5], "torch": False},
+            {"problem": "dtlz2"}]
+    text = provenance(runs)
+    assert "dtlz2: 2 runs, 2026-12-07 10:00 UTC to 2026-12-07 10:00 UTC, commit(s) abc1234" in text
+    assert "load 1.0-2.5, PyTorch no" in text and "1 saved without date, commit or load" in text
