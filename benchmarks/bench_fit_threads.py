@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from _common import DOC, child_env, command_line, render_table, replace_block
+from _common import DOC, child_env, command_line, render_table, replace_block, stamp
 
 SECTION = "## Latency: serving cost that measures the model (issue 16)"
 FAMILIES = {
@@ -96,6 +96,8 @@ def main() -> None:
         child(args.child)
         return
     results: list[dict[str, Any]] = []
+    started = stamp()
+    print(command_line(), flush=True)
     loads = []
     n_hogs = 2 * (os.cpu_count() or 1)
     for condition in ("idle", "busy"):
@@ -130,7 +132,7 @@ def main() -> None:
               "CPU 2t/1t, PASSIVE (tuneops)", "wall 2t/1t, PASSIVE"]
     load_text = ", ".join(f"{c} {v:.1f}" for c, v in loads)
     text = (
-        f"`{command_line()}` (load average at the start of each condition: {load_text}; busy ="
+        f"`{command_line()}` ({started}; load average at the start of each condition: {load_text}; busy ="
         f" {n_hogs} busy processes on {os.cpu_count()} cores; ranges over {args.repeats} "
         "alternations, each the best of 2 fits)\n\n"
         + render_table(header, table)
