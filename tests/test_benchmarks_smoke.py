@@ -202,3 +202,11 @@ def test_sampler_runs_say_where_they_come_from():
     text = provenance(runs)
     assert "dtlz2: 2 runs, 2026-12-07 10:00 UTC to 2026-12-07 10:00 UTC, commit(s) abc1234" in text
     assert "load 1.0-2.5, PyTorch no" in text and "1 saved without date, commit or load" in text
+
+
+def test_faults_command_names_the_results_file_it_is_read_from():
+    from bench_faults import with_json_path
+
+    recorded = "nice -n 10 python benchmarks/bench_faults.py --quick --json /tmp/fb/letter.json"
+    shown = with_json_path(recorded, str(Path(__file__).resolve().parents[1] / "benchmarks/results/faults.json"))
+    assert shown == "nice -n 10 python benchmarks/bench_faults.py --quick --json benchmarks/results/faults.json"
