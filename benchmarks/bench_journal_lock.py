@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, command_line, render_table, replace_block  # noqa: E402
+from _common import DOC, command_line, render_table, replace_block, stamp  # noqa: E402
 
 SECTION = "## Faults (issue 14)"
 
@@ -130,6 +131,13 @@ def contention(path: str, writers: int, n: int) -> tuple[int, int, int]:
     return writers * n, len(seen), bad
 
 
+def _order(ratio: float) -> str:
+    """``ratio`` as an order of magnitude: "over 1,000x" for 1,065 or 5,784."""
+    if ratio < 10:
+        return f"{ratio:.1f}x"
+    return f"over {10 ** int(math.log10(ratio)):,}x"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=5, help="killed holders per lock")
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_line([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     print(command, flush=True)
     load_start = os.getloadavg()[0]
+    started = stamp()
     tmp = Path(tempfile.mkdtemp(prefix="tuneops-journal-lock-"))
     stalls: dict[str, list[float]] = {"optuna": [], "tuneops": []}
     costs: dict[str, list[float]] = {"optuna": [], "tuneops": []}
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(stalls["optuna"]) / max(statistics.median(stalls["tuneops"]), 1e-6)
     extra = statistics.median(costs["tuneops"]) - statistics.median(costs["optuna"])
     text = "\n".join([
-        f"`{command}` (load average {load_start:.1f} at the start, {load_end:.1f} at the end, on "
+        f"`{command}` ({started}; load average {load_start:.1f} at the start, {load_end:.1f} at the end, on "
         f"{os.cpu_count()} cores; {args.kills} killed holders and {args.repeats} x "
         f"{args.appends} appends per lock, interleaved)",
         "",
@@ -186,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"A writer killed while it holds the journal's lock stalls every other writer "
         f"{statistics.median(stalls['optuna']):.1f} s with Optuna's lock and "
-        f"{statistics.median(stalls['tuneops']) * 1e3:.0f} ms with tuneops' ({ratio:,.0f}x "
-        f"shorter). An append costs {statistics.median(costs['tuneops']):.0f} CPU us against "
+        f"{statistics.median(stalls['tuneops']) * 1e3:.0f} ms with tuneops': "
+        f"{_order(ratio)} shorter (this run {ratio:,.0f}x; the ratio divides by a stall of a few "
+        f"milliseconds and moves several-fold between runs). An append costs {statistics.median(costs['tuneops']):.0f} CPU us against "
         f"{statistics.median(costs['optuna']):.0f} ({extra:+.0f} us: the flock, the lock file "
         f"naming its writer, the check for a torn last entry; the fsync is in both). "
         f"{args.writers} processes appending concurrently through tuneops' backend: {whole} of "
