@@ -28,8 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
+from _common import stamp  # noqa: E402
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
 from optuna.trial import TrialState, create_trial  # noqa: E402
 
@@ -234,7 +236,7 @@ def main() -> None:
         f"--trials {args.trials} --objectives {args.objectives}"
     )
     lines = [
-        f"`{cmd}` ({args.trials}-trial {args.objectives}-objective study in a journal file like a "
+        f"`{cmd}` ({stamp()}; {args.trials}-trial {args.objectives}-objective study in a journal file like a "
         f"tuneops run writes: 10% pruned with learning curves, 3% failed, infeasible and warm-start "
         f"trials, 4 workers; each side in a fresh process, median of {repeats}, the sides "
         f"alternating; 2-core machine shared, load average {os.getloadavg()[0]:.1f} at the end).",

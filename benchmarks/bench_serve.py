@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, ROOT, child_env, command_line, render_table, replace_block  # noqa: E402
+from _common import DOC, ROOT, child_env, command_line, render_table, replace_block, stamp  # noqa: E402
 
 SECTION = "## Serving (issue 19)"
 
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     from tuneops.ops.registry import Registry
 
     load_start = os.getloadavg()[0]
+    started = stamp()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         workdir = Path(tmp)
         storage, X, models = _setup(workdir)
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     table2 = render_table(["mode", "clients", "requests", "requests/s", "failed"], throughput)
     body = "\n".join(
         [
-            f"`{command_line(argv and [sys.argv[0], *argv])}` (load average {load_start:.1f} "
+            f"`{command_line(argv and [sys.argv[0], *argv])}` ({started}; load average {load_start:.1f} "
             f"at the start, {load_avg:.1f} at the end, on {os.cpu_count()} cores; "
             f"{_http_stack()})",
             "",

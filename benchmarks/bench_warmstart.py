@@ -406,6 +406,15 @@ def targets_of(
     return entries[:limit] if limit else entries
 
 
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """Rows of a checkpoint (JSON lines) or of a saved ``--out`` file (.json or .json.gz, e.g.
+    benchmarks/results/warmstart18.json.gz: the shipped rows, whose checkpoints are not)."""
+    if path.endswith((".json", ".json.gz")):
+        data = Path(path).read_bytes()
+        return list(json.loads(gzip.decompress(data) if path.endswith(".gz") else data)["rows"])
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kb", help="knowledge base file (default: the shipped base)")
@@ -428,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         "--checkpoint", help="JSON-lines file of finished rows; a rerun resumes from it"
     )
     parser.add_argument(
-        "--from-checkpoint", nargs="+", metavar="JSONL", help="only summarise these row files"
+        "--from-checkpoint", nargs="+", metavar="FILE",
+        help="only summarise these row files (checkpoints, or saved --out files)"
     )
     out = ROOT / "benchmarks" / "results" / "warmstart18.json.gz"
     parser.add_argument("--out", default=str(out),
@@ -446,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     if args.from_checkpoint:
         for p in args.from_checkpoint:
-            rows += [json.loads(line) for line in Path(p).read_text().splitlines() if line.strip()]
+            rows += read_rows(p)
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         families = args.family or [

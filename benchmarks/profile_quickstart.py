@@ -27,7 +27,7 @@ from typing import Any
 START_CPU = time.process_time()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, command_line, render_table, write_doc_block  # noqa: E402
+from _common import ROOT, command_line, render_table, stamp, write_doc_block  # noqa: E402
 
 
 class Ledger:
@@ -157,7 +157,7 @@ def report(seconds: dict[str, float], calls: dict[str, int], cpu: float, wall: f
     return "\n".join([
         f"### Where a quickstart trial's time goes ({n_trials} trials, one worker, CPU seconds)",
         "",
-        f"Command: `{command}`",
+        f"Command: `{command}` ({stamp()}; load average {os.getloadavg()[0]:.1f} at the end)",
         "",
         render_table(["tuneops component", "CPU s", "CPU ms per trial", "share", "calls"], rows),
         "",
