@@ -379,3 +379,19 @@ def test_the_refit_after_the_trials_says_what_it_does(workdir, cli):
     code, out, err = cli("run", spec, "--no-progress", "--no-report")
     assert code == 0, err
     assert re.search(r"Refitting trial \d+ on all 150 rows and saving it to ", err), err
+
+
+def test_a_sigterm_before_the_command_runs_exits_143(monkeypatch, capsys):
+    """A SIGTERM that lands while a command's module imports (scikit-learn, scipy) reached
+    click as an interruption it calls "Aborted!", exit 1 (audit of the benchmarks' faults run)."""
+    import signal
+
+    from tuneops import cli
+
+    def importing(name):
+        cli._raise_terminated(signal.SIGTERM, None)
+
+    monkeypatch.setattr(cli, "_module", importing)
+    monkeypatch.setattr(cli, "_TERMINATED", [])
+    assert cli.main(["families"]) == 143
+    assert "Stopped by SIGTERM before the command started" in capsys.readouterr().err

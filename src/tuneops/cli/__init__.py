@@ -109,7 +109,13 @@ class _Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
+# Set when SIGTERM arrived: one that lands before a command runs (while its module imports
+# scikit-learn, say) reaches click, which takes it for Ctrl-C ("Aborted!", exit 1 or 130).
+_TERMINATED: list[int] = []
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
+    _TERMINATED.append(signum)
     raise _Terminated()
 
 
@@ -269,7 +275,11 @@ def _main(argv: list[str] | None) -> int:
     except SystemExit as exc:
         if exc.code is None:
             return 0
-        return exc.code if isinstance(exc.code, int) else 1
+        code = exc.code if isinstance(exc.code, int) else 1
+        if _TERMINATED and code in (1, 130):  # stopped before the command ran: click's abort
+            term.warn("Stopped by SIGTERM before the command started; nothing was done.")
+            return 128 + signal.SIGTERM
+        return code
     except UsageError as exc:
         term.error(str(exc))
         return 2
