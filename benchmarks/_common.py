@@ -35,17 +35,22 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return " ".join(["nice -n 10 python", shlex.quote(shown), *map(shlex.quote, argv[1:])])
 
 
-def stamp() -> str:
-    """When and on what code a run ran: ``YYYY-MM-DD HH:MM UTC, commit abc1234``."""
+def commit() -> str:
+    """The checkout's short commit, or ``unknown`` outside a git checkout."""
     import subprocess
-    import time
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}"
+        return "unknown"
+
+
+def stamp() -> str:
+    """When and on what code a run ran: ``YYYY-MM-DD HH:MM UTC, commit abc1234``."""
+    import time
+
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit()}"
 
 
 def child_env() -> dict[str, str]:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 # PMLB (the contribution part reads pmlb:pima): $TUNEOPS_PMLB_DIR, else the documented default
 # ../shared/datasets/pmlb next to the repository.
 _PMLB_DEFAULT = ROOT.parent / "shared" / "datasets" / "pmlb"
@@ -45,6 +45,7 @@ if _PMLB_DEFAULT.is_dir():
 SCRATCH_OUT = Path(tempfile.gettempdir()) / "tuneops-bench-out"
 
 import optuna  # noqa: E402
+from _common import stamp as _common_stamp  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 import tuneops  # noqa: E402
@@ -609,12 +610,6 @@ PART_KEYS = {"throughput": "throughput", "statements": "statements", "efficiency
              "liar": "constant_liar", "contribution": "contribution", "sigkill": "sigkill"}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except Exception:  # noqa: BLE001 - not a git checkout
-        return "unknown"
 
 
 def main() -> None:
@@ -643,7 +638,7 @@ def main() -> None:
 
     q = args.quick
     res: dict = json.loads(Path(args.reuse).read_text()) if args.reuse else {}
-    stamp = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {_commit()}"
+    stamp = _common_stamp()
     res.setdefault("run_at", {})
     pg, rd = PostgresServer().start(), RedisServer().start()
     load_start = os.getloadavg()[0]

@@ -62,6 +62,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")
 
 import optuna  # noqa: E402
 from _common import DOC, child_env, command_line, render_table, replace_block  # noqa: E402
+from _common import stamp as _common_stamp  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from servers import PostgresServer, RedisServer  # noqa: E402
 
@@ -710,17 +711,6 @@ def markdown(results: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, A
     return "\n".join(lines)
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def with_json_path(command: str, path: str) -> str:
@@ -809,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load_start = os.getloadavg()[0]
-    stamp = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {_commit()}"
+    stamp = _common_stamp()
     results = []
     servers: dict[str, Any] = {}
     try:

@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
 from _common import DOC, command_line, render_table, replace_block  # noqa: E402
+from _common import commit as _common_commit  # noqa: E402
 from optuna.distributions import BaseDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
@@ -387,19 +388,13 @@ def run_one(
         "resolved": getattr(timed.base, "describe", lambda: None)(),
         # where and when: runs of one table may come from different sessions and environments
         "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _commit(),
+        "commit": _common_commit(),
         "load": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "torch": importlib.util.find_spec("torch") is not None,
     }
     return record
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except Exception:  # noqa: BLE001 - not a git checkout
-        return "unknown"
 
 
 def provenance(runs: Sequence[Mapping[str, Any]]) -> str:
