@@ -817,7 +817,7 @@ def work(
                     run_trial(study, trial, objective)
                 finally:
                     beat.trial_id = None
-                check_stop()  # a stop lost during the trial: before counting it as run on
+                check_stop()  # a stop lost during the trial (the trial itself is kept)
                 n += 1
                 if on_trial is not None:
                     on_trial()
