@@ -51,7 +51,7 @@ def test_unknown_family_lists_the_valid_ones():
 def test_knn_asks_no_more_neighbours_than_a_fold_has_rows():
     """A re-tuning on a few recent rows drew n_neighbors up to 50 for folds of 26 training
     rows: "Expected n_neighbors <= n_samples_fit", a failed trial. The range is bounded by the
-    smallest fold's training rows; a spec's own range is kept as written."""
+    smallest fold's training rows; a spec's own range too (with a warning: see below)."""
     from sklearn.datasets import load_iris
 
     from tuneops.objective import SpecObjective
@@ -70,7 +70,7 @@ def test_knn_asks_no_more_neighbours_than_a_fold_has_rows():
     assert get_family("knn").space("classification")["n_neighbors"].high == 50  # no rows: as is
     own = load_spec({"data": {"source": "small"}, "model": {"family": "knn", "space": {
         "n_neighbors": {"low": 1, "high": 45}}}, "search": {"n_trials": 3, "cv_folds": 3}})
-    assert SpecObjective(own, data).spaces["knn"]["n_neighbors"].high == 45
+    assert SpecObjective(own, data).spaces["knn"]["n_neighbors"].high == 26
 
 
 def _mixed_pipeline():
@@ -162,3 +162,27 @@ def test_the_pipeline_predicts_through_its_steps_only_as_the_latency_objective_t
 
     assert not hasattr(ServingPipeline([("a", StandardScaler()), ("b", StandardScaler())]),
                        "predict")
+
+
+def test_a_specs_own_neighbour_range_beyond_a_folds_rows_is_bounded_or_refused(caplog):
+    """`n_neighbors: 30-40` on folds of 6 training rows: trials failed ("Expected n_neighbors
+    <= n_samples_fit") or completed as a majority vote (audit). A range wholly beyond is
+    refused before anything is written; one partly beyond is bounded, with a warning."""
+    import logging
+
+    from tuneops.space import parse_space
+
+    knn = get_family("knn")
+
+    def written(low, high):
+        return parse_space({"n_neighbors": {"type": "int", "low": low, "high": high}},
+                           "model.space.knn")
+
+    with pytest.raises(SpecError, match=r"model.space.knn.n_neighbors: expected at most 6 "
+                                        r"neighbours .* received a range from 30 to 40"):
+        knn.space("classification", written(30, 40), train_rows=6)
+    with caplog.at_level(logging.WARNING, logger="tuneops"):
+        space = knn.space("classification", written(2, 40), train_rows=6)
+    assert (space["n_neighbors"].low, space["n_neighbors"].high) == (2, 6)
+    assert "searching 2 to 6" in caplog.text
+    assert knn.space("classification", written(2, 40), train_rows=100)["n_neighbors"].high == 40

@@ -221,13 +221,23 @@ class Family:
         space = {p.name: p for p in self.default_space(task).values()}
         if train_rows is not None:
             space = self.fit_to_rows(space, train_rows)
-        space.update(overrides or {})  # the spec's own ranges are as written
+        space.update(overrides or {})  # the spec's own ranges are as written, unless no fold
+        if train_rows is not None and overrides:  # can hold them
+            space.update(self.fit_written_to_rows(dict(overrides), train_rows))
         return parents_first(space)
 
     def fit_to_rows(self, space: dict[str, Param], train_rows: int) -> dict[str, Param]:
         """The default space where a value cannot fit ``train_rows`` rows (k-NN's neighbours)
         is bounded by them; most families need no change."""
         return space
+
+    def fit_written_to_rows(
+        self, written: dict[str, Param], train_rows: int
+    ) -> dict[str, Param]:
+        """The spec's own ranges (``written``) where a fold of ``train_rows`` training rows
+        cannot hold some of their values: bounded with a warning, or refused with a
+        :class:`~tuneops.errors.SpecError` when it holds none; most families need no change."""
+        return written
 
 
 _CONTROLLER: Any = None

@@ -7,13 +7,17 @@ rates, counts spanning orders of magnitude; linear scales for fractions.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from tuneops.errors import SpecError
 from tuneops.families._base import Family, budget, choice, float_param, int_param
 from tuneops.space import Param
+
+_log = logging.getLogger("tuneops")
 
 __all__ = [
     "RandomForest",
@@ -177,6 +181,33 @@ class KNN(Family):
             bounded = dataclasses.replace(k, high=max(train_rows, k.low or 1))
             space = {**space, "n_neighbors": bounded}
         return space
+
+    def fit_written_to_rows(
+        self, written: dict[str, Param], train_rows: int
+    ) -> dict[str, Param]:
+        """A spec's ``n_neighbors`` beyond a fold's training rows: trials there fail ("Expected
+        n_neighbors <= n_samples_fit") or, on tiny data, scored as a majority vote. A range
+        wholly beyond is refused; one partly beyond is bounded, with a warning."""
+        k = written.get("n_neighbors")
+        if k is None or k.kind != "int" or k.high is None or k.high <= train_rows:
+            return written
+        where = f"model.space.{self.name}.n_neighbors"
+        if (k.low or 1) > train_rows:
+            raise SpecError(
+                f"{where}: expected at most {train_rows} neighbours (the training rows of a "
+                f"cross-validation fold), received a range from {k.low} to {k.high}; lower the "
+                "range, use fewer search.cv_folds, or more data."
+            )
+        _log.warning(
+            "%s: %d neighbours is more than a cross-validation fold's %d training rows; "
+            "searching %s to %d",
+            where,
+            k.high,
+            train_rows,
+            k.low,
+            train_rows,
+        )
+        return {**written, "n_neighbors": dataclasses.replace(k, high=train_rows)}
 
     def default_space(self, task: str) -> dict[str, Param]:
         return _space(
