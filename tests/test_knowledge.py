@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import replace
@@ -362,6 +363,24 @@ def test_warm_start_trials_are_tagged_completed_and_counted_in_the_budget(workdi
     assert sum("warm_start" in t.user_attrs for t in again.study.trials) == 2 and len(again.study.trials) == 5
 
 
+@contextlib.contextmanager
+def _enqueue_stopped_at(n: int, monkeypatch):
+    """Within the block, the ``n``-th ``Study.enqueue_trial`` is interrupted (a Ctrl-C)."""
+    real, calls = optuna.Study.enqueue_trial, []
+
+    def enqueue(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(optuna.Study, "enqueue_trial", real)
+
+
 def test_a_warm_start_cut_short_while_queuing_is_completed_on_resume(workdir, monkeypatch, caplog):
     """A Ctrl-C (or a kill) among the enqueues of six given configurations lost the rest: the
     resumed run ran two of them and said "warm start: 2 trials (2 given)" (audit)."""
@@ -369,18 +388,8 @@ def test_a_warm_start_cut_short_while_queuing_is_completed_on_resume(workdir, mo
 
     given = [{"n_neighbors": k} for k in (3, 5, 7, 9, 11, 13)]
     spec = tiny_spec(n_trials=8, warm_start={"params": given})
-    real, calls = optuna.Study.enqueue_trial, []
-
-    def stopped_at_the_third(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", stopped_at_the_third)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _enqueue_stopped_at(3, monkeypatch):
         run(spec)
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", real)
     with caplog.at_level(logging.WARNING, logger="tuneops"):
         result = run(spec)
     assert "4 of its 6 configuration(s) were not queued" in caplog.text
@@ -673,19 +682,8 @@ def test_the_rest_of_a_warm_start_queue_is_told_by_place_not_by_source(monkeypat
 
     study = optuna.create_study()
     items = [({"family": "knn"}, "kb:pmlb:pima#1"), ({"family": "linear"}, "kb:pmlb:pima#1")]
-    real = optuna.Study.enqueue_trial
-    calls = []
-
-    def stopped_at_the_second(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", stopped_at_the_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), _enqueue_stopped_at(2, monkeypatch):
         queue(study, items)
-    monkeypatch.setattr(optuna.Study, "enqueue_trial", real)
     assert queue_the_rest(study, study.get_trials()) == ["kb:pmlb:pima#1"]
     assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == [
         {"family": "knn"}, {"family": "linear"}]
