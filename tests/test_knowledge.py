@@ -581,6 +581,31 @@ def test_the_warm_start_says_what_it_proposed_and_how_it_did(workdir, caplog):
                     r"ranked \d", summary), summary
 
 
+def test_the_announced_plan_is_the_order_the_sampler_takes_with_several_families():
+    from tuneops.knowledge.warm_start import describe_plan
+
+    def fam(head, first):
+        return {"head": head, "candidates": [first, {"c": 2}, {"c": 3}]}
+
+    rf, hgb, lin = fam([0, 1], {"n_estimators": 58}), fam([0], {"lr": 0.1}), fam([], {"C": 1.0})
+    # one family: its head, then the adaptive choice
+    assert describe_plan({"random_forest": rf}, ["random_forest"], 3) == (
+        "first the robust default of random_forest's zero-shot portfolio (n_estimators=58) and 1 "
+        "more of it, then each chosen after the results so far")
+    # several: trial p goes to family p % 3 (it read 'random_forest's ... and 2 more of it' when
+    # the 2 more were the other families' defaults); linear has no head: chosen adaptively
+    plans = {"random_forest": rf, "hist_gradient_boosting": hgb, "linear": lin}
+    order = list(plans)
+    assert describe_plan(plans, order, 2) == (
+        "the robust default of each family's zero-shot portfolio in turn: random_forest "
+        "(n_estimators=58), then hist_gradient_boosting")
+    assert describe_plan(plans, order, 4) == (
+        "the robust default of each family's zero-shot portfolio in turn: random_forest "
+        "(n_estimators=58), then hist_gradient_boosting, and 1 more from their portfolios, then "
+        "each chosen after the results so far")
+    assert describe_plan({"linear": lin}, ["linear"], 2) == "each chosen after the results so far"
+
+
 def test_tuneops_run_prints_how_the_warm_start_did(workdir, cli):
     import yaml
 

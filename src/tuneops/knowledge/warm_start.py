@@ -221,22 +221,7 @@ class WarmStartPlan:
             if order:
                 record = {"first": n_explicit, "size": size, "order": order, "families": plans}
                 _optuna.set_study_system_attr(study, PLAN_ATTR, record)
-                first = next(((f, plans[f]) for f in order if plans[f]["head"]), None)
-                how = "each chosen after the results so far"
-                if first is not None:
-                    f, fam_plan = first
-                    more = min(len(fam_plan["head"]), size) - 1
-                    how = (
-                        f"first the robust default of {f}'s zero-shot portfolio "
-                        f"({_params(fam_plan['candidates'][fam_plan['head'][0]])})"
-                        + (f" and {more} more of it" if more > 0 else "")
-                        + (
-                            ", then each chosen after the results so far"
-                            if size > len(fam_plan["head"])
-                            else ""
-                        )
-                    )
-                self._announce(size, near, order, n_explicit, how)
+                self._announce(size, near, order, n_explicit, describe_plan(plans, order, size))
                 return []
         else:
             # Several families: share the portfolio out, family by family, nearest first.
@@ -309,6 +294,32 @@ class WarmStartPlan:
 def _params(params: Mapping[str, Any]) -> str:
     return ", ".join(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def describe_plan(plans: Mapping[str, Mapping[str, Any]], order: Sequence[str], size: int) -> str:
+    """What an adaptive warm start of ``size`` trials proposes, in the order
+    :class:`~tuneops.knowledge.adaptive.WarmStartSampler` takes it (pure): trial ``p`` goes to
+    family ``order[p % len(order)]``, from its zero-shot head while the head lasts, else chosen
+    after the results so far."""
+    n = len(order)
+    picks = [(order[p % n], p // n) for p in range(size)]
+    heads = [(f, i) for f, i in picks if i < len(plans[f]["head"])]
+    then = ", then each chosen after the results so far" if len(heads) < size else ""
+    if not heads:
+        return "each chosen after the results so far"
+    family = heads[0][0]
+    first = _params(plans[family]["candidates"][plans[family]["head"][0]])
+    others = list(dict.fromkeys(f for f, _ in heads[1:] if f != family))
+    if not others:  # one family's head
+        same = f" and {len(heads) - 1} more of it" if len(heads) > 1 else ""
+        return f"first the robust default of {family}'s zero-shot portfolio ({first}){same}{then}"
+    more = len(heads) - 1 - len(others)  # beyond each family's robust default
+    return (
+        f"the robust default of each family's zero-shot portfolio in turn: {family} ({first}), "
+        f"then {', '.join(others)}"
+        + (f", and {more} more from their portfolios" if more > 0 else "")
+        + then
     )
 
 
