@@ -290,6 +290,20 @@ def test_savings_section_in_results_and_show(workdir, cli):
     assert f"Pruning: {n_pruned} of 10 trials pruned" in out and "fit CPU seconds saved" in out
 
 
+def test_a_study_without_pruning_says_so_and_why(workdir, cli):
+    from tuneops.tuning import run
+
+    # auto below its budget, and none asked for: no "0 of 4 trials pruned by NopPruner()"
+    for pruner, why in (("auto", "search.pruner auto prunes studies of 10 trials or more; this "
+                                 "one asked for 4"), ("none", "search.pruner: none")):
+        run(tiny_spec(study=f"off_{pruner}", n_trials=4, pruner=pruner))
+        code, out, _ = cli("show", f"off_{pruner}")
+        assert code == 0
+        line = next(x for x in out.splitlines() if x.startswith("Pruning:"))
+        assert line.startswith(f"Pruning: off ({why}); ") and "fit CPU seconds spent" in line, line
+        assert "NopPruner" not in out and "saved" not in line
+
+
 # -- bench pruners ------------------------------------------------------------------------------------
 def test_bench_pruners_end_to_end(workdir, cli):
     spec = workdir / "spec.yaml"

@@ -28,6 +28,7 @@ from rich.text import Text
 from tuneops import _optuna
 from tuneops._study import load_study
 from tuneops.metrics import METRICS
+from tuneops.pruning import SMALL_BUDGET
 
 __all__ = [
     "read_study",
@@ -519,12 +520,16 @@ def print_pruning(results: dict[str, Any]) -> None:
     cpu = "fit_cpu_s" in p
     spent, saved = (p["fit_cpu_s"], p["fit_cpu_s_saved"]) if cpu else (p["fit_s"], p["fit_s_saved"])
     unit = "fit CPU seconds" if cpu else "fit seconds"
-    line = (
-        f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
-        f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
-        f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} intermediate reports and "
-        f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
-    )
+    off = _pruning_off(results) if p.get("pruner") == "NopPruner()" else None
+    if off is not None:  # nothing to count: say so, and why
+        line = f"Pruning: off ({off}); {spent:.1f} {unit} spent"
+    else:
+        line = (
+            f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
+            f"{' by ' + p['pruner'] if p.get('pruner') else ''}; "
+            f"{p['steps_saved']} of {p['steps_run'] + p['steps_saved']} intermediate reports and "
+            f"{saved:.1f} of {spent + saved:.1f} {unit} saved ({p['fit_saved_fraction']:.0%})"
+        )
     # a cut after training saves a serving measurement only when a latency is measured (a size
     # objective times nothing: measure_s_saved 0)
     if p.get("measurements_saved") and p.get("measure_s_saved"):
@@ -554,6 +559,22 @@ def print_pruning(results: dict[str, Any]) -> None:
             markup=False,
             soft_wrap=True,
         )
+
+
+def _pruning_off(results: dict[str, Any]) -> str:
+    """Why a study ran without pruning, from the spec its results record."""
+    search = (results.get("spec") or {}).get("search") or {}
+    asked = search.get("pruner", "auto")
+    name = asked.get("name") if isinstance(asked, dict) else asked
+    n_trials = search.get("n_trials")
+    if name == "auto" and isinstance(n_trials, int) and n_trials < SMALL_BUDGET:
+        return (
+            f"search.pruner auto prunes studies of {SMALL_BUDGET} trials or more; this one "
+            f"asked for {n_trials}"
+        )
+    if name == "auto":
+        return "search.pruner auto chose no pruner"
+    return "search.pruner: none" if name == "none" else f"search.pruner: {name}"
 
 
 #: The units of ``search.budget`` as the console names them.
