@@ -342,6 +342,38 @@ def test_with_several_objectives_a_warm_trial_is_ranked_by_dominance_not_by_the_
     )
 
 
+def test_an_abandoned_warm_trial_is_retried_as_a_warm_trial_and_counted_once():
+    """A warm trial interrupted (Ctrl-C) and resumed: its retry ran untagged, the summary said
+    "warm start: 4 trials ...; none completed feasible" of a portfolio configuration whose retry
+    completed second best of the study, and counted that retry as the best other trial (audit)."""
+    from tuneops import _optuna, runner
+    from tuneops.knowledge.warm_start import TAG, warm_start_section
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"x": 0.9}, user_attrs={TAG: "params[0]"})
+    study.enqueue_trial({"x": 0.1}, user_attrs={TAG: "params[1]"})
+    runner.set_budget(study, 3)
+    first = runner.next_trial(study)
+    first.suggest_float("x", 0.0, 1.0)
+    runner.abandon(study, _optuna.read_trial(study, first), "interrupted (SIGINT)")
+
+    def objective(trial: optuna.Trial) -> float:  # the new trial scores at most 0.5
+        return trial.suggest_float("x", 0.0, 1.0) * (1.0 if TAG in trial.user_attrs else 0.5)
+
+    while (trial := runner.next_trial(study)) is not None:
+        runner.run_trial(study, trial, objective)
+    trials = study.get_trials(deepcopy=False)
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
+    assert retry.params == {"x": 0.9} and retry.user_attrs[TAG] == "params[0]"
+    section = warm_start_section(study, trials)
+    assert section["n_enqueued"] == 2 and section["n_complete"] == 2
+    assert sorted(t["number"] for t in section["trials"]) == sorted([1, retry.number])
+    assert section["best_warm_trial"] == retry.number and section["best_rank"] == 1
+    assert section["best_cold_value"] < 0.5  # the new trial, not the warm configuration's retry
+    assert section["first_value"] == 0.9 and section["first_rank"] == 1  # params[0], retried
+    assert section["summary"].startswith("warm start: 2 trials (2 given); best warm trial")
+
+
 def test_warm_start_trials_are_tagged_completed_and_counted_in_the_budget(workdir):
     from tuneops.tuning import run
 

@@ -45,7 +45,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
-from tuneops._study import ABANDONED, FAIL_REASON, RETIRED, RETRY_OF, WORKER, counted
+from tuneops._study import (
+    ABANDONED,
+    FAIL_REASON,
+    RETIRED,
+    RETRY_OF,
+    WARM_START,
+    WORKER,
+    counted,
+)
 from tuneops.errors import StorageUnavailable, UsageError, WriteError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, Heartbeat, stale_trials
 from tuneops.pruning import trial_compute
@@ -538,7 +546,15 @@ def _abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
     if RETRY_OF in trial.user_attrs:  # already a retry: run a fresh configuration instead
         _enqueue(study, user_attrs={RETRY_OF: trial.number, "retry_params": dict(trial.params)})
     else:
-        _enqueue(study, params=trial.params, user_attrs={RETRY_OF: trial.number})
+        # The same configuration from the same source: a warm-start trial's retry is the warm
+        # start's (untagged, the warm start's summary said "none completed" of a portfolio
+        # configuration that completed second best, and counted it as the best other trial).
+        source = trial.user_attrs.get(WARM_START) if trial.params else None
+        _enqueue(
+            study,
+            params=trial.params,
+            user_attrs={RETRY_OF: trial.number} | ({WARM_START: source} if source else {}),
+        )
     _log.warning("trial %d abandoned (%s); its configuration is queued again", trial.number, reason)
 
 

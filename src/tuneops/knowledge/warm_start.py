@@ -459,8 +459,12 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
 
     With one objective the rank is by value (1: the best). With several it is 1 plus the number
     of feasible trials that dominate the trial (1: on the Pareto front): ranking by the first
-    objective alone called a dominated trial the best warm one."""
-    warm = [t for t in trials if TAG in t.user_attrs]
+    objective alone called a dominated trial the best warm one.
+
+    A warm-start trial abandoned by its worker (interrupted, or dead) is not counted: its retry,
+    the same configuration, carries its tag and counts in its place (the first warm trial is
+    the retry of the first one abandoned)."""
+    warm = [t for t in _study.counted(trials) if TAG in t.user_attrs]
     if not warm:
         return None
     complete = [
@@ -492,7 +496,7 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         best_cold = min(cold, key=lambda t: signs[0] * t.values[0]).values[0] if cold else None
     by_number = {t.number: t for t in warm}
     kinds = Counter(_kind(t) for t in warm)
-    first = min(warm, key=lambda t: t.number)
+    first = min(warm, key=lambda t: (t.user_attrs.get(_study.RETRY_OF, t.number), t.number))
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
     # the nearest past datasets over every family, nearest first (as the console names them;

@@ -642,7 +642,8 @@ def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 
 
 def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
-    warm = [t for t in view.trials if is_warm_start(t)]
+    # an abandoned warm trial's retry carries its tag: the configuration counts once
+    warm = [t for t in view.trials if is_warm_start(t) and not _study.is_abandoned(t)]
     if not warm:
         return []
     best = set(best_numbers(view))
