@@ -345,6 +345,27 @@ def test_bench_wall_time_counts_the_seconds_trials_ran_not_the_gap_before_a_resu
     assert run_summary(study)["wall_s"] == pytest.approx(3.0 + 3.0)
 
 
+def test_bench_best_is_the_best_trial_that_met_the_constraints():
+    """`bench pruners` gave a run's best accuracy as 0.9666, a trial of 330 KB under
+    `model_size_kb <= 90`: the run selected 0.9069, and its time to best was of that (audit)."""
+    from tuneops.bench import _run_best, run_summary
+
+    study = optuna.create_study(direction="maximize")
+    for value, violation in ((0.97, 240.0), (0.91, 0.0), (0.89, 0.0)):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=value,
+            system_attrs={"constraints": [violation]}))
+    summary = run_summary(study)
+    assert summary["values"] == [[0.91], [0.89]]
+    assert _run_best(summary) == 0.91
+    two = optuna.create_study(directions=["maximize", "minimize"])
+    for values, violation in (([0.99, 1.0], 5.0), ([0.9, 2.0], 0.0)):
+        two.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=values,
+            system_attrs={"constraints": [violation]}))
+    assert run_summary(two)["values"] == [[0.9, 2.0]]
+
+
 def test_bench_pruners_refuses_a_pruner_the_spec_cannot_use_before_any_run(workdir, cli):
     """The documented `--pruners none,median,auto` on the two-objective quickstart ran `none`
     for 26 s, then failed on `median` with exit 2 and a half-written benchmark (audit)."""

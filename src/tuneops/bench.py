@@ -27,7 +27,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from tuneops import pareto, runner
+from tuneops import _study, pareto, runner
 from tuneops._files import write_atomic
 from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
@@ -91,12 +91,21 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
 
     ``wall_s`` counts the seconds during which a finished trial ran (:func:`busy_seconds`),
     not the span from the first start to the last end: a run interrupted and resumed an hour
-    later took the seconds its trials ran, not the hour between.
+    later took the seconds its trials ran, not the hour between. ``values`` (what ``best`` is
+    computed from) are those of the complete trials that met the spec's constraints.
     """
 
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    # The best is the best a run could select: a trial that broke the spec's constraints is not
+    # (an infeasible 0.9666 was a run's "best accuracy" while its selection was 0.9069).
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        and t.values is not None
+        and _study.feasible(t) is not False
+    ]
     fit = [t.user_attrs.get(FIDELITY_ATTR, {}) for t in done]
     # CPU seconds, which the machine's load does not inflate (wall seconds measured the load:
     # 1.6-3.0x the CPU between runs on a busy machine); records without CPU give wall seconds
@@ -142,7 +151,8 @@ def bench_pruners(
     Returns:
         ``{"spec", "pruners": [{"pruner", "runs", "mean", "std"}], "reference"}``
         where each run has pruning_rate, best (best value, or hypervolume with several
-        objectives), compute_s (fit plus measurement CPU seconds), wall_s, time_to_best_s.
+        objectives, of the trials that met the constraints), compute_s (fit plus measurement
+        CPU seconds), wall_s, time_to_best_s.
     """
 
     base = load_spec(spec)
