@@ -640,6 +640,45 @@ def test_the_best_and_the_time_to_it_count_feasible_trials_and_busy_time_only() 
     assert saving["compute"]["anytime"][-1][1] == 0.85
 
 
+def test_the_best_existed_when_the_first_trial_with_its_value_completed() -> None:
+    """Two workers tied on the best accuracy: the higher-numbered trial completed first. The
+    time and fit CPU to the best waited for the lower-numbered one (the whole run), while the
+    anytime curve's compute to the best, in the same section, stopped at the first (audit)."""
+    from tuneops.pruning import pruning_savings
+
+    study = optuna.create_study(direction="maximize")
+    for value, start, end in ((0.9, 0, 30), (0.9, 0, 10), (0.8, 10, 20)):
+        study.add_trial(_fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], value=value,
+                                        start=start, end=end))
+    saving = pruning_savings(study, study.get_trials(deepcopy=False))
+    assert saving["best_trials"] == [1]
+    assert saving["time_to_best_s"] == pytest.approx(10.0)
+    assert saving["fit_cpu_s_to_best"] == pytest.approx(4.0)
+    assert saving["compute"]["to_best"] == saving["fit_cpu_s_to_best"]
+
+
+def test_the_time_to_the_front_is_to_the_front_the_selection_printed() -> None:
+    """Several objectives: a trial on the plain Pareto front that ties within noise with a
+    member of the printed front (accuracy 1e-5 apart, larger) completed last, and the time to
+    the best was the whole run, of a front the user never saw (audit)."""
+    from tuneops.pruning import pruning_savings
+    from tuneops.results import study_results
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values, end in (([0.9, 100.0], 10), ([0.8, 50.0], 20), ([0.90001, 108.0], 60)):
+        trial = _fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], end=end)
+        trial.values = values
+        study.add_trial(trial)
+    trials = study.get_trials(deepcopy=False)
+    plain = pruning_savings(study, trials)
+    assert plain["best_trials"] == [0, 1, 2] and plain["time_to_best_s"] == pytest.approx(60.0)
+    printed = pruning_savings(study, trials, front=[0, 1])
+    assert printed["best_trials"] == [0, 1] and printed["time_to_best_s"] == pytest.approx(20.0)
+    assert printed["fit_cpu_s_to_best"] == pytest.approx(8.0)
+    choice = {"selected_trial": 0, "pareto_front": [0, 1], "policy": "knee"}
+    assert study_results(study, choice=choice)["pruning"]["best_trials"] == [0, 1]
+
+
 def test_custom_steps_from_zero_and_steps_not_every_integer_are_counted_as_reported() -> None:
     from tuneops.pruning import pruning_savings
 

@@ -27,7 +27,7 @@ import math
 import statistics
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -50,6 +50,7 @@ __all__ = [
     "FractionalHalvingPruner",
     "rung_steps",
     "trial_compute",
+    "best_reached",
     "COMPUTE_UNITS",
     "report",
     "should_prune",
@@ -744,7 +745,9 @@ def custom_fidelity(
 
 
 # -- savings ------------------------------------------------------------------------------------
-def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+def pruning_savings(
+    study: optuna.Study, trials: Sequence[FrozenTrial], front: Collection[int] | None = None
+) -> dict[str, Any] | None:
     """What pruning saved in ``study``: the ``pruning`` section of ``results.json``.
 
     Returns None when no trial was trained step by step. Saved fit seconds of a pruned trial
@@ -760,6 +763,12 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
     CPU seconds), the budget if any, the compute until the best result existed, and the
     *anytime* curve: ``[compute spent, best value so far]`` at each completion that improved
     the best (one objective), in order of completion.
+
+    The best result existed from the moment :func:`best_reached` gives (the time and compute
+    to it count the trials finished until then): one objective, when the first trial with
+    the best feasible value completed; several, when the last point of the final Pareto front
+    appeared. ``front``: the trial numbers of the front the selection printed (ties within
+    noise removed, :func:`tuneops.selection.noise_front`); default: the plain Pareto front.
     """
     recorded = [t for t in trials if FIDELITY_ATTR in t.user_attrs]
     if not recorded:
@@ -814,8 +823,9 @@ def pruning_savings(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[
         "fit_s_saved": saved_s,
         **_measurements_saved(records, pruned),
     }
-    out.update(_time_to_best(study, trials))
-    out["compute"] = _compute_curve(study, records)
+    reached = best_reached(study, trials, front)
+    out.update(_time_to_best(trials, reached))
+    out["compute"] = _compute_curve(study, records, reached)
     return out
 
 
@@ -910,7 +920,9 @@ def _scaled(trial: FrozenTrial, largest: int, schedule: Sequence[int] = ()) -> d
 
 
 def _compute_curve(
-    study: optuna.Study, records: Sequence[tuple[FrozenTrial, dict[str, Any]]]
+    study: optuna.Study,
+    records: Sequence[tuple[FrozenTrial, dict[str, Any]]],
+    reached: tuple[list[FrozenTrial], FrozenTrial] | None,
 ) -> dict[str, Any]:
     budget = _study.compute_budget(study)
     unit = budget[0] if budget else "fit_cpu_s"
@@ -921,21 +933,66 @@ def _compute_curve(
     by_number = {t.number: r for t, r in records}
     single = len(study.directions) == 1
     sign = 1.0 if single and study.directions[0] == StudyDirection.MAXIMIZE else -1.0
-    spent, best, best_at = 0.0, None, 0.0
+    spent, best, best_at = 0.0, None, None
     curve: list[list[float]] = []
+    marker = _finished_key(reached[1]) if reached else None
     for t in done:
         spent += trial_compute(by_number[t.number], unit)
+        if marker is not None and _finished_key(t) <= marker:
+            best_at = spent
         if single and _counts_as_best(t):
             if best is None or sign * t.values[0] > sign * best:
-                best, best_at = t.values[0], spent
+                best = t.values[0]
                 curve.append([spent, best])
     if curve and curve[-1][0] != spent:
         curve.append([spent, curve[-1][1]])
     out: dict[str, Any] = {"unit": unit, "spent": spent, "budget": budget[1] if budget else None}
     if single:
-        out["to_best"] = best_at if best is not None else None
+        out["to_best"] = best_at if reached else None
         out["anytime"] = curve
     return out
+
+
+def _finished_key(trial: FrozenTrial) -> tuple[Any, int]:
+    """The order in which trials finished (trial number among those finished at once)."""
+    return (trial.datetime_complete, trial.number)
+
+
+def best_reached(
+    study: optuna.Study, trials: Sequence[FrozenTrial], front: Collection[int] | None = None
+) -> tuple[list[FrozenTrial], FrozenTrial] | None:
+    """The trials that make the study's best feasible result, and the one whose completion made
+    it exist (None before any feasible trial completed): every figure "to the best" counts
+    what finished until then, that trial included.
+
+    One objective: the first trial to complete with the best value (a tie completed earlier by
+    another worker is when the best existed; the lowest-numbered one's completion, later,
+    was taken). Several: the front (``front``, the trial numbers the selection printed; by
+    default the Pareto front), each point by the first trial that reached it, the front
+    existing when its last point appeared (a trial on the plain front that the printed front
+    left out as a tie within noise set the time to the best at the end of a run).
+    """
+    complete = [t for t in trials if _counts_as_best(t) and t.datetime_complete is not None]
+    if not complete:
+        return None
+    directions = study.directions
+    if len(directions) == 1:
+        sign = -1 if directions[0] == StudyDirection.MAXIMIZE else 1
+        top = min(sign * t.values[0] for t in complete)
+        members = [t for t in complete if sign * t.values[0] == top]
+    elif front is not None:
+        wanted = set(front)
+        members = [t for t in complete if t.number in wanted]
+    else:
+        mask = pareto_mask([t.values for t in complete], [d.name.lower() for d in directions])
+        members = [t for t, m in zip(complete, mask, strict=False) if m]
+    if not members:
+        return None
+    first: dict[tuple[float, ...], FrozenTrial] = {}
+    for t in sorted(members, key=_finished_key):
+        first.setdefault(tuple(t.values), t)
+    best = sorted(first.values(), key=lambda t: t.number)
+    return best, max(best, key=_finished_key)
 
 
 def _counts_as_best(trial: FrozenTrial) -> bool:
@@ -988,33 +1045,24 @@ def _count(values: Any) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))
 
 
-def _time_to_best(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+def _time_to_best(
+    trials: Sequence[FrozenTrial], reached: tuple[list[FrozenTrial], FrozenTrial] | None
+) -> dict[str, Any]:
     """Wall seconds during which trials ran (the idle time between a run and its resumption is
-    not counted), and fit CPU and wall seconds, until the study's best feasible result existed.
-
-    One objective: until the best trial completed. Several: until the last member of the
-    final Pareto front completed (from then on the front did not change).
-    """
-    complete = [t for t in trials if _counts_as_best(t)]
-    started = [t.datetime_start for t in trials if t.datetime_start is not None]
-    if not complete or not started:
+    not counted), and fit CPU and wall seconds, until the study's best feasible result existed
+    (:func:`best_reached`)."""
+    if reached is None or not any(t.datetime_start is not None for t in trials):
         return {}
-    directions = study.directions
-    if len(directions) == 1:
-        sign = -1 if directions[0] == StudyDirection.MAXIMIZE else 1
-        best = [min(complete, key=lambda t: sign * t.values[0])]
-    else:
-        mask = pareto_mask([t.values for t in complete], [d.name.lower() for d in directions])
-        best = [t for t, m in zip(complete, mask, strict=False) if m]
-    reached = max(t.datetime_complete for t in best if t.datetime_complete is not None)
+    best, last = reached
+    marker = _finished_key(last)
     before = [
         t.user_attrs.get(FIDELITY_ATTR)
         for t in trials
-        if t.datetime_complete is not None and t.datetime_complete <= reached
+        if t.datetime_complete is not None and _finished_key(t) <= marker
     ]
     return {
         "best_trials": [t.number for t in best],
-        "time_to_best_s": busy_seconds(trials, reached),
+        "time_to_best_s": busy_seconds(trials, last.datetime_complete),
         "fit_cpu_s_to_best": sum(trial_compute(r, "fit_cpu_s") for r in before),
         "fit_s_to_best": sum(trial_compute(r, "fit_s") for r in before),
     }

@@ -158,8 +158,8 @@ def _sections(
     """Add the :data:`SECTIONS` to ``results`` (a current stored record's where it holds them);
     returns every section computed or reused, None included, by name."""
     stored = _record.current_record(study, trials)
-    # The findings and the workers' shares of the front depend on the choice: a selection made
-    # again with other constraints (`tuneops select -c ...`) computes them anew.
+    # The findings, the workers' shares of the front and the time to it depend on the choice: a
+    # selection made again with other constraints (`tuneops select -c ...`) computes them anew.
     reused = (
         set(SECTIONS)
         if stored is None or _record.is_stored_choice(study, selection)
@@ -175,8 +175,9 @@ def _sections(
             # the sections just computed and the choice are not computed again for the findings
             selected = None if selection is None else selection["selected_trial"]
             value = _resolve(where)(study, trials, sections=computed, selected=selected)
-        elif name == "workers" and selection is not None and len(study.directions) > 1:
-            # shares of the front the selection printed, not of the plain Pareto front
+        elif name in _FRONT_SECTIONS and selection is not None and len(study.directions) > 1:
+            # shares of (workers) and the time to (pruning) the front the selection printed,
+            # not the plain Pareto front
             value = _resolve(where)(study, trials, front=selection["pareto_front"])
         else:
             value = _resolve(where)(study, trials)
@@ -196,7 +197,9 @@ def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.
 _NOT_BRIEF = frozenset({"findings"})
 # Sections computed from the selection's front and selected trial.
-_CHOICE_SECTIONS = frozenset({"findings", "workers"})
+_CHOICE_SECTIONS = frozenset({"findings", "workers", "pruning"})
+# Sections given the front the selection printed (several objectives).
+_FRONT_SECTIONS = frozenset({"workers", "pruning"})
 
 #: The sections other parts of tuneops contribute, in document order: name ->
 #: ``"module:function"``, a function ``(study, trials) -> dict | None``. Listed here, explicitly,

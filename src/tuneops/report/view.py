@@ -271,7 +271,9 @@ def pruning_section(view: StudyView) -> dict[str, Any] | None:
         # run's record is current does not otherwise need
         from tuneops.pruning import pruning_savings
 
-        view.memo["pruning"] = pruning_savings(view.study, list(view.trials))
+        # the time to the front the selection printed, as results.json has it
+        printed = (view.selection or {}).get("pareto_front") if view.multi else None
+        view.memo["pruning"] = pruning_savings(view.study, list(view.trials), printed)
     return view.memo["pruning"]  # type: ignore[no-any-return]
 
 
