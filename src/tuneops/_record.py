@@ -36,7 +36,8 @@ from tuneops import _optuna, _study
 
 __all__ = ["SECTIONS", "basis", "write_record", "current_record", "current_choice"]
 
-FORMAT = 1
+# 2: the time to the best as pruning.best_reached defines it (a record of 1 holds the old)
+FORMAT = 2
 #: Sections of the results document the record keeps: the ones that cost a pass over every
 #: trial's attributes, or an import of the spec's models (``warm_start``); the others are read
 #: directly, or are cheap.
