@@ -309,6 +309,21 @@ def test_a_retry_keeps_the_phase_of_the_trial_it_repeats() -> None:
     assert [sum(p["trials"].values()) for p in section["phases"]] == [4, 4, 4]
 
 
+def test_a_phase_s_best_is_of_its_trials_that_met_the_constraints() -> None:
+    """The explore phase's best accuracy was an infeasible trial's: no selection could give it."""
+    study = optuna.create_study(direction="maximize")
+    record_strategy(study, staged_phases(6))  # explore: trials 0 and 1
+    for value, violation in ((0.99, 3.0), (0.8, 0.0), (0.7, 0.0)):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=value,
+            system_attrs={"constraints": [violation]}))
+    section = strategy_section(study, study.trials)
+    assert section is not None
+    assert [(p["phase"], p["best"]) for p in section["phases"]] == [
+        ("explore", [0.8]), ("model", [0.7]), ("refine", [None])
+    ]
+
+
 def test_verification_is_not_drawn_again_for_the_same_candidates() -> None:
     """A run again after the budget is spent redrew the verification: the intervals and the
     selection moved (a latency CI from 0.44-0.54 to 0.40-0.57) with nothing new to judge."""

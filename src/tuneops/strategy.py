@@ -570,7 +570,8 @@ def verify_top(
 
 def strategy_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     """The ``strategy`` section of the results document: the phases, per phase the trials by
-    state and the best value of each objective, and the verification; None without a strategy."""
+    state and the best value of each objective among its trials that met the constraints, and
+    the verification; None without a strategy."""
     return strategy_summary(
         _optuna.study_user_attrs(study).get(_study.STRATEGY),
         [d.name.lower() for d in study.directions],
@@ -596,7 +597,15 @@ def strategy_summary(
     rows = []
     for phase in phases:
         inside = [t for t, name in zip(counted, ran_in, strict=True) if name == phase.name]
-        done = [t for t in inside if t.state == TrialState.COMPLETE and t.values is not None]
+        # the best a phase found is what could be selected: a trial that broke the constraints
+        # is not (its value read as the phase's best)
+        done = [
+            t
+            for t in inside
+            if t.state == TrialState.COMPLETE
+            and t.values is not None
+            and _study.feasible(t) is not False
+        ]
         best = [
             (max if d == "maximize" else min)(t.values[i] for t in done) if done else None
             for i, d in enumerate(directions)
