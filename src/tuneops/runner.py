@@ -724,7 +724,8 @@ def _tell(
 #: A study stops creating trials once this many of its most recent finished trials failed in a
 #: row: a setup error that no configuration escapes (a family that cannot fit the data, a
 #: custom objective's bug) would otherwise fail every trial of the budget, and forever under a
-#: compute budget, which failed trials do not spend. A few failing configurations among others
+#: compute budget, which a spec's failed trials do not spend (a ``tune()`` objective's do: its
+#: whole call is timed). A few failing configurations among others
 #: (a diverging network) never make such a run. Trials abandoned by a dead worker do not count.
 MAX_FAILED_IN_A_ROW = 20
 
