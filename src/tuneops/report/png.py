@@ -68,10 +68,19 @@ def _style_axis(ax: Any, a: F.Axis, which: str) -> None:
     getattr(ax, f"set_{which}label")(a.name)
 
 
+def _integer_ticks(axis: Any) -> None:
+    """Trial numbers, steps and counts: integer ticks only (matplotlib put "0.5 trial" between
+    two trials, as plotly did before the HTML report's fix)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _history(d: F.History):
     plt = _plt()
     rows = len(d.series) + (d.hypervolume is not None)
     fig, axes = plt.subplots(rows, 1, figsize=(8, 2.8 * rows), sharex=True, squeeze=False)
+    last = d.last_trial
     for ax, s in zip(axes[:, 0], d.series, strict=False):
         for label, pick, kw in (
             (
@@ -91,40 +100,51 @@ def _history(d: F.History):
                 ax.scatter(
                     [s.numbers[i] for i in idx], [s.values[i] for i in idx], label=label, **kw
                 )
-        ax.step(
-            s.numbers,
-            [math.nan if b is None else b for b in s.best],
-            where="post",
-            color=BEST_COLOR,
-            label="best so far",
-        )
+        bx = list(s.numbers)
+        by = [math.nan if b is None else b for b in s.best]
+        if last is not None and bx and last > bx[-1]:
+            # the best so far holds until the study's last trial: pruned, failed or running
+            # trials after the last completed one have no point, and the axis ended before them
+            bx.append(last)
+            by.append(by[-1])
+        ax.step(bx, by, where="post", color=BEST_COLOR, label="best so far (feasible trials)")
         ax.set_ylabel(f"{s.name} ({s.direction})")
         ax.legend(fontsize=7, loc="best")
     if d.hypervolume is not None:
         ax = axes[-1, 0]
+        hx, hy = list(d.hypervolume[0]), list(d.hypervolume[1])
+        if last is not None and hx and last > hx[-1]:
+            hx.append(last)
+            hy.append(hy[-1])
         ax.step(
-            d.hypervolume[0],
-            d.hypervolume[1],
+            hx,
+            hy,
             where="post",
             color=HYPERVOLUME_COLOR,
             label="hypervolume (normalized, 0-1)",
         )
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("hypervolume (share of box)")
+        ax.set_ylabel("hypervolume\n(share of this study's box)")
         ax.legend(fontsize=7, loc="lower right")
-    if d.last_feasible is not None and d.last_trial is not None and d.last_feasible < d.last_trial:
+    if d.last_feasible is not None and last is not None and d.last_feasible < last:
         for ax in axes[:, 0]:
             ax.axvline(d.last_feasible, color="#555", linestyle=":", linewidth=1)
         axes[0, 0].annotate(
-            f"last feasible trial {d.last_feasible}",
-            (d.last_feasible, 1),
+            f"last feasible trial: {d.last_feasible}; later trials pruned, failed, infeasible "
+            "or running ",
+            # half-way up, on a white ground: at the top it ran over the best-so-far line
+            (d.last_feasible, 0.5),
             xycoords=("data", "axes fraction"),
-            ha="right",
-            va="top",
+            xytext=(-3 if d.last_feasible > (last + axes[0, 0].get_xlim()[0]) / 2 else 3, 0),
+            textcoords="offset points",
+            ha="right" if d.last_feasible > (last + axes[0, 0].get_xlim()[0]) / 2 else "left",
+            va="center",
             fontsize=7,
             color="#555",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
         )
     axes[-1, 0].set_xlabel("trial")
+    _integer_ticks(axes[-1, 0].xaxis)
     return fig
 
 
@@ -262,7 +282,8 @@ def _slices(d: F.Slices):
             _style_axis(ax, a, "x")
             ax.set_ylabel(obj, fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
+    bar = fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
+    _integer_ticks(bar.ax.yaxis)
     for ax in axes.flat:  # one legend entry for the selected trial, if drawn
         handles, labels = ax.get_legend_handles_labels()
         if handles:
@@ -351,6 +372,7 @@ def _intermediate(d: F.IntermediateValues):
         )
         seen.add(c.state)
     ax.set_xlabel("step")
+    _integer_ticks(ax.xaxis)
     ax.set_ylabel(f"{d.objective} (intermediate)")
     ax.legend(fontsize=8)
     return fig
@@ -375,6 +397,7 @@ def _workers(d: F.Workers):
             fontsize=7,
         )
     ax.set_ylabel("trials")
+    _integer_ticks(ax.yaxis)
     ax.tick_params(axis="x", labelrotation=20, labelsize=7)
     ax.legend(fontsize=8)
     return fig

@@ -1,0 +1,75 @@
+"""The PNG renderer against the HTML report's fixes: each test draws a panel with matplotlib and
+checks the figure's objects (axes, artists, texts), not pixels."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+
+from tuneops.report import figures as F
+from tuneops.report import png
+
+
+@pytest.fixture
+def draw():
+    """Draws panel data with the PNG renderer's function; every figure is closed after."""
+    made = []
+
+    def draw(key, data):
+        fig = png.FIGURES[key](data)
+        made.append(fig)
+        return fig
+
+    yield draw
+    for fig in made:
+        plt.close(fig)
+
+
+def _ticks(axis) -> list[float]:
+    lo, hi = sorted(axis.get_view_interval())
+    return [t for t in axis.get_ticklocs() if lo - 1e-9 <= t <= hi + 1e-9]
+
+
+def _series(name, numbers, values, best, *, direction="maximize"):
+    n = len(numbers)
+    return F.Series(
+        name, direction, tuple(numbers), tuple(values), tuple(best), (False,) * n, (True,) * n
+    )
+
+
+def test_history_runs_to_the_last_trial_of_the_study(draw):
+    """Trials 0 and 3 completed, 4-13 were pruned: the axis ended at trial 3, the pruned ten
+    out of sight (the HTML report draws the best so far to the study's last trial)."""
+    s = _series("accuracy", [0, 3], [0.94, 0.96], [0.94, 0.96])
+    fig = draw("history", F.History((s,), None, last_trial=13, last_feasible=3, n_complete=2))
+    ax = fig.axes[0]
+    (best,) = [line for line in ax.get_lines() if line.get_label().startswith("best so far")]
+    assert list(best.get_xdata())[-1] == 13 and list(best.get_ydata())[-1] == 0.96
+    assert ax.get_xlim()[1] >= 13
+    note = next(t.get_text() for t in ax.texts if "last feasible trial" in t.get_text())
+    assert "later trials pruned, failed, infeasible or running" in note
+
+
+def test_trial_step_and_count_axes_have_integer_ticks(draw):
+    """matplotlib put ticks at 0.5 "trial" between trials 0 and 3 (plotly did, before the
+    HTML report's fix), and would at half steps and half trials counted."""
+    s = _series("accuracy", [0, 3], [0.94, 0.96], [0.94, 0.96])
+    history = draw("history", F.History((s,), None, last_trial=3, last_feasible=3))
+    curves = F.IntermediateValues(
+        "accuracy", (F.Curve(0, "COMPLETE", (1, 2, 3), (0.5, 0.6, 0.7)),), 1
+    )
+    workers = F.Workers((F.WorkerRow("w1", {"COMPLETE": 2, "PRUNED": 1}, 3.0, 1),))
+    slices = F.Slices((0, 1), (F.Axis("lr", (0.1, 0.2)),), {"accuracy": (0.5, 0.6)}, 2)
+    axes = {
+        "history (trial)": history.axes[0].xaxis,
+        "learning curves (step)": draw("intermediate_values", curves).axes[0].xaxis,
+        "workers (trials)": draw("workers", workers).axes[0].yaxis,
+        "slices' colour bar (trial number)": draw("slices", slices).axes[-1].yaxis,
+    }
+    fractional = {what: _ticks(axis) for what, axis in axes.items()}
+    assert not {w: t for w, t in fractional.items() if not all(float(x).is_integer() for x in t)}
+    assert all(fractional.values())
