@@ -16,11 +16,11 @@ from tuneops.report import png
 
 @pytest.fixture
 def draw():
-    """Draws panel data with the PNG renderer's function; every figure is closed after."""
+    """Draws panel data as the PNG renderer does; every figure is closed after."""
     made = []
 
     def draw(key, data):
-        fig = png.FIGURES[key](data)
+        fig = png._figure(F.Panel(key, key, data))
         made.append(fig)
         return fig
 
@@ -73,3 +73,25 @@ def test_trial_step_and_count_axes_have_integer_ticks(draw):
     fractional = {what: _ticks(axis) for what, axis in axes.items()}
     assert not {w: t for w, t in fractional.items() if not all(float(x).is_integer() for x in t)}
     assert all(fractional.values())
+
+
+def test_serving_cost_axes_never_run_negative(draw):
+    """Latencies of 0.02 and 5 ms: matplotlib's 5 % margin drew the axis from -0.2 ms."""
+    latency = _series("latency_p95_ms", [0, 1], [0.02, 5.0], [0.02, 0.02], direction="minimize")
+    accuracy = _series("accuracy", [0, 1], [0.02, 5.0], [0.02, 5.0])  # not a cost: untouched
+    history = draw("history", F.History((accuracy, latency), None, 1, 1, 2))
+    assert history.axes[0].get_ylim()[0] < 0
+    assert history.axes[1].get_ylim()[0] == 0
+    slices = F.Slices((0, 1), (F.Axis("lr", (0.1, 0.2)),), {"latency_p95_ms": (0.02, 5.0)}, 2)
+    assert draw("slices", slices).axes[0].get_ylim()[0] == 0
+
+
+def test_no_axis_moves_its_values_into_an_offset(draw):
+    """Model sizes 8.4609 to 8.4619 KB read "0.0000" to "0.0008" with "+8.461" at the top."""
+    size = _series(
+        "model_size_kb", [0, 1, 2], [8.4609, 8.4619, 8.4612], [8.4609] * 3, direction="minimize"
+    )
+    fig = draw("history", F.History((size,), None, 2, 2, 3))
+    fig.canvas.draw()
+    assert fig.axes[0].yaxis.get_offset_text().get_text() == ""
+    assert any(t.get_text().startswith("8.46") for t in fig.axes[0].get_yticklabels())

@@ -76,6 +76,15 @@ def _integer_ticks(axis: Any) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _cost_floor(ax: Any, name: str, values: Any) -> None:
+    """A serving cost (latency, size) is never negative: matplotlib's margin drew its axis
+    from below 0 ("-0.2 ms") under values near 0, as plotly did before the HTML's fix."""
+    present = [v for v in values if v is not None and math.isfinite(v)]
+    bottom, top = ax.get_ylim()
+    if F.is_cost(name) and present and bottom < 0 <= min(present):
+        ax.set_ylim(0, top)
+
+
 def _history(d: F.History):
     plt = _plt()
     rows = len(d.series) + (d.hypervolume is not None)
@@ -109,6 +118,7 @@ def _history(d: F.History):
             by.append(by[-1])
         ax.step(bx, by, where="post", color=BEST_COLOR, label="best so far (feasible trials)")
         ax.set_ylabel(f"{s.name} ({s.direction})")
+        _cost_floor(ax, s.name, s.values)
         ax.legend(fontsize=7, loc="best")
     if d.hypervolume is not None:
         ax = axes[-1, 0]
@@ -281,6 +291,7 @@ def _slices(d: F.Slices):
                 )
             _style_axis(ax, a, "x")
             ax.set_ylabel(obj, fontsize=8)
+            _cost_floor(ax, obj, d.objectives[obj])
             ax.tick_params(labelsize=7)
     bar = fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
     _integer_ticks(bar.ax.yaxis)
@@ -432,6 +443,15 @@ FIGURES: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _figure(panel: F.Panel) -> Any:
+    """The matplotlib figure of a panel that has data, as the report writes it."""
+    plt = _plt()
+    # No offset on an axis: model sizes 8.4609-8.4619 read "0.0000-0.0008, +8.461" with the
+    # offset written where the eye does not look (plotly writes the values)
+    with plt.rc_context({"axes.formatter.useoffset": False}):
+        return FIGURES[panel.key](panel.data)
+
+
 def _check_replaceable(out: Path) -> None:
     """Refuse, before any drawing, an ``out`` that replacing would lose something in: a file,
     or a folder holding anything but the PNGs and README.txt of a figures folder.
@@ -519,7 +539,7 @@ class PngRenderer(Renderer):
             for p in report.panels:
                 if p.data is None:
                     continue
-                fig = FIGURES[p.key](p.data)
+                fig = _figure(p)
                 fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
                 buf = io.BytesIO()
                 try:
