@@ -95,3 +95,38 @@ def test_no_axis_moves_its_values_into_an_offset(draw):
     fig.canvas.draw()
     assert fig.axes[0].yaxis.get_offset_text().get_text() == ""
     assert any(t.get_text().startswith("8.46") for t in fig.axes[0].get_yticklabels())
+
+
+def test_contour_shows_the_objective_and_says_what_it_draws(draw):
+    """With a categorical axis (no surface) the trials were black dots: the objective appeared
+    nowhere. Over a surface the dots were unexplained and the colour bar did not say the surface
+    is interpolated (the HTML report's legend and colour bar do)."""
+    grid = (0.0, 1.0)
+    categorical = F.Contour(
+        "accuracy",
+        F.Axis("n", (1.0, 3.0, 7.0), log=True),
+        F.Axis("p", (0.0, 1.0, 0.0), labels=("1", "2")),
+        (0.93, 0.95, 0.96),
+        grid,
+        grid,
+        ((None, None), (None, None)),
+        3,
+    )
+    fig = draw("contour", categorical)
+    (points,) = fig.axes[0].collections
+    assert list(points.get_array()) == [0.93, 0.95, 0.96]
+    assert fig.axes[-1].get_ylabel() == "accuracy"  # its colour bar
+    surface = F.Contour(
+        "accuracy",
+        F.Axis("a", (0.0, 1.0, 0.0)),
+        F.Axis("b", (0.0, 0.0, 1.0)),
+        (0.9, 0.8, 0.7),
+        grid,
+        grid,
+        ((0.9, 0.8), (0.7, 0.8)),
+        3,
+    )
+    fig = draw("contour", surface)
+    assert fig.axes[-1].get_ylabel() == "accuracy (interpolated)"
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["trials"]

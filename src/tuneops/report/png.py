@@ -304,14 +304,22 @@ def _slices(d: F.Slices):
 
 
 def _contour(d: F.Contour):
+    """The interpolated surface with the trials as black dots; with a categorical axis (no
+    surface) the trials themselves coloured by the objective, as the HTML draws them (they
+    were black dots on white: the objective appeared nowhere)."""
     plt = _plt()
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
     if d.x.labels is None and d.y.labels is None:
         z = np.array([[math.nan if v is None else v for v in row] for row in d.grid_z])
         cs = ax.contourf(d.grid_x, d.grid_y, np.ma.masked_invalid(z), levels=15, cmap="viridis")
-        fig.colorbar(cs, ax=ax, label=d.objective)
-    ax.scatter([v for v in d.x.values], [v for v in d.y.values], c="black", s=8)
+        fig.colorbar(cs, ax=ax, label=f"{d.objective} (interpolated)")
+        ax.scatter(list(d.x.values), list(d.y.values), c="black", s=8, label="trials")
+        # what the dots are, against a surface that is not measured
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, 1.08), frameon=False)
+    else:
+        points = ax.scatter(list(d.x.values), list(d.y.values), c=list(d.z), cmap="viridis", s=24)
+        fig.colorbar(points, ax=ax, label=d.objective)
     _style_axis(ax, d.x, "x")
     _style_axis(ax, d.y, "y")
     return fig
