@@ -130,3 +130,28 @@ def test_contour_shows_the_objective_and_says_what_it_draws(draw):
     assert fig.axes[-1].get_ylabel() == "accuracy (interpolated)"
     legend = fig.axes[0].get_legend()
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["trials"]
+
+
+@pytest.mark.parametrize(
+    "values, labels",
+    [
+        ((1.0, 3.0, 8.0), ["1", "2", "5"]),  # n_neighbors: within a decade
+        ((14.0, 20.0, 26.0), ["14", "20", "26"]),  # no 1, 2, 5 or 1..9 tick but one: the ends
+        ((2.0, 32.0), ["2", "5", "10", "20"]),  # max_depth
+        ((1e-4, 0.5), ["0.0001", "0.001", "0.01", "0.1"]),  # a learning rate over decades
+    ],
+)
+def test_log_axes_label_plain_numbers_that_do_not_overlap(draw, values, labels):
+    """A short log axis had every minor tick labelled ("2x10^0 3x10^0 4x10^0 6x10^0") into one
+    unreadable row under the slice plots and the contour."""
+    n = len(values)
+    slices = F.Slices(
+        tuple(range(n)), (F.Axis("p", values, log=True),), {"accuracy": (0.9,) * n}, n
+    )
+    fig = draw("slices", slices)
+    fig.canvas.draw()
+    axis = fig.axes[0].xaxis
+    lo, hi = sorted(axis.get_view_interval())
+    shown = [t.get_text() for t in axis.get_majorticklabels() if lo <= t.get_position()[0] <= hi]
+    assert shown == labels
+    assert not any(t.get_text() for t in axis.get_minorticklabels())

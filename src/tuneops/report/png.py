@@ -65,7 +65,32 @@ def _style_axis(ax: Any, a: F.Axis, which: str) -> None:
         )
     elif a.log:
         getattr(ax, f"set_{which}scale")("log")
+        _log_ticks(getattr(ax, f"{which}axis"), a)
     getattr(ax, f"set_{which}label")(a.name)
+
+
+def _log_ticks(axis: Any, a: F.Axis) -> None:
+    """Labels of a log axis as plain numbers, at 1, 2 and 5 times powers of ten over two
+    decades or less (powers of ten beyond; the ends of the values when fewer than two fall
+    inside), minor ticks unlabelled. matplotlib labelled every minor tick of a short log axis
+    ("2x10^0 3x10^0 4x10^0 6x10^0" for n_neighbors 1-8), into one unreadable row."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    present = [v for v in a.values if v is not None and v > 0]
+    if not present:
+        return
+    lo, hi = min(present), max(present)
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks: list[float] = []
+    for subs in ((1,) if last - first > 2 else (1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0**e for e in range(first, last + 1) for m in subs]
+        if sum(lo <= t <= hi for t in ticks) >= 2:
+            break
+    else:
+        ticks = sorted({lo, hi, *(t for t in ticks if lo <= t <= hi)})
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _integer_ticks(axis: Any) -> None:
