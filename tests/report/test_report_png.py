@@ -8,10 +8,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import optuna
 import pytest
+from report_studies import add
 
+from tuneops.report import build_report, png, write_report
 from tuneops.report import figures as F
-from tuneops.report import png
 
 
 @pytest.fixture
@@ -155,3 +157,28 @@ def test_log_axes_label_plain_numbers_that_do_not_overlap(draw, values, labels):
     shown = [t.get_text() for t in axis.get_majorticklabels() if lo <= t.get_position()[0] <= hi]
     assert shown == labels
     assert not any(t.get_text() for t in axis.get_minorticklabels())
+
+
+def _texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.texts).replace("\n", " ")
+
+
+def test_the_notes_under_an_html_figure_are_under_the_png_and_in_the_readme(draw, tmp_path):
+    """Why the hypervolume is not drawn, that it is relative to the study, that a large study's
+    points are a sample, and that slices beyond the top parameters are left out: the HTML
+    report says it under the figure; the PNG said nothing, and nor did README.txt."""
+    s = _series("accuracy", [0, 1], [0.9, 0.8], [0.9, 0.9])
+    note = "Hypervolume not drawn: it is measured between the study's own best and worst"
+    fig = draw("history", F.History((s, s), None, 1, 1, 5, (note + " (1 feasible so far).",)))
+    assert note in _texts(fig)
+    assert "Drawn: 2 of 5 trials" in _texts(fig)  # n_complete 5, two drawn
+    params = tuple(F.Axis(f"p{i}", (0.1, 0.2)) for i in range(10))
+    fig = draw("slices", F.Slices((0, 1), params, {"accuracy": (0.9, 0.8)}, 2))
+    assert "The 8 most important of 10 parameters are drawn" in _texts(fig)
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    add(study, 0, {"lr": 0.1}, [0.9, 0.02])  # one feasible trial: no hypervolume
+    write_report(build_report(study), tmp_path / "figs", fmt="png")
+    readme = (tmp_path / "figs" / "README.txt").read_text()
+    history = readme[readme.index("history.png") :].splitlines()
+    assert history[1].strip().startswith("Hypervolume not drawn")

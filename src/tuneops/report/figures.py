@@ -53,6 +53,7 @@ __all__ = [
     "TOP_PARAMS",
     "MAX_POINTS",
     "is_cost",
+    "sample_note",
 ]
 
 # Readability limits, the same for every renderer. A figure shows the TOP_PARAMS most important
@@ -846,6 +847,25 @@ def _unfinished_account(view: StudyView) -> str:
         if n
     ]
     return ", ".join(parts) or "no trial finished"
+
+
+def sample_note(panel: Panel) -> str:
+    """What a panel draws when it draws a sample of the trials (or curves), and how the sample
+    was chosen; "" when it draws them all. Written under the figure by every renderer."""
+    d = panel.data
+    if d is None:
+        return ""
+    total = getattr(d, "n_total", 0)
+    shown = len(getattr(d, "numbers", ()) or getattr(d, "curves", ()) or getattr(d, "z", ()))
+    if panel.key == "history":
+        total, shown = d.n_complete, len(d.series[0].numbers) if d.series else 0
+    if not total or shown >= total:
+        return ""
+    what = "curves" if panel.key == "intermediate_values" else "trials"
+    return (
+        f"Drawn: {shown} of {total} {what}, evenly spread over the study, always including the "
+        "best (or the Pareto front), the selected trial and every improvement."
+    )
 
 
 def is_cost(name: str) -> bool:

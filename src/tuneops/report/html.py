@@ -1163,18 +1163,8 @@ def _spec_block(report: Report) -> str:
 
 def _sample_note(p: F.Panel) -> str:
     """Say when a panel draws a sample of the trials, and how the sample was chosen."""
-    d = p.data
-    total = getattr(d, "n_total", 0)
-    shown = len(getattr(d, "numbers", ()) or getattr(d, "curves", ()) or getattr(d, "z", ()))
-    if p.key == "history":
-        total, shown = d.n_complete, len(d.series[0].numbers) if d.series else 0
-    if not total or shown >= total:
-        return ""
-    what = "curves" if p.key == "intermediate_values" else "trials"
-    return (
-        f'<p class="meta">Drawn: {shown} of {total} {what}, evenly spread over the study, always '
-        "including the best (or the Pareto front), the selected trial and every improvement.</p>"
-    )
+    note = F.sample_note(p)
+    return f'<p class="meta">{html.escape(note)}</p>' if note else ""
 
 
 def _panel_section(p: F.Panel, scripts: list[str]) -> str:

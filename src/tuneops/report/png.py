@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -476,13 +477,43 @@ FIGURES: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def _captions(panel: F.Panel) -> list[str]:
+    """What the HTML report writes under a figure (the panel's notes, such as why the
+    hypervolume is not drawn or that it is relative to the study; the sample drawn of a large
+    study), and the parameters this renderer leaves out."""
+    d = panel.data
+    lines = [str(n) for n in getattr(d, "notes", ()) or ()]
+    if F.sample_note(panel):
+        lines.append(F.sample_note(panel))
+    if panel.key == "slices" and len(d.params) > F.TOP_PARAMS:
+        lines.append(
+            f"The {F.TOP_PARAMS} most important of {len(d.params)} parameters are drawn (all of "
+            "them in the HTML report)."
+        )
+    return lines
+
+
 def _figure(panel: F.Panel) -> Any:
-    """The matplotlib figure of a panel that has data, as the report writes it."""
+    """The matplotlib figure of a panel that has data, as the report writes it: the panel's
+    captions below the plot, where a figure copied into a document keeps them."""
     plt = _plt()
     # No offset on an axis: model sizes 8.4609-8.4619 read "0.0000-0.0008, +8.461" with the
     # offset written where the eye does not look (plotly writes the values)
     with plt.rc_context({"axes.formatter.useoffset": False}):
-        return FIGURES[panel.key](panel.data)
+        fig = FIGURES[panel.key](panel.data)
+    captions = _captions(panel)
+    if captions:
+        width = max(60, int(fig.get_figwidth() * 15))  # characters of 8 pt text per line
+        fig.text(
+            0.01,
+            0,
+            "\n".join(textwrap.fill(c, width) for c in captions),
+            ha="left",
+            va="top",
+            fontsize=8,
+            color="#444",
+        )
+    return fig
 
 
 def _check_replaceable(out: Path) -> None:
@@ -582,7 +613,10 @@ class PngRenderer(Renderer):
                 (folder / f"{p.key}.png").write_bytes(buf.getvalue())
                 names.append(f"{p.key}.png")
             lines = [f"Figures of study {report.study}.", ""]
-            lines += [f"{p.key}.png: {p.title}" for p in report.panels if p.data is not None]
+            for p in report.panels:
+                if p.data is not None:
+                    lines.append(f"{p.key}.png: {p.title}")
+                    lines += [f"    {c}" for c in _captions(p)]
             lines += [
                 f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None
             ]
