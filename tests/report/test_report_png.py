@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import optuna
 import pytest
-from report_studies import add
+from optuna.trial import TrialState
+from report_studies import add, build
 
+from tuneops import _study
 from tuneops.report import build_report, png, write_report
 from tuneops.report import figures as F
 
@@ -182,3 +184,56 @@ def test_the_notes_under_an_html_figure_are_under_the_png_and_in_the_readme(draw
     readme = (tmp_path / "figs" / "README.txt").read_text()
     history = readme[readme.index("history.png") :].splitlines()
     assert history[1].strip().startswith("Hypervolume not drawn")
+
+
+def _readme(study, tmp_path) -> str:
+    write_report(build_report(study), tmp_path / "figs", fmt="png")
+    return (tmp_path / "figs" / "README.txt").read_text()
+
+
+def test_the_readme_names_the_selected_trial_as_the_html_summary_does(tmp_path):
+    """The PNG report named no selected trial: not which, not why none, not that the staged
+    strategy chose it at its verified mean (trial 1 verified above trial 0, which searched
+    better), nor which verified candidate it was."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(_study.OBJECTIVES, [{"metric": "accuracy", "direction": "maximize"}])
+    for value in (0.9, 0.8, 0.7):
+        study.add_trial(optuna.trial.create_trial(values=[value], params={}, distributions={}))
+    assert "Selected trial: 0 ★ accuracy=0.9 (the best feasible accuracy)\n" in _readme(
+        study, tmp_path
+    )
+    candidates = [
+        {"number": n, "params": {}, "values": [study.trials[n].value], "mean": [m],
+         "std": [0.01], "ci95": [[m - 0.02, m + 0.02]], "evaluations": [[m]] * 3}
+        for n, m in {0: 0.78, 1: 0.85}.items()
+    ]  # fmt: skip
+    phase = {"phase": "explore", "from_trial": 0, "to_trial": 3, "sampler": "tpe", "pruning": False}
+    verification = {"k": 2, "folds": 5, "repeats": 3, "candidates": candidates}
+    study.set_user_attr(
+        _study.STRATEGY, {"name": "staged", "phases": [phase], "verification": verification}
+    )
+    readme = _readme(study, tmp_path)
+    assert (
+        "Selected trial: 1 ★ accuracy=0.85 verified (95% CI 0.83 – 0.87), 0.8 in the search "
+        "(the best feasible accuracy, by its verified mean)\n"
+    ) in readme
+    assert "- trial 1 ★: 0.8 in the search, 0.85 verified (95% CI 0.83 – 0.87)\n" in readme
+    assert "- trial 0: 0.9 in the search, 0.78 verified" in readme
+
+    pruned = optuna.create_study()
+    for i in range(3):
+        add(pruned, i, {"lr": 0.1}, state=TrialState.PRUNED if i else TrialState.FAIL)
+    readme = _readme(pruned, tmp_path)
+    assert "Selected trial: none (no trial completed: 2 pruned, 1 failed)\n" in readme
+
+
+def test_the_readme_says_how_the_warm_start_trials_did(tmp_path):
+    """The history marks the warm-start trials; how they ranked, and where they came from, was
+    in the HTML report only."""
+    study = build(20, multi=False)
+    report = build_report(study)
+    readme = _readme(study, tmp_path)
+    assert "\nWarm start: 3 trials (3 given); best warm trial #" in readme
+    lines = [line for line in readme.splitlines() if line.startswith("- trial ")]
+    assert len(lines) == len(report.warm_start["trials"]) == 3
+    assert all(", rank " in line and " from " in line for line in lines)

@@ -34,6 +34,7 @@ from tuneops.report._base import (
     STATE_COLORS,
     WARM_COLOR,
     Renderer,
+    selection_text,
 )
 from tuneops.report.document import Report
 
@@ -585,6 +586,64 @@ def _swap_in(folder: Path, out: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _values(values: Any) -> str:
+    if isinstance(values, (list, tuple)):
+        return ", ".join(_values(v) for v in values)
+    return "–" if values is None else f"{values:.4g}" if isinstance(values, float) else str(values)
+
+
+def _readme(report: Report) -> str:
+    """README.txt: the selected trial (or why none is) as the HTML summary names it, each
+    figure with its captions, the panels not drawn and why, the findings, and the staged
+    strategy's verification and the warm-start trials, which the HTML report shows as tables
+    (the figures mark the selected and the warm-start trials, but not why nor how they did)."""
+    lines = [f"Figures of study {report.study}.", "", f"Selected trial: {selection_text(report)}"]
+    lines.append("")
+    for p in report.panels:
+        if p.data is not None:
+            lines.append(f"{p.key}.png: {p.title}")
+            lines += [f"    {c}" for c in _captions(p)]
+    lines += [f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None]
+    lines += ["", "Findings:"] + [f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings]
+    verification = (report.strategy or {}).get("verification") or {}
+    if verification.get("candidates"):
+        lines += [
+            "",
+            f"Staged strategy: the top {len(verification['candidates'])} candidates verified with "
+            f"{verification.get('folds', '?')} folds x {verification.get('repeats', '?')} repeats "
+            f"({', '.join(report.objectives)}; ★ the selected trial):",
+        ]
+        for c in verification["candidates"]:
+            mark = " ★" if c.get("number") == report.selected else ""
+            cis = c.get("ci95") or [None] * len(report.objectives)
+            lines.append(
+                f"- trial {c.get('number')}{mark}: {_values(c.get('values'))} in the search, "
+                f"{_values(c.get('mean'))} verified (95% CI "
+                + "; ".join("–" if ci is None else f"{ci[0]:.4g} – {ci[1]:.4g}" for ci in cis)
+                + ")"
+            )
+    warm = report.warm_start
+    if warm:
+        ranking = (
+            "1 + the feasible trials that dominate it (1: on the Pareto front)"
+            if warm.get("ranking") == "pareto"
+            else "by value among the feasible completed trials (1: the best)"
+        )
+        lines += [
+            "",
+            f"Warm start: {str(warm.get('summary', '')).removeprefix('warm start: ')}.",
+            f"Rank: {ranking}, of {warm.get('n_ranked', '?')} ({', '.join(report.objectives)}; "
+            "★ the selected trial):",
+        ]
+        for t in warm.get("trials", []):
+            mark = " ★" if t.get("number") == report.selected else ""
+            lines.append(
+                f"- trial {t.get('number')}{mark} from {t.get('source')}: {t.get('state')}, "
+                f"{_values(t.get('values'))}, rank {_values(t.get('rank'))}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 class PngRenderer(Renderer):
     single_file = False
     default_name = "figures"
@@ -612,18 +671,7 @@ class PngRenderer(Renderer):
                     plt.close(fig)
                 (folder / f"{p.key}.png").write_bytes(buf.getvalue())
                 names.append(f"{p.key}.png")
-            lines = [f"Figures of study {report.study}.", ""]
-            for p in report.panels:
-                if p.data is not None:
-                    lines.append(f"{p.key}.png: {p.title}")
-                    lines += [f"    {c}" for c in _captions(p)]
-            lines += [
-                f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None
-            ]
-            lines += ["", "Findings:"] + [
-                f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings
-            ]
-            (folder / "README.txt").write_text("\n".join(lines) + "\n")
+            (folder / "README.txt").write_text(_readme(report))
             names.append("README.txt")
             _swap_in(folder, out)
         except BaseException as exc:
