@@ -237,3 +237,23 @@ def test_the_readme_says_how_the_warm_start_trials_did(tmp_path):
     lines = [line for line in readme.splitlines() if line.startswith("- trial ")]
     assert len(lines) == len(report.warm_start["trials"]) == 3
     assert all(", rank " in line and " from " in line for line in lines)
+
+
+def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
+    """The PNG's grey crosses read "infeasible" where the HTML says they violate a constraint;
+    the workers' "50s" did not say it was busy time."""
+    front = F.ParetoFront(
+        ("accuracy", "latency_p95_ms"),
+        ("maximize", "minimize"),
+        (0, 1),
+        ((0.9, 1.0), (0.8, 2.0)),
+        ("infeasible", "infeasible"),
+        2,
+        ((0.7, 1.0), (0.5, 2.5)),
+        (False, False),
+        2,
+    )
+    legend = draw("pareto_front", front).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["infeasible (violates a constraint)"]
+    workers = F.Workers((F.WorkerRow("w1", {"COMPLETE": 2}, 50.2, 1),))
+    assert "50s busy, 1 best" in [t.get_text() for t in draw("workers", workers).axes[0].texts]

@@ -8,7 +8,7 @@ from typing import Any
 
 from tuneops.report.document import Report, jsonable
 
-__all__ = ["Renderer", "selection_text"]
+__all__ = ["Renderer", "selection_text", "KIND_NAMES"]
 
 
 class Renderer(ABC):
@@ -37,6 +37,14 @@ KIND_COLORS = {
     "tied": "#17becf",  # on no trial's losing side, tied with the front within noise
     "infeasible": "#9e9e9e",
     "selected": "#d62728",
+}
+# What each kind of point in the Pareto figure is, in the legend of every renderer.
+KIND_NAMES = {
+    "dominated": "dominated (feasible)",
+    "tied": "tied with the front within measurement noise",
+    "pareto": "Pareto front (feasible)",
+    "infeasible": "infeasible (violates a constraint)",
+    "selected": "selected trial",
 }
 STATE_COLORS = {
     "COMPLETE": "#1f77b4",

@@ -32,6 +32,7 @@ from tuneops.report._base import (
     BEST_COLOR,
     HYPERVOLUME_COLOR,
     KIND_COLORS,
+    KIND_NAMES,
     STATE_COLORS,
     WARM_COLOR,
     Renderer,
@@ -526,15 +527,6 @@ def _contour(d: F.Contour) -> Figure:
     return {"data": data, "layout": layout}
 
 
-_PARETO_NAMES = {
-    "dominated": "dominated (feasible)",
-    "tied": "tied with the front within measurement noise",
-    "pareto": "Pareto front (feasible)",
-    "infeasible": "infeasible (violates a constraint)",
-    "selected": "selected trial",
-}
-
-
 def _pareto(d: F.ParetoFront) -> Figure:
     k = len(d.objectives)
     three = k == 3
@@ -573,7 +565,7 @@ def _pareto(d: F.ParetoFront) -> Figure:
                 for i in idx
             ]
             marker = {"color": KIND_COLORS[kind], **style[kind]}
-            name = _PARETO_NAMES[kind]
+            name = KIND_NAMES[kind]
             if out:
                 marker = {
                     **marker,

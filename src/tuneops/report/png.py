@@ -31,6 +31,7 @@ from tuneops.report._base import (
     BEST_COLOR,
     HYPERVOLUME_COLOR,
     KIND_COLORS,
+    KIND_NAMES,
     STATE_COLORS,
     WARM_COLOR,
     Renderer,
@@ -359,13 +360,6 @@ def _pareto(d: F.ParetoFront):
     ax = fig.add_subplot(projection="3d" if three else None)
     markers = {"dominated": "o", "tied": "D", "pareto": "o", "infeasible": "x", "selected": "*"}
     sizes = {"dominated": 10, "tied": 18, "pareto": 26, "infeasible": 14, "selected": 160}
-    names = {
-        "dominated": "dominated (feasible)",
-        "tied": "tied with the front within measurement noise",
-        "pareto": "Pareto front (feasible)",
-        "infeasible": "infeasible",
-        "selected": "selected trial",
-    }
     outside = d.outside or tuple(False for _ in d.kinds)
 
     def clip(i: int) -> list[float]:
@@ -376,7 +370,11 @@ def _pareto(d: F.ParetoFront):
         if idx:
             cols = list(zip(*[clip(i) for i in idx], strict=False))
             ax.scatter(
-                *cols, c=KIND_COLORS[kind], marker=markers[kind], s=sizes[kind], label=names[kind]
+                *cols,
+                c=KIND_COLORS[kind],
+                marker=markers[kind],
+                s=sizes[kind],
+                label=KIND_NAMES[kind],
             )
     idx = [i for i in range(len(d.kinds)) if outside[i]]
     if idx:
@@ -436,7 +434,7 @@ def _workers(d: F.Workers):
             bottom = [b + c for b, c in zip(bottom, counts, strict=False)]
     for i, r in enumerate(d.rows):
         ax.annotate(
-            f"{r.busy_s:.0f}s, {r.n_best} best",
+            f"{r.busy_s:.0f}s busy, {r.n_best} best",
             (i, bottom[i]),
             ha="center",
             va="bottom",
