@@ -57,7 +57,8 @@ __all__ = [
 ]
 
 # Readability limits, the same for every renderer. A figure shows the TOP_PARAMS most important
-# parameters; the rest are drawn one click away (HTML <details>; PNG: separate files).
+# parameters; the rest are drawn one click away in the HTML (<details>); the PNG says it left
+# them out.
 TOP_PARAMS = 8
 # Points drawn per scatter (history, Pareto front, slices, contour) and lines per parallel-
 # coordinates plot: beyond a few thousand marks a plot is ink, not information, and the file and
