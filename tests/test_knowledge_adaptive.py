@@ -252,3 +252,32 @@ def test_the_nearest_datasets_of_the_results_are_those_of_every_family_nearest_f
                                  user_attrs={TAG: "kb:portfolio#1 (robust default)"}))
     section = warm_start_section(study, study.get_trials(deepcopy=False))
     assert section["neighbours"] == ["c", "a", "b"]
+
+
+def test_a_warm_trial_is_on_the_front_the_selection_printed_not_merely_undominated():
+    """A warm trial tied with the front within noise read 'on the Pareto front' in the console
+    and '0 of 3 on the front' in the report's finding."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops.knowledge.warm_start import TAG, warm_start_section
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    tag = {TAG: "kb:portfolio#1 (robust default)"}
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.95, 1.00], user_attrs=tag))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.951, 0.99]))  # dominates
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.80, 0.50]))
+    trials = study.get_trials(deepcopy=False)
+    assert warm_start_section(study, trials)["n_on_front"] == 0  # dominated: as before
+    study.add_trial(create_trial(state=TrialState.COMPLETE, values=[0.9505, 0.98], user_attrs=tag))
+    trials = study.get_trials(deepcopy=False)
+    plain = warm_start_section(study, trials)
+    assert plain["n_on_front"] == 1 and plain["best_warm_trial"] == 3  # the plain front
+    # the selection printed trials 1 and 2 (trial 3 tied with 1 within noise)
+    printed = warm_start_section(study, trials, front=[1, 2])
+    assert printed["n_on_front"] == 0 and printed["best_warm_trial"] == 3
+    assert [t.get("on_front") for t in printed["trials"]] == [False, False]
+    assert printed["summary"].endswith(
+        "none on the Pareto front: best warm trial #3 is within noise of it (dominated by none of "
+        "the 4 feasible trials)"), printed["summary"]
+    assert warm_start_section(study, trials, front=[2, 3])["n_on_front"] == 1

@@ -176,8 +176,8 @@ def _sections(
             selected = None if selection is None else selection["selected_trial"]
             value = _resolve(where)(study, trials, sections=computed, selected=selected)
         elif name in _FRONT_SECTIONS and selection is not None and len(study.directions) > 1:
-            # shares of (workers) and the time to (pruning) the front the selection printed,
-            # not the plain Pareto front
+            # shares of (workers), the time to (pruning) and the warm trials on (warm_start) the
+            # front the selection printed, not the plain Pareto front
             value = _resolve(where)(study, trials, front=selection["pareto_front"])
         else:
             value = _resolve(where)(study, trials)
@@ -197,9 +197,9 @@ def _selection_dict(choice: Choice | Mapping[str, Any]) -> dict[str, Any]:
 # Sections a brief document leaves out: ``tuneops show`` prints none of them.
 _NOT_BRIEF = frozenset({"findings"})
 # Sections computed from the selection's front and selected trial.
-_CHOICE_SECTIONS = frozenset({"findings", "workers", "pruning"})
+_CHOICE_SECTIONS = frozenset({"findings", "workers", "pruning", "warm_start"})
 # Sections given the front the selection printed (several objectives).
-_FRONT_SECTIONS = frozenset({"workers", "pruning"})
+_FRONT_SECTIONS = frozenset({"workers", "pruning", "warm_start"})
 
 #: The sections other parts of tuneops contribute, in document order: name ->
 #: ``"module:function"``, a function ``(study, trials) -> dict | None``. Listed here, explicitly,

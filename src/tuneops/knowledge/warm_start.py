@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -452,14 +452,20 @@ def _single_family(study: optuna.Study, name: str) -> str:
 
 
 # -- results ------------------------------------------------------------------------------------
-def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+def warm_start_section(
+    study: optuna.Study, trials: Sequence[FrozenTrial], front: Collection[int] | None = None
+) -> dict[str, Any] | None:
     """How the warm-start trials did: each one's source, value and rank among the feasible
     complete trials, where the best warm trial ranked, and a one-line ``summary`` for the
     console.
 
     With one objective the rank is by value (1: the best). With several it is 1 plus the number
-    of feasible trials that dominate the trial (1: on the Pareto front): ranking by the first
-    objective alone called a dominated trial the best warm one.
+    of feasible trials that dominate the trial (ranking by the first objective alone called a
+    dominated trial the best warm one), and "on the Pareto front" means on ``front``: the trial
+    numbers of the front the selection printed (differences within noise removed,
+    :func:`tuneops.selection.noise_front`); default the plain Pareto front. A trial tied with
+    that front within noise is dominated by none and not on it (the console and the report
+    then said different things of one trial).
 
     A warm-start trial abandoned by its worker (interrupted, or dead) is not counted: its retry,
     the same configuration, carries its tag and counts in its place (the first warm trial is
@@ -485,7 +491,9 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
 
         ranked_numbers = {t.number for t in complete}
         rank = {t.number: 1 + dominated_by(t) for t in warm if t.number in ranked_numbers}
-        best = min(rank, key=lambda n: (rank[n], n), default=None)
+        shown = set(front) if front is not None else {n for n, r in rank.items() if r == 1}
+        # a trial on the front shown first, then the least dominated
+        best = min(rank, key=lambda n: (n not in shown, rank[n], n), default=None)
         best_cold = None
     else:
         ranked = sorted(complete, key=lambda t: signs[0] * t.values[0])
@@ -521,7 +529,7 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
         "best_warm_value": _first(by_number[best]) if best is not None else None,
         "best_warm_trial": best,
         "best_cold_value": best_cold,
-        "n_on_front": sum(r == 1 for r in rank.values()) if multi else None,
+        "n_on_front": sum(n in shown for n in rank) if multi else None,
         "first_value": _first(first) if first.number in rank else None,
         "first_rank": rank.get(first.number),
         # each trial counted once: an adaptive pick of a portfolio candidate is adaptive
@@ -536,6 +544,7 @@ def warm_start_section(study: optuna.Study, trials: Sequence[FrozenTrial]) -> di
                 "state": t.state.name,
                 "values": _study.final_values(t),  # none for a pruned trial's partial score
                 "rank": rank.get(t.number),
+                **({"on_front": t.number in shown} if multi and t.number in rank else {}),
             }
             for t in warm
         ],
@@ -588,6 +597,12 @@ def _summary(section: Mapping[str, Any]) -> str:
                 f"; {section['n_on_front']} of {section['n_complete']} on the Pareto front of "
                 f"the {section['n_ranked']} feasible trials (best warm trial "
                 f"#{section['best_warm_trial']})"
+            )
+        if section["best_rank"] == 1:  # dominated by none, but not on the front shown
+            return text + (
+                f"; none on the Pareto front: best warm trial #{section['best_warm_trial']} is "
+                f"within noise of it (dominated by none of the {section['n_ranked']} feasible "
+                "trials)"
             )
         return text + (
             f"; none on the Pareto front: best warm trial #{section['best_warm_trial']} "

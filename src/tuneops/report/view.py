@@ -290,5 +290,7 @@ def warm_start_section(view: StudyView) -> dict[str, Any] | None:
     if "warm_start" not in view.memo:
         module, function = RESULT_SECTIONS["warm_start"].split(":")
         compute = getattr(importlib.import_module(module), function)
-        view.memo["warm_start"] = compute(view.study, list(view.trials))
+        # the warm trials on the front the selection printed, as results.json has it
+        printed = (view.selection or {}).get("pareto_front") if view.multi else None
+        view.memo["warm_start"] = compute(view.study, list(view.trials), printed)
     return view.memo["warm_start"]  # type: ignore[no-any-return]
