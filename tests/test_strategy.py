@@ -242,6 +242,21 @@ def test_top_candidates_rank_by_pareto_front() -> None:
     assert [t.number for t in top] == [0, 1, 3, 2]
 
 
+def test_top_candidates_are_trials_that_met_the_constraints_first() -> None:
+    # the verification re-evaluated the two best, which broke latency <= 2, while trial 2 (the
+    # best that met it) went unverified and was selected at its search values
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values, violation in [((0.9, 5.0), 3.0), ((0.88, 4.0), 2.0), ((0.8, 1.0), 0.0),
+                              ((0.7, 0.5), 0.0), ((0.75, 1.5), 0.0)]:
+        study.add_trial(optuna.trial.create_trial(
+            values=list(values), system_attrs={"constraints": [violation]}))
+    top = top_candidates(study.trials, ["maximize", "minimize"], 3)
+    assert [t.number for t in top] == [2, 3, 4]  # the feasible front, then the next feasible
+    # fewer feasible trials than k: the infeasible ones fill the rest, best first
+    assert [t.number for t in top_candidates(study.trials, ["maximize", "minimize"], 5)] == [
+        2, 3, 4, 0, 1]
+
+
 def test_verify_top_reports_confidence_intervals_on_real_cv() -> None:
     spec = load_spec(
         {

@@ -424,8 +424,11 @@ def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) 
 def top_candidates(
     trials: Sequence[FrozenTrial], directions: Sequence[str], k: int
 ) -> list[FrozenTrial]:
-    """The ``k`` best complete trials: by non-dominated rank (the Pareto front first, then the
-    front of the rest, ...), within a rank by the first objective, then by trial number."""
+    """The ``k`` best complete trials: those that met the constraints (as the study recorded
+    them) first, then the others; within each, by non-dominated rank (the Pareto front first,
+    then the front of the rest, ...), within a rank by the first objective, then by trial
+    number. (Ranked without the constraints, the verification re-evaluated infeasible trials
+    while a feasible one went unverified and was then selected at its search values.)"""
     complete = [
         t
         for t in trials
@@ -434,19 +437,28 @@ def top_candidates(
         and _study.ABANDONED not in t.user_attrs
         and all(math.isfinite(v) for v in t.values)
     ]
-    if not complete:
+    met = [t for t in complete if _study.feasible(t) is not False]
+    out = _by_rank(met, directions, k)
+    return out + _by_rank(
+        [t for t in complete if _study.feasible(t) is False], directions, k - len(out)
+    )
+
+
+def _by_rank(trials: Sequence[FrozenTrial], directions: Sequence[str], k: int) -> list[FrozenTrial]:
+    """The ``k`` best of ``trials`` by non-dominated rank, first objective, trial number."""
+    if not trials or k <= 0:
         return []
-    loss = pareto.losses([t.values for t in complete], directions)
-    rank = np.full(len(complete), -1)
-    left, level = np.arange(len(complete)), 0
+    loss = pareto.losses([t.values for t in trials], directions)
+    rank = np.full(len(trials), -1)
+    left, level = np.arange(len(trials)), 0
     while len(left) and (rank >= 0).sum() < k:
         front = left[pareto.pareto_mask(loss[left], [])]
         rank[front] = level
         left = np.setdiff1d(left, front)
         level += 1
-    chosen = [i for i in range(len(complete)) if rank[i] >= 0]
-    chosen.sort(key=lambda i: (rank[i], loss[i][0], complete[i].number))
-    return [complete[i] for i in chosen[:k]]
+    chosen = [i for i in range(len(trials)) if rank[i] >= 0]
+    chosen.sort(key=lambda i: (rank[i], loss[i][0], trials[i].number))
+    return [trials[i] for i in chosen[:k]]
 
 
 # Student t 0.975 quantiles for 1-10 degrees of freedom (exact to 3 decimals); beyond, the
