@@ -397,6 +397,74 @@ def test_a_stopped_retune_resumes_its_study_under_the_same_version(deployed, cli
     assert unfinished_retune(registry, 1, mark["data"], mark["tuning_data"]) is None
 
 
+def test_a_monitor_stopped_while_re_tuning_says_what_it_kept_and_resumes(
+    deployed, cli, monkeypatch
+) -> None:
+    """SIGTERM during `monitor --auto-retune`'s re-tuning: the assessment and the finished
+    trials are kept, the message says so and what the same command does (it said only the
+    generic "no file is left half-written", as SIGINT); that command resumes retune-v2."""
+    import signal
+
+    from tuneops.objective import SpecObjective
+
+    registry, _, pool = deployed
+    flipped(pool.iloc[:300]).to_csv("batch.csv", index=False)
+    calls, real = [0], SpecObjective.__call__
+
+    def stop_at_the_third(self, trial):
+        calls[0] += 1
+        if calls[0] == 3:  # a real SIGTERM (`kill`): it was taken for Ctrl-C (exit 130)
+            signal.raise_signal(signal.SIGTERM)
+        return real(self, trial)
+
+    monkeypatch.setattr(SpecObjective, "__call__", stop_at_the_third)
+    code, _, err = cli("monitor", "--batch", "batch.csv", "--auto-retune")
+    assert code == 143, err
+    err = " ".join(err.split())
+    assert (
+        "Stopped by SIGTERM: the batch's assessment is recorded, no alert was sent; re-tuning "
+        "study phon.retune-v2 keeps its 2 finished trials; trial 2 was running: abandoned"
+    ) in err, err
+    assert (
+        "`tuneops monitor --batch batch.csv --model phon --auto-retune` assesses the batch "
+        "again and resumes it" in err
+    ), err
+    assert len(registry.events("monitor")) == 1 and registry.events("retune") == []
+    monkeypatch.setattr(SpecObjective, "__call__", real)
+    code, out, err = cli(
+        "monitor", "--batch", "batch.csv", "--model", "phon", "--auto-retune", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["retune"]["study"] == "phon.retune-v2"
+    study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
+    assert [t.state.name for t in study.trials].count("COMPLETE") == 3
+
+
+def test_a_monitor_stopped_after_its_challenger_was_registered_says_sigterm_once(
+    deployed, cli, monkeypatch
+) -> None:
+    """SIGTERM while the challenger is compared: it said "Stopped by SIGINT: ... did not finish"
+    then "Stopped by SIGTERM before the command started; nothing was done"."""
+    import signal
+
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    flipped(pool.iloc[:300]).to_csv("batch.csv", index=False)
+    monkeypatch.setattr(
+        retune_module, "paired_gain", lambda *a, **k: signal.raise_signal(signal.SIGTERM)
+    )
+    code, _, err = cli("monitor", "--batch", "batch.csv", "--auto-retune")
+    assert code == 143, err
+    err = " ".join(err.split())
+    assert err.count("Stopped by") == 1 and "SIGINT" not in err, err
+    assert (
+        "re-tuning study phon.retune-v2 finished and registered its challenger v2, which was "
+        "not compared with the champion yet. `tuneops monitor --batch batch.csv --model phon "
+        "--auto-retune` assesses the batch again and compares it" in err
+    ), err
+
+
 def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resumed(
     deployed, monkeypatch
 ) -> None:

@@ -265,7 +265,11 @@ def monitor(
 ) -> None:
     """Check a batch (a file or the prediction log) against the champion: drift, prediction
     drift, performance; one decision, alerts as the spec's monitor.alerts says. With --live:
-    the served traffic, SLOs, promotion and rollback."""
+    the served traffic, SLOs, promotion and rollback.
+
+    Exits 130 on Ctrl-C and 143 on SIGTERM: a re-tuning (--auto-retune) keeps its finished
+    trials, and the same command assesses the batch again and resumes it.
+    """
     if live:
         if batch is not None or auto_retune or fail_on:
             raise UsageError(
@@ -330,9 +334,29 @@ def monitor(
     else:
         frame, source = batch, str(batch)
     since = _read_frames(ops, window, "--window") if window else None
-    assessment, outcome, note = ops.retune.monitor_batch(
-        reg, frame, auto_retune=auto_retune, window=since, source=source
-    )
+    n_assessed = len(reg.events("monitor"))
+    try:
+        with runner.stop_on_signals():
+            assessment, outcome, note = ops.retune.monitor_batch(
+                reg, frame, auto_retune=auto_retune, window=since, source=source
+            )
+    except KeyboardInterrupt as exc:
+        options = {
+            "--batch": batch,
+            "--log": log,
+            "--since": log_since,
+            "--version": log_version,
+            "--model": reg.name,
+            "--fail-on": fail_on,
+            "--storage": mask_url(storage) if storage else None,
+        }
+        command = ["tuneops", "monitor"]
+        command += [a for k, v in options.items() if v is not None for a in (k, str(v))]
+        command += ["--auto-retune"] if auto_retune else []
+        command += [a for p in window or () for a in ("--window", str(p))]
+        command += ["--json"] if json_out else []
+        assessed = len(reg.events("monitor")) > n_assessed
+        raise _monitor_stopped(exc, shlex.join(command), assessed=assessed) from None
     alert_config = ops.live.monitor_settings(reg.monitor_section(champion))[2]
     deliveries = ops.alerts.alerts_for_assessment(alert_config, reg.name, assessment, outcome)
     failed = fail_on is not None and ops.monitor.DECISIONS.index(
@@ -465,11 +489,47 @@ def retune(
 def _retune_stopped(exc: KeyboardInterrupt, command: str, *, refresh: bool) -> typer.Exit:
     """Say what a stopped ``retune`` kept (only what happened) and how to resume; exit 130/143."""
     stop = runner.Interrupted.of(exc)
-    study = getattr(stop, "study", None)  # a RetuneInterrupted names its study
-    if study is None:
+    kept = _retune_kept(stop)
+    if kept is None:
         what = "the refresh did not finish" if refresh else "no re-tuning study was started"
         term.warn(f"Stopped by {stop.signal_name}: {what}. `{command}` runs it again.")
         return typer.Exit(stop.exit_code)
+    what, then = kept
+    term.warn(f"Stopped by {stop.signal_name}: {what}. `{command}` {then}.")
+    return typer.Exit(stop.exit_code)
+
+
+def _monitor_stopped(exc: KeyboardInterrupt, command: str, *, assessed: bool) -> typer.Exit:
+    """Say what a stopped ``monitor`` (batch) kept and what running it again does: it assesses
+    the batch again (one more ``monitor`` event) and resumes a re-tuning it stopped, which
+    ``retune`` finds by the same rows and champion (:func:`tuneops.ops.retune.retune`)."""
+    stop = runner.Interrupted.of(exc)
+    recorded = (
+        "the batch's assessment is recorded" if assessed else "no assessment was recorded"
+    )
+    kept = _retune_kept(stop)
+    if kept is None:
+        # Stopped while assessing, before a re-tuning created its study, or during a refresh
+        # (a refresh has nothing to resume: it is one fit, done again).
+        term.warn(
+            f"Stopped by {stop.signal_name}: {recorded}; no alert was sent. `{command}` runs "
+            "it again" + (" (assessing the batch once more)." if assessed else ".")
+        )
+        return typer.Exit(stop.exit_code)
+    what, then = kept
+    term.warn(
+        f"Stopped by {stop.signal_name}: {recorded}, no alert was sent; {what}. `{command}` "
+        f"assesses the batch again and {then}."
+    )
+    return typer.Exit(stop.exit_code)
+
+
+def _retune_kept(stop: runner.Interrupted) -> tuple[str, str] | None:
+    """What a stopped re-tuning kept and what running it again on the same data does, or None
+    when it had no study yet (not a RetuneInterrupted, or stopped before it was created)."""
+    study = getattr(stop, "study", None)  # a RetuneInterrupted names its study
+    if study is None:
+        return None
     version = getattr(stop, "version", None)
     if getattr(stop, "registered", False):
         what = (
@@ -493,8 +553,7 @@ def _retune_stopped(exc: KeyboardInterrupt, command: str, *, refresh: bool) -> t
             "its challenger"
         )
         then = "resumes it (the same data and champion; other data starts a new re-tuning)"
-    term.warn(f"Stopped by {stop.signal_name}: {what}. `{command}` {then}.")
-    return typer.Exit(stop.exit_code)
+    return what, then
 
 
 def simulate(
