@@ -250,6 +250,28 @@ def test_stale_trials_is_pure() -> None:
     assert [t.number for t, _ in stale_trials([reused], now=time.time(), grace_s=60, host=here)] == [6]
 
 
+def test_run_alive_is_pure() -> None:
+    """A run's record (tuneops.ops.retune's claim on a re-tuning): its process asked on this
+    host, a pid a later process reused judged by the heartbeat, another host's by the heartbeat."""
+    import socket
+    import time
+
+    from tuneops.heartbeat import run_alive
+
+    now = 1_000_000.0
+    here = {"host": "here", "pid": 5, "since": now - 500, "seen": now - 500}
+    assert not run_alive(here, now=now, host="here", alive=lambda pid: False)  # its pid is gone
+    far = {"host": "far", "pid": 5, "since": now - 500}
+    assert run_alive({**far, "seen": now - 10}, now=now, host="here")  # beating
+    assert not run_alive({**far, "seen": now - 100}, now=now, host="here")  # silent too long
+    assert run_alive({**far, "seen": now - 100}, now=now, grace_s=600, host="here")
+    assert not run_alive({}, now=now, host="here")  # records nothing: nothing runs it
+    mine = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time() - 5}
+    assert run_alive(mine, now=time.time() + 3600)  # this process, silent or not
+    reused = {**mine, "since": 1_000.0, "seen": 1_000.0}  # the pid of a process long gone
+    assert not run_alive(reused, now=time.time())
+
+
 # -- remote workers -------------------------------------------------------------------------------
 @pytest.mark.postgres
 def test_tuneops_worker_joins_a_study_from_another_process(postgres_server, workdir: Path, cli) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
 from tuneops.ops.monitor import metric_value
 from tuneops.ops.retune import (
     RETUNE_ATTR,
+    RUN_ATTR,
     RetuneInterrupted,
     compare,
     monitor_batch,
@@ -463,6 +465,73 @@ def test_a_monitor_stopped_after_its_challenger_was_registered_says_sigterm_once
         "not compared with the champion yet. `tuneops monitor --batch batch.csv --model phon "
         "--auto-retune` assesses the batch again and compares it" in err
     ), err
+
+
+def test_a_second_retune_of_the_same_data_is_refused_while_the_first_runs(
+    deployed, monkeypatch
+) -> None:
+    """Two re-tunings of the same data at once: the second found the first's study unfinished
+    and resumed it beside it (both registering and judging its challenger); it is refused,
+    naming the first, and the first ends alone. Once it has ended, the same data starts anew."""
+    import socket
+
+    from tuneops.errors import RunInProgress
+    from tuneops.objective import SpecObjective
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    refused, real = [], SpecObjective.__call__
+
+    def second_run_during_the_second_trial(self, trial):
+        if trial.number == 1 and not refused:
+            with pytest.raises(RunInProgress) as info:
+                retune(registry, recent, n_trials=3)
+            refused.append(str(info.value))
+        return real(self, trial)
+
+    monkeypatch.setattr(SpecObjective, "__call__", second_run_during_the_second_trial)
+    outcome = retune(registry, recent, n_trials=3)
+    (message,) = refused
+    assert (
+        f"re-tuning study phon.retune-v2 (these data against champion v1 of 'phon') is being "
+        f"run by {socket.gethostname()}:{os.getpid()} since " in message
+    ), message
+    assert "`tuneops show phon.retune-v2` follows it" in message
+    assert message.endswith("Nothing was tuned or registered.")
+    assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
+    assert [e["study"] for e in registry.events("retune")] == ["phon.retune-v2"]
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
+    assert len(study.trials) == 3 and study.user_attrs[RUN_ATTR] is None  # released at the end
+
+
+def test_a_retune_whose_run_died_is_resumed_by_the_next(deployed, monkeypatch) -> None:
+    """A claim left by a process that is gone (killed outright) does not block the resume."""
+    import socket
+
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    real = retune_module.paired_gain
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retune_module, "paired_gain", stop)
+    with pytest.raises(RetuneInterrupted):
+        retune(registry, recent, n_trials=2)
+    monkeypatch.setattr(retune_module, "paired_gain", real)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
+    study.set_user_attr(
+        RUN_ATTR,
+        {"run": "x", "host": socket.gethostname(), "pid": int(gone.stdout), "since": 1.0},
+    )
+    outcome = retune(registry, recent, n_trials=2)
+    assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
 
 
 def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resumed(

@@ -27,6 +27,7 @@ __all__ = [
     "NoFeasibleTrial",
     "MissingExtra",
     "IntegrityError",
+    "RunInProgress",
     "TuneOpsWarning",
     "VersionMismatchWarning",
     "unknown_name",
@@ -86,6 +87,13 @@ class IntegrityError(TuneOpsError):
 
     Not a :class:`UsageError`: the input is well-formed, the artifact changed. Nothing is loaded
     or changed when it is raised.
+    """
+
+
+class RunInProgress(TuneOpsError):
+    """Another process is running the same work now (a re-tuning of the same data against the
+    same champion) and two would collide; the message names that process. Nothing was
+    changed. Not a :class:`UsageError`: the command is right, the time is not; the CLI exits 1.
     """
 
 

@@ -25,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import optuna
@@ -39,6 +39,7 @@ __all__ = [
     "last_seen",
     "stale_trials",
     "pid_alive",
+    "run_alive",
 ]
 
 _log = logging.getLogger("tuneops")
@@ -122,6 +123,12 @@ def _running_since_before(pid: int, trial: FrozenTrial) -> bool:
     be told (no /proc: the heartbeat decides)."""
     if trial.datetime_start is None:
         return False
+    return _started_before(pid, trial.datetime_start.timestamp())
+
+
+def _started_before(pid: int, when: float) -> bool:
+    """True when process ``pid`` of this host started before Unix time ``when`` (1 s of slack);
+    False when it did not, is dead, or that cannot be told (no /proc)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
@@ -130,7 +137,7 @@ def _running_since_before(pid: int, trial: FrozenTrial) -> bool:
         started = _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return False
-    return started <= trial.datetime_start.timestamp() + 1.0
+    return started <= when + 1.0
 
 
 @functools.cache
@@ -184,3 +191,27 @@ def stale_trials(
             who = f"worker {worker['id']}" if worker.get("id") else "its worker (never recorded)"
             stale.append((t, f"no heartbeat from {who} for {now - seen:.0f} s (grace {limit:g} s)"))
     return stale
+
+
+def run_alive(
+    run: Mapping[str, Any],
+    *,
+    now: float,
+    grace_s: float = GRACE_S,
+    host: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> bool:
+    """Whether the run a record describes still runs (a pure function of its inputs, as
+    :func:`stale_trials`). ``run``: ``host``, ``pid``, ``since`` (when it started) and ``seen``
+    (its latest heartbeat), Unix times. On this host its process is asked (one that started
+    after ``since`` reused the pid: the heartbeat decides); elsewhere, it lives while its latest
+    sign of life is within ``grace_s``."""
+    host = host if host is not None else socket.gethostname()
+    pid, since = run.get("pid"), run.get("since")
+    if run.get("host") == host and isinstance(pid, int):
+        if not alive(pid):
+            return False
+        if isinstance(since, int | float) and _started_before(pid, since):
+            return True
+    seen = [t for t in (since, run.get("seen")) if isinstance(t, int | float)]
+    return bool(seen) and now - max(seen) <= grace_s

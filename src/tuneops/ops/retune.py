@@ -20,7 +20,11 @@ A re-tuning that was stopped (Ctrl-C, SIGTERM, a crash) is resumed by the next o
 recent data against the same champion: its study records what it re-tunes (``tuneops:retune``:
 the champion's version and the fingerprints of the recent data and of its tuning part), and
 while no ``retune`` event names it, :func:`retune` continues it under the same version number
-(its finished trials kept, the ones it abandoned run again) instead of starting another.
+(its finished trials kept, the ones it abandoned run again) instead of starting another. One
+process runs a re-tuning at a time: the study records the one running it (``tuneops:retune-run``,
+with a heartbeat), and a second run of the same re-tuning while that process lives is refused
+(:class:`~tuneops.errors.RunInProgress`, naming it) rather than resumed beside it, which would
+register and judge its challenger twice.
 
 A challenger promoted after a change was fitted on the few rows that showed the change (140 of
 one 200-row batch by default). :func:`refresh` refits the champion's own configuration on the
@@ -31,8 +35,13 @@ Every outcome is a ``refresh`` event.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import re
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +51,8 @@ import pandas as pd
 
 from tuneops import runner, tuning
 from tuneops.data import fingerprint, load_dataset
-from tuneops.errors import NoFeasibleTrial, UsageError
+from tuneops.errors import NoFeasibleTrial, RunInProgress, UsageError
+from tuneops.heartbeat import GRACE_S, INTERVAL_S, run_alive
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
 from tuneops.measure import score
@@ -66,6 +76,7 @@ __all__ = [
     "RetuneOutcome",
     "RetuneInterrupted",
     "RETUNE_ATTR",
+    "RUN_ATTR",
     "unfinished_retune",
     "retune",
     "refresh",
@@ -104,6 +115,16 @@ class RetuneOutcome:
 #: beat; ``data``, ``tuning_data``: fingerprints of the recent data and of its tuning part;
 #: ``version``: the number its challenger gets). A stopped re-tuning is resumed by it.
 RETUNE_ATTR = "tuneops:retune"
+#: User attribute of a re-tuning study: the process running it (``run``: a token of that run;
+#: ``id``, ``host``, ``pid``; ``since``; ``seen``: its latest heartbeat, Unix times), None once it
+#: ended. While that process lives (:func:`tuneops.heartbeat.run_alive`), no other resumes it.
+RUN_ATTR = "tuneops:retune-run"
+#: Seconds a run that claims a stopped re-tuning waits before it reads its claim back. Storages
+#: offer no compare-and-set on attributes: of two runs that claim it at the same moment, the one
+#: whose claim is written last holds it, and the other sees that claim when it reads and gives
+#: way. The wait covers a claim's round trip to the storage (two claims written further apart
+#: than that find the first one alive and are refused before they write).
+CLAIM_SETTLE_S = 0.5
 
 
 class RetuneInterrupted(runner.Interrupted):
@@ -346,23 +367,134 @@ def retune(
         rows=len(tune_part),
     )
     study: optuna.Study | None = None
+    run = _Run(registry.name, champion_version)
     try:
-        study = _open_warm(spec, dataset, configs, {**mark, "version": number})
-        result = tuning.run(spec, dataset=tune_part)
-        if result.choice is None:
-            outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
-        else:
-            challenger = _challenger(
-                registry, number, result, dataset, spec, champion_version, config
-            )
-            outcome.challenger = challenger["version"]
-            _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
+        if resumed is not None:  # another process may be running it: refused before any write
+            run.claim(load_study(spec.study, registry.storage_url))
+        study = _open_warm(spec, dataset, configs, {**mark, "version": number}, run.record)
+        with run.beating(study):
+            result = tuning.run(spec, dataset=tune_part)
+            if result.choice is None:
+                outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
+            else:
+                run.check(study)  # taken over while this run was stalled: it registers, not this
+                challenger = _challenger(
+                    registry, number, result, dataset, spec, champion_version, config
+                )
+                outcome.challenger = challenger["version"]
+                _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
+            registry.record("retune", trigger=trigger, **outcome.to_dict())
     except KeyboardInterrupt as exc:
         raise _interrupted(exc, registry, study, number) from None
-    registry.record("retune", trigger=trigger, **outcome.to_dict())
     if outcome.decision == "promote" and outcome.challenger is not None:
         registry.promote(outcome.challenger, outcome.reasons[0])
     return outcome
+
+
+class _Run:
+    """This process's hold on a re-tuning study (:data:`RUN_ATTR`): claimed when it resumes one,
+    written with the study when it creates one, refreshed every heartbeat interval while it
+    runs, and cleared when it ends, however it ends."""
+
+    def __init__(self, model: str, champion: int) -> None:
+        now = time.time()
+        self.model, self.champion = model, champion
+        self.record: dict[str, Any] = {
+            "run": uuid.uuid4().hex,
+            **runner.worker_identity(),
+            "since": now,
+            "seen": now,
+        }
+
+    def _holder(self, study: optuna.Study) -> dict[str, Any] | None:
+        holder = study.user_attrs.get(RUN_ATTR)  # read from the storage, not a cached copy
+        return dict(holder) if isinstance(holder, Mapping) else None
+
+    def claim(self, study: optuna.Study) -> None:
+        """Take ``study`` (a stopped re-tuning to resume) for this run.
+
+        Raises:
+            RunInProgress: the process that runs it still lives, or claimed it at the same
+                moment; nothing was written but this run's withdrawn claim.
+        """
+        holder = self._holder(study)
+        if holder is not None and run_alive(holder, now=time.time()):
+            raise RunInProgress(self._refusal(study.study_name, holder))
+        study.set_user_attr(RUN_ATTR, self.record)
+        try:
+            time.sleep(CLAIM_SETTLE_S)
+            holder = self._holder(study)
+        except BaseException:  # stopped while settling: the claim is not left to time out
+            self._release(study)
+            raise
+        if holder is None or holder.get("run") != self.record["run"]:
+            raise RunInProgress(self._refusal(study.study_name, holder or {}))
+
+    def _release(self, study: optuna.Study) -> None:
+        """Clear the claim if it is still this run's (never raises: ending, a failed write
+        only makes the next run wait out the grace period)."""
+        with contextlib.suppress(Exception):
+            holder = self._holder(study)
+            if holder is not None and holder.get("run") == self.record["run"]:
+                study.set_user_attr(RUN_ATTR, None)
+
+    def check(self, study: optuna.Study) -> None:
+        """Raise :class:`RunInProgress` when another run has taken ``study`` over (this one
+        was silent for longer than the grace period, and the other found it dead)."""
+        holder = self._holder(study)
+        if holder is not None and holder.get("run") != self.record["run"]:
+            raise RunInProgress(
+                f"re-tuning study {study.study_name} was taken over by "
+                f"{holder.get('id', 'another process')} while this run was silent for more "
+                f"than {GRACE_S:g} s (no heartbeat reached the storage): that run registers and "
+                "judges its challenger; this one stops without registering anything."
+            )
+
+    @contextlib.contextmanager
+    def beating(self, study: optuna.Study) -> Iterator[None]:
+        """Refresh the claim's ``seen`` every heartbeat interval in a background thread (a
+        missed beat only shortens the time others wait); clear the claim on the way out."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(INTERVAL_S):
+                with contextlib.suppress(Exception):  # a heartbeat must never stop the run
+                    holder = self._holder(study)
+                    if holder is None or holder.get("run") != self.record["run"]:
+                        return  # taken over (check() stops this run before it registers)
+                    study.set_user_attr(RUN_ATTR, {**self.record, "seen": time.time()})
+
+        thread = threading.Thread(target=beat, name="tuneops-retune-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            self._release(study)
+
+    def _refusal(self, study: str, holder: Mapping[str, Any]) -> str:
+        who = str(holder.get("id") or "another process")
+        since = holder.get("since")
+        when = (
+            " since "
+            + datetime.datetime.fromtimestamp(since).isoformat(sep=" ", timespec="seconds")
+            if isinstance(since, int | float)
+            else ""
+        )
+        seen = holder.get("seen")
+        ago = (
+            f", last heard from {max(0.0, time.time() - seen):.0f} s ago"
+            if isinstance(seen, int | float)
+            else ""
+        )
+        return (
+            f"re-tuning study {study} (these data against champion v{self.champion} of "
+            f"{self.model!r}) is being run by {who}{when}{ago}; expected no other run of it, "
+            "as two would register and judge its challenger twice. Wait for that run to end "
+            f"(`tuneops show {study}` follows it), or stop it and run this command again to "
+            "resume what it kept. Nothing was tuned or registered."
+        )
 
 
 # -- refresh: the champion's configuration refitted on the rows since the change ------------------
@@ -624,9 +756,11 @@ def _open_warm(
     dataset: Any,
     configs: Sequence[tuple[str, Mapping[str, Any]]],
     mark: Mapping[str, Any],
+    run: Mapping[str, Any],
 ) -> optuna.Study:
     """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued
-    first and ``mark`` (:data:`RETUNE_ATTR`: what it re-tunes) recorded; returns it.
+    first, ``run`` (:data:`RUN_ATTR`: who runs it) and then ``mark`` (:data:`RETUNE_ATTR`: what
+    it re-tunes) recorded; returns it. A run that finds the mark finds the claim with it.
 
     ``tuning.run`` then resumes it: the queued trials count against ``n_trials`` and run first.
     """
@@ -639,6 +773,7 @@ def _open_warm(
             tuning.SPEC_ATTR: spec.to_dict(),
             tuning.OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
             tuning.DATA_ATTR: dataset.summary(),
+            RUN_ATTR: dict(run),
             RETUNE_ATTR: dict(mark),
         },
         identity=spec.to_dict(),
