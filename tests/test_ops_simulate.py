@@ -254,3 +254,33 @@ def test_a_stopped_simulation_says_so_and_the_same_command_starts_it_over(
     assert [v["version"] for v in registry.versions()][0] == 1
     code, _, err = cli(*args)
     assert code == 2 and "already registered" in err  # finished: kept as it is
+
+
+def test_a_simulation_stopped_while_drawing_its_timeline_leaves_no_torn_png(
+    workdir: Path, cli, monkeypatch
+) -> None:
+    """Ctrl-C while timeline.png was being written: it was drawn straight into --out, so half a
+    PNG was left (and the message said nothing was written); now no timeline.png, no
+    timeline.json, and the message is that of a stopped simulation."""
+    from matplotlib.figure import Figure
+
+    real = Figure.savefig
+
+    def stop_half_way(self, fname, *args, **kwargs):
+        real(self, fname, *args, **kwargs)
+        if hasattr(fname, "truncate"):
+            fname.truncate(100)
+        else:
+            with open(fname, "r+b") as handle:
+                handle.truncate(100)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", stop_half_way)
+    code, _, err = cli(
+        "simulate", "--batches", "2", "--stationary", "--n-trials", "2", "--out", "sim"
+    )
+    assert code == 130, err
+    assert "Stopped by SIGINT after 2 of 2 batches: sim holds a partial simulation" in err, err
+    assert not Path("sim/timeline.png").exists() and not Path("sim/timeline.json").exists()
+    assert [p.name for p in Path("sim").iterdir() if p.name.startswith(".timeline")] == []
+    assert Path("sim/simulate.running").is_file()  # the same command starts it over

@@ -90,7 +90,7 @@ _STOPPED: dict[str, str] = {
         "--out directory (the same command resumes); bench.json and bench.png are written "
         "once every run has finished."
     ),
-    # its timeline.png is drawn straight into the folder (tuneops.ops.simulate)
+    # stopped outside the simulation itself (which says more: tuneops.cli.monitor)
     "simulate": (
         "simulate did not finish; its --out directory holds a partial simulation: give another "
         "--out (or remove that one) to run it again."

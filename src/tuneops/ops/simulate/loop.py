@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ import optuna
 import pandas as pd
 
 from tuneops import runner, tuning
-from tuneops._files import path_part
+from tuneops._files import path_part, write_atomic
 from tuneops.data import load_dataset
 from tuneops.errors import DataError, UsageError
 from tuneops.export import write_json
@@ -229,15 +230,33 @@ def simulate(
         "batches": rows,
         "summary": recovery(rows, shifts),
     }
-    write_json(out / "timeline.json", timeline)
-    if plot:
-        figure = timeline_figure(timeline)
-        figure.savefig(out / "timeline.png", dpi=110, bbox_inches="tight")
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
+    try:
+        # Each written whole or not at all; timeline.json last, so a simulation stopped while
+        # writing has none, as its stop message says.
+        if plot:
+            write_atomic(out / "timeline.png", _png(timeline_figure(timeline)))
+        write_json(out / "timeline.json", timeline)
+    except KeyboardInterrupt as exc:
+        raise SimulationInterrupted(
+            runner.Interrupted.of(exc).signum,
+            out=out,
+            n_done=len(rows),
+            n_batches=len(stream.batches),
+        ) from None
     (out / RUNNING_MARKER).unlink()  # finished: never started over
     return timeline
+
+
+def _png(figure: Any) -> bytes:
+    """``figure`` as PNG bytes; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()
 
 
 def _now() -> str:
