@@ -106,7 +106,9 @@ def test_links_devices_and_directories_given_as_the_file(tmp_path) -> None:
 
 def test_an_output_directory_under_a_file_is_refused(tmp_path) -> None:
     (tmp_path / "taken").write_text("a file")
-    with pytest.raises(UsageError, match=r"'.*taken' is a file.*give --out a directory"):
+    with pytest.raises(
+        UsageError, match=r"'.*taken' is a file.*give out_dir \(--out\) a directory"
+    ):
         check_output_dir(tmp_path / "taken" / "out")
     check_output_dir(tmp_path / "new" / "deeper")  # creatable: accepted, and nothing created
     assert not (tmp_path / "new").exists()

@@ -146,3 +146,55 @@ def test_private_optuna_names_only_in_the_seam() -> None:
 def test_the_checker_sees_a_cycle() -> None:
     """The cycle finder is not vacuous: a two-module loop is found."""
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+
+
+# A message that opens with a CLI flag ("--trial: ...") tells a Python caller of the library about
+# a flag they never passed; the library names the parameter and then the flag: "trial (--trial)".
+# Only the CLI (tuneops/cli) speaks in flags alone.
+_FLAG_FIRST = re.compile(r"--[a-z][a-z0-9-]*(:|/--| auto:)")
+
+
+def _flag_first_messages(tree: ast.Module) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        text = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            text = first.value if isinstance(first, ast.Constant) else None
+        elif isinstance(node, ast.keyword) and node.arg in _NAMING:
+            text = f"{node.value.value}:" if isinstance(node.value, ast.Constant) else None
+        elif isinstance(node, ast.FunctionDef):  # def read_batch(path, *, field="--batch")
+            args = node.args
+            named = [
+                *zip(args.args[::-1], args.defaults[::-1], strict=False),  # defaults: the last
+                *zip(args.kwonlyargs, args.kw_defaults, strict=True),
+            ]
+            lines += [d.lineno for a, d in named if a.arg in _NAMING
+                      and isinstance(d, ast.Constant) and _FLAG_FIRST.match(f"{d.value}:")]
+        if isinstance(text, str) and _FLAG_FIRST.match(text):
+            lines.append(getattr(node, "lineno", 0))
+    return sorted(set(lines))
+
+
+_NAMING = ("field", "option", "what")  # the parameters that name the caller's input in a message
+
+
+def test_library_messages_name_the_parameter_before_the_flag() -> None:
+    hits = [
+        f"{name}:{line}"
+        for name, tree in _modules().items()
+        if not name.startswith("tuneops.cli")
+        for line in _flag_first_messages(tree)
+    ]
+    assert hits == [], "write 'name (--flag): ...' in library messages: " + ", ".join(hits)
+
+
+def test_the_flag_checker_sees_a_flag_first_message() -> None:
+    tree = ast.parse(
+        'raise UsageError(f"--trial: no trial {n}")\nf(x, field="--batch")\n'
+        'def read(path, *, field="--batch"): pass\n'
+    )
+    assert _flag_first_messages(tree) == [1, 2, 3]
+    assert _flag_first_messages(ast.parse('m = f"trial (--trial): no trial {n}"')) == []

@@ -29,7 +29,9 @@ def test_backend_table_resolves_names_once() -> None:
 
 
 def test_address_needs_the_ray_backend(workdir) -> None:
-    with pytest.raises(UsageError, match=r"--address .* names a Ray cluster.*--backend ray"):
+    with pytest.raises(
+        UsageError, match=r"address \(--address\): .* names a Ray cluster.*--backend ray"
+    ):
         tuneops.run(tiny_spec(), address="ray://head:10001")
 
 
@@ -107,9 +109,11 @@ def test_a_ray_cluster_that_does_not_answer_is_refused_before_anything_is_writte
     spec["search"]["backend"] = "ray"
     started = time.monotonic()
     for address in (f"127.0.0.1:{free_port()}", f"ray://127.0.0.1:{free_port()}"):
-        with pytest.raises(UsageError, match=r"--address: no Ray cluster answers at .*ray start --head"):
+        with pytest.raises(
+            UsageError, match=r"address \(--address\): no Ray cluster answers at .*ray start --head"
+        ):
             tuneops.run(spec, address=address)
-    with pytest.raises(UsageError, match=r"--address: expected ray://HOST:PORT"):
+    with pytest.raises(UsageError, match=r"address \(--address\): expected ray://HOST:PORT"):
         tuneops.run(spec, address="head-node")
     assert time.monotonic() - started < 30
     assert not (workdir / "ray-none.journal").exists()
@@ -145,15 +149,25 @@ def test_address_auto_without_a_ray_cluster_is_refused_before_anything_is_writte
 
     spec = tiny_spec(storage=str(workdir / "ray-auto.journal"))
     spec["search"]["backend"] = "ray"
-    with pytest.raises(UsageError, match=r"--address auto: no Ray cluster found.*ray start --head"):
+    with pytest.raises(
+        UsageError, match=r"address \(--address\): 'auto': no Ray cluster found.*ray start --head"
+    ):
         tuneops.run(spec, address="auto")
     # A record left by a cluster that is gone (killed, not `ray stop`ped), and RAY_ADDRESS,
     # which Ray reads first: the address they name is checked as a given one is.
     no_ray_around.write_text(f"127.0.0.1:{free_port()}")
-    with pytest.raises(UsageError, match=r"--address auto: .*ray_current_cluster names 127\.0\.0\.1:\d+, but no Ray cluster answers there"):
+    with pytest.raises(
+        UsageError,
+        match=r"address \(--address\): 'auto': .*ray_current_cluster names 127\.0\.0\.1:\d+, "
+        r"but no Ray cluster answers there",
+    ):
         tuneops.run(spec, address="auto")
     monkeypatch.setenv("RAY_ADDRESS", f"ray://127.0.0.1:{free_port()}")
-    with pytest.raises(UsageError, match=r"--address auto: RAY_ADDRESS names ray://127\.0\.0\.1:\d+, but no Ray cluster answers there"):
+    with pytest.raises(
+        UsageError,
+        match=r"address \(--address\): 'auto': RAY_ADDRESS names ray://127\.0\.0\.1:\d+, but "
+        r"no Ray cluster answers there",
+    ):
         tuneops.run(spec, address="auto")
     assert not (workdir / "ray-auto.journal").exists()
     monkeypatch.delenv("RAY_ADDRESS")

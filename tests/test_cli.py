@@ -177,5 +177,5 @@ def test_an_output_directory_that_is_a_file_is_blamed_on_where_it_was_named(work
     code, _, err = cli("run", spec, "--no-progress")
     assert code == 2 and "give the spec's output_dir a directory path" in " ".join(err.split())
     code, _, err = cli("run", write_spec(workdir / "t.yaml"), "--no-progress", "--out", "afile")
-    assert code == 2 and "give --out a directory path" in " ".join(err.split())
+    assert code == 2 and "give output_dir (--out) a directory path" in " ".join(err.split())
     assert sorted(p.name for p in workdir.iterdir()) == ["afile", "s.yaml", "t.yaml"]

@@ -495,7 +495,7 @@ def test_kb_commands(workdir, cli):
     code, out, _ = cli("kb", "import", "team.json.gz", "--storage", "other.journal")
     assert code == 0
     code, out, err = cli("kb", "import", "team.json.gz", "--prefix", "bad prefix!")
-    assert code == 2 and "--prefix: expected letters" in err
+    assert code == 2 and "prefix (--prefix): expected letters" in err
     code, out, _ = cli("kb", "show", "sklearn:iris", "--storage", "other.journal", "--source", "storage")
     assert code == 0 and "n_rows=150" in out and "#1 accuracy=" in out
     code, out, _ = cli("kb", "recommend", "--data", "sklearn:wine", "--family", "knn", "--source", "team.json.gz", "--size", "2")

@@ -111,7 +111,9 @@ def test_keep_when_the_challenger_is_not_better_by_the_margin(deployed) -> None:
     assert registry.champion() == 1
     assert len(registry.versions()) == 2  # the challenger is kept as a version, not promoted
     assert registry.events("retune")[-1]["decision"] == "keep"
-    with pytest.raises(UsageError, match="no previous champion to roll back to; name a version with --to"):
+    with pytest.raises(
+        UsageError, match=r"no previous champion to roll back to; name a version as to \(--to\)"
+    ):
         registry.rollback()
 
 
@@ -133,9 +135,9 @@ def test_refresh_refits_a_retuned_champion_on_the_rows_since_the_change(deployed
     batch, window = new.iloc[800:1000], new.iloc[:800]
     # A malformed window is refused before anything is recorded.
     events = len(registry.events())
-    with pytest.raises(DataError, match="--window: no label column 'target'"):
+    with pytest.raises(DataError, match=r"window \(--window\): no label column 'target'"):
         monitor_batch(registry, batch, auto_retune=True, window=window.drop(columns=["target"]))
-    with pytest.raises(DataError, match=r"--window: .*missing feature column\(s\) Aa"):
+    with pytest.raises(DataError, match=r"window \(--window\): .*missing feature column\(s\) Aa"):
         monitor_batch(registry, batch, auto_retune=True, window=window.drop(columns=["Aa"]))
     assert len(registry.events()) == events
     # A window that adds nothing says so.

@@ -229,7 +229,7 @@ def test_bad_requests_name_the_problem_and_the_token_is_required(registry: Regis
 
 
 def test_serve_refuses_bad_settings(workdir: Path) -> None:
-    with pytest.raises(UsageError, match="--port: expected 0-65535"):
+    with pytest.raises(UsageError, match=r"port \(--port\): expected 0-65535"):
         ServeConfig(port=70000)
     with pytest.raises(UsageError, match="expected a non-empty token"):
         ServeConfig(token="")
@@ -452,7 +452,9 @@ def test_a_web_page_can_neither_post_nor_rebind_its_name_to_the_server(
         wrong = client.post("/predict", json=rows(1), headers={**named, "Authorization": "Bearer x"})
         assert wrong.status_code == 401
     for bad in ("models.internal:8080", "", " "):
-        with pytest.raises(UsageError, match="--allow-host: expected a host name without a port"):
+        with pytest.raises(
+            UsageError, match=r"allowed_hosts \(--allow-host\): expected a host name without a port"
+        ):
             config(allowed_hosts=(bad,))
 
 

@@ -76,9 +76,9 @@ def test_a_file_needs_target_and_bad_input_writes_nothing(workdir: Path, cli) ->
     frame = data.X.assign(label=data.y.to_numpy()).iloc[:900]
     frame.assign(day=np.arange(900) // 30).to_csv("stream.csv", index=False)
     code, _, err = cli("simulate", "--dataset", "stream.csv", "--out", "sim")
-    assert code == 2 and "--target: 'stream.csv' is a file" in err
+    assert code == 2 and "target (--target): 'stream.csv' is a file" in err
     code, _, err = cli("simulate", "--dataset", "stream.csv", "--target", "nope", "--out", "sim")
-    assert code == 2 and "--target: column 'nope' does not exist" in err
+    assert code == 2 and "target (--target): column 'nope' does not exist" in err
     code, _, err = cli(
         "simulate",
         "--dataset",
@@ -154,7 +154,7 @@ def test_stream_batches_are_disjoint_and_never_training_rows() -> None:
     with pytest.raises(
         UsageError,
         match=r"1200 rows remain after the training part, but 7 "
-        r"disjoint batches of 200 rows need 1400.*at most 6 batches",
+        r"disjoint batches of 200 rows need 1400.*n_batches \(--batches\) at most 6",
     ):
         make_stream(frame, target="target", task="classification", n_batches=7, batch_size=200)
 
@@ -165,7 +165,7 @@ def test_time_stream_follows_the_time_column() -> None:
     assert "t" not in stream.train.columns and len(stream.batches) == 3
     assert stream.train["x"].min() == 60  # the earliest times (highest x) train
     assert [b["x"].tolist() for b in stream.batches][0] == [59.0 - i for i in range(20)]
-    with pytest.raises(UsageError, match="--time-column: no column 'when'"):
+    with pytest.raises(UsageError, match=r"time_column \(--time-column\): no column 'when'"):
         time_stream(frame, time_column="when", n_batches=None, batch_size=20)
 
 
@@ -207,9 +207,9 @@ def test_recovery_is_per_shift_against_the_model_in_place() -> None:
 
 def test_bad_shifts_are_refused() -> None:
     assert parse_shift("concept@5:2") == Shift("concept", 5, 2.0)
-    with pytest.raises(UsageError, match="--shift: malformed 'concept5'"):
+    with pytest.raises(UsageError, match=r"shifts \(--shift\): malformed 'concept5'"):
         parse_shift("concept5")
-    with pytest.raises(UsageError, match="--shift: unknown shift 'drift'"):
+    with pytest.raises(UsageError, match=r"shifts \(--shift\): unknown shift 'drift'"):
         parse_shift("drift@3")
     with pytest.raises(UsageError, match=r"shift 'concept' at batch 9: expected 0 <= at < 4"):
         make_stream(

@@ -214,7 +214,7 @@ def path_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip(".") or "_"
 
 
-def check_output_dir(path: str | Path, *, option: str = "--out") -> None:
+def check_output_dir(path: str | Path, *, option: str = "out_dir (--out)") -> None:
     """Refuse at the start an output directory that cannot be created or written: a file in
     its place, or a nearest existing directory this user cannot write. Creates nothing.
 

@@ -4,6 +4,10 @@ One root, :class:`TuneOpsError`; each subclass is named for what happened. Every
 answers which thing, what was expected, what was received, and what to do. Errors that are
 the user's input (spec, data, storage URL, CLI arguments) derive from :class:`UsageError`,
 which the CLI maps to exit code 2.
+
+A message about an argument names it for both of its callers: the library's parameter, then
+the command line's flag, ``trial (--trial): study 'x' has no trial 9``; a spec field by its
+path (``search.n_trials``). Only ``tuneops.cli`` names a flag alone.
 """
 
 from __future__ import annotations

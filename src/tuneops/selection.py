@@ -501,7 +501,7 @@ def reselect(
             else [parse_constraint(c, builtin_only=False) for c in _study.constraint_texts(study)]
         )
     else:
-        parsed = parse_constraints(constraints, "--constraint")
+        parsed = parse_constraints(constraints, "constraints (--constraint)")
     if isinstance(policy, Selection):
         selection = policy
     elif policy is not None:

@@ -133,7 +133,7 @@ def run(
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
     # refused now, not after hours of tuning; the message names where the directory came from
-    named_by = "--out" if overrides.get("output_dir") else "the spec's output_dir"
+    named_by = "output_dir (--out)" if overrides.get("output_dir") else "the spec's output_dir"
     check_output_dir(_output_dir(spec), option=named_by)
     backend.prepare()  # a cluster that cannot be reached: refused before anything is written
     storage = get_storage(spec.storage, n_workers=spec.n_workers)
@@ -213,8 +213,9 @@ def _backend_for(spec: Spec, address: str | None) -> Any:
     if address is not None:
         if spec.backend != "ray":
             raise UsageError(
-                f"--address {address!r} names a Ray cluster, but the backend is {spec.backend!r}; "
-                "add --backend ray (or search.backend: ray in the spec)."
+                f"address (--address): {address!r} names a Ray cluster, but the backend is "
+                f"{spec.backend!r}; give backend 'ray' (--backend ray, or search.backend: ray in "
+                "the spec)."
             )
         options["address"] = address
     return get_backend(spec.backend, **options)
@@ -283,9 +284,9 @@ def _check_worker_times(
             at most two heartbeat intervals.
     """
     for option, value in (
-        ("--timeout-s", timeout_s),
-        ("--heartbeat-s", heartbeat_s),
-        ("--grace-s", grace_s),
+        ("timeout_s (--timeout-s)", timeout_s),
+        ("heartbeat_s (--heartbeat-s)", heartbeat_s),
+        ("grace_s (--grace-s)", grace_s),
     ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(
@@ -295,9 +296,10 @@ def _check_worker_times(
     beat = heartbeat_s if heartbeat_s is not None else INTERVAL_S
     if grace_s is not None and grace_s <= 2 * beat:
         raise UsageError(
-            f"--grace-s: expected more than two heartbeat intervals ({2 * beat:g} s with "
-            f"--heartbeat-s {beat:g}), received {grace_s:g}: a trial goes that long between two "
-            "signs of life, so a shorter grace declares live trials dead and runs them again."
+            f"grace_s (--grace-s): expected more than two heartbeat intervals ({2 * beat:g} s "
+            f"with heartbeat_s (--heartbeat-s) {beat:g}), received {grace_s:g}: a trial goes that "
+            "long between two signs of life, so a shorter grace declares live trials dead and "
+            "runs them again."
         )
 
 
@@ -622,15 +624,15 @@ def complete_trial(study: optuna.Study, trial: int | None) -> int:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= trial < len(trials):
         raise UsageError(
-            f"--trial: study {study.study_name!r} has no trial {trial} (its trials are numbered "
-            f"0 to {len(trials) - 1}); `tuneops show STUDY --trials` lists them."
+            f"trial (--trial): study {study.study_name!r} has no trial {trial} (its trials are "
+            f"numbered 0 to {len(trials) - 1}); `tuneops show STUDY --trials` lists them."
         )
     state = trials[trial].state
     if state != optuna.trial.TrialState.COMPLETE:
         raise UsageError(
-            f"--trial: trial {trial} of study {study.study_name!r} is {state.name.lower()}, "
-            "not complete, so it has no model to export; `tuneops show STUDY --trials` lists "
-            "the complete ones."
+            f"trial (--trial): trial {trial} of study {study.study_name!r} is "
+            f"{state.name.lower()}, not complete, so it has no model to export; `tuneops show "
+            "STUDY --trials` lists the complete ones."
         )
     return trial
 

@@ -199,10 +199,10 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
         (("2", "--clear"), "not both"),
         (("2",), "--mode: expected shadow or canary"),
         (("2", "--mode", "shadow", "--share", "0.5"), "--share applies to --mode canary only"),
-        (("2", "--mode", "blue"), "--mode: expected 'shadow' or 'canary', received 'blue'"),
+        (("2", "--mode", "blue"), "mode (--mode): expected 'shadow' or 'canary', received 'blue'"),
         (
             ("2", "--mode", "canary", "--share", "2"),
-            "--share: expected a share of traffic in [0, 1]",
+            "share (--share): expected a share of traffic in [0, 1]",
         ),
     ]:
         code, _, err = cli("registry", "challenger", *args)
@@ -220,7 +220,7 @@ def test_a_model_name_cannot_leave_the_artifact_directory_or_take_anothers(
     assert cli("--quiet", "run", "s.yaml", "--storage", "other.journal")[0] == 0
     for name in ("..", "a/b", ".hidden", "", "x" * 300):
         code, _, err = cli("deploy", "tiny", "--no-verify", "--artifacts", "art", "-m", name)
-        assert code == 2 and "--model: expected a name of letters" in err, (name, err)
+        assert code == 2 and "model (--model): expected a name of letters" in err, (name, err)
     assert not (workdir / "art").exists() or not any((workdir / "art").rglob("*.joblib"))
     assert cli("deploy", "tiny", "--no-verify", "--artifacts", "art")[0] == 0
     first = (workdir / "art" / "tiny" / "v1" / "model.joblib").read_bytes()

@@ -54,12 +54,16 @@ def test_dashboard_refuses_unknown_study_and_busy_port(journal):
         start_dashboard(journal, study="nope", port=0)
     first = start_dashboard(journal, port=0)
     try:
-        with pytest.raises(UsageError, match=rf"--port: cannot listen on 127.0.0.1:{first.port}"):
+        with pytest.raises(
+            UsageError, match=rf"port \(--port\): cannot listen on 127.0.0.1:{first.port}"
+        ):
             start_dashboard(journal, port=first.port)
     finally:
         first.server.server_close()
     # an address not on this machine is the host's fault, not the port's
-    with pytest.raises(UsageError, match=r"--host: cannot listen on '192\.0\.2\.1'.*address of this"):
+    with pytest.raises(
+        UsageError, match=r"host \(--host\): cannot listen on '192\.0\.2\.1'.*address of this"
+    ):
         start_dashboard(journal, host="192.0.2.1", port=0)
 
 

@@ -48,9 +48,11 @@ def test_cdn_mode_links_plotly_instead_of_embedding_it(tmp_path):
     text = small.read_text()
     assert re.search(r'<script src="https://cdn\.plot\.ly/plotly-[0-9.]+\.min\.js"', text)
     assert small.stat().st_size < 1_000_000 and "Plotly.newPlot" in text
-    with pytest.raises(UsageError, match="--plotly: expected one of embed, cdn, received 'web'"):
+    with pytest.raises(
+        UsageError, match=r"plotly \(--plotly\): expected one of embed, cdn, received 'web'"
+    ):
         write_report(report, tmp_path / "x.html", plotly="web")
-    with pytest.raises(UsageError, match="only the html format has --plotly"):
+    with pytest.raises(UsageError, match=r"only the html format has plotly \(--plotly\)"):
         write_report(report, tmp_path / "x", fmt="png", plotly="cdn")
     assert not (tmp_path / "x.html").exists() and not (tmp_path / "x").exists()
 
@@ -80,7 +82,9 @@ def test_cdn_mode_pins_the_bundled_plotly_js_by_its_sri_hash(tmp_path, monkeypat
     # right, so the CDN mode is refused before anything is written.
     for other in ("plotly/plotly.js_master_2026-01-01_0123abcd", "1.0.0"):
         monkeypatch.setattr(plotly.offline, "get_plotlyjs_version", lambda other=other: other)
-        with pytest.raises(UsageError, match="--plotly cdn: .*Use --plotly embed"):
+        with pytest.raises(
+            UsageError, match=r"plotly \(--plotly\): 'cdn': .*Use plotly 'embed' \(--plotly embed"
+        ):
             write_report(report, tmp_path / "odd.html", plotly="cdn")
     assert not (tmp_path / "odd.html").exists()
 
@@ -120,7 +124,8 @@ def test_png_writes_a_figure_per_drawn_panel(tmp_path):
 
 def test_unknown_format_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(
-        UsageError, match=r"--format: unknown report format 'pdf'; expected one of html, png"
+        UsageError,
+        match=r"fmt \(--format\): unknown report format 'pdf'; expected one of html, png",
     ):
         get_renderer("pdf")
     assert set(RENDERERS) == {"html", "png"}
@@ -225,9 +230,9 @@ def test_report_command_plotly_option(workdir, cli):
     text = (workdir / "embed.html").read_text()
     assert not re.search(r"<script src=\"https://cdn", text) and len(text) > 3_000_000
     code, out, err = cli("report", "tiny", "--plotly", "web", "--out", workdir / "x.html")
-    assert code == 2 and "--plotly: expected one of embed, cdn, received 'web'" in err
+    assert code == 2 and "plotly (--plotly): expected one of embed, cdn, received 'web'" in err
     code, out, err = cli("report", "tiny", "-f", "png", "--plotly", "cdn", "--out", workdir / "x")
-    assert code == 2 and "only the html format has --plotly" in err
+    assert code == 2 and "only the html format has plotly (--plotly)" in err
     assert not (workdir / "x.html").exists() and not (workdir / "x").exists()
 
 

@@ -198,9 +198,9 @@ class RayBackend(Backend):
         address, where = _auto_address(self.init_kwargs.get("_temp_dir"))
         if address is None:
             raise UsageError(
-                f"--address auto: no Ray cluster found on this machine ({where}); start one "
-                "with `ray start --head`, give a cluster's address (--address HOST:6379 on a "
-                "cluster node, ray://HOST:10001 for Ray Client), or leave --address out to run "
+                f"address (--address): 'auto': no Ray cluster found on this machine ({where}); "
+                "start one with `ray start --head`, give a cluster's address (HOST:6379 on a "
+                "cluster node, ray://HOST:10001 for Ray Client), or leave the address out to run "
                 "on a local Ray of its own."
             )
         self._check_answers(address, found_in=where)
@@ -209,7 +209,7 @@ class RayBackend(Backend):
     def _check_answers(address: str, found_in: str | None = None) -> None:
         """Refuse ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) unless Ray answers there;
         ``found_in``: where ``auto`` found it (None: the user gave it)."""
-        field = "--address" if found_in is None else "--address auto"
+        field = "address (--address)" if found_in is None else "address (--address): 'auto'"
         named = repr(address) if found_in is None else f"{address} (which {found_in} names)"
         hostport = address.split("://", 1)[-1].rstrip("/")
         host, _, port = hostport.rpartition(":")
@@ -223,7 +223,8 @@ class RayBackend(Backend):
         except OSError as exc:
             if found_in is None:
                 raise UsageError(
-                    f"--address: no Ray cluster answers at {named} ({exc}); start it (`ray "
+                    f"address (--address): no Ray cluster answers at {named} ({exc}); start it "
+                    "(`ray "
                     "start --head` on its head node), or check the host and port: "
                     "ray://HOST:10001 for Ray Client, HOST:6379 on a cluster node."
                 ) from None
@@ -235,7 +236,8 @@ class RayBackend(Backend):
                 "clears the record), or give a running cluster's address"
             )
             raise UsageError(
-                f"--address auto: {found_in} names {address}, but no Ray cluster answers there "
+                f"address (--address): 'auto': {found_in} names {address}, but no Ray cluster "
+                "answers there "
                 f"({exc}); {advice}."
             ) from None
         if answer is False:

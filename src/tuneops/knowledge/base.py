@@ -496,7 +496,8 @@ def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = 
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", prefix or ""):
         raise UsageError(
-            f"--prefix: expected letters, digits, '_', '-' or '.' starting with a letter or "
+            f"prefix (--prefix): expected letters, digits, '_', '-' or '.' starting with a "
+            "letter or "
             f"digit (it starts study names), received {prefix!r}."
         )
     storage = get_storage(storage_url)
@@ -513,7 +514,7 @@ def import_entries(kb: KnowledgeBase, storage_url: str | None, *, prefix: str = 
         if existing is None and (study.trials or study.user_attrs):
             raise UsageError(
                 f"kb import: study {name!r} already exists and is not an imported entry; "
-                "import with another --prefix."
+                "import with another prefix (--prefix)."
             )
         study.set_user_attr(ENTRY_ATTR, entry.to_dict(history=False))
         names.append(name)

@@ -236,7 +236,7 @@ def _drop_pvalue(drop: float, values: np.ndarray) -> float:
 
 # -- batches ------------------------------------------------------------------------------------
 def read_batch(
-    path: str | Path, *, field: str = "--batch", text: Sequence[str] = ()
+    path: str | Path, *, field: str = "batch (--batch)", text: Sequence[str] = ()
 ) -> pd.DataFrame:
     """Read a batch file (CSV, TSV, optionally gzipped, or Parquet); errors name ``field``;
     the columns in ``text`` are read as text (request ids).

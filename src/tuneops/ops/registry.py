@@ -117,19 +117,20 @@ class Registry:
             # the name becomes a directory of the artifacts: '..' or 'a/b' would leave it, and
             # names that differ only in such characters would share one
             raise UsageError(
-                f"--model: expected a name of letters, digits, '_', '-' or '.' starting with a "
-                f"letter or digit (at most 128), received {name!r}."
+                f"name (--model): expected a name of letters, digits, '_', '-' or '.' starting "
+                f"with a letter or digit (at most 128), received {name!r}."
             )
         store = get_storage(storage, must_exist=not create)  # reading never creates a file
         if name is None:
             names = list_models(storage)
             if len(names) != 1:
                 raise UsageError(
-                    f"--model: {'no model is' if not names else f'{len(names)} models are'} "
+                    f"name (--model): "
+                    f"{'no model is' if not names else f'{len(names)} models are'} "
                     "registered in "
                     f"{mask_url(resolve_url(storage))!r}"
                     + (
-                        f" ({', '.join(names)}); name one with --model."
+                        f" ({', '.join(names)}); give one as name (--model)."
                         if names
                         else "; register one with `tuneops deploy STUDY` first."
                     )
@@ -403,9 +404,11 @@ class Registry:
                 that failed the staging gate (a canary answers users) unless ``force``.
         """
         if mode not in ("shadow", "canary"):
-            raise UsageError(f"--mode: expected 'shadow' or 'canary', received {mode!r}.")
+            raise UsageError(f"mode (--mode): expected 'shadow' or 'canary', received {mode!r}.")
         if not 0.0 <= share <= 1.0:
-            raise UsageError(f"--share: expected a share of traffic in [0, 1], received {share!r}.")
+            raise UsageError(
+                f"share (--share): expected a share of traffic in [0, 1], received {share!r}."
+            )
         if number == (self._attrs().get(_CHAMPION) or {}).get("version"):
             raise UsageError(
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
@@ -450,11 +453,11 @@ class Registry:
             if not history:
                 raise UsageError(
                     f"model {self.name!r}: no previous champion to roll back to; name a version "
-                    "with --to."
+                    "as to (--to)."
                 )
             to = history.pop()
         else:
-            self.version(to, field="--to")
+            self.version(to, field="to (--to)")
             if to in history:
                 history.remove(to)
         current = state.get("version")
@@ -761,15 +764,15 @@ def deploy(
     name = model if model is not None else study_name
     if not _MODEL_NAME.match(name):  # before anything is read or written by that name
         raise UsageError(
-            f"--model: expected a name of letters, digits, '_', '-' or '.' starting with a "
-            f"letter or digit (at most 128), received {name!r}."
+            f"model (--model): expected a name of letters, digits, '_', '-' or '.' starting "
+            f"with a letter or digit (at most 128), received {name!r}."
         )
     existing = Registry.open(name, storage) if name in list_models(storage) else None
     if artifact_dir is None and existing is not None:
         # the model's own settings (`tuneops registry settings`) say where its versions go
         artifact_dir = existing.settings().get("artifact_dir")
     artifact_dir = artifact_dir or config.artifact_dir
-    check_output_dir(artifact_dir, option="--artifacts")
+    check_output_dir(artifact_dir, option="artifact_dir (--artifacts)")
     folder = Path(artifact_dir) / path_part(name)
     if existing is None and any(folder.glob(f"v*/{MODEL_FILE}")):
         raise UsageError(  # refused before this storage gets an empty registry

@@ -830,7 +830,7 @@ def monitor_batch(
         # What a re-tuning or refresh would learn from is checked before anything is recorded.
         classes = registry.classes(champion["version"])
         if window is not None:
-            window = _labelled(champion, window, "--window", 1, classes)
+            window = _labelled(champion, window, "window (--window)", 1, classes)
         if champion["target"] in frame.columns:
             check_labels(frame[champion["target"]], classes, what=label or "batch", strict=True)
     assessment = check_batch(registry, frame, config=config, source=label)

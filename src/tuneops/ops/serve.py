@@ -131,22 +131,29 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise UsageError(f"--port: expected 0-65535, received {self.port}.")
+            raise UsageError(f"port (--port): expected 0-65535, received {self.port}.")
         if not (isinstance(self.max_rows, int) and self.max_rows >= 1):
-            raise UsageError(f"--max-rows: expected an integer >= 1, received {self.max_rows!r}.")
+            raise UsageError(
+                f"max_rows (--max-rows): expected an integer >= 1, received {self.max_rows!r}."
+            )
         if not self.max_body_mb > 0:
-            raise UsageError(f"--max-body-mb: expected a size > 0, received {self.max_body_mb!r}.")
+            raise UsageError(
+                f"max_body_mb (--max-body-mb): expected a size > 0, received "
+                f"{self.max_body_mb!r}."
+            )
         if not self.poll_s > 0:
-            raise UsageError(f"--poll: expected seconds > 0, received {self.poll_s}.")
+            raise UsageError(f"poll_s (--poll): expected seconds > 0, received {self.poll_s}.")
         for name in self.allowed_hosts or ():
             if not name.strip() or host_name(name) != name.strip().lower().strip("[]"):
                 raise UsageError(
-                    f"--allow-host: expected a host name without a port (the Host header's "
+                    f"allowed_hosts (--allow-host): expected a host name without a port (the "
+                    "Host header's "
                     f"name is compared, whatever its port), received {name!r}."
                 )
         if self.token is not None and not self.token:
             raise UsageError(
-                "--token (or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, received an "
+                "token (--token or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, "
+                "received an "
                 "empty one; set it, or leave both out to serve without one."
             )
 
@@ -1101,7 +1108,8 @@ def _socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise UsageError(
-            f"--host/--port: cannot listen on {host}:{port}: {exc}; choose a free port."
+            f"host, port (--host, --port): cannot listen on {host}:{port}: {exc}; choose a "
+            "free port."
         ) from None
     return sock
 

@@ -217,7 +217,7 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
         if not source.get("source"):
             raise UsageError(
                 f"model {registry.name!r} version {record['version']}: no data source is recorded; "
-                "pass --data FILE with the features and the label column."
+                "pass data (--data FILE) with the features and the label column."
             )
         data = load_dataset(
             source["source"], target=source.get("target"), task=source.get("task", "auto")
@@ -226,7 +226,7 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
         if stored and stored != data.fingerprint:
             raise DataError(
                 f"data {source['source']!r} has fingerprint {data.fingerprint} here, but version "
-                f"{record['version']} was trained on {stored}; pass --data with the data to "
+                f"{record['version']} was trained on {stored}; pass data (--data) with the data to "
                 "verify on."
             )
     if hasattr(data, "X") and hasattr(data, "y"):
@@ -235,13 +235,15 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
         frame = data
     else:
         raise DataError(
-            f"--data: expected a DataFrame or a dataset, received {type(data).__name__}."
+            f"data (--data): expected a DataFrame or a dataset, received "
+            f"{type(data).__name__}."
         )
     frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     missing = [c for c in [*features, target] if c not in frame.columns]
     if missing:
         raise DataError(
-            f"--data: missing column(s) {', '.join(missing)}; version {record['version']} "
+            f"data (--data): missing column(s) {', '.join(missing)}; version "
+            f"{record['version']} "
             f"needs the features {', '.join(features)} and the label column {target!r}."
         )
     frame = frame[frame[target].notna()].reset_index(drop=True)
@@ -255,12 +257,12 @@ def _check_classes(y: Any, classes: Any, record: Mapping[str, Any]) -> None:
     values = y.unique()
     if len(values) < 2:
         raise DataError(
-            f"--data: the label column holds {len(values)} class(es) "
+            f"data (--data): the label column holds {len(values)} class(es) "
             f"({', '.join(repr(v) for v in values[:3])}) in the {len(y)} labelled rows; "
             f"verifying version {record['version']} needs at least two. Pass data labelled as "
             "the training data was."
         )
-    check_labels(y, classes, what="--data")
+    check_labels(y, classes, what="data (--data)")
 
 
 def _folds(

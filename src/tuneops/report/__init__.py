@@ -48,14 +48,14 @@ def get_renderer(fmt: str, **options: Any) -> Renderer:
     import importlib
 
     if fmt not in RENDERERS:
-        raise UsageError(unknown_name("report format", fmt, RENDERERS, field="--format"))
+        raise UsageError(unknown_name("report format", fmt, RENDERERS, field="fmt (--format)"))
     module, cls = RENDERERS[fmt].split(":")
     try:
         return getattr(importlib.import_module(module), cls)(**options)
     except TypeError:
         raise UsageError(
-            f"--format {fmt} takes no option {', '.join(options)}; only the html "
-            "format has --plotly."
+            f"fmt (--format): {fmt!r} takes no option {', '.join(options)}; only the html "
+            "format has plotly (--plotly)."
         ) from None
 
 

@@ -133,11 +133,12 @@ def start_dashboard(
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             raise UsageError(
-                f"--port: cannot listen on {host}:{port} ({exc.strerror or exc}); pick another "
-                "port with --port, or --port 0 for any free one."
+                f"port (--port): cannot listen on {host}:{port} ({exc.strerror or exc}); pick "
+                "another port, or 0 for any free one."
             ) from exc
         raise UsageError(  # a name that does not resolve, an address not on this machine
-            f"--host: cannot listen on {host!r} ({exc.strerror or exc}); give an address of "
+            f"host (--host): cannot listen on {host!r} ({exc.strerror or exc}); give an "
+            "address of "
             "this machine, such as 127.0.0.1 or ::1 (the default is 127.0.0.1)."
         ) from exc
     bound_port = server.server_address[1]

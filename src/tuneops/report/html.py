@@ -1125,7 +1125,8 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
     file plotly bundles (a file of a few hundred KB that needs the network when opened)."""
     if plotly not in PLOTLY_MODES:
         raise UsageError(
-            f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received {plotly!r}."
+            f"plotly (--plotly): expected one of {', '.join(PLOTLY_MODES)}, received "
+            f"{plotly!r}."
         )
     require("plotly", "report", "the HTML report")
     from plotly.offline import get_plotlyjs
@@ -1205,10 +1206,12 @@ def _plotly_cdn_script() -> str:
     bundled, digest = _plotly_bundle()
     if not _RELEASE.fullmatch(version) or bundled != version:
         raise UsageError(
-            f"--plotly cdn: the installed plotly records plotly.js version {version!r} but "
+            f"plotly (--plotly): 'cdn': the installed plotly records plotly.js version "
+            f"{version!r} but "
             f"bundles {f'v{bundled}' if bundled else 'a plotly.js of no stated version'}; "
             f"cdn.plot.ly may not serve that file, so no integrity hash can pin it. "
-            "Use --plotly embed (the default: the bundled file inside the report), or install "
+            "Use plotly 'embed' (--plotly embed, the default: the bundled file inside the "
+            "report), or install "
             "a released plotly (pip install --force-reinstall plotly)."
         )
     return (
@@ -1235,7 +1238,7 @@ class HtmlRenderer(Renderer):
     def __init__(self, plotly: str = "embed") -> None:
         if plotly not in PLOTLY_MODES:
             raise UsageError(
-                f"--plotly: expected one of {', '.join(PLOTLY_MODES)}, received "
+                f"plotly (--plotly): expected one of {', '.join(PLOTLY_MODES)}, received "
                 f"{plotly!r}; 'cdn' links plotly.js instead of embedding it."
             )
         if plotly == "cdn":

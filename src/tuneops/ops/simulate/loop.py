@@ -73,14 +73,16 @@ def _is_file(source: str) -> bool:
 def _load(source: str, target: str | None) -> Any:
     if _is_file(source) and target is None:
         raise UsageError(
-            f"--target: {source!r} is a file, so name its label column with --target COLUMN; "
-            "nothing was written."
+            f"target (--target): {source!r} is a file, so name its label column as target "
+            "(--target COLUMN); nothing was written."
         )
     try:
         return load_dataset(source, target=target)
     except DataError as exc:
         raise DataError(
-            str(exc).replace("data.target", "--target", 1).replace("data.source", "--dataset", 1)
+            str(exc)
+            .replace("data.target", "target (--target)")
+            .replace("data.source", "source (--dataset)")
         ) from None
 
 
@@ -133,8 +135,8 @@ def simulate(
     if time_column is not None:
         if shifts:
             raise UsageError(
-                "--shift: a time-ordered stream (--time-column) carries its own "
-                "drift; leave --shift out."
+                "shifts (--shift): a time-ordered stream (time_column, --time-column) carries "
+                "its own drift; leave shifts (--shift) out."
             )
         shifts = []
         stream = time_stream(

@@ -87,9 +87,9 @@ def _concept(batch: pd.DataFrame, target: str, classes: Sequence[Any] | None) ->
 def _too_small(n_pool: int, n_batches: int, batch_size: int, what: str) -> UsageError:
     most = n_pool // batch_size
     fewer = (
-        f"ask for at most {most} batches (--batches), smaller batches (--batch-size)"
+        f"give n_batches (--batches) at most {most}, a smaller batch_size (--batch-size)"
         if most >= 1
-        else f"ask for batches of at most {n_pool} rows (--batch-size)"
+        else f"give batch_size (--batch-size) at most {n_pool} rows"
     )
     return UsageError(
         f"simulate: {n_pool} rows remain {what}, but {n_batches} disjoint batches of {batch_size} "
@@ -119,7 +119,7 @@ def make_stream(
     """
     for s in shifts:
         if s.kind not in SHIFTS:
-            raise UsageError(unknown_name("shift", s.kind, SHIFTS, field="--shift"))
+            raise UsageError(unknown_name("shift", s.kind, SHIFTS, field="shifts (--shift)"))
         if not 0 <= s.at < n_batches:
             raise UsageError(
                 f"shift {s.kind!r} at batch {s.at}: expected 0 <= at < {n_batches} batches."
@@ -181,14 +181,14 @@ def time_stream(
     """
     if time_column not in frame.columns:
         raise UsageError(
-            f"--time-column: no column {time_column!r} in the data; columns: "
+            f"time_column (--time-column): no column {time_column!r} in the data; columns: "
             f"{', '.join(map(str, frame.columns[:30]))}."
         )
     times = frame[time_column]
     if times.isna().any():
         raise UsageError(
-            f"--time-column: {time_column!r} has {int(times.isna().sum())} missing value(s); every "
-            "row needs a time to be streamed in order."
+            f"time_column (--time-column): {time_column!r} has {int(times.isna().sum())} "
+            "missing value(s); every row needs a time to be streamed in order."
         )
     order = np.argsort(times.to_numpy(), kind="stable")
     data = frame.drop(columns=[time_column])
@@ -225,9 +225,10 @@ def parse_shift(text: str) -> Shift:
         shift = Shift(kind.strip(), int(at), float(strength) if strength else 3.0)
     except ValueError:
         raise UsageError(
-            f"--shift: malformed {text!r}; expected KIND@BATCH[:STRENGTH] with KIND one of "
+            f"shifts (--shift): malformed {text!r}; expected KIND@BATCH[:STRENGTH] with KIND "
+            "one of "
             f"{', '.join(SHIFTS)}, e.g. concept@16."
         ) from None
     if shift.kind not in SHIFTS:
-        raise UsageError(unknown_name("shift", shift.kind, SHIFTS, field="--shift"))
+        raise UsageError(unknown_name("shift", shift.kind, SHIFTS, field="shifts (--shift)"))
     return shift
