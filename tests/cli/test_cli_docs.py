@@ -43,3 +43,29 @@ def test_the_generated_tables_list_every_spelling_and_default():
     assert "| `--workers`, `-w` |  |" in run and "| `SPEC` |  |" in run
     assert "| `--quiet`, `-q` |" in gen.table(commands[()])
     assert "| `--data`, `-d` (repeatable) (required) |" in gen.table(commands[("retune",)])
+
+
+def test_every_usage_line_names_its_arguments_as_cli_md_does(cli):
+    """`tuneops show --help` said "Usage: tuneops show [OPTIONS] {study}" (typer 0.2x's style)
+    where cli.md and the help texts say STUDY; every usage line now says what cli.md says."""
+    documented = {
+        tuple(line.split("[OPTIONS]")[0].split()[1:]): line
+        for line in CLI_MD.read_text().splitlines()
+        if line.startswith("tuneops ") and line.endswith("[OPTIONS]")
+    }
+    for path in gen.commands():
+        if not path:
+            continue
+        code, out, err = cli(*path, "--help")
+        assert code == 0, err
+        usage = out.splitlines()[0].split("[OPTIONS]", 1)[1].split()
+        (line,) = [v for k, v in documented.items() if k[: len(path)] == path]
+        words = line.split("[OPTIONS]")[0].split()[1 + len(path) :]
+        # the arguments: words that are not an option nor the value after one (--data FILE)
+        arguments = [
+            w
+            for i, w in enumerate(words)
+            if not w.startswith("--") and not (i and words[i - 1].startswith("--"))
+        ]
+        assert usage == arguments, (path, out.splitlines()[0], line)
+        assert not any("{" in w or w != w.upper() for w in usage), out.splitlines()[0]

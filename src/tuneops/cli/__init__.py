@@ -148,6 +148,23 @@ def _interruptible(path: str, function: Callable[..., Any]) -> Callable[..., Any
     return command
 
 
+class _Command(typer.core.TyperCommand):
+    """typer's command whose usage line names its arguments as its help text and the CLI
+    reference do, ``STUDY`` and ``[VERSION]`` (click's style): typer 0.2x writes ``{study}``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            # by name, not class: typer 0.2x carries its own copy of click
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name or "").upper()
+                name = name if param.required else f"[{name}]"
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+            else:
+                pieces.extend(param.get_usage_pieces(ctx))
+        return pieces
+
+
 def _module(name: str) -> Any:
     return importlib.import_module(f"{__name__}.{name}")
 
@@ -158,11 +175,11 @@ def _load(name: str) -> Any:
         help_text, module = _GROUPS[name]
         sub = typer.Typer(name=name, help=help_text, **_TYPER)
         for command, function in _module(module).COMMANDS.items():
-            sub.command(command)(_interruptible(f"{name} {command}", function))
+            sub.command(command, cls=_Command)(_interruptible(f"{name} {command}", function))
         return typer.main.get_group(sub)
     module, function = _COMMANDS[name]
     single = typer.Typer(**_TYPER)
-    single.command(name)(_interruptible(name, getattr(_module(module), function)))
+    single.command(name, cls=_Command)(_interruptible(name, getattr(_module(module), function)))
     return typer.main.get_command(single)
 
 
