@@ -29,7 +29,9 @@ def registry(workdir: Path) -> Registry:
 def write_traffic(
     path: Path, answer: dict[int, object], shadow: tuple[int, object] | None = None, n: int = 300
 ) -> None:
-    """``n`` labelled requests answered in turn by the versions in ``answer`` (real predictions)."""
+    """``n`` labelled requests answered in turn by the versions in ``answer`` (real predictions),
+    under ids no earlier call used (a label joins one request)."""
+    first = len(path.read_bytes().splitlines()) if path.exists() else 0
     X, y = iris()
     index = [i % len(X) for i in range(n)]
     frame = X.iloc[index]
@@ -41,7 +43,7 @@ def write_traffic(
             version = versions[i % len(versions)]
             record = {
                 "kind": "prediction",
-                "id": f"r{i}",
+                "id": f"r{first}-{i}",
                 "t": time.time() - 1e-3,  # arrived 1 ms before it was answered (now)
                 "version": version,
                 "role": "champion" if i % len(versions) == 0 else "challenger",
@@ -58,7 +60,7 @@ def write_traffic(
                     "latency_ms": 0.5,
                 }
             log.append(record)
-            log.label(f"r{i}", [int(y.iloc[index[i]])])
+            log.label(f"r{first}-{i}", [int(y.iloc[index[i]])])
 
 
 def test_an_slo_breach_rolls_back_under_a_running_server_and_alerts(registry: Registry) -> None:
@@ -447,6 +449,49 @@ def test_a_label_counts_only_for_a_prediction_answered_before_it_was_recorded(
             handle.write(json.dumps(line) + "\n")
         contents = reader.read()
     assert {r["id"]: r.get("label") for r in contents.predictions} == expected
+
+
+def test_a_label_for_an_id_answered_twice_before_it_joins_neither_request(
+    workdir: Path,
+) -> None:
+    """Two requests answered under one id (two servers; a client that sent its id twice): a
+    label recorded after both joined both, one truth counted twice; it joins none and is
+    counted. A label recorded between the two answers can only be the first's."""
+    from tuneops.ops import predlog
+
+    path = workdir / "predictions.jsonl"
+    lines = [
+        {"kind": "prediction", "id": "twice", "t": 1.0, "latency_ms": 1, "prediction": [0]},
+        {"kind": "label", "id": "between", "t": 6.0, "label": 1},
+        {"kind": "label", "id": "twice", "t": 9.0, "label": 1},
+        {"kind": "prediction", "id": "between", "t": 2.0, "latency_ms": 1, "prediction": [1]},
+        {"kind": "prediction", "id": "between", "t": 7.0, "latency_ms": 1, "prediction": [0]},
+        # written after the label (the server appends after answering): still answered before
+        {"kind": "prediction", "id": "twice", "t": 5.0, "latency_ms": 1, "prediction": [1]},
+        {"kind": "prediction", "id": "failed", "t": 1.0, "status": "error", "n_rows": 1},
+        {"kind": "prediction", "id": "failed", "t": 2.0, "latency_ms": 1, "prediction": [1]},
+        {"kind": "label", "id": "failed", "t": 3.0, "label": 1},  # a retry after a failure
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    contents = read_log(path)
+    joined = [(r["id"], r["t"], r.get("label")) for r in contents.predictions]
+    assert joined == [
+        ("twice", 1.0, None),
+        ("between", 2.0, 1),
+        ("between", 7.0, None),
+        ("twice", 5.0, None),
+        ("failed", 1.0, None),
+        ("failed", 2.0, 1),
+    ]
+    assert contents.n_ambiguous == 1
+    reader = predlog.LogReader(path)  # read as it grows: "twice" was joined, then ambiguous
+    path.write_text("")
+    for line in lines:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(line) + "\n")
+        contents = reader.read()
+    assert [(r["id"], r["t"], r.get("label")) for r in contents.predictions] == joined
+    assert contents.n_ambiguous == 1
 
 
 def test_throughput_is_per_second_of_the_role_held_and_counts_only_answers():

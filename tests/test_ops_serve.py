@@ -551,6 +551,27 @@ def test_label_says_which_ids_this_server_did_not_answer_and_an_early_label_neve
     assert labels == {"a": 1, "later": None}
 
 
+def test_a_request_id_the_server_answered_is_refused_not_answered_twice(
+    registry: Registry,
+) -> None:
+    """A client that sent one id twice got two answers logged under it, and a label for that id
+    joined both; the second is refused (409), by body or header, and nothing is logged for it."""
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "a"}).is_success
+        again = client.post("/predict", json={"rows": rows(1, 5), "request_id": "a"})
+        assert again.status_code == 409, again.text
+        assert again.json()["error"].startswith(
+            "request_id: 'a' was already answered by this server (or is being answered)"
+        )
+        assert "Send a new id for a new request, or none" in again.json()["error"]
+        header = client.post("/predict", json=rows(1), headers={"X-Request-ID": "a"})
+        assert header.status_code == 409
+        made = [client.post("/predict", json=rows(1)).json()["request_id"] for _ in range(3)]
+        assert len(set(made)) == 3 and "a" not in made  # the server's own ids: new each time
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 4)
+    assert [r["id"] for r in read_log("predictions.jsonl").predictions].count("a") == 1
+
+
 def test_a_label_of_the_wrong_shape_or_an_id_that_is_no_id_is_refused(registry: Registry) -> None:
     """A list of two labels for a one-row request replaced its good label and joined nothing; an
     object as request id was kept as its Python repr."""

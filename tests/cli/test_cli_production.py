@@ -336,6 +336,26 @@ def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     assert (workdir / "p.jsonl").read_text() == before and not (workdir / "nope.jsonl").exists()
 
 
+def test_label_refuses_a_label_for_a_request_id_answered_twice(workdir: Path, cli) -> None:
+    """Two servers answered one id: a label for it joined both requests; it is refused by name
+    (exit 2, nothing written), and `monitor --log` says a label joined neither."""
+    with PredictionLog(workdir / "p.jsonl") as log:
+        for request_id, t in (("r0", 1.0), ("r0", 2.0), ("r1", 1.0)):
+            log.append({"kind": "prediction", "id": request_id, "t": t, "prediction": [1]})
+    before = (workdir / "p.jsonl").read_text()
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": [1, 0]}).to_csv("y.csv", index=False)
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "y.csv")
+    err = " ".join(err.split())
+    assert code == 2, err
+    assert "request r0 was answered 2 times (by several servers, or for a client that sent its " \
+        "id twice), so a label cannot say which of them it is the truth of" in err, err
+    assert "Nothing was written" in err and (workdir / "p.jsonl").read_text() == before
+    with PredictionLog(workdir / "p.jsonl") as log:  # as POST /label would, on either server
+        log.label("r0", 1)
+    assert [r.get("label") for r in read_log(workdir / "p.jsonl").predictions] == [None] * 3
+    assert read_log(workdir / "p.jsonl").n_ambiguous == 1
+
+
 def test_label_reads_each_label_as_the_model_answers(workdir: Path, cli) -> None:
     """Classes written as digits stay text for a model that answers text; numbers and JSON
     lists become numbers for a model that answers numbers."""

@@ -331,6 +331,13 @@ def monitor(
                 "tuneops serve writes whole (a write cut short by a crash or a full disk, or "
                 "a line written by something else)."
             )
+        if contents.n_ambiguous:
+            term.warn(
+                f"prediction log {log}: {contents.n_ambiguous} label(s) joined no request: "
+                "their request id was answered more than once before them (by several "
+                "servers, for a client that sent one id twice), so none is known to be their "
+                "truth."
+            )
     else:
         frame, source = batch, str(batch)
     since = _read_frames(ops, window, "--window") if window else None
@@ -880,6 +887,17 @@ def _check_labels(
         for r in predictions
         if isinstance(r.get("prediction"), list) and r["prediction"]
     }
+    times: dict[str, int] = {}
+    for r in predictions:
+        if isinstance(r.get("prediction"), list) and r["prediction"]:
+            times[str(r.get("id"))] = times.get(str(r.get("id")), 0) + 1
+    problems += [
+        f"request {k} was answered {times[k]} times (by several servers, or for a client that "
+        "sent its id twice), so a label cannot say which of them it is the truth of (it would "
+        "join none); leave it out"
+        for k in pairs
+        if times.get(k, 0) > 1
+    ]
     for request_id, label in pairs.items():
         n = answered.get(request_id)
         wrong = predlog.label_shape_problem(request_id, label, n) if n else None

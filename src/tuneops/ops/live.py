@@ -696,6 +696,12 @@ def check_live(
     )
     if decision == "ok" and not traffic:  # nothing was judged: not "every version meets"
         reasons = [f"no request in the last {slo.window_s:g} s: nothing to judge yet"]
+    if contents.n_ambiguous:  # the evidence left out, said (tuneops.ops.predlog)
+        reasons = [
+            *reasons,
+            f"{contents.n_ambiguous} label(s) joined no request: their request id was answered "
+            "more than once before them (several servers, a client that sent one id twice)",
+        ]
     out = LiveDecision(
         decision,
         reasons,

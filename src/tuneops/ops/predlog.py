@@ -37,7 +37,12 @@ their places in the file: the server appends a prediction after its answer is se
 the shadow scored it), so a quick client's label can come first in the file. Both times are the
 wall clock of the machine that wrote them (several servers appending to one log on one machine
 share it); a clock stepped back between an answer and its label (NTP) can make that label not
-count."""
+count.
+
+A label is the truth of one request. When the log holds several requests answered under its id
+before it was recorded (two servers answered a client that sent one id twice; ``tuneops serve``
+itself refuses an id it has answered), it joins none of them and is counted as ambiguous
+(:attr:`LogContents.n_ambiguous`): one truth counted for several requests skewed the score."""
 
 from __future__ import annotations
 
@@ -163,14 +168,18 @@ class LogContents:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     n_labels: int = 0
     bad_lines: int = 0
+    #: labels joined to no request because several requests answered under their id before
+    #: them could each be the one they are the truth of
+    n_ambiguous: int = 0
 
 
 def read_log(path: str | Path, *, since: float | None = None) -> LogContents:
     """Read a prediction log; each prediction record gets ``label`` when one was recorded.
 
-    A label joins a prediction only if it was recorded after the prediction was answered (see
-    the module's docstring); of those, the last one in the log (a correction). Records before
-    ``since`` (a Unix time) are skipped; labels are joined whatever their time.
+    A label joins a prediction only if it was recorded after the prediction was answered, and
+    only if no other request under its id was (see the module's docstring); of those, the last
+    one in the log (a correction). Records before ``since`` (a Unix time) are skipped (nor do
+    they make a label ambiguous); labels are joined whatever their time.
 
     Raises:
         DataError: the file does not exist.
@@ -197,6 +206,7 @@ class LogReader:
         # per request id, its labels in log order: (the time recorded, the label)
         self._labels: dict[str, list[tuple[float, Any]]] = {}
         self._by_id: dict[str, list[dict[str, Any]]] = {}
+        self._ambiguous: dict[str, int] = {}  # per request id, its labels that joined none
 
     def read(self, *, final: bool = False) -> LogContents:
         """The contents so far. A last line without its newline is a record being written and
@@ -248,22 +258,49 @@ class LogReader:
             if not is_label(record.get("label")):
                 out.bad_lines += 1  # an object where a label goes: not what tuneops writes
                 return
-            self._labels.setdefault(key, []).append((stamp, record["label"]))
-            for prediction in self._by_id.get(key, ()):
-                # later in the log: replaces an earlier one, unless it cannot be this request's
-                # truth (two labels for one row would replace a good one and join nothing)
-                if stamp >= _answered(prediction) and label_fits(
-                    record["label"], _n_answered(prediction)
-                ):
-                    prediction["label"] = record["label"]
+            label = record["label"]
+            self._labels.setdefault(key, []).append((stamp, label))
+            takers = _takers(self._by_id.get(key, ()), stamp, label)
+            if len(takers) == 1:  # later in the log: replaces an earlier one (a correction)
+                takers[0]["label"] = label
+            elif takers:
+                self._count_ambiguous(key, self._ambiguous.get(key, 0) + 1)
         elif self.since is None or stamp >= self.since:
-            answered, n_rows = _answered(record), _n_answered(record)
-            for recorded, label in reversed(self._labels.get(key, ())):
-                if recorded >= answered and label_fits(label, n_rows):
-                    record["label"] = label
-                    break
             self._by_id.setdefault(key, []).append(record)
             out.predictions.append(record)
+            labels = self._labels.get(key, ())
+            if any(_takers([record], t, label) for t, label in labels):
+                self._join(key)  # it may take a label, or make one another took ambiguous
+
+    def _join(self, key: str) -> None:
+        """Join the labels of request id ``key`` to its predictions afresh (see :func:`read_log`:
+        a label joins the one request it can be the truth of, the last such label counts)."""
+        predictions = self._by_id.get(key, [])
+        for prediction in predictions:
+            prediction.pop("label", None)
+        ambiguous = 0
+        for stamp, label in self._labels.get(key, ()):
+            takers = _takers(predictions, stamp, label)
+            if len(takers) == 1:
+                takers[0]["label"] = label
+            elif takers:
+                ambiguous += 1
+        self._count_ambiguous(key, ambiguous)
+
+    def _count_ambiguous(self, key: str, n: int) -> None:
+        self._contents.n_ambiguous += n - self._ambiguous.get(key, 0)
+        self._ambiguous[key] = n
+
+
+def _takers(
+    predictions: Iterable[dict[str, Any]], stamp: float, label: Any
+) -> list[dict[str, Any]]:
+    """The predictions a label recorded at ``stamp`` can be the truth of: answered before it,
+    for as many rows as it labels (two labels for one row would replace a good one and join
+    nothing; a failed request answered no row)."""
+    return [
+        p for p in predictions if stamp >= _answered(p) and label_fits(label, _n_answered(p))
+    ]
 
 
 def _time_of(value: Any) -> float | None:

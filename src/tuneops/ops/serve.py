@@ -4,7 +4,10 @@ An ASGI app (Starlette) on uvicorn. Endpoints:
 
 * ``POST /predict`` - a JSON list of records, one record, or ``{"rows": [...], "request_id":
   ..., "key": ...}`` (``X-Request-ID`` / ``X-Request-Key`` headers work too). Answers
-  ``{"request_id", "version", "predictions"}``.
+  ``{"request_id", "version", "predictions"}``. A request id names one request: without one the
+  server makes a new one (a UUID), and one this server has answered (of the last 100,000) or is
+  answering is refused with 409, nothing predicted, as a label could not say which request it
+  is the truth of.
 * ``POST /label`` - ``{"request_id": ..., "label": ...}`` or ``{"labels": {id: label}}``: the
   truth, joined to the prediction later by request id (:mod:`tuneops.ops.predlog`), if the
   prediction was answered before the label was recorded. Answers ``{"labelled", "n_unknown"}``
@@ -595,6 +598,7 @@ class ModelServer:
         self.registry = registry or Registry.open(config.model, config.storage)
         self.metrics = _Metrics()
         self.answered = _AnsweredIds()
+        self._in_flight: set[str] = set()  # ids of requests being answered (event loop only)
         self.refused: dict[int, str] = {}
         self._cache: dict[int, _Loaded] = {}
         self._stop = threading.Event()
@@ -795,72 +799,94 @@ class ModelServer:
         except _BadRequest as exc:
             self.metrics.observe(None, "none", "bad_request", None)
             return self._error(exc.status, str(exc))
-        request_id = request_id or request.headers.get("x-request-id") or uuid.uuid4().hex
-        key = key or request.headers.get("x-request-key")
-        canary = (
-            routing.mode == "canary"
-            and routing.challenger is not None
-            and canary_bucket(key or request_id) < routing.share
-        )
-        answering = routing.challenger if canary and routing.challenger else routing.champion
-        role = "challenger" if canary else "champion"
-        record: dict[str, Any] = {
-            "kind": "prediction",
-            "id": request_id,
-            "t": arrived,
-            "version": answering.version,
-            "role": role,
-            "mode": routing.mode,
-        }
-        if key is not None:
-            record["key"] = key
-        try:
-            X, predictions = await self._in_worker(_answer, rows, answering)
-        except _BadRequest as exc:
-            self.metrics.observe(answering.version, role, "bad_request", None)
-            return self._error(exc.status, str(exc), request_id)
-        except Exception as exc:  # noqa: BLE001 - the model failed on this input: a 500, logged
-            latency = time.perf_counter() - start
-            self.metrics.observe(answering.version, role, "error", latency)
-            record.update(
-                status="error",
-                error=f"{type(exc).__name__}: {exc}",
-                latency_ms=latency * 1e3,
-                n_rows=len(rows),
-            )
-            # The exception's text may name paths or data values: it goes to the operator (the
-            # server log and the prediction log), never to the client.
-            logger.error(
-                "version %s failed to predict request %r: %s",  # %r: a client's id, quoted
-                answering.version, request_id, record["error"],
-            )
-            where = "the server log"
-            if self.log is not None:
-                self.log.append(record)
-                where = f"the prediction log (status \"error\") and {where}"
+        sent = request_id or request.headers.get("x-request-id")
+        if sent and (sent in self._in_flight or sent in self.answered):
+            # A second request under one id: its label could not say which request it is the
+            # truth of (predlog joins it to neither), so it is refused, not answered.
+            self.metrics.observe(None, "none", "bad_request", None)
             return self._error(
-                500,
-                f"version {answering.version} failed to predict request {request_id}; the "
-                f"error is recorded in {where} under this request id.",
-                request_id,
+                409,
+                f"request_id: {_short(sent)} was already answered by this server (or is being "
+                "answered); a request id names one request, and its label joins that request "
+                "by it. Send a new id for a new request, or none (the server makes one). "
+                "Nothing was predicted.",
+                sent,
             )
-        latency = time.perf_counter() - start
-        self.metrics.observe(answering.version, role, "ok", latency)
-        self.answered.add(request_id, len(rows))  # before the answer: its label may come at once
-        record.update(
-            status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
-        )
-        if self.config.log_rows:
-            record["rows"] = _without_ignored(rows, answering)
-        shadow = routing.challenger if routing.mode == "shadow" else None
-        answer = json.dumps(
-            {"request_id": request_id, "version": answering.version, "predictions": predictions},
-            default=str,
-        )
-        # Shadow scoring (in the model thread) and the log write (on the event loop: the thread
-        # pool's hand-off cost more CPU than the write itself) run after the answer is sent.
-        task = BackgroundTask(self._after, record, shadow, rows, answering, X)
-        return Response(answer, media_type="application/json", background=task)
+        request_id = sent or uuid.uuid4().hex
+        self._in_flight.add(request_id)  # from here to its answer (or failure): no other under it
+        try:
+            key = key or request.headers.get("x-request-key")
+            canary = (
+                routing.mode == "canary"
+                and routing.challenger is not None
+                and canary_bucket(key or request_id) < routing.share
+            )
+            answering = routing.challenger if canary and routing.challenger else routing.champion
+            role = "challenger" if canary else "champion"
+            record: dict[str, Any] = {
+                "kind": "prediction",
+                "id": request_id,
+                "t": arrived,
+                "version": answering.version,
+                "role": role,
+                "mode": routing.mode,
+            }
+            if key is not None:
+                record["key"] = key
+            try:
+                X, predictions = await self._in_worker(_answer, rows, answering)
+            except _BadRequest as exc:
+                self.metrics.observe(answering.version, role, "bad_request", None)
+                return self._error(exc.status, str(exc), request_id)
+            except Exception as exc:  # noqa: BLE001 - the model failed on this input: a 500, logged
+                latency = time.perf_counter() - start
+                self.metrics.observe(answering.version, role, "error", latency)
+                record.update(
+                    status="error",
+                    error=f"{type(exc).__name__}: {exc}",
+                    latency_ms=latency * 1e3,
+                    n_rows=len(rows),
+                )
+                # The exception's text may name paths or data values: it goes to the operator (the
+                # server log and the prediction log), never to the client.
+                logger.error(
+                    "version %s failed to predict request %r: %s",  # %r: a client's id, quoted
+                    answering.version, request_id, record["error"],
+                )
+                where = "the server log"
+                if self.log is not None:
+                    self.log.append(record)
+                    where = f"the prediction log (status \"error\") and {where}"
+                return self._error(
+                    500,
+                    f"version {answering.version} failed to predict request {request_id}; the "
+                    f"error is recorded in {where} under this request id.",
+                    request_id,
+                )
+            latency = time.perf_counter() - start
+            self.metrics.observe(answering.version, role, "ok", latency)
+            # before the answer: its label may come at once
+            self.answered.add(request_id, len(rows))
+            record.update(
+                status="ok", latency_ms=latency * 1e3, n_rows=len(rows), prediction=predictions
+            )
+            if self.config.log_rows:
+                record["rows"] = _without_ignored(rows, answering)
+            shadow = routing.challenger if routing.mode == "shadow" else None
+            answer = json.dumps(
+                {
+                    "request_id": request_id,
+                    "version": answering.version,
+                    "predictions": predictions,
+                },
+                default=str,
+            )
+            # Shadow scoring (in the model thread) and the log write (on the event loop: the thread
+            # pool's hand-off cost more CPU than the write itself) run after the answer is sent.
+            task = BackgroundTask(self._after, record, shadow, rows, answering, X)
+            return Response(answer, media_type="application/json", background=task)
+        finally:
+            self._in_flight.discard(request_id)
 
     async def _in_worker(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function(*args)`` (a predict) in the one model thread, off the event loop.
