@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy
 import sqlalchemy.event
 from optuna.trial import FrozenTrial, TrialState
-from servers import postgres_server  # noqa: F401
+from servers import postgres_server, redis_server  # noqa: F401
 
 import tuneops
 from tuneops import _optuna, runner
@@ -558,3 +558,43 @@ def test_the_database_reader_shares_distributions_and_attribute_names(
     assert len({id(t.distributions["x"]) for t in trials}) == 1
     assert len({id(t.user_attrs["worker"]) for t in trials}) == 1
     assert {id(k) for t in trials for k in t.user_attrs} == {id(next(iter(trials[0].user_attrs)))}
+
+
+def _gets(client: Any) -> int:
+    """GET commands the Redis server has run, as it counts them (INFO commandstats)."""
+    return int(client.info("commandstats").get("cmdstat_get", {}).get("calls", 0))
+
+
+def test_a_redis_sync_reads_the_entry_count_once_and_the_journal_as_optuna_does(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Every sync of a Redis journal read its ``log_number`` twice (tuneops' check, then
+    Optuna's reader): one GET, then one per new entry; the entries read are Optuna's."""
+    import redis
+    from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+    server = request.getfixturevalue("redis_server")  # a real redis-server (tests/servers.py)
+    url = server.url.rsplit("/", 1)[0] + "/6"  # a database of its own
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    storage = get_storage(url)
+    study = optuna.create_study(study_name="gets", storage=storage)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    study_id = _optuna.study_id(study)
+    before = _gets(client)
+    storage.get_all_trials(study_id, deepcopy=False)  # one sync, nothing new
+    assert _gets(client) - before == 1
+    other = optuna.load_study(study_name="gets", storage=JournalStorage(JournalRedisBackend(url)))
+    for i in range(3):  # three entries another process appends
+        other.set_user_attr(f"k{i}", i)
+    before = _gets(client)
+    storage.get_all_trials(study_id, deepcopy=False)
+    assert _gets(client) - before == 1 + 3
+    assert study.user_attrs == {"k0": 0, "k1": 1, "k2": 2}
+    backend = JournalRedisBackend(url)
+    for start in (0, 5):
+        top = _optuna.redis_journal_top(backend)
+        ours = list(_optuna.read_redis_journal(backend, start, top))
+        assert ours == list(backend.read_logs(start)) and len(ours) == top + 1 - start
+    client.flushdb()
+    assert list(_optuna.read_redis_journal(backend, 0, _optuna.redis_journal_top(backend))) == []

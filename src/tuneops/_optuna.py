@@ -35,7 +35,7 @@ import optuna
 from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
 from optuna.storages._rdb import storage as _rdb
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.study._tell import _tell_with_warning
@@ -73,6 +73,8 @@ __all__ = [
     "journal_file_offset",
     "seek_journal_file",
     "read_journal_file",
+    "redis_journal_top",
+    "read_redis_journal",
 ]
 
 
@@ -997,6 +999,36 @@ def read_journal_file(
                 if isinstance(entry.get(key), dict):
                     entry[key] = {sys.intern(k): _shared(v) for k, v in entry[key].items()}
             yield entry
+
+
+def redis_journal_top(backend: JournalRedisBackend) -> int | None:
+    """The number of the newest entry of a Redis journal (its ``log_number`` key, one GET), or
+    None when it holds none."""
+    top = backend._redis.get(f"{backend._prefix}:log_number")
+    return None if top is None else int(top)
+
+
+def read_redis_journal(
+    backend: JournalRedisBackend, log_number_from: int, top: int | None
+) -> Iterator[dict[str, Any]]:
+    """``JournalRedisBackend.read_logs`` (Optuna 5.0-5.1, line for line) up to entry ``top``,
+    which the caller read (:func:`redis_journal_top`) to check it first: Optuna's reader reads
+    it again, a second round trip on every sync, most of which find nothing new."""
+    if top is None:
+        return
+    for log_number in range(log_number_from, top + 1):
+        sleep_secs = 0.1
+        while True:  # a number taken by a writer whose entry is not set yet (a Redis cluster)
+            log = backend._redis.get(backend._key_log_id(log_number))
+            if log is not None:
+                break
+            time.sleep(sleep_secs)
+            sleep_secs = min(sleep_secs * 2, 10)
+        try:
+            yield json.loads(log)
+        except json.JSONDecodeError:
+            if log_number != top:
+                raise
 
 
 # the keys of the journal entries that carry attributes (set one; create a trial with several)

@@ -899,17 +899,17 @@ class _RedisJournal(JournalRedisBackend):
     """
 
     def read_logs(self, log_number_from: int) -> Any:
-        if log_number_from > 0:
-            top = self._redis.get(f"{self._prefix}:log_number")
-            if top is None or int(top) < log_number_from - 1:
-                raise StorageUnavailable(
-                    f"storage {mask_url(self._url)!r} lost the study journal: the Redis server "
-                    f"holds {0 if top is None else int(top) + 1} entries where this process "
-                    f"had read {log_number_from} (a restart without persistence, or a flush). "
-                    "The trials it held are gone; turn on persistence (appendonly yes) and run "
-                    "the spec again."
-                )
-        return super().read_logs(log_number_from)
+        # the newest entry's number read once, for the check and the read (one GET a sync)
+        top = _optuna.redis_journal_top(self)
+        if log_number_from > 0 and (top is None or top < log_number_from - 1):
+            raise StorageUnavailable(
+                f"storage {mask_url(self._url)!r} lost the study journal: the Redis server "
+                f"holds {0 if top is None else top + 1} entries where this process "
+                f"had read {log_number_from} (a restart without persistence, or a flush). "
+                "The trials it held are gone; turn on persistence (appendonly yes) and run "
+                "the spec again."
+            )
+        return _optuna.read_redis_journal(self, log_number_from, top)
 
 
 # -- dropped connections ------------------------------------------------------------------------
