@@ -274,6 +274,26 @@ def auto_pruner(
     )
 
 
+def _is_off(study_attrs: Mapping[str, Any]) -> bool:
+    return study_attrs.get(PRUNER_ATTR) == describe_pruner(optuna.pruners.NopPruner())
+
+
+def off_reason(study_attrs: Mapping[str, Any]) -> str:
+    """Why a study ran without pruning, from the spec it records (pure)."""
+    search = (study_attrs.get(_study.SPEC) or {}).get("search") or {}
+    asked = search.get("pruner", "auto")
+    name = asked.get("name") if isinstance(asked, Mapping) else asked
+    n_trials = search.get("n_trials")
+    if name == "auto" and isinstance(n_trials, int) and n_trials < SMALL_BUDGET:
+        return (
+            f"search.pruner auto prunes studies of {SMALL_BUDGET} trials or more; this one "
+            f"asked for {n_trials}"
+        )
+    if name == "auto":
+        return "search.pruner auto chose no pruner"
+    return "search.pruner: none" if name == "none" else f"search.pruner: {name}"
+
+
 def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:
     """A short readable name of a built pruner, for results and logs."""
     if isinstance(pruner, (ParetoPruner, FractionalHalvingPruner)):
@@ -807,6 +827,8 @@ def pruning_savings(
     )
     out: dict[str, Any] = {
         "pruner": study.user_attrs.get(PRUNER_ATTR),
+        # why nothing was pruned, when no pruner ran (the console says it instead of counts)
+        **({"off": off_reason(study.user_attrs)} if _is_off(study.user_attrs) else {}),
         "n_trials": len(finished),
         "n_pruned": len(pruned),
         "n_timed_out": len(late),

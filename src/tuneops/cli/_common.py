@@ -28,7 +28,6 @@ from rich.text import Text
 from tuneops import _optuna
 from tuneops._study import load_study
 from tuneops.metrics import METRICS
-from tuneops.pruning import SMALL_BUDGET
 
 __all__ = [
     "read_study",
@@ -520,9 +519,8 @@ def print_pruning(results: dict[str, Any]) -> None:
     cpu = "fit_cpu_s" in p
     spent, saved = (p["fit_cpu_s"], p["fit_cpu_s_saved"]) if cpu else (p["fit_s"], p["fit_s_saved"])
     unit = "fit CPU seconds" if cpu else "fit seconds"
-    off = _pruning_off(results) if p.get("pruner") == "NopPruner()" else None
-    if off is not None:  # nothing to count: say so, and why
-        line = f"Pruning: off ({off}); {spent:.1f} {unit} spent"
+    if p.get("off"):  # no pruner ran: nothing to count; say so, and why
+        line = f"Pruning: off ({p['off']}); {spent:.1f} {unit} spent"
     else:
         line = (
             f"Pruning: {p['n_pruned']} of {p['n_trials']} trials pruned ({p['pruning_rate']:.0%})"
@@ -559,22 +557,6 @@ def print_pruning(results: dict[str, Any]) -> None:
             markup=False,
             soft_wrap=True,
         )
-
-
-def _pruning_off(results: dict[str, Any]) -> str:
-    """Why a study ran without pruning, from the spec its results record."""
-    search = (results.get("spec") or {}).get("search") or {}
-    asked = search.get("pruner", "auto")
-    name = asked.get("name") if isinstance(asked, dict) else asked
-    n_trials = search.get("n_trials")
-    if name == "auto" and isinstance(n_trials, int) and n_trials < SMALL_BUDGET:
-        return (
-            f"search.pruner auto prunes studies of {SMALL_BUDGET} trials or more; this one "
-            f"asked for {n_trials}"
-        )
-    if name == "auto":
-        return "search.pruner auto chose no pruner"
-    return "search.pruner: none" if name == "none" else f"search.pruner: {name}"
 
 
 #: The units of ``search.budget`` as the console names them.
