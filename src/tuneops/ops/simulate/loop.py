@@ -207,32 +207,24 @@ def simulate(
             reason="initial model of the simulation",
         )
         _run(registry, stream, shifts, label, metric, config, out, seed, progress, rows)
-    except KeyboardInterrupt as exc:
-        raise SimulationInterrupted(
-            runner.Interrupted.of(exc).signum,
-            out=out,
-            n_done=len(rows),
-            n_batches=len(stream.batches),
-        ) from None
-    timeline = {
-        "dataset": source,
-        "family": family,
-        "metric": metric,
-        "model": name,
-        "mode": mode,
-        "n_batches": len(stream.batches),
-        "batch_size": batch_size,
-        "rows": {
-            "train": len(stream.train_rows),
-            "streamed": sum(len(r) for r in stream.rows),
-            "seen_twice": _seen_twice(stream),
-        },
-        "shifts": [{**s.to_dict(), **stream.details[s.at]} for s in shifts],
-        "thresholds": config.to_dict(),
-        "batches": rows,
-        "summary": recovery(rows, shifts),
-    }
-    try:
+        timeline = {
+            "dataset": source,
+            "family": family,
+            "metric": metric,
+            "model": name,
+            "mode": mode,
+            "n_batches": len(stream.batches),
+            "batch_size": batch_size,
+            "rows": {
+                "train": len(stream.train_rows),
+                "streamed": sum(len(r) for r in stream.rows),
+                "seen_twice": _seen_twice(stream),
+            },
+            "shifts": [{**s.to_dict(), **stream.details[s.at]} for s in shifts],
+            "thresholds": config.to_dict(),
+            "batches": rows,
+            "summary": recovery(rows, shifts),
+        }
         # Each written whole or not at all; timeline.json last, so a simulation stopped while
         # writing has none, as its stop message says.
         if plot:
