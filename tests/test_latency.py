@@ -230,6 +230,39 @@ def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):
     assert cost.call.median_ms < 1.0 < 4.0 <= cost.call.wall_median_ms
 
 
+class Burster(BaseEstimator):
+    """A 'model' whose predict is two CPU bursts of ``n`` loop iterations with a sleep between."""
+
+    def __init__(self, n: int = 0, sleep_s: float = 0.0):
+        self.n, self.sleep_s = n, sleep_s
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict(self, X):
+        spin(self.n)
+        time.sleep(self.sleep_s)
+        spin(self.n)
+        return np.zeros(len(X))
+
+
+def test_a_thread_that_waits_inside_its_calls_has_a_low_cpu_share(frame, loops_per_ms):
+    """The busy-machine signal: over the timed calls, the serving thread's CPU time against
+    their wall time. A call that sleeps 2 ms between two bursts of about 0.25 ms CPU takes at
+    least 2 ms more wall than CPU, so its share is about 0.2 on an idle machine and only lower
+    on a busy one (waiting for a core adds wall time, never CPU time)."""
+    config = LatencyConfig(budget_s=0.05, min_calls=10, min_cpu_s=0.0)
+    waiting = measure_serving(Burster(loops_per_ms // 4, 0.002), frame, config)
+    assert waiting.cpu_share is not None and 0 < waiting.cpu_share < 0.5
+    assert waiting.call.cpu_share == waiting.cpu_share  # one series: the declared path's
+    assert waiting.record()["cpu_share"] == waiting.cpu_share
+    # the calls' wall over their CPU: what the share says, read from the per-call figures too
+    assert waiting.call.wall_median_ms / waiting.call.raw_median_ms > 2
+    # with several serving threads the clock is the wall: no thread CPU to compare
+    threaded = measure_serving(Spinner(10), frame, QUICK, serving=ServingConfig(threads=2))
+    assert threaded.clock == "wall" and threaded.cpu_share is None
+
+
 def test_calls_stop_at_the_precision_or_the_budget(frame, loops_per_ms):
     steady = measure_serving(Spinner(loops_per_ms // 2), frame, LatencyConfig(budget_s=5.0))
     assert steady.call.stopped_by == "precision"
@@ -433,6 +466,7 @@ def test_a_trial_records_cpu_fit_time_and_serving_cost_with_intervals():
     # the machine's load when it was measured (a busy machine's latencies are a finding)
     assert cost["serving"]["cores"] == len(os.sched_getaffinity(0))
     assert cost["serving"]["load"] >= 0
+    assert 0 < cost["serving"]["cpu_share"] <= 1  # the serving thread's share of its calls
     # the model's fit plus its fold's preprocessing (whichever trial of the worker fitted it)
     fit = np.add(cost["fit"]["cpu_s"], cost["fit"]["preprocess_cpu_s"])
     assert metrics["fit_time_s"] == pytest.approx(np.mean(fit))

@@ -471,6 +471,7 @@ class Timing:
     cpu_s: float  # CPU seconds the measurement cost (request preparation included)
     raw_median_ms: float = float("nan")  # the clock's own median, before the speed correction
     speed: float = 1.0  # the machine's slowness against the calibration (median over calls)
+    cpu_share: float | None = None  # the thread's CPU over the wall time of the timed calls
 
     @property
     def relative_halfwidth(self) -> float:
@@ -494,9 +495,18 @@ class ServingCost:
     call: Timing | None  # one request on the declared path
     batch: Timing | None  # serving.batch_size rows per call
     # the machine's 1-minute load average when the measurement ended, and its cores: a busy
-    # machine slows the models themselves beyond what the reference work divides out
+    # machine slows the models themselves beyond what the reference work divides out (the
+    # direct sign of that is cpu_share; the load average lags and counts every process)
     load: float | None = None
     cores: int | None = None
+
+    @property
+    def cpu_share(self) -> float | None:
+        """How much of its timed calls' wall time the serving thread ran: the lower
+        :attr:`Timing.cpu_share` of the timed series (None with a wall clock)."""
+        shares = [t.cpu_share for t in (self.call, self.batch) if t is not None]
+        known = [s for s in shares if s is not None]
+        return min(known) if known else None
 
     def metrics(self) -> dict[str, float]:
         """The registry's latency metrics (``latency_p50_ms`` ... ``throughput_rows_per_s``)."""
@@ -533,6 +543,7 @@ class ServingCost:
             "clock": self.clock,
             "call": self.call.to_dict() if self.call is not None else None,
             "batch": self.batch.to_dict() if self.batch is not None else None,
+            "cpu_share": self.cpu_share,
             "load": self.load,
             "cores": self.cores,
         }
@@ -816,7 +827,14 @@ def _time_series(
         cpu_s=cpu_s,
         raw_median_ms=float(np.median(totals)) / 1e6,
         speed=float(np.median(speeds)),
+        cpu_share=_cpu_share(totals, walls) if clock is time.thread_time_ns else None,
     )
+
+
+def _cpu_share(cpu_ns: Sequence[int], wall_ns: Sequence[int]) -> float | None:
+    """The serving thread's CPU time over the wall time of the same calls, summed."""
+    wall = float(sum(wall_ns))
+    return min(1.0, float(sum(cpu_ns)) / wall) if wall > 0 else None
 
 
 class FitClock:
