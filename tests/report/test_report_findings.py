@@ -12,7 +12,7 @@ from report_studies import add, build
 
 from tuneops import _study
 from tuneops.report import build_report
-from tuneops.report.findings import PRUNED_TOO_MANY, convergence_window
+from tuneops.report.findings import CPU_SHARE_MIN, PRUNED_TOO_MANY, convergence_window
 
 
 def topics(study, topic):
@@ -443,18 +443,58 @@ def test_the_positive_class_is_named_only_for_metrics_that_depend_on_it():
     assert no_better("f1").startswith("The best f1 (positive class 1) is 0.55")
 
 
-def test_latencies_measured_on_a_busy_machine_are_a_warning():
-    """On 2 cores at load 6-15 the same model measured up to 2.4x slower than idle, beyond its
-    intervals: identical models got different feasibility verdicts, with no word (audit)."""
-    def cost(load):
-        return {"tuneops:cost": {"serving": {"path": "dataframe", "load": load, "cores": 2}}}
+def _serving(**record):
+    return {"tuneops:cost": {"serving": {"path": "row", **record}}}
 
+
+def test_latencies_measured_while_the_serving_thread_waited_for_a_core_are_a_warning():
+    """The serving thread's CPU share of its calls' wall time decides, not the load average."""
+    shares = [0.99, 0.97, 0.45, 0.12, 0.98]
+    loads = [3.5, 0.4, 0.5, 7.0, 9.0]  # lagging: high after the burst, low during it
+    busy = series(
+        [0.9, 0.91, 0.92, 0.93, 0.94],
+        attrs=lambda i: _serving(cpu_share=shares[i], load=loads[i], cores=2),
+    )
+    (f,) = topics(busy, "latency")
+    assert f.level == "warning"
+    assert "2 of 5 latency measurements ran while the serving thread waited for a core" in f.text
+    assert "in the lowest it ran 12% of its timed calls' wall time (below 80% counts" in f.text
+    assert "load average then was up to 7.0 on 2 cores" in f.text
+    assert "`tuneops verify`" in f.text
+    # a busy load average with the thread running throughout (the study's own workers, or a
+    # burst after the measurement) is no finding
+    quiet = series([0.9, 0.91], attrs=lambda i: _serving(cpu_share=0.96, load=12.0, cores=2))
+    assert topics(quiet, "latency") == []
+
+
+@pytest.mark.parametrize(
+    ("share", "fires"), [(CPU_SHARE_MIN - 0.01, True), (CPU_SHARE_MIN, False), (1.0, False)]
+)
+def test_the_busy_machine_threshold_is_the_cpu_share(share, fires):
+    study = series([0.9], attrs=lambda i: _serving(cpu_share=share, load=0.1, cores=2))
+    assert bool(topics(study, "latency")) is fires
+
+
+def test_measurements_without_a_cpu_share_fall_back_to_the_load_average():
+    """Studies measured before the share was recorded: load above the cores (the audit: on 2
+    cores at load 6-15 the same model measured up to 2.4x slower than idle)."""
     loads = [0.7, 0.9, 6.5, 12.2, 1.5]
-    busy = series([0.9, 0.91, 0.92, 0.93, 0.94], attrs=lambda i: cost(loads[i]))
-    found = topics(busy, "latency")
-    assert len(found) == 1 and found[0].level == "warning"
-    assert "2 of 5 latency measurements ran on a busy machine" in found[0].text
-    assert "load average up to 12.2 on 2 cores" in found[0].text
-    quiet = series([0.9, 0.91, 0.92], attrs=lambda i: cost(1.9))
+    busy = series([0.9, 0.91, 0.92, 0.93, 0.94], attrs=lambda i: _serving(load=loads[i], cores=2))
+    (f,) = topics(busy, "latency")
+    assert f.level == "warning"
+    assert "2 of 5 latency measurements ran on a busy machine by the load average" in f.text
+    assert "up to 12.2 on 2 cores; they recorded no CPU share" in f.text
+    quiet = series([0.9, 0.91, 0.92], attrs=lambda i: _serving(load=1.9, cores=2))
     assert topics(quiet, "latency") == []
     assert topics(series([0.9, 0.91, 0.92]), "latency") == []  # nothing timed
+    # a study resumed across the change: both kinds, one finding, each counted by its own rule
+    mixed = series(
+        [0.9, 0.91, 0.92],
+        attrs=lambda i: _serving(load=8.0, cores=2)
+        if i == 0
+        else _serving(cpu_share=[0.5, 0.99][i - 1], load=0.3, cores=2),
+    )
+    (f,) = topics(mixed, "latency")
+    assert "1 of 3 latency measurements ran while the serving thread waited" in f.text
+    assert "1 of 3 latency measurements ran on a busy machine by the load average" in f.text
+
