@@ -470,6 +470,8 @@ def test_a_trial_records_cpu_fit_time_and_serving_cost_with_intervals():
     # the model's fit plus its fold's preprocessing (whichever trial of the worker fitted it)
     fit = np.add(cost["fit"]["cpu_s"], cost["fit"]["preprocess_cpu_s"])
     assert metrics["fit_time_s"] == pytest.approx(np.mean(fit))
+    # with the version of that definition: a study resumed across a change mixes two
+    assert cost["fit"]["version"] == _study.FIT_TIME_VERSION
     assert cost["fit"]["threads"] == 1  # knn has no threaded fit
     lo, hi = cost["intervals"]["latency_p95_ms"]
     assert lo <= metrics["latency_p95_ms"] <= hi

@@ -18,7 +18,8 @@ trial user attributes
     ``heartbeat`` its latest sign of life, ``abandoned`` why it does not count (a reason that
     begins with ``retired`` for a trial never run), ``retry_of`` the abandoned trial it re-runs,
     ``fail_reason``, ``warm_start`` where its configuration came from,
-    ``tuneops:intermediate`` and ``tuneops:fidelity`` (pruning records).
+    ``tuneops:intermediate`` and ``tuneops:fidelity`` (pruning records), ``tuneops:cost``
+    (how fit and serving were measured, with the version of ``fit_time_s``'s definition).
 
 Every module reads and writes these through this one; nothing else spells a key. This is the
 bottom layer: it imports only Optuna, the storage and the errors.
@@ -65,6 +66,10 @@ __all__ = [
     "WARM_START",
     "INTERMEDIATE",
     "FIDELITY",
+    "COST",
+    "FIT_TIME_DEFINITIONS",
+    "FIT_TIME_VERSION",
+    "fit_time_version",
     "StoredObjective",
     "open_study",
     "load_study",
@@ -123,6 +128,18 @@ INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}
 FIDELITY = "tuneops:fidelity"  # {steps, n_steps, max_step, fit_s, pruned}
 COST = "tuneops:cost"  # {fit, serving, intervals: {metric: [low, high]}} (measure.py)
 TIMED_OUT = "tuneops:timed_out"  # {limit_s, elapsed_s, at}: stopped by search.trial_timeout_s
+
+#: The definition of the ``fit_time_s`` metric a trial measured, recorded with it
+#: (``tuneops:cost.fit.version``): a study resumed across a change compares the trials of
+#: both on one axis. Version -> what the figure is, per CV fold, averaged over the folds.
+FIT_TIME_DEFINITIONS: dict[int, str] = {
+    1: "wall seconds of every fit (a fraction family trained step by step for a pruner: the "
+    "sum of its refits)",
+    2: "CPU seconds of every fit (a fraction family trained step by step for a pruner: the sum "
+    "of its refits; the fold's preprocessing only in the trial that fitted it first)",
+    3: "CPU seconds of the model's final fit plus its fold's preprocessing",
+}
+FIT_TIME_VERSION = 3  # the definition this tuneops measures
 
 
 class StoredObjective(NamedTuple):
@@ -450,6 +467,26 @@ def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:
         counts["STALE"] = len(stale_trials(mine, now=time.time(), grace_s=GRACE_S))
         counts["RUNNING"] -= counts["STALE"]
     return counts
+
+
+def fit_time_version(trial: FrozenTrial) -> int | None:
+    """The definition (:data:`FIT_TIME_DEFINITIONS`) of the trial's ``fit_time_s``; None when
+    it recorded none.
+
+    Trials recorded before the version was are told by their cost record's shape, which each
+    change of the definition changed: per-fold preprocessing CPU seconds (version 3), CPU
+    seconds without it (2), no fit record beside a ``fit_time_s`` (1).
+    """
+    metrics = trial.user_attrs.get(METRICS)
+    if not isinstance(metrics, Mapping) or "fit_time_s" not in metrics:
+        return None
+    fit = (trial.user_attrs.get(COST) or {}).get("fit")
+    if not isinstance(fit, Mapping):
+        return 1
+    version = fit.get("version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        return version
+    return 3 if "preprocess_cpu_s" in fit else 2
 
 
 def failures(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:

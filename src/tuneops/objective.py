@@ -402,6 +402,7 @@ class SpecObjective:
                 "wall_mean_s": sum(c.wall_s for c in clocks) / len(clocks),
                 "threads": threads,
                 "clock": clocks[0].clock,
+                "version": _study.FIT_TIME_VERSION,  # of fit_time_s's definition
             }
         }
         model = models[-1]

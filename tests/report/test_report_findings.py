@@ -498,3 +498,60 @@ def test_measurements_without_a_cpu_share_fall_back_to_the_load_average():
     assert "1 of 3 latency measurements ran while the serving thread waited" in f.text
     assert "1 of 3 latency measurements ran on a busy machine by the load average" in f.text
 
+
+# -- fit time definitions ----------------------------------------------------------------------
+def _fit_record(version):
+    """A trial's records as tuneops wrote them with each definition of fit_time_s (the version
+    marker from 3 on; before it, only the shape of the cost record tells)."""
+    metrics = {"metrics": {"accuracy": 0.9, "fit_time_s": 0.5}}
+    if version == 1:  # before the cost record
+        return metrics
+    fit = {"cpu_s": [0.5], "wall_s": [0.6], "threads": 1}
+    if version in (3, "marked"):
+        fit["preprocess_cpu_s"] = [0.01]
+    if version == "marked":
+        fit["version"] = _study.FIT_TIME_VERSION
+    return {**metrics, "tuneops:cost": {"fit": fit}}
+
+
+def _fit_study(versions, *, objective="fit_time_s", constraints=()):
+    study = series(
+        [0.5] * len(versions),
+        direction="minimize",
+        attrs=lambda i: _fit_record(versions[i]),
+        spec={"model": {"family": "linear"}},
+    )
+    study.set_user_attr(_study.OBJECTIVES, [{"metric": objective, "direction": "minimize"}])
+    study.set_user_attr(_study.CONSTRAINTS, list(constraints))
+    return study
+
+
+def test_the_fit_time_definition_of_a_trial_is_its_marker_or_told_by_its_record():
+    def version(record):
+        study = series([0.5], attrs=lambda i: record)
+        return _study.fit_time_version(study.trials[0])
+
+    assert version(_fit_record("marked")) == _study.FIT_TIME_VERSION
+    assert version(_fit_record(3)) == 3  # recorded between the change and its marker
+    assert version(_fit_record(2)) == 2 and version(_fit_record(1)) == 1
+    assert version({"metrics": {"accuracy": 0.9}}) is None  # no fit time measured
+    assert set(_study.FIT_TIME_DEFINITIONS) == {1, 2, 3}
+
+
+def test_a_study_that_mixes_fit_time_definitions_says_so_where_fit_time_is_judged():
+    (f,) = topics(_fit_study([2, 2, 2, 3, "marked", "marked", 2]), "fit time")
+    assert f.level == "warning"
+    assert f.text.startswith("fit_time_s was measured by 2 definitions in this study")
+    assert "4 (trials 0-2, 6) as CPU seconds of every fit" in f.text
+    assert "3 (trials 3-5) as CPU seconds of the model's final fit plus its fold's" in f.text
+    assert "run the spec again as a new study" in f.text
+    # a constraint on fit time compares trials on it too
+    constrained = _fit_study([1, "marked"], objective="accuracy", constraints=["fit_time_s <= 2"])
+    (f,) = topics(constrained, "fit time")
+    assert "1 (trials 0) as wall seconds of every fit" in f.text
+
+
+def test_one_fit_time_definition_or_fit_time_unused_is_no_finding():
+    assert topics(_fit_study([3, "marked", 3]), "fit time") == []  # the same definition
+    assert topics(_fit_study([2, "marked"], objective="accuracy"), "fit time") == []
+    assert topics(_fit_study([2, 2]), "fit time") == []

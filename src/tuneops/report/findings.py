@@ -13,6 +13,7 @@ each sentence follows from a definition written in the check's docstring (and in
 * :func:`failures`: failed trials grouped by reason; abandoned trials.
 * :func:`noise`: the top trials closer together than their CV folds' spread.
 * :func:`busy_machine`: latencies measured while the serving thread waited for a core.
+* :func:`fit_time_definitions`: ``fit_time_s`` of several definitions in one study.
 * :func:`feasibility`, :func:`warm_start`, :func:`running`.
 
 The advice fits the kind of study: a spec run is told which spec field to edit; a ``tune()``
@@ -654,6 +655,62 @@ def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     ]
 
 
+def _numbers(numbers: list[int], limit: int = 6) -> str:
+    """Trial numbers as ranges: ``0-11, 14, 20-23`` (the first ``limit`` ranges, then ...)."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = [f"{a}-{b}" if b > a else f"{a}" for a, b in runs]
+    return ", ".join(text[:limit]) + (", ..." if len(text) > limit else "")
+
+
+def fit_time_definitions(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """``fit_time_s`` measured by different definitions within one study.
+
+    Definition: a spec study whose objectives or constraints use ``fit_time_s`` holds complete
+    trials of more than one definition of it (:data:`tuneops._study.FIT_TIME_DEFINITIONS`,
+    read by :func:`tuneops._study.fit_time_version`): a study resumed across a tuneops
+    version that changed it. Its trials are then compared on one axis (the best trial or the
+    front, the selection, the sampler's model of the objective) with figures that measured
+    different things: for a fraction family trained step by step for a pruner, the sum of its
+    refits was 3-5x its final fit.
+    """
+    constrained = [str(c).split(" ")[0] for c in view.attrs.get(_study.CONSTRAINTS) or []]
+    if _from_spec(view) is None or (
+        "fit_time_s" not in view.objectives and "fit_time_s" not in constrained
+    ):
+        return []
+    by_version: dict[int, list[int]] = {}
+    for t in view.complete:
+        version = _study.fit_time_version(t)
+        if version is not None:
+            by_version.setdefault(version, []).append(t.number)
+    if len(by_version) < 2:
+        return []
+    known = _study.FIT_TIME_DEFINITIONS
+    groups = "; ".join(
+        f"{len(numbers)} (trials {_numbers(numbers)}) as "
+        + known.get(version, f"definition {version}, unknown to this tuneops")
+        for version, numbers in sorted(by_version.items())
+    )
+    return [
+        Finding(
+            "warning",
+            "fit time",
+            f"fit_time_s was measured by {len(by_version)} definitions in this study (resumed, "
+            f"or joined by workers, across tuneops versions that changed it): {groups}. The "
+            "trials are "
+            "compared on it as one axis, but the figures measure different things (a fraction "
+            "family's refits for a pruner summed to 3-5x its final fit). Compare fit times "
+            "only among the trials of one definition, or run the spec again as a new study "
+            "(another study name) for comparable figures.",
+        )
+    ]
+
+
 def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     counts = _study.state_counts(view.trials)
     n_gone, n_run = counts["STALE"], counts["RUNNING"]
@@ -763,6 +820,7 @@ CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
     failures,
     noise,
     busy_machine,
+    fit_time_definitions,
     feasibility,
     warm_start,
     running,
