@@ -61,20 +61,32 @@ def fit_models() -> list[tuple[str, Any, Any]]:
     return out
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """``(busy, total)`` CPU ticks of the whole machine since boot (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
 def condition(models: list[tuple[str, Any, Any]], repetitions: int, config: Any,
               label: str) -> list[dict[str, Any]]:
-    """Every model measured ``repetitions`` times, interleaved; one row per measurement."""
+    """Every model measured ``repetitions`` times, interleaved; one row per measurement, with
+    the cores in use on the whole machine while it ran (this measurement's thread included)."""
     from tuneops.measure import measure_serving
 
     rows = []
+    n_cpu = os.cpu_count() or 1
     for _ in range(repetitions):
         for name, model, X in models:
+            busy0, total0 = _cpu_ticks()
             cost = measure_serving(model, X, config, metrics=["latency_p50_ms"])
+            busy1, total1 = _cpu_ticks()
             call = cost.call
             assert call is not None
             rows.append({"condition": label, "model": name, "share": cost.cpu_share,
                          "speed": call.speed, "median": call.median_ms, "load": cost.load,
-                         "cores": cost.cores})
+                         "cores": cost.cores,
+                         "in_use": n_cpu * (busy1 - busy0) / max(1, total1 - total0)})
     print(f"  {label}: {len(rows)} measurements, load {os.getloadavg()[0]:.1f}", flush=True)
     return rows
 
@@ -89,8 +101,9 @@ def summarise(rows: list[dict[str, Any]], labels: Sequence[str], threshold: floa
         shares = [r["share"] for r in mine]
         ratios = [r["median"] / idle[r["model"]] for r in mine]
         loads = [r["load"] for r in mine]
+        in_use = [r["in_use"] for r in mine]
         table.append([
-            label, f"{min(loads):.1f}-{max(loads):.1f}",
+            label, f"{min(in_use):.1f}-{max(in_use):.1f}", f"{min(loads):.1f}-{max(loads):.1f}",
             f"{min(shares):.2f}-{max(shares):.2f}", statistics.median(shares),
             f"{min(r['speed'] for r in mine):.2f}-{max(r['speed'] for r in mine):.2f}",
             f"{min(ratios):.2f}-{max(ratios):.2f}",
@@ -123,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = ["idle"]
     signal.signal(signal.SIGTERM, _exit)  # so the busy processes are stopped in `finally`
     for per_core in (1, 2, 4):
-        label = f"{per_core * cores} busy"
+        label = f"{per_core * cores} busy ({per_core} per core)"
         hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(per_core * cores)]
         try:
             time.sleep(1.0)
@@ -135,21 +148,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         labels.append(label)
     rows += condition(models, args.repetitions, config, "idle after")
     labels.append("idle after")
-    header = ["condition", "load average", "CPU share", "median share", "reference speed",
-              "latency / idle", f"share < {CPU_SHARE_MIN}", f"load > {cores} cores"]
+    header = ["condition", "cores in use", "load average", "CPU share", "median share",
+              "reference speed", "latency / idle", f"share < {CPU_SHARE_MIN}",
+              f"load > {cores} cores"]
     table = summarise(rows, labels, CPU_SHARE_MIN)
+    for r in rows:
+        print(f"  {r['condition']:>22} {r['model']:>7}: share {r['share']:.2f}, cores in use "
+              f"{r['in_use']:.1f}, load {r['load']:.1f}, speed {r['speed']:.2f}, "
+              f"{r['median']:.3f} ms")
+    # with no load of ours, a measurement below the threshold: what else ran then
+    flagged = [r for r in rows if r["condition"].startswith("idle") and r["share"] < CPU_SHARE_MIN]
+    quiet_note = (
+        "With no load of ours, measurements below the threshold: "
+        + "; ".join(f"{r['condition']}, {r['model']}: share {r['share']:.2f} with "
+                    f"{r['in_use']:.1f} cores in use" for r in flagged) + "."
+        if flagged else "With no load of ours, no measurement was below the threshold."
+    )
     text = "\n".join([
         f"### Is the machine busy? The serving thread's CPU share ({len(NAMES)} models, "
         f"{args.repetitions} repetitions per condition)",
         "",
         f"Command: `{command}` ({stamp()}; {(time.perf_counter() - begin) / 60:.0f} min). "
         f"Machine: {cores} cores, shared with other engineers' runs: \"idle\" means no load of "
-        "ours. The load average is the 1-minute figure each measurement recorded at its end.",
+        "ours (the cores in use say what else ran).",
         "",
         render_table(header, table),
         "",
-        "Columns: *CPU share* is `tuneops:cost.serving.cpu_share`, the serving thread's CPU "
-        "time over the wall time of its timed calls (min-max over measurements); *reference "
+        quiet_note,
+        "",
+        "Columns: *cores in use* is the machine's busy CPU time during each measurement "
+        "over its wall time (`/proc/stat`; about 1 is the measurement alone), *load average* "
+        "the 1-minute figure it recorded at its end; *CPU share* is "
+        "`tuneops:cost.serving.cpu_share`, the serving thread's CPU time over the wall time of "
+        "its timed calls (min-max over measurements); *reference "
         "speed* the reference workload's slowness the latency is divided by; *latency / idle* "
         "each measurement's `latency_p50_ms` over its model's idle median; the last two "
         "columns count the measurements the busy-machine finding's rule (CPU share) and the "

@@ -210,3 +210,18 @@ def test_faults_command_names_the_results_file_it_is_read_from():
     recorded = "nice -n 10 python benchmarks/bench_faults.py --quick --json /tmp/fb/letter.json"
     shown = with_json_path(recorded, str(Path(__file__).resolve().parents[1] / "benchmarks/results/faults.json"))
     assert shown == "nice -n 10 python benchmarks/bench_faults.py --quick --json benchmarks/results/faults.json"
+
+
+def test_the_busy_machine_table_counts_what_each_rule_calls_busy():
+    from bench_busy import NAMES, summarise
+
+    def row(condition, share, load, median=1.0):
+        return [{"condition": condition, "model": m, "share": share, "speed": 1.0,
+                 "median": median, "load": load, "cores": 2, "in_use": 1.0} for m in NAMES]
+
+    rows = row("idle", 0.99, 0.5) + row("busy", 0.3, 1.5, 1.2) + row("after", 0.98, 9.0)
+    table = summarise(rows, ["idle", "busy", "after"], 0.8)
+    n = len(NAMES)
+    assert [r[-2:] for r in table] == [[f"0/{n}", f"0/{n}"], [f"{n}/{n}", f"0/{n}"],
+                                       [f"0/{n}", f"{n}/{n}"]]
+    assert table[1][6] == "1.20-1.20"  # latency against the idle median of each model

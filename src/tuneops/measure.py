@@ -16,8 +16,11 @@
   only in ``C`` measured 4.9-204 ms p95 within one study at load 10-40); the thread's CPU
   time does not count the waits; the machine's own slowdowns (a busy neighbour on the core, a
   lower clock) are divided out with a reference workload timed beside every call
-  (:attr:`LatencyConfig.reference`). Only the parts (declared path, batch) a study's metrics
-  need are timed.
+  (:attr:`LatencyConfig.reference`). What the reference cannot divide out (a model switched
+  out of its core refills its caches) is flagged: each measurement records how much of its
+  timed calls' wall time the serving thread ran (:attr:`ServingCost.cpu_share`; below about
+  0.8 it waited for a core), with the load average. Only the parts (declared path, batch) a
+  study's metrics need are timed.
 * Size: bytes of the pickled fitted pipeline.
 * Fit time: mean CPU seconds of one fold's fit (:class:`FitClock`); wall seconds recorded too.
 """
