@@ -52,9 +52,10 @@ MIN_TRIALS_TO_JUDGE = 10
 SAVING_MIN_S = 1.0  # an estimated pruning saving below this, or below
 SAVING_MIN_SHARE = 0.05  # this share of the estimated total, is not reported (not measurable)
 # The serving thread's CPU time over the wall time of its timed calls below which a latency
-# measurement ran on a busy machine. On 2 cores (bench_busy, docs/benchmarks.md): with no load
-# of ours 0.96-0.99, and 0.89-0.99 in the minute after busy processes stopped (load average
-# still 10); with 1, 2, 4 busy processes per core 0.29-0.68, 0.15-0.46, 0.09-0.22.
+# measurement ran on a busy machine. On 2 cores, 2 runs of bench_busy (docs/benchmarks.md):
+# with no load of ours 0.96-0.99, and 0.89-0.99 in the minute after busy processes stopped
+# (load average still 7-10); with 1, 2, 4 busy processes per core 0.29-0.94, 0.15-0.46,
+# 0.09-0.23 (1 of 120 at or above 0.8, its latency 1.04x idle).
 CPU_SHARE_MIN = 0.8
 
 
@@ -601,7 +602,7 @@ def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     out refills its caches, and its CPU time per call grows beyond that: an audit measured the
     same logistic regression 1.6x slower at load 6 and 2.4x at load 12 on 2 cores, beyond
     their intervals, so identical models got different feasibility verdicts; bench_busy
-    measured up to 1.25x at shares of 0.29-0.68 and up to 2.66x at 0.09-0.22.
+    measured up to 1.31x at shares of 0.3-0.8 and up to 2.66x below 0.3.
     """
     shared: list[tuple[float, float | None, int | None]] = []  # (share, load, cores)
     by_load: list[tuple[float, int]] = []  # (load, cores) of measurements without a share
@@ -649,8 +650,8 @@ def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
             " ".join(parts) + " The latency objective does not count the waiting, but a model "
             "switched out of its core refills its caches, so its CPU time per call grows "
             "beyond what the measurement divides out, the more the lower the share (on 2 "
-            "cores the same models measured up to 1.25x their idle latency at shares of "
-            "0.3-0.7 and up to 2.7x at 0.1-0.2): trials measured at different times can differ "
+            "cores the same models measured up to 1.3x their idle latency at shares of "
+            "0.3-0.8 and up to 2.7x below 0.3): trials measured at different times can differ "
             "beyond their intervals, and a latency constraint can pass or fail with the load. "
             "Measure the chosen model again on a quiet machine (`tuneops verify`), or run "
             "fewer workers (no more than the cores) and fewer other jobs beside the study.",
