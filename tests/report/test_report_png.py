@@ -16,6 +16,7 @@ from report_studies import add, build
 from tuneops import _study
 from tuneops.report import build_report, png, write_report
 from tuneops.report import figures as F
+from tuneops.report.view import view_of
 
 
 @pytest.fixture
@@ -257,3 +258,23 @@ def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
     assert [t.get_text() for t in legend.get_texts()] == ["infeasible (violates a constraint)"]
     workers = F.Workers((F.WorkerRow("w1", {"COMPLETE": 2}, 50.2, 1),))
     assert "50s busy, 1 best" in [t.get_text() for t in draw("workers", workers).axes[0].texts]
+
+
+def test_slices_mark_the_trials_that_broke_a_constraint_in_both_renderers(draw):
+    """Infeasible trials were drawn like any other in the slice plots (the Pareto figure
+    crosses them out): a study whose every trial broke its constraint looked fine."""
+    from tuneops.report.html import figure_json
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):  # trials 1, 3 and 5 break the constraint
+        add(study, i, {"lr": 0.1 * (i + 1)}, [0.5 + 0.05 * i], constraint=float(i % 2))
+    (panel,) = F.compute_panels(view_of(study), ["slices"])
+    assert panel.data.infeasible == {1, 3, 5}
+    crosses = [t for t in figure_json(panel)[0][1]["data"]
+               if t.get("name") == "infeasible (violates a constraint)"]
+    assert len(crosses) == 1 and crosses[0]["marker"]["symbol"] == "x"
+    assert crosses[0]["text"] == [f"trial {n} (infeasible)" for n in (1, 3, 5)]
+    fig = draw("slices", panel.data)
+    marked = [c for c in fig.axes[0].collections if c.get_label().startswith("infeasible")]
+    assert len(marked) == 1 and len(marked[0].get_offsets()) == 3
+    assert "infeasible (violates a constraint)" in [t.get_text() for t in fig.legends[0].texts]

@@ -170,6 +170,8 @@ class Slices:
     objectives: dict[str, tuple[float, ...]]
     n_total: int = 0
     selected: int | None = None  # the selected trial's number, among ``numbers`` when set
+    # the trials among ``numbers`` that broke a constraint (marked as in the Pareto figure)
+    infeasible: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -573,6 +575,7 @@ def slices(view: StudyView, ctx: dict[str, Any]) -> Slices:
         {o: tuple(t.values[i] for t in shown) for i, o in enumerate(view.objectives)},
         len(complete),
         view.selected if any(t.number == view.selected for t in shown) else None,
+        frozenset(t.number for t in shown if not view.is_feasible(t)),
     )
 
 

@@ -431,6 +431,25 @@ def _slices_figure(d: F.Slices, params: Sequence[F.Axis]) -> Figure:
                     },
                 }
             )
+            broke = [i for i in idx if d.numbers[i] in d.infeasible]
+            if broke:  # over their trial-number colour, as the Pareto figure marks them
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": KIND_NAMES["infeasible"],
+                        "legendgroup": "infeasible",
+                        "showlegend": not any(
+                            t.get("name") == KIND_NAMES["infeasible"] for t in data
+                        ),
+                        "x": [xs[i] for i in broke],
+                        "y": _nums([d.objectives[obj][i] for i in broke]),
+                        "xaxis": x,
+                        "yaxis": y,
+                        "text": [f"trial {d.numbers[i]} (infeasible)" for i in broke],
+                        "marker": {"size": 7, "symbol": "x", "color": KIND_COLORS["infeasible"]},
+                    }
+                )
             chosen = [i for i in idx if d.numbers[i] == d.selected]
             if chosen:
                 data.append(

@@ -305,6 +305,17 @@ def _slices(d: F.Slices):
                 vmin=min(d.numbers),
                 vmax=max(d.numbers),
             )
+            broke = [k for k, i in enumerate(idx) if d.numbers[i] in d.infeasible]
+            if broke:  # as the Pareto figure marks them
+                ax.scatter(
+                    [xs[k] for k in broke],
+                    [d.objectives[obj][idx[k]] for k in broke],
+                    c=KIND_COLORS["infeasible"],
+                    marker="x",
+                    s=24,
+                    linewidths=1.0,
+                    label=KIND_NAMES["infeasible"],
+                )
             chosen = [i for i in idx if d.numbers[i] == d.selected]
             if chosen:
                 ax.scatter(
@@ -323,11 +334,13 @@ def _slices(d: F.Slices):
             ax.tick_params(labelsize=7)
     bar = fig.colorbar(points, ax=axes, shrink=0.5, label="trial number")
     _integer_ticks(bar.ax.yaxis)
-    for ax in axes.flat:  # one legend entry for the selected trial, if drawn
-        handles, labels = ax.get_legend_handles_labels()
-        if handles:
-            fig.legend(handles[:1], labels[:1], loc="outside upper left", fontsize=8)
-            break
+    # one legend entry per kind drawn (infeasible trials, the selected trial)
+    entries: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside upper left", fontsize=8)
     return fig
 
 
