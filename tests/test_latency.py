@@ -46,10 +46,11 @@ def spin(n: int) -> None:
 
 
 class Spinner(BaseEstimator):
-    """A 'model' whose predict costs ``n`` loop iterations (or sleeps ``sleep_s``)."""
+    """A 'model' whose predict costs ``n`` loop iterations (or sleeps ``sleep_s``); with
+    ``bursts=2``, ``n`` iterations again after the sleep."""
 
-    def __init__(self, n: int = 0, sleep_s: float = 0.0):
-        self.n, self.sleep_s = n, sleep_s
+    def __init__(self, n: int = 0, sleep_s: float = 0.0, bursts: int = 1):
+        self.n, self.sleep_s, self.bursts = n, sleep_s, bursts
 
     def fit(self, X, y=None):
         return self
@@ -58,6 +59,8 @@ class Spinner(BaseEstimator):
         spin(self.n)
         if self.sleep_s:
             time.sleep(self.sleep_s)
+        for _ in range(self.bursts - 1):
+            spin(self.n)
         return np.zeros(len(X))
 
 
@@ -230,29 +233,13 @@ def test_waiting_is_not_cpu_time_but_shows_in_the_wall_figure(frame):
     assert cost.call.median_ms < 1.0 < 4.0 <= cost.call.wall_median_ms
 
 
-class Burster(BaseEstimator):
-    """A 'model' whose predict is two CPU bursts of ``n`` loop iterations with a sleep between."""
-
-    def __init__(self, n: int = 0, sleep_s: float = 0.0):
-        self.n, self.sleep_s = n, sleep_s
-
-    def fit(self, X, y=None):
-        return self
-
-    def predict(self, X):
-        spin(self.n)
-        time.sleep(self.sleep_s)
-        spin(self.n)
-        return np.zeros(len(X))
-
-
 def test_a_thread_that_waits_inside_its_calls_has_a_low_cpu_share(frame, loops_per_ms):
     """The busy-machine signal: over the timed calls, the serving thread's CPU time against
     their wall time. A call that sleeps 2 ms between two bursts of about 0.25 ms CPU takes at
     least 2 ms more wall than CPU, so its share is about 0.2 on an idle machine and only lower
     on a busy one (waiting for a core adds wall time, never CPU time)."""
     config = LatencyConfig(budget_s=0.05, min_calls=10, min_cpu_s=0.0)
-    waiting = measure_serving(Burster(loops_per_ms // 4, 0.002), frame, config)
+    waiting = measure_serving(Spinner(loops_per_ms // 4, 0.002, bursts=2), frame, config)
     assert waiting.cpu_share is not None and 0 < waiting.cpu_share < 0.5
     # the measurement's share is the lower of its series' (here the declared path and batches)
     assert waiting.cpu_share == min(waiting.call.cpu_share, waiting.batch.cpu_share)
