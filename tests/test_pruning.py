@@ -11,6 +11,7 @@ import optuna
 import pytest
 from conftest import tiny_spec
 
+from tuneops import _study
 from tuneops.errors import SpecError
 from tuneops.pruning import (
     FIDELITY_ATTR,
@@ -364,6 +365,22 @@ def test_bench_best_is_the_best_trial_that_met_the_constraints():
             state=optuna.trial.TrialState.COMPLETE, values=values,
             system_attrs={"constraints": [violation]}))
     assert run_summary(two)["values"] == [[0.9, 2.0]]
+
+
+def test_bench_pruning_rate_leaves_out_trials_stopped_by_the_trial_time_limit():
+    """A trial over search.trial_timeout_s is recorded as pruned; the pruning section counts it
+    apart, `bench pruners` counted it as the pruner's."""
+    from tuneops.bench import run_summary
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=0.9))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        user_attrs={_study.TIMED_OUT: {"limit_s": 1.0, "elapsed_s": 1.2, "at": "fold 2"}}))
+    summary = run_summary(study)
+    assert (summary["n_trials"], summary["n_pruned"], summary["n_timed_out"]) == (3, 1, 1)
+    assert summary["pruning_rate"] == pytest.approx(1 / 3)
 
 
 def test_bench_pruners_refuses_a_pruner_the_spec_cannot_use_before_any_run(workdir, cli):

@@ -110,16 +110,20 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
     # CPU seconds, which the machine's load does not inflate (wall seconds measured the load:
     # 1.6-3.0x the CPU between runs on a busy machine); records without CPU give wall seconds
     compute = sum(
-        trial_compute(r, "fit_cpu_s") + r.get("measure_cpu_s", r.get("measure_s", 0.0))
-        for r in fit
+        trial_compute(r, "fit_cpu_s") + r.get("measure_cpu_s", r.get("measure_s", 0.0)) for r in fit
     )
     savings = pruning_savings(study, trials) or {}
+    # A trial stopped by search.trial_timeout_s is recorded as pruned, but the pruner did not
+    # stop it (the pruning section counts it apart too).
+    late = sum(_study.TIMED_OUT in t.user_attrs for t in done)
+    pruned = sum(
+        t.state == TrialState.PRUNED and _study.TIMED_OUT not in t.user_attrs for t in done
+    )
     return {
         "n_trials": len(done),
-        "n_pruned": sum(t.state == TrialState.PRUNED for t in done),
-        "pruning_rate": sum(t.state == TrialState.PRUNED for t in done) / len(done)
-        if done
-        else 0.0,
+        "n_pruned": pruned,
+        "n_timed_out": late,
+        "pruning_rate": pruned / len(done) if done else 0.0,
         "compute_s": compute,
         # while trials ran: a run interrupted and resumed later spent no time in between
         "wall_s": busy_seconds(done),
