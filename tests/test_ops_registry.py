@@ -507,23 +507,30 @@ def test_a_second_retune_of_the_same_data_is_refused_while_the_first_runs(
     assert len(study.trials) == 3 and study.user_attrs[RUN_ATTR] is None  # released at the end
 
 
-def test_a_retune_whose_run_died_is_resumed_by_the_next(deployed, monkeypatch) -> None:
-    """A claim left by a process that is gone (killed outright) does not block the resume."""
-    import socket
-
+def _stopped_when_comparing(registry, recent, monkeypatch) -> RetuneInterrupted:
+    """A retune stopped (Ctrl-C) while it compares its registered challenger with the
+    champion; the comparison works again afterwards."""
     import tuneops.ops.retune as retune_module
 
-    registry, _, pool = deployed
-    recent = flipped(pool.iloc[:300])
     real = retune_module.paired_gain
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(retune_module, "paired_gain", stop)
-    with pytest.raises(RetuneInterrupted):
+    with pytest.raises(RetuneInterrupted) as info:
         retune(registry, recent, n_trials=2)
     monkeypatch.setattr(retune_module, "paired_gain", real)
+    return info.value
+
+
+def test_a_retune_whose_run_died_is_resumed_by_the_next(deployed, monkeypatch) -> None:
+    """A claim left by a process that is gone (killed outright) does not block the resume."""
+    import socket
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    _stopped_when_comparing(registry, recent, monkeypatch)
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -539,22 +546,11 @@ def test_a_retune_whose_run_died_is_resumed_by_the_next(deployed, monkeypatch) -
 def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resumed(
     deployed, monkeypatch
 ) -> None:
-    import tuneops.ops.retune as retune_module
-
     registry, _, pool = deployed
     recent = flipped(pool.iloc[:300])
-    real = retune_module.paired_gain
-
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(retune_module, "paired_gain", stop)
-    with pytest.raises(RetuneInterrupted) as info:
-        retune(registry, recent, n_trials=2)
-    stopped = info.value
+    stopped = _stopped_when_comparing(registry, recent, monkeypatch)
     assert (stopped.study, stopped.version, stopped.registered) == ("phon.retune-v2", 2, True)
     assert stopped.exit_code == 130 and registry.events("retune") == []
-    monkeypatch.setattr(retune_module, "paired_gain", real)
     outcome = retune(registry, recent, n_trials=2)
     assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
     assert outcome.challenger_score is not None
