@@ -444,8 +444,7 @@ def test_a_trial_records_cpu_fit_time_and_serving_cost_with_intervals():
     spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
                       "objectives": ["accuracy", "latency_p95_ms"],
                       "constraints": ["latency_p50_ms <= 1000"],
-                      "search": {"n_trials": 1, "cv_folds": 2}})
-    object.__setattr__(spec, "serving", {"path": "numpy"})  # until spec.py has the section
+                      "search": {"n_trials": 1, "cv_folds": 2}, "serving": {"path": "numpy"}})
     objective = SpecObjective(spec, load_dataset("sklearn:iris"), latency=QUICK)
     trial = optuna.trial.FixedTrial({"n_neighbors": 5, "weights": "uniform", "p": 2})
     objective(trial)

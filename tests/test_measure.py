@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -101,9 +99,5 @@ def test_the_study_objective_scores_the_spec_positive_label():
     spec = {"data": {"source": "frame"}, "model": {"family": "knn"}, "objectives": ["f1"],
             "search": {"n_trials": 1, "cv_folds": 3}}
     assert SpecObjective(load_spec(spec), data).pos_label == "no"  # the minority
-    try:
-        explicit = load_spec({**spec, "data": {"source": "frame", "pos_label": "yes"}})
-    except SpecError:  # until spec.py validates data.pos_label (another change in flight)
-        explicit = dataclasses.replace(load_spec(spec), data=SimpleNamespace(
-            source="frame", target=None, task="auto", pos_label="yes"))
+    explicit = load_spec({**spec, "data": {"source": "frame", "pos_label": "yes"}})
     assert SpecObjective(explicit, data).pos_label == "yes"

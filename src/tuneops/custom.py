@@ -35,14 +35,14 @@ from tuneops.results import study_results
 from tuneops.samplers import FirstTrialSeeded, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, select_trial
 from tuneops.spec import (
-    _STUDY_NAME,
+    STUDY_NAME,
     Constraint,
     Objective,
-    _selection,
     check_budget,
     parse_constraints,
     pruner_parameters,
     sampler_parameters,
+    selection_for,
 )
 from tuneops.storage import get_storage
 
@@ -469,11 +469,11 @@ def tune(
         )
     objs = tuple(Objective(metric=n, direction=d) for n, d in zip(names, directions, strict=False))
     parsed = parse_constraints(constraints)
-    chosen_selection = _selection(selection, objs)
+    chosen_selection = selection_for(selection, objs)
     function = getattr(objective, "__name__", "objective")
     default = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"tune-{function}")  # tune-<lambda>: tune-_lambda_
     name = study or default[:128]
-    if not isinstance(name, str) or not _STUDY_NAME.match(name):
+    if not isinstance(name, str) or not STUDY_NAME.match(name):
         # also keeps the default output directory, tuneops-out/NAME, inside tuneops-out
         raise SpecError(
             f"study: expected a name of letters, digits, '_', '-' or '.' (starting with a "

@@ -46,10 +46,10 @@ from tuneops.spec import (
     Constraint,
     Objective,
     Selection,
-    _selection,
     load_spec,
     parse_constraint,
     parse_constraints,
+    selection_for,
 )
 
 __all__ = [
@@ -505,7 +505,7 @@ def reselect(
     if isinstance(policy, Selection):
         selection = policy
     elif policy is not None:
-        selection = _selection(policy, tuple(objectives))
+        selection = selection_for(policy, tuple(objectives))
     else:
         selection = spec.selection if spec else Selection()
     return select_in_study(study, objectives, parsed, selection)

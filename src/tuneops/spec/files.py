@@ -1,0 +1,109 @@
+"""Spec files: reading YAML/TOML safely, writing a spec back, and a file of monitor settings."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from tuneops.errors import SpecError, require
+
+if TYPE_CHECKING:
+    from tuneops.spec import Spec
+
+
+def _read_file(path: Path, what: str = "spec file") -> Any:
+    if path.suffix not in (".yaml", ".yml", ".toml"):
+        raise SpecError(
+            f"{what} {str(path)!r}: expected a .yaml, .yml or .toml file, received {path.suffix!r}."
+        )
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{what} {str(path)!r} cannot be read: {exc}.") from exc
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        raw = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:  # the message has line and column
+        kind = path.suffix[1:].upper()
+        raise SpecError(f"{what} {str(path)!r} is not valid {kind}: {exc}") from exc
+    if _larger_than(raw, MAX_SPEC_VALUES):
+        # YAML aliases share one object per anchor, so a 1 KB file of nested aliases expands to
+        # billions of values when validated (it held 2.4 GB after a minute): refused here
+        raise SpecError(
+            f"{what} {str(path)!r}: more than {MAX_SPEC_VALUES:,} values once its YAML aliases "
+            "(*name) are expanded; a spec is far smaller. Write the values out, or check for "
+            "aliases nested in each other."
+        )
+    return raw
+
+
+#: Values a spec file may hold with its YAML aliases expanded (a large spec holds hundreds).
+MAX_SPEC_VALUES = 100_000
+
+
+def _larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` holds more than ``limit`` values, counting each alias where it is
+    used; stops counting at the limit."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+            stack.extend(item.keys())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+def read_monitor_settings(path: str | Path) -> dict[str, Any]:
+    """The ``monitor`` settings in a YAML or TOML file: the file is a ``monitor`` section, or
+    a spec (its ``monitor`` section is read). Validated where they are stored
+    (:meth:`tuneops.ops.registry.Registry.configure`).
+
+    Raises:
+        SpecError: the file cannot be read or parsed, or holds no mapping of settings.
+    """
+    path = Path(path)
+    raw = _read_file(path, "settings file")
+    if isinstance(raw, Mapping) and "monitor" in raw:
+        raw = raw["monitor"]
+    elif isinstance(raw, Mapping) and {"data", "model", "study"} & set(raw):
+        raise SpecError(
+            f"settings file {str(path)!r} is a spec without a monitor section; write the "
+            "settings under monitor:, or in a file of their own (alpha, slo, alerts, ...)."
+        )
+    if not isinstance(raw, Mapping) or not raw:
+        raise SpecError(
+            f"settings file {str(path)!r}: expected a mapping of monitor settings (alpha, slo, "
+            f"alerts, ...) or a spec with a monitor section, received {raw!r}."
+        )
+    return dict(raw)
+
+
+def dump_spec(spec: Spec, path: str | Path) -> Path:
+    """Write a spec as YAML or TOML (by suffix); ``load_spec`` reads it back equal.
+
+    The storage password is masked, as in :meth:`Spec.to_dict`.
+    """
+    path = Path(path)
+    data = spec.to_dict()
+    if path.suffix == ".toml":
+        tomli_w = require("tomli_w", "toml", "Writing TOML specs")
+        path.write_text(tomli_w.dumps(_drop_none(data)))
+    else:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _drop_none(value: Any) -> Any:  # TOML has no null
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

@@ -1,0 +1,196 @@
+"""``objectives``, ``constraints`` and ``selection``: what is optimised, what must hold, and how
+one trial is chosen from the feasible Pareto front."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import (
+    field_validator,
+)
+
+from tuneops.errors import SpecError
+from tuneops.metrics import get_metric
+from tuneops.spec._base import (
+    Finite,
+    NonNegative,
+    Text,
+    _amounts,
+    _expected,
+    _Model,
+    _name,
+    _validate,
+)
+
+POLICIES = ("knee", "lexicographic", "weighted")
+
+
+class Objective(_Model):
+    """One metric to optimize and its direction."""
+
+    metric: Text
+    direction: Annotated[str, _name("direction", ("maximize", "minimize"))]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"metric": self.metric, "direction": self.direction}
+
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+
+
+class Constraint(_Model):
+    """``metric op threshold``; strict and non-strict comparisons are treated alike."""
+
+    metric: Text
+    op: Annotated[str, _name("comparison", ("<=", ">=", "<", ">"))]
+    threshold: Finite
+
+    def violation(self, metrics: Mapping[str, float]) -> float:
+        """Optuna's convention: <= 0 is feasible, > 0 is by how much it misses."""
+        value = metrics[self.metric]
+        return self.threshold - value if self.op in (">=", ">") else value - self.threshold
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.threshold:g}"
+
+
+def parse_constraints(
+    value: Any, field: str = "constraints", *, builtin_only: bool = False
+) -> list[Constraint]:
+    """Constraints as the Python API takes them: one text (``"accuracy >= 0.9"``), a
+    :class:`Constraint`, or a list of those; None for none. A single text was read as a list
+    of its characters ("malformed constraint 'v'"), and a number failed every trial.
+
+    Raises:
+        SpecError: anything else, naming it.
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, (str, Constraint)) else value
+    if not isinstance(items, (list, tuple)):
+        raise SpecError(
+            f"{field}: expected a constraint such as 'accuracy >= 0.9' or a list of them, "
+            f"received {type(value).__name__} {value!r}."
+        )
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Constraint):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(parse_constraint(item, field, builtin_only=builtin_only))
+        else:
+            raise SpecError(
+                f"{field}[{i}]: expected a constraint such as 'accuracy >= 0.9', received "
+                f"{type(item).__name__} {item!r}."
+            )
+    return out
+
+
+def parse_constraint(
+    text: Any, field: str = "constraints", *, builtin_only: bool = True
+) -> Constraint:
+    """Parse ``"accuracy >= 0.9"``.
+
+    With ``builtin_only=False`` any metric name is accepted (custom objectives name their own
+    metrics; selection checks later that the trials measured it).
+
+    Raises:
+        SpecError: the text is not ``metric op number`` or the metric is unknown.
+    """
+    match = _CONSTRAINT.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise SpecError(
+            f"{field}: malformed constraint {text!r}; expected 'METRIC OP NUMBER' with OP one "
+            "of >=, <=, >, < (for example 'accuracy >= 0.90' or 'latency_p95_ms <= 50')."
+        )
+    metric, op, number = match.groups()
+    # A custom objective may use a built-in name in its own units (accuracy in %): its range
+    # is checked only for the built-in metrics.
+    known = get_metric(metric, field=field) if builtin_only else None
+    try:
+        threshold = float(number)
+    except ValueError:
+        raise SpecError(f"{field}: {number!r} in {text!r} is not a number.") from None
+    if not math.isfinite(threshold):
+        raise SpecError(f"{field}: threshold in {text!r} must be finite.")
+    if known is not None:
+        low, high = known.range
+        impossible = (
+            (op == ">=" and threshold > high)
+            or (op == ">" and threshold >= high)
+            or (op == "<=" and threshold < low)
+            or (op == "<" and threshold <= low)
+        )
+        if impossible:
+            # Refused now: otherwise the whole budget runs before "no trial meets it".
+            raise SpecError(
+                f"{field}: no model can meet {text!r}: {metric} takes values from {low:g} to "
+                f"{high:g}. Give a threshold {metric} can reach."
+            )
+    return Constraint(metric=metric, op=op, threshold=threshold)
+
+
+class Selection(_Model):
+    """How one trial is chosen from the feasible Pareto front."""
+
+    SECTION = "selection"
+
+    policy: Annotated[str, _name("selection policy", POLICIES)] = "knee"
+    weights: Annotated[tuple[tuple[str, float], ...], _amounts("a number >= 0", "objective")] = ()
+    priority: tuple[str, ...] = ()
+    tolerance: NonNegative = 0.0
+
+    @classmethod
+    def _normalize(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            return {"policy": raw}
+        return {} if raw is None else raw
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+            raise _expected("a list of objective names")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"policy": self.policy}
+        if self.weights:
+            out["weights"] = dict(self.weights)
+        if self.priority:
+            out["priority"] = list(self.priority)
+        if self.tolerance:
+            out["tolerance"] = self.tolerance
+        return out
+
+
+def _fit_selection(selection: Selection, names: list[str]) -> Selection:
+    """Check a selection against the objectives; ``weighted`` without weights weighs them alike.
+
+    Raises:
+        SpecError: a weight or priority on a metric that is not an objective.
+    """
+    for metric, _ in selection.weights:
+        if metric not in names:
+            raise SpecError(
+                f"selection.weights: {metric!r} is not an objective; expected some of {names}."
+            )
+    if any(p not in names for p in selection.priority):
+        raise SpecError(
+            f"selection.priority: expected a list of objectives from {names}, received "
+            f"{list(selection.priority)!r}."
+        )
+    if selection.policy == "weighted" and not selection.weights:
+        return selection.model_copy(update={"weights": tuple((n, 1.0) for n in names)})
+    return selection
+
+
+def selection_for(raw: Any, objectives: tuple[Objective, ...]) -> Selection:
+    """The ``selection`` field for the objectives (also used by :func:`tuneops.tuning.tune`)."""
+    selection = raw if isinstance(raw, Selection) else _validate(Selection, raw, "selection")
+    return _fit_selection(selection, [o.metric for o in objectives])
