@@ -121,7 +121,8 @@ def _strip_blank_edges(lines: list[str]) -> list[str]:
     return lines
 
 
-def write_doc_block(key: str, body: str, path: Path = DOC) -> None:
-    """Write ``body`` as block ``key`` of this issue's section of docs/benchmarks.md."""
-    path.write_text(replace_block(path.read_text(), SECTION, key, body))
-    print(f"wrote the {key!r} block of {SECTION[3:]!r} in {path.relative_to(ROOT)}")
+def write_doc_block(key: str, body: str, section: str = SECTION, path: Path = DOC) -> None:
+    """Write ``body`` as block ``key`` of ``section`` (a ``## `` heading) of docs/benchmarks.md
+    and say so."""
+    path.write_text(replace_block(path.read_text(), section, key, body))
+    print(f"wrote the {key!r} block of {section[3:]!r} in {path.relative_to(ROOT)}")

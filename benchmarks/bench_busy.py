@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, command_line, render_table, replace_block, stamp  # noqa: E402
+from _common import command_line, render_table, stamp, write_doc_block  # noqa: E402
 from bench_latency import HOG, MODELS, make_data  # noqa: E402
 
 SECTION = "## Latency: serving cost that measures the model (issue 16)"
@@ -188,8 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ])
     print(text)
     if not args.no_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_busy", text))
-        print(f"wrote the 'bench_busy' block of {SECTION[3:]!r} in docs/benchmarks.md")
+        write_doc_block("bench_busy", text, SECTION)
 
 
 if __name__ == "__main__":

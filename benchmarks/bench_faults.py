@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import optuna  # noqa: E402
-from _common import DOC, child_env, command_line, render_table, replace_block  # noqa: E402
+from _common import child_env, command_line, render_table, write_doc_block  # noqa: E402
 from _common import stamp as _common_stamp  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from servers import PostgresServer, RedisServer  # noqa: E402
@@ -777,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = markdown(saved["results"], runs)
         print(text)
         if not args.no_doc:
-            DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
+            write_doc_block("bench_faults", text, SECTION)
         return 0
     if args.quick:
         # sklearn:iris fits so fast that every signal of a 40-trial study landed after it ended
@@ -851,8 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     if not args.no_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_faults", text))
-        print(f"\nwrote the 'bench_faults' block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
+        write_doc_block("bench_faults", text, SECTION)
     return 0 if all(r["ok"] for r in results) else 1
 
 

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from _common import DOC, child_env, command_line, render_table, replace_block, stamp
+from _common import child_env, command_line, render_table, stamp, write_doc_block
 
 SECTION = "## Latency: serving cost that measures the model (issue 16)"
 FAMILIES = {
@@ -139,7 +139,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_fit_threads", text))
+        write_doc_block("bench_fit_threads", text, SECTION)
 
 
 if __name__ == "__main__":

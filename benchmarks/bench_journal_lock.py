@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, command_line, render_table, replace_block, stamp  # noqa: E402
+from _common import command_line, render_table, stamp, write_doc_block  # noqa: E402
 
 SECTION = "## Faults (issue 14)"
 
@@ -205,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print("\n" + text)
     if not args.no_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_journal_lock", text))
-        print(f"\nwrote the 'bench_journal_lock' block of {SECTION[3:]!r} in "
-              "docs/benchmarks.md")
+        write_doc_block("bench_journal_lock", text, SECTION)
     return 0
 
 

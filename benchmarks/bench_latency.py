@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, command_line, render_table, replace_block  # noqa: E402
+from _common import command_line, render_table, write_doc_block  # noqa: E402
 
 SECTION = "## Latency: serving cost that measures the model (issue 16)"
 
@@ -348,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                   time.perf_counter() - begin)
     print(text)
     if not args.no_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_latency", text))
-        print(f"wrote the 'bench_latency' block of {SECTION[3:]!r} in docs/benchmarks.md")
+        write_doc_block("bench_latency", text, SECTION)
 
 
 if __name__ == "__main__":

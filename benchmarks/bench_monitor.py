@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import DOC, replace_block  # noqa: E402
+from _common import write_doc_block  # noqa: E402
 
 from tuneops.data import load_dataset  # noqa: E402
 from tuneops.objective import SpecObjective  # noqa: E402
@@ -561,8 +561,7 @@ def _reachable_note(missed: list, reach: dict) -> str:
 
 def write_section(text: str) -> None:
     """Set the ``bench_monitor`` block of the section; the prose around it is kept."""
-    DOC.write_text(replace_block(DOC.read_text(), HEADING, "bench_monitor", text))
-    print(f"wrote the bench_monitor block of {HEADING[3:]!r} in docs/benchmarks.md")
+    write_doc_block("bench_monitor", text, HEADING)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, ROOT, child_env, command_line, render_table, replace_block  # noqa: E402
+from _common import ROOT, child_env, command_line, render_table, write_doc_block  # noqa: E402
 
 SECTION = "## Overhead (issue 15)"
 TARGET_MS = 0.5
@@ -359,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:  # one block per configuration: a run replaces only its own figures
         kind = "bench_overhead end" if args.end_only else "bench_overhead"
         key = f"{kind} {','.join(stores)} {args.objectives} {n_trials}"
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, key, body))
-        print(f"wrote the {key!r} block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
+        write_doc_block(key, body, SECTION)
     return 0
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DOC, ROOT, child_env, command_line, render_table, replace_block, stamp  # noqa: E402
+from _common import child_env, command_line, render_table, stamp, write_doc_block  # noqa: E402
 
 SECTION = "## Serving (issue 19)"
 
@@ -464,8 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(body)
     if args.write_doc:
-        DOC.write_text(replace_block(DOC.read_text(), SECTION, "bench_serve", body))
-        print(f"wrote the 'bench_serve' block of {SECTION[3:]!r} in {DOC.relative_to(ROOT)}")
+        write_doc_block("bench_serve", body, SECTION)
     return 0 if lost == 0 else 1
 
 
