@@ -364,15 +364,15 @@ def test_a_torn_tail_longer_than_a_read_or_the_whole_file_is_cut(
 ) -> None:
     import os
 
-    from tuneops import storage
+    from tuneops.storage import snapshots
 
-    monkeypatch.setattr(storage, "_TAIL_CHUNK", 4)
+    monkeypatch.setattr(snapshots, "_TAIL_CHUNK", 4)
     for content, kept in ((b'{"a":1}\n{"b":2}\n' + b"x" * 23, b'{"a":1}\n{"b":2}\n'),
                           (b"x" * 9, b""), (b'{"a":1}\n', b'{"a":1}\n')):
         path = tmp_path / "j"
         path.write_bytes(content)
         with path.open("a+b") as f:
-            storage._cut_torn_tail(f.fileno(), str(path))
+            snapshots._cut_torn_tail(f.fileno(), str(path))
         assert path.read_bytes() == kept
         os.remove(path)
 
