@@ -465,6 +465,22 @@ def test_tune_defaults_to_auto_and_records_the_pruning_section(workdir):
     assert 0 <= compute["to_best"] <= compute["spent"]
 
 
+def test_tune_without_pruning_says_why_in_its_own_words(workdir, cli):
+    """tune() records what it was asked: an explicit pruner='none' is not "auto chose no
+    pruner", and tune() has no search.pruner (a spec's field) to name."""
+    from tuneops.tuning import tune
+
+    for pruner, n_trials, why in (("none", 12, "pruner: none"),
+                                  ("auto", 4, "pruner auto prunes studies of 10 trials or more; "
+                                              "this one asked for 4")):
+        result = tune(_epochs_objective(), n_trials=n_trials, pruner=pruner, sampler="random",
+                      storage="tune.journal", study=f"off_{pruner}")
+        assert result.results["pruning"]["off"] == why
+        code, out, _ = cli("show", f"off_{pruner}", "--storage", "tune.journal")
+        assert code == 0
+        assert f"Pruning: off ({why}); " in out, out
+
+
 def test_no_multi_objective_cut_after_the_last_step_of_a_custom_objective(workdir):
     """tune() with two objectives: ParetoPruner (auto) cuts dominated trials before their last
     step, never at it (the training is paid for); a spec that measures a serving cost after the

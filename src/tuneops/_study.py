@@ -53,6 +53,7 @@ __all__ = [
     "SELECTION",
     "RESULTS",
     "PRUNER",
+    "PRUNER_OFF",
     "SCORING",
     "BUDGET",
     "METRICS",
@@ -105,6 +106,8 @@ OUTPUT_DIR = "tuneops:output_dir"
 # the end-of-run record: results sections with the state they were computed from (tuneops._record)
 RESULTS = "tuneops:results"
 PRUNER = "tuneops:pruner"
+# why a study runs without pruning, in the words of what was asked (set with PRUNER when it does)
+PRUNER_OFF = "tuneops:pruner_off"
 SCORING = "tuneops:scoring"  # positive class, averaging, majority-class/mean baseline
 BUDGET = "tuneops:budget"  # system attr
 COMPUTE_BUDGET = "tuneops:compute_budget"  # system attr: {unit: amount} (search.budget)

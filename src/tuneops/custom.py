@@ -30,7 +30,7 @@ from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
 from tuneops.export import write_json
 from tuneops.metrics import METRICS
 from tuneops.progress import StudyProgress
-from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, describe_pruner, make_pruner
+from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, make_pruner, record_pruner
 from tuneops.results import study_results
 from tuneops.samplers import FirstTrialSeeded, make_sampler
 from tuneops.selection import Choice, candidates_from_trials, select_trial
@@ -506,7 +506,7 @@ def tune(
         pruner=built,
         attrs={OBJECTIVES_ATTR: [o.to_dict() for o in objs]},
     )
-    opened.set_user_attr(_study.PRUNER, describe_pruner(built))
+    record_pruner(opened, built, pruner_name, n_trials, field="pruner")
     resumed = len(opened.get_trials(deepcopy=False))
     _say_resumed(opened, objective, resumed, n_trials)
     sampler_factory = lambda i: FirstTrialSeeded(  # noqa: E731

@@ -62,6 +62,7 @@ __all__ = [
     "INTERMEDIATE_ATTR",
     "FIDELITY_ATTR",
     "PRUNER_ATTR",
+    "record_pruner",
     "describe_pruner",
 ]
 
@@ -278,20 +279,44 @@ def _is_off(study_attrs: Mapping[str, Any]) -> bool:
     return study_attrs.get(PRUNER_ATTR) == describe_pruner(optuna.pruners.NopPruner())
 
 
+def record_pruner(
+    study: optuna.Study,
+    pruner: optuna.pruners.BasePruner,
+    asked: str,
+    n_trials: int | None,
+    *,
+    field: str,
+) -> None:
+    """Record the pruner a run resolved (``auto`` made concrete) and, when it prunes nothing,
+    why, in the words of what was asked (``field``: ``search.pruner`` in a spec, ``pruner``
+    in :func:`tuneops.tune`)."""
+    study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
+    if isinstance(pruner, optuna.pruners.NopPruner):
+        study.set_user_attr(_study.PRUNER_OFF, why_off(asked, n_trials, field=field))
+
+
+def why_off(asked: str, n_trials: int | None, *, field: str) -> str:
+    """Why pruner ``asked`` prunes nothing in a study of ``n_trials`` trials (pure)."""
+    if asked == "auto" and n_trials is not None and n_trials < SMALL_BUDGET:
+        return (
+            f"{field} auto prunes studies of {SMALL_BUDGET} trials or more; this one asked "
+            f"for {n_trials}"
+        )
+    return f"{field} auto chose no pruner" if asked == "auto" else f"{field}: {asked}"
+
+
 def off_reason(study_attrs: Mapping[str, Any]) -> str:
-    """Why a study ran without pruning, from the spec it records (pure)."""
+    """Why a study ran without pruning: recorded by :func:`record_pruner`, else (a study of an
+    earlier tuneops) read from the spec it records (pure)."""
+    recorded = study_attrs.get(_study.PRUNER_OFF)
+    if isinstance(recorded, str):
+        return recorded
     search = (study_attrs.get(_study.SPEC) or {}).get("search") or {}
     asked = search.get("pruner", "auto")
     name = asked.get("name") if isinstance(asked, Mapping) else asked
     n_trials = search.get("n_trials")
-    if name == "auto" and isinstance(n_trials, int) and n_trials < SMALL_BUDGET:
-        return (
-            f"search.pruner auto prunes studies of {SMALL_BUDGET} trials or more; this one "
-            f"asked for {n_trials}"
-        )
-    if name == "auto":
-        return "search.pruner auto chose no pruner"
-    return "search.pruner: none" if name == "none" else f"search.pruner: {name}"
+    budget = n_trials if isinstance(n_trials, int) else None
+    return why_off(str(name), budget, field="search.pruner")
 
 
 def describe_pruner(pruner: optuna.pruners.BasePruner) -> str:

@@ -34,11 +34,7 @@ from tuneops.knowledge.warm_start import plan as warm_start_plan
 from tuneops.measure import model_size_kb
 from tuneops.metrics import METRICS
 from tuneops.objective import SpecObjective
-from tuneops.pruning import (
-    PRUNER_ATTR,
-    describe_pruner,
-    make_pruner,
-)
+from tuneops.pruning import make_pruner, record_pruner
 from tuneops.results import study_results
 from tuneops.samplers import FamilyGuard, FirstTrialSeeded, family_distributions, make_sampler
 from tuneops.selection import Choice, reselect, select_in_study
@@ -176,7 +172,7 @@ def run(
         study.sampler = workers_sampler(0)
     study.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in spec.constraints])
     study.set_user_attr(SCORING_ATTR, objective.scoring_record())
-    study.set_user_attr(PRUNER_ATTR, describe_pruner(pruner))
+    record_pruner(study, pruner, spec.pruner.name, spec.n_trials, field="search.pruner")
     if spec.search.strategy == "staged":
         # this run's budget (a resumed run with a larger one stores it only when it starts)
         record_strategy(study, _staged(spec, *_space_of(spec, objective), spec.seed).planned())
