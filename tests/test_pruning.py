@@ -712,6 +712,29 @@ def test_the_time_to_the_front_is_to_the_front_the_selection_printed() -> None:
     assert study_results(study, choice=choice)["pruning"]["best_trials"] == [0, 1]
 
 
+def test_bench_time_to_the_front_is_to_the_front_the_run_printed() -> None:
+    """`bench pruners` measured a two-objective run's time to best to the plain Pareto front:
+    a trial tied within noise with the printed front, completed last, made it the whole run
+    while the run's results.json said 20 s (review)."""
+    from tuneops.bench import run_summary
+    from tuneops.results import study_results
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values, end in (([0.9, 100.0], 10), ([0.8, 50.0], 20), ([0.90001, 108.0], 60)):
+        trial = _fidelity_trial("COMPLETE", [1, 3, 9, 27], [1, 2, 3, 4], end=end)
+        trial.values = values
+        study.add_trial(trial)
+    assert run_summary(study)["time_to_best_s"] == pytest.approx(60.0)  # no selection: plain
+    # the end of a run: its selection stored, and the record of what it printed
+    choice = {"selected_trial": 0, "pareto_front": [0, 1], "policy": "knee", "n_complete": 3}
+    study.set_user_attr(_study.SELECTION, choice)
+    results = study_results(study, choice=choice, record=True)
+    summary = run_summary(study)
+    assert summary["time_to_best_s"] == pytest.approx(results["pruning"]["time_to_best_s"])
+    assert summary["time_to_best_s"] == pytest.approx(20.0)
+    assert summary["fit_s_to_best"] == results["pruning"]["fit_s_to_best"]
+
+
 def test_custom_steps_from_zero_and_steps_not_every_integer_are_counted_as_reported() -> None:
     from tuneops.pruning import pruning_savings
 

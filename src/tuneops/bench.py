@@ -27,7 +27,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from tuneops import _study, pareto, runner
+from tuneops import _record, _study, pareto, runner
 from tuneops._files import write_atomic
 from tuneops.data import load_dataset
 from tuneops.objective import SpecObjective
@@ -92,7 +92,10 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
     ``wall_s`` counts the seconds during which a finished trial ran (:func:`busy_seconds`),
     not the span from the first start to the last end: a run interrupted and resumed an hour
     later took the seconds its trials ran, not the hour between. ``values`` (what ``best`` is
-    computed from) are those of the complete trials that met the spec's constraints.
+    computed from) are those of the complete trials that met the spec's constraints. The time
+    and compute to the best (several objectives: to the front) are the run's results.json
+    figures: to the front its selection printed (ties within noise left out), while that
+    selection is current; the plain Pareto front only for a study without one.
     """
 
     trials = study.get_trials(deepcopy=False)
@@ -112,7 +115,12 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
     compute = sum(
         trial_compute(r, "fit_cpu_s") + r.get("measure_cpu_s", r.get("measure_s", 0.0)) for r in fit
     )
-    savings = pruning_savings(study, trials) or {}
+    # the front the product printed, as results.json computes the time to it (pruning_savings
+    # with the selection's front): the plain front counted a trial tied within noise that
+    # completed last, and a run's time to best could be its whole length
+    choice = _record.current_choice(study, trials) if len(study.directions) > 1 else None
+    printed = choice.get("pareto_front") if choice is not None else None
+    savings = pruning_savings(study, trials, printed) or {}
     # A trial stopped by search.trial_timeout_s is recorded as pruned, but the pruner did not
     # stop it (the pruning section counts it apart too).
     late = sum(_study.TIMED_OUT in t.user_attrs for t in done)
