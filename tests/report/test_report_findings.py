@@ -475,6 +475,31 @@ def test_the_busy_machine_threshold_is_the_cpu_share(share, fires):
     assert bool(topics(study, "latency")) is fires
 
 
+def test_the_trial_table_shows_each_measurement_cpu_share_beside_its_interval():
+    """The busy-machine finding named how many measurements waited for a core, but the table
+    that shows each latency and its interval did not show which trials' they were (review)."""
+    from tuneops.report.document import CPU_SHARE_COLUMN
+
+    shares = [0.99, 0.45, 0.796, None, CPU_SHARE_MIN]
+    study = series(
+        [0.9, 0.91, 0.92, 0.93, 0.94],
+        attrs=lambda i: {
+            "tuneops:cost": {
+                "serving": {"path": "row", "cpu_share": shares[i]},
+                "intervals": {"value": [0.8, 1.0]},
+            }
+        },
+    )
+    table = build_report(study).table
+    assert CPU_SHARE_COLUMN == "serving CPU share (busy < 80%)"
+    column = table.columns.index(CPU_SHARE_COLUMN)
+    assert table.columns[column - 1] == "value 95% interval"  # beside the interval it qualifies
+    assert [row[column] for row in table.rows] == ["99%", "45% busy", "79% busy", None, "80%"]
+    # a study that recorded no share (an older one, a wall clock) has no such column
+    older = series([0.9, 0.91], attrs=lambda i: _serving(load=0.5, cores=2))
+    assert not any("CPU share" in c for c in build_report(older).table.columns)
+
+
 def test_measurements_without_a_cpu_share_fall_back_to_the_load_average():
     """Studies measured before the share was recorded: load above the cores (the audit: on 2
     cores at load 6-15 the same model measured up to 2.4x slower than idle)."""

@@ -17,7 +17,7 @@ from tuneops import _study
 from tuneops._secrets import mask_secrets
 from tuneops._study import abandoned_label
 from tuneops.report.figures import Panel, compute_panels
-from tuneops.report.findings import Finding, compute_findings
+from tuneops.report.findings import CPU_SHARE_MIN, Finding, compute_findings
 from tuneops.report.view import (
     StudyView,
     is_warm_start,
@@ -75,11 +75,13 @@ def trial_table(view: StudyView) -> TrialTable:
         if _study.FAMILY not in params
         else ("worker", "warm start")
     )
-    # A measured serving cost comes with its confidence interval, the preprocessing share of
-    # each call and the host's slowness divided out of it (tuneops:cost): shown beside the
-    # objectives when any trial has them.
+    # A measured serving cost comes with its confidence interval, the serving thread's CPU
+    # share of its timed calls (below CPU_SHARE_MIN it waited for a core: the busy-machine
+    # finding), the preprocessing share of each call and the host's slowness divided out of
+    # it (tuneops:cost): shown beside the objectives when any trial has them.
     costs = [t.user_attrs.get(_study.COST) or {} for t in view.trials]
     measured = [m for m in view.objectives if any(m in c.get("intervals", {}) for c in costs)]
+    cpu = any(_cpu_share(c) is not None for c in costs)
     shares = any(
         ((c.get("serving") or {}).get("call") or {}).get("preprocess_share") is not None
         for c in costs
@@ -92,6 +94,7 @@ def trial_table(view: StudyView) -> TrialTable:
         "state",
         *view.objectives,
         *(f"{m} 95% interval" for m in measured),
+        *((CPU_SHARE_COLUMN,) if cpu else ()),
         *(("preprocess share",) if shares else ()),
         *(("host slowness (divided out)",) if speeds else ()),
         "feasible",
@@ -121,6 +124,7 @@ def trial_table(view: StudyView) -> TrialTable:
                 state,
                 *values,
                 *(_interval(intervals.get(m)) for m in measured),
+                *((_busy(_cpu_share(cost)),) if cpu else ()),
                 *((_share(call.get("preprocess_share")),) if shares else ()),
                 *((_slowness(call.get("speed")),) if speeds else ()),
                 view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
@@ -154,6 +158,29 @@ def _slowness(value: Any) -> str | None:
 
 def _share(value: Any) -> str | None:
     return f"{value:.0%}" if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+#: The trial table's column of the serving thread's CPU share (one per measurement, whatever
+#: the number of latency objectives), its threshold in the header.
+CPU_SHARE_COLUMN = f"serving CPU share (busy < {CPU_SHARE_MIN:.0%})"
+
+
+def _cpu_share(cost: Any) -> float | None:
+    """The serving thread's CPU share over the timed calls of a trial's latency measurement
+    (``tuneops:cost.serving.cpu_share``); None when not recorded (a wall clock, an older
+    trial, no serving measurement)."""
+    share = ((cost or {}).get("serving") or {}).get("cpu_share")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
+        return None
+    return float(share)
+
+
+def _busy(share: float | None) -> str | None:
+    """``97%``, or ``62% busy`` below :data:`CPU_SHARE_MIN` (the busy-machine finding's rule)."""
+    if share is None:
+        return None
+    shown = f"{math.floor(share * 100)}%"  # rounded down: 0.796 is no "80% busy"
+    return f"{shown} busy" if share < CPU_SHARE_MIN else shown
 
 
 def build_report(study: optuna.Study | StudyView) -> Report:
