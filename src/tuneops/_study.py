@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import optuna
@@ -71,6 +71,7 @@ __all__ = [
     "FIT_TIME_DEFINITIONS",
     "FIT_TIME_VERSION",
     "fit_time_version",
+    "number_ranges",
     "StoredObjective",
     "open_study",
     "load_study",
@@ -490,6 +491,21 @@ def fit_time_version(trial: FrozenTrial) -> int | None:
     if isinstance(version, int) and not isinstance(version, bool):
         return version
     return 3 if "preprocess_cpu_s" in fit else 2
+
+
+def number_ranges(numbers: Iterable[int], limit: int | None = None) -> str:
+    """Trial numbers as ranges: ``0-11, 14, 20-23`` (the first ``limit`` ranges, then ``...``;
+    None: all of them)."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = [f"{a}-{b}" if b > a else f"{a}" for a, b in runs]
+    if limit is None or len(text) <= limit:
+        return ", ".join(text)
+    return ", ".join(text[:limit]) + ", ..."
 
 
 def failures(trials: Sequence[FrozenTrial]) -> list[dict[str, Any]]:

@@ -240,6 +240,24 @@ def test_the_readme_says_how_the_warm_start_trials_did(tmp_path):
     assert all(", rank " in line and " from " in line for line in lines)
 
 
+def test_the_readme_lists_the_pruned_trials_with_the_step_they_stopped_at(tmp_path):
+    """The HTML trial table says `PRUNED at step N`; the PNG folder has no table, and said
+    nowhere where a pruned trial stopped (review)."""
+    study = build(20, multi=False)  # trials 5 and 15 pruned after step 1
+    last = len(study.trials)  # after build's running trial
+    add(study, last, {"lr": 0.1}, state=TrialState.PRUNED, intermediate={0: 0.2, 1: 0.3, 2: 0.4})
+    report = build_report(study)
+    readme = _readme(study, tmp_path)
+    assert "\nPruned trials (3), by the last step each reported" in readme
+    assert f"\n- PRUNED at step 1: trials 5, 15\n- PRUNED at step 2: trial {last}\n" in readme
+    # the words of the HTML trial table
+    states = {row[0]: row[1] for row in report.table.rows}
+    assert states[5] == states[15] == F.pruned_label(1) == "PRUNED at step 1"
+    assert states[last] == "PRUNED at step 2"
+    # no pruned trial: no such section
+    assert "Pruned trials" not in _readme(build(8, multi=False, states=False), tmp_path)
+
+
 def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
     """The PNG's grey crosses read "infeasible" where the HTML says they violate a constraint;
     the workers' "50s" did not say it was busy time."""

@@ -16,7 +16,7 @@ import optuna
 from tuneops import _study
 from tuneops._secrets import mask_secrets
 from tuneops._study import abandoned_label
-from tuneops.report.figures import Panel, compute_panels
+from tuneops.report.figures import Panel, compute_panels, pruned_label
 from tuneops.report.findings import CPU_SHARE_MIN, Finding, compute_findings
 from tuneops.report.view import (
     StudyView,
@@ -112,10 +112,10 @@ def trial_table(view: StudyView) -> TrialTable:
         values: list[float | None] = (
             list(final) if final is not None else [None] * len(view.objectives)
         )
-        state = t.state.name + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         stopped = _study.pruned_at(t)
-        if stopped is not None:
-            state += f" at step {stopped['step']}"
+        state = (
+            t.state.name if stopped is None else pruned_label(stopped["step"])
+        ) + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         if t.number == view.selected:
             state += " ★"
         rows.append(

@@ -43,6 +43,8 @@ __all__ = [
     "ParetoFront",
     "Curve",
     "IntermediateValues",
+    "pruned_label",
+    "pruned_lines",
     "WorkerRow",
     "Workers",
     "compute_panels",
@@ -224,6 +226,28 @@ class IntermediateValues:
     objective: str  # the curves are of the first objective
     curves: tuple[Curve, ...]
     n_total: int = 0  # curves recorded; at most MAX_CURVES drawn (the best trials' kept)
+    # every pruned trial (drawn or not) with the last step it reported: (number, step)
+    pruned: tuple[tuple[int, int], ...] = ()
+
+
+def pruned_label(step: int) -> str:
+    """How every renderer names a trial the pruner stopped: ``PRUNED at step N``, its last
+    reported step (the HTML trial table's state, the PNG folder's README.txt)."""
+    return f"PRUNED at step {step}"
+
+
+def pruned_lines(d: IntermediateValues) -> list[str]:
+    """The pruned trials by the step they stopped at, in :func:`pruned_label`'s words:
+    ``PRUNED at step 3: trials 4, 7-9`` (every trial: a renderer without a trial table lists
+    them all)."""
+    by_step: dict[int, list[int]] = {}
+    for number, step in d.pruned:
+        by_step.setdefault(step, []).append(number)
+    return [
+        f"{pruned_label(step)}: {'trial' if len(numbers) == 1 else 'trials'} "
+        + _study.number_ranges(numbers)
+        for step, numbers in sorted(by_step.items())
+    ]
 
 
 @dataclass(frozen=True)
@@ -757,7 +781,12 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
             "no trial reported intermediate values (the objective did not report "
             "learning-curve steps, so nothing could be pruned)."
         )
-    return IntermediateValues(view.objectives[0], tuple(curves), len(candidates))
+    pruned = []
+    for t in candidates:
+        stopped = _study.pruned_at(t)
+        if stopped is not None:
+            pruned.append((t.number, int(stopped["step"])))
+    return IntermediateValues(view.objectives[0], tuple(curves), len(candidates), tuple(pruned))
 
 
 def _pruning_off(view: StudyView) -> bool:

@@ -659,18 +659,6 @@ def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     ]
 
 
-def _numbers(numbers: list[int], limit: int = 6) -> str:
-    """Trial numbers as ranges: ``0-11, 14, 20-23`` (the first ``limit`` ranges, then ...)."""
-    runs: list[list[int]] = []
-    for n in sorted(numbers):
-        if runs and n == runs[-1][1] + 1:
-            runs[-1][1] = n
-        else:
-            runs.append([n, n])
-    text = [f"{a}-{b}" if b > a else f"{a}" for a, b in runs]
-    return ", ".join(text[:limit]) + (", ..." if len(text) > limit else "")
-
-
 def fit_time_definitions(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     """``fit_time_s`` measured by different definitions within one study.
 
@@ -696,7 +684,7 @@ def fit_time_definitions(view: StudyView, panels: Mapping[str, Any]) -> list[Fin
         return []
     known = _study.FIT_TIME_DEFINITIONS
     groups = "; ".join(
-        f"{len(numbers)} (trials {_numbers(numbers)}) as "
+        f"{len(numbers)} (trials {_study.number_ranges(numbers, 6)}) as "
         + known.get(version, f"definition {version}, unknown to this tuneops")
         for version, numbers in sorted(by_version.items())
     )

@@ -605,7 +605,8 @@ def _values(values: Any) -> str:
 
 def _readme(report: Report) -> str:
     """README.txt: the selected trial (or why none is) as the HTML summary names it, each
-    figure with its captions, the panels not drawn and why, the findings, and the staged
+    figure with its captions, the panels not drawn and why, the pruned trials with the step
+    each stopped at (the HTML trial table's ``PRUNED at step N``), the findings, and the staged
     strategy's verification and the warm-start trials, which the HTML report shows as tables
     (the figures mark the selected and the warm-start trials, but not why nor how they did)."""
     lines = [f"Figures of study {report.study}.", "", f"Selected trial: {selection_text(report)}"]
@@ -615,6 +616,16 @@ def _readme(report: Report) -> str:
             lines.append(f"{p.key}.png: {p.title}")
             lines += [f"    {c}" for c in _captions(p)]
     lines += [f"(not drawn) {p.title}: {p.missing}" for p in report.panels if p.data is None]
+    # the HTML's trial table says where each pruned trial stopped; this folder has no table
+    curves = next((p.data for p in report.panels if p.key == "intermediate_values"), None)
+    if isinstance(curves, F.IntermediateValues) and curves.pruned:
+        lines += [
+            "",
+            f"Pruned trials ({len(curves.pruned)}), by the last step each reported "
+            "(the intermediate values figure draws at most "
+            f"{F.MAX_CURVES} curves):",
+        ]
+        lines += [f"- {line}" for line in F.pruned_lines(curves)]
     lines += ["", "Findings:"] + [f"- [{f.level}] {f.topic}: {f.text}" for f in report.findings]
     verification = (report.strategy or {}).get("verification") or {}
     if verification.get("candidates"):
