@@ -70,6 +70,44 @@ def test_a_budget_below_the_trials_held_is_said(workdir, caplog):
     assert lower.results["spec"]["model"] == {"family": "knn"}  # the identity as first written
 
 
+def test_resuming_across_fit_time_definitions_is_said_once(workdir, monkeypatch, caplog):
+    """A study resumed by a tuneops that measures fit_time_s otherwise compared both kinds of
+    trials on one axis; only the report said so, after the run (review)."""
+    spec = tiny_spec(n_trials=2, objectives=["accuracy", "fit_time_s"])
+    with monkeypatch.context() as m:  # the first run, by a tuneops of the previous definition
+        m.setattr(_study, "FIT_TIME_VERSION", 2)
+        first = tuneops.run(spec)
+    assert {_study.fit_time_version(t) for t in first.study.trials} == {2}
+    with caplog.at_level("WARNING", logger="tuneops"):
+        tuneops.run({**spec, "search": {**spec["search"], "n_trials": 4}})
+    said = [r.getMessage() for r in caplog.records if "fit_time_s is" in r.getMessage()]
+    assert len(said) == 1, said  # once, not per trial or worker
+    assert said[0].startswith(
+        "study tiny: fit_time_s is an objective of this spec, and 2 of its trials measured it "
+        "by another definition than this tuneops (version 3: CPU seconds of the model's final fit"
+    )
+    assert "2 (trials 0-1) as CPU seconds of every fit" in said[0]
+    assert "The budget does not read fit_time_s" in said[0] and "run the spec as a new study" in said[0]
+    # the report's finding names the same groups
+    from tuneops.report import build_report
+
+    (finding,) = [f for f in build_report(tuneops.load_study("tiny")).findings
+                  if f.topic == "fit time"]
+    assert "2 (trials 0-1) as CPU seconds of every fit" in finding.text
+    assert "2 (trials 2-3) as CPU seconds of the model's final fit" in finding.text
+    caplog.clear()
+    # resumed again: the trials of this definition are no news, the older ones still are;
+    # a spec that does not judge fit time is not told
+    with caplog.at_level("WARNING", logger="tuneops"):
+        tuneops.run({**spec, "search": {**spec["search"], "n_trials": 4}})
+    assert "2 of its trials measured it by another definition" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tuneops"):
+        tuneops.run(tiny_spec(study="plain", n_trials=2, objectives=["accuracy", "fit_time_s"]))
+        tuneops.run(tiny_spec(study="plain", n_trials=3, objectives=["accuracy", "fit_time_s"]))
+    assert "fit_time_s is" not in caplog.text  # one definition throughout
+
+
 def test_resume_refuses_a_different_definition(workdir):
     tuneops.run(tiny_spec(n_trials=2))
     with pytest.raises(SpecError, match="exists with a different model") as refused:

@@ -71,6 +71,9 @@ __all__ = [
     "FIT_TIME_DEFINITIONS",
     "FIT_TIME_VERSION",
     "fit_time_version",
+    "fit_time_groups",
+    "fit_time_judged",
+    "describe_fit_time_groups",
     "number_ranges",
     "StoredObjective",
     "open_study",
@@ -491,6 +494,40 @@ def fit_time_version(trial: FrozenTrial) -> int | None:
     if isinstance(version, int) and not isinstance(version, bool):
         return version
     return 3 if "preprocess_cpu_s" in fit else 2
+
+
+def fit_time_groups(trials: Iterable[FrozenTrial]) -> dict[int, list[int]]:
+    """The complete trials that measured ``fit_time_s``, by the definition they measured it
+    with (:func:`fit_time_version`): ``{version: [trial numbers]}``."""
+    groups: dict[int, list[int]] = {}
+    for t in trials:
+        if t.state != TrialState.COMPLETE:
+            continue
+        version = fit_time_version(t)
+        if version is not None:
+            groups.setdefault(version, []).append(t.number)
+    return groups
+
+
+def fit_time_judged(objectives: Iterable[str], constraints: Iterable[str]) -> str | None:
+    """How a study judges ``fit_time_s``: ``"an objective"``, ``"a constraint"``, ``"an
+    objective and a constraint"``, or None when it does neither (``constraints`` as stored,
+    ``"fit_time_s <= 2"``)."""
+    objective = "fit_time_s" in objectives
+    constraint = any(str(c).split(" ")[0] == "fit_time_s" for c in constraints)
+    if objective and constraint:
+        return "an objective and a constraint"
+    return "an objective" if objective else "a constraint" if constraint else None
+
+
+def describe_fit_time_groups(groups: Mapping[int, Sequence[int]], limit: int = 6) -> str:
+    """``groups`` (:func:`fit_time_groups`) in words: ``4 (trials 0-2, 6) as CPU seconds of
+    every fit ...; 3 (trials 3-5) as ...`` (each group's first ``limit`` ranges of numbers)."""
+    return "; ".join(
+        f"{len(numbers)} (trials {number_ranges(numbers, limit)}) as "
+        + FIT_TIME_DEFINITIONS.get(version, f"definition {version}, unknown to this tuneops")
+        for version, numbers in sorted(groups.items())
+    )
 
 
 def number_ranges(numbers: Iterable[int], limit: int | None = None) -> str:

@@ -167,6 +167,8 @@ def run(
             "results cover all %d (give n_trials above %d to run more)",
             spec.study, counted, spec.n_trials, counted, counted,
         )
+    if resumed:
+        _say_other_fit_time_definitions(spec, trials)
     workers_sampler = functools.partial(sampler_factory, resumed=resumed)
     if resumed:
         study.sampler = workers_sampler(0)
@@ -201,6 +203,38 @@ def run(
     )
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
+
+
+def _say_other_fit_time_definitions(spec: Spec, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Warn once, as a run resumes, when the study's complete trials measured ``fit_time_s``
+    by another definition than this tuneops (:data:`tuneops._study.FIT_TIME_DEFINITIONS`) and
+    the spec judges it: the report's finding (``fit time``) says the same afterwards, from
+    the same groups."""
+    judged = _study.fit_time_judged(spec.metric_names, [str(c) for c in spec.constraints])
+    groups = _study.fit_time_groups(trials)
+    current = _study.FIT_TIME_VERSION
+    other = {v: numbers for v, numbers in groups.items() if v != current}
+    if judged is None or not other:
+        return
+    _log.warning(
+        "study %s: fit_time_s is %s of this spec, and %d of its trials measured it by another "
+        "definition than this tuneops (version %d: %s): %s. Its new trials measure version "
+        "%d, and the study compares the two on one axis (%s), though they measure "
+        "different things (a fraction family's refits for a pruner summed to 3-5x its final "
+        "fit). The budget does not read fit_time_s: n_trials counts trials, a compute "
+        "budget each trial's own record of its fits. For comparable fit times, run "
+        "the spec as a new study (another study name: study in the spec, or --study); the "
+        "report names the trials of each definition.",
+        spec.study,
+        judged,
+        sum(len(numbers) for numbers in other.values()),
+        current,
+        _study.FIT_TIME_DEFINITIONS[current],
+        _study.describe_fit_time_groups(other),
+        current,
+        "the best trial or front, the selection, the sampler's model"
+        + (", the constraint's verdicts" if "constraint" in judged else ""),
+    )
 
 
 def _backend_for(spec: Spec, address: str | None) -> Any:

@@ -670,24 +670,13 @@ def fit_time_definitions(view: StudyView, panels: Mapping[str, Any]) -> list[Fin
     different things: for a fraction family trained step by step for a pruner, the sum of its
     refits was 3-5x its final fit.
     """
-    constrained = [str(c).split(" ")[0] for c in view.attrs.get(_study.CONSTRAINTS) or []]
-    if _from_spec(view) is None or (
-        "fit_time_s" not in view.objectives and "fit_time_s" not in constrained
-    ):
+    judged = _study.fit_time_judged(view.objectives, view.attrs.get(_study.CONSTRAINTS) or [])
+    if _from_spec(view) is None or judged is None:
         return []
-    by_version: dict[int, list[int]] = {}
-    for t in view.complete:
-        version = _study.fit_time_version(t)
-        if version is not None:
-            by_version.setdefault(version, []).append(t.number)
+    by_version = _study.fit_time_groups(view.complete)
     if len(by_version) < 2:
         return []
-    known = _study.FIT_TIME_DEFINITIONS
-    groups = "; ".join(
-        f"{len(numbers)} (trials {_study.number_ranges(numbers, 6)}) as "
-        + known.get(version, f"definition {version}, unknown to this tuneops")
-        for version, numbers in sorted(by_version.items())
-    )
+    groups = _study.describe_fit_time_groups(by_version)
     return [
         Finding(
             "warning",
