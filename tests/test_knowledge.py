@@ -17,6 +17,7 @@ from tuneops.errors import SpecError, StudyNotFound
 from tuneops.families import get_family
 from tuneops.knowledge.base import (
     SHIPPED_PATH,
+    UNVERSIONED_FIT,
     Entry,
     KnowledgeBase,
     dedupe,
@@ -512,6 +513,13 @@ def test_kb_commands(workdir, cli):
     assert code == 2 and "no entry was built" in err and not (workdir / "none.json.gz").exists()
     code, out, _ = cli("kb", "list")  # shipped + storage
     assert code == 0 and "pmlb:iris" in out
+    # the entries of this tuneops' runs carry its fit-time definition: nothing to say; the
+    # shipped base's were measured by an earlier one, said where they are shown
+    code, out, err = cli("kb", "show", "sklearn:iris", "--source", "storage")
+    assert code == 0 and "fit times (cost.fit_s)" not in out + err
+    code, out, err = cli("kb", "show", "iris", "--source", "shipped")
+    assert code == 0 and "were measured by another definition than this tuneops' fit_time_s" in (
+        " ".join((out + err).split()))
     assert json.loads(__import__("gzip").decompress((workdir / "team.json.gz").read_bytes()))["entries"][0]["family"] == "knn"
 
 
@@ -730,6 +738,11 @@ def test_the_shipped_base_covers_every_default_family_with_distinct_configuratio
     for family in set(DEFAULT_FAMILIES) - {"knn", "svm"}:
         assert sum(e.family == family for e in new) >= 10, family
     assert all(len(e.costs) == len(e.configs) and "fit_s" in e.costs[0] for e in new)
+    # built before fit_version was recorded, with fit_time_s's definition 2 (CPU seconds of
+    # every fit): read as such, so never compared with the fit times of this tuneops
+    assert {c["fit_version"] for e in new for c in e.costs} == {UNVERSIONED_FIT} == {2}
+    assert all(t is None for e in new for t in e.fit_times())
+    assert "read as version 2" in kb.fit_time_note()
 
 
 def test_the_rest_of_a_warm_start_queue_is_told_by_place_not_by_source(monkeypatch):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import optuna
 import pytest
 
 from tuneops.errors import UsageError
 from tuneops.families import get_family
-from tuneops.knowledge.base import META_ATTR, Entry, KnowledgeBase, entries_of_study, load_file
+from tuneops.knowledge.base import (
+    META_ATTR,
+    UNVERSIONED_FIT,
+    Entry,
+    KnowledgeBase,
+    entries_of_study,
+    load_file,
+)
 from tuneops.knowledge.metafeatures import FEATURES
 from tuneops.knowledge.portfolio import Neighbour, portfolio
 
@@ -219,9 +228,51 @@ def test_a_study_entry_keeps_distinct_configurations_with_their_serving_cost():
     assert [dict(p) for p, _ in entry.configs] == [{"n_estimators": 100, "max_depth": 8},
                                                   {"n_estimators": 300, "max_depth": 32}]
     assert len(entry.history) == 4  # the cold curve keeps every trial
-    assert entry.costs[0] == {"size": 800.0, "fit_s": 0.5} and entry.costs[1]["size"] == 300 * 32
+    # fit_time_s without a cost record: the first definition (wall seconds), said with it
+    assert entry.costs[0] == {"size": 800.0, "fit_s": 0.5, "fit_version": 1}
+    assert entry.costs[1]["size"] == 300 * 32
     again = Entry.from_dict(entry.to_dict())
     assert again.costs == entry.costs and again.configs == entry.configs
+
+
+def test_an_entry_carries_the_definition_of_its_fit_times_and_gives_one_at_a_time():
+    """The knowledge base copied each configuration's fit_time_s without the version of its
+    definition: a study resumed across a change, or a base built before it, mixed figures 3-5x
+    apart that nothing could tell apart (review)."""
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr(META_ATTR, {"task": "classification", "features": {f: 0.5 for f in FEATURES}})
+    study.set_user_attr("tuneops:objectives", [{"metric": "accuracy", "direction": "maximize"}])
+    study.set_user_attr("tuneops:data", {"name": "d", "task": "classification"})
+    dist = {"n_estimators": optuna.distributions.IntDistribution(10, 300)}
+    fits = [  # the cost records of definitions 2 (no marker, no preprocessing) and 3 (marked)
+        {"cpu_s": [2.0], "wall_s": [2.1], "threads": 1},
+        {"cpu_s": [0.6], "wall_s": [0.7], "threads": 1, "preprocess_cpu_s": [0.01], "version": 3},
+    ]
+    for i, fit in enumerate(fits):
+        study.add_trial(optuna.trial.create_trial(
+            params={"n_estimators": 100 + i}, distributions=dist, value=0.9 - i / 100,
+            user_attrs={"family": "random_forest", "tuneops:cost": {"fit": fit},
+                        "metrics": {"accuracy": 0.9 - i / 100, "fit_time_s": fit["cpu_s"][0]}}))
+    (entry,) = entries_of_study(study, keep=None)
+    assert [c["fit_version"] for c in entry.costs] == [2, 3]
+    assert entry.fit_times() == (None, 0.6)  # this tuneops' definition only
+    assert entry.fit_times(2) == (2.0, None)
+    assert entry.fit_versions == {2, 3}
+    again = Entry.from_dict(entry.to_dict())
+    assert again.costs == entry.costs and again.fit_times() == entry.fit_times()
+    assert KnowledgeBase((entry,)).fit_time_note().startswith(
+        "fit times (cost.fit_s) of 1 entries (d/random_forest) were measured by another "
+        "definition than this tuneops' fit_time_s (version 3")
+    # a base written before fit_version was: its fit times are read as version 2, and say so
+    raw = entry.to_dict()
+    for c in raw["configs"]:
+        del c["cost"]["fit_version"]
+    old = Entry.from_dict(raw)
+    assert [c["fit_version"] for c in old.costs] == [UNVERSIONED_FIT] * 2 == [2, 2]
+    assert old.fit_times() == (None, None) and old.fit_times(2) == (2.0, 0.6)
+    assert Entry.from_dict(old.to_dict()).costs == old.costs  # written with it from then on
+    only_current = replace(entry, configs=entry.configs[1:], costs=entry.costs[1:])
+    assert KnowledgeBase((only_current,)).fit_time_note() is None
 
 
 def test_with_sparse_trials_the_robust_default_is_pooled_across_tasks():

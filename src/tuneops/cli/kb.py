@@ -132,6 +132,9 @@ def show(
         )
         for i, (params, score) in enumerate(e.configs[:5]):
             term.result(f"  #{i + 1} {e.metric}={fmt(score)}: {params_text(dict(params))}", **plain)
+    note = kb.fit_time_note(found)
+    if note:
+        term.info(note, **plain)
     if built_with:
         term.info(
             f"built with: {built_with.get('command')} ({built_with.get('built_at')})", **plain

@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from tuneops import _study
 from tuneops._files import write_atomic
 from tuneops.errors import DataError, UsageError
 from tuneops.metrics import METRICS
@@ -47,6 +48,7 @@ __all__ = [
     "strip_prefix",
     "size_proxy",
     "dedupe",
+    "UNVERSIONED_FIT",
 ]
 
 SHIPPED_PATH = Path(__file__).with_name("prebuilt.json.gz")
@@ -54,6 +56,11 @@ META_ATTR = "tuneops:meta_features"  # study user attr: {"features": {...}, "tas
 ENTRY_ATTR = "tuneops:kb_entry"  # study user attr of an imported entry (a study without trials)
 FORMAT = 1
 _KEEP_TOP = 10
+#: The definition (:data:`tuneops._study.FIT_TIME_DEFINITIONS`) of a configuration's ``fit_s``
+#: recorded without its ``fit_version``: every base written before the version was. Fit times
+#: entered the base (2026-12-06) after ``fit_time_s`` became CPU seconds (version 2) and
+#: before it became the final fit only (3); the shipped base's were all measured so.
+UNVERSIONED_FIT = 2
 
 
 #: Datasets sharing their rows or their source with each other (the UCI heart-disease
@@ -80,9 +87,13 @@ class Entry:
     (no ``family.`` prefix); ``score`` is ``metric`` in its ``direction``.
     ``history`` is the order the trials ran in (scores only), kept for benchmarks.
     ``costs`` (aligned with ``configs``, or empty) is what each configuration cost where it
-    ran: ``fit_s`` (measured mean seconds per CV fit) and ``size`` (the family's
+    ran: ``fit_s`` (its trial's ``fit_time_s``) with ``fit_version``, the definition it was
+    measured by (:data:`tuneops._study.FIT_TIME_DEFINITIONS`; read as
+    :data:`UNVERSIONED_FIT` where a base did not record it), and ``size`` (the family's
     :func:`size_proxy`, trees x depth and the like), so a multi-objective spec that also
-    minimises latency or size can prefer configurations that were cheap.
+    minimises latency or size can prefer configurations that were cheap. Fit times of
+    different definitions measure different things: read them through :meth:`fit_times`,
+    which gives those of one definition only.
     ``default_score`` is the score of the family's library defaults (``params = {}``) on the
     same CV folds, or None where it was not measured: the zero-shot portfolio's first pick
     should beat it, so it prefers a configuration that beat the default on many past tasks.
@@ -109,6 +120,23 @@ class Entry:
     @property
     def best_score(self) -> float | None:
         return self.configs[0][1] if self.configs else None
+
+    def fit_times(self, version: int = _study.FIT_TIME_VERSION) -> tuple[float | None, ...]:
+        """Each configuration's fit seconds (aligned with ``configs``) as definition ``version``
+        measures them (default: this tuneops' ``fit_time_s``); None where it was not measured
+        or was measured by another definition, which is never compared with it (a fraction
+        family's refits for a pruner summed to 3-5x its final fit)."""
+        if not self.costs:
+            return (None,) * len(self.configs)
+        return tuple(
+            float(c["fit_s"]) if "fit_s" in c and c.get("fit_version") == version else None
+            for c in self.costs
+        )
+
+    @property
+    def fit_versions(self) -> frozenset[int]:
+        """The definitions the entry's fit times were measured by (empty: none recorded)."""
+        return frozenset(int(c["fit_version"]) for c in self.costs if "fit_version" in c)
 
     def to_dict(self, *, history: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -168,10 +196,19 @@ def _optional_float(value: Any) -> float | None:
 
 
 def _costs(configs: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, float], ...]:
-    """The ``cost`` of every configuration, or () when any lacks one (older bases)."""
+    """The ``cost`` of every configuration, or () when any lacks one (older bases). A ``fit_s``
+    without its ``fit_version`` is of :data:`UNVERSIONED_FIT`, and says so from then on."""
     if not configs or not all(isinstance(c.get("cost"), Mapping) for c in configs):
         return ()
-    return tuple({k: float(v) for k, v in c["cost"].items()} for c in configs)
+    out = []
+    for c in configs:
+        cost: dict[str, float] = {
+            k: int(v) if k == "fit_version" else float(v) for k, v in c["cost"].items()
+        }
+        if "fit_s" in cost and "fit_version" not in cost:
+            cost["fit_version"] = UNVERSIONED_FIT
+        out.append(cost)
+    return tuple(out)
 
 
 def size_proxy(family: str, params: Mapping[str, Any]) -> float:
@@ -284,6 +321,30 @@ class KnowledgeBase:
         ``name``."""
         wanted = {name, f"pmlb:{name}"}
         return [e for e in self.entries if e.dataset in wanted or e.key in wanted]
+
+    def fit_time_note(self, entries: Iterable[Entry] | None = None) -> str | None:
+        """Which of ``entries`` (default: the base's) hold fit times measured by another
+        definition than this tuneops' ``fit_time_s``, and what those measured; None when
+        none does."""
+        other = [
+            e
+            for e in (self.entries if entries is None else entries)
+            if e.fit_versions - {_study.FIT_TIME_VERSION}
+        ]
+        if not other:
+            return None
+        known = _study.FIT_TIME_DEFINITIONS
+        current = _study.FIT_TIME_VERSION
+        versions = sorted(set().union(*(e.fit_versions for e in other)) - {current})
+        keys = ", ".join(e.key for e in other[:5]) + (", ..." if len(other) > 5 else "")
+        return (
+            f"fit times (cost.fit_s) of {len(other)} entries ({keys}) were measured by another "
+            f"definition than this tuneops' fit_time_s (version {current}: {known[current]}): "
+            + "; ".join(f"version {v}: {known.get(v, 'unknown to this tuneops')}" for v in versions)
+            + ". They are not compared with fit times measured now (Entry.fit_times gives one "
+            "definition's); a fit time recorded without its fit_version (any base built before "
+            f"it was) is read as version {UNVERSIONED_FIT}."
+        )
 
     def to_dict(self, *, history: bool = True) -> dict[str, Any]:
         return {
@@ -405,6 +466,10 @@ def entries_of_study(study: Any, *, keep: int | None = _KEEP_TOP) -> list[Entry]
         for name, key in (("fit_time_s", "fit_s"), ("model_size_kb", "model_size_kb")):
             if isinstance(metrics.get(name), (int, float)) and math.isfinite(metrics[name]):
                 cost[key] = round(float(metrics[name]), 5)
+        version = _study.fit_time_version(t)
+        if "fit_s" in cost and version is not None:
+            # with the figure, its definition: a study resumed across a change holds both
+            cost["fit_version"] = version
         by_family.setdefault(family, []).append((params, float(score), cost))
         order.setdefault(family, []).append(float(score))
     sign = -1.0 if direction == "maximize" else 1.0
