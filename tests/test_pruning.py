@@ -735,6 +735,23 @@ def test_bench_time_to_the_front_is_to_the_front_the_run_printed() -> None:
     assert summary["fit_s_to_best"] == results["pruning"]["fit_s_to_best"]
 
 
+def test_bench_says_the_size_of_the_front_the_run_printed() -> None:
+    """`bench pruners` said after each two-objective run "Pareto front of 3 trials" where the
+    run printed 2 (a tie within noise left out)."""
+    from tuneops.bench import _run_best, run_summary
+    from tuneops.results import study_results
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values in ([0.9, 100.0], [0.8, 50.0], [0.90001, 108.0]):
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=values))
+    assert _run_best(run_summary(study)) == 3  # no selection: the plain front
+    choice = {"selected_trial": 0, "pareto_front": [0, 1], "policy": "knee", "n_complete": 3}
+    study.set_user_attr(_study.SELECTION, choice)
+    study_results(study, choice=choice, record=True)
+    summary = run_summary(study)
+    assert summary["front"] == [0, 1] and _run_best(summary) == 2
+
+
 def test_custom_steps_from_zero_and_steps_not_every_integer_are_counted_as_reported() -> None:
     from tuneops.pruning import pruning_savings
 

@@ -139,6 +139,8 @@ def run_summary(study: optuna.Study) -> dict[str, Any]:
         "fit_s_to_best": savings.get("fit_s_to_best"),
         "values": [list(t.values) for t in complete],
         "directions": [d.name.lower() for d in study.directions],
+        # the trial numbers of the front the run printed (several objectives), if it did
+        "front": list(printed) if printed is not None else None,
     }
 
 
@@ -243,10 +245,13 @@ def _best(
 
 
 def _run_best(run_: Mapping[str, Any]) -> float | int | None:
-    """One run's best value (one objective), or how many trials its Pareto front holds."""
+    """One run's best value (one objective), or how many trials its Pareto front holds: the
+    front the run printed (ties within noise left out), the plain one for a run without it."""
     values, directions = run_["values"], run_["directions"]
     if len(directions) == 1:
         return _best(values, directions, None)
+    if run_.get("front") is not None:
+        return len(run_["front"])
     return int(pareto.pareto_mask(values, directions).sum()) if values else 0
 
 
