@@ -258,6 +258,27 @@ def test_the_readme_lists_the_pruned_trials_with_the_step_they_stopped_at(tmp_pa
     assert "Pruned trials" not in _readme(build(8, multi=False, states=False), tmp_path)
 
 
+def test_a_trial_stopped_by_the_time_limit_is_not_said_to_be_the_pruners(tmp_path):
+    """A trial over search.trial_timeout_s is recorded as pruned: the trial table and the
+    README said `PRUNED at step N` as of a trial the pruner stopped, which the findings and
+    `bench pruners` count apart (review)."""
+    study = build(20, multi=False)  # trials 5 and 15 pruned after step 1
+    late = {_study.TIMED_OUT: {"limit_s": 1.0, "elapsed_s": 1.2, "at": "step 2"}}
+    last = len(study.trials)
+    add(study, last, {"lr": 0.1}, state=TrialState.PRUNED, attrs=late, intermediate={0: 0.2, 1: 0.3})
+    add(study, last + 1, {"lr": 0.1}, state=TrialState.PRUNED, attrs=late)  # before any step
+    states = {row[0]: row[1] for row in build_report(study).table.rows}
+    assert states[5] == "PRUNED at step 1"
+    assert states[last] == "PRUNED at step 1 (over the time limit)"
+    assert F.pruned_label(1, True) == states[last]  # the words every renderer uses
+    assert states[last + 1] == "PRUNED (over the time limit)"
+    readme = _readme(study, tmp_path)
+    assert (
+        "\n- PRUNED at step 1: trials 5, 15\n"
+        f"- PRUNED at step 1 (over the time limit): trial {last}\n"
+    ) in readme
+
+
 def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
     """The PNG's grey crosses read "infeasible" where the HTML says they violate a constraint;
     the workers' "50s" did not say it was busy time."""

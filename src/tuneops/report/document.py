@@ -114,7 +114,11 @@ def trial_table(view: StudyView) -> TrialTable:
         )
         stopped = _study.pruned_at(t)
         state = (
-            t.state.name if stopped is None else pruned_label(stopped["step"])
+            pruned_label(
+                None if stopped is None else stopped["step"], _study.TIMED_OUT in t.user_attrs
+            )
+            if t.state == optuna.trial.TrialState.PRUNED
+            else t.state.name
         ) + abandoned_label(t.user_attrs.get(_study.ABANDONED))
         if t.number == view.selected:
             state += " ★"

@@ -226,27 +226,31 @@ class IntermediateValues:
     objective: str  # the curves are of the first objective
     curves: tuple[Curve, ...]
     n_total: int = 0  # curves recorded; at most MAX_CURVES drawn (the best trials' kept)
-    # every pruned trial (drawn or not) with the last step it reported: (number, step)
-    pruned: tuple[tuple[int, int], ...] = ()
+    # every pruned trial (drawn or not) with the last step it reported and whether the trial
+    # time limit stopped it rather than the pruner: (number, step, timed out)
+    pruned: tuple[tuple[int, int, bool], ...] = ()
 
 
-def pruned_label(step: int) -> str:
-    """How every renderer names a trial the pruner stopped: ``PRUNED at step N``, its last
-    reported step (the HTML trial table's state, the PNG folder's README.txt)."""
-    return f"PRUNED at step {step}"
+def pruned_label(step: int | None, timed_out: bool = False) -> str:
+    """How every renderer names a pruned trial: ``PRUNED at step N``, its last reported step
+    (the HTML trial table's state, the PNG folder's README.txt); ``(over the time limit)``
+    when ``search.trial_timeout_s`` stopped it, which Optuna records as pruned too, but the
+    pruner did not."""
+    text = "PRUNED" if step is None else f"PRUNED at step {step}"
+    return f"{text} (over the time limit)" if timed_out else text
 
 
 def pruned_lines(d: IntermediateValues) -> list[str]:
     """The pruned trials by the step they stopped at, in :func:`pruned_label`'s words:
     ``PRUNED at step 3: trials 4, 7-9`` (every trial: a renderer without a trial table lists
     them all)."""
-    by_step: dict[int, list[int]] = {}
-    for number, step in d.pruned:
-        by_step.setdefault(step, []).append(number)
+    by_step: dict[tuple[int, bool], list[int]] = {}
+    for number, step, timed_out in d.pruned:
+        by_step.setdefault((step, timed_out), []).append(number)
     return [
-        f"{pruned_label(step)}: {'trial' if len(numbers) == 1 else 'trials'} "
+        f"{pruned_label(*key)}: {'trial' if len(numbers) == 1 else 'trials'} "
         + _study.number_ranges(numbers)
-        for step, numbers in sorted(by_step.items())
+        for key, numbers in sorted(by_step.items())
     ]
 
 
@@ -785,7 +789,7 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
     for t in candidates:
         stopped = _study.pruned_at(t)
         if stopped is not None:
-            pruned.append((t.number, int(stopped["step"])))
+            pruned.append((t.number, int(stopped["step"]), _study.TIMED_OUT in t.user_attrs))
     return IntermediateValues(view.objectives[0], tuple(curves), len(candidates), tuple(pruned))
 
 
