@@ -13,12 +13,12 @@ from conftest import tiny_spec
 
 from tuneops import _study
 from tuneops.errors import SpecError
+from tuneops.pruning.multi_objective import dominates
 from tuneops.pruning import (
     FIDELITY_ATTR,
     PRUNERS,
     FractionalHalvingPruner,
     ParetoPruner,
-    dominates,
     make_pruner,
     report,
     rung_steps,
@@ -242,7 +242,7 @@ def test_pareto_pruner_spares_a_trial_at_a_step_where_trials_ended():
 
 def test_savings_of_steps_counted_from_zero():
     """Epochs 0..59: a trial pruned at step 1 ran 2 of 60, scaled 59/1 instead of 60/2."""
-    from tuneops.pruning import _unspent, trial_compute
+    from tuneops.pruning.savings import _unspent, trial_compute
 
     assert _unspent({"steps": [0, 1], "max_step": 59}, 1.0) == pytest.approx(29.0)
     assert _unspent({"steps": [1, 2], "max_step": 60}, 1.0) == pytest.approx(29.0)
