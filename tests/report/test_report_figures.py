@@ -269,7 +269,7 @@ def test_trials_tied_with_the_noise_aware_front_are_not_drawn_as_dominated():
     """The selection's front resolves ties within measured noise: trial 1 is faster than trial 0
     by less than the latency's interval, so only trial 0 is on it; nothing beats trial 1 on
     both objectives, and it was drawn as "dominated (feasible)"."""
-    from tuneops.report.html import figure_json
+    from tuneops.report.plotly_figures import figure_json
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for i, point in enumerate([(0.90, 10.0), (0.89, 9.9), (0.80, 20.0)]):
@@ -288,7 +288,7 @@ def test_trials_tied_with_the_noise_aware_front_are_not_drawn_as_dominated():
 def test_slice_plots_keep_every_trial_visible_and_mark_the_selected_one():
     """The reversed Blues scale drew the earliest trials (often the best) near-white, and the
     selected trial was not told apart."""
-    from tuneops.report.html import figure_json
+    from tuneops.report.plotly_figures import figure_json
 
     study = build(20, multi=False)
     found, view = panels(study, selected=study.best_trial.number)
@@ -309,7 +309,7 @@ def test_legends_that_explain_a_figure_are_shown_even_with_one_trace():
     """plotly hides the legend of a figure with one legend item: the anytime panel's line
     styles, the contour's black dots and an all-infeasible front's grey crosses were never
     explained."""
-    from tuneops.report.html import figure_json
+    from tuneops.report.plotly_figures import figure_json
 
     def layout(key, **data):
         return figure_json(F.Panel(key, key, data["data"]))[0][1]["layout"]
@@ -336,7 +336,7 @@ def test_degenerate_figures_are_not_drawn_as_if_they_meant_something():
     """One trial drew a hypervolume of 1.0 ("share of box": the box is that trial), ticks at
     -0.5 and 0.5 "trial", and a latency axis from -0.5 ms."""
     from tuneops import _study
-    from tuneops.report.html import figure_json
+    from tuneops.report.plotly_figures import figure_json
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_user_attr(

@@ -302,7 +302,7 @@ def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
 def test_slices_mark_the_trials_that_broke_a_constraint_in_both_renderers(draw):
     """Infeasible trials were drawn like any other in the slice plots (the Pareto figure
     crosses them out): a study whose every trial broke its constraint looked fine."""
-    from tuneops.report.html import figure_json
+    from tuneops.report.plotly_figures import figure_json
 
     study = optuna.create_study(direction="maximize")
     for i in range(6):  # trials 1, 3 and 5 break the constraint
