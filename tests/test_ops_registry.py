@@ -644,3 +644,34 @@ def test_a_reservation_stopped_before_its_number_is_handed_out_leaves_no_running
     monkeypatch.setattr(_optuna, "set_trial_state", real)
     assert [t.state for t in registry.study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
     assert registry.reserve_version() == 3  # 2 was given up, never handed out
+
+
+def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path, cli) -> None:
+    """A regression champion's labels are quantities: a batch labelled with classes ('low',
+    'high') exits 2 naming them, instead of a traceback from inside the r2 metric."""
+    from tuneops import tuning
+
+    data = load_dataset("sklearn:diabetes")
+    frame = data.X.assign(target=data.y).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    frame.iloc[:300].to_csv("train.csv", index=False)
+    spec = {
+        "study": "dia", "data": {"source": "train.csv"}, "model": {"family": "linear"},
+        "objectives": ["r2"], "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
+    }
+    tuning.run(spec)
+    deploy("dia")
+    registry = Registry.open("dia")
+    before = len(registry.events())
+    pool = frame.iloc[300:].reset_index(drop=True)
+    worded = pool.assign(target=["high" if v > 140 else "low" for v in pool["target"]])
+    worded.to_csv("worded.csv", index=False)
+    for args in (("monitor", "--batch", "worded.csv"), ("retune", "--data", "worded.csv")):
+        code, _, err = cli(*args)
+        assert code == 2, err
+        assert "142 of 142 labels are not numbers, such as" in err and "'low'" in err
+        assert "regression model" in err and "Traceback" not in err
+    assert len(registry.events()) == before
+    pool.to_csv("numbers.csv", index=False)  # the same rows with their numbers are assessed
+    code, _, err = cli("monitor", "--batch", "numbers.csv")
+    assert code == 0, err
+

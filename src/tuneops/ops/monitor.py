@@ -361,14 +361,28 @@ def check_labels(
     training data (``"setosa"`` for ``0``, ``"1"`` for ``1``) would read as a model that gets
     everything wrong, and a re-tuning on it would promote a model answering in the new code.
 
-    ``classes``: the champion's ``classes_`` (None for a regressor: nothing to check).
+    ``classes``: the champion's ``classes_`` (None for a regressor: its labels must be numbers;
+    text labels would fail inside the metric with a library traceback).
     ``strict``: refuse any unknown label (what a model is trained on); else only a column with
     no known label at all (a new class in a batch to assess is drift, counted as errors).
 
     Raises:
-        DataError: naming the unknown labels and the champion's classes.
+        DataError: naming the unknown labels and the champion's classes, or the text labels
+            given to a regressor.
     """
-    if y is None or classes is None:
+    if y is None:
+        return
+    if classes is None:  # a regressor: its labels are quantities, and text never scores
+        values = y.dropna()
+        text = values[pd.to_numeric(values, errors="coerce").isna()]
+        if len(text):
+            examples = ", ".join(repr(v) for v in pd.unique(text)[:5])
+            raise DataError(
+                f"{what}: {len(text)} of {len(values)} labels are not numbers, such as "
+                f"{examples}, but the champion is a regression model: its labels are the "
+                "measured quantity. Send the target's values as numbers (a model of classes is "
+                "a new study: tuneops run). Nothing was recorded."
+            )
         return
     known = list(np.asarray(classes).tolist())
     values = y.dropna()
