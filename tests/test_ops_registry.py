@@ -675,3 +675,43 @@ def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path
     code, _, err = cli("monitor", "--batch", "numbers.csv")
     assert code == 0, err
 
+
+def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_written(
+    workdir: Path, cli
+) -> None:
+    """A rare class with fewer rows than the champion's folds in the re-tuning's tuning part:
+    `retune` exits 2 naming the class, with no study created and no version number taken;
+    `monitor --auto-retune` assesses the batch and skips the re-tuning with that reason."""
+    from tuneops import tuning
+
+    data = load_dataset("sklearn:iris")
+    frame = data.X.assign(target=data.y)
+    frame.to_csv("train.csv", index=False)
+    spec = {
+        "study": "iris", "data": {"source": "train.csv"}, "model": {"family": "knn"},
+        "objectives": ["accuracy"], "search": {"n_trials": 2, "cv_folds": 3, "seed": 0},
+    }
+    tuning.run(spec)
+    deploy("iris")
+    registry = Registry.open("iris")
+    # 30 + 30 rows of two classes, 3 of the third: 2 of them in the 70% tuning part
+    thin = pd.concat(
+        [frame[frame.target == 0].iloc[:30], frame[frame.target == 1].iloc[:30],
+         frame[frame.target == 2].iloc[:3]], ignore_index=True,
+    )
+    thin.to_csv("thin.csv", index=False)
+    storage = get_storage(None)
+    studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    reserved = len(registry.study.trials)
+    code, _, err = cli("retune", "--data", "thin.csv")
+    assert code == 2, err
+    assert "class 2 has 2 row(s) in the tuning part of the recent data (44 of its 63" in err
+    assert "3 stratified cross-validation folds" in err and "Traceback" not in err
+    assert sorted(s.study_name for s in optuna.get_all_study_summaries(storage)) == studies
+    assert len(Registry.open("iris").study.trials) == reserved  # no version number taken
+    # the same rows with classes 0 and 1 swapped: a confident drop, decision retune
+    swapped = thin.assign(target=thin.target.map({0: 1, 1: 0, 2: 2}))
+    assessment, outcome, note = monitor_batch(registry, swapped, auto_retune=True)
+    assert assessment.decision == "retune" and outcome is None
+    assert note is not None and note.startswith("re-tuning skipped: class 2 has 2 row(s)")
+    assert sorted(s.study_name for s in optuna.get_all_study_summaries(storage)) == studies

@@ -51,11 +51,12 @@ import pandas as pd
 
 from tuneops import runner, tuning
 from tuneops.data import fingerprint, load_dataset
-from tuneops.errors import NoFeasibleTrial, RunInProgress, UsageError
+from tuneops.errors import DataError, NoFeasibleTrial, RunInProgress, UsageError
 from tuneops.heartbeat import GRACE_S, INTERVAL_S, run_alive
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
 from tuneops.measure import score
+from tuneops.metrics import plain
 from tuneops.ops.monitor import (
     PERFORMANCE_METRICS,
     MonitorConfig,
@@ -280,6 +281,38 @@ def _split(
     return fit_part, holdout
 
 
+def fold_obstacle(
+    champion: Mapping[str, Any], frame: pd.DataFrame, config: MonitorConfig, seed: int
+) -> str | None:
+    """Why labelled ``frame`` cannot be re-tuned: its tuning part (what :func:`_split` leaves
+    after the ``holdout`` share) cannot be cut into the champion's ``search.cv_folds`` folds,
+    stratified (a class with fewer rows than folds). None when it can.
+
+    Checked before anything is written: the search would otherwise fail after the re-tuning
+    study was created and a version number taken (a rare class of a multiclass target in a
+    few hundred recent rows is common)."""
+    target, task = champion["target"], champion["task"]
+    labelled = frame[frame[target].notna()].reset_index(drop=True)
+    tune_part, _ = _split(labelled, target, task, config.holdout, seed)
+    n_folds = load_spec(champion["spec"]).cv_folds
+    where = (
+        f"the tuning part of the recent data ({len(tune_part)} of its {len(labelled)} labelled "
+        f"rows; monitor.holdout {config.holdout:g} is held out to judge)"
+    )
+    if len(tune_part) < n_folds:
+        return f"{where} has fewer rows than the champion's {n_folds} cross-validation folds"
+    if task == "classification":
+        counts = tune_part[target].value_counts()
+        counts = counts[counts > 0]
+        if int(counts.min()) < n_folds:
+            return (
+                f"class {plain(counts.idxmin())!r} has {int(counts.min())} row(s) in {where}, "
+                f"and the champion's {n_folds} stratified cross-validation folds need one of "
+                "each class per fold"
+            )
+    return None
+
+
 def _study_base(model: str) -> str:
     return (re.sub(r"[^A-Za-z0-9_.\-]", "_", model).lstrip("_.-") or "model")[:100]
 
@@ -332,6 +365,12 @@ def retune(
     assert y is not None  # require_labels=True above
     check_labels(y, registry.classes(champion_version), what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
+    obstacle = fold_obstacle(champion, frame, config, seed)
+    if obstacle is not None:  # before a version number is taken or a study created
+        raise DataError(
+            f"recent data: {obstacle}. Re-tune on more labelled rows (more batches, or more "
+            "rows of the rare class); nothing was tuned or registered."
+        )
     tune_part, holdout = _split(frame, target, task, config.holdout, seed)
     tune_part = tune_part.reset_index(drop=True)
     dataset = load_dataset(
@@ -854,6 +893,14 @@ def monitor_batch(
                 f"re-tuning skipped: the batch has no label column {target!r}; run `tuneops retune "
                 "--data FILE` with labelled recent data"
             ),
+        )
+    obstacle = fold_obstacle(registry.version(registry.require_champion()), data, config, seed)
+    if obstacle is not None:  # the batch is assessed and recorded; the search cannot run
+        return (
+            assessment,
+            None,
+            f"re-tuning skipped: {obstacle}; run `tuneops retune --data FILE` with more labelled "
+            "rows",
         )
     outcome = retune(
         registry,
