@@ -469,3 +469,17 @@ def test_serve_and_monitor_live_through_the_cli(
     for command in (("monitor", "--live", "--checks", "1"), ("monitor",), ("label", "--labels", "y.csv")):
         code, _, err = cli(*command, "--log", "logdir")
         assert code == 2 and "is a directory" in err, (command, err)
+
+
+def test_verify_follows_the_model_s_own_verify_settings(
+    workdir: Path, cli, iris_registry: Registry
+) -> None:
+    """`tuneops registry settings` says its verify keys apply to every version: `tuneops
+    verify` reads them as the staging gate of `deploy` does (it read the version's spec)."""
+    (workdir / "gate.yaml").write_text("verify: {n_folds: 3, n_requests: 25}\n")
+    assert cli("registry", "settings", "gate.yaml")[0] == 0
+    doc = as_json(cli("verify", "2", "--json"))
+    assert doc["settings"]["n_folds"] == 3 and doc["concurrency"]["n_requests"] == 25
+    assert doc["settings"]["n_repeats"] == FAST["n_repeats"]  # the spec's, not set by the model
+    doc = as_json(cli("verify", "2", "--requests", "30", "--json"))  # a flag still wins
+    assert doc["settings"]["n_folds"] == 3 and doc["concurrency"]["n_requests"] == 30

@@ -93,7 +93,8 @@ def verify(
     if version is None and versions:
         version = int(versions[-1]["version"])
     record = reg.version(version) if version is not None else None
-    raw = dict(((record or {}).get("spec") or {}).get("monitor", {}).get("verify") or {})
+    # the model's own settings (`tuneops registry settings`) in place of the version's spec's
+    raw = dict((reg.monitor_section(record) if record else {}).get("verify") or {})
     raw.update({k: v for k, v in overrides.items() if v is not None})
     frame = None
     if data is not None:
