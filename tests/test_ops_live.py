@@ -531,3 +531,35 @@ def test_a_better_challenger_is_promoted_when_the_established_champion_breaks_an
                                champion_on_probation=False, has_previous=True)
     assert decision == "promote" and "better with confidence" in reasons[0]
     assert any("champion 1 breaks its SLO" in r for r in reasons)
+
+
+def test_a_challenger_is_judged_on_its_own_traffic_not_on_its_earlier_roles(
+    registry: Registry,
+) -> None:
+    """Version 2 was a slow champion, rolled back; set again as a canary, its SLOs are judged
+    on the requests it answered as the canary, as its accuracy is, not withdrawn at once for
+    the latency of its days as champion."""
+    registry.promote(2, "new champion")
+    X, y = iris()
+    predicted = logistic(1.0).predict(X).tolist()
+    with PredictionLog(Path("predictions.jsonl")) as log:
+        for i in range(100):  # v2 answering as the champion, slowly
+            log.append({
+                "kind": "prediction", "id": f"slow{i}", "t": time.time() - 1e-3, "version": 2,
+                "role": "champion", "status": "ok", "latency_ms": 80.0, "n_rows": 1,
+                "prediction": [predicted[i]], "rows": [dict(X.iloc[i])],
+            })
+            log.label(f"slow{i}", [int(y.iloc[i])])
+    registry.rollback(reason="too slow")
+    registry.set_challenger(2, "canary", share=0.5)
+    write_traffic(Path("predictions.jsonl"), {1: logistic(0.01), 2: logistic(1.0)}, n=100)
+    decision = check_live(
+        registry,
+        "predictions.jsonl",
+        slo={"latency_p95_ms": 10, "min_requests": 20},
+        policy={"min_labelled": 100},
+    )
+    assert decision.decision == "hold", decision.reasons
+    assert not decision.breaches and registry.challenger() is not None
+    assert decision.traffic["2"]["n_requests"] == 50
+    assert decision.traffic["2"]["latency_ms"]["latency_p95_ms"] == pytest.approx(1.0)

@@ -650,6 +650,11 @@ def check_live(
     mode = state["mode"] if challenger is not None and state else None
     since_champion, promoted, has_previous = _champion_since(registry, champion)
     since = {champion: since_champion} if since_champion is not None else {}
+    challenger_since = _epoch(state.get("since")) if challenger is not None and state else None
+    if challenger is not None and challenger_since is not None:
+        # its requests in another role (a champion rolled back, an earlier shadow) are not the
+        # challenger's: judged on them, a canary was withdrawn before it answered anyone
+        since[challenger] = challenger_since
     metric = (
         policy.metric
         or (record_c.get("profile") or {}).get("metric")
@@ -673,7 +678,6 @@ def check_live(
         breaches.append(service)
     comparison = None
     if challenger is not None:
-        challenger_since = _epoch(state.get("since")) if state else None
         labelled = [
             r
             for r in contents.predictions
