@@ -664,3 +664,25 @@ def test_a_plain_scikit_learn_pipeline_is_served_through_its_steps(registry: Reg
         assert (loaded.model.predict(X) == logistic(1.0).predict(X)).all()
     finally:
         server.close()
+
+
+def test_a_text_label_for_a_regression_model_is_refused(workdir: Path) -> None:
+    """A regressor answers a quantity: POST /label with "high" was logged (200), read as a
+    label nothing can score (live r2 undefined, `monitor --log` refused the whole log)."""
+    from sklearn.linear_model import Ridge
+
+    X, y = iris()
+    registry = Registry.open("petals", create=True)
+    register(registry, Ridge().fit(X, y.astype(float)), workdir / "art", promote=True)
+    with (
+        start_server(config(model="petals")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        answered = client.post("/predict", json={"rows": rows(1), "request_id": "one"})
+        assert answered.is_success
+        word = client.post("/label", json={"request_id": "one", "label": "high"})
+        assert word.status_code == 422, word.text
+        assert "'high' can never equal an answer of the model, a regression model" in word.text
+        assert client.post("/label", json={"request_id": "one", "label": 0.4}).is_success
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [0.4]

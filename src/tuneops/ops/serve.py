@@ -1009,24 +1009,27 @@ class ModelServer:
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
         routing = self.routing
-        classes = [
-            v.numeric_classes
-            for v in (routing.champion, routing.challenger)
-            if v is not None and v.numeric_classes is not None
-        ]
-        if classes:  # the models served answer numbers: a text label never matches
+        served = [v for v in (routing.champion, routing.challenger) if v is not None]
+        classes = [v.numeric_classes for v in served if v.numeric_classes is not None]
+        regressor = any(getattr(v.model, "classes_", None) is None for v in served)
+        if classes or regressor:  # the models served answer numbers: a text label never matches
             for request_id, value in labels.items():
                 words = [
                     v for v in (value if isinstance(value, list) else [value])
                     if isinstance(v, str) and not _is_number(v)
                 ]
                 if words:
+                    answers = (
+                        f"whose classes are numbers ({', '.join(map(str, classes[0][:5]))}"
+                        f"{', ...' if len(classes[0]) > 5 else ''})"
+                        if classes
+                        else "a regression model that answers the measured quantity"
+                    )
                     return self._error(
                         422,
                         f"labels[{_short(request_id)}]: {_short(words[0])} can never equal an "
-                        f"answer of the model, whose classes are numbers "
-                        f"({', '.join(map(str, classes[0][:5]))}); send the label as the model "
-                        "answers it. Nothing was recorded.",
+                        f"answer of the model, {answers}; send the label as the model answers "
+                        "it. Nothing was recorded.",
                     )
         n_rows = self.answered.rows_of(list(labels))
         for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
