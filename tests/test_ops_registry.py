@@ -84,6 +84,8 @@ def test_concept_drift_retunes_and_promotes_then_rollback(deployed) -> None:
     assert study.trials[0].user_attrs["warm_start"] == "champion"
     assert study.trials[0].params == registry.version(1)["trial_params"]
     assert registry.champion() == 2
+    # the model the re-tuning's run fitted and saved is registered, not fitted a second time
+    assert registry.version(2)["artifact"]["from"] == "run"
     kinds = [e["kind"] for e in registry.events()]
     assert kinds[-4:] == ["monitor", "register", "retune", "promote"]
     # Within the cooldown, drift alone does not re-tune again ...

@@ -68,7 +68,7 @@ from tuneops.ops.monitor import (
     read_batch,
     validate_batch,
 )
-from tuneops.ops.registry import Registry, register_trial
+from tuneops.ops.registry import Registry, register_trial, saved_artifact
 from tuneops.spec import load_spec
 from tuneops.storage import get_storage, resolve_url
 from tuneops.tuning import load_study, reselect
@@ -766,6 +766,8 @@ def _challenger(
         source={"kind": "retune", "champion": champion_version},
         artifact_dir=config.artifact_dir,
         version=number,
+        # the model the re-tuning's run just fitted on the same rows: copied, not fitted again
+        saved=saved_artifact(result.study, result.choice.selected.number, spec),
     )
 
 
