@@ -99,8 +99,19 @@ def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
     # 100 calls cannot bound a p99 from above: the gate fails it and says why.
     verdict = verify(registry, 2, config=FAST, slo={"latency_p99_ms": 10_000}, record=False)
     assert verdict.verdict == "fail" and any(
-        "raise monitor.verify.n_requests" in r for r in verdict.reasons
+        "raise monitor.verify.n_requests to at least 370" in r for r in verdict.reasons
     )
+    # ... and says how many it takes, which then bound it
+    verdict = verify(
+        registry, 2, config={**FAST, "n_requests": 70}, slo={"latency_p95_ms": 10_000},
+        record=False,
+    )
+    assert any("raise monitor.verify.n_requests to at least 75" in r for r in verdict.reasons)
+    verdict = verify(
+        registry, 2, config={**FAST, "n_requests": 75}, slo={"latency_p95_ms": 10_000},
+        record=False,
+    )
+    assert verdict.verdict == "pass", verdict.reasons
 
 
 def test_the_gate_refuses_a_tampered_candidate_and_bad_settings(registry: Registry) -> None:

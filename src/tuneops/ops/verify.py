@@ -179,10 +179,35 @@ def quantile_bounds(samples: Sequence[float], q: float, alpha: float) -> tuple[f
     return estimate, low, high
 
 
+def calls_to_bound(q: float, alpha: float) -> int:
+    """The fewest latency calls (a multiple of the 5 rounds :func:`_latency` times) whose
+    distribution-free interval of the ``q`` quantile (:func:`quantile_bounds`) has a finite
+    upper end: 75 for p95 and 370 for p99 at alpha 0.05."""
+    from scipy import stats
+
+    n = 5
+    while int(stats.binom.ppf(1 - alpha / 2, n, q)) >= n:
+        n += 5
+    return n
+
+
+_QUANTILES = {"latency_p50_ms": 0.5, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+
+
 def _judge(
-    name: str, op: str, limit: float, estimate: float, low: float, high: float, where: str
+    name: str,
+    op: str,
+    limit: float,
+    estimate: float,
+    low: float,
+    high: float,
+    where: str,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     bound = high if op in ("<=", "<") else low
+    raise_to = (
+        f" to at least {calls_to_bound(_QUANTILES[name], alpha)}" if name in _QUANTILES else ""
+    )
     passed = bound <= limit if op in ("<=", "<") else bound >= limit
     side = "upper" if op in ("<=", "<") else "lower"
     return {
@@ -198,6 +223,7 @@ def _judge(
             f"bound {'meets' if passed else 'misses'} the limit"
             + (
                 "; too few calls to bound this quantile: raise monitor.verify.n_requests"
+                + raise_to
                 if math.isinf(bound)
                 else ""
             )
@@ -511,6 +537,7 @@ def verify(
                     q["low"],
                     q["high"],
                     "constraint (one call at a time)",
+                    config.alpha,
                 )
             )
         elif c.metric == "model_size_kb":
@@ -531,6 +558,7 @@ def verify(
                     q["low"],
                     q["high"],
                     f"SLO at {config.concurrency} parallel requests",
+                    config.alpha,
                 )
             )
     if slo_config.min_rps is not None:
