@@ -93,6 +93,13 @@ def test_a_file_needs_target_and_bad_input_writes_nothing(workdir: Path, cli) ->
     assert code == 2 and "no row is streamed twice" in err
     code, _, err = cli("simulate", "--stationary", "--shift", "concept@2", "--out", "sim")
     assert code == 2 and "--stationary" in err
+    # batches smaller than monitor.min_rows: refused before the initial tuning, not after it
+    code, _, err = cli(
+        "simulate", "--dataset", "stream.csv", "--target", "label", "--batch-size", "5",
+        "--out", "sim",
+    )
+    assert code == 2, err
+    assert "batch_size (--batch-size): expected at least 50 rows per batch" in err
     assert not Path("sim").exists() and not Path("simulate.journal").exists()
     assert not Path("tuneops-out").exists()
     # A file with --target, streamed in the order of its time column (stationary by nature).

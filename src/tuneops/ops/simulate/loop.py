@@ -164,6 +164,12 @@ def simulate(
         **dict(monitor or {}),
     }
     config = MonitorConfig.from_raw(monitor_raw)
+    if batch_size < config.min_rows:  # every batch would be refused after the initial tuning
+        raise UsageError(
+            f"batch_size (--batch-size): expected at least {config.min_rows} rows per batch "
+            f"(monitor.min_rows: the drift tests refuse smaller batches), received {batch_size}; "
+            "nothing was written."
+        )
     storage = storage or str(out / "simulate.journal")
     marker = {"model": name, "storage": mask_url(storage)}
     stopped = _read_marker(out) == marker  # an earlier one of this model here never finished
