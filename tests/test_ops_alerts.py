@@ -182,3 +182,14 @@ def test_a_malformed_webhook_is_refused_and_never_stops_monitoring(
         delivered = send_alert(config, "rollback", model="m", summary="s")
         assert len(delivered) == 1 and not delivered[0].ok
         assert "s3cret" not in (delivered[0].error or ""), delivered[0].error
+
+
+def test_a_command_that_appends_its_input_keeps_one_alert_per_line(tmp_path: Path) -> None:
+    """The guide's `command: [sh, -c, "cat >> alerts.jsonl"]`: each alert arrives as one line,
+    so the file is JSON lines (without the newline two alerts ran together on one line)."""
+    out = tmp_path / "alerts.jsonl"
+    config = AlertConfig.from_raw({"command": ["sh", "-c", f"cat >> '{out}'"]})
+    for kind in ("warn", "retune"):
+        (delivery,) = send_alert(config, kind, model="m", summary=kind)
+        assert delivery.ok, delivery.error
+    assert [json.loads(line)["kind"] for line in out.read_text().splitlines()] == ["warn", "retune"]

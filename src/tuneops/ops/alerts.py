@@ -237,7 +237,8 @@ def send_alert(
     if config.webhook:
         out.append(_post(config.webhook, body, config.timeout_s))
     if config.command:
-        out.append(_run(config.command, body, config.timeout_s))
+        # one line per alert on the command's stdin: `cat >> alerts.jsonl` keeps JSON lines
+        out.append(_run(config.command, body + b"\n", config.timeout_s))
     for delivery in out:
         if not delivery.ok:
             logger.warning(
