@@ -171,3 +171,38 @@ def test_latency_is_timed_on_the_serving_path_the_version_declares(
     assert verdict.latency["path"] == path == verdict.concurrency["path"]
     assert verdict.latency["rows"] == (8 if path == "batch" else 1)
     assert verdict.latency["latency_p50_ms"]["estimate"] > 0
+
+
+def test_data_a_regressor_cannot_be_verified_on_is_refused_by_name(workdir: Path) -> None:
+    """`verify --data` with text labels for a regressor, or with no labelled row, ended in a
+    library traceback (exit 1); now a DataError naming the data (exit 2), nothing recorded."""
+    from _ops_helpers import iris
+    from sklearn.linear_model import Ridge
+
+    from tuneops.errors import DataError
+
+    X, y = iris()
+    path = save_model(Ridge().fit(X, y.astype(float)), {}, workdir / "art" / "ridge")
+    registry = Registry.open("petals", create=True)
+    number = registry.reserve_version()
+    registry.add_version(
+        {
+            "version": number,
+            "source": {"kind": "test"},
+            "artifact": {"path": str(path), "sha256": sha256_file(path)},
+            "features": list(X.columns),
+            "categorical": [],
+            "target": "target",
+            "task": "regression",
+            "spec": {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "r2"}]},
+            "data": {},
+        }
+    )
+    worded = X.assign(target=["high" if v else "low" for v in y > 1])
+    with pytest.raises(DataError, match="150 of 150 labels are not numbers, such as 'low'"):
+        verify(registry, number, data=worded, config=FAST)
+    unlabelled = X.assign(target=float("nan"))
+    with pytest.raises(DataError, match=r"0 labelled row\(s\) .* 5 folds need at least 10"):
+        verify(registry, number, data=unlabelled, config=FAST)
+    assert registry.events("verify") == []
+    assert verify(registry, number, data=X.assign(target=y.astype(float)), config=FAST).verdict

@@ -435,6 +435,14 @@ def verify(
     )
     if task == "classification":
         _check_classes(y, getattr(model, "classes_", None), record_v)
+    else:  # a regressor's labels are numbers: text fails inside the fit with a traceback
+        check_labels(y, None, what="data (--data)")
+    if len(y) < 2 * config.n_folds:  # every test fold needs two rows for a metric like r2
+        raise DataError(
+            f"data (--data): {len(y)} labelled row(s) (rows without a label are left out), but "
+            f"the gate's {config.n_folds} folds need at least {2 * config.n_folds}; pass more "
+            "labelled data. Nothing was recorded."
+        )
     spec = record_v.get("spec") or {}
     constraints = [
         parse_constraint(c, "constraints", builtin_only=False)
