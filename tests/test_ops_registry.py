@@ -208,6 +208,17 @@ def test_malformed_batch_records_nothing(deployed, cli) -> None:
     with pytest.raises(DataError, match="no label column 'target'; re-tuning and refresh learn from labelled data"):
         retune(registry, pool.iloc[:300].drop(columns=["target"]))
     assert len(registry.events()) == before
+    # a label column with no label in it (an AssertionError traceback from the CLI, exit 1),
+    # or too few: counted on the labelled rows, as they are what is trained and judged on
+    pool.iloc[:300].assign(target=float("nan")).to_csv("unlabelled.csv", index=False)
+    for args in (("retune", "--data", "unlabelled.csv"), ("retune", "--refresh", "--data", "unlabelled.csv")):
+        code, _, err = cli(*args)
+        assert code == 2 and "0 of its 300 rows have a label, but at least 50 labelled" in err, err
+    few = pool.iloc[:300].copy()
+    few.loc[few.index[40:], "target"] = float("nan")
+    with pytest.raises(DataError, match="40 of its 300 rows have a label, but at least 50"):
+        retune(registry, few)
+    assert len(registry.events()) == before
 
 
 def test_tampered_artifact_is_refused(deployed) -> None:

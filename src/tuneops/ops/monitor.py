@@ -342,6 +342,13 @@ def validate_batch(
             f"{what}: no label column {target!r}; re-tuning and refresh learn from labelled "
             "data. Add the labels to the file."
         )
+    n_labelled = int(frame[target].notna().sum()) if require_labels else len(frame)
+    if n_labelled < min_rows:  # what is trained and judged on: the rows with a label
+        raise DataError(
+            f"{what}: {n_labelled} of its {len(frame)} rows have a label, but at least "
+            f"{min_rows} labelled rows are needed to train and compare a challenger "
+            "(monitor.min_rows, at least 20); add the labels. Nothing was recorded."
+        )
     X = frame[list(features)].copy()
     for c in features:
         if c in categorical:
