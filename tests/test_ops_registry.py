@@ -214,6 +214,9 @@ def test_malformed_batch_records_nothing(deployed, cli) -> None:
     for args in (("retune", "--data", "unlabelled.csv"), ("retune", "--refresh", "--data", "unlabelled.csv")):
         code, _, err = cli(*args)
         assert code == 2 and "0 of its 300 rows have a label, but at least 50 labelled" in err, err
+    # --n-trials 0 read as "the default" and ran monitor.retune_trials trials
+    code, _, err = cli("retune", "--data", "unlabelled.csv", "--n-trials", "0")
+    assert code == 2 and "--n-trials': Input should be greater than or equal to 1" in err, err
     few = pool.iloc[:300].copy()
     few.loc[few.index[40:], "target"] = float("nan")
     with pytest.raises(DataError, match="40 of its 300 rows have a label, but at least 50"):

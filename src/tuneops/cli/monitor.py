@@ -446,7 +446,7 @@ def retune(
     ],
     model: ModelOpt = None,
     n_trials: Annotated[
-        int | None, typer.Option(help="Trials (default: monitor.retune_trials).")
+        int | None, typer.Option(min=1, help="Trials (default: monitor.retune_trials).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
     refresh: Annotated[
