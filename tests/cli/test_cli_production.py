@@ -483,3 +483,17 @@ def test_verify_follows_the_model_s_own_verify_settings(
     assert doc["settings"]["n_repeats"] == FAST["n_repeats"]  # the spec's, not set by the model
     doc = as_json(cli("verify", "2", "--requests", "30", "--json"))  # a flag still wins
     assert doc["settings"]["n_folds"] == 3 and doc["concurrency"]["n_requests"] == 30
+
+
+def test_a_re_tuning_without_a_challenger_says_so(capsys) -> None:
+    """A re-tuning whose search found no feasible trial printed 'challenger vNone, keep'."""
+    from tuneops.cli.monitor import _print_outcome
+    from tuneops.ops.retune import RetuneOutcome
+
+    outcome = RetuneOutcome(
+        "keep", ["no challenger: no trial meets the constraints; the champion stays"], 1, None,
+        "iris.retune-v2", "accuracy",
+    )
+    _print_outcome(outcome)
+    out = capsys.readouterr().out
+    assert "Re-tuning study iris.retune-v2: no challenger, keep" in out and "vNone" not in out

@@ -79,7 +79,9 @@ def _print_outcome(outcome: Any) -> None:
             if outcome.method == "refresh"
             else "Re-tuning study ",
             (outcome.study, "bold"),
-            f": challenger v{outcome.challenger}, ",
+            f": challenger v{outcome.challenger}, "
+            if outcome.challenger is not None
+            else ": no challenger, ",
             (outcome.decision, _COLOURS.get(outcome.decision, "yellow")),
         )
     )
