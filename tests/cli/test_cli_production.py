@@ -497,3 +497,13 @@ def test_a_re_tuning_without_a_challenger_says_so(capsys) -> None:
     _print_outcome(outcome)
     out = capsys.readouterr().out
     assert "Re-tuning study iris.retune-v2: no challenger, keep" in out and "vNone" not in out
+
+
+def test_the_first_promotion_names_no_previous_champion(workdir: Path, cli) -> None:
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(1.0), workdir / "art")
+    code, out, err = cli("registry", "promote", "1")
+    assert code == 0, err
+    assert "Version 1 is the champion (the model's first)." in out and "None" not in out
+    register(registry, logistic(0.01), workdir / "art")
+    assert "Version 2 is the champion (was 1)." in cli("registry", "promote", "2")[1]

@@ -262,9 +262,10 @@ def promote(
     if json_out:
         emit_json(event)
     else:
-        term.result(
-            f"Version {version} is the champion (was {event['previous']}).", highlight=False
+        was = (
+            f"was {event['previous']}" if event["previous"] is not None else "the model's first"
         )
+        term.result(f"Version {version} is the champion ({was}).", highlight=False)
 
 
 def rollback(
