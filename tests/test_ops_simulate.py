@@ -66,6 +66,9 @@ def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     registry = Registry.open("simulate-phoneme", "sim/simulate.journal")
     assert len(registry.events("monitor")) == 7
     assert "concept@4: detected at 4, promoted at 4" in out
+    # a retune decision that re-tuned nothing says why on its batch's line (cooldown, ...)
+    notes = [r["note"] for r in rows if r.get("note")]
+    assert notes and all(note in out for note in notes)
     # The same model name in the same storage is refused, nothing is run.
     code, _, err = cli("simulate", "--batches", "7", "--out", "sim")
     assert code == 2 and "already registered" in err

@@ -655,6 +655,8 @@ def simulate(
             markup=False,
             soft_wrap=True,
         )
+        if row.get("note"):  # a re-tuning the decision called for and that did not run: why
+            lines.print(f"          {row['note']}", highlight=False, markup=False, soft_wrap=True)
 
     try:
         with runner.stop_on_signals():
