@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _ops_helpers import FEATURES, Webhook, iris, logistic, register, rows
 
-from tuneops.errors import SpecError
+from tuneops.errors import DataError, SpecError
 from tuneops.ops.live import LivePolicy, SLOConfig, batch_from_log, check_live, summarize
 from tuneops.ops.predlog import PredictionLog, read_log
 from tuneops.ops.registry import Registry
@@ -563,3 +563,22 @@ def test_a_challenger_is_judged_on_its_own_traffic_not_on_its_earlier_roles(
     assert not decision.breaches and registry.challenger() is not None
     assert decision.traffic["2"]["n_requests"] == 50
     assert decision.traffic["2"]["latency_ms"]["latency_p95_ms"] == pytest.approx(1.0)
+
+
+def test_another_model_s_log_is_refused_not_read_as_missing_features(registry: Registry, cli) -> None:
+    """`monitor --log` on the log of another model read every feature as missing: 'retune',
+    every feature drifted, the metric collapsed, and the event recorded."""
+    with PredictionLog(Path("other.jsonl")) as log:
+        for i in range(60):
+            log.append({
+                "kind": "prediction", "id": f"o{i}", "t": time.time() - 1e-3, "version": 1,
+                "role": "champion", "status": "ok", "latency_ms": 1.0, "n_rows": 1,
+                "prediction": [0], "rows": [{"mcg": 0.5, "gvh": 0.4}],
+            })
+    with pytest.raises(DataError, match=r"60 logged row\(s\) lack the model's features"):
+        batch_from_log("other.jsonl", FEATURES, "target")
+    before = len(registry.events())
+    code, _, err = cli("monitor", "--model", "iris", "--log", "other.jsonl")
+    assert code == 2, err
+    assert "prediction log 'other.jsonl': 60 logged row(s) lack the model's features" in err
+    assert "a row holds mcg, gvh" in err and len(registry.events()) == before

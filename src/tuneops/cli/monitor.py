@@ -313,6 +313,7 @@ def monitor(
             champion["target"],
             since=None if log_since is None else _since_time(log_since),
             version=log_version,
+            name=str(log),
         )
         source = f"prediction log {log}" + "".join(
             [

@@ -817,20 +817,24 @@ def batch_from_log(
     *,
     since: float | None = None,
     version: int | None = None,
+    name: str | None = None,
 ) -> Any:
     """The logged input rows (and joined labels) as a batch frame for ``check_batch``.
 
     This is how batch monitoring (drift tests, the metric on labelled rows) reads live traffic:
     ``check_batch(registry, batch_from_log(log, v["features"], v["target"], since=...))``.
     Requests logged without rows (``log_rows=False``) cannot be used and are skipped.
+    ``name``: the log's path for messages, when ``log`` is already read.
 
     Raises:
-        DataError: the log does not exist.
+        DataError: the log does not exist, or its rows lack the model's features (the log of
+            another model: read as missing values, every feature drifted and the metric fell).
     """
     import pandas as pd
 
     contents = log if isinstance(log, LogContents) else read_log(log, since=since)
     rows: list[dict[str, Any]] = []
+    foreign: dict[str, Any] = {}  # the first logged row lacking a feature, and the count
     for r in contents.predictions:
         if (
             r.get("status") != "ok"
@@ -847,5 +851,21 @@ def batch_from_log(
         for row, y in zip(  # noqa: B905 - lengths checked just above
             r["rows"], labels if len(labels) == len(r["rows"]) else [None] * len(r["rows"])
         ):
+            if not isinstance(row, dict) or any(f not in row for f in features):
+                # the server logs every feature of the model that answered (null if missing)
+                foreign.setdefault("row", row)
+                foreign["n"] = foreign.get("n", 0) + 1
+                continue
             rows.append({**{f: row.get(f) for f in features}, target: y})
+    if foreign:
+        row = foreign["row"]
+        held = ", ".join(map(str, list(row)[:10])) if isinstance(row, dict) else repr(row)[:80]
+        absent = [f for f in features if not isinstance(row, dict) or f not in row]
+        named = name or (str(log) if isinstance(log, (str, Path)) else None)
+        where = f"prediction log {named!r}" if named else "the prediction log"
+        raise DataError(
+            f"{where}: {foreign['n']} logged row(s) lack the model's features (such as "
+            f"{', '.join(map(repr, absent[:5]))}; a row holds {held}): the log of another model? "
+            "Point --log at the file `tuneops serve` writes for this model. Nothing was recorded."
+        )
     return pd.DataFrame(rows, columns=[*features, target])
