@@ -582,3 +582,36 @@ def test_another_model_s_log_is_refused_not_read_as_missing_features(registry: R
     assert code == 2, err
     assert "prediction log 'other.jsonl': 60 logged row(s) lack the model's features" in err
     assert "a row holds mcg, gvh" in err and len(registry.events()) == before
+
+
+def test_a_log_shared_with_another_model_s_server_is_judged_on_this_model_s_requests(
+    registry: Registry,
+) -> None:
+    """Two models served from one directory write the default log together, both numbering
+    their versions from 1: `monitor --live` judged the other model's slow v1 as this one's
+    (an SLO breach, a rollback), and `monitor --log` refused the whole log."""
+    with start_server(ServeConfig("iris", port=0, log="predictions.jsonl", poll_s=0.1)) as server:
+        with httpx.Client(base_url=server.url) as client:
+            for i in range(60):
+                assert client.post("/predict", json=rows(1, i)).is_success
+        deadline = time.monotonic() + 10
+        while len(read_log("predictions.jsonl").predictions) < 60:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert {r["model"] for r in read_log("predictions.jsonl").predictions} == {"iris"}
+    with PredictionLog(Path("predictions.jsonl")) as log:
+        for i in range(60):  # the other model's server: its own features, slow
+            log.append({
+                "kind": "prediction", "id": f"o{i}", "t": time.time() - 1e-3, "model": "other",
+                "version": 1, "role": "champion", "status": "ok", "latency_ms": 500.0,
+                "n_rows": 1, "prediction": [0], "rows": [{"mcg": 0.5}],
+            })
+    decision = check_live(
+        registry, "predictions.jsonl", slo={"latency_p95_ms": 100, "min_requests": 20}
+    )
+    assert not decision.breaches, decision.reasons
+    assert decision.traffic["1"]["n_requests"] == 60
+    frame = batch_from_log("predictions.jsonl", FEATURES, "target", model="iris")
+    assert len(frame) == 60
+    with pytest.raises(DataError, match="lack the model's features"):  # unfiltered: refused
+        batch_from_log("predictions.jsonl", FEATURES, "target")

@@ -314,6 +314,7 @@ def monitor(
             since=None if log_since is None else _since_time(log_since),
             version=log_version,
             name=str(log),
+            model=reg.name,
         )
         source = f"prediction log {log}" + "".join(
             [

@@ -645,6 +645,8 @@ def check_live(
     alert_config = AlertConfig.from_raw(alerts) if alerts is not None else spec_alerts
     apply = policy.auto if apply is None else apply
     contents = log if isinstance(log, LogContents) else read_log(log)
+    # another model's requests in a shared log are not this model's versions of the same number
+    predictions = [r for r in contents.predictions if r.get("model") in (None, registry.name)]
     state = registry.challenger()
     challenger = int(state["version"]) if state and state["version"] != champion else None
     mode = state["mode"] if challenger is not None and state else None
@@ -661,7 +663,7 @@ def check_live(
         or ("accuracy" if record_c.get("task", "classification") == "classification" else "r2")
     )
     traffic = summarize(
-        contents.predictions, now=now, window_s=slo.window_s, since=since, metric=metric
+        predictions, now=now, window_s=slo.window_s, since=since, metric=metric
     )
     breaches = [
         b
@@ -669,7 +671,7 @@ def check_live(
         if v.version in (champion, challenger)
         for b in slo_breaches(v, slo)
     ]
-    recent = [r for r in contents.predictions if float(r.get("t", 0.0)) >= now - slo.window_s]
+    recent = [r for r in predictions if float(r.get("t", 0.0)) >= now - slo.window_s]
     span = max(
         now - max(now - slo.window_s, min((float(r["t"]) for r in recent), default=now)), 1e-9
     )
@@ -680,7 +682,7 @@ def check_live(
     if challenger is not None:
         labelled = [
             r
-            for r in contents.predictions
+            for r in predictions
             if challenger_since is None or float(r.get("t", 0.0)) >= challenger_since
         ]
         comparison = compare_challenger(
@@ -818,13 +820,15 @@ def batch_from_log(
     since: float | None = None,
     version: int | None = None,
     name: str | None = None,
+    model: str | None = None,
 ) -> Any:
     """The logged input rows (and joined labels) as a batch frame for ``check_batch``.
 
     This is how batch monitoring (drift tests, the metric on labelled rows) reads live traffic:
     ``check_batch(registry, batch_from_log(log, v["features"], v["target"], since=...))``.
     Requests logged without rows (``log_rows=False``) cannot be used and are skipped.
-    ``name``: the log's path for messages, when ``log`` is already read.
+    ``name``: the log's path for messages, when ``log`` is already read. ``model``: only the
+    requests this model's servers logged (and those logged before records named their model).
 
     Raises:
         DataError: the log does not exist, or its rows lack the model's features (the log of
@@ -840,6 +844,7 @@ def batch_from_log(
             r.get("status") != "ok"
             or not r.get("rows")
             or (version is not None and r.get("version") != version)
+            or (model is not None and r.get("model") not in (None, model))
         ):
             continue
         if since is not None and float(r.get("t", 0.0)) < since:

@@ -827,6 +827,8 @@ class ModelServer:
                 "kind": "prediction",
                 "id": request_id,
                 "t": arrived,
+                # several models' servers may share a log (the default path): readers keep theirs
+                "model": self.registry.name,
                 "version": answering.version,
                 "role": role,
                 "mode": routing.mode,
