@@ -460,6 +460,10 @@ def test_serve_and_monitor_live_through_the_cli(
     assert iris_registry.events("live")[-1]["decision"] == "hold"
     code, _, err = cli("monitor", "--live", "--batch", "x.csv")
     assert code == 2 and "--live watches the prediction log" in err
+    # --since was accepted with --live and silently ignored (it judges monitor.slo.window_s)
+    for extra in (("--since", "1h"), ("--version", "2"), ("--window", "x.csv")):
+        code, _, err = cli("monitor", "--live", "--checks", "1", *extra)
+        assert code == 2 and extra[0] in err and "leave them out" in err, (extra, err)
     # a log that never appears ends the given checks (it waited forever); a directory is named
     code, _, err = cli("monitor", "--live", "--log", "none.jsonl", "--checks", "1",
                        "--every", "0.01")

@@ -273,10 +273,16 @@ def monitor(
     trials, and the same command assesses the batch again and resumes it.
     """
     if live:
-        if batch is not None or auto_retune or fail_on:
+        if batch is not None or auto_retune or fail_on or window:
             raise UsageError(
-                "--live watches the prediction log; --batch, --auto-retune and "
+                "--live watches the prediction log; --batch, --auto-retune, --window and "
                 "--fail-on apply to batch monitoring: leave them out."
+            )
+        if log_since is not None or log_version is not None:
+            raise UsageError(
+                "--live judges every version's requests of the last monitor.slo.window_s "
+                "seconds; --since and --version choose the requests of `monitor --log`: leave "
+                "them out (set monitor.slo.window_s to judge a longer or shorter span)."
             )
         _watch(model, storage, log or Path(_DEFAULT_LOG), every, checks, not no_apply, json_out)
         return
