@@ -118,6 +118,33 @@ def test_an_slo_breach_rolls_back_under_a_running_server_and_alerts(registry: Re
     assert decision.decision == "slo" and not decision.applied and registry.champion() == 1
 
 
+def test_a_breach_that_goes_on_is_alerted_once_then_after_repeat_s(registry: Registry) -> None:
+    """monitor --live checks every 30 s: a champion that keeps breaching sent an slo alert per
+    check. Now: once, again after monitor.alerts.repeat_s, and at once for a new breach."""
+    write_traffic(Path("predictions.jsonl"), {1: logistic(0.01)}, n=40)
+    hook = Webhook()
+    slo = {"latency_p95_ms": 1e-4, "min_requests": 5, "probation_s": 0, "window_s": 3600}
+    alerts = {"webhook": hook.url, "on": ["slo"], "repeat_s": 600}
+    try:
+        checks = [check_live(registry, "predictions.jsonl", slo=slo, alerts=alerts)
+                  for _ in range(3)]
+        assert [c.decision for c in checks] == ["slo"] * 3
+        assert [c.slo_news for c in checks] == [True, False, False]
+        assert "repeat_s (600 s)" in checks[1].reasons[-1]
+        assert hook.kinds() == ["slo"]
+        later = check_live(registry, "predictions.jsonl", slo=slo, alerts=alerts,
+                           now=time.time() + 601)
+        assert later.slo_news and hook.kinds() == ["slo", "slo"]
+        # another SLO broken besides: news at once
+        wider = check_live(registry, "predictions.jsonl", alerts=alerts,
+                           slo={**slo, "latency_p50_ms": 1e-4})
+        assert wider.slo_news and hook.kinds() == ["slo"] * 3
+        assert {b["slo"] for b in wider.breaches} == {"latency_p50_ms", "latency_p95_ms"}
+    finally:
+        hook.close()
+    assert [e["slo_news"] for e in registry.events("live")] == [True, False, False, True, True]
+
+
 def test_a_canary_that_beats_the_champion_with_confidence_is_promoted(registry: Registry) -> None:
     registry.set_challenger(2, "canary", share=0.5)
     hook = Webhook()

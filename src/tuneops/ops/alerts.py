@@ -8,6 +8,7 @@ The spec's ``monitor.alerts`` section (a plain mapping, validated by :meth:`Aler
         command: ["notify-send", "tuneops"]           # or a string, split like a shell would
         on: [warn, retune, slo, promote, rollback]    # default: all of them
         timeout_s: 5
+        repeat_s: 14400                               # a breach that goes on: again after 4 h
 
 Every alert is one JSON object: ``{"kind", "model", "time", "summary", "details"}``. The
 webhook receives it as the request body; the command receives it on standard input.
@@ -49,6 +50,8 @@ class AlertConfig:
     command: tuple[str, ...] | None = None
     on: tuple[str, ...] = ALERT_KINDS
     timeout_s: float = 5.0
+    #: seconds before an SLO breach that goes on is alerted again (0: every check)
+    repeat_s: float = 14400.0
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.alerts") -> AlertConfig:
@@ -63,11 +66,11 @@ class AlertConfig:
             return raw
         if not isinstance(raw, Mapping):
             raise SpecError(
-                f"{field_name}: expected a mapping (webhook, command, on, timeout_s), "
+                f"{field_name}: expected a mapping (webhook, command, on, timeout_s, repeat_s), "
                 f"received {type(raw).__name__}."
             )
         raw = yaml_on_key(raw)
-        valid = ("webhook", "command", "on", "timeout_s")
+        valid = ("webhook", "command", "on", "timeout_s", "repeat_s")
         for key in raw:
             if key not in valid:
                 raise SpecError(unknown_name("alert setting", key, valid, field=field_name))
@@ -111,7 +114,23 @@ class AlertConfig:
             raise SpecError(
                 f"{field_name}.timeout_s: expected seconds in (0, 300], received {timeout!r}."
             )
-        return cls(webhook=webhook, command=command, on=tuple(on), timeout_s=float(timeout))
+        repeat = raw.get("repeat_s", cls.repeat_s)
+        if (
+            isinstance(repeat, bool)
+            or not isinstance(repeat, (int, float))
+            or not 0 <= repeat < float("inf")
+        ):
+            raise SpecError(
+                f"{field_name}.repeat_s: expected seconds >= 0 (0: alert on every check), "
+                f"received {repeat!r}."
+            )
+        return cls(
+            webhook=webhook,
+            command=command,
+            on=tuple(on),
+            timeout_s=float(timeout),
+            repeat_s=float(repeat),
+        )
 
     @property
     def enabled(self) -> bool:

@@ -506,6 +506,9 @@ class LiveDecision:
     comparison: dict[str, Any] | None
     applied: bool = False
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: whether this check's SLO breaches are news (:func:`slo_news`): only then is an ``slo``
+    #: alert sent (recorded with the event, so the next check knows when it was last said)
+    slo_news: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -588,6 +591,32 @@ def decide(
     if notes:
         return "slo", notes
     return "ok", ["every judged version meets its SLOs"]
+
+
+def slo_news(
+    previous: Sequence[Mapping[str, Any]],
+    breaches: Sequence[Mapping[str, Any]],
+    now: float,
+    repeat_s: float,
+) -> bool:
+    """Whether ``breaches`` are news to the people alerted: a breach (a version and an SLO) the
+    check before did not find, or a breach that goes on and was last said ``repeat_s`` ago or
+    more. ``previous``: the earlier ``live`` events, oldest first (pure).
+
+    Without this, a champion that keeps breaching sent one ``slo`` alert per check (every 30 s
+    of ``monitor --live``): the pager learns nothing new after the first.
+    """
+    pairs = {(b.get("version"), b.get("slo")) for b in breaches}
+    if not pairs:
+        return False
+    for event in reversed(previous):
+        seen = {(b.get("version"), b.get("slo")) for b in event.get("breaches") or []}
+        if not pairs <= seen:
+            return True  # a breach the check before (or the one before the episode) lacked
+        if event.get("slo_news"):
+            said = _epoch(event.get("time"))
+            return said is None or now - said >= repeat_s
+    return True
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -708,6 +737,13 @@ def check_live(
             f"{contents.n_ambiguous} label(s) joined no request: their request id was answered "
             "more than once before them (several servers, a client that sent one id twice)",
         ]
+    news = slo_news(registry.events("live"), breaches, now, alert_config.repeat_s)
+    if breaches and not news and alert_config.enabled and "slo" in alert_config.on:
+        reasons = [
+            *reasons,
+            "no slo alert: the same breach was alerted less than monitor.alerts.repeat_s "
+            f"({alert_config.repeat_s:g} s) ago",
+        ]
     out = LiveDecision(
         decision,
         reasons,
@@ -717,6 +753,7 @@ def check_live(
         {str(v): t.to_dict() for v, t in traffic.items()},
         breaches,
         comparison,
+        slo_news=news,
     )
     if apply:
         out.applied = _apply(registry, out)
@@ -749,7 +786,7 @@ def _alert(config: AlertConfig, model: str, decision: LiveDecision) -> list[Deli
     out: list[Delivery] = []
     # the decision as the alert's details, without its own deliveries (not sent yet: always [])
     details = {k: v for k, v in decision.to_dict().items() if k != "alerts"}
-    if decision.breaches:
+    if decision.breaches and decision.slo_news:
         out += send_alert(
             config,
             "slo",

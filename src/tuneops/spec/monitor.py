@@ -202,7 +202,8 @@ def _kinds(raw: Any) -> Any:
 
 class AlertSettings(_Settings):
     """``monitor.alerts``: a webhook (HTTP POST, JSON body) and/or a command (the JSON on its
-    standard input) told about the kinds in ``on``; ``timeout_s: 5`` per delivery
+    standard input) told about the kinds in ``on``; ``timeout_s: 5`` per delivery;
+    ``repeat_s: 14400`` before a breach that goes on is alerted again
     (:class:`tuneops.ops.alerts.AlertConfig`)."""
 
     SECTION = "monitor.alerts"
@@ -220,6 +221,10 @@ class AlertSettings(_Settings):
     timeout_s: Annotated[
         float, _check("seconds in (0, 300]", _is_number(0, 300, low_open=True))
     ] = 5.0
+    #: An SLO breach that goes on is alerted again after this many seconds (Alertmanager's
+    #: ``repeat_interval`` default, 4 h); a new breach (another version or SLO) at once; 0: on
+    #: every check.
+    repeat_s: NonNegative = 14400.0
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
