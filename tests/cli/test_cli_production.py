@@ -126,6 +126,23 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     assert "per version v1: 60, v2: 60" in err
 
 
+def test_deploying_a_trial_that_breaks_the_constraints_without_the_gate_says_so(
+    workdir: Path, cli
+) -> None:
+    """deploy --trial N --no-verify promoted a trial the selection would never pick (it broke
+    the spec's constraints) without a word; now the output and the registry's history say so."""
+    spec = tiny_spec(constraints=["accuracy >= 0.999"])  # no knn on 2 folds of iris meets it
+    (workdir / "s.yaml").write_text(json.dumps(spec))
+    cli("--quiet", "run", "s.yaml")  # no feasible trial: the study is kept all the same
+    record = as_json(cli("deploy", "tiny", "--trial", "0", "--no-verify", "--json"))
+    assert record["promoted"] is True and record["constraints_broken"] == ["accuracy >= 0.999"]
+    code, _, err = cli("deploy", "tiny", "--trial", "1", "--no-verify")
+    assert code == 0
+    assert "Trial 1 breaks the spec's constraints (accuracy >= 0.999)" in " ".join(err.split())
+    reason = Registry.open("tiny").events("promote")[-1]["reason"]
+    assert reason.endswith("it breaks the spec's constraints: accuracy >= 0.999"), reason
+
+
 def test_a_failing_gate_leaves_the_version_registered_not_champion(
     workdir: Path, cli, iris_registry: Registry
 ) -> None:

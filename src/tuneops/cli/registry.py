@@ -109,6 +109,14 @@ def deploy(
         if verdict is not None:
             _print_verdict(verdict)
         status = "is the champion" if record["promoted"] else "is registered, NOT promoted"
+        broken = record.get("constraints_broken")
+        if broken and verdict is None:
+            term.warn(
+                f"Trial {record['source']['trial']} breaks the spec's constraints "
+                f"({', '.join(broken)}) and was deployed without the staging gate (--no-verify): "
+                "the registry's history says so. Deploy a trial that meets them (the selected "
+                "one, by default), or drop --no-verify to have the gate judge it."
+            )
         if record.get("resumed"):
             status += " (registered by an earlier deploy that was stopped before it finished)"
         term.result(

@@ -800,6 +800,9 @@ def deploy(
             )
     registry = existing or Registry.open(name, storage, create=True)
     fingerprint = (study.user_attrs.get(DATA_ATTR) or data.summary()).get("fingerprint")
+    # a trial given by number may break the spec's constraints (the selection never picks one)
+    broken = _constraints_broken(study.get_trials(deepcopy=False)[trial], spec)
+    breaking = f"; it breaks the spec's constraints: {', '.join(broken)}" if broken else ""
     record: dict[str, Any] | None = None
     try:
         record = unfinished_deploy(registry, study_name, trial, fingerprint)
@@ -819,9 +822,10 @@ def deploy(
             registry.promote(
                 record["version"],
                 # the registry's history says the gate was skipped, not only that it was deployed
-                f"deployed from study {study_name!r} trial {trial} without the staging gate",
+                f"deployed from study {study_name!r} trial {trial} without the staging gate"
+                + breaking,
             )
-            return {**record, "promoted": True, "resumed": resumed}
+            return {**record, "promoted": True, "resumed": resumed, "constraints_broken": broken}
         verdict = gate(registry, record["version"])
         if verdict.passed:
             registry.promote(
@@ -840,4 +844,13 @@ def deploy(
         "promoted": bool(verdict.passed),
         "verification": verdict.to_dict(),
         "resumed": resumed,
+        "constraints_broken": broken,
     }
+
+
+def _constraints_broken(trial: optuna.trial.FrozenTrial, spec: Any) -> list[str]:
+    """The spec's constraints ``trial`` broke when it was tuned (its recorded metrics)."""
+    metrics = trial.user_attrs.get(_study.METRICS) or {}
+    return [
+        str(c) for c in spec.constraints if c.metric in metrics and c.violation(metrics) > 0
+    ]
