@@ -695,9 +695,11 @@ def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path
 def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_written(
     workdir: Path, cli
 ) -> None:
-    """A rare class with fewer rows than the champion's folds in the re-tuning's tuning part:
-    `retune` exits 2 naming the class, with no study created and no version number taken;
-    `monitor --auto-retune` assesses the batch and skips the re-tuning with that reason."""
+    """A class with one row in the re-tuning's tuning part: `retune` exits 2 naming the class,
+    with no study created and no version number taken; `monitor --auto-retune` assesses the
+    batch and skips the re-tuning with that reason. A class with fewer rows than the
+    champion's folds but at least 2: the re-tuning runs on that many folds and says so (it was
+    refused, and a yeast stream skipped every re-tuning)."""
     from tuneops import tuning
 
     data = load_dataset("sklearn:iris")
@@ -710,24 +712,37 @@ def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_writte
     tuning.run(spec)
     deploy("iris")
     registry = Registry.open("iris")
-    # 30 + 30 rows of two classes, 3 of the third: 2 of them in the 70% tuning part
-    thin = pd.concat(
-        [frame[frame.target == 0].iloc[:30], frame[frame.target == 1].iloc[:30],
-         frame[frame.target == 2].iloc[:3]], ignore_index=True,
-    )
-    thin.to_csv("thin.csv", index=False)
+
+    def batch(n_rare: int) -> pd.DataFrame:  # 30 + 30 rows of two classes, n_rare of the third
+        return pd.concat(
+            [frame[frame.target == 0].iloc[:30], frame[frame.target == 1].iloc[:30],
+             frame[frame.target == 2].iloc[:n_rare]], ignore_index=True,
+        )
+
+    batch(2).to_csv("thin.csv", index=False)  # 1 row of class 2 in the 70% tuning part
     storage = get_storage(None)
     studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
     reserved = len(registry.study.trials)
     code, _, err = cli("retune", "--data", "thin.csv")
     assert code == 2, err
-    assert "class 2 has 2 row(s) in the tuning part of the recent data (44 of its 63" in err
-    assert "3 stratified cross-validation folds" in err and "Traceback" not in err
+    assert "class 2 has 1 row in the tuning part of the recent data (43 of its 62" in err
+    assert "needs at least 2 of each class" in err and "Traceback" not in err
     assert sorted(s.study_name for s in optuna.get_all_study_summaries(storage)) == studies
     assert len(Registry.open("iris").study.trials) == reserved  # no version number taken
     # the same rows with classes 0 and 1 swapped: a confident drop, decision retune
+    thin = batch(2)
     swapped = thin.assign(target=thin.target.map({0: 1, 1: 0, 2: 2}))
     assessment, outcome, note = monitor_batch(registry, swapped, auto_retune=True)
     assert assessment.decision == "retune" and outcome is None
-    assert note is not None and note.startswith("re-tuning skipped: class 2 has 2 row(s)")
+    assert note is not None and note.startswith("re-tuning skipped: class 2 has 1 row")
     assert sorted(s.study_name for s in optuna.get_all_study_summaries(storage)) == studies
+    # 2 rows of class 2 in the tuning part: re-tuned on 2 folds, not refused
+    batch(3).to_csv("rare.csv", index=False)
+    code, out, err = cli("retune", "--data", "rare.csv", "--n-trials", "2", "--json")
+    assert code in (0, 1), err
+    retuned = Registry.open("iris").events("retune")[-1]
+    assert retuned["reasons"][-1].startswith(
+        "re-tuned on 2 cross-validation folds, not the champion's 3"
+    ), retuned["reasons"]
+    study = optuna.load_study(study_name=retuned["study"], storage=storage)
+    assert study.user_attrs["tuneops:spec"]["search"]["cv_folds"] == 2

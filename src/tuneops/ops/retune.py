@@ -281,16 +281,18 @@ def _split(
     return fit_part, holdout
 
 
-def fold_obstacle(
+def retune_folds(
     champion: Mapping[str, Any], frame: pd.DataFrame, config: MonitorConfig, seed: int
-) -> str | None:
-    """Why labelled ``frame`` cannot be re-tuned: its tuning part (what :func:`_split` leaves
-    after the ``holdout`` share) cannot be cut into the champion's ``search.cv_folds`` folds,
-    stratified (a class with fewer rows than folds). None when it can.
+) -> tuple[int, str | None]:
+    """The cross-validation folds a re-tuning of labelled ``frame`` uses, and why it cannot run
+    (None when it can).
 
+    The champion's ``search.cv_folds``, fewer when the tuning part (what :func:`_split` leaves
+    after the ``holdout`` share) holds a class with fewer rows than that: stratified folds need
+    one row of each class per fold, and a rare class of a multiclass target in a few hundred
+    recent rows is common (a yeast stream skipped every re-tuning). It cannot run below 2 folds.
     Checked before anything is written: the search would otherwise fail after the re-tuning
-    study was created and a version number taken (a rare class of a multiclass target in a
-    few hundred recent rows is common)."""
+    study was created and a version number taken."""
     target, task = champion["target"], champion["task"]
     labelled = frame[frame[target].notna()].reset_index(drop=True)
     tune_part, _ = _split(labelled, target, task, config.holdout, seed)
@@ -300,17 +302,28 @@ def fold_obstacle(
         f"rows; monitor.holdout {config.holdout:g} is held out to judge)"
     )
     if len(tune_part) < n_folds:
-        return f"{where} has fewer rows than the champion's {n_folds} cross-validation folds"
+        return (
+            n_folds,
+            f"{where} has fewer rows than the champion's {n_folds} cross-validation folds",
+        )
     if task == "classification":
         counts = tune_part[target].value_counts()
         counts = counts[counts > 0]
-        if int(counts.min()) < n_folds:
-            return (
-                f"class {plain(counts.idxmin())!r} has {int(counts.min())} row(s) in {where}, "
-                f"and the champion's {n_folds} stratified cross-validation folds need one of "
-                "each class per fold"
+        rarest = int(counts.min())
+        if rarest < 2:
+            return n_folds, (
+                f"class {plain(counts.idxmin())!r} has {rarest} row in {where}, and stratified "
+                "cross-validation needs at least 2 of each class (one per fold)"
             )
-    return None
+        return min(n_folds, rarest), None
+    return n_folds, None
+
+
+def fold_obstacle(
+    champion: Mapping[str, Any], frame: pd.DataFrame, config: MonitorConfig, seed: int
+) -> str | None:
+    """Why labelled ``frame`` cannot be re-tuned (:func:`retune_folds`), or None."""
+    return retune_folds(champion, frame, config, seed)[1]
 
 
 def _study_base(model: str) -> str:
@@ -365,7 +378,7 @@ def retune(
     assert y is not None  # require_labels=True above
     check_labels(y, registry.classes(champion_version), what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
-    obstacle = fold_obstacle(champion, frame, config, seed)
+    n_folds, obstacle = retune_folds(champion, frame, config, seed)
     if obstacle is not None:  # before a version number is taken or a study created
         raise DataError(
             f"recent data: {obstacle}. Re-tune on more labelled rows (more batches, or more "
@@ -390,7 +403,15 @@ def retune(
         n_workers=1,
         storage=resolve_url(registry.storage_url),
         seed=seed,
+        cv_folds=n_folds,
         output_dir=str(Path(out_dir) / _study_name(registry.name, number)),
+    )
+    fewer = load_spec(champion["spec"]).cv_folds
+    folds_note = (
+        f"re-tuned on {n_folds} cross-validation folds, not the champion's {fewer}: a class of "
+        "the recent data has that few rows in its tuning part"
+        if n_folds < fewer
+        else None
     )
     metric = champion["profile"]["metric"]
     configs = warm_start_configs(registry, champion, limit=max(1, (spec.n_trials or 2) // 2))
@@ -422,6 +443,8 @@ def retune(
                 )
                 outcome.challenger = challenger["version"]
                 _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
+            if folds_note:
+                outcome.reasons.append(folds_note)
             registry.record("retune", trigger=trigger, **outcome.to_dict())
     except KeyboardInterrupt as exc:
         raise _interrupted(exc, registry, study, number) from None
