@@ -263,6 +263,30 @@ def test_calls_stop_at_the_precision_or_the_budget(frame, loops_per_ms):
     assert spent.batch is None  # no batch metric wanted: not timed
 
 
+def test_a_slow_model_is_measured_within_the_budget_warm_up_included(frame, loops_per_ms):
+    """A call costing over half the budget: the warm-up counts against the budget and stops
+    after one call that spent a tenth of it, and the budget stops the timed calls after three.
+    (With three free warm-up calls and five timed calls owed before the budget could stop, a
+    random forest's 66 ms batch of 256 rows cost 0.53 CPU-s of its 0.3 s share, and a call of a
+    full budget cost eight budgets.)"""
+    counted = []
+
+    class Counting(Spinner):
+        def predict(self, X):
+            counted.append(len(X))
+            return super().predict(X)
+
+    config = LatencyConfig(budget_s=0.1, rel_precision=1e-9)
+    cost = measure_serving(Counting(60 * loops_per_ms), frame, config, metrics=["latency_p50_ms"])
+    assert cost.call.stopped_by == "budget"
+    assert cost.call.n_calls == 3 and len(counted) == 4  # one warm-up call, three timed
+    assert cost.call.cpu_s > 3.3 * cost.call.raw_median_ms / 1e3  # the warm-up is counted
+    # a cheap model still warms up fully
+    counted.clear()
+    cheap = measure_serving(Counting(), frame, QUICK, metrics=["latency_p50_ms"])
+    assert len(counted) == QUICK.warmup + cheap.call.n_calls
+
+
 def test_preprocessing_and_model_are_timed_apart_and_sum_to_the_total(frame, loops_per_ms):
     model = Pipeline([("pre", SpinTransform(loops_per_ms)), ("model", Spinner(3 * loops_per_ms))])
     call = measure_serving(model, frame, QUICK, metrics=["latency_p50_ms"]).call

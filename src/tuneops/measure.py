@@ -325,7 +325,10 @@ class LatencyConfig:
 
     Attributes:
         budget_s: CPU seconds of the serving thread for the whole measurement (all parts,
-            request preparation included); the wall time is capped at ``wall_factor`` times it.
+            warm-up and request preparation included); the wall time is capped at
+            ``wall_factor`` times it. The budget stops a series after its third timed call at
+            the earliest, so a model whose call costs over a quarter of it overruns it by up to
+            that many calls.
         rel_precision: target half-width of the median's interval, relative to the median.
         min_cpu_s: CPU seconds spent before the precision may stop the calls: a cheap model
             meets the precision within 20 calls of a few milliseconds, a window too short to
@@ -335,7 +338,8 @@ class LatencyConfig:
         min_calls: timed calls before the interval is first checked.
         p95_calls: calls wanted when p95 is an objective or constraint.
         max_calls: a hard cap on timed calls.
-        warmup: untimed calls first (caches, lazy imports, first-call allocations).
+        warmup: untimed calls first (caches, lazy imports, first-call allocations), at most;
+            after a call that spent a tenth of the budget, no more.
         batch_share: share of the budget for the batch timings, when they are wanted besides
             the declared path.
         reference: time a fixed reference workload (:func:`reference_work`) before every
@@ -733,6 +737,10 @@ class _Caller:
         return middle - start, end - start
 
 
+_WARMUP_SHARE = 0.1  # of the budget: past it, no further warm-up call
+_MIN_BUDGET_CALLS = 3  # timed calls before the budget may stop: a median that resists one outlier
+
+
 def _time_series(
     call: _Caller,
     request: Callable[[int], Any],
@@ -748,8 +756,16 @@ def _time_series(
     the median's lower confidence bound is above it (see :func:`measure_serving`). With a
     ``calibration``, :func:`reference_work` is timed before each call and each call is divided
     by the machine's slowness then (:func:`_speeds`)."""
-    for i in range(config.warmup):
-        call(request(i))
+    # The warm-up is part of the measurement's cost: it counts against the budget, and one
+    # call that spent a tenth of it is warm-up enough (three free warm-up calls and five owed
+    # timed ones cost a random forest's 66 ms batch 0.53 CPU-s of a 0.3 s share).
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    warmed = 0
+    while warmed < config.warmup:
+        call(request(warmed))
+        warmed += 1
+        if time.thread_time() - cpu0 > _WARMUP_SHARE * budget_s:
+            break
     need = max(config.min_calls, config.p95_calls if want_p95 else 0)
     totals: list[int] = []
     pres: list[int] = []
@@ -766,14 +782,13 @@ def _time_series(
         return raw / speeds, speeds
 
     stopped_by = "max_calls"
-    cpu0, wall0 = time.thread_time(), time.perf_counter()
     check_at = need
     dominated_ns = None if dominated_above_ms is None else dominated_above_ms * 1e6
     dominance_at = config.min_calls
     # No collection may pause a timed call. None is forced before: a full collection scans every
     # object of the worker (80 ms per trial on the quickstart, 8% of its CPU) and times nothing.
     with _gc.paused():
-        for i in range(config.warmup, config.warmup + config.max_calls):
+        for i in range(warmed, warmed + config.max_calls):
             req = request(i)
             if calibration is not None:
                 refs.append(_timed_reference(clock))
@@ -783,7 +798,7 @@ def _time_series(
             pres.append(pre)
             totals.append(total)
             n = len(totals)
-            if n >= 5 and (
+            if n >= _MIN_BUDGET_CALLS and (
                 time.thread_time() - cpu0 > budget_s
                 or time.perf_counter() - wall0 > budget_s * config.wall_factor
             ):
