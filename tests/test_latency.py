@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import optuna
@@ -285,6 +286,26 @@ def test_a_slow_model_is_measured_within_the_budget_warm_up_included(frame, loop
     counted.clear()
     cheap = measure_serving(Counting(), frame, QUICK, metrics=["latency_p50_ms"])
     assert len(counted) == QUICK.warmup + cheap.call.n_calls
+
+
+def test_a_model_that_warns_on_numpy_rows_is_timed_as_it_predicts_and_quietly(frame):
+    """scikit-learn warns on every NumPy row sent to a model fitted on a DataFrame ("X does
+    not have valid feature names") and predicts the same. The numpy path times that call, not
+    a DataFrame built to silence it, whatever the warning filters (under "error" the warning
+    was taken for a refusal and a DataFrame built for every request: 2.1 ms measured for a
+    0.12 ms call), and repeats no warning (under the default filters a measurement emitted one
+    per call, 327 in one measurement)."""
+    from sklearn.naive_bayes import GaussianNB
+
+    model = GaussianNB().fit(frame, [0, 1] * 25)
+    numpy_path = ServingConfig(path="numpy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet = measure_serving(model, frame, QUICK, serving=numpy_path)
+    assert not caught
+    strict = measure_serving(model, frame, QUICK, serving=numpy_path)  # warnings are errors here
+    for cost in (quiet, strict):
+        assert cost.call.preprocess_share < 0.1 and cost.batch.preprocess_share < 0.1
 
 
 def test_preprocessing_and_model_are_timed_apart_and_sum_to_the_total(frame, loops_per_ms):

@@ -32,6 +32,7 @@ import math
 import os
 import pickle
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -608,7 +609,11 @@ def measure_serving(
     if config.reference and serving.threads == 1:  # a one-thread reference for one thread
         calibration = config.reference_ns or reference_calibration()
     call = batch = None
-    with serving_threads(model, serving.threads):
+    # A model may warn on every call (scikit-learn's "X does not have valid feature names" for
+    # a NumPy row to a model fitted on a DataFrame): it is timed as it predicts, and its
+    # warning is not repeated to the user once per call.
+    with serving_threads(model, serving.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         if want_call:
             rows = serving.batch_size if serving.path == "batch" else 1
             call = _time_series(
@@ -709,12 +714,16 @@ class _Caller:
             self.convert = self._from_numpy
 
     def _accepts(self, values: np.ndarray) -> bool:
+        # A warning is no refusal (the model answers): the path taken must not depend on the
+        # warning filters (under "error" a warning made a DataFrame of every request).
         try:
-            x = values
-            for step in self.transforms:
-                x = step.transform(x)
-            if not self.transforms:
-                self.final.predict(x)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x = values
+                for step in self.transforms:
+                    x = step.transform(x)
+                if not self.transforms:
+                    self.final.predict(x)
         except Exception:  # noqa: BLE001 - any refusal means "needs a DataFrame"
             return False
         return True
