@@ -402,6 +402,24 @@ def test_the_fast_path_gives_identical_predictions(mixed, family):
     assert np.array_equal(again.predict(X), model.predict(X))
 
 
+def test_a_numpy_row_the_compiled_path_declines_is_answered_as_its_frame_is(mixed):
+    """The numpy serving path takes the compiled path, so the measurement sends NumPy rows
+    as they are; a row the compiled path declines (a value of another kind than the fitted
+    categories, here a boolean among colours) went to scikit-learn's ColumnTransformer, which
+    selects columns by name and raised on an array. It is answered as the same row as a
+    DataFrame is."""
+    X, y, numeric, categorical = mixed
+    model = build_pipeline(get_family("linear"), {"C": 1.0}, "classification", 0,
+                           numeric=numeric, categorical=categorical)
+    model.fit(X, y)
+    odd = X.iloc[[0, 1]].assign(colour=[True, "green"])
+    assert model[0].compiled_.transform(odd.to_numpy()) is None  # declined
+    for method in ("predict", "predict_proba"):
+        expected = getattr(model, method)(odd)
+        assert np.array_equal(getattr(model, method)(odd.to_numpy()), expected)
+        assert np.array_equal(getattr(model, method)(odd.iloc[[0]].to_numpy()), expected[:1])
+
+
 def test_the_fast_path_makes_the_model_not_pandas_decide_latency():
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(400, 300)), columns=[f"x{i}" for i in range(300)])

@@ -361,11 +361,30 @@ class Preprocessor(ColumnTransformer):
             out = compiled.transform(X)
             if out is not None:
                 return out
+        names = getattr(self, "feature_names_in_", None)
         if isinstance(X, list) and X and all(isinstance(r, Mapping) for r in X):
             X = pd.DataFrame.from_records(X, columns=list(self.feature_names_in_))
+        elif isinstance(X, np.ndarray) and names is not None and X.shape[1:] == (len(names),):
+            # A NumPy row the compiled path declined (a value of another kind than the fitted
+            # categories): ColumnTransformer selects columns by name and raised on an array.
+            X = _as_frame(X, names, self.transformers_)
         if isinstance(X, pd.DataFrame):
             X = _as_fitted(X, getattr(self, "feature_names_in_", None))
         return super().transform(X, **params)
+
+
+def _as_frame(values: np.ndarray, names: Any, transformers: Any) -> pd.DataFrame:
+    """A 2-D array of the fitted columns as the DataFrame the fit saw: the columns of an
+    encoded block as objects (the categories), the others as floats."""
+    kinds: dict[str, Any] = {}
+    for _, transformer, selected in transformers:
+        if isinstance(transformer, str):  # "drop" or "passthrough": left as they come
+            continue
+        steps = [step for _, step in getattr(transformer, "steps", [])]
+        kind = object if any(isinstance(step, OneHotEncoder) for step in steps) else np.float64
+        if isinstance(selected, list):
+            kinds.update((column, kind) for column in selected if isinstance(column, str))
+    return pd.DataFrame(values, columns=list(names)).astype(kinds)
 
 
 def _as_fitted(X: pd.DataFrame, names: Any) -> pd.DataFrame:
