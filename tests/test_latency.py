@@ -420,6 +420,31 @@ def test_a_numpy_row_the_compiled_path_declines_is_answered_as_its_frame_is(mixe
         assert np.array_equal(getattr(model, method)(odd.iloc[[0]].to_numpy()), expected[:1])
 
 
+@pytest.mark.parametrize("columns", ["numeric", "mixed"])
+def test_a_batch_through_the_fast_path_has_the_probabilities_of_scikit_learns(mixed, columns):
+    """The compiled transform's values were equal to scikit-learn's but not its memory layout:
+    a DataFrame's numeric block comes out of ColumnTransformer in column-major order, and a
+    matrix product over the other order sums in another order. On 50 classes a logistic
+    regression's, an MLP's and a naive Bayes' probabilities of a batch differed in the last
+    bits (8e-16) between the fast path and the plain pipeline."""
+    X, y, numeric, categorical = mixed
+    X = X.assign(**{f"z{i}": np.random.default_rng(i).normal(size=len(X)) for i in range(30)})
+    numeric = numeric + tuple(f"z{i}" for i in range(30))
+    categorical = categorical if columns == "mixed" else ()
+    X = X[list(numeric + categorical)]
+    y = pd.Series(np.random.default_rng(0).integers(0, 12, len(X)))
+    model = build_pipeline(get_family("linear"), {"C": 1.0}, "classification", 0,
+                           numeric=numeric, categorical=categorical)
+    model.fit(X, y)
+    pre = model[0]
+    slow = ColumnTransformer.transform(pre, X)
+    fast = pre.transform(X)
+    assert np.array_equal(fast, slow)
+    assert np.array_equal(model[-1].predict_proba(fast), model[-1].predict_proba(slow))
+    assert (fast.flags.c_contiguous, fast.flags.f_contiguous) == (
+        slow.flags.c_contiguous, slow.flags.f_contiguous)
+
+
 def test_the_fast_path_makes_the_model_not_pandas_decide_latency():
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(400, 300)), columns=[f"x{i}" for i in range(300)])

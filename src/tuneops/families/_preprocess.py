@@ -34,10 +34,11 @@ and ``tuneops serve`` calls ``predict``, so they now cost the same.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,10 @@ class CompiledTransform:
 
     columns: tuple[str, ...]
     blocks: tuple[_Numeric | _Categorical, ...]
+    # The memory layout of scikit-learn's output ("F": a DataFrame of numbers only comes out of
+    # ColumnTransformer column-major): equal values in another layout made an estimator's
+    # matrix product sum in another order (probabilities off by 8e-16 on 50 classes).
+    order: Literal["C", "F"] = "C"
     # Column indexes already found equal to ``columns``: rows cut from one frame share their
     # column index, and comparing 500 names costs more than the whole compiled transform.
     _seen: list[Any] = field(default_factory=list, compare=False, repr=False)
@@ -168,7 +173,8 @@ class CompiledTransform:
         values = self.values_of(X)
         if values is None:
             return None
-        out = np.empty((len(values), sum(b.width for b in self.blocks)), dtype=np.float64)
+        width = sum(b.width for b in self.blocks)
+        out = np.empty((len(values), width), dtype=np.float64, order=self.order)
         start = 0
         for block in self.blocks:
             try:
@@ -314,10 +320,12 @@ def compile_transform(ct: ColumnTransformer, X: pd.DataFrame) -> CompiledTransfo
                     known = [value for value in codes if value is not _MISSING]
                     unseen.iloc[0, position] = _unseen_value(known, kind)
     sample = pd.concat([sample, unseen])
-    fast = compiled.transform(sample)
     with warnings.catch_warnings():  # "unknown categories ... encoded as all zeros"
         warnings.simplefilter("ignore", UserWarning)
         slow = np.asarray(ColumnTransformer.transform(ct, sample))
+    if slow.flags.f_contiguous and not slow.flags.c_contiguous:
+        compiled = dataclasses.replace(compiled, order="F")
+    fast = compiled.transform(sample)
     if fast is None or fast.shape != slow.shape or not np.array_equal(fast, slow, equal_nan=True):
         return None
     return compiled
