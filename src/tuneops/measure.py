@@ -619,9 +619,9 @@ def measure_serving(
     if config.reference and serving.threads == 1:  # a one-thread reference for one thread
         calibration = config.reference_ns or reference_calibration()
     call = batch = None
-    # A model may warn on every call (scikit-learn's "X does not have valid feature names" for
-    # a NumPy row to a model fitted on a DataFrame): it is timed as it predicts, and its
-    # warning is not repeated to the user once per call.
+    # A model may warn on every call (scikit-learn's "X has feature names, but ... was fitted
+    # without" for a DataFrame to a model fitted on NumPy): it is timed as it predicts, and
+    # its warning is not repeated to the user once per call.
     with serving_threads(model, serving.threads), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if want_call:
@@ -724,11 +724,14 @@ class _Caller:
             self.convert = self._from_numpy
 
     def _accepts(self, values: np.ndarray) -> bool:
-        # A warning is no refusal (the model answers): the path taken must not depend on the
-        # warning filters (under "error" a warning made a DataFrame of every request).
+        # A warning is a refusal, whatever the filters: a model that warns on a NumPy row
+        # ("X does not have valid feature names") is served quietly from a DataFrame, and
+        # the path taken must not depend on the caller's filters (under the default filters
+        # the timed calls warned, under "error" a DataFrame was built; the staging gate's
+        # calls, in threads, have no quiet context and raised under "error").
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                warnings.simplefilter("error")
                 x = values
                 for step in self.transforms:
                     x = step.transform(x)
