@@ -225,3 +225,36 @@ def test_the_busy_machine_table_counts_what_each_rule_calls_busy():
     assert [r[-2:] for r in table] == [[f"0/{n}", f"0/{n}"], [f"{n}/{n}", f"0/{n}"],
                                        [f"0/{n}", f"{n}/{n}"]]
     assert table[1][6] == "1.20-1.20"  # latency against the idle median of each model
+
+
+def test_unseen_sampler_problems_reach_their_stated_optima():
+    import math
+
+    import numpy as np
+    from bench_samplers import (
+        PROBLEMS,
+        _cat_minimum,
+        _front_hv,
+        ackley,
+        branin,
+        dtlz1,
+        rosenbrock,
+        wfg4,
+        zdt2,
+        zdt3,
+    )
+
+    assert branin(np.array([(math.pi + 5) / 15, 2.275 / 15])) == pytest.approx(0.397887, abs=1e-5)
+    assert rosenbrock(np.full(10, 6 / 15)) == pytest.approx(0.0)  # z = 1 everywhere
+    assert ackley(np.full(10, 0.5)) == pytest.approx(0.0, abs=1e-12)
+    # fronts: distance variables at their optimum put the point on the front
+    f1, f2 = wfg4(np.array([0.5] * 4 + [0.35] * 4))
+    assert (f1 / 2) ** 2 + (f2 / 4) ** 2 == pytest.approx(1.0)
+    assert sum(dtlz1(np.array([0.3, 0.6] + [0.5] * 5))) == pytest.approx(0.5)
+    assert zdt2(np.array([0.5] + [0.0] * 9)) == pytest.approx((0.5, 0.75))
+    assert zdt3(np.array([0.2] + [0.0] * 9))[1] == pytest.approx(1 - math.sqrt(0.2))
+    assert PROBLEMS["zdt2"].ideal_hv == pytest.approx(_front_hv(lambda f: 1 - f**2, (1.1, 1.1)), rel=1e-3)
+    assert 0 < _cat_minimum() < 3
+    # the problems the rule was chosen on and the unseen ones are separate groups
+    assert not any(PROBLEMS[p].unseen for p in ("zdt1", "dtlz2", "rs_latency", "rs_size"))
+    assert all(PROBLEMS[p].unseen for p in ("branin", "zdt3", "vehicle_svm", "german_size"))
