@@ -61,15 +61,29 @@ def test_family_distributions_name_parameters_as_the_objective_does() -> None:
 
 
 # -- the rule per case -----------------------------------------------------------------------------
-def test_one_objective_continuous_small_budget_is_gp() -> None:
-    stages, why = auto_plan(1, describe_space(CONTINUOUS), GP_TRIALS, gp=True)
-    assert _stages(stages) == [(0, "gp", {})]
-    assert "GP" in why
+def test_one_objective_on_floats_or_integers_is_multivariate_tpe_at_every_budget() -> None:
+    # measured on problems the rule was not chosen on (Branin, Hartmann6, Rosenbrock-10,
+    # Ackley-10, an SVM on pmlb:vehicle, 6 integers): a GP stage made auto's sampler CPU 7-25x
+    # default TPE's and found no more (docs/benchmarks.md)
+    integer = describe_space({"n": IntDistribution(1, 50), "x": FloatDistribution(0, 1)})
+    for space in (describe_space(CONTINUOUS), integer):
+        for budget in (GP_TRIALS, 200, 1000, None):
+            stages, why = auto_plan(1, space, budget, gp=True)
+            assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
+            assert f"one objective, {space.kind} space" in why
+    # the GP share applies where GP leads, not here
+    stages, _ = auto_plan(1, describe_space(CONTINUOUS), 400, gp=True, gp_trials=150)
+    assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
 
 
-def test_one_objective_continuous_large_budget_switches_to_multivariate_tpe() -> None:
-    stages, _ = auto_plan(1, describe_space(CONTINUOUS), 1000, gp=True)
-    assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": True})]
+def test_one_objective_with_categorical_parameters_keeps_its_gp_stage() -> None:
+    # GP found more than TPE there (a 6-categorical and a mixed problem, docs/benchmarks.md)
+    mixed = describe_space({"c": CategoricalDistribution(["a", "b"]), "x": FloatDistribution(0, 1)})
+    categorical = describe_space({"c": CategoricalDistribution(["a", "b"])})
+    for space in (mixed, categorical):
+        stages, _ = auto_plan(1, space, 200, gp=True)
+        assert _stages(stages) == [(0, "gp", {}), (GP_TRIALS, "tpe", {"multivariate": True})]
+        assert _stages(auto_plan(1, space, GP_TRIALS, gp=True)[0]) == [(0, "gp", {})]
 
 
 def test_gp_share_is_a_parameter() -> None:
@@ -79,7 +93,7 @@ def test_gp_share_is_a_parameter() -> None:
         (0, "tpe", {"multivariate": False})
     ]
     sampler = make_sampler(
-        "auto", {"gp_trials": 90}, seed=0, n_objectives=1, space=CONTINUOUS, n_trials=200
+        "auto", {"gp_trials": 90}, seed=0, n_objectives=2, space=CONTINUOUS, n_trials=200
     )
     assert isinstance(sampler, AutoSampler)
     described = sampler.describe()
@@ -90,7 +104,7 @@ def test_gp_share_is_a_parameter() -> None:
 
 
 def test_time_only_budget_switches_too() -> None:
-    stages, _ = auto_plan(1, describe_space(CONTINUOUS), None, gp=True)
+    stages, _ = auto_plan(2, describe_space(CONTINUOUS), None, gp=True)
     assert [s.start for s in stages] == [0, GP_TRIALS]
 
 
@@ -126,13 +140,11 @@ def test_several_objectives_on_integer_or_mixed_spaces_are_independent_tpe() -> 
         stages, why = auto_plan(2, space, 200, gp=True)
         assert _stages(stages) == [(0, "tpe", {"multivariate": False})]
         assert f"{space.kind} space, 2 objectives" in why
-    # continuous stays GP then TPE, and one objective keeps GP on integer spaces (unmeasured
-    # there: GP's single-objective acquisition is the cheap one)
+    # continuous stays GP then TPE
     assert [s.name for s in auto_plan(2, describe_space(CONTINUOUS), 200, gp=True)[0]] == [
         "gp",
         "tpe",
     ]
-    assert [s.name for s in auto_plan(1, integer, 200, gp=True)[0]] == ["gp", "tpe"]
 
 
 def test_three_objectives_conditional_is_still_grouped_tpe() -> None:
@@ -156,8 +168,8 @@ def test_auto_sampler_with_three_objectives_builds_independent_tpe() -> None:
 def test_many_parameters_or_no_torch_is_tpe() -> None:
     wide = SpaceKind(GP_MAX_PARAMS + 1, "continuous", False)
     assert _stages(auto_plan(2, wide, 100, gp=True)[0]) == [(0, "tpe", {"multivariate": False})]
-    stages, why = auto_plan(1, describe_space(CONTINUOUS), 100, gp=False)
-    assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
+    stages, why = auto_plan(2, describe_space(CONTINUOUS), 100, gp=False)
+    assert _stages(stages) == [(0, "tpe", {"multivariate": False})]
     assert "PyTorch" in why
 
 
@@ -253,13 +265,16 @@ def test_auto_runs_gp_with_torch() -> None:
     auto = make_sampler(
         "auto",
         seed=0,
-        n_objectives=1,
-        space={"x": FloatDistribution(-1, 1), "y": FloatDistribution(-1, 1)},
+        n_objectives=2,
+        space={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)},
         n_trials=15,
     )
-    study = optuna.create_study(sampler=auto)
-    study.optimize(_continuous, n_trials=15)
-    assert study.best_value < 0.1
+    assert isinstance(auto, AutoSampler)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=auto)
+    study.optimize(_two, n_trials=15)
+    described = auto.describe()
+    assert described is not None and [s["sampler"] for s in described["stages"]] == ["gp"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 15
 
 
 # -- the switching sampler -------------------------------------------------------------------------
