@@ -395,3 +395,48 @@ def test_a_sigterm_before_the_command_runs_exits_143(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_TERMINATED", [])
     assert cli.main(["families"]) == 143
     assert "Stopped by SIGTERM before the command started" in capsys.readouterr().err
+
+
+# A command whose output outlives its reader (`tuneops ... | head`): it waits until the test has
+# closed the pipe, prints more than a pipe holds, says something on stderr, then exits 3.
+_PIPE_COMMAND = """
+import os, sys, time
+import typer
+import tuneops.cli.catalog as catalog
+from tuneops.cli import main
+from tuneops.cli._common import emit_json, term
+
+def families() -> None:
+    while not os.path.exists("reader-gone"):
+        time.sleep(0.01)
+    for i in range(5000):
+        term.result(f"line {i} " + "x" * 40)
+    emit_json({"decision": "retune"})
+    term.warn("still here")
+    open("went-on", "w").close()
+    raise typer.Exit(3)
+
+catalog.families = families
+sys.exit(main(["families"]))
+"""
+
+
+def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
+    """`tuneops monitor --fail-on retune ... | head` exited 1 (click's answer to the broken pipe)
+    where the command decided 3; the command goes on with its output sent to /dev/null."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PIPE_COMMAND], cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    with proc:
+        try:
+            proc.stdout.close()  # the reader leaves before the first line
+            (tmp_path / "reader-gone").touch()
+            err = proc.stderr.read()
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 3, err
+    assert err.strip() == "still here", err  # no BrokenPipeError, nothing "ignored" at exit
+    assert (tmp_path / "went-on").exists()

@@ -11,6 +11,11 @@ Exit codes: 0 success, 1 failure (for example no feasible trial), 2 bad input (s
 storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted (SIGINT), 143
 (SIGTERM); ``verify`` and ``deploy`` exit 1 when the staging gate fails.
 
+A closed standard output (``tuneops monitor ... | head``): the command goes on with what it
+prints sent to ``/dev/null`` and exits with its own code, the outcome it decided (``--fail-on``'s
+3 after a recorded assessment), not click's 1 for the broken pipe (:class:`_Stream`; the
+SIGPIPE note of Python's ``signal`` documentation).
+
 Interruptions: :func:`main` turns SIGTERM into an exception, as Python does SIGINT, so the
 ``finally`` blocks of a command stopped by ``kill``, ``timeout`` or a scheduler run (temporary
 files are removed) instead of the process dying at once. A command stopped either way says so
@@ -29,7 +34,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO, cast
 
 import optuna
 import typer
@@ -270,18 +275,76 @@ def _global(
     configure(quiet=quiet, verbose=verbose)
 
 
+# -- a reader that stops reading ---------------------------------------------------------------
+class _Stream:
+    """A standard stream whose reader may go away (``| head``): the first write or flush that
+    meets the closed pipe points the stream's descriptor at ``/dev/null`` and the command goes
+    on, so it ends with its own exit code instead of click's 1 for a ``BrokenPipeError`` (or
+    Python's 120 at shutdown). The standard way for a CLI (the SIGPIPE note in Python's
+    ``signal`` documentation), minus its exit: what the command decided and recorded (a
+    monitor's assessment, ``--fail-on``'s 3) is what its exit code says."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError):  # a stream without a descriptor (io.UnsupportedOperation)
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)  # also for what a child process writes to it later
+        finally:
+            os.close(devnull)
+        try:
+            self._stream.flush()  # what the reader did not take goes to /dev/null
+        except BrokenPipeError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures) and
-    SIGTERM to an exception (exit 143, see the module's docstring)."""
+    """Entry point: maps tuneops errors to exit codes (2 for bad input, 1 for failures),
+    SIGTERM to an exception (exit 143) and a closed standard output to nothing (the command's
+    own exit code), see the module's docstring."""
     configure()  # also for errors raised before the app's callback runs
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    streams = sys.stdout, sys.stderr
+    if streams[0] is not None and streams[1] is not None:  # None: no console (pythonw)
+        sys.stdout, sys.stderr = (cast(TextIO, _Stream(s)) for s in streams)
     try:
         return _main(argv)
     finally:
-        if main_thread:
-            # None: a handler not set from Python, which cannot be put back; the default then
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, _Stream):
+                    stream.flush()  # here, not at Python's exit, where a closed pipe makes it 120
+        finally:
+            sys.stdout, sys.stderr = streams
+            if main_thread:
+                # None: a handler not set from Python, which cannot be put back; the default
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _main(argv: list[str] | None) -> int:
