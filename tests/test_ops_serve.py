@@ -683,6 +683,17 @@ def test_a_text_label_for_a_regression_model_is_refused(workdir: Path) -> None:
         word = client.post("/label", json={"request_id": "one", "label": "high"})
         assert word.status_code == 422, word.text
         assert "'high' can never equal an answer of the model, a regression model" in word.text
+        # JSON true/false is no quantity either (it was logged, and scored as 1.0/0.0)
+        for label in (True, False, [True]):
+            boolean = client.post("/label", json={"request_id": "one", "label": label})
+            assert boolean.status_code == 422, boolean.text
+            assert (
+                "labels['one']: true can never equal" in boolean.text
+                or "labels['one']: false can never equal" in boolean.text
+            )
+            assert "regression model that answers the measured quantity (a number)" in boolean.text
+            assert "Nothing was recorded" in boolean.text
+        assert client.post("/label", json={"labels": {"one": False}}).status_code == 422
         assert client.post("/label", json={"request_id": "one", "label": 0.4}).is_success
         wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
     assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [0.4]

@@ -1016,20 +1016,24 @@ class ModelServer:
         regressor = any(getattr(v.model, "classes_", None) is None for v in served)
         if classes or regressor:  # the models served answer numbers: a text label never matches
             for request_id, value in labels.items():
+                # a regressor's label is a quantity: JSON true/false is none (live r2 read it
+                # as 1.0/0.0), nor is it text
                 words = [
                     v for v in (value if isinstance(value, list) else [value])
-                    if isinstance(v, str) and not _is_number(v)
+                    if (isinstance(v, str) and not _is_number(v))
+                    or (regressor and isinstance(v, bool))
                 ]
                 if words:
                     answers = (
                         f"whose classes are numbers ({', '.join(map(str, classes[0][:5]))}"
                         f"{', ...' if len(classes[0]) > 5 else ''})"
                         if classes
-                        else "a regression model that answers the measured quantity"
+                        else "a regression model that answers the measured quantity (a number)"
                     )
+                    shown = json.dumps(words[0]) if isinstance(words[0], bool) else _short(words[0])
                     return self._error(
                         422,
-                        f"labels[{_short(request_id)}]: {_short(words[0])} can never equal an "
+                        f"labels[{_short(request_id)}]: {shown} can never equal an "
                         f"answer of the model, {answers}; send the label as the model answers "
                         "it. Nothing was recorded.",
                     )
