@@ -159,8 +159,7 @@ def test_latency_is_timed_on_the_serving_path_the_version_declares(
 
     def spy(model, X, kind, rows):  # noqa: ANN001 - the wrapped signature
         kinds.append(kind)
-        request, call = made(model, X, kind, rows)
-        return request, call
+        return made(model, X, kind, rows)
 
     monkeypatch.setattr("tuneops.ops.verify.serving_call", spy)
     registry = Registry.open("served", create=True)
@@ -171,6 +170,29 @@ def test_latency_is_timed_on_the_serving_path_the_version_declares(
     assert verdict.latency["path"] == path == verdict.concurrency["path"]
     assert verdict.latency["rows"] == (8 if path == "batch" else 1)
     assert verdict.latency["latency_p50_ms"]["estimate"] > 0
+
+
+@pytest.mark.parametrize("path", ["row", "records", "batch", "numpy"])
+def test_a_model_that_warns_on_every_request_is_timed_quietly_in_the_gates_threads(
+    workdir: Path, path: str
+) -> None:
+    """A model fitted on NumPy warns on every DataFrame ("X has feature names, but ... was
+    fitted without"): the one-call-at-a-time measurement of tuneops.measure times it quietly,
+    but the gate's calls (in a thread pool, with no quiet context) warned on each of its 200
+    calls, and raised under "error" (these tests' filters), failing the gate."""
+    from _ops_helpers import iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris()
+    unnamed = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    registry = Registry.open("unnamed", create=True)
+    spec = {**SPEC, "serving": {"path": path, "batch_size": 8}}
+    register(registry, unnamed.fit(X.to_numpy(), y), workdir / "art", promote=True, spec=spec)
+    verdict = verify(registry, 1, config=FAST, record=False)  # warnings are errors here
+    assert verdict.verdict == "pass", verdict.reasons
+    assert verdict.concurrency["n_requests"] == FAST["n_requests"]
 
 
 def test_data_a_regressor_cannot_be_verified_on_is_refused_by_name(workdir: Path) -> None:

@@ -27,13 +27,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import pickle
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -620,11 +621,7 @@ def measure_serving(
     if config.reference and serving.threads == 1:  # a one-thread reference for one thread
         calibration = config.reference_ns or reference_calibration()
     call = batch = None
-    # A model may warn on every call (scikit-learn's "X has feature names, but ... was fitted
-    # without" for a DataFrame to a model fitted on NumPy): it is timed as it predicts, and
-    # its warning is not repeated to the user once per call.
-    with serving_threads(model, serving.threads), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with serving_threads(model, serving.threads), _quiet_requests():
         if want_call:
             rows = serving.batch_size if serving.path == "batch" else 1
             call = _time_series(
@@ -678,15 +675,37 @@ def measure_latency(
     return measure_serving(model, X, config, serving=serving, metrics=metrics).metrics()
 
 
+@contextlib.contextmanager
+def _quiet_requests() -> Iterator[None]:
+    """The block in which a serving measurement calls the model. A request kind the model
+    warns on counts as refused where a conversion exists (:meth:`_Caller._accepts`: a NumPy
+    row to a model fitted on a DataFrame is served from a DataFrame); a model that still warns
+    on every call (scikit-learn's "X has feature names, but ... was fitted without" for a
+    DataFrame to a model fitted on NumPy, which is what ``tuneops serve`` sends it) is timed as
+    it predicts, and its warning is not repeated once per call, nor raised under "error".
+
+    The warning filters are the process's (and a thread inherits the context it was started
+    in where they are per context, Python 3.14's free-threaded build), so the calls of threads
+    started inside the block, as the staging gate's concurrent ones, are quiet too.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
 def serving_call(
     model: Any, X: pd.DataFrame, path: str, rows: int
-) -> tuple[Callable[[int], Any], Callable[[Any], float]]:
+) -> Iterator[tuple[Callable[[int], Any], Callable[[Any], float]]]:
     """``(request, call)`` for timing ``model`` on serving ``path`` by the wall clock (what a
-    client waits; the staging gate's figure): ``request(i)`` makes call ``i``'s request of
-    ``rows`` rows, fresh, and ``call(request)`` answers it, converting it first when the
-    pipeline does not take that kind itself, and returns its seconds."""
-    caller = _Caller(model, X, path, time.perf_counter_ns)
-    return _requests(X, path, rows), lambda request: caller(request)[1] / 1e9
+    client waits; the staging gate's figure), for the block: ``request(i)`` makes call ``i``'s
+    request of ``rows`` rows, fresh, and ``call(request)`` answers it, converting it first when
+    the pipeline does not take that kind itself, and returns its seconds. Within the block, in
+    the threads it starts too, the model's calls follow :func:`measure_serving`'s warning rule
+    (:func:`_quiet_requests`)."""
+    with _quiet_requests():
+        caller = _Caller(model, X, path, time.perf_counter_ns)
+        yield _requests(X, path, rows), lambda request: caller(request)[1] / 1e9
 
 
 def _requests(X: pd.DataFrame, path: str, rows: int) -> Callable[[int], Any]:

@@ -340,15 +340,18 @@ def _latency(
     quantiles with distribution-free bounds, throughput per round with a t interval over the
     rounds."""
     rows = config.rows if rows is None else rows
-    request, timed = serving_call(model, X, path, rows)
-    calls = [request(i) for i in range(config.n_requests)]
-
     rounds = 5
-    per_round = max(len(calls) // rounds, 1)
     samples: list[float] = []
     throughput: list[float] = []
+    # The pool's threads start inside serving_call's block: their calls follow its warning rule.
     # BLAS/OpenMP pools limited to one thread, as tuning measured: the parallelism is the requests'.
-    with threadpool_limits(limits=1), ThreadPoolExecutor(max_workers=concurrency) as pool:
+    with (
+        serving_call(model, X, path, rows) as (request, timed),
+        threadpool_limits(limits=1),
+        ThreadPoolExecutor(max_workers=concurrency) as pool,
+    ):
+        calls = [request(i) for i in range(config.n_requests)]
+        per_round = max(len(calls) // rounds, 1)
         for call in calls[:concurrency]:
             timed(call)  # warm-up
         for r in range(rounds):
