@@ -490,7 +490,8 @@ def test_a_second_retune_of_the_same_data_is_refused_while_the_first_runs(
 ) -> None:
     """Two re-tunings of the same data at once: the second found the first's study unfinished
     and resumed it beside it (both registering and judging its challenger); it is refused,
-    naming the first, and the first ends alone. Once it has ended, the same data starts anew."""
+    naming the first, and the first ends alone. Once it has ended, the same data finds its
+    recorded outcome (recorded_retune)."""
     import socket
 
     from tuneops.errors import RunInProgress
@@ -571,6 +572,87 @@ def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resu
     assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
     assert outcome.challenger_score is not None
     assert [v["version"] for v in registry.versions()] == [1, 2]  # v2 compared, not another
+
+
+@pytest.mark.parametrize("moment", ["after the event", "before the promotion", "while printing"])
+def test_a_retune_stopped_after_recording_its_outcome_says_so_and_is_not_tuned_again(
+    deployed, cli, monkeypatch, moment
+) -> None:
+    """SIGTERM just after the `retune` event was recorded: the stop said "finished and
+    registered its challenger v2, which was not compared with the champion yet" (or "no
+    re-tuning study was started", or "did not finish"), the outcome was not printed, the
+    promotion it recorded could be left undone, and the same command re-tuned the rows again
+    as v3. Now the outcome is printed, the stop says what was recorded, and the rerun finds it."""
+    import signal
+
+    import tuneops.cli.monitor as cli_monitor
+
+    registry, _, pool = deployed
+    flipped(pool.iloc[:300]).to_csv("recent.csv", index=False)
+    record, promote, show = Registry.record, Registry.promote, cli_monitor._print_outcome
+
+    def record_then_stop(self, kind, **payload):
+        event = record(self, kind, **payload)
+        if kind == "retune" and moment == "after the event":
+            signal.raise_signal(signal.SIGTERM)
+        return event
+
+    def stop_then_promote(self, *args, **kwargs):
+        if moment == "before the promotion":
+            signal.raise_signal(signal.SIGTERM)
+        return promote(self, *args, **kwargs)
+
+    def stop_then_print(outcome):
+        if moment == "while printing":
+            signal.raise_signal(signal.SIGTERM)
+        show(outcome)
+
+    monkeypatch.setattr(Registry, "record", record_then_stop)
+    monkeypatch.setattr(Registry, "promote", stop_then_promote)
+    monkeypatch.setattr(cli_monitor, "_print_outcome", stop_then_print)
+    code, out, err = cli("retune", "--data", "recent.csv")
+    assert code == 143, err
+    assert "Re-tuning study phon.retune-v2: challenger v2, promote" in out, out
+    err = " ".join(err.split())
+    assert err.count("Stopped by") == 1, err
+    assert (
+        "Stopped by SIGTERM: the re-tuning had finished and its outcome is recorded (challenger "
+        "v2 promoted). `tuneops retune --data recent.csv --model phon` finds that outcome and "
+        "prints it, without re-tuning." in err
+    ), err
+    assert registry.champion() == 2 and len(registry.events("retune")) == 1
+    for owner, name, real in (
+        (Registry, "record", record), (Registry, "promote", promote), (cli_monitor, "_print_outcome", show)
+    ):
+        monkeypatch.setattr(owner, name, real)
+    code, out, err = cli("retune", "--data", "recent.csv", "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert (found["study"], found["challenger"], found["decision"]) == ("phon.retune-v2", 2, "promote")
+    assert "not re-tuned again" in found["reasons"][-1]
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert len(registry.events("retune")) == 1 and len(registry.events("promote")) == 2
+
+
+def test_a_promotion_a_crash_left_undone_is_finished_by_the_next_retune(deployed, monkeypatch) -> None:
+    """The process died between the `retune` event (decision promote) and the promotion: the
+    next re-tuning of the same rows promotes the recorded challenger instead of tuning again."""
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    promote = Registry.promote
+
+    def crash(self, *args, **kwargs):
+        raise OSError("the machine went down")
+
+    monkeypatch.setattr(Registry, "promote", crash)
+    with pytest.raises(OSError, match="went down"):
+        retune(registry, recent, n_trials=2)
+    assert registry.champion() == 1 and registry.events("retune")[-1]["decision"] == "promote"
+    monkeypatch.setattr(Registry, "promote", promote)
+    outcome = retune(registry, recent, n_trials=2)
+    assert (outcome.challenger, outcome.decision) == (2, "promote")
+    assert registry.champion() == 2 and [v["version"] for v in registry.versions()] == [1, 2]
+    assert len(registry.events("retune")) == 1
 
 
 def test_a_deploy_stopped_while_writing_its_artifact_leaves_nothing(deployed, cli, monkeypatch) -> None:

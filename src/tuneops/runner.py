@@ -76,6 +76,7 @@ __all__ = [
     "load",
     "Interrupted",
     "stop_on_signals",
+    "signals_held",
 ]
 
 _log = logging.getLogger("tuneops")
@@ -525,6 +526,13 @@ def _signals_held() -> Iterator[None]:
         held, _HELD = _HELD, None
         if held:
             raise Interrupted(held[0])
+
+
+def signals_held() -> contextlib.AbstractContextManager[None]:
+    """Within :func:`stop_on_signals`, a stop that arrives in the block raises
+    :class:`Interrupted` when the block is done: for writes that are one step for whoever stops
+    the process (a decision and what it does, such as a re-tuning's outcome and its promotion)."""
+    return _signals_held()
 
 
 def abandon(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:

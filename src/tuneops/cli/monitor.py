@@ -473,7 +473,9 @@ def retune(
     """Tune a challenger on recent data, compare it with the champion, promote or keep.
 
     Exits 130 on Ctrl-C and 143 on SIGTERM: the finished trials are kept, and the same command
-    (same data, same champion) resumes the re-tuning under the same version number.
+    (same data, same champion) resumes the re-tuning under the same version number. A stop
+    after the outcome was recorded prints it and says so; the same command then prints the
+    recorded outcome instead of re-tuning.
     """
     ops = _ops()
     if refresh and n_trials is not None:
@@ -485,6 +487,8 @@ def retune(
     command += ["--n-trials", str(n_trials)] if n_trials is not None else []
     command += ["--seed", str(seed)] if seed else []
     command += ["--storage", mask_url(storage)] if storage else []
+    outcome = None
+    printed = False
     try:
         with runner.stop_on_signals():
             if refresh:
@@ -495,17 +499,50 @@ def retune(
                 outcome = ops.retune.retune(
                     reg, recent, n_trials=n_trials, seed=seed, trigger="tuneops retune"
                 )
+            with runner.signals_held():  # decided and recorded: printed whole, then the stop
+                _show_outcome(outcome, json_out)
+                printed = True
     except KeyboardInterrupt as exc:
-        raise _retune_stopped(exc, shlex.join(command), refresh=refresh) from None
+        stop = runner.Interrupted.of(exc)
+        decided = outcome if outcome is not None else getattr(stop, "outcome", None)
+        if decided is not None and not printed:
+            _show_outcome(decided, json_out)  # the outcome the stop came after is the result
+        raise _retune_stopped(stop, shlex.join(command), refresh=refresh, decided=decided) from None
+
+
+def _show_outcome(outcome: Any, json_out: bool) -> None:
     if json_out:
         emit_json(outcome.to_dict())
     else:
         _print_outcome(outcome)
 
 
-def _retune_stopped(exc: KeyboardInterrupt, command: str, *, refresh: bool) -> typer.Exit:
-    """Say what a stopped ``retune`` kept (only what happened) and how to resume; exit 130/143."""
+def _decided(outcome: Any) -> str:
+    """What a recorded outcome did, in a few words."""
+    what = "refresh" if outcome.method == "refresh" else "re-tuning"
+    if outcome.challenger is None:
+        done = f"no challenger, champion v{outcome.champion} stays"
+    elif outcome.decision == "promote":
+        done = f"challenger v{outcome.challenger} promoted"
+    else:
+        done = f"challenger v{outcome.challenger} kept, champion v{outcome.champion} stays"
+    return f"the {what} had finished and its outcome is recorded ({done})"
+
+
+def _retune_stopped(
+    exc: KeyboardInterrupt, command: str, *, refresh: bool, decided: Any = None
+) -> typer.Exit:
+    """Say what a stopped ``retune`` kept (only what happened) and how to resume; exit 130/143.
+    ``decided``: the outcome recorded before the stop came (printed above)."""
     stop = runner.Interrupted.of(exc)
+    if decided is not None:
+        then = (
+            "refits it again as a new version"
+            if refresh
+            else "finds that outcome and prints it, without re-tuning"
+        )
+        term.warn(f"Stopped by {stop.signal_name}: {_decided(decided)}. `{command}` {then}.")
+        return typer.Exit(stop.exit_code)
     kept = _retune_kept(stop)
     if kept is None:
         what = "the refresh did not finish" if refresh else "no re-tuning study was started"
@@ -544,6 +581,13 @@ def _monitor_stopped(exc: KeyboardInterrupt, command: str, *, assessed: bool) ->
 def _retune_kept(stop: runner.Interrupted) -> tuple[str, str] | None:
     """What a stopped re-tuning kept and what running it again on the same data does, or None
     when it had no study yet (not a RetuneInterrupted, or stopped before it was created)."""
+    outcome = getattr(stop, "outcome", None)  # stopped after the outcome was recorded
+    if outcome is not None:
+        return _decided(outcome), (
+            "refits it again as a new version"
+            if outcome.method == "refresh"
+            else "finds that outcome, without re-tuning"
+        )
     study = getattr(stop, "study", None)  # a RetuneInterrupted names its study
     if study is None:
         return None

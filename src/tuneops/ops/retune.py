@@ -26,6 +26,13 @@ with a heartbeat), and a second run of the same re-tuning while that process liv
 (:class:`~tuneops.errors.RunInProgress`, naming it) rather than resumed beside it, which would
 register and judge its challenger twice.
 
+Once its ``retune`` event is recorded, a re-tuning is decided: the event and the promotion it
+decides are written as one step for a stop (SIGINT/SIGTERM take effect after both), and the
+next re-tuning of the same recent data (against the champion it was judged against, or the
+challenger it promoted) finds the recorded outcome and returns it, finishing a promotion a
+crash left undone, instead of tuning the same rows again under a new version
+(:func:`recorded_retune`).
+
 A challenger promoted after a change was fitted on the few rows that showed the change (140 of
 one 200-row batch by default). :func:`refresh` refits the champion's own configuration on the
 labelled rows gathered since (``monitor.refresh_rows`` at most) and promotes the refit only when
@@ -79,6 +86,7 @@ __all__ = [
     "RETUNE_ATTR",
     "RUN_ATTR",
     "unfinished_retune",
+    "recorded_retune",
     "retune",
     "refresh",
     "refresh_obstacle",
@@ -134,7 +142,9 @@ class RetuneInterrupted(runner.Interrupted):
 
     ``study``: the re-tuning study (None: stopped before it was created, nothing kept);
     ``version``: the version number held for its challenger; ``n_finished``: its finished
-    trials; ``registered``: its challenger was registered but not yet compared with the champion.
+    trials; ``registered``: its challenger was registered but not yet compared with the champion;
+    ``outcome``: the stop came after the re-tuning was decided: its ``retune`` event (and the
+    promotion it decided) are recorded, and this is the outcome; None before that.
     """
 
     def __init__(
@@ -145,10 +155,12 @@ class RetuneInterrupted(runner.Interrupted):
         version: int | None,
         n_finished: int = 0,
         registered: bool = False,
+        outcome: RetuneOutcome | None = None,
     ) -> None:
         super().__init__(signum)
         self.study, self.version = study, version
         self.n_finished, self.registered = n_finished, registered
+        self.outcome = outcome
 
 
 def unfinished_retune(
@@ -182,6 +194,51 @@ def unfinished_retune(
         if record is None or (record.get("source") or {}).get("study") == summary.study_name:
             found.append((number, summary.study_name))
     return max(found) if found else None
+
+
+def recorded_retune(
+    registry: Registry, champion: int, data: str, tuning_data: str
+) -> dict[str, Any] | None:
+    """The newest ``retune`` event of a re-tuning of these recent data (its study's
+    :data:`RETUNE_ATTR` records these fingerprints) judged against ``champion``, or that
+    promoted ``champion``; None when there is none. A run stopped after recording it (its
+    outcome never printed) is thereby not tuned again by the same command."""
+    events = registry.events("retune")
+    if not events:
+        return None
+    summaries = optuna.get_all_study_summaries(
+        get_storage(registry.storage_url), include_best_trial=False
+    )
+    marks = {s.study_name: s.user_attrs.get(RETUNE_ATTR) or {} for s in summaries}
+    for event in reversed(events):
+        mark = marks.get(event.get("study")) or {}
+        if (mark.get("data"), mark.get("tuning_data")) != (data, tuning_data):
+            continue
+        if mark.get("champion") != event.get("champion"):
+            continue
+        promoted = event.get("decision") == "promote" and event.get("challenger") == champion
+        if event.get("champion") == champion or promoted:
+            return event
+    return None
+
+
+def _recorded_outcome(registry: Registry, event: Mapping[str, Any]) -> RetuneOutcome:
+    """The outcome ``event`` recorded, its promotion done if the run that decided it stopped
+    before (a crash between the two writes), with a reason saying it was found, not re-tuned."""
+    names = set(RetuneOutcome.__dataclass_fields__)
+    outcome = RetuneOutcome(**{k: v for k, v in event.items() if k in names})
+    outcome.reasons = list(outcome.reasons)
+    challenger = outcome.challenger
+    if outcome.decision == "promote" and challenger is not None:
+        events = registry.events()
+        later = events[next((i for i, e in enumerate(events) if e == event), 0) :]
+        if not any(e["kind"] == "promote" and e.get("version") == challenger for e in later):
+            registry.promote(challenger, outcome.reasons[0])
+    outcome.reasons.append(
+        f"recorded at {event.get('time')} by an earlier run on the same rows (re-tuning study "
+        f"{outcome.study}); not re-tuned again: another seed re-tunes them anew"
+    )
+    return outcome
 
 
 # -- warm start ---------------------------------------------------------------------------------
@@ -391,6 +448,11 @@ def retune(
     )
     data_fp = fingerprint(frame.drop(columns=[target]), frame[target])
     mark = {"champion": champion_version, "data": data_fp, "tuning_data": dataset.fingerprint}
+    # Decided already (a run stopped after it recorded its outcome): that outcome, not the same
+    # rows tuned again under a new version.
+    recorded = recorded_retune(registry, champion_version, data_fp, dataset.fingerprint)
+    if recorded is not None:
+        return _recorded_outcome(registry, recorded)
     # A re-tuning of the same data against the same champion that was stopped goes on where it
     # stopped, under the version number it holds (not a new study, a new number, its trials lost).
     resumed = unfinished_retune(registry, champion_version, data_fp, dataset.fingerprint)
@@ -427,6 +489,7 @@ def retune(
         rows=len(tune_part),
     )
     study: optuna.Study | None = None
+    decided = False
     run = _Run(registry.name, champion_version)
     try:
         if resumed is not None:  # another process may be running it: refused before any write
@@ -445,11 +508,21 @@ def retune(
                 _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
             if folds_note:
                 outcome.reasons.append(folds_note)
-            registry.record("retune", trigger=trigger, **outcome.to_dict())
+            # The decision and the promotion it decides: one step for a stop, which takes
+            # effect after both (a SIGTERM between them left a recorded "promote" undone, and
+            # the message said the challenger was not compared yet).
+            with runner.signals_held():
+                registry.record("retune", trigger=trigger, **outcome.to_dict())
+                decided = True
+                if outcome.decision == "promote" and outcome.challenger is not None:
+                    registry.promote(outcome.challenger, outcome.reasons[0])
     except KeyboardInterrupt as exc:
+        if decided:
+            stop = runner.Interrupted.of(exc)
+            raise RetuneInterrupted(
+                stop.signum, study=outcome.study, version=number, outcome=outcome
+            ) from None
         raise _interrupted(exc, registry, study, number) from None
-    if outcome.decision == "promote" and outcome.challenger is not None:
-        registry.promote(outcome.challenger, outcome.reasons[0])
     return outcome
 
 
@@ -710,9 +783,20 @@ def refresh(
         f"refresh: v{champion_version}'s configuration refitted on {len(fit_part)} rows "
         f"since the change (v{champion_version}: {fitted}); " + outcome.reasons[0]
     )
-    registry.record("refresh", trigger=trigger, **outcome.to_dict())
-    if outcome.decision == "promote":
-        registry.promote(challenger["version"], outcome.reasons[0])
+    decided = False
+    try:
+        with runner.signals_held():  # the decision and its promotion: one step for a stop
+            registry.record("refresh", trigger=trigger, **outcome.to_dict())
+            decided = True
+            if outcome.decision == "promote":
+                registry.promote(challenger["version"], outcome.reasons[0])
+    except KeyboardInterrupt as exc:
+        if not decided:
+            raise
+        stop = runner.Interrupted.of(exc)
+        raise RetuneInterrupted(
+            stop.signum, study=None, version=challenger["version"], outcome=outcome
+        ) from None
     return outcome
 
 
