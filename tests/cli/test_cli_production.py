@@ -392,6 +392,43 @@ def test_label_reads_each_label_as_the_model_answers(workdir: Path, cli) -> None
         assert joined == labels and type(joined["a"]) is type(labels["a"]), name
 
 
+def test_label_with_model_refuses_labels_that_are_none_of_its_classes(workdir: Path, cli) -> None:
+    """A yes/no model's log labelled 1/0: read as the classes "1"/"0" (the model answers text),
+    written, and each replaced the request's good label. With --model the labels are checked
+    against the classes of the version that answered (exit 2, nothing written)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris()
+    answers = y.map(lambda v: "yes" if v == 2 else "no")
+    registry = Registry.open("yn", create=True)
+    register(registry, LogisticRegression(max_iter=500).fit(X, answers), workdir / "art", promote=True)
+    with PredictionLog(workdir / "p.jsonl") as log:
+        for i, answer in enumerate(["yes", "no"]):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0, "model": "yn", "version": 1,
+                        "prediction": [answer]})
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": ["yes", "no"]}).to_csv("good.csv", index=False)
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": [1, 0]}).to_csv("digits.csv", index=False)
+    assert cli("label", "--log", "p.jsonl", "--labels", "good.csv", "--model", "yn")[0] == 0
+    before = (workdir / "p.jsonl").read_text()
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "digits.csv", "--model", "yn")
+    err = " ".join(err.split())
+    assert code == 2, err
+    assert (
+        "2 label value(s) are not what model 'yn' answers (expected one of its classes, 'no', "
+        "'yes'), so they never match a prediction: request r0 has '1'" in err
+    ), err
+    assert "Nothing was written" in err and (workdir / "p.jsonl").read_text() == before
+    joined = {r["id"]: r.get("label") for r in read_log(workdir / "p.jsonl").predictions}
+    assert joined == {"r0": "yes", "r1": "no"}
+    # an id the log does not hold is checked against the champion's classes
+    pd.DataFrame({"request_id": ["later"], "label": ["maybe"]}).to_csv("later.csv", index=False)
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "later.csv", "-m", "yn")
+    assert code == 2 and "request later has 'maybe'" in err, err
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "good.csv", "--storage", "x.db")
+    assert code == 2 and "--storage: the storage of --model's registry" in err, err
+    assert (workdir / "p.jsonl").read_text() == before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -821,10 +821,35 @@ def label(
             "multi-row request: its labels as a JSON list).",
         ),
     ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Registered model whose requests these are: each label must be one of the "
+            "classes of the version that answered it (the champion's for a request not in the "
+            "log); without it a label is checked only against the kind of answer the log shows "
+            "(1 then passes as the class '1' of a model whose classes are 'no' and 'yes').",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            "-s",
+            help="With --model: the storage of its registry (default: tuneops.journal here).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
     ops = _ops()
+    if storage is not None and model is None:
+        raise UsageError(
+            "--storage: the storage of --model's registry, used only to check the labels "
+            "against the model's classes; add --model NAME, or leave --storage out."
+        )
+    reg = None if model is None else ops.registry.Registry.open(model, storage)
     frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id", "label"))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
@@ -856,11 +881,16 @@ def label(
     predictions = ops.predlog.read_log(log).predictions
     answers = _answer_kinds(predictions)
     kind = next(iter(answers)) if len(answers) == 1 else None
+    classes = None if reg is None else _classes_by_request(reg, predictions)
+    if kind is None and classes is not None:  # no answer logged yet: the model's classes say
+        values = [v for c in classes.values() if c is not None for v in c]
+        kind = "text" if values and all(isinstance(v, str) for v in values) else "number"
     pairs = {
         str(k): _label_value(v, kind)
         for k, v in zip(frame["request_id"], frame["label"], strict=True)
     }
-    _check_labels(pairs, predictions, answers, labels, ops.predlog)
+    problems = [] if classes is None else _class_problems(pairs, classes, reg, ops.predlog)
+    _check_labels(pairs, predictions, answers, labels, ops.predlog, problems)
     known = {str(r.get("id")) for r in predictions}
     unknown = sorted(set(pairs) - known)
     n = ops.predlog.append_labels(log, pairs)
@@ -880,6 +910,73 @@ def label(
 
 def _kind(value: Any) -> str:
     return "text" if isinstance(value, str) else "number"
+
+
+def _classes_by_request(reg: Any, predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """``--model``: per request id of the log, the classes of the version that answered it
+    (None: a regressor), and under ``""`` the champion's, for ids the log does not hold.
+
+    Raises:
+        UsageError: the log's requests were answered by another model.
+    """
+    versions: dict[str, int] = {}
+    others: set[str] = set()
+    for record in predictions:
+        named = record.get("model")
+        if named is not None and named != reg.name:  # several models' servers share a log
+            others.add(str(named))
+            continue
+        if isinstance(record.get("version"), int):
+            versions[str(record.get("id"))] = record["version"]
+    if others and not versions:
+        raise UsageError(
+            f"--model: the log holds requests of model(s) {', '.join(sorted(others))}, none of "
+            f"{reg.name!r}; give the model that answered them."
+        )
+    known = {v["version"] for v in reg.versions()}
+    champion = reg.require_champion()
+
+    def of(version: int) -> Any:
+        classes = reg.classes(version if version in known else champion)
+        return None if classes is None else list(getattr(classes, "tolist", lambda: classes)())
+
+    out = {request_id: of(version) for request_id, version in versions.items()}
+    out[""] = of(champion)
+    return out
+
+
+def _class_problems(
+    pairs: dict[str, Any], classes: dict[str, Any], reg: Any, predlog: Any
+) -> list[str]:
+    """``--model``: labels that are none of the classes of the version that answered their
+    request (a label ``1`` for a model whose classes are 'no' and 'yes' was kept as the class
+    '1' and replaced a good label), and booleans for a regression model."""
+    odd: list[tuple[str, Any, Any]] = []
+    for request_id, label in pairs.items():
+        if not predlog.is_label(label):
+            continue  # _check_labels says so
+        allowed = classes.get(request_id, classes[""])
+        for value in label if isinstance(label, list) else [label]:
+            if allowed is None:
+                if isinstance(value, bool) or isinstance(value, str):
+                    odd.append((request_id, value, allowed))
+            elif value not in allowed or isinstance(value, bool) != any(
+                isinstance(c, bool) for c in allowed
+            ):
+                odd.append((request_id, value, allowed))
+    if not odd:
+        return []
+    request_id, value, allowed = odd[0]
+    expected = (
+        "a number: it is a regression model"
+        if allowed is None
+        else "one of its classes, " + ", ".join(map(repr, allowed[:10]))
+        + (", ..." if len(allowed) > 10 else "")
+    )
+    return [
+        f"{len(odd)} label value(s) are not what model {reg.name!r} answers (expected "
+        f"{expected}), so they never match a prediction: request {request_id} has {value!r}"
+    ]
 
 
 def _answer_kinds(predictions: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -928,16 +1025,19 @@ def _check_labels(
     answers: dict[str, list[Any]],
     path: Path,
     predlog: Any,
+    classes: list[str] | None = None,
 ) -> None:
     """Refuse (nothing written) labels that could never be compared with what the model
     answered: not a label at all, the wrong number of labels for a logged request, or text where
-    the model answers numbers (or the reverse: ``yes`` is never equal to ``1``)."""
+    the model answers numbers (or the reverse: ``yes`` is never equal to ``1``); ``classes``:
+    the problems :func:`_class_problems` found (``--model``)."""
     problems = [
         f"request {k}: {v!r} is not a label (a string, number or boolean; a list of them for a "
         "multi-row request)"
         for k, v in pairs.items()
         if not predlog.is_label(v)
     ]
+    problems += classes or []
     answered = {
         str(r.get("id")): len(r["prediction"])
         for r in predictions
