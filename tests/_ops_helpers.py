@@ -35,11 +35,12 @@ def register(
     promote: bool = False,
     spec: dict[str, Any] | None = None,
     dropped: tuple[str, ...] = (),
+    task: str = "classification",
 ) -> int:
     """Save ``model`` as an artifact and add it as a version (promoted if asked); ``dropped``:
     columns the training data had and the data load dropped."""
     number = registry.reserve_version()
-    meta = {"features": FEATURES, "task": "classification", "data": {"dropped": list(dropped)}}
+    meta = {"features": FEATURES, "task": task, "data": {"dropped": list(dropped)}}
     path = save_model(model, meta, out / f"v{number}")
     registry.add_version(
         {
@@ -49,7 +50,7 @@ def register(
             "features": FEATURES,
             "categorical": [],
             "target": "target",
-            "task": "classification",
+            "task": task,
             "spec": spec
             or {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "accuracy"}]},
             "data": {"dropped": list(dropped)},

@@ -10,8 +10,7 @@ from _ops_helpers import logistic, register
 from sklearn.dummy import DummyClassifier
 
 from tuneops.errors import IntegrityError, SpecError, UsageError
-from tuneops.export import save_model
-from tuneops.ops.registry import Registry, sha256_file
+from tuneops.ops.registry import Registry
 from tuneops.ops.verify import VerifyConfig, corrected_interval, quantile_bounds, verify
 
 FAST = {"n_folds": 5, "n_repeats": 2, "n_requests": 100, "concurrency": 2}
@@ -57,26 +56,11 @@ def test_a_better_candidate_passes_and_the_verdict_is_an_event(registry: Registr
 def test_a_worse_candidate_and_a_missed_slo_fail_on_their_bounds(
     registry: Registry, workdir: Path
 ) -> None:
-    from _ops_helpers import iris
+    from _ops_helpers import iris, register
 
     X, y = iris()
-    path = save_model(
-        DummyClassifier(strategy="most_frequent").fit(X, y), {}, workdir / "art" / "dummy"
-    )
-    number = registry.reserve_version()
-    registry.add_version(
-        {
-            "version": number,
-            "source": {"kind": "test"},
-            "artifact": {"path": str(path), "sha256": sha256_file(path)},
-            "features": list(X.columns),
-            "categorical": [],
-            "target": "target",
-            "task": "classification",
-            "spec": SPEC,
-            "data": {},
-        }
-    )
+    dummy = DummyClassifier(strategy="most_frequent").fit(X, y)
+    number = register(registry, dummy, workdir / "art" / "dummy", spec=SPEC)
     verdict = verify(registry, number, config=FAST, slo={"latency_p95_ms": 1e-6, "min_rps": 1e9})
     assert verdict.verdict == "fail"
     failed = {c["check"] for c in verdict.checks if not c["passed"]}
@@ -198,27 +182,16 @@ def test_a_model_that_warns_on_every_request_is_timed_quietly_in_the_gates_threa
 def test_data_a_regressor_cannot_be_verified_on_is_refused_by_name(workdir: Path) -> None:
     """`verify --data` with text labels for a regressor, or with no labelled row, ended in a
     library traceback (exit 1); now a DataError naming the data (exit 2), nothing recorded."""
-    from _ops_helpers import iris
+    from _ops_helpers import iris, register
     from sklearn.linear_model import Ridge
 
     from tuneops.errors import DataError
 
     X, y = iris()
-    path = save_model(Ridge().fit(X, y.astype(float)), {}, workdir / "art" / "ridge")
     registry = Registry.open("petals", create=True)
-    number = registry.reserve_version()
-    registry.add_version(
-        {
-            "version": number,
-            "source": {"kind": "test"},
-            "artifact": {"path": str(path), "sha256": sha256_file(path)},
-            "features": list(X.columns),
-            "categorical": [],
-            "target": "target",
-            "task": "regression",
-            "spec": {"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "r2"}]},
-            "data": {},
-        }
+    number = register(
+        registry, Ridge().fit(X, y.astype(float)), workdir / "art" / "ridge", task="regression",
+        spec={"data": {"source": "sklearn:iris"}, "objectives": [{"metric": "r2"}]},
     )
     worded = X.assign(target=["high" if v else "low" for v in y > 1])
     with pytest.raises(DataError, match="150 of 150 labels are not numbers, such as 'low'"):
