@@ -54,6 +54,19 @@ def flipped(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(target=1 - frame["target"])
 
 
+def champion_of(frame: pd.DataFrame, study: str, family: str, objective: str, folds: int) -> Registry:
+    """``frame`` (with its ``target``) written to train.csv, tuned by a 2-trial study, deployed."""
+    from tuneops import tuning
+
+    frame.to_csv("train.csv", index=False)
+    tuning.run({
+        "study": study, "data": {"source": "train.csv"}, "model": {"family": family},
+        "objectives": [objective], "search": {"n_trials": 2, "cv_folds": folds, "seed": 0},
+    })
+    deploy(study)
+    return Registry.open(study)
+
+
 def test_deploy_records_a_versioned_champion_in_the_study_storage(deployed) -> None:
     registry, record, _ = deployed
     assert list_models() == ["phon"]
@@ -747,18 +760,9 @@ def test_a_reservation_stopped_before_its_number_is_handed_out_leaves_no_running
 def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path, cli) -> None:
     """A regression champion's labels are quantities: a batch labelled with classes ('low',
     'high') exits 2 naming them, instead of a traceback from inside the r2 metric."""
-    from tuneops import tuning
-
     data = load_dataset("sklearn:diabetes")
     frame = data.X.assign(target=data.y).sample(frac=1.0, random_state=0).reset_index(drop=True)
-    frame.iloc[:300].to_csv("train.csv", index=False)
-    spec = {
-        "study": "dia", "data": {"source": "train.csv"}, "model": {"family": "linear"},
-        "objectives": ["r2"], "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
-    }
-    tuning.run(spec)
-    deploy("dia")
-    registry = Registry.open("dia")
+    registry = champion_of(frame.iloc[:300], "dia", "linear", "r2", folds=2)
     before = len(registry.events())
     pool = frame.iloc[300:].reset_index(drop=True)
     worded = pool.assign(target=["high" if v > 140 else "low" for v in pool["target"]])
@@ -782,18 +786,9 @@ def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_writte
     batch and skips the re-tuning with that reason. A class with fewer rows than the
     champion's folds but at least 2: the re-tuning runs on that many folds and says so (it was
     refused, and a yeast stream skipped every re-tuning)."""
-    from tuneops import tuning
-
     data = load_dataset("sklearn:iris")
     frame = data.X.assign(target=data.y)
-    frame.to_csv("train.csv", index=False)
-    spec = {
-        "study": "iris", "data": {"source": "train.csv"}, "model": {"family": "knn"},
-        "objectives": ["accuracy"], "search": {"n_trials": 2, "cv_folds": 3, "seed": 0},
-    }
-    tuning.run(spec)
-    deploy("iris")
-    registry = Registry.open("iris")
+    registry = champion_of(frame, "iris", "knn", "accuracy", folds=3)
 
     def batch(n_rare: int) -> pd.DataFrame:  # 30 + 30 rows of two classes, n_rare of the third
         return pd.concat(
