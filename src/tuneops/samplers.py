@@ -62,8 +62,12 @@ every figure, its seeds and what is unmeasured in docs/benchmarks.md, "Samplers 
   trials, and its front was worse than independent TPE's; over 3 seeds independent TPE led
   random and NSGA-II (0.81 / 0.71 / 0.70). Hence two objectives on integer, categorical or
   mixed spaces get TPE.
-* A real spec with 3 families (conditional), accuracy vs model_size_kb: grouped multivariate
-  TPE 0.923 +- 0.034, independent TPE 0.936 +- 0.073 (2 seeds): within the 0.02 target.
+* Conditional spaces with two objectives (three real specs, accuracy vs model_size_kb,
+  grouped multivariate TPE vs independent TPE, 8 seeds each, paired by seed): pmlb:german,
+  independent TPE led by 0.053 +- 0.043 (7 of 8 seeds); sklearn:breast_cancer, +0.003 +-
+  0.071 (3 of 8); pmlb:pima, grouped led by 0.149 +- 0.404 (6 of 8). Pooled, no difference
+  (Wilcoxon signed-rank p = 0.94): the row stays grouped TPE, and misses the 0.02 target on
+  pmlb:german.
 * Optuna's default independent TPE beat multivariate TPE (with or without ``group``) on both
   multi-objective problems, and ``group``'s search-space scan is quadratic in the trials, so
   ``group`` is for conditional spaces only.
@@ -120,7 +124,9 @@ __all__ = [
 ]
 
 # GP's share of a study. GP costs 0.7-1.2 s of CPU per trial from its first model on (two
-# objectives, 10 parameters); 40 keeps auto's sampler CPU at 200 trials within 5x default TPE's.
+# objectives, 10 parameters); 40 keeps auto's sampler CPU at 200 trials at 3.8-3.9x default
+# TPE's on ZDT1-3, but 5.8x on WFG4 (its GP trials cost more). 25 or 30 brought it to 2.3-3.8x
+# everywhere and lost 0.08-0.25 of the front on ZDT1 and ZDT3 (5 seeds, docs/benchmarks.md).
 GP_TRIALS = 40
 GP_MAX_PARAMS = 16  # GP's kernel fit grows with dimensions; beyond this TPE was as good
 GP_MAX_OBJECTIVES = 2  # with more, GP's sampler CPU doubles and it lost to TPE (DTLZ2)
