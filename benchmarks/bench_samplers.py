@@ -88,7 +88,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
-from _common import DOC, command_line, render_table, replace_block  # noqa: E402
+from _common import command_line, render_table, write_doc_block  # noqa: E402
 from _common import commit as _common_commit  # noqa: E402
 from optuna.distributions import BaseDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
@@ -912,11 +912,6 @@ def summary_tables(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tupl
     return "\n".join(parts), verdicts
 
 
-def write_doc(key: str, body: str) -> None:
-    DOC.write_text(replace_block(DOC.read_text(), SECTION, key, body))
-    print(f"wrote the {key} block of {SECTION[3:]!r} in docs/benchmarks.md")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -971,7 +966,7 @@ def main() -> None:
             if not part:
                 continue
             body, verdicts = summary_tables(scores(part))
-            write_doc(
+            write_doc_block(
                 key,
                 f"Command: `{command}` (tables from every saved run under "
                 f"`benchmarks/out/bench_samplers/`, which is not shipped: runs summarised: "
@@ -979,6 +974,7 @@ def main() -> None:
                 f"Optuna sampler - {TARGET_HV_GAP} (hypervolume ratio; one objective: the share "
                 f"of the way from the median random point to the optimum), sampler CPU <= "
                 f"{TARGET_CPU_RATIO:g}x default TPE's.\n\n" + body + "\n" + "\n".join(verdicts),
+                SECTION,
             )
 
 
