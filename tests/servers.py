@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,16 @@ class RedisServer:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"redis-server did not listen on port {self.port} within 20 s")
+
+    def database(self, number: int) -> tuple[str, Any]:
+        """The URL of database ``number`` of this server, emptied, and a client of it (a test's
+        database of its own)."""
+        import redis
+
+        url = self.url.rsplit("/", 1)[0] + f"/{number}"
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        return url, client
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -570,13 +570,10 @@ def test_a_redis_sync_reads_the_entry_count_once_and_the_journal_as_optuna_does(
 ) -> None:
     """Every sync of a Redis journal read its ``log_number`` twice (tuneops' check, then
     Optuna's reader): one GET, then one per new entry; the entries read are Optuna's."""
-    import redis
     from optuna.storages.journal import JournalRedisBackend, JournalStorage
 
     server = request.getfixturevalue("redis_server")  # a real redis-server (tests/servers.py)
-    url = server.url.rsplit("/", 1)[0] + "/6"  # a database of its own
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    url, client = server.database(6)  # a database of its own
     storage = get_storage(url)
     study = optuna.create_study(study_name="gets", storage=storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)

@@ -165,11 +165,8 @@ def test_refused_redis_names_url_and_what_to_check() -> None:
 def test_a_redis_that_lost_the_journal_stops_the_run_by_name(redis_server, caplog) -> None:
     """A Redis restarted without its data: a run went on writing into a journal that no longer
     held its study and reported success; `show` then found no study."""
-    import redis
 
-    url = redis_server.url.rsplit("/", 1)[0] + "/5"  # a database of its own
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    url, client = redis_server.database(5)  # a database of its own
     storage = get_storage(url)
     study = optuna.create_study(study_name="lost", storage=storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
