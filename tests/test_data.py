@@ -311,3 +311,56 @@ def test_a_column_of_text_and_numbers_is_refused_and_a_marker_in_numbers_is_said
     marked = frame.assign(kind=[str(i % 9) for i in range(n - 2)] + ["?", "?"])
     with pytest.warns(DataWarning, match=r"'kind' of 'dataframe' holds numbers but also 1 text value\(s\) \('\?' in 2 row\(s\)\)"):
         load_dataset(marked)
+
+
+def _coded(tmp_path: Path) -> Path:
+    """A CSV whose ``region`` is a code (1-4: no quantity) beside a real quantity, and PMLB's
+    layout of the same rows with a metadata.yaml declaring the code categorical."""
+    rng = np.random.default_rng(0)
+    n = 120
+    region = rng.integers(1, 5, size=n)
+    frame = pd.DataFrame(
+        {
+            "region": region,
+            "income": rng.normal(size=n),
+            "flag": rng.integers(0, 2, size=n),
+            # the class follows regions 1 and 4 together: no threshold on the code separates them
+            "target": np.isin(region, (1, 4)).astype(int),
+        }
+    )
+    frame.to_csv(tmp_path / "coded.csv", index=False)
+    (tmp_path / "pmlb" / "coded").mkdir(parents=True)
+    frame.to_csv(tmp_path / "pmlb" / "coded" / "coded.tsv.gz", sep="\t", index=False)
+    (tmp_path / "pmlb" / "coded" / "metadata.yaml").write_text(
+        "dataset: coded\ntask: classification\nfeatures:\n"
+        "  - name: region\n    type: nominal\n  - name: income\n    type: continuous\n"
+        "  - name: flag\n    type: binary\n"
+    )
+    return tmp_path / "coded.csv"
+
+
+def test_named_columns_of_codes_are_categories(tmp_path, monkeypatch):
+    path = _coded(tmp_path)
+    plain = load_dataset(str(path))
+    assert plain.categorical == ()  # numbers are quantities unless named
+    coded = load_dataset(str(path), categorical=["region"])
+    assert coded.categorical == ("region",) and coded.numeric == ("income", "flag")
+    assert coded.X["region"].dtype == object and coded.fingerprint != plain.fingerprint
+    # PMLB declares its feature types: categorical and nominal ones are categories
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path / "pmlb"))
+    assert load_dataset("pmlb:coded", categorical="declared").categorical == ("region",)
+    assert load_dataset("pmlb:coded").categorical == ()
+
+
+def test_categorical_columns_that_are_not_features_are_refused(tmp_path, monkeypatch):
+    path = str(_coded(tmp_path))
+    with pytest.raises(DataError, match=r"data.categorical: .*'regoin'.*closest: region"):
+        load_dataset(path, categorical=["regoin"])
+    with pytest.raises(DataError, match=r"'target' is the target column"):
+        load_dataset(path, categorical=["target"])
+    with pytest.raises(DataError, match=r"'declared' .* is not a PMLB source"):
+        load_dataset(path, categorical="declared")
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(tmp_path / "pmlb"))
+    (tmp_path / "pmlb" / "coded" / "metadata.yaml").write_text("task: classification\n")
+    with pytest.raises(DataError, match=r"lists none; list the categorical columns"):
+        load_dataset("pmlb:coded", categorical="declared")

@@ -12,7 +12,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from conftest import ROOT, tiny_spec
 from optuna.trial import TrialState
@@ -666,3 +668,32 @@ def test_an_objectives_identity_is_the_same_in_every_process_and_sees_through_wr
         pass
 
     assert _function_identity(Child())["code"] == _function_identity(Base())["code"] != ""
+
+
+def test_columns_of_codes_named_categorical_are_tuned_and_served_as_categories(workdir):
+    """A class that follows regions 1 and 4 of a region code: as a number no linear model can
+    separate it; as the category the spec says it is, one-hot columns do."""
+    rng = np.random.default_rng(0)
+    region = rng.integers(1, 5, size=160)
+    frame = pd.DataFrame(
+        {"region": region, "noise": rng.normal(size=160), "target": np.isin(region, (1, 4))}
+    )
+    frame.to_csv(workdir / "coded.csv", index=False)
+
+    def tuned(**data) -> float:
+        spec = tiny_spec(
+            study=f"coded-{len(data)}",
+            data={"source": "coded.csv", **data},
+            model={"family": "linear"},
+            n_trials=2,
+        )
+        result = tuneops.run(spec, output_dir=str(workdir / f"out-{len(data)}"))
+        model, meta = tuneops.load_model(result.model_path)
+        assert meta["data"]["categorical"] == list(data.get("categorical", []))
+        # served from the file's numbers (a request's JSON numbers), not the loaded categories
+        served = (model.predict(frame[["region", "noise"]]) == frame["target"]).mean()
+        assert served == pytest.approx(result.choice.selected.values[0], abs=0.05)
+        return result.choice.selected.values[0]
+
+    assert tuned(categorical=["region"]) > 0.97
+    assert tuned() < 0.8

@@ -357,7 +357,12 @@ def record_curves(
     data = (
         dataset
         if dataset is not None
-        else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+        else load_dataset(
+            spec.data.source,
+            target=spec.data.target,
+            task=spec.data.task,
+            categorical=spec.data.categorical,
+        )
     )
     objective = SpecObjective(spec, data)
     study = optuna.create_study(

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from tuneops.errors import DataError, unknown_name
 
@@ -140,14 +141,22 @@ def load_dataset(
     target: str | None = None,
     task: str = "auto",
     name: str | None = None,
+    categorical: str | Sequence[str] | None = None,
 ) -> Dataset:
     """Load a data source into a :class:`Dataset`.
 
+    ``categorical``: feature columns of numbers to take as categories (codes), or ``"declared"``
+    for those a PMLB source's ``metadata.yaml`` declares categorical or nominal (PMLB stores
+    every feature as a number). Text, boolean and category-typed columns are categories anyway.
+
     Raises:
-        DataError: the source is unknown, missing, empty, or has no such target column.
+        DataError: the source is unknown, missing, empty, or has no such target column; a
+            column named in ``categorical`` is not a feature; ``"declared"`` for a source that
+            declares nothing.
     """
     default_target: str | None
     declared: str | None = None  # the task the source itself declares (PMLB's metadata)
+    codes: Sequence[str] = () if categorical is None or categorical == "declared" else categorical
     if isinstance(source, pd.DataFrame):
         frame, default_target, name = source, "target", name or "dataframe"
     elif not isinstance(source, str):
@@ -159,6 +168,8 @@ def load_dataset(
     elif source.startswith("pmlb:"):
         frame, declared = _pmlb(source.removeprefix("pmlb:"))
         default_target = "target"
+        if categorical == "declared":
+            codes = _pmlb_categorical(pmlb_dir() / source.removeprefix("pmlb:") / "metadata.yaml")
     else:
         frame = _file(Path(source))
         default_target = "target" if "target" in frame.columns else None  # as spec.md says
@@ -197,6 +208,14 @@ def load_dataset(
         raise DataError(f"data: {name or source!r} has no feature columns besides {target!r}.")
     _refuse_infinite(frame, name or str(source))
     X.columns = [str(c) for c in X.columns]
+    if categorical == "declared" and not (isinstance(source, str) and source.startswith("pmlb:")):
+        raise DataError(
+            f"data.categorical: 'declared' takes the categorical columns a PMLB source declares, "
+            f"but {name or source!r} is not a PMLB source; list its categorical columns instead "
+            "(data.categorical: [COLUMN, ...])."
+        )
+    for c in _feature_names(codes, X, target, name or str(source)):
+        X[c] = X[c].astype("object")  # codes as categories: 3 and 3.0 stay the same category
     X, dropped = _drop_uninformative(X, name or str(source))
     y = frame[target].reset_index(drop=True)
     # PMLB's declared task describes its `target` column, not another column chosen as target
@@ -232,6 +251,32 @@ def load_dataset(
         categorical=categorical,
         dropped=dropped,
     )
+
+
+def _feature_names(
+    columns: Sequence[str], X: pd.DataFrame, target: str, name: str
+) -> Sequence[str]:
+    """``columns`` (``data.categorical``), each checked to be a feature of ``X``.
+
+    Raises:
+        DataError: naming a column that is the target or not in the data, with the closest.
+    """
+    for c in columns:
+        if c == target:
+            raise DataError(
+                f"data.categorical: {c!r} is the target column of {name!r}, not a feature; "
+                "remove it from data.categorical (a classification target is a category anyway)."
+            )
+        if c not in X.columns:
+            close = difflib.get_close_matches(c, list(X.columns), n=3)
+            raise DataError(
+                f"data.categorical: expected feature columns of {name!r}, received {c!r}, which "
+                "is not one"
+                + (f"; closest: {', '.join(close)}." if close else f"; columns: "
+                   f"{', '.join(map(str, X.columns[:30]))}.")
+                + " Fix the name in data.categorical."
+            )
+    return columns
 
 
 def _refuse_infinite(frame: pd.DataFrame, name: str) -> None:
@@ -470,6 +515,36 @@ def _pmlb_task(path: Path) -> str | None:
     found = re.search(r"^task:[ \t]*['\"]?(classification|regression)['\"]?[ \t]*(#.*)?$", text,
                       re.MULTILINE)
     return found.group(1) if found else None
+
+
+#: PMLB feature types read as categories (``binary`` 0/1 and ``ordinal`` stay numbers: order).
+_PMLB_CATEGORICAL = ("categorical", "nominal")
+
+
+def _pmlb_categorical(path: Path) -> tuple[str, ...]:
+    """The features a PMLB ``metadata.yaml`` declares categorical or nominal.
+
+    Raises:
+        DataError: the file is missing or lists no features (nothing is declared).
+    """
+    try:
+        meta = yaml.safe_load(path.read_text(errors="replace"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(
+            f"data.categorical: 'declared' reads the feature types of {str(path)!r}, which "
+            f"could not be read ({exc}); list the categorical columns instead."
+        ) from None
+    features = meta.get("features") if isinstance(meta, dict) else None
+    if not isinstance(features, list):
+        raise DataError(
+            f"data.categorical: 'declared' reads the feature types of {str(path)!r}, which "
+            "lists none; list the categorical columns instead (data.categorical: [COLUMN, ...])."
+        )
+    return tuple(
+        str(f["name"])
+        for f in features
+        if isinstance(f, dict) and "name" in f and f.get("type") in _PMLB_CATEGORICAL
+    )
 
 
 def _file(path: Path, *, text: Sequence[str] = ()) -> pd.DataFrame:

@@ -121,10 +121,19 @@ def run(
     backend = _backend_for(spec, address)
     if dataset is not None:
         data = load_dataset(
-            dataset, target=spec.data.target, task=spec.data.task, name=spec.data.source
+            dataset,
+            target=spec.data.target,
+            task=spec.data.task,
+            name=spec.data.source,
+            categorical=spec.data.categorical,
         )
     else:
-        data = load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+        data = load_dataset(
+            spec.data.source,
+            target=spec.data.target,
+            task=spec.data.task,
+            categorical=spec.data.categorical,
+        )
     spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
@@ -631,7 +640,12 @@ def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spe
     data = (
         dataset
         if dataset is not None
-        else load_dataset(spec.data.source, target=spec.data.target, task=spec.data.task)
+        else load_dataset(
+            spec.data.source,
+            target=spec.data.target,
+            task=spec.data.task,
+            categorical=spec.data.categorical,
+        )
     )
     stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
     if stored and stored != data.fingerprint:

@@ -246,7 +246,10 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
                 "pass data (--data FILE) with the features and the label column."
             )
         data = load_dataset(
-            source["source"], target=source.get("target"), task=source.get("task", "auto")
+            source["source"],
+            target=source.get("target"),
+            task=source.get("task", "auto"),
+            categorical=source.get("categorical"),
         )
         stored = (record.get("data") or {}).get("fingerprint")
         if stored and stored != data.fingerprint:

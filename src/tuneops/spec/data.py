@@ -9,9 +9,16 @@ from pydantic import (
     field_validator,
 )
 
-from tuneops.spec._base import _check, _is_text, _Model, _name
+from tuneops.spec._base import _check, _is_text, _Model, _name, _problem
 
 TASKS = ("auto", "classification", "regression")
+
+
+def _is_columns(v: Any) -> bool:
+    """``declared``, or a non-empty list of column names."""
+    if isinstance(v, str):
+        return v == "declared"
+    return isinstance(v, (list, tuple)) and bool(v) and all(_is_text(c) for c in v)
 
 
 class DataSpec(_Model):
@@ -20,6 +27,11 @@ class DataSpec(_Model):
     ``pos_label`` is the positive class of binary ``f1``, ``precision``, ``recall``,
     ``roc_auc`` and ``average_precision``. Default (None): the minority class of the training
     target; the class used is recorded in the results.
+
+    ``categorical`` names feature columns of numbers that are categories (codes: a product id, a
+    region number), to be encoded as categories rather than read as quantities; ``declared``
+    takes the columns a PMLB source's ``metadata.yaml`` declares categorical. Text, boolean and
+    category-typed columns are categories without being named.
     """
 
     SECTION = "data"
@@ -44,6 +56,26 @@ class DataSpec(_Model):
         | None
     ) = None
 
+    categorical: (
+        Annotated[
+            str | tuple[str, ...],
+            _check(
+                "a list of column names, or 'declared' (the columns a PMLB source declares "
+                "categorical)",
+                _is_columns,
+            ),
+        ]
+        | None
+    ) = None
+
+    @field_validator("categorical", mode="after")
+    @classmethod
+    def _distinct(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, tuple) and len(set(value)) != len(value):
+            twice = sorted({c for c in value if value.count(c) > 1})
+            raise _problem(f"column(s) {', '.join(map(repr, twice))} listed twice.")
+        return value
+
     @field_validator("source", mode="after")
     @classmethod
     def _strip(cls, value: str) -> str:
@@ -55,4 +87,8 @@ class DataSpec(_Model):
             out["target"] = self.target
         if self.pos_label is not None:
             out["pos_label"] = self.pos_label
+        if self.categorical is not None:
+            out["categorical"] = (
+                self.categorical if isinstance(self.categorical, str) else list(self.categorical)
+            )
         return out
