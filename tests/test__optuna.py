@@ -65,6 +65,8 @@ def test_study_attributes_and_shared_trials(study: optuna.Study) -> None:
     study.set_user_attr("k", 1)
     assert _optuna.study_user_attrs(study) == {"k": 1}
     assert _optuna.storage_of(study) is study._storage and isinstance(_optuna.study_id(study), int)
+    (listed,) = [s for s in study._storage.get_all_studies() if s.study_name == study.study_name]
+    assert _optuna.study_id_of(listed) == _optuna.study_id(study)
     trials = _optuna.read_trials(study)
     _optuna.share_trials(study, trials)  # the next ask() uses these instead of reading again
     assert study.ask().number == 0

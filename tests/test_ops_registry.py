@@ -13,6 +13,7 @@ import optuna
 import pandas as pd
 import pytest
 
+from tuneops.claims import Claim
 from tuneops.data import load_dataset
 from tuneops.errors import DataError, IntegrityError, UsageError
 from tuneops.ops.monitor import MonitorConfig
@@ -20,13 +21,13 @@ from tuneops.ops.registry import PREFIX, Registry, deploy, list_models
 from tuneops.ops.monitor import metric_value
 from tuneops.ops.retune import (
     RETUNE_ATTR,
-    RUN_ATTR,
     RetuneInterrupted,
     compare,
     monitor_batch,
     refresh,
     refresh_obstacle,
     retune,
+    retune_work,
     unfinished_retune,
 )
 from tuneops.storage import get_storage
@@ -534,7 +535,43 @@ def test_a_second_retune_of_the_same_data_is_refused_while_the_first_runs(
     assert [e["study"] for e in registry.events("retune")] == ["phon.retune-v2"]
     assert [v["version"] for v in registry.versions()] == [1, 2]
     study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
-    assert len(study.trials) == 3 and study.user_attrs[RUN_ATTR] is None  # released at the end
+    assert len(study.trials) == 3
+    # the claims are released at the end: no claim study is left
+    assert not [s for s in get_storage(None).get_all_studies() if s.study_name.startswith("tuneops-claim:")]
+
+
+def test_two_retunes_of_the_same_data_started_at_the_same_moment_run_once(deployed) -> None:
+    """Two monitors re-tune the same rows at the same moment (threads, each with its own
+    registry and storage objects): both found nothing to resume, reserved v2 and v3 and tuned,
+    registered and judged twice. Now one runs and the other is refused, naming it."""
+    import threading
+
+    from tuneops.errors import RunInProgress
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    start, answers = threading.Barrier(2), []
+
+    def monitor() -> None:
+        mine = Registry.open("phon")
+        start.wait()
+        try:
+            answers.append(retune(mine, recent, n_trials=2))
+        except RunInProgress as exc:
+            answers.append(exc)
+
+    threads = [threading.Thread(target=monitor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(type(a).__name__ for a in answers) == ["RetuneOutcome", "RunInProgress"], answers
+    (refused,) = [a for a in answers if isinstance(a, RunInProgress)]
+    assert "against champion v1 of 'phon') is being run by" in str(refused) or (
+        "a re-tuning of these data against champion v1 of 'phon' is being run by" in str(refused)
+    ), refused
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert [e["study"] for e in registry.events("retune")] == ["phon.retune-v2"]
 
 
 def _stopped_when_comparing(registry, recent, monkeypatch) -> RetuneInterrupted:
@@ -565,12 +602,12 @@ def test_a_retune_whose_run_died_is_resumed_by_the_next(deployed, monkeypatch) -
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     study = optuna.load_study(study_name="phon.retune-v2", storage=get_storage(None))
-    study.set_user_attr(
-        RUN_ATTR,
-        {"run": "x", "host": socket.gethostname(), "pid": int(gone.stdout), "since": 1.0},
-    )
+    dead = {"run": "x", "host": socket.gethostname(), "pid": int(gone.stdout), "since": 1.0}
+    left = Claim(get_storage(None), retune_work("phon", study.user_attrs[RETUNE_ATTR]), dead)
+    assert left.acquire() is None  # the claim of a run killed outright, never released
     outcome = retune(registry, recent, n_trials=2)
     assert (outcome.study, outcome.challenger) == ("phon.retune-v2", 2)
+    assert not [s for s in get_storage(None).get_all_studies() if s.study_name.startswith("tuneops-claim:")]
 
 
 def test_a_retune_stopped_after_registering_its_challenger_compares_it_when_resumed(

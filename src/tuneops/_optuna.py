@@ -38,12 +38,14 @@ from optuna.storages._rdb import storage as _rdb
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
 from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.study._frozen import FrozenStudy
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 __all__ = [
     "storage_of",
     "study_id",
+    "study_id_of",
     "trial_id",
     "read_trials",
     "read_trial",
@@ -85,6 +87,12 @@ def storage_of(study: optuna.Study) -> BaseStorage:
 
 def study_id(study: optuna.Study) -> int:
     """The storage's id of ``study`` (``Study._study_id``)."""
+    return study._study_id
+
+
+def study_id_of(study: FrozenStudy) -> int:
+    """The storage's id of a study that ``storage.get_all_studies()`` listed
+    (``FrozenStudy._study_id``)."""
     return study._study_id
 
 

@@ -121,6 +121,15 @@ REFERENCE = "tuneops:reference_ns"
 STRATEGY = "tuneops:strategy"
 #: Name prefix of the studies that hold model registries (tuneops.ops.registry), not trials.
 REGISTRY_PREFIX = "tuneops-registry:"
+#: Name prefix of the studies that hold claims on a piece of work (tuneops.claims), not trials.
+CLAIM_PREFIX = "tuneops-claim:"
+
+
+def internal(name: str) -> bool:
+    """Whether study ``name`` is tuneops' own bookkeeping (a registry, a claim), not a study of
+    trials to list to a user."""
+    return name.startswith((REGISTRY_PREFIX, CLAIM_PREFIX))
+
 
 METRICS = "metrics"
 FAMILY = "family"
@@ -386,7 +395,7 @@ def load_study(
         names = [
             s.study_name
             for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-            if not s.study_name.startswith(REGISTRY_PREFIX)  # a registry is not a study to show
+            if not internal(s.study_name)  # a registry or a claim is not a study to show
         ]
         raise StudyNotFound(
             f"no study {name!r} in storage {mask_url(resolve_url(storage_url))!r}; studies there: "

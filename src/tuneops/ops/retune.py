@@ -21,10 +21,12 @@ recent data against the same champion: its study records what it re-tunes (``tun
 the champion's version and the fingerprints of the recent data and of its tuning part), and
 while no ``retune`` event names it, :func:`retune` continues it under the same version number
 (its finished trials kept, the ones it abandoned run again) instead of starting another. One
-process runs a re-tuning at a time: the study records the one running it (``tuneops:retune-run``,
-with a heartbeat), and a second run of the same re-tuning while that process lives is refused
-(:class:`~tuneops.errors.RunInProgress`, naming it) rather than resumed beside it, which would
-register and judge its challenger twice.
+process runs a re-tuning at a time: before it reads or writes anything else, a run claims the
+re-tuning (its champion and data fingerprints, :func:`retune_work`) with an atomic claim in the
+registry's storage that its heartbeat keeps alive (:class:`tuneops.claims.Claim`), and a second
+run of the same re-tuning while that process lives, even one started at the same moment, is
+refused (:class:`~tuneops.errors.RunInProgress`, naming it) rather than run beside it, which
+would register and judge a challenger twice.
 
 Once its ``retune`` event is recorded, a re-tuning is decided: the event and the promotion it
 decides are written as one step for a stop (SIGINT/SIGTERM take effect after both), and the
@@ -44,11 +46,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import json
 import re
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +58,11 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from tuneops import runner, tuning
+from tuneops import _optuna, runner, tuning
+from tuneops.claims import Claim
 from tuneops.data import fingerprint, load_dataset
 from tuneops.errors import DataError, NoFeasibleTrial, RunInProgress, UsageError
-from tuneops.heartbeat import GRACE_S, INTERVAL_S, run_alive
+from tuneops.heartbeat import GRACE_S
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
 from tuneops.measure import score
@@ -84,7 +87,7 @@ __all__ = [
     "RetuneOutcome",
     "RetuneInterrupted",
     "RETUNE_ATTR",
-    "RUN_ATTR",
+    "retune_work",
     "unfinished_retune",
     "recorded_retune",
     "retune",
@@ -124,16 +127,15 @@ class RetuneOutcome:
 #: beat; ``data``, ``tuning_data``: fingerprints of the recent data and of its tuning part;
 #: ``version``: the number its challenger gets). A stopped re-tuning is resumed by it.
 RETUNE_ATTR = "tuneops:retune"
-#: User attribute of a re-tuning study: the process running it (``run``: a token of that run;
-#: ``id``, ``host``, ``pid``; ``since``; ``seen``: its latest heartbeat, Unix times), None once it
-#: ended. While that process lives (:func:`tuneops.heartbeat.run_alive`), no other resumes it.
-RUN_ATTR = "tuneops:retune-run"
-#: Seconds a run that claims a stopped re-tuning waits before it reads its claim back. Storages
-#: offer no compare-and-set on attributes: of two runs that claim it at the same moment, the one
-#: whose claim is written last holds it, and the other sees that claim when it reads and gives
-#: way. The wait covers a claim's round trip to the storage (two claims written further apart
-#: than that find the first one alive and are refused before they write).
-CLAIM_SETTLE_S = 0.5
+
+
+def retune_work(model: str, mark: Mapping[str, Any]) -> str:
+    """What a run of a re-tuning claims (:class:`tuneops.claims.Claim`): the re-tuning of
+    ``model`` that ``mark`` describes (:data:`RETUNE_ATTR`: the champion and the fingerprints
+    of the recent data and of its tuning part; its version is decided under the claim)."""
+    key = {k: mark[k] for k in ("champion", "data", "tuning_data")}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{_study_base(model)}.retune-{digest}"
 
 
 class RetuneInterrupted(runner.Interrupted):
@@ -448,59 +450,65 @@ def retune(
     )
     data_fp = fingerprint(frame.drop(columns=[target]), frame[target])
     mark = {"champion": champion_version, "data": data_fp, "tuning_data": dataset.fingerprint}
-    # Decided already (a run stopped after it recorded its outcome): that outcome, not the same
-    # rows tuned again under a new version.
-    recorded = recorded_retune(registry, champion_version, data_fp, dataset.fingerprint)
-    if recorded is not None:
-        return _recorded_outcome(registry, recorded)
-    # A re-tuning of the same data against the same champion that was stopped goes on where it
-    # stopped, under the version number it holds (not a new study, a new number, its trials lost).
-    resumed = unfinished_retune(registry, champion_version, data_fp, dataset.fingerprint)
-    # the number names the re-tuning study; the challenger gets it
-    number = resumed[0] if resumed is not None else registry.reserve_version()
-    spec = load_spec(
-        champion["spec"],
-        study=_study_name(registry.name, number),
-        n_trials=n_trials or config.retune_trials,
-        n_workers=1,
-        storage=resolve_url(registry.storage_url),
-        seed=seed,
-        cv_folds=n_folds,
-        output_dir=str(Path(out_dir) / _study_name(registry.name, number)),
-    )
-    fewer = load_spec(champion["spec"]).cv_folds
-    folds_note = (
-        f"re-tuned on {n_folds} cross-validation folds, not the champion's {fewer}: a class of "
-        "the recent data has that few rows in its tuning part"
-        if n_folds < fewer
-        else None
-    )
-    metric = champion["profile"]["metric"]
-    configs = warm_start_configs(registry, champion, limit=max(1, (spec.n_trials or 2) // 2))
-    outcome = RetuneOutcome(
-        "keep",
-        [],
-        champion_version,
-        None,
-        spec.study,
-        metric,
-        holdout_rows=len(holdout),
-        warm_start=[{"source": s, "params": p} for s, p in configs],
-        rows=len(tune_part),
-    )
+    run = _Run(registry, champion_version, mark)
+    number: int | None = None
     study: optuna.Study | None = None
+    outcome: RetuneOutcome | None = None
     decided = False
-    run = _Run(registry.name, champion_version)
     try:
-        if resumed is not None:  # another process may be running it: refused before any write
-            run.claim(load_study(spec.study, registry.storage_url))
-        study = _open_warm(spec, dataset, configs, {**mark, "version": number}, run.record)
-        with run.beating(study):
+        run.claim()  # another process runs this re-tuning: refused before anything is written
+        with run.beating():  # released however this ends
+            # Decided already (a run stopped after it recorded its outcome): that outcome, not
+            # the same rows tuned again under a new version.
+            recorded = recorded_retune(registry, champion_version, data_fp, dataset.fingerprint)
+            if recorded is not None:
+                return _recorded_outcome(registry, recorded)
+            # A re-tuning of the same data against the same champion that was stopped goes on
+            # where it stopped, under the version number it holds (not a new study, a new
+            # number, its trials lost).
+            resumed = unfinished_retune(registry, champion_version, data_fp, dataset.fingerprint)
+            # the number names the re-tuning study; the challenger gets it
+            number = resumed[0] if resumed is not None else registry.reserve_version()
+            name = _study_name(registry.name, number)
+            run.names(name)
+            spec = load_spec(
+                champion["spec"],
+                study=name,
+                n_trials=n_trials or config.retune_trials,
+                n_workers=1,
+                storage=resolve_url(registry.storage_url),
+                seed=seed,
+                cv_folds=n_folds,
+                output_dir=str(Path(out_dir) / name),
+            )
+            fewer = load_spec(champion["spec"]).cv_folds
+            folds_note = (
+                f"re-tuned on {n_folds} cross-validation folds, not the champion's {fewer}: a "
+                "class of the recent data has that few rows in its tuning part"
+                if n_folds < fewer
+                else None
+            )
+            metric = champion["profile"]["metric"]
+            configs = warm_start_configs(
+                registry, champion, limit=max(1, (spec.n_trials or 2) // 2)
+            )
+            outcome = RetuneOutcome(
+                "keep",
+                [],
+                champion_version,
+                None,
+                spec.study,
+                metric,
+                holdout_rows=len(holdout),
+                warm_start=[{"source": s, "params": p} for s, p in configs],
+                rows=len(tune_part),
+            )
+            study = _open_warm(spec, dataset, configs, {**mark, "version": number})
             result = tuning.run(spec, dataset=tune_part)
             if result.choice is None:
                 outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
             else:
-                run.check(study)  # taken over while this run was stalled: it registers, not this
+                run.check(name)  # taken over while this run was stalled: it registers, not this
                 challenger = _challenger(
                     registry, number, result, dataset, spec, champion_version, config
                 )
@@ -517,98 +525,61 @@ def retune(
                 if outcome.decision == "promote" and outcome.challenger is not None:
                     registry.promote(outcome.challenger, outcome.reasons[0])
     except KeyboardInterrupt as exc:
-        if decided:
+        if decided and outcome is not None:
             stop = runner.Interrupted.of(exc)
             raise RetuneInterrupted(
                 stop.signum, study=outcome.study, version=number, outcome=outcome
             ) from None
         raise _interrupted(exc, registry, study, number) from None
+    assert outcome is not None  # set before the event is recorded
     return outcome
 
 
 class _Run:
-    """This process's hold on a re-tuning study (:data:`RUN_ATTR`): claimed when it resumes one,
-    written with the study when it creates one, refreshed every heartbeat interval while it
-    runs, and cleared when it ends, however it ends."""
+    """This process's hold on a re-tuning (:func:`retune_work`): an atomic claim in the
+    registry's storage (:class:`tuneops.claims.Claim`), taken before the run reads or writes
+    anything of the re-tuning, refreshed every heartbeat interval while it runs, and released
+    when it ends, however it ends."""
 
-    def __init__(self, model: str, champion: int) -> None:
-        now = time.time()
-        self.model, self.champion = model, champion
-        self.record: dict[str, Any] = {
-            "run": uuid.uuid4().hex,
-            **runner.worker_identity(),
-            "since": now,
-            "seen": now,
-        }
+    def __init__(self, registry: Registry, champion: int, mark: Mapping[str, Any]) -> None:
+        self.model, self.champion = registry.name, champion
+        self._claim = Claim(
+            _optuna.storage_of(registry.study),
+            retune_work(registry.name, mark),
+            runner.worker_identity(),
+        )
 
-    def _holder(self, study: optuna.Study) -> dict[str, Any] | None:
-        holder = study.user_attrs.get(RUN_ATTR)  # read from the storage, not a cached copy
-        return dict(holder) if isinstance(holder, Mapping) else None
-
-    def claim(self, study: optuna.Study) -> None:
-        """Take ``study`` (a stopped re-tuning to resume) for this run.
+    def claim(self) -> None:
+        """Take the re-tuning for this run.
 
         Raises:
-            RunInProgress: the process that runs it still lives, or claimed it at the same
-                moment; nothing was written but this run's withdrawn claim.
+            RunInProgress: a process that lives runs it (claimed it first, even at the same
+                moment); nothing was written.
         """
-        holder = self._holder(study)
-        if holder is not None and run_alive(holder, now=time.time()):
-            raise RunInProgress(self._refusal(study.study_name, holder))
-        study.set_user_attr(RUN_ATTR, self.record)
-        try:
-            time.sleep(CLAIM_SETTLE_S)
-            holder = self._holder(study)
-        except BaseException:  # stopped while settling: the claim is not left to time out
-            self._release(study)
-            raise
-        if holder is None or holder.get("run") != self.record["run"]:
-            raise RunInProgress(self._refusal(study.study_name, holder or {}))
+        holder = self._claim.acquire()
+        if holder is not None:
+            raise RunInProgress(self._refusal(holder))
 
-    def _release(self, study: optuna.Study) -> None:
-        """Clear the claim if it is still this run's (never raises: ending, a failed write
-        only makes the next run wait out the grace period)."""
-        with contextlib.suppress(Exception):
-            holder = self._holder(study)
-            if holder is not None and holder.get("run") == self.record["run"]:
-                study.set_user_attr(RUN_ATTR, None)
+    def names(self, study: str) -> None:
+        """Record the re-tuning study this run runs, for the message of a run it refuses."""
+        self._claim.update(study=study)
 
-    def check(self, study: optuna.Study) -> None:
-        """Raise :class:`RunInProgress` when another run has taken ``study`` over (this one
-        was silent for longer than the grace period, and the other found it dead)."""
-        holder = self._holder(study)
-        if holder is not None and holder.get("run") != self.record["run"]:
+    def check(self, study: str) -> None:
+        """Raise :class:`RunInProgress` when another run has taken the re-tuning over (this
+        one was silent for longer than the grace period, and the other found it dead)."""
+        holder = self._claim.check()
+        if holder is not None:
             raise RunInProgress(
-                f"re-tuning study {study.study_name} was taken over by "
+                f"re-tuning study {study} was taken over by "
                 f"{holder.get('id', 'another process')} while this run was silent for more "
                 f"than {GRACE_S:g} s (no heartbeat reached the storage): that run registers and "
                 "judges its challenger; this one stops without registering anything."
             )
 
-    @contextlib.contextmanager
-    def beating(self, study: optuna.Study) -> Iterator[None]:
-        """Refresh the claim's ``seen`` every heartbeat interval in a background thread (a
-        missed beat only shortens the time others wait); clear the claim on the way out."""
-        stop = threading.Event()
+    def beating(self) -> contextlib.AbstractContextManager[None]:
+        return self._claim.beating()
 
-        def beat() -> None:
-            while not stop.wait(INTERVAL_S):
-                with contextlib.suppress(Exception):  # a heartbeat must never stop the run
-                    holder = self._holder(study)
-                    if holder is None or holder.get("run") != self.record["run"]:
-                        return  # taken over (check() stops this run before it registers)
-                    study.set_user_attr(RUN_ATTR, {**self.record, "seen": time.time()})
-
-        thread = threading.Thread(target=beat, name="tuneops-retune-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-            self._release(study)
-
-    def _refusal(self, study: str, holder: Mapping[str, Any]) -> str:
+    def _refusal(self, holder: Mapping[str, Any]) -> str:
         who = str(holder.get("id") or "another process")
         since = holder.get("since")
         when = (
@@ -623,12 +594,15 @@ class _Run:
             if isinstance(seen, int | float)
             else ""
         )
+        study = holder.get("study")
+        what = f"these data against champion v{self.champion} of {self.model!r}"
+        what = f"re-tuning study {study} ({what})" if study else f"a re-tuning of {what}"
+        follow = f" (`tuneops show {study}` follows it)" if study else ""
         return (
-            f"re-tuning study {study} (these data against champion v{self.champion} of "
-            f"{self.model!r}) is being run by {who}{when}{ago}; expected no other run of it, "
-            "as two would register and judge its challenger twice. Wait for that run to end "
-            f"(`tuneops show {study}` follows it), or stop it and run this command again to "
-            "resume what it kept. Nothing was tuned or registered."
+            f"{what} is being run by {who}{when}{ago}; expected no other run of it, as two "
+            f"would register and judge its challenger twice. Wait for that run to end{follow}, "
+            "or stop it and run this command again to resume what it kept. Nothing was tuned "
+            "or registered."
         )
 
 
@@ -879,7 +853,7 @@ def _challenger(
 
 
 def _interrupted(
-    exc: KeyboardInterrupt, registry: Registry, study: optuna.Study | None, number: int
+    exc: KeyboardInterrupt, registry: Registry, study: optuna.Study | None, number: int | None
 ) -> RetuneInterrupted:
     """``exc`` as a :class:`RetuneInterrupted` saying what the stopped re-tuning kept."""
     stop = runner.Interrupted.of(exc)
@@ -904,11 +878,9 @@ def _open_warm(
     dataset: Any,
     configs: Sequence[tuple[str, Mapping[str, Any]]],
     mark: Mapping[str, Any],
-    run: Mapping[str, Any],
 ) -> optuna.Study:
     """Create the re-tuning study as ``tuning.run`` would, with the warm-start trials queued
-    first, ``run`` (:data:`RUN_ATTR`: who runs it) and then ``mark`` (:data:`RETUNE_ATTR`: what
-    it re-tunes) recorded; returns it. A run that finds the mark finds the claim with it.
+    first and ``mark`` (:data:`RETUNE_ATTR`: what it re-tunes) recorded; returns it.
 
     ``tuning.run`` then resumes it: the queued trials count against ``n_trials`` and run first.
     """
@@ -921,7 +893,6 @@ def _open_warm(
             tuning.SPEC_ATTR: spec.to_dict(),
             tuning.OBJECTIVES_ATTR: [o.to_dict() for o in spec.objectives],
             tuning.DATA_ATTR: dataset.summary(),
-            RUN_ATTR: dict(run),
             RETUNE_ATTR: dict(mark),
         },
         identity=spec.to_dict(),
