@@ -684,6 +684,56 @@ def test_a_retune_stopped_after_recording_its_outcome_says_so_and_is_not_tuned_a
     assert len(registry.events("retune")) == 1 and len(registry.events("promote")) == 2
 
 
+@pytest.mark.parametrize("labels", ["as trained", "flipped"])
+def test_a_refresh_stopped_after_recording_its_outcome_is_not_refitted_again(
+    deployed, cli, monkeypatch, labels
+) -> None:
+    """SIGTERM just after the `refresh` event was recorded: the outcome was printed and the stop
+    said it was recorded, but the same command refitted the same rows again as v3 (and, after a
+    promotion, judged that refit against the refit it had promoted). Now it finds the recorded
+    outcome; another --seed refits anew."""
+    import signal
+
+    registry, _, pool = deployed
+    rows = pool.iloc[:300] if labels == "as trained" else flipped(pool.iloc[:300])
+    rows.to_csv("since.csv", index=False)
+    record = Registry.record
+
+    def record_then_stop(self, kind, **payload):
+        event = record(self, kind, **payload)
+        if kind == "refresh":
+            signal.raise_signal(signal.SIGTERM)
+        return event
+
+    monkeypatch.setattr(Registry, "record", record_then_stop)
+    code, out, err = cli("retune", "--refresh", "--data", "since.csv", "--json")
+    assert code == 143, err
+    first = json.loads(out)
+    assert first["challenger"] == 2 and (labels == "as trained" or first["decision"] == "promote")
+    err = " ".join(err.split())
+    assert (
+        "Stopped by SIGTERM: the refresh had finished and its outcome is recorded (challenger v2 "
+        in err
+    ), err
+    assert (
+        "`tuneops retune --data since.csv --model phon --refresh` finds that outcome and prints "
+        "it, without refitting." in err
+    ), err
+    monkeypatch.setattr(Registry, "record", record)
+    code, out, err = cli("retune", "--refresh", "--data", "since.csv", "--json")
+    assert code == 0, err
+    found = json.loads(out)
+    assert {k: v for k, v in found.items() if k != "reasons"} == {
+        k: v for k, v in first.items() if k != "reasons"
+    }
+    assert found["reasons"][:-1] == first["reasons"]
+    assert "by an earlier refresh of v1 on the same rows; not refitted again" in found["reasons"][-1]
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert len(registry.events("refresh")) == 1
+    code, out, err = cli("retune", "--refresh", "--data", "since.csv", "--seed", "1", "--json")
+    assert code == 0 and json.loads(out)["challenger"] == 3, err
+
+
 def test_a_promotion_a_crash_left_undone_is_finished_by_the_next_retune(deployed, monkeypatch) -> None:
     """The process died between the `retune` event (decision promote) and the promotion: the
     next re-tuning of the same rows promotes the recorded challenger instead of tuning again."""

@@ -537,7 +537,7 @@ def _retune_stopped(
     stop = runner.Interrupted.of(exc)
     if decided is not None:
         then = (
-            "refits it again as a new version"
+            "finds that outcome and prints it, without refitting"
             if refresh
             else "finds that outcome and prints it, without re-tuning"
         )
@@ -584,7 +584,7 @@ def _retune_kept(stop: runner.Interrupted) -> tuple[str, str] | None:
     outcome = getattr(stop, "outcome", None)  # stopped after the outcome was recorded
     if outcome is not None:
         return _decided(outcome), (
-            "refits it again as a new version"
+            "does not refit the same rows again"
             if outcome.method == "refresh"
             else "finds that outcome, without re-tuning"
         )

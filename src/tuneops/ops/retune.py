@@ -39,7 +39,9 @@ A challenger promoted after a change was fitted on the few rows that showed the 
 one 200-row batch by default). :func:`refresh` refits the champion's own configuration on the
 labelled rows gathered since (``monitor.refresh_rows`` at most) and promotes the refit only when
 it scores at least as well as the champion on rows neither was fitted on: no search, one fit.
-Every outcome is a ``refresh`` event.
+Every outcome is a ``refresh`` event, which records the rows it was fitted and judged on; a
+refresh of the same rows against the same champion (or the refit it promoted) finds that
+outcome instead of refitting them again (:func:`recorded_refresh`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ __all__ = [
     "retune_work",
     "unfinished_retune",
     "recorded_retune",
+    "recorded_refresh",
     "retune",
     "refresh",
     "refresh_obstacle",
@@ -224,9 +227,27 @@ def recorded_retune(
     return None
 
 
+def recorded_refresh(
+    registry: Registry, champion: int, refreshed: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The newest ``refresh`` event of these rows (``refreshed``: the fingerprints of the rows
+    the champion was refitted on and of the held-out rows, as :func:`refresh` records them)
+    judged against ``champion``, or that promoted ``champion``; None when there
+    is none. A refresh stopped after recording it (its outcome never printed) is thereby not
+    refitted again by the same command."""
+    for event in reversed(registry.events("refresh")):
+        if event.get("refreshed") != refreshed:
+            continue
+        promoted = event.get("decision") == "promote" and event.get("challenger") == champion
+        if event.get("champion") == champion or promoted:
+            return event
+    return None
+
+
 def _recorded_outcome(registry: Registry, event: Mapping[str, Any]) -> RetuneOutcome:
     """The outcome ``event`` recorded, its promotion done if the run that decided it stopped
-    before (a crash between the two writes), with a reason saying it was found, not re-tuned."""
+    before (a crash between the two writes), with a reason saying it was found, not re-tuned
+    (or, for a refresh, not refitted)."""
     names = set(RetuneOutcome.__dataclass_fields__)
     outcome = RetuneOutcome(**{k: v for k, v in event.items() if k in names})
     outcome.reasons = list(outcome.reasons)
@@ -236,10 +257,16 @@ def _recorded_outcome(registry: Registry, event: Mapping[str, Any]) -> RetuneOut
         later = events[next((i for i, e in enumerate(events) if e == event), 0) :]
         if not any(e["kind"] == "promote" and e.get("version") == challenger for e in later):
             registry.promote(challenger, outcome.reasons[0])
-    outcome.reasons.append(
-        f"recorded at {event.get('time')} by an earlier run on the same rows (re-tuning study "
-        f"{outcome.study}); not re-tuned again: another seed re-tunes them anew"
-    )
+    if outcome.method == "refresh":
+        outcome.reasons.append(
+            f"recorded at {event.get('time')} by an earlier refresh of v{outcome.champion} on "
+            "the same rows; not refitted again: another seed splits them anew"
+        )
+    else:
+        outcome.reasons.append(
+            f"recorded at {event.get('time')} by an earlier run on the same rows (re-tuning "
+            f"study {outcome.study}); not re-tuned again: another seed re-tunes them anew"
+        )
     return outcome
 
 
@@ -681,7 +708,9 @@ def refresh(
     refit is registered as a version (source kind ``refresh``) and promoted when its metric on
     the held-out rows is not worse than the champion's and it meets the spec's constraints: the
     same configuration fitted on more rows of the same period, so a tie goes to the larger
-    sample. Every outcome is a ``refresh`` event.
+    sample. Every outcome is a ``refresh`` event; a refresh of the same rows (same ``seed``)
+    recorded already against this champion, or that promoted it, is returned as it was
+    recorded (its promotion finished if a crash left it undone), not refitted again.
 
     Raises:
         DataError: the window or the held-out rows lack columns or labels, or are too small.
@@ -702,6 +731,15 @@ def refresh(
     else:
         holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1, classes)
     fit_part = frame.reset_index(drop=True)
+    # What this refresh refits and judges on: a refresh of the same rows against the same
+    # champion recorded already (stopped after its event) is that outcome, not another refit.
+    refreshed = {
+        "data": fingerprint(fit_part.drop(columns=[target]), fit_part[target]),
+        "holdout": fingerprint(holdout.drop(columns=[target]), holdout[target]),
+    }
+    recorded = recorded_refresh(registry, champion_version, refreshed)
+    if recorded is not None:
+        return _recorded_outcome(registry, recorded)
     source = champion.get("source") or {}
     if "study" not in source or "trial" not in source:
         raise UsageError(
@@ -760,7 +798,7 @@ def refresh(
     decided = False
     try:
         with runner.signals_held():  # the decision and its promotion: one step for a stop
-            registry.record("refresh", trigger=trigger, **outcome.to_dict())
+            registry.record("refresh", trigger=trigger, refreshed=refreshed, **outcome.to_dict())
             decided = True
             if outcome.decision == "promote":
                 registry.promote(challenger["version"], outcome.reasons[0])
