@@ -92,7 +92,7 @@ def test_bad_alert_settings_name_the_field() -> None:
     ):
         AlertConfig.from_raw({"webhook": "ftp://x"})
     with pytest.raises(
-        SpecError, match="monitor.alerts.on: unknown alert kind 'rolback'.*'rollback'"
+        SpecError, match=r"monitor\.alerts\.on\[0\]: unknown alert kind 'rolback'.*'rollback'"
     ):
         AlertConfig.from_raw({"on": ["rolback"]})
     with pytest.raises(SpecError, match="unknown alert setting 'hook'"):
@@ -154,10 +154,14 @@ def test_a_webhook_with_a_login_in_it_is_refused_where_it_is_written(url: str) -
     webhook never delivered; both validators say so when the spec is loaded."""
     from tuneops.spec import Monitor
 
-    with pytest.raises(SpecError, match="without user:password@"):
+    with pytest.raises(SpecError, match="without user:password@") as refused:
         AlertConfig.from_raw({"webhook": url})
-    with pytest.raises(SpecError, match="without user:password@"):
+    with pytest.raises(SpecError, match="without user:password@") as loaded:
         Monitor.from_raw({"alerts": {"webhook": url}})
+    # the spec's message showed the whole URL, login included
+    for message in (str(refused.value), str(loaded.value)):
+        assert "received 'https://hooks.example" in message and "pw@" not in message
+        assert "tok@" not in message, message
 
 
 @pytest.mark.parametrize(
@@ -172,16 +176,48 @@ def test_a_malformed_webhook_is_refused_and_never_stops_monitoring(
     decision was recorded or applied) with a traceback printing the secret path."""
     from tuneops.spec import Monitor
 
-    with pytest.raises(SpecError, match="webhook: expected"):
+    with pytest.raises(SpecError, match="webhook: expected") as refused:
         AlertConfig.from_raw({"webhook": url})
-    with pytest.raises(SpecError, match="webhook"):
+    with pytest.raises(SpecError, match="webhook: expected") as loaded:
         Monitor.from_raw({"alerts": {"webhook": url}})
+    # the spec's message printed the secret path (received 'https://h/T0 0/s3cret')
+    assert "s3cret" not in str(refused.value) and "s3cret" not in str(loaded.value), loaded.value
     # from the environment, or however it got past the check: a failed delivery, no secret
     monkeypatch.setenv("TUNEOPS_TEST_HOOK", url)
     for config in (AlertConfig.from_raw({"webhook": "${TUNEOPS_TEST_HOOK}"}), AlertConfig(webhook=url)):
         delivered = send_alert(config, "rollback", model="m", summary="s")
         assert len(delivered) == 1 and not delivered[0].ok
         assert "s3cret" not in (delivered[0].error or ""), delivered[0].error
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"webhook": "ftp://x/s3cret"}, {"webhook": "https://h:1:2/s3cret"}, {"webhook": 5},
+     {"command": ""}, {"command": ["a", 1]}, {"command": "notify-send 'unclosed"},
+     {"on": ["warn", "slos"]}, {"on": 5}, {"timeout_s": 0}, {"repeat_s": -1},
+     {"hook": "http://x"}, ["webhook"]],
+)
+def test_the_spec_and_the_alerts_module_refuse_alert_settings_in_the_same_words(raw) -> None:
+    """One validator (the spec's section) serves both: the spec's messages showed a webhook's
+    secret path and named no index in `on`, the module's named no keys of the mapping, and a
+    command with an unclosed quote passed the spec and crashed the module (ValueError)."""
+    from tuneops.spec import Monitor
+
+    with pytest.raises(SpecError) as module:
+        AlertConfig.from_raw(raw)
+    with pytest.raises(SpecError) as spec:
+        Monitor.from_raw({"alerts": raw})
+    assert str(module.value) == str(spec.value) and str(spec.value).startswith("monitor.alerts")
+    assert "s3cret" not in str(spec.value)
+
+
+def test_a_command_string_is_split_as_a_shell_would() -> None:
+    assert AlertConfig.from_raw({"command": "notify-send 'model changed'"}).command == (
+        "notify-send", "model changed")
+    with pytest.raises(SpecError, match=r"monitor\.alerts\.command: expected a command line that "
+                       r"splits as a shell would \(No closing quotation\), received \"a 'b\"\. "
+                       "Close the quote"):
+        AlertConfig.from_raw({"command": "a 'b"})
 
 
 def test_a_command_that_appends_its_input_keeps_one_alert_per_line(tmp_path: Path) -> None:

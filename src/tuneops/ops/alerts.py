@@ -1,6 +1,7 @@
 """Alerts: tell a person (or a pager) when the production loop decides something.
 
-The spec's ``monitor.alerts`` section (a plain mapping, validated by :meth:`AlertConfig.from_raw`)::
+The spec's ``monitor.alerts`` section (validated by :class:`tuneops.spec.AlertSettings`, which
+:meth:`AlertConfig.from_raw` uses too)::
 
     monitor:
       alerts:
@@ -25,7 +26,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import shlex
 import subprocess
 import urllib.error
 import urllib.parse
@@ -34,8 +34,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuneops.errors import SpecError, unknown_name
-from tuneops.spec import ALERT_KINDS, WEBHOOK_FROM_ENV, webhook_problem, yaml_on_key
+from tuneops.errors import unknown_name
+from tuneops.spec import (
+    ALERT_KINDS,
+    WEBHOOK_FROM_ENV,
+    AlertSettings,
+    command_argv,
+    webhook_problem,
+    webhook_shown,
+)
 
 __all__ = ["ALERT_KINDS", "AlertConfig", "Delivery", "send_alert", "alerts_for_assessment"]
 
@@ -55,81 +62,22 @@ class AlertConfig:
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.alerts") -> AlertConfig:
-        """Validate a ``monitor.alerts`` mapping (None: no alerts).
+        """Validate a ``monitor.alerts`` mapping (None: no alerts) as the spec does
+        (:class:`tuneops.spec.AlertSettings`: one validator, whose messages never show a
+        webhook's path or query).
 
         Raises:
             SpecError: an unknown key, a webhook that is not an http(s) URL, an unknown kind.
         """
-        if raw is None:
-            return cls()
         if isinstance(raw, AlertConfig):
             return raw
-        if not isinstance(raw, Mapping):
-            raise SpecError(
-                f"{field_name}: expected a mapping (webhook, command, on, timeout_s, repeat_s), "
-                f"received {type(raw).__name__}."
-            )
-        raw = yaml_on_key(raw)
-        valid = ("webhook", "command", "on", "timeout_s", "repeat_s")
-        for key in raw:
-            if key not in valid:
-                raise SpecError(unknown_name("alert setting", key, valid, field=field_name))
-        webhook = raw.get("webhook")
-        problem = None if webhook is None else webhook_problem(webhook)
-        if problem is not None:
-            shown = _where(webhook) if isinstance(webhook, str) else repr(webhook)
-            raise SpecError(f"{field_name}.webhook: {problem}, received {shown}.")
-        command = raw.get("command")
-        if command is not None:
-            if isinstance(command, str):
-                command = shlex.split(command)
-            if (
-                not isinstance(command, Sequence)
-                or not command
-                or not all(isinstance(c, str) for c in command)
-            ):
-                raise SpecError(
-                    f"{field_name}.command: expected a command line (a string or a list "
-                    f"of strings), received {raw.get('command')!r}."
-                )
-            command = tuple(command)
-        on = raw.get("on", ALERT_KINDS)
-        if isinstance(on, str):
-            on = [on]
-        if not isinstance(on, Sequence):
-            raise SpecError(
-                f"{field_name}.on: expected a list of {', '.join(ALERT_KINDS)}, received {on!r}."
-            )
-        for kind in on:
-            if kind not in ALERT_KINDS:
-                raise SpecError(
-                    unknown_name("alert kind", kind, ALERT_KINDS, field=f"{field_name}.on")
-                )
-        timeout = raw.get("timeout_s", 5.0)
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout <= 300
-        ):
-            raise SpecError(
-                f"{field_name}.timeout_s: expected seconds in (0, 300], received {timeout!r}."
-            )
-        repeat = raw.get("repeat_s", cls.repeat_s)
-        if (
-            isinstance(repeat, bool)
-            or not isinstance(repeat, (int, float))
-            or not 0 <= repeat < float("inf")
-        ):
-            raise SpecError(
-                f"{field_name}.repeat_s: expected seconds >= 0 (0: alert on every check), "
-                f"received {repeat!r}."
-            )
+        settings = AlertSettings.from_raw(raw, field_name)
         return cls(
-            webhook=webhook,
-            command=command,
-            on=tuple(on),
-            timeout_s=float(timeout),
-            repeat_s=float(repeat),
+            webhook=settings.webhook,
+            command=command_argv(settings.command),  # a string split as a shell would
+            on=settings.on,
+            timeout_s=settings.timeout_s,
+            repeat_s=settings.repeat_s,
         )
 
     @property
@@ -148,20 +96,9 @@ class Delivery:
 
 
 def _where(url: str) -> str:
-    """Where a webhook goes, for messages: its scheme and host, not its path or query (a
-    Slack-style path or a ?token= is the secret)."""
-    if WEBHOOK_FROM_ENV.match(url):
-        return repr(url)
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "'(a malformed URL)'"
-    host = parts.netloc.rpartition("@")[2]
-    return (
-        f"'{parts.scheme}://{host}/...'"
-        if parts.path.strip("/") or parts.query
-        else (f"'{parts.scheme}://{host}'")
-    )
+    """Where a webhook goes, for messages, quoted: its scheme and host, not its path or query
+    (a Slack-style path or a ?token= is the secret)."""
+    return f"'{webhook_shown(url)}'"
 
 
 def _post(url: str, body: bytes, timeout: float) -> Delivery:

@@ -63,7 +63,9 @@ from tuneops.spec.monitor import (
     Monitor,
     SLOSettings,
     VerifySettings,
+    command_argv,
     webhook_problem,
+    webhook_shown,
     yaml_on_key,
 )
 from tuneops.spec.objectives import (
@@ -113,6 +115,8 @@ __all__ = [
     "selection_for",
     "parse_constraints",
     "webhook_problem",
+    "webhook_shown",
+    "command_argv",
     "yaml_on_key",
     "Params",
     "Serving",

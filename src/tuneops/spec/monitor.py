@@ -4,6 +4,7 @@ gate (``verify``), service-level objectives (``slo``), live promotion (``live``)
 from __future__ import annotations
 
 import re
+import shlex
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -177,16 +178,52 @@ def webhook_problem(url: Any) -> str | None:
     return None
 
 
-def _is_url(v: Any) -> bool:
-    return webhook_problem(v) is None
+def webhook_shown(url: str) -> str:
+    """Where a webhook goes, for messages: its scheme and host, not its path or query (a
+    Slack-style path or a ``?token=`` is the secret), nor a ``user:password@``; a
+    ``${VARIABLE}`` as it is."""
+    if WEBHOOK_FROM_ENV.match(url):
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(a malformed URL)"
+    host = parts.netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{host}" if parts.scheme else host
+    return f"{shown}/..." if parts.path.strip("/") or parts.query else shown
+
+
+def _webhook(raw: Any) -> Any:
+    problem = None if raw is None else webhook_problem(raw)
+    if problem is None:
+        return raw
+    # the secret part of a URL (its path, its query, a login) never reaches a message
+    received = webhook_shown(raw) if isinstance(raw, str) else raw
+    raise _expected(problem.removeprefix("expected "), received=received)
+
+
+def command_argv(command: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A ``monitor.alerts.command`` as the program and its arguments: a string is split as a
+    shell would (without running one)."""
+    return tuple(shlex.split(command)) if isinstance(command, str) else command
 
 
 def _command(raw: Any) -> Any:
-    if raw is None or (isinstance(raw, str) and raw.strip()):
+    expected = "a command line: a string or a non-empty list of strings"
+    if raw is None:
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            shlex.split(raw)
+        except ValueError as exc:  # an unclosed quote: it crashed the alert's delivery
+            raise _expected(
+                f"a command line that splits as a shell would ({exc})",
+                hint="Close the quote, or give the command as a list of strings.",
+            ) from None
         return raw
     if isinstance(raw, (list, tuple)) and raw and all(_is_text(c) for c in raw):
         return tuple(raw)
-    raise _expected("a command line: a string or a non-empty list of strings")
+    raise _expected(expected)
 
 
 def _kinds(raw: Any) -> Any:
@@ -209,13 +246,7 @@ class AlertSettings(_Settings):
     SECTION = "monitor.alerts"
     KEY_KIND = "alert setting"
 
-    webhook: (
-        Annotated[
-            str,
-            _check("an http:// or https:// URL without user:password@, or ${VARIABLE}", _is_url),
-        ]
-        | None
-    ) = None
+    webhook: Annotated[str | None, BeforeValidator(_webhook)] = None
     command: Annotated[str | tuple[str, ...] | None, BeforeValidator(_command)] = None
     on: Annotated[tuple[str, ...], BeforeValidator(_kinds)] = ALERT_KINDS
     timeout_s: Annotated[
@@ -224,11 +255,13 @@ class AlertSettings(_Settings):
     #: An SLO breach that goes on is alerted again after this many seconds (Alertmanager's
     #: ``repeat_interval`` default, 4 h); a new breach (another version or SLO) at once; 0: on
     #: every check.
-    repeat_s: NonNegative = 14400.0
+    repeat_s: Annotated[
+        float, _check("seconds >= 0 (0: alert on every check)", _is_number(0))
+    ] = 14400.0
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
-        return yaml_on_key(raw)
+        return super()._normalize(yaml_on_key(raw))
 
 
 def yaml_on_key(raw: Any) -> Any:
