@@ -128,6 +128,30 @@ def test_a_claim_whose_creator_died_before_recording_itself_is_taken_over(tmp_pa
     assert recorded[0].user_attrs[CLAIM_ATTR]["id"] == "me"
 
 
+def test_each_generation_without_a_record_gets_its_own_wait(tmp_path: Path) -> None:
+    """Generation 1 never recorded (its creator died); generation 2 appears while the claimant
+    waits and is recorded 1 s later: the wait restarts for it, and its live holder keeps it
+    (one wait for both took generation 2 over before its creator had written its record)."""
+    url = str(tmp_path / "claims.journal")
+    storage = get_storage(url)
+    storage.create_new_study([StudyDirection.MINIMIZE], claim_study_name("w", 1))
+
+    def second_creator() -> None:
+        time.sleep(1.5)
+        study_id = storage.create_new_study([StudyDirection.MINIMIZE], claim_study_name("w", 2))
+        time.sleep(1.0)
+        record = {"run": "other", "id": "other", "host": socket.gethostname(), "pid": os.getpid(),
+                  "since": time.time(), "seen": time.time()}
+        storage.set_study_user_attr(study_id, CLAIM_ATTR, record)
+
+    thread = threading.Thread(target=second_creator)
+    thread.start()
+    held = Claim(get_storage(url), "w", {"id": "me"}, unrecorded_s=2.0).acquire()
+    thread.join()
+    assert held is not None and held["id"] == "other"
+    assert _claim_names(url) == [claim_study_name("w", 1), claim_study_name("w", 2)]
+
+
 def test_a_stop_between_the_two_writes_leaves_no_claim(tmp_path: Path, monkeypatch) -> None:
     url = str(tmp_path / "claims.journal")
     claim = Claim(get_storage(url), "w", {"id": "me"})

@@ -110,15 +110,16 @@ class Claim:
         A generation without a record is waited for, up to ``unrecorded_s`` (its creator is
         between its two writes); an interruption meanwhile leaves nothing of this attempt.
         """
-        waited_since: float | None = None
+        waiting: tuple[int, float] | None = None  # (generation without a record, since when)
         while True:
             held = self.generations()
             top = max(held, default=0)
             if top:
                 holder = held[top][1]
                 if holder is None:
-                    waited_since = waited_since or time.monotonic()
-                    if time.monotonic() - waited_since < self.unrecorded_s:
+                    if waiting is None or waiting[0] != top:
+                        waiting = (top, time.monotonic())
+                    if time.monotonic() - waiting[1] < self.unrecorded_s:
                         time.sleep(0.05)
                         continue
                 elif run_alive(holder, now=time.time()):
@@ -127,8 +128,7 @@ class Claim:
             try:
                 study_id = self.storage.create_new_study([StudyDirection.MINIMIZE], name)
             except optuna.exceptions.DuplicatedStudyError:
-                waited_since = None  # another process created it this moment: read its record
-                continue
+                continue  # another process created it this moment: read its record
             try:
                 self.record["seen"] = time.time()
                 self.storage.set_study_user_attr(study_id, CLAIM_ATTR, self.record)
