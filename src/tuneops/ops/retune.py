@@ -232,9 +232,9 @@ def recorded_refresh(
 ) -> dict[str, Any] | None:
     """The newest ``refresh`` event of these rows (``refreshed``: the fingerprints of the rows
     the champion was refitted on and of the held-out rows, as :func:`refresh` records them)
-    judged against ``champion``, or that promoted ``champion``; None when there
-    is none. A refresh stopped after recording it (its outcome never printed) is thereby not
-    refitted again by the same command."""
+    judged against ``champion``, or that promoted ``champion``; None when there is none. A
+    refresh stopped after recording it (its outcome never printed) is thereby not refitted
+    again by the same command."""
     for event in reversed(registry.events("refresh")):
         if event.get("refreshed") != refreshed:
             continue
@@ -260,7 +260,7 @@ def _recorded_outcome(registry: Registry, event: Mapping[str, Any]) -> RetuneOut
     if outcome.method == "refresh":
         outcome.reasons.append(
             f"recorded at {event.get('time')} by an earlier refresh of v{outcome.champion} on "
-            "the same rows; not refitted again: another seed splits them anew"
+            "the same rows; not refitted again: another seed refits them anew"
         )
     else:
         outcome.reasons.append(
