@@ -209,7 +209,6 @@ def command_argv(command: str | tuple[str, ...] | None) -> tuple[str, ...] | Non
 
 
 def _command(raw: Any) -> Any:
-    expected = "a command line: a string or a non-empty list of strings"
     if raw is None:
         return raw
     if isinstance(raw, str) and raw.strip():
@@ -223,7 +222,7 @@ def _command(raw: Any) -> Any:
         return raw
     if isinstance(raw, (list, tuple)) and raw and all(_is_text(c) for c in raw):
         return tuple(raw)
-    raise _expected(expected)
+    raise _expected("a command line: a string or a non-empty list of strings")
 
 
 def _kinds(raw: Any) -> Any:
@@ -240,8 +239,11 @@ def _kinds(raw: Any) -> Any:
 class AlertSettings(_Settings):
     """``monitor.alerts``: a webhook (HTTP POST, JSON body) and/or a command (the JSON on its
     standard input) told about the kinds in ``on``; ``timeout_s: 5`` per delivery;
-    ``repeat_s: 14400`` before a breach that goes on is alerted again
-    (:class:`tuneops.ops.alerts.AlertConfig`)."""
+    ``repeat_s: 14400`` before a breach that goes on is alerted again.
+
+    The one validator of these settings: :class:`tuneops.ops.alerts.AlertConfig` is built from
+    it. Its messages show a webhook's scheme and host only (a path, a query or a login is the
+    secret, :func:`webhook_shown`)."""
 
     SECTION = "monitor.alerts"
     KEY_KIND = "alert setting"
