@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tuneops.cli._common import fmt
 from tuneops.data import load_dataset
 from tuneops.errors import UsageError
+from tuneops.ops.monitor import resampled_scores
 from tuneops.ops.registry import Registry
-from tuneops.ops.simulate import Shift, make_stream, parse_shift, recovery, time_stream
+from tuneops.ops.simulate import VERDICTS, Shift, make_stream, parse_shift, recovery, time_stream
 
 
 def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
@@ -66,6 +68,22 @@ def test_simulate_cli_end_to_end(workdir: Path, cli) -> None:
     registry = Registry.open("simulate-phoneme", "sim/simulate.journal")
     assert len(registry.events("monitor")) == 7
     assert "concept@4: detected at 4, promoted at 4" in out
+    # Each shift's judgement is printed in the numbers the record holds: the cost and the share
+    # recovered, each with its interval, and the verdict.
+    judgement = concept["judgement"]
+    assert judgement["on"] == "after_promotion" and judgement["rows"] == 2 * 150
+    assert judgement["rows_before"] == 2 * 150  # batches 2-3: nothing promoted since 2
+    low, high = judgement["lost_interval"]
+    assert low <= judgement["lost"] <= high and concept["verdict"] in VERDICTS
+    low, high = judgement["share_interval"]
+    assert low <= judgement["share"] == concept["recovered_share"] <= high
+    assert (
+        f"after the promotion, 300 rows against 300 before: cost {fmt(judgement['lost'])} "
+        f"[{fmt(judgement['lost_interval'][0])}, {fmt(judgement['lost_interval'][1])}], share "
+        f"recovered {fmt(judgement['share'])} [{fmt(low)}, {fmt(high)}]: {concept['verdict']}"
+    ) in out
+    assert f": {covariate['verdict']}" in out.split("covariate@2: ")[1].splitlines()[0]
+    assert timeline["summary"]["verdicts"][concept["verdict"]] >= 1
     # a retune decision that re-tuned nothing says why on its batch's line (cooldown, ...)
     notes = [r["note"] for r in rows if r.get("note")]
     assert notes and all(note in out for note in notes)
@@ -209,10 +227,111 @@ def test_recovery_is_per_shift_against_the_model_in_place() -> None:
     assert first["after_promotion"]["frozen"] == pytest.approx(0.5)
     assert first["recovered_share"] == pytest.approx((0.86 - 0.5) / (0.9 - 0.5))
     assert second["before"] == pytest.approx(0.86)  # settled: after the first promotion
-    assert second["recovered_share"] is None and summary["unrecovered"] == [1]
+    assert second["recovered_share"] is None
+    # without the rows' resamples there is no interval, so no verdict
+    assert first["judgement"]["share"] == pytest.approx(0.9) and first["verdict"] is None
+    assert summary["unrecovered"] == []
     assert summary["recovered_share"] == pytest.approx(0.9)
     assert summary["decisions"] == {"ok": 4, "warn": 1, "retune": 2}
     assert summary["non_ok_share"] == pytest.approx(3 / 7)
+
+
+def _scored(
+    spec: list[tuple[int, dict[str, float], bool]], n_rows: int, seed: int = 0
+) -> tuple[list[dict], dict]:
+    """Timeline rows and their resamples from per-row correctness: each batch (``rows``
+    long) has its champion's and frozen models' accuracies exactly as given, the errors of
+    each model on its own random rows; ``True``: a promotion on that batch."""
+    rng = np.random.default_rng(seed)
+    rows, resamples = [], {}
+    for t, (_, scores, promote) in enumerate(spec):
+        idx = rng.integers(0, n_rows, size=(1000, n_rows))
+        y = np.zeros(n_rows, dtype=int)
+        boot = {}
+        for key, score in scores.items():
+            pred = np.ones(n_rows, dtype=int)
+            pred[rng.permutation(n_rows)[: round(score * n_rows)]] = 0
+            boot[key] = resampled_scores("accuracy", y, pred, idx)
+        resamples[t] = boot
+        rows.append(
+            {
+                **_row(
+                    t,
+                    scores["champion"],
+                    {k: v for k, v in scores.items() if k != "champion"},
+                    promote=promote,
+                ),
+                "rows": n_rows,
+            }
+        )
+    return rows, resamples
+
+
+def test_recovery_is_judged_against_the_noise_of_its_rows() -> None:
+    """A shift's cost and share recovered come with bootstrap intervals over the rows: a cost of
+    one row in 100 is within noise, not "unrecovered" (before: any cost > 0 without a
+    promotion was listed as unrecovered); a share is recovered or not only when its interval
+    lies above or below the target."""
+    # crx: the covariate shift costs one row in 100 and nothing is promoted
+    rows, resamples = _scored(
+        [(0, {"champion": 0.86}, False), (1, {"champion": 0.85, "0": 0.85}, False)], 100
+    )
+    summary = recovery(rows, [Shift("covariate", 1)], resamples=resamples)
+    (shift,) = summary["shifts"]
+    judgement = shift["judgement"]
+    assert judgement["on"] == "segment" and judgement["rows"] == judgement["rows_before"] == 100
+    assert judgement["lost"] == pytest.approx(0.01)
+    low, high = judgement["lost_interval"]
+    assert low < 0 < 0.01 < high and high - low > 0.05  # about +-0.1 at 100 rows a side
+    assert shift["verdict"] == "within noise" and judgement["share_interval"] is None
+    assert summary["unrecovered"] == [] and summary["verdicts"]["within noise"] == 1
+
+    # 3 x 200 rows a side, a cost of 0.8: all won back is recovered with confidence; a share of
+    # 0.9 is within noise; nothing won back is not recovered
+    def judged(after: float) -> dict:
+        spec = [(t, {"champion": 0.9}, False) for t in range(3)]
+        spec += [(3, {"champion": 0.1, "0": 0.1}, True)]
+        spec += [(t, {"champion": after, "0": 0.1}, False) for t in range(4, 7)]
+        rows, resamples = _scored(spec, 200)
+        return recovery(rows, [Shift("concept", 3)], resamples=resamples)
+
+    full, nine_tenths = judged(0.9), judged(0.82)
+    share = full["shifts"][0]["judgement"]
+    assert full["shifts"][0]["verdict"] == "recovered" and share["on"] == "after_promotion"
+    assert share["rows"] == 600 and share["share"] == pytest.approx(1.0)
+    assert 0.9 <= share["share_interval"][0] < 1.0 < share["share_interval"][1]
+    assert share["gap"] == pytest.approx(0.0)
+    assert share["gap_interval"][0] < 0 < share["gap_interval"][1]
+    assert nine_tenths["shifts"][0]["verdict"] == "within noise"
+    assert nine_tenths["shifts"][0]["judgement"]["share"] == pytest.approx(0.9)
+    assert nine_tenths["unrecovered"] == []
+    none = judged(0.1)
+    assert none["shifts"][0]["verdict"] == "not recovered" and none["unrecovered"] == [0]
+    assert none["shifts"][0]["judgement"]["share_interval"][1] < 0.9
+    # A shift the model in place gained from, with confidence, cost nothing.
+    rows, resamples = _scored(
+        [(t, {"champion": 0.6}, False) for t in range(3)]
+        + [(t, {"champion": 0.9, "0": 0.9}, False) for t in range(3, 6)],
+        200,
+    )
+    gained = recovery(rows, [Shift("covariate", 3)], resamples=resamples)
+    assert gained["shifts"][0]["verdict"] == "no loss"
+    assert gained["verdicts"] == {
+        "recovered": 0, "not recovered": 0, "within noise": 0, "no loss": 1
+    }
+
+
+def test_resampled_r2_is_r2_of_each_resample() -> None:
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=60)
+    pred = y + rng.normal(scale=0.5, size=60)
+    idx = rng.integers(0, 60, size=(50, 60))
+    idx[0] = 7  # a constant resample: r2_score's convention (0 unless predicted exactly)
+    expected = [r2_score(y[i], pred[i]) for i in idx]
+    assert resampled_scores("r2", y, pred, idx) == pytest.approx(expected)
+    assert resampled_scores("r2", y, y, idx[:1])[0] == 1.0
 
 
 def test_bad_shifts_are_refused() -> None:

@@ -760,17 +760,17 @@ def simulate(
         highlight=False,
         soft_wrap=True,
     )
-    unrecovered = set(summary.get("unrecovered") or ())
-    for i, s in enumerate(summary["shifts"]):
-        recovered = (
-            "unrecovered (it cost accuracy and no challenger was promoted)"
-            if i in unrecovered
-            else fmt(s["recovered_share"])
+    if summary["shifts"]:
+        term.result(
+            f"Recovery per shift on unseen rows ({summary['confidence']:.0%} intervals; recovered: "
+            f"at least {fmt(summary['recovery_target'])} of the cost won back with confidence):",
+            highlight=False,
+            soft_wrap=True,
         )
+    for s in summary["shifts"]:
         term.result(
             f"  {s['kind']}@{s['at']}: detected at {fmt(s['detected_at'])}, promoted at "
-            f"{fmt(s['first_promotion_at'])}; share of the loss recovered on unseen rows: "
-            f"{recovered}",
+            f"{fmt(s['first_promotion_at'])}; {_recovery_text(s.get('judgement'))}",
             highlight=False,
             soft_wrap=True,
         )
@@ -780,6 +780,31 @@ def simulate(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _recovery_text(judgement: dict[str, Any] | None) -> str:
+    """A shift's judgement in words: the cost, the share won back (each with its interval) and
+    the verdict, in the numbers ``timeline.json`` records."""
+    if judgement is None:
+        return "not judged (no settled batch before the shift, or none after its promotion)"
+
+    def interval(bounds: list[float] | None) -> str:
+        return f" [{fmt(bounds[0])}, {fmt(bounds[1])}]" if bounds else ""
+
+    where = "after the promotion" if judgement["on"] == "after_promotion" else "nothing promoted"
+    text = (
+        f"{where}, {judgement['rows']} rows against {judgement['rows_before']} before: cost "
+        f"{fmt(judgement['lost'])}{interval(judgement['lost_interval'])}"
+    )
+    verdict = judgement["verdict"]
+    if judgement["share_interval"] is not None or verdict is None:  # None: no resamples
+        share = f"{fmt(judgement['share'])}{interval(judgement['share_interval'])}"
+        return f"{text}, share recovered {share}: {verdict or 'not judged'}"
+    why = {
+        "within noise": "its interval holds 0, nothing measurable to win back",
+        "no loss": "the shift helped the model in place",
+    }
+    return f"{text}: {verdict} ({why[verdict]})"
 
 
 def _simulate_command(options: dict[str, Any], shifts: list[str], stationary: bool) -> str:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from tuneops.ops.simulate.loop import recovery, simulate
+from tuneops.ops.simulate.loop import RECOVERY_TARGET, VERDICTS, recovery, simulate
 from tuneops.ops.simulate.plots import timeline_figure
 from tuneops.ops.simulate.stream import SHIFTS, Shift, Stream, make_stream, parse_shift, time_stream
 
@@ -20,5 +20,7 @@ __all__ = [
     "parse_shift",
     "simulate",
     "recovery",
+    "RECOVERY_TARGET",
+    "VERDICTS",
     "timeline_figure",
 ]

@@ -42,7 +42,7 @@ from tuneops._files import path_part, write_atomic
 from tuneops.data import load_dataset
 from tuneops.errors import DataError, UsageError
 from tuneops.export import write_json
-from tuneops.ops.monitor import MonitorConfig, metric_value
+from tuneops.ops.monitor import MonitorConfig, metric_value, resampled_scores
 from tuneops.ops.registry import PREFIX, Registry, list_models, register_trial
 from tuneops.ops.retune import monitor_batch, performance_dropped
 from tuneops.ops.simulate.plots import timeline_figure
@@ -50,10 +50,28 @@ from tuneops.ops.simulate.stream import Shift, Stream, make_stream, time_stream
 from tuneops.spec import load_spec
 from tuneops.storage import get_storage, mask_url
 
-__all__ = ["simulate", "recovery", "SimulationInterrupted", "RUNNING_MARKER"]
+__all__ = [
+    "simulate",
+    "recovery",
+    "SimulationInterrupted",
+    "RUNNING_MARKER",
+    "RECOVERY_TARGET",
+    "VERDICTS",
+]
 
 #: The file in ``out_dir`` that says a simulation there has not finished (see the module).
 RUNNING_MARKER = "simulate.running"
+
+#: The share of a shift's cost that re-tuning must win back (issue 19's target).
+RECOVERY_TARGET = 0.9
+
+#: A shift's verdict (:func:`recovery`): its interval of the share recovered lies at or above
+#: the target, below it, or across it (or the cost itself is within the sampling noise); or
+#: the shift made the model in place better with confidence.
+VERDICTS = ("recovered", "not recovered", "within noise", "no loss")
+
+#: Row resamples of each batch behind the recovery intervals (the monitor's paired gain: 1000).
+N_BOOT = 1000
 
 
 class SimulationInterrupted(runner.Interrupted):
@@ -212,7 +230,8 @@ def simulate(
             promote=True,
             reason="initial model of the simulation",
         )
-        _run(registry, stream, shifts, label, metric, config, out, seed, progress, rows)
+        resamples: dict[int, dict[str, np.ndarray]] = {}
+        _run(registry, stream, shifts, label, metric, config, out, seed, progress, rows, resamples)
         timeline = {
             "dataset": source,
             "family": family,
@@ -229,7 +248,7 @@ def simulate(
             "shifts": [{**s.to_dict(), **stream.details[s.at]} for s in shifts],
             "thresholds": config.to_dict(),
             "batches": rows,
-            "summary": recovery(rows, shifts),
+            "summary": recovery(rows, shifts, resamples=resamples, alpha=config.alpha),
         }
         # Each written whole or not at all; timeline.json last, so a simulation stopped while
         # writing has none, as its stop message says.
@@ -307,8 +326,12 @@ def _run(
     seed: int,
     progress: Callable[[dict[str, Any]], None] | None,
     rows: list[dict[str, Any]],
+    resamples: dict[int, dict[str, np.ndarray]],
 ) -> list[dict[str, Any]]:
-    """Append each batch's timeline row to ``rows`` (what a stop leaves is the batches done)."""
+    """Append each batch's timeline row to ``rows`` (what a stop leaves is the batches done),
+    and to ``resamples[t]`` the champion's and each frozen model's scores on the same
+    :data:`N_BOOT` row resamples of batch ``t`` (paired; what :func:`recovery`'s intervals are
+    computed from)."""
     baseline, _ = registry.load_model(1)
     frozen: dict[int, Any] = {}  # shift index -> the champion in place when the shift began
     flagged: list[tuple[pd.DataFrame, str]] = []
@@ -324,9 +347,14 @@ def _run(
             if s.at == t:
                 frozen[i] = model_now
         X, y = batch.drop(columns=[label]), batch[label].to_numpy()
-        champion_score = metric_value(metric, y, model_now.predict(X))
+        predictions = {"champion": model_now.predict(X)}
+        predictions.update({str(i): m.predict(X) for i, m in frozen.items()})
+        champion_score = metric_value(metric, y, predictions["champion"])
         baseline_score = metric_value(metric, y, baseline.predict(X))
-        frozen_scores = {str(i): metric_value(metric, y, m.predict(X)) for i, m in frozen.items()}
+        frozen_scores = {str(i): metric_value(metric, y, predictions[str(i)]) for i in frozen}
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, t])
+        idx = rng.integers(0, len(y), size=(N_BOOT, len(y)))  # every model: the same resamples
+        resamples[t] = {k: resampled_scores(metric, y, p, idx) for k, p in predictions.items()}
 
         def window(
             assessment: Any,
@@ -374,6 +402,7 @@ def _run(
         row = {
             "t": t,
             "phase": stream.phases[t],
+            "rows": len(batch),
             "decision": assessment.decision,
             "reasons": assessment.reasons,
             "max_psi": assessment.max_psi,
@@ -406,8 +435,16 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict[str, Any]:
-    """Per shift: what it cost the model in place, and how much re-tuning won back (pure).
+def recovery(
+    rows: Sequence[Mapping[str, Any]],
+    shifts: Sequence[Shift],
+    *,
+    resamples: Mapping[int, Mapping[str, np.ndarray]] | None = None,
+    alpha: float = 0.05,
+    target: float = RECOVERY_TARGET,
+) -> dict[str, Any]:
+    """Per shift: what it cost the model in place, how much re-tuning won back, and whether
+    that is more than the rows' sampling noise can tell (pure).
 
     For shift ``k`` (its segment runs to the next shift or the end): ``before`` is the
     champion's mean score on the settled batches before it (after the previous shift's first
@@ -417,6 +454,24 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
     frozen)`` when the shift cost anything. ``with_detection``: the same over the whole segment
     (detection and re-tuning time included). Every batch is unseen rows (disjoint stream), so
     these are scores on unseen rows. Without shifts: the share of non-``ok`` decisions.
+
+    ``judgement`` weighs that against the noise of the rows it is measured on. With
+    ``resamples`` (batch ``t`` -> the champion's (``"champion"``) and shift ``k``'s frozen
+    model's (``"k"``) scores on the same row resamples of the batch, as :func:`simulate`
+    records them), each figure gets a two-sided ``1 - alpha`` percentile interval from a
+    bootstrap that resamples the rows of every batch (the batches before the shift apart from
+    those after it; the champion and the frozen model on the same resamples: paired). Judged
+    on the batches after the first promotion, or on the whole segment when nothing was
+    promoted (no batch after a promotion: no judgement). ``verdict``:
+
+    * ``no loss``: the cost's interval lies below 0 (the shift helped the model in place);
+    * ``within noise``: the cost's interval contains 0 (nothing measurably lost: no share is
+      judged), or the share's interval contains ``target``;
+    * ``recovered`` / ``not recovered``: the share's interval lies at or above / below
+      ``target``.
+
+    Resamples in which the shift cost nothing have no share and are left out of its interval
+    (fewer than ``alpha / 2`` of them when the cost is judged).
     """
     n = len(rows)
     summary: dict[str, Any] = {
@@ -433,27 +488,12 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
     for j, (index, s) in enumerate(ordered):
         end = ordered[j + 1][1].at if j + 1 < len(ordered) else n
         segment = [r for r in rows if s.at <= r["t"] < end]
-        before = _mean([r["champion_score"] for r in rows if settled_from <= r["t"] < s.at])
+        settled = [r for r in rows if settled_from <= r["t"] < s.at]
+        before = _mean([r["champion_score"] for r in settled])
         promotions = [r["t"] for r in segment if _promoted(r)]
-
-        def share(
-            part: Sequence[Mapping[str, Any]], before: float | None = before, index: int = index
-        ) -> dict[str, Any] | None:
-            scored = [r for r in part if str(index) in r.get("frozen_scores", {})]
-            if not scored or before is None:
-                return None
-            champion = float(np.mean([r["champion_score"] for r in scored]))
-            frozen = float(np.mean([r["frozen_scores"][str(index)] for r in scored]))
-            lost = before - frozen
-            return {
-                "n_batches": len(scored),
-                "champion": champion,
-                "frozen": frozen,
-                "lost": lost,
-                "recovered_share": (champion - frozen) / lost if lost > 0 else None,
-            }
-
-        after = share([r for r in segment if promotions and r["t"] > promotions[0]])
+        after_rows = [r for r in segment if promotions and r["t"] > promotions[0]]
+        after = _share(after_rows, before, str(index))
+        judged = after_rows if promotions else segment
         per_shift.append(
             {
                 **s.to_dict(),
@@ -463,9 +503,19 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
                 "first_promotion_at": promotions[0] if promotions else None,
                 "after_promotion": after,
                 "recovered_share": after["recovered_share"] if after else None,
-                "with_detection": share(segment),
+                "with_detection": _share(segment, before, str(index)),
+                "judgement": _judgement(
+                    settled,
+                    judged,
+                    str(index),
+                    on="after_promotion" if promotions else "segment",
+                    resamples=resamples,
+                    alpha=alpha,
+                    target=target,
+                ),
             }
         )
+        per_shift[-1]["verdict"] = (per_shift[-1]["judgement"] or {}).get("verdict")
         settled_from = promotions[0] + 1 if promotions else s.at
     summary["shifts"] = per_shift
     lost = [
@@ -475,10 +525,97 @@ def recovery(rows: Sequence[Mapping[str, Any]], shifts: Sequence[Shift]) -> dict
     ]
     # The worst shift's share: one figure that does not hide a shift that was not recovered.
     summary["recovered_share"] = min((v for v in lost if v is not None), default=None)
-    # Shifts that cost the model in place something and were never followed by a promotion.
-    summary["unrecovered"] = [
-        i
-        for i, p in enumerate(per_shift)
-        if p["after_promotion"] is None and p["with_detection"] and p["with_detection"]["lost"] > 0
-    ]
+    summary["recovery_target"] = target
+    summary["confidence"] = 1 - alpha
+    summary["verdicts"] = {v: sum(p["verdict"] == v for p in per_shift) for v in VERDICTS}
+    # Shifts whose share recovered lies below the target with confidence (a shift that cost
+    # nothing measurable is not among them: one row in 100 is no loss to recover).
+    summary["unrecovered"] = [i for i, p in enumerate(per_shift) if p["verdict"] == "not recovered"]
     return summary
+
+
+def _share(
+    part: Sequence[Mapping[str, Any]], before: float | None, key: str
+) -> dict[str, Any] | None:
+    """Point figures of the share recovered over ``part`` (the batches ``key``'s frozen
+    model was scored on)."""
+    scored = [r for r in part if key in r.get("frozen_scores", {})]
+    if not scored or before is None:
+        return None
+    champion = float(np.mean([r["champion_score"] for r in scored]))
+    frozen = float(np.mean([r["frozen_scores"][key] for r in scored]))
+    lost = before - frozen
+    return {
+        "n_batches": len(scored),
+        "champion": champion,
+        "frozen": frozen,
+        "lost": lost,
+        "recovered_share": (champion - frozen) / lost if lost > 0 else None,
+    }
+
+
+def _judgement(
+    settled: Sequence[Mapping[str, Any]],
+    judged: Sequence[Mapping[str, Any]],
+    key: str,
+    *,
+    on: str,
+    resamples: Mapping[int, Mapping[str, np.ndarray]] | None,
+    alpha: float,
+    target: float,
+) -> dict[str, Any] | None:
+    """The cost, the gap to ``before`` and the share recovered on the ``judged`` batches, each
+    with its bootstrap interval, and the verdict (see :func:`recovery`)."""
+    scored = [r for r in judged if key in r.get("frozen_scores", {})]
+    if not scored or not settled:
+        return None
+    before = float(np.mean([r["champion_score"] for r in settled]))
+    champion = float(np.mean([r["champion_score"] for r in scored]))
+    frozen = float(np.mean([r["frozen_scores"][key] for r in scored]))
+    lost = before - frozen
+    out: dict[str, Any] = {
+        "on": on,
+        "n_batches": len(scored),
+        "rows": sum(int(r.get("rows", 0)) for r in scored),
+        "rows_before": sum(int(r.get("rows", 0)) for r in settled),
+        "before": before,
+        "champion": champion,
+        "frozen": frozen,
+        "lost": lost,
+        "lost_interval": None,
+        "gap": champion - before,
+        "gap_interval": None,
+        "share": (champion - frozen) / lost if lost > 0 else None,
+        "share_interval": None,
+        "target": target,
+        "verdict": None,
+    }
+    needed = [r["t"] for r in (*settled, *scored)]
+    if resamples is None or any(t not in resamples for t in needed):
+        return out
+    b = np.mean([resamples[r["t"]]["champion"] for r in settled], axis=0)
+    c = np.mean([resamples[r["t"]]["champion"] for r in scored], axis=0)
+    f = np.mean([resamples[r["t"]][key] for r in scored], axis=0)
+    levels = [alpha / 2, 1 - alpha / 2]
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.quantile(values, levels)]
+
+    out["lost_interval"] = interval(b - f)
+    out["gap_interval"] = interval(c - b)
+    if out["lost_interval"][1] < 0:
+        out["verdict"] = "no loss"
+    elif out["lost_interval"][0] <= 0:
+        out["verdict"] = "within noise"  # the cost itself: nothing measurable to win back
+    else:
+        costly = b - f > 0
+        share = interval((c[costly] - f[costly]) / (b[costly] - f[costly]))
+        out["share_interval"] = share
+        out["verdict"] = (
+            "recovered"
+            if share[0] >= target
+            else "not recovered"
+            if share[1] < target
+            else "within noise"
+        )
+    return out
