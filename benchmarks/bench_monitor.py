@@ -432,11 +432,23 @@ def render(results: dict, *, quick: bool) -> str:
         f"stationary batches: {sum(d != 'ok' for d in sim_stationary)} non-ok of {len(sim_stationary)}); "
         f"**detection within 1 batch at PSI >= 0.25 in {_pct(detected_major / streams_major)}** of "
         f"{streams_major} streams (target >= 95%; per dataset and level below); **recovery per "
-        f"shift**: {met} of {len(lost) + len(unrecovered)} shifts that cost the model in place more than "
-        f"0.02 accuracy recovered >= 90% after the first promotion (target: all)"
+        f"shift, judged on intervals**: {_verdict_counts(shares)} "
+        f"(simulate's verdict: the {_confidence(ds)} bootstrap interval of the share of the "
+        "cost won back, resampling each batch's rows, at or above 90%, below it, or across it; "
+        "`within noise` also when the cost's own interval holds 0); by the strict rule "
+        f"(the point share, no interval): {met} of {len(lost) + len(unrecovered)} shifts that "
+        "cost the model in place more than 0.02 accuracy recovered >= 90% after the first "
+        "promotion (target: all)"
         + (
             "; " + ", ".join(
-                f"{name}'s {s['kind']} shift (cost {s['with_detection']['lost']:.4f})" for name, s in unrecovered
+                f"{name}'s {s['kind']} shift (cost {s['with_detection']['lost']:.4f}"
+                + (
+                    f", interval{_interval(s['judgement']['lost_interval'], _num)}"
+                    if (s.get("judgement") or {}).get("lost_interval")
+                    else ""
+                )
+                + ")"
+                for name, s in unrecovered
             ) + " never promoted a challenger, so recovered nothing"
             if unrecovered
             else ""
@@ -513,14 +525,17 @@ def render(results: dict, *, quick: bool) -> str:
         "champion on the rows since the change). `before`: the champion on the settled batches "
         "before the shift; `frozen`: the model in place when the shift began, never updated; "
         "after the first promotion, recovered = (champion - frozen) / (before - frozen); "
-        "`incl. detection`: the same over the whole segment. `reachable`: the initial champion's "
+        "`incl. detection`: the same over the whole segment. `verdict`: simulate's judgement of "
+        "the share (after the first promotion, or over the whole segment without one) by its "
+        "bootstrap interval, in brackets, against 90%; `cost` the cost with its interval. "
+        "`reachable`: the initial champion's "
         "configuration refitted on the training rows (relabelled as a concept shift relabels) plus "
         "every other batch of the segment, scored on each batch in turn, and its share of the cost "
         "(the same batches as `recovered`, or the whole segment without a promotion): an upper "
         "reference that uses rows no monitor has yet, not a method. All on unseen rows.",
         "",
-        "| dataset | shift (at) | detected at | promoted at | before | frozen | champion | recovered | incl. detection | reachable (share) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | shift (at) | detected at | promoted at | before | frozen | champion | recovered | incl. detection | cost [interval] | verdict: share [interval] | reachable (share) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in shares:
         a = s["after_promotion"] or {}
@@ -534,9 +549,52 @@ def render(results: dict, *, quick: bool) -> str:
         lines.append(
             f"| {name} | {s['kind']} ({s['at']}) | {s['detected_at']} | {s['first_promotion_at']} | "
             f"{_num(s['before'])} | {_num(a.get('frozen'))} | {_num(a.get('champion'))} | {cell} | "
-            f"{_pct(w.get('recovered_share'))} | {_reach_cell(reach.get((name, s['kind'], s['at'])))} |"
+            f"{_pct(w.get('recovered_share'))} | {_cost_cell(s.get('judgement'))} | "
+            f"{_verdict_cell(s.get('judgement'))} | {_reach_cell(reach.get((name, s['kind'], s['at'])))} |"
         )
     return "\n".join(lines)
+
+
+def _interval(bounds, fmt) -> str:
+    return "" if bounds is None else f" [{fmt(bounds[0])}, {fmt(bounds[1])}]"
+
+
+def _cost_cell(j: dict | None) -> str:
+    return "-" if j is None else f"{j['lost']:.3f}{_interval(j['lost_interval'], _num)}"
+
+
+def _verdict_cell(j: dict | None) -> str:
+    if j is None or j.get("verdict") is None:
+        return "-"
+    if j["share_interval"] is None:
+        return f"{j['verdict']} (cost)" if j["verdict"] == "within noise" else j["verdict"]
+    return f"{j['verdict']}: {_pct(j['share'])}{_interval(j['share_interval'], _pct)}"
+
+
+def _verdict_counts(shares: list) -> str:
+    """How many shifts simulate judged recovered, not recovered, within noise (of the share, or
+    of the cost itself), no loss."""
+    judged = [s.get("judgement") or {} for _, s in shares]
+    verdicts = [j.get("verdict") for j in judged]
+    noise_cost = sum(
+        j.get("verdict") == "within noise" and j["share_interval"] is None for j in judged
+    )
+    parts = [
+        f"**{verdicts.count('recovered')} recovered**",
+        f"{verdicts.count('not recovered')} not recovered",
+        f"{verdicts.count('within noise')} within noise, {noise_cost} of them in the cost itself",
+    ]
+    if verdicts.count("no loss"):
+        parts.append(f"{verdicts.count('no loss')} no loss")
+    if verdicts.count(None):
+        parts.append(f"{verdicts.count(None)} not judged")
+    return f"of {len(verdicts)} shifts, " + ", ".join(parts)
+
+
+def _confidence(ds: dict) -> str:
+    """The simulations' interval level(s) (1 - monitor.alpha)."""
+    levels = {round(100 * e["recovery"]["summary"].get("confidence", 0.95)) for e in ds.values()}
+    return "/".join(f"{v}%" for v in sorted(levels))
 
 
 def _reach_cell(r: dict | None) -> str:
