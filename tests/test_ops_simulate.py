@@ -349,6 +349,23 @@ def test_bad_shifts_are_refused() -> None:
             batch_size=10,
             shifts=[Shift("concept", 9)],
         )
+    # Only categorical features: a covariate shift has no feature to bias; the message says
+    # what to give instead.
+    with pytest.raises(
+        UsageError,
+        match=r"shifts \(--shift\): a covariate shift .* every feature of the data is "
+        r"categorical \(colour\); give concept shifts only \(--shift concept@BATCH\) or a "
+        r"stationary stream \(--stationary\)",
+    ):
+        make_stream(
+            pd.DataFrame({"colour": ["red", "blue"] * 50, "target": [0, 1] * 50}),
+            target="target",
+            task="classification",
+            categorical=["colour"],
+            n_batches=4,
+            batch_size=10,
+            shifts=[Shift("covariate", 1)],
+        )
 
 
 def test_a_stopped_simulation_says_so_and_the_same_command_starts_it_over(

@@ -63,7 +63,12 @@ class Stream:
 def _numeric_feature(X: pd.DataFrame, categorical: Sequence[str]) -> str:
     numeric = [c for c in X.columns if c not in categorical]
     if not numeric:
-        raise UsageError("simulate: covariate shift needs a numeric feature; the dataset has none.")
+        raise UsageError(
+            "shifts (--shift): a covariate shift biases the rows drawn by one numeric feature, "
+            f"and every feature of the data is categorical ({', '.join(map(str, X.columns[:10]))}"
+            f"{', ...' if len(X.columns) > 10 else ''}); give concept shifts only (--shift "
+            "concept@BATCH) or a stationary stream (--stationary); nothing was written."
+        )
     return max(numeric, key=lambda c: (X[c].nunique(), -list(X.columns).index(c)))
 
 
