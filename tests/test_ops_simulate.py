@@ -151,6 +151,31 @@ def test_a_file_needs_target_and_bad_input_writes_nothing(workdir: Path, cli) ->
     )
 
 
+def test_a_champion_that_lacks_a_class_is_monitored_not_a_crash(workdir: Path, cli) -> None:
+    """A challenger re-tuned on 70 rows can lack a rare class of the data (PMLB texture: 9 of 11);
+    the monitor does not train on classes the champion does not know, and the simulation
+    stopped there with "window (--window): ... Nothing was recorded" (a flag nobody gave), its
+    partial output left behind. Now it monitors on and says on each batch why nothing is
+    learnt."""
+    rng = np.random.default_rng(0)
+    y = rng.choice(6, size=2000, p=[0.3, 0.3, 0.2, 0.1, 0.09, 0.01])
+    X = rng.normal(size=(2000, 3)) + y[:, None] * 1.5
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(label=y).to_csv("rare.csv", index=False)
+    code, out, err = cli(
+        "simulate", "--dataset", "rare.csv", "--target", "label", "--batches", "7",
+        "--shift", "concept@3", "--n-trials", "2", "--out", "sim", "--json",
+    )
+    assert code == 0, err
+    timeline = json.loads(out)
+    rows = timeline["batches"]
+    assert rows[3]["retune"]["decision"] == "promote"
+    blocked = [r for r in rows if (r["note"] or "").startswith("re-tuning and refresh skipped")]
+    assert blocked and all(r["retune"] is None and r["refresh"] is None for r in blocked)
+    assert "predicts 5 classes, and the rows they would learn from also hold 0" in blocked[0]["note"]
+    assert blocked[0]["note"] in err  # the batch's line says it too
+    assert timeline["summary"]["shifts"][0]["verdict"] in VERDICTS
+
+
 def test_stream_batches_are_disjoint_and_never_training_rows() -> None:
     frame = pd.DataFrame(
         {"x": range(2000), "y": [i % 7 for i in range(2000)], "target": [0, 1] * 1000}

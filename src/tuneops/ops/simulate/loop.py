@@ -376,17 +376,25 @@ def _run(
             retuned_on[:] = [frame]
             return frame
 
+        learn_from = [batch, *(b for b, _ in flagged)]
+        blocked = _unknown_classes(
+            registry,
+            champion,
+            label,
+            learn_from if since_change is None else [*learn_from, since_change],
+        )
         assessment, outcome, note = monitor_batch(
             registry,
             batch,
             recent=recent,
             window=since_change,
-            auto_retune=True,
+            auto_retune=blocked is None,
             config=config,
             source=f"simulate batch {t}",
             seed=seed + t,
             out_dir=out,
         )
+        note = note or blocked
         refreshed = outcome if outcome is not None and outcome.method == "refresh" else None
         retuned = outcome if refreshed is None else None
         promoted = retuned is not None and retuned.decision == "promote"
@@ -420,6 +428,33 @@ def _run(
         if progress is not None:
             progress(row)
     return rows
+
+
+def _unknown_classes(
+    registry: Registry, champion: int, label: str, frames: Sequence[pd.DataFrame]
+) -> str | None:
+    """Why the rows a re-tuning or refresh would learn from cannot be used, or None.
+
+    The monitor refuses to train on labels the champion does not predict (in production they
+    are most often labels encoded otherwise: :func:`tuneops.ops.monitor.check_labels`). A
+    champion re-tuned on a few rows can lack classes of the data (on PMLB texture, 11 classes,
+    a challenger fitted on 70 rows knew 9); the simulation then monitors without re-tuning
+    instead of stopping, and says so on the batch.
+    """
+    classes = registry.classes(champion)
+    if classes is None:
+        return None
+    known = set(np.asarray(classes).tolist())
+    labels = {v for frame in frames for v in pd.unique(frame[label].dropna())}
+    unknown = sorted(labels - known, key=str)
+    if not unknown:
+        return None
+    return (
+        f"re-tuning and refresh skipped: champion v{champion} predicts {len(known)} classes, "
+        f"and the rows they would learn from also hold {', '.join(map(str, unknown[:5]))}"
+        f"{', ...' if len(unknown) > 5 else ''} (the monitor does not train on classes its "
+        "champion does not know: a model of more classes is a new study)"
+    )
 
 
 def _promoted(row: Mapping[str, Any]) -> bool:
