@@ -352,9 +352,10 @@ def _run(
         champion_score = metric_value(metric, y, predictions["champion"])
         baseline_score = metric_value(metric, y, baseline.predict(X))
         frozen_scores = {str(i): metric_value(metric, y, predictions[str(i)]) for i in frozen}
-        rng = np.random.default_rng([seed & 0xFFFFFFFF, t])
-        idx = rng.integers(0, len(y), size=(N_BOOT, len(y)))  # every model: the same resamples
-        resamples[t] = {k: resampled_scores(metric, y, p, idx) for k, p in predictions.items()}
+        if shifts:  # what recovery's intervals need; a stream without shifts has no recovery
+            rng = np.random.default_rng([seed & 0xFFFFFFFF, t])
+            idx = rng.integers(0, len(y), size=(N_BOOT, len(y)))  # every model: the same rows
+            resamples[t] = {k: resampled_scores(metric, y, p, idx) for k, p in predictions.items()}
 
         def window(
             assessment: Any,
