@@ -144,7 +144,8 @@ def simulate(
     Example::
 
         >>> timeline = simulate("pmlb:phoneme", n_batches=12)        # doctest: +SKIP
-        >>> [s["recovered_share"] for s in timeline["summary"]["shifts"]]   # doctest: +SKIP
+        >>> [(s["verdict"], s["judgement"]["share_interval"])                # doctest: +SKIP
+        ...  for s in timeline["summary"]["shifts"]]
     """
     out = Path(out_dir)
     data = _load(source, target)
@@ -395,7 +396,8 @@ def _run(
             seed=seed + t,
             out_dir=out,
         )
-        note = note or blocked
+        if blocked and (assessment.decision == "retune" or since_change is not None):
+            note = blocked  # what a re-tuning or refresh would have run on here
         refreshed = outcome if outcome is not None and outcome.method == "refresh" else None
         retuned = outcome if refreshed is None else None
         promoted = retuned is not None and retuned.decision == "promote"
