@@ -172,9 +172,9 @@ def _sections(
         if stored is not None and name in stored["sections"] and name in reused:
             value = stored["sections"][name]
         elif name == "findings":
-            # the sections just computed and the choice are not computed again for the findings
-            selected = None if selection is None else selection["selected_trial"]
-            value = _resolve(where)(study, trials, sections=computed, selected=selected)
+            # the sections just computed and the choice (its front: the one shown, as the
+            # report's findings judge it) are not computed again for the findings
+            value = _resolve(where)(study, trials, sections=computed, selection=selection)
         elif name in _FRONT_SECTIONS and selection is not None and len(study.directions) > 1:
             # shares of (workers), the time to (pruning) and the warm trials on (warm_start) the
             # front the selection printed, not the plain Pareto front

@@ -580,3 +580,35 @@ def test_one_fit_time_definition_or_fit_time_unused_is_no_finding():
     assert topics(_fit_study([3, "marked", 3]), "fit time") == []  # the same definition
     assert topics(_fit_study([2, "marked"], objective="accuracy"), "fit time") == []
     assert topics(_fit_study([2, 2]), "fit time") == []
+
+
+def test_results_json_findings_judge_the_front_shown_as_the_report_does():
+    """The run's thyroid study: three trials on the plain front, two on the front shown (a
+    third faster than one of them only within its measured latency interval). The report said
+    "1 of the 2 trials on the feasible Pareto front came from warm start", results.json (and
+    `show --json`) "1 of the 3": the findings of the results document ignored the front."""
+    from tuneops.report.view import view_of
+    from tuneops.results import study_results
+
+    points = [(0.99, 0.95), (0.976, 0.50), (0.994, 0.54), (0.9807, 0.387), (0.9911, 0.390)]
+    points += [(0.95, 0.9)] * 8
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "accuracy", "direction": "maximize"},
+            {"metric": "latency_p95_ms", "direction": "minimize"},
+        ],
+    )
+    intervals = {3: [0.37, 0.41], 4: [0.38, 0.40]}
+    for i, p in enumerate(points):
+        attrs: dict[str, Any] = {"warm_start": "kb:portfolio#1"} if i < 3 else {}
+        if i in intervals:
+            attrs[_study.COST] = {"intervals": {"latency_p95_ms": intervals[i]}}
+        add(study, i, {"lr": 0.01, "depth": 1 + i % 10}, list(p), attrs=attrs)
+    selection = view_of(study).selection
+    assert selection is not None and sorted(selection["pareto_front"]) == [2, 4]
+    report = {f.topic: f.text for f in build_report(study).findings}
+    assert report["warm start"].startswith("3 warm-start trials; 1 of the 2 trials")
+    results = study_results(study, choice=selection)
+    assert {f["topic"]: f["text"] for f in results["findings"]} == report

@@ -819,18 +819,14 @@ def findings_section(
     trials: Any,
     *,
     sections: Mapping[str, Any] | None = None,
-    selected: int | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]] | None:
     """The findings for ``results.json`` (``tuneops show --json``); cheap: no importances.
 
-    ``sections`` (pruning, workers) and the ``selected`` trial: already computed by the
-    caller for these trials, not computed again."""
-    view = view_of(
-        study,
-        trials,
-        sections=sections,
-        selection=None if selected is None else {"selected_trial": selected},
-    )
+    ``sections`` (pruning, workers) and the ``selection`` (``Choice.to_dict()``): already
+    computed by the caller for these trials, not computed again. The selection's front (the
+    noise-aware one ``show`` prints) is the one the findings judge, as in the report."""
+    view = view_of(study, trials, sections=sections, selection=selection)
     if not view.trials:
         return None
     return [asdict(f) for f in compute_findings(view, {})]
