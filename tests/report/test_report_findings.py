@@ -122,13 +122,11 @@ def test_several_objectives_judge_the_front_shown_and_its_noise():
     interval of an earlier one's latency is no improvement."""
     points = [(0.80, 10.0), (0.90, 20.0)] + [(0.5, 30.0)] * 17 + [(0.90, 19.5)]
     study = optuna.create_study(directions=["maximize", "minimize"])
-    study.set_user_attr(
-        _study.OBJECTIVES,
-        [
-            {"metric": "accuracy", "direction": "maximize"},
-            {"metric": "latency", "direction": "minimize"},
-        ],
-    )
+    objectives = [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "latency", "direction": "minimize"},
+    ]
+    study.set_user_attr(_study.OBJECTIVES, objectives)
     # 19 is faster than 1 only within 1's measured interval
     intervals = {1: [18.0, 22.0], 19: [18.5, 20.5]}
     for i, p in enumerate(points):
@@ -136,6 +134,23 @@ def test_several_objectives_judge_the_front_shown_and_its_noise():
         add(study, i, {"lr": 0.01, "depth": 1 + i % 10}, list(p), attrs=attrs)
     (f,) = topics(study, "convergence")
     assert f.level == "ok" and f.text.startswith("Converged within noise"), f.text
+
+    # 19 is less accurate than 1 and faster only within 1's interval: a tie, off the front
+    # shown, which moved the plain front's hypervolume in the window. The finding named the
+    # front's newest member (1) as the last improvement, against the gain it had just measured
+    # ("improved by 0.008 within trials 6-15; last improvement at trial 1")
+    points[19] = (0.85, 19.5)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(_study.OBJECTIVES, objectives)
+    for i, p in enumerate(points):
+        attrs = {_study.COST: {"intervals": {"latency": intervals[i]}}} if i in intervals else {}
+        add(study, i, {"lr": 0.01, "depth": 1 + i % 10}, list(p), attrs=attrs)
+    (f,) = topics(study, "convergence")
+    assert f.level == "ok" and f.text.startswith("Converged within noise"), f.text
+    assert (
+        "within the last 10 of 20 finished trials (trials 10-19); last improvement at trial 19, "
+        "a tie within measured noise (the newest trial on the front shown is 1)" in f.text
+    ), f.text
 
 
 def test_every_finished_trial_counts_in_the_window_not_only_feasible_ones():

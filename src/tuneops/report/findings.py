@@ -152,8 +152,19 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                 best_so_far, last = sign * v, i
         what = f"best {view.objectives[0]}"
     last_at = ok[last].number if last is not None else ok[0].number
+    last_text = f"last improvement at trial {last_at}"
     if view.multi and view.best:
-        last_at = max(view.best)  # the front shown (ties within measured noise), not the plain
+        # The front shown (ties within measured noise) names the last improvement; a later
+        # trial that moved the hypervolume (of the plain front) is a tie within noise, and
+        # naming the front's member alone contradicted the improvement just measured in the
+        # window ("improved by 0.008 within trials 6-15; last improvement at trial 1").
+        shown = max(view.best)
+        last_text = (
+            f"last improvement at trial {last_at}, a tie within measured noise (the newest "
+            f"trial on the front shown is {shown})"
+            if last_at > shown
+            else f"last improvement at trial {shown}"
+        )
     if before_value is None:
         return [
             Finding(
@@ -167,7 +178,7 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     share = gain / seen if seen > 0 else 0.0
     measured = (
         f"the {what} improved by {_fmt(gain)}, {share:.1%} of the range of values seen "
-        f"({_fmt(seen)}), within {span}; last improvement at trial {last_at}"
+        f"({_fmt(seen)}), within {span}; {last_text}"
     )
     if share > IMPROVING_TOL:
         improving = _beyond_noise(view, _improvements(view, ok, start), before)
