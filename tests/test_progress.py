@@ -122,3 +122,34 @@ def test_a_multi_objective_study_counts_its_non_dominated_trials_by_value():
             callbacks=[lambda s, t: progress.refresh()],
         )
     assert stream.getvalue().splitlines()[-1].endswith("(3/3 done, 2 non-dominated)")
+
+
+def test_a_tuneops_study_names_its_values_and_says_when_nothing_is_feasible_yet():
+    """A run printed "trial 1 complete: 6.0513, 131.45 (1/14 done, 0 non-dominated)": bare
+    numbers, and "0 non-dominated" for a trial that missed a constraint."""
+    study = optuna.create_study(study_name="n", directions=["minimize", "minimize"])
+    study.set_user_attr(
+        "tuneops:objectives",
+        [
+            {"metric": "rmse", "direction": "minimize"},
+            {"metric": "model_size_kb", "direction": "minimize"},
+        ],
+    )
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        rmse = trial.suggest_float("rmse", 0, 10)
+        trial.set_constraint("rmse <= 3.5", rmse - 3.5)
+        return rmse, 100.0
+
+    for rmse in (6.0513, 2.4362):
+        study.enqueue_trial({"rmse": rmse})
+    stream = io.StringIO()
+    with StudyProgress(study, 2, stream=stream, poll_s=0) as progress:
+        study.optimize(objective, n_trials=2, callbacks=[lambda s, t: progress.refresh()])
+    lines = stream.getvalue().splitlines()
+    assert re.match(
+        r"n: trial 0 complete: rmse=6\.0513, model_size_kb=100 in .*\(1/2 done, no feasible "
+        r"trial yet\)$",
+        lines[1],
+    ), lines
+    assert lines[2].endswith("(2/2 done, 1 non-dominated)"), lines

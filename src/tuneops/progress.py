@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tuneops._study import ABANDONED
+from tuneops._study import ABANDONED, OBJECTIVES, objectives
 from tuneops.pareto import ParetoFront
 
 __all__ = ["StudyProgress"]
@@ -114,7 +114,11 @@ class _Tally:
         if len(self.signs) > 1:
             # by value: the front the run ends with treats differences within a measured
             # interval as ties, and may hold fewer trials ("Pareto front 7" then a table of 2)
-            return f"{len(self.front)} non-dominated"
+            # an empty front after complete trials: none met the constraints ("0 non-dominated"
+            # read as if every trial were dominated)
+            return (
+                f"{len(self.front)} non-dominated" if len(self.front) else "no feasible trial yet"
+            )
         return "no feasible trial yet" if self.best is None else f"best {self.best:.5g}"
 
 
@@ -162,6 +166,10 @@ class StudyProgress:
         self._task: Any = None
         self._seen: set[int] = set()  # finished trials already counted (and printed)
         self._tally = _Tally(list(study.directions))
+        # a tuneops study names its objectives ("rmse=2.4362, model_size_kb=280.26": bare
+        # numbers left the reader to guess which is which); a plain Optuna study has no names
+        stored = study.user_attrs.get(OBJECTIVES) if enabled else None
+        self._names = [o.metric for o in objectives(study)] if stored else None
         self._steps: dict[int, int] = {}  # running trial -> last step printed
         self._active = False
         self._paused = False
@@ -323,7 +331,10 @@ class StudyProgress:
     def _finished_line(self, t: FrozenTrial, done: int) -> str:
         seconds = f" in {t.duration.total_seconds():.1f}s" if t.duration else ""
         if t.state == TrialState.COMPLETE and t.values is not None:
-            outcome = "complete: " + ", ".join(_number(v) for v in t.values)
+            values = [_number(v) for v in t.values]
+            if self._names is not None and len(self._names) == len(values):
+                values = [f"{n}={v}" for n, v in zip(self._names, values, strict=True)]
+            outcome = "complete: " + ", ".join(values)
         elif t.state == TrialState.PRUNED and isinstance(t.user_attrs.get(_TIMED_OUT), dict):
             late = t.user_attrs[_TIMED_OUT]
             limit = late.get("limit_s")
