@@ -360,3 +360,37 @@ def test_degenerate_figures_are_not_drawn_as_if_they_meant_something():
     history = panels(study)[0]["history"].data
     assert history.hypervolume is not None
     assert "relative to this study" in history.notes[0]
+
+
+def test_a_small_study_draws_every_feasible_trial_inside_the_pareto_axes():
+    """The regression run's 8 feasible trials: the 98th percentile, interpolated between the
+    largest model (4431 KiB, an ordinary dominated trial) and the next (2134 KiB), cut the
+    axis at 4310 and drew that trial "beyond the axis range (drawn at the edge)". The central
+    share of the trials is made of trials: with fewer than 50, none is cut; with many, the
+    outer 2 % on each side still are."""
+    from tuneops import _study
+
+    points = [(2.686, 1313.4), (2.532, 4431.5), (3.209, 795.8), (3.061, 319.9)]
+    points += [(2.428, 1384.8), (2.549, 102.2), (2.436, 280.3), (2.413, 2134.1)]
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "rmse", "direction": "minimize"},
+            {"metric": "model_size_kb", "direction": "minimize"},
+        ],
+    )
+    for i, p in enumerate(points):
+        add(study, i, {"lr": 0.1}, list(p))
+    front = panels(study)[0]["pareto_front"].data
+    assert not any(front.outside), list(zip(front.numbers, front.outside, strict=True))
+    assert front.ranges[1][1] >= 4431.5
+    # an outlier among 100 trials is still drawn at the edge, not squashing the rest
+    big = optuna.create_study(directions=["minimize", "minimize"])
+    big.set_user_attr(_study.OBJECTIVES, study.user_attrs[_study.OBJECTIVES])
+    rng = np.random.default_rng(0)
+    for i in range(99):
+        add(big, i, {"lr": 0.1}, [float(2 + rng.random()), float(100 + 900 * rng.random())])
+    add(big, 99, {"lr": 0.1}, [3.5, 1e6])
+    front = panels(big)[0]["pareto_front"].data
+    assert [n for n, out in zip(front.numbers, front.outside, strict=True) if out] == [99]
