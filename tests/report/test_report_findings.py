@@ -215,6 +215,25 @@ def test_best_trials_at_a_boundary_ask_to_widen_the_range():
     assert topics(inside, "boundary") == []
 
 
+def test_best_trials_near_a_bound_say_where_they_are():
+    """The regression run's 4 best trials had min_samples_leaf 87, 88, 95 and 98 in [2, 100]
+    (log): "4 of the 4 best trials sit at the upper bound 100" named values none of them had."""
+    leaf = [87, 88, 95, 98, 3, 5, 8, 12, 20, 40] * 2
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.IntDistribution(2, 100, log=True)
+    for i, v in enumerate([1.0, 0.99, 0.98, 0.97] + [0.5] * 16):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"leaf": leaf[i]}, distributions={"leaf": dist}, values=[v]
+            )
+        )
+    (f,) = topics(study, "boundary")
+    assert f.text.startswith(
+        "leaf: 3 of the 3 best trials sit near the upper bound of its range [2, 100] (at 87 to "
+        "95: its outer 5% on a log scale): the optimum may lie beyond."
+    ), f.text
+
+
 def test_boundary_advice_fits_the_kind_of_study():
     values = [d / 10 for d in DEPTHS * 2]
     tuned = series(values, params=lambda i: {"lr": 0.01, "depth": DEPTHS[i % 10]})
