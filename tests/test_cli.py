@@ -179,3 +179,25 @@ def test_an_output_directory_that_is_a_file_is_blamed_on_where_it_was_named(work
     code, _, err = cli("run", write_spec(workdir / "t.yaml"), "--no-progress", "--out", "afile")
     assert code == 2 and "give output_dir (--out) a directory path" in " ".join(err.split())
     assert sorted(p.name for p in workdir.iterdir()) == ["afile", "s.yaml", "t.yaml"]
+
+
+def test_select_says_that_deploy_and_export_keep_the_specs_selection(workdir, cli):
+    """`select -c ...` shows another trial but stores nothing: `deploy` then took the spec's
+    selected trial, and nothing said so."""
+    spec = write_spec(workdir / "s.yaml", objectives=["accuracy"], n_trials=4)
+    assert cli("run", spec, "--no-progress", "--no-report")[0] == 0
+    results = json.loads((workdir / "tuneops-out/tiny/results.json").read_text())
+    kept = results["selected"]["number"]
+    best = results["selected"]["values"][0]
+    below = max(t["values"][0] for t in results["trials"] if t["values"][0] < best)
+    code, out, _ = cli("select", "tiny", "--constraint", f"accuracy <= {below}")
+    shown = int(re.search(r"Selected trial (\d+)", out)[1])
+    assert code == 0 and shown != kept
+    assert (
+        f"Not stored: without --trial, `tuneops deploy tiny` and `tuneops export tiny` still "
+        f"take trial {kept}, selected by the spec's constraints and policy; `tuneops deploy "
+        f"tiny --trial {shown}` deploys the trial selected here." in " ".join(out.split())
+    ), out
+    # the same choice as the spec's: nothing to say
+    code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0")
+    assert code == 0 and "Not stored" not in out

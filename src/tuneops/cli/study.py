@@ -26,6 +26,7 @@ from tuneops.cli._common import (
     print_trials,
     print_workers,
     read_study,
+    term,
 )
 from tuneops.errors import NoFeasibleTrial
 from tuneops.results import study_results
@@ -95,9 +96,30 @@ def select(
     with read_study(study, storage) as s:
         choice = reselect(s, constraints=constraint, policy=policy)
         results = study_results(s, choice=choice, brief=not json_out)
+        # What `deploy` and `export` take without --trial (tuning.complete_trial): the spec's
+        # rules, not this choice (trial 9 selected here, then deployed: trial 12, unwarned)
+        try:
+            kept: int | None = reselect(s).selected.number
+        except NoFeasibleTrial:
+            kept = None
     if constraint is not None:
         results["constraints"] = constraint
     if json_out:
         emit_json(results)
     else:
         print_summary(results, wide=wide, limit=None if all_rows else FRONT_ROWS)
+        shown = choice.selected.number
+        if kept != shown:
+            then = (
+                f"still take trial {kept}, selected by the spec's constraints and policy"
+                if kept is not None
+                else "find no trial (none meets the spec's constraints)"
+            )
+            term.info(
+                f"Not stored: without --trial, `tuneops deploy {study}` and `tuneops export "
+                f"{study}` {then}; `tuneops deploy {study} --trial {shown}` deploys the trial "
+                "selected here.",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
