@@ -157,3 +157,15 @@ def test_monitor_and_measure_give_identical_values(case: str) -> None:
     for name in names:
         monitored = metric_value(name, y.to_numpy(), model.predict(X), pos_label=pos)
         assert monitored == pytest.approx(measured[name], abs=1e-12), name
+
+
+def test_descriptions_state_the_clock_and_unit_measured():
+    """`tuneops metrics` said "mean seconds to fit" (the measure is CPU seconds: the progress
+    lines' seconds are wall time) and "ms to predict one row" (CPU ms, per call of the serving
+    path, a batch on `serving.path: batch`)."""
+    from tuneops.metrics import METRICS
+
+    assert METRICS["fit_time_s"].description.startswith("mean CPU seconds to fit")
+    for name in ("latency_p50_ms", "latency_p95_ms"):
+        assert "CPU ms per call on the serving path" in METRICS[name].description
+    assert METRICS["model_size_kb"].description.endswith("in KiB")
