@@ -865,6 +865,35 @@ def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path
     assert code == 0, err
 
 
+def test_recent_data_without_a_class_of_the_champion_is_neither_retuned_nor_refreshed(
+    workdir: Path, cli
+) -> None:
+    """A challenger fitted on rows without one of the champion's classes could never predict
+    it, and once promoted refused every later batch holding it (a texture stream stopped
+    re-tuning for good): `retune` exits 2 before anything is written, `monitor --auto-retune`
+    skips with the reason, and a refresh on such a window is refused the same way."""
+    data = load_dataset("sklearn:iris")
+    frame = data.X.assign(target=data.y)
+    registry = champion_of(frame, "iris", "knn", "accuracy", folds=3)
+    two = frame[frame.target != 2].reset_index(drop=True)  # 100 rows of classes 0 and 1
+    two.to_csv("two.csv", index=False)
+    storage = get_storage(None)
+    studies = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    reserved = len(registry.study.trials)
+    code, _, err = cli("retune", "--data", "two.csv")
+    assert code == 2, err
+    assert "the recent data (100 rows) holds no row of class(es) 2 of the champion's 3" in err
+    assert "could never predict them" in err and "Traceback" not in err
+    swapped = two.assign(target=two.target.map({0: 1, 1: 0}))  # a confident drop: retune
+    assessment, outcome, note = monitor_batch(registry, swapped, auto_retune=True)
+    assert assessment.decision == "retune" and outcome is None
+    assert note is not None and note.startswith("re-tuning skipped: the recent data (100 rows)")
+    with pytest.raises(DataError, match=r"fitted part \(\d+ rows\) holds no row of class\(es\) 2"):
+        refresh(registry, two)
+    assert sorted(s.study_name for s in optuna.get_all_study_summaries(storage)) == studies
+    assert len(Registry.open("iris").study.trials) == reserved  # no version number taken
+
+
 def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_written(
     workdir: Path, cli
 ) -> None:

@@ -367,11 +367,36 @@ def _split(
     return fit_part, holdout
 
 
+def missing_classes(labels: pd.Series, classes: Any) -> list[Any]:
+    """The champion's ``classes`` (None: a regressor) of which ``labels`` hold no row."""
+    if classes is None:
+        return []
+    seen = set(pd.unique(labels.dropna()))
+    return [c for c in classes if c not in seen]
+
+
+def _lacking(missing: Sequence[Any], classes: Any, where: str) -> str:
+    """Why a model fitted on rows that lack ``missing`` classes is not fitted (the words)."""
+    return (
+        f"{where} holds no row of class(es) {', '.join(repr(plain(c)) for c in missing)} of the "
+        f"champion's {len(classes)}: a model fitted on it could never predict them, and once "
+        "promoted it would refuse every later batch that holds them"
+    )
+
+
 def retune_folds(
-    champion: Mapping[str, Any], frame: pd.DataFrame, config: MonitorConfig, seed: int
+    champion: Mapping[str, Any],
+    frame: pd.DataFrame,
+    config: MonitorConfig,
+    seed: int,
+    classes: Any = None,
 ) -> tuple[int, str | None]:
     """The cross-validation folds a re-tuning of labelled ``frame`` uses, and why it cannot run
     (None when it can).
+
+    ``classes``: the champion's (:meth:`Registry.classes`); a frame without a row of one of
+    them cannot be re-tuned (a challenger promoted without a class refused every later batch
+    holding it: a texture stream stopped re-tuning for good).
 
     The champion's ``search.cv_folds``, fewer when the tuning part (what :func:`_split` leaves
     after the ``holdout`` share) holds a class with fewer rows than that: stratified folds need
@@ -392,6 +417,9 @@ def retune_folds(
             n_folds,
             f"{where} has fewer rows than the champion's {n_folds} cross-validation folds",
         )
+    missing = missing_classes(labelled[target], classes) if task == "classification" else []
+    if missing:
+        return n_folds, _lacking(missing, classes, f"the recent data ({len(labelled)} rows)")
     if task == "classification":
         counts = tune_part[target].value_counts()
         counts = counts[counts > 0]
@@ -406,10 +434,14 @@ def retune_folds(
 
 
 def fold_obstacle(
-    champion: Mapping[str, Any], frame: pd.DataFrame, config: MonitorConfig, seed: int
+    champion: Mapping[str, Any],
+    frame: pd.DataFrame,
+    config: MonitorConfig,
+    seed: int,
+    classes: Any = None,
 ) -> str | None:
     """Why labelled ``frame`` cannot be re-tuned (:func:`retune_folds`), or None."""
-    return retune_folds(champion, frame, config, seed)[1]
+    return retune_folds(champion, frame, config, seed, classes)[1]
 
 
 def _study_base(model: str) -> str:
@@ -462,9 +494,10 @@ def retune(
         ignored=dropped_columns(champion),
     )
     assert y is not None  # require_labels=True above
-    check_labels(y, registry.classes(champion_version), what="recent data", strict=True)
+    classes = registry.classes(champion_version)
+    check_labels(y, classes, what="recent data", strict=True)
     frame = X.assign(**{target: y.to_numpy()})[y.notna().to_numpy()].reset_index(drop=True)
-    n_folds, obstacle = retune_folds(champion, frame, config, seed)
+    n_folds, obstacle = retune_folds(champion, frame, config, seed, classes)
     if obstacle is not None:  # before a version number is taken or a study created
         raise DataError(
             f"recent data: {obstacle}. Re-tune on more labelled rows (more batches, or more "
@@ -731,6 +764,13 @@ def refresh(
     else:
         holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1, classes)
     fit_part = frame.reset_index(drop=True)
+    missing = missing_classes(fit_part[target], classes) if task == "classification" else []
+    if missing:  # before a version number is taken
+        where = f"the refresh window's fitted part ({len(fit_part)} rows)"
+        raise DataError(
+            f"{_lacking(missing, classes, where)}. Refresh on a longer window holding every "
+            "class; nothing was refitted or registered."
+        )
     # What this refresh refits and judges on: a refresh of the same rows against the same
     # champion recorded already (stopped after its event) is that outcome, not another refit.
     refreshed = {
@@ -1012,7 +1052,7 @@ def monitor_batch(
                 "--data FILE` with labelled recent data"
             ),
         )
-    obstacle = fold_obstacle(registry.version(registry.require_champion()), data, config, seed)
+    obstacle = fold_obstacle(champion, data, config, seed, registry.classes(champion["version"]))
     if obstacle is not None:  # the batch is assessed and recorded; the search cannot run
         return (
             assessment,
@@ -1062,6 +1102,11 @@ def _refresh_on(
     if target not in batch.columns or batch[target].isna().all():
         return None, f"refresh skipped: the batch has no labels ({target!r}) to judge it on"
     obstacle = refresh_obstacle(champion, len(window), config)
+    if obstacle is None and champion["task"] == "classification":
+        classes = registry.classes(champion["version"])
+        missing = missing_classes(window[target].tail(config.refresh_rows), classes)
+        if missing:
+            obstacle = _lacking(missing, classes, f"the window ({len(window)} rows)")
     if obstacle is not None:
         return None, f"refresh skipped: {obstacle}"
     outcome = refresh(
