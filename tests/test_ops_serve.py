@@ -318,12 +318,16 @@ def test_a_version_is_warmed_up_on_typical_rows_before_it_takes_traffic(caplog) 
     model = _Counting()
     loaded = _Loaded(3, model, ("x", "colour", "empty"), frozenset({"x", "empty"}),
                      pd.Index(["x", "colour", "empty"]))
-    profile = {"x": {"sample": [1.0, 2.0, 9.0]}, "colour": {"counts": {"red": 2, "blue": 5}}}
+    profile = {
+        "x": {"sample": [1.0, 2.0, 9.0]},
+        "colour": {"counts": {"red": 2, "blue": 5}},
+        "empty": {"sample": []},
+    }
     _warm_up(loaded, profile)
     assert len(model.seen) == 3  # the first user does not pay the first call's cost
     first = model.seen[0]
     assert first["x"].tolist() == [2.0] and first["colour"].tolist() == ["blue"]
-    assert first["empty"].isna().all()  # no profile: missing, as a request may send it
+    assert first["empty"].isna().all()  # no value in training: missing, as a request may send
     failing = _Loaded(4, _Counting(fail=True), ("x",), frozenset({"x"}), pd.Index(["x"]))
     _warm_up(failing, {})  # logged, never fatal
     assert "warm-up of version 4 failed: no" in caplog.text
@@ -497,7 +501,7 @@ def test_a_category_must_be_a_value_not_an_object(workdir: Path) -> None:
         for bad in ({"a": 1}, ["red"]):
             answer = client.post("/predict", json=[{**row, "colour": bad}])
             assert answer.status_code == 422, answer.text
-            assert "rows[0].colour: expected a category (a string, number or boolean" in answer.text
+            assert "rows[0].colour: expected a category as a string, one of" in answer.text
         metrics = client.get("/metrics").text
     assert 'outcome="error"' not in metrics
 
@@ -697,3 +701,156 @@ def test_a_text_label_for_a_regression_model_is_refused(workdir: Path) -> None:
         assert client.post("/label", json={"request_id": "one", "label": 0.4}).is_success
         wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
     assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [0.4]
+
+
+def test_a_version_registered_without_a_profile_is_warmed_up_on_a_valid_row(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version registered without a reference profile was warmed up on a row of NaN, which
+    its pipeline refused: every start logged a warm-up failure. Its warm-up now sends a valid
+    row (0.0 for a number, a category the model knows), or says in one info line that it is
+    skipped."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tuneops.serve")
+    assert not registry.version(1).get("profile")
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json=rows(1)).status_code == 200
+    assert "warm-up" not in caplog.text, caplog.text
+    # the model's own categories fill a categorical feature the profile does not cover
+    model = _Counting()
+    loaded = _Loaded(5, model, ("x", "colour"), frozenset({"x"}), pd.Index(["x", "colour"]),
+                     kinds={"colour": "text"}, categories={"colour": ("blue", "red")})
+    _warm_up(loaded, {})
+    assert model.seen[0].to_dict("records") == [{"x": 0.0, "colour": "blue"}]
+    # the profile writes categories as text: the model gets its own value (a boolean here)
+    flagged = _Loaded(6, model, ("flag",), frozenset(), pd.Index(["flag"]),
+                      kinds={"flag": "boolean"}, categories={"flag": (False, True)})
+    _warm_up(flagged, {"flag": {"counts": {"True": 9, "False": 2}}})
+    assert model.seen[-1]["flag"].tolist() == [True]
+    # no category to send: skipped, said at INFO, no failure
+    unknown = _Loaded(7, _Counting(), ("colour",), frozenset(), pd.Index(["colour"]))
+    caplog.clear()
+    _warm_up(unknown, {})
+    assert "warm-up of version 7 skipped" in caplog.text and "failed" not in caplog.text
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+
+
+def _register_frame_model(
+    registry: Registry, model: Any, features: list[str], categorical: list[str], out: Path
+) -> int:
+    from tuneops.export import save_model
+    from tuneops.ops.registry import sha256_file
+
+    number = registry.reserve_version()
+    path = save_model(model, {"features": features, "task": "classification"}, out / f"v{number}")
+    registry.add_version({
+        "version": number, "source": {"kind": "test"},
+        "artifact": {"path": str(path.resolve()), "sha256": sha256_file(path)},
+        "features": features, "categorical": categorical, "target": "target",
+        "task": "classification", "spec": {}, "data": {}, "metrics": {},
+    })
+    registry.promote(number, "test")
+    return number
+
+
+def test_a_category_of_the_wrong_kind_is_refused_naming_what_the_model_knows(
+    workdir: Path,
+) -> None:
+    """JSON true, a number or "" sent for a text category (or text for a boolean or number
+    category) was scored as an unseen category, silently: a wrong answer, logged as a good
+    one. It is refused (422) naming the feature, the kind and the known categories, what was
+    received and what to send, and nothing is logged."""
+    import numpy as np
+
+    X, y = iris()
+    X = X.assign(
+        colour=["red", "blue", "green"] * 50,
+        indoor=[True, False] * 75,
+        grade=[1, 2, 3, 4, 5] * 30,
+    )
+    categorical = ["colour", "indoor", "grade"]
+    for c in categorical:  # as data loading keeps categories
+        X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
+    model = build_pipeline(
+        get_family("linear"), {"C": 1.0}, "classification", 0,
+        numeric=tuple(FEATURES), categorical=tuple(categorical),
+    ).fit(X, y)
+    registry = Registry.open("mixed", create=True)
+    _register_frame_model(registry, model, [*FEATURES, *categorical], categorical, workdir / "art")
+    good = {**rows(1)[0], "colour": "red", "indoor": True, "grade": 2}
+    with (
+        start_server(config(model="mixed")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        for fine in (good, {**good, "colour": "purple"}, {**good, "colour": None},
+                     {**good, "grade": 9.0}, {**good, "indoor": None}):
+            answer = client.post("/predict", json=[fine])
+            assert answer.status_code == 200, (fine, answer.text)
+        for feature, value, expected in (
+            ("colour", True, 'rows[0].colour: expected a category as a string, one of "blue", '
+             '"green", "red" (another string is scored as an unseen category), or null for '
+             "missing; received boolean true: send a string."),
+            ("colour", 7, "received number 7: send a string."),
+            ("colour", "", "received an empty string: send null for a missing value."),
+            ("indoor", "True", "rows[0].indoor: expected true or false (its categories are "
+             'booleans), or null for missing; received string "True": send true.'),
+            ("indoor", 1, "received number 1: send true or false."),
+            ("grade", "2", "rows[0].grade: expected a category as a number, one of 1, 2, 3, 4, "
+             '5 (another number is scored as an unseen category), or null for missing; received '
+             'string "2": send 2.'),
+            ("grade", False, "received boolean false: send a number."),
+            ("petal width (cm)", True, "rows[0].petal width (cm): expected a number (or null "
+             "for missing), received boolean true."),
+            ("petal width (cm)", "0.2", 'expected a number (or null for missing), received '
+             'string "0.2".'),
+        ):
+            answer = client.post(
+                "/predict", json={"rows": [good, {**good, feature: value}], "request_id": "x"}
+            )
+            assert answer.status_code == 422, (feature, value, answer.text)
+            message = answer.json()["error"].replace("rows[1]", "rows[0]")
+            assert expected in message, (feature, value, message)
+        metrics = client.get("/metrics").text
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 5)
+    assert 'outcome="error"' not in metrics
+    assert "x" not in {r["id"] for r in read_log("predictions.jsonl").predictions}
+    assert server.server.routing.champion.kinds == {
+        "colour": "text", "indoor": "boolean", "grade": "number"
+    }
+
+
+def test_the_categories_of_a_model_are_found_through_its_pipeline() -> None:
+    """The fitted encoders say what a categorical feature takes; a model of another make shows
+    none, and the reference profile's labels then say only that a column is text."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tuneops.ops.serve import _category_schema
+
+    X, y = iris()
+    X = X.assign(colour=["red", "blue", None] * 50, size=[1, 2] * 75)
+    model = make_pipeline(
+        make_column_transformer(
+            (make_pipeline(SimpleImputer(strategy="most_frequent"),
+                           OneHotEncoder(handle_unknown="ignore")), [4]),
+            (OneHotEncoder(), ["size"]),
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(X.astype({"colour": object}), y)
+    assert _category_schema(model, ["colour", "size"], {}) == (
+        {"colour": "text", "size": "number"}, {"colour": ("blue", "red"), "size": (1, 2)}
+    )
+    profile = {
+        "colour": {"counts": {"red": 3, "1": 2}},
+        "flag": {"counts": {"True": 3, "False": 1}},
+        "code": {"counts": {"1": 3, "2": 1}},
+    }
+    assert _category_schema(_Counting(), ["colour", "flag", "code", "other"], profile) == (
+        {"colour": "text"},
+        {"colour": ("red", "1"), "flag": ("True", "False"), "code": ("1", "2")},
+    )

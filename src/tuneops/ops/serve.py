@@ -189,10 +189,20 @@ class _Loaded:
     # columns: ``data.dropped``): a request may still send them, as the data it comes from has
     # them; they are ignored, not logged.
     ignored: frozenset[str] = frozenset()
+    # Per categorical feature, the kind of value its categories are ("text", "boolean" or
+    # "number"; absent: not known, any single value passes) and the categories it knows
+    # (:func:`_category_schema`): a request's value of another kind is refused, not scored as
+    # an unseen category (JSON true for a text category, "" for a missing value).
+    kinds: Mapping[str, str] = field(default_factory=dict)
+    categories: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @functools.cached_property
     def categorical(self) -> tuple[str, ...]:
         return tuple(f for f in self.features if f not in self.numeric)
+
+    @functools.cached_property
+    def categorical_kinds(self) -> tuple[tuple[str, str | None], ...]:
+        return tuple((f, self.kinds.get(f)) for f in self.categorical)
 
     @functools.cached_property
     def numeric_classes(self) -> list[Any] | None:
@@ -214,6 +224,95 @@ def _without_ignored(rows: Sequence[Any], loaded: _Loaded) -> Sequence[Any]:
         {k: v for k, v in r.items() if k not in loaded.ignored} if isinstance(r, dict) else r
         for r in rows
     ]
+
+
+def _fitted_categories(model: Any, names: Sequence[str] | None = None) -> dict[str, list[Any]]:
+    """The categories a fitted model's encoders learned, by input feature name (missing values
+    left out), found through pipelines and column transformers; empty when the model shows
+    none (a model of another make). ``names``: the columns ``model`` is fitted on, when it
+    does not record them itself (an encoder behind an imputer in a column transformer)."""
+    found: dict[str, list[Any]] = {}
+    if isinstance(model, Pipeline):
+        for _, step in model.steps:
+            if step is None or isinstance(step, str):  # "passthrough"
+                continue
+            found.update(_fitted_categories(step, names))
+            # an imputer keeps its columns (tuneops' keeps the empty ones too); after any
+            # other step, the columns are no longer the inputs
+            names = names if type(step).__name__ == "SimpleImputer" else None
+        return found
+    transformers = getattr(model, "transformers_", None)
+    if isinstance(transformers, list):  # a fitted ColumnTransformer
+        inputs = getattr(model, "feature_names_in_", None)
+        for _, step, columns in transformers:
+            if not isinstance(step, str):  # "drop", "passthrough"
+                found.update(_fitted_categories(step, _column_names(columns, inputs)))
+        return found
+    categories = getattr(model, "categories_", None)
+    if isinstance(categories, list):
+        if names is None:
+            names = getattr(model, "feature_names_in_", None)
+        if names is not None and len(names) == len(categories):
+            for name, known in zip(names, categories, strict=True):
+                found[str(name)] = [v for v in np.asarray(known).tolist() if not _missing(v)]
+    return found
+
+
+def _column_names(columns: Any, inputs: Any) -> list[str] | None:
+    """A column transformer's column selection as names, or None when it cannot tell."""
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, list) and all(isinstance(c, str) for c in columns):
+        return list(columns)
+    if inputs is None:
+        return None
+    try:
+        return [str(c) for c in np.atleast_1d(np.asarray(inputs, dtype=object)[columns])]
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _category_kind(values: Sequence[Any]) -> str | None:
+    """The kind of value every category is ("text", "boolean", "number"); None when mixed or
+    none."""
+    kinds = {
+        "boolean" if isinstance(v, bool) else "text" if isinstance(v, str) else "number"
+        if isinstance(v, int | float) else None
+        for v in values
+    }
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _category_schema(
+    model: Any, categorical: Sequence[str], profile: Mapping[str, Any]
+) -> tuple[dict[str, str], dict[str, tuple[Any, ...]]]:
+    """Per categorical feature, the kind of its categories and the categories it knows: the
+    fitted encoder's (exact), else the reference profile's labels (kept as text, so a kind only
+    when some label is no number and no boolean word: such a column is text, as data loading
+    refuses a column mixing text with other values)."""
+    try:
+        fitted = _fitted_categories(model)
+    except Exception:  # noqa: BLE001 - a model of another make: its values are not checked
+        fitted = {}
+    kinds: dict[str, str] = {}
+    categories: dict[str, tuple[Any, ...]] = {}
+    for name in categorical:
+        if name in fitted:
+            known = fitted[name]
+            kind = _category_kind(known)
+        else:
+            known = list((profile.get(name) or {}).get("counts") or {})
+            words = [k for k in known if not _is_number(k) and k not in ("True", "False")]
+            kind = "text" if words else None
+        if kind is not None:
+            kinds[name] = kind
+        if known:
+            categories[name] = tuple(known)
+    return kinds, categories
 
 
 def _takes_records(model: Any, features: tuple[str, ...]) -> bool:
@@ -339,7 +438,8 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
             ):
                 raise _BadRequest(
                     422,
-                    f"rows[{i}].{name}: expected a number (or null), received {value!r}."
+                    f"rows[{i}].{name}: expected a number (or null for missing), received "
+                    f"{_received(value)}."
                     + (
                         ' Several rows go in a JSON list of records or {"rows": [...]}, one '
                         "object per row, not a list of values per feature."
@@ -356,16 +456,89 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                     f"rows[{i}].{name}: expected a finite number (or null for missing), "
                     f"received {shown}.",
                 )
-        for name in loaded.categorical:
+        for name, kind in loaded.categorical_kinds:
             value = row[name]
-            if isinstance(value, (dict, list)) or (isinstance(value, float) and not _finite(value)):
-                # an object or a list reached the model as a category and failed there: a 500
-                # counted against the error-rate SLO, which a client could use to roll back
-                raise _BadRequest(
-                    422,
-                    f"rows[{i}].{name}: expected a category (a string, number or boolean; null "
-                    f"for missing), received {type(value).__name__} {_short(value)}.",
-                )
+            if value is None:
+                continue
+            if kind is None:
+                if isinstance(value, (dict, list)) or (
+                    isinstance(value, float) and not _finite(value)
+                ):
+                    # an object or a list reached the model as a category and failed there: a
+                    # 500 counted against the error-rate SLO, which a client could use to roll
+                    # back
+                    raise _BadRequest(
+                        422,
+                        f"rows[{i}].{name}: expected a category (a string, number or boolean; "
+                        f"null for missing), received {_received(value)}.",
+                    )
+            elif not _of_kind(value, kind) or (
+                value == "" and "" not in loaded.categories.get(name, ())
+            ):
+                # The model scored a value of another kind than its categories (JSON true for
+                # a text category, "" for a missing value) as an unseen category, silently.
+                raise _BadRequest(422, _category_problem(i, name, value, kind, loaded))
+
+
+def _of_kind(value: Any, kind: str) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
+
+
+#: Known categories a refusal lists in full; beyond, a few of them and how many.
+_LISTED_CATEGORIES = 12
+
+
+def _category_problem(i: int, name: str, value: Any, kind: str, loaded: _Loaded) -> str:
+    """Why ``value`` is no category of ``name``: the kind expected, the known categories (all
+    of them when few), what was received and what to send."""
+    known = loaded.categories.get(name, ())
+    listed = ", ".join(json.dumps(c) for c in known[:_LISTED_CATEGORIES])
+    if len(known) > _LISTED_CATEGORIES:
+        listed = f"{len(known)} categories such as {listed}, ..."
+    if kind == "boolean":
+        expected = "true or false (its categories are booleans)"
+    else:
+        word = "string" if kind == "text" else "number"
+        expected = f"a category as a {word}" + (
+            f", one of {listed} (another {word} is scored as an unseen category)" if known else ""
+        )
+    if value == "":
+        hint = "send null for a missing value"
+    else:
+        # the same category written as the other kind (true for "True", 1 for "1")
+        same = [c for c in known if str(c).lower() == str(value).lower()]
+        wanted = {"text": "a string", "number": "a number", "boolean": "true or false"}[kind]
+        hint = f"send {json.dumps(same[0])}" if same else f"send {wanted}"
+    return (
+        f"rows[{i}].{name}: expected {expected}, or null for missing; received "
+        f"{_received(value)}: {hint}."
+    )
+
+
+def _received(value: Any) -> str:
+    """A request's value as JSON names it: its type and its text (shortened)."""
+    kind = (
+        "boolean" if isinstance(value, bool)
+        else "string" if isinstance(value, str)
+        else "number" if isinstance(value, int | float)
+        else "object" if isinstance(value, dict)
+        else "list" if isinstance(value, list)
+        else "null" if value is None
+        else type(value).__name__
+    )
+    if isinstance(value, float) and not _finite(value):
+        text = repr(value)
+    elif isinstance(value, int) and not _finite(value):
+        text = "(an integer beyond a float)"
+    else:
+        text = json.dumps(value, default=str)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return "an empty string" if value == "" else f"{kind} {text}"
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -391,19 +564,43 @@ def _frame(rows: Sequence[Any], loaded: _Loaded) -> Any:
     return pd.DataFrame(values, columns=columns)
 
 
-def _typical_row(loaded: _Loaded, profile: Mapping[str, Any]) -> dict[str, Any]:
+def _typical_row(loaded: _Loaded, profile: Mapping[str, Any]) -> dict[str, Any] | None:
     """A request row of typical values from the reference profile: each numeric feature's
-    median, each categorical one's most frequent label; None (missing) where it records none."""
+    median, each categorical one's most frequent category; None (missing) where the profile
+    records no value (the training rows had none). A feature the profile does not cover (a
+    version registered without one) gets a valid value all the same: 0.0, or the first
+    category the model knows. None when no valid row can be made (a category the model does
+    not show)."""
     row: dict[str, Any] = {}
     for name in loaded.features:
-        column = profile.get(name) or {}
-        sample = column.get("sample") or []
-        counts: dict[str, int] = column.get("counts") or {}
+        column = profile.get(name)
+        known = loaded.categories.get(name, ())
         if name in loaded.numeric:
-            row[name] = float(np.median(sample)) if sample else None
-        else:
-            row[name] = max(counts, key=lambda label: counts[label]) if counts else None
+            sample = (column or {}).get("sample") or []
+            row[name] = float(np.median(sample)) if sample else None if column else 0.0
+            continue
+        counts: dict[str, int] = (column or {}).get("counts") or {}
+        if counts:
+            label = max(counts, key=lambda c: counts[c])
+            # the profile keeps categories as text ("True", "1"): the model's own value
+            same = [c for c in known if _as_label(c) == label]
+            row[name] = same[0] if same else label if name not in loaded.kinds else None
+            if row[name] is not None:
+                continue
+        elif column:
+            row[name] = None
+            continue
+        if not known:
+            return None
+        row[name] = known[0]
     return row
+
+
+def _as_label(value: Any) -> str:
+    """A category as the reference profile writes it (:func:`tuneops.ops.drift.profile_column`)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 def _warm_up(loaded: _Loaded, profile: Mapping[str, Any], calls: int = 3) -> None:
@@ -413,6 +610,14 @@ def _warm_up(loaded: _Loaded, profile: Mapping[str, Any], calls: int = 3) -> Non
     failure is logged, never fatal: requests then meet it and get its error."""
     try:
         row = _typical_row(loaded, profile)
+        if row is None:
+            logger.info(
+                "warm-up of version %s skipped: its registry record has no reference profile "
+                "and the model shows no categories to send; its first request pays for the "
+                "first predict.",
+                loaded.version,
+            )
+            return
         for _ in range(calls):
             loaded.model.predict(_model_input([row], loaded))
     except Exception as exc:  # noqa: BLE001 - a warm-up must not keep a version from serving
@@ -648,6 +853,10 @@ class ModelServer:
         self.refused.pop(version, None)
         if type(model) is Pipeline:  # saved before tuneops' own: served at its measured cost
             model = ServingPipeline(**model.get_params(deep=False))
+        profile = (record.get("profile") or {}).get("features") or {}
+        kinds, categories = _category_schema(
+            model, [f for f in features if f in categorical], profile
+        )
         loaded = _Loaded(
             version,
             model,
@@ -656,8 +865,10 @@ class ModelServer:
             pd.Index(features),
             _takes_records(model, features),
             frozenset(dropped_columns(record)) - set(features),
+            kinds,
+            categories,
         )
-        _warm_up(loaded, (record.get("profile") or {}).get("features") or {})
+        _warm_up(loaded, profile)
         self._cache[version] = loaded
         return loaded
 
@@ -937,6 +1148,7 @@ class ModelServer:
                     shadow.takes_records == answering.takes_records
                     and shadow.features == answering.features
                     and shadow.numeric == answering.numeric
+                    and shadow.kinds == answering.kinds
                 )
                 predicted, seconds = await self._in_worker(
                     _shadow_answer, rows, shadow, X if same_input else None
