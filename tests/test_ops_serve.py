@@ -854,3 +854,47 @@ def test_the_categories_of_a_model_are_found_through_its_pipeline() -> None:
         {"colour": "text"},
         {"colour": ("red", "1"), "flag": ("True", "False"), "code": ("1", "2")},
     )
+
+
+def test_a_boolean_label_for_a_model_whose_classes_are_numbers_is_refused(
+    registry: Registry, workdir: Path
+) -> None:
+    """JSON true posted for a model whose classes are 0, 1 and 2 was logged and equalled class 1
+    in the live comparison. It is refused by name (422, nothing recorded), saying what to send;
+    a model whose classes are booleans takes true and false."""
+    from sklearn.linear_model import LogisticRegression
+
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(2), "request_id": "two"}).is_success
+        for body in (
+            {"request_id": "two", "label": [True, 0]},
+            {"labels": {"two": [0, False]}},
+        ):
+            refused = client.post("/label", json=body)
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert error.startswith("labels['two']: expected one of the model's classes, which "
+                                    "are numbers (0, 1, 2), received the boolean "), error
+            assert "send the class as the number the model answers (" in error, error
+            assert "Nothing was recorded" in error
+        assert "(1, not true)" in client.post(
+            "/label", json={"request_id": "two", "label": [True, 0]}).text
+        assert client.post("/label", json={"request_id": "two", "label": [1, 0]}).is_success
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [[1, 0]]
+    assert read_log("predictions.jsonl").n_labels == 1
+    X, y = iris()
+    flags = Registry.open("flags", create=True)
+    register(flags, LogisticRegression(max_iter=500).fit(X, y == 2), workdir / "flags",
+             promote=True)
+    with (
+        start_server(config(model="flags", log="flags.jsonl")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "f"}).is_success
+        assert client.post("/label", json={"request_id": "f", "label": True}).is_success
+        word = client.post("/label", json={"request_id": "f", "label": "yes"})
+        assert word.status_code == 422
+        assert "whose classes are booleans (false, true)" in word.text, word.text
+        wait_for(lambda: len(read_log("flags.jsonl").predictions) == 1)
+    assert [r.get("label") for r in read_log("flags.jsonl").predictions] == [True]

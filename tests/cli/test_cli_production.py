@@ -392,6 +392,39 @@ def test_label_reads_each_label_as_the_model_answers(workdir: Path, cli) -> None
         assert joined == labels and type(joined["a"]) is type(labels["a"]), name
 
 
+def test_label_refuses_booleans_where_the_model_answers_numbers(workdir: Path, cli) -> None:
+    """Without --model, `true` in the labels file of a log whose answers are 0/1 was read as
+    the boolean true and written: it equalled the class 1. It is refused (exit 2, nothing
+    written), saying to write the class as a number; a log whose answers are booleans still
+    reads true/false as booleans."""
+    with PredictionLog(workdir / "numbers.jsonl") as log:
+        for i in range(2):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0, "prediction": [i]})
+    with PredictionLog(workdir / "flags.jsonl") as log:
+        for i in range(2):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0, "prediction": [i == 1]})
+    before = (workdir / "numbers.jsonl").read_text()
+    for labels in (["true", "0"], ["TRUE", "False"], ["[true]", "0"]):
+        pd.DataFrame({"request_id": ["r0", "r1"], "label": labels}).to_csv("y.csv", index=False)
+        code, _, err = cli("label", "--log", "numbers.jsonl", "--labels", "y.csv")
+        err = " ".join(err.split())
+        assert code == 2, (labels, err)
+        assert "label value(s) are booleans (true, false) where the model answers numbers " \
+            "(e.g. 0, 1), so they would be read as 1 and 0, not as the model's classes: write " \
+            "each class as the number the model answers: request r" in err, (labels, err)
+        assert "Nothing was written" in err
+        assert (workdir / "numbers.jsonl").read_text() == before
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": ["false", "true"]}).to_csv(
+        "y.csv", index=False
+    )
+    assert cli("label", "--log", "flags.jsonl", "--labels", "y.csv")[0] == 0
+    joined = {r["id"]: r.get("label") for r in read_log(workdir / "flags.jsonl").predictions}
+    assert joined == {"r0": False, "r1": True}
+    pd.DataFrame({"request_id": ["r0"], "label": ["yes"]}).to_csv("y.csv", index=False)
+    code, _, err = cli("label", "--log", "flags.jsonl", "--labels", "y.csv")
+    assert code == 2 and "are text where the model answers booleans (true, false)" in err, err
+
+
 def test_label_with_model_refuses_labels_that_are_none_of_its_classes(workdir: Path, cli) -> None:
     """A yes/no model's log labelled 1/0: read as the classes "1"/"0" (the model answers text),
     written, and each replaced the request's good label. With --model the labels are checked

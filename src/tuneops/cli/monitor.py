@@ -909,7 +909,8 @@ def label(
     classes = None if reg is None else _classes_by_request(reg, predictions)
     if kind is None and classes is not None:  # no answer logged yet: the model's classes say
         values = [v for c in classes.values() if c is not None for v in c]
-        kind = "text" if values and all(isinstance(v, str) for v in values) else "number"
+        kinds = {_kind(v) for v in values}
+        kind = kinds.pop() if len(kinds) == 1 else "number"
     pairs = {
         str(k): _label_value(v, kind)
         for k, v in zip(frame["request_id"], frame["label"], strict=True)
@@ -934,7 +935,14 @@ def label(
 
 
 def _kind(value: Any) -> str:
-    return "text" if isinstance(value, str) else "number"
+    """A label's or an answer's kind: ``text``, ``boolean`` (JSON true/false) or ``number``."""
+    if isinstance(value, str):
+        return "text"
+    return "boolean" if isinstance(value, bool) else "number"
+
+
+#: What a label of one kind is refused as, where the model answers another.
+_KIND_WORDS = {"text": "text", "number": "numbers", "boolean": "booleans (true, false)"}
 
 
 def _classes_by_request(reg: Any, predictions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1034,7 +1042,9 @@ def _label_value(value: Any, kind: str | None) -> Any:
         return str(value)
     if isinstance(value, str):
         word = value.strip()
-        if word.lower() in ("true", "false") and kind == "number":
+        # true/false are booleans where the model answers booleans, and refused (as
+        # booleans) where it answers numbers: true equalled the class 1
+        if word.lower() in ("true", "false") and kind in ("number", "boolean"):
             return word.lower() == "true"
         for parse in (int, float):
             try:
@@ -1084,22 +1094,29 @@ def _check_labels(
         wrong = predlog.label_shape_problem(request_id, label, n) if n else None
         if wrong is not None and predlog.is_label(label):
             problems.append(wrong)
-    if len(answers) == 1:  # one kind of answer: a label of the other kind never matches
+    if len(answers) == 1:  # one kind of answer: a label of another kind never matches
         (kind,) = answers
+        # a number for a model answering booleans stays accepted (0 and 1 are its classes)
         odd = [
             (k, v)
             for k, label in pairs.items()
             if predlog.is_label(label)
             for v in (label if isinstance(label, list) else [label])
-            if _kind(v) != kind
+            if _kind(v) != kind and not (_kind(v) == "number" and kind == "boolean")
         ]
         if odd:
             k, v = odd[0]
+            given = _kind(v)
             problems.append(
-                f"{len(odd)} label value(s) are {'text' if kind == 'number' else 'numbers'} "
-                f"where the model answers {'numbers' if kind == 'number' else 'text'} (e.g. "
-                f"{', '.join(map(repr, answers[kind]))}), so they never match a prediction: "
-                f"request {k} has {v!r}"
+                f"{len(odd)} label value(s) are {_KIND_WORDS[given]} where the model answers "
+                f"{_KIND_WORDS[kind]} (e.g. {', '.join(map(repr, answers[kind]))}), so they "
+                + (
+                    "would be read as 1 and 0, not as the model's classes: write each class "
+                    "as the number the model answers"
+                    if given == "boolean" and kind == "number"
+                    else "never match a prediction"
+                )
+                + f": request {k} has {v!r}"
             )
     if problems:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""

@@ -1226,22 +1226,49 @@ class ModelServer:
         served = [v for v in (routing.champion, routing.challenger) if v is not None]
         classes = [v.numeric_classes for v in served if v.numeric_classes is not None]
         regressor = any(getattr(v.model, "classes_", None) is None for v in served)
+        # JSON true/false is a label only of a model whose classes are booleans: for classes
+        # 0 and 1 true was logged and equalled class 1; a regressor's label is a quantity
+        # (live r2 read true as 1.0)
+        no_booleans = regressor or any(
+            not all(isinstance(c, bool) for c in found) for found in classes
+        )
         if classes or regressor:  # the models served answer numbers: a text label never matches
             for request_id, value in labels.items():
-                # a regressor's label is a quantity: JSON true/false is none (live r2 read it
-                # as 1.0/0.0), nor is it text
                 words = [
                     v for v in (value if isinstance(value, list) else [value])
                     if (isinstance(v, str) and not _is_number(v))
-                    or (regressor and isinstance(v, bool))
+                    or (no_booleans and isinstance(v, bool))
                 ]
                 if words:
+                    listed = (
+                        ", ".join(json.dumps(c) for c in classes[0][:5])
+                        + (", ..." if len(classes[0]) > 5 else "")
+                        if classes
+                        else ""
+                    )
+                    kind = (
+                        "booleans" if classes and isinstance(classes[0][0], bool) else "numbers"
+                    )
                     answers = (
-                        f"whose classes are numbers ({', '.join(map(str, classes[0][:5]))}"
-                        f"{', ...' if len(classes[0]) > 5 else ''})"
+                        f"whose classes are {kind} ({listed})"
                         if classes
                         else "a regression model that answers the measured quantity (a number)"
                     )
+                    if isinstance(words[0], bool) and classes:
+                        # what to send: the class it stood for (true was read as 1)
+                        number = int(words[0])
+                        instead = (
+                            f" ({number}, not {json.dumps(words[0])})"
+                            if number in classes[0]
+                            else ""
+                        )
+                        return self._error(
+                            422,
+                            f"labels[{_short(request_id)}]: expected one of the model's classes, "
+                            f"which are numbers ({listed}), received the boolean "
+                            f"{json.dumps(words[0])}; send the class as the number the model "
+                            f"answers{instead}. Nothing was recorded.",
+                        )
                     shown = json.dumps(words[0]) if isinstance(words[0], bool) else _short(words[0])
                     return self._error(
                         422,
