@@ -562,6 +562,46 @@ def test_serve_and_monitor_live_through_the_cli(
         assert code == 2 and "is a directory" in err, (command, err)
 
 
+def test_monitor_live_stops_when_the_reader_of_its_output_leaves(
+    workdir: Path, iris_registry: Registry
+) -> None:
+    """`tuneops monitor --live ... | head` checked, recorded and alerted on forever after head
+    exited, its output thrown away. It stops at the next wait between checks (each check made
+    is recorded whole), says so on stderr and exits 0, as a command whose reader left does."""
+    with PredictionLog(workdir / "p.jsonl") as log:
+        for i, row in enumerate(rows(5)):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": time.time(), "model": "iris",
+                        "version": 1, "role": "champion", "mode": None, "status": "ok",
+                        "latency_ms": 1.0, "n_rows": 1, "prediction": [0], "rows": [row]})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "tuneops", "monitor", "--live", "--log", "p.jsonl", "--every",
+         "1", "--json"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stderr is not None
+            first = process.stdout.readline()  # the first decision's JSON begins
+            assert first.startswith("{"), first
+            process.stdout.close()  # the reader leaves (head -1 exits)
+            closed = time.monotonic()
+            code = process.wait(timeout=30)  # it ran on until killed
+            waited = time.monotonic() - closed
+            err = process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert code == 0, err
+    assert waited < 10, waited  # at the wait after the reader left, not after more checks
+    checks = len(iris_registry.events("live"))
+    assert f"Stopped: the reader of the output left (a closed pipe) after {checks} check(s)" \
+        in " ".join(err.split()), err
+    assert checks in (1, 2)  # a check running as the reader left ends, recorded whole
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    time.sleep(1.5)
+    assert len(iris_registry.events("live")) == checks  # no check after the exit
+
+
 def test_verify_follows_the_model_s_own_verify_settings(
     workdir: Path, cli, iris_registry: Registry
 ) -> None:

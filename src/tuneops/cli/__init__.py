@@ -14,7 +14,9 @@ storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted (SIGIN
 A closed standard output (``tuneops monitor ... | head``): the command goes on with what it
 prints sent to ``/dev/null`` and exits with its own code, the outcome it decided (``--fail-on``'s
 3 after a recorded assessment), not click's 1 for the broken pipe (:class:`_Stream`; the
-SIGPIPE note of Python's ``signal`` documentation).
+SIGPIPE note of Python's ``signal`` documentation). A command that runs until stopped
+(``monitor --live``) stops instead, between two of its steps, and exits 0
+(:func:`tuneops.cli._common.reader_left`).
 
 Interruptions: :func:`main` turns SIGTERM into an exception, as Python does SIGINT, so the
 ``finally`` blocks of a command stopped by ``kill``, ``timeout`` or a scheduler run (temporary
@@ -286,6 +288,9 @@ class _Stream:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        # Set when a write met the closed pipe: a command that runs until stopped (monitor
+        # --live) stops then (_common.reader_left), where the others finish their work.
+        self.reader_left = False
 
     def write(self, text: str) -> int:
         try:
@@ -305,6 +310,7 @@ class _Stream:
             self._to_devnull()
 
     def _to_devnull(self) -> None:
+        self.reader_left = True
         try:
             fd = self._stream.fileno()
         except (OSError, ValueError):  # a stream without a descriptor (io.UnsupportedOperation)

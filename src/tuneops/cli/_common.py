@@ -11,7 +11,11 @@ import gc
 import json
 import logging
 import math
+import os
+import select
+import stat
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -259,6 +263,39 @@ def emit_json(document: Any) -> None:
     text = json.dumps(_finite(json.loads(json.dumps(document, default=_jsonable))), indent=2)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def reader_left(wait_s: float = 0.0) -> bool:
+    """Whether the reader of standard output is gone (``tuneops monitor --live | head`` after
+    ``head`` exited), waiting up to ``wait_s`` seconds for it to go: what a command that runs
+    until stopped (``monitor --live``) checks between its steps, as nothing else tells it.
+
+    Known when a write met the closed pipe (the CLI's stream then says so: ``reader_left``),
+    or, on a pipe or a socket, from the descriptor itself: ``poll`` reports an error or a
+    hang-up on a pipe nobody reads, so the wait ends as the reader leaves, without writing.
+    Any other output (a terminal, a file) is waited on for ``wait_s`` seconds.
+    """
+    stream = sys.stdout
+    if getattr(stream, "reader_left", False):
+        return True
+    try:
+        fd = stream.fileno()
+        kind = os.fstat(fd).st_mode
+        watched = stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)
+        poller = select.poll() if watched else None
+    except (AttributeError, OSError, ValueError):  # no descriptor (captured), no poll (Windows)
+        poller = None
+    if poller is None:
+        if wait_s > 0:
+            time.sleep(wait_s)
+        return bool(getattr(stream, "reader_left", False))
+    poller.register(fd, 0)  # no event asked: only POLLERR, POLLHUP and POLLNVAL come back
+    deadline = time.monotonic() + wait_s
+    while True:
+        if poller.poll(max(0.0, deadline - time.monotonic()) * 1e3):
+            return True
+        if time.monotonic() >= deadline:
+            return bool(getattr(stream, "reader_left", False))
 
 
 class _TitledTable(Table):

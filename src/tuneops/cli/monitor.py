@@ -28,6 +28,7 @@ from tuneops.cli._common import (
     emit_json,
     fmt,
     make_table,
+    reader_left,
     term,
 )
 from tuneops.errors import UsageError
@@ -440,9 +441,25 @@ def _watch(
 
     if not log.exists():
         term.info(f"Waiting for the prediction log {log} ...", highlight=False, markup=False)
+    reader_gone: list[bool] = []
+
+    def wait(seconds: float) -> bool:
+        if reader_left(seconds):
+            reader_gone.append(True)
+        return bool(reader_gone)
+
     decisions = ops.live.watch(
-        reg, log, every_s=every, n_checks=checks, on_decision=show, apply=apply
+        reg, log, every_s=every, n_checks=checks, on_decision=show, apply=apply, wait=wait
     )
+    if reader_gone:
+        # `monitor --live | head`: nobody reads the decisions any more; checking (and alerting)
+        # on with them thrown away helps no one. Every check made is recorded whole.
+        term.warn(
+            f"Stopped: the reader of the output left (a closed pipe) after {len(decisions)} "
+            f"check(s), each one's decision recorded whole (`tuneops registry show --model "
+            f"{reg.name}` lists them)."
+        )
+        return
     if checks is not None and not decisions:
         raise UsageError(
             f"--log: the prediction log {str(log)!r} did not appear in {checks} check(s); "

@@ -825,10 +825,17 @@ def watch(
     every_s: float = 30.0,
     n_checks: int | None = None,
     on_decision: Callable[[LiveDecision], None] | None = None,
+    wait: Callable[[float], bool] | None = None,
     **settings: Any,
 ) -> list[LiveDecision]:
     """Run :func:`check_live` every ``every_s`` seconds (``n_checks`` times, or until interrupted);
-    what ``tuneops monitor --live`` runs. A log that does not exist yet is waited for."""
+    what ``tuneops monitor --live`` runs. A log that does not exist yet is waited for.
+
+    ``wait(seconds)`` waits before each check (0 s before the first) and returns True to stop
+    watching (``monitor --live``: its output's reader is gone); by default it sleeps. A watch
+    stops only there, between two checks, so each check's decision is recorded (and applied
+    and alerted) whole.
+    """
     decisions: list[LiveDecision] = []
     reader = LogReader(log)  # each check parses only what was appended since the last
     if Path(log).is_dir():
@@ -838,14 +845,18 @@ def watch(
         )
     checked = 0  # a check while the log does not exist yet counts (--checks 1 waited forever)
     while n_checks is None or checked < n_checks:
+        pause = every_s if checked else 0.0
+        if wait is not None:
+            if wait(pause):
+                break
+        elif pause:
+            time.sleep(pause)
         checked += 1
         if Path(log).is_file():
             decision = check_live(registry, reader.read(), **settings)
             decisions.append(decision)
             if on_decision is not None:
                 on_decision(decision)
-        if n_checks is None or checked < n_checks:
-            time.sleep(every_s)
     return decisions
 
 
