@@ -582,7 +582,8 @@ def test_a_label_of_the_wrong_shape_or_an_id_that_is_no_id_is_refused(registry: 
     with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
         object_id = client.post("/predict", json={"rows": rows(1), "request_id": {"a": 1}})
         assert object_id.status_code == 422
-        assert "request_id: expected a string (or a number), received dict" in object_id.text
+        assert 'request_id: expected a string (or a number), received object {"a": 1}' in \
+            object_id.json()["error"]
         numbered = client.post("/predict", json={"rows": rows(2), "request_id": 7}).json()
         assert numbered["request_id"] == "7"
         assert client.post("/predict", json={"rows": rows(1), "request_id": "one"}).is_success
@@ -898,3 +899,43 @@ def test_a_boolean_label_for_a_model_whose_classes_are_numbers_is_refused(
         assert "whose classes are booleans (false, true)" in word.text, word.text
         wait_for(lambda: len(read_log("flags.jsonl").predictions) == 1)
     assert [r.get("label") for r in read_log("flags.jsonl").predictions] == [True]
+
+
+def test_malformed_requests_are_named_in_the_client_s_json_terms_and_never_logged(
+    registry: Registry,
+) -> None:
+    """An operator's round of malformed requests: each gets a 4xx naming what was expected and
+    what was received as JSON calls it ("received null", not Python's "NoneType"), none is
+    logged or counted as the model's error."""
+    as_json = {"Content-Type": "application/json"}
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        for body, status, expected in (
+            (b"null", 422, 'or {"rows": [...]}; received null.'),
+            (b'"one row"', 422, 'received string "one row".'),
+            (b"42", 422, "received number 42."),
+            (b'{"rows": null}', 422, "rows: expected a list of records, received null."),
+            (b'{"rows": {"a": 1}}', 422, 'rows: expected a list of records, received object '
+             '{"a": 1}.'),
+            (b"[[1, 2, 3, 4]]", 422, "rows[0]: expected a JSON object of features, received "
+             'list [1, 2, 3, 4]. Several rows go in a JSON list of records or {"rows": [...]}'),
+            (b'{"rows": [], "request_id": null}', 422, "rows: expected at least one record"),
+            (b'{"rows": [{}], "request_id": [1]}', 422, "request_id: expected a string (or a "
+             "number), received list [1]."),
+            (b"[" * 100_000 + b"]" * 100_000, 400, "body: expected JSON, could not parse it"),
+            (b'[{"a": \xff}]', 400, "body: expected JSON, could not parse it"),
+        ):
+            answer = client.post("/predict", content=body, headers=as_json)
+            assert answer.status_code == status, (body[:40], answer.text)
+            assert expected in answer.json()["error"], (body[:40], answer.text)
+        for body, expected in (
+            ({"request_id": "a", "label": None}, "received null. Nothing was recorded."),
+            ({"labels": {"a": {"x": 1}}}, 'received object {"x": 1}. Nothing was recorded.'),
+        ):
+            answer = client.post("/label", json=body)
+            assert answer.status_code == 422 and expected in answer.json()["error"], answer.text
+        assert client.post("/predict", json=rows(1)).status_code == 200
+        metrics = client.get("/metrics").text
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    assert 'outcome="error"' not in metrics
+    log = read_log("predictions.jsonl")
+    assert len(log.predictions) == 1 and log.n_labels == 0 and log.bad_lines == 0

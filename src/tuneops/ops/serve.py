@@ -66,6 +66,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from tuneops._hosts import host_name, is_loopback, url
@@ -239,7 +240,7 @@ def _fitted_categories(model: Any, names: Sequence[str] | None = None) -> dict[s
             found.update(_fitted_categories(step, names))
             # an imputer keeps its columns (tuneops' keeps the empty ones too); after any
             # other step, the columns are no longer the inputs
-            names = names if type(step).__name__ == "SimpleImputer" else None
+            names = names if isinstance(step, SimpleImputer) else None
         return found
     transformers = getattr(model, "transformers_", None)
     if isinstance(transformers, list):  # a fitted ColumnTransformer
@@ -360,7 +361,7 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
         rows = payload["rows"]
         if not isinstance(rows, list):
             raise _BadRequest(
-                422, f"rows: expected a list of records, received {type(rows).__name__}."
+                422, f"rows: expected a list of records, received {_received(rows)}."
             )
         return (
             rows,
@@ -372,7 +373,7 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
     raise _BadRequest(
         422,
         "body: expected a JSON list of records, one record, or "
-        f'{{"rows": [...]}}; received {type(payload).__name__}.',
+        f'{{"rows": [...]}}; received {_received(payload)}.',
     )
 
 
@@ -386,8 +387,7 @@ def _identifier(value: Any, name: str) -> str | None:
         return str(value)
     raise _BadRequest(
         422,
-        f"{name}: expected a string (or a number), received {type(value).__name__} "
-        f"{_short(value)}.",
+        f"{name}: expected a string (or a number), received {_received(value)}.",
     )
 
 
@@ -409,7 +409,13 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
         if not isinstance(row, dict):
             raise _BadRequest(
                 422,
-                f"rows[{i}]: expected a JSON object of features, received {type(row).__name__}.",
+                f"rows[{i}]: expected a JSON object of features, received {_received(row)}."
+                + (
+                    ' Several rows go in a JSON list of records or {"rows": [...]}, one object '
+                    "per row."
+                    if isinstance(row, list)
+                    else ""
+                ),
             )
         if row.keys() != wanted:
             missing = [f for f in loaded.features if f not in row]
@@ -521,24 +527,23 @@ def _category_problem(i: int, name: str, value: Any, kind: str, loaded: _Loaded)
 
 def _received(value: Any) -> str:
     """A request's value as JSON names it: its type and its text (shortened)."""
+    if value is None:
+        return "null"
+    if isinstance(value, str) and not value:
+        return "an empty string"
     kind = (
         "boolean" if isinstance(value, bool)
         else "string" if isinstance(value, str)
         else "number" if isinstance(value, int | float)
         else "object" if isinstance(value, dict)
         else "list" if isinstance(value, list)
-        else "null" if value is None
         else type(value).__name__
     )
-    if isinstance(value, float) and not _finite(value):
-        text = repr(value)
-    elif isinstance(value, int) and not _finite(value):
-        text = "(an integer beyond a float)"
+    if isinstance(value, int) and not isinstance(value, bool) and not _finite(value):
+        text = "beyond a float's range"
     else:
-        text = json.dumps(value, default=str)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return "an empty string" if value == "" else f"{kind} {text}"
+        text = json.dumps(value, default=str)  # NaN, Infinity as JSON writes them
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -1218,7 +1223,7 @@ class ModelServer:
                     422,
                     f"labels[{_short(request_id)}]: expected the true label (a string, number or "
                     "boolean; a list of them for a multi-row request), received "
-                    f"{type(value).__name__} {_short(value)}. Nothing was recorded.",
+                    f"{_received(value)}. Nothing was recorded.",
                 )
         if self.log is None:
             return self._error(409, "this server keeps no prediction log (started without --log).")
