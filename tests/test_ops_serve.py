@@ -923,6 +923,10 @@ def test_malformed_requests_are_named_in_the_client_s_json_terms_and_never_logge
              "number), received list [1]."),
             (b"[" * 100_000 + b"]" * 100_000, 400, "body: expected JSON, could not parse it"),
             (b'[{"a": \xff}]', 400, "body: expected JSON, could not parse it"),
+            # a misspelt request id was dropped: the answer came under an id the server made
+            (b'{"rows": [{}], "requestId": "a"}', 422, "body: unexpected key(s) 'requestId' "
+             'beside rows; expected {"rows": [...]} with, optionally, "request_id" and "key" '
+             "(did you mean 'request_id'?). Nothing was predicted."),
         ):
             answer = client.post("/predict", content=body, headers=as_json)
             assert answer.status_code == status, (body[:40], answer.text)

@@ -3,7 +3,8 @@
 An ASGI app (Starlette) on uvicorn. Endpoints:
 
 * ``POST /predict`` - a JSON list of records, one record, or ``{"rows": [...], "request_id":
-  ..., "key": ...}`` (``X-Request-ID`` / ``X-Request-Key`` headers work too). Answers
+  ..., "key": ...}`` (``X-Request-ID`` / ``X-Request-Key`` headers work too; any other key
+  beside ``rows`` is refused, as a misspelt ``requestId`` would be dropped). Answers
   ``{"request_id", "version", "predictions"}``. A request id names one request: without one the
   server makes a new one (a UUID), and one this server has answered (of the last 100,000) or is
   answering is refused with 409, nothing predicted, as a label could not say which request it
@@ -49,6 +50,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import hashlib
 import hmac
@@ -354,6 +356,10 @@ class _BadRequest(Exception):
         self.status = status
 
 
+#: The keys of a request sent as {"rows": [...], ...}.
+_ENVELOPE = ("rows", "request_id", "key")
+
+
 def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
     if isinstance(payload, list):
         return payload, None, None
@@ -362,6 +368,20 @@ def _rows(payload: Any) -> tuple[list[Any], str | None, str | None]:
         if not isinstance(rows, list):
             raise _BadRequest(
                 422, f"rows: expected a list of records, received {_received(rows)}."
+            )
+        unknown = [str(k) for k in payload if k not in _ENVELOPE]
+        if unknown:
+            # {"rows": [...], "requestId": "a"} was answered under an id the server made up,
+            # and the client's labels for "a" then joined nothing
+            close = difflib.get_close_matches(
+                unknown[0].lower().replace("-", "_"), _ENVELOPE, n=1, cutoff=0.6
+            )
+            raise _BadRequest(
+                422,
+                f"body: unexpected key(s) {', '.join(map(_short, unknown[:5]))} beside rows; "
+                'expected {"rows": [...]} with, optionally, "request_id" and "key"'
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + ". Nothing was predicted.",
             )
         return (
             rows,
