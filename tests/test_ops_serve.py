@@ -931,15 +931,29 @@ def test_malformed_requests_are_named_in_the_client_s_json_terms_and_never_logge
             answer = client.post("/predict", content=body, headers=as_json)
             assert answer.status_code == status, (body[:40], answer.text)
             assert expected in answer.json()["error"], (body[:40], answer.text)
+        # an id is logged with every record and sent back with its label: a 5 MB one was
+        # logged whole
+        long_id = "x" * 257
+        for sent in ({"json": {"rows": rows(1), "request_id": long_id}},
+                     {"json": rows(1), "headers": {"X-Request-ID": long_id}},
+                     {"json": {"rows": rows(1), "key": long_id}}):
+            answer = client.post("/predict", **sent)
+            assert answer.status_code == 422, answer.text
+            assert "expected at most 256 characters, received 257; send a shorter id" in \
+                answer.json()["error"]
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "x" * 256}).is_success
         for body, expected in (
             ({"request_id": "a", "label": None}, "received null. Nothing was recorded."),
             ({"labels": {"a": {"x": 1}}}, 'received object {"x": 1}. Nothing was recorded.'),
+            ({"labels": {long_id: 1}}, "labels (a request id): expected at most 256 characters"),
+            ({"request_id": long_id, "label": 1}, "request_id: expected at most 256 characters"),
         ):
             answer = client.post("/label", json=body)
             assert answer.status_code == 422 and expected in answer.json()["error"], answer.text
         assert client.post("/predict", json=rows(1)).status_code == 200
         metrics = client.get("/metrics").text
-        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 2)
     assert 'outcome="error"' not in metrics
     log = read_log("predictions.jsonl")
-    assert len(log.predictions) == 1 and log.n_labels == 0 and log.bad_lines == 0
+    assert len(log.predictions) == 2 and log.n_labels == 0 and log.bad_lines == 0
+    assert max(len(r["id"]) for r in log.predictions) == 256

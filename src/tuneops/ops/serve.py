@@ -110,6 +110,8 @@ DEFAULT_LOG = "tuneops-out/predictions.jsonl"
 # How many answered request ids a server remembers, to tell a /label client which of its ids it
 # never answered and to refuse a label of the wrong shape (1.2 MB at 100,000).
 ANSWERED_IDS_KEPT = 100_000
+# The longest request id or canary key a client may send (a UUID has 36, a W3C trace id 32).
+MAX_ID_CHARS = 256
 # Prometheus' default latency buckets start at 5 ms; a one-row predict takes well under that.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -401,6 +403,13 @@ def _identifier(value: Any, name: str) -> str | None:
     """A client's request id or canary key as the log keeps it: a string, or a number as its
     text (``7`` is ``"7"``); None when not sent. Raises a 422 for anything else (an object's
     Python repr made an id no client could send again)."""
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        # kept in every log record and sent back with each label: a 5 MB id was logged whole
+        raise _BadRequest(
+            422,
+            f"{name}: expected at most {MAX_ID_CHARS} characters, received "
+            f"{len(value):,}; send a shorter id (a UUID, a trace id).",
+        )
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and _finite(value):
@@ -1025,6 +1034,10 @@ class ModelServer:
             except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
                 raise _BadRequest(400, f"body: expected JSON, could not parse it: {exc}.") from None
             rows, request_id, key = _rows(payload)
+            request_id = request_id or _identifier(
+                request.headers.get("x-request-id"), "X-Request-ID"
+            )
+            key = key or _identifier(request.headers.get("x-request-key"), "X-Request-Key")
             if len(rows) > self.config.max_rows:
                 raise _BadRequest(
                     413,
@@ -1035,7 +1048,7 @@ class ModelServer:
         except _BadRequest as exc:
             self.metrics.observe(None, "none", "bad_request", None)
             return self._error(exc.status, str(exc))
-        sent = request_id or request.headers.get("x-request-id")
+        sent = request_id
         if sent and (sent in self._in_flight or sent in self.answered):
             # A second request under one id: its label could not say which request it is the
             # truth of (predlog joins it to neither), so it is refused, not answered.
@@ -1051,7 +1064,6 @@ class ModelServer:
         request_id = sent or uuid.uuid4().hex
         self._in_flight.add(request_id)  # from here to its answer (or failure): no other under it
         try:
-            key = key or request.headers.get("x-request-key")
             canary = (
                 routing.mode == "canary"
                 and routing.challenger is not None
@@ -1212,6 +1224,11 @@ class ModelServer:
             and isinstance(payload["labels"], dict)
         ):
             labels = {str(k): v for k, v in payload["labels"].items()}
+            try:
+                for posted in labels:
+                    _identifier(posted, "labels (a request id)")
+            except _BadRequest as exc:
+                return self._error(exc.status, f"{exc} Nothing was recorded.")
         elif isinstance(payload, dict) and "request_id" in payload and "label" in payload:
             try:
                 request_id = _identifier(payload["request_id"], "request_id")
