@@ -280,3 +280,27 @@ def test_one_trial_single_objective_report_explains_missing_panels(browser, tmp_
     text = browser.find_element("tag name", "body").text
     assert "Not shown: parameter importances needs at least 2 completed trials" in text
     assert "single-objective study has no trade-off" in text
+
+
+def test_markup_in_the_data_is_shown_as_text_and_never_runs(browser, tmp_path):
+    """Parameter names and category values holding markup ('<!--<script>' stopped the page's
+    script: no table, no figure) and an <img onerror> (would run in the reader's browser)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    run = '<img src=x onerror="window.__ran=1">'
+    words = ["<!--<script>", run, "</script><b>x", "plain"]
+    dists = {"<!--<script>": CategoricalDistribution(words), run: FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(study_name="markup" + run, directions=["maximize", "minimize"])
+    for i in range(12):
+        study.add_trial(optuna.trial.create_trial(
+            values=[i / 12, (12 - i) / 12], distributions=dists,
+            params={"<!--<script>": words[i % 4], run: i / 12},
+        ))
+    state = check(browser, write_report(build_report(study), tmp_path / "m.html")[0],
+                  tmp_path / "m.png")
+    assert state["rows"] == 12
+    assert {"history", "parallel_coordinates"} <= {p["key"] for p in state["panels"] if p["drawn"]}
+    assert browser.execute_script("return window.__ran") is None
+    assert not browser.find_elements("css selector", "img")
+    assert run in browser.find_element("css selector", "#trial-table").text

@@ -536,3 +536,38 @@ def test_png_refuses_a_folder_with_other_files_before_drawing(tmp_path):
                                          r"figures \(notes.md\); .* give --out a new or empty"):
         write_report(build_report(build(10, multi=False)), out, fmt="png")
     assert _png_names(out) == ["notes.md", "old.png"] and _png_names(tmp_path) == ["docs"]
+
+
+def _markup_study():
+    """A study whose parameter name and category values are HTML and script markup (values a
+    spec or plain Optuna code may hold, which the report shows in its table and figures)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    words = ["<!--<script>", "</script><b>x", "a&b", "plain"]
+    dists = {"<!--<script>": CategoricalDistribution(words), "lr": FloatDistribution(0.01, 1.0)}
+    study = optuna.create_study(study_name="markup<!--<script>",
+                                directions=["maximize", "minimize"])
+    for i in range(12):
+        study.add_trial(optuna.trial.create_trial(
+            values=[i / 12, (12 - i) / 12], distributions=dists,
+            params={"<!--<script>": words[i % 4], "lr": 0.01 + i / 20},
+        ))
+    return study, words
+
+
+def test_markup_in_the_data_stays_inside_its_script_element(tmp_path):
+    """A category value '<!--<script>' made the browser read the trial table's JSON on past its
+    </script>, into the page's own script: no table and no figure was drawn (found by a
+    security review). Every JSON payload holds no markup character and reads back whole."""
+    study, words = _markup_study()
+    (path,) = write_report(build_report(study), tmp_path / "r.html")
+    text = path.read_text()
+    payloads = re.findall(r'<script type="application/json" id="([^"]+)">(.*?)</script>', text,
+                          flags=re.S)
+    assert len(payloads) == text.count('<script type="application/json"') > 1
+    for fid, payload in payloads:
+        assert not set("<>&") & set(payload), fid
+        json.loads(payload)
+    rows = json.loads(dict(payloads)["trial-data"])["rows"]
+    assert {w for row in rows for w in row if w in words} == set(words)

@@ -121,9 +121,15 @@ _PAGE_JS = """
 """
 
 
+#: "<", ">" and "&" as JSON escapes: inside a <script> element "</script" would end it early,
+#: and "<!--<script>" (a category value, a parameter's name) made the browser read on past its
+#: end, into the page's own script: the report showed no table and no figure.
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def _script_json(value: Any) -> str:
-    """JSON safe inside a <script> element (no "</" to close it early)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    """JSON safe inside a <script> element: no markup character the HTML parser reads there."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).translate(_SCRIPT_ESCAPES)
 
 
 def _table(report: Report) -> str:
