@@ -229,3 +229,53 @@ def test_a_command_that_appends_its_input_keeps_one_alert_per_line(tmp_path: Pat
         (delivery,) = send_alert(config, kind, model="m", summary=kind)
         assert delivery.ok, delivery.error
     assert [json.loads(line)["kind"] for line in out.read_text().splitlines()] == ["warn", "retune"]
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_webhook_that_redirects_is_a_failed_delivery_naming_where_to(
+    code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib followed a 301/302/303 as a GET without the body, and the page it landed on
+    answered 200: the alert was reported delivered and was lost (an http:// webhook that its
+    server moves to https:// does this; found by a security review)."""
+    import http.server
+    import threading
+
+    got: list[str] = []
+
+    class Moved(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            got.append("POST " + self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(code)
+            self.send_header("Location", f"/moved/secret-path?token=t0p{code}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            got.append("GET " + self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{httpd.server_address[1]}"
+    try:
+        with caplog.at_level(logging.WARNING, logger="tuneops.alerts"):
+            (delivery,) = send_alert(
+                AlertConfig.from_raw({"webhook": f"http://{host}/hook"}), "rollback",
+                model="m", summary="s",
+            )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert got == ["POST /hook"]  # nothing followed
+    assert not delivery.ok
+    assert f"HTTP {code} from 'http://{host}/...'" in delivery.error
+    assert f"redirects to 'http://{host}/...'" in delivery.error
+    assert "monitor.alerts.webhook" in delivery.error
+    assert f"t0p{code}" not in caplog.text and "secret-path" not in caplog.text

@@ -110,6 +110,18 @@ def _post(url: str, body: bytes, timeout: float) -> Delivery:
         return Delivery("webhook", False, f"cannot deliver to {_where(url)}: {type(exc).__name__}")
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib re-sends a POST moved by 301/302/303 as a GET
+    without its body, which the new place answers 200 to, and the alert is reported delivered
+    and lost. A redirect is a failed delivery that says where the webhook went."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _deliver(url: str, body: bytes, timeout: float) -> Delivery:
     named = WEBHOOK_FROM_ENV.match(url)
     if named:
@@ -131,9 +143,19 @@ def _deliver(url: str, body: bytes, timeout: float) -> Delivery:
         headers={"Content-Type": "application/json", "User-Agent": "tuneops-alerts"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (validated scheme)
+        with _OPENER.open(request, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
+        moved = exc.headers.get("Location") if 300 <= exc.code < 400 and exc.headers else None
+        if moved:
+            return Delivery(
+                "webhook",
+                False,
+                f"HTTP {exc.code} from {where}: the webhook redirects to "
+                f"{_where(urllib.parse.urljoin(url, moved))}, which is not followed (a POST "
+                "moved is re-sent without its alert); write the URL it redirects to in "
+                "monitor.alerts.webhook",
+            )
         return Delivery("webhook", False, f"HTTP {exc.code} from {where}")
     except urllib.error.URLError as exc:  # its reason is the socket's, not the URL
         reason = exc.reason if isinstance(exc.reason, OSError) else type(exc.reason).__name__
