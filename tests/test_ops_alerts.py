@@ -279,3 +279,37 @@ def test_a_webhook_that_redirects_is_a_failed_delivery_naming_where_to(
     assert f"redirects to 'http://{host}/...'" in delivery.error
     assert "monitor.alerts.webhook" in delivery.error
     assert f"t0p{code}" not in caplog.text and "secret-path" not in caplog.text
+
+
+def test_a_command_that_hangs_is_stopped_with_what_it_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a timeout only the command itself was killed: what it started (a pager script's
+    curl) lived on, one more at every alert of monitor --live; and the message was
+    subprocess's, which repeats the whole command line (a token passed as an argument)."""
+    import os
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+    with caplog.at_level(logging.WARNING, logger="tuneops.alerts"):
+        started = time.monotonic()
+        (delivery,) = send_alert(
+            AlertConfig.from_raw({"command": ["sh", "-c", script, "--token=s3cr3t"],
+                                  "timeout_s": 1}),
+            "slo", model="m", summary="s",
+        )
+    assert time.monotonic() - started < 10
+    assert not delivery.ok and "did not finish within 1 s" in delivery.error
+    assert "s3cr3t" not in caplog.text
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        pytest.fail("the command's child process outlived the timeout")

@@ -22,10 +22,12 @@ rollback that the alert is about.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
 import os
+import signal
 import subprocess
 import urllib.error
 import urllib.parse
@@ -168,15 +170,41 @@ def _deliver(url: str, body: bytes, timeout: float) -> Delivery:
 
 
 def _run(command: Sequence[str], body: bytes, timeout: float) -> Delivery:
+    """Run the alert command with ``body`` on its standard input; never raises.
+
+    The command leads a process group of its own: on a timeout the group is killed, so what
+    it started (a script's ``curl``) does not outlive it, one more at every alert. Messages
+    name the program only, not its arguments (a token may be one).
+    """
     try:
-        done = subprocess.run(
-            list(command), input=body, capture_output=True, timeout=timeout, check=False
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return Delivery("command", False, f"{command[0]!r} failed to run: {exc}")
-    if done.returncode != 0:
-        tail = done.stderr.decode(errors="replace").strip()[-300:]
-        return Delivery("command", False, f"{command[0]!r} exited {done.returncode}: {tail}")
+    try:
+        _, stderr = process.communicate(body, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            if hasattr(os, "killpg"):  # POSIX
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=5)
+        return Delivery(
+            "command",
+            False,
+            f"{command[0]!r} did not finish within {timeout:g} s (monitor.alerts.timeout_s); "
+            "it was stopped, with the processes it started",
+        )
+    if process.returncode != 0:
+        tail = stderr.decode(errors="replace").strip()[-300:]
+        return Delivery("command", False, f"{command[0]!r} exited {process.returncode}: {tail}")
     return Delivery("command", True, details={"returncode": 0})
 
 
