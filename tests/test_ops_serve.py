@@ -349,6 +349,37 @@ def test_the_cli_refuses_an_empty_token_and_announces_only_a_server_that_can_ser
     assert not Path("p.jsonl").exists()
 
 
+def test_the_cli_reads_the_token_from_a_file_kept_out_of_the_command_line(
+    workdir: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--token shows the secret to every user of the machine in ps: --token-file reads it from
+    a file (a mounted secret), and --token says so (found by a security review)."""
+    import tuneops.ops.serve as serving
+
+    served: list[ServeConfig] = []
+    monkeypatch.setattr(serving, "serve", lambda config, **_: served.append(config))
+    monkeypatch.delenv("TUNEOPS_SERVE_TOKEN", raising=False)
+    secret = workdir / "token"
+    secret.write_text("s3cret-from-file\n")
+    secret.chmod(0o600)
+    code, out, err = cli("serve", "--model", "iris", "--token-file", str(secret))
+    assert code == 0 and served[-1].token == "s3cret-from-file" and not err, err
+    secret.chmod(0o644)
+    code, out, err = cli("serve", "--model", "iris", "--token-file", str(secret))
+    assert code == 0 and "can be read by every user" in err and "chmod 600" in err
+    code, out, err = cli("serve", "--model", "iris", "--token", "s3cret")
+    assert code == 0 and served[-1].token == "s3cret" and "visible to other users" in err
+    n = len(served)
+    secret.write_text(" \n")
+    code, out, err = cli("serve", "--model", "iris", "--token-file", str(secret))
+    assert code == 2 and "--token-file): expected a token in" in err
+    code, out, err = cli("serve", "--model", "iris", "--token-file", "missing")
+    assert code == 2 and "cannot read 'missing'" in err
+    code, out, err = cli("serve", "-m", "iris", "--token", "a", "--token-file", str(secret))
+    assert code == 2 and "received both" in err
+    assert len(served) == n  # nothing served on a refused token
+
+
 def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
     registry: Registry,
 ) -> None:

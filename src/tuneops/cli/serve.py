@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from tuneops.cli._common import ModelOpt, StorageOpt, term
+from tuneops.errors import UsageError
 
 __all__ = ["serve"]
 
@@ -30,7 +31,15 @@ def serve(
         str | None,
         typer.Option(
             help="Require 'Authorization: Bearer TOKEN' on every endpoint but /health (default: "
-            "$TUNEOPS_SERVE_TOKEN, else none)."
+            "$TUNEOPS_SERVE_TOKEN, else none). Other users see a command line (ps): prefer "
+            "the variable or --token-file."
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the token from this file (its content, without surrounding whitespace; "
+            "a mounted secret): instead of --token."
         ),
     ] = None,
     log: Annotated[
@@ -69,6 +78,18 @@ def serve(
     application/json). Stops on Ctrl-C."""
     from tuneops.ops import serve as serving
 
+    if token is not None and token_file is not None:
+        raise UsageError(
+            "token (--token, --token-file): expected one of them, received both; keep "
+            "--token-file (a command line is visible to other users in ps)."
+        )
+    if token_file is not None:
+        token = _read_token(token_file)
+    elif token is not None:
+        term.warn(
+            "--token is visible to other users of this machine (ps) and in shell history; "
+            "prefer $TUNEOPS_SERVE_TOKEN or --token-file."
+        )
     config = serving.ServeConfig(
         model=model,
         storage=storage,
@@ -88,3 +109,30 @@ def serve(
         term.info(f"Serving on {url} (log {log}); Ctrl-C stops.", highlight=False, markup=False)
 
     serving.serve(config, on_ready=ready)
+
+
+def _read_token(path: Path) -> str:
+    """The token in ``path``, without surrounding whitespace (a file ends in a newline).
+
+    Raises:
+        UsageError: the file cannot be read, or holds no token.
+    """
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"token_file (--token-file): cannot read {str(path)!r}: "
+            f"{getattr(exc, 'strerror', None) or exc}; give the path of a file holding the token."
+        ) from None
+    if not token:
+        raise UsageError(
+            f"token_file (--token-file): expected a token in {str(path)!r}, received an empty "
+            "file; write the token into it."
+        )
+    mode = path.stat().st_mode & 0o777
+    if hasattr(os, "getuid") and mode & 0o004:
+        term.warn(
+            f"--token-file {path} can be read by every user of this machine (mode {mode:04o}); "
+            f"`chmod 600 {path}` keeps the token yours."
+        )
+    return token
