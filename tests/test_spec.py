@@ -89,6 +89,17 @@ def test_missing_and_malformed_files(tmp_path):
         load_spec(bad)
 
 
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_a_spec_nested_thousands_deep_is_a_spec_error(tmp_path, suffix):
+    """'[' 3,000 times crashed the YAML and TOML parsers with a RecursionError (a traceback,
+    exit 1) instead of a SpecError naming the file (found by a security review)."""
+    deep = tmp_path / f"deep{suffix}"
+    assign = ": " if suffix == ".yaml" else " = "
+    deep.write_text("study" + assign + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(SpecError, match=r"deep\.(yaml|toml)'\: values nested too deeply"):
+        load_spec(deep)
+
+
 def test_a_yaml_alias_bomb_is_refused_not_expanded(tmp_path):
     """safe_load runs no code, but nested aliases expand a 1 KB file to 10^10 values when the
     spec is validated (2.4 GB after a minute): refused at once. Aliases in a normal spec load."""

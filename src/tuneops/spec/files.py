@@ -31,6 +31,12 @@ def _read_file(path: Path, what: str = "spec file") -> Any:
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:  # the message has line and column
         kind = path.suffix[1:].upper()
         raise SpecError(f"{what} {str(path)!r} is not valid {kind}: {exc}") from exc
+    except RecursionError:  # both parsers recurse per level: [[[...]]] 1,000 deep crashed them
+        raise SpecError(
+            f"{what} {str(path)!r}: values nested too deeply to read (lists or mappings inside "
+            "each other hundreds of levels down); a spec nests a few levels. Check the file's "
+            "brackets."
+        ) from None
     if _larger_than(raw, MAX_SPEC_VALUES):
         # YAML aliases share one object per anchor, so a 1 KB file of nested aliases expands to
         # billions of values when validated (it held 2.4 GB after a minute): refused here
