@@ -241,6 +241,39 @@ def test_retune_verifies_the_champion_before_tuning(two_versions: Registry) -> N
     assert not any("retune" in str(p) for p in Path("tuneops-out").rglob("*"))
 
 
+def test_a_registry_artifact_replaced_after_its_check_is_not_the_one_loaded(
+    two_versions: Registry, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registry.load_model (what serve, monitor, verify and retune load through) hashed the
+    file, then unpickled it from a second read: a file replaced in between ran its code
+    (found by a security review; load_model itself had been fixed)."""
+    import tuneops.export as export
+    import tuneops.ops.registry as registry_module
+
+    marker = workdir / "code-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    path = Path(two_versions.version(1)["artifact"]["path"])
+    for module in (export, registry_module):
+        checked = module.verify_model
+
+        def check_then_replace(*args, _checked=checked, **kwargs):
+            recorded = _checked(*args, **kwargs)
+            path.write_bytes(pickle.dumps(Payload()))  # the race, made certain
+            return recorded
+
+        monkeypatch.setattr(module, "verify_model", check_then_replace)
+    model, _ = two_versions.load_model(1)
+    assert not marker.exists()
+    assert len(model.predict(load_iris(as_frame=True).data[:3])) == 3  # the bytes checked
+    with pytest.raises(IntegrityError, match="version 1 fails verification"):
+        two_versions.load_model(1)  # the file now on disk is refused, not run
+    assert not marker.exists()
+
+
 def test_registered_sha256_is_the_one_in_model_json(two_versions: Registry) -> None:
     record = two_versions.version(2)
     meta = json.loads((Path(record["artifact"]["path"]).parent / "model.json").read_text())

@@ -240,8 +240,17 @@ class Registry:
             IntegrityError: the artifact's content changed since it was registered.
         """
         record = self.version(number)
-        artifact = record["artifact"]
-        path = Path(artifact["path"])
+        path = self._artifact_path(number, record)
+        try:
+            verify_model(path, record["artifact"]["sha256"])
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"model {self.name!r} version {number} fails verification: {exc}"
+            ) from None
+        return record
+
+    def _artifact_path(self, number: int, record: Mapping[str, Any]) -> Path:
+        path = Path(record["artifact"]["path"])
         if not path.is_file():
             raise UsageError(
                 f"model {self.name!r} version {number}: artifact {str(path)!r} does not exist on "
@@ -249,22 +258,25 @@ class Registry:
                 "machine, so it cannot be verified; copy the artifact directory here or set "
                 "monitor.artifact_dir to shared storage."
             )
-        try:
-            verify_model(path, artifact["sha256"])
-        except IntegrityError as exc:
-            raise IntegrityError(
-                f"model {self.name!r} version {number} fails verification: {exc}"
-            ) from None
-        return record
+        return path
 
     def load_model(self, number: int) -> tuple[Any, dict[str, Any]]:
         """Load version ``number``'s model after checking its sha256 (see :meth:`verify`).
 
+        The bytes checked are the bytes unpickled (one read): a file replaced after a check
+        and read again would run unchecked code.
+
         Raises:
             UsageError: the artifact is missing. IntegrityError: its content changed.
         """
-        path = Path(self.verify(number)["artifact"]["path"])
-        return load_model(path, verify=False)  # just verified, against the registry's record too
+        record = self.version(number)
+        path = self._artifact_path(number, record)
+        try:
+            return load_model(path, sha256=record["artifact"]["sha256"])
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"model {self.name!r} version {number} fails verification: {exc}"
+            ) from None
 
     def classes(self, number: int) -> Any:
         """The classes version ``number`` predicts (its model's ``classes_``; None for a
