@@ -642,6 +642,21 @@ def test_a_label_of_the_wrong_shape_or_an_id_that_is_no_id_is_refused(registry: 
     assert read_log("predictions.jsonl").n_labels == 2
 
 
+def test_a_label_of_lists_nested_deep_is_a_422_not_a_500(registry: Registry) -> None:
+    """is_label looked into a nested list before refusing it: 900 levels of [[...]] (a 2 KB
+    body) crashed POST /label with a RecursionError, a 500 and a traceback in the server's
+    log (found by a security review)."""
+    deep: Any = 1
+    for _ in range(900):
+        deep = [deep]
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        for body in ({"request_id": "a", "label": deep}, {"labels": {"a": deep}}):
+            refused = client.post("/label", json=body)
+            assert refused.status_code == 422, refused.text
+            assert "expected the true label" in refused.json()["error"]
+    assert read_log("predictions.jsonl").n_labels == 0
+
+
 def test_a_taken_port_is_refused_before_anything_is_written(registry: Registry) -> None:
     with start_server(config()) as server:
         port = int(server.url.rsplit(":", 1)[1])

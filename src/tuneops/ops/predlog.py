@@ -332,7 +332,9 @@ def is_label(value: Any) -> bool:
     """A true label as the log keeps it: a string, a boolean or a finite number, or a non-empty
     list of them (a request of several rows)."""
     if isinstance(value, list):
-        return bool(value) and all(is_label(v) and not isinstance(v, list) for v in value)
+        # one level only, judged before looking in: lists nested 900 deep (a 2 KB body posted
+        # to /label) recursed until a RecursionError
+        return bool(value) and all(not isinstance(v, list) and is_label(v) for v in value)
     if isinstance(value, (str, bool)):
         return True
     try:
