@@ -657,6 +657,29 @@ def test_a_label_of_lists_nested_deep_is_a_422_not_a_500(registry: Registry) -> 
     assert read_log("predictions.jsonl").n_labels == 0
 
 
+def test_a_request_id_or_key_longer_than_256_characters_is_refused(registry: Registry) -> None:
+    """A 12 MB request id was answered, echoed and written to the log whole (found by a
+    security review): ids and keys, in the body or a header, are at most 256 characters."""
+    long = "x" * 257
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        for body, headers in (
+            ({"rows": rows(1), "request_id": long}, {}),
+            ({"rows": rows(1), "key": long}, {}),
+            (rows(1), {"X-Request-ID": long}),
+            (rows(1), {"X-Request-Key": long}),
+        ):
+            refused = client.post("/predict", json=body, headers=headers)
+            assert refused.status_code == 422, refused.text
+            assert "expected at most 256 characters, received 257" in refused.json()["error"]
+        for body in ({"request_id": long, "label": 0}, {"labels": {long: 0}}):
+            refused = client.post("/label", json=body)
+            assert refused.status_code == 422 and "at most 256" in refused.text
+        fine = client.post("/predict", json=rows(1), headers={"X-Request-ID": "x" * 256})
+        assert fine.json()["request_id"] == "x" * 256
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    assert read_log("predictions.jsonl").n_labels == 0
+
+
 def test_a_taken_port_is_refused_before_anything_is_written(registry: Registry) -> None:
     with start_server(config()) as server:
         port = int(server.url.rsplit(":", 1)[1])
