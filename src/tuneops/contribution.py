@@ -7,7 +7,7 @@ machine that reads the storage.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,8 @@ def worker_contributions(
     for t in sorted(ran, key=lambda t: t.number):
         attrs = t.user_attrs
         w = attrs["worker"]
+        if not isinstance(w, Mapping):  # plain Optuna code's own "worker" attribute: its name
+            w = {"id": w}
         key = str(w.get("id"))
         row = rows.get(key)
         if row is None:

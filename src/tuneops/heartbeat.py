@@ -170,6 +170,8 @@ def stale_trials(
         if t.state != TrialState.RUNNING:
             continue
         worker = t.user_attrs.get("worker") or {}
+        if not isinstance(worker, Mapping):  # plain Optuna code's own attribute, not a worker's
+            worker = {}
         if worker.get("host") == host and "pid" in worker:
             pid = int(worker["pid"])
             if not alive(pid):

@@ -571,3 +571,28 @@ def test_markup_in_the_data_stays_inside_its_script_element(tmp_path):
         json.loads(payload)
     rows = json.loads(dict(payloads)["trial-data"])["rows"]
     assert {w for row in rows for w in row if w in words} == set(words)
+
+
+def test_a_worker_attribute_of_plain_optuna_code_is_a_worker_name(tmp_path):
+    """Optuna code of one's own may record user attribute 'worker' as a name: the report and
+    the trial counts of `tuneops show` crashed on it ('str' object has no attribute 'get')."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops import _study
+
+    study = optuna.create_study()
+    x = {"x": FloatDistribution(0, 1)}
+    for i in range(5):
+        study.add_trial(create_trial(value=i / 5, params={"x": i / 5}, distributions=x,
+                                     user_attrs={"worker": "host-a"}))
+    study.add_trial(create_trial(state=TrialState.RUNNING, params={"x": 0.5}, distributions=x,
+                                 user_attrs={"worker": "host-b"}))
+    counts = _study.state_counts(study.trials)
+    assert (counts["COMPLETE"], counts["RUNNING"], counts["STALE"]) == (5, 1, 0)
+    report = build_report(study)
+    workers = report.panel("workers").data
+    assert [(r.worker, r.counts["COMPLETE"], r.counts["RUNNING"]) for r in workers.rows] == [
+        ("host-a", 5, 0), ("host-b", 0, 1)]
+    write_report(report, tmp_path / "r.html")
