@@ -132,7 +132,9 @@ def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> l
             continue
         attrs = t.user_attrs
         metrics = dict(zip(metric_names, values, strict=False))
-        metrics.update(attrs.get(_study.METRICS, {}))
+        extra = attrs.get(_study.METRICS)
+        if isinstance(extra, Mapping):  # plain Optuna code may keep a list or a number there
+            metrics.update(extra)
         cost = attrs.get(_study.COST)
         raw = cost.get("intervals", {}) if isinstance(cost, Mapping) else {}
         intervals = (

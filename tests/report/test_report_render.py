@@ -596,3 +596,21 @@ def test_a_worker_attribute_of_plain_optuna_code_is_a_worker_name(tmp_path):
     assert [(r.worker, r.counts["COMPLETE"], r.counts["RUNNING"]) for r in workers.rows] == [
         ("host-a", 5, 0), ("host-b", 0, 1)]
     write_report(report, tmp_path / "r.html")
+
+
+@pytest.mark.parametrize("value", [7, [0.5, "a"], None, "text"])
+def test_a_metrics_attribute_of_plain_optuna_code_is_not_tuneops_metrics(tmp_path, value):
+    """A 'metrics' user attribute that is not a mapping (Optuna code of one's own keeps
+    what it likes there) crashed the report's selection with a TypeError."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for i in range(5):
+        study.add_trial(create_trial(values=[i / 5, 1 - i / 5], params={"x": i / 5},
+                                     distributions={"x": FloatDistribution(0, 1)},
+                                     user_attrs={"metrics": value}))
+    report = build_report(study)
+    assert report.selected is not None
+    write_report(report, tmp_path / "r.html")
