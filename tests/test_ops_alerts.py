@@ -313,3 +313,41 @@ def test_a_command_that_hangs_is_stopped_with_what_it_started(
     else:
         os.kill(child, 9)
         pytest.fail("the command's child process outlived the timeout")
+
+
+def test_a_webhook_that_answers_a_byte_at_a_time_is_given_up_on_at_the_timeout() -> None:
+    """urllib's timeout bounds each read, not the delivery: a server sending a header line
+    every half second held the alert, and monitor --live with it, 20 s on a 2 s timeout."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.5):
+                try:
+                    conn.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    return
+
+    threading.Thread(target=drip, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    try:
+        started = time.monotonic()
+        (delivery,) = send_alert(AlertConfig.from_raw({"webhook": url, "timeout_s": 2}), "slo",
+                                 model="m", summary="s")
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    assert not delivery.ok and took < 4, (delivery, took)
+    assert delivery.error == (f"no answer from 'http://{url.split('/')[2]}/...' within 2 s "
+                              "(monitor.alerts.timeout_s)")

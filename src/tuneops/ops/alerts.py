@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -104,12 +105,34 @@ def _where(url: str) -> str:
 
 
 def _post(url: str, body: bytes, timeout: float) -> Delivery:
-    """Deliver to a webhook; never raises (a failed alert must not stop the decision it is
-    about) and never names more of the URL than its scheme and host."""
-    try:
-        return _deliver(url, body, timeout)
-    except Exception as exc:  # noqa: BLE001 - whatever the URL or the network did
-        return Delivery("webhook", False, f"cannot deliver to {_where(url)}: {type(exc).__name__}")
+    """Deliver to a webhook within ``timeout`` seconds in all; never raises (a failed alert must
+    not stop the decision it is about) and never names more of the URL than its scheme and host.
+
+    urllib's timeout bounds each socket operation, not the delivery: a server that sent a
+    header line every half second held ``monitor --live`` for as long as it liked (20 s with a
+    2 s timeout). The delivery runs in a thread of its own, which is left to end by itself when
+    the time is up.
+    """
+    outcome: list[Delivery] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(_deliver(url, body, timeout))
+        except Exception as exc:  # noqa: BLE001 - whatever the URL or the network did
+            outcome.append(
+                Delivery("webhook", False, f"cannot deliver to {_where(url)}: {type(exc).__name__}")
+            )
+
+    thread = threading.Thread(target=attempt, name="tuneops-alert", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if outcome:
+        return outcome[0]
+    return Delivery(
+        "webhook",
+        False,
+        f"no answer from {_where(url)} within {timeout:g} s (monitor.alerts.timeout_s)",
+    )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
