@@ -380,6 +380,13 @@ def test_the_cli_reads_the_token_from_a_file_kept_out_of_the_command_line(
     assert len(served) == n  # nothing served on a refused token
 
 
+def test_the_token_is_not_in_the_configs_repr() -> None:
+    """A ServeConfig printed (a notebook, a log line, a failing test's output) showed the
+    token."""
+    shown = repr(ServeConfig(model="iris", token="s3cret-token"))
+    assert "s3cret-token" not in shown and "model='iris'" in shown
+
+
 def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
     registry: Registry,
 ) -> None:

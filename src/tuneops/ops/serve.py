@@ -124,7 +124,8 @@ class ServeConfig:
     storage: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
-    token: str | None = None
+    # out of the repr: a config printed in a notebook, a log or a test failure shows no secret
+    token: str | None = field(default=None, repr=False)
     log: str | None = DEFAULT_LOG
     log_rows: bool = True
     poll_s: float = 2.0
