@@ -150,6 +150,29 @@ def test_malformed_url_is_named_not_taken_for_a_path(
     assert list(workdir.iterdir()) == []  # nothing created
 
 
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql//ann:s3cret@127.0.0.1:5432/tune",
+     "storage 'postgresql//ann:***@127.0.0.1:5432/tune' is not a valid URL: the ':' after "
+     "'postgresql' is missing (it would be read as a file path); expected postgresql://"),
+    ("redis//:s3cret@127.0.0.1:6379/0", "the ':' after 'redis' is missing"),
+    ("postgresql://ann:s3c@ret@127.0.0.1:5432/tune",
+     "storage 'postgresql://ann:***@127.0.0.1:5432/tune': the password holds '@', which ends "
+     "it for the database driver (the rest would be read as the host name); write '@' in a "
+     "password as %40, as in postgresql://USER:pass%40word@HOST:PORT/DATABASE."),
+    ("mysql://ann:s3c@ret@127.0.0.1:3306/tune", "the password holds '@'"),
+])
+def test_a_mistyped_url_never_shows_its_password(workdir: Path, url: str, expected: str) -> None:
+    """'postgresql//...' was read as a file path and printed whole, password and all; a raw '@'
+    in a password made the driver read the rest as the host name and print it (found by a
+    security review)."""
+    with pytest.raises(StorageUnavailable) as info:
+        get_storage(url)
+    message = str(info.value)
+    assert expected in message
+    assert "s3c" not in message and "ret@" not in message
+    assert list(workdir.iterdir()) == []
+
+
 @pytest.mark.parametrize("port", ["abc", "5432x", "0", "70000", ""])
 def test_bad_port_says_which_port_and_what_is_expected(port: str) -> None:
     with pytest.raises(StorageUnavailable) as info:

@@ -244,6 +244,16 @@ def _check_url(url: str) -> None:
     """
     head = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(/{0,2})", url)
     if head is None:
+        typo = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)//", url)
+        base = typo.group(1).lower().split("+")[0] if typo else ""
+        if base in _KNOWN_SCHEMES and base not in _FILE_SCHEMES:
+            # read as a file path, it was printed whole, password and all
+            shown = mask_url(url.replace("//", "://", 1)).replace("://", "//", 1)
+            raise StorageUnavailable(
+                f"storage {shown!r} is not a valid URL: the ':' after "
+                f"'{typo.group(1) if typo else base}' is missing (it would be read as a file "
+                f"path); expected {_FORMS[base]}."
+            )
         return _check_file(url, url)
     base = head.group(1).lower().split("+")[0]
     if base not in _KNOWN_SCHEMES:
@@ -270,8 +280,17 @@ def _check_url(url: str) -> None:
         return None
     if base in _FILE_SCHEMES:
         return _check_file(url, rest)
-    # network: [USER[:PASSWORD]@]HOST[:PORT][/DB][?...]; the password may hold '@' or '/'.
-    hostport = re.split(r"[/?]", rest.rpartition("@")[2], maxsplit=1)[0]
+    # network: [USER[:PASSWORD]@]HOST[:PORT][/DB][?...]; the password may hold '/', and '@'
+    # for redis-py, which takes the last '@'. SQLAlchemy ends the password at the first: the
+    # rest became the host name, and the driver's error printed it.
+    login, _, after = rest.rpartition("@")
+    if "@" in login and base in _RDB_SCHEMES:
+        raise StorageUnavailable(
+            f"storage {mask_url(url)!r}: the password holds '@', which ends it for the database "
+            "driver (the rest would be read as the host name); write '@' in a password as %40, "
+            f"as in {_FORMS[base].replace('PASSWORD', 'pass%40word')}."
+        )
+    hostport = re.split(r"[/?]", after, maxsplit=1)[0]
     if hostport.startswith("["):
         close = hostport.find("]")
         if close < 0:
