@@ -317,3 +317,22 @@ def test_slices_mark_the_trials_that_broke_a_constraint_in_both_renderers(draw):
     marked = [c for c in fig.axes[0].collections if c.get_label().startswith("infeasible")]
     assert len(marked) == 1 and len(marked[0].get_offsets()) == 3
     assert "infeasible (violates a constraint)" in [t.get_text() for t in fig.legends[0].texts]
+
+
+def test_dollar_signs_in_names_are_text_not_math(tmp_path):
+    """'$' in a parameter, metric or category name started matplotlib's math mode: a name such
+    as 'cost $\\frac{1}{$' failed every PNG of the report (found by a security review)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    odd = r"cost $\frac{1}{$ usd"
+    words = [odd, "$x^$", "plain"]
+    dists = {odd: FloatDistribution(0, 1), "cat": CategoricalDistribution(words)}
+    study = optuna.create_study(study_name="s$", directions=["maximize", "minimize"])
+    for i in range(12):
+        study.add_trial(create_trial(values=[i / 12, 1 - i / 12], distributions=dists,
+                                     params={odd: i / 12, "cat": words[i % 3]}))
+    paths = write_report(build_report(study), tmp_path / "figs", fmt="png")
+    assert {"slices.png", "pareto_front.png", "parallel_coordinates.png"} <= {
+        p.name for p in paths}

@@ -684,13 +684,16 @@ class PngRenderer(Renderer):
             for p in report.panels:
                 if p.data is None:
                     continue
-                fig = _figure(p)
-                fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
-                buf = io.BytesIO()
-                try:
-                    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-                finally:
-                    plt.close(fig)
+                # Text as written: '$' in a parameter, metric or category name started
+                # matplotlib's math mode, and 'cost $\frac{1}{$' failed the whole report
+                with plt.rc_context({"text.parse_math": False}):
+                    fig = _figure(p)
+                    fig.suptitle(f"{report.study}: {p.title}", fontsize=10)
+                    buf = io.BytesIO()
+                    try:
+                        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+                    finally:
+                        plt.close(fig)
                 (folder / f"{p.key}.png").write_bytes(buf.getvalue())
                 names.append(f"{p.key}.png")
             (folder / "README.txt").write_text(_readme(report))
