@@ -387,6 +387,20 @@ def test_the_token_is_not_in_the_configs_repr() -> None:
     assert "s3cret-token" not in shown and "model='iris'" in shown
 
 
+def test_a_token_with_a_trailing_newline_is_the_token(registry: Registry) -> None:
+    """A token from a secret file kept as it is (TUNEOPS_SERVE_TOKEN from a Kubernetes secret
+    made with --from-file) ends in a newline, which no header can carry: every client was
+    refused. Whitespace alone is no token."""
+    with start_server(config(token="s3cret\n")) as server:
+        ok = httpx.post(server.url + "/predict", json=rows(1),
+                        headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200, ok.text
+        assert httpx.post(server.url + "/predict", json=rows(1),
+                          headers={"Authorization": "Bearer s3cre"}).status_code == 401
+    with pytest.raises(UsageError, match="expected a non-empty token, received only whitespace"):
+        config(token=" \n")
+
+
 def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
     registry: Registry,
 ) -> None:

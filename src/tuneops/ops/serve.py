@@ -159,11 +159,11 @@ class ServeConfig:
                     "Host header's "
                     f"name is compared, whatever its port), received {name!r}."
                 )
-        if self.token is not None and not self.token:
+        if self.token is not None and not self.token.strip():
             raise UsageError(
                 "token (--token or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, "
-                "received an "
-                "empty one; set it, or leave both out to serve without one."
+                f"received {'an empty one' if not self.token else 'only whitespace'}; set it, "
+                "or leave both out to serve without one."
             )
 
 
@@ -976,8 +976,10 @@ class ModelServer:
         if self.config.token is None:
             return True
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # Both sides without surrounding whitespace: a header's value is read without it, and
+        # a token from a secret file keeps its newline ("abc\n" refused every client)
         return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self.config.token.encode()
+            given.strip().encode(), self.config.token.strip().encode()
         )
 
     def _refused(
