@@ -401,6 +401,22 @@ def test_a_token_with_a_trailing_newline_is_the_token(registry: Registry) -> Non
         config(token=" \n")
 
 
+def test_serving_past_loopback_without_a_token_warns_of_forged_labels(caplog) -> None:
+    """The warning said only that anyone could query the model; the graver part is that anyone
+    can post the labels live monitoring decides on."""
+    from tuneops.ops.serve import _warn_if_exposed
+
+    with caplog.at_level("WARNING", logger="tuneops.serve"):
+        _warn_if_exposed(ServeConfig(host="127.0.0.1"))
+        _warn_if_exposed(ServeConfig(host="0.0.0.0", token="s3cret"))
+        assert caplog.records == []
+        _warn_if_exposed(ServeConfig(host="0.0.0.0"))
+    (record,) = caplog.records
+    assert "post labels, which `tuneops monitor --live` promotes, withdraws and rolls back on" in (
+        record.getMessage())
+    assert "$TUNEOPS_SERVE_TOKEN (or --token-file)" in record.getMessage()
+
+
 def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
     registry: Registry,
 ) -> None:

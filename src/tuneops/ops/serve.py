@@ -1408,8 +1408,10 @@ def create_app(
 def _warn_if_exposed(config: ServeConfig) -> None:
     if not is_loopback(config.host) and config.token is None:
         logger.warning(
-            "serving on %s without --token: anyone who reaches this address can query "
-            "the model; set a token or bind to 127.0.0.1.",
+            "serving on %s without a token: anyone who reaches this address can query the "
+            "model and post labels, which `tuneops monitor --live` promotes, withdraws and "
+            "rolls back on; set $TUNEOPS_SERVE_TOKEN (or --token-file), or bind to 127.0.0.1 "
+            "behind a proxy that authenticates.",
             config.host,
         )
 
