@@ -758,3 +758,27 @@ def test_the_rest_of_a_warm_start_queue_is_told_by_place_not_by_source(monkeypat
     assert [t.system_attrs["fixed_params"] for t in study.get_trials()] == [
         {"family": "knn"}, {"family": "linear"}]
     assert queue_the_rest(study, study.get_trials()) == []
+
+
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_a_knowledge_base_file_beyond_its_bound_is_refused_unread(tmp_path, monkeypatch, gzipped):
+    """A .json.gz was decompressed whole before anything was checked: 100 KB of gzip inflate to
+    100 MB (a 'zip bomb' passed around as a team's base) and all of it was held in memory."""
+    import gzip
+
+    from tuneops.errors import DataError
+    from tuneops.knowledge import base
+
+    monkeypatch.setattr(base, "MAX_KB_BYTES", 10_000)
+    document = json.dumps({"entries": []}) + " " * 20_000  # valid JSON beyond the bound
+    path = tmp_path / ("kb.json.gz" if gzipped else "kb.json")
+    path.write_bytes(gzip.compress(document.encode()) if gzipped else document.encode())
+    expected = "more than 0 MB of JSON" + (" once decompressed" if gzipped else ";")
+    with pytest.raises(DataError, match=expected):
+        load_file(path)
+    path.write_bytes(gzip.compress(b'{"entries": []}') if gzipped else b'{"entries": []}')
+    assert load_file(path).entries == ()
+    if gzipped:  # cut short (a copy that stopped): an EOFError and a traceback before
+        path.write_bytes(gzip.compress(b'{"entries": []}')[:-6])
+        with pytest.raises(DataError, match="is not readable JSON"):
+            load_file(path)

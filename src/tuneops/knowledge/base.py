@@ -372,6 +372,10 @@ def _jsonable(value: Any) -> Any:
 
 
 # -- loading ------------------------------------------------------------------------------------
+#: The most JSON a knowledge-base file may hold, decompressed (the shipped base holds 3 MB).
+MAX_KB_BYTES = 512 * 2**20
+
+
 def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
     """Read a base written by :meth:`KnowledgeBase.save` (``.json`` or ``.json.gz``).
 
@@ -384,12 +388,20 @@ def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
             f"knowledge base {str(path)!r} does not exist; write one with `tuneops kb export PATH`."
         )
     try:
-        raw_bytes = path.read_bytes()
-        if raw_bytes[:2] == b"\x1f\x8b":
-            raw_bytes = gzip.decompress(raw_bytes)
-        raw = json.loads(raw_bytes)
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            # read to a bound: 100 KB of gzip inflate to 100 MB (a 'zip bomb'), all in memory
+            raw_bytes = (gzip.GzipFile(fileobj=f) if gzipped else f).read(MAX_KB_BYTES + 1)
+        raw = None if len(raw_bytes) > MAX_KB_BYTES else json.loads(raw_bytes)
+    except (OSError, ValueError, EOFError, RecursionError) as exc:
         raise DataError(f"knowledge base {str(path)!r} is not readable JSON: {exc}") from exc
+    if len(raw_bytes) > MAX_KB_BYTES:
+        raise DataError(
+            f"knowledge base {str(path)!r}: more than {MAX_KB_BYTES // 2**20} MB of JSON"
+            f"{' once decompressed' if gzipped else ''}; the shipped base is 3 MB. Check that "
+            "this is a file of `tuneops kb export`."
+        )
     if not isinstance(raw, Mapping) or "entries" not in raw:
         raise DataError(
             f"knowledge base {str(path)!r}: expected an object with 'entries' (from `tuneops kb "
