@@ -280,13 +280,39 @@ def test_the_gate_refuses_labels_it_cannot_judge_and_models_of_another_task(
     assert len(iris_registry.versions()) == 2 and len(iris_registry.events()) == events
 
 
+def test_a_webhook_s_secret_path_is_kept_out_of_every_display(workdir: Path, cli) -> None:
+    """A Slack-style webhook (the path is the secret) set as the model's own settings was shown
+    whole by `registry settings` (text and --json) and recorded whole in the settings event;
+    only its scheme and host are shown. Alerts are still delivered from the stored settings."""
+    (workdir / "s.yaml").write_text(json.dumps(tiny_spec(n_trials=2)))
+    assert cli("--quiet", "run", "s.yaml")[0] == 0
+    assert cli("deploy", "tiny", "--no-verify")[0] == 0
+    secret = "T0123/B0456/s3cr3tT0ken"
+    (workdir / "settings.yaml").write_text(
+        f"alerts:\n  webhook: http://127.0.0.1:9/services/{secret}\n  on: [warn, retune]\n"
+    )
+    shown = [cli("registry", "settings", "settings.yaml", "--json")[1]]
+    shown += [cli("registry", "settings")[1], cli("registry", "settings", "--json")[1]]
+    X, y = iris()
+    X.assign(target=y).to_csv("batch.csv", index=False)
+    code, out, err = cli("monitor", "--batch", "batch.csv", "--json")
+    assert code in (0, 1), err
+    registry = Registry.open("tiny")
+    shown += [out, err, json.dumps(registry.events())]
+    assert [i for i, text in enumerate(shown) if secret in text] == []
+    assert "http://127.0.0.1:9/..." in shown[1]
+    assert secret in registry.settings()["alerts"]["webhook"]  # delivered from here
+
+
 def test_registry_settings_set_show_and_clear(workdir: Path, iris_registry: Registry, cli) -> None:
     (workdir / "settings.yaml").write_text(
         "monitor:\n  slo: {latency_p95_ms: 20}\n"
         "  alerts:\n    webhook: http://127.0.0.1:9/hook\n    on: [rollback]\n"
     )
     event = as_json(cli("registry", "settings", "settings.yaml", "--json"))
-    assert event["monitor"]["alerts"] == {"webhook": "http://127.0.0.1:9/hook", "on": ["rollback"]}
+    # the event shows where alerts go, not the path (a webhook's secret); the settings keep it
+    assert event["monitor"]["alerts"] == {"webhook": "http://127.0.0.1:9/...", "on": ["rollback"]}
+    assert iris_registry.settings()["alerts"]["webhook"] == "http://127.0.0.1:9/hook"
     code, out, _ = cli("registry", "settings")
     assert code == 0 and "slo: {'latency_p95_ms': 20.0}" in out
     assert "verify: " in out and "from champion 1's spec" in out

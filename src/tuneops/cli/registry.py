@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 
 from tuneops import runner
+from tuneops._secrets import shown_settings
 from tuneops.cli._common import (
     JsonOpt,
     ModelOpt,
@@ -413,9 +414,14 @@ def settings(
                 highlight=False,
             )
         return
-    own = reg.settings()
+    # shown as an event records them: a webhook's path and query (its secret) left out
+    own = shown_settings(reg.settings())
     champion = reg.champion()
-    effective = reg.monitor_section(reg.version(champion)) if champion is not None else None
+    effective = (
+        shown_settings(reg.monitor_section(reg.version(champion)))
+        if champion is not None
+        else None
+    )
     if json_out:
         emit_json(
             {"model": reg.name, "settings": own, "champion": champion, "effective": effective}

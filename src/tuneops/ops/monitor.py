@@ -63,6 +63,7 @@ import pandas as pd
 import scipy.stats
 import sklearn
 
+from tuneops._secrets import shown_settings
 from tuneops.data import _file
 from tuneops.errors import DataError, SpecError, UsageError
 from tuneops.metrics import METRICS, Metric, positive_label
@@ -524,7 +525,7 @@ def assess(
         n_rows=int(len(X)),
         share_drifted=n_drifted / len(features) if features else 0.0,
         max_psi=max((f["psi"] for f in features), default=0.0),
-        thresholds=config.to_dict(),
+        thresholds=shown_settings(config.to_dict()),  # printed and recorded: no secret
     )
 
 

@@ -41,7 +41,7 @@ import optuna
 
 from tuneops import _optuna, _study, runner
 from tuneops._files import check_output_dir, copy_atomic, path_part
-from tuneops._secrets import mask_secrets
+from tuneops._secrets import mask_secrets, shown_settings
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
 from tuneops.objective import SpecObjective
@@ -311,8 +311,9 @@ class Registry:
                 return number
 
     def record(self, kind: str, **payload: Any) -> dict[str, Any]:
-        """Append an event; returns it."""
-        event = mask_secrets(_plain({"kind": kind, "time": _now(), **payload}))
+        """Append an event; returns it. Secrets are masked, a webhook's path and query too (the
+        settings an event copies are delivered from where they are stored, not from it)."""
+        event = shown_settings(_plain({"kind": kind, "time": _now(), **payload}))
         key = f"{_EVENT}{time.time_ns():020d}"
         self.study.set_user_attr(key, event)
         return event

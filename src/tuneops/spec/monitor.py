@@ -3,7 +3,6 @@ gate (``verify``), service-level objectives (``slo``), live promotion (``live``)
 
 from __future__ import annotations
 
-import re
 import shlex
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -13,6 +12,7 @@ from pydantic import (
     BeforeValidator,
 )
 
+from tuneops import _secrets
 from tuneops.errors import unknown_name
 from tuneops.metrics import METRICS
 from tuneops.spec._base import (
@@ -149,7 +149,7 @@ class LiveSettings(_Settings):
 #: ``monitor.alerts.webhook: ${NAME}``: the URL is read from the environment when an alert is
 #: sent, so a secret in it (a Slack path, a ?token=) stays out of specs, the registry and the
 #: dashboard.
-WEBHOOK_FROM_ENV = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+WEBHOOK_FROM_ENV = _secrets.WEBHOOK_FROM_ENV
 
 
 def webhook_problem(url: Any) -> str | None:
@@ -178,19 +178,7 @@ def webhook_problem(url: Any) -> str | None:
     return None
 
 
-def webhook_shown(url: str) -> str:
-    """Where a webhook goes, for messages: its scheme and host, not its path or query (a
-    Slack-style path or a ``?token=`` is the secret), nor a ``user:password@``; a
-    ``${VARIABLE}`` as it is."""
-    if WEBHOOK_FROM_ENV.match(url):
-        return url
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "(a malformed URL)"
-    host = parts.netloc.rpartition("@")[2]
-    shown = f"{parts.scheme}://{host}" if parts.scheme else host
-    return f"{shown}/..." if parts.path.strip("/") or parts.query else shown
+webhook_shown = _secrets.mask_webhook
 
 
 def _webhook(raw: Any) -> Any:
