@@ -295,6 +295,12 @@ def test_a_column_the_data_load_dropped_may_be_sent_and_is_ignored(workdir: Path
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == tuneops_logistic(1.0).predict(frame).tolist()
     assert refused.status_code == 422 and "unexpected key(s) other" in refused.json()["error"]
+    # a client's keys are echoed bounded: a row of 2,000 keys of 1,000 characters came back whole
+    flood = {**sent[0], **{f"{i:04d}" + "k" * 996: 1 for i in range(2000)}}
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        message = client.post("/predict", json=[flood]).json()["error"]
+    assert "0000" + "k" * 53 + "..., 0001" in message and "and 1,995 more." in message
+    assert len(message) < 1000
     logged = {r["id"]: r for r in read_log("predictions.jsonl").predictions}["d"]
     assert all("seen_at" not in row for row in logged["rows"])
     assert logged["shadow"]["prediction"] == logistic(0.01).predict(frame).tolist()

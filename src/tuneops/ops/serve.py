@@ -449,7 +449,10 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
             )
         if row.keys() != wanted:
             missing = [f for f in loaded.features if f not in row]
-            extra = [str(k) for k in row if k not in wanted]
+            # a client's keys, echoed in the answer: bounded (5 of them, 60 characters each)
+            extra = [_clip(str(k)) for k in row if k not in wanted]
+            if len(extra) > 5:
+                extra = [*extra[:5], f"and {len(extra) - 5:,} more"]
             raise _BadRequest(
                 422,
                 f"rows[{i}]: "
@@ -574,6 +577,10 @@ def _received(value: Any) -> str:
     else:
         text = json.dumps(value, default=str)  # NaN, Infinity as JSON writes them
     return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _short(value: Any, limit: int = 60) -> str:
