@@ -242,16 +242,56 @@ def test_traffic_per_version_and_the_log_as_a_batch(registry: Registry) -> None:
 
 def test_bad_live_settings_name_the_field() -> None:
     with pytest.raises(
-        SpecError, match=r"monitor.slo.latency_p95_ms: expected a number >= 1e-12, received 'fast'"
+        SpecError,
+        match=r"monitor\.slo\.latency_p95_ms: expected a number > 0 \(or null: unchecked\), "
+        "received 'fast'",
     ):
         SLOConfig.from_raw({"latency_p95_ms": "fast"})
     with pytest.raises(
-        SpecError, match="monitor.slo: unknown setting 'latency_p95'.*Did you mean 'latency_p95_ms'"
+        SpecError,
+        match="monitor.slo: unknown SLO setting 'latency_p95'.*Did you mean 'latency_p95_ms'",
     ):
         SLOConfig.from_raw({"latency_p95": 5})
     with pytest.raises(SpecError, match="monitor.live.metric: unknown monitored metric 'acc'"):
         LivePolicy.from_raw({"metric": "acc"})
     assert SLOConfig.from_raw({"latency_p95_ms": None}).latency_p95_ms is None
+
+
+@pytest.mark.parametrize(
+    ("section", "raw"),
+    [("slo", {"latency_p95_ms": "fast"}), ("slo", {"latency_p95": 5}), ("slo", ["window_s"]),
+     ("slo", {"max_error_rate": 2}), ("slo", {"min_requests": 1.5}), ("slo", {"window_s": None}),
+     ("slo", {"alpha": float("nan")}), ("live", {"metric": "acc"}), ("live", {"auto": "yes"}),
+     ("live", {"n_boot": 5}), ("live", {"min_labelled": True}), ("live", {"marg": 0.1}),
+     ("live", "auto")],
+)
+def test_the_spec_and_the_live_module_refuse_settings_in_the_same_words(section, raw) -> None:
+    """One validator (the spec's section) serves both: the module's own said `unknown setting`
+    where the spec said `unknown SLO setting`, `a mapping of settings, received list` without
+    naming the keys, and `a number >= 1e-12` for a latency limit the spec called `> 0`."""
+    from tuneops.spec import Monitor
+
+    parse = {"slo": SLOConfig.from_raw, "live": LivePolicy.from_raw}[section]
+    with pytest.raises(SpecError) as module:
+        parse(raw)
+    with pytest.raises(SpecError) as spec:
+        Monitor.from_raw({section: raw})
+    assert str(module.value) == str(spec.value), (module.value, spec.value)
+    assert str(spec.value).startswith(f"monitor.{section}")
+
+
+def test_live_settings_read_as_the_spec_reads_them() -> None:
+    from tuneops.spec import LiveSettings, SLOSettings
+
+    # the defaults are the spec's
+    assert SLOConfig.from_raw(None).to_dict() == SLOSettings().full_dict() == SLOConfig().to_dict()
+    assert LivePolicy.from_raw(None).to_dict() == LiveSettings().full_dict()
+    assert LivePolicy.from_raw(None) == LivePolicy()
+    slo = SLOConfig.from_raw({"latency_p99_ms": 200, "min_requests": 5, "max_error_rate": None})
+    assert slo.latency_p99_ms == 200.0 and slo.min_requests == 5 and slo.max_error_rate is None
+    policy = LivePolicy.from_raw({"metric": "f1", "auto": False, "n_boot": 200})
+    assert (policy.metric, policy.auto, policy.n_boot) == ("f1", False, 200)
+    assert LivePolicy.from_raw(policy) is policy
 
 
 # Appends records to the log under a file size limit until the disk "fills" (EFBIG), lifts the

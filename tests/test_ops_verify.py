@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,34 @@ def test_the_gate_refuses_a_tampered_candidate_and_bad_settings(registry: Regist
         VerifyConfig.from_raw({"n_folds": 1})
     with pytest.raises(SpecError, match="unknown verify setting 'folds'.*Did you mean 'n_folds'"):
         VerifyConfig.from_raw({"folds": 5})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"n_folds": 1}, {"folds": 5}, {"alpha": 0.9}, {"rows": 1.0}, {"concurrency": True},
+     {"max_regression": float("inf")}, {"n_requests": None}, "fast"],
+)
+def test_the_spec_and_the_gate_refuse_verify_settings_in_the_same_words(raw) -> None:
+    """One validator (the spec's VerifySettings) serves both: the gate's own took
+    max_regression: .inf, which the spec refuses, and said `a mapping of settings, received str`
+    without naming the keys."""
+    from tuneops.spec import Monitor
+
+    with pytest.raises(SpecError) as gate:
+        VerifyConfig.from_raw(raw)
+    with pytest.raises(SpecError) as spec:
+        Monitor.from_raw({"verify": raw})
+    assert str(gate.value) == str(spec.value) and str(spec.value).startswith("monitor.verify")
+
+
+def test_verify_settings_read_as_the_spec_reads_them() -> None:
+    from tuneops.spec import VerifySettings
+
+    assert VerifyConfig.from_raw(None) == VerifyConfig()
+    assert asdict(VerifyConfig()) == VerifySettings().full_dict()
+    config = VerifyConfig.from_raw({"n_folds": 3, "max_regression": 1})
+    assert (config.n_folds, config.max_regression) == (3, 1.0)
+    assert VerifyConfig.from_raw(config) is config
 
 
 def test_quantile_bounds_cover_the_true_quantile() -> None:

@@ -32,7 +32,9 @@ Decisions are ``live`` events in the registry; promote/rollback/withdraw are app
 ``apply=False``) through :class:`~tuneops.ops.registry.Registry`, which a running ``tuneops serve``
 picks up at its next poll; alerts go out through :mod:`tuneops.ops.alerts`.
 
-Settings are plain mappings (the spec's ``monitor.slo`` and ``monitor.live``), validated here::
+Settings are the spec's ``monitor.slo`` and ``monitor.live`` (validated by
+:class:`tuneops.spec.SLOSettings` and :class:`tuneops.spec.LiveSettings`, which
+:meth:`SLOConfig.from_raw` and :meth:`LivePolicy.from_raw` use too)::
 
     monitor:
       slo: {latency_p95_ms: 50, latency_p99_ms: 200, max_error_rate: 0.01, min_rps: 5,
@@ -52,11 +54,12 @@ from typing import Any
 
 import numpy as np
 
-from tuneops.errors import DataError, SpecError, UsageError, unknown_name
+from tuneops.errors import DataError, UsageError
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
 from tuneops.ops.monitor import PERFORMANCE_METRICS, paired_gain
 from tuneops.ops.predlog import LogContents, LogReader, labelled_rows, read_log
 from tuneops.ops.registry import Registry
+from tuneops.spec import LiveSettings, SLOSettings
 
 __all__ = [
     "SLOConfig",
@@ -74,40 +77,6 @@ __all__ = [
 ]
 
 _LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
-
-
-def _number(
-    where: str, value: Any, *, low: float, high: float = math.inf, integer: bool = False
-) -> Any:
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        kind = "an integer" if integer else "a number"
-        bounds = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
-        raise SpecError(f"{where}: expected {kind} {bounds}, received {value!r}.")
-    return value if integer else float(value)
-
-
-def _from_raw(
-    cls: Any, raw: Any, field_name: str, checks: Mapping[str, Callable[[str, Any], Any]]
-) -> Any:
-    if raw is None:
-        return cls()
-    if isinstance(raw, cls):
-        return raw
-    if not isinstance(raw, Mapping):
-        raise SpecError(
-            f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
-        )
-    values = {}
-    for key, value in raw.items():
-        if key not in checks:
-            raise SpecError(unknown_name("setting", key, checks, field=field_name))
-        values[key] = (
-            None
-            if value is None and key in cls.nullable
-            else checks[key](f"{field_name}.{key}", value)
-        )
-    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -132,25 +101,17 @@ class SLOConfig:
     probation_s: float = 3600.0
     alpha: float = 0.05
 
-    nullable = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "max_error_rate", "min_rps")
-
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.slo") -> SLOConfig:
-        """Validate a ``monitor.slo`` mapping (None: no SLO, default window).
+        """Validate a ``monitor.slo`` mapping (None: no SLO, default window) as the spec does
+        (:class:`tuneops.spec.SLOSettings`, the one validator of these settings).
 
         Raises:
             SpecError: an unknown key or a value out of range, naming the field.
         """
-        checks: dict[str, Callable[[str, Any], Any]] = {
-            **{k: (lambda w, v: _number(w, v, low=1e-12)) for k in _LATENCY},
-            "max_error_rate": lambda w, v: _number(w, v, low=0.0, high=1.0),
-            "min_rps": lambda w, v: _number(w, v, low=1e-12),
-            "window_s": lambda w, v: _number(w, v, low=1.0),
-            "min_requests": lambda w, v: _number(w, v, low=1, integer=True),
-            "probation_s": lambda w, v: _number(w, v, low=0.0),
-            "alpha": lambda w, v: _number(w, v, low=1e-6, high=0.5),
-        }
-        return _from_raw(cls, raw, field_name, checks)  # type: ignore[no-any-return]
+        if isinstance(raw, SLOConfig):
+            return raw
+        return cls(**SLOSettings.from_raw(raw, field_name).full_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,37 +135,17 @@ class LivePolicy:
     n_boot: int = 1000
     auto: bool = True
 
-    nullable = ("metric",)
-
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.live") -> LivePolicy:
-        """Validate a ``monitor.live`` mapping.
+        """Validate a ``monitor.live`` mapping (None: the defaults) as the spec does
+        (:class:`tuneops.spec.LiveSettings`, the one validator of these settings).
 
         Raises:
             SpecError: an unknown key or a value out of range, naming the field.
         """
-
-        def metric(where: str, value: Any) -> str:
-            if value not in PERFORMANCE_METRICS:
-                raise SpecError(
-                    unknown_name("monitored metric", value, PERFORMANCE_METRICS, field=where)
-                )
-            return str(value)
-
-        def flag(where: str, value: Any) -> bool:
-            if not isinstance(value, bool):
-                raise SpecError(f"{where}: expected true or false, received {value!r}.")
-            return value
-
-        checks: dict[str, Callable[[str, Any], Any]] = {
-            "metric": metric,
-            "alpha": lambda w, v: _number(w, v, low=1e-6, high=0.5),
-            "margin": lambda w, v: _number(w, v, low=0.0),
-            "min_labelled": lambda w, v: _number(w, v, low=2, integer=True),
-            "n_boot": lambda w, v: _number(w, v, low=100, integer=True),
-            "auto": flag,
-        }
-        return _from_raw(cls, raw, field_name, checks)  # type: ignore[no-any-return]
+        if isinstance(raw, LivePolicy):
+            return raw
+        return cls(**LiveSettings.from_raw(raw, field_name).full_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,7 +27,7 @@
 The verdict and its evidence are a ``verify`` event in the registry
 (:meth:`~tuneops.ops.registry.Registry.verification` reads it back).
 
-Settings (the spec's ``monitor.verify``, a plain mapping)::
+Settings (the spec's ``monitor.verify``, validated by :class:`tuneops.spec.VerifySettings`)::
 
     monitor:
       verify: {n_folds: 5, n_repeats: 3, alpha: 0.05, max_regression: 0.01,
@@ -48,13 +48,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from tuneops.data import load_dataset
-from tuneops.errors import DataError, SpecError, UsageError, unknown_name
+from tuneops.errors import DataError, UsageError
 from tuneops.measure import model_size_kb, score, serving_call, serving_config
 from tuneops.metrics import METRICS
 from tuneops.ops.live import SLOConfig, monitor_settings
 from tuneops.ops.monitor import PERFORMANCE_METRICS, check_labels
 from tuneops.ops.registry import Registry, comparable
-from tuneops.spec import parse_constraint
+from tuneops.spec import VerifySettings, parse_constraint
 
 __all__ = ["VerifyConfig", "Verdict", "verify", "corrected_interval", "quantile_bounds"]
 
@@ -81,42 +81,15 @@ class VerifyConfig:
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.verify") -> VerifyConfig:
-        """Validate a ``monitor.verify`` mapping (None: the defaults).
+        """Validate a ``monitor.verify`` mapping (None: the defaults) as the spec does
+        (:class:`tuneops.spec.VerifySettings`, the one validator of these settings).
 
         Raises:
             SpecError: an unknown key or a value out of range, naming the field.
         """
-        if raw is None:
-            return cls()
-        if isinstance(raw, cls):
+        if isinstance(raw, VerifyConfig):
             return raw
-        if not isinstance(raw, Mapping):
-            raise SpecError(
-                f"{field_name}: expected a mapping of settings, received {type(raw).__name__}."
-            )
-        limits: dict[str, tuple[float, float, bool]] = {
-            "n_folds": (2, 20, True),
-            "n_repeats": (1, 50, True),
-            "alpha": (1e-4, 0.5, False),
-            "max_regression": (0.0, math.inf, False),
-            "concurrency": (1, 256, True),
-            "n_requests": (20, 1_000_000, True),
-            "rows": (1, 100_000, True),
-        }
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in limits:
-                raise SpecError(unknown_name("verify setting", key, limits, field=field_name))
-            low, high, integer = limits[key]
-            ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-            if not ok or not low <= value <= high:
-                kind = "an integer" if integer else "a number"
-                raise SpecError(
-                    f"{field_name}.{key}: expected {kind} in [{low:g}, {high:g}], "
-                    f"received {value!r}."
-                )
-            values[key] = value if integer else float(value)
-        return cls(**values)
+        return cls(**VerifySettings.from_raw(raw, field_name).full_dict())
 
 
 @dataclass
