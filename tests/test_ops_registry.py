@@ -167,6 +167,7 @@ def test_refresh_refits_a_retuned_champion_on_the_rows_since_the_change(deployed
     assert v3["source"] == {
         "study": v2["source"]["study"], "trial": v2["source"]["trial"],
         "kind": "refresh", "champion": 2, "rows": 800,
+        "refreshed": registry.events("refresh")[-1]["refreshed"],
     }
     assert v3["data"]["rows"] == 800 and v3["params"] == v2["params"]
     # Both scored on the batch, which neither was fitted on; a tie goes to the refit.
@@ -572,6 +573,140 @@ def test_two_retunes_of_the_same_data_started_at_the_same_moment_run_once(deploy
     ), refused
     assert [v["version"] for v in registry.versions()] == [1, 2]
     assert [e["study"] for e in registry.events("retune")] == ["phon.retune-v2"]
+
+
+def test_two_refreshes_of_the_same_rows_started_at_the_same_moment_refit_once(deployed) -> None:
+    """Two monitors refresh the same rows at the same moment (threads, each with its own
+    registry and storage objects): refresh took no claim, so both registered a refit (v3 and
+    v4) and recorded two `refresh` events. Now one refits; the other is refused, naming it, or
+    (when it claims after the first ended) finds the recorded outcome."""
+    import threading
+
+    from tuneops.errors import RunInProgress
+
+    registry, _, pool = deployed
+    new = flipped(pool.iloc[:1000])
+    retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
+    assert registry.champion() == 2
+    window, batch = new.iloc[:800], new.iloc[800:1000]
+    start, answers = threading.Barrier(2), []
+
+    def monitor() -> None:
+        mine = Registry.open("phon")
+        start.wait()
+        try:
+            answers.append(refresh(mine, window, holdout=batch))
+        except RunInProgress as exc:
+            answers.append(exc)
+
+    threads = [threading.Thread(target=monitor) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(answers) == 2, answers
+    refits = [v["version"] for v in registry.versions() if v["source"]["kind"] == "refresh"]
+    assert refits == [3], registry.versions()
+    assert [e["challenger"] for e in registry.events("refresh")] == [3]
+    outcomes = [a for a in answers if not isinstance(a, Exception)]
+    assert outcomes and all(o.challenger == 3 for o in outcomes), answers
+    for refused in (a for a in answers if isinstance(a, Exception)):
+        assert isinstance(refused, RunInProgress), refused
+        assert "a refresh of these rows against champion v2 of 'phon' is being run by" in str(
+            refused
+        ), refused
+        assert str(refused).endswith("Nothing was refitted or registered."), refused
+    if len(outcomes) == 2:  # the second claimed after the first had ended: its recorded outcome
+        assert any("not refitted again" in o.reasons[-1] for o in outcomes), outcomes
+    # the claims are released at the end: no claim study is left
+    assert not [s for s in get_storage(None).get_all_studies() if s.study_name.startswith("tuneops-claim:")]
+
+
+def test_a_refresh_is_refused_while_another_run_of_it_holds_its_claim(deployed) -> None:
+    """A live process holding the claim on these rows (as another machine's monitor would):
+    the refresh is refused before anything is written; other rows refresh side by side."""
+    from tuneops.data import fingerprint
+    from tuneops.errors import RunInProgress
+    from tuneops.ops.retune import refresh_work
+
+    registry, _, pool = deployed
+    new = flipped(pool.iloc[:1000])
+    retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
+    window, batch = new.iloc[:800], new.iloc[800:1000]
+    refreshed = {
+        "data": fingerprint(window.drop(columns=["target"]), window["target"]),
+        "holdout": fingerprint(batch.drop(columns=["target"]), batch["target"]),
+    }
+    other = Claim(get_storage(None), refresh_work("phon", 2, refreshed),
+                  {"host": "elsewhere", "pid": 1, "id": "elsewhere:1"})
+    assert other.acquire() is None
+    versions, events = len(registry.versions()), len(registry.events())
+    with pytest.raises(RunInProgress, match=r"a refresh of these rows against champion v2 of "
+                       r"'phon' is being run by elsewhere:1 since .*Nothing was refitted or "
+                       r"registered\.$"):
+        refresh(registry, window, holdout=batch)
+    assert (len(registry.versions()), len(registry.events())) == (versions, events)
+    # other rows are another refresh: not held by that claim
+    outcome = refresh(registry, window.iloc[100:], holdout=batch)
+    assert outcome.challenger == versions + 1
+    other.release()
+
+
+def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
+    deployed, monkeypatch
+) -> None:
+    """Ctrl-C after the refit was registered, before it was judged: the rerun registered the
+    same refit again (v4 beside an orphan v3 that no event judged). Now it judges v3."""
+    import tuneops.ops.retune as retune_module
+    from tuneops.ops.retune import unfinished_refresh
+
+    registry, _, pool = deployed
+    new = flipped(pool.iloc[:1000])
+    retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
+    window, batch = new.iloc[:800], new.iloc[800:1000]
+    real = retune_module.metric_value
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retune_module, "metric_value", stop)
+    with pytest.raises(KeyboardInterrupt):
+        refresh(registry, window, holdout=batch)
+    monkeypatch.setattr(retune_module, "metric_value", real)
+    assert [v["version"] for v in registry.versions()] == [1, 2, 3]
+    assert not registry.events("refresh") and registry.champion() == 2
+    refreshed = registry.version(3)["source"]["refreshed"]
+    assert unfinished_refresh(registry, 2, refreshed)["version"] == 3
+    outcome = refresh(registry, window, holdout=batch)
+    assert (outcome.champion, outcome.challenger, outcome.rows) == (2, 3, 800)
+    assert [v["version"] for v in registry.versions()] == [1, 2, 3]
+    assert [e["challenger"] for e in registry.events("refresh")] == [3]
+    assert registry.events("refresh")[0]["refreshed"] == refreshed
+    # judged now: no longer unfinished; other rows, or another champion, are not this refit
+    assert unfinished_refresh(registry, 2, refreshed) is None
+    assert unfinished_refresh(registry, 1, refreshed) is None
+
+
+def test_an_unfinished_refit_whose_artifact_changed_is_not_reused(deployed, monkeypatch) -> None:
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    new = flipped(pool.iloc[:1000])
+    retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
+    window, batch = new.iloc[:800], new.iloc[800:1000]
+    real = retune_module.metric_value
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retune_module, "metric_value", stop)
+    with pytest.raises(KeyboardInterrupt):
+        refresh(registry, window, holdout=batch)
+    monkeypatch.setattr(retune_module, "metric_value", real)
+    path = Path(registry.version(3)["artifact"]["path"])
+    path.write_bytes(path.read_bytes() + b"\0")
+    outcome = refresh(registry, window, holdout=batch)
+    assert outcome.challenger == 4  # refitted anew, not the tampered v3 judged
 
 
 def _stopped_when_comparing(registry, recent, monkeypatch) -> RetuneInterrupted:

@@ -96,8 +96,9 @@ class IntegrityError(TuneOpsError):
 
 class RunInProgress(TuneOpsError):
     """Another process is running the same work now (a re-tuning of the same data against the
-    same champion) and two would collide; the message names that process. Nothing was
-    changed. Not a :class:`UsageError`: the command is right, the time is not; the CLI exits 1.
+    same champion, or a refresh of the same rows) and two would collide; the message names
+    that process. Nothing was changed. Not a :class:`UsageError`: the command is right, the
+    time is not; the CLI exits 1.
     """
 
 

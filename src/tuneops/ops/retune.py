@@ -41,7 +41,11 @@ labelled rows gathered since (``monitor.refresh_rows`` at most) and promotes the
 it scores at least as well as the champion on rows neither was fitted on: no search, one fit.
 Every outcome is a ``refresh`` event, which records the rows it was fitted and judged on; a
 refresh of the same rows against the same champion (or the refit it promoted) finds that
-outcome instead of refitting them again (:func:`recorded_refresh`).
+outcome instead of refitting them again (:func:`recorded_refresh`). As a re-tuning, one process
+runs a refresh of given rows against a given champion at a time (a claim on
+:func:`refresh_work`), a second one, even started at the same moment, is refused rather than
+registering a second refit; and a refresh stopped after it registered its refit and before its
+event judges that refit when run again (:func:`unfinished_refresh`).
 """
 
 from __future__ import annotations
@@ -63,7 +67,13 @@ import pandas as pd
 from tuneops import _optuna, runner, tuning
 from tuneops.claims import Claim
 from tuneops.data import fingerprint, load_dataset
-from tuneops.errors import DataError, NoFeasibleTrial, RunInProgress, UsageError
+from tuneops.errors import (
+    DataError,
+    IntegrityError,
+    NoFeasibleTrial,
+    RunInProgress,
+    UsageError,
+)
 from tuneops.heartbeat import GRACE_S
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
@@ -93,6 +103,8 @@ __all__ = [
     "unfinished_retune",
     "recorded_retune",
     "recorded_refresh",
+    "refresh_work",
+    "unfinished_refresh",
     "retune",
     "refresh",
     "refresh_obstacle",
@@ -139,6 +151,15 @@ def retune_work(model: str, mark: Mapping[str, Any]) -> str:
     key = {k: mark[k] for k in ("champion", "data", "tuning_data")}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"{_study_base(model)}.retune-{digest}"
+
+
+def refresh_work(model: str, champion: int, refreshed: Mapping[str, Any]) -> str:
+    """What a run of a refresh claims (:class:`tuneops.claims.Claim`): the refit of
+    ``model``'s ``champion`` on the rows ``refreshed`` names (the fingerprints of the rows it is
+    fitted and judged on, as its ``refresh`` event records them)."""
+    key = {"champion": champion, "refreshed": dict(refreshed)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{_study_base(model)}.refresh-{digest}"
 
 
 class RetuneInterrupted(runner.Interrupted):
@@ -241,6 +262,33 @@ def recorded_refresh(
         promoted = event.get("decision") == "promote" and event.get("challenger") == champion
         if event.get("champion") == champion or promoted:
             return event
+    return None
+
+
+def unfinished_refresh(
+    registry: Registry, champion: int, refreshed: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The refit an earlier refresh of these rows (``refreshed``, as :func:`refresh` records
+    them) against ``champion`` registered and never judged (stopped before its ``refresh``
+    event): no event names it, it never served, its artifact is intact; the newest, or None.
+    A rerun judges it instead of registering the same refit again."""
+    named = {e.get("challenger") for e in registry.events("refresh")}
+    been_champion = {registry.champion(), *registry.champion_history()}
+    for record in reversed(registry.versions()):
+        source, number = record.get("source") or {}, record["version"]
+        if (
+            source.get("kind") != "refresh"
+            or source.get("champion") != champion
+            or source.get("refreshed") != dict(refreshed)
+            or number in named
+            or number in been_champion
+        ):
+            continue
+        try:
+            registry.verify(number)  # the artifact is still the one registered
+        except (UsageError, IntegrityError):
+            continue
+        return record
     return None
 
 
@@ -510,7 +558,7 @@ def retune(
     )
     data_fp = fingerprint(frame.drop(columns=[target]), frame[target])
     mark = {"champion": champion_version, "data": data_fp, "tuning_data": dataset.fingerprint}
-    run = _Run(registry, champion_version, mark)
+    run = _Run(registry, champion_version, retune_work(registry.name, mark))
     number: int | None = None
     study: optuna.Study | None = None
     outcome: RetuneOutcome | None = None
@@ -596,21 +644,20 @@ def retune(
 
 
 class _Run:
-    """This process's hold on a re-tuning (:func:`retune_work`): an atomic claim in the
-    registry's storage (:class:`tuneops.claims.Claim`), taken before the run reads or writes
-    anything of the re-tuning, refreshed every heartbeat interval while it runs, and released
-    when it ends, however it ends."""
+    """This process's hold on a re-tuning (:func:`retune_work`) or a refresh
+    (:func:`refresh_work`): an atomic claim in the registry's storage
+    (:class:`tuneops.claims.Claim`), taken before the run reads or writes anything of the work,
+    refreshed every heartbeat interval while it runs, and released when it ends, however it
+    ends."""
 
-    def __init__(self, registry: Registry, champion: int, mark: Mapping[str, Any]) -> None:
-        self.model, self.champion = registry.name, champion
-        self._claim = Claim(
-            _optuna.storage_of(registry.study),
-            retune_work(registry.name, mark),
-            runner.worker_identity(),
-        )
+    def __init__(
+        self, registry: Registry, champion: int, work: str, *, refresh: bool = False
+    ) -> None:
+        self.model, self.champion, self.refresh = registry.name, champion, refresh
+        self._claim = Claim(_optuna.storage_of(registry.study), work, runner.worker_identity())
 
     def claim(self) -> None:
-        """Take the re-tuning for this run.
+        """Take the work for this run.
 
         Raises:
             RunInProgress: a process that lives runs it (claimed it first, even at the same
@@ -624,16 +671,21 @@ class _Run:
         """Record the re-tuning study this run runs, for the message of a run it refuses."""
         self._claim.update(study=study)
 
-    def check(self, study: str) -> None:
-        """Raise :class:`RunInProgress` when another run has taken the re-tuning over (this
-        one was silent for longer than the grace period, and the other found it dead)."""
+    def check(self, study: str | None = None) -> None:
+        """Raise :class:`RunInProgress` when another run has taken the work over (this one
+        was silent for longer than the grace period, and the other found it dead)."""
         holder = self._claim.check()
         if holder is not None:
+            what, model = (
+                (f"the refresh of champion v{self.champion}", "refit")
+                if self.refresh
+                else (f"re-tuning study {study}", "challenger")
+            )
             raise RunInProgress(
-                f"re-tuning study {study} was taken over by "
-                f"{holder.get('id', 'another process')} while this run was silent for more "
-                f"than {GRACE_S:g} s (no heartbeat reached the storage): that run registers and "
-                "judges its challenger; this one stops without registering anything."
+                f"{what} was taken over by {holder.get('id', 'another process')} while this "
+                f"run was silent for more than {GRACE_S:g} s (no heartbeat reached the "
+                f"storage): that run registers and judges its {model}; this one stops "
+                "without registering anything."
             )
 
     def beating(self) -> contextlib.AbstractContextManager[None]:
@@ -654,6 +706,14 @@ class _Run:
             if isinstance(seen, int | float)
             else ""
         )
+        if self.refresh:
+            return (
+                f"a refresh of these rows against champion v{self.champion} of "
+                f"{self.model!r} is being run by {who}{when}{ago}; expected no other run of "
+                "it, as two would register and judge its refit twice. Wait for that run to "
+                "end (this command then finds its outcome), or stop it and run this command "
+                "again to finish it. Nothing was refitted or registered."
+            )
         study = holder.get("study")
         what = f"these data against champion v{self.champion} of {self.model!r}"
         what = f"re-tuning study {study} ({what})" if study else f"a re-tuning of {what}"
@@ -777,9 +837,36 @@ def refresh(
         "data": fingerprint(fit_part.drop(columns=[target]), fit_part[target]),
         "holdout": fingerprint(holdout.drop(columns=[target]), holdout[target]),
     }
-    recorded = recorded_refresh(registry, champion_version, refreshed)
-    if recorded is not None:
-        return _recorded_outcome(registry, recorded)
+    run = _Run(
+        registry,
+        champion_version,
+        refresh_work(registry.name, champion_version, refreshed),
+        refresh=True,
+    )
+    run.claim()  # another process refits these rows: refused before anything is written
+    with run.beating():  # released however this ends
+        recorded = recorded_refresh(registry, champion_version, refreshed)
+        if recorded is not None:
+            return _recorded_outcome(registry, recorded)
+        return _refresh(
+            registry, champion, fit_part, holdout, refreshed, config, seed, trigger, run
+        )
+
+
+def _refresh(
+    registry: Registry,
+    champion: Mapping[str, Any],
+    fit_part: pd.DataFrame,
+    holdout: pd.DataFrame,
+    refreshed: Mapping[str, Any],
+    config: MonitorConfig,
+    seed: int,
+    trigger: str | None,
+    run: _Run,
+) -> RetuneOutcome:
+    """The refit of :func:`refresh`, under its claim: registered (or the one a stopped run of it
+    registered), judged, recorded."""
+    champion_version, target, task = champion["version"], champion["target"], champion["task"]
     source = champion.get("source") or {}
     if "study" not in source or "trial" not in source:
         raise UsageError(
@@ -787,21 +874,31 @@ def refresh(
             "and trial to refit; re-tune it instead (`tuneops retune --data FILE`)."
         )
     spec = load_spec(champion["spec"], storage=resolve_url(registry.storage_url), seed=seed)
-    dataset = load_dataset(
-        fit_part, target=target, task=task, name=f"refresh window of {registry.name}"
-    )
-    study = load_study(source["study"], registry.storage_url)
-    challenger = register_trial(
-        registry,
-        study,
-        int(source["trial"]),
-        dataset,
-        spec,
-        source={"kind": "refresh", "champion": champion_version, "rows": len(fit_part)},
-        artifact_dir=config.artifact_dir,
-        # The version records the data it was fitted on, not the source study's.
-        extra={"data": dataset.summary()},
-    )
+    # A refresh of these rows stopped after it registered its refit and before its event: that
+    # refit is judged, not another registered beside it (an orphan version).
+    challenger = unfinished_refresh(registry, champion_version, refreshed)
+    if challenger is None:
+        dataset = load_dataset(
+            fit_part, target=target, task=task, name=f"refresh window of {registry.name}"
+        )
+        study = load_study(source["study"], registry.storage_url)
+        run.check()  # taken over while this run was stalled: it registers, not this one
+        challenger = register_trial(
+            registry,
+            study,
+            int(source["trial"]),
+            dataset,
+            spec,
+            source={
+                "kind": "refresh",
+                "champion": champion_version,
+                "rows": len(fit_part),
+                "refreshed": dict(refreshed),  # what unfinished_refresh finds it by
+            },
+            artifact_dir=config.artifact_dir,
+            # The version records the data it was fitted on, not the source study's.
+            extra={"data": dataset.summary()},
+        )
     metric = champion["profile"]["metric"]
     pos_label = champion["profile"].get("pos_label")
     X_h, y_h = holdout.drop(columns=[target]), holdout[target].to_numpy()
