@@ -687,6 +687,39 @@ def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
     assert unfinished_refresh(registry, 1, refreshed) is None
 
 
+def test_a_refresh_stopped_while_judging_its_refit_says_so_and_the_rerun_judges_it(
+    deployed, cli, monkeypatch
+) -> None:
+    """SIGTERM after the refit was registered, while it was judged: the stop said "the refresh
+    did not finish. ... runs it again" (which registered another refit). Now it names the refit
+    kept, and the same command judges that one."""
+    import signal
+
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    flipped(pool.iloc[:300]).to_csv("since.csv", index=False)
+    real = retune_module.metric_value
+    monkeypatch.setattr(
+        retune_module, "metric_value", lambda *a, **k: signal.raise_signal(signal.SIGTERM)
+    )
+    code, _, err = cli("retune", "--refresh", "--data", "since.csv")
+    assert code == 143, err
+    err = " ".join(err.split())
+    assert err.count("Stopped by") == 1, err
+    assert (
+        "Stopped by SIGTERM: the refresh registered its refit v2, which was not compared with the "
+        "champion yet. `tuneops retune --data since.csv --model phon --refresh` compares it and "
+        "promotes it or keeps the champion, without refitting." in err
+    ), err
+    monkeypatch.setattr(retune_module, "metric_value", real)
+    code, out, err = cli("retune", "--refresh", "--data", "since.csv", "--json")
+    assert code == 0, err
+    assert json.loads(out)["challenger"] == 2
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert [e["challenger"] for e in registry.events("refresh")] == [2]
+
+
 def test_an_unfinished_refit_whose_artifact_changed_is_not_reused(deployed, monkeypatch) -> None:
     import tuneops.ops.retune as retune_module
 

@@ -580,8 +580,8 @@ def _monitor_stopped(exc: KeyboardInterrupt, command: str, *, assessed: bool) ->
     )
     kept = _retune_kept(stop)
     if kept is None:
-        # Stopped while assessing, before a re-tuning created its study, or during a refresh
-        # (a refresh has nothing to resume: it is one fit, done again).
+        # Stopped while assessing, before a re-tuning created its study, or while a refresh
+        # refitted (nothing of it is kept: it is one fit, done again).
         term.warn(
             f"Stopped by {stop.signal_name}: {recorded}; no alert was sent. `{command}` runs "
             "it again" + (" (assessing the batch once more)." if assessed else ".")
@@ -596,8 +596,9 @@ def _monitor_stopped(exc: KeyboardInterrupt, command: str, *, assessed: bool) ->
 
 
 def _retune_kept(stop: runner.Interrupted) -> tuple[str, str] | None:
-    """What a stopped re-tuning kept and what running it again on the same data does, or None
-    when it had no study yet (not a RetuneInterrupted, or stopped before it was created)."""
+    """What a stopped re-tuning (or refresh) kept and what running it again on the same data
+    does, or None when it kept nothing (not a RetuneInterrupted, stopped before its study was
+    created, or a refresh stopped before its refit was registered)."""
     outcome = getattr(stop, "outcome", None)  # stopped after the outcome was recorded
     if outcome is not None:
         return _decided(outcome), (
@@ -606,9 +607,15 @@ def _retune_kept(stop: runner.Interrupted) -> tuple[str, str] | None:
             else "finds that outcome, without re-tuning"
         )
     study = getattr(stop, "study", None)  # a RetuneInterrupted names its study
+    version = getattr(stop, "version", None)
+    if study is None and getattr(stop, "registered", False):  # a refresh, stopped judging
+        return (
+            f"the refresh registered its refit v{version}, which was not compared with the "
+            "champion yet",
+            "compares it and promotes it or keeps the champion, without refitting",
+        )
     if study is None:
         return None
-    version = getattr(stop, "version", None)
     if getattr(stop, "registered", False):
         what = (
             f"re-tuning study {study} finished and registered its challenger v{version}, "

@@ -67,13 +67,7 @@ import pandas as pd
 from tuneops import _optuna, runner, tuning
 from tuneops.claims import Claim
 from tuneops.data import fingerprint, load_dataset
-from tuneops.errors import (
-    DataError,
-    IntegrityError,
-    NoFeasibleTrial,
-    RunInProgress,
-    UsageError,
-)
+from tuneops.errors import DataError, IntegrityError, NoFeasibleTrial, RunInProgress, UsageError
 from tuneops.heartbeat import GRACE_S
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
@@ -166,9 +160,10 @@ class RetuneInterrupted(runner.Interrupted):
     """A re-tuning stopped by SIGINT or SIGTERM, with what it kept (for the message that says
     how to resume it).
 
-    ``study``: the re-tuning study (None: stopped before it was created, nothing kept);
-    ``version``: the version number held for its challenger; ``n_finished``: its finished
-    trials; ``registered``: its challenger was registered but not yet compared with the champion;
+    ``study``: the re-tuning study (None: stopped before it was created, nothing kept; or a
+    refresh, which has none); ``version``: the version number held for its challenger;
+    ``n_finished``: its finished trials; ``registered``: its challenger (a refresh's refit) was
+    registered but not yet compared with the champion;
     ``outcome``: the stop came after the re-tuning was decided: its ``retune`` event (and the
     promotion it decided) are recorded, and this is the outcome; None before that.
     """
@@ -899,6 +894,44 @@ def _refresh(
             # The version records the data it was fitted on, not the source study's.
             extra={"data": dataset.summary()},
         )
+    try:
+        outcome = _judge_refit(registry, champion, challenger, fit_part, holdout, spec)
+    except KeyboardInterrupt as exc:  # the refit is registered: a rerun judges it
+        stop = runner.Interrupted.of(exc)
+        raise RetuneInterrupted(
+            stop.signum, study=None, version=challenger["version"], registered=True
+        ) from None
+    decided = False
+    try:
+        with runner.signals_held():  # the decision and its promotion: one step for a stop
+            registry.record("refresh", trigger=trigger, refreshed=refreshed, **outcome.to_dict())
+            decided = True
+            if outcome.decision == "promote":
+                registry.promote(challenger["version"], outcome.reasons[0])
+    except KeyboardInterrupt as exc:
+        stop = runner.Interrupted.of(exc)
+        raise RetuneInterrupted(
+            stop.signum,
+            study=None,
+            version=challenger["version"],
+            registered=not decided,
+            outcome=outcome if decided else None,
+        ) from None
+    return outcome
+
+
+def _judge_refit(
+    registry: Registry,
+    champion: Mapping[str, Any],
+    challenger: Mapping[str, Any],
+    fit_part: pd.DataFrame,
+    holdout: pd.DataFrame,
+    spec: Any,
+) -> RetuneOutcome:
+    """A refresh's outcome: the refit ``challenger`` and the champion scored on the same
+    held-out rows; promoted when not worse and within the spec's constraints (:func:`compare`)."""
+    champion_version, target = champion["version"], champion["target"]
+    source = champion["source"]
     metric = champion["profile"]["metric"]
     pos_label = champion["profile"].get("pos_label")
     X_h, y_h = holdout.drop(columns=[target]), holdout[target].to_numpy()
@@ -932,20 +965,6 @@ def _refresh(
         f"refresh: v{champion_version}'s configuration refitted on {len(fit_part)} rows "
         f"since the change (v{champion_version}: {fitted}); " + outcome.reasons[0]
     )
-    decided = False
-    try:
-        with runner.signals_held():  # the decision and its promotion: one step for a stop
-            registry.record("refresh", trigger=trigger, refreshed=refreshed, **outcome.to_dict())
-            decided = True
-            if outcome.decision == "promote":
-                registry.promote(challenger["version"], outcome.reasons[0])
-    except KeyboardInterrupt as exc:
-        if not decided:
-            raise
-        stop = runner.Interrupted.of(exc)
-        raise RetuneInterrupted(
-            stop.signum, study=None, version=challenger["version"], outcome=outcome
-        ) from None
     return outcome
 
 
