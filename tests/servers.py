@@ -176,8 +176,11 @@ STORAGE_KINDS = [
 ]
 
 
-def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh storage URL of ``kind``: a file in ``tmp_path``, or the session's server."""
+def storage_url_for(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, *, empty: bool = False
+) -> str:
+    """A fresh storage URL of ``kind``: a file in ``tmp_path``, or the session's server
+    (``empty``: its Redis database emptied first, for tests that list every study)."""
     if kind == "journal":
         return str(tmp_path / "study.journal")
     if kind == "sqlite":
@@ -185,5 +188,10 @@ def storage_url_for(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -
     if kind == "postgresql":
         return request.getfixturevalue("postgres_server").url
     if kind == "redis":
-        return request.getfixturevalue("redis_server").url
+        url = request.getfixturevalue("redis_server").url
+        if empty:
+            import redis
+
+            redis.Redis.from_url(url).flushdb()
+        return url
     raise ValueError(kind)

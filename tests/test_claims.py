@@ -27,12 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(params=STORAGE_KINDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = storage_url_for(request.param, request, tmp_path)
-    if request.param == "redis":
-        import redis
-
-        redis.Redis.from_url(url).flushdb()
-    return url
+    return storage_url_for(request.param, request, tmp_path, empty=True)
 
 
 def _gone_pid() -> int:

@@ -17,12 +17,7 @@ from tuneops.ops.registry import Registry, list_models
 
 @pytest.fixture(params=STORAGE_KINDS)
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = storage_url_for(request.param, request, tmp_path)
-    if request.param == "redis":
-        import redis
-
-        redis.Redis.from_url(url).flushdb()
-    return url
+    return storage_url_for(request.param, request, tmp_path, empty=True)
 
 
 def _record(version: int, root: Path | None = None) -> dict:

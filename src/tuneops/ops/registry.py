@@ -249,6 +249,15 @@ class Registry:
             ) from None
         return record
 
+    def intact(self, number: int) -> bool:
+        """Whether version ``number``'s artifact is here and still the one registered
+        (:meth:`verify` without its errors): what a rerun checks before reusing a version."""
+        try:
+            self.verify(number)
+        except (UsageError, IntegrityError):
+            return False
+        return True
+
     def _artifact_path(self, number: int, record: Mapping[str, Any]) -> Path:
         path = Path(record["artifact"]["path"])
         if not path.is_file():
@@ -724,11 +733,8 @@ def unfinished_deploy(
         verdict = registry.verification(number)
         if verdict is not None and verdict.get("verdict") != "pass":
             continue
-        try:
-            registry.verify(number)  # the artifact is still the one registered
-        except (UsageError, IntegrityError):
-            continue
-        return record
+        if registry.intact(number):  # the artifact is still the one registered
+            return record
     return None
 
 

@@ -67,7 +67,7 @@ import pandas as pd
 from tuneops import _optuna, runner, tuning
 from tuneops.claims import Claim
 from tuneops.data import fingerprint, load_dataset
-from tuneops.errors import DataError, IntegrityError, NoFeasibleTrial, RunInProgress, UsageError
+from tuneops.errors import DataError, NoFeasibleTrial, RunInProgress, UsageError
 from tuneops.heartbeat import GRACE_S
 from tuneops.knowledge.warm_start import queue as queue_warm_start
 from tuneops.knowledge.warm_start import queue_the_rest
@@ -279,11 +279,8 @@ def unfinished_refresh(
             or number in been_champion
         ):
             continue
-        try:
-            registry.verify(number)  # the artifact is still the one registered
-        except (UsageError, IntegrityError):
-            continue
-        return record
+        if registry.intact(number):  # the artifact is still the one registered
+            return record
     return None
 
 
