@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import tempfile
 import types
 import uuid
@@ -86,6 +87,40 @@ def test_hypervolume_and_cached_storage(tmp_path: Path) -> None:
     cached = _optuna.cached_storage(rdb)
     assert isinstance(cached, optuna.storages.BaseStorage)
     assert optuna.create_study(storage=cached).study_name
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="GPSampler needs PyTorch to sample"
+)
+def test_gp_sampler_searches_its_acquisition_from_the_starting_points_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optuna._gp import optim_mixed
+
+    seen: list[int] = []
+    search = optim_mixed.optimize_acqf_mixed
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["n_local_search"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(optim_mixed, "optimize_acqf_mixed", spy)
+    for n_local_search, expected in ((2, 2), (None, 10)):
+        seen.clear()
+        sampler = _optuna.gp_sampler(seed=0, n_local_search=n_local_search, n_startup_trials=3)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(
+            lambda t: t.suggest_float("x", 0, 1) + (t.suggest_categorical("c", [0, 1]) == 1),
+            n_trials=5,
+        )
+        assert seen == [expected, expected]
+
+
+def test_gp_sampler_refuses_fewer_than_two_starting_points() -> None:
+    with pytest.raises(ValueError, match="n_local_search: expected a whole number >= 2"):
+        _optuna.gp_sampler(seed=0, n_local_search=1)
+    with pytest.raises(ValueError, match="n_local_search: expected a whole number >= 2"):
+        _optuna.gp_sampler(seed=0, n_local_search=2.5)  # type: ignore[arg-type]
 
 
 def test_quiet_restores_the_verbosity() -> None:

@@ -109,6 +109,7 @@ __all__ = [
     "GP_MAX_PARAMS",
     "GP_MAX_OBJECTIVES",
     "STARTUP_TRIALS",
+    "GP_LOCAL_SEARCH",
     "SpaceKind",
     "Stage",
     "SwitchingSampler",
@@ -131,6 +132,11 @@ GP_TRIALS = 40
 GP_MAX_PARAMS = 16  # GP's kernel fit grows with dimensions; beyond this TPE was as good
 GP_MAX_OBJECTIVES = 2  # with more, GP's sampler CPU doubles and it lost to TPE (DTLZ2)
 STARTUP_TRIALS = 10  # random trials before an unknown space is judged (GP and TPE start so too)
+# Starting points of GP's acquisition search in auto's one-objective GP stage (Optuna: 10). With
+# categorical parameters that search, an exhaustive pass over each categorical's choices from
+# every point, was 97% of GPSampler's CPU; from 3 points auto found as much as from 10 (six
+# categoricals, a mixed space; 5-15 seeds) at 0.4-0.5 of the sampler CPU (docs/benchmarks.md)
+GP_LOCAL_SEARCH = 3
 
 
 # -- the samplers by name ---------------------------------------------------------------------
@@ -153,7 +159,7 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "auto": _auto,
     "tpe": _tpe,
     "random": lambda seed, group=False, **kw: optuna.samplers.RandomSampler(seed=seed, **kw),
-    "gp": lambda seed, group=False, **kw: optuna.samplers.GPSampler(seed=seed, **kw),
+    "gp": lambda seed, group=False, **kw: _optuna.gp_sampler(seed=seed, **kw),
     "nsga2": lambda seed, group=False, **kw: optuna.samplers.NSGAIISampler(seed=seed, **kw),
     "nsga3": lambda seed, group=False, **kw: optuna.samplers.NSGAIIISampler(seed=seed, **kw),
     "cmaes": lambda seed, group=False, **kw: optuna.samplers.CmaEsSampler(seed=seed, **kw),
@@ -314,9 +320,15 @@ def auto_plan(
         return [Stage(0, "tpe", tpe)], "GP unavailable (PyTorch not installed): TPE"
     if gp_trials <= 0:
         return [Stage(0, "tpe", tpe)], "gp_trials: 0: TPE"
+    # one objective (categorical parameters): GP's acquisition searched from GP_LOCAL_SEARCH
+    # points, which found as much at half its CPU; two objectives on floats: Optuna's 10 (the
+    # fewer points were not measured there)
+    gp_params = {"n_local_search": GP_LOCAL_SEARCH} if n_objectives == 1 else {}
     if n_trials is not None and n_trials <= gp_trials:
-        return [Stage(0, "gp", {})], f"{space.kind} space, {n_trials} trials (<= {gp_trials}): GP"
-    return [Stage(0, "gp", {}), Stage(gp_trials, "tpe", tpe)], (
+        return [Stage(0, "gp", gp_params)], (
+            f"{space.kind} space, {n_trials} trials (<= {gp_trials}): GP"
+        )
+    return [Stage(0, "gp", gp_params), Stage(gp_trials, "tpe", tpe)], (
         f"{space.kind} space: GP for the first {gp_trials} trials, then TPE (flat cost per trial)"
     )
 
