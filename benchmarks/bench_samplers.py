@@ -101,8 +101,8 @@ TARGET_HV_GAP = 0.02
 TARGET_CPU_RATIO = 5.0
 SWITCH_AT = (50, 80, 110, 150)
 CHEAP_GP = ((40, 3), (40, 2), (60, 3))  # (GP trials, acquisition starting points)
-GP_STAGES = (25, 30, 40)
-GP_STAGES_LS3 = (40, 60, 80)  # the same, GP's acquisition from 3 starting points  # auto's GP share on two objectives on floats, side by side
+GP_STAGES = (25, 30, 40)  # auto's GP share on two objectives on floats, side by side
+GP_STAGES_LS3 = (40, 60, 80)  # the same, GP's acquisition from 3 starting points
 
 
 # -- problems ------------------------------------------------------------------------------------
