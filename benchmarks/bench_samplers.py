@@ -72,6 +72,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -88,7 +89,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
-from _common import command_line, render_table, write_doc_block  # noqa: E402
+from _common import DOC, command_line, render_table, write_doc_block  # noqa: E402
 from _common import commit as _common_commit  # noqa: E402
 from optuna.distributions import BaseDistribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
@@ -1024,24 +1025,113 @@ def main() -> None:
     print("\n".join(verdicts))
     print(f"runs summarised: {origin}")
     if args.doc:
-        # the problems the rule was chosen on and the unseen ones have a block each, so that
-        # the runs of one never blank the other's
+        # the problems the rule was chosen on and the unseen ones have a block each; in each,
+        # only the tables of the problems asked for (--problems) that have saved runs here are
+        # rewritten: the saved runs are not shipped, and a table whose runs live elsewhere is
+        # kept as written (with its provenance)
+        asked = set(problems)
         for key, group in (("bench_samplers", False), ("bench_samplers_unseen", True)):
-            part = [r for r in runs if PROBLEMS[r["problem"]].unseen == group]
+            part = [
+                r for r in runs if PROBLEMS[r["problem"]].unseen == group and r["problem"] in asked
+            ]
             if not part:
                 continue
             body, verdicts = summary_tables(scores(part))
+            old = doc_block(DOC.read_text(), key)
             write_doc_block(
                 key,
-                f"Command: `{command}` (tables from every saved run under "
-                f"`benchmarks/out/bench_samplers/`, which is not shipped: runs summarised: "
-                f"{provenance(part)}). Budget {n_trials} trials per run. Targets: auto >= best "
-                f"Optuna sampler - {TARGET_HV_GAP} (hypervolume ratio; one objective: the share "
-                f"of the way from the median random point to the optimum), sampler CPU <= "
-                f"{TARGET_CPU_RATIO:g}x default TPE's.\n\n" + body + "\n" + "\n".join(verdicts),
+                merged_block(
+                    old,
+                    f"Command: `{command}` (tables from the saved runs under "
+                    f"`benchmarks/out/bench_samplers/`, which are not shipped). Budget {n_trials} "
+                    f"trials per run. Targets: auto >= best Optuna sampler - {TARGET_HV_GAP} "
+                    f"(hypervolume ratio; one objective: the share of the way from the median "
+                    f"random point to the optimum), sampler CPU <= {TARGET_CPU_RATIO:g}x default "
+                    f"TPE's.",
+                    {  # provenance() says "name: N runs, ...": the name is the key here
+                        name: provenance([r for r in part if r["problem"] == name]).split(": ", 1)[1]
+                        for name in {r["problem"] for r in part}
+                    },
+                    body,
+                    verdicts,
+                ),
                 SECTION,
             )
 
+
+# -- the docs block, problem by problem -----------------------------------------------------------
+_RUNS_SUMMARISED = "Runs summarised, per problem:"
+
+
+def doc_block(doc: str, key: str) -> str | None:
+    """The text of block ``key`` of ``doc`` (None: no such block)."""
+    opening, closing = f"<!-- {key} -->", f"<!-- /{key} -->"
+    if opening not in doc or closing not in doc:
+        return None
+    return doc[doc.index(opening) + len(opening) : doc.index(closing)].strip("\n")
+
+
+def _split_block(text: str) -> tuple[dict[str, str], dict[str, list[str]], dict[str, str]]:
+    """A block's tables, verdict lines and provenance, by problem."""
+    tables: dict[str, str] = {}
+    verdicts: dict[str, list[str]] = {}
+    origins: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        head = re.match(r"\*\*(\w+)\*\* \(", line)
+        verdict = re.match(r"- (\w+): ", line)
+        if head:
+            current = head.group(1)
+            tables[current] = line
+        elif verdict and verdict.group(1) in PROBLEMS:
+            current = None
+            verdicts.setdefault(verdict.group(1), []).append(line)
+        elif current is not None:
+            tables[current] += "\n" + line
+    # the provenance: "- name: ..." lines after _RUNS_SUMMARISED, or (blocks written before
+    # it) "runs summarised: a: ...; b: ...)." in the header
+    if _RUNS_SUMMARISED in text:
+        for line in text.split(_RUNS_SUMMARISED, 1)[1].splitlines():
+            m = re.match(r"- (\w+) runs: (.*)", line)
+            if m:
+                origins[m.group(1)] = m.group(2)
+    else:
+        m = re.search(r"runs summarised: (.*?)\)\. Budget", text)
+        for entry in (m.group(1).split("; ") if m else []):
+            name = entry.split(":", 1)[0]
+            if name in PROBLEMS:
+                origins[name] = entry.split(":", 1)[1].strip()
+    return {k: v.strip("\n") for k, v in tables.items()}, verdicts, origins
+
+
+def merged_block(
+    old: str | None,
+    header: str,
+    origins: Mapping[str, str],
+    body: str,
+    verdicts: Sequence[str],
+) -> str:
+    """The block with the tables, verdicts and provenance of the problems in ``body`` (their
+    runs: ``origins``) replacing theirs in ``old``, every other problem's kept as written."""
+    tables, lines, sources = _split_block(old or "")
+    new_tables, new_lines, _ = _split_block(body + "\n" + "\n".join(verdicts))
+    tables.update(new_tables)
+    for name in new_tables:
+        lines[name] = new_lines.get(name, [])
+    kept = [name for name in tables if name not in new_tables]
+    unparsed = [name for name in kept if name not in sources]
+    sources.update({name: f"{text} (tables rewritten by the command above)"
+                    for name, text in origins.items()})
+    names = sorted(tables)
+    out = [header, "", _RUNS_SUMMARISED, ""]
+    out += [f"- {name} runs: {sources.get(name, 'see below')}" for name in names]
+    if unparsed and old:
+        # a header written by hand, not per problem: kept whole for the tables it describes
+        out += ["", f"Tables of {', '.join(sorted(unparsed))} as written before, under this "
+                "header: " + old.split("\n\n", 1)[0].strip()]
+    out += [""] + [tables[name] + "\n" for name in names]
+    out += [line for name in names for line in lines.get(name, [])]
+    return "\n".join(out)
 
 if __name__ == "__main__":
     main()

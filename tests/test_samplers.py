@@ -62,12 +62,13 @@ def test_family_distributions_name_parameters_as_the_objective_does() -> None:
 
 
 # -- the rule per case -----------------------------------------------------------------------------
-def test_one_objective_on_floats_or_integers_is_multivariate_tpe_at_every_budget() -> None:
+def test_one_objective_without_numbers_and_categoricals_together_is_multivariate_tpe() -> None:
     # measured on problems the rule was not chosen on (Branin, Hartmann6, Rosenbrock-10,
-    # Ackley-10, an SVM on pmlb:vehicle, 6 integers): a GP stage made auto's sampler CPU 7-25x
-    # default TPE's and found no more (docs/benchmarks.md)
+    # Ackley-10, an SVM on pmlb:vehicle, 6 integers, 6 categoricals): a GP stage made auto's
+    # sampler CPU 4-25x default TPE's and found no more (docs/benchmarks.md)
     integer = describe_space({"n": IntDistribution(1, 50), "x": FloatDistribution(0, 1)})
-    for space in (describe_space(CONTINUOUS), integer):
+    categorical = describe_space({"c": CategoricalDistribution(["a", "b"])})
+    for space in (describe_space(CONTINUOUS), integer, categorical):
         for budget in (GP_TRIALS, 200, 1000, None):
             stages, why = auto_plan(1, space, budget, gp=True)
             assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
@@ -77,17 +78,14 @@ def test_one_objective_on_floats_or_integers_is_multivariate_tpe_at_every_budget
     assert _stages(stages) == [(0, "tpe", {"multivariate": True})]
 
 
-def test_one_objective_with_categorical_parameters_is_a_cheaper_gp_stage_then_tpe() -> None:
-    # GP found more than TPE there (a 6-categorical and a mixed problem, docs/benchmarks.md);
-    # its acquisition searched from GP_LOCAL_SEARCH points found as much as from Optuna's 10 at
-    # half the sampler CPU
+def test_one_objective_with_categoricals_and_numbers_is_a_cheaper_gp_stage_then_tpe() -> None:
+    # GP found more than TPE there (a mixed problem, docs/benchmarks.md); its acquisition
+    # searched from GP_LOCAL_SEARCH points found as much as from Optuna's 10 at 0.4 of the CPU
     mixed = describe_space({"c": CategoricalDistribution(["a", "b"]), "x": FloatDistribution(0, 1)})
-    categorical = describe_space({"c": CategoricalDistribution(["a", "b"])})
     gp = {"n_local_search": GP_LOCAL_SEARCH}
-    for space in (mixed, categorical):
-        stages, _ = auto_plan(1, space, 200, gp=True)
-        assert _stages(stages) == [(0, "gp", gp), (GP_TRIALS, "tpe", {"multivariate": True})]
-        assert _stages(auto_plan(1, space, GP_TRIALS, gp=True)[0]) == [(0, "gp", gp)]
+    stages, _ = auto_plan(1, mixed, 200, gp=True)
+    assert _stages(stages) == [(0, "gp", gp), (GP_TRIALS, "tpe", {"multivariate": True})]
+    assert _stages(auto_plan(1, mixed, GP_TRIALS, gp=True)[0]) == [(0, "gp", gp)]
     # two objectives on floats keep Optuna's own acquisition search (the fewer points were
     # not measured there)
     assert auto_plan(2, describe_space(CONTINUOUS), 200, gp=True)[0][0].params == {}
