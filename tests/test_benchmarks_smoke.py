@@ -259,3 +259,25 @@ def test_unseen_sampler_problems_reach_their_stated_optima():
     assert not any(PROBLEMS[p].unseen for p in ("zdt1", "dtlz2", "rs_latency", "rs_size"))
     unseen = ("branin", "zdt3", "vehicle_svm", "german_size", "pima_size")
     assert all(PROBLEMS[p].unseen for p in unseen)
+
+
+def test_sampler_docs_rewrite_only_the_problems_with_runs_here():
+    from bench_samplers import _RUNS_SUMMARISED, doc_block, merged_block
+
+    old = ("Command: `x` (tables from every saved run: runs summarised: branin: 31 runs, load 5.0; "
+           "zdt2: 42 runs, load 3.6). Budget 200 trials per run.\n\n"
+           "**branin** (1 objective(s), continuous space)\n\n| sampler |\n|---|\n| tpe |\n\n"
+           "**zdt2** (2 objective(s), continuous space)\n\n| sampler |\n|---|\n| old gp |\n\n"
+           "- branin: auto 1.000 vs best: met\n- zdt2: auto 0.2 vs best: NOT met")
+    new = merged_block(old, "Command: `y`.", {"zdt2": "5 runs, load 2.0"},
+                       "**zdt2** (2 objective(s), continuous space)\n\n| sampler |\n|---|\n| new |\n",
+                       ["- zdt2: auto 0.9 vs best: met"])
+    assert "| tpe |" in new and "- branin: auto 1.000 vs best: met" in new  # kept as written
+    assert "| old gp |" not in new and "- zdt2: auto 0.9 vs best: met" in new
+    assert "- branin runs: 31 runs, load 5.0" in new
+    assert "- zdt2 runs: 5 runs, load 2.0 (tables rewritten by the command above)" in new
+    assert _RUNS_SUMMARISED in new
+    # a rewritten block reads back as it was written, and nothing new changes nothing
+    doc = f"## S\n\n<!-- k -->\n{new}\n<!-- /k -->\n"
+    assert doc_block(doc, "k") == new
+    assert merged_block(new, "Command: `y`.", {}, "", []) == new
