@@ -43,13 +43,16 @@ every figure, its seeds and what is unmeasured in docs/benchmarks.md, "Samplers 
   Hartmann6, Rosenbrock-10, Ackley-10; 7.0x on an SVM on pmlb:vehicle, 1 seed) and 25x on six
   integers, for at most 0.004 more of the way from a median random point to the optimum.
   Hence TPE there; ``sampler: gp`` remains for a study whose trials dwarf a second of sampler
-  time. On six 5-level categoricals (15 seeds) the GP stage found no more either (0.981 +-
-  0.052 vs default TPE 0.980 +- 0.040) at 8.2x: TPE there too. On a mixed space (a log-scaled
-  float whose optimum moves with a categorical, integers, a second categorical) it did (0.987
-  vs default TPE 0.89, GP alone 1.000) at 10.7x; GP's cost there was its acquisition's local
-  search (97% of it: an exhaustive pass over every categorical's choices from each of 10
-  starting points), and from 3 starting points the stage found as much (0.987, the same
-  seeds) at 4.3x: GP for 40 trials, its acquisition from 3 points, then TPE.
+  time. On six 5-level categoricals (15 seeds) the GP stage found little more (0.981 +-
+  0.052; TPE 0.980 +- 0.040 and, with ``auto``'s seeds, 0.959 +- 0.063; GP alone 1.000) at
+  8.8x: TPE there too, under the CPU target and 0.02-0.04 short of GP alone. On a mixed space
+  (a log-scaled float whose optimum moves with a categorical, integers, a second
+  categorical; 10 seeds) it did (0.986 +- 0.022 vs default TPE 0.916 +- 0.074, GP alone 0.985
+  +- 0.034) at 9.3x; GP's cost there was its acquisition's local search (97% of it: an
+  exhaustive pass over every categorical's choices from each of 10 starting points), and
+  from 3 starting points the stage found as much (0.987 +- 0.023) at 4.0x: GP for 40 trials,
+  its acquisition from 3 points, then TPE. On ZDT1 (two objectives) 3 points lost the front
+  (0.69 +- 0.15 vs 0.88 +- 0.03 at 40 GP trials, 5 seeds): there GP keeps Optuna's 10.
 * ZDT1 (2 objectives, 10 continuous parameters): GP is the only Optuna sampler that finds the
   front (0.955, 1 seed; every TPE variant, NSGA-II/III and random 0.00-0.11, QMC 0.13), at
   0.7-1.2 s of CPU per trial, 23x default TPE's sampler CPU over the study. GP for the first
@@ -140,7 +143,8 @@ STARTUP_TRIALS = 10  # random trials before an unknown space is judged (GP and T
 # Starting points of GP's acquisition search in auto's one-objective GP stage (Optuna: 10). With
 # categorical parameters that search, an exhaustive pass over each categorical's choices from
 # every point, was 97% of GPSampler's CPU; from 3 points auto found as much as from 10 on a mixed
-# space at 0.4 of the sampler CPU (docs/benchmarks.md)
+# space (10 seeds) at 0.43 of the sampler CPU, 4.0x default TPE's (docs/benchmarks.md). Not on
+# two objectives: on ZDT1 3 points lost 0.19 of the front at 40 GP trials (5 seeds)
 GP_LOCAL_SEARCH = 3
 
 
@@ -296,9 +300,9 @@ def auto_plan(
         # sampler CPU at 200 trials on floats (Branin, Hartmann6, Rosenbrock-10, Ackley-10, an
         # SVM on pmlb:vehicle) and 25x on integers, for at most 0.004 of the way to the optimum
         # (docs/benchmarks.md, the problems the rule was not chosen on). With categorical
-        # parameters only, the same: six 5-level categoricals, 15 seeds, TPE 0.980 +- 0.040 and
-        # a GP stage of 40 trials 0.981 +- 0.052 at 8.2x (0.961 at 4.4x with GP's acquisition
-        # from 3 points). Categoricals with numbers are the one case where GP found more
+        # parameters only, about the same: six 5-level categoricals, 15 seeds, TPE 0.959-0.980
+        # (two seed streams) and a GP stage of 40 trials 0.981 at 8.8x (0.961 at 4.7x with GP's
+        # acquisition from 3 points). Categoricals with numbers are where GP found more
         return [Stage(0, "tpe", tpe)], (
             f"one objective, {space.kind} space: multivariate TPE (Optuna's default; a GP stage "
             "cost 4-25x its sampler CPU and found no more)"
@@ -328,7 +332,8 @@ def auto_plan(
     if gp_trials <= 0:
         return [Stage(0, "tpe", tpe)], "gp_trials: 0: TPE"
     # one objective (categoricals with numbers): GP's acquisition searched from GP_LOCAL_SEARCH
-    # points, which found as much at 0.4 of its CPU; two objectives on floats: Optuna's 10
+    # points, which found as much at 0.43 of its CPU; two objectives on floats: Optuna's 10
+    # (3 points lost the front on ZDT1)
     gp_params = {"n_local_search": GP_LOCAL_SEARCH} if n_objectives == 1 else {}
     if n_trials is not None and n_trials <= gp_trials:
         return [Stage(0, "gp", gp_params)], (
