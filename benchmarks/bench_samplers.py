@@ -26,8 +26,9 @@ problems and data the project has never seen"), each in its own block of docs/be
   floats), ``mixed_model`` (3 floats, one log-scaled whose optimum depends on a categorical
   choice, 2 integers, 2 categoricals), ``integer6`` (an ill-conditioned rotated bowl on 6
   integers), ``categorical6`` (6 choices of 5 levels with neighbour interactions),
-  ``conditional`` (a ``family`` choice, then 2, 5 or 6 parameters of that family), and
-  ``vehicle_svm`` (a real spec: svm on pmlb:vehicle, accuracy, 3 CV folds);
+  ``conditional`` (a ``family`` choice, then 2, 5 or 6 parameters of that family), and two
+  real specs, ``vehicle_svm`` (svm on pmlb:vehicle, accuracy, 3 CV folds) and ``vehicle_knn``
+  (knn on pmlb:vehicle, accuracy: 1 integer, 2 categoricals);
 * several objectives: ``zdt2``, ``zdt3``, ``wfg4`` (2 objectives), ``dtlz1``, ``dtlz7`` (3),
   and two real specs on pmlb:vehicle (``vehicle_knn_latency``: knn, accuracy vs
   latency_p95_ms, a mixed space), pmlb:german (``german_size``: knn, svm, extra_trees,
@@ -523,6 +524,11 @@ PROBLEMS.update(
         "vehicle_svm": Problem(
             "vehicle_svm", ("maximize",), "continuous",
             _real_factory(_pmlb_spec("vehicle", ["accuracy"], ["svm"])), (-0.5,), 0.5,
+            synthetic=False, unseen=True,
+        ),
+        "vehicle_knn": Problem(  # one objective on a real mixed space (1 integer, 2 categoricals)
+            "vehicle_knn", ("maximize",), "mixed",
+            _real_factory(_pmlb_spec("vehicle", ["accuracy"], ["knn"])), (-0.5,), 0.5,
             synthetic=False, unseen=True,
         ),
         "vehicle_knn_latency": Problem(
@@ -1049,7 +1055,9 @@ def main() -> None:
                     f"random point to the optimum), sampler CPU <= {TARGET_CPU_RATIO:g}x default "
                     f"TPE's.",
                     {  # provenance() says "name: N runs, ...": the name is the key here
-                        name: provenance([r for r in part if r["problem"] == name]).split(": ", 1)[1]
+                        name: provenance([r for r in part if r["problem"] == name]).split(
+                            ": ", 1
+                        )[1]
                         for name in {r["problem"] for r in part}
                     },
                     body,
