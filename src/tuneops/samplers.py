@@ -305,7 +305,7 @@ def auto_plan(
         # acquisition from 3 points). Categoricals with numbers are where GP found more
         return [Stage(0, "tpe", tpe)], (
             f"one objective, {space.kind} space: multivariate TPE (Optuna's default; a GP stage "
-            "cost 4-25x its sampler CPU and found no more)"
+            "cost 4-25x its sampler CPU and found little or no more)"
         )
     if n_objectives > GP_MAX_OBJECTIVES:
         # DTLZ2 (3 objectives, 7 parameters, 200 trials, 3 seeds): GP for 40 trials then TPE
