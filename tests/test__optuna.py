@@ -632,3 +632,18 @@ def test_a_redis_sync_reads_the_entry_count_once_and_the_journal_as_optuna_does(
         assert ours == list(backend.read_logs(start)) and len(ours) == top + 1 - start
     client.flushdb()
     assert list(_optuna.read_redis_journal(backend, 0, _optuna.redis_journal_top(backend))) == []
+
+
+def test_gp_sampler_on_an_optuna_without_the_starting_points_warns_and_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The setting is a private attribute: an Optuna without it must not stop a study."""
+
+    class Plain:
+        def __init__(self, **kw: object) -> None:
+            self.kw = kw
+
+    monkeypatch.setattr(optuna.samplers, "GPSampler", Plain)
+    with pytest.warns(RuntimeWarning, match="no _n_local_search.*not 3"):
+        sampler = _optuna.gp_sampler(seed=0, n_local_search=3)
+    assert isinstance(sampler, Plain) and not hasattr(sampler, "_n_local_search")

@@ -707,7 +707,8 @@ def gp_sampler(
 
     Raises:
         ValueError: ``n_local_search`` below 2 (the incumbent takes one starting point and at
-            least one must come from the sampled candidates).
+            least one must come from the sampled candidates). An Optuna without the attribute
+            gets a RuntimeWarning and its own search.
     """
     sampler = optuna.samplers.GPSampler(seed=seed, **kw)
     if n_local_search is not None:
@@ -720,12 +721,16 @@ def gp_sampler(
                 f"n_local_search: expected a whole number >= 2 (the best trial is one starting "
                 f"point, the sampled candidates at least one more), received {n_local_search}"
             )
-        if not hasattr(sampler, "_n_local_search"):
-            raise RuntimeError(
-                f"optuna {optuna.__version__}: GPSampler has no _n_local_search; tuneops' seam "
-                "(tuneops._optuna.gp_sampler) needs updating for this Optuna"
+        if hasattr(sampler, "_n_local_search"):
+            sampler._n_local_search = n_local_search
+        else:  # another Optuna: its own search (dearer, never wrong); said, not fatal
+            warnings.warn(
+                f"optuna {optuna.__version__}: GPSampler has no _n_local_search, so its "
+                f"acquisition is searched from Optuna's default starting points, not "
+                f"{n_local_search} (more CPU per trial).",
+                RuntimeWarning,
+                stacklevel=2,
             )
-        sampler._n_local_search = n_local_search
     return sampler
 
 
