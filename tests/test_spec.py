@@ -51,6 +51,9 @@ def test_overrides_go_to_search_fields():
     "changes, message",
     [
         ({"objectives": ["acuracy"]}, r"unknown metric 'acuracy'.*Did you mean 'accuracy'"),
+        # upper case (as papers write them) had no suggestion: difflib compares case
+        ({"objectives": ["RMSE"]}, r"unknown metric 'RMSE'.*Did you mean 'rmse'"),
+        ({"model": {"family": "Random_Forest"}}, r"unknown model family 'Random_Forest'.*Did you mean 'random_forest'"),
         ({"model": {"family": "forest"}}, r"model.family: unknown model family 'forest'; expected one of"),
         ({"sampler": "tpee"}, r"search.sampler: unknown sampler 'tpee'.*Did you mean 'tpe'"),
         ({"pruner": "medain"}, r"search.pruner: unknown pruner 'medain'"),

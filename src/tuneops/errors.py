@@ -118,6 +118,9 @@ def unknown_name(
     valid = sorted(valid)
     where = f"{field}: " if field else ""
     close = difflib.get_close_matches(str(received), valid, n=1)
+    if not close:  # 'RMSE', 'Random_Forest': difflib compares case; the names are lower case
+        lowered = {v.lower(): v for v in valid}
+        close = [lowered[c] for c in difflib.get_close_matches(str(received).lower(), lowered, n=1)]
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"{where}unknown {kind} {received!r}; expected one of {', '.join(valid)}.{hint}"
 
