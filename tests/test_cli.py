@@ -201,3 +201,22 @@ def test_select_says_that_deploy_and_export_keep_the_specs_selection(workdir, cl
     # the same choice as the spec's: nothing to say
     code, out, _ = cli("select", "tiny", "--constraint", "accuracy >= 0")
     assert code == 0 and "Not stored" not in out
+
+
+def test_export_names_the_trial_it_exported_and_a_constraint_it_misses(workdir, cli):
+    """`export --json` said "trial": null for the selected trial; a trial that misses the
+    constraints was exported without a word."""
+    spec = write_spec(workdir / "s.yaml", constraints=["fit_time_s <= 1000"])
+    assert cli("run", spec, "--no-progress", "--no-report")[0] == 0
+    selected = json.loads((workdir / "tuneops-out/tiny/results.json").read_text())["selected"]
+    code, out, _ = cli("export", "tiny", "--json")
+    assert code == 0 and json.loads(out)["trial"] == selected["number"]
+    assert json.loads(out)["missed"] == []
+    strict = write_spec(workdir / "strict.yaml", study="strict", constraints=["accuracy >= 0.999"])
+    assert cli("run", strict, "--no-progress", "--no-report")[0] == 1  # nothing feasible
+    code, out, err = cli("export", "strict", "--trial", "0")
+    assert code == 0 and (workdir / "tuneops-out/strict/trial-0/model.joblib").is_file()
+    assert (
+        "Trial 0 misses the study's constraint(s) accuracy >= 0.999: it is exported as asked, "
+        "but selection would never choose it." in " ".join(err.split())
+    ), err

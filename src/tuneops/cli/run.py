@@ -185,8 +185,19 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Refit and save a study's selected (or given) trial."""
-    path = tuning.export_model(tuning.load_study(study, storage), trial=trial, out_dir=out)
+    s = tuning.load_study(study, storage)
+    number = tuning.complete_trial(s, trial)  # the selected one without --trial
+    path = tuning.export_model(s, trial=trial, out_dir=out)
+    # a given trial may miss the spec's constraints: exported all the same, but said
+    constraints = s.trials[number].constraints or {}
+    missed = [text for text, excess in constraints.items() if excess > 0]
     if json_out:
-        emit_json({"study": study, "trial": trial, "model": str(path)})
-    else:
-        term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)
+        # the trial exported, also when it was the selected one ("trial": null said nothing)
+        emit_json({"study": study, "trial": number, "model": str(path), "missed": missed})
+        return
+    if missed:
+        term.warn(
+            f"Trial {number} misses the study's constraint(s) {', '.join(missed)}: it is "
+            "exported as asked, but selection would never choose it."
+        )
+    term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)
