@@ -578,6 +578,20 @@ def feasible(trial: FrozenTrial) -> bool | None:
     return all(v <= 0 for v in constraints.values())
 
 
+def constraints_recorded(trials: Sequence[FrozenTrial], texts: Sequence[str]) -> bool:
+    """Whether every complete trial's Optuna constraint record is of exactly ``texts`` (the
+    study's constraints, :func:`constraint_texts`), so that :func:`feasible` judges by them.
+
+    A study run again with other constraints keeps its earlier trials' records of the old
+    ones (a finished trial's record cannot change): their feasibility must then be judged
+    again from their metrics (``tuneops.selection.infeasible_trials``), as selection does.
+    """
+    want = set(texts)
+    return all(
+        set(t.constraints or ()) == want for t in trials if t.state == TrialState.COMPLETE
+    )
+
+
 def ran_until(trial: FrozenTrial) -> datetime.datetime | None:
     """When the trial stopped running: its end, except for a trial abandoned because its worker
     died, whose end is when another process noticed (at the next run, perhaps hours later):

@@ -133,6 +133,16 @@ def _build(
     else:
         records = [trial_record(t) for t in trials]
         results["trials"] = records
+    texts = study.user_attrs.get(_study.CONSTRAINTS)  # None: not a tuneops study
+    if isinstance(texts, list) and not _study.constraints_recorded(trials, texts):
+        # Run again with other constraints: the earlier trials' Optuna records are of the old
+        # ones; "feasible" is what selection judges under the study's constraints now.
+        infeasible = _resolve("tuneops.selection:infeasible_trials")(
+            trials, [o["metric"] for o in results["objectives"]], texts
+        )
+        for r in records:
+            if r["state"] == "COMPLETE":
+                r["feasible"] = r["number"] not in infeasible
     by_number = {r["number"]: r for r in records}
     if selection is not None:
         results["selected"] = dict(by_number[selection["selected_trial"]])

@@ -59,6 +59,7 @@ __all__ = [
     "noise_front",
     "violation",
     "candidates_from_trials",
+    "infeasible_trials",
     "select_trial",
     "reselect",
 ]
@@ -177,6 +178,27 @@ def violation(
         constraint.threshold - value
         if constraint.op in (">=", ">")
         else value - constraint.threshold
+    )
+
+
+def infeasible_trials(
+    trials: Sequence[FrozenTrial], metric_names: Sequence[str], constraints: Sequence[str]
+) -> frozenset[int]:
+    """Numbers of the complete trials that miss ``constraints`` (the study's texts) by the rule
+    selection applies (:func:`violation`: a metric's interval's far end); one that did not
+    measure a constraint's metric misses it.
+
+    For a study whose constraints changed since some trials ran: their Optuna records are of
+    the old constraints (``tuneops._study.constraints_recorded``), and a report that read
+    them marked trials feasible that the selection had just refused.
+    """
+    parsed = parse_constraints(list(constraints), "constraints")
+    return frozenset(
+        c.number
+        for c in candidates_from_trials(trials, metric_names)
+        if any(
+            k.metric not in c.metrics or violation(k, c.metrics, c.intervals) > 0 for k in parsed
+        )
     )
 
 

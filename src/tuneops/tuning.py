@@ -37,7 +37,7 @@ from tuneops.objective import SpecObjective
 from tuneops.pruning import make_pruner, record_pruner
 from tuneops.results import study_results
 from tuneops.samplers import FamilyGuard, FirstTrialSeeded, family_distributions, make_sampler
-from tuneops.selection import Choice, reselect, select_in_study
+from tuneops.selection import Choice, infeasible_trials, reselect, select_in_study
 from tuneops.spec import (
     Objective,
     Spec,
@@ -679,6 +679,16 @@ def complete_trial(study: optuna.Study, trial: int | None) -> int:
             "STUDY --trials` lists the complete ones."
         )
     return trial
+
+
+def missed_constraints(study: optuna.Study, trial: int) -> list[str]:
+    """The study's constraints (as stored now) that complete trial ``trial`` misses, judged as
+    selection judges them (not by the trial's Optuna record, which is of the constraints of
+    the run it ran in)."""
+    texts = _study.constraint_texts(study)
+    frozen = study.get_trials(deepcopy=False)[trial]
+    names = [o.metric for o in _study.objectives(study)]
+    return [k for k in texts if infeasible_trials([frozen], names, [k])]
 
 
 def export_model(

@@ -394,3 +394,43 @@ def test_a_small_study_draws_every_feasible_trial_inside_the_pareto_axes():
     add(big, 99, {"lr": 0.1}, [3.5, 1e6])
     front = panels(big)[0]["pareto_front"].data
     assert [n for n, out in zip(front.numbers, front.outside, strict=True) if out] == [99]
+
+
+def test_a_study_run_again_with_other_constraints_is_judged_by_them():
+    """cpu.yaml run with 'rmse <= 3.5', then again with 'rmse <= 2.43': the selection judged
+    by the new constraint, but the report (and results.json's "feasible") read the trials'
+    Optuna records of the old one and drew 2.436 and 2.549 as feasible."""
+    from optuna.distributions import FloatDistribution
+
+    from tuneops import _study
+    from tuneops.results import study_results
+
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.set_user_attr(
+        _study.OBJECTIVES,
+        [
+            {"metric": "rmse", "direction": "minimize"},
+            {"metric": "model_size_kb", "direction": "minimize"},
+        ],
+    )
+    study.set_user_attr(_study.CONSTRAINTS, ["rmse <= 2.43"])
+    for i, (rmse, size) in enumerate([(2.428, 1385.0), (2.549, 102.2), (2.436, 280.3)]):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 0.1},
+                distributions={"lr": FloatDistribution(1e-4, 1.0, log=True)},
+                values=[rmse, size],
+                user_attrs={"metrics": {"rmse": rmse, "model_size_kb": size}},
+                system_attrs={"constraints:rmse <= 3.5": rmse - 3.5},  # the first run's
+            )
+        )
+    view = view_of(study)
+    assert [view.is_feasible(t) for t in view.complete] == [True, False, False]
+    front = panels(study)[0]["pareto_front"].data
+    kinds = dict(zip(front.numbers, front.kinds, strict=True))
+    assert kinds == {0: "selected", 1: "infeasible", 2: "infeasible"}, kinds
+    records = study_results(study, choice=view.selection)["trials"]
+    assert [r["feasible"] for r in records] == [True, False, False]
+    # records of exactly the study's constraints are read as they are
+    study.set_user_attr(_study.CONSTRAINTS, ["rmse <= 3.5"])
+    assert [r["feasible"] for r in study_results(study)["trials"]] == [True, True, True]

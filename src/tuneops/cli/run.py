@@ -188,9 +188,8 @@ def export(
     s = tuning.load_study(study, storage)
     number = tuning.complete_trial(s, trial)  # the selected one without --trial
     path = tuning.export_model(s, trial=trial, out_dir=out)
-    # a given trial may miss the spec's constraints: exported all the same, but said
-    constraints = s.trials[number].constraints or {}
-    missed = [text for text, excess in constraints.items() if excess > 0]
+    # a given trial may miss the study's constraints: exported all the same, but said
+    missed = tuning.missed_constraints(s, number)
     if json_out:
         # the trial exported, also when it was the selected one ("trial": null said nothing)
         emit_json({"study": study, "trial": number, "model": str(path), "missed": missed})
