@@ -295,6 +295,25 @@ def test_pareto_legend_and_worker_labels_say_what_the_html_says(draw):
     )
     legend = draw("pareto_front", front).axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["infeasible (violates a constraint)"]
+    # beyond the axes, the kind is still said (one grey "beyond the axis range" group hid
+    # whether a trial was infeasible or a dominated feasible one), as in the HTML
+    edge = F.ParetoFront(
+        ("accuracy", "latency_p95_ms"),
+        ("maximize", "minimize"),
+        (0, 1, 2),
+        ((0.9, 1.0), (0.2, 2.0), (0.85, 9.0)),
+        ("selected", "infeasible", "dominated"),
+        2,
+        ((0.7, 1.0), (0.5, 2.5)),
+        (False, True, True),
+        3,
+    )
+    legend = draw("pareto_front", edge).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "selected trial",
+        "dominated (feasible), beyond the axis range (drawn at the edge)",
+        "infeasible (violates a constraint), beyond the axis range (drawn at the edge)",
+    ]
     workers = F.Workers((F.WorkerRow("w1", {"COMPLETE": 2}, 50.2, 1),))
     assert "50s busy, 1 best" in [t.get_text() for t in draw("workers", workers).axes[0].texts]
 

@@ -389,16 +389,19 @@ def _pareto(d: F.ParetoFront):
                 s=sizes[kind],
                 label=KIND_NAMES[kind],
             )
-    idx = [i for i in range(len(d.kinds)) if outside[i]]
-    if idx:
-        ax.scatter(
-            *list(zip(*[clip(i) for i in idx], strict=False)),
-            facecolors="none",
-            edgecolors="#444",
-            marker="^",
-            s=22,
-            label="beyond the axis range (drawn at the edge)",
-        )
+    # Beyond the axes, each kind apart as the HTML draws them: one grey "beyond the axis range"
+    # group did not say whether those trials were infeasible or dominated feasible ones.
+    for kind in ("dominated", "infeasible", "tied", "pareto", "selected"):
+        idx = [i for i, k in enumerate(d.kinds) if k == kind and outside[i]]
+        if idx:
+            ax.scatter(
+                *list(zip(*[clip(i) for i in idx], strict=False)),
+                facecolors="none",
+                edgecolors=KIND_COLORS[kind],
+                marker="^",
+                s=22,
+                label=f"{KIND_NAMES[kind]}, beyond the axis range (drawn at the edge)",
+            )
     labels = [f"{o} ({dr})" for o, dr in zip(d.objectives, d.directions, strict=False)]
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
