@@ -111,6 +111,8 @@ SPECS: dict[str, str] = {
     "list.yaml": "- data\n- model\n",
     "space_name.yaml": _spec(model={"family": "knn", "space": {"n_neighbours": [1, 5]}}),
     "space_choice.yaml": _spec(model={"family": "knn", "space": {"weights": ["uniform", "cosine"]}}),
+    # Ridge's alpha on a classification: every trial failed with LogisticRegression's TypeError
+    "space_other_task.yaml": _spec(model={"family": "linear", "space": {"alpha": [0.1, 1.0]}}),
     "space_bound.yaml": _spec(model={"family": "knn", "space": {"n_neighbors": {"low": 0, "high": 5}}}),
     "space_range.yaml": _spec(model={"family": "knn", "space": {"n_neighbors": {"low": 5,
                                                                                 "high": 1}}}),
@@ -314,6 +316,8 @@ CASES: list[Case] = [
          ("Did you mean 'n_neighbors'",)),
     Case("space-low>high", args("run", "space_range.yaml"), ("model.space.knn.n_neighbors",),
          ("low=5, high=1",)),
+    Case("space-param-of-the-other-task", args("run", "space_other_task.yaml"),
+         ("model.space.linear.alpha",), ("classification task", "LogisticRegression", "'alpha'")),
     Case("space-choice-refused", args("run", "space_choice.yaml"), ("model.space.knn.weights",),
          ("does not accept 'cosine'",)),
     Case("space-bound-refused", args("run", "space_bound.yaml"), ("model.space.knn.n_neighbors",),

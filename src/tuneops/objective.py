@@ -35,7 +35,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tuneops import _study
 from tuneops.data import Dataset
-from tuneops.errors import SpecError
+from tuneops.errors import SpecError, unknown_name
 from tuneops.families import FIDELITY_STEPS, build_pipeline, build_preprocessor, get_family
 from tuneops.families._base import fit_threads, single_threaded
 from tuneops.measure import (
@@ -136,6 +136,37 @@ def _check_probabilities(spec: Spec, task: str) -> None:
         )
 
 
+def _check_space_task(spec: Spec, task: str, dataset: str) -> None:
+    """Refuse a ``model.space`` parameter the family's estimator for ``task`` does not take,
+    before any trial. The spec accepts the names of either task (its task may be detected only
+    when the data loads): ``linear``'s ``C`` on a regression failed every trial with Ridge's
+    ``TypeError`` after the study was created.
+
+    Raises:
+        SpecError: names the field, the task, the parameters the estimator takes, the closest.
+    """
+    for name, params in spec.space.items():
+        if not params:
+            continue
+        family = get_family(name)
+        if task not in family.tasks:
+            continue  # refused elsewhere, with its own message
+        try:
+            accepted = set(family.default_space(task))
+            accepted |= set(family.estimator({}, task, 0).get_params(deep=False))
+        except ImportError:  # a missing extra: the run reports it by itself
+            continue
+        for p in params:
+            if p not in accepted:
+                close = unknown_name(f"{name} parameter for {task}", p, accepted)
+                raise SpecError(
+                    f"model.space.{name}.{p}: {dataset!r} is a {task} task, whose {name} "
+                    f"estimator ({type(family.estimator({}, task, 0)).__name__}) does not take "
+                    f"{p!r}; {close.split('; ', 1)[1]} Remove {p!r} from the space, or set "
+                    "data.task if the task was detected wrongly."
+                )
+
+
 class SpecObjective:
     """The objective for a spec on a dataset.
 
@@ -187,6 +218,7 @@ class SpecObjective:
         constrained = [c.metric for c in spec.constraints if c.metric not in spec.metric_names]
         check_task(constrained, dataset.task, dataset.name, field="constraints")
         _check_probabilities(spec, dataset.task)
+        _check_space_task(spec, dataset.task, dataset.name)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_prepared": {}}  # a copy elsewhere prepares its own folds
