@@ -60,6 +60,7 @@ __all__ = [
     "study_spec",
     "reselect",
     "export_model",
+    "missed_constraints",
 ]
 
 SPEC_ATTR = _study.SPEC
