@@ -152,18 +152,19 @@ def _check_space_task(spec: Spec, task: str, dataset: str) -> None:
         if task not in family.tasks:
             continue  # refused elsewhere, with its own message
         try:
-            accepted = set(family.default_space(task))
-            accepted |= set(family.estimator({}, task, 0).get_params(deep=False))
+            estimator = family.estimator({}, task, 0)
         except ImportError:  # a missing extra: the run reports it by itself
             continue
+        accepted = set(family.default_space(task)) | set(estimator.get_params(deep=False))
         for p in params:
             if p not in accepted:
-                close = unknown_name(f"{name} parameter for {task}", p, accepted)
+                # "expected one of ...; Did you mean ...?" as for any unknown name
+                expected = unknown_name("parameter", p, accepted).partition("; ")[2]
                 raise SpecError(
                     f"model.space.{name}.{p}: {dataset!r} is a {task} task, whose {name} "
-                    f"estimator ({type(family.estimator({}, task, 0)).__name__}) does not take "
-                    f"{p!r}; {close.split('; ', 1)[1]} Remove {p!r} from the space, or set "
-                    "data.task if the task was detected wrongly."
+                    f"estimator ({type(estimator).__name__}) does not take {p!r}; {expected} "
+                    f"Remove {p!r} from the space, or set data.task if the task was detected "
+                    "wrongly."
                 )
 
 
