@@ -273,3 +273,21 @@ def test_constraints_optuna_recorded_rule_trials_out_when_no_expression_is_given
     mixed = [*broken, trial(2, 0.7, -0.1)]
     chosen = select_trial(candidates_from_trials(mixed, ["accuracy"]), objectives, [], Selection())
     assert chosen.selected.number == 2
+
+
+def test_a_knee_that_ties_says_it_took_the_earlier_trial_by_rule():
+    """The thyroid run's front of two (0.9943 at 0.54 ms, 0.9911 at 0.39 ms): scaled, the two
+    sit at (0, 1) and (1, 0), equally close to the ideal point, and "Selected trial 2 by
+    knee" read as a balance found."""
+    two = cands([(0.9943, 0.54, 1), (0.9911, 0.39, 1)])
+    choice = select_trial(two, OBJ, [])
+    assert choice.selected.number == 0
+    assert choice.notes == (
+        "the knee ties between trials 0 and 1 (equally close to the ideal point on the scaled "
+        "front); the earliest, trial 0, is taken. Another policy chooses by preference: "
+        "lexicographic (a priority) or weighted (weights).",
+    )
+    # a knee that is one trial: nothing to say
+    three = cands([(0.99, 10.0, 1), (0.98, 2.0, 1), (0.90, 1.0, 1)])
+    assert select_trial(three, OBJ, []).notes == ()
+    assert select_trial(two, OBJ, [], Selection("weighted")).notes == ()

@@ -397,6 +397,10 @@ def _select(
     front = [c for c, keep in zip(feasible, mask, strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection, resolution)
+    if selection.policy == "knee":
+        tie = _knee_tie(front, objectives, chosen)
+        if tie:
+            notes.append(tie)
     if noisy.get(chosen.number):
         notes.append(_noise_note(chosen, noisy[chosen.number]))
     elif within:
@@ -407,6 +411,27 @@ def _select(
         )
     return Choice(
         chosen, tuple(front), len(feasible), len(candidates), selection.policy, tuple(notes), within
+    )
+
+
+def _knee_tie(
+    front: Sequence[Candidate], objectives: Sequence[Objective], chosen: Candidate
+) -> str | None:
+    """What to say when several front members are equally close to the ideal point (a front
+    of two always: scaled, its members sit at (0, 1) and (1, 0)): the knee then took the
+    earlier trial by rule, not a balance ("Selected trial 2 by knee" of a front of 2 and 9)."""
+    if len(front) < 2:
+        return None
+    values = np.array([c.values for c in front], dtype=float)
+    distance = np.linalg.norm(_scaled(values, [o.direction for o in objectives]), axis=1)
+    tied = [c.number for c, d in zip(front, distance, strict=True) if d <= distance.min() + 1e-9]
+    if len(tied) < 2 or chosen.number not in tied:
+        return None
+    names = ", ".join(map(str, tied[:-1])) + f" and {tied[-1]}"
+    return (
+        f"the knee ties between trials {names} (equally close to the ideal point on the scaled "
+        f"front); the earliest, trial {chosen.number}, is taken. Another policy chooses by "
+        "preference: lexicographic (a priority) or weighted (weights)."
     )
 
 
