@@ -395,6 +395,9 @@ CASES: list[Case] = [
          ("policy",), ("'knees'",)),
     Case("select-constraint-malformed", args("select", PRUNED_STUDY, "-c", "value >> 1"),
          ("--constraint",), ("value >> 1",)),
+    # a metric the study never measured: named as the argument it came from, as above
+    Case("select-constraint-unmeasured", args("select", PRUNED_STUDY, "-c", "accuracy >= 0.9"),
+         ("constraints (--constraint)",), ("'accuracy'", "did not measure")),
     Case("deploy-unknown-study", args("deploy", "nosuch"), ("study",), ("'nosuch'",)),
     Case("kb-recommend-unknown-family",
          args("kb", "recommend", "--data", "sklearn:iris", "--family", "knnn"),

@@ -557,7 +557,14 @@ def reselect(
         selection = selection_for(policy, tuple(objectives))
     else:
         selection = spec.selection if spec else Selection()
-    return select_in_study(study, objectives, parsed, selection)
+    try:
+        return select_in_study(study, objectives, parsed, selection)
+    except SpecError as exc:
+        # a given constraint on a metric the study did not measure: named as the argument
+        # it came from, as a malformed one is ("constraints (--constraint): ...")
+        if constraints is not None and str(exc).startswith("constraint '"):
+            raise SpecError(f"constraints (--constraint): {exc}") from None
+        raise
 
 
 def select_in_study(
