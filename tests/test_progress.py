@@ -153,3 +153,40 @@ def test_a_tuneops_study_names_its_values_and_says_when_nothing_is_feasible_yet(
         lines[1],
     ), lines
     assert lines[2].endswith("(2/2 done, 1 non-dominated)"), lines
+
+
+def test_trials_judged_again_under_new_constraints_count_as_judged():
+    """A study run again with 'rmse <= 2.43' after 'rmse <= 3.5': the progress line counted the
+    earlier trials by their records of the old constraint ("3 non-dominated" where the
+    selection refused two of them)."""
+    study = optuna.create_study(study_name="j", directions=["minimize", "minimize"])
+    for rmse, size in ((2.428, 1385.0), (2.549, 102.2), (2.436, 280.3)):
+        study.enqueue_trial({"rmse": rmse, "size": size})
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        rmse, size = trial.suggest_float("rmse", 0, 10), trial.suggest_float("size", 0, 5000)
+        trial.set_constraint("rmse <= 3.5", rmse - 3.5)
+        return rmse, size
+
+    study.optimize(objective, n_trials=3)
+    from tuneops import _study
+    from tuneops.custom import _judged_before
+
+    objectives = [{"metric": "rmse", "direction": "minimize"},
+                  {"metric": "model_size_kb", "direction": "minimize"}]
+    study.set_user_attr(_study.OBJECTIVES, objectives)
+    study.set_user_attr(_study.CONSTRAINTS, ["rmse <= 3.5"])
+    assert _judged_before(study) is None  # the records are of the study's constraints
+    study.set_user_attr(_study.CONSTRAINTS, ["rmse <= 2.43"])  # the run again, tightened
+    judged = _judged_before(study)
+    assert judged == {0: True, 1: False, 2: False}
+    stream = io.StringIO()
+    with StudyProgress(study, 3, stream=stream, poll_s=0, judged=judged):
+        pass
+    assert stream.getvalue().splitlines()[0] == "j: started (3 trials, 3 finished before)"
+    progress = StudyProgress(study, 3, stream=io.StringIO(), poll_s=0, judged=judged)
+    progress._tally.update(study.get_trials())
+    assert progress._tally.best_text() == "1 non-dominated"
+    plain = StudyProgress(study, 3, stream=io.StringIO(), poll_s=0)
+    plain._tally.update(study.get_trials())
+    assert plain._tally.best_text() == "3 non-dominated"

@@ -33,7 +33,7 @@ from tuneops.progress import StudyProgress
 from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, make_pruner, record_pruner
 from tuneops.results import study_results
 from tuneops.samplers import FirstTrialSeeded, make_sampler
-from tuneops.selection import Choice, candidates_from_trials, select_trial
+from tuneops.selection import Choice, candidates_from_trials, infeasible_trials, select_trial
 from tuneops.spec import (
     STUDY_NAME,
     Constraint,
@@ -108,6 +108,23 @@ def sampler_seed(seed: int, index: int, resumed: int = 0) -> int:
     return (seed + 7919 * index + 104_729 * resumed) % (2**32)
 
 
+def _judged_before(study: optuna.Study) -> dict[int, bool] | None:
+    """Feasibility of the complete trials found at the start, under the study's constraints
+    now, when their Optuna records are of other ones (a study run again with other
+    constraints); None when the records hold. The progress line's count of non-dominated
+    trials counted trials the selection would refuse."""
+    if _study.CONSTRAINTS not in study.user_attrs:
+        return None
+    texts = _study.constraint_texts(study)
+    trials = study.get_trials(deepcopy=False)
+    if _study.constraints_recorded(trials, texts):
+        return None
+    names = [o.metric for o in _study.objectives(study)]
+    refused = infeasible_trials(trials, names, texts)
+    done = (t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    return {n: n not in refused for n in done}
+
+
 def drive(
     study: optuna.Study,
     setup: runner.WorkerSetup,
@@ -128,7 +145,9 @@ def drive(
     if n_trials is not None:
         runner.set_budget(study, n_trials)
     runner.set_compute_budget(study, budget)
-    with StudyProgress(study, n_trials, enabled=progress) as bar:
+    with StudyProgress(
+        study, n_trials, enabled=progress, judged=_judged_before(study) if progress else None
+    ) as bar:
         # A worker that dies leaves its trial to be re-queued; go round until none is waiting.
         for _ in range(3):
             backend.execute(

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from datetime import datetime
 from typing import IO, Any
 
@@ -78,8 +79,15 @@ class _Tally:
     finished trial never changes, so each is looked at once (a refresh of a 10,000-trial study
     then costs the read of the trials, not a Pareto front or a best value over all of them)."""
 
-    def __init__(self, directions: list[optuna.study.StudyDirection]) -> None:
+    def __init__(
+        self,
+        directions: list[optuna.study.StudyDirection],
+        judged: Mapping[int, bool] | None = None,
+    ) -> None:
         maximize = optuna.study.StudyDirection.MAXIMIZE
+        # trial -> feasible, for trials whose Optuna record is of other constraints (a study
+        # run again with new ones): judged by the caller, who can ask the selection's rule
+        self.judged = judged or {}
         self.signs = [-1.0 if d == maximize else 1.0 for d in directions]
         self.seen: set[int] = set()
         self.done = self.pruned = self.failed = self.complete = 0
@@ -99,7 +107,7 @@ class _Tally:
             if t.state != TrialState.COMPLETE or t.values is None:
                 continue
             self.complete += 1
-            if not _feasible(t):
+            if not (self.judged[t.number] if t.number in self.judged else _feasible(t)):
                 continue
             loss = [s * v for s, v in zip(self.signs, t.values, strict=True)]
             if len(loss) == 1:
@@ -136,6 +144,9 @@ class StudyProgress:
         poll_s: seconds between reads of the background thread (None: 1 s for the bar, 5 s for
             plain lines); 0 disables the thread.
         step_log_s: plain mode prints a running trial's steps only once it has run this long.
+        judged: trial -> feasible, for the trials whose Optuna constraint record is of other
+            constraints than the study's now (a study run again with new ones); the others
+            are judged by their record.
     """
 
     def __init__(
@@ -149,6 +160,7 @@ class StudyProgress:
         plain: bool | None = None,
         poll_s: float | None = None,
         step_log_s: float = 10.0,
+        judged: Mapping[int, bool] | None = None,
     ) -> None:
         self.study = study
         self.total = total
@@ -165,7 +177,7 @@ class StudyProgress:
         self._progress: Any = None
         self._task: Any = None
         self._seen: set[int] = set()  # finished trials already counted (and printed)
-        self._tally = _Tally(list(study.directions))
+        self._tally = _Tally(list(study.directions), judged)
         # a tuneops study names its objectives ("rmse=2.4362, model_size_kb=280.26": bare
         # numbers left the reader to guess which is which); a plain Optuna study has no names
         stored = study.user_attrs.get(OBJECTIVES) if enabled else None
