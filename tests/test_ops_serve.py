@@ -435,6 +435,10 @@ def test_requests_beyond_the_size_limits_are_refused_before_they_are_predicted(
         assert many.status_code == 413 and "at most 5 per request" in many.json()["error"]
         big = client.post("/predict", json={"rows": rows(1), "pad": "x" * 20_000})
         assert big.status_code == 413 and "at most 0.01 MB" in big.json()["error"]
+        # MB as the option says: 10,300 bytes are over 0.01 MB (they passed as under 0.01 MiB)
+        over = client.post("/predict", json={"rows": rows(1), "pad": "x" * (10_300 - 130)})
+        assert over.status_code == 413, (len(over.request.content), over.text)
+        assert 10_000 < len(over.request.content) < 10_485
         labels = client.post("/label", json={"labels": {f"r{i}": 0 for i in range(6)}})
         assert labels.status_code == 413 and "labels: at most 5 per request" in labels.text
         padded = client.post("/label", json={"request_id": "a", "label": "x" * 20_000})

@@ -1164,7 +1164,7 @@ class ModelServer:
 
     async def _body(self, request: Request) -> bytes:
         """The request's body, refused (413) beyond ``max_body_mb`` before it is all read."""
-        limit = int(self.config.max_body_mb * 2**20)
+        limit = int(self.config.max_body_mb * 1_000_000)  # MB, as --max-body-mb says (not MiB)
         too_large = _BadRequest(
             413,
             f"body: at most {self.config.max_body_mb:g} MB (serve --max-body-mb); send the rows "
