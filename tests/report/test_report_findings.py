@@ -646,3 +646,19 @@ def test_results_json_findings_judge_the_front_shown_as_the_report_does():
     assert report["warm start"].startswith("3 warm-start trials; 1 of the 2 trials")
     results = study_results(study, choice=selection)
     assert {f["topic"]: f["text"] for f in results["findings"]} == report
+
+
+def test_a_perfect_cross_validated_score_is_called_a_likely_leak():
+    """clean1's molecule name encodes its label: f1 1.0 in every fold (0.86-0.91 without it),
+    and no finding said so."""
+    leaky = two_objective([(0.91, 3.0), (1.0, 4.0), (0.95, 2.0), (1.0, 5.0)])
+    (found,) = topics(leaky, "perfect score")
+    assert found.level == "warning"
+    assert found.text.startswith("2 trial(s) scored a perfect accuracy of 1 in cross-validation")
+    assert "(trial 1 and others)" in found.text and "a leak" in found.text
+    assert topics(two_objective([(0.91, 3.0), (0.999, 4.0)]), "perfect score") == []
+    # an error metric's perfect value is 0; an objective that is no metric is left alone
+    regression = series([0.5, 0.0, 0.2], direction="minimize", spec={"objectives": ["rmse"]})
+    regression.set_user_attr(_study.OBJECTIVES, [{"metric": "rmse", "direction": "minimize"}])
+    assert len(topics(regression, "perfect score")) == 1
+    assert topics(series([1.0, 0.5]), "perfect score") == []

@@ -817,9 +817,40 @@ def baseline(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     return out
 
 
+def perfect(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
+    """A quality objective at its perfect value (accuracy 1, rmse 0) in cross-validation: on
+    real data most often a leak, a column that encodes the target (an ID assigned by outcome,
+    a field filled in after the fact): clean1's molecule name gave f1 1.0, 0.86-0.91 without it."""
+    out = []
+    for i, name in enumerate(view.objectives):
+        metric = METRICS.get(name)
+        if metric is None or metric.kind != "quality":
+            continue
+        low, high = metric.range
+        best = high if metric.direction == "maximize" else low
+        if not math.isfinite(best):
+            continue
+        hits = [t.number for t in view.complete if abs(t.values[i] - best) <= 1e-12]
+        if not hits:
+            continue
+        out.append(
+            Finding(
+                "warning",
+                "perfect score",
+                f"{len(hits)} trial(s) scored a perfect {name} of {_fmt(best)} in cross-"
+                f"validation (trial {hits[0]}{' and others' if len(hits) > 1 else ''}). On real "
+                "data that is most often a leak: a column that encodes the target (an id given "
+                "by outcome, a field filled in after it). Check the features the model uses most "
+                "and drop such columns from the data before trusting the score.",
+            )
+        )
+    return out
+
+
 CHECKS: tuple[Callable[[StudyView, Mapping[str, Any]], list[Finding]], ...] = (
     convergence,
     baseline,
+    perfect,
     boundary,
     pruning,
     failures,
