@@ -322,8 +322,7 @@ class Registry:
     def record(self, kind: str, **payload: Any) -> dict[str, Any]:
         """Append an event; returns it. Secrets are masked, a webhook's path and query too (the
         settings an event copies are delivered from where they are stored, not from it)."""
-        event = shown_settings(_plain({"kind": kind, "time": _now(), **payload}))
-        key = f"{_EVENT}{time.time_ns():020d}"
+        key, event = _event(kind, payload)
         self.study.set_user_attr(key, event)
         return event
 
@@ -391,9 +390,12 @@ class Registry:
                 gate. IntegrityError: the artifact changed since it was registered; the
                 registry is left unchanged.
         """
+        finished = self.finish_change()
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         previous = state.get("version")
         if previous == number:
+            if finished and finished["kind"] == "promote" and finished["version"] == number:
+                return finished  # this promotion, stopped before its event: finished now
             # Not a new promotion: recording one would restart the probation window that
             # automatic rollback judges the champion by.
             raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
@@ -402,12 +404,56 @@ class Registry:
         history = list(state.get("history", []))
         if previous is not None:
             history.append(previous)
-        self.study.set_user_attr(
-            _CHAMPION, {"version": number, "since": _now(), "history": history}
+        return self._change_champion(
+            number,
+            history,
+            "promote",
+            {"previous": previous, "reason": reason},
+            retire={number},
+            why=f"version {number} became the champion",
         )
-        event = self.record("promote", version=number, previous=previous, reason=reason)
-        self._retire_challenger({number}, f"version {number} became the champion")
+
+    def _change_champion(
+        self,
+        number: int,
+        history: list[int],
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        retire: set[Any],
+        why: str,
+    ) -> dict[str, Any]:
+        """Make ``number`` the champion, retire the challenger when it is one of ``retire``,
+        and record the event (``kind`` with ``payload``); returns it.
+
+        Three writes, and a process killed between them (SIGKILL, the OOM killer, a lost node)
+        runs no handler: the champion record names its event (key and content) and what to
+        retire, so that the next change of champion or challenger finishes the change first
+        (:meth:`finish_change`). Without it, a champion changed with no ``promote`` event had
+        no probation for automatic rollback, and a rollback run again rolled back twice.
+        """
+        key, event = _event(kind, {"version": number, **payload})
+        pending = {"key": key, "record": event, "retire": sorted(retire, key=str), "why": why}
+        self.study.set_user_attr(
+            _CHAMPION, {"version": number, "since": _now(), "history": history, "event": pending}
+        )
+        self._retire_challenger(retire, why)
+        self.study.set_user_attr(key, event)  # last: its presence says the change is whole
         return event
+
+    def finish_change(self) -> dict[str, Any] | None:
+        """Finish a change of champion whose process was killed after it wrote the champion
+        record and before its event (:meth:`_change_champion`): retire the challenger it
+        retired, and record its event under its own key and time. Returns that event, or None
+        when no change was left unfinished. Every change of the champion or the challenger
+        calls it first, so nothing has changed since the stopped one."""
+        attrs = self._attrs()
+        pending = (attrs.get(_CHAMPION) or {}).get("event")
+        if not pending or pending["key"] in attrs:
+            return None
+        self._retire_challenger(set(pending["retire"]), pending["why"])
+        self.study.set_user_attr(pending["key"], pending["record"])
+        return dict(pending["record"])
 
     def set_challenger(
         self,
@@ -425,6 +471,7 @@ class Registry:
             UsageError: no such version, an unknown mode, a share outside [0, 1], or a version
                 that failed the staging gate (a canary answers users) unless ``force``.
         """
+        self.finish_change()
         if mode not in ("shadow", "canary"):
             raise UsageError(f"mode (--mode): expected 'shadow' or 'canary', received {mode!r}.")
         if not 0.0 <= share <= 1.0:
@@ -448,6 +495,10 @@ class Registry:
 
     def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:
         """Stop serving the challenger (after its promotion, or when it is withdrawn)."""
+        self.finish_change()
+        return self._clear_challenger(reason)
+
+    def _clear_challenger(self, reason: str) -> dict[str, Any]:
         previous = (self.challenger() or {}).get("version")
         self.study.set_user_attr(_CHALLENGER, {"version": None, "since": _now()})
         return self.record("challenger", version=None, previous=previous, reason=reason)
@@ -457,7 +508,7 @@ class Registry:
         version just rolled back from: neither may keep answering as a challenger)."""
         current = (self.challenger() or {}).get("version")
         if current is not None and current in versions:
-            self.clear_challenger(f"{why}: it no longer serves as the challenger")
+            self._clear_challenger(f"{why}: it no longer serves as the challenger")
 
     def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
         """Restore a previous champion (the one before the current, or version ``to``).
@@ -469,6 +520,9 @@ class Registry:
             UsageError: ``to`` does not exist, there is no previous champion, or its artifact
                 is missing. IntegrityError: its artifact changed; the registry is left unchanged.
         """
+        finished = self.finish_change()
+        if finished and finished["kind"] == "rollback" and to in (None, finished["version"]):
+            return finished  # this rollback, stopped before its event: not rolled back twice
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         history = list(state.get("history", []))
         if to is None:
@@ -486,15 +540,23 @@ class Registry:
         if to == current:
             raise UsageError(f"model {self.name!r}: version {to} is already the champion.")
         self.verify(to)
-        self.study.set_user_attr(_CHAMPION, {"version": to, "since": _now(), "history": history})
-        event = self.record(
+        return self._change_champion(
+            to,
+            history,
             "rollback",
-            version=to,
-            previous=current,
-            reason=reason or f"rolled back from version {current} to {to}",
+            {
+                "previous": current,
+                "reason": reason or f"rolled back from version {current} to {to}",
+            },
+            retire={to, current},
+            why=f"rolled back from version {current} to {to}",
         )
-        self._retire_challenger({to, current}, f"rolled back from version {current} to {to}")
-        return event
+
+
+def _event(kind: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An event's key (its time in nanoseconds: keys sort as events happened) and record."""
+    event = shown_settings(_plain({"kind": kind, "time": _now(), **payload}))
+    return f"{_EVENT}{time.time_ns():020d}", event
 
 
 def _plain(value: Any) -> Any:
@@ -721,14 +783,8 @@ def unfinished_deploy(
     been_champion |= {e.get("version") for e in registry.events("promote")}
     been_champion |= {e.get("previous") for e in registry.events("rollback")}
     for record in reversed(registry.versions()):
-        source, number = record.get("source") or {}, record["version"]
-        if (
-            source.get("kind") != "deploy"
-            or source.get("study") != study_name
-            or source.get("trial") != trial
-            or (record.get("data") or {}).get("fingerprint") != data_fingerprint
-            or number in been_champion
-        ):
+        number = record["version"]
+        if not _deployed_by(record, study_name, trial, data_fingerprint) or number in been_champion:
             continue
         verdict = registry.verification(number)
         if verdict is not None and verdict.get("verdict") != "pass":
@@ -736,6 +792,19 @@ def unfinished_deploy(
         if registry.intact(number):  # the artifact is still the one registered
             return record
     return None
+
+
+def _deployed_by(
+    record: Mapping[str, Any], study_name: str, trial: int, data_fingerprint: str | None
+) -> bool:
+    """True when version ``record`` was registered by a deploy of this study, trial and data."""
+    source = record.get("source") or {}
+    return (
+        source.get("kind") == "deploy"
+        and source.get("study") == study_name
+        and source.get("trial") == trial
+        and (record.get("data") or {}).get("fingerprint") == data_fingerprint
+    )
 
 
 def deploy(
@@ -824,8 +893,28 @@ def deploy(
     breaking = f"; it breaks the spec's constraints: {', '.join(broken)}" if broken else ""
     record: dict[str, Any] | None = None
     try:
+        finished = registry.finish_change()
+        if finished is not None and finished["kind"] == "promote":
+            done = registry.version(finished["version"])
+            if _deployed_by(done, study_name, trial, fingerprint):
+                # this deploy was killed after it made its version the champion and before the
+                # promotion's event: finished now, not deployed a second time
+                verdict_event = dict(registry.verification(done["version"]) or {})
+                verdict_event.pop("kind", None)
+                return {
+                    **done,
+                    "promoted": True,
+                    "resumed": True,
+                    "constraints_broken": broken,
+                    **({"verification": verdict_event} if gate is not None else {}),
+                }
         record = unfinished_deploy(registry, study_name, trial, fingerprint)
         resumed = record is not None
+        if record is not None and not any(
+            e.get("version") == record["version"] for e in registry.events("register")
+        ):
+            # killed between the version's record and its event: the event the deploy owes
+            registry.record("register", version=record["version"], source=record["source"])
         if record is None:
             record = register_trial(
                 registry,

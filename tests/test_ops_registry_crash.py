@@ -1,0 +1,104 @@
+"""The registry when a process is killed between two of its writes (SIGKILL, the OOM killer, a
+lost node: no handler runs). Each test stops a command at a chosen write, as a kill would, and
+runs the same command again in a new registry object, as a new process would: it must leave
+what one uninterrupted run leaves."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from _ops_helpers import logistic, register
+from conftest import tiny_spec
+
+from tuneops import tuning
+from tuneops.ops.live import _champion_since
+from tuneops.ops.registry import Registry, deploy
+
+
+class Killed(BaseException):
+    """A kill: no ``except Exception`` (nor ``except KeyboardInterrupt``) handles it."""
+
+
+@contextlib.contextmanager
+def killed_at(kind: str, key: str = "tuneops:event:") -> Iterator[None]:
+    """The block is stopped just before it writes its first event of ``kind`` (or its first
+    value under a key that starts with ``key``, when ``kind`` is empty)."""
+    real = optuna.Study.set_user_attr
+
+    def set_user_attr(self: optuna.Study, name: str, value: Any) -> None:
+        if name.startswith(key) and (not kind or value.get("kind") == kind):
+            raise Killed(name)
+        real(self, name, value)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Killed):
+        mp.setattr(optuna.Study, "set_user_attr", set_user_attr)
+        yield
+
+
+def kinds(registry: Registry) -> list[str]:
+    return [e["kind"] for e in registry.events()]
+
+
+@pytest.fixture
+def three(workdir: Path) -> Registry:
+    """Versions 1, 2, 3 promoted in turn: champion 3, previous champions 1 then 2."""
+    registry = Registry.open("iris", create=True)
+    for c in (0.01, 0.1, 1.0):
+        register(registry, logistic(c), workdir / "art", promote=True)
+    return registry
+
+
+def test_a_rollback_killed_before_its_event_is_finished_not_made_twice(three) -> None:
+    with killed_at("rollback"):
+        three.rollback()
+    assert three.champion() == 2 and "rollback" not in kinds(three)
+    again = Registry.open("iris")
+    event = again.rollback()  # the same command: it was rolled back to 2 once, not on to 1
+    assert (event["kind"], event["version"], event["previous"]) == ("rollback", 2, 3)
+    assert again.champion() == 2 and again.champion_history() == [1]
+    assert kinds(again).count("rollback") == 1
+    # finished: the next rollback is a new one
+    assert again.rollback()["version"] == 1 and kinds(again).count("rollback") == 2
+
+
+def test_a_promotion_killed_before_its_event_is_finished_by_the_same_command(
+    three,
+) -> None:
+    """Champion 3, version 2 served as a shadow challenger, then promoted and killed between
+    the champion record and the rest: the same command retires the challenger and records the
+    promotion (live monitoring judges a champion's probation by it)."""
+    three.set_challenger(2, "shadow")
+    with killed_at("", key="tuneops:challenger"):  # before the challenger is retired
+        three.promote(2)
+    assert three.champion() == 2 and three.challenger()["version"] == 2
+    again = Registry.open("iris")
+    event = again.promote(2)  # not "version 2 is already the champion"
+    assert (event["kind"], event["version"], event["previous"]) == ("promote", 2, 3)
+    assert again.challenger() is None
+    assert kinds(again)[-2:] == ["promote", "challenger"]  # in the order a whole run writes
+    assert _champion_since(again, 2)[1] is True  # a promotion: on probation
+    with pytest.raises(Exception, match="already the champion"):
+        again.promote(2)
+
+
+@pytest.mark.parametrize("stopped_before", ["register", "promote"])
+def test_a_deploy_killed_between_its_writes_is_finished_by_the_same_deploy(
+    workdir, stopped_before
+) -> None:
+    """Killed after the version's record and before its ``register`` event, or after the
+    champion record and before the ``promote`` event: the same deploy leaves one version, the
+    champion, with both events (it registered a second version, or left no ``register``)."""
+    tuning.run(tiny_spec(n_trials=2))
+    with killed_at(stopped_before):
+        deploy("tiny")
+    record = deploy("tiny")
+    registry = Registry.open("tiny")
+    assert record["version"] == 1 and record["resumed"] and record["promoted"]
+    assert [v["version"] for v in registry.versions()] == [1] and registry.champion() == 1
+    assert kinds(registry) == ["register", "promote"]
+    assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]
