@@ -15,6 +15,7 @@ import pytest
 from _ops_helpers import logistic, register
 from conftest import tiny_spec
 
+import tuneops.ops.registry as registry_module
 from tuneops import tuning
 from tuneops.ops.live import _champion_since
 from tuneops.ops.registry import Registry, deploy
@@ -37,6 +38,8 @@ def killed_at(kind: str, key: str = "tuneops:event:") -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as mp, pytest.raises(Killed):
         mp.setattr(optuna.Study, "set_user_attr", set_user_attr)
+        # what a stop by a signal removes, a kill leaves
+        mp.setattr(registry_module, "_remove_unregistered", lambda *args: None)
         yield
 
 
@@ -86,15 +89,20 @@ def test_a_promotion_killed_before_its_event_is_finished_by_the_same_command(
         again.promote(2)
 
 
-@pytest.mark.parametrize("stopped_before", ["register", "promote"])
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [("", "tuneops:version:"), ("register", "tuneops:event:"), ("promote", "tuneops:event:")],
+)
 def test_a_deploy_killed_between_its_writes_is_finished_by_the_same_deploy(
-    workdir, stopped_before
+    workdir, kind, key
 ) -> None:
-    """Killed after the version's record and before its ``register`` event, or after the
-    champion record and before the ``promote`` event: the same deploy leaves one version, the
-    champion, with both events (it registered a second version, or left no ``register``)."""
+    """Killed after it saved its version's files and before their record, after the record and
+    before its ``register`` event, or after the champion record and before the ``promote``
+    event: the same deploy leaves one version, the champion, with both events and no other
+    directory (it registered a second version beside an artifact no version named, or left no
+    ``register``)."""
     tuning.run(tiny_spec(n_trials=2))
-    with killed_at(stopped_before):
+    with killed_at(kind, key=key):
         deploy("tiny")
     record = deploy("tiny")
     registry = Registry.open("tiny")

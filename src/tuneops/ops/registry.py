@@ -620,6 +620,7 @@ def register_trial(
     extra: Mapping[str, Any] | None = None,
     version: int | None = None,
     saved: Path | None = None,
+    adopt: Path | None = None,
 ) -> dict[str, Any]:
     """Profile trial ``number`` on ``dataset``, refit and save it, and add it as a version
     (number ``version`` from :meth:`Registry.reserve_version`, else a new one).
@@ -630,6 +631,8 @@ def register_trial(
 
     ``saved``: a ``model.joblib`` already fitted for this trial on this data (what ``run``
     exported; see :func:`saved_artifact`): copied into the registry instead of refitted.
+    ``adopt``: the ``model.joblib`` of version ``version`` that an earlier run saved and was
+    killed before recording (:func:`_unrecorded_artifact`): recorded as it is, in its place.
     """
 
     objective = SpecObjective(spec, dataset)
@@ -643,7 +646,9 @@ def register_trial(
     profile = reference_profile(objective, trial.params, metric, seed=spec.seed)
     number_v = version if version is not None else registry.reserve_version()
     out = Path(artifact_dir or config.artifact_dir) / path_part(registry.name) / f"v{number_v}"
-    if (out / MODEL_FILE).exists():
+    if adopt:  # the files an earlier run wrote for this very version and did not record
+        out = adopt.parent
+    elif (out / MODEL_FILE).exists():
         # another registry's version (a model of the same name in another storage, sharing the
         # artifact directory): overwriting it would make that version unservable
         raise UsageError(
@@ -652,7 +657,9 @@ def register_trial(
             "(--artifacts DIR, or monitor.artifact_dir)."
         )
     try:
-        if saved is not None:
+        if adopt:
+            path = adopt.resolve()
+        elif saved is not None:
             # A copy: the run's output directory is rewritten by the next run, a version never
             # is.
             copy_atomic(saved.with_name(METADATA_FILE), out / METADATA_FILE)
@@ -708,6 +715,39 @@ def _remove_unregistered(registry: Registry, number: int, out: Path) -> None:
             (out / name).unlink()
     with contextlib.suppress(OSError):
         out.rmdir()  # only when empty: nothing else of this version is removed
+
+
+def _unrecorded_artifact(
+    registry: Registry, folder: Path, study_name: str, trial: int, data_fingerprint: str | None
+) -> tuple[int, Path] | None:
+    """The newest version number reserved and never recorded whose directory under ``folder``
+    holds a whole artifact of this study, trial and data (its sha256 checks out): what a
+    deploy killed between saving its version's files and recording them left (SIGKILL, the
+    OOM killer: no handler removes them). Its number and ``model.joblib``, or None."""
+    recorded = {v["version"] for v in registry.versions()}
+    reserved = sorted(
+        t.user_attrs["tuneops:version"]
+        for t in registry.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        if isinstance(t.user_attrs.get("tuneops:version"), int)
+    )
+    for number in reversed(reserved):
+        path = folder / f"v{number}" / MODEL_FILE
+        if number in recorded or not path.is_file():
+            continue
+        try:
+            meta = verify_model(path)
+        except IntegrityError:
+            continue
+        if (
+            meta.get("study") == study_name
+            and meta.get("trial") == trial
+            and data_fingerprint is not None
+            and (meta.get("data") or {}).get("fingerprint") == data_fingerprint
+        ):
+            return number, path
+    return None
 
 
 def comparable(champion: Mapping[str, Any], candidate: Mapping[str, Any]) -> None:
@@ -916,6 +956,7 @@ def deploy(
             # killed between the version's record and its event: the event the deploy owes
             registry.record("register", version=record["version"], source=record["source"])
         if record is None:
+            orphan = _unrecorded_artifact(registry, folder, study_name, trial, fingerprint)
             record = register_trial(
                 registry,
                 study,
@@ -925,7 +966,10 @@ def deploy(
                 source={"kind": "deploy"},
                 artifact_dir=artifact_dir,
                 saved=saved_artifact(study, trial, spec),
+                version=orphan[0] if orphan else None,
+                adopt=orphan[1] if orphan else None,
             )
+            resumed = orphan is not None  # an earlier deploy saved it: recorded now
         if gate is None:
             registry.promote(
                 record["version"],
