@@ -110,3 +110,16 @@ def test_a_deploy_killed_between_its_writes_is_finished_by_the_same_deploy(
     assert [v["version"] for v in registry.versions()] == [1] and registry.champion() == 1
     assert kinds(registry) == ["register", "promote"]
     assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]
+
+
+def test_a_promotion_killed_after_it_retired_the_challenger_records_both_events(three) -> None:
+    """Killed after the challenger's state was cleared and before its event: the same command
+    records the promotion and the challenger's event, in the order a whole run writes them."""
+    three.set_challenger(2, "canary", 0.2)
+    with killed_at("challenger"):
+        three.promote(2)
+    assert three.champion() == 2 and three.challenger() is None
+    again = Registry.open("iris")
+    again.promote(2)
+    assert kinds(again)[-3:] == ["challenger", "promote", "challenger"]
+    assert again.events("challenger")[-1]["previous"] == 2

@@ -197,7 +197,9 @@ class Registry:
     def challenger(self) -> dict[str, Any] | None:
         """The served challenger: ``{"version", "mode" ("shadow"|"canary"), "share", "since"}``."""
         state = self._attrs().get(_CHALLENGER)
-        return state if state and state.get("version") is not None else None
+        if not state or state.get("version") is None:
+            return None
+        return {k: v for k, v in state.items() if k != "event"}
 
     def verification(self, number: int) -> dict[str, Any] | None:
         """The latest ``verify`` event of version ``number`` (the staging gate), or None."""
@@ -444,10 +446,14 @@ class Registry:
     def finish_change(self) -> dict[str, Any] | None:
         """Finish a change of champion whose process was killed after it wrote the champion
         record and before its event (:meth:`_change_champion`): retire the challenger it
-        retired, and record its event under its own key and time. Returns that event, or None
+        retired, and record its event under its own key and time (and the event of a change of
+        challenger so stopped). Returns that event, or None
         when no change was left unfinished. Every change of the champion or the challenger
         calls it first, so nothing has changed since the stopped one."""
         attrs = self._attrs()
+        challenger = (attrs.get(_CHALLENGER) or {}).get("event")
+        if challenger and challenger["key"] not in attrs:
+            self.study.set_user_attr(challenger["key"], challenger["record"])
         pending = (attrs.get(_CHAMPION) or {}).get("event")
         if not pending or pending["key"] in attrs:
             return None
@@ -489,8 +495,7 @@ class Registry:
         # Microseconds: live monitoring counts the challenger's traffic from this instant on.
         since = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
         state = {"version": number, "mode": mode, "share": float(share), "since": since}
-        self.study.set_user_attr(_CHALLENGER, state)
-        self.record("challenger", **state, reason=reason)
+        self._set_challenger_state(state, {**state, "reason": reason})
         return state
 
     def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:
@@ -500,8 +505,20 @@ class Registry:
 
     def _clear_challenger(self, reason: str) -> dict[str, Any]:
         previous = (self.challenger() or {}).get("version")
-        self.study.set_user_attr(_CHALLENGER, {"version": None, "since": _now()})
-        return self.record("challenger", version=None, previous=previous, reason=reason)
+        return self._set_challenger_state(
+            {"version": None, "since": _now()},
+            {"version": None, "previous": previous, "reason": reason},
+        )
+
+    def _set_challenger_state(
+        self, state: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Write the challenger's state, then its event; the state names its event, which
+        :meth:`finish_change` records when a kill came between the two."""
+        key, event = _event("challenger", payload)
+        self.study.set_user_attr(_CHALLENGER, {**state, "event": {"key": key, "record": event}})
+        self.study.set_user_attr(key, event)
+        return event
 
     def _retire_challenger(self, versions: set[Any], why: str) -> None:
         """Clear the challenger when it is one of ``versions`` (now the champion, or the
