@@ -123,3 +123,13 @@ def test_a_promotion_killed_after_it_retired_the_challenger_records_both_events(
     again.promote(2)
     assert kinds(again)[-3:] == ["challenger", "promote", "challenger"]
     assert again.events("challenger")[-1]["previous"] == 2
+
+
+def test_a_challenger_cleared_and_killed_before_its_event_is_not_cleared_twice(three) -> None:
+    three.set_challenger(2, "shadow")
+    with killed_at("challenger"):
+        three.clear_challenger()
+    again = Registry.open("iris")
+    event = again.clear_challenger()
+    assert event["previous"] == 2 and again.challenger() is None
+    assert [e.get("previous") for e in again.events("challenger")] == [None, 2]

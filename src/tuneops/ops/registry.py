@@ -500,7 +500,12 @@ class Registry:
 
     def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:
         """Stop serving the challenger (after its promotion, or when it is withdrawn)."""
+        attrs = self._attrs()
+        state = attrs.get(_CHALLENGER) or {}
+        pending: dict[str, Any] | None = None if state.get("version") else state.get("event")
         self.finish_change()
+        if pending is not None and pending["key"] not in attrs:
+            return dict(pending["record"])  # cleared by a run killed before its event: once
         return self._clear_challenger(reason)
 
     def _clear_challenger(self, reason: str) -> dict[str, Any]:
