@@ -652,13 +652,10 @@ def test_a_refresh_is_refused_while_another_run_of_it_holds_its_claim(deployed) 
     other.release()
 
 
-def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
-    deployed, monkeypatch
-) -> None:
-    """Ctrl-C after the refit was registered, before it was judged: the rerun registered the
-    same refit again (v4 beside an orphan v3 that no event judged). Now it judges v3."""
+def _refresh_stopped_after_registering(deployed, monkeypatch):
+    """A re-tuned champion (v2) and a refresh of it stopped (Ctrl-C) after it registered its
+    refit v3, before judging it: ``(registry, window, batch)`` of that refresh."""
     import tuneops.ops.retune as retune_module
-    from tuneops.ops.retune import unfinished_refresh
 
     registry, _, pool = deployed
     new = flipped(pool.iloc[:1000])
@@ -673,6 +670,17 @@ def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
     with pytest.raises(KeyboardInterrupt):
         refresh(registry, window, holdout=batch)
     monkeypatch.setattr(retune_module, "metric_value", real)
+    return registry, window, batch
+
+
+def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
+    deployed, monkeypatch
+) -> None:
+    """Ctrl-C after the refit was registered, before it was judged: the rerun registered the
+    same refit again (v4 beside an orphan v3 that no event judged). Now it judges v3."""
+    from tuneops.ops.retune import unfinished_refresh
+
+    registry, window, batch = _refresh_stopped_after_registering(deployed, monkeypatch)
     assert [v["version"] for v in registry.versions()] == [1, 2, 3]
     assert not registry.events("refresh") and registry.champion() == 2
     refreshed = registry.version(3)["source"]["refreshed"]
@@ -721,21 +729,7 @@ def test_a_refresh_stopped_while_judging_its_refit_says_so_and_the_rerun_judges_
 
 
 def test_an_unfinished_refit_whose_artifact_changed_is_not_reused(deployed, monkeypatch) -> None:
-    import tuneops.ops.retune as retune_module
-
-    registry, _, pool = deployed
-    new = flipped(pool.iloc[:1000])
-    retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
-    window, batch = new.iloc[:800], new.iloc[800:1000]
-    real = retune_module.metric_value
-
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(retune_module, "metric_value", stop)
-    with pytest.raises(KeyboardInterrupt):
-        refresh(registry, window, holdout=batch)
-    monkeypatch.setattr(retune_module, "metric_value", real)
+    registry, window, batch = _refresh_stopped_after_registering(deployed, monkeypatch)
     path = Path(registry.version(3)["artifact"]["path"])
     path.write_bytes(path.read_bytes() + b"\0")
     outcome = refresh(registry, window, holdout=batch)
