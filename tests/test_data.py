@@ -364,3 +364,18 @@ def test_categorical_columns_that_are_not_features_are_refused(tmp_path, monkeyp
     (tmp_path / "pmlb" / "coded" / "metadata.yaml").write_text("task: classification\n")
     with pytest.raises(DataError, match=r"lists none; list the categorical columns"):
         load_dataset("pmlb:coded", categorical="declared")
+
+
+def test_columns_named_in_drop_are_left_out_and_listed(tmp_path):
+    path = str(_coded(tmp_path))
+    data = load_dataset(path, drop=["flag"], categorical=["region"])
+    assert list(data.X.columns) == ["region", "income"] and data.dropped == ("flag",)
+    assert data.fingerprint == load_dataset(
+        pd.read_csv(path).drop(columns="flag"), categorical=["region"]
+    ).fingerprint
+    with pytest.raises(DataError, match=r"data.drop: .*'flg'.*closest: flag"):
+        load_dataset(path, drop=["flg"])
+    with pytest.raises(DataError, match=r"data.drop: 'target' is the target column"):
+        load_dataset(path, drop=["target"])
+    with pytest.raises(DataError, match=r"data.drop: leaves no feature"):
+        load_dataset(path, drop=["region", "income", "flag"])

@@ -697,3 +697,33 @@ def test_columns_of_codes_named_categorical_are_tuned_and_served_as_categories(w
 
     assert tuned(categorical=["region"]) > 0.97
     assert tuned() < 0.8
+
+
+def test_a_leaking_column_named_in_data_drop_is_left_out_of_tuning_and_served_around(workdir):
+    """The perfect-score finding says to drop a leak: data.drop does it from the spec."""
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, size=120)
+    frame = pd.DataFrame(
+        {"leak": target * 10 + 1, "noise": rng.normal(size=120), "target": target}
+    )
+    frame.to_csv(workdir / "leaky.csv", index=False)
+
+    def tuned(**data):
+        spec = tiny_spec(
+            study=f"leaky-{len(data)}",
+            data={"source": "leaky.csv", **data},
+            model={"family": "linear"},
+            n_trials=2,
+        )
+        result = tuneops.run(spec, output_dir=str(workdir / f"out-{len(data)}"))
+        found = json.loads(result.results_path.read_text())["findings"] or []
+        return result, {f["topic"] for f in found}
+
+    leaking, topics = tuned()
+    assert leaking.choice.selected.values[0] == 1.0 and "perfect score" in topics
+    result, topics = tuned(drop=["leak"])
+    model, meta = tuneops.load_model(result.model_path)
+    assert meta["data"]["dropped"] == ["leak"] and result.choice.selected.values[0] < 0.8
+    assert "perfect score" not in topics
+    # a request holding the dropped column is answered from the others
+    assert len(model.predict(frame.drop(columns="target"))) == 120

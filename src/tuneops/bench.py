@@ -362,6 +362,7 @@ def record_curves(
             target=spec.data.target,
             task=spec.data.task,
             categorical=spec.data.categorical,
+            drop=spec.data.drop,
         )
     )
     objective = SpecObjective(spec, data)

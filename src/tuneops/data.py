@@ -142,12 +142,15 @@ def load_dataset(
     task: str = "auto",
     name: str | None = None,
     categorical: str | Sequence[str] | None = None,
+    drop: Sequence[str] | None = None,
 ) -> Dataset:
     """Load a data source into a :class:`Dataset`.
 
     ``categorical``: feature columns of numbers to take as categories (codes), or ``"declared"``
     for those a PMLB source's ``metadata.yaml`` declares categorical or nominal (PMLB stores
     every feature as a number). Text, boolean and category-typed columns are categories anyway.
+    ``drop``: feature columns to leave out (listed in ``dropped``, so a batch or request that
+    still holds them is accepted and they are ignored).
 
     Raises:
         DataError: the source is unknown, missing, empty, or has no such target column; a
@@ -214,9 +217,16 @@ def load_dataset(
             f"but {name or source!r} is not a PMLB source; list its categorical columns instead "
             "(data.categorical: [COLUMN, ...])."
         )
+    left_out = tuple(_feature_names(drop or (), X, target, name or str(source), "data.drop"))
+    if len(left_out) == X.shape[1]:
+        raise DataError(
+            f"data.drop: leaves no feature of {name or source!r}; drop fewer columns."
+        )
+    X = X.drop(columns=list(left_out))
     for c in _feature_names(codes, X, target, name or str(source)):
         X[c] = X[c].astype("object")  # codes as categories: 3 and 3.0 stay the same category
     X, dropped = _drop_uninformative(X, name or str(source))
+    dropped = left_out + dropped
     y = frame[target].reset_index(drop=True)
     # PMLB's declared task describes its `target` column, not another column chosen as target
     detected = (declared if target == default_target else None) or detect_task(y)
@@ -254,9 +264,10 @@ def load_dataset(
 
 
 def _feature_names(
-    columns: Sequence[str], X: pd.DataFrame, target: str, name: str
+    columns: Sequence[str], X: pd.DataFrame, target: str, name: str, field: str = "data.categorical"
 ) -> Sequence[str]:
-    """``columns`` (``data.categorical``), each checked to be a feature of ``X``.
+    """``columns`` (``data.categorical`` or ``data.drop``: ``field``), each checked to be a
+    feature of ``X``.
 
     Raises:
         DataError: naming a column that is the target or not in the data, with the closest.
@@ -264,17 +275,17 @@ def _feature_names(
     for c in columns:
         if c == target:
             raise DataError(
-                f"data.categorical: {c!r} is the target column of {name!r}, not a feature; "
-                "remove it from data.categorical (a classification target is a category anyway)."
+                f"{field}: {c!r} is the target column of {name!r}, not a feature; remove it "
+                f"from {field}."
             )
         if c not in X.columns:
             close = difflib.get_close_matches(c, list(X.columns), n=3)
             raise DataError(
-                f"data.categorical: expected feature columns of {name!r}, received {c!r}, which "
+                f"{field}: expected feature columns of {name!r}, received {c!r}, which "
                 "is not one"
                 + (f"; closest: {', '.join(close)}." if close else f"; columns: "
                    f"{', '.join(map(str, X.columns[:30]))}.")
-                + " Fix the name in data.categorical."
+                + f" Fix the name in {field}."
             )
     return columns
 

@@ -127,6 +127,7 @@ def run(
             task=spec.data.task,
             name=spec.data.source,
             categorical=spec.data.categorical,
+            drop=spec.data.drop,
         )
     else:
         data = load_dataset(
@@ -134,6 +135,7 @@ def run(
             target=spec.data.target,
             task=spec.data.task,
             categorical=spec.data.categorical,
+            drop=spec.data.drop,
         )
     spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
     objective, sampler_factory, pruner_factory = _components(spec, data)
@@ -646,6 +648,7 @@ def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spe
             target=spec.data.target,
             task=spec.data.task,
             categorical=spec.data.categorical,
+            drop=spec.data.drop,
         )
     )
     stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")

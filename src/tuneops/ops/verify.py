@@ -223,6 +223,7 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
             target=source.get("target"),
             task=source.get("task", "auto"),
             categorical=source.get("categorical"),
+            drop=source.get("drop"),
         )
         stored = (record.get("data") or {}).get("fingerprint")
         if stored and stored != data.fingerprint:

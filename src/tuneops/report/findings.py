@@ -841,7 +841,7 @@ def perfect(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                 f"validation (trial {hits[0]}{' and others' if len(hits) > 1 else ''}). On real "
                 "data that is most often a leak: a column that encodes the target (an id given "
                 "by outcome, a field filled in after it). Check the features the model uses most "
-                "and drop such columns from the data before trusting the score.",
+                "and leave such columns out (data.drop) before trusting the score.",
             )
         )
     return out

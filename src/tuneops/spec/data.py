@@ -32,6 +32,9 @@ class DataSpec(_Model):
     region number), to be encoded as categories rather than read as quantities; ``declared``
     takes the columns a PMLB source's ``metadata.yaml`` declares categorical. Text, boolean and
     category-typed columns are categories without being named.
+
+    ``drop`` names feature columns to leave out (an id, a field filled in after the outcome: a
+    leak the ``perfect score`` finding points at); a served request may still send them.
     """
 
     SECTION = "data"
@@ -68,7 +71,18 @@ class DataSpec(_Model):
         | None
     ) = None
 
-    @field_validator("categorical", mode="after")
+    drop: (
+        Annotated[
+            tuple[str, ...],
+            _check(
+                "a list of column names",
+                lambda v: isinstance(v, (list, tuple)) and bool(v) and all(map(_is_text, v)),
+            ),
+        ]
+        | None
+    ) = None
+
+    @field_validator("categorical", "drop", mode="after")
     @classmethod
     def _distinct(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
         if isinstance(value, tuple) and len(set(value)) != len(value):
@@ -87,6 +101,8 @@ class DataSpec(_Model):
             out["target"] = self.target
         if self.pos_label is not None:
             out["pos_label"] = self.pos_label
+        if self.drop is not None:
+            out["drop"] = list(self.drop)
         if self.categorical is not None:
             out["categorical"] = (
                 self.categorical if isinstance(self.categorical, str) else list(self.categorical)
