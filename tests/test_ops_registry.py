@@ -541,23 +541,20 @@ def test_a_second_retune_of_the_same_data_is_refused_while_the_first_runs(
     assert not [s for s in get_storage(None).get_all_studies() if s.study_name.startswith("tuneops-claim:")]
 
 
-def test_two_retunes_of_the_same_data_started_at_the_same_moment_run_once(deployed) -> None:
-    """Two monitors re-tune the same rows at the same moment (threads, each with its own
-    registry and storage objects): both found nothing to resume, reserved v2 and v3 and tuned,
-    registered and judged twice. Now one runs and the other is refused, naming it."""
+def at_the_same_moment(run):
+    """``run(registry)`` in two threads released together, each with its own registry and
+    storage objects (two monitors): what each returned, or the RunInProgress it raised."""
     import threading
 
     from tuneops.errors import RunInProgress
 
-    registry, _, pool = deployed
-    recent = flipped(pool.iloc[:300])
     start, answers = threading.Barrier(2), []
 
     def monitor() -> None:
         mine = Registry.open("phon")
         start.wait()
         try:
-            answers.append(retune(mine, recent, n_trials=2))
+            answers.append(run(mine))
         except RunInProgress as exc:
             answers.append(exc)
 
@@ -566,6 +563,18 @@ def test_two_retunes_of_the_same_data_started_at_the_same_moment_run_once(deploy
         t.start()
     for t in threads:
         t.join(timeout=300)
+    return answers
+
+
+def test_two_retunes_of_the_same_data_started_at_the_same_moment_run_once(deployed) -> None:
+    """Two monitors re-tune the same rows at the same moment (threads, each with its own
+    registry and storage objects): both found nothing to resume, reserved v2 and v3 and tuned,
+    registered and judged twice. Now one runs and the other is refused, naming it."""
+    from tuneops.errors import RunInProgress
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300])
+    answers = at_the_same_moment(lambda mine: retune(mine, recent, n_trials=2))
     assert sorted(type(a).__name__ for a in answers) == ["RetuneOutcome", "RunInProgress"], answers
     (refused,) = [a for a in answers if isinstance(a, RunInProgress)]
     assert "against champion v1 of 'phon') is being run by" in str(refused) or (
@@ -580,8 +589,6 @@ def test_two_refreshes_of_the_same_rows_started_at_the_same_moment_refit_once(de
     registry and storage objects): refresh took no claim, so both registered a refit (v3 and
     v4) and recorded two `refresh` events. Now one refits; the other is refused, naming it, or
     (when it claims after the first ended) finds the recorded outcome."""
-    import threading
-
     from tuneops.errors import RunInProgress
 
     registry, _, pool = deployed
@@ -589,21 +596,7 @@ def test_two_refreshes_of_the_same_rows_started_at_the_same_moment_refit_once(de
     retune(registry, new.iloc[:200], config=MonitorConfig(retune_trials=3, margin=0.0))
     assert registry.champion() == 2
     window, batch = new.iloc[:800], new.iloc[800:1000]
-    start, answers = threading.Barrier(2), []
-
-    def monitor() -> None:
-        mine = Registry.open("phon")
-        start.wait()
-        try:
-            answers.append(refresh(mine, window, holdout=batch))
-        except RunInProgress as exc:
-            answers.append(exc)
-
-    threads = [threading.Thread(target=monitor) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    answers = at_the_same_moment(lambda mine: refresh(mine, window, holdout=batch))
     assert len(answers) == 2, answers
     refits = [v["version"] for v in registry.versions() if v["source"]["kind"] == "refresh"]
     assert refits == [3], registry.versions()

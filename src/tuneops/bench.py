@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 
 from tuneops import _record, _study, pareto, runner
 from tuneops._files import write_atomic
-from tuneops.data import load_dataset
+from tuneops.data import load_section
 from tuneops.objective import SpecObjective
 from tuneops.pruning import (
     FIDELITY_ATTR,
@@ -354,17 +354,7 @@ def record_curves(
     """
 
     spec = load_spec(spec, n_trials=n_configs, seed=seed)
-    data = (
-        dataset
-        if dataset is not None
-        else load_dataset(
-            spec.data.source,
-            target=spec.data.target,
-            task=spec.data.task,
-            categorical=spec.data.categorical,
-            drop=spec.data.drop,
-        )
-    )
+    data = dataset if dataset is not None else load_section(spec.data)
     objective = SpecObjective(spec, data)
     study = optuna.create_study(
         directions=spec.directions,

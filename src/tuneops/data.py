@@ -49,7 +49,15 @@ import yaml
 
 from tuneops.errors import DataError, unknown_name
 
-__all__ = ["Dataset", "DataWarning", "load_dataset", "pmlb_dir", "fingerprint", "SKLEARN_DATASETS"]
+__all__ = [
+    "Dataset",
+    "DataWarning",
+    "load_dataset",
+    "load_section",
+    "pmlb_dir",
+    "fingerprint",
+    "SKLEARN_DATASETS",
+]
 
 #: The environment variable naming the local PMLB directory, and the default when it is unset.
 PMLB_ENV = "TUNEOPS_PMLB_DIR"
@@ -288,6 +296,19 @@ def _feature_names(
                 + f" Fix the name in {field}."
             )
     return columns
+
+
+def load_section(section: Any, frame: pd.DataFrame | None = None) -> Dataset:
+    """The data a spec's ``data`` section (:class:`tuneops.spec.DataSpec`) names, or ``frame``
+    in its place (the Python API's rows; the section's source is then their name)."""
+    return load_dataset(
+        section.source if frame is None else frame,
+        target=section.target,
+        task=section.task,
+        name=None if frame is None else section.source,
+        categorical=section.categorical,
+        drop=section.drop,
+    )
 
 
 def _refuse_infinite(frame: pd.DataFrame, name: str) -> None:

@@ -23,7 +23,7 @@ from tuneops._files import check_output_dir
 from tuneops._study import load_study, open_study
 from tuneops.backends import get_backend
 from tuneops.custom import RunResult, drive, sampler_seed, tune
-from tuneops.data import load_dataset
+from tuneops.data import load_section
 from tuneops.errors import NoFeasibleTrial, UsageError, WriteError
 from tuneops.export import METADATA_FILE, MODEL_FILE, save_model, write_json
 from tuneops.families import FIDELITY_STEPS
@@ -120,23 +120,7 @@ def run(
             spec = {**spec, "data": {**(section or {}), "source": "dataframe"}}
     spec = load_spec(spec, **overrides)
     backend = _backend_for(spec, address)
-    if dataset is not None:
-        data = load_dataset(
-            dataset,
-            target=spec.data.target,
-            task=spec.data.task,
-            name=spec.data.source,
-            categorical=spec.data.categorical,
-            drop=spec.data.drop,
-        )
-    else:
-        data = load_dataset(
-            spec.data.source,
-            target=spec.data.target,
-            task=spec.data.task,
-            categorical=spec.data.categorical,
-            drop=spec.data.drop,
-        )
+    data = load_section(spec.data, dataset)
     spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing
@@ -640,17 +624,7 @@ def rebuild(study: optuna.Study, why_not: str, dataset: Any = None) -> tuple[Spe
             f"study {study.study_name!r} was run with a custom objective (tuneops.tune), so "
             f"{why_not}."
         )
-    data = (
-        dataset
-        if dataset is not None
-        else load_dataset(
-            spec.data.source,
-            target=spec.data.target,
-            task=spec.data.task,
-            categorical=spec.data.categorical,
-            drop=spec.data.drop,
-        )
-    )
+    data = dataset if dataset is not None else load_section(spec.data)
     stored = study.user_attrs.get(DATA_ATTR, {}).get("fingerprint")
     if stored and stored != data.fingerprint:
         raise UsageError(

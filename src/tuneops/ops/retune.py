@@ -237,10 +237,15 @@ def recorded_retune(
             continue
         if mark.get("champion") != event.get("champion"):
             continue
-        promoted = event.get("decision") == "promote" and event.get("challenger") == champion
-        if event.get("champion") == champion or promoted:
+        if _about(event, champion):
             return event
     return None
+
+
+def _about(event: Mapping[str, Any], champion: int) -> bool:
+    """A ``retune`` or ``refresh`` event judged against ``champion``, or that promoted it."""
+    promoted = event.get("decision") == "promote" and event.get("challenger") == champion
+    return event.get("champion") == champion or promoted
 
 
 def recorded_refresh(
@@ -252,10 +257,7 @@ def recorded_refresh(
     refresh stopped after recording it (its outcome never printed) is thereby not refitted
     again by the same command."""
     for event in reversed(registry.events("refresh")):
-        if event.get("refreshed") != refreshed:
-            continue
-        promoted = event.get("decision") == "promote" and event.get("challenger") == champion
-        if event.get("champion") == champion or promoted:
+        if event.get("refreshed") == refreshed and _about(event, champion):
             return event
     return None
 
