@@ -66,7 +66,7 @@ from _common import stamp as _common_stamp  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from servers import PostgresServer, RedisServer  # noqa: E402
 
-from tuneops._study import ABANDONED, RETIRED, RETRY_OF, WORKER  # noqa: E402
+from tuneops._study import ABANDONED, REPEAT_OF, RETIRED, RETRY_OF, WORKER  # noqa: E402
 from tuneops.storage import get_storage, mask_url  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -96,14 +96,14 @@ def excess_evaluations(trials: Sequence[FrozenTrial]) -> list[list[int]]:
     """Groups of trial numbers that evaluated the same configuration beyond documented retries.
 
     A trial *evaluated* its configuration when it has parameters (a trial retired unrun has
-    none). Within a group of trials with equal parameters, the oldest is the original; another
+    none) and is not a repeat (``repeat_of``: it took a completed trial's outcome). Within a group of trials with equal parameters, the oldest is the original; another
     is allowed only when it is the retry (``retry_of``) of an abandoned trial of the same group,
     and each abandoned trial has at most one allowed retry. Returns, per configuration with
     anything beyond that, the numbers of all its trials.
     """
     groups: dict[tuple[tuple[str, Any], ...], list[FrozenTrial]] = defaultdict(list)
     for t in trials:
-        if t.params:
+        if t.params and REPEAT_OF not in t.user_attrs:  # a repeat reused an outcome, ran nothing
             groups[params_key(t)].append(t)
     excess = []
     for group in groups.values():

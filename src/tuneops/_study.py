@@ -57,12 +57,14 @@ __all__ = [
     "SCORING",
     "BUDGET",
     "METRICS",
+    "METRICS_STD",
     "FAMILY",
     "WORKER",
     "HEARTBEAT",
     "ABANDONED",
     "RETIRED",
     "RETRY_OF",
+    "REPEAT_OF",
     "FAIL_REASON",
     "WARM_START",
     "INTERMEDIATE",
@@ -132,12 +134,14 @@ def internal(name: str) -> bool:
 
 
 METRICS = "metrics"
+METRICS_STD = "metrics_std"  # each metric's standard deviation over the CV folds
 FAMILY = "family"
 WORKER = "worker"
 HEARTBEAT = "heartbeat"
 ABANDONED = "abandoned"
 RETIRED = "retired"  # how the ABANDONED reason of a trial retired unrun begins
 RETRY_OF = "retry_of"
+REPEAT_OF = "repeat_of"  # an earlier trial of the same parameters whose outcome was reused
 FAIL_REASON = "fail_reason"
 WARM_START = "warm_start"
 INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}

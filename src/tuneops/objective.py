@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.trial import FrozenTrial
 from sklearn.exceptions import ConvergenceWarning
 
 from tuneops import _study
@@ -51,7 +52,14 @@ from tuneops.measure import (
     serving_config,
 )
 from tuneops.metrics import METRICS, check_task, positive_label
-from tuneops.pruning import FIDELITY_ATTR, consult_at, report, should_prune
+from tuneops.pruning import (
+    FIDELITY_ATTR,
+    consult_at,
+    intermediate_values,
+    report,
+    should_prune,
+)
+from tuneops.repeats import OUTCOME_KEYS, REPEAT_OF, Repeats
 from tuneops.runner import record_with_outcome
 from tuneops.selection import violation
 from tuneops.space import Param, suggest_params
@@ -213,6 +221,8 @@ class SpecObjective:
         self.latency = latency
         self.threads = fit_threads(_resource(spec, "cpu"), spec.n_workers)
         self._prepared: dict[tuple[int, bool], Prepared] = {}  # (fold, family scales) -> fold
+        # completed configurations of the study, whose outcome a repeat of them reuses
+        self.repeats = Repeats(spec.measured_metrics)
         # CPU seconds this process spent preparing folds: a trial that prepares one spends it
         self.preparing_cpu_s = 0.0
         check_task(spec.metric_names, dataset.task, dataset.name, field="objectives")
@@ -294,11 +304,17 @@ class SpecObjective:
     def __call__(self, trial: optuna.trial.BaseTrial) -> tuple[float, ...]:
         family, params = self.suggest(trial)
         trial.set_user_attr("family", family)
-        metrics, spread, cost = self._run(family, params, trial)
+        earlier = self.repeats.earlier(trial)
+        if earlier is None:
+            metrics, spread, cost = self._run(family, params, trial)
+        else:  # this configuration completed before: its outcome, nothing fitted (repeats.py)
+            record_with_outcome(trial, REPEAT_OF, earlier.number)
+            self._replay(trial, earlier)
+            metrics, spread, cost = (dict(earlier.user_attrs[key]) for key in OUTCOME_KEYS)
         # Nothing reads these before the trial ends: written with its outcome when the runner
         # runs it (on a journal file in the same storage write, not one write each).
-        record_with_outcome(trial, "metrics", metrics)
-        record_with_outcome(trial, "metrics_std", spread)
+        record_with_outcome(trial, _study.METRICS, metrics)
+        record_with_outcome(trial, _study.METRICS_STD, spread)
         record_with_outcome(trial, _study.COST, cost)
         intervals = cost.get("intervals", {})
         for constraint in self.spec.constraints:
@@ -498,6 +514,24 @@ class SpecObjective:
             if isinstance(bound, (int, float)) and (best is None or bound < best):
                 best = float(bound)
         return best
+
+    def _replay(self, trial: optuna.trial.BaseTrial, earlier: FrozenTrial) -> None:
+        """Report ``earlier``'s intermediate values at its steps and ask the pruner where its
+        training asked: the decision a new fit of the same configuration would get (its curve is
+        the same), for nothing. Raises :class:`optuna.TrialPruned` when the pruner stops it."""
+        mode = self._mode(trial)
+        if mode == "final":
+            return
+        n_objectives = len(self.spec.objectives)
+        steps = sorted(intermediate_values(earlier, n_objectives).items())
+        for i, (step, vector) in enumerate(steps):
+            report(trial, vector, step)
+            ask = consult_at(step, n_objectives) if mode == "steps" else i < len(steps) - 1
+            if ask and should_prune(trial):
+                raise optuna.TrialPruned(
+                    f"pruned at step {step} on the values of trial {earlier.number}, "
+                    "a completed trial of the same configuration (nothing fitted)"
+                )
 
     def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:
         """How to train: ``final`` (straight to the end), ``steps`` (fidelity) or ``folds``."""

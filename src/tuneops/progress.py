@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tuneops._study import ABANDONED, OBJECTIVES, objectives
+from tuneops._study import REPEAT_OF as _REPEAT_OF
 from tuneops.pareto import ParetoFront
 
 __all__ = ["StudyProgress"]
@@ -357,6 +358,8 @@ class StudyProgress:
         else:
             reason = str(t.user_attrs.get("fail_reason", "")).splitlines()
             outcome = "failed" + (f": {reason[0][:120]}" if reason else "")
+        if _REPEAT_OF in t.user_attrs:
+            outcome += f" (trial {t.user_attrs[_REPEAT_OF]}'s configuration again: nothing fitted)"
         of = f"/{self.total}" if self.total is not None else ""
         return (
             f"{self.study.study_name}: trial {t.number} {outcome}{seconds} "

@@ -27,6 +27,7 @@ _RECORD_KEYS = (
     _study.ABANDONED,
     _study.WORKER,
     _study.RETRY_OF,
+    _study.REPEAT_OF,
     _study.WARM_START,
 )
 
@@ -112,6 +113,9 @@ def _build(
         "trials": None,  # below, after the sections (see there)
         "versions": None if brief else _resolve(_VERSIONS)(),
     }
+    repeats = sum(_study.REPEAT_OF in t.user_attrs for t in trials)
+    if repeats:  # trials of a configuration already completed: its outcome, nothing fitted
+        results["n_repeats"] = repeats
     if brief:
         del results["trials"], results["versions"]
     if selection is not None:

@@ -118,7 +118,9 @@ _NO_INTERVALS: Mapping[str, tuple[float, float]] = MappingProxyType({})
 def candidates_from_trials(
     trials: Sequence[FrozenTrial], metric_names: Sequence[str]
 ) -> list[Candidate]:
-    """COMPLETE trials as candidates; metrics default to the objective values by name."""
+    """COMPLETE trials as candidates; metrics default to the objective values by name. A repeat
+    of an earlier trial's configuration (``repeat_of``, :mod:`tuneops.repeats`) is not one: the
+    earlier trial stands for it."""
     with _gc.paused():
         return _candidates(trials, metric_names)
 
@@ -132,6 +134,8 @@ def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> l
         if values is None:
             continue
         attrs = t.user_attrs
+        if _study.REPEAT_OF in attrs:  # the earlier trial of its configuration stands for it
+            continue
         metrics = dict(zip(metric_names, values, strict=False))
         extra = attrs.get(_study.METRICS)
         if isinstance(extra, Mapping):  # plain Optuna code may keep a list or a number there
@@ -193,13 +197,16 @@ def infeasible_trials(
     them marked trials feasible that the selection had just refused.
     """
     parsed = parse_constraints(list(constraints), "constraints")
-    return frozenset(
+    missed = {
         c.number
         for c in candidates_from_trials(trials, metric_names)
         if any(
             k.metric not in c.metrics or violation(k, c.metrics, c.intervals) > 0 for k in parsed
         )
-    )
+    }
+    # a repeat of a configuration (not a candidate) misses them as its earlier trial does
+    again = {t.number for t in trials if t.user_attrs.get(_study.REPEAT_OF) in missed}
+    return frozenset(missed | again)
 
 
 def _violations(c: Candidate, constraints: Sequence[Constraint]) -> dict[str, float]:

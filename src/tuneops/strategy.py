@@ -436,6 +436,7 @@ def top_candidates(
         if t.state == TrialState.COMPLETE
         and t.values is not None
         and _study.ABANDONED not in t.user_attrs
+        and _study.REPEAT_OF not in t.user_attrs  # its configuration's earlier trial is there
         and all(math.isfinite(v) for v in t.values)
     ]
     met = [t for t in complete if _study.feasible(t) is not False]

@@ -520,6 +520,11 @@ def print_summary(
         ", ".join(f"{v} {_COUNT_LABELS.get(k, k)}" for k, v in results["n_trials"].items())
         or "no trials"
     )
+    if results.get("n_repeats"):
+        counts += (
+            f"; {results['n_repeats']} repeats of a configuration already completed "
+            "(outcome reused, nothing fitted)"
+        )
     term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
     if results.get("pareto_front"):
         print_front(results, wide=wide, limit=limit)

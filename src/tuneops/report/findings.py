@@ -239,10 +239,10 @@ def _beyond_noise(
     margins = []
     for name in view.objectives:
         stds = [
-            t.user_attrs["metrics_std"][name]
+            t.user_attrs[_study.METRICS_STD][name]
             for t in ok
-            if isinstance(t.user_attrs.get("metrics_std"), Mapping)
-            and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))
+            if isinstance(t.user_attrs.get(_study.METRICS_STD), Mapping)
+            and isinstance(t.user_attrs[_study.METRICS_STD].get(name), (int, float))
         ]
         margins.append(float(np.median(stds)) if stds else 0.0)
     signs = np.array([-1.0 if d == "maximize" else 1.0 for d in view.directions])
@@ -589,10 +589,10 @@ def noise(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     distinct = list({_params_key(t): t for t in reversed(ok)}.values())[::-1]
     for i, (name, direction) in enumerate(zip(view.objectives, view.directions, strict=False)):
         rows = [
-            (t.values[i], t.user_attrs["metrics_std"][name])
+            (t.values[i], t.user_attrs[_study.METRICS_STD][name])
             for t in distinct
-            if isinstance(t.user_attrs.get("metrics_std"), Mapping)
-            and isinstance(t.user_attrs["metrics_std"].get(name), (int, float))
+            if isinstance(t.user_attrs.get(_study.METRICS_STD), Mapping)
+            and isinstance(t.user_attrs[_study.METRICS_STD].get(name), (int, float))
         ]
         if len(rows) < 3:
             continue

@@ -1,0 +1,176 @@
+"""A configuration the sampler proposes again takes its completed trial's outcome: the same
+search, nothing fitted twice (tuneops.repeats)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from conftest import tiny_spec
+from optuna.trial import TrialState
+
+import tuneops
+from tuneops import _study
+from tuneops.objective import SpecObjective
+from tuneops.repeats import Repeats
+from tuneops.selection import infeasible_trials
+from tuneops.storage import get_storage
+
+# knn on iris: 12 configurations of 3 neighbour counts x 2 weights x 2 metrics, so a
+# 30-trial study proposes several of them again
+_SMALL_KNN = {"n_neighbors": [3, 5, 7], "weights": ["uniform", "distance"], "p": [1, 2]}
+
+
+def _spec(name: str, **changes) -> dict:
+    return tiny_spec(study=name, n_trials=30, model={"family": "knn", "space": _SMALL_KNN}, **changes)
+
+
+def _fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the trials that fit their configuration, from now on."""
+    calls: list[int] = []
+    run = SpecObjective._run
+
+    def counting(self, family, params, trial):
+        calls.append(trial.number)
+        return run(self, family, params, trial)
+
+    monkeypatch.setattr(SpecObjective, "_run", counting)
+    return calls
+
+
+def _trials(name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=get_storage(None)).get_trials()
+
+
+@pytest.mark.parametrize("pruner", ["none", "auto", "wilcoxon"])
+def test_a_repeated_configuration_takes_its_outcome_and_the_search_is_unchanged(
+    workdir, monkeypatch, pruner
+):
+    fits = _fits(monkeypatch)
+    with_repeats = tuneops.run(_spec("reused", pruner=pruner))
+    fitted_with = list(fits)
+    monkeypatch.setattr(Repeats, "earlier", lambda self, trial: None)  # every trial fitted
+    fits.clear()
+    tuneops.run(_spec("refitted", pruner=pruner))
+    fitted_without = list(fits)
+
+    reused, refitted = _trials("reused"), _trials("refitted")
+    # the same trials in the same states with the same values: the sampler and the pruner
+    # saw what a new fit would have given them
+    assert [(t.state, t.params, t.values) for t in reused] == [
+        (t.state, t.params, t.values) for t in refitted
+    ]
+    repeats = [t for t in reused if _study.REPEAT_OF in t.user_attrs]
+    assert len(repeats) >= 5
+    by_number = {t.number: t for t in reused}
+    for t in repeats:
+        earlier = by_number[t.user_attrs[_study.REPEAT_OF]]
+        assert earlier.state == TrialState.COMPLETE and earlier.number < t.number
+        assert earlier.params == t.params
+        assert _study.REPEAT_OF not in earlier.user_attrs  # the first of its configuration
+        if t.state == TrialState.COMPLETE:
+            assert t.user_attrs[_study.METRICS] == earlier.user_attrs[_study.METRICS]
+        assert _study.FIDELITY not in t.user_attrs  # trained nothing, so spent no compute
+    assert fitted_without == list(range(30))
+    assert fitted_with == [t.number for t in reused if _study.REPEAT_OF not in t.user_attrs]
+    results = json.loads(with_repeats.results_path.read_text())
+    assert results["n_repeats"] == len(repeats)
+    assert sum(1 for t in results["trials"] if "repeat_of" in t) == len(repeats)
+    # the selection chose among distinct configurations: never a repeat
+    assert _study.REPEAT_OF not in by_number[with_repeats.choice.selected.number].user_attrs
+    assert all(
+        _study.REPEAT_OF not in by_number[c.number].user_attrs for c in with_repeats.choice.front
+    )
+
+
+def test_a_multi_objective_repeat_takes_the_measured_latency_of_its_configuration(workdir):
+    # a repeat is not timed again: the front cannot keep the luckiest of several timings of
+    # one model, and the pruner replays the earlier trial's vectors
+    result = tuneops.run(_spec("timed", objectives=["accuracy", "latency_p95_ms"], pruner="auto"))
+    trials = {t.number: t for t in _trials("timed")}
+    repeats = [t for t in trials.values() if _study.REPEAT_OF in t.user_attrs]
+    assert repeats
+    for t in repeats:
+        earlier = trials[t.user_attrs[_study.REPEAT_OF]]
+        if t.state == TrialState.COMPLETE:
+            assert t.values == earlier.values
+            assert t.user_attrs[_study.COST] == earlier.user_attrs[_study.COST]
+    numbers = [c.number for c in result.choice.front]
+    assert len({tuple(sorted(trials[n].params.items())) for n in numbers}) == len(numbers)
+
+
+def test_the_run_says_which_trials_were_repeats(workdir, cli):
+    (workdir / "spec.yaml").write_text(json.dumps(_spec("said", pruner="none")))  # JSON is YAML
+    code, out, err = cli("run", "spec.yaml")
+    assert code == 0, err
+    text = " ".join((out + err).split())
+    assert "configuration again: nothing fitted" in text
+    assert "repeats of a configuration already completed (outcome reused, nothing fitted)" in text
+
+
+def _study_with(trials: list[tuple[dict, TrialState]], **attrs_of: dict) -> optuna.Study:
+    """A study of ``trials`` made by hand; ``attrs_of``: extra user attributes by trial number
+    (``t1={...}``)."""
+    study = optuna.create_study()
+    dist = optuna.distributions.IntDistribution(1, 9)
+    for number, (params, state) in enumerate(trials):
+        trial = optuna.trial.create_trial(
+            params=params,
+            distributions={k: dist for k in params},
+            value=1.0 if state == TrialState.COMPLETE else None,
+            state=state,
+            user_attrs={
+                _study.METRICS: {"accuracy": 1.0},
+                _study.METRICS_STD: {"accuracy": 0.0},
+                _study.COST: {},
+                **attrs_of.get(f"t{number}", {}),
+            },
+        )
+        study.add_trial(trial)
+    return study
+
+
+def _asking(study: optuna.Study, **params) -> SimpleNamespace:
+    """A running trial of ``study`` that drew ``params`` (what Repeats reads of one)."""
+    return SimpleNamespace(study=study, params=params, number=len(study.trials))
+
+
+def test_a_repeat_is_found_past_a_trial_still_running_and_only_of_a_completed_one():
+    study = _study_with(
+        [
+            ({"k": 1}, TrialState.COMPLETE),
+            ({"k": 2}, TrialState.RUNNING),  # the settled prefix stops here
+            ({"k": 3}, TrialState.COMPLETE),  # finished out of order
+            ({"k": 4}, TrialState.PRUNED),
+            ({"k": 5}, TrialState.FAIL),
+        ]
+    )
+    repeats = Repeats(["accuracy"])
+    for k, expected in [(1, 0), (3, 2), (2, None), (4, None), (5, None), (6, None)]:
+        found = repeats.earlier(_asking(study, k=k))
+        assert (found.number if found else None) == expected, k
+    # a configuration that is not measured on every metric is evaluated again
+    assert Repeats(["accuracy", "latency_p95_ms"]).earlier(_asking(study, k=1)) is None
+    # a trial outside a study (a FixedTrial) has nothing to repeat
+    assert repeats.earlier(optuna.trial.FixedTrial({"k": 1})) is None
+
+
+def test_the_index_reads_only_trials_past_its_settled_prefix():
+    study = _study_with([({"k": k % 9 + 1}, TrialState.COMPLETE) for k in range(40)])
+    repeats = Repeats(["accuracy"])
+    assert repeats.earlier(_asking(study, k=3)).number == 2
+    index = repeats._index[study]
+    assert index.upto == 40 and len(index.done) == 9  # the first of each configuration
+    # a copy for another process starts empty and reads its own
+    copy = pickle.loads(pickle.dumps(repeats))
+    assert copy.metrics == ("accuracy",) and copy.earlier(_asking(study, k=4)).number == 3
+
+
+def test_a_repeat_of_an_infeasible_trial_is_infeasible_too():
+    done = ({"k": 1}, TrialState.COMPLETE)
+    trials = _study_with([done, done], t1={_study.REPEAT_OF: 0}).get_trials()
+    assert infeasible_trials(trials, ["accuracy"], ["accuracy >= 2"]) == {0, 1}
+    assert infeasible_trials(trials, ["accuracy"], ["accuracy >= 0.5"]) == frozenset()
