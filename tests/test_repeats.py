@@ -13,7 +13,7 @@ from conftest import tiny_spec
 from optuna.trial import TrialState
 
 import tuneops
-from tuneops import _study
+from tuneops import _study, runner
 from tuneops.objective import SpecObjective
 from tuneops.repeats import Repeats
 from tuneops.selection import infeasible_trials
@@ -25,7 +25,8 @@ _SMALL_KNN = {"n_neighbors": [3, 5, 7], "weights": ["uniform", "distance"], "p":
 
 
 def _spec(name: str, **changes) -> dict:
-    return tiny_spec(study=name, n_trials=30, model={"family": "knn", "space": _SMALL_KNN}, **changes)
+    changes = {"n_trials": 30, **changes}
+    return tiny_spec(study=name, model={"family": "knn", "space": _SMALL_KNN}, **changes)
 
 
 def _fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -109,6 +110,31 @@ def test_the_run_says_which_trials_were_repeats(workdir, cli):
     text = " ".join((out + err).split())
     assert "configuration again: nothing fitted" in text
     assert "repeats of a configuration already completed (outcome reused, nothing fitted)" in text
+
+
+def test_a_space_the_sampler_has_exhausted_ends_the_run_early_and_says_so(workdir, cli, caplog):
+    # 12 configurations and 200 trials: once every trial proposes one already completed, the
+    # rest of the budget would only repeat them (and a compute budget would never be spent)
+    spec = _spec("exhausted", pruner="none", n_trials=200)
+    (workdir / "spec.yaml").write_text(json.dumps(spec))
+    code, out, err = cli("run", "spec.yaml")
+    assert code == 0, err
+    trials = _trials("exhausted")
+    assert len(trials) < 200
+    last = [t for t in trials if t.state.is_finished()][-runner.MAX_REPEATS_IN_A_ROW :]
+    assert all(_study.REPEAT_OF in t.user_attrs for t in last)
+    distinct = {tuple(sorted(t.params.items())) for t in trials}
+    text = " ".join((out + err + caplog.text).split())
+    assert f"the last {runner.MAX_REPEATS_IN_A_ROW} finished trials all repeated" in text
+    assert f"({len(distinct)} distinct configurations completed)" in text
+
+
+def test_a_compute_budget_ends_when_only_repeats_are_left(workdir):
+    spec = _spec("compute", pruner="none", n_trials=None)
+    spec["search"]["budget"] = {"fit_cpu_s": 1e6}  # never reached by 12 knn configurations
+    tuneops.run(spec)
+    trials = _trials("compute")
+    assert sum(_study.REPEAT_OF in t.user_attrs for t in trials) >= runner.MAX_REPEATS_IN_A_ROW
 
 
 def _study_with(trials: list[tuple[dict, TrialState]], **attrs_of: dict) -> optuna.Study:

@@ -48,6 +48,7 @@ from tuneops import _optuna, _study
 from tuneops._study import (
     ABANDONED,
     FAIL_REASON,
+    REPEAT_OF,
     RETIRED,
     RETRY_OF,
     WARM_START,
@@ -69,6 +70,7 @@ __all__ = [
     "record_with_outcome",
     "work",
     "MAX_FAILED_IN_A_ROW",
+    "MAX_REPEATS_IN_A_ROW",
     "failed_in_a_row",
     "recover_abandoned",
     "worker_identity",
@@ -778,6 +780,45 @@ def _failing(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
     return True
 
 
+#: A study stops creating trials once this many of its most recent finished trials all repeated a
+#: configuration completed before (:mod:`tuneops.repeats`): the sampler finds nothing new in a
+#: space of few configurations, and under a compute budget, which a repeat does not spend, it
+#: would propose them forever.
+MAX_REPEATS_IN_A_ROW = 20
+
+
+def _exhausted(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
+    """True, with the reason logged, when the last ``limit`` finished trials of ``trials`` were
+    all repeats of a completed configuration."""
+    if not limit:
+        return False
+    repeats = 0
+    for t in reversed(trials):
+        if not t.state.is_finished() or ABANDONED in t.user_attrs:
+            continue
+        if REPEAT_OF not in t.user_attrs:
+            return False
+        repeats += 1
+        if repeats >= limit:
+            break
+    else:
+        return False
+    distinct = {
+        tuple(sorted(t.params.items()))
+        for t in trials
+        if t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs
+    }
+    _log.warning(
+        "stopping: the last %d finished trials all repeated configurations already completed "
+        "(their outcomes reused); the sampler proposes nothing new in this space (%d distinct "
+        "configurations completed). Widen model.space to search further: the study resumes "
+        "with its finished trials",
+        limit,
+        len(distinct),
+    )
+    return True
+
+
 def work(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -792,6 +833,7 @@ def work(
     poll_s: float = 0.5,
     wait_for_others: bool = True,
     max_failed_in_a_row: int | None = MAX_FAILED_IN_A_ROW,
+    max_repeats_in_a_row: int | None = MAX_REPEATS_IN_A_ROW,
 ) -> int:
     """The worker loop: claim a trial, run it with a heartbeat, repeat.
 
@@ -800,7 +842,8 @@ def work(
     (their configurations are queued again) and runs those. With ``wait_for_others=False`` it
     stops as soon as it finds nothing to run (a local worker whose parent stays for the others).
     It also stops when the study's last ``max_failed_in_a_row`` finished trials all failed
-    (:data:`MAX_FAILED_IN_A_ROW`; None never). Returns the number of trials it ran.
+    (:data:`MAX_FAILED_IN_A_ROW`; None never), or all repeated configurations completed
+    before (:data:`MAX_REPEATS_IN_A_ROW`). Returns the number of trials it ran.
     """
     grace_s = GRACE_S if grace_s is None else grace_s
     identity = dict(identity) if identity is not None else worker_identity(worker_id)
@@ -821,7 +864,9 @@ def work(
                     recover_abandoned(study, grace_s=grace_s)
                     last_scan = time.monotonic()
                 trials = _optuna.read_trials(study)
-                if _failing(trials, max_failed_in_a_row):
+                if _failing(trials, max_failed_in_a_row) or _exhausted(
+                    trials, max_repeats_in_a_row
+                ):
                     break
                 trial = _claim(study, trials, identity, unlimited=unlimited)
                 if trial is None:
