@@ -69,11 +69,16 @@ def test_a_repeated_configuration_takes_its_outcome_and_the_search_is_unchanged(
     by_number = {t.number: t for t in reused}
     for t in repeats:
         earlier = by_number[t.user_attrs[_study.REPEAT_OF]]
-        assert earlier.state == TrialState.COMPLETE and earlier.number < t.number
-        assert earlier.params == t.params
+        assert earlier.number < t.number and earlier.params == t.params
         assert _study.REPEAT_OF not in earlier.user_attrs  # the first of its configuration
-        if t.state == TrialState.COMPLETE:
+        if t.state == TrialState.COMPLETE:  # took a completed trial's outcome
+            assert earlier.state == TrialState.COMPLETE
             assert t.user_attrs[_study.METRICS] == earlier.user_attrs[_study.METRICS]
+        else:  # pruned on the replayed values of a completed or pruned trial
+            assert t.state == TrialState.PRUNED
+            assert earlier.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    if pruner == "auto":  # a pruned configuration's repeat pruned without a fit
+        assert any(by_number[t.user_attrs[_study.REPEAT_OF]].state == TrialState.PRUNED for t in repeats)
         assert _study.FIDELITY not in t.user_attrs  # trained nothing, so spent no compute
     assert fitted_without == list(range(30))
     assert fitted_with == [t.number for t in reused if _study.REPEAT_OF not in t.user_attrs]
@@ -143,6 +148,7 @@ def _study_with(trials: list[tuple[dict, TrialState]], **attrs_of: dict) -> optu
     study = optuna.create_study()
     dist = optuna.distributions.IntDistribution(1, 9)
     for number, (params, state) in enumerate(trials):
+        extra = attrs_of.get(f"t{number}", {})
         trial = optuna.trial.create_trial(
             params=params,
             distributions={k: dist for k in params},
@@ -152,7 +158,7 @@ def _study_with(trials: list[tuple[dict, TrialState]], **attrs_of: dict) -> optu
                 _study.METRICS: {"accuracy": 1.0},
                 _study.METRICS_STD: {"accuracy": 0.0},
                 _study.COST: {},
-                **attrs_of.get(f"t{number}", {}),
+                **extra,
             },
         )
         study.add_trial(trial)
@@ -170,12 +176,19 @@ def test_a_repeat_is_found_past_a_trial_still_running_and_only_of_a_completed_on
             ({"k": 1}, TrialState.COMPLETE),
             ({"k": 2}, TrialState.RUNNING),  # the settled prefix stops here
             ({"k": 3}, TrialState.COMPLETE),  # finished out of order
-            ({"k": 4}, TrialState.PRUNED),
+            ({"k": 4}, TrialState.PRUNED),  # with nothing to replay
             ({"k": 5}, TrialState.FAIL),
-        ]
+            ({"k": 6}, TrialState.PRUNED),
+            ({"k": 6}, TrialState.COMPLETE),  # a completed one is taken before a pruned one
+            ({"k": 7}, TrialState.PRUNED),
+        ],
+        # pruned trials' values as a multi-objective study records them
+        t5={_study.INTERMEDIATE: {"1": [0.5]}},
+        t7={_study.INTERMEDIATE: {"1": [0.5]}},
     )
     repeats = Repeats(["accuracy"])
-    for k, expected in [(1, 0), (3, 2), (2, None), (4, None), (5, None), (6, None)]:
+    cases = [(1, 0), (3, 2), (2, None), (4, None), (5, None), (6, 6), (7, 7), (8, None)]
+    for k, expected in cases:
         found = repeats.earlier(_asking(study, k=k))
         assert (found.number if found else None) == expected, k
     # a configuration that is not measured on every metric is evaluated again

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sklearn.exceptions import ConvergenceWarning
 
 from tuneops import _study
@@ -304,13 +304,16 @@ class SpecObjective:
     def __call__(self, trial: optuna.trial.BaseTrial) -> tuple[float, ...]:
         family, params = self.suggest(trial)
         trial.set_user_attr("family", family)
+        # A configuration tried before: its values replayed to the pruner, and the outcome of
+        # one that completed taken, nothing fitted (repeats.py)
         earlier = self.repeats.earlier(trial)
-        if earlier is None:
-            metrics, spread, cost = self._run(family, params, trial)
-        else:  # this configuration completed before: its outcome, nothing fitted (repeats.py)
-            record_with_outcome(trial, REPEAT_OF, earlier.number)
+        if earlier is not None:
             self._replay(trial, earlier)
+        if earlier is not None and earlier.state == TrialState.COMPLETE:
+            record_with_outcome(trial, REPEAT_OF, earlier.number)
             metrics, spread, cost = (dict(earlier.user_attrs[key]) for key in OUTCOME_KEYS)
+        else:
+            metrics, spread, cost = self._run(family, params, trial)
         # Nothing reads these before the trial ends: written with its outcome when the runner
         # runs it (on a journal file in the same storage write, not one write each).
         record_with_outcome(trial, _study.METRICS, metrics)
@@ -518,7 +521,9 @@ class SpecObjective:
     def _replay(self, trial: optuna.trial.BaseTrial, earlier: FrozenTrial) -> None:
         """Report ``earlier``'s intermediate values at its steps and ask the pruner where its
         training asked: the decision a new fit of the same configuration would get (its curve is
-        the same), for nothing. Raises :class:`optuna.TrialPruned` when the pruner stops it."""
+        the same), for nothing. Raises :class:`optuna.TrialPruned` when the pruner stops it;
+        past the steps of a pruned ``earlier`` the trial is fitted (its steps reported again
+        are ignored, as each step is reported once)."""
         mode = self._mode(trial)
         if mode == "final":
             return
@@ -528,9 +533,10 @@ class SpecObjective:
             report(trial, vector, step)
             ask = consult_at(step, n_objectives) if mode == "steps" else i < len(steps) - 1
             if ask and should_prune(trial):
+                record_with_outcome(trial, REPEAT_OF, earlier.number)
                 raise optuna.TrialPruned(
                     f"pruned at step {step} on the values of trial {earlier.number}, "
-                    "a completed trial of the same configuration (nothing fitted)"
+                    "an earlier trial of the same configuration (nothing fitted)"
                 )
 
     def _mode(self, trial: optuna.trial.BaseTrial | None) -> str:

@@ -7,15 +7,17 @@ deterministic for a configuration (the study's folds and seed are fixed), so fit
 spends the compute for the same accuracy, and re-measuring a noisy figure (latency) lets the
 front keep the luckiest of several draws of the same model.
 
-So a trial whose parameters equal those of a completed trial of its study takes that trial's
-recorded outcome (metrics, their spread, the cost record), writes ``repeat_of`` (the earlier
-trial's number) and fits nothing. It still spends a place of ``n_trials`` (the sampler would
-otherwise propose it again and again) but no compute of a compute budget. Trials that were
-pruned, failed or abandoned are not reused: a repeat of one is evaluated.
+So a trial whose parameters equal those of a completed trial of its study replays that trial's
+intermediate values to the pruner (which stops it where a new fit would have been stopped) and
+takes its recorded outcome (metrics, their spread, the cost record); one whose parameters equal
+those of a pruned trial replays its values the same way, and is fitted only when the pruner lets
+it past them. Either way, a trial that fitted nothing writes ``repeat_of`` (the earlier trial's
+number). It still spends a place of ``n_trials`` (the sampler would otherwise propose it again
+and again) but no compute of a compute budget. Failed and abandoned trials are not reused.
 
-:class:`Repeats` keeps the completed configurations of the study's settled prefix (trials
-that are all finished) indexed by their parameters, and scans only the trials still open
-past it, so its cost per trial does not grow with the study.
+:class:`Repeats` keeps the configurations of the study's settled prefix (trials that are all
+finished) indexed by their parameters, and scans only the trials still open past it, so its
+cost per trial does not grow with the study.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
 
-__all__ = ["OUTCOME_KEYS", "REPEAT_OF", "Repeats", "reusable_outcome"]
+__all__ = ["OUTCOME_KEYS", "REPEAT_OF", "Repeats", "replayable", "reusable_outcome"]
 
 REPEAT_OF = _study.REPEAT_OF
 #: The user attributes a reused trial takes from the earlier one (written by the objective).
@@ -55,16 +57,28 @@ def reusable_outcome(trial: FrozenTrial, metrics: Collection[str]) -> bool:
     )
 
 
+def replayable(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was pruned with intermediate values a repeat can replay."""
+    return (
+        trial.state == TrialState.PRUNED
+        and _study.ABANDONED not in trial.user_attrs
+        and bool(trial.intermediate_values or trial.user_attrs.get(_study.INTERMEDIATE))
+    )
+
+
 @dataclass
 class _Index:
     upto: int = 0  # trials 0..upto-1 are all finished
-    done: dict[Hashable, FrozenTrial] = field(default_factory=dict)
+    done: dict[Hashable, FrozenTrial] = field(default_factory=dict)  # first completed
+    pruned: dict[Hashable, FrozenTrial] = field(default_factory=dict)  # first pruned
 
 
 class Repeats:
-    """The completed configurations of each study a process works on, by their parameters.
+    """The completed and pruned configurations of each study a process works on, by their
+    parameters.
 
-    ``metrics``: what a reusable trial must have recorded (the spec's measured metrics)."""
+    ``metrics``: what a reusable completed trial must have recorded (the spec's measured
+    metrics)."""
 
     def __init__(self, metrics: Collection[str]) -> None:
         self.metrics = tuple(metrics)
@@ -79,8 +93,10 @@ class Repeats:
         self.__init__(state["metrics"])  # type: ignore[misc]
 
     def earlier(self, trial: optuna.trial.BaseTrial) -> FrozenTrial | None:
-        """The completed trial of ``trial``'s study with the same parameters (the first one
-        recorded), or None; None for a trial outside a study (a ``FixedTrial``)."""
+        """The trial of ``trial``'s study with the same parameters whose outcome it can take
+        (the first completed one) or, failing that, whose pruning it can replay (the first
+        pruned one); None when there is none or ``trial`` is outside a study (a
+        ``FixedTrial``)."""
         study = getattr(trial, "study", None)
         if not isinstance(study, optuna.Study):
             return None
@@ -93,12 +109,18 @@ class Repeats:
             t = trials[index.upto]
             if reusable_outcome(t, self.metrics):
                 index.done.setdefault(_key(t.params), t)
+            elif replayable(t):
+                index.pruned.setdefault(_key(t.params), t)
             index.upto += 1
-        found = index.done.get(key)
-        if found is not None:
-            return found
+        if key in index.done:
+            return index.done[key]
         number = getattr(trial, "number", None)
+        pruned = index.pruned.get(key)
         for t in trials[index.upto :]:  # finished out of order while an earlier one runs
-            if t.number != number and reusable_outcome(t, self.metrics) and _key(t.params) == key:
+            if t.number == number or _key(t.params) != key:
+                continue
+            if reusable_outcome(t, self.metrics):
                 return t
-        return None
+            if pruned is None and replayable(t):
+                pruned = t
+        return pruned

@@ -227,7 +227,10 @@ def report(
     if study is None:  # FixedTrial: nothing to record
         return
     if len(study.directions) == 1:
-        trial.report(float(vector[0]), step)  # type: ignore[arg-type]  # checked finite above
+        with warnings.catch_warnings():
+            # a step already reported keeps its value (a repeat's replayed values, then its fit)
+            warnings.filterwarnings("ignore", message=r"The reported value is ignored")
+            trial.report(float(vector[0]), step)  # type: ignore[arg-type]  # checked finite
         return
     if len(vector) != len(study.directions):
         raise ValueError(
