@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -409,14 +411,15 @@ def test_a_token_with_a_trailing_newline_is_the_token(registry: Registry) -> Non
 
 def test_serving_past_loopback_without_a_token_warns_of_forged_labels(caplog) -> None:
     """The warning said only that anyone could query the model; the graver part is that anyone
-    can post the labels live monitoring decides on."""
+    can post the labels live monitoring decides on. (Without no_auth it is refused: see
+    test_serving_past_loopback_without_a_token_is_refused_unless_no_auth.)"""
     from tuneops.ops.serve import _warn_if_exposed
 
     with caplog.at_level("WARNING", logger="tuneops.serve"):
         _warn_if_exposed(ServeConfig(host="127.0.0.1"))
         _warn_if_exposed(ServeConfig(host="0.0.0.0", token="s3cret"))
         assert caplog.records == []
-        _warn_if_exposed(ServeConfig(host="0.0.0.0"))
+        _warn_if_exposed(ServeConfig(host="0.0.0.0", no_auth=True))
     (record,) = caplog.records
     assert "post labels, which `tuneops monitor --live` promotes, withdraws and rolls back on" in (
         record.getMessage())
@@ -1073,3 +1076,240 @@ def test_malformed_requests_are_named_in_the_client_s_json_terms_and_never_logge
     log = read_log("predictions.jsonl")
     assert len(log.predictions) == 2 and log.n_labels == 0 and log.bad_lines == 0
     assert max(len(r["id"]) for r in log.predictions) == 256
+
+
+# -- hardening: slow clients, exposure, labels, encodings, routes, repeated keys ---------------
+def _connect(url: str) -> Any:
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def _until_closed(sock: Any, timeout: float) -> tuple[bytes, bool]:
+    """What the server sends until it closes the connection (True) or ``timeout`` passes
+    (False)."""
+    received, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return received, True
+        if not chunk:
+            return received, True
+        received += chunk
+    return received, False
+
+
+def _post_head(path: str, length: int, **headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+             f"Content-Length: {length}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_client_that_trickles_or_stops_its_body_gets_408_and_is_disconnected(
+    registry: Registry,
+) -> None:
+    """A client that sent its headers and then trickled its body, or stopped, held its request
+    open for as long as it liked (with enough of them, every connection the server can open).
+    The whole body must arrive within body_timeout_s: 408, JSON, connection closed."""
+    body = b'{"rows": [{"sepal length (cm)": 5.1}]}'
+    with (
+        start_server(config(body_timeout_s=0.5)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        stopped = _connect(server.url)
+        stopped.sendall(_post_head("/predict", 200) + body[:10])  # 10 of 200 bytes, then nothing
+        trickling = _connect(server.url)
+        trickling.sendall(_post_head("/label", len(body) * 100))
+        t0 = time.monotonic()
+        trickling.setblocking(False)
+        answer = b""
+        while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
+            try:
+                trickling.send(b" ")  # a byte every 50 ms: never idle, never done
+            except OSError:
+                break
+            time.sleep(0.05)
+            with contextlib.suppress(BlockingIOError):
+                answer += trickling.recv(65536)
+        trickled_s = time.monotonic() - t0
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert 0.4 < trickled_s < 5, trickled_s
+        assert client.post("/predict", json=rows(1)).status_code == 200  # others are served
+        answer, closed = _until_closed(stopped, 10)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert closed  # the unread rest of the body is not read as a next request
+        head, _, json_body = answer.partition(b"\r\n\r\n")
+        assert b"connection: close" in head.lower()
+        error = json.loads(json_body)["error"]
+        assert error.startswith("body: not received within 0.5 s (serve --body-timeout); "
+                                "received 10 of 200 bytes."), error
+        # a body declared too large is refused unread (413): the connection is closed too
+        large = _connect(server.url)
+        large.sendall(_post_head("/predict", 10**9) + b"[")
+        answer, closed = _until_closed(large, 3)
+        assert answer.startswith(b"HTTP/1.1 413 ") and closed, (answer, closed)
+        metrics = client.get("/metrics").text
+        for sock in (stopped, trickling, large):
+            sock.close()
+    assert 'outcome="error"' not in metrics
+    assert len(read_log("predictions.jsonl").predictions) == 1
+
+
+def test_connections_beyond_max_connections_are_refused_at_once(registry: Registry) -> None:
+    """Idle or slow connections took file descriptors without bound, until the server could
+    open neither a file nor a connection: beyond max_connections open at once, 503."""
+    with start_server(config(max_connections=2)) as server:
+        idle = [_connect(server.url) for _ in range(2)]
+        time.sleep(0.2)  # accepted by the server
+        refused = httpx.post(server.url + "/predict", json=rows(1))
+        assert refused.status_code == 503, refused.text
+        idle.pop().close()
+        time.sleep(0.2)
+        assert httpx.post(server.url + "/predict", json=rows(1)).status_code == 200
+        idle.pop().close()
+    with pytest.raises(UsageError, match=r"max_connections \(--max-connections\): expected an "
+                                         "integer >= 1, received 0"):
+        config(max_connections=0)
+    with pytest.raises(UsageError, match=r"body_timeout_s \(--body-timeout\): expected seconds "
+                                         "> 0, received 0"):
+        config(body_timeout_s=0)
+
+
+def test_serving_past_loopback_without_a_token_is_refused_unless_no_auth(
+    registry: Registry, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It only warned: a warning scrolls past in a service's log while anyone who reaches the
+    address posts the labels live monitoring promotes and rolls back on."""
+    import tuneops.ops.serve as serving
+
+    with pytest.raises(UsageError, match=r"host \(--host\): 0.0.0.0 is reachable from other "
+                       r"machines, and no token was given.*Set \$TUNEOPS_SERVE_TOKEN \(or "
+                       r"--token-file FILE\).*or pass --no-auth to serve without a token on "
+                       "purpose"):
+        ServeConfig(host="0.0.0.0")
+    ServeConfig(host="0.0.0.0", token="s3cret")
+    ServeConfig(host="0.0.0.0", no_auth=True)
+    with pytest.raises(UsageError, match="--no-auth\\): expected one of them, received both"):
+        ServeConfig(host="0.0.0.0", token="s3cret", no_auth=True)
+    served: list[ServeConfig] = []
+    monkeypatch.setattr(serving, "serve", lambda config, **_: served.append(config))
+    monkeypatch.delenv("TUNEOPS_SERVE_TOKEN", raising=False)
+    code, out, err = cli("serve", "-m", "iris", "--host", "0.0.0.0", "--log", "p.jsonl")
+    assert code == 2 and "pass --no-auth" in " ".join(err.split()) and not served, err
+    assert not Path("p.jsonl").exists()
+    code, out, err = cli("serve", "-m", "iris", "--host", "0.0.0.0", "--no-auth")
+    assert code == 0 and served[-1].no_auth and served[-1].token is None, err
+    monkeypatch.setenv("TUNEOPS_SERVE_TOKEN", "s3cret")
+    code, out, err = cli("serve", "-m", "iris", "--host", "0.0.0.0", "--no-auth")
+    assert code == 2 and "received both" in err and len(served) == 1, err
+
+
+def test_a_label_that_is_none_of_the_model_s_classes_is_refused_naming_them(
+    registry: Registry, workdir: Path
+) -> None:
+    """A label 7 for a model whose classes are 0, 1 and 2 was logged and counted as the
+    model's error on that request (so was "maybe" for classes "no" and "yes")."""
+    from sklearn.linear_model import LogisticRegression
+
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(2), "request_id": "two"}).is_success
+        for body in ({"request_id": "two", "label": [0, 7]}, {"labels": {"two": [7, 0]}}):
+            refused = client.post("/label", json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == (
+                "labels['two']: expected one of the model's classes (0, 1, 2), received number "
+                "7; send one of them. Nothing was recorded.")
+        assert client.post("/label", json={"request_id": "two", "label": [2, 0]}).is_success
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    assert read_log("predictions.jsonl").predictions[0]["label"] == [2, 0]
+    X, y = iris()
+    words = Registry.open("yn", create=True)
+    model = LogisticRegression(max_iter=500).fit(X, y.map(lambda v: "yes" if v == 2 else "no"))
+    register(words, model, workdir / "yn", promote=True)
+    with (
+        start_server(config(model="yn", log="yn.jsonl")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "a"}).is_success
+        for label, hint in (("maybe", "send one of them"), ("Yes", 'send "yes"'), (1, "send one")):
+            refused = client.post("/label", json={"request_id": "a", "label": label})
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert 'expected one of the model\'s classes ("no", "yes")' in error
+            assert hint in error, error
+        assert client.post("/label", json={"request_id": "a", "label": "yes"}).is_success
+    assert read_log("yn.jsonl").n_labels == 1
+
+
+def test_a_compressed_body_is_refused_naming_its_encoding(registry: Registry) -> None:
+    """A gzip body got the generic 400 'could not parse it', which hid why."""
+    import gzip
+
+    packed = gzip.compress(json.dumps(rows(1)).encode())
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        for path in ("/predict", "/label"):
+            for encoding in ("gzip", "br", "deflate"):
+                answer = client.post(path, content=packed, headers={
+                    "Content-Type": "application/json", "Content-Encoding": encoding})
+                assert answer.status_code == 415, answer.text
+                assert answer.json()["error"] == (
+                    "Content-Encoding: this server reads plain JSON bodies, received one encoded "
+                    f"as '{encoding}'; send the body uncompressed, without a Content-Encoding "
+                    "header.")
+        plain = client.post("/predict", content=json.dumps(rows(1)), headers={
+            "Content-Type": "application/json", "Content-Encoding": "identity"})
+        assert plain.status_code == 200, plain.text
+        metrics = client.get("/metrics").text
+    assert 'outcome="error"' not in metrics
+
+
+def test_unknown_paths_and_methods_answer_json_like_every_other_error(
+    registry: Registry,
+) -> None:
+    """404 and 405 were Starlette's plain text, which a client reading "error" could not."""
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        missing = client.get("/predictions")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/json"
+        assert missing.json() == {
+            "error": "GET /predictions: no such endpoint; this server answers POST /predict, "
+            "POST /label, GET /health, GET /metrics.",
+            "request_id": None,
+            "routes": ["POST /predict", "POST /label", "GET /health", "GET /metrics"],
+        }
+        wrong = client.get("/predict")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+        assert wrong.json() == {
+            "error": "GET /predict: method not allowed; /predict takes POST.", "request_id": None}
+        posted = client.post("/health", json={})
+        assert posted.status_code == 405 and "GET" in posted.headers["allow"]
+        assert posted.json()["error"].startswith("POST /health: method not allowed; /health takes")
+
+
+def test_a_key_sent_twice_in_one_object_is_refused_naming_it(registry: Registry) -> None:
+    """JSON keeps the last of a repeated key: a row with a feature twice was scored on
+    whichever came last, silently, and a label given twice for one id kept the last."""
+    as_json = {"Content-Type": "application/json"}
+    row = '"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4'
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "a"}).is_success
+        for path, body, key in (
+            ("/predict", '[{' + row + ', "petal width (cm)": 0.2, "petal width (cm)": 2.5}]',
+             "'petal width (cm)'"),
+            ("/predict", '{"rows": [{' + row + ', "petal width (cm)": 0.2}], "request_id": "b", '
+             '"request_id": "c"}', "'request_id'"),
+            ("/label", '{"labels": {"a": 0, "a": 1}}', "'a'"),
+        ):
+            refused = client.post(path, content=body, headers=as_json)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == (
+                f"body: the key {key} appears more than once in one JSON object; JSON keeps "
+                "only the last value, which may not be the one meant; send each key once.")
+        wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
+    log = read_log("predictions.jsonl")
+    assert [r["id"] for r in log.predictions] == ["a"] and log.n_labels == 0

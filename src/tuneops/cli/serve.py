@@ -23,7 +23,8 @@ def serve(
     host: Annotated[
         str,
         typer.Option(
-            help="Address to listen on; loopback unless you mean to expose it (then set a token)."
+            help="Address to listen on; loopback unless you mean to expose it: past loopback, "
+            "a token is required (or --no-auth)."
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -61,6 +62,28 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option(help="Request body size at most, in MB (413 beyond).")
     ] = 16.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a request's whole body may take to arrive (408 beyond): a client that "
+            "trickles its body or stops sending does not hold its request open."
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            help="Connections open at once, at most (503 beyond), kept below the open-file "
+            "limit (ulimit -n) so idle or slow clients cannot take every file descriptor."
+        ),
+    ] = 500,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve past loopback (--host) without a token, on purpose: anyone who reaches "
+            "the address can then query the model and post labels. Refused without it.",
+        ),
+    ] = False,
     allow_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -102,6 +125,9 @@ def serve(
         poll_s=poll,
         max_rows=max_rows,
         max_body_mb=max_body_mb,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
+        no_auth=no_auth,
         allowed_hosts=tuple(allow_host) if allow_host else None,
     )
 

@@ -34,11 +34,15 @@ current model keeps serving, and ``/health`` says why). A thread polls the regis
 a live decision from another process), loads the new model first and then swaps one reference:
 requests in flight finish on the model they started with, none is dropped.
 
-Binds to 127.0.0.1 unless told otherwise; with ``token`` every endpoint but ``/health`` needs
-``Authorization: Bearer <token>``. ``POST`` bodies must be sent as ``application/json`` (415
-otherwise), and on loopback only requests addressed to a loopback name are answered (421): a
-web page in a browser on this machine can neither post to the server nor, by rebinding its
-name to 127.0.0.1, read from it.
+Binds to 127.0.0.1 unless told otherwise; past loopback only with a ``token`` (or
+``no_auth=True``, on purpose). With ``token`` every endpoint but ``/health`` needs
+``Authorization: Bearer <token>``. ``POST`` bodies must be sent as ``application/json``,
+uncompressed (415 otherwise), and on loopback only requests addressed to a loopback name are
+answered (421): a web page in a browser on this machine can neither post to the server nor,
+by rebinding its name to 127.0.0.1, read from it. A body must arrive whole within
+``body_timeout_s`` (408), and at most ``max_connections`` are open at once (503, uvicorn's
+plain text, as its 400 for malformed HTTP). Every error of the app is JSON, ``{"error": ...,
+"request_id": ...}``, 404 and 405 included.
 
 Example::
 
@@ -137,6 +141,17 @@ class ServeConfig:
     # None: the loopback names alone when bound to loopback (a web page whose name was rebound
     # to 127.0.0.1 is refused), any name otherwise.
     allowed_hosts: tuple[str, ...] | None = None
+    # A request's whole body must arrive within this many seconds of its start (408 beyond):
+    # a client that sends its headers and then trickles its body, or stops, held its request
+    # open forever.
+    body_timeout_s: float = 30.0
+    # Connections open at once, at most (uvicorn's limit_concurrency: 503 beyond): without a
+    # bound, idle or slow clients take file descriptors until the server can open no file
+    # (its registry, its log) nor accept anyone.
+    max_connections: int = 500
+    # Serve past loopback without a token, on purpose (--no-auth): refused otherwise, as
+    # anyone who reaches the address could post the labels live monitoring decides on.
+    no_auth: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -152,6 +167,16 @@ class ServeConfig:
             )
         if not self.poll_s > 0:
             raise UsageError(f"poll_s (--poll): expected seconds > 0, received {self.poll_s}.")
+        if not (self.body_timeout_s > 0 and math.isfinite(self.body_timeout_s)):
+            raise UsageError(
+                "body_timeout_s (--body-timeout): expected seconds > 0, received "
+                f"{self.body_timeout_s!r}."
+            )
+        if not (isinstance(self.max_connections, int) and self.max_connections >= 1):
+            raise UsageError(
+                "max_connections (--max-connections): expected an integer >= 1, received "
+                f"{self.max_connections!r}."
+            )
         for name in self.allowed_hosts or ():
             if not name.strip() or host_name(name) != name.strip().lower().strip("[]"):
                 raise UsageError(
@@ -164,6 +189,22 @@ class ServeConfig:
                 "token (--token or $TUNEOPS_SERVE_TOKEN): expected a non-empty token, "
                 f"received {'an empty one' if not self.token else 'only whitespace'}; set it, "
                 "or leave both out to serve without one."
+            )
+        if self.no_auth and self.token is not None:
+            raise UsageError(
+                "token, no_auth (--token, --token-file or $TUNEOPS_SERVE_TOKEN, --no-auth): "
+                "expected one of them, received both; drop --no-auth to require the token, or "
+                "unset the token to serve without one."
+            )
+        if not is_loopback(self.host) and self.token is None and not self.no_auth:
+            # A warning scrolled past in a service's log while anyone on the network could
+            # post the labels `tuneops monitor --live` promotes, withdraws and rolls back on.
+            raise UsageError(
+                f"host (--host): {self.host} is reachable from other machines, and no token was "
+                "given; anyone who reaches it could query the model and post the labels `tuneops "
+                "monitor --live` promotes, withdraws and rolls back on. Set $TUNEOPS_SERVE_TOKEN "
+                "(or --token-file FILE), bind to 127.0.0.1 behind a proxy that authenticates, "
+                "or pass --no-auth to serve without a token on purpose."
             )
 
 
@@ -209,6 +250,13 @@ class _Loaded:
     @functools.cached_property
     def categorical_kinds(self) -> tuple[tuple[str, str | None], ...]:
         return tuple((f, self.kinds.get(f)) for f in self.categorical)
+
+    @functools.cached_property
+    def classes(self) -> list[Any] | None:
+        """A classifier's classes as JSON values (None: a regressor, or a model that does not
+        show them)."""
+        classes = getattr(self.model, "classes_", None)
+        return None if classes is None else np.asarray(classes).tolist()
 
     @functools.cached_property
     def numeric_classes(self) -> list[Any] | None:
@@ -354,9 +402,40 @@ class _Routing:
 
 
 class _BadRequest(Exception):
-    def __init__(self, status: int, message: str):
+    """A client's mistake: its status and message; ``close``: answered before the body was
+    read whole, so the connection is closed (what is left of the body would be read as the
+    next request)."""
+
+    def __init__(self, status: int, message: str, *, close: bool = False):
         super().__init__(message)
         self.status = status
+        self.close = close
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, or a 422 naming a key it has twice: JSON keeps the last value
+    of a repeated key, silently, which may not be the one the client meant to send."""
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _BadRequest(
+                422,
+                f"body: the key {_short(key)} appears more than once in one JSON object; JSON "
+                "keeps only the last value, which may not be the one meant; send each key once.",
+            )
+        seen.add(key)
+    return found  # pragma: no cover - a dict shorter than its pairs repeats a key
+
+
+def _parse(body: bytes) -> Any:
+    """The request's JSON, or a 400 (not JSON) or a 422 (a key twice in one object)."""
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
+        raise _BadRequest(400, f"body: expected JSON, could not parse it: {exc}.") from None
 
 
 #: The keys of a request sent as {"rows": [...], ...}.
@@ -517,6 +596,33 @@ def _check(rows: Sequence[Any], loaded: _Loaded) -> None:
                 # The model scored a value of another kind than its categories (JSON true for
                 # a text category, "" for a missing value) as an unseen category, silently.
                 raise _BadRequest(422, _category_problem(i, name, value, kind, loaded))
+
+
+def _json_kind(value: Any) -> str:
+    return "boolean" if isinstance(value, bool) else "text" if isinstance(value, str) else "number"
+
+
+def _not_a_class(label: Any, classes: Sequence[Any]) -> str | None:
+    """Why ``label`` (one value, or a list of one per row) is none of ``classes`` (the served
+    classifiers' classes), or None when every value is one: a label 7 for classes 0, 1 and 2
+    was logged, and read as the model's error on that request."""
+    if not classes:
+        return None  # a model that shows no classes: nothing to check against
+    for value in label if isinstance(label, list) else [label]:
+        # by kind as well as value: Python's 1 == True would let 1 pass for the class true
+        if any(_json_kind(value) == _json_kind(c) and value == c for c in classes):
+            continue
+        listed = ", ".join(json.dumps(c, default=str) for c in classes[:_LISTED_CATEGORIES])
+        if len(classes) > _LISTED_CATEGORIES:
+            listed = f"{len(classes)} classes such as {listed}, ..."
+        # the same class written as the other kind (1 for the class "1")
+        same = [c for c in classes if str(c).lower() == str(value).lower()]
+        hint = f"send {json.dumps(same[0], default=str)}" if same else "send one of them"
+        return (
+            f"expected one of the model's classes ({listed}), received {_received(value)}; "
+            f"{hint}. Nothing was recorded."
+        )
+    return None
 
 
 def _of_kind(value: Any, kind: str) -> bool:
@@ -1022,11 +1128,26 @@ class ModelServer:
                     f"Content-Type: expected application/json, received {_short(kind or 'none')}; "
                     "send the header (curl: -H 'Content-Type: application/json').",
                 )
+            encoding = request.headers.get("content-encoding", "").strip().lower()
+            if encoding not in ("", "identity"):
+                # a gzip body was read as JSON and refused as unparsable (400), which hid why
+                return self._error(
+                    415,
+                    f"Content-Encoding: this server reads plain JSON bodies, received one "
+                    f"encoded as {_short(encoding)}; send the body uncompressed, without a "
+                    "Content-Encoding header.",
+                )
         return None
 
     @staticmethod
-    def _error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
-        return JSONResponse({"error": message, "request_id": request_id}, status_code=status)
+    def _error(
+        status: int, message: str, request_id: str | None = None, *, close: bool = False
+    ) -> JSONResponse:
+        return JSONResponse(
+            {"error": message, "request_id": request_id},
+            status_code=status,
+            headers={"Connection": "close"} if close else None,
+        )
 
     async def predict(self, request: Request) -> Response:
         start, arrived = time.perf_counter(), time.time()  # t + latency_ms: when answered
@@ -1038,11 +1159,7 @@ class ModelServer:
             return refused
         routing = self.routing
         try:
-            body = await self._body(request)
-            try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
-                raise _BadRequest(400, f"body: expected JSON, could not parse it: {exc}.") from None
+            payload = _parse(await self._body(request))
             rows, request_id, key = _rows(payload)
             request_id = request_id or _identifier(
                 request.headers.get("x-request-id"), "X-Request-ID"
@@ -1057,7 +1174,7 @@ class ModelServer:
                 )
         except _BadRequest as exc:
             self.metrics.observe(None, "none", "bad_request", None)
-            return self._error(exc.status, str(exc))
+            return self._error(exc.status, str(exc), close=exc.close)
         sent = request_id
         if sent and (sent in self._in_flight or sent in self.answered):
             # A second request under one id: its label could not say which request it is the
@@ -1172,13 +1289,28 @@ class ModelServer:
         )
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
+            too_large.close = True  # the body is left unread
             raise too_large
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        try:
+            # One deadline for the whole body, not one per chunk: a client sending a byte a
+            # second would meet any per-read timeout and still hold its request for hours.
+            with anyio.fail_after(self.config.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        too_large.close = True
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError:
+            expected = f"{int(declared):,}" if declared.isdigit() else "an unknown number of"
+            raise _BadRequest(
+                408,
+                f"body: not received within {self.config.body_timeout_s:g} s (serve "
+                f"--body-timeout); received {size:,} of {expected} bytes. Send the whole body "
+                "at once, or raise --body-timeout for slow links.",
+                close=True,
+            ) from None
         return b"".join(chunks)
 
     async def _after(
@@ -1223,11 +1355,9 @@ class ModelServer:
         if refused is not None:
             return refused
         try:
-            payload = json.loads(await self._body(request))
+            payload = _parse(await self._body(request))
         except _BadRequest as exc:
-            return self._error(exc.status, str(exc))
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, 5,000 digits
-            return self._error(400, f"body: expected JSON, could not parse it: {exc}.")
+            return self._error(exc.status, str(exc), close=exc.close)
         if (
             isinstance(payload, dict)
             and "labels" in payload
@@ -1328,6 +1458,12 @@ class ModelServer:
                         f"answer of the model, {answers}; send the label as the model answers "
                         "it. Nothing was recorded.",
                     )
+        if not regressor:
+            known = [c for v in served for c in v.classes or () if not _missing(c)]
+            for request_id, value in labels.items():
+                odd = _not_a_class(value, known)
+                if odd is not None:
+                    return self._error(422, f"labels[{_short(request_id)}]: {odd}")
         n_rows = self.answered.rows_of(list(labels))
         for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
             # a label of the wrong shape would replace a good one and join no row
@@ -1388,16 +1524,52 @@ class ModelServer:
             self.metrics.render(self.routing), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    async def _no_route(self, request: Request, exc: Exception) -> Response:
+        """404 and 405 as JSON, as every other error of this server (Starlette's are plain
+        text, which a client parsing ``error`` could not read)."""
+        path = _clip(request.url.path)  # echoed: at most 60 characters
+        if getattr(exc, "status_code", 404) == 405:
+            allowed = getattr(exc, "headers", None) or {}
+            methods = allowed.get("Allow", "")
+            return JSONResponse(
+                {
+                    "error": f"{request.method} {path}: method not allowed; {path} takes "
+                    f"{methods}.",
+                    "request_id": None,
+                },
+                status_code=405,
+                headers={"Allow": methods} if methods else None,
+            )
+        return JSONResponse(
+            {
+                "error": f"{request.method} {path}: no such endpoint; this server answers "
+                + ", ".join(_ROUTES)
+                + ".",
+                "request_id": None,
+                "routes": list(_ROUTES),
+            },
+            status_code=404,
+        )
+
     def app(self) -> Starlette:
+        endpoints = {
+            "/predict": self.predict,
+            "/label": self.label,
+            "/health": self.health,
+            "/metrics": self.prometheus,
+        }
         return Starlette(
             routes=[
-                Route("/predict", self.predict, methods=["POST"]),
-                Route("/label", self.label, methods=["POST"]),
-                Route("/health", self.health, methods=["GET"]),
-                Route("/metrics", self.prometheus, methods=["GET"]),
+                Route(path, endpoints[path], methods=[method])
+                for method, _, path in (r.partition(" ") for r in _ROUTES)
             ],
+            exception_handlers={404: self._no_route, 405: self._no_route},
             lifespan=self.lifespan,
         )
+
+
+#: The endpoints, as 404 lists them.
+_ROUTES = ("POST /predict", "POST /label", "GET /health", "GET /metrics")
 
 
 def create_app(
@@ -1413,14 +1585,34 @@ def create_app(
 
 
 def _warn_if_exposed(config: ServeConfig) -> None:
+    """Say it once more when serving past loopback without a token (``no_auth``: on purpose,
+    or ServeConfig would have refused)."""
     if not is_loopback(config.host) and config.token is None:
         logger.warning(
-            "serving on %s without a token: anyone who reaches this address can query the "
+            "serving on %s without a token (no_auth): anyone who reaches this address can "
+            "query the "
             "model and post labels, which `tuneops monitor --live` promotes, withdraws and "
             "rolls back on; set $TUNEOPS_SERVE_TOKEN (or --token-file), or bind to 127.0.0.1 "
             "behind a proxy that authenticates.",
             config.host,
         )
+
+
+def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
+    """uvicorn's settings: its limit on connections open at once (503 beyond) and its 5 s
+    for an idle keep-alive connection (its default, said here as it is relied on). uvicorn
+    bounds neither the time a client takes to send its headers nor the time it takes to send
+    its body: :meth:`ModelServer._body` bounds the latter (``body_timeout_s``); a proxy in
+    front bounds the former."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        # uvicorn refuses a request when the connections open, its own included, reach the
+        # limit: one more, so max_connections connections are served at once
+        limit_concurrency=config.max_connections + 1,
+        timeout_keep_alive=5,
+    )
 
 
 def _socket(host: str, port: int) -> socket.socket:
@@ -1467,7 +1659,7 @@ def serve(
     _warn_if_exposed(config)
     if on_ready is not None:
         on_ready(url(config.host, sock.getsockname()[1]))
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
     try:
         uvicorn_server.run(sockets=[sock])
     finally:
@@ -1515,7 +1707,7 @@ def start_server(
         raise
     _warn_if_exposed(config)
     port = sock.getsockname()[1]
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
     thread = threading.Thread(
         target=uvicorn_server.run, kwargs={"sockets": [sock]}, name="tuneops-serve", daemon=True
     )
