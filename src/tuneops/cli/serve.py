@@ -81,7 +81,8 @@ def serve(
         typer.Option(
             "--no-auth",
             help="Serve past loopback (--host) without a token, on purpose: anyone who reaches "
-            "the address can then query the model and post labels. Refused without it.",
+            "the address can then query the model and post labels. Without it (or a token), a "
+            "--host other than loopback is refused.",
         ),
     ] = False,
     allow_host: Annotated[
@@ -97,8 +98,8 @@ def serve(
 ) -> None:
     """Serve the champion (and a shadow or canary challenger) on POST /predict; labels on POST
     /label; GET /health; GET /metrics (Prometheus). Verified artifacts only; hot switch on
-    promote/rollback without dropping requests. Bodies are JSON (Content-Type:
-    application/json). Stops on Ctrl-C."""
+    promote/rollback without dropping requests. Bodies are plain JSON (Content-Type:
+    application/json, no Content-Encoding). Stops on Ctrl-C."""
     from tuneops.ops import serve as serving
 
     if token is not None and token_file is not None:
