@@ -1129,13 +1129,14 @@ def test_a_client_that_trickles_or_stops_its_body_gets_408_and_is_disconnected(
         trickling.setblocking(False)
         answer = b""
         while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
-            try:
-                trickling.send(b" ")  # a byte every 50 ms: never idle, never done
-            except OSError:
-                break
-            time.sleep(0.05)
             with contextlib.suppress(BlockingIOError):
                 answer += trickling.recv(65536)
+            try:
+                trickling.send(b" ")  # a byte every 50 ms: never idle, never done
+            except OSError:  # closed by the server: what it sent before
+                answer += _until_closed(trickling, 2)[0]
+                break
+            time.sleep(0.05)
         trickled_s = time.monotonic() - t0
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert 0.4 < trickled_s < 5, trickled_s
@@ -1168,9 +1169,8 @@ def test_connections_beyond_max_connections_are_refused_at_once(registry: Regist
         time.sleep(0.2)  # accepted by the server
         refused = httpx.post(server.url + "/predict", json=rows(1))
         assert refused.status_code == 503, refused.text
-        idle.pop().close()
-        time.sleep(0.2)
-        assert httpx.post(server.url + "/predict", json=rows(1)).status_code == 200
+        idle.pop().close()  # one fewer open: served again (once the server saw it close)
+        wait_for(lambda: httpx.post(server.url + "/predict", json=rows(1)).status_code == 200)
         idle.pop().close()
     with pytest.raises(UsageError, match=r"max_connections \(--max-connections\): expected an "
                                          "integer >= 1, received 0"):
