@@ -1115,10 +1115,10 @@ def test_a_client_that_trickles_or_stops_its_body_gets_408_and_is_disconnected(
 ) -> None:
     """A client that sent its headers and then trickled its body, or stopped, held its request
     open for as long as it liked (with enough of them, every connection the server can open).
-    The whole body must arrive within body_timeout_s: 408, JSON, connection closed."""
+    The whole body must arrive within read_timeout_s: 408, JSON, connection closed."""
     body = b'{"rows": [{"sepal length (cm)": 5.1}]}'
     with (
-        start_server(config(body_timeout_s=0.5)) as server,
+        start_server(config(read_timeout_s=0.5)) as server,
         httpx.Client(base_url=server.url) as client,
     ):
         stopped = _connect(server.url)
@@ -1147,7 +1147,7 @@ def test_a_client_that_trickles_or_stops_its_body_gets_408_and_is_disconnected(
         head, _, json_body = answer.partition(b"\r\n\r\n")
         assert b"connection: close" in head.lower()
         error = json.loads(json_body)["error"]
-        assert error.startswith("body: not received within 0.5 s (serve --body-timeout); "
+        assert error.startswith("body: not received within 0.5 s (serve --read-timeout); "
                                 "received 10 of 200 bytes."), error
         # a body declared too large is refused unread (413): the connection is closed too
         large = _connect(server.url)
@@ -1175,9 +1175,72 @@ def test_connections_beyond_max_connections_are_refused_at_once(registry: Regist
     with pytest.raises(UsageError, match=r"max_connections \(--max-connections\): expected an "
                                          "integer >= 1, received 0"):
         config(max_connections=0)
-    with pytest.raises(UsageError, match=r"body_timeout_s \(--body-timeout\): expected seconds "
+    with pytest.raises(UsageError, match=r"read_timeout_s \(--read-timeout\): expected seconds "
                                          "> 0, received 0"):
-        config(body_timeout_s=0)
+        config(read_timeout_s=0)
+
+
+def test_by_default_the_connections_stay_below_the_open_file_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from tuneops.ops.serve import _max_connections
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    assert _max_connections(config()) == 1024 - 64  # the server's own files still open
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1_048_576, 1_048_576))
+    assert _max_connections(config()) == 10_000
+    assert _max_connections(config(max_connections=7)) == 7
+
+
+def test_a_client_that_trickles_its_headers_gets_408_and_is_disconnected(workdir: Path) -> None:
+    """uvicorn has no deadline for a request's headers (its keep-alive timer is reset by every
+    byte): a client sending a header byte now and then, or connecting and sending nothing,
+    held its connection forever. A request that takes longer than the deadline to answer is
+    not cut."""
+    from _ops_helpers import Slow
+
+    registry = Registry.open("slow", create=True)
+    register(registry, Slow(logistic(1.0), 0.6), workdir / "art", promote=True)
+    with start_server(config(model="slow", read_timeout_s=0.3)) as server:
+        t0 = time.monotonic()
+        silent = _connect(server.url)  # connects, sends nothing
+        trickling = _connect(server.url)
+        trickling.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        trickling.setblocking(False)
+        answer = b""
+        while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
+            with contextlib.suppress(BlockingIOError):
+                answer += trickling.recv(65536)
+            try:
+                trickling.send(b"X")  # a header byte every 50 ms: never idle, never done
+            except OSError:
+                answer += _until_closed(trickling, 2)[0]
+                break
+            time.sleep(0.05)
+        trickled_s = time.monotonic() - t0
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert 0.25 < trickled_s < 5, trickled_s
+        answer, closed = _until_closed(silent, 5)
+        assert answer.startswith(b"HTTP/1.1 408 ") and closed, (answer, closed)
+        error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+        assert error == ("headers: not received within 0.3 s (serve --read-timeout); send a "
+                         "request's headers at once.")
+        # kept alive after an answer: the next request's headers have the same deadline
+        kept = _connect(server.url)
+        kept.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(0.1)
+        kept.sendall(b"GET /health HTTP/1.1\r\nHo")
+        answer, closed = _until_closed(kept, 5)
+        assert answer.count(b"HTTP/1.1 200 OK") == 1 and b"HTTP/1.1 408 " in answer and closed
+        # answers that take longer than the deadline (0.6 s) are not cut, kept alive or not
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for i in range(2):
+                slow = client.post("/predict", json={"rows": rows(1), "request_id": f"s{i}"})
+                assert slow.status_code == 200, slow.text
+        for sock in (silent, trickling, kept):
+            sock.close()
 
 
 def test_serving_past_loopback_without_a_token_is_refused_unless_no_auth(

@@ -62,20 +62,24 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option(help="Request body size at most, in MB (413 beyond).")
     ] = 16.0,
-    body_timeout: Annotated[
+    read_timeout: Annotated[
         float,
         typer.Option(
-            help="Seconds a request's whole body may take to arrive (408 beyond): a client that "
-            "trickles its body or stops sending does not hold its request open."
+            help="Seconds a request's headers may take to arrive (from the connection, or the "
+            "previous answer on a kept-alive one), and then as many for its whole body (408 "
+            "beyond): a client that trickles them or stops sending does not hold its "
+            "connection open."
         ),
     ] = 30.0,
     max_connections: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Connections open at once, at most (503 beyond), kept below the open-file "
-            "limit (ulimit -n) so idle or slow clients cannot take every file descriptor."
+            help="Connections open at once, at most (503 beyond), so idle or slow clients "
+            "cannot take every file descriptor. Default: 10,000, or the open-file limit "
+            "(ulimit -n) less 64 when lower.",
+            show_default=False,
         ),
-    ] = 500,
+    ] = None,
     no_auth: Annotated[
         bool,
         typer.Option(
@@ -126,7 +130,7 @@ def serve(
         poll_s=poll,
         max_rows=max_rows,
         max_body_mb=max_body_mb,
-        body_timeout_s=body_timeout,
+        read_timeout_s=read_timeout,
         max_connections=max_connections,
         no_auth=no_auth,
         allowed_hosts=tuple(allow_host) if allow_host else None,

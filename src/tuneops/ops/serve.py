@@ -39,10 +39,10 @@ Binds to 127.0.0.1 unless told otherwise; past loopback only with a ``token`` (o
 ``Authorization: Bearer <token>``. ``POST`` bodies must be sent as ``application/json``,
 uncompressed (415 otherwise), and on loopback only requests addressed to a loopback name are
 answered (421): a web page in a browser on this machine can neither post to the server nor,
-by rebinding its name to 127.0.0.1, read from it. A body must arrive whole within
-``body_timeout_s`` (408), and at most ``max_connections`` are open at once (503, uvicorn's
-plain text, as its 400 for malformed HTTP). Every error of the app is JSON, ``{"error": ...,
-"request_id": ...}``, 404 and 405 included.
+by rebinding its name to 127.0.0.1, read from it. A request's headers, then its body, must
+arrive within ``read_timeout_s`` each (408), and at most ``max_connections`` are open at once
+(503, uvicorn's plain text, as its 400 for malformed HTTP). Every error of the app is JSON,
+``{"error": ..., "request_id": ...}``, 404 and 405 included.
 
 Example::
 
@@ -53,6 +53,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import difflib
 import functools
@@ -91,11 +92,17 @@ try:
     from starlette.requests import Request
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
     raise MissingExtra(
         "tuneops serve needs the optional packages 'starlette' and 'uvicorn', which are not "
         "installed; install them with: pip install 'tuneops[serve]'"
     ) from _exc
+
+try:
+    import resource  # POSIX only: the open-file limit
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 
 __all__ = [
     "ServeConfig",
@@ -141,14 +148,15 @@ class ServeConfig:
     # None: the loopback names alone when bound to loopback (a web page whose name was rebound
     # to 127.0.0.1 is refused), any name otherwise.
     allowed_hosts: tuple[str, ...] | None = None
-    # A request's whole body must arrive within this many seconds of its start (408 beyond):
-    # a client that sends its headers and then trickles its body, or stops, held its request
-    # open forever.
-    body_timeout_s: float = 30.0
-    # Connections open at once, at most (uvicorn's limit_concurrency: 503 beyond): without a
-    # bound, idle or slow clients take file descriptors until the server can open no file
-    # (its registry, its log) nor accept anyone.
-    max_connections: int = 500
+    # A request's headers must arrive within this many seconds of its connection (or of the
+    # previous answer on a kept-alive one), and then its whole body within as many (408
+    # beyond): a client that trickled its headers or its body, or stopped, held its connection
+    # open forever (uvicorn bounds neither).
+    read_timeout_s: float = 30.0
+    # Connections open at once, at most (uvicorn's limit_concurrency: 503 beyond); None: 10,000,
+    # or the open-file limit less 64 when lower. Without a bound, idle or slow clients took
+    # file descriptors until the server could open no file (its registry, its log).
+    max_connections: int | None = None
     # Serve past loopback without a token, on purpose (--no-auth): refused otherwise, as
     # anyone who reaches the address could post the labels live monitoring decides on.
     no_auth: bool = False
@@ -167,12 +175,14 @@ class ServeConfig:
             )
         if not self.poll_s > 0:
             raise UsageError(f"poll_s (--poll): expected seconds > 0, received {self.poll_s}.")
-        if not (self.body_timeout_s > 0 and math.isfinite(self.body_timeout_s)):
+        if not (self.read_timeout_s > 0 and math.isfinite(self.read_timeout_s)):
             raise UsageError(
-                "body_timeout_s (--body-timeout): expected seconds > 0, received "
-                f"{self.body_timeout_s!r}."
+                "read_timeout_s (--read-timeout): expected seconds > 0, received "
+                f"{self.read_timeout_s!r}."
             )
-        if not (isinstance(self.max_connections, int) and self.max_connections >= 1):
+        if self.max_connections is not None and not (
+            isinstance(self.max_connections, int) and self.max_connections >= 1
+        ):
             raise UsageError(
                 "max_connections (--max-connections): expected an integer >= 1, received "
                 f"{self.max_connections!r}."
@@ -1295,7 +1305,7 @@ class ModelServer:
         try:
             # One deadline for the whole body, not one per chunk: a client sending a byte a
             # second would meet any per-read timeout and still hold its request for hours.
-            with anyio.fail_after(self.config.body_timeout_s):
+            with anyio.fail_after(self.config.read_timeout_s):
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
@@ -1306,9 +1316,9 @@ class ModelServer:
             expected = f"{int(declared):,}" if declared.isdigit() else "an unknown number of"
             raise _BadRequest(
                 408,
-                f"body: not received within {self.config.body_timeout_s:g} s (serve "
-                f"--body-timeout); received {size:,} of {expected} bytes. Send the whole body "
-                "at once, or raise --body-timeout for slow links.",
+                f"body: not received within {self.config.read_timeout_s:g} s (serve "
+                f"--read-timeout); received {size:,} of {expected} bytes. Send the whole body "
+                "at once, or raise --read-timeout for slow links.",
                 close=True,
             ) from None
         return b"".join(chunks)
@@ -1598,20 +1608,93 @@ def _warn_if_exposed(config: ServeConfig) -> None:
         )
 
 
+#: The most connections served at once by default, and the files kept for the server's own
+#: use (its registry, its log, its model files) below the open-file limit.
+MAX_CONNECTIONS, _OWN_FILES = 10_000, 64
+
+
+def _max_connections(config: ServeConfig) -> int:
+    if config.max_connections is not None:
+        return config.max_connections
+    if resource is None:  # pragma: no cover - Windows
+        return MAX_CONNECTIONS
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(1, min(MAX_CONNECTIONS, soft - _OWN_FILES))
+
+
+def _header_deadline(base: type, seconds: float) -> type:
+    """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers: ``seconds``
+    after the connection is made, or after the previous answer on a kept-alive connection,
+    a request whose headers are not complete is answered 408 and its connection closed.
+
+    uvicorn has no such timeout: its keep-alive timer is reset by every byte received, so a
+    client sending a header byte every few seconds held its connection forever (slowloris).
+    ASGI cannot help (the app is called once the headers are complete), hence this subclass.
+    It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
+    ``transport``, ``cycle`` (the request being answered, replaced when the next request's
+    headers are complete), ``connection_made`` and ``on_response_complete``
+    (tests/test_ops_serve.py runs it on whichever uvicorn picks).
+    """
+    body = json.dumps(
+        {
+            "error": f"headers: not received within {seconds:g} s (serve --read-timeout); "
+            "send a request's headers at once.",
+            "request_id": None,
+        }
+    ).encode()
+    timed_out = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+    class HeaderDeadline(base):  # type: ignore[misc,valid-type]
+        _tuneops_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._tuneops_arm(None)
+
+        def on_response_complete(self) -> None:
+            # the answered request: if it is still the latest when the timer fires, the next
+            # one's headers did not arrive in time (read before uvicorn may start the next)
+            answered = self.cycle
+            super().on_response_complete()
+            self._tuneops_arm(answered)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._tuneops_timer is not None:
+                self._tuneops_timer.cancel()
+            super().connection_lost(exc)
+
+        def _tuneops_arm(self, answered: Any) -> None:
+            if self._tuneops_timer is not None:
+                self._tuneops_timer.cancel()
+            self._tuneops_timer = self.loop.call_later(seconds, self._tuneops_due, answered)
+
+        def _tuneops_due(self, answered: Any) -> None:
+            if self.cycle is answered and not self.transport.is_closing():
+                self.transport.write(timed_out)
+                self.transport.close()
+
+    return HeaderDeadline
+
+
 def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
-    """uvicorn's settings: its limit on connections open at once (503 beyond) and its 5 s
-    for an idle keep-alive connection (its default, said here as it is relied on). uvicorn
-    bounds neither the time a client takes to send its headers nor the time it takes to send
-    its body: :meth:`ModelServer._body` bounds the latter (``body_timeout_s``); a proxy in
-    front bounds the former."""
+    """uvicorn's settings: its limit on connections open at once (503 beyond), its 5 s for an
+    idle keep-alive connection (its default, said here as it is relied on), and its HTTP
+    protocol (httptools when installed, else h11) with a deadline for the headers
+    (:func:`_header_deadline`); :meth:`ModelServer._body` has the deadline for the body."""
     return uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
         # uvicorn refuses a request when the connections open, its own included, reach the
         # limit: one more, so max_connections connections are served at once
-        limit_concurrency=config.max_connections + 1,
+        limit_concurrency=_max_connections(config) + 1,
         timeout_keep_alive=5,
+        http=_header_deadline(AutoHTTPProtocol, config.read_timeout_s),
     )
 
 
