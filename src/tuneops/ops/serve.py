@@ -1627,7 +1627,9 @@ def _max_connections(config: ServeConfig) -> int:
 def _header_deadline(base: type, seconds: float) -> type:
     """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers: ``seconds``
     after the connection is made, or after the previous answer on a kept-alive connection,
-    a request whose headers are not complete is answered 408 and its connection closed.
+    a request whose headers are not complete is answered 408 and its connection closed (a
+    connection that received nothing is closed without an answer, which a client could read as
+    the answer to a request it sends at that moment).
 
     uvicorn has no such timeout: its keep-alive timer is reset by every byte received, so a
     client sending a header byte every few seconds held its connection forever (slowloris).
@@ -1651,6 +1653,11 @@ def _header_deadline(base: type, seconds: float) -> type:
 
     class HeaderDeadline(base):  # type: ignore[misc,valid-type]
         _tuneops_timer: asyncio.TimerHandle | None = None
+        _tuneops_received = False  # bytes since the timer was armed
+
+        def data_received(self, data: bytes) -> None:
+            self._tuneops_received = True
+            super().data_received(data)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -1671,11 +1678,16 @@ def _header_deadline(base: type, seconds: float) -> type:
         def _tuneops_arm(self, answered: Any) -> None:
             if self._tuneops_timer is not None:
                 self._tuneops_timer.cancel()
+            self._tuneops_received = False
             self._tuneops_timer = self.loop.call_later(seconds, self._tuneops_due, answered)
 
         def _tuneops_due(self, answered: Any) -> None:
-            if self.cycle is answered and not self.transport.is_closing():
-                self.transport.write(timed_out)
+            # no request since, and none being answered (httptools makes a pipelined request
+            # the cycle as soon as its headers are in, before the one ahead is answered)
+            idle = self.cycle is None or self.cycle.response_complete
+            if self.cycle is answered and idle and not self.transport.is_closing():
+                if self._tuneops_received:
+                    self.transport.write(timed_out)
                 self.transport.close()
 
     return HeaderDeadline
