@@ -1636,8 +1636,8 @@ def _header_deadline(base: type, seconds: float) -> type:
     ASGI cannot help (the app is called once the headers are complete), hence this subclass.
     It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
     ``transport``, ``cycle`` (the request being answered, replaced when the next request's
-    headers are complete), ``connection_made`` and ``on_response_complete``
-    (tests/test_ops_serve.py runs it on whichever uvicorn picks).
+    headers are complete), ``connection_made``, ``data_received``, ``connection_lost`` and
+    ``on_response_complete`` (tests/test_ops_serve.py runs it on whichever uvicorn picks).
     """
     body = json.dumps(
         {
