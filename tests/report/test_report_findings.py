@@ -528,10 +528,51 @@ def test_the_trial_table_shows_each_measurement_cpu_share_beside_its_interval():
     assert CPU_SHARE_COLUMN == "serving CPU share (busy < 80%)"
     column = table.columns.index(CPU_SHARE_COLUMN)
     assert table.columns[column - 1] == "value 95% interval"  # beside the interval it qualifies
-    assert [row[column] for row in table.rows] == ["99%", "45% busy", "79% busy", None, "80%"]
+    assert [row[column] for row in table.rows] == [
+        "99%",
+        "45% busy",
+        "79% busy",
+        "not recorded",
+        "80%",
+    ]
     # a study that recorded no share (an older one, a wall clock) has no such column
     older = series([0.9, 0.91], attrs=lambda i: _serving(load=0.5, cores=2))
     assert not any("CPU share" in c for c in build_report(older).table.columns)
+
+
+def test_the_cpu_share_column_says_why_a_trial_has_no_share():
+    """A study resumed with serving.threads above 1 timed its new trials by the wall clock: their
+    CPU share cells were blank beside those of the first run, and unexplained (review)."""
+    from tuneops.report.document import CPU_SHARE_COLUMN
+    from tuneops.report.html import render_html
+
+    def cost(i):
+        if i == 0:
+            return {"serving": {"path": "row", "clock": "thread_cpu", "cpu_share": 0.97}}
+        if i == 1:  # serving.threads: 2
+            call = {"median_ms": 1.0, "cpu_share": None}
+            return {"serving": {"path": "row", "clock": "wall", "call": call, "cpu_share": None}}
+        if i == 2:  # a tuneops that recorded no share
+            return {"serving": {"path": "row", "call": {"median_ms": 1.0}}}
+        return {"fit": {"cpu_s": [0.1]}}  # pruned before its latency was measured
+
+    study = series(
+        [0.9, 0.91, 0.92, None],
+        attrs=lambda i: {"tuneops:cost": cost(i)},
+        states={3: TrialState.PRUNED},
+    )
+    report = build_report(study)
+    column = report.table.columns.index(CPU_SHARE_COLUMN)
+    cells = [row[column] for row in report.table.rows]
+    assert cells == ["97%", "wall clock", "not recorded", "–"]
+    legend = dict(report.table.legend)[CPU_SHARE_COLUMN]
+    assert all(f'"{cell}"' in legend for cell in cells[1:])
+    assert "serving.threads above 1" in legend
+    page = render_html(report, plotly="cdn")
+    assert "wall clock&quot;: timed by the wall clock (serving.threads above 1)" in page
+    # no share anywhere: no column, and no legend for it
+    older = series([0.9], attrs=lambda i: _serving(load=0.5, cores=2))
+    assert build_report(older).table.legend == ()
 
 
 def test_measurements_without_a_cpu_share_fall_back_to_the_load_average():

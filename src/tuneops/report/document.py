@@ -34,6 +34,9 @@ __all__ = ["Report", "TrialTable", "build_report"]
 class TrialTable:
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+    # what the cells of a column that are not plain figures mean: column -> sentence (the HTML
+    # report prints them under the table's heading)
+    legend: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def trial_table(view: StudyView) -> TrialTable:
                 state,
                 *values,
                 *(_interval(intervals.get(m)) for m in measured),
-                *((_busy(_cpu_share(cost)),) if cpu else ()),
+                *((_cpu_share_cell(cost),) if cpu else ()),
                 *((_share(call.get("preprocess_share")),) if shares else ()),
                 *((_slowness(call.get("speed")),) if speeds else ()),
                 view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
@@ -144,7 +147,8 @@ def trial_table(view: StudyView) -> TrialTable:
                 ),
             )
         )
-    return TrialTable(columns, tuple(rows))
+    legend = ((CPU_SHARE_COLUMN, CPU_SHARE_LEGEND),) if cpu else ()
+    return TrialTable(columns, tuple(rows), legend)
 
 
 def _interval(bounds: Any) -> str | None:
@@ -179,12 +183,29 @@ def _cpu_share(cost: Any) -> float | None:
     return float(share)
 
 
-def _busy(share: float | None) -> str | None:
-    """``97%``, or ``62% busy`` below :data:`CPU_SHARE_MIN` (the busy-machine finding's rule)."""
-    if share is None:
-        return None
-    shown = f"{math.floor(share * 100)}%"  # rounded down: 0.796 is no "80% busy"
-    return f"{shown} busy" if share < CPU_SHARE_MIN else shown
+#: What the CPU share column's cells say, under the table.
+CPU_SHARE_LEGEND = (
+    "the share of its timed calls' wall time the serving thread ran, rounded down; below "
+    f"{CPU_SHARE_MIN:.0%} (busy) it waited for a core. \"wall clock\": timed by the wall "
+    "clock (serving.threads above 1), which has no such share; \"not recorded\": measured by "
+    "a tuneops that did not record it; \"–\": no latency measured (the trial was pruned, "
+    "failed or is running before its measurement)."
+)
+
+
+def _cpu_share_cell(cost: Any) -> str:
+    """The CPU share column's cell: ``97%``, ``62% busy`` below :data:`CPU_SHARE_MIN` (the
+    busy-machine finding's rule), ``wall clock`` for a measurement without a thread's CPU clock
+    (a resumed study whose ``serving.threads`` went above 1 mixes both), ``not recorded`` for
+    one made before the share was, ``–`` without any (:data:`CPU_SHARE_LEGEND`)."""
+    share = _cpu_share(cost)
+    if share is not None:
+        shown = f"{math.floor(share * 100)}%"  # rounded down: 0.796 is no "80% busy"
+        return f"{shown} busy" if share < CPU_SHARE_MIN else shown
+    serving = (cost or {}).get("serving") or {}
+    if not (serving.get("call") or serving.get("batch") or "cpu_share" in serving):
+        return "–"
+    return "wall clock" if serving.get("clock") == "wall" else "not recorded"
 
 
 def build_report(study: optuna.Study | StudyView) -> Report:

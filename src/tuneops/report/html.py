@@ -143,6 +143,14 @@ def _table(report: Report) -> str:
     )
 
 
+def _legend(report: Report) -> str:
+    """What the trial table's special cells mean, one line per column that has them."""
+    return "".join(
+        f'<p class="meta"><b>{html.escape(column)}</b>: {html.escape(text)}</p>'
+        for column, text in report.table.legend
+    )
+
+
 def _table_value(v: Any) -> Any:
     """A cell for the table's JSON (10,000 rows: the common types take the short path)."""
     kind = type(v)
@@ -411,6 +419,7 @@ def render_html(report: Report, *, plotly: str = "embed") -> str:
 <h2>Trials</h2>
 <p class="meta">Click a column header to sort. ★ marks the selected trial.
 The table scrolls inside its box.</p>
+{_legend(report)}
 {_table(report)}
 </section>
 <h2>Spec and data</h2>
