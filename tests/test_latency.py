@@ -35,6 +35,7 @@ from tuneops.measure import (
     serving_config,
 )
 from tuneops.objective import SpecObjective
+from tuneops.selection import parse_constraints, violation
 from tuneops.spec import load_spec
 
 QUICK = LatencyConfig(budget_s=0.3, min_calls=10, p95_calls=10)
@@ -631,6 +632,70 @@ def test_a_series_known_to_be_dominated_stops_early():
     assert cut.stopped_by == "dominated" and cut.n_calls == 20  # the first check decides
     assert cut.median_ci_ms[0] > full.median_ms / 100  # what it stopped on, and it is recorded
     assert kept.n_calls >= 100 and kept.stopped_by != "dominated"  # not beyond the bound
+
+
+def test_a_p95_of_too_few_calls_is_stored_without_an_upper_bound():
+    """A timing stopped as dominated after 20 calls stored [x_(17), x_(20)] as the p95's 95%
+    interval: the largest of 20 calls is no 95% upper bound of a p95 (that needs 72 calls), and
+    the report showed it, and constraints were judged on it, as one (review)."""
+    ds = load_dataset("sklearn:iris")
+    model = build_pipeline(get_family("knn"), {"n_neighbors": 5}, "classification", 0,
+                           numeric=ds.numeric, categorical=ds.categorical).fit(ds.X, ds.y)
+    config = LatencyConfig(budget_s=2.0, min_calls=20, p95_calls=100)
+    cut = measure_serving(model, ds.X, config, metrics=["latency_p95_ms"],
+                          dominated_above_ms=1e-9)
+    assert cut.call.stopped_by == "dominated" and not cut.call.p95_bounded
+    low, high = cut.intervals()["latency_p95_ms"]
+    assert high is None and low <= cut.call.p95_ms  # the lower bound holds at 20 calls
+    assert cut.intervals()["latency_p50_ms"][1] is not None  # the median's is bounded
+    full = measure_serving(model, ds.X, config, metrics=["latency_p95_ms"])
+    assert None not in full.intervals()["latency_p95_ms"]
+    # stopped by its calls or budget, not as dominated: the largest call stays its upper end
+    few = LatencyConfig(budget_s=2.0, min_calls=10, p95_calls=10, max_calls=30)
+    short = measure_serving(model, ds.X, few, metrics=["latency_p95_ms"])
+    assert not short.call.p95_bounded and short.intervals()["latency_p95_ms"][1] is not None
+    # judged as unknown: a constraint on it is met within noise at best
+    stored = {"intervals": cut.intervals()}
+    bounds = _study.stored_intervals(stored)["latency_p95_ms"]
+    assert bounds == (low, float("inf"))
+    (limit,) = parse_constraints([f"latency_p95_ms <= {cut.call.p95_ms * 10}"], "constraints")
+    assert violation(limit, {"latency_p95_ms": cut.call.p95_ms}, _study.stored_intervals(stored)) \
+        == float("inf")
+
+
+def test_a_trial_with_an_unbounded_p95_sets_no_latency_to_beat_and_is_not_feasible_beyond_noise():
+    objective, study = _objective_and_study(["accuracy", "latency_p95_ms"],
+                                            ["latency_p95_ms <= 50"])
+    _done(study, 0.99, 1.0, [0.9, None])  # stopped early: its p95 has no upper bound
+    _done(study, 0.97, 3.0, [2.5, 3.5])
+    assert objective._latency_to_beat(study.ask(), {"accuracy": 0.96}) == 3.5
+    # a trial whose timing stops as dominated: Optuna records it as missing the constraint (a
+    # finite number a storage's JSON holds), as selection judges it (within noise at best)
+    spec = load_spec({"data": {"source": "sklearn:iris"}, "model": {"family": "knn"},
+                      "objectives": ["accuracy", "latency_p95_ms"],
+                      "constraints": ["latency_p95_ms <= 1000"],
+                      "search": {"n_trials": 1, "cv_folds": 2}})
+    timed = SpecObjective(spec, load_dataset("sklearn:iris"), latency=QUICK)
+    faster = optuna.create_study(directions=["maximize", "minimize"],
+                                 pruner=optuna.pruners.NopPruner())
+    _done(faster, 1.0, 1e-7, [1e-8, 1e-6])  # as accurate as can be, and faster than any model
+    faster.enqueue_trial({"n_neighbors": 5, "weights": "uniform", "p": 2})
+    trial = faster.ask()
+    timed(trial)
+    cost = trial.user_attrs[_study.COST]
+    assert cost["serving"]["call"]["stopped_by"] == "dominated"
+    assert cost["intervals"]["latency_p95_ms"][1] is None
+    assert trial.constraints == {"latency_p95_ms <= 1000": sys.float_info.max}
+    # the report shows it as unbounded, with a legend that says why
+    from tuneops.report import build_report
+
+    study.set_user_attr(_study.OBJECTIVES, [{"metric": "accuracy", "direction": "maximize"},
+                                            {"metric": "latency_p95_ms", "direction": "minimize"}])
+    table = build_report(study).table
+    column = table.columns.index("latency_p95_ms 95% interval")
+    assert [row[column] for row in table.rows[:2]] == ["0.9 – unbounded", "2.5 – 3.5"]
+    legend = dict(table.legend)["latency_p95_ms 95% interval"]
+    assert "72 calls" in legend and "dominated" in legend
 
 
 def _objective_and_study(objectives, constraints=()):

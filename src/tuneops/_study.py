@@ -70,6 +70,7 @@ __all__ = [
     "INTERMEDIATE",
     "FIDELITY",
     "COST",
+    "stored_intervals",
     "FIT_TIME_DEFINITIONS",
     "FIT_TIME_VERSION",
     "fit_time_version",
@@ -146,7 +147,8 @@ FAIL_REASON = "fail_reason"
 WARM_START = "warm_start"
 INTERMEDIATE = "tuneops:intermediate"  # {str(step): [value per objective]}
 FIDELITY = "tuneops:fidelity"  # {steps, n_steps, max_step, fit_s, pruned}
-COST = "tuneops:cost"  # {fit, serving, intervals: {metric: [low, high]}} (measure.py)
+# {fit, serving, intervals: {metric: [low, high]}} (measure.py); an end no sample gives is null
+COST = "tuneops:cost"
 TIMED_OUT = "tuneops:timed_out"  # {limit_s, elapsed_s, at}: stopped by search.trial_timeout_s
 
 #: The definition of the ``fit_time_s`` metric a trial measured, recorded with it
@@ -487,6 +489,30 @@ def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:
         counts["STALE"] = len(stale_trials(mine, now=time.time(), grace_s=GRACE_S))
         counts["RUNNING"] -= counts["STALE"]
     return counts
+
+
+def stored_intervals(cost: Any) -> dict[str, tuple[float, float]]:
+    """The confidence intervals of a trial's cost record (``tuneops:cost.intervals``) as
+    ``metric -> (low, high)``; an end recorded as null (too few calls to bound it: a p95 of fewer
+    than 72 calls has no upper bound) reads as -inf or +inf; malformed entries are left out."""
+    raw = cost.get("intervals") if isinstance(cost, Mapping) else None
+    if not isinstance(raw, Mapping):
+        return {}
+    out = {}
+    for metric, ends in raw.items():
+        if not isinstance(ends, (list, tuple)) or len(ends) != 2:
+            continue
+        low, high = ends
+        if low is None:
+            low = -float("inf")
+        if high is None:
+            high = float("inf")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            continue
+        if low != low or high != high:  # NaN
+            continue
+        out[str(metric)] = (float(low), float(high))
+    return out
 
 
 def fit_time_version(trial: FrozenTrial) -> int | None:

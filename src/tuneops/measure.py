@@ -541,12 +541,20 @@ class ServingCost:
             )
         return out
 
-    def intervals(self) -> dict[str, list[float]]:
-        """``metric -> [low, high]``: the confidence interval of each latency metric."""
-        out: dict[str, list[float]] = {}
+    def intervals(self) -> dict[str, list[float | None]]:
+        """``metric -> [low, high]``: the confidence interval of each latency metric; the p95's
+        ``high`` is None when a timing stopped as dominated made too few calls to bound it
+        (:func:`quantile_ci`)."""
+        out: dict[str, list[float | None]] = {}
         if self.call is not None:
             out["latency_p50_ms"] = list(self.call.median_ci_ms)
-            out["latency_p95_ms"] = list(self.call.p95_ci_ms)
+            # A timing stopped as dominated (after 20 calls) gives its p95 no upper bound: the
+            # largest of 20 calls is above the p95 with probability 1 - 0.95^20 = 64%, not 95%.
+            # One stopped by its budget keeps the largest call (at 50 calls a 92% bound) until
+            # selection can weigh such bounds (a p95 constraint on costly models).
+            low, high = self.call.p95_ci_ms
+            unknown = not self.call.p95_bounded and self.call.stopped_by == "dominated"
+            out["latency_p95_ms"] = [low, None if unknown else high]
         if self.batch is not None:
             lo, hi = self.batch.median_ci_ms
             out["batch_latency_p50_ms"] = [lo, hi]

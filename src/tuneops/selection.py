@@ -140,17 +140,9 @@ def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> l
         extra = attrs.get(_study.METRICS)
         if isinstance(extra, Mapping):  # plain Optuna code may keep a list or a number there
             metrics.update(extra)
-        cost = attrs.get(_study.COST)
-        raw = cost.get("intervals", {}) if isinstance(cost, Mapping) else {}
-        intervals = (
-            {
-                str(k): (float(v[0]), float(v[1]))
-                for k, v in raw.items()
-                if isinstance(v, (list, tuple)) and len(v) == 2 and all(map(np.isfinite, v))
-            }
-            if raw
-            else _NO_INTERVALS
-        )
+        # an end the measurement could not bound (a p95 of too few calls) is infinite: a
+        # constraint is then met within noise at best, and the trial ties on that objective
+        intervals = _study.stored_intervals(attrs.get(_study.COST)) or _NO_INTERVALS
         out.append(
             Candidate(
                 t.number,

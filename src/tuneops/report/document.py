@@ -147,15 +147,41 @@ def trial_table(view: StudyView) -> TrialTable:
                 ),
             )
         )
-    legend = ((CPU_SHARE_COLUMN, CPU_SHARE_LEGEND),) if cpu else ()
+    legend: tuple[tuple[str, str], ...] = ((CPU_SHARE_COLUMN, CPU_SHARE_LEGEND),) if cpu else ()
+    unbounded = [
+        f"{m} 95% interval"
+        for m in measured
+        if any(
+            isinstance(c.get("intervals", {}).get(m), list)
+            and len(c["intervals"][m]) == 2
+            and c["intervals"][m][1] is None
+            for c in costs
+        )
+    ]
+    legend += tuple((column, UNBOUNDED_LEGEND) for column in unbounded)
     return TrialTable(columns, tuple(rows), legend)
 
 
 def _interval(bounds: Any) -> str | None:
-    """``[low, high]`` as the table shows it: ``4.12 – 4.31``."""
-    if not bounds or len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds):
+    """``[low, high]`` as the table shows it: ``4.12 – 4.31``; ``4.12 – unbounded`` when the
+    calls were too few to bound the high end (:data:`UNBOUNDED_LEGEND`)."""
+    if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
         return None
-    return f"{bounds[0]:.3g} – {bounds[1]:.3g}"
+    low, high = bounds
+    if not isinstance(low, (int, float)):
+        return None
+    if high is None:
+        return f"{low:.3g} – unbounded"
+    return f"{low:.3g} – {high:.3g}" if isinstance(high, (int, float)) else None
+
+
+#: What an interval's ``unbounded`` says, under the table.
+UNBOUNDED_LEGEND = (
+    "\"unbounded\": the timing made too few calls to bound the p95 from above (a 95% "
+    "interval of it needs 72 calls): it was stopped after 20 once the trial was known to be "
+    "dominated. The p95 shown is of the calls made; constraints on it are met within noise at "
+    "best."
+)
 
 
 def _slowness(value: Any) -> str | None:

@@ -252,11 +252,11 @@ def _beyond_noise(
         lo = np.array([t.values for t in rows], dtype=float) * signs
         hi = lo.copy()
         for r, t in enumerate(rows):
-            intervals = (t.user_attrs.get(_study.COST) or {}).get("intervals") or {}
+            intervals = _study.stored_intervals(t.user_attrs.get(_study.COST))
             for i, name in enumerate(view.objectives):
                 interval = intervals.get(name)
-                if isinstance(interval, (list, tuple)) and len(interval) == 2:
-                    ends = sorted(signs[i] * float(v) for v in interval)
+                if interval is not None:
+                    ends = sorted(signs[i] * v for v in interval)
                     lo[r, i], hi[r, i] = min(ends[0], lo[r, i]), max(ends[1], hi[r, i])
         return lo, hi
 
