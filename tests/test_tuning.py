@@ -20,8 +20,9 @@ from conftest import ROOT, tiny_spec
 from optuna.trial import TrialState
 
 import tuneops
+import tuneops.tuning
 from tuneops import _study, runner
-from tuneops.errors import SpecError
+from tuneops.errors import SpecError, UsageError
 from tuneops.storage import get_storage
 
 
@@ -108,6 +109,52 @@ def test_resuming_across_fit_time_definitions_is_said_once(workdir, monkeypatch,
         tuneops.run(tiny_spec(study="plain", n_trials=2, objectives=["accuracy", "fit_time_s"]))
         tuneops.run(tiny_spec(study="plain", n_trials=3, objectives=["accuracy", "fit_time_s"]))
     assert "fit_time_s is" not in caplog.text  # one definition throughout
+
+
+def test_a_worker_of_another_fit_time_definition_refuses_or_warns_and_show_says_the_mix(
+    workdir, monkeypatch, caplog, cli
+):
+    """`tuneops worker` of another tuneops version joined a study and wrote fit times of its own
+    definition among the others without a word; `show` did not say the study mixed them
+    (review)."""
+    spec = tiny_spec(n_trials=2, objectives=["accuracy", "fit_time_s"])
+    with monkeypatch.context() as m:  # a run of a tuneops that recorded no study definition
+        m.setattr(_study, "FIT_TIME_VERSION", 2)
+        m.setattr(_study, "set_fit_time_record", lambda study: None)
+        tuneops.run(spec)
+    # the definition is read from its trials: this tuneops' worker refuses, naming both
+    with pytest.raises(UsageError, match="study 'tiny' measures fit_time_s by definition 2 "
+                       r"\(CPU seconds of every fit.*this tuneops measures definition 3") as no:
+        tuneops.tuning.join("tiny", timeout_s=5)
+    assert "fit_time_s is an objective of the study" in str(no.value)
+    assert "run the spec as a new study" in str(no.value)
+    code, _, err = cli("worker", "--study", "tiny", "--storage", "tuneops.journal")
+    assert code == 2 and "measures fit_time_s by definition 2" in err
+    assert len(tuneops.load_study("tiny").trials) == 2  # nothing run
+    # resumed by this tuneops: the study's definition is its now, and its workers join
+    tuneops.run({**spec, "search": {**spec["search"], "n_trials": 3}})
+    assert _study.study_fit_time_version(tuneops.load_study("tiny"), []) == 3
+    with monkeypatch.context() as m:  # while a worker of the earlier definition is refused
+        m.setattr(_study, "FIT_TIME_VERSION", 2)
+        with pytest.raises(UsageError, match="measures fit_time_s by definition 3"):
+            tuneops.tuning.join("tiny", timeout_s=5)
+    # show and the results say the study mixes definitions
+    code, out, err = cli("show", "tiny", "--storage", "tuneops.journal")
+    assert code == 0
+    assert "Warning: fit_time_s was measured by 2 definitions in this study" in err
+    assert "2 (trials 0-1) as CPU seconds of every fit" in err
+    code, out, _ = cli("show", "tiny", "--storage", "tuneops.journal", "--json")
+    mix = json.loads(out)["fit_time_definitions"]
+    assert mix["definitions"] == {"2": [0, 1], "3": [2]} and mix["judged"] == "an objective"
+    # a study that judges no fit time: the worker joins, and says it
+    plain = tiny_spec(study="plain", n_trials=2)
+    with monkeypatch.context() as m:
+        m.setattr(_study, "FIT_TIME_VERSION", 2)
+        tuneops.run(plain)
+    with caplog.at_level("WARNING", logger="tuneops"):
+        assert tuneops.tuning.join("plain", timeout_s=5) == 0  # its budget is spent
+    assert "study 'plain' measures fit_time_s by definition 2" in caplog.text
+    assert "The study judges no fit time, so this worker joins" in caplog.text
 
 
 def test_resume_refuses_a_different_definition(workdir):

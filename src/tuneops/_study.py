@@ -74,6 +74,10 @@ __all__ = [
     "FIT_TIME_DEFINITIONS",
     "FIT_TIME_VERSION",
     "fit_time_version",
+    "FIT_TIME_AT",
+    "study_fit_time_version",
+    "set_fit_time_record",
+    "fit_time_mix",
     "fit_time_groups",
     "fit_time_judged",
     "describe_fit_time_groups",
@@ -162,6 +166,9 @@ FIT_TIME_DEFINITIONS: dict[int, str] = {
     3: "CPU seconds of the model's final fit plus its fold's preprocessing",
 }
 FIT_TIME_VERSION = 3  # the definition this tuneops measures
+# system attr: the definition of fit_time_s the study's runs measure (set by each run that
+# creates or resumes it; workers of another definition refuse to join, see study_fit_time_version)
+FIT_TIME_AT = "tuneops:fit_time_version"
 
 
 class StoredObjective(NamedTuple):
@@ -546,6 +553,57 @@ def fit_time_groups(trials: Iterable[FrozenTrial]) -> dict[int, list[int]]:
         if version is not None:
             groups.setdefault(version, []).append(t.number)
     return groups
+
+
+def study_fit_time_version(study: optuna.Study, trials: Sequence[FrozenTrial]) -> int | None:
+    """The definition of ``fit_time_s`` the study measures: the one its runs recorded
+    (:data:`FIT_TIME_AT`), else (a study of a tuneops that recorded none) that of its latest
+    complete trial that measured it; None when neither tells."""
+    recorded = _optuna.study_system_attrs(study).get(FIT_TIME_AT)
+    if isinstance(recorded, int) and not isinstance(recorded, bool):
+        return recorded
+    for t in sorted(trials, key=lambda t: t.number, reverse=True):
+        if t.state == TrialState.COMPLETE:
+            version = fit_time_version(t)
+            if version is not None:
+                return version
+    return None
+
+
+def set_fit_time_record(study: optuna.Study) -> None:
+    """Record that the study's runs now measure this tuneops' :data:`FIT_TIME_VERSION`."""
+    _optuna.set_study_system_attr(study, FIT_TIME_AT, FIT_TIME_VERSION)
+
+
+def fit_time_mix(
+    trials: Iterable[FrozenTrial], objectives: Iterable[str], constraints: Iterable[str]
+) -> dict[str, Any] | None:
+    """The ``fit_time_definitions`` section of a study's results: when its complete trials
+    measured ``fit_time_s`` by more than one definition (a resumed study, or workers of
+    several tuneops versions), ``{"definitions": {version: [trial numbers]}, "judged": how
+    the study judges it or None, "warning": words}``; None otherwise."""
+    groups = fit_time_groups(trials)
+    if len(groups) < 2:
+        return None
+    judged = fit_time_judged(objectives, constraints)
+    warning = (
+        f"fit_time_s was measured by {len(groups)} definitions in this study (resumed, or "
+        f"joined by workers, across tuneops versions that changed it): "
+        f"{describe_fit_time_groups(groups)}. "
+        + (
+            f"It is {judged} of the study: the trials are compared on it as one axis, though "
+            "the figures measure different things. Compare fit times only among the trials of "
+            "one definition, or run the spec again as a new study (another study name)."
+            if judged is not None
+            else "The study judges no fit time; compare fit times only among the trials of one "
+            "definition."
+        )
+    )
+    return {
+        "definitions": {str(v): numbers for v, numbers in sorted(groups.items())},
+        "judged": judged,
+        "warning": warning,
+    }
 
 
 def fit_time_judged(objectives: Iterable[str], constraints: Iterable[str]) -> str | None:

@@ -118,6 +118,13 @@ def _build(
         results["n_repeats"] = repeats
     if brief:
         del results["trials"], results["versions"]
+    # complete trials that measured fit_time_s by different definitions (workers of several
+    # tuneops versions): said wherever the results are read, `tuneops show` included
+    mix = _study.fit_time_mix(
+        trials, [o["metric"] for o in results["objectives"]], results["constraints"]
+    )
+    if mix is not None:
+        results["fit_time_definitions"] = mix
     if selection is not None:
         results["selection"] = selection
     computed = _sections(study, trials, selection, brief, results)

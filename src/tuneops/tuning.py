@@ -165,6 +165,7 @@ def run(
         )
     if resumed:
         _say_other_fit_time_definitions(spec, trials)
+    _study.set_fit_time_record(study)  # the definition its workers must measure from now on
     workers_sampler = functools.partial(sampler_factory, resumed=resumed)
     if resumed:
         study.sampler = workers_sampler(0)
@@ -230,6 +231,38 @@ def _say_other_fit_time_definitions(spec: Spec, trials: list[optuna.trial.Frozen
         current,
         "the best trial or front, the selection, the sampler's model"
         + (", the constraint's verdicts" if "constraint" in judged else ""),
+    )
+
+
+def _check_fit_time_definition(study: optuna.Study) -> None:
+    """Refuse to join a study whose runs measure ``fit_time_s`` by another definition than
+    this tuneops, when its spec judges it (an objective or a constraint): the worker's trials
+    would be compared on one axis with figures that measure something else. Without that,
+    warn: the trials' fit times (results, report) then mix both."""
+    theirs = _study.study_fit_time_version(study, study.get_trials(deepcopy=False))
+    mine = _study.FIT_TIME_VERSION
+    if theirs is None or theirs == mine:
+        return
+    defined = _study.FIT_TIME_DEFINITIONS
+    text = (
+        f"study {study.study_name!r} measures fit_time_s by definition {theirs} "
+        f"({defined.get(theirs, 'of a newer tuneops than this one')}); this tuneops measures "
+        f"definition {mine} ({defined[mine]})"
+    )
+    judged = _study.fit_time_judged(
+        [o.metric for o in _study.objectives(study)], _study.constraint_texts(study)
+    )
+    if judged is not None:
+        raise UsageError(
+            f"{text}. fit_time_s is {judged} of the study, and its trials would be compared "
+            "on figures that measure different things. Join with the tuneops version the "
+            "study's run uses (pip install 'tuneops==<that version>'), or run the spec as a "
+            "new study (another study name) with this one."
+        )
+    _log.warning(
+        "%s. The study judges no fit time, so this worker joins; its trials' fit_time_s "
+        "figures (results, report) are not comparable with the others'.",
+        text,
     )
 
 
@@ -359,6 +392,7 @@ def join(
 
     _check_worker_times(timeout_s, heartbeat_s, grace_s)
     study = load_study(name, storage_url)
+    _check_fit_time_definition(study)
     spec, data = rebuild(
         study,
         "a worker cannot join it; start more workers with tune(..., n_workers=N) from your own "

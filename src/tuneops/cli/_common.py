@@ -544,6 +544,9 @@ def print_summary(
         )
     if results.get("message"):
         term.warn(results["message"])
+    mix = results.get("fit_time_definitions")
+    if mix and mix.get("judged"):  # trials compared on fit times that measure different things
+        term.warn(f"Warning: {mix['warning']}")
     for f in results.get("failures", [])[:5]:
         term.err.print(
             Text.assemble((f"trial {f['number']} failed:", "red"), " ", f["reason"][:200]),
