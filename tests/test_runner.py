@@ -356,3 +356,39 @@ def test_optuna_s_report_in_a_multi_objective_study_stops_at_the_first_trial(wor
     with pytest.raises(UsageError, match=r"tuneops\.pruning\.report\(trial, values, step\)"):
         tuneops.tune(objective, n_trials=10, objectives=["a", "b"], storage=":memory:")
     assert calls == [0]
+
+
+def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, capsys) -> None:
+    """A trial abandoned mid-run (its worker died) records none of its fits, its configuration
+    runs again, and no budget counts it: its partial compute was counted nowhere, and said
+    nowhere either (review)."""
+    from tuneops.cli._common import print_lost, print_summary
+
+    study = _study(workdir)
+    trial = runner.next_trial(study, unlimited=True)
+    for step in (1, 3, 9):  # the fidelity steps it reported before its worker died
+        trial.report(0.5, step)
+    started = _optuna.read_trial(study, trial).datetime_start.timestamp()
+    _optuna.set_trial_user_attr(study, trial, study_format.HEARTBEAT, started + 12.5)
+    runner.abandon(study, _optuna.read_trial(study, trial), "no heartbeat for 60 s")
+    retry = runner.next_trial(study, unlimited=True)  # its configuration again: counted
+    runner.run_trial(study, retry, fast)
+    extra = runner.next_trial(study, unlimited=True)  # beyond the budget: retired, never run
+    runner._retire(study, _optuna.read_trial(study, extra), "beyond the budget", claimed=True)
+    assert [t.number for t in study.get_trials() if study_format.is_abandoned(t)] == [0, 2]
+    results = study_results(study)
+    lost = results["lost_compute"]
+    assert lost["n_trials"] == 1 and lost["trials"] == [0]
+    assert lost["ran_s"] >= 12.5 and lost["steps"] == 9
+    print_summary(results)
+    out = capsys.readouterr()
+    assert "Lost compute: 1 abandoned trial(s) ran at least 12.5 s (wall, to their last " \
+        "heartbeat) and 9 fidelity steps before their workers stopped." in out.out + out.err
+    # under a compute budget, said not to count in it
+    print_lost({**results, "pruning": {"compute": {"unit": "steps", "budget": 50.0}}})
+    out = capsys.readouterr()
+    assert "before their workers stopped; the compute budget does not count it" in out.out + out.err
+    # without an abandoned trial there is nothing to say
+    clean = _study(workdir)
+    runner.run_trial(clean, runner.next_trial(clean, unlimited=True), fast)
+    assert "lost_compute" not in study_results(clean)

@@ -94,6 +94,7 @@ __all__ = [
     "is_abandoned",
     "is_retired",
     "abandoned_label",
+    "lost_compute",
     "state_counts",
     "feasible",
     "budget",
@@ -479,6 +480,37 @@ def abandoned_label(reason: str | None) -> str:
     if reason is None:
         return ""
     return " (retired)" if str(reason).startswith(RETIRED) else " (abandoned)"
+
+
+def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
+    """The work of the trials abandoned while they ran (a worker that died or was stopped): the
+    ``lost_compute`` section of a study's results, None without any.
+
+    Such a trial records none of its fits (they are written with its outcome), its
+    configuration runs again, and no budget counts it: ``ran_s`` is the wall seconds from its
+    start to its last sign of life (its heartbeat, every 10 s: at least that long, and fitting
+    was part of it), ``steps`` the fidelity steps it reported (counted as a ``steps`` budget
+    counts a trial's: its last step, one more when they count from 0)."""
+    lost = [t for t in trials if ABANDONED in t.user_attrs and not is_retired(t)]
+    if not lost:
+        return None
+    ran_s = 0.0
+    steps = 0
+    for t in lost:
+        seen = last_seen(t)
+        if t.datetime_start is not None and seen is not None:
+            ran_s += max(0.0, seen - t.datetime_start.timestamp())
+        reported = sorted(t.intermediate_values) or sorted(
+            int(k) for k in (t.user_attrs.get(INTERMEDIATE) or {})
+        )
+        if reported:
+            steps += reported[-1] + 1 if reported[0] == 0 else reported[-1]
+    return {
+        "n_trials": len(lost),
+        "trials": [t.number for t in lost],
+        "ran_s": ran_s,
+        "steps": steps,
+    }
 
 
 def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:

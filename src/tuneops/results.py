@@ -125,6 +125,9 @@ def _build(
     )
     if mix is not None:
         results["fit_time_definitions"] = mix
+    lost = _study.lost_compute(trials)  # what abandoned trials ran, which no budget counts
+    if lost is not None:
+        results["lost_compute"] = lost
     if selection is not None:
         results["selection"] = selection
     computed = _sections(study, trials, selection, brief, results)

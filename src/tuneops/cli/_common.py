@@ -53,6 +53,7 @@ __all__ = [
     "print_summary",
     "print_front",
     "print_pruning",
+    "print_lost",
     "print_workers",
     "print_trials",
 ]
@@ -534,6 +535,7 @@ def print_summary(
     for note in (results.get("selection") or {}).get("notes") or ():
         term.warn(f"Note: {note}")  # e.g. the choice meets a constraint only within noise
     print_pruning(results)
+    print_lost(results)
     warm = results.get("warm_start")
     if warm and warm.get("summary"):
         term.info(
@@ -602,6 +604,29 @@ def print_pruning(results: dict[str, Any]) -> None:
             markup=False,
             soft_wrap=True,
         )
+
+
+def print_lost(results: dict[str, Any]) -> None:
+    """What abandoned trials ran before their workers stopped (``lost_compute``), which no
+    budget counts."""
+    lost = results.get("lost_compute")
+    if not lost:
+        return
+    steps = f" and {lost['steps']} fidelity steps" if lost.get("steps") else ""
+    budget = (results.get("pruning") or {}).get("compute") or {}
+    counted = (
+        "; the compute budget does not count it (it counts the fits finished trials record, and "
+        "their configurations ran again)"
+        if budget.get("budget") is not None
+        else ""
+    )
+    term.info(
+        f"Lost compute: {lost['n_trials']} abandoned trial(s) ran at least {lost['ran_s']:.1f} s "
+        f"(wall, to their last heartbeat){steps} before their workers stopped{counted}.",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 #: The units of ``search.budget`` as the console names them.
