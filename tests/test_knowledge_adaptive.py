@@ -281,3 +281,39 @@ def test_a_warm_trial_is_on_the_front_the_selection_printed_not_merely_undominat
         "none on the Pareto front: best warm trial #3 is within noise of it (dominated by none of "
         "the 4 feasible trials)"), printed["summary"]
     assert warm_start_section(study, trials, front=[2, 3])["n_on_front"] == 1
+
+
+def test_a_retry_in_the_warm_start_range_takes_no_place_of_it(workdir):
+    """The range was by trial number: the retry of an abandoned warm trial (its configuration,
+    queued) took the next number in it, so the adaptive warm start made one proposal fewer than
+    its plan's size for every retry that landed in it (review)."""
+    import optuna
+
+    from tuneops import _optuna, _study, runner
+    from tuneops.knowledge.adaptive import WarmStartSampler
+    from tuneops.space import suggest_params
+    from tuneops.storage import get_storage
+
+    study = optuna.create_study(
+        direction="maximize", storage=get_storage(str(workdir / "s.journal")),
+        sampler=WarmStartSampler(optuna.samplers.RandomSampler(seed=0), {"knn": SPACE}))
+    _optuna.set_study_system_attr(
+        study, PLAN_ATTR, {"first": 0, "size": 3, "order": ["knn"], "families": {"knn": PLAN}})
+
+    def run_one(abandon=False):
+        trial = study.ask()
+        params = suggest_params(trial, SPACE)
+        if abandon:  # its worker died: FAIL, abandoned, its configuration queued again
+            runner.abandon(study, _optuna.read_trial(study, trial), "no heartbeat for 60 s")
+        else:
+            study.tell(trial, params["n_neighbors"] / 100)
+
+    run_one(abandon=True)  # trial 0, the first warm proposal
+    for _ in range(4):  # trial 1 is its retry; then 2, 3, 4
+        run_one()
+    trials = study.get_trials()
+    assert trials[1].user_attrs[_study.RETRY_OF] == 0 and trials[1].params == trials[0].params
+    warm = [t.number for t in _study.counted(trials) if "warm_start" in t.user_attrs]
+    assert warm == [1, 2, 3]  # three, as planned: the retry and two more proposals
+    assert all(t.params in PLAN["candidates"] for t in trials[:4])
+    assert "warm_start" not in trials[4].user_attrs

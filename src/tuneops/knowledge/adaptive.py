@@ -41,7 +41,7 @@ from optuna.distributions import BaseDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops import _optuna
+from tuneops import _optuna, _study
 from tuneops._study import WARM_START as TAG
 from tuneops.knowledge.base import add_prefix, quality_objective, strip_prefix
 from tuneops.knowledge.portfolio import (
@@ -231,6 +231,7 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
             None  # (metric, maximize) the results are ranked by
         )
         self._proposals: dict[int, dict[str, Any]] = {}  # trial number -> trial params
+        self._past_range: int | None = None  # a trial number at which the range had ended
 
     def _plan_of(self, study: optuna.Study) -> Mapping[str, Any]:
         if self._plan is None:
@@ -249,12 +250,33 @@ class WarmStartSampler(optuna.samplers.BaseSampler):
             )
         return self._quality
 
+    def _position(self, study: optuna.Study, number: int, first: int) -> int:
+        """Trial ``number``'s place in the warm-start range: the trials from ``first`` before it
+        that the sampler proposed. A queued trial (the retry of an abandoned trial, its
+        configuration again) and one retired unrun take no place: by trial number, each retry
+        in the range took one of its proposals, and its trials were that many fewer."""
+        return sum(
+            1
+            for t in _optuna.read_trials(study)
+            if first <= t.number < number
+            and "fixed_params" not in t.system_attrs
+            and not _study.is_retired(t)
+        )
+
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._base.before_trial(study, trial)
         plan = self._plan_of(study)
-        position = trial.number - int(plan.get("first", 0))
-        if not 0 <= position < int(plan.get("size", 0)) or "fixed_params" in trial.system_attrs:
+        first, size = int(plan.get("first", 0)), int(plan.get("size", 0))
+        if (
+            trial.number < first
+            or "fixed_params" in trial.system_attrs
+            or (self._past_range is not None and trial.number >= self._past_range)
+        ):
             return  # not in the warm-start range, or a queued trial (explicit, or a retry)
+        position = self._position(study, trial.number, first) if trial.number > first else 0
+        if position >= size:
+            self._past_range = trial.number  # places only grow with the number: read no more
+            return
         families = list(self._spaces)
         family = plan["order"][position % len(plan["order"])]
         metric, maximize = self._quality_of(study)
