@@ -317,3 +317,36 @@ def test_a_retry_in_the_warm_start_range_takes_no_place_of_it(workdir):
     assert warm == [1, 2, 3]  # three, as planned: the retry and two more proposals
     assert all(t.params in PLAN["candidates"] for t in trials[:4])
     assert "warm_start" not in trials[4].user_attrs
+
+
+def test_an_older_studys_untagged_retry_of_a_warm_trial_counts_as_that_warm_trial():
+    """Retries did not carry the tag before: in such a study the warm start's summary said "none
+    completed" of a configuration that completed, and counted it as the best other trial."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tuneops import _study
+    from tuneops.knowledge.warm_start import warm_start_section
+    from tuneops.report import build_report
+
+    dists = {"n_neighbors": IntDistribution(1, 50), "weights": CategoricalDistribution(
+        ["uniform", "distance"]), "p": IntDistribution(1, 2)}
+    study = optuna.create_study(direction="maximize")
+    tag = "kb:portfolio#1 (robust default; from pmlb:a#1)"
+    study.add_trial(create_trial(state=TrialState.FAIL, params=Z, distributions=dists,
+                                 user_attrs={_study.WARM_START: tag, _study.ABANDONED: "killed"}))
+    study.add_trial(create_trial(state=TrialState.COMPLETE, params=Z, distributions=dists,
+                                 value=0.95, user_attrs={_study.RETRY_OF: 0}))  # untagged
+    study.add_trial(create_trial(state=TrialState.COMPLETE, params=X, distributions=dists,
+                                 value=0.9))
+    # a fresh configuration run after a retry was abandoned again is no warm trial
+    study.add_trial(create_trial(state=TrialState.COMPLETE, params=Y, distributions=dists,
+                                 value=0.8, user_attrs={_study.RETRY_OF: 0}))
+    section = warm_start_section(study, study.get_trials(deepcopy=False))
+    assert section["n_enqueued"] == 1 and section["best_warm_trial"] == 1
+    assert section["trials"][0]["source"] == tag and section["n_portfolio"] == 1
+    assert section["best_cold_value"] == 0.9  # not the warm trial's 0.95
+    table = build_report(study).table
+    column = table.columns.index("warm start")
+    assert [row[column] for row in table.rows] == [True, True, None, None]

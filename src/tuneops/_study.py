@@ -95,6 +95,7 @@ __all__ = [
     "is_retired",
     "abandoned_label",
     "lost_compute",
+    "warm_start_tags",
     "state_counts",
     "feasible",
     "budget",
@@ -480,6 +481,25 @@ def abandoned_label(reason: str | None) -> str:
     if reason is None:
         return ""
     return " (retired)" if str(reason).startswith(RETIRED) else " (abandoned)"
+
+
+def warm_start_tags(trials: Sequence[FrozenTrial]) -> dict[int, str]:
+    """``number -> source`` of every warm-start trial (its ``warm_start`` user attribute).
+
+    The retry of an abandoned warm-start trial carries its tag; one recorded before retries did
+    (untagged, ``retry_of`` a tagged trial, with its parameters) takes its original's: it is
+    the warm-start trial that counts, and read untagged it counted as the best other trial."""
+    tags = {t.number: str(t.user_attrs[WARM_START]) for t in trials if t.user_attrs.get(WARM_START)}
+    if not tags:
+        return tags
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        origin = t.user_attrs.get(RETRY_OF)
+        if t.number in tags or not isinstance(origin, int) or origin not in tags:
+            continue
+        if t.params and t.params == by_number[origin].params:
+            tags[t.number] = tags[origin]
+    return tags
 
 
 def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:

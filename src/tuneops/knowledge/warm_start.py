@@ -470,7 +470,8 @@ def warm_start_section(
     A warm-start trial abandoned by its worker (interrupted, or dead) is not counted: its retry,
     the same configuration, carries its tag and counts in its place (the first warm trial is
     the retry of the first one abandoned)."""
-    warm = [t for t in _study.counted(trials) if TAG in t.user_attrs]
+    tags = _study.warm_start_tags(trials)  # an older study's untagged retries too
+    warm = [t for t in _study.counted(trials) if t.number in tags]
     if not warm:
         return None
     complete = [
@@ -500,10 +501,10 @@ def warm_start_section(
         position = {t.number: i + 1 for i, t in enumerate(ranked)}
         rank = {t.number: position[t.number] for t in warm if t.number in position}
         best = min(rank, key=lambda n: rank[n], default=None)
-        cold = [t for t in complete if TAG not in t.user_attrs]
+        cold = [t for t in complete if t.number not in tags]
         best_cold = min(cold, key=lambda t: signs[0] * t.values[0]).values[0] if cold else None
     by_number = {t.number: t for t in warm}
-    kinds = Counter(_kind(t) for t in warm)
+    kinds = Counter(_kind(tags[t.number]) for t in warm)
     first = min(warm, key=lambda t: (t.user_attrs.get(_study.RETRY_OF, t.number), t.number))
     plan = _optuna.study_system_attrs(study).get(PLAN_ATTR) or {}
     families = plan.get("families", {})
@@ -540,7 +541,7 @@ def warm_start_section(
         "trials": [
             {
                 "number": t.number,
-                "source": t.user_attrs[TAG],
+                "source": tags[t.number],
                 "state": t.state.name,
                 "values": _study.final_values(t),  # none for a pruned trial's partial score
                 "rank": rank.get(t.number),
@@ -553,11 +554,10 @@ def warm_start_section(
     return section
 
 
-def _kind(trial: FrozenTrial) -> str:
-    """Where a warm-start trial came from, each counted once: ``adaptive`` (chosen after the
-    results so far, a portfolio candidate too), ``portfolio`` (the zero-shot head), ``kb`` (a
-    fixed list from the knowledge base), ``given`` (the spec's params or studies)."""
-    tag = str(trial.user_attrs[TAG])
+def _kind(tag: str) -> str:
+    """Where a warm-start trial (its tag) came from, each counted once: ``adaptive`` (chosen
+    after the results so far, a portfolio candidate too), ``portfolio`` (the zero-shot head),
+    ``kb`` (a fixed list from the knowledge base), ``given`` (the spec's params or studies)."""
     if "adaptive after" in tag:
         return "adaptive"
     if tag.startswith("kb:portfolio#"):

@@ -20,7 +20,6 @@ from tuneops.report.figures import Panel, compute_panels, pruned_label
 from tuneops.report.findings import CPU_SHARE_MIN, Finding, compute_findings
 from tuneops.report.view import (
     StudyView,
-    is_warm_start,
     view_of,
     warm_start_section,
     worker_label,
@@ -137,7 +136,7 @@ def trial_table(view: StudyView) -> TrialTable:
                 view.is_feasible(t) if t.state == optuna.trial.TrialState.COMPLETE else None,
                 *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
                 worker_label(t),
-                is_warm_start(t) or None,
+                view.is_warm(t) or None,
                 round(t.duration.total_seconds(), 3) if t.duration else None,
                 *[t.params.get(p) for p in params],
                 (

@@ -37,7 +37,7 @@ from tuneops import _study, pareto
 from tuneops._study import is_retired as retired
 from tuneops.metrics import METRICS
 from tuneops.report.figures import best_numbers, feasible_losses
-from tuneops.report.view import StudyView, is_warm_start, pruning_section, view_of
+from tuneops.report.view import StudyView, pruning_section, view_of
 
 __all__ = ["Finding", "CHECKS", "compute_findings", "findings_section", "convergence_window"]
 
@@ -744,7 +744,7 @@ def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 
 def warm_start(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     # an abandoned warm trial's retry carries its tag: the configuration counts once
-    warm = [t for t in view.trials if is_warm_start(t) and not _study.is_abandoned(t)]
+    warm = [t for t in view.trials if view.is_warm(t) and not _study.is_abandoned(t)]
     if not warm:
         return []
     best = set(best_numbers(view))

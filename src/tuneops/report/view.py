@@ -31,7 +31,6 @@ from tuneops.results import SECTIONS as RESULT_SECTIONS
 __all__ = [
     "StudyView",
     "view_of",
-    "is_warm_start",
     "worker_label",
     "intermediate_curve",
     "pruning_section",
@@ -120,6 +119,15 @@ class StudyView:
             mask = pareto_mask([t.values for t in ok], self.directions)
         return tuple(t.number for t, m in zip(ok, mask, strict=False) if m)
 
+    @cached_property
+    def _warm(self) -> frozenset[int]:
+        return frozenset(_study.warm_start_tags(self.trials))
+
+    def is_warm(self, t: FrozenTrial) -> bool:
+        """Whether ``t`` is a warm-start trial (:func:`tuneops._study.warm_start_tags`: an older
+        study's untagged retry of one included)."""
+        return t.number in self._warm
+
     def is_feasible(self, t: FrozenTrial) -> bool:
         """:func:`feasible`, answered from a set computed once (asked some 10^5 times for a
         10,000-trial report: without constraints, without reading the trial)."""
@@ -161,10 +169,6 @@ def feasible(t: FrozenTrial) -> bool:
         return bool(_study.feasible(t) in (None, True))
     except Exception:  # a constraint record that does not parse is no verdict
         return True
-
-
-def is_warm_start(t: FrozenTrial) -> bool:
-    return bool(t.user_attrs.get(_study.WARM_START))
 
 
 def worker_label(t: FrozenTrial) -> str | None:
@@ -297,7 +301,7 @@ def warm_start_section(view: StudyView) -> dict[str, Any] | None:
     that has warm-start trials and no current record."""
     if "warm_start" in view.sections:
         return view.sections["warm_start"]  # type: ignore[no-any-return]
-    if view.study is None or not any(is_warm_start(t) for t in view.trials):
+    if view.study is None or not any(view.is_warm(t) for t in view.trials):
         return None
     if "warm_start" not in view.memo:
         module, function = RESULT_SECTIONS["warm_start"].split(":")
