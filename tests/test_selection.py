@@ -291,3 +291,20 @@ def test_a_knee_that_ties_says_it_took_the_earlier_trial_by_rule():
     three = cands([(0.99, 10.0, 1), (0.98, 2.0, 1), (0.90, 1.0, 1)])
     assert select_trial(three, OBJ, []).notes == ()
     assert select_trial(two, OBJ, [], Selection("weighted")).notes == ()
+
+
+def test_select_refuses_constraints_that_repeat_or_contradict_each_other():
+    """`tuneops select -c 'x <= 1' -c 'x <= 2'` and tune(constraints=[...]) kept both bounds
+    silently (the spec refuses them too: test_spec)."""
+    import tuneops
+    from tuneops.selection import reselect
+
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with pytest.raises(SpecError, match=r"constraints \(--constraint\)\[1\]: 'value <= 2' and "
+                       r"constraints \(--constraint\)\[0\] 'value <= 1' are both upper bounds"):
+        reselect(study, constraints=["value <= 1", "value <= 2"])
+    with pytest.raises(SpecError, match=r"constraints\[1\]: 'value >= 3' and constraints\[0\] "
+                       r"'value <= 2' leave no value of value that meets both"):
+        tuneops.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=1,
+                     constraints=["value <= 2", "value >= 3"], storage=":memory:")

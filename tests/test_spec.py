@@ -154,6 +154,40 @@ def test_constraint_parsing():
     assert parse_constraint("accuracy >= 90", builtin_only=False).threshold == 90.0
 
 
+@pytest.mark.parametrize(
+    "constraints, message",
+    [
+        (["accuracy >= 0.9", "accuracy >= 0.9"],
+         r"constraints\[1\]: 'accuracy >= 0.9' repeats constraints\[0\] 'accuracy >= 0.9'; "
+         r"remove one\."),
+        (["accuracy > 0.9", "latency_p95_ms <= 5", "accuracy >= 0.9"],
+         r"constraints\[2\]: 'accuracy >= 0.9' repeats constraints\[0\] 'accuracy > 0.9' \(strict "
+         r"and non-strict comparisons are treated alike\)"),
+        (["latency_p95_ms <= 5", "latency_p95_ms <= 10"],
+         r"constraints\[1\]: 'latency_p95_ms <= 10' and constraints\[0\] 'latency_p95_ms <= 5' are "
+         r"both upper bounds on latency_p95_ms; expected one bound per metric and direction\. "
+         r"Keep the one you mean \(together they mean 'latency_p95_ms <= 5'\)"),
+        (["accuracy >= 0.8", "accuracy > 0.85"],
+         r"both lower bounds on accuracy.*'accuracy > 0.85'"),
+        (["latency_p95_ms <= 5", "latency_p95_ms >= 10"],
+         r"constraints\[1\]: 'latency_p95_ms >= 10' and constraints\[0\] 'latency_p95_ms <= 5' "
+         r"leave no value of latency_p95_ms that meets both; expected a lower bound at most the "
+         r"upper bound \(10 > 5\)"),
+    ],
+)
+def test_constraints_that_repeat_or_contradict_each_other_are_refused(constraints, message):
+    """Two constraints on one metric were kept silently: the same one twice, two upper bounds
+    (which applies?), or a range no value meets, which ran the whole budget first."""
+    with pytest.raises(SpecError, match=message):
+        load_spec(tiny_spec(constraints=constraints))
+
+
+def test_a_range_on_one_metric_is_accepted():
+    spec = load_spec(tiny_spec(constraints=["accuracy >= 0.8", "accuracy <= 0.95"]))
+    assert [str(c) for c in spec.constraints] == ["accuracy >= 0.8", "accuracy <= 0.95"]
+    assert load_spec(tiny_spec(constraints=["accuracy <= 0.9", "accuracy >= 0.9"])).constraints
+
+
 def test_space_overrides_with_several_families():
     spec = load_spec(tiny_spec(model={
         "family": ["knn", "random_forest"],

@@ -39,6 +39,7 @@ from tuneops.spec import (
     Constraint,
     Objective,
     check_budget,
+    check_constraints,
     parse_constraints,
     pruner_parameters,
     sampler_parameters,
@@ -488,6 +489,7 @@ def tune(
         )
     objs = tuple(Objective(metric=n, direction=d) for n, d in zip(names, directions, strict=False))
     parsed = parse_constraints(constraints)
+    check_constraints(parsed)
     chosen_selection = selection_for(selection, objs)
     function = getattr(objective, "__name__", "objective")
     default = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"tune-{function}")  # tune-<lambda>: tune-_lambda_

@@ -46,6 +46,7 @@ from tuneops.spec import (
     Constraint,
     Objective,
     Selection,
+    check_constraints,
     load_spec,
     parse_constraint,
     parse_constraints,
@@ -550,6 +551,7 @@ def reselect(
         )
     else:
         parsed = parse_constraints(constraints, "constraints (--constraint)")
+        check_constraints(parsed, "constraints (--constraint)")
     if isinstance(policy, Selection):
         selection = policy
     elif policy is not None:

@@ -74,6 +74,7 @@ from tuneops.spec.objectives import (
     Objective,
     Selection,
     _fit_selection,
+    check_constraints,
     parse_constraint,
     parse_constraints,
     selection_for,
@@ -114,6 +115,7 @@ __all__ = [
     "refuses_beyond",
     "selection_for",
     "parse_constraints",
+    "check_constraints",
     "webhook_problem",
     "webhook_shown",
     "command_argv",
@@ -234,10 +236,12 @@ class Spec(_Model):
             raw = [raw]
         if not isinstance(raw, (list, tuple)):
             raise _expected("a list of expressions such as 'accuracy >= 0.9'")
-        return tuple(
+        parsed = tuple(
             c if isinstance(c, Constraint) else parse_constraint(c, f"constraints[{i}]")
             for i, c in enumerate(raw)
         )
+        check_constraints(parsed)
+        return parsed
 
     @field_validator("warm_start", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import (
@@ -87,6 +87,51 @@ def parse_constraints(
                 f"{type(item).__name__} {item!r}."
             )
     return out
+
+
+def check_constraints(constraints: Sequence[Constraint], field: str = "constraints") -> None:
+    """Refuse constraints that repeat or contradict each other; one bound per metric and
+    direction, and a lower and an upper bound on one metric (a range) that leave a value.
+
+    Two bounds on a metric in one direction (``latency_p95_ms <= 5`` and ``latency_p95_ms <=
+    10``) were both kept, the tighter deciding while the other read as if it applied; a range
+    that leaves no value (``accuracy >= 0.9`` and ``accuracy <= 0.8``) ran the whole budget
+    before "no trial meets the constraints".
+
+    Raises:
+        SpecError: naming both entries (``field[i]``), what was expected and what to do.
+    """
+    seen: dict[tuple[str, bool], int] = {}  # (metric, is a lower bound) -> index
+    for j, c in enumerate(constraints):
+        lower = c.op in (">=", ">")
+        i = seen.get((c.metric, lower))
+        if i is not None:
+            first = constraints[i]
+            if first.threshold == c.threshold:
+                alike = (
+                    "" if first.op == c.op
+                    else " (strict and non-strict comparisons are treated alike)"
+                )
+                raise SpecError(
+                    f"{field}[{j}]: '{c}' repeats {field}[{i}] '{first}'{alike}; remove one."
+                )
+            tighter = max if lower else min
+            keep = first if tighter(first.threshold, c.threshold) == first.threshold else c
+            raise SpecError(
+                f"{field}[{j}]: '{c}' and {field}[{i}] '{first}' are both "
+                f"{'lower' if lower else 'upper'} bounds on {c.metric}; expected one bound per "
+                f"metric and direction. Keep the one you mean (together they mean '{keep}')."
+            )
+        seen[(c.metric, lower)] = j
+        i = seen.get((c.metric, not lower))
+        if i is not None:
+            low, high = (c, constraints[i]) if lower else (constraints[i], c)
+            if low.threshold > high.threshold:
+                raise SpecError(
+                    f"{field}[{j}]: '{c}' and {field}[{i}] '{constraints[i]}' leave no value of "
+                    f"{c.metric} that meets both; expected a lower bound at most the upper bound "
+                    f"({low.threshold:g} > {high.threshold:g}). Change one of the thresholds."
+                )
 
 
 def parse_constraint(
