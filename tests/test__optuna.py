@@ -73,6 +73,31 @@ def test_study_attributes_and_shared_trials(study: optuna.Study) -> None:
     assert study.ask().number == 0
 
 
+def test_a_study_seen_through_a_view_and_a_trial_with_other_constraint_values(
+    study: optuna.Study,
+) -> None:
+    """What tuneops.samplers.CurrentConstraints relies on: every read of trials a sampler
+    makes goes through the view (cached or not), writes reach the study, and a finished trial's
+    constraint record can be replaced in a copy, in the old list format as in the new."""
+    for value in (1.0, 2.0):
+        study.add_trial(optuna.trial.create_trial(value=value, constraints={"a": value - 1.5}))
+    old = optuna.trial.create_trial(value=3.0, system_attrs={"constraints": [0.5]})
+    study.add_trial(old)
+    trials = study.get_trials()
+    changed = _optuna.with_constraints(trials[2], {"b": -1.0})
+    assert changed.constraints == {"b": -1.0} and trials[2].constraints == {"0": 0.5}
+    assert (changed.number, changed.values, _optuna.trial_id(changed)) == (
+        2, [3.0], _optuna.trial_id(trials[2]))
+
+    view = _optuna.study_seeing(study, lambda ts: [t for t in ts if t.number != 1])
+    assert [t.number for t in view.trials] == [0, 2]
+    assert [t.number for t in view.get_trials(states=(TrialState.COMPLETE,))] == [0, 2]
+    _optuna.share_trials(study, _optuna.read_trials(study))  # the runner's shared read
+    assert [t.number for t in view._get_trials(deepcopy=False, use_cache=True)] == [0, 2]
+    view.set_user_attr("k", 1)
+    assert study.user_attrs["k"] == 1 and view.directions == study.directions
+
+
 def test_the_pruner_sees_the_latest_reports(study: optuna.Study) -> None:
     trial = study.ask()
     trial.report(0.5, step=1)

@@ -438,3 +438,78 @@ def test_a_family_that_completed_once_and_a_study_that_only_fails_are_not_exclud
     # every family fails: none is excluded (the runner's stop says why instead)
     assert failing.sampler.excluded(failing) == set()
     assert {t.params["family"] for t in failing.trials} == {"a", "b"}
+
+
+# -- constraints changed between runs ----------------------------------------------------------
+def _constrained_trial(x: float, records: dict[str, float], metrics: dict[str, float]) -> Any:
+    return optuna.trial.create_trial(
+        params={"x": x}, distributions={"x": FloatDistribution(0, 5)}, value=x,
+        user_attrs={"metrics": metrics}, constraints=records,
+    )
+
+
+def test_the_sampler_sees_earlier_trials_judged_by_the_constraints_of_now() -> None:
+    """A study run again with other constraints kept its earlier trials' records of the old
+    ones: TPE learnt feasibility from them (a trial at 1.5 broke 'value <= 1' and went on
+    breaking it after the constraint became 'value <= 2'), and GPSampler refused the study
+    outright ("The constraint names must be the same for all trials")."""
+    import functools
+
+    from optuna.samplers._gp.sampler import _get_constraint_vals_and_feasibility
+
+    from tuneops.samplers import CurrentConstraints
+    from tuneops.selection import constraint_record
+    from tuneops.spec import parse_constraint
+
+    study = optuna.create_study()
+    study.add_trial(_constrained_trial(0.5, {"value <= 1": -0.5}, {}))
+    study.add_trial(_constrained_trial(1.5, {"value <= 1": 0.5}, {}))
+    study.add_trial(_constrained_trial(3.0, {"value <= 1": 2.0, "size <= 9": -1.0}, {"size": 8}))
+    study.add_trial(_constrained_trial(2.5, {"value <= 2": 0.5}, {}))  # this run's
+    stock = study.get_trials(states=(TrialState.COMPLETE,))
+    with pytest.raises(ValueError, match="constraint names must be the same"):
+        _get_constraint_vals_and_feasibility(stock)
+
+    now = [parse_constraint("value <= 2", builtin_only=False)]
+    seen: list[list[Any]] = []
+
+    class Spy(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):  # type: ignore[no-untyped-def]
+            seen.append(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            return super().sample_independent(study, trial, name, distribution)
+
+    judge = functools.partial(constraint_record, metric_names=["value"], constraints=now)
+    study.sampler = CurrentConstraints(Spy(seed=0), ["value <= 2"], judge)
+    study.optimize(lambda t: t.suggest_float("x", 0, 5), n_trials=1)
+    assert [t.constraints for t in seen[0]] == [
+        {"value <= 2": -1.5}, {"value <= 2": -0.5}, {"value <= 2": 1.0}, {"value <= 2": 0.5}
+    ]
+    _, feasible = _get_constraint_vals_and_feasibility(seen[0])  # GP takes them
+    assert feasible.tolist() == [True, True, False, False]
+    # the study's own records are untouched (a finished trial's cannot change)
+    assert study.trials[1].constraints == {"value <= 1": 0.5}
+
+    # a trial that did not measure a constraint's metric cannot be judged: left out
+    seen.clear()
+    size = [parse_constraint("size <= 5", builtin_only=False)]
+    judge = functools.partial(constraint_record, metric_names=["value"], constraints=size)
+    study.sampler = CurrentConstraints(Spy(seed=0), ["size <= 5"], judge)
+    study.optimize(lambda t: t.suggest_float("x", 0, 5), n_trials=1)
+    assert [(t.number, t.constraints) for t in seen[0]] == [(2, {"size <= 5": 3.0})]
+
+
+def test_a_study_whose_records_hold_is_handed_to_the_sampler_as_it_is() -> None:
+    from tuneops.samplers import CurrentConstraints
+
+    seen: list[Any] = []
+
+    class Spy(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):  # type: ignore[no-untyped-def]
+            seen.append(study)
+            return super().sample_independent(study, trial, name, distribution)
+
+    study = optuna.create_study()
+    study.add_trial(_constrained_trial(0.5, {"value <= 1": -0.5}, {}))
+    study.sampler = CurrentConstraints(Spy(seed=0), ["value <= 1"], lambda t: {"no": 1.0})
+    study.optimize(lambda t: t.suggest_float("x", 0, 5), n_trials=2)
+    assert seen == [study, study] and study.sampler.judged == {}

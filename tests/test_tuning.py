@@ -774,3 +774,57 @@ def test_a_leaking_column_named_in_data_drop_is_left_out_of_tuning_and_served_ar
     assert "perfect score" not in topics
     # a request holding the dropped column is answered from the others
     assert len(model.predict(frame.drop(columns="target"))) == 120
+
+
+def test_a_run_with_other_constraints_shows_the_sampler_its_earlier_trials_judged_by_them(
+    workdir, monkeypatch, caplog
+):
+    """Resumed with 'accuracy >= 0.5' tightened to 'accuracy >= 0.99', TPE went on modelling
+    the first run's trials at 0.95 as feasible: their Optuna records, written as they
+    finished, are of the old constraint. The selection and the report judged them again; the
+    sampler did not (and GPSampler refused such a study: test_samplers)."""
+    seen = []
+    sample = optuna.samplers.TPESampler.sample_relative
+
+    def spy(self, study, trial, space):
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        seen.append({t.number: t.constraints for t in done})
+        return sample(self, study, trial, space)
+
+    monkeypatch.setattr(optuna.samplers.TPESampler, "sample_relative", spy)
+    first = tuneops.run(tiny_spec(n_trials=2, sampler="tpe", constraints=["accuracy >= 0.5"]))
+    accuracy = {t.number: t.values[0] for t in first.study.trials}
+    seen.clear()
+    with caplog.at_level("INFO", logger="tuneops"):
+        again = tuneops.run(
+            tiny_spec(n_trials=3, sampler="tpe", constraints=["accuracy >= 0.99"])
+        )
+    assert ("study tiny: 2 of its complete trials ran under other constraints (accuracy >= 0.5); "
+            "the selection, the report and the sampler judge them by this spec's (accuracy >= "
+            "0.99)\n") in caplog.text
+    assert seen and all(set(s) >= {0, 1} for s in seen)
+    for number in (0, 1):
+        assert seen[-1][number] == {"accuracy >= 0.99": pytest.approx(0.99 - accuracy[number])}
+    assert again.study.trials[0].constraints == {"accuracy >= 0.5": pytest.approx(0.5 - accuracy[0])}
+
+
+def test_tune_run_again_with_other_constraints_shows_the_sampler_the_constraints_of_now(
+    workdir, monkeypatch
+):
+    seen = []
+    sample = optuna.samplers.RandomSampler.sample_independent
+
+    def spy(self, study, trial, name, distribution):
+        seen.append([t.constraints for t in study.get_trials(states=(TrialState.COMPLETE,))])
+        return sample(self, study, trial, name, distribution)
+
+    monkeypatch.setattr(optuna.samplers.RandomSampler, "sample_independent", spy)
+
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1)
+
+    first = tuneops.tune(objective, n_trials=2, sampler="random", constraints=["value <= 2"])
+    values = [t.value for t in first.study.trials]
+    seen.clear()
+    tuneops.tune(objective, n_trials=3, sampler="random", constraints=["value <= 0.5"])
+    assert seen[-1][:2] == [{"value <= 0.5": pytest.approx(v - 0.5)} for v in values]

@@ -38,6 +38,7 @@ from optuna.storages._rdb import storage as _rdb
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
 from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.study._frozen import FrozenStudy
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -50,6 +51,8 @@ __all__ = [
     "read_trials",
     "read_trial",
     "share_trials",
+    "study_seeing",
+    "with_constraints",
     "create_trial",
     "frozen",
     "latest",
@@ -118,6 +121,51 @@ def share_trials(study: optuna.Study, trials: list[FrozenTrial]) -> None:
     """Let the sampler of the next trial use ``trials`` just read, as ``study.ask()`` does
     with its own read (``Study._thread_local.cached_all_trials``), instead of reading again."""
     study._thread_local.cached_all_trials = trials
+
+
+class _StudySeeing(optuna.Study):
+    """``study`` whose trial reads (``Study._get_trials``, which ``get_trials``, ``trials`` and
+    every Optuna sampler go through) pass through ``see``; the rest is the study itself: its
+    storage, id and thread-local trial cache (the trials :func:`share_trials` hands it)."""
+
+    def __init__(
+        self, study: optuna.Study, see: Callable[[list[FrozenTrial]], list[FrozenTrial]]
+    ) -> None:  # not Study.__init__: no storage read, the study's own attributes shared
+        self.__dict__.update(study.__dict__)
+        self._see = see
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        trials = self._see(super()._get_trials(deepcopy=False, states=states, use_cache=use_cache))
+        return copy.deepcopy(trials) if deepcopy else trials
+
+
+def study_seeing(
+    study: optuna.Study, see: Callable[[list[FrozenTrial]], list[FrozenTrial]]
+) -> optuna.Study:
+    """A view of ``study`` for a sampler: the trials it reads are ``see(trials)`` (a list of
+    the trials read, without copies: ``see`` must not mutate them); writes go to the study."""
+    return _StudySeeing(study, see)
+
+
+def with_constraints(trial: FrozenTrial, values: Mapping[str, float]) -> FrozenTrial:
+    """A copy of a finished ``trial`` whose constraint record (``trial.constraints``) is
+    ``values``, in place of the one it holds (Optuna keeps it in the trial's system attributes
+    under ``constraints`` and ``constraints:<name>``, and a finished trial's attributes cannot be
+    written again)."""
+    out = copy.copy(trial)
+    attrs = {
+        k: v
+        for k, v in trial.system_attrs.items()
+        if k != _CONSTRAINTS_KEY and not k.startswith(_CONSTRAINTS_KEY + ":")
+    }
+    attrs.update({f"{_CONSTRAINTS_KEY}:{k}": float(v) for k, v in values.items()})
+    out.system_attrs = attrs
+    return out
 
 
 def create_trial(study: optuna.Study, template: FrozenTrial | None = None) -> Trial:

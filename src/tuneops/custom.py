@@ -32,8 +32,14 @@ from tuneops.metrics import METRICS
 from tuneops.progress import StudyProgress
 from tuneops.pruning import FIDELITY_ATTR, custom_fidelity, make_pruner, record_pruner
 from tuneops.results import study_results
-from tuneops.samplers import FirstTrialSeeded, make_sampler
-from tuneops.selection import Choice, candidates_from_trials, infeasible_trials, select_trial
+from tuneops.samplers import CurrentConstraints, FirstTrialSeeded, make_sampler
+from tuneops.selection import (
+    Choice,
+    candidates_from_trials,
+    constraint_record,
+    infeasible_trials,
+    select_trial,
+)
 from tuneops.spec import (
     STUDY_NAME,
     Constraint,
@@ -530,8 +536,11 @@ def tune(
     record_pruner(opened, built, pruner_name, n_trials, field="pruner")
     resumed = len(opened.get_trials(deepcopy=False))
     _say_resumed(opened, objective, resumed, n_trials)
-    sampler_factory = lambda i: FirstTrialSeeded(  # noqa: E731
-        lambda first: make(seed=sampler_seed(seed, i, first)), resumed
+    judge = functools.partial(constraint_record, metric_names=names, constraints=parsed)
+    sampler_factory = lambda i: CurrentConstraints(  # noqa: E731
+        FirstTrialSeeded(lambda first: make(seed=sampler_seed(seed, i, first)), resumed),
+        [str(c) for c in parsed],
+        judge,
     )
     opened.sampler = sampler_factory(0)
     opened.set_user_attr(CONSTRAINTS_ATTR, [str(c) for c in parsed])

@@ -9,6 +9,8 @@ at construction when the space is known (a spec) or at the first trials when it 
 stops proposing a model family whose trials only fail, which Optuna's samplers would propose
 for ever (they learn nothing from failed trials). :class:`FirstTrialSeeded` gives each worker
 a seed stream of its own even when several start on one study in the same moment.
+:class:`CurrentConstraints` shows a sampler the study's earlier trials judged by the
+constraints of now, in a study run again with other constraints.
 
 The ``auto`` rule (:func:`auto_plan`)
 =====================================
@@ -124,6 +126,7 @@ __all__ = [
     "AutoSampler",
     "FamilyGuard",
     "FirstTrialSeeded",
+    "CurrentConstraints",
     "FAMILY_FAILURES",
     "auto_plan",
     "describe_space",
@@ -438,6 +441,111 @@ class FirstTrialSeeded(RoutingSampler):
                 self._sampler = self._build(trial.number)
             self._expected = None
         self._sampler.before_trial(study, trial)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
+
+
+class CurrentConstraints(optuna.samplers.BaseSampler):
+    """Shows ``sampler`` the study's complete trials with constraint values of the constraints
+    of now, in a study run again with other constraints.
+
+    A trial's constraint record (``trial.set_constraint``) is written once, as it finishes; a
+    study resumed with a changed constraint kept its earlier trials' records of the old one,
+    and the sampler went on learning feasibility from them (after ``accuracy >= 0.5`` became
+    ``accuracy >= 0.99``, TPE modelled trials at 0.95 as feasible), or stopped: GPSampler
+    refuses trials whose constraint names differ ("The constraint names must be the same for
+    all trials"). Finished trials cannot be written again, so the sampler is handed a view of
+    the study (:func:`tuneops._optuna.study_seeing`) in which each complete trial whose record
+    is not of ``keys`` carries ``judge(trial)`` instead; a trial ``judge`` cannot judge (it
+    did not measure a constraint's metric: None) is left out of the view.
+
+    The trials to judge again are found once, at the sampler's first call on a study (its
+    later trials record the constraints of now), so a study whose records hold costs nothing
+    more per trial.
+
+    Args:
+        sampler: the sampler to hand the view.
+        keys: the names of the constraints of now, as the objective records them.
+        judge: a complete trial -> its record under those constraints ({name: value}, <= 0
+            met), or None when it cannot be judged.
+    """
+
+    def __init__(
+        self,
+        sampler: optuna.samplers.BaseSampler,
+        keys: Sequence[str],
+        judge: Callable[[FrozenTrial], Mapping[str, float] | None],
+    ) -> None:
+        self._sampler = sampler
+        self._keys = frozenset(keys)
+        self._judge = judge
+        self._base: optuna.Study | None = None
+        self._view: optuna.Study | None = None
+        self._judged: dict[int, FrozenTrial | None] = {}
+
+    @property
+    def judged(self) -> dict[int, FrozenTrial | None]:
+        """Trial number -> the trial as the sampler sees it (None: left out), for the trials
+        judged again; empty when every record is of the constraints of now."""
+        return dict(self._judged)
+
+    def _study(self, study: optuna.Study) -> optuna.Study:
+        if study is self._base and self._view is not None:
+            return self._view
+        judged: dict[int, FrozenTrial | None] = {}
+        for t in _optuna.read_trials(study, states=(TrialState.COMPLETE,)):
+            if t.constraints.keys() != self._keys:
+                record = self._judge(t)
+                judged[t.number] = None if record is None else _optuna.with_constraints(t, record)
+        self._base, self._judged = study, judged
+        self._view = _optuna.study_seeing(study, self._see) if judged else study
+        return self._view
+
+    def _see(self, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        judged = self._judged
+        out = []
+        for t in trials:
+            if t.number in judged:
+                seen = judged[t.number]
+                if seen is not None:
+                    out.append(seen)
+            else:
+                out.append(t)
+        return out
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._sampler.infer_relative_search_space(self._study(study), trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._sampler.sample_relative(self._study(study), trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._sampler.sample_independent(
+            self._study(study), trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._sampler.before_trial(self._study(study), trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._sampler.after_trial(self._study(study), trial, state, values)
 
     def reseed_rng(self) -> None:
         self._sampler.reseed_rng()

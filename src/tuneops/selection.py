@@ -61,6 +61,7 @@ __all__ = [
     "violation",
     "candidates_from_trials",
     "infeasible_trials",
+    "constraint_record",
     "select_trial",
     "reselect",
 ]
@@ -200,6 +201,20 @@ def infeasible_trials(
     # a repeat of a configuration (not a candidate) misses them as its earlier trial does
     again = {t.number for t in trials if t.user_attrs.get(_study.REPEAT_OF) in missed}
     return frozenset(missed | again)
+
+
+def constraint_record(
+    trial: FrozenTrial, metric_names: Sequence[str], constraints: Sequence[Constraint]
+) -> dict[str, float] | None:
+    """The constraint record a complete trial would have under ``constraints`` (``{str(k):
+    violation}``, as :class:`tuneops.objective.SpecObjective` records it), from its stored
+    metrics and intervals; None when it did not measure a constraint's metric (or is not
+    complete). What a sampler sees of a trial recorded under other constraints
+    (:class:`tuneops.samplers.CurrentConstraints`)."""
+    found = candidates_from_trials([trial], metric_names)
+    if not found or any(k.metric not in found[0].metrics for k in constraints):
+        return None
+    return _violations(found[0], constraints)
 
 
 def _violations(c: Candidate, constraints: Sequence[Constraint]) -> dict[str, float]:

@@ -36,8 +36,20 @@ from tuneops.metrics import METRICS
 from tuneops.objective import SpecObjective
 from tuneops.pruning import make_pruner, record_pruner
 from tuneops.results import study_results
-from tuneops.samplers import FamilyGuard, FirstTrialSeeded, family_distributions, make_sampler
-from tuneops.selection import Choice, infeasible_trials, reselect, select_in_study
+from tuneops.samplers import (
+    CurrentConstraints,
+    FamilyGuard,
+    FirstTrialSeeded,
+    family_distributions,
+    make_sampler,
+)
+from tuneops.selection import (
+    Choice,
+    constraint_record,
+    infeasible_trials,
+    reselect,
+    select_in_study,
+)
 from tuneops.spec import (
     Objective,
     Spec,
@@ -165,6 +177,7 @@ def run(
         )
     if resumed:
         _say_other_fit_time_definitions(spec, trials)
+        _say_other_constraints(spec, trials)
     _study.set_fit_time_record(study)  # the definition its workers must measure from now on
     workers_sampler = functools.partial(sampler_factory, resumed=resumed)
     if resumed:
@@ -200,6 +213,33 @@ def run(
     )
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
+
+
+def _say_other_constraints(spec: Spec, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Say, as a run resumes, that complete trials ran under other constraints than the spec's
+    and are judged by the spec's: by the selection, the report and the sampler
+    (:class:`tuneops.samplers.CurrentConstraints`)."""
+    keys = {str(c) for c in spec.constraints}
+    done = (t for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    other = [t for t in done if t.constraints.keys() != keys]
+    if not other:
+        return
+    ran = sorted({k for t in other for k in t.constraints})
+    unmeasured = sum(
+        constraint_record(t, spec.metric_names, spec.constraints) is None for t in other
+    )
+    _log.info(
+        "study %s: %d of its complete trials ran under other constraints (%s); the selection, "
+        "the report and the sampler judge them by this spec's (%s)%s",
+        spec.study,
+        len(other),
+        ", ".join(ran) or "none",
+        ", ".join(sorted(keys)) or "none",
+        f"; {unmeasured} of them did not measure a constraint's metric: they count as missing "
+        "it and the sampler leaves them out"
+        if unmeasured
+        else "",
+    )
 
 
 def _say_other_fit_time_definitions(spec: Spec, trials: list[optuna.trial.FrozenTrial]) -> None:
@@ -307,8 +347,17 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
     # each worker's stream numbered by its first trial, not only by what it found in the study:
     # two runs that start together find the same trials there
     streams = sampler_factory
-    sampler_factory = lambda index, resumed=0: FirstTrialSeeded(  # noqa: E731
+    seeded: Callable[..., Any] = lambda index, resumed=0: FirstTrialSeeded(  # noqa: E731
         lambda first: streams(index, resumed=first), resumed
+    )
+    # a study run again with other constraints: the sampler sees its earlier trials judged by
+    # these, not by the records they were run with
+    judge = functools.partial(
+        constraint_record, metric_names=spec.metric_names, constraints=spec.constraints
+    )
+    keys = [str(c) for c in spec.constraints]
+    sampler_factory = lambda index, resumed=0: CurrentConstraints(  # noqa: E731
+        seeded(index, resumed=resumed), keys, judge
     )
     # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
     # step still saves the serving-cost measurement when the spec measures one.
