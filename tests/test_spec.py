@@ -182,6 +182,48 @@ def test_constraints_that_repeat_or_contradict_each_other_are_refused(constraint
         load_spec(tiny_spec(constraints=constraints))
 
 
+TWO = ["accuracy", "latency_p95_ms"]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        # a setting of another policy than the one chosen was ignored without a word
+        ({"selection": {"weights": {"accuracy": 2, "latency_p95_ms": 1}}},
+         r"selection\.weights: read by policy 'weighted' only, but the policy is 'knee'; set "
+         r"policy: weighted, or remove weights\."),
+        ({"selection": {"policy": "weighted", "priority": ["accuracy"]}},
+         r"selection\.priority: read by policy 'lexicographic' only, but the policy is 'weighted'"),
+        ({"selection": {"policy": "knee", "tolerance": 0.05}},
+         r"selection\.tolerance: read by policy 'lexicographic' only, but the policy is 'knee'"),
+        ({"selection": {"policy": "lexicographic", "priority": ["accuracy", "accuracy"]}},
+         r"selection\.priority: 'accuracy' is listed twice in \['accuracy', 'accuracy'\]"),
+        ({"selection": {"policy": "weighted", "weights": {"accuracy": 0, "latency_p95_ms": 0}}},
+         r"selection\.weights: expected at least one weight > 0, received \{'accuracy': 0\.0, "
+         r"'latency_p95_ms': 0\.0\}: with every weight 0 every trial scores the same"),
+        # a constraint every model meets constrains nothing
+        ({"constraints": ["accuracy >= 0"]},
+         r"constraints\[0\]: every model meets 'accuracy >= 0': accuracy takes values from 0 to "
+         r"1, so it constrains nothing\. Remove it, or give a threshold inside that range\."),
+        ({"constraints": ["accuracy >= 0.5", "latency_p95_ms > 0"]},
+         r"constraints\[1\]: every model meets 'latency_p95_ms > 0' \(strict and non-strict "
+         r"comparisons are treated alike: a value at the threshold meets it\): latency_p95_ms "
+         r"takes values from 0 to inf"),
+    ],
+)
+def test_spec_settings_that_mean_nothing_are_refused(changes, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec(tiny_spec(objectives=TWO, **changes))
+
+
+def test_the_settings_of_the_policy_chosen_are_accepted():
+    lex = {"policy": "lexicographic", "priority": ["latency_p95_ms"], "tolerance": 0.1}
+    assert load_spec(tiny_spec(objectives=TWO, selection=lex)).selection.tolerance == 0.1
+    weighted = {"policy": "weighted", "weights": {"accuracy": 1, "latency_p95_ms": 0}}
+    assert load_spec(tiny_spec(objectives=TWO, selection=weighted)).selection.weights
+    assert load_spec(tiny_spec(constraints=["accuracy >= 0.01", "accuracy <= 0.99"]))
+
+
 def test_a_range_on_one_metric_is_accepted():
     spec = load_spec(tiny_spec(constraints=["accuracy >= 0.8", "accuracy <= 0.95"]))
     assert [str(c) for c in spec.constraints] == ["accuracy >= 0.8", "accuracy <= 0.95"]

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     field_validator,
+    model_validator,
 )
 
 from tuneops.errors import SpecError
@@ -22,6 +23,7 @@ from tuneops.spec._base import (
     _expected,
     _Model,
     _name,
+    _problem,
     _validate,
 )
 
@@ -175,6 +177,19 @@ def parse_constraint(
                 f"{field}: no model can meet {text!r}: {metric} takes values from {low:g} to "
                 f"{high:g}. Give a threshold {metric} can reach."
             )
+        lower = op in (">=", ">")
+        if (lower and threshold <= low) or (not lower and threshold >= high):
+            strict = (
+                " (strict and non-strict comparisons are treated alike: a value at the "
+                "threshold meets it)"
+                if op in (">", "<")
+                else ""
+            )
+            raise SpecError(
+                f"{field}: every model meets {text!r}{strict}: {metric} takes values from "
+                f"{low:g} to {high:g}, so it constrains nothing. Remove it, or give a threshold "
+                "inside that range."
+            )
     return Constraint(metric=metric, op=op, threshold=threshold)
 
 
@@ -202,6 +217,36 @@ class Selection(_Model):
         if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
             raise _expected("a list of objective names")
         return value
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> Selection:
+        # A setting of another policy than the one chosen was ignored without a word (weights
+        # under the default knee: the user meant weighted and got the knee).
+        for name, value, policy in (
+            ("weights", self.weights, "weighted"),
+            ("priority", self.priority, "lexicographic"),
+            ("tolerance", self.tolerance, "lexicographic"),
+        ):
+            if value and self.policy != policy:
+                raise _problem(
+                    f"read by policy {policy!r} only, but the policy is {self.policy!r}; set "
+                    f"policy: {policy}, or remove {name}.",
+                    at=name,
+                )
+        repeated = sorted({p for p in self.priority if self.priority.count(p) > 1})
+        if repeated:
+            raise _problem(
+                f"{repeated[0]!r} is listed twice in {list(self.priority)!r}; list each "
+                "objective once, most important first.",
+                at="priority",
+            )
+        if self.weights and not any(w > 0 for _, w in self.weights):
+            raise _problem(
+                f"expected at least one weight > 0, received {dict(self.weights)!r}: with every "
+                "weight 0 every trial scores the same and the choice is arbitrary.",
+                at="weights",
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"policy": self.policy}
