@@ -257,6 +257,28 @@ def test_top_candidates_are_trials_that_met_the_constraints_first() -> None:
         2, 3, 4, 0, 1]
 
 
+def test_verify_top_judges_trials_recorded_under_other_constraints_by_the_study_s_now() -> None:
+    """A staged study resumed with 'value <= 0.5' in place of 'value <= 2' verified the trial at
+    0.9, which its record of the old constraint called feasible, and left the best trial that
+    meets the new one (0.4) unverified."""
+    from tuneops import _study
+
+    study = optuna.create_study(direction="maximize")
+    for x in (0.9, 0.4, 0.3):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            value=x, constraints={"value <= 2": x - 2}))
+    study.set_user_attr(_study.CONSTRAINTS, ["value <= 0.5"])
+    result = verify_top(study, lambda folds, repeat: lambda t: t.suggest_float("x", 0, 1), k=1,
+                        record=False)
+    assert [c["number"] for c in result["candidates"]] == [1]
+    # records of the study's constraints are read as they are
+    study.set_user_attr(_study.CONSTRAINTS, ["value <= 2"])
+    result = verify_top(study, lambda folds, repeat: lambda t: t.suggest_float("x", 0, 1), k=1,
+                        record=False)
+    assert [c["number"] for c in result["candidates"]] == [0]
+
+
 def test_verify_top_reports_confidence_intervals_on_real_cv() -> None:
     spec = load_spec(
         {

@@ -38,7 +38,7 @@ import importlib.util
 import logging
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,7 @@ from tuneops.samplers import (
     gp_available,
     stage_seed,
 )
+from tuneops.selection import infeasible_trials
 
 # progress lines the CLI prints (tuneops.cli._common.configure)
 _status = logging.getLogger("tuneops.status")
@@ -423,13 +424,18 @@ def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) 
 
 # -- verification ---------------------------------------------------------------------------------
 def top_candidates(
-    trials: Sequence[FrozenTrial], directions: Sequence[str], k: int
+    trials: Sequence[FrozenTrial],
+    directions: Sequence[str],
+    k: int,
+    *,
+    infeasible: Container[int] | None = None,
 ) -> list[FrozenTrial]:
     """The ``k`` best complete trials: those that met the constraints (as the study recorded
-    them) first, then the others; within each, by non-dominated rank (the Pareto front first,
-    then the front of the rest, ...), within a rank by the first objective, then by trial
-    number. (Ranked without the constraints, the verification re-evaluated infeasible trials
-    while a feasible one went unverified and was then selected at its search values.)"""
+    them, or: whose numbers are not in ``infeasible``) first, then the others; within each, by
+    non-dominated rank (the Pareto front first, then the front of the rest, ...), within a rank
+    by the first objective, then by trial number. (Ranked without the constraints, the
+    verification re-evaluated infeasible trials while a feasible one went unverified and was
+    then selected at its search values.)"""
     complete = [
         t
         for t in trials
@@ -439,10 +445,13 @@ def top_candidates(
         and _study.REPEAT_OF not in t.user_attrs  # its configuration's earlier trial is there
         and all(math.isfinite(v) for v in t.values)
     ]
-    met = [t for t in complete if _study.feasible(t) is not False]
-    out = _by_rank(met, directions, k)
+    if infeasible is None:
+        missed = [_study.feasible(t) is False for t in complete]
+    else:
+        missed = [t.number in infeasible for t in complete]
+    out = _by_rank([t for t, m in zip(complete, missed, strict=True) if not m], directions, k)
     return out + _by_rank(
-        [t for t in complete if _study.feasible(t) is False], directions, k - len(out)
+        [t for t, m in zip(complete, missed, strict=True) if m], directions, k - len(out)
     )
 
 
@@ -526,7 +535,16 @@ def verify_top(
         METRICS[o.metric].range if o.metric in METRICS else (-math.inf, math.inf)
         for o in _study.objectives(study)
     ]
-    candidates = top_candidates(_optuna.read_trials(study), directions, k)
+    trials = _optuna.read_trials(study)
+    texts = _study.constraint_texts(study)
+    # run again with other constraints: the earlier trials' records are of the old ones
+    infeasible = (
+        None
+        if _study.CONSTRAINTS not in _optuna.study_user_attrs(study)
+        or _study.constraints_recorded(trials, texts)
+        else infeasible_trials(trials, [o.metric for o in _study.objectives(study)], texts)
+    )
+    candidates = top_candidates(trials, directions, k, infeasible=infeasible)
     stored = (_optuna.study_user_attrs(study).get(_study.STRATEGY) or {}).get("verification")
     if (
         stored
