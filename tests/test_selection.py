@@ -308,3 +308,21 @@ def test_select_refuses_constraints_that_repeat_or_contradict_each_other():
                        r"'value <= 2' leave no value of value that meets both"):
         tuneops.tune(lambda t: t.suggest_float("x", 0, 1), n_trials=1,
                      constraints=["value <= 2", "value >= 3"], storage=":memory:")
+
+
+def test_a_constraint_on_a_metric_only_later_trials_measured_judges_the_earlier_ones_missing_it():
+    """A study run again with 'latency_p95_ms <= 30' added ran its trials (which measured
+    latency), then selection refused it: "uses 'latency_p95_ms', which this study did not
+    measure ... add it to the spec's constraints", read from its first trial alone."""
+    earlier = [Candidate(i, (a,), {"accuracy": a, "model_size_kb": 9.0})
+               for i, a in enumerate([0.99, 0.98])]
+    later = [Candidate(2 + i, (a,), {"accuracy": a, "latency_p95_ms": lat})
+             for i, (a, lat) in enumerate([(0.9, 50.0), (0.8, 10.0)])]
+    objectives = [Objective("accuracy", "maximize")]
+    fast = parse_constraint("latency_p95_ms <= 30")
+    choice = select_trial(earlier + later, objectives, [fast])
+    assert (choice.selected.number, choice.n_feasible, choice.n_candidates) == (3, 1, 4)
+    with pytest.raises(NoFeasibleTrial, match=r"\(4 complete\)\. The closest is trial 3"):
+        select_trial(earlier + later, objectives, [parse_constraint("latency_p95_ms <= 5")])
+    with pytest.raises(NoFeasibleTrial, match="no trial measured every metric they name"):
+        select_trial(earlier + later, objectives, [fast, parse_constraint("model_size_kb <= 10")])

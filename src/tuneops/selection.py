@@ -364,6 +364,9 @@ def _select(
     resolution: Mapping[str, float] | None,
 ) -> Choice:
     measured = set(candidates[0].metrics)
+    if any(k.metric not in measured for k in constraints):
+        # a study run again with a constraint on a metric its first trials did not measure
+        measured = measured.union(*(c.metrics for c in candidates))
     for k in constraints:
         if k.metric not in measured:
             known = k.metric in METRICS
@@ -385,6 +388,16 @@ def _select(
                     else " `tuneops metrics` lists the metrics a spec can use."
                 )
             )
+    complete = len(candidates)
+    # one that did not measure a constraint's metric misses it (as infeasible_trials says)
+    judged = [c for c in candidates if all(k.metric in c.metrics for k in constraints)]
+    if len(judged) < complete:
+        if not judged:
+            raise NoFeasibleTrial(
+                f"no trial meets the constraints ({complete} complete): no trial measured "
+                "every metric they name. Run more trials."
+            )
+        candidates = judged
     violations = [_violations(c, constraints) for c in candidates]
     feasible = [
         c for c, v in zip(candidates, violations, strict=True) if all(x <= 0 for x in v.values())
@@ -407,7 +420,9 @@ def _select(
         # are the best there is, and the note says how sure that is.
         feasible = [c for c in candidates if c.number in within]
     if not feasible:
-        raise NoFeasibleTrial(_closest_message(candidates, violations, constraints))
+        raise NoFeasibleTrial(
+            _closest_message(candidates, violations, constraints, complete=complete)
+        )
     mask = noise_front(feasible, objectives, resolution)
     front = [c for c, keep in zip(feasible, mask, strict=True) if keep]
     front.sort(key=lambda c: c.number)
@@ -425,7 +440,7 @@ def _select(
             "past the limit); they were not considered."
         )
     return Choice(
-        chosen, tuple(front), len(feasible), len(candidates), selection.policy, tuple(notes), within
+        chosen, tuple(front), len(feasible), complete, selection.policy, tuple(notes), within
     )
 
 
@@ -502,6 +517,8 @@ def _closest_message(
     candidates: Sequence[Candidate],
     violations: Sequence[dict[str, float]],
     constraints: Sequence[Constraint],
+    *,
+    complete: int | None = None,
 ) -> str:
     scale = {str(k): max(abs(k.threshold), 1e-9) for k in constraints}
     totals = [sum(max(0.0, x) / scale[n] for n, x in v.items()) for v in violations]
@@ -521,7 +538,8 @@ def _closest_message(
         if x > 0
     ]
     return (
-        f"no trial meets the constraints ({len(candidates)} complete). The closest is trial "
+        f"no trial meets the constraints "
+        f"({len(candidates) if complete is None else complete} complete). The closest is trial "
         f"{c.number}, which misses {', '.join(missed)}"
         + (
             " (a measured metric meets a constraint when its whole interval does)"
