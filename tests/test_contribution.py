@@ -102,3 +102,20 @@ def test_section_is_absent_without_worker_records() -> None:
     study = optuna.create_study()
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert contribution_section(study, study.get_trials()) is None
+
+
+def test_a_study_run_again_with_other_constraints_credits_the_best_that_meets_them() -> None:
+    """After 'value <= 2' became 'value <= 0.5', worker a:1 was credited with the study's best
+    (0.9) by its trial's record of the old constraint, a trial the selection refused."""
+    from tuneops import _study
+
+    study = optuna.create_study(direction="maximize")
+    for number, (worker, x) in enumerate([("a:1", 0.9), ("b:2", 0.4)]):
+        host, pid = worker.split(":")
+        study.add_trial(optuna.trial.create_trial(
+            value=x, constraints={"value <= 2": x - 2},
+            user_attrs={"worker": {"host": host, "pid": int(pid), "id": worker}}))
+    study.set_user_attr(_study.CONSTRAINTS, ["value <= 0.5"])
+    rows = {r["worker"]: r for r in contribution_section(study, study.get_trials())["workers"]}
+    assert (rows["a:1"]["best"], rows["a:1"]["has_best"]) == (None, False)
+    assert (rows["b:2"]["best"], rows["b:2"]["has_best"]) == (0.4, True)

@@ -7,14 +7,15 @@ machine that reads the storage.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops._study import is_retired, ran_until
+from tuneops._study import CONSTRAINTS, constraints_recorded, is_retired, objectives, ran_until
 from tuneops.pareto import pareto_mask
 
 __all__ = ["worker_contributions", "contribution_section"]
@@ -28,6 +29,8 @@ def worker_contributions(
     trials: Sequence[FrozenTrial],
     directions: Sequence[str],
     front: Collection[int] | None = None,
+    *,
+    is_feasible: Callable[[FrozenTrial], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per worker, in order of first trial (a pure function of the trials).
 
@@ -39,7 +42,8 @@ def worker_contributions(
     the Pareto front of feasible complete trials, and their fraction of that front).
     ``front``: the trial numbers of the front the selection printed (differences within noise
     and accuracy ties removed, :func:`tuneops.selection.noise_front`), so the shares add up to
-    the front a user reads; default: the plain Pareto front of the trials.
+    the front a user reads; default: the plain Pareto front of the trials. ``is_feasible``:
+    whether a complete trial met the constraints; default: as Optuna recorded them.
     """
     # A trial retired unrun (beyond the budget) ran nothing, whoever created it.
     ran = [
@@ -50,7 +54,7 @@ def worker_contributions(
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     # the feasible trials only: when none meets the constraints, no worker found a best or a
     # member of the front (an infeasible "best" credited 3 workers with a front of none)
-    pool = [t for t in complete if _feasible(t)]
+    pool = [t for t in complete if (is_feasible or _feasible)(t)]
     members: set[int] = set(front) if front is not None else set()
     if pool and front is None:
         mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)
@@ -122,7 +126,18 @@ def contribution_section(
     """The ``workers`` section of results.json (``front``: the selection's, see
     :func:`worker_contributions`); None when no trial recorded its worker."""
     directions = [d.name.lower() for d in study.directions]
-    rows = worker_contributions(trials, directions, front)
+    is_feasible = None
+    texts = study.user_attrs.get(CONSTRAINTS)
+    if isinstance(texts, list) and not constraints_recorded(trials, texts):
+        # Run again with other constraints: the earlier trials' records are of the old ones
+        # (a worker was credited with the best by a trial the selection refused). Judged as
+        # selection judges them; tuneops.selection (and the spec's models) only for such a
+        # study, as in tuneops.results.
+        infeasible = importlib.import_module("tuneops.selection").infeasible_trials(
+            trials, [o.metric for o in objectives(study)], texts
+        )
+        is_feasible = lambda t: t.number not in infeasible  # noqa: E731
+    rows = worker_contributions(trials, directions, front, is_feasible=is_feasible)
     if not rows:
         return None
     return {

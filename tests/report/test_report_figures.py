@@ -158,6 +158,20 @@ def test_workers_count_trials_per_process():
     assert rows["w0"].busy_s > 0
 
 
+def test_workers_of_a_study_run_again_with_other_constraints_credit_the_best_meeting_them():
+    """The workers panel credited the best to a trial whose record of an old constraint said it
+    met it (the report judged the trial again everywhere else)."""
+    from tuneops import _study
+
+    study = optuna.create_study(direction="maximize")
+    for worker, x in [("a", 0.9), ("b", 0.4)]:
+        study.add_trial(optuna.trial.create_trial(
+            value=x, constraints={"value <= 2": x - 2}, user_attrs={"worker": {"id": worker}}))
+    study.set_user_attr(_study.CONSTRAINTS, ["value <= 0.5"])
+    rows = {r.worker: r.n_best for r in F.workers(view_of(study), {}).rows}
+    assert rows == {"a": 0, "b": 1}
+
+
 def test_worker_label_falls_back_to_host_and_pid():
     from optuna.trial import create_trial
 

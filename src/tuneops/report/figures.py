@@ -820,7 +820,9 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
         contributions = list(stored["workers"]) if stored else []
     else:
         printed = (view.selection or {}).get("pareto_front") if view.multi else None
-        contributions = worker_contributions(view.trials, view.directions, printed)
+        contributions = worker_contributions(
+            view.trials, view.directions, printed, is_feasible=view.is_feasible
+        )
     if not contributions:
         raise Missing("no trial recorded which worker ran it (user attr 'worker').")
     rows = tuple(
