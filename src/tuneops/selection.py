@@ -562,7 +562,8 @@ def reselect(
     """Select again from a finished study with other constraints or policy; nothing re-runs.
 
     Raises:
-        SpecError: malformed constraint or a metric the study did not measure.
+        SpecError: malformed constraint, constraints that repeat or contradict each other,
+            or a metric the study did not measure.
         NoFeasibleTrial: nothing meets the constraints (the message names the closest trial).
         UsageError: ``study`` is not a study (a name: load it first).
     """
