@@ -64,6 +64,17 @@ class PostgresServer:
         return (f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off "
                 "-c full_page_writes=off -c max_connections=200")
 
+    def database(self, name: str) -> str:
+        """The URL of a new, empty database ``name`` of this server (a test's database of its
+        own: studies of the same name in other tests are not seen)."""
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
     def pg_ctl(self, *args: str) -> None:
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args)
 

@@ -1,11 +1,13 @@
 """The registry when a process is killed between two of its writes (SIGKILL, the OOM killer, a
 lost node: no handler runs). Each test stops a command at a chosen write, as a kill would, and
 runs the same command again in a new registry object, as a new process would: it must leave
-what one uninterrupted run leaves."""
+what one uninterrupted run leaves. Each runs on the embedded journal file, PostgreSQL and Redis
+(real servers on loopback from tests/servers.py; under CI a missing server fails)."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import optuna
 import pytest
 from _ops_helpers import logistic, register
 from conftest import tiny_spec
+from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 import tuneops.ops.registry as registry_module
 from tuneops import tuning
@@ -47,10 +50,32 @@ def kinds(registry: Registry) -> list[str]:
     return [e["kind"] for e in registry.events()]
 
 
+@pytest.fixture(
+    params=[
+        "journal",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+def store(request: pytest.FixtureRequest, workdir: Path) -> str | None:
+    """Where the registry lives: None (the embedded journal file in the test's directory), or
+    an empty database of the session's PostgreSQL or Redis server."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_server").database(f"crash_{uuid.uuid4().hex[:12]}")
+    if request.param == "redis":
+        return request.getfixturevalue("redis_server").database(0)[0]
+    return None
+
+
+def on(store: str | None, **spec: Any) -> dict[str, Any]:
+    """The tiny spec, its study in ``store``."""
+    return tiny_spec(**spec, **({"storage": store} if store else {}))
+
+
 @pytest.fixture
-def three(workdir: Path) -> Registry:
+def three(workdir: Path, store: str | None) -> Registry:
     """Versions 1, 2, 3 promoted in turn: champion 3, previous champions 1 then 2."""
-    registry = Registry.open("iris", create=True)
+    registry = Registry.open("iris", store, create=True)
     for c in (0.01, 0.1, 1.0):
         register(registry, logistic(c), workdir / "art", promote=True)
     return registry
@@ -60,7 +85,7 @@ def test_a_rollback_killed_before_its_event_is_finished_not_made_twice(three) ->
     with killed_at("rollback"):
         three.rollback()
     assert three.champion() == 2 and "rollback" not in kinds(three)
-    again = Registry.open("iris")
+    again = Registry.open("iris", three.storage_url)
     event = again.rollback()  # the same command: it was rolled back to 2 once, not on to 1
     assert (event["kind"], event["version"], event["previous"]) == ("rollback", 2, 3)
     assert again.champion() == 2 and again.champion_history() == [1]
@@ -79,7 +104,7 @@ def test_a_promotion_killed_before_its_event_is_finished_by_the_same_command(
     with killed_at("", key="tuneops:challenger"):  # before the challenger is retired
         three.promote(2)
     assert three.champion() == 2 and three.challenger()["version"] == 2
-    again = Registry.open("iris")
+    again = Registry.open("iris", three.storage_url)
     event = again.promote(2)  # not "version 2 is already the champion"
     assert (event["kind"], event["version"], event["previous"]) == ("promote", 2, 3)
     assert again.challenger() is None
@@ -94,18 +119,18 @@ def test_a_promotion_killed_before_its_event_is_finished_by_the_same_command(
     [("", "tuneops:version:"), ("register", "tuneops:event:"), ("promote", "tuneops:event:")],
 )
 def test_a_deploy_killed_between_its_writes_is_finished_by_the_same_deploy(
-    workdir, kind, key
+    workdir, store, kind, key
 ) -> None:
     """Killed after it saved its version's files and before their record, after the record and
     before its ``register`` event, or after the champion record and before the ``promote``
     event: the same deploy leaves one version, the champion, with both events and no other
     directory (it registered a second version beside an artifact no version named, or left no
     ``register``)."""
-    tuning.run(tiny_spec(n_trials=2))
+    tuning.run(on(store, n_trials=2))
     with killed_at(kind, key=key):
-        deploy("tiny")
-    record = deploy("tiny")
-    registry = Registry.open("tiny")
+        deploy("tiny", storage=store)
+    record = deploy("tiny", storage=store)
+    registry = Registry.open("tiny", store)
     assert record["version"] == 1 and record["resumed"] and record["promoted"]
     assert [v["version"] for v in registry.versions()] == [1] and registry.champion() == 1
     assert kinds(registry) == ["register", "promote"]
@@ -119,7 +144,7 @@ def test_a_promotion_killed_after_it_retired_the_challenger_records_both_events(
     with killed_at("challenger"):
         three.promote(2)
     assert three.champion() == 2 and three.challenger() is None
-    again = Registry.open("iris")
+    again = Registry.open("iris", three.storage_url)
     again.promote(2)
     assert kinds(again)[-3:] == ["challenger", "promote", "challenger"]
     assert again.events("challenger")[-1]["previous"] == 2
@@ -129,7 +154,7 @@ def test_a_challenger_cleared_and_killed_before_its_event_is_not_cleared_twice(t
     three.set_challenger(2, "shadow")
     with killed_at("challenger"):
         three.clear_challenger()
-    again = Registry.open("iris")
+    again = Registry.open("iris", three.storage_url)
     event = again.clear_challenger()
     assert event["previous"] == 2 and again.challenger() is None
     assert [e.get("previous") for e in again.events("challenger")] == [None, 2]
