@@ -7,6 +7,7 @@ what one uninterrupted run leaves. Each runs on the embedded journal file, Postg
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,31 @@ def test_a_challenger_cleared_and_killed_before_its_event_is_not_cleared_twice(t
     event = again.clear_challenger()
     assert event["previous"] == 2 and again.challenger() is None
     assert [e.get("previous") for e in again.events("challenger")] == [None, 2]
+
+
+def test_two_identical_deploys_at_the_same_moment_register_one_version(workdir, store) -> None:
+    """Two deploys of the same study, trial and data released together (threads, each with
+    its own storage objects, as two processes): both found nothing to resume and registered
+    and promoted v1 and v2. Now one registers; the other waits for it and reports its
+    version."""
+    import threading
+
+    tuning.run(on(store, n_trials=2))
+    start, answers = threading.Barrier(2), []
+
+    def run() -> None:
+        start.wait()
+        answers.append(deploy("tiny", storage=store))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    registry = Registry.open("tiny", store)
+    assert [v["version"] for v in registry.versions()] == [1]
+    assert kinds(registry) == ["register", "promote"] and registry.champion() == 1
+    assert [(a["version"], a["promoted"]) for a in answers] == [(1, True), (1, True)]
+    (waited,) = [a for a in answers if a.get("deployed_by")]
+    assert waited["deployed_by"].endswith(f":{os.getpid()}")  # the deploy that registered it
+    assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]

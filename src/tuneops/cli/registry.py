@@ -120,6 +120,11 @@ def deploy(
             )
         if record.get("resumed"):
             status += " (registered by an earlier deploy that was stopped before it finished)"
+        if record.get("deployed_by"):
+            status += (
+                f" (registered by the same deploy run at the same time by "
+                f"{record['deployed_by']}; this one registered nothing)"
+            )
         term.result(
             f"Model {name} version {record['version']} {status} ({record['family']}, trial "
             f"{record['source']['trial']}, artifact from the {record['artifact']['from']}); "

@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
+import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +45,7 @@ import optuna
 from tuneops import _optuna, _study, runner
 from tuneops._files import check_output_dir, copy_atomic, path_part
 from tuneops._secrets import mask_secrets, shown_settings
+from tuneops.claims import Claim
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
 from tuneops.objective import SpecObjective
@@ -71,6 +75,8 @@ _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
 _CHALLENGER = "tuneops:challenger"
 _SETTINGS = "tuneops:settings"
+_WAIT_S = 0.25  # between two looks at the claim of the same deploy run elsewhere
+_log = logging.getLogger("tuneops")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
 
 
@@ -146,10 +152,14 @@ class Registry:
                     "registered: "
                     f"{', '.join(names) or 'none'}. Register it with `tuneops deploy STUDY`."
                 ) from None
-            study = optuna.create_study(
-                study_name=PREFIX + name, storage=store, directions=["maximize"]
-            )
-            study.set_user_attr("tuneops:registry", {"model": name, "created": _now()})
+            try:
+                study = optuna.create_study(
+                    study_name=PREFIX + name, storage=store, directions=["maximize"]
+                )
+            except optuna.exceptions.DuplicatedStudyError:  # created this moment elsewhere
+                study = optuna.load_study(study_name=PREFIX + name, storage=store)
+            else:
+                study.set_user_attr("tuneops:registry", {"model": name, "created": _now()})
         return cls(study, storage)
 
     # -- reading ----------------------------------------------------------------------------
@@ -917,6 +927,113 @@ def deploy(
             f"model (--model): expected a name of letters, digits, '_', '-' or '.' starting "
             f"with a letter or digit (at most 128), received {name!r}."
         )
+    fingerprint = (study.user_attrs.get(DATA_ATTR) or data.summary()).get("fingerprint")
+    # Two deploys of the same trial and data at the same moment both found nothing to resume
+    # and registered (and promoted) two versions: the one that claims it deploys, the other
+    # waits for it and reports its version (_deployed_meanwhile).
+    claim = Claim(
+        _optuna.storage_of(study),
+        deploy_work(name, study_name, trial, fingerprint),
+        runner.worker_identity(),
+    )
+    try:
+        other = _wait_for(claim)
+    except KeyboardInterrupt as exc:  # while waiting: nothing was written
+        raise DeployInterrupted(
+            runner.Interrupted.of(exc).signum, model=name, version=None
+        ) from None
+    with claim.beating():
+        return _deploy(
+            study, trial, spec, data, config, name, fingerprint, storage, artifact_dir, gate, other
+        )
+
+
+def deploy_work(model: str, study_name: str, trial: int, data_fingerprint: str | None) -> str:
+    """What a deploy claims (:class:`tuneops.claims.Claim`): the deploy of ``study_name``'s
+    trial ``trial`` on the data ``data_fingerprint`` names to model ``model``."""
+    key = {"study": study_name, "trial": trial, "data": data_fingerprint}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{path_part(model)}.deploy-{digest}"
+
+
+def _wait_for(claim: Claim) -> dict[str, Any] | None:
+    """Take ``claim``, waiting while a live process holds it; the record of the holder this
+    process waited for (the first), or None when it waited for none."""
+    first: dict[str, Any] | None = None
+    while (holder := claim.acquire()) is not None:
+        if first is None:
+            first = holder
+            _log.info(
+                "the same deploy is being run by %s; waiting for it to end",
+                holder.get("id", "another process"),
+            )
+        time.sleep(_WAIT_S)
+    return first
+
+
+def _deployed_meanwhile(
+    registry: Registry,
+    other: Mapping[str, Any],
+    study_name: str,
+    trial: int,
+    data_fingerprint: str | None,
+) -> dict[str, Any] | None:
+    """The newest version the deploy ``other`` (the holder of the same deploy's claim this one
+    waited for) registered and finished: made champion, or failed by the staging gate; None
+    when it left nothing finished (stopped: this deploy resumes what it kept)."""
+    since = other.get("since")
+    if not isinstance(since, int | float):
+        return None
+    promoted = {registry.champion(), *(e.get("version") for e in registry.events("promote"))}
+    for record in reversed(registry.versions()):
+        created = _dt.datetime.fromisoformat(record["created"]).timestamp()
+        if created < since - 1.0:  # stored to the second
+            break
+        if not _deployed_by(record, study_name, trial, data_fingerprint):
+            continue
+        verdict = registry.verification(record["version"])
+        if record["version"] in promoted or (verdict or {}).get("verdict") == "fail":
+            return record
+    return None
+
+
+def _deployed(
+    registry: Registry,
+    record: Mapping[str, Any],
+    gate: Callable[[Registry, int], Any] | None,
+    broken: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    """What :func:`deploy` returns for version ``record`` that an earlier or a simultaneous
+    run of it finished: its record, whether it is the champion, and its staging gate's
+    verdict (when this deploy has a gate)."""
+    verdict = dict(registry.verification(record["version"]) or {})
+    verdict.pop("kind", None)
+    return {
+        **record,
+        "promoted": registry.champion() == record["version"],
+        **extra,
+        "constraints_broken": broken,
+        **({"verification": verdict} if gate is not None else {}),
+    }
+
+
+def _deploy(
+    study: optuna.Study,
+    trial: int,
+    spec: Any,
+    data: Any,
+    config: MonitorConfig,
+    name: str,
+    fingerprint: str | None,
+    storage: str | None,
+    artifact_dir: str | Path | None,
+    gate: Callable[[Registry, int], Any] | None,
+    other: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """:func:`deploy` under its claim; ``other``: the record of the same deploy this one waited
+    for, or None."""
+    study_name = study.study_name
     existing = Registry.open(name, storage) if name in list_models(storage) else None
     if artifact_dir is None and existing is not None:
         # the model's own settings (`tuneops registry settings`) say where its versions go
@@ -949,7 +1066,6 @@ def deploy(
                 "data did, or deploy to another --model. Nothing was recorded."
             )
     registry = existing or Registry.open(name, storage, create=True)
-    fingerprint = (study.user_attrs.get(DATA_ATTR) or data.summary()).get("fingerprint")
     # a trial given by number may break the spec's constraints (the selection never picks one)
     broken = _constraints_broken(study.get_trials(deepcopy=False)[trial], spec)
     breaking = f"; it breaks the spec's constraints: {', '.join(broken)}" if broken else ""
@@ -961,15 +1077,20 @@ def deploy(
             if _deployed_by(done, study_name, trial, fingerprint):
                 # this deploy was killed after it made its version the champion and before the
                 # promotion's event: finished now, not deployed a second time
-                verdict_event = dict(registry.verification(done["version"]) or {})
-                verdict_event.pop("kind", None)
-                return {
-                    **done,
-                    "promoted": True,
-                    "resumed": True,
-                    "constraints_broken": broken,
-                    **({"verification": verdict_event} if gate is not None else {}),
-                }
+                return _deployed(registry, done, gate, broken, resumed=True)
+        meanwhile = None if other is None else _deployed_meanwhile(
+            registry, other, study_name, trial, fingerprint
+        )
+        if meanwhile is not None and other is not None:
+            # by the same deploy, run at the same moment: reported, not done a second time
+            return _deployed(
+                registry,
+                meanwhile,
+                gate,
+                broken,
+                resumed=False,
+                deployed_by=str(other.get("id", "another process")),
+            )
         record = unfinished_deploy(registry, study_name, trial, fingerprint)
         resumed = record is not None
         if record is not None and not any(
