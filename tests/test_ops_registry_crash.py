@@ -187,3 +187,23 @@ def test_two_identical_deploys_at_the_same_moment_register_one_version(workdir, 
     (waited,) = [a for a in answers if a.get("deployed_by")]
     assert waited["deployed_by"].endswith(f":{os.getpid()}")  # the deploy that registered it
     assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]
+
+
+def test_a_registry_created_elsewhere_at_the_same_moment_is_opened(
+    workdir, store, monkeypatch
+) -> None:
+    """Another process creates the registry between this one's look for it and its create:
+    the create failed with Optuna's DuplicatedStudyError; now the registry is opened."""
+    first = Registry.open("iris", store, create=True)
+    real = optuna.load_study
+    calls = []
+
+    def not_yet(*args, **kwargs):  # this process looked before the other created it
+        calls.append(kwargs["study_name"])
+        if len(calls) == 1:
+            raise KeyError(kwargs["study_name"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna, "load_study", not_yet)
+    again = Registry.open("iris", store, create=True)
+    assert again.study._study_id == first.study._study_id and len(calls) == 2
