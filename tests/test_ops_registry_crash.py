@@ -207,3 +207,30 @@ def test_a_registry_created_elsewhere_at_the_same_moment_is_opened(
     monkeypatch.setattr(optuna, "load_study", not_yet)
     again = Registry.open("iris", store, create=True)
     assert again.study._study_id == first.study._study_id and len(calls) == 2
+
+
+def test_a_deploy_killed_after_its_gate_passed_reuses_the_verdict(workdir, store) -> None:
+    """Killed after the staging gate recorded its pass and before the promotion: the same
+    deploy ran the gate again (two ``verify`` events of one artifact); now it promotes on the
+    recorded verdict, which it returns."""
+    from types import SimpleNamespace
+
+    gated = []
+
+    def gate(registry: Registry, version: int) -> Any:
+        gated.append(version)
+        verdict = {"version": version, "verdict": "pass", "reasons": ["fine"], "comparison": None}
+        registry.record("verify", **verdict)
+        return SimpleNamespace(passed=True, to_dict=lambda: verdict)
+
+    tuning.run(on(store, n_trials=2))
+    with killed_at("", key="tuneops:champion"):
+        deploy("tiny", storage=store, gate=gate)
+    record = deploy("tiny", storage=store, gate=gate)
+    registry = Registry.open("tiny", store)
+    assert gated == [1] and kinds(registry) == ["register", "verify", "promote"]
+    assert record["resumed"] and record["promoted"] and registry.champion() == 1
+    assert (record["verification"]["verdict"], record["verification"]["reasons"]) == (
+        "pass",
+        ["fine"],
+    )

@@ -904,7 +904,10 @@ def deploy(
     A deploy that was stopped after it registered its version (during the staging gate) is
     finished by the next deploy of the same study, trial and data (:func:`unfinished_deploy`):
     that version is verified and promoted instead of another one registered; the returned
-    record then has ``resumed`` True.
+    record then has ``resumed`` True. One stopped after the gate passed it is promoted on that
+    recorded verdict (the gate runs again only when the champion changed meanwhile). Of two
+    identical deploys at the same moment, one registers; the other waits for it and returns its
+    version with ``deployed_by`` (who ran it).
 
     Raises:
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
@@ -995,6 +998,29 @@ def _deployed_meanwhile(
         if record["version"] in promoted or (verdict or {}).get("verdict") == "fail":
             return record
     return None
+
+
+class _RecordedVerdict:
+    """A staging gate's verdict read back from its ``verify`` event (as the gate returns one:
+    ``passed`` and ``to_dict()``)."""
+
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        self._event = {k: v for k, v in event.items() if k != "kind"}
+        self.passed = self._event.get("verdict") == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._event)
+
+
+def _passed_gate(registry: Registry, number: int) -> _RecordedVerdict | None:
+    """Version ``number``'s latest staging-gate verdict when it is a pass against the current
+    champion (none then, or the same one; a version's artifact never changes, and a resumed
+    deploy checked it is intact), else None: the gate runs again."""
+    event = registry.verification(number)
+    if event is None or event.get("verdict") != "pass":
+        return None
+    judged_against = (event.get("comparison") or {}).get("champion")
+    return _RecordedVerdict(event) if judged_against == registry.champion() else None
 
 
 def _deployed(
@@ -1121,7 +1147,11 @@ def _deploy(
                 + breaking,
             )
             return {**record, "promoted": True, "resumed": resumed, "constraints_broken": broken}
-        verdict = gate(registry, record["version"])
+        # resumed after its gate passed (killed before the promotion): the recorded verdict on
+        # this version's artifact, not a second run of the gate and a second `verify` event
+        verdict = _passed_gate(registry, record["version"]) if resumed else None
+        if verdict is None:
+            verdict = gate(registry, record["version"])
         if verdict.passed:
             registry.promote(
                 record["version"],
