@@ -975,30 +975,6 @@ def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_comman
     assert cli("deploy", "phon")[0] == 143 and [v["version"] for v in registry.versions()] == [1, 2, 3]
 
 
-def test_a_reservation_stopped_before_its_number_is_handed_out_leaves_no_running_trial(
-    workdir, monkeypatch
-) -> None:
-    from optuna.trial import TrialState
-
-    from tuneops import _optuna
-
-    registry = Registry.open("m", create=True)
-    assert registry.reserve_version() == 1
-    real = _optuna.set_trial_state
-
-    def stop_before_complete(study, trial, state, values=None):
-        if state == TrialState.COMPLETE:
-            raise KeyboardInterrupt
-        return real(study, trial, state, values)
-
-    monkeypatch.setattr(_optuna, "set_trial_state", stop_before_complete)
-    with pytest.raises(KeyboardInterrupt):
-        registry.reserve_version()
-    monkeypatch.setattr(_optuna, "set_trial_state", real)
-    assert [t.state for t in registry.study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
-    assert registry.reserve_version() == 3  # 2 was given up, never handed out
-
-
 def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path, cli) -> None:
     """A regression champion's labels are quantities: a batch labelled with classes ('low',
     'high') exits 2 naming them, instead of a traceback from inside the r2 metric."""

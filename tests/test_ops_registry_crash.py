@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +17,13 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 from _ops_helpers import logistic, register
 from conftest import tiny_spec
 from servers import postgres_server, redis_server  # noqa: F401 - fixtures
 
 import tuneops.ops.registry as registry_module
-from tuneops import tuning
+from tuneops import _optuna, tuning
 from tuneops.ops.live import _champion_since
 from tuneops.ops.registry import Registry, deploy
 
@@ -234,3 +237,67 @@ def test_a_deploy_killed_after_its_gate_passed_reuses_the_verdict(workdir, store
         "pass",
         ["fine"],
     )
+
+
+def _gone_pid() -> int:
+    """The pid of a process of this host that has exited."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_reservation_killed_after_its_trial_was_created_leaves_no_running_trial(
+    workdir, store
+) -> None:
+    """Killed right after the storage created the reservation's trial (no handler runs, no
+    write after it reaches the storage): the trial stayed RUNNING for ever in the registry.
+    Now the trial is created complete, naming its writer; its number is only skipped."""
+    registry = Registry.open("m", store, create=True)
+    assert registry.reserve_version() == 1
+    storage = _optuna.storage_of(registry.study)
+    real, dead = type(storage).create_new_trial, []
+
+    def create_then_die(self, *args, **kwargs):
+        if dead:
+            raise Killed("a dead process writes nothing")
+        trial_id = real(self, *args, **kwargs)
+        dead.append(trial_id)
+        raise Killed("after the create")
+
+    def nothing_after_the_kill(method):
+        def write(self, *args, **kwargs):
+            if dead:
+                raise Killed("a dead process writes nothing")
+            return method(self, *args, **kwargs)
+        return write
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Killed):
+        mp.setattr(type(storage), "create_new_trial", create_then_die)
+        for name in ("set_trial_state_values", "set_trial_user_attr", "set_trial_system_attr"):
+            mp.setattr(type(storage), name, nothing_after_the_kill(getattr(type(storage), name)))
+        registry.reserve_version()
+    again = Registry.open("m", store)
+    assert [t.state for t in again.study.trials] == [TrialState.COMPLETE] * 2
+    assert again.study.trials[1].user_attrs["tuneops:reserved_by"]["pid"] == os.getpid()
+    assert again.reserve_version() == 3 and sorted(again.reserved()) == [1, 2, 3]
+
+
+def test_a_reservation_an_earlier_tuneops_left_running_is_given_up_once_its_writer_is_gone(
+    workdir, store
+) -> None:
+    """RUNNING reservations of an earlier tuneops (killed between its writes): the one whose
+    writer's pid is gone is given up (FAIL) by the next reservation; the one whose writer
+    lives (this process) is left alone."""
+    import socket
+
+    registry = Registry.open("m", store, create=True)
+    storage, study_id = _optuna.storage_of(registry.study), _optuna.study_id(registry.study)
+    for pid in (_gone_pid(), os.getpid()):
+        trial_id = storage.create_new_trial(study_id)
+        storage.set_trial_user_attr(
+            trial_id, "worker", {"host": socket.gethostname(), "pid": pid, "id": f"w{pid}"}
+        )
+    assert registry.reserve_version() == 3
+    assert [t.state for t in registry.study.trials] == [
+        TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE
+    ]

@@ -48,6 +48,7 @@ from tuneops._secrets import mask_secrets, shown_settings
 from tuneops.claims import Claim
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
+from tuneops.heartbeat import GRACE_S, stale_trials
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
@@ -75,6 +76,7 @@ _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
 _CHALLENGER = "tuneops:challenger"
 _SETTINGS = "tuneops:settings"
+_RESERVED_BY = "tuneops:reserved_by"  # user attribute of a reservation's trial: its writer
 _WAIT_S = 0.25  # between two looks at the claim of the same deploy run elsewhere
 _log = logging.getLogger("tuneops")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
@@ -310,26 +312,42 @@ class Registry:
     # -- writing ----------------------------------------------------------------------------
     def reserve_version(self) -> int:
         """A new version number, never handed to another writer, even one reserving at the same
-        moment: it is 1 + the number of a trial created in the registry study (the trial's value
-        is the version). A registry from before reservations skips the numbers it already has.
+        moment: it is 1 + the number of a trial created in the registry study, which every
+        storage numbers atomically. A registry from before reservations skips the numbers it
+        already has.
+
+        The trial is created complete in one write, naming its writer (``tuneops:reserved_by``:
+        host, pid, since): no kill leaves it RUNNING. Reservations an earlier tuneops left
+        RUNNING (killed between its writes) are given up (FAIL) once their writer is provably
+        gone (:func:`tuneops.heartbeat.stale_trials`).
         """
+        self._give_up_dead_reservations()
         taken = {v["version"] for v in self.versions()}
+        storage, study_id = _optuna.storage_of(self.study), _optuna.study_id(self.study)
         while True:
-            trial = _optuna.create_trial(self.study)
-            number = trial.number + 1
-            try:
-                trial.set_user_attr("tuneops:version", number)
-                _optuna.set_trial_state(
-                    self.study, trial, optuna.trial.TrialState.COMPLETE, [float(number)]
-                )
-            except BaseException:
-                # Stopped (Ctrl-C, SIGTERM) or failed before the number was handed out: it is
-                # given up, and its trial FAIL rather than RUNNING for ever in the registry.
-                with contextlib.suppress(Exception):
-                    _optuna.set_trial_state(self.study, trial, optuna.trial.TrialState.FAIL)
-                raise
+            writer = {**runner.worker_identity(), "since": time.time()}
+            template = optuna.trial.create_trial(value=0.0, user_attrs={_RESERVED_BY: writer})
+            trial_id = storage.create_new_trial(study_id, template_trial=template)
+            number = storage.get_trial_number_from_id(trial_id) + 1
             if number not in taken:
                 return number
+
+    def reserved(self) -> dict[int, dict[str, Any]]:
+        """Every version number reserved (:meth:`reserve_version`), recorded or not, with its
+        writer (``{}`` for a reservation of an earlier tuneops, which named none)."""
+        out: dict[int, dict[str, Any]] = {}
+        for t in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        ):
+            if _RESERVED_BY in t.user_attrs or isinstance(t.user_attrs.get("tuneops:version"), int):
+                out[t.number + 1] = dict(t.user_attrs.get(_RESERVED_BY) or {})
+        return out
+
+    def _give_up_dead_reservations(self) -> None:
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for trial, _ in stale_trials(running, now=time.time(), grace_s=GRACE_S):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                _optuna.set_trial_state(self.study, trial, optuna.trial.TrialState.FAIL)
 
     def record(self, kind: str, **payload: Any) -> dict[str, Any]:
         """Append an event; returns it. Secrets are masked, a webhook's path and query too (the
@@ -757,14 +775,7 @@ def _unrecorded_artifact(
     deploy killed between saving its version's files and recording them left (SIGKILL, the
     OOM killer: no handler removes them). Its number and ``model.joblib``, or None."""
     recorded = {v["version"] for v in registry.versions()}
-    reserved = sorted(
-        t.user_attrs["tuneops:version"]
-        for t in registry.study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
-        )
-        if isinstance(t.user_attrs.get("tuneops:version"), int)
-    )
-    for number in reversed(reserved):
+    for number in sorted(registry.reserved(), reverse=True):
         path = folder / f"v{number}" / MODEL_FILE
         if number in recorded or not path.is_file():
             continue
