@@ -301,3 +301,63 @@ def test_a_reservation_an_earlier_tuneops_left_running_is_given_up_once_its_writ
     assert [t.state for t in registry.study.trials] == [
         TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE
     ]
+
+
+def test_a_deploy_killed_while_copying_its_files_leaves_no_partial_version(
+    workdir, store
+) -> None:
+    """Killed (no handler runs) after it copied model.json and while it copied model.joblib:
+    the partial v1 stayed for ever beside the v2 the deploy run again registered. Its writer
+    being provably dead (a gone pid of this host), the next registration removes it."""
+    from tuneops import runner
+
+    tuning.run(on(store, n_trials=2))
+    gone, real = _gone_pid(), registry_module.copy_atomic
+
+    def killed_on_the_model(source, path):
+        if Path(path).name == "model.joblib":
+            raise Killed(str(path))
+        return real(source, path)
+
+    identity = runner.worker_identity
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(Killed):
+        mp.setattr(registry_module, "copy_atomic", killed_on_the_model)
+        mp.setattr(registry_module, "_remove_unregistered", lambda *args: None)
+        mp.setattr(runner, "worker_identity", lambda *a, **k: {**identity(), "pid": gone})
+        deploy("tiny", storage=store)
+    folder = Path("tuneops-out/registry/tiny")
+    left = {p.name for p in (folder / "v1").iterdir()}
+    assert "model.json" in left and "model.joblib" not in left  # partial
+    record = deploy("tiny", storage=store)
+    assert record["version"] == 2 and record["promoted"]
+    assert sorted(p.name for p in folder.iterdir()) == ["v2"]
+    assert sorted(p.name for p in (folder / "v2").iterdir()) == ["model.joblib", "model.json"]
+
+
+def test_a_partial_version_is_removed_only_with_proof_its_writer_is_dead(workdir) -> None:
+    """Left alone: a partial version whose writer lives (this process), runs on another host
+    (no proof), or is not named (an earlier tuneops), a version nobody reserved, and a whole
+    artifact (its deploy records it when run again)."""
+    import json
+    import socket
+
+    from _ops_helpers import logistic
+
+    from tuneops.export import save_model
+
+    registry = Registry.open("m", create=True)
+    folder = workdir / "art"
+    numbers = [registry.reserve_version() for _ in range(5)]
+    here, gone = socket.gethostname(), _gone_pid()
+    writers = {1: (here, os.getpid()), 2: ("elsewhere", gone), 4: (here, gone), 5: (here, gone)}
+    for n in numbers + [6]:
+        (folder / f"v{n}").mkdir(parents=True)
+        (folder / f"v{n}" / "model.json").write_text("{}")
+        if n in writers:
+            host, pid = writers[n]
+            writer = {"registry": registry.study.study_name, "version": n, "host": host,
+                      "pid": pid, "since": 0.0}
+            (folder / f"v{n}" / registry_module.WRITER_FILE).write_text(json.dumps(writer))
+    save_model(logistic(), {}, folder / "v5")  # whole
+    assert registry_module.remove_partial_versions(registry, folder) == [4]
+    assert sorted(p.name for p in folder.iterdir()) == ["v1", "v2", "v3", "v5", "v6"]

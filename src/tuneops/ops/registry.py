@@ -34,6 +34,8 @@ import hashlib
 import json
 import logging
 import re
+import shutil
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,12 +45,12 @@ import numpy as np
 import optuna
 
 from tuneops import _optuna, _study, runner
-from tuneops._files import check_output_dir, copy_atomic, path_part
+from tuneops._files import check_output_dir, copy_atomic, path_part, write_atomic
 from tuneops._secrets import mask_secrets, shown_settings
 from tuneops.claims import Claim
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
-from tuneops.heartbeat import GRACE_S, stale_trials
+from tuneops.heartbeat import GRACE_S, pid_alive, stale_trials
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
@@ -76,6 +78,8 @@ _EVENT = "tuneops:event:"
 _CHAMPION = "tuneops:champion"
 _CHALLENGER = "tuneops:challenger"
 _SETTINGS = "tuneops:settings"
+#: A file in a version's directory while it is written: its writer (host, pid, since).
+WRITER_FILE = ".tuneops-writer.json"
 _RESERVED_BY = "tuneops:reserved_by"  # user attribute of a reservation's trial: its writer
 _WAIT_S = 0.25  # between two looks at the claim of the same deploy run elsewhere
 _log = logging.getLogger("tuneops")
@@ -694,8 +698,10 @@ def register_trial(
     # The slow part (a fit per CV fold) before anything is written: a stop during it leaves no
     # artifact and uses up no version number.
     profile = reference_profile(objective, trial.params, metric, seed=spec.seed)
+    folder = Path(artifact_dir or config.artifact_dir) / path_part(registry.name)
+    remove_partial_versions(registry, folder)
     number_v = version if version is not None else registry.reserve_version()
-    out = Path(artifact_dir or config.artifact_dir) / path_part(registry.name) / f"v{number_v}"
+    out = folder / f"v{number_v}"
     if adopt:  # the files an earlier run wrote for this very version and did not record
         out = adopt.parent
     elif (out / MODEL_FILE).exists():
@@ -707,6 +713,8 @@ def register_trial(
             "(--artifacts DIR, or monitor.artifact_dir)."
         )
     try:
+        if not adopt:  # first: who writes here, for the sweep of a writer killed mid-copy
+            write_atomic(out / WRITER_FILE, json.dumps(_writer(registry, number_v)).encode())
         if adopt:
             path = adopt.resolve()
         elif saved is not None:
@@ -740,6 +748,8 @@ def register_trial(
             **(extra or {}),
         }
         record = registry.add_version(record)
+        with contextlib.suppress(OSError):
+            (out / WRITER_FILE).unlink()  # recorded: a version, whoever wrote it
     except BaseException:
         # Stopped or failed before the version was recorded: an artifact no version names
         # would be an orphan in the registry's directory (and refuse the next deploy there).
@@ -760,11 +770,57 @@ def _remove_unregistered(registry: Registry, number: int, out: Path) -> None:
             return
     except Exception:  # noqa: BLE001 - the storage may be what failed; keep the files then
         return
-    for name in (MODEL_FILE, METADATA_FILE):
+    for name in (MODEL_FILE, METADATA_FILE, WRITER_FILE):
         with contextlib.suppress(FileNotFoundError):
             (out / name).unlink()
     with contextlib.suppress(OSError):
         out.rmdir()  # only when empty: nothing else of this version is removed
+
+
+def _writer(registry: Registry, number: int) -> dict[str, Any]:
+    """What :data:`WRITER_FILE` of version ``number``'s directory holds: this process."""
+    who = runner.worker_identity()
+    return {"registry": registry.study.study_name, "version": number, "host": who["host"],
+            "pid": who["pid"], "since": time.time()}
+
+
+def remove_partial_versions(registry: Registry, folder: Path) -> list[int]:
+    """Remove the directories under ``folder`` of versions reserved and never recorded whose
+    artifact is not whole (a process killed while it copied or saved the files: SIGKILL, the
+    OOM killer; no handler removed them), when their writer (:data:`WRITER_FILE`) is provably
+    dead: a process of this host that no longer runs. A writer on another host, or a directory
+    without a writer file, is left alone; so is a whole artifact (the deploy that saved it
+    records it when run again, :func:`_unrecorded_artifact`). Returns the versions removed."""
+    if not folder.is_dir():
+        return []
+    recorded = {v["version"] for v in registry.versions()}
+    reserved = registry.reserved()
+    host, removed = socket.gethostname(), []
+    for directory in sorted(folder.glob("v*")):
+        number = int(directory.name[1:]) if directory.name[1:].isdigit() else None
+        if number is None or number in recorded or number not in reserved:
+            continue
+        try:
+            writer = json.loads((directory / WRITER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # no writer named: no proof
+        try:
+            verify_model(directory / MODEL_FILE)
+            continue  # whole: kept for the deploy that saved it
+        except IntegrityError:
+            pass
+        if (
+            not isinstance(writer, dict)
+            or writer.get("registry") != registry.study.study_name
+            or writer.get("version") != number
+            or writer.get("host") != host
+            or not isinstance(writer.get("pid"), int)
+            or pid_alive(writer["pid"])  # alive, or its pid reused: not proof of death
+        ):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(number)
+    return removed
 
 
 def _unrecorded_artifact(
