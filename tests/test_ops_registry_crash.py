@@ -164,7 +164,9 @@ def test_a_challenger_cleared_and_killed_before_its_event_is_not_cleared_twice(t
     assert [e.get("previous") for e in again.events("challenger")] == [None, 2]
 
 
-def test_two_identical_deploys_at_the_same_moment_register_one_version(workdir, store) -> None:
+def test_two_identical_deploys_at_the_same_moment_register_one_version(
+    workdir, store, caplog
+) -> None:
     """Two deploys of the same study, trial and data released together (threads, each with
     its own storage objects, as two processes): both found nothing to resume and registered
     and promoted v1 and v2. Now one registers; the other waits for it and reports its
@@ -172,6 +174,7 @@ def test_two_identical_deploys_at_the_same_moment_register_one_version(workdir, 
     import threading
 
     tuning.run(on(store, n_trials=2))
+    caplog.set_level("INFO", logger="tuneops.status")
     start, answers = threading.Barrier(2), []
 
     def run() -> None:
@@ -189,6 +192,8 @@ def test_two_identical_deploys_at_the_same_moment_register_one_version(workdir, 
     assert [(a["version"], a["promoted"]) for a in answers] == [(1, True), (1, True)]
     (waited,) = [a for a in answers if a.get("deployed_by")]
     assert waited["deployed_by"].endswith(f":{os.getpid()}")  # the deploy that registered it
+    assert f"The same deploy (this study, trial and data) is being run by {waited['deployed_by']}" \
+        in caplog.text
     assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]
 
 
@@ -361,3 +366,38 @@ def test_a_partial_version_is_removed_only_with_proof_its_writer_is_dead(workdir
     save_model(logistic(), {}, folder / "v5")  # whole
     assert registry_module.remove_partial_versions(registry, folder) == [4]
     assert sorted(p.name for p in folder.iterdir()) == ["v1", "v2", "v3", "v5", "v6"]
+
+
+def test_deploy_says_which_run_registered_the_version_it_reports(workdir, cli, monkeypatch) -> None:
+    """`tuneops deploy` started while the same deploy runs: it says it waits, then which run
+    registered the version it reports, and that it registered nothing."""
+    import socket
+    import threading
+    import time
+
+    from tuneops.storage import get_storage
+
+    tuning.run(tiny_spec(n_trials=2))
+    real = registry_module.reference_profile
+
+    def slow_in_the_first(*args, **kwargs):
+        if threading.current_thread().name == "first":
+            time.sleep(1.5)  # still registering when the command starts
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(registry_module, "reference_profile", slow_in_the_first)
+    first = threading.Thread(target=lambda: deploy("tiny"), name="first")
+    first.start()
+    while not any(s.study_name.startswith("tuneops-claim:")
+                  for s in get_storage(None).get_all_studies()):
+        time.sleep(0.05)
+    code, out, err = cli("deploy", "tiny", "--no-verify")
+    first.join(timeout=60)
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    assert code == 0, err
+    assert f"The same deploy (this study, trial and data) is being run by {who}" in err, err
+    assert (
+        f"Model tiny version 1 is the champion (registered by the same deploy run at the same "
+        f"time by {who}; this one registered nothing)" in " ".join(out.split())
+    ), out
+    assert [v["version"] for v in Registry.open("tiny").versions()] == [1]

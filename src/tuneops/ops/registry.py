@@ -82,7 +82,7 @@ _SETTINGS = "tuneops:settings"
 WRITER_FILE = ".tuneops-writer.json"
 _RESERVED_BY = "tuneops:reserved_by"  # user attribute of a reservation's trial: its writer
 _WAIT_S = 0.25  # between two looks at the claim of the same deploy run elsewhere
-_log = logging.getLogger("tuneops")
+_status = logging.getLogger("tuneops.status")  # lines the CLI prints as its own
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
 
 
@@ -1033,8 +1033,9 @@ def _wait_for(claim: Claim) -> dict[str, Any] | None:
     while (holder := claim.acquire()) is not None:
         if first is None:
             first = holder
-            _log.info(
-                "the same deploy is being run by %s; waiting for it to end",
+            _status.info(
+                "The same deploy (this study, trial and data) is being run by %s; waiting for "
+                "it to end: this one then reports the version it registered.",
                 holder.get("id", "another process"),
             )
         time.sleep(_WAIT_S)
