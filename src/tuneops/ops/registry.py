@@ -16,7 +16,10 @@ machine that sees the studies sees the champion. Its study user attributes hold:
   ``monitor``, ``retune``, ``verify``, ``challenger``, ``live``), appended, never rewritten.
 
 Each record is its own key, so writers append instead of rewriting one growing document.
-The model file is verified against its sha256 before it is loaded.
+The model file is verified against its sha256 before it is loaded. Version numbers are the
+registry study's trials, each created complete in one write that names its writer
+(``tuneops:reserved_by``). A deploy holds a claim (:mod:`tuneops.claims`) on its study, trial
+and data while it runs: the same deploy started twice at once registers one version.
 
 Example::
 
@@ -780,8 +783,13 @@ def _remove_unregistered(registry: Registry, number: int, out: Path) -> None:
 def _writer(registry: Registry, number: int) -> dict[str, Any]:
     """What :data:`WRITER_FILE` of version ``number``'s directory holds: this process."""
     who = runner.worker_identity()
-    return {"registry": registry.study.study_name, "version": number, "host": who["host"],
-            "pid": who["pid"], "since": time.time()}
+    return {
+        "registry": registry.study.study_name,
+        "version": number,
+        "host": who["host"],
+        "pid": who["pid"],
+        "since": time.time(),
+    }
 
 
 def remove_partial_versions(registry: Registry, folder: Path) -> list[int]:
@@ -1172,8 +1180,10 @@ def _deploy(
                 # this deploy was killed after it made its version the champion and before the
                 # promotion's event: finished now, not deployed a second time
                 return _deployed(registry, done, gate, broken, resumed=True)
-        meanwhile = None if other is None else _deployed_meanwhile(
-            registry, other, study_name, trial, fingerprint
+        meanwhile = (
+            None
+            if other is None
+            else _deployed_meanwhile(registry, other, study_name, trial, fingerprint)
         )
         if meanwhile is not None and other is not None:
             # by the same deploy, run at the same moment: reported, not done a second time
