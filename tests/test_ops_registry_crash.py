@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,20 +217,28 @@ def test_a_registry_created_elsewhere_at_the_same_moment_is_opened(
     assert again.study._study_id == first.study._study_id and len(calls) == 2
 
 
+def passing_gate(gated: list[int]) -> Callable[[Registry, int], Any]:
+    """A staging gate that passes every version, records its verdict as the real one does
+    (against the champion of the moment) and appends the version to ``gated``."""
+    from types import SimpleNamespace
+
+    def gate(registry: Registry, version: int) -> Any:
+        gated.append(version)
+        champion = registry.champion()
+        verdict = {"version": version, "verdict": "pass", "reasons": ["fine"],
+                   "comparison": None if champion is None else {"champion": champion}}
+        registry.record("verify", **verdict)
+        return SimpleNamespace(passed=True, to_dict=lambda: verdict)
+
+    return gate
+
+
 def test_a_deploy_killed_after_its_gate_passed_reuses_the_verdict(workdir, store) -> None:
     """Killed after the staging gate recorded its pass and before the promotion: the same
     deploy ran the gate again (two ``verify`` events of one artifact); now it promotes on the
     recorded verdict, which it returns."""
-    from types import SimpleNamespace
-
-    gated = []
-
-    def gate(registry: Registry, version: int) -> Any:
-        gated.append(version)
-        verdict = {"version": version, "verdict": "pass", "reasons": ["fine"], "comparison": None}
-        registry.record("verify", **verdict)
-        return SimpleNamespace(passed=True, to_dict=lambda: verdict)
-
+    gated: list[int] = []
+    gate = passing_gate(gated)
     tuning.run(on(store, n_trials=2))
     with killed_at("", key="tuneops:champion"):
         deploy("tiny", storage=store, gate=gate)
@@ -401,3 +409,19 @@ def test_deploy_says_which_run_registered_the_version_it_reports(workdir, cli, m
         f"time by {who}; this one registered nothing)" in " ".join(out.split())
     ), out
     assert [v["version"] for v in Registry.open("tiny").versions()] == [1]
+
+
+def test_a_verdict_judged_against_another_champion_is_not_reused(workdir) -> None:
+    """The gate passed version 2 against champion 1 and the deploy was killed before the
+    promotion; version 3 became the champion meanwhile: run again, the deploy judges version 2
+    against champion 3."""
+    gated: list[int] = []
+    tuning.run(tiny_spec(n_trials=3))
+    deploy("tiny", trial=0)
+    with killed_at("", key="tuneops:champion"):
+        deploy("tiny", trial=1, gate=passing_gate(gated))
+    deploy("tiny", trial=2)
+    record = deploy("tiny", trial=1, gate=passing_gate(gated))
+    registry = Registry.open("tiny")
+    assert gated == [2, 2] and record["version"] == 2 and registry.champion() == 2
+    assert [e["comparison"]["champion"] for e in registry.events("verify")] == [1, 3]
