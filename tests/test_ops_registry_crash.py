@@ -425,3 +425,33 @@ def test_a_verdict_judged_against_another_champion_is_not_reused(workdir) -> Non
     registry = Registry.open("tiny")
     assert gated == [2, 2] and record["version"] == 2 and registry.champion() == 2
     assert [e["comparison"]["champion"] for e in registry.events("verify")] == [1, 3]
+
+
+def test_a_deploy_sigkilled_while_copying_is_cleaned_up_and_finished_by_the_next(workdir) -> None:
+    """A real SIGKILL (another process, no handler, no ``finally``) while the deploy copied
+    model.joblib: its claim and its partial v1 are left behind. The same deploy run again is
+    not held up by that claim (its holder's pid is gone), removes v1 and registers v2."""
+    import signal
+
+    tuning.run(tiny_spec(n_trials=2))
+    script = (
+        "import os, signal\n"
+        "from pathlib import Path\n"
+        "import tuneops.ops.registry as r\n"
+        "real = r.copy_atomic\n"
+        "def copy(source, path):\n"
+        "    if Path(path).name == 'model.joblib':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(source, path)\n"
+        "r.copy_atomic = copy\n"
+        "r.deploy('tiny')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    folder = Path("tuneops-out/registry/tiny")
+    assert "model.joblib" not in {p.name for p in (folder / "v1").iterdir()}
+    record = deploy("tiny")
+    assert (record["version"], record["promoted"]) == (2, True)
+    assert sorted(p.name for p in folder.iterdir()) == ["v2"]
+    assert [v["version"] for v in Registry.open("tiny").versions()] == [2]
