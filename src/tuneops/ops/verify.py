@@ -12,8 +12,9 @@
    ``1/J + n_test/n_train``.
 2. **Against the champion** - the champion is refitted on the *same* folds and the per-fold
    difference of the monitored metric gets the same corrected interval (paired). The candidate
-   passes when the interval's lower bound is >= ``-max_regression``: not worse by more than that,
-   with confidence.
+   fails when the interval's upper bound is < ``-max_regression``: worse by more than that, with
+   confidence. (The lower bound >= ``-max_regression`` asks it to be *shown* at least as good,
+   which no model equal to the champion is at ``max_regression: 0``: its interval straddles 0.)
 3. **Latency** on the serving path (``rows`` rows per call as a DataFrame, one by default),
    BLAS pools limited to one thread as in tuning: one call at a time (what the spec's latency
    constraints meant when tuning measured them), and under concurrency: ``concurrency`` threads
@@ -66,7 +67,8 @@ class VerifyConfig:
     * ``n_folds: 5``, ``n_repeats: 3`` - repeated K-fold CV (the seed: "increase cross-validation,
       5-10"); ``alpha: 0.05`` - 1 - confidence of every interval.
     * ``max_regression: 0.0`` - how much worse than the champion (monitored metric, its units)
-      the candidate may be at the lower bound of the paired interval.
+      the candidate may be shown to be: it fails when the paired interval's upper bound is below
+      ``-max_regression``.
     * ``concurrency: 4`` threads, ``n_requests: 200`` calls, ``rows: 1`` rows per call - the
       serving path under load.
     """
@@ -200,6 +202,43 @@ def _judge(
                 if math.isinf(bound)
                 else ""
             )
+        ),
+    }
+
+
+def _judge_gain(
+    metric: str, champion: int | None, gain: float, low: float, high: float, max_regression: float
+) -> dict[str, Any]:
+    """The check of the candidate against the champion: it fails when the candidate is worse
+    by more than ``max_regression`` *with confidence* (the paired gain's upper bound is below
+    ``-max_regression``). Judged on the upper bound, not the lower as a constraint is: no
+    interval of an equal model (the same configuration refitted, gain 0.0 [-0.036, +0.036])
+    lies above 0, so "shown at least as good" failed every model equal to its champion at
+    ``max_regression: 0``. A candidate whose interval lies below the limit still fails."""
+    limit = 0.0 - max_regression + 0.0  # -0.0 would print as "-0"
+    passed = high >= limit
+    if not passed:
+        verdict = f"the candidate is worse than champion {champion} with confidence"
+    elif low >= limit:
+        verdict = f"not worse than champion {champion} by more than {max_regression:g}"
+    else:  # the interval holds both: not shown worse, nor shown as good
+        verdict = (
+            f"not shown worse than champion {champion} by more than {max_regression:g} (the "
+            f"interval also holds losses down to {-low:.4g}; more folds, monitor.verify."
+            "n_repeats, narrow it)"
+        )
+    return {
+        "check": f"gain in {metric} over champion {champion} >= {limit:g}",
+        "source": "paired CV",
+        "estimate": gain,
+        "low": low,
+        "high": high,
+        "bound": "upper",
+        "passed": passed,
+        "text": (
+            f"paired CV gain in {metric} over champion {champion} >= {limit:g}: {gain:.4g} "
+            f"[{low:.4g}, {high:.4g}], upper bound {'meets' if passed else 'misses'} the limit: "
+            f"{verdict}"
         ),
     }
 
@@ -479,27 +518,7 @@ def verify(
             "low": low,
             "high": high,
         }
-        check = _judge(
-            f"gain in {monitored} over champion {champion_v}",
-            ">=",
-            0.0 - config.max_regression + 0.0,
-            mean,
-            low,
-            high,
-            "paired CV",
-        )
-        if not check["passed"]:
-            # not a "worse" verdict: the gate asks the candidate to be shown at least as good
-            # (an equal model, gain +0.0013 [-0.027, +0.030], fails at max_regression 0)
-            check["text"] += (
-                f": the candidate is not shown to be at least as good as champion {champion_v}"
-                f" (its gain's lower bound must be >= {-config.max_regression:g}); set "
-                "monitor.verify.max_regression to the loss you accept, or promote it anyway "
-                "(tuneops registry promote VERSION --force)"
-                if high >= -config.max_regression
-                else f": the candidate is worse than champion {champion_v} with confidence"
-            )
-        checks.append(check)
+        checks.append(_judge_gain(monitored, champion_v, mean, low, high, config.max_regression))
 
     # the serving path the version was tuned for (its spec's serving section)
     serving = serving_config(spec.get("serving"))

@@ -80,8 +80,9 @@ class VerifySettings(_Settings):
     """``monitor.verify``: the staging gate (:class:`tuneops.ops.verify.VerifyConfig`).
 
     ``n_folds: 5`` x ``n_repeats: 3`` repeated CV (the seed's production verification, 5-10
-    folds), ``alpha: 0.05`` for every interval, ``max_regression: 0.0`` tolerated loss against
-    the champion at the interval's lower bound, ``concurrency: 4`` threads sending
+    folds), ``alpha: 0.05`` for every interval, ``max_regression: 0.0`` the loss against the
+    champion a candidate may be shown to have (it fails when the paired interval's upper bound
+    is below minus this), ``concurrency: 4`` threads sending
     ``n_requests: 200`` calls of ``rows: 1`` rows each.
     """
 
