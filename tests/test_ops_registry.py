@@ -629,6 +629,7 @@ def test_a_refresh_is_refused_while_another_run_of_it_holds_its_claim(deployed) 
     refreshed = {
         "data": fingerprint(window.drop(columns=["target"]), window["target"]),
         "holdout": fingerprint(batch.drop(columns=["target"]), batch["target"]),
+        "seed": 0,
     }
     other = Claim(get_storage(None), refresh_work("phon", 2, refreshed),
                   {"host": "elsewhere", "pid": 1, "id": "elsewhere:1"})
@@ -686,6 +687,32 @@ def test_a_refresh_stopped_after_registering_its_refit_judges_it_when_run_again(
     # judged now: no longer unfinished; other rows, or another champion, are not this refit
     assert unfinished_refresh(registry, 2, refreshed) is None
     assert unfinished_refresh(registry, 1, refreshed) is None
+
+
+def test_a_refresh_with_another_seed_refits_anew_not_the_refit_or_outcome_of_another(
+    deployed, monkeypatch
+) -> None:
+    """A refresh of the same rows, judged on the same held-out batch, with another seed: it
+    judged the refit the stopped seed-0 refresh registered (v3), and after that one's outcome
+    was recorded it returned that outcome ("another seed refits them anew", it said). The seed
+    is part of what a refresh is found by: another seed registers its own refit."""
+    from tuneops.ops.retune import unfinished_refresh
+
+    registry, window, batch = _refresh_stopped_after_registering(deployed, monkeypatch)
+    assert registry.version(3)["source"]["refreshed"]["seed"] == 0
+    outcome = refresh(registry, window, holdout=batch, seed=1)
+    assert (outcome.champion, outcome.challenger) == (2, 4), outcome
+    assert registry.version(4)["source"]["refreshed"]["seed"] == 1
+    assert registry.events("refresh")[-1]["refreshed"]["seed"] == 1
+    # v3, the seed-0 refit, is left for a rerun with seed 0, which judges it
+    assert unfinished_refresh(registry, 2, registry.version(3)["source"]["refreshed"])["version"] == 3
+    # a recorded outcome is found only by the same seed
+    champion = registry.champion()
+    again = refresh(registry, window, holdout=batch, seed=1)
+    assert "not refitted again" in again.reasons[-1] and again.challenger == 4
+    other = refresh(registry, window, holdout=batch, seed=2)
+    assert other.champion == champion and other.challenger == 5, other
+    assert [e["challenger"] for e in registry.events("refresh")] == [4, 5]
 
 
 def test_a_refresh_stopped_while_judging_its_refit_says_so_and_the_rerun_judges_it(

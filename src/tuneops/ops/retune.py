@@ -150,7 +150,7 @@ def retune_work(model: str, mark: Mapping[str, Any]) -> str:
 def refresh_work(model: str, champion: int, refreshed: Mapping[str, Any]) -> str:
     """What a run of a refresh claims (:class:`tuneops.claims.Claim`): the refit of
     ``model``'s ``champion`` on the rows ``refreshed`` names (the fingerprints of the rows it is
-    fitted and judged on, as its ``refresh`` event records them)."""
+    fitted and judged on, and the seed of the refit, as its ``refresh`` event records them)."""
     key = {"champion": champion, "refreshed": dict(refreshed)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return f"{_study_base(model)}.refresh-{digest}"
@@ -252,10 +252,10 @@ def recorded_refresh(
     registry: Registry, champion: int, refreshed: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The newest ``refresh`` event of these rows (``refreshed``: the fingerprints of the rows
-    the champion was refitted on and of the held-out rows, as :func:`refresh` records them)
-    judged against ``champion``, or that promoted ``champion``; None when there is none. A
-    refresh stopped after recording it (its outcome never printed) is thereby not refitted
-    again by the same command."""
+    the champion was refitted on and of the held-out rows, and the refit's seed, as
+    :func:`refresh` records them) judged against ``champion``, or that promoted ``champion``;
+    None when there is none. A refresh stopped after recording it (its outcome never printed)
+    is thereby not refitted again by the same command."""
     for event in reversed(registry.events("refresh")):
         if event.get("refreshed") == refreshed and _about(event, champion):
             return event
@@ -265,10 +265,10 @@ def recorded_refresh(
 def unfinished_refresh(
     registry: Registry, champion: int, refreshed: Mapping[str, Any]
 ) -> dict[str, Any] | None:
-    """The refit an earlier refresh of these rows (``refreshed``, as :func:`refresh` records
-    them) against ``champion`` registered and never judged (stopped before its ``refresh``
-    event): no event names it, it never served, its artifact is intact; the newest, or None.
-    A rerun judges it instead of registering the same refit again."""
+    """The refit an earlier refresh of these rows with the same seed (``refreshed``, as
+    :func:`refresh` records them) against ``champion`` registered and never judged (stopped
+    before its ``refresh`` event): no event names it, it never served, its artifact is intact;
+    the newest, or None. A rerun judges it instead of registering the same refit again."""
     named = {e.get("challenger") for e in registry.events("refresh")}
     been_champion = {registry.champion(), *registry.champion_history()}
     for record in reversed(registry.versions()):
@@ -825,11 +825,15 @@ def refresh(
             f"{_lacking(missing, classes, where)}. Refresh on a longer window holding every "
             "class; nothing was refitted or registered."
         )
-    # What this refresh refits and judges on: a refresh of the same rows against the same
-    # champion recorded already (stopped after its event) is that outcome, not another refit.
+    # What this refresh refits and judges on, and the seed of the refit (the estimator's
+    # random_state; with the held-out rows given, as a stream's batch, the seed draws nothing
+    # else): a refresh of these rows with this seed against the same champion recorded already
+    # (stopped after its event) is that outcome, and its refit registered and never judged is
+    # judged, not refitted. Another seed is another refit, never one of those.
     refreshed = {
         "data": fingerprint(fit_part.drop(columns=[target]), fit_part[target]),
         "holdout": fingerprint(holdout.drop(columns=[target]), holdout[target]),
+        "seed": seed,
     }
     run = _Run(
         registry,
