@@ -294,6 +294,50 @@ def test_live_settings_read_as_the_spec_reads_them() -> None:
     assert LivePolicy.from_raw(policy) is policy
 
 
+@pytest.mark.parametrize(
+    ("module", "name", "settings"),
+    [
+        ("live", "SLOConfig", "SLOSettings"),
+        ("live", "LivePolicy", "LiveSettings"),
+        ("verify", "VerifyConfig", "VerifySettings"),
+        ("alerts", "AlertConfig", "AlertSettings"),
+    ],
+)
+def test_the_runtime_settings_read_their_defaults_from_the_spec(
+    module: str, name: str, settings: str
+) -> None:
+    """The defaults of monitor.slo, .live, .verify and .alerts were written twice, in the spec's
+    settings and in these dataclasses (only an equality test caught a drift): each field's
+    default is now the spec settings' value of that field, never a literal of its own."""
+    import ast
+    import dataclasses
+    import importlib
+    import inspect
+
+    import tuneops.spec
+
+    runtime = getattr(importlib.import_module(f"tuneops.ops.{module}"), name)
+    spec = getattr(tuneops.spec, settings)
+    (node,) = ast.parse(inspect.getsource(runtime)).body
+    assert isinstance(node, ast.ClassDef)
+    defaults = {
+        f.target.id: f.value
+        for f in node.body
+        if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name)
+    }
+    assert set(defaults) == set(spec.model_fields) == {f.name for f in dataclasses.fields(runtime)}
+    for field_name, value in defaults.items():
+        read = value.args[0] if isinstance(value, ast.Call) and value.args else value
+        assert isinstance(read, ast.Attribute) and read.attr == field_name, (
+            f"{name}.{field_name} = {ast.unparse(value)}: expected the default of "
+            f"{settings}.{field_name}"
+        )
+    assert runtime() == runtime.from_raw(None)
+    assert dataclasses.asdict(runtime()) == {
+        k: getattr(spec(), k) for k in spec.model_fields
+    }
+
+
 # Appends records to the log under a file size limit until the disk "fills" (EFBIG), lifts the
 # limit, appends one more: as a full disk that frees up again. argv: log path, limit bytes.
 _FILLING = """

@@ -51,17 +51,21 @@ __all__ = ["ALERT_KINDS", "AlertConfig", "Delivery", "send_alert", "alerts_for_a
 
 logger = logging.getLogger("tuneops.alerts")
 
+#: The defaults of ``monitor.alerts``, written once: in the spec's settings.
+_DEFAULT = AlertSettings()
+
 
 @dataclass(frozen=True)
 class AlertConfig:
-    """Where alerts go and which kinds are sent (``monitor.alerts``)."""
+    """Where alerts go and which kinds are sent (``monitor.alerts``; the defaults are
+    :class:`tuneops.spec.AlertSettings`')."""
 
-    webhook: str | None = None
-    command: tuple[str, ...] | None = None
-    on: tuple[str, ...] = ALERT_KINDS
-    timeout_s: float = 5.0
+    webhook: str | None = _DEFAULT.webhook
+    command: tuple[str, ...] | None = command_argv(_DEFAULT.command)
+    on: tuple[str, ...] = _DEFAULT.on
+    timeout_s: float = _DEFAULT.timeout_s
     #: seconds before an SLO breach that goes on is alerted again (0: every check)
-    repeat_s: float = 14400.0
+    repeat_s: float = _DEFAULT.repeat_s
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.alerts") -> AlertConfig:

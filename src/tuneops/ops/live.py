@@ -77,29 +77,33 @@ __all__ = [
 ]
 
 _LATENCY = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+#: The defaults of ``monitor.slo`` and ``monitor.live``, written once: in the spec's settings.
+_SLO = SLOSettings()
+_LIVE = LiveSettings()
 
 
 @dataclass(frozen=True)
 class SLOConfig:
     """Service-level objectives of the served model (the spec's ``monitor.slo``); None: unchecked.
+    The defaults are :class:`tuneops.spec.SLOSettings`'.
 
     * ``latency_p50_ms`` / ``latency_p95_ms`` / ``latency_p99_ms`` - server-side latency limits.
     * ``max_error_rate`` - share of requests the model failed on (HTTP 500).
     * ``min_rps`` - answered requests per second over the window (all versions together).
-    * ``window_s: 300`` - the traffic judged; ``min_requests: 30`` - fewer requests of a version
-      in the window are not judged; ``probation_s: 3600`` - how long after its promotion a
-      champion is rolled back automatically; ``alpha: 0.05`` - the tests' level.
+    * ``window_s`` - the traffic judged; ``min_requests`` - fewer requests of a version in the
+      window are not judged; ``probation_s`` - how long after its promotion a champion is
+      rolled back automatically; ``alpha`` - the tests' level.
     """
 
-    latency_p50_ms: float | None = None
-    latency_p95_ms: float | None = None
-    latency_p99_ms: float | None = None
-    max_error_rate: float | None = None
-    min_rps: float | None = None
-    window_s: float = 300.0
-    min_requests: int = 30
-    probation_s: float = 3600.0
-    alpha: float = 0.05
+    latency_p50_ms: float | None = _SLO.latency_p50_ms
+    latency_p95_ms: float | None = _SLO.latency_p95_ms
+    latency_p99_ms: float | None = _SLO.latency_p99_ms
+    max_error_rate: float | None = _SLO.max_error_rate
+    min_rps: float | None = _SLO.min_rps
+    window_s: float = _SLO.window_s
+    min_requests: int = _SLO.min_requests
+    probation_s: float = _SLO.probation_s
+    alpha: float = _SLO.alpha
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.slo") -> SLOConfig:
@@ -120,20 +124,21 @@ class SLOConfig:
 @dataclass(frozen=True)
 class LivePolicy:
     """When a challenger is promoted or withdrawn on labelled traffic (the spec's ``monitor.live``).
+    The defaults are :class:`tuneops.spec.LiveSettings`'.
 
-    * ``metric`` - the compared metric (default: the champion's monitored metric, else
-      accuracy / r2); ``alpha: 0.05`` - 1 - confidence of the gain's interval;
-      ``margin: 0.0`` - the lower bound of the gain must exceed it to promote;
-      ``min_labelled: 100`` - labelled rows needed on each side; ``n_boot: 1000`` - bootstrap
-      resamples; ``auto: true`` - apply decisions (false: record and alert only).
+    * ``metric`` - the compared metric (None: the champion's monitored metric, else
+      accuracy / r2); ``alpha`` - 1 - confidence of the gain's interval;
+      ``margin`` - the lower bound of the gain must exceed it to promote;
+      ``min_labelled`` - labelled rows needed on each side; ``n_boot`` - bootstrap
+      resamples; ``auto`` - apply decisions (false: record and alert only).
     """
 
-    metric: str | None = None
-    alpha: float = 0.05
-    margin: float = 0.0
-    min_labelled: int = 100
-    n_boot: int = 1000
-    auto: bool = True
+    metric: str | None = _LIVE.metric
+    alpha: float = _LIVE.alpha
+    margin: float = _LIVE.margin
+    min_labelled: int = _LIVE.min_labelled
+    n_boot: int = _LIVE.n_boot
+    auto: bool = _LIVE.auto
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.live") -> LivePolicy:

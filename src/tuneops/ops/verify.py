@@ -59,27 +59,31 @@ from tuneops.spec import VerifySettings, parse_constraint
 
 __all__ = ["VerifyConfig", "Verdict", "verify", "corrected_interval", "quantile_bounds"]
 
+#: The defaults of ``monitor.verify``, written once: in the spec's settings.
+_DEFAULT = VerifySettings()
+
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    """How hard the gate looks (the spec's ``monitor.verify``).
+    """How hard the gate looks (the spec's ``monitor.verify``; the defaults are
+    :class:`tuneops.spec.VerifySettings`').
 
-    * ``n_folds: 5``, ``n_repeats: 3`` - repeated K-fold CV (the seed: "increase cross-validation,
-      5-10"); ``alpha: 0.05`` - 1 - confidence of every interval.
-    * ``max_regression: 0.0`` - how much worse than the champion (monitored metric, its units)
+    * ``n_folds``, ``n_repeats`` - repeated K-fold CV (the seed: "increase cross-validation,
+      5-10"); ``alpha`` - 1 - confidence of every interval.
+    * ``max_regression`` - how much worse than the champion (monitored metric, its units)
       the candidate may be shown to be: it fails when the paired interval's upper bound is below
       ``-max_regression``.
-    * ``concurrency: 4`` threads, ``n_requests: 200`` calls, ``rows: 1`` rows per call - the
-      serving path under load.
+    * ``concurrency`` threads, ``n_requests`` calls, ``rows`` rows per call - the serving path
+      under load.
     """
 
-    n_folds: int = 5
-    n_repeats: int = 3
-    alpha: float = 0.05
-    max_regression: float = 0.0
-    concurrency: int = 4
-    n_requests: int = 200
-    rows: int = 1
+    n_folds: int = _DEFAULT.n_folds
+    n_repeats: int = _DEFAULT.n_repeats
+    alpha: float = _DEFAULT.alpha
+    max_regression: float = _DEFAULT.max_regression
+    concurrency: int = _DEFAULT.concurrency
+    n_requests: int = _DEFAULT.n_requests
+    rows: int = _DEFAULT.rows
 
     @classmethod
     def from_raw(cls, raw: Any, field_name: str = "monitor.verify") -> VerifyConfig:
