@@ -363,6 +363,8 @@ def test_label_joins_truth_to_logged_requests(workdir: Path, cli) -> None:
     assert code == 2 and "lacks the column(s) request_id" in err
     code, _, err = cli("label", "--log", "nope.jsonl", "--labels", "y.csv")
     assert code == 2 and "does not exist" in err
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "y.csv", "--storage", "s.db")
+    assert code == 2 and "the log's requests name no model; add --model NAME" in err, err
     code, _, err = cli("label", "--log", "p.jsonl", "--labels", "missing.csv")
     assert code == 2 and "'missing.csv' does not exist; expected the path of a CSV" in err
     pd.DataFrame({"request_id": ["r0", "r0"], "label": [1, 0]}).to_csv("twice.csv", index=False)
@@ -484,8 +486,68 @@ def test_label_with_model_refuses_labels_that_are_none_of_its_classes(workdir: P
     code, _, err = cli("label", "--log", "p.jsonl", "--labels", "later.csv", "-m", "yn")
     assert code == 2 and "request later has 'maybe'" in err, err
     code, _, err = cli("label", "--log", "p.jsonl", "--labels", "good.csv", "--storage", "x.db")
-    assert code == 2 and "--storage: the storage of --model's registry" in err, err
+    assert code == 2 and "storage 'x.db' does not exist" in err, err
     assert (workdir / "p.jsonl").read_text() == before
+
+
+def test_label_without_model_checks_the_labels_against_the_classes_of_the_model_the_log_names(
+    workdir: Path, cli, monkeypatch
+) -> None:
+    """iris with its species names as classes, served: its log answers 'setosa', ... A labels
+    file encoded 0/1/2 without --model was read as the classes '0', '1', '2' and written (exit
+    0); every later `monitor --log` refused the log ("labels are not among the classes the
+    champion predicts"). Now the model the log's requests name is found in the registry and the
+    labels are checked against its classes; without its registry here, numbers where the log
+    shows text classes are refused, saying to pass --model."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris()
+    names = y.map(dict(enumerate(["setosa", "versicolor", "virginica"])))
+    registry = Registry.open("species", create=True)
+    register(registry, LogisticRegression(max_iter=500).fit(X, names), workdir / "art", promote=True)
+    with PredictionLog(workdir / "p.jsonl") as log:
+        for i, answer in enumerate(["setosa", "versicolor"]):
+            log.append({"kind": "prediction", "id": f"r{i}", "t": 1.0, "model": "species",
+                        "version": 1, "prediction": [answer]})
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": [0, 2]}).to_csv("codes.csv", index=False)
+    before = (workdir / "p.jsonl").read_text()
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "codes.csv")
+    err = " ".join(err.split())
+    assert code == 2, err
+    assert (
+        "2 label value(s) are not what model 'species' answers (expected one of its classes, "
+        "'setosa', 'versicolor', 'virginica'), so they never match a prediction: request r0 has "
+        "'0'" in err
+    ), err
+    assert "Nothing was written" in err and (workdir / "p.jsonl").read_text() == before
+    # a class the log shows no answer of yet is a class all the same
+    pd.DataFrame({"request_id": ["r0", "r1"], "label": ["setosa", "virginica"]}).to_csv(
+        "names.csv", index=False
+    )
+    doc = as_json(cli("label", "--log", "p.jsonl", "--labels", "names.csv", "--json"))
+    assert (doc["labels"], doc["checked_against"]) == (2, "species")
+    joined = {r["id"]: r.get("label") for r in read_log(workdir / "p.jsonl").predictions}
+    assert joined == {"r0": "setosa", "r1": "virginica"}
+    # the registry elsewhere (another storage here): the log's answers are what is known
+    (workdir / "elsewhere").mkdir()
+    (workdir / "p.jsonl").rename(workdir / "elsewhere" / "p.jsonl")
+    monkeypatch.chdir(workdir / "elsewhere")
+    before = Path("p.jsonl").read_text()
+    code, _, err = cli("label", "--log", "p.jsonl", "--labels", "../codes.csv")
+    err = " ".join(err.split())
+    assert code == 2, err
+    assert (
+        "2 label value(s) are numbers where the model answers text classes (the log shows "
+        "'setosa', 'versicolor'), so they never match a prediction: request r0 has '0'; write "
+        "each label as the class the model answers, or pass --model NAME (and --storage URL of "
+        "its registry) to check the labels against its classes" in err
+    ), err
+    assert Path("p.jsonl").read_text() == before and not Path("tuneops.journal").exists()
+    doc = as_json(cli("label", "--log", "p.jsonl", "--labels", "../names.csv", "--json"))
+    assert (doc["labels"], doc["checked_against"]) == (2, None)
+    doc = as_json(cli("label", "--log", "p.jsonl", "--labels", "../names.csv", "--storage",
+                      "../tuneops.journal", "--json"))
+    assert doc["checked_against"] == "species"
 
 
 def _free_port() -> int:

@@ -31,7 +31,7 @@ from tuneops.cli._common import (
     reader_left,
     term,
 )
-from tuneops.errors import UsageError
+from tuneops.errors import TuneOpsError, UsageError
 from tuneops.storage import mask_url
 
 __all__ = ["monitor", "retune", "simulate", "label"]
@@ -877,8 +877,9 @@ def label(
             "-m",
             help="Registered model whose requests these are: each label must be one of the "
             "classes of the version that answered it (the champion's for a request not in the "
-            "log); without it a label is checked only against the kind of answer the log shows "
-            "(1 then passes as the class '1' of a model whose classes are 'no' and 'yes').",
+            "log). Default: the model the log's requests name, when --storage holds its "
+            "registry; else a label is checked against the answers the log shows (a number is "
+            "refused where they are text such as 'no' and 'yes').",
         ),
     ] = None,
     storage: Annotated[
@@ -886,18 +887,14 @@ def label(
         typer.Option(
             "--storage",
             "-s",
-            help="With --model: the storage of its registry (default: tuneops.journal here).",
+            help="The storage of the registry of --model, or of the model the log's requests "
+            "name (default: tuneops.journal here).",
         ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
     ops = _ops()
-    if storage is not None and model is None:
-        raise UsageError(
-            "--storage: the storage of --model's registry, used only to check the labels "
-            "against the model's classes; add --model NAME, or leave --storage out."
-        )
     reg = None if model is None else ops.registry.Registry.open(model, storage)
     frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id", "label"))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
@@ -930,6 +927,8 @@ def label(
     predictions = ops.predlog.read_log(log).predictions
     answers = _answer_kinds(predictions)
     kind = next(iter(answers)) if len(answers) == 1 else None
+    if reg is None:  # the model the log names, so the labels are checked against its classes
+        reg = _model_of_log(ops.registry, predictions, storage)
     classes = None if reg is None else _classes_by_request(reg, predictions)
     if kind is None and classes is not None:  # no answer logged yet: the model's classes say
         values = [v for c in classes.values() if c is not None for v in c]
@@ -939,17 +938,32 @@ def label(
         str(k): _label_value(v, kind)
         for k, v in zip(frame["request_id"], frame["label"], strict=True)
     }
-    problems = [] if classes is None else _class_problems(pairs, classes, reg, ops.predlog)
+    if classes is None:
+        problems = _number_problems(pairs, predictions, ops.predlog)
+    else:
+        problems = _class_problems(pairs, classes, reg, ops.predlog)
     _check_labels(pairs, predictions, answers, labels, ops.predlog, problems)
     known = {str(r.get("id")) for r in predictions}
     unknown = sorted(set(pairs) - known)
     n = ops.predlog.append_labels(log, pairs)
+    checked = None if reg is None else reg.name
     if json_out:
         emit_json(
-            {"log": str(log), "labels": n, "unknown_ids": unknown[:20], "n_unknown": len(unknown)}
+            {
+                "log": str(log),
+                "labels": n,
+                "unknown_ids": unknown[:20],
+                "n_unknown": len(unknown),
+                "checked_against": checked,
+            }
         )
         return
-    term.result(f"{n} label(s) appended to {log}.", highlight=False, markup=False)
+    term.result(
+        f"{n} label(s) appended to {log}"
+        + (f" (checked against the classes of model {checked!r})." if checked else "."),
+        highlight=False,
+        markup=False,
+    )
     if unknown:
         term.warn(
             f"{len(unknown)} request id(s) are not in the log (yet), e.g. "
@@ -1000,6 +1014,83 @@ def _classes_by_request(reg: Any, predictions: list[dict[str, Any]]) -> dict[str
     out = {request_id: of(version) for request_id, version in versions.items()}
     out[""] = of(champion)
     return out
+
+
+def _model_of_log(registry: Any, predictions: list[dict[str, Any]], storage: str | None) -> Any:
+    """Without ``--model``: the registry of the one model the log's requests name, or None when
+    they name none or several, or ``storage`` holds no registry of it (labels written on a
+    machine without the registry are checked against the log's answers alone).
+
+    Raises:
+        UsageError: ``--storage`` was given, but the log names no single model, or that storage
+            cannot be read or holds no registry of it.
+    """
+    named = sorted({str(r["model"]) for r in predictions if r.get("model") is not None})
+    if len(named) != 1:
+        if storage is not None:
+            raise UsageError(
+                "--storage: the storage of the registry of the model whose labels these are, "
+                "but the log's requests name "
+                + (f"several models ({', '.join(named)})" if named else "no model")
+                + "; add --model NAME."
+            )
+        return None
+    try:
+        reg = registry.Registry.open(named[0], storage)
+        known = {v["version"] for v in reg.versions()}
+        for version in {r.get("version") for r in predictions if r.get("model") == named[0]}:
+            if isinstance(version, int) and version in known:
+                reg.classes(version)  # its artifact is here: its classes can be read
+        reg.classes(reg.require_champion())
+    except TuneOpsError:  # no registry here, or its artifacts are elsewhere
+        if storage is not None:  # asked for: its problem is said
+            raise
+        return None
+    return reg
+
+
+def _number_problems(
+    pairs: dict[str, Any], predictions: list[dict[str, Any]], predlog: Any
+) -> list[str]:
+    """Without the model's classes: labels written as numbers (``1``) for a log whose answers
+    are text that is never a number (``no``, ``yes``): read as the class ``'1'``, they never
+    match a prediction, and monitoring the log then finds every label unknown. A label among
+    the answers is kept, as is a text label never answered yet (a class the model has not
+    predicted)."""
+    answered = {
+        v
+        for r in predictions
+        if isinstance(r.get("prediction"), list)
+        for v in r["prediction"]
+        if isinstance(v, str)
+    }
+    if not answered or any(_is_number_text(v) for v in answered):
+        return []
+    odd = [
+        (request_id, value)
+        for request_id, label in pairs.items()
+        if predlog.is_label(label)
+        for value in (label if isinstance(label, list) else [label])
+        if isinstance(value, str) and _is_number_text(value) and value not in answered
+    ]
+    if not odd:
+        return []
+    request_id, value = odd[0]
+    shown = ", ".join(map(repr, sorted(answered)[:5])) + (", ..." if len(answered) > 5 else "")
+    return [
+        f"{len(odd)} label value(s) are numbers where the model answers text classes (the log "
+        f"shows {shown}), so they never match a prediction: request {request_id} has {value!r}; "
+        "write each label as the class the model answers, or pass --model NAME (and --storage "
+        "URL of its registry) to check the labels against its classes"
+    ]
+
+
+def _is_number_text(value: str) -> bool:
+    """``value`` is a number written out (``1``, ``-0.5``, ``2e3``), not a word."""
+    return _NUMBER.fullmatch(value.strip()) is not None
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _class_problems(
