@@ -442,6 +442,22 @@ def test_the_live_reader_parses_only_what_was_appended(workdir: Path, monkeypatc
     assert [r["id"] for r in reader.read().predictions] == ["new"]  # rotated: read again
 
 
+def test_a_writer_follows_its_log_when_it_is_rotated_away(workdir: Path) -> None:
+    """logrotate moves predictions.jsonl to predictions.jsonl.1 (or a person deletes it): the
+    server kept writing into the moved file, and `monitor --live` on the path saw no request
+    after the rotation. The writer opens a new file at its path."""
+    path = workdir / "predictions.jsonl"
+    with PredictionLog(path) as log:
+        log.append({"kind": "prediction", "id": "old", "t": 1.0, "prediction": [0]})
+        path.rename(workdir / "predictions.jsonl.1")
+        log.append({"kind": "prediction", "id": "new", "t": 2.0, "prediction": [1]})
+        path.unlink()
+        log.label("new", 1)
+    assert [r["id"] for r in read_log(workdir / "predictions.jsonl.1").predictions] == ["old"]
+    assert read_log(path).n_labels == 1 and not read_log(path).predictions
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+
+
 def test_the_models_own_settings_route_alerts_through_promotions(registry: Registry) -> None:
     """Alerts and the live policy set on the model (not in a version's spec) decide and alert
     for whichever version is champion, and stay through the promotion they announce."""

@@ -92,11 +92,7 @@ class PredictionLog:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Not world-readable: it holds every request's input rows (0640: a monitoring
-            # account in the server's group may read it). Read too: see append.
-            self._fd: int | None = os.open(
-                self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640
-            )
+            self._fd: int | None = self._open()
         except OSError as exc:
             raise DataError(
                 f"prediction log {str(self.path)!r} cannot be opened for writing "
@@ -106,12 +102,34 @@ class PredictionLog:
         # This writer's last record was cut short (a full disk): the next starts with a newline.
         self._torn = False
 
+    def _open(self) -> int:
+        # Not world-readable: it holds every request's input rows (0640: a monitoring account
+        # in the server's group may read it). Read too: see append.
+        return os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+
+    def _follow(self, fd: int) -> int:
+        """The descriptor to write to: a new file at the path when the log was moved away or
+        deleted (logrotate's default, a rotation by hand): writing on to the old one filled
+        ``predictions.jsonl.1`` while readers of the path saw no new request."""
+        try:
+            here = os.stat(self.path)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(fd)
+        if here is not None and (here.st_ino, here.st_dev) == (mine.st_ino, mine.st_dev):
+            return fd
+        new = self._open()  # an OSError (the directory is gone) is the append's error
+        os.close(fd)
+        self._torn = False  # a cut line is in the old file; the new one starts clean
+        return new
+
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record (a JSON object) as one line."""
         line = (json.dumps(record, separators=(",", ":"), default=_jsonable) + "\n").encode()
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"prediction log {str(self.path)!r} is closed.")
+            self._fd = self._follow(self._fd)
             # A line left unfinished, by this writer or another (a replica killed mid-write
             # while this one runs; the check at open alone let the next record glue onto it,
             # and both were skipped by readers): the record starts on a line of its own.
