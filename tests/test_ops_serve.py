@@ -823,6 +823,38 @@ def test_a_text_label_for_a_regression_model_is_refused(workdir: Path) -> None:
     assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [0.4]
 
 
+def test_a_number_label_for_a_model_whose_classes_are_text_is_refused(workdir: Path) -> None:
+    """iris with its species names as classes: POST /label with 0, "0" or true was logged (200);
+    it never equals an answer, so it counted as a wrong prediction in live monitoring and
+    `monitor --log`. It is refused, naming the classes, as a name of another case is (with the
+    class to send)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris()
+    names = y.map(dict(enumerate(["setosa", "versicolor", "virginica"])))
+    registry = Registry.open("species", create=True)
+    register(registry, LogisticRegression(max_iter=500).fit(X, names), workdir / "art", promote=True)
+    listed = '("setosa", "versicolor", "virginica")'
+    with (
+        start_server(config(model="species")) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post("/predict", json={"rows": rows(2), "request_id": "two"}).is_success
+        for label in (0, "0", True, ["setosa", 2], ["setosa", "Setosa"]):
+            answer = client.post("/label", json={"request_id": "two", "label": label})
+            assert answer.status_code == 422, (label, answer.text)
+            error = answer.json()["error"]
+            assert f"expected one of the model's classes {listed}" in error, (label, error)
+            assert "Nothing was recorded." in error
+        answer = client.post("/label", json={"request_id": "two", "label": ["setosa", "Setosa"]})
+        assert 'send "setosa"' in answer.json()["error"]
+        assert client.post("/label", json={"labels": {"two": ["setosa", "virginica"]}}).is_success
+        wait_for(lambda: read_log("predictions.jsonl").n_labels == 1)
+    assert [r.get("label") for r in read_log("predictions.jsonl").predictions] == [
+        ["setosa", "virginica"]
+    ]
+
+
 def test_a_version_registered_without_a_profile_is_warmed_up_on_a_valid_row(
     registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
