@@ -192,6 +192,25 @@ def test_refresh_keeps_the_champion_when_the_refit_is_worse(deployed) -> None:
     assert "not better by the margin; the champion stays" in outcome.reasons[0]
 
 
+def test_a_tie_keeps_a_champion_fitted_on_more_rows_than_the_refit(deployed, monkeypatch) -> None:
+    """By hand (`retune --refresh`) a deployed champion, fitted on 800 rows, is refreshed on
+    300: a tie on the held-out rows promoted the refit on fewer rows ("a tie goes to the larger
+    sample", said the rule). The champion stays; a refit on more rows than it still wins a tie."""
+    import tuneops.ops.retune as retune_module
+
+    registry, _, pool = deployed
+    monkeypatch.setattr(retune_module, "metric_value", lambda *a, **k: 0.75)  # every score ties
+    outcome = refresh(registry, pool.iloc[:300])
+    assert (outcome.decision, outcome.rows, registry.champion()) == ("keep", 210, 1), outcome
+    assert outcome.reasons[0].endswith(
+        "(gain +0, margin 0): a tie, and the champion was fitted on as many rows or more; it stays"
+    ), outcome.reasons[0]
+    assert "refitted on 210 rows since the change (v1: 800)" in outcome.reasons[0]
+    outcome = refresh(registry, pool.iloc[:1300])
+    assert (outcome.decision, outcome.rows) == ("promote", 910), outcome
+    assert registry.champion() == outcome.challenger
+
+
 def test_compare_requires_margin_and_constraints() -> None:
     assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
     assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"

@@ -964,6 +964,16 @@ def _judge_refit(
         metric, champion_score, challenger_score, 0.0, violations
     )
     fitted = int((champion.get("data") or {}).get("rows") or 0)
+    if outcome.decision == "promote" and challenger_score == champion_score:
+        if len(fit_part) <= fitted:
+            # A tie goes to the larger sample: by hand (`retune --refresh`) a champion fitted on
+            # as many rows as the refit or more (a deployed one) is refreshed too, and a tie
+            # promoted the refit fitted on fewer.
+            outcome.decision = "keep"
+            outcome.reasons[0] = outcome.reasons[0].replace(
+                ": at least as good and meets the constraints",
+                ": a tie, and the champion was fitted on as many rows or more; it stays",
+            )
     outcome.reasons[0] = (
         f"refresh: v{champion_version}'s configuration refitted on {len(fit_part)} rows "
         f"since the change (v{champion_version}: {fitted}); " + outcome.reasons[0]
