@@ -211,6 +211,70 @@ def test_a_tie_keeps_a_champion_fitted_on_more_rows_than_the_refit(deployed, mon
     assert registry.champion() == outcome.challenger
 
 
+def test_a_retuned_or_refreshed_champion_accepts_the_columns_its_predecessor_accepted(
+    workdir: Path,
+) -> None:
+    """A re-tuning learns from recent rows with the champion's dropped columns left out, and a
+    refresh's window may hold a column constant in its rows: the new version recorded neither
+    as dropped, so once it was champion every batch (and every served request) holding the
+    columns the source still has was refused as having unexpected columns."""
+    from tuneops import tuning
+
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(site=7.0, target=data.y).sample(frac=1.0, random_state=0)
+    frame = frame.reset_index(drop=True)
+    frame.iloc[:800].to_csv("train.csv", index=False)
+    tuning.run({
+        "study": "phon", "data": {"source": "train.csv", "drop": ["site"]},
+        "model": {"family": "knn"}, "objectives": ["accuracy"],
+        "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
+        "monitor": {"retune_trials": 2, "min_rows": 50},
+    })
+    deploy("phon")
+    registry = Registry.open("phon")
+    assert registry.version(1)["data"]["dropped"] == ["site"]
+    new = flipped(frame.iloc[800:1800]).reset_index(drop=True)
+    outcome = retune(registry, new.iloc[:300], config=MonitorConfig(retune_trials=2, margin=0.0))
+    assert outcome.decision == "promote", outcome.reasons
+    assert registry.version(2)["data"]["dropped"] == ["site"]
+    assessment, _, _ = monitor_batch(registry, new.iloc[300:400])  # holds site, as the source
+    assert registry.champion() == 2 and assessment.n_rows == 100
+    # A window in which Ao never changes: the refit cannot learn from it and drops it.
+    window = new.iloc[:800].assign(Ao=0.5)
+    with pytest.warns(UserWarning, match="Dropped 1 feature column.*Ao"):
+        outcome = refresh(registry, window, holdout=new.iloc[800:1000])
+    v3 = registry.version(outcome.challenger)
+    assert "Ao" not in v3["features"] and v3["data"]["dropped"] == ["Ao", "site"]
+    if registry.champion() != outcome.challenger:  # kept: a tie or worse on the held-out rows
+        registry.promote(outcome.challenger, "test")
+    assessment, _, _ = monitor_batch(registry, new.iloc[800:1000])  # holds Ao and site
+    assert registry.champion() == outcome.challenger and assessment.n_rows == 200
+
+
+def test_a_champion_of_declared_categorical_codes_is_retuned(workdir: Path, monkeypatch) -> None:
+    """``data.categorical: declared`` reads a PMLB source's metadata; the re-tuning, on rows given
+    as a table, was refused ("'declared' ... is not a PMLB source") before anything was tuned."""
+    from test_data import _coded
+
+    from tuneops import tuning
+
+    _coded(workdir)
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(workdir / "pmlb"))
+    tuning.run({
+        "study": "coded", "data": {"source": "pmlb:coded", "categorical": "declared"},
+        "model": {"family": "knn"}, "objectives": ["accuracy"],
+        "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
+    })
+    deploy("coded")
+    registry = Registry.open("coded")
+    assert registry.version(1)["categorical"] == ["region"]
+    recent = pd.read_csv(workdir / "coded.csv")
+    outcome = retune(registry, recent, config=MonitorConfig(retune_trials=2, min_rows=50))
+    challenger = registry.version(outcome.challenger)
+    assert challenger["categorical"] == ["region"]  # still codes, not a quantity
+    assert challenger["spec"]["data"]["categorical"] == ["region"]
+
+
 def test_compare_requires_margin_and_constraints() -> None:
     assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
     assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"

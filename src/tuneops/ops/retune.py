@@ -574,7 +574,7 @@ def retune(
             name = _study_name(registry.name, number)
             run.names(name)
             spec = load_spec(
-                champion["spec"],
+                recent_spec(champion),
                 study=name,
                 n_trials=n_trials or config.retune_trials,
                 n_workers=1,
@@ -611,9 +611,7 @@ def retune(
                 outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
             else:
                 run.check(name)  # taken over while this run was stalled: it registers, not this
-                challenger = _challenger(
-                    registry, number, result, dataset, spec, champion_version, config
-                )
+                challenger = _challenger(registry, number, result, dataset, spec, champion, config)
                 outcome.challenger = challenger["version"]
                 _judge(outcome, registry, champion, challenger, holdout, spec, config, seed)
             if folds_note:
@@ -895,7 +893,7 @@ def _refresh(
             },
             artifact_dir=config.artifact_dir,
             # The version records the data it was fitted on, not the source study's.
-            extra={"data": dataset.summary()},
+            extra={"data": successor_data(dataset, champion)},
         )
     try:
         outcome = _judge_refit(registry, champion, challenger, fit_part, holdout, spec)
@@ -1037,7 +1035,7 @@ def _challenger(
     result: Any,
     dataset: Any,
     spec: Any,
-    champion_version: int,
+    champion: Mapping[str, Any],
     config: MonitorConfig,
 ) -> dict[str, Any]:
     """The re-tuning's selected trial registered as version ``number``; a resumed re-tuning
@@ -1051,12 +1049,50 @@ def _challenger(
         result.choice.selected.number,
         dataset,
         spec,
-        source={"kind": "retune", "champion": champion_version},
+        source={"kind": "retune", "champion": champion["version"]},
         artifact_dir=config.artifact_dir,
         version=number,
         # the model the re-tuning's run just fitted on the same rows: copied, not fitted again
         saved=saved_artifact(result.study, result.choice.selected.number, spec),
+        extra={"data": successor_data(dataset, champion)},
     )
+
+
+def recent_spec(champion: Mapping[str, Any]) -> dict[str, Any]:
+    """The champion's spec with its ``data`` section for the recent rows a re-tuning tunes on.
+
+    Those rows are the champion's features, its dropped columns already left out, and code
+    columns already categories: ``data.drop`` names columns they do not hold (the re-tuning
+    of a spec that dropped an id was refused: "data.drop: ... received 'id', which is not
+    one"), and ``categorical: declared`` reads a PMLB source's metadata, which rows given as
+    a table have none of (refused as "not a PMLB source"). So neither is kept, and the
+    champion's categorical features are named instead.
+    """
+    spec = dict(champion["spec"])
+    data = {k: v for k, v in (spec.get("data") or {}).items() if k not in ("drop", "categorical")}
+    codes = [str(c) for c in champion.get("categorical") or ()]
+    if (spec.get("data") or {}).get("categorical") is not None and codes:
+        data["categorical"] = codes
+    spec["data"] = data
+    return spec
+
+
+def successor_data(dataset: Any, champion: Mapping[str, Any]) -> dict[str, Any]:
+    """The data summary of a version fitted on ``dataset`` to succeed ``champion``.
+
+    Its ``dropped`` columns are every column the champion took (its features and the columns
+    its own data load dropped) that the new version does not: the recent rows come from the
+    champion's source, so the columns its load dropped were left out of them before the
+    re-tuning saw them, and a column constant in a few recent rows is dropped by their load.
+    Recorded as the data's own, a batch or a served request that still holds them (as every
+    one from that source does) was refused once the new version was champion (422 for every
+    request of a client that sends whole rows).
+    """
+    kept = {str(c) for c in dataset.X.columns}
+    taken = [*map(str, champion.get("features") or ()), *dropped_columns(champion)]
+    summary = dict(dataset.summary())
+    summary["dropped"] = list(dict.fromkeys(c for c in taken if c not in kept))
+    return summary
 
 
 def _interrupted(
