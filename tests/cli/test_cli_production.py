@@ -201,6 +201,25 @@ def test_a_failing_gate_leaves_the_version_registered_not_champion(
     assert code == 2 and "has no version 9" in err
 
 
+def test_registry_list_shows_twelve_hex_digits_of_each_artifact(
+    workdir: Path, cli, monkeypatch
+) -> None:
+    registry = Registry.open("iris", create=True)
+    path = save_model(logistic(), {"features": FEATURES, "task": "classification"}, workdir / "v1")
+    digest = sha256_file(path)
+    registry.add_version({
+        "version": registry.reserve_version(), "source": {"kind": "deploy", "study": "iris", "trial": 0},
+        "artifact": {"path": str(path.resolve()), "sha256": digest}, "family": "linear",
+        "features": FEATURES, "categorical": [], "target": "target", "task": "classification",
+        "spec": {"data": {"source": "sklearn:iris"}}, "data": {}, "metrics": {},
+        "profile": {"metric": "accuracy", "reference": 0.9},
+    })
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli("registry", "list")
+    assert digest.startswith("sha256:")
+    assert code == 0 and f" {digest.removeprefix('sha256:')[:12]} " in out, out
+
+
 def test_challenger_commands(iris_registry: Registry, cli) -> None:
     state = as_json(
         cli("registry", "challenger", "2", "--mode", "canary", "--share", "0.25", "--json")

@@ -206,7 +206,9 @@ def list_versions(
                 free_cell(f"{src['kind']}: {src['study']} #{src['trial']}", wide=False),
                 v["family"],
                 f"{v['profile']['metric']} {fmt(v['profile']['reference'])}",
-                v["artifact"]["sha256"][:12],
+                # the digest's first 12 hex digits (the record's "sha256:" prefix left out: it
+                # took 7 of the 12 and left 5 digits)
+                v["artifact"]["sha256"].removeprefix("sha256:")[:12],
             )
         term.result(table)
 
