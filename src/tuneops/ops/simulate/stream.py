@@ -127,7 +127,9 @@ def make_stream(
             raise UsageError(unknown_name("shift", s.kind, SHIFTS, field="shifts (--shift)"))
         if not 0 <= s.at < n_batches:
             raise UsageError(
-                f"shift {s.kind!r} at batch {s.at}: expected 0 <= at < {n_batches} batches."
+                f"shifts (--shift): expected a batch in 0..{n_batches - 1} (the stream has "
+                f"{n_batches} batches, --batches), received {s.kind}@{s.at}. Shift a batch of "
+                "the stream, or stream more batches."
             )
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(frame))
