@@ -1026,6 +1026,7 @@ def test_a_deploy_stopped_while_writing_its_artifact_leaves_nothing(deployed, cl
     import tuneops.ops.registry as registry_module
 
     registry, _, _ = deployed
+    _champion_of_another_trial(registry, cli)  # the selected trial deploys as a new version
     real = registry_module.copy_atomic
 
     def stop_on_the_model(source, path):
@@ -1038,9 +1039,18 @@ def test_a_deploy_stopped_while_writing_its_artifact_leaves_nothing(deployed, cl
     assert code == 130
     assert "Stopped by SIGINT before a version was registered: nothing was kept" in err, err
     assert "`tuneops deploy phon --no-verify` runs it again" in err
-    assert sorted(p.name for p in Path("tuneops-out/registry/phon").iterdir()) == ["v1"]
-    assert [v["version"] for v in registry.versions()] == [1]
-    assert [e["kind"] for e in registry.events()] == ["register", "promote"]
+    assert sorted(p.name for p in Path("tuneops-out/registry/phon").iterdir()) == ["v1", "v2"]
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert [e["kind"] for e in registry.events()] == ["register", "promote"] * 2
+
+
+def _champion_of_another_trial(registry: Registry, cli) -> None:
+    """Version 2, of a trial other than the selected one, made the champion: a deploy of the
+    selected trial (version 1's) is then a new version, not the champion's own trial again."""
+    selected = registry.version(1)["source"]["trial"]
+    other = next(t for t in range(3) if t != selected)
+    assert cli("deploy", "phon", "--trial", str(other), "--no-verify")[0] == 0
+    assert registry.champion() == 2
 
 
 def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_command(
@@ -1055,6 +1065,7 @@ def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_comman
     from tuneops.runner import Interrupted
 
     registry, _, _ = deployed
+    _champion_of_another_trial(registry, cli)
 
     def stopped(reg, version, **kwargs):
         raise Interrupted(signal.SIGTERM)
@@ -1062,10 +1073,10 @@ def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_comman
     monkeypatch.setattr(verify_module, "verify", stopped)
     code, _, err = cli("deploy", "phon")
     assert code == 143
-    assert "Stopped by SIGTERM: model phon version 2 is registered, not verified, not the champion" in err, err
+    assert "Stopped by SIGTERM: model phon version 3 is registered, not verified, not the champion" in err, err
     assert "`tuneops deploy phon` finishes it (no other version is registered)" in err
-    assert "`tuneops verify 2 --model phon` then `tuneops registry promote 2 --model phon`" in err
-    assert registry.champion() == 1 and registry.verification(2) is None
+    assert "`tuneops verify 3 --model phon` then `tuneops registry promote 3 --model phon`" in err
+    assert registry.champion() == 2 and registry.verification(3) is None
     gated = []
 
     def passes(reg, version, **kwargs):
@@ -1077,12 +1088,14 @@ def test_a_deploy_stopped_during_the_staging_gate_is_finished_by_the_same_comman
     monkeypatch.setattr(verify_module, "verify", passes)
     code, out, err = cli("deploy", "phon")
     assert code == 0, err
-    assert "version 2 is the champion (registered by an earlier deploy that was stopped" in out
-    assert gated == [2] and registry.champion() == 2
-    assert [v["version"] for v in registry.versions()] == [1, 2]
-    # Finished (champion now): the next deploy of the same trial is a new version again.
+    assert "version 3 is the champion (registered by an earlier deploy that was stopped" in out
+    assert gated == [3] and registry.champion() == 3
+    assert [v["version"] for v in registry.versions()] == [1, 2, 3]
+    # Finished (champion now): the next deploy of the same trial adds nothing, gate or not.
     monkeypatch.setattr(verify_module, "verify", stopped)
-    assert cli("deploy", "phon")[0] == 143 and [v["version"] for v in registry.versions()] == [1, 2, 3]
+    code, out, _ = cli("deploy", "phon")
+    assert code == 0 and "version 3 is already the champion" in out
+    assert [v["version"] for v in registry.versions()] == [1, 2, 3]
 
 
 def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path, cli) -> None:

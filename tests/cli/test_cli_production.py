@@ -74,10 +74,18 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     assert verdict["verdict"] == "pass" and verdict["settings"]["n_folds"] == 5
     registry = Registry.open("tiny")
     assert registry.verification(1)["verdict"] == "pass" and registry.champion() == 1
+    # The champion's own trial again (a pipeline that deploys after every run): nothing
+    # registered, and no new probation for the same model.
+    events = len(registry.events())
+    code, out, _ = cli("deploy", "tiny")
+    assert code == 0 and "version 1 is already the champion" in out, out
+    assert as_json(cli("deploy", "tiny", "--json"))["already"] is True
+    assert [v["version"] for v in registry.versions()] == [1] and len(registry.events()) == events
     # Without the run's artifact (or with other data) the trial is refitted; --no-verify skips
     # the gate and promotes at once.
     saved.unlink()
-    record = as_json(cli("deploy", "tiny", "--no-verify", "--json"))
+    other = next(t for t in range(3) if t != record["source"]["trial"])
+    record = as_json(cli("deploy", "tiny", "--trial", str(other), "--no-verify", "--json"))
     assert record["artifact"]["from"] == "refit" and "verification" not in record
     assert registry.champion() == 2
     assert "without the staging gate" in registry.events("promote")[-1]["reason"]

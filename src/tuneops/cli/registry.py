@@ -77,6 +77,7 @@ def deploy(
 ) -> None:
     """Register a study's selected (or given) trial as a new model version; promote it to
     champion once it passes the staging gate (exit 1 when it fails: registered, not champion).
+    A trial that is the champion already, on the same data, is not registered again.
 
     Exits 130 on Ctrl-C and 143 on SIGTERM, saying what was kept: nothing, or a version
     registered and not verified, which the same command then verifies and promotes (instead of
@@ -105,6 +106,17 @@ def deploy(
     name = model or study
     if json_out:
         emit_json({"model": name, **record})
+    elif record.get("already"):
+        term.result(
+            f"Model {name} version {record['version']} is already the champion: trial "
+            f"{record['source']['trial']} of study {study} on the same data. Nothing was "
+            "registered or promoted (another version of it would restart the probation window, "
+            "and a rollback would bring back the same model).",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return
     else:
         verdict = record.get("verification")
         if verdict is not None:

@@ -976,6 +976,10 @@ def deploy(
     ``passed`` (and ``to_dict()``); a version that fails stays registered, not champion. The
     returned record then has ``verification`` (the verdict) and ``promoted``.
 
+    When the champion is already this study's trial fitted on the same data, nothing is
+    registered or promoted: the returned record is the champion's, with ``already`` True
+    (and ``promoted`` True: it is the champion).
+
     A deploy that was stopped after it registered its version (during the staging gate) is
     finished by the next deploy of the same study, trial and data (:func:`unfinished_deploy`):
     that version is verified and promoted instead of another one registered; the returned
@@ -1195,6 +1199,20 @@ def _deploy(
                 resumed=False,
                 deployed_by=str(other.get("id", "another process")),
             )
+        current = registry.champion()
+        if current is not None and _deployed_by(
+            registry.version(current), study_name, trial, fingerprint
+        ):
+            # The champion is this trial fitted on this data already (a pipeline that deploys
+            # after every run, whose run resumed a spent budget): another version of it restarted
+            # the probation window, and a rollback then brought back the same model.
+            return {
+                **registry.version(current),
+                "promoted": True,  # it is the champion, as a deploy that promotes leaves it
+                "already": True,
+                "resumed": False,
+                "constraints_broken": broken,
+            }
         record = unfinished_deploy(registry, study_name, trial, fingerprint)
         resumed = record is not None
         if record is not None and not any(
