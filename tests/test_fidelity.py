@@ -282,12 +282,14 @@ def test_fit_time_of_a_fraction_family_is_its_full_fit_whether_or_not_it_was_ste
 
 def test_the_first_trial_of_a_worker_is_not_charged_for_preparing_the_folds(data):
     """A worker preprocesses each fold once, in its first trial; ``fit_time_s`` charges every
-    trial its fold's preprocessing, so the first of two identical trials no longer measures
-    slower (audit: 0.0203 against 0.0038-0.0068 s), while the compute it spent counts it."""
+    trial its fold's preprocessing, so the first of two like trials no longer measures slower
+    (audit: 0.0203 against 0.0038-0.0068 s), while the compute it spent counts it. (Two like,
+    not identical, trials: the second of two identical ones fits nothing, tuneops.repeats.)"""
     objective = _objective("linear", data)
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
-    for _ in range(2):
-        study.enqueue_trial(_params("linear"))
+    params = _params("linear")
+    for scale in (1.0, 1.01):
+        study.enqueue_trial({**params, "C": params["C"] * scale})
     study.optimize(objective, n_trials=2)
     first, second = study.trials
     costs = [t.user_attrs["tuneops:cost"]["fit"] for t in (first, second)]
