@@ -14,10 +14,13 @@ from optuna.trial import TrialState
 
 import tuneops
 from tuneops import _study, runner
+from tuneops.contribution import worker_contributions
+from tuneops.knowledge.warm_start import warm_start_section
 from tuneops.objective import SpecObjective
 from tuneops.repeats import Repeats
 from tuneops.selection import infeasible_trials
 from tuneops.storage import get_storage
+from tuneops.strategy import strategy_summary
 
 # knn on iris: 12 configurations of 3 neighbour counts x 2 weights x 2 metrics, so a
 # 30-trial study proposes several of them again
@@ -213,3 +216,60 @@ def test_a_repeat_of_an_infeasible_trial_is_infeasible_too():
     trials = _study_with([done, done], t1={_study.REPEAT_OF: 0}).get_trials()
     assert infeasible_trials(trials, ["accuracy"], ["accuracy >= 2"]) == {0, 1}
     assert infeasible_trials(trials, ["accuracy"], ["accuracy >= 0.5"]) == frozenset()
+
+
+# -- a repeat found nothing: the sections that credit a finding leave it out -------------------
+def _made(number, value, worker="w:1", **attrs):
+    t = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        values=[value],
+        user_attrs={"worker": {"host": "w", "pid": int(worker[2:]), "id": worker}, **attrs},
+    )
+    t.number = number
+    return t
+
+
+def test_a_phase_that_proposed_an_earlier_phase_s_best_again_did_not_find_it():
+    record = {"phases": [
+        {"phase": "explore", "from_trial": 0, "to_trial": 2, "sampler": "random", "pruning": False},
+        {"phase": "model", "from_trial": 2, "to_trial": 4, "sampler": "tpe", "pruning": True},
+    ]}
+    trials = [_made(0, 0.9), _made(1, 0.5), _made(2, 0.6), _made(3, 0.9, repeat_of=0)]
+    phases = {p["phase"]: p for p in strategy_summary(record, ["maximize"], trials)["phases"]}
+    assert phases["explore"]["best"] == [0.9]
+    assert phases["model"]["best"] == [0.6]  # trial 3 took trial 0's outcome
+    assert phases["model"]["trials"]["complete"] == 2  # still a trial of the phase
+
+
+def test_a_worker_that_repeated_the_best_configuration_did_not_find_it():
+    trials = [_made(0, 0.9, "w:1"), _made(1, 0.5, "w:2"), _made(2, 0.9, "w:2", repeat_of=0)]
+    rows = {r["worker"]: r for r in worker_contributions(trials, ["maximize"])}
+    assert rows["w:1"]["has_best"] and rows["w:1"]["best"] == 0.9
+    assert not rows["w:2"]["has_best"] and rows["w:2"]["best"] == 0.5
+    assert rows["w:2"]["complete"] == 2
+    two = [_made(0, 0.9, "w:1"), _made(1, 0.9, "w:2", repeat_of=0)]
+    for t, v in zip(two, ([0.9, 3.0], [0.9, 3.0]), strict=True):
+        t.values = v
+    rows = {r["worker"]: r for r in worker_contributions(two, ["maximize", "minimize"])}
+    assert (rows["w:1"]["pareto"], rows["w:2"]["pareto"]) == (1, 0)
+    assert rows["w:1"]["pareto_share"] == 1.0
+
+
+def test_a_repeat_of_a_warm_start_trial_is_no_cold_find_and_ranks_nothing():
+    study = optuna.create_study(direction="maximize")
+    for t in (_made(0, 0.9, warm_start="params[0]"), _made(1, 0.8), _made(2, 0.9, repeat_of=0)):
+        study.add_trial(t)
+    section = warm_start_section(study, study.get_trials(deepcopy=False))
+    assert section["best_cold_value"] == 0.8  # trial 2 took the warm trial's outcome
+    assert section["n_ranked"] == 2 and section["best_rank"] == 1
+    multi = optuna.create_study(directions=["maximize", "minimize"])
+    for t, v in (
+        (_made(0, 0.0, warm_start="params[0]"), [0.7, 5.0]),
+        (_made(1, 0.0), [0.9, 1.0]),
+        (_made(2, 0.0, repeat_of=1), [0.9, 1.0]),
+    ):
+        t.values = v
+        multi.add_trial(t)
+    section = warm_start_section(multi, multi.get_trials(deepcopy=False))
+    assert section["best_rank"] == 2  # dominated by trial 1, counted once
+    assert section["n_ranked"] == 2

@@ -91,6 +91,7 @@ __all__ = [
     "data_record",
     "constraint_texts",
     "counted",
+    "found",
     "is_abandoned",
     "is_retired",
     "abandoned_label",
@@ -468,6 +469,13 @@ def is_abandoned(trial: FrozenTrial) -> bool:
 def is_retired(trial: FrozenTrial) -> bool:
     """True for a trial that was retired without running (over the budget)."""
     return str(trial.user_attrs.get(ABANDONED, "")).startswith(RETIRED)
+
+
+def found(trial: FrozenTrial) -> bool:
+    """Whether ``trial``'s outcome is its own: not a repeat (``REPEAT_OF``) that took an earlier
+    trial's. A repeat found nothing: ranks, a phase's or a worker's best and the Pareto front
+    leave it out (its earlier trial stands for it), though it counts among the trials."""
+    return REPEAT_OF not in trial.user_attrs
 
 
 def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:

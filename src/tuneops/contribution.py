@@ -15,7 +15,14 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuneops._study import CONSTRAINTS, constraints_recorded, is_retired, objectives, ran_until
+from tuneops._study import (
+    CONSTRAINTS,
+    constraints_recorded,
+    found,
+    is_retired,
+    objectives,
+    ran_until,
+)
 from tuneops.pareto import pareto_mask
 
 __all__ = ["worker_contributions", "contribution_section"]
@@ -54,7 +61,9 @@ def worker_contributions(
     complete = [t for t in ran if t.state == TrialState.COMPLETE and t.values is not None]
     # the feasible trials only: when none meets the constraints, no worker found a best or a
     # member of the front (an infeasible "best" credited 3 workers with a front of none)
-    pool = [t for t in complete if (is_feasible or _feasible)(t)]
+    # and only the trials whose outcome is their own: a worker that proposed another's best
+    # configuration again took its outcome (repeats.py), it did not find it
+    pool = [t for t in complete if (is_feasible or _feasible)(t) and found(t)]
     members: set[int] = set(front) if front is not None else set()
     if pool and front is None:
         mask = pareto_mask(np.array([t.values for t in pool], dtype=float), directions)

@@ -643,6 +643,7 @@ def strategy_summary(
             if t.state == TrialState.COMPLETE
             and t.values is not None
             and _study.feasible(t) is not False
+            and _study.found(t)  # a repeat of an earlier phase's trial found nothing here
         ]
         best = [
             (max if d == "maximize" else min)(t.values[i] for t in done) if done else None

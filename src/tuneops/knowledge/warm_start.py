@@ -477,7 +477,10 @@ def warm_start_section(
     complete = [
         t
         for t in trials
-        if t.state == TrialState.COMPLETE and t.values and _study.feasible(t) is not False
+        if t.state == TrialState.COMPLETE
+        and t.values
+        and _study.feasible(t) is not False
+        and _study.found(t)  # a repeat of a warm trial is no cold find, nor ranked twice
     ]
     signs = np.array(
         [-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0 for d in study.directions]
