@@ -448,3 +448,49 @@ def test_verify_top_intervals_stay_within_the_values_the_metric_takes() -> None:
     result = verify_top(study, factory, k=1, folds=3, repeats=3, record=False)
     (low, high), = result["candidates"][0]["ci95"]
     assert high == 1.0 and low < result["candidates"][0]["mean"][0] < high
+
+
+def test_a_verification_cut_short_keeps_the_candidates_it_verified() -> None:
+    """Ctrl-C during the verification lost every candidate verified so far (each is `repeats`
+    cross-validations with more folds: 5 candidates cost more than a 24-trial search), and the
+    run again verified them all anew; the unfinished record is not a verification the selection
+    reads."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    record_strategy(study, staged_phases(6))
+    study.optimize(_objective, n_trials=6)
+    evaluated: list[float] = []
+
+    def factory(stop_after: int | None) -> Any:
+        def make(folds: int, repeat: int) -> Any:
+            def objective(t: Any) -> float:
+                if stop_after is not None and len(evaluated) == stop_after:
+                    raise KeyboardInterrupt
+                value = _objective(t) + repeat / 100
+                evaluated.append(t.params["x"])
+                return value
+            return objective
+        return make
+
+    with pytest.raises(KeyboardInterrupt):  # stopped in the third candidate
+        verify_top(study, factory(7), k=3, folds=3, repeats=3)
+    assert "verification" not in study.user_attrs[_study.STRATEGY]
+    record_strategy(study, staged_phases(6))  # the run again writes its plan first
+    evaluated.clear()
+    result = verify_top(study, factory(None), k=3, folds=3, repeats=3)
+    first_two = [c["params"]["x"] for c in result["candidates"][:2]]
+    assert evaluated == [result["candidates"][2]["params"]["x"]] * 3  # only the third
+    assert all(x not in evaluated for x in first_two)
+    assert [len(c["evaluations"]) for c in result["candidates"]] == [3, 3, 3]
+    assert study.user_attrs[_study.STRATEGY]["verification"] == result
+
+
+def test_a_run_with_a_new_budget_keeps_the_candidates_verified_before() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    record_strategy(study, staged_phases(6))
+    study.optimize(_objective, n_trials=6)
+    first = verify_top(study, lambda f, r: _objective, k=2, folds=3, repeats=2)
+    record_strategy(study, staged_phases(8))  # resumed with n_trials 8
+    assert "verification" not in study.user_attrs[_study.STRATEGY]  # not the new budget's
+    study.optimize(lambda t: 10.0 + _objective(t), n_trials=2)  # nothing better
+    again = verify_top(study, lambda f, r: pytest.fail("verified again"), k=2, folds=3, repeats=2)
+    assert again["candidates"] == first["candidates"]

@@ -406,6 +406,12 @@ def strategy_of(spec: Any) -> str | None:
     return value if value is not None else getattr(spec, "strategy", None)
 
 
+#: Key of the ``tuneops:strategy`` record that holds the candidates a verification cut short
+#: (Ctrl-C, a crash) had verified: the run again keeps them. Not ``verification``, which the
+#: selection reads only once every candidate is verified.
+VERIFYING = "verifying"
+
+
 def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) -> dict[str, Any]:
     """Write the plan to the study (user attr ``tuneops:strategy``), keeping a stored
     verification when the phases are unchanged; returns the record."""
@@ -416,8 +422,15 @@ def record_strategy(study: optuna.Study, phases: Sequence[Phase], **extra: Any) 
         "phases": [p.to_dict() for p in phases],
         **extra,
     }
-    if old.get("phases") == record["phases"] and "verification" in old:
-        record["verification"] = old["verification"]
+    if old.get("phases") == record["phases"]:
+        for key in ("verification", VERIFYING):  # a verification cut short goes on from there
+            if key in old:
+                record[key] = old[key]
+    elif old.get("verification") or old.get(VERIFYING):
+        # A new budget: the verification is of the old one's candidates, so the selection no
+        # longer reads it, but a candidate still among the top ones is verified all the same
+        earlier = old.get("verification") or old[VERIFYING]
+        record[VERIFYING] = {k: earlier[k] for k in ("folds", "repeats", "candidates")}
     study.set_user_attr(_study.STRATEGY, record)
     return record
 
@@ -555,9 +568,29 @@ def verify_top(
         # The same candidates were verified: a run again (the budget spent) does not draw new
         # estimates that would move the intervals and the selection.
         return dict(stored)
-    objectives = [objective_factory(folds, r) for r in range(repeats)]
-    out = []
+    # Candidates verified before with these settings (by a verification cut short, or of other
+    # candidates): kept, each took `repeats` cross-validations with more folds
+    done: dict[tuple[int, tuple[float, ...]], dict[str, Any]] = {}
+    strategy = _optuna.study_user_attrs(study).get(_study.STRATEGY) or {}
+    for earlier in (strategy.get("verification"), strategy.get(VERIFYING)):
+        if earlier and (earlier["folds"], earlier["repeats"]) == (folds, repeats):
+            for c in earlier["candidates"]:
+                done.setdefault((c["number"], tuple(c["values"])), c)
+    objectives: list[Callable[[optuna.trial.BaseTrial], Any]] | None = None
+    out: list[dict[str, Any]] = []
     for i, trial in enumerate(candidates):
+        kept = done.get((trial.number, tuple(trial.values)))
+        if kept is not None:
+            _status.info(
+                "Candidate %d of %d (trial %d): verified before, kept",
+                i + 1,
+                len(candidates),
+                trial.number,
+            )
+            out.append(dict(kept))
+            continue
+        if objectives is None:
+            objectives = [objective_factory(folds, r) for r in range(repeats)]
         # a line per candidate: the phase took 40 s of silence after the last trial (audit)
         _status.info(
             "Verifying candidate %d of %d (trial %d): %d folds x %d repeats",
@@ -598,10 +631,15 @@ def verify_top(
                 "evaluations": runs,
             }
         )
+        if record:  # kept if the verification is cut short before its end
+            partial = dict(_optuna.study_user_attrs(study).get(_study.STRATEGY) or {})
+            partial[VERIFYING] = {"folds": folds, "repeats": repeats, "candidates": list(out)}
+            study.set_user_attr(_study.STRATEGY, partial)
     result = {"k": k, "folds": folds, "repeats": repeats, "candidates": out}
     if record:
         stored = dict(_optuna.study_user_attrs(study).get(_study.STRATEGY) or {"name": "staged"})
         stored["verification"] = result
+        stored.pop(VERIFYING, None)
         study.set_user_attr(_study.STRATEGY, stored)
     return result
 
