@@ -117,7 +117,17 @@ def test_the_run_says_which_trials_were_repeats(workdir, cli):
     assert code == 0, err
     text = " ".join((out + err).split())
     assert "configuration again: nothing fitted" in text
-    assert "repeats of a configuration already completed (outcome reused, nothing fitted)" in text
+    assert (
+        "repeats of an earlier trial's configuration (nothing fitted: its outcome taken, or "
+        "pruned on its replayed values)"
+    ) in text
+    code, out, err = cli("show", "said", "--trials", "--wide")
+    assert code == 0, err
+    text = " ".join(out.split())
+    for t in _trials("said"):  # the trial table says which trials were repeats, of which
+        if _study.REPEAT_OF in t.user_attrs:
+            assert f"repeat of trial {t.user_attrs[_study.REPEAT_OF]}:" in text
+    assert text.count("repeat of trial") == sum(_study.REPEAT_OF in t.user_attrs for t in _trials("said"))
 
 
 def test_a_space_the_sampler_has_exhausted_ends_the_run_early_and_says_so(workdir, cli, caplog):

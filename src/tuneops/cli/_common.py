@@ -522,9 +522,10 @@ def print_summary(
         or "no trials"
     )
     if results.get("n_repeats"):
+        # a repeat of a completed trial may be pruned too, on the values it replayed
         counts += (
-            f"; {results['n_repeats']} repeats of a configuration already completed "
-            "(outcome reused, nothing fitted)"
+            f"; {results['n_repeats']} repeats of an earlier trial's configuration (nothing "
+            "fitted: its outcome taken, or pruned on its replayed values)"
         )
     term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
     if results.get("pareto_front"):
@@ -688,5 +689,8 @@ def print_trials(results: dict[str, Any], label: Any, *, wide: bool = False) -> 
         ]
         if show_family:
             cells.append(family or "-")
-        rows.append((cells, t.get("fail_reason") or params_text(t["params"], family)))
+        text = t.get("fail_reason") or params_text(t["params"], family)
+        if t.get("repeat_of") is not None:  # took that trial's outcome or its pruning
+            text = f"repeat of trial {t['repeat_of']}: {text}"
+        rows.append((cells, text))
     print_fitted("trials", columns, rows, "params / reason", wide=wide)
