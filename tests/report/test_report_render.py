@@ -109,6 +109,47 @@ def test_trial_table_has_one_family_column():
     assert columns.count("family") == 1 and "knn.k" in columns
 
 
+def test_trial_table_says_which_trials_repeated_an_earlier_configuration():
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study()
+    dists = {"k": FloatDistribution(1, 9)}
+    for i, attrs in enumerate([{}, {}, {"repeat_of": 0}]):
+        study.add_trial(
+            create_trial(params={"k": 1.0 + i % 2 * 3}, distributions=dists, value=1.0 + i % 2,
+                         user_attrs=attrs)
+        )
+    table = build_report(study).table
+    column = table.columns.index("repeat of")
+    assert [row[column] for row in table.rows] == [None, None, 0]
+    plain = optuna.create_study()
+    plain.add_trial(create_trial(params={"k": 2.0}, distributions=dists, value=3.0))
+    assert "repeat of" not in build_report(plain).table.columns  # only when there are repeats
+
+
+def test_a_repeat_of_a_front_trial_is_not_drawn_as_a_second_front_point():
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dists = {"k": FloatDistribution(1, 9)}
+    for k, values, attrs in [
+        (1.0, [0.9, 2.0], {}), (2.0, [0.8, 1.0], {}), (3.0, [0.7, 3.0], {}),
+        (1.0, [0.9, 2.0], {"repeat_of": 0}),
+    ]:
+        study.add_trial(
+            create_trial(params={"k": k}, distributions=dists, values=values, user_attrs=attrs)
+        )
+    front = build_report(study).panel("pareto_front").data
+    kinds = dict(zip(front.numbers, front.kinds, strict=True))
+    assert 3 not in kinds  # trial 0 stands for it
+    assert kinds[0] in ("pareto", "selected") and kinds[1] in ("pareto", "selected")
+    assert kinds[2] == "dominated"
+
+
 def test_png_writes_a_figure_per_drawn_panel(tmp_path):
     report = build_report(build(30, multi=False))
     paths = write_report(report, tmp_path / "figs", fmt="png")

@@ -91,6 +91,9 @@ def trial_table(view: StudyView) -> TrialTable:
     speeds = any(
         ((c.get("serving") or {}).get("call") or {}).get("speed") is not None for c in costs
     )
+    # a trial that took an earlier trial's outcome (or pruning) for the same configuration
+    # fitted nothing: its values are that trial's (tuneops.repeats)
+    repeats = any(_study.REPEAT_OF in t.user_attrs for t in view.trials)
     columns = (
         "trial",
         "state",
@@ -101,6 +104,7 @@ def trial_table(view: StudyView) -> TrialTable:
         *(("host slowness (divided out)",) if speeds else ()),
         "feasible",
         *marks,
+        *(("repeat of",) if repeats else ()),
         "duration s",
         *params,
         "fail reason",
@@ -137,6 +141,7 @@ def trial_table(view: StudyView) -> TrialTable:
                 *((t.user_attrs.get(_study.FAMILY),) if own_family else ()),
                 worker_label(t),
                 view.is_warm(t) or None,
+                *((t.user_attrs.get(_study.REPEAT_OF),) if repeats else ()),
                 round(t.duration.total_seconds(), 3) if t.duration else None,
                 *[t.params.get(p) for p in params],
                 (

@@ -684,7 +684,9 @@ def _idw(
 def pareto_front(view: StudyView, ctx: dict[str, Any]) -> ParetoFront:
     if not view.multi:
         raise Missing("a single-objective study has no trade-off; see the optimization history.")
-    complete = _need_complete(view, 1, "a Pareto front")
+    # A repeat is its earlier trial's model, point for point: drawn, it read as a second trial
+    # "tied" with the front (tuneops.repeats)
+    complete = [t for t in _need_complete(view, 1, "a Pareto front") if _study.found(t)]
     k = min(3, len(view.directions))
     values = np.array([t.values for t in complete], dtype=float)
     ok = np.array([view.is_feasible(t) for t in complete])

@@ -103,7 +103,8 @@ class StudyView:
         """Numbers of the best feasible trial (one objective) or of the feasible Pareto front:
         with several objectives the selection's front when there is one (noise-aware, as
         ``show`` and ``results.json`` give it), else the plain front."""
-        ok = [t for t in self._complete if self.is_feasible(t)]
+        # a repeat took its earlier trial's outcome: that trial stands for it (tuneops.repeats)
+        ok = [t for t in self._complete if self.is_feasible(t) and _study.found(t)]
         if not ok:
             return ()
         front = (self.selection or {}).get("pareto_front")
