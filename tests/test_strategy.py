@@ -10,6 +10,7 @@ import pytest
 
 from tuneops import _study
 from tuneops.data import load_dataset
+from tuneops.errors import NoFeasibleTrial
 from tuneops.objective import SpecObjective
 from tuneops.samplers import SpaceKind
 from tuneops.selection import select_in_study
@@ -420,11 +421,17 @@ def test_selection_after_verification_uses_the_verified_means() -> None:
     assert (choice.n_candidates, choice.n_feasible) == (3, 3)  # the study's, not the verified 2
     limited = select_in_study(study, accuracy, [parse_constraint("accuracy >= 0.75")], Selection())
     assert (limited.n_candidates, limited.n_feasible) == (3, 2)
-    # No verified candidate meets the constraint: every trial at its search value, said so.
+    # No verified candidate meets the constraint: the other trials at their search values,
+    # said so; a verified one is not taken back at its search value (trial 0: 0.9 in the
+    # search, 0.78 verified, was selected for "accuracy >= 0.88")
     limit = [parse_constraint("accuracy >= 0.88")]
-    choice = select_in_study(study, accuracy, limit, Selection())
-    assert choice.selected.number == 0
+    with pytest.raises(NoFeasibleTrial, match="trial 1"):
+        select_in_study(study, accuracy, limit, Selection())
+    low = _verified_study({0: 0.6, 1: 0.65})
+    choice = select_in_study(low, accuracy, [parse_constraint("accuracy >= 0.7")], Selection())
+    assert choice.selected.number == 2  # unverified, 0.7 in the search
     assert "none of the 2 candidates the staged verification re-evaluated" in choice.notes[0]
+    assert "the other trials at their search values" in choice.notes[0]
     # Without a verification the search's values decide.
     plain = optuna.create_study(direction="maximize")
     plain.add_trial(optuna.trial.create_trial(values=[0.5], params={}, distributions={}))
