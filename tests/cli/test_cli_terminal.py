@@ -440,3 +440,13 @@ def test_a_closed_stdout_keeps_the_commands_exit_code(tmp_path):
     assert proc.returncode == 3, err
     assert err.strip() == "still here", err  # no BrokenPipeError, nothing "ignored" at exit
     assert (tmp_path / "went-on").exists()
+
+
+def test_the_count_of_repeats_is_singular_for_one(capsys):
+    from tuneops.cli import _common
+
+    _common.configure()
+    for n, text in ((1, "; 1 repeat of an earlier"), (2, "; 2 repeats of an earlier")):
+        _common.print_summary({"study": "s", "n_trials": {"complete": 3}, "n_repeats": n})
+        out = " ".join(capsys.readouterr().out.split())
+        assert text in out, out

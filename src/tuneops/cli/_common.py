@@ -523,8 +523,9 @@ def print_summary(
     )
     if results.get("n_repeats"):
         # a repeat of a completed trial may be pruned too, on the values it replayed
+        n = results["n_repeats"]
         counts += (
-            f"; {results['n_repeats']} repeats of an earlier trial's configuration (nothing "
+            f"; {n} repeat{'s' if n != 1 else ''} of an earlier trial's configuration (nothing "
             "fitted: its outcome taken, or pruned on its replayed values)"
         )
     term.result(Text.assemble((results["study"], "bold"), f": {counts}"), highlight=False)
