@@ -34,6 +34,7 @@ pruner: both work on any Optuna study.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import math
@@ -61,7 +62,6 @@ from tuneops.samplers import (
     gp_available,
     stage_seed,
 )
-from tuneops.selection import infeasible_trials
 
 # progress lines the CLI prints (tuneops.cli._common.configure)
 _status = logging.getLogger("tuneops.status")
@@ -555,7 +555,11 @@ def verify_top(
         None
         if _study.CONSTRAINTS not in _optuna.study_user_attrs(study)
         or _study.constraints_recorded(trials, texts)
-        else infeasible_trials(trials, [o.metric for o in _study.objectives(study)], texts)
+        # tuneops.selection (and the spec's models) only for such a study: `show` and `report`
+        # read this module's strategy_section, and must not load them (tuneops.results)
+        else importlib.import_module("tuneops.selection").infeasible_trials(
+            trials, [o.metric for o in _study.objectives(study)], texts
+        )
     )
     candidates = top_candidates(trials, directions, k, infeasible=infeasible)
     stored = (_optuna.study_user_attrs(study).get(_study.STRATEGY) or {}).get("verification")
