@@ -283,3 +283,21 @@ def test_a_repeat_of_a_warm_start_trial_is_no_cold_find_and_ranks_nothing():
     section = warm_start_section(multi, multi.get_trials(deepcopy=False))
     assert section["best_rank"] == 2  # dominated by trial 1, counted once
     assert section["n_ranked"] == 2
+
+
+def test_a_study_resumed_with_another_serving_path_times_its_repeats_again(workdir):
+    # the earlier trials' latency is of the old path: a repeat under the new one is timed
+    spec = _spec("paths", objectives=["accuracy", "latency_p50_ms"], pruner="none", n_trials=12)
+    tuneops.run(spec)
+    first = {t.number for t in _trials("paths")}
+    tuneops.run({**spec, "serving": {"path": "numpy"}, "search": {**spec["search"], "n_trials": 30}})
+    trials = {t.number: t for t in _trials("paths")}
+    later = [t for n, t in trials.items() if n not in first]
+    for t in later:
+        of = t.user_attrs.get(_study.REPEAT_OF)
+        if of is not None:  # only ever of a trial timed on the path of now
+            assert trials[of].user_attrs[_study.COST]["serving"]["path"] == "numpy"
+    old_configs = {tuple(sorted(trials[n].params.items())) for n in first}
+    again = [t for t in later if tuple(sorted(t.params.items())) in old_configs]
+    assert again  # 12 configurations: the second run proposes some of the first run's again
+    assert any(_study.REPEAT_OF not in t.user_attrs for t in again)

@@ -308,6 +308,8 @@ class SpecObjective:
         # A configuration tried before: its values replayed to the pruner, and the outcome of
         # one that completed taken, nothing fitted (repeats.py)
         earlier = self.repeats.earlier(trial)
+        if earlier is not None and not self._measured_alike(earlier, family):
+            earlier = None
         if earlier is not None:
             self._replay(trial, earlier)
         if earlier is not None and earlier.state == TrialState.COMPLETE:
@@ -525,6 +527,25 @@ class SpecObjective:
             ):
                 best = float(bound)
         return best
+
+    def _measured_alike(self, earlier: FrozenTrial, family: str) -> bool:
+        """Whether ``earlier``'s figures were measured as this objective measures: the same
+        serving path (a study resumed with another ``serving`` section times the new path) and
+        the same fit threads and definition of ``fit_time_s``. A pruned trial's replay needs
+        none of it (its steps' values are quality and step costs)."""
+        cost = earlier.user_attrs.get(_study.COST)
+        if earlier.state != TrialState.COMPLETE:
+            return True
+        if not isinstance(cost, Mapping):
+            return False
+        fit = cost.get("fit") or {}
+        threads = self.threads if get_family(family).threads else 1
+        if fit.get("version") != _study.FIT_TIME_VERSION or fit.get("threads") != threads:
+            return False
+        served = cost.get("serving")
+        if served is None:
+            return True
+        return all(served.get(k) == v for k, v in self.serving.to_dict().items())
 
     def _replay(self, trial: optuna.trial.BaseTrial, earlier: FrozenTrial) -> None:
         """Report ``earlier``'s intermediate values at its steps and ask the pruner where its
