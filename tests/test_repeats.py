@@ -301,3 +301,16 @@ def test_a_study_resumed_with_another_serving_path_times_its_repeats_again(workd
     again = [t for t in later if tuple(sorted(t.params.items())) in old_configs]
     assert again  # 12 configurations: the second run proposes some of the first run's again
     assert any(_study.REPEAT_OF not in t.user_attrs for t in again)
+
+
+def test_the_report_counts_pruned_trials_as_the_run_does(workdir):
+    # repeats trained nothing: the report's pruning finding counted them (3 of 28) where the
+    # run's pruning line did not (2 of 26)
+    from tuneops.report import build_report
+
+    result = tuneops.run(_spec("counted", pruner="auto", n_trials=40))
+    savings = json.loads(result.results_path.read_text())["pruning"]
+    study = optuna.load_study(study_name="counted", storage=get_storage(None))
+    assert any(_study.REPEAT_OF in t.user_attrs for t in study.trials)
+    texts = [f.text for f in build_report(study).findings if f.topic == "pruning"]
+    assert texts and texts[0].startswith(f"{savings['n_pruned']} of {savings['n_trials']} ")

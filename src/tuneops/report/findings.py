@@ -388,8 +388,10 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     pruned trials' own duration, and shown only when at least ``SAVING_MIN_S`` (1 s) and
     ``SAVING_MIN_SHARE`` (5 %) of the estimated total; otherwise nothing is said about time.
     """
-    complete = view.of_state(TrialState.COMPLETE)
-    stopped = view.of_state(TrialState.PRUNED)
+    # the trials that trained (a repeat took an earlier trial's outcome or pruning: counted
+    # as the run's pruning line counts, tuneops.pruning.pruning_savings)
+    complete = [t for t in view.of_state(TrialState.COMPLETE) if _study.found(t)]
+    stopped = [t for t in view.of_state(TrialState.PRUNED) if _study.found(t)]
     # A trial over search.trial_timeout_s is recorded as pruned, but the pruner did not stop it.
     timed_out = [t for t in stopped if _study.TIMED_OUT in t.user_attrs]
     pruned = [t for t in stopped if _study.TIMED_OUT not in t.user_attrs]
