@@ -159,14 +159,14 @@ def test_a_worker_of_another_fit_time_definition_refuses_or_warns_and_show_says_
 
 def test_resume_refuses_a_different_definition(workdir):
     tuneops.run(tiny_spec(n_trials=2))
-    with pytest.raises(SpecError, match="exists with a different model") as refused:
+    with pytest.raises(SpecError, match="exists with other settings of model") as refused:
         tuneops.run(tiny_spec(n_trials=2, model={"family": "linear"}))
     # what differs is quoted, stored and new
     assert 'model: stored {"family": "knn"}, this spec {"family": "linear"}' in str(refused.value)
     # Other folds score the same configuration differently: not the same study either.
-    with pytest.raises(SpecError, match="exists with a different search.cv_folds .search.cv_folds: stored 2, this spec 3"):
+    with pytest.raises(SpecError, match="exists with other settings of search.cv_folds .search.cv_folds: stored 2, this spec 3"):
         tuneops.run(tiny_spec(n_trials=3, cv_folds=3))
-    with pytest.raises(SpecError, match="exists with a different search.seed"):
+    with pytest.raises(SpecError, match="exists with other settings of search.seed"):
         tuneops.run(tiny_spec(n_trials=3, seed=1))
 
 

@@ -290,7 +290,8 @@ def open_study(
                     for k in changed
                 )
                 raise SpecError(
-                    f"study {name!r} exists with a different {', '.join(changed)} ({shown})"
+                    f"study {name!r} exists with other settings of {', '.join(changed)} "
+                    f"({shown})"
                     + (
                         ", created a moment ago by another run that is starting it"
                         if not existing.get_trials(deepcopy=False)
