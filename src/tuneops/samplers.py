@@ -129,9 +129,11 @@ __all__ = [
     "CurrentConstraints",
     "FAMILY_FAILURES",
     "auto_plan",
+    "build_gp",
     "describe_space",
     "family_distributions",
     "gp_available",
+    "gp_settings",
     "make_sampler",
 ]
 
@@ -334,10 +336,7 @@ def auto_plan(
         return [Stage(0, "tpe", tpe)], "GP unavailable (PyTorch not installed): TPE"
     if gp_trials <= 0:
         return [Stage(0, "tpe", tpe)], "gp_trials: 0: TPE"
-    # one objective (categoricals with numbers): GP's acquisition searched from GP_LOCAL_SEARCH
-    # points, which found as much at 0.43 of its CPU; two objectives on floats: Optuna's 10
-    # (3 points lost the front on ZDT1)
-    gp_params = {"n_local_search": GP_LOCAL_SEARCH} if n_objectives == 1 else {}
+    gp_params = gp_settings(n_objectives)
     if n_trials is not None and n_trials <= gp_trials:
         return [Stage(0, "gp", gp_params)], (
             f"{space.kind} space, {n_trials} trials (<= {gp_trials}): GP"
@@ -345,6 +344,27 @@ def auto_plan(
     return [Stage(0, "gp", gp_params), Stage(gp_trials, "tpe", tpe)], (
         f"{space.kind} space: GP for the first {gp_trials} trials, then TPE (flat cost per trial)"
     )
+
+
+def gp_settings(n_objectives: int) -> dict[str, Any]:
+    """The settings of every GPSampler tuneops runs of its own choice (``auto``'s GP stage, the
+    staged strategy's refine phase), for a study of ``n_objectives``.
+
+    One objective: the acquisition searched from :data:`GP_LOCAL_SEARCH` starting points, which
+    found as much as Optuna's 10 at 0.43 of the CPU (a mixed space, 10 seeds). Two: Optuna's
+    own 10 (from 3, GP lost the front on ZDT1; docs/benchmarks.md).
+
+    Example::
+
+        >>> gp_settings(1), gp_settings(2)
+        ({'n_local_search': 3}, {})
+    """
+    return {"n_local_search": GP_LOCAL_SEARCH} if n_objectives == 1 else {}
+
+
+def build_gp(seed: int | None, n_objectives: int) -> optuna.samplers.BaseSampler:
+    """GPSampler with :func:`gp_settings` for ``n_objectives``, seeded with ``seed``."""
+    return build_stage(Stage(0, "gp", gp_settings(n_objectives)), seed)
 
 
 def stage_seed(seed: int | None, k: int) -> int | None:

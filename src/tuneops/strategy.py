@@ -12,7 +12,8 @@ model          the rest (~55 %)     TPE as ``auto`` configures it (multivariate 
                                     conditional space), with the study's pruner
 refine         30 %                 GP around what the model phase found (a space of at
                                     most 16 unconditional parameters, one or two
-                                    objectives, PyTorch installed);
+                                    objectives, PyTorch installed), configured as
+                                    ``auto``'s GP stage (:func:`~tuneops.samplers.gp_settings`);
                                     else CMA-ES started at the best trial so far (one
                                     objective, numbers only, ``cmaes`` installed); else TPE
                                     with 4x the candidates per trial (more exploitation)
@@ -57,6 +58,7 @@ from tuneops.samplers import (
     SpaceKind,
     Stage,
     _space_of_trials,
+    build_gp,
     build_stage,
     describe_space,
     gp_available,
@@ -328,7 +330,7 @@ class StagedSampler(RoutingSampler):
         ):  # judged now: the stored name may not fit
             name = refine_sampler(n_objectives, space, gp=self._plan.gp, cmaes=self._plan.cmaes)
         if name == "gp":
-            return optuna.samplers.GPSampler(seed=seed)
+            return build_gp(seed, n_objectives)  # the GP auto runs (fewer starting points)
         if name == "cmaes":
             return optuna.samplers.CmaEsSampler(
                 seed=seed, x0=_best_params(study, phase.start), sigma0=0.2, n_startup_trials=0
