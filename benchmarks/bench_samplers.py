@@ -38,7 +38,11 @@ problems and data the project has never seen"), each in its own block of docs/be
 
 On two objectives on floats ``auto gp_trials=K`` (K in ``GP_STAGES``) is ``auto`` with a GP
 stage of K trials, so that the GP share can be compared under labels that keep their meaning
-when ``AutoParams.gp_trials``' default changes.
+when ``AutoParams.gp_trials``' default changes; ``auto gp_trials=K ls=N`` is the same with
+GP's acquisition searched from N starting points (Optuna: 10), ``auto gp_trials=40 >tpe
+multivariate`` the same with multivariate TPE after the GP stage; ``nsga2 pop=P`` and ``tpe
+gamma=5%`` are Optuna's NSGA-II and TPE configured otherwise (candidates for issue 15 on
+ZDT1, ZDT3 and WFG4).
 
 One objective's "hypervolume" is the share of the way from a typical random point (the median
 of 3,000 random points) to the optimum, (median - best) / (median - optimum); the best value
@@ -105,6 +109,9 @@ SWITCH_AT = (50, 80, 110, 150)
 CHEAP_GP = ((40, 3), (40, 2), (60, 3))  # (GP trials, acquisition starting points)
 GP_STAGES = (25, 30, 40)  # auto's GP share on two objectives on floats, side by side
 GP_STAGES_LS3 = (40, 60, 80)  # the same, GP's acquisition from 3 starting points
+# the same with GP's acquisition from 4-6 starting points (GP trial, starting points): between
+# Optuna's 10 (the front, over 5x TPE's CPU on WFG4) and 3 (cheap, lost the front on ZDT1)
+GP_STAGES_LS = ((50, 6), (60, 5), (70, 4))
 
 
 # -- problems ------------------------------------------------------------------------------------
@@ -612,6 +619,22 @@ def optuna_samplers(
         # ZDT1): the same share cheaper, or a longer share for the same CPU
         for k in GP_STAGES_LS3:
             table[f"auto gp_trials={k} ls=3"] = functools.partial(_auto_like, seed, k, 3, False)
+        for k, ls in GP_STAGES_LS:
+            table[f"auto gp_trials={k} ls={ls}"] = functools.partial(_auto_like, seed, k, ls, False)
+        # after the GP stage, TPE modelling the parameters jointly (the front's distance
+        # variables move together) instead of one by one
+        table["auto gp_trials=40 >tpe multivariate"] = functools.partial(
+            _auto_like, seed, 40, None, True
+        )
+        # Optuna's evolutionary samplers with a population small enough for 10-20 generations
+        for pop in (10, 20):
+            table[f"nsga2 pop={pop}"] = functools.partial(
+                s.NSGAIISampler, seed=seed, population_size=pop
+            )
+        # TPE with a tighter share of good trials (default: 10%, at most 25) and fewer start-up
+        table["tpe gamma=5%"] = functools.partial(
+            s.TPESampler, seed=seed, gamma=_gamma_5pct, n_startup_trials=5
+        )
     if len(problem.directions) == 1 and problem.space in ("categorical", "mixed"):
         # issue 15: a rule for one objective with categorical parameters within 5x TPE's CPU.
         # GP's cost there is its acquisition's local search (97% of GPSampler's CPU on
@@ -672,6 +695,12 @@ def _auto_like(
             (gp_trials, samplers.build_stage(tpe, samplers.stage_seed(seed, 2))),
         ]
     )
+
+
+def _gamma_5pct(n: int) -> int:
+    """TPE's good trials: 5% of the finished ones, at most 10 (Optuna: 10%, at most 25).
+    ``gamma`` is deprecated since Optuna 4.9 (a FutureWarning) but still honoured in 5.x."""
+    return min(math.ceil(0.05 * n), 10)
 
 
 def _previous_auto(seed: int) -> optuna.samplers.BaseSampler:
