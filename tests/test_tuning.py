@@ -205,7 +205,7 @@ def test_a_study_created_by_another_process_meanwhile_is_opened(workdir, monkeyp
         return real_create(**kwargs)
 
     monkeypatch.setattr(optuna, "create_study", create_with_knn)
-    with pytest.raises(SpecError, match="different model .*created a moment ago"):
+    with pytest.raises(SpecError, match="other settings of model .*created a moment ago"):
         _study.open_study("raced2", storage, ["maximize"], attrs={_study.SPEC: forest},
                           identity=forest)
 
@@ -227,7 +227,7 @@ def test_a_study_another_run_is_starting_is_not_taken_over_by_another_definition
         return study.study_name
 
     alive = created_by(os.getppid())  # a process that runs: a run still starting the study
-    with pytest.raises(SpecError, match="different model .*created a moment ago by another run"):
+    with pytest.raises(SpecError, match="other settings of model .*created a moment ago by another run"):
         _study.open_study(alive, storage, ["maximize"], attrs={_study.SPEC: forest},
                           identity=forest)
     # the same definition joins it; a creator that is gone leaves it to the new definition
