@@ -391,20 +391,25 @@ def build_stage(stage: Stage, seed: int | None) -> optuna.samplers.BaseSampler:
 # -- the wrappers -------------------------------------------------------------------------------
 class RoutingSampler(optuna.samplers.BaseSampler):
     """A sampler that hands each trial, whole, to the sampler :meth:`route` picks for it (by
-    trial number, so every worker and a resumed study agree). Subclasses say how to route."""
+    trial number, so every worker and a resumed study agree), showing it the study
+    :meth:`view` gives (the study itself unless a subclass says otherwise). Subclasses say how
+    to route."""
 
     def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         raise NotImplementedError
 
+    def view(self, study: optuna.Study) -> optuna.Study:
+        return study
+
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return self.route(study, trial).infer_relative_search_space(study, trial)
+        return self.route(study, trial).infer_relative_search_space(self.view(study), trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self.route(study, trial).sample_relative(study, trial, search_space)
+        return self.route(study, trial).sample_relative(self.view(study), trial, search_space)
 
     def sample_independent(
         self,
@@ -414,11 +419,11 @@ class RoutingSampler(optuna.samplers.BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         return self.route(study, trial).sample_independent(
-            study, trial, param_name, param_distribution
+            self.view(study), trial, param_name, param_distribution
         )
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.route(study, trial).before_trial(study, trial)
+        self.route(study, trial).before_trial(self.view(study), trial)
 
     def after_trial(
         self,
@@ -427,7 +432,7 @@ class RoutingSampler(optuna.samplers.BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
-        self.route(study, trial).after_trial(study, trial, state, values)
+        self.route(study, trial).after_trial(self.view(study), trial, state, values)
 
 
 class FirstTrialSeeded(RoutingSampler):
@@ -466,7 +471,7 @@ class FirstTrialSeeded(RoutingSampler):
         self._sampler.reseed_rng()
 
 
-class CurrentConstraints(optuna.samplers.BaseSampler):
+class CurrentConstraints(RoutingSampler):
     """Shows ``sampler`` the study's complete trials with constraint values of the constraints
     of now, in a study run again with other constraints.
 
@@ -532,38 +537,11 @@ class CurrentConstraints(optuna.samplers.BaseSampler):
             return [t for t in seen if t is not None]
         return cast("list[FrozenTrial]", seen)
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return self._sampler.infer_relative_search_space(self._study(study), trial)
+    def route(self, study: optuna.Study, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        return self._sampler
 
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return self._sampler.sample_relative(self._study(study), trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self._sampler.sample_independent(
-            self._study(study), trial, param_name, param_distribution
-        )
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._sampler.before_trial(self._study(study), trial)
-
-    def after_trial(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: Sequence[float] | None,
-    ) -> None:
-        self._sampler.after_trial(self._study(study), trial, state, values)
+    def view(self, study: optuna.Study) -> optuna.Study:
+        return self._study(study)
 
     def reseed_rng(self) -> None:
         self._sampler.reseed_rng()
