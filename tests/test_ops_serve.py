@@ -19,7 +19,8 @@ from tuneops.errors import IntegrityError, UsageError
 from tuneops.families import build_pipeline, get_family
 from tuneops.ops.predlog import read_log
 from tuneops.ops.registry import Registry
-from tuneops.ops.serve import ServeConfig, _Loaded, _warm_up, canary_bucket, start_server
+from tuneops.ops.serve import ServeConfig, _warm_up, canary_bucket, start_server
+from tuneops.ops.serve.models import _Loaded
 
 
 @pytest.fixture
@@ -981,7 +982,7 @@ def test_the_categories_of_a_model_are_found_through_its_pipeline() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from tuneops.ops.serve import _category_schema
+    from tuneops.ops.serve.models import _category_schema
 
     X, y = iris()
     X = X.assign(colour=["red", "blue", None] * 50, size=[1, 2] * 75)
