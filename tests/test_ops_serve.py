@@ -740,7 +740,7 @@ def test_a_taken_port_is_refused_before_anything_is_written(registry: Registry) 
 
 
 def test_the_server_remembers_a_bounded_number_of_answered_ids() -> None:
-    from tuneops.ops.serve import _AnsweredIds
+    from tuneops.ops.serve.requests import _AnsweredIds
 
     answered = _AnsweredIds(capacity=3)
     for request_id in ("a", "b", "c", "a", "d"):  # "a" again: the latest answer counts
@@ -761,7 +761,7 @@ def test_the_answered_ids_of_a_busy_server_stay_small() -> None:
     """100,000 remembered ids: an ordered dict of their hashes held 14 MB."""
     import tracemalloc
 
-    from tuneops.ops.serve import ANSWERED_IDS_KEPT, _AnsweredIds
+    from tuneops.ops.serve.requests import ANSWERED_IDS_KEPT, _AnsweredIds
 
     tracemalloc.start()
     answered = _AnsweredIds()
