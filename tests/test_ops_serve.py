@@ -19,8 +19,9 @@ from tuneops.errors import IntegrityError, UsageError
 from tuneops.families import build_pipeline, get_family
 from tuneops.ops.predlog import read_log
 from tuneops.ops.registry import Registry
-from tuneops.ops.serve import ServeConfig, _warm_up, canary_bucket, start_server
+from tuneops.ops.serve import ServeConfig, canary_bucket, start_server
 from tuneops.ops.serve.models import _Loaded
+from tuneops.ops.serve.predict import _warm_up
 
 
 @pytest.fixture
