@@ -415,7 +415,7 @@ def test_serving_past_loopback_without_a_token_warns_of_forged_labels(caplog) ->
     """The warning said only that anyone could query the model; the graver part is that anyone
     can post the labels live monitoring decides on. (Without no_auth it is refused: see
     test_serving_past_loopback_without_a_token_is_refused_unless_no_auth.)"""
-    from tuneops.ops.serve import _warn_if_exposed
+    from tuneops.ops.serve.server import _warn_if_exposed
 
     with caplog.at_level("WARNING", logger="tuneops.serve"):
         _warn_if_exposed(ServeConfig(host="127.0.0.1"))
@@ -1219,7 +1219,7 @@ def test_by_default_the_connections_stay_below_the_open_file_limit(
 ) -> None:
     import resource
 
-    from tuneops.ops.serve import _max_connections
+    from tuneops.ops.serve.server import _max_connections
 
     monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
     assert _max_connections(config()) == 1024 - 64  # the server's own files still open

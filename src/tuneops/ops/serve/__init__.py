@@ -44,6 +44,22 @@ arrive within ``read_timeout_s`` each (408), and at most ``max_connections`` are
 (503, uvicorn's plain text, as its 400 for malformed HTTP). Every error of the app is JSON,
 ``{"error": ..., "request_id": ...}``, 404 and 405 included.
 
+One module per job:
+
+* :mod:`~tuneops.ops.serve.config` - :class:`ServeConfig`: which model, where to listen, the
+  token, the log, the limits;
+* :mod:`~tuneops.ops.serve.models` - a loaded version and the categories it knows, what is
+  served (the champion, a shadow or canary challenger), the canary's buckets;
+* :mod:`~tuneops.ops.serve.requests` - a request's JSON read and checked (its 4xx answers),
+  the request ids answered;
+* :mod:`~tuneops.ops.serve.predict` - a served model called: its input, its predictions, a
+  shadow's, the warm-up;
+* :mod:`~tuneops.ops.serve.metrics` - ``GET /metrics`` in Prometheus' text format;
+* :mod:`~tuneops.ops.serve.app` - the ASGI app: :class:`ModelServer` (its endpoints, the
+  poller and the hot switch) and :func:`create_app`;
+* :mod:`~tuneops.ops.serve.server` - the app on uvicorn: :func:`serve`, :func:`start_server`,
+  the listening socket, the deadline for a request's headers, the connection limit.
+
 Example::
 
     >>> running = start_server("iris", log="predictions.jsonl")   # doctest: +SKIP
@@ -53,37 +69,10 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import socket
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from tuneops._hosts import is_loopback, url
-from tuneops.errors import MissingExtra, UsageError
-from tuneops.ops.registry import Registry
 from tuneops.ops.serve.app import ModelServer, create_app
 from tuneops.ops.serve.config import DEFAULT_LOG, ServeConfig
 from tuneops.ops.serve.models import canary_bucket
-
-try:
-    import uvicorn
-    from starlette.applications import Starlette
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
-except ImportError as _exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtra(
-        "tuneops serve needs the optional packages 'starlette' and 'uvicorn', which are not "
-        "installed; install them with: pip install 'tuneops[serve]'"
-    ) from _exc
-
-try:
-    import resource  # POSIX only: the open-file limit
-except ImportError:  # pragma: no cover - Windows
-    resource = None  # type: ignore[assignment]
+from tuneops.ops.serve.server import RunningServer, serve, start_server
 
 __all__ = [
     "ServeConfig",
@@ -95,231 +84,3 @@ __all__ = [
     "canary_bucket",
     "DEFAULT_LOG",
 ]
-
-logger = logging.getLogger("tuneops.serve")
-
-
-def _warn_if_exposed(config: ServeConfig) -> None:
-    """Say it once more when serving past loopback without a token (``no_auth``: on purpose,
-    or ServeConfig would have refused)."""
-    if not is_loopback(config.host) and config.token is None:
-        logger.warning(
-            "serving on %s without a token (no_auth): anyone who reaches this address can "
-            "query the "
-            "model and post labels, which `tuneops monitor --live` promotes, withdraws and "
-            "rolls back on; set $TUNEOPS_SERVE_TOKEN (or --token-file), or bind to 127.0.0.1 "
-            "behind a proxy that authenticates.",
-            config.host,
-        )
-
-
-#: The most connections served at once by default, and the files kept for the server's own
-#: use (its registry, its log, its model files) below the open-file limit.
-MAX_CONNECTIONS, _OWN_FILES = 10_000, 64
-
-
-def _max_connections(config: ServeConfig) -> int:
-    if config.max_connections is not None:
-        return config.max_connections
-    if resource is None:  # pragma: no cover - Windows
-        return MAX_CONNECTIONS
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_CONNECTIONS
-    return max(1, min(MAX_CONNECTIONS, soft - _OWN_FILES))
-
-
-def _header_deadline(base: type, seconds: float) -> type:
-    """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers: ``seconds``
-    after the connection is made, or after the previous answer on a kept-alive connection,
-    a request whose headers are not complete is answered 408 and its connection closed (a
-    connection that received nothing is closed without an answer, which a client could read as
-    the answer to a request it sends at that moment).
-
-    uvicorn has no such timeout: its keep-alive timer is reset by every byte received, so a
-    client sending a header byte every few seconds held its connection forever (slowloris).
-    ASGI cannot help (the app is called once the headers are complete), hence this subclass.
-    It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
-    ``transport``, ``cycle`` (the request being answered, replaced when the next request's
-    headers are complete), ``connection_made``, ``data_received``, ``connection_lost`` and
-    ``on_response_complete`` (tests/test_ops_serve.py runs it on whichever uvicorn picks).
-    """
-    body = json.dumps(
-        {
-            "error": f"headers: not received within {seconds:g} s (serve --read-timeout); "
-            "send a request's headers at once.",
-            "request_id": None,
-        }
-    ).encode()
-    timed_out = (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
-
-    class HeaderDeadline(base):  # type: ignore[misc,valid-type]
-        _tuneops_timer: asyncio.TimerHandle | None = None
-        _tuneops_received = False  # bytes since the timer was armed
-
-        def data_received(self, data: bytes) -> None:
-            self._tuneops_received = True
-            super().data_received(data)
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            self._tuneops_arm(None)
-
-        def on_response_complete(self) -> None:
-            # the answered request: if it is still the latest when the timer fires, the next
-            # one's headers did not arrive in time (read before uvicorn may start the next)
-            answered = self.cycle
-            super().on_response_complete()
-            self._tuneops_arm(answered)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._tuneops_timer is not None:
-                self._tuneops_timer.cancel()
-            super().connection_lost(exc)
-
-        def _tuneops_arm(self, answered: Any) -> None:
-            if self._tuneops_timer is not None:
-                self._tuneops_timer.cancel()
-            self._tuneops_received = False
-            self._tuneops_timer = self.loop.call_later(seconds, self._tuneops_due, answered)
-
-        def _tuneops_due(self, answered: Any) -> None:
-            # no request since, and none being answered (httptools makes a pipelined request
-            # the cycle as soon as its headers are in, before the one ahead is answered)
-            idle = self.cycle is None or self.cycle.response_complete
-            if self.cycle is answered and idle and not self.transport.is_closing():
-                if self._tuneops_received:
-                    self.transport.write(timed_out)
-                self.transport.close()
-
-    return HeaderDeadline
-
-
-def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
-    """uvicorn's settings: its limit on connections open at once (503 beyond), its 5 s for an
-    idle keep-alive connection (its default, said here as it is relied on), and its HTTP
-    protocol (httptools when installed, else h11) with a deadline for the headers
-    (:func:`_header_deadline`); :meth:`ModelServer._body` has the deadline for the body."""
-    return uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        # uvicorn refuses a request when the connections open, its own included, reach the
-        # limit: one more, so max_connections connections are served at once
-        limit_concurrency=_max_connections(config) + 1,
-        timeout_keep_alive=5,
-        http=_header_deadline(AutoHTTPProtocol, config.read_timeout_s),
-    )
-
-
-def _socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this. Without it, a socket handed to uvicorn answers a
-    # keep-alive client 40 ms late (Nagle's algorithm meets the client's delayed ACK): measured
-    # 45 ms per GET /health instead of 2 ms.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise UsageError(
-            f"host, port (--host, --port): cannot listen on {host}:{port}: {exc}; choose a "
-            "free port."
-        ) from None
-    return sock
-
-
-def serve(
-    config: ServeConfig,
-    registry: Registry | None = None,
-    *,
-    on_ready: Callable[[str], None] | None = None,
-) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM, handled by uvicorn). What ``tuneops serve`` runs.
-
-    ``on_ready(url)`` is called once the champion is loaded and verified and the address is
-    bound: what it announces is then true.
-
-    Raises:
-        UsageError: see :func:`create_app`; the address is taken.
-    """
-    # The address first: a taken port is refused before the champion is loaded and the log is
-    # opened (a server that could not start left an empty prediction log behind).
-    sock = _socket(config.host, config.port)
-    try:
-        app, server = create_app(config, registry)
-    except BaseException:
-        sock.close()
-        raise
-    _warn_if_exposed(config)
-    if on_ready is not None:
-        on_ready(url(config.host, sock.getsockname()[1]))
-    uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
-    try:
-        uvicorn_server.run(sockets=[sock])
-    finally:
-        server.close()
-        sock.close()
-
-
-@dataclass
-class RunningServer:
-    """A server running in a background thread (tests, benchmarks, notebooks)."""
-
-    url: str
-    server: ModelServer
-    _uvicorn: Any = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
-    _socket: socket.socket = field(repr=False)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._uvicorn.should_exit = True
-        self._thread.join(timeout)
-        self.server.close()
-        self._socket.close()
-
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def start_server(
-    config: ServeConfig, registry: Registry | None = None, *, timeout: float = 20.0
-) -> RunningServer:
-    """Start serving in a background thread on ``config.port`` (0: a free port); returns when
-    the server accepts connections.
-
-    Raises:
-        UsageError: see :func:`serve`. RuntimeError: the server did not start within ``timeout``.
-    """
-    sock = _socket(config.host, config.port)  # first, as in serve()
-    try:
-        app, server = create_app(config, registry)
-    except BaseException:
-        sock.close()
-        raise
-    _warn_if_exposed(config)
-    port = sock.getsockname()[1]
-    uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
-    thread = threading.Thread(
-        target=uvicorn_server.run, kwargs={"sockets": [sock]}, name="tuneops-serve", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not uvicorn_server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            uvicorn_server.should_exit = True
-            server.close()
-            sock.close()
-            raise RuntimeError(
-                f"the server on {config.host}:{port} did not start within {timeout:g} s."
-            )
-        time.sleep(0.01)
-    return RunningServer(url(config.host, port), server, uvicorn_server, thread, sock)
