@@ -25,7 +25,7 @@ from tuneops.families._preprocess import ServingPipeline
 from tuneops.ops.monitor import dropped_columns
 from tuneops.ops.predlog import PredictionLog, is_label, label_shape_problem
 from tuneops.ops.registry import Registry
-from tuneops.ops.serve.config import ServeConfig
+from tuneops.ops.serve.config import NEEDS_SERVE_EXTRA, ServeConfig
 from tuneops.ops.serve.metrics import _Metrics
 from tuneops.ops.serve.models import (
     _category_schema,
@@ -59,10 +59,7 @@ try:
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtra(
-        "tuneops serve needs the optional packages 'starlette' and 'uvicorn', which are not "
-        "installed; install them with: pip install 'tuneops[serve]'"
-    ) from _exc
+    raise MissingExtra(NEEDS_SERVE_EXTRA) from _exc
 
 logger = logging.getLogger("tuneops.serve")
 

@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from tuneops._hosts import host_name, is_loopback
 from tuneops.errors import UsageError
 
+#: What importing the app or the server says when the ``serve`` extra is not installed.
+NEEDS_SERVE_EXTRA = (
+    "tuneops serve needs the optional packages 'starlette' and 'uvicorn', which are not "
+    "installed; install them with: pip install 'tuneops[serve]'"
+)
+
 DEFAULT_LOG = "tuneops-out/predictions.jsonl"
 
 

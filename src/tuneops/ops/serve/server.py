@@ -20,17 +20,14 @@ from tuneops._hosts import is_loopback, url
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.ops.registry import Registry
 from tuneops.ops.serve.app import ModelServer, create_app
-from tuneops.ops.serve.config import ServeConfig
+from tuneops.ops.serve.config import NEEDS_SERVE_EXTRA, ServeConfig
 
 try:
     import uvicorn
     from starlette.applications import Starlette
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
-    raise MissingExtra(
-        "tuneops serve needs the optional packages 'starlette' and 'uvicorn', which are not "
-        "installed; install them with: pip install 'tuneops[serve]'"
-    ) from _exc
+    raise MissingExtra(NEEDS_SERVE_EXTRA) from _exc
 
 try:
     import resource  # POSIX only: the open-file limit
@@ -175,6 +172,22 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bound_app(
+    config: ServeConfig, registry: Registry | None
+) -> tuple[socket.socket, Starlette, ModelServer]:
+    """The listening socket, then the app: a taken port is refused before the champion is
+    loaded and the log is opened (a server that could not start left an empty prediction log
+    behind)."""
+    sock = _socket(config.host, config.port)
+    try:
+        app, server = create_app(config, registry)
+    except BaseException:
+        sock.close()
+        raise
+    _warn_if_exposed(config)
+    return sock, app, server
+
+
 def serve(
     config: ServeConfig,
     registry: Registry | None = None,
@@ -189,15 +202,7 @@ def serve(
     Raises:
         UsageError: see :func:`create_app`; the address is taken.
     """
-    # The address first: a taken port is refused before the champion is loaded and the log is
-    # opened (a server that could not start left an empty prediction log behind).
-    sock = _socket(config.host, config.port)
-    try:
-        app, server = create_app(config, registry)
-    except BaseException:
-        sock.close()
-        raise
-    _warn_if_exposed(config)
+    sock, app, server = _bound_app(config, registry)
     if on_ready is not None:
         on_ready(url(config.host, sock.getsockname()[1]))
     uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
@@ -240,13 +245,7 @@ def start_server(
     Raises:
         UsageError: see :func:`serve`. RuntimeError: the server did not start within ``timeout``.
     """
-    sock = _socket(config.host, config.port)  # first, as in serve()
-    try:
-        app, server = create_app(config, registry)
-    except BaseException:
-        sock.close()
-        raise
-    _warn_if_exposed(config)
+    sock, app, server = _bound_app(config, registry)
     port = sock.getsockname()[1]
     uvicorn_server = uvicorn.Server(_uvicorn_config(app, config))
     thread = threading.Thread(
