@@ -336,7 +336,7 @@ def test_cli_production_loop(deployed, cli) -> None:
     assert code == 0
     assert json.loads(out)["assessment"]["decision"] in ("ok", "warn")
     code, _, err = cli("monitor", "--batch", "ok.csv", "--fail-on", "drift")
-    assert code == 2 and "--fail-on: expected one of warn, retune, received 'drift'" in err
+    assert code == 2 and "fail_on (--fail-on): expected one of warn, retune, received 'drift'" in err
     flipped(pool.iloc[200:500]).to_csv("drifted.csv", index=False)
     code, out, _ = cli("monitor", "--batch", "drifted.csv", "--fail-on", "retune")
     assert code == 3 and ": retune" in out, out

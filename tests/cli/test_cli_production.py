@@ -241,7 +241,7 @@ def test_challenger_commands(iris_registry: Registry, cli) -> None:
     for args, message in [
         ((), "give a VERSION with --mode shadow|canary, or --clear"),
         (("2", "--clear"), "not both"),
-        (("2",), "--mode: expected shadow or canary"),
+        (("2",), "mode (--mode): expected shadow or canary"),
         (("2", "--mode", "shadow", "--share", "0.5"), "--share applies to --mode canary only"),
         (("2", "--mode", "blue"), "mode (--mode): expected 'shadow' or 'canary', received 'blue'"),
         (

@@ -50,7 +50,7 @@ def pruners(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise UsageError(
-            f"--seeds: expected comma-separated integers, received {seeds!r}."
+            f"seeds (--seeds): expected comma-separated integers, received {seeds!r}."
         ) from None
     if names == [] or not seed_list:
         raise UsageError("--pruners and --seeds: expected at least one of each.")

@@ -165,7 +165,7 @@ def recommend(
     from tuneops.knowledge import recommend as recommend_configs
 
     if size is not None and size < 1:
-        raise UsageError(f"--size: expected an integer >= 1, received {size}.")
+        raise UsageError(f"size (--size): expected an integer >= 1, received {size}.")
     _check_family(family)
     recs, neighbours = recommend_configs(
         data, family, kb=_kb(source, storage), size=size, target=target

@@ -153,12 +153,12 @@ def _nothing_selected(
     answered = [r for r in predictions if r.get("status", "ok") == "ok"]
     if not answered:
         return (
-            f"--log: {log} holds no answered request yet; send traffic to `tuneops serve` "
+            f"log (--log): {log} holds no answered request yet; send traffic to `tuneops serve` "
             "first. Nothing was recorded."
         )
     if not any(r.get("rows") for r in answered):
         return (
-            f"--log: {log} holds {len(answered)} answered request(s), all logged without "
+            f"log (--log): {log} holds {len(answered)} answered request(s), all logged without "
             "their input rows (serve's log_rows off), so drift cannot be tested on them; "
             "check a batch file (--batch) instead. Nothing was recorded."
         )
@@ -172,7 +172,7 @@ def _nothing_selected(
         + ([f"--version {version}"] if version is not None else [])
     )
     return (
-        f"--log: no request of {log} matches {asked} (it holds {len(answered)} answered "
+        f"log (--log): no request of {log} matches {asked} (it holds {len(answered)} answered "
         f"request(s) with rows; per version {held}); widen --since, choose a version it "
         "holds, or leave them out. Nothing was recorded."
     )
@@ -301,13 +301,13 @@ def monitor(
         )
     if window and not auto_retune:
         raise UsageError(
-            "--window: the rows a refresh refits the champion on; it acts only with "
+            "window (--window): the rows a refresh refits the champion on; it acts only with "
             "--auto-retune: add --auto-retune or leave --window out."
         )
     ops = _ops()
     if fail_on is not None and fail_on not in ops.monitor.DECISIONS[1:]:
         raise UsageError(
-            f"--fail-on: expected one of {', '.join(ops.monitor.DECISIONS[1:])}, "
+            f"fail_on (--fail-on): expected one of {', '.join(ops.monitor.DECISIONS[1:])}, "
             f"received {fail_on!r}; leave it out to always exit 0 after a check"
         )
     reg = ops.registry.Registry.open(model, storage)
@@ -411,7 +411,7 @@ def _since_time(text: str) -> float:
         return datetime.datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
         raise UsageError(
-            f"--since: expected a duration back from now (90s, 30m, 2h, 7d) or a date-time "
+            f"since (--since): expected a duration back from now (90s, 30m, 2h, 7d) or a date-time "
             f"(2026-12-06T10:00), received {text!r}."
         ) from None
 
@@ -426,9 +426,9 @@ def _watch(
     json_out: bool,
 ) -> None:
     if every <= 0:
-        raise UsageError(f"--every: expected seconds > 0, received {every}.")
+        raise UsageError(f"every (--every): expected seconds > 0, received {every}.")
     if checks is not None and checks < 1:
-        raise UsageError(f"--checks: expected an integer >= 1, received {checks}.")
+        raise UsageError(f"checks (--checks): expected an integer >= 1, received {checks}.")
     ops = _ops()
     reg = ops.registry.Registry.open(model, storage)
     reg.require_champion()
@@ -462,7 +462,7 @@ def _watch(
         return
     if checks is not None and not decisions:
         raise UsageError(
-            f"--log: the prediction log {str(log)!r} did not appear in {checks} check(s); "
+            f"log (--log): the prediction log {str(log)!r} did not appear in {checks} check(s); "
             "point --log at the file `tuneops serve --log` writes."
         )
 
@@ -710,7 +710,7 @@ def simulate(
     ops = _ops()
     if stationary and (shift or time_column):
         raise UsageError(
-            "--stationary: a stationary stream has no --shift and no --time-column; "
+            "stationary (--stationary): a stationary stream has no --shift and no --time-column; "
             "give one of them."
         )
     shifts = [ops.parse_shift(s) for s in shift] if shift else ([] if stationary else None)
@@ -900,17 +900,17 @@ def label(
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
         raise UsageError(
-            f"--labels: {labels} lacks the column(s) {', '.join(missing)}; expected "
+            f"labels (--labels): {labels} lacks the column(s) {', '.join(missing)}; expected "
             f"request_id and label, received {', '.join(map(str, frame.columns))}."
         )
     if frame["request_id"].isna().any() or frame["label"].isna().any():
         raise UsageError(
-            f"--labels: {labels} has rows without a request_id or a label; every "
+            f"labels (--labels): {labels} has rows without a request_id or a label; every "
             "row needs both. Nothing was written."
         )
     if not log.is_file():
         raise UsageError(
-            f"--log: {str(log)!r} "
+            f"log (--log): {str(log)!r} "
             + ("is a directory" if log.is_dir() else "does not exist")
             + "; point it at the file `tuneops serve --log` writes. Nothing was written."
         )
@@ -921,8 +921,9 @@ def label(
     )
     if conflicting:  # the last one silently won
         raise UsageError(
-            f"--labels: {labels} gives request id(s) {', '.join(conflicting[:3])} different "
-            "labels on several rows; expected one label per request id. Nothing was written."
+            f"labels (--labels): {labels} gives request id(s) {', '.join(conflicting[:3])} "
+            "different labels on several rows; expected one label per request id. Nothing was "
+            "written."
         )
     predictions = ops.predlog.read_log(log).predictions
     answers = _answer_kinds(predictions)
@@ -1001,8 +1002,8 @@ def _classes_by_request(reg: Any, predictions: list[dict[str, Any]]) -> dict[str
             versions[str(record.get("id"))] = record["version"]
     if others and not versions:
         raise UsageError(
-            f"--model: the log holds requests of model(s) {', '.join(sorted(others))}, none of "
-            f"{reg.name!r}; give the model that answered them."
+            f"model (--model): the log holds requests of model(s) {', '.join(sorted(others))}, "
+            f"none of {reg.name!r}; give the model that answered them."
         )
     known = {v["version"] for v in reg.versions()}
     champion = reg.require_champion()
@@ -1029,8 +1030,8 @@ def _model_of_log(registry: Any, predictions: list[dict[str, Any]], storage: str
     if len(named) != 1:
         if storage is not None:
             raise UsageError(
-                "--storage: the storage of the registry of the model whose labels these are, "
-                "but the log's requests name "
+                "storage (--storage): the storage of the registry of the model whose labels these "
+                "are, but the log's requests name "
                 + (f"several models ({', '.join(named)})" if named else "no model")
                 + "; add --model NAME."
             )
@@ -1236,7 +1237,7 @@ def _check_labels(
     if problems:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise UsageError(
-            f"--labels: {path}: {'; '.join(problems[:3])}{more}. Write each label as the model "
-            "predicts it (one per row of its request, a JSON list for a multi-row request). "
+            f"labels (--labels): {path}: {'; '.join(problems[:3])}{more}. Write each label as the "
+            "model predicts it (one per row of its request, a JSON list for a multi-row request). "
             "Nothing was written."
         )

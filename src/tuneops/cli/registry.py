@@ -236,7 +236,7 @@ def show(
 ) -> None:
     """Show a version (params, metrics, data, artifact) and the model's recent events."""
     if events < 0:
-        raise UsageError(f"--events: expected a number of events >= 0, received {events}.")
+        raise UsageError(f"events (--events): expected a number of events >= 0, received {events}.")
     reg = _ops().Registry.open(model, storage)
     record = reg.version(version if version is not None else reg.require_champion())
     log = reg.events()[-events:] if events > 0 else []
@@ -362,10 +362,10 @@ def challenger(
             )
         return
     if mode is None:
-        raise UsageError("--mode: expected shadow or canary, received nothing; add --mode.")
+        raise UsageError("mode (--mode): expected shadow or canary, received nothing; add --mode.")
     if mode == "shadow" and share != 0.1:
         raise UsageError(
-            "--share: a shadow challenger answers no request; --share applies to "
+            "share (--share): a shadow challenger answers no request; --share applies to "
             "--mode canary only."
         )
     state = reg.set_challenger(

@@ -102,7 +102,7 @@ def verify(
         label = target or (record or {}).get("target") or "target"
         if label not in frame.columns:
             raise UsageError(
-                f"--target: {data} has no column {label!r}; columns: "
+                f"target (--target): {data} has no column {label!r}; columns: "
                 f"{', '.join(map(str, frame.columns[:30]))}."
             )
         wanted = (record or {}).get("target") or "target"

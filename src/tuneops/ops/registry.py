@@ -145,7 +145,7 @@ class Registry:
                     "registered in "
                     f"{mask_url(resolve_url(storage))!r}"
                     + (
-                        f" ({', '.join(names)}); give one as name (--model)."
+                        f" ({', '.join(names)}); name one with --model."
                         if names
                         else "; register one with `tuneops deploy STUDY` first."
                     )
