@@ -190,10 +190,15 @@ def test_two_identical_deploys_at_the_same_moment_register_one_version(
     assert [v["version"] for v in registry.versions()] == [1]
     assert kinds(registry) == ["register", "promote"] and registry.champion() == 1
     assert [(a["version"], a["promoted"]) for a in answers] == [(1, True), (1, True)]
-    (waited,) = [a for a in answers if a.get("deployed_by")]
-    assert waited["deployed_by"].endswith(f":{os.getpid()}")  # the deploy that registered it
-    assert f"The same deploy (this study, trial and data) is being run by {waited['deployed_by']}" \
-        in caplog.text
+    # the other waited for the one that registered, or (the machine busy) came once it had
+    # finished and found its trial the champion already: registered nothing either way
+    (second,) = [a for a in answers if a.get("deployed_by") or a.get("already")]
+    if second.get("deployed_by"):
+        assert second["deployed_by"].endswith(f":{os.getpid()}")  # the deploy that registered
+        assert (
+            f"The same deploy (this study, trial and data) is being run by "
+            f"{second['deployed_by']}" in caplog.text
+        )
     assert sorted(p.name for p in Path("tuneops-out/registry/tiny").iterdir()) == ["v1"]
 
 
