@@ -1193,3 +1193,104 @@ def test_recent_data_too_thin_for_the_folds_is_refused_before_anything_is_writte
     ), retuned["reasons"]
     study = optuna.load_study(study_name=retuned["study"], storage=storage)
     assert study.user_attrs["tuneops:spec"]["search"]["cv_folds"] == 2
+
+
+def _gate(verdicts: list[str], gated: list[int]):
+    """A staging gate that records the next of ``verdicts`` (judged against the champion)."""
+    from types import SimpleNamespace
+
+    def gate(reg, version):
+        gated.append(version)
+        verdict = {
+            "version": version, "verdict": verdicts.pop(0), "reasons": ["judged"],
+            "comparison": {"champion": reg.champion()},
+        }
+        reg.record("verify", **verdict)
+        return SimpleNamespace(passed=verdict["verdict"] == "pass", to_dict=lambda: verdict)
+
+    return gate
+
+
+def test_deploy_as_challenger_serves_it_beside_the_unchanged_champion(deployed) -> None:
+    """deploy(challenger=...) registers and gates the version, then makes it the challenger
+    (mode and share) instead of the champion; the same deploy again changes nothing; a plain
+    deploy of that trial promotes that version (no twin); once withdrawn, a new deploy of the
+    trial is a new version."""
+    registry, first, _ = deployed
+    other = next(t for t in range(3) if t != first["source"]["trial"])
+    gated: list[int] = []
+    record = deploy(
+        "phon", trial=other, challenger="canary", share=0.25, gate=_gate(["pass"], gated)
+    )
+    assert gated == [2] and record["promoted"] is False and record["verification"]["verdict"] == "pass"
+    state = registry.challenger()
+    assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.25)
+    assert record["challenger"] == state and registry.champion() == 1
+    assert [e["version"] for e in registry.events("promote")] == [1]
+    assert "as the canary challenger" in registry.events("challenger")[-1]["reason"]
+    # The same deploy again (in either mode): nothing registered, the challenger not reset.
+    events = len(registry.events())
+    again = deploy("phon", trial=other, challenger="shadow", gate=_gate(["pass"], gated))
+    assert again["already"] is True and again["challenger"] == state and gated == [2]
+    assert len(registry.versions()) == 2 and len(registry.events()) == events
+    # A plain deploy of the challenger's trial promotes that version (it was judged against
+    # this champion already), and it stops serving as the challenger.
+    promoted = deploy("phon", trial=other, gate=_gate([], gated))
+    assert promoted["promoted"] is True and promoted["was_challenger"] is True
+    assert registry.champion() == 2 and registry.challenger() is None
+    assert len(registry.versions()) == 2 and gated == [2]
+    # Withdrawn challengers are finished deploys: deploying the trial again registers anew.
+    deploy("phon", challenger="shadow", gate=_gate(["pass"], gated))
+    assert registry.challenger()["version"] == 3 and registry.champion() == 2
+    registry.clear_challenger("withdrawn by the live comparison")
+    deploy("phon", challenger="shadow", gate=_gate(["pass"], gated))
+    assert registry.challenger()["version"] == 4 and gated == [2, 3, 4]
+
+
+def test_a_challenger_deploy_that_fails_its_gate_or_is_stopped_sets_no_challenger(
+    deployed,
+) -> None:
+    """A failed gate leaves the version registered, not the challenger; a deploy stopped during
+    its gate is finished by the same deploy, which makes that version the challenger."""
+    import signal
+
+    from tuneops.ops.registry import DeployInterrupted
+    from tuneops.runner import Interrupted
+
+    registry, first, _ = deployed
+    other = next(t for t in range(3) if t != first["source"]["trial"])
+    gated: list[int] = []
+    record = deploy("phon", trial=other, challenger="shadow", gate=_gate(["fail"], gated))
+    assert record["promoted"] is False and record["challenger"] is None
+    assert registry.challenger() is None and registry.champion() == 1
+    assert registry.events("challenger") == []
+
+    def stopped(reg, version):
+        raise Interrupted(signal.SIGTERM)
+
+    third = next(t for t in range(3) if t not in (other, first["source"]["trial"]))
+    with pytest.raises(DeployInterrupted) as caught:
+        deploy("phon", trial=third, challenger="canary", share=0.5, gate=stopped)
+    assert caught.value.version == 3 and registry.challenger() is None
+    record = deploy("phon", trial=third, challenger="canary", share=0.5, gate=_gate(["pass"], gated))
+    assert record["resumed"] is True and record["challenger"]["version"] == 3
+    assert registry.challenger()["share"] == 0.5 and registry.champion() == 1
+    assert len(registry.versions()) == 3
+
+
+def test_a_challenger_deploy_is_refused_before_anything_is_written(deployed) -> None:
+    """A bad mode or share, or a model without a champion: UsageError, nothing recorded."""
+    registry, _, _ = deployed
+    trials, events = len(registry.study.trials), len(registry.events())
+    for kwargs, message in [
+        ({"challenger": "canary"}, r"share \(--share\): expected the share of requests"),
+        ({"challenger": "canary", "share": 1.5}, r"expected a share of traffic in \[0, 1\], received 1.5"),
+        ({"challenger": "shadow", "share": 0.2}, "a shadow challenger answers no request"),
+        ({"challenger": "blue"}, r"challenger \(--challenger\): expected 'shadow' or 'canary'"),
+        ({"share": 0.2}, r"give it with challenger \(--challenger\) canary"),
+        ({"challenger": "shadow", "model": "fresh"}, "model 'fresh' has no champion yet"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            deploy("phon", **kwargs)
+    assert len(registry.study.trials) == trials and len(registry.events()) == events
+    assert list_models() == ["phon"] and not Path("tuneops-out/registry/fresh").exists()

@@ -72,12 +72,29 @@ def deploy(
             "--no-verify", help="Skip the staging gate (tuneops verify) and promote at once."
         ),
     ] = False,
+    challenger: Annotated[
+        str | None,
+        typer.Option(
+            "--challenger",
+            help="Make the version the challenger instead of the champion: shadow (scores "
+            "every request, answers none) or canary (answers --share); the champion stays.",
+        ),
+    ] = None,
+    share: Annotated[
+        float | None,
+        typer.Option(
+            help="--challenger canary: share of requests it answers, in [0, 1], sticky by "
+            "request key."
+        ),
+    ] = None,
     storage: StorageOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Register a study's selected (or given) trial as a new model version; promote it to
-    champion once it passes the staging gate (exit 1 when it fails: registered, not champion).
-    A trial that is the champion already, on the same data, is not registered again.
+    champion once it passes the staging gate (exit 1 when it fails: registered, not champion),
+    or, with --challenger, serve it beside the champion (`tuneops serve`; `tuneops monitor
+    --live` promotes or withdraws it). A trial that is the champion already, or the challenger
+    with --challenger, on the same data, is not registered again.
 
     Exits 130 on Ctrl-C and 143 on SIGTERM, saying what was kept: nothing, or a version
     registered and not verified, which the same command then verifies and promotes (instead of
@@ -90,11 +107,21 @@ def deploy(
     command += ["--model", model] if model is not None else []
     command += ["--artifacts", artifacts] if artifacts is not None else []
     command += ["--no-verify"] if no_verify else []
+    live = ["--mode", challenger] if challenger is not None else []
+    live += ["--share", str(share)] if share is not None else []
+    command += (["--challenger", *live[1:]]) if live else []
     command += ["--storage", mask_url(storage)] if storage else []
     try:
         with runner.stop_on_signals():
             record = ops.deploy(
-                study, storage=storage, trial=trial, model=model, artifact_dir=artifacts, gate=gate
+                study,
+                storage=storage,
+                trial=trial,
+                model=model,
+                artifact_dir=artifacts,
+                gate=gate,
+                challenger=challenger,
+                share=share,
             )
     except KeyboardInterrupt as exc:
         raise _deploy_stopped(
@@ -102,10 +129,24 @@ def deploy(
             shlex.join(command),
             no_verify=no_verify,
             storage=mask_url(storage) if storage else None,
+            challenger=shlex.join(live) if live else None,
         ) from None
     name = model or study
     if json_out:
         emit_json({"model": name, **record})
+    elif record.get("already") and record.get("challenger"):
+        serving = record["challenger"]
+        term.result(
+            f"Model {name} version {record['version']} is already the {serving['mode']} "
+            f"challenger{_answers(serving)}: trial {record['source']['trial']} of study {study} "
+            "on the same data. Nothing was registered or changed (setting it again would restart "
+            f"its live comparison); `tuneops registry challenger {record['version']} --mode ...` "
+            "changes its mode or share.",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return
     elif record.get("already"):
         term.result(
             f"Model {name} version {record['version']} is already the champion: trial "
@@ -121,7 +162,13 @@ def deploy(
         verdict = record.get("verification")
         if verdict is not None:
             _print_verdict(verdict)
-        status = "is the champion" if record["promoted"] else "is registered, NOT promoted"
+        serving = record.get("challenger")
+        if serving:
+            status = f"is the {serving['mode']} challenger{_answers(serving)}; the champion stays"
+        elif record["promoted"]:
+            status = "is the champion"
+        else:
+            status = "is registered, NOT " + ("the challenger" if challenger else "promoted")
         broken = record.get("constraints_broken")
         if broken and verdict is None:
             term.warn(
@@ -132,6 +179,8 @@ def deploy(
             )
         if record.get("resumed"):
             status += " (registered by an earlier deploy that was stopped before it finished)"
+        if record.get("was_challenger"):
+            status += " (the challenger until now; nothing was registered)"
         if record.get("deployed_by"):
             status += (
                 f" (registered by the same deploy run at the same time by "
@@ -145,12 +194,24 @@ def deploy(
             markup=False,
             soft_wrap=True,
         )
-    if not record["promoted"]:
+    if not record["promoted"] and not record.get("challenger"):
         raise typer.Exit(1)
 
 
+def _answers(state: dict[str, Any]) -> str:
+    """How much of the traffic a challenger answers, as a parenthesis."""
+    if state["mode"] == "canary":
+        return f" (answers {state['share']:.0%} of requests)"
+    return " (scores every request, answers none)"
+
+
 def _deploy_stopped(
-    exc: KeyboardInterrupt, command: str, *, no_verify: bool, storage: str | None
+    exc: KeyboardInterrupt,
+    command: str,
+    *,
+    no_verify: bool,
+    storage: str | None,
+    challenger: str | None = None,
 ) -> typer.Exit:
     """Say what a stopped ``deploy`` kept (only what happened) and what finishes it; exit
     130/143."""
@@ -165,11 +226,18 @@ def _deploy_stopped(
     model = getattr(stop, "model", None)
     of = f" --model {shlex.quote(model)}" if model else ""
     of += f" --storage {shlex.quote(storage)}" if storage else ""
+    role = "the challenger" if challenger else "the champion"
+    live = (
+        f"`tuneops registry challenger {version} {challenger}{of}`"
+        if challenger
+        else f"`tuneops registry promote {version}{of}`"
+    )
     if no_verify:
-        what, then = "registered, not promoted", f"`tuneops registry promote {version}{of}`"
+        what = "registered, not " + ("the challenger" if challenger else "promoted")
+        then = live
     else:
-        what = "registered, not verified, not the champion"
-        then = f"`tuneops verify {version}{of}` then `tuneops registry promote {version}{of}`"
+        what = f"registered, not verified, not {role}"
+        then = f"`tuneops verify {version}{of}` then {live}"
     term.warn(
         f"Stopped by {stop.signal_name}: model {model} version {version} is {what}. "
         f"`{command}` finishes it (no other version is registered), or {then}."

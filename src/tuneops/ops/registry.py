@@ -924,11 +924,14 @@ def unfinished_deploy(
     registry: Registry, study_name: str, trial: int, data_fingerprint: str | None
 ) -> dict[str, Any] | None:
     """The version an earlier deploy of the same study, trial and data registered and never
-    finished (stopped before its staging gate gave a verdict, or before the promotion after a
-    pass): never champion, no failed verdict, its artifact intact; the newest, or None."""
+    finished (stopped before its staging gate gave a verdict, or before the promotion, or the
+    change of challenger, after a pass): never champion nor challenger, no failed verdict, its
+    artifact intact; the newest, or None."""
     been_champion = {registry.champion(), *registry.champion_history()}
     been_champion |= {e.get("version") for e in registry.events("promote")}
     been_champion |= {e.get("previous") for e in registry.events("rollback")}
+    # a challenger was deployed (`deploy --challenger`), then served and perhaps withdrawn
+    been_champion |= {e.get("version") for e in registry.events("challenger")}
     for record in reversed(registry.versions()):
         number = record["version"]
         if not _deployed_by(record, study_name, trial, data_fingerprint) or number in been_champion:
@@ -962,8 +965,11 @@ def deploy(
     model: str | None = None,
     artifact_dir: str | Path | None = None,
     gate: Callable[[Registry, int], Any] | None = None,
+    challenger: str | None = None,
+    share: float | None = None,
 ) -> dict[str, Any]:
-    """Register a study's selected (or given) trial as a new version and make it the champion.
+    """Register a study's selected (or given) trial as a new version and make it the champion
+    (or, with ``challenger``, the challenger).
 
     The model ``run`` exported (``output_dir/model.joblib``) is registered when it is the same
     trial fitted on the same data (:func:`saved_artifact`); otherwise the trial is refitted on
@@ -976,9 +982,16 @@ def deploy(
     ``passed`` (and ``to_dict()``); a version that fails stays registered, not champion. The
     returned record then has ``verification`` (the verdict) and ``promoted``.
 
+    ``challenger``: ``"shadow"`` or ``"canary"`` (with ``share``, the share of requests it
+    answers, in [0, 1]): the version that passes the gate becomes the challenger
+    (:meth:`Registry.set_challenger`) instead of the champion, which is unchanged; the returned
+    record's ``challenger`` is then its state (else None). The model must have a champion.
+
     When the champion is already this study's trial fitted on the same data, nothing is
     registered or promoted: the returned record is the champion's, with ``already`` True
-    (and ``promoted`` True: it is the champion).
+    (and ``promoted`` True: it is the champion). When the challenger is, a deploy with
+    ``challenger`` registers and changes nothing (``already`` True; ``registry challenger``
+    changes its mode); one without verifies and promotes that version.
 
     A deploy that was stopped after it registered its version (during the staging gate) is
     finished by the next deploy of the same study, trial and data (:func:`unfinished_deploy`):
@@ -990,11 +1003,13 @@ def deploy(
 
     Raises:
         StudyNotFound: no such study. UsageError: the study was not run from a spec, the trial
-            is not complete, or the data changed since the study ran.
+            is not complete, the data changed since the study ran, or ``challenger`` is given
+            with a bad mode or share or for a model without a champion (nothing is written).
         DeployInterrupted: stopped by SIGINT or SIGTERM (what it kept: the registered version
             or nothing).
     """
 
+    _check_challenger(challenger, share)
     study = load_study(study_name, storage)
     trial = complete_trial(study, trial)
     spec, data = rebuild(
@@ -1008,6 +1023,15 @@ def deploy(
         raise UsageError(
             f"model (--model): expected a name of letters, digits, '_', '-' or '.' starting "
             f"with a letter or digit (at most 128), received {name!r}."
+        )
+    if challenger is not None and (
+        name not in list_models(storage) or Registry.open(name, storage).champion() is None
+    ):
+        raise UsageError(
+            f"challenger (--challenger): model {name!r} has no champion yet, and a challenger is "
+            "served beside one. Deploy without --challenger first (`tuneops deploy "
+            f"{study_name}`: it becomes the champion), then deploy challengers. Nothing was "
+            "recorded."
         )
     fingerprint = (study.user_attrs.get(DATA_ATTR) or data.summary()).get("fingerprint")
     # Two deploys of the same trial and data at the same moment both found nothing to resume
@@ -1026,7 +1050,47 @@ def deploy(
         ) from None
     with claim.beating():
         return _deploy(
-            study, trial, spec, data, config, name, fingerprint, storage, artifact_dir, gate, other
+            study,
+            trial,
+            spec,
+            data,
+            config,
+            name,
+            fingerprint,
+            storage,
+            artifact_dir,
+            gate,
+            other,
+            (challenger, share or 0.0) if challenger is not None else None,
+        )
+
+
+def _check_challenger(challenger: str | None, share: float | None) -> None:
+    """Refuse a bad ``challenger`` mode or ``share`` of :func:`deploy` before anything is read."""
+    if challenger is None:
+        if share is not None:
+            raise UsageError(
+                "share (--share): the share of requests a canary challenger answers; give it "
+                "with challenger (--challenger) canary."
+            )
+        return
+    if challenger not in ("shadow", "canary"):
+        raise UsageError(
+            f"challenger (--challenger): expected 'shadow' or 'canary', received {challenger!r}."
+        )
+    if challenger == "shadow" and share is not None:
+        raise UsageError(
+            "share (--share): a shadow challenger answers no request; --share applies to "
+            "--challenger canary only."
+        )
+    if challenger == "canary" and share is None:
+        raise UsageError(
+            "share (--share): expected the share of requests the canary answers, in [0, 1], "
+            "received nothing; add --share (0.1 sends it one request in ten)."
+        )
+    if share is not None and not 0.0 <= share <= 1.0:
+        raise UsageError(
+            f"share (--share): expected a share of traffic in [0, 1], received {share!r}."
         )
 
 
@@ -1062,12 +1126,13 @@ def _deployed_meanwhile(
     data_fingerprint: str | None,
 ) -> dict[str, Any] | None:
     """The newest version the deploy ``other`` (the holder of the same deploy's claim this one
-    waited for) registered and finished: made champion, or failed by the staging gate; None
-    when it left nothing finished (stopped: this deploy resumes what it kept)."""
+    waited for) registered and finished: made champion or challenger, or failed by the staging
+    gate; None when it left nothing finished (stopped: this deploy resumes what it kept)."""
     since = other.get("since")
     if not isinstance(since, int | float):
         return None
     promoted = {registry.champion(), *(e.get("version") for e in registry.events("promote"))}
+    promoted |= {e.get("version") for e in registry.events("challenger")}
     for record in reversed(registry.versions()):
         created = _dt.datetime.fromisoformat(record["created"]).timestamp()
         if created < since - 1.0:  # stored to the second
@@ -1118,10 +1183,17 @@ def _deployed(
     return {
         **record,
         "promoted": registry.champion() == record["version"],
+        "challenger": _challenger_of(registry, record["version"]),
         **extra,
         "constraints_broken": broken,
         **({"verification": verdict} if gate is not None else {}),
     }
+
+
+def _challenger_of(registry: Registry, number: int) -> dict[str, Any] | None:
+    """The challenger's state when version ``number`` is the challenger, else None."""
+    state = registry.challenger()
+    return state if state is not None and state["version"] == number else None
 
 
 def _deploy(
@@ -1136,9 +1208,10 @@ def _deploy(
     artifact_dir: str | Path | None,
     gate: Callable[[Registry, int], Any] | None,
     other: Mapping[str, Any] | None,
+    challenger: tuple[str, float] | None,
 ) -> dict[str, Any]:
     """:func:`deploy` under its claim; ``other``: the record of the same deploy this one waited
-    for, or None."""
+    for, or None; ``challenger``: the mode and share to serve the version as, or None."""
     study_name = study.study_name
     existing = Registry.open(name, storage) if name in list_models(storage) else None
     if artifact_dir is None and existing is not None:
@@ -1209,12 +1282,31 @@ def _deploy(
             return {
                 **registry.version(current),
                 "promoted": True,  # it is the champion, as a deploy that promotes leaves it
+                "challenger": None,
                 "already": True,
                 "resumed": False,
                 "constraints_broken": broken,
             }
-        record = unfinished_deploy(registry, study_name, trial, fingerprint)
-        resumed = record is not None
+        serving = registry.challenger()
+        if serving is not None and _deployed_by(
+            registry.version(serving["version"]), study_name, trial, fingerprint
+        ):
+            if challenger is not None:
+                # served already: setting it again would restart its live comparison
+                return {
+                    **registry.version(serving["version"]),
+                    "promoted": False,
+                    "challenger": serving,
+                    "already": True,
+                    "resumed": False,
+                    "constraints_broken": broken,
+                }
+            # deployed as the champion now: that version, not a twin beside it
+            record = registry.version(serving["version"])
+            resumed, was = False, {"was_challenger": True}
+        else:
+            record = unfinished_deploy(registry, study_name, trial, fingerprint)
+            resumed, was = record is not None, {}
         if record is not None and not any(
             e.get("version") == record["version"] for e in registry.events("register")
         ):
@@ -1236,23 +1328,26 @@ def _deploy(
             )
             resumed = orphan is not None  # an earlier deploy saved it: recorded now
         if gate is None:
-            registry.promote(
-                record["version"],
-                # the registry's history says the gate was skipped, not only that it was deployed
-                f"deployed from study {study_name!r} trial {trial} without the staging gate"
-                + breaking,
-            )
-            return {**record, "promoted": True, "resumed": resumed, "constraints_broken": broken}
+            # the registry's history says the gate was skipped, not only that it was deployed
+            why = f"deployed from study {study_name!r} trial {trial} without the staging gate"
+            state = _make_live(registry, record["version"], challenger, why + breaking)
+            return {
+                **record,
+                "promoted": state is None,
+                "challenger": state,
+                "resumed": resumed,
+                **was,
+                "constraints_broken": broken,
+            }
         # resumed after its gate passed (killed before the promotion): the recorded verdict on
         # this version's artifact, not a second run of the gate and a second `verify` event
-        verdict = _passed_gate(registry, record["version"]) if resumed else None
+        verdict = _passed_gate(registry, record["version"]) if resumed or was else None
         if verdict is None:
             verdict = gate(registry, record["version"])
+        state = None
         if verdict.passed:
-            registry.promote(
-                record["version"],
-                f"deployed from study {study_name!r} trial {trial}; passed the staging gate",
-            )
+            why = f"deployed from study {study_name!r} trial {trial}; passed the staging gate"
+            state = _make_live(registry, record["version"], challenger, why)
     except KeyboardInterrupt as exc:
         stop = runner.Interrupted.of(exc)
         if record is None:  # stopped while registering: recorded, or nothing was kept
@@ -1262,11 +1357,25 @@ def _deploy(
         ) from None
     return {
         **record,
-        "promoted": bool(verdict.passed),
+        "promoted": bool(verdict.passed) and state is None,
+        "challenger": state,
         "verification": verdict.to_dict(),
         "resumed": resumed,
+        **was,
         "constraints_broken": broken,
     }
+
+
+def _make_live(
+    registry: Registry, number: int, challenger: tuple[str, float] | None, why: str
+) -> dict[str, Any] | None:
+    """Promote version ``number``, or make it the challenger (``challenger``: mode and share);
+    the challenger's state then, else None."""
+    if challenger is None:
+        registry.promote(number, why)
+        return None
+    mode, share = challenger
+    return registry.set_challenger(number, mode, share, f"{why}; as the {mode} challenger")
 
 
 def _constraints_broken(trial: optuna.trial.FrozenTrial, spec: Any) -> list[str]:
