@@ -134,6 +134,47 @@ def test_deploy_gates_and_registers_the_saved_artifact(workdir: Path, cli) -> No
     assert "per version v1: 60, v2: 60" in err
 
 
+def test_deploy_as_challenger(workdir: Path, cli) -> None:
+    """deploy --challenger: refused (exit 2, nothing written) without a champion or with a bad
+    --share; otherwise the version is the challenger with its mode and share, the champion
+    unchanged, and the same deploy again registers nothing and says so."""
+    spec = tiny_spec(n_trials=3, monitor={"verify": FAST})
+    (workdir / "s.yaml").write_text(json.dumps(spec))
+    assert cli("--quiet", "run", "s.yaml")[0] == 0
+    code, _, err = cli("deploy", "tiny", "--challenger", "shadow")
+    assert code == 2 and "model 'tiny' has no champion yet" in err, err
+    assert "Deploy without --challenger first (`tuneops deploy tiny`" in err
+    assert as_json(cli("registry", "list", "--json")) == []
+    assert not (workdir / "tuneops-out" / "registry").exists()
+    record = as_json(cli("deploy", "tiny", "--no-verify", "--json"))
+    assert record["promoted"] is True and record["challenger"] is None
+    registry = Registry.open("tiny")
+    other = str(next(t for t in range(3) if t != record["source"]["trial"]))
+    events = len(registry.events())
+    for args, message in [
+        ((), "share (--share): expected the share of requests the canary answers"),
+        (("--share", "1.5"), "share (--share): expected a share of traffic in [0, 1]"),
+    ]:
+        code, _, err = cli("deploy", "tiny", "--trial", other, "--challenger", "canary", *args)
+        assert code == 2 and message in err, err
+    code, _, err = cli("deploy", "tiny", "--challenger", "shadow", "--share", "0.2")
+    assert code == 2 and "--share applies to --challenger canary only" in err, err
+    assert len(registry.versions()) == 1 and len(registry.events()) == events
+    command = ("deploy", "tiny", "--trial", other, "--no-verify", "--challenger", "canary")
+    code, out, err = cli(*command, "--share", "0.2")
+    assert code == 0, err
+    assert "version 2 is the canary challenger (answers 20% of requests); the champion" in out
+    assert registry.champion() == 1
+    state = registry.challenger()
+    assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.2)
+    events = len(registry.events())
+    code, out, err = cli(*command, "--share", "0.5")
+    assert code == 0 and "version 2 is already the canary challenger (answers 20%" in out, out
+    assert "Nothing was registered or changed" in out
+    assert len(registry.versions()) == 2 and len(registry.events()) == events
+    assert registry.challenger() == state
+
+
 def test_deploying_a_trial_that_breaks_the_constraints_without_the_gate_says_so(
     workdir: Path, cli
 ) -> None:
