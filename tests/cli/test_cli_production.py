@@ -173,6 +173,11 @@ def test_deploy_as_challenger(workdir: Path, cli) -> None:
     assert "Nothing was registered or changed" in out
     assert len(registry.versions()) == 2 and len(registry.events()) == events
     assert registry.challenger() == state
+    # deployed plain: that very version becomes the champion, and stops being the challenger
+    code, out, err = cli("deploy", "tiny", "--trial", other, "--no-verify")
+    assert code == 0 and "version 2 is the champion (the version deployed as the challenger" in out
+    assert registry.champion() == 2 and registry.challenger() is None
+    assert len(registry.versions()) == 2
 
 
 def test_deploying_a_trial_that_breaks_the_constraints_without_the_gate_says_so(

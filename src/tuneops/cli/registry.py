@@ -180,7 +180,7 @@ def deploy(
         if record.get("resumed"):
             status += " (registered by an earlier deploy that was stopped before it finished)"
         if record.get("was_challenger"):
-            status += " (the challenger until now; nothing was registered)"
+            status += " (the version deployed as the challenger; no other was registered)"
         if record.get("deployed_by"):
             status += (
                 f" (registered by the same deploy run at the same time by "
