@@ -1120,6 +1120,23 @@ def _connect(url: str) -> Any:
     return socket.create_connection((host, int(port)), timeout=10)
 
 
+def _trickle(sock: Any, byte: bytes, t0: float) -> bytes:
+    """Send ``byte`` every 50 ms until the server answers (or closes), up to 10 s from ``t0``;
+    what it answered."""
+    sock.setblocking(False)
+    answer = b""
+    while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
+        with contextlib.suppress(BlockingIOError):
+            answer += sock.recv(65536)
+        try:
+            sock.send(byte)
+        except OSError:  # closed by the server: what it sent before
+            answer += _until_closed(sock, 2)[0]
+            break
+        time.sleep(0.05)
+    return answer
+
+
 def _until_closed(sock: Any, timeout: float) -> tuple[bytes, bool]:
     """What the server sends until it closes the connection (True) or ``timeout`` passes
     (False)."""
@@ -1160,17 +1177,7 @@ def test_a_client_that_trickles_or_stops_its_body_gets_408_and_is_disconnected(
         trickling = _connect(server.url)
         trickling.sendall(_post_head("/label", len(body) * 100))
         t0 = time.monotonic()
-        trickling.setblocking(False)
-        answer = b""
-        while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
-            with contextlib.suppress(BlockingIOError):
-                answer += trickling.recv(65536)
-            try:
-                trickling.send(b" ")  # a byte every 50 ms: never idle, never done
-            except OSError:  # closed by the server: what it sent before
-                answer += _until_closed(trickling, 2)[0]
-                break
-            time.sleep(0.05)
+        answer = _trickle(trickling, b" ", t0)  # body bytes: never idle, never done
         trickled_s = time.monotonic() - t0
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert 0.4 < trickled_s < 5, trickled_s
@@ -1242,17 +1249,7 @@ def test_a_client_that_trickles_its_headers_gets_408_and_is_disconnected(workdir
         silent = _connect(server.url)  # connects, sends nothing
         trickling = _connect(server.url)
         trickling.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        trickling.setblocking(False)
-        answer = b""
-        while time.monotonic() - t0 < 10 and b"\r\n\r\n" not in answer:
-            with contextlib.suppress(BlockingIOError):
-                answer += trickling.recv(65536)
-            try:
-                trickling.send(b"X")  # a header byte every 50 ms: never idle, never done
-            except OSError:
-                answer += _until_closed(trickling, 2)[0]
-                break
-            time.sleep(0.05)
+        answer = _trickle(trickling, b"X", t0)  # header bytes: never idle, never done
         trickled_s = time.monotonic() - t0
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert 0.25 < trickled_s < 5, trickled_s
