@@ -9,7 +9,8 @@
   path the spec's ``serving:`` section declares (a one-row DataFrame by default, a NumPy row,
   a batch, records), single-threaded (OpenMP/BLAS pools at one thread, ``n_jobs=1``) unless
   ``serving.threads`` says otherwise, after warm-up. The number of calls adapts: until the
-  median's distribution-free 95% interval is within 3% of it, or a CPU budget is spent
+  median's distribution-free 95% interval is within 3% of it (or 0.03 ms below a millisecond),
+  or a CPU budget is spent
   (:class:`LatencyConfig`). Median and p95 come with their intervals, the number of calls,
   the wall-clock figures of the same calls, and the split into preprocessing and model.
   Wall time on a shared machine measures the machine's load (logistic regressions differing
@@ -321,7 +322,8 @@ class LatencyConfig:
     """How serving cost is measured: an adaptive number of calls within a CPU budget.
 
     Calls are made until the median's confidence interval (distribution-free, from order
-    statistics) lies within ``rel_precision`` of the median - and, when p95 is wanted, at
+    statistics) lies within ``rel_precision`` of the median or within ``abs_precision_ms`` -
+    and, when p95 is wanted, at
     least ``p95_calls`` calls were made, the fewest for which a 95% interval of the p95 has an
     upper bound - or the budget is spent.
 
@@ -332,6 +334,13 @@ class LatencyConfig:
             the earliest, so a model whose call costs over a quarter of it overruns it by up to
             that many calls.
         rel_precision: target half-width of the median's interval, relative to the median.
+        abs_precision_ms: a half-width of the median's interval that is precise enough
+            whatever the median: 3% of a millisecond. Below a millisecond a relative target
+            asks for hundredths of a microsecond, which a model served on a busy machine
+            reaches only after a second of calls, if at all (a quickstart forest of 0.45 ms at
+            a CPU share of 0.25 needed 150-940 calls, 0.3 CPU-s per trial, more than its
+            fits); no latency decision (a constraint in milliseconds, a front ordered by it)
+            turns on less.
         min_cpu_s: CPU seconds spent before the precision may stop the calls: a cheap model
             meets the precision within 20 calls of a few milliseconds, a window too short to
             average the machine's drift (its idle CV between repeated measurements was
@@ -354,6 +363,7 @@ class LatencyConfig:
 
     budget_s: float = 1.0
     rel_precision: float = 0.03
+    abs_precision_ms: float = 0.03
     min_cpu_s: float = 0.1
     confidence: float = 0.95
     min_calls: int = 20
@@ -864,7 +874,8 @@ def _time_series(
                 ordered = np.sort(corrected()[0])
                 median = float(np.median(ordered))
                 lo, hi, _ = quantile_ci(ordered, 0.5, config.confidence)
-                precise = max(hi - median, median - lo) <= config.rel_precision * median
+                wanted = max(config.rel_precision * median, config.abs_precision_ms * 1e6)
+                precise = max(hi - median, median - lo) <= wanted
                 long_enough = time.thread_time() - cpu0 >= min(config.min_cpu_s, budget_s)
                 if precise and long_enough:
                     stopped_by = "precision"
