@@ -773,3 +773,26 @@ def test_no_latency_to_beat_when_another_objective_is_unknown_before_timing():
     objective, study = _objective_and_study(["accuracy", "latency_p95_ms"], ["fit_time_s <= 1"])
     _done(study, 0.99, 1.0, [0.9, 1.1], fit_time_s=0.1)
     assert objective._latency_to_beat(study.ask(), {"accuracy": 0.5}) is None
+
+
+def test_an_artifact_pickled_with_the_earlier_cache_predicts(mixed, monkeypatch):
+    """tuneops before 6718449 pickled the compiled path's cache of column indexes, as bare
+    indexes (later entries are (index, positions) pairs): every model it registered failed
+    each prediction of a DataFrame after an upgrade (monitor, verify, retune: "too many values
+    to unpack"). The cache is no part of the model; an old artifact starts with an empty one."""
+    X, y, numeric, categorical = mixed
+    fam = get_family("linear")
+    model = build_pipeline(fam, {"C": 1.0}, "classification", 0, numeric=numeric,
+                           categorical=categorical)
+    fam.fit(model, X, y)
+    expected = model.predict(X)
+    compiled = model[0].compiled_
+    # As the old code wrote it: no __getstate__ (the whole __dict__), the cache holding the
+    # column index of the frame it predicted last.
+    object.__setattr__(compiled, "_seen", [X.columns])
+    monkeypatch.setattr(type(compiled), "__getstate__", lambda self: dict(self.__dict__))
+    old = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    monkeypatch.undo()
+    again = pickle.loads(old)
+    assert np.array_equal(again.predict(X), expected)
+    assert again[0].compiled_.transform(X.iloc[[3]]) is not None  # the compiled path still

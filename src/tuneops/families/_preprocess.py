@@ -163,6 +163,13 @@ class CompiledTransform:
         state["_seen"] = []
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Artifacts pickled before the cache was left out (tuneops before 6718449) carry it,
+        # and in its earlier form (bare column indexes, not (index, positions) pairs): such a
+        # model failed every prediction of a DataFrame after an upgrade ("too many values to
+        # unpack" in monitor, verify, retune). The cache is rebuilt on use: it starts empty.
+        self.__dict__.update({**state, "_seen": []})
+
     def values_of(self, X: Any) -> np.ndarray | None:
         """The input as a 2-D array in the fitted column order, or None when it is not one."""
         if isinstance(X, pd.DataFrame):
