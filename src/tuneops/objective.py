@@ -323,7 +323,9 @@ class SpecObjective:
         record_with_outcome(trial, _study.METRICS_STD, spread)
         record_with_outcome(trial, _study.COST, cost)
         intervals = _study.stored_intervals(cost)
-        for constraint in self.spec.constraints:
+        # A constraint listed twice (a spec an earlier tuneops stored: tuneops.spec.
+        # load_stored_spec) is one record: Optuna warns at a second write of a key.
+        for constraint in {str(c): c for c in self.spec.constraints}.values():
             # An interval end too few calls bound (a p95 of under 72) misses the constraint
             # beyond noise by an unknown amount: the largest finite float, which a storage's
             # JSON holds where it may not hold infinity.

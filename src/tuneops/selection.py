@@ -47,7 +47,7 @@ from tuneops.spec import (
     Objective,
     Selection,
     check_constraints,
-    load_spec,
+    load_stored_spec,
     parse_constraint,
     parse_constraints,
     selection_for,
@@ -576,7 +576,7 @@ def reselect(
         Objective(metric=o.metric, direction=o.direction) for o in _study.objectives(study)
     ]
     raw = _study.spec_record(study)
-    spec = load_spec(raw) if raw else None
+    spec = load_stored_spec(raw, f"study {study.study_name!r}") if raw else None
     if constraints is None:
         parsed = (
             list(spec.constraints)

@@ -55,6 +55,7 @@ from tuneops.spec import (
     Spec,
     for_task,
     load_spec,
+    load_stored_spec,
 )
 from tuneops.storage import get_storage
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
@@ -90,9 +91,11 @@ def study_objectives(study: optuna.Study) -> list[Objective]:
 
 
 def study_spec(study: optuna.Study) -> Spec | None:
-    """The spec a study was run with, if it was run from a spec."""
+    """The spec a study was run with, if it was run from a spec; read as it was written, a
+    setting this tuneops refuses in a new spec but an earlier one stored with the study
+    included (:func:`tuneops.spec.load_stored_spec` warns once, naming it)."""
     raw = _study.spec_record(study)
-    return load_spec(raw) if raw else None
+    return load_stored_spec(raw, f"study {study.study_name!r}") if raw else None
 
 
 # -- run a spec ---------------------------------------------------------------------------------

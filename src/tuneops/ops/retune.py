@@ -85,7 +85,7 @@ from tuneops.ops.monitor import (
     validate_batch,
 )
 from tuneops.ops.registry import Registry, register_trial, saved_artifact
-from tuneops.spec import load_spec
+from tuneops.spec import load_stored_spec
 from tuneops.storage import get_storage, resolve_url
 from tuneops.tuning import load_study, reselect
 
@@ -449,7 +449,7 @@ def retune_folds(
     target, task = champion["target"], champion["task"]
     labelled = frame[frame[target].notna()].reset_index(drop=True)
     tune_part, _ = _split(labelled, target, task, config.holdout, seed)
-    n_folds = load_spec(champion["spec"]).cv_folds
+    n_folds = load_stored_spec(champion["spec"], _stored_by(champion)).cv_folds
     where = (
         f"the tuning part of the recent data ({len(tune_part)} of its {len(labelled)} labelled "
         f"rows; monitor.holdout {config.holdout:g} is held out to judge)"
@@ -573,8 +573,9 @@ def retune(
             number = resumed[0] if resumed is not None else registry.reserve_version()
             name = _study_name(registry.name, number)
             run.names(name)
-            spec = load_spec(
+            spec = load_stored_spec(
                 recent_spec(champion),
+                _stored_by(champion),
                 study=name,
                 n_trials=n_trials or config.retune_trials,
                 n_workers=1,
@@ -583,7 +584,7 @@ def retune(
                 cv_folds=n_folds,
                 output_dir=str(Path(out_dir) / name),
             )
-            fewer = load_spec(champion["spec"]).cv_folds
+            fewer = load_stored_spec(champion["spec"], _stored_by(champion)).cv_folds
             folds_note = (
                 f"re-tuned on {n_folds} cross-validation folds, not the champion's {fewer}: a "
                 "class of the recent data has that few rows in its tuning part"
@@ -869,7 +870,12 @@ def _refresh(
             f"refresh: champion v{champion_version} of {registry.name!r} records no source study "
             "and trial to refit; re-tune it instead (`tuneops retune --data FILE`)."
         )
-    spec = load_spec(champion["spec"], storage=resolve_url(registry.storage_url), seed=seed)
+    spec = load_stored_spec(
+        champion["spec"],
+        _stored_by(champion),
+        storage=resolve_url(registry.storage_url),
+        seed=seed,
+    )
     # A refresh of these rows stopped after it registered its refit and before its event: that
     # refit is judged, not another registered beside it (an orphan version).
     challenger = unfinished_refresh(registry, champion_version, refreshed)
@@ -1056,6 +1062,13 @@ def _challenger(
         saved=saved_artifact(result.study, result.choice.selected.number, spec),
         extra={"data": successor_data(dataset, champion)},
     )
+
+
+def _stored_by(champion: Mapping[str, Any]) -> str:
+    """What stored the champion's spec, as :func:`tuneops.spec.load_stored_spec` names it."""
+    source = champion.get("source") or {}
+    study = f" (study {source['study']!r})" if "study" in source else ""
+    return f"champion version {champion.get('version')}{study}"
 
 
 def recent_spec(champion: Mapping[str, Any]) -> dict[str, Any]:

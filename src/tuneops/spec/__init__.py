@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -41,7 +42,15 @@ from pydantic import Field, PrivateAttr, field_serializer, field_validator, mode
 from tuneops.errors import SpecError, unknown_name
 from tuneops.metrics import METRICS
 from tuneops.space import Param
-from tuneops.spec._base import _check, _expected, _is_text, _Model, _problem, _validate
+from tuneops.spec._base import (
+    _check,
+    _expected,
+    _is_text,
+    _Model,
+    _problem,
+    _validate,
+    tolerating,
+)
 from tuneops.spec.components import (
     PRUNER_PARAMETERS,
     SAMPLER_PARAMETERS,
@@ -116,6 +125,7 @@ __all__ = [
     "selection_for",
     "parse_constraints",
     "check_constraints",
+    "load_stored_spec",
     "webhook_problem",
     "webhook_shown",
     "command_argv",
@@ -176,6 +186,9 @@ class Spec(_Model):
     # (accuracy unless data.task says regression): a run whose data turns out a regression
     # takes r2 instead (:func:`for_task`), not a refusal over a metric the user never wrote.
     _objectives_defaulted: bool = PrivateAttr(default=False)
+    # What a spec read back from storage holds that this tuneops refuses in a new spec
+    # (:func:`load_stored_spec`), kept by its copies and its pickled form (worker processes).
+    _tolerated: tuple[str, ...] = PrivateAttr(default=())
 
     @classmethod
     def _normalize(cls, raw: Any) -> Any:
@@ -333,7 +346,7 @@ class Spec(_Model):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (for worker processes) as its data, the real storage URL included.
-        return (_validate, (Spec, self._raw(masked=False), ""))
+        return (_revalidate, (self._raw(masked=False), self._tolerated))
 
     def replace(self, **changes: Any) -> Spec:
         """A copy with fields changed (top-level or ``search`` fields), validated again."""
@@ -430,10 +443,64 @@ def load_spec(source: str | Path | Mapping[str, Any] | Spec, **overrides: Any) -
     defaulted = (
         source._objectives_defaulted if isinstance(source, Spec) else "objectives" not in raw
     ) and "objectives" not in overrides
-    spec = _validate(Spec, raw, "")
+    spec = _revalidate(raw, source._tolerated if isinstance(source, Spec) else ())
+    _private(spec)["_objectives_defaulted"] = bool(defaulted)
+    return spec
+
+
+def _private(spec: Spec) -> dict[str, Any]:
     private = spec.__pydantic_private__  # (Spec is immutable)
-    assert private is not None  # it declares a private attribute
-    private["_objectives_defaulted"] = bool(defaulted)
+    assert private is not None  # it declares private attributes
+    return private
+
+
+def _revalidate(raw: Any, tolerated: tuple[str, ...]) -> Spec:
+    """``raw`` validated; with ``tolerated`` (a spec read back from storage, or a copy of one)
+    the settings refused since an earlier tuneops stored them are read as written again."""
+    if not tolerated:
+        return _validate(Spec, raw, "")
+    with tolerating() as notes:
+        spec = _validate(Spec, raw, "")
+    _private(spec)["_tolerated"] = tuple(notes)
+    return spec
+
+
+_log = logging.getLogger(__name__)
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def load_stored_spec(raw: Mapping[str, Any], where: str, **overrides: Any) -> Spec:
+    """The spec stored with a study or a registered version, read as it was written.
+
+    A setting this tuneops refuses in a new spec but an earlier one accepted and stored
+    (constraints that repeat or contradict each other, a constraint every model meets,
+    selection settings of another policy) is read as it was written, with one warning naming
+    it and what to change (once per process), instead of refusing the study or version.
+    Anything else wrong is refused as :func:`load_spec` refuses it.
+
+    Args:
+        raw: the stored spec.
+        where: what stored it, for the warning (``study 'NAME'``, ``model 'NAME' version 2``).
+        **overrides: as for :func:`load_spec`.
+    """
+    with tolerating() as notes:
+        spec = load_spec(raw, **overrides)
+    if notes:
+        _private(spec)["_tolerated"] = tuple(notes)
+        key = (where, tuple(notes))
+        if key not in _WARNED:
+            _WARNED.add(key)
+            _log.warning(
+                "%s: its stored spec holds %s this tuneops refuses in a new spec (an earlier "
+                "tuneops accepted %s), read as it was written: %s. Change %s in the spec file "
+                "(a study resumes with other constraints or selection; a new study refuses the "
+                "spec as it is).",
+                where,
+                "a setting" if len(notes) == 1 else f"{len(notes)} settings",
+                "it" if len(notes) == 1 else "them",
+                "; ".join(n.rstrip(".") for n in notes),
+                "it" if len(notes) == 1 else "them",
+            )
     return spec
 
 
@@ -443,5 +510,5 @@ def for_task(spec: Spec, task: str) -> Spec:
     if spec._objectives_defaulted and task == "regression" and spec.metric_names == ["accuracy"]:
         raw = spec._raw(masked=False)
         raw["objectives"] = ["r2"]
-        return _validate(Spec, raw, "")
+        return _revalidate(raw, spec._tolerated)
     return spec

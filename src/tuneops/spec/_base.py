@@ -5,7 +5,9 @@ types (``Int1``, ``Unit``, ``Flag``...) the sections declare their fields with."
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -36,6 +38,36 @@ def _expected(
 
 def _problem(message: str, *, at: str = "") -> PydanticCustomError:
     return PydanticCustomError("tuneops", "{message}", {"message": message, "at": at})
+
+
+# -- settings refused since an earlier tuneops stored them -------------------------------------
+# A check added to the spec refuses settings an earlier tuneops accepted and stored with its
+# studies and registered versions (constraints that repeat or contradict each other, db0388e;
+# a constraint every model meets and selection settings of another policy, ea74061). Read back
+# from storage, such a spec is taken as it was written and each setting is noted, not refused:
+# refused, the study could no longer be shown, selected, exported, joined or re-tuned.
+_TOLERATING: ContextVar[list[str] | None] = ContextVar("tuneops_spec_tolerating", default=None)
+
+
+def refused_since(message: str, error: Exception | None = None) -> None:
+    """Refuse a setting an earlier tuneops accepted (``error``, by default a SpecError of
+    ``message``), or note ``message`` while a stored spec is read (inside :func:`tolerating`)."""
+    notes = _TOLERATING.get()
+    if notes is None:
+        raise error if error is not None else SpecError(message)
+    notes.append(message)
+
+
+@contextmanager
+def tolerating() -> Iterator[list[str]]:
+    """Within it, :func:`refused_since` notes its settings in the list it gives instead of
+    refusing them (for a spec read back from storage)."""
+    notes: list[str] = []
+    token = _TOLERATING.set(notes)
+    try:
+        yield notes
+    finally:
+        _TOLERATING.reset(token)
 
 
 def _check(expected: str, ok: Callable[[Any], bool], hint: str = "") -> BeforeValidator:

@@ -25,6 +25,7 @@ from tuneops.spec._base import (
     _name,
     _problem,
     _validate,
+    refused_since,
 )
 
 POLICIES = ("knee", "lexicographic", "weighted")
@@ -114,22 +115,24 @@ def check_constraints(constraints: Sequence[Constraint], field: str = "constrain
                     "" if first.op == c.op
                     else " (strict and non-strict comparisons are treated alike)"
                 )
-                raise SpecError(
+                refused_since(
                     f"{field}[{j}]: '{c}' repeats {field}[{i}] '{first}'{alike}; remove one."
                 )
+                continue
             tighter = max if lower else min
             keep = first if tighter(first.threshold, c.threshold) == first.threshold else c
-            raise SpecError(
+            refused_since(
                 f"{field}[{j}]: '{c}' and {field}[{i}] '{first}' are both "
                 f"{'lower' if lower else 'upper'} bounds on {c.metric}; expected one bound per "
                 f"metric and direction. Keep the one you mean (together they mean '{keep}')."
             )
+            continue
         seen[(c.metric, lower)] = j
         i = seen.get((c.metric, not lower))
         if i is not None:
             low, high = (c, constraints[i]) if lower else (constraints[i], c)
             if low.threshold > high.threshold:
-                raise SpecError(
+                refused_since(
                     f"{field}[{j}]: '{c}' and {field}[{i}] '{constraints[i]}' leave no value of "
                     f"{c.metric} that meets both; expected a lower bound at most the upper bound "
                     f"({low.threshold:g} > {high.threshold:g}). Change one of the thresholds."
@@ -185,12 +188,17 @@ def parse_constraint(
                 if op in (">", "<")
                 else ""
             )
-            raise SpecError(
+            refused_since(
                 f"{field}: every model meets {text!r}{strict}: {metric} takes values from "
                 f"{low:g} to {high:g}, so it constrains nothing. Remove it, or give a threshold "
                 "inside that range."
             )
     return Constraint(metric=metric, op=op, threshold=threshold)
+
+
+def _refused(message: str, at: str) -> None:
+    """A selection setting refused since an earlier tuneops stored it (see refused_since)."""
+    refused_since(f"selection.{at}: {message}", _problem(message, at=at))
 
 
 class Selection(_Model):
@@ -228,23 +236,23 @@ class Selection(_Model):
             ("tolerance", self.tolerance, "lexicographic"),
         ):
             if value and self.policy != policy:
-                raise _problem(
+                _refused(
                     f"read by policy {policy!r} only, but the policy is {self.policy!r}; set "
                     f"policy: {policy}, or remove {name}.",
-                    at=name,
+                    name,
                 )
         repeated = sorted({p for p in self.priority if self.priority.count(p) > 1})
         if repeated:
-            raise _problem(
+            _refused(
                 f"{repeated[0]!r} is listed twice in {list(self.priority)!r}; list each "
                 "objective once, most important first.",
-                at="priority",
+                "priority",
             )
         if self.weights and not any(w > 0 for _, w in self.weights):
-            raise _problem(
+            _refused(
                 f"expected at least one weight > 0, received {dict(self.weights)!r}: with every "
                 "weight 0 every trial scores the same and the choice is arbitrary.",
-                at="weights",
+                "weights",
             )
         return self
 
