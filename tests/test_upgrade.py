@@ -4,6 +4,7 @@ as the earlier code wrote it (no old checkout is needed)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 
@@ -105,6 +106,38 @@ def test_a_study_stored_with_them_is_shown_selected_exported_and_joined(old_stud
     assert tuneops.tuning.join("old", "tuneops.journal") == 1
 
 
+def test_the_spec_it_ran_with_resumes_it(old_study, workdir, cli, caplog):
+    """The spec file a team runs every day resumes its study after an upgrade (it was refused:
+    exit 2, 'constraints[4]: every model meets ...'), with the warning; the run's results
+    keep the settings as they were."""
+    (workdir / "old.yaml").write_text(json.dumps(old_spec(n_trials=4)))
+    code, out, err = cli("run", "old.yaml", "--no-report")
+    assert code == 0, err
+    assert "study 'old': its stored spec holds 4 settings" in caplog.text
+    study = tuneops.load_study("old", "tuneops.journal")
+    assert len(study.trials) == 4
+    assert _study.spec_record(study)["constraints"] == OLD_CONSTRAINTS
+    # Fixed in the file, it resumes too, and the study takes the fixed settings.
+    fixed = old_spec(n_trials=5, constraints=["accuracy >= 0.5"], selection="knee")
+    (workdir / "old.yaml").write_text(json.dumps(fixed))
+    assert cli("run", "old.yaml", "--no-report")[0] == 0
+    assert _study.spec_record(study)["constraints"] == ["accuracy >= 0.5"]
+
+
+def test_a_new_study_or_other_such_settings_are_refused_as_before(old_study, workdir, cli):
+    journal = (workdir / "tuneops.journal").read_bytes()
+    for spec in (
+        old_spec(study="new"),  # no study stored them: a new study
+        old_spec(constraints=OLD_CONSTRAINTS[1:]),  # other settings than the stored ones
+    ):
+        (workdir / "s.yaml").write_text(json.dumps(spec))
+        code, _, err = cli("run", "s.yaml", "--no-report")
+        assert code == 2 and "every model meets 'fit_time_s >= 0'" in err, err
+    assert (workdir / "tuneops.journal").read_bytes() == journal  # nothing written
+
+
 def test_a_resume_with_another_spec_is_refused_as_before(old_study):
     with pytest.raises(SpecError, match="exists with other settings of search.seed"):
         tuneops.run(tiny_spec(study="old", objectives=["accuracy", "latency_p95_ms"], seed=1))
+    with pytest.raises(SpecError, match="exists with other settings of search.seed"):
+        tuneops.run(old_spec(seed=1))  # with the stored settings now refused, too

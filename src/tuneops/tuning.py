@@ -24,7 +24,7 @@ from tuneops._study import load_study, open_study
 from tuneops.backends import get_backend
 from tuneops.custom import RunResult, drive, sampler_seed, tune
 from tuneops.data import load_section
-from tuneops.errors import NoFeasibleTrial, UsageError, WriteError
+from tuneops.errors import NoFeasibleTrial, SpecError, TuneOpsError, UsageError, WriteError
 from tuneops.export import METADATA_FILE, MODEL_FILE, save_model, write_json
 from tuneops.families import FIDELITY_STEPS
 from tuneops.heartbeat import INTERVAL_S
@@ -57,7 +57,7 @@ from tuneops.spec import (
     load_spec,
     load_stored_spec,
 )
-from tuneops.storage import get_storage
+from tuneops.storage import get_storage, storage_exists
 from tuneops.strategy import StagedSampler, record_strategy, staged_pruner, verify_top
 
 _log = logging.getLogger("tuneops")
@@ -133,7 +133,10 @@ def run(
         section = spec.get("data")
         if section is None or (isinstance(section, Mapping) and "source" not in section):
             spec = {**spec, "data": {**(section or {}), "source": "dataframe"}}
-    spec = load_spec(spec, **overrides)
+    try:
+        spec = load_spec(spec, **overrides)
+    except SpecError as refused:
+        spec = _resumed_as_stored(spec, overrides, refused)
     backend = _backend_for(spec, address)
     data = load_section(spec.data, dataset)
     spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
@@ -216,6 +219,33 @@ def run(
     )
     elapsed = time.time() - started
     return _finish(study, spec, objective, elapsed)
+
+
+def _resumed_as_stored(source: Any, overrides: Mapping[str, Any], refused: SpecError) -> Spec:
+    """The spec of a run that resumes a study an earlier tuneops stored with the very settings
+    this tuneops refuses in a new spec (:func:`tuneops.spec.load_stored_spec`): read as the
+    study's stored spec is, with its warning, so the spec a team runs every day resumes its
+    study after an upgrade. Anything else (a new study, other such settings than the stored
+    ones, any other problem) is ``refused``; a spec that differs from the stored one in what
+    makes the study is refused by :func:`tuneops._study.open_study` as before."""
+    try:
+        spec = load_stored_spec(source, "", quiet=True, **overrides)
+    except SpecError:
+        raise refused from None
+    if not spec.tolerated or not storage_exists(spec.storage):
+        raise refused
+    try:
+        study = load_study(spec.study, spec.storage)
+    except TuneOpsError:  # no such study (a new one), or a storage not to be read
+        raise refused from None
+    raw = _study.spec_record(study)
+    try:
+        stored = load_stored_spec(raw, "", quiet=True) if raw else None
+    except SpecError:
+        raise refused from None
+    if stored is None or sorted(stored.tolerated) != sorted(spec.tolerated):
+        raise refused
+    return load_stored_spec(source, f"study {spec.study!r}", **overrides)
 
 
 def _say_other_constraints(spec: Spec, trials: list[optuna.trial.FrozenTrial]) -> None:

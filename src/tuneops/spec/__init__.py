@@ -348,6 +348,12 @@ class Spec(_Model):
         # Pickled (for worker processes) as its data, the real storage URL included.
         return (_revalidate, (self._raw(masked=False), self._tolerated))
 
+    @property
+    def tolerated(self) -> tuple[str, ...]:
+        """The settings this spec holds that this tuneops refuses in a new spec, each as its
+        refusal reads; empty but for a spec read back from storage (:func:`load_stored_spec`)."""
+        return self._tolerated
+
     def replace(self, **changes: Any) -> Spec:
         """A copy with fields changed (top-level or ``search`` fields), validated again."""
         return load_spec(self, **changes)
@@ -469,18 +475,22 @@ _log = logging.getLogger(__name__)
 _WARNED: set[tuple[str, tuple[str, ...]]] = set()
 
 
-def load_stored_spec(raw: Mapping[str, Any], where: str, **overrides: Any) -> Spec:
+def load_stored_spec(
+    raw: str | Path | Mapping[str, Any] | Spec, where: str, *, quiet: bool = False, **overrides: Any
+) -> Spec:
     """The spec stored with a study or a registered version, read as it was written.
 
     A setting this tuneops refuses in a new spec but an earlier one accepted and stored
     (constraints that repeat or contradict each other, a constraint every model meets,
     selection settings of another policy) is read as it was written, with one warning naming
-    it and what to change (once per process), instead of refusing the study or version.
-    Anything else wrong is refused as :func:`load_spec` refuses it.
+    it and what to change (once per process), instead of refusing the study or version; the
+    spec's :attr:`Spec.tolerated` lists them. Anything else wrong is refused as
+    :func:`load_spec` refuses it.
 
     Args:
-        raw: the stored spec.
-        where: what stored it, for the warning (``study 'NAME'``, ``model 'NAME' version 2``).
+        raw: the stored spec (or anything :func:`load_spec` reads).
+        where: what stored it, for the warning (``study 'NAME'``, ``champion version 2``).
+        quiet: no warning (the caller decides first whether to read it so).
         **overrides: as for :func:`load_spec`.
     """
     with tolerating() as notes:
@@ -488,7 +498,7 @@ def load_stored_spec(raw: Mapping[str, Any], where: str, **overrides: Any) -> Sp
     if notes:
         _private(spec)["_tolerated"] = tuple(notes)
         key = (where, tuple(notes))
-        if key not in _WARNED:
+        if not quiet and key not in _WARNED:
             _WARNED.add(key)
             _log.warning(
                 "%s: its stored spec holds %s this tuneops refuses in a new spec (an earlier "
