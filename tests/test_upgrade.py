@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 
 import pytest
 from conftest import tiny_spec
@@ -141,3 +142,29 @@ def test_a_resume_with_another_spec_is_refused_as_before(old_study):
         tuneops.run(tiny_spec(study="old", objectives=["accuracy", "latency_p95_ms"], seed=1))
     with pytest.raises(SpecError, match="exists with other settings of search.seed"):
         tuneops.run(old_spec(seed=1))  # with the stored settings now refused, too
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"constraints": ["accuracy >= 0.9", "accuracy <= 0.8"]}, "leave no value of accuracy"),
+        ({"constraints": ["accuracy >= 0.5", "accuracy > 0.5"]}, "strict and non-strict"),
+        ({"constraints": ["latency_p95_ms > 0"]}, "every model meets 'latency_p95_ms > 0'"),
+        ({"selection": {"policy": "knee", "priority": ["accuracy"]}}, "selection.priority"),
+        ({"selection": {"policy": "weighted", "tolerance": 0.1}}, "selection.tolerance"),
+        (
+            {"selection": {"policy": "lexicographic", "priority": ["accuracy", "accuracy"]}},
+            "'accuracy' is listed twice",
+        ),
+        ({"selection": {"policy": "weighted", "weights": {"accuracy": 0}}}, "at least one weight"),
+    ],
+)
+def test_each_setting_refused_since_is_read_from_storage(changes, named, monkeypatch, caplog):
+    monkeypatch.setattr(spec_module, "_WARNED", set())
+    raw = tiny_spec(**{"objectives": ["accuracy", "latency_p95_ms"], **changes})
+    with pytest.raises(SpecError, match=re.escape(named)):
+        load_spec(raw)
+    spec = load_stored_spec(raw, "study 'tiny'")
+    assert len(spec.tolerated) == 1 and named in spec.tolerated[0]
+    assert spec.to_dict()["constraints"] == raw.get("constraints", [])  # as written
+    assert named in caplog.text
