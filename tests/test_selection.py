@@ -293,6 +293,23 @@ def test_a_knee_that_ties_says_it_took_the_earlier_trial_by_rule():
     assert select_trial(two, OBJ, [], Selection("weighted")).notes == ()
 
 
+def test_one_objective_tie_says_the_earliest_best_trial_is_taken_not_a_knee():
+    """A tune() study with three trials at accuracy 0.7753 printed "the knee ties between trials
+    2, 5 and 10 (equally close to the ideal point on the scaled front) ... Another policy chooses
+    by preference": with one objective there is no front to scale nor a preference to give, and
+    every policy takes the earliest of the trials that share the best value."""
+    one = [Objective("accuracy", "maximize")]
+    tied = [Candidate(i, (a,), {"accuracy": a}) for i, a in enumerate([0.65, 0.7753, 0.7753, 0.7])]
+    for policy in ("knee", "lexicographic", "weighted"):
+        choice = select_trial(tied, one, [], Selection(policy))
+        assert choice.selected.number == 1
+        assert choice.notes == (
+            "trials 1 and 2 tie on the best accuracy (0.7753); the earliest, trial 1, is taken.",
+        )
+    alone = [Candidate(i, (a,), {"accuracy": a}) for i, a in enumerate([0.65, 0.78, 0.7753])]
+    assert select_trial(alone, one, []).notes == ()
+
+
 def test_select_refuses_constraints_that_repeat_or_contradict_each_other():
     """`tuneops select -c 'x <= 1' -c 'x <= 2'` and tune(constraints=[...]) kept both bounds
     silently (the spec refuses them too: test_spec)."""

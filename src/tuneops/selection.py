@@ -427,10 +427,12 @@ def _select(
     front = [c for c, keep in zip(feasible, mask, strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection, resolution)
-    if selection.policy == "knee":
-        tie = _knee_tie(front, objectives, chosen)
-        if tie:
-            notes.append(tie)
+    if len(objectives) == 1:
+        tie = _best_tie(front, objectives[0], chosen)
+    else:
+        tie = _knee_tie(front, objectives, chosen) if selection.policy == "knee" else None
+    if tie:
+        notes.append(tie)
     if noisy.get(chosen.number):
         notes.append(_noise_note(chosen, noisy[chosen.number]))
     elif within:
@@ -441,6 +443,24 @@ def _select(
         )
     return Choice(
         chosen, tuple(front), len(feasible), complete, selection.policy, tuple(notes), within
+    )
+
+
+def _best_tie(front: Sequence[Candidate], objective: Objective, chosen: Candidate) -> str | None:
+    """What to say when several trials share the best value of a study's one objective: the
+    earliest is taken, whatever the policy (policies differ only between objectives; the knee's
+    note, "equally close to the ideal point on the scaled front ... another policy chooses by
+    preference", said a tune() study's three trials at accuracy 0.7753 could be told apart)."""
+    best = float(chosen.values[0])
+    tied = [
+        c.number for c in front if abs(float(c.values[0]) - best) <= 1e-12 * max(1.0, abs(best))
+    ]
+    if len(tied) < 2:
+        return None
+    names = ", ".join(map(str, tied[:-1])) + f" and {tied[-1]}"
+    return (
+        f"trials {names} tie on the best {objective.metric} ({best:.4g}); the earliest, trial "
+        f"{chosen.number}, is taken."
     )
 
 
