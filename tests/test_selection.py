@@ -177,6 +177,28 @@ def _assert_kernel(cs, front):
         assert dominated != (a in members), a.number
 
 
+def test_a_trial_whose_interval_has_no_far_end_is_not_said_to_reach_past_the_limit():
+    """A p95 of 1.9 ms whose timing stopped after 20 calls (dominated) has no upper bound: the
+    note said it met `latency_p95_ms <= 200` "not beyond measurement noise (the interval reaches
+    past the limit)", and its selected-within-noise note printed the end as "inf"."""
+    limit = [parse_constraint("latency_p95_ms <= 200")]
+    clear = (0.52, 0.68, (0.66, 0.71))
+    cut = (0.48, 1.91, (1.69, float("inf")))  # what _study.stored_intervals reads from null
+    near = (0.50, 199.0, (190.0, 205.0))
+    choice = select_trial(noisy([clear, cut, near]), OBJ, limit)
+    assert choice.selected.number == 0 and choice.within_noise == (1, 2)
+    (note,) = choice.notes
+    assert note.startswith(
+        "1 trial(s) (2) meet the constraints by their measured value but not beyond measurement "
+        "noise (the interval reaches past the limit); 1 trial(s) (1) meet the constraints by "
+        "their measured value, but an interval of theirs has no far end: too few timed calls"
+    ), note
+    only = select_trial(noisy([cut]), OBJ, limit)
+    assert "latency_p95_ms 1.91 (95% interval 1.69-unbounded) against the limit 200" in (
+        only.notes[0]
+    )
+
+
 def test_lexicographic_passes_a_tie_within_noise_to_the_next_objective():
     rows = [(0.90, 5.0, (4.8, 5.2)), (0.95, 5.1, (4.9, 5.3)), (0.99, 9.0, (8.8, 9.2))]
     policy = Selection("lexicographic", priority=("latency_p95_ms", "accuracy"))

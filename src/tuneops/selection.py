@@ -61,6 +61,7 @@ __all__ = [
     "violation",
     "candidates_from_trials",
     "infeasible_trials",
+    "constraints_within_noise",
     "constraint_record",
     "select_trial",
     "reselect",
@@ -201,6 +202,27 @@ def infeasible_trials(
     # a repeat of a configuration (not a candidate) misses them as its earlier trial does
     again = {t.number for t in trials if t.user_attrs.get(_study.REPEAT_OF) in missed}
     return frozenset(missed | again)
+
+
+def constraints_within_noise(
+    trial: FrozenTrial, metric_names: Sequence[str], constraints: Sequence[str]
+) -> dict[str, str]:
+    """The constraints (the study's texts) complete trial ``trial`` meets by its measured value
+    but not beyond measurement noise, each with its value and interval (``latency_p95_ms 1.911
+    (95% interval 1.687-unbounded)``): :func:`infeasible_trials` counts them as missed, as
+    selection does unless nothing meets the constraints beyond noise."""
+    found = candidates_from_trials([trial], metric_names)
+    if not found:
+        return {}
+    c = found[0]
+    out = {}
+    for text in constraints:
+        (k,) = parse_constraints([text], "constraints")
+        if k.metric not in c.metrics or k.violation(c.metrics) > 0:
+            continue
+        if violation(k, c.metrics, c.intervals) > 0:
+            out[text] = noise_detail(c, k)
+    return out
 
 
 def constraint_record(
@@ -436,11 +458,7 @@ def _select(
     if noisy.get(chosen.number):
         notes.append(_noise_note(chosen, noisy[chosen.number]))
     elif within:
-        notes.append(
-            f"{len(within)} trial(s) ({', '.join(map(str, within[:10]))}) meet the constraints "
-            "by their measured value but not beyond measurement noise (the interval reaches "
-            "past the limit); they were not considered."
-        )
+        notes.append(_within_note(within, candidates, constraints))
     return Choice(
         chosen, tuple(front), len(feasible), complete, selection.policy, tuple(notes), within
     )
@@ -485,14 +503,50 @@ def _knee_tie(
     )
 
 
-def _noise_note(c: Candidate, constraints: Sequence[Constraint]) -> str:
+def noise_detail(c: Candidate, k: Constraint) -> str:
+    """``c``'s value of ``k``'s metric with its interval, an end the measurement could not bound
+    written ``unbounded`` (it printed as ``inf``)."""
+    low, high = c.intervals[k.metric]
+    ends = "-".join(f"{x:.4g}" if np.isfinite(x) else "unbounded" for x in (low, high))
+    return f"{k.metric} {c.metrics[k.metric]:.4g} (95% interval {ends})"
+
+
+def _unbounded(c: Candidate, constraints: Sequence[Constraint]) -> bool:
+    """Whether ``c`` misses a constraint beyond noise only because its interval has no far end
+    (too few timed calls to bound a p95 from above)."""
+    return any(
+        k.metric in c.intervals and not np.isfinite(violation(k, c.metrics, c.intervals))
+        for k in constraints
+    )
+
+
+def _within_note(
+    within: Sequence[int], candidates: Sequence[Candidate], constraints: Sequence[Constraint]
+) -> str:
+    by_number = {c.number: c for c in candidates}
+    # A p95 far below its limit read as "the interval reaches past the limit" (a study's 1.9 ms
+    # against 200 ms): its interval has no upper end at all.
+    unbounded = [n for n in within if _unbounded(by_number[n], constraints)]
+    bounded = [n for n in within if n not in unbounded]
     parts = []
-    for k in constraints:
-        low, high = c.intervals[k.metric]
+    if bounded:
         parts.append(
-            f"{k.metric} {c.metrics[k.metric]:.4g} (95% interval {low:.4g}-{high:.4g}) "
-            f"against the limit {k.threshold:g}"
+            f"{len(bounded)} trial(s) ({', '.join(map(str, bounded[:10]))}) meet the "
+            "constraints by their measured value but not beyond measurement noise (the interval "
+            "reaches past the limit)"
         )
+    if unbounded:
+        parts.append(
+            f"{len(unbounded)} trial(s) ({', '.join(map(str, unbounded[:10]))}) meet the "
+            "constraints by their measured value, but an interval of theirs has no far end: too "
+            "few timed calls to bound it, however far from the limit the value is (a timing "
+            "stops after 20 calls once its trial is known to be dominated; a p95 needs 72)"
+        )
+    return "; ".join(parts) + "; they were not considered."
+
+
+def _noise_note(c: Candidate, constraints: Sequence[Constraint]) -> str:
+    parts = [f"{noise_detail(c, k)} against the limit {k.threshold:g}" for k in constraints]
     return (
         f"no trial meets the constraints beyond measurement noise; the selected trial "
         f"{c.number} meets them by its measured value, within noise of the limit: "

@@ -46,6 +46,7 @@ from tuneops.samplers import (
 from tuneops.selection import (
     Choice,
     constraint_record,
+    constraints_within_noise,
     infeasible_trials,
     reselect,
     select_in_study,
@@ -74,6 +75,7 @@ __all__ = [
     "reselect",
     "export_model",
     "missed_constraints",
+    "constraints_within_noise_of",
 ]
 
 SPEC_ATTR = _study.SPEC
@@ -783,6 +785,17 @@ def missed_constraints(study: optuna.Study, trial: int) -> list[str]:
     frozen = study.get_trials(deepcopy=False)[trial]
     names = [o.metric for o in _study.objectives(study)]
     return [k for k in texts if infeasible_trials([frozen], names, [k])]
+
+
+def constraints_within_noise_of(study: optuna.Study, trial: int) -> dict[str, str]:
+    """The study's constraints that complete trial ``trial`` meets by its measured value but not
+    beyond measurement noise, each with the value and its interval: among
+    :func:`missed_constraints`, the ones a trial meets by value (selection takes such a trial
+    only when no trial meets the constraints beyond noise)."""
+    texts = _study.constraint_texts(study)
+    frozen = study.get_trials(deepcopy=False)[trial]
+    names = [o.metric for o in _study.objectives(study)]
+    return constraints_within_noise(frozen, names, texts)
 
 
 def export_model(

@@ -30,7 +30,9 @@ def test_json_of_study_commands(workdir, cli):
     reselected = as_json(cli("select", "tiny", "--policy", "lexicographic", "--json"))
     assert reselected["selection"]["policy"] == "lexicographic"
     exported = as_json(cli("export", "tiny", "--trial", "0", "--out", "e", "--json"))
-    assert exported == {"study": "tiny", "trial": 0, "model": "e/model.joblib", "missed": []}
+    assert exported == {
+        "study": "tiny", "trial": 0, "model": "e/model.joblib", "missed": [], "within_noise": []
+    }
     report = as_json(cli("report", "tiny", "--out", "r.html", "--json"))
     assert report["files"] == ["r.html"]
     worker = as_json(cli("worker", "--study", "tiny", "--storage", "tuneops.journal", "--json"))

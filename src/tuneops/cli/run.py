@@ -189,14 +189,33 @@ def export(
     number = tuning.complete_trial(s, trial)  # the selected one without --trial
     path = tuning.export_model(s, trial=trial, out_dir=out)
     # a given trial may miss the study's constraints: exported all the same, but said
-    missed = tuning.missed_constraints(s, number)
+    # ... or meet them by value but not beyond measurement noise: "Trial 2 misses the study's
+    # constraint(s) latency_p95_ms <= 200" was said of a p95 of 1.9 ms with no upper bound
+    noisy = tuning.constraints_within_noise_of(s, number)
+    missed = [k for k in tuning.missed_constraints(s, number) if k not in noisy]
     if json_out:
         # the trial exported, also when it was the selected one ("trial": null said nothing)
-        emit_json({"study": study, "trial": number, "model": str(path), "missed": missed})
+        emit_json(
+            {
+                "study": study,
+                "trial": number,
+                "model": str(path),
+                "missed": missed,
+                "within_noise": list(noisy),
+            }
+        )
         return
     if missed:
         term.warn(
             f"Trial {number} misses the study's constraint(s) {', '.join(missed)}: it is "
             "exported as asked, but selection would never choose it."
+        )
+    elif noisy:
+        details = "; ".join(noisy.values())
+        term.warn(
+            f"Trial {number} meets the study's constraint(s) {', '.join(noisy)} by its measured "
+            f"value but not beyond measurement noise: {details}. It is exported as asked, but "
+            "selection chooses such a trial only when no trial meets the constraints beyond "
+            "noise."
         )
     term.result(f"Model: {path}", soft_wrap=True, highlight=False, markup=False)
