@@ -199,6 +199,37 @@ def test_a_note_on_the_selection_is_printed_and_in_the_report(capsys):
     assert note in build_report(study).notes
 
 
+def test_a_staged_front_is_printed_at_the_verified_means_it_was_selected_by(capsys):
+    """A staged study printed its front at the search values, where trial 6 (f1 0.9467, 322.9
+    KiB) read as dominated by trial 11 (0.949, 178.9): the front and the choice were of the
+    verified means (0.9422 at 357.8, 0.9344 at 202.7), which only a note gave, for trial 11."""
+    from tuneops.cli import _common
+
+    def member(number, values, mean):
+        return {"number": number, "values": values, "params": {}, "metrics": {"fit_time_s": 0.2},
+                "verified": {"mean": mean, "ci95": [[m, m] for m in mean]}}
+
+    front = [member(6, [0.9467, 322.9], [0.9422, 357.8]),
+             member(11, [0.949, 178.9], [0.9344, 202.7]),
+             {"number": 12, "values": [0.9, 8.5], "params": {}}]  # not verified: search values
+    results = {"study": "car", "n_trials": {"complete": 12}, "pareto_front": front,
+               "selected": front[1], "objectives": [
+                   {"metric": "f1", "direction": "maximize"},
+                   {"metric": "model_size_kb", "direction": "minimize"}],
+               "constraints": [], "selection": {"policy": "knee", "notes": []}}
+    _common.configure()
+    _common.print_summary(results, wide=True)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "verified candidates at their verified means" in out, out
+    assert re.search(r"\b6 0\.9422 357\.8\b", out) and re.search(r"★ 11 0\.9344 202\.7\b", out)
+    assert re.search(r"\b12 0\.9 8\.5\b", out), out
+    assert "0.9467" not in out
+    assert (
+        "Selected trial 11 by knee: f1=0.9344, model_size_kb=202.7, fit_time_s=0.2 (f1, "
+        "model_size_kb: verified means; in the search f1=0.949, model_size_kb=178.9)." in out
+    ), out
+
+
 def _front_study(n_trials: int) -> None:
     """A tune() study whose every trial is on the Pareto front: (x, 1 - x), both minimized."""
     import tuneops
