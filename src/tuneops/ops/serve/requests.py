@@ -224,6 +224,16 @@ def _not_a_class(label: Any, classes: Sequence[Any]) -> str | None:
     was logged, and read as the model's error on that request."""
     if not classes:
         return None  # a model that shows no classes: nothing to check against
+    # once each: a champion and its challenger both know 0 and 1 ("classes (0, 1, 0, 1)"); by
+    # kind as well as value, as below
+    seen: set[tuple[str, Any]] = set()
+    distinct = []
+    for c in classes:
+        key = (_json_kind(c), c)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(c)
+    classes = distinct
     for value in label if isinstance(label, list) else [label]:
         # by kind as well as value: Python's 1 == True would let 1 pass for the class true
         if any(_json_kind(value) == _json_kind(c) and value == c for c in classes):
