@@ -828,3 +828,25 @@ def test_tune_run_again_with_other_constraints_shows_the_sampler_the_constraints
     seen.clear()
     tuneops.tune(objective, n_trials=3, sampler="random", constraints=["value <= 0.5"])
     assert seen[-1][:2] == [{"value <= 0.5": pytest.approx(v - 0.5)} for v in values]
+
+
+def test_a_constraint_naming_no_returned_or_recorded_metric_says_which_and_the_closest(workdir):
+    """tune(objectives=["accuracy"], constraints=["acuracy >= 0.5"]) stopped with "constraint
+    'acuracy >= 0.5' needs 'acuracy'; return it as an objective or ...": no word of the name the
+    objective did return, nor of what it recorded."""
+    from tuneops.custom import ConstraintMetricMissing
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("metrics", {"size_kb": 3.0})
+        return x
+
+    with pytest.raises(ConstraintMetricMissing) as refused:
+        tuneops.tune(objective, objectives=["accuracy"], constraints=["acuracy >= 0.5"],
+                     n_trials=2, storage=":memory:", output_dir=workdir / "o")
+    assert str(refused.value) == (
+        "constraint 'acuracy >= 0.5' names 'acuracy', which the objective neither returned "
+        "(objectives: accuracy) nor recorded (trial.user_attrs['metrics']: size_kb). Did you "
+        "mean 'accuracy'? Fix the constraint's name, or return the metric as an objective or "
+        "record it with trial.set_user_attr('metrics', {...}) in the objective."
+    )

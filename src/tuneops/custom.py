@@ -9,6 +9,7 @@ objective does not pay for them: about 170 MB of memory and a second of imports.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import logging
@@ -251,9 +252,16 @@ class _Constrained:
             runner.record_with_outcome(trial, "metrics", {k: float(v) for k, v in metrics.items()})
             for c in self.constraints:
                 if c.metric not in metrics:
+                    # a typo of an objective's name (acuracy) read as a metric never recorded
+                    close = difflib.get_close_matches(c.metric, list(metrics), n=1)
                     raise ConstraintMetricMissing(
-                        f"constraint '{c}' needs {c.metric!r}; return it as an objective or set "
-                        "trial.set_user_attr('metrics', {...}) in the objective"
+                        f"constraint '{c}' names {c.metric!r}, which the objective neither "
+                        f"returned (objectives: {', '.join(self.names)}) nor recorded "
+                        "(trial.user_attrs['metrics']: "
+                        f"{', '.join(sorted(map(str, extra))) or 'none'})."
+                        + (f" Did you mean {close[0]!r}?" if close else "")
+                        + " Fix the constraint's name, or return the metric as an objective or "
+                        "record it with trial.set_user_attr('metrics', {...}) in the objective."
                     )
                 trial.set_constraint(str(c), c.violation(metrics))
         return result
