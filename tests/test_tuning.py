@@ -850,3 +850,31 @@ def test_a_constraint_naming_no_returned_or_recorded_metric_says_which_and_the_c
         "mean 'accuracy'? Fix the constraint's name, or return the metric as an objective or "
         "record it with trial.set_user_attr('metrics', {...}) in the objective."
     )
+
+
+def test_a_study_whose_every_trial_failed_says_why_not_run_more_trials(workdir):
+    """A tune() objective that returned two values for one objective failed every trial, and
+    the run said "no trial completed ...; run more trials", which would fail the same way (and
+    on the same study run nothing: failed trials spend its n_trials)."""
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        return x, x
+
+    result = tuneops.tune(objective, objectives=["accuracy"], n_trials=2, storage=":memory:",
+                          output_dir=workdir / "o")
+    assert result.choice is None
+    assert result.message == (
+        "no trial completed, so there is nothing to select: 2 failed (the last: the objective "
+        "returned 2 value(s) for 1 objective(s)). Fix what made them fail, then run again with "
+        "a larger n_trials (failed trials count in it) or as a new study; `tuneops show STUDY "
+        "--trials` lists every trial's reason."
+    )
+
+    def pruned(trial):
+        trial.suggest_float("x", 0, 1)
+        raise optuna.TrialPruned()
+
+    result = tuneops.tune(pruned, objectives=["accuracy"], n_trials=2, storage=":memory:",
+                          output_dir=workdir / "p")
+    assert "all 2 were pruned. Loosen the pruner" in result.message

@@ -39,6 +39,7 @@ from tuneops.selection import (
     candidates_from_trials,
     constraint_record,
     infeasible_trials,
+    nothing_completed,
     select_trial,
 )
 from tuneops.spec import (
@@ -565,12 +566,11 @@ def tune(
 
     message = None
     try:
-        choice: Choice | None = select_trial(
-            candidates_from_trials(opened.get_trials(deepcopy=False), names),
-            objs,
-            parsed,
-            chosen_selection,
-        )
+        trials = opened.get_trials(deepcopy=False)
+        candidates = candidates_from_trials(trials, names)
+        if not candidates:  # say why: every trial failed on the objective's error, or was pruned
+            raise NoFeasibleTrial(nothing_completed(trials))
+        choice: Choice | None = select_trial(candidates, objs, parsed, chosen_selection)
         if choice is not None:
             opened.set_user_attr(SELECTION_ATTR, choice.to_dict())
     except NoFeasibleTrial as exc:

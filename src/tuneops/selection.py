@@ -676,6 +676,32 @@ def reselect(
         raise
 
 
+def nothing_completed(trials: Sequence[FrozenTrial]) -> str:
+    """Why a study has nothing to select, and what to do: "run more trials" was the advice for a
+    tune() objective whose every trial had failed on the same error."""
+    failed = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL and not _study.is_abandoned(t) and not _study.is_retired(t)
+    ]
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    if failed:
+        reason = str(failed[-1].user_attrs.get(_study.FAIL_REASON, "unknown")).splitlines()[0]
+        return (
+            f"no trial completed, so there is nothing to select: {len(failed)} failed (the "
+            f"last: {reason})" + (f" and {pruned} were pruned" if pruned else "") + ". Fix "
+            "what made them fail, then run again with a larger n_trials (failed trials count "
+            "in it) or as a new study; `tuneops show STUDY --trials` lists every trial's "
+            "reason."
+        )
+    if pruned:
+        return (
+            f"no trial completed, so there is nothing to select: all {pruned} were pruned. "
+            "Loosen the pruner (search.pruner, or pruner= of tune()) or run more trials."
+        )
+    return "no trial completed, so there is nothing to select; run more trials."
+
+
 def select_in_study(
     study: optuna.Study,
     objectives: Sequence[Objective],
@@ -693,7 +719,10 @@ def select_in_study(
     verified means.
     """
     names = list(metric_names or [o.metric for o in objectives])
-    candidates = candidates_from_trials(study.get_trials(deepcopy=False), names)
+    trials = study.get_trials(deepcopy=False)
+    candidates = candidates_from_trials(trials, names)
+    if not candidates:
+        raise NoFeasibleTrial(nothing_completed(trials))
     attrs = _optuna.study_user_attrs(study)  # one read of the storage for both records
     rows = (attrs.get(_study.DATA) or {}).get("rows")
     resolution = resolution_of(objectives, rows if isinstance(rows, int) else None)
