@@ -461,11 +461,37 @@ def _as_fitted(X: pd.DataFrame, names: Any) -> pd.DataFrame:
     return X.assign(**changes) if changes else X
 
 
+def _share_neighbors_data(estimator: Any) -> None:
+    """Let a k-NN estimator's training data and its search tree's data be one array again.
+
+    Fitted, they are one (the tree keeps the array it was given); joblib writes each array on its
+    own, so a loaded model held two copies: twice the memory while it serves, and twice the
+    pickled size - the staging gate measured a k-NN's ``model_size_kb`` at 342 KiB where the run
+    had saved it at 192 (``saved.model_size_kb``)."""
+    tree = getattr(estimator, "_tree", None)
+    fit_x = getattr(estimator, "_fit_X", None)
+    data = getattr(getattr(tree, "data", None), "base", None)
+    if (
+        isinstance(fit_x, np.ndarray)
+        and isinstance(data, np.ndarray)
+        and data is not fit_x
+        and data.shape == fit_x.shape
+        and data.dtype == fit_x.dtype
+        and np.array_equal(data, fit_x)
+    ):
+        estimator._fit_X = data
+
+
 class ServingPipeline(Pipeline):
     """scikit-learn's ``Pipeline`` whose ``predict`` without parameters runs the steps and
     nothing else: each transform, then the estimator's ``predict``, as the latency objective
     times them. With parameters (metadata routing) it is scikit-learn's own. An unfitted step
     still raises scikit-learn's ``NotFittedError`` from its own ``transform`` or ``predict``."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for _, step in self.steps:
+            _share_neighbors_data(step)
 
     @available_if(lambda self: hasattr(self._final_estimator, "predict"))
     def predict(self, X: Any, **params: Any) -> Any:
