@@ -1294,3 +1294,30 @@ def test_a_challenger_deploy_is_refused_before_anything_is_written(deployed) -> 
             deploy("phon", **kwargs)
     assert len(registry.study.trials) == trials and len(registry.events()) == events
     assert list_models() == ["phon"] and not Path("tuneops-out/registry/fresh").exists()
+
+
+def test_a_re_tuning_that_finds_no_feasible_trial_says_so_in_one_sentence(workdir: Path) -> None:
+    """The reason read "... re-select without re-running with `tuneops select STUDY
+    --constraint ...`.; the champion stays": the run's message ends a sentence of its own."""
+    import numpy as np
+
+    from tuneops import tuning
+
+    data = load_dataset("pmlb:phoneme")
+    frame = data.X.assign(target=data.y).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    frame.iloc[:600].to_csv("train.csv", index=False)
+    tuning.run({
+        "study": "noisy", "data": {"source": "train.csv"}, "model": {"family": "knn"},
+        "objectives": ["accuracy"], "constraints": ["accuracy >= 0.75"],
+        "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
+        "monitor": {"retune_trials": 2, "min_rows": 50},
+    })
+    deploy("noisy")
+    registry = Registry.open("noisy")
+    # labels that no model can learn: nothing the re-tuning finds meets accuracy >= 0.75
+    recent = frame.iloc[600:900].assign(target=np.random.default_rng(0).integers(0, 2, 300))
+    outcome = retune(registry, recent.reset_index(drop=True))
+    assert outcome.decision == "keep" and outcome.challenger is None
+    (reason,) = outcome.reasons
+    assert reason.startswith("no challenger: no trial meets the constraints"), reason
+    assert reason.endswith("--constraint ...`; the champion stays") and ".;" not in reason, reason

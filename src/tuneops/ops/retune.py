@@ -609,7 +609,9 @@ def retune(
             study = _open_warm(spec, dataset, configs, {**mark, "version": number})
             result = tuning.run(spec, dataset=tune_part)
             if result.choice is None:
-                outcome.reasons = [f"no challenger: {result.message}; the champion stays"]
+                # the message is a sentence of its own ("... --constraint ...`."): no ".;"
+                reason = (result.message or "no trial was selected").rstrip(".")
+                outcome.reasons = [f"no challenger: {reason}; the champion stays"]
             else:
                 run.check(name)  # taken over while this run was stalled: it registers, not this
                 challenger = _challenger(registry, number, result, dataset, spec, champion, config)
