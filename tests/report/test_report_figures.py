@@ -279,6 +279,22 @@ def test_the_learning_curves_panel_says_pruning_was_off(pruner):
     assert "did not report learning-curve steps" in panels(plain)[0]["intermediate_values"].missing
 
 
+def test_the_learning_curves_panel_says_auto_turned_pruning_off_for_a_small_study():
+    """A spec run of 8 trials with search.pruner auto (off below 10 trials) read "the objective
+    did not report learning-curve steps, so nothing could be pruned"."""
+    from tuneops import _study
+
+    study = optuna.create_study()
+    study.set_user_attr(_study.SPEC, {"study": "s", "search": {"pruner": "auto"}})
+    study.set_user_attr(_study.PRUNER, "NopPruner()")
+    reason = "search.pruner auto prunes studies of 10 trials or more; this one asked for 8"
+    study.set_user_attr(_study.PRUNER_OFF, reason)
+    add(study, 0, {"lr": 0.1}, [1.0])
+    missing = panels(study)[0]["intermediate_values"].missing
+    assert missing.startswith(f"pruning was off ({reason}): trials were trained in one go"), missing
+    assert "did not report" not in missing and "Run more trials" in missing
+
+
 def test_trials_tied_with_the_noise_aware_front_are_not_drawn_as_dominated():
     """The selection's front resolves ties within measured noise: trial 1 is faster than trial 0
     by less than the latency's interval, so only trial 0 is on it; nothing beats trial 1 on

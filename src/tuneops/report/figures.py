@@ -777,10 +777,17 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
             # the cause, not a consequence: "the objective did not report steps, so nothing
             # could be pruned" was said of a spec run with pruner: none
             if _study.SPEC in view.attrs:
+                # auto turns pruning off for a small study and records why
+                why = view.attrs.get(_study.PRUNER_OFF) or "the spec's search.pruner is none"
+                advice = (
+                    "Run more trials (or name a pruner in search.pruner)"
+                    if view.attrs.get(_study.PRUNER_OFF)
+                    else "Choose a pruner (search.pruner: auto)"
+                )
                 raise Missing(
-                    "pruning was off (the spec's search.pruner is none): trials were trained "
-                    "in one go, with no learning-curve steps to record. Choose a pruner "
-                    "(search.pruner: auto) to train step by step and see the curves."
+                    f"pruning was off ({why}): trials were trained in one go, with no "
+                    f"learning-curve steps to record. {advice} to train step by step and see "
+                    "the curves."
                 )
             raise Missing(
                 f"pruning was off (the study's pruner is {view.attrs.get(_study.PRUNER)}): "
@@ -801,14 +808,16 @@ def intermediate_values(view: StudyView, ctx: dict[str, Any]) -> IntermediateVal
 def _pruning_off(view: StudyView) -> bool:
     """Whether the run chose no pruner: the spec's ``search.pruner: none`` (a name or a
     ``{name: none}``), or the pruner the run recorded (``tuneops:pruner``) is Optuna's
-    ``NopPruner``."""
+    ``NopPruner`` (``auto`` for a small study, whose reason is ``tuneops:pruner_off``)."""
     spec = view.attrs.get(_study.SPEC)
     search = spec.get("search") if isinstance(spec, Mapping) else None
     chosen = search.get("pruner") if isinstance(search, Mapping) else None
     if isinstance(chosen, Mapping):
         chosen = chosen.get("name")
-    if chosen is not None:
-        return chosen == "none"
+    if chosen == "none":
+        return True
+    # what the run resolved: search.pruner auto is off for a study of fewer than 10 trials (a
+    # spec run of 8 was told "the objective did not report learning-curve steps")
     return str(view.attrs.get(_study.PRUNER) or "").startswith("NopPruner")
 
 
