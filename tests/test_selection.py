@@ -332,6 +332,23 @@ def test_one_objective_tie_says_the_earliest_best_trial_is_taken_not_a_knee():
     assert select_trial(alone, one, []).notes == ()
 
 
+def test_trials_with_the_same_values_of_every_objective_are_not_called_a_knee_tie():
+    """Eight trials at roc_auc 1 and f1 1 (a leak) printed "the knee ties between trials 0, 1,
+    ... (equally close to the ideal point on the scaled front) ... Another policy chooses by
+    preference": no policy can tell identical values apart."""
+    two = [Objective("roc_auc", "maximize"), Objective("f1", "maximize")]
+    same = [Candidate(i, (1.0, 1.0), {"roc_auc": 1.0, "f1": 1.0}) for i in range(3)]
+    for policy in ("knee", "lexicographic", "weighted"):
+        assert select_trial(same, two, [], Selection(policy)).notes == (
+            "trials 0, 1 and 2 have the same value of every objective (roc_auc 1, f1 1); the "
+            "earliest, trial 0, is taken.",
+        )
+    # a knee that ties trials of different values is still the knee's note
+    apart = cands([(0.9943, 0.54, 1), (0.9911, 0.39, 1), (0.9943, 0.54, 1)])
+    (note,) = select_trial(apart, OBJ, []).notes
+    assert note.startswith("the knee ties between trials 0, 1 and 2"), note
+
+
 def test_select_refuses_constraints_that_repeat_or_contradict_each_other():
     """`tuneops select -c 'x <= 1' -c 'x <= 2'` and tune(constraints=[...]) kept both bounds
     silently (the spec refuses them too: test_spec)."""

@@ -449,10 +449,11 @@ def _select(
     front = [c for c, keep in zip(feasible, mask, strict=True) if keep]
     front.sort(key=lambda c: c.number)
     chosen = _apply_policy(front, objectives, selection, resolution)
-    if len(objectives) == 1:
-        tie = _best_tie(front, objectives[0], chosen)
-    else:
-        tie = _knee_tie(front, objectives, chosen) if selection.policy == "knee" else None
+    tie = (
+        _knee_tie(front, objectives, chosen)
+        if selection.policy == "knee" and len(objectives) > 1
+        else None
+    ) or _best_tie(front, objectives, chosen)
     if tie:
         notes.append(tie)
     if noisy.get(chosen.number):
@@ -464,22 +465,36 @@ def _select(
     )
 
 
-def _best_tie(front: Sequence[Candidate], objective: Objective, chosen: Candidate) -> str | None:
-    """What to say when several trials share the best value of a study's one objective: the
-    earliest is taken, whatever the policy (policies differ only between objectives; the knee's
-    note, "equally close to the ideal point on the scaled front ... another policy chooses by
-    preference", said a tune() study's three trials at accuracy 0.7753 could be told apart)."""
-    best = float(chosen.values[0])
-    tied = [
-        c.number for c in front if abs(float(c.values[0]) - best) <= 1e-12 * max(1.0, abs(best))
+def _same_values(front: Sequence[Candidate], chosen: Candidate) -> list[int]:
+    """The front members whose values equal ``chosen``'s on every objective."""
+    mine = np.asarray(chosen.values, dtype=float)
+    scale = np.maximum(1.0, np.abs(mine))
+    return [
+        c.number
+        for c in front
+        if np.all(np.abs(np.asarray(c.values, dtype=float) - mine) <= 1e-12 * scale)
     ]
+
+
+def _best_tie(
+    front: Sequence[Candidate], objectives: Sequence[Objective], chosen: Candidate
+) -> str | None:
+    """What to say when several trials share the chosen trial's value of every objective: the
+    earliest is taken, whatever the policy (policies differ only between objectives). The
+    knee's note, "equally close to the ideal point on the scaled front ... another policy
+    chooses by preference", said a tune() study's three trials at accuracy 0.7753, or eight
+    trials at roc_auc 1 and f1 1, could be told apart."""
+    tied = _same_values(front, chosen)
     if len(tied) < 2:
         return None
     names = ", ".join(map(str, tied[:-1])) + f" and {tied[-1]}"
-    return (
-        f"trials {names} tie on the best {objective.metric} ({best:.4g}); the earliest, trial "
-        f"{chosen.number}, is taken."
-    )
+    if len(objectives) == 1:
+        what = f"tie on the best {objectives[0].metric} ({chosen.values[0]:.4g})"
+    else:
+        pairs = zip(objectives, chosen.values, strict=False)
+        shown = ", ".join(f"{o.metric} {v:.4g}" for o, v in pairs)
+        what = f"have the same value of every objective ({shown})"
+    return f"trials {names} {what}; the earliest, trial {chosen.number}, is taken."
 
 
 def _knee_tie(
@@ -495,6 +510,8 @@ def _knee_tie(
     tied = [c.number for c, d in zip(front, distance, strict=True) if d <= distance.min() + 1e-9]
     if len(tied) < 2 or chosen.number not in tied:
         return None
+    if set(tied) <= set(_same_values(front, chosen)):
+        return None  # not a knee's balance: the same values (_best_tie says so)
     names = ", ".join(map(str, tied[:-1])) + f" and {tied[-1]}"
     return (
         f"the knee ties between trials {names} (equally close to the ideal point on the scaled "
