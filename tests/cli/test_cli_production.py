@@ -799,3 +799,32 @@ def test_the_first_promotion_names_no_previous_champion(workdir: Path, cli) -> N
     assert "Version 1 is the champion (the model's first)." in out and "None" not in out
     register(registry, logistic(0.01), workdir / "art")
     assert "Version 2 is the champion (was 1)." in cli("registry", "promote", "2")[1]
+
+
+def test_a_drift_decision_on_a_labelled_batch_also_gives_the_metric(capsys) -> None:
+    """`monitor` printed "warn" for one drifted feature and nothing of the labelled rows' accuracy
+    (0.695 against 0.500: better), which only --json showed."""
+    from types import SimpleNamespace
+
+    from tuneops.cli import _common
+    from tuneops.cli.monitor import _print_assessment
+    from tuneops.ops.monitor import Assessment
+
+    drifted = "feature 'x' drifted (CHI2 p_adj=0.0015 < 0.05, PSI 0.179): moderate shift"
+    performance = {"metric": "accuracy", "value": 0.6951, "reference": 0.5003, "drop": -0.1948,
+                   "confident_drop": -0.27, "n_labelled": 82}
+    feature = {"column": "x", "test": "chi2", "p_adjusted": 0.0015, "psi": 0.179, "drifted": True}
+    assessment = Assessment("warn", [drifted], [feature], {}, performance, 83, 1.0, 0.179,
+                            {"alpha": 0.05, "max_metric_drop": 0.05})
+    _common.configure()
+    _print_assessment(SimpleNamespace(name="m"), 1, "b.csv", assessment)
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "- accuracy 0.6951 on this batch vs 0.5003 reference (drop -0.195, 82 labelled rows): "
+        "not dropped by more than max_metric_drop 0.05 with 95% confidence" in out
+    ), out
+    # said once: a reason that gives the metric already is not repeated
+    dropped = "accuracy 0.41 on this batch vs 0.5 reference (drop 0.09): dropped by more than"
+    assessment.reasons = [dropped]
+    _print_assessment(SimpleNamespace(name="m"), 1, "b.csv", assessment)
+    assert capsys.readouterr().out.count("accuracy 0.") == 1

@@ -102,6 +102,25 @@ def _print_assessment(reg: Any, version: int, where: str, assessment: Any) -> No
     )
     for reason in assessment.reasons:
         term.result(f"  - {reason}", highlight=False, markup=False, soft_wrap=True)
+    p = assessment.performance
+    if p and not any(
+        r.startswith(f"{p['metric']} ") or f"; {p['metric']} " in r for r in assessment.reasons
+    ):
+        # A drift decision on a labelled batch said nothing of the metric (a warn for one
+        # feature while accuracy held at 0.695 against 0.500): the labels were measured too.
+        limits = assessment.thresholds or {}
+        tolerance = limits.get("max_metric_drop")
+        confidence = 1 - float(limits.get("alpha", 0.05))
+        term.result(
+            f"  - {p['metric']} {p['value']:.4g} on this batch vs {p['reference']:.4g} "
+            f"reference (drop {p['drop']:.3g}, {p.get('n_labelled', assessment.n_rows)} "
+            "labelled rows): not dropped by more than max_metric_drop"
+            + (f" {tolerance:g}" if tolerance is not None else "")
+            + f" with {confidence:.0%} confidence",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     table = make_table("drift per feature (top 10 by PSI)")
     add_name_column(table, "feature")
     add_name_column(table, "test")
