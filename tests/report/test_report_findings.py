@@ -87,6 +87,16 @@ def test_converged():
     )
 
 
+def test_converged_on_one_value_says_so():
+    (f,) = topics(series([0.7] * 20), "convergence")
+    assert f.level == "ok"
+    assert f.text.startswith(
+        "Converged: the best value stayed at 0.7 from the first feasible trial on, within the "
+        "last 10 of 20 finished trials (trials 10-19) as before it; last improvement at trial 0"
+    )
+    assert "range of values seen" not in f.text
+
+
 def test_minimized_objective_and_a_small_gain_below_the_threshold_is_converged():
     # range 1.0; the last 10 trials improve the best from 0.0 to -0.005: 0.5% <= 1%
     values = [1.0, 0.0] + [0.5] * 17 + [-0.005]

@@ -179,6 +179,10 @@ def convergence(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     measured = (
         f"the {what} improved by {_fmt(gain)}, {share:.1%} of the range of values seen "
         f"({_fmt(seen)}), within {span}; {last_text}"
+        if seen > 0
+        # every feasible trial the same: "improved by 0, 0.0% of the range (0)" said nothing
+        else f"the {what} stayed at {_fmt(end_value)} from the first feasible trial on, "
+        f"within {span} as before it; {last_text}"
     )
     if share > IMPROVING_TOL:
         improving = _beyond_noise(view, _improvements(view, ok, start), before)
