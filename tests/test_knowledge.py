@@ -782,3 +782,25 @@ def test_a_knowledge_base_file_beyond_its_bound_is_refused_unread(tmp_path, monk
         path.write_bytes(gzip.compress(b'{"entries": []}')[:-6])
         with pytest.raises(DataError, match="is not readable JSON"):
             load_file(path)
+
+
+def test_kb_recommend_reads_codes_as_categories_as_the_run_would(workdir, cli):
+    """`kb recommend` had no way to say a column of numbers holds codes: a dataset tuned with
+    data.categorical was placed among past tasks by meta-features of quantities (helper A:
+    contraceptive at distance 0.657, farther than other sets)."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame["region"] = np.arange(len(frame)) % 7 * 10  # codes, not a quantity
+    frame.to_csv("coded.csv", index=False)
+    common = ("kb", "recommend", "--data", "coded.csv", "--target", "target", "--family", "knn",
+              "--json")
+    code, plain_out, err = cli(*common)
+    assert code == 0, err
+    code, coded_out, err = cli(*common, "--categorical", "region")
+    assert code == 0, err
+    as_numbers = [n["distance"] for n in json.loads(plain_out)["nearest"]]
+    as_codes = [n["distance"] for n in json.loads(coded_out)["nearest"]]
+    assert as_numbers != as_codes  # other meta-features, other distances
+    code, _, err = cli(*common, "--categorical", "regoin")
+    assert code == 2 and "regoin" in err and "region" in err

@@ -147,6 +147,15 @@ def recommend(
     ],
     family: Annotated[str, typer.Option("--family", help="Model family.")],
     target: Annotated[str | None, typer.Option(help="Target column (files).")] = None,
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--categorical",
+            help="A feature column of numbers that are codes (repeat the option), or 'declared' "
+            "for a PMLB set's declared ones: as the spec's data.categorical, so the nearest "
+            "tasks are those its run would find.",
+        ),
+    ] = None,
     size: Annotated[
         int | None,
         typer.Option(help="How many configurations (default: warm_start.auto's max_trials)."),
@@ -167,8 +176,14 @@ def recommend(
     if size is not None and size < 1:
         raise UsageError(f"size (--size): expected an integer >= 1, received {size}.")
     _check_family(family)
+    declared = categorical == ["declared"]
     recs, neighbours = recommend_configs(
-        data, family, kb=_kb(source, storage), size=size, target=target
+        data,
+        family,
+        kb=_kb(source, storage),
+        size=size,
+        target=target,
+        categorical="declared" if declared else categorical,
     )
     if json_out:
         emit_json(

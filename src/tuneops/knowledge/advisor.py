@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tuneops.data import load_dataset
 from tuneops.errors import UsageError
 from tuneops.families import get_family
@@ -30,6 +32,7 @@ def recommend(
     neighbors: int | None = None,
     target: str | None = None,
     task: str = "auto",
+    categorical: str | Sequence[str] | None = None,
 ) -> tuple[list[Recommendation], list[Neighbour]]:
     """Configurations to try first for ``family`` on the data at ``source``.
 
@@ -39,7 +42,9 @@ def recommend(
     tasks it misses); the rest is the consensus portfolio of the nearest tasks. The default
     warm start picks those later trials after the results so far, so they are known only as
     the study runs; the consensus order is its best guess without results. ``kb`` defaults to
-    the shipped base; size and neighbours default to auto's.
+    the shipped base; size and neighbours default to auto's. ``categorical`` as the spec's
+    ``data.categorical``: the data's meta-features, and so its nearest tasks, are those a run
+    of that spec computes.
 
     Raises:
         UsageError: the knowledge base has no entry for ``family`` on the data's task.
@@ -48,7 +53,7 @@ def recommend(
     size = defaults.max_trials if size is None else size
     neighbors = defaults.neighbors if neighbors is None else neighbors
 
-    data = load_dataset(source, target=target, task=task)
+    data = load_dataset(source, target=target, task=task, categorical=categorical)
     kb = load_shipped() if kb is None else kb
     meta = meta_features(data.X, data.y, data.task)
     everyone = nearest(kb, meta, family=family, task=data.task, k=len(kb))
