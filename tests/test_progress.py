@@ -9,6 +9,7 @@ import time
 
 import optuna
 
+from tuneops._study import REPEAT_OF as _REPEAT_OF
 from tuneops.progress import StudyProgress
 
 
@@ -190,3 +191,25 @@ def test_trials_judged_again_under_new_constraints_count_as_judged():
     plain = StudyProgress(study, 3, stream=io.StringIO(), poll_s=0)
     plain._tally.update(study.get_trials())
     assert plain._tally.best_text() == "3 non-dominated"
+
+
+def test_a_repeat_is_not_counted_again_among_the_non_dominated():
+    """A knn study on two workers printed "(40/40 done, 18 non-dominated)" for a front of two
+    trials: every repeat of a front trial (tuneops.repeats: its outcome taken) was counted as
+    one more non-dominated point, though it is the same model."""
+    study = optuna.create_study(study_name="rep", directions=["maximize", "minimize"])
+    for values in ([0.9, 2.0], [0.8, 1.0], [0.9, 2.0], [0.9, 2.0]):
+        study.enqueue_trial({"a": values[0], "b": values[1]})
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        a, b = trial.suggest_float("a", 0, 1), trial.suggest_float("b", 0, 5)
+        if trial.number >= 2:  # the first trial's configuration again
+            trial.set_user_attr(_REPEAT_OF, 0)
+        return a, b
+
+    stream = io.StringIO()
+    with StudyProgress(study, 4, stream=stream, poll_s=0) as progress:
+        study.optimize(objective, n_trials=4, callbacks=[lambda s, t: progress.refresh()])
+    lines = stream.getvalue().splitlines()
+    assert lines[-1].endswith("(4/4 done, 2 non-dominated)"), lines
+    assert lines[-2].endswith("(3/4 done, 2 non-dominated)"), lines

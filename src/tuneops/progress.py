@@ -111,6 +111,10 @@ class _Tally:
             if not (self.judged[t.number] if t.number in self.judged else _feasible(t)):
                 continue
             loss = [s * v for s, v in zip(self.signs, t.values, strict=True)]
+            if len(loss) > 1 and _REPEAT_OF in t.user_attrs:
+                # the earlier trial's model and values, already on the front or not: a second
+                # point of it counted one model once per repeat ("18 non-dominated" for 2)
+                continue
             if len(loss) == 1:
                 if self.best is None or loss[0] < self.signs[0] * self.best:
                     self.best = t.values[0]
