@@ -713,3 +713,18 @@ def test_a_perfect_cross_validated_score_is_called_a_likely_leak():
     regression.set_user_attr(_study.OBJECTIVES, [{"metric": "rmse", "direction": "minimize"}])
     assert len(topics(regression, "perfect score")) == 1
     assert topics(series([1.0, 0.5]), "perfect score") == []
+
+
+def test_a_repeat_is_not_counted_as_another_latency_measurement():
+    """A 2-worker knn study with 18 repeats (tuneops.repeats: the earlier trial's record taken,
+    nothing measured) said "29 of 29 latency measurements ran while the serving thread waited
+    for a core" where 11 measurements were made."""
+    shares = [0.5, 0.95, 0.5, 0.5, 0.5]
+    busy = series(
+        [0.9, 0.91, 0.9, 0.9, 0.9],
+        params=lambda i: {"lr": 0.01 if i != 1 else 0.02, "depth": 5},
+        attrs=lambda i: _serving(cpu_share=shares[i], load=3.0, cores=2)
+        | ({_study.REPEAT_OF: 0} if i >= 2 else {}),
+    )
+    (f,) = topics(busy, "latency")
+    assert "1 of 2 latency measurements ran while the serving thread waited" in f.text, f.text

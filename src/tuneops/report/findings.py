@@ -638,7 +638,8 @@ def busy_machine(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
     shared: list[tuple[float, float | None, int | None]] = []  # (share, load, cores)
     by_load: list[tuple[float, int]] = []  # (load, cores) of measurements without a share
     n_measured = 0
-    for t in view.complete:
+    # a repeat took its earlier trial's record: measured once, counted once (tuneops.repeats)
+    for t in filter(_study.found, view.complete):
         serving = (t.user_attrs.get(_study.COST) or {}).get("serving") or {}
         share, load, cores = serving.get("cpu_share"), serving.get("load"), serving.get("cores")
         load = float(load) if isinstance(load, (int, float)) else None
