@@ -728,3 +728,23 @@ def test_a_repeat_is_not_counted_as_another_latency_measurement():
     )
     (f,) = topics(busy, "latency")
     assert "1 of 2 latency measurements ran while the serving thread waited" in f.text, f.text
+
+
+def test_a_repeated_configuration_is_one_of_the_best_trials_at_a_bound():
+    """The best configuration at depth's upper bound and its two repeats (tuneops.repeats)
+    read as "3 of the 3 best trials sit at the upper bound": one configuration, counted three
+    times; the next best distinct ones are mid-range."""
+    depths = [10, 10, 10] + [5, 6, 4, 5, 6, 4, 5, 6, 4]
+    values = [0.95, 0.95, 0.95] + [0.9 - 0.01 * i for i in range(9)]
+    study = series(
+        values,
+        params=lambda i: {"lr": 0.01 * (1 + i % 3) if i >= 3 else 0.05, "depth": depths[i]},
+        attrs=lambda i: {_study.REPEAT_OF: 0} if i in (1, 2) else {},
+    )
+    assert topics(study, "boundary") == []
+    # the same values fitted three times as distinct configurations at the bound do count
+    distinct = series(
+        values,
+        params=lambda i: {"lr": 0.01 * (1 + i % 3) if i >= 3 else 0.05 + 0.1 * i, "depth": depths[i]},
+    )
+    assert "3 of the 3 best trials sit at the upper bound 10" in topics(distinct, "boundary")[0].text

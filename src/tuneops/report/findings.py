@@ -279,7 +279,9 @@ def _beyond_noise(
 
 
 def _elite(view: StudyView) -> list:
-    ok = [t for t in view.complete if view.is_feasible(t)]
+    # a repeat is its earlier trial again (tuneops.repeats): one configuration repeated was
+    # "3 of the 3 best trials" at a bound
+    ok = [t for t in view.complete if view.is_feasible(t) and _study.found(t)]
     if view.multi:
         numbers = set(best_numbers(view))
         return [t for t in ok if t.number in numbers]
