@@ -1361,6 +1361,22 @@ def test_a_label_that_is_none_of_the_model_s_classes_is_refused_naming_them(
     assert read_log("yn.jsonl").n_labels == 1
 
 
+def test_a_refused_label_lists_each_class_once_with_a_challenger_served(
+    registry: Registry,
+) -> None:
+    """With a shadow challenger beside the champion (both of classes 0, 1 and 2) a label 7 was
+    refused as "expected one of the model's classes (0, 1, 2, 0, 1, 2)"."""
+    registry.set_challenger(2, "shadow")
+    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
+        assert client.post("/predict", json={"rows": rows(1), "request_id": "one"}).is_success
+        refused = client.post("/label", json={"request_id": "one", "label": 7})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"] == (
+            "labels['one']: expected one of the model's classes (0, 1, 2), received number "
+            "7; send one of them. Nothing was recorded.")
+        assert client.post("/label", json={"request_id": "one", "label": 1}).is_success
+
+
 def test_a_compressed_body_is_refused_naming_its_encoding(registry: Registry) -> None:
     """A gzip body got the generic 400 'could not parse it', which hid why."""
     import gzip

@@ -43,6 +43,7 @@ from tuneops.ops.serve.requests import (
     _BadRequest,
     _clip,
     _identifier,
+    _json_kind,
     _not_a_class,
     _parse,
     _received,
@@ -588,7 +589,10 @@ class ModelServer:
                         "it. Nothing was recorded.",
                     )
         if not regressor:
-            known = [c for v in served for c in v.classes or () if not _missing(c)]
+            # a champion and a challenger of one task share their classes: each listed once
+            # ("classes (0, 1, 2, 0, 1, 2)"), told apart by kind as the check tells them
+            found_classes = [c for v in served for c in v.classes or () if not _missing(c)]
+            known = list({(_json_kind(c), c): c for c in found_classes}.values())
             for request_id, value in labels.items():
                 odd = _not_a_class(value, known)
                 if odd is not None:
