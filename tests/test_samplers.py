@@ -507,6 +507,39 @@ def test_the_sampler_sees_earlier_trials_judged_by_the_constraints_of_now() -> N
     assert [(t.number, t.constraints) for t in seen[0]] == [(2, {"size <= 5": 3.0})]
 
 
+def test_a_repeat_is_judged_by_the_record_it_took_under_the_constraints_of_now() -> None:
+    """A study of repeats (tuneops.repeats: a trial that took an earlier trial's outcome) run
+    again with a new constraint: each repeat was judged as having measured nothing, left out
+    of the sampler's view, and the run said "14 of them did not measure a constraint's
+    metric" of a knn study whose every trial had measured it."""
+    import functools
+
+    from tuneops._study import REPEAT_OF
+    from tuneops.samplers import CurrentConstraints
+    from tuneops.selection import constraint_record
+    from tuneops.spec import parse_constraint
+
+    study = optuna.create_study()
+    study.add_trial(_constrained_trial(0.5, {}, {"value": 0.5}))
+    repeat = _constrained_trial(0.5, {}, {"value": 0.5})
+    repeat.set_user_attr(REPEAT_OF, 0)
+    study.add_trial(repeat)
+    now = [parse_constraint("value <= 0.4", builtin_only=False)]
+    judge = functools.partial(constraint_record, metric_names=["value"], constraints=now)
+    assert judge(study.trials[1]) == judge(study.trials[0]) == {"value <= 0.4": pytest.approx(0.1)}
+    seen: list[list[Any]] = []
+
+    class Spy(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):  # type: ignore[no-untyped-def]
+            seen.append(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            return super().sample_independent(study, trial, name, distribution)
+
+    study.sampler = CurrentConstraints(Spy(seed=0), ["value <= 0.4"], judge)
+    study.optimize(lambda t: t.suggest_float("x", 0, 5), n_trials=1)
+    assert [t.number for t in seen[0]] == [0, 1]
+    assert seen[0][1].constraints == {"value <= 0.4": pytest.approx(0.1)}
+
+
 def test_a_study_whose_records_hold_is_handed_to_the_sampler_as_it_is() -> None:
     from tuneops.samplers import CurrentConstraints
 

@@ -128,7 +128,10 @@ def candidates_from_trials(
         return _candidates(trials, metric_names)
 
 
-def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> list[Candidate]:
+def _candidates(
+    trials: Sequence[FrozenTrial], metric_names: Sequence[str], *, repeats: bool = False
+) -> list[Candidate]:
+    """``repeats``: a repeat is a candidate too (its record, which is its earlier trial's)."""
     out = []
     for t in trials:  # each FrozenTrial property read once: 10,000 trials at every selection
         if t.state != TrialState.COMPLETE:
@@ -137,7 +140,7 @@ def _candidates(trials: Sequence[FrozenTrial], metric_names: Sequence[str]) -> l
         if values is None:
             continue
         attrs = t.user_attrs
-        if _study.REPEAT_OF in attrs:  # the earlier trial of its configuration stands for it
+        if _study.REPEAT_OF in attrs and not repeats:  # its earlier trial stands for it
             continue
         metrics = dict(zip(metric_names, values, strict=False))
         extra = attrs.get(_study.METRICS)
@@ -232,8 +235,10 @@ def constraint_record(
     violation}``, as :class:`tuneops.objective.SpecObjective` records it), from its stored
     metrics and intervals; None when it did not measure a constraint's metric (or is not
     complete). What a sampler sees of a trial recorded under other constraints
-    (:class:`tuneops.samplers.CurrentConstraints`)."""
-    found = candidates_from_trials([trial], metric_names)
+    (:class:`tuneops.samplers.CurrentConstraints`). A repeat (``repeat_of``) is judged by the
+    record it took: it measured what its earlier trial did (the sampler left every repeat out
+    of its view, as one that measured nothing)."""
+    found = _candidates([trial], metric_names, repeats=True)
     if not found or any(k.metric not in found[0].metrics for k in constraints):
         return None
     return _violations(found[0], constraints)
