@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -163,7 +164,11 @@ def test_deploy_as_challenger(workdir: Path, cli) -> None:
     command = ("deploy", "tiny", "--trial", other, "--no-verify", "--challenger", "canary")
     code, out, err = cli(*command, "--share", "0.2")
     assert code == 0, err
-    assert "version 2 is the canary challenger (answers 20% of requests); the champion" in out
+    # the version's trial is told before "the champion stays", where it read as the champion's
+    assert re.search(
+        rf"version 2 \(\w+, trial {other}, artifact from the refit\) is the canary challenger "
+        r"\(answers 20% of requests\); the champion stays; \S+/v2/model.joblib", " ".join(out.split())
+    ), out
     assert registry.champion() == 1
     state = registry.challenger()
     assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.2)

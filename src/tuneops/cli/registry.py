@@ -164,7 +164,7 @@ def deploy(
             _print_verdict(verdict)
         serving = record.get("challenger")
         if serving:
-            status = f"is the {serving['mode']} challenger{_answers(serving)}; the champion stays"
+            status = f"is the {serving['mode']} challenger{_answers(serving)}"
         elif record["promoted"]:
             status = "is the champion"
         else:
@@ -186,9 +186,21 @@ def deploy(
                 f" (registered by the same deploy run at the same time by "
                 f"{record['deployed_by']}; this one registered nothing)"
             )
+        if serving:
+            status += "; the champion stays"
+        what = (
+            f"{record['family']}, trial {record['source']['trial']}, artifact from the "
+            f"{record['artifact']['from']}"
+        )
+        # the version's description before "the champion stays", which it followed and read as
+        # the champion's ("the champion stays (knn, trial 3, ...)": the challenger's trial)
+        line = (
+            f"version {record['version']} ({what}) {status}"
+            if serving
+            else f"version {record['version']} {status} ({what})"
+        )
         term.result(
-            f"Model {name} version {record['version']} {status} ({record['family']}, trial "
-            f"{record['source']['trial']}, artifact from the {record['artifact']['from']}); "
+            f"Model {name} {line}; "
             f"{record['artifact']['path']} {record['artifact']['sha256'][:19]}...",
             highlight=False,
             markup=False,
