@@ -172,6 +172,14 @@ def test_deploy_as_challenger(workdir: Path, cli) -> None:
     assert registry.champion() == 1
     state = registry.challenger()
     assert (state["version"], state["mode"], state["share"]) == (2, "canary", 0.2)
+    # the registry's commands name it (they showed the champion alone)
+    code, out, _ = cli("registry", "list")
+    assert code == 0 and "★ 1" in out and "☆ 2" in out, out
+    assert "☆ canary challenger (answers 20% of requests)" in out, out
+    assert as_json(cli("registry", "list", "--json"))[0]["challenger"] == state
+    code, out, _ = cli("registry", "show", "2")
+    assert code == 0 and "tiny version 2 ☆ canary challenger (answers 20% of requests)" in out
+    assert as_json(cli("registry", "show", "1", "--json"))["challenger"] == state
     events = len(registry.events())
     code, out, err = cli(*command, "--share", "0.5")
     assert code == 0 and "version 2 is already the canary challenger (answers 20%" in out, out

@@ -275,7 +275,14 @@ def list_versions(
     models: list[dict[str, Any]] = []
     for name in names:
         reg = ops.Registry.open(name, storage)
-        models.append({"model": name, "champion": reg.champion(), "versions": reg.versions()})
+        models.append(
+            {
+                "model": name,
+                "champion": reg.champion(),
+                "challenger": reg.challenger(),
+                "versions": reg.versions(),
+            }
+        )
     if json_out:
         emit_json(models)
         return
@@ -289,8 +296,17 @@ def list_versions(
         add_name_column(table, "family")
         add_name_column(table, "metric (reference)")
         add_name_column(table, "sha256")
+        # the challenger too: after `deploy --challenger` nothing here said which version
+        # `tuneops serve` runs beside the champion
+        served = m["challenger"] or {}
         for v in m["versions"]:
-            mark = "★ " if v["version"] == m["champion"] else ""
+            mark = (
+                "★ "
+                if v["version"] == m["champion"]
+                else "☆ "
+                if v["version"] == served.get("version")
+                else ""
+            )
             src = v["source"]
             table.add_row(
                 f"{mark}{v['version']}",
@@ -303,6 +319,12 @@ def list_versions(
                 v["artifact"]["sha256"].removeprefix("sha256:")[:12],
             )
         term.result(table)
+        if served:
+            term.result(
+                f"★ champion, ☆ {served['mode']} challenger{_answers(served)}",
+                highlight=False,
+                markup=False,
+            )
 
 
 def show(
@@ -321,8 +343,9 @@ def show(
     record = reg.version(version if version is not None else reg.require_champion())
     log = reg.events()[-events:] if events > 0 else []
     champion = reg.champion()
+    served = reg.challenger()
     if json_out:
-        emit_json({"version": record, "champion": champion, "events": log})
+        emit_json({"version": record, "champion": champion, "challenger": served, "events": log})
         return
     plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
     term.result(
@@ -330,6 +353,9 @@ def show(
             (reg.name, "bold"),
             f" version {record['version']}",
             " ★ champion" if record["version"] == champion else "",
+            f" ☆ {served['mode']} challenger{_answers(served)}"
+            if served and record["version"] == served["version"]
+            else "",
         )
     )
     for key in ("created", "source", "family", "params", "metrics", "artifact"):
