@@ -382,3 +382,26 @@ def test_a_constraint_on_a_metric_only_later_trials_measured_judges_the_earlier_
         select_trial(earlier + later, objectives, [parse_constraint("latency_p95_ms <= 5")])
     with pytest.raises(NoFeasibleTrial, match="no trial measured every metric they name"):
         select_trial(earlier + later, objectives, [fast, parse_constraint("model_size_kb <= 10")])
+
+
+def test_a_refusal_says_the_repeats_beside_the_complete_trials_it_judged():
+    """`tuneops show` said "29 complete" and `tuneops select -c 'accuracy >= 0.99'` of the same
+    study "no trial meets the constraints (11 complete)": the 18 repeats (tuneops.repeats: an
+    earlier trial's outcome taken), not candidates, went unsaid."""
+    from tuneops._study import REPEAT_OF
+    from tuneops.selection import select_in_study
+
+    study = optuna.create_study(direction="maximize")
+    for x, repeat_of in ((0.5, None), (0.7, None), (0.7, 1), (0.7, 1)):
+        study.enqueue_trial({"x": x}, user_attrs={REPEAT_OF: repeat_of} if repeat_of else {})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=4)
+    objectives = [Objective("value", "maximize")]
+    with pytest.raises(NoFeasibleTrial, match=r"constraints \(2 complete, and 2 complete repeats "
+                       r"of their configurations\)\. The closest is trial 1"):
+        select_in_study(study, objectives, [parse_constraint("value >= 0.9", builtin_only=False)],
+                        Selection())
+    plain = optuna.create_study(direction="maximize")
+    plain.optimize(lambda t: t.suggest_float("x", 0, 0.5), n_trials=2)
+    with pytest.raises(NoFeasibleTrial, match=r"constraints \(2 complete\)\. The closest"):
+        select_in_study(plain, objectives, [parse_constraint("value >= 0.9", builtin_only=False)],
+                        Selection())

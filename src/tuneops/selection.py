@@ -745,6 +745,35 @@ def select_in_study(
     candidates = candidates_from_trials(trials, names)
     if not candidates:
         raise NoFeasibleTrial(nothing_completed(trials))
+    repeats = sum(
+        t.state == TrialState.COMPLETE and _study.REPEAT_OF in t.user_attrs for t in trials
+    )
+    try:
+        return _select_in_study(study, candidates, objectives, constraints, selection, names)
+    except NoFeasibleTrial as exc:
+        said = f"({len(candidates)} complete)"
+        if not repeats or said not in str(exc):
+            raise
+        # `show` counts every complete trial ("29 complete"), the refusal only the candidates
+        # ("11 complete"): the repeats (not candidates: tuneops.repeats) are said beside them
+        raise NoFeasibleTrial(
+            str(exc).replace(
+                said,
+                f"({len(candidates)} complete, and {repeats} complete "
+                f"repeat{'s' if repeats > 1 else ''} of their configurations)",
+                1,
+            )
+        ) from None
+
+
+def _select_in_study(
+    study: optuna.Study,
+    candidates: list[Candidate],
+    objectives: Sequence[Objective],
+    constraints: Sequence[Constraint],
+    selection: Selection,
+    names: list[str],
+) -> Choice:
     attrs = _optuna.study_user_attrs(study)  # one read of the storage for both records
     rows = (attrs.get(_study.DATA) or {}).get("rows")
     resolution = resolution_of(objectives, rows if isinstance(rows, int) else None)
