@@ -307,9 +307,7 @@ class SpecObjective:
         trial.set_user_attr("family", family)
         # A configuration tried before: its values replayed to the pruner, and the outcome of
         # one that completed taken, nothing fitted (repeats.py)
-        earlier = self.repeats.earlier(trial)
-        if earlier is not None and not self._measured_alike(earlier, family):
-            earlier = None
+        earlier = self.repeats.earlier(trial, lambda t: self._measured_alike(t, family))
         if earlier is not None:
             self._replay(trial, earlier)
         if earlier is not None and earlier.state == TrialState.COMPLETE:

@@ -23,7 +23,7 @@ cost per trial does not grow with the study.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,7 @@ def replayable(trial: FrozenTrial) -> bool:
 @dataclass
 class _Index:
     upto: int = 0  # trials 0..upto-1 are all finished
-    done: dict[Hashable, FrozenTrial] = field(default_factory=dict)  # first completed
+    done: dict[Hashable, list[FrozenTrial]] = field(default_factory=dict)  # completed, in order
     pruned: dict[Hashable, FrozenTrial] = field(default_factory=dict)  # first pruned
 
 
@@ -92,11 +92,21 @@ class Repeats:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["metrics"])  # type: ignore[misc]
 
-    def earlier(self, trial: optuna.trial.BaseTrial) -> FrozenTrial | None:
+    def earlier(
+        self,
+        trial: optuna.trial.BaseTrial,
+        alike: Callable[[FrozenTrial], bool] | None = None,
+    ) -> FrozenTrial | None:
         """The trial of ``trial``'s study with the same parameters whose outcome it can take
-        (the first completed one) or, failing that, whose pruning it can replay (the first
-        pruned one); None when there is none or ``trial`` is outside a study (a
-        ``FixedTrial``)."""
+        (the first completed one that ``alike`` accepts: measured as ``trial`` would be) or,
+        failing that, whose pruning it can replay (the first pruned one); None when there is
+        none or ``trial`` is outside a study (a ``FixedTrial``).
+
+        With ``alike``, a configuration completed before a change of measurement (a study
+        resumed with another serving path or fit threads) and fitted again since is taken
+        from that new fit: only its first trial was looked at, and every later trial of it
+        was fitted again (9 fits of one knn configuration in a 30-trial run)."""
+        accept = alike or (lambda t: True)
         study = getattr(trial, "study", None)
         if not isinstance(study, optuna.Study):
             return None
@@ -108,18 +118,20 @@ class Repeats:
         while index.upto < len(trials) and trials[index.upto].state.is_finished():
             t = trials[index.upto]
             if reusable_outcome(t, self.metrics):
-                index.done.setdefault(_key(t.params), t)
+                if REPEAT_OF not in t.user_attrs:  # its earlier trial, listed before it, stands
+                    index.done.setdefault(_key(t.params), []).append(t)
             elif replayable(t):
                 index.pruned.setdefault(_key(t.params), t)
             index.upto += 1
-        if key in index.done:
-            return index.done[key]
+        found = next((t for t in index.done.get(key, ()) if accept(t)), None)
+        if found is not None:
+            return found
         number = getattr(trial, "number", None)
         pruned = index.pruned.get(key)
         for t in trials[index.upto :]:  # finished out of order while an earlier one runs
             if t.number == number or _key(t.params) != key:
                 continue
-            if reusable_outcome(t, self.metrics):
+            if reusable_outcome(t, self.metrics) and accept(t):
                 return t
             if pruned is None and replayable(t):
                 pruned = t
