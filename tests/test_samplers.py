@@ -555,3 +555,15 @@ def test_a_study_whose_records_hold_is_handed_to_the_sampler_as_it_is() -> None:
     study.sampler = CurrentConstraints(Spy(seed=0), ["value <= 1"], lambda t: {"no": 1.0})
     study.optimize(lambda t: t.suggest_float("x", 0, 5), n_trials=2)
     assert seen == [study, study] and study.sampler.judged == {}
+
+
+def test_gp_by_name_without_pytorch_is_refused_before_any_trial(monkeypatch) -> None:
+    """search.sampler: gp on a machine without PyTorch ran every trial into "No module named
+    'torch'" (20 failed trials in a row) instead of saying what to install."""
+    from tuneops import samplers
+
+    monkeypatch.setattr(samplers, "gp_available", lambda: False)
+    with pytest.raises(SpecError, match=r"search\.sampler: .* received gp, which needs PyTorch, "
+                       r"not installed; install it \(pip install torch\)"):
+        make_sampler("gp", seed=0)
+    assert type(make_sampler("auto", seed=0, n_objectives=1)).__name__ == "AutoSampler"

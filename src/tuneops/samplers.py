@@ -898,6 +898,14 @@ def make_sampler(
     """
     if name not in SAMPLERS:
         raise SpecError(unknown_name("sampler", name, SAMPLERS, field="search.sampler"))
+    if name == "gp" and not gp_available():
+        # every trial failed on it ("No module named 'torch'"), 20 in a row before the run
+        # stopped
+        raise SpecError(
+            "search.sampler: expected a sampler that can run here, received gp, which needs "
+            "PyTorch, not installed; install it (pip install torch), or choose another sampler "
+            "(auto uses TPE where PyTorch is missing)."
+        )
     kw = dict(params or {})
     try:
         if name == "auto":
