@@ -319,3 +319,24 @@ def test_the_report_counts_pruned_trials_as_the_run_does(workdir):
     assert any(_study.REPEAT_OF in t.user_attrs for t in study.trials)
     texts = [f.text for f in build_report(study).findings if f.topic == "pruning"]
     assert texts and texts[0].startswith(f"{savings['n_pruned']} of {savings['n_trials']} ")
+
+
+def test_a_forked_local_worker_leaves_the_stop_s_reason_to_the_run_s_own(caplog):
+    """With search.n_workers 2 a run printed "stopping: the last 20 finished trials all
+    repeated configurations ..." three times (each forked worker, then the run's own), and once
+    while the other worker ran on and fitted new configurations: the run's own worker, which
+    works after the forked ones on the same state, says it."""
+    study = optuna.create_study(storage=get_storage(":memory:"))
+    for i in range(4):
+        study.enqueue_trial({"x": 0}, user_attrs={_study.REPEAT_OF: 0} if i else {})
+    study.optimize(lambda t: t.suggest_int("x", 0, 9), n_trials=4)
+
+    def never(trial: optuna.Trial) -> float:
+        raise AssertionError("a trial was run")
+
+    caplog.set_level("DEBUG", logger="tuneops")
+    for forked in (True, False):
+        caplog.clear()
+        ran = runner.work(study, never, max_repeats_in_a_row=3, wait_for_others=not forked)
+        said = [r.levelname for r in caplog.records if "stopping: the last 3" in r.getMessage()]
+        assert ran == 0 and said == (["DEBUG"] if forked else ["WARNING"]), said

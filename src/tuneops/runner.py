@@ -753,9 +753,9 @@ def failed_in_a_row(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return failed
 
 
-def _failing(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
-    """True, with the reason logged, when the last ``limit`` finished trials of ``trials`` all
-    failed."""
+def _failing(trials: Sequence[FrozenTrial], limit: int | None, *, say: bool = True) -> bool:
+    """True, with the reason logged (``say``), when the last ``limit`` finished trials of
+    ``trials`` all failed."""
     if not limit:
         return False
     failed = failed_in_a_row(trials)
@@ -767,7 +767,7 @@ def _failing(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
     family = (
         f", all of family {families.pop()!r}" if len(families) == 1 and None not in families else ""
     )
-    _log.error(
+    (_log.error if say else _log.debug)(
         "stopping: the last %d finished trials all failed (trials %d-%d%s); the last said: %s. "
         "Fix the cause (`tuneops show STUDY` lists the failures) and run again: the study "
         "resumes with its finished trials",
@@ -787,9 +787,9 @@ def _failing(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
 MAX_REPEATS_IN_A_ROW = 20
 
 
-def _exhausted(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
-    """True, with the reason logged, when the last ``limit`` finished trials of ``trials`` were
-    all repeats of a completed configuration."""
+def _exhausted(trials: Sequence[FrozenTrial], limit: int | None, *, say: bool = True) -> bool:
+    """True, with the reason logged (``say``), when the last ``limit`` finished trials of
+    ``trials`` were all repeats of a completed configuration."""
     if not limit:
         return False
     repeats = 0
@@ -808,7 +808,7 @@ def _exhausted(trials: Sequence[FrozenTrial], limit: int | None) -> bool:
         for t in trials
         if t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs
     }
-    _log.warning(
+    (_log.warning if say else _log.debug)(
         "stopping: the last %d finished trials all repeated configurations already completed "
         "(their outcomes reused); the sampler proposes nothing new in this space (%d distinct "
         "configurations completed). Widen model.space to search further: the study resumes "
@@ -864,8 +864,12 @@ def work(
                     recover_abandoned(study, grace_s=grace_s)
                     last_scan = time.monotonic()
                 trials = _optuna.read_trials(study)
-                if _failing(trials, max_failed_in_a_row) or _exhausted(
-                    trials, max_repeats_in_a_row
+                # A local worker the run forked (wait_for_others=False) leaves the reason to the
+                # run's own worker, which works after it on the same state: each said it (3
+                # times with n_workers 2), and one said the space was exhausted while the other
+                # ran on and fitted new configurations
+                if _failing(trials, max_failed_in_a_row, say=wait_for_others) or _exhausted(
+                    trials, max_repeats_in_a_row, say=wait_for_others
                 ):
                     break
                 trial = _claim(study, trials, identity, unlimited=unlimited)
