@@ -340,3 +340,20 @@ def test_a_forked_local_worker_leaves_the_stop_s_reason_to_the_run_s_own(caplog)
         ran = runner.work(study, never, max_repeats_in_a_row=3, wait_for_others=not forked)
         said = [r.levelname for r in caplog.records if "stopping: the last 3" in r.getMessage()]
         assert ran == 0 and said == (["DEBUG"] if forked else ["WARNING"]), said
+
+
+def test_deploying_a_repeat_of_the_champion_s_trial_registers_nothing(workdir):
+    """`tuneops deploy STUDY --trial 11`, a repeat of trial 10, the champion: the same model
+    (same configuration, study and data) was registered as a new version and promoted,
+    restarting the probation window."""
+    from tuneops.ops.registry import Registry, deploy
+
+    tuneops.run(_spec("dep", pruner="none"))
+    trials = _trials("dep")
+    repeat = next(t for t in trials if t.state == TrialState.COMPLETE and _study.REPEAT_OF in t.user_attrs)
+    earlier = repeat.user_attrs[_study.REPEAT_OF]
+    first = deploy("dep", trial=earlier)
+    assert first["promoted"] and first["source"]["trial"] == earlier
+    again = deploy("dep", trial=repeat.number)
+    assert again["already"] and again["version"] == first["version"]
+    assert len(Registry.open("dep").versions()) == 1

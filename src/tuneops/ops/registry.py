@@ -1011,7 +1011,7 @@ def deploy(
 
     _check_challenger(challenger, share)
     study = load_study(study_name, storage)
-    trial = complete_trial(study, trial)
+    trial = _deployed_trial(study, complete_trial(study, trial))
     spec, data = rebuild(
         study, "tuneops cannot rebuild or monitor its model; deploy a study run from a spec"
     )
@@ -1092,6 +1092,27 @@ def _check_challenger(challenger: str | None, share: float | None) -> None:
         raise UsageError(
             f"share (--share): expected a share of traffic in [0, 1], received {share!r}."
         )
+
+
+def _deployed_trial(study: optuna.Study, trial: int) -> int:
+    """``trial``, or the trial whose model it is when it is a repeat (``repeat_of``,
+    :mod:`tuneops.repeats`: the same configuration of the same study, its outcome taken): a
+    repeat of the champion's trial was registered as a new version of the same model (the
+    champion's probation restarted, a rollback brought the same model back)."""
+    trials = study.get_trials(deepcopy=False)
+    asked, seen = trial, set()
+    while (of := trials[trial].user_attrs.get(_study.REPEAT_OF)) is not None and trial not in seen:
+        seen.add(trial)
+        trial = int(of)
+    if trial != asked:
+        _status.info(
+            "Trial %d repeated trial %d's configuration (its outcome taken, nothing fitted): "
+            "deploying trial %d, the same model.",
+            asked,
+            trial,
+            trial,
+        )
+    return trial
 
 
 def deploy_work(model: str, study_name: str, trial: int, data_fingerprint: str | None) -> str:
