@@ -1216,9 +1216,11 @@ def test_connections_beyond_max_connections_are_refused_at_once(registry: Regist
     with pytest.raises(UsageError, match=r"max_connections \(--max-connections\): expected an "
                                          "integer >= 1, received 0"):
         config(max_connections=0)
-    with pytest.raises(UsageError, match=r"read_timeout_s \(--read-timeout\): expected seconds "
-                                         "> 0, received 0"):
-        config(read_timeout_s=0)
+    # inf is > 0: "expected seconds > 0, received inf" refused it by a rule it meets
+    for bad in (0, float("inf")):
+        with pytest.raises(UsageError, match=r"read_timeout_s \(--read-timeout\): expected a "
+                           rf"finite number of seconds > 0, received {bad!r}\."):
+            config(read_timeout_s=bad)
 
 
 def test_by_default_the_connections_stay_below_the_open_file_limit(

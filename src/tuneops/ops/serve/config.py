@@ -69,8 +69,8 @@ class ServeConfig:
             raise UsageError(f"poll_s (--poll): expected seconds > 0, received {self.poll_s}.")
         if not (self.read_timeout_s > 0 and math.isfinite(self.read_timeout_s)):
             raise UsageError(
-                "read_timeout_s (--read-timeout): expected seconds > 0, received "
-                f"{self.read_timeout_s!r}."
+                "read_timeout_s (--read-timeout): expected a finite number of seconds > 0, "
+                f"received {self.read_timeout_s!r}."
             )
         if self.max_connections is not None and not (
             isinstance(self.max_connections, int) and self.max_connections >= 1
