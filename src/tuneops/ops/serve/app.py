@@ -43,7 +43,6 @@ from tuneops.ops.serve.requests import (
     _BadRequest,
     _clip,
     _identifier,
-    _json_kind,
     _not_a_class,
     _parse,
     _received,
@@ -589,10 +588,8 @@ class ModelServer:
                         "it. Nothing was recorded.",
                     )
         if not regressor:
-            # a champion and a challenger of one task share their classes: each listed once
-            # ("classes (0, 1, 2, 0, 1, 2)"), told apart by kind as the check tells them
-            found_classes = [c for v in served for c in v.classes or () if not _missing(c)]
-            known = list({(_json_kind(c), c): c for c in found_classes}.values())
+            # each class once whatever models share it: _not_a_class
+            known = [c for v in served for c in v.classes or () if not _missing(c)]
             for request_id, value in labels.items():
                 odd = _not_a_class(value, known)
                 if odd is not None:
