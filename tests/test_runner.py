@@ -362,6 +362,10 @@ def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, ca
     """A trial abandoned mid-run (its worker died) records none of its fits, its configuration
     runs again, and no budget counts it: its partial compute was counted nowhere, and said
     nowhere either (review)."""
+    import time
+
+    import pytest
+
     from tuneops.cli._common import print_lost, print_summary
 
     study = _study(workdir)
@@ -369,7 +373,8 @@ def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, ca
     for step in (1, 3, 9):  # the fidelity steps it reported before its worker died
         trial.report(0.5, step)
     started = _optuna.read_trial(study, trial).datetime_start.timestamp()
-    _optuna.set_trial_user_attr(study, trial, study_format.HEARTBEAT, started + 12.5)
+    time.sleep(0.3)  # a heartbeat 0.2 s after the start, then the worker died
+    _optuna.set_trial_user_attr(study, trial, study_format.HEARTBEAT, started + 0.2)
     runner.abandon(study, _optuna.read_trial(study, trial), "no heartbeat for 60 s")
     retry = runner.next_trial(study, unlimited=True)  # its configuration again: counted
     runner.run_trial(study, retry, fast)
@@ -379,11 +384,12 @@ def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, ca
     results = study_results(study)
     lost = results["lost_compute"]
     assert lost["n_trials"] == 1 and lost["trials"] == [0]
-    assert lost["ran_s"] >= 12.5 and lost["steps"] == 9
+    assert lost["ran_s"] == pytest.approx(0.2) and lost["steps"] == 9  # to its last heartbeat
     print_summary(results)
     out = capsys.readouterr()
-    assert "Lost compute: 1 abandoned trial(s) ran at least 12.5 s (wall, to their last " \
-        "heartbeat) and 9 fidelity steps before their workers stopped." in out.out + out.err
+    assert "Lost compute: 1 abandoned trial(s) ran at least 0.2 s (wall: until stopped, or to " \
+        "the last heartbeat of a worker that died) and 9 fidelity steps before their workers " \
+        "stopped." in out.out + out.err
     # under a compute budget, said not to count in it
     print_lost({**results, "pruning": {"compute": {"unit": "steps", "budget": 50.0}}})
     out = capsys.readouterr()
@@ -392,3 +398,23 @@ def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, ca
     clean = _study(workdir)
     runner.run_trial(clean, runner.next_trial(clean, unlimited=True), fast)
     assert "lost_compute" not in study_results(clean)
+
+
+def test_lost_compute_of_an_interrupted_trial_counts_until_it_was_stopped(workdir: Path) -> None:
+    """A trial its worker gave back on SIGTERM or Ctrl-C ran until then, which its worker
+    recorded: lost_compute said 'ran at least 0.0 s' of trials stopped after 5 s (no heartbeat
+    within a trial's first 10 s), while the workers table counted those 5 s as busy time."""
+    import signal
+    import time
+
+    import pytest
+
+    study = _study(workdir)
+    trial = runner.next_trial(study, unlimited=True)
+    trial.report(0.5, 1)
+    time.sleep(0.3)
+    runner.abandon(study, _optuna.read_trial(study, trial), runner.Interrupted(signal.SIGTERM).reason)
+    stopped = study.get_trials(deepcopy=False)[0]
+    ran = (stopped.datetime_complete - stopped.datetime_start).total_seconds()
+    assert ran >= 0.3
+    assert study_results(study)["lost_compute"]["ran_s"] == pytest.approx(ran)

@@ -517,18 +517,22 @@ def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
 
     Such a trial records none of its fits (they are written with its outcome), its
     configuration runs again, and no budget counts it: ``ran_s`` is the wall seconds from its
-    start to its last sign of life (its heartbeat, every 10 s: at least that long, and fitting
-    was part of it), ``steps`` the fidelity steps it reported (counted as a ``steps`` budget
-    counts a trial's: its last step, one more when they count from 0)."""
+    start to when it stopped (:func:`ran_until`: a worker that Ctrl-C or SIGTERM stopped
+    recorded when; for one that died, its last sign of life, its heartbeat every 10 s: at least
+    that long, and fitting was part of it), ``steps`` the fidelity steps it reported (counted
+    as a ``steps`` budget counts a trial's: its last step, one more when they count from 0)."""
     lost = [t for t in trials if ABANDONED in t.user_attrs and not is_retired(t)]
     if not lost:
         return None
     ran_s = 0.0
     steps = 0
     for t in lost:
-        seen = last_seen(t)
-        if t.datetime_start is not None and seen is not None:
-            ran_s += max(0.0, seen - t.datetime_start.timestamp())
+        # The same end as the workers table's busy time: an interrupted trial's (a SIGTERM
+        # after 5 s) was 'at least 0.0 s' here, its last heartbeat being its start.
+        end = ran_until(t)
+        stop = end.timestamp() if end is not None else last_seen(t)
+        if t.datetime_start is not None and stop is not None:
+            ran_s += max(0.0, stop - t.datetime_start.timestamp())
         reported = sorted(t.intermediate_values) or sorted(
             int(k) for k in (t.user_attrs.get(INTERMEDIATE) or {})
         )

@@ -641,7 +641,8 @@ def print_lost(results: dict[str, Any]) -> None:
     )
     term.info(
         f"Lost compute: {lost['n_trials']} abandoned trial(s) ran at least {lost['ran_s']:.1f} s "
-        f"(wall, to their last heartbeat){steps} before their workers stopped{counted}.",
+        f"(wall: until stopped, or to the last heartbeat of a worker that died){steps} before "
+        f"their workers stopped{counted}.",
         highlight=False,
         markup=False,
         soft_wrap=True,
