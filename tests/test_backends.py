@@ -229,6 +229,68 @@ def test_a_killed_last_ray_worker_is_replaced_and_the_budget_is_spent(local_ray,
     assert result.results["n_trials"]["complete"] == 3
 
 
+def _kill_a_ray_worker_mid_trial(storage: str, study: str, killed: list[int]) -> None:
+    """SIGKILL the Ray worker of the first trial seen running for half a second."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not killed:
+        try:
+            trials = optuna.load_study(study_name=study, storage=get_storage(storage)).get_trials()
+        except (KeyError, OSError, ValueError):
+            trials = []
+        for t in trials:
+            worker = t.user_attrs.get("worker") or {}
+            if (t.state == TrialState.RUNNING and str(worker.get("id", "")).startswith("ray:")
+                    and time.time() - t.datetime_start.timestamp() > 0.5):
+                os.kill(int(worker["pid"]), signal.SIGKILL)
+                killed.append(t.number)
+                return
+        time.sleep(0.2)
+
+
+@pytest.mark.ray
+def test_a_lost_ray_worker_leaves_stdout_to_the_results(workdir) -> None:
+    """`tuneops run --backend ray --json` of a run whose Ray worker was killed printed Ray's
+    "(raylet) A worker died ..." line on stdout before the JSON document (no JSON reader could
+    read it), and Ray's own log lines ("Started a local Ray instance.") on stderr without
+    --verbose, which keeps other libraries' logs out."""
+    import json
+    import subprocess
+    import sys
+
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if IN_CI:
+            pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
+        pytest.skip("ray is not installed")
+    storage = str(workdir / "ray-out.journal")
+    spec = tiny_spec(n_trials=2, n_workers=1, data={"source": "pmlb:phoneme"}, storage=storage,
+                     model={"family": "random_forest", "space": {"n_estimators": 300}})
+    spec["search"]["backend"] = "ray"
+    (workdir / "spec.yaml").write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuneops", "run", "spec.yaml", "--json", "--no-report"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_a_ray_worker_mid_trial, args=(storage, "tiny", killed))
+    killer.start()
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        killer.join()
+    assert killed, f"no trial was seen running; stderr: {err[-2000:]}"
+    assert proc.returncode == 0, err[-2000:]
+    assert "(raylet)" not in out
+    document = json.loads(out)  # stdout holds the results and nothing else
+    assert document["n_trials"]["complete"] == 2 and document["n_trials"]["abandoned"] == 1
+    assert "Started a local Ray instance" not in err
+
+
 def test_a_port_that_is_not_ray_is_refused_before_anything_is_written(workdir) -> None:
     """An HTTP server passed the bare TCP check, and ray.init then waited on it for more than
     ten minutes, deaf to Ctrl-C, after the study was written (audit of today's features)."""

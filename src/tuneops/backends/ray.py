@@ -13,9 +13,11 @@ the storage must be a database or Redis every node reaches.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuneops import runner
+from tuneops import _optuna, runner
 from tuneops.backends._base import Backend
 from tuneops.errors import StorageUnavailable, TuneOpsError, UsageError, require
 from tuneops.storage import mask_url, resolve_url
@@ -256,6 +258,9 @@ class RayBackend(Backend):
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
             "log_to_driver": False,
+            # Ray's own lines ("Started a local Ray instance.", its token-authentication
+            # warning) are another library's logs: shown with --verbose only, as the others are
+            "logging_level": logging.INFO if _optuna.VERBOSE else logging.ERROR,
             **self.init_kwargs,
         }
         if self.address is None:
@@ -298,6 +303,22 @@ class RayBackend(Backend):
             )
         url = _shared_url(setup.storage_url)
         started = self._connect()
+        # The Ray this run started prints the errors its raylet reports (a worker killed: "(raylet)
+        # A worker died ...") from a thread of its own on sys.stdout, the command's results:
+        # `tuneops run --json` printed that line before its JSON document. They go to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if started else contextlib.nullcontext():
+            self._execute(setup, study, url, n_workers, deadline, started, on_progress)
+
+    def _execute(
+        self,
+        setup: runner.WorkerSetup,
+        study: optuna.Study,
+        url: str,
+        n_workers: int,
+        deadline: float | None,
+        started: bool,
+        on_progress: Callable[[], None] | None,
+    ) -> None:
         import ray
 
         task = ray.remote(_worker).options(**ray_options(self.resources), max_retries=0)
