@@ -291,6 +291,33 @@ def test_a_lost_ray_worker_leaves_stdout_to_the_results(workdir) -> None:
     assert "Started a local Ray instance" not in err
 
 
+@pytest.mark.ray
+def test_a_lost_ray_workers_trial_another_worker_gave_back_is_counted(local_ray, workdir,
+                                                                       caplog) -> None:
+    """Two Ray workers, one SIGKILLed mid-trial: the other found its dead pid and queued its
+    trial again, and the run then said "1 worker(s) lost (WorkerCrashedError); 0 trial(s) they
+    left running queued again"."""
+    import logging
+
+    storage = str(workdir / "ray-two.journal")
+    spec = tiny_spec(n_trials=4, n_workers=2, data={"source": "pmlb:phoneme"}, storage=storage,
+                     model={"family": "random_forest", "space": {"n_estimators": 300}})
+    spec["search"].update(backend="ray", resources={"cpu": 1})
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_a_ray_worker_mid_trial, args=(storage, "tiny", killed))
+    killer.start()
+    with caplog.at_level(logging.WARNING, logger="tuneops"):
+        result = tuneops.run(spec)
+    killer.join()
+    assert killed, "no trial was seen running"
+    trials = result.study.get_trials()
+    given_back = [t for t in trials if _study.is_abandoned(t) and not _study.is_retired(t)]
+    assert [t.number for t in given_back] == killed
+    assert [t.state for t in _study.counted(trials)] == [TrialState.COMPLETE] * 4
+    said = [r.getMessage() for r in caplog.records if "worker(s) lost" in r.getMessage()]
+    assert said and said[0].endswith("; 1 trial(s) they left running queued again"), said
+
+
 def test_a_port_that_is_not_ray_is_refused_before_anything_is_written(workdir) -> None:
     """An HTTP server passed the bare TCP check, and ray.init then waited on it for more than
     ten minutes, deaf to Ctrl-C, after the study was written (audit of today's features)."""

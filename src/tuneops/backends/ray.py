@@ -28,6 +28,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuneops import _optuna, runner
+from tuneops._study import ABANDONED, RETIRED
 from tuneops.backends._base import Backend
 from tuneops.errors import StorageUnavailable, TuneOpsError, UsageError, require
 from tuneops.storage import mask_url, resolve_url
@@ -383,14 +384,24 @@ class RayBackend(Backend):
 
     @staticmethod
     def _abandon_orphans(study: optuna.Study, run: str, lost: list[str]) -> int:
-        orphans = [
+        """Abandon the trials this run's tasks left RUNNING; return how many of its trials were
+        queued again for a worker that was gone, counting those another worker gave back first
+        (it finds a dead pid of its host between its trials: the run said "0 trial(s) they left
+        running queued again" of a trial another task had queued again)."""
+        mine = [
             t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            for t in study.get_trials(deepcopy=False)
             if (t.user_attrs.get("worker") or {}).get("run") == run
         ]
+        orphans = [t for t in mine if t.state == TrialState.RUNNING]
         for t in orphans:
             runner.abandon(study, t, f"its Ray worker was lost ({lost[0]})")
-        return len(orphans)
+        # given back earlier because its worker was gone (not stopped by a signal, not retired)
+        reasons = [t.user_attrs.get(ABANDONED) for t in mine if t.state != TrialState.RUNNING]
+        earlier = [
+            r for r in reasons if isinstance(r, str) and not r.startswith(("interrupted", RETIRED))
+        ]
+        return len(orphans) + len(earlier)
 
     @staticmethod
     def _collect(ray: Any, ref: Any) -> str | None:
