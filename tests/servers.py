@@ -109,10 +109,12 @@ class RedisServer:
     """``redis-server`` in the foreground on a free port, with an append-only file (what a
     study that must survive a restart needs; tuneops warns without one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="tuneops-redis-"))
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password  # requirepass: clients must authenticate
+        login = f":{password}@" if password else ""
+        self.url = f"redis://{login}127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
@@ -121,7 +123,8 @@ class RedisServer:
             raise FileNotFoundError("redis-server is not installed (scripts/test.sh installs it)")
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--dir", str(self.root), "--maxclients", "1000"],
+             "--dir", str(self.root), "--maxclients", "1000",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         end = time.time() + 20

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import free_port, postgres_server  # noqa: F401 - fixture
+from servers import RedisServer, free_port, postgres_server, unavailable  # noqa: F401 - fixture
 from test_security import SecretDatabase, make_secret_database
 
 from tuneops.errors import StorageUnavailable
@@ -214,6 +214,36 @@ def test_unknown_user_and_unknown_database(postgres_server) -> None:  # noqa: F8
     assert "the user in the URL does not exist" in message
     message = refused(f"postgresql://postgres:pw@{base}/no_such_db")
     assert "the database named in the URL does not exist" in message and "createdb" in message
+
+
+@pytest.mark.postgres
+def test_a_url_without_the_password_the_server_asks_for_says_so(postgres_server) -> None:  # noqa: F811
+    db: SecretDatabase = make_secret_database(postgres_server)
+    message = refused(f"postgresql://{db.user}@127.0.0.1:{postgres_server.port}/{db.database}")
+    assert "authentication failed: the server asks for a password, and the URL has none" in message
+    assert "put the password in the URL, as in postgresql://USER:PASSWORD@HOST:PORT" in message
+
+
+@pytest.mark.redis
+def test_a_redis_server_that_asks_for_a_password_says_so() -> None:
+    """redis-py's first command to a server with requirepass and no password in the URL is
+    HELLO, refused with 'HELLO must be called with the client already authenticated ...': the
+    message gave the driver's words and 'check the URL' instead of naming the login."""
+    server = RedisServer(password="pw-redis-secret-7")
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - reported as skip/fail
+        unavailable(f"redis-server could not start: {exc}")
+    try:
+        message = refused(server.url.replace(":pw-redis-secret-7@", ""))
+        assert "authentication failed: the server asks for a password, and the URL has none" in message
+        assert "as in redis://[:PASSWORD@]HOST:PORT/DB" in message
+        message = refused(server.url.replace("pw-redis-secret-7", "not-it-42"))
+        assert "authentication failed: the server refused the user name or password" in message
+        assert "not-it-42" not in message
+        get_storage(server.url)  # the right password opens it
+    finally:
+        server.stop()
 
 
 def _cluster_pids(server) -> list[int]:  # noqa: ANN001 - servers.PostgresServer

@@ -371,6 +371,8 @@ _DIAGNOSES = (
             "noauth",
             "no password supplied",
             "auth failed",
+            # Redis >= 6 to a client without a password (redis-py's HELLO, its first command)
+            "must be called with the client already authenticated",
         ),
         "authentication failed: the server refused the user name or password in the URL",
         "check the user and password (percent-encode '@', ':' and '/' in a password, e.g. %40)",
@@ -454,6 +456,10 @@ def _unreachable(url: str, exc: BaseException) -> str:
             "server's log."
         )
     what, todo = found
+    if what.startswith("authentication failed") and not password:
+        what = "authentication failed: the server asks for a password, and the URL has none"
+        form = _FORMS.get(_scheme(url), "the documented form")
+        todo = f"put the password in the URL, as in {form} (percent-encode '@', ':' and '/' in it)"
     return (
         f"storage {mask_url(url)!r} cannot be opened: {what} ({reason[:300].rstrip('.')}). "
         f"What to do: {todo}."
