@@ -318,6 +318,46 @@ def test_a_lost_ray_workers_trial_another_worker_gave_back_is_counted(local_ray,
     assert said and said[0].endswith("; 1 trial(s) they left running queued again"), said
 
 
+@pytest.mark.ray
+def test_ctrl_c_on_a_ray_run_names_the_trials_its_tasks_gave_back(local_ray, workdir) -> None:
+    """The run's own process runs no trial on Ray: Ctrl-C said "Stopped by SIGINT: no trial
+    was running" while both of its tasks had abandoned and queued again a trial."""
+    import _thread
+
+    storage = str(workdir / "ray-int.journal")
+    spec = tiny_spec(n_trials=6, n_workers=2, data={"source": "pmlb:phoneme"}, storage=storage,
+                     model={"family": "random_forest", "space": {"n_estimators": 300}})
+    spec["search"].update(backend="ray", resources={"cpu": 1})
+    seen: list[int] = []
+
+    def interrupt_once_a_trial_runs() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=get_storage(storage)).get_trials()
+            except (KeyError, OSError, ValueError):
+                trials = []
+            running = [t for t in trials if t.state == TrialState.RUNNING
+                       and str((t.user_attrs.get("worker") or {}).get("id", "")).startswith("ray:")]
+            if running:
+                seen.extend(t.number for t in running)
+                _thread.interrupt_main()  # Ctrl-C
+                return
+            time.sleep(0.2)
+
+    interrupter = threading.Thread(target=interrupt_once_a_trial_runs)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt) as info:
+        tuneops.run(spec)
+    interrupter.join()
+    assert seen, "no trial was seen running"
+    trials = optuna.load_study(study_name="tiny", storage=get_storage(storage)).get_trials()
+    given_back = [t.number for t in trials
+                  if str(t.user_attrs.get("abandoned", "")).startswith("interrupted")]
+    assert given_back and set(seen) <= set(given_back)
+    assert sorted(runner.Interrupted.of(info.value).abandoned) == sorted(given_back)
+
+
 def test_a_port_that_is_not_ray_is_refused_before_anything_is_written(workdir) -> None:
     """An HTTP server passed the bare TCP check, and ray.init then waited on it for more than
     ten minutes, deaf to Ctrl-C, after the study was written (audit of today's features)."""

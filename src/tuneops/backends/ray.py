@@ -358,11 +358,22 @@ class RayBackend(Backend):
                     ", ".join(sorted(set(lost))),
                     abandoned,
                 )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            stop = runner.Interrupted.of(exc)
             for ref in refs:
                 ray.cancel(ref)  # KeyboardInterrupt in the task: its trial is abandoned
             ray.wait(refs, num_returns=len(refs), timeout=30)
-            raise
+            # What the tasks gave back, as the local backend's processes' (this process ran
+            # none: "Stopped by SIGINT: no trial was running" of a run whose 2 tasks had each
+            # abandoned one)
+            stop.abandoned += [
+                t.number
+                for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if (t.user_attrs.get("worker") or {}).get("run") == run
+                and str(t.user_attrs.get(ABANDONED, "")).startswith("interrupted")
+                and t.number not in stop.abandoned
+            ]
+            raise stop from None
         finally:
             runner.recover_abandoned(study, grace_s=setup.grace_s)
             if started:
