@@ -69,7 +69,11 @@ def deploy(
     no_verify: Annotated[
         bool,
         typer.Option(
-            "--no-verify", help="Skip the staging gate (tuneops verify) and promote at once."
+            "--no-verify",
+            help=(
+                "Skip the staging gate (tuneops verify): promote at once, or with"
+                " --challenger make it the challenger at once."
+            ),
         ),
     ] = False,
     challenger: Annotated[
