@@ -804,3 +804,23 @@ def test_kb_recommend_reads_codes_as_categories_as_the_run_would(workdir, cli):
     assert as_numbers != as_codes  # other meta-features, other distances
     code, _, err = cli(*common, "--categorical", "regoin")
     assert code == 2 and "regoin" in err and "region" in err
+
+
+def test_kb_recommend_names_its_options_in_a_data_error(workdir, cli):
+    """A data error of `kb recommend` named the spec's fields, which its user never wrote
+    ('data.categorical: ... Fix the name in data.categorical.' for --categorical regoin)."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame["region"] = np.arange(len(frame)) % 7
+    frame.to_csv("coded.csv", index=False)
+    common = ("kb", "recommend", "--family", "knn", "--target", "target")
+    for args, named in (
+        (("--data", "coded.csv", "--categorical", "regoin"), "categorical (--categorical): "),
+        (("--data", "coded.csv", "--categorical", "declared"), "categorical (--categorical): "),
+        (("--data", "missing.csv"), "data (--data): "),
+    ):
+        code, _, err = cli(*common, *args)
+        assert code == 2 and named in err and "data." not in err, (args, err)
+    code, _, err = cli(*common, "--data", "coded.csv", "--categorical", "regoin")
+    assert "Fix the name in --categorical." in err

@@ -26,7 +26,7 @@ from tuneops.cli._common import (
     params_text,
     term,
 )
-from tuneops.errors import SpecError, UsageError
+from tuneops.errors import DataError, SpecError, UsageError
 from tuneops.families import get_family
 
 __all__ = ["COMMANDS"]
@@ -141,6 +141,25 @@ def show(
         )
 
 
+# The spec fields a data load names, as `kb recommend` takes them: its options.
+_DATA_OPTIONS = (
+    ("data.categorical", "categorical (--categorical)", "--categorical"),
+    ("data.source", "data (--data)", "--data"),
+    ("data.target", "target (--target)", "--target"),
+)
+
+
+def _named_as_options(message: str) -> str:
+    """A data load's message with the spec fields it names (``data.categorical: ...``, ``Fix the
+    name in data.categorical``) written as the options of `kb recommend` that gave them."""
+    message = message.replace("(data.categorical: [COLUMN, ...])", "(--categorical COLUMN)")
+    for field, first, later in _DATA_OPTIONS:
+        if message.startswith(field + ":"):
+            message = first + message[len(field) :]
+        message = message.replace(field, later)
+    return message
+
+
 def recommend(
     data: Annotated[
         str, typer.Option("--data", help="Data source: sklearn:NAME, pmlb:NAME or a file.")
@@ -177,14 +196,17 @@ def recommend(
         raise UsageError(f"size (--size): expected an integer >= 1, received {size}.")
     _check_family(family)
     declared = categorical == ["declared"]
-    recs, neighbours = recommend_configs(
-        data,
-        family,
-        kb=_kb(source, storage),
-        size=size,
-        target=target,
-        categorical="declared" if declared else categorical,
-    )
+    try:
+        recs, neighbours = recommend_configs(
+            data,
+            family,
+            kb=_kb(source, storage),
+            size=size,
+            target=target,
+            categorical="declared" if declared else categorical,
+        )
+    except DataError as exc:
+        raise DataError(_named_as_options(str(exc))) from None
     if json_out:
         emit_json(
             {
