@@ -287,6 +287,25 @@ def test_registry_list_shows_twelve_hex_digits_of_each_artifact(
     assert code == 0 and f" {digest.removeprefix('sha256:')[:12]} " in out, out
 
 
+def test_a_missing_file_is_named_by_its_option_in_the_house_form(
+    iris_registry: Registry, cli
+) -> None:
+    """Files given to --data, --labels and --window were refused as '--data: ...', where every
+    other message of the command line names 'param (--flag): ...'."""
+    pd.DataFrame(rows(60)).to_csv("batch.csv", index=False)
+    for args, named in (
+        (("verify", "2", "--data", "missing.csv"), "data (--data): 'missing.csv'"),
+        (("retune", "--data", "missing.csv"), "data (--data): 'missing.csv'"),
+        (("label", "--log", "p.jsonl", "--labels", "missing.csv"), "labels (--labels): "),
+        (
+            ("monitor", "--batch", "batch.csv", "--auto-retune", "--window", "missing.csv"),
+            "window (--window): 'missing.csv'",
+        ),
+    ):
+        code, _, err = cli(*args)
+        assert code == 2 and named in err, (args, err)
+
+
 def test_challenger_commands(iris_registry: Registry, cli) -> None:
     state = as_json(
         cli("registry", "challenger", "2", "--mode", "canary", "--share", "0.25", "--json")

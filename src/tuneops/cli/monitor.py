@@ -370,7 +370,7 @@ def monitor(
             )
     else:
         frame, source = batch, str(batch)
-    since = _read_frames(ops, window, "--window") if window else None
+    since = _read_frames(ops, window, "window (--window)") if window else None
     n_assessed = len(reg.events("monitor"))
     try:
         with runner.stop_on_signals():
@@ -516,7 +516,7 @@ def retune(
     ops = _ops()
     if refresh and n_trials is not None:
         raise UsageError("--refresh refits the champion's configuration: leave --n-trials out.")
-    recent = _read_frames(ops, data, "--data")
+    recent = _read_frames(ops, data, "data (--data)")
     reg = ops.registry.Registry.open(model, storage)
     command = ["tuneops", "retune", *(a for p in data for a in ("--data", str(p)))]
     command += ["--model", reg.name, *(["--refresh"] if refresh else [])]
@@ -915,7 +915,7 @@ def label(
     """Join the true labels to logged predictions by request id (what live monitoring compares)."""
     ops = _ops()
     reg = None if model is None else ops.registry.Registry.open(model, storage)
-    frame = ops.monitor.read_batch(labels, field="--labels", text=("request_id", "label"))
+    frame = ops.monitor.read_batch(labels, field="labels (--labels)", text=("request_id", "label"))
     missing = [c for c in ("request_id", "label") if c not in frame.columns]
     if missing:
         raise UsageError(

@@ -98,7 +98,7 @@ def verify(
     raw.update({k: v for k, v in overrides.items() if v is not None})
     frame = None
     if data is not None:
-        frame = ops.read_batch(data, field="--data")
+        frame = ops.read_batch(data, field="data (--data)")
         label = target or (record or {}).get("target") or "target"
         if label not in frame.columns:
             raise UsageError(
