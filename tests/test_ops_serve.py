@@ -814,8 +814,8 @@ def test_a_text_label_for_a_regression_model_is_refused(workdir: Path) -> None:
             boolean = client.post("/label", json={"request_id": "one", "label": label})
             assert boolean.status_code == 422, boolean.text
             assert (
-                "labels['one']: true can never equal" in boolean.text
-                or "labels['one']: false can never equal" in boolean.text
+                "label: true can never equal" in boolean.text
+                or "label: false can never equal" in boolean.text
             )
             assert "regression model that answers the measured quantity (a number)" in boolean.text
             assert "Nothing was recorded" in boolean.text
@@ -1027,7 +1027,8 @@ def test_a_boolean_label_for_a_model_whose_classes_are_numbers_is_refused(
             refused = client.post("/label", json=body)
             assert refused.status_code == 422, refused.text
             error = refused.json()["error"]
-            assert error.startswith("labels['two']: expected one of the model's classes, which "
+            key = "label" if "label" in body else "labels['two']"  # the key the label came in
+            assert error.startswith(f"{key}: expected one of the model's classes, which "
                                     "are numbers (0, 1, 2), received the boolean "), error
             assert "send the class as the number the model answers (" in error, error
             assert "Nothing was recorded" in error
@@ -1322,7 +1323,7 @@ def test_a_refused_label_lists_each_class_once_with_a_challenger_served(
         refused = client.post("/label", json={"request_id": "one", "label": 7})
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"] == (
-            "labels['one']: expected one of the model's classes (0, 1, 2), received number "
+            "label: expected one of the model's classes (0, 1, 2), received number "
             "7; send one of them. Nothing was recorded.")
 
 
@@ -1338,8 +1339,9 @@ def test_a_label_that_is_none_of_the_model_s_classes_is_refused_naming_them(
         for body in ({"request_id": "two", "label": [0, 7]}, {"labels": {"two": [7, 0]}}):
             refused = client.post("/label", json=body)
             assert refused.status_code == 422, refused.text
+            key = "label" if "label" in body else "labels['two']"  # the key the label came in
             assert refused.json()["error"] == (
-                "labels['two']: expected one of the model's classes (0, 1, 2), received number "
+                f"{key}: expected one of the model's classes (0, 1, 2), received number "
                 "7; send one of them. Nothing was recorded.")
         assert client.post("/label", json={"request_id": "two", "label": [2, 0]}).is_success
         wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
@@ -1374,7 +1376,7 @@ def test_a_refused_label_lists_each_class_once_with_a_challenger_served(
         refused = client.post("/label", json={"request_id": "one", "label": 7})
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"] == (
-            "labels['one']: expected one of the model's classes (0, 1, 2), received number "
+            "label: expected one of the model's classes (0, 1, 2), received number "
             "7; send one of them. Nothing was recorded.")
         assert client.post("/label", json={"request_id": "one", "label": 1}).is_success
 

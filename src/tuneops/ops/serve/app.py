@@ -493,6 +493,7 @@ class ModelServer:
             and isinstance(payload["labels"], dict)
         ):
             labels = {str(k): v for k, v in payload["labels"].items()}
+            single = False
             try:
                 for posted in labels:
                     _identifier(posted, "labels (a request id)")
@@ -510,12 +511,18 @@ class ModelServer:
                     f"{json.dumps(payload['request_id'])}. Nothing was recorded.",
                 )
             labels = {request_id: payload["label"]}
+            single = True
         else:
             return self._error(
                 422,
                 'body: expected {"request_id": ID, "label": VALUE} or '
                 '{"labels": {ID: VALUE, ...}}.',
             )
+
+        def at(request_id: str) -> str:
+            """The key of the body a label came in: ``label``, or ``labels[ID]``."""
+            return "label" if single else f"labels[{_short(request_id)}]"
+
         if len(labels) > self.config.max_rows:
             return self._error(
                 413,
@@ -527,7 +534,7 @@ class ModelServer:
             if not is_label(value):
                 return self._error(
                     422,
-                    f"labels[{_short(request_id)}]: expected the true label (a string, number or "
+                    f"{at(request_id)}: expected the true label (a string, number or "
                     "boolean; a list of them for a multi-row request), received "
                     f"{_received(value)}. Nothing was recorded.",
                 )
@@ -575,7 +582,7 @@ class ModelServer:
                         )
                         return self._error(
                             422,
-                            f"labels[{_short(request_id)}]: expected one of the model's classes, "
+                            f"{at(request_id)}: expected one of the model's classes, "
                             f"which are numbers ({listed}), received the boolean "
                             f"{json.dumps(words[0])}; send the class as the number the model "
                             f"answers{instead}. Nothing was recorded.",
@@ -583,7 +590,7 @@ class ModelServer:
                     shown = json.dumps(words[0]) if isinstance(words[0], bool) else _short(words[0])
                     return self._error(
                         422,
-                        f"labels[{_short(request_id)}]: {shown} can never equal an "
+                        f"{at(request_id)}: {shown} can never equal an "
                         f"answer of the model, {answers}; send the label as the model answers "
                         "it. Nothing was recorded.",
                     )
@@ -593,13 +600,15 @@ class ModelServer:
             for request_id, value in labels.items():
                 odd = _not_a_class(value, known)
                 if odd is not None:
-                    return self._error(422, f"labels[{_short(request_id)}]: {odd}")
+                    return self._error(422, f"{at(request_id)}: {odd}")
         n_rows = self.answered.rows_of(list(labels))
         for (request_id, value), n in zip(labels.items(), n_rows, strict=True):
             # a label of the wrong shape would replace a good one and join no row
             wrong = label_shape_problem(request_id, value, n) if n else None
             if wrong is not None:
-                return self._error(422, f"labels: {wrong}. Nothing was recorded.")
+                return self._error(
+                    422, f"{'label' if single else 'labels'}: {wrong}. Nothing was recorded."
+                )
         unknown = [i for i, n in zip(labels, n_rows, strict=True) if not n]
         # off the loop (/health stays quick) and not in the model thread (predicts go on)
         await anyio.to_thread.run_sync(functools.partial(self._write_labels, labels))
