@@ -271,7 +271,12 @@ def _print_verdict(verdict: dict[str, Any]) -> None:
 
 
 def list_versions(
-    model: ModelOpt = None, storage: StorageOpt = None, json_out: JsonOpt = False
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Only this registered model (default: every one)."),
+    ] = None,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """List the versions of every registered model (or of --model)."""
     ops = _ops()
