@@ -824,3 +824,11 @@ def test_kb_recommend_names_its_options_in_a_data_error(workdir, cli):
         assert code == 2 and named in err and "data." not in err, (args, err)
     code, _, err = cli(*common, "--data", "coded.csv", "--categorical", "regoin")
     assert "Fix the name in --categorical." in err
+
+
+def test_the_warm_start_summary_of_one_trial_says_trial():
+    from tuneops.knowledge.warm_start import _summary
+
+    section = {"n_enqueued": 1, "n_portfolio": 0, "n_adaptive": 0, "n_kb": 0, "best_rank": None}
+    assert _summary(section) == "warm start: 1 trial (1 given); none completed feasible"
+    assert _summary({**section, "n_enqueued": 2}).startswith("warm start: 2 trials (2 given)")

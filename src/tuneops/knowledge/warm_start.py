@@ -591,7 +591,8 @@ def _summary(section: Mapping[str, Any]) -> str:
     kinds = ", ".join(
         [p for p in parts if not p.startswith("0 ")] + ([f"{other} given"] if other else [])
     )
-    text = f"warm start: {section['n_enqueued']} trials ({kinds})"
+    n = section["n_enqueued"]
+    text = f"warm start: {n} trial{'' if n == 1 else 's'} ({kinds})"
     if section["best_rank"] is None:
         return text + "; none completed feasible"
     if section.get("ranking") == "pareto":
