@@ -351,6 +351,9 @@ def test_the_cli_refuses_an_empty_token_and_announces_only_a_server_that_can_ser
     code, out, err = cli("serve", "--model", "iris", "--port", "0")
     assert code == 2 and "expected a non-empty token" in err
     monkeypatch.delenv("TUNEOPS_SERVE_TOKEN")
+    code, out, err = cli("serve", "--model", "iris", "--port", "0", "--token", "")
+    assert code == 2 and "expected a non-empty token" in err
+    assert "visible to other users" not in err  # no advice on a token that is refused anyway
     # No champion to serve: an error, no "Serving on", no prediction log created.
     registry = Registry.open("empty", create=True)
     register(registry, logistic(1.0), workdir / "art")

@@ -113,7 +113,7 @@ def serve(
         )
     if token_file is not None:
         token = _read_token(token_file)
-    elif token is not None:
+    elif token is not None and token.strip():  # an empty one is refused below: no advice
         term.warn(
             "--token is visible to other users of this machine (ps) and in shell history; "
             "prefer $TUNEOPS_SERVE_TOKEN or --token-file."
