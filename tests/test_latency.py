@@ -279,7 +279,7 @@ def test_calls_stop_at_the_precision_or_the_budget(frame, loops_per_ms):
     )
     assert steady.call.n_calls >= 100  # p95 wanted: enough calls to bound it
     assert steady.call.p95_bounded
-    tight = LatencyConfig(budget_s=0.05, rel_precision=1e-9)
+    tight = LatencyConfig(budget_s=0.05, rel_precision=1e-9, abs_precision_ms=0.0)
     spent = measure_serving(Spinner(loops_per_ms), frame, tight, metrics=["latency_p50_ms"])
     assert spent.call.stopped_by == "budget" and spent.call.cpu_s < 0.2
     assert spent.batch is None  # no batch metric wanted: not timed
@@ -321,7 +321,7 @@ def test_a_slow_model_is_measured_within_the_budget_warm_up_included(frame, loop
             counted.append(len(X))
             return super().predict(X)
 
-    config = LatencyConfig(budget_s=0.1, rel_precision=1e-9)
+    config = LatencyConfig(budget_s=0.1, rel_precision=1e-9, abs_precision_ms=0.0)
     cost = measure_serving(Counting(60 * loops_per_ms), frame, config, metrics=["latency_p50_ms"])
     assert cost.call.stopped_by == "budget"
     assert cost.call.n_calls == 3 and len(counted) == 4  # one warm-up call, three timed
