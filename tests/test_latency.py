@@ -308,6 +308,25 @@ def test_below_a_millisecond_a_median_known_to_003_ms_is_precise_enough(frame, l
     assert strict.n_calls > 3 * floor.n_calls
 
 
+def test_below_a_millisecond_100_calls_are_window_enough(frame, loops_per_ms):
+    """The 0.1 CPU-s window (min_cpu_s) averages a drift of a few percent; below a millisecond
+    that is within the 0.03 ms precision, and 100 calls do: a 0.4 ms quickstart forest spent
+    250 calls, the largest part of its measurement. A model of a few ms keeps the window."""
+
+    class Jitter(Spinner):
+        def predict(self, X):
+            self.rng = getattr(self, "rng", np.random.default_rng(0))
+            spin(int(self.rng.uniform(0.1, 0.3) * loops_per_ms))
+            return np.zeros(len(X))
+
+    config = LatencyConfig(budget_s=5.0, min_cpu_s=1.0, reference=False)
+    cheap = measure_serving(Jitter(), frame, config, metrics=["latency_p50_ms"]).call
+    assert cheap.stopped_by == "precision" and cheap.median_ms < 1.0
+    assert config.min_window_calls <= cheap.n_calls < 200 and cheap.cpu_s < 0.5
+    slow = measure_serving(Spinner(2 * loops_per_ms), frame, config, metrics=["latency_p50_ms"])
+    assert slow.call.median_ms > 1.0 and slow.call.cpu_s >= 1.0  # the window, whatever the calls
+
+
 def test_a_slow_model_is_measured_within_the_budget_warm_up_included(frame, loops_per_ms):
     """A call costing over half the budget: the warm-up counts against the budget and stops
     after one call that spent a tenth of it, and the budget stops the timed calls after three.

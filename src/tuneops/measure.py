@@ -345,6 +345,11 @@ class LatencyConfig:
             meets the precision within 20 calls of a few milliseconds, a window too short to
             average the machine's drift (its idle CV between repeated measurements was
             0.10-0.14 at 20 calls, bench_latency).
+        min_window_calls: calls that are window enough where the precision is
+            ``abs_precision_ms`` (a median below a millisecond): the machine's drift of a few
+            percent is then within that precision, and ``min_cpu_s`` of a 0.4 ms model (250
+            calls) was the largest part of the quickstart's measurement, a fixed 0.1 CPU-s per
+            trial that a faster host did not shrink. 100 calls are ``min_cpu_s`` at 1 ms.
         confidence: level of the intervals.
         min_calls: timed calls before the interval is first checked.
         p95_calls: calls wanted when p95 is an objective or constraint.
@@ -365,6 +370,7 @@ class LatencyConfig:
     rel_precision: float = 0.03
     abs_precision_ms: float = 0.03
     min_cpu_s: float = 0.1
+    min_window_calls: int = 100
     confidence: float = 0.95
     min_calls: int = 20
     p95_calls: int = 100
@@ -876,7 +882,9 @@ def _time_series(
                 lo, hi, _ = quantile_ci(ordered, 0.5, config.confidence)
                 wanted = max(config.rel_precision * median, config.abs_precision_ms * 1e6)
                 precise = max(hi - median, median - lo) <= wanted
-                long_enough = time.thread_time() - cpu0 >= min(config.min_cpu_s, budget_s)
+                long_enough = time.thread_time() - cpu0 >= min(config.min_cpu_s, budget_s) or (
+                    n >= config.min_window_calls and wanted > config.rel_precision * median
+                )
                 if precise and long_enough:
                     stopped_by = "precision"
                     break
