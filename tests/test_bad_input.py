@@ -465,7 +465,7 @@ CASES: list[Case] = [
          ("custom objective",)),
     Case("kb-recommend-missing-data",
          args("kb", "recommend", "--data", "nowhere.csv", "--family", "knn"),
-         ("data.source",), ("nowhere.csv",)),
+         ("data (--data)",), ("nowhere.csv",)),
     Case("kb-show-unknown", args("kb", "show", "nosuch"), ("kb show",), ("'nosuch'",)),
     Case("kb-list-missing-source", args("kb", "list", "--source", "nofile.json"),
          ("knowledge base",), ("nofile.json", "does not exist")),
