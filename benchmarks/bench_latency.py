@@ -305,7 +305,9 @@ def report(s: dict[str, Any], idle: dict[str, Any], load: dict[str, Any], repeti
         "and *model* split it; *reference* times the bare estimator on pre-transformed NumPy "
         "rows (wall clock, min of 50-call block medians, up to 4,000 calls or 1 CPU-s); "
         "*calls* and *measure CPU-s* are what one measurement cost (adaptive: stop when the "
-        "median's 95% interval is within 3%, or at 1 CPU-s); *uncorrected* are the same "
+        "median's 95% interval is within 3%, or 0.03 ms below a millisecond, after 0.1 "
+        "CPU-s of calls, or 100 calls below a millisecond; or at 1 CPU-s); *uncorrected* are "
+        "the same "
         "calls' CPU time without dividing by the machine's slowness, *speed* that slowness "
         "(the reference workload's cost against its calibration at the start of the run).",
     ]
