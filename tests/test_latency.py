@@ -67,6 +67,22 @@ class Spinner(BaseEstimator):
         return np.zeros(len(X))
 
 
+class Jitter(BaseEstimator):
+    """A 'model' whose calls cost 0.1-0.3 ms (uniform, seeded), ``loops_per_ms`` a rough
+    calibration of the loop."""
+
+    def __init__(self, loops_per_ms: int = 0):
+        self.loops_per_ms = loops_per_ms
+
+    def fit(self, X, y=None):
+        return self
+
+    def predict(self, X):
+        self.rng_ = getattr(self, "rng_", np.random.default_rng(0))
+        spin(int(self.rng_.uniform(0.1, 0.3) * self.loops_per_ms))
+        return np.zeros(len(X))
+
+
 class SpinTransform(TransformerMixin, BaseEstimator):
     def __init__(self, n: int = 0):
         self.n = n
@@ -290,20 +306,14 @@ def test_below_a_millisecond_a_median_known_to_003_ms_is_precise_enough(frame, l
     about a thousand calls; 0.03 ms (what no latency decision turns on less than) for a few
     dozen. On a busy machine the relative target cost a 0.45 ms forest 0.3 CPU-s per trial."""
 
-    class Jitter(Spinner):
-        def predict(self, X):
-            self.rng = getattr(self, "rng", np.random.default_rng(0))
-            spin(int(self.rng.uniform(0.1, 0.3) * loops_per_ms))
-            return np.zeros(len(X))
-
     config = LatencyConfig(budget_s=5.0, min_cpu_s=0.0, reference=False)
-    floor = measure_serving(Jitter(), frame, config, metrics=["latency_p50_ms"]).call
+    floor = measure_serving(Jitter(loops_per_ms), frame, config, metrics=["latency_p50_ms"]).call
     assert floor.stopped_by == "precision" and floor.median_ms < 1.0
     lo, hi = floor.median_ci_ms
     assert max(hi - floor.median_ms, floor.median_ms - lo) <= 0.03
     assert floor.relative_halfwidth > 0.03  # stopped before the relative target was met
     relative = dataclasses.replace(config, abs_precision_ms=0.0)
-    strict = measure_serving(Jitter(), frame, relative, metrics=["latency_p50_ms"]).call
+    strict = measure_serving(Jitter(loops_per_ms), frame, relative, metrics=["latency_p50_ms"]).call
     assert strict.stopped_by == "precision" and strict.relative_halfwidth <= 0.03
     assert strict.n_calls > 3 * floor.n_calls
 
@@ -313,14 +323,8 @@ def test_below_a_millisecond_100_calls_are_window_enough(frame, loops_per_ms):
     that is within the 0.03 ms precision, and 100 calls do: a 0.4 ms quickstart forest spent
     250 calls, the largest part of its measurement. A model of a few ms keeps the window."""
 
-    class Jitter(Spinner):
-        def predict(self, X):
-            self.rng = getattr(self, "rng", np.random.default_rng(0))
-            spin(int(self.rng.uniform(0.1, 0.3) * loops_per_ms))
-            return np.zeros(len(X))
-
     config = LatencyConfig(budget_s=5.0, min_cpu_s=1.0, reference=False)
-    cheap = measure_serving(Jitter(), frame, config, metrics=["latency_p50_ms"]).call
+    cheap = measure_serving(Jitter(loops_per_ms), frame, config, metrics=["latency_p50_ms"]).call
     assert cheap.stopped_by == "precision" and cheap.median_ms < 1.0
     assert config.min_window_calls <= cheap.n_calls < 200 and cheap.cpu_s < 0.5
     slow = measure_serving(Spinner(2 * loops_per_ms), frame, config, metrics=["latency_p50_ms"])

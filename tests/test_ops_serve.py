@@ -1315,21 +1315,6 @@ def test_serving_past_loopback_without_a_token_is_refused_unless_no_auth(
     assert code == 2 and "received both" in err and len(served) == 1, err
 
 
-def test_a_refused_label_lists_each_class_once_with_a_challenger_served(
-    registry: Registry,
-) -> None:
-    """With a shadow beside the champion, both knowing 0, 1 and 2, a label 7 was refused as
-    "expected one of the model's classes (0, 1, 2, 0, 1, 2)"."""
-    registry.set_challenger(2, "shadow")
-    with start_server(config()) as server, httpx.Client(base_url=server.url) as client:
-        assert client.post("/predict", json={"rows": rows(1), "request_id": "one"}).is_success
-        refused = client.post("/label", json={"request_id": "one", "label": 7})
-        assert refused.status_code == 422, refused.text
-        assert refused.json()["error"] == (
-            "label: expected one of the model's classes (0, 1, 2), received number "
-            "7; send one of them. Nothing was recorded.")
-
-
 def test_a_label_that_is_none_of_the_model_s_classes_is_refused_naming_them(
     registry: Registry, workdir: Path
 ) -> None:
