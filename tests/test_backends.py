@@ -51,15 +51,29 @@ def test_ray_backend_refuses_a_memory_storage(workdir) -> None:
         tuneops.run(spec, storage=":memory:")
 
 
-@pytest.fixture(scope="session")
-def local_ray():
-    """One local Ray instance for the session (its start-up is the expensive part)."""
+def _require_ray():
+    """The ray module; outside CI a test without it is skipped, under CI it fails."""
     try:
         import ray
     except ImportError:
         if IN_CI:
             pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
         pytest.skip("ray is not installed")
+    return ray
+
+
+def _trials_so_far(storage: str, study: str) -> list:
+    """The study's trials as a running run has written them ([] before it exists)."""
+    try:
+        return optuna.load_study(study_name=study, storage=get_storage(storage)).get_trials()
+    except (KeyError, OSError, ValueError):
+        return []
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance for the session (its start-up is the expensive part)."""
+    ray = _require_ray()
     path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
     # address="local": a Ray instance of its own, even when a cluster already runs on this
     # machine (ray.init would join it, and refuses num_cpus then)
@@ -124,12 +138,8 @@ def no_ray_around(tmp_path, monkeypatch):
     """Ray's own lookup of ``address="auto"`` sees no cluster: no RAY_ADDRESS, its record of
     the latest `ray start` (``<RAY_TMPDIR>/ray/ray_current_cluster``) in an empty temp dir, and
     no raylet process (Ray's scan of the processes would find the suite's local Ray)."""
-    try:
-        from ray._private import services
-    except ImportError:
-        if IN_CI:
-            pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
-        pytest.skip("ray is not installed")
+    _require_ray()
+    from ray._private import services
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "raytmp"))
     (tmp_path / "raytmp" / "ray").mkdir(parents=True)
@@ -200,11 +210,7 @@ def test_a_killed_last_ray_worker_is_replaced_and_the_budget_is_spent(local_ray,
     def kill_the_first_running_trials_worker() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            try:
-                study = optuna.load_study(study_name="tiny", storage=get_storage(storage))
-                trials = study.get_trials()
-            except (KeyError, OSError, ValueError):
-                trials = []
+            trials = _trials_so_far(storage, "tiny")
             if sum(t.state == TrialState.COMPLETE for t in trials) < 2:
                 time.sleep(0.2)
                 continue  # the last trial of the budget: no other task is left to retry it
@@ -233,10 +239,7 @@ def _kill_a_ray_worker_mid_trial(storage: str, study: str, killed: list[int]) ->
     """SIGKILL the Ray worker of the first trial seen running for half a second."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not killed:
-        try:
-            trials = optuna.load_study(study_name=study, storage=get_storage(storage)).get_trials()
-        except (KeyError, OSError, ValueError):
-            trials = []
+        trials = _trials_so_far(storage, study)
         for t in trials:
             worker = t.user_attrs.get("worker") or {}
             if (t.state == TrialState.RUNNING and str(worker.get("id", "")).startswith("ray:")
@@ -257,12 +260,7 @@ def test_a_lost_ray_worker_leaves_stdout_to_the_results(workdir) -> None:
     import subprocess
     import sys
 
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        if IN_CI:
-            pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
-        pytest.skip("ray is not installed")
+    _require_ray()
     storage = str(workdir / "ray-out.journal")
     spec = tiny_spec(n_trials=2, n_workers=1, data={"source": "pmlb:phoneme"}, storage=storage,
                      model={"family": "random_forest", "space": {"n_estimators": 300}})
@@ -333,10 +331,7 @@ def test_ctrl_c_on_a_ray_run_names_the_trials_its_tasks_gave_back(local_ray, wor
     def interrupt_once_a_trial_runs() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            try:
-                trials = optuna.load_study(study_name="tiny", storage=get_storage(storage)).get_trials()
-            except (KeyError, OSError, ValueError):
-                trials = []
+            trials = _trials_so_far(storage, "tiny")
             running = [t for t in trials if t.state == TrialState.RUNNING
                        and str((t.user_attrs.get("worker") or {}).get("id", "")).startswith("ray:")]
             if running:
@@ -391,12 +386,7 @@ def test_without_an_address_ray_starts_a_local_instance_unless_ray_address_is_se
     """Ray's default joins the cluster the latest `ray start` recorded, and failed after
     "started" when that record outlived its cluster: no --address means a local Ray of its own
     (the docs' promise), except under RAY_ADDRESS (a Ray job's driver)."""
-    try:
-        import ray
-    except ImportError:
-        if IN_CI:
-            pytest.fail("ray is not installed (pip install 'tuneops[ray]'); CI needs it")
-        pytest.skip("ray is not installed")
+    ray = _require_ray()
     from tuneops.backends.ray import RayBackend
 
     asked: list = []
