@@ -423,6 +423,49 @@ def test_a_trial_costs_fewer_statements_and_transactions_than_plain_optuna_on_po
     assert statements <= optuna_statements - 2
 
 
+@pytest.mark.postgres
+def test_a_trial_reads_as_many_rows_late_in_a_large_study_as_in_a_new_one(
+    postgres_server, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Per-trial cost flat as the study grows, on PostgreSQL, counted: the statements a trial
+    runs and the rows they return are the same for trials 2-12 of a new study and for trials
+    202-212 of the same study resumed (a read of every trial per trial would return 200 more
+    rows). The run's own first read of the study is outside the window."""
+    monkeypatch.setattr(runner, "BUDGET_TTL_S", 1e9)
+    monkeypatch.setattr(runner, "INTERVAL_S", 1e9)
+    returned: list[int] = []  # rows each statement returned (0 for a write)
+    marks: list[int] = []
+
+    def counted(_conn: Any, cursor: Any, text: str, *_args: Any) -> None:
+        returned.append(max(cursor.rowcount, 0) if text.lstrip()[:6].upper() == "SELECT" else 0)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        marks.append(len(returned))
+        x = trial.suggest_float("x", 0, 1)
+        return x, 1 - x
+
+    study = f"flat-{uuid.uuid4().hex[:6]}"
+
+    def run(n_trials: int) -> tuple[float, float]:
+        marks.clear()
+        tuneops.tune(objective, objectives=["a", "b"], directions=["minimize", "minimize"],
+                     n_trials=n_trials, sampler="random", storage=postgres_server.url,
+                     study=study, output_dir=tempfile.mkdtemp(dir=postgres_server.root.parent))
+        window, n = returned[marks[2]:marks[-2]], len(marks) - 4
+        return len(window) / n, sum(window) / n
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", counted)
+    try:
+        with _optuna.quiet():
+            new = run(14)
+            run(200)
+            late = run(214)
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", counted)
+    assert new[1] > 0  # the count sees the reads
+    assert late == new
+
+
 # -- RDB reads: every trial by six Core SELECTs --------------------------------------------------
 def _varied_trials(study: optuna.Study) -> None:
     """Trials of every state, every kind of distribution, infinite values and NaN reports."""
