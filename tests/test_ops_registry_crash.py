@@ -460,3 +460,75 @@ def test_a_deploy_sigkilled_while_copying_is_cleaned_up_and_finished_by_the_next
     assert (record["version"], record["promoted"]) == (2, True)
     assert sorted(p.name for p in folder.iterdir()) == ["v2"]
     assert [v["version"] for v in Registry.open("tiny").versions()] == [2]
+
+
+_RACING_DEPLOY = """
+import json, os, sys, time
+from pathlib import Path
+from types import SimpleNamespace
+import tuneops.ops.registry as r
+
+store = sys.argv[2] or None
+real_promote, real_change = r.Registry.promote, r.Registry._change_champion
+
+def promote(self, *args, **kwargs):
+    # both processes reach their promotion together (each has read nothing of the other's)
+    Path(f"at-promote-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(Path().glob("at-promote-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return real_promote(self, *args, **kwargs)
+
+def change(self, *args, **kwargs):
+    time.sleep(0.5)  # between reading the champion and writing it: the window, widened
+    return real_change(self, *args, **kwargs)
+
+def gate(registry, version):
+    champion = registry.champion()
+    verdict = {"version": version, "verdict": "pass", "reasons": ["fine"],
+               "comparison": None if champion is None else {"champion": champion}}
+    registry.record("verify", **verdict)
+    return SimpleNamespace(passed=True, to_dict=lambda: verdict)
+
+r.Registry.promote, r.Registry._change_champion = promote, change
+record = r.deploy("tiny", storage=store, trial=int(sys.argv[1]), gate=gate)
+print(json.dumps({"version": record["version"], "promoted": record["promoted"]}))
+"""
+
+
+def test_two_deploys_of_different_trials_at_once_are_promoted_one_after_the_other(
+    workdir, store
+) -> None:
+    """Two processes deploy two trials of a study at the same moment, each gated against no
+    champion: both read "no champion" and wrote theirs; the champion was the last writer's,
+    its history lost the other, and both ``promote`` events said they replaced none. Now the
+    promotions are made one after the other: the second finds its gate's champion replaced,
+    judges its version against the new one, and records the champion it replaced."""
+    import json
+
+    tuning.run(on(store, n_trials=2))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACING_DEPLOY, str(t), store or ""],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for t in (0, 1)
+    ]
+    answers = []
+    for run in runs:
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err[-3000:]
+        answers.append(json.loads(out.strip().splitlines()[-1]))
+    registry = Registry.open("tiny", store)
+    assert sorted(a["version"] for a in answers) == [1, 2]  # each its own version
+    assert all(a["promoted"] for a in answers)
+    assert [v["version"] for v in registry.versions()] == [1, 2]
+    assert sorted(e["version"] for e in registry.events("register")) == [1, 2]
+    first, second = registry.events("promote")
+    assert first["previous"] is None and second["previous"] == first["version"]
+    assert registry.champion() == second["version"]
+    assert registry.champion_history() == [first["version"]]
+    # the version promoted second was judged against the champion it replaced
+    verdicts = [e for e in registry.events("verify") if e["version"] == second["version"]]
+    assert verdicts[-1]["comparison"] == {"champion": first["version"]}

@@ -40,7 +40,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ __all__ = [
     "saved_artifact",
     "sha256_file",
     "comparable",
+    "ChampionChanged",
     "DeployInterrupted",
     "unfinished_deploy",
 ]
@@ -85,6 +86,9 @@ _SETTINGS = "tuneops:settings"
 WRITER_FILE = ".tuneops-writer.json"
 _RESERVED_BY = "tuneops:reserved_by"  # user attribute of a reservation's trial: its writer
 _WAIT_S = 0.25  # between two looks at the claim of the same deploy run elsewhere
+_CHANGE_WAIT_S = 0.05  # between two looks at the claim of a change of champion elsewhere
+#: ``if_champion`` of :meth:`Registry.promote` and :meth:`Registry.set_challenger`: any champion
+_ANY: Any = object()
 _status = logging.getLogger("tuneops.status")  # lines the CLI prints as its own
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
 
@@ -104,13 +108,25 @@ def list_models(storage: str | None = None) -> list[str]:
     )
 
 
+class ChampionChanged(UsageError):
+    """The champion is no longer the one a change was judged against (another process changed
+    it meanwhile): ``expected`` and ``current`` name both; nothing was changed."""
+
+    def __init__(self, message: str, *, expected: int | None, current: int | None) -> None:
+        super().__init__(message)
+        self.expected, self.current = expected, current
+
+
 class Registry:
     """One model's versions, champion and events, stored in a study's user attributes.
 
-    Not a lock manager, but safe where it matters: several writers may register versions and
-    append events at once (a version number is a trial of the registry study, which every
-    storage numbers atomically; each event is its own key). Promote and rollback rewrite the
-    champion record: of two at the same moment, the last one wins.
+    Safe for several writers at once, on every storage: versions are registered and events
+    appended without a lock (a version number is a trial of the registry study, which every
+    storage numbers atomically; each event is its own key). A change of champion or challenger
+    (promote, rollback, a challenger set or cleared) reads the champion record and rewrites it:
+    one process at a time does so, holding the model's claim on such changes
+    (:meth:`changing`), so two promotions at the same moment are made one after the other,
+    each recording the champion it replaced.
     """
 
     def __init__(self, study: optuna.Study, storage_url: str | None):
@@ -118,6 +134,7 @@ class Registry:
         self.storage_url = storage_url
         self.name = study.study_name.removeprefix(PREFIX)
         self._classes: dict[int, Any] = {}
+        self._changing = 0  # depth of this object's hold on the claim of changes (changing())
 
     @classmethod
     def open(
@@ -317,6 +334,48 @@ class Registry:
         return self._classes[number]
 
     # -- writing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold the model's claim on changes of champion and challenger for the block, waiting
+        while a live process holds it (:class:`tuneops.claims.Claim`: atomic on every storage;
+        the claim of a process that died is taken over). Reentrant within this object.
+
+        Without it, two promotions at the same moment both read champion 1 and wrote theirs:
+        the champion was the last writer's, its history lost the other, and both ``promote``
+        events said they replaced version 1.
+        """
+        if self._changing:
+            self._changing += 1
+            try:
+                yield
+            finally:
+                self._changing -= 1
+            return
+        work = f"{path_part(self.name)}.champion"
+        claim = Claim(_optuna.storage_of(self.study), work, runner.worker_identity())
+        while claim.acquire() is not None:
+            time.sleep(_CHANGE_WAIT_S)
+        self._changing = 1
+        try:
+            with claim.beating():
+                yield
+        finally:
+            self._changing = 0
+
+    def _expect_champion(self, expected: Any, number: int) -> None:
+        """Refuse a change judged against champion ``expected`` when it is no longer the
+        champion (:data:`_ANY`: any champion will do)."""
+        current = self.champion()
+        if expected is not _ANY and current != expected:
+            raise ChampionChanged(
+                f"model {self.name!r}: version {number} was judged against champion "
+                f"{expected}, and the champion is now {current} (changed by another process "
+                "meanwhile); nothing was changed: judge it against the new champion "
+                f"(`tuneops verify {number}`) first.",
+                expected=expected,
+                current=current,
+            )
+
     def reserve_version(self) -> int:
         """A new version number, never handed to another writer, even one reserving at the same
         moment: it is 1 + the number of a trial created in the registry study, which every
@@ -417,16 +476,32 @@ class Registry:
         )
 
     def promote(
-        self, number: int, reason: str = "promoted by hand", *, force: bool = False
+        self,
+        number: int,
+        reason: str = "promoted by hand",
+        *,
+        force: bool = False,
+        if_champion: Any = _ANY,
     ) -> dict[str, Any]:
         """Make version ``number`` the champion, once its artifact passes :meth:`verify` (and,
-        unless ``force``, its latest staging-gate verdict is not a fail).
+        unless ``force``, its latest staging-gate verdict is not a fail). One process at a time
+        (:meth:`changing`).
+
+        ``if_champion``: promote only while the champion is this version (None: no champion),
+        the one the version was judged against.
 
         Raises:
             UsageError: no such version, its artifact is missing, or it failed the staging
                 gate. IntegrityError: the artifact changed since it was registered; the
-                registry is left unchanged.
+                registry is left unchanged. ChampionChanged: the champion is not
+                ``if_champion``.
         """
+        with self.changing():
+            return self._promote(number, reason, force, if_champion)
+
+    def _promote(
+        self, number: int, reason: str, force: bool, if_champion: Any
+    ) -> dict[str, Any]:
         finished = self.finish_change()
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         previous = state.get("version")
@@ -436,6 +511,7 @@ class Registry:
             # Not a new promotion: recording one would restart the probation window that
             # automatic rollback judges the champion by.
             raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
+        self._expect_champion(if_champion, number)
         self._gate_passed(number, force, "promote")
         self.verify(number)
         history = list(state.get("history", []))
@@ -504,14 +580,23 @@ class Registry:
         reason: str = "set by hand",
         *,
         force: bool = False,
+        if_champion: Any = _ANY,
     ) -> dict[str, Any]:
         """Serve version ``number`` beside the champion: ``shadow`` (scores every request, answers
-        none) or ``canary`` (answers ``share`` of the requests).
+        none) or ``canary`` (answers ``share`` of the requests). One process at a time
+        (:meth:`changing`); ``if_champion`` as :meth:`promote`'s.
 
         Raises:
             UsageError: no such version, an unknown mode, a share outside [0, 1], or a version
                 that failed the staging gate (a canary answers users) unless ``force``.
+                ChampionChanged: the champion is not ``if_champion``.
         """
+        with self.changing():
+            return self._set_challenger(number, mode, share, reason, force, if_champion)
+
+    def _set_challenger(
+        self, number: int, mode: str, share: float, reason: str, force: bool, if_champion: Any
+    ) -> dict[str, Any]:
         self.finish_change()
         if mode not in ("shadow", "canary"):
             raise UsageError(f"mode (--mode): expected 'shadow' or 'canary', received {mode!r}.")
@@ -524,6 +609,7 @@ class Registry:
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
                 "another version (`tuneops registry list`)."
             )
+        self._expect_champion(if_champion, number)
         if mode == "canary":  # a shadow answers no one: watching a failed version is fine
             self._gate_passed(number, force, "serve")
         self.verify(number)  # a challenger answers requests too: its artifact must be intact
@@ -535,6 +621,10 @@ class Registry:
 
     def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:
         """Stop serving the challenger (after its promotion, or when it is withdrawn)."""
+        with self.changing():
+            return self._clear_challenger_once(reason)
+
+    def _clear_challenger_once(self, reason: str) -> dict[str, Any]:
         attrs = self._attrs()
         state = attrs.get(_CHALLENGER) or {}
         pending: dict[str, Any] | None = None if state.get("version") else state.get("event")
@@ -577,6 +667,10 @@ class Registry:
             UsageError: ``to`` does not exist, there is no previous champion, or its artifact
                 is missing. IntegrityError: its artifact changed; the registry is left unchanged.
         """
+        with self.changing():
+            return self._rollback(to, reason)
+
+    def _rollback(self, to: int | None, reason: str | None) -> dict[str, Any]:
         finished = self.finish_change()
         if finished and finished["kind"] == "rollback" and to in (None, finished["version"]):
             return finished  # this rollback, stopped before its event: not rolled back twice
@@ -1362,13 +1456,32 @@ def _deploy(
             }
         # resumed after its gate passed (killed before the promotion): the recorded verdict on
         # this version's artifact, not a second run of the gate and a second `verify` event
+        judged = registry.champion()
         verdict = _passed_gate(registry, record["version"]) if resumed or was else None
-        if verdict is None:
-            verdict = gate(registry, record["version"])
         state = None
-        if verdict.passed:
+        while True:
+            if verdict is None:
+                judged = registry.champion()  # what the gate compares the version with
+                verdict = gate(registry, record["version"])
+            if not verdict.passed:
+                break
             why = f"deployed from study {study_name!r} trial {trial}; passed the staging gate"
-            state = _make_live(registry, record["version"], challenger, why)
+            try:
+                # only while the champion is the one the gate judged it against: another
+                # deploy may have promoted its version meanwhile
+                state = _make_live(registry, record["version"], challenger, why, judged)
+                break
+            except ChampionChanged as exc:
+                _status.info(
+                    "Champion %s of model %r was replaced by version %s while the staging gate "
+                    "judged version %d; judging it again, against version %s.",
+                    exc.expected,
+                    name,
+                    exc.current,
+                    record["version"],
+                    exc.current,
+                )
+                verdict = None
     except KeyboardInterrupt as exc:
         stop = runner.Interrupted.of(exc)
         if record is None:  # stopped while registering: recorded, or nothing was kept
@@ -1388,15 +1501,21 @@ def _deploy(
 
 
 def _make_live(
-    registry: Registry, number: int, challenger: tuple[str, float] | None, why: str
+    registry: Registry,
+    number: int,
+    challenger: tuple[str, float] | None,
+    why: str,
+    if_champion: Any = _ANY,
 ) -> dict[str, Any] | None:
     """Promote version ``number``, or make it the challenger (``challenger``: mode and share);
-    the challenger's state then, else None."""
+    the challenger's state then, else None. ``if_champion``: as :meth:`Registry.promote`'s."""
     if challenger is None:
-        registry.promote(number, why)
+        registry.promote(number, why, if_champion=if_champion)
         return None
     mode, share = challenger
-    return registry.set_challenger(number, mode, share, f"{why}; as the {mode} challenger")
+    return registry.set_challenger(
+        number, mode, share, f"{why}; as the {mode} challenger", if_champion=if_champion
+    )
 
 
 def _constraints_broken(trial: optuna.trial.FrozenTrial, spec: Any) -> list[str]:
