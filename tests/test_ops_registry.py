@@ -1321,3 +1321,21 @@ def test_a_re_tuning_that_finds_no_feasible_trial_says_so_in_one_sentence(workdi
     (reason,) = outcome.reasons
     assert reason.startswith("no challenger: no trial meets the constraints"), reason
     assert reason.endswith("--constraint ...`; the champion stays") and ".;" not in reason, reason
+
+
+def test_events_written_in_one_tick_of_a_coarse_clock_are_all_kept(workdir, monkeypatch) -> None:
+    """A clock that moves in coarse steps (about 16 ms on Windows): the promotion of the
+    challenger and the challenger's retirement got one key, and the second event replaced
+    the first (the log had no ``promote``)."""
+    import time
+
+    from _ops_helpers import logistic, register
+
+    registry = Registry.open("iris", create=True)
+    for c in (0.1, 1.0):
+        register(registry, logistic(c), workdir / "art", promote=c == 0.1)
+    registry.set_challenger(2, "shadow")
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    registry.promote(2)
+    assert [e["kind"] for e in registry.events()][-2:] == ["promote", "challenger"]
+    assert registry.events("challenger")[-1]["previous"] == 2

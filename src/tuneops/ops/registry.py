@@ -40,6 +40,7 @@ import re
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -704,10 +705,19 @@ class Registry:
         )
 
 
+_last_ns = 0  # the time of this process's latest event key
+
+
 def _event(kind: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """An event's key (its time in nanoseconds: keys sort as events happened) and record."""
+    """An event's key and record. The key is its time in nanoseconds (keys sort as events
+    happened), later than this process's previous one, and a random tail: a clock that moves
+    in coarse steps (about 16 ms on Windows) gave a promotion and the retirement of its
+    challenger one key, and the second event replaced the first; two processes could meet on
+    one key too."""
+    global _last_ns
+    _last_ns = max(time.time_ns(), _last_ns + 1)
     event = shown_settings(_plain({"kind": kind, "time": _now(), **payload}))
-    return f"{_EVENT}{time.time_ns():020d}", event
+    return f"{_EVENT}{_last_ns:020d}.{uuid.uuid4().hex[:8]}", event
 
 
 def _plain(value: Any) -> Any:
