@@ -1339,3 +1339,51 @@ def test_events_written_in_one_tick_of_a_coarse_clock_are_all_kept(workdir, monk
     registry.promote(2)
     assert [e["kind"] for e in registry.events()][-2:] == ["promote", "challenger"]
     assert registry.events("challenger")[-1]["previous"] == 2
+
+
+def test_a_version_forced_past_a_failed_gate_says_so_in_the_registry(workdir, cli) -> None:
+    """`registry promote --force` and `registry challenger --mode canary --force` made a
+    version that failed the staging gate the champion or the canary; nothing in `registry
+    list` or `show` said so afterwards. Now the event records it and both commands show it."""
+    from _ops_helpers import logistic, register
+
+    registry = Registry.open("iris", create=True)
+    for c in (1.0, 0.01, 0.1):
+        number = register(registry, logistic(c), workdir / "art", promote=c == 1.0)
+        # what the commands print of a version that a deploy records and the helper does not
+        registry.study.set_user_attr(f"tuneops:version:{number}", {
+            **registry.version(number), "source": {"kind": "test", "study": "s", "trial": 0},
+            "family": "logistic", "params": {"C": c},
+            "profile": {"metric": "accuracy", "reference": 0.9}})
+    registry.record("verify", version=1, verdict="pass", reasons=["fine"])
+    for number in (2, 3):
+        registry.record("verify", version=number, verdict="fail", reasons=["worse"])
+    code, _, err = cli("registry", "challenger", "3", "--mode", "canary", "--force")
+    assert code == 0, err
+    code, _, err = cli("registry", "promote", "2", "--force")
+    assert code == 0 and "failed its staging gate and was promoted with --force" in err, err
+    assert registry.events("promote")[-1]["forced"] is True
+    assert registry.events("challenger")[-1]["forced"] is True
+    gates = registry.gates()
+    assert gates[1] == {"verdict": "pass", "time": gates[1]["time"], "forced": []}
+    assert [f["kind"] for f in gates[2]["forced"]] == ["promote"]
+    assert [(f["kind"], f["mode"]) for f in gates[3]["forced"]] == [("challenger", "canary")]
+    code, out, _ = cli("registry", "list", "--json")
+    versions = {v["version"]: v for v in json.loads(out)[0]["versions"]}
+    assert versions[1]["gate"]["forced"] == [] and versions[2]["gate"]["verdict"] == "fail"
+    assert versions[2]["gate"]["forced"][0]["reason"] == "promoted by hand"
+    code, out, _ = cli("registry", "list")
+    flat = " ".join(out.split())
+    assert code == 0 and "0.9 FORCED" in flat and "gate FORCED: made the champion" in flat, out
+    code, out, _ = cli("registry", "show", "2")
+    flat = " ".join(out.split())
+    assert "staging gate: fail at" in flat and "FORCED past a failed gate: made the champion" in (
+        flat
+    ), out
+    assert "promote v2 FORCED past a failed staging gate: promoted by hand" in flat, out
+    assert json.loads(cli("registry", "show", "3", "--json")[1])["gate"]["forced"][0]["mode"] == (
+        "canary"
+    )
+    # a version that passed, or was forced past nothing, records no "forced"
+    registry.promote(1)
+    assert "forced" not in registry.events("promote")[-1]

@@ -1436,3 +1436,38 @@ def test_a_key_sent_twice_in_one_object_is_refused_naming_it(registry: Registry)
         wait_for(lambda: len(read_log("predictions.jsonl").predictions) == 1)
     log = read_log("predictions.jsonl")
     assert [r["id"] for r in log.predictions] == ["a"] and log.n_labels == 0
+
+
+def test_serving_a_version_without_a_passed_gate_warns(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version forced past a failed staging gate, or never verified, was served without a
+    word. Now serve warns once per version it loads, saying which; a passed gate: no warning."""
+    caplog.set_level("WARNING", logger="tuneops.serve")
+    registry.record("verify", version=1, verdict="pass", reasons=["fine"])
+    with start_server(config()) as server:
+        assert httpx.get(server.url + "/health").status_code == 200
+    assert "staging gate" not in caplog.text, caplog.text
+    registry.record("verify", version=2, verdict="fail", reasons=["worse"])
+    registry.promote(2, "by hand", force=True)
+    with start_server(config()) as server:
+        assert httpx.get(server.url + "/health").status_code == 200
+        registry.set_challenger(1, "shadow")
+        wait_for(lambda: server.server.routing.challenger is not None)
+    (warning,) = [m for m in caplog.messages if "staging gate" in m]
+    assert warning.startswith(
+        "serving version 2 of 'iris' without a passed staging gate: its latest staging-gate "
+        "verdict is a fail ("
+    ), warning
+    assert "and it was made the champion past it at" in warning and "(by hand)" in warning
+    # never verified: how it came to be served is said instead
+    caplog.clear()
+    number = register(registry, logistic(0.1), Path("art"))
+    with start_server(config()) as server:
+        registry.set_challenger(number, "shadow", reason="watching it")
+        wait_for(lambda: server.server.routing.challenger is not None)
+    (warning,) = [m for m in caplog.messages if f"serving version {number} " in m]
+    assert f"serving version {number} of 'iris' without a passed staging gate: no `tuneops " in (
+        warning
+    )
+    assert "(set as challenger: watching it)" in warning, warning

@@ -284,12 +284,15 @@ def list_versions(
     models: list[dict[str, Any]] = []
     for name in names:
         reg = ops.Registry.open(name, storage)
+        gates = reg.gates()
         models.append(
             {
                 "model": name,
                 "champion": reg.champion(),
                 "challenger": reg.challenger(),
-                "versions": reg.versions(),
+                "versions": [
+                    {**v, "gate": gates.get(v["version"]) or _NO_GATE} for v in reg.versions()
+                ],
             }
         )
     if json_out:
@@ -304,6 +307,7 @@ def list_versions(
         add_free_column(table, "source", wide=False)
         add_name_column(table, "family")
         add_name_column(table, "metric (reference)")
+        table.add_column("gate", no_wrap=True, min_width=len("FORCED"))  # read whole
         add_name_column(table, "sha256")
         # the challenger too: after `deploy --challenger` nothing here said which version
         # `tuneops serve` runs beside the champion
@@ -323,6 +327,7 @@ def list_versions(
                 free_cell(f"{src['kind']}: {src['study']} #{src['trial']}", wide=False),
                 v["family"],
                 f"{v['profile']['metric']} {fmt(v['profile']['reference'])}",
+                _gate_cell(v["gate"]),
                 # the digest's first 12 hex digits (the record's "sha256:" prefix left out: it
                 # took 7 of the 12 and left 5 digits)
                 v["artifact"]["sha256"].removeprefix("sha256:")[:12],
@@ -334,6 +339,34 @@ def list_versions(
                 highlight=False,
                 markup=False,
             )
+        if any(v["gate"]["forced"] for v in m["versions"]):
+            term.result(
+                "gate FORCED: made the champion or the canary challenger past a failed staging "
+                "gate (--force); `tuneops registry show VERSION` says when and why.",
+                highlight=False,
+                markup=False,
+            )
+
+
+_NO_GATE: dict[str, Any] = {"verdict": None, "time": None, "forced": []}
+
+
+def _gate_cell(gate: dict[str, Any]) -> str:
+    """A version's staging gate in a cell: its latest verdict (none: never verified), or
+    FORCED when it was made champion or canary challenger past a failed one."""
+    return "FORCED" if gate["forced"] else gate["verdict"] or "none"
+
+
+def _gate_line(gate: dict[str, Any]) -> str:
+    """A version's staging gate in a sentence (`registry show`)."""
+    if gate["verdict"] is None:
+        line = "never verified (deployed with --no-verify, or registered by hand)"
+    else:
+        line = f"{gate['verdict']} at {gate['time']}"
+    for forced in gate["forced"]:
+        role = "the champion" if forced["kind"] == "promote" else f"the {forced['mode']} challenger"
+        line += f"; FORCED past a failed gate: made {role} at {forced['time']} ({forced['reason']})"
+    return line
 
 
 def show(
@@ -353,8 +386,17 @@ def show(
     log = reg.events()[-events:] if events > 0 else []
     champion = reg.champion()
     served = reg.challenger()
+    gate = reg.gate(record["version"])
     if json_out:
-        emit_json({"version": record, "champion": champion, "challenger": served, "events": log})
+        emit_json(
+            {
+                "version": record,
+                "gate": gate,
+                "champion": champion,
+                "challenger": served,
+                "events": log,
+            }
+        )
         return
     plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
     term.result(
@@ -369,6 +411,7 @@ def show(
     )
     for key in ("created", "source", "family", "params", "metrics", "artifact"):
         term.result(f"  {key}: {record[key]}", **plain)
+    term.result(f"  staging gate: {_gate_line(gate)}", **plain)
     data = record["data"]
     term.result(
         f"  data: {data.get('name')} ({data.get('rows')} rows, {data.get('fingerprint')})", **plain
@@ -381,6 +424,8 @@ def show(
     )
     for e in log:
         detail = e.get("decision") or e.get("verdict") or e.get("reason") or ""
+        if e.get("forced"):
+            detail = f"FORCED past a failed staging gate: {detail}"
         # a key present with None (a live check, a settings change) names no version either
         version = next((e[k] for k in ("version", "challenger") if e.get(k) is not None), None)
         term.result(
@@ -409,6 +454,12 @@ def promote(
             f"was {event['previous']}" if event["previous"] is not None else "the model's first"
         )
         term.result(f"Version {version} is the champion ({was}).", highlight=False)
+        if event.get("forced"):
+            term.warn(
+                f"Version {version} failed its staging gate and was promoted with --force: the "
+                "registry records it (`tuneops registry show`), and `tuneops serve` warns while "
+                "it serves it."
+            )
 
 
 def rollback(

@@ -461,11 +461,37 @@ class Registry:
         self.study.set_user_attr(_SETTINGS, {"monitor": _plain(stored), "time": _now()})
         return self.record("settings", monitor=stored, previous=previous, reason=reason)
 
-    def _gate_passed(self, number: int, force: bool, what: str) -> None:
-        """Refuse a version whose latest staging-gate verdict is a fail, unless ``force``."""
+    def gates(self) -> dict[int, dict[str, Any]]:
+        """Per version, its staging gate as the event log tells it: ``verdict`` (the latest:
+        ``"pass"``, ``"fail"``, or None: never verified) and its ``time``, and ``forced``: the
+        changes (``kind``, ``time``, ``reason``) that made it the champion or the canary
+        challenger past a failed verdict (``--force``; empty: none)."""
+        out: dict[int, dict[str, Any]] = {}
+        for event in self.events():
+            number = event.get("version")
+            if not isinstance(number, int):
+                continue
+            gate = out.setdefault(number, {"verdict": None, "time": None, "forced": []})
+            if event["kind"] == "verify":
+                gate["verdict"], gate["time"] = event.get("verdict"), event.get("time")
+            elif event["kind"] in ("promote", "challenger") and event.get("forced"):
+                gate["forced"].append(
+                    {k: event.get(k) for k in ("kind", "time", "reason", "mode")}
+                )
+        return out
+
+    def gate(self, number: int) -> dict[str, Any]:
+        """Version ``number``'s entry of :meth:`gates`."""
+        return self.gates().get(number) or {"verdict": None, "time": None, "forced": []}
+
+    def _gate_passed(self, number: int, force: bool, what: str) -> bool:
+        """Refuse a version whose latest staging-gate verdict is a fail, unless ``force``;
+        True when ``force`` let it past such a verdict (what its event then records)."""
         verdict = self.verification(number)
-        if force or verdict is None or verdict.get("verdict") != "fail":
-            return
+        if verdict is None or verdict.get("verdict") != "fail":
+            return False
+        if force:
+            return True
         # the check that failed (its text says "misses the limit"), not the summary line
         failed = [c for c in verdict.get("checks") or [] if not c.get("passed", True)]
         reasons = verdict.get("reasons") or []
@@ -513,7 +539,8 @@ class Registry:
             # automatic rollback judges the champion by.
             raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
         self._expect_champion(if_champion, number)
-        self._gate_passed(number, force, "promote")
+        # a version made champion past a failed gate says so in its event, for ever
+        forced = {"forced": True} if self._gate_passed(number, force, "promote") else {}
         self.verify(number)
         history = list(state.get("history", []))
         if previous is not None:
@@ -522,7 +549,7 @@ class Registry:
             number,
             history,
             "promote",
-            {"previous": previous, "reason": reason},
+            {"previous": previous, "reason": reason, **forced},
             retire={number},
             why=f"version {number} became the champion",
         )
@@ -611,13 +638,15 @@ class Registry:
                 "another version (`tuneops registry list`)."
             )
         self._expect_champion(if_champion, number)
-        if mode == "canary":  # a shadow answers no one: watching a failed version is fine
-            self._gate_passed(number, force, "serve")
+        forced = {}
+        # a shadow answers no one: watching a failed version is fine
+        if mode == "canary" and self._gate_passed(number, force, "serve"):
+            forced = {"forced": True}
         self.verify(number)  # a challenger answers requests too: its artifact must be intact
         # Microseconds: live monitoring counts the challenger's traffic from this instant on.
         since = _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
         state = {"version": number, "mode": mode, "share": float(share), "since": since}
-        self._set_challenger_state(state, {**state, "reason": reason})
+        self._set_challenger_state(state, {**state, "reason": reason, **forced})
         return state
 
     def clear_challenger(self, reason: str = "cleared by hand") -> dict[str, Any]:

@@ -147,7 +147,44 @@ class ModelServer:
         )
         _warm_up(loaded, profile)
         self._cache[version] = loaded
+        self._warn_if_ungated(version)
         return loaded
+
+    def _warn_if_ungated(self, version: int) -> None:
+        """Say so when version ``version``, about to be served, has no passed staging-gate
+        verdict: it was forced past a failed one (``--force``), or never verified
+        (``deploy --no-verify``, a promotion by hand or by a re-tuning)."""
+        try:
+            gate = self.registry.gate(version)
+            made = [
+                e
+                for e in self.registry.events()
+                if e["kind"] in ("promote", "challenger") and e.get("version") == version
+            ]
+        except Exception:  # noqa: BLE001 - a storage hiccup: the model is served all the same
+            return
+        if gate["verdict"] == "pass":
+            return
+        if gate["verdict"] is None:
+            why = "no `tuneops verify` verdict is recorded for it"
+            if made:  # how it came to be served: deploy --no-verify, by hand, a re-tuning
+                how = "promoted" if made[-1]["kind"] == "promote" else "set as challenger"
+                why += f" ({how}: {made[-1].get('reason')})"
+        else:
+            why = f"its latest staging-gate verdict is a fail ({gate['time']})"
+            if gate["forced"]:
+                last = gate["forced"][-1]
+                role = "the champion" if last["kind"] == "promote" else "the canary challenger"
+                why += f", and it was made {role} past it at {last['time']} ({last['reason']})"
+        logger.warning(
+            "serving version %s of %r without a passed staging gate: %s; `tuneops verify %s "
+            "--model %s` judges it.",
+            version,
+            self.registry.name,
+            why,
+            version,
+            self.registry.name,
+        )
 
     def _desired(self) -> tuple[int, int | None, str | None, float]:
         champion = self.registry.require_champion()
