@@ -1471,3 +1471,74 @@ def test_serving_a_version_without_a_passed_gate_warns(
         warning
     )
     assert "(set as challenger: watching it)" in warning, warning
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def http_protocol(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """uvicorn's HTTP protocol the server runs on: both, as uvicorn picks httptools when it is
+    installed and h11 otherwise."""
+    import tuneops.ops.serve.server as serve_server
+
+    if request.param == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        monkeypatch.setattr(serve_server, "AutoHTTPProtocol", H11Protocol)
+    else:
+        pytest.importorskip("httptools")
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        monkeypatch.setattr(serve_server, "AutoHTTPProtocol", HttpToolsProtocol)
+    return request.param
+
+
+def _json_error(answer: bytes) -> tuple[bytes, str]:
+    """The status line and the ``error`` of a whole JSON error answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer
+    document = json.loads(body)
+    assert document["request_id"] is None and set(document) >= {"error", "request_id"}
+    return head.split(b"\r\n")[0], document["error"]
+
+
+def test_every_error_the_server_writes_itself_is_json(
+    registry: Registry, http_protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn answered a request it could not parse (400), one beyond the connections allowed
+    (503) in plain text, and Starlette an exception no endpoint handled (500), where every
+    error of tuneops is JSON with ``error``: a client reading ``error`` got nothing."""
+    from tuneops.ops.serve.app import ModelServer
+
+    with start_server(config(max_connections=2)) as server:
+        for bad in (b"GARBAGE / HTTP/1.1\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n"):
+            sock = _connect(server.url)
+            sock.sendall(bad)
+            answer, closed = _until_closed(sock, 5)
+            status, error = _json_error(answer)
+            assert status == b"HTTP/1.1 400 Bad Request" and closed, answer
+            assert error.startswith("request: not valid HTTP/1.1 ("), error
+            sock.close()
+        idle = [_connect(server.url) for _ in range(2)]
+        time.sleep(0.2)  # accepted by the server
+        refused = httpx.post(server.url + "/predict", json=rows(1))
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"].startswith(
+            "server busy: more than 2 connections open or requests being answered at once "
+            "(serve --max-connections)"), refused.text
+        for sock in idle:
+            sock.close()
+        wait_for(lambda: httpx.get(server.url + "/health").status_code == 200)
+
+        async def broken(self: Any, request: Any) -> Any:
+            raise RuntimeError("secret detail")
+
+        monkeypatch.setattr(ModelServer, "health", broken)
+    with start_server(config()) as server:
+        failed = httpx.get(server.url + "/health")
+    assert failed.status_code == 500, failed.text
+    assert failed.json()["error"] == (
+        "GET /health: the server failed (RuntimeError); its log has the details. Retry, or "
+        "report it."
+    )
+    assert "secret detail" not in failed.text
+

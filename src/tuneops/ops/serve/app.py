@@ -727,6 +727,17 @@ class ModelServer:
             status_code=404,
         )
 
+    async def _failed(self, request: Request, exc: Exception) -> Response:
+        """500 as JSON: an exception no endpoint handled (Starlette logs it and re-raises it
+        after this answer; its text is not sent, it may hold what the client should not
+        see)."""
+        return self._error(
+            500,
+            f"{request.method} {_clip(request.url.path)}: the server failed "
+            f"({type(exc).__name__}); its log has the details. Retry, or report it.",
+            close=True,
+        )
+
     def app(self) -> Starlette:
         endpoints = {
             "/predict": self.predict,
@@ -739,7 +750,8 @@ class ModelServer:
                 Route(path, endpoints[path], methods=[method])
                 for method, _, path in (r.partition(" ") for r in _ROUTES)
             ],
-            exception_handlers={404: self._no_route, 405: self._no_route},
+            # an exception no endpoint handled: Starlette's answer was plain text
+            exception_handlers={404: self._no_route, 405: self._no_route, 500: self._failed},
             lifespan=self.lifespan,
         )
 

@@ -67,36 +67,97 @@ def _max_connections(config: ServeConfig) -> int:
     return max(1, min(MAX_CONNECTIONS, soft - _OWN_FILES))
 
 
-def _header_deadline(base: type, seconds: float) -> type:
-    """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers: ``seconds``
-    after the connection is made, or after the previous answer on a kept-alive connection,
-    a request whose headers are not complete is answered 408 and its connection closed (a
-    connection that received nothing is closed without an answer, which a client could read as
-    the answer to a request it sends at that moment).
+def _json_answer(status: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer with a tuneops error body (``error``, ``request_id``), closing
+    the connection: what the protocol writes itself, where no app answers."""
+    body = json.dumps({"error": message, "request_id": None}).encode()
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
-    uvicorn has no such timeout: its keep-alive timer is reset by every byte received, so a
-    client sending a header byte every few seconds held its connection forever (slowloris).
-    ASGI cannot help (the app is called once the headers are complete), hence this subclass.
+
+def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
+    """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers, a limit on
+    the connections open at once, and every answer the protocol writes itself in JSON.
+
+    The deadline: ``seconds`` after the connection is made, or after the previous answer on a
+    kept-alive connection, a request whose headers are not complete is answered 408 and its
+    connection closed (a connection that received nothing is closed without an answer, which a
+    client could read as the answer to a request it sends at that moment). Each connection has
+    its own timer. uvicorn has no such timeout: its keep-alive timer is reset by every byte
+    received, so a client sending a header byte every few seconds held its connection forever
+    (slowloris). ASGI cannot help (the app is called once the headers are complete), hence
+    this subclass.
+
+    The limit: beyond ``max_connections`` connections open at once (or as many requests being
+    answered), a request is answered 503 in JSON. uvicorn's own ``limit_concurrency`` answered
+    it in plain text ("Service Unavailable"), and a request it cannot parse 400 in plain text
+    ("Invalid HTTP request received."), where every error of tuneops is JSON with ``error``.
+
     It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
     ``transport``, ``cycle`` (the request being answered, replaced when the next request's
-    headers are complete), ``connection_made``, ``data_received``, ``connection_lost`` and
-    ``on_response_complete`` (tests/test_ops_serve.py runs it on whichever uvicorn picks).
+    headers are complete), ``app``, ``connections``, ``tasks``, ``logger``,
+    ``connection_made``, ``data_received``, ``connection_lost``, ``on_response_complete`` and
+    ``send_400_response`` (tests/test_ops_serve.py runs it on whichever uvicorn picks).
     """
-    body = json.dumps(
+    timed_out = _json_answer(
+        "408 Request Timeout",
+        f"headers: not received within {seconds:g} s (serve --read-timeout); send a request's "
+        "headers at once.",
+    )
+    busy = json.dumps(
         {
-            "error": f"headers: not received within {seconds:g} s (serve --read-timeout); "
-            "send a request's headers at once.",
+            "error": f"server busy: more than {max_connections:,} connections open or requests "
+            "being answered at once (serve --max-connections); retry shortly.",
             "request_id": None,
         }
     ).encode()
-    timed_out = (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-    )
 
-    class HeaderDeadline(base):  # type: ignore[misc,valid-type]
+    class TuneopsProtocol(base):  # type: ignore[misc,valid-type]
         _tuneops_timer: asyncio.TimerHandle | None = None
         _tuneops_received = False  # bytes since the timer was armed
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.app: Any = self._tuneops_limited(self.app)
+
+        def _tuneops_limited(self, app: Any) -> Any:
+            connections, tasks = self.connections, self.tasks
+
+            async def limited(scope: Any, receive: Any, send: Any) -> None:
+                # this request's own task is among the tasks already
+                if scope["type"] == "http" and (
+                    len(connections) > max_connections or len(tasks) > max_connections
+                ):
+                    self.logger.warning("Exceeded concurrency limit.")
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(busy)).encode()),
+                                (b"connection", b"close"),
+                                (b"retry-after", b"1"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": busy})
+                    return
+                await app(scope, receive, send)
+
+            return limited
+
+        def send_400_response(self, msg: str) -> None:
+            self.transport.write(
+                _json_answer(
+                    "400 Bad Request",
+                    f"request: not valid HTTP/1.1 ({msg.rstrip('.')}); send a request line, "
+                    "headers and a body as HTTP/1.1 defines them.",
+                )
+            )
+            self.transport.close()
 
         def data_received(self, data: bytes) -> None:
             self._tuneops_received = True
@@ -133,23 +194,26 @@ def _header_deadline(base: type, seconds: float) -> type:
                     self.transport.write(timed_out)
                 self.transport.close()
 
-    return HeaderDeadline
+    return TuneopsProtocol
 
 
 def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
-    """uvicorn's settings: its limit on connections open at once (503 beyond), its 5 s for an
-    idle keep-alive connection (its default, said here as it is relied on), and its HTTP
-    protocol (httptools when installed, else h11) with a deadline for the headers
-    (:func:`_header_deadline`); :meth:`ModelServer._body` has the deadline for the body."""
+    """uvicorn's settings: its 5 s for an idle keep-alive connection (its default, said here as
+    it is relied on), no WebSocket (this server has no such endpoint: an upgrade request is
+    answered as plain HTTP, by the app), and its HTTP protocol (httptools when installed, else
+    h11) with a deadline for the headers and the limit on connections open at once
+    (:func:`_tuneops_protocol`: uvicorn's own limit answers in plain text);
+    :meth:`ModelServer._body` has the deadline for the body."""
     return uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
-        # uvicorn refuses a request when the connections open, its own included, reach the
-        # limit: one more, so max_connections connections are served at once
-        limit_concurrency=_max_connections(config) + 1,
+        limit_concurrency=None,
         timeout_keep_alive=5,
-        http=_header_deadline(AutoHTTPProtocol, config.read_timeout_s),
+        ws="none",
+        http=_tuneops_protocol(
+            AutoHTTPProtocol, config.read_timeout_s, _max_connections(config)
+        ),
     )
 
 
