@@ -1542,3 +1542,47 @@ def test_every_error_the_server_writes_itself_is_json(
     )
     assert "secret detail" not in failed.text
 
+
+def test_read_deadlines_run_per_connection(registry: Registry, http_protocol: str) -> None:
+    """Each connection has its own deadlines (--read-timeout): two clients that trickle their
+    headers, and two their bodies, started 0.6 s apart, each get 408 about a deadline after
+    their own start (not at the first one's, not never), while another client is served."""
+    import threading
+
+    timeout, gap = 1.0, 0.6
+    body_head = _post_head("/predict", 10_000)
+    answers: dict[str, tuple[float, bytes]] = {}
+
+    def client(name: str, head: bytes, byte: bytes, delay: float) -> None:
+        time.sleep(delay)
+        sock = _connect(server.url)
+        started = time.monotonic()
+        sock.sendall(head)
+        answer = _trickle(sock, byte, started)
+        answers[name] = (time.monotonic() - started, answer)
+        sock.close()
+
+    with start_server(config(read_timeout_s=timeout)) as server:
+        threads = [
+            threading.Thread(target=client, args=(name, head, byte, delay))
+            for name, head, byte, delay in (
+                ("headers-1", b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X", 0.0),
+                ("headers-2", b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X", gap),
+                ("body-1", body_head, b" ", 0.0),
+                ("body-2", body_head, b" ", gap),
+            )
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(gap / 2)
+        with httpx.Client(base_url=server.url) as fast:
+            assert fast.post("/predict", json=rows(1)).status_code == 200  # others are served
+        for t in threads:
+            t.join(timeout=30)
+    assert sorted(answers) == ["body-1", "body-2", "headers-1", "headers-2"], answers
+    for name, (took, answer) in answers.items():
+        assert answer.startswith(b"HTTP/1.1 408 "), (name, answer)
+        # headers: a deadline from the connection; the body: a deadline from its headers
+        assert timeout - 0.1 < took < timeout + 0.9, (name, took)
+        assert _json_error(answer)[1].startswith(("headers: not received within 1 s",
+                                                  "body: not received within 1 s"))
