@@ -532,3 +532,76 @@ def test_two_deploys_of_different_trials_at_once_are_promoted_one_after_the_othe
     # the version promoted second was judged against the champion it replaced
     verdicts = [e for e in registry.events("verify") if e["version"] == second["version"]]
     assert verdicts[-1]["comparison"] == {"champion": first["version"]}
+
+
+def test_incomplete_versions_of_other_hosts_are_listed_and_cleaned_after_a_stated_age(
+    workdir, cli
+) -> None:
+    """A partial version written by another host was never removed (only a gone process of
+    this host is proof of death) and nothing showed it. Now `registry list` and `show` list
+    every version directory reserved and never recorded, with its writer, its age and whether
+    the writer runs; `registry clean --older-than AGE` removes those unchanged for AGE whose
+    writer does not provably run. A running writer's is never removed: one of this host, or
+    one of another host holding a live claim (its heartbeat)."""
+    import json
+    import socket
+    import time
+
+    from _ops_helpers import logistic
+
+    from tuneops.claims import Claim
+
+    registry = Registry.open("m", create=True)
+    folder = workdir / "art"
+    register(registry, logistic(), folder, promote=True)  # v1, recorded
+    # what the commands print of a version that a deploy records and the helper does not
+    registry.study.set_user_attr("tuneops:version:1", {
+        **registry.version(1), "source": {"kind": "test", "study": "s", "trial": 0},
+        "family": "logistic", "params": {}, "profile": {"metric": "accuracy", "reference": 0.9}})
+    numbers = [registry.reserve_version() for _ in range(4)]
+    assert numbers == [2, 3, 4, 5]
+    writers = {2: ("elsewhere", 11), 3: ("busy-host", 12), 4: (socket.gethostname(), os.getpid()),
+               5: ("elsewhere", 13)}
+    old = time.time() - 3 * 3600
+    for n, (host, pid) in writers.items():
+        (folder / f"v{n}").mkdir()
+        (folder / f"v{n}" / "model.json").write_text("{}")
+        writer = {"registry": registry.study.study_name, "version": n, "host": host, "pid": pid,
+                  "since": old if n != 5 else time.time()}
+        (folder / f"v{n}" / registry_module.WRITER_FILE).write_text(json.dumps(writer))
+        if n != 5:
+            for p in (folder / f"v{n}", *(folder / f"v{n}").iterdir()):
+                os.utime(p, (old, old))
+    # busy-host runs a deploy: its claim beats
+    claim = Claim(_optuna.storage_of(registry.study), "m.deploy-x",
+                  {"host": "busy-host", "pid": 12, "id": "busy-host:12"})
+    assert claim.acquire() is None
+    found = {e["version"]: e for e in registry_module.partial_versions(registry)}
+    assert sorted(found) == [2, 3, 4, 5]
+    assert [found[n]["alive"] for n in (2, 3, 4, 5)] == [None, True, True, None]
+    assert 3 * 3600 - 60 < found[2]["age_s"] < 3 * 3600 + 60 and found[5]["age_s"] < 60
+    code, out, _ = cli("registry", "list", "--model", "m")
+    flat = " ".join(out.split())
+    assert code == 0 and "incomplete (reserved, never recorded) of model m:" in flat, out
+    assert (f"v2 {folder.resolve() / 'v2'} (partial; written by elsewhere:11; unchanged for "
+            "3.0 h; nothing tells whether its writer runs)") in flat, out
+    assert "v3" in flat and "written by busy-host:12" in flat and "its writer runs" in flat
+    assert "`tuneops registry clean --model m --older-than 6h`" in flat
+    code, out, _ = cli("registry", "show", "--model", "m")
+    assert "written by elsewhere:11" in " ".join(out.split())
+    shown = json.loads(cli("registry", "show", "--model", "m", "--json")[1])
+    assert [e["version"] for e in shown["incomplete"]] == [2, 3, 4, 5]
+    # a dry run removes nothing; 6 h spares all; 1 h removes v2 only (v3, v4 run; v5 is new)
+    code, out, _ = cli("registry", "clean", "--model", "m", "--older-than", "1h", "--dry-run")
+    assert code == 0 and "Would remove v2 " in out and (folder / "v2").is_dir()
+    code, out, _ = cli("registry", "clean", "--model", "m", "--older-than", "6h")
+    assert code == 0 and "nothing removed" in " ".join(out.split()), out
+    code, out, _ = cli("registry", "clean", "--model", "m", "--older-than", "1h", "--json")
+    assert [e["version"] for e in json.loads(out)["removed"]] == [2]
+    assert sorted(p.name for p in folder.iterdir()) == ["v1", "v3", "v4", "v5"]
+    # age 0: still never a running writer's
+    code, out, _ = cli("registry", "clean", "--model", "m", "--older-than", "0")
+    assert sorted(p.name for p in folder.iterdir()) == ["v1", "v3", "v4"]
+    claim.release()
+    code, _, err = cli("registry", "clean", "--model", "m", "--older-than", "soon")
+    assert code == 2 and "older_than (--older-than): expected an age >= 0" in err, err

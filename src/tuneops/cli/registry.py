@@ -39,6 +39,7 @@ __all__ = [
     "rollback",
     "challenger",
     "settings",
+    "clean",
     "COMMANDS",
 ]
 
@@ -52,6 +53,8 @@ def _ops() -> Any:
         list_models=registry.list_models,
         deploy=registry.deploy,
         verify=verify.verify,
+        partial_versions=registry.partial_versions,
+        remove_stale_versions=registry.remove_stale_versions,
     )
 
 
@@ -293,6 +296,7 @@ def list_versions(
                 "versions": [
                     {**v, "gate": gates.get(v["version"]) or _NO_GATE} for v in reg.versions()
                 ],
+                "incomplete": ops.partial_versions(reg),
             }
         )
     if json_out:
@@ -339,6 +343,7 @@ def list_versions(
                 highlight=False,
                 markup=False,
             )
+        _print_incomplete(m["model"], m["incomplete"])
         if any(v["gate"]["forced"] for v in m["versions"]):
             term.result(
                 "gate FORCED: made the champion or the canary challenger past a failed staging "
@@ -349,6 +354,52 @@ def list_versions(
 
 
 _NO_GATE: dict[str, Any] = {"verdict": None, "time": None, "forced": []}
+
+
+def _age(seconds: float) -> str:
+    """An age in words: 45 s, 12 min, 5.2 h, 3.1 d."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def _incomplete_line(entry: dict[str, Any]) -> str:
+    """One directory of a version reserved and never recorded, in words."""
+    writer = entry["writer"]
+    who = (
+        f"written by {writer['host']}:{writer['pid']}"
+        if writer is not None
+        else "its writer not named"
+    )
+    state = {
+        True: "its writer runs",
+        False: "its writer is gone (this host)",
+        None: "nothing tells whether its writer runs",
+    }[entry["alive"]]
+    what = "whole artifact, not recorded" if entry["whole"] else "partial"
+    return (
+        f"v{entry['version']} {entry['path']} ({what}; {who}; unchanged for "
+        f"{_age(entry['age_s'])}; {state})"
+    )
+
+
+def _print_incomplete(model: str, incomplete: list[dict[str, Any]]) -> None:
+    """Say which version directories were never recorded, and how to remove the stale ones."""
+    if not incomplete:
+        return
+    plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
+    term.result(f"incomplete (reserved, never recorded) of model {model}:", **plain)
+    for entry in incomplete:
+        term.result(f"  {_incomplete_line(entry)}", **plain)
+    term.result(
+        f"  `tuneops registry clean --model {model} --older-than 6h` removes those unchanged "
+        "for 6 h whose writer does not provably run (never a running writer's).",
+        **plain,
+    )
 
 
 def _gate_cell(gate: dict[str, Any]) -> str:
@@ -387,6 +438,7 @@ def show(
     champion = reg.champion()
     served = reg.challenger()
     gate = reg.gate(record["version"])
+    incomplete = _ops().partial_versions(reg)
     if json_out:
         emit_json(
             {
@@ -395,6 +447,7 @@ def show(
                 "champion": champion,
                 "challenger": served,
                 "events": log,
+                "incomplete": incomplete,
             }
         )
         return
@@ -432,6 +485,7 @@ def show(
             f"  {e['time']} {e['kind']:<8} {'-' if version is None else f'v{version}'} {detail}",
             **plain,
         )
+    _print_incomplete(reg.name, incomplete)
 
 
 def promote(
@@ -631,6 +685,72 @@ def settings(
             term.result(f"  {key}: {effective[key]} (from champion {champion}'s spec)", **plain)
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def _seconds(text: str) -> float:
+    """An age given as 90s, 30m, 6h, 2d or a number of seconds."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], None)
+    number = raw[:-1] if unit is not None else raw
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(
+            f"older_than (--older-than): expected an age >= 0 such as 90s, 30m, 6h or 2d (a "
+            f"bare number is seconds), received {text!r}."
+        )
+    return value
+
+
+def clean(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="Remove only directories unchanged for this long: 90s, 30m, 6h, 2d (a bare "
+            "number is seconds). Choose it above the longest a deploy or re-tuning takes to "
+            "write a version.",
+        ),
+    ],
+    model: ModelOpt = None,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(help="Also look in this artifact directory (as deploy --artifacts)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+    ] = False,
+    storage: StorageOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove the directories of versions reserved and never recorded (left by a deploy or a
+    re-tuning killed while it wrote, on any machine) that are unchanged for --older-than and
+    whose writer does not provably run. A writer that runs (a process of this host, or one
+    whose claim in the storage has a recent heartbeat) is never touched. `registry list` and
+    `show` list these directories."""
+    age = _seconds(older_than)
+    ops = _ops()
+    reg = ops.Registry.open(model, storage)
+    removed = ops.remove_stale_versions(reg, age, artifacts, dry_run=dry_run)
+    if json_out:
+        emit_json({"model": reg.name, "dry_run": dry_run, "removed": removed})
+        return
+    plain: dict[str, Any] = {"highlight": False, "markup": False, "soft_wrap": True}
+    verb = "Would remove" if dry_run else "Removed"
+    if not removed:
+        term.result(
+            f"Model {reg.name!r}: no incomplete version directory unchanged for "
+            f"{_age(age)} whose writer may be gone; nothing {'would be ' if dry_run else ''}"
+            "removed.",
+            **plain,
+        )
+    for entry in removed:
+        term.result(f"{verb} {_incomplete_line(entry)}", **plain)
+
+
 COMMANDS: dict[str, Any] = {
     "list": list_versions,
     "show": show,
@@ -638,4 +758,5 @@ COMMANDS: dict[str, Any] = {
     "rollback": rollback,
     "challenger": challenger,
     "settings": settings,
+    "clean": clean,
 }

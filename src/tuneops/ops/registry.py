@@ -51,10 +51,10 @@ import optuna
 from tuneops import _optuna, _study, runner
 from tuneops._files import check_output_dir, copy_atomic, path_part, write_atomic
 from tuneops._secrets import mask_secrets, shown_settings
-from tuneops.claims import Claim
+from tuneops.claims import CLAIM_ATTR, Claim
 from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
-from tuneops.heartbeat import GRACE_S, pid_alive, stale_trials
+from tuneops.heartbeat import GRACE_S, pid_alive, run_alive, stale_trials
 from tuneops.objective import SpecObjective
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
@@ -75,6 +75,8 @@ __all__ = [
     "ChampionChanged",
     "DeployInterrupted",
     "unfinished_deploy",
+    "partial_versions",
+    "remove_stale_versions",
 ]
 
 PREFIX = _study.REGISTRY_PREFIX
@@ -961,6 +963,143 @@ def remove_partial_versions(registry: Registry, folder: Path) -> list[int]:
             continue
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(number)
+    return removed
+
+
+def _artifact_folders(registry: Registry, artifact_dir: str | Path | None) -> list[Path]:
+    """The directories the versions of ``registry``'s model are written in: those of its
+    recorded versions, its own settings' ``artifact_dir``, ``artifact_dir`` (as ``deploy
+    --artifacts`` takes it) and the default; the ones that exist."""
+    folders = {
+        Path(v["artifact"]["path"]).parent.parent
+        for v in registry.versions()
+        if isinstance((v.get("artifact") or {}).get("path"), str)
+    }
+    for root in (artifact_dir, registry.settings().get("artifact_dir"), Monitor().artifact_dir):
+        if root:
+            folders.add(Path(root) / path_part(registry.name))
+    return sorted({f.resolve() for f in folders if f.is_dir()})
+
+
+def _live_writers(registry: Registry, now: float) -> set[tuple[Any, Any]]:
+    """``(host, pid)`` of every process holding a live claim in the registry's storage (a
+    deploy, a re-tuning, a refresh, a change of champion: each beats while it writes)."""
+    live: set[tuple[Any, Any]] = set()
+    for study in _optuna.storage_of(registry.study).get_all_studies():
+        if not study.study_name.startswith(_study.CLAIM_PREFIX):
+            continue
+        record = study.user_attrs.get(CLAIM_ATTR)
+        if isinstance(record, Mapping) and run_alive(record, now=now):
+            live.add((record.get("host"), record.get("pid")))
+    return live
+
+
+def partial_versions(
+    registry: Registry, artifact_dir: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """The directories of versions reserved and never recorded (a writer that is still
+    writing, or one killed while it wrote: SIGKILL, the OOM killer, a lost machine), found in
+    the model's artifact directories (:func:`_artifact_folders`). Each: ``version``, ``path``,
+    ``whole`` (its artifact checks out), ``writer`` (``host``, ``pid``, ``since`` from
+    :data:`WRITER_FILE`; None: not named), ``changed`` (Unix time of its latest change: the
+    writer's start or a file written) and ``age_s`` since, and ``alive``: True when its writer
+    provably runs (a process of this host, or one holding a live claim in the storage, whose
+    heartbeat is recent), False when it provably does not (a gone process of this host), None
+    when nothing tells (another host without a live claim, no writer named)."""
+    now = time.time()
+    recorded = {v["version"] for v in registry.versions()}
+    reserved = registry.reserved()
+    host, live, out = socket.gethostname(), _live_writers(registry, now), []
+    for folder in _artifact_folders(registry, artifact_dir):
+        for directory in sorted(folder.glob("v*")):
+            number = int(directory.name[1:]) if directory.name[1:].isdigit() else None
+            if number is None or number in recorded or number not in reserved:
+                continue
+            writer = _writer_of(registry, directory, number)
+            try:
+                verify_model(directory / MODEL_FILE)
+                whole = True
+            except IntegrityError:
+                whole = False
+            times = [p.stat().st_mtime for p in (directory, *directory.iterdir())]
+            if writer is not None and isinstance(writer.get("since"), int | float):
+                times.append(float(writer["since"]))
+            alive: bool | None = None
+            if writer is not None and writer.get("host") == host:
+                alive = pid_alive(writer["pid"])  # alive, or its pid reused: not proof of death
+            elif writer is not None and (writer.get("host"), writer.get("pid")) in live:
+                alive = True
+            changed = max(times)
+            out.append(
+                {
+                    "version": number,
+                    "path": str(directory),
+                    "whole": whole,
+                    "writer": writer,
+                    "changed": changed,
+                    "age_s": max(0.0, now - changed),
+                    "alive": alive,
+                }
+            )
+    return out
+
+
+def _writer_of(registry: Registry, directory: Path, number: int) -> dict[str, Any] | None:
+    """What :data:`WRITER_FILE` in ``directory`` says of its writer, when it names version
+    ``number`` of this registry; else None."""
+    try:
+        writer = json.loads((directory / WRITER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(writer, dict)
+        or writer.get("registry") != registry.study.study_name
+        or writer.get("version") != number
+        or not isinstance(writer.get("pid"), int)
+    ):
+        return None
+    return {k: writer.get(k) for k in ("host", "pid", "since")}
+
+
+def remove_stale_versions(
+    registry: Registry,
+    older_than_s: float,
+    artifact_dir: str | Path | None = None,
+    *,
+    dry_run: bool = False,
+) -> list[dict[str, Any]]:
+    """Remove the directories of :func:`partial_versions` whose writer is not known to run
+    (``alive`` not True) and that have not changed for ``older_than_s`` seconds: what a writer
+    on another machine that was killed, or lost, left (no process there can be asked). A
+    writer that runs is never touched, however old its directory; each directory is looked at
+    again just before it is removed. Returns the ones removed (``dry_run``: the ones that
+    would be).
+
+    Raises:
+        UsageError: ``older_than_s`` is not a number of seconds >= 0.
+    """
+    if not isinstance(older_than_s, int | float) or not older_than_s >= 0:
+        raise UsageError(
+            f"older_than (--older-than): expected an age >= 0 (90s, 30m, 6h, 2d), received "
+            f"{older_than_s!r}."
+        )
+
+    def stale(entry: Mapping[str, Any]) -> bool:
+        return entry["alive"] is not True and entry["age_s"] >= older_than_s
+
+    removed = []
+    for entry in partial_versions(registry, artifact_dir):
+        if not stale(entry):
+            continue
+        if not dry_run:
+            # looked at again: a writer may have started on it, or recorded it, meanwhile
+            again = [
+                e for e in partial_versions(registry, artifact_dir) if e["path"] == entry["path"]
+            ]
+            if not again or not stale(again[0]):
+                continue
+            shutil.rmtree(entry["path"], ignore_errors=True)
+        removed.append(entry)
     return removed
 
 
