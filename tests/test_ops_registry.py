@@ -1387,3 +1387,31 @@ def test_a_version_forced_past_a_failed_gate_says_so_in_the_registry(workdir, cl
     # a version that passed, or was forced past nothing, records no "forced"
     registry.promote(1)
     assert "forced" not in registry.events("promote")[-1]
+
+
+def test_a_change_of_champion_waits_for_one_in_progress_and_says_so(workdir, caplog) -> None:
+    """A promotion while another process changes the champion waits for it (one change at a
+    time) and, when that lasts, says whom it waits for instead of hanging silently."""
+    import threading
+    import time
+
+    from _ops_helpers import logistic, register
+
+    from tuneops import _optuna
+
+    registry = Registry.open("iris", create=True)
+    for c in (0.1, 1.0):
+        register(registry, logistic(c), workdir / "art", promote=c == 0.1)
+    other = Claim(_optuna.storage_of(registry.study), "iris.champion",
+                  {"host": "elsewhere", "pid": 7, "id": "elsewhere:7"})
+    assert other.acquire() is None
+    caplog.set_level("INFO", logger="tuneops.status")
+    releaser = threading.Timer(1.6, other.release)
+    releaser.start()
+    t0 = time.monotonic()
+    registry.promote(2)
+    waited = time.monotonic() - t0
+    releaser.join()
+    assert waited > 1.5 and registry.champion() == 2
+    assert ("Waiting for elsewhere:7, which is changing the champion or challenger of model "
+            "'iris'") in caplog.text

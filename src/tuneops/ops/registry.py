@@ -356,7 +356,18 @@ class Registry:
             return
         work = f"{path_part(self.name)}.champion"
         claim = Claim(_optuna.storage_of(self.study), work, runner.worker_identity())
-        while claim.acquire() is not None:
+        said = False
+        while (holder := claim.acquire()) is not None:
+            if not said and time.time() - claim.record["since"] > 1.0:  # not a blink: say so
+                said = True
+                _status.info(
+                    "Waiting for %s, which is changing the champion or challenger of model %r "
+                    "(one change at a time; a holder that died is taken over after %g s "
+                    "without a heartbeat).",
+                    holder.get("id", "another process"),
+                    self.name,
+                    GRACE_S,
+                )
             time.sleep(_CHANGE_WAIT_S)
         self._changing = 1
         try:
