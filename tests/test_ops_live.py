@@ -742,3 +742,26 @@ def test_a_log_shared_with_another_model_s_server_is_judged_on_this_model_s_requ
     assert len(frame) == 60
     with pytest.raises(DataError, match="lack the model's features"):  # unfiltered: refused
         batch_from_log("predictions.jsonl", FEATURES, "target")
+
+
+def test_a_live_decision_is_not_applied_to_a_champion_changed_since_the_check(
+    registry: Registry, workdir: Path
+) -> None:
+    """A live check decided on champion 1's traffic, and another process promoted version 3
+    before the decision was applied: the promotion of the challenger replaced champion 3,
+    which no traffic had judged, and the rollback rolled back champion 3. Now neither is
+    applied, and the decision says why."""
+    from tuneops.ops.live import LiveDecision, _apply
+
+    registry.set_challenger(2, "canary", 0.5)
+    third = register(registry, logistic(0.1), workdir / "art")
+    registry.promote(third, "by another process")
+    for kind in ("promote", "rollback"):
+        decision = LiveDecision(kind, ["judged on champion 1's traffic"], 1, 2, "canary", {}, [],
+                                None)
+        assert _apply(registry, decision) is False
+        assert registry.champion() == third and registry.champion_history() == [1]
+        assert "was decided while version 1 was the champion, and the champion is now " \
+               f"{third}" in decision.reasons[-1], decision.reasons
+    assert [e["version"] for e in registry.events("promote")] == [1, third]
+    assert registry.events("rollback") == []

@@ -58,7 +58,7 @@ from tuneops.errors import DataError, UsageError
 from tuneops.ops.alerts import AlertConfig, Delivery, send_alert
 from tuneops.ops.monitor import PERFORMANCE_METRICS, paired_gain
 from tuneops.ops.predlog import LogContents, LogReader, labelled_rows, read_log
-from tuneops.ops.registry import Registry
+from tuneops.ops.registry import ChampionChanged, Registry
 from tuneops.spec import LiveSettings, SLOSettings
 
 __all__ = [
@@ -711,14 +711,22 @@ def check_live(
 
 def _apply(registry: Registry, decision: LiveDecision) -> bool:
     reason = "live: " + decision.reasons[0]
+    # Applied only while the champion is the one the traffic was judged on: another process
+    # (a deploy, a promotion by hand) may have changed it since the check read the registry.
     if decision.decision == "promote" and decision.challenger is not None:
-        # which clears it as the challenger; its live evidence is newer than any gate verdict
-        registry.promote(decision.challenger, reason, force=True)
+        try:
+            # which clears it as the challenger; its live evidence is newer than any gate verdict
+            registry.promote(
+                decision.challenger, reason, force=True, if_champion=decision.champion
+            )
+        except ChampionChanged as exc:
+            decision.reasons.append(f"promotion not applied: {exc}")
+            return False
         return True
     if decision.decision == "rollback":
         try:
-            registry.rollback(reason=reason)
-        except UsageError as exc:
+            registry.rollback(reason=reason, if_champion=decision.champion)
+        except UsageError as exc:  # ChampionChanged among them
             decision.reasons.append(f"rollback not possible: {exc}")
             return False
         return True

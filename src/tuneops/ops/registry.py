@@ -376,16 +376,15 @@ class Registry:
         finally:
             self._changing = 0
 
-    def _expect_champion(self, expected: Any, number: int) -> None:
-        """Refuse a change judged against champion ``expected`` when it is no longer the
-        champion (:data:`_ANY`: any champion will do)."""
+    def _expect_champion(self, expected: Any, what: str) -> None:
+        """Refuse ``what`` (a change decided while ``expected`` was the champion) when it is
+        no longer the champion (:data:`_ANY`: any champion will do)."""
         current = self.champion()
         if expected is not _ANY and current != expected:
             raise ChampionChanged(
-                f"model {self.name!r}: version {number} was judged against champion "
-                f"{expected}, and the champion is now {current} (changed by another process "
-                "meanwhile); nothing was changed: judge it against the new champion "
-                f"(`tuneops verify {number}`) first.",
+                f"model {self.name!r}: {what} was decided while version {expected} was the "
+                f"champion, and the champion is now {current} (changed by another process "
+                "meanwhile); nothing was changed: decide it again against the new champion.",
                 expected=expected,
                 current=current,
             )
@@ -551,7 +550,7 @@ class Registry:
             # Not a new promotion: recording one would restart the probation window that
             # automatic rollback judges the champion by.
             raise UsageError(f"model {self.name!r}: version {number} is already the champion.")
-        self._expect_champion(if_champion, number)
+        self._expect_champion(if_champion, f"promoting version {number}")
         # a version made champion past a failed gate says so in its event, for ever
         forced = {"forced": True} if self._gate_passed(number, force, "promote") else {}
         self.verify(number)
@@ -650,7 +649,7 @@ class Registry:
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
                 "another version (`tuneops registry list`)."
             )
-        self._expect_champion(if_champion, number)
+        self._expect_champion(if_champion, f"serving version {number} as the challenger")
         forced = {}
         # a shadow answers no one: watching a failed version is fine
         if mode == "canary" and self._gate_passed(number, force, "serve"):
@@ -700,7 +699,9 @@ class Registry:
         if current is not None and current in versions:
             self._clear_challenger(f"{why}: it no longer serves as the challenger")
 
-    def rollback(self, to: int | None = None, reason: str | None = None) -> dict[str, Any]:
+    def rollback(
+        self, to: int | None = None, reason: str | None = None, *, if_champion: Any = _ANY
+    ) -> dict[str, Any]:
         """Restore a previous champion (the one before the current, or version ``to``).
 
         The version restored must pass :meth:`verify` first: a rollback onto a changed or
@@ -709,14 +710,17 @@ class Registry:
         Raises:
             UsageError: ``to`` does not exist, there is no previous champion, or its artifact
                 is missing. IntegrityError: its artifact changed; the registry is left unchanged.
+                ChampionChanged: the champion is not ``if_champion`` (the one the rollback was
+                decided on, as :meth:`promote`'s).
         """
         with self.changing():
-            return self._rollback(to, reason)
+            return self._rollback(to, reason, if_champion)
 
-    def _rollback(self, to: int | None, reason: str | None) -> dict[str, Any]:
+    def _rollback(self, to: int | None, reason: str | None, if_champion: Any) -> dict[str, Any]:
         finished = self.finish_change()
         if finished and finished["kind"] == "rollback" and to in (None, finished["version"]):
             return finished  # this rollback, stopped before its event: not rolled back twice
+        self._expect_champion(if_champion, f"rolling back from version {if_champion}")
         state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
         history = list(state.get("history", []))
         if to is None:
