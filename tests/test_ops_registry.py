@@ -1415,3 +1415,31 @@ def test_a_change_of_champion_waits_for_one_in_progress_and_says_so(workdir, cap
     assert waited > 1.5 and registry.champion() == 2
     assert ("Waiting for elsewhere:7, which is changing the champion or challenger of model "
             "'iris'") in caplog.text
+
+
+def test_a_retune_does_not_promote_over_a_champion_changed_while_it_ran(
+    deployed, monkeypatch
+) -> None:
+    """Another process promoted a version while a re-tuning ran: the re-tuning promoted its
+    challenger, judged against the former champion, over the new one, which it never met.
+    Now it keeps the new champion and says why (its challenger stays a version)."""
+    import tuneops.ops.retune as retune_module
+
+    registry, record, pool = deployed
+    other_trial = (record["source"]["trial"] + 1) % 3
+    real = retune_module._judge
+
+    def judged_then_replaced(*args, **kwargs):
+        real(*args, **kwargs)
+        deploy("phon", trial=other_trial)  # another process: a new champion, meanwhile
+
+    monkeypatch.setattr(retune_module, "_judge", judged_then_replaced)
+    outcome = retune(registry, flipped(pool.iloc[:300]))
+    new = registry.champion()
+    assert new not in (1, outcome.challenger), new
+    assert outcome.decision == "keep" and outcome.champion == 1
+    assert outcome.reasons[0].startswith(
+        f"not promoted: champion v1, which challenger v{outcome.challenger} beat, was replaced "
+        f"by v{new} (another process) during the re-tuning"), outcome.reasons
+    assert registry.events("retune")[-1]["decision"] == "keep"
+    assert [e["version"] for e in registry.events("promote")] == [1, new]

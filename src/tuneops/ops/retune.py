@@ -622,7 +622,8 @@ def retune(
             # The decision and the promotion it decides: one step for a stop, which takes
             # effect after both (a SIGTERM between them left a recorded "promote" undone, and
             # the message said the challenger was not compared yet).
-            with runner.signals_held():
+            with registry.changing(), runner.signals_held():
+                _keep_if_champion_changed(registry, outcome)
                 registry.record("retune", trigger=trigger, **outcome.to_dict())
                 decided = True
                 if outcome.decision == "promote" and outcome.challenger is not None:
@@ -912,7 +913,10 @@ def _refresh(
         ) from None
     decided = False
     try:
-        with runner.signals_held():  # the decision and its promotion: one step for a stop
+        # the decision and its promotion: one step for a stop, and for another change of
+        # champion (which waits for it)
+        with registry.changing(), runner.signals_held():
+            _keep_if_champion_changed(registry, outcome)
             registry.record("refresh", trigger=trigger, refreshed=refreshed, **outcome.to_dict())
             decided = True
             if outcome.decision == "promote":
@@ -985,6 +989,25 @@ def _judge_refit(
         f"since the change (v{champion_version}: {fitted}); " + outcome.reasons[0]
     )
     return outcome
+
+
+def _keep_if_champion_changed(registry: Registry, outcome: RetuneOutcome) -> None:
+    """Turn a ``promote`` decision into ``keep`` when the champion it was judged against is no
+    longer the champion (another process changed it while this run tuned or refitted): its
+    challenger never met the new one. Called holding the registry's claim on changes."""
+    current = registry.champion()
+    if outcome.decision != "promote" or current == outcome.champion:
+        return
+    what = "re-tuning" if outcome.method == "retune" else "refresh"
+    outcome.decision = "keep"
+    outcome.reasons.insert(
+        0,
+        f"not promoted: champion v{outcome.champion}, which challenger v{outcome.challenger} "
+        f"beat, was replaced by v{current} (another process) during the {what}, and the "
+        f"challenger was never compared with v{current}; `tuneops verify "
+        f"{outcome.challenger}` judges it against v{current}, `tuneops registry promote "
+        f"{outcome.challenger}` promotes it by hand",
+    )
 
 
 def _judge(
