@@ -535,6 +535,9 @@ class Registry:
                 registry is left unchanged. ChampionChanged: the champion is not
                 ``if_champion``.
         """
+        # refused before the claim is taken: a refused change writes nothing
+        self.version(number)
+        self._gate_passed(number, force, "promote")
         with self.changing():
             return self._promote(number, reason, force, if_champion)
 
@@ -631,6 +634,11 @@ class Registry:
                 that failed the staging gate (a canary answers users) unless ``force``.
                 ChampionChanged: the champion is not ``if_champion``.
         """
+        # refused before the claim is taken: a refused change writes nothing
+        _check_mode(mode, share)
+        self.version(number)
+        if mode == "canary":
+            self._gate_passed(number, force, "serve")
         with self.changing():
             return self._set_challenger(number, mode, share, reason, force, if_champion)
 
@@ -638,12 +646,6 @@ class Registry:
         self, number: int, mode: str, share: float, reason: str, force: bool, if_champion: Any
     ) -> dict[str, Any]:
         self.finish_change()
-        if mode not in ("shadow", "canary"):
-            raise UsageError(f"mode (--mode): expected 'shadow' or 'canary', received {mode!r}.")
-        if not 0.0 <= share <= 1.0:
-            raise UsageError(
-                f"share (--share): expected a share of traffic in [0, 1], received {share!r}."
-            )
         if number == (self._attrs().get(_CHAMPION) or {}).get("version"):
             raise UsageError(
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
@@ -713,6 +715,16 @@ class Registry:
                 ChampionChanged: the champion is not ``if_champion`` (the one the rollback was
                 decided on, as :meth:`promote`'s).
         """
+        state = self._attrs().get(_CHAMPION) or {}
+        pending = state.get("event")
+        if not pending or pending["key"] in self._attrs():  # none to finish: refused before
+            if to is not None:  # the claim is taken (a refused change writes nothing)
+                self.version(to, field="to (--to)")
+            elif not state.get("history"):
+                raise UsageError(
+                    f"model {self.name!r}: no previous champion to roll back to; name a version "
+                    "as to (--to)."
+                )
         with self.changing():
             return self._rollback(to, reason, if_champion)
 
@@ -752,6 +764,16 @@ class Registry:
 
 
 _last_ns = 0  # the time of this process's latest event key
+
+
+def _check_mode(mode: str, share: float) -> None:
+    """Refuse a challenger's unknown mode or a share outside [0, 1]."""
+    if mode not in ("shadow", "canary"):
+        raise UsageError(f"mode (--mode): expected 'shadow' or 'canary', received {mode!r}.")
+    if not 0.0 <= share <= 1.0:
+        raise UsageError(
+            f"share (--share): expected a share of traffic in [0, 1], received {share!r}."
+        )
 
 
 def _event(kind: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
