@@ -1443,3 +1443,36 @@ def test_a_retune_does_not_promote_over_a_champion_changed_while_it_ran(
         f"by v{new} (another process) during the re-tuning"), outcome.reasons
     assert registry.events("retune")[-1]["decision"] == "keep"
     assert [e["version"] for e in registry.events("promote")] == [1, new]
+
+
+def test_two_threads_promoting_through_one_registry_object_take_turns(workdir, monkeypatch) -> None:
+    """The hold on the claim of changes is reentrant per thread, not per object: a second
+    thread promoting through the same Registry object entered while the first held it, and
+    both read the same champion."""
+    import threading
+    import time
+
+    from _ops_helpers import logistic, register
+
+    registry = Registry.open("iris", create=True)
+    for c in (0.1, 1.0, 10.0):
+        register(registry, logistic(c), workdir / "art", promote=c == 0.1)
+    real = Registry._change_champion
+
+    def slow(self, *args, **kwargs):
+        time.sleep(0.5)  # between reading the champion and writing it: the window, widened
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Registry, "_change_champion", slow)
+    def promote(number: int, delay: float) -> None:
+        time.sleep(delay)  # the second while the first holds the claim
+        registry.promote(number)
+
+    threads = [threading.Thread(target=promote, args=a) for a in ((2, 0.0), (3, 0.3))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    first, second = registry.events("promote")[1:]
+    assert first["previous"] == 1 and second["previous"] == first["version"]
+    assert registry.champion_history() == [1, first["version"]]

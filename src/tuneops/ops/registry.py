@@ -39,6 +39,7 @@ import logging
 import re
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -137,7 +138,8 @@ class Registry:
         self.storage_url = storage_url
         self.name = study.study_name.removeprefix(PREFIX)
         self._classes: dict[int, Any] = {}
-        self._changing = 0  # depth of this object's hold on the claim of changes (changing())
+        # the thread holding the claim on changes through this object, and how deep (changing())
+        self._changing: tuple[int, int] | None = None
 
     @classmethod
     def open(
@@ -341,18 +343,20 @@ class Registry:
     def changing(self) -> Iterator[None]:
         """Hold the model's claim on changes of champion and challenger for the block, waiting
         while a live process holds it (:class:`tuneops.claims.Claim`: atomic on every storage;
-        the claim of a process that died is taken over). Reentrant within this object.
+        the claim of a process that died is taken over). Reentrant within this object and
+        thread; another thread waits as another process does.
 
         Without it, two promotions at the same moment both read champion 1 and wrote theirs:
         the champion was the last writer's, its history lost the other, and both ``promote``
         events said they replaced version 1.
         """
-        if self._changing:
-            self._changing += 1
+        me = threading.get_ident()
+        if self._changing is not None and self._changing[0] == me:
+            self._changing = (me, self._changing[1] + 1)
             try:
                 yield
             finally:
-                self._changing -= 1
+                self._changing = (me, self._changing[1] - 1)
             return
         work = f"{path_part(self.name)}.champion"
         claim = Claim(_optuna.storage_of(self.study), work, runner.worker_identity())
@@ -369,12 +373,12 @@ class Registry:
                     GRACE_S,
                 )
             time.sleep(_CHANGE_WAIT_S)
-        self._changing = 1
+        self._changing = (me, 1)
         try:
             with claim.beating():
                 yield
         finally:
-            self._changing = 0
+            self._changing = None
 
     def _expect_champion(self, expected: Any, what: str) -> None:
         """Refuse ``what`` (a change decided while ``expected`` was the champion) when it is
