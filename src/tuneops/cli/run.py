@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from tuneops import runner, tuning
 from tuneops.cli._common import JsonOpt, StorageOpt, WideOpt, emit_json, print_summary, term
 from tuneops.cli.report import write_run_report
+from tuneops.errors import SpecError
 
 __all__ = ["run", "worker", "export"]
 
@@ -34,6 +36,31 @@ def _stopped(exc: KeyboardInterrupt, *, owner: bool) -> typer.Exit:
     )
     term.warn(f"Stopped by {stop.signal_name}: {what}; {then}")
     return typer.Exit(stop.exit_code)
+
+
+#: The spec fields ``run``'s options replace: field -> (the override's name, its option).
+_OVERRIDES = {
+    "search.n_trials": ("n_trials", "--n-trials"),
+    "search.n_workers": ("n_workers", "--workers"),
+    "search.timeout_s": ("timeout_s", "--timeout-s"),
+    "search.trial_timeout_s": ("trial_timeout_s", "--trial-timeout-s"),
+    "search.backend": ("backend", "--backend"),
+    "study": ("study", "--study"),
+    "output_dir": ("output_dir", "--out"),
+}
+
+
+def _named_as_given(exc: SpecError, given: dict[str, object]) -> SpecError:
+    """``exc`` with each refused field that an option replaced named as that option, in the
+    house form ``n_trials (--n-trials): ...`` (``--n-trials 0`` was refused as
+    ``search.n_trials``, a field of a spec file that may not even set it)."""
+    text = str(exc)
+    for field, (name, option) in _OVERRIDES.items():
+        if given.get(name) is not None:
+            text = re.sub(rf"(?m)^{re.escape(field)}:", f"{name} ({option}):", text)
+    if text == str(exc):
+        return exc
+    return SpecError(text)
 
 
 def run(
@@ -81,21 +108,27 @@ def run(
     the same command resumes).
     """
     result = None
+    overrides: dict[str, object] = {
+        "n_trials": n_trials,
+        "n_workers": workers,
+        "timeout_s": timeout_s,
+        "trial_timeout_s": trial_timeout_s,
+        "storage": storage,
+        "study": study,
+        "output_dir": output_dir,
+        "backend": backend,
+    }
     try:
         with runner.stop_on_signals():
-            result = tuning.run(
-                spec,
-                progress=progress and not term.quiet,
-                n_trials=n_trials,
-                n_workers=workers,
-                timeout_s=timeout_s,
-                trial_timeout_s=trial_timeout_s,
-                storage=storage,
-                study=study,
-                output_dir=output_dir,
-                backend=backend,
-                address=address,
-            )
+            try:
+                result = tuning.run(
+                    spec,
+                    progress=progress and not term.quiet,
+                    address=address,
+                    **overrides,
+                )
+            except SpecError as exc:
+                raise _named_as_given(exc, overrides) from None
             report_path = write_run_report(result.study, result.output_dir, write=report)
     except KeyboardInterrupt as exc:
         if result is None:
