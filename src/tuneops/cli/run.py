@@ -244,7 +244,7 @@ def export(
             "exported as asked, but selection would never choose it."
         )
     elif noisy:
-        details = "; ".join(noisy.values())
+        details = "; ".join(noisy.values())  # each says why: an interval past the limit, or open
         term.warn(
             f"Trial {number} meets the study's constraint(s) {', '.join(noisy)} by its measured "
             f"value but not beyond measurement noise: {details}. It is exported as asked, but "
