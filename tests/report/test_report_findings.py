@@ -705,8 +705,19 @@ def test_a_perfect_cross_validated_score_is_called_a_likely_leak():
     leaky = two_objective([(0.91, 3.0), (1.0, 4.0), (0.95, 2.0), (1.0, 5.0)])
     (found,) = topics(leaky, "perfect score")
     assert found.level == "warning"
-    assert found.text.startswith("2 trial(s) scored a perfect accuracy of 1 in cross-validation")
+    assert found.text.startswith(
+        "2 configuration(s) scored a perfect accuracy of 1 in cross-validation"
+    )
     assert "(trial 1 and others)" in found.text and "a leak" in found.text
+    # a repeat of trial 1's configuration (its score taken, nothing fitted) is no other model
+    add(leaky, 4, leaky.trials[1].params, [1.0, 4.0], attrs={_study.REPEAT_OF: 1})
+    (found,) = topics(leaky, "perfect score")
+    assert found.text.startswith("2 configuration(s) scored a perfect accuracy"), found.text
+    alone = two_objective([(0.91, 3.0), (1.0, 4.0)])
+    add(alone, 2, alone.trials[1].params, [1.0, 4.0], attrs={_study.REPEAT_OF: 1})
+    (found,) = topics(alone, "perfect score")
+    assert found.text.startswith("1 configuration(s) scored a perfect accuracy of 1 in cross-"
+                                 "validation (trial 1). On real data"), found.text
     assert topics(two_objective([(0.91, 3.0), (0.999, 4.0)]), "perfect score") == []
     # an error metric's perfect value is 0; an objective that is no metric is left alone
     regression = series([0.5, 0.0, 0.2], direction="minimize", spec={"objectives": ["rmse"]})

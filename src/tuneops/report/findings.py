@@ -839,15 +839,18 @@ def perfect(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
         best = high if metric.direction == "maximize" else low
         if not math.isfinite(best):
             continue
-        hits = [t.number for t in view.complete if abs(t.values[i] - best) <= 1e-12]
+        hits = [t for t in view.complete if abs(t.values[i] - best) <= 1e-12]
         if not hits:
             continue
+        # Configurations, not trials: a repeat (tuneops.repeats) took its earlier trial's score
+        # and counted as another model at 1.0 (9 trials of 8 configurations on agaricus_lepiota)
+        n = len({tuple(sorted(t.params.items())) for t in hits})
         out.append(
             Finding(
                 "warning",
                 "perfect score",
-                f"{len(hits)} trial(s) scored a perfect {name} of {_fmt(best)} in cross-"
-                f"validation (trial {hits[0]}{' and others' if len(hits) > 1 else ''}). On real "
+                f"{n} configuration(s) scored a perfect {name} of {_fmt(best)} in cross-"
+                f"validation (trial {hits[0].number}{' and others' if n > 1 else ''}). On real "
                 "data that is most often a leak: a column that encodes the target (an id given "
                 "by outcome, a field filled in after it). Check the features the model uses most "
                 "and leave such columns out (data.drop) before trusting the score.",
