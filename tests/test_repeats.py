@@ -144,7 +144,41 @@ def test_a_space_the_sampler_has_exhausted_ends_the_run_early_and_says_so(workdi
     distinct = {tuple(sorted(t.params.items())) for t in trials}
     text = " ".join((out + err + caplog.text).split())
     assert f"the last {runner.MAX_REPEATS_IN_A_ROW} finished trials all repeated" in text
-    assert f"({len(distinct)} distinct configurations completed)" in text
+    assert (
+        f"(nothing fitted: {runner.MAX_REPEATS_IN_A_ROW} took a completed trial's outcome)" in text
+    )
+    assert f"({len(distinct)} distinct configurations tried: {len(distinct)} completed)" in text
+
+
+def test_the_stop_on_repeats_says_which_were_pruned_and_counts_the_pruned_configurations(caplog):
+    """With a pruner, repeats of pruned configurations (pruned again on the values they
+    replayed) ended a run with "the last 20 finished trials all repeated configurations
+    already completed (their outcomes reused) ... (6 distinct configurations completed)": 6 of
+    the 20 were pruned, and 6 of the 12 configurations tried were pruned ones."""
+    study = _study_with(
+        [
+            ({"k": 1}, TrialState.COMPLETE),
+            ({"k": 2}, TrialState.PRUNED),
+            ({"k": 3}, TrialState.PRUNED),
+            ({"k": 3}, TrialState.COMPLETE),  # pruned once, then fitted in full: completed
+            ({"k": 1}, TrialState.COMPLETE),
+            ({"k": 2}, TrialState.PRUNED),
+            ({"k": 1}, TrialState.PRUNED),  # a completed configuration pruned on its replay
+        ],
+        t4={_study.REPEAT_OF: 0},
+        t5={_study.REPEAT_OF: 1},
+        t6={_study.REPEAT_OF: 0},
+    )
+    caplog.set_level("WARNING", logger="tuneops")
+    assert runner._exhausted(study.trials, 3)
+    text = " ".join(caplog.text.split())
+    assert (
+        "the last 3 finished trials all repeated configurations tried before (nothing fitted: 1 "
+        "took a completed trial's outcome, 2 were pruned on the values they replayed); the "
+        "sampler proposes nothing new in this space (3 distinct configurations tried: 2 "
+        "completed, 1 pruned)" in text
+    ), text
+    assert not runner._exhausted(study.trials, 4)  # trial 3 fitted its configuration
 
 
 def test_a_compute_budget_ends_when_only_repeats_are_left(workdir):

@@ -781,40 +781,63 @@ def _failing(trials: Sequence[FrozenTrial], limit: int | None, *, say: bool = Tr
 
 
 #: A study stops creating trials once this many of its most recent finished trials all repeated a
-#: configuration completed before (:mod:`tuneops.repeats`): the sampler finds nothing new in a
-#: space of few configurations, and under a compute budget, which a repeat does not spend, it
-#: would propose them forever.
+#: configuration tried before (:mod:`tuneops.repeats`: a completed one's outcome taken, or pruned
+#: on the values it replayed): the sampler finds nothing new in a space of few configurations,
+#: and under a compute budget, which a repeat does not spend, it would propose them forever.
 MAX_REPEATS_IN_A_ROW = 20
 
 
 def _exhausted(trials: Sequence[FrozenTrial], limit: int | None, *, say: bool = True) -> bool:
     """True, with the reason logged (``say``), when the last ``limit`` finished trials of
-    ``trials`` were all repeats of a completed configuration."""
+    ``trials`` were all repeats of a configuration tried before."""
     if not limit:
         return False
-    repeats = 0
+    last: list[FrozenTrial] = []
     for t in reversed(trials):
         if not t.state.is_finished() or ABANDONED in t.user_attrs:
             continue
         if REPEAT_OF not in t.user_attrs:
             return False
-        repeats += 1
-        if repeats >= limit:
+        last.append(t)
+        if len(last) >= limit:
             break
     else:
         return False
-    distinct = {
+    # A repeat of a pruned configuration is pruned again on the values it replays, and so may
+    # be one of a completed configuration: "all repeated configurations already completed
+    # (their outcomes reused) ... (6 distinct configurations completed)" was said of 20 repeats
+    # of which 6 were pruned, in a space of 12 configurations tried, 6 of them pruned.
+    pruned = sum(t.state == TrialState.PRUNED for t in last)
+    completed = {
         tuple(sorted(t.params.items()))
         for t in trials
         if t.state == TrialState.COMPLETE and REPEAT_OF not in t.user_attrs
     }
+    cut = {
+        tuple(sorted(t.params.items()))
+        for t in trials
+        if t.state == TrialState.PRUNED
+        and REPEAT_OF not in t.user_attrs
+        and ABANDONED not in t.user_attrs
+    } - completed
+    outcomes = ", ".join(
+        part
+        for part in (
+            f"{len(last) - pruned} took a completed trial's outcome" if len(last) > pruned else "",
+            f"{pruned} were pruned on the values they replayed" if pruned else "",
+        )
+        if part
+    )
+    tried = f"{len(completed) + len(cut)} distinct configurations tried: {len(completed)} " + (
+        f"completed, {len(cut)} pruned" if cut else "completed"
+    )
     (_log.warning if say else _log.debug)(
-        "stopping: the last %d finished trials all repeated configurations already completed "
-        "(their outcomes reused); the sampler proposes nothing new in this space (%d distinct "
-        "configurations completed). Widen model.space to search further: the study resumes "
-        "with its finished trials",
+        "stopping: the last %d finished trials all repeated configurations tried before "
+        "(nothing fitted: %s); the sampler proposes nothing new in this space (%s). Widen "
+        "model.space to search further: the study resumes with its finished trials",
         limit,
-        len(distinct),
+        outcomes,
+        tried,
     )
     return True
 
@@ -842,7 +865,7 @@ def work(
     (their configurations are queued again) and runs those. With ``wait_for_others=False`` it
     stops as soon as it finds nothing to run (a local worker whose parent stays for the others).
     It also stops when the study's last ``max_failed_in_a_row`` finished trials all failed
-    (:data:`MAX_FAILED_IN_A_ROW`; None never), or all repeated configurations completed
+    (:data:`MAX_FAILED_IN_A_ROW`; None never), or all repeated configurations tried
     before (:data:`MAX_REPEATS_IN_A_ROW`). Returns the number of trials it ran.
     """
     grace_s = GRACE_S if grace_s is None else grace_s
