@@ -400,6 +400,45 @@ def test_what_abandoned_trials_ran_is_reported_as_lost_compute(workdir: Path, ca
     assert "lost_compute" not in study_results(clean)
 
 
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_lost_an_unknown_time(
+    workdir: Path, capsys
+) -> None:
+    """A worker SIGKILLed 7 s into its trial, before the first heartbeat (up to 10 s in), left
+    only the trial's start: `tuneops show` said 'ran at least 0.0 s', a false figure."""
+    import time
+
+    import pytest
+
+    from tuneops.cli._common import print_lost
+
+    study = _study(workdir)
+    unseen = runner.next_trial(study, unlimited=True)
+    time.sleep(0.2)
+    runner.abandon(study, _optuna.read_trial(study, unseen), "worker vm:1 is no longer running")
+    lost = study_results(study)["lost_compute"]
+    assert lost["unknown"] == [0] and lost["ran_s"] is None
+    print_lost({"lost_compute": lost})
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "Lost compute: 1 abandoned trial(s) ran for an unknown time before their workers " \
+        "stopped (its worker died before writing a heartbeat, the record of how long a trial " \
+        "ran)." in said, said
+    assert "0.0 s" not in said
+    # beside one whose heartbeat says how long it ran at least: only that one is counted
+    seen = runner.next_trial(study, unlimited=True)
+    started = _optuna.read_trial(study, seen).datetime_start.timestamp()
+    time.sleep(0.3)  # a heartbeat 0.2 s after the start, then the worker died
+    _optuna.set_trial_user_attr(study, seen, study_format.HEARTBEAT, started + 0.2)
+    runner.abandon(study, _optuna.read_trial(study, seen), "no heartbeat for 60 s")
+    lost = study_results(study)["lost_compute"]
+    assert lost["unknown"] == [0] and lost["ran_s"] == pytest.approx(0.2)
+    print_lost({"lost_compute": lost})
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert "Lost compute: 2 abandoned trial(s) ran at least 0.2 s (wall: until stopped, or to " \
+        "the last heartbeat of a worker that died) before their workers stopped, not counting 1 " \
+        "whose time is unknown (its worker died before writing a heartbeat, the record of how " \
+        "long a trial ran)." in said, said
+
+
 def test_lost_compute_of_an_interrupted_trial_counts_until_it_was_stopped(workdir: Path) -> None:
     """A trial its worker gave back on SIGTERM or Ctrl-C ran until then, which its worker
     recorded: lost_compute said 'ran at least 0.0 s' of trials stopped after 5 s (no heartbeat

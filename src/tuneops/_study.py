@@ -520,30 +520,51 @@ def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     start to when it stopped (:func:`ran_until`: a worker that Ctrl-C or SIGTERM stopped
     recorded when; for one that died, its last sign of life, its heartbeat every 10 s: at least
     that long, and fitting was part of it), ``steps`` the fidelity steps it reported (counted
-    as a ``steps`` budget counts a trial's: its last step, one more when they count from 0)."""
+    as a ``steps`` budget counts a trial's: its last step, one more when they count from 0).
+    ``unknown``: the trials whose worker died before their first heartbeat (written every 10 s,
+    the first within 10 s of the start), whose time nothing recorded; ``ran_s`` leaves them out,
+    and is None when that is every one (a trial SIGKILLed 7 s in showed 'ran at least 0.0 s')."""
     lost = [t for t in trials if ABANDONED in t.user_attrs and not is_retired(t)]
     if not lost:
         return None
     ran_s = 0.0
     steps = 0
+    unknown = []
     for t in lost:
+        reported = sorted(t.intermediate_values) or sorted(
+            int(k) for k in (t.user_attrs.get(INTERMEDIATE) or {})
+        )
+        if reported:
+            steps += reported[-1] + 1 if reported[0] == 0 else reported[-1]
+        if _died_unseen(t):
+            unknown.append(t.number)
+            continue
         # The same end as the workers table's busy time: an interrupted trial's (a SIGTERM
         # after 5 s) was 'at least 0.0 s' here, its last heartbeat being its start.
         end = ran_until(t)
         stop = end.timestamp() if end is not None else last_seen(t)
         if t.datetime_start is not None and stop is not None:
             ran_s += max(0.0, stop - t.datetime_start.timestamp())
-        reported = sorted(t.intermediate_values) or sorted(
-            int(k) for k in (t.user_attrs.get(INTERMEDIATE) or {})
-        )
-        if reported:
-            steps += reported[-1] + 1 if reported[0] == 0 else reported[-1]
-    return {
+    out: dict[str, Any] = {
         "n_trials": len(lost),
         "trials": [t.number for t in lost],
-        "ran_s": ran_s,
+        "ran_s": None if len(unknown) == len(lost) else ran_s,
         "steps": steps,
     }
+    if unknown:
+        out["unknown"] = unknown
+    return out
+
+
+def _died_unseen(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was abandoned because its worker died (not stopped: that records when)
+    before it wrote a heartbeat: how long it ran is then unknown (its start is all there is)."""
+    reason = trial.user_attrs.get(ABANDONED)
+    return (
+        isinstance(reason, str)
+        and not reason.startswith(("interrupted", RETIRED))
+        and trial.user_attrs.get(HEARTBEAT) is None
+    )
 
 
 def state_counts(trials: Sequence[FrozenTrial]) -> Counter[str]:

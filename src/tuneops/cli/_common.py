@@ -639,10 +639,26 @@ def print_lost(results: dict[str, Any]) -> None:
         if budget.get("budget") is not None
         else ""
     )
+    # A worker that died before its trial's first heartbeat left no record of how long it ran:
+    # said as unknown, not as "at least 0.0 s"
+    unknown = len(lost.get("unknown") or ())
+    n = lost["n_trials"]
+    wall = "wall: until stopped, or to the last heartbeat of a worker that died"
+    why = (
+        f"{'its worker' if unknown == 1 else 'their workers'} died before writing a heartbeat, "
+        "the record of how long a trial ran"
+    )
+    if unknown == n:
+        said = (
+            f"ran for an unknown time before their workers stopped ({why})"
+            + (f"; they reported {lost['steps']} fidelity steps" if lost.get("steps") else "")
+        )
+    else:
+        said = f"ran at least {lost['ran_s']:.1f} s ({wall}){steps} before their workers stopped"
+        if unknown:
+            said += f", not counting {unknown} whose time is unknown ({why})"
     term.info(
-        f"Lost compute: {lost['n_trials']} abandoned trial(s) ran at least {lost['ran_s']:.1f} s "
-        f"(wall: until stopped, or to the last heartbeat of a worker that died){steps} before "
-        f"their workers stopped{counted}.",
+        f"Lost compute: {n} abandoned trial(s) {said}{counted}.",
         highlight=False,
         markup=False,
         soft_wrap=True,
