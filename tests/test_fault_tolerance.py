@@ -369,11 +369,30 @@ def test_show_counts_a_trial_whose_worker_is_gone_apart_from_the_running_ones(wo
     assert json.loads(out)["n_trials"] == {"complete": 2, "running": 1, "stale": 1}
     code, out, err = cli("show", "crashed", "--storage", "s.journal")
     assert "1 running" in out and "1 left running by a worker that is gone" in out
+    # while a worker runs trials of the study, it gives the trial back between its trials: not
+    # "queued again by the next run", said of a trial of a live run
+    said = " ".join(out.split())
+    assert "(the study's live workers give it back between their trials and run its " \
+        "configuration again)" in said, said
+    assert "next run" not in said
     from tuneops.report import build_report
 
     texts = [f.text for f in build_report(study).findings]
     assert "Snapshot of a study in progress: 1 trials running, 0 waiting." in texts
-    assert any(t.startswith("1 trials were left running by workers that are gone") for t in texts)
+    (gone,) = [t for t in texts if t.startswith("1 trials were left running by workers that are")]
+    assert gone.endswith("The study's live workers give them back between their trials and run "
+                         "their configurations again."), gone
+    # with no live worker left, the next run or worker gives it back
+    live = next(t for t in study.get_trials() if t.state == TrialState.RUNNING
+                and t.user_attrs["worker"]["pid"] == os.getpid())
+    study.tell(live.number, 0.5)
+    code, out, err = cli("show", "crashed", "--storage", "s.journal")
+    said = " ".join(out.split())
+    assert "1 left running by a worker that is gone (given back, and its configuration run " \
+        "again, by the next run or `tuneops worker` on the study)" in said, said
+    texts = [f.text for f in build_report(study).findings]
+    (gone,) = [t for t in texts if t.startswith("1 trials were left running by workers that are")]
+    assert "The next run of the study, or `tuneops worker`, gives them back" in gone, gone
 
 
 def test_a_dead_worker_not_yet_reaped_is_not_alive() -> None:

@@ -526,7 +526,16 @@ def _positive_class(results: dict[str, Any], numbers: dict[str, Any]) -> str:
     return f" (positive class {pos!r}; data.pos_label sets it)"
 
 
-_COUNT_LABELS = {"stale": "left running by a worker that is gone (queued again by the next run)"}
+_COUNT_LABELS = {
+    "stale": "left running by a worker that is gone (given back, and its configuration run "
+    "again, by the next run or `tuneops worker` on the study)"
+}
+# ... while other workers run trials of the study: they give it back between their trials (a
+# live run's did, while `show` said "queued again by the next run")
+_STALE_WHILE_RUNNING = (
+    "left running by a worker that is gone (the study's live workers give it back between "
+    "their trials and run its configuration again)"
+)
 
 
 def print_summary(
@@ -534,8 +543,11 @@ def print_summary(
 ) -> None:
     """Counts, the front (``limit`` rows, None: all), the selected trial and what pruning
     saved; failures on stderr."""
+    labels = dict(_COUNT_LABELS)
+    if results["n_trials"].get("running"):
+        labels["stale"] = _STALE_WHILE_RUNNING
     counts = (
-        ", ".join(f"{v} {_COUNT_LABELS.get(k, k)}" for k, v in results["n_trials"].items())
+        ", ".join(f"{v} {labels.get(k, k)}" for k, v in results["n_trials"].items())
         or "no trials"
     )
     if results.get("n_repeats"):

@@ -744,8 +744,15 @@ def running(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                 "warning",
                 "progress",
                 f"{n_gone} trials were left running by workers that are gone (killed, or "
-                "stopped by an error); nothing runs them. The next run of the study, or "
-                "`tuneops worker`, gives them back and runs their configurations again.",
+                "stopped by an error); nothing runs them. "
+                + (
+                    # a live run's workers give them back: not "the next run"
+                    "The study's live workers give them back between their trials and run "
+                    "their configurations again."
+                    if n_run
+                    else "The next run of the study, or `tuneops worker`, gives them back and "
+                    "runs their configurations again."
+                ),
             )
         )
     return out
