@@ -17,7 +17,9 @@ Measurement noise. A latency metric comes with a confidence interval (the trial'
 
 * Pareto front: a trial dominates another only where it is better beyond noise - on a metric
   with intervals, its interval lies entirely on the better side of the other's; overlapping
-  intervals are a tie (:func:`noise_front`). Without intervals this is the usual front.
+  intervals are a tie (:func:`noise_front`). Without intervals this is the usual front. The
+  trial with the best value of an objective may so be left out (a member ties with it there
+  and is better beyond noise elsewhere): a note says so.
 * Constraints: a trial meets ``latency_p95_ms <= 20`` when its interval's upper end does
   (:func:`violation`). A trial whose value meets the limit but whose interval reaches past it
   is *within noise of the limit*: it is chosen only when no trial meets the constraints
@@ -461,6 +463,8 @@ def _select(
     ) or _best_tie(front, objectives, chosen)
     if tie:
         notes.append(tie)
+    if len(objectives) > 1 and len(front) < len(feasible):
+        notes.extend(_off_front_notes(feasible, mask, objectives, resolution))
     if noisy.get(chosen.number):
         notes.append(_noise_note(chosen, noisy[chosen.number]))
     elif within:
@@ -468,6 +472,65 @@ def _select(
     return Choice(
         chosen, tuple(front), len(feasible), complete, selection.policy, tuple(notes), within
     )
+
+
+def _off_front_notes(
+    feasible: Sequence[Candidate],
+    mask: np.ndarray,
+    objectives: Sequence[Objective],
+    resolution: Mapping[str, float] | None,
+) -> list[str]:
+    """Why the feasible trial with the best value of an objective is not on the front, when it
+    is not: a noise-aware front leaves it out when a member ties with it within noise there (a
+    wide interval, a difference below the metric's resolution) and is better beyond noise
+    elsewhere. A reader looking for the most accurate (or fastest) trial found it missing from
+    the front without a word."""
+    lo, hi = _loss_bounds(feasible, objectives, resolution)
+    on_front = np.flatnonzero(mask)
+    notes = []
+    for j, o in enumerate(objectives):
+        sign = -1.0 if o.direction == "maximize" else 1.0
+        loss = np.array([sign * c.values[j] for c in feasible], dtype=float)
+        best = np.flatnonzero(loss == loss.min())
+        if mask[best].any():
+            continue  # a trial with the best value is on the front (the others are its equals)
+        i = int(best[0])
+        better = hi[on_front] < lo[i]  # front member x objective: better beyond noise
+        worse = lo[on_front] > hi[i]
+        dominating = np.flatnonzero(better.any(axis=1) & ~worse.any(axis=1))
+        if not len(dominating):  # not seen: every trial left out has a dominator on the front
+            continue
+        k = int(on_front[dominating[0]])
+        a, b = feasible[i], feasible[k]
+        where = ", ".join(
+            f"{objectives[m].metric} {b.values[m]:.4g} against {a.values[m]:.4g}"
+            for m in map(int, np.flatnonzero(better[dominating[0]]))
+        )
+        notes.append(
+            f"trial {a.number}, the best on {o.metric} ({a.values[j]:.4g}), is not on the front: "
+            f"trial {b.number} ({o.metric} {b.values[j]:.4g}) is within noise of it there "
+            f"({_tie_reason(a, b, o.metric, resolution)}) and better beyond noise on {where}."
+        )
+    return notes
+
+
+def _tie_reason(
+    a: Candidate, b: Candidate, metric: str, resolution: Mapping[str, float] | None
+) -> str:
+    """Why ``a`` and ``b`` tie on ``metric`` (see :func:`_loss_bounds`)."""
+    shown = [
+        f"{c.intervals[metric][0]:.4g}-{c.intervals[metric][1]:.4g}"
+        if np.isfinite(c.intervals[metric][1])
+        else f"{c.intervals[metric][0]:.4g}-unbounded"
+        for c in (a, b)
+        if metric in c.intervals
+    ]
+    if shown:
+        return f"95% intervals {' and '.join(shown)}"
+    step = (resolution or {}).get(metric)
+    if step:
+        return f"they differ by less than one row of the {round(1 / step)} cross-validated"
+    return "equal values"
 
 
 def _same_values(front: Sequence[Candidate], chosen: Candidate) -> list[int]:
