@@ -436,3 +436,34 @@ def test_the_best_trial_of_an_objective_left_off_a_noise_front_is_explained():
     assert [c.number for c in choice.front] == [0, 1] and not any(
         "is not on the front" in n for n in choice.notes
     )
+
+
+def test_weighted_counts_no_difference_within_noise():
+    """pmlb:ionosphere, random forests, {accuracy: 1, latency_p95_ms: 2, model_size_kb: 1.5}:
+    of trials 6 and 10 on the front, weighted took 6 for a p95 of 0.62 against 0.70 ms whose
+    intervals overlap (0.57-0.77, 0.66-0.83): min-max scaling made that the whole latency axis,
+    at weight 2, against 10's model a third the size. Within noise, it is no difference."""
+    three = [*OBJ, Objective("model_size_kb", "minimize")]
+
+    def trial(number, accuracy, latency, ci, size):
+        return Candidate(number, (accuracy, latency, size),
+                         {"accuracy": accuracy, "latency_p95_ms": latency, "model_size_kb": size},
+                         {}, {"latency_p95_ms": ci})
+
+    front = [trial(6, 0.9316, 0.6217, (0.5709, 0.7654), 36.60),
+             trial(10, 0.8946, 0.7010, (0.6612, 0.8287), 12.34)]
+    weights = Selection("weighted", weights=(("accuracy", 1.0), ("latency_p95_ms", 2.0),
+                                             ("model_size_kb", 1.5)))
+    choice = select_trial(front, three, [], weights)
+    assert [c.number for c in choice.front] == [6, 10]
+    assert choice.selected.number == 10
+    # a latency difference beyond noise still counts
+    apart = [front[0], trial(10, 0.8946, 0.9010, (0.8612, 1.0287), 12.34)]
+    assert select_trial(apart, three, [], weights).selected.number == 6
+    # accuracy below its resolution (one row of 351) is no difference either: scaled, 1e-5
+    # was the whole accuracy axis
+    rows = [trial(0, 0.90001, 0.5, (0.45, 0.55), 30.0), trial(1, 0.90000, 1.0, (0.9, 1.1), 20.0)]
+    lean = Selection("weighted", weights=(("accuracy", 1.0), ("latency_p95_ms", 1.0),
+                                          ("model_size_kb", 1.5)))
+    choice = select_trial(rows, three, [], lean, {"accuracy": 1 / 351})
+    assert [c.number for c in choice.front] == [0, 1] and choice.selected.number == 1
