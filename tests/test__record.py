@@ -290,3 +290,38 @@ def test_changed_system_attributes_make_the_record_stale(workdir: Path) -> None:
     _study.set_compute_budget_record(study, "fit_cpu_s", 60.0)  # as a resumed run would
     assert _record.current_record(study, trials) is None
     assert _optuna.study_system_attrs(study)[_study.COMPUTE_BUDGET] == {"fit_cpu_s": 60.0}
+
+
+def test_the_report_does_not_reuse_a_choice_made_under_other_constraints(
+    workdir: Path, calls
+) -> None:
+    """A run resumed with other constraints, its first trial running: the report kept the
+    stored choice because it counted as many complete trials as the study has (a trial of
+    36.6 KiB selected under 'model_size_kb <= 20', with the old choice's notes)."""
+    study = _run(constraints=["f1 <= 0.9"])
+    stored = study.user_attrs[_study.SELECTION]
+    study.ask()  # the next trial, running: the record is no longer current
+    _fresh(calls)
+    assert build_report(study).selection == stored  # the same rules: the run's choice reused
+    assert calls["reselect"] == 0
+    # the resumed run wrote its constraints, and has not selected yet
+    least = min(t.values[0] for t in study.trials if t.values)
+    study.set_user_attr(_study.CONSTRAINTS, [f"f1 <= {least + 1e-9}"])
+    report = build_report(study)
+    assert calls["reselect"] == 1
+    assert report.selection == selection.reselect(study).to_dict() != stored
+    assert report.selected != stored["selected_trial"]
+
+
+def test_a_record_of_the_previous_format_vouches_for_nothing(workdir: Path, calls) -> None:
+    """A study recorded before the selection's rules changed (format 2: weighted stretched
+    noise, no note for a best trial left off the front): `show` printed its stored choice and
+    notes, which selecting again no longer gives."""
+    study = _run()
+    record = dict(study.user_attrs[_study.RESULTS])
+    assert record["format"] == _record.FORMAT == 3
+    study.set_user_attr(_study.RESULTS, {**record, "format": 2})
+    trials = study.get_trials(deepcopy=False)
+    assert _record.current_record(study, trials) is None
+    assert _record.current_choice(study, trials) is None
+    assert _record.choice_outdated(study)

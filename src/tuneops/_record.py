@@ -34,10 +34,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuneops import _optuna, _study
 
-__all__ = ["SECTIONS", "basis", "write_record", "current_record", "current_choice"]
+__all__ = [
+    "SECTIONS",
+    "basis",
+    "write_record",
+    "current_record",
+    "current_choice",
+    "choice_outdated",
+]
 
 # 2: the time to the best as pruning.best_reached defines it (a record of 1 holds the old)
-FORMAT = 2
+# 3: selection's rules of 2026-12-08 (weighted ties within noise; a note for the best of an
+# objective left off the front): a record of 2 vouches for a choice made by the old ones
+FORMAT = 3
 #: Sections of the results document the record keeps: the ones that cost a pass over every
 #: trial's attributes, or an import of the spec's models (``warm_start``); the others are read
 #: directly, or are cheap.
@@ -132,6 +141,20 @@ def current_record(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[s
     if record.get("attrs") != _attrs_digest(attrs, study):
         return None
     return copy.deepcopy(dict(record))  # the storage's own objects stay untouched
+
+
+def choice_outdated(study: optuna.Study) -> bool:
+    """Whether the study's stored choice is known to be made under other rules than it has now:
+    the run's record (current or not: a trial may have started or completed since) is of
+    another format, or was written with other study attributes (spec, constraints, policy). A
+    run resumed with other constraints changes them before it selects again: until then the
+    stored choice is of the old ones (a report showed a trial of 36.6 KiB selected under
+    'model_size_kb <= 20', with the old choice's notes). Without a record nothing is known."""
+    attrs = _optuna.study_user_attrs(study)
+    record = attrs.get(_study.RESULTS)
+    if not isinstance(record, Mapping):
+        return False
+    return record.get("format") != FORMAT or record.get("attrs") != _attrs_digest(attrs, study)
 
 
 def _default_policy(attrs: Mapping[str, Any]) -> str | None:

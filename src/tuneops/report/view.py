@@ -213,11 +213,14 @@ def _selection(
 ) -> dict[str, Any] | None:
     """The selection: the run's, as stored, while no trial completed since it was made (the
     record's when current; else the stored choice when it counted as many complete trials as
-    the study has now: complete trials are never removed), else selected again now."""
+    the study has now, complete trials are never removed, unless the run's record says the
+    study's rules changed since), else selected again now."""
     stored = study.user_attrs.get(_study.SELECTION)
     if record is not None and record.get("selection") is True and isinstance(stored, Mapping):
         return dict(stored)
-    if record is not None:  # current, and the stored choice is not the run's for these trials
+    if record is not None or _record.choice_outdated(study):
+        # current, and the stored choice is not the run's for these trials; or made under other
+        # constraints, spec or tuneops rules than the study has now (a resumed run's first trial)
         stored = None
     n_complete = sum(1 for t in trials if t.state == TrialState.COMPLETE and t.values is not None)
     if (
