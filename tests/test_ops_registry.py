@@ -275,6 +275,59 @@ def test_a_champion_of_declared_categorical_codes_is_retuned(workdir: Path, monk
     assert challenger["spec"]["data"]["categorical"] == ["region"]
 
 
+def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refuses_it(
+    workdir: Path, monkeypatch, cli
+) -> None:
+    """``tuneops serve`` answers 422 for "high" in a category coded as numbers; a batch holding
+    it was assessed (the text taken as a new category: a drift warning, and every code of the
+    column, read from the file as text, scored as unseen), and a re-tuning trained a challenger
+    whose categories were text, which refused every client's numbers once promoted. Both refuse
+    it now, naming the column, what it takes and what was received; nothing is recorded."""
+    import httpx
+    from test_data import _coded
+
+    from tuneops import tuning
+    from tuneops.ops.serve import ServeConfig, start_server
+
+    _coded(workdir)
+    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(workdir / "pmlb"))
+    tuning.run({
+        "study": "coded", "data": {"source": "pmlb:coded", "categorical": "declared"},
+        "model": {"family": "knn"}, "objectives": ["accuracy"],
+        "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
+    })
+    deploy("coded")
+    registry = Registry.open("coded")
+    rows = pd.read_csv(workdir / "coded.csv")
+    texted = rows.astype({"region": object})
+    texted.loc[:2, "region"] = "north"
+    texted.to_csv("texted.csv", index=False)
+    before = len(registry.events())
+    expected = (r"region \(expected a category as a number, one of 1, 2, 3, 4 \(another number is "
+                r"scored as an unseen category\), or an empty cell for missing; received 3 "
+                r"value\(s\) of another kind, such as 'north'\)")
+    code, _, err = cli("monitor", "--batch", "texted.csv")
+    assert code == 2 and re.search(expected, err), err
+    with pytest.raises(DataError, match=expected):
+        retune(registry, pd.read_csv("texted.csv"), config=MonitorConfig(retune_trials=2))
+    with pytest.raises(DataError, match=expected):
+        refresh(registry, pd.read_csv("texted.csv"))
+    assert len(registry.events()) == before and registry.versions()[-1]["version"] == 1
+    # the server refuses the same value, in the same words
+    served = ServeConfig(model="coded", port=0, log=str(workdir / "log.jsonl"))
+    with start_server(served) as server, httpx.Client(base_url=server.url) as client:
+        row = {"region": "north", "income": 0.5, "flag": 1}
+        answer = client.post("/predict", json=row)
+        assert answer.status_code == 422
+        assert "expected a category as a number, one of 1, 2, 3, 4" in answer.json()["error"]
+        assert client.post("/predict", json={**row, "region": 2}).status_code == 200
+    # the codes as text (a frame read from a file whose column also held a word) are the same
+    # categories: the model scores them as it scores the numbers
+    as_numbers = monitor_batch(registry, rows)[0]
+    as_text = monitor_batch(registry, rows.astype({"region": str}))[0]
+    assert as_text.performance == as_numbers.performance
+
+
 def test_compare_requires_margin_and_constraints() -> None:
     assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
     assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"

@@ -986,7 +986,7 @@ def test_the_categories_of_a_model_are_found_through_its_pipeline() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from tuneops.ops.serve.models import _category_schema
+    from tuneops.ops.categories import category_schema as _category_schema
 
     X, y = iris()
     X = X.assign(colour=["red", "blue", None] * 50, size=[1, 2] * 75)

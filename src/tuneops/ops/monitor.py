@@ -68,6 +68,7 @@ from tuneops.data import _file
 from tuneops.errors import DataError, SpecError, UsageError
 from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
+from tuneops.ops.categories import category_schema, expected_category
 from tuneops.spec import Monitor
 
 #: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by
@@ -291,14 +292,21 @@ def validate_batch(
     require_labels: bool = False,
     what: str = "batch",
     ignored: Sequence[str] = (),
+    kinds: Mapping[str, str] | None = None,
+    categories: Mapping[str, Sequence[Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     """Check a batch against the model's features; returns ``(X, y or None)``.
 
     ``ignored``: columns the training data had and its load dropped (:func:`dropped_columns`);
-    a batch from the same source has them, and they are left out.
+    a batch from the same source has them, and they are left out. ``kinds`` and
+    ``categories``: per categorical feature, the kind of value its categories are and the ones
+    it knows (:func:`tuneops.ops.categories.category_schema`, as ``tuneops serve`` reads them):
+    a value of another kind (text where the categories are numbers) is refused, as the server
+    refuses it, instead of being scored as an unseen category (or trained on as one).
 
     Raises:
-        DataError: missing or extra columns, a numeric feature holding text, too few rows, or
+        DataError: missing or extra columns, a numeric feature holding text, a categorical
+            feature holding a value of another kind than its categories, too few rows, or
             (``require_labels``) no label column; the message names the columns.
     """
     columns = [str(c) for c in frame.columns]
@@ -317,6 +325,19 @@ def validate_batch(
             "batch's header; nothing was recorded."
         )
     wrong = []
+    coded: dict[str, pd.Series] = {}  # categorical columns read as their categories' kind
+    for c in categorical:
+        kind = (kinds or {}).get(c)
+        if kind is None or c not in features:
+            continue
+        values, bad = _as_kind(frame[c], kind)
+        if len(bad):
+            known = list((categories or {}).get(c, ()))
+            wrong.append(
+                f"{c} (expected {expected_category(kind, known, missing='an empty cell')}; "
+                f"received {len(bad)} value(s) of another kind, such as {bad.iloc[0]!r})"
+            )
+        coded[c] = values
     for c in features:
         if (
             c in categorical
@@ -332,8 +353,9 @@ def validate_batch(
             )
     if wrong:
         raise DataError(
-            f"{what}: wrong type in column(s) {'; '.join(wrong)}. Send numeric values for these "
-            "features; nothing was recorded."
+            f"{what}: wrong type in column(s) {'; '.join(wrong)}. Send numeric values for "
+            "numeric features and each category as the model knows it (tuneops serve refuses "
+            "the same values); nothing was recorded."
         )
     infinite = [  # the model's imputer refuses them with a traceback (exit 1)
         f"{c} ({int(n)} row(s))"
@@ -373,13 +395,37 @@ def validate_batch(
     X = frame[list(features)].copy()
     for c in features:
         if c in categorical:
-            X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
+            values = coded.get(c, X[c])
+            X[c] = values.astype("object").where(values.notna(), np.nan)
         else:
             X[c] = pd.to_numeric(X[c], errors="coerce")
     y = frame[target] if target in columns else None
     if y is not None and y.isna().all():
         y = None
     return X, y
+
+
+def _as_kind(column: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    """``column``'s values as categories of ``kind`` (a file's cell has no type: ``1`` is read
+    as text in a column that also holds ``high``), and the values that are not of that kind.
+    Text categories take any value (a file may write a text category as digits)."""
+    present = column.notna()
+    if kind == "number":
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            return column, column[[]]
+        is_bool = column.map(lambda v: isinstance(v, bool | np.bool_))
+        converted = pd.to_numeric(column.where(~is_bool), errors="coerce")
+        finite = np.isfinite(converted.astype(float))
+        return converted, column[present & (is_bool | ~finite)]
+    if kind == "boolean":
+        if pd.api.types.is_bool_dtype(column):
+            return column, column[[]]
+        words = {"true": True, "false": False}
+        converted = column.map(
+            lambda v: v if isinstance(v, bool | np.bool_) else words.get(str(v).lower())
+        )
+        return converted.where(present), column[present & converted.isna()]
+    return column, column[[]]
 
 
 def check_labels(
@@ -643,6 +689,11 @@ def check_batch(
     version = registry.version(registry.require_champion())
     config = config or registry.config(version)
     frame = read_batch(batch) if isinstance(batch, (str, Path)) else batch
+    model, _ = registry.load_model(version["version"])
+    # the values a categorical feature takes, as `tuneops serve` reads them from the model
+    kinds, categories = category_schema(
+        model, version["categorical"], (version.get("profile") or {}).get("features") or {}
+    )
     X, y = validate_batch(
         frame,
         features=version["features"],
@@ -650,6 +701,8 @@ def check_batch(
         target=version["target"],
         min_rows=config.min_rows,
         ignored=dropped_columns(version),
+        kinds=kinds,
+        categories=categories,
     )
     if not version.get("profile"):
         raise UsageError(
@@ -658,7 +711,6 @@ def check_batch(
             "cannot be compared with it; register it with `tuneops deploy`, which profiles "
             "the data. Nothing was recorded."
         )
-    model, _ = registry.load_model(version["version"])
     check_labels(
         y,
         getattr(model, "classes_", None),

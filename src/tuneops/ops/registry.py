@@ -57,6 +57,7 @@ from tuneops.errors import IntegrityError, StudyNotFound, UsageError
 from tuneops.export import METADATA_FILE, MODEL_FILE, load_model, sha256_file, verify_model
 from tuneops.heartbeat import GRACE_S, pid_alive, run_alive, stale_trials
 from tuneops.objective import SpecObjective
+from tuneops.ops.categories import category_schema
 from tuneops.ops.drift import profile_column, profile_frame
 from tuneops.ops.monitor import MonitorConfig, metric_value, monitored_metric
 from tuneops.spec import Monitor, yaml_on_key
@@ -334,8 +335,25 @@ class Registry:
         """The classes version ``number`` predicts (its model's ``classes_``; None for a
         regressor), loaded once per registry object: a monitored batch, the re-tuning it starts
         and a refresh all check their labels against them."""
+        return self._facts(number)[0]
+
+    def categories(self, number: int) -> tuple[dict[str, str], dict[str, tuple[Any, ...]]]:
+        """Per categorical feature of version ``number``, the kind of value its categories are
+        and the categories it knows (:func:`tuneops.ops.categories.category_schema`, what
+        ``tuneops serve`` checks requests against), loaded once per registry object: a batch
+        to monitor, re-tune or refresh on is checked against them."""
+        return self._facts(number)[1]
+
+    def _facts(self, number: int) -> tuple[Any, tuple[dict[str, str], dict[str, tuple[Any, ...]]]]:
         if number not in self._classes:
-            self._classes[number] = getattr(self.load_model(number)[0], "classes_", None)
+            model, _ = self.load_model(number)
+            record = self.version(number)
+            schema = category_schema(
+                model,
+                list(record.get("categorical") or ()),
+                (record.get("profile") or {}).get("features") or {},
+            )
+            self._classes[number] = (getattr(model, "classes_", None), schema)
         return self._classes[number]
 
     # -- writing ----------------------------------------------------------------------------

@@ -525,6 +525,7 @@ def retune(
     champion = registry.verify(champion_version)
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
+    kinds, categories = registry.categories(champion_version)
     X, y = validate_batch(
         recent,
         features=champion["features"],
@@ -534,6 +535,8 @@ def retune(
         require_labels=True,
         what="recent data",
         ignored=dropped_columns(champion),
+        kinds=kinds,
+        categories=categories,
     )
     assert y is not None  # require_labels=True above
     classes = registry.classes(champion_version)
@@ -758,8 +761,10 @@ def _labelled(
     what: str,
     min_rows: int,
     classes: Any = None,
+    schema: tuple[Mapping[str, str], Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """``frame``'s feature and label columns, checked against the champion, rows with a label.
+    ``schema``: the champion's categorical kinds and categories (:meth:`Registry.categories`).
 
     Raises:
         DataError: columns missing or of the wrong type, no label column, too few rows.
@@ -774,6 +779,8 @@ def _labelled(
         require_labels=True,
         what=what,
         ignored=dropped_columns(champion),
+        kinds=schema[0] if schema else None,
+        categories=schema[1] if schema else None,
     )
     assert y is not None  # require_labels=True above
     check_labels(y, classes, what=what, strict=True)
@@ -812,13 +819,17 @@ def refresh(
     config = config or registry.config(champion)
     target, task = champion["target"], champion["task"]
 
-    classes = registry.classes(champion_version)
-    frame = _labelled(champion, window, "the refresh window", max(config.min_rows, 20), classes)
+    classes, schema = registry.classes(champion_version), registry.categories(champion_version)
+    frame = _labelled(
+        champion, window, "the refresh window", max(config.min_rows, 20), classes, schema
+    )
     frame = frame.tail(config.refresh_rows).reset_index(drop=True)  # the newest rows
     if holdout is None:
         frame, holdout = _split(frame, target, task, config.holdout, seed)
     else:
-        holdout = _labelled(champion, holdout, "the refresh's held-out rows", 1, classes)
+        holdout = _labelled(
+            champion, holdout, "the refresh's held-out rows", 1, classes, schema
+        )
     fit_part = frame.reset_index(drop=True)
     missing = missing_classes(fit_part[target], classes) if task == "classification" else []
     if missing:  # before a version number is taken
@@ -1230,7 +1241,14 @@ def monitor_batch(
         # What a re-tuning or refresh would learn from is checked before anything is recorded.
         classes = registry.classes(champion["version"])
         if window is not None:
-            window = _labelled(champion, window, "window (--window)", 1, classes)
+            window = _labelled(
+                champion,
+                window,
+                "window (--window)",
+                1,
+                classes,
+                registry.categories(champion["version"]),
+            )
         if champion["target"] in frame.columns:
             check_labels(frame[champion["target"]], classes, what=label or "batch", strict=True)
     assessment = check_batch(registry, frame, config=config, source=label)

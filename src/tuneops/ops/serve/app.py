@@ -22,16 +22,14 @@ from sklearn.pipeline import Pipeline
 from tuneops._hosts import host_name, is_loopback
 from tuneops.errors import MissingExtra, UsageError
 from tuneops.families._preprocess import ServingPipeline
+from tuneops.ops.categories import category_schema, is_missing, is_number
 from tuneops.ops.monitor import dropped_columns
 from tuneops.ops.predlog import PredictionLog, is_label, label_shape_problem
 from tuneops.ops.registry import Registry
 from tuneops.ops.serve.config import NEEDS_SERVE_EXTRA, ServeConfig
 from tuneops.ops.serve.metrics import _Metrics
 from tuneops.ops.serve.models import (
-    _category_schema,
-    _is_number,
     _Loaded,
-    _missing,
     _Routing,
     _takes_records,
     _without_ignored,
@@ -131,7 +129,7 @@ class ModelServer:
         if type(model) is Pipeline:  # saved before tuneops' own: served at its measured cost
             model = ServingPipeline(**model.get_params(deep=False))
         profile = (record.get("profile") or {}).get("features") or {}
-        kinds, categories = _category_schema(
+        kinds, categories = category_schema(
             model, [f for f in features if f in categorical], profile
         )
         loaded = _Loaded(
@@ -591,7 +589,7 @@ class ModelServer:
             for request_id, value in labels.items():
                 words = [
                     v for v in (value if isinstance(value, list) else [value])
-                    if (isinstance(v, str) and not _is_number(v))
+                    if (isinstance(v, str) and not is_number(v))
                     or (no_booleans and isinstance(v, bool))
                 ]
                 if words:
@@ -633,7 +631,7 @@ class ModelServer:
                     )
         if not regressor:
             # each class once whatever models share it: _not_a_class
-            known = [c for v in served for c in v.classes or () if not _missing(c)]
+            known = [c for v in served for c in v.classes or () if not is_missing(c)]
             for request_id, value in labels.items():
                 odd = _not_a_class(value, known)
                 if odd is not None:

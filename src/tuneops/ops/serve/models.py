@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from tuneops.families._preprocess import Preprocessor
@@ -49,8 +48,9 @@ class _Loaded:
     ignored: frozenset[str] = frozenset()
     # Per categorical feature, the kind of value its categories are ("text", "boolean" or
     # "number"; absent: not known, any single value passes) and the categories it knows
-    # (:func:`_category_schema`): a request's value of another kind is refused, not scored as
-    # an unseen category (JSON true for a text category, "" for a missing value).
+    # (:func:`tuneops.ops.categories.category_schema`): a request's value of another kind is
+    # refused, not scored as an unseen category (JSON true for a text category, "" for a
+    # missing value).
     kinds: Mapping[str, str] = field(default_factory=dict)
     categories: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
@@ -91,95 +91,6 @@ def _without_ignored(rows: Sequence[Any], loaded: _Loaded) -> Sequence[Any]:
     ]
 
 
-def _fitted_categories(model: Any, names: Sequence[str] | None = None) -> dict[str, list[Any]]:
-    """The categories a fitted model's encoders learned, by input feature name (missing values
-    left out), found through pipelines and column transformers; empty when the model shows
-    none (a model of another make). ``names``: the columns ``model`` is fitted on, when it
-    does not record them itself (an encoder behind an imputer in a column transformer)."""
-    found: dict[str, list[Any]] = {}
-    if isinstance(model, Pipeline):
-        for _, step in model.steps:
-            if step is None or isinstance(step, str):  # "passthrough"
-                continue
-            found.update(_fitted_categories(step, names))
-            # an imputer keeps its columns (tuneops' keeps the empty ones too); after any
-            # other step, the columns are no longer the inputs
-            names = names if isinstance(step, SimpleImputer) else None
-        return found
-    transformers = getattr(model, "transformers_", None)
-    if isinstance(transformers, list):  # a fitted ColumnTransformer
-        inputs = getattr(model, "feature_names_in_", None)
-        for _, step, columns in transformers:
-            if not isinstance(step, str):  # "drop", "passthrough"
-                found.update(_fitted_categories(step, _column_names(columns, inputs)))
-        return found
-    categories = getattr(model, "categories_", None)
-    if isinstance(categories, list):
-        if names is None:
-            names = getattr(model, "feature_names_in_", None)
-        if names is not None and len(names) == len(categories):
-            for name, known in zip(names, categories, strict=True):
-                found[str(name)] = [v for v in np.asarray(known).tolist() if not _missing(v)]
-    return found
-
-
-def _column_names(columns: Any, inputs: Any) -> list[str] | None:
-    """A column transformer's column selection as names, or None when it cannot tell."""
-    if isinstance(columns, str):
-        return [columns]
-    if isinstance(columns, list) and all(isinstance(c, str) for c in columns):
-        return list(columns)
-    if inputs is None:
-        return None
-    try:
-        return [str(c) for c in np.atleast_1d(np.asarray(inputs, dtype=object)[columns])]
-    except (IndexError, TypeError, ValueError):
-        return None
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _category_kind(values: Sequence[Any]) -> str | None:
-    """The kind of value every category is ("text", "boolean", "number"); None when mixed or
-    none."""
-    kinds = {
-        "boolean" if isinstance(v, bool) else "text" if isinstance(v, str) else "number"
-        if isinstance(v, int | float) else None
-        for v in values
-    }
-    return kinds.pop() if len(kinds) == 1 else None
-
-
-def _category_schema(
-    model: Any, categorical: Sequence[str], profile: Mapping[str, Any]
-) -> tuple[dict[str, str], dict[str, tuple[Any, ...]]]:
-    """Per categorical feature, the kind of its categories and the categories it knows: the
-    fitted encoder's (exact), else the reference profile's labels (kept as text, so a kind only
-    when some label is no number and no boolean word: such a column is text, as data loading
-    refuses a column mixing text with other values)."""
-    try:
-        fitted = _fitted_categories(model)
-    except Exception:  # noqa: BLE001 - a model of another make: its values are not checked
-        fitted = {}
-    kinds: dict[str, str] = {}
-    categories: dict[str, tuple[Any, ...]] = {}
-    for name in categorical:
-        if name in fitted:
-            known = fitted[name]
-            kind = _category_kind(known)
-        else:
-            known = list((profile.get(name) or {}).get("counts") or {})
-            words = [k for k in known if not _is_number(k) and k not in ("True", "False")]
-            kind = "text" if words else None
-        if kind is not None:
-            kinds[name] = kind
-        if known:
-            categories[name] = tuple(known)
-    return kinds, categories
-
-
 def _takes_records(model: Any, features: tuple[str, ...]) -> bool:
     if not isinstance(model, Pipeline) or len(model.steps) < 2:
         return False
@@ -191,14 +102,6 @@ def _takes_records(model: Any, features: tuple[str, ...]) -> bool:
         and getattr(first, "fast_", True)
         and tuple(compiled.columns) == features
     )
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tuneops.ops.categories import LISTED_CATEGORIES, expected_category
 from tuneops.ops.serve.models import _Loaded
 
 # How many answered request ids a server remembers, to tell a /label client which of its ids it
@@ -238,8 +239,8 @@ def _not_a_class(label: Any, classes: Sequence[Any]) -> str | None:
         # by kind as well as value: Python's 1 == True would let 1 pass for the class true
         if any(_json_kind(value) == _json_kind(c) and value == c for c in classes):
             continue
-        listed = ", ".join(json.dumps(c, default=str) for c in classes[:_LISTED_CATEGORIES])
-        if len(classes) > _LISTED_CATEGORIES:
+        listed = ", ".join(json.dumps(c, default=str) for c in classes[:LISTED_CATEGORIES])
+        if len(classes) > LISTED_CATEGORIES:
             listed = f"{len(classes)} classes such as {listed}, ..."
         # the same class written as the other kind (1 for the class "1")
         same = [c for c in classes if str(c).lower() == str(value).lower()]
@@ -259,24 +260,10 @@ def _of_kind(value: Any, kind: str) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
 
 
-#: Known categories a refusal lists in full; beyond, a few of them and how many.
-_LISTED_CATEGORIES = 12
-
-
 def _category_problem(i: int, name: str, value: Any, kind: str, loaded: _Loaded) -> str:
     """Why ``value`` is no category of ``name``: the kind expected, the known categories (all
     of them when few), what was received and what to send."""
     known = loaded.categories.get(name, ())
-    listed = ", ".join(json.dumps(c) for c in known[:_LISTED_CATEGORIES])
-    if len(known) > _LISTED_CATEGORIES:
-        listed = f"{len(known)} categories such as {listed}, ..."
-    if kind == "boolean":
-        expected = "true or false (its categories are booleans)"
-    else:
-        word = "string" if kind == "text" else "number"
-        expected = f"a category as a {word}" + (
-            f", one of {listed} (another {word} is scored as an unseen category)" if known else ""
-        )
     if value == "":
         hint = "send null for a missing value"
     else:
@@ -285,7 +272,7 @@ def _category_problem(i: int, name: str, value: Any, kind: str, loaded: _Loaded)
         wanted = {"text": "a string", "number": "a number", "boolean": "true or false"}[kind]
         hint = f"send {json.dumps(same[0])}" if same else f"send {wanted}"
     return (
-        f"rows[{i}].{name}: expected {expected}, or null for missing; received "
+        f"rows[{i}].{name}: expected {expected_category(kind, known)}; received "
         f"{_received(value)}: {hint}."
     )
 
