@@ -481,3 +481,34 @@ def test_the_count_of_repeats_is_singular_for_one(capsys):
         _common.print_summary({"study": "s", "n_trials": {"complete": 3}, "n_repeats": n})
         out = " ".join(capsys.readouterr().out.split())
         assert text in out, out
+
+
+def test_the_drift_table_keeps_its_figures_whole_at_80_columns(capsys, monkeypatch):
+    """Long feature names (PMLB solar_flare_2: 'C-class_flares_production_by_this_region')
+    squeezed the figures at 80 columns: the PSI read "0.5…", and "drifted" lost its "yes".
+    The names give way now, elided, and every figure stays whole."""
+    from types import SimpleNamespace
+
+    from tuneops.cli import _common
+    from tuneops.cli.monitor import _print_assessment
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _common.configure()
+    names = ["Activity", "C-class_flares_production_by_this_region",
+             "Did_region_become_historically_complex"]
+    features = [
+        {"column": name, "test": "chi2", "p_adjusted": 6.34e-26 * (i + 1), "psi": 0.56 - i / 10,
+         "missing": 0.0, "drifted": i < 2}
+        for i, name in enumerate(names)
+    ]
+    assessment = SimpleNamespace(decision="retune", n_rows=200, reasons=["drifted"],
+                                 performance=None, thresholds={}, features=features)
+    _print_assessment(SimpleNamespace(name="flare"), 1, "batch.csv", assessment)
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("feature"))
+    assert header.split()[-1] == "drifted" and all(len(line) <= 80 for line in lines)
+    body = lines[lines.index(header) + 2:]
+    assert len(body) == 3
+    for line, feature in zip(body, features, strict=True):
+        assert f" {feature['psi']:.3f} " in line and line.rstrip().endswith("yes") == feature["drifted"]
+    assert body[1].startswith("C-class_flares_production_by_this") and "…" in body[1]

@@ -24,7 +24,6 @@ from tuneops.cli._common import (
     JsonOpt,
     ModelOpt,
     StorageOpt,
-    add_name_column,
     emit_json,
     fmt,
     make_table,
@@ -121,13 +120,8 @@ def _print_assessment(reg: Any, version: int, where: str, assessment: Any) -> No
             markup=False,
             soft_wrap=True,
         )
-    table = make_table("drift per feature (top 10 by PSI)")
-    add_name_column(table, "feature")
-    add_name_column(table, "test")
-    for col in ("p (adjusted)", "PSI", "missing", "drifted"):
-        add_name_column(table, col, justify="right")
-    for f in sorted(assessment.features, key=lambda f: -f["psi"])[:10]:
-        table.add_row(
+    rows = [
+        (
             f["column"],
             f["test"],
             f"{f['p_adjusted']:.3g}",
@@ -135,6 +129,20 @@ def _print_assessment(reg: Any, version: int, where: str, assessment: Any) -> No
             f"{f.get('missing', 0.0):.0%}",
             "yes" if f["drifted"] else "",
         )
+        for f in sorted(assessment.features, key=lambda f: -f["psi"])[:10]
+    ]
+    table = make_table("drift per feature (top 10 by PSI)")
+    # The feature's name gives way when the terminal is narrow (elided with …: the reasons
+    # above name every drifted feature whole, --json has them all); the figures never do: at
+    # 80 columns a long name cut the PSI to "0.5…" and hid "drifted" entirely.
+    table.add_column("feature", overflow="ellipsis")
+    for i, col in enumerate(("test", "p (adjusted)", "PSI", "missing", "drifted"), start=1):
+        widest = max([len(col), *(len(row[i]) for row in rows)])
+        table.add_column(
+            col, justify="left" if i == 1 else "right", no_wrap=True, min_width=widest
+        )
+    for name, *figures in rows:
+        table.add_row(Text(name, no_wrap=True, overflow="ellipsis"), *figures)
     term.result(table)
 
 
