@@ -285,6 +285,19 @@ def test_registry_list_shows_twelve_hex_digits_of_each_artifact(
     code, out, _ = cli("registry", "list")
     assert digest.startswith("sha256:")
     assert code == 0 and f" {digest.removeprefix('sha256:')[:12]} " in out, out
+    # At 80 columns (a pipe, a log) the table cut the digest to 10 digits, a family such as
+    # random_forest to "random_fore…", and left the source out; what does not fit now goes
+    # under the table, whole.
+    registry.add_version({
+        **registry.version(1), "version": registry.reserve_version(), "family": "random_forest",
+        "source": {"kind": "retune", "study": "iris.retune-v2", "trial": 3},
+    })
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = cli("registry", "list")
+    assert code == 0 and all(len(line) <= 80 for line in out.splitlines()), out
+    assert "…" not in out and re.search(r"\b2 +random_forest ", out), out
+    assert out.count(f" {digest.removeprefix('sha256:')[:12]} ") == 2, out
+    assert "2: " in out and "retune: iris.retune-v2 #3" in out, out
 
 
 def test_a_missing_file_is_named_by_its_option_in_the_house_form(

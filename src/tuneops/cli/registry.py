@@ -17,15 +17,13 @@ from rich.text import Text
 from tuneops import runner
 from tuneops._secrets import shown_settings
 from tuneops.cli._common import (
+    Column,
     JsonOpt,
     ModelOpt,
     StorageOpt,
-    add_free_column,
-    add_name_column,
     emit_json,
     fmt,
-    free_cell,
-    make_table,
+    print_fitted,
     term,
 )
 from tuneops.errors import UsageError
@@ -305,17 +303,10 @@ def list_versions(
     if not models:
         term.info("No model is registered; register one with `tuneops deploy STUDY`.", markup=False)
     for m in models:
-        table = make_table(f"model {m['model']}")
-        add_name_column(table, "version", justify="right")
-        add_name_column(table, "created")
-        add_free_column(table, "source", wide=False)
-        add_name_column(table, "family")
-        add_name_column(table, "metric (reference)")
-        table.add_column("gate", no_wrap=True, min_width=len("FORCED"))  # read whole
-        add_name_column(table, "sha256")
         # the challenger too: after `deploy --challenger` nothing here said which version
         # `tuneops serve` runs beside the champion
         served = m["challenger"] or {}
+        rows = []
         for v in m["versions"]:
             mark = (
                 "★ "
@@ -325,18 +316,29 @@ def list_versions(
                 else ""
             )
             src = v["source"]
-            table.add_row(
+            cells = [
                 f"{mark}{v['version']}",
                 v["created"],
-                free_cell(f"{src['kind']}: {src['study']} #{src['trial']}", wide=False),
                 v["family"],
                 f"{v['profile']['metric']} {fmt(v['profile']['reference'])}",
                 _gate_cell(v["gate"]),
                 # the digest's first 12 hex digits (the record's "sha256:" prefix left out: it
                 # took 7 of the 12 and left 5 digits)
                 v["artifact"]["sha256"].removeprefix("sha256:")[:12],
-            )
-        term.result(table)
+            ]
+            rows.append((cells, f"{src['kind']}: {src['study']} #{src['trial']}"))
+        # Names and figures are never cut (at 80 columns the family read "random_fore…", the
+        # digest lost 2 of its 12 digits and the source was gone): what does not fit goes
+        # under the table, one line per version.
+        columns = [
+            Column("version", "right"),
+            Column("created", movable=True),
+            Column("family"),
+            Column("metric (reference)"),
+            Column("gate"),
+            Column("sha256"),
+        ]
+        print_fitted(f"model {m['model']}", columns, rows, "source")
         if served:
             term.result(
                 f"★ champion, ☆ {served['mode']} challenger{_answers(served)}",
