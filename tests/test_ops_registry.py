@@ -1172,6 +1172,27 @@ def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path
     assert code == 0, err
 
 
+def test_label_for_a_regression_model_says_what_it_checked(workdir: Path, cli) -> None:
+    """`tuneops label` said its labels were "checked against the classes of model 'dia'" for a
+    regression model, which has none: it says it checked them as the numbers the model answers."""
+    from tuneops.ops.predlog import PredictionLog
+
+    data = load_dataset("sklearn:diabetes")
+    champion_of(data.X.assign(target=data.y), "dia", "linear", "r2", folds=2)
+    with PredictionLog("p.jsonl") as log:
+        for request_id in ("a", "b"):
+            log.append({"kind": "prediction", "id": request_id, "t": 1.0, "model": "dia",
+                        "version": 1, "prediction": [151.5]})
+    Path("labels.csv").write_text("request_id,label\na,140.5\n")
+    code, out, err = cli("label", "--labels", "labels.csv", "--log", "p.jsonl")
+    assert code == 0, err
+    out = " ".join(out.split())
+    assert "checked as the numbers regression model 'dia' answers" in out and "classes" not in out
+    Path("worded.csv").write_text("request_id,label\nb,high\n")
+    code, _, err = cli("label", "--labels", "worded.csv", "--log", "p.jsonl")
+    assert code == 2 and "expected a number: it is a regression model" in err, err
+
+
 def test_recent_data_without_a_class_of_the_champion_is_neither_retuned_nor_refreshed(
     workdir: Path, cli
 ) -> None:

@@ -986,9 +986,15 @@ def label(
             }
         )
         return
+    # a regression model has no classes: its labels were checked to be numbers
+    regression = classes is not None and all(c is None for c in classes.values())
+    against = (
+        f"checked as the numbers regression model {checked!r} answers"
+        if regression
+        else f"checked against the classes of model {checked!r}"
+    )
     term.result(
-        f"{n} label(s) appended to {log}"
-        + (f" (checked against the classes of model {checked!r})." if checked else "."),
+        f"{n} label(s) appended to {log}" + (f" ({against})." if checked else "."),
         highlight=False,
         markup=False,
     )
