@@ -1174,7 +1174,9 @@ def test_text_labels_for_a_regression_champion_are_refused_by_name(workdir: Path
 
 def test_label_for_a_regression_model_says_what_it_checked(workdir: Path, cli) -> None:
     """`tuneops label` said its labels were "checked against the classes of model 'dia'" for a
-    regression model, which has none: it says it checked them as the numbers the model answers."""
+    regression model, which has none: it says it checked them as the numbers the model answers;
+    and a text label was refused twice over in one message, once by the model and once by the
+    log's answers."""
     from tuneops.ops.predlog import PredictionLog
 
     data = load_dataset("sklearn:diabetes")
@@ -1191,6 +1193,7 @@ def test_label_for_a_regression_model_says_what_it_checked(workdir: Path, cli) -
     Path("worded.csv").write_text("request_id,label\nb,high\n")
     code, _, err = cli("label", "--labels", "worded.csv", "--log", "p.jsonl")
     assert code == 2 and "expected a number: it is a regression model" in err, err
+    assert " ".join(err.split()).count("request b has 'high'") == 1, err
 
 
 def test_recent_data_without_a_class_of_the_champion_is_neither_retuned_nor_refreshed(

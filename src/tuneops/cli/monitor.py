@@ -1243,7 +1243,9 @@ def _check_labels(
         wrong = predlog.label_shape_problem(request_id, label, n) if n else None
         if wrong is not None and predlog.is_label(label):
             problems.append(wrong)
-    if len(answers) == 1:  # one kind of answer: a label of another kind never matches
+    # one kind of answer: a label of another kind never matches (what the model's own classes
+    # found, when given, says it already: the same label is not refused twice over)
+    if len(answers) == 1 and not classes:
         (kind,) = answers
         # a number for a model answering booleans stays accepted (0 and 1 are its classes)
         odd = [
