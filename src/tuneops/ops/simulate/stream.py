@@ -12,7 +12,8 @@ Three kinds of stream:
   ``covariate`` (the inputs change, the labelling rule does not: rows are drawn with weight
   ``sigmoid(strength * z)``, ``z`` one standardised numeric feature, a biased sample: p(x)
   shifts, p(y | x) is unchanged) and ``concept`` (the labelling rule changes, the inputs do not:
-  class i becomes class i+1, or a regression target is mirrored about its mean);
+  class i becomes class i+1, or a regression target is mirrored about the training part's
+  mean, one rule for every batch);
 * **stationary** - no shift: what a monitor's false alarms are measured on;
 * **time-ordered** - the rows in the order of a time column: the first ``train_share`` of the
   time range trains, the rest streams in order; the drift is whatever the data holds. The time
@@ -79,13 +80,18 @@ def _covariate(pool: pd.DataFrame, shift: Shift, feature: str) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-shift.strength * z)))
 
 
-def _concept(batch: pd.DataFrame, target: str, classes: Sequence[Any] | None) -> pd.DataFrame:
+def _concept(
+    batch: pd.DataFrame, target: str, classes: Sequence[Any] | None, centre: float
+) -> pd.DataFrame:
+    """The new labelling rule, the same for every batch: class i becomes class i+1, or a
+    regression target is mirrored about ``centre`` (the training part's mean: about each
+    batch's own mean, the rule changed with the rows each batch drew)."""
     batch = batch.copy()
     if classes is not None:
         rotate = {c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)}
         batch[target] = batch[target].map(rotate)
     else:
-        batch[target] = 2 * batch[target].mean() - batch[target]
+        batch[target] = 2 * centre - batch[target]
     return batch
 
 
@@ -142,6 +148,7 @@ def make_stream(
     covariate = any(s.kind == "covariate" for s in shifts)
     info = {"feature": _numeric_feature(features, categorical)} if covariate else {}
     classes = sorted(frame[target].unique()) if task == "classification" else None
+    centre = float(frame[target].iloc[train_rows].mean()) if classes is None else 0.0
     available = np.ones(len(pool), dtype=bool)
     batches, phases, details, rows = [], [], [], []
     for t in range(n_batches):
@@ -163,7 +170,7 @@ def make_stream(
         available[chosen] = False
         batch = pool.iloc[chosen].reset_index(drop=True)
         if any(s.kind == "concept" for s in active):
-            batch = _concept(batch, target, classes)
+            batch = _concept(batch, target, classes, centre)
         batches.append(batch)
         phases.append("+".join(s.kind for s in active) or "stationary")
         details.append({**info} if active else {})
