@@ -308,6 +308,7 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
                 r"value\(s\) of another kind, such as 'north'\)")
     code, _, err = cli("monitor", "--batch", "texted.csv")
     assert code == 2 and re.search(expected, err), err
+    assert "error: batch texted.csv: wrong type" in err, err  # which batch: the file given
     with pytest.raises(DataError, match=expected):
         retune(registry, pd.read_csv("texted.csv"), config=MonitorConfig(retune_trials=2))
     with pytest.raises(DataError, match=expected):

@@ -703,6 +703,9 @@ def check_batch(
         ignored=dropped_columns(version),
         kinds=kinds,
         categories=categories,
+        # the message names what was given: a file, or the prediction log its rows came from
+        what="batch " + (source or str(batch)) if source or isinstance(batch, (str, Path))
+        else "batch",
     )
     if not version.get("profile"):
         raise UsageError(
