@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -258,3 +259,26 @@ def test_data_a_regressor_cannot_be_verified_on_is_refused_by_name(workdir: Path
         verify(registry, number, data=unlabelled, config=FAST)
     assert registry.events("verify") == []
     assert verify(registry, number, data=X.assign(target=y.astype(float)), config=FAST).verdict
+
+
+def test_data_with_text_in_a_numeric_feature_is_refused_by_name(registry: Registry) -> None:
+    """`verify --data` with a word in a numeric feature ended in scikit-learn's traceback from
+    inside the refit ("Cannot use median strategy with non-numeric data", exit 1), where
+    `monitor` refuses the same file by name; now the gate refuses it the same way (exit 2,
+    nothing recorded), and numbers written as text and other columns (an id) still pass."""
+    from _ops_helpers import FEATURES, iris
+
+    from tuneops.errors import DataError
+
+    X, y = iris()
+    worded = X.astype({FEATURES[1]: object}).assign(target=y)
+    worded.loc[3, FEATURES[1]] = "n/a"
+    with pytest.raises(
+        DataError,
+        match=rf"data \(--data\): wrong type in column\(s\) {re.escape(FEATURES[1])} \(expected numbers, "
+        r"received object such as 'n/a'\)",
+    ):
+        verify(registry, 2, data=worded, config=FAST)
+    assert registry.events("verify") == []
+    as_text = X.astype({FEATURES[1]: str}).assign(target=y, row_id=range(len(y)))
+    assert verify(registry, 2, data=as_text, config=FAST).verdict == "pass"

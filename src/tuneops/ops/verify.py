@@ -52,8 +52,9 @@ from tuneops.data import load_dataset
 from tuneops.errors import DataError, UsageError
 from tuneops.measure import model_size_kb, score, serving_call, serving_config
 from tuneops.metrics import METRICS
+from tuneops.ops.categories import category_schema
 from tuneops.ops.live import SLOConfig, monitor_settings
-from tuneops.ops.monitor import PERFORMANCE_METRICS, check_labels
+from tuneops.ops.monitor import PERFORMANCE_METRICS, check_labels, validate_batch
 from tuneops.ops.registry import Registry, comparable
 from tuneops.spec import VerifySettings, parse_constraint
 
@@ -248,9 +249,13 @@ def _judge_gain(
 
 
 # -- measurement ----------------------------------------------------------------------------------
-def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple[Any, Any]:
+def _frame_of(
+    registry: Registry, record: Mapping[str, Any], data: Any, model: Any = None
+) -> tuple[Any, Any]:
     """``(X, y)`` to verify on: ``data`` (a DataFrame with the label column, or a Dataset), or
-    the version's spec data source checked against its fingerprint."""
+    the version's spec data source checked against its fingerprint. A DataFrame's features are
+    checked as a monitored batch's are (``model``'s categories: what ``tuneops serve`` takes):
+    text in a numeric feature failed inside the refit with scikit-learn's traceback."""
     import pandas as pd
 
     features, target = list(record["features"]), record.get("target") or "target"
@@ -292,6 +297,24 @@ def _frame_of(registry: Registry, record: Mapping[str, Any], data: Any) -> tuple
             f"{record['version']} "
             f"needs the features {', '.join(features)} and the label column {target!r}."
         )
+    if not hasattr(data, "X"):  # a table given as is: its values are not checked yet
+        categorical = list(record.get("categorical") or ())
+        kinds, categories = category_schema(
+            model, categorical, (record.get("profile") or {}).get("features") or {}
+        )
+        X, _ = validate_batch(
+            frame,
+            features=features,
+            categorical=categorical,
+            target=target,
+            min_rows=1,
+            what="data (--data)",
+            # other columns (an id, a date) are left out, as before
+            ignored=[c for c in frame.columns if c not in features and c != target],
+            kinds=kinds,
+            categories=categories,
+        )
+        frame = X.assign(**{target: frame[target].to_numpy()})
     frame = frame[frame[target].notna()].reset_index(drop=True)
     return frame[features], frame[target]
 
@@ -452,7 +475,7 @@ def verify(
             f"{list(theirs.tolist())[:5]}: the labels are encoded otherwise; register it as "
             "another model (--model NAME). Nothing was recorded."
         )
-    X, y = _frame_of(registry, record_v, data)
+    X, y = _frame_of(registry, record_v, data, model)
     task = record_v.get("task") or (
         "classification" if hasattr(model, "classes_") else "regression"
     )
