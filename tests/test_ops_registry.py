@@ -329,6 +329,22 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
     assert as_text.performance == as_numbers.performance
 
 
+def test_a_retune_warns_once_of_a_column_its_rows_hold_constant_naming_those_rows(
+    deployed,
+) -> None:
+    """Recent rows in which a feature never changes: the warning came twice, the second naming
+    the champion's source ('train.csv'), which the re-tuning never read."""
+    import warnings
+
+    registry, _, pool = deployed
+    recent = flipped(pool.iloc[:300]).assign(Ao=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        retune(registry, recent, config=MonitorConfig(retune_trials=2))
+    dropped = [str(w.message) for w in caught if "Dropped" in str(w.message)]
+    assert len(dropped) == 1 and "'recent data of phon'" in dropped[0], dropped
+
+
 def test_compare_requires_margin_and_constraints() -> None:
     assert compare("accuracy", 0.80, 0.85, 0.01, {})[0] == "promote"
     assert compare("accuracy", 0.80, 0.805, 0.01, {})[0] == "keep"

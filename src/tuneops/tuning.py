@@ -23,7 +23,7 @@ from tuneops._files import check_output_dir
 from tuneops._study import load_study, open_study
 from tuneops.backends import get_backend
 from tuneops.custom import RunResult, drive, sampler_seed, tune
-from tuneops.data import load_section
+from tuneops.data import Dataset, load_section
 from tuneops.errors import NoFeasibleTrial, SpecError, TuneOpsError, UsageError, WriteError
 from tuneops.export import METADATA_FILE, MODEL_FILE, save_model, write_json
 from tuneops.families import FIDELITY_STEPS
@@ -116,7 +116,8 @@ def run(
         progress: show a progress bar.
         dataset: a pandas DataFrame to use instead of ``data.source`` (target column from
             ``data.target``, default ``target``); ``data.source`` then only names it (a dict
-            spec may leave it out: ``dataframe``).
+            spec may leave it out: ``dataframe``). Or a :class:`tuneops.data.Dataset` already
+            loaded from one (a re-tuning's recent rows), used as it is, under its own name.
         address: the Ray cluster to run on (``search.backend: ray``); None starts a local Ray.
         **overrides: spec fields to replace (``n_trials``, ``n_workers``, ``storage``, ``backend``,
         ...).
@@ -140,7 +141,7 @@ def run(
     except SpecError as refused:
         spec = _resumed_as_stored(spec, overrides, refused)
     backend = _backend_for(spec, address)
-    data = load_section(spec.data, dataset)
+    data = dataset if isinstance(dataset, Dataset) else load_section(spec.data, dataset)
     spec = for_task(spec, data.task)  # no objectives written: r2 for a regression found now
     objective, sampler_factory, pruner_factory = _components(spec, data)
     warm_start = warm_start_plan(spec, objective.spaces, data.task)  # refuses before writing

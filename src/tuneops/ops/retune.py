@@ -610,7 +610,10 @@ def retune(
                 rows=len(tune_part),
             )
             study = _open_warm(spec, dataset, configs, {**mark, "version": number})
-            result = tuning.run(spec, dataset=tune_part)
+            # the rows loaded once, under their own name: loaded again from the frame, they
+            # were named after the champion's source (a warning of a constant column came twice,
+            # the second naming 'pmlb:...', which the re-tuning never read)
+            result = tuning.run(spec, dataset=dataset)
             if result.choice is None:
                 # the message is a sentence of its own ("... --constraint ...`."): no ".;"
                 reason = (result.message or "no trial was selected").rstrip(".")
