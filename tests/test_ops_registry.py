@@ -333,16 +333,22 @@ def test_a_retune_warns_once_of_a_column_its_rows_hold_constant_naming_those_row
     deployed,
 ) -> None:
     """Recent rows in which a feature never changes: the warning came twice, the second naming
-    the champion's source ('train.csv'), which the re-tuning never read."""
+    the champion's source ('train.csv'), which the re-tuning never read, and both said to
+    remove the column from the data, which the champion's batches must hold."""
     import warnings
 
     registry, _, pool = deployed
     recent = flipped(pool.iloc[:300]).assign(Ao=0.5)
+    with pytest.raises(DataError, match=r"missing feature column\(s\) Ao"):
+        retune(registry, recent.drop(columns=["Ao"]), config=MonitorConfig(retune_trials=2))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         retune(registry, recent, config=MonitorConfig(retune_trials=2))
     dropped = [str(w.message) for w in caught if "Dropped" in str(w.message)]
     assert len(dropped) == 1 and "'recent data of phon'" in dropped[0], dropped
+    # the warning said to remove it from the data, but while the champion has it a file
+    # without it is refused ("missing feature column(s) Ao")
+    assert "Remove them" not in dropped[0] and "keep them in the files" in dropped[0]
 
 
 def test_compare_requires_margin_and_constraints() -> None:

@@ -151,6 +151,7 @@ def load_dataset(
     name: str | None = None,
     categorical: str | Sequence[str] | None = None,
     drop: Sequence[str] | None = None,
+    advice: str | None = None,
 ) -> Dataset:
     """Load a data source into a :class:`Dataset`.
 
@@ -158,7 +159,9 @@ def load_dataset(
     for those a PMLB source's ``metadata.yaml`` declares categorical or nominal (PMLB stores
     every feature as a number). Text, boolean and category-typed columns are categories anyway.
     ``drop``: feature columns to leave out (listed in ``dropped``, so a batch or request that
-    still holds them is accepted and they are ignored).
+    still holds them is accepted and they are ignored). ``advice``: what the warning of a
+    dropped column tells the user to do (default: remove it from the data), for rows a user
+    cannot change so (a re-tuning's recent rows, which must hold the champion's features).
 
     Raises:
         DataError: the source is unknown, missing, empty, or has no such target column; a
@@ -233,7 +236,7 @@ def load_dataset(
     X = X.drop(columns=list(left_out))
     for c in _feature_names(codes, X, target, name or str(source)):
         X[c] = X[c].astype("object")  # codes as categories: 3 and 3.0 stay the same category
-    X, dropped = _drop_uninformative(X, name or str(source))
+    X, dropped = _drop_uninformative(X, name or str(source), advice)
     dropped = left_out + dropped
     y = frame[target].reset_index(drop=True)
     # PMLB's declared task describes its `target` column, not another column chosen as target
@@ -332,7 +335,9 @@ def _refuse_infinite(frame: pd.DataFrame, name: str) -> None:
         )
 
 
-def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _drop_uninformative(
+    X: pd.DataFrame, name: str, advice: str | None = None
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
     """Drop feature columns that are entirely missing or hold one value, with a DataWarning.
 
     Such a column cannot inform a model, and an all-missing one makes numpy's nanmean warn
@@ -392,7 +397,8 @@ def _drop_uninformative(X: pd.DataFrame, name: str) -> tuple[pd.DataFrame, tuple
         )
     warnings.warn(
         f"Dropped {len(gone)} feature column(s) of {name!r} that cannot inform a "
-        f"model ({'; '.join(parts)}). Remove them from the data to silence this warning.",
+        f"model ({'; '.join(parts)}). "
+        + (advice or "Remove them from the data to silence this warning."),
         DataWarning,
         stacklevel=3,
     )

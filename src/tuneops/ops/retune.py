@@ -551,7 +551,8 @@ def retune(
     tune_part, holdout = _split(frame, target, task, config.holdout, seed)
     tune_part = tune_part.reset_index(drop=True)
     dataset = load_dataset(
-        tune_part, target=target, task=task, name=f"recent data of {registry.name}"
+        tune_part, target=target, task=task, name=f"recent data of {registry.name}",
+        advice=_KEEP_COLUMNS,
     )
     data_fp = fingerprint(frame.drop(columns=[target]), frame[target])
     mark = {"champion": champion_version, "data": data_fp, "tuning_data": dataset.fingerprint}
@@ -898,7 +899,8 @@ def _refresh(
     challenger = unfinished_refresh(registry, champion_version, refreshed)
     if challenger is None:
         dataset = load_dataset(
-            fit_part, target=target, task=task, name=f"refresh window of {registry.name}"
+            fit_part, target=target, task=task, name=f"refresh window of {registry.name}",
+            advice=_KEEP_COLUMNS,
         )
         study = load_study(source["study"], registry.storage_url)
         run.check()  # taken over while this run was stalled: it registers, not this one
@@ -1108,6 +1110,15 @@ def _stored_by(champion: Mapping[str, Any]) -> str:
     source = champion.get("source") or {}
     study = f" (study {source['study']!r})" if "study" in source else ""
     return f"champion version {champion.get('version')}{study}"
+
+
+#: What the warning of a column the recent rows hold constant (or empty) says: those rows hold
+#: the champion's features, and a file without the column is refused ("missing feature
+#: column(s)"), so "remove them from the data" sent the user into that refusal.
+_KEEP_COLUMNS = (
+    "The new version leaves them out and ignores them in later batches and requests; keep "
+    "them in the files (they are the champion's features)."
+)
 
 
 def recent_spec(champion: Mapping[str, Any]) -> dict[str, Any]:
