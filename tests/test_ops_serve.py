@@ -925,8 +925,10 @@ def test_a_category_of_the_wrong_kind_is_refused_naming_what_the_model_knows(
         colour=["red", "blue", "green"] * 50,
         indoor=[True, False] * 75,
         grade=[1, 2, 3, 4, 5] * 30,
+        # codes of a column with a missing value are floats in the file's load: 1.0, 2.0
+        level=[1, 2, None] * 50,
     )
-    categorical = ["colour", "indoor", "grade"]
+    categorical = ["colour", "indoor", "grade", "level"]
     for c in categorical:  # as data loading keeps categories
         X[c] = X[c].astype("object").where(X[c].notna(), np.nan)
     model = build_pipeline(
@@ -935,7 +937,7 @@ def test_a_category_of_the_wrong_kind_is_refused_naming_what_the_model_knows(
     ).fit(X, y)
     registry = Registry.open("mixed", create=True)
     _register_frame_model(registry, model, [*FEATURES, *categorical], categorical, workdir / "art")
-    good = {**rows(1)[0], "colour": "red", "indoor": True, "grade": 2}
+    good = {**rows(1)[0], "colour": "red", "indoor": True, "grade": 2, "level": 2}
     with (
         start_server(config(model="mixed")) as server,
         httpx.Client(base_url=server.url) as client,
@@ -957,6 +959,9 @@ def test_a_category_of_the_wrong_kind_is_refused_naming_what_the_model_knows(
              '5 (another number is scored as an unseen category), or null for missing; received '
              'string "2": send 2.'),
             ("grade", False, "received boolean false: send a number."),
+            # the category the text names, though written 2.0 (it said "send a number")
+            ("level", "2", 'one of 1.0, 2.0 (another number is scored as an unseen category), '
+             'or null for missing; received string "2": send 2.0.'),
             ("petal width (cm)", True, "rows[0].petal width (cm): expected a number (or null "
              "for missing), received boolean true."),
             ("petal width (cm)", "0.2", 'expected a number (or null for missing), received '
@@ -973,7 +978,7 @@ def test_a_category_of_the_wrong_kind_is_refused_naming_what_the_model_knows(
     assert 'outcome="error"' not in metrics
     assert "x" not in {r["id"] for r in read_log("predictions.jsonl").predictions}
     assert server.server.routing.champion.kinds == {
-        "colour": "text", "indoor": "boolean", "grade": "number"
+        "colour": "text", "indoor": "boolean", "grade": "number", "level": "number"
     }
 
 

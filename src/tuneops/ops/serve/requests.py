@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuneops.ops.categories import LISTED_CATEGORIES, expected_category
+from tuneops.ops.categories import LISTED_CATEGORIES, expected_category, is_number
 from tuneops.ops.serve.models import _Loaded
 
 # How many answered request ids a server remembers, to tell a /label client which of its ids it
@@ -267,8 +267,20 @@ def _category_problem(i: int, name: str, value: Any, kind: str, loaded: _Loaded)
     if value == "":
         hint = "send null for a missing value"
     else:
-        # the same category written as the other kind (true for "True", 1 for "1")
-        same = [c for c in known if str(c).lower() == str(value).lower()]
+        # the same category written as the other kind (true for "True", 1 for "1", and the
+        # code 2.0 of a column that had a missing value for "2")
+        same = [
+            c
+            for c in known
+            if str(c).lower() == str(value).lower()
+            or (
+                kind == "number"
+                and isinstance(value, str)
+                and is_number(value)
+                and isinstance(c, int | float)
+                and float(value) == c
+            )
+        ]
         wanted = {"text": "a string", "number": "a number", "boolean": "true or false"}[kind]
         hint = f"send {json.dumps(same[0])}" if same else f"send {wanted}"
     return (
