@@ -329,6 +329,25 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
     assert as_text.performance == as_numbers.performance
 
 
+def test_digits_of_a_text_category_in_a_batch_are_its_categories(workdir: Path) -> None:
+    """A category column that held a word in training (codes '1'-'4' and 'north') is text; a
+    batch file holding only digits is read as numbers, which the model scored as unseen
+    categories, silently (another accuracy than the same rows as text). They are the
+    categories they write."""
+    from test_data import _coded
+
+    _coded(workdir)
+    rows = pd.read_csv(workdir / "coded.csv")
+    train = rows.astype({"region": object})
+    train.loc[0, "region"] = "north"
+    with pytest.warns(UserWarning, match="holds numbers but also 1 text value"):
+        registry = champion_of(train, "worded", "knn", "accuracy", folds=2)
+    assert registry.categories(1)[0] == {"region": "text"}
+    as_numbers = monitor_batch(registry, rows)[0]
+    as_text = monitor_batch(registry, rows.astype({"region": str}))[0]
+    assert as_numbers.performance == as_text.performance
+
+
 def test_a_retune_warns_once_of_a_column_its_rows_hold_constant_naming_those_rows(
     deployed,
 ) -> None:

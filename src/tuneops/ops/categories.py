@@ -119,6 +119,16 @@ def is_number(text: str) -> bool:
     return True
 
 
+def category_text(value: Any) -> str:
+    """A value a file gave a text category, as that text: ``7`` and ``7.0`` (a column with a
+    missing value) are ``"7"``, ``True`` is ``"True"``."""
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
 def expected_category(kind: str, known: Sequence[Any], *, missing: str = "null") -> str:
     """What a categorical feature of ``kind`` takes, in words: the kind, the known categories
     (all of them when few) and how to send a missing value (``missing``: ``null`` in JSON, an

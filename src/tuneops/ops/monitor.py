@@ -68,7 +68,7 @@ from tuneops.data import _file
 from tuneops.errors import DataError, SpecError, UsageError
 from tuneops.metrics import METRICS, Metric, positive_label
 from tuneops.ops import drift
-from tuneops.ops.categories import category_schema, expected_category
+from tuneops.ops.categories import category_schema, category_text, expected_category
 from tuneops.spec import Monitor
 
 #: The decisions, from the mildest to the most severe (``tuneops monitor --fail-on`` compares by
@@ -407,8 +407,10 @@ def validate_batch(
 
 def _as_kind(column: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     """``column``'s values as categories of ``kind`` (a file's cell has no type: ``1`` is read
-    as text in a column that also holds ``high``), and the values that are not of that kind.
-    Text categories take any value (a file may write a text category as digits)."""
+    as text in a column that also holds ``high``, and as the number 1 in a column of text
+    categories whose batch holds only digits), and the values that are not of that kind. Text
+    categories take any value, as its text (``7`` is the category ``"7"``: as a number the
+    model scored it as unseen)."""
     present = column.notna()
     if kind == "number":
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
@@ -425,6 +427,8 @@ def _as_kind(column: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
             lambda v: v if isinstance(v, bool | np.bool_) else words.get(str(v).lower())
         )
         return converted.where(present), column[present & converted.isna()]
+    if kind == "text" and not column[present].map(lambda v: isinstance(v, str)).all():
+        return column.map(category_text).where(present), column[[]]
     return column, column[[]]
 
 
