@@ -305,7 +305,7 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
     before = len(registry.events())
     expected = (r"region \(expected a category as a number, one of 1, 2, 3, 4 \(another number is "
                 r"scored as an unseen category\), or an empty cell for missing; received 3 "
-                r"value\(s\) of another kind, such as 'north'\)")
+                r"value\(s\) it cannot take, such as 'north'\)")
     code, _, err = cli("monitor", "--batch", "texted.csv")
     assert code == 2 and re.search(expected, err), err
     assert "error: batch texted.csv: wrong type" in err, err  # which batch: the file given
@@ -322,6 +322,11 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
         assert answer.status_code == 422
         assert "expected a category as a number, one of 1, 2, 3, 4" in answer.json()["error"]
         assert client.post("/predict", json={**row, "region": 2}).status_code == 200
+    # an infinite code, which the server refuses too (a file's "inf" is read as a number)
+    infinite = rows.astype({"region": float})
+    infinite.loc[5, "region"] = float("inf")
+    with pytest.raises(DataError, match=r"region \(expected a category as a number.*such as inf\)"):
+        monitor_batch(registry, infinite)
     # the codes as text (a frame read from a file whose column also held a word) are the same
     # categories: the model scores them as it scores the numbers
     as_numbers = monitor_batch(registry, rows)[0]

@@ -333,9 +333,11 @@ def validate_batch(
         values, bad = _as_kind(frame[c], kind)
         if len(bad):
             known = list((categories or {}).get(c, ()))
+            example = bad.iloc[0]
+            example = example.item() if hasattr(example, "item") else example  # not np.float64
             wrong.append(
                 f"{c} (expected {expected_category(kind, known, missing='an empty cell')}; "
-                f"received {len(bad)} value(s) of another kind, such as {bad.iloc[0]!r})"
+                f"received {len(bad)} value(s) it cannot take, such as {example!r})"
             )
         coded[c] = values
     for c in features:
@@ -414,7 +416,8 @@ def _as_kind(column: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     present = column.notna()
     if kind == "number":
         if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-            return column, column[[]]
+            # an infinite code is no category (tuneops serve answers 422 for it)
+            return column, column[present & ~np.isfinite(column.astype(float))]
         is_bool = column.map(lambda v: isinstance(v, bool | np.bool_))
         converted = pd.to_numeric(column.where(~is_bool), errors="coerce")
         finite = np.isfinite(converted.astype(float))
