@@ -298,3 +298,45 @@ def test_a_server_that_stops_answering_is_reported_not_waited_on_in_silence(
     assert len(stalled) == 1 and "postgresql://postgres@127.0.0.1" in stalled[0]
     assert "cut off by the network" in stalled[0] and "Ctrl-C stops" in stalled[0]
     assert any("answered" in m and "going on" in m for m in (r.getMessage() for r in caplog.records))
+
+
+def _journal_of_five_trials(path: Path) -> list[bytes]:
+    """A journal file holding one study of five complete trials; its lines."""
+    import optuna
+
+    study = optuna.create_study(storage=get_storage(str(path)), study_name="five")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (b"{\"op_code\": 5, \"worker_id\": \"w\", \"tr\n", "not a journal entry: JSONDecodeError"),
+    (b"\xe9\xff{}\n", "not a journal entry: UnicodeDecodeError"),  # a byte flipped on disk
+    (b"{\"op_code\": 5}\n", "an entry Optuna cannot replay: KeyError: 'trial_id'"),
+    (b"[1, 2]\n", "not a journal entry: TypeError: a JSON list"),
+])
+def test_a_damaged_journal_line_is_named_with_the_entries_that_can_be_kept(
+    workdir: Path, cli, damage: bytes, reason: str
+) -> None:
+    path = workdir / "study.journal"
+    lines = _journal_of_five_trials(path)
+    at = len(lines) // 2
+    path.write_bytes(b"".join(lines[:at] + [damage] + lines[at + 1 :]))
+    code, _, err = cli("show", "five", "--storage", path)
+    assert code == 2 and "Traceback" not in err
+    text = " ".join(err.split())
+    assert f"journal file '{path}' is damaged at line {at + 1} ({reason}" in text, text
+    assert f"Its first {at} entries are whole" in text and "restore the file from a backup" in text
+    assert f"head -n {at} {path} > {path}.kept" in text
+    assert "not an Optuna journal file" not in text
+    # the advice works: the entries before the damaged line open as a journal
+    (workdir / "study.journal.kept").write_bytes(b"".join(lines[:at]))
+    code, out, err = cli("show", "five", "--storage", workdir / "study.journal.kept")
+    assert code == 0, err
+
+
+def test_a_file_whose_first_line_is_no_entry_is_not_called_a_damaged_journal(workdir: Path) -> None:
+    path = workdir / "results.json"
+    path.write_text('{\n  "study": "five"\n}\n')
+    message = refused(str(path))
+    assert "not an Optuna journal file" in message and "damaged" not in message

@@ -79,12 +79,17 @@ class SnapshotJournalFile(JournalFileBackend):
         self.restored = 0
         self._held: dict[int, list[dict[str, Any]]] = {}  # thread -> entries it holds
         self.appends = 0  # appends written to the file (one lock and one fsync each)
+        self.applying = 0  # the entry read last (see read_logs)
         self._warned_glued: set[int] = set()
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
         if threading.get_ident() in self._held:
             return  # the first read after the block reads what it and others wrote (together)
-        yield from _optuna.read_journal_file(self, log_number_from, self._glued)
+        # the number of the entry the storage applies now: one it cannot apply is named by it
+        self.applying = log_number_from
+        entries = _optuna.read_journal_file(self, log_number_from, self._glued)
+        for self.applying, entry in enumerate(entries, log_number_from):
+            yield entry
 
     def _glued(self, log_number: int, dropped: int) -> None:
         if log_number not in self._warned_glued:
