@@ -29,6 +29,36 @@ def test_toml_round_trip(tmp_path):
     assert load_spec(path) == spec
 
 
+def test_a_spec_write_refused_midway_keeps_the_earlier_file(tmp_path):
+    """``ulimit -f`` stops the write of a larger spec after its first bytes (a full disk
+    does the same): the earlier spec file stays whole, and the error names the file."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "spec.yaml"
+    dump_spec(load_spec(tiny_spec()), path)
+    before = path.read_bytes()
+    script = (
+        "import resource, signal, sys\n"
+        "from tuneops.spec import dump_spec, load_spec\n"
+        "from tuneops.errors import WriteError\n"
+        "from conftest import EXAMPLES\n"
+        "spec = load_spec(EXAMPLES / 'production.yaml')\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 10}, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        f"    dump_spec(spec, {str(path)!r})\n"
+        "except WriteError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert f"could not write '{path}'" in done.stdout and "ulimit -f" in done.stdout
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]  # no temporary left
+
+
 def test_directions_default_from_metric_and_constraints_parse():
     spec = load_spec(tiny_spec(objectives=["accuracy", "latency_p95_ms"], constraints=["accuracy >= 0.9"]))
     assert spec.directions == ["maximize", "minimize"]

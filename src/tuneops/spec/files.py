@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tuneops._files import write_atomic
 from tuneops.errors import SpecError, require
 
 if TYPE_CHECKING:
@@ -109,16 +110,20 @@ def read_monitor_settings(path: str | Path) -> dict[str, Any]:
 def dump_spec(spec: Spec, path: str | Path) -> Path:
     """Write a spec as YAML or TOML (by suffix); ``load_spec`` reads it back equal.
 
-    The storage password is masked, as in :meth:`Spec.to_dict`.
+    The storage password is masked, as in :meth:`Spec.to_dict`. Written whole or not at all
+    (:func:`tuneops._files.write_atomic`): a write that fails keeps the file that was there.
+
+    Raises:
+        WriteError: the file could not be written (a full disk, a read-only file system).
     """
     path = Path(path)
     data = spec.to_dict()
     if path.suffix == ".toml":
         tomli_w = require("tomli_w", "toml", "Writing TOML specs")
-        path.write_text(tomli_w.dumps(_drop_none(data)))
+        text = tomli_w.dumps(_drop_none(data))
     else:
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+        text = yaml.safe_dump(data, sort_keys=False)
+    return write_atomic(path, text.encode("utf-8"))
 
 
 def _drop_none(value: Any) -> Any:  # TOML has no null
