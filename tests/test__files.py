@@ -148,3 +148,37 @@ def test_a_results_path_taken_by_a_directory_says_the_study_is_kept(workdir, cli
     code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report")
     assert code == 2, err
     assert "results.json' is a directory" in err and "Every trial is recorded" in err
+
+
+@pytest.mark.parametrize("fault", ["full disk", "interrupt"])
+def test_a_results_json_not_written_leaves_no_earlier_one_beside_the_new_model(
+    workdir, cli, monkeypatch, fault
+) -> None:
+    import json
+
+    import tuneops.tuning
+
+    (workdir / "s.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report")
+    assert code == 0, err
+    assert (workdir / "out" / "results.json").is_file()
+
+    def refused(path, data):
+        if fault == "interrupt":
+            raise KeyboardInterrupt  # Ctrl-C or SIGTERM as the results are written
+        raise WriteError(f"could not write {str(path)!r} (No space left on device).")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tuneops.tuning, "write_json", refused)
+        code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report", "--n-trials", "6")
+    assert code == (130 if fault == "interrupt" else 1), err
+    if fault == "full disk":
+        assert "The earlier results.json in out was removed" in err
+    # this run's model, and no results.json of the run before that names another selection
+    assert (workdir / "out" / MODEL_FILE).is_file()
+    assert not (workdir / "out" / "results.json").exists()
+    code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report", "--n-trials", "6")
+    assert code == 0, err
+    results = json.loads((workdir / "out" / "results.json").read_text())
+    model = json.loads((workdir / "out" / "model.json").read_text())
+    assert results["selected"]["number"] == model["trial"]

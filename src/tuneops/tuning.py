@@ -623,19 +623,47 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
                 "constraints, not these (tuneops export --trial N writes a model again)."
             )
     model_path = None
+    saved: dict[str, Any] = {}
     if choice is not None:
         study.set_user_attr(SELECTION_ATTR, choice.to_dict())
         model_path, saved = _export(study, choice.selected.number, objective, out_dir, spec=spec)
-        if saved.get("note"):  # the saved model breaks a constraint its trial met: said
+    try:
+        if choice is not None and saved.get("note"):  # the saved model breaks a constraint
             choice = replace(choice, notes=(*choice.notes, saved["note"]))
             study.set_user_attr(SELECTION_ATTR, choice.to_dict())
-    results = study_results(study, choice=choice, elapsed_s=elapsed, message=message, record=True)
-    results["outputs"] = {
-        "model": str(model_path) if model_path else None,
-        "results": str(out_dir / "results.json"),
-    }
-    results_path = write_json(out_dir / "results.json", results)
+        results = study_results(
+            study, choice=choice, elapsed_s=elapsed, message=message, record=True
+        )
+        results["outputs"] = {
+            "model": str(model_path) if model_path else None,
+            "results": str(out_dir / "results.json"),
+        }
+        results_path = write_json(out_dir / "results.json", results)
+    except BaseException as exc:
+        # This run's model is saved, its results.json is not (a full disk, a signal): an
+        # earlier run's results.json beside it would name another selection and other figures
+        # than the model, and a pipeline reading both would take them as the model's.
+        removed = model_path is not None and _remove_stale_results(out_dir)
+        if removed and isinstance(exc, WriteError):
+            error = WriteError(
+                f"{exc} The earlier results.json in {out_dir} was removed: it described the "
+                f"study before this run, whose {MODEL_FILE} is saved."
+            )
+            error.errno = exc.errno
+            raise error from exc
+        raise
     return RunResult(study, choice, results, out_dir, model_path, results_path, message)
+
+
+def _remove_stale_results(out_dir: Path) -> bool:
+    """Remove ``out_dir/results.json``; True when there was one."""
+    try:
+        (out_dir / "results.json").unlink()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return False
+    except OSError:  # not ours to remove (permissions): the error raised says what failed
+        return False
+    return True
 
 
 def export_trial(
