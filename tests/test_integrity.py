@@ -208,7 +208,7 @@ def test_rollback_to_a_changed_artifact_changes_nothing(two_versions: Registry, 
     with pytest.raises(IntegrityError, match=expected):
         two_versions.rollback()
     code, _, err = cli("registry", "rollback", "--to", "1")
-    assert code == 1 and "fails verification" in err
+    assert code == 2 and "fails verification" in err
     assert _state(two_versions) == before and two_versions.champion() == 2
 
 
@@ -217,8 +217,35 @@ def test_promote_of_a_changed_artifact_changes_nothing(two_versions: Registry, c
     _tamper(two_versions, 2)
     before = _state(two_versions)
     code, _, err = cli("registry", "promote", "2")
-    assert code == 1 and "version 2 fails verification" in err and "the file changed" in err
+    assert code == 2 and "version 2 fails verification" in err and "the file changed" in err
     assert _state(two_versions) == before and two_versions.champion() == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "model.json truncated"])
+def test_a_damaged_champion_is_bad_input_for_every_command_that_loads_it(
+    two_versions: Registry, cli, damage: str
+) -> None:
+    """monitor and verify exited 1 on a champion whose file changed, serve 2; all exit 2 now,
+    naming the file, what is wrong and what to do, without a traceback."""
+    artifact = Path(two_versions.version(2)["artifact"]["path"])
+    if damage == "truncated":  # a copy cut short, a disk that filled up as it was copied
+        artifact.write_bytes(artifact.read_bytes()[: artifact.stat().st_size // 2])
+        named, wrong = str(artifact), "the file changed (edited, truncated or replaced)"
+    else:
+        meta = artifact.with_name("model.json")
+        meta.write_text(meta.read_text()[:40])
+        named, wrong = str(meta), "is not readable JSON"
+    before = _state(two_versions)
+    pd.DataFrame(load_iris().data[:60], columns=load_iris().feature_names).to_csv(
+        "batch.csv", index=False
+    )
+    for command in (("monitor", "--batch", "batch.csv"), ("verify", "2")):
+        code, _, err = cli(*command)
+        text = " ".join(err.split())
+        assert code == 2, (command, err)
+        assert named in text and wrong in text and "export the model again" in text, text
+        assert "Traceback" not in err
+    assert _state(two_versions) == before
 
 
 def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> None:

@@ -8,8 +8,9 @@ plotly, uvicorn, pandas) is imported only when that command runs or when the hel
 invocation when every module was imported at start).
 
 Exit codes: 0 success, 1 failure (for example no feasible trial), 2 bad input (spec, data,
-storage URL, arguments), 3 ``monitor --fail-on`` tripped, 130 interrupted (SIGINT), 143
-(SIGTERM); ``verify`` and ``deploy`` exit 1 when the staging gate fails.
+storage URL, arguments, a model file whose sha256 changed), 3 ``monitor --fail-on`` tripped,
+130 interrupted (SIGINT), 143 (SIGTERM); ``verify`` and ``deploy`` exit 1 when the staging
+gate fails.
 
 A closed standard output (``tuneops monitor ... | head``): the command goes on with what it
 prints sent to ``/dev/null`` and exits with its own code, the outcome it decided (``--fail-on``'s
@@ -45,7 +46,7 @@ import typer.main
 
 from tuneops import __version__
 from tuneops.cli._common import configure, term
-from tuneops.errors import TuneOpsError, UsageError
+from tuneops.errors import IntegrityError, TuneOpsError, UsageError
 
 __all__ = ["app", "main"]
 
@@ -366,7 +367,9 @@ def _main(argv: list[str] | None) -> int:
             term.warn("Stopped by SIGTERM before the command started; nothing was done.")
             return 128 + signal.SIGTERM
         return code
-    except UsageError as exc:
+    except (UsageError, IntegrityError) as exc:
+        # a model file changed since it was written is bad input as a damaged journal is
+        # (exit 2): the command is right, the file must be restored; `serve` said so already
         term.error(str(exc))
         return 2
     except TuneOpsError as exc:
