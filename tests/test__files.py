@@ -182,3 +182,25 @@ def test_a_results_json_not_written_leaves_no_earlier_one_beside_the_new_model(
     results = json.loads((workdir / "out" / "results.json").read_text())
     model = json.loads((workdir / "out" / "model.json").read_text())
     assert results["selected"]["number"] == model["trial"]
+
+
+def test_tune_whose_results_cannot_be_written_says_its_trials_are_kept(workdir, monkeypatch):
+    import tuneops
+    import tuneops.custom
+
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1)
+
+    def full_disk(path, data):
+        error = WriteError(f"could not write {str(path)!r} (No space left on device).")
+        error.errno = errno.ENOSPC
+        raise error
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tuneops.custom, "write_json", full_disk)
+        with pytest.raises(WriteError, match=r"No space left.*Every trial is recorded in the "
+                           r"study's storage: tune\(\) again with study='api'") as caught:
+            tuneops.tune(objective, n_trials=3, study="api", output_dir="out")
+    assert caught.value.errno == errno.ENOSPC
+    result = tuneops.tune(objective, n_trials=3, study="api", output_dir="out")
+    assert len(result.study.trials) == 3 and result.results_path.is_file()  # none run again

@@ -27,7 +27,7 @@ from tuneops import _optuna, _study, runner
 from tuneops._files import check_output_dir
 from tuneops._study import open_study
 from tuneops.backends import get_backend
-from tuneops.errors import NoFeasibleTrial, SpecError, UsageError
+from tuneops.errors import NoFeasibleTrial, SpecError, UsageError, WriteError
 from tuneops.export import write_json
 from tuneops.metrics import METRICS
 from tuneops.progress import StudyProgress
@@ -578,5 +578,14 @@ def tune(
     results = study_results(
         opened, choice=choice, elapsed_s=time.time() - started, message=message, record=True
     )
-    results_path = write_json(out_dir / "results.json", results)
+    try:
+        results_path = write_json(out_dir / "results.json", results)
+    except WriteError as exc:
+        error = WriteError(
+            f"{exc} Every trial is recorded in the study's storage: tune() again with study="
+            f"{name!r} (and the same storage) runs only what its budget has left and writes "
+            "results.json."
+        )
+        error.errno = exc.errno
+        raise error from exc
     return RunResult(opened, choice, results, out_dir, None, results_path, message)
