@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, tiny_spec
 from optuna.trial import TrialState
+from sklearn.datasets import load_iris
 
 import tuneops
 import tuneops.tuning
@@ -168,6 +169,20 @@ def test_resume_refuses_a_different_definition(workdir):
         tuneops.run(tiny_spec(n_trials=3, cv_folds=3))
     with pytest.raises(SpecError, match="exists with other settings of search.seed"):
         tuneops.run(tiny_spec(n_trials=3, seed=1))
+
+
+def test_resume_on_a_data_file_edited_since_names_the_file_and_both_shapes(workdir):
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv("iris.csv", index=False)
+    spec = tiny_spec(n_trials=2, data={"source": "iris.csv"})
+    tuneops.run(spec)
+    frame.iloc[:-1].to_csv("iris.csv", index=False)  # a row dropped by an edit
+    with pytest.raises(SpecError) as refused:
+        tuneops.run({**spec, "search": {**spec["search"], "n_trials": 3}})
+    text = str(refused.value)
+    assert "was tuned on data 'iris.csv'" in text and "(150 rows x 4 columns)" in text
+    assert "(149 rows x 4 columns): the data changed since the study ran" in text
+    assert "Restore the data the study was tuned on to resume it" in text
 
 
 def test_a_study_that_never_ran_a_trial_takes_the_new_definition(workdir):

@@ -311,12 +311,15 @@ def open_study(
                 "or the objectives their stored names."
             )
         if attrs and DATA in attrs and DATA in existing.user_attrs:
-            old = existing.user_attrs[DATA].get("fingerprint")
-            new = attrs[DATA].get("fingerprint")
-            if old != new:
+            then, now = existing.user_attrs[DATA], attrs[DATA]
+            if then.get("fingerprint") != now.get("fingerprint"):
                 raise SpecError(
-                    f"study {name!r} was tuned on data {old}, but the data now has fingerprint "
-                    f"{new}; the data changed. Use a new study name for the new data."
+                    f"study {name!r} was tuned on data {now.get('name')!r} with fingerprint "
+                    f"{then.get('fingerprint')} ({_shape(then)}), but it now has fingerprint "
+                    f"{now.get('fingerprint')} ({_shape(now)}): the data changed since the "
+                    "study ran, and trials on other data cannot be compared. Restore the data "
+                    "the study was tuned on to resume it, or give the run another study name "
+                    "(spec field 'study') for the new data."
                 )
         return existing
     try:
@@ -356,6 +359,11 @@ def open_study(
 #: still be being started by its run (reading the data, calibrating); on this host the creating
 #: process is asked whether it still runs.
 STARTING_S = 120.0
+
+
+def _shape(data: Mapping[str, Any]) -> str:
+    """``"150 rows x 4 columns"`` of a stored data summary."""
+    return f"{data.get('rows', '?')} rows x {data.get('columns', '?')} columns"
 
 
 def _creator_starting(created: Any) -> bool:
