@@ -171,6 +171,14 @@ def test_resume_refuses_a_different_definition(workdir):
         tuneops.run(tiny_spec(n_trials=3, seed=1))
 
 
+def test_resume_with_the_default_target_stated_is_the_same_study(workdir):
+    tuneops.run(tiny_spec(n_trials=2))
+    stated = tiny_spec(n_trials=3, data={"source": "sklearn:iris", "target": "target"})
+    assert len(tuneops.run(stated).study.trials) == 3  # resumed, not refused as other data
+    with pytest.raises(SpecError, match="exists with other settings of data"):
+        tuneops.run(tiny_spec(n_trials=4, data={"source": "sklearn:iris", "target": "petal width (cm)", "task": "regression"}, objectives=["r2"]))
+
+
 def test_resume_on_a_data_file_edited_since_names_the_file_and_both_shapes(workdir):
     frame = load_iris(as_frame=True).frame
     frame.to_csv("iris.csv", index=False)

@@ -216,6 +216,27 @@ def _identity_part(spec: Mapping[str, Any], key: str) -> Any:
     return (value or {}).get(field) if field else value
 
 
+#: The target column every data source reads when ``data.target`` is not given (see
+#: :func:`tuneops.data.load_dataset`): stating it names the same data.
+_DEFAULT_TARGET = "target"
+
+
+def _same_part(key: str, stored: Any, given: Any) -> bool:
+    """Whether a resumed run's identity part ``given`` is the ``stored`` one: equal, or, for
+    the data section, equal once ``target: target`` (the default, stated) is left out."""
+    if stored == given:
+        return True
+    if key != "data" or not isinstance(stored, Mapping) or not isinstance(given, Mapping):
+        return False
+
+    def plain(section: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            k: v for k, v in section.items() if not (k == "target" and v == _DEFAULT_TARGET)
+        }
+
+    return plain(stored) == plain(given)
+
+
 def _pinned(stored: Any, given: Any, ran_as: str | None) -> bool:
     """True when ``given`` is the ``stored`` data section with ``task: auto`` (or no task)
     replaced by ``ran_as``, the task the study was run as: a study whose automatic task would
@@ -386,7 +407,7 @@ def _changed(
     return [
         k
         for k in _IDENTITY_KEYS
-        if _identity_part(stored, k) != _identity_part(identity, k)
+        if not _same_part(k, _identity_part(stored, k), _identity_part(identity, k))
         # `task: auto` stored, the task it was run as now stated: the same data
         and not (k == "data" and _pinned(stored.get("data"), identity.get("data"), ran_as))
         # a study stored before the folds were part of its identity: not compared
