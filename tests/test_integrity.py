@@ -248,6 +248,45 @@ def test_a_damaged_champion_is_bad_input_for_every_command_that_loads_it(
     assert _state(two_versions) == before
 
 
+def _damage_record(registry: Registry, version: int, damage) -> None:
+    study = optuna.load_study(study_name=PREFIX + registry.name, storage=get_storage(None))
+    key = f"tuneops:version:{version}"
+    study.set_user_attr(key, damage(dict(study.user_attrs[key])))
+
+
+@pytest.mark.parametrize("damage, wrong", [
+    (lambda r: {**r, "artifact": None}, "'artifact' is None, expected a dict"),
+    (lambda r: {**r, "artifact": {"path": r["artifact"]["path"]}}, "its artifact lacks sha256"),
+    (lambda r: {k: v for k, v in r.items() if k != "features"}, "it has no 'features'"),
+    (lambda r: {**r, "profile": "x"}, "'profile' is 'x', expected a dict"),
+    (lambda r: [r["version"]], "expected a mapping of the version's fields, received list"),
+])
+def test_a_damaged_registry_record_is_named_and_the_others_stay_usable(
+    two_versions: Registry, cli, caplog, damage, wrong: str
+) -> None:
+    """A version record changed in the storage raised KeyError or TypeError tracebacks from
+    `registry list`, `registry show` and `monitor` (exit 1)."""
+    _damage_record(two_versions, 2, damage)
+    pd.DataFrame(load_iris().data[:60], columns=load_iris().feature_names).to_csv(
+        "batch.csv", index=False
+    )
+    damaged = "model 'iris' version 2: its record in the registry (storage 'tuneops.journal'"
+    for command in (("monitor", "--batch", "batch.csv"), ("registry", "show", "2")):
+        code, _, err = cli(*command)
+        text = " ".join(err.split())
+        assert code == 2 and "Traceback" not in err, (command, err)
+        assert damaged in text and f"is damaged: {wrong}" in text, text
+        assert "tuneops registry rollback" in text
+    code, out, err = cli("registry", "list")  # the others are listed
+    assert code == 0, err
+    if "has no" not in wrong:  # a field missing is named where it is read, not by the list
+        assert damaged in caplog.text and "left out of the versions" in caplog.text
+        assert [v["version"] for v in two_versions.versions()] == [1]
+    code, _, err = cli("registry", "rollback")  # the way out the message gives
+    assert code == 0, err
+    assert two_versions.champion() == 1
+
+
 def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> None:
     Path(two_versions.version(1)["artifact"]["path"]).unlink()
     before = _state(two_versions)

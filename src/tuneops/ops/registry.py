@@ -95,11 +95,90 @@ _CHANGE_WAIT_S = 0.05  # between two looks at the claim of a change of champion 
 #: ``if_champion`` of :meth:`Registry.promote` and :meth:`Registry.set_challenger`: any champion
 _ANY: Any = object()
 _status = logging.getLogger("tuneops.status")  # lines the CLI prints as its own
+_log = logging.getLogger("tuneops")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # as a study's name
 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+#: The fields of a version record and their types, checked where present (records registered
+#: by hand or by an earlier tuneops may lack some); the first three are required.
+_RECORD_FIELDS: dict[str, type] = {
+    "version": int,
+    "source": dict,
+    "artifact": dict,
+    "family": str,
+    "params": dict,
+    "trial_params": dict,
+    "metrics": dict,
+    "spec": dict,
+    "data": dict,
+    "features": list,
+    "categorical": list,
+    "target": str,
+    "task": str,
+    "profile": dict,
+    "created": str,
+}
+_REQUIRED_FIELDS = ("version", "source", "artifact")
+
+
+def _record_problem(number: str, record: Any) -> str | None:
+    """What is wrong with the version record stored as version ``number``, or None."""
+    if not isinstance(record, Mapping):
+        return f"expected a mapping of the version's fields, received {type(record).__name__}"
+    for name in _REQUIRED_FIELDS:
+        if name not in record:
+            return f"it lacks {name!r}"
+    for name, kind in _RECORD_FIELDS.items():
+        if name in record and (
+            not isinstance(record[name], kind) or isinstance(record[name], bool)
+        ):
+            shown = repr(record[name])
+            return (
+                f"{name!r} is {shown[:60]}{'...' if len(shown) > 60 else ''}, expected "
+                f"{'a number' if kind is int else f'a {kind.__name__}'}"
+            )
+    if str(record["version"]) != number:
+        return f"it names version {record['version']}, but is stored as version {number}"
+    artifact = record["artifact"]
+    for name in ("path", "sha256"):
+        if not isinstance(artifact.get(name), str):
+            return f"its artifact lacks {name} (artifact: {artifact!r})"
+    profile = record.get("profile")
+    if profile is not None:
+        for name, kind in (("features", dict), ("metric", str)):
+            if name in profile and not isinstance(profile[name], kind):
+                return f"its profile's {name!r} is not a {kind.__name__}"
+    return None
+
+
+def _damaged(where: tuple[str, str, str], wrong: str) -> UsageError:
+    """The error of a damaged version record; ``where``: (model, version, storage shown)."""
+    name, number, storage = where
+    return UsageError(
+        f"model {name!r} version {number}: its record in the registry (storage {storage!r}, "
+        f"study '{PREFIX}{name}') is damaged: {wrong}. tuneops did not write it so (it was "
+        "edited in the storage, or the storage is damaged), and reads nothing of it. What to "
+        "do: restore the storage from a backup; or make another version the champion "
+        "(`tuneops registry rollback`, or `tuneops registry promote VERSION` of one `tuneops "
+        "registry list` shows) and deploy again."
+    )
+
+
+class _Record(dict):  # type: ignore[type-arg]
+    """A checked version record: a field read that it lacks raises the damaged-record error
+    naming the field (:func:`_damaged`), not a bare ``KeyError``. Holds only strings besides
+    the record, so it copies and pickles as the dict it is."""
+
+    def __init__(self, record: Mapping[str, Any], where: tuple[str, str, str]) -> None:
+        super().__init__(record)
+        self._where = where
+
+    def __missing__(self, key: str) -> Any:
+        raise _damaged(self._where, f"it has no {key!r}")
 
 
 def list_models(storage: str | None = None) -> list[str]:
@@ -199,10 +278,33 @@ class Registry:
         return self.study.user_attrs  # read from the storage on every access
 
     def versions(self) -> list[dict[str, Any]]:
-        attrs = self._attrs()
-        return sorted(
-            (v for k, v in attrs.items() if k.startswith(_VERSION)), key=lambda v: v["version"]
-        )
+        """Every version's record, by number. A damaged record (:meth:`version` raises on it)
+        is left out with a warning that names it: the others stay listed, and the next
+        version can be registered and promoted in its place."""
+        out = []
+        for key, value in self._attrs().items():
+            if key.startswith(_VERSION):
+                try:
+                    out.append(self._checked(key, value))
+                except UsageError as exc:
+                    _log.warning("%s (left out of the versions)", exc)
+        return sorted(out, key=lambda v: v["version"])
+
+    def _checked(self, key: str, record: Any) -> dict[str, Any]:
+        """The version record stored under ``key``, checked to be what tuneops writes: a
+        mapping with its number, its source and its artifact's path and sha256, and the other
+        fields of a version of the right types where present. A field missing when it is read
+        is named as the damage too (:class:`_Record`), not raised as a bare ``KeyError``.
+
+        Raises:
+            UsageError: the record is not one tuneops wrote (edited in the storage, or the
+                storage damaged); the message names the version, what is wrong and what to do.
+        """
+        where = (self.name, key.removeprefix(_VERSION), mask_url(resolve_url(self.storage_url)))
+        wrong = _record_problem(where[1], record)
+        if wrong:
+            raise _damaged(where, wrong)
+        return _Record(record, where)
 
     def version(self, number: int, *, field: str = "version") -> dict[str, Any]:
         """The record of version ``number``; ``field`` is how the caller's input is named.
@@ -218,7 +320,7 @@ class Registry:
                 f"{field}: model {self.name!r} has no version {number}; versions: "
                 f"{', '.join(existing) or 'none'}."
             )
-        return record
+        return self._checked(f"{_VERSION}{number}", record)
 
     def champion(self) -> int | None:
         return (self._attrs().get(_CHAMPION) or {}).get("version")
