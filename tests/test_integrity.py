@@ -287,6 +287,33 @@ def test_a_damaged_registry_record_is_named_and_the_others_stay_usable(
     assert two_versions.champion() == 1
 
 
+@pytest.mark.parametrize("damage, wrong", [
+    (lambda c: [c["version"]], "expected a mapping, received list"),
+    (lambda c: {**c, "version": "2"}, "its version is '2', expected a version number"),
+    (lambda c: {**c, "history": [1, "z"]}, "its history is \"[1, 'z']\", expected version numbers"),
+])
+def test_a_damaged_champion_record_is_named_and_promote_replaces_it(
+    two_versions: Registry, cli, damage, wrong: str
+) -> None:
+    """A champion record changed in the storage raised AttributeError tracebacks from every
+    command that reads the champion (list, monitor, rollback, promote)."""
+    study = optuna.load_study(study_name=PREFIX + "iris", storage=get_storage(None))
+    study.set_user_attr("tuneops:champion", damage(study.user_attrs["tuneops:champion"]))
+    pd.DataFrame(load_iris().data[:60], columns=load_iris().feature_names).to_csv(
+        "batch.csv", index=False
+    )
+    for command in (("registry", "list"), ("monitor", "--batch", "batch.csv"),
+                    ("registry", "rollback")):
+        code, _, err = cli(*command)
+        text = " ".join(err.split())
+        assert code == 2 and "Traceback" not in err, (command, err)
+        assert "model 'iris': the champion record in the registry" in text, text
+        assert f"is damaged: {wrong}" in text and "tuneops registry promote VERSION" in text
+    code, _, err = cli("registry", "promote", "1")  # the way out the message gives
+    assert code == 0, err
+    assert two_versions.champion() == 1 and two_versions.champion_history() == []
+
+
 def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> None:
     Path(two_versions.version(1)["artifact"]["path"]).unlink()
     before = _state(two_versions)

@@ -323,7 +323,58 @@ class Registry:
         return self._checked(f"{_VERSION}{number}", record)
 
     def champion(self) -> int | None:
-        return (self._attrs().get(_CHAMPION) or {}).get("version")
+        return self._champion_state().get("version")
+
+    def _champion_state(
+        self, attrs: Mapping[str, Any] | None = None, *, replacing: bool = False
+    ) -> dict[str, Any]:
+        """The champion record (``version``, ``history`` of earlier champions, the ``event``
+        of a change left unfinished), checked to be what tuneops writes.
+
+        ``replacing``: the caller writes a new champion record (promote, a rollback to a named
+        version): a damaged one is then read as no champion, with a warning, so that the
+        command the error advises gets out of it.
+
+        Raises:
+            UsageError: the record is damaged (edited in the storage, or the storage damaged),
+                unless ``replacing``.
+        """
+        raw = (self._attrs() if attrs is None else attrs).get(_CHAMPION)
+        if raw is None:
+            return {"version": None, "history": []}
+        wrong = None
+        if not isinstance(raw, Mapping):
+            wrong = f"expected a mapping, received {type(raw).__name__} {str(raw)[:40]!r}"
+        elif raw.get("version") is not None and (
+            not isinstance(raw["version"], int) or isinstance(raw["version"], bool)
+        ):
+            wrong = f"its version is {raw['version']!r}, expected a version number"
+        elif not isinstance(raw.get("history", []), list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in raw.get("history", [])
+        ):
+            wrong = f"its history is {str(raw.get('history'))[:60]!r}, expected version numbers"
+        elif raw.get("event") is not None and not (
+            isinstance(raw["event"], Mapping)
+            and {"key", "record", "retire", "why"} <= set(raw["event"])
+        ):
+            wrong = "its unfinished change's event is not one tuneops writes"
+        if wrong is None:
+            return dict(raw)
+        where = mask_url(resolve_url(self.storage_url))
+        text = (
+            f"model {self.name!r}: the champion record in the registry (storage {where!r}, "
+            f"study '{PREFIX}{self.name}') is damaged: {wrong}. tuneops did not write it so (it "
+            "was edited in the storage, or the storage is damaged)"
+        )
+        if replacing:
+            _log.warning("%s; it is replaced, and the champions before it are forgotten", text)
+            return {"version": None, "history": []}
+        raise UsageError(
+            f"{text}, and reads nothing of it. What to do: restore the storage from a backup; "
+            "or name the champion again (`tuneops registry promote VERSION` of one `tuneops "
+            "registry list` shows), which replaces the record (rollback then has no earlier "
+            "champion to go back to)."
+        )
 
     def require_champion(self) -> int:
         champion = self.champion()
@@ -336,7 +387,7 @@ class Registry:
 
     def champion_history(self) -> list[int]:
         """The previous champions, oldest first (where :meth:`rollback` goes back to)."""
-        return list((self._attrs().get(_CHAMPION) or {}).get("history", []))
+        return list(self._champion_state().get("history", []))
 
     def challenger(self) -> dict[str, Any] | None:
         """The served challenger: ``{"version", "mode" ("shadow"|"canary"), "share", "since"}``."""
@@ -669,7 +720,7 @@ class Registry:
         self, number: int, reason: str, force: bool, if_champion: Any
     ) -> dict[str, Any]:
         finished = self.finish_change()
-        state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
+        state = self._champion_state(replacing=True)
         previous = state.get("version")
         if previous == number:
             if finished and finished["kind"] == "promote" and finished["version"] == number:
@@ -732,7 +783,10 @@ class Registry:
         challenger = (attrs.get(_CHALLENGER) or {}).get("event")
         if challenger and challenger["key"] not in attrs:
             self.study.set_user_attr(challenger["key"], challenger["record"])
-        pending = (attrs.get(_CHAMPION) or {}).get("event")
+        try:
+            pending = self._champion_state(attrs).get("event")
+        except UsageError:  # damaged: said by what reads or replaces the champion after this
+            pending = None
         if not pending or pending["key"] in attrs:
             return None
         self._retire_challenger(set(pending["retire"]), pending["why"])
@@ -770,7 +824,7 @@ class Registry:
         self, number: int, mode: str, share: float, reason: str, force: bool, if_champion: Any
     ) -> dict[str, Any]:
         self.finish_change()
-        if number == (self._attrs().get(_CHAMPION) or {}).get("version"):
+        if number == self.champion():
             raise UsageError(
                 f"model {self.name!r}: version {number} is the champion; a challenger is "
                 "another version (`tuneops registry list`)."
@@ -839,12 +893,14 @@ class Registry:
                 ChampionChanged: the champion is not ``if_champion`` (the one the rollback was
                 decided on, as :meth:`promote`'s).
         """
-        state = self._attrs().get(_CHAMPION) or {}
-        pending = state.get("event")
-        if not pending or pending["key"] in self._attrs():  # none to finish: refused before
-            if to is not None:  # the claim is taken (a refused change writes nothing)
+        attrs = self._attrs()
+        raw = attrs.get(_CHAMPION)
+        pending = raw.get("event") if isinstance(raw, Mapping) else None
+        # none to finish: refused before the claim is taken (a refused change writes nothing)
+        if not isinstance(pending, Mapping) or pending.get("key") in attrs:
+            if to is not None:
                 self.version(to, field="to (--to)")
-            elif not state.get("history"):
+            elif not self._champion_state(attrs).get("history"):  # a damaged record: named
                 raise UsageError(
                     f"model {self.name!r}: no previous champion to roll back to; name a version "
                     "as to (--to)."
@@ -857,7 +913,7 @@ class Registry:
         if finished and finished["kind"] == "rollback" and to in (None, finished["version"]):
             return finished  # this rollback, stopped before its event: not rolled back twice
         self._expect_champion(if_champion, f"rolling back from version {if_champion}")
-        state = self._attrs().get(_CHAMPION) or {"version": None, "history": []}
+        state = self._champion_state(replacing=to is not None)
         history = list(state.get("history", []))
         if to is None:
             if not history:
