@@ -340,3 +340,38 @@ def test_a_file_whose_first_line_is_no_entry_is_not_called_a_damaged_journal(wor
     path.write_text('{\n  "study": "five"\n}\n')
     message = refused(str(path))
     assert "not an Optuna journal file" in message and "damaged" not in message
+
+
+def test_a_journal_damaged_while_a_run_reads_it_stops_the_read_with_the_line_named(
+    workdir: Path,
+) -> None:
+    """A line damaged after the storage opened (another writer's, a disk's) raised a bare
+    JSONDecodeError from the read that met it: a traceback that ended the run."""
+    import optuna
+
+    path = workdir / "study.journal"
+    lines = _journal_of_five_trials(path)
+    study = optuna.load_study(study_name="five", storage=get_storage(str(path)))
+    with path.open("ab") as f:
+        f.write(b"garbage\n" + lines[-1])  # a damaged line, then another writer's entry
+    with pytest.raises(StorageUnavailable) as caught:
+        study.get_trials()
+    text = str(caught.value)
+    assert f"journal file '{path}' is damaged at line {len(lines) + 1} (not a journal" in text
+    assert f"head -n {len(lines)} {path}" in text
+
+
+def test_what_optunas_replay_tells_a_writer_is_not_called_damage(workdir: Path) -> None:
+    """Optuna's replay raises to the writer of an entry it applies: a second create of the same
+    study (two runs or deploys starting together) is a DuplicatedStudyError that tuneops
+    catches to open the study instead. Read as a damaged journal, two deploys at the same
+    moment both failed."""
+    import optuna
+    from optuna.study import StudyDirection
+
+    path = str(workdir / "s.journal")
+    first, second = get_storage(path), get_storage(path)
+    optuna.create_study(storage=first, study_name="same")
+    with pytest.raises(optuna.exceptions.DuplicatedStudyError):
+        second.create_new_study(directions=[StudyDirection.MINIMIZE], study_name="same")
+    assert len(optuna.get_all_study_summaries(get_storage(path))) == 1  # the file reads whole

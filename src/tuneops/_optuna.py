@@ -36,6 +36,7 @@ from optuna._hypervolume import compute_hypervolume
 from optuna.storages import BaseStorage
 from optuna.storages._rdb import storage as _rdb
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend, JournalStorage
+from optuna.storages.journal import _storage as _journal_storage
 from optuna.storages.journal._base import BaseJournalBackend, BaseJournalSnapshot
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
@@ -80,6 +81,7 @@ __all__ = [
     "seek_journal_file",
     "read_journal_file",
     "JournalLineError",
+    "replay_signal",
     "redis_journal_top",
     "read_redis_journal",
 ]
@@ -917,17 +919,42 @@ class _Journal(JournalStorage):
     def _sync_with_backend(self) -> None:
         global _replaying
         if threading.current_thread() is not threading.main_thread():
-            super()._sync_with_backend()  # signal handlers run in the main thread only
+            self._replay()  # signal handlers run in the main thread only
             return
         _replaying += 1
         try:
-            super()._sync_with_backend()
+            self._replay()
         finally:
             _replaying -= 1
             if not _replaying and _deferred:
                 signum = _deferred[0]
                 _deferred.clear()
                 signal.raise_signal(signum)
+
+
+    def _replay(self) -> None:
+        """Optuna's replay of the entries not read yet; an entry it cannot read or apply is
+        raised as the error the backend makes of it (``damage(exc)``: a damaged line, named),
+        when it has one: a file damaged while a run read it stopped the run with a traceback."""
+        try:
+            super()._sync_with_backend()
+        except Exception as exc:
+            damage = getattr(self._backend, "damage", None)
+            error = damage(exc) if damage is not None else None
+            if error is None:
+                raise
+            raise error from exc
+
+
+def replay_signal(exc: BaseException) -> bool:
+    """True when ``exc``, raised by Optuna's journal replay, is what the replay tells the
+    writer of an entry it applies (``JournalStorageReplayResult``: this process's create of a
+    study that another created first, ``DuplicatedStudyError``; its update of a trial another
+    finished, ``UpdateFinishedTrialError``; a record gone, ``KeyError(NOT_FOUND_MSG)``), not
+    an entry that cannot be read."""
+    return isinstance(exc, optuna.exceptions.OptunaError) or (
+        isinstance(exc, KeyError) and exc.args == (_journal_storage.NOT_FOUND_MSG,)
+    )
 
 
 def journal_storage(backend: BaseJournalBackend) -> JournalStorage:

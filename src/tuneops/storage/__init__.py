@@ -484,14 +484,14 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
             # A snapshot that passed its checks but does not load (written by a tuneops whose
             # pickled names differ): replay the journal instead; a damaged journal raises again.
             if not snapshot_path(path).exists():
-                _raise_if_damaged(path, backend, exc)
+                _raise_if_damaged(backend, exc)
                 raise
             _log.debug("journal snapshot of %s not restored (%r): replaying the journal", path, exc)
             backend = SnapshotJournalFile(path, use_snapshot=False)
             try:
                 return _optuna.open_journal(backend)
             except Exception as again:
-                _raise_if_damaged(path, backend, again)
+                _raise_if_damaged(backend, again)
                 raise
     except PermissionError as exc:
         raise StorageUnavailable(
@@ -501,42 +501,11 @@ def _journal_file(path: str) -> optuna.storages.BaseStorage:
 
 
 
-def _raise_if_damaged(path: str, backend: SnapshotJournalFile | None, exc: Exception) -> None:
-    """Raise :class:`StorageUnavailable` naming the line when ``exc`` is a journal file's line
-    after the first that is not an entry Optuna can replay (a byte flipped by a disk, an edit,
-    a copy cut short): the file is a journal whose entries before that line are whole. A file
-    whose first line fails is not a journal at all, and is left to the caller to say so."""
-    if backend is None or isinstance(exc, OSError):
-        return
-    number = exc.log_number if isinstance(exc, _optuna.JournalLineError) else backend.applying
-    if number < 1:
-        return
-    reason = (
-        f"not a journal entry: {type(exc.reason).__name__}: {exc.reason}"
-        if isinstance(exc, _optuna.JournalLineError)
-        else f"an entry Optuna cannot replay: {type(exc).__name__}: {str(exc)[:200]}"
-    )
-    raise StorageUnavailable(
-        f"journal file {path!r} is damaged at line {number + 1} ({reason}; the line begins "
-        f"{_journal_line(path, number)[:80]!r}). Its first {number} entries are whole; that "
-        "line and every one after it cannot be read, so no command reads the file until it is "
-        "repaired. What to do: restore the file from a backup; or keep its first "
-        f"{number} entries (`head -n {number} {path} > {path}.kept`, then pass --storage "
-        f"{path}.kept): whatever was recorded from line {number + 1} on is lost, and a run "
-        "resumed on that file runs the trials its budget then has left."
-    ) from exc
-
-
-def _journal_line(path: str, number: int) -> bytes:
-    """Line ``number`` (from 0) of the file at ``path``, without its newline (b"" if none)."""
-    try:
-        with open(path, "rb") as f:
-            for i, line in enumerate(f):
-                if i == number:
-                    return line.rstrip(b"\n")
-    except OSError:
-        pass
-    return b""
+def _raise_if_damaged(backend: SnapshotJournalFile | None, exc: Exception) -> None:
+    """Raise what :meth:`SnapshotJournalFile.damage` makes of ``exc``, if anything."""
+    error = backend.damage(exc) if backend is not None else None
+    if error is not None:
+        raise error from exc
 
 
 def _rdb(url: str, n_workers: int) -> optuna.storages.BaseStorage:

@@ -22,6 +22,7 @@ from tuneops import _optuna
 from tuneops._files import write_error
 from tuneops._journal_lock import JournalLock
 from tuneops.errors import (
+    StorageUnavailable,
     WriteError,
 )
 
@@ -90,6 +91,36 @@ class SnapshotJournalFile(JournalFileBackend):
         entries = _optuna.read_journal_file(self, log_number_from, self._glued)
         for self.applying, entry in enumerate(entries, log_number_from):
             yield entry
+
+    def damage(self, exc: BaseException) -> StorageUnavailable | None:
+        """The error to raise for ``exc``, raised while the storage replayed this file, when it
+        is a line after the first that is not an entry Optuna can replay (a byte flipped by a
+        disk, an edit, a copy cut short; :attr:`applying` names the entry applied when Optuna
+        raised): the file is a journal whose entries before that line are whole. None for
+        anything else, a file whose first line fails among it (it is no journal at all)."""
+        if not isinstance(exc, Exception) or isinstance(exc, OSError):
+            return None
+        if _optuna.replay_signal(exc):  # Optuna telling this writer, not a damaged line
+            return None
+        line = exc if isinstance(exc, _optuna.JournalLineError) else None
+        number = line.log_number if line is not None else self.applying
+        if number < 1:
+            return None
+        reason = (
+            f"not a journal entry: {type(line.reason).__name__}: {line.reason}"
+            if line is not None
+            else f"an entry Optuna cannot replay: {type(exc).__name__}: {str(exc)[:200]}"
+        )
+        path = self.path
+        return StorageUnavailable(
+            f"journal file {path!r} is damaged at line {number + 1} ({reason}; the line begins "
+            f"{_journal_line(path, number)[:80]!r}). Its first {number} entries are whole; "
+            "that line and every one after it cannot be read, so no command reads the file "
+            "until it is repaired. What to do: restore the file from a backup; or keep its "
+            f"first {number} entries (`head -n {number} {path} > {path}.kept`, then pass "
+            f"--storage {path}.kept): whatever was recorded from line {number + 1} on is lost, "
+            "and a run resumed on that file runs the trials its budget then has left."
+        )
 
     def _glued(self, log_number: int, dropped: int) -> None:
         if log_number not in self._warned_glued:
@@ -178,6 +209,18 @@ def _write_error(path: str, exc: OSError) -> WriteError:
         then="run the same command again to resume the study: everything recorded before is "
         "intact (an entry cut short is removed at the next write)",
     )
+
+
+def _journal_line(path: str, number: int) -> bytes:
+    """Line ``number`` (from 0) of the file at ``path``, without its newline (b"" if none)."""
+    try:
+        with open(path, "rb") as f:
+            for i, line in enumerate(f):
+                if i == number:
+                    return line.rstrip(b"\n")
+    except OSError:
+        pass
+    return b""
 
 
 def _cut_torn_tail(fd: int, path: str) -> None:
