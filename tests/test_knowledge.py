@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import logging
 from dataclasses import replace
 
@@ -782,6 +783,22 @@ def test_a_knowledge_base_file_beyond_its_bound_is_refused_unread(tmp_path, monk
         path.write_bytes(gzip.compress(b'{"entries": []}')[:-6])
         with pytest.raises(DataError, match="is not readable JSON"):
             load_file(path)
+
+
+@pytest.mark.parametrize("document, expected", [
+    ({"entries": 5}, "expected an object with a list of 'entries' .* and 'entries' a int"),
+    ({"entries": [{"dataset": "iris"}]}, r"knowledge base '.*kb.json', entry 1 of 1: knowledge "
+     r"base entry 'iris': expected keys .*KeyError\('task'\)\. What to do: write the file again"),
+])
+def test_a_damaged_knowledge_base_file_names_the_file_and_the_entry(
+    workdir, cli, document, expected
+) -> None:
+    """A list of entries that was not a list raised a TypeError traceback (`kb import`); a
+    damaged entry was named without its file."""
+    (workdir / "kb.json").write_text(json.dumps(document))
+    code, _, err = cli("kb", "import", "kb.json")
+    assert code == 2 and "Traceback" not in err, err
+    assert re.search(expected, " ".join(err.split())), err
 
 
 def test_kb_recommend_reads_codes_as_categories_as_the_run_would(workdir, cli):

@@ -402,16 +402,29 @@ def load_file(path: str | Path, source: str | None = None) -> KnowledgeBase:
             f"{' once decompressed' if gzipped else ''}; the shipped base is 3 MB. Check that "
             "this is a file of `tuneops kb export`."
         )
-    if not isinstance(raw, Mapping) or "entries" not in raw:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("entries"), list):
         raise DataError(
-            f"knowledge base {str(path)!r}: expected an object with 'entries' (from `tuneops kb "
-            f"export`), received {type(raw).__name__} with keys "
-            f"{list(raw)[:5] if isinstance(raw, Mapping) else '-'}."
+            f"knowledge base {str(path)!r}: expected an object with a list of 'entries' (from "
+            f"`tuneops kb export`), received {type(raw).__name__} with keys "
+            f"{list(raw)[:5] if isinstance(raw, Mapping) else '-'}"
+            + (
+                f" and 'entries' a {type(raw['entries']).__name__}"
+                if isinstance(raw, Mapping) and "entries" in raw
+                else ""
+            )
+            + ". What to do: give a file `tuneops kb export` wrote, or write it again."
         )
     label = source or f"file:{path.name}"
-    return KnowledgeBase(
-        tuple(Entry.from_dict(e, label) for e in raw["entries"]), raw.get("built_with")
-    )
+    entries = []
+    for i, raw_entry in enumerate(raw["entries"], 1):
+        try:
+            entries.append(Entry.from_dict(raw_entry, label))
+        except DataError as exc:
+            raise DataError(
+                f"knowledge base {str(path)!r}, entry {i} of {len(raw['entries'])}: {exc} What "
+                "to do: write the file again (`tuneops kb export PATH`), or remove that entry."
+            ) from exc
+    return KnowledgeBase(tuple(entries), raw.get("built_with"))
 
 
 def load_shipped() -> KnowledgeBase:
