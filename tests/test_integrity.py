@@ -314,6 +314,27 @@ def test_a_damaged_champion_record_is_named_and_promote_replaces_it(
     assert two_versions.champion() == 1 and two_versions.champion_history() == []
 
 
+@pytest.mark.parametrize("damaged", ["x", {}, {"kind": "verify"}])
+def test_a_damaged_registry_event_is_left_out_with_a_warning(
+    two_versions: Registry, cli, caplog, damaged
+) -> None:
+    """An event changed in the storage raised TypeError/KeyError tracebacks from `registry
+    show` and `monitor`, which read the event log."""
+    study = optuna.load_study(study_name=PREFIX + "iris", storage=get_storage(None))
+    key = sorted(k for k in study.user_attrs if k.startswith("tuneops:event:"))[-1]
+    events = len(two_versions.events())
+    study.set_user_attr(key, damaged)
+    pd.DataFrame(load_iris().data[:60], columns=load_iris().feature_names).to_csv(
+        "batch.csv", index=False
+    )
+    for command in (("registry", "show", "2"), ("monitor", "--batch", "batch.csv")):
+        code, _, err = cli(*command)
+        assert code == 0 and "Traceback" not in err, (command, err)
+    named = f"model 'iris': event {key.removeprefix('tuneops:event:')} in the registry"
+    assert named in caplog.text and "left out of the events" in caplog.text
+    assert len(two_versions.events()) == events  # one left out, the monitor's own recorded
+
+
 def test_missing_artifact_is_refused_before_rollback(two_versions: Registry) -> None:
     Path(two_versions.version(1)["artifact"]["path"]).unlink()
     before = _state(two_versions)

@@ -402,9 +402,30 @@ class Registry:
         return found[-1] if found else None
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The events (of ``kind``), oldest first. One changed in the storage into what
+        tuneops does not write (not a mapping with its kind and time) is left out with a
+        warning that names it: the others are read as ever."""
         attrs = self._attrs()
-        keys = sorted(k for k in attrs if k.startswith(_EVENT))
-        return [attrs[k] for k in keys if kind is None or attrs[k]["kind"] == kind]
+        out: list[dict[str, Any]] = []
+        for key in sorted(k for k in attrs if k.startswith(_EVENT)):
+            event = attrs[key]
+            if not (
+                isinstance(event, dict)
+                and isinstance(event.get("kind"), str)
+                and isinstance(event.get("time"), str)
+            ):
+                _log.warning(
+                    "model %r: event %s in the registry (storage %r) is damaged (%s, expected "
+                    "a mapping with its kind and time); left out of the events",
+                    self.name,
+                    key.removeprefix(_EVENT),
+                    mask_url(resolve_url(self.storage_url)),
+                    str(event)[:60],
+                )
+                continue
+            if kind is None or event["kind"] == kind:
+                out.append(event)
+        return out
 
     def settings(self) -> dict[str, Any]:
         """The model's own ``monitor`` settings (:meth:`configure`; empty: none)."""
