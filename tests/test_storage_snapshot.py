@@ -82,6 +82,26 @@ def test_a_run_leaves_a_snapshot_that_restores_the_replayed_state(workdir: Path)
     assert _state(opened) == _state(reference)
 
 
+def test_a_snapshot_temporary_a_killed_save_left_is_removed_by_a_later_save(
+    workdir: Path,
+) -> None:
+    """A save killed while it wrote left FILE.snapshot.<pid>.tmp, as large as the snapshot,
+    that no later save (under another pid) ever removed."""
+    import os
+    import time
+
+    path = workdir / "s.journal"
+    snap = storage.snapshot_path(path)
+    stale, fresh = Path(f"{snap}.99999991.tmp"), Path(f"{snap}.99999992.tmp")
+    for leftover in (stale, fresh):
+        leftover.write_bytes(b"half a pickle")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    _run(path, 3)  # ends with a save
+    assert snap.exists() and not stale.exists()
+    assert fresh.exists()  # maybe another process's save under way: left alone
+
+
 def test_a_study_grown_after_the_snapshot_replays_only_the_new_entries(workdir: Path) -> None:
     """Another worker (plain Optuna here, which saves no snapshot) adds trials after the run:
     the reader restores the snapshot and replays the rest; it sees every trial."""

@@ -5,12 +5,14 @@ cache, never a source of truth (see :mod:`tuneops.storage`)."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -311,6 +313,7 @@ def save_snapshot(storage: optuna.storages.BaseStorage) -> Path | None:
         return None
     target = snapshot_path(backend.path)
     temporary = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    _remove_stale_temporaries(target)
     try:
         digest = _prefix_digest(backend.path, offset)
         if digest is None:
@@ -336,6 +339,25 @@ def save_snapshot(storage: optuna.storages.BaseStorage) -> Path | None:
         return None
     backend.restored = n_entries
     return target
+
+
+#: A temporary snapshot older than this was left by a process killed while it saved one
+#: (a save writes its file continually, in well under a second at 10,000 trials).
+STALE_TEMPORARY_S = 3600.0
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the ``FILE.snapshot.<pid>.tmp`` files a save killed mid-write left beside
+    ``target`` (as large as the snapshot, 5 MB and more at 10,000 trials; no later save,
+    under another pid, replaced them). Only this user's files an hour old: a save running
+    now in another process writes its own."""
+    now = time.time()
+    for tmp in target.parent.glob(f"{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            info = tmp.lstat()
+            mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+            if mine and stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TEMPORARY_S:
+                tmp.unlink()
 
 
 class _Digest:
