@@ -162,6 +162,7 @@ def test_a_results_json_not_written_leaves_no_earlier_one_beside_the_new_model(
     code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report")
     assert code == 0, err
     assert (workdir / "out" / "results.json").is_file()
+    (workdir / "out" / "report.html").write_text("<html>the earlier run's</html>")
 
     def refused(path, data):
         if fault == "interrupt":
@@ -173,10 +174,11 @@ def test_a_results_json_not_written_leaves_no_earlier_one_beside_the_new_model(
         code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report", "--n-trials", "6")
     assert code == (130 if fault == "interrupt" else 1), err
     if fault == "full disk":
-        assert "The earlier results.json in out was removed" in err
-    # this run's model, and no results.json of the run before that names another selection
+        assert "The earlier results.json and report.html in out were removed" in err
+    # this run's model, and no results.json or report of the run before: another selection
     assert (workdir / "out" / MODEL_FILE).is_file()
     assert not (workdir / "out" / "results.json").exists()
+    assert not (workdir / "out" / "report.html").exists()
     code, _, err = cli("run", "s.yaml", "--out", "out", "--no-report", "--n-trials", "6")
     assert code == 0, err
     results = json.loads((workdir / "out" / "results.json").read_text())

@@ -643,11 +643,13 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
         # This run's model is saved, its results.json is not (a full disk, a signal): an
         # earlier run's results.json beside it would name another selection and other figures
         # than the model, and a pipeline reading both would take them as the model's.
-        removed = model_path is not None and _remove_stale_results(out_dir)
+        removed = _remove_stale_results(out_dir) if model_path is not None else []
         if removed and isinstance(exc, WriteError):
             error = WriteError(
-                f"{exc} The earlier results.json in {out_dir} was removed: it described the "
-                f"study before this run, whose {MODEL_FILE} is saved."
+                f"{exc} The earlier {' and '.join(removed)} in {out_dir} "
+                f"{'were' if len(removed) > 1 else 'was'} removed: "
+                f"{'they' if len(removed) > 1 else 'it'} described the study before this run, "
+                f"whose {MODEL_FILE} is saved."
             )
             error.errno = exc.errno
             raise error from exc
@@ -655,15 +657,21 @@ def _write_outputs(study: optuna.Study, spec: Spec, objective: Any, elapsed: flo
     return RunResult(study, choice, results, out_dir, model_path, results_path, message)
 
 
-def _remove_stale_results(out_dir: Path) -> bool:
-    """Remove ``out_dir/results.json``; True when there was one."""
-    try:
-        (out_dir / "results.json").unlink()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return False
-    except OSError:  # not ours to remove (permissions): the error raised says what failed
-        return False
-    return True
+#: What a run writes beside its model that describes the study as it was (``report.html`` is
+#: the CLI's, written after run() returns).
+_STATE_FILES = ("results.json", "report.html")
+
+
+def _remove_stale_results(out_dir: Path) -> list[str]:
+    """Remove an earlier run's :data:`_STATE_FILES` from ``out_dir``; the names removed."""
+    removed = []
+    for name in _STATE_FILES:
+        try:
+            (out_dir / name).unlink()
+        except OSError:  # none, a directory, or not ours to remove: left as it is
+            continue
+        removed.append(name)
+    return removed
 
 
 def export_trial(
