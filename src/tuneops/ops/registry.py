@@ -574,9 +574,12 @@ class Registry:
 
     def _expect_champion(self, expected: Any, what: str) -> None:
         """Refuse ``what`` (a change decided while ``expected`` was the champion) when it is
-        no longer the champion (:data:`_ANY`: any champion will do)."""
+        no longer the champion (:data:`_ANY`: any champion will do, and a damaged champion
+        record is left to the change, which replaces it or names it)."""
+        if expected is _ANY:
+            return
         current = self.champion()
-        if expected is not _ANY and current != expected:
+        if current != expected:
             raise ChampionChanged(
                 f"model {self.name!r}: {what} was decided while version {expected} was the "
                 f"champion, and the champion is now {current} (changed by another process "
