@@ -75,8 +75,9 @@ def auto_pruner(
     the best on the first five sets, missed the target more often than no pruning on the
     held-out ones: a trial must be judged twice, gently, where the curves still cross. The
     boundary of 27 steps is tuneops' own schedule, where the first rule was measured. On
-    LightGBM curves reporting each of 100 rounds, recorded after the choice, the many-step rule
-    also reached the target more often than the previous one and saved more. Optuna's
+    LightGBM curves reporting each of 100 rounds (11 sets), recorded after the choice, the
+    many-step rule saved 23-29 % against 16-20 % and reached the target in 82-84 % of the
+    runs against 71-85 % (no pruning 74-75 %). Optuna's
     ``SuccessiveHalvingPruner`` places rungs at absolute steps (``min_resource * rf**k``:
     epochs 1, 4, 16 of a 50-epoch curve) and reached the target in 39-61 % of the epoch runs.
     """
