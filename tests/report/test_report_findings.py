@@ -318,28 +318,6 @@ def test_a_halving_pruner_at_its_design_share_is_not_too_much_pruning():
     assert f.level == "warning" and "Too much pruning: 18 of 20" in f.text
 
 
-@pytest.mark.parametrize(("max_step", "rungs", "level"), [(50, (17, 34), "warning"), (27, (3, 9), "info")])
-def test_auto_with_a_learned_maximum_step_is_judged_by_the_rule_its_steps_ran(max_step, rungs, level):
-    """auto records two rules when it learns the maximum step: beyond 27 steps, reduction
-    factor 2 (2 rungs let about 1 in 4 trials finish), so 17 of 20 pruned (85 %) is more than
-    its design; up to 27, reduction factor 3 (about 1 in 9), so the same share is by design."""
-    from tuneops.pruning import make_pruner
-
-    study = optuna.create_study(direction="maximize")
-    study.set_user_attr(_study.PRUNER, repr(make_pruner("auto", n_trials=20)))
-    for i in range(20):
-        pruned = i >= 3
-        last = rungs[i % 2] if pruned else max_step
-        steps = [r for r in rungs if r <= last] + ([] if pruned else [max_step])
-        record = {"steps": steps, "n_steps": max_step, "max_step": max_step, "fit_s": 0.1 * last,
-                  "pruned": pruned}
-        add(study, i, {"lr": 0.01}, None if pruned else [0.5],
-            state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
-            attrs={_study.FIDELITY: record}, intermediate={s: 0.5 for s in range(1, last + 1)})
-    (f,) = topics(study, "pruning")
-    assert f.level == level and "17 of 20" in f.text
-
-
 def test_pruning_savings_are_never_negative_or_meaningless():
     # pruned trials took as long as complete ones: nothing measurable was saved, nothing is said
     (f,) = topics(series([0.5] * 12, states={3: TrialState.PRUNED}), "pruning")

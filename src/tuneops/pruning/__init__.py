@@ -8,8 +8,8 @@
 * ``auto`` is resolved by :func:`auto_pruner` from the problem and the budget (the rule and the
   benchmark behind it are in its docstring). For one objective it is
   :class:`FractionalHalvingPruner`: asynchronous successive halving whose rungs sit at
-  fractions of the maximum step, so the same rule fits an objective that reports 4 steps
-  (tuneops' fidelity schedule) or 500 (every epoch of a custom objective).
+  fractions of the maximum step, so a rule fits an objective that reports 4 steps or 500:
+  from 1/9 on tuneops' fidelity schedule (a spec), from 1/3 on an objective's own steps.
 * :class:`ParetoPruner` prunes multi-objective studies, which Optuna does not (its issue
   #3450: ``Trial.report``/``should_prune`` raise ``NotImplementedError`` there). It is an
   ordinary :class:`optuna.pruners.BasePruner`; intermediate objective vectors are kept in the
@@ -171,6 +171,7 @@ def make_pruner(
     n_trials: int | None = None,
     max_step: int | None = None,
     measured_after_last: bool = False,
+    fidelity_schedule: bool = False,
 ) -> optuna.pruners.BasePruner:
     """Build the pruner ``name`` with keyword ``params``; ``auto`` looks at the problem.
 
@@ -181,6 +182,10 @@ def make_pruner(
         measured_after_last: the objective still measures something after its last step
             (a spec's serving cost: latency, size), so a multi-objective cut there saves that
             measurement; otherwise (``tune()``) the training is paid for and nothing is cut.
+        fidelity_schedule: the objective reports tuneops' fidelity steps (a spec), whose
+            curves ``auto``'s earlier rungs were measured on; otherwise (``tune()``, a plain
+            Optuna study) ``auto`` judges the objective's own steps later and more gently
+            (:func:`auto_pruner`).
 
     Raises:
         SpecError: unknown name, an unknown parameter, or a value out of range (the message
@@ -202,6 +207,7 @@ def make_pruner(
             n_trials=n_trials,
             max_step=options.get("max_step", max_step),
             measured_after_last=measured_after_last,
+            fidelity_schedule=fidelity_schedule,
         )
     if n_objectives > 1 and name not in MULTI_OBJECTIVE:
         raise SpecError(

@@ -21,14 +21,13 @@ SMALL_BUDGET = 10
 
 
 #: ``auto``'s rungs (one objective): reduction factor and the first rung's fraction of the
-#: maximum step, up to ``AUTO_FEW_STEPS`` steps (a spec's fidelity schedule, 27ths; an objective
-#: reporting few steps) and beyond (``AUTO_MANY_STEPS_*``: an objective reporting every epoch or
-#: boosting round). Chosen by benchmarks/bench_pruners.py (see :func:`auto_pruner`).
+#: maximum step, on tuneops' fidelity schedule (a spec) and on an objective's own steps (every
+#: epoch or boosting round of a ``tune()`` objective). Chosen by benchmarks/bench_pruners.py
+#: (see :func:`auto_pruner`).
 AUTO_REDUCTION_FACTOR = 3
 AUTO_MIN_FRACTION = 1 / 9
-AUTO_FEW_STEPS = 27
-AUTO_MANY_STEPS_REDUCTION_FACTOR = 2
-AUTO_MANY_STEPS_FRACTION = 1 / 3
+AUTO_OWN_STEPS_REDUCTION_FACTOR = 2
+AUTO_OWN_STEPS_FRACTION = 1 / 3
 #: ``auto`` with several objectives: Pareto pruning decides from this fraction of the maximum step.
 AUTO_PARETO_WARMUP = 1 / 3
 
@@ -39,8 +38,10 @@ def auto_pruner(
     n_trials: int | None = None,
     max_step: int | None = None,
     measured_after_last: bool = False,
+    fidelity_schedule: bool = False,
 ) -> optuna.pruners.BasePruner:
-    """The pruner ``auto`` resolves to, by budget (``n_trials``) and number of objectives.
+    """The pruner ``auto`` resolves to, by budget (``n_trials``), number of objectives, and
+    whose steps the objective reports (``fidelity_schedule``: tuneops' own, a spec's).
 
     * Fewer than ``SMALL_BUDGET`` (10) trials: no pruning (every trial would be compared with
       too few others).
@@ -50,13 +51,13 @@ def auto_pruner(
       never after the last step unless the objective still measures a serving cost there
       (``measured_after_last``: a spec's latency or size).
     * One objective, 10 trials or more, or no trial budget (a timeout or a compute budget):
-      :class:`AutoHalvingPruner`, asynchronous successive halving with rungs at fractions of
-      the maximum step (declared as ``max_step``, or learned from the completed trials). Up to
-      27 steps (a spec's fidelity schedule, 27ths, or an objective reporting few steps):
-      reduction factor 3, rungs at 1/9 and 1/3 (a trial goes on only in the top third of the
-      trials that reached the rung): steps 3 and 9 of a spec, steps 1 and 2 of 4. Beyond 27
-      steps (an objective reporting every epoch or boosting round): reduction factor 2, rungs
-      at 1/3 and 2/3 (top half): epochs 17 and 34 of 50, 167 and 334 of 500.
+      :class:`FractionalHalvingPruner`, asynchronous successive halving with rungs at
+      fractions of the maximum step (declared as ``max_step``, or learned from the completed
+      trials). On tuneops' fidelity schedule (``fidelity_schedule``: a spec, 27ths): reduction
+      factor 3, rungs at 1/9 and 1/3 (a trial goes on only in the top third of the trials that
+      reached the rung): steps 3 and 9. On an objective's own steps (``tune()``, or any
+      Optuna study: every epoch or boosting round, whatever their number): reduction factor 2,
+      rungs at 1/3 and 2/3 (the top half goes on): epochs 17 and 34 of 50, steps 2 and 3 of 4.
 
     Why (benchmarks/bench_pruners.py, figures in docs/benchmarks.md, "Pruning"): under a fixed
     compute budget, replayed on recorded real curves. On tuneops' own schedule (27ths, 40
@@ -69,17 +70,21 @@ def auto_pruner(
     five and negative on two of six held-out sets (fast learners that overfit), and the same
     rungs cut the configurations that win later: on the first five sets (3 draws of 20
     streams) they reached the no-pruning target in 82-84 % of the runs against 89-94 % without
-    pruning, on six held-out sets in 51-60 % against 72-79 %. Halving at 1/3 and 2/3 with
-    reduction factor 2 reached it in as many runs as no pruning or more on both (93-98 % and
-    83-86 %) and saved more (14-22 % and 9-17 %). A single rung at 1/3 with reduction factor 3,
-    the best on the first five sets, missed the target more often than no pruning on the
-    held-out ones: a trial must be judged twice, gently, where the curves still cross. The
-    boundary of 27 steps is tuneops' own schedule, where the first rule was measured. On
-    LightGBM curves reporting each of 100 rounds (11 sets), recorded after the choice, the
-    many-step rule saved 23-29 % against 16-20 % and reached the target in 82-84 % of the
-    runs against 71-85 % (no pruning 74-75 %). Optuna's
-    ``SuccessiveHalvingPruner`` places rungs at absolute steps (``min_resource * rf**k``:
-    epochs 1, 4, 16 of a 50-epoch curve) and reached the target in 39-61 % of the epoch runs.
+    pruning, on six held-out sets in 51-60 % against 72-79 %; with the same MLPs reporting 20
+    epochs (2 draws), in 33-51 % and 52-62 % against 87-97 % and 68-76 %. Halving at 1/3 and
+    2/3 with reduction factor 2 reached it in as many runs as no pruning or more on both
+    50-epoch splits (93-98 % and 83-86 %) and saved more (14-22 % and 9-17 %); at 20 epochs it
+    reached it in 87-94 % and 77-82 % and saved -5 % and 10-22 %. A single rung at 1/3 with
+    reduction factor 3, the best on the first five sets, missed the target more often than no
+    pruning on the held-out ones: a trial must be judged twice, gently, where the curves still
+    cross. On LightGBM curves reporting each of 100 rounds (11 sets), recorded after the choice, the
+    own-steps rule saved 23-29 % against 16-20 % and reached the target in 82-84 % of the
+    runs against 71-85 % (no pruning 74-75 %). tuneops cannot tell an objective's curves from
+    the number of steps it reports (20 MLP epochs rank as late as 50), so the rule follows
+    whose steps they are: the spec's, measured, or the objective's own, where reaching the
+    target comes first. Optuna's ``SuccessiveHalvingPruner`` places rungs at absolute steps
+    (``min_resource * rf**k``: epochs 1, 4, 16 of a 50-epoch curve) and reached the target
+    in 39-61 % of the epoch runs.
     """
     if n_trials is not None and n_trials < SMALL_BUDGET:
         return optuna.pruners.NopPruner()
@@ -89,49 +94,17 @@ def auto_pruner(
             max_step=max_step,
             cut_at_last_step=measured_after_last,
         )
-    return AutoHalvingPruner(max_step=max_step)
-
-
-class AutoHalvingPruner(FractionalHalvingPruner):
-    """``auto``'s pruner for one objective: :class:`FractionalHalvingPruner` whose rule depends
-    on the number of steps. Up to 27 (``AUTO_FEW_STEPS``: a spec's fidelity schedule, or an
-    objective reporting few steps): reduction factor 3, rungs at 1/9 and 1/3 of the maximum
-    step. Beyond (an objective reporting every epoch or boosting round): reduction factor 2,
-    rungs at 1/3 and 2/3. The maximum step may be learned, so the rule applies once it is
-    known (see :func:`auto_pruner` for why).
-
-    Example::
-
-        >>> AutoHalvingPruner(max_step=27).rungs(27), AutoHalvingPruner().rungs(500)
-        ([3, 9], [167, 334])
-    """
-
-    def __init__(self, *, max_step: int | None = None) -> None:
-        super().__init__(
+    if fidelity_schedule:
+        return FractionalHalvingPruner(
             max_step=max_step,
             reduction_factor=AUTO_REDUCTION_FACTOR,
             min_fraction=AUTO_MIN_FRACTION,
         )
-
-    def schedule(self, max_step: int) -> tuple[int, float]:
-        if max_step <= AUTO_FEW_STEPS:
-            return AUTO_REDUCTION_FACTOR, AUTO_MIN_FRACTION
-        return AUTO_MANY_STEPS_REDUCTION_FACTOR, AUTO_MANY_STEPS_FRACTION
-
-    def __repr__(self) -> str:
-        if self.max_step is not None:
-            # declared: the one rule that applies (read by the report's pruning finding)
-            factor, fraction = self.schedule(self.max_step)
-            return (
-                f"FractionalHalvingPruner(max_step={self.max_step}, reduction_factor={factor}, "
-                f"min_fraction={fraction:.4g})"
-            )
-        return (
-            "FractionalHalvingPruner(max_step=learned, "
-            f"reduction_factor={AUTO_REDUCTION_FACTOR}, min_fraction={AUTO_MIN_FRACTION:.4g}; "
-            f"beyond {AUTO_FEW_STEPS} steps reduction_factor={AUTO_MANY_STEPS_REDUCTION_FACTOR}, "
-            f"min_fraction={AUTO_MANY_STEPS_FRACTION:.4g})"
-        )
+    return FractionalHalvingPruner(
+        max_step=max_step,
+        reduction_factor=AUTO_OWN_STEPS_REDUCTION_FACTOR,
+        min_fraction=AUTO_OWN_STEPS_FRACTION,
+    )
 
 
 def is_off(study_attrs: Mapping[str, Any]) -> bool:

@@ -112,19 +112,12 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         rung ``reduction_factor**bracket`` times later than bracket 0's)."""
         key = (max_step, bracket)
         if key not in self._rungs:
-            reduction_factor, min_fraction = self.schedule(max_step)
             self._rungs[key] = rung_steps(
                 max_step,
-                reduction_factor=reduction_factor,
-                min_fraction=min_fraction * reduction_factor**bracket,
+                reduction_factor=self.reduction_factor,
+                min_fraction=self.min_fraction * self.reduction_factor**bracket,
             )
         return self._rungs[key]
-
-    def schedule(self, max_step: int) -> tuple[int, float]:
-        """The reduction factor and the first rung's fraction for ``max_step``: the
-        parameters here; ``auto`` chooses them by the number of steps
-        (:class:`tuneops.pruning.choice.AutoHalvingPruner`)."""
-        return self.reduction_factor, self.min_fraction
 
     def bracket(self, study_name: str, number: int) -> int:
         """The Hyperband bracket of a trial: fixed by the study's name and the trial's number
@@ -175,7 +168,6 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
         if trials is None:
             trials = study.get_trials(deepcopy=False)
         maximize = study.direction == StudyDirection.MAXIMIZE
-        reduction_factor = self.schedule(max_step)[0]
         for rung in crossed:
             competing = [value]
             for other in trials:
@@ -186,7 +178,7 @@ class FractionalHalvingPruner(optuna.pruners.BasePruner):
                     at = self._value_at(study.study_name, other, rung, max_step)
                     if at is not None and not math.isnan(at):
                         competing.append(at)
-            if not _promotable(value, competing, reduction_factor, maximize):
+            if not _promotable(value, competing, self.reduction_factor, maximize):
                 return True
         return False
 

@@ -464,11 +464,7 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
                     f" Pruning saved about {est:.1f} s of {total:.1f} s (pruned trials "
                     "counted at the median duration of complete trials)."
                 )
-    # the largest step a completed trial reported: which of auto's two rules ran
-    max_step = max(
-        (max(t.intermediate_values) for t in complete if t.intermediate_values), default=None
-    )
-    design = _halving_design(savings, max_step)
+    design = _halving_design(savings)
     if design is not None and share > PRUNED_TOO_MANY and share <= design[0] + HALVING_SLACK:
         return [
             Finding(
@@ -505,25 +501,17 @@ def pruning(view: StudyView, panels: Mapping[str, Any]) -> list[Finding]:
 HALVING_SLACK = 0.05
 
 
-def _halving_design(
-    savings: Mapping[str, Any] | None, max_step: int | None = None
-) -> tuple[float, float, int] | None:
+def _halving_design(savings: Mapping[str, Any] | None) -> tuple[float, float, int] | None:
     """(design share, reduction factor, rungs reached) of a halving pruner's record; None for
-    another pruner or without a record. ``auto`` with a learned maximum step records two rules
-    (``...; beyond N steps reduction_factor=...``): the second applies when the trials'
-    ``max_step`` exceeds N."""
+    another pruner or without a record."""
     text = str((savings or {}).get("pruner") or "")
     if not any(name in text for name in ("Halving", "Hyperband")):
         return None
-    found = re.findall(r"reduction_factor=(\d+(?:\.\d+)?)", text)
-    beyond = re.search(r"beyond (\d+) steps", text)
-    many = beyond is not None and max_step is not None and max_step > int(beyond.group(1))
+    found = re.search(r"reduction_factor=(\d+(?:\.\d+)?)", text)
     rungs = len((savings or {}).get("pruned_at_step") or {})
-    if not found or rungs == 0:
+    if found is None or rungs == 0 or float(found.group(1)) <= 1:
         return None
-    factor = float(found[-1] if many else found[0])
-    if factor <= 1:
-        return None
+    factor = float(found.group(1))
     return 1.0 - factor**-rungs, factor, rungs
 
 
