@@ -137,7 +137,8 @@ def test_schedule_is_geometric_down_to_1_27_and_auto_rungs_fall_on_it():
 
     assert FIDELITY_STEPS == (1, 3, 9, 27)
     assert all(b == 3 * a for a, b in zip(FIDELITY_STEPS, FIDELITY_STEPS[1:], strict=False))
-    assert make_pruner("auto", {"max_step": FIDELITY_STEPS[-1]}, n_trials=50).rungs(27) == [3, 9]
+    spec_auto = make_pruner("auto", {"max_step": FIDELITY_STEPS[-1]}, n_trials=50, fidelity_schedule=True)
+    assert spec_auto.rungs(27) == [3, 9]  # a spec's auto: rungs on its schedule
 
 
 def test_spec_objective_prunes_at_the_auto_rungs(data):
@@ -147,7 +148,8 @@ def test_spec_objective_prunes_at_the_auto_rungs(data):
 
     objective = _objective("random_forest", data)
     study = optuna.create_study(direction="maximize", study_name="fid-auto",
-                                pruner=make_pruner("auto", n_trials=50, max_step=FIDELITY_STEPS[-1]))
+                                pruner=make_pruner("auto", n_trials=50, max_step=FIDELITY_STEPS[-1],
+                                                   fidelity_schedule=True))
     good = {**_params("random_forest"), "max_depth": 8, "max_features": 0.5}
     bad = {**good, "max_depth": 2, "max_features": 0.05}
     study.enqueue_trial(good)
