@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from _common import write_doc_block  # noqa: E402
 from record_pruner_curves import (  # noqa: E402
     CACHE,
     DENSE_CACHE,
@@ -379,22 +380,13 @@ def write_doc(result: dict, command: str) -> None:
     for label, p in mo["pruners"].items():
         lines.append(f"| {label} | {p['hv_ratio']:.3f} | {100 * p['compute_saved']:.0f} % | {p['pruning_rate']:.0%} | "
                      f"{p['front_members_pruned']} (in {p['runs']} runs) | {p['cut_after_last_step_pct']:.1f} % |")
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text()
-    # the spread across --seed draws and the why of auto's rule for an objective's own steps are written from several
-    # runs, not this one: kept as they are between their markers
-    kept = ""
-    if MANY_STEP in text:
-        kept = text[text.index(MANY_STEP):text.index(MANY_STEP_END) + len(MANY_STEP_END)]
-    lines += ["", reading(result), "", caveats(result), *(["", kept] if kept else [])]
-    head = "## Pruning (issue 3)\n"
-    start = text.index(head) + len(head)
-    end = text.index("\n## ", start)
-    path.write_text(text[:start] + "\n" + "\n".join(lines).rstrip() + "\n\n" + text[end:])
-    print(f"wrote the section 'Pruning (issue 3)' of {path.relative_to(ROOT)}")
+    lines += ["", reading(result), "", caveats(result)]
+    # Only this run's block: the spread across --seed draws and the why of auto's rule for an
+    # objective's own steps (written from several runs) and bench_repeats' block follow it in
+    # the section, each between its own markers, and stay as they are.
+    write_doc_block("bench_pruners", "\n".join(lines), "## Pruning (issue 3)")
 
 
-MANY_STEP, MANY_STEP_END = "<!-- bench_pruners: many-step rule -->", "<!-- /bench_pruners: many-step rule -->"
 
 
 def _pct(saving: float) -> str:
