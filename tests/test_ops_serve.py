@@ -1591,3 +1591,62 @@ def test_read_deadlines_run_per_connection(registry: Registry, http_protocol: st
         assert timeout - 0.1 < took < timeout + 0.9, (name, took)
         assert _json_error(answer)[1].startswith(("headers: not received within 1 s",
                                                   "body: not received within 1 s"))
+
+
+def test_headers_beyond_16_kib_are_answered_431_in_json(
+    registry: Registry, http_protocol: str
+) -> None:
+    """A request's line and headers are bounded (16 KiB, as Node's default): the server read
+    a 200 KB header (httptools kept buffering it; h11 refused it as a plain 400), so a client
+    could make it hold large headers. Now: 431 in JSON and the connection closed, whether the
+    head arrives at once, grows piece by piece without ending, or follows a pipelined request
+    in the same packet; a head just below the bound is served."""
+    from tuneops.ops.serve.server import MAX_HEAD_BYTES
+
+    def head(path: str, padding: int) -> bytes:
+        return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: {'a' * padding}\r\n\r\n"
+                ).encode()
+
+    def refused(answer: bytes) -> None:
+        status, error = _json_error(answer)
+        assert status == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:200]
+        assert error.startswith(
+            f"headers: the request line and headers take more than {MAX_HEAD_BYTES:,} bytes"
+        ), error
+
+    with start_server(config()) as server:
+        sock = _connect(server.url)
+        sock.sendall(head("/health", 200_000))
+        answer, closed = _until_closed(sock, 5)
+        refused(answer)
+        assert closed
+        sock.close()
+
+        sock = _connect(server.url)  # a head that keeps growing: refused before it ends
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+        sent, answer = 0, b""
+        sock.settimeout(0.05)
+        while sent < 200_000 and not answer:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"a" * 1000)
+                sent += 1000
+            with contextlib.suppress(TimeoutError):
+                answer = sock.recv(65536)
+        answer += _until_closed(sock, 5)[0]
+        refused(answer)
+        assert sent < 100_000, sent
+        sock.close()
+
+        sock = _connect(server.url)  # a pipelined one after a body, in one packet
+        body = json.dumps(rows(1)).encode()
+        sock.sendall(_post_head("/predict", len(body)) + body + head("/health", 30_000))
+        answer, closed = _until_closed(sock, 5)
+        first, _, rest = answer.partition(b"HTTP/1.1 431")
+        assert first.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+        refused(b"HTTP/1.1 431" + rest)
+        assert closed
+        sock.close()
+
+        under = httpx.get(server.url + "/health",
+                          headers={"x-pad": "a" * (MAX_HEAD_BYTES - 1000)})
+        assert under.status_code == 200, under.text

@@ -55,6 +55,10 @@ def _warn_if_exposed(config: ServeConfig) -> None:
 #: use (its registry, its log, its model files) below the open-file limit.
 MAX_CONNECTIONS, _OWN_FILES = 10_000, 64
 
+#: The most bytes a request's line and headers may take (431 beyond): Node's default, and
+#: h11's. Neither uvicorn nor httptools bounds them: the server buffered a 200 KB header.
+MAX_HEAD_BYTES = 16 * 1024
+
 
 def _max_connections(config: ServeConfig) -> int:
     if config.max_connections is not None:
@@ -79,7 +83,8 @@ def _json_answer(status: str, message: str) -> bytes:
 
 def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
     """uvicorn's HTTP protocol ``base``, with a deadline for a request's headers, a limit on
-    the connections open at once, and every answer the protocol writes itself in JSON.
+    the connections open at once, a bound on the size of a request's headers, and every answer
+    the protocol writes itself in JSON.
 
     The deadline: ``seconds`` after the connection is made, or after the previous answer on a
     kept-alive connection, a request whose headers are not complete is answered 408 and its
@@ -95,6 +100,17 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
     it in plain text ("Service Unavailable"), and a request it cannot parse 400 in plain text
     ("Invalid HTTP request received."), where every error of tuneops is JSON with ``error``.
 
+    The bound: a request whose line and headers take more than :data:`MAX_HEAD_BYTES` is
+    answered 431 and its connection closed. h11 refuses a head it is still waiting for beyond
+    its ``max_incomplete_event_size`` (set to the bound; uvicorn answered it as a 400);
+    httptools has no bound, so the bytes of an unfinished head are counted as they arrive
+    (``on_headers_complete`` ends a head, ``on_message_complete`` starts the next: both are
+    httptools callbacks, never called on h11), and once past the bound the head is fed no
+    further than it: 431 unless its headers ended within. A head that began in the middle of
+    a packet (pipelined after a body) is counted from the next packet on; complete, its size
+    is checked again before the app is called, on either parser (a packet is at most 256 KiB:
+    what such a head can make the server hold before 431).
+
     It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
     ``transport``, ``cycle`` (the request being answered, replaced when the next request's
     headers are complete), ``app``, ``connections``, ``tasks``, ``logger``,
@@ -106,6 +122,13 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
         f"headers: not received within {seconds:g} s (serve --read-timeout); send a request's "
         "headers at once.",
     )
+    too_large = _json_answer(
+        "431 Request Header Fields Too Large",
+        f"headers: the request line and headers take more than {MAX_HEAD_BYTES:,} bytes (16 "
+        "KiB), the most this server reads; send smaller headers (a cookie or token that "
+        "grew?).",
+    )
+    too_large_body = too_large.partition(b"\r\n\r\n")[2]
     busy = json.dumps(
         {
             "error": f"server busy: more than {max_connections:,} connections open or requests "
@@ -117,6 +140,9 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
     class TuneopsProtocol(base):  # type: ignore[misc,valid-type]
         _tuneops_timer: asyncio.TimerHandle | None = None
         _tuneops_received = False  # bytes since the timer was armed
+        # bytes of the unfinished head counted so far (httptools), None: not counting (in a
+        # body, or on h11, which bounds a head itself)
+        _tuneops_head: int | None = None
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -126,6 +152,24 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
             connections, tasks = self.connections, self.tasks
 
             async def limited(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] == "http" and (
+                    len(scope["raw_path"]) + len(scope["query_string"])
+                    + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+                    > MAX_HEAD_BYTES
+                ):
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 431,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(too_large_body)).encode()),
+                                (b"connection", b"close"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": too_large_body})
+                    return
                 # this request's own task is among the tasks already
                 if scope["type"] == "http" and (
                     len(connections) > max_connections or len(tasks) > max_connections
@@ -150,6 +194,10 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
             return limited
 
         def send_400_response(self, msg: str) -> None:
+            conn = getattr(self, "conn", None)  # h11's, refusing a head beyond the bound
+            if conn is not None and len(conn.trailing_data[0]) > MAX_HEAD_BYTES:
+                self._tuneops_refuse_head()
+                return
             self.transport.write(
                 _json_answer(
                     "400 Bad Request",
@@ -159,12 +207,41 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
             )
             self.transport.close()
 
+        def _tuneops_refuse_head(self) -> None:
+            self.logger.warning("Request headers beyond %d bytes.", MAX_HEAD_BYTES)
+            self.transport.write(too_large)
+            self.transport.close()
+
         def data_received(self, data: bytes) -> None:
             self._tuneops_received = True
+            head = self._tuneops_head
+            while head is not None and head + len(data) > MAX_HEAD_BYTES:
+                # feed what the head may still take; the rest only if the head ended within
+                allowed = MAX_HEAD_BYTES - head
+                self._tuneops_head = MAX_HEAD_BYTES
+                super().data_received(data[:allowed])
+                if self.transport.is_closing():
+                    return
+                if self._tuneops_head == MAX_HEAD_BYTES:
+                    self._tuneops_refuse_head()
+                    return
+                data, head = data[allowed:], self._tuneops_head
+            if head is not None:
+                self._tuneops_head = head + len(data)
             super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._tuneops_head = None
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._tuneops_head = 0
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if hasattr(base, "on_headers_complete"):  # httptools: count the first head
+                self._tuneops_head = 0
             self._tuneops_arm(None)
 
         def on_response_complete(self) -> None:
@@ -211,6 +288,7 @@ def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
         limit_concurrency=None,
         timeout_keep_alive=5,
         ws="none",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         http=_tuneops_protocol(
             AutoHTTPProtocol, config.read_timeout_s, _max_connections(config)
         ),
