@@ -1537,8 +1537,52 @@ def test_a_change_of_champion_waits_for_one_in_progress_and_says_so(workdir, cap
     waited = time.monotonic() - t0
     releaser.join()
     assert waited > 1.5 and registry.champion() == 2
-    assert ("Waiting for elsewhere:7, which is changing the champion or challenger of model "
-            "'iris'") in caplog.text
+    assert ("Waiting for elsewhere:7, which is changing the champion, challenger or settings "
+            "of model 'iris'") in caplog.text
+
+
+def test_two_settings_changes_at_the_same_moment_keep_both(workdir, monkeypatch) -> None:
+    """`tuneops registry settings FILE` reads the model's settings, puts the file's keys on
+    top and writes them back: two at the same moment (threads, each with its own registry and
+    storage objects, as two processes) both read none, and the second write lost the first's
+    key. Now each change is made under the model's claim on changes (the one promotions
+    take): the second reads the first's settings and keeps them."""
+    import threading
+    import time
+
+    from _ops_helpers import logistic, register
+
+    registry = Registry.open("iris", create=True)
+    register(registry, logistic(1.0), workdir / "art", promote=True)
+    read = Registry.settings
+
+    def slow_settings(self: Registry) -> dict:
+        settings = read(self)
+        time.sleep(0.3)  # what the other change does meanwhile decides the outcome
+        return settings
+
+    monkeypatch.setattr(Registry, "settings", slow_settings)
+    start, events = threading.Barrier(2), []
+
+    def change(settings: dict) -> None:
+        mine = Registry.open("iris")
+        start.wait()
+        events.append(mine.configure(settings, merge=True))
+
+    threads = [threading.Thread(target=change, args=(settings,))
+               for settings in ({"alpha": 0.01}, {"min_rows": 100})]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    monkeypatch.setattr(Registry, "settings", read)
+    assert registry.settings() == {"alpha": 0.01, "min_rows": 100}
+    first, second = registry.events("settings")
+    assert first["previous"] == {} and second["previous"] == first["monitor"]
+    assert second["monitor"] == {"alpha": 0.01, "min_rows": 100}
+    # the claim is released: a change after them is made at once
+    assert registry.configure({"alpha": 0.02}, merge=True)["monitor"] == {
+        "alpha": 0.02, "min_rows": 100}
 
 
 def test_a_retune_does_not_promote_over_a_champion_changed_while_it_ran(

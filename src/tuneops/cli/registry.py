@@ -636,11 +636,12 @@ def settings(
     reg = _ops().Registry.open(model, storage)
     if file is not None or clear:
         raw = read_monitor_settings(file) if file is not None else None
-        if raw is not None and isinstance(raw, dict):
-            # the file's keys on top of the model's settings: the guide's "a webhook moves"
-            # file replaced an SLO and a probation set before, which fell back to the specs
-            raw = {**reg.settings(), **raw}
-        event = reg.configure(raw, reason if reason != "set by hand" or raw else "cleared by hand")
+        # merge: the file's keys on top of the model's settings (the guide's "a webhook moves"
+        # file replaced an SLO and a probation set before, which fell back to the specs), read
+        # and written as one change: another at the same moment waits for it
+        event = reg.configure(
+            raw, reason if reason != "set by hand" or raw else "cleared by hand", merge=True
+        )
         if json_out:
             emit_json(event)
         elif event["monitor"]:

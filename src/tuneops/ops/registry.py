@@ -533,10 +533,10 @@ class Registry:
     # -- writing ----------------------------------------------------------------------------
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
-        """Hold the model's claim on changes of champion and challenger for the block, waiting
-        while a live process holds it (:class:`tuneops.claims.Claim`: atomic on every storage;
-        the claim of a process that died is taken over). Reentrant within this object and
-        thread; another thread waits as another process does.
+        """Hold the model's claim on changes of champion, challenger and its own settings for
+        the block, waiting while a live process holds it (:class:`tuneops.claims.Claim`:
+        atomic on every storage; the claim of a process that died is taken over). Reentrant
+        within this object and thread; another thread waits as another process does.
 
         Without it, two promotions at the same moment both read champion 1 and wrote theirs:
         the champion was the last writer's, its history lost the other, and both ``promote``
@@ -557,9 +557,9 @@ class Registry:
             if not said and time.time() - claim.record["since"] > 1.0:  # not a blink: say so
                 said = True
                 _status.info(
-                    "Waiting for %s, which is changing the champion or challenger of model %r "
-                    "(one change at a time; a holder that died is taken over after %g s "
-                    "without a heartbeat).",
+                    "Waiting for %s, which is changing the champion, challenger or settings "
+                    "of model %r (one change at a time; a holder that died is taken over "
+                    "after %g s without a heartbeat).",
                     holder.get("id", "another process"),
                     self.name,
                     GRACE_S,
@@ -641,19 +641,36 @@ class Registry:
         return stored
 
     def configure(
-        self, monitor: Mapping[str, Any] | None, reason: str = "set by hand"
+        self,
+        monitor: Mapping[str, Any] | None,
+        reason: str = "set by hand",
+        *,
+        merge: bool = False,
     ) -> dict[str, Any]:
         """Set the model's own ``monitor`` settings (None: clear them); returns the event.
 
         They take the place of the same keys of every version's spec section, so an alert
         route or an SLO changes without registering a version, and stays through promotions
         and rollbacks. Validated as a spec's ``monitor`` section; nothing is stored when a
-        setting is refused.
+        setting is refused. ``merge``: the keys given replace those keys of the model's
+        settings, the others stay (``tuneops registry settings FILE``).
+
+        The settings are read, merged and written under the model's claim on changes
+        (:meth:`changing`): two changes at the same moment are made one after the other, where
+        both read the same settings and the second write lost the first's keys.
 
         Raises:
             SpecError: an unknown key, a value of the wrong type or out of range.
         """
+        with self.changing():
+            return self._configure(monitor, reason, merge)
+
+    def _configure(
+        self, monitor: Mapping[str, Any] | None, reason: str, merge: bool
+    ) -> dict[str, Any]:
         previous = self.settings()
+        if merge and isinstance(monitor, Mapping):
+            monitor = {**previous, **monitor}
         stored: dict[str, Any] = {}
         if monitor is not None:
             if not isinstance(monitor, Mapping) or not monitor:
