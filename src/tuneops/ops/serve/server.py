@@ -107,9 +107,10 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
     (``on_headers_complete`` ends a head, ``on_message_complete`` starts the next: both are
     httptools callbacks, never called on h11), and once past the bound the head is fed no
     further than it: 431 unless its headers ended within. A head that began in the middle of
-    a packet (pipelined after a body) is counted from the next packet on; complete, its size
-    is checked again before the app is called, on either parser (a packet is at most 256 KiB:
-    what such a head can make the server hold before 431).
+    a read (pipelined after a body) is counted from the next read on, and h11 parses a head
+    that arrived whole in one read whatever its size: a complete head's size is checked again
+    before the app is called, on either parser (asyncio reads at most 256 KiB at once: what
+    such a head can make the server hold before 431).
 
     It relies on what uvicorn's h11 and httptools protocols have in common: ``loop``,
     ``transport``, ``cycle`` (the request being answered, replaced when the next request's
