@@ -189,7 +189,9 @@ def test_refresh_keeps_the_champion_when_the_refit_is_worse(deployed) -> None:
     outcome = refresh(registry, pool.iloc[200:800], holdout=flipped(pool.iloc[800:1000]))
     assert outcome.decision == "keep" and outcome.challenger_score < outcome.champion_score - 0.3
     assert registry.champion() == 2 and registry.version(outcome.challenger)["data"]["rows"] == 600
-    assert "not better by the margin; the champion stays" in outcome.reasons[0]
+    # the rule is "promoted when at least as good": no margin to fall short of
+    assert "worse than the champion; the champion stays" in outcome.reasons[0]
+    assert "by the margin" not in outcome.reasons[0]
 
 
 def test_a_tie_keeps_a_champion_fitted_on_more_rows_than_the_refit(deployed, monkeypatch) -> None:
@@ -381,6 +383,10 @@ def test_compare_requires_margin_and_constraints() -> None:
     decision, reasons = compare("accuracy", 0.80, 0.90, 0.01, {"latency_p95_ms <= 5": 2.5})
     assert decision == "keep" and "misses constraint 'latency_p95_ms <= 5' by 2.5" in reasons[1]
     assert compare("rmse", 3.0, 2.0, 0.5, {})[0] == "promote"  # lower is better
+    # No margin (a refresh): worse is kept as worse, not as "not better by the margin".
+    decision, reasons = compare("accuracy", 0.80, 0.79, 0.0, {})
+    assert decision == "keep" and "worse than the champion; the champion stays" in reasons[0]
+    assert compare("accuracy", 0.80, 0.80, 0.0, {})[0] == "promote"
     # With the gain's interval: better by the margin is not enough without confidence.
     decision, reasons = compare("accuracy", 0.80, 0.85, 0.01, {}, interval=(-0.02, 0.12))
     assert decision == "keep" and "not with 95% confidence" in reasons[0]

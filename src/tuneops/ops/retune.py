@@ -377,7 +377,10 @@ def compare(
     if interval is not None:
         text += f", {confidence:.0%} interval [{interval[0]:+.4g}, {interval[1]:+.4g}]"
     if gain < margin:
-        return "keep", [f"{text}: not better by the margin; the champion stays"] + missed
+        # with no margin (a refresh, or monitor.margin: 0) the rule is "at least as good", and
+        # a challenger that fails it is worse, not short of a margin
+        short = "not better by the margin" if margin > 0 else "worse than the champion"
+        return "keep", [f"{text}: {short}; the champion stays"] + missed
     if interval is not None and interval[0] <= 0:
         return "keep", [
             f"{text}: better by the margin, but not with {confidence:.0%} confidence; the "
