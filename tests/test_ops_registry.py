@@ -468,6 +468,12 @@ def test_cli_production_loop(deployed, cli) -> None:
     assert registry.champion() == 2
     code, out, _ = cli("registry", "show", "1")
     assert code == 0 and "version 1" in out and "retune" in out
+    # the source in words, as `registry list` says it, not the raw record
+    study = registry.version(refreshed["challenger"])["source"]["study"]
+    code, out, _ = cli("registry", "show", str(refreshed["challenger"]))
+    line = next(line for line in out.splitlines() if line.strip().startswith("source:"))
+    assert f"source: refresh: {study} #" in line and "{" not in line, out
+    assert line.endswith("(challenger to champion v2, refitted on 420 rows)"), out
     code, out, _ = cli("registry", "rollback", "--to", "7")
     assert code == 2
     code, out, _ = cli("registry", "rollback")

@@ -326,7 +326,7 @@ def list_versions(
                 # took 7 of the 12 and left 5 digits)
                 v["artifact"]["sha256"].removeprefix("sha256:")[:12],
             ]
-            rows.append((cells, f"{src['kind']}: {src['study']} #{src['trial']}"))
+            rows.append((cells, _source_line(src)))
         # Names and figures are never cut (at 80 columns the family read "random_fore…", the
         # digest lost 2 of its 12 digits and the source was gone): what does not fit goes
         # under the table, one line per version.
@@ -356,6 +356,22 @@ def list_versions(
 
 
 _NO_GATE: dict[str, Any] = {"verdict": None, "time": None, "forced": []}
+
+
+def _source_line(source: dict[str, Any], detail: bool = False) -> str:
+    """Where a version came from in words: its kind, study and trial (`registry list`); with
+    ``detail`` (`registry show`), also the champion a re-tuning or refresh challenged and the
+    rows a refresh refitted on."""
+    kind, study, trial = (source.get(k, "?") for k in ("kind", "study", "trial"))
+    text = f"{kind}: {study} #{trial}"
+    if not detail:
+        return text
+    notes = []
+    if source.get("champion") is not None:
+        notes.append(f"challenger to champion v{source['champion']}")
+    if source.get("rows") is not None:
+        notes.append(f"refitted on {source['rows']} rows")
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def _age(seconds: float) -> str:
@@ -464,7 +480,10 @@ def show(
             else "",
         )
     )
-    for key in ("created", "source", "family", "params", "metrics", "artifact"):
+    term.result(f"  created: {record['created']}", **plain)
+    # in words, as `registry list` says it (it printed the raw record: {'study': ..., ...})
+    term.result(f"  source: {_source_line(record['source'], detail=True)}", **plain)
+    for key in ("family", "params", "metrics", "artifact"):
         term.result(f"  {key}: {record[key]}", **plain)
     term.result(f"  staging gate: {_gate_line(gate)}", **plain)
     data = record["data"]
