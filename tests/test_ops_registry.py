@@ -324,6 +324,20 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
         assert answer.status_code == 422
         assert "expected a category as a number, one of 1, 2, 3, 4" in answer.json()["error"]
         assert client.post("/predict", json={**row, "region": 2}).status_code == 200
+    # The same rows from a prediction log (JSON, as a server of another version wrote them):
+    # a missing value there is null, not "an empty cell" of a file.
+    from tuneops.ops.predlog import PredictionLog
+
+    with PredictionLog(workdir / "texted.jsonl") as log:
+        for i, record in enumerate(texted.drop(columns="target").to_dict("records")):
+            log.append({
+                "kind": "prediction", "id": f"t{i}", "t": 1.0 + i, "version": 1,
+                "role": "champion", "status": "ok", "latency_ms": 1.0, "n_rows": 1,
+                "prediction": [1], "rows": [record],
+            })
+    code, _, err = cli("monitor", "--log", str(workdir / "texted.jsonl"))
+    assert code == 2 and "or null for missing; received 3 value(s)" in err, err
+    assert "empty cell" not in err, err
     # an infinite code, which the server refuses too (a file's "inf" is read as a number)
     infinite = rows.astype({"region": float})
     infinite.loc[5, "region"] = float("inf")

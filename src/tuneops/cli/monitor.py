@@ -383,7 +383,13 @@ def monitor(
     try:
         with runner.stop_on_signals():
             assessment, outcome, note = ops.retune.monitor_batch(
-                reg, frame, auto_retune=auto_retune, window=since, source=source
+                reg,
+                frame,
+                auto_retune=auto_retune,
+                window=since,
+                source=source,
+                # a logged row is JSON: a missing value is null there, not an empty cell
+                missing_as="an empty cell" if log is None else "null",
             )
     except KeyboardInterrupt as exc:
         options = {

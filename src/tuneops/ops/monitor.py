@@ -294,6 +294,7 @@ def validate_batch(
     ignored: Sequence[str] = (),
     kinds: Mapping[str, str] | None = None,
     categories: Mapping[str, Sequence[Any]] | None = None,
+    missing_as: str = "an empty cell",
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     """Check a batch against the model's features; returns ``(X, y or None)``.
 
@@ -303,6 +304,8 @@ def validate_batch(
     it knows (:func:`tuneops.ops.categories.category_schema`, as ``tuneops serve`` reads them):
     a value of another kind (text where the categories are numbers) is refused, as the server
     refuses it, instead of being scored as an unseen category (or trained on as one).
+    ``missing_as``: how the batch's source writes a missing value, for the messages (an empty
+    cell in a file, ``null`` in a prediction log's JSON).
 
     Raises:
         DataError: missing or extra columns, a numeric feature holding text, a categorical
@@ -336,7 +339,7 @@ def validate_batch(
             example = bad.iloc[0]
             example = example.item() if hasattr(example, "item") else example  # not np.float64
             wrong.append(
-                f"{c} (expected {expected_category(kind, known, missing='an empty cell')}; "
+                f"{c} (expected {expected_category(kind, known, missing=missing_as)}; "
                 f"received {len(bad)} value(s) it cannot take, such as {example!r})"
             )
         coded[c] = values
@@ -370,7 +373,7 @@ def validate_batch(
     if infinite:
         raise DataError(
             f"{what}: infinite values in column(s) {', '.join(infinite)}; expected finite "
-            "numbers (an empty cell for a missing value). Nothing was recorded."
+            f"numbers ({missing_as} for a missing value). Nothing was recorded."
         )
     if len(frame) < min_rows:
         raise DataError(
@@ -686,8 +689,12 @@ def check_batch(
     config: MonitorConfig | None = None,
     record: bool = True,
     source: str | None = None,
+    missing_as: str = "an empty cell",
 ) -> Assessment:
     """Assess a batch against the registry's champion and record the result as an event.
+
+    ``source`` names the batch in messages; ``missing_as`` is how it writes a missing value
+    (:func:`validate_batch`: ``null`` for rows from a prediction log).
 
     Raises:
         DataError: the batch is malformed (nothing is recorded).
@@ -710,6 +717,7 @@ def check_batch(
         ignored=dropped_columns(version),
         kinds=kinds,
         categories=categories,
+        missing_as=missing_as,
         # the message names what was given: a file, or the prediction log its rows came from
         what="batch " + (source or str(batch)) if source or isinstance(batch, (str, Path))
         else "batch",

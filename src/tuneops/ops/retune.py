@@ -1232,6 +1232,7 @@ def monitor_batch(
     source: str | None = None,
     seed: int = 0,
     out_dir: str | Path = "tuneops-out",
+    missing_as: str = "an empty cell",
 ) -> tuple[Any, RetuneOutcome | None, str | None]:
     """Check a batch; with ``auto_retune``, re-tune when the decision is ``retune``.
 
@@ -1244,7 +1245,8 @@ def monitor_batch(
     this batch), a labelled batch that re-tunes nothing and shows no confident drop refreshes a
     champion fitted on fewer rows (:func:`refresh_obstacle`, :func:`refresh`; the batch is the
     held-out part). Returns ``(assessment, outcome or None, note or None)``; the note says why
-    a wanted re-tuning or refresh did not run.
+    a wanted re-tuning or refresh did not run. ``source`` names the batch in messages and
+    ``missing_as`` is how it writes a missing value (``null`` for rows of a prediction log).
 
     Raises:
         DataError: the batch or the window is malformed (checked first: nothing is recorded).
@@ -1268,7 +1270,7 @@ def monitor_batch(
             )
         if champion["target"] in frame.columns:
             check_labels(frame[champion["target"]], classes, what=label or "batch", strict=True)
-    assessment = check_batch(registry, frame, config=config, source=label)
+    assessment = check_batch(registry, frame, config=config, source=label, missing_as=missing_as)
     if not auto_retune:
         return assessment, None, None
     wait = _cooldown(registry, assessment, config) if assessment.decision == "retune" else None
