@@ -36,9 +36,11 @@ def test_single_objective_counts_best_and_busy_time() -> None:
     a, b = rows["a:1"], rows["b:2"]
     assert (a["complete"], a["pruned"], a["failed"], a["abandoned"]) == (1, 1, 0, 1)
     assert (b["complete"], b["pruned"], b["failed"], b["abandoned"]) == (1, 0, 1, 0)
-    # trial 4's worker died: its time ends at its last sign of life (here its start), not when
-    # another process noticed (4 s later; a killed worker showed 70 s busy for 8 s of life)
+    # trial 4's worker died before its first heartbeat: its time is unknown, left out (not
+    # 0 s, nor the 4 s until another process noticed: a killed worker showed 70 s busy for
+    # 8 s of life), and counted as unknown
     assert a["busy_s"] == 2.5 and b["busy_s"] == 4.0
+    assert (a["busy_unknown"], b["busy_unknown"]) == (1, 0)
     assert (a["best"], a["has_best"], b["best"], b["has_best"]) == (0.8, False, 0.9, True)
     assert (a["pareto_share"], b["pareto_share"]) == (0.0, 1.0)
 
@@ -52,6 +54,28 @@ def test_a_dead_workers_trial_counts_until_its_last_heartbeat() -> None:
     rows = {r["worker"]: r for r in worker_contributions([died, stopped], ["maximize"])}
     assert rows["a:1"]["busy_s"] == 8.0
     assert rows["b:2"]["busy_s"] == 5.0  # interrupted: it ran until it was stopped
+
+
+def test_a_worker_that_died_before_its_first_heartbeat_has_an_unknown_busy_time(capsys) -> None:
+    """lost_compute says 'unknown' for such a trial; the workers table added 0.0 s for it (a
+    worker SIGKILLed 7 s into its only trial showed busy 0.0)."""
+    from tuneops._study import lost_compute
+    from tuneops.cli._common import print_workers
+    from tuneops.report import figures as F
+
+    died = _trial(0, "a:1", TrialState.FAIL, seconds=7, abandoned="no heartbeat from worker a:1")
+    trials = [died, _trial(1, "b:2", TrialState.COMPLETE, [0.9], seconds=3)]
+    assert lost_compute(trials)["unknown"] == [0]
+    rows = {r["worker"]: r for r in worker_contributions(trials, ["maximize"])}
+    assert (rows["a:1"]["busy_s"], rows["a:1"]["busy_unknown"]) == (None, 1)
+    assert (rows["b:2"]["busy_s"], rows["b:2"]["busy_unknown"]) == (3.0, 0)
+    print_workers({"workers": {"n_workers": 2, "hosts": ["a", "b"], "workers": list(rows.values())}})
+    table = capsys.readouterr().out
+    line = next(line for line in table.splitlines() if "a:1" in line)
+    assert "unknown" in line and "0.0" not in line, table
+    # in the report's figure too
+    assert F.WorkerRow("a:1", {"FAIL": 1}, None, 0, 1).busy_label == "unknown busy time"
+    assert F.WorkerRow("a:1", {"FAIL": 2}, 5.2, 0, 1).busy_label == "5s busy + 1 unknown"
 
 
 def test_pareto_share_on_two_objectives_prefers_feasible_trials() -> None:

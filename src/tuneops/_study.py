@@ -96,6 +96,7 @@ __all__ = [
     "is_retired",
     "abandoned_label",
     "lost_compute",
+    "died_unseen",
     "warm_start_tags",
     "state_counts",
     "feasible",
@@ -565,7 +566,7 @@ def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
         )
         if reported:
             steps += reported[-1] + 1 if reported[0] == 0 else reported[-1]
-        if _died_unseen(t):
+        if died_unseen(t):
             unknown.append(t.number)
             continue
         # The same end as the workers table's busy time: an interrupted trial's (a SIGTERM
@@ -585,7 +586,7 @@ def lost_compute(trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     return out
 
 
-def _died_unseen(trial: FrozenTrial) -> bool:
+def died_unseen(trial: FrozenTrial) -> bool:
     """Whether ``trial`` was abandoned because its worker died (not stopped: that records when)
     before it wrote a heartbeat: how long it ran is then unknown (its start is all there is)."""
     reason = trial.user_attrs.get(ABANDONED)

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tuneops._study import (
     CONSTRAINTS,
     constraints_recorded,
+    died_unseen,
     found,
     is_retired,
     objectives,
@@ -44,7 +45,10 @@ def worker_contributions(
     Each row: ``worker`` (id), ``host``, ``pid``, ``node`` (Ray, else None), ``complete``,
     ``pruned``, ``failed``, ``abandoned`` (trials it left when it died or was interrupted),
     ``running`` (trials it is running now),
-    ``busy_s`` (time spent in its trials), ``best`` (its best value, single objective only),
+    ``busy_s`` (time spent in its trials; None when every one of them is unknown),
+    ``busy_unknown`` (its trials whose time is unknown: abandoned by a worker that died before
+    their first heartbeat, left out of ``busy_s`` as ``lost_compute.unknown`` leaves them
+    out, not counted as 0 s), ``best`` (its best value, single objective only),
     ``has_best`` (it found the study's best), ``pareto`` and ``pareto_share`` (its members of
     the Pareto front of feasible complete trials, and their fraction of that front).
     ``front``: the trial numbers of the front the selection printed (differences within noise
@@ -95,6 +99,7 @@ def worker_contributions(
                 "abandoned": 0,
                 "running": 0,
                 "busy_s": 0.0,
+                "busy_unknown": 0,
                 "best": None,
                 "has_best": False,
                 "pareto": 0,
@@ -112,7 +117,9 @@ def worker_contributions(
         elif state == TrialState.RUNNING:
             row["running"] += 1
         start, end = t.datetime_start, ran_until(t)
-        if start and end:
+        if died_unseen(t):  # its end would be its start: 0 s, where nothing is known
+            row["busy_unknown"] += 1
+        elif start and end:
             row["busy_s"] += (end - start).total_seconds()
         number = t.number
         if number in members:
@@ -124,7 +131,8 @@ def worker_contributions(
             if best_overall is not None and sign * value == best_overall:
                 row["has_best"] = True
     for row in rows.values():
-        row["busy_s"] = round(row["busy_s"], 3)
+        timed = sum(row[k] for k in ("complete", "pruned", "failed", "abandoned", "running"))
+        row["busy_s"] = None if timed == row["busy_unknown"] else round(row["busy_s"], 3)
         row["pareto_share"] = row["pareto"] / len(members) if members else 0.0
     return list(rows.values())
 

@@ -685,6 +685,15 @@ COMPUTE_UNIT_WORDS = {
 }
 
 
+def busy_text(busy_s: float | None, n_unknown: int) -> str:
+    """A worker's busy seconds: "unknown" when every trial's time is (its worker died before
+    their first heartbeat), else with how many trials they leave out, as the lost-compute line
+    says them: such a trial is not 0 s."""
+    if busy_s is None:
+        return "unknown"
+    return f"{busy_s:.1f}" + (f" + {n_unknown} unknown" if n_unknown else "")
+
+
 def print_workers(results: dict[str, Any]) -> None:
     """The workers section as a table (only when more than one worker ran trials)."""
     section = results.get("workers")
@@ -703,7 +712,7 @@ def print_workers(results: dict[str, Any]) -> None:
             str(r["failed"]),
             str(r["abandoned"]),
             best,
-            f"{r['busy_s']:.1f}",
+            busy_text(r["busy_s"], r.get("busy_unknown") or 0),
             f"{r['pareto']} ({r['pareto_share']:.0%})",
         )
     term.result(table)

@@ -257,8 +257,19 @@ def pruned_lines(d: IntermediateValues) -> list[str]:
 class WorkerRow:
     worker: str
     counts: dict[str, int]
-    busy_s: float
+    busy_s: float | None  # None: every trial's time is unknown
     n_best: int  # trials of this worker on the (feasible) front / the best
+    # trials whose time is unknown (the worker died before their first heartbeat): not 0 s
+    n_unknown: int = 0
+
+    @property
+    def busy_label(self) -> str:
+        """``12s busy``; ``unknown busy time`` when every trial's is unknown, else with the
+        trials it leaves out (``+ 1 unknown``), as the lost-compute line says them."""
+        if self.busy_s is None:
+            return "unknown busy time"
+        extra = f" + {self.n_unknown} unknown" if self.n_unknown else ""
+        return f"{self.busy_s:.0f}s busy{extra}"
 
 
 @dataclass(frozen=True)
@@ -847,6 +858,7 @@ def workers(view: StudyView, ctx: dict[str, Any]) -> Workers:
             },
             r["busy_s"],
             r["pareto"] if view.multi else int(r["has_best"]),
+            r.get("busy_unknown") or 0,  # a results.json written before it: none known
         )
         for r in contributions
     )

@@ -683,7 +683,7 @@ def _workers(d: F.Workers) -> Figure:
             "showlegend": False,
             "y": [sum(r.counts.values()) for r in d.rows],
             "textposition": "top center",
-            "text": [f"{r.busy_s:.0f}s busy, {r.n_best} best" for r in d.rows],
+            "text": [f"{r.busy_label}, {r.n_best} best" for r in d.rows],
         }
     )
     layout = {

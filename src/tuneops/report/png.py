@@ -450,7 +450,7 @@ def _workers(d: F.Workers):
             bottom = [b + c for b, c in zip(bottom, counts, strict=False)]
     for i, r in enumerate(d.rows):
         ax.annotate(
-            f"{r.busy_s:.0f}s busy, {r.n_best} best",
+            f"{r.busy_label}, {r.n_best} best",
             (i, bottom[i]),
             ha="center",
             va="bottom",
