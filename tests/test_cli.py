@@ -69,7 +69,9 @@ def test_run_show_select_export(workdir, cli):
          "model.family: 'svm' gives no class probabilities .* which 'log_loss' needs; remove it"),
         ({"storage": "postgresql://u:secret@127.0.0.1:1/db"},
          r"'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be opened"),
-        ({"storage": "ftp://host/x"}, "unknown scheme 'ftp'"),
+        # the spec's field named as the field, not as --storage
+        ({"storage": "ftp://host/x"},
+         r"error: storage: expected .* received 'ftp://host/x' \(unknown scheme 'ftp'\)"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(workdir, cli, changes, message):

@@ -32,6 +32,7 @@ from rich.text import Text
 from tuneops import _optuna
 from tuneops._study import load_study
 from tuneops.metrics import METRICS
+from tuneops.storage import check_scheme
 
 __all__ = [
     "read_study",
@@ -45,6 +46,7 @@ __all__ = [
     "params_text",
     "make_table",
     "StorageOpt",
+    "storage_option",
     "JsonOpt",
     "WideOpt",
     "AllOpt",
@@ -179,9 +181,22 @@ def _status_lines(shown: bool) -> None:
 # trials, which no one reads in a terminal and which took 2 s to lay out (issue 15).
 FRONT_ROWS = 20
 
+def storage_option(value: str | None) -> str | None:
+    """--storage's callback: an unknown scheme is refused as the option's (``storage
+    (--storage): expected ..., received ...``), not as a spec's ``storage:`` field."""
+    if value:
+        check_scheme(value, "storage (--storage)")
+    return value
+
+
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", "-s", help="Storage URL (default: tuneops.journal here)."),
+    typer.Option(
+        "--storage",
+        "-s",
+        help="Storage URL (default: tuneops.journal here).",
+        callback=storage_option,
+    ),
 ]
 JsonOpt = Annotated[
     bool,

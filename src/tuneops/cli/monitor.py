@@ -28,6 +28,7 @@ from tuneops.cli._common import (
     fmt,
     make_table,
     reader_left,
+    storage_option,
     term,
 )
 from tuneops.errors import TuneOpsError, UsageError
@@ -732,7 +733,12 @@ def simulate(
     ] = Path("tuneops-out/simulate"),
     storage: Annotated[
         str | None,
-        typer.Option("--storage", "-s", help="Storage URL (default: OUT/simulate.journal)."),
+        typer.Option(
+            "--storage",
+            "-s",
+            help="Storage URL (default: OUT/simulate.journal).",
+            callback=storage_option,
+        ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -922,6 +928,7 @@ def label(
             "-s",
             help="The storage of the registry of --model, or of the model the log's requests "
             "name (default: tuneops.journal here).",
+            callback=storage_option,
         ),
     ] = None,
     json_out: JsonOpt = False,

@@ -11,7 +11,15 @@ from typing import Annotated
 import typer
 
 from tuneops import runner, tuning
-from tuneops.cli._common import JsonOpt, StorageOpt, WideOpt, emit_json, print_summary, term
+from tuneops.cli._common import (
+    JsonOpt,
+    StorageOpt,
+    WideOpt,
+    emit_json,
+    print_summary,
+    storage_option,
+    term,
+)
 from tuneops.cli.report import write_run_report
 from tuneops.errors import SpecError
 
@@ -169,7 +177,12 @@ def run(
 
 def worker(
     study: Annotated[str, typer.Option("--study", help="Name of the study to join.")],
-    storage: Annotated[str, typer.Option("--storage", "-s", help="The study's storage URL.")],
+    storage: Annotated[
+        str,
+        typer.Option(
+            "--storage", "-s", help="The study's storage URL.", callback=storage_option
+        ),
+    ],
     timeout_s: Annotated[
         float | None, typer.Option(help="Stop starting trials after this many seconds.")
     ] = None,

@@ -61,6 +61,7 @@ __all__ = [
     "mask_url",
     "mask_secrets",
     "storage_exists",
+    "check_scheme",
     "get_storage",
     "RetryingStorage",
     "engine_url",
@@ -144,6 +145,22 @@ def _file_path(url: str) -> Path | None:
     return None
 
 
+def check_scheme(url: str, what: str = "storage") -> None:
+    """Refuse a URL whose scheme tuneops does not know (``bogus://x``), naming ``what`` gave it:
+    ``storage`` (a spec's field), ``storage (--storage)`` (the option).
+
+    Raises:
+        StorageUnavailable: the scheme is unknown; the message lists the forms tuneops takes.
+    """
+    scheme = _scheme(url)
+    if scheme and scheme not in _KNOWN_SCHEMES:
+        raise StorageUnavailable(
+            f"{what}: expected a journal file path, sqlite:///FILE, "
+            "postgresql://USER:PASS@HOST:PORT/DB, mysql://..., or redis://HOST:PORT/DB; received "
+            f"{mask_url(url)!r} (unknown scheme {scheme!r})."
+        )
+
+
 def storage_exists(url: str | None) -> bool:
     """False when ``url`` names a journal or SQLite file that does not exist (yet).
 
@@ -189,6 +206,7 @@ def get_storage(
             )
         return optuna.storages.InMemoryStorage()
     _check_url(url)
+    check_scheme(url)
     scheme = _scheme(url)
     if must_exist and not storage_exists(url):
         path = _file_path(url)
@@ -218,10 +236,7 @@ def get_storage(
                 "the working directory) or at a database URL."
             ) from exc
         raise StorageUnavailable(_unreachable(url, exc)) from exc
-    raise StorageUnavailable(
-        f"storage: unknown scheme {scheme!r} in {mask_url(url)!r}; expected a journal file path, "
-        "sqlite:///FILE, postgresql://USER:PASS@HOST:PORT/DB, mysql://..., or redis://HOST:PORT/DB."
-    )
+    raise AssertionError(f"scheme {scheme!r} passed check_scheme but opens no storage")
 
 
 _FORMS = {
