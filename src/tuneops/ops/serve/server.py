@@ -152,43 +152,31 @@ def _tuneops_protocol(base: type, seconds: float, max_connections: int) -> type:
         def _tuneops_limited(self, app: Any) -> Any:
             connections, tasks = self.connections, self.tasks
 
+            async def refuse(send: Any, status: int, body: bytes, *extra: Any) -> None:
+                # an answer in JSON that closes the connection
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                    *extra,
+                ]
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
             async def limited(scope: Any, receive: Any, send: Any) -> None:
                 if scope["type"] == "http" and (
                     len(scope["raw_path"]) + len(scope["query_string"])
                     + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
                     > MAX_HEAD_BYTES
                 ):
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 431,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(too_large_body)).encode()),
-                                (b"connection", b"close"),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": too_large_body})
+                    await refuse(send, 431, too_large_body)
                     return
                 # this request's own task is among the tasks already
                 if scope["type"] == "http" and (
                     len(connections) > max_connections or len(tasks) > max_connections
                 ):
                     self.logger.warning("Exceeded concurrency limit.")
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 503,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(busy)).encode()),
-                                (b"connection", b"close"),
-                                (b"retry-after", b"1"),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": busy})
+                    await refuse(send, 503, busy, (b"retry-after", b"1"))
                     return
                 await app(scope, receive, send)
 
