@@ -253,9 +253,9 @@ def test_a_retuned_or_refreshed_champion_accepts_the_columns_its_predecessor_acc
     assert registry.champion() == outcome.challenger and assessment.n_rows == 200
 
 
-def test_a_champion_of_declared_categorical_codes_is_retuned(workdir: Path, monkeypatch) -> None:
-    """``data.categorical: declared`` reads a PMLB source's metadata; the re-tuning, on rows given
-    as a table, was refused ("'declared' ... is not a PMLB source") before anything was tuned."""
+def _coded_champion(workdir: Path, monkeypatch) -> Registry:
+    """The champion of a study of PMLB-like data whose ``region`` is declared categorical and
+    coded as numbers (test_data's ``coded`` set)."""
     from test_data import _coded
 
     from tuneops import tuning
@@ -269,6 +269,13 @@ def test_a_champion_of_declared_categorical_codes_is_retuned(workdir: Path, monk
     })
     deploy("coded")
     registry = Registry.open("coded")
+    return registry
+
+
+def test_a_champion_of_declared_categorical_codes_is_retuned(workdir: Path, monkeypatch) -> None:
+    """``data.categorical: declared`` reads a PMLB source's metadata; the re-tuning, on rows given
+    as a table, was refused ("'declared' ... is not a PMLB source") before anything was tuned."""
+    registry = _coded_champion(workdir, monkeypatch)
     assert registry.version(1)["categorical"] == ["region"]
     recent = pd.read_csv(workdir / "coded.csv")
     outcome = retune(registry, recent, config=MonitorConfig(retune_trials=2, min_rows=50))
@@ -286,20 +293,10 @@ def test_text_in_a_coded_category_is_refused_by_monitor_and_retune_as_serve_refu
     whose categories were text, which refused every client's numbers once promoted. Both refuse
     it now, naming the column, what it takes and what was received; nothing is recorded."""
     import httpx
-    from test_data import _coded
 
-    from tuneops import tuning
     from tuneops.ops.serve import ServeConfig, start_server
 
-    _coded(workdir)
-    monkeypatch.setenv("TUNEOPS_PMLB_DIR", str(workdir / "pmlb"))
-    tuning.run({
-        "study": "coded", "data": {"source": "pmlb:coded", "categorical": "declared"},
-        "model": {"family": "knn"}, "objectives": ["accuracy"],
-        "search": {"n_trials": 2, "cv_folds": 2, "seed": 0},
-    })
-    deploy("coded")
-    registry = Registry.open("coded")
+    registry = _coded_champion(workdir, monkeypatch)
     rows = pd.read_csv(workdir / "coded.csv")
     texted = rows.astype({"region": object})
     texted.loc[:2, "region"] = "north"
