@@ -1489,7 +1489,7 @@ def http_protocol(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
         monkeypatch.setattr(serve_server, "AutoHTTPProtocol", H11Protocol)
     else:
-        pytest.importorskip("httptools")
+        import httptools  # noqa: F401 - the serve extra installs it: missing fails, never skips
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
         monkeypatch.setattr(serve_server, "AutoHTTPProtocol", HttpToolsProtocol)
