@@ -228,7 +228,6 @@ def _dense_trial(objective: SpecObjective, family: str, params: dict) -> dict:
 
 def record_epochs(names: list[str], n_configs: int, path: Path) -> dict:
     """A ``tune()``-style objective: an MLP, holdout accuracy after every epoch."""
-    from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
 
@@ -242,16 +241,10 @@ def record_epochs(names: list[str], n_configs: int, path: Path) -> dict:
             want = min(n_configs, round_ + CHUNK)
             if have >= want:
                 continue
-            data = load_dataset(f"pmlb:{name}")
-            frame = data.X.assign(target=data.y)
-            if len(frame) > EPOCH_ROWS:
-                frame = frame.sample(EPOCH_ROWS, random_state=0)
-            X = frame.drop(columns="target").to_numpy(dtype=float)
-            y = frame["target"].to_numpy()
-            X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=1 / 3, random_state=0, stratify=y)
+            frame, y, (X_train, X_val, y_train, y_val) = _holdout(name)
             scaler = StandardScaler().fit(X_train)
             X_train, X_val = scaler.transform(X_train), scaler.transform(X_val)
-            entry.update(rows=len(frame), columns=int(X.shape[1]), classes=int(len(np.unique(y))))
+            entry.update(rows=len(frame), columns=int(X_train.shape[1]), classes=int(len(np.unique(y))))
             rng = np.random.default_rng(3000 + have)
             classes = np.unique(y)
             for i in range(have, want):
@@ -289,6 +282,7 @@ def record_epochs(names: list[str], n_configs: int, path: Path) -> dict:
 
 
 def _holdout(name: str):
+    """A PMLB set's rows (at most EPOCH_ROWS), its target, and a stratified 2/3 - 1/3 split."""
     from sklearn.model_selection import train_test_split
 
     data = load_dataset(f"pmlb:{name}")
